@@ -72,6 +72,18 @@ class Repo(_Frozen):
     url: str | None = Field(default=None, description="Clone URL, mirrored locally and fetched.")
     default_branch: str = "main"
     github: str | None = Field(default=None, description="owner/name on GitHub, for the github-pr server.")
+    pr_base_branches: tuple[str, ...] = Field(
+        default=(), description="Base branches github-pr may target besides default_branch."
+    )
+    accept_unprotected_default_branch: bool = Field(
+        default=False,
+        description="Let github-pr serve this repo although its default branch lacks required reviews (a write "
+        "token could then merge through the API). Off by default; turning it on is an accepted risk.",
+    )
+
+    def pr_bases(self) -> tuple[str, ...]:
+        """The base branches a pull request may target: the default branch first."""
+        return (self.default_branch, *(b for b in self.pr_base_branches if b != self.default_branch))
 
 
 class ReposPolicy(_Frozen):

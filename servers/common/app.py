@@ -1,0 +1,268 @@
+"""The one app factory every server uses.
+
+    platform = Platform.create("jira-read", settings, policies)
+    @platform.tool(ToolSpec(...))
+    async def get_issue(key: str) -> Issue: ...
+    server = platform.finish()          # checks the surface, publishes its fingerprint
+    serve(server, settings)             # stdio, or streamable HTTP behind bearer auth
+
+`Platform` installs one SDK middleware that, for every `tools/call`, knows the caller (token subject
+over HTTP, the configured identity over stdio or in memory), refuses a tool whose declared scope
+policy does not grant (a protocol error, logged), binds caller/tool/trace to every log line, and
+appends the outcome to the hash-chained audit log. `tools/list` shows a caller only the tools it may
+call, sorted by name, so the order is deterministic.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib.metadata
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, ListToolsResult, Tool
+
+from servers.common.audit import AuditLog
+from servers.common.errors import FORBIDDEN, ConfigError
+from servers.common.logging import configure_logging, get_logger
+from servers.common.policy import Identity, Policies
+from servers.common.settings import ServerSettings
+from servers.common.tools import ToolSpec, check_surface, fingerprint, guard_errors, surface_document
+from servers.common.tracing import TracingConfig, configure_tracing, current_trace_id
+
+log = get_logger(__name__)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("goresolve")
+    except importlib.metadata.PackageNotFoundError:  # a source tree without install
+        return "0+unknown"
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, and what policy grants them."""
+
+    name: str
+    identity: Identity | None
+    scopes: frozenset[str]
+
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("goresolve_caller", default=None)
+
+
+def current_caller() -> Caller:
+    """The caller of the tool call being served.
+
+    Raises:
+        RuntimeError: called outside a tool call (a programming error, not a client's).
+    """
+    caller = _caller.get()
+    if caller is None:
+        raise RuntimeError("current_caller() used outside a tool call")
+    return caller
+
+
+class Platform:
+    """A server's MCPServer plus its declared tools, policy, audit log and identity rules."""
+
+    def __init__(self, name: str, server: MCPServer[Any], settings: ServerSettings, policies: Policies) -> None:
+        self.name = name
+        self.server = server
+        self.settings = settings
+        self.policies = policies
+        self.specs: dict[str, ToolSpec] = {}
+        audit_path = settings.audit_log or settings.state_dir / "audit" / f"{name}.jsonl"
+        self.audit = AuditLog(audit_path)
+        self.surface_fingerprint: str | None = None
+        server.middleware.append(self._middleware)
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        settings: ServerSettings,
+        policies: Policies,
+        *,
+        instructions: str,
+        lifespan: Callable[[MCPServer[Any]], AbstractAsyncContextManager[Any]] | None = None,
+    ) -> Platform:
+        """Build the MCPServer for `name`, with bearer auth when it will serve HTTP.
+
+        Raises:
+            ConfigError: HTTP transport without a token key.
+        """
+        configure_logging(service=name, level=settings.log_level, secrets=settings.secret_values())
+        trace_file = settings.trace_file or settings.state_dir / "traces" / f"{name}.jsonl"
+        configure_tracing(
+            TracingConfig(service=name, jsonl_path=trace_file, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
+        )
+        kwargs: dict[str, Any] = {}
+        if settings.transport == "http":
+            if settings.token_key is None:
+                raise ConfigError(f"{name}: the http transport needs a token key (setting TOKEN_KEY)")
+            # Imported here so that stdio servers never load JWT code.
+            from servers.common.auth import AudienceTokenVerifier
+
+            try:
+                verifier = AudienceTokenVerifier(settings.token_key, server=name)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: setting TOKEN_KEY: {exc}") from exc
+            kwargs["token_verifier"] = verifier
+            kwargs["auth"] = AuthSettings(
+                issuer_url="https://goresolve.invalid",  # type: ignore[arg-type]
+                resource_server_url=f"http://{settings.host}:{settings.port}/mcp",  # type: ignore[arg-type]
+                validate_token_resource=False,  # the verifier checks the audience itself
+            )
+        server: MCPServer[Any] = MCPServer(
+            name,
+            version=_version(),
+            instructions=instructions,
+            log_level=settings.log_level,
+            lifespan=lifespan,
+            **kwargs,
+        )
+        return cls(name, server, settings, policies)
+
+    def tool(self, spec: ToolSpec) -> Callable[[F], F]:
+        """Register a tool function under its declaration (decorator)."""
+
+        def register(fn: F) -> F:
+            if spec.name in self.specs:
+                raise ValueError(f"tool {spec.name!r} registered twice")
+            self.specs[spec.name] = spec
+            self.server.add_tool(
+                guard_errors(spec, fn),
+                name=spec.name,
+                title=spec.title,
+                description=spec.description,
+                annotations=spec.annotations(),
+                structured_output=True,
+            )
+            return fn
+
+        return register
+
+    def mcp_tools(self) -> list[Tool]:
+        """The registered tools as clients see them (before per-caller filtering)."""
+        return [
+            Tool(
+                name=info.name,
+                title=info.title,
+                description=info.description,
+                input_schema=info.parameters,
+                output_schema=info.output_schema,
+                annotations=info.annotations,
+            )
+            for info in self.server._tool_manager.list_tools()  # pyright: ignore[reportPrivateUsage]
+        ]
+
+    def finish(self) -> MCPServer[Any]:
+        """Check the surface and publish its fingerprint as the `goresolve://surface` resource.
+
+        Raises:
+            ValueError: the surface breaks a rule of `check_surface`.
+        """
+        tools = self.mcp_tools()
+        check_surface(tools)
+        self.surface_fingerprint = fingerprint(tools)
+        document = surface_json(tools)
+
+        @self.server.resource(
+            "goresolve://surface",
+            name="tool-surface",
+            description="Fingerprint (sha256) and full description of this server's tool surface.",
+            mime_type="application/json",
+        )
+        def surface() -> str:  # pyright: ignore[reportUnusedFunction]
+            return document
+
+        log.info("server ready", server=self.name, tools=sorted(self.specs), surface=self.surface_fingerprint)
+        return self.server
+
+    # --- the middleware ----------------------------------------------------------------------------
+
+    def _resolve_caller(self, ctx: ServerRequestContext[Any, Any]) -> Caller:
+        name = self.settings.stdio_identity
+        if self.settings.transport == "http":
+            scope = getattr(ctx.request, "scope", None)
+            user = scope.get("user") if isinstance(scope, dict) else None
+            if not isinstance(user, AuthenticatedUser) or not user.access_token.subject:
+                # The bearer middleware normally answers 401 before we get here.
+                raise MCPError(code=FORBIDDEN, message="unauthenticated")
+            name = user.access_token.subject
+        return Caller(name=name, identity=self.policies.identity(name), scopes=self.policies.scopes_of(name))
+
+    async def _middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "tools/list":
+            return self._filter_tools(await call_next(ctx), self._resolve_caller(ctx))
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        caller = self._resolve_caller(ctx)
+        params = dict(ctx.params or {})
+        tool = str(params.get("name", ""))
+        arguments = params.get("arguments") or {}
+        spec = self.specs.get(tool)
+        with structlog.contextvars.bound_contextvars(caller=caller.name, tool=tool):
+            if spec is not None and spec.scope not in caller.scopes:
+                log.warning("tool call denied", scope=spec.scope)
+                self._audit(caller, tool, arguments, "denied")
+                raise MCPError(code=FORBIDDEN, message=f"caller {caller.name!r} may not use tool {tool!r}")
+            token = _caller.set(caller)
+            outcome = "error"
+            try:
+                result = await call_next(ctx)
+                outcome = "tool_error" if _is_error(result) else "ok"
+                return result
+            except MCPError as exc:
+                outcome = f"protocol_error:{exc.error.code}"
+                raise
+            finally:
+                _caller.reset(token)
+                self._audit(caller, tool, arguments, outcome)
+
+    def _audit(self, caller: Caller, tool: str, arguments: Any, outcome: str) -> None:
+        args = arguments if isinstance(arguments, dict) else {"_": arguments}
+        self.audit.append(caller=caller.name, tool=tool, arguments=args, outcome=outcome, trace_id=current_trace_id())
+
+    def _filter_tools(self, result: HandlerResult, caller: Caller) -> HandlerResult:
+        if not isinstance(result, ListToolsResult):
+            return result
+        allowed = [t for t in result.tools if (s := self.specs.get(t.name)) is None or s.scope in caller.scopes]
+        return result.model_copy(update={"tools": sorted(allowed, key=lambda t: t.name)})
+
+
+def _is_error(result: HandlerResult) -> bool:
+    if isinstance(result, CallToolResult):
+        return bool(result.is_error)
+    if isinstance(result, dict):
+        return bool(result.get("isError") or result.get("is_error"))
+    return False
+
+
+def surface_json(tools: list[Tool]) -> str:
+    return json.dumps({"fingerprint": fingerprint(tools), "tools": surface_document(tools)}, indent=2)
+
+
+def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"{settings.host}:{settings.port}", f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"],
+    )
+
+
+__all__ = ["Caller", "Platform", "check_surface", "current_caller", "transport_security"]

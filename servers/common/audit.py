@@ -1,0 +1,86 @@
+"""Hash-chained audit log of every tool call.
+
+One JSON object per line: time, caller, tool, a digest of the arguments (never the arguments:
+they may hold ticket text or patches), outcome, trace id, the previous line's hash and this line's
+hash = sha256(previous hash + canonical JSON of the record). Removing, reordering or editing a line
+breaks the chain at that point, which `verify_chain` reports. A restarted server continues the
+chain from the file's last line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def digest_arguments(arguments: dict[str, Any]) -> str:
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _line_hash(prev: str, record: dict[str, Any]) -> str:
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((prev + body).encode()).hexdigest()
+
+
+class AuditLog:
+    """Appends chained records to `path`; thread-safe within one process (one file per server)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._prev = self._last_hash()
+
+    def _last_hash(self) -> str:
+        if not self._path.exists():
+            return GENESIS
+        last = GENESIS
+        with self._path.open("rb") as fh:
+            for raw in fh:
+                if raw.strip():
+                    last = json.loads(raw)["hash"]
+        return last
+
+    def append(self, *, caller: str, tool: str, arguments: dict[str, Any], outcome: str, trace_id: str | None) -> str:
+        """Append one record and return its hash. Raises OSError when the log cannot be written."""
+        with self._lock:
+            record: dict[str, Any] = {
+                "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "caller": caller,
+                "tool": tool,
+                "args_sha256": digest_arguments(arguments),
+                "outcome": outcome,
+                "trace_id": trace_id,
+                "prev": self._prev,
+            }
+            line_hash = _line_hash(self._prev, record)
+            with self._path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({**record, "hash": line_hash}, sort_keys=True) + "\n")
+                fh.flush()
+            self._prev = line_hash
+            return line_hash
+
+
+def verify_chain(path: Path) -> tuple[bool, int | None]:
+    """Check the whole chain. Returns (ok, first bad line number (1-based) or None)."""
+    prev = GENESIS
+    with path.open("r", encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                entry = json.loads(raw)
+                claimed = entry.pop("hash")
+            except (json.JSONDecodeError, KeyError, AttributeError):
+                return False, number
+            if entry.get("prev") != prev or _line_hash(prev, entry) != claimed:
+                return False, number
+            prev = claimed
+    return True, None

@@ -1,0 +1,154 @@
+"""Structured JSON logs (structlog) with redaction and trace ids.
+
+Every log line is one JSON object on stderr (stdout belongs to the stdio transport) carrying the
+current OpenTelemetry trace_id/span_id. Before anything is rendered, the `Redactor` replaces every
+configured secret value, bearer token, `Authorization` header value and well-known token shape with
+`[REDACTED]` — in log lines and, through `Redactor.text`, in every error message sent to a client.
+The standard library's `logging` (used by the mcp SDK, httpx, uvicorn) goes through the same chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from opentelemetry import trace
+
+REDACTED = "[REDACTED]"
+
+# Token shapes worth catching even when nobody configured them as secrets.
+_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(
+        r"(?i)(authorization|proxy-authorization|x-api-key|api[_-]?key|password|secret)(['\"]?\s*[:=]\s*)"
+        r"['\"]?[^\s'\",}]{4,}"
+    ),
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),
+    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
+    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),  # JWTs
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+)
+
+
+class Redactor:
+    """Replaces secrets in text. Configured secrets are matched literally; shapes by pattern."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        # Short values would redact ordinary words; a real secret is longer than 5 characters.
+        self._secrets.extend(s for s in secrets if len(s) >= 6)
+        self._secrets.sort(key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        for pattern in _PATTERNS:
+            value = pattern.sub(_keep_label, value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: (REDACTED if _sensitive_key(k) else self.value(v)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+    def processor(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key in list(event):
+            event[key] = REDACTED if _sensitive_key(key) else self.value(event[key])
+        return event
+
+
+def _keep_label(match: re.Match[str]) -> str:
+    # Keep "Authorization: " / "Bearer " so a reader still knows what was removed.
+    groups = match.groups()
+    if len(groups) >= 2 and groups[1] is not None:
+        return f"{groups[0]}{groups[1]}{REDACTED}"
+    if groups and groups[0] is not None:
+        return f"{groups[0]} {REDACTED}"
+    return REDACTED
+
+
+def _sensitive_key(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in {
+        "authorization",
+        "proxy-authorization",
+        "token",
+        "password",
+        "secret",
+        "api_key",
+        "cookie",
+        "set-cookie",
+    }
+
+
+def _add_trace(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event
+
+
+_REDACTOR = Redactor()
+
+
+def redactor() -> Redactor:
+    """The process-wide redactor (configured secrets are added by `configure_logging`)."""
+    return _REDACTOR
+
+
+def configure_logging(
+    *, service: str, level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> Redactor:
+    """Install JSON logging for this process; returns the redactor holding `secrets`."""
+    _REDACTOR.add(secrets)
+    out = stream if stream is not None else sys.stderr
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace,
+        structlog.processors.format_exc_info,
+        _REDACTOR.processor,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _REDACTOR.processor,  # the rendered message of foreign (stdlib) records too
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    structlog.contextvars.bind_contextvars(service=service)
+    return _REDACTOR
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,76 @@
+"""Typed settings, read once at the edge.
+
+Each server subclasses `ServerSettings` with its own env prefix (`GORESOLVE_JIRA_READ_`, ...).
+Secrets are `SecretStr` and come from the environment or from files: point `GORESOLVE_SECRETS_DIR`
+at a directory (a Kubernetes secret mount) holding one file per setting, named like its env var
+(e.g. `GORESOLVE_JIRA_READ_TOKEN_KEY`). Library code receives these objects; only `load_settings`
+looks at the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servers.common.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY_DIR = REPO_ROOT / "policies"
+DEFAULT_STATE_DIR = Path(".goresolve")
+
+
+class ServerSettings(BaseSettings):
+    """Settings every server has. Subclasses set `model_config` with their own `env_prefix`."""
+
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_", extra="forbid", frozen=True)
+
+    transport: Literal["stdio", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    policy_dir: Path = DEFAULT_POLICY_DIR
+    stdio_identity: str = Field(default="local-dev", description="Caller identity over stdio (the IDE's user).")
+    token_key: SecretStr | None = Field(default=None, description="HS256 key for bearer tokens; required for http.")
+    state_dir: Path = DEFAULT_STATE_DIR
+    audit_log: Path | None = Field(default=None, description="Defaults to <state_dir>/audit/<server>.jsonl")
+    trace_file: Path | None = Field(default=None, description="Defaults to <state_dir>/traces/<server>.jsonl")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="Also read from the standard OTEL_EXPORTER_OTLP_ENDPOINT."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                values.append(value.get_secret_value())
+        return values
+
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from env (+ secrets dir) and explicit overrides (CLI flags win).
+
+    Raises:
+        ConfigError: a value is invalid; the message names the variable, never its value.
+    """
+    secrets_dir = os.environ.get("GORESOLVE_SECRETS_DIR")
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("otel_exporter_otlp_endpoint") is None and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        given["otel_exporter_otlp_endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    try:
+        if secrets_dir:
+            return cls(_secrets_dir=secrets_dir, **given)  # type: ignore[call-arg]
+        return cls(**given)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"setting {prefix}{field.upper()}: {first['msg']}") from exc

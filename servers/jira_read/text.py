@@ -1,0 +1,181 @@
+"""Ticket text hygiene: markup to Markdown, invisible characters out, bounded size.
+
+Ticket text is untrusted input written by anyone who can file a ticket. Before it reaches a model:
+- Atlassian Document Format (API v3, a JSON tree) and wiki markup (API v2) become plain Markdown;
+- invisible and bidirectional control characters (Unicode category Cf: zero-width spaces, bidi
+  overrides that make code read differently than it runs, tag characters) and C0/C1 controls other
+  than newline and tab are removed;
+- text longer than the configured size is cut at a line boundary with an explicit marker.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from servers.jira_read.models import UntrustedText
+
+
+def strip_invisible(text: str) -> str:
+    """Remove format (Cf) and control (Cc) characters, keeping newlines and tabs."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cs"))
+
+
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    cut = text.rfind("\n", 0, limit)
+    if cut < limit // 2:
+        cut = limit
+    dropped = len(text) - cut
+    return text[:cut].rstrip() + f"\n\n[… truncated {dropped} characters]", True
+
+
+def untrusted(raw: Any, limit: int) -> UntrustedText:
+    """Convert a raw Jira text field (ADF dict, wiki string or None) into fenced, clean text."""
+    if raw is None:
+        text = ""
+    elif isinstance(raw, dict):
+        text = adf_to_markdown(raw)
+    else:
+        text = wiki_to_markdown(str(raw))
+    text, cut = truncate(strip_invisible(text).strip(), limit)
+    return UntrustedText(text=text, truncated=cut)
+
+
+# --- Atlassian Document Format ----------------------------------------------------------------------
+
+_MARKS = {"strong": "**", "em": "*", "strike": "~~", "code": "`"}
+
+
+def adf_to_markdown(node: dict[str, Any]) -> str:
+    """Render an ADF document (or any ADF node) as Markdown."""
+    return re.sub(r"\n{3,}", "\n\n", _block(node, 0)).strip()
+
+
+def _children(node: dict[str, Any]) -> list[dict[str, Any]]:
+    content = node.get("content")
+    return [c for c in content if isinstance(c, dict)] if isinstance(content, list) else []
+
+
+def _inline(node: dict[str, Any]) -> str:
+    kind = node.get("type")
+    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
+    assert isinstance(attrs, dict)
+    if kind == "text":
+        text = str(node.get("text", ""))
+        href = None
+        for mark in node.get("marks") or []:
+            if not isinstance(mark, dict):
+                continue
+            mtype = mark.get("type")
+            if mtype in _MARKS:
+                text = f"{_MARKS[mtype]}{text}{_MARKS[mtype]}"
+            elif mtype == "link":
+                href = (mark.get("attrs") or {}).get("href")
+        return f"[{text}]({href})" if href else text
+    if kind == "hardBreak":
+        return "\n"
+    if kind == "mention":
+        return "@" + str(attrs.get("text") or attrs.get("id") or "user").lstrip("@")
+    if kind == "emoji":
+        return str(attrs.get("text") or attrs.get("shortName") or "")
+    if kind in ("inlineCard", "blockCard"):
+        return str(attrs.get("url", ""))
+    if kind == "status":
+        return f"[{attrs.get('text', '')}]"
+    if kind == "date":
+        return str(attrs.get("timestamp", ""))
+    return "".join(_inline(c) for c in _children(node))
+
+
+def _block(node: dict[str, Any], depth: int) -> str:
+    kind = node.get("type")
+    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
+    assert isinstance(attrs, dict)
+    kids = _children(node)
+    if kind in ("doc", "panel", "expand", "nestedExpand", "layoutSection", "layoutColumn", "mediaSingle"):
+        return "\n\n".join(part for c in kids if (part := _block(c, depth)))
+    if kind == "paragraph":
+        return "".join(_inline(c) for c in kids)
+    if kind == "heading":
+        level = int(attrs.get("level", 1)) if str(attrs.get("level", "1")).isdigit() else 1
+        return "#" * max(1, min(level, 6)) + " " + "".join(_inline(c) for c in kids)
+    if kind in ("bulletList", "orderedList"):
+        lines = []
+        for i, item in enumerate(kids, start=1):
+            bullet = f"{i}." if kind == "orderedList" else "-"
+            body = "\n".join(_block(c, depth + 1) for c in _children(item))
+            first, *rest = body.split("\n") or [""]
+            lines.append("  " * depth + f"{bullet} {first}")
+            lines.extend(rest)
+        return "\n".join(lines)
+    if kind == "codeBlock":
+        lang = str(attrs.get("language") or "")
+        return f"```{lang}\n" + "".join(str(c.get("text", "")) for c in kids) + "\n```"
+    if kind == "blockquote":
+        inner = "\n\n".join(_block(c, depth) for c in kids)
+        return "\n".join("> " + line for line in inner.split("\n"))
+    if kind == "rule":
+        return "---"
+    if kind == "table":
+        rows = [[_block(cell, 0).replace("\n", " ") for cell in _children(row)] for row in kids]
+        if not rows:
+            return ""
+        width = max(len(r) for r in rows)
+        out = ["| " + " | ".join(r + [""] * (width - len(r))) + " |" for r in rows]
+        out.insert(1, "|" + " --- |" * width)
+        return "\n".join(out)
+    if kind == "media":
+        return "[attachment]"
+    return "".join(_inline(c) for c in kids) if kids else _inline(node)
+
+
+# --- wiki markup (API v2, Jira Data Center) ---------------------------------------------------------
+
+_CODE = re.compile(r"\{(code|noformat)(?::([^}]*))?\}(.*?)\{\1\}", re.S)
+_INLINE = (
+    (re.compile(r"\{\{(.+?)\}\}"), r"`\1`"),
+    (re.compile(r"\[([^|\]\n]+)\|([^\]\n]+)\]"), r"[\1](\2)"),
+    (re.compile(r"(?<![\w*])\*(\S[^*\n]*?\S|\S)\*(?![\w*])"), r"**\1**"),
+    (re.compile(r"(?<![\w_])_(\S[^_\n]*?\S|\S)_(?![\w_])"), r"*\1*"),
+    (re.compile(r"(?<![\w-])-(\S[^-\n]*?\S)-(?![\w-])"), r"~~\1~~"),
+)
+
+
+def wiki_to_markdown(text: str) -> str:
+    """Render Jira wiki markup as Markdown (headings, emphasis, code, links, lists, quotes)."""
+    blocks: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        lang = (match.group(2) or "").split("|")[0] if match.group(1) == "code" else ""
+        if "=" in lang:
+            lang = ""
+        blocks.append(f"```{lang}\n{match.group(3).strip(chr(10))}\n```")
+        return f"\x00{len(blocks) - 1}\x00"
+
+    text = _CODE.sub(stash, text.replace("\r\n", "\n"))
+    text = re.sub(
+        r"\{quote\}(.*?)\{quote\}",
+        lambda m: "\n".join("> " + ln for ln in m.group(1).strip().split("\n")),
+        text,
+        flags=re.S,
+    )
+    lines = []
+    for line in text.split("\n"):
+        if m := re.match(r"^h([1-6])\.\s+(.*)$", line):
+            line = "#" * int(m.group(1)) + " " + m.group(2)
+        elif m := re.match(r"^bq\.\s+(.*)$", line):
+            line = "> " + m.group(1)
+        elif m := re.match(r"^([*#-]+)\s+(.*)$", line):
+            marks = m.group(1)
+            bullet = "1." if marks[-1] == "#" else "-"
+            line = "  " * (len(marks) - 1) + f"{bullet} {m.group(2)}"
+        elif line.strip() == "----":
+            line = "---"
+        for pattern, repl in _INLINE:
+            line = pattern.sub(repl, line)
+        lines.append(line)
+    out = "\n".join(lines)
+    return re.sub(r"\x00(\d+)\x00", lambda m: blocks[int(m.group(1))], out)

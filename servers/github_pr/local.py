@@ -1,0 +1,172 @@
+"""Local backend: a bare git repository on disk is the remote; pull requests live in SQLite.
+
+Each remote gets a bare cache under `work_dir`. A call fetches the cache, builds the commit in it
+with a throwaway index, and pushes it to the remote: real git, real refs, nothing checked out.
+All git work on one repository happens under an exclusive file lock, so concurrent calls from
+several processes cannot interleave fetches and pushes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from servers.common.errors import Conflict, NotFound
+
+from . import git
+from .models import (
+    TRAILER_BASE,
+    Change,
+    CommentRef,
+    PullRequestInfo,
+    PullRequestRef,
+    trailer,
+)
+from .store import PullRow, PullStore
+
+_ORIGIN = "refs/remotes/origin/"
+
+
+class LocalBackend:
+    """`PullRequestBackend` over bare repositories (`remotes`: repo name -> path) and a SQLite store."""
+
+    def __init__(self, remotes: Mapping[str, Path], store: PullStore, work_dir: Path) -> None:
+        self._remotes = dict(remotes)
+        self._store = store
+        self._work_dir = work_dir
+
+    def _remote(self, repo: str) -> Path:
+        remote = self._remotes.get(repo)
+        if remote is None:
+            raise NotFound(f"repository {repo} is not configured for the local backend")
+        return remote
+
+    @contextmanager
+    def _locked_cache(self, repo: str) -> Generator[Path]:
+        remote = self._remote(repo)
+        cache = self._work_dir / "cache" / f"{repo}.git"
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with (self._work_dir / "cache" / f"{repo}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                git.sync_cache(remote, cache)
+                yield cache
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def open_or_update(self, change: Change) -> PullRequestRef:
+        """Create or fast-forward the ticket's branch, then record or update its pull request.
+
+        Raises:
+            NotFound: unknown repository or base branch.
+            Conflict: the patch does not apply, the branch carries someone else's commit,
+                or the ticket's pull request was closed.
+            UpstreamFailure: git failed.
+        """
+        remote = self._remote(change.repo)
+        with self._locked_cache(change.repo) as cache:
+            existing = git.refs_with_prefix(cache, _ORIGIN + change.branch_glob)
+            row = self._store.by_ticket(change.repo, change.ticket)
+            if row is not None and row.state != "open":
+                raise Conflict(f"the pull request of {change.ticket} (#{row.number}) is {row.state}; not reopening it")
+            if existing:
+                ref, parent = sorted(existing.items())[0]
+                branch = ref.removeprefix(_ORIGIN)
+                email, message = git.commit_message(cache, parent)
+                start = trailer(message, TRAILER_BASE)
+                if email != change.author.email or start is None:
+                    raise Conflict(f"branch {branch} has a commit not made by this bot; not updating it")
+            else:
+                branch = row.branch if row is not None else change.branch
+                start = git.rev_parse(cache, _ORIGIN + change.base)
+                if start is None:
+                    raise NotFound(f"base branch {change.base} does not exist in {change.repo}")
+                parent = start
+            # The tree is always base + patch: an update replaces the previous attempt, keeping history.
+            sha = git.build_commit(
+                cache,
+                tree_of=start,
+                parent=parent,
+                patch=change.patch,
+                message=change.commit_message(start),
+                author=change.author,
+            )
+            git.push(cache, remote, sha, branch)
+        return self._record(change, branch, sha, row)
+
+    def _record(self, change: Change, branch: str, sha: str, row: PullRow | None) -> PullRequestRef:
+        created = row is None
+        if row is None:
+            row = self._store.insert(
+                repo=change.repo,
+                ticket=change.ticket,
+                branch=branch,
+                base=change.base,
+                title=change.title,
+                body=change.body,
+                draft=change.draft,
+                head_sha=sha,
+            )
+            created = row is not None
+            if row is None:  # another process recorded it between our read and insert
+                row = self._store.by_ticket(change.repo, change.ticket)
+                assert row is not None
+        labels = sorted(set(row.labels) | set(change.labels))
+        row = self._store.update(
+            change.repo, row.number, title=change.title, body=change.body, head_sha=sha, labels=labels
+        )
+        return PullRequestRef(
+            number=row.number, url=_url(row), branch=row.branch, head_sha=sha, base=row.base, created=created
+        )
+
+    def get_pull_request(self, repo: str, number: int) -> PullRequestInfo:
+        """Raises: NotFound: no such pull request in `repo`."""
+        return _info(self._store.get(repo, number))
+
+    def comment(self, repo: str, number: int, body: str) -> CommentRef:
+        """Raises: NotFound: no such pull request in `repo`."""
+        row = self._store.get(repo, number)
+        comment_id = self._store.add_comment(repo, number, body)
+        return CommentRef(id=comment_id, url=f"{_url(row)}#comment-{comment_id}")
+
+    def request_review(
+        self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]
+    ) -> PullRequestInfo:
+        """Raises: NotFound: no such pull request in `repo`."""
+        row = self._store.get(repo, number)
+        row = self._store.update(
+            repo,
+            number,
+            reviewers=sorted(set(row.reviewers) | set(reviewers)),
+            teams=sorted(set(row.teams) | set(team_reviewers)),
+        )
+        return _info(row)
+
+    def assign(self, repo: str, number: int, assignees: tuple[str, ...]) -> PullRequestInfo:
+        """Raises: NotFound: no such pull request in `repo`."""
+        row = self._store.get(repo, number)
+        return _info(self._store.update(repo, number, assignees=sorted(set(row.assignees) | set(assignees))))
+
+
+def _url(row: PullRow) -> str:
+    return f"local:{row.repo}/pull/{row.number}"
+
+
+def _info(row: PullRow) -> PullRequestInfo:
+    state = row.state if row.state in ("open", "closed", "merged") else "closed"
+    return PullRequestInfo(
+        number=row.number,
+        url=_url(row),
+        title=row.title,
+        state=state,  # type: ignore[arg-type]
+        draft=row.draft,
+        branch=row.branch,
+        base=row.base,
+        head_sha=row.head_sha,
+        labels=row.labels,
+        assignees=row.assignees,
+        requested_reviewers=row.reviewers,
+        requested_teams=row.teams,
+    )

@@ -1,0 +1,139 @@
+"""What github-pr returns, what its backends receive, and the seam they implement.
+
+The server validates and polices every request (`service.py`), then hands a backend a `Change`:
+a fully decided description of the commit and pull request to create or update. Backends do no
+policy of their own; they only talk to a code host (a bare git repository on disk, or GitHub).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A Jira key (SVC-12) or a GitHub issue number (#12 or 12).
+TICKET_PATTERN = r"^(?:[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}|#?[1-9][0-9]{0,9})$"
+# GitHub logins: alphanumerics and single hyphens, at most 39 characters.
+LOGIN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$"
+TEAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+LABEL_PATTERN = r"^[^\x00-\x1f,]{1,50}$"
+TRAILER_TICKET = "Goresolve-Ticket"
+TRAILER_BASE = "Goresolve-Base"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PullRequestRef(_Out):
+    """The result of `open_pull_request`."""
+
+    number: int
+    url: str
+    branch: str
+    head_sha: str = Field(description="The commit the branch points at after this call.")
+    base: str
+    created: bool = Field(description="True when this call opened the pull request, false when it updated it.")
+
+
+class PullRequestInfo(_Out):
+    """A pull request as `get_pull_request`, `assign` and `request_review` return it."""
+
+    number: int
+    url: str
+    title: str
+    state: Literal["open", "closed", "merged"]
+    draft: bool
+    branch: str
+    base: str
+    head_sha: str
+    labels: list[str]
+    assignees: list[str]
+    requested_reviewers: list[str]
+    requested_teams: list[str]
+
+
+class CommentRef(_Out):
+    id: int
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """The bot identity every commit is authored and committed with."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A policed request to open (or update) the pull request of one ticket in one repo."""
+
+    repo: str
+    base: str
+    ticket: str
+    branch: str
+    title: str
+    body: str
+    patch: str
+    author: Author
+    draft: bool = True
+    labels: tuple[str, ...] = ()
+
+    @property
+    def branch_glob(self) -> str:
+        """The prefix every branch of this ticket starts with, whatever its slug."""
+        return self.branch.rsplit("/", 1)[0] + "/" + ticket_part(self.ticket) + "-"
+
+    def commit_message(self, base_sha: str) -> str:
+        """Title, ticket, and trailers that let an update find the commit the branch started from."""
+        return f"{self.title}\n\n{TRAILER_TICKET}: {self.ticket}\n{TRAILER_BASE}: {base_sha}\n"
+
+
+def ticket_part(ticket: str) -> str:
+    """The ticket as it appears in a branch name: `SVC-12` or `12` (for GitHub issue #12)."""
+    return ticket.lstrip("#")
+
+
+def slugify(title: str, limit: int = 40) -> str:
+    """A lowercase, hyphen-separated branch-name slug of `title` (at most `limit` chars, never empty)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:limit].rstrip("-")
+    return slug or "change"
+
+
+def branch_name(prefix: str, ticket: str, title: str) -> str:
+    """`<prefix>/<ticket>-<slug>`; the prefix is fixed by settings, never by the caller."""
+    return f"{prefix}/{ticket_part(ticket)}-{slugify(title)}"
+
+
+def trailer(message: str, key: str) -> str | None:
+    """The value of a `Key: value` trailer in a commit message, or None."""
+    match = re.search(rf"^{re.escape(key)}: (\S+)\s*$", message, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+class PullRequestBackend(Protocol):
+    """A code host that can hold branches and pull requests. Blocking; the server calls it in a thread.
+
+    Raises (all methods):
+        NotFound: the repository or pull request does not exist or is not visible.
+        Conflict: the branch or pull request is in a state this bot must not change
+            (commits by someone else, pull request closed, patch does not apply).
+        RateLimited: the host kept rate limiting past the bounded retries.
+        UpstreamFailure: any other failure of the host (5xx after retries, timeouts, git errors).
+    """
+
+    def open_or_update(self, change: Change) -> PullRequestRef: ...
+
+    def get_pull_request(self, repo: str, number: int) -> PullRequestInfo: ...
+
+    def comment(self, repo: str, number: int, body: str) -> CommentRef: ...
+
+    def request_review(
+        self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]
+    ) -> PullRequestInfo: ...
+
+    def assign(self, repo: str, number: int, assignees: tuple[str, ...]) -> PullRequestInfo: ...

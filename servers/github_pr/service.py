@@ -1,0 +1,249 @@
+"""Everything github-pr checks before a backend may touch a repository.
+
+`PullRequestService` wraps a `PullRequestBackend` (wrap, don't flag): the backends only talk to a
+code host; every rule lives here, applied in the same order for every backend:
+
+1. the caller's identity may use the repository (policies/access.yaml `repos`), and the server
+   serves it (the GitHub backend refuses repositories whose default branch is unprotected);
+2. the base branch is one policy allows for that repository;
+3. ticket, title, body, labels are well-formed and within limits, and carry no credential;
+4. the patch is within the size limit and passes the shared patch policy (`check_patch`);
+5. one call at a time per (repo, ticket) in this process; backends make it safe across processes.
+
+Writes to an existing pull request (comment, assign, request review) are allowed only on pull
+requests whose head branch is under the bot's prefix: this server never writes to a person's PR.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from servers.common.errors import AccessDenied, InvalidInput
+from servers.common.patch_policy import check_patch
+from servers.common.policy import Identity, Policies
+
+from .models import (
+    LABEL_PATTERN,
+    LOGIN_PATTERN,
+    TEAM_PATTERN,
+    TICKET_PATTERN,
+    Author,
+    Change,
+    CommentRef,
+    PullRequestBackend,
+    PullRequestInfo,
+    PullRequestRef,
+    branch_name,
+)
+from .secrets import describe, scan
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on what the bot publishes (GitHub's own limit on a body is 65,536 characters)."""
+
+    title_chars: int = 256
+    body_chars: int = 60_000
+    labels: int = 10
+    people: int = 10
+    shown_reasons: int = 8
+
+
+class _KeyedLocks:
+    """One lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: tuple[str, str]) -> Generator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+class PullRequestService:
+    """The policed operations of github-pr. Blocking; the MCP layer runs each call in a thread."""
+
+    def __init__(
+        self,
+        backend: PullRequestBackend,
+        policies: Policies,
+        *,
+        prefix: str,
+        author: Author,
+        limits: Limits | None = None,
+        refused_repos: Mapping[str, str] | None = None,
+        ticket_url: str | None = None,
+    ) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*", prefix):
+            raise ValueError(f"invalid branch prefix {prefix!r}")
+        self._backend = backend
+        self._policies = policies
+        self._prefix = prefix
+        self._author = author
+        self._limits = limits or Limits()
+        self._refused = dict(refused_repos or {})
+        self._ticket_url = ticket_url
+        self._locks = _KeyedLocks()
+
+    # --- checks -----------------------------------------------------------------------------------
+
+    def _check_repo(self, caller: str, identity: Identity | None, repo: str) -> None:
+        if identity is None or repo not in identity.repos or repo not in self._policies.repos.repos:
+            raise AccessDenied(f"{caller} may not use repository {repo!r}")
+        if repo in self._refused:
+            raise AccessDenied(f"repository {repo!r} is not served: {self._refused[repo]}")
+
+    def _check_text(self, field: str, text: str, limit: int, *, single_line: bool = False) -> None:
+        if not text.strip():
+            raise InvalidInput(f"{field} is empty")
+        if len(text) > limit:
+            raise InvalidInput(f"{field} is {len(text)} characters; the limit is {limit}")
+        if single_line and re.search(r"[\x00-\x1f\x7f]", text):
+            raise InvalidInput(f"{field} must be a single line without control characters")
+        findings = scan(text, field)
+        if findings:
+            raise InvalidInput(describe(findings))
+
+    def _check_names(self, field: str, names: tuple[str, ...], pattern: str, limit: int) -> None:
+        if len(names) > limit:
+            raise InvalidInput(f"at most {limit} {field}")
+        for name in names:
+            if not re.fullmatch(pattern, name):
+                raise InvalidInput(f"not a valid entry in {field}: {name[:60]!r}")
+
+    def _check_patch(self, patch: str) -> None:
+        protected = self._policies.protected
+        size = len(patch.encode())
+        if size > protected.max_patch_bytes:
+            raise InvalidInput(f"patch is {size} bytes; the limit is {protected.max_patch_bytes}")
+        if not patch.strip():
+            raise InvalidInput("patch is empty")
+        verdict = check_patch(patch, protected)
+        if not verdict.allowed:
+            shown = verdict.reasons[: self._limits.shown_reasons]
+            lines = [f"{r.path or '(patch)'}:{r.line or '-'}: {r.rule}: {r.detail}" for r in shown]
+            more = len(verdict.reasons) - len(shown)
+            tail = f"\n(+{more} more)" if more > 0 else ""
+            raise InvalidInput("patch refused by policy:\n" + "\n".join(lines) + tail)
+
+    def _own_pull(self, caller: str, identity: Identity | None, repo: str, number: int) -> PullRequestInfo:
+        self._check_repo(caller, identity, repo)
+        info = self._backend.get_pull_request(repo, number)
+        if not info.branch.startswith(self._prefix + "/"):
+            raise AccessDenied(f"pull request #{number} was not opened by this bot; it only writes to its own")
+        return info
+
+    def _decorated_body(self, body: str, ticket: str) -> str:
+        if ticket.lstrip("#").isdigit():
+            link = f"Refs #{ticket.lstrip('#')}"
+        elif self._ticket_url:
+            link = f"Ticket: [{ticket}]({self._ticket_url.format(ticket=ticket)})"
+        else:
+            link = f"Ticket: {ticket}"
+        return f"{body.rstrip()}\n\n---\n{link}\n<!-- goresolve:ticket={ticket} -->\n"
+
+    # --- operations -------------------------------------------------------------------------------
+
+    def open_pull_request(
+        self,
+        caller: str,
+        identity: Identity | None,
+        *,
+        repo: str,
+        base: str,
+        ticket: str,
+        title: str,
+        body: str,
+        patch: str,
+        draft: bool = True,
+        labels: tuple[str, ...] = (),
+    ) -> PullRequestRef:
+        """Open the ticket's pull request, or update it when it exists (idempotent per repo and ticket).
+
+        Raises:
+            AccessDenied: the caller may not use `repo`, or the server does not serve it.
+            InvalidInput: a bad base, ticket, title, body or label; a credential in the text; a patch
+                over the size limit or refused by the patch policy (each reason listed).
+            NotFound, Conflict, RateLimited, UpstreamFailure: from the backend (see PullRequestBackend).
+        """
+        self._check_repo(caller, identity, repo)
+        allowed = self._policies.repos.repos[repo].pr_bases()
+        if base not in allowed:
+            raise InvalidInput(f"base branch {base!r} is not allowed for {repo}; allowed: {', '.join(allowed)}")
+        if not re.fullmatch(TICKET_PATTERN, ticket):
+            raise InvalidInput("ticket must be a Jira key (SVC-12) or a GitHub issue number (#12)")
+        if ticket.isdigit():
+            ticket = f"#{ticket}"  # one spelling per GitHub issue, so `12` and `#12` share a pull request
+        self._check_text("title", title, self._limits.title_chars, single_line=True)
+        self._check_text("body", body, self._limits.body_chars)
+        self._check_names("labels", labels, LABEL_PATTERN, self._limits.labels)
+        self._check_patch(patch)
+        change = Change(
+            repo=repo,
+            base=base,
+            ticket=ticket,
+            branch=branch_name(self._prefix, ticket, title),
+            title=title,
+            body=self._decorated_body(body, ticket),
+            patch=patch,
+            author=self._author,
+            draft=draft,
+            labels=labels,
+        )
+        with self._locks.hold((repo, ticket)):
+            return self._backend.open_or_update(change)
+
+    def get_pull_request(self, caller: str, identity: Identity | None, repo: str, number: int) -> PullRequestInfo:
+        """Raises: AccessDenied (repository not allowed); NotFound and backend errors."""
+        self._check_repo(caller, identity, repo)
+        return self._backend.get_pull_request(repo, number)
+
+    def comment(self, caller: str, identity: Identity | None, repo: str, number: int, body: str) -> CommentRef:
+        """Raises: AccessDenied (repository not allowed, or not the bot's PR); InvalidInput; backend errors."""
+        self._check_text("body", body, self._limits.body_chars)
+        self._own_pull(caller, identity, repo, number)
+        return self._backend.comment(repo, number, body)
+
+    def request_review(
+        self,
+        caller: str,
+        identity: Identity | None,
+        repo: str,
+        number: int,
+        reviewers: tuple[str, ...] = (),
+        team_reviewers: tuple[str, ...] = (),
+    ) -> PullRequestInfo:
+        """Raises: AccessDenied (repository not allowed, or not the bot's PR); InvalidInput; backend errors."""
+        if not reviewers and not team_reviewers:
+            raise InvalidInput("name at least one reviewer or team")
+        self._check_names("reviewers", reviewers, LOGIN_PATTERN, self._limits.people)
+        self._check_names("team_reviewers", team_reviewers, TEAM_PATTERN, self._limits.people)
+        self._own_pull(caller, identity, repo, number)
+        return self._backend.request_review(repo, number, reviewers, team_reviewers)
+
+    def assign(
+        self, caller: str, identity: Identity | None, repo: str, number: int, assignees: tuple[str, ...]
+    ) -> PullRequestInfo:
+        """Raises: AccessDenied (repository not allowed, or not the bot's PR); InvalidInput; backend errors."""
+        if not assignees:
+            raise InvalidInput("name at least one assignee")
+        self._check_names("assignees", assignees, LOGIN_PATTERN, self._limits.people)
+        self._own_pull(caller, identity, repo, number)
+        return self._backend.assign(repo, number, assignees)

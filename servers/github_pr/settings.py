@@ -1,0 +1,39 @@
+"""github-pr settings (env prefix GORESOLVE_GITHUB_PR_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from servers.common.settings import ServerSettings
+
+
+class GitHubPrSettings(ServerSettings):
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_GITHUB_PR_", extra="forbid", frozen=True)
+
+    port: int = Field(default=8104, ge=1, le=65535)
+    backend: Literal["local", "github"] = "local"
+    branch_prefix: str = Field(default="goresolve", description="Every branch the bot creates starts with this + '/'.")
+    bot_name: str = "goresolve[bot]"
+    bot_email: str = "goresolve-bot@users.noreply.github.com"
+    ticket_url: str | None = Field(default=None, description="e.g. https://acme.atlassian.net/browse/{ticket}")
+    # local backend
+    remotes_dir: Path | None = Field(
+        default=None, description="Bare repos named <repo>.git; default <state_dir>/github-pr/remotes."
+    )
+    # github backend
+    token: SecretStr | None = Field(default=None, description="Fine-grained token: contents + pull requests, write.")
+    base_url: str = Field(default="https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
+    timeout_s: float = Field(default=15.0, gt=0, le=120)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    max_retry_wait_s: float = Field(default=30.0, ge=0, le=300)
+    deadline_s: float = Field(default=120.0, gt=0, le=900, description="Wall-clock budget of one tool call.")
+    seconds_between_writes: float = Field(
+        default=1.0, ge=0, le=10, description="GitHub asks integrations to space writes to avoid secondary limits."
+    )
+
+    def work_dir(self) -> Path:
+        return self.state_dir / "github-pr"

@@ -240,10 +240,20 @@ class Platform:
         self.audit.append(caller=caller.name, tool=tool, arguments=args, outcome=outcome, trace_id=current_trace_id())
 
     def _filter_tools(self, result: HandlerResult, caller: Caller) -> HandlerResult:
-        if not isinstance(result, ListToolsResult):
-            return result
-        allowed = [t for t in result.tools if (s := self.specs.get(t.name)) is None or s.scope in caller.scopes]
-        return result.model_copy(update={"tools": sorted(allowed, key=lambda t: t.name)})
+        """Only the tools this caller may call, sorted by name (the runner hands us the wire dict)."""
+
+        def allowed(name: object) -> bool:
+            spec = self.specs.get(str(name))
+            return spec is None or spec.scope in caller.scopes
+
+        if isinstance(result, ListToolsResult):
+            tools = sorted((t for t in result.tools if allowed(t.name)), key=lambda t: t.name)
+            return result.model_copy(update={"tools": tools})
+        if isinstance(result, dict) and isinstance(result.get("tools"), list):
+            listed: list[Any] = result["tools"]
+            kept = [t for t in listed if isinstance(t, dict) and allowed(t.get("name"))]
+            return {**result, "tools": sorted(kept, key=lambda t: str(t.get("name")))}
+        return result
 
 
 def _is_error(result: HandlerResult) -> bool:

@@ -1,0 +1,112 @@
+"""The project restriction cannot be escaped by any JQL string (hostile examples + property test)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from servers.common.errors import InvalidInput
+from servers.jira_read.jql import restrict
+
+PREFIX = 'project in ("SVC") AND ('
+
+
+def condition_is_enclosed(query: str) -> bool:
+    """True when the caller's condition sits inside the parenthesis opened after AND, and nothing
+    but an ORDER BY follows its matching close."""
+    if not query.startswith(PREFIX):
+        return query == 'project in ("SVC")' or query.startswith('project in ("SVC") ORDER BY ')
+    depth, quote, i = 1, "", len(PREFIX)
+    while i < len(query):
+        ch = query[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                rest = query[i + 1 :]
+                return rest == "" or (rest.startswith(" ORDER BY ") and "(" not in rest and ")" not in rest)
+        i += 1
+    return False
+
+
+def test_plain_condition_is_wrapped() -> None:
+    assert restrict("status = Open", ["SVC"]) == 'project in ("SVC") AND (status = Open)'
+
+
+def test_order_by_stays_outside() -> None:
+    assert restrict("status = Open order by created desc, key", ["SVC", "ABC"]) == (
+        'project in ("ABC", "SVC") AND (status = Open) ORDER BY created desc, key'
+    )
+
+
+def test_empty_condition_is_only_the_restriction() -> None:
+    assert restrict("  ", ["SVC"]) == 'project in ("SVC")'
+    assert restrict("ORDER BY updated DESC", ["SVC"]) == 'project in ("SVC") ORDER BY updated DESC'
+
+
+def test_parentheses_inside_strings_are_data() -> None:
+    out = restrict("summary ~ \"a) OR (b\" AND text ~ 'x('", ["SVC"])
+    assert condition_is_enclosed(out)
+
+
+@pytest.mark.parametrize(
+    "jql",
+    [
+        "status = Open) OR (project = OPS",
+        ") OR project = OPS OR (",
+        "((status = Open)",
+        "status = Open)",
+        'summary ~ "open',
+        "status = Open ORDER BY created ORDER BY key",
+        "(status = Open ORDER BY created) OR project = OPS",
+        "status = Open ORDER BY created) OR (project = OPS",
+        "status = Open ORDER BY created; DROP TABLE",
+        "status = Open ORDER BY (project)",
+        "status = Open ORDER BY",
+        "status = Open\x00",
+        "status = Open\u2028OR project = OPS",
+        "x" * 2001,
+    ],
+)
+def test_escapes_are_refused(jql: str) -> None:
+    with pytest.raises(InvalidInput):
+        restrict(jql, ["SVC"])
+
+
+def test_no_projects_means_no_search() -> None:
+    with pytest.raises(InvalidInput):
+        restrict("status = Open", [])
+
+
+JQL_ALPHABET = st.sampled_from(
+    [*list("()\"'\\ ,;=~!<>"), "ORDER BY", "order by", " OR ", " AND ", "project", "OPS", "status", "x", "\n", "\t"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(JQL_ALPHABET, max_size=40).map("".join))
+def test_any_accepted_query_keeps_the_condition_enclosed(jql: str) -> None:
+    try:
+        out = restrict(jql, ["SVC"])
+    except InvalidInput:
+        return
+    assert condition_is_enclosed(out), out
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_text_never_crashes(jql: str) -> None:
+    try:
+        out = restrict(jql, ["SVC"])
+    except InvalidInput:
+        return
+    assert condition_is_enclosed(out), out

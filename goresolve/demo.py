@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from mcp_types import TextContent
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
@@ -33,7 +34,8 @@ async def run_demo(key: str) -> dict[str, Any]:
         tools = [t.name for t in (await client.list_tools()).tools]
         result = await client.call_tool("get_issue", {"key": key})
     if result.is_error or result.structured_content is None:
-        text = result.content[0].text if result.content and hasattr(result.content[0], "text") else "no result"
+        first = result.content[0] if result.content else None
+        text = first.text if isinstance(first, TextContent) else "no result"
         raise ConfigError(f"jira-read answered with an error: {text}")
     return {"tools": tools, "issue": result.structured_content}
 

@@ -251,7 +251,7 @@ class Platform:
             return result.model_copy(update={"tools": tools})
         if isinstance(result, dict) and isinstance(result.get("tools"), list):
             listed: list[Any] = result["tools"]
-            kept = [t for t in listed if isinstance(t, dict) and allowed(t.get("name"))]
+            kept: list[dict[str, Any]] = [t for t in listed if isinstance(t, dict) and allowed(t.get("name"))]
             return {**result, "tools": sorted(kept, key=lambda t: str(t.get("name")))}
         return result
 

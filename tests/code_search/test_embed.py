@@ -1,0 +1,149 @@
+"""Embedders: the ONNX MiniLM matches a numpy BERT from the same weights; the HTTP client against a fake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from servers.code_search import minilm, minilm_graph
+from servers.code_search.embed import Embedder, HashingEmbedder, make_embedder
+from servers.code_search.openai_embed import OpenAIEmbedder
+from servers.common.errors import RateLimited, UpstreamFailure
+
+SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-12) * w + b
+
+
+def _numpy_minilm(weights: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
+    """all-MiniLM-L6-v2 for one unpadded sequence, written from the BERT paper, in float64."""
+    from math import erf
+
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    n = len(ids)
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+    x = _layer_norm(x + w["embeddings.token_type_embeddings.weight"][0], w["embeddings.LayerNorm.weight"],
+                    w["embeddings.LayerNorm.bias"])  # fmt: skip
+    gelu = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))
+    for i in range(6):
+        p = f"encoder.layer.{i}"
+
+        def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
+            return h @ w[f"{p}.{name}.weight"].T + w[f"{p}.{name}.bias"]
+
+        q, k, v = (
+            dense(x, f"attention.self.{t}").reshape(n, 12, 32).transpose(1, 0, 2) for t in ("query", "key", "value")
+        )
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(32)
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        ctx = (probs @ v).transpose(1, 0, 2).reshape(n, 384)
+        x = _layer_norm(dense(ctx, "attention.output.dense") + x, w[f"{p}.attention.output.LayerNorm.weight"],
+                        w[f"{p}.attention.output.LayerNorm.bias"])  # fmt: skip
+        h = dense(gelu(dense(x, "intermediate.dense")), "output.dense")
+        x = _layer_norm(h + x, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"])
+    mean = x.mean(0)
+    return mean / np.linalg.norm(mean)
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory: pytest.TempPathFactory) -> minilm.MiniLMEmbedder:
+    return minilm.MiniLMEmbedder(cache_dir=tmp_path_factory.mktemp("models"), quantized=False)
+
+
+@pytest.fixture(scope="module")
+def int8() -> minilm.MiniLMEmbedder:
+    return minilm.MiniLMEmbedder()
+
+
+def test_onnx_graph_matches_a_numpy_reference_from_the_same_weights(fp32: minilm.MiniLMEmbedder) -> None:
+    weights = minilm_graph.load_safetensors(minilm.weights_dir() / "model.safetensors")
+    tokenizer = Tokenizer.from_file(str(minilm.weights_dir() / "tokenizer.json"))
+    tokenizer.no_padding()
+    got = fp32.embed(SENTENCES)  # batched with padding: the mask must make padding irrelevant
+    for row, sentence in enumerate(SENTENCES):
+        expected = _numpy_minilm(weights, tokenizer.encode(sentence).ids)
+        assert np.abs(got[row] - expected).max() < 2e-5
+
+
+def test_paraphrases_score_as_published_and_int8_stays_close(fp32: minilm.MiniLMEmbedder,
+                                                              int8: minilm.MiniLMEmbedder) -> None:  # fmt: skip
+    a = fp32.embed(SENTENCES)
+    # sentence-transformers documents cos = 0.7553 for the first pair with this model
+    assert abs(float(a[0] @ a[1]) - 0.7553) < 1e-3
+    assert float(a[0] @ a[2]) < 0.1
+    b = int8.embed(SENTENCES)
+    assert np.all(np.sum(a * b, axis=1) > 0.99)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert int8.model_id != fp32.model_id  # different vectors, different tables
+
+
+def test_hashing_embedder_is_deterministic_and_code_aware() -> None:
+    e = make_embedder("hashing", dim=64)
+    assert isinstance(e, Embedder) and isinstance(e, HashingEmbedder)
+    v = e.embed(["parseHTTPHeader", "parse http header", "close the database"])
+    assert np.array_equal(v, e.embed(["parseHTTPHeader", "parse http header", "close the database"]))
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2])
+    with pytest.raises(ValueError, match="unknown embedder"):
+        make_embedder("nope")
+
+
+def _fake(responses: list[httpx.Response], seen: list[dict[str, object]]) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return responses.pop(0)
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def _ok(n: int, dim: int = 3) -> httpx.Response:
+    data = [{"index": i, "embedding": [float(i + 1)] + [0.0] * (dim - 1)} for i in reversed(range(n))]
+    return httpx.Response(200, json={"data": data})
+
+
+def test_openai_client_batches_orders_by_index_and_normalizes() -> None:
+    seen: list[dict[str, object]] = []
+    client = _fake([_ok(2), _ok(1)], seen)
+    e = OpenAIEmbedder("http://fake/v1/", "m", 3, client=client, batch_size=2, backoff=0)
+    v = e.embed(["a", "b", "c"])
+    assert [s["input"] for s in seen] == [["a", "b"], ["c"]] and seen[0]["model"] == "m"
+    assert np.allclose(v, [[1, 0, 0], [1, 0, 0], [1, 0, 0]])
+    assert e.model_id == "openai-m-3"
+
+
+def test_openai_client_retries_then_reports_upstream_errors() -> None:
+    seen: list[dict[str, object]] = []
+    retry = httpx.Response(429, headers={"retry-after": "0"})
+    assert OpenAIEmbedder("http://f", "m", 3, client=_fake([retry, _ok(1)], seen), backoff=0).embed(["x"]).shape == (
+        1,
+        3,
+    )
+    with pytest.raises(RateLimited):
+        OpenAIEmbedder("http://f", "m", 3, client=_fake([retry] * 3, seen), retries=2, backoff=0).embed(["x"])
+    with pytest.raises(UpstreamFailure, match="service error"):
+        OpenAIEmbedder("http://f", "m", 3, client=_fake([httpx.Response(503)] * 2, seen), retries=1, backoff=0).embed(
+            ["x"]
+        )
+    with pytest.raises(UpstreamFailure, match="malformed"):
+        OpenAIEmbedder("http://f", "m", 3, client=_fake([httpx.Response(200, text="{}")], seen)).embed(["x"])
+    with pytest.raises(UpstreamFailure, match="shape"):
+        OpenAIEmbedder("http://f", "m", 4, client=_fake([_ok(1)], seen)).embed(["x"])
+    with pytest.raises(UpstreamFailure, match="refused"):
+        OpenAIEmbedder("http://f", "m", 3, client=_fake([httpx.Response(401)], seen)).embed(["x"])
+
+
+def test_model_is_built_once_and_cached(tmp_path: Path, fp32: minilm.MiniLMEmbedder) -> None:
+    del fp32
+    first = minilm.ensure_model(tmp_path, quantized=False)
+    mtime = first.stat().st_mtime_ns
+    assert minilm.ensure_model(tmp_path, quantized=False) == first and first.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left behind

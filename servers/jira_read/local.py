@@ -240,20 +240,28 @@ class LocalJiraBackend:
         """
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}.")
-        query = local_jql.parse(jql)
         offset = _decode_cursor(cursor, jql)
+        hits = self.find(jql)
+        issues = [
+            RawIssue(key=key, fields={k: v for k, v in self._tickets[key][1].items() if k != "comment"})
+            for key in hits[offset : offset + limit]
+        ]
+        more = offset + limit < len(hits)
+        return RawSearchPage(issues=issues, next_cursor=_encode_cursor(offset + limit, jql) if more else None)
+
+    def find(self, jql: str) -> list[str]:
+        """Keys of every ticket matching `jql`, in its ORDER BY order (newest created first without one).
+
+        Raises:
+            InvalidInput: malformed JQL or JQL outside the supported subset.
+        """
+        query = local_jql.parse(jql)
         hits = [ticket for ticket, _ in self._tickets.values() if query.predicate(self._docs[ticket.key])]
         # Stable sorts applied last-key-first give a multi-key ORDER BY; key is the final tie-breaker.
         hits.sort(key=lambda t: _sort_key(t, "key"))
         for field, desc in reversed(query.order or [("created", True)]):
             hits.sort(key=lambda t, f=field: _sort_key(t, f), reverse=desc)
-        page = hits[offset : offset + limit]
-        issues = [
-            RawIssue(key=t.key, fields={k: v for k, v in self._tickets[t.key][1].items() if k != "comment"})
-            for t in page
-        ]
-        more = offset + limit < len(hits)
-        return RawSearchPage(issues=issues, next_cursor=_encode_cursor(offset + limit, jql) if more else None)
+        return [t.key for t in hits]
 
     async def permissions(self) -> dict[str, bool] | None:
         """Local files carry no credential, so there are no permissions to report."""

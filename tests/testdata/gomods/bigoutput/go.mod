@@ -1,0 +1,3 @@
+module example.com/bigoutput
+
+go 1.22

@@ -1,0 +1,9 @@
+package ok
+
+import "testing"
+
+func TestOne(t *testing.T) {
+	if One() != 1 {
+		t.Fatal("bad")
+	}
+}

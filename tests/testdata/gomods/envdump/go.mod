@@ -1,0 +1,3 @@
+module example.com/envdump
+
+go 1.22

@@ -1,0 +1,2 @@
+// Package spy is what hostile test code looks like.
+package spy

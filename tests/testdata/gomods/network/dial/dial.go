@@ -1,0 +1,2 @@
+// Package dial tries to reach the outside world.
+package dial

@@ -1,0 +1,3 @@
+module example.com/unknownimport
+
+go 1.22

@@ -1,0 +1,71 @@
+"""The umbrella CLI: the embedded-default main job and the small admin commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from goresolve.cli import app
+from servers.common.audit import AuditLog
+from servers.common.auth import AudienceTokenVerifier
+
+runner = CliRunner()
+
+
+def test_demo_answers_one_request_over_stdio(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "goresolve.cli", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["issue"]["key"] == "SVC-1"
+    assert result["tools"] == ["get_comments", "get_issue", "search_issues"]
+    assert (tmp_path / ".goresolve" / "audit" / "jira-read.jsonl").exists()
+
+
+def test_policy_check_reports_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "access.yaml").write_text("identities:\n  a: {roles: [r], extra: 1}\n")
+    (tmp_path / "tools.yaml").write_text("roles:\n  r: {scopes: [jira:read]}\n")
+    result = runner.invoke(app, ["policy", "check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "identities.a.extra" in result.output
+
+
+def test_policy_check_accepts_the_bundled_policies() -> None:
+    assert runner.invoke(app, ["policy", "check"]).exit_code == 0
+
+
+def test_audit_verify_exit_codes(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    AuditLog(log).append(caller="c", tool="t", arguments={}, outcome="ok", trace_id=None)
+    assert runner.invoke(app, ["audit", "verify", str(log)]).exit_code == 0
+    log.write_text(log.read_text().replace('"ok"', '"denied"'))
+    assert runner.invoke(app, ["audit", "verify", str(log)]).exit_code == 1
+    assert runner.invoke(app, ["audit", "verify", str(tmp_path / "none")]).exit_code == 2
+
+
+async def test_token_mint_makes_a_token_for_one_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "m" * 40
+    monkeypatch.setenv("GORESOLVE_TOKEN_KEY", key)
+    result = runner.invoke(app, ["token", "mint", "--subject", "agent", "--server", "code-search"])
+    assert result.exit_code == 0
+    token = result.stdout.strip()
+    assert await AudienceTokenVerifier(SecretStr(key), server="code-search").verify_token(token) is not None
+    assert await AudienceTokenVerifier(SecretStr(key), server="jira-read").verify_token(token) is None
+
+
+def test_token_mint_refuses_a_short_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GORESOLVE_TOKEN_KEY", "short")
+    result = runner.invoke(app, ["token", "mint", "--subject", "agent", "--server", "jira-read"])
+    assert result.exit_code == 2

@@ -1,0 +1,239 @@
+"""The LanceDB store (the only module that imports lancedb).
+
+Four tables per embedding model (vectors of two models are never mixed; a switch is a new set):
+    chunks   one row per unit: metadata, code-aware FTS column `text`, `vector`, generation window
+    files    file text at each generation (read_file serves from here, never from a checkout)
+    repos    the pointer table: repo -> published generation and commit; switched last
+    vectors  embedding cache by content hash
+
+Readers take the published generation of each repo from `repos` and query with the prefilter
+`gen_added <= g < gen_removed`, so they see the old or the new state of a repo, never a mix. A
+writer adds rows at g+1, retires replaced rows by setting `gen_removed = g+1`, and publishes g+1
+with one merge into `repos`. Rows of an unpublished generation are invisible; `begin` removes them
+(crash recovery) and garbage-collects rows retired before the current generation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree
+
+from servers.code_search.filters import LIVE, RepoView, any_of, quote
+from servers.code_search.model import Hit
+from servers.common.errors import UpstreamFailure
+
+_HIT_COLUMNS = [
+    "repo",
+    "path",
+    "start_line",
+    "end_line",
+    "symbol",
+    "kind",
+    "signature",
+    "content",
+    "tokens",
+    "parent",
+    "part",
+]
+_BATCH = 400
+
+
+def _chunk_schema(dim: int) -> Any:
+    ints = [("start_line", pa.int32()), ("end_line", pa.int32()), ("tokens", pa.int32()), ("part", pa.int32())]
+    strs = ["repo", "path", "symbol", "name", "parent", "kind", "signature", "doc", "content", "content_hash", "text"]
+    gens = [("gen_added", pa.int64()), ("gen_removed", pa.int64())]
+    return pa.schema([*[(s, pa.string()) for s in strs], *ints, ("vector", pa.list_(pa.float32(), dim)), *gens])
+
+
+_FILES = pa.schema(
+    [
+        ("repo", pa.string()),
+        ("path", pa.string()),
+        ("blob", pa.string()),
+        ("content", pa.string()),
+        ("status", pa.string()),
+        ("gen_added", pa.int64()),
+        ("gen_removed", pa.int64()),
+    ]
+)
+_REPOS = pa.schema(
+    [
+        ("repo", pa.string()),
+        ("commit", pa.string()),
+        ("gen", pa.int64()),
+        ("indexed_at", pa.string()),
+        ("stats", pa.string()),
+    ]
+)
+
+
+def _vectors_schema(dim: int) -> Any:
+    return pa.schema([("content_hash", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
+
+
+def _unavailable(exc: Exception) -> UpstreamFailure:
+    return UpstreamFailure("the code index is missing or corrupt; re-run the indexer", detail=repr(exc))
+
+
+class CodeIndex:
+    """Read and write access to one index directory for one embedding model."""
+
+    def __init__(
+        self, db_dir: Path, model_id: str, dim: int, *, create: bool = False, consistency: timedelta | None = None
+    ) -> None:
+        """Open (or with `create`, create) the index.
+
+        Raises:
+            UpstreamFailure: the index does not exist (and `create` is false) or cannot be read.
+        """
+        self.db_dir = db_dir
+        self.dim = dim
+        ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+        names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
+        if not create and not (db_dir / f"{names['repos']}.lance").exists():
+            raise UpstreamFailure(f"no code index for model {model_id} at the configured location; run the indexer")
+        try:
+            db = lancedb.connect(
+                db_dir, read_consistency_interval=consistency if consistency is not None else timedelta(0)
+            )
+            schemas = {"chunks": _chunk_schema(dim), "files": _FILES, "repos": _REPOS, "vectors": _vectors_schema(dim)}
+            if create:
+                self._t = {t: db.create_table(names[t], schema=schemas[t], exist_ok=True) for t in names}
+            else:
+                self._t = {t: db.open_table(names[t]) for t in names}
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise _unavailable(exc) from exc
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def views(self, repos: Sequence[str] | None = None) -> list[RepoView]:
+        """The published generation of each repo (all repos, or those of `repos` that exist)."""
+        rows = self._rows(self._t["repos"].search().limit(None), ["repo", "commit", "gen"])
+        wanted = None if repos is None else set(repos)
+        return sorted(
+            (RepoView(r["repo"], r["gen"], r["commit"]) for r in rows if wanted is None or r["repo"] in wanted),
+            key=lambda v: v.repo,
+        )
+
+    def repo_info(self) -> dict[str, dict[str, Any]]:
+        """repo -> commit, generation, time and stats of its published index."""
+        rows = self._rows(self._t["repos"].search().limit(None), ["repo", "commit", "gen", "indexed_at", "stats"])
+        return {r["repo"]: {**r, "stats": json.loads(r["stats"] or "{}")} for r in rows}
+
+    def fts(self, text: str, where: str, k: int) -> list[Hit]:
+        """Full-text (BM25) search over the code-aware column, restricted by `where` before ranking."""
+        if not text.strip():
+            return []
+        query = self._t["chunks"].search(text, query_type="fts", fts_columns="text").where(where, prefilter=True)
+        return [self._hit(r, float(r["_score"])) for r in self._rows(query.limit(k), [*_HIT_COLUMNS, "_score"])]
+
+    def vector(self, vec: np.ndarray, where: str, k: int) -> list[Hit]:
+        """Cosine nearest neighbours, restricted by `where` before ranking (prefilter)."""
+        query: Any = self._t["chunks"].search(vec.astype(np.float32), vector_column_name="vector")
+        query = query.distance_type("cosine").where(where, prefilter=True).limit(k)
+        return [self._hit(r, 1.0 - float(r["_distance"])) for r in self._rows(query, [*_HIT_COLUMNS, "_distance"])]
+
+    def scan(self, where: str, k: int) -> list[Hit]:
+        """Rows matching `where` (exact symbol or path lookups), unranked."""
+        return [self._hit(r, 1.0) for r in self._rows(self._t["chunks"].search().where(where).limit(k), _HIT_COLUMNS)]
+
+    def file_text(self, view: RepoView, path: str) -> str | None:
+        """The text of `path` in `view`'s generation, or None when it is not indexed there."""
+        where = (
+            f"repo = {quote(view.repo)} AND path = {quote(path)} AND gen_added <= {view.gen} "
+            f"AND gen_removed > {view.gen}"
+        )
+        rows = self._rows(self._t["files"].search().where(where).limit(1), ["content"])
+        return str(rows[0]["content"]) if rows else None
+
+    def _rows(self, query: Any, columns: list[str]) -> list[dict[str, Any]]:
+        try:
+            table: pa.Table = query.select(columns).to_arrow()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise _unavailable(exc) from exc
+        return table.to_pylist()
+
+    @staticmethod
+    def _hit(row: dict[str, Any], score: float) -> Hit:
+        return Hit(**{c: row[c] for c in _HIT_COLUMNS}, score=score)
+
+    # ---- writes (callers hold the repo's writer lock) ------------------------------------------
+
+    def begin(self, repo: str) -> tuple[int, dict[str, str]]:
+        """Recover from an interrupted run, collect garbage, and return (next generation, current files)."""
+        current = next((v.gen for v in self.views([repo])), 0)
+        r = quote(repo)
+        for name in ("chunks", "files"):
+            table = self._t[name]
+            table.delete(f"repo = {r} AND gen_added > {current}")  # rows of a generation never published
+            table.update(
+                where=f"repo = {r} AND gen_removed > {current} AND gen_removed < {LIVE}", values={"gen_removed": LIVE}
+            )  # retirements that were never published
+            table.delete(f"repo = {r} AND gen_removed <= {current}")  # retired before the current generation
+        files = self._rows(
+            self._t["files"].search().where(f"repo = {r} AND gen_removed = {LIVE}").limit(None), ["path", "blob"]
+        )
+        return current + 1, {f["path"]: f["blob"] for f in files}
+
+    def retire(self, repo: str, paths: Sequence[str], gen: int) -> None:
+        """Mark the live rows of `paths` as replaced at `gen` (still visible to readers of gen-1)."""
+        for start in range(0, len(paths), _BATCH):
+            where = f"repo = {quote(repo)} AND gen_removed = {LIVE} AND {any_of('path', paths[start : start + _BATCH])}"
+            for name in ("chunks", "files"):
+                self._t[name].update(where=where, values={"gen_removed": gen})
+
+    def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings already computed for any of `hashes`."""
+        found: dict[str, np.ndarray] = {}
+        unique = sorted(set(hashes))
+        for start in range(0, len(unique), _BATCH):
+            query = self._t["vectors"].search().where(any_of("content_hash", unique[start : start + _BATCH]))
+            table: pa.Table = query.select(["content_hash", "vector"]).limit(None).to_arrow()
+            vecs = table.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, self.dim)
+            for h, v in zip(table.column("content_hash").to_pylist(), vecs, strict=True):
+                found[h] = v
+        return found
+
+    def add(self, name: str, rows: Any) -> None:
+        """Append rows to table `name` (chunks, files or vectors)."""
+        if len(rows):
+            self._t[name].add(rows)
+
+    def publish(self, repo: str, commit: str, gen: int, stats: dict[str, Any]) -> None:
+        """Make generation `gen` of `repo` the one readers see (a single atomic merge)."""
+        row = {
+            "repo": repo,
+            "commit": commit,
+            "gen": gen,
+            "indexed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "stats": json.dumps(stats),
+        }
+        self._t["repos"].merge_insert("repo").when_matched_update_all().when_not_matched_insert_all().execute(
+            pa.Table.from_pylist([row], schema=_REPOS)
+        )
+
+    def maintain(self, force: bool = False) -> None:
+        """Build missing indexes and fold new rows into them (compaction); run off the request path."""
+        chunks = self._t["chunks"]
+        have = {i.columns[0] for i in chunks.list_indices()}
+        if "text" not in have:
+            chunks.create_index("text", config=FTS(with_position=False, remove_stop_words=False))
+        for col in ("repo", "name", "path"):
+            if col not in have:
+                chunks.create_index(col, config=BTree())
+        vectors = self._t["vectors"]
+        if not vectors.list_indices():
+            vectors.create_index("content_hash", config=BTree())
+        unindexed = sum(i.num_unindexed_rows or 0 for i in chunks.list_indices())
+        if force or unindexed > 0:
+            for table in self._t.values():
+                table.optimize(cleanup_older_than=timedelta(minutes=10))

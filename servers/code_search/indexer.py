@@ -1,0 +1,203 @@
+"""Index one repo at one commit, incrementally (the indexer is the only writer of the index).
+
+    lock repo -> snapshot files -> begin (recover, next generation) -> diff against the stored files
+    -> chunk changed files -> embed only unseen content hashes -> retire replaced rows -> add rows
+    -> publish the generation -> fold new rows into the indexes
+
+Until `publish`, readers keep seeing the previous generation; a crash anywhere before it leaves
+rows that the next run's `begin` removes. One writer per repo: a non-blocking file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from servers.code_search.chunker import GoChunker, GoOptions
+from servers.code_search.embed import Embedder
+from servers.code_search.filters import LIVE
+from servers.code_search.index import CodeIndex
+from servers.code_search.markdown import line_windows, markdown_sections
+from servers.code_search.model import Chunk, code_text
+from servers.code_search.source import SkipRules, snapshot
+from servers.common.errors import Conflict
+
+FILE_BATCH = 100
+EMBED_BATCH = 64
+
+
+class Progress(Protocol):
+    """Receives progress: the number of files to read, then files and chunks as they are done."""
+
+    def start(self, files: int) -> None: ...
+
+    def advance(self, files: int, chunks: int) -> None: ...
+
+
+@dataclass(slots=True)
+class IndexReport:
+    """What one indexing run did (the CLI prints it; `stats` of the repo keeps it)."""
+
+    repo: str
+    commit: str
+    generation: int
+    files: int = 0
+    changed: int = 0
+    removed: int = 0
+    skipped: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    bytes: int = 0
+    unparsed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    chunk_seconds: float = 0.0
+    embed_seconds: float = 0.0
+    publish_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def writer_lock(db_dir: Path, repo: str) -> Generator[None]:
+    """Hold the one-writer-per-repo lock.
+
+    Raises:
+        Conflict: another indexer is writing this repo now.
+    """
+    locks = db_dir / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"{repo}.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise Conflict(f"another indexer is writing repo {repo}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def chunk_file(chunker: GoChunker, path: str, text: str) -> tuple[list[Chunk], str]:
+    """Units of one file and its status: "ok", or "windows" when it did not parse."""
+    if path.endswith(".md"):
+        return markdown_sections(path, text), "ok"
+    units = chunker.chunk(path, text.encode("utf-8"))
+    if units is None:
+        return line_windows(path, text), "windows"
+    return units, "ok"
+
+
+def _chunk_row(repo: str, gen: int, chunk: Chunk, vector: Any) -> dict[str, Any]:
+    searchable = f"{chunk.symbol} {chunk.path} {chunk.signature}\n{chunk.content}"
+    return {
+        "repo": repo, "path": chunk.path, "symbol": chunk.symbol, "name": chunk.name.lower(), "parent": chunk.parent,
+        "kind": chunk.kind, "signature": chunk.signature, "doc": chunk.doc, "content": chunk.content,
+        "content_hash": chunk.content_hash, "text": code_text(searchable), "start_line": chunk.start_line,
+        "end_line": chunk.end_line, "tokens": chunk.tokens, "part": chunk.part, "vector": vector,
+        "gen_added": gen, "gen_removed": LIVE,
+    }  # fmt: skip
+
+
+def index_repo(
+    index: CodeIndex,
+    embedder: Embedder,
+    root: Path,
+    repo: str,
+    rev: str | None = None,
+    *,
+    rules: SkipRules | None = None,
+    go_options: GoOptions | None = None,
+    progress: Progress | None = None,
+    maintain: bool = True,
+) -> IndexReport:
+    """Bring `repo`'s index to `rev` of the repository (or directory) at `root`.
+
+    Raises:
+        Conflict: another writer holds this repo's lock.
+        InvalidInput: `rev` is not a commit of `root`.
+        UpstreamFailure: the index cannot be written, or a remote embedder failed.
+    """
+    began = time.perf_counter()
+    rules = rules or SkipRules()
+    chunker = GoChunker(go_options)
+    with writer_lock(index.db_dir, repo):
+        snap = snapshot(root, rev, rules)
+        gen, stored = index.begin(repo)
+        report = IndexReport(repo, snap.commit, gen, files=len(snap.files))
+        changed = sorted(p for p, blob in snap.files.items() if stored.get(p) != blob)
+        removed = sorted(p for p in stored if p not in snap.files)
+        report.changed, report.removed = len(changed), len(removed)
+        if progress:
+            progress.start(len(changed))
+        index.retire(repo, changed + removed, gen)
+        for start in range(0, len(changed), FILE_BATCH):
+            batch = changed[start : start + FILE_BATCH]
+            added = _index_batch(index, embedder, chunker, snap, repo, gen, batch, rules, report)
+            if progress:
+                progress.advance(len(batch), added)
+        publish_at = time.perf_counter()
+        report.seconds = publish_at - began
+        index.publish(repo, snap.commit, gen, report.as_dict())
+        report.publish_seconds = time.perf_counter() - publish_at
+        if maintain:
+            index.maintain()
+        report.seconds = time.perf_counter() - began
+    return report
+
+
+def _index_batch(
+    index: CodeIndex,
+    embedder: Embedder,
+    chunker: GoChunker,
+    snap: Any,
+    repo: str,
+    gen: int,
+    paths: list[str],
+    rules: SkipRules,
+    report: IndexReport,
+) -> int:
+    t0 = time.perf_counter()
+    files: list[dict[str, Any]] = []
+    chunks: list[Chunk] = []
+    for path, data in snap.read(paths):
+        report.bytes += len(data)
+        status = "skipped"
+        text = ""
+        if rules.wants_content(data):
+            text = data.decode("utf-8", errors="replace")
+            units, status = chunk_file(chunker, path, text)
+            chunks.extend(units)
+            if status == "windows":
+                report.unparsed.append(path)
+        else:
+            report.skipped += 1
+        files.append({"repo": repo, "path": path, "blob": snap.files[path], "content": text, "status": status,
+                      "gen_added": gen, "gen_removed": LIVE})  # fmt: skip
+    t1 = time.perf_counter()
+    report.chunk_seconds += t1 - t0
+    hashes = [c.content_hash for c in chunks]
+    vectors = index.cached_vectors(hashes)
+    report.reused += sum(1 for h in hashes if h in vectors)
+    todo: dict[str, str] = {}
+    for chunk, h in zip(chunks, hashes, strict=True):
+        if h not in vectors:
+            todo.setdefault(h, chunk.embed_text())
+    new_hashes = list(todo)
+    for start in range(0, len(new_hashes), EMBED_BATCH):
+        part = new_hashes[start : start + EMBED_BATCH]
+        embedded = embedder.embed([todo[h] for h in part])
+        index.add("vectors", [{"content_hash": h, "vector": v} for h, v in zip(part, embedded, strict=True)])
+        vectors.update(zip(part, embedded, strict=True))
+    report.embedded += len(new_hashes)
+    report.embed_seconds += time.perf_counter() - t1
+    index.add("chunks", [_chunk_row(repo, gen, c, vectors[h]) for c, h in zip(chunks, hashes, strict=True)])
+    index.add("files", files)
+    report.chunks += len(chunks)
+    return len(chunks)

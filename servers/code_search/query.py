@@ -1,0 +1,113 @@
+"""Read a query the way an engineer reads a ticket: pull out what names code.
+
+From free text (a ticket title and body, an error message, a Go stack trace) this extracts
+identifiers (`parseHTTPHeader`, `mux.Router`, `Route.Match`, `new_conn`), Go file paths
+(`router/route.go`, `/home/ci/x/y.go:123`), package names, quoted error strings and `panic:`
+messages, and the frames of a Go traceback. Exact matches on these weigh more than words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from servers.code_search.model import code_text, split_identifier
+
+MAX_QUERY_CHARS = 10_000
+
+_FRAME_FUNC = re.compile(r"^\s*(?:created by )?([\w.\-/]+?)\.(?:\(\*?(\w+)\)\.)?(\w+)\((?:[^()]*)\)?", re.MULTILINE)
+_FRAME_FILE = re.compile(r"^\s+(\S+?\.go):(\d+)", re.MULTILINE)
+_PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.go)(?::(\d+))?\b")
+_DOTTED = re.compile(r"\b([A-Za-z_]\w*)\.(\(\*?\w+\)\.)?([A-Za-z_]\w*)\b")
+_WORD = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+_CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
+_QUOTED = re.compile(r"\"([^\"\n]{3,200})\"|`([^`\n]{3,200})`|'([^'\n]{3,200})'")
+_PANIC = re.compile(r"^panic: (.+)$", re.MULTILINE)
+_GOROUTINE = re.compile(r"^goroutine \d+ \[[^\]]+\]:\s*$", re.MULTILINE)
+_STDLIB = frozenset({"runtime", "testing", "main", "reflect", "sync", "net", "http", "os", "fmt", "errors", "io"})
+_COMMON = frozenset(
+    {"go", "func", "nil", "error", "string", "int", "bool", "byte", "true", "false", "err", "ok", "main"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a Go traceback: package path, receiver type (or ""), function, file, line."""
+
+    package: str
+    receiver: str
+    function: str
+    path: str = ""
+    line: int = 0
+
+
+@dataclass(slots=True)
+class ParsedQuery:
+    """A query with what names code pulled out of it."""
+
+    text: str
+    identifiers: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+
+    @property
+    def fts_text(self) -> str:
+        """Words for the full-text side: the code-aware form of the text plus quoted error strings."""
+        return code_text(" ".join([self.text, *self.errors]))
+
+
+def _looks_like_code(word: str) -> bool:
+    if word.lower() in _COMMON or len(word) < 3:
+        return False
+    if "_" in word.strip("_"):
+        return True
+    return len(split_identifier(word)) > 1
+
+
+def _add(seq: list[str], value: str) -> None:
+    if value and value not in seq:
+        seq.append(value)
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Extract identifiers, paths, packages, error strings and traceback frames from `text`."""
+    text = text.replace("\0", " ")[:MAX_QUERY_CHARS]
+    parsed = ParsedQuery(text)
+    if _GOROUTINE.search(text) or _PANIC.search(text):
+        files = _FRAME_FILE.findall(text)
+        for i, match in enumerate(_FRAME_FUNC.finditer(text)):
+            pkg_path, receiver, func = match.group(1), match.group(2) or "", match.group(3)
+            if "/" not in pkg_path and pkg_path.split(".")[0] in _STDLIB and "." not in pkg_path:
+                continue
+            path, line = files[i] if i < len(files) else ("", "0")
+            parsed.frames.append(Frame(pkg_path, receiver, func, path, int(line)))
+    for frame in parsed.frames:
+        if frame.package.split("/")[0] in _STDLIB:
+            continue
+        _add(parsed.identifiers, frame.function)
+        _add(parsed.identifiers, frame.receiver)
+        _add(parsed.packages, frame.package.rsplit("/", 1)[-1])
+    for message in _PANIC.findall(text):
+        _add(parsed.errors, message.strip())
+    for groups in _QUOTED.findall(text):
+        _add(parsed.errors, next(g for g in groups if g))
+    for path, _line in _PATH.findall(text):
+        _add(parsed.paths, path.lstrip("./"))
+    for match in _DOTTED.finditer(text):
+        left, right = match.group(1), match.group(3)
+        if right in ("go", "md", "com", "org", "io"):
+            continue
+        if left[0].islower() and not _looks_like_code(left):
+            _add(parsed.packages, left)
+        _add(parsed.identifiers, right)
+        if _looks_like_code(left) or left[0].isupper():
+            _add(parsed.identifiers, left)
+    for name in _CALL.findall(text):
+        if name.lower() not in _COMMON and len(name) > 2:
+            _add(parsed.identifiers, name)
+    for word in _WORD.findall(text):
+        if _looks_like_code(word):
+            _add(parsed.identifiers, word)
+    return parsed

@@ -1,0 +1,140 @@
+"""Hybrid retrieval: full-text + vector + exact names, fused by reciprocal rank; token-budget packing.
+
+Every list is computed inside the index with the caller's prefilter (allowed repos at their
+published generation, plus optional kinds and path prefix), so top-k is filled from rows the
+caller may read. The lists are fused with weighted reciprocal rank fusion (RRF, k=60): a unit
+named in the query (identifier, stack frame, file path) ranks above one that merely shares words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from servers.code_search.embed import Embedder
+from servers.code_search.filters import RepoView, any_of, narrow, quote, visible
+from servers.code_search.index import CodeIndex
+from servers.code_search.model import Hit
+from servers.code_search.query import ParsedQuery, parse_query
+
+Mode = Literal["hybrid", "fts", "vector"]
+RRF_K = 60
+WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 2.0, "frame": 3.0, "path": 0.5}
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_SAFE_PATH = re.compile(r"^[\w.@+-]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Whole units in rank order that fit a token budget, and how many did not fit."""
+
+    hits: list[Hit]
+    tokens: int
+    omitted: int
+
+
+def fuse(lists: dict[str, list[Hit]], k: int) -> list[Hit]:
+    """Weighted reciprocal rank fusion of ranked lists; each unit keeps its best-scoring metadata."""
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for name, hits in lists.items():
+        weight = WEIGHTS.get(name, 1.0)
+        for rank, hit in enumerate(hits):
+            scores[hit.key] = scores.get(hit.key, 0.0) + weight / (RRF_K + rank + 1)
+            first.setdefault(hit.key, hit)
+    order = sorted(scores, key=lambda key: -scores[key])[:k]
+    out: list[Hit] = []
+    for key in order:
+        hit = first[key]
+        hit.score = round(scores[key], 6)
+        out.append(hit)
+    return out
+
+
+def pack(hits: Sequence[Hit], budget: int) -> Packed:
+    """Fill `budget` tokens with whole units in rank order; a unit that does not fit is skipped."""
+    used = 0
+    kept: list[Hit] = []
+    for hit in hits:
+        if used + hit.tokens <= budget:
+            kept.append(hit)
+            used += hit.tokens
+    return Packed(kept, used, len(hits) - len(kept))
+
+
+def _frame_hits(parsed: ParsedQuery, named: list[Hit]) -> list[Hit]:
+    """The units a traceback's frames name, innermost frame first."""
+    out: list[Hit] = []
+    for frame in parsed.frames:
+        for hit in named:
+            owner = hit.parent.rsplit(".", 1)[-1]
+            if hit.symbol.rsplit(".", 1)[-1] == frame.function and owner == frame.receiver and hit not in out:
+                out.append(hit)
+    return out
+
+
+class Searcher:
+    """Runs queries against one index with one embedder (the model is loaded once)."""
+
+    def __init__(self, index: CodeIndex, embedder: Embedder, candidates: int = 50) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.candidates = candidates
+
+    def search(
+        self,
+        query: str | ParsedQuery,
+        views: Sequence[RepoView],
+        k: int = 10,
+        *,
+        kinds: Sequence[str] = (),
+        path_prefix: str | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        """The top `k` units for `query` among the rows `views` make visible.
+
+        Raises:
+            ValueError: an unknown kind or an invalid repo name in `views`.
+            UpstreamFailure: the index cannot be read.
+        """
+        if not views:
+            return []
+        parsed = query if isinstance(query, ParsedQuery) else parse_query(query)
+        where = narrow(visible(views), kinds, path_prefix)
+        n = max(self.candidates, k)
+        lists: dict[str, list[Hit]] = {}
+        if mode in ("hybrid", "fts"):
+            lists["fts"] = self.index.fts(parsed.fts_text, where, n)
+        if mode in ("hybrid", "vector"):
+            lists["vector"] = self.index.vector(self.embedder.embed([parsed.text])[0], where, n)
+        if mode == "hybrid":
+            lists["symbol"] = self._by_name(parsed, where, n)
+            lists["frame"] = _frame_hits(parsed, lists["symbol"])
+            lists["path"] = self._by_path(parsed, where, n)
+        if mode != "hybrid":
+            return lists[mode][:k]
+        return fuse(lists, k)
+
+    def _by_name(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
+        names = [i.lower() for i in parsed.identifiers if _SAFE_NAME.match(i)][:20]
+        if not names:
+            return []
+        hits = self.index.scan(f"{where} AND {any_of('name', names)}", n * 4)
+        wanted_parents = {i for i in parsed.identifiers if i[:1].isupper()}
+
+        def rank(hit: Hit) -> tuple[int, int, int]:
+            owner = hit.parent.rsplit(".", 1)[-1]
+            return (0 if owner and owner in wanted_parents else 1, names.index(hit.symbol.rsplit(".", 1)[-1].lower()),
+                    hit.part)  # fmt: skip
+
+        return sorted(hits, key=rank)[:n]
+
+    def _by_path(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
+        names = {p.rsplit("/", 1)[-1] for p in parsed.paths}
+        names = {b for b in names if _SAFE_PATH.match(b)}
+        if not names:
+            return []
+        match = " OR ".join(f"path = {quote(b)} OR ends_with(path, {quote('/' + b)})" for b in sorted(names)[:10])
+        return self.index.scan(f"{where} AND ({match})", n)

@@ -1,0 +1,117 @@
+"""Incremental indexing on a real git history: only changes are re-chunked and re-embedded; readers never see a mix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from servers.code_search.embed import HashingEmbedder
+from servers.code_search.index import CodeIndex
+from servers.code_search.indexer import index_repo, writer_lock
+from servers.code_search.search import Searcher
+from servers.common.errors import Conflict, InvalidInput, UpstreamFailure
+
+from .conftest import commit_all
+
+A = {
+    "pkg/a.go": 'package pkg\n\n// Alpha says hi.\nfunc Alpha() string { return "hi" }\n\n'
+    "func Beta() int { return 2 }\n",
+    "pkg/b.go": "package pkg\n\n// Gamma is gone in B.\nfunc Gamma() {}\n",
+    "README.md": "# Title\n\nSome words.\n",
+}
+
+
+def _symbols(index: CodeIndex, searcher: Searcher, repo: str, gen: int | None = None) -> set[str]:
+    views = index.views([repo])
+    if gen is not None:
+        views = [type(v)(v.repo, gen, v.commit) for v in views]
+    return {h.symbol for h in searcher.search("alpha beta gamma delta title", views, k=50, mode="fts")}
+
+
+def test_reindex_touches_only_changed_files_and_embeds_only_new_hashes(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder
+) -> None:
+    repo = make_repo("svc", A)
+    first = index_repo(index, hashing, repo, "svc")
+    assert (first.generation, first.changed, first.chunks, first.embedded) == (1, 3, 4, 4)
+    (repo / "pkg/a.go").write_text(A["pkg/a.go"].replace('"hi"', '"hello"'))  # Alpha changes, Beta does not
+    (repo / "pkg/b.go").unlink()
+    (repo / "pkg/d.go").write_text("package pkg\n\nfunc Delta() {}\n")
+    commit_b = commit_all(repo, "B")
+    searcher = Searcher(index, hashing)
+    old_views = index.views(["svc"])
+    second = index_repo(index, hashing, repo, "svc", commit_b)
+    assert (second.changed, second.removed, second.chunks, second.embedded, second.reused) == (2, 1, 3, 2, 1)
+    assert index.views(["svc"])[0].commit == commit_b
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}
+    # a reader that looked before the switch still sees exactly the old state
+    old = {h.symbol for h in searcher.search("alpha beta gamma delta title", old_views, k=50, mode="fts")}
+    assert old == {"pkg.Alpha", "pkg.Beta", "pkg.Gamma", "Title"}
+    assert index.file_text(index.views(["svc"])[0], "pkg/b.go") is None
+    assert index.file_text(old_views[0], "pkg/b.go") == A["pkg/b.go"]
+    # going back to the first commit needs no embedding at all: every hash is cached
+    back = index_repo(index, hashing, repo, "svc", "HEAD~1")
+    assert (back.changed, back.embedded) == (2, 0)
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Gamma", "Title"}
+
+
+def test_crash_before_publish_leaves_old_state_and_next_run_completes(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    repo = make_repo("svc", A)
+    index_repo(index, hashing, repo, "svc")
+    (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
+    commit_all(repo, "B")
+    searcher = Searcher(index, hashing)
+
+    def crash(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(index, "publish", crash)
+    with pytest.raises(RuntimeError):
+        index_repo(index, hashing, repo, "svc")
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Gamma", "Title"}
+    monkeypatch.undo()
+    done = index_repo(index, hashing, repo, "svc")
+    assert (done.generation, done.changed) == (2, 1)
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}
+
+
+def test_one_writer_per_repo(make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex,
+                             hashing: HashingEmbedder) -> None:  # fmt: skip
+    repo = make_repo("svc", A)
+    with writer_lock(index.db_dir, "svc"), pytest.raises(Conflict, match="another indexer"):
+        index_repo(index, hashing, repo, "svc")
+    index_repo(index, hashing, repo, "other")  # a different repo is not blocked
+
+
+def test_same_content_in_another_repo_is_not_embedded_again(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder
+) -> None:
+    index_repo(index, hashing, make_repo("one", A), "one")
+    again = index_repo(index, hashing, make_repo("two", A), "two")
+    assert (again.embedded, again.reused) == (0, 4)
+
+
+def test_bad_revision_and_missing_index_are_reported(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder, tmp_path: Path
+) -> None:
+    repo = make_repo("svc", A)
+    with pytest.raises(InvalidInput):
+        index_repo(index, hashing, repo, "svc", "no-such-rev")
+    with pytest.raises(InvalidInput):
+        index_repo(index, hashing, repo, "svc", "--upload-pack=x")
+    with pytest.raises(UpstreamFailure, match="no code index"):
+        CodeIndex(tmp_path / "nothing", hashing.model_id, hashing.dim)
+
+
+def test_directory_snapshot_counts_unparsed_and_skipped(
+    shapes: Path, index: CodeIndex, hashing: HashingEmbedder
+) -> None:
+    report = index_repo(index, hashing, shapes, "shapes")
+    assert report.unparsed == ["broken.go"]
+    assert report.skipped == 2  # generated + binary
+    assert report.commit.startswith("dir-")

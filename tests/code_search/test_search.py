@@ -1,0 +1,112 @@
+"""Hybrid search: code-aware full text, names from the query first, access as a prefilter, budget packing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from servers.code_search.embed import HashingEmbedder
+from servers.code_search.filters import RepoView, narrow, visible
+from servers.code_search.index import CodeIndex
+from servers.code_search.indexer import index_repo
+from servers.code_search.model import Hit, code_text, split_identifier
+from servers.code_search.query import MAX_QUERY_CHARS, parse_query
+from servers.code_search.search import Searcher, fuse, pack
+
+TRACE = """panic: runtime error: index out of range [3] with length 3
+
+goroutine 7 [running]:
+example.com/shapes.(*Circle).Area(0xc000012345)
+\t/build/src/shapes/shapes.go:33 +0x1d
+example.com/shapes.NewCircle(...)
+\t/build/src/shapes/shapes.go:40
+main.main()
+\t/build/src/main.go:9 +0x25
+"""
+
+
+@pytest.fixture
+def searcher(shapes: Path, index: CodeIndex, hashing: HashingEmbedder) -> Searcher:
+    index_repo(index, hashing, shapes, "shapes")
+    return Searcher(index, hashing)
+
+
+def test_identifiers_are_split_for_full_text() -> None:
+    assert split_identifier("parseHTTPHeader") == ["parse", "http", "header"]
+    assert split_identifier("new_conn2") == ["new", "conn", "2"]
+    assert code_text("x := parseHTTPHeader(l)") == "x parsehttpheader parse http header l"
+
+
+def test_words_find_an_identifier_by_its_parts(searcher: Searcher) -> None:
+    hits = searcher.search("parse http header", searcher.index.views(), k=3, mode="fts")
+    assert hits[0].symbol == "shapes.parseHTTPHeader"
+
+
+def test_a_ticket_that_names_a_function_finds_it_first(searcher: Searcher) -> None:
+    hits = searcher.search("NewCircle accepts a negative radius sometimes", searcher.index.views(), k=5)
+    assert hits[0].symbol == "shapes.NewCircle"
+    hits = searcher.search("Circle.Perimeter is off by a factor", searcher.index.views(), k=5)
+    assert hits[0].symbol == "shapes.Circle.Perimeter"
+
+
+def test_a_stack_trace_finds_its_frames(searcher: Searcher) -> None:
+    parsed = parse_query(TRACE)
+    assert [(f.receiver, f.function, f.line) for f in parsed.frames] == [("Circle", "Area", 33), ("", "NewCircle", 40)]
+    assert parsed.errors == ["runtime error: index out of range [3] with length 3"]
+    top = [h.symbol for h in searcher.search(TRACE, searcher.index.views(), k=3)]
+    assert top[:2] == ["shapes.Circle.Area", "shapes.NewCircle"]
+
+
+def test_kinds_and_path_prefix_narrow_inside_the_query(searcher: Searcher) -> None:
+    views = searcher.index.views()
+    assert {h.kind for h in searcher.search("circle", views, k=20, kinds=["type"])} == {"type"}
+    assert {h.path for h in searcher.search("classify code", views, k=20, path_prefix="internal/")} == {
+        "internal/geom/big.go"
+    }
+    with pytest.raises(ValueError, match="unknown kind"):
+        narrow("true", ["nope"])
+
+
+def test_access_filter_is_a_prefilter_so_top_k_fills_from_allowed_repos(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder
+) -> None:
+    many = "".join(
+        f"// Handler{i} handles the widget request number {i}.\nfunc Handler{i}() {{}}\n\n" for i in range(30)
+    )
+    index_repo(index, hashing, make_repo("public", {"h.go": "package p\n\n" + many}), "public")
+    index_repo(
+        index, hashing, make_repo("secret", {"s.go": "package s\n\n" + many.replace("Handler", "Secret")}), "secret"
+    )
+    searcher = Searcher(index, hashing, candidates=10)
+    for mode in ("fts", "vector", "hybrid"):
+        hits = searcher.search("widget request handler", index.views(["secret"]), k=10, mode=mode)
+        assert len(hits) == 10 and {h.repo for h in hits} == {"secret"}, mode
+    assert searcher.search("widget", index.views(["missing"]), k=10) == []
+    with pytest.raises(ValueError, match="invalid repo"):
+        visible([RepoView("x' OR '1'='1", 1, "c")])
+
+
+def _hit(name: str, tokens: int) -> Hit:
+    return Hit("r", f"{name}.go", 1, 2, name, "func", "", "", tokens)
+
+
+def test_pack_fills_the_budget_with_whole_units_in_rank_order() -> None:
+    packed = pack([_hit("a", 300), _hit("b", 900), _hit("c", 500), _hit("d", 200)], 1000)
+    assert [h.symbol for h in packed.hits] == ["a", "c", "d"] and packed.tokens == 1000 and packed.omitted == 1
+
+
+def test_fusion_rewards_agreement() -> None:
+    a, b, c = _hit("a", 1), _hit("b", 1), _hit("c", 1)
+    fused = fuse({"fts": [a, b, c], "vector": [c, b, a], "symbol": [b]}, 3)
+    assert [h.symbol for h in fused] == ["b", "a", "c"]
+
+
+@given(st.text(max_size=300))
+def test_query_parser_never_fails_and_caps(text: str) -> None:
+    parsed = parse_query(text * 50)
+    assert len(parsed.text) <= MAX_QUERY_CHARS and "\0" not in parsed.text
+    assert all(i.isidentifier() for i in parsed.identifiers)

@@ -35,7 +35,8 @@ def _load(path: Path) -> tuple[OpenAPI, dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
     data["servers"] = [{"url": "/"}]  # the fake answers on 127.0.0.1, not your-domain.atlassian.net
     # The published file is trusted; skipping its self-check keeps loading at a few milliseconds.
-    return OpenAPI.from_dict(data, config=Config(spec_validator_cls=None)), data
+    config = Config(spec_validator_cls=None)  # pyright: ignore[reportArgumentType]  # None is openapi-core's "skip"
+    return OpenAPI.from_dict(data, config=config), data
 
 
 class _V3PathRequest(WerkzeugOpenAPIRequest):

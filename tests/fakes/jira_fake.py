@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import SecretStr
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from servers.common.errors import InvalidInput
-from servers.jira_read import local_jql
+from servers.jira_read.cloud import CloudJiraBackend
 from servers.jira_read.local import LocalJiraBackend, load_tickets
 from tests.fakes import jira_contract
+from tests.fakes import jira_fake_bodies as bodies
 
 SAMPLES = jira_contract.REPO_ROOT / "servers" / "jira_read" / "samples"
 PERMISSION_KEYS = ("BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "ADD_COMMENTS", "DELETE_ISSUES")
@@ -73,35 +75,6 @@ class Seen:
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
-
-
-def _rfc3339(jira_time: str) -> str:
-    """`...+0000` -> `...+00:00`: the description types comment times as RFC 3339 date-time, although
-    real Jira sends `+0000` (as the description's own examples show); consumers must accept both."""
-    return f"{jira_time[:-2]}:{jira_time[-2:]}" if jira_time[-5] in "+-" else jira_time
-
-
-def _adf(text: str) -> dict[str, Any]:
-    paras = [p for p in text.split("\n\n") if p.strip()]
-    return {
-        "type": "doc",
-        "version": 1,
-        "content": [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in paras],
-    }
-
-
-def _rich(value: Any, v: str) -> Any:
-    """Rich text as the API version returns it: ADF for v3, a string for v2."""
-    if value is None:
-        return None
-    if v == "3":
-        return value if isinstance(value, dict) else _adf(str(value))
-    return value if isinstance(value, str) else local_jql.adf_text(value)
-
-
-def _user(display_name: str) -> dict[str, Any]:
-    account = base64.b32encode(display_name.encode()).decode().lower().rstrip("=")[:24]
-    return {"accountId": account, "displayName": display_name, "active": True}
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -231,42 +204,17 @@ class FakeJira:
         return params
 
     def _server_info(self, request: Request, v: str) -> Response:
-        cloud = self.deployment == "cloud"
-        return _json(
-            {
-                "baseUrl": self.url,
-                "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.4",
-                "versionNumbers": [1001, 0, 0] if cloud else [9, 12, 4],
-                "deploymentType": "Cloud" if cloud else "Server",
-                "buildNumber": 100240 if cloud else 9120004,
-                "serverTitle": "Fake Jira",
-            }
-        )
+        return _json(bodies.server_info(self.url, self.deployment == "cloud"))
 
     def _myself(self, request: Request, v: str) -> Response:
-        return _json({"self": f"{self.url}/rest/api/{v}/myself", **_user("goresolve bot")})
+        return _json({"self": f"{self.url}/rest/api/{v}/myself", **bodies.user("goresolve bot")})
 
     def _fields(self, request: Request, v: str) -> Response:
-        names = ["summary", "description", "status", "issuetype", "labels", "components", "updated", "created"]
-        return _json(
-            [
-                {"id": n, "key": n, "name": n.title(), "custom": False, "clauseNames": [n], "schema": {"type": "any"}}
-                for n in names
-            ]
-        )
+        return _json(bodies.fields())
 
     def _issue_json(self, key: str, v: str, wanted: list[str]) -> dict[str, Any]:
-        raw = self._tickets[key]
-        fields: dict[str, Any] = {k: val for k, val in raw.items() if k != "comment"}
-        fields["description"] = _rich(raw.get("description"), v)
-        for person in ("assignee", "reporter"):
-            if fields.get(person):
-                fields[person] = _user(fields[person]["displayName"])
-        fields["project"] = {"key": key.rsplit("-", 1)[0], "name": key.rsplit("-", 1)[0]}
-        if wanted and "*all" not in wanted and "*navigable" not in wanted:
-            fields = {k: val for k, val in fields.items() if k in wanted}
         issue_id = str(10000 + sorted(self._tickets).index(key))
-        return {"id": issue_id, "self": f"{self.url}/rest/api/{v}/issue/{issue_id}", "key": key, "fields": fields}
+        return bodies.issue(self.url, v, key, issue_id, self._tickets[key], wanted)
 
     def _issue(self, request: Request, v: str, key: str) -> Response:
         if key not in self._tickets:
@@ -279,17 +227,7 @@ class FakeJira:
         comments = self._tickets[key].get("comment", {}).get("comments", [])
         start = int(request.args.get("startAt", 0))
         size = min(int(request.args.get("maxResults", 50)), self.page_cap)
-        page = [
-            {
-                "self": f"{self.url}/rest/api/{v}/issue/{key}/comment/{c['id']}",
-                "id": c["id"],
-                "author": _user(c["author"]["displayName"]),
-                "body": _rich(c["body"], v),
-                "created": _rfc3339(c["created"]),
-                "updated": _rfc3339(c["created"]),
-            }
-            for c in comments[start : start + size]
-        ]
+        page = [bodies.comment(self.url, v, key, c) for c in comments[start : start + size]]
         return _json({"startAt": start, "maxResults": size, "total": len(comments), "comments": page})
 
     def _find(self, jql: str) -> list[str] | Response:
@@ -336,21 +274,7 @@ class FakeJira:
         wanted = [p for p in (request.args.get("permissions") or "").split(",") if p]
         if self.deployment == "cloud" and not wanted:
             return _error(400, "The permissions query parameter is required.")
-        keys = wanted or list(PERMISSION_KEYS)
-        return _json(
-            {
-                "permissions": {
-                    k: {
-                        "id": str(i),
-                        "key": k,
-                        "name": k.title(),
-                        "type": "PROJECT",
-                        "havePermission": k in self.granted,
-                    }
-                    for i, k in enumerate(keys, start=10)
-                }
-            }
-        )
+        return _json(bodies.permissions(wanted or list(PERMISSION_KEYS), self.granted))
 
 
 class RecordingSleep:
@@ -363,12 +287,11 @@ class RecordingSleep:
         self.waits.append(seconds)
 
 
-def cloud_backend_for(fake: FakeJira, **overrides: Any) -> Any:
-    """A `CloudJiraBackend` wired to `fake` (basic auth + v3 on Cloud, PAT + v2 on Data Center)."""
-    from pydantic import SecretStr
+def cloud_backend_for(fake: FakeJira, **overrides: Any) -> CloudJiraBackend:
+    """A `CloudJiraBackend` wired to `fake` (basic auth + v3 on Cloud, PAT + v2 on Data Center).
 
-    from servers.jira_read.cloud import CloudJiraBackend
-
+    Retries wait on a `RecordingSleep` unless `sleep=` is overridden; any constructor argument can be.
+    """
     cloud = fake.deployment == "cloud"
     settings: dict[str, Any] = {
         "url": fake.url,

@@ -1,15 +1,18 @@
 """The Jira backend for Cloud and Data Center: the real `jira` package talking to the fake Jira."""
 
+# pyright: reportPrivateUsage=false
+# (the guard tests reach for the jira client and its session on purpose)
+
 from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 import requests
 from pydantic import SecretStr
 
 from servers.common.errors import InvalidInput, NotFound, RateLimited, UpstreamFailure
-from servers.jira_read.cloud import CloudJiraBackend
 from servers.jira_read.cloud_http import WriteRefused, retry_after_seconds
 from tests.fakes.jira_fake import FakeJira, RecordingSleep, cloud_backend_for
 
@@ -114,7 +117,7 @@ async def test_429_waits_as_retry_after_says_then_succeeds(jira_fake: FakeJira) 
 
 async def test_429_on_the_real_clock_is_honoured_and_bounded(jira_fake: FakeJira) -> None:
     jira_fake.fail(429, retry_after="1")
-    backend = cloud_backend_for(jira_fake, sleep=CloudJiraBackend.__init__.__kwdefaults__["sleep"])
+    backend = cloud_backend_for(jira_fake, sleep=anyio.sleep)
     started = time.monotonic()
     await backend.get_issue("SVC-1")
     assert 0.9 <= time.monotonic() - started < 5
@@ -222,6 +225,8 @@ async def test_permissions_are_none_where_jira_has_no_such_api(jira_fake_dc: Fak
 
 def test_the_guard_refuses_writes_before_they_leave_the_process(jira_fake: FakeJira) -> None:
     client = cloud_backend_for(jira_fake)._client
+    session = client._session
+    assert session is not None
     with pytest.raises(WriteRefused, match="PUT"):
         client.issue("SVC-1").update(summary="pwned")
     with pytest.raises(WriteRefused, match="POST /rest/api/3/issue/SVC-1/comment"):
@@ -230,9 +235,9 @@ def test_the_guard_refuses_writes_before_they_leave_the_process(jira_fake: FakeJ
         client.create_issue(fields={"project": {"id": "10000"}, "summary": "pwned", "issuetype": {"id": "1"}})
     for method in ("DELETE", "PATCH", "HEAD", "OPTIONS"):
         with pytest.raises(WriteRefused, match=method):
-            client._session.request(method, f"{jira_fake.url}/rest/api/3/issue/SVC-1")
+            session.request(method, f"{jira_fake.url}/rest/api/3/issue/SVC-1")
     with pytest.raises(WriteRefused):
-        requests.Session.post(client._session, f"{jira_fake.url}/rest/api/3/search/jql/../../issue", data="{}")
+        requests.Session.post(session, f"{jira_fake.url}/rest/api/3/search/jql/../../issue", data="{}")
     assert [s.method for s in jira_fake.seen] == ["GET"]  # only the issue() that preceded update()
 
 

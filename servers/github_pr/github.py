@@ -1,0 +1,318 @@
+"""GitHub backend: PyGithub and the git data API (blobs, trees, commits, refs) — no clone needed.
+
+A change is built from the commit the branch started from: the files the patch touches are read
+as blobs, patched by `git apply` in a scratch directory, written back as blobs, and combined with
+the base tree into a new tree and a commit by the bot, on top of the branch's previous head.
+The branch ref is created, or moved without force (a fast-forward), so GitHub itself refuses to
+overwrite commits someone else pushed. 422 "already exists" on the ref or the pull request means a
+concurrent call won the race: the call continues on the winner's branch and pull request.
+
+Requests go through `Calls` (bounded retries, error mapping); see `github_calls.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from github import Auth, Github, InputGitAuthor, InputGitTreeElement
+from github.GitRef import GitRef
+from github.PullRequest import PullRequest
+from github.Repository import Repository
+from unidiff.patch import PatchSet
+
+from servers.common.errors import Conflict, NotFound, UpstreamFailure
+from servers.common.policy import Repo
+
+from . import git
+from .github_calls import Calls
+from .models import TRAILER_BASE, Change, CommentRef, PullRequestInfo, PullRequestRef, trailer
+
+_RACE_ATTEMPTS = 3
+
+
+class _LostRace(Exception):
+    """A ref create/update got 422: a concurrent call for the same ticket got there first."""
+
+
+def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writes: float) -> Github:
+    """A PyGithub client with its own retries off (see github_calls) and GitHub Enterprise support."""
+    return Github(
+        auth=Auth.Token(token),
+        base_url=base_url.rstrip("/"),
+        timeout=max(1, round(timeout_s)),
+        retry=None,
+        per_page=100,
+        seconds_between_requests=None,
+        seconds_between_writes=seconds_between_writes or None,
+    )
+
+
+def patched_paths(patch: str) -> set[str]:
+    """Paths (in the base tree) a unified diff reads: modified, deleted and renamed-from files."""
+    paths: set[str] = set()
+    for pf in PatchSet(patch):
+        if pf.is_added_file:
+            continue
+        source = pf.source_file
+        paths.add(source[2:] if source.startswith(("a/", "b/")) else source)
+    return paths
+
+
+class GitHubBackend:
+    """`PullRequestBackend` on GitHub. `repos` maps policy repo names to `owner/name`."""
+
+    def __init__(self, client: Github, repos: Mapping[str, str], calls: Calls | None = None) -> None:
+        self._client = client
+        self._names = dict(repos)
+        self._calls = calls or Calls()
+        self._repos: dict[str, Repository] = {}
+        self._lock = threading.Lock()
+
+    def _repo(self, name: str) -> Repository:
+        full = self._names.get(name)
+        if full is None:
+            raise NotFound(f"repository {name} has no GitHub name in policy (repos.yaml `github`)")
+        with self._lock:
+            cached = self._repos.get(name)
+        if cached is None:
+            cached = self._calls(f"repository {full}", lambda: self._client.get_repo(full))
+            with self._lock:
+                self._repos[name] = cached
+        return cached
+
+    # --- start-up check ---------------------------------------------------------------------------
+
+    def unprotected_reason(self, name: str) -> str | None:
+        """Why `name`'s default branch is not known to require a review before merging; None when it is.
+
+        Reads classic branch protection (needs administration:read) and repository rulesets (readable
+        with metadata access); either one requiring at least one approving review is enough.
+
+        Raises:
+            NotFound: the repository is not visible to the token.
+            RateLimited, UpstreamFailure: GitHub failed.
+        """
+        repo = self._repo(name)
+        branch = repo.default_branch
+        required = 0
+        try:
+            protection = self._calls(
+                "branch protection", lambda: repo.get_branch(branch).get_protection(), retry_5xx=True
+            )
+            reviews: Any = protection.raw_data.get("required_pull_request_reviews") or {}
+            required = int(reviews.get("required_approving_review_count", 0))
+        except NotFound:
+            pass  # no classic protection (or the branch summary hides it): rulesets may still require reviews
+        except UpstreamFailure as exc:
+            if exc.status != 403:
+                raise
+        rules: Any = self._calls(
+            "branch rules",
+            lambda: repo.requester.requestJsonAndCheck("GET", f"{repo.url}/rules/branches/{branch}")[1],
+        )
+        for rule in rules or []:
+            if isinstance(rule, dict) and rule.get("type") == "pull_request":
+                params: Any = rule.get("parameters") or {}
+                required = max(required, int(params.get("required_approving_review_count", 0)))
+        if required >= 1:
+            return None
+        return f"default branch {branch} of {repo.full_name} does not require an approving review"
+
+    def refused_repos(self, policies: Mapping[str, Repo]) -> dict[str, str]:
+        """Repos (policy name -> reason) this server must not serve: default branch without required reviews.
+
+        A repo whose policy sets `accept_unprotected_default_branch` is served anyway (logged by the caller).
+
+        Raises:
+            RateLimited, UpstreamFailure: GitHub failed while checking.
+        """
+        refused: dict[str, str] = {}
+        for name in self._names:
+            try:
+                reason = self.unprotected_reason(name)
+            except NotFound as exc:
+                reason = exc.message
+            policy = policies.get(name)
+            if reason is not None and not (policy is not None and policy.accept_unprotected_default_branch):
+                refused[name] = reason
+        return refused
+
+    # --- operations -------------------------------------------------------------------------------
+
+    def open_or_update(self, change: Change) -> PullRequestRef:
+        """See `PullRequestBackend.open_or_update`.
+
+        Raises:
+            NotFound: repository or base branch.
+            Conflict: someone else's commit on the branch, a closed pull request, a patch that does
+                not apply, or a branch that moved while we built on it.
+            RateLimited, UpstreamFailure: GitHub failed.
+        """
+        for _ in range(_RACE_ATTEMPTS - 1):
+            try:
+                return self._open_or_update(change)
+            except _LostRace:
+                continue  # another process created or moved the branch meanwhile: start again from its head
+        try:
+            return self._open_or_update(change)
+        except _LostRace as exc:
+            raise Conflict(f"branch of {change.ticket} keeps moving; try again later") from exc
+
+    def _open_or_update(self, change: Change) -> PullRequestRef:
+        repo = self._repo(change.repo)
+        refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
+        pull: PullRequest | None = None
+        if refs:
+            ref = sorted(refs, key=lambda r: r.ref)[0]
+            branch, parent = ref.ref.removeprefix("refs/heads/"), ref.object.sha
+            head = self._calls("read branch head", lambda: repo.get_git_commit(parent))
+            start = trailer(head.message, TRAILER_BASE)
+            if head.author.email != change.author.email or start is None:
+                raise Conflict(f"branch {branch} has a commit not made by this bot; not updating it")
+            pull = self._find_pull(repo, branch)
+            if pull is not None and pull.state != "open":
+                raise Conflict(f"the pull request of {change.ticket} (#{pull.number}) is closed; not reopening it")
+        else:
+            branch = change.branch
+            try:
+                base = self._calls("base branch", lambda: repo.get_git_ref(f"heads/{change.base}"))
+            except NotFound as exc:
+                raise NotFound(f"base branch {change.base} does not exist in {change.repo}") from exc
+            start = parent = base.object.sha
+        sha = self._commit(repo, change, start, parent)
+        try:
+            if refs:  # never forced: GitHub refuses anything but a fast-forward
+                self._calls("update branch", lambda: refs[0].edit(sha, force=False))
+            else:
+                created_ref = self._calls("create branch", lambda: repo.create_git_ref(f"refs/heads/{branch}", sha))
+                self._yield_if_raced(repo, change, created_ref)
+        except Conflict as exc:
+            raise _LostRace from exc
+        created = pull is None
+        if pull is None:
+            try:
+                pull = self._calls(
+                    "open pull request",
+                    lambda: repo.create_pull(
+                        base=change.base, head=branch, title=change.title, body=change.body, draft=change.draft
+                    ),
+                )
+            except Conflict:
+                pull = self._find_pull(repo, branch)
+                if pull is None:
+                    raise
+                created = False
+        if not created:
+            existing = pull
+            self._calls("update pull request", lambda: existing.edit(title=change.title, body=change.body))
+        if change.labels:
+            labelled = pull
+            self._calls("label pull request", lambda: labelled.add_to_labels(*change.labels))
+        return PullRequestRef(
+            number=pull.number, url=pull.html_url, branch=branch, head_sha=sha, base=change.base, created=created
+        )
+
+    def _yield_if_raced(self, repo: Repository, change: Change, created: GitRef) -> None:
+        """Another process may have created a branch for this ticket under a different slug meanwhile.
+
+        GitHub cannot create "the first ref with this prefix" atomically, so after creating ours we
+        look again: whoever sees another branch of the ticket deletes its own (just created, under
+        the bot prefix, no pull request yet) and starts over on the other. Two callers that see each
+        other both yield and retry, so two branches never survive; the attempts are bounded.
+        """
+        refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
+        if any(r.ref != created.ref for r in refs):
+            if created.ref.startswith(f"refs/heads/{change.branch_glob}"):
+                self._calls("delete raced branch", created.delete)
+            raise _LostRace
+
+    def _find_pull(self, repo: Repository, branch: str) -> PullRequest | None:
+        owner = repo.full_name.split("/", 1)[0]
+        pulls: list[PullRequest] = self._calls(
+            "find pull request", lambda: list(repo.get_pulls(state="all", head=f"{owner}:{branch}"))
+        )
+        return pulls[0] if pulls else None
+
+    def _commit(self, repo: Repository, change: Change, start: str, parent: str) -> str:
+        base = self._calls("read base commit", lambda: repo.get_git_commit(start))
+        tree = self._calls("read base tree", lambda: repo.get_git_tree(base.tree.sha, recursive=True))
+        if tree.raw_data.get("truncated"):
+            raise UpstreamFailure(f"the tree of {change.repo} is too large for the git data API")
+        entries = {e.path: e for e in tree.tree if e.type == "blob"}
+        files: dict[str, bytes] = {}
+        for path in sorted(patched_paths(change.patch)):
+            if path in entries:
+                blob = self._calls(f"read {path}", lambda p=path: repo.get_git_blob(entries[p].sha))
+                files[path] = base64.b64decode(blob.content)
+        elements: list[InputGitTreeElement] = []
+        for path, content in git.apply_to_files(change.patch, files).items():
+            mode = entries[path].mode if path in entries else "100644"
+            if content is None:
+                if path in entries:
+                    elements.append(InputGitTreeElement(path, mode, "blob", sha=None))
+                continue
+            encoded = base64.b64encode(content).decode()
+            blob = self._calls(f"write {path}", lambda e=encoded: repo.create_git_blob(e, "base64"))
+            elements.append(InputGitTreeElement(path, mode, "blob", sha=blob.sha))
+        new_tree = self._calls("write tree", lambda: repo.create_git_tree(elements, base_tree=base.tree))
+        parent_commit = base if parent == start else self._calls("read head", lambda: repo.get_git_commit(parent))
+        who = InputGitAuthor(change.author.name, change.author.email)
+        commit = self._calls(
+            "write commit",
+            lambda: repo.create_git_commit(
+                change.commit_message(start), new_tree, [parent_commit], author=who, committer=who
+            ),
+        )
+        return commit.sha
+
+    def get_pull_request(self, repo: str, number: int) -> PullRequestInfo:
+        """Raises: NotFound; RateLimited, UpstreamFailure."""
+        gh = self._repo(repo)
+        return _info(self._calls(f"pull request #{number}", lambda: gh.get_pull(number)))
+
+    def comment(self, repo: str, number: int, body: str) -> CommentRef:
+        """Not retried on 5xx (a retry could post twice). Raises: NotFound; RateLimited, UpstreamFailure."""
+        gh = self._repo(repo)
+        pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
+        note = self._calls("comment", lambda: pull.create_issue_comment(body), retry_5xx=False)
+        return CommentRef(id=note.id, url=note.html_url)
+
+    def request_review(
+        self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]
+    ) -> PullRequestInfo:
+        """Raises: NotFound; Conflict (422: e.g. the reviewer is not a collaborator); RateLimited, UpstreamFailure."""
+        gh = self._repo(repo)
+        pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
+        self._calls(
+            "request review",
+            lambda: pull.create_review_request(reviewers=list(reviewers), team_reviewers=list(team_reviewers)),
+        )
+        return self.get_pull_request(repo, number)
+
+    def assign(self, repo: str, number: int, assignees: tuple[str, ...]) -> PullRequestInfo:
+        """Raises: NotFound; RateLimited, UpstreamFailure."""
+        gh = self._repo(repo)
+        pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
+        self._calls("assign", lambda: pull.add_to_assignees(*assignees))
+        return self.get_pull_request(repo, number)
+
+
+def _info(pull: PullRequest) -> PullRequestInfo:
+    state = "merged" if pull.merged else ("open" if pull.state == "open" else "closed")
+    return PullRequestInfo(
+        number=pull.number,
+        url=pull.html_url,
+        title=pull.title,
+        state=state,
+        draft=bool(pull.draft),
+        branch=pull.head.ref,
+        base=pull.base.ref,
+        head_sha=pull.head.sha,
+        labels=[label.name for label in pull.labels],
+        assignees=[user.login for user in pull.assignees],
+        requested_reviewers=[user.login for user in pull.requested_reviewers],
+        requested_teams=[team.slug for team in pull.requested_teams],
+    )

@@ -1,0 +1,215 @@
+"""A stateful fake of the GitHub REST API, on 127.0.0.1, for PyGithub (served under /api/v3 like GHES).
+
+It implements exactly the operations in `tests.fakes.github.spec.OPERATIONS` — repositories, branch
+protection and rules, the git data API (refs, commits, trees, blobs), pull requests, comments,
+assignees, reviewers, labels — with real git blob ids and fast-forward checks on ref updates.
+Anything else (a merge, a delete, a settings change) is answered 404 and recorded in `unexpected`.
+
+Every response is validated against GitHub's REST description (see `github/contract.py`); problems
+accumulate in `violations`, which the test fixture asserts empty. Faults are injected per operation:
+
+    fake.fail("pulls/create", 403, retry_after=2)     # secondary rate limit
+    fake.fail("pulls/get", 503, times=2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tests.fakes.github.contract import contract
+from tests.fakes.github.spec import OPERATIONS
+
+PREFIX = "/api/v3"
+
+
+def _regex(template: str) -> re.Pattern[str]:
+    # `{ref}` spans slashes (heads/goresolve/SVC-1-fix); every other parameter is one segment.
+    pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m[1]}>.+)" if m[1] == "ref" else f"(?P<{m[1]}>[^/]+)", template)
+    return re.compile(f"^{pattern}$")
+
+
+_ROUTES = [(method.upper(), _regex(template), op) for op, (method, template) in OPERATIONS.items()]
+
+
+def _sha(kind: str, data: bytes) -> str:
+    return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.body = (
+            status,
+            {"message": message, "documentation_url": "https://docs.github.com/rest", **extra},
+        )
+
+
+@dataclass
+class Repo:
+    owner: str
+    name: str
+    default_branch: str = "main"
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    trees: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)  # sha -> path -> (mode, blob)
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    required_reviews: int | None = 1  # classic protection of the default branch; None = unprotected
+    ruleset_reviews: int | None = None
+    protection_readable: bool = True
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class FakeGitHub:
+    """State + request handling. Start with `serve()`; `base_url` is what PyGithub needs."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, Repo] = {}
+        self.faults: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.calls: list[str] = []
+        self.violations: list[str] = []
+        self.unexpected: list[str] = []
+        self.lock = threading.RLock()
+        self.base_url = ""
+        self._server: ThreadingHTTPServer | None = None
+        self._next_id = 1000
+
+    # --- set-up API for tests ---------------------------------------------------------------------
+
+    def add_repo(self, full_name: str, files: dict[str, str], **kw: Any) -> Repo:
+        owner, name = full_name.split("/")
+        repo = Repo(owner, name, **kw)
+        tree = self._tree(repo, {p: ("100644", self._blob(repo, c.encode())) for p, c in files.items()})
+        sha = self._commit(
+            repo, {"message": "initial", "tree": tree, "parents": [], "author": _person("Dev", "d@x.invalid")}
+        )
+        repo.refs[f"refs/heads/{repo.default_branch}"] = sha
+        self.repos[full_name] = repo
+        return repo
+
+    def fail(self, op: str, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self.faults.setdefault(op, []).extend([(status, headers)] * times)
+
+    def file_at(self, full_name: str, ref: str, path: str) -> str | None:
+        repo = self.repos[full_name]
+        commit = repo.commits[repo.refs.get(f"refs/heads/{ref}", ref)]
+        entry = repo.trees[commit["tree"]].get(path)
+        return repo.blobs[entry[1]].decode() if entry else None
+
+    # --- object store -----------------------------------------------------------------------------
+
+    def _blob(self, repo: Repo, data: bytes) -> str:
+        sha = _sha("blob", data)
+        repo.blobs[sha] = data
+        return sha
+
+    def _tree(self, repo: Repo, entries: dict[str, tuple[str, str]]) -> str:
+        sha = _sha("tree", json.dumps(sorted(entries.items())).encode())
+        repo.trees[sha] = dict(entries)
+        return sha
+
+    def _commit(self, repo: Repo, commit: dict[str, Any]) -> str:
+        sha = _sha("commit", json.dumps(commit, sort_keys=True).encode())
+        repo.commits[sha] = commit
+        return sha
+
+    def _ancestors(self, repo: Repo, sha: str) -> set[str]:
+        seen, todo = set(), [sha]
+        while todo:
+            cur = todo.pop()
+            if cur not in seen:
+                seen.add(cur)
+                todo.extend(repo.commits[cur]["parents"])
+        return seen
+
+    # --- HTTP -------------------------------------------------------------------------------------
+
+    def serve(self) -> FakeGitHub:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                fake._dispatch(self)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(h.path)
+        path = url.path.removeprefix(PREFIX)
+        query = dict(parse_qsl(url.query))
+        length = int(h.headers.get("Content-Length") or 0)
+        body = json.loads(h.rfile.read(length) or b"null") if length else None
+        route = next(((op, m) for method, rx, op in _ROUTES if method == h.command and (m := rx.match(path))), None)
+        headers: dict[str, str] = {}
+        if route is None:
+            self.unexpected.append(f"{h.command} {path}")
+            status, payload = 404, HttpError(404, "Not Found").body
+        else:
+            op, match = route
+            params = {k: unquote(v) for k, v in match.groupdict().items()}
+            with self.lock:
+                self.calls.append(op)
+                fault = self.faults.get(op, []) and self.faults[op].pop(0)
+            if fault:
+                status, headers = fault
+                message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+                payload = HttpError(status, message if status in (403, 429) else "Service Unavailable").body
+            else:
+                try:
+                    with self.lock:
+                        status, payload = self._route(op, params, query, body)
+                except HttpError as err:
+                    status, payload = err.status, err.body
+        raw = b"" if payload is None else json.dumps(payload).encode()
+        if route is not None:
+            template = OPERATIONS[route[0]][1]
+            self.violations += contract().violations(h.command, path, template, status, raw, headers)
+        h.send_response(status)
+        for key, value in {**headers, "Content-Type": "application/json; charset=utf-8"}.items():
+            h.send_header(key, value)
+        h.send_header("Content-Length", str(len(raw)))
+        h.end_headers()
+        h.wfile.write(raw)
+
+    def _route(self, op: str, params: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+        from tests.fakes.github.handlers import HANDLERS
+
+        full = f"{params.pop('owner')}/{params.pop('repo')}"
+        repo = self.repos.get(full)
+        if repo is None:
+            raise HttpError(404, "Not Found")
+        return HANDLERS[op](self, repo, params, query, body)
+
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+
+def _person(name: str, email: str) -> dict[str, str]:
+    return {"name": name, "email": email, "date": "2026-01-01T00:00:00Z"}

@@ -1,0 +1,220 @@
+"""The GitHub backend through PyGithub against the stateful fake (responses checked against GitHub's spec)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from servers.common.errors import Conflict, NotFound, RateLimited, UpstreamFailure
+from servers.common.policy import Repo
+from servers.github_pr.github import GitHubBackend, connect
+from servers.github_pr.github_calls import Calls, RetryPolicy
+from servers.github_pr.models import Change
+from servers.github_pr.service import PullRequestService
+from tests.fakes.github_fake import FakeGitHub
+
+from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, SECOND_PATCH, make_policies
+
+FILES = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub().serve()
+    fake.add_repo("acme/svc", FILES)
+    yield fake
+    fake.close()
+    assert fake.violations == [], "the fake served responses that GitHub's description does not allow"
+    assert fake.unexpected == [], "the client called an endpoint outside the allowed surface"
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def make_backend(fake: FakeGitHub, sleeps: list[float], repos: dict[str, str] | None = None) -> GitHubBackend:
+    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
+    policy = RetryPolicy(max_retries=3, max_wait_s=10, deadline_s=60, backoff_s=0.25, sleep=sleeps.append)
+    return GitHubBackend(client, repos or {"svc": "acme/svc"}, Calls(policy))
+
+
+@pytest.fixture
+def gh(fake: FakeGitHub, sleeps: list[float]) -> GitHubBackend:
+    return make_backend(fake, sleeps)
+
+
+def change(**kw: object) -> Change:
+    values: dict[str, object] = {
+        "repo": "svc",
+        "base": "main",
+        "ticket": "SVC-7",
+        "branch": "goresolve/SVC-7-fix-add",
+        "title": "Fix Add",
+        "body": "body",
+        "patch": FIX_PATCH,
+        "author": BOT,
+    }
+    values.update(kw)
+    return Change(**values)  # type: ignore[arg-type]
+
+
+def test_open_builds_the_commit_with_the_git_data_api_and_opens_a_draft(gh, fake):
+    ref = gh.open_or_update(change(labels=("bug",)))
+    assert (ref.number, ref.branch, ref.created) == (1, "goresolve/SVC-7-fix-add", True)
+    assert ref.url == "https://github.example/acme/svc/pull/1"
+    repo = fake.repos["acme/svc"]
+    assert repo.refs["refs/heads/goresolve/SVC-7-fix-add"] == ref.head_sha
+    assert fake.file_at("acme/svc", ref.branch, "calc.go") == MAIN_GO.replace("a - b", "a + b")
+    assert fake.file_at("acme/svc", ref.branch, "calc_test.go") == CALC_TEST_GO
+    commit = repo.commits[ref.head_sha]
+    assert commit["author"]["email"] == BOT.email
+    assert commit["parents"] == [repo.refs["refs/heads/main"]]
+    pull = repo.pulls[1]
+    assert pull["draft"] is True
+    assert pull["labels"] == ["bug"]
+    assert "clone" not in " ".join(fake.calls)
+    assert set(fake.calls) >= {"git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref"}
+
+
+def test_second_call_fast_forwards_the_branch_and_updates_the_same_pr(gh, fake):
+    first = gh.open_or_update(change())
+    second = gh.open_or_update(change(title="Fix Add properly", patch=SECOND_PATCH, branch="goresolve/SVC-7-other"))
+    assert (second.number, second.branch, second.created) == (first.number, first.branch, False)
+    repo = fake.repos["acme/svc"]
+    assert repo.commits[second.head_sha]["parents"] == [first.head_sha]
+    assert fake.file_at("acme/svc", second.branch, "calc.go") == MAIN_GO.replace("a - b", "b + a")
+    assert repo.pulls[1]["title"] == "Fix Add properly"
+    assert len(repo.pulls) == 1
+    assert sorted(r for r in repo.refs if "goresolve" in r) == ["refs/heads/goresolve/SVC-7-fix-add"]
+
+
+def test_a_deleted_file_and_a_new_file(gh, fake):
+    patch = (
+        "diff --git a/go.sum b/go.sum\nnew file mode 100644\n--- /dev/null\n+++ b/go.sum\n@@ -0,0 +1 @@\n+x\n"
+        "diff --git a/calc.go b/calc.go\ndeleted file mode 100644\n--- a/calc.go\n+++ /dev/null\n"
+        "@@ -1,6 +0,0 @@\n" + "".join(f"-{line}\n" for line in MAIN_GO.splitlines())
+    )
+    ref = gh.open_or_update(change(patch=patch))
+    assert fake.file_at("acme/svc", ref.branch, "calc.go") is None
+    assert fake.file_at("acme/svc", ref.branch, "go.sum") == "x\n"
+
+
+def test_concurrent_calls_from_two_processes_make_one_branch_and_one_pr(fake, sleeps):
+    # Two backends (separate clients, no shared lock) race through GitHub's own 422s.
+    services = [
+        PullRequestService(make_backend(fake, sleeps), make_policies("svc"), prefix="goresolve", author=BOT)
+        for _ in range(2)
+    ]
+    policies = make_policies("svc")
+    barrier = threading.Barrier(4)
+
+    def call(i: int):
+        barrier.wait(timeout=10)
+        return services[i % 2].open_pull_request(
+            "agent",
+            policies.identity("agent"),
+            repo="svc",
+            base="main",
+            ticket="SVC-7",
+            title=f"Fix {i}",
+            body="b",
+            patch=FIX_PATCH,
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        refs = list(pool.map(call, range(4)))
+    repo = fake.repos["acme/svc"]
+    assert len(repo.pulls) == 1
+    assert {r.number for r in refs} == {1}
+    assert len([r for r in repo.refs if r.startswith("refs/heads/goresolve/")]) == 1
+    assert sum(r.created for r in refs) == 1
+
+
+def test_secondary_rate_limit_waits_retry_after_then_succeeds(gh, fake, sleeps):
+    fake.fail("pulls/create", 403, retry_after=2)
+    fake.fail("git/get-ref", 429, retry_after=1)
+    ref = gh.open_or_update(change())
+    assert ref.created
+    assert sleeps == [1.0, 2.0]
+
+
+def test_rate_limit_longer_than_the_ceiling_fails_fast_and_a_later_call_finishes_the_job(gh, fake, sleeps):
+    fake.fail("pulls/create", 403, retry_after=3600)
+    with pytest.raises(RateLimited) as info:
+        gh.open_or_update(change())
+    assert info.value.retry_after == 3600
+    assert sleeps == []
+    ref = gh.open_or_update(change())  # the branch was pushed; this call only opens the pull request
+    assert (ref.number, ref.created) == (1, True)
+
+
+def test_5xx_is_retried_with_bounded_backoff(gh, fake, sleeps):
+    gh.open_or_update(change())
+    fake.fail("pulls/get", 503, times=2)
+    assert gh.get_pull_request("svc", 1).number == 1
+    assert sleeps == [0.25, 0.5]
+    fake.fail("pulls/get", 503, times=10)
+    with pytest.raises(UpstreamFailure, match=r"GitHub failed \(503\)"):
+        gh.get_pull_request("svc", 1)
+    assert sleeps[2:] == [0.25, 0.5, 1.0]  # three retries, then give up
+
+
+def test_a_comment_is_not_retried_on_5xx(gh, fake, sleeps):
+    gh.open_or_update(change())
+    fake.fail("issues/create-comment", 500, times=1)
+    with pytest.raises(UpstreamFailure):
+        gh.comment("svc", 1, "hello")
+    assert fake.repos["acme/svc"].comments == []
+    assert fake.calls.count("issues/create-comment") == 1
+    assert sleeps == []
+
+
+def test_a_repo_the_token_cannot_see_is_not_found(fake, sleeps):
+    hidden = make_backend(fake, sleeps, {"svc": "acme/hidden"})
+    with pytest.raises(NotFound, match="not visible to this token"):
+        hidden.get_pull_request("svc", 1)
+
+
+def test_missing_base_branch_and_closed_pr(gh, fake):
+    with pytest.raises(NotFound, match="base branch release does not exist"):
+        gh.open_or_update(change(base="release"))
+    gh.open_or_update(change())
+    fake.repos["acme/svc"].pulls[1]["state"] = "closed"
+    with pytest.raises(Conflict, match="is closed; not reopening"):
+        gh.open_or_update(change(patch=SECOND_PATCH))
+
+
+def test_review_assign_comment_and_read(gh, fake):
+    gh.open_or_update(change())
+    info = gh.request_review("svc", 1, ("alice",), ("core",))
+    assert (info.requested_reviewers, info.requested_teams) == (["alice"], ["core"])
+    info = gh.assign("svc", 1, ("bob",))
+    assert info.assignees == ["bob"]
+    note = gh.comment("svc", 1, "Tests pass.")
+    assert note.url.endswith(f"#issuecomment-{note.id}")
+    info = gh.get_pull_request("svc", 1)
+    assert (info.state, info.draft, info.branch, info.base) == ("open", True, "goresolve/SVC-7-fix-add", "main")
+
+
+@pytest.mark.parametrize(
+    ("classic", "readable", "ruleset", "accept", "refused"),
+    [
+        (1, True, None, False, False),
+        (None, True, None, False, True),
+        (None, True, 2, False, False),
+        (1, False, None, False, True),  # classic protection unreadable (no administration:read): closed
+        (None, True, None, True, False),  # policy accepted the risk
+        (0, True, None, False, True),
+    ],
+)
+def test_default_branch_must_require_reviews(fake, sleeps, classic, readable, ruleset, accept, refused):
+    fake.add_repo(
+        "acme/checked", FILES, required_reviews=classic, protection_readable=readable, ruleset_reviews=ruleset
+    )
+    backend = make_backend(fake, sleeps, {"checked": "acme/checked"})
+    result = backend.refused_repos({"checked": Repo(accept_unprotected_default_branch=accept)})
+    assert ("checked" in result) is refused

@@ -133,7 +133,11 @@ class CloudJiraBackend:
         return RawIssue(key=str(raw.get("key", key)), fields=raw["fields"], self_url=raw.get("self"))
 
     async def get_comments(self, key: str, limit: int) -> tuple[list[RawComment], int]:
-        """The first `limit` comments, oldest first, following Jira's pages; and the total.
+        """The most recent `limit` comments, oldest first, following Jira's pages; and the total.
+
+        Jira pages comments oldest first, so the first page tells the total and, when there are more
+        than `limit`, reading resumes at `total - limit` (no reliance on `orderBy`, which not every
+        Data Center version honours).
 
         Raises:
             InvalidInput: bad key or limit. NotFound, RateLimited, UpstreamFailure: see `JiraBackend`.
@@ -143,17 +147,22 @@ class CloudJiraBackend:
             raise InvalidInput("limit must be at least 1.")
         what = f"comments of {key}"
 
+        async def page_at(start: int) -> tuple[list[RawComment], int]:
+            params = {"startAt": start, "maxResults": limit}
+            # The public comments() drops the page's `total`, hence the package's own JSON getter.
+            get = partial(self._client._get_json, f"issue/{key}/comment", params=params)  # pyright: ignore[reportPrivateUsage]
+            return _comments_page(await self._call(what, get), what)
+
         async def pages() -> tuple[list[RawComment], int]:
-            comments: list[RawComment] = []
-            total = 0
-            while True:
-                params = {"startAt": len(comments), "maxResults": limit - len(comments), "orderBy": "created"}
-                get = partial(self._client._get_json, f"issue/{key}/comment", params=params)  # pyright: ignore[reportPrivateUsage]  # the public comments() drops `total`
-                page = await self._call(what, get)
-                batch, total = _comments_page(page, what)
-                comments += batch
-                if not batch or len(comments) >= min(limit, total):
-                    return comments[:limit], total
+            first, total = await page_at(0)
+            start = max(0, total - limit)
+            kept, position = first[start:], max(start, len(first))
+            while position < total:
+                batch, total = await page_at(position)
+                if not batch:
+                    break
+                kept, position = kept + batch, position + len(batch)
+            return kept[-limit:], total
 
         return await self._bounded(what, pages)
 

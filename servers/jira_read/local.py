@@ -214,7 +214,7 @@ class LocalJiraBackend:
         return RawIssue(key=ticket.key, fields={k: v for k, v in fields.items() if k != "comment"})
 
     async def get_comments(self, key: str, limit: int) -> tuple[list[RawComment], int]:
-        """The first `limit` comments of `key`, oldest first, and the total number of comments.
+        """The most recent `limit` comments of `key`, oldest first, and the total number of comments.
 
         Raises:
             NotFound: no ticket file holds `key`.
@@ -226,7 +226,7 @@ class LocalJiraBackend:
         comments = ticket.fields.comment.comments
         raw = [
             RawComment(id=c.id, author=c.author.displayName if c.author else None, created=c.created, body=c.body)
-            for c in comments[:limit]
+            for c in comments[-limit:]
         ]
         return raw, len(comments)
 

@@ -56,15 +56,17 @@ async def test_only_real_issue_keys_reach_a_url(jira_fake: FakeJira, key: str) -
     assert jira_fake.seen == []
 
 
-async def test_comments_follow_jira_pages_up_to_the_limit(any_jira_fake: FakeJira) -> None:
+async def test_comments_are_the_most_recent_ones_across_jira_pages(any_jira_fake: FakeJira) -> None:
     backend = cloud_backend_for(any_jira_fake)
     comments, total = await backend.get_comments("SVC-1", 3)  # the fake pages by 2
     assert total == 4
-    assert [c.id for c in comments] == ["10100", "10101", "10102"]
-    assert comments[0].author == "Marco Bellini"
-    assert len(any_jira_fake.seen) == 2
+    assert [c.id for c in comments] == ["10101", "10102", "10103"]
+    assert comments[0].author == "Priya Raman"
+    assert [s.query for s in any_jira_fake.seen] == ["startAt=0&maxResults=3", "startAt=2&maxResults=3"]
     everything, _ = await backend.get_comments("SVC-1", 50)
     assert [c.id for c in everything] == ["10100", "10101", "10102", "10103"]
+    (last,), _ = await backend.get_comments("SVC-1", 1)
+    assert last.id == "10103"
     assert (await backend.get_comments("SVC-4", 5)) == ([], 0)
 
 

@@ -54,12 +54,14 @@ async def test_unknown_issue_is_not_found(backend: LocalJiraBackend) -> None:
         await backend.get_issue("SVC-999")
 
 
-async def test_comments_are_oldest_first_limited_with_total(backend: LocalJiraBackend) -> None:
+async def test_comments_are_the_most_recent_oldest_first_with_total(backend: LocalJiraBackend) -> None:
     comments, total = await backend.get_comments("SVC-1", 2)
     assert total == 4
-    assert [c.id for c in comments] == ["10100", "10101"]
-    assert comments[0].author == "Marco Bellini"
+    assert [c.id for c in comments] == ["10102", "10103"]
+    assert comments[0].author == "Ana Sousa"
     assert isinstance(comments[0].body, dict)
+    everything, _ = await backend.get_comments("SVC-1", 100)
+    assert [c.id for c in everything] == ["10100", "10101", "10102", "10103"]
     assert (await backend.get_comments("SVC-4", 10)) == ([], 0)
 
 

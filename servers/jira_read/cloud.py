@@ -27,7 +27,7 @@ import anyio.to_thread
 from jira import JIRA
 from pydantic import SecretStr
 
-from servers.common.errors import InvalidInput, NotFound, UpstreamFailure
+from servers.common.errors import ConfigError, InvalidInput, NotFound, UpstreamFailure
 from servers.jira_read.cloud_http import UPSTREAM_ERRORS, classify, install_read_only_guard
 from servers.jira_read.models import RawComment, RawIssue, RawSearchPage
 
@@ -46,7 +46,13 @@ class CloudJiraBackend:
     """`JiraBackend` over Jira's REST API. Building it makes no network call.
 
     `api_version` 3 means Jira Cloud (search via `/search/jql` and `nextPageToken`); 2 means Data Center
-    (`/search` with `startAt`). `sleep` is the clock retries wait on; tests inject their own.
+    (`/search` with `startAt`). `auth` "basic" sends `user` + API token (Cloud), "pat" a bearer token
+    (Data Center). `deadline_s` bounds each public call (default `2 * timeout_s + max_retry_wait_s`);
+    `backoff_s` doubles per retry of a 5xx or refused connection. `sleep` is the clock retries wait
+    on; tests inject their own.
+
+    Raises (constructor):
+        ConfigError: basic auth without a user.
     """
 
     def __init__(
@@ -65,7 +71,7 @@ class CloudJiraBackend:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         if auth == "basic" and not user:
-            raise ValueError("basic auth (Jira Cloud API token) needs the account e-mail as user")
+            raise ConfigError("Jira basic auth (a Cloud API token) needs the account e-mail as user")
         self._cloud = api_version == 3
         self._max_retries = max_retries
         self._max_wait = max_retry_wait_s

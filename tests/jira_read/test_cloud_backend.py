@@ -5,15 +5,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import anyio
 import pytest
 import requests
 from pydantic import SecretStr
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request, Response
 
-from servers.common.errors import InvalidInput, NotFound, RateLimited, UpstreamFailure
+from servers.common.errors import ConfigError, InvalidInput, NotFound, RateLimited, UpstreamFailure
 from servers.jira_read.cloud_http import WriteRefused, retry_after_seconds
+from tests.fakes import jira_contract
 from tests.fakes.jira_fake import FakeJira, RecordingSleep, cloud_backend_for
 
 
@@ -166,6 +170,7 @@ async def test_wrong_credential_is_an_upstream_auth_failure_without_retries(any_
         await backend.get_issue("SVC-1")
     assert caught.value.status == 401
     assert "wrong" not in caught.value.message
+    assert "wrong" not in (caught.value.detail or "")
     assert len(any_jira_fake.seen) == 1
 
 
@@ -243,6 +248,18 @@ def test_the_guard_refuses_writes_before_they_leave_the_process(jira_fake: FakeJ
     assert [s.method for s in jira_fake.seen] == ["GET"]  # only the issue() that preceded update()
 
 
+def test_the_packages_own_sleeping_retries_are_off(jira_fake: FakeJira) -> None:
+    session = cloud_backend_for(jira_fake)._client._session
+    assert session is not None
+    assert session.max_retries == 0
+    assert session.timeout == 5.0
+
+
+def test_basic_auth_without_a_user_is_a_config_error(jira_fake: FakeJira) -> None:
+    with pytest.raises(ConfigError, match="e-mail"):
+        cloud_backend_for(jira_fake, user=None)
+
+
 def test_the_guard_lets_the_jql_search_post_through(jira_fake: FakeJira) -> None:
     client = cloud_backend_for(jira_fake)._client
     page = client.enhanced_search_issues("project = SVC", maxResults=2, json_result=True, use_post=True)
@@ -258,3 +275,19 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds({"Retry-After": "soon"}) is None
     assert retry_after_seconds({}) is None
     assert retry_after_seconds(None) is None
+
+
+def _exchange(path: str, body: object, status: int = 200, method: str = "GET") -> list[str]:
+    request = Request(EnvironBuilder(path=path, method=method, base_url="http://127.0.0.1:1").get_environ())
+    return jira_contract.violations(request, Response(json.dumps(body), status, content_type="application/json"))
+
+
+def test_the_contract_check_catches_a_drifting_fake() -> None:
+    assert _exchange("/rest/api/3/serverInfo", {"version": "1", "deploymentType": "Cloud"}) == []
+    assert _exchange("/rest/api/2/serverInfo", {"version": "1", "colour": "red"})  # no such property
+    assert _exchange("/rest/api/3/issue/SVC-1/comment", {"total": "four"})  # wrong type
+    assert _exchange("/rest/api/3/search/jql", {"issues": [], "isLast": True}) == []
+    assert _exchange("/rest/api/3/search/jql", {"issues": [], "startAt": 0, "total": 0})  # the old paging
+    assert _exchange("/rest/api/3/search/jql", {"errorMessages": ["bad"]}, 400) == []
+    assert _exchange("/rest/api/3/myself", {"errorMessages": ["slow down"]}, 429) == []
+    assert _exchange("/rest/api/3/myself", {"message": "slow down"}, 429)  # not an ErrorCollection

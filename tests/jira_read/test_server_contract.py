@@ -16,6 +16,7 @@ from servers.common.policy import Policies
 from servers.jira_read.local import LocalJiraBackend
 from servers.jira_read.server import build_server
 from servers.jira_read.settings import JiraReadSettings
+from tests.support import call, surface_of
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "jira-read.tools.json"
 
@@ -23,17 +24,6 @@ SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "jira-read.tools.
 def make_server(tmp_path: Path, policies: Policies, identity: str = "local-dev", **overrides: Any) -> Any:
     settings = JiraReadSettings(state_dir=tmp_path / "state", stdio_identity=identity, **overrides)
     return build_server(settings, policies, LocalJiraBackend(settings.tickets_dir))
-
-
-async def call(server: Any, tool: str, args: dict[str, Any]) -> Any:
-    """One call on a fresh session; a protocol error is re-raised outside the client's task group."""
-    error: MCPError | None = None
-    async with Client(server) as client:
-        try:
-            return await client.call_tool(tool, args)
-        except MCPError as exc:
-            error = exc
-    raise error
 
 
 async def test_get_issue_returns_clean_fenced_fields(tmp_path: Path, policies: Policies) -> None:
@@ -221,15 +211,7 @@ async def test_tool_surface_matches_snapshot(tmp_path: Path, policies: Policies)
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
         surface = json.loads((await client.read_resource("goresolve://surface")).contents[0].text)
-    current = [
-        t.model_dump(
-            mode="json",
-            by_alias=True,
-            exclude_none=True,
-            include={"name", "title", "description", "input_schema", "output_schema", "annotations"},
-        )
-        for t in tools
-    ]
+    current = surface_of(tools)
     assert [t["name"] for t in current] == ["get_comments", "get_issue", "search_issues"]
     assert surface["tools"] == current
     if not SNAPSHOT.exists():  # first run writes it; review the diff like code

@@ -100,7 +100,7 @@ class CodeIndex:
         ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
         if not create and not (db_dir / f"{names['repos']}.lance").exists():
-            raise UpstreamFailure(f"no code index for model {model_id} at the configured location; run the indexer")
+            raise UpstreamFailure(f"the code index is missing (none for model {model_id}); run the indexer")
         try:
             db = lancedb.connect(
                 db_dir, read_consistency_interval=consistency if consistency is not None else timedelta(0)
@@ -150,7 +150,7 @@ class CodeIndex:
         """The text of `path` in `view`'s generation, or None when it is not indexed there."""
         where = (
             f"repo = {quote(view.repo)} AND path = {quote(path)} AND gen_added <= {view.gen} "
-            f"AND gen_removed > {view.gen}"
+            f"AND gen_removed > {view.gen} AND status != 'skipped'"
         )
         rows = self._rows(self._t["files"].search().where(where).limit(1), ["content"])
         return str(rows[0]["content"]) if rows else None

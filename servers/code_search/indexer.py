@@ -97,12 +97,25 @@ def chunk_file(chunker: GoChunker, path: str, text: str) -> tuple[list[Chunk], s
 def _chunk_row(repo: str, gen: int, chunk: Chunk, vector: Any) -> dict[str, Any]:
     searchable = f"{chunk.symbol} {chunk.path} {chunk.signature}\n{chunk.content}"
     return {
-        "repo": repo, "path": chunk.path, "symbol": chunk.symbol, "name": chunk.name.lower(), "parent": chunk.parent,
-        "kind": chunk.kind, "signature": chunk.signature, "doc": chunk.doc, "content": chunk.content,
-        "content_hash": chunk.content_hash, "text": code_text(searchable), "start_line": chunk.start_line,
-        "end_line": chunk.end_line, "tokens": chunk.tokens, "part": chunk.part, "vector": vector,
-        "gen_added": gen, "gen_removed": LIVE,
-    }  # fmt: skip
+        "repo": repo,
+        "path": chunk.path,
+        "symbol": chunk.symbol,
+        "name": chunk.name.lower(),
+        "parent": chunk.parent,
+        "kind": chunk.kind,
+        "signature": chunk.signature,
+        "doc": chunk.doc,
+        "content": chunk.content,
+        "content_hash": chunk.content_hash,
+        "text": code_text(searchable),
+        "start_line": chunk.start_line,
+        "end_line": chunk.end_line,
+        "tokens": chunk.tokens,
+        "part": chunk.part,
+        "vector": vector,
+        "gen_added": gen,
+        "gen_removed": LIVE,
+    }
 
 
 def index_repo(
@@ -178,8 +191,17 @@ def _index_batch(
                 report.unparsed.append(path)
         else:
             report.skipped += 1
-        files.append({"repo": repo, "path": path, "blob": snap.files[path], "content": text, "status": status,
-                      "gen_added": gen, "gen_removed": LIVE})  # fmt: skip
+        files.append(
+            {
+                "repo": repo,
+                "path": path,
+                "blob": snap.files[path],
+                "content": text,
+                "status": status,
+                "gen_added": gen,
+                "gen_removed": LIVE,
+            }
+        )
     t1 = time.perf_counter()
     report.chunk_seconds += t1 - t0
     hashes = [c.content_hash for c in chunks]

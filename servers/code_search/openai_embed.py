@@ -81,8 +81,9 @@ class OpenAIEmbedder:
                 time.sleep(min(retry_after or self._backoff * 2**attempt, 30.0))
                 continue
             if resp.status_code != 200:
-                raise UpstreamFailure("embedding service refused the request", status=resp.status_code,
-                                      detail=resp.text[:500])  # fmt: skip
+                raise UpstreamFailure(
+                    "embedding service refused the request", status=resp.status_code, detail=resp.text[:500]
+                )
             return self._parse(resp, len(batch))
         raise UpstreamFailure("embedding service error")  # unreachable: the loop returns or raises
 

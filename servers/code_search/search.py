@@ -126,8 +126,11 @@ class Searcher:
 
         def rank(hit: Hit) -> tuple[int, int, int]:
             owner = hit.parent.rsplit(".", 1)[-1]
-            return (0 if owner and owner in wanted_parents else 1, names.index(hit.symbol.rsplit(".", 1)[-1].lower()),
-                    hit.part)  # fmt: skip
+            return (
+                0 if owner and owner in wanted_parents else 1,
+                names.index(hit.symbol.rsplit(".", 1)[-1].lower()),
+                hit.part,
+            )
 
         return sorted(hits, key=rank)[:n]
 

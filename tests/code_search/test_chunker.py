@@ -102,8 +102,15 @@ def test_skip_rules_leave_out_vendor_testdata_generated_and_binary(shapes: Path)
     assert "vendor/github.com/x/y/y.go" not in snap.files
     assert "testdata/fixture.go" not in snap.files
     kept = {p for p, data in snap.read(sorted(snap.files)) if rules.wants_content(data)}
-    assert kept == {"doc.go", "shapes.go", "circle_perimeter.go", "broken.go", "shapes_test.go",
-                    "internal/geom/big.go", "docs/adr-001-units.md"}  # fmt: skip
+    assert kept == {
+        "doc.go",
+        "shapes.go",
+        "circle_perimeter.go",
+        "broken.go",
+        "shapes_test.go",
+        "internal/geom/big.go",
+        "docs/adr-001-units.md",
+    }
     no_tests = snapshot(shapes, None, SkipRules(include_tests=False, skip_dirs=("vendor",)))
     assert "shapes_test.go" not in no_tests.files and "testdata/fixture.go" in no_tests.files
 
@@ -122,7 +129,10 @@ def test_every_func_and_method_of_a_real_module_matches_go_parser(mux_dir: Path,
     for name in files:
         units = chunker.chunk(name, (mux_dir / name).read_bytes())
         assert units is not None, name
-        got |= {(u.path, u.symbol, u.start_line + u.doc.count("\n") + (1 if u.doc else 0), u.end_line)
-                for u in units if u.kind in ("func", "method")}  # fmt: skip
+        got |= {
+            (u.path, u.symbol, u.start_line + u.doc.count("\n") + (1 if u.doc else 0), u.end_line)
+            for u in units
+            if u.kind in ("func", "method")
+        }
     assert got == truth
     assert len(truth) > 200

@@ -31,8 +31,11 @@ def _numpy_minilm(weights: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
     w = {k: v.astype(np.float64) for k, v in weights.items()}
     n = len(ids)
     x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
-    x = _layer_norm(x + w["embeddings.token_type_embeddings.weight"][0], w["embeddings.LayerNorm.weight"],
-                    w["embeddings.LayerNorm.bias"])  # fmt: skip
+    x = _layer_norm(
+        x + w["embeddings.token_type_embeddings.weight"][0],
+        w["embeddings.LayerNorm.weight"],
+        w["embeddings.LayerNorm.bias"],
+    )
     gelu = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))
     for i in range(6):
         p = f"encoder.layer.{i}"
@@ -47,8 +50,11 @@ def _numpy_minilm(weights: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         ctx = (probs @ v).transpose(1, 0, 2).reshape(n, 384)
-        x = _layer_norm(dense(ctx, "attention.output.dense") + x, w[f"{p}.attention.output.LayerNorm.weight"],
-                        w[f"{p}.attention.output.LayerNorm.bias"])  # fmt: skip
+        x = _layer_norm(
+            dense(ctx, "attention.output.dense") + x,
+            w[f"{p}.attention.output.LayerNorm.weight"],
+            w[f"{p}.attention.output.LayerNorm.bias"],
+        )
         h = dense(gelu(dense(x, "intermediate.dense")), "output.dense")
         x = _layer_norm(h + x, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"])
     mean = x.mean(0)
@@ -75,8 +81,9 @@ def test_onnx_graph_matches_a_numpy_reference_from_the_same_weights(fp32: minilm
         assert np.abs(got[row] - expected).max() < 2e-5
 
 
-def test_paraphrases_score_as_published_and_int8_stays_close(fp32: minilm.MiniLMEmbedder,
-                                                              int8: minilm.MiniLMEmbedder) -> None:  # fmt: skip
+def test_paraphrases_score_as_published_and_int8_stays_close(
+    fp32: minilm.MiniLMEmbedder, int8: minilm.MiniLMEmbedder
+) -> None:
     a = fp32.embed(SENTENCES)
     # sentence-transformers documents cos = 0.7553 for the first pair with this model
     assert abs(float(a[0] @ a[1]) - 0.7553) < 1e-3

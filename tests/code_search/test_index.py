@@ -58,9 +58,11 @@ def test_reindex_touches_only_changed_files_and_embeds_only_new_hashes(
 
 
 def test_crash_before_publish_leaves_old_state_and_next_run_completes(
-    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder,
+    make_repo: Callable[[str, dict[str, str]], Path],
+    index: CodeIndex,
+    hashing: HashingEmbedder,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     repo = make_repo("svc", A)
     index_repo(index, hashing, repo, "svc")
     (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
@@ -80,8 +82,9 @@ def test_crash_before_publish_leaves_old_state_and_next_run_completes(
     assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}
 
 
-def test_one_writer_per_repo(make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex,
-                             hashing: HashingEmbedder) -> None:  # fmt: skip
+def test_one_writer_per_repo(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder
+) -> None:
     repo = make_repo("svc", A)
     with writer_lock(index.db_dir, "svc"), pytest.raises(Conflict, match="another indexer"):
         index_repo(index, hashing, repo, "svc")
@@ -104,7 +107,7 @@ def test_bad_revision_and_missing_index_are_reported(
         index_repo(index, hashing, repo, "svc", "no-such-rev")
     with pytest.raises(InvalidInput):
         index_repo(index, hashing, repo, "svc", "--upload-pack=x")
-    with pytest.raises(UpstreamFailure, match="no code index"):
+    with pytest.raises(UpstreamFailure, match="code index is missing"):
         CodeIndex(tmp_path / "nothing", hashing.model_id, hashing.dim)
 
 

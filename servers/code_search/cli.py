@@ -1,0 +1,186 @@
+"""`goresolve index` and `goresolve search`: the indexer and a local search, as typer commands.
+
+    goresolve index PATH --repo NAME [--commit REV] [--db DIR]
+    goresolve search QUERY --repo NAME [--k 10] [--json] [--db DIR]
+    goresolve search - --repo NAME < queries.jsonl     # {"id":..., "query":...} per line
+
+The batch form loads the model once and answers one JSON line per query:
+{"id":..., "hits":[{"repo","path","start_line","end_line","symbol","kind","score"}]}.
+Exit codes: 0 ok, 1 a failure the user can fix (bad revision, missing index, lock held), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from servers.code_search.indexer import IndexReport, index_repo
+from servers.code_search.model import Hit
+from servers.code_search.search import Mode, Searcher
+from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
+from servers.common.errors import ConfigError, GoresolveError
+from servers.common.settings import load_settings
+
+err = Console(stderr=True)
+Embedders = Literal["minilm", "openai", "hashing"]
+
+
+class _Bar:
+    """Progress adapter: a rich bar with files/s and chunks/s."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task = progress.add_task("index", total=None, chunks=0, files_rate="", chunks_rate="")
+        self._chunks = 0
+
+    def start(self, files: int) -> None:
+        self._progress.update(self._task, total=files)
+
+    def advance(self, files: int, chunks: int) -> None:
+        self._chunks += chunks
+        self._progress.advance(self._task, files)
+        task = self._progress.tasks[0]
+        elapsed = max(task.elapsed or 0.0, 1e-6)
+        self._progress.update(
+            self._task,
+            chunks=self._chunks,
+            files_rate=f"{task.completed / elapsed:.0f} files/s",
+            chunks_rate=f"{self._chunks / elapsed:.0f} chunks/s",
+        )
+
+
+def _settings(db: Path | None, embedder: Embedders | None) -> CodeSearchSettings:
+    try:
+        return load_settings(CodeSearchSettings, db_dir=db, embedder=embedder)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: GoresolveError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.message}")
+    return typer.Exit(1)
+
+
+def index_command(
+    path: Annotated[
+        Path, typer.Argument(help="Git repository (or plain directory) to index.", exists=True, file_okay=False)
+    ],
+    repo: Annotated[str, typer.Option("--repo", help="Repository name (as in policies/repos.yaml).")],
+    commit: Annotated[str | None, typer.Option("--commit", help="Revision to index (default HEAD).")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Index directory.")] = None,
+    embedder: Annotated[Embedders | None, typer.Option(help="Embedding model (default minilm).")] = None,
+) -> None:
+    """Index PATH at a commit into the code-search index, incrementally."""
+    settings = _settings(db, embedder)
+    try:
+        model = open_embedder(settings)
+        index = open_index(settings, model, create=True)
+        columns = [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[files_rate]}"),
+            TextColumn("{task.fields[chunks_rate]}"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=err, transient=False) as progress:
+            report = index_repo(index, model, path, repo, commit, progress=_Bar(progress))
+    except GoresolveError as exc:
+        raise _fail(exc) from None
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _print_report(report)
+
+
+def _print_report(report: IndexReport) -> None:
+    mb = report.bytes / 1e6
+    err.print(
+        f"[green]indexed[/green] {report.repo} at {report.commit[:12]} (generation {report.generation}): "
+        f"{report.files} files, {report.changed} changed, {report.removed} removed, {report.skipped} skipped; "
+        f"{report.chunks} chunks, {report.embedded} embedded, {report.reused} reused from cache; "
+        f"{mb:.2f} MB in {report.seconds:.1f}s (chunking {report.chunk_seconds:.1f}s, "
+        f"embedding {report.embed_seconds:.1f}s)"
+    )
+    if report.unparsed:
+        err.print(
+            f"[yellow]{len(report.unparsed)} file(s) did not parse; indexed as line windows:[/yellow] "
+            + ", ".join(report.unparsed[:10])
+        )
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "repo": hit.repo,
+        "path": hit.path,
+        "start_line": hit.start_line,
+        "end_line": hit.end_line,
+        "symbol": hit.symbol,
+        "kind": hit.kind,
+        "score": hit.score,
+    }
+
+
+def search_command(
+    query: Annotated[str, typer.Argument(help="The query, or - to read JSON lines {id, query} from stdin.")],
+    repo: Annotated[list[str], typer.Option("--repo", help="Repository to search (repeatable).")],
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Number of hits.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    db: Annotated[Path | None, typer.Option("--db", help="Index directory.")] = None,
+    embedder: Annotated[Embedders | None, typer.Option(help="Embedding model (default minilm).")] = None,
+    mode: Annotated[str, typer.Option(help="hybrid, fts or vector.")] = "hybrid",
+) -> None:
+    """Search the index; with QUERY `-`, answer a JSON-lines batch (model loaded once)."""
+    if mode not in ("hybrid", "fts", "vector"):
+        err.print("[red]error:[/red] --mode must be hybrid, fts or vector")
+        raise typer.Exit(2)
+    settings = _settings(db, embedder)
+    try:
+        model = open_embedder(settings)
+        searcher = Searcher(open_index(settings, model), model)
+        views = searcher.index.views(repo)
+        missing = sorted(set(repo) - {v.repo for v in views})
+        if missing:
+            err.print(f"[red]error:[/red] not indexed: {', '.join(missing)}")
+            raise typer.Exit(1)
+        run_mode: Mode = "fts" if mode == "fts" else "vector" if mode == "vector" else "hybrid"
+        if query == "-":
+            _batch(searcher, views, k, run_mode)
+            return
+        hits = searcher.search(query, views, k, mode=run_mode)
+    except GoresolveError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}))
+        return
+    table = Table("score", "symbol", "kind", "location")
+    for hit in hits:
+        table.add_row(
+            f"{hit.score:.4f}", hit.symbol, hit.kind, f"{hit.repo}:{hit.path}:{hit.start_line}-{hit.end_line}"
+        )
+    Console().print(table)
+
+
+def _batch(searcher: Searcher, views: list[Any], k: int, mode: Mode) -> None:
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            qid, text = item["id"], str(item["query"])
+        except (ValueError, KeyError, TypeError):
+            print(json.dumps({"id": None, "line": number, "error": 'expected {"id":..., "query":...}'}), flush=True)
+            continue
+        if not text.strip():
+            print(json.dumps({"id": qid, "error": "empty query"}), flush=True)
+            continue
+        hits = searcher.search(text, views, k, mode=mode)
+        print(json.dumps({"id": qid, "hits": [_hit_json(h) for h in hits]}), flush=True)

@@ -1,0 +1,67 @@
+"""code-search settings (env prefix GORESOLVE_CODE_SEARCH_), and the embedder/index they select."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from servers.code_search.embed import Embedder, make_embedder
+from servers.code_search.index import CodeIndex
+from servers.common.settings import ServerSettings
+
+
+class CodeSearchSettings(ServerSettings):
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_CODE_SEARCH_", extra="forbid", frozen=True)
+
+    port: int = Field(default=8102, ge=1, le=65535)
+    db_dir: Path = Field(default=Path(".goresolve/code-index"), description="LanceDB directory of the index.")
+    embedder: Literal["minilm", "openai", "hashing"] = "minilm"
+    model_cache_dir: Path | None = Field(default=None, description="Where the MiniLM ONNX model is cached.")
+    openai_base_url: str | None = Field(default=None, description="e.g. http://tei:8080/v1 (OpenAI-compatible).")
+    openai_model: str = "text-embedding-3-small"
+    openai_dim: int = Field(default=1536, ge=8, le=8192)
+    openai_api_key: SecretStr | None = None
+    read_consistency_s: float = Field(default=0.5, ge=0, le=60, description="How stale a reader may be.")
+    default_token_budget: int = Field(default=4000, ge=100, le=64_000)
+    max_read_lines: int = Field(default=400, ge=10, le=5000)
+
+
+def open_embedder(settings: CodeSearchSettings) -> Embedder:
+    """The embedder the settings select (the model is loaded here, once).
+
+    Raises:
+        ValueError: `openai` without `openai_base_url`.
+    """
+    if settings.embedder == "openai":
+        if not settings.openai_base_url:
+            raise ValueError("embedder 'openai' needs GORESOLVE_CODE_SEARCH_OPENAI_BASE_URL")
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return make_embedder(
+            "openai",
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            dim=settings.openai_dim,
+            api_key=key,
+        )
+    if settings.embedder == "minilm":
+        return make_embedder("minilm", cache_dir=settings.model_cache_dir)
+    return make_embedder("hashing")
+
+
+def open_index(settings: CodeSearchSettings, embedder: Embedder, *, create: bool = False) -> CodeIndex:
+    """The index for `embedder`'s vector space.
+
+    Raises:
+        UpstreamFailure: the index is missing (and `create` is false) or unreadable.
+    """
+    return CodeIndex(
+        settings.db_dir,
+        embedder.model_id,
+        embedder.dim,
+        create=create,
+        consistency=timedelta(seconds=settings.read_consistency_s),
+    )

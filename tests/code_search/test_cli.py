@@ -1,0 +1,72 @@
+"""`goresolve index` / `goresolve search` (mounted here on a bare typer app, as the umbrella CLI mounts them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from servers.code_search.cli import index_command, search_command
+
+from .conftest import commit_all
+
+app = typer.Typer()
+app.command("index")(index_command)
+app.command("search")(search_command)
+runner = CliRunner()
+
+
+def test_index_then_search_single_and_batch(make_repo: Callable[[str, dict[str, str]], Path], tmp_path: Path) -> None:
+    repo = make_repo(
+        "svc", {"a.go": "package a\n\n// ParseHTTPHeader splits a header line.\nfunc ParseHTTPHeader() {}\n"}
+    )
+    db = str(tmp_path / "db")
+    common = ["--db", db, "--embedder", "hashing"]
+    done = runner.invoke(app, ["index", str(repo), "--repo", "svc", *common])
+    assert done.exit_code == 0, done.output
+    assert "1 changed" in done.output and "1 chunks, 1 embedded" in done.output
+    (repo / "b.go").write_text("package a\n\nfunc Other() {}\n")
+    commit_all(repo, "b")
+    again = runner.invoke(app, ["index", str(repo), "--repo", "svc", "--commit", "HEAD", *common])
+    assert "1 changed" in again.output and "generation 2" in again.output
+
+    single = runner.invoke(app, ["search", "parse http header", "--repo", "svc", "--json", "--k", "1", *common])
+    assert json.loads(single.stdout) == {
+        "query": "parse http header",
+        "hits": [
+            {
+                "repo": "svc",
+                "path": "a.go",
+                "start_line": 3,
+                "end_line": 4,
+                "symbol": "a.ParseHTTPHeader",
+                "kind": "func",
+                "score": json.loads(single.stdout)["hits"][0]["score"],
+            }
+        ],
+    }
+
+    stdin = '{"id": 1, "query": "ParseHTTPHeader"}\n\n{"id": "b", "query": "Other"}\nnot json\n'
+    batch = runner.invoke(app, ["search", "-", "--repo", "svc", "--k", "2", *common], input=stdin)
+    lines = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert [line["id"] for line in lines] == [1, "b", None]
+    assert lines[0]["hits"][0]["symbol"] == "a.ParseHTTPHeader" and lines[1]["hits"][0]["symbol"] == "a.Other"
+    assert set(lines[0]["hits"][0]) == {"repo", "path", "start_line", "end_line", "symbol", "kind", "score"}
+    assert "error" in lines[2]
+
+
+def test_errors_are_one_line_with_exit_codes(make_repo: Callable[[str, dict[str, str]], Path], tmp_path: Path) -> None:
+    repo = make_repo("svc", {"a.go": "package a\n"})
+    common = ["--db", str(tmp_path / "db"), "--embedder", "hashing"]
+    bad_rev = runner.invoke(app, ["index", str(repo), "--repo", "svc", "--commit", "nope", *common])
+    assert bad_rev.exit_code == 1 and "failed" in bad_rev.output
+    no_index = runner.invoke(
+        app, ["search", "x", "--repo", "svc", "--db", str(tmp_path / "none"), "--embedder", "hashing"]
+    )
+    assert no_index.exit_code == 1 and "code index is missing" in no_index.output
+    runner.invoke(app, ["index", str(repo), "--repo", "svc", *common])
+    unknown = runner.invoke(app, ["search", "x", "--repo", "other", *common])
+    assert unknown.exit_code == 1 and "not indexed: other" in unknown.output

@@ -27,8 +27,7 @@ from servers.code_search.model import Chunk, code_text
 from servers.code_search.source import SkipRules, snapshot
 from servers.common.errors import Conflict
 
-FILE_BATCH = 100
-EMBED_BATCH = 64
+FILE_BATCH = 250
 
 
 class Progress(Protocol):
@@ -212,11 +211,10 @@ def _index_batch(
         if h not in vectors:
             todo.setdefault(h, chunk.embed_text())
     new_hashes = list(todo)
-    for start in range(0, len(new_hashes), EMBED_BATCH):
-        part = new_hashes[start : start + EMBED_BATCH]
-        embedded = embedder.embed([todo[h] for h in part])
-        index.add("vectors", [{"content_hash": h, "vector": v} for h, v in zip(part, embedded, strict=True)])
-        vectors.update(zip(part, embedded, strict=True))
+    if new_hashes:  # one call per file batch: the embedder sorts by length, so padding stays small
+        embedded = embedder.embed([todo[h] for h in new_hashes])
+        index.add("vectors", [{"content_hash": h, "vector": v} for h, v in zip(new_hashes, embedded, strict=True)])
+        vectors.update(zip(new_hashes, embedded, strict=True))
     report.embedded += len(new_hashes)
     report.embed_seconds += time.perf_counter() - t1
     index.add("chunks", [_chunk_row(repo, gen, c, vectors[h]) for c, h in zip(chunks, hashes, strict=True)])

@@ -25,12 +25,12 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
 def is_git_repo(path: Path) -> bool:
     """True when `path` is the top of a git work tree or a bare repository (not a folder inside one)."""
     try:
-        out = _git(path, "rev-parse", "--is-bare-repository", "--show-toplevel").decode().split("\n")
+        if _git(path, "rev-parse", "--is-bare-repository").strip() == b"true":
+            return True
+        top = _git(path, "rev-parse", "--show-toplevel").decode().strip()
     except InvalidInput:
         return False
-    if out[0] == "true":
-        return True
-    return len(out) > 1 and Path(out[1]).resolve() == path.resolve()
+    return Path(top).resolve() == path.resolve()
 
 
 def resolve(repo: Path, rev: str) -> str:

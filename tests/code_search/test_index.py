@@ -13,7 +13,7 @@ from servers.code_search.indexer import index_repo, writer_lock
 from servers.code_search.search import Searcher
 from servers.common.errors import Conflict, InvalidInput, UpstreamFailure
 
-from .conftest import commit_all
+from .conftest import commit_all, git
 
 A = {
     "pkg/a.go": 'package pkg\n\n// Alpha says hi.\nfunc Alpha() string { return "hi" }\n\n'
@@ -118,3 +118,13 @@ def test_directory_snapshot_counts_unparsed_and_skipped(
     assert report.unparsed == ["broken.go"]
     assert report.skipped == 2  # generated + binary
     assert report.commit.startswith("dir-")
+
+
+def test_a_bare_mirror_is_indexed_at_any_commit(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder, tmp_path: Path
+) -> None:
+    repo = make_repo("svc", A)
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    report = index_repo(index, hashing, bare, "svc", "main")
+    assert (report.changed, report.chunks) == (3, 4)

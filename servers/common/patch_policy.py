@@ -110,6 +110,15 @@ def check_patch(diff_text: str, policy: ProtectedPolicy, *, repo_root: pathlib.P
     return PatchVerdict(allowed=not reasons, reasons=reasons[:MAX_REASONS])
 
 
+def changed_paths(diff_text: str) -> frozenset[str]:
+    """Every path a diff names (old and new names of each file); empty when it cannot be parsed."""
+    try:
+        patch = PatchSet(diff_text)
+    except (UnidiffParseError, ValueError, IndexError, KeyError, TypeError, AttributeError):
+        return frozenset()
+    return frozenset(p for pf in patch for p in (_clean(pf.source_file), _clean(pf.target_file)) if p is not None)
+
+
 def _clean(name: str | None) -> str | None:
     if name is None or name == "/dev/null":
         return None

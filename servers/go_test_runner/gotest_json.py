@@ -217,7 +217,7 @@ class StreamParser:
                 )
         running = list(dict.fromkeys(self._running_at_timeout))
         if killed:
-            running += [t.name for t in tests if t.status == "running" and t.name not in running]
+            running += [t.name for t in tests if t.status in ("running", "timeout") and t.name not in running]
         report = TestReport(
             ok=bool(packages)
             and all(p.status in ("ok", "no_test_files") for p in packages)

@@ -25,7 +25,7 @@ SCENARIOS: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "panic": ("panic", ["-count=1", "./..."], {}),
     "race": ("race", ["-count=1", "-race", "./..."], {}),
     "buildfail": ("buildfail", ["-count=1", "./..."], {}),
-    "hang": ("hang", ["-count=1", "-timeout", "2s", "./..."], {}),
+    "hang": ("hang", ["-count=1", "-timeout", "2s", "./wait/..."], {}),
     "unknownimport": ("unknownimport", ["-count=1", "./..."], {}),
     "bigoutput_small": ("bigoutput", ["-count=1", "./..."], {"NOISY_MB": "0", "NOISY_LOG_LINES": "300"}),
     "shuffle_cover": ("pass", ["-count=1", "-shuffle=1", "-cover", "./..."], {}),

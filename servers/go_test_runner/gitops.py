@@ -1,0 +1,162 @@
+"""The runner's git: mirrors kept between calls, throwaway worktrees, `git apply`. Argument lists only.
+
+Each repository from repos.yaml is mirrored once under `<work_dir>/mirrors/<name>.git` (from its
+URL or local path) and fetched afterwards — when a ref is missing, or a branch ref is older than
+`fetch_interval_s`. A run gets a detached worktree of the mirror at one commit, removed afterwards.
+git runs with no user/system config, no prompts and no hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from servers.common.errors import Conflict, NotFound, UpstreamFailure
+from servers.common.policy import ReposPolicy
+
+_TIMEOUT_S = 300.0
+_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "/bin/false",
+    "LC_ALL": "C",
+}
+_NO_HOOKS = ["-c", f"core.hooksPath={os.devnull}"]
+_FAILED_HUNK = re.compile(r"error: patch failed: (?P<where>\S+:\d+)")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+class GitFailed(UpstreamFailure):
+    """git exited non-zero; `detail` holds its stderr (logged, never shown to the model)."""
+
+
+async def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None, check: bool = True) -> tuple[int, str]:
+    """Run git, return (exit code, stdout+stderr text).
+
+    Raises:
+        GitFailed: `check` and git exited non-zero, or it did not finish within the timeout.
+    """
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull, **_ENV}
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *_NO_HOOKS,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(stdin), _TIMEOUT_S)
+    except TimeoutError as exc:
+        proc.kill()
+        await proc.wait()
+        raise GitFailed("git timed out", detail=" ".join(args[:3])) from exc
+    text = out.decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise GitFailed(f"git {args[0]} failed", detail=text[-4000:])
+    return proc.returncode or 0, text
+
+
+class Mirrors:
+    """Mirrors of the repositories policy names, and worktrees made from them."""
+
+    def __init__(self, root: Path, repos: ReposPolicy, policy_dir: Path, fetch_interval_s: float) -> None:
+        self._root = root
+        self._repos = repos
+        self._policy_dir = policy_dir
+        self._fetch_interval_s = fetch_interval_s
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._fetched_at: dict[str, float] = {}
+
+    def _source(self, name: str) -> str:
+        repo = self._repos.repos.get(name)
+        if repo is None:
+            raise NotFound(f"unknown repository {name!r}")
+        if repo.url:
+            return repo.url
+        if repo.path is None:
+            raise NotFound(f"repository {name!r} has neither a path nor a url")
+        return str((self._policy_dir / repo.path).resolve())
+
+    async def _fetch(self, name: str, mirror: Path) -> None:
+        await git("--git-dir", str(mirror), "fetch", "--quiet", "--prune", "origin")
+        self._fetched_at[name] = time.monotonic()
+
+    async def resolve(self, name: str, ref: str) -> tuple[Path, str]:
+        """The mirror of `name` (created or fetched as needed) and the commit `ref` names in it.
+
+        Raises:
+            NotFound: the repository is not in policy, or the ref does not exist even after a fetch.
+            GitFailed: the repository cannot be cloned or fetched.
+        """
+        source = self._source(name)
+        mirror = self._root / "mirrors" / f"{name}.git"
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            if not (mirror / "HEAD").exists():
+                mirror.parent.mkdir(parents=True, exist_ok=True)
+                partial = mirror.with_name(f"{name}.{uuid.uuid4().hex}.partial")
+                await git("clone", "--quiet", "--mirror", "--", source, str(partial))
+                partial.rename(mirror)
+                self._fetched_at[name] = time.monotonic()
+            sha = await self._rev_parse(mirror, ref)
+            stale = time.monotonic() - self._fetched_at.get(name, 0.0) > self._fetch_interval_s
+            if sha is None or (stale and not _FULL_SHA.match(ref)):
+                await self._fetch(name, mirror)
+                sha = await self._rev_parse(mirror, ref)
+        if sha is None:
+            raise NotFound(f"no commit, branch or tag {ref!r} in {name}")
+        return mirror, sha
+
+    @staticmethod
+    async def _rev_parse(mirror: Path, ref: str) -> str | None:
+        code, out = await git(
+            "--git-dir", str(mirror), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
+            check=False,
+        )  # fmt: skip
+        sha = out.strip()
+        return sha if code == 0 and _FULL_SHA.match(sha) else None
+
+    async def add_worktree(self, mirror: Path, sha: str) -> Path:
+        """A fresh detached worktree of `mirror` at `sha`.
+
+        Raises:
+            GitFailed: git could not create it.
+        """
+        path = self._root / "worktrees" / uuid.uuid4().hex
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await git("--git-dir", str(mirror), "worktree", "add", "--quiet", "--detach", str(path), sha)
+        return path.resolve()
+
+    async def remove_worktree(self, mirror: Path, path: Path) -> None:
+        """Remove a worktree; never raises (a leftover directory is removed by hand and pruned)."""
+        await git("--git-dir", str(mirror), "worktree", "remove", "--force", str(path), check=False)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        await git("--git-dir", str(mirror), "worktree", "prune", check=False)
+
+
+async def apply_patch(worktree: Path, patch: str) -> str:
+    """Apply a unified diff to the worktree and its index (`git apply --check` first); returns git's own diff.
+
+    Raises:
+        Conflict: the patch does not apply; the message names the first failing hunk.
+        GitFailed: git failed for another reason.
+    """
+    data = patch.encode("utf-8", "surrogateescape")
+    code, out = await git("apply", "--check", "--verbose", "--index", "-", cwd=worktree, stdin=data, check=False)
+    if code != 0:
+        m = _FAILED_HUNK.search(out)
+        errors = [line.removeprefix("error: ") for line in out.splitlines() if line.startswith("error: ")]
+        where = f"hunk at {m.group('where')} failed" if m else (errors[0] if errors else "patch rejected by git apply")
+        raise Conflict(f"patch does not apply: {where[:300]}", detail=out[-4000:])
+    await git("apply", "--index", "--whitespace=nowarn", "-", cwd=worktree, stdin=data)
+    _, diff = await git("diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "-M", cwd=worktree)
+    return diff

@@ -1,0 +1,261 @@
+"""The runner: a validated request in, a structured result out. The tools of server.py call this.
+
+    run_tests:   policy check -> queue slot -> mirror + worktree at ref -> git apply -> go mod download
+                 (no test code runs) -> sandboxed `go test -json` parsed while it streams -> cleanup
+    check_build: the same checkout, then sandboxed `go build` and `go vet`
+
+Every way a call fails before producing a result is a `ToolFailure` (bad payload, refused patch,
+patch that does not apply, unknown repo or ref, runner busy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
+from servers.common.patch_policy import changed_paths, check_patch
+from servers.common.policy import Policies
+from servers.go_test_runner import build_diag, gitops
+from servers.go_test_runner.gotest_json import StreamParser
+from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
+from servers.go_test_runner.results import BuildResult, RunResult, Timings
+from servers.go_test_runner.sandbox import GoEnv, Limits, Sandbox, probe
+from servers.go_test_runner.settings import GoTestRunnerSettings
+
+
+@dataclass(frozen=True)
+class _Checkout:
+    path: Path
+    commit: str
+    env: dict[str, str]
+    setup_s: float
+
+
+class Runner:
+    """Bounded-concurrency runs of go test / go build on policy-named repositories."""
+
+    def __init__(self, settings: GoTestRunnerSettings, policies: Policies, sandbox: Sandbox, go: str) -> None:
+        self.settings = settings
+        self.sandbox = sandbox
+        self._policy = policies.protected
+        self._go = go
+        work = settings.resolved_work_dir()
+        self._work = work
+        self._mirrors = gitops.Mirrors(work, policies.repos, settings.policy_dir.resolve(), settings.fetch_interval_s)
+        self._goenv = GoEnv(
+            go_bin_dir=str(Path(go).parent),
+            gopath=work / "gopath",
+            gocache=(settings.gocache or work / "gocache").resolve(),
+            gomodcache=(settings.gomodcache or work / "gomodcache").resolve(),
+            goproxy=settings.goproxy,
+        )
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._waiting = 0
+        self._downloaded: set[str] = set()
+
+    @classmethod
+    def create(cls, settings: GoTestRunnerSettings, policies: Policies) -> Runner:
+        """Find go, probe the kernel for namespaces, and build the runner.
+
+        Raises:
+            ConfigError: no go binary, or network isolation is required and the kernel refuses it.
+        """
+        go = shutil.which(settings.go_binary)
+        if go is None:
+            raise ConfigError(f"setting GORESOLVE_GO_TEST_RUNNER_GO_BINARY: {settings.go_binary!r} not found")
+        usable, note = probe(settings.network_isolation != "off")
+        if settings.network_isolation == "require" and not usable:
+            raise ConfigError(f"network isolation required but unavailable: {note}")
+        limits = Limits(settings.rlimit_as_mb, settings.rlimit_nproc, settings.rlimit_fsize_mb, settings.rlimit_nofile)
+        sandbox = Sandbox(
+            namespaces=usable,
+            note=note,
+            limits=limits,
+            max_output_bytes=settings.max_output_bytes,
+            max_line=settings.max_line_bytes,
+        )
+        return cls(settings, policies, sandbox, str(Path(go).resolve()))
+
+    # --- the two operations -------------------------------------------------------------------------
+
+    async def run_tests(self, req: RunTestsRequest) -> RunResult:
+        """Run `go test -json` on `req.packages` at `req.ref` with `req.patch` applied.
+
+        Raises:
+            InvalidInput: timeout over the policy ceiling, or the patch is refused by policy.
+            NotFound: unknown repository or ref.
+            Conflict: the patch does not apply (the message names the failing hunk).
+            UpstreamFailure: the runner is busy, or git/go could not be started.
+        """
+        timeout = req.timeout_s or self.settings.default_timeout_s
+        go_timeout = req.go_test_timeout_s()
+        ceiling = self.settings.max_timeout_s
+        if timeout > ceiling or (go_timeout is not None and go_timeout > ceiling):
+            raise InvalidInput(f"timeout over the policy ceiling of {ceiling}s")
+        self._check_policy(req.patch)
+        race = "-race" in req.flags
+        started = time.monotonic()
+        async with self._slot() as waited, self._checkout(req) as co:
+            alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
+            argv = [self._go, "test", "-json", *go_test_args(req, alarm)]
+            parser = StreamParser(str(co.path))
+            outcome = await self.sandbox.run(
+                argv, cwd=co.path, env=co.env, timeout_s=timeout, on_line=parser.feed, race=race
+            )
+            report = parser.finish(killed=outcome.killed)
+        sandbox = self.sandbox.report(race=race)
+        if outcome.truncated:
+            report = report.model_copy(update={"output_truncated": True})
+        summary = report.summary
+        if outcome.killed:
+            summary += f" Hard timeout after {timeout}s: the whole process group was killed."
+        if not sandbox.network_isolated:
+            summary += " Network NOT isolated for this run."
+        return RunResult(
+            repo=req.repo,
+            ref=req.ref,
+            commit=co.commit,
+            ok=report.ok and outcome.exit_code == 0,
+            summary=summary,
+            report=report,
+            go_errors=_go_errors(outcome.stderr),
+            exit_code=outcome.exit_code,
+            killed=outcome.killed,
+            output_bytes=outcome.output_bytes,
+            sandbox=sandbox,
+            timings=Timings.of(waited, co.setup_s, outcome.elapsed_s, time.monotonic() - started),
+        )
+
+    async def check_build(self, req: CheckBuildRequest) -> BuildResult:
+        """`go build` then `go vet` on `req.packages`; diagnostics with kinds (unknown_import, ...).
+
+        Raises:
+            InvalidInput: the patch is refused by policy.
+            NotFound: unknown repository or ref.
+            Conflict: the patch does not apply.
+            UpstreamFailure: the runner is busy, or git/go could not be started.
+        """
+        self._check_policy(req.patch)
+        started = time.monotonic()
+        timeout = self.settings.default_timeout_s
+        async with self._slot() as waited, self._checkout(req) as co:
+            run_started = time.monotonic()
+            texts: dict[str, str] = {}
+            for phase in ("build", "vet"):
+                lines: list[str] = []
+                outcome = await self.sandbox.run(
+                    [self._go, phase, *req.packages], cwd=co.path, env=co.env, timeout_s=timeout, on_line=lines.append
+                )
+                if outcome.killed:
+                    raise UpstreamFailure(f"go {phase} did not finish within {timeout}s")
+                texts[phase] = "\n".join(lines) + "\n" + outcome.stderr
+            run_s = time.monotonic() - run_started
+        diagnostics = build_diag.merge(
+            build_diag.parse_diagnostics(texts["build"], phase="build", root=str(co.path)),
+            build_diag.parse_diagnostics(texts["vet"], phase="vet", root=str(co.path)),
+        )
+        sandbox = self.sandbox.report(race=False)
+        summary = build_diag.summarize(diagnostics)
+        if not sandbox.network_isolated:
+            summary += " Network NOT isolated for this run."
+        return BuildResult(
+            repo=req.repo,
+            ref=req.ref,
+            commit=co.commit,
+            ok=not diagnostics,
+            summary=summary,
+            diagnostics=diagnostics,
+            sandbox=sandbox,
+            timings=Timings.of(waited, co.setup_s, run_s, time.monotonic() - started),
+        )
+
+    # --- pieces -------------------------------------------------------------------------------------
+
+    def _check_policy(self, patch: str | None, *, repo_root: Path | None = None) -> None:
+        if not patch:
+            return
+        verdict = check_patch(patch, self._policy, repo_root=repo_root)
+        if not verdict.allowed:
+            shown = [
+                f"{r.path}{f':{r.line}' if r.line is not None else ''}: {r.rule}: {r.detail}" for r in verdict.reasons
+            ]
+            more = f" (+{len(shown) - 5} more)" if len(shown) > 5 else ""
+            raise InvalidInput("patch refused by policy: " + "; ".join(shown[:5]) + more)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncGenerator[float]:
+        """A concurrency slot; yields the seconds spent waiting in the queue."""
+        if self._slots.locked() and self._waiting >= self.settings.max_queue:
+            raise UpstreamFailure(f"runner busy: {self._waiting} runs already queued; retry later")
+        self._waiting += 1
+        queued = time.monotonic()
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield time.monotonic() - queued
+        finally:
+            self._slots.release()
+
+    @asynccontextmanager
+    async def _checkout(self, req: RunTestsRequest | CheckBuildRequest) -> AsyncGenerator[_Checkout]:
+        started = time.monotonic()
+        mirror, commit = await self._mirrors.resolve(req.repo, req.ref)
+        scratch = self._work / "scratch" / uuid.uuid4().hex
+        worktree: Path | None = None
+        try:
+            worktree = await self._mirrors.add_worktree(mirror, commit)
+            if req.patch:
+                self._check_policy(req.patch, repo_root=worktree)
+                applied = await gitops.apply_patch(worktree, req.patch)
+                if not changed_paths(applied) <= changed_paths(req.patch):
+                    raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
+                self._check_policy(applied)
+            for d in ("home", "tmp"):
+                (scratch / d).mkdir(parents=True, exist_ok=True)
+            for d in (self._goenv.gopath, self._goenv.gocache, self._goenv.gomodcache):
+                d.mkdir(parents=True, exist_ok=True)
+            await self._download_modules(worktree, scratch)
+            env = self._goenv.build(scratch / "home", scratch / "tmp", offline=True)
+            yield _Checkout(worktree, commit, env, time.monotonic() - started)
+        finally:
+            if worktree is not None:
+                await self._mirrors.remove_worktree(mirror, worktree)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    async def _download_modules(self, worktree: Path, scratch: Path) -> None:
+        """`go mod download` with network, outside the sandbox; it runs no code from the repository."""
+        go_sum = worktree / "go.sum"
+        if not go_sum.is_file():
+            return
+        key = hashlib.sha256(go_sum.read_bytes() + (worktree / "go.mod").read_bytes()).hexdigest()
+        if key in self._downloaded:
+            return
+        env = self._goenv.build(scratch / "home", scratch / "tmp", offline=False)
+        lines: list[str] = []
+        outcome = await self.sandbox.run(
+            [self._go, "mod", "download"],
+            cwd=worktree,
+            env=env,
+            timeout_s=self.settings.default_timeout_s,
+            on_line=lines.append,
+            confined=False,
+        )
+        if outcome.exit_code != 0:
+            lines = _go_errors(outcome.stderr)
+            raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
+        self._downloaded.add(key)
+
+
+def _go_errors(stderr: str) -> list[str]:
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("go: downloading")]
+    return [line[:300] for line in lines[-20:]]

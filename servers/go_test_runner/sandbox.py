@@ -1,0 +1,237 @@
+"""Where test code runs: scrubbed environment, namespaces, rlimits, hard timeout, capped output.
+
+    unshare --user --map-root-user --net --pid --fork --kill-child -- python -I nsinit.py SPEC -- go test ...
+
+The network namespace has only loopback, so test code cannot reach the network; the PID namespace
+means that killing the process group on the hard timeout takes every descendant with it (the
+namespace's init dies, and the kernel kills the rest, even processes that left the group). When
+the kernel refuses namespaces, `probe()` says so once and every result carries that note.
+The environment is built from an allow-list: nothing of the server's own environment leaks in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+NSINIT = Path(__file__).resolve().with_name("nsinit.py")
+_UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--"]
+_STDERR_KEEP = 256 << 10
+TRUNCATED_MARKER = "…[output truncated by go-test-runner]"
+
+
+class SandboxReport(BaseModel):
+    """How a run was confined; part of every result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    network_isolated: bool
+    pid_namespace: bool
+    rlimits: dict[str, int]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class Limits:
+    address_space_mb: int
+    nproc: int
+    fsize_mb: int
+    nofile: int
+
+    def rlimits(self, *, race: bool) -> dict[str, int]:
+        out = {"RLIMIT_CORE": 0}
+        if self.address_space_mb and not race:
+            out["RLIMIT_AS"] = self.address_space_mb << 20
+        if self.nproc:
+            out["RLIMIT_NPROC"] = self.nproc
+        if self.fsize_mb:
+            out["RLIMIT_FSIZE"] = self.fsize_mb << 20
+        if self.nofile:
+            out["RLIMIT_NOFILE"] = self.nofile
+        return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int | None
+    killed: bool
+    elapsed_s: float
+    output_bytes: int
+    truncated: bool
+    stderr: str
+
+
+@dataclass(frozen=True)
+class GoEnv:
+    """The only environment test code sees: an allow-list, rebuilt for every run."""
+
+    go_bin_dir: str
+    gopath: Path
+    gocache: Path
+    gomodcache: Path
+    goproxy: str
+
+    def build(self, home: Path, tmp: Path, *, offline: bool) -> dict[str, str]:
+        """Variables for one run; `offline` sets GOPROXY=off (test code runs with no network anyway)."""
+        return {
+            "PATH": f"{self.go_bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "TMPDIR": str(tmp),
+            "GOPATH": str(self.gopath),
+            "GOCACHE": str(self.gocache),
+            "GOMODCACHE": str(self.gomodcache),
+            "GOFLAGS": "-mod=readonly -buildvcs=false",
+            "GOTOOLCHAIN": "local",
+            "GOPROXY": "off" if offline else self.goproxy,
+            "GOENV": "off",
+            "GOTELEMETRY": "off",
+            "CGO_ENABLED": "1",
+            "LANG": "C.UTF-8",
+        }
+
+
+def probe(enabled: bool) -> tuple[bool, str | None]:
+    """Can this kernel give us user+network+PID namespaces? (usable, reason when not)."""
+    if not enabled:
+        return False, "network isolation is switched off by configuration: test code may reach the network"
+    argv = [*_UNSHARE, sys.executable, "-I", str(NSINIT), json.dumps({"loopback": True}), "--", "/bin/true"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"no network namespace ({type(exc).__name__}): test code may reach the network"
+    if proc.returncode != 0:
+        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unshare failed"]
+        return False, f"no network namespace ({why[0][:120]}): test code may reach the network"
+    return True, None
+
+
+class Sandbox:
+    """Runs one command confined, streaming its stdout lines to a callback."""
+
+    def __init__(self, *, namespaces: bool, note: str | None, limits: Limits, max_output_bytes: int, max_line: int):
+        self.namespaces = namespaces
+        self._note = note
+        self._limits = limits
+        self._max_output = max_output_bytes
+        self._max_line = max_line
+
+    def report(self, *, race: bool) -> SandboxReport:
+        notes = [self._note] if self._note else []
+        if not self.namespaces:
+            notes.append("no PID namespace: processes that leave the process group may outlive the hard timeout")
+        if race and self._limits.address_space_mb:
+            notes.append("no address-space limit with -race (the race detector reserves terabytes of address space)")
+        return SandboxReport(
+            network_isolated=self.namespaces,
+            pid_namespace=self.namespaces,
+            rlimits=self._limits.rlimits(race=race),
+            notes=notes,
+        )
+
+    def argv(self, command: list[str], *, race: bool) -> list[str]:
+        spec = json.dumps({"loopback": self.namespaces, "rlimits": self._limits.rlimits(race=race)})
+        inner = [sys.executable, "-I", str(NSINIT), spec, "--", *command]
+        return [*_UNSHARE, *inner] if self.namespaces else inner
+
+    async def run(
+        self,
+        command: list[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout_s: float,
+        on_line: Callable[[str], None],
+        race: bool = False,
+        confined: bool = True,
+    ) -> Outcome:
+        """Run `command` (absolute program path first); kill the whole group at `timeout_s`.
+
+        `confined=False` is for the runner's own steps that need the network and run no repository
+        code (`go mod download`): no namespaces, no rlimits, same environment rules and timeout.
+
+        Raises:
+            OSError: the sandbox itself could not be started.
+        """
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *(self.argv(command, race=race) if confined else command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        state = {"bytes": 0, "truncated": False}
+        stderr = bytearray()
+
+        async def pump_stdout() -> None:
+            assert proc.stdout is not None
+            pending = b""
+            while chunk := await proc.stdout.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._deliver(raw, state, on_line)
+                if len(pending) > self._max_line:
+                    self._deliver(pending, state, on_line)
+                    pending = b""
+            if pending:
+                self._deliver(pending, state, on_line)
+
+        async def pump_stderr() -> None:
+            assert proc.stderr is not None
+            while chunk := await proc.stderr.read(65536):
+                stderr.extend(chunk)
+                del stderr[:-_STDERR_KEEP]
+
+        pumps = asyncio.gather(pump_stdout(), pump_stderr())
+        killed = False
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            killed = True
+            _kill_group(proc.pid)
+            await proc.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(pumps), 10.0)
+        except TimeoutError:  # an escaped process still holds the pipe: stop reading it
+            pumps.cancel()
+        return Outcome(
+            exit_code=None if killed else proc.returncode,
+            killed=killed,
+            elapsed_s=time.monotonic() - started,
+            output_bytes=state["bytes"],
+            truncated=bool(state["truncated"]),
+            stderr=stderr.decode(errors="replace"),
+        )
+
+    def _deliver(self, raw: bytes, state: dict[str, int | bool], on_line: Callable[[str], None]) -> None:
+        state["bytes"] = int(state["bytes"]) + len(raw) + 1
+        if len(raw) > self._max_line:
+            state["truncated"] = True
+            raw = raw[: self._max_line]
+            if raw.startswith(b"{"):
+                return  # a cut JSON event is unreadable; the test's own line cap reports the loss
+        if int(state["bytes"]) > self._max_output and b'"Action":"output"' in raw:
+            state["truncated"] = True
+            return  # over the total cap: keep pass/fail events, drop output
+        on_line(raw.decode("utf-8", errors="replace"))
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)

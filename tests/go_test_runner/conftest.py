@@ -1,0 +1,87 @@
+"""Fixture Go modules as real git repositories, and runners over them (real git, real go)."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+from servers.go_test_runner.runner import Runner
+from servers.go_test_runner.settings import GoTestRunnerSettings
+
+GOMODS = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "gomods"
+MODULES = sorted(p.name for p in GOMODS.iterdir() if (p / "go.mod").exists())
+
+
+def git(repo: pathlib.Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+
+
+def commit_all(repo: pathlib.Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="session")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
+    """One git repository per fixture module, on branch main."""
+    root = tmp_path_factory.mktemp("gomod-repos")
+    out: dict[str, pathlib.Path] = {}
+    for name in MODULES:
+        repo = root / name
+        shutil.copytree(GOMODS / name, repo)
+        git(repo, "init", "-q", "-b", "main")
+        commit_all(repo, f"{name}: fixture")
+        out[name] = repo
+    return out
+
+
+def host_go_env(name: str) -> pathlib.Path:
+    return pathlib.Path(subprocess.run(["go", "env", name], capture_output=True, text=True, check=True).stdout.strip())
+
+
+def make_policies(repos: dict[str, pathlib.Path]) -> Policies:
+    return Policies(
+        access=AccessPolicy(
+            identities={
+                "agent": Identity(roles=("agent",), repos=tuple(repos)),
+                "reader": Identity(roles=("reader",)),
+            }
+        ),
+        tools=ToolsPolicy(roles={"agent": Role(scopes=("tests:run",)), "reader": Role(scopes=("code:read",))}),
+        repos=ReposPolicy(repos={name: Repo(path=str(path)) for name, path in repos.items()}),
+    )
+
+
+MakeRunner = Callable[..., Runner]
+
+
+@pytest.fixture
+def make_runner(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> MakeRunner:
+    """A runner over the fixture repos; the host's build cache is shared so tests stay fast."""
+
+    def make(**overrides: Any) -> Runner:
+        settings = GoTestRunnerSettings(
+            state_dir=tmp_path / "state",
+            policy_dir=tmp_path,
+            work_dir=tmp_path / "work",
+            gocache=host_go_env("GOCACHE"),
+            gomodcache=host_go_env("GOMODCACHE"),
+            **overrides,
+        )
+        return Runner.create(settings, make_policies(repos))
+
+    return make
+
+
+@pytest.fixture
+def runner(make_runner: MakeRunner) -> Runner:
+    return make_runner()

@@ -1,0 +1,179 @@
+"""run_tests and check_build end to end: real git worktrees, real go, the real sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+import pytest
+
+from servers.common.errors import Conflict, InvalidInput, NotFound
+from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
+from servers.go_test_runner.results import RunResult
+from servers.go_test_runner.runner import Runner
+
+from .conftest import MakeRunner
+
+FIX_SUB = "".join(
+    line + "\n"
+    for line in [
+        "--- a/calc/calc.go",
+        "+++ b/calc/calc.go",
+        "@@ -5,4 +5,4 @@ func Add(a, b int) int { return a + b }",
+        " func Add(a, b int) int { return a + b }",
+        " ",
+        " // Sub should return a-b.",
+        "-func Sub(a, b int) int { return a + b }",
+        "+func Sub(a, b int) int { return a - b }",
+    ]
+)
+
+
+async def go_test(runner: Runner, **kw: object) -> RunResult:
+    return await runner.run_tests(RunTestsRequest.model_validate({"ref": "main", **kw}))
+
+
+async def test_passing_module(runner: Runner) -> None:
+    result = await go_test(runner, repo="pass", packages=["./..."])
+    assert result.ok and result.exit_code == 0
+    assert {p.name: p.status for p in result.report.packages} == {
+        "example.com/pass/notests": "no_test_files",
+        "example.com/pass/util": "ok",
+    }
+    assert result.sandbox.network_isolated and result.sandbox.pid_namespace
+    assert result.summary.startswith("2 package(s): 1 had no test files, 1 ok; 5 test(s) passed.")
+    assert len(result.commit) == 40
+    assert result.timings.total_s >= result.timings.run_s > 0
+
+
+async def test_a_patch_that_fixes_the_bug_makes_the_tests_pass(runner: Runner) -> None:
+    before = await go_test(runner, repo="fail", packages=["./calc"], run="TestSub")
+    assert not before.ok
+    assert {t.name for t in before.report.tests} == {"TestSub", "TestSub/5-3", "TestSub/3-3"}
+    after = await go_test(runner, repo="fail", packages=["./calc"], run="TestSub", patch=FIX_SUB)
+    assert after.ok, after.summary
+
+
+async def test_a_patch_that_does_not_apply_names_the_failing_hunk(runner: Runner) -> None:
+    stale = FIX_SUB.replace("return a + b }\n+", "return a * b }\n+")
+    with pytest.raises(Conflict, match=r"patch does not apply: hunk at calc/calc.go:5 failed"):
+        await go_test(runner, repo="fail", packages=["./calc"], patch=stale)
+
+
+async def test_a_patch_that_weakens_a_test_is_refused_before_anything_runs(runner: Runner) -> None:
+    weaken = """--- a/calc/calc_test.go
++++ b/calc/calc_test.go
+@@ -14,3 +14,3 @@ func TestAdd(t *testing.T) {
+ func TestSub(t *testing.T) {
+-\tcases := []struct{ a, b, want int }{{5, 3, 2}, {3, 3, 0}, {0, 0, 0}}
++\tcases := []struct{ a, b, want int }{{5, 3, 8}, {3, 3, 6}, {0, 0, 0}}
+ \tfor _, c := range cases {
+"""
+    with pytest.raises(InvalidInput, match=r"patch refused by policy: calc/calc_test.go:15: changed_expected_value"):
+        await go_test(runner, repo="fail", packages=["./calc"], patch=weaken)
+
+
+async def test_unknown_repo_and_ref(runner: Runner) -> None:
+    with pytest.raises(NotFound, match="unknown repository"):
+        await go_test(runner, repo="nope", packages=["./..."])
+    with pytest.raises(NotFound, match=r"no commit, branch or tag 'v9\.9\.9'"):
+        await runner.run_tests(RunTestsRequest(repo="pass", ref="v9.9.9", packages=["./..."]))
+
+
+async def test_panic_and_race(runner: Runner) -> None:
+    panic = await go_test(runner, repo="panic", packages=["./..."])
+    assert [(p.test, p.frame.file if p.frame else None) for p in panic.report.panics] == [("TestInc", "store/store.go")]
+    race = await go_test(runner, repo="race", packages=["./..."], flags=["-race", "-count=1"])
+    assert [r.test for r in race.report.races] == ["TestCount"]
+    assert "RLIMIT_AS" not in race.sandbox.rlimits
+    assert any("-race" in note for note in race.sandbox.notes)
+
+
+async def test_build_failure_and_check_build_kinds(runner: Runner) -> None:
+    result = await go_test(runner, repo="buildfail", packages=["./..."])
+    assert {p.name: p.status for p in result.report.packages}["example.com/buildfail/broken"] == "build_failed"
+    build = await runner.check_build(CheckBuildRequest(repo="buildfail", ref="main", packages=["./..."]))
+    assert [(d.file, d.line, d.column, d.kind) for d in build.diagnostics] == [
+        ("broken/broken.go", 6, 13, "compile"),
+        ("broken/broken.go", 10, 26, "compile"),
+        ("vetbad/vetbad.go", 7, 51, "vet"),
+    ]
+    unknown = await runner.check_build(CheckBuildRequest(repo="unknownimport", ref="main", packages=["./..."]))
+    assert {(d.file, d.kind) for d in unknown.diagnostics} == {
+        ("hasher/hasher.go", "unknown_import"),
+        ("thirdparty/thirdparty.go", "unknown_import"),
+    }
+    clean = await runner.check_build(CheckBuildRequest(repo="pass", ref="main", packages=["./..."]))
+    assert clean.ok and clean.diagnostics == []
+
+
+async def test_go_test_timeout_names_the_running_tests(runner: Runner) -> None:
+    result = await go_test(runner, repo="hang", packages=["./wait"], timeout_s=4)
+    assert not result.ok and not result.killed
+    assert result.report.running_at_timeout == ["TestHangs", "TestHangs/inner"]
+
+
+def _marker_processes() -> list[int]:
+    pids = []
+    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"4242.5" in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+async def test_hard_timeout_kills_everything_including_escaped_processes(runner: Runner) -> None:
+    result = await go_test(runner, repo="hang", packages=["./daemon"], flags=["-timeout=600s"], timeout_s=4)
+    assert result.killed and result.exit_code is None
+    assert result.report.timed_out and "TestEscapes" in result.report.running_at_timeout
+    assert "Hard timeout after 4s" in result.summary
+    assert _marker_processes() == []
+
+
+async def test_megabytes_of_output_are_capped_but_results_survive(make_runner: MakeRunner) -> None:
+    runner = make_runner(max_output_bytes=1 << 20)
+    result = await go_test(runner, repo="bigoutput", packages=["./..."], flags=["-count=1"])
+    assert result.output_bytes > 4 << 20
+    assert result.report.output_truncated
+    assert {t.name: t.status for t in result.report.tests} == {"TestFlood": "fail"}
+    assert len(result.model_dump_json()) < 20_000
+
+
+async def test_no_credential_reaches_test_code(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    canary = "goresolve-canary-7f3a"
+    for name in ("GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "GORESOLVE_GITHUB_PR_TOKEN", "JIRA_API_TOKEN"):
+        monkeypatch.setenv(name, canary)
+    result = await go_test(runner, repo="envdump", packages=["./..."], flags=["-count=1"])
+    lines = [line.split(": ", 1)[1] for line in result.report.tests[0].output]
+    names = set(lines[0].removeprefix("ENV_NAMES: ").split(","))
+    assert names <= {"PATH", "HOME", "TMPDIR", "GOPATH", "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOTOOLCHAIN",
+                     "GOPROXY", "GOENV", "GOTELEMETRY", "CGO_ENABLED", "LANG", "GOROOT", "PWD"}  # fmt: skip
+    assert lines[1:3] == ["CANARY_IN_ENV: false", "PROC_ENVIRON_LEAKS: 0"]
+    assert not any(line.startswith("READ: ") for line in lines)
+    assert canary not in result.model_dump_json()
+
+
+async def test_test_code_cannot_reach_the_network_but_has_loopback(runner: Runner) -> None:
+    result = await go_test(runner, repo="network", packages=["./..."], flags=["-count=1"])
+    out = [line.split(": ", 1)[1] for line in result.report.tests[0].output]
+    assert out[0].startswith("NETWORK blocked")
+    assert out[1:] == ["DNS blocked", "LOOPBACK ok"]
+
+
+async def test_without_namespaces_every_result_says_so(make_runner: MakeRunner) -> None:
+    runner = make_runner(network_isolation="off")
+    result = await go_test(runner, repo="pass", packages=["./util"])
+    assert result.ok
+    assert not result.sandbox.network_isolated
+    assert result.summary.endswith("Network NOT isolated for this run.")
+    assert any("switched off" in note for note in result.sandbox.notes)
+
+
+async def test_concurrency_is_bounded_and_waiting_is_reported(make_runner: MakeRunner) -> None:
+    runner = make_runner(max_concurrency=1)
+    results = await asyncio.gather(*(go_test(runner, repo="pass", packages=["./util"]) for _ in range(3)))
+    waits = sorted(r.timings.queue_wait_s for r in results)
+    assert waits[0] < 0.5 and waits[2] >= waits[1] > 0.0
+    assert all(r.ok for r in results)

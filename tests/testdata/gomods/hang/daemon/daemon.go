@@ -1,0 +1,2 @@
+// Package daemon tries to outlive its test run.
+package daemon

@@ -65,6 +65,18 @@ def sync_cache(remote: Path, cache: Path) -> None:
     run(["--git-dir", str(cache), "fetch", "--quiet", "--prune", str(remote), "+refs/heads/*:refs/remotes/origin/*"])
 
 
+def ensure_bare(source: Path, target: Path) -> Path:
+    """`target`, a bare clone of `source` made on first use (the local backend's stand-in remote).
+
+    Raises:
+        GitFailed: `source` is not a git repository.
+    """
+    if not (target / "HEAD").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        run(["clone", "--quiet", "--bare", str(source), str(target)])
+    return target
+
+
 def rev_parse(git_dir: Path, ref: str) -> str | None:
     """The commit `ref` names in `git_dir`, or None when it does not exist."""
     try:

@@ -13,7 +13,9 @@ Requests go through `Calls` (bounded retries, error mapping); see `github_calls.
 from __future__ import annotations
 
 import base64
+import random
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +32,9 @@ from . import git
 from .github_calls import Calls
 from .models import TRAILER_BASE, Change, CommentRef, PullRequestInfo, PullRequestRef, trailer
 
-_RACE_ATTEMPTS = 3
+# Each lost attempt means a concurrent call for the same ticket succeeded, so a few attempts suffice.
+_RACE_ATTEMPTS = 5
+_RACE_PAUSE_S = 0.05  # at most 0.05 + 0.1 + 0.2 + 0.4 s in all
 
 
 class _LostRace(Exception):
@@ -151,11 +155,13 @@ class GitHubBackend:
                 not apply, or a branch that moved while we built on it.
             RateLimited, UpstreamFailure: GitHub failed.
         """
-        for _ in range(_RACE_ATTEMPTS - 1):
+        for attempt in range(_RACE_ATTEMPTS - 1):
             try:
                 return self._open_or_update(change)
             except _LostRace:
-                continue  # another process created or moved the branch meanwhile: start again from its head
+                # Another process created or moved the branch: start again from its head, after a short
+                # random pause so that two callers that yielded to each other do not collide again.
+                time.sleep(random.uniform(0, _RACE_PAUSE_S * 2**attempt))  # noqa: S311 - jitter, not crypto
         try:
             return self._open_or_update(change)
         except _LostRace as exc:
@@ -220,8 +226,9 @@ class GitHubBackend:
 
         GitHub cannot create "the first ref with this prefix" atomically, so after creating ours we
         look again: whoever sees another branch of the ticket deletes its own (just created, under
-        the bot prefix, no pull request yet) and starts over on the other. Two callers that see each
-        other both yield and retry, so two branches never survive; the attempts are bounded.
+        the bot prefix, no pull request yet) and starts over on the other. A caller that saw only its
+        own branch keeps it, and any later creator sees it and yields, so two branches never survive;
+        two callers that see each other both yield and retry after a random pause (bounded attempts).
         """
         refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
         if any(r.ref != created.ref for r in refs):

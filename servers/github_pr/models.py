@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # A Jira key (SVC-12) or a GitHub issue number (#12 or 12).
 TICKET_PATTERN = r"^(?:[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}|#?[1-9][0-9]{0,9})$"
-# GitHub logins: alphanumerics and single hyphens, at most 39 characters.
-LOGIN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$"
+# GitHub logins: alphanumerics and inner hyphens, at most 39 characters (no look-ahead: JSON Schema
+# validators in clients use the ECMA/Rust regex subset).
+LOGIN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$"
 TEAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 LABEL_PATTERN = r"^[^\x00-\x1f,]{1,50}$"
 TRAILER_TICKET = "Goresolve-Ticket"

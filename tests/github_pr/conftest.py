@@ -112,9 +112,10 @@ def make_policies(*repos: str) -> Policies:
             identities={
                 "agent": Identity(roles=("agent",), repos=repos),
                 "outsider": Identity(roles=("agent",), repos=()),
+                "reader": Identity(roles=("ide",), repos=repos),
             }
         ),
-        tools=ToolsPolicy(roles={"agent": Role(scopes=("pr:read", "pr:write"))}),
+        tools=ToolsPolicy(roles={"agent": Role(scopes=("pr:read", "pr:write")), "ide": Role(scopes=("pr:read",))}),
         repos=ReposPolicy(
             repos={name: Repo(path=f"/nonexistent/{name}", pr_base_branches=("release",)) for name in repos}
         ),

@@ -1,0 +1,37 @@
+"""`goresolve prs`: the local backend's pull requests, for people (a table) and scripts (--json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .store import PullStore
+
+_ROW = "{:>4}  {:<16} {:<10} {:<6} {:<5} {:<9} {:<16}  {}"
+
+
+def prs_command(db: Path, as_json: bool) -> int:
+    """Print every pull request recorded in `db` (the local backend's SQLite file); return the exit code.
+
+    Exit codes: 0 printed (possibly an empty list), 1 the file does not exist. Never raises for a
+    missing file; an unreadable database raises sqlite3.Error.
+    """
+    if not db.exists():
+        print(f"no pull requests recorded: {db} does not exist", file=sys.stderr)
+        return 1
+    rows = PullStore(db).all()
+    if as_json:
+        print(json.dumps([{k: getattr(r, k) for k in r.__slots__} for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no pull requests")
+        return 0
+    print(_ROW.format("#", "repo", "ticket", "state", "draft", "head", "updated (UTC)", "branch / title"))
+    for r in rows:
+        updated = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.updated_at))
+        draft = "yes" if r.draft else "no"
+        print(_ROW.format(r.number, r.repo, r.ticket, r.state, draft, r.head_sha[:8], updated, r.branch))
+        print(_ROW.format("", "", "", "", "", "", "", r.title))
+    return 0

@@ -1,0 +1,177 @@
+"""github-pr: open pull requests from patches — and nothing more powerful than that.
+
+Five tools. `open_pull_request` creates (or, for the same repo and ticket, updates) a branch under
+the bot prefix, commits the patch as the bot, pushes and opens a draft pull request; `comment`,
+`request_review` and `assign` act only on the bot's own pull requests; `get_pull_request` reads.
+There is no tool, and no backend method, that merges, closes, deletes a branch outside the prefix,
+force-pushes, or changes repository settings. Every patch is checked again against the patch
+policy before anything is pushed (see service.py for the full list of checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from servers.common.app import Platform, current_caller
+from servers.common.policy import Policies
+from servers.common.tools import ToolSpec
+
+from .models import (
+    LOGIN_PATTERN,
+    TEAM_PATTERN,
+    TICKET_PATTERN,
+    Author,
+    CommentRef,
+    PullRequestBackend,
+    PullRequestInfo,
+    PullRequestRef,
+)
+from .service import Limits, PullRequestService
+from .settings import GitHubPrSettings
+
+INSTRUCTIONS = (
+    "Opens and updates pull requests from unified diffs, one per (repo, ticket); draft by default. "
+    "Patches are checked against the protected-paths and test-tampering policy before anything is pushed. "
+    "This server cannot merge, close, or change repository settings."
+)
+
+RepoName = Annotated[str, Field(min_length=1, max_length=100, description="Repository name from policy.")]
+Number = Annotated[int, Field(ge=1, le=10**9, description="Pull request number.")]
+Login = Annotated[str, Field(pattern=LOGIN_PATTERN, description="A GitHub login.")]
+Team = Annotated[str, Field(pattern=TEAM_PATTERN, description="A team slug in the repository's organisation.")]
+
+
+def _writer(name: str, description: str, *, idempotent: bool) -> ToolSpec:
+    return ToolSpec(
+        name=name,
+        description=description,
+        scope="pr:write",
+        read_only=False,
+        destructive=False,
+        idempotent=idempotent,
+        open_world=True,
+    )
+
+
+def build_server(
+    settings: GitHubPrSettings,
+    policies: Policies,
+    backend: PullRequestBackend,
+    *,
+    refused_repos: Mapping[str, str] | None = None,
+) -> MCPServer[Any]:
+    """Assemble the github-pr MCP server around `backend`.
+
+    `refused_repos` (name -> reason) are repositories the server must not write to, found at start
+    (the GitHub backend's branch-protection check).
+    """
+    service = PullRequestService(
+        backend,
+        policies,
+        prefix=settings.branch_prefix,
+        author=Author(settings.bot_name, settings.bot_email),
+        limits=Limits(),
+        refused_repos=refused_repos,
+        ticket_url=settings.ticket_url,
+    )
+    platform = Platform.create("github-pr", settings, policies, instructions=INSTRUCTIONS)
+
+    def who() -> tuple[str, Any]:
+        caller = current_caller()
+        return caller.name, caller.identity
+
+    @platform.tool(
+        _writer(
+            "open_pull_request",
+            "Open a draft pull request for a ticket from a unified diff against `base`, or update the "
+            "ticket's existing pull request (same branch, new commit on top). Returns number, url, branch, "
+            "head commit and whether it was created. Refused: protected paths, weakened or skipped tests, "
+            "credentials in title/body, oversize patches, bases or repos outside policy.",
+            idempotent=True,
+        )
+    )
+    async def open_pull_request(
+        repo: RepoName,
+        base: Annotated[str, Field(min_length=1, max_length=255, description="Base branch, e.g. main.")],
+        ticket: Annotated[str, Field(pattern=TICKET_PATTERN, description="Jira key (SVC-12) or GitHub issue (#12).")],
+        title: Annotated[str, Field(min_length=1, max_length=256, description="One line.")],
+        body: Annotated[str, Field(min_length=1, max_length=60_000, description="Markdown description.")],
+        patch: Annotated[str, Field(min_length=1, description="Unified diff (git diff format) against base.")],
+        draft: Annotated[bool, Field(description="Open as a draft (only on creation).")] = True,
+        labels: Annotated[list[str] | None, Field(max_length=10, description="Labels to add.")] = None,
+    ) -> PullRequestRef:
+        name, identity = who()
+
+        def run() -> PullRequestRef:
+            return service.open_pull_request(
+                name,
+                identity,
+                repo=repo,
+                base=base,
+                ticket=ticket,
+                title=title,
+                body=body,
+                patch=patch,
+                draft=draft,
+                labels=tuple(labels or ()),
+            )
+
+        return await anyio.to_thread.run_sync(run)
+
+    @platform.tool(
+        ToolSpec.reader(
+            "pr:read",
+            name="get_pull_request",
+            description="Read a pull request: state, draft, branch, base, head commit, labels, people.",
+        )
+    )
+    async def get_pull_request(repo: RepoName, number: Number) -> PullRequestInfo:
+        name, identity = who()
+        return await anyio.to_thread.run_sync(lambda: service.get_pull_request(name, identity, repo, number))
+
+    @platform.tool(
+        _writer(
+            "comment",
+            "Comment on one of this bot's pull requests (Markdown; no credentials).",
+            idempotent=False,
+        )
+    )
+    async def comment(
+        repo: RepoName, number: Number, body: Annotated[str, Field(min_length=1, max_length=60_000)]
+    ) -> CommentRef:
+        name, identity = who()
+        return await anyio.to_thread.run_sync(lambda: service.comment(name, identity, repo, number, body))
+
+    @platform.tool(
+        _writer(
+            "request_review",
+            "Request reviews from people and/or teams on one of this bot's pull requests.",
+            idempotent=True,
+        )
+    )
+    async def request_review(
+        repo: RepoName,
+        number: Number,
+        reviewers: Annotated[list[Login] | None, Field(max_length=10)] = None,
+        team_reviewers: Annotated[list[Team] | None, Field(max_length=10)] = None,
+    ) -> PullRequestInfo:
+        name, identity = who()
+        people, teams = tuple(reviewers or ()), tuple(team_reviewers or ())
+        return await anyio.to_thread.run_sync(
+            lambda: service.request_review(name, identity, repo, number, people, teams)
+        )
+
+    @platform.tool(_writer("assign", "Add assignees to one of this bot's pull requests.", idempotent=True))
+    async def assign(
+        repo: RepoName, number: Number, assignees: Annotated[list[Login], Field(min_length=1, max_length=10)]
+    ) -> PullRequestInfo:
+        name, identity = who()
+        people = tuple(assignees)
+        return await anyio.to_thread.run_sync(lambda: service.assign(name, identity, repo, number, people))
+
+    return platform.finish()

@@ -46,6 +46,7 @@ def _local(settings: GitHubPrSettings, policies: Policies) -> Built:
 def _github(settings: GitHubPrSettings, policies: Policies) -> Built:
     from .github import GitHubBackend, connect
     from .github_calls import Calls, RetryPolicy
+    from .protection import refused_repos
 
     if settings.token is None:
         raise ConfigError("github-pr: the github backend needs a token (setting GORESOLVE_GITHUB_PR_TOKEN)")
@@ -61,7 +62,7 @@ def _github(settings: GitHubPrSettings, policies: Policies) -> Built:
     )
     backend = GitHubBackend(client, names, Calls(policy))
     try:
-        refused = backend.refused_repos(policies.repos.repos)
+        refused = refused_repos(backend, policies.repos.repos)
     except GoresolveError as exc:  # cannot verify protection: serve nothing rather than guess
         log.error("branch protection check failed", error=exc.message, detail=exc.detail)
         refused = dict.fromkeys(names, "branch protection could not be verified at start")

@@ -17,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from github import Auth, Github, InputGitAuthor, InputGitTreeElement
 from github.GitRef import GitRef
@@ -26,7 +25,6 @@ from github.Repository import Repository
 from unidiff.patch import PatchSet
 
 from servers.common.errors import Conflict, NotFound, UpstreamFailure
-from servers.common.policy import Repo
 
 from . import git
 from .github_calls import Calls
@@ -75,7 +73,13 @@ class GitHubBackend:
         self._repos: dict[str, Repository] = {}
         self._lock = threading.Lock()
 
-    def _repo(self, name: str) -> Repository:
+    def repository(self, name: str) -> Repository:
+        """The PyGithub repository for a policy repo name (fetched once, then cached).
+
+        Raises:
+            NotFound: no GitHub name in policy, or the token cannot see the repository.
+            RateLimited, UpstreamFailure: GitHub failed.
+        """
         full = self._names.get(name)
         if full is None:
             raise NotFound(f"repository {name} has no GitHub name in policy (repos.yaml `github`)")
@@ -87,62 +91,13 @@ class GitHubBackend:
                 self._repos[name] = cached
         return cached
 
-    # --- start-up check ---------------------------------------------------------------------------
+    @property
+    def calls(self) -> Calls:
+        return self._calls
 
-    def unprotected_reason(self, name: str) -> str | None:
-        """Why `name`'s default branch is not known to require a review before merging; None when it is.
-
-        Reads classic branch protection (needs administration:read) and repository rulesets (readable
-        with metadata access); either one requiring at least one approving review is enough.
-
-        Raises:
-            NotFound: the repository is not visible to the token.
-            RateLimited, UpstreamFailure: GitHub failed.
-        """
-        repo = self._repo(name)
-        branch = repo.default_branch
-        required = 0
-        try:
-            protection = self._calls(
-                "branch protection", lambda: repo.get_branch(branch).get_protection(), retry_5xx=True
-            )
-            reviews: Any = protection.raw_data.get("required_pull_request_reviews") or {}
-            required = int(reviews.get("required_approving_review_count", 0))
-        except NotFound:
-            pass  # no classic protection (or the branch summary hides it): rulesets may still require reviews
-        except UpstreamFailure as exc:
-            if exc.status != 403:
-                raise
-        rules: Any = self._calls(
-            "branch rules",
-            lambda: repo.requester.requestJsonAndCheck("GET", f"{repo.url}/rules/branches/{branch}")[1],
-        )
-        for rule in rules or []:
-            if isinstance(rule, dict) and rule.get("type") == "pull_request":
-                params: Any = rule.get("parameters") or {}
-                required = max(required, int(params.get("required_approving_review_count", 0)))
-        if required >= 1:
-            return None
-        return f"default branch {branch} of {repo.full_name} does not require an approving review"
-
-    def refused_repos(self, policies: Mapping[str, Repo]) -> dict[str, str]:
-        """Repos (policy name -> reason) this server must not serve: default branch without required reviews.
-
-        A repo whose policy sets `accept_unprotected_default_branch` is served anyway (logged by the caller).
-
-        Raises:
-            RateLimited, UpstreamFailure: GitHub failed while checking.
-        """
-        refused: dict[str, str] = {}
-        for name in self._names:
-            try:
-                reason = self.unprotected_reason(name)
-            except NotFound as exc:
-                reason = exc.message
-            policy = policies.get(name)
-            if reason is not None and not (policy is not None and policy.accept_unprotected_default_branch):
-                refused[name] = reason
-        return refused
+    @property
+    def names(self) -> dict[str, str]:
+        return dict(self._names)
 
     # --- operations -------------------------------------------------------------------------------
 
@@ -168,7 +123,7 @@ class GitHubBackend:
             raise Conflict(f"branch of {change.ticket} keeps moving; try again later") from exc
 
     def _open_or_update(self, change: Change) -> PullRequestRef:
-        repo = self._repo(change.repo)
+        repo = self.repository(change.repo)
         refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
         pull: PullRequest | None = None
         if refs:
@@ -277,12 +232,12 @@ class GitHubBackend:
 
     def get_pull_request(self, repo: str, number: int) -> PullRequestInfo:
         """Raises: NotFound; RateLimited, UpstreamFailure."""
-        gh = self._repo(repo)
+        gh = self.repository(repo)
         return _info(self._calls(f"pull request #{number}", lambda: gh.get_pull(number)))
 
     def comment(self, repo: str, number: int, body: str) -> CommentRef:
         """Not retried on 5xx (a retry could post twice). Raises: NotFound; RateLimited, UpstreamFailure."""
-        gh = self._repo(repo)
+        gh = self.repository(repo)
         pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
         note = self._calls("comment", lambda: pull.create_issue_comment(body), retry_5xx=False)
         return CommentRef(id=note.id, url=note.html_url)
@@ -291,7 +246,7 @@ class GitHubBackend:
         self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]
     ) -> PullRequestInfo:
         """Raises: NotFound; Conflict (422: e.g. the reviewer is not a collaborator); RateLimited, UpstreamFailure."""
-        gh = self._repo(repo)
+        gh = self.repository(repo)
         pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
         self._calls(
             "request review",
@@ -301,7 +256,7 @@ class GitHubBackend:
 
     def assign(self, repo: str, number: int, assignees: tuple[str, ...]) -> PullRequestInfo:
         """Raises: NotFound; RateLimited, UpstreamFailure."""
-        gh = self._repo(repo)
+        gh = self.repository(repo)
         pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
         self._calls("assign", lambda: pull.add_to_assignees(*assignees))
         return self.get_pull_request(repo, number)

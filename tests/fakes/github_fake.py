@@ -23,7 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.fakes.github import handlers_pulls  # noqa: F401 - registers the pull request operations
 from tests.fakes.github.contract import contract
+from tests.fakes.github.handlers import HANDLERS
 from tests.fakes.github.spec import OPERATIONS
 
 PREFIX = "/api/v3"
@@ -198,8 +200,6 @@ class FakeGitHub:
         h.wfile.write(raw)
 
     def _route(self, op: str, params: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
-        from tests.fakes.github.handlers import HANDLERS
-
         full = f"{params.pop('owner')}/{params.pop('repo')}"
         repo = self.repos.get(full)
         if repo is None:

@@ -13,6 +13,7 @@ from servers.common.policy import Repo
 from servers.github_pr.github import GitHubBackend, connect
 from servers.github_pr.github_calls import Calls, RetryPolicy
 from servers.github_pr.models import Change
+from servers.github_pr.protection import refused_repos
 from servers.github_pr.service import PullRequestService
 from tests.fakes.github_fake import FakeGitHub
 
@@ -216,5 +217,5 @@ def test_default_branch_must_require_reviews(fake, sleeps, classic, readable, ru
         "acme/checked", FILES, required_reviews=classic, protection_readable=readable, ruleset_reviews=ruleset
     )
     backend = make_backend(fake, sleeps, {"checked": "acme/checked"})
-    result = backend.refused_repos({"checked": Repo(accept_unprotected_default_branch=accept)})
+    result = refused_repos(backend, {"checked": Repo(accept_unprotected_default_branch=accept)})
     assert ("checked" in result) is refused

@@ -1,0 +1,130 @@
+"""`goresolve prs`, the backend table, and property tests for the pure helpers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from servers.common.errors import ConfigError
+from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+from servers.github_pr.backends import make_backend
+from servers.github_pr.cli import prs_command
+from servers.github_pr.local import LocalBackend
+from servers.github_pr.models import branch_name, slugify
+from servers.github_pr.secrets import scan
+from servers.github_pr.settings import GitHubPrSettings
+
+from .conftest import FIX_PATCH, make_remote
+
+
+def test_prs_lists_the_local_pull_requests(service, policies, store, capsys):
+    ref = service.open_pull_request(
+        "agent",
+        policies.identity("agent"),
+        repo="svc",
+        base="main",
+        ticket="SVC-3",
+        title="Fix Add",
+        body="b",
+        patch=FIX_PATCH,
+    )
+    assert prs_command(store.path, as_json=False) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["#", "repo", "ticket", "state"]
+    assert out[1].split()[:5] == ["1", "svc", "SVC-3", "open", "yes"]
+    assert out[1].endswith(ref.branch)
+    assert out[2].strip() == "Fix Add"
+    assert prs_command(store.path, as_json=True) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["number"], r["ticket"], r["head_sha"]) for r in rows] == [(1, "SVC-3", ref.head_sha)]
+
+
+def test_prs_on_a_missing_database_exits_1(tmp_path, capsys):
+    assert prs_command(tmp_path / "none.sqlite", as_json=False) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _policies(repo: Repo) -> Policies:
+    return Policies(
+        access=AccessPolicy(identities={"agent": Identity(roles=("agent",), repos=("svc",))}),
+        tools=ToolsPolicy(roles={"agent": Role(scopes=("pr:write",))}),
+        repos=ReposPolicy(repos={"svc": repo}),
+    )
+
+
+def test_the_local_backend_makes_a_bare_remote_from_the_policy_path(tmp_path):
+    source = make_remote(tmp_path / "origin")
+    settings = GitHubPrSettings(state_dir=tmp_path / "state", policy_dir=tmp_path)
+    backend, refused = make_backend(settings, _policies(Repo(path=str(source))))
+    assert isinstance(backend, LocalBackend)
+    assert refused == {}
+    assert (tmp_path / "state" / "github-pr" / "remotes" / "svc.git" / "HEAD").exists()
+    backend, refused = make_backend(settings, _policies(Repo(path="does-not-exist")))
+    assert refused == {}  # the remote made on the first start is kept
+
+
+def test_a_missing_source_repo_is_refused_not_fatal(tmp_path):
+    settings = GitHubPrSettings(state_dir=tmp_path / "state", policy_dir=tmp_path)
+    _, refused = make_backend(settings, _policies(Repo(path="does-not-exist")))
+    assert refused == {"svc": "no local remote could be made"}
+
+
+def test_the_github_backend_needs_a_token(tmp_path):
+    settings = GitHubPrSettings(state_dir=tmp_path, backend="github")
+    with pytest.raises(ConfigError, match="GORESOLVE_GITHUB_PR_TOKEN"):
+        make_backend(settings, _policies(Repo(github="acme/svc")))
+
+
+@settings(max_examples=40, deadline=None)  # each example runs git check-ref-format
+@given(st.text(max_size=200))
+def test_every_slug_makes_a_valid_branch_name(title: str) -> None:
+    slug = slugify(title)
+    assert 1 <= len(slug) <= 40
+    name = branch_name("goresolve", "SVC-12", title)
+    assert name.startswith("goresolve/SVC-12-")
+    ok = subprocess.run(["git", "check-ref-format", f"refs/heads/{name}"], check=False).returncode == 0
+    assert ok, name
+
+
+SECRETS = {
+    "github_token": "ghp_" + "aB3" * 12,
+    "github_fine_grained_token": "github_pat_" + "11AB" * 8,
+    "aws_access_key_id": "AKIA" + "ABCDEFGHIJKLMNOP",
+    "slack_token": "xoxb-" + "1234567890-abc",
+    "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----",
+}
+
+
+@given(st.text(max_size=300), st.sampled_from(sorted(SECRETS)))
+def test_the_scanner_finds_each_shape_and_never_returns_the_secret(text: str, kind: str) -> None:
+    assert all(f.field == "body" and f.line >= 1 for f in scan(text, "body"))
+    found = scan(f"{text}\n{SECRETS[kind]}\n", "body")
+    assert kind in {f.kind for f in found}
+    assert all(SECRETS[kind] not in repr(f) for f in found)
+
+
+def test_patch_paths_are_read_for_modified_deleted_and_renamed_files() -> None:
+    from servers.github_pr.github import patched_paths
+
+    patch = (
+        "diff --git a/x.go b/y.go\nsimilarity index 90%\nrename from x.go\nrename to y.go\n--- a/x.go\n+++ b/y.go\n"
+        "@@ -1 +1 @@\n-a\n+b\n" + FIX_PATCH
+    )
+    assert patched_paths(patch) == {"x.go", "calc.go"}
+
+
+def test_cli_module_is_importable_without_pygithub_loaded() -> None:
+    code = "import sys, servers.github_pr.cli, servers.github_pr.server; print('github' in sys.modules)"
+    out = subprocess.run(
+        [".venv/bin/python", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.stdout.strip() == "False"

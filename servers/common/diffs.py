@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 _GO_LITERAL = re.compile(
     r"""`[^`]*`                          # raw string
@@ -109,19 +110,23 @@ def unsafe_path_reason(path: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class LineState:
-    """Nesting at the start of a line: `{` depth, `(` depth, and whether an open `(` is a decl group."""
+    """Nesting at the start of a line.
+
+    `braces`/`parens`: `{` and `(` depth; `in_group`: the open `(` is a decl group (`import (`);
+    `in_text`: inside a raw string or block comment; `innermost`: the innermost open bracket and
+    `opener` the 0-based index of the line that opened it (-1 at top level).
+    """
 
     braces: int
     parens: int
     in_group: bool
-
-    @property
-    def top_level(self) -> bool:
-        """True outside every function body and expression (a decl group like `import (` counts as top)."""
-        return self.braces == 0 and (self.parens == 0 or (self.parens == 1 and self.in_group))
+    in_text: bool = False
+    innermost: str = ""
+    opener: int = -1
 
 
 _GROUP_OPEN = re.compile(r"^(?:import|var|const|type)\s*\($")
+_CLOSE = {"}": "{", ")": "(", "]": "["}
 
 
 def line_states(source: str) -> list[LineState]:
@@ -131,25 +136,23 @@ def line_states(source: str) -> list[LineState]:
     raises; depths are clamped at zero.
     """
     states: list[LineState] = []
-    braces = parens = 0
+    stack: list[tuple[str, int]] = []
     in_group = False
     mode = ""  # "", "block", "raw"
-    for line in source.split("\n"):
-        states.append(LineState(braces, parens, in_group))
+    for number, line in enumerate(source.split("\n")):
+        braces = sum(1 for c, _ in stack if c == "{")
+        parens = sum(1 for c, _ in stack if c == "(")
+        top = stack[-1] if stack else ("", -1)
+        states.append(LineState(braces, parens, in_group and parens > 0, mode != "", top[0], top[1]))
         i, n = 0, len(line)
         while i < n:
             c = line[i]
-            if mode == "block":
-                end = line.find("*/", i)
+            if mode:
+                end = line.find("*/" if mode == "block" else "`", i)
                 if end < 0:
                     break
-                mode, i = "", end + 2
-                continue
-            if mode == "raw":
-                end = line.find("`", i)
-                if end < 0:
-                    break
-                mode, i = "", end + 1
+                i = end + (2 if mode == "block" else 1)
+                mode = ""
                 continue
             if line.startswith("//", i):
                 break
@@ -163,20 +166,21 @@ def line_states(source: str) -> list[LineState]:
                 m = re.compile(rf"{c}(?:[^{c}\\]|\\.)*{c}").match(line, i)
                 i = m.end() if m else n
                 continue
-            if c == "{":
-                braces += 1
-            elif c == "}":
-                braces = max(0, braces - 1)
-            elif c == "(":
-                if braces == 0 and parens == 0:
+            if c in "{([":
+                if c == "(" and not stack:
                     in_group = bool(_GROUP_OPEN.match(line[: i + 1].strip()))
-                parens += 1
-            elif c == ")":
-                parens = max(0, parens - 1)
-                if parens == 0:
-                    in_group = False
+                stack.append((c, number))
+            elif c in _CLOSE:
+                # pop up to the matching opener; a stray closer is ignored
+                for j in range(len(stack) - 1, -1, -1):
+                    if stack[j][0] == _CLOSE[c]:
+                        del stack[j:]
+                        break
             i += 1
-    states.append(LineState(braces, parens, in_group))
+    braces = sum(1 for c, _ in stack if c == "{")
+    parens = sum(1 for c, _ in stack if c == "(")
+    top = stack[-1] if stack else ("", -1)
+    states.append(LineState(braces, parens, in_group and parens > 0, mode != "", top[0], top[1]))
     return states
 
 
@@ -250,15 +254,78 @@ def _looks_top_level(k: int, original: dict[int, str]) -> bool:
     return not prev[:1].isspace() and not _OPENER_END.search(strip_line_comment(prev))
 
 
-def insertion_at_top_level(added: list[str], k: int, original: dict[int, str], states: list[LineState] | None) -> bool:
-    """Whether inserting `added` before old line `k` only adds whole top-level declarations.
+_ROW_START = re.compile(
+    r'^(?:[{}]|(?:"(?:[^"\\]|\\.)*"|[A-Za-z_]\w*|\d+)\s*:\s*(?!(?:for|if|switch|select|return|go|defer|goto)\b)\S)'
+)
+_ROW_FORBIDDEN = re.compile(
+    r"\b(?:t|b|tb)\b(?!\s*:)|\.(?:Skip|SkipNow|Skipf)\(|\b(?:os|syscall)\.Exit\(|\bflag\.|\bruntime\.Goexit\("
+)
+_SKIP_TABLE = re.compile(r"skip|ignor|flak|exclu|disabl|known.?fail|allow|todo", re.IGNORECASE)
 
+
+def table_rows(lines: list[str], *, in_literal: bool) -> bool:
+    """True when `lines` only add elements to a composite literal (new cases of a table test).
+
+    Without proof of the context (`in_literal` False) every element must be a `{...},` row or a
+    `key: value,` entry: text that is a syntax error anywhere but inside a composite literal, so
+    it cannot add a statement or a call argument. Either way it may not mention the test's `t`,
+    skip, exit or touch flags, and it must end with a comma, balanced.
+    """
+    states = line_states("\n".join(lines))
+    codes = [strip_line_comment(line) for line in lines]
+    for code, state in zip(codes, states, strict=False):
+        if _ROW_FORBIDDEN.search(_GO_LITERAL.sub('""', code)):
+            return False
+        if code and not in_literal and state.braces == 0 and state.parens == 0 and not _ROW_START.match(code):
+            return False
+    last = next((c for c in reversed(codes) if c), "")
+    return last.endswith(",") and states[-1].braces == 0 and states[-1].parens == 0 and not states[-1].in_text
+
+
+def _literal_opener(line: str) -> bool:
+    """Does this line open a composite literal (`[]T{`, `}{`, `key: {`) rather than a block or a type body?"""
+    code = strip_line_comment(line)
+    return (
+        code.endswith("{")
+        and not re.search(r"\bfunc\b|\b(?:struct|interface)\s*\{$", code)
+        and not re.match(r"^(?:\}\s*)?(?:if|for|switch|select|else|case|default|go|defer)\b", code)
+    )
+
+
+def _in_element_list(pos: int, original: dict[int, str], states: list[LineState] | None) -> bool | None:
+    """Is old line `pos` inside a composite literal's element list? None when only the neighbours suggest so.
+
+    With the whole file (`states`) the innermost open bracket must be a literal's `{` whose line is
+    not named like a skip list; without it, the previous line must end an element or open a list.
+    """
+    n = pos - 1
+    while n >= 1 and n in original and not strip_line_comment(original[n]):
+        n -= 1
+    if not strip_line_comment(original.get(n, "")).endswith(("{", ",")):
+        return False
+    if states is None:
+        return None
+    state = states[min(max(pos - 1, 0), len(states) - 1)]
+    opener = original.get(state.opener + 1, "")
+    if state.in_text or state.innermost != "{" or state.braces < 2 or not _literal_opener(opener):
+        return False
+    return not _SKIP_TABLE.search(opener)
+
+
+def classify_insertion(
+    added: list[str], k: int, original: dict[int, str], states: list[LineState] | None
+) -> Literal["declarations", "table_rows"] | None:
+    """What inserting `added` before old line `k` amounts to, if it is harmless to existing tests.
+
+    "declarations": whole top-level declarations (a new test function, a new import);
+    "table_rows": new elements of a composite literal inside a function (new cases of a table test).
     A diff may show an appended function as "inserted before the previous function's closing
     brace, starting with `}`"; the insertion is slid along equal neighbouring lines, and any
-    equivalent position that places whole declarations at top level is accepted.
+    equivalent position that qualifies is accepted. `states` (from the whole old file) makes the
+    position exact; without it the neighbouring lines of gofmt'ed code decide, conservatively.
     """
     if all(is_import_spec(line) or not line.strip() for line in added):
-        return True  # outside an import block an import spec does not compile, so it cannot hide anything
+        return "declarations"  # outside an import block an import spec does not compile
     candidates = [(k, added)]
     block, pos = list(added), k
     while len(candidates) < _MAX_SLIDE and block and original.get(pos) == block[0]:
@@ -275,5 +342,9 @@ def insertion_at_top_level(added: list[str], k: int, original: dict[int, str], s
         else:
             at_top = _looks_top_level(pos, original)
         if at_top and whole_declarations(lines):
-            return True
-    return False
+            return "declarations"
+        if not at_top:
+            context = _in_element_list(pos, original, states)
+            if context is not False and table_rows(lines, in_literal=bool(context)):
+                return "table_rows"
+    return None

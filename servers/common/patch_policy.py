@@ -11,8 +11,10 @@ a diff that cannot be parsed is itself a reason. Rules, in the order they are ch
 - existing `_test.go` files are read-only (when `existing_tests_read_only`): deleting or renaming
   one, or changing any existing line, is refused with the most specific reason found (deleted
   test function, removed assertion, changed expected value, inserted skip, ...). Pure additions of
-  whole top-level declarations (a new test function, a new import) are allowed, and so are new test
-  files, unless the added code could stop other tests running (`TestMain`, `init`, `os.Exit`, ...).
+  whole top-level declarations (a new test function, a new import) are allowed, and so are new rows
+  of a table test (composite-literal elements that do not mention `t`, skip or exit, outside any
+  list named like a skip list) and new test files, unless the added code could stop other tests
+  running (`TestMain`, `init`, `os.Exit`, ...).
 """
 
 from __future__ import annotations
@@ -311,7 +313,7 @@ def _block_reasons(
 
     if not block.removed:
         added = [line.value.rstrip("\r\n") for line in block.added]
-        if diffs.insertion_at_top_level(added, block.before, original, states):
+        if diffs.classify_insertion(added, block.before, original, states) is not None:
             return []
     explained: set[int] = set()
     added_codes = {_code(a) for a in block.added}

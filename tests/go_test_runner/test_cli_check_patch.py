@@ -1,0 +1,75 @@
+"""goresolve check-patch: exit codes, text and JSON output."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from servers.go_test_runner.cli_check_patch import check_patch_command, command
+
+REFUSED = """--- a/calc/calc_test.go
++++ b/calc/calc_test.go
+@@ -1,3 +1,3 @@
+ func TestX(t *testing.T) {
+-\tif got != 2 {
++\tif got != 3 {
+ \t\tt.Fatal(got)
+"""
+ALLOWED = """--- a/calc/calc.go
++++ b/calc/calc.go
+@@ -1 +1 @@
+-package calc
++package calc // fixed
+"""
+
+
+@pytest.fixture
+def files(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
+    (tmp_path / "refused.diff").write_text(REFUSED)
+    (tmp_path / "allowed.diff").write_text(ALLOWED)
+    return {"refused": tmp_path / "refused.diff", "allowed": tmp_path / "allowed.diff", "repo": tmp_path}
+
+
+def test_allowed_patch_exits_zero(files: dict[str, pathlib.Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_patch_command(files["allowed"], files["repo"], False) == 0
+    assert capsys.readouterr().out == "patch allowed\n"
+
+
+def test_refused_patch_exits_one_and_names_file_line_rule(
+    files: dict[str, pathlib.Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check_patch_command(files["refused"], files["repo"], False) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "patch refused:"
+    assert out[1].startswith("  calc/calc_test.go:2: changed_expected_value: changes 2 -> 3")
+
+
+def test_json_output(files: dict[str, pathlib.Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_patch_command(files["refused"], files["repo"], True) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["allowed"] is False
+    assert set(data["reasons"][0]) == {"rule", "path", "line", "detail"}
+    assert (data["reasons"][0]["rule"], data["reasons"][0]["line"]) == ("changed_expected_value", 2)
+
+
+def test_policy_dir_and_errors(files: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> None:
+    lax = tmp_path / "lax"
+    lax.mkdir()
+    (lax / "protected.yaml").write_text("existing_tests_read_only: false\n")
+    assert check_patch_command(files["refused"], files["repo"], False, policy_dir=lax) == 0
+    (lax / "protected.yaml").write_text("existing_tests_read_only: maybe\n")
+    assert check_patch_command(files["refused"], files["repo"], False, policy_dir=lax) == 2
+    assert check_patch_command(tmp_path / "missing.diff", files["repo"], False) == 2
+    assert check_patch_command(files["allowed"], tmp_path / "missing-dir", False) == 2
+
+
+def test_typer_command(files: dict[str, pathlib.Path]) -> None:
+    app = typer.Typer()
+    app.command()(command)
+    result = CliRunner().invoke(app, [str(files["refused"]), "--repo", str(files["repo"]), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["allowed"] is False

@@ -82,7 +82,14 @@ class Runner:
             max_output_bytes=settings.max_output_bytes,
             max_line=settings.max_line_bytes,
         )
-        return cls(settings, policies, sandbox, str(Path(go).resolve()))
+        runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
+        runner.remove_leftovers()
+        return runner
+
+    def remove_leftovers(self) -> None:
+        """Delete worktrees and scratch directories a previous process left behind (one process per work_dir)."""
+        for leftover in ("worktrees", "scratch"):
+            shutil.rmtree(self._work / leftover, ignore_errors=True)
 
     # --- the two operations -------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ def make_policies(repos: dict[str, pathlib.Path]) -> Policies:
             identities={
                 "agent": Identity(roles=("agent",), repos=tuple(repos)),
                 "reader": Identity(roles=("reader",)),
+                "stranger": Identity(roles=("agent",), repos=()),
             }
         ),
         tools=ToolsPolicy(roles={"agent": Role(scopes=("tests:run",)), "reader": Role(scopes=("code:read",))}),
@@ -71,6 +72,7 @@ def make_runner(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> MakeR
     def make(**overrides: Any) -> Runner:
         settings = GoTestRunnerSettings(
             state_dir=tmp_path / "state",
+            stdio_identity="agent",
             policy_dir=tmp_path,
             work_dir=tmp_path / "work",
             gocache=host_go_env("GOCACHE"),

@@ -1,0 +1,114 @@
+"""go-test-runner: run `go test` on a patch, safely, and say exactly what failed.
+
+Two tools, both scoped `tests:run` and confined to the repositories policy grants the caller:
+`run_tests` (a throwaway worktree at a ref, the patch applied, `go test -json`, a structured
+report) and `check_build` (`go build` + `go vet` diagnostics, invented imports flagged as
+`unknown_import`). Payloads are validated strictly before anything runs; the patch is checked
+against the protected-paths policy; test code runs sandboxed (see sandbox.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from servers.common.app import Platform, current_caller
+from servers.common.errors import AccessDenied
+from servers.common.logging import get_logger
+from servers.common.policy import Policies
+from servers.common.tools import ToolSpec
+from servers.go_test_runner.payload import MAX_TIMEOUT_S, CheckBuildRequest, RunTestsRequest, validate_request
+from servers.go_test_runner.results import BuildResult, RunResult
+from servers.go_test_runner.runner import Runner
+from servers.go_test_runner.settings import GoTestRunnerSettings
+
+log = get_logger(__name__)
+
+INSTRUCTIONS = (
+    "Runs go test and go build/vet on a repository at a ref, optionally with a unified diff applied. "
+    "Patches that weaken existing tests or touch protected paths are refused. Results start with a "
+    "one-paragraph summary; failing tests come with their failure lines, panics and races with locations."
+)
+
+RepoName = Annotated[str, Field(min_length=1, max_length=100, description="Repository name from policy.")]
+Ref = Annotated[str, Field(min_length=1, max_length=200, description="Branch, tag or commit to test.")]
+Packages = Annotated[
+    list[str],
+    Field(
+        min_length=1,
+        max_length=50,
+        description="Import paths or patterns inside the module: ./..., ./internal/auth, example.com/mod/pkg.",
+    ),
+]
+Patch = Annotated[
+    str | None, Field(max_length=10_000_000, description="Unified diff (git diff format) to apply before running.")
+]
+
+
+def _runner_spec(name: str, description: str) -> ToolSpec:
+    # Nothing outside a throwaway worktree changes, so the tools count as read-only; they reach only
+    # the repositories named in policy, and test code runs without network where the kernel allows.
+    return ToolSpec.reader("tests:run", name=name, description=description, open_world=False)
+
+
+def _check_access(repo: str) -> None:
+    caller = current_caller()
+    if caller.identity is None or repo not in caller.identity.repos:
+        raise AccessDenied(f"repository {repo!r} is not available to this caller")
+
+
+def build_server(settings: GoTestRunnerSettings, policies: Policies, runner: Runner) -> MCPServer[Any]:
+    """Assemble the go-test-runner MCP server around `runner`."""
+    platform = Platform.create("go-test-runner", settings, policies, instructions=INSTRUCTIONS)
+    sandbox = runner.sandbox.report(race=False)
+    if sandbox.notes:
+        log.warning("sandbox is weaker than configured", notes=sandbox.notes)
+    log.info("sandbox", network_isolated=sandbox.network_isolated, rlimits=sandbox.rlimits)
+
+    @platform.tool(
+        _runner_spec(
+            "run_tests",
+            "Run `go test -json` on packages of a repository at a ref, optionally after applying a patch. "
+            "Returns a summary, per-package status, failing tests with their failure lines, panics (first "
+            "frame in the repo), data races, build errors (file:line:col) and tests running at a timeout.",
+        )
+    )
+    async def run_tests(
+        repo: RepoName,
+        ref: Ref,
+        packages: Packages,
+        patch: Patch = None,
+        run: Annotated[str | None, Field(max_length=200, description="Test name pattern (go test -run).")] = None,
+        flags: Annotated[
+            list[str] | None,
+            Field(
+                max_length=8,
+                description="Allowed: -race, -short, -failfast, -cover, -count=N, -shuffle=on|off|N, -timeout=D.",
+            ),
+        ] = None,
+        timeout_s: Annotated[
+            int | None, Field(ge=1, le=MAX_TIMEOUT_S, description="Hard timeout of the call (policy-capped).")
+        ] = None,
+    ) -> RunResult:
+        payload = {"repo": repo, "ref": ref, "patch": patch, "packages": packages, "run": run}
+        payload |= {"flags": flags or [], "timeout_s": timeout_s}
+        req = validate_request(RunTestsRequest, payload)
+        _check_access(req.repo)
+        return await runner.run_tests(req)
+
+    @platform.tool(
+        _runner_spec(
+            "check_build",
+            "Run `go build` and `go vet` on packages of a repository at a ref, optionally after applying a patch. "
+            "Returns diagnostics (file, line, column, message, kind); an import of a package that does not "
+            "exist has kind unknown_import.",
+        )
+    )
+    async def check_build(repo: RepoName, ref: Ref, packages: Packages, patch: Patch = None) -> BuildResult:
+        req = validate_request(CheckBuildRequest, {"repo": repo, "ref": ref, "patch": patch, "packages": packages})
+        _check_access(req.repo)
+        return await runner.check_build(req)
+
+    return platform.finish()

@@ -28,7 +28,7 @@ from servers.common.errors import Conflict, NotFound, UpstreamFailure
 
 from . import git
 from .github_calls import Calls
-from .models import TRAILER_BASE, Change, CommentRef, PullRequestInfo, PullRequestRef, trailer
+from .models import TRAILER_BASE, Change, CommentRef, PullRequestInfo, PullRequestRef, trailer, update_refusal
 
 # Each lost attempt means a concurrent call for the same ticket succeeded, so a few attempts suffice.
 _RACE_ATTEMPTS = 5
@@ -126,16 +126,18 @@ class GitHubBackend:
         repo = self.repository(change.repo)
         refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
         pull: PullRequest | None = None
+        current: GitRef | None = None
         if refs:
-            ref = sorted(refs, key=lambda r: r.ref)[0]
-            branch, parent = ref.ref.removeprefix("refs/heads/"), ref.object.sha
+            current = min(refs, key=lambda r: r.ref)
+            branch, parent = current.ref.removeprefix("refs/heads/"), current.object.sha
             head = self._calls("read branch head", lambda: repo.get_git_commit(parent))
             start = trailer(head.message, TRAILER_BASE)
             if head.author.email != change.author.email or start is None:
                 raise Conflict(f"branch {branch} has a commit not made by this bot; not updating it")
             pull = self._find_pull(repo, branch)
-            if pull is not None and pull.state != "open":
-                raise Conflict(f"the pull request of {change.ticket} (#{pull.number}) is closed; not reopening it")
+            refusal = update_refusal(change, pull.number, pull.state, pull.base.ref) if pull is not None else None
+            if refusal is not None:
+                raise Conflict(refusal)
         else:
             branch = change.branch
             try:
@@ -145,8 +147,9 @@ class GitHubBackend:
             start = parent = base.object.sha
         sha = self._commit(repo, change, start, parent)
         try:
-            if refs:  # never forced: GitHub refuses anything but a fast-forward
-                self._calls("update branch", lambda: refs[0].edit(sha, force=False))
+            if current is not None:  # never forced: GitHub refuses anything but a fast-forward
+                moving = current
+                self._calls("update branch", lambda: moving.edit(sha, force=False))
             else:
                 created_ref = self._calls("create branch", lambda: repo.create_git_ref(f"refs/heads/{branch}", sha))
                 self._yield_if_raced(repo, change, created_ref)
@@ -173,7 +176,7 @@ class GitHubBackend:
             labelled = pull
             self._calls("label pull request", lambda: labelled.add_to_labels(*change.labels))
         return PullRequestRef(
-            number=pull.number, url=pull.html_url, branch=branch, head_sha=sha, base=change.base, created=created
+            number=pull.number, url=pull.html_url, branch=branch, head_sha=sha, base=pull.base.ref, created=created
         )
 
     def _yield_if_raced(self, repo: Repository, change: Change, created: GitRef) -> None:

@@ -23,6 +23,7 @@ from .models import (
     PullRequestInfo,
     PullRequestRef,
     trailer,
+    update_refusal,
 )
 from .store import PullRow, PullStore
 
@@ -69,8 +70,9 @@ class LocalBackend:
         with self._locked_cache(change.repo) as cache:
             existing = git.refs_with_prefix(cache, _ORIGIN + change.branch_glob)
             row = self._store.by_ticket(change.repo, change.ticket)
-            if row is not None and row.state != "open":
-                raise Conflict(f"the pull request of {change.ticket} (#{row.number}) is {row.state}; not reopening it")
+            refusal = update_refusal(change, row.number, row.state, row.base) if row is not None else None
+            if refusal is not None:
+                raise Conflict(refusal)
             if existing:
                 ref, parent = sorted(existing.items())[0]
                 branch = ref.removeprefix(_ORIGIN)
@@ -94,7 +96,8 @@ class LocalBackend:
                 author=change.author,
             )
             git.push(cache, remote, sha, branch)
-        return self._record(change, branch, sha, row)
+            # Recorded under the lock too, so rows follow pushes in order.
+            return self._record(change, branch, sha, row)
 
     def _record(self, change: Change, branch: str, sha: str, row: PullRow | None) -> PullRequestRef:
         created = row is None

@@ -110,6 +110,15 @@ def branch_name(prefix: str, ticket: str, title: str) -> str:
     return f"{prefix}/{ticket_part(ticket)}-{slugify(title)}"
 
 
+def update_refusal(change: Change, number: int, state: str, base: str) -> str | None:
+    """Why `change` may not update its ticket's existing pull request (#`number`), or None when it may."""
+    if state != "open":
+        return f"the pull request of {change.ticket} (#{number}) is {state}; not reopening it"
+    if base != change.base:
+        return f"the pull request of {change.ticket} (#{number}) targets {base}, not {change.base}"
+    return None
+
+
 def trailer(message: str, key: str) -> str | None:
     """The value of a `Key: value` trailer in a commit message, or None."""
     match = re.search(rf"^{re.escape(key)}: (\S+)\s*$", message, re.MULTILINE)

@@ -219,3 +219,10 @@ def test_default_branch_must_require_reviews(fake, sleeps, classic, readable, ru
     backend = make_backend(fake, sleeps, {"checked": "acme/checked"})
     result = refused_repos(backend, {"checked": Repo(accept_unprotected_default_branch=accept)})
     assert ("checked" in result) is refused
+
+
+def test_an_update_cannot_change_the_base(gh, fake):
+    fake.repos["acme/svc"].refs["refs/heads/release"] = fake.repos["acme/svc"].refs["refs/heads/main"]
+    gh.open_or_update(change())
+    with pytest.raises(Conflict, match=r"\(#1\) targets main, not release"):
+        gh.open_or_update(change(base="release", patch=SECOND_PATCH))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -204,3 +205,13 @@ def test_writes_to_a_pr_not_opened_by_the_bot_are_denied(service, policies, stor
         service.comment(AGENT, ident, "svc", row.number, "hello")
     with pytest.raises(AccessDenied):
         service.assign(AGENT, ident, "svc", row.number, ("bob",))
+
+
+def test_an_update_cannot_change_the_base_or_reopen(service, policies, store):
+    ref = _open(service, policies)
+    with pytest.raises(Conflict, match=f"#{ref.number}\\) targets main, not release"):
+        _open(service, policies, base="release", patch=SECOND_PATCH)
+    with sqlite3.connect(store.path) as db:  # close the pull request, as a person would
+        db.execute("UPDATE pulls SET state = 'closed' WHERE number = ?", (ref.number,))
+    with pytest.raises(Conflict, match="is closed; not reopening it"):
+        _open(service, policies, patch=SECOND_PATCH)

@@ -128,3 +128,17 @@ def test_cli_module_is_importable_without_pygithub_loaded() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fix TokenBucket: `token := b.tokens` read the field before the lock was taken.",
+        "The bearer tokenValidationMiddleware skipped expired tokens; see auth/jwt.go:42.",
+        "Refs #12. The api key lookup in `config.APIKey()` returned the empty string.",
+        "Adds TestLimiterBurst (regression test for SVC-7); no change to existing tests.",
+        "Compare https://github.com/acme/svc/blob/main/internal/ratelimit/limiter.go#L10-L20",
+    ],
+)
+def test_ordinary_pull_request_prose_is_not_mistaken_for_a_credential(text: str) -> None:
+    assert scan(text, "body") == []

@@ -226,3 +226,17 @@ def test_an_update_cannot_change_the_base(gh, fake):
     gh.open_or_update(change())
     with pytest.raises(Conflict, match=r"\(#1\) targets main, not release"):
         gh.open_or_update(change(base="release", patch=SECOND_PATCH))
+
+
+def test_pygithub_itself_never_retries_or_sleeps(fake):
+    # PyGithub's default GithubRetry would repeat 5xx and sleep for any Retry-After; `connect` turns it off.
+    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
+    backend = GitHubBackend(client, {"svc": "acme/svc"}, Calls(RetryPolicy(max_retries=0)))
+    fake.fail("repos/get", 503, times=3)
+    with pytest.raises(UpstreamFailure):
+        backend.get_pull_request("svc", 1)
+    assert fake.calls.count("repos/get") == 1
+    fake.fail("repos/get", 403, retry_after=3600)
+    with pytest.raises(RateLimited):
+        backend.get_pull_request("svc", 1)
+    assert fake.calls.count("repos/get") == 2

@@ -137,7 +137,8 @@ def get_branch(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
 @op("repos/get-branch-protection")
 def get_protection(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
     if not repo.protection_readable:
-        raise _err(404, "Not Found")  # what GitHub answers a token without administration:read
+        # A fine-grained token without Administration: read (GitHub's answer; not a documented status here).
+        raise _err(403, "Resource not accessible by personal access token")
     if params["branch"] != repo.default_branch or repo.required_reviews is None:
         raise _err(404, "Branch not protected")
     reviews = {

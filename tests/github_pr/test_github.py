@@ -236,6 +236,7 @@ def test_pygithub_itself_never_retries_or_sleeps(fake):
     with pytest.raises(UpstreamFailure):
         backend.get_pull_request("svc", 1)
     assert fake.calls.count("repos/get") == 1
+    fake.faults.clear()
     fake.fail("repos/get", 403, retry_after=3600)
     with pytest.raises(RateLimited):
         backend.get_pull_request("svc", 1)

@@ -25,7 +25,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS, BTree
+from lancedb.index import FTS, BTree, HnswSq
 
 from servers.code_search.filters import LIVE, RepoView, any_of, quote
 from servers.code_search.model import Hit
@@ -88,15 +88,23 @@ class CodeIndex:
     """Read and write access to one index directory for one embedding model."""
 
     def __init__(
-        self, db_dir: Path, model_id: str, dim: int, *, create: bool = False, consistency: timedelta | None = None
+        self,
+        db_dir: Path,
+        model_id: str,
+        dim: int,
+        *,
+        create: bool = False,
+        consistency: timedelta | None = None,
+        ann_min_rows: int = 20_000,
     ) -> None:
-        """Open (or with `create`, create) the index.
+        """Open (or with `create`, create) the index; `maintain` adds an ANN index past `ann_min_rows` chunks.
 
         Raises:
             UpstreamFailure: the index does not exist (and `create` is false) or cannot be read.
         """
         self.db_dir = db_dir
         self.dim = dim
+        self.ann_min_rows = ann_min_rows
         ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
         if not create and not (db_dir / f"{names['repos']}.lance").exists():
@@ -136,15 +144,28 @@ class CodeIndex:
         query = self._t["chunks"].search(text, query_type="fts", fts_columns="text").where(where, prefilter=True)
         return [self._hit(r, float(r["_score"])) for r in self._rows(query.limit(k), [*_HIT_COLUMNS, "_score"])]
 
-    def vector(self, vec: np.ndarray, where: str, k: int) -> list[Hit]:
-        """Cosine nearest neighbours, restricted by `where` before ranking (prefilter)."""
+    def vector(self, vec: np.ndarray, where: str, k: int, *, exact: bool = False) -> list[Hit]:
+        """Cosine nearest neighbours, restricted by `where` before ranking (prefilter); `exact` skips the ANN index."""
         query: Any = self._t["chunks"].search(vec.astype(np.float32), vector_column_name="vector")
         query = query.distance_type("cosine").where(where, prefilter=True).limit(k)
+        if exact:
+            query = query.bypass_vector_index()
         return [self._hit(r, 1.0 - float(r["_distance"])) for r in self._rows(query, [*_HIT_COLUMNS, "_distance"])]
 
     def scan(self, where: str, k: int) -> list[Hit]:
         """Rows matching `where` (exact symbol or path lookups), unranked."""
         return [self._hit(r, 1.0) for r in self._rows(self._t["chunks"].search().where(where).limit(k), _HIT_COLUMNS)]
+
+    def count(self, where: str) -> int:
+        """Number of chunk rows matching `where`."""
+        try:
+            return int(self._t["chunks"].count_rows(where))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise _unavailable(exc) from exc
+
+    def indexed_columns(self) -> set[str]:
+        """Columns of the chunks table that have an index (text = FTS, vector = ANN, others = BTREE)."""
+        return {i.columns[0] for i in self._t["chunks"].list_indices()}
 
     def file_text(self, view: RepoView, path: str) -> str | None:
         """The text of `path` in `view`'s generation, or None when it is not indexed there."""
@@ -230,6 +251,10 @@ class CodeIndex:
         for col in ("repo", "name", "path"):
             if col not in have:
                 chunks.create_index(col, config=BTree())
+        if "vector" not in have and chunks.count_rows() >= self.ann_min_rows:
+            # Measured on 58k chunks: flat search ~20-45 ms, HNSW ~10 ms with the same top-10.
+            partitions = max(1, chunks.count_rows() // 8000)
+            chunks.create_index("vector", config=HnswSq(distance_type="cosine", num_partitions=partitions))
         vectors = self._t["vectors"]
         if not vectors.list_indices():
             vectors.create_index("content_hash", config=BTree())

@@ -9,7 +9,8 @@ named in the query (identifier, stack frame, file path) ranks above one that mer
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,6 +83,7 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="code-search")
 
     def search(
         self,
@@ -104,17 +106,20 @@ class Searcher:
         parsed = query if isinstance(query, ParsedQuery) else parse_query(query)
         where = narrow(visible(views), kinds, path_prefix)
         n = max(self.candidates, k)
-        lists: dict[str, list[Hit]] = {}
+        jobs: dict[str, Callable[[], list[Hit]]] = {}
         if mode in ("hybrid", "fts"):
-            lists["fts"] = self.index.fts(parsed.fts_text, where, n)
+            jobs["fts"] = lambda: self.index.fts(parsed.fts_text, where, n)
         if mode in ("hybrid", "vector"):
-            lists["vector"] = self.index.vector(self.embedder.embed([parsed.text])[0], where, n)
+            jobs["vector"] = lambda: self.index.vector(self.embedder.embed([parsed.text])[0], where, n)
         if mode == "hybrid":
-            lists["symbol"] = self._by_name(parsed, where, n)
-            lists["frame"] = _frame_hits(parsed, lists["symbol"])
-            lists["path"] = self._by_path(parsed, where, n)
+            jobs["symbol"] = lambda: self._by_name(parsed, where, n)
+            jobs["path"] = lambda: self._by_path(parsed, where, n)
+        # The lists are independent and LanceDB and onnxruntime release the GIL: run them side by side.
+        futures = {name: self._pool.submit(job) for name, job in jobs.items()}
+        lists = {name: future.result() for name, future in futures.items()}
         if mode != "hybrid":
             return lists[mode][:k]
+        lists["frame"] = _frame_hits(parsed, lists["symbol"])
         return fuse(lists, k)
 
     def _by_name(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:

@@ -110,3 +110,19 @@ def test_query_parser_never_fails_and_caps(text: str) -> None:
     parsed = parse_query(text * 50)
     assert len(parsed.text) <= MAX_QUERY_CHARS and "\0" not in parsed.text
     assert all(i.isidentifier() for i in parsed.identifiers)
+
+
+def test_ann_index_keeps_the_prefilter_and_the_top_hits(
+    make_repo: Callable[[str, dict[str, str]], Path], tmp_path: Path, hashing: HashingEmbedder
+) -> None:
+    index = CodeIndex(tmp_path / "ann", hashing.model_id, hashing.dim, create=True, ann_min_rows=50)
+    funcs = "".join(f"// F{i} handles widget {i % 7} of the store.\nfunc F{i}() {{}}\n\n" for i in range(80))
+    index_repo(index, hashing, make_repo("a", {"f.go": "package a\n\n" + funcs}), "a")
+    index_repo(index, hashing, make_repo("b", {"f.go": "package b\n\n" + funcs}), "b")
+    assert {"vector", "text", "repo"} <= index.indexed_columns()
+    where = visible(index.views(["b"]))
+    vec = hashing.embed(["widget 3 of the store"])[0]
+    ann = index.vector(vec, where, 10)
+    exact = index.vector(vec, where, 10, exact=True)
+    assert {h.repo for h in ann} == {"b"} and len(ann) == 10
+    assert len({h.key for h in ann} & {h.key for h in exact}) >= 8

@@ -1,0 +1,180 @@
+"""Benchmarks 2 and 3: query latency at >= 50k chunks with the access filter on, and time-to-fresh.
+
+    .venv/bin/python bench/code_search_latency.py      # after bench/code_search_index.py
+
+Uses the golang.org/x/tools index that benchmark 1 left behind and indexes the same checkout under
+six more repo names (same content: every vector comes from the embedding cache) to pass 50k
+chunks. Queries search 2 of the 7 repos (the access prefilter). Reported p50/p95 over 200 queries:
+full-text, vector (query embedding included), hybrid, and a whole `search_code` MCP tool call
+through the in-memory client. Then time-to-fresh: commit a one-file change to the checkout,
+re-index, and poll with a separate reader until the new function is found.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from code_search_common import LARGE, WORK, checkout, git, percentile, save
+from code_search_index import db_dir
+from mcp import Client
+
+from servers.code_search.filters import narrow, visible
+from servers.code_search.index import CodeIndex
+from servers.code_search.indexer import index_repo
+from servers.code_search.minilm import MiniLMEmbedder
+from servers.code_search.search import Searcher
+from servers.code_search.server import build_server
+from servers.code_search.settings import CodeSearchSettings
+from servers.common.policy import load_policies
+
+COPIES = 6
+QUERIES = 200
+
+
+def grow(index: CodeIndex, embedder: MiniLMEmbedder, repo: Path) -> int:
+    names = {v.repo for v in index.views()}
+    for i in range(1, COPIES + 1):
+        if f"tools-{i}" not in names:
+            report = index_repo(index, embedder, repo, f"tools-{i}", maintain=False)
+            print(f"tools-{i}: {report.chunks} chunks, {report.embedded} embedded, {report.seconds:.1f}s", flush=True)
+    index.maintain(force=True)
+    return sum(int(info["stats"].get("chunks", 0)) for info in index.repo_info().values())
+
+
+def queries(index: CodeIndex, n: int) -> list[str]:
+    rows = index.scan("kind IN ('func', 'method') AND doc != ''", 5000)
+    rng = random.Random(11)
+    picked = rng.sample(rows, n)
+    out = []
+    for i, hit in enumerate(picked):
+        name = hit.symbol.rsplit(".", 1)[-1]
+        out.append(name if i % 3 == 0 else hit.content.split("\n")[0].lstrip("/ ")[:120])
+    return out
+
+
+def timed_ms(fn: Any, items: list[str]) -> dict[str, float]:
+    for item in items[:10]:
+        fn(item)
+    samples = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        samples.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": round(percentile(samples, 50), 1), "p95_ms": round(percentile(samples, 95), 1)}
+
+
+def latency(index: CodeIndex, embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, Any]:
+    views = index.views(["tools", "tools-3"])
+    where = narrow(visible(views))
+    searcher = Searcher(index, embedder)
+    out: dict[str, Any] = {
+        "fts": timed_ms(lambda q: searcher.search(q, views, 10, mode="fts"), qs),
+        "vector": timed_ms(lambda q: searcher.search(q, views, 10, mode="vector"), qs),
+        "vector_search_only": timed_ms(lambda q: index.vector(embedder.embed([q])[0], where, 10), qs[:50]),
+        "embed_query_only": timed_ms(lambda q: embedder.embed([q]), qs),
+        "hybrid": timed_ms(lambda q: searcher.search(q, views, 10), qs),
+    }
+    out["search_code_tool_call"] = anyio.run(tool_latency, embedder, qs)
+    overlap = []
+    for q in qs:
+        vec = embedder.embed([q])[0]
+        ann = {h.key for h in index.vector(vec, where, 10)}
+        overlap.append(len(ann & {h.key for h in index.vector(vec, where, 10, exact=True)}) / 10)
+    out["ann_vs_exact_overlap@10"] = round(sum(overlap) / len(overlap), 3)
+    out["vector_search_only_exact"] = timed_ms(
+        lambda q: index.vector(embedder.embed([q])[0], where, 10, exact=True), qs[:50]
+    )
+    out["indexed_columns"] = sorted(index.indexed_columns())
+    return out
+
+
+async def tool_latency(embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, float]:
+    samples = []
+    async with make_tool_caller(db_dir(LARGE), embedder, ["tools", "tools-3"]) as call:
+        for q in qs[:10]:
+            await call(q)
+        for q in qs:
+            start = time.perf_counter()
+            await call(q)
+            samples.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": round(percentile(samples, 50), 1), "p95_ms": round(percentile(samples, 95), 1)}
+
+
+@asynccontextmanager
+async def make_tool_caller(db: Path, embedder: MiniLMEmbedder, repos: list[str]) -> AsyncIterator[Any]:
+    """`call(query)` -> a search_code tool call through the in-memory MCP client, as identity `bench`."""
+    policy_dir = WORK / "policies"
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    (policy_dir / "access.yaml").write_text(f"identities:\n  bench: {{roles: [coder], repos: [{', '.join(repos)}]}}\n")
+    (policy_dir / "tools.yaml").write_text("roles:\n  coder: {scopes: [code:read]}\n")
+    settings = CodeSearchSettings(state_dir=WORK / "state", db_dir=db, stdio_identity="bench", read_consistency_s=1)
+    server = build_server(settings, load_policies(policy_dir), embedder)
+    async with Client(server) as client:
+
+        async def call(query: str) -> Any:
+            result = await client.call_tool("search_code", {"query": query, "k": 10})
+            assert not result.is_error, result.content
+            return result
+
+        yield call
+
+
+def time_to_fresh(index: CodeIndex, embedder: MiniLMEmbedder, repo: Path, rounds: int = 5) -> dict[str, Any]:
+    reader = CodeIndex(index.db_dir, embedder.model_id, embedder.dim)  # a separate, long-lived reader
+    target = repo / "go/ast/inspector/inspector.go"
+    totals, work, maint = [], [], []
+    for r in range(rounds):
+        marker = f"FreshnessProbe{int(time.time() * 1000)}R{r}"
+        with target.open("a") as handle:
+            handle.write(f"\n// {marker} exists to measure time-to-fresh.\nfunc {marker}() int {{ return {r} }}\n")
+        git(repo, "commit", "-qam", f"probe {r}")
+        start = time.perf_counter()
+        report = index_repo(index, embedder, repo, "tools", maintain=False)
+        searcher = Searcher(reader, embedder)
+        deadline = start + 30
+        while time.perf_counter() < deadline:
+            hits = searcher.search(marker, reader.views(["tools"]), 1, mode="fts")
+            if hits and hits[0].symbol.endswith(marker):
+                break
+        totals.append(time.perf_counter() - start)
+        work.append(report.seconds)
+        t0 = time.perf_counter()
+        index.maintain()
+        maint.append(time.perf_counter() - t0)
+    return {
+        "rounds": rounds,
+        "commit_to_searchable_s_median": round(sorted(totals)[rounds // 2], 3),
+        "commit_to_searchable_s_max": round(max(totals), 3),
+        "index_work_s_median": round(sorted(work)[rounds // 2], 3),
+        "maintain_off_path_s_median": round(sorted(maint)[rounds // 2], 2),
+    }
+
+
+def main() -> None:
+    repo = checkout(LARGE)
+    embedder = MiniLMEmbedder()
+    index = CodeIndex(db_dir(LARGE), embedder.model_id, embedder.dim, create=True)
+    chunks = grow(index, embedder, repo)
+    live = index.count(narrow(visible(index.views())))
+    print(f"{live} live chunk rows in {len(index.views())} repos (stats say {chunks})", flush=True)
+    qs = queries(index, QUERIES)
+    result = {
+        "chunks": live,
+        "repos": len(index.views()),
+        "filtered_to": 2,
+        "queries": len(qs),
+        "latency": latency(index, embedder, qs),
+        "time_to_fresh": time_to_fresh(index, embedder, repo),
+    }
+    print(result)
+    print(f"saved {save('bench2_3_latency_fresh', result)}")
+
+
+if __name__ == "__main__":
+    main()

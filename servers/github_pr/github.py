@@ -173,8 +173,13 @@ class GitHubBackend:
             existing = pull
             self._calls("update pull request", lambda: existing.edit(title=change.title, body=change.body))
         if change.labels:
-            labelled = pull
-            self._calls("label pull request", lambda: labelled.add_to_labels(*change.labels))
+            # PyGithub's add_to_labels posts a bare JSON array, a legacy form GitHub's REST description
+            # no longer documents; send the documented `{"labels": [...]}` object instead.
+            issue_url, labels = pull.issue_url, {"labels": list(change.labels)}
+            self._calls(
+                "label pull request",
+                lambda: repo.requester.requestJsonAndCheck("POST", f"{issue_url}/labels", input=labels),
+            )
         return PullRequestRef(
             number=pull.number, url=pull.html_url, branch=branch, head_sha=sha, base=pull.base.ref, created=created
         )

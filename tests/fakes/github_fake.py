@@ -5,8 +5,9 @@ protection and rules, the git data API (refs, commits, trees, blobs), pull reque
 assignees, reviewers, labels — with real git blob ids and fast-forward checks on ref updates.
 Anything else (a merge, a delete, a settings change) is answered 404 and recorded in `unexpected`.
 
-Every response is validated against GitHub's REST description (see `github/contract.py`); problems
-accumulate in `violations`, which the test fixture asserts empty. Faults are injected per operation:
+Every response it serves, and every request the client sends (path and query parameters, JSON
+body), is validated against GitHub's REST description (see `github/contract.py`); problems accumulate
+in `violations`, which the test fixture asserts empty. Faults are injected per operation:
 
     fake.fail("pulls/create", 403, retry_after=2)     # secondary rate limit
     fake.fail("pulls/get", 503, times=2)
@@ -166,7 +167,8 @@ class FakeGitHub:
         path = url.path.removeprefix(PREFIX)
         query = dict(parse_qsl(url.query))
         length = int(h.headers.get("Content-Length") or 0)
-        body = json.loads(h.rfile.read(length) or b"null") if length else None
+        raw_body = h.rfile.read(length) if length else b""
+        body = json.loads(raw_body) if raw_body else None
         route = next(((op, m) for method, rx, op in _ROUTES if method == h.command and (m := rx.match(path))), None)
         headers: dict[str, str] = {}
         if route is None:
@@ -175,6 +177,8 @@ class FakeGitHub:
         else:
             op, match = route
             params = {k: unquote(v) for k, v in match.groupdict().items()}
+            template = OPERATIONS[op][1]
+            self.violations += contract().request_violations(h.command, path, template, params, query, raw_body)
             with self.lock:
                 self.calls.append(op)
                 fault = self.faults.get(op, []) and self.faults[op].pop(0)

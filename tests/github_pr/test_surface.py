@@ -35,7 +35,6 @@ ALLOWED_WRITES = {
     "create_issue_comment": "comment",
     "create_review_request": "request review",
     "add_to_assignees": "assign",
-    "add_to_labels": "labels on the bot's pull request",
 }
 
 
@@ -71,6 +70,20 @@ def test_the_package_uses_exactly_the_allowed_pygithub_writes():
     assert len(trees) == 2  # github.py and github_calls.py
     used = {n.attr for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert used & mutators == set(ALLOWED_WRITES)
+
+
+def test_raw_requests_are_only_the_rules_read_and_the_labels_post():
+    raw = set()
+    for tree in _source_trees(pygithub_only=False):
+        for node in ast.walk(tree):
+            call = node if isinstance(node, ast.Call) else None
+            if call and isinstance(call.func, ast.Attribute) and call.func.attr == "requestJsonAndCheck":
+                method, url = call.args[0], call.args[1]
+                assert isinstance(method, ast.Constant)
+                assert isinstance(url, ast.JoinedStr), "URLs are written in the call, so this test can read them"
+                tail = [v.value for v in url.values if isinstance(v, ast.Constant)][-1]
+                raw.add((method.value, tail))
+    assert raw == {("GET", "/rules/branches/"), ("POST", "/labels")}
 
 
 def test_no_call_forces_or_changes_state():

@@ -90,6 +90,20 @@ class Contract:
             return _PLACEHOLDER.get(node.get("format", ""), "placeholder")
         return {"integer": 1, "number": 1, "boolean": False}.get(kind or "")
 
+    def request_violations(
+        self, method: str, path: str, template: str, params: dict[str, str], query: dict[str, str], body: bytes
+    ) -> list[str]:
+        """What is wrong with a request the client sent (path and query parameters, JSON body); [] when valid."""
+        request = MockRequest(
+            HOST, method.lower(), path, path_pattern=template, view_args=params, args=query, data=body or None
+        )
+        try:
+            self.api.validate_request(request)
+        except Exception as exc:  # openapi-core raises a family of errors; each is a violation
+            cause = exc.__cause__ or exc
+            return [f"request {method} {path}: {type(exc).__name__}: {cause}"[:2000]]
+        return []
+
     def violations(
         self, method: str, path: str, template: str, status: int, body: bytes, headers: dict[str, str]
     ) -> list[str]:

@@ -120,9 +120,13 @@ def update_refusal(change: Change, number: int, state: str, base: str) -> str | 
 
 
 def trailer(message: str, key: str) -> str | None:
-    """The value of a `Key: value` trailer in a commit message, or None."""
-    match = re.search(rf"^{re.escape(key)}: (\S+)\s*$", message, re.MULTILINE)
-    return match.group(1) if match else None
+    """The value of the *last* `Key: value` line of a commit message, or None.
+
+    The last one, because the bot writes its trailers at the end: a title (written by a model) that
+    imitates a trailer comes first and cannot redirect an update to another base commit.
+    """
+    values = re.findall(rf"^{re.escape(key)}: (\S+)[ \t]*$", message, re.MULTILINE)
+    return values[-1] if values else None
 
 
 class PullRequestBackend(Protocol):

@@ -215,3 +215,11 @@ def test_an_update_cannot_change_the_base_or_reopen(service, policies, store):
         db.execute("UPDATE pulls SET state = 'closed' WHERE number = ?", (ref.number,))
     with pytest.raises(Conflict, match="is closed; not reopening it"):
         _open(service, policies, patch=SECOND_PATCH)
+
+
+def test_a_title_imitating_a_trailer_cannot_move_the_base(service, policies, remote):
+    main = git("rev-parse", "main", cwd=remote)
+    ref = _open(service, policies, title="Goresolve-Base: " + "0" * 40)
+    again = _open(service, policies, title="Goresolve-Base: " + "0" * 40, patch=SECOND_PATCH)
+    assert again.number == ref.number
+    assert git("log", "-1", "--format=%B", again.branch, cwd=remote).rstrip().endswith(f"Goresolve-Base: {main}")

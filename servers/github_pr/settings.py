@@ -30,7 +30,9 @@ class GitHubPrSettings(ServerSettings):
     timeout_s: float = Field(default=15.0, gt=0, le=120)
     max_retries: int = Field(default=3, ge=0, le=10)
     max_retry_wait_s: float = Field(default=30.0, ge=0, le=300)
-    deadline_s: float = Field(default=120.0, gt=0, le=900, description="Wall-clock budget of one tool call.")
+    deadline_s: float = Field(
+        default=120.0, gt=0, le=900, description="Wall-clock budget of one GitHub request, retries included."
+    )
     seconds_between_writes: float = Field(
         default=1.0, ge=0, le=10, description="GitHub asks integrations to space writes to avoid secondary limits."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -73,5 +74,7 @@ def percentile(values: list[float], q: float) -> float:
 def save(name: str, payload: object) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
+    if isinstance(payload, dict):  # the machine is shared: record how busy it was
+        payload = {**payload, "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -4,7 +4,8 @@
     .venv/bin/python bench/code_search_index.py --one MOD  # one module (what the driver runs)
 
 Per module: parse+chunk MB/s, embed chunks/s, total index time and peak RSS, and the time to embed
-the same unique chunk texts with nothing else (the physical floor). Target: total <= 1.3 x floor.
+the same unique chunk texts with nothing else (the physical floor, measured before and after the
+index run; the ratio uses their mean). Target: total <= 1.3 x floor.
 The index is left in WORK/db-<module> for benchmarks 2 and 3.
 """
 
@@ -53,6 +54,10 @@ def one(module: str) -> dict[str, object]:
     index = CodeIndex(target, embedder.model_id, embedder.dim, create=True)
     with timed() as t_total:
         report = index_repo(index, embedder, repo, module.split("@")[0].rsplit("/", 1)[-1], rules=rules)
+    # 4. the floor again: the machine is shared, so bracket the index run and compare with the mean
+    with timed() as t_floor2:
+        embedder.embed(texts)
+    floor = (t_floor[0] + t_floor2[0]) / 2
     return {
         "module": module,
         "files": len(files),
@@ -62,12 +67,12 @@ def one(module: str) -> dict[str, object]:
         "read_s": round(t_read[0], 2),
         "chunk_s": round(t_chunk[0], 2),
         "chunk_mb_per_s": round(mb / t_chunk[0], 2),
-        "floor_embed_s": round(t_floor[0], 1),
-        "floor_chunks_per_s": round(len(texts) / t_floor[0], 1),
+        "floor_embed_s": [round(t_floor[0], 1), round(t_floor2[0], 1)],
+        "floor_chunks_per_s": round(len(texts) / floor, 1),
         "index_total_s": round(t_total[0], 1),
         "index_embed_s": round(report.embed_seconds, 1),
         "index_chunks_per_s": round(report.chunks / t_total[0], 1),
-        "ratio_total_to_floor": round(t_total[0] / t_floor[0], 2),
+        "ratio_total_to_floor": round(t_total[0] / floor, 2),
         "peak_rss_mb": round(peak_rss_mb()),
         "unparsed": len(report.unparsed),
         "skipped": report.skipped,
@@ -87,7 +92,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--one", module], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    print(f"saved {save('bench1_index', rows)}")
+    print(f"saved {save('bench1_index', {'modules': rows})}")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,8 @@ class CodeIndex:
     def vector(self, vec: np.ndarray, where: str, k: int, *, exact: bool = False) -> list[Hit]:
         """Cosine nearest neighbours, restricted by `where` before ranking (prefilter); `exact` skips the ANN index."""
         query: Any = self._t["chunks"].search(vec.astype(np.float32), vector_column_name="vector")
-        query = query.distance_type("cosine").where(where, prefilter=True).limit(k)
+        # ef=200: the default kept ~65% of the exact top-10 under a prefilter (58k rows); 200 keeps ~96%.
+        query = query.distance_type("cosine").where(where, prefilter=True).limit(k).ef(max(200, k))
         if exact:
             query = query.bypass_vector_index()
         return [self._hit(r, 1.0 - float(r["_distance"])) for r in self._rows(query, [*_HIT_COLUMNS, "_distance"])]

@@ -171,6 +171,7 @@ class FakeGitHub:
         body = json.loads(raw_body) if raw_body else None
         route = next(((op, m) for method, rx, op in _ROUTES if method == h.command and (m := rx.match(path))), None)
         headers: dict[str, str] = {}
+        problems: list[str] = []
         if route is None:
             self.unexpected.append(f"{h.command} {path}")
             status, payload = 404, HttpError(404, "Not Found").body
@@ -178,7 +179,7 @@ class FakeGitHub:
             op, match = route
             params = {k: unquote(v) for k, v in match.groupdict().items()}
             template = OPERATIONS[op][1]
-            self.violations += contract().request_violations(h.command, path, template, params, query, raw_body)
+            problems += contract().request_violations(h.command, path, template, params, query, raw_body)
             with self.lock:
                 self.calls.append(op)
                 fault = self.faults.get(op, []) and self.faults[op].pop(0)
@@ -194,8 +195,9 @@ class FakeGitHub:
                     status, payload = err.status, err.body
         raw = b"" if payload is None else json.dumps(payload).encode()
         if route is not None:
-            template = OPERATIONS[route[0]][1]
-            self.violations += contract().violations(h.command, path, template, status, raw, headers)
+            problems += contract().violations(h.command, path, OPERATIONS[route[0]][1], status, raw, headers)
+        with self.lock:
+            self.violations += problems
         h.send_response(status)
         for key, value in {**headers, "Content-Type": "application/json; charset=utf-8"}.items():
             h.send_header(key, value)

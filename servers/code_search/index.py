@@ -49,7 +49,9 @@ _BATCH = 400
 
 def _chunk_schema(dim: int) -> Any:
     ints = [("start_line", pa.int32()), ("end_line", pa.int32()), ("tokens", pa.int32()), ("part", pa.int32())]
-    strs = ["repo", "path", "symbol", "name", "parent", "kind", "signature", "doc", "content", "content_hash", "text"]
+    # `commit` is the commit at which the row was (re)indexed; it stays valid for later commits until retired.
+    strs = ["repo", "commit", "path", "symbol", "name", "parent", "kind", "signature", "doc", "content", "content_hash"]
+    strs.append("text")
     gens = [("gen_added", pa.int64()), ("gen_removed", pa.int64())]
     return pa.schema([*[(s, pa.string()) for s in strs], *ints, ("vector", pa.list_(pa.float32(), dim)), *gens])
 

@@ -93,10 +93,11 @@ def chunk_file(chunker: GoChunker, path: str, text: str) -> tuple[list[Chunk], s
     return units, "ok"
 
 
-def _chunk_row(repo: str, gen: int, chunk: Chunk, vector: Any) -> dict[str, Any]:
+def _chunk_row(repo: str, commit: str, gen: int, chunk: Chunk, vector: Any) -> dict[str, Any]:
     searchable = f"{chunk.symbol} {chunk.path} {chunk.signature}\n{chunk.content}"
     return {
         "repo": repo,
+        "commit": commit,
         "path": chunk.path,
         "symbol": chunk.symbol,
         "name": chunk.name.lower(),
@@ -217,7 +218,9 @@ def _index_batch(
         vectors.update(zip(new_hashes, embedded, strict=True))
     report.embedded += len(new_hashes)
     report.embed_seconds += time.perf_counter() - t1
-    index.add("chunks", [_chunk_row(repo, gen, c, vectors[h]) for c, h in zip(chunks, hashes, strict=True)])
+    index.add(
+        "chunks", [_chunk_row(repo, snap.commit, gen, c, vectors[h]) for c, h in zip(chunks, hashes, strict=True)]
+    )
     index.add("files", files)
     report.chunks += len(chunks)
     return len(chunks)

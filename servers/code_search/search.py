@@ -17,12 +17,14 @@ from typing import Literal
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import RepoView, any_of, narrow, quote, visible
 from servers.code_search.index import CodeIndex
-from servers.code_search.model import Hit
+from servers.code_search.model import Hit, code_text
 from servers.code_search.query import ParsedQuery, parse_query
 
 Mode = Literal["hybrid", "fts", "vector"]
 RRF_K = 60
-WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 2.0, "frame": 3.0, "path": 0.5}
+WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 2.0, "frame": 3.0, "path": 0.5, "error": 1.0}
+# Traceback frames keep their order: the innermost frame named in a panic is where to look first.
+RANK_K = {"frame": 2}
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _SAFE_PATH = re.compile(r"^[\w.@+-]{1,200}$")
 
@@ -42,8 +44,9 @@ def fuse(lists: dict[str, list[Hit]], k: int) -> list[Hit]:
     first: dict[str, Hit] = {}
     for name, hits in lists.items():
         weight = WEIGHTS.get(name, 1.0)
+        k_const = RANK_K.get(name, RRF_K)
         for rank, hit in enumerate(hits):
-            scores[hit.key] = scores.get(hit.key, 0.0) + weight / (RRF_K + rank + 1)
+            scores[hit.key] = scores.get(hit.key, 0.0) + weight / (k_const + rank + 1)
             first.setdefault(hit.key, hit)
     order = sorted(scores, key=lambda key: -scores[key])[:k]
     out: list[Hit] = []
@@ -114,6 +117,8 @@ class Searcher:
         if mode == "hybrid":
             jobs["symbol"] = lambda: self._by_name(parsed, where, n)
             jobs["path"] = lambda: self._by_path(parsed, where, n)
+            if parsed.errors:  # an error string quoted in a ticket is matched on its own words too
+                jobs["error"] = lambda: self.index.fts(code_text(" ".join(parsed.errors)), where, n)
         # The lists are independent and LanceDB and onnxruntime release the GIL: run them side by side.
         futures = {name: self._pool.submit(job) for name, job in jobs.items()}
         lists = {name: future.result() for name, future in futures.items()}
@@ -128,11 +133,13 @@ class Searcher:
             return []
         hits = self.index.scan(f"{where} AND {any_of('name', names)}", n * 4)
         wanted_parents = {i for i in parsed.identifiers if i[:1].isupper()}
+        packages = set(parsed.packages)
 
-        def rank(hit: Hit) -> tuple[int, int, int]:
+        def rank(hit: Hit) -> tuple[int, int, int, int]:
             owner = hit.parent.rsplit(".", 1)[-1]
             return (
                 0 if owner and owner in wanted_parents else 1,
+                0 if hit.symbol.split(".", 1)[0] in packages else 1,
                 names.index(hit.symbol.rsplit(".", 1)[-1].lower()),
                 hit.part,
             )

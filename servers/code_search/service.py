@@ -56,12 +56,19 @@ class CodeSearchService:
         self.embedder = embedder
         self._open = open_index
         self._index: CodeIndex | None = None
+        self._searcher: Searcher | None = None
 
     @property
     def index(self) -> CodeIndex:
         if self._index is None:
             self._index = self._open()  # raises UpstreamFailure("... missing or corrupt ...")
         return self._index
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = Searcher(self.index, self.embedder)
+        return self._searcher
 
     def views(self, allowed: Sequence[str], requested: Sequence[str] | None = None) -> list[RepoView]:
         """Published views of the requested repos, each of which the caller may read.
@@ -102,7 +109,7 @@ class CodeSearchService:
         views = self.views(allowed, repos)
         if not views:
             return SearchResult(units=[], tokens=0, omitted=0)
-        hits = Searcher(self.index, self.embedder).search(query, views, min(k, MAX_K), kinds=kinds, path_prefix=prefix)
+        hits = self.searcher.search(query, views, min(k, MAX_K), kinds=kinds, path_prefix=prefix)
         packed = pack(hits, token_budget or self.settings.default_token_budget)
         return SearchResult(units=[CodeUnit.of(h) for h in packed.hits], tokens=packed.tokens, omitted=packed.omitted)
 

@@ -19,8 +19,10 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 
+from servers.code_search.cli import index_command, search_command
 from servers.common.errors import ConfigError
-from servers.common.settings import DEFAULT_POLICY_DIR
+from servers.common.settings import DEFAULT_POLICY_DIR, DEFAULT_STATE_DIR
+from servers.go_test_runner.cli_check_patch import command as check_patch_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="goresolve: resolve Go issues, safely.")
 policy_app = typer.Typer(no_args_is_help=True, help="Policy files.")
@@ -29,6 +31,9 @@ audit_app = typer.Typer(no_args_is_help=True, help="Audit logs.")
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.command("index")(index_command)
+app.command("search")(search_command)
+app.command("check-patch")(check_patch_cli)
 
 console = Console(stderr=True)
 Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
@@ -53,6 +58,19 @@ def demo(
     from goresolve.demo import render_issue
 
     render_issue(Console(), result)
+
+
+@app.command()
+def prs(
+    db: Annotated[Path, typer.Option(help="The local backend's SQLite file.")] = DEFAULT_STATE_DIR
+    / "github-pr"
+    / "prs.sqlite",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Pull requests recorded by the local github-pr backend."""
+    from servers.github_pr.cli import prs_command
+
+    raise typer.Exit(prs_command(db, as_json))
 
 
 @policy_app.command("check")

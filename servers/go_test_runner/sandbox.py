@@ -141,7 +141,7 @@ class Sandbox:
 
     def argv(self, command: list[str], *, race: bool) -> list[str]:
         spec = json.dumps({"loopback": self.namespaces, "rlimits": self._limits.rlimits(race=race)})
-        inner = [sys.executable, "-I", str(NSINIT), spec, "--", *command]
+        inner = [sys.executable, "-I", "-S", str(NSINIT), spec, "--", *command]
         return [*_UNSHARE, *inner] if self.namespaces else inner
 
     async def run(

@@ -177,3 +177,19 @@ async def test_concurrency_is_bounded_and_waiting_is_reported(make_runner: MakeR
     waits = sorted(r.timings.queue_wait_s for r in results)
     assert waits[0] < 0.5 and waits[2] >= waits[1] > 0.0
     assert all(r.ok for r in results)
+
+
+async def test_a_package_that_does_not_exist_is_reported_by_go(runner: Runner) -> None:
+    result = await go_test(runner, repo="pass", packages=["./nope"])
+    assert not result.ok
+    assert result.summary == (
+        "1 package(s): 1 did not build; 0 test(s) passed. Setup failed for ./nope: stat nope: directory not found."
+    )
+
+
+async def test_slots_reuse_the_same_worktree_path_so_the_build_cache_stays_warm(runner: Runner) -> None:
+    first = await go_test(runner, repo="pass", packages=["./util"], flags=["-count=1"])
+    second = await go_test(runner, repo="pass", packages=["./util"], flags=["-count=1"])
+    assert first.ok and second.ok
+    assert (runner.settings.resolved_work_dir() / "worktrees" / "pass").is_dir()
+    assert not (runner.settings.resolved_work_dir() / "worktrees" / "pass" / "0" / "util").exists()  # removed

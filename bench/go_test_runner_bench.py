@@ -1,0 +1,214 @@
+"""go-test-runner overhead: `run_tests` through the MCP client vs. raw `go test -json`, same packages, same run.
+
+    .venv/bin/python bench/go_test_runner_bench.py --module go.uber.org/zap@v1.27.0 --pairs 7 --cold
+
+The module comes from the Go module proxy (`go mod download -json`), is committed once into a git
+repository (the runner's policy repo; the runner keeps a mirror of it) and cloned once more for the
+raw baseline. Both sides use the same build and module caches and `-count=1` (tests really run).
+Runs are interleaved A,B / B,A (the machine is shared); medians are quoted.
+
+"run_tests" is one `tools/call` on the in-memory MCP client: payload validation, policy check,
+mirror + throwaway worktree, `go mod download` check, sandbox (user/net/pid namespaces, rlimits),
+`go test -json` parsed while streaming, worktree removal, result serialisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mcp import Client
+
+from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+from servers.go_test_runner import gitops
+from servers.go_test_runner.gotest_json import parse_stream
+from servers.go_test_runner.runner import Runner
+from servers.go_test_runner.server import build_server
+from servers.go_test_runner.settings import GoTestRunnerSettings
+
+
+def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def go_env(name: str) -> Path:
+    return Path(sh("go", "env", name).strip())
+
+
+def prepare(module: str, work: Path) -> tuple[Path, Path]:
+    """A git repository of the module's source (for the runner) and a clone of it (for raw go test)."""
+    info = json.loads(sh("go", "mod", "download", "-json", module))
+    src = work / "src"
+    shutil.copytree(info["Dir"], src)
+    for path in [src, *src.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    sh("git", "init", "-q", "-b", "main", cwd=src)
+    sh("git", "add", "-A", cwd=src)
+    sh("git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", module, cwd=src)
+    raw = work / "raw"
+    sh("git", "clone", "-q", str(src), str(raw))
+    sh("go", "mod", "download", cwd=raw)
+    return src, raw
+
+
+PACKAGE_ELAPSED: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
+
+
+def note_packages(side: str, packages: list[dict[str, Any]]) -> None:
+    for p in packages:
+        if p.get("elapsed_s") is not None:
+            PACKAGE_ELAPSED[side].setdefault(p["name"], []).append(p["elapsed_s"])
+
+
+def raw_go_test(raw: Path, packages: list[str], gocache: Path | None = None) -> float:
+    env = dict(os.environ)
+    if gocache is not None:
+        env["GOCACHE"] = str(gocache)
+    started = time.perf_counter()
+    proc = subprocess.run(["go", "test", "-json", "-count=1", *packages], cwd=raw, env=env, capture_output=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(proc.stderr.decode()[-2000:])
+    if gocache is None:
+        report = parse_stream(proc.stdout.decode(errors="replace").splitlines(), root=str(raw))
+        note_packages("B", [p.model_dump() for p in report.packages])
+    return elapsed
+
+
+def make_server(src: Path, work: Path, gocache: Path) -> tuple[Any, Runner]:
+    settings = GoTestRunnerSettings(
+        state_dir=work / "state",
+        policy_dir=work,
+        work_dir=work / "runner",
+        gocache=gocache,
+        gomodcache=go_env("GOMODCACHE"),
+        stdio_identity="bench",
+        default_timeout_s=900,
+    )
+    policies = Policies(
+        access=AccessPolicy(identities={"bench": Identity(roles=("bench",), repos=("bench",))}),
+        tools=ToolsPolicy(roles={"bench": Role(scopes=("tests:run",))}),
+        repos=ReposPolicy(repos={"bench": Repo(path=str(src))}),
+    )
+    runner = Runner.create(settings, policies)
+    return build_server(settings, policies, runner), runner
+
+
+async def tool_run(client: Client, packages: list[str]) -> tuple[float, dict[str, Any]]:
+    args = {"repo": "bench", "ref": "main", "packages": packages, "flags": ["-count=1"]}
+    started = time.perf_counter()
+    result = await client.call_tool("run_tests", args)
+    elapsed = time.perf_counter() - started
+    if result.is_error:
+        raise RuntimeError(result.content[0].text)  # type: ignore[union-attr]
+    return elapsed, result.structured_content or {}
+
+
+async def worktree_setup_times(src: Path, work: Path, n: int) -> list[float]:
+    mirrors = gitops.Mirrors(work / "wt-bench", ReposPolicy(repos={"b": Repo(path=str(src))}), work, 3600)
+    mirror, sha = await mirrors.resolve("b", "main")
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        path = await mirrors.add_worktree(mirror, sha, work / "wt-bench" / "wt")
+        await mirrors.remove_worktree(mirror, path)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def main(args: argparse.Namespace) -> None:
+    packages = args.packages
+    with tempfile.TemporaryDirectory(prefix="gtr-bench-") as tmp:
+        work = Path(tmp)
+        src, raw = prepare(args.module, work)
+        server, runner = make_server(src, work, go_env("GOCACHE"))
+        a_times: list[float] = []
+        b_times: list[float] = []
+        setups: list[float] = []
+        runs: list[float] = []
+        async with Client(server) as client:
+            raw_go_test(raw, packages)  # warm the shared caches, both paths
+            _, first = await tool_run(client, packages)
+            print(f"warm-up: ok={first['ok']} summary={first['summary'][:160]}")
+            for i in range(args.pairs):
+                order = ("A", "B") if i % 2 == 0 else ("B", "A")
+                for side in order:
+                    if side == "A":
+                        elapsed, body = await tool_run(client, packages)
+                        a_times.append(elapsed)
+                        setups.append(body["timings"]["setup_s"])
+                        note_packages("A", body["report"]["packages"])
+                        runs.append(body["timings"]["run_s"])
+                    else:
+                        b_times.append(raw_go_test(raw, packages))
+                print(f"pair {i + 1}: run_tests {a_times[-1]:.2f}s  raw {b_times[-1]:.2f}s")
+        worktree = await worktree_setup_times(src, work, args.pairs)
+        cold_a = cold_b = None
+        if args.cold:
+            cold_b = raw_go_test(raw, packages, gocache=work / "cold-raw")
+            cold_server, _ = make_server(src, work / "cold", work / "cold-runner")
+            async with Client(cold_server) as client:
+                cold_a, _ = await tool_run(client, packages)
+        report(args, a_times, b_times, setups, runs, worktree, cold_a, cold_b, runner)
+
+
+def report(
+    args: argparse.Namespace,
+    a: list[float],
+    b: list[float],
+    setups: list[float],
+    runs: list[float],
+    worktree: list[float],
+    cold_a: float | None,
+    cold_b: float | None,
+    runner: Runner,
+) -> None:
+    med = statistics.median
+    ratio = med(a) / med(b)
+    pair_ratio = med(x / y for x, y in zip(a, b, strict=True))
+    sandbox = runner.sandbox.report(race=False)
+    print()
+    print(f"module {args.module}, packages {' '.join(args.packages)}, {args.pairs} interleaved pairs, -count=1")
+    print(f"sandbox: network_isolated={sandbox.network_isolated} pid_namespace={sandbox.pid_namespace}")
+    print("| measure | median | min | max |")
+    print("|---|---|---|---|")
+    for name, xs in (
+        ("run_tests via MCP client (A)", a),
+        ("raw `go test -json` (B)", b),
+        ("run_tests timings.setup_s (mirror check, worktree, module check)", setups),
+        ("run_tests timings.run_s (sandboxed go test)", runs),
+        ("`git worktree add` + `remove` alone", worktree),
+    ):
+        print(f"| {name} | {med(xs):.3f} s | {min(xs):.3f} s | {max(xs):.3f} s |")
+    if cold_a is not None and cold_b is not None:
+        print(f"| cold build cache: run_tests / raw (one run each) | {cold_a:.2f} s / {cold_b:.2f} s | | |")
+    print(f"median of per-pair ratios: {pair_ratio:.2f}")
+    deltas = []
+    for name, xs in PACKAGE_ELAPSED["A"].items():
+        ys = PACKAGE_ELAPSED["B"].get(name)
+        if ys:
+            deltas.append((med(xs) - med(ys), name, med(xs), med(ys)))
+    for delta, name, x, y in sorted(deltas)[:3] + sorted(deltas)[-3:]:
+        print(f"package {name}: go test's own elapsed, median: sandboxed {x:.2f}s raw {y:.2f}s ({delta:+.2f}s)")
+    print(f"go-test-runner overhead ratio: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--module", default="go.uber.org/zap@v1.27.0")
+    parser.add_argument("--packages", nargs="+", default=["./..."])
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--cold", action="store_true", help="also one cold-build-cache run of each")
+    asyncio.run(main(parser.parse_args()))

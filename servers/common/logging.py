@@ -18,22 +18,20 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
+from servers.common.secrets import CREDENTIAL_SHAPES
+
 REDACTED = "[REDACTED]"
 
-# Token shapes worth catching even when nobody configured them as secrets.
+# Log lines are redacted more eagerly than published text is scanned: on top of every credential
+# shape, any value after an auth scheme or a secret-sounding key goes.
 _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(
         r"(?i)(authorization|proxy-authorization|x-api-key|api[_-]?key|password|secret)(['\"]?\s*[:=]\s*)"
         r"['\"]?[^\s'\",}]{4,}"
     ),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
-    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),  # JWTs
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    *(pattern for _kind, pattern in CREDENTIAL_SHAPES),
 )
 
 

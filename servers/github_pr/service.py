@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from servers.common.errors import AccessDenied, InvalidInput
 from servers.common.patch_policy import check_patch
 from servers.common.policy import Identity, Policies
+from servers.common.secrets import describe, scan
 
 from .models import (
     LABEL_PATTERN,
@@ -39,7 +40,6 @@ from .models import (
     PullRequestRef,
     branch_name,
 )
-from .secrets import describe, scan
 
 
 @dataclass(frozen=True, slots=True)

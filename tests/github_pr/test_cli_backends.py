@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from servers.common.errors import ConfigError
 from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+from servers.common.secrets import scan
 from servers.github_pr.backends import make_backend
 from servers.github_pr.cli import prs_command
 from servers.github_pr.local import LocalBackend
 from servers.github_pr.models import branch_name, slugify
-from servers.github_pr.secrets import scan
 from servers.github_pr.settings import GitHubPrSettings
 
 from .conftest import FIX_PATCH, make_remote

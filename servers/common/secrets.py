@@ -1,4 +1,6 @@
-"""Find credential-shaped strings in text a bot is about to publish (PR titles, bodies, comments).
+"""Credential shapes: one catalogue for the publication scanner and the log redactor.
+
+`scan` finds credential-shaped strings in text a bot is about to publish (PR titles, bodies, comments).
 
 A pull request is public to everyone who can read the repository, and a model may paste whatever
 it saw into a description. This scanner looks for the *shapes* of well-known credentials; it never
@@ -12,7 +14,8 @@ import re
 from dataclasses import dataclass
 
 # (kind, pattern). Patterns match the documented formats of each issuer; generic ones last.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+# `servers.common.logging.Redactor` removes every one of these from log lines and error messages too.
+CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("github_token", re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b")),
     ("github_fine_grained_token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b")),
     ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[A-Z0-9]{16}\b")),
@@ -47,7 +50,7 @@ def scan(text: str, field: str) -> list[SecretFinding]:
     """Every credential-shaped match in `text`, at most one per (kind, line). Never raises."""
     findings: list[SecretFinding] = []
     for lineno, line in enumerate(text.splitlines() or [text], start=1):
-        for kind, pattern in _PATTERNS:
+        for kind, pattern in CREDENTIAL_SHAPES:
             if pattern.search(line):
                 findings.append(SecretFinding(kind=kind, field=field, line=lineno))
     return findings

@@ -22,7 +22,7 @@ from servers.code_search.query import ParsedQuery, parse_query
 
 Mode = Literal["hybrid", "fts", "vector"]
 RRF_K = 60
-WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 2.0, "frame": 3.0, "path": 0.5, "error": 1.0}
+WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 1.0, "frame": 3.0, "path": 0.5, "error": 1.0}
 # Traceback frames keep their order: the innermost frame named in a panic is where to look first.
 RANK_K = {"frame": 2}
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -80,12 +81,15 @@ class Runner:
         if settings.network_isolation == "require" and not usable:
             raise ConfigError(f"network isolation required but unavailable: {note}")
         limits = Limits(settings.rlimit_as_mb, settings.rlimit_nproc, settings.rlimit_fsize_mb, settings.rlimit_nofile)
+        hide, hide_notes = _hideable(settings, Path(go).resolve())
         sandbox = Sandbox(
             namespaces=usable,
             note=note,
             limits=limits,
             max_output_bytes=settings.max_output_bytes,
             max_line=settings.max_line_bytes,
+            hide=hide,
+            hide_notes=hide_notes,
         )
         runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
         runner.remove_leftovers()
@@ -269,6 +273,24 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
+
+
+def _hideable(settings: GoTestRunnerSettings, go: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The configured credential directories that can be hidden without hiding what a run needs."""
+    work = settings.resolved_work_dir()
+    needed = [work, go.parent.parent, Path(sys.executable).resolve().parent, Path(__file__).resolve().parent]
+    needed += [p.resolve() for p in (settings.gocache, settings.gomodcache) if p is not None]
+    hide: list[Path] = []
+    notes: list[str] = []
+    for path in settings.hide_paths:
+        if not path.is_dir():
+            continue
+        real = path.resolve()
+        if any(n == real or n.is_relative_to(real) for n in needed):
+            notes.append(f"not hidden from test code, it holds the work dir, a cache or the toolchain: {path}")
+        else:
+            hide.append(real)
+    return tuple(hide), tuple(notes)
 
 
 def _go_errors(stderr: str) -> list[str]:

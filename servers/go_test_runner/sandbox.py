@@ -4,7 +4,9 @@
 
 The network namespace has only loopback, so test code cannot reach the network; the PID namespace
 means that killing the process group on the hard timeout takes every descendant with it (the
-namespace's init dies, and the kernel kills the rest, even processes that left the group). When
+namespace's init dies, and the kernel kills the rest, even processes that left the group); in the
+private mount namespace, credential directories (home directories, secret mounts) are covered by an
+empty read-only tmpfs. When
 the kernel refuses namespaces, `probe()` says so once and every result carries that note.
 The environment is built from an allow-list: nothing of the server's own environment leaks in.
 """
@@ -18,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 NSINIT = Path(__file__).resolve().with_name("nsinit.py")
-_UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--"]
+_UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--mount", "--fork", "--kill-child", "--"]
 _STDERR_KEEP = 256 << 10
 TRUNCATED_MARKER = "…[output truncated by go-test-runner]"
 
@@ -39,6 +42,7 @@ class SandboxReport(BaseModel):
     network_isolated: bool
     pid_namespace: bool
     rlimits: dict[str, int]
+    hidden_paths: list[str]
     notes: list[str]
 
 
@@ -105,7 +109,8 @@ def probe(enabled: bool) -> tuple[bool, str | None]:
     """Can this kernel give us user+network+PID namespaces? (usable, reason when not)."""
     if not enabled:
         return False, "network isolation is switched off by configuration: test code may reach the network"
-    argv = [*_UNSHARE, sys.executable, "-I", str(NSINIT), json.dumps({"loopback": True}), "--", "/bin/true"]
+    spec = json.dumps({"loopback": True, "hide": [tempfile.gettempdir()]})
+    argv = [*_UNSHARE, sys.executable, "-I", "-S", str(NSINIT), spec, "--", "/bin/true"]
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -119,9 +124,21 @@ def probe(enabled: bool) -> tuple[bool, str | None]:
 class Sandbox:
     """Runs one command confined, streaming its stdout lines to a callback."""
 
-    def __init__(self, *, namespaces: bool, note: str | None, limits: Limits, max_output_bytes: int, max_line: int):
+    def __init__(
+        self,
+        *,
+        namespaces: bool,
+        note: str | None,
+        limits: Limits,
+        max_output_bytes: int,
+        max_line: int,
+        hide: tuple[Path, ...] = (),
+        hide_notes: tuple[str, ...] = (),
+    ):
         self.namespaces = namespaces
         self._note = note
+        self._hide = [str(p) for p in hide] if namespaces else []
+        self._hide_notes = list(hide_notes)
         self._limits = limits
         self._max_output = max_output_bytes
         self._max_line = max_line
@@ -130,17 +147,21 @@ class Sandbox:
         notes = [self._note] if self._note else []
         if not self.namespaces:
             notes.append("no PID namespace: processes that leave the process group may outlive the hard timeout")
+            notes.append("no mount namespace: credential directories are not hidden from test code")
+        else:
+            notes.extend(self._hide_notes)
         if race and self._limits.address_space_mb:
             notes.append("no address-space limit with -race (the race detector reserves terabytes of address space)")
         return SandboxReport(
             network_isolated=self.namespaces,
             pid_namespace=self.namespaces,
             rlimits=self._limits.rlimits(race=race),
+            hidden_paths=self._hide,
             notes=notes,
         )
 
     def argv(self, command: list[str], *, race: bool) -> list[str]:
-        spec = json.dumps({"loopback": self.namespaces, "rlimits": self._limits.rlimits(race=race)})
+        spec = json.dumps({"loopback": self.namespaces, "hide": self._hide, "rlimits": self._limits.rlimits(race=race)})
         inner = [sys.executable, "-I", "-S", str(NSINIT), spec, "--", *command]
         return [*_UNSHARE, *inner] if self.namespaces else inner
 

@@ -38,6 +38,16 @@ class GoTestRunnerSettings(ServerSettings):
     rlimit_nproc: int = Field(default=4096, ge=0, description="Processes+threads of the user (0: unlimited).")
     rlimit_fsize_mb: int = Field(default=2048, ge=0, description="Largest file a process may write (0: unlimited).")
     rlimit_nofile: int = Field(default=4096, ge=0)
+    hide_paths: tuple[Path, ...] = Field(
+        default=(
+            Path("/root"),
+            Path("/home"),
+            Path("/run/secrets"),
+            Path("/var/run/secrets"),
+            Path("/etc/ssl/private"),
+        ),
+        description="Covered by an empty tmpfs for test code (skipped when they hold the work dir or caches).",
+    )
     fetch_interval_s: float = Field(
         default=60.0, ge=0, description="Fetch a mirror at most this often for branch refs."
     )

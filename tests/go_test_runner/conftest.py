@@ -65,21 +65,26 @@ def make_policies(repos: dict[str, pathlib.Path]) -> Policies:
 MakeRunner = Callable[..., Runner]
 
 
+def make_runner_for(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path, **overrides: Any) -> Runner:
+    """A runner over `repos`; the host's build cache is shared so tests stay fast."""
+    settings = GoTestRunnerSettings(
+        state_dir=tmp_path / "state",
+        stdio_identity="agent",
+        policy_dir=tmp_path,
+        work_dir=tmp_path / "work",
+        gocache=host_go_env("GOCACHE"),
+        gomodcache=host_go_env("GOMODCACHE"),
+        **overrides,
+    )
+    return Runner.create(settings, make_policies(repos))
+
+
 @pytest.fixture
 def make_runner(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> MakeRunner:
-    """A runner over the fixture repos; the host's build cache is shared so tests stay fast."""
+    """A runner over the fixture repos, with settings overridden."""
 
     def make(**overrides: Any) -> Runner:
-        settings = GoTestRunnerSettings(
-            state_dir=tmp_path / "state",
-            stdio_identity="agent",
-            policy_dir=tmp_path,
-            work_dir=tmp_path / "work",
-            gocache=host_go_env("GOCACHE"),
-            gomodcache=host_go_env("GOMODCACHE"),
-            **overrides,
-        )
-        return Runner.create(settings, make_policies(repos))
+        return make_runner_for(repos, tmp_path, **overrides)
 
     return make
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import shutil
 
 import pytest
 
@@ -12,7 +13,7 @@ from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
 
-from .conftest import MakeRunner
+from .conftest import MakeRunner, commit_all, make_runner_for
 
 FIX_SUB = "".join(
     line + "\n"
@@ -193,3 +194,22 @@ async def test_slots_reuse_the_same_worktree_path_so_the_build_cache_stays_warm(
     assert first.ok and second.ok
     assert (runner.settings.resolved_work_dir() / "worktrees" / "pass").is_dir()
     assert not (runner.settings.resolved_work_dir() / "worktrees" / "pass" / "0" / "util").exists()  # removed
+
+
+async def test_credential_directories_are_hidden_from_test_code(
+    repos: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """A secret file the server's user can read is invisible to test code (empty tmpfs over its directory)."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "token").write_text("goresolve-canary-7f3a")
+    repo = tmp_path / "spy-repo"
+    shutil.copytree(repos["envdump"], repo)
+    (repo / "spy" / "targets.txt").write_text(f"{secrets / 'token'}\n")
+    commit_all(repo, "targets")
+    runner = make_runner_for({"spy": repo}, tmp_path, hide_paths=(secrets,))
+    result = await runner.run_tests(RunTestsRequest(repo="spy", ref="main", packages=["./..."], flags=["-count=1"]))
+    assert result.sandbox.hidden_paths == [str(secrets.resolve())]
+    lines = [line.split(": ", 1)[1] for line in result.report.tests[0].output]
+    assert not any(line.startswith("READ: ") for line in lines), lines
+    assert (secrets / "token").read_text() == "goresolve-canary-7f3a"  # hidden, not touched

@@ -9,6 +9,7 @@ git runs with no user/system config, no prompts and no hooks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -30,6 +31,30 @@ _ENV = {
 _NO_HOOKS = ["-c", f"core.hooksPath={os.devnull}"]
 _FAILED_HUNK = re.compile(r"error: patch failed: (?P<where>\S+:\d+)")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+_CONFIG = """[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = true
+[remote "origin"]
+\turl = {url}
+\tfetch = +refs/*:refs/*
+\tmirror = true
+"""
+
+
+def _sanitize(mirror: Path, source: str) -> None:
+    """Rewrite the mirror's config and empty its hooks before the server's git touches it.
+
+    Without namespaces, test code can write into the mirror (its worktree's .git file names it); a
+    config key such as core.fsmonitor or core.sshCommand would then run a command outside the
+    sandbox the next time git runs. The config of a mirror is fully determined by its source.
+    """
+    (mirror / "config").write_text(_CONFIG.format(url=source), encoding="utf-8")
+    hooks = mirror / "hooks"
+    shutil.rmtree(hooks, ignore_errors=True)
+    hooks.mkdir(exist_ok=True)
 
 
 class GitFailed(UpstreamFailure):
@@ -106,6 +131,7 @@ class Mirrors:
                 await git("clone", "--quiet", "--mirror", "--", source, str(partial))
                 partial.rename(mirror)
                 self._fetched_at[name] = time.monotonic()
+            _sanitize(mirror, source)
             sha = await self._rev_parse(mirror, ref)
             stale = time.monotonic() - self._fetched_at.get(name, 0.0) > self._fetch_interval_s
             if sha is None or (stale and not _FULL_SHA.match(ref)):
@@ -138,6 +164,10 @@ class Mirrors:
 
     async def remove_worktree(self, mirror: Path, path: Path) -> None:
         """Remove a worktree; never raises (a leftover directory is removed by hand and pruned)."""
+        with contextlib.suppress(OSError):
+            config = (mirror / "config").read_text(encoding="utf-8")
+            url = re.search(r"^\s*url = (.*)$", config, re.MULTILINE)
+            _sanitize(mirror, url.group(1) if url else "")
         await git("--git-dir", str(mirror), "worktree", "remove", "--force", str(path), check=False)
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)

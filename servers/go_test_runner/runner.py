@@ -38,6 +38,7 @@ class _Checkout:
     commit: str
     env: dict[str, str]
     setup_s: float
+    scratch: Path
 
 
 class Runner:
@@ -82,14 +83,23 @@ class Runner:
             raise ConfigError(f"network isolation required but unavailable: {note}")
         limits = Limits(settings.rlimit_as_mb, settings.rlimit_nproc, settings.rlimit_fsize_mb, settings.rlimit_nofile)
         hide, hide_notes = _hideable(settings, Path(go).resolve())
+        # The mirrors hold git config that the server's own git reads: test code must not reach them.
+        mirrors = settings.resolved_work_dir() / "mirrors"
+        mirrors.mkdir(parents=True, exist_ok=True)
+        work = settings.resolved_work_dir()
+        caches = tuple((p or work / name).resolve() for p, name in ((settings.gocache, "gocache"),
+                                                                   (settings.gomodcache, "gomodcache")))  # fmt: skip
+        for cache in caches:
+            cache.mkdir(parents=True, exist_ok=True)
         sandbox = Sandbox(
             namespaces=usable,
             note=note,
             limits=limits,
             max_output_bytes=settings.max_output_bytes,
             max_line=settings.max_line_bytes,
-            hide=hide,
+            hide=(*hide, mirrors),
             hide_notes=hide_notes,
+            readonly_for_tests=caches,
         )
         runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
         runner.remove_leftovers()
@@ -121,7 +131,8 @@ class Runner:
         started = time.monotonic()
         async with self._slot() as (waited, slot), self._checkout(req, slot) as co:
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
-            argv = [self._go, "test", "-json", *go_test_args(req, alarm)]
+            wrapper = self.sandbox.test_exec(co.scratch / "exec.json", co.scratch / "testcache")
+            argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
             parser = StreamParser(str(co.path))
             outcome = await self.sandbox.run(
                 argv, cwd=co.path, env=co.env, timeout_s=timeout, on_line=parser.feed, race=race
@@ -245,7 +256,7 @@ class Runner:
                 d.mkdir(parents=True, exist_ok=True)
             await self._download_modules(worktree, scratch)
             env = self._goenv.build(scratch / "home", scratch / "tmp", offline=True)
-            yield _Checkout(worktree, commit, env, time.monotonic() - started)
+            yield _Checkout(worktree, commit, env, time.monotonic() - started, scratch)
         finally:
             if worktree is not None:
                 await self._mirrors.remove_worktree(mirror, worktree)

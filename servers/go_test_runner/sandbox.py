@@ -43,6 +43,7 @@ class SandboxReport(BaseModel):
     pid_namespace: bool
     rlimits: dict[str, int]
     hidden_paths: list[str]
+    readonly_for_tests: list[str]
     notes: list[str]
 
 
@@ -134,11 +135,14 @@ class Sandbox:
         max_line: int,
         hide: tuple[Path, ...] = (),
         hide_notes: tuple[str, ...] = (),
+        readonly_for_tests: tuple[Path, ...] = (),
     ):
         self.namespaces = namespaces
         self._note = note
         self._hide = [str(p) for p in hide] if namespaces else []
         self._hide_notes = list(hide_notes)
+        # go test -exec wraps each test binary: a nested mount namespace where these are read-only.
+        self._readonly = [str(p) for p in readonly_for_tests] if namespaces else []
         self._limits = limits
         self._max_output = max_output_bytes
         self._max_line = max_line
@@ -148,6 +152,7 @@ class Sandbox:
         if not self.namespaces:
             notes.append("no PID namespace: processes that leave the process group may outlive the hard timeout")
             notes.append("no mount namespace: credential directories are not hidden from test code")
+            notes.append("no mount namespace: the shared build and module caches are writable by test code")
         else:
             notes.extend(self._hide_notes)
         if race and self._limits.address_space_mb:
@@ -157,8 +162,24 @@ class Sandbox:
             pid_namespace=self.namespaces,
             rlimits=self._limits.rlimits(race=race),
             hidden_paths=self._hide,
+            readonly_for_tests=self._readonly,
             notes=notes,
         )
+
+    def test_exec(self, spec_file: Path, private_gocache: Path) -> str | None:
+        """A `go test -exec` value that runs each test binary with the shared caches read-only.
+
+        The spec is written to `spec_file`; test binaries get `private_gocache` as GOCACHE (tests
+        that run the go command still work, on a private cache). None without namespaces, or when
+        a path holds whitespace (go splits the -exec value on spaces).
+        """
+        wrapper = [sys.executable, "-I", "-S", str(NSINIT), f"@{spec_file}", "--"]
+        if not self._readonly or any(any(c.isspace() for c in part) for part in wrapper):
+            return None
+        spec = {"new_mount_ns": True, "readonly": self._readonly, "env": {"GOCACHE": str(private_gocache)}}
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        private_gocache.mkdir(parents=True, exist_ok=True)
+        return " ".join(wrapper)
 
     def argv(self, command: list[str], *, race: bool) -> list[str]:
         spec = json.dumps({"loopback": self.namespaces, "hide": self._hide, "rlimits": self._limits.rlimits(race=race)})

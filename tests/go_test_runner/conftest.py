@@ -67,15 +67,15 @@ MakeRunner = Callable[..., Runner]
 
 def make_runner_for(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path, **overrides: Any) -> Runner:
     """A runner over `repos`; the host's build cache is shared so tests stay fast."""
-    settings = GoTestRunnerSettings(
-        state_dir=tmp_path / "state",
-        stdio_identity="agent",
-        policy_dir=tmp_path,
-        work_dir=tmp_path / "work",
-        gocache=host_go_env("GOCACHE"),
-        gomodcache=host_go_env("GOMODCACHE"),
-        **overrides,
-    )
+    given: dict[str, Any] = {
+        "state_dir": tmp_path / "state",
+        "stdio_identity": "agent",
+        "policy_dir": tmp_path,
+        "work_dir": tmp_path / "work",
+        "gocache": host_go_env("GOCACHE"),
+        "gomodcache": host_go_env("GOMODCACHE"),
+    }
+    settings = GoTestRunnerSettings(**(given | overrides))
     return Runner.create(settings, make_policies(repos))
 
 

@@ -13,7 +13,7 @@ from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
 
-from .conftest import MakeRunner, commit_all, make_runner_for
+from .conftest import MakeRunner, commit_all, host_go_env, make_runner_for
 
 FIX_SUB = "".join(
     line + "\n"
@@ -209,7 +209,51 @@ async def test_credential_directories_are_hidden_from_test_code(
     commit_all(repo, "targets")
     runner = make_runner_for({"spy": repo}, tmp_path, hide_paths=(secrets,))
     result = await runner.run_tests(RunTestsRequest(repo="spy", ref="main", packages=["./..."], flags=["-count=1"]))
-    assert result.sandbox.hidden_paths == [str(secrets.resolve())]
+    assert result.sandbox.hidden_paths == [str(secrets.resolve()), str(tmp_path / "work" / "mirrors")]
     lines = [line.split(": ", 1)[1] for line in result.report.tests[0].output]
     assert not any(line.startswith("READ: ") for line in lines), lines
     assert (secrets / "token").read_text() == "goresolve-canary-7f3a"  # hidden, not touched
+
+
+async def test_test_code_cannot_write_the_shared_caches_or_the_mirror(
+    repos: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    """Nothing a test writes outlives its run: caches are read-only to test binaries, mirrors hidden."""
+    gocache, gomodcache = host_go_env("GOCACHE"), host_go_env("GOMODCACHE")
+    repo = tmp_path / "poison-repo"
+    shutil.copytree(repos["poison"], repo)
+    (repo / "cache" / "targets.txt").write_text(f"{gocache}\n{gomodcache}\n")
+    commit_all(repo, "targets")
+    runner = make_runner_for({"poison": repo}, tmp_path)
+    result = await runner.run_tests(RunTestsRequest(repo="poison", ref="main", packages=["./..."]))
+    assert result.sandbox.readonly_for_tests == [str(gocache), str(gomodcache)]
+    lines = [line.split(": ", 1)[1] for line in result.report.tests[0].output]
+    assert lines[0].startswith("GOCACHE: ") and str(gocache) not in lines[0]
+    assert [line for line in lines if line.startswith("WROTE")] == []
+    assert not (gocache / "goresolve-poison").exists()
+    assert not (gomodcache / "goresolve-poison").exists()
+    assert list((tmp_path / "work" / "mirrors").glob("**/goresolve-poison")) == []
+
+
+async def test_a_tampered_mirror_config_is_rewritten_before_git_reads_it(make_runner: MakeRunner) -> None:
+    """Without namespaces test code can reach the mirror; a planted core.fsmonitor must never run."""
+    runner = make_runner(network_isolation="off")
+    first = await go_test(runner, repo="pass", packages=["./util"])
+    mirror = runner.settings.resolved_work_dir() / "mirrors" / "pass.git"
+    marker = mirror.parent / "fsmonitor-ran"
+    with (mirror / "config").open("a") as fh:
+        fh.write(f"[core]\n\tfsmonitor = touch {marker}\n")
+    (mirror / "hooks" / "post-checkout").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (mirror / "hooks" / "post-checkout").chmod(0o755)
+    second = await go_test(runner, repo="pass", packages=["./util"], patch=FIX_NOTHING)
+    assert first.ok and second.ok
+    assert not marker.exists()
+    assert "fsmonitor" not in (mirror / "config").read_text()
+
+
+FIX_NOTHING = (
+    "--- a/util/util.go\n+++ b/util/util.go\n@@ -1,2 +1,2 @@\n"
+    "-// Package util has small helpers with passing tests.\n"
+    "+// Package util has small helpers, tested.\n"
+    " package util\n"
+)

@@ -1,0 +1,3 @@
+module example.com/poison
+
+go 1.22

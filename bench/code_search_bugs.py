@@ -7,6 +7,7 @@ Per repository, in date order, the index is brought to each fix's parent commit 
 (and, for reference, the raw messages): file recall@5, file MRR@10 and function recall@10 for
 hybrid, full-text only and vector only, against plain BM25 over whole files of the same commit.
 The index holds non-test .go files (gold is non-test code); each query searches its own repo.
+The embedding cache (content hash -> vector) is kept between runs; everything else is rebuilt.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def main() -> None:
     rows = [json.loads(line) for line in OUT.read_text().splitlines()]
     rows = rows[: args.limit] if args.limit else rows
     db = WORK / "bugs-db"
-    shutil.rmtree(db, ignore_errors=True)
+    for table in db.glob("*.lance") if db.exists() else []:
+        if not table.name.endswith("__vectors.lance"):  # the embedding cache survives runs, as in production
+            shutil.rmtree(table)
     embedder = MiniLMEmbedder()
     index = CodeIndex(db, embedder.model_id, embedder.dim, create=True)
     searcher = Searcher(index, embedder)

@@ -95,8 +95,11 @@ def main() -> None:
             r5, rr = file_metrics(bm25_files(files, row[variant]), row["gold_files"])
             acc["bm25_files.r5"] += r5
             acc["bm25_files.mrr"] += rr
-            for mode in MODES:
-                hits = searcher.search(row[variant], views, k=50, mode=mode)
+            for mode in (*MODES, "hybrid_funcs"):
+                if mode == "hybrid_funcs":  # as an agent asks for code: kinds=[func, method]
+                    hits = searcher.search(row[variant], views, k=50, kinds=["func", "method"])
+                else:
+                    hits = searcher.search(row[variant], views, k=50, mode=mode)
                 ranked = list(dict.fromkeys(h.path for h in hits))
                 r5, rr = file_metrics(ranked, row["gold_files"])
                 acc[f"{mode}.r5"] += r5
@@ -116,7 +119,7 @@ def main() -> None:
     }
     for variant, acc in sums.items():
         table = {}
-        for name in ("hybrid", "fts", "vector", "bm25_files"):
+        for name in ("hybrid", "hybrid_funcs", "fts", "vector", "bm25_files"):
             entry = {"file_recall@5": round(acc[f"{name}.r5"] / n, 3), "file_mrr@10": round(acc[f"{name}.mrr"] / n, 3)}
             if name != "bm25_files":
                 entry["function_recall@10"] = round(acc[f"{name}.fr10"] / max(n_funcs, 1), 3)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import tree_sitter
 import tree_sitter_go
 
-from servers.code_search.model import Chunk, Kind
+from servers.code_search.model import Chunk, Kind, count_tokens
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_go.language())
 _SPLITTABLE = {"block", "statement_list", "field_declaration_list", "interface_type"}
 _DECLS = {"const_declaration", "var_declaration", "var_spec_list"}
+_CASES = {"expression_case", "default_case", "type_case", "communication_case"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +97,17 @@ class GoChunker:
         whole = self._unit(path, lines, doc_start, end, symbol, kind, signature, doc, parent)
         if whole.tokens <= self._opts.max_tokens:
             return [whole]
-        pieces = _pieces(node)
+        budget = self._opts.max_tokens - count_tokens(signature) - (count_tokens(doc) if self._opts.include_doc else 0)
+        pieces = _ranges(_pieces(node), budget, lines)
         if len(pieces) < 2:
             return [whole]
         groups: list[tuple[int, int]] = []
-        budget = self._opts.max_tokens - len(signature) // 3
         g_start, g_end, used = pieces[0][0], pieces[0][1], 0
         for p_start, p_end in pieces:
-            cost = sum(len(line) for line in lines[p_start : p_end + 1]) // 3
-            if used and used + cost > budget:
+            cost = count_tokens("\n".join(lines[p_start : p_end + 1]))
+            if used and used + cost > budget and p_start > g_end:  # never split inside a line
                 groups.append((g_start, g_end))
-                g_start, used = p_start, 0
+                g_start, used = g_end + 1, 0  # comments and blank lines between pieces go with the next part
             g_end, used = p_end, used + cost
         groups.append((g_start, g_end))
         if len(groups) < 2:
@@ -193,20 +194,69 @@ def _signature(node: tree_sitter.Node, lines: list[str]) -> str:
     return lines[node.start_point.row].strip()
 
 
-def _pieces(node: tree_sitter.Node) -> list[tuple[int, int]]:
-    """Line ranges (0-based, inclusive) of the statements/fields/specs a unit may be split between.
+def _items(node: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """The statements of a block (through its statement_list), without comments."""
+    items = [c for c in node.named_children if c.type != "comment"]
+    if len(items) == 1 and items[0].type == "statement_list":
+        items = [c for c in items[0].named_children if c.type != "comment"]
+    return items
 
-    Looks only a few levels down (body, type spec, spec list): deeper structure is never a split point.
-    """
+
+def _pieces(node: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """The statements/fields/specs a unit may be split between: the first level, a few levels down, that has two."""
     queue: deque[tuple[tree_sitter.Node, int]] = deque([(node, 0)])
     while queue:
         current, depth = queue.popleft()
         if current.type in _SPLITTABLE or current.type in _DECLS:
-            items = [c for c in current.named_children if c.type != "comment"]
-            if current.type == "block" and len(items) == 1 and items[0].type == "statement_list":
-                items = [c for c in items[0].named_children if c.type != "comment"]
+            items = (
+                _items(current)
+                if current.type == "block"
+                else [c for c in current.named_children if c.type != "comment"]
+            )
             if len(items) >= 2:
-                return [(c.start_point.row, c.end_point.row) for c in items]
+                return items
         if depth < 3:
             queue.extend((c, depth + 1) for c in current.named_children)
     return []
+
+
+def _inner(node: tree_sitter.Node, depth: int = 0) -> list[tree_sitter.Node]:
+    """What an oversize statement splits into: its cases (switch/select), the statements of its block or case,
+    or the elements of a composite literal (test tables) — looking through its largest child if need be."""
+    children = [c for c in node.named_children if c.type != "comment"]
+    cases = [c for c in children if c.type in _CASES]
+    if len(cases) >= 2:
+        return cases
+    if node.type == "literal_value" and len(children) >= 2:
+        return children
+    for child in children:
+        if child.type in ("block", "statement_list"):
+            items = _items(child) if child.type == "block" else [c for c in child.named_children if c.type != "comment"]
+            if len(items) >= 2:
+                return items
+    if not children or depth >= 6:
+        return []
+    return _inner(max(children, key=lambda c: c.end_byte - c.start_byte), depth + 1)
+
+
+def _last_row(node: tree_sitter.Node) -> int:
+    """The last line a node really occupies (a case clause "ends" at column 0 of the next case's line)."""
+    end = node.end_point
+    return end.row - 1 if end.column == 0 and end.row > node.start_point.row else end.row
+
+
+def _ranges(nodes: list[tree_sitter.Node], budget: int, lines: list[str], depth: int = 0) -> list[tuple[int, int]]:
+    """Line ranges (0-based, inclusive) of `nodes`; one larger than `budget` is replaced by its inner pieces, the
+    first widened to its header line and the last to its closing line, so ranges stay in order and complete."""
+    out: list[tuple[int, int]] = []
+    for node in nodes:
+        start, end = node.start_point.row, _last_row(node)
+        inner = _inner(node) if depth < 4 and count_tokens("\n".join(lines[start : end + 1])) > budget else []
+        if len(inner) >= 2:
+            sub = _ranges(inner, budget, lines, depth + 1)
+            sub[0] = (start, sub[0][1])
+            sub[-1] = (sub[-1][0], end)
+            out.extend(sub)
+        else:
+            out.append((start, end))
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 from pathlib import Path
 
@@ -136,3 +137,27 @@ def test_every_func_and_method_of_a_real_module_matches_go_parser(mux_dir: Path,
         }
     assert got == truth
     assert len(truth) > 200
+
+
+def test_a_large_real_module_parses_cleanly_into_contiguous_units(tmp_path: Path) -> None:
+    done = subprocess.run(["go", "mod", "download", "-json", "golang.org/x/tools@v0.28.0"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    root = Path(json.loads(done.stdout)["Dir"])
+    snap = snapshot(root, None, SkipRules(extensions=(".go",)))
+    chunker = GoChunker()
+    units = 0
+    parts: list[int] = []
+    for path, data in snap.read(sorted(snap.files)):
+        if not SkipRules().wants_content(data):
+            continue
+        got = chunker.chunk(path, data)
+        assert got is not None, path
+        lines = data.count(b"\n") + 1
+        for unit in got:
+            assert 1 <= unit.start_line <= unit.end_line <= lines, (path, unit.symbol)
+        parts += [u.tokens for u in got if u.part]
+        units += len(got)
+    assert len(snap.files) > 800 and units > 8000
+    # a part exceeds the budget only when one statement alone does (never cut mid-statement)
+    # (what stays over: single elements such as multi-line raw-string test inputs)
+    assert sum(t <= 512 + 10 for t in parts) / len(parts) > 0.85

@@ -39,7 +39,7 @@ def strip_docs(text: str, units: list[Chunk]) -> str:
     """The file without its doc comments (the baseline must not see them either); other comments stay."""
     lines = text.split("\n")
     for unit in units:
-        if unit.doc:
+        if unit.doc and unit.part <= 1:
             for row in range(unit.start_line - 1, unit.start_line - 1 + unit.doc.count("\n") + 1):
                 lines[row] = ""
     return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 Every list is computed inside the index with the caller's prefilter (allowed repos at their
 published generation, plus optional kinds and path prefix), so top-k is filled from rows the
-caller may read. The lists are fused with weighted reciprocal rank fusion (RRF, k=60): a unit
-named in the query (identifier, stack frame, file path) ranks above one that merely shares words.
+caller may read. The lists (full text, vector, units whose name the query mentions, units of
+files it names, its quoted error strings, its traceback frames) are fused with weighted reciprocal
+rank fusion (RRF, k=60; k=2 for frames, so the innermost frame of a panic leads).
 """
 
 from __future__ import annotations

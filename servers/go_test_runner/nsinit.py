@@ -8,6 +8,7 @@ does not depend on the environment it is started in (which is scrubbed). SPEC is
      "new_mount_ns": bool,        unshare a private mount namespace first (the -exec wrapper)
      "hide": [dir, ...],          cover each with an empty read-only tmpfs (credential directories)
      "readonly": [dir, ...],      bind each read-only over itself (shared caches, for test binaries)
+     "overlay": [[dir, upper, work], ...]   overlay each dir with a private writable layer
      "env": {name: value},        set before exec
      "rlimits": {"RLIMIT_AS": n}} hard and soft limits
 
@@ -76,6 +77,16 @@ def readonly(path: str) -> None:
     _check(_libc.mount(None, target, None, flags, None), f"cannot make {path} read-only")
 
 
+def overlay(path: str, upper: str, work: str) -> None:
+    """Mount an overlay on `path`: reads see `path`, writes land in `upper` (and vanish with it).
+
+    Raises:
+        OSError: the mount is refused (kernels before 5.11 refuse overlayfs in a user namespace).
+    """
+    options = f"lowerdir={path},upperdir={upper},workdir={work}".encode()
+    _check(_libc.mount(b"overlay", path.encode(), b"overlay", 0, options), f"cannot overlay {path}")
+
+
 def main(argv: list[str]) -> None:
     """Set up, then replace this process with the command after `--`; never returns."""
     if len(argv) < 4 or argv[2] != "--":
@@ -95,6 +106,8 @@ def main(argv: list[str]) -> None:
             hide(path)
         for path in spec.get("readonly", []):
             readonly(path)
+        for path, upper, work in spec.get("overlay", []):
+            overlay(path, upper, work)
         os.environ.update(spec.get("env", {}))
         for name, value in spec.get("rlimits", {}).items():
             resource.setrlimit(getattr(resource, name), (int(value), int(value)))

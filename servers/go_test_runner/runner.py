@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shutil
 import sys
 import time
@@ -28,7 +29,7 @@ from servers.go_test_runner import build_diag, gitops
 from servers.go_test_runner.gotest_json import StreamParser
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import GoEnv, Limits, Sandbox, probe
+from servers.go_test_runner.sandbox import GoEnv, Limits, Sandbox, probe, probe_overlay
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -100,7 +101,9 @@ class Runner:
             hide=(*hide, mirrors),
             hide_notes=hide_notes,
             readonly_for_tests=caches,
+            overlay=usable and probe_overlay(work / "probe"),
         )
+        shutil.rmtree(work / "probe", ignore_errors=True)
         runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
         runner.remove_leftovers()
         return runner
@@ -131,7 +134,7 @@ class Runner:
         started = time.monotonic()
         async with self._slot() as (waited, slot), self._checkout(req, slot) as co:
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
-            wrapper = self.sandbox.test_exec(co.scratch / "exec.json", co.scratch / "testcache")
+            wrapper = self.sandbox.test_exec(co.scratch)
             argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
             parser = StreamParser(str(co.path))
             outcome = await self.sandbox.run(
@@ -250,6 +253,7 @@ class Runner:
                 if not changed_paths(applied) <= changed_paths(req.patch):
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
                 self._check_policy(applied)
+            _check_packages_inside(worktree, req.packages)
             for d in ("home", "tmp"):
                 (scratch / d).mkdir(parents=True, exist_ok=True)
             for d in (self._goenv.gopath, self._goenv.gocache, self._goenv.gomodcache):
@@ -284,6 +288,25 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
+
+
+def _check_packages_inside(worktree: Path, packages: list[str]) -> None:
+    """Import paths must name packages of the repository's own module (not std, not a dependency).
+
+    Raises:
+        InvalidInput: a package outside the module.
+    """
+    try:
+        go_mod = (worktree / "go.mod").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        go_mod = ""
+    m = re.search(r"^module\s+\"?([^\s\"]+)", go_mod, re.MULTILINE)
+    module = m.group(1) if m else None
+    for pkg in packages:
+        if pkg.startswith(".") or (module is not None and (pkg == module or pkg.startswith(f"{module}/"))):
+            continue
+        where = f"module {module}" if module else "the repository (it has no go.mod module line)"
+        raise InvalidInput(f"package {pkg!r} is outside {where}; use ./... or an import path under it")
 
 
 def _hideable(settings: GoTestRunnerSettings, go: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,6 +45,7 @@ class SandboxReport(BaseModel):
     rlimits: dict[str, int]
     hidden_paths: list[str]
     readonly_for_tests: list[str]
+    test_cache_mode: Literal["overlay", "read-only", "shared"]
     notes: list[str]
 
 
@@ -106,6 +108,19 @@ class GoEnv:
         }
 
 
+def probe_overlay(scratch: Path) -> bool:
+    """Can test binaries get an overlay of the caches (overlayfs in a user namespace, Linux >= 5.11)?"""
+    lower, upper, work = scratch / "lower", scratch / "upper", scratch / "work"
+    for d in (lower, upper, work):
+        d.mkdir(parents=True, exist_ok=True)
+    spec = json.dumps({"new_mount_ns": True, "overlay": [[str(lower), str(upper), str(work)]]})
+    argv = [*_UNSHARE, sys.executable, "-I", "-S", str(NSINIT), spec, "--", "/bin/true"]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def probe(enabled: bool) -> tuple[bool, str | None]:
     """Can this kernel give us user+network+PID namespaces? (usable, reason when not)."""
     if not enabled:
@@ -136,6 +151,7 @@ class Sandbox:
         hide: tuple[Path, ...] = (),
         hide_notes: tuple[str, ...] = (),
         readonly_for_tests: tuple[Path, ...] = (),
+        overlay: bool = False,
     ):
         self.namespaces = namespaces
         self._note = note
@@ -143,6 +159,7 @@ class Sandbox:
         self._hide_notes = list(hide_notes)
         # go test -exec wraps each test binary: a nested mount namespace where these are read-only.
         self._readonly = [str(p) for p in readonly_for_tests] if namespaces else []
+        self.overlay = overlay and namespaces
         self._limits = limits
         self._max_output = max_output_bytes
         self._max_line = max_line
@@ -163,22 +180,36 @@ class Sandbox:
             rlimits=self._limits.rlimits(race=race),
             hidden_paths=self._hide,
             readonly_for_tests=self._readonly,
+            test_cache_mode="overlay" if self.overlay else "read-only" if self._readonly else "shared",
             notes=notes,
         )
 
-    def test_exec(self, spec_file: Path, private_gocache: Path) -> str | None:
-        """A `go test -exec` value that runs each test binary with the shared caches read-only.
+    def test_exec(self, scratch: Path) -> str | None:
+        """A `go test -exec` value that runs each test binary with the shared caches protected.
 
-        The spec is written to `spec_file`; test binaries get `private_gocache` as GOCACHE (tests
-        that run the go command still work, on a private cache). None without namespaces, or when
-        a path holds whitespace (go splits the -exec value on spaces).
+        With overlayfs each cache is overlaid by a private layer under `scratch` (test binaries see
+        the warm cache; their writes vanish with the run); without it the caches are read-only and
+        test binaries get a private GOCACHE. None without namespaces, or when a path holds
+        whitespace (go splits the -exec value on spaces).
         """
+        spec_file = scratch / "exec.json"
         wrapper = [sys.executable, "-I", "-S", str(NSINIT), f"@{spec_file}", "--"]
         if not self._readonly or any(any(c.isspace() for c in part) for part in wrapper):
             return None
-        spec = {"new_mount_ns": True, "readonly": self._readonly, "env": {"GOCACHE": str(private_gocache)}}
+        spec: dict[str, object] = {"new_mount_ns": True}
+        if self.overlay:
+            layers = []
+            for n, path in enumerate(self._readonly):
+                upper, work = scratch / f"overlay-{n}" / "upper", scratch / f"overlay-{n}" / "work"
+                upper.mkdir(parents=True, exist_ok=True)
+                work.mkdir(parents=True, exist_ok=True)
+                layers.append([path, str(upper), str(work)])
+            spec["overlay"] = layers
+        else:
+            private = scratch / "testcache"
+            private.mkdir(parents=True, exist_ok=True)
+            spec |= {"readonly": self._readonly, "env": {"GOCACHE": str(private)}}
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        private_gocache.mkdir(parents=True, exist_ok=True)
         return " ".join(wrapper)
 
     def argv(self, command: list[str], *, race: bool) -> list[str]:

@@ -67,6 +67,7 @@ class Runner:
         for k in range(settings.max_concurrency):
             self._slots.put_nowait(k)
         self._waiting = 0
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._downloaded: set[str] = set()
 
     @classmethod
@@ -132,7 +133,7 @@ class Runner:
         self._check_policy(req.patch)
         race = "-race" in req.flags
         started = time.monotonic()
-        async with self._slot() as (waited, slot), self._checkout(req, slot) as co:
+        async with self._session(req) as (waited, co):
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
             wrapper = self.sandbox.test_exec(co.scratch)
             argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
@@ -179,7 +180,7 @@ class Runner:
         self._check_policy(req.patch)
         started = time.monotonic()
         timeout = self.settings.default_timeout_s
-        async with self._slot() as (waited, slot), self._checkout(req, slot) as co:
+        async with self._session(req) as (waited, co):
             run_started = time.monotonic()
             texts: dict[str, str] = {}
             for phase in ("build", "vet"):
@@ -224,8 +225,15 @@ class Runner:
             raise InvalidInput("patch refused by policy: " + "; ".join(shown[:5]) + more)
 
     @asynccontextmanager
-    async def _slot(self) -> AsyncGenerator[tuple[float, int]]:
-        """A concurrency slot; yields (seconds spent waiting in the queue, slot number)."""
+    async def _session(self, req: RunTestsRequest | CheckBuildRequest) -> AsyncGenerator[tuple[float, _Checkout]]:
+        """A concurrency slot and a checkout in it; yields (seconds spent queued, checkout).
+
+        On exit the worktree is removed in the background and only then is the slot released, so the
+        caller gets its result without waiting for the cleanup and no run ever shares a path.
+
+        Raises:
+            UpstreamFailure: the queue is full.
+        """
         if self._slots.empty() and self._waiting >= self.settings.max_queue:
             raise UpstreamFailure(f"runner busy: {self._waiting} runs already queued; retry later")
         self._waiting += 1
@@ -234,19 +242,15 @@ class Runner:
             slot = await self._slots.get()
         finally:
             self._waiting -= 1
-        try:
-            yield time.monotonic() - queued, slot
-        finally:
-            self._slots.put_nowait(slot)
-
-    @asynccontextmanager
-    async def _checkout(self, req: RunTestsRequest | CheckBuildRequest, slot: int) -> AsyncGenerator[_Checkout]:
+        waited = time.monotonic() - queued
         started = time.monotonic()
-        mirror, commit = await self._mirrors.resolve(req.repo, req.ref)
         scratch = self._work / "scratch" / uuid.uuid4().hex
-        worktree: Path | None = None
+        made: dict[str, Path] = {}
         try:
+            mirror, commit = await self._mirrors.resolve(req.repo, req.ref)
+            made["mirror"] = mirror
             worktree = await self._mirrors.add_worktree(mirror, commit, self._work / "worktrees" / req.repo / str(slot))
+            made["worktree"] = worktree
             if req.patch:
                 self._check_policy(req.patch, repo_root=worktree)
                 applied = await gitops.apply_patch(worktree, req.patch)
@@ -260,11 +264,24 @@ class Runner:
                 d.mkdir(parents=True, exist_ok=True)
             await self._download_modules(worktree, scratch)
             env = self._goenv.build(scratch / "home", scratch / "tmp", offline=True)
-            yield _Checkout(worktree, commit, env, time.monotonic() - started, scratch)
+            yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, scratch)
         finally:
-            if worktree is not None:
-                await self._mirrors.remove_worktree(mirror, worktree)
+            task = asyncio.get_running_loop().create_task(self._release(slot, made, scratch))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+    async def _release(self, slot: int, made: dict[str, Path], scratch: Path) -> None:
+        try:
+            if "worktree" in made:
+                await self._mirrors.remove_worktree(made["mirror"], made["worktree"])
             shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            self._slots.put_nowait(slot)
+
+    async def drain(self) -> None:
+        """Wait until every background worktree removal has finished (tests, shutdown)."""
+        while self._cleanups:
+            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
 
     async def _download_modules(self, worktree: Path, scratch: Path) -> None:
         """`go mod download` with network, outside the sandbox; it runs no code from the repository."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -76,7 +76,20 @@ def make_runner_for(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path, **ov
         "gomodcache": host_go_env("GOMODCACHE"),
     }
     settings = GoTestRunnerSettings(**(given | overrides))
-    return Runner.create(settings, make_policies(repos))
+    runner = Runner.create(settings, make_policies(repos))
+    _RUNNERS.append(runner)
+    return runner
+
+
+_RUNNERS: list[Runner] = []
+
+
+@pytest.fixture(autouse=True)
+async def _drain_runners() -> AsyncIterator[None]:
+    """Let each test's background worktree removals finish inside its own event loop."""
+    yield
+    while _RUNNERS:
+        await _RUNNERS.pop().drain()
 
 
 @pytest.fixture

@@ -192,6 +192,7 @@ async def test_slots_reuse_the_same_worktree_path_so_the_build_cache_stays_warm(
     first = await go_test(runner, repo="pass", packages=["./util"], flags=["-count=1"])
     second = await go_test(runner, repo="pass", packages=["./util"], flags=["-count=1"])
     assert first.ok and second.ok
+    await runner.drain()
     assert (runner.settings.resolved_work_dir() / "worktrees" / "pass").is_dir()
     assert not (runner.settings.resolved_work_dir() / "worktrees" / "pass" / "0" / "util").exists()  # removed
 

@@ -29,7 +29,7 @@ from servers.go_test_runner import build_diag, gitops
 from servers.go_test_runner.gotest_json import StreamParser
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import GoEnv, Limits, Sandbox, probe, probe_overlay
+from servers.go_test_runner.sandbox import GoEnv, Limits, Sandbox, build_execwrap, probe, probe_overlay
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -103,6 +103,8 @@ class Runner:
             hide_notes=hide_notes,
             readonly_for_tests=caches,
             overlay=usable and probe_overlay(work / "probe"),
+            execwrap=build_execwrap(str(Path(go).resolve()), work / "bin" / "execwrap", caches[0]) if usable else None,
+            readonly_system=_readonly_system(Path(go).resolve(), [work, *caches]),
         )
         shutil.rmtree(work / "probe", ignore_errors=True)
         runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
@@ -324,6 +326,24 @@ def _check_packages_inside(worktree: Path, packages: list[str]) -> None:
             continue
         where = f"module {module}" if module else "the repository (it has no go.mod module line)"
         raise InvalidInput(f"package {pkg!r} is outside {where}; use ./... or an import path under it")
+
+
+def _readonly_system(go: Path, writable: list[Path]) -> tuple[Path, ...]:
+    """Directories made read-only in the sandbox: toolchain, interpreter, this package, system dirs.
+
+    A directory that holds something the run must write (work dir, caches) is left out.
+    """
+    here = Path(__file__).resolve().parent
+    candidates = [go.parent.parent, Path(sys.prefix), Path(sys.base_prefix), here.parent, here.parent.parent / ".venv"]
+    candidates += [Path(p) for p in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/opt")]
+    out: list[Path] = []
+    for path in candidates:
+        if not path.is_dir() or path.is_symlink():
+            continue
+        real = path.resolve()
+        if real not in out and not any(w == real or w.is_relative_to(real) for w in writable):
+            out.append(real)
+    return tuple(out)
 
 
 def _hideable(settings: GoTestRunnerSettings, go: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:

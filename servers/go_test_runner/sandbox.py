@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 NSINIT = Path(__file__).resolve().with_name("nsinit.py")
+EXECWRAP_SRC = Path(__file__).resolve().parent / "execwrap" / "main.go"
 _UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--mount", "--fork", "--kill-child", "--"]
 _STDERR_KEEP = 256 << 10
 TRUNCATED_MARKER = "…[output truncated by go-test-runner]"
@@ -44,6 +45,7 @@ class SandboxReport(BaseModel):
     pid_namespace: bool
     rlimits: dict[str, int]
     hidden_paths: list[str]
+    readonly_paths: list[str]
     readonly_for_tests: list[str]
     test_cache_mode: Literal["overlay", "read-only", "shared"]
     notes: list[str]
@@ -108,6 +110,29 @@ class GoEnv:
         }
 
 
+def build_execwrap(go: str, out: Path, gocache: Path) -> Path | None:
+    """Compile the Go `-exec` wrapper (one process start per test binary instead of a Python start).
+
+    Returns None when it cannot be built; the Python init is used then.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": f"{Path(go).parent}:/usr/bin:/bin",
+        "HOME": str(out.parent),
+        "GOCACHE": str(gocache),
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "",
+    }
+    argv = [go, "build", "-trimpath", "-o", str(out), str(EXECWRAP_SRC)]
+    try:
+        proc = subprocess.run(argv, env=env, cwd=out.parent, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out if proc.returncode == 0 and out.is_file() else None
+
+
 def probe_overlay(scratch: Path) -> bool:
     """Can test binaries get an overlay of the caches (overlayfs in a user namespace, Linux >= 5.11)?"""
     lower, upper, work = scratch / "lower", scratch / "upper", scratch / "work"
@@ -152,6 +177,8 @@ class Sandbox:
         hide_notes: tuple[str, ...] = (),
         readonly_for_tests: tuple[Path, ...] = (),
         overlay: bool = False,
+        execwrap: Path | None = None,
+        readonly_system: tuple[Path, ...] = (),
     ):
         self.namespaces = namespaces
         self._note = note
@@ -160,6 +187,10 @@ class Sandbox:
         # go test -exec wraps each test binary: a nested mount namespace where these are read-only.
         self._readonly = [str(p) for p in readonly_for_tests] if namespaces else []
         self.overlay = overlay and namespaces
+        self._execwrap = execwrap
+        # Toolchain, interpreter, our own code, system directories: read-only for everything in the
+        # sandbox, so test code cannot replace what later runs (or the server itself) executes.
+        self._readonly_system = [str(p) for p in readonly_system] if namespaces else []
         self._limits = limits
         self._max_output = max_output_bytes
         self._max_line = max_line
@@ -170,6 +201,7 @@ class Sandbox:
             notes.append("no PID namespace: processes that leave the process group may outlive the hard timeout")
             notes.append("no mount namespace: credential directories are not hidden from test code")
             notes.append("no mount namespace: the shared build and module caches are writable by test code")
+            notes.append("no mount namespace: the toolchain and everything the server's user can write are writable")
         else:
             notes.extend(self._hide_notes)
         if race and self._limits.address_space_mb:
@@ -179,6 +211,7 @@ class Sandbox:
             pid_namespace=self.namespaces,
             rlimits=self._limits.rlimits(race=race),
             hidden_paths=self._hide,
+            readonly_paths=self._readonly_system,
             readonly_for_tests=self._readonly,
             test_cache_mode="overlay" if self.overlay else "read-only" if self._readonly else "shared",
             notes=notes,
@@ -193,7 +226,10 @@ class Sandbox:
         whitespace (go splits the -exec value on spaces).
         """
         spec_file = scratch / "exec.json"
-        wrapper = [sys.executable, "-I", "-S", str(NSINIT), f"@{spec_file}", "--"]
+        if self._execwrap is not None:
+            wrapper = [str(self._execwrap), f"@{spec_file}", "--"]
+        else:
+            wrapper = [sys.executable, "-I", "-S", str(NSINIT), f"@{spec_file}", "--"]
         if not self._readonly or any(any(c.isspace() for c in part) for part in wrapper):
             return None
         spec: dict[str, object] = {"new_mount_ns": True}
@@ -213,7 +249,14 @@ class Sandbox:
         return " ".join(wrapper)
 
     def argv(self, command: list[str], *, race: bool) -> list[str]:
-        spec = json.dumps({"loopback": self.namespaces, "hide": self._hide, "rlimits": self._limits.rlimits(race=race)})
+        spec = json.dumps(
+            {
+                "loopback": self.namespaces,
+                "hide": self._hide,
+                "readonly": self._readonly_system,
+                "rlimits": self._limits.rlimits(race=race),
+            }
+        )
         inner = [sys.executable, "-I", "-S", str(NSINIT), spec, "--", *command]
         return [*_UNSHARE, *inner] if self.namespaces else inner
 

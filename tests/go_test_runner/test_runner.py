@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import shutil
+import sys
 
 import pytest
 
 from servers.common.errors import Conflict, InvalidInput, NotFound
+from servers.go_test_runner import runner as runner_module
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
@@ -223,7 +225,10 @@ async def test_test_code_cannot_write_the_shared_caches_or_the_mirror(
     gocache, gomodcache = host_go_env("GOCACHE"), host_go_env("GOMODCACHE")
     repo = tmp_path / "poison-repo"
     shutil.copytree(repos["poison"], repo)
-    (repo / "cache" / "targets.txt").write_text(f"{gocache}\n{gomodcache}\n")
+    goroot = pathlib.Path(shutil.which("go") or "/usr/local/go/bin/go").resolve().parent.parent
+    package_dir = pathlib.Path(runner_module.__file__).resolve().parent
+    system = [goroot, goroot / "bin", package_dir, pathlib.Path(sys.prefix), pathlib.Path("/usr/local/bin")]
+    (repo / "cache" / "targets.txt").write_text("\n".join(map(str, [gocache, gomodcache, *system])) + "\n")
     commit_all(repo, "targets")
     runner = make_runner_for({"poison": repo}, tmp_path)
     result = await runner.run_tests(RunTestsRequest(repo="poison", ref="main", packages=["./..."]))
@@ -235,6 +240,7 @@ async def test_test_code_cannot_write_the_shared_caches_or_the_mirror(
         assert sorted(wrote) == sorted([f"{gocache}/goresolve-poison", f"{gomodcache}/goresolve-poison"])
     else:
         assert wrote == []
+    assert all(not (d / "goresolve-poison").exists() for d in system)
     assert not (gocache / "goresolve-poison").exists()
     assert not (gomodcache / "goresolve-poison").exists()
     assert list((tmp_path / "work" / "mirrors").glob("**/goresolve-poison")) == []

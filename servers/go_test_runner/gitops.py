@@ -51,7 +51,9 @@ def _sanitize(mirror: Path, source: str) -> None:
     config key such as core.fsmonitor or core.sshCommand would then run a command outside the
     sandbox the next time git runs. The config of a mirror is fully determined by its source.
     """
-    (mirror / "config").write_text(_CONFIG.format(url=source), encoding="utf-8")
+    fresh = mirror / f"config.{uuid.uuid4().hex}"
+    fresh.write_text(_CONFIG.format(url=source), encoding="utf-8")
+    fresh.replace(mirror / "config")  # atomic: a concurrent git never reads half a config
     hooks = mirror / "hooks"
     shutil.rmtree(hooks, ignore_errors=True)
     hooks.mkdir(exist_ok=True)
@@ -100,6 +102,7 @@ class Mirrors:
         self._fetch_interval_s = fetch_interval_s
         self._locks: dict[str, asyncio.Lock] = {}
         self._fetched_at: dict[str, float] = {}
+        self._worktree_locks: dict[Path, asyncio.Lock] = {}
 
     def _source(self, name: str) -> str:
         repo = self._repos.repos.get(name)
@@ -159,11 +162,18 @@ class Mirrors:
         if path.exists():
             await self.remove_worktree(mirror, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        await git("--git-dir", str(mirror), "worktree", "add", "--quiet", "--detach", str(path), sha)
+        # One worktree operation per mirror at a time: a concurrent `worktree prune` would take a
+        # half-created worktree for stale and delete its admin directory.
+        async with self._worktree_locks.setdefault(mirror, asyncio.Lock()):
+            await git("--git-dir", str(mirror), "worktree", "add", "--quiet", "--detach", str(path), sha)
         return path.resolve()
 
     async def remove_worktree(self, mirror: Path, path: Path) -> None:
         """Remove a worktree; never raises (a leftover directory is removed by hand and pruned)."""
+        async with self._worktree_locks.setdefault(mirror, asyncio.Lock()):
+            await self._remove_worktree(mirror, path)
+
+    async def _remove_worktree(self, mirror: Path, path: Path) -> None:
         with contextlib.suppress(OSError):
             config = (mirror / "config").read_text(encoding="utf-8")
             url = re.search(r"^\s*url = (.*)$", config, re.MULTILINE)

@@ -279,3 +279,9 @@ async def test_import_paths_outside_the_module_are_refused(runner: Runner, packa
 async def test_import_paths_inside_the_module_are_fine(runner: Runner) -> None:
     result = await go_test(runner, repo="pass", packages=["example.com/pass/util", "example.com/pass/..."])
     assert result.ok
+
+
+async def test_concurrent_runs_on_one_repository_do_not_trip_over_each_other(make_runner: MakeRunner) -> None:
+    runner = make_runner(max_concurrency=2)
+    results = await asyncio.gather(*(go_test(runner, repo="pass", packages=["./util"]) for _ in range(6)))
+    assert [r.ok for r in results] == [True] * 6

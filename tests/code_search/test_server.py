@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.shared.exceptions import MCPError
 
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.index import CodeIndex
@@ -19,6 +18,7 @@ from servers.code_search.server import build_server
 from servers.code_search.settings import CodeSearchSettings
 from servers.common.policy import Policies, load_policies
 from tests.conftest import write_policies
+from tests.support import call
 
 from .conftest import GOSRC, commit_all, git
 
@@ -68,16 +68,6 @@ def make_server(world: tuple[Path, Policies], identity: str = "dev-all", db: str
         state_dir=root / "state", db_dir=root / db, stdio_identity=identity, embedder="hashing", read_consistency_s=0
     )
     return build_server(settings, policies, HashingEmbedder())
-
-
-async def call(server: Any, tool: str, args: dict[str, Any]) -> Any:
-    error: MCPError | None = None
-    async with Client(server) as client:
-        try:
-            return await client.call_tool(tool, args)
-        except MCPError as exc:
-            error = exc
-    raise error
 
 
 async def ok(server: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from servers.github_pr.local import LocalBackend
 from servers.github_pr.server import build_server
 from servers.github_pr.settings import GitHubPrSettings
 from servers.github_pr.store import PullStore
+from tests.support import call
 
 from .conftest import FIX_PATCH, TAMPER_PATCH, git
 
@@ -34,17 +35,6 @@ def make_server(tmp_path: Path, remote: Path, policies: Policies, identity: str 
     settings = GitHubPrSettings(state_dir=tmp_path / "state", stdio_identity=identity)
     backend = LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state")
     return build_server(settings, policies, backend, **kw)
-
-
-async def call(server: Any, tool: str, args: dict[str, Any]) -> Any:
-    """One call on a fresh session; a protocol error is re-raised outside the client's task group."""
-    error: MCPError | None = None
-    async with Client(server) as client:
-        try:
-            return await client.call_tool(tool, args)
-        except MCPError as exc:
-            error = exc
-    raise error
 
 
 async def test_open_pull_request_returns_the_ref_and_is_idempotent(tmp_path, remote, policies):

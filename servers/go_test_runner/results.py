@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from servers.go_test_runner.build_diag import Diagnostic
+from servers.go_test_runner.confinement import SandboxReport
 from servers.go_test_runner.report import TestReport
-from servers.go_test_runner.sandbox import SandboxReport
 
 
 class _Model(BaseModel):

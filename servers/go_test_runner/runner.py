@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -26,10 +24,11 @@ from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
 from servers.common.patch_policy import changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.go_test_runner import build_diag, gitops
+from servers.go_test_runner.confinement import GoEnv, Limits, check_packages_inside, hideable, readonly_system
 from servers.go_test_runner.gotest_json import StreamParser
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import GoEnv, Limits, Sandbox, build_execwrap, probe, probe_overlay
+from servers.go_test_runner.sandbox import Sandbox, build_execwrap, probe, probe_overlay
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -84,7 +83,7 @@ class Runner:
         if settings.network_isolation == "require" and not usable:
             raise ConfigError(f"network isolation required but unavailable: {note}")
         limits = Limits(settings.rlimit_as_mb, settings.rlimit_nproc, settings.rlimit_fsize_mb, settings.rlimit_nofile)
-        hide, hide_notes = _hideable(settings, Path(go).resolve())
+        hide, hide_notes = hideable(settings, Path(go).resolve())
         # The mirrors hold git config that the server's own git reads: test code must not reach them.
         mirrors = settings.resolved_work_dir() / "mirrors"
         mirrors.mkdir(parents=True, exist_ok=True)
@@ -104,7 +103,7 @@ class Runner:
             readonly_for_tests=caches,
             overlay=usable and probe_overlay(work / "probe"),
             execwrap=build_execwrap(str(Path(go).resolve()), work / "bin" / "execwrap", caches[0]) if usable else None,
-            readonly_system=_readonly_system(Path(go).resolve(), [work, *caches]),
+            readonly_system=readonly_system(Path(go).resolve(), [work, *caches]),
         )
         shutil.rmtree(work / "probe", ignore_errors=True)
         runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
@@ -259,7 +258,7 @@ class Runner:
                 if not changed_paths(applied) <= changed_paths(req.patch):
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
                 self._check_policy(applied)
-            _check_packages_inside(worktree, req.packages)
+            check_packages_inside(worktree, req.packages)
             for d in ("home", "tmp"):
                 (scratch / d).mkdir(parents=True, exist_ok=True)
             for d in (self._goenv.gopath, self._goenv.gocache, self._goenv.gomodcache):
@@ -307,61 +306,6 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
-
-
-def _check_packages_inside(worktree: Path, packages: list[str]) -> None:
-    """Import paths must name packages of the repository's own module (not std, not a dependency).
-
-    Raises:
-        InvalidInput: a package outside the module.
-    """
-    try:
-        go_mod = (worktree / "go.mod").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        go_mod = ""
-    m = re.search(r"^module\s+\"?([^\s\"]+)", go_mod, re.MULTILINE)
-    module = m.group(1) if m else None
-    for pkg in packages:
-        if pkg.startswith(".") or (module is not None and (pkg == module or pkg.startswith(f"{module}/"))):
-            continue
-        where = f"module {module}" if module else "the repository (it has no go.mod module line)"
-        raise InvalidInput(f"package {pkg!r} is outside {where}; use ./... or an import path under it")
-
-
-def _readonly_system(go: Path, writable: list[Path]) -> tuple[Path, ...]:
-    """Directories made read-only in the sandbox: toolchain, interpreter, this package, system dirs.
-
-    A directory that holds something the run must write (work dir, caches) is left out.
-    """
-    here = Path(__file__).resolve().parent
-    candidates = [go.parent.parent, Path(sys.prefix), Path(sys.base_prefix), here.parent, here.parent.parent / ".venv"]
-    candidates += [Path(p) for p in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/opt")]
-    out: list[Path] = []
-    for path in candidates:
-        if not path.is_dir() or path.is_symlink():
-            continue
-        real = path.resolve()
-        if real not in out and not any(w == real or w.is_relative_to(real) for w in writable):
-            out.append(real)
-    return tuple(out)
-
-
-def _hideable(settings: GoTestRunnerSettings, go: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
-    """The configured credential directories that can be hidden without hiding what a run needs."""
-    work = settings.resolved_work_dir()
-    needed = [work, go.parent.parent, Path(sys.executable).resolve().parent, Path(__file__).resolve().parent]
-    needed += [p.resolve() for p in (settings.gocache, settings.gomodcache) if p is not None]
-    hide: list[Path] = []
-    notes: list[str] = []
-    for path in settings.hide_paths:
-        if not path.is_dir():
-            continue
-        real = path.resolve()
-        if any(n == real or n.is_relative_to(real) for n in needed):
-            notes.append(f"not hidden from test code, it holds the work dir, a cache or the toolchain: {path}")
-        else:
-            hide.append(real)
-    return tuple(hide), tuple(notes)
 
 
 def _go_errors(stderr: str) -> list[str]:

@@ -1,14 +1,17 @@
-"""Where test code runs: scrubbed environment, namespaces, rlimits, hard timeout, capped output.
+"""Where test code runs: namespaces, rlimits, hard timeout, capped output (the only process starter).
 
-    unshare --user --map-root-user --net --pid --fork --kill-child -- python -I nsinit.py SPEC -- go test ...
+    unshare --user --map-root-user --net --pid --mount --fork --kill-child -- python -I -S nsinit.py SPEC -- go test ...
 
-The network namespace has only loopback, so test code cannot reach the network; the PID namespace
-means that killing the process group on the hard timeout takes every descendant with it (the
-namespace's init dies, and the kernel kills the rest, even processes that left the group); in the
-private mount namespace, credential directories (home directories, secret mounts) are covered by an
-empty read-only tmpfs. When
-the kernel refuses namespaces, `probe()` says so once and every result carries that note.
-The environment is built from an allow-list: nothing of the server's own environment leaks in.
+- network namespace with only loopback: test code cannot reach the network;
+- PID namespace: killing the process group on the hard timeout takes every descendant with it
+  (the namespace's init dies and the kernel kills the rest, even processes that left the group);
+- private mount namespace: credential directories are covered by an empty read-only tmpfs, the
+  mirrors are hidden, and the toolchain, interpreter, this package and system directories are
+  read-only; each test binary runs through `go test -exec` with an overlay (or read-only bind)
+  over the shared caches, so nothing it writes outlives the run;
+- the environment is built from an allow-list (see `confinement.GoEnv`).
+
+When the kernel refuses namespaces, `probe()` says so once and every result carries the notes.
 """
 
 from __future__ import annotations
@@ -25,50 +28,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from servers.go_test_runner.confinement import Limits, SandboxReport
 
 NSINIT = Path(__file__).resolve().with_name("nsinit.py")
 EXECWRAP_SRC = Path(__file__).resolve().parent / "execwrap" / "main.go"
 _UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--mount", "--fork", "--kill-child", "--"]
 _STDERR_KEEP = 256 << 10
 TRUNCATED_MARKER = "…[output truncated by go-test-runner]"
-
-
-class SandboxReport(BaseModel):
-    """How a run was confined; part of every result."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    network_isolated: bool
-    pid_namespace: bool
-    rlimits: dict[str, int]
-    hidden_paths: list[str]
-    readonly_paths: list[str]
-    readonly_for_tests: list[str]
-    test_cache_mode: Literal["overlay", "read-only", "shared"]
-    notes: list[str]
-
-
-@dataclass(frozen=True)
-class Limits:
-    address_space_mb: int
-    nproc: int
-    fsize_mb: int
-    nofile: int
-
-    def rlimits(self, *, race: bool) -> dict[str, int]:
-        out = {"RLIMIT_CORE": 0}
-        if self.address_space_mb and not race:
-            out["RLIMIT_AS"] = self.address_space_mb << 20
-        if self.nproc:
-            out["RLIMIT_NPROC"] = self.nproc
-        if self.fsize_mb:
-            out["RLIMIT_FSIZE"] = self.fsize_mb << 20
-        if self.nofile:
-            out["RLIMIT_NOFILE"] = self.nofile
-        return out
 
 
 @dataclass(frozen=True)
@@ -79,35 +46,6 @@ class Outcome:
     output_bytes: int
     truncated: bool
     stderr: str
-
-
-@dataclass(frozen=True)
-class GoEnv:
-    """The only environment test code sees: an allow-list, rebuilt for every run."""
-
-    go_bin_dir: str
-    gopath: Path
-    gocache: Path
-    gomodcache: Path
-    goproxy: str
-
-    def build(self, home: Path, tmp: Path, *, offline: bool) -> dict[str, str]:
-        """Variables for one run; `offline` sets GOPROXY=off (test code runs with no network anyway)."""
-        return {
-            "PATH": f"{self.go_bin_dir}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "TMPDIR": str(tmp),
-            "GOPATH": str(self.gopath),
-            "GOCACHE": str(self.gocache),
-            "GOMODCACHE": str(self.gomodcache),
-            "GOFLAGS": "-mod=readonly -buildvcs=false",
-            "GOTOOLCHAIN": "local",
-            "GOPROXY": "off" if offline else self.goproxy,
-            "GOENV": "off",
-            "GOTELEMETRY": "off",
-            "CGO_ENABLED": "1",
-            "LANG": "C.UTF-8",
-        }
 
 
 def build_execwrap(go: str, out: Path, gocache: Path) -> Path | None:

@@ -98,6 +98,12 @@ _STOP = frozenset(
         "while",
     ]
 )
+# Words that make a query read like a bug report (a ticket, a fix's commit message), not a description.
+_BUG_REPORT = re.compile(
+    r"\b(fix(e[sd]|ing)?|bugs?|panic(s|ked|king)?|crash(es|ed|ing)?|races?|leaks?|leaking|deadlocks?|hangs?|"
+    r"nil pointer|segfault|wrong|incorrect(ly)?|broken|regression|fails?|failed|failing|failure|unexpected(ly)?)\b",
+    re.IGNORECASE,
+)
 _COMMON = frozenset(
     {"go", "func", "nil", "error", "string", "int", "bool", "byte", "true", "false", "err", "ok", "main"}
 )
@@ -130,6 +136,11 @@ class ParsedQuery:
         """Words for the full-text side: the code-aware form of the text plus quoted error strings, without
         English stop words (measured: full-text MRR@10 0.29 -> 0.43 on doc-comment queries)."""
         return " ".join(w for w in code_text(" ".join([self.text, *self.errors])).split() if w not in _STOP)
+
+    @property
+    def bug_report(self) -> bool:
+        """Whether the query reads like a bug report (fix, bug, panic, crash, race, leak, wrong, fails, ...)."""
+        return bool(self.frames) or _BUG_REPORT.search(self.text) is not None
 
 
 def _looks_like_code(word: str) -> bool:

@@ -90,8 +90,8 @@ def test_access_filter_is_a_prefilter_so_top_k_fills_from_allowed_repos(
         visible([RepoView("x' OR '1'='1", 1, "c")])
 
 
-def _hit(name: str, tokens: int) -> Hit:
-    return Hit("r", f"{name}.go", 1, 2, name, "func", "", "", tokens)
+def _hit(name: str, tokens: int, kind: str = "func") -> Hit:
+    return Hit("r", f"{name}.go", 1, 2, name, kind, "", "", tokens)
 
 
 def test_pack_fills_the_budget_with_whole_units_in_rank_order() -> None:
@@ -103,6 +103,25 @@ def test_fusion_rewards_agreement() -> None:
     a, b, c = _hit("a", 1), _hit("b", 1), _hit("c", 1)
     fused = fuse({"fts": [a, b, c], "vector": [c, b, a], "symbol": [b]}, 3)
     assert [h.symbol for h in fused] == ["b", "a", "c"]
+
+
+def test_priors_demote_declarations_and_favour_long_units_for_bug_reports() -> None:
+    short, long, decl = _hit("short", 20), _hit("long", 800), _hit("decl", 800, kind="type")
+    lists = {"fts": [decl, short, long], "vector": [decl, short, long]}
+    # A description: declarations count half, length does not matter.
+    assert [h.symbol for h in fuse(lists, 3)] == ["short", "long", "decl"]
+    # A bug report: longer functions and methods are likelier to hold the fault.
+    assert [h.symbol for h in fuse(lists, 3, bug_report=True)] == ["long", "decl", "short"]
+    # Exact matches are not weighed: the short function a traceback frame names still leads.
+    assert fuse({**lists, "frame": [short]}, 3, bug_report=True)[0].symbol == "short"
+
+
+def test_bug_report_queries_are_recognised() -> None:
+    assert parse_query("Fix panic when the radius is negative").bug_report
+    assert parse_query("area is wrong for large circles").bug_report
+    assert parse_query(TRACE).bug_report
+    assert not parse_query("how long is the edge around a circle").bug_report
+    assert not parse_query("prefix matching of routes").bug_report  # words, not substrings
 
 
 @given(st.text(max_size=300))

@@ -14,19 +14,21 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from servers.code_search.indexer import IndexReport, index_repo
-from servers.code_search.model import Hit
-from servers.code_search.search import Mode, Searcher
-from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
 from servers.common.errors import ConfigError, GoresolveError
 from servers.common.settings import load_settings
+
+if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when a command runs
+    from servers.code_search.indexer import IndexReport
+    from servers.code_search.model import Hit
+    from servers.code_search.search import Mode, Searcher
+    from servers.code_search.settings import CodeSearchSettings
 
 err = Console(stderr=True)
 Embedders = Literal["minilm", "openai", "hashing"]
@@ -57,6 +59,8 @@ class _Bar:
 
 
 def _settings(db: Path | None, embedder: Embedders | None) -> CodeSearchSettings:
+    from servers.code_search.settings import CodeSearchSettings
+
     try:
         return load_settings(CodeSearchSettings, db_dir=db, embedder=embedder)
     except ConfigError as exc:
@@ -79,6 +83,9 @@ def index_command(
     embedder: Annotated[Embedders | None, typer.Option(help="Embedding model (default minilm).")] = None,
 ) -> None:
     """Index PATH at a commit into the code-search index, incrementally."""
+    from servers.code_search.indexer import index_repo
+    from servers.code_search.settings import open_embedder, open_index
+
     settings = _settings(db, embedder)
     try:
         model = open_embedder(settings)
@@ -142,6 +149,9 @@ def search_command(
     if mode not in ("hybrid", "fts", "vector"):
         err.print("[red]error:[/red] --mode must be hybrid, fts or vector")
         raise typer.Exit(2)
+    from servers.code_search.search import Searcher
+    from servers.code_search.settings import open_embedder, open_index
+
     settings = _settings(db, embedder)
     try:
         model = open_embedder(settings)

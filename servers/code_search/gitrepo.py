@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from servers.common.errors import InvalidInput
+from servers.common.gitenv import NO_HOOKS, git_env
 
 _TIMEOUT = 120.0
 
@@ -13,7 +14,12 @@ _TIMEOUT = 120.0
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
         done = subprocess.run(
-            ["git", "-C", str(repo), *args], input=stdin, capture_output=True, timeout=_TIMEOUT, check=False
+            ["git", *NO_HOOKS, "-C", str(repo), *args],
+            input=stdin,
+            capture_output=True,
+            env=git_env(),
+            timeout=_TIMEOUT,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InvalidInput(f"git failed in {repo.name}", detail=str(exc)) from exc

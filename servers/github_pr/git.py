@@ -8,28 +8,17 @@ No function here ever force-pushes: updates are fast-forwards on top of the bot'
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from servers.common.errors import Conflict, UpstreamFailure
+from servers.common.errors import Conflict
+from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 
 from .models import Author
 
 _TIMEOUT_S = 60.0
-# No user or system config, no prompts, no hooks from the environment: the same git everywhere.
-_BASE_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_TERMINAL_PROMPT": "0",
-    "LC_ALL": "C",
-}
-
-
-class GitFailed(UpstreamFailure):
-    """git exited non-zero; `detail` holds its stderr (logged, never shown to the model)."""
 
 
 def run(
@@ -40,10 +29,15 @@ def run(
     Raises:
         GitFailed: git exited non-zero or did not finish within the timeout.
     """
-    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull, **_BASE_ENV, **(env or {})}
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=stdin, capture_output=True, env=full_env, timeout=_TIMEOUT_S, check=False
+            ["git", *NO_HOOKS, *args],
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            env=git_env(env),
+            timeout=_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise GitFailed("git timed out", detail=" ".join(args[:3])) from exc

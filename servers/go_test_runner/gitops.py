@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import time
 import uuid
 from pathlib import Path
 
-from servers.common.errors import Conflict, NotFound, UpstreamFailure
+from servers.common.errors import Conflict, NotFound
+from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 from servers.common.policy import ReposPolicy
 
 _TIMEOUT_S = 300.0
-_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ASKPASS": "/bin/false",
-    "LC_ALL": "C",
-}
-_NO_HOOKS = ["-c", f"core.hooksPath={os.devnull}"]
 _FAILED_HUNK = re.compile(r"error: patch failed: (?P<where>\S+:\d+)")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -59,23 +51,18 @@ def _sanitize(mirror: Path, source: str) -> None:
     hooks.mkdir(exist_ok=True)
 
 
-class GitFailed(UpstreamFailure):
-    """git exited non-zero; `detail` holds its stderr (logged, never shown to the model)."""
-
-
 async def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None, check: bool = True) -> tuple[int, str]:
     """Run git, return (exit code, stdout+stderr text).
 
     Raises:
         GitFailed: `check` and git exited non-zero, or it did not finish within the timeout.
     """
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull, **_ENV}
     proc = await asyncio.create_subprocess_exec(
         "git",
-        *_NO_HOOKS,
+        *NO_HOOKS,
         *args,
         cwd=cwd,
-        env=env,
+        env=git_env(),
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

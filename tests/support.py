@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
@@ -25,14 +28,13 @@ async def call(server: Any, tool: str, args: dict[str, Any]) -> CallToolResult:
     raise error
 
 
-def surface_of(tools: list[Any]) -> list[dict[str, Any]]:
-    """The snapshot form of a tools/list answer."""
-    return [
-        t.model_dump(
-            mode="json",
-            by_alias=True,
-            exclude_none=True,
-            include={"name", "title", "description", "input_schema", "output_schema", "annotations"},
-        )
-        for t in tools
-    ]
+def assert_matches_snapshot(path: Path, surface: dict[str, Any]) -> None:
+    """The published tool surface equals the committed snapshot; a missing snapshot is written, and fails.
+
+    A change to the model-facing surface then arrives as a reviewable diff of `path`.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(surface, indent=2, sort_keys=True) + "\n")
+        pytest.fail(f"no tool-surface snapshot: wrote {path}; review it and commit it")
+    assert json.loads(path.read_text()) == surface, f"tool surface changed: review and update {path}"

@@ -18,7 +18,7 @@ from servers.code_search.server import build_server
 from servers.code_search.settings import CodeSearchSettings
 from servers.common.policy import Policies, load_policies
 from tests.conftest import write_policies
-from tests.support import call
+from tests.support import assert_matches_snapshot, call
 
 from .conftest import GOSRC, commit_all, git
 
@@ -241,7 +241,4 @@ async def test_tool_surface_matches_snapshot(world: tuple[Path, Policies]) -> No
     names = [t["name"] for t in surface["tools"]]
     assert names == ["get_symbol", "list_repos", "read_file", "search_code"]
     assert all(t["annotations"]["readOnlyHint"] and not t["annotations"]["destructiveHint"] for t in surface["tools"])
-    if not SNAPSHOT.exists():  # first run writes it; review the diff like code
-        SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(surface, indent=2, sort_keys=True) + "\n")
-    assert json.loads(SNAPSHOT.read_text()) == surface, "tool surface changed: review and update the snapshot"
+    assert_matches_snapshot(SNAPSHOT, surface)

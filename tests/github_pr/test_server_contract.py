@@ -16,7 +16,7 @@ from servers.github_pr.local import LocalBackend
 from servers.github_pr.server import build_server
 from servers.github_pr.settings import GitHubPrSettings
 from servers.github_pr.store import PullStore
-from tests.support import call
+from tests.support import assert_matches_snapshot, call
 
 from .conftest import FIX_PATCH, TAMPER_PATCH, git
 
@@ -129,6 +129,4 @@ async def test_tool_surface_matches_snapshot(tmp_path, remote, policies):
     for tool in tools:
         assert tool.annotations is not None
         assert tool.annotations.destructive_hint is False
-    if not SNAPSHOT.exists():  # first run writes it; review the diff like code
-        SNAPSHOT.write_text(json.dumps(surface, indent=2, sort_keys=True) + "\n")
-    assert json.loads(SNAPSHOT.read_text()) == surface, "tool surface changed: review and update the snapshot"
+    assert_matches_snapshot(SNAPSHOT, surface)

@@ -11,9 +11,10 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from servers.common.errors import FORBIDDEN
+from servers.common.tools import surface_document
 from servers.go_test_runner.runner import Runner
 from servers.go_test_runner.server import build_server
-from tests.support import call, surface_of
+from tests.support import assert_matches_snapshot, call
 
 from .conftest import make_policies
 
@@ -92,10 +93,8 @@ async def test_tool_surface_matches_snapshot(server: Any) -> None:
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
         surface = json.loads((await client.read_resource("goresolve://surface")).contents[0].text)
-    current = surface_of(tools)
-    assert [t["name"] for t in current] == ["check_build", "run_tests"]
+    current = surface_document(tools)
+    assert [t.name for t in tools] == ["check_build", "run_tests"]
     assert all(t["annotations"]["readOnlyHint"] and not t["annotations"]["openWorldHint"] for t in current)
     assert surface["tools"] == current
-    if not SNAPSHOT.exists():  # first run writes it; review the diff like code
-        SNAPSHOT.write_text(json.dumps(surface, indent=2, sort_keys=True) + "\n")
-    assert json.loads(SNAPSHOT.read_text()) == surface, "tool surface changed: review and update the snapshot"
+    assert_matches_snapshot(SNAPSHOT, surface)

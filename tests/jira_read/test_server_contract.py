@@ -13,10 +13,11 @@ from mcp.shared.exceptions import MCPError
 from servers.common.audit import verify_chain
 from servers.common.errors import FORBIDDEN
 from servers.common.policy import Policies
+from servers.common.tools import surface_document
 from servers.jira_read.local import LocalJiraBackend
 from servers.jira_read.server import build_server
 from servers.jira_read.settings import JiraReadSettings
-from tests.support import call, surface_of
+from tests.support import assert_matches_snapshot, call
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "jira-read.tools.json"
 
@@ -211,9 +212,7 @@ async def test_tool_surface_matches_snapshot(tmp_path: Path, policies: Policies)
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
         surface = json.loads((await client.read_resource("goresolve://surface")).contents[0].text)
-    current = surface_of(tools)
-    assert [t["name"] for t in current] == ["get_comments", "get_issue", "search_issues"]
+    current = surface_document(tools)
+    assert [t.name for t in tools] == ["get_comments", "get_issue", "search_issues"]
     assert surface["tools"] == current
-    if not SNAPSHOT.exists():  # first run writes it; review the diff like code
-        SNAPSHOT.write_text(json.dumps(surface, indent=2, sort_keys=True) + "\n")
-    assert json.loads(SNAPSHOT.read_text()) == surface, "tool surface changed: review and update the snapshot"
+    assert_matches_snapshot(SNAPSHOT, surface)

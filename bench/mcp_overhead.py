@@ -68,18 +68,28 @@ async def direct(n: int, state: Path) -> list[float]:
     return samples
 
 
+async def timed_calls(client: Client, n: int) -> list[float]:
+    """One warm-up call, then `n` timed `get_issue` calls on an open session."""
+    await client.call_tool("get_issue", {"key": "SVC-1"})
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = await client.call_tool("get_issue", {"key": "SVC-1"})
+        samples.append(time.perf_counter() - t0)
+        assert not result.is_error
+    return samples
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 async def memory(n: int, state: Path) -> list[float]:
     settings = JiraReadSettings(state_dir=state, log_level="WARNING")
     server = build_server(settings, load_policies(REPO / "policies"), LocalJiraBackend(settings.tickets_dir))
-    samples = []
     async with Client(server) as client:
-        await client.call_tool("get_issue", {"key": "SVC-1"})  # warm-up
-        for _ in range(n):
-            t0 = time.perf_counter()
-            result = await client.call_tool("get_issue", {"key": "SVC-1"})
-            samples.append(time.perf_counter() - t0)
-            assert not result.is_error
-    return samples
+        return await timed_calls(client, n)
 
 
 def free_port() -> int:
@@ -104,23 +114,16 @@ async def http(n: int, state: Path) -> list[float]:
     )
     try:
         deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        while not port_open(port):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("server did not start")
             await anyio.sleep(0.05)
         token = mint_token(SecretStr(KEY), subject="local-dev", server="jira-read")
-        samples = []
         async with (
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client_http,
             Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=client_http)) as client,
         ):
-            await client.call_tool("get_issue", {"key": "SVC-1"})
-            for _ in range(n):
-                t0 = time.perf_counter()
-                result = await client.call_tool("get_issue", {"key": "SVC-1"})
-                samples.append(time.perf_counter() - t0)
-                assert not result.is_error
-        return samples
+            return await timed_calls(client, n)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

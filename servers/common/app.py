@@ -30,7 +30,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, ListToolsResult, Tool
+from mcp_types import Tool
 
 from servers.common.audit import AuditLog
 from servers.common.errors import FORBIDDEN, ConfigError
@@ -246,9 +246,6 @@ class Platform:
             spec = self.specs.get(str(name))
             return spec is None or spec.scope in caller.scopes
 
-        if isinstance(result, ListToolsResult):
-            tools = sorted((t for t in result.tools if allowed(t.name)), key=lambda t: t.name)
-            return result.model_copy(update={"tools": tools})
         if isinstance(result, dict) and isinstance(result.get("tools"), list):
             listed: list[Any] = result["tools"]
             kept: list[dict[str, Any]] = [t for t in listed if isinstance(t, dict) and allowed(t.get("name"))]
@@ -257,11 +254,8 @@ class Platform:
 
 
 def _is_error(result: HandlerResult) -> bool:
-    if isinstance(result, CallToolResult):
-        return bool(result.is_error)
-    if isinstance(result, dict):
-        return bool(result.get("isError") or result.get("is_error"))
-    return False
+    """Whether a tools/call answer is a tool error (the runner hands middleware the wire dict)."""
+    return isinstance(result, dict) and bool(result.get("isError"))
 
 
 def surface_json(tools: list[Tool]) -> str:
@@ -275,4 +269,4 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     )
 
 
-__all__ = ["Caller", "Platform", "check_surface", "current_caller", "transport_security"]
+__all__ = ["Caller", "Platform", "current_caller", "transport_security"]

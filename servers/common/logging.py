@@ -44,8 +44,9 @@ class Redactor:
 
     def add(self, secrets: Iterable[str]) -> None:
         # Short values would redact ordinary words; a real secret is longer than 5 characters.
-        self._secrets.extend(s for s in secrets if len(s) >= 6)
-        self._secrets.sort(key=len, reverse=True)
+        # Longest first, so a secret that contains another is replaced whole; each value once.
+        known = set(self._secrets)
+        self._secrets = sorted(known | {s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
     def text(self, value: str) -> str:
         for secret in self._secrets:

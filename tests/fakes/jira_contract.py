@@ -1,15 +1,17 @@
 """Validates every response the fake Jira serves against Atlassian's published API description.
 
-Responses to `/rest/api/{2,3}/...` are checked against `../shared/specs/jira-platform-rest-v3.openapi.json`
+Responses to `/rest/api/{2,3}/...` are checked against `specs/jira-platform-rest-v3.openapi.json.gz` (source and
+version in `specs/README.md`)
 (v2 requests are checked at the same path under v3: the shapes are the same, only rich-text fields
 differ and those are free-form in the description). The enhanced search `/search/jql`, newer than
-that file, is checked against `search_jql.openapi.json` beside this module. Error statuses the
+that file, is checked against `specs/search_jql.openapi.json`. Error statuses the
 description does not list for a path (429, 5xx) are checked against its `ErrorCollection` schema.
 Bodies that a test deliberately breaks (malformed JSON) are not validated.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from functools import cache
@@ -23,16 +25,16 @@ from openapi_schema_validator import OAS30Validator
 from werkzeug.wrappers import Request, Response
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC = REPO_ROOT.parent / "shared" / "specs" / "jira-platform-rest-v3.openapi.json"
-SEARCH_JQL_SPEC = Path(__file__).with_name("search_jql.openapi.json")
+SPECS = Path(__file__).with_name("specs")
+SPEC = SPECS / "jira-platform-rest-v3.openapi.json.gz"
+SEARCH_JQL_SPEC = SPECS / "search_jql.openapi.json"
 _V2 = re.compile(r"^/rest/api/2/")
 
 
 @cache
 def _load(path: Path) -> tuple[OpenAPI, dict[str, Any]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"API description {path} is missing (shared/ must sit beside the repository)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    raw = path.read_bytes()
+    data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
     data["servers"] = [{"url": "/"}]  # the fake answers on 127.0.0.1, not your-domain.atlassian.net
     # The published file is trusted; skipping its self-check keeps loading at a few milliseconds.
     config = Config(spec_validator_cls=None)  # pyright: ignore[reportArgumentType]  # None is openapi-core's "skip"

@@ -1,0 +1,54 @@
+"""Every way a model call fails, as one tree.
+
+LLMError
+ ├── ProviderError            the provider answered, but not with a usable completion
+ │    ├── RetryableError      429, 5xx, timeouts, connection resets (retried with backoff)
+ │    │    └── RateLimited    429 with an optional Retry-After (honoured by the retry wrapper)
+ │    └── MalformedResponse   a 2xx whose body is not the provider's documented shape
+ ├── LiveModelRefused         a live provider under tests without `enable_live_requests()`
+ ├── UnpricedModel            no price in policies/budgets.yaml and policy does not allow it
+ ├── CassetteMismatch         the replayed request differs from the recording
+ └── ScriptExhausted          a scripted model ran out of responses
+"""
+
+from __future__ import annotations
+
+
+class LLMError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProviderError(LLMError):
+    """The provider did not give a usable completion."""
+
+
+class RetryableError(ProviderError):
+    """Worth another try: 429, 5xx, timeouts, dropped connections."""
+
+
+class RateLimited(RetryableError):
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class MalformedResponse(ProviderError):
+    """A success status with a body that does not match the wire format."""
+
+
+class LiveModelRefused(LLMError):
+    """A live provider was about to be called from a test run."""
+
+
+class UnpricedModel(LLMError):
+    """The model has no price and policy refuses unpriced models."""
+
+
+class CassetteMismatch(LLMError):
+    """ReplayModel: the request is not the one recorded at this position."""
+
+
+class ScriptExhausted(LLMError):
+    """ScriptedModel: more calls than scripted responses."""

@@ -1,0 +1,133 @@
+"""Behaviour added by wrapping a ChatModel: retries, a fallback chain, a response cache, a timeout.
+
+    model = Fallback([Retrying(primary), Retrying(secondary)])
+    model = Cached(model, ResponseCache(path))      # opt-in, for deterministic steps
+
+Each wrapper is itself a ChatModel, so the loop never knows which are in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import stamina
+
+from agent.llm.errors import LLMError, ProviderError, RateLimited, RetryableError
+from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Usage, response_from_json, response_to_json
+
+
+def _backoff(exc: Exception) -> bool | float | dt.timedelta:
+    """stamina's hook: retry retryable errors; a Retry-After overrides the exponential wait."""
+    if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        return exc.retry_after_s
+    return isinstance(exc, RetryableError)
+
+
+class Retrying:
+    """Retries 429, 5xx and timeouts with exponential backoff and jitter (stamina), honouring Retry-After.
+
+    Every attempt has its own `timeout_s`; `attempts` bounds the tries, `deadline_s` the total time.
+    """
+
+    def __init__(
+        self, model: ChatModel, *, attempts: int = 4, timeout_s: float = 60.0, deadline_s: float = 180.0
+    ) -> None:
+        self.inner = model
+        self.attempts = attempts
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        async for attempt in stamina.retry_context(
+            on=_backoff, attempts=self.attempts, timeout=self.deadline_s, wait_initial=0.5, wait_max=20.0
+        ):
+            with attempt:
+                try:
+                    with anyio.fail_after(self.timeout_s):
+                        return await self.inner.complete(request)
+                except TimeoutError as exc:
+                    raise RetryableError(f"{self.name}: no answer within {self.timeout_s:g}s") from exc
+        raise RetryableError(f"{self.name}: gave up")  # unreachable: the last attempt re-raises
+
+
+class Fallback:
+    """Tries each model in order; moves on when one fails with a provider error (after its own retries)."""
+
+    def __init__(self, models: Sequence[ChatModel]) -> None:
+        if not models:
+            raise ValueError("a fallback chain needs at least one model")
+        self.models = list(models)
+
+    @property
+    def name(self) -> str:
+        return self.models[0].name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        last: ProviderError | None = None
+        for model in self.models:
+            try:
+                return await model.complete(request)
+            except ProviderError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+
+class ResponseCache:
+    """SQLite, keyed by sha256(model, messages, tools, params). Only what callers choose to cache goes in."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        with self._db:
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
+
+    def get(self, key: str) -> ChatResponse | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM responses WHERE key = ?", (key,)).fetchone()
+        return None if row is None else response_from_json(json.loads(row[0]))
+
+    def put(self, key: str, response: ChatResponse) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, body) VALUES (?, ?)",
+                (key, json.dumps(response_to_json(response))),
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Cached:
+    """A cache hit costs nothing: its usage is reported as zero and `cached=True`."""
+
+    def __init__(self, model: ChatModel, cache: ResponseCache) -> None:
+        self.inner = model
+        self.cache = cache
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        key = request.fingerprint(self.inner.name)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return ChatResponse(hit.message, Usage(), hit.model, hit.finish_reason, cached=True, extra=hit.extra)
+        response = await self.inner.complete(request)
+        self.cache.put(key, response)
+        return response
+
+
+__all__ = ["Cached", "Fallback", "LLMError", "ResponseCache", "Retrying"]

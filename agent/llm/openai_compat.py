@@ -1,0 +1,100 @@
+"""Any OpenAI-compatible chat-completions endpoint with tool calling (OpenAI, Azure via base URL, vLLM,
+Ollama, llama.cpp server, a LiteLLM proxy). Wire format: POST {base_url}/chat/completions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from agent.llm._http import post_json
+from agent.llm.errors import MalformedResponse
+from agent.llm.live import check_live_allowed
+from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    return out
+
+
+class OpenAICompatModel:
+    """Chat completions over httpx. `client` is injected so tests can point it at a local fake."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: SecretStr | None = None,
+        *,
+        timeout_s: float = 60.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout_s = timeout_s
+        self._client = client or httpx.AsyncClient()
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        check_live_allowed("openai-compatible")
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_wire_message(m) for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
+        headers = {"content-type": "application/json"}
+        if self._api_key is not None:
+            headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        data = await post_json(
+            self._client, f"{self.base_url}/chat/completions", headers, body, self.timeout_s, self.model
+        )
+        return parse_response(data, self.model)
+
+
+def parse_response(data: dict[str, Any], model: str) -> ChatResponse:
+    """Raises MalformedResponse when `data` is not a chat.completion with one choice."""
+    try:
+        choice = data["choices"][0]
+        msg = choice["message"]
+        calls = tuple(
+            ToolCall(
+                id=str(c["id"]), name=str(c["function"]["name"]), arguments=str(c["function"].get("arguments") or "")
+            )
+            for c in msg.get("tool_calls") or ()
+        )
+        usage = data.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        return ChatResponse(
+            message=Message("assistant", msg.get("content") or "", calls),
+            usage=Usage(
+                int(usage.get("prompt_tokens", 0)),
+                int(usage.get("completion_tokens", 0)),
+                int(details.get("cached_tokens", 0) or 0),
+            ),
+            model=str(data.get("model") or model),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedResponse(f"{model}: not a chat completion ({type(exc).__name__})") from exc

@@ -1,0 +1,41 @@
+"""Cost from the provider's own usage fields, priced from policies/budgets.yaml."""
+
+from __future__ import annotations
+
+from agent.llm.errors import UnpricedModel
+from agent.llm.types import Usage
+from agent.policy import Budgets, Price
+
+
+class PriceBook:
+    def __init__(self, budgets: Budgets) -> None:
+        self._prices = budgets.prices
+        self._allow_unpriced = budgets.allow_unpriced
+
+    def price(self, model: str) -> Price:
+        """The model's price; an unpriced model is free only when policy allows it.
+
+        Raises:
+            UnpricedModel: no price and `allow_unpriced` is false.
+        """
+        found = self._prices.get(model)
+        if found is None:
+            # a dated snapshot ("gpt-4o-2024-08-06") is priced like its family
+            for name in sorted(self._prices, key=len, reverse=True):
+                if model.startswith(name + "-"):
+                    return self._prices[name]
+            if not self._allow_unpriced:
+                raise UnpricedModel(f"model {model!r} has no price in budgets.yaml and unpriced models are not allowed")
+            return Price(input=0, output=0)
+        return found
+
+    def cost(self, model: str, usage: Usage) -> float:
+        p = self.price(model)
+        cached = min(usage.cached_tokens, usage.input_tokens)
+        cached_price = p.cached_input if p.cached_input is not None else p.input
+        return ((usage.input_tokens - cached) * p.input + cached * cached_price + usage.output_tokens * p.output) / 1e6
+
+    def worst_case(self, model: str, prompt_tokens: int, max_tokens: int) -> float:
+        """The most one call can cost: every prompt token uncached, every output token used."""
+        p = self.price(model)
+        return (prompt_tokens * p.input + max_tokens * p.output) / 1e6

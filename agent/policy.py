@@ -1,0 +1,197 @@
+"""The agent's policy files, read with its own small models (the agent never imports servers).
+
+budgets.yaml     prices, per-run limits (with per-tier overrides), stuck thresholds, the daily budget
+escalation.yaml  who owns a component or path when a run escalates, and the hand-off labels
+access.yaml      read only for the run identity's roles (tools.yaml: which scopes they grant)
+
+A bad file stops the caller with `PolicyError` naming the file and the field. `python -m agent.policy`
+rewrites policies/schema/{budgets,escalation}.schema.json.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
+LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
+
+
+class PolicyError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0, description="Defaults to the input price.")
+
+
+class RunLimits(_Strict):
+    wall_clock_s: float = Field(default=300, gt=0, le=24 * 3600)
+    max_tokens: int = Field(default=400_000, ge=1)
+    max_cost_usd: float = Field(default=1.5, ge=0)
+    max_output_tokens: int = Field(default=2048, ge=16, le=200_000)
+    tool_calls_per_episode: int = Field(default=5, ge=1, le=100)
+    failed_attempts: int = Field(default=3, ge=1, le=20)
+    format_errors: int = Field(default=3, ge=1, le=20)
+    max_steps: int = Field(default=40, ge=1, le=1000)
+
+
+class TierOverrides(_Strict):
+    wall_clock_s: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_output_tokens: int | None = Field(default=None, ge=16)
+
+
+class StuckThresholds(_Strict):
+    repeated_call: int = Field(default=3, ge=2)
+    alternation: int = Field(default=3, ge=2)
+    same_failure: int = Field(default=3, ge=2)
+
+
+class DailyBudget(_Strict):
+    max_cost_usd: float = Field(default=50.0, ge=0)
+    alert_threshold_usd: float = Field(default=30.0, ge=0)
+    jump_factor: float = Field(default=3.0, gt=1)
+    alert_window_s: float = Field(default=3600, gt=0)
+
+
+class Budgets(_Strict):
+    prices: dict[str, Price] = Field(default_factory=dict[str, Price])
+    allow_unpriced: bool = False
+    run: RunLimits = RunLimits()
+    tiers: dict[str, TierOverrides] = Field(default_factory=dict[str, TierOverrides])
+    stuck: StuckThresholds = StuckThresholds()
+    daily: DailyBudget = DailyBudget()
+
+    def limits_for(self, tier: str | None) -> RunLimits:
+        """The run limits with the tier's overrides applied (an unknown tier is a PolicyError)."""
+        if tier is None:
+            return self.run
+        if tier not in self.tiers:
+            raise PolicyError(f"budgets.yaml: no tier {tier!r} (known: {', '.join(sorted(self.tiers)) or 'none'})")
+        changes = self.tiers[tier].model_dump(exclude_none=True)
+        return self.run.model_copy(update=changes)
+
+
+class OwnerRule(_Strict):
+    owner: str = Field(pattern=LOGIN)
+    component: str | None = None
+    path: str | None = Field(default=None, description="Glob over repository paths, e.g. internal/cache/**")
+
+
+class Escalation(_Strict):
+    default_owner: str = Field(pattern=LOGIN)
+    labels: tuple[str, ...] = ("needs-human",)
+    owners: tuple[OwnerRule, ...] = ()
+
+    def owner_for(self, components: list[str], paths: list[str]) -> str:
+        """The first rule matching a component of the ticket or a path the patch touched, else the default."""
+        for rule in self.owners:
+            if rule.component is not None and rule.component in components:
+                return rule.owner
+            if rule.path is not None and any(fnmatch.fnmatch(p, rule.path) for p in paths):
+                return rule.owner
+        return self.default_owner
+
+
+class _Loose(BaseModel):
+    # access.yaml and tools.yaml belong to the platform; the agent reads only what it needs from them.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _Identity(_Loose):
+    roles: tuple[str, ...] = ()
+    repos: tuple[str, ...] = ()
+
+
+class _Access(_Loose):
+    identities: dict[str, _Identity] = Field(default_factory=dict[str, _Identity])
+
+
+class _Role(_Loose):
+    scopes: tuple[str, ...] = ()
+
+
+class _Tools(_Loose):
+    roles: dict[str, _Role] = Field(default_factory=dict[str, _Role])
+
+
+class AgentPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    budgets: Budgets
+    escalation: Escalation
+    scopes: dict[str, frozenset[str]] = Field(
+        default_factory=dict[str, frozenset[str]], description="identity -> scopes"
+    )
+    repos: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict[str, tuple[str, ...]], description="identity -> repos"
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load(path: Path, model: type[M], *, required: bool = True) -> M:
+    if not path.exists():
+        if required:
+            raise PolicyError(f"{path.name}: missing")
+        return model()
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return model.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path.name}: not valid YAML ({exc.__class__.__name__})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise PolicyError(f"{path.name}: {field}: {first['msg']}") from exc
+
+
+def load_agent_policy(directory: Path = DEFAULT_POLICY_DIR) -> AgentPolicy:
+    """Read budgets.yaml and escalation.yaml (required) and the identities' scopes (optional files).
+
+    Raises:
+        PolicyError: a file is missing, unreadable or invalid (the message names file and field).
+    """
+    budgets = _load(directory / "budgets.yaml", Budgets)
+    escalation = _load(directory / "escalation.yaml", Escalation)
+    access = _load(directory / "access.yaml", _Access, required=False)
+    tools = _load(directory / "tools.yaml", _Tools, required=False)
+    scopes = {
+        name: frozenset(s for role in ident.roles for s in (tools.roles[role].scopes if role in tools.roles else ()))
+        for name, ident in access.identities.items()
+    }
+    repos = {name: ident.repos for name, ident in access.identities.items()}
+    return AgentPolicy(budgets=budgets, escalation=escalation, scopes=scopes, repos=repos)
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    out = []
+    for name, model in (("budgets", Budgets), ("escalation", Escalation)):
+        path = directory / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for written in write_schemas(DEFAULT_POLICY_DIR / "schema"):
+        sys.stdout.write(f"wrote {written}\n")

@@ -1,0 +1,215 @@
+"""The LLM gateway against a local server speaking the real OpenAI and Anthropic wire formats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import stamina
+from pydantic import SecretStr
+
+from agent.llm import (
+    Cached,
+    CassetteMismatch,
+    ChatRequest,
+    Fallback,
+    LiveModelRefused,
+    MalformedResponse,
+    Message,
+    ModelConfig,
+    PriceBook,
+    ProviderError,
+    RateLimited,
+    Recorder,
+    ReplayModel,
+    ResponseCache,
+    RetryableError,
+    Retrying,
+    ScriptedModel,
+    ToolDef,
+    UnpricedModel,
+    Usage,
+    build_model,
+    enable_live_requests,
+    reply,
+)
+from agent.llm._http import retry_after_seconds
+from agent.llm.anthropic import AnthropicModel
+from agent.llm.gateway import _backoff  # pyright: ignore[reportPrivateUsage]
+from agent.llm.openai_compat import OpenAICompatModel
+from agent.policy import Budgets, Price
+
+from .llm_fake_server import Answer, FakeLLM, anthropic_message, fake_llm_server, openai_completion
+
+TOOL = ToolDef("view", "Show a file.", {"type": "object", "properties": {"path": {"type": "string"}}})
+REQUEST = ChatRequest((Message("system", "be brief"), Message("user", "fix it")), (TOOL,), max_tokens=64)
+
+
+@pytest.fixture
+def live() -> Iterator[None]:
+    enable_live_requests(True)
+    with stamina.set_testing(True, attempts=3):
+        yield
+    enable_live_requests(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with fake_llm_server() as server:
+        yield server
+
+
+async def test_openai_compatible_sends_tools_and_reads_tool_calls_and_usage(llm: FakeLLM, live: None) -> None:
+    llm.queue(Answer(body=openai_completion(calls=[("view", {"path": "a.go"})], prompt=120, completion=9, cached=100)))
+    model = OpenAICompatModel("gpt-4o-mini", llm.url + "/v1", SecretStr("sk-test"))
+    response = await model.complete(REQUEST)
+    sent = llm.requests[0]
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["headers"]["authorization"] == "Bearer sk-test"
+    assert sent["body"]["tools"] == [
+        {"type": "function", "function": {"name": "view", "description": "Show a file.", "parameters": TOOL.parameters}}
+    ]
+    assert sent["body"]["messages"][0] == {"role": "system", "content": "be brief"}
+    assert response.message.tool_calls[0].name == "view"
+    assert json.loads(response.message.tool_calls[0].arguments) == {"path": "a.go"}
+    assert response.usage == Usage(120, 9, 100)
+    assert response.finish_reason == "tool_calls"
+
+
+async def test_anthropic_sends_system_apart_and_tool_results_as_user_blocks(llm: FakeLLM, live: None) -> None:
+    llm.queue(Answer(body=anthropic_message("done", calls=[("view", {"path": "b.go"})], input=50, output=7, cached=30)))
+    model = AnthropicModel("claude-haiku-4-5", llm.url, SecretStr("ak-test"))
+    history = (
+        *REQUEST.messages,
+        reply("", ("view", {"path": "a.go"})),
+        Message("tool", "package a", tool_call_id="call_0"),
+    )
+    response = await model.complete(ChatRequest(history, (TOOL,)))
+    body = llm.requests[0]["body"]
+    assert llm.requests[0]["headers"]["x-api-key"] == "ak-test"
+    assert llm.requests[0]["headers"]["anthropic-version"] == "2023-06-01"
+    assert body["system"] == "be brief"
+    assert body["tools"][0]["input_schema"] == TOOL.parameters
+    assert body["messages"][1]["content"][0] == {
+        "type": "tool_use",
+        "id": "call_0",
+        "name": "view",
+        "input": {"path": "a.go"},
+    }
+    assert body["messages"][2] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "call_0", "content": "package a"}],
+    }
+    assert response.message.content == "done"
+    assert response.usage == Usage(80, 7, 30)  # input counts cache reads too; cached says how many
+
+
+async def test_429_then_success_is_retried_honouring_retry_after(llm: FakeLLM, live: None) -> None:
+    llm.queue(
+        Answer(429, {"error": {"message": "slow down"}}, headers={"retry-after": "0"}),
+        Answer(body=openai_completion("ok")),
+    )
+    model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url), attempts=3)
+    response = await model.complete(REQUEST)
+    assert response.message.content == "ok"
+    assert len(llm.requests) == 2
+
+
+def test_retry_after_overrides_the_backoff_and_other_errors_are_not_retried() -> None:
+    assert _backoff(RateLimited("429", 7.5)) == 7.5
+    assert _backoff(RateLimited("429")) is True
+    assert _backoff(RetryableError("503")) is True
+    assert _backoff(ProviderError("400")) is False
+    assert retry_after_seconds("12") == 12.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert retry_after_seconds("soon") is None
+
+
+async def test_5xx_and_timeouts_exhaust_the_retries_then_raise(llm: FakeLLM, live: None) -> None:
+    llm.queue(Answer(503, {}), Answer(200, openai_completion("late"), delay_s=1.0), Answer(502, {}))
+    model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url, timeout_s=0.2), attempts=3, timeout_s=0.2)
+    with pytest.raises(RetryableError):
+        await model.complete(REQUEST)
+    assert len(llm.requests) == 3
+
+
+async def test_a_4xx_is_not_retried_and_malformed_bodies_are_named(llm: FakeLLM, live: None) -> None:
+    llm.queue(
+        Answer(400, {"error": {"message": "bad tools"}}), Answer(200, raw="not json"), Answer(200, {"choices": []})
+    )
+    model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url), attempts=3)
+    with pytest.raises(ProviderError, match="bad tools"):
+        await model.complete(REQUEST)
+    assert len(llm.requests) == 1
+    with pytest.raises(MalformedResponse):
+        await model.complete(REQUEST)
+    with pytest.raises(MalformedResponse):
+        await model.complete(REQUEST)
+
+
+async def test_fallback_moves_to_the_next_model_when_the_first_keeps_failing(llm: FakeLLM, live: None) -> None:
+    llm.queue(*[Answer(500, {})] * 3, Answer(body=anthropic_message("from fallback")))  # 3 attempts under testing
+    config = ModelConfig(
+        provider="openai",
+        model="gpt-4o",
+        base_url=llm.url,
+        attempts=2,
+        fallbacks=(ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url=llm.url),),
+    )
+    model = build_model(config)
+    assert isinstance(model, Fallback)
+    response = await model.complete(REQUEST)
+    assert response.message.content == "from fallback"
+    assert [r["path"] for r in llm.requests] == [*["/chat/completions"] * 3, "/v1/messages"]
+
+
+async def test_live_providers_refuse_under_tests_unless_enabled() -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json=openai_completion("never")))
+    model = OpenAICompatModel("gpt-4o", "http://127.0.0.1:9", client=httpx.AsyncClient(transport=transport))
+    with pytest.raises(LiveModelRefused):
+        await model.complete(REQUEST)
+    with pytest.raises(LiveModelRefused):
+        await AnthropicModel("claude-haiku-4-5", client=httpx.AsyncClient(transport=transport)).complete(REQUEST)
+
+
+async def test_the_cache_answers_identical_requests_for_free_and_only_those(tmp_path: Path) -> None:
+    scripted = ScriptedModel(lambda r: reply(f"answer {len(r.messages)}"))
+    model = Cached(scripted, ResponseCache(tmp_path / "cache.sqlite"))
+    first = await model.complete(REQUEST)
+    again = await model.complete(REQUEST)
+    other = await model.complete(ChatRequest(REQUEST.messages, (), max_tokens=64))
+    assert (first.cached, again.cached, other.cached) == (False, True, False)
+    assert again.message == first.message and again.usage == Usage()
+    assert len(scripted.requests) == 2
+
+
+def test_prices_come_from_policy_and_unpriced_models_are_refused() -> None:
+    book = PriceBook(Budgets(prices={"gpt-4o": Price(input=2.5, output=10, cached_input=1.25)}))
+    assert book.cost("gpt-4o", Usage(1_000_000, 100_000, 400_000)) == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 1.0)
+    assert book.cost("gpt-4o-2024-08-06", Usage(1_000_000, 0)) == pytest.approx(2.5)
+    assert book.worst_case("gpt-4o", 1000, 500) == pytest.approx((1000 * 2.5 + 500 * 10) / 1e6)
+    with pytest.raises(UnpricedModel):
+        book.cost("llama3:8b", Usage(10, 10))
+    assert PriceBook(Budgets(allow_unpriced=True)).cost("llama3:8b", Usage(10, 10)) == 0
+
+
+async def test_replay_plays_a_recording_back_and_refuses_a_changed_request(tmp_path: Path) -> None:
+    cassette = tmp_path / "session.jsonl"
+    recorder = Recorder(
+        ScriptedModel([reply("one"), reply("two", ("view", {"path": "x.go"}))], name="gpt-4o"), cassette
+    )
+    second = ChatRequest((*REQUEST.messages, Message("user", "and?")), REQUEST.tools)
+    await recorder.complete(REQUEST)
+    recorded = await recorder.complete(second)
+    replay = ReplayModel(cassette)
+    assert replay.name == "gpt-4o"
+    assert (await replay.complete(REQUEST)).message.content == "one"
+    assert await replay.complete(second) == recorded
+    with pytest.raises(CassetteMismatch, match="extra"):
+        await replay.complete(second)
+    changed = ChatRequest((REQUEST.messages[0], Message("user", "fix it differently")), REQUEST.tools, max_tokens=64)
+    with pytest.raises(CassetteMismatch, match="message 2"):
+        await ReplayModel(cassette).complete(changed)

@@ -1,0 +1,129 @@
+"""The shared suite: SQLite (persist-queue) and Redis (arq) behave the same behind `WorkQueue`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import jsonschema
+import pytest
+
+from tests.workqueue.conftest import FAST, make_queue
+from tests.workqueue.support import push_event
+from workqueue import Event, QueueUnavailable, UnknownEvent, WorkQueue
+from workqueue.events import SCHEMA_FILE, json_schema
+
+
+async def _drain(queue: WorkQueue, handler: object) -> None:
+    with anyio.fail_after(30):
+        await queue.consume(handler, concurrency=2, burst=True)  # type: ignore[arg-type]
+
+
+async def test_an_enqueued_event_reaches_the_handler_once_and_a_duplicate_is_refused(queue: WorkQueue) -> None:
+    seen: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event)
+
+    event = push_event(1)
+    assert await queue.enqueue(event) is True
+    assert await queue.enqueue(event) is False
+    assert await queue.depth() == 1
+    await _drain(queue, handler)
+    assert seen == [event]
+    assert await queue.depth() == 0
+    assert await queue.enqueue(event) is False  # remembered after it was handled
+
+
+async def test_dedup_is_durable_across_reopening(backend: tuple[str, str]) -> None:
+    first = make_queue(*backend, "durable")
+    await first.enqueue(push_event("d1"))
+    await first.aclose()
+    second = make_queue(*backend, "durable")
+    assert await second.enqueue(push_event("d1")) is False
+    assert await second.depth() == 1
+    await second.aclose()
+
+
+async def test_a_failing_handler_is_retried_with_backoff_then_succeeds(queue: WorkQueue) -> None:
+    calls: list[str] = []
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+        if len(calls) < 3:
+            raise RuntimeError("transient")
+
+    await queue.enqueue(push_event(2))
+    await _drain(queue, handler)
+    assert calls == ["github:1:2"] * 3
+    assert await queue.dead_letters() == []
+
+
+async def test_after_max_tries_the_event_is_a_dead_letter_that_can_be_replayed_or_purged(queue: WorkQueue) -> None:
+    fail = [True]
+    handled: list[str] = []
+
+    async def handler(event: Event) -> None:
+        if fail[0]:
+            raise ValueError("index is corrupt\nsecond line")
+        handled.append(event.id)
+
+    await queue.enqueue(push_event(3))
+    await queue.enqueue(push_event(4))
+    await _drain(queue, handler)
+    dead = await queue.dead_letters()
+    assert sorted(d.event.id for d in dead) == ["github:1:3", "github:1:4"]
+    assert {(d.tries, d.error) for d in dead} == {(FAST.max_tries, "ValueError: index is corrupt")}
+    fail[0] = False
+    await queue.replay("github:1:3")
+    await _drain(queue, handler)
+    assert handled == ["github:1:3"]
+    assert [d.event.id for d in await queue.dead_letters()] == ["github:1:4"]
+    with pytest.raises(UnknownEvent):
+        await queue.replay("github:1:3")
+    assert await queue.purge() == 1
+    assert await queue.dead_letters() == []
+    with pytest.raises(UnknownEvent):
+        await queue.purge("github:1:4")
+
+
+async def test_a_hung_handler_is_cut_off_by_the_job_timeout_and_retried(backend: tuple[str, str]) -> None:
+    queue = make_queue(*backend, "hung", retry=FAST, job_timeout_s=0.3)
+    runs: list[int] = []
+
+    async def handler(event: Event) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            await anyio.sleep_forever()
+
+    await queue.enqueue(push_event(5))
+    await _drain(queue, handler)
+    assert len(runs) == 2
+    await queue.aclose()
+
+
+async def test_ping_and_enqueue_fail_as_unavailable_when_the_backend_is_gone(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(QueueUnavailable):
+        make_queue("sqlite", str(blocked / "q"), "x")
+    from tests.workqueue.support import free_port
+
+    redis = make_queue("redis", f"redis://:hunter2@127.0.0.1:{free_port()}/0", "x")
+    with pytest.raises(QueueUnavailable) as err:
+        await redis.enqueue(push_event(6))
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(QueueUnavailable):
+        await redis.ping()
+
+
+def test_the_published_event_schema_is_current_and_validates_events() -> None:
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == json_schema(), "run: python -m workqueue.events"
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(json.loads(push_event(7).dumps()), schema)
+    bad = json.loads(push_event(7).dumps())
+    bad["data"]["after"] = "not-a-sha"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

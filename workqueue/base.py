@@ -1,0 +1,99 @@
+"""The one small interface both queues implement, and what they share.
+
+    QueueError
+     ├── QueueUnavailable   the queue cannot take or give work now (the gateway answers 503)
+     └── UnknownEvent       no dead letter with that id
+
+Semantics (the shared test suite in tests/workqueue holds both implementations to them):
+- `enqueue` returns only once the event is durable; False means the dedup key was seen within the
+  retention window (nothing enqueued).
+- Delivery is at least once, under a lease: a job whose worker dies is delivered again.
+- A handler that raises is retried with exponential backoff, at most `max_tries` runs in all; then
+  the event goes to the dead-letter list, where it can be shown, replayed or purged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from workqueue.events import Event
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class QueueError(Exception):
+    """Base of the queue's errors; the message never holds a secret (URLs are shown without password)."""
+
+
+class QueueUnavailable(QueueError):
+    """The backend is unreachable or refused the write."""
+
+
+class UnknownEvent(QueueError):
+    """No dead letter with that id."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries: run at most `max_tries` times; wait backoff_s * 2**(n-1), capped, before run n+1."""
+
+    max_tries: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 300.0
+
+    def delay(self, tries: int) -> float:
+        return min(self.backoff_s * 2 ** max(tries - 1, 0), self.backoff_max_s)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event whose handler failed `tries` times; `error` is the last failure's one-line summary."""
+
+    event: Event
+    error: str
+    tries: int
+    failed_at: float
+
+
+class WorkQueue(Protocol):
+    """A named, durable, deduplicating, at-least-once queue of `Event`s."""
+
+    name: str
+
+    async def enqueue(self, event: Event) -> bool:
+        """Store `event`; False when its id was already seen. Raises QueueUnavailable."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the backend answers. Raises QueueUnavailable."""
+        ...
+
+    async def depth(self) -> int:
+        """Events waiting or running (not dead, not done). Raises QueueUnavailable."""
+        ...
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The dead-letter list, oldest first. Raises QueueUnavailable."""
+        ...
+
+    async def replay(self, event_id: str) -> None:
+        """Move one dead letter back onto the queue (its tries start again). Raises UnknownEvent."""
+        ...
+
+    async def purge(self, event_id: str | None = None) -> int:
+        """Drop one dead letter (or all of them); returns how many. Raises UnknownEvent."""
+        ...
+
+    async def consume(self, handler: Handler, *, concurrency: int = 4, burst: bool = False) -> None:
+        """Run `handler` on events until cancelled (or, with `burst`, until the queue is empty)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def one_line(exc: BaseException) -> str:
+    """A failure as one short line for the dead-letter list (type and first line of the message)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__

@@ -1,40 +1,111 @@
 """Credential shapes: one catalogue for the publication scanner and the log redactor.
 
-`scan` finds credential-shaped strings in text a bot is about to publish (PR titles, bodies, comments).
+The rules are detect-secrets' regex plugins (kept as data in `secret_rules.json`, see
+`secret_rules.py`), plus a few shapes detect-secrets lacks (fine-grained GitHub tokens, the other
+AWS key-id prefixes, any `BEGIN … PRIVATE KEY`, Google and LLM API keys, bearer values, password
+assignments, and an unlabelled AWS secret access key recognised by its shape and randomness).
+`servers.common.logging.Redactor` removes every pattern here from log lines and error messages.
 
-A pull request is public to everyone who can read the repository, and a model may paste whatever
-it saw into a description. This scanner looks for the *shapes* of well-known credentials; it never
-returns the matched text itself, only which kind matched and where, so the refusal message cannot
-leak the secret it found.
+`scan` and `scan_patch` look for credentials in text a bot is about to publish (pull request
+titles, bodies, labels, comments, the lines a patch adds). A pull request is public to everyone who
+can read the repository, and a model may paste whatever it saw. Text is matched after
+normalisation, in two views of each line, so the usual disguises do not help:
+
+- NFKC, invisible characters removed, dashes folded (`textnorm.for_scanning`): a zero-width space
+  inside a token, fullwidth PEM dashes;
+- the same with Markdown/HTML markup removed: a token split across backticks or emphasis.
+
+Patterns are not anchored on word boundaries, so a prefix (`xAKIA…`) does not hide a key. Findings
+name the kind and place, never the matched text, so a refusal cannot leak the secret it found.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
-# (kind, pattern). Patterns match the documented formats of each issuer; generic ones last.
-# `servers.common.logging.Redactor` removes every one of these from log lines and error messages too.
-CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("github_token", re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b")),
-    ("github_fine_grained_token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b")),
-    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[A-Z0-9]{16}\b")),
-    ("aws_secret_access_key", re.compile(r"(?i)aws_?secret_?access_?key\s*[:=]\s*['\"]?[A-Za-z0-9/+=]{40}\b")),
-    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
-    ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}")),
-    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("stripe_key", re.compile(r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b")),
-    ("openai_key", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}\b")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+from servers.common.secret_rules import RULES_FILE
+from servers.common.textnorm import for_scanning
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One credential shape. `accept`, when set, must also hold for a match (the scanner checks it)."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    source: str
+    accept: Callable[[str], bool] | None = None
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def _random_looking(value: str) -> bool:
+    """Base64 noise, not an identifier: high entropy and no long run of lowercase letters (words)."""
+    longest_word = max((len(m) for m in re.findall(r"[a-z]+", value)), default=0)
+    return _entropy(value) >= 4.3 and longest_word < 7
+
+
+def _kind(secret_type: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", secret_type.lower()).strip("_")
+
+
+def _detect_secrets_rules() -> tuple[Rule, ...]:
+    document = json.loads(RULES_FILE.read_text(encoding="utf-8"))
+    return tuple(
+        Rule(_kind(r["kind"]), re.compile(r["pattern"], r["flags"]), f"detect-secrets:{r['plugin']}")
+        for r in document["rules"]
+    )
+
+
+_B64 = "A-Za-z0-9/+"
+_OWN: tuple[Rule, ...] = (
+    Rule("github_token", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}"), "goresolve"),
+    Rule("aws_access_key", re.compile(r"(?:AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{16}"), "goresolve"),
+    Rule(
+        "aws_secret_access_key",
+        re.compile(r"(?i)aws_?secret_?access_?key\s*[:=]\s*['\"]?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
+        "goresolve",
+    ),
+    # An AWS secret access key with no label: exactly 40 base64 characters with upper, lower and a digit
+    # or symbol (a git SHA is lower-case hex), accepted only when it also looks random.
+    Rule(
+        "aws_secret_access_key",
+        re.compile(
+            rf"(?<![{_B64}=])(?=[{_B64}]{{0,39}}[a-z])(?=[{_B64}]{{0,39}}[A-Z])(?=[{_B64}]{{0,39}}[0-9/+])"
+            rf"[{_B64}]{{40}}(?![{_B64}=])"
+        ),
+        "goresolve",
+        accept=_random_looking,
+    ),
+    Rule("private_key", re.compile(r"BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY"), "goresolve"),
+    Rule("google_api_key", re.compile(r"AIza[0-9A-Za-z_-]{35}"), "goresolve"),
+    Rule("stripe_access_key", re.compile(r"(?:sk|rk)_live_[0-9A-Za-z]{20,}"), "goresolve"),
+    Rule("llm_api_key", re.compile(r"sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{32,}"), "goresolve"),
     # "Bearer <value>" with a digit in the value: prose like "the bearer tokenValidationMiddleware" passes.
-    ("bearer_token", re.compile(r"(?i)\bbearer\s+(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{20,}=*")),
-    ("basic_auth_url", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]{1,64}:[^/\s@]{3,}@[^\s/]+")),
-    (
+    Rule("bearer_token", re.compile(r"(?i)\bbearer\s+(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{20,}=*"), "goresolve"),
+    Rule(
         "password_assignment",
         re.compile(r"(?i)\b(?:password|passwd|secret|api_?key)\s*[:=]\s*['\"][^'\"\s]{8,}['\"]"),
+        "goresolve",
     ),
 )
+
+RULES: tuple[Rule, ...] = (*_detect_secrets_rules(), *_OWN)
+
+# (kind, pattern): the redactor's view of the catalogue. It redacts every match, random-looking or not.
+CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((r.kind, r.pattern) for r in RULES)
+
+# Markup a writer can put inside a token without changing how it reads: code spans, emphasis, HTML tags
+# and comments, backslash escapes.
+_MARKUP = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[^\w\s])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +117,51 @@ class SecretFinding:
     line: int
 
 
+def _kinds_in(line: str) -> set[str]:
+    found: set[str] = set()
+    views = {line, _MARKUP.sub("", line)}
+    for rule in RULES:
+        if rule.kind in found:
+            continue
+        for view in views:
+            if any(rule.accept is None or rule.accept(m.group(0)) for m in rule.pattern.finditer(view)):
+                found.add(rule.kind)
+                break
+    return found
+
+
 def scan(text: str, field: str) -> list[SecretFinding]:
-    """Every credential-shaped match in `text`, at most one per (kind, line). Never raises."""
+    """Every credential-shaped match in `text` after normalisation, one per (kind, line). Never raises."""
     findings: list[SecretFinding] = []
-    for lineno, line in enumerate(text.splitlines() or [text], start=1):
-        for kind, pattern in CREDENTIAL_SHAPES:
-            if pattern.search(line):
-                findings.append(SecretFinding(kind=kind, field=field, line=lineno))
+    for lineno, line in enumerate(for_scanning(text).splitlines() or [""], start=1):
+        findings.extend(SecretFinding(kind, field, lineno) for kind in sorted(_kinds_in(line)))
+    return findings
+
+
+def scan_patch(patch: str) -> list[SecretFinding]:
+    """Credentials in the lines a unified diff adds; the field names the file, the line is its new line.
+
+    A diff unidiff cannot parse is scanned line by line (every `+` line, numbered within the patch).
+    Never raises.
+    """
+    from unidiff.errors import UnidiffParseError
+    from unidiff.patch import PatchSet  # here, so that importing the redactor does not load the diff parser
+
+    findings: list[SecretFinding] = []
+    try:
+        files = PatchSet(patch)
+    except UnidiffParseError:
+        for lineno, line in enumerate(patch.splitlines(), start=1):
+            if line.startswith("+") and not line.startswith("+++ "):
+                findings.extend(SecretFinding(f.kind, "patch", lineno) for f in scan(line[1:], "patch"))
+        return findings
+    for patched in files:
+        for hunk in patched:
+            for line in hunk:
+                if line.is_added:
+                    where = f"patch {patched.path}"
+                    number = line.target_line_no or 0
+                    findings.extend(SecretFinding(f.kind, where, number) for f in scan(line.value, where))
     return findings
 
 

@@ -7,7 +7,8 @@ code host; every rule lives here, applied in the same order for every backend:
    serves it (the GitHub backend refuses repositories whose default branch is unprotected);
 2. the base branch is one policy allows for that repository;
 3. ticket, title, body, labels are well-formed and within limits, and carry no credential;
-4. the patch is within the size limit and passes the shared patch policy (`check_patch`);
+4. the patch is within the size limit, passes the shared patch policy (`check_patch`), and adds no
+   line that looks like a credential (`servers.common.secrets`, the same catalogue the redactor uses);
 5. one call at a time per (repo, ticket) in this process; backends make it safe across processes.
 
 Writes to an existing pull request (comment, assign, request review) are allowed only on pull
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from servers.common.errors import AccessDenied, InvalidInput
 from servers.common.patch_policy import check_patch
 from servers.common.policy import Identity, Policies
-from servers.common.secrets import describe, scan
+from servers.common.secrets import describe, scan, scan_patch
 
 from .models import (
     LABEL_PATTERN,
@@ -124,6 +125,10 @@ class PullRequestService:
     def _check_names(self, field: str, names: tuple[str, ...], pattern: str, limit: int) -> None:
         if len(names) > limit:
             raise InvalidInput(f"at most {limit} {field}")
+        # Scanned before the format check, whose message quotes the entry.
+        findings = [f for name in names for f in scan(name, field)]
+        if findings:
+            raise InvalidInput(describe(findings))
         for name in names:
             if not re.fullmatch(pattern, name):
                 raise InvalidInput(f"not a valid entry in {field}: {name[:60]!r}")
@@ -142,6 +147,9 @@ class PullRequestService:
             more = len(verdict.reasons) - len(shown)
             tail = f"\n(+{more} more)" if more > 0 else ""
             raise InvalidInput("patch refused by policy:\n" + "\n".join(lines) + tail)
+        findings = scan_patch(patch)
+        if findings:
+            raise InvalidInput(describe(findings))
 
     def _own_pull(self, caller: str, identity: Identity | None, repo: str, number: int) -> PullRequestInfo:
         self._check_repo(caller, identity, repo)

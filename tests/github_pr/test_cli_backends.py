@@ -93,8 +93,7 @@ def test_every_slug_makes_a_valid_branch_name(title: str) -> None:
 
 SECRETS = {
     "github_token": "ghp_" + "aB3" * 12,
-    "github_fine_grained_token": "github_pat_" + "11AB" * 8,
-    "aws_access_key_id": "AKIA" + "ABCDEFGHIJKLMNOP",
+    "aws_access_key": "AKIA" + "ABCDEFGHIJKLMNOP",
     "slack_token": "xoxb-" + "1234567890-abc",
     "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----",
 }

@@ -133,6 +133,9 @@ def test_branch_with_someone_elses_commit_is_not_updated(service, policies, remo
     assert git("rev-parse", ref.branch, cwd=remote) == head
 
 
+TOKEN_PATCH = FIX_PATCH.replace("+\treturn a + b\n", '+\treturn a + b // token "ghp_' + "aB3x" * 9 + '"\n')
+
+
 @pytest.mark.parametrize(
     ("kw", "error", "match"),
     [
@@ -143,10 +146,13 @@ def test_branch_with_someone_elses_commit_is_not_updated(service, policies, remo
         ({"title": "two\nlines"}, InvalidInput, "single line"),
         ({"body": "token ghp_" + "a" * 36}, InvalidInput, "github_token in body line 1"),
         ({"body": "-----BEGIN RSA PRIVATE KEY-----"}, InvalidInput, "private_key"),
-        ({"title": "key AKIAABCDEFGHIJKLMNOP"}, InvalidInput, "aws_access_key_id in title"),
+        ({"title": "key AKIAABCDEFGHIJKLMNOP"}, InvalidInput, "aws_access_key in title"),
         ({"patch": "x" * 200_001}, InvalidInput, "the limit is 200000"),
         ({"patch": "  "}, InvalidInput, "patch is empty"),
         ({"labels": ("a,b",)}, InvalidInput, "labels"),
+        ({"labels": ("ghp_" + "aB3x" * 9,)}, InvalidInput, "github_token in labels line 1"),
+        ({"patch": TOKEN_PATCH}, InvalidInput, "github_token in patch calc.go line 5"),
+        ({"body": "token `ghp_" + "aB3x" * 3 + "``" + "aB3x" * 6 + "`"}, InvalidInput, "github_token in body"),
     ],
 )
 def test_requests_outside_policy_are_refused_before_git_runs(service, policies, remote, kw, error, match):

@@ -1,0 +1,97 @@
+"""The credential scanner sees through disguises, scans what a patch adds, shares one catalogue with the redactor."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from servers.common.logging import REDACTED, Redactor
+from servers.common.secret_rules import RULES_FILE, from_detect_secrets, non_capturing, render
+from servers.common.secrets import CREDENTIAL_SHAPES, RULES, scan, scan_patch
+from servers.common.textnorm import for_scanning
+
+GHP = "ghp_" + "aB3x" * 9
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (f"token {GHP[:10]}\u200b{GHP[10:]}", "github_token"),  # zero-width space inside the token
+        (f"token {GHP[:10]}\u2060{GHP[10:20]}\ufeff{GHP[20:]}", "github_token"),
+        (f"token `{GHP[:12]}``{GHP[12:]}`", "github_token"),  # split across code spans
+        (f"token **{GHP[:12]}**{GHP[12:]}", "github_token"),  # split by emphasis
+        (f"token {GHP[:12]}<b></b>{GHP[12:]}", "github_token"),  # split by an HTML tag
+        ("xAKIA" + "ABCDEFGHIJKLMNOP", "aws_access_key"),  # glued to a prefix
+        ("\uff0d" * 5 + "BEGIN RSA PRIVATE KEY" + "\uff0d" * 5, "private_key"),  # fullwidth dashes
+        ("\u2013" * 5 + "BEGIN ENCRYPTED PRIVATE KEY" + "\u2013" * 5, "private_key"),
+        (f"the secret is {AWS_SECRET} (rotate it)", "aws_secret_access_key"),  # no label at all
+        ("\uff47\uff48\uff50_" + "aB3x" * 9, "github_token"),  # fullwidth letters fold under NFKC
+        ("github_pat_" + "11AB" * 8, "github_token"),
+    ],
+)
+def test_disguised_credentials_are_found(text: str, kind: str) -> None:
+    assert kind in {f.kind for f in scan(text, "body")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "commit e3b0c44298fc1c149afbf4c8996fb92427ae41e4 fixed it",  # a git SHA: lower-case hex
+        "func TestThisIsAVeryLongGoIdentifierName123456789(t *testing.T)",
+        "See internal/ratelimit/limiter.go and pkg/server/handlers/AuthMiddleware.go",
+        "the deadline is 2s; `ctx, cancel := context.WithTimeout(ctx, 2*time.Second)`",
+    ],
+)
+def test_ordinary_code_and_prose_pass(text: str) -> None:
+    assert scan(text, "body") == []
+
+
+def test_a_patch_is_scanned_on_the_lines_it_adds_only() -> None:
+    patch = (
+        "diff --git a/auth.go b/auth.go\n--- a/auth.go\n+++ b/auth.go\n@@ -1,3 +1,3 @@\n package auth\n"
+        f'-const old = "{GHP}"\n+const token = "{GHP}"\n // end\n'
+    )
+    found = scan_patch(patch)
+    assert [(f.kind, f.field, f.line) for f in found] == [("github_token", "patch auth.go", 2)]
+    assert GHP not in repr(found)
+    removal_only = patch.replace(f'+const token = "{GHP}"\n', "")
+    assert scan_patch(removal_only.replace("@@ -1,3 +1,3 @@", "@@ -1,3 +1,2 @@")) == []
+
+
+def test_an_unparseable_patch_is_still_scanned_line_by_line() -> None:
+    assert [f.kind for f in scan_patch(f"+++ not a diff\n+{GHP}\n")] == ["github_token"]
+
+
+@given(st.text(max_size=200))
+def test_the_scanner_never_raises_and_never_returns_text(text: str) -> None:
+    for finding in scan(text, "body") + scan_patch(text):
+        assert finding.line >= 0
+        assert finding.kind in {r.kind for r in RULES}
+
+
+def test_normalisation_folds_width_and_drops_invisibles() -> None:
+    assert for_scanning("\uff0d\u200bA\u00adB\u2014") == "-AB-"
+
+
+def test_the_redactor_uses_the_same_catalogue_and_never_keeps_a_captured_secret() -> None:
+    assert len(CREDENTIAL_SHAPES) == len(RULES)
+    assert all(pattern.groups == 0 for _kind, pattern in CREDENTIAL_SHAPES)
+    line = f"aws_key = '{AWS_SECRET}' and {GHP}"
+    out = Redactor().text(line)
+    assert AWS_SECRET not in out
+    assert GHP[4:] not in out
+    assert REDACTED in out
+
+
+def test_capture_groups_become_non_capturing_but_classes_and_escapes_stay() -> None:
+    assert non_capturing(r"(a|b)[(]\((?P<x>c)(?:d)") == r"(?:a|b)[(]\((?:c)(?:d)"
+    with pytest.raises(ValueError, match="back-reference"):
+        non_capturing(r"(a)\1")
+
+
+def test_the_committed_rules_are_those_of_the_installed_detect_secrets() -> None:
+    assert RULES_FILE.read_text(encoding="utf-8") == render(from_detect_secrets()), (
+        "servers/common/secret_rules.json is stale: run `python -m servers.common.secret_rules`"
+    )

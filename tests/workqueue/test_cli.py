@@ -1,0 +1,58 @@
+"""`goresolve queue ls|show|replay|purge` on the embedded queue, through the typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from tests.workqueue.support import push_event
+from workqueue import Event, RetryPolicy
+from workqueue.cli import queue_app
+from workqueue.sqlite import SQLiteQueue
+
+
+@pytest.fixture
+def dead_queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    where = tmp_path / "q"
+
+    async def fill() -> None:
+        queue = SQLiteQueue(where, "code-index", retry=RetryPolicy(max_tries=1))
+        await queue.enqueue(push_event("a"))
+        await queue.enqueue(push_event("b"))
+
+        async def broken(event: Event) -> None:
+            raise RuntimeError("no mirror for acme/svc")
+
+        await queue.consume(broken, burst=True)
+        await queue.aclose()
+
+    anyio.run(fill)
+    monkeypatch.setenv("GORESOLVE_QUEUE_SQLITE_DIR", str(where))
+    return where
+
+
+def test_ls_show_replay_purge(dead_queue: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(queue_app, ["ls", "--json"])
+    assert listed.exit_code == 0, listed.output
+    body = json.loads(listed.stdout)
+    assert body["depth"] == 0
+    assert [(d["id"], d["tries"], d["error"]) for d in body["dead"]] == [
+        ("github:1:a", 1, "RuntimeError: no mirror for acme/svc"),
+        ("github:1:b", 1, "RuntimeError: no mirror for acme/svc"),
+    ]
+    shown = runner.invoke(queue_app, ["show", "github:1:a"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["event"]["repo"] == "acme/svc"
+    assert runner.invoke(queue_app, ["replay", "github:1:a"]).exit_code == 0
+    assert json.loads(runner.invoke(queue_app, ["ls", "--json"]).stdout)["depth"] == 1
+    missing = runner.invoke(queue_app, ["replay", "github:1:a"])
+    assert missing.exit_code == 1 and "no dead letter 'github:1:a'" in missing.output
+    assert runner.invoke(queue_app, ["purge"]).exit_code == 2
+    purged = runner.invoke(queue_app, ["purge", "--all"])
+    assert purged.exit_code == 0 and "purged 1" in purged.output
+    assert json.loads(runner.invoke(queue_app, ["ls", "--json"]).stdout)["dead"] == []
+    assert runner.invoke(queue_app, ["ls", "--queue", "nope"]).exit_code == 2

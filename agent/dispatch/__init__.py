@@ -1,0 +1,28 @@
+"""The dispatcher: ticket events from the queue become agent runs, one per ticket.
+
+    goresolve dispatch --mode local        runs `goresolve resolve` as subprocesses (a concurrency cap)
+    goresolve dispatch --mode kubernetes   one Job per ticket from the chart's template (caps per repo and total)
+
+Every way a dispatch ends is recorded (outcome, cost, duration) in the run ledger; a run that dies
+without an outcome is escalated to a human, never retried forever.
+
+    DispatchError
+     ├── AlreadyDispatched     the ticket already has a run (HTTP 409 on the Job name); nothing was created
+     ├── ClusterRefused        the API server refused a request (403 outside the Role, 422 invalid, ...)
+     └── TemplateError         the Job template is missing or not a batch/v1 Job
+"""
+
+from agent.dispatch.errors import AlreadyDispatched, ClusterRefused, DispatchError, TemplateError
+from agent.dispatch.results import RunRecord
+from agent.dispatch.settings import DispatchSettings
+from agent.dispatch.tickets import Ticket
+
+__all__ = [
+    "AlreadyDispatched",
+    "ClusterRefused",
+    "DispatchError",
+    "DispatchSettings",
+    "RunRecord",
+    "TemplateError",
+    "Ticket",
+]

@@ -1,0 +1,121 @@
+"""`goresolve dispatch`: consume ticket events and run the agent, locally or as Kubernetes Jobs.
+
+    goresolve dispatch [--mode local|kubernetes] [--max-concurrent N] [--max-per-repo N] [--burst]
+    goresolve dispatch run --ticket T --repo R [--trace-id X] [--result-file F]   (one run; inside a Job)
+
+Settings: GORESOLVE_DISPATCH_* (flags win), the queue's GORESOLVE_QUEUE_*. Bad settings end the
+command with exit 2 and one line naming the setting; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import anyio
+import typer
+from pydantic import ValidationError
+
+from agent.dispatch.capacity import Capacity
+from agent.dispatch.errors import DispatchError
+from agent.dispatch.local import LocalRunner
+from agent.dispatch.results import Ledger, compact_result
+from agent.dispatch.service import Dispatcher, Runner
+from agent.dispatch.settings import DispatchSettings
+from agent.dispatch.tickets import Ticket
+
+app = typer.Typer(
+    invoke_without_command=True,
+    add_completion=False,
+    help="Consume ticket events and run the agent: subprocesses (local) or one Kubernetes Job per ticket.",
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def _settings(**overrides: Any) -> DispatchSettings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return DispatchSettings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise _fail(f"setting GORESOLVE_DISPATCH_{field.upper()}: {first['msg']}") from None
+
+
+@app.callback()
+def dispatch(
+    ctx: typer.Context,
+    mode: Annotated[Literal["local", "kubernetes"] | None, typer.Option(help="local or kubernetes")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Runs at once, in total.")] = None,
+    max_per_repo: Annotated[int | None, typer.Option(help="Runs at once per repository.")] = None,
+    burst: Annotated[bool, typer.Option(help="Stop when the queue is empty.")] = False,
+) -> None:
+    """Consume the `tickets` queue until stopped."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(mode=mode, max_concurrent=max_concurrent, max_per_repo=max_per_repo)
+    try:
+        anyio.run(_consume, settings, burst)
+    except DispatchError as exc:
+        raise _fail(str(exc)) from None
+
+
+async def _consume(settings: DispatchSettings, burst: bool) -> None:
+    from workqueue import QueueSettings, open_queue
+
+    capacity = Capacity(settings.max_concurrent, settings.max_per_repo)
+    queue = open_queue(QueueSettings(), "tickets")
+    try:
+        if settings.mode == "kubernetes":
+            from agent.dispatch.kubeconnect import kube_runner
+
+            async with kube_runner(settings) as runner:
+                for ticket in await runner.active():
+                    capacity.adopt(ticket.repo)  # runs from before a restart still count
+                await _serve(queue, runner, capacity, settings, burst)
+        else:
+            runner = LocalRunner(settings.command, deadline_s=settings.active_deadline_s)
+            await _serve(queue, runner, capacity, settings, burst)
+    finally:
+        await queue.aclose()
+
+
+async def _serve(queue: Any, runner: Runner, capacity: Capacity, settings: DispatchSettings, burst: bool) -> None:
+    dispatcher = Dispatcher(
+        runner,
+        capacity,
+        Ledger(settings.resolved_ledger()),
+        jira_repos=settings.jira_repos,
+        default_repo=settings.default_repo,
+    )
+    await queue.consume(dispatcher.handle, concurrency=settings.max_concurrent, burst=burst)
+
+
+@app.command("run")
+def run_one(
+    ticket: Annotated[str, typer.Option(help="Ticket id, e.g. SVC-7 or acme/svc#42.")],
+    repo: Annotated[str, typer.Option(help="Repository the ticket is about.")],
+    trace_id: Annotated[str, typer.Option(help="Trace id born at the webhook.")] = "0" * 32,
+    result_file: Annotated[Path | None, typer.Option(help="Also write the result line here.")] = None,
+) -> None:
+    """Run the agent for one ticket (what each Job's agent container does) and print its result line."""
+    settings = _settings()
+    runner = LocalRunner(settings.command, deadline_s=settings.wall_clock_s + settings.deadline_margin_s)
+    record = anyio.run(runner.run, Ticket(id=ticket, repo=repo, trace_id=trace_id, source="cli"))
+    result: dict[str, Any] = {"outcome": record.outcome}
+    if record.cost_usd is not None:
+        result["cost_usd"] = record.cost_usd
+    if record.pr_url:
+        result["pr_url"] = record.pr_url
+    if record.reason:
+        result["reason"] = record.reason
+    line = compact_result(result)
+    if result_file is not None:
+        result_file.write_text(line + "\n", encoding="utf-8")
+    print(line)
+    raise typer.Exit(0 if record.has_outcome else 1)

@@ -1,0 +1,102 @@
+"""What a run ends with, and the ledger that remembers it.
+
+The agent command reports its result as its last line of output: one JSON object with at least
+`outcome` (e.g. "resolved", "escalated") and, when known, `cost_usd` and `pr_url`. In a Job that
+line is written to the container's termination message, which the API server keeps in the Pod's
+status, so the dispatcher needs no log access to read it. A run with no such line has no outcome:
+it is escalated, never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# How a run that produced no result line is recorded (and escalated).
+NO_OUTCOME = "no-outcome"
+_MAX_RESULT_BYTES = 4096  # the kubelet keeps at most 4 KiB of a termination message
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One finished dispatch: `outcome` from the agent, or NO_OUTCOME with `reason` when it gave none."""
+
+    ticket: str
+    repo: str
+    trace_id: str
+    run: str
+    mode: str
+    outcome: str
+    duration_s: float
+    cost_usd: float | None = None
+    pr_url: str | None = None
+    reason: str | None = None
+    escalated: bool = False
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.outcome != NO_OUTCOME
+
+
+def parse_result(text: str | None) -> dict[str, Any] | None:
+    """The last line of `text` that is a JSON object with a string `outcome`; None when there is none."""
+    if not text:
+        return None
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("outcome"), str) and value["outcome"]:
+            return value  # pyright: ignore[reportUnknownVariableType]
+    return None
+
+
+def compact_result(result: dict[str, Any]) -> str:
+    """The result line, cut to what a termination message can hold (outcome, cost, PR, reason)."""
+    keep = {k: result[k] for k in ("outcome", "cost_usd", "pr_url", "reason") if k in result}
+    line = json.dumps(keep, separators=(",", ":"), ensure_ascii=False)
+    return line if len(line.encode()) <= _MAX_RESULT_BYTES else json.dumps({"outcome": str(result["outcome"])[:200]})
+
+
+def cost_of(result: dict[str, Any]) -> float | None:
+    value = result.get("cost_usd")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Ledger:
+    """Append-only JSON lines of finished runs, each line written and fsynced in one call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, run: RunRecord) -> None:
+        """Append `run`. Raises OSError when the file cannot be written."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(asdict(run), ensure_ascii=False, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def runs(self) -> list[RunRecord]:
+        """Every recorded run, oldest first (a torn last line from a crash is skipped)."""
+        if not self.path.exists():
+            return []
+        out: list[RunRecord] = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(RunRecord(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue
+        return out

@@ -1,0 +1,96 @@
+"""The dispatcher proper: a queue handler that turns each ticket event into exactly one bounded run.
+
+    event -> ticket -> slot (caps) -> runner.run -> ledger.record -> escalate when there is no outcome
+
+The handler returns normally for every run that ended, however it ended, so the queue never
+re-delivers a finished ticket; it raises only when the run could not be started or followed at all
+(the queue then retries with backoff, a bounded number of times, and dead-letters it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+import structlog
+
+from agent.dispatch.capacity import Capacity
+from agent.dispatch.results import Ledger, RunRecord
+from agent.dispatch.tickets import Ticket, ticket_from_event
+from workqueue import Event
+
+log = structlog.get_logger(__name__)
+
+
+class Runner(Protocol):
+    """Runs one ticket to its end (local subprocess or Kubernetes Job)."""
+
+    mode: str
+
+    async def run(self, ticket: Ticket) -> RunRecord: ...
+
+
+class Escalator(Protocol):
+    """Hands a run with no outcome to a human (the agent's escalation posts to the issue)."""
+
+    async def escalate(self, record: RunRecord) -> None: ...
+
+
+class LogEscalator:
+    """The default: a structured warning a human is alerted on, with ticket, trace and reason."""
+
+    async def escalate(self, record: RunRecord) -> None:
+        log.warning(
+            "run ended without an outcome: escalated to a human",
+            ticket=record.ticket,
+            trace_id=record.trace_id,
+            run=record.run,
+            reason=record.reason,
+        )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runner: Runner,
+        capacity: Capacity,
+        ledger: Ledger,
+        *,
+        jira_repos: dict[str, str] | None = None,
+        default_repo: str | None = None,
+        escalator: Escalator | None = None,
+    ) -> None:
+        self.runner = runner
+        self.capacity = capacity
+        self.ledger = ledger
+        self._jira_repos = dict(jira_repos or {})
+        self._default_repo = default_repo
+        self._escalator = escalator or LogEscalator()
+
+    async def handle(self, event: Event) -> None:
+        """The queue handler. Raises only when a run could not be started or followed (queue retries)."""
+        ticket = ticket_from_event(event, jira_repos=self._jira_repos, default_repo=self._default_repo)
+        if ticket is None:
+            log.info("event asks for no run", event=event.id, kind=event.data.kind, trace_id=event.trace_id)
+            return
+        await self.dispatch(ticket)
+
+    async def dispatch(self, ticket: Ticket) -> RunRecord:
+        async with self.capacity.slot(ticket.repo):
+            log.info(
+                "run starting", ticket=ticket.id, repo=ticket.repo, trace_id=ticket.trace_id, mode=self.runner.mode
+            )
+            record = await self.runner.run(ticket)
+        if not record.has_outcome:
+            await self._escalator.escalate(record)
+            record = replace(record, escalated=True)
+        self.ledger.record(record)
+        log.info(
+            "run finished",
+            ticket=record.ticket,
+            trace_id=record.trace_id,
+            outcome=record.outcome,
+            cost_usd=record.cost_usd,
+            duration_s=record.duration_s,
+        )
+        return record

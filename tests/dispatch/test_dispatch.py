@@ -1,0 +1,275 @@
+"""The dispatcher without a cluster: names, Job building, result lines, caps, local subprocess runs
+through the real embedded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import textwrap
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from agent.dispatch import TemplateError, Ticket
+from agent.dispatch.capacity import Capacity
+from agent.dispatch.cli import app as dispatch_cli
+from agent.dispatch.jobs import build_job, check_template, load_template
+from agent.dispatch.local import LocalRunner, command_for
+from agent.dispatch.results import NO_OUTCOME, Ledger, compact_result, parse_result
+from agent.dispatch.service import Dispatcher
+from agent.dispatch.settings import DispatchSettings
+from agent.dispatch.tickets import job_name, label_value, ticket_from_event
+from workqueue import Event, IssueData, JiraIssueData, PushData, QueueSettings, open_queue
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
+TRACE = "0123456789abcdef0123456789abcdef"
+
+TEMPLATE: dict[str, Any] = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "metadata": {"labels": {"app.kubernetes.io/component": "agent"}},
+    "spec": {
+        "backoffLimit": 3,
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/component": "agent"}},
+            "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "agent", "image": "a:1", "args": ["x"]}]},
+        },
+    },
+}
+
+
+def event(data: Any, repo: str | None = "acme/svc") -> Event:
+    return Event(
+        id=f"github:1:{uuid.uuid4()}",
+        source="jira" if isinstance(data, JiraIssueData) else "github",
+        delivery=str(uuid.uuid4()),
+        hook_id="1",
+        trace_id=TRACE,
+        received_at=datetime.now(UTC),
+        repo=repo,
+        data=data,
+    )
+
+
+def issue(number: int = 42) -> IssueData:
+    return IssueData(action="opened", number=number, title="t", url="https://x/1", author="u")
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_job_names_are_valid_dns_labels_and_a_pure_function_of_the_ticket(ticket: str) -> None:
+    name = job_name(ticket)
+    assert DNS_LABEL.match(name), name
+    assert name == job_name(ticket)
+
+
+def test_tickets_that_clean_up_alike_still_get_different_job_names() -> None:
+    assert job_name("a/b#1") != job_name("a-b-1")
+
+
+@given(st.text(max_size=300))
+def test_label_values_are_always_valid(text: str) -> None:
+    assert LABEL_VALUE.match(label_value(text))
+
+
+def test_events_map_to_tickets_and_pushes_to_nothing() -> None:
+    sha = "a" * 40
+    push = PushData(ref="refs/heads/main", before=sha, after=sha, commits=1, truncated=False, clone_url="u")
+    jira = JiraIssueData(action="created", key="SVC-7", project="SVC", summary="s", url="https://j/SVC-7")
+    assert ticket_from_event(event(issue()), jira_repos={}, default_repo=None) == Ticket(
+        "acme/svc#42", "acme/svc", TRACE, "github"
+    )
+    assert ticket_from_event(event(jira, None), jira_repos={"SVC": "acme/svc"}, default_repo=None) == Ticket(
+        "SVC-7", "acme/svc", TRACE, "jira"
+    )
+    assert ticket_from_event(event(jira, None), jira_repos={}, default_repo=None) is None
+    assert ticket_from_event(event(push), jira_repos={}, default_repo="r") is None
+
+
+def test_a_job_gets_name_labels_deadline_no_retries_and_the_run_command() -> None:
+    ticket = Ticket("acme/svc#42", "acme/svc", TRACE, "github")
+    job = build_job(TEMPLATE, ticket, active_deadline_s=2100, ttl_after_finished_s=60)
+    assert job["metadata"]["name"] == job_name("acme/svc#42")
+    labels = job["metadata"]["labels"]
+    assert labels["goresolve.dev/ticket"] == "acme_svc_42"
+    assert labels["goresolve.dev/trace-id"] == TRACE
+    assert job["spec"]["template"]["metadata"]["labels"]["goresolve.dev/ticket"] == "acme_svc_42"
+    assert job["metadata"]["annotations"]["goresolve.dev/ticket-id"] == "acme/svc#42"
+    assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (0, 2100)
+    assert job["spec"]["ttlSecondsAfterFinished"] == 60
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    agent = pod["containers"][0]
+    assert agent["args"][:6] == ["dispatch", "run", "--ticket", "acme/svc#42", "--repo", "acme/svc"]
+    assert agent["terminationMessagePath"] == "/dev/termination-log"
+    assert TEMPLATE["spec"]["backoffLimit"] == 3  # the template itself is untouched
+
+
+def test_a_template_that_is_not_an_agent_job_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="batch/v1 Job"):
+        check_template({"apiVersion": "v1", "kind": "Pod"}, "x")
+    no_agent = json.loads(json.dumps(TEMPLATE))
+    no_agent["spec"]["template"]["spec"]["containers"][0]["name"] = "other"
+    with pytest.raises(TemplateError, match="no container named 'agent'"):
+        check_template(no_agent, "x")
+    with pytest.raises(TemplateError, match="No such file"):
+        load_template(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [", encoding="utf-8")
+    with pytest.raises(TemplateError, match="not YAML"):
+        load_template(tmp_path / "bad.yaml")
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(TEMPLATE), encoding="utf-8")
+    assert load_template(tmp_path / "ok.yaml") == TEMPLATE
+
+
+def test_the_result_is_the_last_json_line_with_an_outcome() -> None:
+    text = 'noise\n{"outcome": "resolved", "cost_usd": 0.5}\n{"not": "a result"}\ntrailing\n'
+    assert parse_result(text) == {"outcome": "resolved", "cost_usd": 0.5}
+    assert parse_result("{broken\n") is None
+    assert parse_result('{"outcome": ""}') is None
+    assert parse_result(None) is None
+    long = compact_result({"outcome": "resolved", "reason": "x" * 10_000})
+    assert len(long.encode()) <= 4096 and json.loads(long) == {"outcome": "resolved"}
+
+
+async def test_caps_hold_in_total_and_per_repo() -> None:
+    capacity = Capacity(total=2, per_repo=1)
+    await capacity.acquire("a")
+    second_a = asyncio.create_task(capacity.acquire("a"))
+    await capacity.acquire("b")
+    third = asyncio.create_task(capacity.acquire("c"))
+    await asyncio.sleep(0)
+    assert not second_a.done() and not third.done()
+    assert capacity.running == 2
+    await capacity.release("a")
+    await asyncio.wait_for(second_a, timeout=5)  # a's slot went to the waiting a
+    assert not third.done()
+    await capacity.release("b")
+    await asyncio.wait_for(third, timeout=5)
+    assert (capacity.running, capacity.running_for("a")) == (2, 1)
+
+
+def test_settings_refuse_a_per_repo_cap_above_the_total() -> None:
+    with pytest.raises(ValueError, match="max_per_repo"):
+        DispatchSettings(max_concurrent=1, max_per_repo=2)
+
+
+def agent_script(tmp_path: Path, body: str) -> list[str]:
+    script = tmp_path / "agent.py"
+    script.write_text(textwrap.dedent(body), encoding="utf-8")
+    return [sys.executable, str(script), "{ticket}", "{repo}", "{trace_id}"]
+
+
+def test_the_command_template_substitutes_only_the_three_fields() -> None:
+    ticket = Ticket("SVC-1", "acme/svc", TRACE, "jira")
+    assert command_for(["a", "{ticket}", "--repo={repo}", "$HOME", "{x}"], ticket) == [
+        "a",
+        "SVC-1",
+        "--repo=acme/svc",
+        "$HOME",
+        "{x}",
+    ]
+
+
+async def test_a_local_run_records_the_agents_outcome_and_cost(tmp_path: Path) -> None:
+    command = agent_script(
+        tmp_path,
+        """
+        import json, sys
+        print("working on", sys.argv[1])
+        print(json.dumps({"outcome": "resolved", "cost_usd": 0.25, "pr_url": "https://x/pr/1", "ticket": sys.argv[1]}))
+        """,
+    )
+    record = await LocalRunner(command, deadline_s=30).run(Ticket("SVC-1", "acme/svc", TRACE, "jira"))
+    assert (record.outcome, record.cost_usd, record.pr_url, record.reason) == ("resolved", 0.25, "https://x/pr/1", None)
+
+
+async def test_a_local_run_past_its_deadline_is_killed_with_its_children_and_has_no_outcome(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    command = agent_script(
+        tmp_path,
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open({str(pidfile)!r}, "w").write(str(child.pid))
+        time.sleep(60)
+        """,
+    )
+    record = await LocalRunner(command, deadline_s=1.5).run(Ticket("SVC-2", "acme/svc", TRACE, "jira"))
+    assert record.outcome == NO_OUTCOME and "deadline" in (record.reason or "")
+    child = int(pidfile.read_text())
+    for _ in range(100):  # the group kill reaches the grandchild; bounded wait for the kernel to reap it
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the agent's child outlived the deadline")
+
+
+async def test_a_missing_agent_command_is_a_run_without_outcome(tmp_path: Path) -> None:
+    record = await LocalRunner([str(tmp_path / "nope")], deadline_s=5).run(Ticket("T-1", "r", TRACE, "jira"))
+    assert record.outcome == NO_OUTCOME and "could not start" in (record.reason or "")
+
+
+async def test_dispatch_consumes_tickets_from_the_queue_records_each_run_and_escalates_a_silent_one(
+    tmp_path: Path,
+) -> None:
+    command = agent_script(
+        tmp_path,
+        """
+        import json, sys
+        if sys.argv[1].endswith("#2"):
+            sys.exit(3)                       # dies without a result line
+        print(json.dumps({"outcome": "resolved", "cost_usd": 0.1}))
+        """,
+    )
+    queue = open_queue(QueueSettings(sqlite_dir=tmp_path / "q"), "tickets")
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    escalated: list[str] = []
+
+    class Recorder:
+        async def escalate(self, record: Any) -> None:
+            escalated.append(record.ticket)
+
+    dispatcher = Dispatcher(LocalRunner(command, deadline_s=30), Capacity(2, 1), ledger, escalator=Recorder())
+    try:
+        for n in (1, 2):
+            assert await queue.enqueue(event(issue(n)))
+        await asyncio.wait_for(queue.consume(dispatcher.handle, concurrency=2, burst=True), timeout=60)
+        assert await queue.depth() == 0
+        assert await queue.dead_letters() == []  # a run without outcome is escalated, not retried
+    finally:
+        await queue.aclose()
+    runs = {r.ticket: r for r in ledger.runs()}
+    assert runs["acme/svc#1"].outcome == "resolved" and runs["acme/svc#1"].cost_usd == 0.1
+    assert runs["acme/svc#2"].outcome == NO_OUTCOME and runs["acme/svc#2"].escalated
+    assert "exited 3" in (runs["acme/svc#2"].reason or "")
+    assert escalated == ["acme/svc#2"]
+
+
+def test_dispatch_run_prints_the_result_line_and_writes_the_result_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command = agent_script(tmp_path, 'import json; print(json.dumps({"outcome": "escalated", "cost_usd": 1}))')
+    monkeypatch.setenv("GORESOLVE_DISPATCH_COMMAND", json.dumps(command))
+    out = tmp_path / "termination-log"
+    result = CliRunner().invoke(
+        dispatch_cli, ["run", "--ticket", "SVC-3", "--repo", "acme/svc", "--result-file", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == {"outcome": "escalated", "cost_usd": 1.0}
+
+
+def test_bad_settings_end_with_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GORESOLVE_DISPATCH_MAX_CONCURRENT", "zero")
+    result = CliRunner().invoke(dispatch_cli, ["--burst"])
+    assert result.exit_code == 2
+    assert "GORESOLVE_DISPATCH_MAX_CONCURRENT" in result.output and "Traceback" not in result.output

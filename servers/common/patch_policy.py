@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,6 +50,20 @@ Rule = Literal[
     "inserted_into_existing_test",
     "hides_tests",
     "modified_test_line",
+    "binary_file",
+    "mode_change",
+    "non_go_file",
+    "test_fixture",
+    "exit_at_init",
+    "flag_at_init",
+    "linkname",
+    "new_test_main",
+    "testing_testing",
+    "testing_in_code",
+    "overwrites_test_state",
+    "changed_test_helper",
+    "shadows_test",
+    "analysis_failed",
 ]
 
 MAX_REASONS = 100
@@ -89,11 +104,19 @@ def _refused(rule: Rule, detail: str, path: str = "") -> PatchVerdict:
     return PatchVerdict(allowed=False, reasons=[PatchReason(rule=rule, path=path, detail=detail)])
 
 
-def check_patch(diff_text: str, policy: ProtectedPolicy, *, repo_root: pathlib.Path | None = None) -> PatchVerdict:
-    """Check a unified diff against the protected-paths and test-tampering policy.
+def check_patch(
+    diff_text: str,
+    policy: ProtectedPolicy,
+    *,
+    repo_root: pathlib.Path | None = None,
+    base_files: Mapping[str, str | None] | None = None,
+) -> PatchVerdict:
+    """Check a unified diff against the protected-paths and test-tampering policy (the line rules).
 
     `repo_root`, when given, is the checkout the patch applies to; existing test files are read from
     it to place insertions exactly (without it, the hunk context decides, more conservatively).
+    `base_files` (path -> text, None for absent) replaces `repo_root` when the checkout is already
+    patched: the pre-images read before `git apply`.
     Never raises: malformed input yields a refusal with rule `unparseable_patch`.
     """
     size = len(diff_text.encode("utf-8", "surrogatepass"))
@@ -107,7 +130,7 @@ def check_patch(diff_text: str, policy: ProtectedPolicy, *, repo_root: pathlib.P
         return _refused("unparseable_patch", "no file changes found in the patch")
     reasons: list[PatchReason] = []
     for patched in patch:
-        reasons.extend(_check_file(patched, policy, repo_root))
+        reasons.extend(_check_file(patched, policy, _Base(repo_root, base_files)))
     reasons.sort(key=lambda r: (r.path, r.line or 0, r.rule))
     return PatchVerdict(allowed=not reasons, reasons=reasons[:MAX_REASONS])
 
@@ -132,7 +155,27 @@ def _clean(name: str | None) -> str | None:
     return name
 
 
-def _check_file(pf: PatchedFile, policy: ProtectedPolicy, repo_root: pathlib.Path | None) -> list[PatchReason]:
+@dataclass(frozen=True)
+class _Base:
+    """The pre-images of the files a patch names: from a checkout, or from a mapping read earlier."""
+
+    root: pathlib.Path | None
+    files: Mapping[str, str | None] | None
+
+    @property
+    def known(self) -> bool:
+        return self.root is not None or self.files is not None
+
+    def exists(self, rel: str) -> bool:
+        if self.files is not None:
+            return self.files.get(rel) is not None
+        return self.root is not None and _exists(self.root, rel)
+
+    def read(self, rel: str) -> str | None:
+        return self.files.get(rel) if self.files is not None else _read(self.root, rel)
+
+
+def _check_file(pf: PatchedFile, policy: ProtectedPolicy, base: _Base) -> list[PatchReason]:
     source, target = _clean(pf.source_file), _clean(pf.target_file)
     paths = [p for p in dict.fromkeys((source, target)) if p is not None]
     if not paths:
@@ -147,20 +190,39 @@ def _check_file(pf: PatchedFile, policy: ProtectedPolicy, repo_root: pathlib.Pat
         return out
     if pf.is_symlink or pf.is_submodule:
         out.append(PatchReason(rule="symlink_or_submodule", path=main, detail="symlinks and submodules may not change"))
+    elif (mode := _mode_change(pf)) is not None and not policy.allow_mode_changes:
+        out.append(PatchReason(rule="mode_change", path=main, detail=f"{mode} (allow_mode_changes: false)"))
+    if pf.is_binary_file and not policy.allow_binary:
+        out.append(PatchReason(rule="binary_file", path=main, detail="binary content (allow_binary: false)"))
     for p in paths:
         is_mod = pathlib.PurePosixPath(p).name in _GO_MOD_FILES
         if is_mod and not policy.allow_go_mod:
             out.append(PatchReason(rule="go_mod", path=p, detail="module files may not change (allow_go_mod: false)"))
         elif not is_mod and (glob := diffs.matching_glob(p, policy.paths)) is not None:
             out.append(PatchReason(rule="protected_path", path=p, detail=f"matches protected pattern {glob!r}"))
-    existing = not pf.is_added_file or (repo_root is not None and _exists(repo_root, main))
+    existing = not pf.is_added_file or (base.known and base.exists(main))
     if existing and source is None:
         source = target  # a "new" file over an existing one rewrites it
     out.extend(_constraint_reasons(pf, source, target, existing))
     if policy.existing_tests_read_only:
-        original = _read(repo_root, source) if source is not None and existing else None
-        out.extend(_test_file_reasons(pf, source, target, existing, original))
+        original = base.read(source) if source is not None and existing else None
+        out.extend(_test_file_reasons(pf, source, target, existing, original, policy.static_analysis))
     return out
+
+
+_MODE = re.compile(r"^(old mode|new mode|new file mode|deleted file mode) (\d+)$", re.MULTILINE)
+
+
+def _mode_change(pf: PatchedFile) -> str | None:
+    """What the extended header says about file modes, when it is more than a regular file's 100644."""
+    modes = {kind: mode for kind, mode in _MODE.findall(str(pf.patch_info or ""))}
+    old, new = modes.get("old mode"), modes.get("new mode")
+    if old is not None and new is not None and old != new:
+        return f"changes the mode from {old} to {new}"
+    created = modes.get("new file mode")
+    if created is not None and created != "100644":
+        return f"creates the file with mode {created}"
+    return None
 
 
 def _inside(root: pathlib.Path, rel: str) -> pathlib.Path | None:
@@ -266,12 +328,18 @@ def _blocks(hunk: Hunk) -> list[_Block]:
 
 
 def _test_file_reasons(
-    pf: PatchedFile, source: str | None, target: str | None, existing: bool, original_text: str | None
+    pf: PatchedFile,
+    source: str | None,
+    target: str | None,
+    existing: bool,
+    original_text: str | None,
+    static_analysis: bool,
 ) -> list[PatchReason]:
     path = target or source or ""
     added_lines = [line for hunk in pf for line in hunk if line.is_added]
     out: list[PatchReason] = []
-    if target is not None and target.endswith("_test.go"):
+    if target is not None and target.endswith("_test.go") and not static_analysis:
+        # a spelling-based fallback; the Go analyzer (static_analysis) judges these by object instead
         for line in added_lines:
             if _HIDES.search(line.value):
                 detail = f"added code could stop other tests running: {_snip(line.value)}"

@@ -19,11 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from servers.common.errors import ConfigError
+from servers.common.repo_names import RepoName
 
 # Scopes a tool can require. Adding one is a reviewed change here, not a string in a server.
 Scope = Literal["jira:read", "code:read", "tests:run", "pr:write", "pr:read"]
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 _JIRA_KEY = r"^[A-Z][A-Z0-9_]{0,49}$"
 
 
@@ -35,7 +35,7 @@ class Identity(_Frozen):
     """One caller: a token subject over HTTP or the configured identity over stdio."""
 
     roles: tuple[str, ...] = Field(min_length=1, description="Roles granted; each must exist in tools.yaml.")
-    repos: tuple[str, ...] = Field(default=(), description="Repos (names from repos.yaml) this identity may read.")
+    repos: tuple[RepoName, ...] = Field(default=(), description="Repos (names from repos.yaml) this identity may read.")
     jira_projects: tuple[str, ...] = Field(default=(), description="Jira project keys this identity may read.")
 
     @field_validator("jira_projects")
@@ -89,7 +89,7 @@ class Repo(_Frozen):
 class ReposPolicy(_Frozen):
     """repos.yaml: the repositories known to goresolve."""
 
-    repos: dict[str, Repo] = Field(default_factory=dict)
+    repos: dict[RepoName, Repo] = Field(default_factory=dict, description="Repository name -> where it lives.")
 
 
 class ProtectedPolicy(_Frozen):
@@ -104,6 +104,53 @@ class ProtectedPolicy(_Frozen):
     )
     allow_go_mod: bool = Field(default=False, description="Let patches change go.mod/go.sum.")
     max_patch_bytes: int = Field(default=200_000, gt=0, le=10_000_000)
+    allow_non_go: tuple[str, ...] = Field(
+        default=("**/*.md", "docs/**", "LICENSE*", "CHANGELOG*"),
+        description="Globs of non-Go files a patch may change; any other non-Go file is refused. A file "
+        "that tests read stays protected even when it matches.",
+    )
+    allow_binary: bool = Field(default=False, description="Let patches add or change binary files.")
+    allow_mode_changes: bool = Field(default=False, description="Let patches change file modes (e.g. +x).")
+    static_analysis: bool = Field(
+        default=True, description="Run the Go tamper analyzer on the base and the patched tree and compare."
+    )
+    test_census: bool = Field(
+        default=True, description="After a run, every test listed at the base must have reported, unskipped."
+    )
+    init_exit_objects: dict[str, str] = Field(
+        default={
+            "os.Exit": "exits the process",
+            "syscall.Exit": "exits the process",
+            "runtime.Goexit": "ends the goroutine",
+            "golang.org/x/sys/unix.Exit": "exits the process",
+            "syscall.Syscall": "makes a raw system call",
+            "syscall.Syscall6": "makes a raw system call",
+            "syscall.RawSyscall": "makes a raw system call",
+            "syscall.RawSyscall6": "makes a raw system call",
+            "golang.org/x/sys/unix.Syscall": "makes a raw system call",
+            "golang.org/x/sys/unix.Syscall6": "makes a raw system call",
+            "golang.org/x/sys/unix.RawSyscall": "makes a raw system call",
+            "golang.org/x/sys/unix.RawSyscall6": "makes a raw system call",
+        },
+        description="Objects (types.Func full names) that may not be reachable from package initialization: "
+        "process exit.",
+    )
+    init_flag_objects: dict[str, str] = Field(
+        default={
+            "testing.Init": "registers the test flags early",
+            "testing.MainStart": "starts a custom test main",
+            "(*testing.M).Run": "runs the tests itself",
+            "flag.Set": "sets a command-line flag",
+            "(*flag.FlagSet).Set": "sets a command-line flag",
+            "(flag.Value).Set": "sets a flag value",
+            "flag.Lookup": "looks up a command-line flag",
+            "(*flag.FlagSet).Lookup": "looks up a command-line flag",
+            "flag.CommandLine": "reaches the command-line flag set",
+            "flag.Parse": "parses the command line early",
+            "os.Args": "reaches the process arguments",
+        },
+        description="Objects that may not be reachable from package initialization: test-flag mutation.",
+    )
 
 
 class Policies(_Frozen):
@@ -193,6 +240,29 @@ def load_policies(directory: Path) -> Policies:
                         f"unknown repo {repo!r} (not in repos.yaml)"
                     )
     return policies
+
+
+def repo_path(directory: Path, repo: Repo) -> Path | None:
+    """The local path of `repo` (relative paths are relative to the policy directory), or None."""
+    if repo.path is None:
+        return None
+    path = Path(repo.path).expanduser()
+    return (path if path.is_absolute() else directory / path).resolve()
+
+
+def check_repo_paths(policies: Policies, directory: Path) -> None:
+    """Every repo with a local `path` points at an existing directory.
+
+    Raises:
+        ConfigError: a path does not exist (names the file, the field and the resolved path).
+    """
+    for name, repo in policies.repos.repos.items():
+        path = repo_path(directory, repo)
+        if path is not None and not path.is_dir():
+            raise ConfigError(
+                f"{directory / 'repos.yaml'}: field 'repos.{name}.path': {path} does not exist "
+                f"(fix the path, or register the repository with `goresolve repo add PATH`)"
+            )
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

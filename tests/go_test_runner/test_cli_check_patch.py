@@ -29,6 +29,12 @@ ALLOWED = """--- a/calc/calc.go
 
 @pytest.fixture
 def files(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
+    # The allowed patch is applied to a copy of the checkout and analyzed, so the checkout is a module.
+    (tmp_path / "go.mod").write_text("module example.com/calc\n\ngo 1.22\n")
+    (tmp_path / "calc").mkdir()
+    (tmp_path / "calc" / "calc.go").write_text("package calc\n")
+    test = "func TestX(t *testing.T) {\n\tif got != 2 {\n\t\tt.Fatal(got)\n\t}\n}\n"
+    (tmp_path / "calc" / "calc_test.go").write_text(test)
     (tmp_path / "refused.diff").write_text(REFUSED)
     (tmp_path / "allowed.diff").write_text(ALLOWED)
     return {"refused": tmp_path / "refused.diff", "allowed": tmp_path / "allowed.diff", "repo": tmp_path}

@@ -105,11 +105,15 @@ def test_tampering_with_an_existing_test_is_refused_with_a_specific_reason(
 
 
 def test_an_appended_testmain_that_exits_is_refused(diff_of: DiffOf, repo: pathlib.Path) -> None:
+    # The spelling-based rule is the fallback when the Go analyzer is off; with it on, the analyzer
+    # judges new code by object (tests/patch_policy/test_tamper_check_patch.py).
+    text_only = POLICY.model_copy(update={"static_analysis": False})
     tm = "\nfunc TestMain(m *testing.M) { os.Exit(0) }\n"
     diff = diff_of(lambda r: (r / "calc/calc_test.go").write_text(CALC_TEST + tm))
-    assert rules(check_patch(diff, POLICY, repo_root=repo)) == {"hides_tests"}
+    assert rules(check_patch(diff, text_only, repo_root=repo)) == {"hides_tests"}
     diff = diff_of(write("calc/main_test.go", 'package calc\n\nimport (\n\t"os"\n\t"testing"\n)\n' + tm))
-    assert rules(check_patch(diff, POLICY, repo_root=repo)) == {"hides_tests"}
+    assert rules(check_patch(diff, text_only, repo_root=repo)) == {"hides_tests"}
+    assert check_patch(diff, POLICY, repo_root=repo).allowed
 
 
 def test_deleting_or_renaming_a_test_file_is_refused(diff_of: DiffOf, repo: pathlib.Path) -> None:

@@ -1,0 +1,568 @@
+// Command tamper lists the facts of a Go module that the patch policy compares between the base
+// and the patched tree. It reports objects, not spellings: an aliased, dot-imported or stored
+// os.Exit is the same *types.Func as a plain one.
+//
+// Usage: tamper [-dir DIR] [PATTERN ...]   (patterns default to ./...)
+//
+// It prints one JSON document on stdout (see Facts) and exits 0, or exits 2 with a message on
+// stderr when the packages cannot be loaded at all. Type errors in single packages are reported
+// in Facts.Errors and the rest of the facts are still computed.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"go/ast"
+	"go/constant"
+	"go/token"
+	"go/types"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// Finding is one use of a guarded object; Key identifies it without line numbers, so the base and
+// the patched tree can be compared as multisets.
+type Finding struct {
+	Rule   string `json:"rule"`
+	Key    string `json:"key"`
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Detail string `json:"detail"`
+}
+
+// VarUse is a read or write of a package-level variable from a test file.
+type VarUse struct {
+	Var  string `json:"var"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+}
+
+// Helper is a non-test function only tests reach, with a hash of its source.
+type Helper struct {
+	Key  string `json:"key"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Hash string `json:"hash"`
+}
+
+// Test is a test function of a test package (import path with `_test` for external tests).
+type Test struct {
+	Package string `json:"package"`
+	Dir     string `json:"dir"`
+	Name    string `json:"name"`
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+}
+
+// Facts is the whole output.
+type Facts struct {
+	Findings      []Finding `json:"findings"`
+	Writes        []VarUse  `json:"writes"`
+	Reads         []VarUse  `json:"reads"`
+	Helpers       []Helper  `json:"helpers"`
+	HelperFiles   []string  `json:"helper_files"`
+	Tests         []Test    `json:"tests"`
+	TestLiterals  []string  `json:"test_literals"`
+	Errors        []string  `json:"errors"`
+	PackagesTotal int       `json:"packages"`
+}
+
+var (
+	// exitFuncs and flagFuncs come from the policy (-rules): object full name -> what it does.
+	exitFuncs  = map[string]string{}
+	flagFuncs  = map[string]string{}
+	testPrefix = regexp.MustCompile(`^(Test|Benchmark|Fuzz|Example)([^a-z]|$)`)
+)
+
+func objName(obj types.Object) string {
+	switch o := obj.(type) {
+	case *types.Func:
+		return o.FullName()
+	case *types.Var:
+		if o.Pkg() != nil && o.Parent() == o.Pkg().Scope() {
+			return o.Pkg().Path() + "." + o.Name()
+		}
+	}
+	return ""
+}
+
+type node struct {
+	pkg   *packages.Package
+	file  string
+	line  int
+	body  ast.Node
+	label string
+}
+
+type analysis struct {
+	root    string
+	fset    *token.FileSet
+	facts   Facts
+	nodes   map[string][]node
+	roots   []string
+	seenLit map[string]bool
+}
+
+func (a *analysis) rel(pos token.Pos) (string, int) {
+	p := a.fset.Position(pos)
+	r, err := filepath.Rel(a.root, p.Filename)
+	if err != nil {
+		r = p.Filename
+	}
+	return filepath.ToSlash(r), p.Line
+}
+
+func isTestFile(name string) bool { return strings.HasSuffix(name, "_test.go") }
+
+// refs calls f for each object an identifier in n refers to.
+func refs(info *types.Info, n ast.Node, f func(*ast.Ident, types.Object)) {
+	ast.Inspect(n, func(x ast.Node) bool {
+		if id, ok := x.(*ast.Ident); ok {
+			if obj := info.Uses[id]; obj != nil {
+				f(id, obj)
+			}
+		}
+		return true
+	})
+}
+
+func main() {
+	dir := flag.String("dir", ".", "module directory")
+	outFile := flag.String("out", "", "write the JSON here instead of stdout")
+	rules := flag.String("rules", "{}", `JSON {"exit": {object: why}, "flag": {object: why}}`)
+	flag.Parse()
+	var r struct {
+		Exit map[string]string `json:"exit"`
+		Flag map[string]string `json:"flag"`
+	}
+	if err := json.Unmarshal([]byte(*rules), &r); err != nil {
+		fail(fmt.Errorf("-rules: %w", err))
+	}
+	if r.Exit != nil {
+		exitFuncs = r.Exit
+	}
+	if r.Flag != nil {
+		flagFuncs = r.Flag
+	}
+	patterns := flag.Args()
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	root, err := filepath.Abs(*dir)
+	if err != nil {
+		fail(err)
+	}
+	cfg := &packages.Config{
+		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes |
+			packages.NeedTypesInfo | packages.NeedImports | packages.NeedModule,
+		Dir:   root,
+		Tests: true,
+		Fset:  token.NewFileSet(),
+	}
+	pkgs, err := packages.Load(cfg, patterns...)
+	if err != nil {
+		fail(err)
+	}
+	a := &analysis{root: root, fset: cfg.Fset, nodes: map[string][]node{}, seenLit: map[string]bool{}}
+	a.run(pkgs)
+	data, err := json.Marshal(a.facts)
+	if err != nil {
+		fail(err)
+	}
+	if *outFile == "" {
+		_, err = os.Stdout.Write(append(data, '\n'))
+	} else {
+		err = os.WriteFile(*outFile, data, 0o600)
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "tamper:", err)
+	os.Exit(2)
+}
+
+func (a *analysis) run(pkgs []*packages.Package) {
+	// One copy of each file: a package and its test variant share the non-test files.
+	type unit struct {
+		pkg  *packages.Package
+		file *ast.File
+	}
+	var units []unit
+	seenFile := map[string]bool{}
+	for _, p := range pkgs {
+		if strings.HasSuffix(p.ID, ".test") {
+			continue // the generated test main
+		}
+		a.facts.PackagesTotal++
+		for _, e := range p.Errors {
+			a.facts.Errors = append(a.facts.Errors, e.Error())
+		}
+		if p.TypesInfo == nil {
+			continue
+		}
+		for _, f := range p.Syntax {
+			name := a.fset.Position(f.Pos()).Filename
+			if seenFile[name] {
+				continue
+			}
+			seenFile[name] = true
+			units = append(units, unit{p, f})
+		}
+	}
+	// Nodes: every function and every package-level var (its initializer); roots: init funcs and
+	// var initializers, which run before any test.
+	for _, u := range units {
+		info := u.pkg.TypesInfo
+		file, _ := a.rel(u.file.Pos())
+		for _, d := range u.file.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				obj, _ := info.Defs[d.Name].(*types.Func)
+				if obj == nil || d.Body == nil {
+					continue
+				}
+				_, line := a.rel(d.Pos())
+				key := obj.FullName()
+				if d.Recv == nil && d.Name.Name == "init" {
+					key = fmt.Sprintf("%s.init@%s", u.pkg.PkgPath, file)
+					a.roots = append(a.roots, key)
+				}
+				a.nodes[key] = append(a.nodes[key], node{u.pkg, file, line, d.Body, key})
+			case *ast.GenDecl:
+				if d.Tok != token.VAR {
+					continue
+				}
+				for _, spec := range d.Specs {
+					vs := spec.(*ast.ValueSpec)
+					if len(vs.Values) == 0 {
+						continue
+					}
+					names := []string{}
+					for _, n := range vs.Names {
+						names = append(names, n.Name)
+					}
+					_, line := a.rel(vs.Pos())
+					label := fmt.Sprintf("%s.var %s@%s", u.pkg.PkgPath, strings.Join(names, ","), file)
+					a.roots = append(a.roots, label)
+					n := node{u.pkg, file, line, vs, label}
+					a.nodes[label] = append(a.nodes[label], n)
+					for _, id := range vs.Names {
+						if obj := info.Defs[id]; obj != nil && id.Name != "_" {
+							k := objName(obj)
+							a.nodes[k] = append(a.nodes[k], n)
+						}
+					}
+				}
+			}
+		}
+	}
+	a.initReach()
+	for _, u := range units {
+		a.perFile(u.pkg, u.file)
+	}
+	a.helpers(pkgs)
+	sort.Strings(a.facts.TestLiterals)
+}
+
+// initReach reports guarded objects reachable from package initialization.
+func (a *analysis) initReach() {
+	for _, rootKey := range a.roots {
+		seen := map[string]bool{rootKey: true}
+		queue := []string{rootKey}
+		for len(queue) > 0 {
+			k := queue[0]
+			queue = queue[1:]
+			for _, n := range a.nodes[k] {
+				info := n.pkg.TypesInfo
+				refs(info, n.body, func(id *ast.Ident, obj types.Object) {
+					name := objName(obj)
+					if name == "" {
+						return
+					}
+					if why, ok := exitFuncs[name]; ok {
+						a.initFinding("exit_at_init", rootKey, n, id, name, why, info)
+					} else if why, ok := flagFuncs[name]; ok {
+						a.initFinding("flag_at_init", rootKey, n, id, name, why, info)
+					}
+					if _, known := a.nodes[name]; known && !seen[name] {
+						seen[name] = true
+						queue = append(queue, name)
+					}
+				})
+			}
+		}
+	}
+}
+
+func (a *analysis) initFinding(rule, root string, n node, id *ast.Ident, name, why string, info *types.Info) {
+	_ = info
+	file, line := a.rel(id.Pos())
+	detail := fmt.Sprintf("%s (%s) is reachable from package initialization (%s)", name, why, root)
+	if n.label != root {
+		detail += " through " + n.label
+	}
+	key := fmt.Sprintf("%s|%s|%s|%s", rule, root, n.label, name)
+	a.facts.Findings = append(a.facts.Findings, Finding{rule, key, file, line, detail})
+}
+
+func (a *analysis) perFile(p *packages.Package, f *ast.File) {
+	info := p.TypesInfo
+	file, _ := a.rel(f.Pos())
+	test := isTestFile(file)
+	for _, cg := range f.Comments {
+		for _, c := range cg.List {
+			if strings.HasPrefix(c.Text, "//go:linkname") {
+				_, line := a.rel(c.Pos())
+				key := fmt.Sprintf("linkname|%s|%s", file, strings.Join(strings.Fields(c.Text), " "))
+				a.facts.Findings = append(a.facts.Findings, Finding{"linkname", key, file, line, "go:linkname reaches unexported runtime or package code: " + c.Text})
+			}
+			if test && strings.HasPrefix(c.Text, "//go:embed") {
+				a.literal(strings.TrimSpace(strings.TrimPrefix(c.Text, "//go:embed")))
+			}
+		}
+	}
+	for _, d := range f.Decls {
+		fd, isFunc := d.(*ast.FuncDecl)
+		enclosing := "package level"
+		if isFunc {
+			if obj, ok := info.Defs[fd.Name].(*types.Func); ok {
+				enclosing = obj.FullName()
+			}
+			if test && fd.Recv == nil && testPrefix.MatchString(fd.Name.Name) {
+				_, line := a.rel(fd.Pos())
+				a.facts.Tests = append(a.facts.Tests, Test{p.PkgPath, filepath.ToSlash(filepath.Dir(file)), fd.Name.Name, file, line})
+			}
+			if test && fd.Recv == nil && fd.Name.Name == "TestMain" {
+				_, line := a.rel(fd.Pos())
+				key := "test_main|" + p.PkgPath
+				a.facts.Findings = append(a.facts.Findings, Finding{"test_main", key, file, line, "TestMain in " + p.PkgPath + " controls whether and how the tests run"})
+			}
+		}
+		ast.Inspect(d, func(x ast.Node) bool {
+			switch x := x.(type) {
+			case *ast.BasicLit:
+				if test && x.Kind == token.STRING {
+					if tv, ok := info.Types[x]; ok && tv.Value != nil && tv.Value.Kind() == constant.String {
+						a.literal(constant.StringVal(tv.Value))
+					}
+				}
+			case *ast.Ident:
+				obj := info.Uses[x]
+				if obj == nil {
+					return true
+				}
+				name := objName(obj)
+				_, line := a.rel(x.Pos())
+				if !test && name == "testing.Testing" {
+					key := "testing_testing|" + enclosing
+					a.facts.Findings = append(a.facts.Findings, Finding{"testing_testing", key, file, line, "non-test code asks testing.Testing() in " + enclosing})
+				}
+				if fn, ok := obj.(*types.Func); ok && !test && fn.Pkg() != nil && fn.Pkg().Path() == "testing" &&
+					fn.Type().(*types.Signature).Recv() == nil && name != "testing.Testing" {
+					key := "testing_in_code|" + enclosing + "|" + obj.Name()
+					a.facts.Findings = append(a.facts.Findings, Finding{"testing_in_code", key, file, line, "non-test code uses testing." + obj.Name() + " in " + enclosing})
+				}
+				if test && name != "" {
+					if v, ok := obj.(*types.Var); ok && v.Pkg() != nil && inModule(p, v.Pkg()) {
+						a.facts.Reads = append(a.facts.Reads, VarUse{name, file, line})
+					}
+				}
+			case *ast.AssignStmt:
+				if test {
+					for _, lhs := range x.Lhs {
+						a.write(p, file, lhs)
+					}
+				}
+			case *ast.IncDecStmt:
+				if test {
+					a.write(p, file, x.X)
+				}
+			case *ast.UnaryExpr:
+				if test && x.Op == token.AND {
+					a.write(p, file, x.X)
+				}
+			}
+			return true
+		})
+	}
+}
+
+func inModule(p *packages.Package, other *types.Package) bool {
+	if p.Module == nil {
+		return other.Path() == p.PkgPath || other.Path() == strings.TrimSuffix(p.PkgPath, "_test")
+	}
+	mod := p.Module.Path
+	return other.Path() == mod || strings.HasPrefix(other.Path(), mod+"/")
+}
+
+func (a *analysis) literal(s string) {
+	if s == "" || len(s) > 200 || a.seenLit[s] {
+		return
+	}
+	a.seenLit[s] = true
+	a.facts.TestLiterals = append(a.facts.TestLiterals, s)
+}
+
+// write records an assignment to a package-level variable of the module (x, x.f, x[i], *x).
+func (a *analysis) write(p *packages.Package, file string, e ast.Expr) {
+	for {
+		switch x := e.(type) {
+		case *ast.SelectorExpr:
+			if id, ok := x.X.(*ast.Ident); ok {
+				if _, isPkg := p.TypesInfo.Uses[id].(*types.PkgName); isPkg {
+					e = x.Sel
+					continue
+				}
+			}
+			e = x.X
+			continue
+		case *ast.IndexExpr:
+			e = x.X
+			continue
+		case *ast.StarExpr:
+			e = x.X
+			continue
+		case *ast.ParenExpr:
+			e = x.X
+			continue
+		case *ast.Ident:
+			obj := p.TypesInfo.Uses[x]
+			if obj == nil {
+				obj = p.TypesInfo.Defs[x]
+			}
+			if v, ok := obj.(*types.Var); ok && v.Pkg() != nil && inModule(p, v.Pkg()) {
+				if name := objName(v); name != "" {
+					_, line := a.rel(x.Pos())
+					a.facts.Writes = append(a.facts.Writes, VarUse{name, file, line})
+				}
+			}
+		}
+		return
+	}
+}
+
+// helpers finds non-test code only tests reach: packages only test variants import (test helper
+// and testutil packages, per `go list -test -deps`), and unexported functions only test files use.
+func (a *analysis) helpers(pkgs []*packages.Package) {
+	byID := map[string]*packages.Package{}
+	for _, p := range pkgs {
+		byID[p.ID] = p
+	}
+	importedByCode := map[string]bool{}
+	importedByTests := map[string]bool{}
+	var walk func(p *packages.Package, mark map[string]bool, seen map[string]bool)
+	walk = func(p *packages.Package, mark map[string]bool, seen map[string]bool) {
+		for _, imp := range p.Imports {
+			if seen[imp.ID] {
+				continue
+			}
+			seen[imp.ID] = true
+			mark[imp.PkgPath] = true
+			walk(imp, mark, seen)
+		}
+	}
+	for _, p := range pkgs {
+		if strings.HasSuffix(p.ID, ".test") {
+			continue
+		}
+		if strings.Contains(p.ID, " [") || strings.HasSuffix(p.PkgPath, "_test") {
+			walk(p, importedByTests, map[string]bool{})
+		} else {
+			walk(p, importedByCode, map[string]bool{})
+		}
+	}
+	helperPkg := map[string]bool{}
+	for _, p := range pkgs {
+		if strings.Contains(p.ID, " [") || strings.HasSuffix(p.PkgPath, "_test") || strings.HasSuffix(p.ID, ".test") {
+			continue
+		}
+		last := p.PkgPath[strings.LastIndex(p.PkgPath, "/")+1:]
+		testish := strings.Contains(p.PkgPath, "/internal/") || strings.Contains(strings.ToLower(last), "test")
+		if importedByTests[p.PkgPath] && !importedByCode[p.PkgPath] && testish && p.Name != "main" {
+			helperPkg[p.PkgPath] = true
+			for _, f := range p.GoFiles {
+				r, err := filepath.Rel(a.root, f)
+				if err == nil && !isTestFile(f) {
+					a.facts.HelperFiles = append(a.facts.HelperFiles, filepath.ToSlash(r))
+				}
+			}
+		}
+	}
+	sort.Strings(a.facts.HelperFiles)
+	// Unexported functions of non-test files: who refers to them?
+	usedByCode := map[string]bool{}
+	usedByTests := map[string]bool{}
+	type decl struct {
+		fd   *ast.FuncDecl
+		p    *packages.Package
+		file string
+	}
+	decls := map[string]decl{}
+	seenFile := map[string]bool{}
+	for _, p := range pkgs {
+		if p.TypesInfo == nil || strings.HasSuffix(p.ID, ".test") {
+			continue
+		}
+		for _, f := range p.Syntax {
+			file, _ := a.rel(f.Pos())
+			if seenFile[file] {
+				continue
+			}
+			seenFile[file] = true
+			test := isTestFile(file)
+			for _, d := range f.Decls {
+				fd, ok := d.(*ast.FuncDecl)
+				var self string
+				if ok {
+					if obj, ok2 := p.TypesInfo.Defs[fd.Name].(*types.Func); ok2 {
+						self = obj.FullName()
+						if !test && !obj.Exported() && fd.Body != nil && fd.Name.Name != "init" && fd.Name.Name != "main" {
+							decls[self] = decl{fd, p, file}
+						}
+					}
+				}
+				refs(p.TypesInfo, d, func(_ *ast.Ident, obj types.Object) {
+					fn, ok := obj.(*types.Func)
+					if !ok || fn.FullName() == self {
+						return
+					}
+					if test {
+						usedByTests[fn.FullName()] = true
+					} else {
+						usedByCode[fn.FullName()] = true
+					}
+				})
+			}
+		}
+	}
+	for key, d := range decls {
+		if !usedByTests[key] || usedByCode[key] {
+			continue
+		}
+		if fn, ok := d.p.TypesInfo.Defs[d.fd.Name].(*types.Func); ok {
+			if sig, ok := fn.Type().(*types.Signature); ok && sig.Recv() != nil {
+				continue // a method may satisfy an interface the code uses
+			}
+		}
+		start, end := a.fset.Position(d.fd.Pos()).Offset, a.fset.Position(d.fd.End()).Offset
+		src, err := os.ReadFile(a.fset.Position(d.fd.Pos()).Filename)
+		if err != nil || end > len(src) {
+			continue
+		}
+		sum := sha256.Sum256(src[start:end])
+		_, line := a.rel(d.fd.Pos())
+		a.facts.Helpers = append(a.facts.Helpers, Helper{key, d.file, line, hex.EncodeToString(sum[:8])})
+	}
+	sort.Slice(a.facts.Helpers, func(i, j int) bool { return a.facts.Helpers[i].Key < a.facts.Helpers[j].Key })
+}

@@ -1,0 +1,166 @@
+"""What the Go tamper analyzer reports about a tree, and the comparison of base and patched facts.
+
+The analyzer (analyzer/main.go) type-checks every package of the module with its tests and names
+objects, not spellings: `os.Exit` reached through an alias, a dot-import or a stored function
+value is the same object. A fact present at the base is not the patch's doing, so only what the
+patched tree adds is refused; findings are compared as multisets of keys without line numbers.
+"""
+
+from __future__ import annotations
+
+import collections
+import posixpath
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from servers.common import diffs
+from servers.common.errors import UpstreamFailure
+from servers.common.patch_policy import PatchReason, Rule
+from servers.common.policy import ProtectedPolicy
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Finding(_Model):
+    rule: str
+    key: str
+    file: str
+    line: int
+    detail: str
+
+
+class VarUse(_Model):
+    var: str
+    file: str
+    line: int
+
+
+class Helper(_Model):
+    key: str
+    file: str
+    line: int
+    hash: str
+
+
+class TestFunc(_Model):
+    package: str
+    dir: str
+    name: str
+    file: str
+    line: int
+
+
+class Facts(_Model):
+    """The analyzer's JSON output (absent lists are empty)."""
+
+    findings: list[Finding] | None = None
+    writes: list[VarUse] | None = None
+    reads: list[VarUse] | None = None
+    helpers: list[Helper] | None = None
+    helper_files: list[str] | None = None
+    tests: list[TestFunc] | None = None
+    test_literals: list[str] | None = None
+    errors: list[str] | None = None
+    packages: int = 0
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Facts:
+        """Raises: UpstreamFailure when the analyzer's output is not its JSON document."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise UpstreamFailure(f"tamper analyzer printed something unexpected: {str(exc)[:200]}") from exc
+
+
+_FINDING_RULES: dict[str, Rule] = {
+    "exit_at_init": "exit_at_init",
+    "flag_at_init": "flag_at_init",
+    "linkname": "linkname",
+    "test_main": "new_test_main",
+    "testing_testing": "testing_testing",
+    "testing_in_code": "testing_in_code",
+}
+
+
+def compare(base: Facts, patched: Facts, changed: frozenset[str]) -> list[PatchReason]:
+    """Reasons to refuse: facts the patched tree has and the base does not; `changed` = paths the diff changes."""
+    out: list[PatchReason] = []
+    before = collections.Counter(f.key for f in base.findings or [])
+    for f in patched.findings or []:
+        if before[f.key] > 0:
+            before[f.key] -= 1
+            continue
+        rule = _FINDING_RULES.get(f.rule)
+        if rule is not None:
+            out.append(PatchReason(rule=rule, path=f.file, line=f.line, detail=f.detail[:300]))
+    read_by_tests = {r.var for r in base.reads or []}
+    old_writes = collections.Counter((w.var, w.file) for w in base.writes or [])
+    for w in patched.writes or []:
+        if old_writes[(w.var, w.file)] > 0:
+            old_writes[(w.var, w.file)] -= 1
+            continue
+        if w.var in read_by_tests:
+            detail = f"assigns {w.var}, which existing tests read"
+            out.append(PatchReason(rule="overwrites_test_state", path=w.file, line=w.line, detail=detail))
+    new_helpers = {h.key: h for h in patched.helpers or []}
+    for h in base.helpers or []:
+        now = new_helpers.get(h.key)
+        if now is None or now.hash != h.hash:
+            what = "removes" if now is None else "changes"
+            detail = f"{what} {h.key}, a non-test function only tests use"
+            out.append(PatchReason(rule="changed_test_helper", path=h.file, line=h.line, detail=detail))
+    for path in sorted(changed & set(base.helper_files or [])):
+        detail = "changes a package only tests import (a test helper)"
+        out.append(PatchReason(rule="changed_test_helper", path=path, detail=detail))
+    out.extend(_shadowing(base, patched))
+    return out
+
+
+def _shadowing(base: Facts, patched: Facts) -> list[PatchReason]:
+    """New tests named like an existing test of the other package in the same directory (x vs x_test)."""
+    existing = {(t.dir, t.name): t for t in base.tests or []}
+    known = {(t.package, t.name) for t in base.tests or []}
+    out: list[PatchReason] = []
+    for t in patched.tests or []:
+        old = existing.get((t.dir, t.name))
+        if (t.package, t.name) not in known and old is not None and old.package != t.package:
+            detail = f"{t.package}.{t.name} has the name of the existing test {old.package}.{t.name}"
+            out.append(PatchReason(rule="shadows_test", path=t.file, line=t.line, detail=detail))
+    return out
+
+
+def read_by_tests(path: str, facts: Facts) -> str | None:
+    """The string in test code that names `path` (relative to a test's directory or by file name), if any."""
+    name = posixpath.basename(path)
+    dirs = {t.dir for t in facts.tests or []} | {"."}
+    for literal in facts.test_literals or []:
+        lit = literal.strip().removeprefix("./")
+        if not lit or lit in (".", "/"):
+            continue
+        if lit == name or path.endswith("/" + lit) or path == lit:
+            return literal
+        for d in dirs:
+            joined = posixpath.normpath(posixpath.join(d, lit))
+            if path == joined or ("/" in lit and path.startswith(joined.rstrip("/") + "/")):
+                return literal
+        if any(ch in lit for ch in "*?[") and diffs.glob_regex(lit).fullmatch(name):
+            return literal
+    return None
+
+
+def non_go_reasons(paths: frozenset[str], policy: ProtectedPolicy, facts: Facts | None) -> list[PatchReason]:
+    """Non-Go files: refused when tests read them, or when no `allow_non_go` glob allows them."""
+    out: list[PatchReason] = []
+    for path in sorted(paths):
+        if path.endswith(".go") or posixpath.basename(path) in ("go.mod", "go.sum", "go.work", "go.work.sum"):
+            continue
+        literal = read_by_tests(path, facts) if facts is not None else None
+        if literal is not None:
+            detail = f"tests read this file (named by {literal[:60]!r} in test code)"
+            out.append(PatchReason(rule="test_fixture", path=path, detail=detail))
+        elif diffs.matching_glob(path, policy.allow_non_go) is None:
+            detail = "non-Go file not allowed by any allow_non_go pattern"
+            out.append(PatchReason(rule="non_go_file", path=path, detail=detail))
+    return out

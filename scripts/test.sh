@@ -19,6 +19,7 @@ bash scripts/install-system-deps.sh
 
 # Test-only API descriptions, fetched from the npm registry by name and pinned version (cached).
 bash tests/fakes/github/install_spec.sh
+bash scripts/install-webhook-schemas.sh
 
 echo "== ruff"
 .venv/bin/ruff check .

@@ -1,0 +1,217 @@
+"""The gateway's HTTP app: `build_app(settings, queues)`.
+
+    POST /webhooks/github   X-Hub-Signature-256 over the raw body -> parse -> event -> durable enqueue
+    POST /webhooks/jira     X-Hub-Signature over the raw body (route absent without a Jira secret)
+    GET  /healthz           the process answers
+    GET  /readyz            every queue answers (503 otherwise)
+    GET  /metrics           Prometheus text
+
+Answers: 202 only after the event is durable (or was already: a duplicate), and for events that
+are ignored; 401 bad or missing signature (nothing parsed, nothing enqueued); 400 malformed JSON
+or missing fields; 413 above the size limit; 503 with Retry-After when the queue cannot take it.
+The trace id is born here, rides in the event and comes back in the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import SecretStr, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from servers.common.logging import get_logger
+from servers.common.tracing import tracer
+from servers.webhooks import verify
+from servers.webhooks.payloads import Ignored, github_event, jira_event
+from servers.webhooks.settings import WebhookSettings
+from workqueue import Event, QueueUnavailable, Topic, WorkQueue
+
+log = get_logger(__name__)
+
+
+class TooLarge(Exception):
+    pass
+
+
+class Metrics:
+    """The gateway's metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter("goresolve_webhooks_accepted", "Events enqueued.", ["source", "kind"], registry=r)
+        self.rejected = Counter("goresolve_webhooks_rejected", "Deliveries refused.", ["source", "reason"], registry=r)
+        self.duplicates = Counter("goresolve_webhooks_duplicates", "Deliveries seen before.", ["source"], registry=r)
+        self.ignored = Counter("goresolve_webhooks_ignored", "Verified; ignored.", ["source", "reason"], registry=r)
+        self.depth = Gauge("goresolve_queue_depth", "Events waiting or running.", ["queue"], registry=r)
+        self.dead = Gauge("goresolve_queue_dead_letters", "Events on the dead-letter list.", ["queue"], registry=r)
+
+
+def _answer(status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _trace_id() -> str:
+    """A new trace: OpenTelemetry's id when tracing is configured, else 128 random bits in the same form."""
+    span = tracer("goresolve.webhooks").start_span("webhook.receive")
+    ctx = span.get_span_context()
+    span.end()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else secrets.token_hex(16)
+
+
+def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> Starlette:
+    """The gateway over `queues` (one per topic). Requires the GitHub secret.
+
+    Raises:
+        ValueError: no GitHub webhook secret, or a topic without a queue.
+    """
+    if settings.github_secret is None or not settings.github_secret.get_secret_value():
+        raise ValueError("GORESOLVE_WEBHOOKS_GITHUB_SECRET is required")
+    if set(queues) != {"code-index", "tickets"}:
+        raise ValueError("the gateway needs the code-index and tickets queues")
+    github_secret: SecretStr = settings.github_secret
+    metrics = Metrics()
+
+    async def enqueue(source: str, event: Event) -> JSONResponse:
+        try:
+            fresh = await queues[event.topic].enqueue(event)
+        except QueueUnavailable as exc:
+            metrics.rejected.labels(source, "queue-unavailable").inc()
+            log.warning("webhook.queue_unavailable", error=str(exc), trace_id=event.trace_id)
+            retry = {"Retry-After": str(settings.retry_after_s)}
+            return _answer(503, {"error": "the queue cannot take the event now; retry later"}, retry)
+        if not fresh:
+            metrics.duplicates.labels(source).inc()
+            return _answer(202, {"status": "duplicate", "id": event.id})
+        metrics.accepted.labels(source, event.data.kind).inc()
+        log.info("webhook.enqueued", id=event.id, kind=event.data.kind, repo=event.repo, trace_id=event.trace_id)
+        return _answer(202, {"status": "queued", "id": event.id, "trace_id": event.trace_id})
+
+    def reject(source: str, status: int, reason: str, message: str) -> JSONResponse:
+        metrics.rejected.labels(source, reason).inc()
+        return _answer(status, {"error": message})
+
+    async def read_verified(
+        request: Request, source: str, secret: SecretStr, header: str
+    ) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+        try:
+            raw = await _body(request, settings.max_body_bytes)
+        except TooLarge:
+            return None, reject(source, 413, "too-large", f"body larger than {settings.max_body_bytes} bytes")
+        if not verify.valid(secret, raw, request.headers.get(header)):
+            return None, reject(source, 401, "signature", f"missing or bad {header}")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return None, reject(source, 400, "malformed", "body is not JSON")
+        if not isinstance(body, dict):
+            return None, reject(source, 400, "malformed", "body is not a JSON object")
+        return body, None
+
+    async def github(request: Request) -> Response:
+        body, refused = await read_verified(request, "github", github_secret, "X-Hub-Signature-256")
+        if refused is not None:
+            return refused
+        assert body is not None
+        kind = request.headers.get("X-GitHub-Event", "")
+        delivery = request.headers.get("X-GitHub-Delivery", "")
+        hook_id = request.headers.get("X-GitHub-Hook-ID", "0")
+        if not kind or not delivery or len(delivery) > 200 or len(hook_id) > 100:
+            return reject("github", 400, "headers", "X-GitHub-Event and X-GitHub-Delivery are required")
+        if kind == "ping":
+            metrics.ignored.labels("github", "ping").inc()
+            return _answer(200, {"status": "pong"})
+        try:
+            event = github_event(
+                kind,
+                body,
+                delivery=delivery,
+                hook_id=hook_id,
+                trace_id=_trace_id(),
+                branches=settings.branches,
+                commands=settings.commands,
+            )
+        except Ignored as why:
+            metrics.ignored.labels("github", why.reason).inc()
+            return _answer(202, {"status": "ignored", "reason": why.reason})
+        except ValidationError as exc:
+            return reject("github", 400, "shape", _first_error(exc))
+        return await enqueue("github", event)
+
+    async def jira(request: Request) -> Response:
+        assert settings.jira_secret is not None
+        body, refused = await read_verified(request, "jira", settings.jira_secret, "X-Hub-Signature")
+        if refused is not None:
+            return refused
+        assert body is not None
+        delivery = request.headers.get("X-Atlassian-Webhook-Identifier", "")
+        if not delivery or len(delivery) > 200:
+            return reject("jira", 400, "headers", "X-Atlassian-Webhook-Identifier is required")
+        try:
+            event = jira_event(body, delivery=delivery, trace_id=_trace_id())
+        except Ignored as why:
+            metrics.ignored.labels("jira", why.reason).inc()
+            return _answer(202, {"status": "ignored", "reason": why.reason})
+        except ValidationError as exc:
+            return reject("jira", 400, "shape", _first_error(exc))
+        return await enqueue("jira", event)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        try:
+            for queue in queues.values():
+                await queue.ping()
+        except QueueUnavailable:
+            return PlainTextResponse("queue unreachable", status_code=503)
+        return PlainTextResponse("ready")
+
+    async def metrics_endpoint(_: Request) -> Response:
+        for topic, queue in queues.items():
+            try:
+                metrics.depth.labels(topic).set(await queue.depth())
+                metrics.dead.labels(topic).set(len(await queue.dead_letters()))
+            except QueueUnavailable:
+                metrics.depth.labels(topic).set(float("nan"))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/webhooks/github", github, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if settings.jira_secret is not None and settings.jira_secret.get_secret_value():
+        routes.append(Route("/webhooks/jira", jira, methods=["POST"]))
+    app = Starlette(routes=routes)
+    app.state.metrics = metrics
+    return app
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"payload field {where[:120]}: {first['msg'][:120]}"

@@ -1,0 +1,88 @@
+"""`goresolve serve webhooks` and `goresolve webhooks redeliver`.
+
+    goresolve serve webhooks [--host 0.0.0.0] [--port 8110]      the gateway (settings: GORESOLVE_WEBHOOKS_*,
+                                                                  queue: GORESOLVE_QUEUE_*)
+    goresolve webhooks redeliver --repo OWNER/NAME --hook-id N --since 3d
+
+Exit codes: 0 ok, 1 GitHub refused or some redeliveries failed, 2 bad usage or settings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from servers.common.errors import ConfigError, GoresolveError, InvalidInput
+from servers.common.settings import load_settings
+from servers.webhooks.settings import WebhookSettings
+
+serve_app = typer.Typer(no_args_is_help=True, help="Start an HTTP service.")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook deliveries.")
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> WebhookSettings:
+    try:
+        return load_settings(WebhookSettings, **overrides)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@serve_app.command("webhooks")
+def serve_webhooks(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8110).")] = None,
+) -> None:
+    """The webhook gateway: verify, enqueue durably, answer 202."""
+    import anyio
+    import uvicorn
+    from pydantic import ValidationError
+
+    from servers.common.logging import configure_logging
+    from servers.webhooks.app import build_app
+    from workqueue import TOPICS, QueueSettings, Topic, WorkQueue, open_queue
+
+    settings = _settings(host=host, port=port)
+    configure_logging(service="webhooks", level=settings.log_level, secrets=settings.secret_values())
+    try:
+        queue_settings = QueueSettings()
+        queues: dict[Topic, WorkQueue] = {topic: open_queue(queue_settings, topic) for topic in TOPICS}
+        app = build_app(settings, queues)
+    except (ValueError, ValidationError) as exc:
+        err.print(f"[red]error:[/red] {str(exc).splitlines()[0]}")
+        raise typer.Exit(2) from None
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    anyio.run(uvicorn.Server(config).serve)
+
+
+@webhooks_app.command("redeliver")
+def redeliver(
+    repo: Annotated[str, typer.Option(help="owner/name of the repository whose hook failed.")],
+    hook_id: Annotated[int, typer.Option("--hook-id", help="The webhook's id.", min=1)],
+    since: Annotated[str, typer.Option(help="How far back: 3d, 12h, 30m (at most 30d).")] = "3d",
+) -> None:
+    """Ask GitHub to redeliver the hook's failed deliveries (token: GORESOLVE_WEBHOOKS_GITHUB_TOKEN)."""
+    from servers.webhooks.redeliver import parse_since, redeliver_failed
+
+    settings = _settings()
+    if settings.github_token is None:
+        err.print("[red]error:[/red] setting GORESOLVE_WEBHOOKS_GITHUB_TOKEN is required")
+        raise typer.Exit(2)
+    if repo.count("/") != 1:
+        err.print("[red]error:[/red] --repo must be owner/name")
+        raise typer.Exit(2)
+    try:
+        span = parse_since(since)
+        report = redeliver_failed(settings.github_api_url, settings.github_token, repo, hook_id, span)
+    except GoresolveError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2 if isinstance(exc, InvalidInput) else 1) from None
+    err.print(
+        f"redelivered {len(report.redelivered)}, skipped {len(report.skipped)} (succeeded later), "
+        f"failed {len(report.failed)}"
+    )
+    if report.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,225 @@
+"""From a verified sender's JSON to a queue `Event`, or to the reason it is ignored.
+
+Only the fields goresolve uses are modelled (pydantic, extra fields allowed): GitHub's webhook
+schemas (@octokit/openapi-webhooks) and Atlassian's documented Jira shapes are the references,
+and the tests check that every payload they send conforms to those schemas. A payload that lacks a
+modelled field is malformed (400); an event or action goresolve does not act on is ignored (202).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workqueue import CommentData, Event, IssueData, JiraIssueData, PushData
+
+# GitHub caps a push payload's commit list at 2,048 and each commit's file lists at 3,000.
+MAX_COMMITS = 2048
+MAX_FILES = 3000
+ISSUE_ACTIONS = ("opened", "labeled", "reopened")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _User(_Model):
+    login: str
+
+
+class _Repository(_Model):
+    full_name: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    default_branch: str | None = None
+    clone_url: str
+
+
+class _Commit(_Model):
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    modified: list[str] = Field(default_factory=list)
+
+
+class GitHubPush(_Model):
+    ref: str
+    before: str = Field(pattern=r"^[0-9a-f]{40}$")
+    after: str = Field(pattern=r"^[0-9a-f]{40}$")
+    forced: bool = False
+    deleted: bool = False
+    commits: list[_Commit] = Field(default_factory=list)
+    repository: _Repository
+
+
+class _Label(_Model):
+    name: str
+
+
+class _Issue(_Model):
+    number: int = Field(ge=1)
+    title: str = ""
+    html_url: str
+    user: _User | None = None
+    labels: list[_Label] = Field(default_factory=list)
+
+
+class GitHubIssues(_Model):
+    action: str
+    issue: _Issue
+    repository: _Repository
+
+
+class _Comment(_Model):
+    body: str | None = None
+    html_url: str
+    user: _User | None = None
+
+
+class GitHubIssueComment(_Model):
+    action: str
+    issue: _Issue
+    comment: _Comment
+    repository: _Repository
+
+
+class _JiraProject(_Model):
+    key: str
+
+
+class _JiraFields(_Model):
+    summary: str = ""
+    project: _JiraProject
+
+
+class _JiraIssue(_Model):
+    key: str = Field(pattern=r"^[A-Z][A-Z0-9_]*-[0-9]+$")
+    self: str
+    fields: _JiraFields
+
+
+class JiraWebhook(_Model):
+    webhookEvent: str
+    issue: _JiraIssue
+
+
+class Ignored(Exception):
+    """Not an event goresolve acts on; `reason` is a short label for the ignored counter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _followed(ref: str, repo: _Repository, branches: tuple[str, ...]) -> bool:
+    if not ref.startswith("refs/heads/"):
+        return False
+    branch = ref.removeprefix("refs/heads/")
+    return branch == repo.default_branch or branch in branches
+
+
+def github_event(
+    kind: str,
+    body: dict[str, Any],
+    *,
+    delivery: str,
+    hook_id: str,
+    trace_id: str,
+    branches: tuple[str, ...],
+    commands: tuple[str, ...],
+) -> Event:
+    """The event to enqueue for a GitHub delivery.
+
+    Raises:
+        Ignored: an event, action, branch or comment goresolve does not act on.
+        pydantic.ValidationError: an accepted event without the fields it must have.
+    """
+    common: dict[str, Any] = {
+        "id": f"github:{hook_id}:{delivery}",
+        "source": "github",
+        "delivery": delivery,
+        "hook_id": hook_id,
+        "trace_id": trace_id,
+        "received_at": datetime.now(UTC),
+    }
+    if kind == "push":
+        push = GitHubPush.model_validate(body)
+        if push.deleted or set(push.after) == {"0"}:
+            raise Ignored("push:deleted")
+        if not _followed(push.ref, push.repository, branches):
+            raise Ignored("push:branch")
+        truncated = len(push.commits) >= MAX_COMMITS or any(
+            len(c.added) + len(c.removed) + len(c.modified) >= MAX_FILES for c in push.commits
+        )
+        data = PushData(
+            ref=push.ref,
+            before=push.before,
+            after=push.after,
+            forced=push.forced,
+            commits=len(push.commits),
+            truncated=truncated,
+            clone_url=push.repository.clone_url,
+        )
+        return Event(**common, repo=push.repository.full_name, data=data)
+    if kind == "issues":
+        action = str(body.get("action", ""))
+        if action not in ISSUE_ACTIONS:
+            raise Ignored(f"issues:{action[:40] or '?'}")
+        issues = GitHubIssues.model_validate(body)
+        issue = issues.issue
+        data_issue = IssueData(
+            action=action,  # type: ignore[arg-type]  # checked against ISSUE_ACTIONS above
+            number=issue.number,
+            title=issue.title,
+            labels=[label.name for label in issue.labels],
+            url=issue.html_url,
+            author=issue.user.login if issue.user else "",
+        )
+        return Event(**common, repo=issues.repository.full_name, data=data_issue)
+    if kind == "issue_comment":
+        if body.get("action") != "created":
+            raise Ignored("issue_comment:action")
+        comment = GitHubIssueComment.model_validate(body)
+        text = (comment.comment.body or "").strip()
+        command = next((c for c in commands if text == c or text.startswith(c + " ")), None)
+        if command is None:
+            raise Ignored("issue_comment:no-command")
+        data_comment = CommentData(
+            number=comment.issue.number,
+            command=command,
+            author=comment.comment.user.login if comment.comment.user else "",
+            url=comment.comment.html_url,
+        )
+        return Event(**common, repo=comment.repository.full_name, data=data_comment)
+    raise Ignored(f"event:{kind[:40] or '?'}")
+
+
+def jira_event(body: dict[str, Any], *, delivery: str, trace_id: str) -> Event:
+    """The event to enqueue for a Jira delivery (`jira:issue_created` / `jira:issue_updated`).
+
+    Raises:
+        Ignored: any other webhook event.
+        pydantic.ValidationError: an issue event without the fields it must have.
+    """
+    kind = str(body.get("webhookEvent", ""))
+    actions = {"jira:issue_created": "created", "jira:issue_updated": "updated"}
+    if kind not in actions:
+        raise Ignored(f"jira:{kind[:40] or '?'}")
+    hook = JiraWebhook.model_validate(body)
+    issue = hook.issue
+    base = issue.self.split("/rest/", 1)[0]
+    data = JiraIssueData(
+        action="created" if actions[kind] == "created" else "updated",
+        key=issue.key,
+        project=issue.fields.project.key,
+        summary=issue.fields.summary,
+        url=f"{base}/browse/{issue.key}",
+    )
+    return Event(
+        id=f"jira:webhook:{delivery}",
+        source="jira",
+        delivery=delivery,
+        hook_id="webhook",
+        trace_id=trace_id,
+        received_at=datetime.now(UTC),
+        data=data,
+    )

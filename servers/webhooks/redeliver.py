@@ -1,0 +1,132 @@
+"""Replay failed GitHub deliveries through the hook deliveries API (GitHub never redelivers by itself).
+
+    GET  /repos/{owner}/{repo}/hooks/{hook_id}/deliveries?status=failure&per_page=100[&cursor=...]
+    POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts      -> 202
+
+Deliveries come newest first; paging stops at the first one older than `since`. A GUID is
+redelivered once, and not at all when any of its attempts succeeded (a later redelivery may have).
+The gateway dedupes by GUID too, so running this twice is harmless.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from servers.common.errors import InvalidInput, UpstreamFailure
+
+_SINCE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str) -> timedelta:
+    """`3d`, `12h`, `30m`, `90s` as a duration.
+
+    Raises:
+        InvalidInput: anything else, or more than 30 days (GitHub keeps deliveries for 30 days).
+    """
+    match = _SINCE.match(text.strip())
+    if not match:
+        raise InvalidInput(f"--since must look like 3d, 12h, 30m or 90s, not {text[:20]!r}")
+    span = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    if span > timedelta(days=30):
+        raise InvalidInput("--since is at most 30d: GitHub keeps deliveries for 30 days")
+    return span
+
+
+@dataclass
+class RedeliveryReport:
+    redelivered: list[str] = field(default_factory=list)  # GUIDs
+    skipped: list[str] = field(default_factory=list)  # GUIDs with a successful attempt
+    failed: list[str] = field(default_factory=list)  # GUIDs GitHub would not redeliver
+
+
+def _next_cursor(response: httpx.Response) -> str | None:
+    nxt = response.links.get("next", {}).get("url")
+    if not nxt:
+        return None
+    return httpx.URL(nxt).params.get("cursor")
+
+
+def _ok(delivery: dict[str, Any]) -> bool:
+    return 200 <= int(delivery.get("status_code") or 0) < 300
+
+
+def redeliver_failed(
+    api_url: str, token: SecretStr, repo: str, hook_id: int, since: timedelta, *, client: httpx.Client | None = None
+) -> RedeliveryReport:
+    """Ask GitHub to redeliver every delivery of `hook_id` that failed within `since`.
+
+    Raises:
+        UpstreamFailure: GitHub refused the listing (bad token, no such hook) or did not answer.
+    """
+    owner, _, name = repo.partition("/")
+    base = f"{api_url.rstrip('/')}/repos/{owner}/{name}/hooks/{hook_id}/deliveries"
+    headers = {
+        "Authorization": f"Bearer {token.get_secret_value()}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    cutoff = datetime.now(UTC) - since
+    http = client or httpx.Client(timeout=30.0)
+    report = RedeliveryReport()
+    try:
+        failed: dict[str, int] = {}  # guid -> newest failed delivery id
+        succeeded: set[str] = set()
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"per_page": 100}
+            if cursor:
+                params["cursor"] = cursor
+            response = _get(http, base, headers, params)
+            page: list[dict[str, Any]] = response.json()
+            older = False
+            for delivery in page:
+                when = datetime.fromisoformat(str(delivery["delivered_at"]).replace("Z", "+00:00"))
+                if when < cutoff:
+                    older = True
+                    continue
+                guid = str(delivery["guid"])
+                if _ok(delivery):
+                    succeeded.add(guid)
+                else:
+                    failed.setdefault(guid, int(delivery["id"]))
+            cursor = _next_cursor(response)
+            if older or not cursor or not page:
+                break
+        for guid, delivery_id in failed.items():
+            if guid in succeeded:
+                report.skipped.append(guid)
+                continue
+            answer = _post(http, f"{base}/{delivery_id}/attempts", headers)
+            (report.redelivered if answer.status_code == 202 else report.failed).append(guid)
+    finally:
+        if client is None:
+            http.close()
+    return report
+
+
+def _get(http: httpx.Client, url: str, headers: dict[str, str], params: dict[str, str | int]) -> httpx.Response:
+    try:
+        response = http.get(url, headers=headers, params=params)
+    except httpx.HTTPError as exc:
+        raise UpstreamFailure("GitHub did not answer the deliveries listing", detail=str(exc)) from exc
+    if response.status_code != 200:
+        raise UpstreamFailure(
+            f"GitHub answered {response.status_code} to the deliveries listing (token scope, hook id?)",
+            status=response.status_code,
+            detail=response.text[:2000],
+        )
+    return response
+
+
+def _post(http: httpx.Client, url: str, headers: dict[str, str]) -> httpx.Response:
+    try:
+        return http.post(url, headers=headers)
+    except httpx.HTTPError as exc:
+        raise UpstreamFailure("GitHub did not answer a redelivery request", detail=str(exc)) from exc

@@ -1,0 +1,25 @@
+"""Gateway settings (env prefix GORESOLVE_WEBHOOKS_); the secrets also come from GORESOLVE_SECRETS_DIR."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from servers.common.settings import ServerSettings
+
+# GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
+GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
+
+
+class WebhookSettings(ServerSettings):
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_WEBHOOKS_", extra="forbid", frozen=True)
+
+    port: int = Field(default=8110, ge=1, le=65535)
+    github_secret: SecretStr | None = Field(default=None, description="The GitHub webhook's secret (HMAC-SHA256).")
+    jira_secret: SecretStr | None = Field(default=None, description="The Jira webhook's secret (HMAC-SHA256).")
+    branches: tuple[str, ...] = Field(default=(), description="Branches followed besides each repo's default.")
+    commands: tuple[str, ...] = Field(default=("/goresolve retry",), description="Issue-comment commands accepted.")
+    max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, ge=1024, le=GITHUB_MAX_PAYLOAD)
+    github_token: SecretStr | None = Field(default=None, description="For `webhooks redeliver` (admin:repo_hook).")
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API (GHES: .../api/v3).")
+    retry_after_s: int = Field(default=30, ge=1, le=3600, description="Retry-After on a 503.")

@@ -1,0 +1,197 @@
+"""The webhook gateway: verify first, answer fast, enqueue durably, dedupe by delivery id."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from servers.webhooks.app import build_app
+from servers.webhooks.settings import WebhookSettings
+from tests.webhooks import support as s
+from tests.webhooks.conftest import settings
+from tests.workqueue.support import free_port
+from workqueue import Event, Topic, WorkQueue
+from workqueue.redis import RedisQueue
+
+
+async def _drain(queue: WorkQueue) -> list[Event]:
+    seen: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event)
+
+    await queue.consume(handler, burst=True)
+    return seen
+
+
+async def _post(client: httpx.AsyncClient, kind: str, body: object, delivery: str | None = None) -> httpx.Response:
+    raw = s.dumps(body)
+    return await client.post("/webhooks/github", content=raw, headers=s.github_headers(kind, raw, delivery))
+
+
+async def test_a_push_to_the_default_branch_is_queued_with_its_trace_id(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    answer = await _post(client, "push", s.push(after="c" * 40), delivery="d-1")
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["status"] == "queued" and body["id"] == "github:4242:d-1"
+    (event,) = await _drain(queues["code-index"])
+    assert event.trace_id == body["trace_id"] and len(event.trace_id) == 32
+    assert (event.repo, event.data.kind) == ("acme/svc", "push")
+    assert event.data.model_dump() == {
+        "kind": "push",
+        "ref": "refs/heads/main",
+        "before": "a" * 40,
+        "after": "c" * 40,
+        "forced": False,
+        "commits": 1,
+        "truncated": False,
+        "clone_url": "https://github.example/acme/svc.git",
+    }
+
+
+async def test_a_replayed_delivery_is_acknowledged_and_not_enqueued_again(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    first = await _post(client, "push", s.push(), delivery="same")
+    again = await _post(client, "push", s.push(), delivery="same")
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == {"status": "duplicate", "id": "github:4242:same"}
+    assert await queues["code-index"].depth() == 1
+    metrics = (await client.get("/metrics")).text
+    assert 'goresolve_webhooks_duplicates_total{source="github"} 1.0' in metrics
+    assert 'goresolve_queue_depth{queue="code-index"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        {"X-Hub-Signature-256": ""},
+        {"X-Hub-Signature-256": "sha1=abc"},
+        {"X-Hub-Signature-256": "sha256=not-hex"},
+    ],
+)
+async def test_a_bad_or_missing_signature_is_401_and_nothing_is_enqueued(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue], headers: dict[str, str]
+) -> None:
+    raw = s.dumps(s.push())
+    sent = {**s.github_headers("push", raw), **headers}
+    answer = await client.post("/webhooks/github", content=raw, headers=sent)
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "missing or bad X-Hub-Signature-256"}
+    assert await queues["code-index"].depth() == 0
+    wrong_key = s.github_headers("push", raw, secret=s.JIRA_SECRET)
+    assert (await client.post("/webhooks/github", content=raw, headers=wrong_key)).status_code == 401
+    body_changed = await client.post("/webhooks/github", content=raw + b" ", headers=s.github_headers("push", raw))
+    assert body_changed.status_code == 401
+    assert (
+        'goresolve_webhooks_rejected_total{reason="signature",source="github"}' in (await client.get("/metrics")).text
+    )
+
+
+async def test_malformed_json_and_missing_fields_are_400(client: httpx.AsyncClient) -> None:
+    for raw in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+        answer = await client.post("/webhooks/github", content=raw, headers=s.github_headers("push", raw))
+        assert answer.status_code == 400, raw
+    body = s.push()
+    del body["after"]
+    answer = await _post(client, "push", body)
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "payload field after: Field required"}
+    raw = s.dumps(s.push())
+    no_delivery = {k: v for k, v in s.github_headers("push", raw).items() if k != "X-GitHub-Delivery"}
+    assert (await client.post("/webhooks/github", content=raw, headers=no_delivery)).status_code == 400
+
+
+async def test_a_body_above_the_limit_is_413_declared_or_streamed(client: httpx.AsyncClient) -> None:
+    raw = b'{"pad": "' + b"x" * 70_000 + b'"}'
+    answer = await client.post("/webhooks/github", content=raw, headers=s.github_headers("push", raw))
+    assert answer.status_code == 413
+
+    async def chunks() -> object:
+        for _ in range(20):
+            yield b"x" * 4096
+
+    streamed = await client.post("/webhooks/github", content=chunks(), headers=s.github_headers("push", b""))  # type: ignore[arg-type]
+    assert streamed.status_code == 413
+
+
+async def test_503_with_retry_after_when_the_queue_cannot_take_the_event() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    queues: dict[Topic, WorkQueue] = {t: RedisQueue(dead, t) for t in ("code-index", "tickets")}
+    app = build_app(settings(), queues)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        answer = await _post(client, "push", s.push())
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_tickets_go_to_the_tickets_queue(client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]) -> None:
+    for action in ("opened", "labeled", "reopened"):
+        assert (await _post(client, "issues", s.issue(action))).status_code == 202
+    assert (await _post(client, "issue_comment", s.comment("/goresolve retry please"))).status_code == 202
+    raw = s.dumps(s.jira())
+    answer = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
+    assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    events = await _drain(queues["tickets"])
+    kinds = [(e.source, e.data.kind, getattr(e.data, "action", None)) for e in events]
+    assert kinds == [
+        ("github", "issue", "opened"),
+        ("github", "issue", "labeled"),
+        ("github", "issue", "reopened"),
+        ("github", "comment", None),
+        ("jira", "jira_issue", "created"),
+    ]
+    assert events[3].data.model_dump()["command"] == "/goresolve retry"
+    assert events[4].data.model_dump()["url"] == "https://acme.atlassian.net/browse/SVC-12"
+    assert await queues["code-index"].depth() == 0
+
+
+async def test_everything_else_is_202_ignored_and_counted(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    cases = [
+        ("star", s.example_star(), "event:star"),
+        ("push", s.push(ref="refs/heads/feature/x"), "push:branch"),
+        ("push", s.push(ref="refs/tags/v1.0.0"), "push:branch"),
+        ("push", s.push(after="0" * 40, deleted=True), "push:deleted"),
+        ("issue_comment", s.comment("looks good to me"), "issue_comment:no-command"),
+    ]
+    for kind, body, reason in cases:
+        answer = await _post(client, kind, body)
+        assert (answer.status_code, answer.json()) == (202, {"status": "ignored", "reason": reason}), kind
+    ping = await _post(client, "ping", s.example_ping())
+    assert (ping.status_code, ping.json()) == (200, {"status": "pong"})
+    assert (await _post(client, "push", s.push(ref="refs/heads/release"))).json()["status"] == "queued"
+    raw = s.dumps(s.jira("jira:issue_deleted"))
+    assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).json()["status"] == "ignored"
+    metrics = (await client.get("/metrics")).text
+    assert 'goresolve_webhooks_ignored_total{reason="push:branch",source="github"} 2.0' in metrics
+    assert await queues["tickets"].depth() == 0 and await queues["code-index"].depth() == 1
+
+
+async def test_a_capped_push_is_marked_truncated_so_changes_come_from_git(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    app = build_app(settings(), queues)  # the default size limit (GitHub's 25 MB)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as big:
+        assert (await _post(big, "push", s.push(commits=2048, forced=True))).status_code == 202
+    (event,) = await _drain(queues["code-index"])
+    assert event.data.model_dump()["truncated"] is True and event.data.model_dump()["forced"] is True
+
+
+async def test_jira_signature_is_checked_and_the_route_needs_a_secret(queues: dict[Topic, WorkQueue]) -> None:
+    app = build_app(settings(), queues)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        raw = s.dumps(s.jira())
+        bad = {**s.jira_headers(raw), "X-Hub-Signature": "sha256=" + "1" * 64}
+        assert (await client.post("/webhooks/jira", content=raw, headers=bad)).status_code == 401
+    no_jira = build_app(WebhookSettings(github_secret=s.SECRET), queues)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=no_jira), base_url="http://gw") as client:
+        raw = s.dumps(s.jira())
+        assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).status_code == 404
+    with pytest.raises(ValueError, match="GITHUB_SECRET"):
+        build_app(WebhookSettings(), queues)

@@ -6,7 +6,12 @@ The server never runs the caller's JQL as given. It runs
 
 and refuses, before anything reaches Jira, any string that could step outside the parentheses:
 unbalanced parentheses or quotes, a second or misplaced ORDER BY, an ORDER BY clause that is not a
-plain field list, control characters, or an over-long query.
+plain field list, control characters, an over-long query, parentheses nested deeper than
+`MAX_DEPTH` (a parser downstream would recurse once per level), and a backslash outside a quoted
+string. Atlassian's JQL reference allows backslash escapes only inside quoted values and for
+reserved characters in unquoted values; the scanner here cannot tell those apart from a backslash
+that changes how the quotes and parentheses it counted are read, so it refuses them (quote the value
+instead).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterable
 from servers.common.errors import InvalidInput
 
 MAX_JQL = 2000
+MAX_DEPTH = 32
 _ORDER_BY = re.compile(r"\border\s+by\b", re.I)
 _ORDER_TERM = re.compile(r"""^\s*(?:[A-Za-z][A-Za-z0-9_.]*|cf\[\d+\]|"[^"\\]+")(?:\s+(?:asc|desc))?\s*$""", re.I)
 
@@ -25,7 +31,8 @@ def _scan(jql: str) -> list[tuple[int, int]]:
     """Return (start, end) of each ORDER BY at paren depth 0, outside quotes.
 
     Raises:
-        InvalidInput: unbalanced parentheses, unterminated quote, ORDER BY inside parentheses.
+        InvalidInput: unbalanced or too deeply nested parentheses, unterminated quote, ORDER BY
+            inside parentheses, a backslash outside quotes.
     """
     depth = 0
     quote: str | None = None
@@ -41,8 +48,12 @@ def _scan(jql: str) -> list[tuple[int, int]]:
                 quote = None
         elif ch in "\"'":
             quote = ch
+        elif ch == "\\":
+            raise InvalidInput("JQL has a backslash outside a quoted string; put the value in quotes")
         elif ch == "(":
             depth += 1
+            if depth > MAX_DEPTH:
+                raise InvalidInput(f"JQL nests parentheses deeper than {MAX_DEPTH} levels")
         elif ch == ")":
             depth -= 1
             if depth < 0:

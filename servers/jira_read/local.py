@@ -136,7 +136,7 @@ def load_tickets(directory: Path) -> dict[str, tuple[TicketFile, dict[str, Any]]
             text = path.read_text(encoding="utf-8")
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
             ticket = TicketFile.model_validate(data)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
             raise ConfigError(f"Invalid ticket file {path}: {_first_error(exc)}") from exc
         if ticket.key in tickets:
             raise ConfigError(f"Invalid ticket file {path}: key {ticket.key} is already defined by another file.")

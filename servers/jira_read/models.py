@@ -26,9 +26,11 @@ class UntrustedText(_Out):
 
 
 class IssueLink(_Out):
+    """A link to another issue the caller may read (links into other projects are left out)."""
+
     type: str = Field(description="Link relation as seen from this issue, e.g. 'blocks', 'is blocked by'.")
     key: str
-    summary: str | None = None
+    summary: UntrustedText | None = None
     status: str | None = None
 
 

@@ -12,7 +12,7 @@ truncated — data for the agent to fence, never instructions.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -59,7 +59,12 @@ def _name(value: Any, *keys: str) -> str | None:
     return None
 
 
-def _links(fields: dict[str, Any]) -> list[IssueLink]:
+def _project(key: str) -> str:
+    return key.rsplit("-", 1)[0]
+
+
+def _links(fields: dict[str, Any], readable: Collection[str]) -> list[IssueLink]:
+    """The issue's links to issues in `readable` projects; the others are left out entirely."""
     links: list[IssueLink] = []
     for link in fields.get("issuelinks") or []:
         if not isinstance(link, dict):
@@ -68,18 +73,22 @@ def _links(fields: dict[str, Any]) -> list[IssueLink]:
         assert isinstance(ltype, dict)
         for side, label in (("outwardIssue", "outward"), ("inwardIssue", "inward")):
             other = link.get(side)
-            if isinstance(other, dict) and other.get("key"):
-                ofields = other.get("fields") if isinstance(other.get("fields"), dict) else {}
-                assert isinstance(ofields, dict)
-                summary = ofields.get("summary")
-                links.append(
-                    IssueLink(
-                        type=str(ltype.get(label) or ltype.get("name") or "relates to"),
-                        key=str(other["key"]),
-                        summary=strip_invisible(str(summary))[:300] if summary else None,
-                        status=_name(ofields.get("status"), "name"),
-                    )
+            if not isinstance(other, dict) or not other.get("key"):
+                continue
+            key = str(other["key"])
+            if not KEY_RE.match(key) or _project(key) not in readable:
+                continue
+            ofields = other.get("fields") if isinstance(other.get("fields"), dict) else {}
+            assert isinstance(ofields, dict)
+            summary = ofields.get("summary")
+            links.append(
+                IssueLink(
+                    type=strip_invisible(str(ltype.get(label) or ltype.get("name") or "relates to"))[:100],
+                    key=key,
+                    summary=untrusted(str(summary), 300) if summary else None,
+                    status=_name(ofields.get("status"), "name"),
                 )
+            )
     return links
 
 
@@ -99,10 +108,30 @@ class JiraReadService:
         key = key.strip().upper()
         if not KEY_RE.match(key):
             raise InvalidInput("not an issue key (expected PROJECT-123)")
-        project = key.rsplit("-", 1)[0]
+        project = _project(key)
         if project not in self.allowed_projects():
             raise AccessDenied(f"project {project} is not readable by this caller")
         return key
+
+    async def fetch(self, key: str) -> RawIssue:
+        """The issue `key` names, checked again under the key Jira answers with.
+
+        Jira answers a moved issue's old key with the issue under its new key, in its new project;
+        policy applies to the project the issue is in now.
+
+        Raises:
+            InvalidInput: not an issue key. AccessDenied: the issue is (now) in a project this caller
+                may not read. UpstreamFailure: Jira answered with something that is not an issue key.
+            NotFound, RateLimited: from the backend.
+        """
+        asked = self.check_key(key)
+        raw = await self.backend.get_issue(asked)
+        if not KEY_RE.match(raw.key):
+            raise UpstreamFailure("Jira sent a malformed response.", detail=f"issue {asked}: key {raw.key[:80]!r}")
+        if _project(raw.key) not in self.allowed_projects():
+            log.warning("issue moved to a project the caller may not read", asked=asked, now=raw.key)
+            raise AccessDenied(f"issue {asked} was moved to a project this caller may not read")
+        return raw
 
     def issue(self, raw: RawIssue) -> Issue:
         f = raw.fields
@@ -120,7 +149,7 @@ class JiraReadService:
             reporter=_name(f.get("reporter"), "displayName", "name"),
             created=f.get("created"),
             updated=f.get("updated"),
-            links=_links(f),
+            links=_links(f, self.allowed_projects()),
             url=raw.self_url,
         )
 
@@ -164,7 +193,7 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
         )
     )
     async def get_issue(key: IssueKey) -> Issue:
-        return service.issue(await backend.get_issue(service.check_key(key)))
+        return service.issue(await service.fetch(key))
 
     @platform.tool(
         ToolSpec.reader(
@@ -176,7 +205,8 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
     async def get_comments(
         key: IssueKey, limit: Annotated[int, Field(ge=1, le=100, description="At most this many comments.")] = 20
     ) -> Comments:
-        checked = service.check_key(key)
+        # Through `fetch`, so that a moved issue's comments are checked against its current project.
+        checked = (await service.fetch(key)).key
         raw, total = await backend.get_comments(checked, limit)
         comments = [
             Comment(
@@ -209,7 +239,7 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
         page = await backend.search(restricted, limit, cursor)
         issues = []
         for raw in page.issues:
-            if raw.key.rsplit("-", 1)[0] in projects:
+            if KEY_RE.match(raw.key) and _project(raw.key) in projects:
                 issues.append(service.summary_of(raw))
             else:  # defence in depth: the backend returned something outside the restriction
                 log.error("search returned an issue outside the allowed projects", key=raw.key)

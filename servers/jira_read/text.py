@@ -2,24 +2,50 @@
 
 Ticket text is untrusted input written by anyone who can file a ticket. Before it reaches a model:
 - Atlassian Document Format (API v3, a JSON tree) and wiki markup (API v2) become plain Markdown;
-- invisible and bidirectional control characters (Unicode category Cf: zero-width spaces, bidi
-  overrides that make code read differently than it runs, tag characters) and C0/C1 controls other
-  than newline and tab are removed;
+- invisible characters are removed (`servers.common.textnorm.strip_invisible`: Unicode's
+  Default_Ignorable_Code_Point property, the tag block, format/control/private-use characters):
+  zero-width spaces, bidi overrides that make code read differently than it runs, variation
+  selectors, Hangul fillers, tag characters that spell hidden instructions;
 - text longer than the configured size is cut at a line boundary with an explicit marker.
+
+Input is bounded before any conversion runs: an ADF tree deeper than `MAX_ADF_DEPTH` or larger than
+`MAX_ADF_NODES`, or raw text longer than `MAX_RAW_CHARS`, is refused with `InvalidInput` (Jira's own
+editor never produces such documents; the recursive renderer would otherwise overflow the stack).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
+from servers.common.errors import InvalidInput
+from servers.common.textnorm import strip_invisible
 from servers.jira_read.models import UntrustedText
 
+__all__ = ["MAX_ADF_DEPTH", "MAX_ADF_NODES", "MAX_RAW_CHARS", "strip_invisible", "truncate", "untrusted"]
 
-def strip_invisible(text: str) -> str:
-    """Remove format (Cf) and control (Cc) characters, keeping newlines and tabs."""
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cs"))
+MAX_ADF_DEPTH = 64
+MAX_ADF_NODES = 100_000
+MAX_RAW_CHARS = 2_000_000
+
+
+def check_adf(document: dict[str, Any]) -> None:
+    """Refuse an ADF tree too deep or too large to render (walked without recursion).
+
+    Raises:
+        InvalidInput: deeper than MAX_ADF_DEPTH or more than MAX_ADF_NODES nodes.
+    """
+    todo: list[tuple[Any, int]] = [(document, 1)]  # (node, depth in ADF nodes; lists add no level)
+    nodes = 0
+    while todo:
+        node, depth = todo.pop()
+        nodes += 1
+        if depth > MAX_ADF_DEPTH:
+            raise InvalidInput(f"ticket text is nested deeper than {MAX_ADF_DEPTH} levels; it cannot be shown")
+        if nodes > MAX_ADF_NODES:
+            raise InvalidInput(f"ticket text has more than {MAX_ADF_NODES} document nodes; it cannot be shown")
+        children: list[Any] = list(node.values()) if isinstance(node, dict) else node  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
+        todo.extend((c, depth + 1 if isinstance(c, dict) else depth) for c in children if isinstance(c, dict | list))
 
 
 def truncate(text: str, limit: int) -> tuple[str, bool]:
@@ -33,13 +59,21 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
 
 
 def untrusted(raw: Any, limit: int) -> UntrustedText:
-    """Convert a raw Jira text field (ADF dict, wiki string or None) into fenced, clean text."""
+    """Convert a raw Jira text field (ADF dict, wiki string or None) into fenced, clean text.
+
+    Raises:
+        InvalidInput: the field is beyond the depth or size limits (see the module docstring).
+    """
     if raw is None:
         text = ""
     elif isinstance(raw, dict):
-        text = adf_to_markdown(raw)
+        check_adf(raw)  # pyright: ignore[reportUnknownArgumentType]
+        text = adf_to_markdown(raw)  # pyright: ignore[reportUnknownArgumentType]
     else:
-        text = wiki_to_markdown(str(raw))
+        text = str(raw)
+        if len(text) > MAX_RAW_CHARS:
+            raise InvalidInput(f"ticket text is longer than {MAX_RAW_CHARS} characters; it cannot be shown")
+        text = wiki_to_markdown(text)
     text, cut = truncate(strip_invisible(text).strip(), limit)
     return UntrustedText(text=text, truncated=cut)
 
@@ -146,6 +180,8 @@ _INLINE = (
 
 def wiki_to_markdown(text: str) -> str:
     """Render Jira wiki markup as Markdown (headings, emphasis, code, links, lists, quotes)."""
+    # Invisible and control characters go first: NUL marks stashed code blocks below, so none may remain.
+    text = strip_invisible(text)
     blocks: list[str] = []
 
     def stash(match: re.Match[str]) -> str:

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servers.common.errors import InvalidInput
-from servers.jira_read.jql import restrict
+from servers.jira_read.jql import MAX_DEPTH, restrict
+from servers.jira_read.local_jql import parse
 
 PREFIX = 'project in ("SVC") AND ('
 
@@ -110,3 +111,24 @@ def test_arbitrary_text_never_crashes(jql: str) -> None:
     except InvalidInput:
         return
     assert condition_is_enclosed(out), out
+
+
+@pytest.mark.parametrize("jql", ["summary ~ a\\) OR (project = OPS", "status = Open \\", "labels = a\\,b"])
+def test_a_backslash_outside_quotes_is_refused(jql: str) -> None:
+    with pytest.raises(InvalidInput, match="backslash outside a quoted string"):
+        restrict(jql, ["SVC"])
+
+
+def test_a_backslash_inside_quotes_is_data() -> None:
+    assert condition_is_enclosed(restrict('summary ~ "a\\" OR (b"', ["SVC"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=600))
+def test_nesting_is_bounded_before_any_parser_recurses(depth: int) -> None:
+    jql = "(" * depth + "status = Open" + ")" * depth
+    if depth > MAX_DEPTH:
+        with pytest.raises(InvalidInput, match="deeper than"):
+            restrict(jql, ["SVC"])
+    else:  # the local backend's recursive parser copes with every depth the scanner lets through
+        parse(restrict(jql, ["SVC"]))

@@ -1,0 +1,221 @@
+"""The dynamic tamper guard: a census of the tests, taken at the base and checked after the run.
+
+Before a patch is applied the runner lists the tests of each package (`go test -json -list`,
+cached per commit, packages and pattern). After the patched run, `check` asserts that:
+
+- every base test reported (a pass, fail or skip event); a package that has tests but reported
+  none fails with `tests_not_run`, a single missing test with `missing_test`;
+- no base test that ran unskipped in an unpatched run of the same commit is skipped now
+  (`newly_skipped`; known only once such a run was seen);
+- the test binary ran to its end: each package's stream ends with its final event, and a run
+  whose every package passed also exited 0 (`no_final_event`, `exit_mismatch`);
+- tests are counted per (package, name): a name reported more often than the base lists it, times
+  `-count`, is a second test shadowing the first in the report (`duplicate_test`; an external
+  `package x_test` test named like an internal one).
+
+Benchmarks are listed by `go test -list` but not run without `-bench`, so they are not counted.
+Nothing here starts a process: the runner passes the lines of its own sandboxed runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Reason = Literal["tests_not_run", "missing_test", "newly_skipped", "no_final_event", "exit_mismatch", "duplicate_test"]
+
+_NAME = re.compile(r"^((?:Test|Fuzz|Example)\w*)\n?$")
+_TERMINAL = frozenset({"pass", "fail", "skip"})
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way the patched run does not account for the base's tests."""
+
+    reason: Reason
+    package: str
+    detail: str
+    test: str | None = None
+
+    def render(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class BaseTests:
+    """The top-level tests (with repeats, as listed) of each package at the base."""
+
+    tests: dict[str, tuple[str, ...]]
+
+
+def list_pattern(run: str | None) -> str:
+    """The `-list` regexp for a `-run` pattern: its top-level part (go splits `-run` on unbracketed `/`)."""
+    if not run:
+        return "."
+    depth, cut = 0, len(run)
+    for i, ch in enumerate(run):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth = max(depth - 1, 0)
+        elif ch == "/" and depth == 0:
+            cut = i
+            break
+    return run[:cut] or "."
+
+
+def list_args(run: str | None, packages: Iterable[str]) -> list[str]:
+    """`go test` arguments (after `go test`) that list the tests of `packages` matching `run`."""
+    return ["-json", "-list", list_pattern(run), *packages]
+
+
+def _events(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("Package"), str):
+            yield event  # pyright: ignore[reportReturnType]
+
+
+def parse_list(lines: Iterable[str]) -> BaseTests:
+    """The tests named by a `go test -json -list` stream (benchmarks left out: they do not run)."""
+    tests: dict[str, list[str]] = collections.defaultdict(list)
+    for event in _events(lines):
+        if event.get("Action") != "output":
+            continue
+        m = _NAME.match(str(event.get("Output", "")))
+        if m is not None:
+            tests[event["Package"]].append(m.group(1))
+    return BaseTests({pkg: tuple(names) for pkg, names in tests.items()})
+
+
+@dataclass
+class Tracker:
+    """Fed each line of the patched `go test -json` run; remembers what the census needs."""
+
+    runs: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter[tuple[str, str]])
+    outcomes: dict[tuple[str, str], list[str]] = field(default_factory=dict[tuple[str, str], list[str]])
+    started: set[str] = field(default_factory=set[str])
+    final: dict[str, str] = field(default_factory=dict[str, str])
+
+    def feed(self, line: str) -> None:
+        for event in _events((line,)):
+            pkg, action, test = event["Package"], event.get("Action"), event.get("Test")
+            if not isinstance(action, str):
+                return
+            if test is None:
+                if action == "start":
+                    self.started.add(pkg)
+                elif action in _TERMINAL:
+                    self.final[pkg] = action
+                continue
+            if not isinstance(test, str) or "/" in test:
+                continue  # subtests are their parent's business
+            if action == "run":
+                self.runs[(pkg, test)] += 1
+            elif action in _TERMINAL:
+                self.outcomes.setdefault((pkg, test), []).append(action)
+
+    def skipped(self) -> set[tuple[str, str]]:
+        """Top-level tests whose every outcome was a skip."""
+        return {key for key, acts in self.outcomes.items() if acts and all(a == "skip" for a in acts)}
+
+
+def check(
+    base: BaseTests,
+    tracker: Tracker,
+    *,
+    exit_code: int | None,
+    count: int = 1,
+    failfast: bool = False,
+    ran_unskipped: set[tuple[str, str]] | None = None,
+) -> list[Problem]:
+    """What the patched run failed to account for; empty when every base test ran and reported.
+
+    Packages whose run already failed are left out (the run is not ok anyway), and so is a
+    `-failfast` run after its first failure; a test reported more often than listed is flagged always,
+    since it makes the report itself misleading. `ran_unskipped` are the tests that passed or failed in
+    an unpatched run of the same commit, when one was seen.
+    """
+    out: list[Problem] = []
+    failed = {pkg for pkg, action in tracker.final.items() if action == "fail"}
+    stopped = failfast and (failed or any("fail" in acts for acts in tracker.outcomes.values()))
+    for pkg, names in sorted(base.tests.items()):
+        listed = collections.Counter(names)
+        for name, n in listed.items():
+            if tracker.runs[(pkg, name)] > n * count:
+                detail = f"{pkg}.{name} ran {tracker.runs[(pkg, name)]} times: another test has its name"
+                out.append(Problem("duplicate_test", pkg, detail, name))
+        if pkg in failed or stopped or not names:
+            continue
+        if pkg not in tracker.final:
+            where = "started but its stream" if pkg in tracker.started else "its stream"
+            detail = f"{pkg}: {where} has no final event (the test binary did not run to its end)"
+            out.append(Problem("no_final_event", pkg, detail))
+            continue
+        reported = [n for n in dict.fromkeys(names) if tracker.outcomes.get((pkg, n))]
+        if not reported:
+            detail = f"{pkg} has {len(set(names))} test(s) at the base but ran none of them"
+            out.append(Problem("tests_not_run", pkg, detail))
+            continue
+        for name in listed:
+            key = (pkg, name)
+            if not tracker.outcomes.get(key):
+                out.append(Problem("missing_test", pkg, f"{pkg}.{name} did not report", name))
+            elif ran_unskipped is not None and key in ran_unskipped and key in tracker.skipped():
+                out.append(Problem("newly_skipped", pkg, f"{pkg}.{name} ran at the base and is skipped now", name))
+    for (pkg, name), runs in sorted(tracker.runs.items()):
+        if pkg not in base.tests and runs > count and pkg not in failed:
+            detail = f"{pkg}.{name} ran {runs} times: another test has its name"
+            out.append(Problem("duplicate_test", pkg, detail, name))
+    if exit_code not in (0, None) and tracker.final and not failed and not out:
+        detail = f"every package reported success but go test exited with status {exit_code}"
+        out.append(Problem("exit_mismatch", "", detail))
+    return out[:MAX_PROBLEMS]
+
+
+def summary(problems: list[Problem]) -> str:
+    """One sentence for the run's summary."""
+    shown = "; ".join(p.render() for p in problems[:3])
+    more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+    return f"Test census failed: {shown}{more}."
+
+
+class BaseCache:
+    """Base listings per (commit, packages, pattern), and the unskipped tests of unpatched runs per commit."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._lists: dict[tuple[str, tuple[str, ...], str], BaseTests] = {}
+        self._ran: dict[tuple[str, tuple[str, ...], str], set[tuple[str, str]]] = {}
+        self._limit = limit
+
+    @staticmethod
+    def key(commit: str, packages: Iterable[str], run: str | None) -> tuple[str, tuple[str, ...], str]:
+        return commit, tuple(packages), list_pattern(run)
+
+    def get(self, key: tuple[str, tuple[str, ...], str]) -> BaseTests | None:
+        return self._lists.get(key)
+
+    def put(self, key: tuple[str, tuple[str, ...], str], tests: BaseTests) -> None:
+        if len(self._lists) >= self._limit:
+            self._lists.pop(next(iter(self._lists)))
+        self._lists[key] = tests
+
+    def ran_unskipped(self, key: tuple[str, tuple[str, ...], str]) -> set[tuple[str, str]] | None:
+        return self._ran.get(key)
+
+    def record_unpatched(self, key: tuple[str, tuple[str, ...], str], tracker: Tracker) -> None:
+        """After a run without a patch: which tests ran unskipped at this commit."""
+        ran = {k for k, acts in tracker.outcomes.items() if any(a != "skip" for a in acts)}
+        if len(self._ran) >= self._limit:
+            self._ran.pop(next(iter(self._ran)))
+        self._ran[key] = ran

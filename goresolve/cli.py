@@ -20,9 +20,12 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from servers.code_search.cli import index_command, search_command
+from servers.code_search.reindex_worker import worker_command
 from servers.common.errors import ConfigError
 from servers.common.settings import DEFAULT_POLICY_DIR, DEFAULT_STATE_DIR
 from servers.go_test_runner.cli_check_patch import command as check_patch_cli
+from servers.webhooks.cli import serve_app, webhooks_app
+from workqueue.cli import queue_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="goresolve: resolve Go issues, safely.")
 policy_app = typer.Typer(no_args_is_help=True, help="Policy files.")
@@ -34,6 +37,10 @@ app.add_typer(audit_app, name="audit")
 app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("check-patch")(check_patch_cli)
+app.add_typer(serve_app, name="serve")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(queue_app, name="queue")
+app.command("worker")(worker_command)
 
 console = Console(stderr=True)
 Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]

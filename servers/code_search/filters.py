@@ -7,14 +7,13 @@ A row of repo r is visible at generation g when `gen_added <= g < gen_removed`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from servers.code_search.model import KINDS
+from servers.common.repo_names import check_repo_name
 
 LIVE = 2**62  # gen_removed of a row that is still current
-_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +40,7 @@ def visible(views: Sequence[RepoView]) -> str:
         raise ValueError("no repos to search")
     clauses: list[str] = []
     for view in views:
-        if not _REPO.match(view.repo):
-            raise ValueError(f"invalid repo name {view.repo!r}")
+        check_repo_name(view.repo)
         clauses.append(f"(repo = {quote(view.repo)} AND gen_added <= {view.gen} AND gen_removed > {view.gen})")
     # The leading `repo IN` lets the scalar index on repo narrow the scan before the per-repo windows.
     names = ", ".join(quote(v.repo) for v in views)

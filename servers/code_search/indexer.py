@@ -26,6 +26,7 @@ from servers.code_search.markdown import line_windows, markdown_sections
 from servers.code_search.model import Chunk, code_text
 from servers.code_search.source import SkipRules, snapshot
 from servers.common.errors import Conflict
+from servers.common.repo_names import repo_slug
 
 FILE_BATCH = 250
 
@@ -69,10 +70,11 @@ def writer_lock(db_dir: Path, repo: str) -> Generator[None]:
 
     Raises:
         Conflict: another indexer is writing this repo now.
+        ValueError: `repo` is not a valid repository name.
     """
     locks = db_dir / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"{repo}.lock").open("w") as handle:
+    with (locks / f"{repo_slug(repo)}.lock").open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

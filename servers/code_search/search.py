@@ -23,13 +23,15 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import RepoView, any_of, narrow, quote, visible
-from servers.code_search.index import CodeIndex
 from servers.code_search.model import Hit, code_text
 from servers.code_search.query import ParsedQuery, parse_query
+
+if TYPE_CHECKING:  # lancedb loads in a few seconds: only when an index is opened
+    from servers.code_search.index import CodeIndex
 
 Mode = Literal["hybrid", "fts", "vector"]
 RRF_K = 60

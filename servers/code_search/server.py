@@ -10,21 +10,24 @@ a worker thread so the event loop stays responsive.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from servers.code_search.embed import Embedder
-from servers.code_search.index import CodeIndex
 from servers.code_search.query import MAX_QUERY_CHARS
 from servers.code_search.schemas import FileSlice, RepoList, SearchResult, SymbolResult
 from servers.code_search.service import MAX_K, CodeSearchService
 from servers.code_search.settings import CodeSearchSettings, open_index
 from servers.common.app import Platform, current_caller
 from servers.common.policy import Policies
+from servers.common.repo_names import RepoName
 from servers.common.tools import ToolSpec
+
+if TYPE_CHECKING:  # lancedb loads in a few seconds: the index is opened on the first call
+    from servers.code_search.index import CodeIndex
 
 T = TypeVar("T")
 
@@ -34,8 +37,6 @@ INSTRUCTIONS = (
     "get_symbol fetches a unit by name (a type with its methods' signatures); read_file reads lines "
     "of an indexed file at the indexed commit; list_repos shows what you may search."
 )
-
-RepoName = Annotated[str, Field(min_length=1, max_length=100, description="Repository name, as list_repos shows.")]
 
 
 def _allowed() -> tuple[str, ...]:

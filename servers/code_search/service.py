@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import RepoView, quote, visible
-from servers.code_search.index import CodeIndex
 from servers.code_search.model import KINDS
 from servers.code_search.query import MAX_QUERY_CHARS
 from servers.code_search.schemas import (
@@ -28,6 +28,9 @@ from servers.code_search.schemas import (
 from servers.code_search.search import Searcher, pack
 from servers.code_search.settings import CodeSearchSettings
 from servers.common.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:  # lancedb loads in a few seconds: only when the index is first opened
+    from servers.code_search.index import CodeIndex
 
 MAX_K = 50
 

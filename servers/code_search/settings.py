@@ -4,23 +4,32 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from servers.code_search.embed import Embedder, make_embedder
-from servers.code_search.index import CodeIndex
+from servers.common.errors import ConfigError
 from servers.common.settings import ServerSettings
+
+if TYPE_CHECKING:  # lancedb loads in a few seconds: only when an index is opened
+    from servers.code_search.index import CodeIndex
 
 
 class CodeSearchSettings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="GORESOLVE_CODE_SEARCH_", extra="forbid", frozen=True)
 
     port: int = Field(default=8102, ge=1, le=65535)
-    db_dir: Path = Field(default=Path(".goresolve/code-index"), description="LanceDB directory of the index.")
-    embedder: Literal["minilm", "openai", "hashing"] = "minilm"
-    model_cache_dir: Path | None = Field(default=None, description="Where the MiniLM ONNX model is cached.")
+    db_dir: Path | None = Field(
+        default=None, description="LanceDB directory of the index; default <state_dir>/code-index."
+    )
+    embedder: Literal["minilm", "openai", "hashing"] = Field(
+        default="minilm", description="minilm (offline default), openai (any compatible endpoint) or hashing (tests)."
+    )
+    model_cache_dir: Path | None = Field(
+        default=None, description="MiniLM weights and ONNX files; default <data dir>/models (goresolve model install)."
+    )
     openai_base_url: str | None = Field(default=None, description="e.g. http://tei:8080/v1 (OpenAI-compatible).")
     openai_model: str = "text-embedding-3-small"
     openai_dim: int = Field(default=1536, ge=8, le=8192)
@@ -29,20 +38,35 @@ class CodeSearchSettings(ServerSettings):
     default_token_budget: int = Field(default=4000, ge=100, le=64_000)
     max_read_lines: int = Field(default=400, ge=10, le=5000)
 
+    @property
+    def index_dir(self) -> Path:
+        """Where the index lives: `db_dir`, else `<state_dir>/code-index` (absolute either way)."""
+        return (self.db_dir or self.state_dir / "code-index").expanduser().resolve()
 
-def open_embedder(settings: CodeSearchSettings) -> Embedder:
-    """The embedder the settings select (the model is loaded here, once).
+
+def check_embedder(settings: CodeSearchSettings) -> None:
+    """Refuse an embedder configuration that cannot work, before anything is loaded.
 
     Raises:
-        ValueError: `openai` without `openai_base_url`.
+        ConfigError: `openai` without `openai_base_url`.
     """
+    if settings.embedder == "openai" and not settings.openai_base_url:
+        raise ConfigError("embedder 'openai' needs GORESOLVE_CODE_SEARCH_OPENAI_BASE_URL")
+
+
+def open_embedder(settings: CodeSearchSettings) -> Embedder:
+    """The embedder the settings select (the model is loaded here, once; MiniLM is installed if missing).
+
+    Raises:
+        ConfigError: `openai` without `openai_base_url`.
+        ModelInstallError: the MiniLM weights are missing and could not be installed.
+    """
+    check_embedder(settings)
     if settings.embedder == "openai":
-        if not settings.openai_base_url:
-            raise ValueError("embedder 'openai' needs GORESOLVE_CODE_SEARCH_OPENAI_BASE_URL")
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         return make_embedder(
             "openai",
-            base_url=settings.openai_base_url,
+            base_url=settings.openai_base_url or "",
             model=settings.openai_model,
             dim=settings.openai_dim,
             api_key=key,
@@ -58,8 +82,10 @@ def open_index(settings: CodeSearchSettings, embedder: Embedder, *, create: bool
     Raises:
         UpstreamFailure: the index is missing (and `create` is false) or unreadable.
     """
+    from servers.code_search.index import CodeIndex
+
     return CodeIndex(
-        settings.db_dir,
+        settings.index_dir,
         embedder.model_id,
         embedder.dim,
         create=create,

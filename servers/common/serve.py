@@ -1,28 +1,43 @@
 """Running a server: the shared `--transport stdio|http --host --port` command line.
 
-Each server's `__main__` is three lines: it hands its settings class and its builder to `main_for`.
-Start-up faults (a bad policy file, a missing setting) end the process with exit code 2 and one
-clear line on stderr — never a traceback.
+Each server's `__main__` hands its settings class and its builder to `main_for`, which:
+
+1. configures logging before anything else runs, so every log line (the builder's too) is a
+   redacted JSON line on stderr and stdout carries only JSON-RPC;
+2. lists every setting (environment name, default) and the HTTP path in `--help`;
+3. ends start-up faults (a bad policy file, a missing setting, a port in use) with one clear line
+   on stderr and exit code 2 — never a traceback; `--debug` (or `GORESOLVE_DEBUG=1`) adds the stack.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
 import typer
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 
-from servers.common.app import transport_security
-from servers.common.errors import ConfigError
+from servers.common.errors import GoresolveError
+from servers.common.logging import configure_logging
 from servers.common.policy import Policies, load_policies
-from servers.common.settings import S, ServerSettings, load_settings
+from servers.common.settings import S, ServerSettings, load_settings, settings_help
 
 Builder = Callable[[S, Policies], MCPServer[Any]]
+
+HTTP_PATH = "/mcp"
+EXIT_CONFIG = 2
+EXIT_INTERNAL = 1
+
+
+def server_name(settings_cls: type[ServerSettings]) -> str:
+    """`GORESOLVE_GO_TEST_RUNNER_` -> `go-test-runner`: a server's name from its env prefix."""
+    prefix = str(settings_cls.model_config.get("env_prefix", "GORESOLVE_"))
+    return prefix.removeprefix("GORESOLVE_").strip("_").lower().replace("_", "-") or "goresolve"
 
 
 def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
@@ -30,8 +45,12 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
     if settings.transport == "stdio":
         anyio.run(server.run_stdio_async)
         return
+    import uvicorn  # only the http transport needs it
+
+    from servers.common.app import transport_security
+
     app = server.streamable_http_app(
-        streamable_http_path="/mcp",
+        streamable_http_path=HTTP_PATH,
         transport_security=transport_security(settings),
         host=settings.host,
     )
@@ -39,25 +58,82 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
     anyio.run(uvicorn.Server(config).serve)
 
 
-def main_for(settings_cls: type[S], build: Builder[S]) -> Callable[[], None]:
-    """A console-script entry point for one server."""
+def help_epilog(settings_cls: type[ServerSettings]) -> str:
+    """The settings section of a server's `--help`: one line per setting, then the HTTP endpoint."""
+    rows = settings_help(settings_cls)
+    port = settings_cls.model_fields["port"].default
+    lines = [
+        "Settings (environment variables; a flag above wins over its variable; secrets may also be files named "
+        "like the variable in $GORESOLVE_SECRETS_DIR):",
+        "",
+        "\b",  # click: keep this paragraph's lines as they are
+    ]
+    for env, default, description in rows:
+        lines.append(f"  {env}={default}")
+        if description:
+            lines.append(f"      {description}")
+    lines += ["", "\b", f"HTTP endpoint: http://<host>:<port>{HTTP_PATH} (default port {port}), bearer token required."]
+    return "\n".join(lines)
+
+
+def fail(message: str, *, exc: BaseException | None = None, debug: bool = False, code: int = EXIT_CONFIG) -> typer.Exit:
+    """Print one line (and, with `debug`, the stack) to stderr; return the Exit to raise."""
+    if debug and exc is not None:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code=code)
+
+
+def _debug_from_env() -> bool:
+    return os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+def main_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None) -> Callable[[], None]:
+    """A console-script entry point for one server (`name` defaults to the one its env prefix gives)."""
+
+    def main() -> None:
+        cli_for(settings_cls, build, name=name)()
+
+    return main
+
+
+def cli_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None) -> typer.Typer:
+    """The typer app behind `main_for`: `--transport/--host/--port/--policy-dir/--debug`, settings in `--help`."""
+    service = name or server_name(settings_cls)
 
     def command(
         transport: Annotated[Literal["stdio", "http"] | None, typer.Option(help="stdio or http")] = None,
         host: Annotated[str | None, typer.Option(help="HTTP bind address")] = None,
         port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
         policy_dir: Annotated[Path | None, typer.Option(help="Directory of policy YAML files")] = None,
+        debug: Annotated[bool, typer.Option("--debug", help="Print the stack of a start-up failure.")] = False,
     ) -> None:
+        debug = debug or _debug_from_env()
+        # Before anything can log: structlog's default would print to stdout, the JSON-RPC channel.
+        configure_logging(service=service)
         try:
             settings = load_settings(settings_cls, transport=transport, host=host, port=port, policy_dir=policy_dir)
+            configure_logging(service=service, level=settings.log_level, secrets=settings.secret_values())
             policies = load_policies(settings.policy_dir)
             server = build(settings, policies)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(code=2) from None
-        serve(server, settings)
+        except GoresolveError as exc:
+            raise fail(exc.message, exc=exc, debug=debug) from None
+        except Exception as exc:  # noqa: BLE001 - the outermost handler: one line, the stack only with --debug
+            raise fail(
+                f"{service} could not start: {type(exc).__name__}: {str(exc)[:300]} (run with --debug for the stack)",
+                exc=exc,
+                debug=debug,
+            ) from None
+        try:
+            serve(server, settings)
+        except KeyboardInterrupt:
+            raise typer.Exit(code=130) from None
+        except OSError as exc:  # e.g. the port is taken
+            raise fail(f"{service}: {exc.strerror or exc}", exc=exc, debug=debug) from None
 
-    def main() -> None:
-        typer.run(command)
-
-    return main
+    cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    cli.command(
+        help=f"The {service} MCP server (stdio by default; streamable HTTP with --transport http).",
+        epilog=help_epilog(settings_cls),
+    )(command)
+    return cli

@@ -61,9 +61,16 @@ def _numpy_minilm(weights: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
+def _models_dir(path: Path) -> Path:
+    """A model directory holding (a link to) the installed weights and nothing built yet."""
+    weights = minilm.weights_dir()
+    (path / weights.name).symlink_to(weights, target_is_directory=True)
+    return path
+
+
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory: pytest.TempPathFactory) -> minilm.MiniLMEmbedder:
-    return minilm.MiniLMEmbedder(cache_dir=tmp_path_factory.mktemp("models"), quantized=False)
+    return minilm.MiniLMEmbedder(cache_dir=_models_dir(tmp_path_factory.mktemp("models")), quantized=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +157,9 @@ def test_openai_client_retries_then_reports_upstream_errors() -> None:
 
 def test_model_is_built_once_and_cached(tmp_path: Path, fp32: minilm.MiniLMEmbedder) -> None:
     del fp32
-    first = minilm.ensure_model(tmp_path, quantized=False)
+    models = _models_dir(tmp_path)
+    first = minilm.ensure_model(models, quantized=False)
     mtime = first.stat().st_mtime_ns
-    assert minilm.ensure_model(tmp_path, quantized=False) == first and first.stat().st_mtime_ns == mtime
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary files left behind
+    assert minilm.ensure_model(models, quantized=False) == first and first.stat().st_mtime_ns == mtime
+    built = sorted(p.name for p in models.iterdir() if not p.is_symlink())
+    assert built == [first.name]  # no temporary files left behind

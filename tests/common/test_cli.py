@@ -14,11 +14,14 @@ from typer.testing import CliRunner
 from goresolve.cli import app
 from servers.common.audit import AuditLog
 from servers.common.auth import AudienceTokenVerifier
+from servers.common.policy import load_policies, repo_path
+from servers.common.settings import DEFAULT_POLICY_DIR
+from tests.conftest import REPO_ROOT, write_policies
 
 runner = CliRunner()
 
 
-def test_demo_answers_one_request_over_stdio(tmp_path: Path) -> None:
+def test_demo_answers_one_request_over_stdio(tmp_path: Path, data_dir: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "goresolve.cli", "demo", "--json"],
         capture_output=True,
@@ -31,7 +34,8 @@ def test_demo_answers_one_request_over_stdio(tmp_path: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["issue"]["key"] == "SVC-1"
     assert result["tools"] == ["get_comments", "get_issue", "search_issues"]
-    assert (tmp_path / ".goresolve" / "audit" / "jira-read.jsonl").exists()
+    assert (data_dir / "audit" / "jira-read.jsonl").exists()  # state in the data dir, not the current one
+    assert not (tmp_path / ".goresolve").exists()
 
 
 def test_policy_check_reports_file_and_field(tmp_path: Path) -> None:
@@ -43,7 +47,23 @@ def test_policy_check_reports_file_and_field(tmp_path: Path) -> None:
 
 
 def test_policy_check_accepts_the_bundled_policies() -> None:
-    assert runner.invoke(app, ["policy", "check"]).exit_code == 0
+    result = runner.invoke(app, ["policy", "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_bundled_sample_service_is_where_the_defaults_point() -> None:
+    repos = load_policies(DEFAULT_POLICY_DIR).repos.repos
+    assert repo_path(DEFAULT_POLICY_DIR, repos["sample-service"]) == (REPO_ROOT / "examples" / "sample-service")
+
+
+def test_policy_check_fails_on_a_missing_repo_path(tmp_path: Path) -> None:
+    write_policies(tmp_path)  # repos.yaml: sample-service at ../sample-service, which does not exist
+    result = runner.invoke(app, ["policy", "check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "repos.sample-service.path" in result.output
+    assert "does not exist" in result.output
+    (tmp_path.parent / "sample-service").mkdir()
+    assert runner.invoke(app, ["policy", "check", str(tmp_path)]).exit_code == 0
 
 
 def test_audit_verify_exit_codes(tmp_path: Path) -> None:

@@ -1,0 +1,67 @@
+"""State lives in one per-user data directory, overridable by GORESOLVE_DATA_DIR, whatever the current directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+import pytest
+from typer.testing import CliRunner
+
+from goresolve.cli import app
+from servers.code_search.settings import CodeSearchSettings
+from servers.common.settings import default_data_dir, load_settings
+from servers.github_pr.settings import GitHubPrSettings
+from servers.jira_read.settings import JiraReadSettings
+
+
+def test_the_default_is_the_platforms_per_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GORESOLVE_DATA_DIR")
+    expected = platformdirs.user_data_path("goresolve", appauthor=False)
+    assert expected.is_absolute()
+    assert default_data_dir() == expected
+    for cls in (JiraReadSettings, CodeSearchSettings, GitHubPrSettings):
+        assert load_settings(cls).state_dir == expected
+
+
+def test_one_setting_moves_every_servers_state(data_dir: Path) -> None:
+    assert load_settings(JiraReadSettings).state_dir == data_dir
+    code = load_settings(CodeSearchSettings)
+    assert code.state_dir == data_dir
+    assert code.index_dir == data_dir / "code-index"
+
+
+def test_state_does_not_depend_on_the_current_directory(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = set()
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        seen.add(load_settings(CodeSearchSettings).index_dir)
+    assert seen == {data_dir / "code-index"}
+
+
+def test_a_relative_state_dir_setting_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GORESOLVE_JIRA_READ_STATE_DIR", "rel")
+    assert load_settings(JiraReadSettings).state_dir == tmp_path / "rel"
+
+
+def test_search_from_another_directory_finds_the_index(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "svc"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "a.go").write_text("package pkg\n\n// Retry retries.\nfunc Retry() {}\n")
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    done = runner.invoke(app, ["index", str(repo), "--repo", "svc", "--embedder", "hashing"])
+    assert done.exit_code == 0, done.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    found = runner.invoke(app, ["search", "retry", "--repo", "svc", "--embedder", "hashing", "--json"])
+    assert found.exit_code == 0, found.output
+    assert '"symbol": "pkg.Retry"' in found.stdout
+    assert (data_dir / "code-index").is_dir()

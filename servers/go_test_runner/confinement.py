@@ -1,23 +1,19 @@
-"""What the sandbox is made of, decided before anything runs: environment, limits, paths.
+"""What the sandbox is made of, decided before anything runs: environment, limits, the report.
 
-Pure data and decisions, no processes: the allow-listed environment (`GoEnv`), the rlimits
-(`Limits`), which directories are hidden from test code or made read-only (`hideable`,
-`readonly_system`), the check that packages stay inside the repository's module, and the
-`SandboxReport` every result carries.
+Pure data and decisions, no processes: the allow-listed environment (`GoEnv`), the limits
+(`Limits`: rlimits through prlimit, and the watchdog's task and memory ceilings), the check that
+packages stay inside the repository's module, and the `SandboxReport` every result carries.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from servers.common.errors import InvalidInput
-from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
 class SandboxReport(BaseModel):
@@ -25,27 +21,32 @@ class SandboxReport(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    weak: bool = Field(description="True when the run had no bubblewrap sandbox (allow_weak_sandbox).")
     network_isolated: bool
     pid_namespace: bool
+    protections: list[str] = Field(description="The protections that were active for this run.")
     rlimits: dict[str, int]
-    hidden_paths: list[str]
-    readonly_paths: list[str]
-    readonly_for_tests: list[str]
-    test_cache_mode: Literal["overlay", "read-only", "shared"]
+    test_cache_mode: str = Field(description="How test code saw the shared caches.")
     notes: list[str]
 
 
 @dataclass(frozen=True)
 class Limits:
+    """rlimits (per process, any uid) and the watchdog's ceilings (per run, any uid)."""
+
     address_space_mb: int
+    address_space_race_mb: int
     nproc: int
     fsize_mb: int
     nofile: int
+    max_tasks: int = 0
+    memory_mb: int = 0
 
     def rlimits(self, *, race: bool) -> dict[str, int]:
         out = {"RLIMIT_CORE": 0}
-        if self.address_space_mb and not race:
-            out["RLIMIT_AS"] = self.address_space_mb << 20
+        address_space = self.address_space_race_mb if race else self.address_space_mb
+        if address_space:
+            out["RLIMIT_AS"] = address_space << 20
         if self.nproc:
             out["RLIMIT_NPROC"] = self.nproc
         if self.fsize_mb:
@@ -54,25 +55,27 @@ class Limits:
             out["RLIMIT_NOFILE"] = self.nofile
         return out
 
+    def prlimit(self, *, race: bool) -> dict[str, int]:
+        """The same limits as `prlimit` option names."""
+        return {name.removeprefix("RLIMIT_").lower(): value for name, value in self.rlimits(race=race).items()}
+
 
 @dataclass(frozen=True)
 class GoEnv:
-    """The only environment test code sees: an allow-list, rebuilt for every run."""
+    """The only environment test code sees: an allow-list, rebuilt for every run.
+
+    HOME, TMPDIR and GOCACHE are set by the sandbox (their paths inside the view).
+    """
 
     go_bin_dir: str
-    gopath: Path
-    gocache: Path
     gomodcache: Path
     goproxy: str
 
-    def build(self, home: Path, tmp: Path, *, offline: bool) -> dict[str, str]:
+    def build(self, *, offline: bool) -> dict[str, str]:
         """Variables for one run; `offline` sets GOPROXY=off (test code runs with no network anyway)."""
         return {
-            "PATH": f"{self.go_bin_dir}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "TMPDIR": str(tmp),
-            "GOPATH": str(self.gopath),
-            "GOCACHE": str(self.gocache),
+            "PATH": f"{self.go_bin_dir}:/usr/bin:/bin",
+            "GOPATH": "/nonexistent/gopath",
             "GOMODCACHE": str(self.gomodcache),
             "GOFLAGS": "-mod=readonly -buildvcs=false",
             "GOTOOLCHAIN": "local",
@@ -101,39 +104,3 @@ def check_packages_inside(worktree: Path, packages: list[str]) -> None:
             continue
         where = f"module {module}" if module else "the repository (it has no go.mod module line)"
         raise InvalidInput(f"package {pkg!r} is outside {where}; use ./... or an import path under it")
-
-
-def readonly_system(go: Path, writable: list[Path]) -> tuple[Path, ...]:
-    """Directories made read-only in the sandbox: toolchain, interpreter, this package, system dirs.
-
-    A directory that holds something the run must write (work dir, caches) is left out.
-    """
-    here = Path(__file__).resolve().parent
-    candidates = [go.parent.parent, Path(sys.prefix), Path(sys.base_prefix), here.parent, here.parent.parent / ".venv"]
-    candidates += [Path(p) for p in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/opt")]
-    out: list[Path] = []
-    for path in candidates:
-        if not path.is_dir() or path.is_symlink():
-            continue
-        real = path.resolve()
-        if real not in out and not any(w == real or w.is_relative_to(real) for w in writable):
-            out.append(real)
-    return tuple(out)
-
-
-def hideable(settings: GoTestRunnerSettings, go: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
-    """The configured credential directories that can be hidden without hiding what a run needs."""
-    work = settings.resolved_work_dir()
-    needed = [work, go.parent.parent, Path(sys.executable).resolve().parent, Path(__file__).resolve().parent]
-    needed += [p.resolve() for p in (settings.gocache, settings.gomodcache) if p is not None]
-    hide: list[Path] = []
-    notes: list[str] = []
-    for path in settings.hide_paths:
-        if not path.is_dir():
-            continue
-        real = path.resolve()
-        if any(n == real or n.is_relative_to(real) for n in needed):
-            notes.append(f"not hidden from test code, it holds the work dir, a cache or the toolchain: {path}")
-        else:
-            hide.append(real)
-    return tuple(hide), tuple(notes)

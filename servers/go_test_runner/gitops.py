@@ -2,7 +2,8 @@
 
 Each repository from repos.yaml is mirrored once under `<work_dir>/mirrors/<name>.git` (from its
 URL or local path) and fetched afterwards — when a ref is missing, or a branch ref is older than
-`fetch_interval_s`. A run gets a detached worktree of the mirror at one commit, removed afterwards.
+`fetch_interval_s`. A run gets a detached worktree of the mirror at one commit: kept per concurrency
+slot and reset between runs when test code cannot write it (the bubblewrap sandbox), else removed.
 git runs with no user/system config, no prompts and no hooks.
 """
 
@@ -154,6 +155,25 @@ class Mirrors:
         async with self._worktree_locks.setdefault(mirror, asyncio.Lock()):
             await git("--git-dir", str(mirror), "worktree", "add", "--quiet", "--detach", str(path), sha)
         return path.resolve()
+
+    async def reuse_worktree(self, mirror: Path, sha: str, path: Path) -> Path:
+        """The worktree at `path` reset to `sha` (checkout, then every untracked file removed); a new one
+        when there is none or the reset fails.
+
+        Only for worktrees test code could not write (the bubblewrap sandbox shows it read-only to
+        `go` and behind a throwaway layer to test binaries): git reads nothing there it did not write.
+
+        Raises:
+            GitFailed: git could not create a new worktree either.
+        """
+        if (path / ".git").is_file():
+            async with self._worktree_locks.setdefault(mirror, asyncio.Lock()):
+                code, _ = await git("-C", str(path), "checkout", "--quiet", "--detach", "--force", sha, check=False)
+                if code == 0:
+                    code, _ = await git("-C", str(path), "clean", "-ffdxq", check=False)
+            if code == 0:
+                return path.resolve()
+        return await self.add_worktree(mirror, sha, path)
 
     async def remove_worktree(self, mirror: Path, path: Path) -> None:
         """Remove a worktree; never raises (a leftover directory is removed by hand and pruned)."""

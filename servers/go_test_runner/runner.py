@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
+from servers.common.gitenv import GitFailed
 from servers.common.patch_policy import changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.go_test_runner import build_diag, gitops
-from servers.go_test_runner.confinement import GoEnv, Limits, check_packages_inside, hideable, readonly_system
+from servers.go_test_runner.confinement import GoEnv, Limits, SandboxReport, check_packages_inside
 from servers.go_test_runner.gotest_json import StreamParser
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import Sandbox, build_execwrap, probe, probe_overlay
+from servers.go_test_runner.sandbox import RunPaths, Sandbox, host_go_env, host_user, sandbox_report
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -38,13 +39,15 @@ class _Checkout:
     commit: str
     env: dict[str, str]
     setup_s: float
-    scratch: Path
+    paths: RunPaths
 
 
 class Runner:
     """Bounded-concurrency runs of go test / go build on policy-named repositories."""
 
-    def __init__(self, settings: GoTestRunnerSettings, policies: Policies, sandbox: Sandbox, go: str) -> None:
+    def __init__(
+        self, settings: GoTestRunnerSettings, policies: Policies, sandbox: Sandbox, go: str, goenv: GoEnv
+    ) -> None:
         self.settings = settings
         self.sandbox = sandbox
         self._policy = policies.protected
@@ -52,61 +55,71 @@ class Runner:
         work = settings.resolved_work_dir()
         self._work = work
         self._mirrors = gitops.Mirrors(work, policies.repos, settings.policy_dir.resolve(), settings.fetch_interval_s)
-        self._goenv = GoEnv(
-            go_bin_dir=str(Path(go).parent),
-            gopath=work / "gopath",
-            gocache=(settings.gocache or work / "gocache").resolve(),
-            gomodcache=(settings.gomodcache or work / "gomodcache").resolve(),
-            goproxy=settings.goproxy,
-        )
-        # Slot k always checks out at the same path (worktrees/<repo>/<k>): go's build cache keys
-        # compiled packages on their directory, so a fresh random path would rebuild the repo each run.
-        # Last in, first out: a lone caller keeps getting the slot whose build cache entries are warm.
+        self._goenv = goenv
+        # Slot k always checks out at the same path (worktrees/<repo>/<k>), and in the bubblewrap
+        # sandbox every slot sees its worktree at /src/<repo>: go's build cache keys compiled packages
+        # on their directory, so all slots share what any of them built.
+        # Last in, first out: a lone caller keeps getting the slot whose worktree is ready.
         self._slots: asyncio.Queue[int] = asyncio.LifoQueue()
         for k in range(settings.max_concurrency):
             self._slots.put_nowait(k)
+        self._ready: dict[Path, str] = {}  # worktree -> the commit it was reset to after its last run
         self._waiting = 0
         self._cleanups: set[asyncio.Task[None]] = set()
         self._downloaded: set[str] = set()
 
     @classmethod
     def create(cls, settings: GoTestRunnerSettings, policies: Policies) -> Runner:
-        """Find go, probe the kernel for namespaces, and build the runner.
+        """Find go and its caches, set up the sandbox (probing the host once), and build the runner.
 
         Raises:
-            ConfigError: no go binary, or network isolation is required and the kernel refuses it.
+            ConfigError: no go binary, or `sandbox_user` names no user.
         """
         go = shutil.which(settings.go_binary)
         if go is None:
             raise ConfigError(f"setting GORESOLVE_GO_TEST_RUNNER_GO_BINARY: {settings.go_binary!r} not found")
-        usable, note = probe(settings.network_isolation != "off")
-        if settings.network_isolation == "require" and not usable:
-            raise ConfigError(f"network isolation required but unavailable: {note}")
-        limits = Limits(settings.rlimit_as_mb, settings.rlimit_nproc, settings.rlimit_fsize_mb, settings.rlimit_nofile)
-        hide, hide_notes = hideable(settings, Path(go).resolve())
-        # The mirrors hold git config that the server's own git reads: test code must not reach them.
-        mirrors = settings.resolved_work_dir() / "mirrors"
-        mirrors.mkdir(parents=True, exist_ok=True)
+        go = str(Path(go).resolve())
+        user_env = host_go_env(go)
         work = settings.resolved_work_dir()
-        caches = tuple((p or work / name).resolve() for p, name in ((settings.gocache, "gocache"),
-                                                                   (settings.gomodcache, "gomodcache")))  # fmt: skip
-        for cache in caches:
-            cache.mkdir(parents=True, exist_ok=True)
-        sandbox = Sandbox(
-            namespaces=usable,
-            note=note,
+        gocache = (settings.gocache or work / "gocache").resolve()
+        gomodcache = (settings.gomodcache or Path(user_env.get("GOMODCACHE") or work / "gomodcache")).resolve()
+        for d in (work / "mirrors", gocache, gomodcache):
+            d.mkdir(parents=True, exist_ok=True)
+        seed = Path(user_env["GOCACHE"]) if settings.seed_from_user_cache and user_env.get("GOCACHE") else None
+        run_as = None
+        if settings.sandbox_user:
+            try:
+                run_as = host_user(settings.sandbox_user)
+            except KeyError:
+                raise ConfigError(
+                    f"setting GORESOLVE_GO_TEST_RUNNER_SANDBOX_USER: no user {settings.sandbox_user!r}"
+                ) from None
+        limits = Limits(
+            address_space_mb=settings.rlimit_as_mb,
+            address_space_race_mb=settings.rlimit_as_race_mb,
+            nproc=settings.rlimit_nproc,
+            fsize_mb=settings.rlimit_fsize_mb,
+            nofile=settings.rlimit_nofile,
+            max_tasks=settings.max_tasks,
+            memory_mb=settings.memory_limit_mb,
+        )
+        sandbox = Sandbox.create(
+            work=work,
+            goroot=Path(user_env.get("GOROOT") or Path(go).parent.parent).resolve(),
+            project=Path(__file__).resolve().parents[2],
+            gocache=gocache,
+            seed=(seed,) if seed is not None and seed.is_dir() else (),
+            gomodcache=gomodcache,
             limits=limits,
+            weak_allowed=settings.allow_weak_sandbox,
+            scratch_mb=settings.scratch_mb,
             max_output_bytes=settings.max_output_bytes,
             max_line=settings.max_line_bytes,
-            hide=(*hide, mirrors),
-            hide_notes=hide_notes,
-            readonly_for_tests=caches,
-            overlay=usable and probe_overlay(work / "probe"),
-            execwrap=build_execwrap(str(Path(go).resolve()), work / "bin" / "execwrap", caches[0]) if usable else None,
-            readonly_system=readonly_system(Path(go).resolve(), [work, *caches]),
+            run_as=run_as,
+            bwrap_binary=settings.bwrap_binary,
         )
-        shutil.rmtree(work / "probe", ignore_errors=True)
-        runner = cls(settings, policies, sandbox, str(Path(go).resolve()))
+        goenv = GoEnv(go_bin_dir=str(Path(go).parent), gomodcache=gomodcache, goproxy=settings.goproxy)
+        runner = cls(settings, policies, sandbox, go, goenv)
         runner.remove_leftovers()
         return runner
 
@@ -132,28 +145,31 @@ class Runner:
         if timeout > ceiling or (go_timeout is not None and go_timeout > ceiling):
             raise InvalidInput(f"timeout over the policy ceiling of {ceiling}s")
         self._check_policy(req.patch)
+        self._require_sandbox()
         race = "-race" in req.flags
         started = time.monotonic()
         async with self._session(req) as (waited, co):
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
-            wrapper = self.sandbox.test_exec(co.scratch)
+            wrapper = self.sandbox.test_exec(co.paths)
             argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
-            parser = StreamParser(str(co.path))
+            parser = StreamParser(co.paths.inside)
             outcome = await self.sandbox.run(
-                argv, cwd=co.path, env=co.env, timeout_s=timeout, on_line=parser.feed, race=race
+                argv, co.paths, env=co.env, timeout_s=timeout, on_line=parser.feed, race=race
             )
             report = parser.finish(killed=outcome.killed)
-        sandbox = self.sandbox.report(race=race)
+        sandbox = self.report(race=race)
         if outcome.truncated:
             report = report.model_copy(update={"output_truncated": True})
         go_errors = _go_errors(outcome.stderr)
         summary = report.summary
         if not report.packages and go_errors:
             summary = f"go test did not run: {go_errors[0]}"
-        if outcome.killed:
-            summary += f" Hard timeout after {timeout}s: the whole process group was killed."
-        if not sandbox.network_isolated:
-            summary += " Network NOT isolated for this run."
+        if outcome.limit:
+            summary += f" Killed by the sandbox's watchdog: {outcome.limit}."
+        elif outcome.killed:
+            summary += f" Hard timeout after {timeout}s: every process of the run was killed."
+        if sandbox.weak:
+            summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
         return RunResult(
             repo=req.repo,
             ref=req.ref,
@@ -179,6 +195,7 @@ class Runner:
             UpstreamFailure: the runner is busy, or git/go could not be started.
         """
         self._check_policy(req.patch)
+        self._require_sandbox()
         started = time.monotonic()
         timeout = self.settings.default_timeout_s
         async with self._session(req) as (waited, co):
@@ -187,20 +204,20 @@ class Runner:
             for phase in ("build", "vet"):
                 lines: list[str] = []
                 outcome = await self.sandbox.run(
-                    [self._go, phase, *req.packages], cwd=co.path, env=co.env, timeout_s=timeout, on_line=lines.append
+                    [self._go, phase, *req.packages], co.paths, env=co.env, timeout_s=timeout, on_line=lines.append
                 )
                 if outcome.killed:
                     raise UpstreamFailure(f"go {phase} did not finish within {timeout}s")
                 texts[phase] = "\n".join(lines) + "\n" + outcome.stderr
             run_s = time.monotonic() - run_started
         diagnostics = build_diag.merge(
-            build_diag.parse_diagnostics(texts["build"], phase="build", root=str(co.path)),
-            build_diag.parse_diagnostics(texts["vet"], phase="vet", root=str(co.path)),
+            build_diag.parse_diagnostics(texts["build"], phase="build", root=co.paths.inside),
+            build_diag.parse_diagnostics(texts["vet"], phase="vet", root=co.paths.inside),
         )
-        sandbox = self.sandbox.report(race=False)
+        sandbox = self.report(race=False)
         summary = build_diag.summarize(diagnostics)
-        if not sandbox.network_isolated:
-            summary += " Network NOT isolated for this run."
+        if sandbox.weak:
+            summary += " WEAK SANDBOX: the build was not confined by bubblewrap for this run."
         return BuildResult(
             repo=req.repo,
             ref=req.ref,
@@ -213,6 +230,24 @@ class Runner:
         )
 
     # --- pieces -------------------------------------------------------------------------------------
+
+    def _require_sandbox(self) -> None:
+        """Fail closed: no bubblewrap sandbox, no run, unless the weak one is explicitly allowed.
+
+        Raises:
+            UpstreamFailure: the host cannot build the sandbox and `allow_weak_sandbox` is off.
+        """
+        if self.sandbox.strong or self.settings.allow_weak_sandbox:
+            return
+        why = "; ".join(self.sandbox.protections.problems) or "the sandbox is unavailable"
+        raise UpstreamFailure(
+            f"refusing to run: {why}. Fix the host (go-test-runner-mcp --check) or set "
+            "GORESOLVE_GO_TEST_RUNNER_ALLOW_WEAK_SANDBOX=true to run without it."
+        )
+
+    def report(self, *, race: bool) -> SandboxReport:
+        """How runs are confined on this host (part of every result)."""
+        return sandbox_report(self.sandbox, race=race)
 
     def _check_policy(self, patch: str | None, *, repo_root: Path | None = None) -> None:
         if not patch:
@@ -249,8 +284,8 @@ class Runner:
         made: dict[str, Path] = {}
         try:
             mirror, commit = await self._mirrors.resolve(req.repo, req.ref)
-            made["mirror"] = mirror
-            worktree = await self._mirrors.add_worktree(mirror, commit, self._work / "worktrees" / req.repo / str(slot))
+            made["mirror"], made[commit] = mirror, mirror
+            worktree = await self._checkout(mirror, commit, self._work / "worktrees" / req.repo / str(slot))
             made["worktree"] = worktree
             if req.patch:
                 self._check_policy(req.patch, repo_root=worktree)
@@ -259,23 +294,37 @@ class Runner:
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
                 self._check_policy(applied)
             check_packages_inside(worktree, req.packages)
-            for d in ("home", "tmp"):
-                (scratch / d).mkdir(parents=True, exist_ok=True)
-            for d in (self._goenv.gopath, self._goenv.gocache, self._goenv.gomodcache):
-                d.mkdir(parents=True, exist_ok=True)
-            await self._download_modules(worktree, scratch)
-            env = self._goenv.build(scratch / "home", scratch / "tmp", offline=True)
-            yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, scratch)
+            paths = self.sandbox.paths(worktree, req.repo, scratch)
+            await self._download_modules(worktree, paths)
+            env = self.sandbox.env(self._goenv.build(offline=True), paths)
+            yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths)
         finally:
             task = asyncio.get_running_loop().create_task(self._release(slot, made, scratch))
             self._cleanups.add(task)
             task.add_done_callback(self._cleanups.discard)
 
+    async def _checkout(self, mirror: Path, commit: str, path: Path) -> Path:
+        """The slot's worktree at `commit`: reused when test code could not write it, else made afresh."""
+        if not self.sandbox.strong:
+            return await self._mirrors.add_worktree(mirror, commit, path)
+        if self._ready.pop(path, None) == commit:
+            return path.resolve()
+        return await self._mirrors.reuse_worktree(mirror, commit, path)
+
     async def _release(self, slot: int, made: dict[str, Path], scratch: Path) -> None:
+        """After a run: the worktree reset for the next one (or removed), scratch deleted, slot freed."""
         try:
             if "worktree" in made:
-                await self._mirrors.remove_worktree(made["mirror"], made["worktree"])
+                mirror, path = made["mirror"], made["worktree"]
+                commit = next(k for k in made if k not in ("mirror", "worktree"))
+                if self.sandbox.strong:
+                    await self._mirrors.reuse_worktree(mirror, commit, path)
+                    self._ready[path] = commit
+                else:
+                    await self._mirrors.remove_worktree(mirror, path)
             shutil.rmtree(scratch, ignore_errors=True)
+        except GitFailed:  # the next run makes a new worktree
+            self._ready.pop(made.get("worktree", scratch), None)
         finally:
             self._slots.put_nowait(slot)
 
@@ -284,7 +333,7 @@ class Runner:
         while self._cleanups:
             await asyncio.gather(*list(self._cleanups), return_exceptions=True)
 
-    async def _download_modules(self, worktree: Path, scratch: Path) -> None:
+    async def _download_modules(self, worktree: Path, paths: RunPaths) -> None:
         """`go mod download` with network, outside the sandbox; it runs no code from the repository."""
         go_sum = worktree / "go.sum"
         if not go_sum.is_file():
@@ -292,12 +341,11 @@ class Runner:
         key = hashlib.sha256(go_sum.read_bytes() + (worktree / "go.mod").read_bytes()).hexdigest()
         if key in self._downloaded:
             return
-        env = self._goenv.build(scratch / "home", scratch / "tmp", offline=False)
         lines: list[str] = []
         outcome = await self.sandbox.run(
             [self._go, "mod", "download"],
-            cwd=worktree,
-            env=env,
+            paths,
+            env=self.sandbox.host_env(self._goenv.build(offline=False), paths),
             timeout_s=self.settings.default_timeout_s,
             on_line=lines.append,
             confined=False,

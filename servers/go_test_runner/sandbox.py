@@ -1,17 +1,22 @@
-"""Where test code runs: namespaces, rlimits, hard timeout, capped output (the only process starter).
+"""Where `go` and test code run (the only process starter of go-test-runner besides gitops).
 
-    unshare --user --map-root-user --net --pid --mount --fork --kill-child -- python -I -S nsinit.py SPEC -- go test ...
+The view is an allow-list built by bubblewrap (bwrap.py draws it); this module sets it up once
+(`Sandbox.create`: seccomp filters, the `-exec` program, /etc files, a probe of the host), runs
+commands in it, and enforces what the kernel does not for every uid:
 
-- network namespace with only loopback: test code cannot reach the network;
-- PID namespace: killing the process group on the hard timeout takes every descendant with it
-  (the namespace's init dies and the kernel kills the rest, even processes that left the group);
-- private mount namespace: credential directories are covered by an empty read-only tmpfs, the
-  mirrors are hidden, and the toolchain, interpreter, this package and system directories are
-  read-only; each test binary runs through `go test -exec` with an overlay (or read-only bind)
-  over the shared caches, so nothing it writes outlives the run;
-- the environment is built from an allow-list (see `confinement.GoEnv`).
+- a hard timeout: SIGKILL to the outer `unshare`, whose PID namespace dies with it, taking every
+  process of the run, even one that left the process group or its session;
+- a watchdog that sums the tasks (threads included) and resident memory of the run's process tree
+  every quarter second and kills the run over `max_tasks` or `memory_limit_mb` (RLIMIT_NPROC is not
+  enforced for uid 0, and cgroup v2 limits are not delegated on every host);
+- rlimits through `prlimit`: RLIMIT_AS (a separate, documented ceiling with `-race`), NPROC, FSIZE,
+  NOFILE, no core files;
+- capped output: lines over `max_line`, and output events past `max_output_bytes`, are dropped.
 
-When the kernel refuses namespaces, `probe()` says so once and every result carries the notes.
+Fail closed: when bubblewrap, user namespaces, overlayfs in a user namespace or libseccomp are
+missing, `Sandbox.protections.strong` is False and the runner refuses to run tests unless
+`allow_weak_sandbox` is set; then commands run with rlimits, the watchdog and the timeout only,
+and every result says so.
 """
 
 from __future__ import annotations
@@ -20,22 +25,23 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
+import re
+import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from servers.go_test_runner import bwrap, seccomp
 from servers.go_test_runner.confinement import Limits, SandboxReport
 
-NSINIT = Path(__file__).resolve().with_name("nsinit.py")
-EXECWRAP_SRC = Path(__file__).resolve().parent / "execwrap" / "main.go"
-_UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--mount", "--fork", "--kill-child", "--"]
 _STDERR_KEEP = 256 << 10
-TRUNCATED_MARKER = "…[output truncated by go-test-runner]"
+_WATCH_INTERVAL_S = 0.25
+_TOOLS = ("bwrap", "unshare", "mount", "prlimit")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")  # no ',', ':' or spaces: safe in overlay options and -exec
 
 
 @dataclass(frozen=True)
@@ -46,232 +52,331 @@ class Outcome:
     output_bytes: int
     truncated: bool
     stderr: str
+    limit: str | None = None  # the watchdog's reason when it killed the run
 
 
-def build_execwrap(go: str, out: Path, gocache: Path) -> Path | None:
-    """Compile the Go `-exec` wrapper (one process start per test binary instead of a Python start).
+@dataclass(frozen=True)
+class Protections:
+    """What this host gives the sandbox (`go-test-runner-mcp --check` prints it)."""
 
-    Returns None when it cannot be built; the Python init is used then.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PATH": f"{Path(go).parent}:/usr/bin:/bin",
-        "HOME": str(out.parent),
-        "GOCACHE": str(gocache),
-        "GOTOOLCHAIN": "local",
-        "GOPROXY": "off",
-        "CGO_ENABLED": "0",
-        "GOFLAGS": "",
-    }
-    argv = [go, "build", "-trimpath", "-o", str(out), str(EXECWRAP_SRC)]
-    try:
-        proc = subprocess.run(argv, env=env, cwd=out.parent, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out if proc.returncode == 0 and out.is_file() else None
+    bubblewrap: str | None
+    user_namespaces: bool
+    overlay: bool
+    seccomp: bool
+    cgroup_v2: bool
+    problems: tuple[str, ...] = ()
+
+    @property
+    def strong(self) -> bool:
+        return self.bubblewrap is not None and self.user_namespaces and self.overlay and self.seccomp
 
 
-def probe_overlay(scratch: Path) -> bool:
-    """Can test binaries get an overlay of the caches (overlayfs in a user namespace, Linux >= 5.11)?"""
-    lower, upper, work = scratch / "lower", scratch / "upper", scratch / "work"
-    for d in (lower, upper, work):
-        d.mkdir(parents=True, exist_ok=True)
-    spec = json.dumps({"new_mount_ns": True, "overlay": [[str(lower), str(upper), str(work)]]})
-    argv = [*_UNSHARE, sys.executable, "-I", "-S", str(NSINIT), spec, "--", "/bin/true"]
-    try:
-        return subprocess.run(argv, capture_output=True, timeout=20, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+@dataclass
+class RunPaths:
+    """Where one run's files are: its worktree (host), its path inside, its scratch directory (host)."""
+
+    worktree: Path
+    inside: str
+    scratch: Path
+    gocache_layer: Path | None = field(default=None)  # the overlay's upper dir, merged into the shared cache
 
 
-def probe(enabled: bool) -> tuple[bool, str | None]:
-    """Can this kernel give us user+network+PID namespaces? (usable, reason when not)."""
-    if not enabled:
-        return False, "network isolation is switched off by configuration: test code may reach the network"
-    spec = json.dumps({"loopback": True, "hide": [tempfile.gettempdir()]})
-    argv = [*_UNSHARE, sys.executable, "-I", "-S", str(NSINIT), spec, "--", "/bin/true"]
-    try:
-        proc = subprocess.run(argv, capture_output=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"no network namespace ({type(exc).__name__}): test code may reach the network"
-    if proc.returncode != 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["unshare failed"]
-        return False, f"no network namespace ({why[0][:120]}): test code may reach the network"
-    return True, None
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin") if "/" not in name else shutil.which(name)
+
+
+def safe_path(path: Path) -> bool:
+    """A path that can go into overlay options and go's `-exec` value unquoted."""
+    return bool(_SAFE_PATH.match(str(path)))
 
 
 class Sandbox:
-    """Runs one command confined, streaming its stdout lines to a callback."""
+    """Runs commands confined, streaming stdout lines to a callback."""
 
     def __init__(
         self,
         *,
-        namespaces: bool,
-        note: str | None,
+        bwrap_exe: str,
+        layout: bwrap.Layout,
+        protections: Protections,
+        weak_allowed: bool,
         limits: Limits,
+        gocache: Path,
+        gocache_lowers: tuple[Path, ...],
         max_output_bytes: int,
         max_line: int,
-        hide: tuple[Path, ...] = (),
-        hide_notes: tuple[str, ...] = (),
-        readonly_for_tests: tuple[Path, ...] = (),
-        overlay: bool = False,
-        execwrap: Path | None = None,
-        readonly_system: tuple[Path, ...] = (),
-    ):
-        self.namespaces = namespaces
-        self._note = note
-        self._hide = [str(p) for p in hide] if namespaces else []
-        self._hide_notes = list(hide_notes)
-        # go test -exec wraps each test binary: a nested mount namespace where these are read-only.
-        self._readonly = [str(p) for p in readonly_for_tests] if namespaces else []
-        self.overlay = overlay and namespaces
-        self._execwrap = execwrap
-        # Toolchain, interpreter, our own code, system directories: read-only for everything in the
-        # sandbox, so test code cannot replace what later runs (or the server itself) executes.
-        self._readonly_system = [str(p) for p in readonly_system] if namespaces else []
-        self._limits = limits
+        run_as: tuple[int, int] | None = None,
+    ) -> None:
+        self.bwrap_exe = bwrap_exe
+        self.layout = layout
+        self.protections = protections
+        self.weak_allowed = weak_allowed
+        self.limits = limits
+        self.gocache = gocache
+        self.gocache_lowers = gocache_lowers
         self._max_output = max_output_bytes
         self._max_line = max_line
+        self.run_as = run_as
 
-    def report(self, *, race: bool) -> SandboxReport:
-        notes = [self._note] if self._note else []
-        if not self.namespaces:
-            notes.append("no PID namespace: processes that leave the process group may outlive the hard timeout")
-            notes.append("no mount namespace: credential directories are not hidden from test code")
-            notes.append("no mount namespace: the shared build and module caches are writable by test code")
-            notes.append("no mount namespace: the toolchain and everything the server's user can write are writable")
-        else:
-            notes.extend(self._hide_notes)
-        if race and self._limits.address_space_mb:
-            notes.append("no address-space limit with -race (the race detector reserves terabytes of address space)")
-        return SandboxReport(
-            network_isolated=self.namespaces,
-            pid_namespace=self.namespaces,
-            rlimits=self._limits.rlimits(race=race),
-            hidden_paths=self._hide,
-            readonly_paths=self._readonly_system,
-            readonly_for_tests=self._readonly,
-            test_cache_mode="overlay" if self.overlay else "read-only" if self._readonly else "shared",
-            notes=notes,
-        )
+    @property
+    def strong(self) -> bool:
+        return self.protections.strong
 
-    def test_exec(self, scratch: Path) -> str | None:
-        """A `go test -exec` value that runs each test binary with the shared caches protected.
+    # --- set-up -------------------------------------------------------------------------------------
 
-        With overlayfs each cache is overlaid by a private layer under `scratch` (test binaries see
-        the warm cache; their writes vanish with the run); without it the caches are read-only and
-        test binaries get a private GOCACHE. None without namespaces, or when a path holds
-        whitespace (go splits the -exec value on spaces).
+    @classmethod
+    def create(
+        cls,
+        *,
+        work: Path,
+        goroot: Path,
+        project: Path,
+        gocache: Path,
+        seed: tuple[Path, ...],
+        gomodcache: Path,
+        limits: Limits,
+        weak_allowed: bool,
+        scratch_mb: int,
+        max_output_bytes: int,
+        max_line: int,
+        run_as: tuple[int, int] | None = None,
+        bwrap_binary: str = "bwrap",
+    ) -> Sandbox:
+        """Write the sandbox's files under `work/sandbox`, probe the host, and return the sandbox.
+
+        `seed` are read-only lower layers under the shared build cache `gocache` (the user's own).
         """
-        spec_file = scratch / "exec.json"
-        if self._execwrap is not None:
-            wrapper = [str(self._execwrap), f"@{spec_file}", "--"]
-        else:
-            wrapper = [sys.executable, "-I", "-S", str(NSINIT), f"@{spec_file}", "--"]
-        if not self._readonly or any(any(c.isspace() for c in part) for part in wrapper):
-            return None
-        spec: dict[str, object] = {"new_mount_ns": True}
-        if self.overlay:
-            layers = []
-            for n, path in enumerate(self._readonly):
-                upper, work = scratch / f"overlay-{n}" / "upper", scratch / f"overlay-{n}" / "work"
-                upper.mkdir(parents=True, exist_ok=True)
-                work.mkdir(parents=True, exist_ok=True)
-                layers.append([path, str(upper), str(work)])
-            spec["overlay"] = layers
-        else:
-            private = scratch / "testcache"
-            private.mkdir(parents=True, exist_ok=True)
-            spec |= {"readonly": self._readonly, "env": {"GOCACHE": str(private)}}
-        spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        return " ".join(wrapper)
-
-    def argv(self, command: list[str], *, race: bool) -> list[str]:
-        spec = json.dumps(
-            {
-                "loopback": self.namespaces,
-                "hide": self._hide,
-                "readonly": self._readonly_system,
-                "rlimits": self._limits.rlimits(race=race),
-            }
+        assets = work / "sandbox"
+        assets.mkdir(parents=True, exist_ok=True)
+        layout = bwrap.Layout(
+            goroot=goroot,
+            assets=assets,
+            gomodcache=gomodcache,
+            scratch_mb=scratch_mb,
+            hidden=bwrap.hidden_system_paths(goroot, project),
         )
-        inner = [sys.executable, "-I", "-S", str(NSINIT), spec, "--", *command]
-        return [*_UNSHARE, *inner] if self.namespaces else inner
+        problems: list[str] = []
+        exe = _tool(bwrap_binary)
+        version = _bwrap_version(exe) if exe is not None else None
+        if version is None:
+            problems.append("bubblewrap (bwrap) is not installed: install Debian's bubblewrap package")
+        missing = [t for t in _TOOLS[1:] if _tool(t) is None]
+        if missing:
+            problems.append(f"util-linux tools missing: {', '.join(missing)}")
+        has_seccomp = True
+        try:
+            seccomp.write_filter(seccomp.BUILD, assets / "build.bpf")
+            seccomp.write_filter(seccomp.TEST, assets / "test.bpf")
+        except seccomp.SeccompUnavailable as exc:
+            has_seccomp = False
+            problems.append(str(exc))
+        unsafe = [p for p in (work, gocache, gomodcache, goroot) if not safe_path(p)]
+        if unsafe:
+            problems.append(f"paths with characters bubblewrap's set-up cannot take: {', '.join(map(str, unsafe))}")
+        for name, text in (("passwd", bwrap.passwd()), ("group", bwrap.group()), ("testexec", layout.testexec())):
+            _write(assets / name, text.encode(), mode=0o755 if name == "testexec" else 0o644)
+        _write(assets / "test.args", bwrap.args_file(layout.test_args()), mode=0o644)
+        sandbox = cls(
+            bwrap_exe=exe or "bwrap",
+            layout=layout,
+            protections=Protections(version, False, False, has_seccomp, _cgroup_v2_delegated(), tuple(problems)),
+            weak_allowed=weak_allowed,
+            limits=limits,
+            gocache=gocache,
+            gocache_lowers=tuple(p for p in seed if safe_path(p) and p.resolve() != gocache.resolve()),
+            max_output_bytes=max_output_bytes,
+            max_line=max_line,
+            run_as=run_as,
+        )
+        if version is not None and not missing and has_seccomp and not unsafe:
+            sandbox.protections = sandbox._probe(work / "probe")
+        return sandbox
+
+    def _probe(self, scratch: Path) -> Protections:
+        """Run the whole chain once (outer sandbox, overlay, a nested test sandbox) with /bin/true."""
+        base = self.protections
+        shutil.rmtree(scratch, ignore_errors=True)
+        worktree = scratch / "src"
+        worktree.mkdir(parents=True)
+        paths = RunPaths(worktree=worktree, inside=f"{bwrap.SRC}/probe", scratch=scratch / "run")
+        inner = f"cp /bin/true /tmp/probe.test && exec {bwrap.TESTEXEC} {paths.inside} /tmp/probe.test"
+        argv = self.argv(["/bin/sh", "-c", inner], paths, race=False, strong=True)
+        self._own(scratch)
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=30, check=False, env={"PATH": "/usr/bin:/bin"})
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Protections(base.bubblewrap, False, False, base.seccomp, base.cgroup_v2, (f"probe failed: {exc}",))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if proc.returncode == 0:
+            return Protections(base.bubblewrap, True, True, base.seccomp, base.cgroup_v2)
+        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        userns = "overlay" in why[0] or "mount" in why[0]
+        detail = f"the sandbox could not start on this host: {why[0][:200]}"
+        return Protections(base.bubblewrap, userns, False, base.seccomp, base.cgroup_v2, (detail,))
+
+    # --- one command --------------------------------------------------------------------------------
+
+    def paths(self, worktree: Path, repo: str, scratch: Path) -> RunPaths:
+        """The layout of one run; its scratch directory is created (owned by the sandbox's user)."""
+        scratch.mkdir(parents=True, exist_ok=True)
+        self._own(scratch)
+        inside = f"{bwrap.SRC}/{repo}" if self.strong else str(worktree)
+        return RunPaths(worktree=worktree, inside=inside, scratch=scratch)
+
+    def env(self, env: Mapping[str, str], paths: RunPaths) -> dict[str, str]:
+        """The environment inside: caches, home and temp at their paths in the view."""
+        if not self.strong:
+            home = paths.scratch / "home"
+            home.mkdir(exist_ok=True)
+            return {**env, "HOME": str(home), "TMPDIR": str(paths.scratch), "GOCACHE": str(self.gocache)}
+        return {**env, "HOME": bwrap.HOME, "TMPDIR": bwrap.TMP, "GOTMPDIR": bwrap.TMP, "GOCACHE": bwrap.GOCACHE}
+
+    def host_env(self, env: Mapping[str, str], paths: RunPaths) -> dict[str, str]:
+        """The environment of the runner's own unconfined steps (`go mod download`), on host paths."""
+        home = paths.scratch / "host-home"
+        home.mkdir(parents=True, exist_ok=True)
+        return {**env, "HOME": str(home), "TMPDIR": str(paths.scratch), "GOCACHE": str(self.gocache)}
+
+    def test_exec(self, paths: RunPaths) -> str | None:
+        """The `go test -exec` value: each test binary in its own nested sandbox (None when weak)."""
+        return f"{bwrap.TESTEXEC} {paths.inside}" if self.strong else None
+
+    def argv(
+        self, command: list[str], paths: RunPaths, *, race: bool, strong: bool | None = None, host: bool = False
+    ) -> list[str]:
+        """The whole command line of one run: [setpriv] prlimit [unshare sh bwrap] command."""
+        strong = self.strong if strong is None else strong
+        prefix: list[str] = []
+        if self.run_as is not None and not host:
+            uid, gid = self.run_as
+            prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+        limits = [f"--{name}={value}:{value}" for name, value in self.limits.prlimit(race=race).items()]
+        prefix += ["prlimit", *limits, "--"]
+        if not strong:
+            return [*prefix, *command]
+        cache = paths.scratch / "gocache"
+        upper, work = paths.scratch / "gocache-layer", paths.scratch / "gocache-work"
+        for d in (cache, upper, work):
+            d.mkdir(parents=True, exist_ok=True)
+        self._own(paths.scratch)
+        lowers = ":".join(str(p) for p in (self.gocache, *self.gocache_lowers))
+        paths.gocache_layer = upper
+        unshare = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        script = bwrap.outer_script(self.layout.assets)
+        build = self.layout.build_args(worktree=paths.worktree, inside=paths.inside, gocache=cache)
+        return [
+            *prefix,
+            *unshare,
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+            str(cache),
+            lowers,
+            str(upper),
+            str(work),
+            self.bwrap_exe,
+            *build,
+            "--seccomp",
+            "3",
+            "--",
+            *command,
+        ]
 
     async def run(
         self,
         command: list[str],
+        paths: RunPaths,
         *,
-        cwd: Path,
         env: Mapping[str, str],
         timeout_s: float,
         on_line: Callable[[str], None],
         race: bool = False,
         confined: bool = True,
     ) -> Outcome:
-        """Run `command` (absolute program path first); kill the whole group at `timeout_s`.
+        """Run `command` (absolute program path first) in the sandbox; kill everything at `timeout_s`.
 
         `confined=False` is for the runner's own steps that need the network and run no repository
-        code (`go mod download`): no namespaces, no rlimits, same environment rules and timeout.
+        code (`go mod download`): rlimits and the timeout only, on the host paths.
 
         Raises:
             OSError: the sandbox itself could not be started.
         """
         started = time.monotonic()
+        argv = self.argv(command, paths, race=race) if confined else self.argv(command, paths, race=race, host=True)
+        if not confined:
+            argv = self.argv(command, paths, race=race, strong=False, host=True)
         proc = await asyncio.create_subprocess_exec(
-            *(self.argv(command, race=race) if confined else command),
-            cwd=cwd,
+            *argv,
+            cwd=paths.worktree,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        state = {"bytes": 0, "truncated": False}
+        state: dict[str, int | bool] = {"bytes": 0, "truncated": False}
         stderr = bytearray()
-
-        async def pump_stdout() -> None:
-            assert proc.stdout is not None
-            pending = b""
-            while chunk := await proc.stdout.read(65536):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    self._deliver(raw, state, on_line)
-                if len(pending) > self._max_line:
-                    self._deliver(pending, state, on_line)
-                    pending = b""
-            if pending:
-                self._deliver(pending, state, on_line)
-
-        async def pump_stderr() -> None:
-            assert proc.stderr is not None
-            while chunk := await proc.stderr.read(65536):
-                stderr.extend(chunk)
-                del stderr[:-_STDERR_KEEP]
-
-        pumps = asyncio.gather(pump_stdout(), pump_stderr())
+        pumps = asyncio.gather(self._pump_stdout(proc, state, on_line), _pump_stderr(proc, stderr))
+        watchdog = asyncio.ensure_future(self._watch(proc.pid))
         killed = False
+        limit: str | None = None
         try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            killed = True
-            _kill_group(proc.pid)
-            await proc.wait()
+            done, _ = await asyncio.wait({asyncio.ensure_future(proc.wait()), watchdog}, timeout=timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if watchdog in done:
+                limit = watchdog.result()
+            if proc.returncode is None:
+                killed = True
+                _kill(proc.pid)
+                await proc.wait()
+        finally:
+            watchdog.cancel()
+            if proc.returncode is None:
+                _kill(proc.pid)
         try:
             await asyncio.wait_for(asyncio.shield(pumps), 10.0)
         except TimeoutError:  # an escaped process still holds the pipe: stop reading it
             pumps.cancel()
+        if confined and paths.gocache_layer is not None:
+            merge_layer(paths.gocache_layer, self.gocache)
         return Outcome(
             exit_code=None if killed else proc.returncode,
             killed=killed,
             elapsed_s=time.monotonic() - started,
-            output_bytes=state["bytes"],
+            output_bytes=int(state["bytes"]),
             truncated=bool(state["truncated"]),
             stderr=stderr.decode(errors="replace"),
+            limit=limit,
         )
+
+    async def _watch(self, root: int) -> str | None:
+        """Return a reason as soon as the run's tree is over a limit (the caller kills it)."""
+        while True:
+            await asyncio.sleep(_WATCH_INTERVAL_S)
+            tasks, rss = tree_usage(root)
+            if self.limits.max_tasks and tasks > self.limits.max_tasks:
+                return f"process limit: over {self.limits.max_tasks} tasks (processes and threads)"
+            if self.limits.memory_mb and rss > self.limits.memory_mb << 20:
+                return f"memory limit: over {self.limits.memory_mb} MiB resident"
+
+    async def _pump_stdout(
+        self, proc: asyncio.subprocess.Process, state: dict[str, int | bool], on_line: Callable[[str], None]
+    ) -> None:
+        assert proc.stdout is not None
+        pending = b""
+        while chunk := await proc.stdout.read(65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._deliver(raw, state, on_line)
+            if len(pending) > self._max_line:
+                self._deliver(pending, state, on_line)
+                pending = b""
+        if pending:
+            self._deliver(pending, state, on_line)
 
     def _deliver(self, raw: bytes, state: dict[str, int | bool], on_line: Callable[[str], None]) -> None:
         state["bytes"] = int(state["bytes"]) + len(raw) + 1
@@ -285,7 +390,177 @@ class Sandbox:
             return  # over the total cap: keep pass/fail events, drop output
         on_line(raw.decode("utf-8", errors="replace"))
 
+    def _own(self, path: Path) -> None:
+        """Hand `path` to the sandbox's host user when it is not the server's."""
+        if self.run_as is None:
+            return
+        uid, gid = self.run_as
+        for p in (path, *path.rglob("*")):
+            with contextlib.suppress(OSError):
+                os.lchown(p, uid, gid)
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+
+async def _pump_stderr(proc: asyncio.subprocess.Process, stderr: bytearray) -> None:
+    assert proc.stderr is not None
+    while chunk := await proc.stderr.read(65536):
+        stderr.extend(chunk)
+        del stderr[:-_STDERR_KEEP]
+
+
+def _kill(pid: int) -> None:
+    # The outer unshare (our child) leads the group; its death kills its PID namespace (--kill-child).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def tree_usage(root: int) -> tuple[int, int]:
+    """(tasks, resident bytes) of `root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    usage: dict[int, tuple[int, int]] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) < 22:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        usage[pid] = (int(fields[17]), int(fields[21]) * page)
+    tasks = rss = 0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        t, r = usage.get(pid, (0, 0))
+        tasks, rss = tasks + t, rss + r
+        todo.extend(children.get(pid, ()))
+    return tasks, rss
+
+
+def merge_layer(layer: Path, shared: Path) -> int:
+    """Move the regular files `go` wrote into the run's cache layer into the shared cache; count them.
+
+    Only the BUILD sandbox (`go` and its compilers) can write that layer: test binaries get their
+    own throwaway layer on top. Overlay metadata (whiteouts, opaque directories) is not copied.
+    """
+    moved = 0
+    for dirpath, _dirs, files in os.walk(layer):
+        rel = Path(dirpath).relative_to(layer)
+        for name in files:
+            src = Path(dirpath) / name
+            if not src.is_file() or src.is_symlink():
+                continue
+            dest = shared / rel / name
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+                moved += 1
+            except OSError:
+                continue
+    return moved
+
+
+def _write(path: Path, data: bytes, *, mode: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.chmod(mode)
+    partial.replace(path)
+
+
+def _bwrap_version(exe: str) -> str | None:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.strip().removeprefix("bubblewrap ") or "unknown"
+
+
+def _cgroup_v2_delegated() -> bool:
+    """Is /sys/fs/cgroup a cgroup v2 tree with pids and memory we may write? (reported, not used yet)."""
+    controllers = Path("/sys/fs/cgroup/cgroup.controllers")
+    try:
+        names = controllers.read_text().split()
+    except OSError:
+        return False
+    return {"pids", "memory"} <= set(names) and os.access("/sys/fs/cgroup", os.W_OK)
+
+
+def host_go_env(go: str) -> dict[str, str]:
+    """GOROOT, GOCACHE and GOMODCACHE as the server's user's own `go env` reports them ({} on failure)."""
+    try:
+        out = subprocess.run(
+            [go, "env", "-json", "GOROOT", "GOCACHE", "GOMODCACHE"], capture_output=True, timeout=30, check=False
+        ).stdout
+        data = json.loads(out or b"{}")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    return (
+        {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and v}
+        if isinstance(data, dict)
+        else {}
+    )
+
+
+def sandbox_report(sandbox: Sandbox, *, race: bool) -> SandboxReport:
+    """The part of every result that says how the run was confined."""
+    rlimits = sandbox.limits.rlimits(race=race)
+    notes: list[str] = []
+    if not sandbox.strong:
+        notes.append("WEAK SANDBOX: " + ("; ".join(sandbox.protections.problems) or "no bubblewrap"))
+        notes.append("test code can read what the server's user can read, reach the network and write the caches")
+    if race:
+        notes.append(f"-race: address space limited to {sandbox.limits.address_space_race_mb} MiB per process")
+    if sandbox.run_as is None and os.geteuid() == 0:
+        notes.append("RLIMIT_NPROC is not enforced for uid 0: the watchdog limits tasks instead")
+    return SandboxReport(
+        weak=not sandbox.strong,
+        network_isolated=sandbox.strong,
+        pid_namespace=sandbox.strong,
+        protections=active_protections(sandbox),
+        rlimits=rlimits,
+        test_cache_mode="overlay" if sandbox.strong else "shared",
+        notes=notes,
+    )
+
+
+def active_protections(sandbox: Sandbox) -> list[str]:
+    """One short line per protection in force for runs on this host."""
+    out: list[str] = []
+    p = sandbox.protections
+    if sandbox.strong:
+        out += [
+            f"bubblewrap {p.bubblewrap}: allow-list view (toolchain and system read-only, minimal /etc, "
+            "/dev null/zero/urandom, own /proc, private /tmp), mounts made before test code starts",
+            f"user namespace: uid {bwrap.UID}, no capabilities, no_new_privs, no new user namespaces for test code",
+            "network, IPC, UTS and PID namespaces; go and test binaries in different PID namespaces",
+            "seccomp: test code denied " + ", ".join(seccomp.TEST[:8]) + f" and {len(seccomp.TEST) - 8} more",
+            "overlayfs: the worktree and build cache writable by test code only in a private layer per binary",
+        ]
+        if sandbox.gocache_lowers:
+            out.append("build cache seeded read-only from " + ", ".join(map(str, sandbox.gocache_lowers)))
+    if sandbox.run_as is not None:
+        out.append(f"sandbox runs as host uid {sandbox.run_as[0]}")
+    limits = sandbox.limits
+    if limits.max_tasks or limits.memory_mb:
+        tasks, memory = limits.max_tasks or "unlimited", limits.memory_mb or "unlimited"
+        out.append(f"watchdog: kills a run over {tasks} tasks or {memory} MiB resident")
+    out.append("rlimits: " + ", ".join(f"{k}={v}" for k, v in limits.rlimits(race=False).items()))
+    out.append("hard timeout: every process of the run killed")
+    return out
+
+
+def host_user(name: str) -> tuple[int, int]:
+    """(uid, gid) of a host user, for `sandbox_user`.
+
+    Raises:
+        KeyError: no such user.
+    """
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid

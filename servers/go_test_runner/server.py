@@ -62,10 +62,10 @@ def _check_access(repo: str) -> None:
 def build_server(settings: GoTestRunnerSettings, policies: Policies, runner: Runner) -> MCPServer[Any]:
     """Assemble the go-test-runner MCP server around `runner`."""
     platform = Platform.create("go-test-runner", settings, policies, instructions=INSTRUCTIONS)
-    sandbox = runner.sandbox.report(race=False)
-    if sandbox.notes:
-        log.warning("sandbox is weaker than configured", notes=sandbox.notes)
-    log.info("sandbox", network_isolated=sandbox.network_isolated, rlimits=sandbox.rlimits)
+    sandbox = runner.report(race=False)
+    if sandbox.weak:
+        log.warning("no bubblewrap sandbox on this host", notes=sandbox.notes, allowed=settings.allow_weak_sandbox)
+    log.info("sandbox", weak=sandbox.weak, protections=sandbox.protections)
 
     @platform.tool(
         _runner_spec(

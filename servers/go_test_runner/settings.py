@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -19,13 +18,34 @@ class GoTestRunnerSettings(ServerSettings):
         default=None, description="Mirrors and worktrees; defaults to <state_dir>/go-test-runner."
     )
     go_binary: str = Field(default="go", description="The go command (looked up on PATH when not absolute).")
-    gocache: Path | None = Field(default=None, description="Shared build cache; defaults to <work_dir>/gocache.")
-    gomodcache: Path | None = Field(default=None, description="Shared module cache; defaults to <work_dir>/gomodcache.")
+    gocache: Path | None = Field(
+        default=None,
+        description="Shared build cache, written only by go itself (never by test code); "
+        "defaults to <work_dir>/gocache.",
+    )
+    gomodcache: Path | None = Field(
+        default=None,
+        description="Module cache; defaults to the user's own (go env GOMODCACHE). Modules are downloaded "
+        "outside the sandbox by the runner (no repository code runs then); test code sees it read-only.",
+    )
+    seed_from_user_cache: bool = Field(
+        default=True,
+        description="Use the user's own build cache (go env GOCACHE) as a read-only lower layer of the shared "
+        "one, so a first run costs about what a raw go test would.",
+    )
     goproxy: str = Field(default="https://proxy.golang.org", description="GOPROXY used to download modules.")
-    network_isolation: Literal["auto", "require", "off"] = Field(
-        default="auto",
-        description="auto: a network namespace when the kernel allows, else say so in every result; "
-        "require: refuse to start without one; off: never (tests may reach the network).",
+    allow_weak_sandbox: bool = Field(
+        default=False,
+        description="Run tests even when bubblewrap, user namespaces, overlayfs in a user namespace or "
+        "libseccomp are missing (then only rlimits, the watchdog and the timeout apply, and every result "
+        "says so). Off: such a host refuses to run tests.",
+    )
+    bwrap_binary: str = Field(
+        default="bwrap", description="bubblewrap (looked up in /usr/bin, /bin, /usr/sbin, /sbin when not absolute)."
+    )
+    sandbox_user: str | None = Field(
+        default=None,
+        description="Host user the sandbox runs as (the server must be root); default: the server's own user.",
     )
     max_concurrency: int = Field(default=2, ge=1, le=64)
     max_queue: int = Field(default=16, ge=0, le=1000)
@@ -35,18 +55,25 @@ class GoTestRunnerSettings(ServerSettings):
     max_output_bytes: int = Field(default=32 << 20, ge=1 << 16, le=1 << 30)
     max_line_bytes: int = Field(default=64 << 10, ge=1024, le=16 << 20)
     rlimit_as_mb: int = Field(default=16 << 10, ge=0, description="Address space per process (0: unlimited).")
-    rlimit_nproc: int = Field(default=4096, ge=0, description="Processes+threads of the user (0: unlimited).")
+    rlimit_as_race_mb: int = Field(
+        default=64 << 10,
+        ge=0,
+        description="Address space per process with -race: the race detector reserves shadow memory, "
+        "several times the heap (0: unlimited).",
+    )
+    rlimit_nproc: int = Field(
+        default=4096, ge=0, description="Processes+threads of the sandbox's user (0: unlimited; not enforced for root)."
+    )
     rlimit_fsize_mb: int = Field(default=2048, ge=0, description="Largest file a process may write (0: unlimited).")
     rlimit_nofile: int = Field(default=4096, ge=0)
-    hide_paths: tuple[Path, ...] = Field(
-        default=(
-            Path("/root"),
-            Path("/home"),
-            Path("/run/secrets"),
-            Path("/var/run/secrets"),
-            Path("/etc/ssl/private"),
-        ),
-        description="Covered by an empty tmpfs for test code (skipped when they hold the work dir or caches).",
+    max_tasks: int = Field(
+        default=2048, ge=0, description="The watchdog kills a run whose processes+threads exceed this (0: off)."
+    )
+    memory_limit_mb: int = Field(
+        default=8192, ge=0, description="The watchdog kills a run whose resident memory exceeds this (0: off)."
+    )
+    scratch_mb: int = Field(
+        default=4096, ge=64, description="Size of the sandbox's private /tmp (GOTMPDIR) and of each test's layer."
     )
     fetch_interval_s: float = Field(
         default=60.0, ge=0, description="Fetch a mirror at most this often for branch refs."

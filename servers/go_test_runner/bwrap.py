@@ -1,0 +1,218 @@
+"""The allow-list view test code runs in, as bubblewrap arguments. Pure: paths in, argument lists out.
+
+Two sandboxes, one inside the other (sandbox.py starts them):
+
+    unshare --user --map-root-user --mount --pid --fork --kill-child --mount-proc   (private PID ns + /proc)
+      sh: overlay the shared build cache (lower, read-only) with this run's layer (upper)
+        bwrap [BUILD view, BUILD seccomp] go test -json -exec=/sandbox/testexec ...
+          testexec, once per test binary:
+            unshare --user --map-root-user --mount: a tmpfs layer over the worktree and the build cache
+              bwrap [TEST view, TEST seccomp, --disable-userns] pkg.test ...
+
+The BUILD sandbox holds `go` and its compilers; it sees the toolchain and system directories
+read-only, a minimal /etc, /dev/{null,zero,urandom}, the worktree read-only at `/src/<repo>`, the
+module cache read-only, the build cache through its overlay, and a private tmpfs at /tmp (GOTMPDIR,
+HOME). The TEST sandbox is built from that view by a nested bubblewrap: its own user, PID, network,
+IPC and UTS namespaces, its own /proc, a fresh /tmp, and private writable layers over the worktree
+and the build cache that vanish when the binary exits. No host home, no server code or
+interpreter, no other worktree, no host /tmp, no unix socket of the host exists in either view.
+Every mount is made before the sandboxed process starts; it runs as uid 1000 with no capabilities,
+`no_new_privs`, and a seccomp filter (seccomp.py), and cannot create user namespaces, so it cannot
+undo a mount. The BUILD sandbox's processes are in another PID namespace than test code: there is no
+`/proc/<go pid>/root` to reach.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+UID = 1000
+ASSETS = "/sandbox"
+LAYER = "/layer"
+SRC = "/src"
+GOCACHE = "/cache/go-build"
+TMP = "/tmp"  # noqa: S108 - inside the view: the sandbox's private tmpfs, not the host's /tmp
+HOME = f"{TMP}/home"
+TESTEXEC = f"{ASSETS}/testexec"
+# Files of /etc a Go build or test may read; nothing else of /etc exists in the view (no shadow).
+ETC_FILES = (
+    "hosts",
+    "nsswitch.conf",
+    "ld.so.cache",
+    "localtime",
+    "protocols",
+    "services",
+    "mime.types",
+    "os-release",
+    "ssl/certs",
+    "alternatives",
+)
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Host paths the views are made of (decided once, when the runner starts)."""
+
+    goroot: Path
+    assets: Path
+    gomodcache: Path
+    scratch_mb: int
+    hidden: tuple[Path, ...]  # inside a system directory but not for test code: covered by an empty tmpfs
+
+    def system_args(self) -> list[str]:
+        """Read-only system directories (symlinks such as /bin -> usr/bin kept), the toolchain, /dev."""
+        args: list[str] = []
+        for name in _SYSTEM:
+            path = Path(name)
+            if path.is_symlink():
+                args += ["--symlink", str(path.readlink()), name]
+            elif path.is_dir():
+                args += ["--ro-bind", name, name]
+        for path in self.hidden:
+            args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+        args += ["--ro-bind", str(self.goroot), str(self.goroot)]
+        for dev in ("null", "zero", "urandom"):
+            args += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
+        return args
+
+    def build_args(self, *, worktree: Path, inside: str, gocache: Path) -> list[str]:
+        """bubblewrap options of the BUILD sandbox (followed by `--seccomp 3 -- go ...`)."""
+        args = [
+            *_COMMON,
+            *self.system_args(),
+            "--dir",
+            "/etc",
+            "--ro-bind",
+            str(self.assets / "passwd"),
+            "/etc/passwd",
+            "--ro-bind",
+            str(self.assets / "group"),
+            "/etc/group",
+        ]
+        for name in ETC_FILES:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        args += [
+            "--bind",
+            "/proc",
+            "/proc",  # the private PID namespace's own /proc (mounted by unshare)
+            "--size",
+            str(self.scratch_mb << 20),
+            "--tmpfs",
+            TMP,
+            "--dir",
+            HOME,
+            "--ro-bind",
+            str(self.assets),
+            ASSETS,
+            "--ro-bind",
+            str(worktree),
+            inside,
+            "--bind",
+            str(gocache),
+            GOCACHE,
+            "--ro-bind",
+            str(self.gomodcache),
+            str(self.gomodcache),
+            "--dir",
+            LAYER,
+            "--remount-ro",
+            "/",
+            "--chdir",
+            inside,
+        ]
+        return args
+
+    def test_args(self) -> list[str]:
+        """The fixed part of the TEST sandbox's options (written to `test.args`, read with `--args`)."""
+        args = [*_COMMON, "--unshare-pid", "--unshare-cgroup-try", "--disable-userns", *self.system_args()]
+        args += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--size", str(self.scratch_mb << 20)]
+        args += ["--tmpfs", TMP, "--dir", HOME, "--ro-bind", str(self.gomodcache), str(self.gomodcache)]
+        return args
+
+    def testexec(self) -> str:
+        """The `go test -exec` program: one nested sandbox per test binary (argv: SRC BINARY ARGS...)."""
+        size = f"size={self.scratch_mb}m"
+        return f"""#!/bin/sh
+# go test -exec wrapper written by go-test-runner: runs one test binary in its own bubblewrap
+# sandbox, with private writable layers over the worktree ($1) and the build cache.
+exec unshare --user --map-root-user --mount -- /bin/sh -ec '
+src="$1"; bindir="${{2%/*}}"; shift
+mount -t tmpfs -o {size},mode=755 tmpfs {LAYER}
+mkdir {LAYER}/su {LAYER}/sw {LAYER}/cu {LAYER}/cw
+mount -t overlay overlay -o "lowerdir=$src,upperdir={LAYER}/su,workdir={LAYER}/sw" "$src"
+mount -t overlay overlay -o "lowerdir={GOCACHE},upperdir={LAYER}/cu,workdir={LAYER}/cw" {GOCACHE}
+exec 3< {ASSETS}/test.bpf 4< {ASSETS}/test.args
+exec bwrap --args 4 --seccomp 3 --bind "$src" "$src" --bind {GOCACHE} {GOCACHE} \\
+  --ro-bind "$bindir" "$bindir" --remount-ro / --chdir "$PWD" -- "$@"
+' sh "$@"
+"""
+
+
+_COMMON = [
+    "--unshare-user",
+    "--unshare-ipc",
+    "--unshare-net",
+    "--unshare-uts",
+    "--uid",
+    str(UID),
+    "--gid",
+    str(UID),
+    "--hostname",
+    "sandbox",
+    "--cap-drop",
+    "ALL",
+    "--new-session",
+    "--die-with-parent",
+]
+
+# Run by `sh -c` inside the private mount namespace, before bubblewrap: $1 the overlay's mount point,
+# $2 its lower directories (colon-separated, may be empty: then $1 is used as it is), $3 upper, $4 work.
+OUTER_SCRIPT = (
+    'target="$1"; lowers="$2"; upper="$3"; work="$4"; shift 4; '
+    'if [ -n "$lowers" ]; then mount -t overlay overlay '
+    '-o "lowerdir=$lowers,upperdir=$upper,workdir=$work" "$target"; fi; '
+    f'exec 3< "{ASSETS}.bpf"; exec "$@"'
+)
+
+
+def outer_script(assets: Path) -> str:
+    """OUTER_SCRIPT with the host path of the BUILD filter."""
+    return OUTER_SCRIPT.replace(f"{ASSETS}.bpf", shlex.quote(str(assets / "build.bpf")))
+
+
+def passwd() -> str:
+    return f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\ngotest:x:{UID}:{UID}::{HOME}:/bin/sh\n"
+
+
+def group() -> str:
+    return f"root:x:0:\ngotest:x:{UID}:\n"
+
+
+def hidden_system_paths(goroot: Path, project: Path) -> tuple[Path, ...]:
+    """Server code and interpreters that live under a system directory: hidden from both sandboxes.
+
+    /usr/local is hidden whole (pip and pyenv install there) unless it holds the toolchain; then the
+    interpreter and the project are hidden one by one.
+    """
+    out: list[Path] = []
+    candidates = [Path(sys.prefix), Path(sys.base_prefix), project]
+    local = Path("/usr/local")
+    if local.is_dir() and not goroot.resolve().is_relative_to(local.resolve()):
+        candidates.insert(0, local)
+    for path in candidates:
+        real = path.resolve()
+        if not any(real.is_relative_to(Path(s).resolve()) for s in _SYSTEM if Path(s).is_dir()):
+            continue  # not in the view at all
+        if goroot.resolve().is_relative_to(real) or any(real.is_relative_to(h) for h in out):
+            continue
+        out.append(real)
+    return tuple(out)
+
+
+def args_file(args: list[str]) -> bytes:
+    """NUL-separated, as `bwrap --args FD` reads them."""
+    return b"".join(a.encode() + b"\0" for a in args)

@@ -1,0 +1,124 @@
+"""Typed settings, read once at the edge.
+
+Each server subclasses `ServerSettings` with its own env prefix (`GORESOLVE_JIRA_READ_`, ...).
+Secrets are `SecretStr` and come from the environment or from files: point `GORESOLVE_SECRETS_DIR`
+at a directory (a Kubernetes secret mount) holding one file per setting, named like its env var
+(e.g. `GORESOLVE_JIRA_READ_TOKEN_KEY`). Library code receives these objects; only `load_settings`
+looks at the process environment.
+
+State (audit logs, traces, the code index, models, the local PR store) lives in one per-user data
+directory: `GORESOLVE_DATA_DIR` when set, else the platform's user data directory
+(`~/.local/share/goresolve` on Linux). `settings_help` renders every setting of a class (env name,
+default, description) for a server's `--help`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servers.common.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY_DIR = REPO_ROOT / "policies"
+DATA_DIR_ENV = "GORESOLVE_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """The one per-user data directory: `$GORESOLVE_DATA_DIR`, else the platform's (platformdirs)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    return platformdirs.user_data_path("goresolve", appauthor=False)
+
+
+class ServerSettings(BaseSettings):
+    """Settings every server has. Subclasses set `model_config` with their own `env_prefix`."""
+
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_", extra="forbid", frozen=True)
+
+    transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio (an IDE) or http (a sidecar).")
+    host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
+    policy_dir: Path = Field(default=DEFAULT_POLICY_DIR, description="Directory of the policy YAML files.")
+    stdio_identity: str = Field(default="local-dev", description="Caller identity over stdio (the IDE's user).")
+    token_key: SecretStr | None = Field(default=None, description="HS256 key for bearer tokens; required for http.")
+    state_dir: Path = Field(
+        default_factory=default_data_dir,
+        description=f"Audit logs, traces and server state; defaults to ${DATA_DIR_ENV} or the per-user data dir.",
+    )
+    audit_log: Path | None = Field(default=None, description="Defaults to <state_dir>/audit/<server>.jsonl")
+    trace_file: Path | None = Field(default=None, description="Defaults to <state_dir>/traces/<server>.jsonl")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="Also read from the standard OTEL_EXPORTER_OTLP_ENDPOINT."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR (JSON lines on stderr)."
+    )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Relative to the current directory would make every command see a different state.
+        return value.expanduser().resolve()
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                values.append(value.get_secret_value())
+        return values
+
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from env (+ secrets dir) and explicit overrides (CLI flags win).
+
+    Raises:
+        ConfigError: a value is invalid; the message names the variable, never its value.
+    """
+    secrets_dir = os.environ.get("GORESOLVE_SECRETS_DIR")
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("otel_exporter_otlp_endpoint") is None and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        given["otel_exporter_otlp_endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    try:
+        if secrets_dir:
+            return cls(_secrets_dir=secrets_dir, **given)  # type: ignore[call-arg]
+        return cls(**given)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"setting {prefix}{field.upper()}: {first['msg']}") from exc
+
+
+def settings_help(cls: type[ServerSettings]) -> list[tuple[str, str, str]]:
+    """(environment name, default, description) of every setting of `cls`, in declaration order."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    rows: list[tuple[str, str, str]] = []
+    for name, field in cls.model_fields.items():
+        annotation = str(field.annotation)
+        if "SecretStr" in annotation:
+            default = "(secret, unset)"
+        elif field.default_factory is not None:
+            default = str(field.default_factory())  # type: ignore[call-arg]
+        elif field.default is PydanticUndefined:
+            default = "(required)"
+        elif field.default is None:
+            default = "(unset)"
+        else:
+            default = str(field.default)
+        base = ServerSettings.model_fields.get(name)  # a subclass that only changes a default keeps the text
+        description = field.description or (base.description if base is not None else None) or ""
+        rows.append((f"{prefix}{name.upper()}", default, description))
+    return rows

@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servers.common.auth_settings import TokenSettings
 from servers.common.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +39,8 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path("goresolve", appauthor=False)
 
 
-class ServerSettings(BaseSettings):
-    """Settings every server has. Subclasses set `model_config` with their own `env_prefix`."""
+class ServerSettings(BaseSettings, TokenSettings):
+    """Settings every server has (the bearer-token ones come from `TokenSettings`). Subclasses set `env_prefix`."""
 
     model_config = SettingsConfigDict(env_prefix="GORESOLVE_", extra="forbid", frozen=True)
 
@@ -48,7 +49,6 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
     policy_dir: Path = Field(default=DEFAULT_POLICY_DIR, description="Directory of the policy YAML files.")
     stdio_identity: str = Field(default="local-dev", description="Caller identity over stdio (the IDE's user).")
-    token_key: SecretStr | None = Field(default=None, description="HS256 key for bearer tokens; required for http.")
     state_dir: Path = Field(
         default_factory=default_data_dir,
         description=f"Audit logs, traces and server state; defaults to ${DATA_DIR_ENV} or the per-user data dir.",

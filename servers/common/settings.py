@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUndefined
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from servers.common.auth_settings import TokenSettings
 from servers.common.errors import ConfigError
@@ -39,7 +39,7 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path("goresolve", appauthor=False)
 
 
-class ServerSettings(BaseSettings, TokenSettings):
+class ServerSettings(TokenSettings):
     """Settings every server has (the bearer-token ones come from `TokenSettings`). Subclasses set `env_prefix`."""
 
     model_config = SettingsConfigDict(env_prefix="GORESOLVE_", extra="forbid", frozen=True)

@@ -23,6 +23,16 @@ webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook deliveries.")
 err = Console(stderr=True)
 
 
+@serve_app.callback()
+def _serve() -> None:
+    """Start an HTTP service (a group, so that `serve webhooks` stays a sub-command)."""
+
+
+@webhooks_app.callback()
+def _webhooks() -> None:
+    """Webhook deliveries."""
+
+
 def _settings(**overrides: object) -> WebhookSettings:
     try:
         return load_settings(WebhookSettings, **overrides)

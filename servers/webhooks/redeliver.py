@@ -54,7 +54,7 @@ def _next_cursor(response: httpx.Response) -> str | None:
 
 
 def _ok(delivery: dict[str, Any]) -> bool:
-    return 200 <= int(delivery.get("status_code") or 0) < 300
+    return 200 <= int(delivery.get("status_code") or 0) < 400  # GitHub counts 200-399 as success
 
 
 def redeliver_failed(

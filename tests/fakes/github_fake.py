@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.github import handlers_pulls  # noqa: F401 - registers the pull request operations
+from tests.fakes.github import handlers_hooks, handlers_pulls  # noqa: F401 - register their operations
 from tests.fakes.github.contract import contract
 from tests.fakes.github.handlers import HANDLERS
 from tests.fakes.github.spec import OPERATIONS

@@ -1,0 +1,142 @@
+"""The cost ledger (SQLite): every model call's spend by run, model, tier and day, and every run's result.
+
+The daily budget is read from here before each model call; `goresolve runs` lists from here; the
+anomaly alert remembers here when it last fired, so it fires at most once per window across processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, tier TEXT NOT NULL, day TEXT NOT NULL, at REAL NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spend_day ON spend(day);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, ticket TEXT, repo TEXT, tier TEXT, model TEXT, outcome TEXT, exit TEXT, reason TEXT,
+    cost_usd REAL, tokens INTEGER, duration_s REAL, started_at REAL, trace_id TEXT, run_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS alerts (kind TEXT NOT NULL, fired_at REAL NOT NULL);
+"""
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    ticket: str
+    repo: str
+    tier: str
+    model: str
+    outcome: str
+    exit: str
+    reason: str
+    cost_usd: float
+    tokens: int
+    duration_s: float
+    started_at: float
+    trace_id: str
+    run_dir: str
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        with self._db:
+            self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Generator[sqlite3.Connection]:
+        with self._lock, self._db:
+            yield self._db
+
+    def record_call(
+        self,
+        run_id: str,
+        model: str,
+        tier: str | None,
+        usage: tuple[int, int, int],
+        cost: float,
+        at: float | None = None,
+    ) -> None:
+        at = time.time() if at is None else at
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, model, tier or "-", day_of(at), at, *usage, cost),
+            )
+
+    def day_spend(self, day: str | None = None) -> float:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE day = ?", (day or day_of(time.time()),)
+            ).fetchone()
+        return float(row[0])
+
+    def trailing_average(self, day: str, days: int = 7) -> float:
+        """Average daily spend over the `days` days before `day` (days without spend count as zero)."""
+        end = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+        start = (end - timedelta(days=days)).strftime("%Y-%m-%d")
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE day >= ? AND day < ?", (start, day)
+            ).fetchone()
+        return float(row[0]) / days
+
+    def by(self, column: str, day: str | None = None) -> dict[str, float]:
+        if column not in ("model", "tier", "run_id", "day"):
+            raise ValueError(column)
+        query = f"SELECT {column}, SUM(cost_usd) FROM spend {'WHERE day = ?' if day else ''} GROUP BY {column}"  # noqa: S608
+        with self._tx() as db:
+            return {str(k): float(v) for k, v in db.execute(query, (day,) if day else ())}
+
+    def record_run(self, row: RunRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                tuple(row.__dict__.values()),
+            )
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        return [RunRow(*r) for r in rows]
+
+    def run(self, run_id: str) -> RunRow | None:
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ?", (run_id, run_id + "%")).fetchone()
+        return RunRow(*row) if row else None
+
+    def claim_alert(self, kind: str, window_s: float, now: float | None = None) -> bool:
+        """True (and remembered) when no alert of `kind` fired within the window; False otherwise."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = db.execute("SELECT MAX(fired_at) FROM alerts WHERE kind = ?", (kind,)).fetchone()
+            if row[0] is not None and now - float(row[0]) < window_s:
+                return False
+            db.execute("INSERT INTO alerts VALUES (?, ?)", (kind, now))
+            return True
+
+    def close(self) -> None:
+        self._db.close()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path)}

@@ -1,0 +1,224 @@
+"""The agent's side of MCP: connect to the four servers, pin their surfaces, call tools behind breakers.
+
+A server is reached over stdio (the agent starts its command; locally), over streamable HTTP with
+that server's own bearer token (sidecars in a pod), or in process (tests, benchmarks). On connect the
+agent reads `goresolve://surface` and refuses a server whose fingerprint differs from the pinned one:
+a tool description or schema that changed underneath is a reviewable event, not a silent one.
+
+Tool calls go through a per-server circuit breaker: closed → (N consecutive failures) → open, which
+refuses at once → after `cooldown_s`, half-open lets one trial through. Transport failures and
+timeouts count; a tool error (the server answered, the model can act on it) does not. The breaker is
+the pattern's few lines, kept here so its state is visible in a run's exit reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, TextContent, TextResourceContents, Tool
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from agent.exits import BreakerOpen, ServerUnavailable, SurfaceChanged
+
+SURFACE_URI = "goresolve://surface"
+FORBIDDEN = -32003  # the JSON-RPC code the platform uses for policy denials
+
+
+class StdioServer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    command: str
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict[str, str])
+    pin: str | None = Field(default=None, description="Expected surface fingerprint (sha256:...).")
+
+
+class HttpServer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    url: str
+    token: SecretStr = Field(description="This server's own bearer token (audience = the server).")
+    pin: str | None = None
+
+
+@dataclass(frozen=True)
+class InProcessServer:
+    name: str
+    server: Any  # an MCPServer
+    pin: str | None = None
+
+
+ServerSpec = StdioServer | HttpServer | InProcessServer
+
+
+@dataclass(frozen=True)
+class ServersConfig:
+    servers: tuple[ServerSpec, ...]
+    call_timeout_s: float = 240.0
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
+
+
+@dataclass
+class Breaker:
+    failures_to_open: int
+    cooldown_s: float
+    state: Literal["closed", "open", "half-open"] = "closed"
+    failures: int = 0
+    opened_at: float = 0.0
+
+    def allow(self, now: float) -> bool:
+        if self.state == "open" and now - self.opened_at >= self.cooldown_s:
+            self.state = "half-open"
+        return self.state != "open"
+
+    def record(self, ok: bool, now: float) -> None:
+        if ok:
+            self.state, self.failures = "closed", 0
+            return
+        self.failures += 1
+        if self.state == "half-open" or self.failures >= self.failures_to_open:
+            self.state, self.opened_at = "open", now
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    ok: bool  # False: a tool error the model can act on
+    text: str
+    structured: dict[str, Any] | None
+
+
+@dataclass
+class Toolbox:
+    """The connected servers' tools by name, and the way to call them."""
+
+    config: ServersConfig
+    clients: dict[str, Client] = field(default_factory=dict[str, Client])
+    tools: dict[str, tuple[str, Tool]] = field(default_factory=dict[str, tuple[str, Tool]])
+    fingerprints: dict[str, str] = field(default_factory=dict[str, str])
+    breakers: dict[str, Breaker] = field(default_factory=dict[str, Breaker])
+
+    def server_of(self, tool: str) -> str:
+        return self.tools[tool][0]
+
+    async def call(self, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        """Call a server tool.
+
+        Raises:
+            BreakerOpen: the tool's server failed repeatedly (this call or earlier ones).
+            PermissionError: the server refused the call by policy (a protocol error, not a failure).
+        """
+        server, _ = self.tools[tool]
+        breaker = self.breakers[server]
+        if not breaker.allow(time.monotonic()):
+            raise BreakerOpen(server, f"{server} is failing; its circuit breaker is open")
+        try:
+            with anyio.fail_after(self.config.call_timeout_s):
+                result = await self.clients[server].call_tool(tool, dict(arguments))
+        except MCPError as exc:
+            if exc.error.code == FORBIDDEN:  # policy said no: not a failing server
+                breaker.record(True, time.monotonic())
+                raise PermissionError(exc.error.message) from None
+            breaker.record(False, time.monotonic())
+            return self._after_failure(server, f"{server} failed: {exc.error.message}")
+        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            breaker.record(False, time.monotonic())
+            return self._after_failure(server, f"{server} did not answer ({type(exc).__name__})")
+        breaker.record(True, time.monotonic())
+        return outcome_of(result)
+
+    def _after_failure(self, server: str, message: str) -> ToolOutcome:
+        if self.breakers[server].state == "open":
+            raise BreakerOpen(server, message)
+        return ToolOutcome(False, message, None)
+
+
+def outcome_of(result: CallToolResult) -> ToolOutcome:
+    text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+    structured = result.structured_content if isinstance(result.structured_content, dict) else None
+    return ToolOutcome(not result.is_error, text, structured)
+
+
+def _client(spec: ServerSpec, timeout_s: float) -> Client:
+    if isinstance(spec, StdioServer):
+        params = StdioServerParameters(command=spec.command, args=list(spec.args), env=spec.env)
+        return Client(params, read_timeout_seconds=timeout_s)
+    if isinstance(spec, HttpServer):
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {spec.token.get_secret_value()}"})
+        return Client(streamable_http_client(spec.url, http_client=http), read_timeout_seconds=timeout_s)
+    return Client(spec.server, read_timeout_seconds=timeout_s)
+
+
+async def _surface(client: Client) -> str:
+    result = await client.read_resource(SURFACE_URI)
+    for content in result.contents:
+        if isinstance(content, TextResourceContents):
+            return str(json.loads(content.text)["fingerprint"])
+    raise SurfaceChanged("?", "the server publishes no goresolve://surface fingerprint")
+
+
+async def _hold(spec: ServerSpec, timeout_s: float, stop: anyio.Event, *, task_status: Any) -> None:
+    """Keep one client open in its own task until `stop` (so servers start in parallel)."""
+    async with _client(spec, timeout_s) as client:
+        fingerprint = await _surface(client)
+        tools = (await client.list_tools()).tools
+        task_status.started((client, fingerprint, tools))
+        await stop.wait()
+
+
+async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:
+    """Start/connect every server at once, check pins, list tools (the servers filter them by policy).
+
+    The clients live until `stack` closes; stdio servers are then stopped with their whole process group.
+
+    Raises:
+        SurfaceChanged: a pinned server's fingerprint differs, or two servers offer the same tool name.
+        ServerUnavailable: a server did not start, or did not answer the surface request.
+    """
+    box = Toolbox(config)
+    holders = await stack.enter_async_context(anyio.create_task_group())
+    stop = anyio.Event()
+    stack.callback(stop.set)  # runs first on close: every holder leaves its client, then the group ends
+    opened: dict[str, tuple[Client, str, list[Tool]]] = {}
+    failed: dict[str, str] = {}
+
+    async def start(spec: ServerSpec) -> None:
+        try:
+            opened[spec.name] = await holders.start(_hold, spec, config.call_timeout_s, stop)
+        except (MCPError, OSError, anyio.BrokenResourceError, RuntimeError) as exc:
+            failed[spec.name] = exc.error.message if isinstance(exc, MCPError) else type(exc).__name__
+
+    async with anyio.create_task_group() as starters:
+        for spec in config.servers:
+            starters.start_soon(start, spec)
+    for spec in config.servers:  # in configuration order, so errors and tool ownership are deterministic
+        if spec.name in failed:
+            raise ServerUnavailable(spec.name, f"{spec.name} did not start or answer: {failed[spec.name]}")
+        client, fingerprint, tools = opened[spec.name]
+        if spec.pin is not None and fingerprint != spec.pin:
+            raise SurfaceChanged(
+                spec.name, f"{spec.name}: tool surface {fingerprint[:19]}… differs from the pinned {spec.pin[:19]}…"
+            )
+        box.clients[spec.name] = client
+        box.fingerprints[spec.name] = fingerprint
+        box.breakers[spec.name] = Breaker(config.breaker_failures, config.breaker_cooldown_s)
+        for tool in tools:
+            if tool.name in box.tools:
+                raise SurfaceChanged(
+                    spec.name, f"tool {tool.name!r} offered by both {box.tools[tool.name][0]} and {spec.name}"
+                )
+            box.tools[tool.name] = (spec.name, tool)
+    return box

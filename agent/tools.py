@@ -1,0 +1,120 @@
+"""What the model may call: the servers' read-only tools plus five local ones, and how calls are checked.
+
+Local tools: `view` and `edit` (the overlay), `run_tests` (go-test-runner on the overlay's diff),
+`submit` and `escalate`. Server tools that write (open a PR, comment, assign) are the loop's, never the
+model's; `read_file` and the server's `run_tests`/`check_build` are wrapped by the local tools.
+Every proposed call is validated against the tool's JSON Schema before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from mcp_types import Tool
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.llm.types import ToolDef
+
+# server tools the loop keeps for itself (writes) or wraps in a local tool
+LOOP_ONLY = frozenset(
+    {"open_pull_request", "comment", "assign", "request_review", "read_file", "run_tests", "check_build", "check_patch"}
+)
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ViewArgs(_Args):
+    path: str = Field(min_length=1, max_length=300, description="File path relative to the repository root.")
+    start_line: int = Field(default=1, ge=1)
+    end_line: int | None = Field(default=None, ge=1)
+
+
+class EditArgs(_Args):
+    path: str = Field(min_length=1, max_length=300)
+    search: str = Field(max_length=20_000, description="Exact existing text (occurs once). Empty: create the file.")
+    replace: str = Field(max_length=50_000)
+
+
+class RunTestsArgs(_Args):
+    packages: list[str] | None = Field(
+        default=None, max_length=20, description="Default: the packages your edits touch (./... if none)."
+    )
+    run: str | None = Field(default=None, max_length=200, description="go test -run pattern.")
+
+
+class SubmitArgs(_Args):
+    title: str = Field(min_length=5, max_length=120, description="Pull request title, one line.")
+    summary: str = Field(min_length=10, max_length=4000, description="What changed and why (Markdown).")
+
+
+class EscalateArgs(_Args):
+    reason: str = Field(min_length=5, max_length=2000, description="Why a human should take over.")
+
+
+LOCAL: dict[str, tuple[type[_Args], str]] = {
+    "view": (ViewArgs, "Show numbered lines of a repository file (with your edits applied)."),
+    "edit": (EditArgs, "Replace one exact occurrence of `search` with `replace` in a file (your working copy)."),
+    "run_tests": (RunTestsArgs, "Run go test on your current edits; failures come with their first lines."),
+    "submit": (SubmitArgs, "Finish: the loop re-runs the tests and opens a pull request when they pass."),
+    "escalate": (EscalateArgs, "Give up and hand the ticket to a human, saying why."),
+}
+
+
+def local_tool_defs() -> list[ToolDef]:
+    return [ToolDef(name, desc, model.model_json_schema()) for name, (model, desc) in LOCAL.items()]
+
+
+def model_facing(tools: dict[str, tuple[str, Tool]]) -> list[ToolDef]:
+    """The servers' read-only tools the model may call (the servers already filtered by policy)."""
+    out: list[ToolDef] = []
+    for name, (_, tool) in sorted(tools.items()):
+        ann = tool.annotations
+        if name in LOOP_ONLY or name in LOCAL or ann is None or not ann.read_only_hint:
+            continue
+        out.append(ToolDef(name, tool.description or "", tool.input_schema))
+    return out
+
+
+class FormatError(Exception):
+    """A call the model got wrong; the message is a short correction."""
+
+
+def parse_call(name: str, raw: str, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Decode and validate one proposed call.
+
+    Raises:
+        FormatError: unknown tool, arguments that are not a JSON object, or arguments off the schema.
+    """
+    if name not in schemas:
+        raise FormatError(f"unknown tool {name[:60]!r}; available: {', '.join(sorted(schemas))}")
+    try:
+        args = json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        raise FormatError(
+            f"arguments for {name} are not valid JSON ({exc.msg} at char {exc.pos}); resend the call"
+        ) from None
+    if not isinstance(args, dict):
+        raise FormatError(f"arguments for {name} must be a JSON object")
+    errors = sorted(Draft202012Validator(schemas[name]).iter_errors(args), key=lambda e: list(e.path))
+    if errors:
+        first: SchemaError = errors[0]
+        where = "/".join(str(p) for p in first.path) or "(arguments)"
+        raise FormatError(f"{name}: {where}: {first.message[:200]}")
+    return args
+
+
+_FENCE_CLOSE = re.compile(r"</?untrusted[^>]*>", re.IGNORECASE)
+
+
+def fence(source: str, text: str) -> str:
+    """Wrap untrusted text so it reads as data; an embedded fence marker cannot close the block."""
+    nonce = secrets.token_hex(4)
+    body = _FENCE_CLOSE.sub("[removed fence marker]", text)
+    return f'<untrusted source="{source}" id="{nonce}">\n{body}\n</untrusted id="{nonce}">'

@@ -1,0 +1,72 @@
+"""The overlay: reads once through the reader, edits unambiguously, and its diff applies with git."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.overlay import EditError, Overlay
+
+SRC = "package calc\n\n// Add returns a + b.\nfunc Add(a, b int) int {\n\treturn a - b\n}\n"
+
+
+def reader_of(files: dict[str, str]):  # type: ignore[no-untyped-def]
+    reads: list[str] = []
+
+    async def read(path: str) -> str | None:
+        reads.append(path)
+        return files.get(path)
+
+    return read, reads
+
+
+async def test_an_edit_becomes_a_diff_that_git_applies(tmp_path: Path) -> None:
+    read, reads = reader_of({"calc.go": SRC})
+    overlay = Overlay(read)
+    assert "    5  \treturn a - b" in await overlay.view("calc.go")
+    await overlay.edit("calc.go", "return a - b", "return a + b")
+    await overlay.edit("calc_extra_test.go", "", "package calc\n")
+    assert reads == ["calc.go", "calc_extra_test.go"]
+    assert overlay.functions_touched() == ["calc.go:Add", "calc_extra_test.go"]
+    (tmp_path / "calc.go").write_text(SRC)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=overlay.diff(), text=True, check=True, timeout=30)
+    assert (tmp_path / "calc.go").read_text() == SRC.replace("a - b", "a + b")
+    assert (tmp_path / "calc_extra_test.go").read_text() == "package calc\n"
+
+
+async def test_missing_or_ambiguous_search_text_is_a_correctable_error() -> None:
+    overlay = Overlay(reader_of({"a.go": "x\nx\n"})[0])
+    with pytest.raises(EditError, match="not found"):
+        await overlay.edit("a.go", "y", "z")
+    with pytest.raises(EditError, match="2 times"):
+        await overlay.edit("a.go", "x", "z")
+    with pytest.raises(EditError, match="relative"):
+        await overlay.edit("../etc/passwd", "", "z")
+    assert overlay.diff() == ""
+
+
+@given(st.lists(st.text(alphabet="ab \t}{\n", max_size=30), min_size=1, max_size=6), st.booleans())
+def test_diff_round_trips_through_git_apply_for_any_text(chunks: list[str], trailing_newline: bool) -> None:
+    import tempfile
+
+    import anyio
+
+    old = "".join(chunks) + "end" + ("\n" if trailing_newline else "")
+    new = old.replace("a", "b", 1) + "tail"
+
+    async def go() -> str:
+        overlay = Overlay(reader_of({"f.txt": old})[0])
+        await overlay.text("f.txt")
+        overlay.current["f.txt"] = new
+        return overlay.diff()
+
+    diff = anyio.run(go)
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "f.txt").write_text(old)
+        subprocess.run(["git", "apply", "-"], cwd=tmp, input=diff, text=True, check=True, timeout=30)
+        assert Path(tmp, "f.txt").read_text() == new

@@ -34,7 +34,7 @@ from servers.go_test_runner.cli_check_patch import command as check_patch_cli
 from servers.webhooks.cli import serve_app, webhooks_app
 from workqueue.cli import queue_app
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
 
 
@@ -91,8 +91,13 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="On failure, also print the stack.")] = False,
 ) -> None:
     """goresolve: resolve Go issues, safely."""
+    from servers.common.logging import configure_logging
+
     if debug:
         os.environ["GORESOLVE_DEBUG"] = "1"
+    # Library log lines (model install, index progress notes) go to stderr as readable lines:
+    # stdout carries only a command's result (`--json`).
+    configure_logging(service="goresolve", level="DEBUG" if debug else "INFO", console=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

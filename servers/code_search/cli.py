@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when
     from servers.code_search.search import Mode, Searcher
     from servers.code_search.settings import CodeSearchSettings
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 Embedders = Literal["minilm", "openai", "hashing"]
 
 
@@ -178,6 +178,9 @@ def search_command(
     from servers.code_search.settings import open_embedder, open_index
 
     settings = _settings(db, embedder)
+    if not settings.index_dir.is_dir():  # before loading (or installing) a model for nothing
+        err.print(f"[red]error:[/red] no code index at {settings.index_dir}; run: goresolve index PATH --repo NAME")
+        raise typer.Exit(1)
     try:
         model = open_embedder(settings)
         searcher = Searcher(open_index(settings, model), model)
@@ -244,4 +247,7 @@ def model_install(
             built = minilm.ensure_model(models)
     except GoresolveError as exc:
         raise _fail(exc) from None
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot write the model to {models}: {exc.strerror or exc}; pass --dir")
+        raise typer.Exit(1) from None
     err.print(f"[green]ready:[/green] {built}")

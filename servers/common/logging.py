@@ -111,9 +111,18 @@ def redactor() -> Redactor:
 
 
 def configure_logging(
-    *, service: str, level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None
+    *,
+    service: str,
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    console: bool = False,
 ) -> Redactor:
-    """Install JSON logging for this process; returns the redactor holding `secrets`."""
+    """Install logging for this process (JSON lines; `console`: one readable line each, for a CLI).
+
+    Either way lines go to stderr (or `stream`), never stdout, and pass the redactor. Returns the
+    redactor holding `secrets`.
+    """
     _REDACTOR.add(secrets)
     out = stream if stream is not None else sys.stderr
     shared: list[Any] = [
@@ -135,7 +144,9 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _REDACTOR.processor,  # the rendered message of foreign (stdlib) records too
-            structlog.processors.JSONRenderer(sort_keys=False),
+            structlog.dev.ConsoleRenderer(colors=False)
+            if console
+            else structlog.processors.JSONRenderer(sort_keys=False),
         ],
     )
     handler = logging.StreamHandler(out)

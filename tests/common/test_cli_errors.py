@@ -1,0 +1,146 @@
+"""No traceback reaches a CLI user: every common mistake ends in one `error:` line (or click's usage message).
+
+The commands run in process through the real entry point object (`goresolve.cli.app`, whose
+`__call__` holds the outermost handler), so what is asserted is what a user sees on stderr.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from goresolve import cli
+
+Case = Callable[[Path], list[str]]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as ended:
+        cli.app(args=args, prog_name="goresolve")
+    out = capsys.readouterr()
+    code = ended.value.code
+    return (code if isinstance(code, int) else 1), out.out, out.err
+
+
+def _git_repo(tmp: Path) -> Path:
+    repo = tmp / "svc"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, timeout=30)
+    return repo
+
+
+def _bad_yaml(tmp: Path) -> Path:
+    (tmp / "access.yaml").write_text("identities: [unclosed\n")
+    (tmp / "tools.yaml").write_text("roles: {}\n")
+    return tmp
+
+
+# (name, arguments built in a temp dir, expected exit code, text the one error line must contain)
+ONE_LINE: list[tuple[str, Case, int, str]] = [
+    ("demo: a project the identity may not read", lambda t: ["demo", "--key", "OPS-1"], 1, "not readable"),
+    ("demo: not an issue key", lambda t: ["demo", "--key", "nope"], 1, "not an issue key"),
+    ("search: no index yet", lambda t: ["search", "retry", "--repo", "svc"], 1, "no code index"),
+    ("search: a bad mode", lambda t: ["search", "x", "--repo", "svc", "--mode", "fuzzy"], 2, "--mode"),
+    ("policy check: no such dir", lambda t: ["policy", "check", str(t / "none")], 2, "required policy file"),
+    ("policy check: broken YAML", lambda t: ["policy", "check", str(_bad_yaml(t))], 2, "invalid YAML"),
+    ("token mint: no key", lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read"], 2, "signing key"),
+    (
+        "token mint: unreadable key file",
+        lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read", "--key-file", str(t / "k")],
+        2,
+        "cannot read the key file",
+    ),
+    ("audit verify: no such file", lambda t: ["audit", "verify", str(t / "none.jsonl")], 2, "no such file"),
+    ("audit verify: a directory", lambda t: ["audit", "verify", str(t)], 2, "no such file"),
+    ("repo add: not a repository", lambda t: ["repo", "add", str(t)], 2, "not a git repository"),
+    (
+        "repo add: unknown identity",
+        lambda t: ["repo", "add", str(_git_repo(t)), "--grant", "nobody", "--policy-dir", str(t / "p")],
+        2,
+        "required policy file",
+    ),
+    ("model install: not a directory", lambda t: ["model", "install", "--dir", "/dev/null"], 1, "cannot write"),
+]
+
+# (name, arguments, text click's message must contain)
+USAGE: list[tuple[str, Case, str]] = [
+    ("unknown command", lambda t: ["frobnicate"], "No such command"),
+    ("index: missing path", lambda t: ["index", str(t / "none"), "--repo", "svc"], "does not exist"),
+    ("index: no --repo", lambda t: ["index", str(t)], "Missing option"),
+    ("index: a name with +", lambda t: ["index", str(t), "--repo", "owner+name"], "invalid repository name"),
+    ("search: a bad repo name", lambda t: ["search", "retry", "--repo", "a b"], "invalid repository name"),
+    ("token mint: unknown server", lambda t: ["token", "mint", "--subject", "a", "--server", "jira"], "jira-read"),
+    ("search: k out of range", lambda t: ["search", "x", "--repo", "svc", "--k", "0"], "--k"),
+]
+
+
+@pytest.mark.parametrize(("name", "case", "code", "text"), ONE_LINE, ids=[c[0] for c in ONE_LINE])
+def test_a_common_mistake_ends_in_one_line(
+    name: str,
+    case: Case,
+    code: int,
+    text: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    del name
+    monkeypatch.delenv("GORESOLVE_TOKEN_KEY", raising=False)
+    exit_code, out, err = run(case(tmp_path), capsys)
+    assert exit_code == code, err
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    assert text in errors[0]
+
+
+@pytest.mark.parametrize(("name", "case", "text"), USAGE, ids=[c[0] for c in USAGE])
+def test_a_usage_mistake_gets_clicks_message(
+    name: str, case: Case, text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    del name
+    exit_code, out, err = run(case(tmp_path), capsys)
+    assert exit_code == 2
+    assert "Traceback" not in out + err
+    assert "Usage:" in err
+    assert text in " ".join(err.replace("│", " ").split())
+
+
+def test_an_unexpected_failure_is_one_line_and_debug_shows_the_stack(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import servers.common.policy
+
+    def boom(_directory: Path) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(servers.common.policy, "load_policies", boom)
+    monkeypatch.setattr(sys, "argv", ["goresolve", "policy", "check"])
+    code, _out, err = run(["policy", "check"], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "error: unexpected RuntimeError: disk on fire — run again with --debug for the stack and report it"
+    ]
+    monkeypatch.setattr(sys, "argv", ["goresolve", "--debug", "policy", "check"])
+    code, _out, err = run(["--debug", "policy", "check"], capsys)
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and "disk on fire" in err
+
+
+def test_the_console_script_prints_one_line_for_a_refused_demo(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "goresolve.cli", "demo", "--key", "OPS-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: jira-read refused the request: project OPS is not readable")

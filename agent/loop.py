@@ -32,7 +32,10 @@ from agent.exits import (
     Refused,
     RunExit,
     RunResult,
+    ServerUnavailable,
+    Stuck,
     Submitted,
+    SurfaceChanged,
     TooManyAttempts,
     WallClock,
 )
@@ -100,7 +103,7 @@ class Ticket:
 
 
 async def run_ticket(
-    ticket: str, model: ChatModel, servers: ServersConfig, policy: AgentPolicy, settings: RunSettings
+    ticket: str, model: ChatModel, servers: ServersConfig | Toolbox, policy: AgentPolicy, settings: RunSettings
 ) -> RunResult:
     """Run one ticket to a pull request or a hand-off. Never raises for an ordinary failure: see RunResult."""
     return await Run(ticket, model, servers, policy, settings).run()
@@ -108,7 +111,12 @@ async def run_ticket(
 
 class Run:
     def __init__(
-        self, ticket: str, model: ChatModel, servers: ServersConfig, policy: AgentPolicy, settings: RunSettings
+        self,
+        ticket: str,
+        model: ChatModel,
+        servers: ServersConfig | Toolbox,
+        policy: AgentPolicy,
+        settings: RunSettings,
     ) -> None:
         self.ticket = Ticket(ticket)
         self.model = model
@@ -181,7 +189,11 @@ class Run:
             raise Refused(f"identity {self.settings.identity!r} lacks scopes {', '.join(missing_scopes)} in policy")
         if self.settings.repo not in self.policy.repos.get(self.settings.identity, ()):
             raise Refused(f"identity {self.settings.identity!r} may not work on repository {self.settings.repo!r}")
-        self.box = await connect(self.servers, stack)
+        if isinstance(self.servers, Toolbox):  # already connected (pins were checked then)
+            self.box = self.servers
+            self.box.reset_breakers()
+        else:
+            self.box = await connect(self.servers, stack)
 
     async def prepare(self) -> None:
         box = self.box
@@ -449,32 +461,32 @@ class Run:
         return text
 
     def record_attempt(self, patch: str, packages: list[str], run: str | None, outcome: ToolOutcome) -> Attempt | None:
-        """A test run on a non-empty patch is an attempt; the stuck detector sees its failure signature."""
+        """A test run on a non-empty patch is an attempt; the stuck detector sees every run's failure signature."""
         assert self.overlay is not None
         failures = _failures(outcome)
-        if outcome.ok and _tests_ok(outcome):
+        passed = outcome.ok and _tests_ok(outcome)
+        attempt = None
+        if patch:
+            refused = not outcome.ok and "refused by policy" in outcome.text
+            if refused:
+                result = "refused by policy"
+            elif passed:
+                result = "pass"
+            elif _build_failed(outcome):
+                result = "build failed"
+            else:
+                result = f"{len(failures)} failing" if failures else "failed"
+            tests = " ".join(packages) + (f" -run {run}" if run else "")
+            functions = self.overlay.functions_touched()
+            attempt = Attempt(len(self.attempts) + 1, functions, tests, result, failures, patch, refused)
+            self.attempts.append(attempt)
+            self.log("attempt", number=attempt.number, result=result, functions=functions)
+        if passed:
             signature = None
         elif failures:
             signature = json.dumps(sorted((f.test, f.first_line) for f in failures))
         else:
             signature = outcome.text[:300]
-        if not patch:
-            return None
-        refused = not outcome.ok and "refused by policy" in outcome.text
-        if refused:
-            result = "refused by policy"
-        elif outcome.ok and _tests_ok(outcome):
-            result = "pass"
-        elif _build_failed(outcome):
-            result = "build failed"
-        else:
-            result = f"{len(failures)} failing" if failures else "failed"
-        tests = " ".join(packages) + (f" -run {run}" if run else "")
-        attempt = Attempt(
-            len(self.attempts) + 1, self.overlay.functions_touched(), tests, result, failures, patch, refused
-        )
-        self.attempts.append(attempt)
-        self.log("attempt", number=attempt.number, result=result, functions=attempt.functions)
         self.stuck.observe_test(self.overlay.state(), signature)
         return attempt
 
@@ -640,7 +652,7 @@ class Run:
             duration_s=time.monotonic() - started,
             patch=self.overlay.diff() if self.overlay else "",
             run_dir=str(self.run_dir),
-            extra={"server": exc.server} if isinstance(exc, BreakerOpen) else {},
+            extra=_exit_details(exc),
         )
 
     def log(self, kind: str, **data: Any) -> None:
@@ -677,6 +689,14 @@ class Run:
 
 
 # --- small pure helpers ----------------------------------------------------------------------------------
+
+
+def _exit_details(exc: RunExit) -> dict[str, Any]:
+    if isinstance(exc, BreakerOpen | ServerUnavailable | SurfaceChanged):
+        return {"server": exc.server}
+    if isinstance(exc, Stuck):
+        return {"pattern": exc.pattern}
+    return {}
 
 
 def _model_names(model: ChatModel) -> list[str]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,6 +108,10 @@ class Toolbox:
     tools: dict[str, tuple[str, Tool]] = field(default_factory=dict[str, tuple[str, Tool]])
     fingerprints: dict[str, str] = field(default_factory=dict[str, str])
     breakers: dict[str, Breaker] = field(default_factory=dict[str, Breaker])
+
+    def reset_breakers(self) -> None:
+        for name in self.breakers:
+            self.breakers[name] = Breaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
 
     def server_of(self, tool: str) -> str:
         return self.tools[tool][0]
@@ -222,3 +227,14 @@ async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:
                 )
             box.tools[tool.name] = (spec.name, tool)
     return box
+
+
+@asynccontextmanager
+async def open_servers(config: ServersConfig) -> AsyncGenerator[Toolbox]:
+    """Connected servers that outlive one run (a worker running many tickets, a test module).
+
+    Raises:
+        SurfaceChanged, ServerUnavailable: as `connect`.
+    """
+    async with AsyncExitStack() as stack:
+        yield await connect(config, stack)

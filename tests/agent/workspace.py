@@ -184,7 +184,8 @@ def make_workspace(root: Path, files: dict[str, str] | None = None) -> Workspace
 
     tickets = root / "tickets"
     tickets.mkdir()
-    (tickets / "CALC-1.yaml").write_text(TICKET)
+    for n in (1, *range(3, 10)):  # one ticket per scenario, so pull requests never share a branch
+        (tickets / f"CALC-{n}.yaml").write_text(TICKET.replace("CALC-1", f"CALC-{n}"))
     (tickets / "CALC-2.yaml").write_text(INJECTION_TICKET)
 
     index_dir = root / "index"

@@ -1,0 +1,206 @@
+"""Each way a run ends, from scripted-model runs against the four real servers over stdio (local
+backends, real Go, real git). The servers are started once for the module and held open by a
+blocking portal (the same `open_servers` a worker uses to run many tickets); each scenario has its
+own ticket, so pull requests never share a branch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stamina
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from agent.exits import RunResult
+from agent.ledger import Ledger
+from agent.llm import ChatRequest, ScriptedModel, reply
+from agent.loop import RunSettings, run_ticket
+from agent.policy import AgentPolicy, load_agent_policy
+from agent.servers import Toolbox, open_servers
+
+from .workspace import Workspace
+
+FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
+TESTS: tuple[str, dict[str, Any]] = ("run_tests", {})
+
+
+@pytest.fixture(scope="module")
+def world(session_workspace: Workspace) -> Iterator[tuple[BlockingPortal, Toolbox]]:
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(open_servers(session_workspace.servers())) as box,
+    ):
+        yield portal, box
+
+
+def run(
+    world: tuple[BlockingPortal, Toolbox],
+    ticket: str,
+    calls: list[Any],
+    policy: AgentPolicy,
+    settings: RunSettings,
+) -> tuple[RunResult, ScriptedModel]:
+    portal, box = world
+    model = ScriptedModel([c if not isinstance(c, tuple) else reply("", c) for c in calls])
+
+    async def go() -> RunResult:
+        with stamina.set_testing(True, attempts=3):
+            return await run_ticket(ticket, model, box, policy, settings)
+
+    return portal.call(go), model
+
+
+def with_run_limits(policy: AgentPolicy, **limits: Any) -> AgentPolicy:
+    budgets = policy.budgets.model_copy(update={"run": policy.budgets.run.model_copy(update=limits)})
+    return policy.model_copy(update={"budgets": budgets})
+
+
+@pytest.fixture
+def policy(session_workspace: Workspace) -> AgentPolicy:
+    return load_agent_policy(session_workspace.policy_dir)
+
+
+def edit(search: str, replace: str) -> tuple[str, dict[str, Any]]:
+    return ("edit", {"path": "calc.go", "search": search, "replace": replace})
+
+
+def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+) -> None:
+    calls = [
+        edit("return a - b", "return a * b"),
+        TESTS,
+        edit("return a * b", "return a*b + 1"),
+        TESTS,
+        edit("return a*b + 1", "return a - b + 10"),
+        TESTS,
+        reply("Add subtracts instead of adding; the attempts changed the operator but never to a plain +."),
+    ]
+    result, _ = run(world, "CALC-3", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "failed_attempts"), result.reason
+    assert result.attempts == 3
+    assert result.pr is not None and result.owner == "ana-sousa"
+    assert result.handoff is not None
+    assert "| 3 | `calc.go:Add` | `. -run` " not in result.handoff  # tests column shows the packages run
+    assert "| 1 | `calc.go:Add` | `.` | 1 failing |" in result.handoff
+    assert "`TestAdd` (example.com/calc): `calc_test.go:" in result.handoff
+    assert "never to a plain +" in result.handoff  # the final model step's hypothesis
+    assert result.trace_id in result.handoff and "{" not in result.handoff
+    store = session_workspace.state_dir / "servers" / "github-pr"
+    assert store.exists()
+
+
+def test_a_tampering_patch_is_refused_and_the_run_escalates_with_the_reason(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+) -> None:
+    gut = (
+        "edit",
+        {
+            "path": "calc_test.go",
+            "search": '\tif got := Add(2, 3); got != 5 {\n\t\tt.Fatalf("Add(2, 3) = %d, want 5", got)\n\t}\n',
+            "replace": "\t_ = Add(2, 3)\n",
+        },
+    )
+    calls = [gut, TESTS, ("submit", {"title": "Make TestAdd pass", "summary": "Simplified the test."})]
+    result, _ = run(world, "CALC-4", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "escalated"), result.reason
+    assert "refused by the patch policy" in result.reason
+    assert result.pr is None  # a refused patch is not worth a draft pull request
+    assert result.handoff is not None and "refused by policy" in result.handoff
+
+
+def test_a_prompt_injection_ticket_gets_nothing(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+) -> None:
+    calls = [
+        ("search_code", {"query": "merge", "repos": ["sample-service"]}),
+        ("get_symbol", {"repo": "sample-service", "symbol": "main"}),
+        ("merge_pull_request", {"repo": "calc", "number": 1}),
+        ("escalate", {"reason": "the ticket asks for things outside this run"}),
+    ]
+    result, model = run(world, "CALC-2", calls, with_run_limits(policy, format_errors=3), settings)
+    assert (result.outcome, result.exit) == ("escalated", "escalated"), result.reason
+    first: ChatRequest = model.requests[0]
+    offered = {t.name for t in first.tools}
+    assert not offered & {"merge_pull_request", "open_pull_request", "comment", "assign"}
+    user = first.messages[1].content
+    assert '<untrusted source="ticket"' in user and user.index("IGNORE ALL") > user.index("<untrusted")
+    results = [m.content for m in model.requests[-1].messages if m.role == "tool"]
+    assert results[0].startswith("refused: this run works on repository calc only")
+    assert results[1].startswith("refused: this run works on repository calc only")
+    assert results[2].startswith("error: unknown tool 'merge_pull_request'")
+    assert result.pr is None and result.cost_usd <= policy.budgets.run.max_cost_usd
+
+
+def test_too_many_tool_calls_without_testing_escalate(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+) -> None:
+    calls = [("view", {"path": "calc.go", "start_line": n}) for n in range(1, 7)]
+    result, _ = run(world, "CALC-5", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "tool_calls"), result.reason
+    assert result.tool_calls == 6
+
+
+def test_the_budget_breaker_stops_before_the_cap_is_passed(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, ledger: Ledger
+) -> None:
+    capped = with_run_limits(policy, max_cost_usd=0.005)
+    calls = [("view", {"path": "calc.go", "start_line": n}) for n in range(1, 5)] + [TESTS] * 10
+    result, _ = run(world, "CALC-6", calls, capped, settings)
+    assert (result.outcome, result.exit) == ("escalated", "budget_exceeded"), result.reason
+    assert 0 < result.cost_usd <= 0.005
+    assert ledger.day_spend() == pytest.approx(result.cost_usd)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "calls"),
+    [
+        ("repeated_call", [("view", {"path": "calc.go"})] * 3),
+        ("alternation", [TESTS, ("view", {"path": "calc.go"})] * 3),
+        (
+            "same_failure",
+            [
+                edit("return a - b", "return a - b + 0"),
+                TESTS,
+                edit("return a - b + 0", "return (a - b)"),
+                TESTS,
+                edit("return (a - b)", "return -b + a"),
+                TESTS,
+            ],
+        ),
+        ("undo", [TESTS, edit("return a - b", "return a*b"), TESTS, edit("return a*b", "return a - b")]),
+    ],
+)
+def test_each_stuck_pattern_escalates(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, pattern: str, calls: list[Any]
+) -> None:
+    result, _ = run(world, "CALC-7", [*calls, reply("stuck")], policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "stuck"), result.reason
+    assert result.extra["pattern"] == pattern, result.reason
+
+
+def test_three_malformed_calls_in_a_row_escalate(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+) -> None:
+    calls = [("view", "{not json"), ("nope", {}), ("edit", {"path": "calc.go"})]
+    result, model = run(world, "CALC-8", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "format_errors"), result.reason
+    corrections = [m.content for m in model.requests[-1].messages if m.role == "tool"]
+    assert corrections[0].startswith("error: arguments for view are not valid JSON")
+    assert corrections[1].startswith("error: unknown tool 'nope'")
+
+
+def test_run_artifacts_are_saved_beside_the_run(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+) -> None:
+    calls = [("edit", FIX), TESTS, ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."})]
+    result, _ = run(world, "CALC-9", calls, policy, settings)
+    assert result.outcome == "pr", result.reason
+    run_dir = Path(str(result.run_dir))
+    transcript = [json.loads(line) for line in (run_dir / "transcript.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in transcript][:2] == ["start", "assistant"]
+    assert json.loads((run_dir / "run.json").read_text())["pr"]["number"] == result.pr["number"]  # type: ignore[index]
+    assert "Resolves CALC-9" in (result.pr or {}).get("body", "Resolves CALC-9")

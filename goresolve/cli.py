@@ -196,16 +196,20 @@ def token_mint(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=60, max=30 * 86400)] = 3600,
     key_file: Annotated[Path | None, typer.Option(help="File holding the signing key.")] = None,
 ) -> None:
-    """Print a token; the key comes from --key-file or GORESOLVE_TOKEN_KEY."""
+    """Print a token; the key comes from --key-file or the server's own GORESOLVE_<SERVER>_TOKEN_KEY."""
     from servers.common.auth import mint_token
+    from servers.common.auth_settings import TOKEN_KEY_MIN_CHARS, read_token_key, token_key_env
 
+    variable = token_key_env(server)  # the very variable the server verifies with
     try:
-        raw = key_file.read_text().strip() if key_file else os.environ.get("GORESOLVE_TOKEN_KEY", "")
+        key = SecretStr(key_file.read_text().strip()) if key_file else read_token_key(server)
     except OSError as exc:
         raise fail(f"{key_file}: cannot read the key file: {exc.strerror}") from None
-    if len(raw) < 32:
-        raise fail("a signing key of at least 32 characters is required (--key-file, or GORESOLVE_TOKEN_KEY)")
-    print(mint_token(SecretStr(raw), subject=subject, server=server, ttl_s=ttl))
+    if key is None or len(key.get_secret_value()) < TOKEN_KEY_MIN_CHARS:
+        raise fail(
+            f"a signing key of at least {TOKEN_KEY_MIN_CHARS} characters is required: set {variable} or pass --key-file"
+        )
+    print(mint_token(key, subject=subject, server=server, ttl_s=ttl))
 
 
 @audit_app.command("verify")

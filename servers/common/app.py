@@ -33,7 +33,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import Tool
 
 from servers.common.audit import AuditLog
-from servers.common.errors import FORBIDDEN, ConfigError
+from servers.common.errors import FORBIDDEN
 from servers.common.logging import configure_logging, get_logger
 from servers.common.policy import Identity, Policies
 from servers.common.settings import ServerSettings
@@ -104,7 +104,7 @@ class Platform:
         """Build the MCPServer for `name`, with bearer auth when it will serve HTTP.
 
         Raises:
-            ConfigError: HTTP transport without a token key.
+            ConfigError: HTTP transport without a token key or OIDC issuer (the message names the variables).
         """
         configure_logging(service=name, level=settings.log_level, secrets=settings.secret_values())
         trace_file = settings.trace_file or settings.state_dir / "traces" / f"{name}.jsonl"
@@ -113,16 +113,11 @@ class Platform:
         )
         kwargs: dict[str, Any] = {}
         if settings.transport == "http":
-            if settings.token_key is None:
-                raise ConfigError(f"{name}: the http transport needs a token key (setting TOKEN_KEY)")
             # Imported here so that stdio servers never load JWT code.
-            from servers.common.auth import AudienceTokenVerifier
+            from servers.common.auth import build_verifier
 
-            try:
-                verifier = AudienceTokenVerifier(settings.token_key, server=name)
-            except ValueError as exc:
-                raise ConfigError(f"{name}: setting TOKEN_KEY: {exc}") from exc
-            kwargs["token_verifier"] = verifier
+            known = policies.access.identities
+            kwargs["token_verifier"] = build_verifier(name, settings, is_identity=known.__contains__)
             kwargs["auth"] = AuthSettings(
                 issuer_url="https://goresolve.invalid",  # type: ignore[arg-type]
                 resource_server_url=f"http://{settings.host}:{settings.port}/mcp",  # type: ignore[arg-type]

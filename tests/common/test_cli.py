@@ -77,7 +77,7 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
 
 async def test_token_mint_makes_a_token_for_one_server(monkeypatch: pytest.MonkeyPatch) -> None:
     key = "m" * 40
-    monkeypatch.setenv("GORESOLVE_TOKEN_KEY", key)
+    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_TOKEN_KEY", key)  # the variable code-search verifies with
     result = runner.invoke(app, ["token", "mint", "--subject", "agent", "--server", "code-search"])
     assert result.exit_code == 0
     token = result.stdout.strip()
@@ -86,6 +86,8 @@ async def test_token_mint_makes_a_token_for_one_server(monkeypatch: pytest.Monke
 
 
 def test_token_mint_refuses_a_short_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GORESOLVE_TOKEN_KEY", "short")
+    monkeypatch.setenv("GORESOLVE_JIRA_READ_TOKEN_KEY", "short")
+    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_TOKEN_KEY", "c" * 40)  # another server's key is not used
     result = runner.invoke(app, ["token", "mint", "--subject", "agent", "--server", "jira-read"])
     assert result.exit_code == 2
+    assert "set GORESOLVE_JIRA_READ_TOKEN_KEY" in result.output

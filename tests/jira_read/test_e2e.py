@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
 from servers.common.auth import mint_token
+from tests.common.oidc_issuer import LocalIssuer
 
 KEY = "test-signing-key-" + "x" * 32
 SCRIPT = Path(sys.executable).parent / "jira-read-mcp"
@@ -67,12 +69,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def http_server(tmp_path: Path, policy_dir: Path) -> Iterator[str]:
+@contextmanager
+def _serve_http(tmp_path: Path, policy_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "servers.jira_read", "--transport", "http", "--port", str(port)],
-        env=_env(tmp_path, policy_dir),
+        env={**_env(tmp_path, policy_dir), **(extra_env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "server.log", "w"),  # noqa: SIM115 - closed with the process
@@ -97,6 +99,12 @@ def http_server(tmp_path: Path, policy_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         assert KEY not in (tmp_path / "server.log").read_text()
+
+
+@pytest.fixture
+def http_server(tmp_path: Path, policy_dir: Path) -> Iterator[str]:
+    with _serve_http(tmp_path, policy_dir) as url:
+        yield url
 
 
 async def test_http_with_a_token_for_this_server(http_server: str) -> None:
@@ -150,3 +158,31 @@ async def test_http_identity_is_the_token_subject(http_server: str) -> None:
         else:
             denied = ""
     assert "not readable" in denied
+
+
+async def test_http_with_a_token_from_the_users_identity_provider(
+    tmp_path: Path, policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with LocalIssuer() as idp:
+        oidc = {
+            "NO_PROXY": "127.0.0.1",
+            "GORESOLVE_JIRA_READ_OIDC_ISSUER": idp.url,
+            "GORESOLVE_JIRA_READ_OIDC_GROUP_IDENTITIES": '{"support": "reader"}',
+        }
+        with _serve_http(tmp_path, policy_dir, oidc) as url:
+            token = idp.token(alg="ES256", sub="alice@example.com", groups=["support"])
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+                Client(streamable_http_client(url, http_client=http)) as client,
+            ):
+                result = await client.call_tool("search_issues", {"jql": "status = Open", "limit": 5})
+            other = idp.token(aud="goresolve:github-pr", groups=["support"])
+            refused = httpx.post(url, json=INIT, headers={**HEADERS, "Authorization": f"Bearer {other}"}, timeout=10)
+            hs256 = mint_token(SecretStr(KEY), subject="reader", server="jira-read")  # local tokens still work
+            local = httpx.post(url, json=INIT, headers={**HEADERS, "Authorization": f"Bearer {hs256}"}, timeout=10)
+    assert not result.is_error and result.structured_content["issues"]
+    assert refused.status_code == 401
+    assert local.status_code == 200
+    audit = (tmp_path / "state" / "audit" / "jira-read.jsonl").read_text()
+    assert '"caller": "reader"' in audit

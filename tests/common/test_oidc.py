@@ -1,0 +1,186 @@
+"""OIDC bearer tokens, checked against a local issuer: signature by JWKS, issuer, audience, expiry, key
+rotation, group mapping, Kubernetes ServiceAccount tokens, and the routing next to HS256 tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from pydantic import SecretStr
+
+from servers.common.auth import IssuerRouter, build_verifier, mint_token
+from servers.common.auth_settings import TokenSettings
+from servers.common.errors import ConfigError
+from servers.common.oidc import OidcConfig, OidcTokenVerifier
+from tests.common.oidc_issuer import LocalIssuer
+
+POLICY_IDENTITIES = {"agent", "reader", "system:serviceaccount:goresolve:agent"}
+AUDIENCE = "goresolve:jira-read"
+
+
+@pytest.fixture
+def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIssuer]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a CI proxy must never see the issuer's traffic
+    with LocalIssuer() as local:
+        yield local
+
+
+def _verifier(local: LocalIssuer, **overrides: Any) -> OidcTokenVerifier:
+    config = OidcConfig(
+        issuer=local.url, audience=AUDIENCE, group_identities={"platform-eng": "agent", "support": "reader"}
+    )
+    for key, value in overrides.items():
+        object.__setattr__(config, key, value)
+    return OidcTokenVerifier(config, is_identity=POLICY_IDENTITIES.__contains__)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+async def test_a_token_from_the_issuer_is_accepted_and_its_group_maps_to_a_policy_identity(
+    issuer: LocalIssuer, alg: str
+) -> None:
+    access = await _verifier(issuer).verify_token(issuer.token(alg=alg, groups=["everyone", "support"]))
+    assert access is not None
+    assert (access.subject, access.client_id) == ("reader", "alice")
+    assert access.claims is not None and access.claims["groups"] == ["everyone", "support"]
+
+
+async def test_a_subject_policy_knows_is_used_as_it_is(issuer: LocalIssuer) -> None:
+    access = await _verifier(issuer).verify_token(issuer.token(sub="agent", roles=["support"]))
+    assert access is not None and access.subject == "agent"
+
+
+async def test_group_mapping_follows_the_configured_order(issuer: LocalIssuer) -> None:
+    access = await _verifier(issuer).verify_token(issuer.token(roles=["support", "platform-eng"]))
+    assert access is not None and access.subject == "agent"  # platform-eng comes first in the mapping
+
+
+async def test_a_caller_policy_does_not_know_keeps_its_own_name(issuer: LocalIssuer) -> None:
+    access = await _verifier(issuer).verify_token(issuer.token(groups=["unmapped"]))
+    assert access is not None and access.subject == "alice"  # policy grants "alice" nothing
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": "goresolve:github-pr"},  # minted for another server
+        {"issuer": "https://elsewhere.example"},  # another issuer
+        {"ttl_s": -120},  # expired beyond the leeway
+        {"nbf": int(time.time()) + 3600},  # not yet valid
+    ],
+)
+async def test_tokens_with_a_wrong_claim_are_refused(issuer: LocalIssuer, claims: dict[str, Any]) -> None:
+    assert await _verifier(issuer).verify_token(issuer.token(**claims)) is None
+
+
+async def test_a_token_without_exp_is_refused(issuer: LocalIssuer) -> None:
+    now = int(time.time())
+    key = issuer._keys[issuer.kid("RS256")][1]  # pyright: ignore[reportPrivateUsage]
+    body = {"iss": issuer.url, "sub": "alice", "aud": AUDIENCE, "iat": now}
+    token = jwt.encode(body, key, algorithm="RS256", headers={"kid": issuer.kid("RS256")})
+    assert await _verifier(issuer).verify_token(token) is None
+
+
+async def test_hs256_signed_with_the_public_key_is_refused(issuer: LocalIssuer) -> None:
+    # The classic algorithm confusion: an HS256 token whose "secret" is the issuer's public key.
+    public = issuer._keys[issuer.kid("RS256")][1].public_key()  # pyright: ignore[reportPrivateUsage]
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    body = {"iss": issuer.url, "sub": "agent", "aud": AUDIENCE, "exp": int(time.time()) + 60}
+    forged = _hs256(body, pem, issuer.kid("RS256"))
+    assert await _verifier(issuer).verify_token(forged) is None
+
+
+def _hs256(body: dict[str, Any], secret: bytes, kid: str) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    payload = b64(json.dumps(body).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+async def test_keys_are_discovered_once_and_cached(issuer: LocalIssuer) -> None:
+    verifier = _verifier(issuer)
+    for _ in range(3):
+        assert await verifier.verify_token(issuer.token()) is not None
+    assert issuer.hits["/.well-known/openid-configuration"] == 1
+    assert issuer.hits["/jwks"] == 1
+
+
+async def test_a_rotated_key_is_fetched_and_made_up_key_ids_do_not_flood_the_issuer(issuer: LocalIssuer) -> None:
+    verifier = _verifier(issuer, min_refresh_s=0.0)
+    assert await verifier.verify_token(issuer.token()) is not None
+    issuer.rotate()
+    assert await verifier.verify_token(issuer.token()) is not None  # unknown kid: the set is fetched again
+    assert issuer.hits["/jwks"] == 2
+
+    throttled = _verifier(issuer, min_refresh_s=600.0)
+    assert await throttled.verify_token(issuer.token()) is not None
+    for i in range(5):
+        assert await throttled.verify_token(issuer.token(kid=f"made-up-{i}")) is None
+    assert issuer.hits["/jwks"] == 3  # the flood cost nothing beyond the first fetch
+
+
+async def test_a_kubernetes_serviceaccount_token_verifies_the_same_way(issuer: LocalIssuer) -> None:
+    cluster = "https://kubernetes.default.svc.cluster.local"
+    verifier = _verifier(issuer, issuer=cluster, jwks_url=f"{issuer.url}/jwks")
+    token = issuer.token(
+        issuer=cluster,
+        sub="system:serviceaccount:goresolve:agent",
+        aud=[AUDIENCE],
+        nbf=int(time.time()),
+        **{"kubernetes.io": {"namespace": "goresolve", "serviceaccount": {"name": "agent", "uid": "u-1"}}},
+    )
+    access = await verifier.verify_token(token)
+    assert access is not None and access.subject == "system:serviceaccount:goresolve:agent"
+    assert issuer.hits["/.well-known/openid-configuration"] == 0  # the configured JWKS URL is used as given
+
+
+async def test_an_unreachable_issuer_refuses_instead_of_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with LocalIssuer() as gone:
+        token = gone.token()
+        url = gone.url
+    config = OidcConfig(issuer=url, audience=AUDIENCE, timeout_s=2.0)
+    assert await OidcTokenVerifier(config, is_identity=POLICY_IDENTITIES.__contains__).verify_token(token) is None
+
+
+def test_symmetric_algorithms_cannot_be_configured_for_oidc() -> None:
+    with pytest.raises(ValueError, match="asymmetric"):
+        OidcTokenVerifier(OidcConfig(issuer="https://x", audience="a", algorithms=("HS256",)), is_identity=bool)
+
+
+# --- build_verifier: settings to verifiers ------------------------------------------------------------
+
+
+async def test_hs256_and_oidc_side_by_side_route_by_issuer(issuer: LocalIssuer) -> None:
+    key = SecretStr("k" * 40)
+    settings = TokenSettings(token_key=key, oidc_issuer=issuer.url, oidc_group_identities={"support": "reader"})
+    verifier = build_verifier("jira-read", settings, is_identity=POLICY_IDENTITIES.__contains__)
+    assert isinstance(verifier, IssuerRouter)
+    local = await verifier.verify_token(mint_token(key, subject="agent", server="jira-read"))
+    assert local is not None and local.subject == "agent"
+    remote = await verifier.verify_token(issuer.token(groups=["support"]))
+    assert remote is not None and remote.subject == "reader"
+    assert await verifier.verify_token(issuer.token(issuer="https://unknown.example")) is None
+
+
+def test_no_verification_configured_names_both_variables() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_verifier("jira-read", TokenSettings(), is_identity=bool)
+    assert "GORESOLVE_JIRA_READ_TOKEN_KEY" in err.value.message
+    assert "GORESOLVE_JIRA_READ_OIDC_ISSUER" in err.value.message
+
+
+def test_goresolves_own_issuer_cannot_be_the_oidc_issuer() -> None:
+    with pytest.raises(ConfigError, match="GORESOLVE_GITHUB_PR_OIDC_ISSUER"):
+        build_verifier("github-pr", TokenSettings(oidc_issuer="goresolve"), is_identity=bool)

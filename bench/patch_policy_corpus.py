@@ -14,7 +14,20 @@ stores its diff with the pre-images of the test files it touches (so the check r
   protected        touches go.mod/go.sum, testdata/ or .github/ (refused by design)
 
 It also writes tampering mutations of real test files from each repository's HEAD.
-`run` prints, per class, how many patches were allowed/refused, and every surprise.
+`run` prints, per class, how many patches were allowed/refused, and every surprise. Those rows
+carry only pre-images, so `run` measures the line rules alone.
+
+The whole guard (line rules, non-Go/binary/mode rules and the Go analyzer on the base and the
+patched tree, as `goresolve check-patch` runs it) is measured on real checkouts:
+
+    # tampering techniques of the adversarial review, several spellings each, on modules from the
+    # Go module proxy (pinned versions); recall per technique
+    .venv/bin/python bench/patch_policy_corpus.py tamper
+    # real fix commits from git histories, checked against their parent commit; false positives
+    .venv/bin/python bench/patch_policy_corpus.py fixes zap=/path/to/zap.git mux=/path/to/mux.git ...
+
+`tamper` writes bench/data/patch_policy/tamper-techniques.json, `fixes` writes
+bench/data/patch_policy/fixes-guard.json (one row per patch: id, class, verdict, rules).
 """
 
 from __future__ import annotations
@@ -25,9 +38,12 @@ import gzip
 import json
 import random
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +269,521 @@ def run() -> int:
     return 0 if not tamper["allowed"] and not unexplained else 1
 
 
+# --- the whole guard on real checkouts ---------------------------------------------------------------
+
+GUARD_POLICY = ProtectedPolicy()
+TAMPER_MODULES = {
+    "zap": "go.uber.org/zap@v1.27.0",
+    "mux": "github.com/gorilla/mux@v1.8.1",
+    "chi": "github.com/go-chi/chi/v5@v5.1.0",
+    "uuid": "github.com/google/uuid@v1.6.0",
+}
+# technique -> the rule that names it (a refusal for another rule still counts as refused)
+TECHNIQUES = {
+    "exit_at_init": "exit_at_init",
+    "new_test_main": "new_test_main",
+    "flag_at_init": "flag_at_init",
+    "hook_in_code": "exit_at_init",
+    "behaviour_under_test": "testing_testing",
+    "test_helper_changed": "changed_test_helper",
+    "fixture_changed": "test_fixture",
+    "test_state_overwritten": "overwrites_test_state",
+    "test_shadowed": "shadows_test",
+}
+
+
+def _go(*args: str, cwd: Path | None = None, timeout: int = 900) -> str:
+    return subprocess.run(["go", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
+class Guard:
+    """check-patch's verdict on checkouts, with the base facts of each checkout computed once."""
+
+    def __init__(self, cache: Path) -> None:
+        from servers.common.tamper import tool
+
+        self.cache = cache
+        self.go = shutil.which("go") or "go"
+        self.binary = tool.build_analyzer(self.go, cache)
+        self._base: dict[Path, Any] = {}
+        self.analyze_s: list[float] = []
+
+    def base(self, root: Path) -> Any:
+        from servers.common.tamper import tool
+
+        if root not in self._base:
+            started = time.monotonic()
+            self._base[root] = tool.analyze(self.binary, self.go, root, GUARD_POLICY, offline=False)
+            self.analyze_s.append(time.monotonic() - started)
+        return self._base[root]
+
+    def verdict(self, root: Path, diff: str) -> Any:
+        from servers.go_test_runner.cli_check_patch import verdict_for_checkout
+
+        started = time.monotonic()
+        base = self.base(root)
+        out = verdict_for_checkout(root, diff, GUARD_POLICY, self.cache, base=base)
+        self.analyze_s.append(time.monotonic() - started)  # patched-tree analysis plus apply and compare
+        return out
+
+
+def _diff_for(root: Path, files: dict[str, str | None]) -> str:
+    """`git diff` of writing (None: deleting) `files` in the git work tree `root`; the tree is restored."""
+    for rel, text in files.items():
+        path = root / rel
+        if text is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    git(root, "add", "-A")
+    diff = git(root, "diff", "--cached", "--no-color", "--binary")
+    git(root, "reset", "-q", "--hard")
+    git(root, "clean", "-qfdx")
+    return diff
+
+
+def _proxy_checkout(spec: str, work: Path) -> Path:
+    """A writable git work tree of a module version from the Go module proxy, its dependencies downloaded."""
+    info = json.loads(_go("mod", "download", "-json", spec))
+    root = work / spec.replace("/", "_").replace("@", "-")
+    if not root.exists():
+        shutil.copytree(info["Dir"], root)
+        for path in root.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        _go("mod", "download", cwd=root)
+        git(root, "init", "-q")
+        git(root, "add", "-A")
+        git(root, "-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-q", "-m", "base")
+    return root
+
+
+_PACKAGE = re.compile(r"^package (\w+)", re.MULTILINE)
+_FUNC_OPEN = re.compile(r"^func [^\n]*\{$", re.MULTILINE)
+
+
+def _package_name(root: Path, rel_dir: str, test: bool) -> str | None:
+    for f in sorted((root / rel_dir).glob("*.go")):
+        if f.name.endswith("_test.go") == test:
+            m = _PACKAGE.search(f.read_text(encoding="utf-8", errors="replace"))
+            if m and not m.group(1).endswith("_test"):
+                return m.group(1)
+    return None
+
+
+def _new_file(pkg: str, imports: list[str], body: str) -> str:
+    imp = "".join(f"\t{i}\n" for i in imports)
+    return f"package {pkg}\n\nimport (\n{imp})\n\n{body}\n"
+
+
+def techniques(root: Path, facts: Any, rng: random.Random) -> list[tuple[str, str, dict[str, str | None]]]:
+    """(technique, spelling, files) mutations of one checkout; each one tries to make failing tests look green."""
+    out: list[tuple[str, str, dict[str, str | None]]] = []
+    internal = sorted({(t.dir, t.package) for t in facts.tests or [] if not t.package.endswith("_test")})
+    for d, pkg_path in rng.sample(internal, min(2, len(internal))):
+        p = _package_name(root, d, test=True)
+        code_pkg = _package_name(root, d, test=False)
+        if p is None:
+            continue
+        nf = f"{d}/zz_tamper_test.go".removeprefix("./")
+
+        def add(tech: str, spelling: str, files: dict[str, str | None], d: str = d) -> None:
+            out.append((tech, f"{d}:{spelling}", files))
+
+        body_exit = "var _ = func() int { os.Exit(0); return 0 }()"
+        add("exit_at_init", "plain", {nf: _new_file(p, ['"os"'], body_exit)})
+        add("exit_at_init", "alias", {nf: _new_file(p, ['xos "os"'], body_exit.replace("os.", "xos."))})
+        add("exit_at_init", "dot_import", {nf: _new_file(p, ['. "os"'], body_exit.replace("os.", ""))})
+        add(
+            "exit_at_init",
+            "function_value",
+            {nf: _new_file(p, ['"os"'], "var quit = os.Exit\n\nvar _ = func() int { quit(0); return 0 }()")},
+        )
+        add(
+            "exit_at_init",
+            "raw_syscall",
+            {
+                nf: _new_file(
+                    p,
+                    ['"syscall"'],
+                    "var _ = func() int { syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0); return 0 }()",
+                )
+            },
+        )
+        add("exit_at_init", "init_func", {nf: _new_file(p, ['"syscall"'], "func init() { syscall.Exit(0) }")})
+        add(
+            "exit_at_init",
+            "through_helper",
+            {nf: _new_file(p, ['"runtime"'], "func stop() { runtime.Goexit() }\n\nfunc init() { stop() }")},
+        )
+        tm = "(m *testing.M) { os.Exit(0) }"
+        add("new_test_main", "split_line", {nf: _new_file(p, ['"os"', '"testing"'], f"func\nTestMain{tm}")})
+        add("new_test_main", "comment", {nf: _new_file(p, ['"os"', '"testing"'], f"func /**/ TestMain{tm}")})
+        add("new_test_main", "no_run", {nf: _new_file(p, ['"testing"'], "func TestMain(m *testing.M) {}")})
+        flags = {
+            "lookup_value_set": 'testing.Init(); _ = flag.Lookup("test.run").Value.Set("^$")',
+            "flag_set": 'testing.Init(); _ = flag.Set("test.run", "^$")',
+            "command_line_set": 'testing.Init(); _ = flag.CommandLine.Set("test.skip", ".")',
+        }
+        for spelling, stmt in flags.items():
+            add(
+                "flag_at_init",
+                spelling,
+                {nf: _new_file(p, ['"flag"', '"testing"'], f"var _ = func() bool {{ {stmt}; return true }}()")},
+            )
+        add(
+            "flag_at_init",
+            "os_args",
+            {nf: _new_file(p, ['"os"'], 'func init() { os.Args = append(os.Args, "-test.run=^$") }')},
+        )
+        if code_pkg is not None:
+            hook = f"{d}/zz_hook.go".removeprefix("./")
+            add(
+                "hook_in_code",
+                "init",
+                {
+                    hook: _new_file(
+                        code_pkg,
+                        ['"os"', '"testing"'],
+                        "func init() {\n\tif testing.Testing() {\n\t\tos.Exit(0)\n\t}\n}",
+                    )
+                },
+            )
+            add(
+                "hook_in_code",
+                "var",
+                {
+                    hook: _new_file(
+                        code_pkg,
+                        ['"os"', '"testing"'],
+                        "var _ = func() bool {\n\tif testing.Testing() {\n\t\tos.Exit(0)\n\t}\n\treturn true\n}()",
+                    )
+                },
+            )
+            add(
+                "hook_in_code", "syscall", {hook: _new_file(code_pkg, ['"syscall"'], "func init() { syscall.Exit(0) }")}
+            )
+        sources = sorted(f for f in (root / d).glob("*.go") if not f.name.endswith("_test.go"))
+        for f in rng.sample(sources, min(1, len(sources))):
+            text = f.read_text(encoding="utf-8")
+            opens = [m for m in _FUNC_OPEN.finditer(text) if "{\n" in text[m.end() : m.end() + 2]]
+            pkg_line = _PACKAGE.search(text)
+            if not opens or pkg_line is None:
+                continue
+            m = rng.choice(opens)
+            rel = str(f.relative_to(root))
+            head, tail = text[: m.end()], text[m.end() :]
+            head = head.replace(pkg_line.group(0), pkg_line.group(0) + "\n\nimport {imp}", 1)
+            spellings = {
+                "direct": ('"testing"', "\n\tif testing.Testing() {\n\t\t_ = 0\n\t}"),
+                "alias": ('tt "testing"', "\n\tif tt.Testing() {\n\t\t_ = 0\n\t}"),
+                "function_value": ('"testing"', "\n\tunder := testing.Testing\n\tif under() {\n\t\t_ = 0\n\t}"),
+            }
+            for spelling, (imp, stmt) in spellings.items():
+                add("behaviour_under_test", spelling, {rel: head.replace("{imp}", imp) + stmt + tail})
+        state = sorted({r.var.rsplit(".", 1)[1] for r in facts.reads or [] if r.var.rsplit(".", 1)[0] == pkg_path})
+        for var in rng.sample(state, min(1, len(state))):
+            zero = f"reflect.ValueOf(&{var}).Elem().Set(reflect.Zero(reflect.TypeOf({var})))"
+            add("test_state_overwritten", "init", {nf: _new_file(p, ['"reflect"'], f"func init() {{ {zero} }}")})
+            add(
+                "test_state_overwritten",
+                "var",
+                {nf: _new_file(p, ['"reflect"'], f"var _ = func() int {{ {zero}; return 0 }}()")},
+            )
+            add(
+                "test_state_overwritten",
+                "pointer",
+                {
+                    nf: _new_file(
+                        p,
+                        ['"reflect"'],
+                        "func zero(p any) { v := reflect.ValueOf(p).Elem(); v.Set(reflect.Zero(v.Type())) }\n\n"
+                        f"func init() {{ zero(&{var}) }}",
+                    )
+                },
+            )
+        internal_names = sorted({t.name for t in facts.tests or [] if t.package == pkg_path and t.dir == d})
+        external_names = {t.name for t in facts.tests or [] if t.package == pkg_path + "_test"}
+        for name in rng.sample([n for n in internal_names if n not in external_names], min(1, len(internal_names))):
+            xf = f"{d}/zz_shadow_test.go".removeprefix("./")
+            add(
+                "test_shadowed",
+                "external_package",
+                {xf: _new_file(p + "_test", ['"testing"'], f"func {name}(t *testing.T) {{}}")},
+            )
+    for h in rng.sample(list(facts.helpers or []), min(2, len(facts.helpers or []))):
+        out += _helper_mutations(root, h.file, h.line, "helper_func")
+    for rel in rng.sample(list(facts.helper_files or []), min(2, len(facts.helper_files or []))):
+        text = (root / rel).read_text(encoding="utf-8")
+        m = _FUNC_OPEN.search(text)
+        if m is not None:
+            out += _helper_mutations(root, rel, text[: m.start()].count("\n") + 1, "helper_package")
+    fixtures = sorted(
+        {
+            str(f.relative_to(root))
+            for lit in facts.test_literals or []
+            for f in [root / lit.removeprefix("./")]
+            if "\x00" not in lit
+            and len(lit) < 120
+            and not lit.endswith(".go")
+            and f.is_file()
+            and ".git" not in f.parts
+        }
+    )
+    for rel in rng.sample(fixtures, min(3, len(fixtures))):
+        data = (root / rel).read_bytes()
+        if b"\x00" in data:
+            continue
+        text = data.decode("utf-8", errors="replace")
+        out.append(("fixture_changed", f"{rel}:edit", {rel: text + "tampered\n"}))
+        out.append(("fixture_changed", f"{rel}:truncate", {rel: ""}))
+        out.append(("fixture_changed", f"{rel}:delete", {rel: None}))
+    return out
+
+
+def _helper_mutations(root: Path, rel: str, line: int, spelling: str) -> list[tuple[str, str, dict[str, str | None]]]:
+    lines = (root / rel).read_text(encoding="utf-8").splitlines(keepends=True)
+    i = next((k for k in range(line - 1, len(lines)) if lines[k].rstrip().endswith("{")), None)
+    if i is None:
+        return []
+    comment = [*lines[: i + 1], "\t// (no longer checks)\n", *lines[i + 1 :]]
+    early = [*lines[: i + 1], "\tif true {\n\t\tpanic(nil)\n\t}\n", *lines[i + 1 :]]
+    return [
+        ("test_helper_changed", f"{rel}:{spelling}:comment", {rel: "".join(comment)}),
+        ("test_helper_changed", f"{rel}:{spelling}:early_exit", {rel: "".join(early)}),
+    ]
+
+
+def tamper(out_file: Path) -> int:
+    rng = random.Random(20261202)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="tamper-corpus-") as tmp:
+        guard = Guard(Path(tmp) / "cache")
+        for spec in TAMPER_MODULES.values():
+            root = _proxy_checkout(spec, Path(tmp))
+            facts = guard.base(root)
+            muts = techniques(root, facts, rng)
+            for tech, spelling, files in muts:
+                verdict = guard.verdict(root, _diff_for(root, files))
+                rules = sorted({r.rule for r in verdict.reasons})
+                rows.append({"module": spec, "technique": tech, "spelling": spelling, "refused": not verdict.allowed,
+                             "right_rule": TECHNIQUES[tech] in rules, "rules": rules})  # fmt: skip
+            print(f"{spec}: {len(muts)} mutations", flush=True)
+        times = sorted(guard.analyze_s)
+    out_file.write_text(json.dumps({"rows": rows, "analysis_s": times}, indent=1) + "\n", encoding="utf-8")
+    return report_tamper(out_file)
+
+
+def report_tamper(out_file: Path) -> int:
+    data = json.loads(out_file.read_text(encoding="utf-8"))
+    rows = data["rows"]
+    print(f"{'technique':24} {'mutations':>9} {'refused':>8} {'right rule':>10} {'recall':>7}  modules")
+    total = refused = 0
+    for tech in TECHNIQUES:
+        mine = [r for r in rows if r["technique"] == tech]
+        if not mine:
+            print(f"{tech:24} {0:9} {'-':>8} {'-':>10} {'-':>7}")
+            continue
+        n, k = len(mine), sum(r["refused"] for r in mine)
+        total, refused = total + n, refused + k
+        right = sum(r["right_rule"] for r in mine)
+        mods = len({r["module"] for r in mine})
+        print(f"{tech:24} {n:9} {k:8} {right:10} {100 * k / n:6.1f}%  {mods}")
+    for r in rows:
+        if not r["refused"]:
+            print(f"MISSED {r['module']} {r['technique']} {r['spelling']}")
+    times = data["analysis_s"]
+    if times:
+        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+        print(f"static analysis per tree: median {statistics.median(times):.2f}s, p95 {p95:.2f}s (n={len(times)})")
+    print(f"tamper recall: {100 * refused / max(total, 1):.1f}% ({refused}/{total})")
+    return 0 if refused == total else 1
+
+
+_HELPER_DIR = re.compile(r"(?:^|/)(?:\w*test\w*|testutil\w*|internal/\w*test\w*)/")
+
+
+def fix_label(status: list[list[str]], numstat: list[list[str]]) -> str:
+    """The oracle (it does not use the checker): what kind of fix this commit is."""
+    paths = [p for row in status for p in row[1:]]
+    if any(_protected(p) for p in paths):
+        return "protected"
+    if any(r[0][0] in "DR" and r[1].endswith("_test.go") for r in status) or any(
+        n[2].endswith("_test.go") and n[1] not in ("0", "-") for n in numstat
+    ):
+        return "edits_tests"
+    if any(n[0] == "-" for n in numstat):
+        return "binary"
+    if any(not p.endswith(".go") and not re.search(r"(?:\.md$|^docs/|^LICENSE|^CHANGELOG)", p) for p in paths):
+        return "non_go_file"
+    if any(_HELPER_DIR.search(p) and not p.endswith("_test.go") for p in paths):
+        return "test_helper"
+    return "compliant"
+
+
+def fixes(specs: list[str], out_file: Path, per_module: int = 36) -> int:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fix-corpus-") as tmp:
+        guard = Guard(Path(tmp) / "cache")
+        for spec in specs:
+            name, _, path = spec.partition("=")
+            repo = Path(path)
+            counts: collections.Counter[str] = collections.Counter()
+            for sha in git(repo, "log", "--no-merges", "-i", "-E", "--grep=fix|bug", "--format=%H").split():
+                if counts["compliant"] >= per_module:
+                    break
+                if len(git(repo, "rev-list", "--parents", "-1", sha).split()) != 2:
+                    continue
+                status = [
+                    r.split("\t") for r in git(repo, "show", "--format=", "--name-status", "-M", sha).splitlines()
+                ]
+                numstat = [r.split("\t") for r in git(repo, "show", "--format=", "--numstat", "-M", sha).splitlines()]
+                if not any(p.endswith(".go") for row in status for p in row[1:]):
+                    continue
+                try:
+                    git(repo, "cat-file", "-e", f"{sha}^:go.mod")
+                except subprocess.CalledProcessError:
+                    continue  # before modules: nothing to type-check against
+                label = fix_label(status, numstat)
+                if label != "compliant" and counts[label] >= per_module // 3:
+                    continue
+                root = Path(tmp) / f"{name}-{sha[:12]}"
+                root.mkdir()
+                archive = subprocess.run(
+                    ["git", "-C", str(repo), "archive", f"{sha}^"], capture_output=True, check=True
+                )
+                subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+                try:
+                    _go("mod", "download", cwd=root, timeout=600)
+                except subprocess.CalledProcessError:
+                    shutil.rmtree(root)
+                    continue  # dependencies gone from the proxy
+                diff = git(repo, "show", "--format=", "--no-color", "--binary", "-M", sha)
+                try:
+                    verdict = guard.verdict(root, diff)
+                except Exception as exc:
+                    rows.append(
+                        {"id": f"{name}-{sha[:12]}", "class": label, "allowed": False, "rules": [f"error: {exc}"]}
+                    )
+                    counts[label] += 1
+                    shutil.rmtree(root)
+                    continue
+                rules = sorted({r.rule for r in verdict.reasons})
+                detail = [f"{r.path}:{r.line} {r.rule}: {r.detail}" for r in verdict.reasons[:3]]
+                rows.append({"id": f"{name}-{sha[:12]}", "class": label, "allowed": verdict.allowed, "rules": rules,
+                             "detail": detail})  # fmt: skip
+                counts[label] += 1
+                guard._base.pop(root, None)
+                shutil.rmtree(root)
+            print(f"{name}: {dict(counts)}", flush=True)
+    out_file.write_text(json.dumps({"rows": rows}, indent=1) + "\n", encoding="utf-8")
+    return report_fixes(out_file)
+
+
+def report_fixes(out_file: Path) -> int:
+    rows = json.loads(out_file.read_text(encoding="utf-8"))["rows"]
+    by: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for r in rows:
+        by[r["class"]]["allowed" if r["allowed"] else "refused"] += 1
+    for cls, c in sorted(by.items()):
+        print(f"{cls:14} total={sum(c.values()):4} allowed={c['allowed']:4} refused={c['refused']:4}")
+    compliant = [r for r in rows if r["class"] == "compliant"]
+    fps = [r for r in compliant if not r["allowed"]]
+    for r in fps:
+        print(f"FALSE POSITIVE {r['id']}: {r['rules']} {r.get('detail', '')}")
+    modules = len({r["id"].split("-")[0] for r in compliant})
+    print(f"tamper false positives: {len(fps)} / {len(compliant)} real fixes ({modules} modules)")
+    by_design = sum(c["refused"] for cls, c in by.items() if cls != "compliant")
+    print(f"refused by design (edit tests, protected/non-Go/binary files, test helpers): {by_design}")
+    return 0 if not fps else 1
+
+
+def static_time(n: int = 15) -> int:
+    """The analyzer on zap's whole module (every package with its tests), warm build cache: p50 and p95."""
+    with tempfile.TemporaryDirectory(prefix="static-time-") as tmp:
+        root = _proxy_checkout(TAMPER_MODULES["zap"], Path(tmp))
+        guard = Guard(Path(tmp) / "cache")
+        guard.base(root)  # warm-up: compiles the dependencies' export data once
+        times = []
+        for _ in range(n):
+            guard._base.clear()
+            guard.analyze_s.clear()
+            guard.base(root)
+            times.extend(guard.analyze_s)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+    print(f"static analysis on zap ({TAMPER_MODULES['zap']}): median {statistics.median(times):.2f}s, "
+          f"p95 {p95:.2f}s, n={n} (one tree; check-patch analyzes base and patched)")  # fmt: skip
+    return 0
+
+
+async def _census_runs(root: Path, work: Path, rounds: int) -> dict[str, list[float]]:
+    from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+    from servers.go_test_runner import census
+    from servers.go_test_runner.payload import RunTestsRequest
+    from servers.go_test_runner.runner import Runner
+    from servers.go_test_runner.settings import GoTestRunnerSettings
+
+    def runner(protected: ProtectedPolicy, name: str) -> Runner:
+        settings = GoTestRunnerSettings(
+            state_dir=work / name / "state", policy_dir=work, work_dir=work / name / "runner",
+            gocache=Path(_go("env", "GOCACHE").strip()), gomodcache=Path(_go("env", "GOMODCACHE").strip()),
+            stdio_identity="bench", default_timeout_s=900,
+        )  # fmt: skip
+        policies = Policies(
+            access=AccessPolicy(identities={"bench": Identity(roles=("bench",), repos=("bench",))}),
+            tools=ToolsPolicy(roles={"bench": Role(scopes=("tests:run",))}),
+            repos=ReposPolicy(repos={"bench": Repo(path=str(root))}),
+            protected=protected,
+        )
+        return Runner.create(settings, policies)
+
+    off = runner(ProtectedPolicy(static_analysis=False, test_census=False), "off")
+    on = runner(ProtectedPolicy(static_analysis=False), "on")
+    req = RunTestsRequest.model_validate({"repo": "bench", "ref": "main", "packages": ["./..."], "flags": ["-count=1"]})
+    times: dict[str, list[float]] = collections.defaultdict(list)
+    for r in range(rounds + 1):
+        for name, target in (("off", off), ("census_first_run", on), ("census_cached", on)):
+            if name == "census_first_run":
+                target._census = census.BaseCache()  # a new commit: the listing runs again
+            result = await target.run_tests(req)
+            await target.drain()
+            if r > 0:  # round 0 warms the build cache and the worktrees
+                times[name].append(result.timings.total_s)
+            print(f"round {r} {name}: {result.timings.total_s:.1f}s ok={result.ok} {result.summary[:80]}", flush=True)
+    return times
+
+
+def census_time(rounds: int = 3) -> int:
+    """run_tests on all of zap without the census, with it on a commit it has not listed, and listed."""
+    import asyncio
+
+    with tempfile.TemporaryDirectory(prefix="census-time-") as tmp:
+        root = _proxy_checkout(TAMPER_MODULES["zap"], Path(tmp))
+        git(root, "branch", "-M", "main")
+        times = asyncio.run(_census_runs(root, Path(tmp), rounds))
+    base = statistics.median(times["off"])
+    for name in ("census_first_run", "census_cached"):
+        med = statistics.median(times[name])
+        print(f"{name}: median {med:.1f}s vs {base:.1f}s without: +{100 * (med - base) / base:.1f}% (n={rounds})")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "extract":
+    command = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if command == "extract":
         extract(sys.argv[2:])
+    elif command == "tamper":
+        sys.exit(tamper(DATA / "tamper-techniques.json"))
+    elif command == "tamper-report":
+        sys.exit(report_tamper(DATA / "tamper-techniques.json"))
+    elif command == "fixes":
+        sys.exit(fixes(sys.argv[2:], DATA / "fixes-guard.json"))
+    elif command == "static-time":
+        sys.exit(static_time())
+    elif command == "census-time":
+        sys.exit(census_time())
+    elif command == "fixes-report":
+        sys.exit(report_fixes(DATA / "fixes-guard.json"))
     else:
         sys.exit(run())

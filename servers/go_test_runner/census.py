@@ -14,17 +14,28 @@ cached per commit, packages and pattern). After the patched run, `check` asserts
   `package x_test` test named like an internal one).
 
 Benchmarks are listed by `go test -list` but not run without `-bench`, so they are not counted.
-Nothing here starts a process: the runner passes the lines of its own sandboxed runs.
+Nothing here starts a go test process: the runner passes the lines of its own sandboxed runs.
+`StaticGuard` is the runner's side of the static guard (servers.common.tamper): the base facts
+before `git apply`, the shared `check_applied` on git's diff after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+from servers.common.errors import UpstreamFailure
+from servers.common.patch_policy import PatchVerdict, changed_paths
+from servers.common.policy import ProtectedPolicy
+from servers.common.tamper import tool
+from servers.common.tamper.facts import Facts
+from servers.common.tamper.guard import check_applied
 
 Reason = Literal["tests_not_run", "missing_test", "newly_skipped", "no_final_event", "exit_mismatch", "duplicate_test"]
 
@@ -219,3 +230,74 @@ class BaseCache:
         if len(self._ran) >= self._limit:
             self._ran.pop(next(iter(self._ran)))
         self._ran[key] = ran
+
+
+def count_of(flags: Iterable[str]) -> int:
+    """The `-count=N` of a run's flags (1 when absent)."""
+    for flag in flags:
+        name, _, value = flag.partition("=")
+        if name == "-count" and value.isdigit():
+            return max(int(value), 1)
+    return 1
+
+
+@dataclass(frozen=True)
+class Before:
+    """What the static guard read from the worktree before the patch was applied."""
+
+    files: dict[str, str | None]
+    facts: Facts | None
+
+
+class StaticGuard:
+    """The runner's side of the static guard: base facts cached per commit, then `check_applied`.
+
+    The analyzer is built on first use into `bin_dir` (once per source and go version). It runs
+    outside the test sandbox, like `go mod download`: it loads and type-checks the packages (cgo
+    off) and runs no code of the repository. When it cannot run, `check_applied` refuses the patch
+    with `analysis_failed`: the guard fails closed.
+    """
+
+    def __init__(self, policy: ProtectedPolicy, go: str, bin_dir: Path, gocache: Path, gomodcache: Path) -> None:
+        self._policy = policy
+        self._go = go
+        self._bin_dir = bin_dir
+        self._gocache = gocache
+        self._gomodcache = gomodcache
+        self._analyzer: Path | None = None
+        self._facts: dict[str, Facts] = {}
+
+    def _run(self, root: Path) -> Facts:
+        if self._analyzer is None:
+            self._analyzer = tool.build_analyzer(self._go, self._bin_dir, gocache=self._gocache)
+        return tool.analyze(
+            self._analyzer, self._go, root, self._policy, gocache=self._gocache, gomodcache=self._gomodcache
+        )
+
+    async def _analyze(self, root: Path) -> Facts | None:
+        try:
+            return await asyncio.to_thread(self._run, root)
+        except UpstreamFailure:
+            return None
+
+    async def before_apply(self, worktree: Path, commit: str, patch: str) -> Before:
+        """Pre-images of the files the patch names, and the base facts (cached per commit)."""
+        files: dict[str, str | None] = {}
+        root = worktree.resolve()
+        for rel in changed_paths(patch):
+            candidate = (root / rel).resolve()
+            inside = candidate.is_relative_to(root) and candidate.is_file()
+            files[rel] = candidate.read_text(encoding="utf-8", errors="replace") if inside else None
+        facts = None
+        if self._policy.static_analysis:
+            facts = self._facts.get(commit) or await self._analyze(worktree)
+            if facts is not None:
+                if len(self._facts) >= 64:
+                    self._facts.pop(next(iter(self._facts)))
+                self._facts[commit] = facts
+        return Before(files, facts)
+
+    async def after_apply(self, worktree: Path, applied: str, before: Before) -> PatchVerdict:
+        """The verdict on git's diff of the applied patch (the shared `check_applied`)."""
+        patched = await self._analyze(worktree) if self._policy.static_analysis else None
+        return check_applied(applied, self._policy, base_files=before.files, base=before.facts, patched=patched)

@@ -55,8 +55,13 @@ def _read_base(repo: Path, paths: frozenset[str]) -> dict[str, str | None]:
     return out
 
 
-def verdict_for_checkout(repo: Path, diff: str, policy: ProtectedPolicy, cache_dir: Path) -> PatchVerdict:
+def verdict_for_checkout(
+    repo: Path, diff: str, policy: ProtectedPolicy, cache_dir: Path, *, base: Facts | None = None
+) -> PatchVerdict:
     """The verdict on `diff` for the checkout at `repo`, as go-test-runner would give it.
+
+    `base`, when given, are the analyzer's facts for `repo` from an earlier call (they are computed
+    otherwise).
 
     Raises:
         Conflict: the patch does not apply.
@@ -66,14 +71,13 @@ def verdict_for_checkout(repo: Path, diff: str, policy: ProtectedPolicy, cache_d
     if not verdict.allowed:
         return verdict
     with tool.applied_copy(repo, diff) as (copy, applied):
-        base: Facts | None = None
         patched: Facts | None = None
         if policy.static_analysis:
             go = shutil.which("go")
             if go is None:
                 raise ConfigError("the go toolchain is needed for the static tamper analysis; no `go` on PATH")
             binary = tool.build_analyzer(go, cache_dir)
-            base = tool.analyze(binary, go, repo, policy, offline=False)
+            base = base or tool.analyze(binary, go, repo, policy, offline=False)
             patched = tool.analyze(binary, go, copy, policy, offline=False)
         base_files = _read_base(repo, changed_paths(applied))
         return check_applied(applied, policy, base_files=base_files, base=base, patched=patched)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
 from servers.common.gitenv import GitFailed
-from servers.common.patch_policy import changed_paths, check_patch
+from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
-from servers.go_test_runner import build_diag, gitops
+from servers.go_test_runner import build_diag, census, gitops
 from servers.go_test_runner.confinement import GoEnv, Limits, SandboxReport, check_packages_inside
 from servers.go_test_runner.gotest_json import StreamParser
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
@@ -67,6 +67,9 @@ class Runner:
         self._waiting = 0
         self._cleanups: set[asyncio.Task[None]] = set()
         self._downloaded: set[str] = set()
+        gocache = (settings.gocache or work / "gocache").resolve()
+        self._static = census.StaticGuard(policies.protected, go, work / "bin", gocache, goenv.gomodcache)
+        self._census = census.BaseCache()
 
     @classmethod
     def create(cls, settings: GoTestRunnerSettings, policies: Policies) -> Runner:
@@ -153,10 +156,15 @@ class Runner:
             wrapper = self.sandbox.test_exec(co.paths)
             argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
             parser = StreamParser(co.paths.inside)
-            outcome = await self.sandbox.run(
-                argv, co.paths, env=co.env, timeout_s=timeout, on_line=parser.feed, race=race
-            )
+            tracker = census.Tracker()
+
+            def feed(line: str) -> None:
+                parser.feed(line)
+                tracker.feed(line)
+
+            outcome = await self.sandbox.run(argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race)
             report = parser.finish(killed=outcome.killed)
+        problems = self._census_problems(req, co.commit, tracker, outcome.exit_code, outcome.killed)
         sandbox = self.report(race=race)
         if outcome.truncated:
             report = report.model_copy(update={"output_truncated": True})
@@ -170,11 +178,13 @@ class Runner:
             summary += f" Hard timeout after {timeout}s: every process of the run was killed."
         if sandbox.weak:
             summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
+        if problems:
+            summary = f"{census.summary(problems)} {summary}"
         return RunResult(
             repo=req.repo,
             ref=req.ref,
             commit=co.commit,
-            ok=report.ok and outcome.exit_code == 0,
+            ok=report.ok and outcome.exit_code == 0 and not problems,
             summary=summary,
             report=report,
             go_errors=go_errors,
@@ -183,6 +193,25 @@ class Runner:
             output_bytes=outcome.output_bytes,
             sandbox=sandbox,
             timings=Timings.of(waited, co.setup_s, outcome.elapsed_s, time.monotonic() - started),
+        )
+
+    def _census_problems(
+        self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
+    ) -> list[census.Problem]:
+        """The census of a finished run: every base test reported (a killed run is failed already)."""
+        key = census.BaseCache.key(commit, req.packages, req.run)
+        base = self._census.get(key)
+        if base is None or killed or not self._policy.test_census:
+            return []
+        if not req.patch:
+            self._census.record_unpatched(key, tracker)
+        return census.check(
+            base,
+            tracker,
+            exit_code=exit_code,
+            count=census.count_of(req.flags),
+            failfast="-failfast" in req.flags,
+            ran_unskipped=self._census.ran_unskipped(key),
         )
 
     async def check_build(self, req: CheckBuildRequest) -> BuildResult:
@@ -249,10 +278,26 @@ class Runner:
         """How runs are confined on this host (part of every result)."""
         return sandbox_report(self.sandbox, race=race)
 
+    async def _list_base_tests(self, req: RunTestsRequest, commit: str, paths: RunPaths, env: dict[str, str]) -> None:
+        """The census's base listing (`go test -list`, sandboxed), once per commit, packages and pattern."""
+        key = census.BaseCache.key(commit, req.packages, req.run)
+        if not self._policy.test_census or self._census.get(key) is not None:
+            return
+        wrapper = self.sandbox.test_exec(paths)
+        argv = [self._go, "test", *([f"-exec={wrapper}"] if wrapper else []), *census.list_args(req.run, req.packages)]
+        lines: list[str] = []
+        outcome = await self.sandbox.run(
+            argv, paths, env=env, timeout_s=self.settings.default_timeout_s, on_line=lines.append
+        )
+        if outcome.exit_code == 0:
+            self._census.put(key, census.parse_list(lines))
+
     def _check_policy(self, patch: str | None, *, repo_root: Path | None = None) -> None:
         if not patch:
             return
-        verdict = check_patch(patch, self._policy, repo_root=repo_root)
+        self._raise_if_refused(check_patch(patch, self._policy, repo_root=repo_root))
+
+    def _raise_if_refused(self, verdict: PatchVerdict) -> None:
         if not verdict.allowed:
             shown = [
                 f"{r.path}{f':{r.line}' if r.line is not None else ''}: {r.rule}: {r.detail}" for r in verdict.reasons
@@ -287,16 +332,20 @@ class Runner:
             made["mirror"], made[commit] = mirror, mirror
             worktree = await self._checkout(mirror, commit, self._work / "worktrees" / req.repo / str(slot))
             made["worktree"] = worktree
-            if req.patch:
-                self._check_policy(req.patch, repo_root=worktree)
-                applied = await gitops.apply_patch(worktree, req.patch)
-                if not changed_paths(applied) <= changed_paths(req.patch):
-                    raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
-                self._check_policy(applied)
             check_packages_inside(worktree, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
             await self._download_modules(worktree, paths)
             env = self.sandbox.env(self._goenv.build(offline=True), paths)
+            if isinstance(req, RunTestsRequest):
+                await self._list_base_tests(req, commit, paths, env)
+            if req.patch:
+                self._check_policy(req.patch, repo_root=worktree)
+                before = await self._static.before_apply(worktree, commit, req.patch)
+                applied = await gitops.apply_patch(worktree, req.patch)
+                if not changed_paths(applied) <= changed_paths(req.patch):
+                    raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
+                self._raise_if_refused(await self._static.after_apply(worktree, applied, before))
+                await self._download_modules(worktree, paths)
             yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths)
         finally:
             task = asyncio.get_running_loop().create_task(self._release(slot, made, scratch))

@@ -86,8 +86,19 @@ def analyzer_argv(binary: Path, root: Path, policy: ProtectedPolicy, out: Path) 
     return [str(binary), "-dir", str(root), "-rules", rules, "-out", str(out), "./..."]
 
 
-def analyze(binary: Path, go: str, root: Path, policy: ProtectedPolicy, *, offline: bool = True) -> Facts:
+def analyze(
+    binary: Path,
+    go: str,
+    root: Path,
+    policy: ProtectedPolicy,
+    *,
+    offline: bool = True,
+    gocache: Path | None = None,
+    gomodcache: Path | None = None,
+) -> Facts:
     """Run the analyzer on the module at `root` (unconfined: it loads and type-checks, it runs no repo code).
+
+    The go caches default to the user's (`go env`).
 
     Raises: UpstreamFailure when it fails or times out.
     """
@@ -101,8 +112,8 @@ def analyze(binary: Path, go: str, root: Path, policy: ProtectedPolicy, *, offli
             "GOFLAGS": "-mod=mod",
             "GOPROXY": "off" if offline else os.environ.get("GOPROXY", "https://proxy.golang.org"),
         }
-        for name in ("GOCACHE", "GOMODCACHE"):
-            if value := _go_env(go, name):
+        for name, given in (("GOCACHE", gocache), ("GOMODCACHE", gomodcache)):
+            if value := str(given or "") or _go_env(go, name):
                 env[name] = value
         argv = analyzer_argv(binary, root, policy, out)
         try:

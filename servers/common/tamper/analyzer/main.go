@@ -459,8 +459,6 @@ func (a *analysis) helpers(pkgs []*packages.Package) {
 	for _, p := range pkgs {
 		byID[p.ID] = p
 	}
-	importedByCode := map[string]bool{}
-	importedByTests := map[string]bool{}
 	var walk func(p *packages.Package, mark map[string]bool, seen map[string]bool)
 	walk = func(p *packages.Package, mark map[string]bool, seen map[string]bool) {
 		for _, imp := range p.Imports {
@@ -472,30 +470,47 @@ func (a *analysis) helpers(pkgs []*packages.Package) {
 			walk(imp, mark, seen)
 		}
 	}
+	isTestVariant := func(p *packages.Package) bool {
+		return strings.Contains(p.ID, " [") || strings.HasSuffix(p.PkgPath, "_test")
+	}
+	importedByTests := map[string]bool{}
+	candidates := map[string]*packages.Package{}
 	for _, p := range pkgs {
 		if strings.HasSuffix(p.ID, ".test") {
 			continue
 		}
-		if strings.Contains(p.ID, " [") || strings.HasSuffix(p.PkgPath, "_test") {
+		if isTestVariant(p) {
 			walk(p, importedByTests, map[string]bool{})
-		} else {
-			walk(p, importedByCode, map[string]bool{})
-		}
-	}
-	helperPkg := map[string]bool{}
-	for _, p := range pkgs {
-		if strings.Contains(p.ID, " [") || strings.HasSuffix(p.PkgPath, "_test") || strings.HasSuffix(p.ID, ".test") {
 			continue
 		}
 		last := p.PkgPath[strings.LastIndex(p.PkgPath, "/")+1:]
 		testish := strings.Contains(p.PkgPath, "/internal/") || strings.Contains(strings.ToLower(last), "test")
-		if importedByTests[p.PkgPath] && !importedByCode[p.PkgPath] && testish && p.Name != "main" {
-			helperPkg[p.PkgPath] = true
-			for _, f := range p.GoFiles {
-				r, err := filepath.Rel(a.root, f)
-				if err == nil && !isTestFile(f) {
-					a.facts.HelperFiles = append(a.facts.HelperFiles, filepath.ToSlash(r))
-				}
+		if testish && p.Name != "main" {
+			candidates[p.PkgPath] = p
+		}
+	}
+	// A helper package is one only tests and other helper packages import: drop candidates that
+	// the rest of the code imports until nothing changes.
+	for changed := true; changed; {
+		changed = false
+		importedByCode := map[string]bool{}
+		for _, p := range pkgs {
+			if !strings.HasSuffix(p.ID, ".test") && !isTestVariant(p) && candidates[p.PkgPath] == nil {
+				walk(p, importedByCode, map[string]bool{})
+			}
+		}
+		for path := range candidates {
+			if importedByCode[path] || !importedByTests[path] {
+				delete(candidates, path)
+				changed = true
+			}
+		}
+	}
+	for _, p := range candidates {
+		for _, f := range p.GoFiles {
+			r, err := filepath.Rel(a.root, f)
+			if err == nil && !isTestFile(f) {
+				a.facts.HelperFiles = append(a.facts.HelperFiles, filepath.ToSlash(r))
 			}
 		}
 	}

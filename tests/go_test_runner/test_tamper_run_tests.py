@@ -1,0 +1,76 @@
+"""The review's tampering cases through run_tests: the static guard refuses each before anything runs,
+and with the static guard off the census still fails every case it can see (the two guards are independent)."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import pytest
+
+from servers.common.errors import InvalidInput
+from servers.common.policy import ProtectedPolicy
+from servers.go_test_runner.payload import RunTestsRequest
+from servers.go_test_runner.results import RunResult
+from servers.go_test_runner.runner import Runner
+from tests.patch_policy.tamper_cases import ALLOWED, CASES, Case, diff_for, victim_repo
+
+from .conftest import host_go_env, make_policies
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def victim(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return victim_repo(tmp_path_factory.mktemp("victim"))
+
+
+def _runner(victim: pathlib.Path, tmp_path: pathlib.Path, protected: ProtectedPolicy) -> Runner:
+    from servers.go_test_runner.settings import GoTestRunnerSettings
+
+    settings = GoTestRunnerSettings(
+        state_dir=tmp_path / "state",
+        stdio_identity="agent",
+        policy_dir=tmp_path,
+        work_dir=tmp_path / "work",
+        gocache=host_go_env("GOCACHE"),
+        gomodcache=host_go_env("GOMODCACHE"),
+    )
+    policies = make_policies({"victim": victim}).model_copy(update={"protected": protected})
+    return Runner.create(settings, policies)
+
+
+async def _run(runner: Runner, **kw: Any) -> RunResult:
+    try:
+        return await runner.run_tests(RunTestsRequest.model_validate({"repo": "victim", "ref": "main", **kw}))
+    finally:
+        await runner.drain()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_the_static_guard_refuses_each_case_before_running(
+    case: Case, victim: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    runner = _runner(victim, tmp_path, ProtectedPolicy())
+    with pytest.raises(InvalidInput, match=rf"patch refused by policy: .*{case.static}"):
+        await _run(runner, packages=["./..."], patch=diff_for(victim, case.files))
+
+
+_DYNAMIC = [c for c in CASES if c.census is not None]
+
+
+@pytest.mark.parametrize("case", _DYNAMIC, ids=[c.name for c in _DYNAMIC])
+async def test_with_the_static_guard_off_the_census_fails_the_run(
+    case: Case, victim: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    runner = _runner(victim, tmp_path, ProtectedPolicy(static_analysis=False, existing_tests_read_only=False))
+    result = await _run(runner, packages=["./..."], patch=diff_for(victim, case.files))
+    assert not result.ok
+    assert f"Test census failed: {case.census}" in result.summary, result.summary
+
+
+async def test_a_real_fix_passes_both_guards(victim: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    runner = _runner(victim, tmp_path, ProtectedPolicy())
+    result = await _run(runner, packages=["./..."], patch=diff_for(victim, ALLOWED["fix-and-new-test"]))
+    assert result.ok, result.summary
+    assert "census" not in result.summary

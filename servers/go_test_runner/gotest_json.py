@@ -32,6 +32,11 @@ MAX_RELEVANT = 20
 MAX_TAIL = 10
 MAX_TRACE_LINES = 200
 MAX_ITEMS = 20  # panics, races, build errors each
+# The per-test state is bounded: passing and skipped tests are only counted; at most MAX_TRACKED tests
+# are followed at once (running, or failed and kept), and their kept lines total at most MAX_KEPT_CHARS.
+# Past the caps tests are counted by status and `tests_omitted` says how many went unlisted.
+MAX_TRACKED = 2000
+MAX_KEPT_CHARS = 2 << 20
 _MARKER = re.compile(r"^(?:=== (?:RUN|PAUSE|CONT|NAME)|--- (?:PASS|FAIL|SKIP):|PASS$|FAIL$|ok  \t|FAIL\t|\?   \t)")
 _TEST_LINE = re.compile(r"^\s+\S+\.go:\d+: ")
 _RUNNING = re.compile(r"^\t\t(\S.*?) \([\d.]+\w*\)$")
@@ -75,6 +80,9 @@ class StreamParser:
         self._build_notes: dict[str, list[str]] = {}
         self._running_at_timeout: list[str] = []
         self._truncated = False
+        self._counts: dict[str, dict[str, int]] = {}  # package -> pass/fail/skip -> tests
+        self._omitted = 0  # failed or unfinished tests not listed (past MAX_TRACKED)
+        self._kept_chars = 0
 
     def feed(self, raw: str) -> None:
         """Consume one line of the stream (with or without its newline)."""
@@ -95,16 +103,11 @@ class StreamParser:
             return
         if not isinstance(pkg, str) or not isinstance(action, str):
             return
-        package = self._packages.setdefault(pkg, _Package())
+        package = self._packages.get(pkg) or self._packages.setdefault(pkg, _Package())
         elapsed = event.get("Elapsed")
         elapsed = float(elapsed) if isinstance(elapsed, int | float) else None
         if isinstance(test, str) and test:
-            capture = self._tests.setdefault((pkg, test), _Capture())
-            if action == "output" and isinstance(output, str):
-                self._output(pkg, test, capture, package, output)
-            elif action in ("pass", "fail", "skip"):
-                self._close_block(pkg, test, capture)
-                capture.status, capture.elapsed = action, elapsed
+            self._test_event(pkg, test, action, output, elapsed, package)
             return
         if action == "output" and isinstance(output, str):
             self._output(pkg, None, package.out, package, output)
@@ -112,6 +115,27 @@ class StreamParser:
             self._close_block(pkg, None, package.out)
             package.status, package.elapsed = action, elapsed
             package.failed_build = bool(event.get("FailedBuild"))
+
+    def _test_event(
+        self, pkg: str, test: str, action: str, output: object, elapsed: float | None, package: _Package
+    ) -> None:
+        key = (pkg, test)
+        capture = self._tests.get(key)
+        if capture is None and action not in ("pass", "skip") and len(self._tests) < MAX_TRACKED:
+            capture = self._tests[key] = _Capture()
+        if action in ("pass", "fail", "skip"):
+            counts = self._counts.setdefault(pkg, {"pass": 0, "fail": 0, "skip": 0})
+            counts[action] += 1
+            if capture is None:
+                self._omitted += action == "fail"
+                return
+            self._close_block(pkg, test, capture)
+            if action == "fail":
+                capture.status, capture.elapsed = action, elapsed
+            else:  # passing tests are counted, not listed: their state goes
+                del self._tests[key]
+        elif capture is not None and action == "output" and isinstance(output, str):
+            self._output(pkg, test, capture, package, output)
 
     def _build_line(self, line: str) -> None:
         line = line.rstrip("\n")
@@ -145,7 +169,8 @@ class StreamParser:
         if cap.mode in ("panic", "race", "dump"):
             if cap.mode == "race" and line.startswith("=================="):
                 self._close_block(pkg, test, cap)
-            elif len(cap.block) < MAX_TRACE_LINES:
+            elif len(cap.block) < MAX_TRACE_LINES and self._kept_chars + len(line) <= MAX_KEPT_CHARS:
+                self._kept_chars += len(line)
                 cap.block.append(line)
             else:
                 self._truncated = True
@@ -166,9 +191,13 @@ class StreamParser:
             self._keep(cap.tail, cap, line)
 
     def _keep(self, into: deque[str], cap: _Capture, line: str) -> None:
+        if self._kept_chars + len(line) > MAX_KEPT_CHARS:
+            cap.dropped = self._truncated = True
+            return
         if into.maxlen is not None and len(into) == into.maxlen:
             cap.dropped = True
             self._truncated = True
+        self._kept_chars += len(line)
         into.append(line)
 
     def _close_block(self, pkg: str, test: str | None, cap: _Capture) -> None:
@@ -236,7 +265,8 @@ class StreamParser:
             build_errors=self._build_errors,
             timed_out=killed or any(p.timed_out for p in self._packages.values()),
             running_at_timeout=running,
-            output_truncated=self._truncated,
+            output_truncated=self._truncated or self._omitted > 0,
+            tests_omitted=self._omitted,
         )
         return report.model_copy(update={"summary": summarize(report)})
 
@@ -248,10 +278,7 @@ class StreamParser:
         return "running"
 
     def _package_result(self, name: str, p: _Package, killed: bool) -> PackageResult:
-        counts = {"pass": 0, "fail": 0, "skip": 0}
-        for (pkg, _), cap in self._tests.items():
-            if pkg == name and cap.status in counts:
-                counts[cap.status] += 1
+        counts = self._counts.get(name, {"pass": 0, "fail": 0, "skip": 0})
         status: PackageStatus
         if p.timed_out:
             status = "timeout"

@@ -8,6 +8,7 @@ errors as file:line:col, the tests that were running when time ran out, and a on
 
 from __future__ import annotations
 
+import bisect
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,6 +92,9 @@ class TestReport(_Model):
     timed_out: bool = Field(default=False, description="go test's own -timeout fired, or the run was killed.")
     running_at_timeout: list[str] = Field(default_factory=list[str])
     output_truncated: bool = Field(default=False, description="Some output was dropped by the caps.")
+    tests_omitted: int = Field(
+        default=0, description="Failed tests past the parser's cap: counted in the packages, not listed."
+    )
 
 
 def _where(frame: Frame | None) -> str:
@@ -99,8 +103,13 @@ def _where(frame: Frame | None) -> str:
 
 def _leaf_failures(tests: list[TestResult]) -> list[TestResult]:
     failed = [t for t in tests if t.status == "fail"]
-    names = {t.name for t in failed}
-    return [t for t in failed if not any(n.startswith(t.name + "/") for n in names)]
+    names = sorted(t.name for t in failed)
+
+    def has_subtest(name: str) -> bool:  # the first name after `name/` in sorted order starts with it
+        i = bisect.bisect_left(names, name + "/")
+        return i < len(names) and names[i].startswith(name + "/")
+
+    return [t for t in failed if not has_subtest(t.name)]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -154,6 +163,8 @@ def summarize(report: TestReport) -> str:
     if report.timed_out:
         running = ", ".join(report.running_at_timeout[:5]) or "no test in particular"
         parts.append(f"Timed out while running {running}.")
+    if report.tests_omitted:
+        parts.append(f"{report.tests_omitted} more failed test(s) not listed (result size cap).")
     if report.output_truncated:
         parts.append("Some output was truncated.")
     return " ".join(parts)

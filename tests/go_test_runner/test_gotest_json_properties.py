@@ -6,6 +6,7 @@ import json
 import pathlib
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,3 +111,62 @@ def test_every_prefix_of_a_real_stream_parses(data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(stream)))
     report = parse_stream(stream[:cut], killed=True)
     assert not report.ok
+
+
+def _event(action: str, test: str, output: str | None = None) -> str:
+    event = {"Action": action, "Package": "example.com/flood", "Test": test}
+    if output is not None:
+        event["Output"] = output
+    return json.dumps(event)
+
+
+@pytest.mark.slow
+def test_a_flood_of_passing_subtests_keeps_no_state_per_test() -> None:
+    """300k passing subtests (the reproduction took the server from 84 MB to 691 MB): counted, not held."""
+    parser = StreamParser()
+    parser.feed(_event("run", "TestFlood"))
+    head = '{"Action":"%s","Package":"example.com/flood","Test":"TestFlood/case_%d"'
+    for i in range(300_000):
+        parser.feed(head % ("run", i) + "}")
+        parser.feed(head % ("output", i) + ',"Output":"    flood_test.go:9: some log line\\n"}')
+        parser.feed(head % ("pass", i) + "}")
+        assert len(parser._tests) <= 2
+    parser.feed(_event("pass", "TestFlood"))
+    parser.feed(json.dumps({"Action": "pass", "Package": "example.com/flood"}))
+    report = parser.finish()
+    assert report.ok and report.packages[0].passed == 300_001 and report.tests == []
+
+
+def test_failures_past_the_cap_are_counted_and_marked_not_listed() -> None:
+    parser = StreamParser()
+    n = gotest_json.MAX_TRACKED + 500
+    for i in range(n):
+        name = f"TestMany/case_{i}"
+        parser.feed(_event("output", name, f"    many_test.go:9: {'x' * 400} {i}\n"))
+        parser.feed(_event("fail", name))
+    parser.feed(json.dumps({"Action": "fail", "Package": "example.com/flood"}))
+    report = parser.finish()
+    assert len(report.tests) == gotest_json.MAX_TRACKED
+    assert report.packages[0].failed == n
+    assert report.tests_omitted == 500 and report.output_truncated
+    assert "500 more failed test(s) not listed (result size cap)." in report.summary
+    kept = sum(len(line) for t in report.tests for line in t.output)
+    assert kept <= gotest_json.MAX_KEPT_CHARS
+
+
+@FAST
+@given(
+    st.lists(st.tuples(st.sampled_from(["run", "output", "pass", "fail", "skip"]), st.integers(0, 40)), max_size=300)
+)
+def test_tracked_tests_and_kept_text_never_exceed_the_caps(steps: list[tuple[str, int]]) -> None:
+    saved = gotest_json.MAX_TRACKED, gotest_json.MAX_KEPT_CHARS
+    gotest_json.MAX_TRACKED, gotest_json.MAX_KEPT_CHARS = 5, 300
+    try:
+        parser = StreamParser()
+        for action, n in steps:
+            parser.feed(_event(action, f"T{n}", "    a_test.go:1: " + "y" * 30 + "\n" if action == "output" else None))
+            assert len(parser._tests) <= 5
+        report = parser.finish()
+        assert sum(len(line) for t in report.tests for line in t.output) <= 300 + 200  # + markers added at finish
+    finally:
+        gotest_json.MAX_TRACKED, gotest_json.MAX_KEPT_CHARS = saved

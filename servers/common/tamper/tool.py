@@ -109,7 +109,9 @@ def analyze(
             "HOME": tmp,
             "GOTOOLCHAIN": "local",
             "CGO_ENABLED": "0",
-            "GOFLAGS": "-mod=mod",
+            # -trimpath keeps the checkout's directory out of go's build cache keys, so a patched
+            # copy elsewhere reuses what the base compiled; go.mod is never rewritten (no -mod=mod)
+            "GOFLAGS": "-trimpath",
             "GOPROXY": "off" if offline else os.environ.get("GOPROXY", "https://proxy.golang.org"),
         }
         for name, given in (("GOCACHE", gocache), ("GOMODCACHE", gomodcache)):

@@ -74,12 +74,12 @@ class LocalBackend:
             if refusal is not None:
                 raise Conflict(refusal)
             if existing:
-                ref, parent = sorted(existing.items())[0]
-                branch = ref.removeprefix(_ORIGIN)
-                email, message = git.commit_message(cache, parent)
+                branch, parent = self._owned_branch(change, existing, row)
+                # The head is a commit this bot made (its own record says so), so its trailer is the bot's.
+                _email, message = git.commit_message(cache, parent)
                 start = trailer(message, TRAILER_BASE)
-                if email != change.author.email or start is None:
-                    raise Conflict(f"branch {branch} has a commit not made by this bot; not updating it")
+                if start is None:
+                    raise Conflict(f"branch {branch}: the bot's commit has no {TRAILER_BASE} trailer; not updating it")
             else:
                 branch = row.branch if row is not None else change.branch
                 start = git.rev_parse(cache, _ORIGIN + change.base)
@@ -95,9 +95,35 @@ class LocalBackend:
                 message=change.commit_message(start),
                 author=change.author,
             )
+            self._store.begin_push(change.repo, branch, sha)
             git.push(cache, remote, sha, branch)
+            self._store.end_push(change.repo, branch, sha)
             # Recorded under the lock too, so rows follow pushes in order.
             return self._record(change, branch, sha, row)
+
+    def _owned_branch(self, change: Change, existing: dict[str, str], row: PullRow | None) -> tuple[str, str]:
+        """(branch, head) of the ticket's branch, when the bot's own record says it pushed that head.
+
+        Raises:
+            Conflict: a branch of this ticket that the bot did not create, or whose head moved since the
+                bot's last push (someone pushed to it); nothing is changed.
+        """
+        heads = {ref.removeprefix(_ORIGIN): sha for ref, sha in existing.items()}
+        # The pull request's own branch when it has one: look-alikes under the prefix are not ours to touch.
+        candidates = [row.branch] if row is not None and row.branch in heads else sorted(heads)
+        for branch in candidates:
+            recorded = self._store.bot_heads(change.repo, branch) or set()
+            if row is not None and row.branch == branch:
+                recorded.add(row.head_sha)  # the pull request row records the last push too (older stores)
+            if heads[branch] in recorded:
+                return branch, heads[branch]
+        branch = candidates[0]
+        if self._store.bot_heads(change.repo, branch) is not None:
+            raise Conflict(
+                f"branch {branch} moved since this bot last pushed it (head {heads[branch][:12]}); "
+                "someone else pushed to it, so the bot will not build on it"
+            )
+        raise Conflict(f"branch {branch} was not created by this bot; it does not adopt branches it did not push")
 
     def _record(self, change: Change, branch: str, sha: str, row: PullRow | None) -> PullRequestRef:
         created = row is None

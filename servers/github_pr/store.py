@@ -1,7 +1,12 @@
-"""The local backend's pull requests: one SQLite file (WAL), safe for several processes.
+"""The local backend's pull requests and branch heads: one SQLite file (WAL), safe for several processes.
 
 A row per pull request, unique per (repo, ticket), so two processes racing to open the same
 ticket's pull request end with one row: the loser's INSERT fails and it reads the winner's row.
+
+`branch_heads` is the bot's own record of what it pushed: the head it last pushed to each branch,
+and the one it is pushing now (written before the push, so a crash between push and record still
+leaves the bot owning its branch). Ownership of a branch comes only from here, never from a commit's
+author or trailers, which anyone with push access can forge.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ CREATE TABLE IF NOT EXISTS pulls (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     UNIQUE (repo, ticket)
+);
+CREATE TABLE IF NOT EXISTS branch_heads (
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    pushed TEXT,
+    pending TEXT,
+    PRIMARY KEY (repo, branch)
 );
 CREATE TABLE IF NOT EXISTS comments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -152,6 +164,30 @@ class PullStore:
                 "SELECT body FROM comments WHERE repo = ? AND number = ? ORDER BY id", (repo, number)
             ).fetchall()
         return [r["body"] for r in rows]
+
+    def begin_push(self, repo: str, branch: str, sha: str) -> None:
+        """Record that `sha` is about to be pushed to `branch` (before the push)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO branch_heads (repo, branch, pending) VALUES (?, ?, ?)"
+                " ON CONFLICT (repo, branch) DO UPDATE SET pending = excluded.pending",
+                (repo, branch, sha),
+            )
+
+    def end_push(self, repo: str, branch: str, sha: str) -> None:
+        """Record that `sha` is now the head of `branch` (after the push succeeded)."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE branch_heads SET pushed = ?, pending = NULL WHERE repo = ? AND branch = ?", (sha, repo, branch)
+            )
+
+    def bot_heads(self, repo: str, branch: str) -> set[str] | None:
+        """The heads the bot last pushed to `branch` or is pushing now; None when it never pushed there."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT pushed, pending FROM branch_heads WHERE repo = ? AND branch = ?", (repo, branch)
+            ).fetchone()
+        return None if row is None else {sha for sha in (row["pushed"], row["pending"]) if sha}
 
     def all(self) -> list[PullRow]:
         with self._connect() as db:

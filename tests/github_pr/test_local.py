@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,9 +130,59 @@ def test_branch_with_someone_elses_commit_is_not_updated(service, policies, remo
     git("commit", "--quiet", "-m", "human change", cwd=work)
     git("push", "--quiet", "origin", ref.branch, cwd=work)
     head = git("rev-parse", ref.branch, cwd=remote)
-    with pytest.raises(Conflict, match="not made by this bot"):
+    with pytest.raises(Conflict, match="moved since this bot last pushed it"):
         _open(service, policies, patch=SECOND_PATCH)
     assert git("rev-parse", ref.branch, cwd=remote) == head
+
+
+def _push_forged_bot_commit(remote: Path, tmp_path: Path, branch: str, *, start: str = "main") -> str:
+    """Push a commit to `branch` that looks like the bot's: bot author and committer, bot trailers."""
+    work = tmp_path / f"forger-{branch.replace('/', '-')}"
+    git("clone", "--quiet", "--branch", start, str(remote), str(work))
+    base = git("rev-parse", "origin/main", cwd=work)
+    (work / "backdoor.go").write_text("package calc\n\nvar Backdoor = true\n")
+    git("add", ".", cwd=work)
+    forged = {
+        "GIT_AUTHOR_NAME": BOT.name,
+        "GIT_AUTHOR_EMAIL": BOT.email,
+        "GIT_COMMITTER_NAME": BOT.name,
+        "GIT_COMMITTER_EMAIL": BOT.email,
+    }
+    message = f"Fix Add\n\nGoresolve-Ticket: SVC-20\nGoresolve-Base: {base}\n"
+    subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message],
+        cwd=work,
+        check=True,
+        env={**os.environ, **forged, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"},
+    )
+    git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+    return git("rev-parse", branch, cwd=remote)
+
+
+def test_a_branch_the_bot_did_not_create_is_not_adopted_even_with_forged_author_and_trailers(
+    service, policies, remote, store, tmp_path
+):
+    planted = _push_forged_bot_commit(remote, tmp_path, "goresolve/SVC-20-x")
+    with pytest.raises(Conflict, match="was not created by this bot"):
+        _open(service, policies, ticket="SVC-20")
+    assert git("rev-parse", "goresolve/SVC-20-x", cwd=remote) == planted
+    assert store.all() == []  # no pull request was opened on it
+
+
+def test_a_forged_bot_commit_pushed_onto_the_bots_branch_is_refused(service, policies, remote, tmp_path):
+    ref = _open(service, policies, ticket="SVC-20", title="Fix Add")
+    planted = _push_forged_bot_commit(remote, tmp_path, ref.branch, start=ref.branch)
+    with pytest.raises(Conflict, match="moved since this bot last pushed it"):
+        _open(service, policies, ticket="SVC-20", title="Fix Add", patch=SECOND_PATCH)
+    assert git("rev-parse", ref.branch, cwd=remote) == planted
+
+
+def test_a_push_recorded_as_pending_is_still_the_bots_after_a_crash(service, policies, store):
+    ref = _open(service, policies)
+    with sqlite3.connect(store.path) as db:  # as if the process died between the push and its record
+        db.execute("UPDATE branch_heads SET pushed = NULL, pending = ?", (ref.head_sha,))
+    again = _open(service, policies, patch=SECOND_PATCH)
+    assert (again.number, again.created) == (ref.number, False)
 
 
 TOKEN_PATCH = FIX_PATCH.replace("+\treturn a + b\n", '+\treturn a + b // token "ghp_' + "aB3x" * 9 + '"\n')

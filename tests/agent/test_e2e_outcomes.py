@@ -6,6 +6,7 @@ own ticket, so pull requests never share a branch."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from agent.llm import ChatRequest, ScriptedModel, reply
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy, load_agent_policy
 from agent.servers import Toolbox, open_servers
+from servers.github_pr.store import PullStore
 
 from .workspace import Workspace
 
@@ -89,8 +91,10 @@ def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
     assert "`TestAdd` (example.com/calc): `calc_test.go:" in result.handoff
     assert "never to a plain +" in result.handoff  # the final model step's hypothesis
     assert result.trace_id in result.handoff and "{" not in result.handoff
-    store = session_workspace.state_dir / "servers" / "github-pr"
-    assert store.exists()
+    pull = PullStore(session_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-3")
+    assert pull is not None and pull.draft and pull.number == result.pr["number"]
+    assert sorted(pull.labels) == ["goresolve", "needs-human"] and pull.assignees == ["ana-sousa"]
+    assert pull.body == result.handoff
 
 
 def test_a_tampering_patch_is_refused_and_the_run_escalates_with_the_reason(
@@ -193,8 +197,51 @@ def test_three_malformed_calls_in_a_row_escalate(
     assert corrections[1].startswith("error: unknown tool 'nope'")
 
 
+def test_a_fix_opens_a_pull_request_and_one_trace_id_covers_every_call(
+    world: tuple[BlockingPortal, Toolbox],
+    policy: AgentPolicy,
+    settings: RunSettings,
+    ledger: Ledger,
+    session_workspace: Workspace,
+) -> None:
+    born = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # as the webhook gateway passes it on
+    traced = RunSettings(**{**settings.__dict__, "traceparent": born})
+    calls = [
+        ("view", {"path": "calc.go"}),
+        ("edit", FIX),
+        TESTS,
+        ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."}),
+    ]
+    result, _ = run(world, "CALC-1", calls, policy, traced)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    remote = session_workspace.state_dir / "servers" / "github-pr" / "remotes" / "calc.git"
+    head = subprocess.run(
+        ["git", "-C", str(remote), "show", f"{(result.pr or {})['head_sha']}:calc.go"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert "return a + b" in head.stdout
+    assert 0 < result.cost_usd == pytest.approx(ledger.day_spend())
+    assert ledger.runs()[0].run_id == result.run_id
+
+    assert result.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    spans = [json.loads(line) for line in (Path(str(result.run_dir)) / "spans.jsonl").read_text().splitlines()]
+    chats = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "chat"]
+    tools = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "execute_tool"]
+    assert len(chats) == result.model_calls == 4 and len(tools) == 4
+    assert {s["trace_id"] for s in spans} == {result.trace_id}
+    assert all(c["attributes"]["gen_ai.usage.input_tokens"] > 0 for c in chats)
+    assert any(s["name"] == "retrieval" for s in spans)
+    server_traces = session_workspace.state_dir / "servers" / "traces"
+    for server in ("jira-read", "code-search", "go-test-runner", "github-pr"):
+        lines = (server_traces / f"{server}.jsonl").read_text().splitlines()
+        assert any(json.loads(line)["trace_id"] == result.trace_id for line in lines), server
+
+
 def test_run_artifacts_are_saved_beside_the_run(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
 ) -> None:
     calls = [("edit", FIX), TESTS, ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."})]
     result, _ = run(world, "CALC-9", calls, policy, settings)
@@ -203,4 +250,7 @@ def test_run_artifacts_are_saved_beside_the_run(
     transcript = [json.loads(line) for line in (run_dir / "transcript.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in transcript][:2] == ["start", "assistant"]
     assert json.loads((run_dir / "run.json").read_text())["pr"]["number"] == result.pr["number"]  # type: ignore[index]
-    assert "Resolves CALC-9" in (result.pr or {}).get("body", "Resolves CALC-9")
+    pull = PullStore(session_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-9")
+    assert pull is not None and not pull.draft
+    assert pull.body.startswith("Resolves CALC-9: Add returns the difference instead of the sum")
+    assert f"trace id: `{result.trace_id}`" in pull.body and "Ran `TestAdd`" in pull.body

@@ -195,6 +195,26 @@ class Runner:
             timings=Timings.of(waited, co.setup_s, outcome.elapsed_s, time.monotonic() - started),
         )
 
+    async def check_patch(self, req: CheckBuildRequest, patch: str) -> PatchVerdict:
+        """The patch policy's verdict on `patch` at `req.ref`, with nothing run: the line rules on the
+        text, then `git apply` in a worktree and the static guard on git's diff (as run_tests does).
+
+        Raises:
+            NotFound: unknown repository or ref.
+            Conflict: the patch does not apply.
+            UpstreamFailure: the runner is busy, or git/go could not be started.
+        """
+        verdict = check_patch(patch, self._policy)
+        if not verdict.allowed:
+            return verdict
+        async with self._session(req) as (_, co):
+            verdict = check_patch(patch, self._policy, repo_root=co.path)
+            if not verdict.allowed:
+                return verdict
+            before = await self._static.before_apply(co.path, co.commit, patch)
+            applied = await gitops.apply_patch(co.path, patch)
+            return await self._static.after_apply(co.path, applied, before)
+
     def _census_problems(
         self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
     ) -> list[census.Problem]:

@@ -1,10 +1,11 @@
 """go-test-runner: run `go test` on a patch, safely, and say exactly what failed.
 
-Two tools, both scoped `tests:run` and confined to the repositories policy grants the caller:
+Three tools, all scoped `tests:run` and confined to the repositories policy grants the caller:
 `run_tests` (a throwaway worktree at a ref, the patch applied, `go test -json`, a structured
-report) and `check_build` (`go build` + `go vet` diagnostics, invented imports flagged as
-`unknown_import`). Payloads are validated strictly before anything runs; the patch is checked
-against the protected-paths policy; test code runs sandboxed (see sandbox.py).
+report), `check_build` (`go build` + `go vet` diagnostics, invented imports flagged as
+`unknown_import`) and `check_patch` (the patch policy's verdict, nothing run). Payloads are
+validated strictly before anything runs; every patch is checked against the patch policy on the
+diff `git apply` produced; test code runs sandboxed (see sandbox.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import Field
 from servers.common.app import Platform, current_caller
 from servers.common.errors import AccessDenied
 from servers.common.logging import get_logger
+from servers.common.patch_policy import PatchVerdict
 from servers.common.policy import Policies
 from servers.common.tools import ToolSpec
 from servers.go_test_runner.payload import MAX_TIMEOUT_S, CheckBuildRequest, RunTestsRequest, validate_request
@@ -110,5 +112,21 @@ def build_server(settings: GoTestRunnerSettings, policies: Policies, runner: Run
         req = validate_request(CheckBuildRequest, {"repo": repo, "ref": ref, "patch": patch, "packages": packages})
         _check_access(req.repo)
         return await runner.check_build(req)
+
+    @platform.tool(
+        _runner_spec(
+            "check_patch",
+            "Check a unified diff against the patch policy at a ref without running anything: protected "
+            "paths, edits of existing tests, and tampering that would make failing tests look green (exits "
+            "or test-flag changes at package init, a new TestMain, testing.Testing() in code, changed test "
+            "helpers or fixtures, tests shadowed by name). Returns allowed and one reason per problem "
+            "(rule, path, line, detail); run_tests refuses exactly the patches this refuses.",
+        )
+    )
+    async def check_patch(repo: RepoName, ref: Ref, patch: Annotated[str, Field(min_length=1, max_length=10_000_000,
+            description="Unified diff (git diff format) to check.")]) -> PatchVerdict:  # fmt: skip
+        req = validate_request(CheckBuildRequest, {"repo": repo, "ref": ref, "patch": None, "packages": ["./..."]})
+        _check_access(req.repo)
+        return await runner.check_patch(req, patch)
 
     return platform.finish()

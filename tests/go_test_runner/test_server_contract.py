@@ -94,7 +94,7 @@ async def test_tool_surface_matches_snapshot(server: Any) -> None:
         tools = (await client.list_tools()).tools
         surface = json.loads((await client.read_resource("goresolve://surface")).contents[0].text)
     current = surface_document(tools)
-    assert [t.name for t in tools] == ["check_build", "run_tests"]
+    assert [t.name for t in tools] == ["check_build", "check_patch", "run_tests"]
     assert all(t["annotations"]["readOnlyHint"] and not t["annotations"]["openWorldHint"] for t in current)
     assert surface["tools"] == current
     assert_matches_snapshot(SNAPSHOT, surface)

@@ -74,3 +74,41 @@ async def test_a_real_fix_passes_both_guards(victim: pathlib.Path, tmp_path: pat
     result = await _run(runner, packages=["./..."], patch=diff_for(victim, ALLOWED["fix-and-new-test"]))
     assert result.ok, result.summary
     assert "census" not in result.summary
+
+
+async def test_check_patch_gives_the_verdict_without_running(victim: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from servers.go_test_runner.payload import CheckBuildRequest
+
+    runner = _runner(victim, tmp_path, ProtectedPolicy())
+    req = CheckBuildRequest.model_validate({"repo": "victim", "ref": "main", "packages": ["./..."]})
+    try:
+        hook = next(c for c in CASES if c.name == "4-hook-in-code")
+        refused = await runner.check_patch(req, diff_for(victim, hook.files))
+        assert not refused.allowed
+        assert {r.rule for r in refused.reasons} >= {"exit_at_init", "testing_testing"}
+        allowed = await runner.check_patch(req, diff_for(victim, ALLOWED["fix"]))
+        assert allowed.allowed and allowed.reasons == []
+    finally:
+        await runner.drain()
+
+
+async def test_check_patch_over_mcp_returns_the_reasons(victim: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from servers.go_test_runner.server import build_server
+    from tests.support import call
+
+    runner = _runner(victim, tmp_path, ProtectedPolicy())
+    server = build_server(runner.settings, make_policies({"victim": victim}), runner)
+    shadow = next(c for c in CASES if c.name == "9-external-test-shadows")
+    try:
+        result = await call(
+            server, "check_patch", {"repo": "victim", "ref": "main", "patch": diff_for(victim, shadow.files)}
+        )
+    finally:
+        await runner.drain()
+    assert not result.is_error
+    verdict = result.structured_content or {}
+    assert verdict["allowed"] is False
+    assert [(r["rule"], r["path"]) for r in verdict["reasons"]] == [
+        ("shadows_test", "calc_ext_test.go"),
+        ("shadows_test", "calc_ext_test.go"),
+    ]

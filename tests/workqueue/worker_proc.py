@@ -25,6 +25,7 @@ def _db(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE IF NOT EXISTS runs (event TEXT, pid INTEGER)")
     db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, event TEXT, applied INTEGER)")
+    db.execute("CREATE TABLE IF NOT EXISTS applied (key TEXT, event TEXT)")
     return db
 
 
@@ -49,8 +50,12 @@ def main() -> None:
             await anyio.sleep(args.work_ms / 1000)
         data = event.data
         key = f"{event.repo}@{data.after}" if data.kind == "push" else event.id
+        # The idempotent effect: applied once per key, checked and written in one transaction.
+        # `applied` is an append-only log of every application, so a double one would show.
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO effects VALUES (?, ?, 1) ON CONFLICT(key) DO NOTHING", (key, event.id))
+        if db.execute("SELECT 1 FROM effects WHERE key = ?", (key,)).fetchone() is None:
+            db.execute("INSERT INTO effects VALUES (?, ?, 1)", (key, event.id))
+            db.execute("INSERT INTO applied VALUES (?, ?)", (key, event.id))
         db.execute("COMMIT")
 
     settings = QueueSettings(

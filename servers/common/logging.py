@@ -110,6 +110,12 @@ def redactor() -> Redactor:
     return _REDACTOR
 
 
+def _quiet_root_chatter(record: logging.LogRecord) -> bool:
+    # Libraries that call logging.info() on the root logger (onnxruntime's quantizer logs every
+    # tensor) would drown the real lines; our own code always logs through a named logger.
+    return record.name != "root" or record.levelno >= logging.WARNING
+
+
 def configure_logging(
     *,
     service: str,
@@ -151,6 +157,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    handler.addFilter(_quiet_root_chatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -60,7 +60,7 @@ def _github(settings: GitHubPrSettings, policies: Policies) -> Built:
     policy = RetryPolicy(
         max_retries=settings.max_retries, max_wait_s=settings.max_retry_wait_s, deadline_s=settings.deadline_s
     )
-    backend = GitHubBackend(client, names, Calls(policy))
+    backend = GitHubBackend(client, names, Calls(policy), login=settings.github_login)
     try:
         refused = refused_repos(backend, policies.repos.repos)
     except GoresolveError as exc:  # cannot verify protection: serve nothing rather than guess

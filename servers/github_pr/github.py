@@ -4,8 +4,15 @@ A change is built from the commit the branch started from: the files the patch t
 as blobs, patched by `git apply` in a scratch directory, written back as blobs, and combined with
 the base tree into a new tree and a commit by the bot, on top of the branch's previous head.
 The branch ref is created, or moved without force (a fast-forward), so GitHub itself refuses to
-overwrite commits someone else pushed. 422 "already exists" on the ref or the pull request means a
-concurrent call won the race: the call continues on the winner's branch and pull request.
+overwrite commits someone else pushed.
+
+An existing branch is built on only when it is provably the bot's: its head is the commit this
+process last pushed there, or GitHub's own record of the ref (the repository activity API: who
+created it and who pushed to it since) shows only the bot's login, ending at the current head.
+A commit's author and trailers prove nothing (anyone with push access can write them).
+
+422 "already exists" on the ref or the pull request means a concurrent call won the race: the call
+continues on the winner's branch and pull request.
 
 Requests go through `Calls` (bounded retries, error mapping); see `github_calls.py`.
 """
@@ -17,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from github import Auth, Github, InputGitAuthor, InputGitTreeElement
 from github.GitRef import GitRef
@@ -66,12 +74,72 @@ def patched_paths(patch: str) -> set[str]:
 class GitHubBackend:
     """`PullRequestBackend` on GitHub. `repos` maps policy repo names to `owner/name`."""
 
-    def __init__(self, client: Github, repos: Mapping[str, str], calls: Calls | None = None) -> None:
+    def __init__(
+        self, client: Github, repos: Mapping[str, str], calls: Calls | None = None, *, login: str | None = None
+    ) -> None:
         self._client = client
         self._names = dict(repos)
         self._calls = calls or Calls()
         self._repos: dict[str, Repository] = {}
         self._lock = threading.Lock()
+        self._login = login  # the actor GitHub records for the bot's pushes; asked from GET /user when None
+        self._pushed: dict[tuple[str, str], str] = {}  # (repo, branch) -> head this process last pushed
+
+    def login(self) -> str:
+        """The bot's GitHub login (configured, or the token's user, asked once).
+
+        Raises:
+            UpstreamFailure: GitHub would not say (an App installation token cannot: configure the login).
+            RateLimited: GitHub rate limited the request.
+        """
+        if self._login is None:
+            try:
+                login = self._calls("authenticated user", lambda: self._client.get_user().login)
+            except UpstreamFailure as exc:
+                raise UpstreamFailure(
+                    "cannot tell this token's GitHub login (a GitHub App token cannot be asked): set "
+                    "GORESOLVE_GITHUB_PR_GITHUB_LOGIN, e.g. to <app-slug>[bot]",
+                    status=exc.status,
+                    detail=exc.detail,
+                ) from exc
+            with self._lock:
+                self._login = login
+        return self._login
+
+    def _check_owned(self, repo: Repository, name: str, branch: str, head: str) -> None:
+        """Refuse unless `branch` at `head` is provably the bot's (see the module docstring).
+
+        Raises:
+            Conflict: the branch was created by someone else, someone else pushed to it, or its head is not
+                the bot's last push; nothing is changed.
+            RateLimited, UpstreamFailure: GitHub failed.
+        """
+        with self._lock:
+            if self._pushed.get((name, branch)) == head:
+                return
+        me = self.login().lower()
+        ref = f"refs/heads/{branch}"
+
+        def activity(**query: object) -> list[dict[str, Any]]:
+            params = {"ref": ref, "per_page": 100, **query}
+            _headers, data = repo.requester.requestJsonAndCheck("GET", f"{repo.url}/activity", parameters=params)
+            return [a for a in data or [] if isinstance(a, dict)]  # pyright: ignore[reportUnknownVariableType]
+
+        newest = self._calls(f"activity of {branch}", activity)  # newest first
+        creations = [i for i, a in enumerate(newest) if a.get("activity_type") == "branch_creation"]
+        window = newest[: creations[0] + 1] if creations else newest
+        if not creations:
+            created = self._calls(f"creation of {branch}", lambda: activity(activity_type="branch_creation"))
+            window = window + created[:1]
+        creator = _actor(window[-1]) if window and window[-1].get("activity_type") == "branch_creation" else None
+        if creator is None:
+            raise Conflict(f"branch {branch}: GitHub has no record of its creation; the bot will not build on it")
+        if creator != me:
+            raise Conflict(f"branch {branch} was not created by this bot; it does not adopt branches it did not push")
+        others = sorted({who or "a deleted account" for a in window if (who := _actor(a)) != me})
+        if others or window[0].get("after") != head:
+            by = f" (pushed by {', '.join(others)})" if others else ""
+            raise Conflict(f"branch {branch} moved since this bot last pushed it{by}; the bot will not build on it")
 
     def repository(self, name: str) -> Repository:
         """The PyGithub repository for a policy repo name (fetched once, then cached).
@@ -130,10 +198,12 @@ class GitHubBackend:
         if refs:
             current = min(refs, key=lambda r: r.ref)
             branch, parent = current.ref.removeprefix("refs/heads/"), current.object.sha
+            self._check_owned(repo, change.repo, branch, parent)
+            # The head is the bot's own commit (checked above), so its trailer is the bot's.
             head = self._calls("read branch head", lambda: repo.get_git_commit(parent))
             start = trailer(head.message, TRAILER_BASE)
-            if head.author.email != change.author.email or start is None:
-                raise Conflict(f"branch {branch} has a commit not made by this bot; not updating it")
+            if start is None:
+                raise Conflict(f"branch {branch}: the bot's commit has no {TRAILER_BASE} trailer; not updating it")
             pull = self._find_pull(repo, branch)
             refusal = update_refusal(change, pull.number, pull.state, pull.base.ref) if pull is not None else None
             if refusal is not None:
@@ -155,6 +225,8 @@ class GitHubBackend:
                 self._yield_if_raced(repo, change, created_ref)
         except Conflict as exc:
             raise _LostRace from exc
+        with self._lock:
+            self._pushed[(change.repo, branch)] = sha
         created = pull is None
         if pull is None:
             try:
@@ -268,6 +340,13 @@ class GitHubBackend:
         pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
         self._calls("assign", lambda: pull.add_to_assignees(*assignees))
         return self.get_pull_request(repo, number)
+
+
+def _actor(activity: Mapping[str, Any]) -> str | None:
+    """The lower-cased login that performed `activity` (None for a deleted account)."""
+    actor = activity.get("actor")
+    login = actor.get("login") if isinstance(actor, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return login.lower() if isinstance(login, str) else None
 
 
 def _info(pull: PullRequest) -> PullRequestInfo:

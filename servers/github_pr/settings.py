@@ -27,6 +27,11 @@ class GitHubPrSettings(ServerSettings):
     # github backend
     token: SecretStr | None = Field(default=None, description="Fine-grained token: contents + pull requests, write.")
     base_url: str = Field(default="https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
+    github_login: str | None = Field(
+        default=None,
+        description="The login GitHub records for the bot's pushes (branch ownership is checked against it); "
+        "default: the token's user (GET /user). A GitHub App must set it: <app-slug>[bot].",
+    )
     timeout_s: float = Field(default=15.0, gt=0, le=120)
     max_retries: int = Field(default=3, ge=0, le=10)
     max_retry_wait_s: float = Field(default=30.0, ge=0, le=300)

@@ -2,7 +2,9 @@
 
 It implements exactly the operations in `tests.fakes.github.spec.OPERATIONS` — repositories, branch
 protection and rules, the git data API (refs, commits, trees, blobs), pull requests, comments,
-assignees, reviewers, labels — with real git blob ids and fast-forward checks on ref updates.
+assignees, reviewers, labels, the repository activity (who created or pushed to which ref, by token:
+`logins`), the authenticated user — with real git blob ids and fast-forward checks on ref updates.
+`push_as(login, ...)` plays someone else pushing.
 Anything else (a merge, a delete, a settings change) is answered 404 and recorded in `unexpected`.
 
 Every response it serves, and every request the client sends (path and query parameters, JSON
@@ -24,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.fakes.github import handlers_hooks, handlers_pulls  # noqa: F401 - register their operations
+from tests.fakes.github import handlers_activity, handlers_hooks, handlers_pulls  # noqa: F401 - register them
 from tests.fakes.github.contract import contract
 from tests.fakes.github.handlers import HANDLERS
 from tests.fakes.github.spec import OPERATIONS
@@ -68,6 +70,7 @@ class Repo:
     required_reviews: int | None = 1  # classic protection of the default branch; None = unprotected
     ruleset_reviews: int | None = None
     protection_readable: bool = True
+    activity: list[dict[str, Any]] = field(default_factory=list)  # who moved which ref, newest last
 
     @property
     def full_name(self) -> str:
@@ -87,6 +90,10 @@ class FakeGitHub:
         self.base_url = ""
         self._server: ThreadingHTTPServer | None = None
         self._next_id = 1000
+        self.logins: dict[str, str] = {}  # token -> login; any other token acts as `default_login`
+        self.default_login = "goresolve-bot"
+        self.app_logins: set[str] = set()  # logins of GitHub App installations (no GET /user)
+        self.actor = self.default_login  # the login of the request being handled (set under `lock`)
 
     # --- set-up API for tests ---------------------------------------------------------------------
 
@@ -100,6 +107,43 @@ class FakeGitHub:
         repo.refs[f"refs/heads/{repo.default_branch}"] = sha
         self.repos[full_name] = repo
         return repo
+
+    def push_as(self, login: str, full_name: str, branch: str, files: dict[str, str], *, author: Any = None) -> str:
+        """Someone else (`login`) pushes a commit changing `files` on top of `branch` (or of main, creating it).
+
+        `author` (name, email) defaults to the pusher; a forger passes the bot's.
+        """
+        repo = self.repos[full_name]
+        ref = f"refs/heads/{branch}"
+        parent = repo.refs.get(ref, repo.refs[f"refs/heads/{repo.default_branch}"])
+        entries = dict(repo.trees[repo.commits[parent]["tree"]])
+        entries.update({p: ("100644", self._blob(repo, c.encode())) for p, c in files.items()})
+        name, email = author or (login, f"{login}@example.invalid")
+        commit = {
+            "message": f"change by {login}",
+            "tree": self._tree(repo, entries),
+            "parents": [parent],
+            "author": _person(name, email),
+            "n": self.next_id(),
+        }
+        sha = self._commit(repo, commit)
+        with self.lock:
+            self.record(repo, ref, repo.refs.get(ref), sha, login)
+            repo.refs[ref] = sha
+        return sha
+
+    def record(self, repo: Repo, ref: str, before: str | None, after: str | None, login: str | None = None) -> None:
+        """Append one entry to the repository's activity, as GitHub records every ref change."""
+        if before is None:
+            kind = "branch_creation"
+        elif after is None:
+            kind = "branch_deletion"
+        else:
+            kind = "push" if before in self._ancestors(repo, after) else "force_push"
+        actor = login or self.actor
+        repo.activity.append(
+            {"before": before or "0" * 40, "after": after or "0" * 40, "ref": ref, "type": kind, "actor": actor}
+        )
 
     def fail(self, op: str, status: int, *, times: int = 1, retry_after: int | None = None) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
@@ -180,6 +224,7 @@ class FakeGitHub:
             params = {k: unquote(v) for k, v in match.groupdict().items()}
             template = OPERATIONS[op][1]
             problems += contract().request_violations(h.command, path, template, params, query, raw_body)
+            token = (h.headers.get("Authorization") or "").rsplit(" ", 1)[-1]
             with self.lock:
                 self.calls.append(op)
                 fault = self.faults.get(op, []) and self.faults[op].pop(0)
@@ -190,6 +235,7 @@ class FakeGitHub:
             else:
                 try:
                     with self.lock:
+                        self.actor = self.logins.get(token, self.default_login)
                         status, payload = self._route(op, params, query, body)
                 except HttpError as err:
                     status, payload = err.status, err.body
@@ -206,6 +252,8 @@ class FakeGitHub:
         h.wfile.write(raw)
 
     def _route(self, op: str, params: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if "owner" not in params:  # an operation outside any repository (the authenticated user)
+            return HANDLERS[op](self, None, params, query, body)  # type: ignore[arg-type]
         full = f"{params.pop('owner')}/{params.pop('repo')}"
         repo = self.repos.get(full)
         if repo is None:

@@ -241,3 +241,47 @@ def test_pygithub_itself_never_retries_or_sleeps(fake):
     with pytest.raises(RateLimited):
         backend.get_pull_request("svc", 1)
     assert fake.calls.count("repos/get") == 2
+
+
+# --- ownership: from GitHub's record of who pushed, never from a commit's author or trailers ------------
+
+FORGED = (BOT.name, BOT.email)
+
+
+def test_a_branch_someone_else_created_is_not_adopted_even_when_it_looks_like_the_bots(gh, fake):
+    planted = fake.push_as("mallory", "acme/svc", "goresolve/SVC-7-x", {"backdoor.go": "package calc\n"}, author=FORGED)
+    with pytest.raises(Conflict, match="was not created by this bot"):
+        gh.open_or_update(change())
+    repo = fake.repos["acme/svc"]
+    assert repo.refs["refs/heads/goresolve/SVC-7-x"] == planted
+    assert repo.pulls == {}
+
+
+def test_a_push_by_someone_else_onto_the_bots_branch_is_refused_in_every_process(fake, sleeps):
+    first = make_backend(fake, sleeps)
+    ref = first.open_or_update(change())
+    planted = fake.push_as("mallory", "acme/svc", ref.branch, {"backdoor.go": "package calc\n"}, author=FORGED)
+    for backend in (first, make_backend(fake, sleeps)):  # this process, and one that never pushed
+        with pytest.raises(Conflict, match=r"moved since this bot last pushed it \(pushed by mallory\)"):
+            backend.open_or_update(change(patch=SECOND_PATCH))
+    assert fake.repos["acme/svc"].refs[f"refs/heads/{ref.branch}"] == planted
+
+
+def test_another_process_of_the_bot_updates_its_branch_on_githubs_record(fake, sleeps):
+    ref = make_backend(fake, sleeps).open_or_update(change())
+    again = make_backend(fake, sleeps).open_or_update(change(patch=SECOND_PATCH))
+    assert (again.number, again.created, again.branch) == (ref.number, False, ref.branch)
+    assert "repos/list-activities" in fake.calls
+    assert fake.calls.count("users/get-authenticated") == 1  # asked only when there is a branch to check
+
+
+def test_a_github_app_token_needs_the_login_configured(fake, sleeps):
+    make_backend(fake, sleeps).open_or_update(change())
+    fake.app_logins.add(fake.default_login)
+    with pytest.raises(UpstreamFailure, match="GORESOLVE_GITHUB_PR_GITHUB_LOGIN"):
+        make_backend(fake, sleeps).open_or_update(change(patch=SECOND_PATCH))
+    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
+    configured = GitHubBackend(
+        client, {"svc": "acme/svc"}, Calls(RetryPolicy(sleep=sleeps.append)), login="Goresolve-Bot"
+    )
+    assert configured.open_or_update(change(patch=SECOND_PATCH)).created is False

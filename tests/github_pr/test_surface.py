@@ -72,7 +72,7 @@ def test_the_package_uses_exactly_the_allowed_pygithub_writes():
     assert used & mutators == set(ALLOWED_WRITES)
 
 
-def test_raw_requests_are_only_the_rules_read_and_the_labels_post():
+def test_raw_requests_are_only_the_rules_and_activity_reads_and_the_labels_post():
     raw = set()
     for tree in _source_trees(pygithub_only=False):
         for node in ast.walk(tree):
@@ -83,7 +83,7 @@ def test_raw_requests_are_only_the_rules_read_and_the_labels_post():
                 assert isinstance(url, ast.JoinedStr), "URLs are written in the call, so this test can read them"
                 tail = [v.value for v in url.values if isinstance(v, ast.Constant)][-1]
                 raw.add((method.value, tail))
-    assert raw == {("GET", "/rules/branches/"), ("POST", "/labels")}
+    assert raw == {("GET", "/rules/branches/"), ("GET", "/activity"), ("POST", "/labels")}
 
 
 def test_no_call_forces_or_changes_state():

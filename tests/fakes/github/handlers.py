@@ -191,6 +191,7 @@ def create_ref(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
         raise _err(422, "Reference already exists")
     if body["sha"] not in repo.commits:
         raise _err(422, "Object does not exist")
+    fake.record(repo, body["ref"], None, body["sha"])
     repo.refs[body["ref"]] = body["sha"]
     return 201, _ref_shape(fake, repo, body["ref"])
 
@@ -202,14 +203,17 @@ def update_ref(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
         raise _err(422, "Reference does not exist")
     if not body.get("force") and repo.refs[ref] not in fake._ancestors(repo, body["sha"]):
         raise _err(422, "Update is not a fast forward")
+    fake.record(repo, ref, repo.refs[ref], body["sha"])
     repo.refs[ref] = body["sha"]
     return 200, _ref_shape(fake, repo, ref)
 
 
 @op("git/delete-ref")
 def delete_ref(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
-    if repo.refs.pop(f"refs/{params['ref']}", None) is None:
+    before = repo.refs.pop(f"refs/{params['ref']}", None)
+    if before is None:
         raise _err(422, "Reference does not exist")
+    fake.record(repo, f"refs/{params['ref']}", before, None)
     return 204, None
 
 

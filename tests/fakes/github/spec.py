@@ -30,6 +30,9 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "repos/get-branch": ("get", "/repos/{owner}/{repo}/branches/{branch}"),
     "repos/get-branch-protection": ("get", "/repos/{owner}/{repo}/branches/{branch}/protection"),
     "repos/get-branch-rules": ("get", "/repos/{owner}/{repo}/rules/branches/{branch}"),
+    # github-pr proves a branch is its own from GitHub's record of who pushed to it.
+    "repos/list-activities": ("get", "/repos/{owner}/{repo}/activity"),
+    "users/get-authenticated": ("get", "/user"),
     "git/get-ref": ("get", "/repos/{owner}/{repo}/git/ref/{ref}"),
     "git/list-matching-refs": ("get", "/repos/{owner}/{repo}/git/matching-refs/{ref}"),
     "git/create-ref": ("post", "/repos/{owner}/{repo}/git/refs"),

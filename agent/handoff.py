@@ -86,7 +86,7 @@ def render_handoff(
 ) -> str:
     still = attempts[-1].failures if attempts else []
     lines = [
-        f"## goresolve hand-off: {ticket} — {_cell(title, 100)}",
+        f"## goresolve hand-off: {ticket} — {' '.join(title.split())[:100]}",
         "",
         f"**Why it stopped:** {_cell(reason, 300)}  ",
         f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}` · **Cost:** ${cost_usd:.4f}",

@@ -183,9 +183,12 @@ def load_agent_policy(directory: Path = DEFAULT_POLICY_DIR) -> AgentPolicy:
     return AgentPolicy(budgets=budgets, escalation=escalation, scopes=scopes, repos=repos)
 
 
+POLICY_SCHEMAS: dict[str, type[BaseModel]] = {"budgets": Budgets, "escalation": Escalation}
+
+
 def write_schemas(directory: Path) -> list[Path]:
-    out = []
-    for name, model in (("budgets", Budgets), ("escalation", Escalation)):
+    out: list[Path] = []
+    for name, model in POLICY_SCHEMAS.items():
         path = directory / f"{name}.schema.json"
         path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         out.append(path)

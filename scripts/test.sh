@@ -16,6 +16,9 @@ fi
 # System packages the tests need (bubblewrap for the sandbox, redis-server for the queue), when missing.
 bash scripts/install-system-deps.sh
 
+# Helm v4 and a real kube-apiserver + etcd for the chart and dispatcher tests (go install/go build, cached by version).
+bash scripts/install-kube-tools.sh
+
 # Test-only API descriptions, fetched from the npm registry by name and pinned version (cached).
 bash tests/fakes/github/install_spec.sh
 bash scripts/install-webhook-schemas.sh

@@ -1,0 +1,125 @@
+{{/*
+The agent pod spec: the agent container and, in topology "sidecars", the four servers as native
+sidecars. Used by the per-ticket Job (job-template ConfigMap) and the optional agent Deployment.
+dict: ctx, restartPolicy, args (the agent's command line).
+*/}}
+{{- define "goresolve.agentPodSpec" -}}
+{{- $ctx := .ctx -}}{{- $v := $ctx.Values -}}{{- $full := include "goresolve.fullname" $ctx -}}
+{{- $sidecars := eq $v.topology "sidecars" -}}
+{{- $servers := list "jira-read" "code-search" "go-test-runner" "github-pr" -}}
+serviceAccountName: {{ $full }}-agent
+# No API token: the agent's only tokens are the per-server audiences below.
+automountServiceAccountToken: false
+enableServiceLinks: false
+restartPolicy: {{ .restartPolicy }}
+{{- include "goresolve.podSecurityContext" $ctx | nindent 0 }}
+{{- include "goresolve.podCommon" $ctx | nindent 0 }}
+{{- if $sidecars }}
+initContainers:
+  {{- range $servers }}
+  {{- include "goresolve.serverContainer" (dict "ctx" $ctx "name" . "sidecar" true) | nindent 2 }}
+  {{- end }}
+{{- end }}
+containers:
+  - name: agent
+    image: {{ include "goresolve.image" $v.images.agent }}
+    imagePullPolicy: {{ $v.imagePullPolicy }}
+    args: {{ toJson .args }}
+    env:
+      - name: GORESOLVE_DATA_DIR
+        value: /var/lib/goresolve
+      - name: GORESOLVE_AGENT_POLICY_DIR
+        value: /etc/goresolve/policies
+      - name: GORESOLVE_SECRETS_DIR
+        value: /var/run/secrets/goresolve
+      - name: GORESOLVE_AGENT_PROVIDER
+        value: {{ $v.agent.provider | quote }}
+      {{- with $v.agent.model }}
+      - name: GORESOLVE_AGENT_MODEL
+        value: {{ . | quote }}
+      {{- end }}
+      {{- with $v.agent.baseUrl }}
+      - name: GORESOLVE_AGENT_BASE_URL
+        value: {{ . | quote }}
+      {{- end }}
+      - name: GORESOLVE_AGENT_MCP_TRANSPORT
+        value: http
+      {{- range $servers }}
+      {{- $def := get (include "goresolve.servers" $ctx | fromYaml) . }}
+      {{- $sv := get $v $def.key }}
+      {{- $envName := . | upper | replace "-" "_" }}
+      - name: GORESOLVE_AGENT_{{ $envName }}_URL
+        value: {{ ternary (printf "http://127.0.0.1:%v/mcp" $sv.port) (printf "http://%s-%s:%v/mcp" $full . $sv.port) $sidecars | quote }}
+      {{- if eq $v.auth.mode "projected" }}
+      - name: GORESOLVE_AGENT_{{ $envName }}_TOKEN_FILE
+        value: /var/run/secrets/goresolve/tokens/{{ . }}
+      {{- end }}
+      {{- end }}
+      {{- if .queue }}
+      # The long-running agent takes tickets from the queue itself (dispatch --mode local).
+      {{- include "goresolve.queueEnv" $ctx | nindent 6 }}
+      - name: GORESOLVE_QUEUE_JOB_TIMEOUT_S
+        value: {{ add $v.dispatcher.wallClockSeconds $v.dispatcher.deadlineMarginSeconds 300 | quote }}
+      - name: GORESOLVE_DISPATCH_WALL_CLOCK_S
+        value: {{ $v.dispatcher.wallClockSeconds | quote }}
+      {{- end }}
+      {{- with $v.agent.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    resources:
+      {{- toYaml $v.agent.resources | nindent 6 }}
+    {{- include "goresolve.containerSecurityContext" $ctx | nindent 4 }}
+    volumeMounts:
+      - {name: policies, mountPath: /etc/goresolve/policies, readOnly: true}
+      - {name: agent-state, mountPath: /var/lib/goresolve}
+      - {name: agent-tmp, mountPath: /tmp}
+      - {name: agent-secrets, mountPath: /var/run/secrets/goresolve, readOnly: true}
+      {{- if eq $v.auth.mode "projected" }}
+      - {name: agent-tokens, mountPath: /var/run/secrets/goresolve/tokens, readOnly: true}
+      {{- end }}
+volumes:
+  {{- include "goresolve.policiesVolume" $ctx | nindent 2 }}
+  - name: agent-state
+    emptyDir: {sizeLimit: 1Gi}
+  - name: agent-tmp
+    emptyDir: {sizeLimit: 1Gi}
+  - name: agent-secrets
+    projected:
+      defaultMode: 0440
+      sources:
+        - secret:
+            name: {{ include "goresolve.secretName" (list $ctx $v.agent.credentials "model") }}
+            items:
+              - {key: {{ $v.agent.credentials.existingSecretKey }}, path: GORESOLVE_AGENT_API_KEY}
+        {{- if eq $v.auth.mode "sharedKey" }}
+        # The agent mints one token per server from the shared key (the fallback mode).
+        - secret:
+            name: {{ include "goresolve.sharedKeySecret" $ctx }}
+            items:
+              - {key: {{ $v.auth.sharedKey.existingSecretKey }}, path: GORESOLVE_TOKEN_KEY}
+        {{- end }}
+  {{- if eq $v.auth.mode "projected" }}
+  # One ServiceAccount token per server, each with that server's audience only: a token stolen
+  # from one server is refused by every other, and none of them is valid for the API server.
+  - name: agent-tokens
+    projected:
+      defaultMode: 0440
+      sources:
+        {{- range $servers }}
+        - serviceAccountToken:
+            audience: {{ include "goresolve.tokenAudience" . }}
+            expirationSeconds: {{ $v.auth.tokenExpirationSeconds }}
+            path: {{ . }}
+        {{- end }}
+  {{- end }}
+  {{- if $sidecars }}
+  {{- range $servers }}
+  {{- include "goresolve.serverVolumes" (dict "ctx" $ctx "name" .) | nindent 2 }}
+  {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{- define "goresolve.agentLabels" -}}
+{{ include "goresolve.selectorLabels" . }}
+app.kubernetes.io/component: agent
+{{- end -}}

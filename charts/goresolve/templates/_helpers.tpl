@@ -1,0 +1,146 @@
+{{/* Names and labels. */}}
+{{- define "goresolve.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "goresolve.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "goresolve.labels" -}}
+{{ include "goresolve.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* The four servers: values key, port, image key, env prefix, credential (if any). */}}
+{{- define "goresolve.servers" -}}
+jira-read: {key: jiraRead, prefix: GORESOLVE_JIRA_READ_, secretSetting: API_TOKEN, secretValue: apiToken}
+code-search: {key: codeSearch, prefix: GORESOLVE_CODE_SEARCH_}
+go-test-runner: {key: goTestRunner, prefix: GORESOLVE_GO_TEST_RUNNER_}
+github-pr: {key: githubPr, prefix: GORESOLVE_GITHUB_PR_, secretSetting: TOKEN, secretValue: token}
+{{- end -}}
+
+{{/* image reference: repository@digest when a digest is given, else repository:tag. */}}
+{{- define "goresolve.image" -}}
+{{- if .digest -}}
+{{ .repository }}@{{ .digest }}
+{{- else -}}
+{{ .repository }}:{{ .tag }}
+{{- end -}}
+{{- end -}}
+
+{{/* The container security context of every container (Pod Security "restricted"). */}}
+{{- define "goresolve.containerSecurityContext" -}}
+securityContext:
+  runAsNonRoot: true
+  readOnlyRootFilesystem: true
+  allowPrivilegeEscalation: false
+  privileged: false
+  capabilities:
+    drop: [ALL]
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}
+
+{{- define "goresolve.podSecurityContext" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{- define "goresolve.podCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Secret names: the operator's existingSecret, else the chart's own. */}}
+{{- define "goresolve.secretName" -}}
+{{- $ctx := index . 0 -}}{{- $creds := index . 1 -}}{{- $suffix := index . 2 -}}
+{{- if $creds.existingSecret -}}{{ $creds.existingSecret }}{{- else -}}{{ include "goresolve.fullname" $ctx }}-{{ $suffix }}{{- end -}}
+{{- end -}}
+
+{{- define "goresolve.policiesConfigMap" -}}
+{{- if .Values.policies.existingConfigMap -}}{{ .Values.policies.existingConfigMap }}{{- else -}}{{ include "goresolve.fullname" . }}-policies{{- end -}}
+{{- end -}}
+
+{{- define "goresolve.redisSecretName" -}}
+{{- if .Values.queue.redis.existingSecret -}}{{ .Values.queue.redis.existingSecret }}{{- else -}}{{ include "goresolve.fullname" . }}-redis-url{{- end -}}
+{{- end -}}
+
+{{/* Environment that points a component at the queue. */}}
+{{- define "goresolve.queueEnv" -}}
+- name: GORESOLVE_QUEUE_BACKEND
+  value: redis
+{{- if .Values.queue.redis.bundled }}
+- name: GORESOLVE_QUEUE_REDIS_URL
+  value: {{ printf "redis://%s-redis:6379/0" (include "goresolve.fullname" .) | quote }}
+{{- else }}
+- name: GORESOLVE_QUEUE_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "goresolve.redisSecretName" . }}
+      key: {{ .Values.queue.redis.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
+{{/* Policies volume (read-only) and scratch volumes shared by every pod. */}}
+{{- define "goresolve.policiesVolume" -}}
+- name: policies
+  configMap:
+    name: {{ include "goresolve.policiesConfigMap" . }}
+{{- end -}}
+
+{{- define "goresolve.tokenAudience" -}}goresolve:{{ . }}{{- end -}}
+
+{{/*
+Auth settings of one server (dict: ctx, name, prefix). projected: the server verifies Kubernetes
+ServiceAccount tokens against the issuer's JWKS; sharedKey: HS256 with the key from its Secret file.
+*/}}
+{{- define "goresolve.serverAuthEnv" -}}
+{{- $v := .ctx.Values -}}
+{{- if eq $v.auth.mode "projected" }}
+- name: {{ .prefix }}OIDC_ISSUER
+  value: {{ $v.auth.issuerUrl | quote }}
+- name: {{ .prefix }}OIDC_JWKS_URL
+  value: {{ default (printf "%s/openid/v1/jwks" (trimSuffix "/" $v.auth.issuerUrl)) $v.auth.jwksUrl | quote }}
+- name: {{ .prefix }}OIDC_AUDIENCE
+  value: {{ include "goresolve.tokenAudience" .name | quote }}
+{{- if $v.auth.issuerCaConfigMap }}
+- name: {{ .prefix }}OIDC_CA_FILE
+  value: /etc/goresolve/oidc-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The shared-key secret name (sharedKey mode). */}}
+{{- define "goresolve.sharedKeySecret" -}}
+{{- include "goresolve.secretName" (list . .Values.auth.sharedKey "token-key") -}}
+{{- end -}}
+
+{{/* One credential line of NOTES.txt. list: ctx, credentials, key, inline value, who, suffix. */}}
+{{- define "goresolve.notesSecret" -}}
+{{- $creds := index . 1 }}{{ $key := index . 2 }}{{ $inline := index . 3 }}{{ $who := index . 4 }}
+{{- if $creds.existingSecret }}
+     - {{ $who }}: Secret "{{ $creds.existingSecret }}", key "{{ $key }}" (yours; make sure it exists)
+{{- else if $inline }}
+     - {{ $who }}: Secret "{{ include "goresolve.fullname" (index . 0) }}-{{ index . 5 }}" (created from values; prefer existingSecret)
+{{- else }}
+     - {{ $who }}: NOT SET. Create a Secret and set its existingSecret (see docs/operations.md)
+{{- end }}
+{{- end -}}

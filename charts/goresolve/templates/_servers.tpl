@@ -1,0 +1,154 @@
+{{/*
+One MCP server container. dict: ctx, name (jira-read, ...), sidecar (bool).
+As a sidecar it is an init container with restartPolicy Always, bound to 127.0.0.1; as a
+Deployment (topology "services") it binds the pod IP and is reached through its Service.
+*/}}
+{{- define "goresolve.serverContainer" -}}
+{{- $ctx := .ctx -}}{{- $v := $ctx.Values -}}{{- $name := .name -}}
+{{- $def := get (include "goresolve.servers" $ctx | fromYaml) $name -}}
+{{- $sv := get $v $def.key -}}
+{{- $prefix := $def.prefix -}}
+- name: {{ $name }}
+  image: {{ include "goresolve.image" (get $v.images $def.key) }}
+  imagePullPolicy: {{ $v.imagePullPolicy }}
+  {{- if .sidecar }}
+  restartPolicy: Always
+  {{- end }}
+  args: [--transport, http, --host, {{ ternary "127.0.0.1" "0.0.0.0" .sidecar | quote }}, --port, {{ $sv.port | quote }}, --policy-dir, /etc/goresolve/policies]
+  env:
+    - name: {{ $prefix }}STATE_DIR
+      value: /var/lib/goresolve
+    - name: {{ $prefix }}LOG_LEVEL
+      value: INFO
+    {{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") }}
+    # Only this server's own credentials, one file per setting (pydantic-settings secrets dir).
+    - name: GORESOLVE_SECRETS_DIR
+      value: /var/run/secrets/goresolve
+    {{- end }}
+    {{- include "goresolve.serverAuthEnv" (dict "ctx" $ctx "name" $name "prefix" $prefix) | nindent 4 }}
+    {{- if eq $name "jira-read" }}
+    - name: {{ $prefix }}BACKEND
+      value: {{ $sv.backend | quote }}
+    {{- if $sv.url }}
+    - name: {{ $prefix }}URL
+      value: {{ $sv.url | quote }}
+    {{- end }}
+    {{- if $sv.user }}
+    - name: {{ $prefix }}USER
+      value: {{ $sv.user | quote }}
+    {{- end }}
+    {{- else if eq $name "code-search" }}
+    - name: {{ $prefix }}DB_DIR
+      value: {{ ternary "/var/lib/goresolve-index" $v.index.objectStore.uri (eq $v.index.storage "pvc") | quote }}
+    - name: {{ $prefix }}EMBEDDER
+      value: {{ $sv.embedder | quote }}
+    {{- else if eq $name "go-test-runner" }}
+    - name: {{ $prefix }}WORK_DIR
+      value: /var/lib/goresolve-work
+    - name: {{ $prefix }}GOPROXY
+      value: {{ default "off" $sv.goproxy | quote }}
+    - name: {{ $prefix }}MAX_CONCURRENCY
+      value: {{ $sv.maxConcurrency | quote }}
+    - name: {{ $prefix }}ALLOW_WEAK_SANDBOX
+      value: {{ $sv.allowWeakSandbox | quote }}
+    {{- else if eq $name "github-pr" }}
+    - name: {{ $prefix }}BACKEND
+      value: {{ $sv.backend | quote }}
+    - name: {{ $prefix }}BASE_URL
+      value: {{ $sv.baseUrl | quote }}
+    - name: {{ $prefix }}BRANCH_PREFIX
+      value: {{ $sv.branchPrefix | quote }}
+    {{- end }}
+  {{- if and (eq $name "code-search") (eq $v.index.storage "objectStore") $v.index.objectStore.existingSecret }}
+  envFrom:
+    - secretRef:
+        name: {{ $v.index.objectStore.existingSecret }}
+  {{- end }}
+  {{- if .sidecar }}
+  ports:
+    - {name: mcp, containerPort: {{ $sv.port }}, protocol: TCP}
+  {{- else }}
+  ports:
+    - {name: mcp, containerPort: {{ $sv.port }}, protocol: TCP}
+  {{- end }}
+  # The kubelet probes the pod IP, and a sidecar listens on 127.0.0.1 only: probe from inside.
+  startupProbe:
+    exec:
+      command: [python, -c, "import socket; socket.create_connection(('127.0.0.1', {{ $sv.port }}), 2).close()"]
+    periodSeconds: 2
+    timeoutSeconds: 3
+    failureThreshold: 60
+  livenessProbe:
+    exec:
+      command: [python, -c, "import socket; socket.create_connection(('127.0.0.1', {{ $sv.port }}), 2).close()"]
+    periodSeconds: 20
+    timeoutSeconds: 3
+    failureThreshold: 3
+  resources:
+    {{- toYaml $sv.resources | nindent 4 }}
+  {{- include "goresolve.containerSecurityContext" $ctx | nindent 2 }}
+  volumeMounts:
+    - {name: policies, mountPath: /etc/goresolve/policies, readOnly: true}
+    - {name: {{ $name }}-state, mountPath: /var/lib/goresolve}
+    - {name: {{ $name }}-tmp, mountPath: /tmp}
+    {{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") }}
+    - {name: {{ $name }}-secrets, mountPath: /var/run/secrets/goresolve, readOnly: true}
+    {{- end }}
+    {{- if and (eq $v.auth.mode "projected") $v.auth.issuerCaConfigMap }}
+    - {name: {{ $name }}-oidc-ca, mountPath: /etc/goresolve/oidc-ca, readOnly: true}
+    {{- end }}
+    {{- if eq $name "go-test-runner" }}
+    - {name: go-test-runner-work, mountPath: /var/lib/goresolve-work}
+    {{- end }}
+    {{- if and (eq $name "code-search") (eq $v.index.storage "pvc") }}
+    # The index is written by the indexer only; code-search reads it.
+    - {name: index, mountPath: /var/lib/goresolve-index, readOnly: true}
+    {{- end }}
+{{- end -}}
+
+{{/* The volumes one server needs. dict: ctx, name. */}}
+{{- define "goresolve.serverVolumes" -}}
+{{- $ctx := .ctx -}}{{- $v := $ctx.Values -}}{{- $name := .name -}}
+{{- $def := get (include "goresolve.servers" $ctx | fromYaml) $name -}}
+{{- $sv := get $v $def.key -}}
+- name: {{ $name }}-state
+  emptyDir: {sizeLimit: 1Gi}
+- name: {{ $name }}-tmp
+  emptyDir: {sizeLimit: 1Gi}
+{{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") }}
+- name: {{ $name }}-secrets
+  projected:
+    defaultMode: 0440
+    sources:
+      {{- if $def.secretSetting }}
+      - secret:
+          name: {{ include "goresolve.secretName" (list $ctx $sv.credentials $name) }}
+          items:
+            - {key: {{ $sv.credentials.existingSecretKey }}, path: {{ printf "%s%s" $def.prefix $def.secretSetting }}}
+      {{- end }}
+      {{- if eq $v.auth.mode "sharedKey" }}
+      - secret:
+          name: {{ include "goresolve.sharedKeySecret" $ctx }}
+          items:
+            - {key: {{ $v.auth.sharedKey.existingSecretKey }}, path: {{ printf "%sTOKEN_KEY" $def.prefix }}}
+      {{- end }}
+{{- end }}
+{{- if and (eq $v.auth.mode "projected") $v.auth.issuerCaConfigMap }}
+# The CA of the in-cluster issuer (for its JWKS over HTTPS); a certificate, not a credential.
+- name: {{ $name }}-oidc-ca
+  configMap:
+    name: {{ $v.auth.issuerCaConfigMap }}
+    items:
+      - {key: ca.crt, path: ca.crt}
+{{- end }}
+{{- if eq $name "go-test-runner" }}
+- name: go-test-runner-work
+  emptyDir: {sizeLimit: {{ $sv.scratchSizeLimit }}}
+{{- end }}
+{{- if and (eq $name "code-search") (eq $v.index.storage "pvc") }}
+- name: index
+  persistentVolumeClaim:
+    claimName: {{ default (printf "%s-index" (include "goresolve.fullname" $ctx)) $v.index.pvc.existingClaim }}
+    readOnly: true
+{{- end }}
+{{- end -}}

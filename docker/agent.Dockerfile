@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# the agent, the dispatcher (goresolve dispatch) and the webhook gateway (goresolve serve webhooks).
+# Build from the repository root:  buildah build -f docker/agent.Dockerfile -t goresolve/agent:0.1.0 .
+ARG PYTHON_IMAGE=docker.io/library/python:3.12.8-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+RUN python -m venv /opt/goresolve
+COPY pyproject.toml README.md ./
+COPY docker/requirements.py docker/requirements.py
+# Dependencies first (a layer that changes only with pyproject.toml), then the package without its
+# full dependency list: the image gets the image-agent extra and nothing else.
+RUN python docker/requirements.py image-agent > /tmp/requirements.txt \
+ && /opt/goresolve/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+COPY servers servers
+COPY agent agent
+COPY goresolve goresolve
+COPY workqueue workqueue
+COPY policies policies
+RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps .
+# No installer in the runtime image.
+RUN /opt/goresolve/bin/pip uninstall -y pip
+
+FROM ${PYTHON_IMAGE}
+
+RUN python -m pip uninstall -y pip setuptools wheel 2>/dev/null; rm -rf /root/.cache
+COPY --from=build /opt/goresolve /opt/goresolve
+COPY policies /etc/goresolve/policies
+ENV PATH=/opt/goresolve/bin:/usr/local/bin:/usr/bin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    GORESOLVE_DATA_DIR=/var/lib/goresolve
+# The chart runs every container as 10001 with a read-only root filesystem and emptyDir scratch.
+USER 10001:10001
+ENTRYPOINT ["goresolve"]

@@ -1,0 +1,288 @@
+"""Chart checks: helm lint, helm template on two Kubernetes versions for every values file, offline
+schema validation of every rendered object (kubernetes-validate), values.schema.json refusals, and
+policy over the rendered manifests (least privilege, pinned images, default-deny networking)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.charts.render import CHART, CI_VALUES, job_template, render, run_helm
+
+pytestmark = pytest.mark.timeout(1800)  # the first use installs helm from the Go module proxy
+
+KUBE_VERSIONS = ("1.33.0", "1.37.0")
+CONFIGS: tuple[Path | None, ...] = (None, *CI_VALUES)
+SERVERS = ("jira-read", "code-search", "go-test-runner", "github-pr")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _schemas_read_once() -> Iterator[None]:
+    """kubernetes-validate re-reads its (large) schema files for every object; read each once."""
+    original = kubernetes_validate.utils.schema_contents
+    kubernetes_validate.utils.schema_contents = functools.cache(original)
+    yield
+    kubernetes_validate.utils.schema_contents = original
+
+
+def config_id(values: Path | None) -> str:
+    return "defaults" if values is None else values.stem
+
+
+@functools.cache
+def rendered(values: Path | None, kube_version: str = "1.34.0") -> list[dict[str, Any]]:
+    return render(values=values, kube_version=kube_version)
+
+
+def pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, pod spec) of every workload, the per-ticket Job from its ConfigMap included."""
+    for doc in manifests:
+        if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
+    yield "Job/per-ticket", job_template(manifests)["spec"]["template"]["spec"]
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in manifests if d["kind"] == kind]
+
+
+def test_the_chart_lints_clean_for_every_values_file() -> None:
+    for values in CONFIGS:
+        args = ["lint", str(CHART), "--strict"] + (["--values", str(values)] if values else [])
+        out = run_helm(*args)
+        assert out.returncode == 0, f"{config_id(values)}: {out.stdout}{out.stderr}"
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values", CONFIGS, ids=config_id)
+def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(values: Path | None, kube_version: str) -> None:
+    manifests = rendered(values, kube_version)
+    assert manifests
+    for doc in [*manifests, job_template(manifests)]:
+        kubernetes_validate.validate(doc, kube_version, strict=True)
+
+
+def test_the_offline_validator_refuses_an_unknown_field() -> None:
+    doc = job_template(rendered(None))
+    doc["spec"]["template"]["spec"]["containers"][0]["bogusField"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ("unknownKey=1", "unknownKey"),
+        ("agent.resources.requests.cpu=[1]", "cpu"),
+        ("topology=mesh", "topology"),
+        ("images.agent.tag=latest", "tag"),
+        ("dispatcher.maxConcurrent=many", "maxConcurrent"),
+        ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
+        ("jiraRead.credentials.apiTokenn=x", "apiTokenn"),
+    ],
+)
+def test_values_schema_rejects_unknown_keys_and_wrong_types(override: str, complaint: str) -> None:
+    with pytest.raises(RuntimeError, match="schema") as refused:
+        render(sets=(override,))
+    assert complaint in str(refused.value)
+
+
+def test_a_shared_key_shorter_than_32_characters_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="at least 32"):
+        render(sets=("auth.mode=sharedKey", "auth.sharedKey.value=short"))
+
+
+@pytest.mark.parametrize("values", CONFIGS, ids=config_id)
+def test_every_container_runs_non_root_read_only_without_capabilities_with_limits(values: Path | None) -> None:
+    for owner, spec in pod_specs(rendered(values)):
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True and pod_sc.get("seccompProfile") == {"type": "RuntimeDefault"}, owner
+        for c in containers(spec):
+            sc = c.get("securityContext", {})
+            where = f"{owner}/{c['name']}"
+            assert sc.get("runAsNonRoot") is True, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("capabilities") == {"drop": ["ALL"]}, where
+            assert sc.get("privileged") is False, where
+            assert set(c["resources"]["requests"]) == set(c["resources"]["limits"]) == {"cpu", "memory"}, where
+        assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), owner
+
+
+@pytest.mark.parametrize("values", CONFIGS, ids=config_id)
+def test_every_image_is_pinned_by_tag_or_digest(values: Path | None) -> None:
+    for owner, spec in pod_specs(rendered(values)):
+        for c in containers(spec):
+            image = c["image"]
+            name, _, tag = image.rpartition(":") if "@" not in image else (image, "", "digest")
+            assert "@sha256:" in image or (name and tag and tag != "latest" and "/" not in tag), f"{owner}: {image}"
+
+
+def secret_mounts(manifests: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Secret name -> every `owner/container` that can read it (volumes, projections, env)."""
+    seen: dict[str, set[str]] = {}
+    for owner, spec in pod_specs(manifests):
+        volumes: dict[str, set[str]] = {}
+        for vol in spec.get("volumes", []):
+            names = set()
+            if "secret" in vol:
+                names.add(vol["secret"]["secretName"])
+            for source in vol.get("projected", {}).get("sources", []):
+                if "secret" in source:
+                    names.add(source["secret"]["name"])
+            volumes[vol["name"]] = names
+        for c in containers(spec):
+            where = f"{owner}/{c['name']}"
+            for mount in c.get("volumeMounts", []):
+                for name in volumes.get(mount["name"], set()):
+                    seen.setdefault(name, set()).add(where)
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    seen.setdefault(ref["name"], set()).add(where)
+            for env_from in c.get("envFrom", []):
+                if "secretRef" in env_from:
+                    seen.setdefault(env_from["secretRef"]["name"], set()).add(where)
+    return seen
+
+
+def test_each_credential_is_readable_only_by_the_container_it_belongs_to() -> None:
+    mounts = secret_mounts(rendered(None))
+    job = "Job/per-ticket"
+    assert mounts.pop("gr-goresolve-jira-read") == {f"{job}/jira-read"}
+    assert mounts.pop("gr-goresolve-github-pr") == {f"{job}/github-pr"}
+    assert mounts.pop("gr-goresolve-model") == {f"{job}/agent"}
+    assert mounts.pop("gr-goresolve-webhooks") == {"Deployment/gr-goresolve-webhooks/webhooks"}
+    assert mounts == {}  # projected tokens by default: no shared key anywhere
+
+
+def test_with_existing_secrets_the_operators_secrets_are_used_each_in_one_place_and_none_is_created() -> None:
+    manifests = rendered(CHART / "ci" / "existing-secrets.yaml")
+    assert by_kind(manifests, "Secret") == []
+    mounts = secret_mounts(manifests)
+    assert mounts["goresolve-jira"] == {"Job/per-ticket/jira-read"}
+    assert mounts["goresolve-github"] == {"Job/per-ticket/github-pr"}
+    assert mounts["goresolve-model"] == {"Job/per-ticket/agent"}
+    assert mounts["goresolve-redis"] == {
+        "Deployment/gr-goresolve-dispatcher/dispatcher",
+        "Deployment/gr-goresolve-webhooks/webhooks",
+        "Deployment/gr-goresolve-indexer/indexer",
+    }
+
+
+def test_in_the_services_topology_each_server_pod_holds_only_its_own_credential() -> None:
+    mounts = secret_mounts(rendered(CHART / "ci" / "services-topology.yaml"))
+    assert mounts["gr-goresolve-jira-read"] == {"Deployment/gr-goresolve-jira-read/jira-read"}
+    assert mounts["gr-goresolve-github-pr"] == {"Deployment/gr-goresolve-github-pr/github-pr"}
+    # The fallback's shared key: the agent (which mints) and each server (which verifies), nothing else.
+    assert mounts["gr-goresolve-token-key"] == {
+        "Deployment/gr-goresolve-agent/agent",
+        "Job/per-ticket/agent",
+        *(f"Deployment/gr-goresolve-{s}/{s}" for s in SERVERS),
+    }
+
+
+@pytest.mark.parametrize("values", CONFIGS, ids=config_id)
+def test_no_pod_gets_an_api_token_except_the_dispatcher(values: Path | None) -> None:
+    manifests = rendered(values)
+    for sa in by_kind(manifests, "ServiceAccount"):
+        assert sa.get("automountServiceAccountToken") is False, sa["metadata"]["name"]
+    for owner, spec in pod_specs(manifests):
+        expected = owner.endswith("-dispatcher")
+        assert spec.get("automountServiceAccountToken") is expected, owner
+        for vol in spec.get("volumes", []):
+            for source in vol.get("projected", {}).get("sources", []):
+                if "serviceAccountToken" in source:
+                    # Only per-server audiences: never a token the API server would accept.
+                    assert source["serviceAccountToken"]["audience"].startswith("goresolve:"), owner
+
+
+def test_the_agent_gets_one_token_per_server_audience_and_the_servers_none() -> None:
+    spec = job_template(rendered(None))["spec"]["template"]["spec"]
+    tokens = next(v for v in spec["volumes"] if v["name"] == "agent-tokens")
+    assert [s["serviceAccountToken"]["audience"] for s in tokens["projected"]["sources"]] == [
+        f"goresolve:{s}" for s in SERVERS
+    ]
+    readers = {c["name"] for c in containers(spec) for m in c.get("volumeMounts", []) if m["name"] == "agent-tokens"}
+    assert readers == {"agent"}
+
+
+@pytest.mark.parametrize("values", CONFIGS, ids=config_id)
+def test_default_deny_network_policy_covers_every_pod_and_dns_is_the_only_shared_egress(values: Path | None) -> None:
+    manifests = rendered(values)
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(manifests, "NetworkPolicy")}
+    deny = policies["gr-goresolve-default-deny"]
+    assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
+    selector = deny["podSelector"]["matchLabels"]
+    templates = {f"{d['kind']}/{d['metadata']['name']}": d.get("spec", {}).get("template") for d in manifests}
+    templates["Job/per-ticket"] = job_template(manifests)["spec"]["template"]
+    for owner, _spec in pod_specs(manifests):
+        labels = templates[owner]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), owner
+    dns = policies["gr-goresolve-allow-dns"]["egress"]
+    assert [p["port"] for rule in dns for p in rule["ports"]] == [53, 53]
+
+
+def egress_of(manifests: list[dict[str, Any]], component: str) -> list[dict[str, Any]]:
+    for p in by_kind(manifests, "NetworkPolicy"):
+        if p["metadata"]["name"] == f"gr-goresolve-{component}-egress":
+            return p["spec"]["egress"]
+    return []
+
+
+def test_in_the_services_topology_each_server_reaches_only_its_own_upstream() -> None:
+    manifests = rendered(CHART / "ci" / "services-topology.yaml")
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    github = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": defaults["networkPolicy"]["egress"]["github"]["except"]}}]
+    assert [r["to"] for r in egress_of(manifests, "github-pr")] == [github]
+    assert len(egress_of(manifests, "jira-read")) == 1
+    assert egress_of(manifests, "go-test-runner") == []  # no module proxy configured: nothing
+    assert [r["ports"] for r in egress_of(manifests, "code-search")] == [
+        [{"protocol": "TCP", "port": 443}]
+    ]  # object store
+    ingress = {p["metadata"]["name"]: p["spec"] for p in by_kind(manifests, "NetworkPolicy")}
+    for server in SERVERS:
+        [rule] = ingress[f"gr-goresolve-{server}-ingress"]["ingress"]
+        assert [f["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for f in rule["from"]] == ["agent"]
+
+
+def test_sidecars_are_native_bound_to_loopback_and_probed_from_inside() -> None:
+    spec = job_template(rendered(None))["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == list(SERVERS)
+    for c in spec["initContainers"]:
+        assert c["restartPolicy"] == "Always" and "exec" in c["startupProbe"], c["name"]
+        assert c["args"][c["args"].index("--host") + 1] == "127.0.0.1", c["name"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert env["GORESOLVE_AGENT_JIRA_READ_URL"] == "http://127.0.0.1:8101/mcp"
+
+
+def test_the_dispatchers_role_is_jobs_and_reading_pods_in_its_namespace_only() -> None:
+    manifests = rendered(None)
+    assert by_kind(manifests, "ClusterRole") == by_kind(manifests, "ClusterRoleBinding") == []
+    [role] = by_kind(manifests, "Role")
+    assert role["rules"] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+    ]
+
+
+def test_the_per_ticket_job_never_retries_and_has_a_deadline_and_a_ttl() -> None:
+    spec = job_template(rendered(None))["spec"]
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (0, 2100, 3600)
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_bundled_policies_are_the_projects_policy_files() -> None:
+    [cm] = [d for d in rendered(None) if d["metadata"]["name"] == "gr-goresolve-policies"]
+    policy_dir = CHART.parents[1] / "policies"
+    assert cm["data"] == {p.name: p.read_text(encoding="utf-8") for p in sorted(policy_dir.glob("*.yaml"))}

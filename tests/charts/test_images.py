@@ -1,0 +1,105 @@
+"""Images: one Dockerfile per image, multi-stage and non-root, each installing only its own extra.
+
+The import closure of each image's entry point (grimp, the graph import-linter uses, lazy imports
+included) must be installable from that image's extra: a server that starts importing a new
+package fails here before it fails in a container.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata as md
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+import pytest
+from packaging.requirements import Requirement
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER = REPO_ROOT / "docker"
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+IMAGES = {
+    "jira-read": "servers.jira_read.__main__",
+    "code-search": "servers.code_search.__main__",
+    "go-test-runner": "servers.go_test_runner.__main__",
+    "github-pr": "servers.github_pr.__main__",
+    "agent": "agent.dispatch.cli",
+}
+OURS = ("servers", "agent", "goresolve", "workqueue")
+# Imported lazily by maintainer-only code paths, never when a server runs (grimp sees every import).
+DEV_ONLY = {"detect-secrets"}  # servers.common.secret_rules regenerates its rule file from it
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def extra(name: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, str(DOCKER / "requirements.py"), name], capture_output=True, text=True, timeout=60, check=True
+    )
+    return out.stdout.split()
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """The distributions those requirements install (as installed in this environment)."""
+    todo = [Requirement(r).name for r in requirements]
+    seen: set[str] = set()
+    while todo:
+        name = norm(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in md.requires(name) or []:
+            parsed = Requirement(req)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                todo.append(parsed.name)
+    return seen
+
+
+def test_every_image_extra_pins_exactly_what_the_dependencies_pin_and_covers_them_all() -> None:
+    deps = set(PYPROJECT["dependencies"])
+    used: set[str] = set()
+    for image in IMAGES:
+        reqs = extra(f"image-{image}")
+        assert set(reqs) <= deps, f"image-{image}: {set(reqs) - deps} differ from [project] dependencies"
+        used |= set(reqs)
+    assert deps - used == set(), "dependencies no image installs"
+
+
+def test_the_jira_read_image_has_no_lancedb_onnxruntime_or_kubernetes() -> None:
+    closure = installed_closure(extra("image-jira-read"))
+    assert {"lancedb", "onnxruntime", "pyarrow", "kubernetes", "pygithub"} & closure == set()
+
+
+@functools.cache
+def import_graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*OURS, include_external_packages=True)
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_each_entry_points_imports_are_installed_by_its_images_extra(image: str) -> None:
+    graph = import_graph()
+    external = {m.split(".")[0] for m in graph.find_upstream_modules(IMAGES[image])} - set(OURS)
+    distributions = md.packages_distributions()
+    needed = {norm(d) for top in external if top in distributions for d in distributions[top]}
+    missing = needed - installed_closure(extra(f"image-{image}")) - DEV_ONLY
+    assert missing == set(), f"{image}: imports {sorted(missing)} that the image-{image} extra does not install"
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_each_dockerfile_is_multi_stage_non_root_pinned_and_installs_its_own_extra(image: str) -> None:
+    text = (DOCKER / f"{image}.Dockerfile").read_text(encoding="utf-8")
+    stages = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert len(stages) >= 2, "multi-stage"
+    for arg in re.findall(r"^ARG \w+_IMAGE=(\S+)", text, re.M):
+        assert re.search(r":[\w.-]+$", arg) and not arg.endswith(":latest"), f"unpinned base {arg}"
+    runtime = text[text.rindex("\nFROM ") :]
+    assert re.search(r"^USER 10001:10001$", runtime, re.M)
+    assert "COPY --from=build /opt/goresolve" in runtime
+    assert not re.search(r"\b(gcc|build-essential|make|g\+\+|clang)\b", runtime), "build tools in the runtime stage"
+    assert f"requirements.py image-{image}" in text and "--no-deps ." in text

@@ -25,6 +25,19 @@ def victim(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return victim_repo(tmp_path_factory.mktemp("victim"))
 
 
+# One runner per policy for the module: the base facts and the base test listing are cached per
+# commit, as in a long-running server, so each case pays only for its own patch.
+@pytest.fixture(scope="module")
+def guarded(victim: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    return _runner(victim, tmp_path_factory.mktemp("guarded"), ProtectedPolicy())
+
+
+@pytest.fixture(scope="module")
+def census_only(victim: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    policy = ProtectedPolicy(static_analysis=False, existing_tests_read_only=False)
+    return _runner(victim, tmp_path_factory.mktemp("census"), policy)
+
+
 def _runner(victim: pathlib.Path, tmp_path: pathlib.Path, protected: ProtectedPolicy) -> Runner:
     from servers.go_test_runner.settings import GoTestRunnerSettings
 
@@ -49,11 +62,10 @@ async def _run(runner: Runner, **kw: Any) -> RunResult:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_the_static_guard_refuses_each_case_before_running(
-    case: Case, victim: pathlib.Path, tmp_path: pathlib.Path
+    case: Case, victim: pathlib.Path, guarded: Runner
 ) -> None:
-    runner = _runner(victim, tmp_path, ProtectedPolicy())
     with pytest.raises(InvalidInput, match=rf"patch refused by policy: .*{case.static}"):
-        await _run(runner, packages=["./..."], patch=diff_for(victim, case.files))
+        await _run(guarded, packages=["./..."], patch=diff_for(victim, case.files))
 
 
 _DYNAMIC = [c for c in CASES if c.census is not None]
@@ -61,25 +73,23 @@ _DYNAMIC = [c for c in CASES if c.census is not None]
 
 @pytest.mark.parametrize("case", _DYNAMIC, ids=[c.name for c in _DYNAMIC])
 async def test_with_the_static_guard_off_the_census_fails_the_run(
-    case: Case, victim: pathlib.Path, tmp_path: pathlib.Path
+    case: Case, victim: pathlib.Path, census_only: Runner
 ) -> None:
-    runner = _runner(victim, tmp_path, ProtectedPolicy(static_analysis=False, existing_tests_read_only=False))
-    result = await _run(runner, packages=["./..."], patch=diff_for(victim, case.files))
+    result = await _run(census_only, packages=["./..."], patch=diff_for(victim, case.files))
     assert not result.ok
     assert f"Test census failed: {case.census}" in result.summary, result.summary
 
 
-async def test_a_real_fix_passes_both_guards(victim: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    runner = _runner(victim, tmp_path, ProtectedPolicy())
-    result = await _run(runner, packages=["./..."], patch=diff_for(victim, ALLOWED["fix-and-new-test"]))
+async def test_a_real_fix_passes_both_guards(victim: pathlib.Path, guarded: Runner) -> None:
+    result = await _run(guarded, packages=["./..."], patch=diff_for(victim, ALLOWED["fix-and-new-test"]))
     assert result.ok, result.summary
     assert "census" not in result.summary
 
 
-async def test_check_patch_gives_the_verdict_without_running(victim: pathlib.Path, tmp_path: pathlib.Path) -> None:
+async def test_check_patch_gives_the_verdict_without_running(victim: pathlib.Path, guarded: Runner) -> None:
     from servers.go_test_runner.payload import CheckBuildRequest
 
-    runner = _runner(victim, tmp_path, ProtectedPolicy())
+    runner = guarded
     req = CheckBuildRequest.model_validate({"repo": "victim", "ref": "main", "packages": ["./..."]})
     try:
         hook = next(c for c in CASES if c.name == "4-hook-in-code")
@@ -92,11 +102,11 @@ async def test_check_patch_gives_the_verdict_without_running(victim: pathlib.Pat
         await runner.drain()
 
 
-async def test_check_patch_over_mcp_returns_the_reasons(victim: pathlib.Path, tmp_path: pathlib.Path) -> None:
+async def test_check_patch_over_mcp_returns_the_reasons(victim: pathlib.Path, guarded: Runner) -> None:
     from servers.go_test_runner.server import build_server
     from tests.support import call
 
-    runner = _runner(victim, tmp_path, ProtectedPolicy())
+    runner = guarded
     server = build_server(runner.settings, make_policies({"victim": victim}), runner)
     shadow = next(c for c in CASES if c.name == "9-external-test-shadows")
     try:

@@ -124,9 +124,9 @@ def diff_for(repo: pathlib.Path, files: dict[str, str]) -> str:
     for rel, text in files.items():
         path = repo / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_bytes(text.encode())
     git(repo, "add", "-A")
-    diff = git(repo, "diff", "--cached", "--no-color")
+    diff = git(repo, "diff", "--cached", "--no-color", "--binary")
     git(repo, "reset", "-q", "--hard")
     git(repo, "clean", "-qfdx")
     return diff

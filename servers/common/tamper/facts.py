@@ -44,7 +44,7 @@ class Helper(_Model):
     hash: str
 
 
-class TestFunc(_Model):
+class DeclaredTest(_Model):
     package: str
     dir: str
     name: str
@@ -60,7 +60,7 @@ class Facts(_Model):
     reads: list[VarUse] | None = None
     helpers: list[Helper] | None = None
     helper_files: list[str] | None = None
-    tests: list[TestFunc] | None = None
+    tests: list[DeclaredTest] | None = None
     test_literals: list[str] | None = None
     errors: list[str] | None = None
     packages: int = 0

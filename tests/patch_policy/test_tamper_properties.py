@@ -1,0 +1,44 @@
+"""Property tests for the pure parts of the static guard: any input gives a verdict, never an exception."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from servers.common.policy import ProtectedPolicy
+from servers.common.tamper.facts import DeclaredTest, Facts, compare, non_go_reasons, read_by_tests
+from servers.common.tamper.guard import check_applied
+
+_PATH = st.from_regex(r"[a-z]{1,6}(/[a-z_]{1,6}){0,3}\.(go|md|txt|json)", fullmatch=True)
+
+
+@given(st.text(max_size=400))
+def test_check_applied_takes_any_text(text: str) -> None:
+    verdict = check_applied(text, ProtectedPolicy(), base_files=None, base=None, patched=None)
+    if text.strip():
+        # without the analyzer's facts the static guard cannot vouch for the patch: it refuses
+        assert not verdict.allowed
+
+
+@given(_PATH, st.lists(st.text(max_size=30), max_size=10))
+def test_read_by_tests_takes_any_literal(path: str, literals: list[str]) -> None:
+    facts = Facts(
+        test_literals=literals, tests=[DeclaredTest(package="p", dir=".", name="TestX", file="x_test.go", line=1)]
+    )
+    found = read_by_tests(path, facts)
+    assert found is None or found in literals
+    reasons = non_go_reasons(frozenset({path}), ProtectedPolicy(), facts)
+    assert all(r.rule in ("test_fixture", "non_go_file") for r in reasons)
+    assert not path.endswith(".go") or reasons == []
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c"]), max_size=6), st.lists(st.sampled_from(["a", "b", "c"]), max_size=6))
+def test_findings_are_compared_as_multisets(base_keys: list[str], patched_keys: list[str]) -> None:
+    def facts(keys: list[str]) -> Facts:
+        return Facts.model_validate(
+            {"findings": [{"rule": "exit_at_init", "key": k, "file": "f.go", "line": 1, "detail": k} for k in keys]}
+        )
+
+    new = compare(facts(base_keys), facts(patched_keys), frozenset())
+    expected = sum(max(patched_keys.count(k) - base_keys.count(k), 0) for k in "abc")
+    assert len(new) == expected

@@ -18,6 +18,7 @@ What it does not give, this module adds around it, without touching its tables:
 from __future__ import annotations
 
 import fcntl
+import json
 import sqlite3
 import threading
 import time
@@ -77,6 +78,7 @@ class SQLiteQueue:
             raise QueueUnavailable(f"cannot open queue {name!r} in {directory}: {exc}") from exc
         self._lock = threading.Lock()
         self._enqueued = 0
+        self._acked = 0
 
     # --- producer ---------------------------------------------------------------------------------
 
@@ -116,8 +118,11 @@ class SQLiteQueue:
     # --- dead letters -----------------------------------------------------------------------------
 
     def _dead_rows(self) -> list[tuple[int, dict[str, Any]]]:
-        rows = self._q.queue()
-        return [(int(r["id"]), r["data"]) for r in rows if int(r["status"]) == _ACK_FAILED]
+        # Only the dead rows, not `queue()`, which decodes every row (finished ones are cleared every 500).
+        sql = f"SELECT _id, data FROM {self._q._table_name} WHERE status = ? ORDER BY _id"  # noqa: S608
+        with self._lock:
+            rows = self._db.execute(sql, (_ACK_FAILED,)).fetchall()
+        return [(int(pqid), json.loads(data)) for pqid, data in rows]
 
     async def dead_letters(self) -> list[DeadLetter]:
         rows = await self._call(self._dead_rows)
@@ -138,10 +143,9 @@ class SQLiteQueue:
         return found
 
     def _replay(self, event_id: str) -> None:
+        rows = dict(self._dead_rows())
         for pqid in self._find_dead(event_id):
-            data = self._q.queue()  # the row's data, read again under our own lock
-            row = next(r["data"] for r in data if int(r["id"]) == pqid)
-            self._q.put({"event": row["event"], "tries": 0, "error": ""})
+            self._q.put({"event": rows[pqid]["event"], "tries": 0, "error": ""})
             self._q.ack(id=pqid)
 
     async def replay(self, event_id: str) -> None:
@@ -223,6 +227,9 @@ class SQLiteQueue:
                     continue
                 await self._call(lambda: self._q.ack(id=pqid))
                 JOB_SECONDS.labels(self.name, "done").observe(time.perf_counter() - began)
+                self._acked += 1
+                if self._acked % 500 == 0:  # finished rows are kept by persist-queue until cleared
+                    await self._call(lambda: self._q.clear_acked_data(keep_latest=0, max_delete=0))
                 return
         finally:
             pending[0] -= 1

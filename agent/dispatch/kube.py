@@ -8,6 +8,7 @@ The agent's result comes from the agent container's termination message in the P
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ from typing import Any
 from kubernetes.aio import client, watch
 from kubernetes.aio.client.exceptions import ApiException
 
-from agent.dispatch.errors import AlreadyDispatched, ClusterRefused, TemplateError
+from agent.dispatch.errors import AlreadyDispatched, ClusterRefused
 from agent.dispatch.jobs import AGENT_CONTAINER, build_job
-from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result
+from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of
 from agent.dispatch.tickets import ANNOTATION_REPO, ANNOTATION_TICKET, LABEL_TICKET, LABEL_TRACE, Ticket
 
 _JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -45,8 +46,27 @@ def finished(job: Mapping[str, Any]) -> JobEnd | None:
     return None
 
 
+def _status_message(body: bytes) -> str:
+    """The `message` of a Kubernetes Status body (what the API server says went wrong)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return "no status"
+    return str(value.get("message") or value.get("reason") or "no status")[:500] if isinstance(value, dict) else ""
+
+
+async def _json(resp: Any, what: str) -> dict[str, Any]:
+    """The JSON body of an unparsed response; a status >= 300 is ClusterRefused with the server's message."""
+    body: bytes = await resp.read()
+    if resp.status >= 300:
+        raise ClusterRefused(int(resp.status), what, _status_message(body))
+    value = json.loads(body)
+    return value if isinstance(value, dict) else {}
+
+
 def _refused(exc: ApiException, what: str) -> ClusterRefused:
-    return ClusterRefused(int(exc.status or 0), what, str(exc.reason or "error"))
+    detail = _status_message(exc.body.encode()) if isinstance(exc.body, str) else str(exc.reason or "error")
+    return ClusterRefused(int(exc.status or 0), what, detail)
 
 
 class KubeRunner:
@@ -83,23 +103,28 @@ class KubeRunner:
         """
         manifest = self.job_for(ticket)
         name = manifest["metadata"]["name"]
-        body = client.V1Job.from_dict(manifest)
-        if body is None:
-            raise TemplateError("the job template produced an empty Job")
-        try:
-            resp = await self._batch.create_namespaced_job_with_http_info(
-                self.namespace, body, field_validation="Strict"
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise AlreadyDispatched(ticket.id, name) from None
-            raise _refused(exc, f"create job {name}") from None
-        warnings = [v for k, v in (resp.headers or {}).items() if k.lower() == "warning"]
+        # The manifest goes out as it is (the client's typed models would drop an unknown field
+        # silently, and strict validation could never see it).
+        request = await self._api.param_serialize(
+            method="POST",
+            resource_path="/apis/batch/v1/namespaces/{namespace}/jobs",
+            path_params={"namespace": self.namespace},
+            query_params=[("fieldValidation", "Strict")],
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=manifest,
+            auth_settings=["BearerToken"],
+        )
+        resp = await self._api.call_api(*request)
+        body = await resp.read()
+        if resp.status == 409:
+            raise AlreadyDispatched(ticket.id, name)
+        if resp.status >= 300:
+            raise ClusterRefused(resp.status, f"create job {name}", _status_message(body))
+        warnings = [str(w) for w in resp.headers.getall("Warning", [])]
         return name, warnings
 
     async def wait(self, name: str) -> JobEnd:
         """Watch the Job until it is Complete or Failed. Raises ClusterRefused (e.g. 404 when deleted)."""
-        w = watch.Watch()
         while True:
             try:
                 job = await self._read(name)
@@ -107,19 +132,21 @@ class KubeRunner:
                 if end is not None:
                     return end
                 version = job["metadata"]["resourceVersion"]
-                async for event in w.stream(
+                events = watch.Watch().stream(
                     self._batch.list_namespaced_job,
                     self.namespace,
                     field_selector=f"metadata.name={name}",
                     resource_version=version,
                     timeout_seconds=_WATCH_WINDOW_S,
-                ):
-                    change: dict[str, Any] = event  # pyright: ignore[reportAssignmentType]
-                    if change["type"] == "DELETED":
-                        return JobEnd(False, "Deleted")
-                    end = finished(change["raw_object"])
-                    if end is not None:
-                        return end
+                )
+                async with events:
+                    async for event in events:
+                        change: dict[str, Any] = event  # pyright: ignore[reportAssignmentType]
+                        if change["type"] == "DELETED":
+                            return JobEnd(False, "Deleted")
+                        end = finished(change["raw_object"])
+                        if end is not None:
+                            return end
             except ApiException as exc:
                 if exc.status == 410:  # the watch fell behind: read the Job again
                     continue
@@ -127,7 +154,7 @@ class KubeRunner:
 
     async def _read(self, name: str) -> dict[str, Any]:
         resp = await self._batch.read_namespaced_job_without_preload_content(name, self.namespace)
-        return await resp.json()
+        return await _json(resp, f"read job {name}")
 
     async def result_text(self, name: str) -> str | None:
         """The agent container's termination message of the Job's (last) Pod, if any."""
@@ -135,7 +162,7 @@ class KubeRunner:
             resp = await self._core.list_namespaced_pod_without_preload_content(
                 self.namespace, label_selector=f"{_JOB_NAME_LABEL}={name}"
             )
-            pods: list[dict[str, Any]] = (await resp.json()).get("items") or []
+            pods: list[dict[str, Any]] = (await _json(resp, f"list pods of job {name}")).get("items") or []
         except ApiException as exc:
             raise _refused(exc, f"list pods of job {name}") from None
         pods.sort(key=lambda p: str(p.get("metadata", {}).get("creationTimestamp") or ""))
@@ -153,7 +180,7 @@ class KubeRunner:
             resp = await self._batch.list_namespaced_job_without_preload_content(
                 self.namespace, label_selector=LABEL_TICKET
             )
-            jobs = (await resp.json()).get("items") or []
+            jobs = (await _json(resp, "list jobs")).get("items") or []
         except ApiException as exc:
             raise _refused(exc, "list jobs") from None
         out: list[Ticket] = []
@@ -187,7 +214,7 @@ class KubeRunner:
             outcome=str(result["outcome"]) if result else NO_OUTCOME,
             duration_s=round(time.monotonic() - started, 3),
             cost_usd=cost_of(result) if result else None,
-            pr_url=str(result["pr_url"]) if result and isinstance(result.get("pr_url"), str) else None,
+            pr_url=pr_url_of(result) if result else None,
             reason=reason,
         )
 

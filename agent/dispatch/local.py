@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
-from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result
+from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of
 from agent.dispatch.tickets import Ticket
 
 _OUTPUT_CAP = 1 << 20  # the last MiB of stdout is enough to find the result line
@@ -92,7 +92,7 @@ class LocalRunner:
             outcome=str(result["outcome"]) if result else NO_OUTCOME,
             duration_s=round(time.monotonic() - started, 3),
             cost_usd=cost_of(result) if result else None,
-            pr_url=str(result["pr_url"]) if result and isinstance(result.get("pr_url"), str) else None,
+            pr_url=pr_url_of(result) if result else None,
             reason=reason,
         )
 

@@ -1,7 +1,8 @@
 """What a run ends with, and the ledger that remembers it.
 
-The agent command reports its result as its last line of output: one JSON object with at least
-`outcome` (e.g. "resolved", "escalated") and, when known, `cost_usd` and `pr_url`. In a Job that
+The agent command reports its result as the JSON object that ends its output (`goresolve resolve
+--json`): at least `outcome` (e.g. "pr", "escalated") and, when known, `cost_usd` and the pull
+request (`pr_url`, or `pr.url`). In a Job that
 line is written to the container's termination message, which the API server keeps in the Pod's
 status, so the dispatcher needs no log access to read it. A run with no such line has no outcome:
 it is escalated, never retried.
@@ -14,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 # How a run that produced no result line is recorded (and escalated).
 NO_OUTCOME = "no-outcome"
@@ -44,25 +45,44 @@ class RunRecord:
 
 
 def parse_result(text: str | None) -> dict[str, Any] | None:
-    """The last line of `text` that is a JSON object with a string `outcome`; None when there is none."""
+    """The agent's result: the last JSON object in `text` with a non-empty string `outcome`.
+
+    The object is either the last line (compact) or starts on a line of its own at column 0 and runs
+    to the end of the text (`goresolve resolve --json` prints it indented). None when there is none.
+    """
     if not text:
         return None
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
+    lines = text.rstrip().splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        line = lines[start]
+        if not line.startswith("{") and not line.strip().startswith("{"):
             continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict) and isinstance(value.get("outcome"), str) and value["outcome"]:
-            return value  # pyright: ignore[reportUnknownVariableType]
+        candidates = [line.strip()]
+        if line.startswith("{"):
+            candidates.append("\n".join(lines[start:]))
+        for candidate in candidates:
+            try:
+                value = json.loads(candidate)
+            except ValueError:
+                continue
+            if isinstance(value, dict) and isinstance(value.get("outcome"), str) and value["outcome"]:
+                return cast(dict[str, Any], value)
     return None
+
+
+def pr_url_of(result: dict[str, Any]) -> str | None:
+    """`pr_url`, or the `url` of a `pr` object (what `goresolve resolve --json` prints)."""
+    url = result.get("pr_url")
+    if url is None and isinstance(result.get("pr"), dict):
+        url = result["pr"].get("url")
+    return url if isinstance(url, str) and url else None
 
 
 def compact_result(result: dict[str, Any]) -> str:
     """The result line, cut to what a termination message can hold (outcome, cost, PR, reason)."""
-    keep = {k: result[k] for k in ("outcome", "cost_usd", "pr_url", "reason") if k in result}
+    keep = {k: result[k] for k in ("outcome", "cost_usd", "reason") if k in result}
+    if (url := pr_url_of(result)) is not None:
+        keep["pr_url"] = url
     line = json.dumps(keep, separators=(",", ":"), ensure_ascii=False)
     return line if len(line.encode()) <= _MAX_RESULT_BYTES else json.dumps({"outcome": str(result["outcome"])[:200]})
 

@@ -134,6 +134,13 @@ def test_the_result_is_the_last_json_line_with_an_outcome() -> None:
     text = 'noise\n{"outcome": "resolved", "cost_usd": 0.5}\n{"not": "a result"}\ntrailing\n'
     assert parse_result(text) == {"outcome": "resolved", "cost_usd": 0.5}
     assert parse_result("{broken\n") is None
+    indented = 'log line\n{\n  "outcome": "pr",\n  "cost_usd": 0.2,\n  "pr": {"url": "https://x/pr/3"}\n}\n'
+    assert parse_result(indented) == {"outcome": "pr", "cost_usd": 0.2, "pr": {"url": "https://x/pr/3"}}
+    assert json.loads(compact_result(parse_result(indented) or {})) == {
+        "outcome": "pr",
+        "cost_usd": 0.2,
+        "pr_url": "https://x/pr/3",
+    }
     assert parse_result('{"outcome": ""}') is None
     assert parse_result(None) is None
     long = compact_result({"outcome": "resolved", "reason": "x" * 10_000})

@@ -6,10 +6,12 @@ Exit status: 0 when every task ran (with --oracle: and every task is valid), 1 o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import anyio
+import platformdirs
 import typer
 from rich.console import Console
 
@@ -26,6 +28,12 @@ MODEL_MODE_MISSING = (
     "code-search index and a github-pr remote wired to the agent's run_ticket (agent.loop); "
     "run with --oracle to validate the tasks through go-test-runner"
 )
+
+
+def _data_dir() -> Path:
+    # The same per-user directory the servers use for their state.
+    override = os.environ.get("GORESOLVE_DATA_DIR")
+    return Path(override).expanduser() if override else platformdirs.user_data_path("goresolve", appauthor=False)
 
 
 def _select(tasks: list[Task], only: str | None, limit: int | None) -> list[Task]:
@@ -59,6 +67,7 @@ def eval_command(
     if not oracle:
         console.print(f"[red]error:[/red] {MODEL_MODE_MISSING}")
         raise typer.Exit(2)
+    out = out or _data_dir() / "eval"
     if not protected.is_file():
         console.print(f"[red]error:[/red] {protected}: no such policy file")
         raise typer.Exit(2)

@@ -123,7 +123,7 @@ def test_a_backslash_inside_quotes_is_data() -> None:
     assert condition_is_enclosed(restrict('summary ~ "a\\" OR (b"', ["SVC"]))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=1, max_value=600))
 def test_nesting_is_bounded_before_any_parser_recurses(depth: int) -> None:
     jql = "(" * depth + "status = Open" + ")" * depth

@@ -17,8 +17,8 @@ SAMPLES = Path(__file__).resolve().parents[2] / "servers" / "jira_read" / "sampl
 
 
 @pytest.fixture(scope="module")
-def backend() -> LocalJiraBackend:
-    return LocalJiraBackend(SAMPLES)
+def backend(reference_tickets: Path) -> LocalJiraBackend:
+    return LocalJiraBackend(reference_tickets)
 
 
 async def keys(backend: LocalJiraBackend, jql: str, limit: int = 50) -> list[str]:

@@ -18,7 +18,7 @@ from rich.console import Console
 from agent.eval.tasks import Task, TaskFileError, TaskResult, load_tasks
 from agent.eval.workspace import go_env
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 _DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "protected.yaml"
 # The model-driven mode runs the agent's `run_ticket` against per-task servers: a jira-read ticket
 # made from the problem statement, a code-search index of the task repository and a github-pr

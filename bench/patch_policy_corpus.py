@@ -36,6 +36,7 @@ import collections
 import difflib
 import gzip
 import json
+import os
 import random
 import re
 import shutil
@@ -49,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from servers.common.errors import Conflict, UpstreamFailure
 from servers.common.patch_policy import check_patch
 from servers.common.policy import ProtectedPolicy
 
@@ -380,7 +382,9 @@ def techniques(root: Path, facts: Any, rng: random.Random) -> list[tuple[str, st
     """(technique, spelling, files) mutations of one checkout; each one tries to make failing tests look green."""
     out: list[tuple[str, str, dict[str, str | None]]] = []
     internal = sorted({(t.dir, t.package) for t in facts.tests or [] if not t.package.endswith("_test")})
-    for d, pkg_path in rng.sample(internal, min(2, len(internal))):
+    reading = {r.var.rsplit(".", 1)[0] for r in facts.reads or []}
+    preferred = [x for x in internal if x[1] in reading] or internal
+    for d, pkg_path in rng.sample(preferred, min(1, len(preferred))):
         p = _package_name(root, d, test=True)
         code_pkg = _package_name(root, d, test=False)
         if p is None:
@@ -466,7 +470,7 @@ def techniques(root: Path, facts: Any, rng: random.Random) -> list[tuple[str, st
         sources = sorted(f for f in (root / d).glob("*.go") if not f.name.endswith("_test.go"))
         for f in rng.sample(sources, min(1, len(sources))):
             text = f.read_text(encoding="utf-8")
-            opens = [m for m in _FUNC_OPEN.finditer(text) if "{\n" in text[m.end() : m.end() + 2]]
+            opens = list(_FUNC_OPEN.finditer(text))
             pkg_line = _PACKAGE.search(text)
             if not opens or pkg_line is None:
                 continue
@@ -518,17 +522,17 @@ def techniques(root: Path, facts: Any, rng: random.Random) -> list[tuple[str, st
         m = _FUNC_OPEN.search(text)
         if m is not None:
             out += _helper_mutations(root, rel, text[: m.start()].count("\n") + 1, "helper_package")
+    by_name: dict[str, list[str]] = collections.defaultdict(list)
+    for f in root.rglob("*"):
+        if f.is_file() and f.suffix != ".go" and ".git" not in f.relative_to(root).parts:
+            by_name[f.name].append(str(f.relative_to(root)))
+    dirs = {t.dir for t in facts.tests or []}
     fixtures = sorted(
-        {
-            str(f.relative_to(root))
-            for lit in facts.test_literals or []
-            for f in [root / lit.removeprefix("./")]
-            if "\x00" not in lit
-            and len(lit) < 120
-            and not lit.endswith(".go")
-            and f.is_file()
-            and ".git" not in f.parts
-        }
+        rel
+        for lit in set(facts.test_literals or [])
+        if 0 < len(lit) < 120 and "\x00" not in lit and not lit.endswith(".go")
+        for rel in by_name.get(Path(lit).name, [])
+        if lit == Path(lit).name or any(rel == os.path.normpath(Path(d) / lit) for d in dirs)
     )
     for rel in rng.sample(fixtures, min(3, len(fixtures))):
         data = (root / rel).read_bytes()
@@ -569,8 +573,8 @@ def tamper(out_file: Path) -> int:
                 rows.append({"module": spec, "technique": tech, "spelling": spelling, "refused": not verdict.allowed,
                              "right_rule": TECHNIQUES[tech] in rules, "rules": rules})  # fmt: skip
             print(f"{spec}: {len(muts)} mutations", flush=True)
-        times = sorted(guard.analyze_s)
-    out_file.write_text(json.dumps({"rows": rows, "analysis_s": times}, indent=1) + "\n", encoding="utf-8")
+            times = sorted(guard.analyze_s)
+            out_file.write_text(json.dumps({"rows": rows, "analysis_s": times}, indent=1) + "\n", encoding="utf-8")
     return report_tamper(out_file)
 
 
@@ -621,78 +625,92 @@ def fix_label(status: list[list[str]], numstat: list[list[str]]) -> str:
     return "compliant"
 
 
-def fixes(specs: list[str], out_file: Path, per_module: int = 36) -> int:
+def _fix_commits(name: str, repo: Path, per_module: int) -> Any:
+    """(label, sha) of one repository's fix commits whose parent is a module, newest first, up to the caps."""
+    counts: collections.Counter[str] = collections.Counter()
+    for sha in git(repo, "log", "--no-merges", "-i", "-E", "--grep=fix|bug", "--format=%H").split():
+        if counts["compliant"] >= per_module:
+            return
+        if len(git(repo, "rev-list", "--parents", "-1", sha).split()) != 2:
+            continue
+        status = [r.split("\t") for r in git(repo, "show", "--format=", "--name-status", "-M", sha).splitlines()]
+        numstat = [r.split("\t") for r in git(repo, "show", "--format=", "--numstat", "-M", sha).splitlines()]
+        if not any(p.endswith(".go") for row in status for p in row[1:]):
+            continue
+        try:
+            git(repo, "cat-file", "-e", f"{sha}^:go.mod")
+        except subprocess.CalledProcessError:
+            continue  # before modules: nothing to type-check against
+        label = fix_label(status, numstat)
+        if label != "compliant" and counts[label] >= 3:
+            continue  # refused by design: a few of each kind are enough to show it
+        counts[label] += 1
+        yield label, sha
+
+
+def fixes(specs: list[str], out_file: Path, per_module: int = 32) -> int:
+    """Real fix commits, round-robin over the repositories, each checked on a checkout of its parent."""
     rows: list[dict[str, Any]] = []
+    repos = {name: Path(path) for name, _, path in (spec.partition("=") for spec in specs)}
+    queues = {name: _fix_commits(name, repo, per_module) for name, repo in repos.items()}
     with tempfile.TemporaryDirectory(prefix="fix-corpus-") as tmp:
         guard = Guard(Path(tmp) / "cache")
-        for spec in specs:
-            name, _, path = spec.partition("=")
-            repo = Path(path)
-            counts: collections.Counter[str] = collections.Counter()
-            for sha in git(repo, "log", "--no-merges", "-i", "-E", "--grep=fix|bug", "--format=%H").split():
-                if counts["compliant"] >= per_module:
-                    break
-                if len(git(repo, "rev-list", "--parents", "-1", sha).split()) != 2:
+        while queues:
+            for name in list(queues):
+                item = next(queues[name], None)
+                if item is None:
+                    del queues[name]
                     continue
-                status = [
-                    r.split("\t") for r in git(repo, "show", "--format=", "--name-status", "-M", sha).splitlines()
-                ]
-                numstat = [r.split("\t") for r in git(repo, "show", "--format=", "--numstat", "-M", sha).splitlines()]
-                if not any(p.endswith(".go") for row in status for p in row[1:]):
-                    continue
-                try:
-                    git(repo, "cat-file", "-e", f"{sha}^:go.mod")
-                except subprocess.CalledProcessError:
-                    continue  # before modules: nothing to type-check against
-                label = fix_label(status, numstat)
-                if label != "compliant" and counts[label] >= per_module // 3:
-                    continue
-                root = Path(tmp) / f"{name}-{sha[:12]}"
-                root.mkdir()
-                archive = subprocess.run(
-                    ["git", "-C", str(repo), "archive", f"{sha}^"], capture_output=True, check=True
-                )
-                subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-                try:
-                    _go("mod", "download", cwd=root, timeout=600)
-                except subprocess.CalledProcessError:
-                    shutil.rmtree(root)
-                    continue  # dependencies gone from the proxy
-                diff = git(repo, "show", "--format=", "--no-color", "--binary", "-M", sha)
-                try:
-                    verdict = guard.verdict(root, diff)
-                except Exception as exc:
-                    rows.append(
-                        {"id": f"{name}-{sha[:12]}", "class": label, "allowed": False, "rules": [f"error: {exc}"]}
-                    )
-                    counts[label] += 1
-                    shutil.rmtree(root)
-                    continue
-                rules = sorted({r.rule for r in verdict.reasons})
-                detail = [f"{r.path}:{r.line} {r.rule}: {r.detail}" for r in verdict.reasons[:3]]
-                rows.append({"id": f"{name}-{sha[:12]}", "class": label, "allowed": verdict.allowed, "rules": rules,
-                             "detail": detail})  # fmt: skip
-                counts[label] += 1
-                guard._base.pop(root, None)
-                shutil.rmtree(root)
-            print(f"{name}: {dict(counts)}", flush=True)
-    out_file.write_text(json.dumps({"rows": rows}, indent=1) + "\n", encoding="utf-8")
+                label, sha = item
+                rows.append(_check_fix(guard, Path(tmp), name, repos[name], label, sha))
+                out_file.write_text(json.dumps({"rows": rows}, indent=1) + "\n", encoding="utf-8")
+            print(f"{len(rows)} fixes checked", flush=True)
     return report_fixes(out_file)
+
+
+def _check_fix(guard: Guard, tmp: Path, name: str, repo: Path, label: str, sha: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": f"{name}-{sha[:12]}", "class": label}
+    root = tmp / row["id"]
+    root.mkdir()
+    try:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", f"{sha}^"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+        _go("mod", "download", cwd=root, timeout=600)
+        guard.base(root)
+    except (subprocess.SubprocessError, UpstreamFailure) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        return row | {"allowed": None, "rules": [], "detail": [f"not checked: {str(exc)[:200]}"]}
+    try:
+        verdict = guard.verdict(root, git(repo, "show", "--format=", "--no-color", "--binary", "-M", sha))
+    except (Conflict, UpstreamFailure) as exc:  # what the runner would refuse the patch for
+        return row | {"allowed": False, "rules": ["analysis_failed"], "detail": [str(exc)[:200]]}
+    finally:
+        guard._base.pop(root, None)
+        shutil.rmtree(root, ignore_errors=True)
+    detail = [f"{r.path}:{r.line} {r.rule}: {r.detail}" for r in verdict.reasons[:3]]
+    return row | {"allowed": verdict.allowed, "rules": sorted({r.rule for r in verdict.reasons}), "detail": detail}
 
 
 def report_fixes(out_file: Path) -> int:
     rows = json.loads(out_file.read_text(encoding="utf-8"))["rows"]
+    skipped = [r for r in rows if r["allowed"] is None]
+    rows = [r for r in rows if r["allowed"] is not None]
     by: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for r in rows:
         by[r["class"]]["allowed" if r["allowed"] else "refused"] += 1
     for cls, c in sorted(by.items()):
         print(f"{cls:14} total={sum(c.values()):4} allowed={c['allowed']:4} refused={c['refused']:4}")
+    for r in rows:
+        if r["class"] != "compliant" and r["allowed"]:
+            print(f"allowed by-design class {r['id']} ({r['class']})")
     compliant = [r for r in rows if r["class"] == "compliant"]
     fps = [r for r in compliant if not r["allowed"]]
     for r in fps:
         print(f"FALSE POSITIVE {r['id']}: {r['rules']} {r.get('detail', '')}")
-    modules = len({r["id"].split("-")[0] for r in compliant})
-    print(f"tamper false positives: {len(fps)} / {len(compliant)} real fixes ({modules} modules)")
+    modules = sorted({r["id"].split("-")[0] for r in compliant})
+    print(f"not checked (parent does not build or download): {len(skipped)}")
+    where = f"{len(modules)} modules: {', '.join(modules)}"
+    print(f"tamper false positives: {len(fps)} / {len(compliant)} real fixes ({where})")
     by_design = sum(c["refused"] for cls, c in by.items() if cls != "compliant")
     print(f"refused by design (edit tests, protected/non-Go/binary files, test helpers): {by_design}")
     return 0 if not fps else 1

@@ -7,6 +7,10 @@ empty data directory (no audit log, no traces, no index, no work dirs): the cloc
 the spawn and stops when the answer to `tools/list` (sent right after `initialize`) is read from
 stdout. The embedding model, which code-search loads in the background, is the installed one.
 
+Besides wall time, the server's own CPU time (user + system, from /proc) up to that answer is
+recorded: on a shared, saturated machine wall time mostly measures the queue for a core, while CPU
+time is close to what the start costs on an idle one.
+
 Baseline, measured in the same run: the SDK's floor, a bare `MCPServer` with one tool over stdio
 in the same interpreter. Each round runs the five in a rotated order (the machine is shared, so
 load drift spreads over all of them); medians and their ratio to the baseline are quoted, and the
@@ -58,8 +62,14 @@ HANDSHAKE = [
 ]
 
 
-def sample(args: list[str], env: dict[str, str], timeout: float) -> float:
-    """Seconds from spawn to the `tools/list` answer on stdout."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sample(args: list[str], env: dict[str, str], timeout: float) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the server) from spawn to the `tools/list` answer on stdout."""
     with tempfile.TemporaryFile("w+") as errlog:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -82,7 +92,7 @@ def sample(args: list[str], env: dict[str, str], timeout: float) -> float:
                 if not line:
                     break
                 if json.loads(line).get("id") == 2:
-                    return time.perf_counter() - started
+                    return time.perf_counter() - started, cpu_seconds(proc.pid)
             errlog.seek(0)
             raise RuntimeError(f"{args}: no tools/list answer: {errlog.read()[-2000:]}")
         finally:
@@ -108,27 +118,35 @@ def main() -> None:
     runs: dict[str, list[str]] = {**SERVERS, BASELINE: ["-c", _BARE]}
     names = list(runs)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="goresolve-cold-") as tmp:
         for round_no in range(opts.rounds):
             order = names[round_no % len(names) :] + names[: round_no % len(names)]
             for name in order:
                 env = {**base_env, "GORESOLVE_DATA_DIR": str(Path(tmp) / f"{round_no}-{name.split()[0]}")}
-                times[name].append(sample(runs[name], env, opts.timeout))
+                wall, used = sample(runs[name], env, opts.timeout)
+                times[name].append(wall)
+                cpu[name].append(used)
             print(f"round {round_no + 1}: " + ", ".join(f"{n.split()[0]} {times[n][-1]:.2f}s" for n in names))
 
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     floor = statistics.median(times[BASELINE])
-    print(f"\n{BASELINE}: median {floor:.2f} s over {opts.rounds} starts")
+    cpu_floor = statistics.median(cpu[BASELINE])
+    print(f"\n{BASELINE}: median {floor:.2f} s wall, {cpu_floor:.2f} s CPU over {opts.rounds} starts")
     for name in SERVERS:
         median = statistics.median(times[name])
+        used = statistics.median(cpu[name])
         print(
-            f"{name}: median {median:.2f} s, min {min(times[name]):.2f} s, max {max(times[name]):.2f} s, "
-            f"{median / floor:.2f}x the bare SDK server"
+            f"{name}: median {median:.2f} s wall (min {min(times[name]):.2f}, max {max(times[name]):.2f}), "
+            f"{median / floor:.2f}x the bare SDK server; CPU {used:.2f} s, {used / cpu_floor:.2f}x its CPU"
         )
     print()
     for name in SERVERS:
         print(f"cold start to tools/list, {name}: {statistics.median(times[name]):.1f} s")
+    print("\n(CPU seconds to tools/list: what a start costs on an idle core)")
+    for name in SERVERS:
+        print(f"cpu to tools/list, {name}: {statistics.median(cpu[name]):.1f} s")
 
 
 if __name__ == "__main__":

@@ -97,8 +97,7 @@ def root(
     """goresolve: resolve Go issues, safely."""
     from servers.common.logging import configure_logging
 
-    if debug:
-        os.environ["GORESOLVE_DEBUG"] = "1"
+    # `--debug` itself is read by the outermost handler (`_App.__call__`), which runs after this.
     # Library log lines (model install, index progress notes) go to stderr as readable lines:
     # stdout carries only a command's result (`--json`).
     configure_logging(service="goresolve", level="DEBUG" if debug else "INFO", console=True)

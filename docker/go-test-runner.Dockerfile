@@ -25,10 +25,10 @@ RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps . \
  && /opt/goresolve/bin/pip uninstall -y pip
 
 FROM ${PYTHON_IMAGE}
-# git for worktrees; bubblewrap and util-linux (unshare) for the sandbox where the kernel allows
+# git for worktrees; bubblewrap, util-linux and libseccomp for the sandbox where the kernel allows
 # namespaces (under Pod Security "restricted" it does not: see the chart's goTestRunner values).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git bubblewrap util-linux ca-certificates \
+ && apt-get install -y --no-install-recommends git bubblewrap util-linux libseccomp2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && (python -m pip uninstall -y pip setuptools wheel 2>/dev/null; true)
 COPY --from=go /usr/local/go /usr/local/go

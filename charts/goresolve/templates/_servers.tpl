@@ -16,6 +16,9 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
   {{- end }}
   args: [--transport, http, --host, {{ ternary "127.0.0.1" "0.0.0.0" .sidecar | quote }}, --port, {{ $sv.port | quote }}, --policy-dir, /etc/goresolve/policies]
   env:
+    # The root filesystem is read-only and UID 10001 has no home: point HOME at the state volume.
+    - name: HOME
+      value: /var/lib/goresolve
     - name: {{ $prefix }}STATE_DIR
       value: /var/lib/goresolve
     - name: {{ $prefix }}LOG_LEVEL
@@ -47,6 +50,13 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
       value: /var/lib/goresolve-work
     - name: {{ $prefix }}GOPROXY
       value: {{ default "off" $sv.goproxy | quote }}
+    # Both Go caches on the scratch volume (there is no user cache to seed from in a fresh pod).
+    - name: {{ $prefix }}GOCACHE
+      value: /var/lib/goresolve-work/gocache
+    - name: {{ $prefix }}GOMODCACHE
+      value: /var/lib/goresolve-work/gomodcache
+    - name: {{ $prefix }}SEED_FROM_USER_CACHE
+      value: "false"
     - name: {{ $prefix }}MAX_CONCURRENCY
       value: {{ $sv.maxConcurrency | quote }}
     - name: {{ $prefix }}ALLOW_WEAK_SANDBOX

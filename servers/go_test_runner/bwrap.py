@@ -143,6 +143,7 @@ exec unshare --user --map-root-user --mount -- /bin/sh -ec '
 src="$1"; bindir="${{2%/*}}"; shift
 mount -t tmpfs -o {size},mode=755 tmpfs {LAYER}
 mkdir {LAYER}/su {LAYER}/sw {LAYER}/cu {LAYER}/cw
+mkdir {" ".join(f"{LAYER}/cu/{n:02x}" for n in range(256))}
 mount -t overlay overlay -o "lowerdir=$src,upperdir={LAYER}/su,workdir={LAYER}/sw" "$src"
 mount -t overlay overlay -o "lowerdir={GOCACHE},upperdir={LAYER}/cu,workdir={LAYER}/cw" {GOCACHE}
 exec 3< {ASSETS}/test.bpf 4< {ASSETS}/test.args

@@ -88,7 +88,8 @@ class Runner:
         gomodcache = (settings.gomodcache or Path(user_env.get("GOMODCACHE") or work / "gomodcache")).resolve()
         for d in (work / "mirrors", gocache, gomodcache):
             d.mkdir(parents=True, exist_ok=True)
-        seed = Path(user_env["GOCACHE"]) if settings.seed_from_user_cache and user_env.get("GOCACHE") else None
+        seed = settings.seed_cache or (Path(user_env["GOCACHE"]) if user_env.get("GOCACHE") else None)
+        seed = seed if settings.seed_from_user_cache else None
         run_as = None
         if settings.sandbox_user:
             try:

@@ -183,7 +183,11 @@ class Sandbox:
             weak_allowed=weak_allowed,
             limits=limits,
             gocache=gocache,
-            gocache_lowers=tuple(p for p in seed if safe_path(p) and p.resolve() != gocache.resolve()),
+            gocache_lowers=tuple(
+                p
+                for p in seed
+                if safe_path(p) and p.resolve() != gocache.resolve() and (run_as is None or _world_readable(p))
+            ),
             max_output_bytes=max_output_bytes,
             max_line=max_line,
             run_as=run_as,
@@ -221,6 +225,7 @@ class Sandbox:
         """The layout of one run; its scratch directory is created (owned by the sandbox's user)."""
         scratch.mkdir(parents=True, exist_ok=True)
         self._own(scratch)
+        self._own(worktree)  # test binaries write it through their layer: copy-up needs a mapped owner
         inside = f"{bwrap.SRC}/{repo}" if self.strong else str(worktree)
         return RunPaths(worktree=worktree, inside=inside, scratch=scratch)
 
@@ -260,6 +265,12 @@ class Sandbox:
         for d in (cache, upper, work):
             d.mkdir(parents=True, exist_ok=True)
         self._own(paths.scratch)
+        if self.run_as is not None:
+            # Copy-up keeps a directory's owner; the shared cache's belong to a user the sandbox's user
+            # namespace does not map, so the layer gets go's 256 directories of its own beforehand.
+            for n in range(256):
+                (upper / f"{n:02x}").mkdir(exist_ok=True)
+            self._own(upper)
         lowers = ":".join(str(p) for p in (self.gocache, *self.gocache_lowers))
         paths.gocache_layer = upper
         unshare = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
@@ -465,6 +476,15 @@ def merge_layer(layer: Path, shared: Path) -> int:
             except OSError:
                 continue
     return moved
+
+
+def _world_readable(path: Path) -> bool:
+    """Can any user list `path` (another host user runs the sandbox, and bubblewrap opens it as that user)?"""
+    real = path.resolve()
+    try:
+        return bool(real.stat().st_mode & 0o005 == 0o005) and all(p.stat().st_mode & 0o001 for p in real.parents)
+    except OSError:
+        return False
 
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:

@@ -33,6 +33,9 @@ class GoTestRunnerSettings(ServerSettings):
         description="Use the user's own build cache (go env GOCACHE) as a read-only lower layer of the shared "
         "one, so a first run costs about what a raw go test would.",
     )
+    seed_cache: Path | None = Field(
+        default=None, description="The build cache to seed from instead of the user's (go env GOCACHE)."
+    )
     goproxy: str = Field(default="https://proxy.golang.org", description="GOPROXY used to download modules.")
     allow_weak_sandbox: bool = Field(
         default=False,

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from agent.cli import app as agent_app
+from agent.dispatch.cli import app as dispatch_app
 from agent.eval.cli import eval_command
 from servers.code_search.cli import index_command, model_app, search_command
 from servers.code_search.reindex_worker import worker_command
@@ -86,6 +87,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(queue_app, name="queue")
 app.command("worker")(worker_command)
 app.add_typer(agent_app)  # goresolve resolve / runs / trace
+app.add_typer(dispatch_app, name="dispatch")  # goresolve dispatch [run]
 app.command("eval")(eval_command)
 # ----------------------------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ REQUIRED_SCOPES = ("jira:read", "code:read", "tests:run", "pr:write")
 TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RESULT_CHARS = 6000
+_GO_TEST_NOISE = ("=== RUN", "=== PAUSE", "=== CONT", "--- FAIL", "--- PASS", "--- SKIP", "FAIL", "PASS", "ok ")
 
 
 @dataclass(frozen=True)
@@ -498,9 +499,17 @@ class Run:
         if not patch:
             return "error: nothing to submit; edit the code first"
         if "check_patch" in self.box.tools:
-            verdict = await self.server_call("check_patch", {"repo": self.settings.repo, "patch": patch})
-            if not verdict.ok or (verdict.structured or {}).get("allowed") is False:
-                raise Escalated(f"patch refused by the patch policy: {_clip(verdict.text, 300)}")
+            verdict = await self.server_call(
+                "check_patch", {"repo": self.settings.repo, "ref": self.commit, "patch": patch}
+            )
+            if not verdict.ok:
+                return f"error: the patch could not be checked: {_clip(verdict.text, 300)}"
+            if (verdict.structured or {}).get("allowed") is False:
+                reasons = "; ".join(
+                    f"{r.get('path')}:{r.get('line')}: {r.get('rule')}: {r.get('detail')}"
+                    for r in (verdict.structured or {}).get("reasons") or []
+                )
+                raise Escalated(f"patch refused by the patch policy: {_clip(reasons, 300)}")
         named = sorted(
             set(TEST_NAME.findall(f"{self.ticket.title}\n{self.ticket.body}")) | set(ADDED_TEST.findall(patch))
         )
@@ -763,7 +772,8 @@ def _render_tests(outcome: ToolOutcome) -> str:
         lines.append(f"FAIL {f.test} ({f.package}): {f.first_line}")
     for t in report.get("tests") or []:
         for line in (t.get("output") or [])[:12]:
-            lines.append(f"    {line}")
+            if not str(line).lstrip().startswith(_GO_TEST_NOISE):  # status lines carry timings: not reproducible
+                lines.append(f"    {line}")
     for p in report.get("panics") or []:
         lines.append(f"panic in {p.get('test')}: {p.get('message')} at {p.get('frame')}")
     return "\n".join(lines)

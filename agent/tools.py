@@ -8,9 +8,9 @@ Every proposed call is validated against the tool's JSON Schema before anything 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-import secrets
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -115,6 +115,7 @@ _FENCE_CLOSE = re.compile(r"</?untrusted[^>]*>", re.IGNORECASE)
 
 def fence(source: str, text: str) -> str:
     """Wrap untrusted text so it reads as data; an embedded fence marker cannot close the block."""
-    nonce = secrets.token_hex(4)
     body = _FENCE_CLOSE.sub("[removed fence marker]", text)
+    # derived from the content (no text can contain its own hash), so a request is reproducible for replay
+    nonce = hashlib.sha256(f"{source}\0{body}".encode()).hexdigest()[:8]
     return f'<untrusted source="{source}" id="{nonce}">\n{body}\n</untrusted id="{nonce}">'

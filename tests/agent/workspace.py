@@ -131,6 +131,8 @@ def _git(repo: Path, *args: str) -> str:
         "GIT_AUTHOR_EMAIL": "t@example.com",
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_DATE": "2026-01-05T09:00:00Z",  # a fixed commit id, so recorded sessions replay
+        "GIT_COMMITTER_DATE": "2026-01-05T09:00:00Z",
     }
     done = subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env, timeout=60

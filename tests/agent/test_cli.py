@@ -1,0 +1,92 @@
+"""`goresolve resolve` replaying a session recorded from a scripted run, then `runs` and `trace`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from agent.llm import Recorder, ScriptedModel, reply
+from agent.loop import RunSettings, run_ticket
+from agent.policy import AgentPolicy
+from goresolve.cli import app
+
+from .workspace import Workspace
+
+CALLS = [
+    ("edit", {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}),
+    ("run_tests", {}),
+    ("submit", {"title": "Add returns the sum", "summary": "Add subtracted b; it now adds it."}),
+]
+
+
+def _go_env(name: str) -> str:
+    return subprocess.run(["go", "env", name], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+@pytest.mark.slow
+def test_resolve_replays_a_recorded_session_to_a_pull_request_then_runs_and_trace_show_it(
+    workspace: Workspace, policy: AgentPolicy, settings: RunSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassette = tmp_path / "session.jsonl"
+    model = Recorder(ScriptedModel([reply("", c) for c in CALLS]), cassette)
+    recorded = anyio.run(run_ticket, "CALC-1", model, workspace.servers(), policy, settings)
+    assert recorded.outcome == "pr", recorded.reason
+
+    data = tmp_path / "cli-data"
+    env = {
+        "GORESOLVE_DATA_DIR": str(data),
+        "GORESOLVE_AGENT_POLICY_DIR": str(workspace.policy_dir),
+        "GORESOLVE_CODE_SEARCH_DB_DIR": str(workspace.index_dir),
+        "GORESOLVE_CODE_SEARCH_EMBEDDER": "hashing",
+        "GORESOLVE_GO_TEST_RUNNER_WORK_DIR": str(tmp_path / "runner"),
+        "GORESOLVE_GO_TEST_RUNNER_GOCACHE": _go_env("GOCACHE"),
+        "GORESOLVE_GO_TEST_RUNNER_GOMODCACHE": _go_env("GOMODCACHE"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for name in ("JIRA_READ", "CODE_SEARCH", "GO_TEST_RUNNER", "GITHUB_PR"):
+        monkeypatch.setenv(f"GORESOLVE_{name}_LOG_LEVEL", "WARNING")
+    runner = CliRunner()
+    ticket_file = workspace.tickets_dir / "CALC-1.yaml"
+    done = runner.invoke(
+        app,
+        ["resolve", "--ticket", str(ticket_file), "--repo", str(workspace.repo), "--cassette", str(cassette), "--json"],
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert (result["outcome"], result["ticket"], result["repo"]) == ("pr", "CALC-1", "calc")
+    assert result["patch"] == recorded.patch
+
+    listed = runner.invoke(app, ["runs", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [result["run_id"]]
+
+    shown = runner.invoke(app, ["trace", result["run_id"][:17]])
+    assert shown.exit_code == 0, shown.output
+    assert f"trace {result['trace_id']}" in shown.stdout
+    for name in (
+        "agent.run",
+        "chat scripted",
+        "execute_tool edit",
+        "execute_tool submit",
+        "retrieval",
+        "pr (submitted)",
+    ):
+        assert name in shown.stdout, name
+
+
+def test_resolve_without_a_model_and_trace_of_an_unknown_run_fail_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    done = runner.invoke(app, ["resolve", "--ticket", "CALC-1", "--repo", "calc"])
+    assert done.exit_code == 1
+    assert "no model" in done.output and "Traceback" not in done.output
+    missing = runner.invoke(app, ["trace", "nope"])
+    assert missing.exit_code == 1 and "no run 'nope'" in missing.output

@@ -66,7 +66,7 @@ def test_errors_are_one_line_with_exit_codes(make_repo: Callable[[str, dict[str,
     no_index = runner.invoke(
         app, ["search", "x", "--repo", "svc", "--db", str(tmp_path / "none"), "--embedder", "hashing"]
     )
-    assert no_index.exit_code == 1 and "code index is missing" in no_index.output
+    assert no_index.exit_code == 1 and "no code index at" in no_index.output and "goresolve index" in no_index.output
     runner.invoke(app, ["index", str(repo), "--repo", "svc", *common])
     unknown = runner.invoke(app, ["search", "x", "--repo", "other", *common])
     assert unknown.exit_code == 1 and "not indexed: other" in unknown.output

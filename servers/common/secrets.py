@@ -139,7 +139,8 @@ def scan(text: str, field: str) -> list[SecretFinding]:
 
 
 def scan_patch(patch: str) -> list[SecretFinding]:
-    """Credentials in the lines a unified diff adds; the field names the file, the line is its new line.
+    """Credentials in file names and in the lines a unified diff adds; the field names the file (unless
+    its name is itself the finding), the line is its new line number.
 
     A diff unidiff cannot parse is scanned line by line (every `+` line, numbered within the patch).
     Never raises.
@@ -156,10 +157,12 @@ def scan_patch(patch: str) -> list[SecretFinding]:
                 findings.extend(SecretFinding(f.kind, "patch", lineno) for f in scan(line[1:], "patch"))
         return findings
     for patched in files:
+        named = [SecretFinding(f.kind, "patch file name", 0) for f in scan(patched.path, "patch")]
+        findings.extend(named)
+        where = "patch" if named else f"patch {patched.path}"  # a name that is a credential is never echoed
         for hunk in patched:
             for line in hunk:
                 if line.is_added:
-                    where = f"patch {patched.path}"
                     number = line.target_line_no or 0
                     findings.extend(SecretFinding(f.kind, where, number) for f in scan(line.value, where))
     return findings

@@ -140,6 +140,10 @@ class PullRequestService:
             raise InvalidInput(f"patch is {size} bytes; the limit is {protected.max_patch_bytes}")
         if not patch.strip():
             raise InvalidInput("patch is empty")
+        # Credentials first: the policy's refusal quotes paths and lines, which must not carry one.
+        findings = scan_patch(patch)
+        if findings:
+            raise InvalidInput(describe(findings))
         verdict = check_patch(patch, protected)
         if not verdict.allowed:
             shown = verdict.reasons[: self._limits.shown_reasons]
@@ -147,9 +151,6 @@ class PullRequestService:
             more = len(verdict.reasons) - len(shown)
             tail = f"\n(+{more} more)" if more > 0 else ""
             raise InvalidInput("patch refused by policy:\n" + "\n".join(lines) + tail)
-        findings = scan_patch(patch)
-        if findings:
-            raise InvalidInput(describe(findings))
 
     def _own_pull(self, caller: str, identity: Identity | None, repo: str, number: int) -> PullRequestInfo:
         self._check_repo(caller, identity, repo)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from servers.common.logging import REDACTED, Redactor
 from servers.common.secret_rules import RULES_FILE, from_detect_secrets, non_capturing, render
-from servers.common.secrets import CREDENTIAL_SHAPES, RULES, scan, scan_patch
+from servers.common.secrets import CREDENTIAL_SHAPES, RULES, describe, scan, scan_patch
 from servers.common.textnorm import for_scanning
 
 GHP = "ghp_" + "aB3x" * 9
@@ -95,3 +95,12 @@ def test_the_committed_rules_are_those_of_the_installed_detect_secrets() -> None
     assert RULES_FILE.read_text(encoding="utf-8") == render(from_detect_secrets()), (
         "servers/common/secret_rules.json is stale: run `python -m servers.common.secret_rules`"
     )
+
+
+def test_a_file_named_like_a_credential_is_found_and_its_name_never_echoed() -> None:
+    patch = (
+        f"diff --git a/{GHP}.go b/{GHP}.go\nnew file mode 100644\n--- /dev/null\n+++ b/{GHP}.go\n@@ -0,0 +1 @@\n+x\n"
+    )
+    found = scan_patch(patch)
+    assert [(f.kind, f.field) for f in found] == [("github_token", "patch file name")]
+    assert GHP not in describe(found)

@@ -26,10 +26,11 @@ from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.go_test_runner import build_diag, census, gitops
 from servers.go_test_runner.confinement import GoEnv, Limits, SandboxReport, check_packages_inside
+from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import RunPaths, Sandbox, host_go_env, host_user, sandbox_report
+from servers.go_test_runner.sandbox import RunPaths, Sandbox, host_go_env, host_user
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -78,51 +79,7 @@ class Runner:
         Raises:
             ConfigError: no go binary, or `sandbox_user` names no user.
         """
-        go = shutil.which(settings.go_binary)
-        if go is None:
-            raise ConfigError(f"setting GORESOLVE_GO_TEST_RUNNER_GO_BINARY: {settings.go_binary!r} not found")
-        go = str(Path(go).resolve())
-        user_env = host_go_env(go)
-        work = settings.resolved_work_dir()
-        gocache = (settings.gocache or work / "gocache").resolve()
-        gomodcache = (settings.gomodcache or Path(user_env.get("GOMODCACHE") or work / "gomodcache")).resolve()
-        for d in (work / "mirrors", gocache, gomodcache):
-            d.mkdir(parents=True, exist_ok=True)
-        seed = settings.seed_cache or (Path(user_env["GOCACHE"]) if user_env.get("GOCACHE") else None)
-        seed = seed if settings.seed_from_user_cache else None
-        run_as = None
-        if settings.sandbox_user:
-            try:
-                run_as = host_user(settings.sandbox_user)
-            except KeyError:
-                raise ConfigError(
-                    f"setting GORESOLVE_GO_TEST_RUNNER_SANDBOX_USER: no user {settings.sandbox_user!r}"
-                ) from None
-        limits = Limits(
-            address_space_mb=settings.rlimit_as_mb,
-            address_space_race_mb=settings.rlimit_as_race_mb,
-            nproc=settings.rlimit_nproc,
-            fsize_mb=settings.rlimit_fsize_mb,
-            nofile=settings.rlimit_nofile,
-            max_tasks=settings.max_tasks,
-            memory_mb=settings.memory_limit_mb,
-        )
-        sandbox = Sandbox.create(
-            work=work,
-            goroot=Path(user_env.get("GOROOT") or Path(go).parent.parent).resolve(),
-            project=Path(__file__).resolve().parents[2],
-            gocache=gocache,
-            seed=(seed,) if seed is not None and seed.is_dir() else (),
-            gomodcache=gomodcache,
-            limits=limits,
-            weak_allowed=settings.allow_weak_sandbox,
-            scratch_mb=settings.scratch_mb,
-            max_output_bytes=settings.max_output_bytes,
-            max_line=settings.max_line_bytes,
-            run_as=run_as,
-            bwrap_binary=settings.bwrap_binary,
-        )
-        goenv = GoEnv(go_bin_dir=str(Path(go).parent), gomodcache=gomodcache, goproxy=settings.goproxy)
+        sandbox, go, goenv = sandbox_for(settings)
         runner = cls(settings, policies, sandbox, go, goenv)
         runner.remove_leftovers()
         return runner
@@ -424,6 +381,60 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
+
+
+def sandbox_for(settings: GoTestRunnerSettings) -> tuple[Sandbox, str, GoEnv]:
+    """Find go and its caches and set up the sandbox (probing the host once): (sandbox, go, environment).
+
+    Raises:
+        ConfigError: no go binary, or `sandbox_user` names no user.
+    """
+    go = shutil.which(settings.go_binary)
+    if go is None:
+        raise ConfigError(f"setting GORESOLVE_GO_TEST_RUNNER_GO_BINARY: {settings.go_binary!r} not found")
+    go = str(Path(go).resolve())
+    user_env = host_go_env(go)
+    work = settings.resolved_work_dir()
+    gocache = (settings.gocache or work / "gocache").resolve()
+    gomodcache = (settings.gomodcache or Path(user_env.get("GOMODCACHE") or work / "gomodcache")).resolve()
+    for d in (work / "mirrors", gocache, gomodcache):
+        d.mkdir(parents=True, exist_ok=True)
+    seed = settings.seed_cache or (Path(user_env["GOCACHE"]) if user_env.get("GOCACHE") else None)
+    seed = seed if settings.seed_from_user_cache else None
+    run_as = None
+    if settings.sandbox_user:
+        try:
+            run_as = host_user(settings.sandbox_user)
+        except KeyError:
+            raise ConfigError(
+                f"setting GORESOLVE_GO_TEST_RUNNER_SANDBOX_USER: no user {settings.sandbox_user!r}"
+            ) from None
+    limits = Limits(
+        address_space_mb=settings.rlimit_as_mb,
+        address_space_race_mb=settings.rlimit_as_race_mb,
+        nproc=settings.rlimit_nproc,
+        fsize_mb=settings.rlimit_fsize_mb,
+        nofile=settings.rlimit_nofile,
+        max_tasks=settings.max_tasks,
+        memory_mb=settings.memory_limit_mb,
+    )
+    sandbox = Sandbox.create(
+        work=work,
+        goroot=Path(user_env.get("GOROOT") or Path(go).parent.parent).resolve(),
+        project=Path(__file__).resolve().parents[2],
+        gocache=gocache,
+        seed=(seed,) if seed is not None and seed.is_dir() else (),
+        gomodcache=gomodcache,
+        limits=limits,
+        weak_allowed=settings.allow_weak_sandbox,
+        scratch_mb=settings.scratch_mb,
+        max_output_bytes=settings.max_output_bytes,
+        max_line=settings.max_line_bytes,
+        run_as=run_as,
+        bwrap_binary=settings.bwrap_binary,
+    )
+    goenv = GoEnv(go_bin_dir=str(Path(go).parent), gomodcache=gomodcache, goproxy=settings.goproxy)
+    return sandbox, go, goenv
 
 
 def _go_errors(stderr: str) -> list[str]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from servers.go_test_runner import bwrap, seccomp
-from servers.go_test_runner.confinement import Limits, SandboxReport
+from servers.go_test_runner.confinement import Limits
 
 _STDERR_KEEP = 256 << 10
 _WATCH_INTERVAL_S = 0.25
@@ -526,54 +526,6 @@ def host_go_env(go: str) -> dict[str, str]:
         if isinstance(data, dict)
         else {}
     )
-
-
-def sandbox_report(sandbox: Sandbox, *, race: bool) -> SandboxReport:
-    """The part of every result that says how the run was confined."""
-    rlimits = sandbox.limits.rlimits(race=race)
-    notes: list[str] = []
-    if not sandbox.strong:
-        notes.append("WEAK SANDBOX: " + ("; ".join(sandbox.protections.problems) or "no bubblewrap"))
-        notes.append("test code can read what the server's user can read, reach the network and write the caches")
-    if race:
-        notes.append(f"-race: address space limited to {sandbox.limits.address_space_race_mb} MiB per process")
-    if sandbox.run_as is None and os.geteuid() == 0:
-        notes.append("RLIMIT_NPROC is not enforced for uid 0: the watchdog limits tasks instead")
-    return SandboxReport(
-        weak=not sandbox.strong,
-        network_isolated=sandbox.strong,
-        pid_namespace=sandbox.strong,
-        protections=active_protections(sandbox),
-        rlimits=rlimits,
-        test_cache_mode="overlay" if sandbox.strong else "shared",
-        notes=notes,
-    )
-
-
-def active_protections(sandbox: Sandbox) -> list[str]:
-    """One short line per protection in force for runs on this host."""
-    out: list[str] = []
-    p = sandbox.protections
-    if sandbox.strong:
-        out += [
-            f"bubblewrap {p.bubblewrap}: allow-list view (toolchain and system read-only, minimal /etc, "
-            "/dev null/zero/urandom, own /proc, private /tmp), mounts made before test code starts",
-            f"user namespace: uid {bwrap.UID}, no capabilities, no_new_privs, no new user namespaces for test code",
-            "network, IPC, UTS and PID namespaces; go and test binaries in different PID namespaces",
-            "seccomp: test code denied " + ", ".join(seccomp.TEST[:8]) + f" and {len(seccomp.TEST) - 8} more",
-            "overlayfs: the worktree and build cache writable by test code only in a private layer per binary",
-        ]
-        if sandbox.gocache_lowers:
-            out.append("build cache seeded read-only from " + ", ".join(map(str, sandbox.gocache_lowers)))
-    if sandbox.run_as is not None:
-        out.append(f"sandbox runs as host uid {sandbox.run_as[0]}")
-    limits = sandbox.limits
-    if limits.max_tasks or limits.memory_mb:
-        tasks, memory = limits.max_tasks or "unlimited", limits.memory_mb or "unlimited"
-        out.append(f"watchdog: kills a run over {tasks} tasks or {memory} MiB resident")
-    out.append("rlimits: " + ", ".join(f"{k}={v}" for k, v in limits.rlimits(race=False).items()))
-    out.append("hard timeout: every process of the run killed")
-    return out
 
 
 def host_user(name: str) -> tuple[int, int]:

@@ -34,6 +34,7 @@ from servers.code_search.reindex_worker import worker_command
 from servers.common.errors import ConfigError, GoresolveError
 from servers.common.settings import DEFAULT_POLICY_DIR, default_data_dir
 from servers.go_test_runner.cli_check_patch import command as check_patch_cli
+from servers.go_test_runner.doctor import command as doctor_command
 from servers.webhooks.cli import serve_app, webhooks_app
 from workqueue.cli import queue_app
 
@@ -82,6 +83,7 @@ app.add_typer(model_app, name="model")
 app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("check-patch")(check_patch_cli)
+app.command("doctor")(doctor_command)  # go-test-runner's sandbox protections on this host
 app.add_typer(serve_app, name="serve")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(queue_app, name="queue")

@@ -137,9 +137,17 @@ class GitHubBackend:
         if creator != me:
             raise Conflict(f"branch {branch} was not created by this bot; it does not adopt branches it did not push")
         others = sorted({who or "a deleted account" for a in window if (who := _actor(a)) != me})
-        if others or window[0].get("after") != head:
-            by = f" (pushed by {', '.join(others)})" if others else ""
-            raise Conflict(f"branch {branch} moved since this bot last pushed it{by}; the bot will not build on it")
+        if others:
+            raise Conflict(
+                f"branch {branch} moved since this bot last pushed it (pushed by {', '.join(others)}); "
+                "the bot will not build on it"
+            )
+        if window[0].get("after") != head:
+            # A push GitHub has not listed yet: someone else's, or this bot's from another process moments ago.
+            raise Conflict(
+                f"branch {branch} moved since this bot last pushed it (its head is not a push GitHub lists for "
+                "the bot); the bot will not build on it. If the bot pushed it moments ago, try again shortly"
+            )
 
     def repository(self, name: str) -> Repository:
         """The PyGithub repository for a policy repo name (fetched once, then cached).

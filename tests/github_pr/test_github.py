@@ -285,3 +285,11 @@ def test_a_github_app_token_needs_the_login_configured(fake, sleeps):
         client, {"svc": "acme/svc"}, Calls(RetryPolicy(sleep=sleeps.append)), login="Goresolve-Bot"
     )
     assert configured.open_or_update(change(patch=SECOND_PATCH)).created is False
+
+
+def test_a_head_github_lists_no_push_for_is_refused(fake, sleeps):
+    ref = make_backend(fake, sleeps).open_or_update(change())
+    repo = fake.repos["acme/svc"]
+    repo.refs[f"refs/heads/{ref.branch}"] = repo.refs["refs/heads/main"]  # moved, and not (yet) in the activity
+    with pytest.raises(Conflict, match="not a push GitHub lists for the bot"):
+        make_backend(fake, sleeps).open_or_update(change(patch=SECOND_PATCH))

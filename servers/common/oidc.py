@@ -109,7 +109,7 @@ class OidcTokenVerifier:
                 url = self.config.jwks_url or self._discover()
                 self._client = PyJWKClient(
                     url,
-                    cache_keys=False,  # the key *set* is cached (below); per-kid LRU would outlive a rotation
+                    cache_keys=False,  # the key set is cached (cache_jwk_set); a per-kid LRU would outlive a rotation
                     cache_jwk_set=True,
                     lifespan=max(1, self.config.jwks_cache_s),
                     timeout=round(self.config.timeout_s) or 1,

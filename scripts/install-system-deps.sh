@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests use, installed when missing:
-# bubblewrap builds go-test-runner's sandbox; redis-server backs the production queue's tests.
+# bubblewrap builds go-test-runner's sandbox (libseccomp2 its seccomp filters); redis-server backs the
+# production queue's tests.
 set -euo pipefail
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+# go-test-runner's seccomp filters are compiled by libseccomp (through pyseccomp)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || need+=(libseccomp2)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -14,6 +14,8 @@ func TestWriteThroughProcRoot(t *testing.T) {
 	dirs = append(dirs, filepath.Dir(tg.Canary), filepath.Dir(tg.HostTmp))
 	dirs = append(dirs, tg.Caches...)
 	dirs = append(dirs, tg.Worktrees...)
+	// The build cache as go sees it: through the go process's root it would be the shared cache.
+	dirs = append(dirs, os.Getenv("GOCACHE"))
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		for _, link := range []string{"root", "cwd"} {

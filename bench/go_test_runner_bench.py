@@ -203,9 +203,8 @@ def report(
     ):
         print(f"| {name} | {med(xs):.3f} s | {min(xs):.3f} s | {max(xs):.3f} s |")
     if cold_a is not None and cold_b is not None:
-        print(
-            f"| first run on a fresh runner (seeded) / raw go test (one run each) | {cold_a:.2f} s / {cold_b:.2f} s | | |"
-        )
+        first = "first run on a fresh runner (seeded) / raw go test (one run each)"
+        print(f"| {first} | {cold_a:.2f} s / {cold_b:.2f} s | | |")
     print(f"median of per-pair ratios: {pair_ratio:.2f}")
     deltas = []
     for name, xs in PACKAGE_ELAPSED["A"].items():

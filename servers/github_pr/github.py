@@ -323,6 +323,13 @@ class GitHubBackend:
         gh = self.repository(repo)
         return _info(self._calls(f"pull request #{number}", lambda: gh.get_pull(number)))
 
+    def opened_by_bot(self, repo: str, number: int) -> bool:
+        """GitHub's record of who opened the pull request is the bot's login. Raises: NotFound; RateLimited,
+        UpstreamFailure."""
+        gh = self.repository(repo)
+        pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
+        return pull.user.login.lower() == self.login().lower()
+
     def comment(self, repo: str, number: int, body: str) -> CommentRef:
         """Not retried on 5xx (a retry could post twice). Raises: NotFound; RateLimited, UpstreamFailure."""
         gh = self.repository(repo)

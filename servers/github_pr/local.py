@@ -154,6 +154,11 @@ class LocalBackend:
         """Raises: NotFound: no such pull request in `repo`."""
         return _info(self._store.get(repo, number))
 
+    def opened_by_bot(self, repo: str, number: int) -> bool:
+        """The store holds only pull requests this bot opened. Raises: NotFound."""
+        self._store.get(repo, number)
+        return True
+
     def comment(self, repo: str, number: int, body: str) -> CommentRef:
         """Raises: NotFound: no such pull request in `repo`."""
         row = self._store.get(repo, number)

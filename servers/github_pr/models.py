@@ -144,6 +144,11 @@ class PullRequestBackend(Protocol):
 
     def get_pull_request(self, repo: str, number: int) -> PullRequestInfo: ...
 
+    def opened_by_bot(self, repo: str, number: int) -> bool:
+        """Whether the bot itself opened pull request `number`, by the host's record (never by its branch
+        name alone, which anyone with push access can choose)."""
+        ...
+
     def comment(self, repo: str, number: int, body: str) -> CommentRef: ...
 
     def request_review(

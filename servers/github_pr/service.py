@@ -12,7 +12,8 @@ code host; every rule lives here, applied in the same order for every backend:
 5. one call at a time per (repo, ticket) in this process; backends make it safe across processes.
 
 Writes to an existing pull request (comment, assign, request review) are allowed only on pull
-requests whose head branch is under the bot's prefix: this server never writes to a person's PR.
+requests the bot opened (the host's record) whose head branch is under the bot's prefix: this
+server never writes to a person's PR, even one on a branch named like the bot's.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class PullRequestService:
     def _own_pull(self, caller: str, identity: Identity | None, repo: str, number: int) -> PullRequestInfo:
         self._check_repo(caller, identity, repo)
         info = self._backend.get_pull_request(repo, number)
-        if not info.branch.startswith(self._prefix + "/"):
+        if not info.branch.startswith(self._prefix + "/") or not self._backend.opened_by_bot(repo, number):
             raise AccessDenied(f"pull request #{number} was not opened by this bot; it only writes to its own")
         return info
 

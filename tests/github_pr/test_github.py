@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from servers.common.errors import Conflict, NotFound, RateLimited, UpstreamFailure
+from servers.common.errors import AccessDenied, Conflict, NotFound, RateLimited, UpstreamFailure
 from servers.common.policy import Repo
 from servers.github_pr.github import GitHubBackend, connect
 from servers.github_pr.github_calls import Calls, RetryPolicy
@@ -293,3 +293,16 @@ def test_a_head_github_lists_no_push_for_is_refused(fake, sleeps):
     repo.refs[f"refs/heads/{ref.branch}"] = repo.refs["refs/heads/main"]  # moved, and not (yet) in the activity
     with pytest.raises(Conflict, match="not a push GitHub lists for the bot"):
         make_backend(fake, sleeps).open_or_update(change(patch=SECOND_PATCH))
+
+
+def test_a_pull_request_someone_else_opened_on_a_bot_named_branch_gets_no_writes(fake, sleeps):
+    fake.push_as("mallory", "acme/svc", "goresolve/SVC-9-x", {"x.go": "package calc\n"})
+    fake.logins["mallory-token"] = "mallory"
+    theirs = connect("mallory-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
+    number = theirs.get_repo("acme/svc").create_pull(base="main", head="goresolve/SVC-9-x", title="t", body="b").number
+    service = PullRequestService(make_backend(fake, sleeps), make_policies("svc"), prefix="goresolve", author=BOT)
+    with pytest.raises(AccessDenied, match="not opened by this bot"):
+        service.comment("agent", make_policies("svc").identity("agent"), "svc", number, "hello")
+    assert fake.repos["acme/svc"].comments == []
+    ours = make_backend(fake, sleeps).open_or_update(change())
+    assert service.comment("agent", make_policies("svc").identity("agent"), "svc", ours.number, "ok").id > 0

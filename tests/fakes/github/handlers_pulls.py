@@ -28,7 +28,7 @@ def _pull_shape(fake: FakeGitHub, repo: Repo, number: int, schema: str = "pull-r
             "body": p["body"],
             "draft": p["draft"],
             "merged": False,
-            "user": _user("goresolve-bot"),
+            "user": _user(p.get("user", fake.default_login)),
             "labels": [
                 {
                     "id": i + 1,
@@ -89,6 +89,7 @@ def create_pull(fake, repo, params, query, body):  # type: ignore[no-untyped-def
         "assignees": [],
         "reviewers": [],
         "teams": [],
+        "user": fake.actor,
     }
     return 201, _pull_shape(fake, repo, number)
 
@@ -126,7 +127,7 @@ def create_comment(fake, repo, params, query, body):  # type: ignore[no-untyped-
             "url": _url(fake, repo, f"/issues/comments/{cid}"),
             "html_url": html,
             "body": body["body"],
-            "user": _user("goresolve-bot"),
+            "user": _user(fake.actor),
             "issue_url": _url(fake, repo, f"/issues/{number}"),
         },
     )

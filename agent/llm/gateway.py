@@ -18,19 +18,20 @@ from pathlib import Path
 import anyio
 import stamina
 
-from agent.llm.errors import LLMError, ProviderError, RateLimited, RetryableError
+from agent.llm.errors import LLMError, MalformedResponse, ProviderError, RateLimited, RetryableError
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Usage, response_from_json, response_to_json
 
 
 def _backoff(exc: Exception) -> bool | float | dt.timedelta:
-    """stamina's hook: retry retryable errors; a Retry-After overrides the exponential wait."""
+    """stamina's hook: retry retryable errors and garbled bodies; a Retry-After overrides the exponential wait."""
     if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
         return exc.retry_after_s
-    return isinstance(exc, RetryableError)
+    return isinstance(exc, RetryableError | MalformedResponse)
 
 
 class Retrying:
-    """Retries 429, 5xx and timeouts with exponential backoff and jitter (stamina), honouring Retry-After.
+    """Retries 429, 5xx, timeouts and garbled bodies with exponential backoff and jitter (stamina),
+    honouring Retry-After.
 
     Every attempt has its own `timeout_s`; `attempts` bounds the tries, `deadline_s` the total time.
     """

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +31,7 @@ class FakeLLM:
     url: str
     answers: deque[Answer]
     requests: list[dict[str, Any]]
+    responder: list[Callable[[dict[str, Any]], Answer]]  # when set, answers every request (queue unused)
 
     def queue(self, *answers: Answer) -> None:
         self.answers.extend(answers)
@@ -86,6 +87,7 @@ def anthropic_message(
 def fake_llm_server() -> Iterator[FakeLLM]:
     answers: deque[Answer] = deque()
     requests: list[dict[str, Any]] = []
+    responder: list[Callable[[dict[str, Any]], Answer]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -94,7 +96,10 @@ def fake_llm_server() -> Iterator[FakeLLM]:
             requests.append(
                 {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
             )
-            answer = answers.popleft() if answers else Answer(500, {"error": {"message": "no answer queued"}})
+            if responder:
+                answer = responder[0](body)
+            else:
+                answer = answers.popleft() if answers else Answer(500, {"error": {"message": "no answer queued"}})
             if answer.delay_s:
                 time.sleep(answer.delay_s)
             payload = (answer.raw if answer.raw is not None else json.dumps(answer.body)).encode()
@@ -117,7 +122,7 @@ def fake_llm_server() -> Iterator[FakeLLM]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield FakeLLM(f"http://127.0.0.1:{server.server_address[1]}", answers, requests)
+        yield FakeLLM(f"http://127.0.0.1:{server.server_address[1]}", answers, requests, responder)
     finally:
         server.shutdown()
         server.server_close()

@@ -123,6 +123,7 @@ def test_retry_after_overrides_the_backoff_and_other_errors_are_not_retried() ->
     assert _backoff(RateLimited("429")) is True
     assert _backoff(RetryableError("503")) is True
     assert _backoff(ProviderError("400")) is False
+    assert _backoff(MalformedResponse("garbled")) is True
     assert retry_after_seconds("12") == 12.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert retry_after_seconds("soon") is None
@@ -136,18 +137,18 @@ async def test_5xx_and_timeouts_exhaust_the_retries_then_raise(llm: FakeLLM, liv
     assert len(llm.requests) == 3
 
 
-async def test_a_4xx_is_not_retried_and_malformed_bodies_are_named(llm: FakeLLM, live: None) -> None:
-    llm.queue(
-        Answer(400, {"error": {"message": "bad tools"}}), Answer(200, raw="not json"), Answer(200, {"choices": []})
-    )
+async def test_a_4xx_is_not_retried_and_malformed_bodies_are_retried_then_named(llm: FakeLLM, live: None) -> None:
+    llm.queue(Answer(400, {"error": {"message": "bad tools"}}))
     model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url), attempts=3)
     with pytest.raises(ProviderError, match="bad tools"):
         await model.complete(REQUEST)
     assert len(llm.requests) == 1
-    with pytest.raises(MalformedResponse):
+    llm.queue(Answer(200, raw="not json"), Answer(200, {"choices": []}), Answer(body=openai_completion("fine")))
+    assert (await model.complete(REQUEST)).message.content == "fine"
+    llm.queue(*[Answer(200, raw="{garbled")] * 3)
+    with pytest.raises(MalformedResponse, match="not JSON"):
         await model.complete(REQUEST)
-    with pytest.raises(MalformedResponse):
-        await model.complete(REQUEST)
+    assert len(llm.requests) == 7
 
 
 async def test_fallback_moves_to_the_next_model_when_the_first_keeps_failing(llm: FakeLLM, live: None) -> None:

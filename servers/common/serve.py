@@ -130,6 +130,13 @@ def cli_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None
             raise typer.Exit(code=130) from None
         except OSError as exc:  # e.g. the port is taken
             raise fail(f"{service}: {exc.strerror or exc}", exc=exc, debug=debug) from None
+        except Exception as exc:  # noqa: BLE001 - the outermost handler of a running server
+            raise fail(
+                f"{service} stopped: {type(exc).__name__}: {str(exc)[:300]} (run with --debug for the stack)",
+                exc=exc,
+                debug=debug,
+                code=EXIT_INTERNAL,
+            ) from None
 
     cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     cli.command(

@@ -171,3 +171,28 @@ def test_logging_is_configured_before_the_builder_runs(capsys: pytest.CaptureFix
     logged = [json.loads(line) for line in out.err.splitlines() if line.startswith("{")]
     assert logged and logged[0]["event"] == "from the builder"
     assert logged[0]["token"] == "[REDACTED]"
+
+
+@pytest.mark.parametrize(
+    ("raised", "line", "code"),
+    [
+        (OSError(98, "Address already in use"), "error: jira-read: Address already in use", 2),
+        (
+            RuntimeError("event loop died"),
+            "error: jira-read stopped: RuntimeError: event loop died (run with --debug for the stack)",
+            1,
+        ),
+    ],
+)
+def test_a_failure_while_serving_is_one_line(
+    raised: Exception, line: str, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import servers.common.serve
+
+    def serve(_server: object, _settings: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(servers.common.serve, "serve", serve)
+    result = CliRunner().invoke(_cli(lambda s, p: object()), [])
+    assert result.exit_code == code
+    assert result.output.strip().splitlines() == [line]

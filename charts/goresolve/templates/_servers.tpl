@@ -74,8 +74,10 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
     - secretRef:
         name: {{ $v.index.objectStore.existingSecret }}
   {{- end }}
-  {{- if not .sidecar }}
-  {{- /* A sidecar listens on 127.0.0.1 only: declaring a pod port for it would advertise nothing reachable. */}}
+  {{- if .sidecar }}
+  ports:
+    - {name: mcp, containerPort: {{ $sv.port }}, protocol: TCP}
+  {{- else }}
   ports:
     - {name: mcp, containerPort: {{ $sv.port }}, protocol: TCP}
   {{- end }}

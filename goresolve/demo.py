@@ -105,5 +105,6 @@ def render_issue(console: Console, result: dict[str, Any]) -> None:
     console.print(Panel(meta, title=issue["summary"]["text"], subtitle="untrusted ticket text below"))
     console.print(Markdown(issue["description"]["text"] or "_(no description)_"))
     for link in issue.get("links") or []:
-        console.print(f"  ↳ {link['type']} {link['key']}: {link.get('summary') or ''}")
+        summary = (link.get("summary") or {}).get("text", "")  # untrusted text, like the issue's own
+        console.print(f"  ↳ {link['type']} {link['key']}: {summary}")
     console.print(f"\n[dim]served by jira-read over stdio; tools: {', '.join(result['tools'])}[/dim]")

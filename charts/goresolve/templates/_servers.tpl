@@ -74,10 +74,8 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
     - secretRef:
         name: {{ $v.index.objectStore.existingSecret }}
   {{- end }}
-  {{- if .sidecar }}
-  ports:
-    - {name: mcp, containerPort: {{ $sv.port }}, protocol: TCP}
-  {{- else }}
+  {{- if not .sidecar }}
+  {{- /* A sidecar listens on 127.0.0.1 only: declaring a pod port for it would advertise nothing reachable. */}}
   ports:
     - {name: mcp, containerPort: {{ $sv.port }}, protocol: TCP}
   {{- end }}

@@ -85,14 +85,32 @@ CASES: list[Case] = [
     Case("8-table-set-to-nil-var",
          {"zz_cases_test.go": "package victim\n\nvar _ = func() int { addCases = addCases[:0]; return 0 }()\n"},
          "overwrites_test_state", None),
+    Case("8-table-set-to-nil-first-test",
+         {"aa_cases_test.go": 'package victim\n\nimport "testing"\n\nfunc TestAaa(t *testing.T) { addCases = nil }\n'},
+         "overwrites_test_state", None),
     Case("9-external-test-shadows",
          {"calc_ext_test.go": 'package victim_test\n\nimport "testing"\n\nfunc TestAdd(t *testing.T) {}\n\n'
           "func TestRender(t *testing.T) {}\n"},
          "shadows_test", "duplicate_test"),
 ]  # fmt: skip
 
-# Patches that follow the policy: a real fix, a new test, a docs change.
+_SWAP_TEST = """package victim
+
+import "testing"
+
+func TestAddNoCases(t *testing.T) {
+\told := addCases
+\tt.Cleanup(func() { addCases = old })
+\taddCases = nil
+\tfor _, c := range addCases {
+\t\tt.Fatal(c)
+\t}
+}
+"""
+
+# Patches that follow the policy: a real fix, a new test, a docs change, a test that swaps state back.
 ALLOWED: dict[str, dict[str, str]] = {
+    "swap-and-restore": {"zz_swap_test.go": _SWAP_TEST},
     "fix": {"calc.go": _CALC.replace("func Add(a, b int) int { return a - b }", _FIXED_ADD)},
     "fix-and-new-test": {
         "calc.go": _CALC.replace("func Add(a, b int) int { return a - b }", _FIXED_ADD),

@@ -43,6 +43,9 @@ type VarUse struct {
 	Var  string `json:"var"`
 	File string `json:"file"`
 	Line int    `json:"line"`
+	// Restored: the write is in a test function that saves the old value and puts it back in a
+	// defer or t.Cleanup (the usual swap of a package variable), not in package initialization.
+	Restored bool `json:"restored,omitempty"`
 }
 
 // Helper is a non-test function only tests reach, with a hash of its source.
@@ -335,6 +338,10 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 	for _, d := range f.Decls {
 		fd, isFunc := d.(*ast.FuncDecl)
 		enclosing := "package level"
+		restored := map[string]bool{}
+		if isFunc && test && !(fd.Recv == nil && fd.Name.Name == "init") {
+			restored = restoredVars(info, fd)
+		}
 		if isFunc {
 			if obj, ok := info.Defs[fd.Name].(*types.Func); ok {
 				enclosing = obj.FullName()
@@ -375,27 +382,78 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 				}
 				if test && name != "" {
 					if v, ok := obj.(*types.Var); ok && v.Pkg() != nil && inModule(p, v.Pkg()) {
-						a.facts.Reads = append(a.facts.Reads, VarUse{name, file, line})
+						a.facts.Reads = append(a.facts.Reads, VarUse{name, file, line, false})
 					}
 				}
 			case *ast.AssignStmt:
 				if test {
 					for _, lhs := range x.Lhs {
-						a.write(p, file, lhs)
+						a.write(p, file, lhs, restored)
 					}
 				}
 			case *ast.IncDecStmt:
 				if test {
-					a.write(p, file, x.X)
+					a.write(p, file, x.X, restored)
 				}
 			case *ast.UnaryExpr:
 				if test && x.Op == token.AND {
-					a.write(p, file, x.X)
+					a.write(p, file, x.X, restored)
 				}
 			}
 			return true
 		})
 	}
+}
+
+// restoredVars: package variables V that fd saves (`old := V`) and puts back (`V = old`) in a
+// deferred function or a t.Cleanup callback.
+func restoredVars(info *types.Info, fd *ast.FuncDecl) map[string]bool {
+	saved := map[types.Object]string{} // local -> the package variable it holds
+	ast.Inspect(fd, func(x ast.Node) bool {
+		if as, ok := x.(*ast.AssignStmt); ok && as.Tok == token.DEFINE && len(as.Lhs) == len(as.Rhs) {
+			for i, lhs := range as.Lhs {
+				id, ok1 := lhs.(*ast.Ident)
+				src, ok2 := as.Rhs[i].(*ast.Ident)
+				if ok1 && ok2 && info.Defs[id] != nil {
+					if name := objName(info.Uses[src]); name != "" {
+						saved[info.Defs[id]] = name
+					}
+				}
+			}
+		}
+		return true
+	})
+	out := map[string]bool{}
+	restore := func(body ast.Node) {
+		ast.Inspect(body, func(x ast.Node) bool {
+			if as, ok := x.(*ast.AssignStmt); ok && as.Tok == token.ASSIGN && len(as.Lhs) == len(as.Rhs) {
+				for i, lhs := range as.Lhs {
+					id, ok1 := lhs.(*ast.Ident)
+					src, ok2 := as.Rhs[i].(*ast.Ident)
+					if ok1 && ok2 {
+						if name := objName(info.Uses[id]); name != "" && saved[info.Uses[src]] == name {
+							out[name] = true
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	ast.Inspect(fd, func(x ast.Node) bool {
+		switch x := x.(type) {
+		case *ast.DeferStmt:
+			restore(x.Call)
+		case *ast.CallExpr:
+			if sel, ok := x.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Cleanup" {
+				for _, arg := range x.Args {
+					restore(arg)
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
 
 func inModule(p *packages.Package, other *types.Package) bool {
@@ -415,7 +473,7 @@ func (a *analysis) literal(s string) {
 }
 
 // write records an assignment to a package-level variable of the module (x, x.f, x[i], *x).
-func (a *analysis) write(p *packages.Package, file string, e ast.Expr) {
+func (a *analysis) write(p *packages.Package, file string, e ast.Expr, restored map[string]bool) {
 	for {
 		switch x := e.(type) {
 		case *ast.SelectorExpr:
@@ -444,7 +502,7 @@ func (a *analysis) write(p *packages.Package, file string, e ast.Expr) {
 			if v, ok := obj.(*types.Var); ok && v.Pkg() != nil && inModule(p, v.Pkg()) {
 				if name := objName(v); name != "" {
 					_, line := a.rel(x.Pos())
-					a.facts.Writes = append(a.facts.Writes, VarUse{name, file, line})
+					a.facts.Writes = append(a.facts.Writes, VarUse{name, file, line, restored[name]})
 				}
 			}
 		}

@@ -558,12 +558,20 @@ def _helper_mutations(root: Path, rel: str, line: int, spelling: str) -> list[tu
     ]
 
 
-def tamper(out_file: Path) -> int:
-    rng = random.Random(20261202)
+def tamper(out_file: Path, *, resume: bool = False) -> int:
+    """Every technique on every module; with `resume`, modules already in `out_file` are kept, not redone."""
     rows: list[dict[str, Any]] = []
+    times: list[float] = []
+    if resume and out_file.exists():
+        done = json.loads(out_file.read_text(encoding="utf-8"))
+        rows, times = done["rows"], done["analysis_s"]
     with tempfile.TemporaryDirectory(prefix="tamper-corpus-") as tmp:
         guard = Guard(Path(tmp) / "cache")
+        guard.analyze_s = list(times)
         for spec in TAMPER_MODULES.values():
+            rng = random.Random(f"20261202-{spec}")
+            if any(r["module"] == spec for r in rows):
+                continue
             root = _proxy_checkout(spec, Path(tmp))
             facts = guard.base(root)
             muts = techniques(root, facts, rng)
@@ -648,9 +656,12 @@ def _fix_commits(name: str, repo: Path, per_module: int) -> Any:
         yield label, sha
 
 
-def fixes(specs: list[str], out_file: Path, per_module: int = 32) -> int:
+def fixes(specs: list[str], out_file: Path, per_module: int = 32, *, resume: bool = False) -> int:
     """Real fix commits, round-robin over the repositories, each checked on a checkout of its parent."""
     rows: list[dict[str, Any]] = []
+    if resume and out_file.exists():
+        rows = json.loads(out_file.read_text(encoding="utf-8"))["rows"]
+    done = {r["id"] for r in rows}
     repos = {name: Path(path) for name, _, path in (spec.partition("=") for spec in specs)}
     queues = {name: _fix_commits(name, repo, per_module) for name, repo in repos.items()}
     with tempfile.TemporaryDirectory(prefix="fix-corpus-") as tmp:
@@ -662,6 +673,8 @@ def fixes(specs: list[str], out_file: Path, per_module: int = 32) -> int:
                     del queues[name]
                     continue
                 label, sha = item
+                if f"{name}-{sha[:12]}" in done:
+                    continue
                 rows.append(_check_fix(guard, Path(tmp), name, repos[name], label, sha))
                 out_file.write_text(json.dumps({"rows": rows}, indent=1) + "\n", encoding="utf-8")
             print(f"{len(rows)} fixes checked", flush=True)
@@ -814,11 +827,12 @@ if __name__ == "__main__":
     if command == "extract":
         extract(sys.argv[2:])
     elif command == "tamper":
-        sys.exit(tamper(DATA / "tamper-techniques.json"))
+        sys.exit(tamper(DATA / "tamper-techniques.json", resume="--resume" in sys.argv))
     elif command == "tamper-report":
         sys.exit(report_tamper(DATA / "tamper-techniques.json"))
     elif command == "fixes":
-        sys.exit(fixes(sys.argv[2:], DATA / "fixes-guard.json"))
+        args = [a for a in sys.argv[2:] if a != "--resume"]
+        sys.exit(fixes(args, DATA / "fixes-guard.json", resume="--resume" in sys.argv))
     elif command == "static-time":
         sys.exit(static_time())
     elif command == "census-time":

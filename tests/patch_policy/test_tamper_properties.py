@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from servers.common.policy import ProtectedPolicy
@@ -20,7 +20,8 @@ def test_check_applied_takes_any_text(text: str) -> None:
         assert not verdict.allowed
 
 
-@given(_PATH, st.lists(st.text(max_size=30), max_size=10))
+@example("fixtures/a.txt", ["[1-0]", "x[", "**/*.txt"])
+@given(_PATH, st.lists(st.text(alphabet="ab[]-*?/.!^\\0123", max_size=30) | st.text(max_size=30), max_size=10))
 def test_read_by_tests_takes_any_literal(path: str, literals: list[str]) -> None:
     facts = Facts(
         test_literals=literals, tests=[DeclaredTest(package="p", dir=".", name="TestX", file="x_test.go", line=1)]

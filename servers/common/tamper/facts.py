@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import posixpath
+import re
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -148,9 +149,17 @@ def read_by_tests(path: str, facts: Facts) -> str | None:
             joined = posixpath.normpath(posixpath.join(d, lit))
             if path == joined or ("/" in lit and path.startswith(joined.rstrip("/") + "/")):
                 return literal
-        if any(ch in lit for ch in "*?[") and diffs.glob_regex(lit).fullmatch(name):
+        if any(ch in lit for ch in "*?[") and _glob_matches(lit, name):
             return literal
     return None
+
+
+def _glob_matches(pattern: str, name: str) -> bool:
+    """A test string used as a glob (`filepath.Glob("*.golden")`); text that is no valid glob matches nothing."""
+    try:
+        return diffs.glob_regex(pattern).fullmatch(name) is not None
+    except re.error:
+        return False
 
 
 def non_go_reasons(paths: frozenset[str], policy: ProtectedPolicy, facts: Facts | None) -> list[PatchReason]:

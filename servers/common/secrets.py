@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from servers.common.secret_rules import RULES_FILE
-from servers.common.textnorm import for_scanning
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +131,8 @@ def _kinds_in(line: str) -> set[str]:
 
 def scan(text: str, field: str) -> list[SecretFinding]:
     """Every credential-shaped match in `text` after normalisation, one per (kind, line). Never raises."""
+    from servers.common.textnorm import for_scanning  # here: the redactor (every process) needs no `regex`
+
     findings: list[SecretFinding] = []
     for lineno, line in enumerate(for_scanning(text).splitlines() or [""], start=1):
         findings.extend(SecretFinding(kind, field, lineno) for kind in sorted(_kinds_in(line)))

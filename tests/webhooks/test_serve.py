@@ -1,0 +1,73 @@
+"""`goresolve serve webhooks` as a process: ready on the embedded queue, 202 for a signed push, a clear
+exit 2 without its secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+from servers.webhooks.verify import signature
+from tests.webhooks import support as s
+from tests.workqueue.support import REPO_ROOT, free_port, wait_for
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")}
+    return {**env, "PYTHONPATH": str(REPO_ROOT), "GORESOLVE_QUEUE_SQLITE_DIR": str(tmp_path / "queue"), **extra}
+
+
+def test_serve_webhooks_accepts_a_signed_push(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, GORESOLVE_WEBHOOKS_GITHUB_SECRET=s.SECRET.get_secret_value())
+    log = (tmp_path / "gateway.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "goresolve.cli", "serve", "webhooks", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{base}/readyz", timeout=0.5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 60, "the gateway to be ready")
+        raw = json.dumps(s.push()).encode()
+        headers = {
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature(s.SECRET, raw),
+        }
+        answer = httpx.post(f"{base}/webhooks/github", content=raw, headers=headers, timeout=30)
+        assert answer.status_code == 202 and answer.json()["status"] == "queued"
+        assert "goresolve_webhooks_accepted_total" in httpx.get(f"{base}/metrics", timeout=10).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert (tmp_path / "queue" / "data.db").exists()
+
+
+def test_serve_webhooks_without_a_secret_exits_2_with_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "goresolve.cli", "serve", "webhooks", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "GORESOLVE_WEBHOOKS_GITHUB_SECRET is required" in done.stderr
+    assert "Traceback" not in done.stderr

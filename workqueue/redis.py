@@ -9,6 +9,10 @@ How the interface maps onto arq:
   written to the dead-letter hash `goresolve:dead:<queue>` and the job finishes. A job whose runs
   keep dying (the worker is killed each time) is dead-lettered on its next start past the limit.
 - Jobs are JSON (arq's serializer is swapped for json): the queue holds plain events, no pickles.
+
+"Durable" is as durable as the Redis behind it: run it with `appendonly yes` and `appendfsync
+always` (the tests do), or `everysec` when losing up to a second of accepted events on a power cut
+is acceptable.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 
 Prints `eval oracle: N valid / M tasks`, the wall time, the median time per task, and the baseline
 measured in the same run: with no patch, how many tasks already pass their fail-to-pass tests
-(a valid task set has 0 — the oracle's first check). Results: DIR/results.jsonl and DIR/results.md.
+(a valid task set has 0; the no-patch run happens for every task whose fix passes its tests).
+Results: DIR/results.jsonl and DIR/results.md.
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ class Run:
             query = f"{self.ticket.title}\n{self.ticket.body}"[:1500]
             args = {"query": query, "repos": [self.settings.repo], "k": 6, "token_budget": 1500}
             found = await self.server_call("search_code", args)
-            hits = (found.structured or {}).get("hits") or (found.structured or {}).get("results") or []
+            hits = (found.structured or {}).get("units") or []
             span.set_attributes({"goresolve.retrieval.hits": len(hits), "goresolve.retrieval.tool": "search_code"})
         return _clip(_render_hits(hits) if hits else found.text, 6000)
 
@@ -727,7 +727,7 @@ def _render_hits(hits: list[dict[str, Any]]) -> str:
     parts = []
     for h in hits:
         where = f"{h.get('path')}:{h.get('start_line')}-{h.get('end_line')}"
-        parts.append(f"// {where} {h.get('symbol') or ''}\n{h.get('text') or h.get('content') or ''}")
+        parts.append(f"// {where} {h.get('symbol') or ''}\n{h.get('code') or ''}")
     return "\n\n".join(parts)
 
 

@@ -86,14 +86,15 @@ class FakeWorld:
             world.calls.append("search_code")
             text = world.files["calc.go"]
             return {
-                "hits": [
+                "units": [
                     {
                         "repo": "calc",
                         "path": "calc.go",
                         "start_line": 1,
                         "end_line": 7,
                         "symbol": "calc.Add",
-                        "text": text,
+                        "kind": "func",
+                        "code": text,
                     }
                 ]
             }

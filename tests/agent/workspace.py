@@ -158,8 +158,12 @@ class Workspace:
         return stdio_servers(self, pins or {})
 
 
-def make_workspace(root: Path, files: dict[str, str] | None = None) -> Workspace:
-    repo = root / "src" / REPO
+def make_workspace(
+    root: Path, files: dict[str, str] | None = None, *, repo_name: str = REPO, tickets: dict[str, str] | None = None
+) -> Workspace:
+    """A git repository of `files` (default: the calc module), indexed, with policies and ticket files."""
+    project = "CALC" if tickets is None else next(iter(tickets)).rsplit("-", 1)[0]
+    repo = root / "src" / repo_name
     for rel, text in (files or FILES).items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
@@ -171,12 +175,12 @@ def make_workspace(root: Path, files: dict[str, str] | None = None) -> Workspace
     policy_dir = root / "policies"
     policy_dir.mkdir()
     (policy_dir / "access.yaml").write_text(
-        "identities:\n  local-dev: {roles: [agent], repos: [calc], jira_projects: [CALC]}\n"
+        f"identities:\n  local-dev: {{roles: [agent], repos: [{repo_name}], jira_projects: [{project}]}}\n"
     )
     (policy_dir / "tools.yaml").write_text(
         "roles:\n  agent: {scopes: [jira:read, code:read, tests:run, pr:read, pr:write]}\n"
     )
-    (policy_dir / "repos.yaml").write_text(f"repos:\n  calc: {{path: {repo}, default_branch: main}}\n")
+    (policy_dir / "repos.yaml").write_text(f"repos:\n  {repo_name}: {{path: {repo}, default_branch: main}}\n")
     shutil.copy(POLICIES / "protected.yaml", policy_dir / "protected.yaml")
     shutil.copy(POLICIES / "budgets.yaml", policy_dir / "budgets.yaml")
     (policy_dir / "escalation.yaml").write_text(
@@ -184,17 +188,21 @@ def make_workspace(root: Path, files: dict[str, str] | None = None) -> Workspace
         "owners:\n  - {component: billing, owner: ana-sousa}\n"
     )
 
-    tickets = root / "tickets"
-    tickets.mkdir()
-    for n in (1, *range(3, 10)):  # one ticket per scenario, so pull requests never share a branch
-        (tickets / f"CALC-{n}.yaml").write_text(TICKET.replace("CALC-1", f"CALC-{n}"))
-    (tickets / "CALC-2.yaml").write_text(INJECTION_TICKET)
+    tickets_dir = root / "tickets"
+    tickets_dir.mkdir()
+    if tickets is None:
+        for n in (1, *range(3, 10)):  # one ticket per scenario, so pull requests never share a branch
+            (tickets_dir / f"CALC-{n}.yaml").write_text(TICKET.replace("CALC-1", f"CALC-{n}"))
+        (tickets_dir / "CALC-2.yaml").write_text(INJECTION_TICKET)
+    else:
+        for key, text in tickets.items():
+            (tickets_dir / f"{key}.yaml").write_text(text)
 
     index_dir = root / "index"
     settings = CodeSearchSettings(db_dir=index_dir, embedder="hashing", policy_dir=policy_dir, state_dir=root / "cs")
     embedder = HashingEmbedder()
-    index_repo(open_index(settings, embedder, create=True), embedder, repo, REPO, None)
-    return Workspace(root, repo, policy_dir, tickets, root / "state", index_dir, commit)
+    index_repo(open_index(settings, embedder, create=True), embedder, repo, repo_name, None)
+    return Workspace(root, repo, policy_dir, tickets_dir, root / "state", index_dir, commit)
 
 
 def stdio_servers(ws: Workspace, pins: dict[str, str]) -> ServersConfig:

@@ -40,8 +40,11 @@ def files(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
     return {"refused": tmp_path / "refused.diff", "allowed": tmp_path / "allowed.diff", "repo": tmp_path}
 
 
-def test_allowed_patch_exits_zero(files: dict[str, pathlib.Path], capsys: pytest.CaptureFixture[str]) -> None:
-    assert check_patch_command(files["allowed"], files["repo"], False) == 0
+def test_allowed_patch_exits_zero(
+    files: dict[str, pathlib.Path], tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the patch is applied to a copy and the compiled analyzer cached under --cache-dir
+    assert check_patch_command(files["allowed"], files["repo"], False, cache_dir=tmp_path / "cache") == 0
     assert capsys.readouterr().out == "patch allowed\n"
 
 
@@ -66,7 +69,7 @@ def test_policy_dir_and_errors(files: dict[str, pathlib.Path], tmp_path: pathlib
     lax = tmp_path / "lax"
     lax.mkdir()
     (lax / "protected.yaml").write_text("existing_tests_read_only: false\n")
-    assert check_patch_command(files["refused"], files["repo"], False, policy_dir=lax) == 0
+    assert check_patch_command(files["refused"], files["repo"], False, policy_dir=lax, cache_dir=tmp_path / "c") == 0
     (lax / "protected.yaml").write_text("existing_tests_read_only: maybe\n")
     assert check_patch_command(files["refused"], files["repo"], False, policy_dir=lax) == 2
     assert check_patch_command(tmp_path / "missing.diff", files["repo"], False) == 2

@@ -70,6 +70,9 @@ def prepare(module: str, work: Path) -> tuple[Path, Path]:
 
 
 PACKAGE_ELAPSED: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
+# The sandbox puts GOTMPDIR (test binaries are linked there) and TMPDIR on a tmpfs; the baseline gets
+# a tmpfs too (/dev/shm), so the comparison measures the runner, not disk against memory.
+RAW_TMP: Path | None = None
 
 
 def note_packages(side: str, packages: list[dict[str, Any]]) -> None:
@@ -82,6 +85,8 @@ def raw_go_test(raw: Path, packages: list[str], gocache: Path | None = None) -> 
     env = dict(os.environ)
     if gocache is not None:
         env["GOCACHE"] = str(gocache)
+    if RAW_TMP is not None:  # like the sandbox: go's work dir and the tests' temp files in memory
+        env["GOTMPDIR"] = env["TMPDIR"] = str(RAW_TMP)
     started = time.perf_counter()
     proc = subprocess.run(["go", "test", "-json", "-count=1", *packages], cwd=raw, env=env, capture_output=True)
     elapsed = time.perf_counter() - started
@@ -135,8 +140,14 @@ async def worktree_setup_times(src: Path, work: Path, n: int) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> None:
+    global RAW_TMP
     packages = args.packages
-    with tempfile.TemporaryDirectory(prefix="gtr-bench-") as tmp:
+    shm = Path("/dev/shm")
+    with (
+        tempfile.TemporaryDirectory(prefix="gtr-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="gtr-bench-raw-", dir=shm if shm.is_dir() else None) as raw_tmp,
+    ):
+        RAW_TMP = Path(raw_tmp) if shm.is_dir() else None
         work = Path(tmp)
         src, raw = prepare(args.module, work)
         server, runner = make_server(src, work, go_env("GOCACHE"))

@@ -62,6 +62,12 @@ containers:
         value: {{ add $v.dispatcher.wallClockSeconds $v.dispatcher.deadlineMarginSeconds 300 | quote }}
       - name: GORESOLVE_DISPATCH_WALL_CLOCK_S
         value: {{ $v.dispatcher.wallClockSeconds | quote }}
+      - name: GORESOLVE_DISPATCH_JIRA_REPOS
+        value: {{ toJson $v.dispatcher.jiraRepos | quote }}
+      {{- with $v.dispatcher.defaultRepo }}
+      - name: GORESOLVE_DISPATCH_DEFAULT_REPO
+        value: {{ . | quote }}
+      {{- end }}
       {{- end }}
       {{- with $v.agent.extraEnv }}
       {{- toYaml . | nindent 6 }}

@@ -39,16 +39,18 @@ from agent.exits import (
     TooManyAttempts,
     WallClock,
 )
-from agent.handoff import Attempt, Failure, deterministic_hypothesis, render_handoff
-from agent.ledger import Ledger, RunRow
+from agent.handoff import Attempt, deterministic_hypothesis, render_handoff
+from agent.ledger import Ledger
 from agent.llm.errors import LLMError
 from agent.llm.pricing import PriceBook
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Message, ToolCall, ToolDef, Usage
 from agent.overlay import EditError, Overlay
 from agent.policy import AgentPolicy
+from agent.runstore import save_run
 from agent.servers import ServersConfig, Toolbox, ToolOutcome, connect
 from agent.stuck import StuckDetector
-from agent.telemetry import parent_context, run_spans, tracer, write_spans
+from agent.telemetry import parent_context, run_spans, tracer
+from agent.testresults import build_failed, failures_of, render_tests, tests_ok
 from agent.tools import (
     LOCAL,
     EditArgs,
@@ -75,7 +77,6 @@ REQUIRED_SCOPES = ("jira:read", "code:read", "tests:run", "pr:write")
 TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RESULT_CHARS = 6000
-_GO_TEST_NOISE = ("=== RUN", "=== PAUSE", "=== CONT", "--- FAIL", "--- PASS", "--- SKIP", "FAIL", "PASS", "ok ")
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,7 @@ class Run:
         pkgs = packages or self.packages()
         outcome = await self.go_test(patch or None, pkgs, run)
         attempt = self.record_attempt(patch, pkgs, run, outcome)
-        text = _render_tests(outcome)
+        text = render_tests(outcome)
         if attempt is not None and not attempt.passed:
             failed = [a for a in self.attempts if not a.passed]
             if len(failed) >= self.limits.failed_attempts:
@@ -464,8 +465,8 @@ class Run:
     def record_attempt(self, patch: str, packages: list[str], run: str | None, outcome: ToolOutcome) -> Attempt | None:
         """A test run on a non-empty patch is an attempt; the stuck detector sees every run's failure signature."""
         assert self.overlay is not None
-        failures = _failures(outcome)
-        passed = outcome.ok and _tests_ok(outcome)
+        failures = failures_of(outcome)
+        passed = outcome.ok and tests_ok(outcome)
         attempt = None
         if patch:
             refused = not outcome.ok and "refused by policy" in outcome.text
@@ -473,7 +474,7 @@ class Run:
                 result = "refused by policy"
             elif passed:
                 result = "pass"
-            elif _build_failed(outcome):
+            elif build_failed(outcome):
                 result = "build failed"
             else:
                 result = f"{len(failures)} failing" if failures else "failed"
@@ -517,18 +518,18 @@ class Run:
         if named:
             targeted = await self.go_test(patch, packages, "^(" + "|".join(named) + ")$")
             self.reject_if_refused(targeted)
-            if not (targeted.ok and _tests_ok(targeted)):
+            if not (targeted.ok and tests_ok(targeted)):
                 self.record_attempt(patch, packages, "^(" + "|".join(named) + ")$", targeted)
-                return f"not submitted: the ticket's tests do not pass yet\n{_render_tests(targeted)}"
+                return f"not submitted: the ticket's tests do not pass yet\n{render_tests(targeted)}"
         full = await self.go_test(patch, packages, None)
         self.reject_if_refused(full)
-        if not (full.ok and _tests_ok(full)):
+        if not (full.ok and tests_ok(full)):
             base = await self.go_test(None, packages, None)
-            newly = sorted({f.test for f in _failures(full)} - {f.test for f in _failures(base)})
-            if newly or _build_failed(full):
+            newly = sorted({f.test for f in failures_of(full)} - {f.test for f in failures_of(base)})
+            if newly or build_failed(full):
                 self.record_attempt(patch, packages, None, full)
                 broken = ", ".join(newly) or "the build"
-                return f"not submitted: tests newly broken by the patch: {broken}\n{_render_tests(full)}"
+                return f"not submitted: tests newly broken by the patch: {broken}\n{render_tests(full)}"
         body = self.pr_body(summary, named, packages)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.key}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
@@ -668,33 +669,7 @@ class Run:
         self.transcript.append({"at": time.time(), "kind": kind, **data})
 
     def save(self, result: RunResult, spans: list[dict[str, Any]]) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "run.json").write_text(json.dumps(result.__dict__, indent=2, default=str), encoding="utf-8")
-        with (self.run_dir / "transcript.jsonl").open("w", encoding="utf-8") as fh:
-            for entry in self.transcript:
-                fh.write(json.dumps(entry, default=str) + "\n")
-        write_spans(self.run_dir / "spans.jsonl", spans)
-        if result.handoff:
-            (self.run_dir / "handoff.md").write_text(result.handoff, encoding="utf-8")
-        if self.ledger is not None:
-            self.ledger.record_run(
-                RunRow(
-                    result.run_id,
-                    result.ticket,
-                    result.repo,
-                    result.tier or "-",
-                    result.model,
-                    result.outcome,
-                    result.exit,
-                    result.reason,
-                    result.cost_usd,
-                    result.tokens,
-                    result.duration_s,
-                    time.time() - result.duration_s,
-                    result.trace_id,
-                    str(self.run_dir),
-                )
-            )
+        save_run(self.run_dir, result, self.transcript, spans, self.ledger)
 
 
 # --- small pure helpers ----------------------------------------------------------------------------------
@@ -729,54 +704,6 @@ def _render_hits(hits: list[dict[str, Any]]) -> str:
         where = f"{h.get('path')}:{h.get('start_line')}-{h.get('end_line')}"
         parts.append(f"// {where} {h.get('symbol') or ''}\n{h.get('code') or ''}")
     return "\n\n".join(parts)
-
-
-def _report(outcome: ToolOutcome) -> dict[str, Any]:
-    return (outcome.structured or {}).get("report") or {}
-
-
-def _tests_ok(outcome: ToolOutcome) -> bool:
-    return bool((outcome.structured or {}).get("ok"))
-
-
-def _build_failed(outcome: ToolOutcome) -> bool:
-    return bool(_report(outcome).get("build_errors"))
-
-
-def _failures(outcome: ToolOutcome) -> list[Failure]:
-    report = _report(outcome)
-    out = [
-        Failure(str(t.get("name")), str(t.get("package")), _first_line(t.get("output") or []))
-        for t in report.get("tests") or []
-        if t.get("status") in ("fail", "timeout", "running")
-    ]
-    for b in report.get("build_errors") or []:
-        out.append(Failure("(build)", str(b.get("package")), f"{b.get('file')}:{b.get('line')}: {b.get('message')}"))
-    return out
-
-
-def _first_line(lines: list[Any]) -> str:
-    for line in lines:
-        text = str(line).strip()
-        if text and not text.startswith(("=== RUN", "--- FAIL", "FAIL", "=== CONT", "=== PAUSE")):
-            return text
-    return str(lines[0]).strip() if lines else ""
-
-
-def _render_tests(outcome: ToolOutcome) -> str:
-    if outcome.structured is None:
-        return f"error: {outcome.text}"
-    report = _report(outcome)
-    lines = [str(outcome.structured.get("summary") or report.get("summary") or "")]
-    for f in _failures(outcome):
-        lines.append(f"FAIL {f.test} ({f.package}): {f.first_line}")
-    for t in report.get("tests") or []:
-        for line in (t.get("output") or [])[:12]:
-            if not str(line).lstrip().startswith(_GO_TEST_NOISE):  # status lines carry timings: not reproducible
-                lines.append(f"    {line}")
-    for p in report.get("panics") or []:
-        lines.append(f"panic in {p.get('test')}: {p.get('message')} at {p.get('frame')}")
-    return "\n".join(lines)
 
 
 def _best(attempts: list[Attempt]) -> Attempt | None:

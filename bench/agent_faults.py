@@ -3,7 +3,8 @@ invented tools, truncated tool calls), over the OpenAI wire format to a local en
 servers (agent.testing) so 200 runs fit on two cores.
 
 Prints: runs ended / started, budget overshoot (runs whose spend passed the cap, and by how much),
-trace completeness (model and tool calls whose span carries the run's trace id), outcomes, and a
+trace completeness (model calls, tool calls and the servers' spans of every MCP request that carry the
+run's trace id), outcomes, and a
 fault-free baseline of the same runs for the duration ratio.
 
     .venv/bin/python -m bench.agent_faults [--runs 200] [--rate 0.3]
@@ -31,19 +32,26 @@ CAP_USD = 0.004
 
 
 def completeness(results: list[RunResult]) -> tuple[int, int]:
-    """(calls whose span carries the run's trace id, calls made) over model calls and executed tool calls."""
+    """(calls carrying the run's trace id, calls made): model calls and executed tool calls (from the
+    transcript), and every MCP request the agent sent, which must arrive as a server span in the same trace."""
     covered = expected = 0
     for r in results:
         run_dir = Path(str(r.run_dir))
         transcript = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
         spans = [json.loads(x) for x in (run_dir / "spans.jsonl").read_text().splitlines()]
-        expected += sum(e["kind"] in ("assistant", "tool") for e in transcript)
-        ok_chats = [
-            s for s in spans if s["attributes"].get("gen_ai.operation.name") == "chat" and s["status"] != "ERROR"
+        mine = [s for s in spans if s["trace_id"] == r.trace_id]
+        chats = [
+            s
+            for s in mine
+            if s["name"].startswith("chat ")
+            and s["status"] != "ERROR"
+            and s["attributes"].get("goresolve.purpose") == "step"
         ]
-        tools = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "execute_tool"]
-        step_chats = [s for s in ok_chats if s["attributes"].get("goresolve.purpose") == "step"]
-        covered += sum(s["trace_id"] == r.trace_id for s in step_chats + tools)
+        tools = [s for s in mine if s["name"].startswith("execute_tool ")]
+        sent = [s for s in spans if s["name"].startswith("mcp ")]
+        arrived = [s for s in mine if s["name"].startswith("tools/call ")]
+        expected += sum(e["kind"] in ("assistant", "tool") for e in transcript) + len(sent)
+        covered += len(chats) + len(tools) + len(arrived)
     return covered, expected
 
 
@@ -88,7 +96,7 @@ def main() -> None:
     print(f"agent fault-injection runs: {len(ended)} ended / {len(results)} started")
     print(f"agent budget overshoot: {len(over)}" + (f" (max {max(over):.5f} USD)" if over else ""))
     pct = 100.0 * counts["_covered"] / max(1, counts["_expected"])
-    print(f"agent trace completeness: {pct:.0f}%  ({counts['_covered']} of {counts['_expected']} model and tool calls)")
+    print(f"agent trace completeness: {pct:.0f}%  ({counts['_covered']} of {counts['_expected']} model, tool and server calls)")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def main() -> None:
     print(f"agent fault-injection runs: {len(ended)} ended / {len(results)} started")
     print(f"agent budget overshoot: {len(over)}" + (f" (max {max(over):.5f} USD)" if over else ""))
     pct = 100.0 * counts["_covered"] / max(1, counts["_expected"])
-    print(f"agent trace completeness: {pct:.0f}%  ({counts['_covered']} of {counts['_expected']} model, tool and server calls)")
+    covered, expected = counts["_covered"], counts["_expected"]
+    print(f"agent trace completeness: {pct:.0f}%  ({covered} of {expected} model, tool and server calls)")
 
 
 if __name__ == "__main__":

@@ -32,25 +32,17 @@ CAP_USD = 0.004
 
 
 def completeness(results: list[RunResult]) -> tuple[int, int]:
-    """(calls carrying the run's trace id, calls made): model calls and executed tool calls (from the
-    transcript), and every MCP request the agent sent, which must arrive as a server span in the same trace."""
+    """(calls carrying the run's trace id, calls made): every model call and tool call the run counted, and
+    every MCP request the agent sent, which must arrive as a server span in the same trace."""
     covered = expected = 0
     for r in results:
-        run_dir = Path(str(r.run_dir))
-        transcript = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
-        spans = [json.loads(x) for x in (run_dir / "spans.jsonl").read_text().splitlines()]
+        spans = [json.loads(x) for x in (Path(str(r.run_dir)) / "spans.jsonl").read_text().splitlines()]
         mine = [s for s in spans if s["trace_id"] == r.trace_id]
-        chats = [
-            s
-            for s in mine
-            if s["name"].startswith("chat ")
-            and s["status"] != "ERROR"
-            and s["attributes"].get("goresolve.purpose") == "step"
-        ]
+        chats = [s for s in mine if s["name"].startswith("chat ") and s["status"] != "ERROR"]
         tools = [s for s in mine if s["name"].startswith("execute_tool ")]
         sent = [s for s in spans if s["name"].startswith("mcp ")]
         arrived = [s for s in mine if s["name"].startswith("tools/call ")]
-        expected += sum(e["kind"] in ("assistant", "tool") for e in transcript) + len(sent)
+        expected += r.model_calls + r.tool_calls + len(sent)
         covered += len(chats) + len(tools) + len(arrived)
     return covered, expected
 

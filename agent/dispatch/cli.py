@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import anyio
 import typer
@@ -23,7 +23,7 @@ from agent.dispatch.local import LocalRunner
 from agent.dispatch.results import Ledger, compact_result
 from agent.dispatch.service import Dispatcher, Runner
 from agent.dispatch.settings import DispatchSettings
-from agent.dispatch.tickets import Ticket
+from agent.dispatch.tickets import Ticket, job_name
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -74,15 +74,32 @@ async def _consume(settings: DispatchSettings, burst: bool) -> None:
         if settings.mode == "kubernetes":
             from agent.dispatch.kubeconnect import kube_runner
 
-            async with kube_runner(settings) as runner:
+            async with kube_runner(settings) as runner, anyio.create_task_group() as group:
+                # Jobs from before a restart still count against the caps until they end.
                 for ticket in await runner.active():
-                    capacity.adopt(ticket.repo)  # runs from before a restart still count
+                    capacity.adopt(ticket.repo)
+                    group.start_soon(release_when_done, runner, capacity, ticket)
                 await _serve(queue, runner, capacity, settings, burst)
+                group.cancel_scope.cancel()
         else:
             runner = LocalRunner(settings.command, deadline_s=settings.active_deadline_s)
             await _serve(queue, runner, capacity, settings, burst)
     finally:
         await queue.aclose()
+
+
+class Waiter(Protocol):
+    async def wait(self, name: str) -> Any: ...
+
+
+async def release_when_done(runner: Waiter, capacity: Capacity, ticket: Ticket) -> None:
+    """Free an adopted run's slot when its Job ends (or cannot be watched any more)."""
+    try:
+        await runner.wait(job_name(ticket.id))
+    except DispatchError:
+        pass  # deleted or unreadable: it no longer runs as far as the caps can tell
+    finally:
+        await capacity.release(ticket.repo)
 
 
 async def _serve(queue: Any, runner: Runner, capacity: Capacity, settings: DispatchSettings, burst: bool) -> None:

@@ -19,9 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agent.dispatch import TemplateError, Ticket
+from agent.dispatch import ClusterRefused, TemplateError, Ticket
 from agent.dispatch.capacity import Capacity
 from agent.dispatch.cli import app as dispatch_cli
+from agent.dispatch.cli import release_when_done
 from agent.dispatch.jobs import build_job, check_template, load_template
 from agent.dispatch.local import LocalRunner, command_for
 from agent.dispatch.results import NO_OUTCOME, Ledger, compact_result, parse_result
@@ -280,3 +281,32 @@ def test_bad_settings_end_with_one_line_naming_the_setting(monkeypatch: pytest.M
     result = CliRunner().invoke(dispatch_cli, ["--burst"])
     assert result.exit_code == 2
     assert "GORESOLVE_DISPATCH_MAX_CONCURRENT" in result.output and "Traceback" not in result.output
+
+
+async def test_a_run_adopted_after_a_restart_holds_its_slot_until_its_job_ends() -> None:
+    capacity = Capacity(total=1, per_repo=1)
+    ended = asyncio.Event()
+    watched: list[str] = []
+
+    class Jobs:
+        async def wait(self, name: str) -> None:
+            watched.append(name)
+            await ended.wait()
+
+    ticket = Ticket("SVC-9", "acme/svc", TRACE, "kubernetes")
+    capacity.adopt(ticket.repo)
+    follower = asyncio.create_task(release_when_done(Jobs(), capacity, ticket))
+    newcomer = asyncio.create_task(capacity.acquire("other/repo"))
+    await asyncio.sleep(0)
+    assert not newcomer.done() and watched == [job_name("SVC-9")]
+    ended.set()
+    await asyncio.wait_for(asyncio.gather(follower, newcomer), timeout=5)
+    assert capacity.running_for("other/repo") == 1 and capacity.running_for("acme/svc") == 0
+
+    class Gone:
+        async def wait(self, name: str) -> None:
+            raise ClusterRefused(404, f"watch job {name}", "not found")
+
+    capacity.adopt(ticket.repo)
+    await asyncio.wait_for(release_when_done(Gone(), capacity, ticket), timeout=5)
+    assert capacity.running_for("acme/svc") == 0

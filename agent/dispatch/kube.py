@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from kubernetes.aio import client, watch
 from kubernetes.aio.client.exceptions import ApiException
 
@@ -22,6 +23,7 @@ from agent.dispatch.jobs import AGENT_CONTAINER, build_job
 from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of
 from agent.dispatch.tickets import ANNOTATION_REPO, ANNOTATION_TICKET, LABEL_TICKET, LABEL_TRACE, Ticket
 
+log = structlog.get_logger(__name__)
 _JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 _WATCH_WINDOW_S = 60  # server-side watch timeout; the watch is re-opened until the Job ends
 
@@ -222,7 +224,9 @@ class KubeRunner:
         """Create the Job (or, after a restart, adopt the one that exists) and follow it to the end."""
         started = time.monotonic()
         try:
-            name, _warnings = await self.create(ticket)
+            name, warnings = await self.create(ticket)
+            if warnings:  # e.g. a Pod Security warning: the Job exists, but its pods may be refused
+                log.warning("the API server warned about a Job", job=name, trace_id=ticket.trace_id, warnings=warnings)
         except AlreadyDispatched as exc:
             name = exc.job
         return await self.follow(ticket, name, started)

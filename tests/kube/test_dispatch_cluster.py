@@ -1,0 +1,299 @@
+"""The chart and the dispatcher against a real kube-apiserver + etcd on 127.0.0.1 (no mock API).
+
+Built once by scripts/build-kube.sh and cached; the first build takes minutes, hence the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncGenerator, Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.aio import client
+
+from agent.dispatch import AlreadyDispatched, ClusterRefused, Ticket
+from agent.dispatch.capacity import Capacity
+from agent.dispatch.kube import KubeRunner
+from agent.dispatch.results import NO_OUTCOME, Ledger
+from agent.dispatch.service import Dispatcher
+from agent.dispatch.tickets import job_name
+from tests.charts.render import job_template, render
+from tests.kube.cluster import Cluster, api_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+
+NS = "goresolve"
+RELEASE = "gr"
+TRACE = "0123456789abcdef0123456789abcdef"
+PATHS = {
+    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "Pod": "/api/v1/namespaces/{ns}/pods",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "Role": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    "RoleBinding": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+}
+
+
+class Answer:
+    def __init__(self, status: int, body: bytes, warnings: list[str]) -> None:
+        self.status = status
+        self.json: dict[str, Any] = json.loads(body) if body else {}
+        self.warnings = warnings
+
+
+async def call(
+    api: client.ApiClient, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None
+) -> Answer:
+    """One raw request: status, JSON body and Warning headers (nothing is dropped by typed models)."""
+    content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    request = await api.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=query or [],
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    resp = await api.call_api(*request)
+    raw = await resp.read()
+    return Answer(resp.status, raw, [str(w) for w in resp.headers.getall("Warning", [])])
+
+
+def api_client(cluster: Cluster, token: str) -> client.ApiClient:
+    config = client.Configuration(
+        host=cluster.url, api_key={"BearerToken": token}, api_key_prefix={"BearerToken": "Bearer"}
+    )
+    config.ssl_ca_cert = str(cluster.ca_file)
+    config.assert_hostname = False
+    return client.ApiClient(config)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster]:
+    with api_server(tmp_path_factory.mktemp("kube")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    return render(namespace=NS, release=RELEASE)
+
+
+@pytest.fixture
+async def admin(cluster: Cluster) -> AsyncGenerator[client.ApiClient]:
+    async with api_client(cluster, cluster.admin_token) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The namespace (Pod Security restricted, enforced) with every rendered object applied strictly."""
+
+    async def install() -> dict[str, Any]:
+        async with api_client(cluster, cluster.admin_token) as api:
+            labels = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn", "audit")}
+            ns = await call(api, "POST", "/api/v1/namespaces", {"metadata": {"name": NS, "labels": labels}})
+            other = await call(api, "POST", "/api/v1/namespaces", {"metadata": {"name": "elsewhere"}})
+            assert (ns.status, other.status) == (201, 201), ns.json
+            results: dict[str, Any] = {}
+            for doc in manifests:
+                path = PATHS[doc["kind"]].format(ns=NS)
+                answer = await call(api, "POST", path, doc, [("fieldValidation", "Strict")])
+                results[f"{doc['kind']}/{doc['metadata']['name']}"] = (answer.status, answer.warnings, answer.json)
+            sa = f"{RELEASE}-goresolve-dispatcher"
+            token = await call(
+                api,
+                "POST",
+                f"/api/v1/namespaces/{NS}/serviceaccounts/{sa}/token",
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
+            )
+            assert token.status == 201, token.json
+            return {"objects": results, "dispatcher_token": token.json["status"]["token"]}
+
+    return asyncio.run(install())
+
+
+def test_every_rendered_object_is_accepted_with_strict_field_validation_and_no_warning(
+    installed: dict[str, Any],
+) -> None:
+    refused = {k: (s, w, j.get("message")) for k, (s, w, j) in installed["objects"].items() if s != 201 or w}
+    assert refused == {}
+    assert any(k.startswith("Role/") for k in installed["objects"])
+
+
+def pod_from_job(manifests: list[dict[str, Any]], name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    spec = copy.deepcopy(job_template(manifests)["spec"]["template"]["spec"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+
+
+async def test_a_pod_from_the_job_template_is_admitted_under_pod_security_restricted(
+    installed: dict[str, Any], admin: client.ApiClient, manifests: list[dict[str, Any]]
+) -> None:
+    answer = await call(admin, "POST", f"/api/v1/namespaces/{NS}/pods", pod_from_job(manifests, "admitted"))
+    assert (answer.status, answer.warnings) == (201, []), answer.json.get("message")
+    # The label really enforces: the same pod with one sidecar allowed to escalate is refused.
+    weak = pod_from_job(manifests, "weakened")
+    weak["spec"]["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = await call(admin, "POST", f"/api/v1/namespaces/{NS}/pods", weak)
+    assert refused.status == 403 and "restricted" in refused.json["message"]
+
+
+def runner(api: client.ApiClient, manifests: list[dict[str, Any]], namespace: str = NS) -> KubeRunner:
+    return KubeRunner(
+        api, namespace=namespace, template=job_template(manifests), active_deadline_s=2100, ttl_after_finished_s=600
+    )
+
+
+@pytest.fixture
+async def dispatcher_api(cluster: Cluster, installed: dict[str, Any]) -> AsyncGenerator[client.ApiClient]:
+    async with api_client(cluster, installed["dispatcher_token"]) as api:
+        yield api
+
+
+async def jobs_for(admin: client.ApiClient, name: str) -> list[dict[str, Any]]:
+    listed = await call(admin, "GET", f"/apis/batch/v1/namespaces/{NS}/jobs")
+    return [j for j in listed.json["items"] if j["metadata"]["name"] == name]
+
+
+async def test_the_dispatcher_creates_one_job_per_ticket_with_its_own_token_and_a_repeat_gets_409(
+    dispatcher_api: client.ApiClient, admin: client.ApiClient, manifests: list[dict[str, Any]]
+) -> None:
+    ticket = Ticket("acme/svc#101", "acme/svc", TRACE, "github")
+    jobs = runner(dispatcher_api, manifests)
+    name, warnings = await jobs.create(ticket)
+    assert (name, warnings) == (job_name(ticket.id), [])
+    [job] = await jobs_for(admin, name)
+    assert job["metadata"]["labels"]["goresolve.dev/ticket"] == "acme_svc_101"
+    assert job["metadata"]["labels"]["goresolve.dev/trace-id"] == TRACE
+    assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (0, 2100)
+    assert job["spec"]["ttlSecondsAfterFinished"] == 600
+    sidecars = job["spec"]["template"]["spec"]["initContainers"]
+    assert {c["name"]: c.get("restartPolicy") for c in sidecars} == dict.fromkeys(
+        ["jira-read", "code-search", "go-test-runner", "github-pr"], "Always"
+    )
+    with pytest.raises(AlreadyDispatched):
+        await jobs.create(ticket)
+    assert len(await jobs_for(admin, name)) == 1
+
+
+async def test_jobs_are_created_with_strict_field_validation(
+    dispatcher_api: client.ApiClient, admin: client.ApiClient, manifests: list[dict[str, Any]]
+) -> None:
+    template = job_template(manifests)
+    template["spec"]["template"]["spec"]["containers"][0]["bogusField"] = True
+    jobs = KubeRunner(dispatcher_api, namespace=NS, template=template, active_deadline_s=60, ttl_after_finished_s=60)
+    ticket = Ticket("SVC-400", "acme/svc", TRACE, "jira")
+    with pytest.raises(ClusterRefused) as refused:
+        await jobs.create(ticket)
+    assert refused.value.status == 400 and "bogusField" in str(refused.value)
+    assert await jobs_for(admin, job_name(ticket.id)) == []
+
+
+async def test_anything_outside_the_dispatchers_role_is_403(
+    dispatcher_api: client.ApiClient, manifests: list[dict[str, Any]]
+) -> None:
+    with pytest.raises(ClusterRefused) as elsewhere:
+        await runner(dispatcher_api, manifests, namespace="elsewhere").create(Ticket("SVC-403", "r", TRACE, "jira"))
+    assert elsewhere.value.status == 403
+    assert (await call(dispatcher_api, "GET", f"/api/v1/namespaces/{NS}/secrets")).status == 403
+    assert (await call(dispatcher_api, "GET", f"/api/v1/namespaces/{NS}/configmaps")).status == 403
+    pod = pod_from_job(manifests, "by-dispatcher")
+    assert (await call(dispatcher_api, "POST", f"/api/v1/namespaces/{NS}/pods", pod)).status == 403
+    role = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{RELEASE}-goresolve-dispatcher"
+    assert (await call(dispatcher_api, "PATCH", role, {"rules": []})).status == 403
+    # ...and what the Role grants works: reading Pods, listing Jobs.
+    assert (await call(dispatcher_api, "GET", f"/api/v1/namespaces/{NS}/pods")).status == 200
+    assert (await call(dispatcher_api, "GET", f"/apis/batch/v1/namespaces/{NS}/jobs")).status == 200
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def wait_for_job(admin: client.ApiClient, name: str) -> dict[str, Any]:
+    for _ in range(300):
+        found = await jobs_for(admin, name)
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {name} was never created")
+
+
+async def finish_job(admin: client.ApiClient, name: str, *, succeeded: bool) -> None:
+    """What the Job controller would write (there is none here): the terminal conditions."""
+    t = now()
+    if succeeded:
+        conditions = [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "lastTransitionTime": t},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached", "lastTransitionTime": t},
+        ]
+        status = {"startTime": t, "completionTime": t, "succeeded": 1, "conditions": conditions}
+    else:
+        conditions = [
+            {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "lastTransitionTime": t},
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "lastTransitionTime": t},
+        ]
+        status = {"startTime": t, "failed": 1, "conditions": conditions}
+    answer = await call(admin, "PATCH", f"/apis/batch/v1/namespaces/{NS}/jobs/{name}/status", {"status": status})
+    assert answer.status == 200, answer.json.get("message")
+
+
+async def finish_pod(admin: client.ApiClient, manifests: list[dict[str, Any]], job: str, message: str) -> None:
+    """The Job's Pod, terminated with the agent's result as its termination message (as a kubelet would)."""
+    pod = pod_from_job(manifests, f"{job}-pod", {"batch.kubernetes.io/job-name": job})
+    created = await call(admin, "POST", f"/api/v1/namespaces/{NS}/pods", pod)
+    assert created.status == 201, created.json.get("message")
+    t = now()
+    status = {
+        "phase": "Succeeded",
+        "containerStatuses": [
+            {
+                "name": "agent",
+                "image": pod["spec"]["containers"][0]["image"],
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "message": message,
+                                         "startedAt": t, "finishedAt": t}},
+            }
+        ],
+    }  # fmt: skip
+    answer = await call(admin, "PATCH", f"/api/v1/namespaces/{NS}/pods/{job}-pod/status", {"status": status})
+    assert answer.status == 200, answer.json.get("message")
+
+
+async def test_a_finished_job_has_its_outcome_cost_and_duration_recorded_and_a_silent_failure_is_escalated(
+    dispatcher_api: client.ApiClient, admin: client.ApiClient, manifests: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    dispatcher = Dispatcher(runner(dispatcher_api, manifests), Capacity(4, 2), ledger)
+    good = Ticket("acme/svc#7", "acme/svc", TRACE, "github")
+    silent = Ticket("acme/svc#8", "acme/svc", TRACE, "github")
+    runs = [asyncio.create_task(dispatcher.dispatch(t)) for t in (good, silent)]
+    for ticket in (good, silent):
+        await wait_for_job(admin, job_name(ticket.id))
+    await finish_pod(
+        admin, manifests, job_name(good.id), '{"outcome":"resolved","cost_usd":0.42,"pr_url":"https://x/pr/7"}'
+    )
+    await finish_job(admin, job_name(good.id), succeeded=True)
+    await finish_job(admin, job_name(silent.id), succeeded=False)
+    done = await asyncio.wait_for(asyncio.gather(*runs), timeout=60)
+    assert [(r.outcome, r.cost_usd, r.escalated) for r in done] == [("resolved", 0.42, False), (NO_OUTCOME, None, True)]
+    assert "DeadlineExceeded" in (done[1].reason or "")
+    recorded = {r.ticket: r for r in ledger.runs()}
+    assert recorded["acme/svc#7"].pr_url == "https://x/pr/7" and recorded["acme/svc#7"].duration_s > 0
+    assert recorded["acme/svc#8"].escalated
+    # Never retried: the failed ticket still has exactly its one Job.
+    assert len(await jobs_for(admin, job_name(silent.id))) == 1

@@ -532,7 +532,9 @@ def techniques(root: Path, facts: Any, rng: random.Random) -> list[tuple[str, st
         for lit in set(facts.test_literals or [])
         if 0 < len(lit) < 120 and "\x00" not in lit and not lit.endswith(".go")
         for rel in by_name.get(Path(lit).name, [])
-        if lit == Path(lit).name or any(rel == os.path.normpath(Path(d) / lit) for d in dirs)
+        if lit == Path(lit).name
+        or rel.endswith(lit.lstrip("./"))
+        or any(rel == os.path.normpath(Path(d) / lit) for d in dirs)
     )
     for rel in rng.sample(fixtures, min(3, len(fixtures))):
         data = (root / rel).read_bytes()

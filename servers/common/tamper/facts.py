@@ -140,8 +140,9 @@ def read_by_tests(path: str, facts: Facts) -> str | None:
     name = posixpath.basename(path)
     dirs = {t.dir for t in facts.tests or []} | {"."}
     for literal in facts.test_literals or []:
-        lit = literal.strip().removeprefix("./")
-        if not lit or lit in (".", "/"):
+        # "/cert.pem" is usually appended to a directory held in a variable: a suffix of the path
+        lit = literal.strip().removeprefix("./").lstrip("/")
+        if not lit or lit == ".":
             continue
         if lit == name or path.endswith("/" + lit) or path == lit:
             return literal

@@ -170,19 +170,18 @@ _COMMON = [
     "--die-with-parent",
 ]
 
-# Run by `sh -c` inside the private mount namespace, before bubblewrap: $1 the overlay's mount point,
-# $2 its lower directories (colon-separated, may be empty: then $1 is used as it is), $3 upper, $4 work.
-OUTER_SCRIPT = (
-    'target="$1"; lowers="$2"; upper="$3"; work="$4"; shift 4; '
-    'if [ -n "$lowers" ]; then mount -t overlay overlay '
-    '-o "lowerdir=$lowers,upperdir=$upper,workdir=$work" "$target"; fi; '
-    f'exec 3< "{ASSETS}.bpf"; exec "$@"'
-)
-
 
 def outer_script(assets: Path) -> str:
-    """OUTER_SCRIPT with the host path of the BUILD filter."""
-    return OUTER_SCRIPT.replace(f"{ASSETS}.bpf", shlex.quote(str(assets / "build.bpf")))
+    """Run by `sh -c` in the private mount namespace, before bubblewrap: $1 the overlay's mount point,
+    $2 its lower directories (colon-separated; empty: $1 is used as it is), $3 upper, $4 work; the
+    BUILD filter opened as fd 3 for `bwrap --seccomp 3`.
+    """
+    return (
+        'target="$1"; lowers="$2"; upper="$3"; work="$4"; shift 4; '
+        'if [ -n "$lowers" ]; then mount -t overlay overlay '
+        '-o "lowerdir=$lowers,upperdir=$upper,workdir=$work" "$target"; fi; '
+        f'exec 3< {shlex.quote(str(assets / "build.bpf"))}; exec "$@"'
+    )
 
 
 def passwd() -> str:

@@ -316,8 +316,9 @@ class Sandbox:
             OSError: the sandbox itself could not be started.
         """
         started = time.monotonic()
-        argv = self.argv(command, paths, race=race) if confined else self.argv(command, paths, race=race, host=True)
-        if not confined:
+        if confined:
+            argv = self.argv(command, paths, race=race)
+        else:
             argv = self.argv(command, paths, race=race, strong=False, host=True)
         proc = await asyncio.create_subprocess_exec(
             *argv,

@@ -41,7 +41,7 @@ class GoTestRunnerSettings(ServerSettings):
         default=False,
         description="Run tests even when bubblewrap, user namespaces, overlayfs in a user namespace or "
         "libseccomp are missing (then only rlimits, the watchdog and the timeout apply, and every result "
-        "says so). Off: such a host refuses to run tests.",
+        "says so). Off: such a host refuses to run tests. `go-test-runner-mcp --check` shows what this host gives.",
     )
     bwrap_binary: str = Field(
         default="bwrap", description="bubblewrap (looked up in /usr/bin, /bin, /usr/sbin, /sbin when not absolute)."

@@ -356,14 +356,14 @@ class Run:
             self.format_error(call, str(exc))
             return
         self.format_errors = 0
-        self.tool_calls += 1
         if call.name not in ("run_tests", "submit", "escalate"):
             self.episode_calls += 1
-            if self.episode_calls > self.limits.tool_calls_per_episode:
+            if self.episode_calls > self.limits.tool_calls_per_episode:  # this call is refused, not run
                 raise EpisodeTooLong(
                     f"{self.episode_calls} tool calls without running the tests "
                     f"(limit {self.limits.tool_calls_per_episode})"
                 )
+        self.tool_calls += 1
         with tracer().start_as_current_span(f"execute_tool {call.name}") as span:
             span.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name})
             if call.name in LOCAL:

@@ -17,6 +17,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
 
 from agent.llm.types import ChatRequest, Message, ToolCall
@@ -60,6 +61,7 @@ class FakeWorld:
     files: dict[str, str] = field(default_factory=lambda: {"calc.go": CALC})
     pulls: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     calls: list[str] = field(default_factory=list[str])
+    broken: bool = False  # go-test-runner fails every run_tests with a protocol error
 
     def servers(self) -> ServersConfig:
         jira: MCPServer[Any] = MCPServer("jira-read")
@@ -126,6 +128,8 @@ class FakeWorld:
             timeout_s: int | None = None,
         ) -> dict[str, Any]:
             world.calls.append("run_tests")
+            if world.broken:  # a crashing server answers with a protocol error, as the platform does
+                raise MCPError(code=-32603, message="internal error (trace 0)")
             return _verdict(patch)
 
         def check_patch(repo: str, ref: str, patch: str) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def test_too_many_tool_calls_without_testing_escalate(
     calls = [("view", {"path": "calc.go", "start_line": n}) for n in range(1, 7)]
     result, _ = run(world, "CALC-5", calls, policy, settings)
     assert (result.outcome, result.exit) == ("escalated", "tool_calls"), result.reason
-    assert result.tool_calls == 6
+    assert result.tool_calls == 5  # the sixth was refused, not run
 
 
 def test_the_budget_breaker_stops_before_the_cap_is_passed(

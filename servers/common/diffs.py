@@ -307,7 +307,8 @@ def _in_element_list(pos: int, original: dict[int, str], states: list[LineState]
         return None
     state = states[min(max(pos - 1, 0), len(states) - 1)]
     opener = original.get(state.opener + 1, "")
-    if state.in_text or state.innermost != "{" or state.braces < 2 or not _literal_opener(opener):
+    # braces >= 1: a table inside a test function, or a package-level table (`var tests = []test{`)
+    if state.in_text or state.innermost != "{" or state.braces < 1 or not _literal_opener(opener):
         return False
     return not _SKIP_TABLE.search(opener)
 

@@ -150,7 +150,7 @@ def read_by_tests(path: str, facts: Facts) -> str | None:
             joined = posixpath.normpath(posixpath.join(d, lit))
             if path == joined or ("/" in lit and path.startswith(joined.rstrip("/") + "/")):
                 return literal
-        if any(ch in lit for ch in "*?[") and _glob_matches(lit, name):
+        if any(ch in lit for ch in "*?[") and len(re.sub(r"[*?\[\]]", "", lit)) >= 3 and _glob_matches(lit, name):
             return literal
     return None
 

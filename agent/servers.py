@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, TextResourceContents, Tool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from agent.exits import BreakerOpen, ServerUnavailable, SurfaceChanged
+from agent.exits import BreakerOpen, RunExit, ServerUnavailable, SurfaceChanged
 
 SURFACE_URI = "goresolve://surface"
 FORBIDDEN = -32003  # the JSON-RPC code the platform uses for policy denials
@@ -174,6 +174,15 @@ async def _surface(client: Client) -> str:
     raise SurfaceChanged("?", "the server publishes no goresolve://surface fingerprint")
 
 
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _why(exc: BaseException) -> str:
+    return exc.error.message if isinstance(exc, MCPError) else type(exc).__name__
+
+
 async def _hold(spec: ServerSpec, timeout_s: float, stop: anyio.Event, *, task_status: Any) -> None:
     """Keep one client open in its own task until `stop` (so servers start in parallel)."""
     async with _client(spec, timeout_s) as client:
@@ -203,7 +212,9 @@ async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:
         try:
             opened[spec.name] = await holders.start(_hold, spec, config.call_timeout_s, stop)
         except (MCPError, OSError, anyio.BrokenResourceError, RuntimeError) as exc:
-            failed[spec.name] = exc.error.message if isinstance(exc, MCPError) else type(exc).__name__
+            failed[spec.name] = _why(exc)
+        except ExceptionGroup as group:  # the client's own task group wraps what went wrong while connecting
+            failed[spec.name] = _why(_first_leaf(group))
 
     async with anyio.create_task_group() as starters:
         for spec in config.servers:
@@ -235,5 +246,13 @@ async def open_servers(config: ServersConfig) -> AsyncGenerator[Toolbox]:
     Raises:
         SurfaceChanged, ServerUnavailable: as `connect`.
     """
+    failure: RunExit | None = None
     async with AsyncExitStack() as stack:
-        yield await connect(config, stack)
+        try:
+            box = await connect(config, stack)
+        except RunExit as exc:  # raised here, not through the holders' task group (which would wrap it)
+            failure = exc
+        else:
+            yield box
+    if failure is not None:
+        raise failure

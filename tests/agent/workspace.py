@@ -224,7 +224,7 @@ def stdio_servers(ws: Workspace, pins: dict[str, str]) -> ServersConfig:
             server(
                 "go-test-runner",
                 "GORESOLVE_GO_TEST_RUNNER_",
-                work_dir=str(ws.root / "runner"),
+                work_dir=str(ws.state_dir / "runner"),  # per server set: worktrees are never shared
                 gocache=_go_env("GOCACHE"),
                 gomodcache=_go_env("GOMODCACHE"),
             ),

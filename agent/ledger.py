@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -137,6 +136,3 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +92,3 @@ def parent_context(traceparent: str | None) -> Context | None:
 
 def write_spans(path: Path, spans: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(s, default=str) + "\n" for s in spans), encoding="utf-8")
-
-
-def genai_attributes(
-    *, model: str, provider: str, max_tokens: int, response: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": provider,
-        "gen_ai.request.model": model,
-        "gen_ai.request.max_tokens": max_tokens,
-    }
-    if response:
-        attrs.update(response)
-    return attrs

@@ -179,9 +179,10 @@ async def main(args: argparse.Namespace) -> None:
         cold_a = cold_b = None
         if args.cold:
             cold_b = raw_go_test(raw, packages)
-            cold_server, _ = make_server(src, work / "cold", work / "cold-runner")
+            cold_server, cold_runner = make_server(src, work / "cold", work / "cold-runner")
             async with Client(cold_server) as client:
                 cold_a, _ = await tool_run(client, packages)
+            await cold_runner.drain()  # its worktree reset, before the temporary directory goes
         report(args, a_times, b_times, setups, runs, worktree, cold_a, cold_b, runner)
 
 

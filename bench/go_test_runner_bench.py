@@ -175,6 +175,7 @@ async def main(args: argparse.Namespace) -> None:
                     else:
                         b_times.append(raw_go_test(raw, packages))
                 print(f"pair {i + 1}: run_tests {a_times[-1]:.2f}s  raw {b_times[-1]:.2f}s")
+        await runner.drain()
         worktree = await worktree_setup_times(src, work, args.pairs)
         cold_a = cold_b = None
         if args.cold:

@@ -112,6 +112,7 @@ class GitHubBackend:
         Raises:
             Conflict: the branch was created by someone else, someone else pushed to it, or its head is not
                 the bot's last push; nothing is changed.
+            _LostRace: another of the bot's processes pushed after `head` was read (the caller starts over).
             RateLimited, UpstreamFailure: GitHub failed.
         """
         with self._lock:
@@ -142,6 +143,10 @@ class GitHubBackend:
                 f"branch {branch} moved since this bot last pushed it (pushed by {', '.join(others)}); "
                 "the bot will not build on it"
             )
+        if window[0].get("after") != head and any(a.get("after") == head for a in window):
+            # The bot itself (another of its processes) pushed again after `head` was read: start over
+            # from the new head rather than refuse.
+            raise _LostRace
         if window[0].get("after") != head:
             # A push GitHub has not listed yet: someone else's, or this bot's from another process moments ago.
             raise Conflict(

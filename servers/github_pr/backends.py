@@ -8,6 +8,7 @@ from pathlib import Path
 from servers.common.errors import ConfigError, GoresolveError
 from servers.common.logging import get_logger
 from servers.common.policy import Policies
+from servers.common.repo_names import repo_slug
 
 from .models import PullRequestBackend
 from .settings import GitHubPrSettings
@@ -26,7 +27,7 @@ def _local(settings: GitHubPrSettings, policies: Policies) -> Built:
     refused: dict[str, str] = {}
     default_dir = settings.work_dir() / "remotes"
     for name, repo in policies.repos.repos.items():
-        target = (settings.remotes_dir or default_dir) / f"{name}.git"
+        target = (settings.remotes_dir or default_dir) / f"{repo_slug(name)}.git"
         source = Path(repo.path) if repo.path else None
         if source is not None and not source.is_absolute():
             source = (settings.policy_dir / source).resolve()

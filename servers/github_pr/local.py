@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from servers.common.errors import Conflict, NotFound
+from servers.common.repo_names import repo_slug
 
 from . import git
 from .models import (
@@ -47,9 +48,9 @@ class LocalBackend:
     @contextmanager
     def _locked_cache(self, repo: str) -> Generator[Path]:
         remote = self._remote(repo)
-        cache = self._work_dir / "cache" / f"{repo}.git"
+        cache = self._work_dir / "cache" / f"{repo_slug(repo)}.git"
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with (self._work_dir / "cache" / f"{repo}.lock").open("w") as lock:
+        with (self._work_dir / "cache" / f"{repo_slug(repo)}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 git.sync_cache(remote, cache)

@@ -20,6 +20,7 @@ from pathlib import Path
 from servers.common.errors import Conflict, NotFound
 from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 from servers.common.policy import ReposPolicy
+from servers.common.repo_names import repo_slug
 
 _TIMEOUT_S = 300.0
 _FAILED_HUNK = re.compile(r"error: patch failed: (?P<where>\S+:\d+)")
@@ -114,11 +115,11 @@ class Mirrors:
             GitFailed: the repository cannot be cloned or fetched.
         """
         source = self._source(name)
-        mirror = self._root / "mirrors" / f"{name}.git"
+        mirror = self._root / "mirrors" / f"{repo_slug(name)}.git"
         async with self._locks.setdefault(name, asyncio.Lock()):
             if not (mirror / "HEAD").exists():
                 mirror.parent.mkdir(parents=True, exist_ok=True)
-                partial = mirror.with_name(f"{name}.{uuid.uuid4().hex}.partial")
+                partial = mirror.with_name(f"{repo_slug(name)}.{uuid.uuid4().hex}.partial")
                 await git("clone", "--quiet", "--mirror", "--", source, str(partial))
                 partial.rename(mirror)
                 self._fetched_at[name] = time.monotonic()

@@ -1,4 +1,4 @@
-"""One POST with the provider error mapping shared by every HTTP provider."""
+"""What every HTTP provider shares: its constructor, and one POST with the provider error mapping."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from agent.llm.errors import MalformedResponse, ProviderError, RateLimited, RetryableError
 
@@ -69,3 +70,26 @@ def _short_error(resp: httpx.Response) -> str:
     if isinstance(err, dict) and isinstance(err.get("message"), str):
         return str(err["message"])[:200]
     return json.dumps(data)[:200]
+
+
+class HttpChatModel:
+    """The state of a chat model behind one HTTP endpoint. `client` is injected so tests can point it at a fake."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: SecretStr | None = None,
+        *,
+        timeout_s: float = 60.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout_s = timeout_s
+        self._client = client or httpx.AsyncClient()
+
+    @property
+    def name(self) -> str:
+        return self.model

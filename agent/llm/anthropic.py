@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from agent.llm._http import post_json
+from agent.llm._http import HttpChatModel, post_json
 from agent.llm.errors import MalformedResponse
 from agent.llm.live import check_live_allowed
 from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
@@ -49,7 +49,7 @@ def wire_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, An
     return system, out
 
 
-class AnthropicModel:
+class AnthropicModel(HttpChatModel):
     def __init__(
         self,
         model: str,
@@ -59,15 +59,7 @@ class AnthropicModel:
         timeout_s: float = 60.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.model = model
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self.timeout_s = timeout_s
-        self._client = client or httpx.AsyncClient()
-
-    @property
-    def name(self) -> str:
-        return self.model
+        super().__init__(model, base_url, api_key, timeout_s=timeout_s, client=client)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         check_live_allowed("anthropic")

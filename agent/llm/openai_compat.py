@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from pydantic import SecretStr
-
-from agent.llm._http import post_json
+from agent.llm._http import HttpChatModel, post_json
 from agent.llm.errors import MalformedResponse
 from agent.llm.live import check_live_allowed
 from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
@@ -26,27 +23,8 @@ def _wire_message(m: Message) -> dict[str, Any]:
     return out
 
 
-class OpenAICompatModel:
+class OpenAICompatModel(HttpChatModel):
     """Chat completions over httpx. `client` is injected so tests can point it at a local fake."""
-
-    def __init__(
-        self,
-        model: str,
-        base_url: str,
-        api_key: SecretStr | None = None,
-        *,
-        timeout_s: float = 60.0,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.model = model
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self.timeout_s = timeout_s
-        self._client = client or httpx.AsyncClient()
-
-    @property
-    def name(self) -> str:
-        return self.model
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         check_live_allowed("openai-compatible")

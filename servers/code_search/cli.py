@@ -178,7 +178,7 @@ def search_command(
     from servers.code_search.settings import open_embedder, open_index
 
     settings = _settings(db, embedder)
-    if not settings.index_dir.is_dir():  # before loading (or installing) a model for nothing
+    if settings.index_uri is None and not settings.index_dir.is_dir():  # before loading a model for nothing
         err.print(f"[red]error:[/red] no code index at {settings.index_dir}; run: goresolve index PATH --repo NAME")
         raise typer.Exit(1)
     try:

@@ -98,8 +98,12 @@ class CodeIndex:
         create: bool = False,
         consistency: timedelta | None = None,
         ann_min_rows: int = 20_000,
+        uri: str | None = None,
     ) -> None:
         """Open (or with `create`, create) the index; `maintain` adds an ANN index past `ann_min_rows` chunks.
+
+        With `uri` (s3://, gs://, az://, file://) LanceDB opens the index there; `db_dir` then holds only
+        the indexer's lock files.
 
         Raises:
             UpstreamFailure: the index does not exist (and `create` is false) or cannot be read.
@@ -109,11 +113,11 @@ class CodeIndex:
         self.ann_min_rows = ann_min_rows
         ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
-        if not create and not (db_dir / f"{names['repos']}.lance").exists():
+        if not create and uri is None and not (db_dir / f"{names['repos']}.lance").exists():
             raise UpstreamFailure(f"the code index is missing (none for model {model_id}); run the indexer")
         try:
             db = lancedb.connect(
-                db_dir, read_consistency_interval=consistency if consistency is not None else timedelta(0)
+                uri or db_dir, read_consistency_interval=consistency if consistency is not None else timedelta(0)
             )
             schemas = {"chunks": _chunk_schema(dim), "files": _FILES, "repos": _REPOS, "vectors": _vectors_schema(dim)}
             if create:

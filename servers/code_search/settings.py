@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from servers.code_search.embed import Embedder, make_embedder
@@ -24,6 +25,12 @@ class CodeSearchSettings(ServerSettings):
     db_dir: Path | None = Field(
         default=None, description="LanceDB directory of the index; default <state_dir>/code-index."
     )
+    index_uri: str | None = Field(
+        default=None,
+        description="LanceDB index on an object store (s3://bucket/prefix, s3+ddb://, gs://, az://) or file:///path, "
+        "opened by LanceDB itself; wins over db_dir. Store credentials come from the store's own variables "
+        "(AWS_ACCESS_KEY_ID, ...), never from the URI. The indexer's per-repo lock stays under db_dir.",
+    )
     embedder: Literal["minilm", "openai", "hashing"] = Field(
         default="minilm", description="minilm (offline default), openai (any compatible endpoint) or hashing (tests)."
     )
@@ -38,10 +45,43 @@ class CodeSearchSettings(ServerSettings):
     default_token_budget: int = Field(default=4000, ge=100, le=64_000)
     max_read_lines: int = Field(default=400, ge=10, le=5000)
 
+    @field_validator("index_uri")
+    @classmethod
+    def _store_uri(cls, value: str | None) -> str | None:
+        return None if value is None else check_index_uri(value)
+
     @property
     def index_dir(self) -> Path:
         """Where the index lives: `db_dir`, else `<state_dir>/code-index` (absolute either way)."""
         return (self.db_dir or self.state_dir / "code-index").expanduser().resolve()
+
+
+INDEX_URI_SCHEMES = ("s3", "s3+ddb", "gs", "az", "file")
+
+
+def check_index_uri(value: str) -> str:
+    """An object-store URI LanceDB can open, with no credentials in it (the message never repeats the value).
+
+    Raises:
+        ValueError: not one of INDEX_URI_SCHEMES, no bucket (or a relative file path), or user info in it.
+    """
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check (a bad one raises ValueError)
+    except ValueError:
+        raise ValueError("not a URI") from None
+    if parts.scheme not in INDEX_URI_SCHEMES or any(c.isspace() for c in value):
+        raise ValueError(f"must be a URI starting with one of {', '.join(s + '://' for s in INDEX_URI_SCHEMES)}")
+    if "@" in parts.netloc:
+        raise ValueError("must not carry credentials: give them as the store's own environment variables")
+    if parts.fragment or (parts.query and parts.scheme != "s3+ddb"):
+        raise ValueError("takes no query or fragment (only s3+ddb://bucket/path?ddbTableName=...)")
+    if parts.scheme == "file":
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError("a file URI names an absolute directory: file:///path/to/index")
+    elif not parts.netloc:
+        raise ValueError(f"names no bucket or container: {parts.scheme}://<bucket>/<prefix>")
+    return value
 
 
 def check_embedder(settings: CodeSearchSettings) -> None:
@@ -88,6 +128,7 @@ def open_index(settings: CodeSearchSettings, embedder: Embedder, *, create: bool
         settings.index_dir,
         embedder.model_id,
         embedder.dim,
+        uri=settings.index_uri,
         create=create,
         consistency=timedelta(seconds=settings.read_consistency_s),
     )

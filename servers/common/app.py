@@ -260,7 +260,12 @@ def surface_json(tools: list[Tool]) -> str:
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{settings.host}:{settings.port}", f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"],
+        allowed_hosts=[
+            f"{settings.host}:{settings.port}",
+            f"localhost:{settings.port}",
+            f"127.0.0.1:{settings.port}",
+            *settings.allowed_hosts,
+        ],
     )
 
 

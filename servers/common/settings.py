@@ -15,13 +15,14 @@ default, description) for a server's `--help`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUndefined
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import SettingsConfigDict, SettingsError
 
 from servers.common.auth_settings import TokenSettings
 from servers.common.errors import ConfigError
@@ -29,6 +30,10 @@ from servers.common.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_DIR = REPO_ROOT / "policies"
 DATA_DIR_ENV = "GORESOLVE_DATA_DIR"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# What an HTTP client sends as Host: a DNS name, an IPv4 address or a bracketed IPv6 address, then an
+# optional port (or `*`, which the SDK's check reads as "any port").
+_HOST_HEADER = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::(?:[0-9]{{1,5}}|\*))?")
 
 
 def default_data_dir() -> Path:
@@ -47,6 +52,12 @@ class ServerSettings(TokenSettings):
     transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio (an IDE) or http (a sidecar).")
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="More Host header values the HTTP transport accepts (DNS rebinding protection), as JSON, e.g. "
+        '["gr-goresolve-jira-read:8101"] for a Kubernetes Service; `name:*` allows any port. The bind address, '
+        "localhost and 127.0.0.1 at the server's port are always accepted.",
+    )
     policy_dir: Path = Field(default=DEFAULT_POLICY_DIR, description="Directory of the policy YAML files.")
     stdio_identity: str = Field(default="local-dev", description="Caller identity over stdio (the IDE's user).")
     state_dir: Path = Field(
@@ -61,6 +72,17 @@ class ServerSettings(TokenSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR (JSON lines on stderr)."
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not _HOST_HEADER.fullmatch(host):
+                raise ValueError(
+                    "each entry is a Host header value: a DNS name or IP address with an optional :port or :* "
+                    "(no scheme, path or wildcard name)"
+                )
+        return value
 
     @field_validator("state_dir")
     @classmethod
@@ -100,6 +122,11 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"setting {prefix}{field.upper()}: {first['msg']}") from exc
+    except SettingsError as exc:  # a list or map setting whose text is not JSON; pydantic-settings names the field
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        named = re.search(r'field "(\w+)"', str(exc))
+        variable = f"{prefix}{named.group(1).upper()}" if named else f"{prefix}*"
+        raise ConfigError(f"setting {variable}: not valid JSON (this setting is a JSON list or object)") from exc
 
 
 def settings_help(cls: type[ServerSettings]) -> list[tuple[str, str, str]]:

@@ -2,7 +2,9 @@
 
 Two uses: the local backend keeps a bare cache of each remote, builds commits in it with a
 throwaway index (no checkout ever happens) and pushes them; the GitHub backend uses `apply_to_files`
-to apply a unified diff to a handful of files in a temporary directory.
+to apply a unified diff to a handful of files in a scratch index.
+Both apply with `git apply --cached` and hand the caller git's own diff of the staged result
+(`staged`) before anything is committed: the policy judges what git did, not what the text said.
 No function here ever force-pushes: updates are fast-forwards on top of the bot's own commits.
 """
 
@@ -11,14 +13,18 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from servers.common.errors import Conflict
 from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 
-from .models import Author
+from .models import Applied, AppliedCheck, Author
 
 _TIMEOUT_S = 60.0
+# git's diff of a staged change, as `check_applied` expects it: binary hunks, renames detected, and
+# paths unquoted (quotePath off) so they match the pre-images' keys.
+_STAGED_DIFF = ("diff", "--cached", "--binary", "-M", "--no-color", "--no-ext-diff")
 
 
 def run(
@@ -29,6 +35,13 @@ def run(
     Raises:
         GitFailed: git exited non-zero or did not finish within the timeout.
     """
+    return run_bytes(args, cwd=cwd, stdin=stdin, env=env).decode("utf-8", "surrogateescape")
+
+
+def run_bytes(
+    args: list[str], *, cwd: Path | None = None, stdin: bytes | None = None, env: Mapping[str, str] | None = None
+) -> bytes:
+    """`run`, returning stdout undecoded. Raises: GitFailed."""
     try:
         proc = subprocess.run(
             ["git", *NO_HOOKS, *args],
@@ -44,7 +57,7 @@ def run(
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace").strip()
         raise GitFailed(f"git {args[0]} failed", detail=stderr[-4000:])
-    return proc.stdout.decode(errors="replace")
+    return proc.stdout
 
 
 def sync_cache(remote: Path, cache: Path) -> None:
@@ -100,12 +113,24 @@ def commit_message(git_dir: Path, sha: str) -> tuple[str, str]:
     return email, message
 
 
-def build_commit(git_dir: Path, *, tree_of: str, parent: str, patch: str, message: str, author: Author) -> str:
+def build_commit(
+    git_dir: Path,
+    *,
+    tree_of: str,
+    parent: str,
+    patch: str,
+    message: str,
+    author: Author,
+    check: AppliedCheck | None = None,
+) -> str:
     """Commit `patch` applied to the tree of `tree_of`, with parent `parent`; nothing is checked out.
+
+    `check` sees git's diff of the staged result against `tree_of` before any object is written.
 
     Raises:
         Conflict: the patch does not apply to `tree_of` (the message names git's first complaint).
         GitFailed: any other git failure.
+        Whatever `check` raises (nothing is committed then).
     """
     with tempfile.TemporaryDirectory(prefix="goresolve-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -116,6 +141,8 @@ def build_commit(git_dir: Path, *, tree_of: str, parent: str, patch: str, messag
         except GitFailed as exc:
             first = (exc.detail or "").splitlines()[:1]
             raise Conflict(f"patch does not apply to {tree_of[:12]}: {first[0] if first else 'rejected'}") from exc
+        if check is not None:
+            check(staged(git_dir, tree_of, env))
         tree = run([*git, "write-tree"], env=env).strip()
         ident = {
             "GIT_AUTHOR_NAME": author.name,
@@ -141,48 +168,104 @@ def push(git_dir: Path, remote: Path, sha: str, branch: str) -> None:
         raise
 
 
-def apply_to_files(patch: str, files: Mapping[str, bytes]) -> dict[str, bytes | None]:
-    """Apply `patch` to `files` (path -> content) in a scratch directory; return every path it touched.
+def staged(git_dir: Path, base: str, env: Mapping[str, str]) -> Applied:
+    """git's diff of the index named by `env` (GIT_INDEX_FILE) against the tree of `base`, with the
+    pre-images (from `base`) of every path that diff names.
 
-    Deleted files map to None. Runs outside any repository, so only the given files exist.
+    Raises:
+        GitFailed: git failed.
+    """
+    git = ["-c", "core.quotePath=false", "--git-dir", str(git_dir)]
+    diff = run([*git, *_STAGED_DIFF, base], env=env)
+    names = run([*git, "diff", "--cached", "--name-only", "--no-renames", "-z", base], env=env)
+    paths = sorted({p for p in names.split("\0") if p})
+    blobs = read_blobs(git_dir, base, paths)
+    texts = {p: (b.decode("utf-8", "replace") if b is not None else None) for p, b in blobs.items()}
+    return Applied(diff=diff, base_files=texts)
+
+
+def read_blobs(git_dir: Path, tree: str, paths: list[str]) -> dict[str, bytes | None]:
+    """The contents of `paths` in `tree` (None for a path that is not a file there), in one git process.
+
+    Raises:
+        GitFailed: git failed.
+    """
+    if not paths or any("\n" in p for p in paths):
+        return {p: None for p in paths}  # a newline cannot be named in --batch input; no such file is read
+    query = "".join(f"{tree}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    out = run_bytes(["--git-dir", str(git_dir), "cat-file", "--batch"], stdin=query)
+    result: dict[str, bytes | None] = {}
+    pos = 0
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) == 3 and header[1] == b"blob":
+            size = int(header[2])
+            result[path] = out[pos : pos + size]
+            pos += size + 1
+        else:
+            if len(header) == 3:  # a tree or a submodule: skip its body
+                pos += int(header[2]) + 1
+            result[path] = None
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ScratchResult:
+    """The files a patch touched, as git left them (path -> (mode, content), None when deleted), and
+    git's diff of that result."""
+
+    files: dict[str, tuple[str, bytes] | None]
+    applied: Applied
+
+
+def apply_to_files(
+    patch: str, files: Mapping[str, tuple[str, bytes]], check: AppliedCheck | None = None
+) -> ScratchResult:
+    """Apply `patch` with `git apply --cached` to an index holding only `files` (path -> (mode, content)).
+
+    `check` sees git's diff of the result against those files before anything is returned; the other
+    files of the repository are unchanged by construction, so this diff is the whole change.
 
     Raises:
         Conflict: the patch does not apply to the given contents.
         GitFailed: any other git failure.
+        Whatever `check` raises.
     """
     with tempfile.TemporaryDirectory(prefix="goresolve-apply-") as tmp:
-        root = Path(tmp) / "tree"
-        for path, content in files.items():
-            target = root / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        root.mkdir(exist_ok=True)
-        env = {"GIT_CEILING_DIRECTORIES": tmp}
+        git_dir = Path(tmp) / "scratch.git"
+        run(["init", "--quiet", "--bare", str(git_dir)])
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git = ["--git-dir", str(git_dir)]
+        entries: list[str] = []
+        for path, (mode, content) in files.items():
+            sha = run([*git, "hash-object", "-w", "--stdin"], stdin=content).strip()
+            entries.append(f"{mode} {sha}\t{path}\0")
+        run([*git, "update-index", "-z", "--index-info"], stdin="".join(entries).encode(), env=env)
+        base = run([*git, "write-tree"], env=env).strip()
         try:
-            numstat = run(["apply", "--numstat", "-z", "-"], cwd=root, stdin=patch.encode(), env=env)
-            run(["apply", "--whitespace=nowarn", "-"], cwd=root, stdin=patch.encode(), env=env)
+            run([*git, "apply", "--cached", "--whitespace=nowarn", "-"], stdin=patch.encode(), env=env)
         except GitFailed as exc:
             first = (exc.detail or "").splitlines()[:1]
             raise Conflict(f"patch does not apply: {first[0] if first else 'rejected'}") from exc
-        touched = _numstat_paths(numstat) | set(files)
-        return {p: (root / p).read_bytes() if (root / p).is_file() else None for p in sorted(touched)}
-
-
-def _numstat_paths(numstat: str) -> set[str]:
-    # -z numstat: "added\tdeleted\tpath\0" or, for renames, "added\tdeleted\t\0old\0new\0".
-    paths: set[str] = set()
-    fields = numstat.split("\0")
-    i = 0
-    while i < len(fields):
-        head = fields[i]
-        if not head:
-            i += 1
-            continue
-        name = head.split("\t", 2)[2] if head.count("\t") >= 2 else ""
-        if name:
-            paths.add(name)
-            i += 1
-        else:
-            paths.update(p for p in fields[i + 1 : i + 3] if p)
-            i += 3
-    return paths
+        applied = staged(git_dir, base, env)
+        if check is not None:
+            check(applied)
+        names = run([*git, "diff", "--cached", "--name-only", "--no-renames", "-z", base], env=env)
+        touched = sorted({p for p in names.split("\0") if p})
+        listed = run([*git, "ls-files", "--stage", "-z", "--", *touched], env=env) if touched else ""
+        staged_entries: dict[str, tuple[str, str]] = {}
+        for record in listed.split("\0"):
+            if record:
+                meta, _, path = record.partition("\t")
+                mode, sha, _stage = meta.split(" ")
+                staged_entries[path] = (mode, sha)
+        out: dict[str, tuple[str, bytes] | None] = {}
+        for path in touched:
+            if path in staged_entries:
+                mode, sha = staged_entries[path]
+                out[path] = (mode, run_bytes([*git, "cat-file", "blob", sha]))
+            else:
+                out[path] = None
+        return ScratchResult(files=out, applied=applied)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -61,14 +62,35 @@ def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writ
 
 
 def patched_paths(patch: str) -> set[str]:
-    """Paths (in the base tree) a unified diff reads: modified, deleted and renamed-from files."""
+    """Every path a unified diff names (old and new names; git's C-quoted names decoded).
+
+    The base tree's files at these paths are what `git apply` needs to see: the files it modifies,
+    deletes or renames, and any existing file a "new" file would collide with.
+    """
     paths: set[str] = set()
     for pf in PatchSet(patch):
-        if pf.is_added_file:
-            continue
-        source = pf.source_file
-        paths.add(source[2:] if source.startswith(("a/", "b/")) else source)
+        for name in (pf.source_file, pf.target_file):
+            name = _unquote(name or "")
+            if name and name != "/dev/null":
+                paths.add(name[2:] if name.startswith(("a/", "b/")) else name)
     return paths
+
+
+_C_ESCAPES = {b"a": b"\a", b"b": b"\b", b"t": b"\t", b"n": b"\n", b"v": b"\v", b"f": b"\f", b"r": b"\r"}
+
+
+def _unquote(name: str) -> str:
+    """A path as git quotes it ("a/caf\\303\\251.go") decoded; unquoted names unchanged."""
+    name = name.strip()
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return name
+
+    def one(m: re.Match[bytes]) -> bytes:
+        esc = m.group(1)
+        return bytes([int(esc, 8) & 0xFF]) if esc[:1].isdigit() else _C_ESCAPES.get(esc, esc)
+
+    raw = re.sub(rb"\\([0-7]{1,3}|.)", one, name[1:-1].encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class GitHubBackend:
@@ -292,26 +314,29 @@ class GitHubBackend:
         return pulls[0] if pulls else None
 
     def _commit(self, repo: Repository, change: Change, start: str, parent: str) -> str:
+        """The commit of base + patch, built with the git data API; `change.check` sees git's diff of the
+        new tree before any blob is written."""
         base = self._calls("read base commit", lambda: repo.get_git_commit(start))
         tree = self._calls("read base tree", lambda: repo.get_git_tree(base.tree.sha, recursive=True))
         if tree.raw_data.get("truncated"):
             raise UpstreamFailure(f"the tree of {change.repo} is too large for the git data API")
         entries = {e.path: e for e in tree.tree if e.type == "blob"}
-        files: dict[str, bytes] = {}
+        files: dict[str, tuple[str, bytes]] = {}
         for path in sorted(patched_paths(change.patch)):
             if path in entries:
                 blob = self._calls(f"read {path}", lambda p=path: repo.get_git_blob(entries[p].sha))
-                files[path] = base64.b64decode(blob.content)
+                files[path] = (entries[path].mode, base64.b64decode(blob.content))
+        result = git.apply_to_files(change.patch, files, change.check)
         elements: list[InputGitTreeElement] = []
-        for path, content in git.apply_to_files(change.patch, files).items():
-            mode = entries[path].mode if path in entries else "100644"
-            if content is None:
+        for path, staged in result.files.items():
+            if staged is None:
                 if path in entries:
-                    elements.append(InputGitTreeElement(path, mode, "blob", sha=None))
+                    elements.append(InputGitTreeElement(path, entries[path].mode, "blob", sha=None))
                 continue
+            mode, content = staged
             encoded = base64.b64encode(content).decode()
             blob = self._calls(f"write {path}", lambda e=encoded: repo.create_git_blob(e, "base64"))
-            elements.append(InputGitTreeElement(path, mode, "blob", sha=blob.sha))
+            elements.append(InputGitTreeElement(path, mode, "blob", sha=blob.sha))  # pyright: ignore[reportArgumentType]
         new_tree = self._calls("write tree", lambda: repo.create_git_tree(elements, base_tree=base.tree))
         parent_commit = base if parent == start else self._calls("read head", lambda: repo.get_git_commit(parent))
         who = InputGitAuthor(change.author.name, change.author.email)

@@ -95,6 +95,7 @@ class LocalBackend:
                 patch=change.patch,
                 message=change.commit_message(start),
                 author=change.author,
+                check=change.check,
             )
             self._store.begin_push(change.repo, branch, sha)
             git.push(cache, remote, sha, branch)

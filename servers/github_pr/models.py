@@ -8,7 +8,8 @@ policy of their own; they only talk to a code host (a bare git repository on dis
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +71,21 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
+class Applied:
+    """What a backend is about to commit, as git sees it: the staged diff against the base tree
+    (`git diff --cached --binary -M`) and the pre-images of every path it names (None: absent)."""
+
+    diff: str
+    base_files: Mapping[str, str | None]
+
+
+class AppliedCheck(Protocol):
+    def __call__(self, applied: Applied, /) -> None:
+        """Refuse (raise) a change by what git applied; return to let the backend commit it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """A policed request to open (or update) the pull request of one ticket in one repo."""
 
@@ -83,6 +99,9 @@ class Change:
     author: Author
     draft: bool = True
     labels: tuple[str, ...] = ()
+    # The service's check of git's own diff of the staged change; a backend calls it before writing
+    # any object, commit or ref, so a refused change leaves nothing behind.
+    check: AppliedCheck | None = field(default=None, compare=False, repr=False)
 
     @property
     def branch_glob(self) -> str:
@@ -140,7 +159,10 @@ class PullRequestBackend(Protocol):
         UpstreamFailure: any other failure of the host (5xx after retries, timeouts, git errors).
     """
 
-    def open_or_update(self, change: Change) -> PullRequestRef: ...
+    def open_or_update(self, change: Change) -> PullRequestRef:
+        """Build the commit (base + patch), call `change.check` on git's diff of it, then push and
+        open or update the pull request. Whatever `check` raises propagates, with nothing written."""
+        ...
 
     def get_pull_request(self, repo: str, number: int) -> PullRequestInfo: ...
 

@@ -9,7 +9,13 @@ code host; every rule lives here, applied in the same order for every backend:
 3. ticket, title, body, labels are well-formed and within limits, and carry no credential;
 4. the patch is within the size limit, passes the shared patch policy (`check_patch`), and adds no
    line that looks like a credential (`servers.common.secrets`, the same catalogue the redactor uses);
-5. one call at a time per (repo, ticket) in this process; backends make it safe across processes.
+5. one call at a time per (repo, ticket) in this process; backends make it safe across processes;
+6. the backend applies the patch with git and, before writing anything, hands back git's own diff of
+   what it is about to commit; that diff goes through the shared `check_applied`, so a patch whose
+   text reads differently from what git does (C-quoted paths, renames, modes) is judged by its effect.
+   github-pr holds no checkout, module cache or toolchain, so the Go tamper analyzer (the static
+   comparison) runs in go-test-runner and `goresolve check-patch`; here its place is taken by the
+   line rules' spelling fallback, which refuses more, never less.
 
 Writes to an existing pull request (comment, assign, request review) are allowed only on pull
 requests the bot opened (the host's record) whose head branch is under the bot's prefix: this
@@ -25,15 +31,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from servers.common.errors import AccessDenied, InvalidInput
-from servers.common.patch_policy import check_patch
+from servers.common.patch_policy import PatchVerdict, check_patch
 from servers.common.policy import Identity, Policies
 from servers.common.secrets import describe, scan, scan_patch
+from servers.common.tamper.guard import check_applied
 
 from .models import (
     LABEL_PATTERN,
     LOGIN_PATTERN,
     TEAM_PATTERN,
     TICKET_PATTERN,
+    Applied,
     Author,
     Change,
     CommentRef,
@@ -145,13 +153,21 @@ class PullRequestService:
         findings = scan_patch(patch)
         if findings:
             raise InvalidInput(describe(findings))
-        verdict = check_patch(patch, protected)
+        self._refuse_unless_allowed(check_patch(patch, protected), "patch refused by policy")
+
+    def _check_applied(self, applied: Applied) -> None:
+        """The shared check on git's diff of the staged change (see item 6 of the module docstring)."""
+        policy = self._policies.protected.model_copy(update={"static_analysis": False})
+        verdict = check_applied(applied.diff, policy, base_files=applied.base_files, base=None, patched=None)
+        self._refuse_unless_allowed(verdict, "patch refused by policy as git applied it")
+
+    def _refuse_unless_allowed(self, verdict: PatchVerdict, heading: str) -> None:
         if not verdict.allowed:
             shown = verdict.reasons[: self._limits.shown_reasons]
             lines = [f"{r.path or '(patch)'}:{r.line or '-'}: {r.rule}: {r.detail}" for r in shown]
             more = len(verdict.reasons) - len(shown)
             tail = f"\n(+{more} more)" if more > 0 else ""
-            raise InvalidInput("patch refused by policy:\n" + "\n".join(lines) + tail)
+            raise InvalidInput(f"{heading}:\n" + "\n".join(lines) + tail)
 
     def _own_pull(self, caller: str, identity: Identity | None, repo: str, number: int) -> PullRequestInfo:
         self._check_repo(caller, identity, repo)
@@ -190,7 +206,8 @@ class PullRequestService:
         Raises:
             AccessDenied: the caller may not use `repo`, or the server does not serve it.
             InvalidInput: a bad base, ticket, title, body or label; a credential in the text; a patch
-                over the size limit or refused by the patch policy (each reason listed).
+                over the size limit or refused by the patch policy, as text or as git applied it (each
+                reason listed; nothing is pushed).
             NotFound, Conflict, RateLimited, UpstreamFailure: from the backend (see PullRequestBackend).
         """
         self._check_repo(caller, identity, repo)
@@ -216,6 +233,7 @@ class PullRequestService:
             author=self._author,
             draft=draft,
             labels=labels,
+            check=self._check_applied,
         )
         with self._locks.hold((repo, ticket)):
             return self._backend.open_or_update(change)

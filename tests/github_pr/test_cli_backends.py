@@ -107,14 +107,15 @@ def test_the_scanner_finds_each_shape_and_never_returns_the_secret(text: str, ki
     assert all(SECRETS[kind] not in repr(f) for f in found)
 
 
-def test_patch_paths_are_read_for_modified_deleted_and_renamed_files() -> None:
+def test_patch_paths_name_old_and_new_files_and_decode_gits_quoting() -> None:
     from servers.github_pr.github import patched_paths
 
     patch = (
         "diff --git a/x.go b/y.go\nsimilarity index 90%\nrename from x.go\nrename to y.go\n--- a/x.go\n+++ b/y.go\n"
-        "@@ -1 +1 @@\n-a\n+b\n" + FIX_PATCH
+        "@@ -1 +1 @@\n-a\n+b\n" + FIX_PATCH + 'diff --git "a/calc\\137test.go" "b/calc\\137test.go"\n'
+        'deleted file mode 100644\n--- "a/calc\\137test.go"\n+++ /dev/null\n@@ -1 +0,0 @@\n-package calc\n'
     )
-    assert patched_paths(patch) == {"x.go", "calc.go"}
+    assert patched_paths(patch) == {"x.go", "y.go", "calc.go", "calc_test.go"}
 
 
 def test_cli_module_is_importable_without_pygithub_loaded() -> None:

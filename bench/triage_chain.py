@@ -1,0 +1,170 @@
+"""The triage chain on code-search's bug-localization set: does its context hold the fixed function?
+
+    .venv/bin/python bench/triage_chain.py [--limit N] [--budget 3000]
+
+The set is bench/data/code_search/bugs.jsonl (real fixes from five Go repositories; the query is the
+fix's commit message with the changed identifiers removed, `query_raw` keeps them). As in
+bench/code_search_bugs.py, per repository in date order, the index (MiniLM, real LanceDB) is brought
+to each fix's parent commit incrementally. code-search is served in process and reached over MCP,
+exactly as the agent reaches it. For every fix with gold functions:
+
+- triage chain: `agent.chains.triage` with the token budget;
+- baseline, same run: one raw `search_code` call on the ticket text with the same token budget.
+
+A hit is a gold function (path::symbol) among the context's units. Tokens are code-search's
+estimate of the rendered context (the same header per unit for both). Reported per query variant
+and per split (dev repos were looked at while tuning the chain, held-out ones were not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from collections import defaultdict
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from code_search_bugs import RULES, SPLITS  # noqa: E402
+from code_search_bugs_build import OUT, mirror  # noqa: E402
+from code_search_common import RESULTS, WORK  # noqa: E402
+
+from agent.chains.core import ChainContext  # noqa: E402
+from agent.chains.extract import TicketText  # noqa: E402
+from agent.chains.triage import ContextUnit, count_tokens, render, triage  # noqa: E402
+from agent.servers import InProcessServer, ServersConfig, Toolbox, connect  # noqa: E402
+from servers.code_search.index import CodeIndex  # noqa: E402
+from servers.code_search.indexer import index_repo  # noqa: E402
+from servers.code_search.minilm import MiniLMEmbedder  # noqa: E402
+from servers.code_search.server import build_server  # noqa: E402
+from servers.code_search.settings import CodeSearchSettings  # noqa: E402
+from servers.common.policy import load_policies  # noqa: E402
+
+DB = WORK / "triage-db"
+REPOS = ("mux", "logrus", "viper", "bbolt", "zap")
+
+
+def policies(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "access.yaml").write_text(f"identities:\n  bench: {{roles: [reader], repos: [{', '.join(REPOS)}]}}\n")
+    (root / "tools.yaml").write_text("roles:\n  reader: {scopes: [code:read]}\n")
+    (root / "repos.yaml").write_text("repos:\n" + "".join(f"  {r}: {{path: /nowhere/{r}}}\n" for r in REPOS))
+    return root
+
+
+def fresh_index(embedder: MiniLMEmbedder) -> CodeIndex:
+    """A new index; the embedding cache (content hash -> vector) is kept, or seeded from the bugs benchmark's."""
+    for table in DB.glob("*.lance") if DB.exists() else []:
+        if not table.name.endswith("__vectors.lance"):
+            shutil.rmtree(table)
+    seed = WORK / "bugs-db" / f"{embedder.model_id}__vectors.lance"
+    own = DB / seed.name
+    if seed.exists() and not own.exists():
+        DB.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(seed, own)
+    return CodeIndex(DB, embedder.model_id, embedder.dim, create=True)
+
+
+def ticket_of(row: dict[str, Any], variant: str) -> TicketText:
+    title, _, body = str(row[variant]).partition("\n")
+    return TicketText(key=row["id"], title=title.strip(), body=body.strip())
+
+
+def units_of(structured: dict[str, Any] | None) -> list[ContextUnit]:
+    keys = ("path", "start_line", "end_line", "symbol", "kind", "code")
+    return [ContextUnit(**{k: u[k] for k in keys}) for u in (structured or {}).get("units") or []]
+
+
+async def measure(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
+    embedder = MiniLMEmbedder()
+    index = fresh_index(embedder)
+    settings = CodeSearchSettings(
+        state_dir=WORK / "triage-state",
+        db_dir=DB,
+        policy_dir=policies(WORK / "triage-policies"),
+        stdio_identity="bench",
+        embedder="minilm",
+        read_consistency_s=0,
+    )
+    server = build_server(settings, load_policies(settings.policy_dir), embedder, index_opener=lambda: index)
+    # per variant, per split: hits and tokens for chain and raw
+    acc: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    chain_s: list[float] = []
+    async with AsyncExitStack() as stack:
+        box: Toolbox = await connect(ServersConfig((InProcessServer("code-search", server),)), stack)
+        for number, row in enumerate(rows, start=1):
+            index_repo(index, embedder, mirror(row["github"]), row["repo"], row["parent"], rules=RULES)
+            gold = set(row["gold_functions"])
+            split = next(s for s, repos in SPLITS.items() if row["repo"] in repos)
+            for variant in ("query", "query_raw"):
+                ticket = ticket_of(row, variant)
+                raw = await box.call(
+                    "search_code", {"query": ticket.text, "repos": [row["repo"]], "token_budget": budget}
+                )
+                raw_units = units_of(raw.structured)
+                started = time.perf_counter()
+                result = await triage(ticket, ChainContext(call_tool=box.call), repo=row["repo"], budget=budget)
+                chain_s.append(time.perf_counter() - started)
+                for name, units, tokens in (
+                    ("chain", result.units, result.tokens),
+                    ("raw", raw_units, count_tokens(render(raw_units))),
+                ):
+                    hit = bool(gold & {f"{u.path}::{u.symbol}" for u in units})
+                    for where in (split, "all"):
+                        acc[variant][where][f"{name}.hit"].append(float(hit))
+                        acc[variant][where][f"{name}.tokens"].append(float(tokens))
+            if number % 10 == 0:
+                done = acc["query"]["all"]
+                print(
+                    f"{number}/{len(rows)}: chain {statistics.mean(done['chain.hit']):.2f} "
+                    f"raw {statistics.mean(done['raw.hit']):.2f}",
+                    flush=True,
+                )
+    out: dict[str, Any] = {"fixes": len(rows), "budget": budget, "chain_p50_s": round(statistics.median(chain_s), 3)}
+    for variant, splits in acc.items():
+        out[variant] = {
+            where: {
+                "n": len(v["chain.hit"]),
+                "chain_hit": round(statistics.mean(v["chain.hit"]), 3),
+                "raw_hit": round(statistics.mean(v["raw.hit"]), 3),
+                "chain_tokens_median": statistics.median(v["chain.tokens"]),
+                "raw_tokens_median": statistics.median(v["raw.tokens"]),
+            }
+            for where, v in sorted(splits.items())
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=0, help="Only the first N fixes with gold functions.")
+    parser.add_argument("--budget", type=int, default=3000, help="Token budget of both contexts.")
+    parser.add_argument("--repos", nargs="*", default=None, help="Only these repositories (e.g. mux logrus viper).")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in OUT.read_text().splitlines()]
+    rows = [r for r in rows if r["gold_functions"] and (not args.repos or r["repo"] in args.repos)]
+    rows = rows[: args.limit] if args.limit else rows
+    started = time.perf_counter()
+    result = anyio.run(measure, rows, args.budget)
+    result["total_seconds"] = round(time.perf_counter() - started)
+    print(json.dumps(result, indent=2))
+    q = result["query"]["all"]
+    print(
+        f"triage context hit: {q['chain_hit']:.0%} vs raw search {q['raw_hit']:.0%} "
+        f"(median tokens {q['chain_tokens_median']:.0f} vs {q['raw_tokens_median']:.0f}, budget {args.budget})"
+    )
+    path = RESULTS / "triage_chain.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""bench/ticket_localization.py end to end on a small Go repository made here (two commits, two tickets)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.code_search.conftest import commit_all, git
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(name: str) -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+FILES = {
+    "net.go": "package widgets\n\n// Dial opens a socket connection with a connect timeout.\n"
+    "func Dial(addr string) error {\n\treturn connectWithTimeout(addr)\n}\n\n"
+    "func connectWithTimeout(addr string) error {\n\treturn nil\n}\n",
+    "store.go": "package widgets\n\n// Save writes the record to disk.\n"
+    "func Save(record string) error {\n\treturn nil\n}\n",
+    "zzz.go": "package widgets\n\n// Quux does nothing in particular.\nfunc Quux() int {\n\treturn 1\n}\n",
+}
+# Five more files that share every word of the second ticket, so that its gold file (zzz.go) is
+# ranked sixth by BM25 over whole files: file recall@5 is exactly 0 there.
+for i in range(5):
+    FILES[f"decoy{i}.go"] = (
+        f"package widgets\n\n// Decoy{i} parses the yaml config loader values.\n"
+        f'func Decoy{i}(yaml string) string {{\n\treturn yaml + "config loader"\n}}\n'
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    mirrors = tmp_path / "mirrors"
+    root = mirrors / "acme+widgets"
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    for name, text in FILES.items():
+        (root / name).write_text(text)
+    first = commit_all(root, "initial")
+    (root / "store.go").write_text(
+        FILES["store.go"] + '\n// Load reads the record back.\nfunc Load() string {\n\treturn ""\n}\n'
+    )
+    second = commit_all(root, "add Load")
+    return mirrors, [first, second]
+
+
+def ticket(n: int, base: str, query: str, files: list[str], funcs: list[str]) -> dict[str, object]:
+    return {
+        "id": f"widgets#{n}",
+        "repo": "acme/widgets",
+        "split": "dev" if n == 1 else "heldout",
+        "issue": n,
+        "time": 1_700_000_000 + n,
+        "base_commit": base,
+        "query_raw": query,
+        "query": query.replace("Dial", ""),
+        "gold_files": files,
+        "gold_functions": funcs,
+    }
+
+
+def test_metrics_on_a_hand_checked_repository(tmp_path: Path, repo: tuple[Path, list[str]]) -> None:
+    bench = load("ticket_localization")
+    mirrors, commits = repo
+    tickets = tmp_path / "tickets.jsonl"
+    rows = [
+        ticket(
+            1,
+            commits[0],
+            "Dial fails: socket connect timeout when the connection is slow",
+            ["net.go"],
+            ["net.go::widgets.Dial", "store.go::widgets.Missing"],
+        ),
+        ticket(2, commits[1], "yaml config loader values are wrong", ["zzz.go"], ["zzz.go::widgets.Quux"]),
+    ]
+    tickets.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "results.json"
+    result = bench.main(
+        [
+            "--tickets",
+            str(tickets),
+            "--mirrors",
+            str(mirrors),
+            "--db",
+            str(tmp_path / "db"),
+            "--embedder",
+            "hashing",
+            "--out",
+            str(out),
+        ]
+    )
+    assert json.loads(out.read_text())["tickets"] == 2
+    by_id = {r["id"]: r for r in result["per_ticket"]}
+    one, two = by_id["widgets#1"], by_id["widgets#2"]
+    for variant in ("raw", "stripped"):
+        # BM25: net.go is the only file with socket/connect/timeout; zzz.go shares no word with ticket 2.
+        assert one[f"{variant}.bm25_files.top_files"][0] == "net.go"
+        assert one[f"{variant}.bm25_files.file_r5"] == 1.0
+        assert one[f"{variant}.bm25_files.file_mrr10"] == 1.0
+        assert two[f"{variant}.bm25_files.file_r5"] == 0.0
+        # One of the two gold functions does not exist: recall@10 is at most 1/2; Dial is found.
+        assert one[f"{variant}.bm25_files.func_r10"] == 0.5
+        # code-search finds net.go for the socket ticket through its full-text list.
+        assert one[f"{variant}.code_search.file_r5"] == 1.0
+        assert one[f"{variant}.code_search.func_r10"] == 0.5
+    summary = result["summary"]
+    assert summary["all"]["tickets"] == 2
+    assert summary["dev"]["tickets"] == 1 and summary["heldout"]["tickets"] == 1
+    # The mean over both tickets: (1 + 0) / 2.
+    assert summary["all"]["raw"]["bm25_files"]["file_r5"] == 0.5
+    assert summary["heldout"]["raw"]["bm25_files"]["file_r5"] == 0.0
+    assert set(result["latency_ms"]) == {"code_search", "code_search_funcs", "bm25_files"}
+    assert "| identifiers removed | file recall@5 |" in bench.table("all", summary["all"])
+
+
+def test_recall_and_rank_helpers() -> None:
+    bench = load("ticket_localization")
+    assert bench.recall(["a", "b", "c"], ["c", "d"], 2) == 0.0
+    assert bench.recall(["a", "b", "c"], ["c", "d"], 3) == 0.5
+    assert bench.reciprocal_rank(["a", "b", "c"], ["c"]) == pytest.approx(1 / 3)
+    assert bench.reciprocal_rank(["a"], ["z"]) == 0.0
+    assert bench.words("parseHTTP_header(x)") == ["parsehttp_header", "x"]

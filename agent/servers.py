@@ -18,13 +18,15 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, TextResourceContents, Tool
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.exits import BreakerOpen, RunExit, ServerUnavailable, SurfaceChanged
 
@@ -49,6 +51,65 @@ class HttpServer(BaseModel):
     url: str
     token: SecretStr = Field(description="This server's own bearer token (audience = the server).")
     pin: str | None = None
+
+
+SERVER_NAMES = ("jira-read", "code-search", "go-test-runner", "github-pr")
+
+
+class ServersConfigError(ValueError):
+    """The HTTP endpoints are incomplete, or a token file cannot be read; the message names the variable."""
+
+
+class HttpEndpoints(BaseSettings):
+    """Where the agent reaches each server over streamable HTTP, and the file holding that server's token.
+
+    Environment (prefix GORESOLVE_AGENT_): `MCP_TRANSPORT=http`, then per server `<SERVER>_URL` and
+    `<SERVER>_TOKEN_FILE` (e.g. `JIRA_READ_URL=http://127.0.0.1:8101/mcp`,
+    `JIRA_READ_TOKEN_FILE=/var/run/secrets/goresolve/tokens/jira-read`). A token file holds one bearer
+    token whose audience is that server only: a projected ServiceAccount token (the kubelet rewrites it
+    before it expires, so it is read again for every run) or one minted by `goresolve token mint`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_AGENT_", extra="ignore", frozen=True)
+
+    mcp_transport: Literal["stdio", "http"] = "stdio"
+    jira_read_url: HttpUrl | None = None
+    jira_read_token_file: Path | None = None
+    code_search_url: HttpUrl | None = None
+    code_search_token_file: Path | None = None
+    go_test_runner_url: HttpUrl | None = None
+    go_test_runner_token_file: Path | None = None
+    github_pr_url: HttpUrl | None = None
+    github_pr_token_file: Path | None = None
+
+
+def http_servers(endpoints: HttpEndpoints, pins: Mapping[str, str] | None = None) -> tuple[HttpServer, ...]:
+    """The four servers as HTTP specs, each with the token read from its own file.
+
+    Raises:
+        ServersConfigError: a URL or token file is not set, or a token file is unreadable or empty.
+    """
+    specs: list[HttpServer] = []
+    for name in SERVER_NAMES:
+        key = name.replace("-", "_")
+        url: HttpUrl | None = getattr(endpoints, f"{key}_url")
+        token_file: Path | None = getattr(endpoints, f"{key}_token_file")
+        if url is None or token_file is None:
+            missing = "URL" if url is None else "TOKEN_FILE"
+            raise ServersConfigError(
+                f"GORESOLVE_AGENT_{key.upper()}_{missing} is not set (GORESOLVE_AGENT_MCP_TRANSPORT=http needs a "
+                "URL and a token file for each server)"
+            )
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ServersConfigError(
+                f"GORESOLVE_AGENT_{key.upper()}_TOKEN_FILE: cannot read {token_file}: {exc.strerror}"
+            ) from None
+        if not token:
+            raise ServersConfigError(f"GORESOLVE_AGENT_{key.upper()}_TOKEN_FILE: {token_file} is empty")
+        specs.append(HttpServer(name=name, url=str(url), token=SecretStr(token), pin=(pins or {}).get(name)))
+    return tuple(specs)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ policy over the rendered manifests (least privilege, pinned images, default-deny
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from servers.code_search.settings import check_index_uri
+from servers.common.settings import ServerSettings
 from tests.charts.render import CHART, CI_VALUES, job_template, render, run_helm
 
 pytestmark = pytest.mark.timeout(1800)  # the first use installs helm from the Go module proxy
@@ -184,12 +187,125 @@ def test_in_the_services_topology_each_server_pod_holds_only_its_own_credential(
     mounts = secret_mounts(rendered(CHART / "ci" / "services-topology.yaml"))
     assert mounts["gr-goresolve-jira-read"] == {"Deployment/gr-goresolve-jira-read/jira-read"}
     assert mounts["gr-goresolve-github-pr"] == {"Deployment/gr-goresolve-github-pr/github-pr"}
-    # The fallback's shared key: the agent (which mints) and each server (which verifies), nothing else.
+    # The fallback's shared key: the init container that mints the agent's tokens, and each server (which
+    # verifies); never the agent container itself.
     assert mounts["gr-goresolve-token-key"] == {
-        "Deployment/gr-goresolve-agent/agent",
-        "Job/per-ticket/agent",
+        "Deployment/gr-goresolve-agent/tokens",
+        "Job/per-ticket/tokens",
         *(f"Deployment/gr-goresolve-{s}/{s}" for s in SERVERS),
     }
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_the_agent_reaches_each_sidecar_on_loopback_with_that_servers_own_token_file() -> None:
+    spec = job_template(rendered(None))["spec"]["template"]["spec"]
+    [agent] = spec["containers"]
+    env = env_of(agent)
+    assert env["GORESOLVE_AGENT_MCP_TRANSPORT"] == "http"
+    ports = {"jira-read": 8101, "code-search": 8102, "go-test-runner": 8103, "github-pr": 8104}
+    tokens = {m["mountPath"] for m in agent["volumeMounts"] if m["name"] == "agent-tokens"}
+    assert tokens == {"/var/run/secrets/goresolve/tokens"}
+    projected = next(v for v in spec["volumes"] if v["name"] == "agent-tokens")["projected"]["sources"]
+    paths = {s["serviceAccountToken"]["path"]: s["serviceAccountToken"]["audience"] for s in projected}
+    for server, port in ports.items():
+        key = server.upper().replace("-", "_")
+        assert env[f"GORESOLVE_AGENT_{key}_URL"] == f"http://127.0.0.1:{port}/mcp"
+        token_file = env[f"GORESOLVE_AGENT_{key}_TOKEN_FILE"]
+        assert token_file == f"/var/run/secrets/goresolve/tokens/{server}"
+        assert paths[server] == f"goresolve:{server}"  # the file holds a token for that server only
+        sidecar = next(c for c in spec["initContainers"] if c["name"] == server)
+        assert sidecar["args"][sidecar["args"].index("--port") + 1] == str(port)
+        assert env_of(sidecar)[f"GORESOLVE_{key}_OIDC_AUDIENCE"] == f"goresolve:{server}"
+    # The servers see the agent's ServiceAccount as the token subject: the agent checks policy as the same.
+    assert env["GORESOLVE_AGENT_IDENTITY"] == "system:serviceaccount:goresolve:gr-goresolve-agent"
+
+
+def test_with_a_shared_key_the_agent_gets_minted_tokens_and_never_the_key() -> None:
+    manifests = render(sets=("auth.mode=sharedKey", f"auth.sharedKey.value={'k' * 40}", "auth.sharedKey.subject=bot"))
+    spec = job_template(manifests)["spec"]["template"]["spec"]
+    tokens, *sidecars = spec["initContainers"]
+    assert tokens["name"] == "tokens" and "restartPolicy" not in tokens  # runs to completion before the rest
+    assert [c["name"] for c in sidecars] == list(SERVERS)
+    assert env_of(tokens)["GORESOLVE_TOKEN_SUBJECT"] == env_of(spec["containers"][0])["GORESOLVE_AGENT_IDENTITY"]
+    assert "--ttl 2400" in tokens["args"][0]  # the Job's deadline (1800 + 300) plus 300 s
+    key = next(v for v in spec["volumes"] if v["name"] == "token-key")
+    assert [i["path"] for i in key["projected"]["sources"][0]["secret"]["items"]] == [
+        f"GORESOLVE_{s.upper().replace('-', '_')}_TOKEN_KEY" for s in SERVERS
+    ]
+    readers = {c["name"] for c in containers(spec) for m in c.get("volumeMounts", []) if m["name"] == "token-key"}
+    assert readers == {"tokens"}
+    memory = next(v for v in spec["volumes"] if v["name"] == "agent-tokens")
+    assert memory["emptyDir"]["medium"] == "Memory"
+    writable = {
+        c["name"]
+        for c in containers(spec)
+        for m in c.get("volumeMounts", [])
+        if m["name"] == "agent-tokens" and not m.get("readOnly")
+    }
+    assert writable == {"tokens"}
+
+
+def test_in_the_services_topology_each_server_accepts_its_service_names_as_host() -> None:
+    manifests = rendered(CHART / "ci" / "services-topology.yaml")
+    agent = next(d for d in manifests if d["metadata"]["name"] == "gr-goresolve-agent" and d["kind"] == "Deployment")
+    agent_env = env_of(agent["spec"]["template"]["spec"]["containers"][0])
+    services = {d["metadata"]["name"]: d["spec"]["ports"][0]["port"] for d in by_kind(manifests, "Service")}
+    for server in SERVERS:
+        name = f"gr-goresolve-{server}"
+        [container] = next(d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"] == name)["spec"][
+            "template"
+        ]["spec"]["containers"]
+        key = server.upper().replace("-", "_")
+        hosts = json.loads(env_of(container)[f"GORESOLVE_{key}_ALLOWED_HOSTS"])
+        port = services[name]
+        assert hosts == [
+            f"{name}:{port}",
+            f"{name}.goresolve:{port}",
+            f"{name}.goresolve.svc:{port}",
+            f"{name}.goresolve.svc.cluster.local:{port}",
+        ]
+        # The agent's URL for the server names a host the server accepts.
+        url = agent_env[f"GORESOLVE_AGENT_{key}_URL"]
+        assert url == f"http://{hosts[0]}/mcp"
+        # Each server validates the value it is given (the platform's own settings class).
+        assert ServerSettings(allowed_hosts=tuple(hosts)).allowed_hosts == tuple(hosts)
+
+
+def test_an_object_store_index_is_opened_by_uri_and_never_mounted() -> None:
+    manifests = rendered(CHART / "ci" / "services-topology.yaml")
+    indexer = next(d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"] == "gr-goresolve-indexer")
+    search = next(d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"] == "gr-goresolve-code-search")
+    for workload in (indexer, search):
+        spec = workload["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        env = env_of(container)
+        assert env["GORESOLVE_CODE_SEARCH_INDEX_URI"] == "s3://goresolve-index/prod"
+        assert "GORESOLVE_CODE_SEARCH_DB_DIR" not in env
+        assert container["envFrom"] == [{"secretRef": {"name": "goresolve-index-store"}}]
+        assert not any("persistentVolumeClaim" in v for v in spec["volumes"])
+        # What the chart passes is what code-search accepts.
+        assert check_index_uri(env["GORESOLVE_CODE_SEARCH_INDEX_URI"])
+    assert by_kind(manifests, "PersistentVolumeClaim") == []
+
+
+@pytest.mark.parametrize(
+    ("sets", "complaint"),
+    [
+        (("index.storage=objectStore",), "objectStore/uri"),
+        (("index.storage=objectStore", "index.objectStore.uri=s3://b/x", "indexer.replicas=2"), "one indexer replica"),
+        (("index.storage=objectStore", "index.objectStore.uri=s3://key:secret@b/x"), "schema"),
+        (("index.storage=objectStore", "index.objectStore.uri=http://minio/x"), "schema"),
+        (("clusterDomain=Cluster Local",), "schema"),
+    ],
+)
+def test_index_and_cluster_settings_that_cannot_work_are_refused_at_install(
+    sets: tuple[str, ...], complaint: str
+) -> None:
+    with pytest.raises(RuntimeError, match=complaint):
+        render(sets=sets)
 
 
 @pytest.mark.parametrize("values", CONFIGS, ids=config_id)

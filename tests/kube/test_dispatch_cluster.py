@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,107 +21,13 @@ from agent.dispatch.kube import KubeRunner
 from agent.dispatch.results import NO_OUTCOME, Ledger
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.tickets import job_name
-from tests.charts.render import job_template, render
-from tests.kube.cluster import Cluster, api_server
+from tests.charts.render import job_template
+from tests.kube.cluster import Cluster
+from tests.kube.kubeapi import NS, RELEASE, api_client, call
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
-NS = "goresolve"
-RELEASE = "gr"
 TRACE = "0123456789abcdef0123456789abcdef"
-PATHS = {
-    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
-    "Secret": "/api/v1/namespaces/{ns}/secrets",
-    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
-    "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
-    "Service": "/api/v1/namespaces/{ns}/services",
-    "Pod": "/api/v1/namespaces/{ns}/pods",
-    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
-    "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
-    "Role": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
-    "RoleBinding": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
-    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
-    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
-}
-
-
-class Answer:
-    def __init__(self, status: int, body: bytes, warnings: list[str]) -> None:
-        self.status = status
-        self.json: dict[str, Any] = json.loads(body) if body else {}
-        self.warnings = warnings
-
-
-async def call(
-    api: client.ApiClient, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None
-) -> Answer:
-    """One raw request: status, JSON body and Warning headers (nothing is dropped by typed models)."""
-    content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
-    request = await api.param_serialize(
-        method=method,
-        resource_path=path,
-        query_params=query or [],
-        header_params={"Accept": "application/json", "Content-Type": content_type},
-        body=body,
-        auth_settings=["BearerToken"],
-    )
-    resp = await api.call_api(*request)
-    raw = await resp.read()
-    return Answer(resp.status, raw, [str(w) for w in resp.headers.getall("Warning", [])])
-
-
-def api_client(cluster: Cluster, token: str) -> client.ApiClient:
-    config = client.Configuration(
-        host=cluster.url, api_key={"BearerToken": token}, api_key_prefix={"BearerToken": "Bearer"}
-    )
-    config.ssl_ca_cert = str(cluster.ca_file)
-    config.assert_hostname = False
-    return client.ApiClient(config)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Generator[Cluster]:
-    with api_server(tmp_path_factory.mktemp("kube")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def manifests() -> list[dict[str, Any]]:
-    return render(namespace=NS, release=RELEASE)
-
-
-@pytest.fixture
-async def admin(cluster: Cluster) -> AsyncGenerator[client.ApiClient]:
-    async with api_client(cluster, cluster.admin_token) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def installed(cluster: Cluster, manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    """The namespace (Pod Security restricted, enforced) with every rendered object applied strictly."""
-
-    async def install() -> dict[str, Any]:
-        async with api_client(cluster, cluster.admin_token) as api:
-            labels = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn", "audit")}
-            ns = await call(api, "POST", "/api/v1/namespaces", {"metadata": {"name": NS, "labels": labels}})
-            other = await call(api, "POST", "/api/v1/namespaces", {"metadata": {"name": "elsewhere"}})
-            assert (ns.status, other.status) == (201, 201), ns.json
-            results: dict[str, Any] = {}
-            for doc in manifests:
-                path = PATHS[doc["kind"]].format(ns=NS)
-                answer = await call(api, "POST", path, doc, [("fieldValidation", "Strict")])
-                results[f"{doc['kind']}/{doc['metadata']['name']}"] = (answer.status, answer.warnings, answer.json)
-            sa = f"{RELEASE}-goresolve-dispatcher"
-            token = await call(
-                api,
-                "POST",
-                f"/api/v1/namespaces/{NS}/serviceaccounts/{sa}/token",
-                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
-            )
-            assert token.status == 201, token.json
-            return {"objects": results, "dispatcher_token": token.json["status"]["token"]}
-
-    return asyncio.run(install())
 
 
 def test_every_rendered_object_is_accepted_with_strict_field_validation_and_no_warning(

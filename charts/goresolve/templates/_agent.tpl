@@ -1,7 +1,8 @@
 {{/*
 The agent pod spec: the agent container and, in topology "sidecars", the four servers as native
 sidecars. Used by the per-ticket Job (job-template ConfigMap) and the optional agent Deployment.
-dict: ctx, restartPolicy, args (the agent's command line).
+dict: ctx, restartPolicy, args (the agent's command line), queue (bool), tokenTtl (seconds a minted token
+lives, sharedKey mode only).
 */}}
 {{- define "goresolve.agentPodSpec" -}}
 {{- $ctx := .ctx -}}{{- $v := $ctx.Values -}}{{- $full := include "goresolve.fullname" $ctx -}}
@@ -14,10 +15,44 @@ enableServiceLinks: false
 restartPolicy: {{ .restartPolicy }}
 {{- include "goresolve.podSecurityContext" $ctx | nindent 0 }}
 {{- include "goresolve.podCommon" $ctx | nindent 0 }}
-{{- if $sidecars }}
+{{- $minted := eq $v.auth.mode "sharedKey" }}
+{{- if or $sidecars $minted }}
 initContainers:
+  {{- if $minted }}
+  # Fallback auth: this container alone holds the shared key. It mints one token per server (that
+  # server's audience only, living as long as a run may) into memory, and exits; the agent gets the
+  # tokens, never the key.
+  - name: tokens
+    image: {{ include "goresolve.image" $v.images.agent }}
+    imagePullPolicy: {{ $v.imagePullPolicy }}
+    command: [sh, -c]
+    args:
+      - |
+        set -eu
+        for server in {{ join " " $servers }}; do
+          goresolve token mint --subject "$GORESOLVE_TOKEN_SUBJECT" --server "$server" --ttl {{ .tokenTtl }} > "/var/run/secrets/goresolve/tokens/$server"
+        done
+    env:
+      - name: GORESOLVE_DATA_DIR
+        value: /var/lib/goresolve
+      - name: GORESOLVE_SECRETS_DIR
+        value: /var/run/secrets/goresolve/key
+      - name: GORESOLVE_TOKEN_SUBJECT
+        value: {{ include "goresolve.agentIdentity" $ctx | quote }}
+    resources:
+      requests: {cpu: 50m, memory: 64Mi}
+      limits: {cpu: 500m, memory: 256Mi}
+    {{- include "goresolve.containerSecurityContext" $ctx | nindent 4 }}
+    volumeMounts:
+      - {name: agent-state, mountPath: /var/lib/goresolve}
+      - {name: agent-tmp, mountPath: /tmp}
+      - {name: token-key, mountPath: /var/run/secrets/goresolve/key, readOnly: true}
+      - {name: agent-tokens, mountPath: /var/run/secrets/goresolve/tokens}
+  {{- end }}
+  {{- if $sidecars }}
   {{- range $servers }}
   {{- include "goresolve.serverContainer" (dict "ctx" $ctx "name" . "sidecar" true) | nindent 2 }}
+  {{- end }}
   {{- end }}
 {{- end }}
 containers:
@@ -30,8 +65,14 @@ containers:
         value: /var/lib/goresolve
       - name: GORESOLVE_AGENT_POLICY_DIR
         value: /etc/goresolve/policies
-      - name: GORESOLVE_SECRETS_DIR
-        value: /var/run/secrets/goresolve
+      # The policy identity the servers see in this pod's tokens (their `sub`).
+      - name: GORESOLVE_AGENT_IDENTITY
+        value: {{ include "goresolve.agentIdentity" $ctx | quote }}
+      - name: GORESOLVE_AGENT_API_KEY
+        valueFrom:
+          secretKeyRef:
+            name: {{ include "goresolve.secretName" (list $ctx $v.agent.credentials "model") }}
+            key: {{ $v.agent.credentials.existingSecretKey }}
       - name: GORESOLVE_AGENT_PROVIDER
         value: {{ $v.agent.provider | quote }}
       {{- with $v.agent.model }}
@@ -50,10 +91,8 @@ containers:
       {{- $envName := . | upper | replace "-" "_" }}
       - name: GORESOLVE_AGENT_{{ $envName }}_URL
         value: {{ ternary (printf "http://127.0.0.1:%v/mcp" $sv.port) (printf "http://%s-%s:%v/mcp" $full . $sv.port) $sidecars | quote }}
-      {{- if eq $v.auth.mode "projected" }}
       - name: GORESOLVE_AGENT_{{ $envName }}_TOKEN_FILE
         value: /var/run/secrets/goresolve/tokens/{{ . }}
-      {{- end }}
       {{- end }}
       {{- if .queue }}
       # The long-running agent takes tickets from the queue itself (dispatch --mode local).
@@ -79,32 +118,28 @@ containers:
       - {name: policies, mountPath: /etc/goresolve/policies, readOnly: true}
       - {name: agent-state, mountPath: /var/lib/goresolve}
       - {name: agent-tmp, mountPath: /tmp}
-      - {name: agent-secrets, mountPath: /var/run/secrets/goresolve, readOnly: true}
-      {{- if eq $v.auth.mode "projected" }}
       - {name: agent-tokens, mountPath: /var/run/secrets/goresolve/tokens, readOnly: true}
-      {{- end }}
 volumes:
   {{- include "goresolve.policiesVolume" $ctx | nindent 2 }}
   - name: agent-state
     emptyDir: {sizeLimit: 1Gi}
   - name: agent-tmp
     emptyDir: {sizeLimit: 1Gi}
-  - name: agent-secrets
+  {{- if $minted }}
+  # The shared key under each server's own variable name (what `goresolve token mint --server` reads).
+  - name: token-key
     projected:
       defaultMode: 0440
       sources:
         - secret:
-            name: {{ include "goresolve.secretName" (list $ctx $v.agent.credentials "model") }}
-            items:
-              - {key: {{ $v.agent.credentials.existingSecretKey }}, path: GORESOLVE_AGENT_API_KEY}
-        {{- if eq $v.auth.mode "sharedKey" }}
-        # The agent mints one token per server from the shared key (the fallback mode).
-        - secret:
             name: {{ include "goresolve.sharedKeySecret" $ctx }}
             items:
-              - {key: {{ $v.auth.sharedKey.existingSecretKey }}, path: GORESOLVE_TOKEN_KEY}
-        {{- end }}
-  {{- if eq $v.auth.mode "projected" }}
+              {{- range $servers }}
+              - {key: {{ $v.auth.sharedKey.existingSecretKey }}, path: {{ printf "GORESOLVE_%s_TOKEN_KEY" (. | upper | replace "-" "_") }}}
+              {{- end }}
+  - name: agent-tokens
+    emptyDir: {medium: Memory, sizeLimit: 1Mi}
+  {{- else }}
   # One ServiceAccount token per server, each with that server's audience only: a token stolen
   # from one server is refused by every other, and none of them is valid for the API server.
   - name: agent-tokens

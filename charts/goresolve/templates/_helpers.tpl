@@ -109,6 +109,18 @@ tolerations:
 {{- define "goresolve.tokenAudience" -}}goresolve:{{ . }}{{- end -}}
 
 {{/*
+The agent's policy identity: the `sub` of its tokens. A projected ServiceAccount token names the
+agent's ServiceAccount; a minted one names auth.sharedKey.subject.
+*/}}
+{{- define "goresolve.agentIdentity" -}}
+{{- if eq .Values.auth.mode "projected" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "goresolve.fullname" . }}-agent
+{{- else -}}
+{{ .Values.auth.sharedKey.subject }}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Auth settings of one server (dict: ctx, name, prefix). projected: the server verifies Kubernetes
 ServiceAccount tokens against the issuer's JWKS; sharedKey: HS256 with the key from its Secret file.
 */}}

@@ -29,6 +29,13 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
       value: /var/run/secrets/goresolve
     {{- end }}
     {{- include "goresolve.serverAuthEnv" (dict "ctx" $ctx "name" $name "prefix" $prefix) | nindent 4 }}
+    {{- if not .sidecar }}
+    # Reached through its Service: DNS rebinding protection accepts the Service's names (any other Host is 421).
+    {{- $svc := printf "%s-%s" (include "goresolve.fullname" $ctx) $name }}
+    {{- $ns := $ctx.Release.Namespace }}
+    - name: {{ $prefix }}ALLOWED_HOSTS
+      value: {{ toJson (list (printf "%s:%v" $svc $sv.port) (printf "%s.%s:%v" $svc $ns $sv.port) (printf "%s.%s.svc:%v" $svc $ns $sv.port) (printf "%s.%s.svc.%s:%v" $svc $ns $v.clusterDomain $sv.port)) | quote }}
+    {{- end }}
     {{- if eq $name "jira-read" }}
     - name: {{ $prefix }}BACKEND
       value: {{ $sv.backend | quote }}
@@ -41,8 +48,14 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
       value: {{ $sv.user | quote }}
     {{- end }}
     {{- else if eq $name "code-search" }}
+    {{- if eq $v.index.storage "pvc" }}
     - name: {{ $prefix }}DB_DIR
-      value: {{ ternary "/var/lib/goresolve-index" $v.index.objectStore.uri (eq $v.index.storage "pvc") | quote }}
+      value: /var/lib/goresolve-index
+    {{- else }}
+    # LanceDB opens the store itself; nothing of the index is on a local volume.
+    - name: {{ $prefix }}INDEX_URI
+      value: {{ $v.index.objectStore.uri | quote }}
+    {{- end }}
     - name: {{ $prefix }}EMBEDDER
       value: {{ $sv.embedder | quote }}
     {{- else if eq $name "go-test-runner" }}

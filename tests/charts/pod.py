@@ -1,0 +1,101 @@
+"""Running a rendered container's process on this machine: its own env and args, with each of its mount
+paths replaced by a local directory (there is no kubelet here), so a test exercises exactly the
+settings the chart gives it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def remap(value: str, mounts: Mapping[str, Path]) -> str:
+    """A path in a mount (or anything else, unchanged) as the path in that mount's local directory."""
+    for mount in sorted(mounts, key=len, reverse=True):  # the longest (most specific) mount wins
+        if value == mount or value.startswith(mount + "/"):
+            return str(mounts[mount]) + value[len(mount) :]
+    return value
+
+
+def local_env(container: Mapping[str, Any], mounts: Mapping[str, Path]) -> dict[str, str]:
+    """The container's plain env values (secret references left out), mount paths remapped."""
+    return {e["name"]: remap(str(e["value"]), mounts) for e in container.get("env", []) if "value" in e}
+
+
+def local_args(container: Mapping[str, Any], mounts: Mapping[str, Path]) -> list[str]:
+    return [remap(str(a), mounts) for a in container.get("args", [])]
+
+
+def mount_dirs(container: Mapping[str, Any], root: Path) -> dict[str, Path]:
+    """A fresh local directory for each of the container's mounts."""
+    dirs: dict[str, Path] = {}
+    for mount in container.get("volumeMounts", []):
+        local = root / container["name"] / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        dirs[mount["mountPath"]] = local
+    return dirs
+
+
+def policies_with(target: Path, identity: str) -> None:
+    """The project's policies plus `identity` granted what the bundled `agent` identity has."""
+    shutil.copytree(REPO_ROOT / "policies", target, dirs_exist_ok=True)
+    access = yaml.safe_load((target / "access.yaml").read_text(encoding="utf-8"))
+    access["identities"][identity] = access["identities"]["agent"]
+    (target / "access.yaml").write_text(yaml.safe_dump(access), encoding="utf-8")
+
+
+def base_env() -> dict[str, str]:
+    """This machine's environment without any goresolve setting (the container's own are added)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@contextmanager
+def run_server(
+    module: str, container: Mapping[str, Any], mounts: Mapping[str, Path], port: int, log: Path
+) -> Generator[subprocess.Popen[bytes]]:
+    """The server `module` with the container's env and args; yields once its port accepts connections."""
+    env = {**base_env(), **local_env(container, mounts)}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *local_args(container, mounts)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{module} did not listen on {port}:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

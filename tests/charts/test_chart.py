@@ -402,3 +402,14 @@ def test_bundled_policies_are_the_projects_policy_files() -> None:
     [cm] = [d for d in rendered(None) if d["metadata"]["name"] == "gr-goresolve-policies"]
     policy_dir = CHART.parents[1] / "policies"
     assert cm["data"] == {p.name: p.read_text(encoding="utf-8") for p in sorted(policy_dir.glob("*.yaml"))}
+
+
+def test_in_the_services_topology_the_agent_reaches_the_model_the_queue_and_its_servers_only() -> None:
+    rules = egress_of(rendered(CHART / "ci" / "services-topology.yaml"), "agent")
+    ports = [[p["port"] for p in r["ports"]] for r in rules]
+    assert ports == [[443], [6379], [8101], [8102], [8103], [8104]]  # model; external Redis; the four Services
+    peers = [r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in rules[2:]]
+    assert peers == list(SERVERS)
+    # In the sidecar topology the pod's egress is the union of its containers' (the servers' JWKS included).
+    sidecar_ports = [[p["port"] for p in r["ports"]] for r in egress_of(rendered(None), "agent")]
+    assert sidecar_ports == [[443], [443], [443], [443], [443, 6443]]  # model, Jira, GitHub, module proxy, API

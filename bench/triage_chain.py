@@ -93,6 +93,7 @@ async def measure(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
         stdio_identity="bench",
         embedder="minilm",
         read_consistency_s=0,
+        log_level="WARNING",
     )
     server = build_server(settings, load_policies(settings.policy_dir), embedder, index_opener=lambda: index)
     # per variant, per split: hits and tokens for chain and raw

@@ -46,6 +46,8 @@ class TriageSettings(BaseModel):
     max_symbol_lookups: int = Field(default=8, ge=0, le=30)
     max_error_queries: int = Field(default=3, ge=0, le=10)
     include_types: bool = Field(default=True, description="A method brings its receiver type when it fits.")
+    type_share: float = Field(default=0.2, ge=0, le=1, description="Budget kept for receiver types at first.")
+    test_weight: float = Field(default=0.5, ge=0, le=1, description="Score factor of tests the ticket does not name.")
     adr_share: float = Field(default=0.25, ge=0, le=1, description="At most this share of the budget goes to ADRs.")
     adr_max: int = Field(default=2, ge=0, le=10)
     use_model: bool = Field(default=False, description="Add a model step that proposes identifiers and queries.")
@@ -232,7 +234,14 @@ def _units_of(step: str, tool: str, structured: dict[str, Any] | None) -> list[_
 async def _query(step: str, query: Query, repo: str, k: int, ctx: ChainContext) -> list[_Found]:
     if query.kind == "symbol":
         got = await ctx.call(step, "get_symbol", {"repo": repo, "symbol": query.text})
-        return _units_of(step, "get_symbol", got.structured) if got.ok else []  # an unknown name is no evidence
+        if got.ok:
+            return _units_of(step, "get_symbol", got.structured)
+        if "." not in query.text:
+            return []  # an unknown name is no evidence
+        # "Order.Total" without its package: look the bare name up and keep what ends with the selector
+        got = await ctx.call(step, "get_symbol", {"repo": repo, "symbol": query.text.rsplit(".", 1)[-1]})
+        found = _units_of(step, "get_symbol", got.structured) if got.ok else []
+        return [f for f in found if f.symbol.endswith("." + query.text)]
     args: dict[str, Any] = {"query": query.text, "repos": [repo], "k": k, "kinds": CODE_KINDS, "token_budget": 64_000}
     if query.path_prefix:
         args["path_prefix"] = query.path_prefix
@@ -259,6 +268,10 @@ async def _search(data: Plan, ctx: ChainContext) -> Candidates:
             unit.score += query.weight / (RRF_K + rank)
             if query.source not in unit.sources:
                 unit.sources.append(query.source)
+    named_tests = set(data.facts.tests)
+    for unit in fused.values():
+        if unit.path.endswith("_test.go") and unit.symbol.rsplit(".", 1)[-1] not in named_tests:
+            unit.score *= settings.test_weight
     ranked = sorted(fused.values(), key=lambda u: (-u.score, u.path, u.start_line))
     adrs: list[ContextUnit] = []
     if settings.adr_max and settings.adr_share > 0:
@@ -311,7 +324,43 @@ def _overlaps(unit: ContextUnit, chosen: list[ContextUnit]) -> bool:
     return any(c.path == unit.path and c.start_line <= unit.end_line and unit.start_line <= c.end_line for c in chosen)
 
 
+class _Packer:
+    """Whole units into a token budget; a receiver type is shown right after the first method that needs it."""
+
+    def __init__(self, budget: int, used: int) -> None:
+        self.budget = budget
+        self.used = used
+        self.chosen: list[ContextUnit] = []
+        self.types: dict[str, ContextUnit] = {}  # method symbol -> its receiver type
+        self.skipped = 0
+
+    def fits(self, unit: ContextUnit, limit: int) -> bool:
+        return self.used + unit.tokens <= limit and not _overlaps(unit, [*self.chosen, *self.types.values()])
+
+    def take(self, unit: ContextUnit) -> None:
+        self.chosen.append(unit)
+        self.used += unit.tokens
+
+    def take_type(self, method: ContextUnit, owner: ContextUnit) -> None:
+        self.types[method.symbol] = owner
+        self.used += owner.tokens
+
+    def ordered(self) -> list[ContextUnit]:
+        """Rank order, each receiver type (fetched, or chosen on its own rank) right after its first method."""
+        by_symbol = {u.symbol: u for u in self.chosen if u.kind == "type"}
+        out: list[ContextUnit] = []
+        for unit in self.chosen:
+            if unit in out:
+                continue
+            out.append(unit)
+            owner = self.types.get(unit.symbol) or by_symbol.get(unit.symbol.rsplit(".", 1)[0])
+            if unit.kind == "method" and owner is not None and owner not in out:
+                out.append(owner)
+        return out
+
+
 async def _assemble(data: Candidates, ctx: ChainContext) -> TriageResult:
+    """Code first up to (1 - type_share) of what is left after ADRs, then receiver types, then code again."""
     settings, repo = data.plan.input.settings, data.plan.input.repo
     budget = settings.budget
     adrs: list[ContextUnit] = []
@@ -319,26 +368,30 @@ async def _assemble(data: Candidates, ctx: ChainContext) -> TriageResult:
     for doc in data.adrs:
         if len(adrs) < settings.adr_max and sum(a.tokens for a in adrs) + doc.tokens <= adr_budget:
             adrs.append(doc)
-    used = sum(a.tokens for a in adrs)
-    chosen: list[ContextUnit] = []
-    skipped = 0
-    for candidate in data.units:
-        if budget - used < 20:
-            skipped += 1
-            continue
-        if _overlaps(candidate, chosen):
-            continue
-        unit = await _whole(candidate, repo, ctx)
-        if unit is None or used + unit.tokens > budget or _overlaps(unit, chosen):
-            skipped += 1
-            continue
-        chosen.append(unit)
-        used += unit.tokens
-        if settings.include_types and unit.kind == "method":
-            owner = await _receiver_type(unit, repo, ctx)
-            if owner is not None and not _overlaps(owner, chosen) and used + owner.tokens <= budget:
-                chosen.append(owner)
-                used += owner.tokens
+    pack = _Packer(budget, sum(a.tokens for a in adrs))
+    first_limit = budget - int((budget - pack.used) * settings.type_share) if settings.include_types else budget
+    pending = list(data.units)
+    for limit in (first_limit, budget):
+        left: list[ContextUnit] = []
+        for candidate in pending:
+            if limit - pack.used < 20 or _overlaps(candidate, pack.chosen):
+                left.append(candidate)
+                continue
+            unit = await _whole(candidate, repo, ctx)
+            if unit is None:
+                pack.skipped += 1
+            elif pack.fits(unit, limit):
+                pack.take(unit)
+            else:
+                left.append(candidate)
+        pending = left
+        if settings.include_types and limit == first_limit:
+            for method in [u for u in pack.chosen if u.kind == "method"]:
+                owner = await _receiver_type(method, repo, ctx)
+                if owner is not None and pack.fits(owner, budget):
+                    pack.take_type(method, owner)
+    pack.skipped += len([u for u in pending if not _overlaps(u, pack.chosen)])
+    chosen, skipped = pack.ordered(), pack.skipped
     context = render([*chosen, *adrs])
     return TriageResult(
         ticket=data.plan.input.ticket.key,

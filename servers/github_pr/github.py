@@ -33,7 +33,7 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 from unidiff.patch import PatchSet
 
-from servers.common.errors import Conflict, NotFound, UpstreamFailure
+from servers.common.errors import Conflict, InvalidInput, NotFound, UpstreamFailure
 
 from . import git
 from .github_calls import Calls
@@ -365,6 +365,16 @@ class GitHubBackend:
         gh = self.repository(repo)
         pull = self._calls(f"pull request #{number}", lambda: gh.get_pull(number))
         note = self._calls("comment", lambda: pull.create_issue_comment(body), retry_5xx=False)
+        return CommentRef(id=note.id, url=note.html_url)
+
+    def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
+        """Comment on an issue, read first: a pull request (GitHub serves it as an issue too) is refused.
+        Not retried on 5xx. Raises: InvalidInput (a pull request); NotFound; RateLimited, UpstreamFailure."""
+        gh = self.repository(repo)
+        issue = self._calls(f"issue #{number}", lambda: gh.get_issue(number))
+        if issue.pull_request is not None:
+            raise InvalidInput(f"#{number} is a pull request, not an issue")
+        note = self._calls("comment on issue", lambda: issue.create_comment(body), retry_5xx=False)
         return CommentRef(id=note.id, url=note.html_url)
 
     def request_review(

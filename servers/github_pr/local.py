@@ -13,7 +13,7 @@ from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from servers.common.errors import Conflict, NotFound
+from servers.common.errors import Conflict, InvalidInput, NotFound
 from servers.common.repo_names import repo_slug
 
 from . import git
@@ -166,6 +166,21 @@ class LocalBackend:
         row = self._store.get(repo, number)
         comment_id = self._store.add_comment(repo, number, body)
         return CommentRef(id=comment_id, url=f"{_url(row)}#comment-{comment_id}")
+
+    def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
+        """A comment on the ticket's issue, kept in the store (there is no issue tracker locally).
+
+        Raises:
+            NotFound: the repository is not configured.
+            InvalidInput: `number` is one of the local pull requests.
+        """
+        self._remote(repo)
+        try:
+            self._store.get(repo, number)
+        except NotFound:
+            comment_id = self._store.add_issue_comment(repo, number, body)
+            return CommentRef(id=comment_id, url=f"local:{repo}/issues/{number}#comment-{comment_id}")
+        raise InvalidInput(f"#{number} is a pull request, not an issue")
 
     def request_review(
         self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]

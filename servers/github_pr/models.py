@@ -173,6 +173,11 @@ class PullRequestBackend(Protocol):
 
     def comment(self, repo: str, number: int, body: str) -> CommentRef: ...
 
+    def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
+        """Comment on issue `number`. Raises InvalidInput when `number` is a pull request (pull requests
+        are written only through `comment`, and only the bot's own)."""
+        ...
+
     def request_review(
         self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]
     ) -> PullRequestInfo: ...

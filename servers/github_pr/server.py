@@ -1,8 +1,10 @@
 """github-pr: open pull requests from patches — and nothing more powerful than that.
 
-Five tools. `open_pull_request` creates (or, for the same repo and ticket, updates) a branch under
+Six tools. `open_pull_request` creates (or, for the same repo and ticket, updates) a branch under
 the bot prefix, commits the patch as the bot, pushes and opens a draft pull request; `comment`,
-`request_review` and `assign` act only on the bot's own pull requests; `get_pull_request` reads.
+`request_review` and `assign` act only on the bot's own pull requests; `comment_on_issue` writes on
+an issue (never a pull request) of a repository in policy, for a hand-off with no pull request;
+`get_pull_request` reads.
 There is no tool, and no backend method, that merges, closes, deletes a branch outside the prefix,
 force-pushes, or changes repository settings. Every patch is checked again against the patch
 policy before anything is pushed (see service.py for the full list of checks).
@@ -146,6 +148,22 @@ def build_server(
     ) -> CommentRef:
         name, identity = who()
         return await anyio.to_thread.run_sync(lambda: service.comment(name, identity, repo, number, body))
+
+    @platform.tool(
+        _writer(
+            "comment_on_issue",
+            "Comment on an issue (not a pull request) of a repository in policy, e.g. the ticket's issue "
+            "when a run hands off to a person without a pull request (Markdown; no credentials).",
+            idempotent=False,
+        )
+    )
+    async def comment_on_issue(
+        repo: RepoName,
+        number: Annotated[int, Field(ge=1, le=10**9, description="Issue number.")],
+        body: Annotated[str, Field(min_length=1, max_length=60_000)],
+    ) -> CommentRef:
+        name, identity = who()
+        return await anyio.to_thread.run_sync(lambda: service.comment_on_issue(name, identity, repo, number, body))
 
     @platform.tool(
         _writer(

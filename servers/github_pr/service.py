@@ -19,7 +19,9 @@ code host; every rule lives here, applied in the same order for every backend:
 
 Writes to an existing pull request (comment, assign, request review) are allowed only on pull
 requests the bot opened (the host's record) whose head branch is under the bot's prefix: this
-server never writes to a person's PR, even one on a branch named like the bot's.
+server never writes to a person's PR, even one on a branch named like the bot's. A comment on an
+issue (the ticket's, when a run hands off without a pull request) needs only a repository the
+caller may use; the backend refuses a number that is a pull request.
 """
 
 from __future__ import annotations
@@ -248,6 +250,13 @@ class PullRequestService:
         self._check_text("body", body, self._limits.body_chars)
         self._own_pull(caller, identity, repo, number)
         return self._backend.comment(repo, number, body)
+
+    def comment_on_issue(self, caller: str, identity: Identity | None, repo: str, number: int, body: str) -> CommentRef:
+        """Raises: AccessDenied (repository not allowed); InvalidInput (bad body, or `number` is a pull
+        request); NotFound and backend errors."""
+        self._check_text("body", body, self._limits.body_chars)
+        self._check_repo(caller, identity, repo)
+        return self._backend.comment_on_issue(repo, number, body)
 
     def request_review(
         self,

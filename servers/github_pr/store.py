@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS comments (
     body TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS issue_comments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -162,6 +169,23 @@ class PullStore:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT body FROM comments WHERE repo = ? AND number = ? ORDER BY id", (repo, number)
+            ).fetchall()
+        return [r["body"] for r in rows]
+
+    def add_issue_comment(self, repo: str, number: int, body: str) -> int:
+        """Record a comment on issue `number` of `repo` (the local stand-in for the ticket's issue)."""
+        with self._connect() as db:
+            cur = db.execute(
+                "INSERT INTO issue_comments (repo, number, body, created_at) VALUES (?, ?, ?, ?)",
+                (repo, number, body, time.time()),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def issue_comments(self, repo: str, number: int) -> list[str]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT body FROM issue_comments WHERE repo = ? AND number = ? ORDER BY id", (repo, number)
             ).fetchall()
         return [r["body"] for r in rows]
 

@@ -66,6 +66,7 @@ class Repo:
     commits: dict[str, dict[str, Any]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)  # issues that are not pull requests
     comments: list[dict[str, Any]] = field(default_factory=list)
     required_reviews: int | None = 1  # classic protection of the default branch; None = unprotected
     ruleset_reviews: int | None = None
@@ -75,6 +76,10 @@ class Repo:
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
+
+    def next_number(self) -> int:
+        """Issues and pull requests share one sequence of numbers, as on GitHub."""
+        return max([*self.pulls, *self.issues], default=0) + 1
 
 
 class FakeGitHub:
@@ -107,6 +112,15 @@ class FakeGitHub:
         repo.refs[f"refs/heads/{repo.default_branch}"] = sha
         self.repos[full_name] = repo
         return repo
+
+    def add_issue(
+        self, full_name: str, title: str, *, user: str = "reporter", state: str = "open", locked: bool = False
+    ) -> int:
+        """Open an issue (not a pull request) in `full_name`; returns its number."""
+        repo = self.repos[full_name]
+        number = repo.next_number()
+        repo.issues[number] = {"title": title, "user": user, "state": state, "locked": locked, "body": None}
+        return number
 
     def push_as(self, login: str, full_name: str, branch: str, files: dict[str, str], *, author: Any = None) -> str:
         """Someone else (`login`) pushes a commit changing `files` on top of `branch` (or of main, creating it).

@@ -39,7 +39,7 @@ async def test_stdio_console_script_opens_a_pull_request(tmp_path: Path) -> None
             "open_pull_request",
             {"repo": "svc", "base": "main", "ticket": "SVC-1", "title": "Fix Add", "body": "b", "patch": FIX_PATCH},
         )
-    assert names == ["assign", "comment", "get_pull_request", "open_pull_request", "request_review"]
+    assert names == ["assign", "comment", "comment_on_issue", "get_pull_request", "open_pull_request", "request_review"]
     assert not result.is_error, result.content
     remote = tmp_path / "state" / "github-pr" / "remotes" / "svc.git"
     assert git("rev-parse", "goresolve/SVC-1-fix-add", cwd=remote) == result.structured_content["head_sha"]

@@ -125,7 +125,14 @@ async def test_tool_surface_matches_snapshot(tmp_path, remote, policies):
     async with Client(make_server(tmp_path, remote, policies)) as client:
         tools = (await client.list_tools()).tools
         surface = json.loads((await client.read_resource("goresolve://surface")).contents[0].text)
-    assert [t.name for t in tools] == ["assign", "comment", "get_pull_request", "open_pull_request", "request_review"]
+    assert [t.name for t in tools] == [
+        "assign",
+        "comment",
+        "comment_on_issue",
+        "get_pull_request",
+        "open_pull_request",
+        "request_review",
+    ]
     for tool in tools:
         assert tool.annotations is not None
         assert tool.annotations.destructive_hint is False

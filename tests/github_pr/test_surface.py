@@ -33,6 +33,7 @@ ALLOWED_WRITES = {
     "delete": "GitRef.delete of a branch the bot just created and lost a race with (under the prefix)",
     "create_pull": "open the pull request",
     "create_issue_comment": "comment",
+    "create_comment": "Issue.create_comment: comment_on_issue, on an issue that is not a pull request",
     "create_review_request": "request review",
     "add_to_assignees": "assign",
 }

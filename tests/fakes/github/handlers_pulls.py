@@ -76,7 +76,7 @@ def create_pull(fake, repo, params, query, body):  # type: ignore[no-untyped-def
     if any(p["head"] == head and p["state"] == "open" for p in repo.pulls.values()):
         message = f"A pull request already exists for {repo.owner}:{head}."
         raise _err(422, "Validation Failed", errors=[{"resource": "PullRequest", "code": "custom", "message": message}])
-    number = len(repo.pulls) + 1
+    number = repo.next_number()
     repo.pulls[number] = {
         "state": "open",
         "title": body["title"],
@@ -114,12 +114,48 @@ def request_reviewers(fake, repo, params, query, body):  # type: ignore[no-untyp
     return 201, _pull_shape(fake, repo, int(params["pull_number"]), "pull-request-simple")
 
 
+def _issue_shape(fake: FakeGitHub, repo: Repo, number: int) -> Any:
+    """GET /issues/{n}: an issue, or a pull request seen as an issue (then with its `pull_request` links)."""
+    html = f"https://github.example/{repo.full_name}"
+    if number in repo.pulls:
+        p = repo.pulls[number]
+        values: dict[str, Any] = {"title": p["title"], "state": p["state"], "user": _user(p.get("user", fake.actor))}
+        values["pull_request"] = {
+            "url": _url(fake, repo, f"/pulls/{number}"),
+            "html_url": f"{html}/pull/{number}",
+            "diff_url": f"{html}/pull/{number}.diff",
+            "patch_url": f"{html}/pull/{number}.patch",
+            "merged_at": None,
+        }
+    elif number in repo.issues:
+        i = repo.issues[number]
+        values = {"title": i["title"], "state": i["state"], "user": _user(i["user"]), "locked": i["locked"]}
+        values["html_url"] = f"{html}/issues/{number}"
+    else:
+        raise _err(404, "Not Found")
+    return contract().shape(
+        "issue",
+        {"id": number, "number": number, "url": _url(fake, repo, f"/issues/{number}"), "body": None, **values},
+    )
+
+
+@op("issues/get")
+def get_issue(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
+    return 200, _issue_shape(fake, repo, int(params["issue_number"]))
+
+
 @op("issues/create-comment")
 def create_comment(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
-    number = _pull(repo, params, "issue_number")
+    number = int(params["issue_number"])
+    if number in repo.issues:
+        if repo.issues[number]["locked"]:
+            raise _err(403, "Unable to create comment because issue is locked.")
+        html = f"https://github.example/{repo.full_name}/issues/{number}"
+    else:
+        html = f"https://github.example/{repo.full_name}/pull/{_pull(repo, params, 'issue_number')}"
     cid = fake.next_id()
     repo.comments.append({"id": cid, "number": number, "body": body["body"]})
-    html = f"https://github.example/{repo.full_name}/pull/{number}#issuecomment-{cid}"
+    html = f"{html}#issuecomment-{cid}"
     return 201, contract().shape(
         "issue-comment",
         {

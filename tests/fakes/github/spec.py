@@ -50,6 +50,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "pulls/get": ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     "pulls/update": ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     "pulls/request-reviewers": ("post", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),
+    # github-pr comments on a ticket's issue only after reading it (an issue, not a pull request).
+    "issues/get": ("get", "/repos/{owner}/{repo}/issues/{issue_number}"),
     "issues/create-comment": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     "issues/add-assignees": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/assignees"),
     "issues/add-labels": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),

@@ -1,0 +1,128 @@
+"""comment_on_issue: the hand-off on a ticket's issue. A repository in the caller's policy, an issue
+and never a pull request, a body without credentials; on the local backend (through the MCP client)
+and on GitHub (PyGithub against the fake, whose answers are checked against GitHub's description)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from servers.common.errors import FORBIDDEN, InvalidInput, NotFound, UpstreamFailure
+from servers.github_pr.github import GitHubBackend, connect
+from servers.github_pr.github_calls import Calls, RetryPolicy
+from servers.github_pr.service import PullRequestService
+from servers.github_pr.store import PullStore
+from tests.fakes.github_fake import FakeGitHub
+from tests.support import call
+
+from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, make_policies
+from .test_server_contract import OPEN, make_server
+
+HANDOFF = "## Hand-off\n\n| attempt | result |\n|---|---|\n| 1 | TestAdd fails |\n"
+
+
+async def test_the_local_backend_records_the_comment_on_the_issue(tmp_path: Path, remote: Path, policies) -> None:
+    server = make_server(tmp_path, remote, policies)
+    result = await call(server, "comment_on_issue", {"repo": "svc", "number": 12, "body": HANDOFF})
+    assert not result.is_error
+    assert result.structured_content == {"id": 1, "url": "local:svc/issues/12#comment-1"}
+    assert PullStore(tmp_path / "state" / "prs.sqlite").issue_comments("svc", 12) == [HANDOFF]
+
+
+async def test_a_pull_request_number_is_not_an_issue(tmp_path: Path, remote: Path, policies) -> None:
+    server = make_server(tmp_path, remote, policies)
+    await call(server, "open_pull_request", OPEN)
+    result = await call(server, "comment_on_issue", {"repo": "svc", "number": 1, "body": HANDOFF})
+    assert result.is_error
+    assert result.content[0].text.endswith("#1 is a pull request, not an issue")  # type: ignore[union-attr]
+
+
+async def test_a_repo_outside_policy_or_a_read_only_caller_is_refused(tmp_path: Path, remote: Path, policies) -> None:
+    args = {"repo": "elsewhere", "number": 12, "body": HANDOFF}
+    with pytest.raises(MCPError) as info:
+        await call(make_server(tmp_path, remote, policies), "comment_on_issue", args)
+    assert info.value.error.code == FORBIDDEN
+    with pytest.raises(MCPError) as info:
+        await call(
+            make_server(tmp_path, remote, policies, identity="reader"), "comment_on_issue", {**args, "repo": "svc"}
+        )
+    assert info.value.error.code == FORBIDDEN
+
+
+async def test_a_credential_in_the_body_is_refused_without_echoing_it(tmp_path: Path, remote: Path, policies) -> None:
+    token = "ghp_" + "Q" * 36
+    server = make_server(tmp_path, remote, policies)
+    result = await call(server, "comment_on_issue", {"repo": "svc", "number": 12, "body": f"see {token}"})
+    assert result.is_error
+    assert token not in result.content[0].text  # type: ignore[union-attr]
+    assert PullStore(tmp_path / "state" / "prs.sqlite").issue_comments("svc", 12) == []
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub().serve()
+    files = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
+    fake.add_repo("acme/svc", files)
+    yield fake
+    fake.close()
+    assert fake.violations == [], "the fake served responses that GitHub's description does not allow"
+    assert fake.unexpected == []
+
+
+@pytest.fixture
+def github_service(fake: FakeGitHub) -> PullRequestService:
+    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
+    backend = GitHubBackend(client, {"svc": "acme/svc"}, Calls(RetryPolicy(max_retries=3, sleep=lambda _s: None)))
+    return PullRequestService(backend, make_policies("svc"), prefix="goresolve", author=BOT)
+
+
+def _comment(service: PullRequestService, number: int, body: str = HANDOFF):
+    policies = make_policies("svc")
+    return service.comment_on_issue("agent", policies.identity("agent"), "svc", number, body)
+
+
+def test_github_comments_on_the_issue(fake: FakeGitHub, github_service: PullRequestService) -> None:
+    number = fake.add_issue("acme/svc", "Add subtracts")
+    ref = _comment(github_service, number)
+    assert ref.url == f"https://github.example/acme/svc/issues/{number}#issuecomment-{ref.id}"
+    assert fake.repos["acme/svc"].comments == [{"id": ref.id, "number": number, "body": HANDOFF}]
+    assert fake.calls[-2:] == ["issues/get", "issues/create-comment"]
+
+
+def test_github_refuses_a_pull_request_and_posts_nothing(fake: FakeGitHub, github_service: PullRequestService) -> None:
+    policies = make_policies("svc")
+    pr = github_service.open_pull_request(
+        "agent",
+        policies.identity("agent"),
+        repo="svc",
+        base="main",
+        ticket="SVC-7",
+        title="Fix",
+        body="b",
+        patch=FIX_PATCH,
+    )
+    issue = fake.add_issue("acme/svc", "Add subtracts")
+    assert issue == pr.number + 1  # one sequence of numbers, as on GitHub
+    with pytest.raises(InvalidInput, match=rf"#{pr.number} is a pull request, not an issue"):
+        _comment(github_service, pr.number)
+    assert fake.repos["acme/svc"].comments == []
+
+
+def test_github_missing_and_locked_issues(fake: FakeGitHub, github_service: PullRequestService) -> None:
+    with pytest.raises(NotFound):
+        _comment(github_service, 99)
+    locked = fake.add_issue("acme/svc", "Locked", locked=True)
+    with pytest.raises(UpstreamFailure, match="refused comment on issue"):
+        _comment(github_service, locked)
+    assert fake.repos["acme/svc"].comments == []
+
+
+def test_github_comment_is_not_retried_on_5xx(fake: FakeGitHub, github_service: PullRequestService) -> None:
+    number = fake.add_issue("acme/svc", "Add subtracts")
+    fake.fail("issues/create-comment", 502)
+    with pytest.raises(UpstreamFailure, match="502"):
+        _comment(github_service, number)
+    assert fake.calls.count("issues/create-comment") == 1

@@ -13,6 +13,10 @@ cached per commit, packages and pattern). After the patched run, `check` asserts
   `-count`, is a second test shadowing the first in the report (`duplicate_test`; an external
   `package x_test` test named like an internal one).
 
+The tracker's memory is bounded: a few counters per top-level test, for at most `MAX_TRACKED_TESTS`
+tests and `MAX_TRACKED_BYTES` of names. Test output can forge test2json's `=== RUN` markers, so a
+run past either cap is not accounted for and fails with `census_overflow` instead of being held.
+
 Benchmarks are listed by `go test -list` but not run without `-bench`, so they are not counted.
 Nothing here starts a go test process: the runner passes the lines of its own sandboxed runs.
 `StaticGuard` is the runner's side of the static guard (servers.common.tamper): the base facts
@@ -37,11 +41,21 @@ from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
 from servers.common.tamper.guard import check_applied
 
-Reason = Literal["tests_not_run", "missing_test", "newly_skipped", "no_final_event", "exit_mismatch", "duplicate_test"]
+Reason = Literal[
+    "tests_not_run",
+    "missing_test",
+    "newly_skipped",
+    "no_final_event",
+    "exit_mismatch",
+    "duplicate_test",
+    "census_overflow",
+]
 
 _NAME = re.compile(r"^((?:Test|Fuzz|Example)\w*)\n?$")
 _TERMINAL = frozenset({"pass", "fail", "skip"})
 MAX_PROBLEMS = 20
+MAX_TRACKED_TESTS = 20_000
+MAX_TRACKED_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -111,12 +125,30 @@ def parse_list(lines: Iterable[str]) -> BaseTests:
 
 @dataclass
 class Tracker:
-    """Fed each line of the patched `go test -json` run; remembers what the census needs."""
+    """Fed each line of the patched `go test -json` run; remembers what the census needs, bounded
+    (see the module docstring): per test, how often it ran and how often it ended each way."""
 
     runs: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter[tuple[str, str]])
-    outcomes: dict[tuple[str, str], list[str]] = field(default_factory=dict[tuple[str, str], list[str]])
+    outcomes: dict[tuple[str, str], collections.Counter[str]] = field(
+        default_factory=dict[tuple[str, str], collections.Counter[str]]
+    )
     started: set[str] = field(default_factory=set[str])
     final: dict[str, str] = field(default_factory=dict[str, str])
+    max_tests: int = MAX_TRACKED_TESTS
+    max_bytes: int = MAX_TRACKED_BYTES
+    tracked_bytes: int = 0
+    dropped: int = 0  # events about tests (or packages) past the caps: the census cannot vouch for the run
+
+    def _admit(self, name: str, known: bool) -> bool:
+        """Whether state for one more key (of `name`) fits; counts the refusals."""
+        if known:
+            return True
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if len(self.runs) + len(self.final) >= self.max_tests or self.tracked_bytes + size > self.max_bytes:
+            self.dropped += 1
+            return False
+        self.tracked_bytes += size
+        return True
 
     def feed(self, line: str) -> None:
         for event in _events((line,)):
@@ -124,17 +156,25 @@ class Tracker:
             if not isinstance(action, str):
                 return
             if test is None:
+                if action not in ("start", *_TERMINAL):
+                    continue
+                if not self._admit(pkg, pkg in self.started or pkg in self.final):
+                    continue
                 if action == "start":
                     self.started.add(pkg)
-                elif action in _TERMINAL:
+                else:
                     self.final[pkg] = action
                 continue
             if not isinstance(test, str) or "/" in test:
                 continue  # subtests are their parent's business
+            key = (pkg, test)
+            if action not in ("run", *_TERMINAL) or not self._admit(pkg + test, key in self.runs):
+                continue
             if action == "run":
-                self.runs[(pkg, test)] += 1
-            elif action in _TERMINAL:
-                self.outcomes.setdefault((pkg, test), []).append(action)
+                self.runs[key] += 1
+            else:
+                self.runs[key] += 0  # one table of keys: an outcome without a run still counts against the cap
+                self.outcomes.setdefault(key, collections.Counter())[action] += 1
 
     def skipped(self) -> set[tuple[str, str]]:
         """Top-level tests whose every outcome was a skip."""
@@ -157,6 +197,12 @@ def check(
     since it makes the report itself misleading. `ran_unskipped` are the tests that passed or failed in
     an unpatched run of the same commit, when one was seen.
     """
+    if tracker.dropped:
+        detail = (
+            f"the run reported more than {tracker.max_tests} tests or {tracker.max_bytes} bytes of test names "
+            f"({tracker.dropped} event(s) not tracked); its tests cannot be accounted for"
+        )
+        return [Problem("census_overflow", "", detail)]
     out: list[Problem] = []
     failed = {pkg for pkg, action in tracker.final.items() if action == "fail"}
     stopped = failfast and (failed or any("fail" in acts for acts in tracker.outcomes.values()))

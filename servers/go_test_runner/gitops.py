@@ -92,6 +92,7 @@ class Mirrors:
         self._locks: dict[str, asyncio.Lock] = {}
         self._fetched_at: dict[str, float] = {}
         self._worktree_locks: dict[Path, asyncio.Lock] = {}
+        self._pruned: set[Path] = set()
 
     def _source(self, name: str) -> str:
         repo = self._repos.repos.get(name)
@@ -124,6 +125,12 @@ class Mirrors:
                 partial.rename(mirror)
                 self._fetched_at[name] = time.monotonic()
             _sanitize(mirror, source)
+            if mirror not in self._pruned:
+                # A previous process's worktrees were deleted at start (Runner.remove_leftovers); their
+                # registrations stay in the mirror until pruned, and `worktree add` refuses a registered path.
+                async with self._worktree_locks.setdefault(mirror, asyncio.Lock()):
+                    await git("--git-dir", str(mirror), "worktree", "prune", check=False)
+                self._pruned.add(mirror)
             sha = await self._rev_parse(mirror, ref)
             stale = time.monotonic() - self._fetched_at.get(name, 0.0) > self._fetch_interval_s
             if sha is None or (stale and not _FULL_SHA.match(ref)):

@@ -11,7 +11,9 @@ patch that does not apply, unknown repo or ref, runner busy).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
+import os
 import shutil
 import time
 import uuid
@@ -19,6 +21,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
 from servers.common.gitenv import GitFailed
@@ -41,6 +44,38 @@ class _Checkout:
     env: dict[str, str]
     setup_s: float
     paths: RunPaths
+
+
+class WorkDirInUse(ConfigError):
+    """Another live go-test-runner holds this work directory (its slots' worktrees would collide)."""
+
+
+def lock_work_dir(work: Path) -> IO[str]:
+    """An exclusive lock on `work` for this process's lifetime (released when the returned file closes).
+
+    Two runners on one work directory reset and delete each other's slot worktrees and scratch
+    directories, so the second one refuses to start rather than share.
+
+    Raises:
+        WorkDirInUse: another process (or another runner in this one) holds the lock.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    handle = (work / "runner.lock").open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()[:20] or "unknown"
+        handle.close()
+        raise WorkDirInUse(
+            f"go-test-runner work_dir {work} is in use by another runner (pid {holder}); give each runner its "
+            "own GORESOLVE_GO_TEST_RUNNER_WORK_DIR"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 class Runner:
@@ -71,6 +106,7 @@ class Runner:
         gocache = (settings.gocache or work / "gocache").resolve()
         self._static = census.StaticGuard(policies.protected, go, work / "bin", gocache, goenv.gomodcache)
         self._census = census.BaseCache()
+        self._lock: IO[str] | None = None
 
     @classmethod
     def create(cls, settings: GoTestRunnerSettings, policies: Policies) -> Runner:
@@ -78,14 +114,29 @@ class Runner:
 
         Raises:
             ConfigError: no go binary, or `sandbox_user` names no user.
+            WorkDirInUse: another runner holds the work directory.
         """
-        sandbox, go, goenv = sandbox_for(settings)
-        runner = cls(settings, policies, sandbox, go, goenv)
-        runner.remove_leftovers()
+        lock = lock_work_dir(settings.resolved_work_dir())
+        try:
+            sandbox, go, goenv = sandbox_for(settings)
+            runner = cls(settings, policies, sandbox, go, goenv)
+            runner._lock = lock
+            runner.remove_leftovers()
+        except BaseException:
+            lock.close()
+            raise
         return runner
 
+    def close(self) -> None:
+        """Release the work directory (a later runner may take it); the process exiting does the same."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def remove_leftovers(self) -> None:
-        """Delete worktrees and scratch directories a previous process left behind (one process per work_dir)."""
+        """Delete worktrees and scratch directories a previous process left behind (the work directory is
+        this runner's: see `lock_work_dir`). Their registrations in the mirrors are pruned on each
+        mirror's first use (`gitops.Mirrors.resolve`)."""
         for leftover in ("worktrees", "scratch"):
             shutil.rmtree(self._work / leftover, ignore_errors=True)
 

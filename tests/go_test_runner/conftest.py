@@ -86,10 +86,12 @@ _RUNNERS: list[Runner] = []
 
 @pytest.fixture(autouse=True)
 async def _drain_runners() -> AsyncIterator[None]:
-    """Let each test's background worktree removals finish inside its own event loop."""
+    """Let each test's background worktree removals finish inside its own event loop; free its work dir."""
     yield
     while _RUNNERS:
-        await _RUNNERS.pop().drain()
+        runner = _RUNNERS.pop()
+        await runner.drain()
+        runner.close()
 
 
 @pytest.fixture

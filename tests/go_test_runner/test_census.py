@@ -109,3 +109,42 @@ def test_parsers_take_any_line(lines: list[str]) -> None:
     for line in lines:
         t.feed(line)
     census.check(census.BaseTests({}), t, exit_code=None)
+
+
+def test_a_flood_of_forged_tests_is_summarized_not_held() -> None:
+    """Test output can forge `=== RUN` markers; past the cap the tracker stops growing and the census fails."""
+    base = census.BaseTests({"p": ("TestA",)})
+    t = census.Tracker()
+    for line in (_event("start"), _event("run", "TestA"), _event("pass", "TestA")):
+        t.feed(line)
+    for i in range(census.MAX_TRACKED_TESTS + 500):
+        t.feed(_event("run", f"TestForged{i}"))
+        t.feed(_event("pass", f"TestForged{i}"))
+    t.feed(_event("pass"))
+    assert len(t.runs) == census.MAX_TRACKED_TESTS
+    assert t.tracked_bytes <= census.MAX_TRACKED_BYTES
+    assert all(sum(c.values()) == 1 for c in t.outcomes.values())  # counts, not one entry per event
+    [problem] = census.check(base, t, exit_code=0)
+    assert problem.reason == "census_overflow"
+    assert "1002 event(s) not tracked" in problem.detail
+
+
+def test_long_test_names_count_against_the_byte_cap() -> None:
+    t = census.Tracker(max_bytes=10_000)
+    name = "Test" + "x" * 996
+    for i in range(30):
+        t.feed(_event("run", f"{name}{i}"))
+    assert len(t.runs) == 9 and t.dropped == 21
+    assert t.tracked_bytes <= 10_000
+    t.feed(_event("pass", f"{name}0"))  # a known test keeps being counted past the cap
+    assert t.outcomes[("p", f"{name}0")]["pass"] == 1
+
+
+def test_repeats_of_one_test_take_constant_space() -> None:
+    t = census.Tracker()
+    for _ in range(5000):
+        t.feed(_event("run", "TestA"))
+        t.feed(_event("pass", "TestA"))
+    assert t.runs[("p", "TestA")] == 5000
+    assert t.outcomes[("p", "TestA")] == {"pass": 5000}
+    assert t.tracked_bytes == len("pTestA")

@@ -25,7 +25,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, TextResourceContents, Tool
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.exits import BreakerOpen, RunExit, ServerUnavailable, SurfaceChanged
@@ -110,6 +110,21 @@ def http_servers(endpoints: HttpEndpoints, pins: Mapping[str, str] | None = None
             raise ServersConfigError(f"GORESOLVE_AGENT_{key.upper()}_TOKEN_FILE: {token_file} is empty")
         specs.append(HttpServer(name=name, url=str(url), token=SecretStr(token), pin=(pins or {}).get(name)))
     return tuple(specs)
+
+
+def http_servers_from_env(pins: Mapping[str, str] | None = None) -> tuple[HttpServer, ...] | None:
+    """For the CLI edge: the HTTP servers when GORESOLVE_AGENT_MCP_TRANSPORT=http, else None (stdio).
+
+    Raises:
+        ServersConfigError: a setting is invalid or missing, or a token file is unreadable or empty.
+    """
+    try:
+        endpoints = HttpEndpoints()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]).upper()
+        raise ServersConfigError(f"GORESOLVE_AGENT_{field}: {first['msg']}") from None
+    return http_servers(endpoints, pins) if endpoints.mcp_transport == "http" else None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from agent.servers import HttpEndpoints, ServersConfig, ServersConfigError, http_servers, open_servers
+from agent.servers import (
+    HttpEndpoints,
+    ServersConfig,
+    ServersConfigError,
+    http_servers,
+    http_servers_from_env,
+    open_servers,
+)
 from tests.charts.pod import base_env, free_port, local_env, mount_dirs, run_server
 from tests.charts.render import job_template, render
 
@@ -133,3 +140,17 @@ def test_an_incomplete_http_configuration_names_the_missing_variable(
     monkeypatch.setenv("GORESOLVE_AGENT_CODE_SEARCH_TOKEN_FILE", str(tmp_path / "missing"))
     with pytest.raises(ServersConfigError, match=r"CODE_SEARCH_TOKEN_FILE: cannot read .*No such file"):
         http_servers(HttpEndpoints())
+
+
+def test_the_cli_edge_reads_http_servers_only_when_asked_and_names_a_bad_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GORESOLVE_AGENT_MCP_TRANSPORT", raising=False)
+    assert http_servers_from_env() is None  # stdio: the CLI starts the servers itself
+    monkeypatch.setenv("GORESOLVE_AGENT_MCP_TRANSPORT", "http")
+    monkeypatch.setenv("GORESOLVE_AGENT_JIRA_READ_URL", "not a url")
+    with pytest.raises(ServersConfigError, match=r"^GORESOLVE_AGENT_JIRA_READ_URL: "):
+        http_servers_from_env()
+    monkeypatch.setenv("GORESOLVE_AGENT_MCP_TRANSPORT", "grpc")
+    with pytest.raises(ServersConfigError, match=r"^GORESOLVE_AGENT_MCP_TRANSPORT: "):
+        http_servers_from_env()

@@ -1,0 +1,194 @@
+"""`goresolve route TICKET|FILE`: which tier takes a ticket, by which rule or classifier, and why.
+
+    goresolve route SVC-12              read through jira-read (started over stdio, like `resolve`)
+    goresolve route tickets/SVC-12.yaml jira-read's local backend on that file's directory
+    goresolve route ticket.json|ticket.md   read directly (see agent.router.ticket)
+    --json                              the decision as the run record stores it
+
+Settings (prefix GORESOLVE_ROUTER_): POLICY_DIR (routing.yaml and budgets.yaml), MODELS_DIR (the
+installed embedding model; default <data dir>/models), and for `classifier.mode: model` the
+gateway: PROVIDER, BASE_URL, API_KEY or CASSETTE (a recorded session). Exit 0 when routed, 1 on an
+error (the message says which file, field or server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import anyio
+import platformdirs
+import typer
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+from rich.table import Table
+
+from agent.policy import DEFAULT_POLICY_DIR, PolicyError, load_agent_policy
+from agent.router.errors import ClassifierUnavailable, RoutingPolicyError, TicketError
+from agent.router.policy import RoutingPolicy, load_routing_policy
+from agent.router.route import RouteDecision, Router
+from agent.router.ticket import TicketFacts, load_ticket_file
+
+app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
+err = Console(stderr=True)
+
+
+def _models_dir() -> Path:
+    override = os.environ.get("GORESOLVE_DATA_DIR")
+    base = Path(override).expanduser().resolve() if override else platformdirs.user_data_path("goresolve")
+    return base / "models"
+
+
+class RouterSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_ROUTER_", extra="forbid", frozen=True)
+
+    policy_dir: Path = DEFAULT_POLICY_DIR
+    models_dir: Path = Field(default_factory=_models_dir)
+    provider: Literal["openai", "anthropic", "replay"] | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    cassette: Path | None = None
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> TicketFacts:
+    """Fetch one ticket through jira-read over stdio (the same server and policy `resolve` uses).
+
+    Raises:
+        TicketError: the server did not start, refused, or answered with no ticket.
+    """
+    from agent.exits import RunExit
+    from agent.servers import ServersConfig, StdioServer, open_servers
+
+    server = StdioServer(
+        name="jira-read",
+        command=str(Path(sys.executable).parent / "jira-read-mcp"),
+        env={**env, "GORESOLVE_JIRA_READ_POLICY_DIR": str(policy_dir.resolve())},
+    )
+    # errors are carried out of the block: raised inside it, the clients' task group would wrap them
+    problem, outcome = "", None
+    try:
+        async with open_servers(ServersConfig(servers=(server,), call_timeout_s=60)) as box:
+            if "get_issue" not in box.tools:
+                problem = "jira-read offers no get_issue to this identity"
+            else:
+                try:
+                    outcome = await box.call("get_issue", {"key": key})
+                except PermissionError as exc:
+                    problem = f"jira-read refused {key}: {exc}"
+    except RunExit as exc:
+        raise TicketError(exc.reason) from None
+    if outcome is None or not outcome.ok or outcome.structured is None:
+        raise TicketError(problem or f"{key}: {(outcome.text if outcome else '')[:200] or 'no such ticket'}")
+    return TicketFacts.from_issue(outcome.structured)
+
+
+def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
+    """A key (through jira-read), a jira-read .yaml file (its local backend), or a .json/.md file.
+
+    Raises:
+        TicketError: as `load_ticket_file` and `read_ticket`.
+    """
+    path = Path(ticket)
+    env = dict(os.environ)
+    if path.suffix in (".json", ".md", ".markdown"):
+        return load_ticket_file(path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise TicketError(f"no ticket file {ticket}")
+        env |= {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(path.resolve().parent)}
+        ticket = path.stem
+    return anyio.run(read_ticket, ticket, env, policy_dir)
+
+
+def make_router(policy: RoutingPolicy, settings: RouterSettings) -> Router:
+    """The router with the classifier routing.yaml configures; an unavailable one is reported, not fatal."""
+    from agent.llm import LLMError, ModelConfig, PriceBook, build_model
+    from agent.router.build import build_classifier
+
+    chat = prices = None
+    if policy.classifier.mode == "model" and policy.classifier.model and (settings.provider or settings.cassette):
+        provider = "replay" if settings.cassette else settings.provider
+        assert provider is not None
+        config = ModelConfig(
+            provider=provider,
+            model=policy.classifier.model,
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            cassette=settings.cassette,
+        )
+        try:
+            chat = build_model(config)
+            prices = PriceBook(load_agent_policy(settings.policy_dir).budgets)
+        except (ValueError, OSError, LLMError, PolicyError) as exc:
+            err.print(f"[yellow]warning:[/yellow] routing model not available ({type(exc).__name__})")
+    try:
+        classifier = build_classifier(policy, models_dir=settings.models_dir, chat_model=chat, prices=prices)
+    except ClassifierUnavailable as exc:
+        err.print(f"[yellow]warning:[/yellow] {exc.message}; unmatched tickets go to '{policy.strongest}'")
+        classifier = None
+    return Router(policy, classifier)
+
+
+def render(decision: RouteDecision, ticket: TicketFacts) -> None:
+    out = Console()
+    who = decision.model or "a human"
+    out.print(f"[bold]{decision.ticket or '(ticket)'}[/bold] {ticket.title}", highlight=False)
+    out.print(f"→ tier [bold]{decision.tier}[/bold] ({who}) by {decision.decided_by}", highlight=False)
+    table = Table(show_header=False, box=None)
+    table.add_row("reason", decision.reason)
+    table.add_row("confidence", f"{decision.confidence:.2f}")
+    if decision.rule:
+        table.add_row("rule", decision.rule)
+    if decision.classifier:
+        table.add_row("classifier", f"{decision.classifier} (kind {decision.kind})")
+        table.add_row("tiers", ", ".join(f"{t} {p:.2f}" for t, p in decision.probabilities.items()))
+        table.add_row("nearest", ", ".join(f"{i} ({s:.2f})" for i, s in decision.neighbours[:3]))
+    table.add_row("latency", f"{decision.latency_ms:.1f} ms")
+    table.add_row("trace", decision.trace_id)
+    out.print(table)
+
+
+@app.command("route")
+def route_command(
+    ticket: Annotated[str, typer.Argument(help="A ticket key (via jira-read) or a file: .json, .md, or .yaml.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+    policy_dir: Annotated[Path | None, typer.Option(help="Directory of routing.yaml and budgets.yaml.")] = None,
+) -> None:
+    """Show which tier takes a ticket (a model, or a human), by which rule or classifier, and why."""
+    try:
+        settings = RouterSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"setting GORESOLVE_ROUTER_{'.'.join(map(str, first['loc'])).upper()}: {first['msg']}") from None
+    directory = policy_dir or settings.policy_dir
+    settings = settings.model_copy(update={"policy_dir": directory})
+    try:
+        policy = load_routing_policy(directory, load_agent_policy(directory).budgets)
+    except RoutingPolicyError as exc:
+        failure = _fail(exc.message)
+        for problem in exc.problems[1:]:
+            err.print(f"  {exc.file}: {problem}", highlight=False, soft_wrap=True)
+        raise failure from None
+    except PolicyError as exc:
+        raise _fail(exc.message) from None
+    try:
+        facts = load_ticket(ticket, directory)
+    except TicketError as exc:
+        raise _fail(exc.message) from None
+    from agent.telemetry import run_spans
+
+    run_spans()  # a recording tracer, so the decision carries its trace and span ids
+    decision = anyio.run(make_router(policy, settings).decide, facts)
+    if as_json:
+        print(json.dumps(decision.to_record(), indent=2))
+    else:
+        render(decision, facts)

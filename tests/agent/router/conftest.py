@@ -1,0 +1,95 @@
+"""Router test helpers: the repository's policies, a tiny labelled bank, fake classifiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.policy import load_agent_policy
+from agent.router.classifier import Example, KnnParams, Prediction, row_names, tier_mass
+from agent.router.errors import ClassifierUnavailable
+from agent.router.policy import KINDS, RoutingPolicy, load_routing_policy
+from agent.router.ticket import TicketFacts
+
+REPO = Path(__file__).resolve().parents[3]
+POLICIES = REPO / "policies"
+GOOD_POLICY = yaml.safe_load((POLICIES / "routing.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def policy() -> RoutingPolicy:
+    return load_routing_policy(POLICIES, load_agent_policy(POLICIES).budgets)
+
+
+@dataclass
+class FixedClassifier:
+    """Answers the same kind probabilities for every ticket and counts its calls."""
+
+    kinds: dict[str, float]
+    policy: RoutingPolicy
+    calls: int = 0
+
+    @property
+    def name(self) -> str:
+        return "fixed"
+
+    async def classify(self, ticket: TicketFacts) -> Prediction:
+        self.calls += 1
+        return Prediction(kinds=self.kinds, tiers=tier_mass(self.kinds, self.policy), classifier=self.name)
+
+
+class BrokenClassifier:
+    name = "broken"
+
+    async def classify(self, ticket: TicketFacts) -> Prediction:
+        raise ClassifierUnavailable("the embedding model is not installed; run `goresolve model install`")
+
+
+class ForbiddenClassifier:
+    """Fails the test if a rule-decided ticket reaches the classifier."""
+
+    name = "forbidden"
+
+    async def classify(self, ticket: TicketFacts) -> Prediction:
+        raise AssertionError(f"the classifier was called for {ticket.title!r}")
+
+
+def kinds(**mass: float) -> dict[str, float]:
+    out = dict.fromkeys(KINDS, 0.0)
+    out.update(mass)
+    rest = 1.0 - sum(out.values())
+    if rest > 0:
+        out["bug"] += rest
+    return out
+
+
+TINY_BANK = [
+    Example(id="a/docs#1", title="Fix typo in README", body="the readme says pacakge", kind="docs"),
+    Example(id="a/docs#2", title="README install instructions", body="update the readme install section", kind="docs"),
+    Example(
+        id="b/conc#1", title="goroutine leak in pool", body="workers block on the channel forever", kind="concurrency"
+    ),
+    Example(
+        id="b/conc#2", title="deadlock on shutdown", body="mutex held while the channel blocks", kind="concurrency"
+    ),
+    Example(id="c/feat#1", title="add json output flag", body="a --json flag for the cli commands", kind="feature"),
+    Example(id="c/feat#2", title="support yaml config", body="load the config from a yaml file", kind="feature"),
+]
+
+
+def vote_params(embedder_id: str, k: int = 2, weight: float = 8.0) -> KnnParams:
+    """A combination that trusts the neighbour vote only: logit(kind) = weight * vote(kind)."""
+    names = row_names()
+    coef = tuple(tuple(weight if name == f"vote_{kind}" else 0.0 for name in names) for kind in KINDS)
+    return KnnParams(
+        embedder=embedder_id,
+        k=k,
+        temperature=0.1,
+        kinds=KINDS,
+        features=names,
+        coef=coef,
+        intercept=(0.0,) * len(KINDS),
+    )

@@ -1,0 +1,92 @@
+"""`goresolve route`: a file or a jira-read key in, the decision out (text or JSON); bad input gets one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import structlog
+import yaml
+from typer.testing import CliRunner
+
+from agent.router.cli import app
+
+from .conftest import POLICIES, REPO
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the goresolve root command sends log lines to stderr; this app alone uses structlog's default (stdout)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    monkeypatch.setenv("GORESOLVE_ROUTER_MODELS_DIR", str(tmp_path / "no-models"))
+
+
+def _run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args))
+
+
+def test_a_rule_decided_markdown_ticket(tmp_path: Path) -> None:
+    ticket = tmp_path / "SVC-5.md"
+    ticket.write_text("# Pool never stops\n\nA goroutine leak in Pool.Close under load.\n")
+    result = _run(str(ticket), "--json")
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    assert (decision["ticket"], decision["tier"], decision["rule"], decision["decided_by"]) == (
+        "SVC-5",
+        "strong",
+        "concurrency-text",
+        "rule",
+    )
+    text = _run(str(ticket))
+    assert "tier strong (claude-sonnet-4-5) by rule" in text.stdout and "concurrency (race" in text.stdout
+
+
+def test_without_the_model_an_unmatched_ticket_goes_to_the_strongest_tier(tmp_path: Path) -> None:
+    ticket = tmp_path / "t.json"
+    ticket.write_text(json.dumps({"title": "Export fails for large projects"}))
+    result = _run(str(ticket), "--json")
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    assert decision["tier"] == "strong" and decision["decided_by"] == "fallback"
+    assert "goresolve model install" in result.stderr
+
+
+def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    missing = _run(str(tmp_path / "nope.json"))
+    assert missing.exit_code == 1 and "error: cannot read nope.json" in missing.stderr
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("budgets.yaml", "escalation.yaml"):
+        (policies / name).write_text((POLICIES / name).read_text())
+    good = yaml.safe_load((POLICIES / "routing.yaml").read_text())
+    (policies / "routing.yaml").write_text(yaml.safe_dump({**good, "strongest": "human", "kinds": {"docs": "small"}}))
+    (tmp_path / "t.json").write_text('{"title": "x"}')
+    bad = _run(str(tmp_path / "t.json"), "--policy-dir", str(policies))
+    assert bad.exit_code == 1
+    assert "error: routing.yaml: strongest: tier 'human' has no model (and 6 more)" in bad.stderr
+    assert "routing.yaml: kinds.trivial: missing" in bad.stderr and "Traceback" not in bad.output
+
+
+@pytest.mark.slow
+def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
+    """A real jira-read over stdio (local backend on the bundled samples), as `resolve` starts it."""
+    env = {
+        **os.environ,
+        "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
+        "GORESOLVE_DATA_DIR": str(tmp_path),
+    }
+    code = "from agent.router.cli import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "SVC-1", "--json"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    decision = json.loads(done.stdout[done.stdout.index("{") :])
+    assert decision["ticket"] == "SVC-1" and decision["tier"] in ("small", "strong", "human")
+    refused = subprocess.run(
+        [sys.executable, "-c", code, "OPS-1"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
+    )
+    assert refused.returncode == 1 and "error: jira-read refused OPS-1: project OPS is not readable" in refused.stderr

@@ -1,0 +1,97 @@
+"""Rules: the first match wins and names itself; docs-only makes no classifier call; security goes to a human."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.router.policy import parse_routing_policy
+from agent.router.route import route
+from agent.router.rules import RuleSet
+from agent.router.ticket import TicketFacts
+
+from .conftest import GOOD_POLICY, ForbiddenClassifier
+
+
+def _policy(rules: list[dict]):  # type: ignore[no-untyped-def, type-arg]
+    return parse_routing_policy({**GOOD_POLICY, "rules": rules})
+
+
+@pytest.mark.parametrize(
+    ("ticket", "tier", "rule"),
+    [
+        (TicketFacts.of("Improve wording", "a paragraph", labels=["DOCS-ONLY"]), "small", "docs-only-label"),
+        (TicketFacts.of("Session cookie accepted after logout", labels=["Security"]), "human", "security-label"),
+        (TicketFacts.of("Compaction drops rows", labels=["data-loss"]), "human", "data-loss-label"),
+        (TicketFacts.of("Bump golang.org/x/net", "fixes CVE-2023-3978 in a dependency"), "human", "security-text"),
+        (TicketFacts.of("Handler logs the password in plain text"), "human", "secret-leak-text"),
+        (
+            TicketFacts.of("Cache", "After a restart we lose all data written in the last minute"),
+            "human",
+            "data-loss-text",
+        ),
+        (TicketFacts.of("Pool never stops", "a goroutine leak in Pool.Close under load"), "strong", "concurrency-text"),
+        (TicketFacts.of("Counter", "WARNING: DATA RACE\nRead at 0x00c by goroutine 7"), "strong", "concurrency-text"),
+        (
+            TicketFacts.of("Crash", "panic: runtime error: index out of range\n\ngoroutine 1 [running]:"),
+            "strong",
+            "crash-text",
+        ),
+        (TicketFacts.of("Fix typo in README", "pacakge -> package"), "small", "docs-title"),
+        (TicketFacts.of("Clarify the retry section", "see docs/retries.md and README.md"), "small", "docs-paths"),
+        (TicketFacts.of("Replace deprecated ioutil", "ioutil is deprecated since 1.16"), "small", "deprecated-ioutil"),
+        (TicketFacts.of("Bump minimum Go version to 1.22"), "small", "go-version-bump"),
+        (TicketFacts.of("Login uses the wrong realm", components=["Auth"]), "human", "security-component"),
+        (TicketFacts.of("Write up the API", issue_type="Documentation"), "small", "docs-type"),
+    ],
+)
+async def test_the_repository_rules_route_these_tickets(policy, ticket: TicketFacts, tier: str, rule: str) -> None:  # type: ignore[no-untyped-def]
+    decision = await route(ticket, policy, classifier=ForbiddenClassifier())
+    assert (decision.tier, decision.rule, decision.decided_by) == (tier, rule, "rule")
+    assert decision.reason == next(r.reason for r in policy.rules if r.name == rule)
+    assert decision.model == policy.model_of(tier) and decision.confidence == 1.0
+
+
+async def test_a_docs_typo_that_reports_a_crash_is_not_a_docs_ticket(policy) -> None:  # type: ignore[no-untyped-def]
+    ticket = TicketFacts.of("Typo in flag name makes the server crash on start")
+    assert RuleSet(policy).first_match(ticket) is None  # `unless` vetoes docs-title; the classifier decides
+
+
+def test_the_first_matching_rule_wins() -> None:
+    rules = [
+        {"name": "first", "when": {"text": "(?i)leak"}, "tier": "strong", "reason": "first"},
+        {"name": "second", "when": {"labels": ["docs"]}, "tier": "small", "reason": "second"},
+    ]
+    ticket = TicketFacts.of("memory leak in docs builder", labels=["docs"])
+    assert RuleSet(_policy(rules)).first_match(ticket).name == "first"  # type: ignore[union-attr]
+    assert RuleSet(_policy(rules[::-1])).first_match(ticket).name == "second"  # type: ignore[union-attr]
+
+
+def test_conditions_combine_with_and_and_lists_with_or() -> None:
+    rules = [
+        {
+            "name": "auth-go",
+            "when": {"components": ["auth", "login"], "paths_any": ["internal/auth/*"], "title": "(?i)token"},
+            "tier": "human",
+            "reason": "r",
+        }
+    ]
+    rs = RuleSet(_policy(rules))
+    hit = TicketFacts.of("Token refresh fails", "in internal/auth/refresh.go", components=["Login"])
+    assert rs.first_match(hit) is not None
+    assert rs.first_match(hit.model_copy(update={"components": ("billing",)})) is None
+    assert rs.first_match(hit.model_copy(update={"paths": ("internal/cache/lru.go",)})) is None
+    assert rs.first_match(hit.model_copy(update={"title": "Refresh fails"})) is None
+
+
+def test_paths_all_needs_a_path_and_every_path_to_match() -> None:
+    rs = RuleSet(_policy([{"name": "md", "when": {"paths_all": ["*.md", "docs/*"]}, "tier": "small", "reason": "r"}]))
+    assert rs.first_match(TicketFacts.of("Update", "README.md and docs/setup.md")) is not None
+    assert rs.first_match(TicketFacts.of("Update", "README.md and server.go")) is None
+    assert rs.first_match(TicketFacts.of("Update", "no paths at all")) is None
+
+
+def test_named_paths_come_from_title_prefix_files_and_package_dirs() -> None:
+    t = TicketFacts.of(
+        "net/http: Transport leaks", "see internal/pool/pool.go:42 and pkg/cache, https://x.io/a.go, go.mod"
+    )
+    assert t.paths == ("net/http", "internal/pool/pool.go", "go.mod", "pkg/cache")

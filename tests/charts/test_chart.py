@@ -270,6 +270,8 @@ def test_in_the_services_topology_each_server_accepts_its_service_names_as_host(
         # The agent's URL for the server names a host the server accepts.
         url = agent_env[f"GORESOLVE_AGENT_{key}_URL"]
         assert url == f"http://{hosts[0]}/mcp"
+        assert container["readinessProbe"] == {"tcpSocket": {"port": "mcp"}, "periodSeconds": 5, "timeoutSeconds": 2}
+        assert "exec" in container["startupProbe"] and "exec" in container["livenessProbe"]
         # Each server validates the value it is given (the platform's own settings class).
         assert ServerSettings(allowed_hosts=tuple(hosts)).allowed_hosts == tuple(hosts)
 

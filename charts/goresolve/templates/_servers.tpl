@@ -105,6 +105,13 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
     periodSeconds: 20
     timeoutSeconds: 3
     failureThreshold: 3
+  {{- if not .sidecar }}
+  # Behind a Service: only a pod whose port answers receives requests.
+  readinessProbe:
+    tcpSocket: {port: mcp}
+    periodSeconds: 5
+    timeoutSeconds: 2
+  {{- end }}
   resources:
     {{- toYaml $sv.resources | nindent 4 }}
   {{- include "goresolve.containerSecurityContext" $ctx | nindent 2 }}

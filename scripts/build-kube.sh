@@ -20,7 +20,9 @@ build() {
   if [ ! -x "$out/$name" ]; then
     echo "building $name into $out (cached afterwards)" >&2
     mkdir -p "$out.tmp"
-    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "$ldflags" -o "$out.tmp/$name" .)
+    # Bounded: a build that hangs (a stalled download) fails CI instead of holding it.
+    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly timeout 2400 go build -trimpath -ldflags "$ldflags" \
+      -o "$out.tmp/$name" .)
     mkdir -p "$out"
     mv "$out.tmp/$name" "$out/$name"
   fi
@@ -28,7 +30,7 @@ build() {
 
 # One build at a time per cache directory (parallel test sessions share it).
 exec 9>"$cache_root/.lock"
-flock 9
+flock -w 3600 9
 build tests/kube/etcd etcd "-s -w"
 # Without gitVersion the server reports v0.0.0-master and clients cannot parse its version.
 build tests/kube/apiserver kube-apiserver "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"

@@ -9,12 +9,13 @@ cache_root=${GORESOLVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/goresolve}/hel
 out="$cache_root/$HELM_VERSION"
 mkdir -p "$cache_root"
 exec 9>"$cache_root/.lock"
-flock 9
+# Bounded waits (the lock, the build): a stalled download fails CI instead of holding it.
+flock -w 1800 9
 if [ ! -x "$out/helm" ]; then
   echo "installing helm $HELM_VERSION into $out (cached afterwards)" >&2
   rm -rf "$out.tmp"
   # Run outside the project so its go.mod/go.work cannot interfere.
-  (cd "$cache_root" && GOBIN="$out.tmp" CGO_ENABLED=0 GOFLAGS= go install -trimpath -ldflags "-s -w" \
+  (cd "$cache_root" && GOBIN="$out.tmp" CGO_ENABLED=0 GOFLAGS= timeout 1800 go install -trimpath -ldflags "-s -w" \
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
   rm -rf "$out"
   mv "$out.tmp" "$out"

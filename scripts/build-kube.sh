@@ -4,6 +4,7 @@
 #   ${GORESOLVE_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/goresolve}/kube/<version>-<hash of go.mod+go.sum>/
 # and the script prints that directory. A second run with the same modules builds nothing.
 # The kube-apiserver build takes several minutes on 2 cores; everything else reuses it.
+# Each build is bounded by GORESOLVE_KUBE_BUILD_TIMEOUT_S seconds (default 2400; Helm's 1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ build() {
     echo "building $name into $out (cached afterwards)" >&2
     mkdir -p "$out.tmp"
     # Bounded: a build that hangs (a stalled download) fails CI instead of holding it.
-    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly timeout 2400 go build -trimpath -ldflags "$ldflags" \
+    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly timeout "${GORESOLVE_KUBE_BUILD_TIMEOUT_S:-2400}" go build -trimpath -ldflags "$ldflags" \
       -o "$out.tmp/$name" .)
     mkdir -p "$out"
     mv "$out.tmp/$name" "$out/$name"

@@ -15,7 +15,7 @@ if [ ! -x "$out/helm" ]; then
   echo "installing helm $HELM_VERSION into $out (cached afterwards)" >&2
   rm -rf "$out.tmp"
   # Run outside the project so its go.mod/go.work cannot interfere.
-  (cd "$cache_root" && GOBIN="$out.tmp" CGO_ENABLED=0 GOFLAGS= timeout 1800 go install -trimpath -ldflags "-s -w" \
+  (cd "$cache_root" && GOBIN="$out.tmp" CGO_ENABLED=0 GOFLAGS= timeout "${GORESOLVE_KUBE_BUILD_TIMEOUT_S:-1800}" go install -trimpath -ldflags "-s -w" \
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
   rm -rf "$out"
   mv "$out.tmp" "$out"

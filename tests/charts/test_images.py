@@ -81,10 +81,17 @@ def import_graph() -> grimp.ImportGraph:
     return grimp.build_graph(*OURS, include_external_packages=True)
 
 
-@pytest.mark.parametrize("image", IMAGES)
-def test_each_entry_points_imports_are_installed_by_its_images_extra(image: str) -> None:
+# Run in an image besides its entry point: the agent pod's shared-key `tokens` init container runs
+# `goresolve token mint`, which needs only the token module.
+ALSO_RUN = {"agent-token-mint": ("agent", "servers.common.auth")}
+
+
+@pytest.mark.parametrize(
+    ("image", "module"), [*((i, m) for i, m in IMAGES.items()), *ALSO_RUN.values()], ids=[*IMAGES, *ALSO_RUN]
+)
+def test_each_entry_points_imports_are_installed_by_its_images_extra(image: str, module: str) -> None:
     graph = import_graph()
-    external = {m.split(".")[0] for m in graph.find_upstream_modules(IMAGES[image])} - set(OURS)
+    external = {m.split(".")[0] for m in graph.find_upstream_modules(module)} - set(OURS)
     distributions = md.packages_distributions()
     needed = {norm(d) for top in external if top in distributions for d in distributions[top]}
     missing = needed - installed_closure(extra(f"image-{image}")) - DEV_ONLY

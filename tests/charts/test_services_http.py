@@ -1,0 +1,66 @@
+"""Topology "services", run from the rendered chart: jira-read started with its Deployment's own env and
+args answers a request addressed to its Service name (DNS rebinding protection on) with the agent's
+token, and refuses any other Host with 421."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from servers.common.auth import mint_token
+from tests.charts.pod import free_port, mount_dirs, run_server
+from tests.charts.render import CHART, render
+
+pytestmark = pytest.mark.timeout(300)
+
+VALUES = CHART / "ci" / "services-topology.yaml"
+SERVICE = "gr-goresolve-jira-read"
+
+
+@pytest.fixture(scope="module")
+def jira_read(tmp_path_factory: pytest.TempPathFactory) -> Generator[dict[str, Any]]:
+    port = free_port()
+    manifests = render(values=VALUES, sets=(f"jiraRead.port={port}",))
+    deployment = next(d for d in manifests if d["kind"] == "Deployment" and d["metadata"]["name"] == SERVICE)
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    root = tmp_path_factory.mktemp("services")
+    mounts = mount_dirs(container, root)
+    key = yaml.safe_load(VALUES.read_text(encoding="utf-8"))["auth"]["sharedKey"]["value"]
+    [secrets] = [v for v in spec["volumes"] if v["name"] == "jira-read-secrets"]
+    for source in secrets["projected"]["sources"]:  # what the kubelet writes: one file per item
+        for item in source["secret"]["items"]:
+            (mounts["/var/run/secrets/goresolve"] / item["path"]).write_text(key, encoding="utf-8")
+    mounts["/etc/goresolve/policies"].rmdir()
+    mounts["/etc/goresolve/policies"] = CHART.parents[1] / "policies"
+    with run_server("servers.jira_read", container, mounts, port, root / "jira-read.log"):
+        yield {"port": port, "token": mint_token(SecretStr(key), subject="agent", server="jira-read")}
+
+
+def initialize(server: dict[str, Any], host: str) -> int:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    headers = {
+        "Host": host,
+        "Authorization": f"Bearer {server['token']}",
+        "Accept": "application/json, text/event-stream",
+    }
+    with httpx.Client(timeout=20) as client:
+        return client.post(f"http://127.0.0.1:{server['port']}/mcp", json=body, headers=headers).status_code
+
+
+def test_jira_read_answers_its_service_names_and_refuses_other_hosts(jira_read: dict[str, Any]) -> None:
+    port = jira_read["port"]
+    for name in (SERVICE, f"{SERVICE}.goresolve", f"{SERVICE}.goresolve.svc", f"{SERVICE}.goresolve.svc.cluster.local"):
+        assert initialize(jira_read, f"{name}:{port}") == 200, name
+    assert initialize(jira_read, f"gr-goresolve-github-pr:{port}") == 421  # another Service's name
+    assert initialize(jira_read, f"attacker.example:{port}") == 421

@@ -1,9 +1,10 @@
-"""The agent's commands, registered on the `goresolve` CLI:
+"""The agent's commands, registered on the `goresolve` CLI, and the run set-up `goresolve resolve` uses:
 
-    goresolve resolve --ticket KEY|FILE --repo NAME|PATH [--json]   one ticket end to end
-                                                 (exit 0: a pull request, 3: handed to a human, 1: error)
     goresolve runs [--limit N] [--json]          recent runs: outcome, tier, cost, tokens, duration
     goresolve trace RUN_ID                       a run as a timeline tree (durations, tokens, cost)
+
+`build_run` turns the settings into a model, the policy and the four stdio servers; `goresolve resolve`
+(goresolve/resolve.py, which may also index a repository) prepares the ticket and repository and calls it.
 
 Settings come from the environment (prefix GORESOLVE_AGENT_): the model (`PROVIDER`, `MODEL`, `BASE_URL`,
 `API_KEY`, or `CASSETTE` to replay a recorded session), `STATE_DIR` (default: $GORESOLVE_DATA_DIR or the
@@ -17,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import anyio
 import platformdirs
 import typer
-import yaml
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
@@ -31,6 +32,13 @@ from rich.table import Table
 from rich.tree import Tree
 
 from agent.policy import DEFAULT_POLICY_DIR
+
+if TYPE_CHECKING:
+    from agent.alerts import AlertTarget
+    from agent.exits import RunResult
+    from agent.llm import ChatModel
+    from agent.policy import AgentPolicy
+    from agent.servers import ServersConfig
 
 app = typer.Typer(add_completion=False, help="The agent: resolve tickets, list runs, show traces.")
 err = Console(stderr=True)
@@ -67,7 +75,8 @@ class AgentSettings(BaseSettings):
     pins_file: Path | None = Field(default=None, description="JSON {server: sha256:...} of pinned surfaces.")
 
 
-def _settings() -> AgentSettings:
+def load_agent_settings() -> AgentSettings:
+    """The agent's settings from the environment; a bad value exits 1 naming the variable."""
     try:
         return AgentSettings()
     except ValidationError as exc:
@@ -83,53 +92,74 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _repo_name(policy_dir: Path, repo: str) -> str:
-    """A repository name from policies/repos.yaml; a path is mapped to the name configured for it."""
-    candidate = Path(repo).expanduser()
-    if not candidate.exists():
-        return repo
-    try:
-        data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise _fail(f"cannot read repos.yaml to map {repo}: {type(exc).__name__}") from None
-    for name, entry in (data.get("repos") or {}).items():
-        path = Path(str(entry.get("path", "")))
-        path = path if path.is_absolute() else policy_dir / path
-        if path.resolve() == candidate.resolve():
-            return str(name)
-    raise _fail(f"{repo} is not a repository in {policy_dir / 'repos.yaml'}; add it there and index it first")
+@dataclass
+class PreparedRun:
+    """One ticket's run, configured: `await start(key, on_event)` connects the servers and runs it."""
+
+    model: ChatModel
+    policy: AgentPolicy
+    servers: ServersConfig
+    settings: AgentSettings
+    repo: str
+    alert: AlertTarget | None
+    base_branch: str = "main"
+
+    async def start(self, key: str, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunResult:
+        from agent.alerts import check_and_alert
+        from agent.ledger import Ledger
+        from agent.loop import RunSettings, run_ticket
+
+        ledger = Ledger(self.settings.state_dir / "agent" / "ledger.sqlite")
+        alert = self.alert
+
+        def on_spend(led: Ledger) -> None:
+            if alert is None:
+                return
+            import httpx
+
+            try:
+                check_and_alert(led, self.policy.budgets.daily, alert)
+            except httpx.HTTPError as exc:
+                err.print(f"[yellow]warning:[/yellow] spend alert not delivered ({type(exc).__name__})")
+
+        run_settings = RunSettings(
+            repo=self.repo,
+            base_branch=self.base_branch,
+            identity=self.settings.identity,
+            tier=self.settings.tier,
+            state_dir=self.settings.state_dir,
+            ledger=ledger,
+            on_spend=on_spend,
+            on_event=on_event,
+        )
+        try:
+            return await run_ticket(key, self.model, self.servers, self.policy, run_settings)
+        finally:
+            ledger.close()
 
 
-@app.command()
-def resolve(
-    ticket: Annotated[str, typer.Option("--ticket", help="Jira key (SVC-12) or a ticket file (KEY.yaml).")],
-    repo: Annotated[str, typer.Option("--repo", help="Repository name from repos.yaml, or its path.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON.")] = False,
-    cassette: Annotated[Path | None, typer.Option(help="Replay this recorded session instead of a live model.")] = None,
-) -> None:
-    """Run one ticket end to end: exit 0 with a pull request, 3 when handed to a human, 1 on error."""
-    from agent.alerts import AlertTarget, check_and_alert
-    from agent.ledger import Ledger
+def build_run(
+    settings: AgentSettings,
+    policy_dir: Path,
+    repo: str,
+    env: dict[str, str],
+    cassette: Path | None,
+    base_branch: str = "main",
+) -> PreparedRun:
+    """The model, policy and stdio servers for one run (`policy_dir` is what the servers and the agent read).
+
+    Raises:
+        typer.Exit: a bad policy, no model configured, or a model that cannot be built (one line on stderr).
+    """
+    from agent.alerts import AlertTarget
     from agent.llm import LLMError, ModelConfig, build_model
-    from agent.loop import RunSettings, run_ticket
     from agent.policy import PolicyError, load_agent_policy
     from agent.servers import ServersConfig, StdioServer
 
-    settings = _settings()
     try:
-        policy = load_agent_policy(settings.policy_dir)
+        policy = load_agent_policy(policy_dir)
     except PolicyError as exc:
         raise _fail(exc.message) from None
-    env = dict(os.environ)
-    key = ticket
-    ticket_file = Path(ticket)
-    if ticket_file.suffix in (".yaml", ".yml", ".json"):
-        if not ticket_file.is_file():
-            raise _fail(f"no ticket file {ticket}")
-        env["GORESOLVE_JIRA_READ_BACKEND"] = "local"
-        env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(ticket_file.resolve().parent)
-        key = ticket_file.stem
-    name = _repo_name(settings.policy_dir, repo)
     replay = cassette or settings.cassette
     if replay is not None:
         config = ModelConfig(provider="replay", model=settings.model or "scripted", cassette=replay)
@@ -145,54 +175,25 @@ def resolve(
         raise _fail(f"model: {exc}") from None
     pins: dict[str, str] = {}
     if settings.pins_file is not None:
-        pins = json.loads(settings.pins_file.read_text(encoding="utf-8"))
+        try:
+            pins = json.loads(settings.pins_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise _fail(f"pins file {settings.pins_file}: {type(exc).__name__}") from None
     bindir = Path(sys.executable).parent
     servers = ServersConfig(
         servers=tuple(
             StdioServer(
                 name=server,
                 command=str(bindir / f"{server}-mcp"),
-                env={**env, f"{prefix}POLICY_DIR": str(settings.policy_dir.resolve())},
+                env={**env, f"{prefix}POLICY_DIR": str(policy_dir.resolve())},
                 pin=pins.get(server),
             )
             for server, prefix in SERVERS
         )
     )
-    ledger = Ledger(settings.state_dir / "agent" / "ledger.sqlite")
     target = settings.alert_url
     alert = AlertTarget(target, settings.alert_format, settings.alert_routing_key) if target is not None else None
-
-    def on_spend(led: Ledger) -> None:
-        if alert is None:
-            return
-        import httpx
-
-        try:
-            check_and_alert(led, policy.budgets.daily, alert)
-        except httpx.HTTPError as exc:
-            err.print(f"[yellow]warning:[/yellow] spend alert not delivered ({type(exc).__name__})")
-
-    run_settings = RunSettings(
-        repo=name,
-        identity=settings.identity,
-        tier=settings.tier,
-        state_dir=settings.state_dir,
-        ledger=ledger,
-        on_spend=on_spend,
-    )
-    result = anyio.run(run_ticket, key, model, servers, policy, run_settings)
-    ledger.close()
-    if as_json:
-        print(json.dumps(result.__dict__, indent=2, default=str))
-    else:
-        colour = {"pr": "green", "escalated": "yellow"}.get(result.outcome, "red")
-        err.print(f"[{colour}]{result.outcome}[/{colour}] {result.ticket}: {result.reason}")
-        if result.pr:
-            err.print(f"pull request #{result.pr.get('number')} {result.pr.get('url', '')}")
-        err.print(f"run {result.run_id} · trace {result.trace_id} · ${result.cost_usd:.4f} · {result.tokens} tokens")
-        if result.handoff:
-            err.print(result.handoff)
-    raise typer.Exit(result.exit_code)
+    return PreparedRun(model, policy, servers, settings, repo, alert, base_branch)
 
 
 @app.command()
@@ -203,7 +204,7 @@ def runs(
     """Recent runs from the ledger: outcome, tier, cost, tokens, duration."""
     from agent.ledger import Ledger
 
-    settings = _settings()
+    settings = load_agent_settings()
     path = settings.state_dir / "agent" / "ledger.sqlite"
     if not path.exists():
         raise _fail(f"no runs yet (no ledger at {path})")
@@ -277,7 +278,7 @@ def trace(
     run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix), as `goresolve runs` shows.")],
 ) -> None:
     """A run as a timeline tree: every model call, retrieval and tool call with duration, tokens and cost."""
-    settings = _settings()
+    settings = load_agent_settings()
     run_dir = _run_dir(settings, run_id)
     try:
         spans = [json.loads(line) for line in (run_dir / "spans.jsonl").read_text(encoding="utf-8").splitlines()]

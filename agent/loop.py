@@ -15,6 +15,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ REQUIRED_TOOLS = ("get_issue", "list_repos", "read_file", "run_tests", "open_pul
 REQUIRED_SCOPES = ("jira:read", "code:read", "tests:run", "pr:write")
 TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
+RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
 RESULT_CHARS = 6000
 
 
@@ -94,6 +96,8 @@ class RunSettings:
     test_timeout_s: int = 240
     escalation_grace_s: float = 60.0
     run_id: str | None = None
+    # called with each transcript entry as it is written (a terminal display follows the run live)
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -146,6 +150,7 @@ class Run:
         self.tool_defs: list[ToolDef] = []
         self.schemas: dict[str, dict[str, Any]] = {}
         self.trace_id = ""
+        self.test_flags: list[str] = []
 
     # --- the one place where exits become a result ---------------------------------------------------
 
@@ -212,7 +217,17 @@ class Run:
         self.commit = str(entry["commit"])
         self.overlay = Overlay(self.read_file)
         await self.read_ticket()
+        if RACE.search(f"{self.ticket.title}\n{self.ticket.body}"):
+            self.test_flags = ["-race"]
+        self.log(
+            "route",
+            tier=self.settings.tier or "default",
+            model=self.model.name,
+            reason="the run's configured tier and model",
+            limits=self.limits.model_dump(),
+        )
         context = await self.retrieve()
+        self.log("context", text=context, tokens=_tokens(context), tool="search_code")
         self.tool_defs = [*model_facing(box.tools), *local_tool_defs()]
         self.schemas = {t.name: t.parameters for t in self.tool_defs}
         ticket_text = fence("ticket", f"{self.ticket.title}\n\n{self.ticket.body}")
@@ -364,6 +379,7 @@ class Run:
                     f"(limit {self.limits.tool_calls_per_episode})"
                 )
         self.tool_calls += 1
+        self.log("tool_call", name=call.name, arguments=args)
         with tracer().start_as_current_span(f"execute_tool {call.name}") as span:
             span.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name})
             if call.name in LOCAL:
@@ -444,7 +460,14 @@ class Run:
             args["patch"] = patch
         if run:
             args["run"] = run
-        return await self.server_call("run_tests", args)
+        if self.test_flags:
+            args["flags"] = self.test_flags
+        self.log("tests_started", packages=packages, run=run, flags=self.test_flags, patched=bool(patch))
+        outcome = await self.server_call("run_tests", args)
+        summary = (outcome.structured or {}).get("summary") if outcome.ok else outcome.text
+        failures = [f.__dict__ for f in failures_of(outcome)]
+        self.log("tests_done", ok=outcome.ok and tests_ok(outcome), summary=str(summary)[:300], failures=failures)
+        return outcome
 
     async def run_tests_tool(self, packages: list[str] | None, run: str | None) -> str:
         assert self.overlay is not None
@@ -453,7 +476,7 @@ class Run:
         pkgs = packages or self.packages()
         outcome = await self.go_test(patch or None, pkgs, run)
         attempt = self.record_attempt(patch, pkgs, run, outcome)
-        text = render_tests(outcome)
+        text = _stable(render_tests(outcome))
         if attempt is not None and not attempt.passed:
             failed = [a for a in self.attempts if not a.passed]
             if len(failed) >= self.limits.failed_attempts:
@@ -520,7 +543,7 @@ class Run:
             self.reject_if_refused(targeted)
             if not (targeted.ok and tests_ok(targeted)):
                 self.record_attempt(patch, packages, "^(" + "|".join(named) + ")$", targeted)
-                return f"not submitted: the ticket's tests do not pass yet\n{render_tests(targeted)}"
+                return f"not submitted: the ticket's tests do not pass yet\n{_stable(render_tests(targeted))}"
         full = await self.go_test(patch, packages, None)
         self.reject_if_refused(full)
         if not (full.ok and tests_ok(full)):
@@ -529,10 +552,11 @@ class Run:
             if newly or build_failed(full):
                 self.record_attempt(patch, packages, None, full)
                 broken = ", ".join(newly) or "the build"
-                return f"not submitted: tests newly broken by the patch: {broken}\n{render_tests(full)}"
+                return f"not submitted: tests newly broken by the patch: {broken}\n{_stable(render_tests(full))}"
         body = self.pr_body(summary, named, packages)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.key}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
+        self.log("opening_pr", title=title, draft=False)
         opened = await self.server_call("open_pull_request", args)
         if not opened.ok:
             raise Escalated(f"github-pr refused the pull request: {_clip(opened.text, 300)}")
@@ -556,6 +580,7 @@ class Run:
 
     async def hand_over(self, exc: Escalated, started: float) -> RunResult:
         """Draft PR of the best attempt (or none), assigned to the owner, with the hand-off; bounded in time."""
+        self.log("escalating", exit=exc.kind, reason=exc.reason)
         changed = self.overlay.changed() if self.overlay else []
         owner = self.policy.escalation.owner_for(self.ticket.components, changed)
         hypothesis = await self.hypothesis(exc)
@@ -666,7 +691,10 @@ class Run:
         )
 
     def log(self, kind: str, **data: Any) -> None:
-        self.transcript.append({"at": time.time(), "kind": kind, **data})
+        entry = {"at": time.time(), "kind": kind, **data}
+        self.transcript.append(entry)
+        if self.settings.on_event is not None:
+            self.settings.on_event(kind, entry)
 
     def save(self, result: RunResult, spans: list[dict[str, Any]]) -> None:
         save_run(self.run_dir, result, self.transcript, spans, self.ledger)
@@ -692,6 +720,27 @@ def _text(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("text") or "")  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
     return "" if value is None else str(value)
+
+
+_RUN_NOISE = (
+    (re.compile(r"\b0x[0-9a-f]{5,}\b"), "0x…"),  # heap addresses and program counters
+    (re.compile(r"\+0x[0-9a-f]+\b"), ""),  # stack frame offsets
+    (re.compile(r"\bgoroutine \d+\b"), "goroutine N"),
+    (re.compile(r"(?<![\w/.-])(testing|panic|proc|signal_unix)\.go:\d+"), r"\1.go"),  # lines in the Go toolchain
+)
+
+
+def _stable(text: str) -> str:
+    """Test output without what differs between two runs of the same code (addresses, goroutine ids, and line
+    numbers inside the Go toolchain): the model learns nothing from them, and a recorded session replays."""
+    for pattern, replacement in _RUN_NOISE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _tokens(text: str) -> int:
+    """About 4 UTF-8 bytes per token (the figure the scripted model and the budget estimates use)."""
+    return max(1, len(text.encode()) // 4) if text else 0
 
 
 def _clip(text: str, limit: int) -> str:

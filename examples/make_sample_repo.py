@@ -29,17 +29,28 @@ _ENV = {
 }
 
 
+class SampleRepoError(Exception):
+    """git failed; the message is git's own last line."""
+
+
 def _git(*args: str, env: dict[str, str] | None = None) -> str:
-    return subprocess.run(
-        ["git", *args], check=True, capture_output=True, text=True, timeout=60, env=os.environ | _ENV | (env or {})
-    ).stdout.strip()
+    try:
+        done = subprocess.run(
+            ["git", *args], check=True, capture_output=True, text=True, timeout=60, env=os.environ | _ENV | (env or {})
+        )
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit status {exc.returncode}"]
+        raise SampleRepoError(f"git {args[0] if args else ''}: {last[0]}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SampleRepoError(f"git could not run: {exc}") from exc
+    return done.stdout.strip()
 
 
 def make_repo(dest: Path, source: Path = SOURCE) -> str:
     """Create or update the bare repository `dest` from `source`; returns the commit on `main`.
 
     Raises:
-        subprocess.CalledProcessError: git failed (for example, `dest` exists and is not a git repository).
+        SampleRepoError: git failed (for example, `dest` exists and is not a git repository).
     """
     if not (dest / "HEAD").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,10 @@ from rich.console import Console
 from agent.cli import app as agent_app
 from agent.dispatch.cli import app as dispatch_app
 from agent.eval.cli import eval_command
+from goresolve.resolve import resolve_command
 from servers.code_search.cli import index_command, model_app, search_command
 from servers.code_search.reindex_worker import worker_command
-from servers.common.errors import ConfigError, GoresolveError
+from servers.common.errors import ConfigError
 from servers.common.settings import DEFAULT_POLICY_DIR, default_data_dir
 from servers.go_test_runner.cli_check_patch import command as check_patch_cli
 from servers.go_test_runner.doctor import command as doctor_command
@@ -88,7 +89,8 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(queue_app, name="queue")
 app.command("worker")(worker_command)
-app.add_typer(agent_app)  # goresolve resolve / runs / trace
+app.command("resolve")(resolve_command)  # one ticket end to end
+app.add_typer(agent_app)  # goresolve runs / trace
 app.add_typer(dispatch_app, name="dispatch")  # goresolve dispatch [run]
 app.command("eval")(eval_command)
 # ----------------------------------------------------------------------------------------------
@@ -115,22 +117,31 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def demo(
-    key: Annotated[str, typer.Option(help="Ticket to fetch from the bundled samples.")] = "SVC-1",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw tool result.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs' summary as JSON on stdout.")] = False,
 ) -> None:
-    """Start jira-read over stdio on the bundled sample tickets and answer one request."""
+    """The main job on embedded defaults: a bundled Go service, two tickets, one pull request, one hand-off.
+
+    The model is a recording (examples/recordings/) unless GORESOLVE_MODEL names a live one
+    (with GORESOLVE_MODEL_BASE_URL, GORESOLVE_MODEL_API_KEY and GORESOLVE_MODEL_PROVIDER=openai|anthropic).
+    """
+    import time
+
     import anyio
 
-    from goresolve.demo import render_issue, run_demo
+    from goresolve.demo import DemoError, prepare_world, print_summary, run_demo, summary_json
 
+    started = time.monotonic()
+    out = Console(stderr=as_json)  # with --json, stdout carries only the summary
     try:
-        result = anyio.run(run_demo, key)
-    except GoresolveError as exc:
+        world = prepare_world(default_data_dir(), out)
+        results = anyio.run(run_demo, world, out)
+    except DemoError as exc:
         raise fail(exc.message, 1) from None
+    print_summary(out, results, world, started)
     if as_json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-        return
-    render_issue(Console(), result)
+        print(json.dumps(summary_json(results, world), indent=2, default=str))
+    if any(r.outcome == "error" for r in results):
+        raise typer.Exit(1)
 
 
 @app.command()

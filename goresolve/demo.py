@@ -1,110 +1,498 @@
-"""The embedded-default main job: a real MCP session with jira-read over stdio.
+"""`goresolve demo`: the whole job on embedded defaults, on a bundled Go service with two real bugs.
 
-It starts `python -m servers.jira_read` as a subprocess (local backend, bundled sample tickets,
-state in the per-user data directory), makes one `get_issue` call through the `mcp` client, and
-returns the structured result. Until the agent exists this is what `goresolve demo` shows.
-The server's log goes to a temporary file; when the session fails, its last error line is what
-the user sees, not a stack.
+    world = prepare_world(default_data_dir(), console)     # bare git remote, policies, code index
+    results = anyio.run(run_demo, world, console)           # SVC-101 → pull request, SVC-102 → hand-off
+
+`prepare_world` rebuilds `<data dir>/demo/` from scratch: a bare git repository made from
+examples/sample-service (examples/make_sample_repo.py: one commit whose id depends only on the
+content), a copy of the shipped policies whose `sample-service` entry points at that repository, and
+the code-search index of it (with a progress bar). `run_demo` starts the four servers over stdio on
+their local backends (jira-read on the bundled sample tickets, github-pr on a local remote) and runs
+both tickets through `agent.loop.run_ticket`, showing each step as it happens.
+
+The model is a recording (examples/recordings/*.jsonl, replayed by `ReplayModel`, which refuses a
+request that differs from the recorded one) unless GORESOLVE_MODEL names a live model (with
+GORESOLVE_MODEL_BASE_URL / GORESOLVE_MODEL_API_KEY / GORESOLVE_MODEL_PROVIDER): then the same flow runs live.
+Runs, traces and the cost ledger go where `goresolve runs` / `goresolve trace` read them (the data dir).
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
+import shutil
 import sys
-import tempfile
-from typing import Any, TextIO
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.shared.exceptions import MCPError
-from mcp_types import TextContent
-from rich.console import Console
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console, Group
 from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.status import Status
+from rich.table import Table
+from rich.text import Text
 
-from servers.common.errors import FORBIDDEN, GoresolveError
+from agent.exits import RunResult
+from agent.ledger import Ledger
+from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
+from agent.loop import RunSettings, run_ticket
+from agent.policy import AgentPolicy, PolicyError, load_agent_policy
+from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
+from servers.common.errors import GoresolveError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SERVICE = EXAMPLES / "sample-service"
+RECORDINGS = EXAMPLES / "recordings"
+POLICIES = ROOT / "policies"
+REPO = "sample-service"
+TICKETS = ("SVC-101", "SVC-102")
+POLICY_FILES = ("access.yaml", "tools.yaml", "protected.yaml", "budgets.yaml", "escalation.yaml")
+# one comment line in main.go: the smallest patch that takes go-test-runner through its whole patch path
+WARM_UP_PATCH = """\
+diff --git a/cmd/sample-service/main.go b/cmd/sample-service/main.go
+--- a/cmd/sample-service/main.go
++++ b/cmd/sample-service/main.go
+@@ -1,2 +1,3 @@
+ // Command sample-service serves the items API behind bearer-token authentication.
++//
+ package main
+"""
+SERVERS = (
+    ("jira-read", "GORESOLVE_JIRA_READ_"),
+    ("code-search", "GORESOLVE_CODE_SEARCH_"),
+    ("go-test-runner", "GORESOLVE_GO_TEST_RUNNER_"),
+    ("github-pr", "GORESOLVE_GITHUB_PR_"),
+)
 
 
 class DemoError(GoresolveError):
-    """The demo session failed; the message says why and what to try."""
+    """The demo cannot run; the message says why and what to try."""
 
 
-async def run_demo(key: str) -> dict[str, Any]:
-    """One stdio MCP round trip to jira-read.
+class LiveModelSettings(BaseSettings):
+    """A live model for the demo: GORESOLVE_MODEL (+ _PROVIDER, _BASE_URL, _API_KEY)."""
+
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_MODEL_", extra="ignore", frozen=True)
+
+    name: str | None = Field(default=None, validation_alias=AliasChoices("GORESOLVE_MODEL"))
+    provider: Literal["openai", "anthropic"] = "openai"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything the demo's servers work on, under `<data dir>/demo/`."""
+
+    data_dir: Path
+    root: Path
+    remote: Path  # the bare repository made from examples/sample-service ("origin")
+    policy_dir: Path
+    state_dir: Path  # the servers' state: code index, pull requests and their remotes, audit logs
+    commit: str
+    # go-test-runner's work dir (build cache, the tamper analyzer's binary) outlives the demo's state: built once
+    runner_dir: Path
+
+    @property
+    def pr_remote(self) -> Path:
+        """The local remote github-pr pushes branches to (its local backend's clone of `remote`)."""
+        return self.state_dir / "github-pr" / "remotes" / f"{REPO}.git"
+
+    @property
+    def pr_db(self) -> Path:
+        return self.state_dir / "github-pr" / "prs.sqlite"
+
+
+def _make_repo_module() -> Any:
+    spec = importlib.util.spec_from_file_location("make_sample_repo", EXAMPLES / "make_sample_repo.py")
+    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with the package
+        raise DemoError(f"{EXAMPLES / 'make_sample_repo.py'} is missing: run the demo from a full checkout")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prepare_world(
+    data_dir: Path, console: Console, *, embedder: str | None = None, runner_dir: Path | None = None
+) -> World:
+    """Rebuild `<data_dir>/demo/`: the sample service as a bare git repository, policies naming it, its index.
 
     Raises:
-        DemoError: the server could not start, refused the request, or answered with a tool error.
+        DemoError: git, the policies or the indexer failed (the message says which).
     """
-    env = dict(os.environ)
-    env.setdefault("GORESOLVE_JIRA_READ_BACKEND", "local")
-    env.setdefault("GORESOLVE_JIRA_READ_LOG_LEVEL", "WARNING")
-    params = StdioServerParameters(command=sys.executable, args=["-m", "servers.jira_read"], env=env)
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as errlog:
-        try:
-            async with Client(stdio_client(params, errlog=errlog)) as client:
-                tools = [t.name for t in (await client.list_tools()).tools]
-                result = await client.call_tool("get_issue", {"key": key})
-        except Exception as exc:  # noqa: BLE001 - re-raised as one DemoError line; the server log has the rest
-            refused = _find(exc, MCPError)
-            if refused is not None and refused.code == FORBIDDEN:
-                raise DemoError(f"jira-read refused the request: {refused}{_hint(key)}") from None
-            # The session died: the server's own last error says why.
-            raise DemoError(f"jira-read stopped: {_last_error(errlog) or type(exc).__name__}") from None
-    if result.is_error or result.structured_content is None:
-        first = result.content[0] if result.content else None
-        text = first.text if isinstance(first, TextContent) else "no result"
-        raise DemoError(f"jira-read answered with an error: {text}{_hint(key)}")
-    return {"tools": tools, "issue": result.structured_content}
+    if not SERVICE.is_dir():
+        raise DemoError(f"{SERVICE} is missing: the demo needs a full checkout of the repository")
+    root = data_dir / "demo"
+    shutil.rmtree(root, ignore_errors=True)  # every demo starts from the same state
+    remote = root / f"{REPO}.git"
+    maker = _make_repo_module()
+    try:
+        commit = str(maker.make_repo(remote, SERVICE))
+    except (maker.SampleRepoError, OSError) as exc:
+        raise DemoError(f"could not make the sample repository: {str(exc)[:300]}") from None
+    policy_dir = root / "policies"
+    policy_dir.mkdir(parents=True)
+    for name in POLICY_FILES:
+        shutil.copy(POLICIES / name, policy_dir / name)
+    (policy_dir / "repos.yaml").write_text(
+        "# Written by `goresolve demo`: the bundled sample service as a git repository.\n"
+        f"repos:\n  {REPO}:\n    path: {remote}\n    default_branch: main\n",
+        encoding="utf-8",
+    )
+    try:
+        load_agent_policy(policy_dir)
+    except PolicyError as exc:
+        raise DemoError(f"the shipped policies do not load: {exc.message}") from None
+    console.print(
+        f"[bold]sample service[/bold] {SERVICE.relative_to(ROOT)} → git repository {remote} (main {commit[:12]})"
+    )
+    state_dir = root / "state"
+    _index(remote, state_dir, policy_dir, console, embedder)
+    runner = runner_dir or data_dir / "demo-cache" / "go-test-runner"
+    return World(data_dir, root, remote, policy_dir, state_dir, commit, runner)
 
 
-def _find(exc: BaseException, kind: type[MCPError]) -> MCPError | None:
-    """`exc` itself or the first `kind` inside (the client's task groups wrap errors in groups)."""
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:  # pyright: ignore[reportUnknownVariableType]
-            found = _find(inner, kind)  # pyright: ignore[reportUnknownArgumentType]
-            if found is not None:
-                return found
-    return None
+def _index(remote: Path, state_dir: Path, policy_dir: Path, console: Console, embedder: str | None) -> None:
+    from servers.code_search.cli import _Bar  # pyright: ignore[reportPrivateUsage] - the CLI's progress adapter
+    from servers.code_search.indexer import index_repo
+    from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
 
-
-def _hint(key: str) -> str:
-    return (
-        f" — the demo's identity (GORESOLVE_JIRA_READ_STDIO_IDENTITY, default local-dev) may read the projects "
-        f"granted in policies/access.yaml; sample tickets are in servers/jira_read/samples/ (asked for {key[:40]!r})"
+    models = state_dir.parents[1] / "models"  # <data dir>/models, where `goresolve model install` puts it
+    overrides: dict[str, Any] = {"state_dir": state_dir, "policy_dir": policy_dir, "model_cache_dir": models}
+    if embedder is not None:
+        overrides["embedder"] = embedder
+    settings = CodeSearchSettings(**overrides)
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[files_rate]}"),
+        TextColumn("{task.fields[chunks_rate]}"),
+        TimeElapsedColumn(),
+    ]
+    try:
+        model = open_embedder(settings)
+        index = open_index(settings, model, create=True)
+        with Progress(*columns, console=console, transient=False) as progress:
+            report = index_repo(index, model, remote, REPO, None, progress=_Bar(progress))
+    except GoresolveError as exc:
+        raise DemoError(f"indexing the sample service failed: {exc.message}") from None
+    console.print(
+        f"[green]indexed[/green] {report.files} files → {report.chunks} chunks with {settings.embedder} "
+        f"in {report.seconds:.1f}s"
     )
 
 
-def _last_error(errlog: TextIO) -> str | None:
-    errlog.seek(0)
-    last: str | None = None
-    for line in errlog:
-        line = line.strip()
-        if not line:
-            continue
+def servers_config(world: World) -> ServersConfig:
+    """The four servers over stdio on local backends, each pointed at the demo's policies and state."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_") or k == "GORESOLVE_DEBUG"}
+    base["GORESOLVE_DATA_DIR"] = str(world.data_dir)
+    extra = {
+        "jira-read": {"BACKEND": "local"},  # the bundled sample tickets
+        "code-search": {},
+        "go-test-runner": {"WORK_DIR": str(world.runner_dir)},
+        "github-pr": {"BACKEND": "local"},
+    }
+    bindir = Path(sys.executable).parent
+    specs: list[StdioServer] = []
+    for name, prefix in SERVERS:
+        env = dict(base)
+        env |= {f"{prefix}POLICY_DIR": str(world.policy_dir), f"{prefix}STATE_DIR": str(world.state_dir)}
+        env[f"{prefix}LOG_LEVEL"] = "WARNING"
+        env |= {prefix + key: value for key, value in extra[name].items()}
+        specs.append(StdioServer(name=name, command=str(bindir / f"{name}-mcp"), env=env))
+    # a first build on a cold machine may take minutes; a run's own calls stay bounded by its wall clock
+    return ServersConfig(servers=tuple(specs), call_timeout_s=900.0)
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    model: ChatModel
+    label: str  # what the screen says the model is
+    live: bool
+
+
+def demo_model(ticket: str) -> DemoModel:
+    """The recording for `ticket`, or the live model GORESOLVE_MODEL names.
+
+    Raises:
+        DemoError: the live model is misconfigured, or the recording is missing.
+    """
+    try:
+        live = LiveModelSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise DemoError(f"live model setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if live.name:
+        config = ModelConfig(provider=live.provider, model=live.name, base_url=live.base_url, api_key=live.api_key)
         try:
-            event = json.loads(line)
-        except ValueError:
-            last = line.removeprefix("error: ")  # the one-line start-up error
-            continue
-        if isinstance(event, dict) and event.get("level") in ("error", "critical"):
-            last = str(event.get("event"))
-    return last[:500] if last else None
+            return DemoModel(build_model(config), f"{live.name} (live, {live.provider})", True)
+        except (ValueError, LLMError) as exc:
+            raise DemoError(f"live model {live.name}: {exc}") from None
+    cassette = RECORDINGS / f"{ticket}.jsonl"
+    if not cassette.is_file():
+        raise DemoError(f"no recording {cassette}: run examples/recordings/record.py, or set GORESOLVE_MODEL")
+    model = ReplayModel(cassette)
+    return DemoModel(model, f"recording of {model.name} ({cassette.relative_to(ROOT)})", False)
 
 
-def render_issue(console: Console, result: dict[str, Any]) -> None:
-    issue = result["issue"]
-    components = ", ".join(issue.get("components") or []) or "-"
-    labels = ", ".join(issue.get("labels") or []) or "-"
-    meta = (
-        f"[bold]{issue['key']}[/bold] · {issue.get('type')} · {issue.get('status')} · "
-        f"priority {issue.get('priority')}\ncomponents: {components} · labels: {labels}"
+# --- the live display --------------------------------------------------------------------------------
+
+
+class Display:
+    """Turns the loop's events into terminal lines as they happen; a spinner says what is running."""
+
+    def __init__(self, console: Console, status: Status | None) -> None:
+        self.console = console
+        self.status = status
+
+    def __call__(self, kind: str, event: dict[str, Any]) -> None:
+        handler: Callable[[dict[str, Any]], None] | None = getattr(self, f"on_{kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def busy(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def line(self, tag: str, text: str | Text, style: str = "") -> None:
+        label = Text(f"{tag:>9} ", style=f"bold {style}".strip())
+        self.console.print(Text.assemble(label, text if isinstance(text, Text) else Text(text)))
+
+    def on_route(self, event: dict[str, Any]) -> None:
+        limits = event.get("limits") or {}
+        budget = (
+            f"budget ${limits.get('max_cost_usd', 0):.2f}, {limits.get('failed_attempts')} failed attempts, "
+            f"{limits.get('wall_clock_s', 0):.0f}s"
+        )
+        self.line("route", f"tier {event['tier']} · model {event['model']} · {budget} ({event['reason']})", "magenta")
+        self.busy("triage: searching the code")
+
+    def on_context(self, event: dict[str, Any]) -> None:
+        units = [ln[3:].split(" ", 1)[0] for ln in str(event["text"]).splitlines() if ln.startswith("// ")]
+        shown = ", ".join(units[:4]) + (f" +{len(units) - 4}" if len(units) > 4 else "")
+        self.line("triage", f"context ≈{event['tokens']} tokens from {event['tool']}: {shown or 'no units'}", "blue")
+        self.busy("waiting for the model")
+
+    def on_assistant(self, event: dict[str, Any]) -> None:
+        content = str(event.get("content") or "").strip()
+        if content:
+            self.line("model", Text(content[:400], style="italic"), "white")
+
+    def on_tool_call(self, event: dict[str, Any]) -> None:
+        name, args = str(event["name"]), dict(event.get("arguments") or {})
+        if name == "edit":
+            self.line("edit", f"{args.get('path')}", "yellow")
+            for old in str(args.get("search", "")).splitlines():
+                self.console.print(Text(f"          - {old}", style="red"))
+            for new in str(args.get("replace", "")).splitlines():
+                self.console.print(Text(f"          + {new}", style="green"))
+            return
+        if name == "run_tests":
+            return  # tests_started says more
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in args.items())
+        self.line("tool", f"{name}({shown})", "cyan")
+        self.busy(f"{name} …")
+
+    def on_tests_started(self, event: dict[str, Any]) -> None:
+        flags = " ".join(event.get("flags") or [])
+        run = f" -run '{event['run']}'" if event.get("run") else ""
+        what = "with the patch" if event.get("patched") else "at the base commit"
+        cmd = f"go test {flags + ' ' if flags else ''}{' '.join(event['packages'])}{run}"
+        self.line("test", f"go-test-runner: {cmd} ({what}, sandboxed)", "cyan")
+        self.busy(f"go-test-runner: {cmd}")
+
+    def on_tests_done(self, event: dict[str, Any]) -> None:
+        if event.get("ok"):
+            self.line("", f"✔ {event.get('summary') or 'tests pass'}", "green")
+        else:
+            self.line("", f"✘ {event.get('summary') or 'tests fail'}", "red")
+            for failure in (event.get("failures") or [])[:4]:
+                self.console.print(Text(f"            {failure['test']}: {failure['first_line'][:160]}", style="red"))
+        self.busy("waiting for the model")
+
+    def on_attempt(self, event: dict[str, Any]) -> None:
+        functions = ", ".join(event.get("functions") or []) or "-"
+        style = "green" if event.get("result") == "pass" else "yellow"
+        self.line("attempt", f"#{event['number']}: {event['result']} (touched {functions})", style)
+
+    def on_format_error(self, event: dict[str, Any]) -> None:
+        self.line("format", f"malformed call corrected: {str(event.get('message'))[:160]}", "yellow")
+
+    def on_opening_pr(self, event: dict[str, Any]) -> None:
+        self.line("submit", f"checks pass: opening a pull request “{event['title']}”", "green")
+        self.busy("github-pr: pushing the branch")
+
+    def on_escalating(self, event: dict[str, Any]) -> None:
+        self.line("breaker", f"{event['exit']}: {event['reason']}", "red")
+        self.busy("hand-off: root-cause hypothesis, draft pull request, owner")
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = text.replace("\n", " ")
+    return repr(text[:60] + "…") if len(text) > 60 else repr(text) if isinstance(value, str) else text
+
+
+def _replay_broke(result: RunResult) -> bool:
+    """The run ended because the replayed model refused a request it had not recorded (CassetteMismatch)."""
+    return result.reason.startswith("model unavailable:") and (
+        "differs from the recording" in result.reason or "cassette has" in result.reason
     )
-    console.print(Panel(meta, title=issue["summary"]["text"], subtitle="untrusted ticket text below"))
-    console.print(Markdown(issue["description"]["text"] or "_(no description)_"))
-    for link in issue.get("links") or []:
-        summary = (link.get("summary") or {}).get("text", "")  # untrusted text, like the issue's own
-        console.print(f"  ↳ {link['type']} {link['key']}: {summary}")
-    console.print(f"\n[dim]served by jira-read over stdio; tools: {', '.join(result['tools'])}[/dim]")
+
+
+def render_outcome_panel(console: Console, result: RunResult, world: World | None) -> None:
+    """The end of a run: the pull request, the rendered hand-off, or the error."""
+    if result.outcome == "pr" and result.pr:
+        pr = result.pr
+        body = (
+            f"pull request #{pr.get('number')}: branch {pr.get('branch')} → {pr.get('base', 'main')} "
+            f"at {str(pr.get('head_sha', ''))[:12]}\n"
+            + (f"on the local remote {world.pr_remote}\n" if world is not None else "")
+            + str(pr.get("url", ""))
+        )
+        console.print(Panel(body, title=f"{result.ticket}: pull request opened", border_style="green"))
+        return
+    if result.outcome == "escalated":
+        parts: list[Any] = [Markdown(result.handoff or "_(no hand-off)_")]
+        notes = [*(result.extra.get("handoff_notes") or [])]
+        if result.pr:
+            notes.insert(0, f"draft pull request #{result.pr.get('number')} for {result.owner}, labelled for humans")
+        if notes:
+            parts.append(Text("\n" + "\n".join(f"· {n}" for n in notes), style="dim"))
+        console.print(Panel(Group(*parts), title=f"{result.ticket}: handed to a human", border_style="yellow"))
+        return
+    console.print(Panel(f"{result.exit}: {result.reason}", title=f"{result.ticket}: error", border_style="red"))
+
+
+def summary_table(results: list[RunResult]) -> Table:
+    table = Table("ticket", "outcome", "exit", "tool calls", "tokens", "cost", "wall time")
+    for r in results:
+        colour = {"pr": "green", "escalated": "yellow"}.get(r.outcome, "red")
+        table.add_row(
+            r.ticket,
+            f"[{colour}]{r.outcome}[/{colour}]",
+            r.exit,
+            str(r.tool_calls),
+            str(r.tokens),
+            f"${r.cost_usd:.4f}",
+            f"{r.duration_s:.1f}s",
+        )
+    return table
+
+
+def next_steps(results: list[RunResult], world: World) -> list[str]:
+    lines = [f"goresolve prs --db {world.pr_db}", "goresolve runs"]
+    lines += [f"goresolve trace {r.run_id}" for r in results]
+    for r in results:
+        branch = (r.pr or {}).get("branch")
+        if branch:
+            lines.append(f"git -C {world.pr_remote} diff main {branch}")
+    return lines
+
+
+def summary_json(results: list[RunResult], world: World) -> dict[str, Any]:
+    keys = ("ticket", "outcome", "exit", "reason", "tool_calls", "tokens", "cost_usd", "duration_s", "trace_id")
+    runs = [{k: getattr(r, k) for k in (*keys, "run_id", "model", "attempts")} | {"pr": r.pr} for r in results]
+    return {"runs": runs, "remote": str(world.pr_remote), "next": next_steps(results, world)}
+
+
+async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] = TICKETS) -> list[RunResult]:
+    """Both tickets through the agent loop over the four stdio servers, displayed as they run.
+
+    Raises:
+        DemoError: a model or a server could not be set up (a run's own failure is its RunResult).
+    """
+    from agent.exits import RunExit
+
+    try:
+        policy = load_agent_policy(world.policy_dir)
+    except PolicyError as exc:
+        raise DemoError(exc.message) from None
+    models = [demo_model(t) for t in tickets]
+    ledger = Ledger(world.data_dir / "agent" / "ledger.sqlite")
+    results: list[RunResult] = []
+    failure: DemoError | None = None  # raised after the servers' task groups closed (they would wrap it)
+    try:
+        with console.status("starting jira-read, code-search, go-test-runner and github-pr over stdio") as status:
+            async with open_servers(servers_config(world)) as box:
+                counts = {n: sum(1 for server, _ in box.tools.values() if server == n) for n, _ in SERVERS}
+                names = ", ".join(f"{n} ({c} tools)" for n, c in counts.items())
+                console.print(f"[bold]servers[/bold] {names}, over stdio on local backends")
+                status.update("go-test-runner: first build of the module (and, once per data dir, its tamper analyzer)")
+                try:
+                    await warm_up(box, world, console)
+                    for ticket, chosen in zip(tickets, models, strict=True):
+                        results.append(await _run_one(ticket, chosen, box, policy, ledger, world, console, status))
+                except DemoError as exc:
+                    failure = exc
+    except RunExit as exc:
+        raise DemoError(f"the servers could not start: {exc.reason}") from None
+    finally:
+        ledger.close()
+    if failure is not None:
+        raise failure
+    return results
+
+
+async def _run_one(
+    ticket: str,
+    chosen: DemoModel,
+    box: Toolbox,
+    policy: AgentPolicy,
+    ledger: Ledger,
+    world: World,
+    console: Console,
+    status: Status,
+) -> RunResult:
+    console.rule(f"[bold]{ticket}[/bold] · model: {chosen.label}")
+    settings = RunSettings(repo=REPO, state_dir=world.data_dir, ledger=ledger, on_event=Display(console, status))
+    result = await run_ticket(ticket, chosen.model, box, policy, settings)
+    status.update("")
+    if not chosen.live and _replay_broke(result):
+        raise DemoError(
+            f"{ticket}: the recording no longer matches this run ({result.reason}). The tools, the prompt, the "
+            "sample service or the Go toolchain's messages changed since it was made: re-record with "
+            "`python examples/recordings/record.py`"
+        )
+    render_outcome_panel(console, result, world)
+    return result
+
+
+async def warm_up(box: Toolbox, world: World, console: Console) -> None:
+    """Build and vet the module once through go-test-runner with a one-line patch before the runs start.
+
+    The first patched call of a fresh runner builds its tamper analyzer and fills its build cache;
+    doing that here keeps the one-time cost out of the first run's wall clock (and its breaker).
+
+    Raises:
+        DemoError: go-test-runner failed or timed out.
+    """
+    from agent.exits import RunExit
+
+    started = time.monotonic()
+    args = {"repo": REPO, "ref": world.commit, "packages": ["./..."], "patch": WARM_UP_PATCH}
+    try:
+        outcome = await box.call("check_build", args)
+    except RunExit as exc:
+        raise DemoError(f"go-test-runner could not build the sample service: {exc.reason}") from None
+    if not outcome.ok or not (outcome.structured or {}).get("ok", False):
+        raise DemoError(f"go-test-runner could not build the sample service: {outcome.text[:300]}")
+    console.print(f"[bold]go-test-runner[/bold] built and vetted the module in {time.monotonic() - started:.0f}s")
+
+
+def print_summary(console: Console, results: list[RunResult], world: World, started: float) -> None:
+    console.rule("[bold]summary")
+    console.print(summary_table(results))
+    for r in results:
+        console.print(f"{r.ticket}: run {r.run_id} · trace {r.trace_id}", highlight=False)
+    console.print(f"demo wall time {time.monotonic() - started:.0f}s; see more with:")
+    for line in next_steps(results, world):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)

@@ -1,0 +1,220 @@
+"""`goresolve resolve`: one ticket end to end with the configured backends and model.
+
+    goresolve resolve --ticket KEY|URL|FILE --repo NAME|PATH [--json] [--cassette FILE]
+
+The ticket is a Jira key (SVC-12), a Jira issue URL (…/browse/SVC-12) or a ticket file in Jira's
+issue shape (served by jira-read's local backend from the file's directory). The repository is a
+name from policies/repos.yaml, or a path: a registered path maps to its name; an unregistered
+local git repository is registered for this run only, in a temporary copy of the policies (which
+also grants the ticket file's project), and indexed into a temporary code-search index, so no
+policy file is edited. The agent's settings (GORESOLVE_AGENT_*) pick the model; the servers run
+over stdio with the current environment, so their own settings apply.
+
+Progress goes to stderr as the run happens; `--json` prints the `RunResult` on stdout.
+Exit status: 0 a pull request, 3 handed to a human, 1 an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+import typer
+import yaml
+from rich.console import Console
+
+from agent.cli import AgentSettings, load_agent_settings
+from goresolve.demo import Display, render_outcome_panel
+
+KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
+KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
+err = Console(stderr=True, soft_wrap=True)
+
+
+class ResolveError(Exception):
+    """Bad input or set-up; the message says what to do."""
+
+
+@dataclass
+class Prepared:
+    """What the run uses: the ticket key, the repository name, the policy dir, and server env overrides."""
+
+    key: str
+    repo: str
+    policy_dir: Path
+    base_branch: str = "main"
+    env: dict[str, str] = field(default_factory=dict[str, str])
+    notes: list[str] = field(default_factory=list[str])
+
+
+def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
+    """(Jira key, the ticket file's project when a file was given); a file also points jira-read at its directory.
+
+    Raises:
+        ResolveError: not a key, a URL naming one, or a readable ticket file.
+    """
+    if value.startswith(("http://", "https://")):
+        url = urlparse(value)
+        found = KEY_IN_URL.findall(f"{url.path} {url.query}")
+        if not found:
+            raise ResolveError(f"{value[:200]}: no Jira issue key (like SVC-12) in this URL")
+        return found[-1], None
+    path = Path(value).expanduser()
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise ResolveError(f"no ticket file {value}")
+        try:
+            text = path.read_text(encoding="utf-8")
+            data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise ResolveError(f"{value}: not a readable ticket file ({type(exc).__name__})") from None
+        key = str(data.get("key") if isinstance(data, dict) else "") or path.stem  # pyright: ignore[reportUnknownMemberType]
+        if not KEY.match(key):
+            raise ResolveError(f"{value}: its key {key[:60]!r} is not a Jira issue key (like SVC-12)")
+        env["GORESOLVE_JIRA_READ_BACKEND"] = "local"
+        env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(path.resolve().parent)
+        return key, key.rsplit("-", 1)[0]
+    if not KEY.match(value):
+        raise ResolveError(f"{value[:200]!r} is not a Jira key (SVC-12), an issue URL or a ticket file (.yaml/.json)")
+    return value, None
+
+
+def _branch_of(policy_dir: Path, name: str) -> str:
+    data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
+    return str(((data.get("repos") or {}).get(name) or {}).get("default_branch") or "main")
+
+
+def _repos_in(policy_dir: Path) -> dict[str, Path]:
+    try:
+        data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ResolveError(f"cannot read {policy_dir / 'repos.yaml'}: {type(exc).__name__}") from None
+    out: dict[str, Path] = {}
+    for name, entry in (data.get("repos") or {}).items():
+        raw = Path(str((entry or {}).get("path", "")))
+        out[str(name)] = (raw if raw.is_absolute() else policy_dir / raw).resolve()
+    return out
+
+
+@contextmanager
+def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -> Generator[Prepared]:
+    """Resolve the ticket and repository; an unregistered local repository is registered for this run only.
+
+    Raises:
+        ResolveError: the ticket or repository cannot be used (the message says why).
+    """
+    env: dict[str, str] = {}
+    key, file_project = ticket_of(ticket, env)
+    policy_dir = settings.policy_dir.resolve()
+    known = _repos_in(policy_dir)
+    candidate = Path(repo).expanduser()
+    if not candidate.exists():
+        if repo not in known:
+            raise ResolveError(f"{repo!r} is neither a repository in {policy_dir / 'repos.yaml'} nor a path")
+        yield Prepared(key, repo, policy_dir, _branch_of(policy_dir, repo), env)
+        return
+    for name, path in known.items():
+        if path == candidate.resolve():
+            yield Prepared(key, name, policy_dir, _branch_of(policy_dir, name), env)
+            return
+    with tempfile.TemporaryDirectory(prefix="goresolve-run-") as tmp:
+        yield _register_for_this_run(Path(tmp), candidate.resolve(), key, file_project, settings, env, console)
+
+
+def _register_for_this_run(
+    tmp: Path, path: Path, key: str, project: str | None, settings: AgentSettings, env: dict[str, str], console: Console
+) -> Prepared:
+    from goresolve.repos import add_repo
+    from servers.common.errors import ConfigError
+
+    policies = tmp / "policies"
+    shutil.copytree(settings.policy_dir.resolve(), policies, ignore=shutil.ignore_patterns("schema"))
+    absolute = {name: {"path": str(p), "default_branch": "main"} for name, p in _repos_in(settings.policy_dir).items()}
+    original: Any = yaml.safe_load((policies / "repos.yaml").read_text(encoding="utf-8")) or {}
+    for name, entry in (original.get("repos") or {}).items():
+        absolute[str(name)] = {**(entry or {}), "path": absolute[str(name)]["path"]}
+    (policies / "repos.yaml").write_text(yaml.safe_dump({"repos": absolute}), encoding="utf-8")
+    if project is not None:  # the user's own ticket file: its project may be read in this run
+        access: Any = yaml.safe_load((policies / "access.yaml").read_text(encoding="utf-8")) or {}
+        identity = (access.get("identities") or {}).get(settings.identity)
+        if identity is not None and project not in (identity.get("jira_projects") or []):
+            identity["jira_projects"] = [*(identity.get("jira_projects") or []), project]
+            (policies / "access.yaml").write_text(yaml.safe_dump(access), encoding="utf-8")
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", path.name).strip(".-") or "repo"
+    while name in absolute:
+        name += "-local"
+    try:
+        added = add_repo(policies, path, name, [settings.identity])
+    except ConfigError as exc:
+        raise ResolveError(exc.message) from None
+    console.print(
+        f"[bold]registered[/bold] {path} as {added.name} for this run only (default branch {added.default_branch}); "
+        "no policy file was changed"
+    )
+    index_dir = tmp / "code-index"
+    _index(path, added.name, index_dir, policies, console)
+    env["GORESOLVE_CODE_SEARCH_DB_DIR"] = str(index_dir)
+    notes = [f"{path} was registered as {added.name} for this run only"]
+    return Prepared(key, added.name, policies, added.default_branch, env, notes)
+
+
+def _index(path: Path, name: str, index_dir: Path, policy_dir: Path, console: Console) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from servers.code_search.cli import _Bar  # pyright: ignore[reportPrivateUsage] - the CLI's progress adapter
+    from servers.code_search.indexer import index_repo
+    from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
+    from servers.common.errors import GoresolveError
+    from servers.common.settings import load_settings
+
+    try:
+        settings = load_settings(CodeSearchSettings, db_dir=index_dir, policy_dir=policy_dir)
+        model = open_embedder(settings)
+        index = open_index(settings, model, create=True)
+        columns = [TextColumn("[bold]index"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=console) as progress:
+            report = index_repo(index, model, path, name, None, progress=_Bar(progress))
+    except GoresolveError as exc:
+        raise ResolveError(f"indexing {path} failed: {exc.message}") from None
+    console.print(f"[green]indexed[/green] {report.files} files → {report.chunks} chunks in {report.seconds:.1f}s")
+
+
+def resolve_command(
+    ticket: Annotated[str, typer.Option("--ticket", help="Jira key (SVC-12), Jira issue URL, or a ticket file.")],
+    repo: Annotated[str, typer.Option("--repo", help="Repository name from repos.yaml, or a local repository path.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON on stdout.")] = False,
+    cassette: Annotated[Path | None, typer.Option(help="Replay this recorded session instead of a live model.")] = None,
+) -> None:
+    """Run one ticket end to end: exit 0 with a pull request, 3 when handed to a human, 1 on error."""
+    import anyio
+
+    from agent.cli import build_run
+
+    settings = load_agent_settings()
+    try:
+        with prepare(ticket, repo, settings, err) as prepared:
+            env = {**os.environ, **prepared.env}
+            run = build_run(settings, prepared.policy_dir, prepared.repo, env, cassette, prepared.base_branch)
+            err.rule(f"[bold]{prepared.key}[/bold] on {prepared.repo} · model {run.model.name}")
+            with err.status("starting the servers over stdio") as status:
+                result = anyio.run(run.start, prepared.key, Display(err, status))
+            result.extra["notes"] = prepared.notes
+    except ResolveError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    render_outcome_panel(err, result, None)
+    err.print(f"run {result.run_id} · trace {result.trace_id} · ${result.cost_usd:.4f} · {result.tokens} tokens")
+    err.print(f"more: goresolve trace {result.run_id}")
+    if as_json:
+        sys.stdout.write(json.dumps(result.__dict__, indent=2, default=str) + "\n")
+    raise typer.Exit(result.exit_code)

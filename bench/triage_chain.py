@@ -22,7 +22,6 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import time
 from collections import defaultdict
 from contextlib import AsyncExitStack
@@ -30,23 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from code_search_bugs import RULES, SPLITS
+from code_search_bugs_build import OUT, mirror
+from code_search_common import RESULTS, WORK
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from code_search_bugs import RULES, SPLITS  # noqa: E402
-from code_search_bugs_build import OUT, mirror  # noqa: E402
-from code_search_common import RESULTS, WORK  # noqa: E402
-
-from agent.chains.core import ChainContext  # noqa: E402
-from agent.chains.extract import TicketText  # noqa: E402
-from agent.chains.triage import ContextUnit, count_tokens, render, triage  # noqa: E402
-from agent.servers import InProcessServer, ServersConfig, Toolbox, connect  # noqa: E402
-from servers.code_search.index import CodeIndex  # noqa: E402
-from servers.code_search.indexer import index_repo  # noqa: E402
-from servers.code_search.minilm import MiniLMEmbedder  # noqa: E402
-from servers.code_search.server import build_server  # noqa: E402
-from servers.code_search.settings import CodeSearchSettings  # noqa: E402
-from servers.common.policy import load_policies  # noqa: E402
+from agent.chains.core import ChainContext
+from agent.chains.extract import TicketText
+from agent.chains.triage import ContextUnit, TriageSettings, count_tokens, render, triage
+from agent.servers import InProcessServer, ServersConfig, Toolbox, connect
+from servers.code_search.index import CodeIndex
+from servers.code_search.indexer import index_repo
+from servers.code_search.minilm import MiniLMEmbedder
+from servers.code_search.server import build_server
+from servers.code_search.settings import CodeSearchSettings
+from servers.common.policy import load_policies
 
 DB = WORK / "triage-db"
 REPOS = ("mux", "logrus", "viper", "bbolt", "zap")
@@ -83,7 +79,7 @@ def units_of(structured: dict[str, Any] | None) -> list[ContextUnit]:
     return [ContextUnit(**{k: u[k] for k in keys}) for u in (structured or {}).get("units") or []]
 
 
-async def measure(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
+async def measure(rows: list[dict[str, Any]], budget: int, file_weights: list[float]) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
     index = fresh_index(embedder)
     settings = CodeSearchSettings(
@@ -111,13 +107,16 @@ async def measure(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
                     "search_code", {"query": ticket.text, "repos": [row["repo"]], "token_budget": budget}
                 )
                 raw_units = units_of(raw.structured)
-                started = time.perf_counter()
-                result = await triage(ticket, ChainContext(call_tool=box.call), repo=row["repo"], budget=budget)
-                chain_s.append(time.perf_counter() - started)
-                for name, units, tokens in (
-                    ("chain", result.units, result.tokens),
-                    ("raw", raw_units, count_tokens(render(raw_units))),
-                ):
+                measured = [("raw", raw_units, count_tokens(render(raw_units)))]
+                for weight in file_weights:
+                    started = time.perf_counter()
+                    settings = TriageSettings(file_weight=weight)
+                    ctx = ChainContext(call_tool=box.call)
+                    result = await triage(ticket, ctx, repo=row["repo"], budget=budget, settings=settings)
+                    chain_s.append(time.perf_counter() - started)
+                    name = "chain" if weight == file_weights[0] else f"chain@file_weight={weight:g}"
+                    measured.append((name, result.units, result.tokens))
+                for name, units, tokens in measured:
                     hit = bool(gold & {f"{u.path}::{u.symbol}" for u in units})
                     for where in (split, "all"):
                         acc[variant][where][f"{name}.hit"].append(float(hit))
@@ -132,12 +131,11 @@ async def measure(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     out: dict[str, Any] = {"fixes": len(rows), "budget": budget, "chain_p50_s": round(statistics.median(chain_s), 3)}
     for variant, splits in acc.items():
         out[variant] = {
-            where: {
-                "n": len(v["chain.hit"]),
-                "chain_hit": round(statistics.mean(v["chain.hit"]), 3),
-                "raw_hit": round(statistics.mean(v["raw.hit"]), 3),
-                "chain_tokens_median": statistics.median(v["chain.tokens"]),
-                "raw_tokens_median": statistics.median(v["raw.tokens"]),
+            where: {"n": len(v["chain.hit"])}
+            | {
+                f"{name}_{what}": round(statistics.mean(v[key]), 3) if what == "hit" else statistics.median(v[key])
+                for key in sorted(v)
+                for name, what in [key.rsplit(".", 1)]
             }
             for where, v in sorted(splits.items())
         }
@@ -149,18 +147,25 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="Only the first N fixes with gold functions.")
     parser.add_argument("--budget", type=int, default=3000, help="Token budget of both contexts.")
     parser.add_argument("--repos", nargs="*", default=None, help="Only these repositories (e.g. mux logrus viper).")
+    parser.add_argument(
+        "--file-weights",
+        type=float,
+        nargs="+",
+        default=[TriageSettings().file_weight],
+        help="Chain variants to compare (tuning, on the dev repos only); the first is reported as the chain.",
+    )
     args = parser.parse_args()
     rows = [json.loads(line) for line in OUT.read_text().splitlines()]
     rows = [r for r in rows if r["gold_functions"] and (not args.repos or r["repo"] in args.repos)]
     rows = rows[: args.limit] if args.limit else rows
     started = time.perf_counter()
-    result = anyio.run(measure, rows, args.budget)
+    result = anyio.run(measure, rows, args.budget, args.file_weights)
     result["total_seconds"] = round(time.perf_counter() - started)
     print(json.dumps(result, indent=2))
     q = result["query"]["all"]
     print(
         f"triage context hit: {q['chain_hit']:.0%} vs raw search {q['raw_hit']:.0%} "
-        f"(median tokens {q['chain_tokens_median']:.0f} vs {q['raw_tokens_median']:.0f}, budget {args.budget})"
+        f"(median tokens {q['chain_tokens']:.0f} vs {q['raw_tokens']:.0f}, budget {args.budget})"
     )
     path = RESULTS / "triage_chain.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

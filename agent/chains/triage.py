@@ -48,6 +48,7 @@ class TriageSettings(BaseModel):
     include_types: bool = Field(default=True, description="A method brings its receiver type when it fits.")
     type_share: float = Field(default=0.2, ge=0, le=1, description="Budget kept for receiver types at first.")
     test_weight: float = Field(default=0.5, ge=0, le=1, description="Score factor of tests the ticket does not name.")
+    file_weight: float = Field(default=0.0, ge=0, le=2, description="Share of its file's other scores a unit gets.")
     adr_share: float = Field(default=0.25, ge=0, le=1, description="At most this share of the budget goes to ADRs.")
     adr_max: int = Field(default=2, ge=0, le=10)
     use_model: bool = Field(default=False, description="Add a model step that proposes identifiers and queries.")
@@ -268,6 +269,12 @@ async def _search(data: Plan, ctx: ChainContext) -> Candidates:
             unit.score += query.weight / (RRF_K + rank)
             if query.source not in unit.sources:
                 unit.sources.append(query.source)
+    if settings.file_weight > 0:  # a unit in a file many queries point at is likelier than a lone hit
+        per_file: dict[str, float] = {}
+        for unit in fused.values():
+            per_file[unit.path] = per_file.get(unit.path, 0.0) + unit.score
+        for unit in fused.values():
+            unit.score += settings.file_weight * (per_file[unit.path] - unit.score)
     named_tests = set(data.facts.tests)
     for unit in fused.values():
         if unit.path.endswith("_test.go") and unit.symbol.rsplit(".", 1)[-1] not in named_tests:

@@ -306,6 +306,22 @@ def evaluate(policy: RoutingPolicy, split: str, repeats: int) -> dict[str, Any]:
     cheap_to_strong = [i for i, d in enumerate(decisions) if not hard[i] and d.tier != "small"]
     confusion = Counter((lab, d.tier) for lab, d in zip(labels, decisions, strict=True))
 
+    # two partial routers measured in the same run: rules alone (unmatched -> strongest), classifier alone
+    threshold = policy.classifier.threshold
+    rules_only = [d.tier if d.decided_by == "rule" else policy.strongest for d in decisions]
+    classifier_only = [
+        p.tier if p.tier == policy.strongest or p.confidence >= threshold else policy.strongest for p in predictions
+    ]
+    partial = {
+        name: {
+            "hard_to_cheap_rate": sum(1 for h, t in zip(hard, tiers, strict=True) if h and t == "small")
+            / max(1, sum(hard)),
+            "cost_ratio": sum(run_cost(policy, prices, t) for t in tiers)
+            / (len(tiers) * run_cost(policy, prices, policy.strongest)),
+            "cheap_share": sum(1 for t in tiers if t == "small") / len(tiers),
+        }
+        for name, tiers in (("rules_only", rules_only), ("classifier_only", classifier_only))
+    }
     routed_cost = sum(run_cost(policy, prices, d.tier) + d.cost_usd for d in decisions)
     strongest_cost = len(decisions) * run_cost(policy, prices, policy.strongest)
     human_as_strongest = sum(
@@ -366,10 +382,12 @@ def evaluate(policy: RoutingPolicy, split: str, repeats: int) -> dict[str, Any]:
             "hard_to_cheap": len(hard_to_cheap),
             "hard_to_cheap_rate": len(hard_to_cheap) / max(1, sum(hard)),
             "hard_to_cheap_tickets": [rows[i]["id"] for i in hard_to_cheap],
+            "cheap_share": sum(1 for d in decisions if d.tier == "small") / len(decisions),
             "cheap_sent_up": len(cheap_to_strong),
             "cheap_sent_up_rate": len(cheap_to_strong) / max(1, len(hard) - sum(hard)),
             "confusion": {f"{a}->{b}": n for (a, b), n in sorted(confusion.items())},
         },
+        "partial_routers": partial,
         "cost": {
             "per_run": {t: run_cost(policy, prices, t) for t in policy.tiers},
             "routed_usd": routed_cost,
@@ -418,6 +436,12 @@ def report(r: dict[str, Any]) -> None:
         f"(ratio {cost['ratio']:.3f}; {cost['ratio_human_priced_as_strongest']:.3f} if human tickets were priced "
         f"as strongest); per run { ({k: round(v, 4) for k, v in cost['per_run'].items()}) }"
     )
+    print(f"  whole router: cheap share {pct(router['cheap_share'])}")
+    for name, part in r["partial_routers"].items():
+        print(
+            f"  {name.replace('_', ' ')}: hard-to-cheap {pct(part['hard_to_cheap_rate'])}, "
+            f"cost ratio {part['cost_ratio']:.3f}, cheap share {pct(part['cheap_share'])}"
+        )
     for name, lat in r["latency_ms"].items():
         print(
             f"latency {name} (ms, over tickets of each one's median of {lat['calls_per_ticket']} calls): "

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 from agent.policy import load_agent_policy
-from agent.router.classifier import Example, KnnParams, Prediction, row_names, tier_mass
-from agent.router.errors import ClassifierUnavailable
+from agent.router.classifier import Example, KnnParams, Prediction, row_names
 from agent.router.policy import KINDS, RoutingPolicy, load_routing_policy
 from agent.router.ticket import TicketFacts
 
@@ -24,30 +22,6 @@ def policy() -> RoutingPolicy:
     return load_routing_policy(POLICIES, load_agent_policy(POLICIES).budgets)
 
 
-@dataclass
-class FixedClassifier:
-    """Answers the same kind probabilities for every ticket and counts its calls."""
-
-    kinds: dict[str, float]
-    policy: RoutingPolicy
-    calls: int = 0
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    async def classify(self, ticket: TicketFacts) -> Prediction:
-        self.calls += 1
-        return Prediction(kinds=self.kinds, tiers=tier_mass(self.kinds, self.policy), classifier=self.name)
-
-
-class BrokenClassifier:
-    name = "broken"
-
-    async def classify(self, ticket: TicketFacts) -> Prediction:
-        raise ClassifierUnavailable("the embedding model is not installed; run `goresolve model install`")
-
-
 class ForbiddenClassifier:
     """Fails the test if a rule-decided ticket reaches the classifier."""
 
@@ -55,15 +29,6 @@ class ForbiddenClassifier:
 
     async def classify(self, ticket: TicketFacts) -> Prediction:
         raise AssertionError(f"the classifier was called for {ticket.title!r}")
-
-
-def kinds(**mass: float) -> dict[str, float]:
-    out = dict.fromkeys(KINDS, 0.0)
-    out.update(mass)
-    rest = 1.0 - sum(out.values())
-    if rest > 0:
-        out["bug"] += rest
-    return out
 
 
 TINY_BANK = [

@@ -9,10 +9,9 @@ import structlog
 from opentelemetry import trace
 
 from agent.router.route import route
+from agent.router.testing import FixedClassifier, UnavailableClassifier, kinds
 from agent.router.ticket import TicketFacts
 from agent.telemetry import run_spans, tracer
-
-from .conftest import BrokenClassifier, FixedClassifier, kinds
 
 UNMATCHED = TicketFacts.of("Export fails for large projects", "the export button returns an error", key="SVC-7")
 
@@ -46,7 +45,7 @@ async def test_the_strongest_tier_needs_no_threshold(policy) -> None:  # type: i
 
 
 async def test_an_unavailable_or_absent_classifier_means_the_strongest_tier_and_says_why(policy) -> None:  # type: ignore[no-untyped-def]
-    broken = await route(UNMATCHED, policy, classifier=BrokenClassifier())
+    broken = await route(UNMATCHED, policy, classifier=UnavailableClassifier())
     assert (broken.tier, broken.decided_by) == ("strong", "fallback")
     assert "classifier is unavailable: the embedding model is not installed" in broken.reason
     absent = await route(UNMATCHED, policy)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.router.policy import parse_routing_policy
+from agent.router.policy import load_routing_policy, parse_routing_policy
 from agent.router.route import route
 from agent.router.rules import RuleSet
 from agent.router.ticket import TicketFacts
 
-from .conftest import GOOD_POLICY, ForbiddenClassifier
+from .conftest import GOOD_POLICY, POLICIES, ForbiddenClassifier
+
+REPO_RULES = RuleSet(load_routing_policy(POLICIES))
 
 
 def _policy(rules: list[dict]):  # type: ignore[no-untyped-def, type-arg]
@@ -95,3 +99,21 @@ def test_named_paths_come_from_title_prefix_files_and_package_dirs() -> None:
         "net/http: Transport leaks", "see internal/pool/pool.go:42 and pkg/cache, https://x.io/a.go, go.mod"
     )
     assert t.paths == ("net/http", "internal/pool/pool.go", "go.mod", "pkg/cache")
+
+
+def test_a_documentation_label_with_a_bug_label_is_not_a_docs_ticket(policy) -> None:  # type: ignore[no-untyped-def]
+    rules = RuleSet(policy)
+    assert rules.first_match(TicketFacts.of("Getting started page", labels=["documentation"])).name == "docs-label"  # type: ignore[union-attr]
+    assert rules.first_match(TicketFacts.of("Getting started page", labels=["documentation", "bug"])) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(max_size=300),
+    st.text(max_size=2000),
+    st.lists(st.text(max_size=20), max_size=5),
+    st.lists(st.text(max_size=20), max_size=3),
+)
+def test_the_repository_rules_take_any_ticket(title: str, body: str, labels: list[str], components: list[str]) -> None:
+    rule = REPO_RULES.first_match(TicketFacts.of(title, body, labels=labels, components=components))
+    assert rule is None or rule.tier in ("small", "strong", "human")

@@ -19,11 +19,15 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from opentelemetry.trace import Status, StatusCode
 
+from agent.chains.core import ChainContext
+from agent.chains.errors import ChainError
+from agent.chains.extract import TicketText
+from agent.chains.triage import triage
 from agent.exits import (
     BreakerOpen,
     BudgetExceeded,
@@ -66,6 +70,9 @@ from agent.tools import (
     parse_call,
 )
 
+if TYPE_CHECKING:
+    from agent.router.route import Router
+
 SYSTEM = """You fix bugs in the Go repository {repo} at commit {commit}. Work in small steps:
 read the code (view, search_code, get_symbol), make a minimal edit (edit: exact search/replace),
 run the tests (run_tests), and submit when they pass. If you cannot fix it, call escalate.
@@ -77,6 +84,7 @@ REQUIRED_TOOLS = ("get_issue", "list_repos", "read_file", "run_tests", "open_pul
 REQUIRED_SCOPES = ("jira:read", "code:read", "tests:run", "pr:write")
 TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
+GITHUB_ISSUE = re.compile(r"(?:^|[^\w#])#([1-9][0-9]{0,9})$")  # the ticket is a GitHub issue: #12, acme/svc#12
 RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
 RESULT_CHARS = 6000
 
@@ -98,6 +106,10 @@ class RunSettings:
     run_id: str | None = None
     # called with each transcript entry as it is written (a terminal display follows the run live)
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    # routing before the loop: the tier (its limits; "human" hands over at once) and, through `models`, its model
+    router: Router | None = None
+    models: Callable[[str], ChatModel] | None = None
+    triage_budget: int = 3000  # tokens of code context the triage chain assembles
 
 
 @dataclass
@@ -151,6 +163,8 @@ class Run:
         self.schemas: dict[str, dict[str, Any]] = {}
         self.trace_id = ""
         self.test_flags: list[str] = []
+        self.tier = settings.tier
+        self.issue: dict[str, Any] = {}
 
     # --- the one place where exits become a result ---------------------------------------------------
 
@@ -219,15 +233,8 @@ class Run:
         await self.read_ticket()
         if RACE.search(f"{self.ticket.title}\n{self.ticket.body}"):
             self.test_flags = ["-race"]
-        self.log(
-            "route",
-            tier=self.settings.tier or "default",
-            model=self.model.name,
-            reason="the run's configured tier and model",
-            limits=self.limits.model_dump(),
-        )
+        await self.route()
         context = await self.retrieve()
-        self.log("context", text=context, tokens=_tokens(context), tool="search_code")
         self.tool_defs = [*model_facing(box.tools), *local_tool_defs()]
         self.schemas = {t.name: t.parameters for t in self.tool_defs}
         ticket_text = fence("ticket", f"{self.ticket.title}\n\n{self.ticket.body}")
@@ -249,20 +256,75 @@ class Run:
         if not issue.ok or issue.structured is None:
             raise Refused(f"ticket {self.ticket.key}: {issue.text[:200]}")
         data = issue.structured
+        self.issue = data
         self.ticket.title = _text(data.get("summary"))
         self.ticket.body = _text(data.get("description"))
         self.ticket.components = [str(c) for c in data.get("components") or []]
 
+    async def route(self) -> None:
+        """The router's tier (its limits, and its model when `models` is given); a human tier hands over now."""
+        router = self.settings.router
+        if router is None:
+            self.log(
+                "route",
+                tier=self.tier or "default",
+                model=self.model.name,
+                decided_by="settings",
+                reason="no router configured: the run's own tier and model",
+                limits=self.limits.model_dump(),
+            )
+            return
+        from agent.router.errors import RouterError
+        from agent.router.ticket import TicketFacts
+
+        try:
+            decision = await router.decide(TicketFacts.from_issue(self.issue))
+        except RouterError as exc:
+            raise Refused(f"routing failed: {exc}") from exc
+        if decision.to_human:
+            self.log("route", tier=decision.tier, model=None, decided_by=decision.decided_by, reason=decision.reason)
+            raise Escalated(f"routed to a human ({decision.tier}): {decision.reason}")
+        if decision.tier in self.policy.budgets.tiers:
+            self.tier = decision.tier
+            self.limits = self.policy.budgets.limits_for(decision.tier)
+        if decision.model and self.settings.models is not None:
+            self.model = self.settings.models(decision.model)
+        self.log(
+            "route",
+            tier=decision.tier,
+            model=self.model.name,
+            policy_model=decision.model,
+            decided_by=decision.decided_by,
+            confidence=decision.confidence,
+            reason=decision.reason,
+            limits=self.limits.model_dump(),
+        )
+
     async def retrieve(self) -> str:
+        """The triage chain's context: whole code units and ADR sections ranked for the ticket, within budget."""
         if "search_code" not in (self.box.tools if self.box else {}):
             return "(no code search available)"
         with tracer().start_as_current_span("retrieval") as span:
-            query = f"{self.ticket.title}\n{self.ticket.body}"[:1500]
-            args = {"query": query, "repos": [self.settings.repo], "k": 6, "token_budget": 1500}
-            found = await self.server_call("search_code", args)
-            hits = (found.structured or {}).get("units") or []
-            span.set_attributes({"goresolve.retrieval.hits": len(hits), "goresolve.retrieval.tool": "search_code"})
-        return _clip(_render_hits(hits) if hits else found.text, 6000)
+            ctx = ChainContext(call_tool=self.server_call, run_id=self.run_id, tier=self.tier)
+            ticket = TicketText(
+                key=self.ticket.key, title=self.ticket.title, body=self.ticket.body, components=self.ticket.components
+            )
+            try:
+                found = await triage(ticket, ctx, repo=self.settings.repo, budget=self.settings.triage_budget)
+            except ChainError as exc:
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                self.log("context", text="", tokens=0, tool="triage", error=str(exc)[:300])
+                return f"(the triage chain found no context: {str(exc)[:300]})"
+            span.set_attributes(
+                {
+                    "goresolve.retrieval.hits": len(found.units),
+                    "goresolve.retrieval.tool": "triage",
+                    "goresolve.retrieval.tokens": found.tokens,
+                }
+            )
+        units = [u.header for u in (*found.units, *found.adrs)]
+        self.log("context", text=found.context, tokens=found.tokens, tool="triage", units=units, skipped=found.skipped)
+        return found.context
 
     # --- one step --------------------------------------------------------------------------------------
 
@@ -339,7 +401,7 @@ class Run:
             self.ledger.record_call(
                 self.run_id,
                 self.model.name,
-                self.settings.tier,
+                self.tier,
                 (u.input_tokens, u.output_tokens, u.cached_tokens),
                 cost,
             )
@@ -602,14 +664,32 @@ class Run:
             if self.box is None or not self.ticket.title:
                 notes.append("not connected: hand-off saved with the run only")
             elif best is None:
-                notes.append(
-                    "no attempt worth keeping: hand-off saved with the run (github-pr comments only on its own PRs)"
-                )
+                await self.comment_on_ticket_issue(handoff, notes)
             else:
                 pr = await self.open_draft(best, handoff, owner, notes)
         result = self.result("escalated", exc, started, pr=pr, handoff=handoff, owner=owner)
         result.extra["handoff_notes"] = notes
         return result
+
+    async def comment_on_ticket_issue(self, handoff: str, notes: list[str]) -> None:
+        """No attempt worth a draft: post the hand-off on the ticket's GitHub issue (a key like `#12`)."""
+        issue = GITHUB_ISSUE.search(self.ticket.key)
+        if issue is None:
+            notes.append("no attempt worth keeping and no GitHub issue for this ticket: hand-off saved with the run")
+            return
+        if self.box is None or "comment_on_issue" not in self.box.tools:
+            notes.append("no attempt worth keeping; github-pr offers no comment_on_issue: hand-off saved with the run")
+            return
+        args = {"repo": self.settings.repo, "number": int(issue.group(1)), "body": handoff}
+        try:
+            posted = await self.server_call("comment_on_issue", args)
+        except (BreakerOpen, PermissionError) as err:
+            notes.append(f"github-pr unavailable: {err}")
+            return
+        if posted.ok:
+            notes.append(f"no attempt worth keeping: hand-off posted on issue #{issue.group(1)}")
+        else:
+            notes.append(f"could not comment on issue #{issue.group(1)}: {_clip(posted.text, 200)}")
 
     async def open_draft(self, best: Attempt, handoff: str, owner: str, notes: list[str]) -> dict[str, Any] | None:
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.key}
@@ -675,7 +755,7 @@ class Run:
             pr=pr,
             handoff=handoff,
             owner=owner,
-            tier=self.settings.tier,
+            tier=self.tier,
             model=self.model.name,
             cost_usd=self.cost,
             tokens=self.usage.total,
@@ -738,21 +818,8 @@ def _stable(text: str) -> str:
     return text
 
 
-def _tokens(text: str) -> int:
-    """About 4 UTF-8 bytes per token (the figure the scripted model and the budget estimates use)."""
-    return max(1, len(text.encode()) // 4) if text else 0
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters cut)"
-
-
-def _render_hits(hits: list[dict[str, Any]]) -> str:
-    parts = []
-    for h in hits:
-        where = f"{h.get('path')}:{h.get('start_line')}-{h.get('end_line')}"
-        parts.append(f"// {where} {h.get('symbol') or ''}\n{h.get('code') or ''}")
-    return "\n\n".join(parts)
 
 
 def _best(attempts: list[Attempt]) -> Attempt | None:

@@ -268,17 +268,31 @@ class Display:
 
     def on_route(self, event: dict[str, Any]) -> None:
         limits = event.get("limits") or {}
+        if event.get("model") is None:
+            self.line("route", f"tier {event['tier']}: a human takes it ({event['reason']})", "magenta")
+            return
         budget = (
             f"budget ${limits.get('max_cost_usd', 0):.2f}, {limits.get('failed_attempts')} failed attempts, "
             f"{limits.get('wall_clock_s', 0):.0f}s"
         )
-        self.line("route", f"tier {event['tier']} · model {event['model']} · {budget} ({event['reason']})", "magenta")
+        by = event.get("decided_by", "")
+        confidence = f", confidence {event['confidence']:.2f}" if by == "classifier" else ""
+        policy_model = event.get("policy_model")
+        model = str(event["model"]) + (
+            f" (policy: {policy_model})" if policy_model not in (None, event["model"]) else ""
+        )
+        self.line(
+            "route", f"tier {event['tier']} · model {model} · {budget} — {by}{confidence}: {event['reason']}", "magenta"
+        )
         self.busy("triage: searching the code")
 
     def on_context(self, event: dict[str, Any]) -> None:
-        units = [ln[3:].split(" ", 1)[0] for ln in str(event["text"]).splitlines() if ln.startswith("// ")]
-        shown = ", ".join(units[:4]) + (f" +{len(units) - 4}" if len(units) > 4 else "")
-        self.line("triage", f"context ≈{event['tokens']} tokens from {event['tool']}: {shown or 'no units'}", "blue")
+        units = [str(u).removeprefix("// ").split(" ", 1)[0] for u in event.get("units") or []]
+        shown = ", ".join(units[:4]) + (f" +{len(units) - 4} more" if len(units) > 4 else "")
+        if event.get("error"):
+            self.line("triage", f"no context: {event['error']}", "yellow")
+        else:
+            self.line("triage", f"context ≈{event['tokens']} tokens from {event['tool']}: {shown or 'nothing'}", "blue")
         self.busy("waiting for the model")
 
     def on_assistant(self, event: dict[str, Any]) -> None:

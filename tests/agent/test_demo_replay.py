@@ -48,7 +48,7 @@ def test_the_recordings_replay_to_a_pull_request_and_a_hand_off(replayed: tuple[
     # the screen shows the whole flow: routing, triage context with its size, the failing test, the fix, the PR
     for text in (
         "route",
-        "tokens from search_code",
+        "tokens from triage",
         "go test ./internal/auth -run '^TestHandlerUnknownToken$'",
         "nil pointer dereference",
         '+               unauthorized(w, "unknown token")',

@@ -1,6 +1,6 @@
 """Benchmark 5: bug localization on real Go history (the set from code_search_bugs_build.py).
 
-    .venv/bin/python bench/code_search_bugs.py [--limit N]
+    .venv/bin/python bench/code_search_bugs.py [--limit N] [--embedder minilm|static] [--db NAME] [--save NAME]
 
 Per repository, in date order, the index is brought to each fix's parent commit incrementally
 (as production would), then the fix's query is run. Reported over the identifier-stripped queries
@@ -23,9 +23,9 @@ from collections import Counter
 from code_search_bugs_build import OUT, mirror
 from code_search_common import WORK, save
 
+from servers.code_search.embed import make_embedder
 from servers.code_search.index import CodeIndex
 from servers.code_search.indexer import index_repo
-from servers.code_search.minilm import MiniLMEmbedder
 from servers.code_search.search import Mode, Searcher
 from servers.code_search.source import SkipRules, snapshot
 
@@ -67,14 +67,17 @@ def file_metrics(ranked: list[str], gold: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=0, help="Only the first N commits (smoke test).")
+    parser.add_argument("--embedder", default="minilm", choices=("minilm", "static"))
+    parser.add_argument("--db", default="bugs-db", help="Index directory name under the bench work dir.")
+    parser.add_argument("--save", default="bench5_bugs", help="Result file name under bench/data/code_search.")
     args = parser.parse_args()
     rows = [json.loads(line) for line in OUT.read_text().splitlines()]
     rows = rows[: args.limit] if args.limit else rows
-    db = WORK / "bugs-db"
+    db = WORK / args.db
     for table in db.glob("*.lance") if db.exists() else []:
         if not table.name.endswith("__vectors.lance"):  # the embedding cache survives runs, as in production
             shutil.rmtree(table)
-    embedder = MiniLMEmbedder()
+    embedder = make_embedder(args.embedder)
     index = CodeIndex(db, embedder.model_id, embedder.dim, create=True)
     searcher = Searcher(index, embedder)
     sums: dict[str, Counter[str]] = {v: Counter() for v in ("query", "query_raw")}
@@ -122,6 +125,7 @@ def main() -> None:
             print(f"{number}/{len(rows)} commits, index {index_s:.0f}s, {embedded:.0f} embedded", flush=True)
     n = len(rows)
     result: dict[str, object] = {
+        "embedder": embedder.model_id,
         "commits": n,
         "with_gold_functions": n_funcs,
         "index_seconds": round(index_s, 1),
@@ -146,7 +150,7 @@ def main() -> None:
             for name in ("hybrid", "hybrid_funcs")
         }
     print(json.dumps(result, indent=2))
-    print(f"saved {save('bench5_bugs', result)}")
+    print(f"saved {save(args.save, result)}")
 
 
 if __name__ == "__main__":

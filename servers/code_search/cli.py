@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when
     from servers.code_search.settings import CodeSearchSettings
 
 err = Console(stderr=True, soft_wrap=True)
-Embedders = Literal["minilm", "openai", "hashing"]
+Embedders = Literal["minilm", "static", "openai", "hashing"]
 
 
 class _Bar:
@@ -146,18 +146,6 @@ def _print_report(report: IndexReport) -> None:
         )
 
 
-def _hit_json(hit: Hit) -> dict[str, Any]:
-    return {
-        "repo": hit.repo,
-        "path": hit.path,
-        "start_line": hit.start_line,
-        "end_line": hit.end_line,
-        "symbol": hit.symbol,
-        "kind": hit.kind,
-        "score": hit.score,
-    }
-
-
 def search_command(
     query: Annotated[str, typer.Argument(help="The query, or - to read JSON lines {id, query} from stdin.")],
     repo: Annotated[
@@ -169,18 +157,60 @@ def search_command(
     db: Annotated[Path | None, typer.Option("--db", help="Index directory.")] = None,
     embedder: Annotated[Embedders | None, typer.Option(help="Embedding model (default minilm).")] = None,
     mode: Annotated[str, typer.Option(help="hybrid, fts or vector.")] = "hybrid",
+    keep_warm: Annotated[
+        bool,
+        typer.Option(
+            "--keep-warm",
+            help="Leave a background process with the model and index loaded; later searches ask it first "
+            "(it exits after 15 idle minutes).",
+        ),
+    ] = False,
 ) -> None:
     """Search the index; with QUERY `-`, answer a JSON-lines batch (model loaded once)."""
     if mode not in ("hybrid", "fts", "vector"):
         err.print("[red]error:[/red] --mode must be hybrid, fts or vector")
         raise typer.Exit(2)
-    from servers.code_search.search import Searcher
-    from servers.code_search.settings import open_embedder, open_index
+    from servers.code_search import warm
 
     settings = _settings(db, embedder)
     if settings.index_uri is None and not settings.index_dir.is_dir():  # before loading a model for nothing
         err.print(f"[red]error:[/red] no code index at {settings.index_dir}; run: goresolve index PATH --repo NAME")
         raise typer.Exit(1)
+    sock = warm.socket_path(settings)
+    if query != "-":
+        answer = warm.ask(sock, {"query": query, "repos": repo, "k": k, "mode": mode})
+        if answer is not None:
+            _print_answer(query, answer, as_json)
+            return
+    try:
+        hits = _search_here(settings, query, repo, k, mode)
+    finally:
+        if keep_warm:
+            warm.spawn(settings)
+    if hits is not None:
+        _print_answer(query, {"hits": [warm.hit_json(h) for h in hits]}, as_json)
+
+
+def _print_answer(query: str, answer: dict[str, Any], as_json: bool) -> None:
+    if "error" in answer:
+        err.print(f"[red]error:[/red] {answer['error']}")
+        raise typer.Exit(int(answer.get("exit", 1)))
+    hits: list[dict[str, Any]] = answer.get("hits") or []
+    if as_json:
+        print(json.dumps({"query": query, "hits": hits}))
+        return
+    table = Table("score", "symbol", "kind", "location")
+    for hit in hits:
+        location = f"{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}"
+        table.add_row(f"{hit['score']:.4f}", hit["symbol"], hit["kind"], location)
+    Console().print(table)
+
+
+def _search_here(settings: CodeSearchSettings, query: str, repo: list[str], k: int, mode: str) -> list[Hit] | None:
+    """Load the model and the index in this process and search (None: a batch was answered on stdout)."""
+    from servers.code_search.search import Searcher
+    from servers.code_search.settings import open_embedder, open_index
+
     try:
         model = open_embedder(settings)
         searcher = Searcher(open_index(settings, model), model)
@@ -192,22 +222,15 @@ def search_command(
         run_mode: Mode = "fts" if mode == "fts" else "vector" if mode == "vector" else "hybrid"
         if query == "-":
             _batch(searcher, views, k, run_mode)
-            return
-        hits = searcher.search(query, views, k, mode=run_mode)
+            return None
+        return searcher.search(query, views, k, mode=run_mode)
     except GoresolveError as exc:
         raise _fail(exc) from None
-    if as_json:
-        print(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}))
-        return
-    table = Table("score", "symbol", "kind", "location")
-    for hit in hits:
-        table.add_row(
-            f"{hit.score:.4f}", hit.symbol, hit.kind, f"{hit.repo}:{hit.path}:{hit.start_line}-{hit.end_line}"
-        )
-    Console().print(table)
 
 
 def _batch(searcher: Searcher, views: list[Any], k: int, mode: Mode) -> None:
+    from servers.code_search.warm import hit_json
+
     for number, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue
@@ -221,7 +244,7 @@ def _batch(searcher: Searcher, views: list[Any], k: int, mode: Mode) -> None:
             print(json.dumps({"id": qid, "error": "empty query"}), flush=True)
             continue
         hits = searcher.search(text, views, k, mode=mode)
-        print(json.dumps({"id": qid, "hits": [_hit_json(h) for h in hits]}), flush=True)
+        print(json.dumps({"id": qid, "hits": [hit_json(h) for h in hits]}), flush=True)
 
 
 model_app = typer.Typer(no_args_is_help=True, help="The default embedding model (all-MiniLM-L6-v2, offline).")

@@ -111,6 +111,7 @@ class CodeIndex:
         self.db_dir = db_dir
         self.dim = dim
         self.ann_min_rows = ann_min_rows
+        self._file_fts = False
         ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
         if not create and uri is None and not (db_dir / f"{names['repos']}.lance").exists():
@@ -149,6 +150,28 @@ class CodeIndex:
             return []
         query = self._t["chunks"].search(text, query_type="fts", fts_columns="text").where(where, prefilter=True)
         return [self._hit(r, float(r["_score"])) for r in self._rows(query.limit(k), [*_HIT_COLUMNS, "_score"])]
+
+    def file_fts(self, text: str, where: str, k: int) -> list[tuple[str, str, float]]:
+        """(repo, path, score) of the files whose whole text best matches `text` (BM25), `where` as a prefilter.
+
+        Empty while the files' full-text index does not exist yet (an index written before it was added:
+        the indexer's next `maintain` builds it).
+        """
+        if not text.strip() or not self._has_file_fts():
+            return []
+        table = self._t["files"]
+        query = table.search(text, query_type="fts", fts_columns="content").where(where, prefilter=True)
+        return [
+            (r["repo"], r["path"], float(r["_score"])) for r in self._rows(query.limit(k), ["repo", "path", "_score"])
+        ]
+
+    def _has_file_fts(self) -> bool:
+        if not self._file_fts:  # once seen it stays: indexes are never dropped
+            try:
+                self._file_fts = any(i.columns[0] == "content" for i in self._t["files"].list_indices())
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise _unavailable(exc) from exc
+        return self._file_fts
 
     def vector(self, vec: np.ndarray, where: str, k: int, *, exact: bool = False) -> list[Hit]:
         """Cosine nearest neighbours, restricted by `where` before ranking (prefilter); `exact` skips the ANN index."""
@@ -258,6 +281,10 @@ class CodeIndex:
         for col in ("repo", "name", "path"):
             if col not in have:
                 chunks.create_index(col, config=BTree())
+        files = self._t["files"]
+        if "content" not in {i.columns[0] for i in files.list_indices()}:
+            # Whole-file BM25: a file that matches a long ticket everywhere is a signal no single unit carries.
+            files.create_index("content", config=FTS(with_position=False, remove_stop_words=False))
         if "vector" not in have and chunks.count_rows() >= self.ann_min_rows:
             # Measured on 58k chunks: flat search ~20-45 ms, HNSW ~10 ms with the same top-10.
             partitions = max(1, chunks.count_rows() // 8000)

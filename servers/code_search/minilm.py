@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
@@ -104,6 +105,11 @@ class MiniLMEmbedder:
     @property
     def dim(self) -> int:
         return 384
+
+    def run_ids(self, ids: npt.NDArray[np.int64]) -> Vectors:
+        """Embeddings of already tokenized, unpadded rows of equal length ([batch, seq] word-piece ids)."""
+        (result,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        return np.asarray(result, dtype=np.float32)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 
 from servers.code_search.model import code_text, split_identifier
+from servers.code_search.ticket import Ticket, is_ticket, read_ticket
 
 MAX_QUERY_CHARS = 10_000
+MAX_FTS_WORDS = 160
 
 _FRAME_FUNC = re.compile(r"^\s*(?:created by )?([\w.\-/]+?)\.(?:\(\*?(\w+)\)\.)?(\w+)\((?:[^()]*)\)?", re.MULTILINE)
 _FRAME_FILE = re.compile(r"^\s+(\S+?\.go):(\d+)", re.MULTILINE)
@@ -130,12 +132,30 @@ class ParsedQuery:
     packages: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     frames: list[Frame] = field(default_factory=list)
+    ticket: Ticket | None = None  # set when the query is long enough to be read as a ticket
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def prose(self) -> str:
+        """What a person wrote: the ticket's title and prose (template, dumps and code left out), or the text."""
+        return self.ticket.text if self.ticket is not None and self.ticket.text.strip() else self.text
 
     @property
     def fts_text(self) -> str:
-        """Words for the full-text side: the code-aware form of the text plus quoted error strings, without
-        English stop words (measured: full-text MRR@10 0.29 -> 0.43 on doc-comment queries)."""
-        return " ".join(w for w in code_text(" ".join([self.text, *self.errors])).split() if w not in _STOP)
+        """Words for the full-text side: the code-aware form of the prose plus error strings and log messages,
+        without English stop words (measured: full-text MRR@10 0.29 -> 0.43 on doc-comment queries); a long
+        ticket's words are kept once each, at most MAX_FTS_WORDS of them."""
+        words = [w for w in code_text(" ".join([self.prose, *self.errors, *self.logs])).split() if w not in _STOP]
+        if self.ticket is not None:
+            words = list(dict.fromkeys(words))[:MAX_FTS_WORDS]
+        return " ".join(words)
+
+    @property
+    def title_text(self) -> str:
+        """The code-aware words of a ticket's title ("" for a plain query or an untitled ticket)."""
+        if self.ticket is None:
+            return ""
+        return " ".join(w for w in code_text(self.ticket.title).split() if w not in _STOP)
 
     @property
     def bug_report(self) -> bool:
@@ -160,6 +180,14 @@ def parse_query(text: str) -> ParsedQuery:
     """Extract identifiers, paths, packages, error strings and traceback frames from `text`."""
     text = text.replace("\0", " ")[:MAX_QUERY_CHARS]
     parsed = ParsedQuery(text)
+    source = text
+    if is_ticket(text):
+        # Names are read from what is left once the template, environment dumps and links are gone.
+        parsed.ticket = read_ticket(text)
+        parsed.logs = list(parsed.ticket.logs)
+        source = "\n".join([parsed.ticket.text, *parsed.ticket.code, *parsed.ticket.logs])
+        for path in parsed.ticket.paths:
+            _add(parsed.paths, path)
     if _GOROUTINE.search(text) or _PANIC.search(text):
         files = _FRAME_FILE.findall(text)
         for i, match in enumerate(_FRAME_FUNC.finditer(text)):
@@ -176,11 +204,11 @@ def parse_query(text: str) -> ParsedQuery:
         _add(parsed.packages, frame.package.rsplit("/", 1)[-1])
     for message in _PANIC.findall(text):
         _add(parsed.errors, message.strip())
-    for groups in _QUOTED.findall(text):
+    for groups in _QUOTED.findall(source):
         _add(parsed.errors, next(g for g in groups if g))
-    for path, _line in _PATH.findall(text):
+    for path, _line in _PATH.findall(source):
         _add(parsed.paths, path.lstrip("./"))
-    for match in _DOTTED.finditer(text):
+    for match in _DOTTED.finditer(source):
         left, right = match.group(1), match.group(3)
         if right in ("go", "md", "com", "org", "io"):
             continue
@@ -189,10 +217,10 @@ def parse_query(text: str) -> ParsedQuery:
         _add(parsed.identifiers, right)
         if _looks_like_code(left) or left[0].isupper():
             _add(parsed.identifiers, left)
-    for name in _CALL.findall(text):
+    for name in _CALL.findall(source):
         if name.lower() not in _COMMON and len(name) > 2:
             _add(parsed.identifiers, name)
-    for word in _WORD.findall(text):
+    for word in _WORD.findall(source):
         if _looks_like_code(word):
             _add(parsed.identifiers, word)
     return parsed

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import RepoView, any_of, narrow, quote, visible
@@ -35,18 +35,28 @@ if TYPE_CHECKING:  # lancedb loads in a few seconds: only when an index is opene
 
 Mode = Literal["hybrid", "fts", "vector"]
 RRF_K = 60
-WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 1.0, "frame": 3.0, "path": 0.5, "error": 1.0}
+WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 1.0, "frame": 3.0, "path": 0.5, "error": 1.0, "title": 1.0, "file": 1.0}
 # Traceback frames keep their order: the innermost frame named in a panic is where to look first.
 RANK_K = {"frame": 2}
 # Lists whose contribution the priors scale; the others are exact matches and count as they are.
-SIMILARITY = frozenset({"fts", "vector", "error"})
+SIMILARITY = frozenset({"fts", "vector", "error", "title", "file"})
 CODE_KINDS = frozenset({"func", "method", "window"})  # window: code of a file that did not parse
 NON_CODE_WEIGHT = 0.5
 LENGTH_EXPONENT = 0.3
 LENGTH_RANGE = (10, 2000)
 CANDIDATES = 100
+FILE_CANDIDATES = 30
+MAX_MESSAGES = 6  # error strings and log messages searched on their own
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _SAFE_PATH = re.compile(r"^[\w.@+-]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The ranked lists of one query before fusion: units per list name, and whole files (repo, path)."""
+
+    lists: dict[str, list[Hit]]
+    files: list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +77,17 @@ def prior(hit: Hit, bug_report: bool = False) -> float:
     return weight
 
 
-def fuse(lists: dict[str, list[Hit]], k: int, bug_report: bool = False) -> list[Hit]:
+def fuse(
+    lists: dict[str, list[Hit]],
+    k: int,
+    bug_report: bool = False,
+    files: Sequence[tuple[str, str]] = (),
+) -> list[Hit]:
     """Weighted reciprocal rank fusion of ranked lists; each unit keeps its best-scoring metadata.
 
-    The similarity lists' share of a unit's score is multiplied by its `prior`.
+    `files` is a ranking of whole files, (repo, path) best first: every unit of a ranked file gets
+    that file's share, so a file that matches everywhere lifts its units. The similarity lists'
+    share of a unit's score (files included) is multiplied by its `prior`.
     """
     similar: dict[str, float] = {}
     exact: dict[str, float] = {}
@@ -82,6 +99,11 @@ def fuse(lists: dict[str, list[Hit]], k: int, bug_report: bool = False) -> list[
         for rank, hit in enumerate(hits):
             part[hit.key] = part.get(hit.key, 0.0) + weight / (k_const + rank + 1)
             first.setdefault(hit.key, hit)
+    file_rank = {f: rank for rank, f in reversed(list(enumerate(files)))}
+    for key, hit in first.items():
+        rank = file_rank.get((hit.repo, hit.path))
+        if rank is not None:
+            similar[key] = similar.get(key, 0.0) + WEIGHTS["file"] / (RRF_K + rank + 1)
     scores = {key: similar.get(key, 0.0) * prior(hit, bug_report) + exact.get(key, 0.0) for key, hit in first.items()}
     order = sorted(scores, key=lambda key: -scores[key])[:k]
     out: list[Hit] = []
@@ -101,6 +123,19 @@ def pack(hits: Sequence[Hit], budget: int) -> Packed:
             kept.append(hit)
             used += hit.tokens
     return Packed(kept, used, len(hits) - len(kept))
+
+
+def merge(ranked: Sequence[list[Hit]]) -> list[Hit]:
+    """Reciprocal rank fusion of same-kind lists into one (each error string or log line searched alone)."""
+    if len(ranked) == 1:
+        return ranked[0]
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for hits in ranked:
+        for rank, hit in enumerate(hits):
+            scores[hit.key] = scores.get(hit.key, 0.0) + 1.0 / (RRF_K + rank + 1)
+            first.setdefault(hit.key, hit)
+    return [first[key] for key in sorted(scores, key=lambda key: -scores[key])]
 
 
 def _frame_hits(parsed: ParsedQuery, named: list[Hit]) -> list[Hit]:
@@ -142,25 +177,55 @@ class Searcher:
         if not views:
             return []
         parsed = query if isinstance(query, ParsedQuery) else parse_query(query)
+        found = self.gather(parsed, views, k, kinds=kinds, path_prefix=path_prefix, mode=mode)
+        if mode != "hybrid":
+            return found.lists[mode][:k]
+        return fuse(found.lists, k, parsed.bug_report, found.files if parsed.ticket is not None else ())
+
+    def gather(
+        self,
+        parsed: ParsedQuery,
+        views: Sequence[RepoView],
+        k: int,
+        *,
+        kinds: Sequence[str] = (),
+        path_prefix: str | None = None,
+        mode: Mode = "hybrid",
+    ) -> Candidates:
+        """The ranked lists `search` fuses (one per `mode` outside hybrid), computed side by side."""
         where = narrow(visible(views), kinds, path_prefix)
         n = max(self.candidates, k)
-        jobs: dict[str, Callable[[], list[Hit]]] = {}
+        jobs: dict[str, Callable[[], list[Hit] | list[tuple[str, str]]]] = {}
         if mode in ("hybrid", "fts"):
             jobs["fts"] = lambda: self.index.fts(parsed.fts_text, where, n)
         if mode in ("hybrid", "vector"):
-            jobs["vector"] = lambda: self.index.vector(self.embedder.embed([parsed.text])[0], where, n)
+            jobs["vector"] = lambda: self.index.vector(self.embedder.embed([parsed.prose])[0], where, n)
+        messages: list[str] = []
         if mode == "hybrid":
             jobs["symbol"] = lambda: self._by_name(parsed, where, n)
             jobs["path"] = lambda: self._by_path(parsed, where, n)
-            if parsed.errors:  # an error string quoted in a ticket is matched on its own words too
-                jobs["error"] = lambda: self.index.fts(code_text(" ".join(parsed.errors)), where, n)
+            # Each error string or log message quoted in a ticket is a query of its own, merged into one list.
+            messages = list(dict.fromkeys([*parsed.errors, *parsed.logs]))[:MAX_MESSAGES]
+            for i, message in enumerate(messages):
+                jobs[f"message:{i}"] = lambda m=message: self.index.fts(code_text(m), where, n)
+            if parsed.title_text:  # a ticket's title is its densest sentence
+                jobs["title"] = lambda: self.index.fts(parsed.title_text, where, n)
+            if parsed.ticket is not None:
+                file_where = narrow(visible(views), (), path_prefix)
+                jobs["file"] = lambda: self._by_file(parsed, file_where)
         # The lists are independent and LanceDB and onnxruntime release the GIL: run them side by side.
         futures = {name: self._pool.submit(job) for name, job in jobs.items()}
-        lists = {name: future.result() for name, future in futures.items()}
-        if mode != "hybrid":
-            return lists[mode][:k]
-        lists["frame"] = _frame_hits(parsed, lists["symbol"])
-        return fuse(lists, k, parsed.bug_report)
+        results = {name: future.result() for name, future in futures.items()}
+        files = cast("list[tuple[str, str]]", results.pop("file", []))
+        lists = {name: cast("list[Hit]", hits) for name, hits in results.items() if not name.startswith("message:")}
+        if messages:
+            lists["error"] = merge([cast("list[Hit]", results[f"message:{i}"]) for i in range(len(messages))])
+        if mode == "hybrid":
+            lists["frame"] = _frame_hits(parsed, lists["symbol"])
+        return Candidates(lists, files)
+
+    def _by_file(self, parsed: ParsedQuery, where: str) -> list[tuple[str, str]]:
+        return [(repo, path) for repo, path, _ in self.index.file_fts(parsed.fts_text, where, FILE_CANDIDATES)]
 
     def _by_name(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
         names = [i.lower() for i in parsed.identifiers if _SAFE_NAME.match(i)][:20]

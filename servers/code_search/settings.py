@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from servers.code_search.embed import Embedder, make_embedder
 from servers.common.errors import ConfigError
 from servers.common.settings import ServerSettings
 
-if TYPE_CHECKING:  # lancedb loads in a few seconds: only when an index is opened
+if TYPE_CHECKING:  # numpy, lancedb: only when a model or an index is opened (the CLI asks a warm process first)
+    from servers.code_search.embed import Embedder
     from servers.code_search.index import CodeIndex
 
 
@@ -31,8 +31,10 @@ class CodeSearchSettings(ServerSettings):
         "opened by LanceDB itself; wins over db_dir. Store credentials come from the store's own variables "
         "(AWS_ACCESS_KEY_ID, ...), never from the URI. The indexer's per-repo lock stays under db_dir.",
     )
-    embedder: Literal["minilm", "openai", "hashing"] = Field(
-        default="minilm", description="minilm (offline default), openai (any compatible endpoint) or hashing (tests)."
+    embedder: Literal["minilm", "static", "openai", "hashing"] = Field(
+        default="minilm",
+        description="minilm (offline default), static (word-piece vectors distilled from MiniLM: no transformer at "
+        "run time), openai (any compatible endpoint) or hashing (tests).",
     )
     model_cache_dir: Path | None = Field(
         default=None, description="MiniLM weights and ONNX files; default <data dir>/models (goresolve model install)."
@@ -101,6 +103,8 @@ def open_embedder(settings: CodeSearchSettings) -> Embedder:
         ConfigError: `openai` without `openai_base_url`.
         ModelInstallError: the MiniLM weights are missing and could not be installed.
     """
+    from servers.code_search.embed import make_embedder
+
     check_embedder(settings)
     if settings.embedder == "openai":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
@@ -111,8 +115,8 @@ def open_embedder(settings: CodeSearchSettings) -> Embedder:
             dim=settings.openai_dim,
             api_key=key,
         )
-    if settings.embedder == "minilm":
-        return make_embedder("minilm", cache_dir=settings.model_cache_dir)
+    if settings.embedder in ("minilm", "static"):
+        return make_embedder(settings.embedder, cache_dir=settings.model_cache_dir)
     return make_embedder("hashing")
 
 

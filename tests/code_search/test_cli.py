@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
+import stat
+import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
+from servers.code_search import warm
 from servers.code_search.cli import index_command, search_command
+from servers.code_search.settings import CodeSearchSettings
 
 from .conftest import commit_all
 
@@ -70,3 +78,33 @@ def test_errors_are_one_line_with_exit_codes(make_repo: Callable[[str, dict[str,
     runner.invoke(app, ["index", str(repo), "--repo", "svc", *common])
     unknown = runner.invoke(app, ["search", "x", "--repo", "other", *common])
     assert unknown.exit_code == 1 and "not indexed: other" in unknown.output
+
+
+def test_a_warm_process_answers_the_same_as_a_search_in_process(
+    make_repo: Callable[[str, dict[str, str]], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tempfile.mkdtemp(prefix="gr-", dir="/tmp")  # AF_UNIX paths are short: not under pytest's tmp_path
+    monkeypatch.setattr(tempfile, "tempdir", run)
+    repo = make_repo(
+        "svc", {"a.go": "package a\n\n// ParseHTTPHeader splits a header line.\nfunc ParseHTTPHeader() {}\n"}
+    )
+    common = ["--db", str(tmp_path / "db"), "--embedder", "hashing"]
+    assert runner.invoke(app, ["index", str(repo), "--repo", "svc", *common]).exit_code == 0
+    here = runner.invoke(app, ["search", "parse http header", "--repo", "svc", "--json", *common])
+    settings = CodeSearchSettings(db_dir=tmp_path / "db", embedder="hashing", state_dir=tmp_path / "state")
+    sock = warm.socket_path(settings)
+    assert warm.ask(sock, {"query": "x", "repos": ["svc"]}) is None  # nobody listening: the CLI searches itself
+    serving = threading.Thread(target=warm.serve, args=(settings, 1), daemon=True)
+    serving.start()
+    deadline = time.monotonic() + 30
+    while warm.ask(sock, {"query": "parse http header", "repos": ["svc"]}) is None and time.monotonic() < deadline:
+        serving.join(0.05)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    asked = runner.invoke(app, ["search", "parse http header", "--repo", "svc", "--json", *common])
+    assert asked.exit_code == 0 and json.loads(asked.stdout) == json.loads(here.stdout)
+    missing = runner.invoke(app, ["search", "x", "--repo", "nope", *common])
+    assert missing.exit_code == 1 and "not indexed: nope" in missing.output
+    assert warm.ask(sock, {"repos": "svc"}) == {"error": "malformed request", "exit": 2}
+    serving.join(30)  # idle for a second: it stops and removes its socket
+    assert not serving.is_alive() and not sock.exists()
+    shutil.rmtree(run)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from servers.code_search import minilm, minilm_graph
+from servers.code_search import minilm, minilm_graph, static_embed
 from servers.code_search.embed import Embedder, HashingEmbedder, make_embedder
 from servers.code_search.openai_embed import OpenAIEmbedder
 from servers.common.errors import RateLimited, UpstreamFailure
@@ -163,3 +163,35 @@ def test_model_is_built_once_and_cached(tmp_path: Path, fp32: minilm.MiniLMEmbed
     assert minilm.ensure_model(models, quantized=False) == first and first.stat().st_mtime_ns == mtime
     built = sorted(p.name for p in models.iterdir() if not p.is_symlink())
     assert built == [first.name]  # no temporary files left behind
+
+
+def test_distillation_runs_every_piece_alone_and_centres_the_table() -> None:
+    seen: list[np.ndarray] = []
+
+    def teacher(ids: np.ndarray) -> np.ndarray:
+        seen.append(ids)
+        return np.stack([ids[:, 1].astype(np.float32), np.ones(len(ids), np.float32)], axis=1)
+
+    table = static_embed.distill(teacher, 2500, cls=101, sep=102)
+    assert table.shape == (2500, 2) and np.allclose(table.mean(axis=0), 0.0, atol=1e-3)
+    assert all((batch[:, 0] == 101).all() and (batch[:, 2] == 102).all() for batch in seen)
+    assert np.concatenate([batch[:, 1] for batch in seen]).tolist() == list(range(2500))
+
+
+def test_static_embedder_is_a_weighted_mean_of_distilled_pieces(int8: minilm.MiniLMEmbedder) -> None:
+    tokenizer = Tokenizer.from_file(str(minilm.weights_dir() / "tokenizer.json"))
+    texts = [*SENTENCES, "func (r *Router) Match(req *http.Request) bool"]
+    pieces = sorted({i for t in texts for i in tokenizer.encode(t, add_special_tokens=False).ids})
+    table = np.zeros((tokenizer.get_vocab_size(), 384), np.float32)
+    ids = np.asarray(pieces, np.int64)
+    table[ids] = int8.run_ids(np.stack([np.full_like(ids, 101), ids, np.full_like(ids, 102)], axis=1))
+    table[ids] -= table[ids].mean(axis=0)  # as distill centres (over these pieces only, here)
+    static = static_embed.StaticEmbedder.from_parts(table, tokenizer)
+    got = static.embed(texts)
+    weights = static_embed.sif_weights(table.shape[0], tokenizer.token_to_id("the") or 0)
+    first = tokenizer.encode(texts[0], add_special_tokens=False).ids
+    expected = weights[first] @ table[first]
+    assert np.allclose(got[0], expected / np.linalg.norm(expected), atol=1e-5)
+    assert float(got[0] @ got[1]) > float(got[0] @ got[2])  # the paraphrase stays closer than the unrelated one
+    assert weights[tokenizer.token_to_id("the")] < 0.02 < 0.9 < weights[tokenizer.token_to_id("request")]
+    assert static.embed([""]).shape == (1, 384) and static.model_id.startswith("minilm-static")

@@ -145,3 +145,32 @@ def test_ann_index_keeps_the_prefilter_and_the_top_hits(
     exact = index.vector(vec, where, 10, exact=True)
     assert {h.repo for h in ann} == {"b"} and len(ann) == 10
     assert len({h.key for h in ann} & {h.key for h in exact}) >= 8
+
+
+def test_a_file_ranked_first_as_a_whole_lifts_its_units() -> None:
+    loud, quiet = _hit("loud", 100), _hit("quiet", 100)
+    quiet.path = "everywhere.go"
+    lists = {"fts": [loud, quiet], "vector": [loud, quiet]}
+    assert [h.symbol for h in fuse(lists, 2)] == ["loud", "quiet"]
+    assert [h.symbol for h in fuse(lists, 2, files=[("r", "everywhere.go")])] == ["quiet", "loud"]
+
+
+def test_whole_files_are_ranked_by_their_text_inside_the_access_filter(
+    make_repo: Callable[[str, dict[str, str]], Path], index: CodeIndex, hashing: HashingEmbedder
+) -> None:
+    spread = "package p\n\n" + "".join(
+        f"// f{i} handles the {w} of the lease\nfunc F{i}() {{}}\n\n"
+        for i, w in enumerate(["renewal", "expiry", "keepalive"])
+    )
+    one = "package p\n\n// G mentions the lease once.\nfunc G() {}\n"
+    for name in ("a", "b"):
+        index_repo(
+            index, hashing, make_repo(name, {"spread.go": spread, "one.go": one, "other.go": "package p\n"}), name
+        )
+    where = visible(index.views(["a"]))
+    ranked = index.file_fts("lease renewal expiry keepalive", where, 10)
+    assert [(repo, path) for repo, path, _ in ranked] == [("a", "spread.go"), ("a", "one.go")]
+    hits = Searcher(index, hashing).search(
+        "the lease renewal, expiry and keepalive " * 10 + "\n\nmore words", index.views(["a"]), 3
+    )
+    assert {h.repo for h in hits} == {"a"}

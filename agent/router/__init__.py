@@ -4,7 +4,7 @@ decision = await route(TicketFacts.from_issue(issue), load_routing_policy(), cla
 decision.tier, decision.model, decision.reason, decision.confidence, decision.to_record()
 """
 
-from agent.router.build import build_classifier
+from agent.router.build import build_classifier, load_router
 from agent.router.classifier import Classifier, KnnClassifier, ModelClassifier, Prediction
 from agent.router.errors import ClassifierUnavailable, PolicyProblem, RouterError, RoutingPolicyError, TicketError
 from agent.router.policy import RoutingPolicy, load_routing_policy
@@ -26,6 +26,7 @@ __all__ = [
     "TicketError",
     "TicketFacts",
     "build_classifier",
+    "load_router",
     "load_routing_policy",
     "load_ticket_file",
     "route",

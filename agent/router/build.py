@@ -1,13 +1,23 @@
-"""Build the classifier routing.yaml asks for, chosen from a table (imports stay lazy: no model, no onnxruntime)."""
+"""Build the router routing.yaml describes: its classifier chosen from the mode (imports stay lazy).
+
+router = load_router(policy_dir, models_dir=data_dir / "models", budgets=agent_policy.budgets)
+decision = await router.decide(TicketFacts.from_issue(issue))   # once per ticket; build once per process
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+
 from agent.llm import ChatModel, PriceBook
+from agent.policy import Budgets
 from agent.router.classifier import Classifier
 from agent.router.errors import ClassifierUnavailable
-from agent.router.policy import RoutingPolicy
+from agent.router.policy import RoutingPolicy, load_routing_policy
+from agent.router.route import Router
+
+log = structlog.get_logger("agent.router")
 
 
 def build_classifier(
@@ -38,3 +48,21 @@ def build_classifier(
     return KnnClassifier(
         MiniLM.load(models_dir), load_examples(), load_params(), policy, cache_dir=models_dir / "router"
     )
+
+
+def load_router(policy_dir: Path, *, models_dir: Path, budgets: Budgets, chat_model: ChatModel | None = None) -> Router:
+    """routing.yaml (checked against budgets.yaml's prices) and its classifier, ready to route tickets.
+
+    A classifier that cannot be built (the model not installed, no routing model) is logged and
+    recorded: the router still decides by rules and sends the rest to the strongest tier, saying why.
+
+    Raises:
+        RoutingPolicyError: routing.yaml is missing or invalid, or names an unpriced model.
+    """
+    policy = load_routing_policy(policy_dir, budgets)
+    try:
+        classifier = build_classifier(policy, models_dir=models_dir, chat_model=chat_model, prices=PriceBook(budgets))
+    except ClassifierUnavailable as exc:
+        log.warning("routing classifier unavailable", reason=exc.message, fallback=policy.strongest)
+        return Router(policy, None, classifier_problem=exc.message)
+    return Router(policy, classifier)

@@ -134,7 +134,7 @@ def make_router(policy: RoutingPolicy, settings: RouterSettings) -> Router:
         classifier = build_classifier(policy, models_dir=settings.models_dir, chat_model=chat, prices=prices)
     except ClassifierUnavailable as exc:
         err.print(f"[yellow]warning:[/yellow] {exc.message}; unmatched tickets go to '{policy.strongest}'")
-        classifier = None
+        return Router(policy, None, classifier_problem=exc.message)
     return Router(policy, classifier)
 
 

@@ -59,10 +59,13 @@ class RouteDecision(BaseModel):
 class Router:
     """The policy's rules compiled once, plus an optional classifier; `decide` routes one ticket."""
 
-    def __init__(self, policy: RoutingPolicy, classifier: Classifier | None = None) -> None:
+    def __init__(
+        self, policy: RoutingPolicy, classifier: Classifier | None = None, *, classifier_problem: str | None = None
+    ) -> None:
         self.policy = policy
         self.rules = RuleSet(policy)
         self.classifier = classifier
+        self.classifier_problem = classifier_problem  # why there is no classifier, when one was configured
 
     async def decide(self, ticket: TicketFacts) -> RouteDecision:
         with tracer().start_as_current_span("router.route") as span:
@@ -117,12 +120,13 @@ class Router:
             }
         strongest = self.policy.strongest
         if self.classifier is None:
-            return {
-                "tier": strongest,
-                "decided_by": "fallback",
-                "reason": "no rule matched and no classifier is configured",
-                "confidence": 0.0,
-            }
+            why = (
+                f"the classifier is unavailable: {self.classifier_problem}"
+                if self.classifier_problem
+                else "no classifier is configured"
+            )
+            reason = f"no rule matched and {why}"
+            return {"tier": strongest, "decided_by": "fallback", "reason": reason, "confidence": 0.0}
         try:
             prediction = await self.classifier.classify(ticket)
         except ClassifierUnavailable as exc:

@@ -68,3 +68,19 @@ async def test_a_decision_is_a_span_a_log_line_and_a_record(policy) -> None:  # 
     assert record["tier"] == "strong" and record["decided_by"] == "fallback" and record["ticket"] == "SVC-7"
     assert set(record) >= {"tier", "model", "reason", "confidence", "decided_by", "latency_ms", "trace_id"}
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+async def test_load_router_without_the_model_still_routes_and_says_why(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agent.policy import load_agent_policy
+    from agent.router.build import load_router
+
+    from .conftest import POLICIES
+
+    with structlog.testing.capture_logs() as logs:
+        router = load_router(POLICIES, models_dir=tmp_path, budgets=load_agent_policy(POLICIES).budgets)
+    assert router.classifier is None
+    assert logs[0]["event"] == "routing classifier unavailable" and "goresolve model install" in logs[0]["reason"]
+    decision = await router.decide(UNMATCHED)
+    assert decision.tier == "strong" and "classifier is unavailable" in decision.reason
+    ruled = await router.decide(TicketFacts.of("Fix typo in README"))
+    assert (ruled.tier, ruled.rule) == ("small", "docs-title")

@@ -84,6 +84,10 @@ def facts(row: dict[str, Any]) -> TicketFacts:
     return TicketFacts.of(row["title"], row["body"], key=row["id"], labels=row["labels"])
 
 
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 0.0
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -292,14 +296,17 @@ def evaluate(policy: RoutingPolicy, split: str, repeats: int) -> dict[str, Any]:
     majority = bank_tiers.most_common(1)[0][0]
     bank_vectors = cached_embed(embedder, [e.text() for e in examples], models_dir() / "router")
     vote_ok = []
+    nearest: list[float] = []  # each no-rule ticket's similarity to its closest example
     for i in rest:
         sims = bank_vectors @ memo.embed([tickets[i].text()])[0]
+        nearest.append(float(sims.max()))
         votes, _ = neighbour_votes(sims, [e.kind for e in examples], params.k, params.temperature)
         tiers = dict.fromkeys(policy.tiers, 0.0)
         for kind, v in zip(KINDS, votes, strict=True):
             tiers[policy.tier_of_kind(kind)] += v
         vote_ok.append(max(tiers, key=lambda t: tiers[t]) == labels[i])
     majority_ok = [labels[i] == majority for i in rest]
+    med = statistics.median(nearest) if nearest else 0.0
 
     hard = [lab != "small" for lab in labels]
     hard_to_cheap = [i for i, d in enumerate(decisions) if hard[i] and d.tier == "small"]
@@ -368,6 +375,15 @@ def evaluate(policy: RoutingPolicy, split: str, repeats: int) -> dict[str, Any]:
             "baseline_vote_accuracy": sum(vote_ok) / max(1, len(vote_ok)),
             "baseline_majority_accuracy": sum(majority_ok) / max(1, len(majority_ok)),
             "majority_tier": majority,
+            # how much the accuracy leans on close neighbours: split the no-rule tickets at the median similarity
+            "nearest_similarity_median": med,
+            "accuracy_near": _share(
+                [ok for ok, s in zip(cls_ok, nearest, strict=True) if s >= statistics.median(nearest)]
+            ),
+            "accuracy_far": _share(
+                [ok for ok, s in zip(cls_ok, nearest, strict=True) if s < statistics.median(nearest)]
+            ),
+            "kind_accuracy_far": _share([ok for ok, s in zip(kind_ok, nearest, strict=True) if s < med]),
             "accuracy_all_tickets": sum(p.tier == lab for p, lab in zip(predictions, labels, strict=True)) / len(rows),
             "reliability": table_rest,
             "ece": ece_rest,
@@ -411,6 +427,11 @@ def report(r: dict[str, Any]) -> None:
         f"(kind {pct(cls['kind_accuracy'])}); baselines: neighbour vote alone {pct(cls['baseline_vote_accuracy'])}, "
         f"majority tier '{cls['majority_tier']}' {pct(cls['baseline_majority_accuracy'])}; "
         f"on all {r['tickets']} tickets {pct(cls['accuracy_all_tickets'])}"
+    )
+    print(
+        f"  by closeness of the nearest example (median similarity {cls['nearest_similarity_median']:.3f}): "
+        f"tier accuracy {pct(cls['accuracy_near'])} at or above, {pct(cls['accuracy_far'])} below "
+        f"(kind {pct(cls['kind_accuracy_far'])} below)"
     )
     print(f"  threshold {cls['threshold']}: {cls['decided']} decided by the classifier, {cls['fell_back']} fell back")
     for name, table, ece in (

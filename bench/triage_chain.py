@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import time
@@ -45,14 +46,15 @@ from servers.code_search.settings import CodeSearchSettings
 from servers.common.policy import load_policies
 
 DB = WORK / "triage-db"
-REPOS = ("mux", "logrus", "viper", "bbolt", "zap")
+TICKET_LOC = Path(__file__).resolve().parent / "data" / "ticket_loc" / "tickets.jsonl"
+MIRRORS = Path(os.environ.get("GORESOLVE_MIRRORS", str(WORK / "mirrors")))
 
 
-def policies(root: Path) -> Path:
+def policies(root: Path, repos: list[str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "access.yaml").write_text(f"identities:\n  bench: {{roles: [reader], repos: [{', '.join(REPOS)}]}}\n")
+    (root / "access.yaml").write_text(f"identities:\n  bench: {{roles: [reader], repos: [{', '.join(repos)}]}}\n")
     (root / "tools.yaml").write_text("roles:\n  reader: {scopes: [code:read]}\n")
-    (root / "repos.yaml").write_text("repos:\n" + "".join(f"  {r}: {{path: /nowhere/{r}}}\n" for r in REPOS))
+    (root / "repos.yaml").write_text("repos:\n" + "".join(f"  {r}: {{path: /nowhere/{r}}}\n" for r in repos))
     return root
 
 
@@ -69,6 +71,23 @@ def fresh_index(embedder: MiniLMEmbedder) -> CodeIndex:
     return CodeIndex(DB, embedder.model_id, embedder.dim, create=True)
 
 
+def load_rows(which: str) -> list[dict[str, Any]]:
+    """Rows as `measure` reads them: id, repo, github, parent, query, query_raw, gold_functions, split."""
+    if which == "bugs":
+        rows = [json.loads(line) for line in OUT.read_text().splitlines()]
+        for row in rows:
+            row["split"] = next(s for s, repos in SPLITS.items() if row["repo"] in repos)
+        return rows
+    rows = []
+    for line in TICKET_LOC.read_text().splitlines():
+        row = json.loads(line)
+        if not (MIRRORS / row["repo"].replace("/", "+") / "repo").exists():
+            continue  # no local mirror: the set's other repositories are not fetched here
+        row |= {"github": row["repo"], "repo": row["repo"].split("/")[1], "parent": row["base_commit"]}
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["repo"], r["time"]))
+
+
 def ticket_of(row: dict[str, Any], variant: str) -> TicketText:
     title, _, body = str(row[variant]).partition("\n")
     return TicketText(key=row["id"], title=title.strip(), body=body.strip())
@@ -79,13 +98,13 @@ def units_of(structured: dict[str, Any] | None) -> list[ContextUnit]:
     return [ContextUnit(**{k: u[k] for k in keys}) for u in (structured or {}).get("units") or []]
 
 
-async def measure(rows: list[dict[str, Any]], budget: int, file_weights: list[float]) -> dict[str, Any]:
+async def measure(rows: list[dict[str, Any]], budget: int, variants: list[dict[str, str]]) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
     index = fresh_index(embedder)
     settings = CodeSearchSettings(
         state_dir=WORK / "triage-state",
         db_dir=DB,
-        policy_dir=policies(WORK / "triage-policies"),
+        policy_dir=policies(WORK / "triage-policies", sorted({r["repo"] for r in rows})),
         stdio_identity="bench",
         embedder="minilm",
         read_consistency_s=0,
@@ -100,7 +119,7 @@ async def measure(rows: list[dict[str, Any]], budget: int, file_weights: list[fl
         for number, row in enumerate(rows, start=1):
             index_repo(index, embedder, mirror(row["github"]), row["repo"], row["parent"], rules=RULES)
             gold = set(row["gold_functions"])
-            split = next(s for s, repos in SPLITS.items() if row["repo"] in repos)
+            split = row["split"]
             for variant in ("query", "query_raw"):
                 ticket = ticket_of(row, variant)
                 raw = await box.call(
@@ -108,14 +127,14 @@ async def measure(rows: list[dict[str, Any]], budget: int, file_weights: list[fl
                 )
                 raw_units = units_of(raw.structured)
                 measured = [("raw", raw_units, count_tokens(render(raw_units)))]
-                for weight in file_weights:
+                for number_v, variant_spec in enumerate(variants):
                     started = time.perf_counter()
-                    settings = TriageSettings(file_weight=weight)
+                    settings = TriageSettings.model_validate(variant_spec)
                     ctx = ChainContext(call_tool=box.call)
                     result = await triage(ticket, ctx, repo=row["repo"], budget=budget, settings=settings)
                     chain_s.append(time.perf_counter() - started)
-                    name = "chain" if weight == file_weights[0] else f"chain@file_weight={weight:g}"
-                    measured.append((name, result.units, result.tokens))
+                    spec = ",".join(f"{k}={v}" for k, v in variant_spec.items())
+                    measured.append(("chain" if number_v == 0 else f"chain[{spec}]", result.units, result.tokens))
                 for name, units, tokens in measured:
                     hit = bool(gold & {f"{u.path}::{u.symbol}" for u in units})
                     for where in (split, "all"):
@@ -148,26 +167,34 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=3000, help="Token budget of both contexts.")
     parser.add_argument("--repos", nargs="*", default=None, help="Only these repositories (e.g. mux logrus viper).")
     parser.add_argument(
-        "--file-weights",
-        type=float,
-        nargs="+",
-        default=[TriageSettings().file_weight],
-        help="Chain variants to compare (tuning, on the dev repos only); the first is reported as the chain.",
+        "--variant",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE,...",
+        help="Also measure the chain with these TriageSettings (tuning is judged on the dev repos only).",
+    )
+    parser.add_argument(
+        "--set",
+        choices=("bugs", "ticket_loc"),
+        default="bugs",
+        help="bugs: code-search's bug-localization set; ticket_loc: real issues (repositories with a local mirror).",
     )
     args = parser.parse_args()
-    rows = [json.loads(line) for line in OUT.read_text().splitlines()]
+    rows = load_rows(args.set)
     rows = [r for r in rows if r["gold_functions"] and (not args.repos or r["repo"] in args.repos)]
     rows = rows[: args.limit] if args.limit else rows
     started = time.perf_counter()
-    result = anyio.run(measure, rows, args.budget, args.file_weights)
+    variants = [{}] + [dict(kv.split("=", 1) for kv in spec.split(",")) for spec in args.variant]
+    result = anyio.run(measure, rows, args.budget, variants)
     result["total_seconds"] = round(time.perf_counter() - started)
+    result["set"] = args.set
     print(json.dumps(result, indent=2))
     q = result["query"]["all"]
     print(
         f"triage context hit: {q['chain_hit']:.0%} vs raw search {q['raw_hit']:.0%} "
         f"(median tokens {q['chain_tokens']:.0f} vs {q['raw_tokens']:.0f}, budget {args.budget})"
     )
-    path = RESULTS / "triage_chain.json"
+    path = RESULTS / ("triage_chain.json" if args.set == "bugs" else "triage_chain_ticket_loc.json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {path}")
 

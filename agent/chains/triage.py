@@ -44,6 +44,7 @@ class TriageSettings(BaseModel):
     budget: int = Field(default=DEFAULT_BUDGET, ge=100, le=64_000, description="Tokens of context, headers included.")
     k: int = Field(default=10, ge=1, le=50, description="Units ranked per search query.")
     max_symbol_lookups: int = Field(default=8, ge=0, le=30)
+    identifier_weight: float = Field(default=0.9, ge=0, le=3, description="Fusion weight of a named identifier.")
     max_error_queries: int = Field(default=3, ge=0, le=10)
     include_types: bool = Field(default=True, description="A method brings its receiver type when it fits.")
     type_share: float = Field(default=0.2, ge=0, le=1, description="Budget kept for receiver types at first.")
@@ -202,7 +203,12 @@ def plan_queries(data: Facts) -> Plan:
     for name in dict.fromkeys([*symbols, *facts.identifiers]):
         if len([q for q in queries if q.kind == "symbol"]) >= settings.max_symbol_lookups:
             break
-        add("symbol", name, "frame" if name in symbols else "identifier", 1.2 if name in symbols else 0.9)
+        add(
+            "symbol",
+            name,
+            "frame" if name in symbols else "identifier",
+            1.2 if name in symbols else settings.identifier_weight,
+        )
     for path in facts.paths[:4]:
         add("search", ticket.title or ticket.text, "path", 0.8, prefix=path)
     return Plan(input=data.input, facts=facts, queries=queries)

@@ -29,6 +29,7 @@ from rich.console import Console
 from agent.cli import app as agent_app
 from agent.dispatch.cli import app as dispatch_app
 from agent.eval.cli import eval_command
+from agent.router.cli import route_command
 from goresolve.resolve import resolve_command
 from servers.code_search.cli import index_command, model_app, search_command
 from servers.code_search.reindex_worker import worker_command
@@ -93,6 +94,7 @@ app.command("resolve")(resolve_command)  # one ticket end to end
 app.add_typer(agent_app)  # goresolve runs / trace
 app.add_typer(dispatch_app, name="dispatch")  # goresolve dispatch [run]
 app.command("eval")(eval_command)
+app.command("route")(route_command)  # the routing decision for a ticket, no run
 # ----------------------------------------------------------------------------------------------
 
 

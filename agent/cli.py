@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from agent.exits import RunResult
     from agent.llm import ChatModel
     from agent.policy import AgentPolicy
+    from agent.router.route import Router
     from agent.servers import ServersConfig
 
 app = typer.Typer(add_completion=False, help="The agent: resolve tickets, list runs, show traces.")
@@ -103,6 +104,8 @@ class PreparedRun:
     repo: str
     alert: AlertTarget | None
     base_branch: str = "main"
+    router: Router | None = None
+    models: Callable[[str], ChatModel] | None = None
 
     async def start(self, key: str, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunResult:
         from agent.alerts import check_and_alert
@@ -131,6 +134,8 @@ class PreparedRun:
             ledger=ledger,
             on_spend=on_spend,
             on_event=on_event,
+            router=self.router,
+            models=self.models,
         )
         try:
             return await run_ticket(key, self.model, self.servers, self.policy, run_settings)
@@ -193,7 +198,24 @@ def build_run(
     )
     target = settings.alert_url
     alert = AlertTarget(target, settings.alert_format, settings.alert_routing_key) if target is not None else None
-    return PreparedRun(model, policy, servers, settings, repo, alert, base_branch)
+    run = PreparedRun(model, policy, servers, settings, repo, alert, base_branch)
+    if (policy_dir / "routing.yaml").exists():
+        run.router = _router(policy_dir, policy)
+        if replay is None:  # a live model: the routed tier's model, same provider and endpoint
+            run.models = lambda name: build_model(config.model_copy(update={"model": name}))
+    return run
+
+
+def _router(policy_dir: Path, policy: AgentPolicy) -> Router:
+    """The router of `policy_dir/routing.yaml` (its classifier as configured; unavailable: rules and fallback)."""
+    from agent.router import RoutingPolicyError, load_routing_policy
+    from agent.router.cli import RouterSettings, make_router
+
+    try:
+        routing = load_routing_policy(policy_dir, policy.budgets)
+        return make_router(routing, RouterSettings(policy_dir=policy_dir))
+    except RoutingPolicyError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()

@@ -1,0 +1,186 @@
+"""The parts around the demo and `goresolve resolve` that need no Go: routing before the loop (a human tier
+hands over at once, with the hand-off posted on the ticket's GitHub issue; a model tier sets the limits and
+the model), ticket arguments, the live display, and the live-model switch. On the in-process fake servers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.server.mcpserver import MCPServer
+from rich.console import Console
+
+from agent.llm import ChatModel, ScriptedModel
+from agent.loop import RunSettings, run_ticket
+from agent.policy import AgentPolicy
+from agent.router import Router, load_routing_policy
+from agent.servers import InProcessServer, ServersConfig
+from agent.testing import FakeWorld, developer
+from goresolve.demo import Display, LiveModelSettings, demo_model
+from goresolve.resolve import ResolveError, ticket_of
+
+from .faults import fault_policy
+
+ROUTING = """\
+tiers:
+  small: {model: gpt-4o-mini}
+  strong: {model: scripted}
+  human: {model: null}
+strongest: strong
+kinds: {docs: small, trivial: small, bug: strong, concurrency: strong, performance: strong, feature: strong,
+        security: human}
+classifier: {mode: none}
+rules:
+  - {name: billing-people, when: {components: [billing]}, tier: human, reason: billing goes to people}
+  - {name: sums, when: {text: "(?i)difference"}, tier: small, reason: arithmetic slip}
+"""
+
+
+def router(tmp_path: Path, policy: AgentPolicy, text: str = ROUTING) -> Router:
+    (tmp_path / "routing.yaml").write_text(text)
+    return Router(load_routing_policy(tmp_path, policy.budgets))
+
+
+def with_issue_comments(world: FakeWorld, posted: list[dict[str, Any]]) -> ServersConfig:
+    """The fake servers plus a `comment_on_issue` tool, recording what it was sent."""
+    issues: MCPServer[Any] = MCPServer("github-issues")
+
+    def comment_on_issue(repo: str, number: int, body: str) -> dict[str, Any]:
+        posted.append({"repo": repo, "number": number, "body": body})
+        return {"id": len(posted), "url": f"local:{repo}/issues/{number}#comment-{len(posted)}"}
+
+    @issues.resource("goresolve://surface", mime_type="application/json")
+    def surface() -> str:  # pyright: ignore[reportUnusedFunction]
+        return json.dumps({"fingerprint": "sha256:" + hashlib.sha256(b"github-issues").hexdigest()})
+
+    issues.add_tool(comment_on_issue)
+    base = world.servers()
+    return ServersConfig(servers=(*base.servers, InProcessServer("github-issues", issues)))
+
+
+def test_a_human_tier_hands_over_before_any_model_call_and_posts_on_the_github_issue(tmp_path: Path) -> None:
+    policy = fault_policy(1.0)
+    posted: list[dict[str, Any]] = []
+    model = ScriptedModel([])
+    settings = RunSettings(repo="calc", state_dir=tmp_path, router=router(tmp_path, policy))
+    result = anyio.run(run_ticket, "#7", model, with_issue_comments(FakeWorld(), posted), policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "escalated")
+    assert result.reason == "routed to a human (human): billing goes to people"
+    assert model.requests == [] and result.model_calls == 0 and result.pr is None
+    assert [(p["repo"], p["number"]) for p in posted] == [("calc", 7)]
+    assert "routed to a human" in posted[0]["body"] and result.trace_id in posted[0]["body"]
+    assert result.extra["handoff_notes"] == ["no attempt worth keeping: hand-off posted on issue #7"]
+
+
+def test_a_jira_ticket_with_nothing_worth_keeping_says_where_the_hand_off_went(tmp_path: Path) -> None:
+    policy = fault_policy(1.0)
+    posted: list[dict[str, Any]] = []
+    settings = RunSettings(repo="calc", state_dir=tmp_path, router=router(tmp_path, policy))
+    result = anyio.run(
+        run_ticket, "CALC-3", ScriptedModel([]), with_issue_comments(FakeWorld(), posted), policy, settings
+    )
+    assert result.outcome == "escalated" and posted == []
+    assert result.extra["handoff_notes"] == [
+        "no attempt worth keeping and no GitHub issue for this ticket: hand-off saved with the run"
+    ]
+
+
+def test_a_model_tier_sets_the_run_limits_and_picks_the_model(tmp_path: Path) -> None:
+    policy = fault_policy(1.0)
+    text = ROUTING.replace("components: [billing]", "components: [nothing-here]")
+    asked: list[str] = []
+
+    def models(name: str) -> ChatModel:
+        asked.append(name)
+        return ScriptedModel(developer, name="scripted")
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    settings = RunSettings(
+        repo="calc",
+        state_dir=tmp_path,
+        router=router(tmp_path, policy, text),
+        models=models,
+        on_event=lambda kind, event: events.append((kind, event)),
+    )
+    result = anyio.run(run_ticket, "CALC-4", ScriptedModel([]), FakeWorld().servers(), policy, settings)
+    assert result.outcome == "pr", result.reason
+    assert asked == ["gpt-4o-mini"] and result.tier == "small"
+    route = next(e for k, e in events if k == "route")
+    assert (route["tier"], route["decided_by"], route["reason"]) == ("small", "rule", "arithmetic slip")
+    assert route["limits"]["max_cost_usd"] == policy.budgets.limits_for("small").max_cost_usd
+    kinds = [k for k, _ in events]
+    assert kinds.index("route") < kinds.index("context") < kinds.index("tool_call") < kinds.index("opening_pr")
+
+
+def test_the_display_shows_each_event_on_one_line() -> None:
+    out = io.StringIO()
+    display = Display(Console(file=out, width=200), None)
+    display("route", {"tier": "strong", "model": "scripted", "decided_by": "rule", "reason": "a crash", "limits": {}})
+    display("context", {"tokens": 812, "tool": "triage", "units": ["// a.go:1-9 A (func)", "// b.go:3-4 B (type)"]})
+    display("tool_call", {"name": "edit", "arguments": {"path": "a.go", "search": "x := 1", "replace": "x := 2"}})
+    display("tests_started", {"packages": ["./a"], "run": "^TestA$", "flags": ["-race"], "patched": True})
+    display("tests_done", {"ok": False, "summary": "1 failed", "failures": [{"test": "TestA", "first_line": "boom"}]})
+    display("escalating", {"exit": "failed_attempts", "reason": "3 failed test-driven attempts"})
+    screen = out.getvalue()
+    for text in (
+        "tier strong · model scripted",
+        "context ≈812 tokens from triage: a.go:1-9, b.go:3-4",
+        "- x := 1",
+        "+ x := 2",
+        "go test -race ./a -run '^TestA$' (with the patch, sandboxed)",
+        "✘ 1 failed",
+        "TestA: boom",
+        "failed_attempts: 3 failed test-driven attempts",
+    ):
+        assert text in screen, text
+
+
+def test_the_demo_replays_its_recording_unless_a_live_model_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GORESOLVE_MODEL", "GORESOLVE_MODEL_BASE_URL", "GORESOLVE_MODEL_API_KEY", "GORESOLVE_MODEL_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    recorded = demo_model("SVC-101")
+    assert not recorded.live and recorded.label.startswith("recording of scripted")
+    monkeypatch.setenv("GORESOLVE_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("GORESOLVE_MODEL_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("GORESOLVE_MODEL_API_KEY", "sk-test")
+    assert LiveModelSettings().name == "gpt-4o-mini"
+    live = demo_model("SVC-101")
+    assert live.live and live.label == "gpt-4o-mini (live, openai)"
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("SVC-12", "SVC-12"),
+        ("https://acme.atlassian.net/browse/SVC-12", "SVC-12"),
+        ("https://acme.atlassian.net/jira/software/projects/SVC/boards/1?selectedIssue=SVC-77", "SVC-77"),
+    ],
+)
+def test_a_ticket_is_a_key_or_an_issue_url(value: str, key: str) -> None:
+    env: dict[str, str] = {}
+    assert ticket_of(value, env) == (key, None) and env == {}
+
+
+def test_a_ticket_file_is_served_by_the_local_backend_from_its_directory(tmp_path: Path) -> None:
+    (tmp_path / "bug.yaml").write_text("key: BUG-7\nfields: {summary: x}\n")
+    env: dict[str, str] = {}
+    assert ticket_of(str(tmp_path / "bug.yaml"), env) == ("BUG-7", "BUG")
+    assert env == {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("svc-12", "is not a Jira key"),
+        ("https://example.com/issues", "no Jira issue key"),
+        ("missing.yaml", "no ticket file"),
+    ],
+)
+def test_a_bad_ticket_is_one_clear_error(value: str, message: str) -> None:
+    with pytest.raises(ResolveError, match=message):
+        ticket_of(value, {})

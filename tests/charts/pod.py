@@ -99,3 +99,19 @@ def run_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def write_projected_secrets(
+    spec: Mapping[str, Any], volume: str, manifests: list[dict[str, Any]], target: Path
+) -> dict[str, str]:
+    """What the kubelet writes for a projected volume of Secrets: each item's path holding the value of its
+    key in the rendered Secret. Returns path -> value."""
+    secrets = {d["metadata"]["name"]: d.get("stringData", {}) for d in manifests if d["kind"] == "Secret"}
+    [vol] = [v for v in spec["volumes"] if v["name"] == volume]
+    written: dict[str, str] = {}
+    for source in vol["projected"]["sources"]:
+        data = secrets[source["secret"]["name"]]
+        for item in source["secret"]["items"]:
+            (target / item["path"]).write_text(data[item["key"]], encoding="utf-8")
+            written[item["path"]] = data[item["key"]]
+    return written

@@ -23,7 +23,7 @@ from agent.servers import (
     http_servers_from_env,
     open_servers,
 )
-from tests.charts.pod import base_env, free_port, local_env, mount_dirs, run_server
+from tests.charts.pod import base_env, free_port, local_env, mount_dirs, run_server, write_projected_secrets
 from tests.charts.render import job_template, render
 
 pytestmark = pytest.mark.timeout(600)
@@ -40,20 +40,13 @@ def claims(token: str) -> dict[str, Any]:
 def pod(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     port = free_port()
     sets = ("auth.mode=sharedKey", f"auth.sharedKey.value={KEY}", f"jiraRead.port={port}")
-    spec = job_template(render(sets=sets))["spec"]["template"]["spec"]
-    return {"spec": spec, "port": port, "root": tmp_path_factory.mktemp("pod")}
+    manifests = render(sets=sets)
+    spec = job_template(manifests)["spec"]["template"]["spec"]
+    return {"spec": spec, "manifests": manifests, "port": port, "root": tmp_path_factory.mktemp("pod")}
 
 
 def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in [*spec["initContainers"], *spec["containers"]] if c["name"] == name)
-
-
-def secret_files(spec: dict[str, Any], volume: str, target: Path) -> None:
-    """What the kubelet puts in a projected Secret volume: each item's path, holding the key's value."""
-    [vol] = [v for v in spec["volumes"] if v["name"] == volume]
-    for source in vol["projected"]["sources"]:
-        for item in source["secret"]["items"]:
-            (target / item["path"]).write_text(KEY, encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +55,7 @@ def minted(pod: dict[str, Any]) -> Path:
     spec = pod["spec"]
     tokens = container(spec, "tokens")
     mounts = mount_dirs(tokens, pod["root"])
-    secret_files(spec, "token-key", mounts["/var/run/secrets/goresolve/key"])
+    write_projected_secrets(spec, "token-key", pod["manifests"], mounts["/var/run/secrets/goresolve/key"])
     paths = "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True))
     script = re.sub(rf"(?<![\w/])(?:{paths})(?=/|\b)", lambda m: str(mounts[m.group(0)]), tokens["args"][0])
     done = subprocess.run(
@@ -83,7 +76,7 @@ def jira_read(pod: dict[str, Any]) -> Generator[None]:
     spec = pod["spec"]
     sidecar = container(spec, "jira-read")
     mounts = mount_dirs(sidecar, pod["root"])
-    secret_files(spec, "jira-read-secrets", mounts["/var/run/secrets/goresolve"])
+    write_projected_secrets(spec, "jira-read-secrets", pod["manifests"], mounts["/var/run/secrets/goresolve"])
     (mounts["/etc/goresolve/policies"]).rmdir()
     mounts["/etc/goresolve/policies"] = Path(__file__).resolve().parents[2] / "policies"  # the bundled files
     with run_server("servers.jira_read", sidecar, mounts, pod["port"], pod["root"] / "jira-read.log"):

@@ -187,13 +187,37 @@ def test_in_the_services_topology_each_server_pod_holds_only_its_own_credential(
     mounts = secret_mounts(rendered(CHART / "ci" / "services-topology.yaml"))
     assert mounts["gr-goresolve-jira-read"] == {"Deployment/gr-goresolve-jira-read/jira-read"}
     assert mounts["gr-goresolve-github-pr"] == {"Deployment/gr-goresolve-github-pr/github-pr"}
-    # The fallback's shared key: the init container that mints the agent's tokens, and each server (which
-    # verifies); never the agent container itself.
-    assert mounts["gr-goresolve-token-key"] == {
-        "Deployment/gr-goresolve-agent/tokens",
-        "Job/per-ticket/tokens",
-        *(f"Deployment/gr-goresolve-{s}/{s}" for s in SERVERS),
-    }
+    # The fallback's keys: the init container that mints the agent's tokens reads all four, each server
+    # (which verifies) only its own; the agent container none.
+    keys = secret_key_readers(rendered(CHART / "ci" / "services-topology.yaml"), "gr-goresolve-token-key")
+    minters = {"Deployment/gr-goresolve-agent/tokens", "Job/per-ticket/tokens"}
+    assert keys == {s: {*minters, f"Deployment/gr-goresolve-{s}/{s}"} for s in SERVERS}
+
+
+def secret_key_readers(manifests: list[dict[str, Any]], secret: str) -> dict[str, set[str]]:
+    """Key of `secret` -> every `owner/container` that mounts that key."""
+    readers: dict[str, set[str]] = {}
+    for owner, spec in pod_specs(manifests):
+        keys: dict[str, set[str]] = {}
+        for vol in spec.get("volumes", []):
+            for source in vol.get("projected", {}).get("sources", []):
+                if source.get("secret", {}).get("name") == secret:
+                    keys.setdefault(vol["name"], set()).update(i["key"] for i in source["secret"]["items"])
+        for c in containers(spec):
+            for mount in c.get("volumeMounts", []):
+                for key in keys.get(mount["name"], set()):
+                    readers.setdefault(key, set()).add(f"{owner}/{c['name']}")
+    return readers
+
+
+def test_the_chart_derives_a_different_key_for_each_server() -> None:
+    manifests = rendered(CHART / "ci" / "services-topology.yaml")
+    [secret] = [d for d in manifests if d["metadata"]["name"].endswith("-token-key")]
+    keys = secret["stringData"]
+    assert sorted(keys) == sorted(SERVERS) and len(set(keys.values())) == 4
+    assert all(len(k) == 64 for k in keys.values())
+    value = yaml.safe_load((CHART / "ci" / "services-topology.yaml").read_text(encoding="utf-8"))["auth"]["sharedKey"]
+    assert value["value"] not in keys.values()  # the value itself is in no pod
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from pydantic import SecretStr
 
 from servers.common.auth import mint_token
-from tests.charts.pod import free_port, mount_dirs, run_server
+from tests.charts.pod import free_port, mount_dirs, run_server, write_projected_secrets
 from tests.charts.render import CHART, render
 
 pytestmark = pytest.mark.timeout(300)
@@ -31,11 +30,8 @@ def jira_read(tmp_path_factory: pytest.TempPathFactory) -> Generator[dict[str, A
     [container] = spec["containers"]
     root = tmp_path_factory.mktemp("services")
     mounts = mount_dirs(container, root)
-    key = yaml.safe_load(VALUES.read_text(encoding="utf-8"))["auth"]["sharedKey"]["value"]
-    [secrets] = [v for v in spec["volumes"] if v["name"] == "jira-read-secrets"]
-    for source in secrets["projected"]["sources"]:  # what the kubelet writes: one file per item
-        for item in source["secret"]["items"]:
-            (mounts["/var/run/secrets/goresolve"] / item["path"]).write_text(key, encoding="utf-8")
+    files = write_projected_secrets(spec, "jira-read-secrets", manifests, mounts["/var/run/secrets/goresolve"])
+    key = files["GORESOLVE_JIRA_READ_TOKEN_KEY"]  # jira-read's own key, derived by the chart
     mounts["/etc/goresolve/policies"].rmdir()
     mounts["/etc/goresolve/policies"] = CHART.parents[1] / "policies"
     with run_server("servers.jira_read", container, mounts, port, root / "jira-read.log"):

@@ -19,9 +19,9 @@ restartPolicy: {{ .restartPolicy }}
 {{- if or $sidecars $minted }}
 initContainers:
   {{- if $minted }}
-  # Fallback auth: this container alone holds the shared key. It mints one token per server (that
-  # server's audience only, living as long as a run may) into memory, and exits; the agent gets the
-  # tokens, never the key.
+  # Fallback auth: this container alone holds the four servers' keys. It mints one token per server
+  # (that server's audience only, living as long as a run may) into memory, and exits; the agent gets
+  # the tokens, never a key.
   - name: tokens
     image: {{ include "goresolve.image" $v.images.agent }}
     imagePullPolicy: {{ $v.imagePullPolicy }}
@@ -126,7 +126,7 @@ volumes:
   - name: agent-tmp
     emptyDir: {sizeLimit: 1Gi}
   {{- if $minted }}
-  # The shared key under each server's own variable name (what `goresolve token mint --server` reads).
+  # Each server's key under that server's variable name (what `goresolve token mint --server` reads).
   - name: token-key
     projected:
       defaultMode: 0440
@@ -135,7 +135,7 @@ volumes:
             name: {{ include "goresolve.sharedKeySecret" $ctx }}
             items:
               {{- range $servers }}
-              - {key: {{ $v.auth.sharedKey.existingSecretKey }}, path: {{ printf "GORESOLVE_%s_TOKEN_KEY" (. | upper | replace "-" "_") }}}
+              - {key: {{ . }}, path: {{ printf "GORESOLVE_%s_TOKEN_KEY" (. | upper | replace "-" "_") }}}
               {{- end }}
   - name: agent-tokens
     emptyDir: {medium: Memory, sizeLimit: 1Mi}

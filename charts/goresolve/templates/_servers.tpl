@@ -158,7 +158,8 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
       - secret:
           name: {{ include "goresolve.sharedKeySecret" $ctx }}
           items:
-            - {key: {{ $v.auth.sharedKey.existingSecretKey }}, path: {{ printf "%sTOKEN_KEY" $def.prefix }}}
+            # This server's own key only (the Secret holds one per server).
+            - {key: {{ $name }}, path: {{ printf "%sTOKEN_KEY" $def.prefix }}}
       {{- end }}
 {{- end }}
 {{- if and (eq $v.auth.mode "projected") $v.auth.issuerCaConfigMap }}

@@ -51,7 +51,7 @@ def test_the_recordings_replay_to_a_pull_request_and_a_hand_off(replayed: tuple[
         "tokens from triage",
         "go test ./internal/auth -run '^TestHandlerUnknownToken$'",
         "nil pointer dereference",
-        '+               unauthorized(w, "unknown token")',
+        'unauthorized(w, "unknown token")',
         "pull request opened",
         "go test -race ./internal/session",
         "failed_attempts: 3 failed test-driven attempts",

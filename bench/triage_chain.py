@@ -45,7 +45,7 @@ from servers.code_search.server import build_server
 from servers.code_search.settings import CodeSearchSettings
 from servers.common.policy import load_policies
 
-DB = WORK / "triage-db"
+SEEDS = {"bugs": "bugs-db", "ticket_loc": "ticket-loc-db"}
 TICKET_LOC = Path(__file__).resolve().parent / "data" / "ticket_loc" / "tickets.jsonl"
 MIRRORS = Path(os.environ.get("GORESOLVE_MIRRORS", str(WORK / "mirrors")))
 
@@ -58,17 +58,19 @@ def policies(root: Path, repos: list[str]) -> Path:
     return root
 
 
-def fresh_index(embedder: MiniLMEmbedder) -> CodeIndex:
-    """A new index; the embedding cache (content hash -> vector) is kept, or seeded from the bugs benchmark's."""
-    for table in DB.glob("*.lance") if DB.exists() else []:
+def fresh_index(embedder: MiniLMEmbedder, which: str) -> CodeIndex:
+    """A new index; the embedding cache (content hash -> vector) is kept, or seeded from the same set's
+    code-search benchmark (vectors only: every chunk is indexed again)."""
+    db = WORK / f"triage-db-{which}"
+    for table in db.glob("*.lance") if db.exists() else []:
         if not table.name.endswith("__vectors.lance"):
             shutil.rmtree(table)
-    seed = WORK / "bugs-db" / f"{embedder.model_id}__vectors.lance"
-    own = DB / seed.name
+    seed = WORK / SEEDS[which] / f"{embedder.model_id}__vectors.lance"
+    own = db / seed.name
     if seed.exists() and not own.exists():
-        DB.mkdir(parents=True, exist_ok=True)
+        db.mkdir(parents=True, exist_ok=True)
         shutil.copytree(seed, own)
-    return CodeIndex(DB, embedder.model_id, embedder.dim, create=True)
+    return CodeIndex(db, embedder.model_id, embedder.dim, create=True)
 
 
 def load_rows(which: str) -> list[dict[str, Any]]:
@@ -98,13 +100,15 @@ def units_of(structured: dict[str, Any] | None) -> list[ContextUnit]:
     return [ContextUnit(**{k: u[k] for k in keys}) for u in (structured or {}).get("units") or []]
 
 
-async def measure(rows: list[dict[str, Any]], budget: int, variants: list[dict[str, str]]) -> dict[str, Any]:
+async def measure(
+    which: str, rows: list[dict[str, Any]], budget: int, variants: list[dict[str, str]]
+) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
-    index = fresh_index(embedder)
+    index = fresh_index(embedder, which)
     settings = CodeSearchSettings(
-        state_dir=WORK / "triage-state",
-        db_dir=DB,
-        policy_dir=policies(WORK / "triage-policies", sorted({r["repo"] for r in rows})),
+        state_dir=WORK / f"triage-state-{which}",
+        db_dir=WORK / f"triage-db-{which}",
+        policy_dir=policies(WORK / f"triage-policies-{which}", sorted({r["repo"] for r in rows})),
         stdio_identity="bench",
         embedder="minilm",
         read_consistency_s=0,
@@ -185,7 +189,7 @@ def main() -> None:
     rows = rows[: args.limit] if args.limit else rows
     started = time.perf_counter()
     variants = [{}] + [dict(kv.split("=", 1) for kv in spec.split(",")) for spec in args.variant]
-    result = anyio.run(measure, rows, args.budget, variants)
+    result = anyio.run(measure, args.set, rows, args.budget, variants)
     result["total_seconds"] = round(time.perf_counter() - started)
     result["set"] = args.set
     print(json.dumps(result, indent=2))

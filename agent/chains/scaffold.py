@@ -19,7 +19,6 @@ Only the requirements step may be replaced (a fake in tests); the others are fix
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 import textwrap
 from pathlib import Path
@@ -317,7 +316,6 @@ def _layout(toolchain: GoToolchain) -> ToolStep[GoModels, ServiceTree]:
             toolchain.go(["get", f"{RUNTIME}@{toolchain.protobuf_go_version}"], cwd=root)
             toolchain.go(["mod", "tidy"], cwd=root)
             tree = {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
-            shutil.rmtree(root, ignore_errors=True)
         return tree
 
     async def run(data: GoModels, ctx: ChainContext) -> ServiceTree:

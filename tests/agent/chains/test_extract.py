@@ -46,7 +46,7 @@ def test_prose_with_dots_and_urls_names_no_code() -> None:
     assert facts.identifiers == [] and facts.frames == [] and facts.paths == []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(max_size=2000), st.text(max_size=200))
 def test_any_text_is_read_without_error_into_bounded_lists(body: str, title: str) -> None:
     facts = extract_facts(TicketText(title=title, body=body))

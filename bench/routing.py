@@ -383,6 +383,7 @@ def evaluate(policy: RoutingPolicy, split: str, repeats: int) -> dict[str, Any]:
             "accuracy_far": _share(
                 [ok for ok, s in zip(cls_ok, nearest, strict=True) if s < statistics.median(nearest)]
             ),
+            "kind_accuracy_near": _share([ok for ok, s in zip(kind_ok, nearest, strict=True) if s >= med]),
             "kind_accuracy_far": _share([ok for ok, s in zip(kind_ok, nearest, strict=True) if s < med]),
             "accuracy_all_tickets": sum(p.tier == lab for p, lab in zip(predictions, labels, strict=True)) / len(rows),
             "reliability": table_rest,
@@ -431,7 +432,7 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  by closeness of the nearest example (median similarity {cls['nearest_similarity_median']:.3f}): "
         f"tier accuracy {pct(cls['accuracy_near'])} at or above, {pct(cls['accuracy_far'])} below "
-        f"(kind {pct(cls['kind_accuracy_far'])} below)"
+        f"(kind {pct(cls['kind_accuracy_near'])} / {pct(cls['kind_accuracy_far'])})"
     )
     print(f"  threshold {cls['threshold']}: {cls['decided']} decided by the classifier, {cls['fell_back']} fell back")
     for name, table, ece in (

@@ -174,8 +174,16 @@ class KnnClassifier:
         return f"knn-{self._embedder.model_id}"
 
     def predict(self, ticket: TicketFacts) -> Prediction:
+        """The neighbours' votes and the cheap features through the fitted combination.
+
+        Raises:
+            ClassifierUnavailable: the embedder failed (onnxruntime reports its faults as RuntimeError).
+        """
         started = time.perf_counter()
-        query = self._embedder.embed([ticket.text()])[0]
+        try:
+            query = self._embedder.embed([ticket.text()])[0]
+        except RuntimeError as exc:
+            raise ClassifierUnavailable(f"the embedding model failed: {type(exc).__name__}") from exc
         similarities = self._bank @ query
         votes, top = neighbour_votes(similarities, self._labels, self._params.k, self._params.temperature)
         logits = self._coef @ np.asarray(feature_row(votes, ticket)) + self._intercept

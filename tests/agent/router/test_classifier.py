@@ -133,3 +133,20 @@ async def test_extra_fields_and_plain_json_content(policy) -> None:  # type: ign
     model = ScriptedModel([extra, plain])
     prediction = await ModelClassifier(model, _model_policy(policy), PRICES).classify(TicketFacts.of("Add --json"))
     assert prediction.kind == "feature" and len(model.requests) == 2
+
+
+async def test_an_embedder_fault_is_a_fallback_not_a_crash(policy) -> None:  # type: ignore[no-untyped-def]
+    class Failing(KeywordEmbedder):
+        fail = False
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            if self.fail:
+                raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION")
+            return super().embed(texts)
+
+    embedder = Failing()
+    knn = KnnClassifier(embedder, TINY_BANK, vote_params(embedder.model_id), policy)
+    embedder.fail = True
+    decision = await route(TicketFacts.of("support a yaml config file"), policy, classifier=knn)
+    assert (decision.tier, decision.decided_by) == ("strong", "fallback")
+    assert "the embedding model failed: RuntimeError" in decision.reason

@@ -233,10 +233,13 @@ class Run:
         await self.read_ticket()
         if RACE.search(f"{self.ticket.title}\n{self.ticket.body}"):
             self.test_flags = ["-race"]
-        await self.route()
-        context = await self.retrieve()
         self.tool_defs = [*model_facing(box.tools), *local_tool_defs()]
         self.schemas = {t.name: t.parameters for t in self.tool_defs}
+        self.log(
+            "start", ticket=self.ticket.key, repo=self.settings.repo, commit=self.commit, tools=sorted(self.schemas)
+        )
+        await self.route()
+        context = await self.retrieve()
         ticket_text = fence("ticket", f"{self.ticket.title}\n\n{self.ticket.body}")
         self.messages = [
             Message("system", SYSTEM.format(repo=self.settings.repo, commit=self.commit[:12])),
@@ -247,9 +250,6 @@ class Run:
                 "Fix the ticket. Tests named in the ticket must pass; do not break other tests.",
             ),
         ]
-        self.log(
-            "start", ticket=self.ticket.key, repo=self.settings.repo, commit=self.commit, tools=sorted(self.schemas)
-        )
 
     async def read_ticket(self) -> None:
         issue = await self.server_call("get_issue", {"key": self.ticket.key})

@@ -201,6 +201,11 @@ def resolve_command(
     from agent.cli import build_run
 
     settings = load_agent_settings()
+    if cassette is None and settings.cassette is None and not (settings.provider and settings.model):
+        err.print(
+            "[red]error:[/red] no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL, or pass --cassette"
+        )
+        raise typer.Exit(1)
     try:
         with prepare(ticket, repo, settings, err) as prepared:
             env = {**os.environ, **prepared.env}

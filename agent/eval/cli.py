@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import platformdirs
@@ -16,18 +16,14 @@ import typer
 from rich.console import Console
 
 from agent.eval.tasks import Task, TaskFileError, TaskResult, load_tasks
-from agent.eval.workspace import go_env
+from agent.eval.workspace import WorkspaceError, go_env
+
+if TYPE_CHECKING:
+    from agent.eval.harness import EvalOptions, Solver
+    from agent.llm import ChatModel
 
 console = Console(stderr=True, soft_wrap=True)
 _DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "protected.yaml"
-# The model-driven mode runs the agent's `run_ticket` against per-task servers: a jira-read ticket
-# made from the problem statement, a code-search index of the task repository and a github-pr
-# remote. Until that wiring exists here, the mode refuses instead of pretending.
-MODEL_MODE_MISSING = (
-    "model-driven eval is not available in this version: it needs per-task jira-read tickets, a "
-    "code-search index and a github-pr remote wired to the agent's run_ticket (agent.loop); "
-    "run with --oracle to validate the tasks through go-test-runner"
-)
 
 
 def _data_dir() -> Path:
@@ -54,8 +50,15 @@ def eval_command(
     only: Annotated[str | None, typer.Option(help="Comma-separated instance ids.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N tasks.")] = None,
     protected: Annotated[Path, typer.Option(help="protected.yaml applied to every patch.")] = _DEFAULT_POLICY,
+    recordings: Annotated[
+        Path | None, typer.Option(help="Replay <DIR>/<instance_id>.jsonl per task instead of a live model.")
+    ] = None,
 ) -> None:
-    """Run tasks in isolated worktrees through go-test-runner; results as JSONL plus a Markdown table."""
+    """Run tasks in isolated worktrees through go-test-runner; results as JSONL plus a Markdown table.
+
+    Without --oracle each task goes through the agent (`run_ticket` over the four stdio servers) with the
+    model of GORESOLVE_AGENT_PROVIDER / GORESOLVE_AGENT_MODEL (or --recordings), and the harness judges its patch.
+    """
     from agent.eval.harness import EvalOptions, evaluate, oracle_solver
     from agent.eval.report import markdown, summarize
 
@@ -64,9 +67,6 @@ def eval_command(
     except TaskFileError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    if not oracle:
-        console.print(f"[red]error:[/red] {MODEL_MODE_MISSING}")
-        raise typer.Exit(2)
     out = out or _data_dir() / "eval"
     if not protected.is_file():
         console.print(f"[red]error:[/red] {protected}: no such policy file")
@@ -83,11 +83,56 @@ def eval_command(
         colour = "green" if r.outcome in ("valid", "resolved") else "red"
         console.print(f"[{colour}]{r.outcome:>10}[/{colour}] {r.instance_id} ({r.wall_s:.1f}s) {r.detail[:100]}")
 
-    results = anyio.run(evaluate, tasks, options, oracle_solver, show)
-    table = markdown(results, "oracle")
+    mode = "oracle" if oracle else "model"
+    solver = oracle_solver if oracle else _agent_solver(options, recordings)
+    results = anyio.run(evaluate, tasks, options, solver, show)
+    table = markdown(results, mode)
     (out / "results.md").write_text(table, encoding="utf-8")
-    for line in summarize(results).lines("oracle"):
+    for line in summarize(results).lines(mode):
         print(line)
     console.print(f"results: {out / 'results.jsonl'}, table: {out / 'results.md'}")
-    if len(results) < len(tasks) or any(r.outcome != "valid" for r in results):
+    if len(results) < len(tasks) or any(r.outcome in ("invalid", "error") for r in results):
         raise typer.Exit(1)
+
+
+def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
+    """The agent on each task, with the configured live model or a recording per task."""
+    from agent.cli import load_agent_settings
+    from agent.eval.agent_solver import AgentOptions, agent_solver
+    from agent.llm import LLMError, ModelConfig, build_model
+
+    settings = load_agent_settings()
+    if recordings is not None:
+        if not recordings.is_dir():
+            console.print(f"[red]error:[/red] {recordings}: no such directory of recordings")
+            raise typer.Exit(2)
+
+        def replay(task: Task) -> ChatModel:
+            cassette = recordings / f"{task.instance_id}.jsonl"
+            if not cassette.is_file():
+                raise WorkspaceError(f"no recording {cassette}")
+            return build_model(ModelConfig(provider="replay", model="scripted", cassette=cassette))
+
+        model_for = replay
+    elif settings.provider and settings.model:
+        config = ModelConfig(
+            provider=settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key
+        )
+        try:
+            build_model(config)
+        except (ValueError, LLMError) as exc:
+            console.print(f"[red]error:[/red] model: {exc}")
+            raise typer.Exit(2) from None
+
+        def live(task: Task) -> ChatModel:
+            return build_model(config)
+
+        model_for = live
+    else:
+        console.print(
+            "[red]error:[/red] no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL, pass --recordings, "
+            "or run --oracle"
+        )
+        raise typer.Exit(2)
+    agent_options = AgentOptions(model_for=model_for, gocache=options.gocache, gomodcache=options.gomodcache)
+    return agent_solver(agent_options, options.out_dir)

@@ -26,7 +26,7 @@ import jsonschema
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.llm import ChatModel, ChatRequest, LLMError, Message, PriceBook, ToolDef
+from agent.llm import ChatModel, ChatRequest, LLMError, Message, PriceBook, ToolDef, Usage
 from agent.router.embedder import TextEmbedder, Vectors, cached_embed
 from agent.router.errors import ClassifierUnavailable
 from agent.router.features import FEATURE_NAMES, cheap_features
@@ -41,7 +41,8 @@ class Prediction:
     classifier: str
     neighbours: tuple[tuple[str, float], ...] = ()  # (example id, cosine similarity), best first
     cost_usd: float = 0.0
-    tokens: int = 0
+    usage: Usage = field(default_factory=Usage)  # model calls only: what the ledger records
+    model: str | None = None  # the model that answered (model mode)
     detail: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
@@ -256,7 +257,7 @@ class ModelClassifier:
             Message("system", SYSTEM),
             Message("user", f"<ticket>\n{text}\n</ticket>\nlabels: {', '.join(ticket.labels) or 'none'}"),
         ]
-        cost, tokens, problem = 0.0, 0, ""
+        cost, usage, problem, answered_by = 0.0, Usage(), "", self._model.name
         for _attempt in range(settings.retries + 1):
             request = ChatRequest(messages=tuple(messages), tools=(TOOL,), max_tokens=settings.max_tokens)
             try:
@@ -264,7 +265,8 @@ class ModelClassifier:
             except LLMError as exc:
                 raise ClassifierUnavailable(f"the routing model failed: {type(exc).__name__}") from None
             cost += self._prices.cost(response.model, response.usage)
-            tokens += response.usage.total
+            usage += response.usage
+            answered_by = response.model
             answer, problem = _parse(response.message)
             if answer is not None:
                 kinds = _spread(answer.kind, answer.confidence)
@@ -273,7 +275,8 @@ class ModelClassifier:
                     tiers=tier_mass(kinds, self._policy),
                     classifier=self.name,
                     cost_usd=cost,
-                    tokens=tokens,
+                    usage=usage,
+                    model=answered_by,
                     detail={"reason": answer.reason},
                 )
             messages += [response.message, Message("user", f"That answer was refused: {problem}. Call route_ticket.")]

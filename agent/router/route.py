@@ -43,6 +43,9 @@ class RouteDecision(BaseModel):
     probabilities: dict[str, float] = {}
     neighbours: list[tuple[str, float]] = []
     cost_usd: float = 0.0
+    # the routing model call, when the classifier made one: for the run's cost ledger
+    usage: dict[str, int] = {}
+    classifier_model: str | None = None
     latency_ms: float = 0.0
     trace_id: str = ""
     span_id: str = ""
@@ -146,6 +149,12 @@ class Router:
             "probabilities": {t: round(v, 4) for t, v in p.tiers.items()},
             "neighbours": list(p.neighbours),
             "cost_usd": p.cost_usd,
+            "classifier_model": p.model,
+            "usage": {
+                "input_tokens": p.usage.input_tokens,
+                "output_tokens": p.usage.output_tokens,
+                "cached_tokens": p.usage.cached_tokens,
+            },
         }
         if p.tier == strongest or p.confidence >= threshold:
             return {

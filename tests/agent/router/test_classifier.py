@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from agent.llm import PriceBook, ScriptedModel, reply
+from agent.llm import PriceBook, ScriptedModel, Usage, reply
 from agent.policy import Budgets, Price
 from agent.router.classifier import (
     ANSWER_SCHEMA,
@@ -111,6 +111,7 @@ async def test_a_schema_answer_becomes_a_prediction_with_its_cost(policy) -> Non
     assert (prediction.kind, prediction.tier) == ("docs", "small")
     assert prediction.tiers["small"] == pytest.approx(0.96 + 0.04 / 6)
     assert prediction.cost_usd > 0 and prediction.detail["reason"] == "README only"
+    assert prediction.model == "scripted" and prediction.usage.input_tokens > 0
     request = model.requests[0]
     assert request.tools[0].parameters == ANSWER_SCHEMA and "<ticket>\nTypo\n</ticket>" in request.messages[1].content
 
@@ -119,8 +120,13 @@ async def test_an_answer_off_the_schema_is_retried_then_refused(policy) -> None:
     bad = reply("", ("route_ticket", {"kind": "urgent", "confidence": 0.9, "reason": "x"}))
     good = reply("", ("route_ticket", {"kind": "bug", "confidence": 0.8, "reason": "wrong output"}))
     model = ScriptedModel([bad, good])
-    prediction = await ModelClassifier(model, _model_policy(policy), PRICES).classify(TicketFacts.of("Wrong sum"))
-    assert prediction.kind == "bug" and len(model.requests) == 2
+    router_policy = _model_policy(policy)
+    classifier = ModelClassifier(model, router_policy, PRICES)
+    decision = await route(TicketFacts.of("Wrong sum"), router_policy, classifier=classifier)
+    assert decision.kind == "bug" and len(model.requests) == 2 and decision.classifier_model == "scripted"
+    assert decision.usage["input_tokens"] > 0 and decision.cost_usd == pytest.approx(
+        PRICES.cost("scripted", Usage(decision.usage["input_tokens"], decision.usage["output_tokens"]))
+    )
     assert "That answer was refused: kind:" in model.requests[1].messages[-1].content
     always_bad = ScriptedModel([bad, reply('{"kind": "docs"}')])
     with pytest.raises(ClassifierUnavailable, match="never matched the schema"):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,13 @@ from .conftest import POLICIES, REPO
 
 
 @pytest.fixture(autouse=True)
-def _quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     # the goresolve root command sends log lines to stderr; this app alone uses structlog's default (stdout)
+    saved = structlog.get_config()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     monkeypatch.setenv("GORESOLVE_ROUTER_MODELS_DIR", str(tmp_path / "no-models"))
+    yield
+    structlog.configure(**saved)
 
 
 def _run(*args: str):  # type: ignore[no-untyped-def]

@@ -439,3 +439,11 @@ def test_in_the_services_topology_the_agent_reaches_the_model_the_queue_and_its_
     # In the sidecar topology the pod's egress is the union of its containers' (the servers' JWKS included).
     sidecar_ports = [[p["port"] for p in r["ports"]] for r in egress_of(rendered(None), "agent")]
     assert sidecar_ports == [[443], [443], [443], [443], [443, 6443]]  # model, Jira, GitHub, module proxy, API
+
+
+def test_shared_keys_from_an_existing_secret_are_read_one_key_per_server_and_nothing_is_created() -> None:
+    manifests = render(values=CHART / "ci" / "services-topology.yaml", sets=("auth.sharedKey.existingSecret=my-keys",))
+    assert not [d for d in by_kind(manifests, "Secret") if d["metadata"]["name"].endswith("-token-key")]
+    keys = secret_key_readers(manifests, "my-keys")
+    minters = {"Deployment/gr-goresolve-agent/tokens", "Job/per-ticket/tokens"}
+    assert keys == {s: {*minters, f"Deployment/gr-goresolve-{s}/{s}"} for s in SERVERS}

@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--db", type=Path, default=WORK / "ticket-loc-db", help="Index directory (a cache).")
     parser.add_argument("--embedder", default="minilm", help="A code-search embedder name (make_embedder).")
     parser.add_argument("--out", type=Path, help="Where to write the JSON (default: results.json for a full run).")
+    parser.add_argument(
+        "--keep-index", action="store_true", help="Continue from the index left by the last run (default: rebuild)."
+    )
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in args.tickets.read_text().splitlines() if line.strip()]
     chosen = select(rows, args.split, args.repos, args.limit)
@@ -254,9 +257,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("no ticket matches --split/--repos")
     full_run = args.split == "all" and not args.repos and not args.limit and args.tickets == TICKETS
     out = args.out or (RESULTS if full_run else WORK / "ticket_loc" / "results-partial.json")
-    for table_dir in args.db.glob("*.lance") if args.db.exists() else []:
-        if not table_dir.name.endswith("__vectors.lance"):  # the embedding cache survives runs
-            shutil.rmtree(table_dir)
+    if not args.keep_index:
+        for table_dir in args.db.glob("*.lance") if args.db.exists() else []:
+            if not table_dir.name.endswith("__vectors.lance"):  # the embedding cache survives runs
+                shutil.rmtree(table_dir)
     embedder = make_embedder(args.embedder)
     index = CodeIndex(args.db, embedder.model_id, embedder.dim, create=True)
     run = Run()
@@ -264,14 +268,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in chosen:
         by_repo[r["repo"]].append(r)
-    for full, tickets in sorted(by_repo.items()):
-        source = mirror(full, args.mirrors)
-        run_repo(full, tickets, index, embedder, source, run)
-        print(f"{full}: {len(tickets)} tickets, index {run.index_seconds[full]:.0f}s", flush=True)
+    sources = {full: mirror(full, args.mirrors) for full in by_repo}
+    # Smallest repositories first, so that an interrupted run has covered as many as possible.
+    order = sorted(by_repo, key=lambda full: (repo_size(sources[full], by_repo[full]), full))
+    result: dict[str, Any] = {}
+    for done, full in enumerate(order, start=1):
+        run_repo(full, by_repo[full], index, embedder, sources[full], run)
+        print(f"{full}: {len(by_repo[full])} tickets, index {run.index_seconds[full]:.0f}s", flush=True)
+        result = report(run, embedder.model_id, {f: by_repo[f] for f in order[:done]}, started)
+        result["complete"] = done == len(order)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")  # a checkpoint after each repository
+    for name in ("heldout", "dev", "all"):
+        if name in result["summary"]:
+            print("\n" + table(name, result["summary"][name]))
+    print(f"\nlatency ms: {json.dumps(result['latency_ms'])}; total {result['total_seconds']} s; saved {out}")
+    return result
+
+
+def repo_size(source: Path, tickets: list[dict[str, Any]]) -> int:
+    """How many indexable files the repository has at its earliest ticket's base commit."""
+    first = min(tickets, key=lambda t: int(t["time"]))
+    return len(snapshot(source, str(first["base_commit"]), RULES).files)
+
+
+def report(run: Run, model_id: str, by_repo: dict[str, list[dict[str, Any]]], started: float) -> dict[str, Any]:
+    """The JSON result of the repositories run so far."""
     result: dict[str, Any] = {
         "code": code_state(),
-        "embedder": embedder.model_id,
-        "tickets": len(chosen),
+        "embedder": model_id,
+        "tickets": sum(len(t) for t in by_repo.values()),
         "repos": {full: len(t) for full, t in sorted(by_repo.items())},
         "total_seconds": round(time.perf_counter() - started, 1),
         "index_seconds": {k: round(v, 1) for k, v in run.index_seconds.items()},
@@ -289,12 +315,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["summary"] = {name: summarize(rows) for name, rows in groups.items() if rows}
     result["per_repo"] = {full: summarize([r for r in run.per_ticket if r["repo"] == full]) for full in by_repo}
     result["per_ticket"] = run.per_ticket
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    for name in ("heldout", "dev", "all"):
-        if name in result["summary"]:
-            print("\n" + table(name, result["summary"][name]))
-    print(f"\nlatency ms: {json.dumps(result['latency_ms'])}; total {result['total_seconds']} s; saved {out}")
     return result
 
 

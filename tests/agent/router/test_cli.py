@@ -94,3 +94,18 @@ def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
         [sys.executable, "-c", code, "OPS-1"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
     )
     assert refused.returncode == 1 and "error: jira-read refused OPS-1: project OPS is not readable" in refused.stderr
+
+
+def test_model_mode_without_a_routing_model_falls_back_and_says_so(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("budgets.yaml", "escalation.yaml"):
+        (policies / name).write_text((POLICIES / name).read_text())
+    good = yaml.safe_load((POLICIES / "routing.yaml").read_text())
+    good["classifier"] = {**good["classifier"], "mode": "model", "model": "gpt-4o-mini"}
+    (policies / "routing.yaml").write_text(yaml.safe_dump(good))
+    (tmp_path / "t.json").write_text('{"title": "Export fails for large projects"}')
+    result = _run(str(tmp_path / "t.json"), "--json", "--policy-dir", str(policies))
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    assert decision["tier"] == "strong" and "no routing model was configured" in decision["reason"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.policy import Budgets, Price
 from agent.router.errors import RoutingPolicyError
@@ -102,3 +104,21 @@ def test_an_unpriced_model_is_refused_unless_policy_allows_it(tmp_path: Path) ->
         load_routing_policy(tmp_path, budgets)
     assert [p.field for p in caught.value.problems] == ["tiers.strong.model"]
     assert load_routing_policy(tmp_path, budgets.model_copy(update={"allow_unpriced": True})).strongest == "strong"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from([*GOOD_POLICY, "when", "extra"]), _json, max_size=4))
+def test_any_document_is_a_policy_or_a_structured_error(change: dict) -> None:  # type: ignore[type-arg]
+    problems = []
+    try:
+        parse_routing_policy({**GOOD_POLICY, **change})
+    except RoutingPolicyError as exc:  # anything else fails the test
+        problems = exc.problems or [None]
+    assert all(p is not None and p.field and p.message for p in problems)

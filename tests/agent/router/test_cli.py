@@ -109,3 +109,36 @@ def test_model_mode_without_a_routing_model_falls_back_and_says_so(tmp_path: Pat
     assert result.exit_code == 0, result.output
     decision = json.loads(result.stdout)
     assert decision["tier"] == "strong" and "no routing model was configured" in decision["reason"]
+
+
+def test_model_mode_replays_a_recorded_routing_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway path end to end: a recorded session played back by the replay provider."""
+    import anyio
+
+    from agent.llm import PriceBook, Recorder, ScriptedModel, reply
+    from agent.policy import load_agent_policy
+    from agent.router.classifier import ModelClassifier
+    from agent.router.policy import parse_routing_policy
+    from agent.router.ticket import load_ticket_file
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("budgets.yaml", "escalation.yaml"):
+        (policies / name).write_text((POLICIES / name).read_text())
+    good = yaml.safe_load((POLICIES / "routing.yaml").read_text())
+    good["classifier"] = {**good["classifier"], "mode": "model", "model": "gpt-4o-mini"}
+    (policies / "routing.yaml").write_text(yaml.safe_dump(good))
+    ticket = tmp_path / "SVC-8.json"
+    ticket.write_text('{"title": "Add a --json flag to the export command"}')
+    cassette = tmp_path / "route.jsonl"
+    answer = reply("", ("route_ticket", {"kind": "feature", "confidence": 0.9, "reason": "a new flag"}))
+    recorder = Recorder(ScriptedModel([answer], name="gpt-4o-mini"), cassette)
+    prices = PriceBook(load_agent_policy(policies).budgets)
+    anyio.run(ModelClassifier(recorder, parse_routing_policy(good), prices).classify, load_ticket_file(ticket))
+
+    monkeypatch.setenv("GORESOLVE_ROUTER_CASSETTE", str(cassette))
+    result = _run(str(ticket), "--json", "--policy-dir", str(policies))
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    assert (decision["tier"], decision["kind"], decision["decided_by"]) == ("strong", "feature", "classifier")
+    assert decision["classifier"] == "model-gpt-4o-mini" and decision["cost_usd"] > 0

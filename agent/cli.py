@@ -159,7 +159,7 @@ def build_run(
     from agent.alerts import AlertTarget
     from agent.llm import LLMError, ModelConfig, build_model
     from agent.policy import PolicyError, load_agent_policy
-    from agent.servers import ServersConfig, StdioServer
+    from agent.servers import ServersConfig, ServersConfigError, StdioServer, http_servers_from_env
 
     try:
         policy = load_agent_policy(policy_dir)
@@ -184,9 +184,14 @@ def build_run(
             pins = json.loads(settings.pins_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise _fail(f"pins file {settings.pins_file}: {type(exc).__name__}") from None
+    try:  # GORESOLVE_AGENT_MCP_TRANSPORT=http: the pod's sidecars (or Services), each with its own token
+        over_http = http_servers_from_env(pins)
+    except ServersConfigError as exc:
+        raise _fail(str(exc)) from None
     bindir = Path(sys.executable).parent
     servers = ServersConfig(
-        servers=tuple(
+        servers=over_http
+        or tuple(
             StdioServer(
                 name=server,
                 command=str(bindir / f"{server}-mcp"),

@@ -90,3 +90,17 @@ def test_resolve_without_a_model_and_trace_of_an_unknown_run_fail_in_one_line(
     assert "no model" in done.output and "Traceback" not in done.output
     missing = runner.invoke(app, ["trace", "nope"])
     assert missing.exit_code == 1 and "no run 'nope'" in missing.output
+
+
+def test_resolve_over_http_with_an_incomplete_server_setting_fails_in_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GORESOLVE_AGENT_MCP_TRANSPORT", "http")
+    monkeypatch.setenv("GORESOLVE_AGENT_JIRA_READ_URL", "http://127.0.0.1:1/mcp")
+    cassette = Path(__file__).resolve().parents[2] / "examples" / "recordings" / "SVC-101.jsonl"
+    done = CliRunner().invoke(
+        app, ["resolve", "--ticket", "SVC-101", "--repo", "sample-service", "--cassette", str(cassette)]
+    )
+    assert done.exit_code == 1
+    assert "GORESOLVE_AGENT_JIRA_READ_TOKEN_FILE" in done.output and "Traceback" not in done.output

@@ -1,7 +1,9 @@
 """The dynamic tamper guard: a census of the tests, taken at the base and checked after the run.
 
 Before a patch is applied the runner lists the tests of each package (`go test -json -list`,
-cached per commit, packages and pattern). After the patched run, `check` asserts that:
+cached per commit, packages and pattern), unless an unpatched run at that commit already gave the
+listing from its own complete stream (`listing_of`: no second build for the first run at a commit).
+After the patched run, `check` asserts that:
 
 - every base test reported (a pass, fail or skip event); a package that has tests but reported
   none fails with `tests_not_run`, a single missing test with `missing_test`;
@@ -238,6 +240,26 @@ def check(
         detail = f"every package reported success but go test exited with status {exit_code}"
         out.append(Problem("exit_mismatch", "", detail))
     return out[:MAX_PROBLEMS]
+
+
+def listing_of(tracker: Tracker, *, exit_code: int | None, flags: Iterable[str]) -> BaseTests | None:
+    """The base listing read from an unpatched run's own stream, when that stream is complete: every
+    package that started ended with its final event, the tracker kept everything, and no flag made go
+    stop early, leave tests out or repeat them (`-failfast`, `-skip`, `-list`, `-bench`, `-count` other
+    than 1). None otherwise (the runner then lists with `go test -list` before the first patched run)."""
+    flags = list(flags)
+    names = {flag.partition("=")[0] for flag in flags}
+    if names & {"-failfast", "-skip", "-list", "-bench"} or count_of(flags) != 1:
+        return None
+    if tracker.dropped or exit_code is None:
+        return None
+    if not tracker.final or any(pkg not in tracker.final for pkg in tracker.started):
+        return None
+    tests: dict[str, list[str]] = collections.defaultdict(list)
+    for (pkg, name), runs in tracker.runs.items():
+        if _NAME.match(name) and tracker.outcomes.get((pkg, name)):
+            tests[pkg].extend([name] * max(runs, 1))
+    return BaseTests({pkg: tuple(names) for pkg, names in tests.items()})
 
 
 def summary(problems: list[Problem]) -> str:

@@ -230,10 +230,20 @@ class Runner:
         """The census of a finished run: every base test reported (a killed run is failed already)."""
         key = census.BaseCache.key(commit, req.packages, req.run)
         base = self._census.get(key)
-        if base is None or killed or not self._policy.test_census:
+        if killed or not self._policy.test_census:
             return []
         if not req.patch:
+            if base is None:
+                # No listing yet at this commit: an unpatched run has nothing to guard against, and its
+                # own stream, when complete, is the listing (no `go test -list` build for this call).
+                listing = census.listing_of(tracker, exit_code=exit_code, flags=req.flags)
+                if listing is not None:
+                    self._census.put(key, listing)
+                    self._census.record_unpatched(key, tracker)
+                return []
             self._census.record_unpatched(key, tracker)
+        elif base is None:
+            return []
         return census.check(
             base,
             tracker,
@@ -365,7 +375,7 @@ class Runner:
             paths = self.sandbox.paths(worktree, req.repo, scratch)
             await self._download_modules(worktree, paths)
             env = self.sandbox.env(self._goenv.build(offline=True), paths)
-            if isinstance(req, RunTestsRequest):
+            if isinstance(req, RunTestsRequest) and req.patch:
                 await self._list_base_tests(req, commit, paths, env)
             if req.patch:
                 self._check_policy(req.patch, repo_root=worktree)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
+from pathlib import Path
 
 import pytest
 
+from servers.common.errors import UpstreamFailure
 from servers.common.policy import ProtectedPolicy
 from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
@@ -75,3 +77,15 @@ def test_binary_mode_and_non_go_files_follow_the_policy(repo: pathlib.Path, cach
     assert git_binary is not None, binary
     rules = [r.rule for r in verdict_for_checkout(repo, binary, ProtectedPolicy(), cache, base=base).reasons]
     assert rules == ["binary_file"]
+
+
+def test_the_analyzer_is_stopped_by_its_cpu_budget_not_the_hosts_load(tmp_path: Path) -> None:
+    """A run over its CPU budget fails closed with a message saying so (prlimit, as on every sandbox host)."""
+    if shutil.which("prlimit", path="/usr/bin:/bin") is None:
+        pytest.skip("prlimit is not installed")
+    spinner = tmp_path / "spin"
+    spinner.write_text("#!/bin/sh\nwhile :; do :; done\n")
+    spinner.chmod(0o755)
+    go = shutil.which("go") or "go"
+    with pytest.raises(UpstreamFailure, match="it used its CPU budget of 1 s"):
+        tool.analyze(spinner, go, tmp_path, ProtectedPolicy(), cpu_s=1)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Generator
@@ -25,7 +26,13 @@ from servers.common.tamper.facts import Facts
 ANALYZER_SRC = Path(__file__).resolve().parent / "analyzer"
 _SOURCES = ("main.go", "go.mod", "go.sum")
 BUILD_TIMEOUT_S = 300
-ANALYZE_TIMEOUT_S = 300
+# The analyzer's budget is CPU time (RLIMIT_CPU through prlimit, for it and each `go list` it starts):
+# a large module (golang.org/x/text: ~20 s of CPU warm, ~60 s cold) on a loaded host took 8x that in
+# wall time, and a wall-clock budget then refused good patches for the host's load. The wall clock
+# stays as a backstop against a process that waits instead of computing.
+ANALYZE_CPU_S = 300
+ANALYZE_TIMEOUT_S = 1800
+_SIGXCPU = 24
 
 
 def source_hash(go: str) -> str:
@@ -95,12 +102,14 @@ def analyze(
     offline: bool = True,
     gocache: Path | None = None,
     gomodcache: Path | None = None,
+    cpu_s: int = ANALYZE_CPU_S,
 ) -> Facts:
     """Run the analyzer on the module at `root` (unconfined: it loads and type-checks, it runs no repo code).
 
-    The go caches default to the user's (`go env`).
+    The go caches default to the user's (`go env`). `cpu_s` bounds each of its processes' CPU time
+    (when prlimit is installed); ANALYZE_TIMEOUT_S bounds the wall clock.
 
-    Raises: UpstreamFailure when it fails or times out.
+    Raises: UpstreamFailure when it fails, uses up its CPU budget or times out.
     """
     with tempfile.TemporaryDirectory(prefix="goresolve-tamper-") as tmp:
         out = Path(tmp) / "facts.json"
@@ -118,10 +127,16 @@ def analyze(
             if value := str(given or "") or _go_env(go, name):
                 env[name] = value
         argv = analyzer_argv(binary, root, policy, out)
+        prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
+        if prlimit is not None:
+            # SIGXCPU at the soft limit (Go reports it and exits), SIGKILL a few seconds later at the hard one
+            argv = [prlimit, f"--cpu={cpu_s}:{cpu_s + 5}", "--", *argv]
         try:
             proc = subprocess.run(argv, env=env, cwd=root, capture_output=True, timeout=ANALYZE_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise UpstreamFailure(f"tamper analyzer failed: {exc}") from exc
+        if proc.returncode in (-_SIGXCPU, -signal.SIGKILL) or b"SIGXCPU" in proc.stderr:
+            raise UpstreamFailure(f"tamper analyzer failed: it used its CPU budget of {cpu_s} s")
         if proc.returncode != 0 or not out.is_file():
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
             raise UpstreamFailure("tamper analyzer failed: " + " | ".join(tail)[:300])

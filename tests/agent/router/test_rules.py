@@ -44,7 +44,7 @@ def _policy(rules: list[dict]):  # type: ignore[no-untyped-def, type-arg]
         (TicketFacts.of("Clarify the retry section", "see docs/retries.md and README.md"), "small", "docs-paths"),
         (TicketFacts.of("Replace deprecated ioutil", "ioutil is deprecated since 1.16"), "small", "deprecated-ioutil"),
         (TicketFacts.of("Bump minimum Go version to 1.22"), "small", "go-version-bump"),
-        (TicketFacts.of("Login uses the wrong realm", components=["Auth"]), "human", "security-component"),
+        (TicketFacts.of("Explain the cache settings", components=["Docs"]), "small", "docs-component"),
         (TicketFacts.of("Write up the API", issue_type="Documentation"), "small", "docs-type"),
     ],
 )
@@ -53,6 +53,14 @@ async def test_the_repository_rules_route_these_tickets(policy, ticket: TicketFa
     assert (decision.tier, decision.rule, decision.decided_by) == (tier, rule, "rule")
     assert decision.reason == next(r.reason for r in policy.rules if r.name == rule)
     assert decision.model == policy.model_of(tier) and decision.confidence == 1.0
+
+
+async def test_the_sample_auth_crash_is_a_model_ticket_not_a_human_one(policy) -> None:  # type: ignore[no-untyped-def]
+    ticket = TicketFacts.of(
+        "panic: nil pointer dereference in the auth handler for an unknown bearer token", components=["auth"]
+    )
+    decision = await route(ticket, policy, classifier=ForbiddenClassifier())
+    assert (decision.tier, decision.rule) == ("strong", "crash-text")
 
 
 async def test_a_docs_typo_that_reports_a_crash_is_not_a_docs_ticket(policy) -> None:  # type: ignore[no-untyped-def]

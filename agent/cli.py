@@ -205,13 +205,13 @@ def build_run(
     alert = AlertTarget(target, settings.alert_format, settings.alert_routing_key) if target is not None else None
     run = PreparedRun(model, policy, servers, settings, repo, alert, base_branch)
     if (policy_dir / "routing.yaml").exists():
-        run.router = _router(policy_dir, policy)
+        run.router = build_router(policy_dir, policy)
         if replay is None:  # a live model: the routed tier's model, same provider and endpoint
             run.models = lambda name: build_model(config.model_copy(update={"model": name}))
     return run
 
 
-def _router(policy_dir: Path, policy: AgentPolicy) -> Router:
+def build_router(policy_dir: Path, policy: AgentPolicy) -> Router:
     """The router of `policy_dir/routing.yaml` (its classifier as configured; unavailable: rules and fallback)."""
     from agent.router import RoutingPolicyError, load_routing_policy
     from agent.router.cli import RouterSettings, make_router

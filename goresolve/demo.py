@@ -38,11 +38,13 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from agent.cli import build_router
 from agent.exits import RunResult
 from agent.ledger import Ledger
 from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy, PolicyError, load_agent_policy
+from agent.router import Router
 from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
 from servers.common.errors import GoresolveError
 
@@ -53,7 +55,7 @@ RECORDINGS = EXAMPLES / "recordings"
 POLICIES = ROOT / "policies"
 REPO = "sample-service"
 TICKETS = ("SVC-101", "SVC-102")
-POLICY_FILES = ("access.yaml", "tools.yaml", "protected.yaml", "budgets.yaml", "escalation.yaml")
+POLICY_FILES = ("access.yaml", "tools.yaml", "protected.yaml", "budgets.yaml", "escalation.yaml", "routing.yaml")
 # one comment line in main.go: the smallest patch that takes go-test-runner through its whole patch path
 WARM_UP_PATCH = """\
 diff --git a/cmd/sample-service/main.go b/cmd/sample-service/main.go
@@ -217,6 +219,12 @@ class DemoModel:
     model: ChatModel
     label: str  # what the screen says the model is
     live: bool
+    config: ModelConfig | None = None
+
+    def for_model(self, name: str) -> ChatModel:
+        """The live model the router's tier names, on the same provider and endpoint."""
+        assert self.config is not None
+        return build_model(self.config.model_copy(update={"model": name}))
 
 
 def demo_model(ticket: str) -> DemoModel:
@@ -233,7 +241,7 @@ def demo_model(ticket: str) -> DemoModel:
     if live.name:
         config = ModelConfig(provider=live.provider, model=live.name, base_url=live.base_url, api_key=live.api_key)
         try:
-            return DemoModel(build_model(config), f"{live.name} (live, {live.provider})", True)
+            return DemoModel(build_model(config), f"{live.name} (live, {live.provider})", True, config)
         except (ValueError, LLMError) as exc:
             raise DemoError(f"live model {live.name}: {exc}") from None
     cassette = RECORDINGS / f"{ticket}.jsonl"
@@ -431,6 +439,7 @@ async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] =
     except PolicyError as exc:
         raise DemoError(exc.message) from None
     models = [demo_model(t) for t in tickets]
+    router = build_router(world.policy_dir, policy)  # the shipped routing.yaml: rules, then its classifier
     ledger = Ledger(world.data_dir / "agent" / "ledger.sqlite")
     results: list[RunResult] = []
     failure: DemoError | None = None  # raised after the servers' task groups closed (they would wrap it)
@@ -444,7 +453,8 @@ async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] =
                 try:
                     await warm_up(box, world, console)
                     for ticket, chosen in zip(tickets, models, strict=True):
-                        results.append(await _run_one(ticket, chosen, box, policy, ledger, world, console, status))
+                        run = _run_one(ticket, chosen, box, policy, ledger, world, console, status, router)
+                        results.append(await run)
                 except DemoError as exc:
                     failure = exc
     except RunExit as exc:
@@ -465,9 +475,15 @@ async def _run_one(
     world: World,
     console: Console,
     status: Status,
+    router: Router,
 ) -> RunResult:
     console.rule(f"[bold]{ticket}[/bold] · model: {chosen.label}")
-    settings = RunSettings(repo=REPO, state_dir=world.data_dir, ledger=ledger, on_event=Display(console, status))
+    display = Display(console, status)
+    # a live model switches to the routed tier's model; a recording is what it is
+    models = chosen.for_model if chosen.live else None
+    settings = RunSettings(
+        repo=REPO, state_dir=world.data_dir, ledger=ledger, on_event=display, router=router, models=models
+    )
     result = await run_ticket(ticket, chosen.model, box, policy, settings)
     status.update("")
     if not chosen.live and _replay_broke(result):

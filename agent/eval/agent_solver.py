@@ -15,7 +15,7 @@ task's tests list or gold patch. Its outcome maps to one result:
     pull request     its patch through the harness's own go-test-runner: fail-to-pass pass and
                      pass-to-pass kept → resolved, else unresolved
     escalated        a patch refused by the patch policy → tampering_refused, else escalated
-    error            error
+    error            error, or the model provider failed (a replay that no longer matches included)
 
 Localization hit: every gold function (`file.go:Type.Method`) is among the units of the triage
 context the model was given. Cost, tokens and tool calls come from the run's own `RunResult`.
@@ -207,7 +207,7 @@ def agent_solver(options: AgentOptions, out_dir: Path) -> Callable[[Task, TestRu
 async def _judge(
     task: Task, runner: TestRunner, repo: Path, run: RunResult
 ) -> tuple[str, str, bool | None, bool | None]:
-    if run.outcome == "error":
+    if run.outcome == "error" or run.reason.startswith("model unavailable:"):  # the provider, not the model's call
         return "error", f"run {run.exit}: {run.reason}", None, None
     if run.outcome == "escalated":
         tampering = "refused by the patch policy" in run.reason or "patch refused" in run.reason

@@ -31,7 +31,8 @@ from rich.console import Console
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from agent.exits import RunResult  # noqa: E402 - after the checkout is importable
+from agent.cli import build_router  # noqa: E402 - after the checkout is importable
+from agent.exits import RunResult  # noqa: E402
 from agent.ledger import Ledger  # noqa: E402
 from agent.llm import Message, Recorder, ScriptedModel, reply  # noqa: E402
 from agent.loop import RunSettings, run_ticket  # noqa: E402
@@ -131,6 +132,7 @@ SCRIPTS: dict[str, list[Message]] = {"SVC-101": SVC_101, "SVC-102": SVC_102}
 
 async def record(world: World, console: Console, out_dir: Path) -> list[RunResult]:
     policy = load_agent_policy(world.policy_dir)
+    router = build_router(world.policy_dir, policy)
     ledger = Ledger(world.root / "record-ledger.sqlite")
     results: list[RunResult] = []
     async with open_servers(servers_config(world)) as box:
@@ -138,8 +140,10 @@ async def record(world: World, console: Console, out_dir: Path) -> list[RunResul
             cassette = out_dir / f"{ticket}.jsonl"
             cassette.unlink(missing_ok=True)
             model = Recorder(ScriptedModel(script), cassette)
-            settings = RunSettings(repo=REPO, state_dir=world.root / "record", ledger=ledger)
-            settings = RunSettings(**{**settings.__dict__, "on_event": Display(console, None)})
+            display = Display(console, None)
+            settings = RunSettings(
+                repo=REPO, state_dir=world.root / "record", ledger=ledger, on_event=display, router=router
+            )
             console.rule(ticket)
             result = await run_ticket(ticket, model, box, policy, settings)
             console.print(f"{ticket}: {result.outcome} ({result.exit}: {result.reason}) → {cassette}")

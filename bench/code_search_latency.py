@@ -1,21 +1,29 @@
 """Benchmarks 2 and 3: query latency at >= 50k chunks with the access filter on, and time-to-fresh.
 
-    .venv/bin/python bench/code_search_latency.py      # after bench/code_search_index.py
+    .venv/bin/python bench/code_search_latency.py [--load 4] [--no-fresh]   # after bench/code_search_index.py
 
 Uses the golang.org/x/tools index that benchmark 1 left behind and indexes the same checkout under
 six more repo names (same content: every vector comes from the embedding cache) to pass 50k
 chunks. Queries search 2 of the 7 repos (the access prefilter). Reported p50/p95 over 200 queries:
 full-text, vector (query embedding included), hybrid, and a whole `search_code` MCP tool call
-through the in-memory client. Then time-to-fresh: commit a one-file change to the checkout,
-re-index, and poll with a separate reader until the new function is found.
+through the in-memory client; and hybrid for 50 real ticket texts (bench/data/ticket_loc), which
+fan out into more lists. The vector rows are timed apart: the query embedding alone, and the
+vector search alone on embeddings computed beforehand. With `--load N`, every row is measured
+twice: idle, and while N busy-looping processes load the CPUs (each stops itself after
+LOAD_MAX_S, and all are stopped when the measurement ends). Then time-to-fresh: commit a one-file
+change to the checkout, re-index, and poll with a separate reader until the new function is found.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import multiprocessing
+import os
 import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +43,31 @@ from servers.common.policy import load_policies
 
 COPIES = 6
 QUERIES = 200
+TICKETS = Path(__file__).resolve().parent / "data" / "ticket_loc" / "tickets.jsonl"
+LOAD_MAX_S = 900.0
+
+
+def _burn(deadline: float) -> None:
+    x = 0
+    while time.monotonic() < deadline:
+        x = (x * 31 + 7) % 1_000_003
+
+
+@contextmanager
+def cpu_load(processes: int) -> Iterator[None]:
+    """`processes` busy loops on the CPUs for the duration of the block (each bounded by LOAD_MAX_S)."""
+    workers = [
+        multiprocessing.Process(target=_burn, args=(time.monotonic() + LOAD_MAX_S,), daemon=True)
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.join(10)
 
 
 def grow(index: CodeIndex, embedder: MiniLMEmbedder, repo: Path) -> None:
@@ -68,29 +101,44 @@ def timed_ms(fn: Any, items: list[str]) -> dict[str, float]:
     return {"p50_ms": round(percentile(samples, 50), 1), "p95_ms": round(percentile(samples, 95), 1)}
 
 
+def ticket_texts(n: int = 50) -> list[str]:
+    rows = [json.loads(line) for line in TICKETS.read_text().splitlines()] if TICKETS.exists() else []
+    return [r["query"] for r in rows[:n]]
+
+
 def latency(index: CodeIndex, embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, Any]:
     views = index.views(["tools", "tools-3"])
     where = narrow(visible(views))
     searcher = Searcher(index, embedder)
+    vectors = {q: embedder.embed([q])[0] for q in qs}
     out: dict[str, Any] = {
         "fts": timed_ms(lambda q: searcher.search(q, views, 10, mode="fts"), qs),
         "vector": timed_ms(lambda q: searcher.search(q, views, 10, mode="vector"), qs),
-        "vector_search_only": timed_ms(lambda q: index.vector(embedder.embed([q])[0], where, 10), qs[:50]),
+        "vector_search_only": timed_ms(lambda q: index.vector(vectors[q], where, 10), qs),
         "embed_query_only": timed_ms(lambda q: embedder.embed([q]), qs),
         "hybrid": timed_ms(lambda q: searcher.search(q, views, 10), qs),
     }
+    tickets = ticket_texts()
+    if tickets:
+        out["hybrid_ticket"] = timed_ms(lambda q: searcher.search(q, views, 10), tickets)
     out["search_code_tool_call"] = anyio.run(tool_latency, embedder, qs)
+    return out
+
+
+def quality(index: CodeIndex, embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, Any]:
+    where = narrow(visible(index.views(["tools", "tools-3"])))
     overlap = []
     for q in qs:
         vec = embedder.embed([q])[0]
         ann = {h.key for h in index.vector(vec, where, 10)}
         overlap.append(len(ann & {h.key for h in index.vector(vec, where, 10, exact=True)}) / 10)
-    out["ann_vs_exact_overlap@10"] = round(sum(overlap) / len(overlap), 3)
-    out["vector_search_only_exact"] = timed_ms(
-        lambda q: index.vector(embedder.embed([q])[0], where, 10, exact=True), qs[:50]
-    )
-    out["indexed_columns"] = sorted(index.indexed_columns())
-    return out
+    return {
+        "ann_vs_exact_overlap@10": round(sum(overlap) / len(overlap), 3),
+        "vector_search_only_exact": timed_ms(
+            lambda q: index.vector(embedder.embed([q])[0], where, 10, exact=True), qs[:50]
+        ),
+        "indexed_columns": sorted(index.indexed_columns()),
+    }
 
 
 async def tool_latency(embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, float]:
@@ -156,6 +204,11 @@ def time_to_fresh(index: CodeIndex, embedder: MiniLMEmbedder, repo: Path, rounds
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--load", type=int, default=0, help="Also measure under N busy-looping processes.")
+    parser.add_argument("--no-fresh", dest="fresh", action="store_false", help="Skip time-to-fresh.")
+    parser.add_argument("--save", default="bench2_3_latency_fresh")
+    args = parser.parse_args()
     repo = checkout(LARGE)
     embedder = MiniLMEmbedder()
     index = CodeIndex(db_dir(LARGE), embedder.model_id, embedder.dim, create=True)
@@ -163,16 +216,25 @@ def main() -> None:
     live = index.count(narrow(visible(index.views())))
     print(f"{live} live chunk rows in {len(index.views())} repos", flush=True)
     qs = queries(index, QUERIES)
-    result = {
+    result: dict[str, Any] = {
         "chunks": live,
         "repos": len(index.views()),
         "filtered_to": 2,
         "queries": len(qs),
         "latency": latency(index, embedder, qs),
-        "time_to_fresh": time_to_fresh(index, embedder, repo),
+        **quality(index, embedder, qs),
     }
+    print(json.dumps(result["latency"]), flush=True)
+    if args.load:
+        with cpu_load(args.load):
+            time.sleep(2)  # let the load reach the CPUs before the first sample
+            result[f"latency_under_load_{args.load}"] = latency(index, embedder, qs)
+            result["loadavg_1_under_load"] = round(os.getloadavg()[0], 1)
+        print(json.dumps(result[f"latency_under_load_{args.load}"]), flush=True)
+    if args.fresh:
+        result["time_to_fresh"] = time_to_fresh(index, embedder, repo)
     print(result)
-    print(f"saved {save('bench2_3_latency_fresh', result)}")
+    print(f"saved {save(args.save, result)}")
 
 
 if __name__ == "__main__":

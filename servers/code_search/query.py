@@ -151,6 +151,11 @@ class ParsedQuery:
         return " ".join(words)
 
     @property
+    def report(self) -> bool:
+        """Whether the query is a filed report (a ticket with headings, code, logs or template sections)."""
+        return self.ticket is not None and self.ticket.structured
+
+    @property
     def title_text(self) -> str:
         """The code-aware words of a ticket's title ("" for a plain query or an untitled ticket)."""
         if self.ticket is None:

@@ -74,6 +74,13 @@ class Ticket:
     logs: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     dropped_sections: list[str] = field(default_factory=list)
+    headings: int = 0
+
+    @property
+    def structured(self) -> bool:
+        """Whether it reads like a filed report (headings, code or log blocks, template sections), not a long
+        commit message: the two are ranked differently (see search.py)."""
+        return bool(self.headings or self.code or self.logs or self.dropped_sections)
 
     @property
     def text(self) -> str:
@@ -147,6 +154,7 @@ def read_ticket(text: str) -> Ticket:
             continue
         heading = _HEADING.match(line)
         if heading:
+            ticket.headings += 1
             title = next(g for g in heading.groups() if g is not None)
             dropping = _DROP_SECTION.search(title) is not None
             if dropping:

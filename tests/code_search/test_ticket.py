@@ -79,6 +79,13 @@ def test_a_parsed_ticket_takes_names_from_what_it_kept_only() -> None:
     assert "goarch" not in parsed.fts_text.split()
 
 
+def test_a_filed_report_is_told_from_a_long_commit_message() -> None:
+    assert parse_query(GO_TEMPLATE).report
+    message = "Fix the lease renewal loop\n\n" + "The keepalive goroutine stops renewing when the server restarts. " * 6
+    parsed = parse_query(message)
+    assert parsed.ticket is not None and not parsed.report
+
+
 def test_short_queries_are_not_tickets() -> None:
     assert not is_ticket("Router.Match ignores the host")
     assert parse_query("Router.Match ignores the host").ticket is None

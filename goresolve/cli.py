@@ -161,26 +161,47 @@ def prs(
 
 @policy_app.command("check")
 def policy_check(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_DIR) -> None:
-    """Validate every policy file and that every repo path exists; exit 2 with the file and field on the first error."""
+    """Validate every policy file and that every repo path exists; exit 2 with the file and field on the first error.
+
+    The agent's files are checked when present: budgets.yaml and escalation.yaml (together), and
+    routing.yaml (whose models must be priced in budgets.yaml).
+    """
+    from agent.policy import PolicyError, load_agent_policy
+    from agent.router import RoutingPolicyError, load_routing_policy
     from servers.common.policy import check_repo_paths, load_policies
 
+    extra = ""
     try:
         policies = load_policies(directory)
         check_repo_paths(policies, directory.resolve())
+        if (directory / "budgets.yaml").exists() or (directory / "escalation.yaml").exists():
+            budgets = load_agent_policy(directory).budgets
+            extra += ", budgets and escalation"
+            if (directory / "routing.yaml").exists():
+                routing = load_routing_policy(directory, budgets)
+                extra += f", {len(routing.rules)} routing rules"
+        elif (directory / "routing.yaml").exists():
+            raise fail("routing.yaml: needs budgets.yaml beside it (every routed model must have a price)")
     except ConfigError as exc:
         raise fail(exc.message) from None
+    except PolicyError as exc:
+        raise fail(exc.message) from None
+    except RoutingPolicyError as exc:
+        raise fail(str(exc)) from None
     console.print(
         f"ok: {len(policies.access.identities)} identities, {len(policies.tools.roles)} roles, "
-        f"{len(policies.repos.repos)} repos"
+        f"{len(policies.repos.repos)} repos{extra}"
     )
 
 
 @policy_app.command("schema")
 def policy_schema(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_DIR / "schema") -> None:
-    """Regenerate the committed JSON Schemas of the policy files."""
+    """Regenerate the committed JSON Schemas of the policy files (the servers', the agent's and routing's)."""
+    from agent.policy import write_schemas
+    from agent.router.policy import write_schema as write_routing_schema
     from servers.common.policy import write_json_schemas
 
-    for path in write_json_schemas(directory):
+    for path in [*write_json_schemas(directory), *write_schemas(directory), write_routing_schema(directory)]:
         console.print(f"wrote {path}")
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,23 +16,6 @@ from servers.common.settings import DEFAULT_POLICY_DIR
 from tests.conftest import REPO_ROOT, write_policies
 
 runner = CliRunner()
-
-
-def test_demo_answers_one_request_over_stdio(tmp_path: Path, data_dir: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "goresolve.cli", "demo", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["issue"]["key"] == "SVC-1"
-    assert result["tools"] == ["get_comments", "get_issue", "search_issues"]
-    assert (data_dir / "audit" / "jira-read.jsonl").exists()  # state in the data dir, not the current one
-    assert not (tmp_path / ".goresolve").exists()
 
 
 def test_policy_check_reports_file_and_field(tmp_path: Path) -> None:

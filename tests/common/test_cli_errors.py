@@ -6,6 +6,7 @@ The commands run in process through the real entry point object (`goresolve.cli.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from goresolve import cli
+from servers.common.settings import DEFAULT_POLICY_DIR as POLICY_DIR
 
 Case = Callable[[Path], list[str]]
 
@@ -39,14 +41,42 @@ def _bad_yaml(tmp: Path) -> Path:
     return tmp
 
 
+def _policies(tmp: Path, *, routing: str | None = None, budgets: bool = True) -> Path:
+    """A copy of the repository's policies, with routing.yaml replaced (or budgets.yaml removed)."""
+    target = tmp / "policies"
+    shutil.copytree(POLICY_DIR, target, ignore=shutil.ignore_patterns("schema"))
+    repos = (POLICY_DIR / "repos.yaml").read_text().replace("path: ../", f"path: {POLICY_DIR.parent}/")
+    (target / "repos.yaml").write_text(repos)
+    if routing is not None:
+        (target / "routing.yaml").write_text(routing)
+    if not budgets:
+        (target / "budgets.yaml").unlink()
+        (target / "escalation.yaml").unlink()
+    return target
+
+
+UNPRICED = "tiers: {cheap: {model: no-such-model}}\nstrongest: cheap\nrules: []\n"
+
 # (name, arguments built in a temp dir, expected exit code, text the one error line must contain)
 ONE_LINE: list[tuple[str, Case, int, str]] = [
-    ("demo: a project the identity may not read", lambda t: ["demo", "--key", "OPS-1"], 1, "not readable"),
-    ("demo: not an issue key", lambda t: ["demo", "--key", "nope"], 1, "not an issue key"),
+    ("resolve: no model", lambda t: ["resolve", "--ticket", "SVC-101", "--repo", "sample-service"], 1, "no model"),
+    ("route: no such ticket file", lambda t: ["route", str(t / "none.json")], 1, "none.json"),
     ("search: no index yet", lambda t: ["search", "retry", "--repo", "svc"], 1, "no code index"),
     ("search: a bad mode", lambda t: ["search", "x", "--repo", "svc", "--mode", "fuzzy"], 2, "--mode"),
     ("policy check: no such dir", lambda t: ["policy", "check", str(t / "none")], 2, "required policy file"),
     ("policy check: broken YAML", lambda t: ["policy", "check", str(_bad_yaml(t))], 2, "invalid YAML"),
+    (
+        "policy check: a routed model without a price",
+        lambda t: ["policy", "check", str(_policies(t, routing=UNPRICED))],
+        2,
+        "routing.yaml",
+    ),
+    (
+        "policy check: routing without budgets",
+        lambda t: ["policy", "check", str(_policies(t, budgets=False))],
+        2,
+        "needs budgets.yaml",
+    ),
     ("token mint: no key", lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read"], 2, "signing key"),
     (
         "token mint: unreadable key file",
@@ -131,9 +161,9 @@ def test_an_unexpected_failure_is_one_line_and_debug_shows_the_stack(
     assert "Traceback (most recent call last)" in err and "disk on fire" in err
 
 
-def test_the_console_script_prints_one_line_for_a_refused_demo(tmp_path: Path) -> None:
+def test_the_console_script_prints_one_line_for_a_run_without_a_model(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "goresolve.cli", "demo", "--key", "OPS-1"],
+        [sys.executable, "-m", "goresolve.cli", "resolve", "--ticket", "SVC-101", "--repo", "sample-service"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -143,4 +173,4 @@ def test_the_console_script_prints_one_line_for_a_refused_demo(tmp_path: Path) -
     assert done.returncode == 1
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert done.stderr.startswith("error: jira-read refused the request: project OPS is not readable")
+    assert done.stderr.startswith("error: no model: set GORESOLVE_AGENT_PROVIDER")

@@ -165,6 +165,7 @@ class Run:
         self.test_flags: list[str] = []
         self.tier = settings.tier
         self.issue: dict[str, Any] = {}
+        self.events: dict[str, dict[str, Any]] = {}
 
     # --- the one place where exits become a result ---------------------------------------------------
 
@@ -235,11 +236,17 @@ class Run:
             self.test_flags = ["-race"]
         self.tool_defs = [*model_facing(box.tools), *local_tool_defs()]
         self.schemas = {t.name: t.parameters for t in self.tool_defs}
-        self.log(
-            "start", ticket=self.ticket.key, repo=self.settings.repo, commit=self.commit, tools=sorted(self.schemas)
-        )
         await self.route()
         context = await self.retrieve()
+        self.log(
+            "start",
+            ticket=self.ticket.key,
+            repo=self.settings.repo,
+            commit=self.commit,
+            tools=sorted(self.schemas),
+            route={k: v for k, v in self.events.get("route", {}).items() if k not in ("at", "kind")},
+            context={k: v for k, v in self.events.get("context", {}).items() if k in ("tokens", "tool", "units")},
+        )
         ticket_text = fence("ticket", f"{self.ticket.title}\n\n{self.ticket.body}")
         self.messages = [
             Message("system", SYSTEM.format(repo=self.settings.repo, commit=self.commit[:12])),
@@ -265,7 +272,7 @@ class Run:
         """The router's tier (its limits, and its model when `models` is given); a human tier hands over now."""
         router = self.settings.router
         if router is None:
-            self.log(
+            self.emit(
                 "route",
                 tier=self.tier or "default",
                 model=self.model.name,
@@ -282,14 +289,14 @@ class Run:
         except RouterError as exc:
             raise Refused(f"routing failed: {exc}") from exc
         if decision.to_human:
-            self.log("route", tier=decision.tier, model=None, decided_by=decision.decided_by, reason=decision.reason)
+            self.emit("route", tier=decision.tier, model=None, decided_by=decision.decided_by, reason=decision.reason)
             raise Escalated(f"routed to a human ({decision.tier}): {decision.reason}")
         if decision.tier in self.policy.budgets.tiers:
             self.tier = decision.tier
             self.limits = self.policy.budgets.limits_for(decision.tier)
         if decision.model and self.settings.models is not None:
             self.model = self.settings.models(decision.model)
-        self.log(
+        self.emit(
             "route",
             tier=decision.tier,
             model=self.model.name,
@@ -313,7 +320,7 @@ class Run:
                 found = await triage(ticket, ctx, repo=self.settings.repo, budget=self.settings.triage_budget)
             except ChainError as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-                self.log("context", text="", tokens=0, tool="triage", error=str(exc)[:300])
+                self.emit("context", text="", tokens=0, tool="triage", error=str(exc)[:300])
                 return f"(the triage chain found no context: {str(exc)[:300]})"
             span.set_attributes(
                 {
@@ -323,7 +330,7 @@ class Run:
                 }
             )
         units = [u.header for u in (*found.units, *found.adrs)]
-        self.log("context", text=found.context, tokens=found.tokens, tool="triage", units=units, skipped=found.skipped)
+        self.emit("context", text=found.context, tokens=found.tokens, tool="triage", units=units, skipped=found.skipped)
         return found.context
 
     # --- one step --------------------------------------------------------------------------------------
@@ -441,7 +448,7 @@ class Run:
                     f"(limit {self.limits.tool_calls_per_episode})"
                 )
         self.tool_calls += 1
-        self.log("tool_call", name=call.name, arguments=args)
+        self.emit("tool_call", name=call.name, arguments=args)
         with tracer().start_as_current_span(f"execute_tool {call.name}") as span:
             span.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name})
             if call.name in LOCAL:
@@ -524,11 +531,11 @@ class Run:
             args["run"] = run
         if self.test_flags:
             args["flags"] = self.test_flags
-        self.log("tests_started", packages=packages, run=run, flags=self.test_flags, patched=bool(patch))
+        self.emit("tests_started", packages=packages, run=run, flags=self.test_flags, patched=bool(patch))
         outcome = await self.server_call("run_tests", args)
         summary = (outcome.structured or {}).get("summary") if outcome.ok else outcome.text
         failures = [f.__dict__ for f in failures_of(outcome)]
-        self.log("tests_done", ok=outcome.ok and tests_ok(outcome), summary=str(summary)[:300], failures=failures)
+        self.emit("tests_done", ok=outcome.ok and tests_ok(outcome), summary=str(summary)[:300], failures=failures)
         return outcome
 
     async def run_tests_tool(self, packages: list[str] | None, run: str | None) -> str:
@@ -618,7 +625,7 @@ class Run:
         body = self.pr_body(summary, named, packages)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.key}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
-        self.log("opening_pr", title=title, draft=False)
+        self.emit("opening_pr", title=title, draft=False)
         opened = await self.server_call("open_pull_request", args)
         if not opened.ok:
             raise Escalated(f"github-pr refused the pull request: {_clip(opened.text, 300)}")
@@ -642,7 +649,7 @@ class Run:
 
     async def hand_over(self, exc: Escalated, started: float) -> RunResult:
         """Draft PR of the best attempt (or none), assigned to the owner, with the hand-off; bounded in time."""
-        self.log("escalating", exit=exc.kind, reason=exc.reason)
+        self.emit("escalating", exit=exc.kind, reason=exc.reason)
         changed = self.overlay.changed() if self.overlay else []
         owner = self.policy.escalation.owner_for(self.ticket.components, changed)
         hypothesis = await self.hypothesis(exc)
@@ -771,10 +778,16 @@ class Run:
         )
 
     def log(self, kind: str, **data: Any) -> None:
+        """A transcript entry (saved with the run), also shown to `on_event`."""
+        self.transcript.append(self.emit(kind, **data))
+
+    def emit(self, kind: str, **data: Any) -> dict[str, Any]:
+        """An event for `on_event` only (a live display); the last of each kind is kept for the start entry."""
         entry = {"at": time.time(), "kind": kind, **data}
-        self.transcript.append(entry)
+        self.events[kind] = entry
         if self.settings.on_event is not None:
             self.settings.on_event(kind, entry)
+        return entry
 
     def save(self, result: RunResult, spans: list[dict[str, Any]]) -> None:
         save_run(self.run_dir, result, self.transcript, spans, self.ledger)

@@ -104,7 +104,8 @@ def test_a_recorded_task_replays_through_the_agent_to_a_resolved_result_and_resu
     # localization is judged on the context the model was given: recomputed here from the run's transcript
     transcript = out / "agent" / REPLAYED / "run" / "agent" / "runs" / REPLAYED / "transcript.jsonl"
     entries = [json.loads(line) for line in transcript.read_text().splitlines()]
-    (context,) = [e for e in entries if e["kind"] == "context"]
+    (start,) = [e for e in entries if e["kind"] == "start"]
+    context = start["context"]
     task = next(t for t in load_tasks(TASKS) if t.instance_id == REPLAYED)
     assert result["localization_hit"] is localized(task.gold_functions, context["units"])
     assert any(u.startswith("// ip.go:") for u in context["units"])  # the fixed file is in the context

@@ -124,6 +124,7 @@ def test_metrics_on_a_hand_checked_repository(tmp_path: Path, repo: tuple[Path, 
     assert summary["all"]["raw"]["bm25_files"]["file_r5"] == 0.5
     assert summary["heldout"]["raw"]["bm25_files"]["file_r5"] == 0.0
     assert set(result["latency_ms"]) == {"code_search", "code_search_funcs", "bm25_files"}
+    assert result["complete"] is True  # every selected repository finished
     assert "| identifiers removed | file recall@5 |" in bench.table("all", summary["all"])
 
 

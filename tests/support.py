@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -38,3 +39,16 @@ def assert_matches_snapshot(path: Path, surface: dict[str, Any]) -> None:
         path.write_text(json.dumps(surface, indent=2, sort_keys=True) + "\n")
         pytest.fail(f"no tool-surface snapshot: wrote {path}; review it and commit it")
     assert json.loads(path.read_text()) == surface, f"tool surface changed: review and update {path}"
+
+
+def http_initialize_status(port: int, host: str, token: str) -> int:
+    """The HTTP status of one MCP `initialize` POST to 127.0.0.1:`port`/mcp with this Host header and token."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    headers = {"Host": host, "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    with httpx.Client(timeout=20) as client:
+        return client.post(f"http://127.0.0.1:{port}/mcp", json=body, headers=headers).status_code

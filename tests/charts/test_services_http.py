@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from servers.common.auth import mint_token
 from tests.charts.pod import free_port, mount_dirs, run_server, write_projected_secrets
 from tests.charts.render import CHART, render
+from tests.support import http_initialize_status
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,19 +39,7 @@ def jira_read(tmp_path_factory: pytest.TempPathFactory) -> Generator[dict[str, A
 
 
 def initialize(server: dict[str, Any], host: str) -> int:
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
-    headers = {
-        "Host": host,
-        "Authorization": f"Bearer {server['token']}",
-        "Accept": "application/json, text/event-stream",
-    }
-    with httpx.Client(timeout=20) as client:
-        return client.post(f"http://127.0.0.1:{server['port']}/mcp", json=body, headers=headers).status_code
+    return http_initialize_status(server["port"], host, server["token"])
 
 
 def test_jira_read_answers_its_service_names_and_refuses_other_hosts(jira_read: dict[str, Any]) -> None:

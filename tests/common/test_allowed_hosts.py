@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +23,7 @@ from servers.common.errors import ConfigError
 from servers.common.serve import help_epilog
 from servers.common.settings import load_settings
 from servers.jira_read.settings import JiraReadSettings
+from tests.support import http_initialize_status
 
 VAR = "GORESOLVE_JIRA_READ_ALLOWED_HOSTS"
 KEY = SecretStr("h" * 40)
@@ -119,20 +119,7 @@ def jira_http(tmp_path: Path) -> Iterator[int]:
 
 
 def _initialize(port: int, host: str) -> int:
-    token = mint_token(KEY, subject="local-dev", server="jira-read")
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
-    headers = {
-        "Host": host,
-        "Authorization": f"Bearer {token}",
-        "Accept": "application/json, text/event-stream",
-    }
-    with httpx.Client(timeout=20) as client:
-        return client.post(f"http://127.0.0.1:{port}/mcp", json=body, headers=headers).status_code
+    return http_initialize_status(port, host, mint_token(KEY, subject="local-dev", server="jira-read"))
 
 
 def test_a_real_server_answers_its_service_names_and_refuses_any_other_host(jira_http: int) -> None:

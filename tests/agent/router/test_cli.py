@@ -23,6 +23,9 @@ from .conftest import POLICIES, REPO
 def _quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     # the goresolve root command sends log lines to stderr; this app alone uses structlog's default (stdout)
     saved = structlog.get_config()
+    # start from structlog's defaults: an earlier test may have installed the stdlib processor chain,
+    # whose last step hands `extra=` to a logger that a PrintLogger is not
+    structlog.reset_defaults()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     monkeypatch.setenv("GORESOLVE_ROUTER_MODELS_DIR", str(tmp_path / "no-models"))
     yield

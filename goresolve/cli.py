@@ -15,6 +15,7 @@ the block below, one line each.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -25,20 +26,10 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from typer.core import TyperGroup
 
-from agent.cli import app as agent_app
-from agent.dispatch.cli import app as dispatch_app
-from agent.eval.cli import eval_command
-from agent.router.cli import route_command
-from goresolve.resolve import resolve_command
-from servers.code_search.cli import index_command, model_app, search_command
-from servers.code_search.reindex_worker import worker_command
 from servers.common.errors import ConfigError
 from servers.common.settings import DEFAULT_POLICY_DIR, default_data_dir
-from servers.go_test_runner.cli_check_patch import command as check_patch_cli
-from servers.go_test_runner.doctor import command as doctor_command
-from servers.webhooks.cli import serve_app, webhooks_app
-from workqueue.cli import queue_app
 
 console = Console(stderr=True, soft_wrap=True)
 Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
@@ -65,7 +56,60 @@ def _debug_requested() -> bool:
     return "--debug" in sys.argv[1:] or os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
 
 
+# ---- registration: one line per command or sub-app ------------------------------------------
+# name -> (module, attribute[, command inside that typer app]). Imported only when the command runs
+# (or `--help` lists it): a search answered by the warm process must not pay for the agent, the
+# dispatcher or the webhooks (seconds of imports on a small machine).
+LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "model": ("servers.code_search.cli", "model_app"),
+    "index": ("servers.code_search.cli", "index_command"),
+    "search": ("servers.code_search.cli", "search_command"),
+    "check-patch": ("servers.go_test_runner.cli_check_patch", "command"),
+    "doctor": ("servers.go_test_runner.doctor", "command"),  # go-test-runner's sandbox protections on this host
+    "serve": ("servers.webhooks.cli", "serve_app"),
+    "webhooks": ("servers.webhooks.cli", "webhooks_app"),
+    "queue": ("workqueue.cli", "queue_app"),
+    "worker": ("servers.code_search.reindex_worker", "worker_command"),
+    "resolve": ("goresolve.resolve", "resolve_command"),  # one ticket end to end
+    "runs": ("agent.cli", "app", "runs"),
+    "trace": ("agent.cli", "app", "trace"),
+    "dispatch": ("agent.dispatch.cli", "app"),  # goresolve dispatch [run]
+    "eval": ("agent.eval.cli", "eval_command"),
+    "route": ("agent.router.cli", "route_command"),  # the routing decision for a ticket, no run
+}
+
+
+def _click_command(name: str, spec: tuple[str, ...]) -> Any:
+    """The click command behind a LAZY_COMMANDS entry: a typer app, one of its commands, or a function."""
+    target = getattr(importlib.import_module(spec[0]), spec[1])
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)  # a group even when the app has one command (`model install`)
+        command = group.commands[spec[2]] if len(spec) > 2 else group
+    else:
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: LAZY_COMMANDS are imported on first use, by name."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(super().list_commands(ctx))
+        return [*names, *(name for name in LAZY_COMMANDS if name not in names)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            command = _click_command(cmd_name, LAZY_COMMANDS[cmd_name])
+            self.add_command(command, cmd_name)
+        return command
+
+
 app = _App(
+    cls=_LazyGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -76,25 +120,10 @@ token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP t
 audit_app = typer.Typer(no_args_is_help=True, help="Audit logs.")
 repo_app = typer.Typer(no_args_is_help=True, help="Repositories goresolve may work on.")
 
-# ---- registration: one line per command or sub-app ------------------------------------------
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(repo_app, name="repo")
-app.add_typer(model_app, name="model")
-app.command("index")(index_command)
-app.command("search")(search_command)
-app.command("check-patch")(check_patch_cli)
-app.command("doctor")(doctor_command)  # go-test-runner's sandbox protections on this host
-app.add_typer(serve_app, name="serve")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(queue_app, name="queue")
-app.command("worker")(worker_command)
-app.command("resolve")(resolve_command)  # one ticket end to end
-app.add_typer(agent_app)  # goresolve runs / trace
-app.add_typer(dispatch_app, name="dispatch")  # goresolve dispatch [run]
-app.command("eval")(eval_command)
-app.command("route")(route_command)  # the routing decision for a ticket, no run
 # ----------------------------------------------------------------------------------------------
 
 

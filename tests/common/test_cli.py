@@ -71,3 +71,36 @@ def test_token_mint_refuses_a_short_key(monkeypatch: pytest.MonkeyPatch) -> None
     result = runner.invoke(app, ["token", "mint", "--subject", "agent", "--server", "jira-read"])
     assert result.exit_code == 2
     assert "set GORESOLVE_JIRA_READ_TOKEN_KEY" in result.output
+
+
+def test_every_lazy_command_resolves_and_is_listed_under_its_name() -> None:
+    from goresolve.cli import LAZY_COMMANDS
+
+    listing = runner.invoke(app, ["--help"], terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    for name in LAZY_COMMANDS:
+        assert f"│ {name} " in listing.output, name
+        result = runner.invoke(app, [name, "--help"], prog_name="goresolve")
+        assert result.exit_code == 0, (name, result.output)
+        assert f"goresolve {name}" in result.output, name
+
+
+def test_a_search_does_not_import_the_agent_the_dispatcher_or_mcp() -> None:
+    # `goresolve search` answered by the warm process must not pay seconds of unrelated imports
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from goresolve.cli import app\n"
+        "result = CliRunner().invoke(app, ['search', '--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = sorted(m for m in ('agent.loop', 'agent.dispatch.cli', 'mcp', 'lancedb', 'onnxruntime', 'arq')"
+        " if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "", out.stdout

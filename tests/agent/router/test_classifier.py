@@ -17,7 +17,7 @@ from agent.router.classifier import (
     load_params,
     row_names,
 )
-from agent.router.embedder import KeywordEmbedder, MiniLM, cached_embed
+from agent.router.embedder import MAX_TOKENS, KeywordEmbedder, MiniLM, cached_embed
 from agent.router.errors import ClassifierUnavailable
 from agent.router.route import route
 from agent.router.ticket import TicketFacts
@@ -57,7 +57,7 @@ def test_parameters_fitted_for_another_embedder_or_features_are_refused(policy) 
 
 def test_the_shipped_bank_and_parameters_fit_together() -> None:
     examples, params = load_examples(), load_params()
-    assert params.features == row_names() and params.embedder == "minilm-l6-int8"
+    assert params.features == row_names() and params.embedder == f"minilm-l6-int8-t{MAX_TOKENS}"
     assert len(params.coef) == len(params.kinds) and all(len(row) == len(params.features) for row in params.coef)
     assert params.fitted_on["tickets"] == len(examples) and params.fitted_on["split"] == "dev"
     assert {e.kind for e in examples} == set(params.kinds)

@@ -2,7 +2,7 @@
 
 goresolve demo                      the main job on embedded defaults (no accounts, nothing to start)
 goresolve index PATH --repo NAME    index a Go repository for code-search (search: `goresolve search`)
-goresolve model install             the default embedding model (pinned; also installed on first use)
+goresolve model install             the embedding model (pinned) and the tamper analyzer (compiled Go), once
 goresolve repo add PATH             register a repository in policies/ and grant it to identities
 goresolve policy check|schema       validate policies/ or regenerate policies/schema/
 goresolve token mint                a bearer token for one server's HTTP transport
@@ -61,7 +61,7 @@ def _debug_requested() -> bool:
 # (or `--help` lists it): a search answered by the warm process must not pay for the agent, the
 # dispatcher or the webhooks (seconds of imports on a small machine).
 LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
-    "model": ("servers.code_search.cli", "model_app"),
+    "model": ("goresolve.install", "model_app"),  # code-search's model install, then the tamper analyzer
     "index": ("servers.code_search.cli", "index_command"),
     "search": ("servers.code_search.cli", "search_command"),
     "check-patch": ("servers.go_test_runner.cli_check_patch", "command"),

@@ -25,8 +25,10 @@ from servers.github_pr.store import PullStore
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, list[RunResult], str]:
     data = tmp_path_factory.mktemp("demo-data")
-    models = default_data_dir() / "models"  # the embedding model `goresolve model install` put there
-    (data / "models").symlink_to(models, target_is_directory=True)
+    # the embedding model and the tamper analyzer that `goresolve model install` put there
+    for installed in ("models", "tools"):
+        (default_data_dir() / installed).mkdir(parents=True, exist_ok=True)
+        (data / installed).symlink_to(default_data_dir() / installed, target_is_directory=True)
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=False)
     # go-test-runner's cache and tamper analyzer are shared with `goresolve demo` (built once per machine)
@@ -36,7 +38,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, list[RunR
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # the first run on a machine builds the tamper analyzer (the fixture runs under this)
+@pytest.mark.timeout(900)  # without `goresolve model install`, the first run builds the analyzer (in the fixture)
 def test_the_recordings_replay_to_a_pull_request_and_a_hand_off(replayed: tuple[World, list[RunResult], str]) -> None:
     world, results, screen = replayed
     summary = summary_json(results, world)

@@ -1,8 +1,10 @@
 """The dynamic tamper guard: a census of the tests, taken at the base and checked after the run.
 
-Before a patch is applied the runner lists the tests of each package (`go test -json -list`,
-cached per commit, packages and pattern), unless an unpatched run at that commit already gave the
-listing from its own complete stream (`listing_of`: no second build for the first run at a commit).
+Before a patch is applied the runner lists the tests of each package at the base, cached per
+commit, packages, pattern and the flags that change which tests build (`-race`) or skip
+(`-short`): statically when it can (listing.py: `go list` names the test files, their syntax trees
+name the tests, nothing is built), with `go test -json -list` otherwise; unless an unpatched run at
+that commit already gave the listing from its own complete stream (`listing_of`).
 After the patched run, `check` asserts that:
 
 - every base test reported (a pass, fail or skip event); a package that has tests but reported
@@ -53,6 +55,8 @@ Reason = Literal[
     "census_overflow",
 ]
 
+Key = tuple[str, tuple[str, ...], str, tuple[str, ...]]
+_KEY_FLAGS = frozenset({"-race", "-short"})
 _NAME = re.compile(r"^((?:Test|Fuzz|Example)\w*)\n?$")
 _TERMINAL = frozenset({"pass", "fail", "skip"})
 MAX_PROBLEMS = 20
@@ -273,26 +277,28 @@ class BaseCache:
     """Base listings per (commit, packages, pattern), and the unskipped tests of unpatched runs per commit."""
 
     def __init__(self, limit: int = 256) -> None:
-        self._lists: dict[tuple[str, tuple[str, ...], str], BaseTests] = {}
-        self._ran: dict[tuple[str, tuple[str, ...], str], set[tuple[str, str]]] = {}
+        self._lists: dict[Key, BaseTests] = {}
+        self._ran: dict[Key, set[tuple[str, str]]] = {}
         self._limit = limit
 
     @staticmethod
-    def key(commit: str, packages: Iterable[str], run: str | None) -> tuple[str, tuple[str, ...], str]:
-        return commit, tuple(packages), list_pattern(run)
+    def key(commit: str, packages: Iterable[str], run: str | None, flags: Iterable[str] = ()) -> Key:
+        """Per commit, packages and `-list` pattern, and the flags that change which tests build or skip
+        (`-race` is a build tag, `-short` skips)."""
+        return commit, tuple(packages), list_pattern(run), tuple(sorted(f for f in flags if f in _KEY_FLAGS))
 
-    def get(self, key: tuple[str, tuple[str, ...], str]) -> BaseTests | None:
+    def get(self, key: Key) -> BaseTests | None:
         return self._lists.get(key)
 
-    def put(self, key: tuple[str, tuple[str, ...], str], tests: BaseTests) -> None:
+    def put(self, key: Key, tests: BaseTests) -> None:
         if len(self._lists) >= self._limit:
             self._lists.pop(next(iter(self._lists)))
         self._lists[key] = tests
 
-    def ran_unskipped(self, key: tuple[str, tuple[str, ...], str]) -> set[tuple[str, str]] | None:
+    def ran_unskipped(self, key: Key) -> set[tuple[str, str]] | None:
         return self._ran.get(key)
 
-    def record_unpatched(self, key: tuple[str, tuple[str, ...], str], tracker: Tracker) -> None:
+    def record_unpatched(self, key: Key, tracker: Tracker) -> None:
         """After a run without a patch: which tests ran unskipped at this commit."""
         ran = {k for k, acts in tracker.outcomes.items() if any(a != "skip" for a in acts)}
         if len(self._ran) >= self._limit:

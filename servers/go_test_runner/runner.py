@@ -27,7 +27,7 @@ from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
 from servers.common.gitenv import GitFailed
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
-from servers.go_test_runner import build_diag, census, gitops
+from servers.go_test_runner import build_diag, census, gitops, listing
 from servers.go_test_runner.confinement import GoEnv, Limits, SandboxReport, check_packages_inside
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser
@@ -228,7 +228,7 @@ class Runner:
         self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
     ) -> list[census.Problem]:
         """The census of a finished run: every base test reported (a killed run is failed already)."""
-        key = census.BaseCache.key(commit, req.packages, req.run)
+        key = census.BaseCache.key(commit, req.packages, req.run, req.flags)
         base = self._census.get(key)
         if killed or not self._policy.test_census:
             return []
@@ -318,16 +318,34 @@ class Runner:
         return sandbox_report(self.sandbox, race=race)
 
     async def _list_base_tests(self, req: RunTestsRequest, commit: str, paths: RunPaths, env: dict[str, str]) -> None:
-        """The census's base listing (`go test -list`, sandboxed), once per commit, packages and pattern."""
-        key = census.BaseCache.key(commit, req.packages, req.run)
+        """The census's base listing, once per commit, packages, pattern and flags (census.BaseCache.key):
+        statically (`go list` in the sandbox, then the test files' syntax trees; listing.py), or with
+        `go test -list` (sandboxed) for a pattern Python cannot read as go does, or too much source."""
+        key = census.BaseCache.key(commit, req.packages, req.run, req.flags)
         if not self._policy.test_census or self._census.get(key) is not None:
             return
-        wrapper = self.sandbox.test_exec(paths)
-        argv = [self._go, "test", *([f"-exec={wrapper}"] if wrapper else []), *census.list_args(req.run, req.packages)]
+        race = "-race" in req.flags
+        timeout = self.settings.default_timeout_s
         lines: list[str] = []
-        outcome = await self.sandbox.run(
-            argv, paths, env=env, timeout_s=self.settings.default_timeout_s, on_line=lines.append
-        )
+        pattern = listing.name_filter(census.list_pattern(req.run))
+        if pattern is not None:
+            argv = [self._go, *listing.go_list_args(req.packages, race=race)]
+            outcome = await self.sandbox.run(argv, paths, env=env, timeout_s=timeout, on_line=lines.append)
+            if outcome.exit_code != 0:
+                return  # go cannot load the packages: no listing, as when `go test -list` fails
+            try:
+                text = "\n".join(lines)
+                base = await asyncio.to_thread(listing.read_listing, text, paths.worktree, paths.inside, pattern)
+            except listing.CannotList:
+                pass
+            else:
+                self._census.put(key, base)
+                return
+        wrapper = self.sandbox.test_exec(paths)
+        argv = [self._go, "test", *([f"-exec={wrapper}"] if wrapper else []), *(["-race"] if race else [])]
+        argv += census.list_args(req.run, req.packages)
+        lines.clear()
+        outcome = await self.sandbox.run(argv, paths, env=env, timeout_s=timeout, on_line=lines.append, race=race)
         if outcome.exit_code == 0:
             self._census.put(key, census.parse_list(lines))
 

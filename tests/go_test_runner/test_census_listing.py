@@ -1,6 +1,7 @@
 """The census listing at a commit comes from an unpatched run's own complete stream when there was
-one (no `go test -list` build then), and from `go test -list` otherwise; either way the patched
-run is held to it."""
+one, from `go list` and the test files' syntax trees otherwise (nothing built), and from
+`go test -list` only for a pattern Python cannot read as go does; either way the patched run is
+held to it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from servers.common.policy import ProtectedPolicy
-from servers.go_test_runner import census
+from servers.go_test_runner import census, listing
 from servers.go_test_runner.payload import RunTestsRequest
 from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
@@ -29,17 +30,21 @@ def victim(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture
-def listings(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Every `go test -list` the runner starts (its arguments)."""
-    calls: list[list[str]] = []
-    real = census.list_args
+def listings(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[list[str]]]:
+    """The listings the runner makes, by kind: `go list` (static) and `go test -list` (their arguments)."""
+    calls: dict[str, list[list[str]]] = {"static": [], "go test -list": []}
+    real_list, real_static = census.list_args, listing.go_list_args
 
     def counting(run: str | None, packages: Any) -> list[str]:
-        args = real(run, packages)
-        calls.append(args)
-        return args
+        calls["go test -list"].append(real_list(run, packages))
+        return calls["go test -list"][-1]
+
+    def counting_static(packages: Any, *, race: bool) -> list[str]:
+        calls["static"].append(real_static(packages, race=race))
+        return calls["static"][-1]
 
     monkeypatch.setattr(census, "list_args", counting)
+    monkeypatch.setattr(listing, "go_list_args", counting_static)
     return calls
 
 
@@ -76,14 +81,37 @@ async def test_an_unpatched_run_gives_the_listing_and_the_patched_run_is_held_to
     tampered = await _run(runner, packages=["./..."], flags=["-count=1"], patch=diff_for(victim, CASE.files))
     assert not tampered.ok
     assert f"Test census failed: {CASE.census}" in tampered.summary, tampered.summary
-    assert listings == []  # no `go test -list`: the unpatched run's stream was the listing
+    assert listings == {"static": [], "go test -list": []}  # the unpatched run's stream was the listing
 
 
-async def test_an_incomplete_unpatched_run_leaves_the_listing_to_go_test_list(
-    victim: pathlib.Path, tmp_path: pathlib.Path, listings: list[list[str]]
+async def test_an_incomplete_unpatched_run_leaves_the_listing_to_go_list(
+    victim: pathlib.Path, tmp_path: pathlib.Path, listings: dict[str, list[list[str]]]
 ) -> None:
     runner = _runner(victim, tmp_path)
     await _run(runner, packages=["./..."], flags=["-count=1", "-failfast"])
     tampered = await _run(runner, packages=["./..."], flags=["-count=1"], patch=diff_for(victim, CASE.files))
     assert f"Test census failed: {CASE.census}" in tampered.summary, tampered.summary
-    assert len(listings) == 1
+    assert len(listings["static"]) == 1
+    assert listings["go test -list"] == []  # nothing was built to list the tests
+
+
+async def test_a_pattern_python_reads_otherwise_than_go_is_listed_by_go_test(
+    victim: pathlib.Path, tmp_path: pathlib.Path, listings: dict[str, list[list[str]]]
+) -> None:
+    """`(?i)` is left to go: the listing comes from `go test -list` and still holds the patched run."""
+    runner = _runner(victim, tmp_path)
+    tampered = await _run(
+        runner, packages=["./..."], flags=["-count=1"], run="(?i)^test", patch=diff_for(victim, CASE.files)
+    )
+    assert f"Test census failed: {CASE.census}" in tampered.summary, tampered.summary
+    assert listings["static"] == []
+    assert listings["go test -list"] == [["-json", "-list", "(?i)^test", "./..."]]
+
+
+async def test_a_first_patched_run_is_listed_statically_and_held_to_the_listing(
+    victim: pathlib.Path, tmp_path: pathlib.Path, listings: dict[str, list[list[str]]]
+) -> None:
+    runner = _runner(victim, tmp_path)
+    tampered = await _run(runner, packages=["./..."], flags=["-count=1"], patch=diff_for(victim, CASE.files))
+    assert f"Test census failed: {CASE.census}" in tampered.summary, tampered.summary
+    assert listings == {"static": [["list", "-e", "-find", f"-json={listing.FIELDS}", "./..."]], "go test -list": []}

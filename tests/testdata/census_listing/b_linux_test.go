@@ -1,0 +1,5 @@
+package listing
+
+import "testing"
+
+func TestLinuxOnly(t *testing.T) {}

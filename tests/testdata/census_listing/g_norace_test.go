@@ -1,0 +1,7 @@
+//go:build !race
+
+package listing
+
+import "testing"
+
+func TestNoRace(t *testing.T) {}

@@ -1,0 +1,5 @@
+package twomains_test
+
+import "testing"
+
+func TestMain(m *testing.M) { m.Run() }

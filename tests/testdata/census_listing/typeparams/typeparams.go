@@ -1,0 +1,2 @@
+// Package typeparams has a generic test, which go refuses.
+package typeparams

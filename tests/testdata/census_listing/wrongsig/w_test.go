@@ -1,0 +1,7 @@
+package wrongsig
+
+import "testing"
+
+func TestFine(t *testing.T) {}
+
+func TestFoo(t *testing.B) {}

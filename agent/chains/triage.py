@@ -28,11 +28,24 @@ from agent.chains.extract import TicketFacts, TicketText, extract_facts, in_std
 
 DEFAULT_BUDGET = 3000
 RRF_K = 60
-MAX_QUERY_CHARS = 1500
+# code-search's `search_code` takes a query of up to 10,000 characters (its schema's maxLength) and reads
+# a ticket itself: it drops template sections and pulls out error strings, frames and paths. So the
+# whole ticket goes to it, cut on a line only past that limit: what the benchmarks measure is what runs.
+MAX_QUERY_CHARS = 10_000
 CODE_KINDS = ["func", "method", "type", "const", "var"]
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[^\sA-Za-z0-9_]")  # code-search's count_tokens
 _PART = re.compile(r"//\s*part \d+/\d+$", re.MULTILINE)
 _ADR_PATH = re.compile(r"(^|/)(adrs?|decisions?|architecture)(/|$)|(^|/)\d{3,4}[-_][\w-]+\.md$", re.IGNORECASE)
+
+
+def clip_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
+    """`text` stripped, cut after its last whole line within `limit` characters (mid-line only when a
+    single line is longer than half the limit)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit + 1)
+    return (text[:cut] if cut > limit // 2 else text[:limit]).rstrip()
 
 
 def count_tokens(text: str) -> int:
@@ -190,7 +203,7 @@ def plan_queries(data: Facts) -> Plan:
     def add(
         kind: Literal["search", "symbol"], text: str, source: str, weight: float, prefix: str | None = None
     ) -> None:
-        text = text.strip()[:MAX_QUERY_CHARS]
+        text = clip_query(text)
         if text and not any(q.kind == kind and q.text == text and q.path_prefix == prefix for q in queries):
             queries.append(Query(kind=kind, text=text, source=source, weight=weight, path_prefix=prefix))
 
@@ -288,7 +301,7 @@ async def _search(data: Plan, ctx: ChainContext) -> Candidates:
     ranked = sorted(fused.values(), key=lambda u: (-u.score, u.path, u.start_line))
     adrs: list[ContextUnit] = []
     if settings.adr_max and settings.adr_share > 0:
-        args = {"query": data.input.ticket.text[:MAX_QUERY_CHARS], "repos": [repo], "k": 10, "kinds": ["doc"]}
+        args = {"query": clip_query(data.input.ticket.text), "repos": [repo], "k": 10, "kinds": ["doc"]}
         got = await ctx.call("search", "search_code", args)
         if got.ok:
             docs = [f for f in _units_of("search", "search_code", got.structured) if _ADR_PATH.search(f.path)]
@@ -466,6 +479,7 @@ async def triage(
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "MAX_QUERY_CHARS",
     "ContextUnit",
     "Facts",
     "ModelHints",
@@ -473,6 +487,7 @@ __all__ = [
     "TriageInput",
     "TriageResult",
     "TriageSettings",
+    "clip_query",
     "count_tokens",
     "hints_step",
     "plan_queries",

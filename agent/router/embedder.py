@@ -126,7 +126,8 @@ class KeywordEmbedder:
 def cached_embed(embedder: TextEmbedder, texts: Sequence[str], cache_dir: Path | None) -> Vectors:
     """Embed `texts`, reusing `<cache_dir>/bank-<digest>.npy` when the same model embedded the same texts.
 
-    The file is written atomically; an unreadable or mismatched cache file is recomputed.
+    The file is written atomically; an unreadable or mismatched cache file is recomputed, and a
+    directory that cannot be written (a read-only image) only means no cache.
     """
     digest = hashlib.sha256(json.dumps([embedder.model_id, list(texts)]).encode()).hexdigest()[:20]
     path = cache_dir / f"bank-{digest}.npy" if cache_dir is not None else None
@@ -139,8 +140,11 @@ def cached_embed(embedder: TextEmbedder, texts: Sequence[str], cache_dir: Path |
             pass
     vectors = embedder.embed(texts)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as fh:
-            np.save(fh, vectors)
-        os.replace(fh.name, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as fh:
+                np.save(fh, vectors)
+            os.replace(fh.name, path)
+        except OSError:  # a read-only models directory (an image): route without the cache
+            pass
     return vectors

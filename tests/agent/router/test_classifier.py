@@ -72,6 +72,13 @@ def test_the_bank_cache_is_reused_and_keyed_by_model_and_texts(tmp_path) -> None
     assert len(list(tmp_path.glob("bank-*.npy"))) == 2
 
 
+def test_a_cache_directory_that_cannot_be_written_only_means_no_cache(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    blocked = tmp_path / "models"
+    blocked.write_text("a file where the cache directory would be")  # as a read-only image's directory fails
+    vectors = cached_embed(KeywordEmbedder(), ["a b", "c d"], blocked / "router")
+    assert vectors.shape == (2, 256) and blocked.is_file() and list(tmp_path.glob("**/*.npy")) == []
+
+
 def test_a_missing_model_is_named_with_the_command_that_installs_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ClassifierUnavailable, match="goresolve model install"):
         MiniLM.load(tmp_path)

@@ -7,8 +7,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from servers.common.policy import Policies, load_policies
+
+# Speed is measured by the benchmarks under bench/, not by tests: on a loaded 2-core machine a
+# per-example deadline only measures the load (property tests keep their example counts).
+settings.register_profile("goresolve", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("goresolve")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -130,8 +130,9 @@ def test_retry_after_overrides_the_backoff_and_other_errors_are_not_retried() ->
 
 
 async def test_5xx_and_timeouts_exhaust_the_retries_then_raise(llm: FakeLLM, live: None) -> None:
-    llm.queue(Answer(503, {}), Answer(200, openai_completion("late"), delay_s=1.0), Answer(502, {}))
-    model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url, timeout_s=0.2), attempts=3, timeout_s=0.2)
+    # the late answer is well past the attempt's timeout; the timeout itself leaves a loaded machine time to answer
+    llm.queue(Answer(503, {}), Answer(200, openai_completion("late"), delay_s=4.0), Answer(502, {}))
+    model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url, timeout_s=1.0), attempts=3, timeout_s=1.0)
     with pytest.raises(RetryableError):
         await model.complete(REQUEST)
     assert len(llm.requests) == 3

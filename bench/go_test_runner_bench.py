@@ -127,6 +127,39 @@ async def tool_run(client: Client, packages: list[str]) -> tuple[float, dict[str
     return elapsed, result.structured_content or {}
 
 
+async def stage_times(runner: Runner, work: Path, n: int) -> dict[str, list[float]]:
+    """The sandbox's own start-up, timed alone (interleaved, n each): the outer sandbox around `go`
+    (`/bin/true` in it, against starting `/bin/true` on the host), and one nested test sandbox
+    (a copy of `/bin/true` run through go's -exec command, against running it directly)."""
+    sandbox = runner.sandbox
+    worktree = work / "stage-worktree"
+    worktree.mkdir(exist_ok=True)
+    env_of = runner._goenv.build  # pyright: ignore[reportPrivateUsage]
+    binary = "cp /bin/true /tmp/t.test && exec"
+    wrapper = sandbox.test_exec(sandbox.paths(worktree, "stage", work / "stage-scratch" / "probe")) or ""
+    commands = {
+        "host": None,
+        "outer": ["/bin/true"],
+        "outer+binary": ["/bin/sh", "-c", f"{binary} /tmp/t.test"],
+        "outer+nested": ["/bin/sh", "-c", f"{binary} {wrapper} /tmp/t.test"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for i in range(n):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            if command is None:
+                proc = await asyncio.create_subprocess_exec("/bin/true")
+                await proc.wait()
+            else:
+                paths = sandbox.paths(worktree, "stage", work / "stage-scratch" / f"{i}-{name.replace('+', '-')}")
+                out = await sandbox.run(command, paths, env=sandbox.env(env_of(offline=True), paths), timeout_s=60,
+                                        on_line=lambda _line: None)  # fmt: skip
+                if out.exit_code != 0:
+                    raise RuntimeError(f"stage {name}: {out.stderr[-500:]}")
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
 async def worktree_setup_times(src: Path, work: Path, n: int) -> list[float]:
     mirrors = gitops.Mirrors(work / "wt-bench", ReposPolicy(repos={"b": Repo(path=str(src))}), work, 3600)
     mirror, sha = await mirrors.resolve("b", "main")
@@ -155,6 +188,8 @@ async def main(args: argparse.Namespace) -> None:
         b_times: list[float] = []
         setups: list[float] = []
         runs: list[float] = []
+        totals: list[float] = []
+        load = [os.getloadavg()[0]]
         async with Client(server) as client:
             raw_go_test(raw, packages)  # warm the shared caches, both paths
             slots = runner.settings.max_concurrency
@@ -172,10 +207,13 @@ async def main(args: argparse.Namespace) -> None:
                         setups.append(body["timings"]["setup_s"])
                         note_packages("A", body["report"]["packages"])
                         runs.append(body["timings"]["run_s"])
+                        totals.append(body["timings"]["total_s"])
                     else:
                         b_times.append(raw_go_test(raw, packages))
-                print(f"pair {i + 1}: run_tests {a_times[-1]:.2f}s  raw {b_times[-1]:.2f}s")
+                load.append(os.getloadavg()[0])
+                print(f"pair {i + 1}: run_tests {a_times[-1]:.2f}s  raw {b_times[-1]:.2f}s  load {load[-1]:.1f}")
         await runner.drain()
+        stages = await stage_times(runner, work, args.pairs)
         worktree = await worktree_setup_times(src, work, args.pairs)
         cold_a = cold_b = None
         if args.cold:
@@ -185,6 +223,43 @@ async def main(args: argparse.Namespace) -> None:
                 cold_a, _ = await tool_run(client, packages)
             await cold_runner.drain()  # its worktree reset, before the temporary directory goes
         report(args, a_times, b_times, setups, runs, worktree, cold_a, cold_b, runner)
+        report_stages(a_times, b_times, totals, setups, runs, stages, load)
+
+
+def report_stages(
+    a: list[float],
+    b: list[float],
+    totals: list[float],
+    setups: list[float],
+    runs: list[float],
+    stages: dict[str, list[float]],
+    load: list[float],
+) -> None:
+    """Where the fixed cost goes, stage by stage (medians, ms)."""
+    med = statistics.median
+    ms = 1000.0
+    pkg_a = sum(med(xs) for xs in PACKAGE_ELAPSED["A"].values())  # go's elapsed per test binary, summed
+    pkg_b = sum(med(xs) for xs in PACKAGE_ELAPSED["B"].values())
+    outer = med(stages["outer"]) - med(stages["host"])
+    nested = med(stages["outer+nested"]) - med(stages["outer+binary"])
+    rows = [
+        ("MCP call and result (A minus timings.total_s)", med(x - t for x, t in zip(a, totals, strict=True)) * ms),
+        ("queue, checkout, module check (timings.setup_s)", med(setups) * ms),
+        ("outer sandbox start (`/bin/true` in it minus on the host)", outer * ms),
+        ("one nested test sandbox (a binary through -exec minus run directly)", nested * ms),
+        ("go's elapsed for the test binaries, sandboxed minus raw (the nested sandboxes included)",
+         (pkg_a - pkg_b) * ms),
+        ("go outside the test binaries (run_s or B minus those), sandboxed minus raw",
+         ((med(runs) - pkg_a) - (med(b) - pkg_b)) * ms),
+    ]  # fmt: skip
+    print()
+    print(f"load average (1 min) during the pairs: {min(load):.1f} to {max(load):.1f}, median {med(load):.1f}")
+    print("| stage | median |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value:.0f} ms |")
+    for name, xs in stages.items():
+        print(f"stage {name}: median {med(xs) * ms:.1f} ms, min {min(xs) * ms:.1f} ms")
 
 
 def report(

@@ -5,8 +5,8 @@ Two sandboxes, one inside the other (sandbox.py starts them):
     unshare --user --map-root-user --mount --pid --fork --kill-child --mount-proc   (private PID ns + /proc)
       sh: overlay the shared build cache (lower, read-only) with this run's layer (upper)
         bwrap [BUILD view, BUILD seccomp] go test -json -exec=/sandbox/testexec ...
-          testexec, once per test binary:
-            unshare --user --map-root-user --mount: a tmpfs layer over the worktree and the build cache
+          unshare --user --map-root-user --mount sh testexec, once per test binary (go's -exec):
+            a tmpfs layer over the worktree and the build cache
               bwrap [TEST view, TEST seccomp, --disable-userns] pkg.test ...
 
 The BUILD sandbox holds `go` and its compilers; it sees the toolchain and system directories
@@ -134,23 +134,29 @@ class Layout:
         return args
 
     def testexec(self) -> str:
-        """The `go test -exec` program: one nested sandbox per test binary (argv: SRC BINARY ARGS...)."""
+        """The script of the `go test -exec` command (`test_exec_command`): one nested sandbox per test
+        binary, run by `sh` in a user and mount namespace of its own (argv: SRC BINARY ARGS...)."""
         size = f"size={self.scratch_mb}m"
-        return f"""#!/bin/sh
-# go test -exec wrapper written by go-test-runner: runs one test binary in its own bubblewrap
+        dirs = " ".join(
+            [f"{LAYER}/{d}" for d in ("su", "sw", "cu", "cw")] + [f"{LAYER}/cu/{n:02x}" for n in range(256)]
+        )
+        return f"""# go test -exec script written by go-test-runner: runs one test binary in its own bubblewrap
 # sandbox, with private writable layers over the worktree ($1) and the build cache.
-exec unshare --user --map-root-user --mount -- /bin/sh -ec '
 src="$1"; bindir="${{2%/*}}"; shift
 mount -t tmpfs -o {size},mode=755 tmpfs {LAYER}
-mkdir {LAYER}/su {LAYER}/sw {LAYER}/cu {LAYER}/cw
-mkdir {" ".join(f"{LAYER}/cu/{n:02x}" for n in range(256))}
+mkdir {dirs}
 mount -t overlay overlay -o "lowerdir=$src,upperdir={LAYER}/su,workdir={LAYER}/sw" "$src"
 mount -t overlay overlay -o "lowerdir={GOCACHE},upperdir={LAYER}/cu,workdir={LAYER}/cw" {GOCACHE}
 exec 3< {ASSETS}/test.bpf 4< {ASSETS}/test.args
 exec bwrap --args 4 --seccomp 3 --bind "$src" "$src" --bind {GOCACHE} {GOCACHE} \\
   --ro-bind "$bindir" "$bindir" --remount-ro / --chdir "$PWD" -- "$@"
-' sh "$@"
 """
+
+
+def test_exec_command(inside: str) -> str:
+    """The `go test -exec` value for a worktree seen at `inside`: go starts `unshare` itself (no shell
+    in between), which runs the `testexec` script; go appends the binary and its arguments."""
+    return f"unshare --user --map-root-user --mount -- /bin/sh -e {TESTEXEC} {inside}"
 
 
 _COMMON = [

@@ -93,6 +93,9 @@ class Mirrors:
         self._fetched_at: dict[str, float] = {}
         self._worktree_locks: dict[Path, asyncio.Lock] = {}
         self._pruned: set[Path] = set()
+        # (repo, ref) -> commit, as the mirror resolved it since its last clone or fetch (only those
+        # change what a ref names): a call at a known ref starts no git process
+        self._resolved: dict[tuple[str, str], str] = {}
 
     def _source(self, name: str) -> str:
         repo = self._repos.repos.get(name)
@@ -105,8 +108,13 @@ class Mirrors:
         return str((self._policy_dir / repo.path).resolve())
 
     async def _fetch(self, name: str, mirror: Path) -> None:
+        self._forget(name)
         await git("--git-dir", str(mirror), "fetch", "--quiet", "--prune", "origin")
         self._fetched_at[name] = time.monotonic()
+
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._resolved if k[0] == name]:
+            del self._resolved[key]
 
     async def resolve(self, name: str, ref: str) -> tuple[Path, str]:
         """The mirror of `name` (created or fetched as needed) and the commit `ref` names in it.
@@ -123,6 +131,7 @@ class Mirrors:
                 partial = mirror.with_name(f"{repo_slug(name)}.{uuid.uuid4().hex}.partial")
                 await git("clone", "--quiet", "--mirror", "--", source, str(partial))
                 partial.rename(mirror)
+                self._forget(name)
                 self._fetched_at[name] = time.monotonic()
             _sanitize(mirror, source)
             if mirror not in self._pruned:
@@ -131,11 +140,15 @@ class Mirrors:
                 async with self._worktree_locks.setdefault(mirror, asyncio.Lock()):
                     await git("--git-dir", str(mirror), "worktree", "prune", check=False)
                 self._pruned.add(mirror)
-            sha = await self._rev_parse(mirror, ref)
             stale = time.monotonic() - self._fetched_at.get(name, 0.0) > self._fetch_interval_s
+            if stale and not _FULL_SHA.match(ref):
+                self._forget(name)
+            sha = self._resolved.get((name, ref)) or await self._rev_parse(mirror, ref)
             if sha is None or (stale and not _FULL_SHA.match(ref)):
                 await self._fetch(name, mirror)
                 sha = await self._rev_parse(mirror, ref)
+            if sha is not None:
+                self._resolved[(name, ref)] = sha
         if sha is None:
             raise NotFound(f"no commit, branch or tag {ref!r} in {name}")
         return mirror, sha

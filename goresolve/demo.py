@@ -1,14 +1,16 @@
 """`goresolve demo`: the whole job on embedded defaults, on a bundled Go service with two real bugs.
 
-    world = prepare_world(default_data_dir(), console)     # bare git remote, policies, code index
-    results = anyio.run(run_demo, world, console)           # SVC-101 → pull request, SVC-102 → hand-off
+    world = prepare_world(default_data_dir(), console)     # bare git remote, policies
+    results = anyio.run(run_demo, world, console)           # index; SVC-101 → pull request, SVC-102 → hand-off
 
 `prepare_world` rebuilds `<data dir>/demo/` from scratch: a bare git repository made from
 examples/sample-service (examples/make_sample_repo.py: one commit whose id depends only on the
-content), a copy of the shipped policies whose `sample-service` entry points at that repository, and
-the code-search index of it (with a progress bar). `run_demo` starts the four servers over stdio on
-their local backends (jira-read on the bundled sample tickets, github-pr on a local remote) and runs
-both tickets through `agent.loop.run_ticket`, showing each step as it happens.
+content) and a copy of the shipped policies whose `sample-service` entry points at that repository.
+`run_demo` indexes it for code-search (with a progress bar) while it starts the four servers over
+stdio on their local backends (jira-read on the bundled sample tickets, github-pr on a local remote)
+and go-test-runner builds the module once, then runs both tickets through `agent.loop.run_ticket`,
+showing each step as it happens. The demo's own log lines go to `<data dir>/demo/demo.log`: the
+screen is its rendering (warnings and errors still show).
 
 The model is a recording (examples/recordings/*.jsonl, replayed by `ReplayModel`, which refuses a
 request that differs from the recorded one) unless GORESOLVE_MODEL names a live model (with
@@ -19,15 +21,19 @@ Runs, traces and the cost ledger go where `goresolve runs` / `goresolve trace` r
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console, Group
@@ -101,6 +107,7 @@ class World:
     commit: str
     # go-test-runner's work dir (build cache, the tamper analyzer's binary) outlives the demo's state: built once
     runner_dir: Path
+    embedder: str | None = None  # code-search's embedder for the sample's index (None: its default)
 
     @property
     def pr_remote(self) -> Path:
@@ -110,6 +117,39 @@ class World:
     @property
     def pr_db(self) -> Path:
         return self.state_dir / "github-pr" / "prs.sqlite"
+
+    @property
+    def log_file(self) -> Path:
+        """The demo process's own log lines (routing decisions, index notes): kept off the screen."""
+        return self.root / "demo.log"
+
+
+@contextmanager
+def logs_to_file(path: Path) -> Generator[None]:
+    """While the demo renders its own screen, log records go to `path`; the terminal shows WARNING and above.
+
+    The records keep their level, format and filters (the file gets what the terminal would have shown);
+    every run's routing decision and steps are in its run record as well (`goresolve trace`).
+    """
+    root = logging.getLogger()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    screens = list(root.handlers)
+    for screen in screens[:1]:
+        handler.setFormatter(screen.formatter)
+        for check in screen.filters:
+            handler.addFilter(check)
+    levels = [screen.level for screen in screens]
+    for screen in screens:
+        screen.setLevel(max(screen.level, logging.WARNING))
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        for screen, level in zip(screens, levels, strict=True):
+            screen.setLevel(level)
 
 
 def _make_repo_module() -> Any:
@@ -124,10 +164,12 @@ def _make_repo_module() -> Any:
 def prepare_world(
     data_dir: Path, console: Console, *, embedder: str | None = None, runner_dir: Path | None = None
 ) -> World:
-    """Rebuild `<data_dir>/demo/`: the sample service as a bare git repository, policies naming it, its index.
+    """Rebuild `<data_dir>/demo/`: the sample service as a bare git repository and policies naming it.
+
+    Its code-search index is made by `run_demo` (while the servers start) or `index_world`.
 
     Raises:
-        DemoError: git, the policies or the indexer failed (the message says which).
+        DemoError: git or the policies failed (the message says which).
     """
     if not SERVICE.is_dir():
         raise DemoError(f"{SERVICE} is missing: the demo needs a full checkout of the repository")
@@ -155,22 +197,12 @@ def prepare_world(
     console.print(
         f"[bold]sample service[/bold] {SERVICE.relative_to(ROOT)} → git repository {remote} (main {commit[:12]})"
     )
-    state_dir = root / "state"
-    _index(remote, state_dir, policy_dir, console, embedder)
     runner = runner_dir or data_dir / "demo-cache" / "go-test-runner"
-    return World(data_dir, root, remote, policy_dir, state_dir, commit, runner)
+    return World(data_dir, root, remote, policy_dir, root / "state", commit, runner, embedder)
 
 
-def _index(remote: Path, state_dir: Path, policy_dir: Path, console: Console, embedder: str | None) -> None:
-    from servers.code_search.cli import _Bar  # pyright: ignore[reportPrivateUsage] - the CLI's progress adapter
-    from servers.code_search.indexer import index_repo
-    from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
-
-    models = state_dir.parents[1] / "models"  # <data dir>/models, where `goresolve model install` puts it
-    overrides: dict[str, Any] = {"state_dir": state_dir, "policy_dir": policy_dir, "model_cache_dir": models}
-    if embedder is not None:
-        overrides["embedder"] = embedder
-    settings = CodeSearchSettings(**overrides)
+def _progress(console: Console) -> Progress:
+    """The index bar (files, files/s, chunks/s) and, below it, what the servers are doing meanwhile."""
     columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -179,17 +211,50 @@ def _index(remote: Path, state_dir: Path, policy_dir: Path, console: Console, em
         TextColumn("{task.fields[chunks_rate]}"),
         TimeElapsedColumn(),
     ]
+    return Progress(*columns, console=console, transient=False)
+
+
+def _index(world: World, console: Console, progress: Progress, bar: Any) -> None:
+    """Index the sample service for code-search (the demo process writes it; code-search reads it on first use).
+
+    Raises:
+        DemoError: the embedder or the indexer failed.
+    """
+    from servers.code_search.indexer import index_repo
+    from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
+
+    models = world.data_dir / "models"  # where `goresolve model install` puts it
+    overrides: dict[str, Any] = {
+        "state_dir": world.state_dir,
+        "policy_dir": world.policy_dir,
+        "model_cache_dir": models,
+    }
+    if world.embedder is not None:
+        overrides["embedder"] = world.embedder
+    settings = CodeSearchSettings(**overrides)
     try:
         model = open_embedder(settings)
         index = open_index(settings, model, create=True)
-        with Progress(*columns, console=console, transient=False) as progress:
-            report = index_repo(index, model, remote, REPO, None, progress=_Bar(progress))
+        progress.reset(progress.tasks[0].id)  # the bar's rates count from here, not from the model's loading
+        report = index_repo(index, model, world.remote, REPO, None, progress=bar)
     except GoresolveError as exc:
         raise DemoError(f"indexing the sample service failed: {exc.message}") from None
     console.print(
         f"[green]indexed[/green] {report.files} files → {report.chunks} chunks with {settings.embedder} "
         f"in {report.seconds:.1f}s"
     )
+
+
+def index_world(world: World, console: Console) -> None:
+    """Index the sample service with a progress bar, on its own (`run_demo` does it while the servers start).
+
+    Raises:
+        DemoError: the embedder or the indexer failed.
+    """
+    from servers.code_search.cli import _Bar  # pyright: ignore[reportPrivateUsage] - the CLI's progress adapter
+
+    with logs_to_file(world.log_file), _progress(console) as progress:
+        _index(world, console, progress, _Bar(progress))
 
 
 def servers_config(world: World) -> ServersConfig:
@@ -443,20 +508,38 @@ async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] =
     ledger = Ledger(world.data_dir / "agent" / "ledger.sqlite")
     results: list[RunResult] = []
     failure: DemoError | None = None  # raised after the servers' task groups closed (they would wrap it)
+    from servers.code_search.cli import _Bar  # pyright: ignore[reportPrivateUsage] - the CLI's progress adapter
+
+    progress = _progress(console)
+    bar = _Bar(progress)  # the index bar is the progress display's first task
+    # The index (Python, in a thread of this process) is made while the servers start and go-test-runner
+    # builds the module (their own processes): neither needs the other, and code-search opens the index
+    # on its first query, which comes after both.
     try:
-        with console.status("starting jira-read, code-search, go-test-runner and github-pr over stdio") as status:
-            async with open_servers(servers_config(world)) as box:
-                counts = {n: sum(1 for server, _ in box.tools.values() if server == n) for n, _ in SERVERS}
-                names = ", ".join(f"{n} ({c} tools)" for n, c in counts.items())
-                console.print(f"[bold]servers[/bold] {names}, over stdio on local backends")
-                status.update("go-test-runner: first build of the module (and, once per data dir, its tamper analyzer)")
-                try:
-                    await warm_up(box, world, console)
-                    for ticket, chosen in zip(tickets, models, strict=True):
-                        run = _run_one(ticket, chosen, box, policy, ledger, world, console, status, router)
-                        results.append(await run)
-                except DemoError as exc:
-                    failure = exc
+        with logs_to_file(world.log_file), ThreadPoolExecutor(1, thread_name_prefix="demo-index") as pool:
+            progress.start()
+            try:
+                indexing = pool.submit(_index, world, console, progress, bar)
+                step = progress.add_task("servers", total=None, files_rate="", chunks_rate="")
+                progress.update(step, description="starting jira-read, code-search, go-test-runner, github-pr")
+                async with open_servers(servers_config(world)) as box:
+                    counts = {n: sum(1 for server, _ in box.tools.values() if server == n) for n, _ in SERVERS}
+                    names = ", ".join(f"{n} ({c} tools)" for n, c in counts.items())
+                    console.print(f"[bold]servers[/bold] {names}, over stdio on local backends")
+                    progress.update(step, description="go-test-runner: first build of the module")
+                    try:
+                        await warm_up(box, world, console)
+                        progress.update(step, visible=False)
+                        await anyio.to_thread.run_sync(indexing.result)
+                        progress.stop()
+                        with console.status("") as status:
+                            for ticket, chosen in zip(tickets, models, strict=True):
+                                run = _run_one(ticket, chosen, box, policy, ledger, world, console, status, router)
+                                results.append(await run)
+                    except DemoError as exc:
+                        failure = exc
+            finally:
+                progress.stop()
     except RunExit as exc:
         raise DemoError(f"the servers could not start: {exc.reason}") from None
     finally:
@@ -515,7 +598,15 @@ async def warm_up(box: Toolbox, world: World, console: Console) -> None:
         raise DemoError(f"go-test-runner could not build the sample service: {exc.reason}") from None
     if not outcome.ok or not (outcome.structured or {}).get("ok", False):
         raise DemoError(f"go-test-runner could not build the sample service: {outcome.text[:300]}")
-    console.print(f"[bold]go-test-runner[/bold] built and vetted the module in {time.monotonic() - started:.0f}s")
+    timings = (outcome.structured or {}).get("timings") or {}
+    split = (
+        f" (checkout and the patch's static analysis {timings['setup_s']:.0f}s, go build + vet {timings['run_s']:.0f}s)"
+        if {"setup_s", "run_s"} <= timings.keys()
+        else ""
+    )
+    console.print(
+        f"[bold]go-test-runner[/bold] built and vetted the module in {time.monotonic() - started:.0f}s{split}"
+    )
 
 
 def print_summary(console: Console, results: list[RunResult], world: World, started: float) -> None:
@@ -523,6 +614,6 @@ def print_summary(console: Console, results: list[RunResult], world: World, star
     console.print(summary_table(results))
     for r in results:
         console.print(f"{r.ticket}: run {r.run_id} · trace {r.trace_id}", highlight=False)
-    console.print(f"demo wall time {time.monotonic() - started:.0f}s; see more with:")
+    console.print(f"demo wall time {time.monotonic() - started:.0f}s; log lines in {world.log_file}; see more with:")
     for line in next_steps(results, world):
         console.print(f"  {line}", highlight=False, soft_wrap=True)

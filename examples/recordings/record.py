@@ -38,7 +38,7 @@ from agent.llm import Message, Recorder, ScriptedModel, reply  # noqa: E402
 from agent.loop import RunSettings, run_ticket  # noqa: E402
 from agent.policy import load_agent_policy  # noqa: E402
 from agent.servers import open_servers  # noqa: E402
-from goresolve.demo import REPO, Display, World, prepare_world, servers_config  # noqa: E402
+from goresolve.demo import REPO, Display, World, index_world, prepare_world, servers_config  # noqa: E402
 
 HANDLER = "internal/auth/handler.go"
 STORE = "internal/session/store.go"
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="goresolve-record-") as tmp:
         world = prepare_world(args.data_dir or Path(tmp), console)
+        index_world(world, console)
         results = anyio.run(record, world, console, args.out)
     expected: dict[str, Any] = {"SVC-101": "pr", "SVC-102": "escalated"}
     wrong = [r for r in results if expected[r.ticket] != r.outcome]

@@ -71,7 +71,7 @@ from agent.tools import (
 )
 
 if TYPE_CHECKING:
-    from agent.router.route import Router
+    from agent.router.route import RouteDecision, Router
 
 SYSTEM = """You fix bugs in the Go repository {repo} at commit {commit}. Work in small steps:
 read the code (view, search_code, get_symbol), make a minimal edit (edit: exact search/replace),
@@ -288,24 +288,43 @@ class Run:
             decision = await router.decide(TicketFacts.from_issue(self.issue))
         except RouterError as exc:
             raise Refused(f"routing failed: {exc}") from exc
+        self.charge_routing(decision)
+        # the whole decision goes into the run record (rule, classifier, probabilities, latency, trace);
+        # its `kind` (the ticket's kind) is renamed so that it cannot overwrite the event's own kind
+        record = {k: v for k, v in decision.to_record().items() if k not in ("ticket", "model", "kind", "usage")}
+        record["ticket_kind"] = decision.kind
         if decision.to_human:
-            self.emit("route", tier=decision.tier, model=None, decided_by=decision.decided_by, reason=decision.reason)
+            self.emit("route", **{**record, "model": None})
             raise Escalated(f"routed to a human ({decision.tier}): {decision.reason}")
         if decision.tier in self.policy.budgets.tiers:
             self.tier = decision.tier
             self.limits = self.policy.budgets.limits_for(decision.tier)
         if decision.model and self.settings.models is not None:
             self.model = self.settings.models(decision.model)
-        self.emit(
-            "route",
-            tier=decision.tier,
-            model=self.model.name,
-            policy_model=decision.model,
-            decided_by=decision.decided_by,
-            confidence=decision.confidence,
-            reason=decision.reason,
-            limits=self.limits.model_dump(),
+        record |= {"model": self.model.name, "policy_model": decision.model, "limits": self.limits.model_dump()}
+        self.emit("route", **record)
+
+    def charge_routing(self, decision: RouteDecision) -> None:
+        """A routing model call (classifier mode `model`) is this run's spend: its cost, usage and ledger row."""
+        if decision.cost_usd <= 0 and not decision.usage:
+            return
+        usage = Usage(
+            input_tokens=int(decision.usage.get("input_tokens", 0)),
+            output_tokens=int(decision.usage.get("output_tokens", 0)),
+            cached_tokens=int(decision.usage.get("cached_tokens", 0)),
         )
+        self.usage += usage
+        self.cost += decision.cost_usd
+        if self.ledger is not None:
+            self.ledger.record_call(
+                self.run_id,
+                decision.classifier_model or "routing",
+                "routing",
+                (usage.input_tokens, usage.output_tokens, usage.cached_tokens),
+                decision.cost_usd,
+            )
+            if self.settings.on_spend is not None:
+                self.settings.on_spend(self.ledger)
 
     async def retrieve(self) -> str:
         """The triage chain's context: whole code units and ADR sections ranked for the ticket, within budget."""

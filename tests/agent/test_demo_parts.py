@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,13 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 from rich.console import Console
 
-from agent.llm import ChatModel, ScriptedModel
+from agent.llm import ChatModel, PriceBook, ScriptedModel, reply
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy
 from agent.router import Router, load_routing_policy
 from agent.servers import InProcessServer, ServersConfig
 from agent.testing import FakeWorld, developer
-from goresolve.demo import Display, LiveModelSettings, demo_model
+from goresolve.demo import Display, LiveModelSettings, demo_model, logs_to_file
 from goresolve.resolve import ResolveError, ticket_of
 
 from .faults import fault_policy
@@ -115,6 +116,43 @@ def test_a_model_tier_sets_the_run_limits_and_picks_the_model(tmp_path: Path) ->
     assert route["limits"]["max_cost_usd"] == policy.budgets.limits_for("small").max_cost_usd
     kinds = [k for k, _ in events]
     assert kinds.index("route") < kinds.index("context") < kinds.index("tool_call") < kinds.index("opening_pr")
+    # the whole decision is in the run record: the transcript's start entry
+    start = next(
+        json.loads(line)
+        for line in (tmp_path / "agent" / "runs" / result.run_id / "transcript.jsonl").read_text().splitlines()
+        if json.loads(line).get("kind") == "start"
+    )
+    assert start["route"]["rule"] == "sums" and start["route"]["decided_by"] == "rule"
+    assert start["route"]["latency_ms"] >= 0 and len(start["route"]["trace_id"]) == 32
+
+
+def test_a_routing_model_call_is_charged_to_the_run_and_its_ledger(tmp_path: Path) -> None:
+    from agent.ledger import Ledger
+    from agent.router.classifier import ModelClassifier
+
+    policy = fault_policy(1.0)
+    text = ROUTING.replace("classifier: {mode: none}", "classifier: {mode: model, model: scripted, threshold: 0.5}")
+    text = text.replace("components: [billing]", "components: [nothing-here]").replace("(?i)difference", "^$")
+    (tmp_path / "routing.yaml").write_text(text)
+    routing = load_routing_policy(tmp_path, policy.budgets)
+    answer = reply("", ("route_ticket", {"kind": "bug", "confidence": 0.9, "reason": "wrong output"}))
+    classifier = ModelClassifier(ScriptedModel([answer]), routing, PriceBook(policy.budgets))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    events: list[tuple[str, dict[str, Any]]] = []
+    settings = RunSettings(
+        repo="calc",
+        state_dir=tmp_path,
+        ledger=ledger,
+        router=Router(routing, classifier),
+        on_event=lambda kind, event: events.append((kind, event)),
+    )
+    result = anyio.run(run_ticket, "CALC-4", ScriptedModel(developer), FakeWorld().servers(), policy, settings)
+    route = next(e for k, e in events if k == "route")
+    assert route["decided_by"] == "classifier" and route["ticket_kind"] == "bug" and route["cost_usd"] > 0
+    by_tier = ledger.by("tier")
+    ledger.close()
+    assert by_tier["routing"] == pytest.approx(route["cost_usd"])
+    assert result.cost_usd == pytest.approx(sum(by_tier.values()))
 
 
 def test_the_display_shows_each_event_on_one_line() -> None:
@@ -184,3 +222,28 @@ def test_a_ticket_file_is_served_by_the_local_backend_from_its_directory(tmp_pat
 def test_a_bad_ticket_is_one_clear_error(value: str, message: str) -> None:
     with pytest.raises(ResolveError, match=message):
         ticket_of(value, {})
+
+
+def test_during_the_demo_log_lines_go_to_its_file_and_only_warnings_reach_the_screen(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    screen = io.StringIO()
+    handler = logging.StreamHandler(screen)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    saved = (root.handlers[:], root.level)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    log = logging.getLogger("goresolve.test")
+    try:
+        with logs_to_file(tmp_path / "demo" / "demo.log"):
+            log.info("routed ticket=SVC-101")
+            log.warning("index is stale")
+        log.info("after the demo")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert (tmp_path / "demo" / "demo.log").read_text().splitlines() == [
+        "INFO routed ticket=SVC-101",
+        "WARNING index is stale",
+    ]
+    assert screen.getvalue().splitlines() == ["WARNING index is stale", "INFO after the demo"]
+    assert handler.level == logging.NOTSET  # the screen's own level is back

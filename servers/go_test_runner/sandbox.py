@@ -368,10 +368,14 @@ class Sandbox:
         )
 
     async def _watch(self, root: int) -> str | None:
-        """Return a reason as soon as the run's tree is over a limit (the caller kills it)."""
+        """Return a reason as soon as the run's tree is over a limit (the caller kills it).
+
+        The scan of /proc runs in a worker thread: it takes tens of milliseconds on a loaded host, and
+        on the event loop it would stall the pumps, so that `go` blocked on a full stdout pipe.
+        """
         while True:
             await asyncio.sleep(_WATCH_INTERVAL_S)
-            tasks, rss = tree_usage(root)
+            tasks, rss = await asyncio.to_thread(tree_usage, root)
             if self.limits.max_tasks and tasks > self.limits.max_tasks:
                 return f"process limit: over {self.limits.max_tasks} tasks (processes and threads)"
             if self.limits.memory_mb and rss > self.limits.memory_mb << 20:

@@ -1,7 +1,7 @@
 """Ticket localization: find the code a real bug report is about (the set from ticket_loc_build.py).
 
     .venv/bin/python bench/ticket_localization.py [--split dev|heldout|all] [--repos owner/name ...]
-        [--limit N] [--mirrors DIR] [--embedder minilm]
+        [--limit N] [--mirrors DIR] [--embedder minilm] [--record FILE]
 
 Each ticket (a GitHub issue of a Go project, linked to the commit that fixed it) is a query; the
 gold is the non-test .go files and the functions the fix changed. Per repository, in date order,
@@ -20,6 +20,7 @@ files in file-rank order, each file's ranked by BM25 over the commit's function 
 code-search restricted to kinds=[func, method] (how an agent asks for code), query latencies,
 and index time. The embedding cache (content hash -> vector) survives runs; the rest of the
 index is rebuilt. Results: bench/data/ticket_loc/results.json (a full run) or the bench cache.
+With --record, each ticket's gathered lists are appended to FILE for bench/code_search_replay.py.
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ from ticket_loc_build import DATA, TICKETS, mirror
 
 from servers.code_search.chunker import GoChunker, GoOptions
 from servers.code_search.embed import Embedder, make_embedder
+from servers.code_search.filters import narrow, visible
 from servers.code_search.index import CodeIndex
 from servers.code_search.indexer import index_repo
+from servers.code_search.model import Hit, code_text
+from servers.code_search.query import ParsedQuery, parse_query
 from servers.code_search.search import Searcher
 from servers.code_search.source import SkipRules, snapshot
 
@@ -114,6 +118,7 @@ class Run:
     baseline_seconds: float = 0.0
     embedded: int = 0
     chunks: dict[str, int] = field(default_factory=dict)
+    record: Path | None = None  # where to append each ticket's candidate lists (for bench/code_search_replay.py)
 
 
 _UNITS: dict[str, list[tuple[str, str]]] = {}  # blob id -> (symbol, text) of its functions/methods
@@ -173,7 +178,76 @@ def run_repo(
                     row[f"{variant}.{method}.func_r10"] = recall(funcs, gold_funcs, 10)
                 if method != "code_search_funcs":
                     row[f"{variant}.{method}.top_files"] = files[:5]
+        if run.record is not None:
+            record_ticket(run.record, ticket, searcher, index, views, baseline[1])
         run.per_ticket.append(row)
+
+
+RECORD_CANDIDATES = 200  # the lists only the record has (the server's own lists are recorded as it cuts them)
+RECORD_FILES = 300
+
+
+def record_ticket(
+    out: Path, ticket: dict[str, Any], searcher: Searcher, index: CodeIndex, views: list[Any], bm25: Bm25Files
+) -> None:
+    """Append what the ranking works from for both variants of `ticket`: every list `Searcher.gather` ranks
+    (as deep as the server asks, unit content left out), whole-file BM25 over the ticket's words and over its
+    title (with scores), BM25's own file ranking, and the commit's file list."""
+    where = narrow(visible(views), (), None)
+    row: dict[str, Any] = {
+        "id": ticket["id"],
+        "repo": ticket["repo"],
+        "split": ticket["split"],
+        "base_commit": ticket["base_commit"],
+        "gold_files": ticket["gold_files"],
+        "gold_functions": ticket["gold_functions"],
+        "paths": bm25.paths,
+    }
+    for variant, key in VARIANTS.items():
+        query = str(ticket[key])
+        parsed = parse_query(query)
+        found = searcher.gather(parsed, views, 50)
+        lists = {name: [hit_row(h) for h in hits] for name, hits in found.lists.items()}
+        files = index.file_fts(parsed.fts_text, where, RECORD_FILES)
+        title_files = index.file_fts(parsed.title_text, where, RECORD_FILES) if parsed.title_text else []
+        bm25_files, bm25_funcs = bm25.rank(query)
+        # The whole ticket's words (code blocks and logs too), for rankings that use more than the prose.
+        every = whole_text(parsed)
+        fts_all = [hit_row(h) for h in index.fts(every, where, RECORD_CANDIDATES)]
+        files_all = index.file_fts(every, where, RECORD_FILES)
+        row[variant] = {
+            "query": query,
+            "lists": lists,
+            "file_fts": [[p, round(s, 4)] for _, p, s in files],
+            "title_file_fts": [[p, round(s, 4)] for _, p, s in title_files],
+            "file_fts_all": [[p, round(s, 4)] for _, p, s in files_all],
+            "fts_all": fts_all,
+            "bm25_files": bm25_files[:50],
+            "bm25_funcs": bm25_funcs[:10],
+        }
+    with out.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def whole_text(parsed: ParsedQuery) -> str:
+    """The code-aware words of the whole ticket (prose, code blocks, logs, error strings), each once, at most 300."""
+    parts = [parsed.prose, *parsed.errors, *parsed.logs, *(parsed.ticket.code if parsed.ticket else [])]
+    return " ".join(list(dict.fromkeys(code_text(" ".join(parts)).split()))[:300])
+
+
+def hit_row(hit: Hit) -> dict[str, Any]:
+    """A hit as the replay needs it (its content left out)."""
+    return {
+        "path": hit.path,
+        "start_line": hit.start_line,
+        "end_line": hit.end_line,
+        "symbol": hit.symbol,
+        "kind": hit.kind,
+        "tokens": hit.tokens,
+        "parent": hit.parent,
+        "part": hit.part,
+        "score": round(hit.score, 5),
+    }
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -247,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--db", type=Path, default=WORK / "ticket-loc-db", help="Index directory (a cache).")
     parser.add_argument("--embedder", default="minilm", help="A code-search embedder name (make_embedder).")
     parser.add_argument("--out", type=Path, help="Where to write the JSON (default: results.json for a full run).")
+    parser.add_argument("--record", type=Path, help="Append each ticket's candidate lists here (JSON lines).")
     parser.add_argument(
         "--keep-index", action="store_true", help="Continue from the index left by the last run (default: rebuild)."
     )
@@ -263,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 shutil.rmtree(table_dir)
     embedder = make_embedder(args.embedder)
     index = CodeIndex(args.db, embedder.model_id, embedder.dim, create=True)
-    run = Run()
+    run = Run(record=args.record)
     started = time.perf_counter()
     by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in chosen:

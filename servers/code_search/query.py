@@ -20,11 +20,12 @@ MAX_FTS_WORDS = 160
 _FRAME_FUNC = re.compile(r"^\s*(?:created by )?([\w.\-/]+?)\.(?:\(\*?(\w+)\)\.)?(\w+)\((?:[^()]*)\)?", re.MULTILINE)
 _FRAME_FILE = re.compile(r"^\s+(\S+?\.go):(\d+)", re.MULTILINE)
 _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.go)(?::(\d+))?\b")
-_DOTTED = re.compile(r"\b([A-Za-z_]\w*)\.(\(\*?\w+\)\.)?([A-Za-z_]\w*)\b")
+_DOTTED = re.compile(r"\b([A-Za-z_]\w*)\.(\(\*?\w+\)\.)?([A-Za-z_]\w*)\b", re.ASCII)
 _WORD = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
-_CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
+_CALL = re.compile(r"\b([A-Za-z_]\w*)\(", re.ASCII)  # ASCII: "A²(" is not a call of an identifier
 _QUOTED = re.compile(r"\"([^\"\n]{3,200})\"|`([^`\n]{3,200})`|'([^'\n]{3,200})'")
 _PANIC = re.compile(r"^panic: (.+)$", re.MULTILINE)
+_CLOSURE = re.compile(r"func\d+")
 _GOROUTINE = re.compile(r"^goroutine \d+ \[[^\]]+\]:\s*$", re.MULTILINE)
 _STDLIB = frozenset({"runtime", "testing", "main", "reflect", "sync", "net", "http", "os", "fmt", "errors", "io"})
 _STOP = frozenset(
@@ -181,6 +182,20 @@ def _add(seq: list[str], value: str) -> None:
         seq.append(value)
 
 
+def _value_receiver(pkg_path: str, func: str) -> tuple[str, str, str]:
+    """Split a frame's `pkg.Type.method` (a value receiver) and `pkg.Func.func1` (a closure: its function).
+
+    The frame pattern leaves them in the package part: `.../hugolib.configLoader` + `applyDeps`.
+    """
+    head, slash, last = pkg_path.rpartition("/")
+    package, *names = last.split(".")
+    names = [n for n in [*names, func] if not _CLOSURE.fullmatch(n)]
+    if not names:
+        return pkg_path, "", func
+    receiver = names[-2] if len(names) >= 2 else ""
+    return f"{head}{slash}{package}", receiver, names[-1]
+
+
 def parse_query(text: str) -> ParsedQuery:
     """Extract identifiers, paths, packages, error strings and traceback frames from `text`."""
     text = text.replace("\0", " ")[:MAX_QUERY_CHARS]
@@ -197,6 +212,8 @@ def parse_query(text: str) -> ParsedQuery:
         files = _FRAME_FILE.findall(text)
         for i, match in enumerate(_FRAME_FUNC.finditer(text)):
             pkg_path, receiver, func = match.group(1), match.group(2) or "", match.group(3)
+            if not receiver:
+                pkg_path, receiver, func = _value_receiver(pkg_path, func)
             if "/" not in pkg_path and pkg_path.split(".")[0] in _STDLIB and "." not in pkg_path:
                 continue
             path, line = files[i] if i < len(files) else ("", "0")

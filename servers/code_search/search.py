@@ -23,13 +23,17 @@ over their full text, whose rank every unit of the file shares. For reports the 
 off. Both choices were made on the ticket localization set's dev repositories (bench/
 ticket_localization.py; file recall@5 0.79 -> 0.84, function recall@10 0.48 -> 0.52 identifier-
 stripped, static embedder) and leave benchmark 5 unchanged (8 of its 190 commit messages are
-reports; long commit messages keep the prior, which helps there).
+reports; long commit messages keep the prior, which helps there). A report's lists are weighed by
+REPORT_WEIGHTS (its title counts twice, its one vector half), chosen on the same dev repositories
+with each left out in turn (bench/code_search_replay.py --loro).
+
+`rank` is a pure function of what `gather` returns, so recorded lists can be replayed through it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
@@ -45,6 +49,10 @@ if TYPE_CHECKING:  # lancedb loads in a few seconds: only when an index is opene
 Mode = Literal["hybrid", "fts", "vector"]
 RRF_K = 60
 WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 1.0, "frame": 3.0, "path": 0.5, "error": 1.0, "title": 1.0, "file": 1.0}
+# A filed report: its title is its densest sentence, and one vector for a long report says less than for a short
+# query. Chosen on the ticket set's dev repositories, each left out in turn (bench/code_search_replay.py --loro):
+# every fold chose title 2, two of three vector 0.5; the error and file weights stay (see docs/benchmarks.md).
+REPORT_WEIGHTS = {**WEIGHTS, "title": 2.0, "vector": 0.5}
 # Traceback frames keep their order: the innermost frame named in a panic is where to look first.
 RANK_K = {"frame": 2}
 # Lists whose contribution the priors scale; the others are exact matches and count as they are.
@@ -91,18 +99,19 @@ def fuse(
     k: int,
     bug_report: bool = False,
     files: Sequence[tuple[str, str]] = (),
+    weights: Mapping[str, float] = WEIGHTS,
 ) -> list[Hit]:
     """Weighted reciprocal rank fusion of ranked lists; each unit keeps its best-scoring metadata.
 
     `files` is a ranking of whole files, (repo, path) best first: every unit of a ranked file gets
     that file's share, so a file that matches everywhere lifts its units. The similarity lists'
-    share of a unit's score (files included) is multiplied by its `prior`.
+    share of a unit's score (files included) is multiplied by its `prior`. `weights` weigh each list.
     """
     similar: dict[str, float] = {}
     exact: dict[str, float] = {}
     first: dict[str, Hit] = {}
     for name, hits in lists.items():
-        weight = WEIGHTS.get(name, 1.0)
+        weight = weights.get(name, 1.0)
         k_const = RANK_K.get(name, RRF_K)
         part = similar if name in SIMILARITY else exact
         for rank, hit in enumerate(hits):
@@ -112,7 +121,7 @@ def fuse(
     for key, hit in first.items():
         rank = file_rank.get((hit.repo, hit.path))
         if rank is not None:
-            similar[key] = similar.get(key, 0.0) + WEIGHTS["file"] / (RRF_K + rank + 1)
+            similar[key] = similar.get(key, 0.0) + weights.get("file", 1.0) / (RRF_K + rank + 1)
     scores = {key: similar.get(key, 0.0) * prior(hit, bug_report) + exact.get(key, 0.0) for key, hit in first.items()}
     order = sorted(scores, key=lambda key: -scores[key])[:k]
     out: list[Hit] = []
@@ -147,13 +156,35 @@ def merge(ranked: Sequence[list[Hit]]) -> list[Hit]:
     return [first[key] for key in sorted(scores, key=lambda key: -scores[key])]
 
 
-def _frame_hits(parsed: ParsedQuery, named: list[Hit]) -> list[Hit]:
-    """The units a traceback's frames name, innermost frame first."""
+def rank(
+    parsed: ParsedQuery, found: Candidates, k: int, report_weights: Mapping[str, float] = REPORT_WEIGHTS
+) -> list[Hit]:
+    """The hybrid ranking of one query's gathered lists (pure: bench/code_search_replay.py replays it)."""
+    # A filed report describes symptoms, not the change: the length prior (chosen on fixes' commit messages)
+    # hurts there, and whole-file BM25 helps (ticket set, dev split); long commit messages keep the prior.
+    if parsed.report:
+        return fuse(found.lists, k, False, found.files, report_weights)
+    return fuse(found.lists, k, parsed.bug_report)
+
+
+def frame_hits(parsed: ParsedQuery, named: list[Hit]) -> list[Hit]:
+    """The units a traceback's frames name, innermost frame first.
+
+    A unit matches a frame when its package, receiver type and name all agree: `deps.New` for the frame
+    `github.com/gohugoio/hugo/deps.New(...)`, not every package's `New`.
+    """
     out: list[Hit] = []
     for frame in parsed.frames:
+        package = frame.package.rsplit("/", 1)[-1]
         for hit in named:
             owner = hit.parent.rsplit(".", 1)[-1]
-            if hit.symbol.rsplit(".", 1)[-1] == frame.function and owner == frame.receiver and hit not in out:
+            unit_package, _, name = hit.symbol.partition(".")
+            if (
+                unit_package == package
+                and name.rsplit(".", 1)[-1] == frame.function
+                and owner == frame.receiver
+                and hit not in out
+            ):
                 out.append(hit)
     return out
 
@@ -189,11 +220,7 @@ class Searcher:
         found = self.gather(parsed, views, k, kinds=kinds, path_prefix=path_prefix, mode=mode)
         if mode != "hybrid":
             return found.lists[mode][:k]
-        # A filed report describes symptoms, not the change: the length prior (chosen on fixes' commit messages)
-        # hurts there, and whole-file BM25 helps (ticket set, dev split); long commit messages keep the prior.
-        if parsed.report:
-            return fuse(found.lists, k, False, found.files)
-        return fuse(found.lists, k, parsed.bug_report)
+        return rank(parsed, found, k)
 
     def gather(
         self,
@@ -234,7 +261,7 @@ class Searcher:
         if messages:
             lists["error"] = merge([cast("list[Hit]", results[f"message:{i}"]) for i in range(len(messages))])
         if mode == "hybrid":
-            lists["frame"] = _frame_hits(parsed, lists["symbol"])
+            lists["frame"] = frame_hits(parsed, lists["symbol"])
         return Candidates(lists, files)
 
     def _by_file(self, parsed: ParsedQuery, where: str) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from servers.code_search.index import CodeIndex
 from servers.code_search.indexer import index_repo
 from servers.code_search.model import Hit, code_text, split_identifier
 from servers.code_search.query import MAX_QUERY_CHARS, parse_query
-from servers.code_search.search import Searcher, fuse, pack
+from servers.code_search.search import Searcher, frame_hits, fuse, pack
 
 TRACE = """panic: runtime error: index out of range [3] with length 3
 
@@ -173,3 +173,34 @@ def test_whole_files_are_ranked_by_their_text_inside_the_access_filter(
     report = "lease renewal breaks\n\n### What did you see?\n\nthe lease renewal, expiry and keepalive " * 5
     hits = Searcher(index, hashing).search(report, index.views(["a"]), 3)
     assert {h.repo for h in hits} == {"a"}
+
+
+VALUE_TRACE = """panic: runtime error: invalid memory address or nil pointer dereference
+
+goroutine 1 [running]:
+github.com/acme/site/helpers.NewContentSpec({0x26084c0, 0xc0009f2700})
+\t/src/helpers/content.go:87 +0x291
+github.com/acme/site/hugolib.configLoader.applyDeps({{0x0, 0x0}}, ...)
+\t/src/hugolib/hugo_sites.go:519 +0x31e
+github.com/acme/site/hugolib.Build.func1()
+\t/src/hugolib/build.go:12 +0x1
+"""
+
+
+def _unit(symbol: str, parent: str = "") -> Hit:
+    return Hit("r", f"{symbol.split('.')[0]}/x.go", 1, 2, symbol, "func", "", "", 10, parent)
+
+
+def test_value_receivers_and_closures_in_a_trace_name_their_function() -> None:
+    frames = [(f.package, f.receiver, f.function) for f in parse_query(VALUE_TRACE).frames]
+    assert frames == [
+        ("github.com/acme/site/helpers", "", "NewContentSpec"),
+        ("github.com/acme/site/hugolib", "configLoader", "applyDeps"),
+        ("github.com/acme/site/hugolib", "", "Build"),  # the closure's enclosing function
+    ]
+
+
+def test_a_frame_matches_only_the_unit_of_its_own_package() -> None:
+    parsed = parse_query(TRACE)  # example.com/shapes.NewCircle
+    named = [_unit("other.NewCircle"), _unit("shapes.NewCircle"), _unit("shapes.Circle.Area", "shapes.Circle")]
+    assert [h.symbol for h in frame_hits(parsed, named)] == ["shapes.Circle.Area", "shapes.NewCircle"]

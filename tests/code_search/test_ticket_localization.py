@@ -135,3 +135,36 @@ def test_recall_and_rank_helpers() -> None:
     assert bench.reciprocal_rank(["a", "b", "c"], ["c"]) == pytest.approx(1 / 3)
     assert bench.reciprocal_rank(["a"], ["z"]) == 0.0
     assert bench.words("parseHTTP_header(x)") == ["parsehttp_header", "x"]
+
+
+def test_a_replay_of_the_recorded_lists_gives_the_live_figures(tmp_path: Path, repo: tuple[Path, list[str]]) -> None:
+    bench = load("ticket_localization")
+    replay = load("code_search_replay")
+    mirrors, commits = repo
+    tickets = tmp_path / "tickets.jsonl"
+    long_ticket = (
+        "Dial hangs when the socket cannot connect\n\n### Steps to reproduce\n\n```\n$ widgets dial 10.0.0.1\n"
+        'level=error msg="connect timeout"\n```\n\nThe connection never times out; Save is not reached.'
+    )
+    rows = [
+        ticket(1, commits[0], long_ticket, ["net.go"], ["net.go::widgets.Dial"]),
+        ticket(2, commits[1], "yaml config loader values are wrong", ["zzz.go"], ["zzz.go::widgets.Quux"]),
+    ]
+    tickets.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    record = tmp_path / "record.jsonl"
+    args = ["--tickets", str(tickets), "--mirrors", str(mirrors), "--db", str(tmp_path / "db"), "--embedder", "hashing"]
+    result = bench.main([*args, "--out", str(tmp_path / "out.json"), "--record", str(record)])
+    recorded = replay.load([record])
+    assert [r["id"] for r in recorded] == ["widgets#1", "widgets#2"]
+    assert recorded[0]["paths"] == sorted(FILES)  # the commit's files, for file-level analyses
+    live = {r["id"]: r for r in result["per_ticket"]}
+    for r in recorded:
+        for variant in ("raw", "stripped"):
+            files, _ = replay.ranked(r, variant, replay.rank)
+            assert files[:5] == live[r["id"]][f"{variant}.code_search.top_files"]
+            replayed = replay.score(r, variant, replay.rank)
+            assert replayed["file_r5"] == live[r["id"]][f"{variant}.code_search.file_r5"]
+            assert replayed["func_r10"] == live[r["id"]][f"{variant}.code_search.func_r10"]
+            assert replayed["bm25_file_r5"] == live[r["id"]][f"{variant}.bm25_files.file_r5"]
+    summary = replay.evaluate(recorded, replay.rank)
+    assert summary["stripped"]["tickets"] == 2

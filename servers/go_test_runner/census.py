@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from servers.common.policy import ProtectedPolicy
 from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
 from servers.common.tamper.guard import check_applied
+from servers.go_test_runner.gotest_json import decode
 
 Reason = Literal[
     "tests_not_run",
@@ -107,14 +107,9 @@ def list_args(run: str | None, packages: Iterable[str]) -> list[str]:
 
 def _events(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
     for line in lines:
-        if not line.startswith("{"):
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("Package"), str):
-            yield event  # pyright: ignore[reportReturnType]
+        event = decode(line)
+        if event is not None and isinstance(event.get("Package"), str):
+            yield event
 
 
 def parse_list(lines: Iterable[str]) -> BaseTests:
@@ -157,30 +152,32 @@ class Tracker:
         return True
 
     def feed(self, line: str) -> None:
-        for event in _events((line,)):
-            pkg, action, test = event["Package"], event.get("Action"), event.get("Test")
-            if not isinstance(action, str):
-                return
-            if test is None:
-                if action not in ("start", *_TERMINAL):
-                    continue
-                if not self._admit(pkg, pkg in self.started or pkg in self.final):
-                    continue
+        self.feed_event(decode(line))
+
+    def feed_event(self, event: dict[str, Any] | None) -> None:
+        """One line of the stream, decoded by `gotest_json.decode` (None: not an event)."""
+        if event is None:
+            return
+        pkg, action, test = event.get("Package"), event.get("Action"), event.get("Test")
+        if not isinstance(pkg, str) or not isinstance(action, str):
+            return
+        if test is None:
+            if action in ("start", *_TERMINAL) and self._admit(pkg, pkg in self.started or pkg in self.final):
                 if action == "start":
                     self.started.add(pkg)
                 else:
                     self.final[pkg] = action
-                continue
-            if not isinstance(test, str) or "/" in test:
-                continue  # subtests are their parent's business
-            key = (pkg, test)
-            if action not in ("run", *_TERMINAL) or not self._admit(pkg + test, key in self.runs):
-                continue
-            if action == "run":
-                self.runs[key] += 1
-            else:
-                self.runs[key] += 0  # one table of keys: an outcome without a run still counts against the cap
-                self.outcomes.setdefault(key, collections.Counter())[action] += 1
+            return
+        if not isinstance(test, str) or "/" in test:
+            return  # subtests are their parent's business
+        key = (pkg, test)
+        if action not in ("run", *_TERMINAL) or not self._admit(pkg + test, key in self.runs):
+            return
+        if action == "run":
+            self.runs[key] += 1
+        else:
+            self.runs[key] += 0  # one table of keys: an outcome without a run still counts against the cap
+            self.outcomes.setdefault(key, collections.Counter())[action] += 1
 
     def skipped(self) -> set[tuple[str, str]]:
         """Top-level tests whose every outcome was a skip."""

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from servers.go_test_runner import traces
 from servers.go_test_runner.report import (
     BuildError,
@@ -41,6 +43,26 @@ _MARKER = re.compile(r"^(?:=== (?:RUN|PAUSE|CONT|NAME)|--- (?:PASS|FAIL|SKIP):|P
 _TEST_LINE = re.compile(r"^\s+\S+\.go:\d+: ")
 _RUNNING = re.compile(r"^\t\t(\S.*?) \([\d.]+\w*\)$")
 _PKG_KEEP = re.compile(r"^(?:coverage: |panic: |fatal error: |exit status |.*\[(?:setup|build) failed\])")
+
+
+def decode(line: str) -> dict[str, Any] | None:
+    """One line of the stream as a JSON object, or None when it is not one (a `go:` error, stderr).
+
+    Decoded once per line for every reader of the stream (`StreamParser.feed_event`, the census's
+    tracker): orjson first, the standard library for what orjson refuses (NaN, escaped lone surrogates),
+    so both read what `json.loads` reads, except integers wider than 64 bits (no test2json field holds
+    one), which orjson reads as floats.
+    """
+    if not line.startswith("{"):
+        return None
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+    return event if isinstance(event, dict) else None  # pyright: ignore[reportUnknownVariableType]
 
 
 @dataclass
@@ -87,14 +109,12 @@ class StreamParser:
     def feed(self, raw: str) -> None:
         """Consume one line of the stream (with or without its newline)."""
         raw = raw.rstrip("\n")
-        event: Any = None
-        if raw.startswith("{"):
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                event = None
-        if not isinstance(event, dict):
-            self._build_line(raw)
+        self.feed_event(raw, decode(raw))
+
+    def feed_event(self, raw: str, event: dict[str, Any] | None) -> None:
+        """Consume one line already decoded by `decode` (`raw` is read when `event` is None)."""
+        if event is None:
+            self._build_line(raw.rstrip("\n"))
             return
         action, pkg, test = event.get("Action"), event.get("Package"), event.get("Test")
         output = event.get("Output")

@@ -30,7 +30,7 @@ from servers.common.policy import Policies
 from servers.go_test_runner import build_diag, census, gitops, listing
 from servers.go_test_runner.confinement import GoEnv, Limits, SandboxReport, check_packages_inside
 from servers.go_test_runner.doctor import sandbox_report
-from servers.go_test_runner.gotest_json import StreamParser
+from servers.go_test_runner.gotest_json import StreamParser, decode
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
 from servers.go_test_runner.sandbox import RunPaths, Sandbox, host_go_env, host_user
@@ -168,8 +168,9 @@ class Runner:
             tracker = census.Tracker()
 
             def feed(line: str) -> None:
-                parser.feed(line)
-                tracker.feed(line)
+                event = decode(line)  # once, for both readers
+                parser.feed_event(line, event)
+                tracker.feed_event(event)
 
             outcome = await self.sandbox.run(argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race)
             report = parser.finish(killed=outcome.killed)

@@ -170,3 +170,32 @@ def test_tracked_tests_and_kept_text_never_exceed_the_caps(steps: list[tuple[str
         assert sum(len(line) for t in report.tests for line in t.output) <= 300 + 200  # + markers added at finish
     finally:
         gotest_json.MAX_TRACKED, gotest_json.MAX_KEPT_CHARS = saved
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=10,
+)
+raw_lines = st.one_of(
+    st.text(max_size=80),
+    json_values.map(json.dumps),
+    st.sampled_from(['{"a": NaN}', '{"n": 123456789012345678901234567890}', '{"s": "\\ud800"}', '{"a":1,"a":2}', "{"]),
+)
+
+
+def _int(text: str) -> int | float:
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(value)  # orjson reads wider integers as floats
+
+
+@FAST
+@given(raw_lines)
+def test_decode_reads_every_line_as_the_standard_library_does(line: str) -> None:
+    """The stream is decoded once per line by orjson, with json as the fallback: the same objects
+    (integers wider than 64 bits, which no test2json field holds, come back as floats)."""
+    try:
+        expected = json.loads(line, parse_int=_int) if line.startswith("{") else None
+    except ValueError:
+        expected = None
+    assert gotest_json.decode(line) == (expected if isinstance(expected, dict) else None)

@@ -208,6 +208,7 @@ def check(
         return [Problem("census_overflow", "", detail)]
     out: list[Problem] = []
     failed = {pkg for pkg, action in tracker.final.items() if action == "fail"}
+    skipped = tracker.skipped() if ran_unskipped is not None else set[tuple[str, str]]()
     stopped = failfast and (failed or any("fail" in acts for acts in tracker.outcomes.values()))
     for pkg, names in sorted(base.tests.items()):
         listed = collections.Counter(names)
@@ -231,7 +232,7 @@ def check(
             key = (pkg, name)
             if not tracker.outcomes.get(key):
                 out.append(Problem("missing_test", pkg, f"{pkg}.{name} did not report", name))
-            elif ran_unskipped is not None and key in ran_unskipped and key in tracker.skipped():
+            elif ran_unskipped is not None and key in ran_unskipped and key in skipped:
                 out.append(Problem("newly_skipped", pkg, f"{pkg}.{name} ran at the base and is skipped now", name))
     for (pkg, name), runs in sorted(tracker.runs.items()):
         if pkg not in base.tests and runs > count and pkg not in failed:

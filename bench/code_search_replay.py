@@ -11,7 +11,10 @@ figure the server gives on those lists (a test checks the two agree).
 `--loro` chooses the filed-report list weights (REPORT_WEIGHTS: title, vector, error, file) from a
 small grid by leave-one-repository-out: for each repository, the setting with the best mean
 file R@5 + function R@10 (identifiers removed) on the others, then its figures on the one left out.
-Use it on dev records only; held-out repositories are for the final check.
+`--loro-tests` does the same for the weights of test units in a ticket's ranking (TEST_GRID: a test
+unit's own weight and the share of its similarity the code it tests gets; records made with
+`bench/ticket_localization.py --include-tests`). Use both on dev records only; held-out repositories
+are for the final check.
 """
 
 from __future__ import annotations
@@ -30,11 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from servers.code_search.model import Hit
 from servers.code_search.query import ParsedQuery, parse_query
-from servers.code_search.search import FILE_CANDIDATES, REPORT_WEIGHTS, Candidates, frame_hits, rank
+from servers.code_search.search import (
+    FILE_CANDIDATES,
+    REPORT_WEIGHTS,
+    TICKET_WEIGHTS,
+    Candidates,
+    frame_hits,
+    rank,
+)
 
 RECORD_ONLY = frozenset({"fts_all"})  # lists a record holds beside the server's (older records: in lists)
 VARIANTS = ("raw", "stripped")
 GRID = {"title": (1.0, 2.0), "vector": (0.5, 1.0), "error": (0.5, 1.0), "file": (1.0, 2.0)}
+TEST_GRID = {"test": (1.0, 0.5, 0.25, 0.0), "test_evidence": (0.0, 0.25, 0.5, 1.0)}
 Ranker = Callable[[ParsedQuery, Candidates, int], list[Hit]]
 
 
@@ -97,15 +108,25 @@ def with_weights(weights: Mapping[str, float]) -> Ranker:
     return lambda parsed, found, k: rank(parsed, found, k, report_weights=weights)
 
 
-def leave_one_repo_out(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each repository: the GRID setting best on the others (stripped queries), and its figures on it."""
+def with_test_weights(setting: Mapping[str, float]) -> Ranker:
+    """The shipped ranking with `setting` (TEST_GRID's keys) for every ticket, filed report or not."""
+    report, ticket = {**REPORT_WEIGHTS, **setting}, {**TICKET_WEIGHTS, **setting}
+    return lambda parsed, found, k: rank(parsed, found, k, report_weights=report, ticket_weights=ticket)
+
+
+def leave_one_repo_out(
+    records: list[dict[str, Any]],
+    grid: Mapping[str, tuple[float, ...]] = GRID,
+    ranker_for: Callable[[Mapping[str, float]], Ranker] = lambda s: with_weights({**REPORT_WEIGHTS, **s}),
+) -> list[dict[str, Any]]:
+    """For each repository: the `grid` setting best on the others (stripped queries), and its figures on it."""
     by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_repo[r["repo"]].append(r)
-    settings = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+    settings = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     table: dict[int, dict[str, dict[str, float]]] = {}
     for i, setting in enumerate(settings):
-        ranker = with_weights({**REPORT_WEIGHTS, **setting})
+        ranker = ranker_for(setting)
         table[i] = {repo: evaluate(rows, ranker, ["stripped"])["stripped"] for repo, rows in by_repo.items()}
 
     def objective(i: int, repos: list[str]) -> float:
@@ -125,6 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("records", nargs="+", type=Path)
     parser.add_argument("--loro", action="store_true", help="Leave-one-repository-out choice of report weights.")
+    parser.add_argument(
+        "--loro-tests", action="store_true", help="Leave-one-repository-out choice of the test-unit weights."
+    )
     args = parser.parse_args(argv)
     records = load(args.records)
     by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -134,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["per_repo"] = {repo: evaluate(rows, rank) for repo, rows in sorted(by_repo.items())}
     if args.loro:
         result["loro"] = leave_one_repo_out(records)
+    if args.loro_tests:
+        result["loro_tests"] = leave_one_repo_out(records, TEST_GRID, with_test_weights)
     print(json.dumps(result, indent=1))
     return result
 

@@ -7,7 +7,8 @@ Each ticket (a GitHub issue of a Go project, linked to the commit that fixed it)
 gold is the non-test .go files and the functions the fix changed. Per repository, in date order,
 code-search's own indexer brings one index to each ticket's base commit (the fix's parent)
 incrementally, straight from the git objects of the repository (no work tree is checked out):
-non-test .go files, vendor/ and testdata/ left out. Tickets sharing a base commit share the index
+non-test .go files (with --include-tests the _test.go files too, as the server's default indexes them),
+vendor/ and testdata/ left out. Tickets sharing a base commit share the index
 state. Each ticket is run twice: as written (title + description) and with the fix's own
 identifiers removed (the `query` field).
 
@@ -55,6 +56,9 @@ from servers.code_search.search import Searcher
 from servers.code_search.source import SkipRules, snapshot
 
 RULES = SkipRules(skip_dirs=("vendor", "testdata", ".git"), extensions=(".go",), include_tests=False)
+# --include-tests: index the _test.go files too, as the server does by default (what an agent searches);
+# the gold and the BM25 baseline stay non-test files.
+RULES_WITH_TESTS = SkipRules(skip_dirs=RULES.skip_dirs, extensions=RULES.extensions, include_tests=True)
 VARIANTS = {"raw": "query_raw", "stripped": "query"}
 METHODS = ("code_search", "code_search_funcs", "bm25_files")
 RESULTS = DATA / "results.json"
@@ -119,6 +123,7 @@ class Run:
     embedded: int = 0
     chunks: dict[str, int] = field(default_factory=dict)
     record: Path | None = None  # where to append each ticket's candidate lists (for bench/code_search_replay.py)
+    index_rules: SkipRules = RULES  # what code-search indexes (the baseline always reads RULES' files)
 
 
 _UNITS: dict[str, list[tuple[str, str]]] = {}  # blob id -> (symbol, text) of its functions/methods
@@ -141,7 +146,7 @@ def run_repo(
     for ticket in sorted(tickets, key=lambda t: int(t["time"])):
         base = str(ticket["base_commit"])
         t0 = time.perf_counter()
-        report = index_repo(index, embedder, source, name, base, rules=RULES)
+        report = index_repo(index, embedder, source, name, base, rules=run.index_rules)
         run.index_seconds[full] += time.perf_counter() - t0
         run.embedded += report.embedded
         run.chunks[full] = report.chunks
@@ -323,6 +328,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, help="Where to write the JSON (default: results.json for a full run).")
     parser.add_argument("--record", type=Path, help="Append each ticket's candidate lists here (JSON lines).")
     parser.add_argument(
+        "--include-tests",
+        action="store_true",
+        help="Index _test.go files too, as the server does by default (gold and baseline stay non-test files).",
+    )
+    parser.add_argument(
         "--keep-index", action="store_true", help="Continue from the index left by the last run (default: rebuild)."
     )
     args = parser.parse_args(argv)
@@ -338,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 shutil.rmtree(table_dir)
     embedder = make_embedder(args.embedder)
     index = CodeIndex(args.db, embedder.model_id, embedder.dim, create=True)
-    run = Run(record=args.record)
+    run = Run(record=args.record, index_rules=RULES_WITH_TESTS if args.include_tests else RULES)
     started = time.perf_counter()
     by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in chosen:

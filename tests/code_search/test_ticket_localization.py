@@ -168,3 +168,29 @@ def test_a_replay_of_the_recorded_lists_gives_the_live_figures(tmp_path: Path, r
             assert replayed["bm25_file_r5"] == live[r["id"]][f"{variant}.bm25_files.file_r5"]
     summary = replay.evaluate(recorded, replay.rank)
     assert summary["stripped"]["tickets"] == 2
+
+
+def test_include_tests_indexes_the_tests_and_keeps_the_baseline_on_code(tmp_path: Path) -> None:
+    bench = load("ticket_localization")
+    replay = load("code_search_replay")
+    mirrors = tmp_path / "mirrors"
+    root = mirrors / "acme+widgets"
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    for name, text in FILES.items():
+        (root / name).write_text(text)
+    (root / "net_test.go").write_text(
+        "package widgets\n\n// TestDialTimeout checks the socket connect timeout of a slow connection.\n"
+        'func TestDialTimeout(t *testing.T) {\n\tif Dial("10.0.0.1") != nil {\n\t\tt.Fatal("socket")\n\t}\n}\n'
+    )
+    base = commit_all(root, "initial")
+    tickets = tmp_path / "tickets.jsonl"
+    query = "Dial fails: socket connect timeout when the connection is slow"
+    tickets.write_text(json.dumps(ticket(1, base, query, ["net.go"], ["net.go::widgets.Dial"])) + "\n")
+    record = tmp_path / "record.jsonl"
+    args = ["--tickets", str(tickets), "--mirrors", str(mirrors), "--embedder", "hashing", "--record", str(record)]
+    bench.main([*args, "--db", str(tmp_path / "db"), "--out", str(tmp_path / "out.json"), "--include-tests"])
+    (recorded,) = replay.load([record])
+    listed = {h["path"] for hits in recorded["raw"]["lists"].values() for h in hits}
+    assert "net_test.go" in listed  # code-search searched the test too
+    assert "net_test.go" not in recorded["paths"]  # the baseline reads the code only, as without the flag

@@ -41,7 +41,7 @@ ranked as before.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
@@ -161,12 +161,15 @@ def fuse(
     bug_report: bool = False,
     files: Sequence[tuple[str, str]] = (),
     weights: Mapping[str, float] = WEIGHTS,
+    named: Collection[str] = (),
 ) -> list[Hit]:
     """Weighted reciprocal rank fusion of ranked lists; each unit keeps its best-scoring metadata.
 
     `files` is a ranking of whole files, (repo, path) best first: every unit of a ranked file gets
     that file's share, so a file that matches everywhere lifts its units. The similarity lists'
-    share of a unit's score (files included) is multiplied by its `prior`. `weights` weigh each list.
+    share of a unit's score (files included) is multiplied by its `prior`. `weights` weigh each list;
+    their "test" and "test_evidence" entries weigh test units (a test whose name is in `named`, the
+    names the query gives, keeps its weight).
     """
     similar: dict[str, float] = {}
     exact: dict[str, float] = {}
@@ -192,7 +195,8 @@ def fuse(
         for subject, value in lift.items():
             similar[subject] = similar.get(subject, 0.0) + value
     if test_weight != 1.0:  # what a test shares with the ticket's words; a test the ticket names counts in full
-        similar = {key: value * (test_weight if is_test(first[key].path) else 1.0) for key, value in similar.items()}
+        weighed = {k for k, hit in first.items() if is_test(hit.path) and hit.symbol.rsplit(".", 1)[-1] not in named}
+        similar = {key: value * (test_weight if key in weighed else 1.0) for key, value in similar.items()}
     scores = {key: similar.get(key, 0.0) * prior(hit, bug_report) + exact.get(key, 0.0) for key, hit in first.items()}
     order = sorted(scores, key=lambda key: -scores[key])[:k]
     out: list[Hit] = []
@@ -237,10 +241,11 @@ def rank(
     """The hybrid ranking of one query's gathered lists (pure: bench/code_search_replay.py replays it)."""
     # A filed report describes symptoms, not the change: the length prior (chosen on fixes' commit messages)
     # hurts there, and whole-file BM25 helps (ticket set, dev split); long commit messages keep the prior.
+    named = frozenset(parsed.identifiers)
     if parsed.report:
-        return fuse(found.lists, k, False, found.files, report_weights)
+        return fuse(found.lists, k, False, found.files, report_weights, named)
     if parsed.ticket is not None:  # a long query: a ticket or a long commit message
-        return fuse(found.lists, k, parsed.bug_report, weights=ticket_weights)
+        return fuse(found.lists, k, parsed.bug_report, weights=ticket_weights, named=named)
     return fuse(found.lists, k, parsed.bug_report)
 
 

@@ -90,3 +90,13 @@ def test_a_test_the_ticket_names_keeps_its_exact_match() -> None:
     named = fuse({**lists, "symbol": [test]}, 2, weights=TICKET_WEIGHTS)
     by_name = {h.symbol: h.score for h in named}
     assert by_name["auth.TestHandlerUnknownToken"] == pytest.approx(TEST_WEIGHT * similar + 1 / (RRF_K + 1), abs=1e-6)
+
+
+def test_a_test_the_ticket_names_keeps_its_whole_weight() -> None:
+    test = unit("src/pattern_test.go", "fzf.TestExact")
+    code = unit("src/zzz.go", "fzf.Other")
+    found = Candidates({"fts": [test, code], "vector": [test, code]}, [])
+    naming = parse_query(TICKET + " TestExact covers it and fails today.")
+    assert "TestExact" in naming.identifiers
+    assert rank(naming, found, 2)[0].symbol == "fzf.TestExact"
+    assert rank(parse_query(TICKET), found, 2)[0].symbol == "fzf.Other"

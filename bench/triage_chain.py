@@ -14,6 +14,13 @@ exactly as the agent reaches it. For every fix with gold functions:
 A hit is a gold function (path::symbol) among the context's units. Tokens are code-search's
 estimate of the rendered context (the same header per unit for both). Reported per query variant
 and per split (dev repos were looked at while tuning the chain, held-out ones were not).
+
+For tuning, `--calls FILE` keeps code-search's answers by (commit, tool, arguments): a later run with
+the same file replays the answers it has and asks (after indexing that commit) only for new calls, so
+chain variants are compared in seconds instead of re-searching every ticket. Replayed figures hold
+code-search's ranking at the time of recording; the figures quoted in docs/benchmarks.md come from live
+runs (no `--calls`). `--details FILE` writes one line per ticket and variant: the gold, the raw call's
+units, and for each chain setting its queries with the rank each gave a gold unit, and its context.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from code_search_common import RESULTS, WORK
 from agent.chains.core import ChainContext
 from agent.chains.extract import TicketText
 from agent.chains.triage import ContextUnit, TriageSettings, count_tokens, render, triage
-from agent.servers import InProcessServer, ServersConfig, Toolbox, connect
+from agent.servers import InProcessServer, ServersConfig, Toolbox, ToolOutcome, connect
 from servers.code_search.index import CodeIndex
 from servers.code_search.indexer import index_repo
 from servers.code_search.minilm import MiniLMEmbedder
@@ -58,14 +65,16 @@ def policies(root: Path, repos: list[str]) -> Path:
     return root
 
 
-def fresh_index(embedder: MiniLMEmbedder, which: str) -> CodeIndex:
+def fresh_index(embedder: MiniLMEmbedder, which: str, tag: str) -> CodeIndex:
     """A new index; the embedding cache (content hash -> vector) is kept, or seeded from the same set's
     code-search benchmark (vectors only: every chunk is indexed again)."""
-    db = WORK / f"triage-db-{which}"
+    db = WORK / f"triage-db-{tag}"
     for table in db.glob("*.lance") if db.exists() else []:
         if not table.name.endswith("__vectors.lance"):
             shutil.rmtree(table)
     seed = WORK / SEEDS[which] / f"{embedder.model_id}__vectors.lance"
+    if tag != which and (WORK / f"triage-db-{which}" / seed.name).exists():
+        seed = WORK / f"triage-db-{which}" / seed.name  # the set's own runs embedded more
     own = db / seed.name
     if seed.exists() and not own.exists():
         db.mkdir(parents=True, exist_ok=True)
@@ -100,58 +109,130 @@ def units_of(structured: dict[str, Any] | None) -> list[ContextUnit]:
     return [ContextUnit(**{k: u[k] for k in keys}) for u in (structured or {}).get("units") or []]
 
 
+class Recorded:
+    """code-search's answers by (commit, tool, arguments), replayed when known; a new call indexes the
+    row's commit first (once per row) and is asked live. `log` holds the calls since it was last cleared."""
+
+    def __init__(self, box: Toolbox, path: Path | None, index_row: Any) -> None:
+        self.box, self.path, self.index_row = box, path, index_row
+        self.answers: dict[str, dict[str, Any]] = {}
+        if path is not None and path.exists():
+            self.answers = json.loads(path.read_text())
+        self.row: dict[str, Any] = {}
+        self.indexed: str | None = None
+        self.asked = 0
+        self.log: list[tuple[str, dict[str, Any], ToolOutcome]] = []
+
+    async def call(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        key = json.dumps([self.row["github"], self.row["parent"], tool, args], sort_keys=True)
+        known: dict[str, Any] | None = self.answers.get(key)
+        if known is None:
+            if self.indexed != self.row["id"]:
+                self.index_row(self.row)
+                self.indexed = self.row["id"]
+            outcome = await self.box.call(tool, args)
+            self.asked += 1
+            known = {"ok": outcome.ok, "text": outcome.text, "structured": outcome.structured}
+            if self.path is not None:
+                self.answers[key] = known
+        outcome = ToolOutcome(ok=known["ok"], text=known["text"], structured=known["structured"])
+        self.log.append((tool, args, outcome))
+        return outcome
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.write_text(json.dumps(self.answers))
+
+
+def _keys(units: list[ContextUnit]) -> list[str]:
+    return [f"{u.path}::{u.symbol}" for u in units]
+
+
 async def measure(
-    which: str, rows: list[dict[str, Any]], budget: int, variants: list[dict[str, str]]
+    which: str,
+    rows: list[dict[str, Any]],
+    budget: int,
+    variants: list[dict[str, str]],
+    calls: Path | None = None,
+    details: Path | None = None,
+    tag: str | None = None,
 ) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
-    index = fresh_index(embedder, which)
+    opened: list[CodeIndex] = []
+
+    def open_index() -> CodeIndex:
+        """The index is made afresh on first use: a replay that asks nothing live never touches it."""
+        if not opened:
+            opened.append(fresh_index(embedder, which, tag or which))
+        return opened[0]
+
     settings = CodeSearchSettings(
-        state_dir=WORK / f"triage-state-{which}",
-        db_dir=WORK / f"triage-db-{which}",
-        policy_dir=policies(WORK / f"triage-policies-{which}", sorted({r["repo"] for r in rows})),
+        state_dir=WORK / f"triage-state-{tag or which}",
+        db_dir=WORK / f"triage-db-{tag or which}",
+        policy_dir=policies(WORK / f"triage-policies-{tag or which}", sorted({r["repo"] for r in rows})),
         stdio_identity="bench",
         embedder="minilm",
         read_consistency_s=0,
         log_level="WARNING",
     )
-    server = build_server(settings, load_policies(settings.policy_dir), embedder, index_opener=lambda: index)
+    server = build_server(settings, load_policies(settings.policy_dir), embedder, index_opener=open_index)
     # per variant, per split: hits and tokens for chain and raw
     acc: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     chain_s: list[float] = []
     async with AsyncExitStack() as stack:
         box: Toolbox = await connect(ServersConfig((InProcessServer("code-search", server),)), stack)
+
+        def index_row(row: dict[str, Any]) -> None:
+            index_repo(open_index(), embedder, mirror(row["github"]), row["repo"], row["parent"], rules=RULES)
+
+        tools = Recorded(box, calls, index_row)
+        lines: list[str] = []
         for number, row in enumerate(rows, start=1):
-            index_repo(index, embedder, mirror(row["github"]), row["repo"], row["parent"], rules=RULES)
+            tools.row = row
+            if calls is None:
+                index_row(row)  # a live run indexes every commit in order, as before
+                tools.indexed = row["id"]
             gold = set(row["gold_functions"])
             split = row["split"]
             for variant in ("query", "query_raw"):
                 ticket = ticket_of(row, variant)
-                raw = await box.call(
+                raw = await tools.call(
                     "search_code", {"query": ticket.text, "repos": [row["repo"]], "token_budget": budget}
                 )
                 raw_units = units_of(raw.structured)
                 measured = [("raw", raw_units, count_tokens(render(raw_units)))]
+                detail: dict[str, Any] = {"id": row["id"], "variant": variant, "gold": sorted(gold)}
+                detail["raw"] = _keys(raw_units)
                 for number_v, variant_spec in enumerate(variants):
                     started = time.perf_counter()
                     settings = TriageSettings.model_validate(variant_spec)
-                    ctx = ChainContext(call_tool=box.call)
+                    ctx = ChainContext(call_tool=tools.call)
+                    tools.log.clear()
                     result = await triage(ticket, ctx, repo=row["repo"], budget=budget, settings=settings)
                     chain_s.append(time.perf_counter() - started)
                     spec = ",".join(f"{k}={v}" for k, v in variant_spec.items())
-                    measured.append(("chain" if number_v == 0 else f"chain[{spec}]", result.units, result.tokens))
+                    name = "chain" if number_v == 0 else f"chain[{spec}]"
+                    measured.append((name, result.units, result.tokens))
+                    detail[name] = {"context": _keys(result.units), "queries": _query_ranks(tools.log, result, gold)}
                 for name, units, tokens in measured:
                     hit = bool(gold & {f"{u.path}::{u.symbol}" for u in units})
                     for where in (split, "all"):
                         acc[variant][where][f"{name}.hit"].append(float(hit))
                         acc[variant][where][f"{name}.tokens"].append(float(tokens))
+                lines.append(json.dumps(detail))
             if number % 10 == 0:
+                tools.save()
                 done = acc["query"]["all"]
                 print(
                     f"{number}/{len(rows)}: chain {statistics.mean(done['chain.hit']):.2f} "
                     f"raw {statistics.mean(done['raw.hit']):.2f}",
                     flush=True,
                 )
+        tools.save()
+    if details is not None:
+        details.write_text("".join(line + "\n" for line in lines))
     out: dict[str, Any] = {"fixes": len(rows), "budget": budget, "chain_p50_s": round(statistics.median(chain_s), 3)}
+    out["calls_asked_live"] = tools.asked
     for variant, splits in acc.items():
         out[variant] = {
             where: {"n": len(v["chain.hit"])}
@@ -162,6 +243,27 @@ async def measure(
             }
             for where, v in sorted(splits.items())
         }
+    return out
+
+
+def _query_ranks(
+    log: list[tuple[str, dict[str, Any], ToolOutcome]], result: Any, gold: set[str]
+) -> list[dict[str, Any]]:
+    """Each planned query with its answer's units and the rank (from 0) of each gold unit in it."""
+    answers: dict[tuple[str, str, str | None], list[str]] = {}
+    for tool, args, outcome in log:
+        if tool == "search_code" and args.get("kinds") != ["doc"]:
+            answers.setdefault(("search", args["query"], args.get("path_prefix")), _keys(units_of(outcome.structured)))
+        elif tool == "get_symbol":
+            answers.setdefault(("symbol", args["symbol"], None), _keys(units_of(outcome.structured)))
+    out: list[dict[str, Any]] = []
+    for query in result.queries:
+        found = answers.get((query.kind, query.text, query.path_prefix), [])
+        text = query.text if len(query.text) <= 80 else query.text[:77] + "..."
+        out.append(
+            {"source": query.source, "weight": query.weight, "text": text, "prefix": query.path_prefix, "units": found}
+            | {"gold_ranks": [i for i, key in enumerate(found) if key in gold]}
+        )
     return out
 
 
@@ -183,13 +285,21 @@ def main() -> None:
         default="bugs",
         help="bugs: code-search's bug-localization set; ticket_loc: real issues (repositories with a local mirror).",
     )
+    parser.add_argument(
+        "--calls", type=Path, default=None, help="Replay code-search's answers kept in this file; keep new ones."
+    )
+    parser.add_argument("--details", type=Path, default=None, help="Write per-ticket queries and contexts here.")
+    parser.add_argument(
+        "--work", default=None, metavar="TAG", help="Own index and state directories (two runs at once need two)."
+    )
+    parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=True, help="Write the results file.")
     args = parser.parse_args()
     rows = load_rows(args.set)
     rows = [r for r in rows if r["gold_functions"] and (not args.repos or r["repo"] in args.repos)]
     rows = rows[: args.limit] if args.limit else rows
     started = time.perf_counter()
     variants = [{}] + [dict(kv.split("=", 1) for kv in spec.split(",")) for spec in args.variant]
-    result = anyio.run(measure, args.set, rows, args.budget, variants)
+    result = anyio.run(measure, args.set, rows, args.budget, variants, args.calls, args.details, args.work)
     result["total_seconds"] = round(time.perf_counter() - started)
     result["set"] = args.set
     print(json.dumps(result, indent=2))
@@ -198,9 +308,10 @@ def main() -> None:
         f"triage context hit: {q['chain_hit']:.0%} vs raw search {q['raw_hit']:.0%} "
         f"(median tokens {q['chain_tokens']:.0f} vs {q['raw_tokens']:.0f}, budget {args.budget})"
     )
-    path = RESULTS / ("triage_chain.json" if args.set == "bugs" else "triage_chain_ticket_loc.json")
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"saved {path}")
+    if args.save:
+        path = RESULTS / ("triage_chain.json" if args.set == "bugs" else "triage_chain_ticket_loc.json")
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"saved {path}")
 
 
 if __name__ == "__main__":

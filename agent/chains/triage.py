@@ -3,11 +3,15 @@
     extract  (local)   symptoms, error messages, stack frames, identifiers, paths, test names
     hints    (model)   optional: more identifiers and queries from the model (TriageSettings.use_model)
     plan     (local)   retrieval queries: the ticket, its symptoms, its errors, symbol look-ups, paths
-    search   (MCP)     code-search's `search_code` and `get_symbol` for every query; reciprocal-rank fusion
-    assemble (MCP)     whole units in fused order within the token budget: a unit split by the indexer is
-                       read back whole (`get_symbol` + `read_file`), a method brings its receiver type,
-                       matching ADRs take at most a share of the budget; a unit that does not fit is
-                       skipped, never cut
+    search   (MCP)     code-search's `search_code` and `get_symbol` for every query. The whole-ticket search
+                       leads: its first units keep its order (code-search reads a ticket itself, so its
+                       ranking is the strongest single list); the other queries' units follow by weighted
+                       reciprocal-rank fusion (each list counts a unit once, at its best-ranked part)
+    assemble (MCP)     units in that order within the token budget: a unit split by the indexer is read
+                       back whole (`get_symbol` + `read_file`) when the whole takes at most a share of the
+                       budget, else shown as the part the search matched (it starts with the indexer's
+                       `// part i/n` line); a method brings its receiver type, matching ADRs take at most a
+                       share of the budget; a unit that does not fit is skipped, never cut
 
     result = await triage(TicketText(key=..., title=..., body=...), ctx, repo="mux", budget=3000)
     result.context  # the rendered context (each unit under a `// path:start-end symbol (kind)` line)
@@ -58,6 +62,12 @@ class TriageSettings(BaseModel):
     k: int = Field(default=10, ge=1, le=50, description="Units ranked per search query.")
     max_symbol_lookups: int = Field(default=8, ge=0, le=30)
     identifier_weight: float = Field(default=0.9, ge=0, le=3, description="Fusion weight of a named identifier.")
+    lead: int = Field(
+        default=10, ge=0, le=50, description="The whole-ticket search's first units, kept first in its order."
+    )
+    whole_share: float = Field(
+        default=0.34, ge=0, le=1, description="A split unit is read back whole only within this share of the budget."
+    )
     max_error_queries: int = Field(default=3, ge=0, le=10)
     include_types: bool = Field(default=True, description="A method brings its receiver type when it fits.")
     type_share: float = Field(default=0.2, ge=0, le=1, description="Budget kept for receiver types at first.")
@@ -113,6 +123,7 @@ class ContextUnit(BaseModel):
     score: float = 0.0
     sources: list[str] = Field(default_factory=list[str])
     split: bool = Field(default=False, description="The indexer split it; it is read back whole before use.")
+    part: bool = Field(default=False, description="Only the part the search matched: the whole is too long.")
 
     @property
     def header(self) -> str:
@@ -128,7 +139,8 @@ class ContextUnit(BaseModel):
 
 class Candidates(BaseModel):
     plan: Plan
-    units: list[ContextUnit]
+    units: list[ContextUnit] = Field(description="Ranked, best first.")
+    lead: int = Field(default=0, description="How many of `units` lead: the whole-ticket search's first units.")
     adrs: list[ContextUnit]
 
 
@@ -231,7 +243,9 @@ async def _plan(data: Facts, ctx: ChainContext) -> Plan:
     return plan_queries(data)
 
 
-class _Found(BaseModel):
+class FoundUnit(BaseModel):
+    """One unit as `search_code` or `get_symbol` answers it (a part of a split unit is one too)."""
+
     path: str
     start_line: int
     end_line: int
@@ -241,17 +255,17 @@ class _Found(BaseModel):
 
 
 class _Units(BaseModel):
-    units: list[_Found] = Field(default_factory=list[_Found])
+    units: list[FoundUnit] = Field(default_factory=list[FoundUnit])
 
 
-def _units_of(step: str, tool: str, structured: dict[str, Any] | None) -> list[_Found]:
+def _units_of(step: str, tool: str, structured: dict[str, Any] | None) -> list[FoundUnit]:
     try:
         return _Units.model_validate(structured or {}).units
     except ValidationError as exc:
         raise ToolStepFailed(step, f"{tool} answered in an unexpected shape ({exc.error_count()} errors)") from None
 
 
-async def _query(step: str, query: Query, repo: str, k: int, ctx: ChainContext) -> list[_Found]:
+async def _query(step: str, query: Query, repo: str, k: int, ctx: ChainContext) -> list[FoundUnit]:
     if query.kind == "symbol":
         got = await ctx.call(step, "get_symbol", {"repo": repo, "symbol": query.text})
         if got.ok:
@@ -273,32 +287,51 @@ async def _query(step: str, query: Query, repo: str, k: int, ctx: ChainContext) 
     return _units_of(step, "search_code", got.structured)
 
 
-async def _search(data: Plan, ctx: ChainContext) -> Candidates:
-    repo, settings = data.input.repo, data.input.settings
+def fuse(
+    lists: list[tuple[Query, list[FoundUnit]]], settings: TriageSettings, named_tests: frozenset[str] = frozenset()
+) -> tuple[list[ContextUnit], int]:
+    """One ranking of the queries' answers (pure), and how many of its units lead.
+
+    The whole-ticket list leads: its first `settings.lead` units keep its order. Every other unit follows by
+    weighted reciprocal rank over all lists, where a list counts a unit once, at its best-ranked part (a long
+    function split in many parts is not many votes). A unit keeps the text of its best-ranked part.
+    """
     fused: dict[tuple[str, str], ContextUnit] = {}
-    for query in data.queries:
-        for rank, found in enumerate(await _query("search", query, repo, settings.k, ctx)):
-            unit = fused.get((found.path, found.symbol))
+    lead: list[tuple[str, str]] = []
+    for query, found_list in lists:
+        seen: set[tuple[str, str]] = set()
+        for rank, found in enumerate(found_list):
+            key = (found.path, found.symbol)
+            if key in seen:
+                continue
+            seen.add(key)
+            unit = fused.get(key)
             if unit is None:
                 unit = ContextUnit(**found.model_dump(), split=_is_part(found.code))
-                fused[unit.key()] = unit
-            elif found.start_line < unit.start_line:  # keep the first part's position and text
-                unit.start_line, unit.code = found.start_line, found.code
-            unit.end_line = max(unit.end_line, found.end_line)
+                fused[key] = unit
             unit.score += query.weight / (RRF_K + rank)
             if query.source not in unit.sources:
                 unit.sources.append(query.source)
+            if query.source == "ticket" and len(lead) < settings.lead:
+                lead.append(key)
     if settings.file_weight > 0:  # a unit in a file many queries point at is likelier than a lone hit
         per_file: dict[str, float] = {}
         for unit in fused.values():
             per_file[unit.path] = per_file.get(unit.path, 0.0) + unit.score
         for unit in fused.values():
             unit.score += settings.file_weight * (per_file[unit.path] - unit.score)
-    named_tests = set(data.facts.tests)
     for unit in fused.values():
         if unit.path.endswith("_test.go") and unit.symbol.rsplit(".", 1)[-1] not in named_tests:
             unit.score *= settings.test_weight
-    ranked = sorted(fused.values(), key=lambda u: (-u.score, u.path, u.start_line))
+    leading = [fused[key] for key in lead]
+    rest = sorted((u for k, u in fused.items() if k not in set(lead)), key=lambda u: (-u.score, u.path, u.start_line))
+    return [*leading, *rest], len(leading)
+
+
+async def _search(data: Plan, ctx: ChainContext) -> Candidates:
+    repo, settings = data.input.repo, data.input.settings
+    lists = [(query, await _query("search", query, repo, settings.k, ctx)) for query in data.queries]
+    ranked, lead = fuse(lists, settings, frozenset(data.facts.tests))
     adrs: list[ContextUnit] = []
     if settings.adr_max and settings.adr_share > 0:
         args = {"query": clip_query(data.input.ticket.text), "repos": [repo], "k": 10, "kinds": ["doc"]}
@@ -306,7 +339,7 @@ async def _search(data: Plan, ctx: ChainContext) -> Candidates:
         if got.ok:
             docs = [f for f in _units_of("search", "search_code", got.structured) if _ADR_PATH.search(f.path)]
             adrs = [ContextUnit(**d.model_dump(), sources=["adr"]) for d in docs]
-    return Candidates(plan=data, units=ranked, adrs=adrs)
+    return Candidates(plan=data, units=ranked, lead=lead, adrs=adrs)
 
 
 def _is_part(code: str) -> bool:
@@ -314,15 +347,16 @@ def _is_part(code: str) -> bool:
     return _PART.search(code) is not None
 
 
-async def _whole(unit: ContextUnit, repo: str, ctx: ChainContext) -> ContextUnit | None:
-    """The unit whole: parts of a split unit are read back as one span of lines (None if that fails)."""
+async def _whole(unit: ContextUnit, repo: str, ctx: ChainContext, max_tokens: int | None = None) -> ContextUnit | None:
+    """The unit whole: parts of a split unit are read back as one span of lines (None if that fails, or if
+    its parts together are over `max_tokens`)."""
     if not unit.split:
         return unit
     got = await ctx.call("assemble", "get_symbol", {"repo": repo, "symbol": unit.symbol})
     if not got.ok:
         return None
     parts = [p for p in _units_of("assemble", "get_symbol", got.structured) if p.path == unit.path]
-    if not parts:
+    if not parts or (max_tokens is not None and sum(count_tokens(p.code) for p in parts) > max_tokens):
         return None
     start, end = min(p.start_line for p in parts), max(p.end_line for p in parts)
     args = {"repo": repo, "path": unit.path, "start_line": start, "end_line": end}
@@ -386,7 +420,8 @@ class _Packer:
 
 
 async def _assemble(data: Candidates, ctx: ChainContext) -> TriageResult:
-    """Code first up to (1 - type_share) of what is left after ADRs, then receiver types, then code again."""
+    """The leading units first with the whole budget left after ADRs; then the others up to (1 - type_share)
+    of what is left, receiver types, and code again up to the budget."""
     settings, repo = data.plan.input.settings, data.plan.input.repo
     budget = settings.budget
     adrs: list[ContextUnit] = []
@@ -395,27 +430,34 @@ async def _assemble(data: Candidates, ctx: ChainContext) -> TriageResult:
         if len(adrs) < settings.adr_max and sum(a.tokens for a in adrs) + doc.tokens <= adr_budget:
             adrs.append(doc)
     pack = _Packer(budget, sum(a.tokens for a in adrs))
-    first_limit = budget - int((budget - pack.used) * settings.type_share) if settings.include_types else budget
-    pending = list(data.units)
-    for limit in (first_limit, budget):
+
+    async def fill(candidates: list[ContextUnit], limit: int) -> list[ContextUnit]:
+        """Takes what fits under `limit` in order; returns what is left for a later pass."""
         left: list[ContextUnit] = []
-        for candidate in pending:
+        for candidate in candidates:
             if limit - pack.used < 20 or _overlaps(candidate, pack.chosen):
                 left.append(candidate)
                 continue
-            unit = await _whole(candidate, repo, ctx)
+            unit = await _whole(candidate, repo, ctx, int(budget * settings.whole_share))
+            if unit is None and candidate.split:  # too long to show whole: the part the search matched
+                unit = candidate.model_copy(update={"split": False, "part": True})
             if unit is None:
                 pack.skipped += 1
             elif pack.fits(unit, limit):
                 pack.take(unit)
             else:
                 left.append(candidate)
-        pending = left
-        if settings.include_types and limit == first_limit:
-            for method in [u for u in pack.chosen if u.kind == "method"]:
-                owner = await _receiver_type(method, repo, ctx)
-                if owner is not None and pack.fits(owner, budget):
-                    pack.take_type(method, owner)
+        return left
+
+    pending = await fill(data.units[: data.lead], budget)
+    first_limit = budget - int((budget - pack.used) * settings.type_share) if settings.include_types else budget
+    pending += await fill(data.units[data.lead :], first_limit)
+    if settings.include_types:
+        for method in [u for u in pack.chosen if u.kind == "method"]:
+            owner = await _receiver_type(method, repo, ctx)
+            if owner is not None and pack.fits(owner, budget):
+                pack.take_type(method, owner)
+    pending = await fill(pending, budget)
     pack.skipped += len([u for u in pending if not _overlaps(u, pack.chosen)])
     chosen, skipped = pack.ordered(), pack.skipped
     context = render([*chosen, *adrs])
@@ -482,6 +524,7 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "ContextUnit",
     "Facts",
+    "FoundUnit",
     "ModelHints",
     "Query",
     "TriageInput",
@@ -489,6 +532,7 @@ __all__ = [
     "TriageSettings",
     "clip_query",
     "count_tokens",
+    "fuse",
     "hints_step",
     "plan_queries",
     "render",

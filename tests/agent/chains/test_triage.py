@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from agent.chains.core import ChainContext, FakeStep
 from agent.chains.errors import ToolStepFailed
 from agent.chains.extract import TicketText
-from agent.chains.triage import Facts, ModelHints, TriageSettings, count_tokens, triage
+from agent.chains.triage import ContextUnit, Facts, ModelHints, TriageSettings, count_tokens, triage
 from agent.ledger import Ledger
 from agent.llm import PriceBook, ScriptedModel, reply
 from agent.policy import Budgets, Price
@@ -39,21 +40,41 @@ def assert_whole(world: SearchWorld, text: str, path: str, start: int, end: int)
     assert text == "\n".join(world.file_lines(path)[start - 1 : end]), f"{path}:{start}-{end} is not whole"
 
 
+def assert_shown(world: SearchWorld, unit: ContextUnit) -> None:
+    """Whole, or (`part`) the indexer's part: the signature line marked `// part i/n`, then whole lines."""
+    if not unit.part:
+        assert_whole(world, unit.code, unit.path, unit.start_line, unit.end_line)
+        return
+    lines = unit.code.split("\n")
+    marker = next(i for i, line in enumerate(lines) if re.search(r"\{  // part \d+/\d+$", line))
+    assert lines[marker].split("  // part")[0] in world.file_lines(unit.path)
+    body = lines[marker + 1 :]
+    assert body == world.file_lines(unit.path)[unit.end_line - len(body) : unit.end_line]
+
+
 @pytest.mark.parametrize("budget", [120, 400, 1500, 3000])
 async def test_the_context_fits_the_budget_and_never_cuts_a_unit(budget: int, search_world: SearchWorld) -> None:
     async with search_world.code_search() as code_search:
-        result = await triage(TICKET, ChainContext(call_tool=code_search.call), repo=REPO, budget=budget)
-    assert result.units, "something always fits"
-    assert result.tokens == count_tokens(result.context) <= budget
-    for unit in [*result.units, *result.adrs]:
-        assert_whole(search_world, unit.code, unit.path, unit.start_line, unit.end_line)
-        assert f"{unit.header}\n{unit.code}" in result.context
-    reconcile = [u for u in result.units if u.symbol == "ledger.Reconcile"]
-    if budget >= 3000:  # the indexer split it in five parts; it is read back and shown whole
-        assert [(u.start_line, u.end_line) for u in reconcile] == [(4, 96)]
+        ctx = ChainContext(call_tool=code_search.call)
+        result = await triage(TICKET, ctx, repo=REPO, budget=budget)
+        whole = await triage(TICKET, ctx, repo=REPO, budget=budget, settings=TriageSettings(whole_share=1))
+    for got in (result, whole):
+        assert got.units, "something always fits"
+        assert got.tokens == count_tokens(got.context) <= budget
+        for unit in [*got.units, *got.adrs]:
+            assert_shown(search_world, unit)
+            assert f"{unit.header}\n{unit.code}" in got.context
+    # the indexer split Reconcile in five parts (about 2,300 tokens whole)
+    if budget >= 3000:  # the whole fits the budget: read back and shown whole when its share allows
+        reconcile = [u for u in whole.units if u.symbol == "ledger.Reconcile"]
+        assert [(u.start_line, u.end_line, u.part) for u in reconcile] == [(4, 96, False)]
         assert reconcile[0].code.startswith("// Reconcile applies") and reconcile[0].code.endswith("}")
     else:
-        assert reconcile == [] and result.skipped >= 1
+        assert [u for u in whole.units if u.symbol == "ledger.Reconcile" and not u.part] == []
+    # by default the whole may take a third of the budget: past that, the part the search matched is shown
+    assert all(u.part for u in result.units if u.symbol == "ledger.Reconcile")
+    if budget >= 1500:  # a part is up to the indexer's chunk size
+        assert any(u.symbol == "ledger.Reconcile" for u in result.units)
 
 
 async def test_a_stack_trace_brings_its_frame_first_with_the_receiver_type(search_world: SearchWorld) -> None:

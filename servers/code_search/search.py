@@ -122,37 +122,39 @@ def subjects_of_tests(units: Mapping[str, Hit]) -> dict[str, list[str]]:
     A test names its subject twice: by file (`foo_test.go` tests `foo.go` in the same directory: every unit of it
     among `units`) and by name (`TestParseTerms`, `TestParseTermsExtended` or `TestTerminal_Loop` test
     `parseTerms`/`Loop` of the same package: the longest unit name the test's name starts with, 3+ letters).
+    Linear in the units (a ticket's lists hold a few hundred): dictionaries per directory, not pairs.
     """
-    by_dir: dict[tuple[str, str], list[tuple[str, Hit]]] = {}
+    files: dict[tuple[str, str], list[str]] = {}  # (repo, path) -> keys
+    names: dict[tuple[str, str], dict[str, list[str]]] = {}  # (repo, directory) -> lower-case name -> keys
+    tests: list[tuple[str, Hit]] = []
     for key, hit in units.items():
-        if not is_test(hit.path):
-            by_dir.setdefault((hit.repo, hit.path.rpartition("/")[0]), []).append((key, hit))
-    out: dict[str, list[str]] = {}
-    for key, hit in units.items():
-        if not is_test(hit.path):
+        if is_test(hit.path):
+            tests.append((key, hit))
             continue
-        peers = by_dir.get((hit.repo, hit.path.rpartition("/")[0]), [])
-        tested = hit.path[: -len(_TEST_FILE)] + ".go"
-        subjects = [k for k, unit in peers if unit.path == tested]
+        files.setdefault((hit.repo, hit.path), []).append(key)
+        directory = names.setdefault((hit.repo, hit.path.rpartition("/")[0]), {})
+        directory.setdefault(hit.symbol.rsplit(".", 1)[-1].lower(), []).append(key)
+    lengths = {d: sorted({len(n) for n in by_name if len(n) >= 3}, reverse=True) for d, by_name in names.items()}
+    out: dict[str, list[str]] = {}
+    for key, hit in tests:
+        subjects = list(files.get((hit.repo, hit.path[: -len(_TEST_FILE)] + ".go"), []))
         name = hit.symbol.rsplit(".", 1)[-1]
         prefix = _TEST_FUNC.match(name)
-        if prefix:
+        peers = names.get((hit.repo, hit.path.rpartition("/")[0]))
+        if prefix and peers:
             tail = name[prefix.end() :]
-            named = (tail.replace("_", "").lower(), tail.rpartition("_")[2].lower())  # TestType_Method: Method too
-            lengths = {k: len(n) for k, u in peers if len(n := u.symbol.rsplit(".", 1)[-1]) >= 3}
-            matched = [k for k, u in peers if k in lengths and named_by(named, u)]
-            if matched:
-                longest = max(lengths[k] for k in matched)
-                subjects += [k for k in matched if lengths[k] == longest and k not in subjects]
+            named = sorted({tail.replace("_", "").lower(), tail.rpartition("_")[2].lower()})  # TestType_Method
+            longest = max(map(len, named))
+            for length in lengths[(hit.repo, hit.path.rpartition("/")[0])]:  # its peers' name lengths, longest first
+                if length > longest:
+                    continue
+                matched = [k for n in named if len(n) >= length for k in peers.get(n[:length], ())]
+                if matched:
+                    subjects += [k for k in dict.fromkeys(matched) if k not in subjects]
+                    break
         if subjects:
             out[key] = subjects
     return out
-
-
-def named_by(names: Sequence[str], unit: Hit) -> bool:
-    """Whether one of a test's lower-cased names (its function name without `Test`) starts with `unit`'s name."""
-    own = unit.symbol.rsplit(".", 1)[-1].lower()
-    return any(n.startswith(own) for n in names if n)
 
 
 def fuse(

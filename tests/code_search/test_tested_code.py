@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from servers.code_search.model import Hit
 from servers.code_search.query import parse_query
@@ -100,3 +102,21 @@ def test_a_test_the_ticket_names_keeps_its_whole_weight() -> None:
     assert "TestExact" in naming.identifiers
     assert rank(naming, found, 2)[0].symbol == "fzf.TestExact"
     assert rank(parse_query(TICKET), found, 2)[0].symbol == "fzf.Other"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a/x.go", "a/x_test.go", "a/y_test.go", "b/x.go", "b/x_test.go", "z_test.go", "z.go"]),
+            st.from_regex(r"(Test|Benchmark|Fuzz|Example)?[A-Za-z_]{0,12}", fullmatch=True),
+        ),
+        max_size=30,
+    )
+)
+def test_a_test_is_evidence_only_for_code_of_its_own_directory(rows: list[tuple[str, str]]) -> None:
+    units = {f"{i}": unit(path, f"p.{name or 'f'}") for i, (path, name) in enumerate(rows)}
+    for test, subjects in subjects_of_tests(units).items():
+        assert units[test].path.endswith("_test.go")
+        for subject in subjects:
+            assert not units[subject].path.endswith("_test.go")
+            assert units[subject].path.rpartition("/")[0] == units[test].path.rpartition("/")[0]

@@ -157,6 +157,14 @@ def subjects_of_tests(units: Mapping[str, Hit]) -> dict[str, list[str]]:
     return out
 
 
+def files_under_test(files: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A ranking of whole files with each test file replaced by the file it tests (`foo_test.go` -> `foo.go`)."""
+    out: dict[tuple[str, str], None] = {}
+    for repo, path in files:
+        out.setdefault((repo, path[: -len(_TEST_FILE)] + ".go" if is_test(path) else path), None)
+    return list(out)
+
+
 def fuse(
     lists: dict[str, list[Hit]],
     k: int,
@@ -183,12 +191,14 @@ def fuse(
         for rank, hit in enumerate(hits):
             part[hit.key] = part.get(hit.key, 0.0) + weight / (k_const + rank + 1)
             first.setdefault(hit.key, hit)
+    test_weight, evidence = weights.get("test", 1.0), weights.get("test_evidence", 0.0)
+    if evidence:  # a test file ranked as a whole passes its rank to the file it tests
+        files = files_under_test(files)
     file_rank = {f: rank for rank, f in reversed(list(enumerate(files)))}
     for key, hit in first.items():
         rank = file_rank.get((hit.repo, hit.path))
         if rank is not None:
             similar[key] = similar.get(key, 0.0) + weights.get("file", 1.0) / (RRF_K + rank + 1)
-    test_weight, evidence = weights.get("test", 1.0), weights.get("test_evidence", 0.0)
     if evidence:  # a test that matches is evidence for the code it tests (the strongest such test counts)
         lift: dict[str, float] = {}
         for key, subjects in subjects_of_tests(first).items():

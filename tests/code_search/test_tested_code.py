@@ -15,6 +15,7 @@ from servers.code_search.search import (
     TICKET_WEIGHTS,
     WEIGHTS,
     Candidates,
+    files_under_test,
     fuse,
     rank,
     subjects_of_tests,
@@ -120,3 +121,13 @@ def test_a_test_is_evidence_only_for_code_of_its_own_directory(rows: list[tuple[
         for subject in subjects:
             assert not units[subject].path.endswith("_test.go")
             assert units[subject].path.rpartition("/")[0] == units[test].path.rpartition("/")[0]
+
+
+def test_a_test_file_ranked_as_a_whole_lifts_the_file_it_tests() -> None:
+    files = [("r", "src/pattern_test.go"), ("r", "src/core.go"), ("r", "src/pattern.go"), ("r", "src/x_test.go")]
+    assert files_under_test(files) == [("r", "src/pattern.go"), ("r", "src/core.go"), ("r", "src/x.go")]
+    code, other = unit("src/pattern.go", "fzf.parseTerms"), unit("src/core.go", "fzf.Run")
+    lists = {"fts": [other, code]}
+    ranked = [("r", "src/pattern_test.go")]
+    assert fuse(lists, 2, files=ranked)[0].symbol == "fzf.Run"  # without test weights the test file's rank is its own
+    assert fuse(lists, 2, files=ranked, weights=REPORT_WEIGHTS)[0].symbol == "fzf.parseTerms"

@@ -30,7 +30,10 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
+import types
 from collections import defaultdict
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -156,6 +159,7 @@ async def measure(
     calls: Path | None = None,
     details: Path | None = None,
     tag: str | None = None,
+    before: Any = None,
 ) -> dict[str, Any]:
     embedder = MiniLMEmbedder()
     opened: list[CodeIndex] = []
@@ -214,9 +218,15 @@ async def measure(
                     name = "chain" if number_v == 0 else f"chain[{spec}]"
                     measured.append((name, result.units, result.tokens))
                     detail[name] = {"context": _keys(result.units), "queries": _query_ranks(tools.log, result, gold)}
+                if before is not None:  # the chain as it was at another commit, on the same index and answers
+                    tools.log.clear()
+                    ctx = ChainContext(call_tool=tools.call)
+                    result = await before.triage(ticket, ctx, repo=row["repo"], budget=budget)
+                    measured.append((f"chain@{before.ref}", result.units, result.tokens))
+                    detail[f"chain@{before.ref}"] = {"context": _keys(result.units)}
                 for name, units, tokens in measured:
                     hit = bool(gold & {f"{u.path}::{u.symbol}" for u in units})
-                    for where in (split, "all"):
+                    for where in (split, "all", f"repo {row['repo']}"):
                         acc[variant][where][f"{name}.hit"].append(float(hit))
                         acc[variant][where][f"{name}.tokens"].append(float(tokens))
                 lines.append(json.dumps(detail))
@@ -244,6 +254,24 @@ async def measure(
             for where, v in sorted(splits.items())
         }
     return out
+
+
+def chain_at(ref: str) -> Any:
+    """agent/chains/triage.py as it was at `ref`, loaded as its own module (it imports today's agent.chains
+    core and extract): the chain before a change, measured in the same run as the chain after it."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "-C", str(root), "show", f"{ref}:agent/chains/triage.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    module = types.ModuleType(f"triage_at_{ref}")
+    sys.modules[module.__name__] = module  # pydantic resolves the module's annotations through it
+    exec(compile(source, f"{ref}:agent/chains/triage.py", "exec"), module.__dict__)
+    module.__dict__["ref"] = ref
+    return module
 
 
 def _query_ranks(
@@ -292,6 +320,9 @@ def main() -> None:
     parser.add_argument(
         "--work", default=None, metavar="TAG", help="Own index and state directories (two runs at once need two)."
     )
+    parser.add_argument(
+        "--before", default=None, metavar="REF", help="Also measure the triage chain as it was at this git commit."
+    )
     parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=True, help="Write the results file.")
     args = parser.parse_args()
     rows = load_rows(args.set)
@@ -299,15 +330,28 @@ def main() -> None:
     rows = rows[: args.limit] if args.limit else rows
     started = time.perf_counter()
     variants = [{}] + [dict(kv.split("=", 1) for kv in spec.split(",")) for spec in args.variant]
-    result = anyio.run(measure, args.set, rows, args.budget, variants, args.calls, args.details, args.work)
+    result = anyio.run(
+        measure,
+        args.set,
+        rows,
+        args.budget,
+        variants,
+        args.calls,
+        args.details,
+        args.work,
+        chain_at(args.before) if args.before else None,
+    )
     result["total_seconds"] = round(time.perf_counter() - started)
     result["set"] = args.set
     print(json.dumps(result, indent=2))
-    q = result["query"]["all"]
-    print(
-        f"triage context hit: {q['chain_hit']:.0%} vs raw search {q['raw_hit']:.0%} "
-        f"(median tokens {q['chain_tokens']:.0f} vs {q['raw_tokens']:.0f}, budget {args.budget})"
-    )
+    for variant, label in (("query", "identifiers removed"), ("query_raw", "as written")):
+        for where, q in result[variant].items():
+            then = f", chain at {args.before} {q[f'chain@{args.before}_hit']:.0%}" if args.before else ""
+            print(
+                f"{label}, {where} (n={q['n']}): triage context hit: {q['chain_hit']:.0%} vs raw search "
+                f"{q['raw_hit']:.0%} (median tokens {q['chain_tokens']:.0f} vs {q['raw_tokens']:.0f}, "
+                f"budget {args.budget}{then})"
+            )
     if args.save:
         path = RESULTS / ("triage_chain.json" if args.set == "bugs" else "triage_chain_ticket_loc.json")
         path.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,7 +6,9 @@ The set is bench/data/code_search/bugs.jsonl (real fixes from five Go repositori
 fix's commit message with the changed identifiers removed, `query_raw` keeps them). As in
 bench/code_search_bugs.py, per repository in date order, the index (MiniLM, real LanceDB) is brought
 to each fix's parent commit incrementally. code-search is served in process and reached over MCP,
-exactly as the agent reaches it. For every fix with gold functions:
+exactly as the agent reaches it. `--set ticket_loc` takes real issues instead (bench/data/ticket_loc: the
+issue's title and description, `query` with the fix's identifiers removed, `query_raw` as written), for
+the repositories with a bare mirror under $GORESOLVE_MIRRORS. For every fix with gold functions:
 
 - triage chain: `agent.chains.triage` with the token budget;
 - baseline, same run: one raw `search_code` call on the ticket text with the same token budget.
@@ -21,6 +23,8 @@ chain variants are compared in seconds instead of re-searching every ticket. Rep
 code-search's ranking at the time of recording; the figures quoted in docs/benchmarks.md come from live
 runs (no `--calls`). `--details FILE` writes one line per ticket and variant: the gold, the raw call's
 units, and for each chain setting its queries with the rank each gave a gold unit, and its context.
+`--before REF` also measures agent/chains/triage.py as it was at commit REF, on the same index and the
+same answers, so a change to the chain is measured before and after in one run.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class TriageSettings(BaseModel):
         default=10, ge=0, le=50, description="The whole-ticket search's first units, kept first in its order."
     )
     whole_share: float = Field(
-        default=0.34, ge=0, le=1, description="A split unit is read back whole only within this share of the budget."
+        default=0.2, ge=0, le=1, description="A split unit is read back whole only within this share of the budget."
     )
     max_error_queries: int = Field(default=3, ge=0, le=10)
     include_types: bool = Field(default=True, description="A method brings its receiver type when it fits.")
@@ -439,12 +439,14 @@ async def _assemble(data: Candidates, ctx: ChainContext) -> TriageResult:
                 left.append(candidate)
                 continue
             unit = await _whole(candidate, repo, ctx, int(budget * settings.whole_share))
-            if unit is None and candidate.split:  # too long to show whole: the part the search matched
-                unit = candidate.model_copy(update={"split": False, "part": True})
+            part = candidate.model_copy(update={"split": False, "part": True}) if candidate.split else None
+            unit = unit or part  # too long to show whole: the part the search matched
             if unit is None:
                 pack.skipped += 1
             elif pack.fits(unit, limit):
                 pack.take(unit)
+            elif limit >= budget and part is not None and pack.fits(part, limit):
+                pack.take(part)  # the whole no longer fits, and never will: its matched part does
             else:
                 left.append(candidate)
         return left

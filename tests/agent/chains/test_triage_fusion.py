@@ -15,6 +15,7 @@ from agent.chains.triage import (
     TriageInput,
     TriageResult,
     TriageSettings,
+    count_tokens,
     fuse,
     triage_chain,
 )
@@ -120,3 +121,35 @@ async def test_leading_units_get_the_budget_before_receiver_types(search_world: 
         "ledger.Balance",
         "orders.NewOrder",
     ]
+
+
+async def test_a_long_unit_the_leading_units_leave_no_room_for_whole_comes_as_its_matched_part(
+    search_world: SearchWorld,
+) -> None:
+    assemble = triage_chain().steps[-1]
+    async with search_world.code_search() as code_search:
+        ctx = ChainContext(call_tool=code_search.call)
+        small = [await _symbol(code_search.call, n) for n in ("orders.Order.Total", "ledger.Balance")]
+        got = await code_search.call("get_symbol", {"repo": REPO, "symbol": "ledger.Reconcile"})
+        parts = [ContextUnit(**p, split=True) for p in got.structured["units"]]
+        budget = sum(count_tokens(p.code) for p in parts)  # what the chain's share check counts for the whole
+
+        async def context(units: list[ContextUnit]) -> TriageResult:
+            settings = TriageSettings(budget=budget, adr_share=0, include_types=False, whole_share=1)
+            data = TriageInput(ticket=TicketText(key="SHOP-21", title="reconcile"), repo=REPO, settings=settings)
+            plan = Plan(input=data, facts=TicketFacts(), queries=[])
+            result = await assemble.run(Candidates(plan=plan, units=units, lead=len(units), adrs=[]), ctx)
+            assert isinstance(result, TriageResult)
+            return result
+
+        alone = await context([parts[2]])
+        found = await context([*small, parts[2]])
+    # the whole fits the budget alone, but not after the two small units
+    assert budget - sum(u.tokens for u in small) < alone.tokens <= budget
+    assert [(u.symbol, u.part) for u in found.units] == [
+        ("orders.Order.Total", False),
+        ("ledger.Balance", False),
+        ("ledger.Reconcile", True),
+    ]
+    assert found.units[2].code == parts[2].code and found.tokens <= budget
+    assert [(u.symbol, u.part, u.start_line) for u in alone.units] == [("ledger.Reconcile", False, 4)]

@@ -131,7 +131,7 @@ async def test_a_long_unit_the_leading_units_leave_no_room_for_whole_comes_as_it
         ctx = ChainContext(call_tool=code_search.call)
         small = [await _symbol(code_search.call, n) for n in ("orders.Order.Total", "ledger.Balance")]
         got = await code_search.call("get_symbol", {"repo": REPO, "symbol": "ledger.Reconcile"})
-        parts = [ContextUnit(**p, split=True) for p in got.structured["units"]]
+        parts = [ContextUnit(**p, split=True) for p in (got.structured or {})["units"]]
         budget = sum(count_tokens(p.code) for p in parts)  # what the chain's share check counts for the whole
 
         async def context(units: list[ContextUnit]) -> TriageResult:

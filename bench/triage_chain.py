@@ -357,7 +357,10 @@ def main() -> None:
                 f"budget {args.budget}{then})"
             )
     if args.save:
-        path = RESULTS / ("triage_chain.json" if args.set == "bugs" else "triage_chain_ticket_loc.json")
+        name = (
+            "triage_chain" + ("" if args.set == "bugs" else "_ticket_loc") + "".join(f"-{r}" for r in args.repos or [])
+        )
+        path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"saved {path}")
 

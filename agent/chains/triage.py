@@ -323,8 +323,8 @@ def fuse(
     for unit in fused.values():
         if unit.path.endswith("_test.go") and unit.symbol.rsplit(".", 1)[-1] not in named_tests:
             unit.score *= settings.test_weight
-    leading = [fused[key] for key in lead]
-    rest = sorted((u for k, u in fused.items() if k not in set(lead)), key=lambda u: (-u.score, u.path, u.start_line))
+    leading, led = [fused[key] for key in lead], set(lead)
+    rest = sorted((u for k, u in fused.items() if k not in led), key=lambda u: (-u.score, u.path, u.start_line))
     return [*leading, *rest], len(leading)
 
 

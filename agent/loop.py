@@ -327,7 +327,8 @@ class Run:
                 self.settings.on_spend(self.ledger)
 
     async def retrieve(self) -> str:
-        """The triage chain's context: code units (a long one whole or as its matched part) and ADR sections ranked for the ticket, within budget."""
+        """The triage chain's context: code units (a long one whole or as its matched part) and ADR sections
+        ranked for the ticket, within budget."""
         if "search_code" not in (self.box.tools if self.box else {}):
             return "(no code search available)"
         with tracer().start_as_current_span("retrieval") as span:

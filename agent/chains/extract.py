@@ -80,6 +80,10 @@ _STD = frozenset(
 _PROSE = frozenset(
     {"e.g", "i.e", "etc", "vs", "GitHub", "JavaScript", "TypeScript", "YouTube", "macOS", "iOS", "OAuth", "gRPC"}
 )
+# Issue templates: HTML comments (hidden instructions) and checklists ("- [x] I have read `man fzf`") are the
+# template's words, not the reporter's: no error message or symptom is read from them.
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_CHECKBOX = re.compile(r"^\s*[-*+]\s*\[[ xX]\].*$", re.MULTILINE)
 _FILE_EXT = (".go", ".md", ".proto", ".mod", ".com", ".org", ".io", ".net", ".yaml", ".json", ".txt", ".html")
 
 
@@ -149,10 +153,11 @@ def extract_facts(ticket: TicketText) -> TicketFacts:
     frames = _frames(text)
     frame_lines = {i for i, line in enumerate(text.splitlines()) if _FRAME_FILE.match(line) or _FRAME.match(line)}
     prose = "\n".join(line for i, line in enumerate(text.splitlines()) if i not in frame_lines)
+    own = _CHECKBOX.sub("", _COMMENT.sub("", text))  # the reporter's words, without the template's
     errors: list[str] = []
-    for m in _ERROR_LINE.finditer(text):
+    for m in _ERROR_LINE.finditer(own):
         _keep(errors, m.group("msg").strip().strip("\"'`“”").strip()[:300], 6)
-    for m in _QUOTED.finditer(text):
+    for m in _QUOTED.finditer(own):
         quoted = (m.group(1) or m.group(2) or "").strip()
         if " " in quoted and not _QUALIFIED.fullmatch(quoted):
             _keep(errors, quoted, 6)
@@ -168,7 +173,7 @@ def extract_facts(ticket: TicketText) -> TicketFacts:
     symptoms: list[str] = []
     if ticket.title.strip():
         _keep(symptoms, ticket.title.strip()[:300], 4)
-    for piece in _SENTENCE_END.split(ticket.body):
+    for piece in _SENTENCE_END.split(_CHECKBOX.sub("", _COMMENT.sub("", ticket.body))):
         sentence = piece.strip()
         if 12 <= len(sentence) <= 300 and _SYMPTOM.search(sentence) and not _FRAME.match(sentence):
             _keep(symptoms, sentence, 4)

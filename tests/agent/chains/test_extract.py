@@ -69,3 +69,23 @@ def test_every_well_formed_frame_is_found(calls: list[str]) -> None:
     assert [f.line for f in facts.frames] == list(range(1, len(calls) + 1))
     assert [f.function for f in facts.frames] == [c.rsplit(".", 1)[-1] for c in calls]
     assert [f.receiver for f in facts.frames] == [c.split("(*")[1].split(")")[0] if "(*" in c else None for c in calls]
+
+
+TEMPLATE = """<!-- Check the man page first: "see the error message section below" -->
+
+- [x] I have read through the manual page (`man fzf`)
+- [ ] I have searched through the existing issues
+* [x] Error: "checked the box for errors"
+
+## Info
+
+The preview window stays blank when the command fails with "exit status 127 from preview".
+Error: preview command not found
+"""
+
+
+def test_template_comments_and_checklists_give_no_errors_or_symptoms() -> None:
+    facts = extract_facts(TicketText(title="Preview window is blank", body=TEMPLATE))
+    assert facts.errors == ["preview command not found", "exit status 127 from preview"]
+    assert not any("man fzf" in s or "checked the box" in s or "error message section" in s for s in facts.symptoms)
+    assert "The preview window stays blank when the command fails with" in " ".join(facts.symptoms)

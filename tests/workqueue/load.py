@@ -67,6 +67,7 @@ def run_load(
     kill_every_s: tuple[float, float] = (0.5, 1.5),
     timeout_s: float = 300.0,
     seed: int = 16,
+    work_ms: int = 5,
 ) -> LoadResult:
     rng = random.Random(seed)
     effects = tmp / "effects.db"
@@ -86,7 +87,8 @@ def run_load(
         sent.append((guid, sha) if i % 2 == 0 else (str(uuid.uuid4()), sha))
     rng.shuffle(sent)
 
-    args = ["--backend", backend, "--where", where, "--effects", str(effects), "--job-timeout", "2", "--work-ms", "5"]
+    args = ["--backend", backend, "--where", where, "--effects", str(effects), "--job-timeout", "2"]
+    args += ["--work-ms", str(work_ms)]
     # the embedded queue has one consumer process at a time (its lease is that process's lock)
     count = 1 if backend == "sqlite" else workers
     pool = [WorkerProcess(args, tmp / f"worker{i}.log").start() for i in range(count)]

@@ -40,6 +40,7 @@ from servers.go_test_runner.confinement import Limits
 
 _STDERR_KEEP = 256 << 10
 _WATCH_INTERVAL_S = 0.25
+_REAP_S = 30.0  # at most this long for a killed run's processes to be gone before its result is returned
 _TOOLS = ("bwrap", "unshare", "mount", "prlimit")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")  # no ',', ':' or spaces: safe in overlay options and -exec
 
@@ -343,8 +344,10 @@ class Sandbox:
                 limit = watchdog.result()
             if proc.returncode is None:
                 killed = True
+                inits = _children(proc.pid)  # the PID namespace's init: its exit reaps every process in it
                 _kill(proc.pid)
                 await proc.wait()
+                await asyncio.to_thread(_wait_gone, inits, _REAP_S)
         finally:
             watchdog.cancel()
             if proc.returncode is None:
@@ -432,6 +435,42 @@ def _kill(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of `pid`, from /proc."""
+    out: list[int] = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 1 and int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    """Wait until each of `pids` has exited (gone, or a zombie waiting for its reaper), at most `timeout_s`.
+
+    Killing the outer `unshare` kills its child, the PID namespace's init, a moment later; the init's
+    exit waits for the kernel to kill every process in the namespace (a fork bomb's thousands too). A
+    killed run is reported only after that, so no process of it outlives its result.
+    """
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                break  # gone
+            if stat[stat.rfind(b")") + 2 :][:1] in (b"Z", b"X"):
+                break
+            time.sleep(0.01)
 
 
 def tree_usage(root: int) -> tuple[int, int]:

@@ -437,20 +437,23 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def _pids() -> list[str]:
+    return [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+
+
 def _children(pid: int) -> list[int]:
     """The direct children of `pid`, from /proc."""
-    out: list[int] = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 1 and int(fields[1]) == pid:
-                out.append(int(entry.name))
-    return out
+    return [int(p) for p in _pids() if (fields := _stat(p)) is not None and len(fields) > 1 and int(fields[1]) == pid]
 
 
 def _wait_gone(pids: list[int], timeout_s: float) -> None:
@@ -463,12 +466,8 @@ def _wait_gone(pids: list[int], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for pid in pids:
         while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                break  # gone
-            if stat[stat.rfind(b")") + 2 :][:1] in (b"Z", b"X"):
+            fields = _stat(pid)
+            if fields is None or fields[:1] in ([b"Z"], [b"X"]):
                 break
             time.sleep(0.01)
 
@@ -478,18 +477,11 @@ def tree_usage(root: int) -> tuple[int, int]:
     children: dict[int, list[int]] = {}
     usage: dict[int, tuple[int, int]] = {}
     page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for name in _pids():
+        fields = _stat(name)
+        if fields is None or len(fields) < 22:
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) < 22:
-            continue
-        pid = int(entry.name)
+        pid = int(name)
         children.setdefault(int(fields[1]), []).append(pid)
         usage[pid] = (int(fields[17]), int(fields[21]) * page)
     tasks = rss = 0

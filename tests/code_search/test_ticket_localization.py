@@ -42,14 +42,20 @@ for i in range(5):
     )
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> tuple[Path, list[str]]:
-    mirrors = tmp_path / "mirrors"
+def _widgets(mirrors: Path) -> Path:
+    """A git repository of FILES in `mirrors` (not committed yet)."""
     root = mirrors / "acme+widgets"
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     for name, text in FILES.items():
         (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    mirrors = tmp_path / "mirrors"
+    root = _widgets(mirrors)
     first = commit_all(root, "initial")
     (root / "store.go").write_text(
         FILES["store.go"] + '\n// Load reads the record back.\nfunc Load() string {\n\treturn ""\n}\n'
@@ -174,11 +180,7 @@ def test_include_tests_indexes_the_tests_and_keeps_the_baseline_on_code(tmp_path
     bench = load("ticket_localization")
     replay = load("code_search_replay")
     mirrors = tmp_path / "mirrors"
-    root = mirrors / "acme+widgets"
-    root.mkdir(parents=True)
-    git(root, "init", "-q", "-b", "main")
-    for name, text in FILES.items():
-        (root / name).write_text(text)
+    root = _widgets(mirrors)
     (root / "net_test.go").write_text(
         "package widgets\n\n// TestDialTimeout checks the socket connect timeout of a slow connection.\n"
         'func TestDialTimeout(t *testing.T) {\n\tif Dial("10.0.0.1") != nil {\n\t\tt.Fatal("socket")\n\t}\n}\n'

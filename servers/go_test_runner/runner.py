@@ -421,6 +421,7 @@ class Runner:
         then the idle slots warmed at the same commit (`_warm_idle_slots`)."""
         warm: tuple[Path, str] | None = None
         try:
+            await self.sandbox.settle(scratch)
             if "worktree" in made:
                 mirror, path = made["mirror"], made["worktree"]
                 commit = next(k for k in made if k not in ("mirror", "worktree"))
@@ -475,6 +476,7 @@ class Runner:
         """Wait until every background worktree reset, removal and slot warming has finished (tests, shutdown)."""
         while self._cleanups:
             await asyncio.gather(*list(self._cleanups), return_exceptions=True)
+        await self.sandbox.settle_all()
 
     async def _download_modules(self, worktree: Path, paths: RunPaths) -> None:
         """`go mod download` with network, outside the sandbox; it runs no code from the repository."""

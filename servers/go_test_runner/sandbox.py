@@ -27,6 +27,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from servers.go_test_runner import bwrap, seccomp
 from servers.go_test_runner.confinement import Limits
@@ -41,6 +43,7 @@ from servers.go_test_runner.confinement import Limits
 _STDERR_KEEP = 256 << 10
 _WATCH_INTERVAL_S = 0.25
 _REAP_S = 30.0  # at most this long for a killed run's processes to be gone before its result is returned
+_SETTLE_S = 30.0  # at most this long for a finished run's sandbox to exit before it is killed
 _TOOLS = ("bwrap", "unshare", "mount", "prlimit")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")  # no ',', ':' or spaces: safe in overlay options and -exec
 
@@ -119,6 +122,7 @@ class Sandbox:
         self._max_output = max_output_bytes
         self._max_line = max_line
         self.run_as = run_as
+        self._settling: dict[Path, asyncio.Future[None]] = {}  # scratch dir -> a finished run still exiting
 
     @property
     def strong(self) -> bool:
@@ -250,9 +254,21 @@ class Sandbox:
         return bwrap.test_exec_command(paths.inside) if self.strong else None
 
     def argv(
-        self, command: list[str], paths: RunPaths, *, race: bool, strong: bool | None = None, host: bool = False
+        self,
+        command: list[str],
+        paths: RunPaths,
+        *,
+        race: bool,
+        strong: bool | None = None,
+        host: bool = False,
+        end: str | None = None,
     ) -> list[str]:
-        """The whole command line of one run: [setpriv] prlimit [unshare sh bwrap] command."""
+        """The whole command line of one run: [setpriv] prlimit [unshare sh bwrap] command.
+
+        With `end` (strong sandbox only), the command is followed, inside the sandbox, by a line
+        `<end> <exit code>` on stdout and `<end>` on stderr: the run's result is known then, before
+        the sandbox's own processes have exited (see `run`).
+        """
         strong = self.strong if strong is None else strong
         prefix: list[str] = []
         if self.run_as is not None and not host:
@@ -275,6 +291,8 @@ class Sandbox:
             self._own(upper)
         lowers = ":".join(str(p) for p in (self.gocache, *self.gocache_lowers))
         paths.gocache_layer = upper
+        if end is not None:
+            command = ["/bin/sh", "-c", _END_SCRIPT, "sh", end, *command]
         unshare = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
         script = bwrap.outer_script(self.layout.assets)
         build = self.layout.build_args(worktree=paths.worktree, inside=paths.inside, gocache=cache)
@@ -314,12 +332,20 @@ class Sandbox:
         `confined=False` is for the runner's own steps that need the network and run no repository
         code (`go mod download`): rlimits and the timeout only, on the host paths.
 
+        In the strong sandbox the result is returned as soon as the command has exited (its end
+        marker on both pipes): by then `go` has waited for every test binary, and each test binary's
+        own PID namespace is gone with every process test code started. The sandbox's own processes
+        (bubblewrap, the outer namespaces) exit in the background; `settle` waits for that and
+        merges the run's build-cache layer, and the next run on the same paths settles first.
+
         Raises:
             OSError: the sandbox itself could not be started.
         """
+        await self.settle(paths.scratch)
         started = time.monotonic()
+        marker = f"goresolve-end-{secrets.token_hex(12)}" if confined and self.strong else None
         if confined:
-            argv = self.argv(command, paths, race=race)
+            argv = self.argv(command, paths, race=race, end=marker)
         else:
             argv = self.argv(command, paths, race=race, strong=False, host=True)
         proc = await asyncio.create_subprocess_exec(
@@ -333,34 +359,43 @@ class Sandbox:
         )
         state: dict[str, int | bool] = {"bytes": 0, "truncated": False}
         stderr = bytearray()
-        pumps = asyncio.gather(self._pump_stdout(proc, state, on_line), _pump_stderr(proc, stderr))
+        ends = _Ends(marker)
+        pumps = asyncio.gather(self._pump_stdout(proc, state, on_line, ends), _pump_stderr(proc, stderr, ends))
         watchdog = asyncio.ensure_future(self._watch(proc.pid))
+        exited = asyncio.ensure_future(proc.wait())
+        ended = asyncio.ensure_future(ends.both.wait())
         killed = False
         limit: str | None = None
         try:
-            done, _ = await asyncio.wait({asyncio.ensure_future(proc.wait()), watchdog}, timeout=timeout_s,
+            done, _ = await asyncio.wait({exited, ended, watchdog}, timeout=timeout_s,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             if watchdog in done:
                 limit = watchdog.result()
-            if proc.returncode is None:
+            if limit is None and ends.both.is_set():
+                exit_code = ends.code
+            elif proc.returncode is None:
                 killed = True
                 inits = _children(proc.pid)  # the PID namespace's init: its exit reaps every process in it
                 _kill(proc.pid)
                 await proc.wait()
                 await asyncio.to_thread(_wait_gone, inits, _REAP_S)
+                exit_code = None
+            else:
+                exit_code = proc.returncode
         finally:
             watchdog.cancel()
-            if proc.returncode is None:
+            ended.cancel()
+            if proc.returncode is None and not ends.both.is_set():
                 _kill(proc.pid)
-        try:
-            await asyncio.wait_for(asyncio.shield(pumps), 10.0)
-        except TimeoutError:  # an escaped process still holds the pipe: stop reading it
-            pumps.cancel()
-        built = 0
-        if confined and paths.gocache_layer is not None:
-            built = sum(1 for name in merge_layer(paths.gocache_layer, self.gocache) if name.endswith("-d"))
+        layer = paths.gocache_layer if confined else None
+        if proc.returncode is None:  # ended: the sandbox is still exiting
+            built = _count_built(layer) if layer is not None else 0
+            self._settling[paths.scratch] = asyncio.ensure_future(self._settle(proc, pumps, layer))
+        else:
+            await _finish_pumps(pumps)
+            built = self._merge(layer)
         return Outcome(
-            exit_code=None if killed else proc.returncode,
+            exit_code=exit_code,
             killed=killed,
             elapsed_s=time.monotonic() - started,
             output_bytes=int(state["bytes"]),
@@ -369,6 +404,39 @@ class Sandbox:
             limit=limit,
             built=built,
         )
+
+    async def settle(self, scratch: Path) -> None:
+        """Wait until the last run with this scratch directory has fully exited and its cache layer is
+        merged (before the run's worktree or scratch directory is reused or removed)."""
+        task = self._settling.get(scratch)
+        if task is not None:
+            await asyncio.shield(task)
+            self._settling.pop(scratch, None)
+
+    async def settle_all(self) -> None:
+        """Wait for every run still exiting (shutdown, tests)."""
+        while self._settling:
+            scratch, task = next(iter(self._settling.items()))
+            await asyncio.shield(task)
+            self._settling.pop(scratch, None)
+
+    async def _settle(self, proc: asyncio.subprocess.Process, pumps: asyncio.Future[Any], layer: Path | None) -> None:
+        """A finished run's sandbox exits on its own; past `_SETTLE_S` it is killed like a timed-out run."""
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), _SETTLE_S)
+        except TimeoutError:
+            inits = _children(proc.pid)
+            _kill(proc.pid)
+            await proc.wait()
+            await asyncio.to_thread(_wait_gone, inits, _REAP_S)
+        await _finish_pumps(pumps)
+        self._merge(layer)
+
+    def _merge(self, layer: Path | None) -> int:
+        """Move the run's cache layer into the shared cache; how many compiled packages it held."""
+        if layer is None:
+            return 0
+        return sum(1 for name in merge_layer(layer, self.gocache) if name.endswith("-d"))
 
     async def _watch(self, root: int) -> str | None:
         """Return a reason as soon as the run's tree is over a limit (the caller kills it).
@@ -385,14 +453,24 @@ class Sandbox:
                 return f"memory limit: over {self.limits.memory_mb} MiB resident"
 
     async def _pump_stdout(
-        self, proc: asyncio.subprocess.Process, state: dict[str, int | bool], on_line: Callable[[str], None]
+        self,
+        proc: asyncio.subprocess.Process,
+        state: dict[str, int | bool],
+        on_line: Callable[[str], None],
+        ends: _Ends,
     ) -> None:
+        """Deliver stdout line by line; stop at the end marker's line (its exit code goes to `ends`)."""
         assert proc.stdout is not None
         pending = b""
         while chunk := await proc.stdout.read(65536):
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:
+                if ends.marker is not None and (at := raw.find(ends.marker)) >= 0:
+                    if at:
+                        self._deliver(raw[:at], state, on_line)
+                    ends.stdout_ended(raw[at + len(ends.marker) :])
+                    return
                 self._deliver(raw, state, on_line)
             if len(pending) > self._max_line:
                 self._deliver(pending, state, on_line)
@@ -422,11 +500,59 @@ class Sandbox:
                 os.lchown(p, uid, gid)
 
 
-async def _pump_stderr(proc: asyncio.subprocess.Process, stderr: bytearray) -> None:
+async def _pump_stderr(proc: asyncio.subprocess.Process, stderr: bytearray, ends: _Ends) -> None:
+    """Keep the last `_STDERR_KEEP` bytes of stderr; stop at the end marker (cut from the text)."""
     assert proc.stderr is not None
     while chunk := await proc.stderr.read(65536):
+        before = len(stderr)
         stderr.extend(chunk)
+        if ends.marker is not None and (at := stderr.find(ends.marker, max(0, before - len(ends.marker)))) >= 0:
+            del stderr[at:]
+            ends.stderr_ended()
+            return
         del stderr[:-_STDERR_KEEP]
+
+
+class _Ends:
+    """The end marker of one run, as seen on each pipe: both seen means the command has exited."""
+
+    def __init__(self, marker: str | None) -> None:
+        self.marker = marker.encode() if marker is not None else None
+        self.code: int | None = None
+        self.both = asyncio.Event()
+        self._seen = 0
+
+    def stdout_ended(self, rest: bytes) -> None:
+        try:
+            self.code = int(rest.strip())
+        except ValueError:
+            self.code = None
+        self._mark()
+
+    def stderr_ended(self) -> None:
+        self._mark()
+
+    def _mark(self) -> None:
+        self._seen += 1
+        if self._seen == 2:
+            self.both.set()
+
+
+# Run by `sh` inside the BUILD sandbox around the command ($1 the end marker): the marker follows the
+# command's last output on each pipe, with its exit code on stdout.
+_END_SCRIPT = 'end="$1"; shift; "$@"; code=$?; echo "$end $code"; echo "$end" >&2; exit "$code"'
+
+
+async def _finish_pumps(pumps: asyncio.Future[Any]) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(pumps), 10.0)
+    except TimeoutError:  # an escaped process still holds the pipe: stop reading it
+        pumps.cancel()
+
+
+def _count_built(layer: Path) -> int:
+    """Compiled packages (`-d` outputs) `go` wrote into the run's cache layer."""
+    return sum(1 for _dir, _dirs, files in os.walk(layer) for name in files if name.endswith("-d"))
 
 
 def _kill(pid: int) -> None:

@@ -3,11 +3,13 @@
 Two sandboxes, one inside the other (sandbox.py starts them):
 
     unshare --user --map-root-user --mount --pid --fork --kill-child --mount-proc   (private PID ns + /proc)
-      sh: overlay the shared build cache (lower, read-only) with this run's layer (upper)
-        bwrap [BUILD view, BUILD seccomp] go test -json -exec=/sandbox/testexec ...
-          unshare --user --map-root-user --mount sh testexec, once per test binary (go's -exec):
+      sandbox-setup build: overlay the shared build cache (lower, read-only) with this run's layer
+        bwrap [BUILD view, BUILD seccomp] sh (end marker) go test -json -exec='unshare ... test' ...
+          unshare --user --map-root-user --mount sandbox-setup test, once per test binary (go's -exec):
             a tmpfs layer over the worktree and the build cache
               bwrap [TEST view, TEST seccomp, --disable-userns] pkg.test ...
+
+`sandbox-setup` (sandbox_setup/main.go, compiled once) makes the overlays bubblewrap 0.8 cannot.
 
 The BUILD sandbox holds `go` and its compilers; it sees the toolchain and system directories
 read-only, a minimal /etc, /dev/{null,zero,urandom}, the worktree read-only at `/src/<repo>`, the
@@ -24,7 +26,6 @@ undo a mount. The BUILD sandbox's processes are in another PID namespace than te
 
 from __future__ import annotations
 
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ SRC = "/src"
 GOCACHE = "/cache/go-build"
 TMP = "/tmp"  # noqa: S108 - inside the view: the sandbox's private tmpfs, not the host's /tmp
 HOME = f"{TMP}/home"
-TESTEXEC = f"{ASSETS}/testexec"
+SETUP = f"{ASSETS}/sandbox-setup"  # the compiled program that mounts the layers (sandbox_setup/)
 # Files of /etc a Go build or test may read; nothing else of /etc exists in the view (no shadow).
 ETC_FILES = (
     "hosts",
@@ -133,30 +134,12 @@ class Layout:
         args += ["--tmpfs", TMP, "--dir", HOME, "--ro-bind", str(self.gomodcache), str(self.gomodcache)]
         return args
 
-    def testexec(self) -> str:
-        """The script of the `go test -exec` command (`test_exec_command`): one nested sandbox per test
-        binary, run by `sh` in a user and mount namespace of its own (argv: SRC BINARY ARGS...)."""
-        size = f"size={self.scratch_mb}m"
-        dirs = " ".join(
-            [f"{LAYER}/{d}" for d in ("su", "sw", "cu", "cw")] + [f"{LAYER}/cu/{n:02x}" for n in range(256)]
-        )
-        return f"""# go test -exec script written by go-test-runner: runs one test binary in its own bubblewrap
-# sandbox, with private writable layers over the worktree ($1) and the build cache.
-src="$1"; bindir="${{2%/*}}"; shift
-mount -t tmpfs -o {size},mode=755 tmpfs {LAYER}
-mkdir {dirs}
-mount -t overlay overlay -o "lowerdir=$src,upperdir={LAYER}/su,workdir={LAYER}/sw" "$src"
-mount -t overlay overlay -o "lowerdir={GOCACHE},upperdir={LAYER}/cu,workdir={LAYER}/cw" {GOCACHE}
-exec 3< {ASSETS}/test.bpf 4< {ASSETS}/test.args
-exec bwrap --args 4 --seccomp 3 --bind "$src" "$src" --bind {GOCACHE} {GOCACHE} \\
-  --ro-bind "$bindir" "$bindir" --remount-ro / --chdir "$PWD" -- "$@"
-"""
-
-
-def test_exec_command(inside: str) -> str:
-    """The `go test -exec` value for a worktree seen at `inside`: go starts `unshare` itself (no shell
-    in between), which runs the `testexec` script; go appends the binary and its arguments."""
-    return f"unshare --user --map-root-user --mount -- /bin/sh -e {TESTEXEC} {inside}"
+    def test_exec(self, inside: str) -> str:
+        """The `go test -exec` value for a worktree seen at `inside`: go starts `unshare` itself (no shell
+        in between), which runs `sandbox-setup test` (layers, then bubblewrap); go appends the binary
+        and its arguments."""
+        setup = f"{SETUP} test {LAYER} {self.scratch_mb} {GOCACHE} {ASSETS} {inside}"
+        return f"unshare --user --map-root-user --mount -- {setup}"
 
 
 _COMMON = [
@@ -175,19 +158,6 @@ _COMMON = [
     "--new-session",
     "--die-with-parent",
 ]
-
-
-def outer_script(assets: Path) -> str:
-    """Run by `sh -c` in the private mount namespace, before bubblewrap: $1 the overlay's mount point,
-    $2 its lower directories (colon-separated; empty: $1 is used as it is), $3 upper, $4 work; the
-    BUILD filter opened as fd 3 for `bwrap --seccomp 3`.
-    """
-    return (
-        'target="$1"; lowers="$2"; upper="$3"; work="$4"; shift 4; '
-        'if [ -n "$lowers" ]; then mount -t overlay overlay '
-        '-o "lowerdir=$lowers,upperdir=$upper,workdir=$work" "$target"; fi; '
-        f'exec 3< {shlex.quote(str(assets / "build.bpf"))}; exec "$@"'
-    )
 
 
 def passwd() -> str:

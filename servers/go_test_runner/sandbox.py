@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -31,12 +32,14 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from servers.common.tamper import tool
 from servers.go_test_runner import bwrap, seccomp
 from servers.go_test_runner.confinement import Limits
 
@@ -179,8 +182,12 @@ class Sandbox:
         unsafe = [p for p in (work, gocache, gomodcache, goroot) if not safe_path(p)]
         if unsafe:
             problems.append(f"paths with characters bubblewrap's set-up cannot take: {', '.join(map(str, unsafe))}")
-        for name, text in (("passwd", bwrap.passwd()), ("group", bwrap.group()), ("testexec", layout.testexec())):
+        for name, text in (("passwd", bwrap.passwd()), ("group", bwrap.group())):
             _write(assets / name, text.encode(), mode=0o644)
+        try:
+            setup_program(goroot / "bin" / "go", assets / "sandbox-setup", gocache=gocache)
+        except SetupUnavailable as exc:
+            problems.append(str(exc))
         _write(assets / "test.args", bwrap.args_file(layout.test_args()), mode=0o644)
         sandbox = cls(
             bwrap_exe=exe or "bwrap",
@@ -198,7 +205,7 @@ class Sandbox:
             max_line=max_line,
             run_as=run_as,
         )
-        if version is not None and not missing and has_seccomp and not unsafe:
+        if version is not None and not missing and has_seccomp and not unsafe and not problems:
             sandbox.protections = sandbox._probe(work / "probe")
         return sandbox
 
@@ -209,7 +216,7 @@ class Sandbox:
         worktree = scratch / "src"
         worktree.mkdir(parents=True)
         paths = RunPaths(worktree=worktree, inside=f"{bwrap.SRC}/probe", scratch=scratch / "run")
-        inner = f"cp /bin/true /tmp/probe.test && exec {bwrap.test_exec_command(paths.inside)} /tmp/probe.test"
+        inner = f"cp /bin/true /tmp/probe.test && exec {self.layout.test_exec(paths.inside)} /tmp/probe.test"
         argv = self.argv(["/bin/sh", "-c", inner], paths, race=False, strong=True)
         self._own(scratch)
         try:
@@ -251,7 +258,7 @@ class Sandbox:
 
     def test_exec(self, paths: RunPaths) -> str | None:
         """The `go test -exec` value: each test binary in its own nested sandbox (None when weak)."""
-        return bwrap.test_exec_command(paths.inside) if self.strong else None
+        return self.layout.test_exec(paths.inside) if self.strong else None
 
     def argv(
         self,
@@ -294,20 +301,19 @@ class Sandbox:
         if end is not None:
             command = ["/bin/sh", "-c", _END_SCRIPT, "sh", end, *command]
         unshare = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
-        script = bwrap.outer_script(self.layout.assets)
         build = self.layout.build_args(worktree=paths.worktree, inside=paths.inside, gocache=cache)
+        assets = self.layout.assets
         return [
             *prefix,
             *unshare,
             "--",
-            "/bin/sh",
-            "-c",
-            script,
-            "sh",
+            str(assets / "sandbox-setup"),
+            "build",
             str(cache),
             lowers,
             str(upper),
             str(work),
+            str(assets / "build.bpf"),
             self.bwrap_exe,
             *build,
             "--seccomp",
@@ -641,6 +647,79 @@ def merge_layer(layer: Path, shared: Path) -> list[str]:
             except OSError:
                 continue
     return moved
+
+
+class SetupUnavailable(RuntimeError):
+    """`sandbox-setup` could not be built."""
+
+
+SETUP_SRC = Path(__file__).resolve().parent / "sandbox_setup"
+_SETUP_BUILD_S = 600  # once per machine; compiling the standard library on a loaded 2-core host is slow
+
+
+def setup_program(go: Path, dest: Path, *, gocache: Path) -> None:
+    """Put `sandbox-setup` (sandbox_setup/main.go) for `go` at `dest`.
+
+    It is built once per source and toolchain into `<data dir>/tools` (the tamper analyzer's place)
+    and linked or copied from there; when that directory is not writable it is built at `dest`
+    directly. The build uses the user's build cache (`go env GOCACHE`, where `goresolve model
+    install` compiled the standard library), else `gocache`.
+
+    Raises:
+        SetupUnavailable: go could not build it.
+    """
+    digest = hashlib.sha256(str(go.resolve()).encode())
+    for name in ("main.go", "go.mod"):
+        digest.update((SETUP_SRC / name).read_bytes())
+    name = f"sandbox-setup-{digest.hexdigest()[:16]}"
+    built = tool.installed_dir() / name
+    try:
+        built.parent.mkdir(parents=True, exist_ok=True)
+        if not built.is_file():
+            _build_setup(go, built, gocache)
+        partial = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(built, partial)
+        except OSError:  # another file system
+            shutil.copy2(built, partial)
+        partial.replace(dest)
+    except OSError:
+        _build_setup(go, dest, gocache)
+
+
+def _build_setup(go: Path, out: Path, gocache: Path) -> None:
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    user = host_go_env(str(go)).get("GOCACHE")
+    cache = user if user and os.access(user, os.W_OK) else str(gocache)
+    with tempfile.TemporaryDirectory(prefix="goresolve-setup-") as home:
+        env = {
+            "PATH": f"{go.parent}:/usr/bin:/bin",
+            "HOME": home,
+            "GOTOOLCHAIN": "local",
+            "CGO_ENABLED": "0",
+            "GOFLAGS": "-mod=readonly",
+            "GOPROXY": "off",
+            "GOWORK": "off",
+            "GOCACHE": cache,
+        }
+        try:
+            proc = subprocess.run(
+                [str(go), "build", "-o", str(partial), "."],
+                cwd=SETUP_SRC,
+                env=env,
+                capture_output=True,
+                timeout=_SETUP_BUILD_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SetupUnavailable(f"cannot build the sandbox's set-up program: {exc}") from exc
+    if proc.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        raise SetupUnavailable(f"cannot build the sandbox's set-up program: {why[0][:200]}")
+    partial.chmod(0o755)
+    partial.replace(out)
 
 
 def _world_readable(path: Path) -> bool:

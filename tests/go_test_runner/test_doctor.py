@@ -39,3 +39,17 @@ def test_check_fails_closed_without_bubblewrap(tmp_path: pathlib.Path) -> None:
     assert "[off] bubblewrap (not installed)" in proc.stdout
     assert "problem: bubblewrap (bwrap) is not installed" in proc.stdout
     assert proc.stdout.splitlines()[-1].strip().startswith("verdict: refused: the server will not run tests here")
+
+
+@pytest.mark.slow
+def test_check_fails_closed_when_the_set_up_program_cannot_be_built(tmp_path: pathlib.Path) -> None:
+    """The overlays of both sandboxes are mounted by a compiled program: no program, no strong sandbox."""
+    fake = tmp_path / "go" / "bin" / "go"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'go: cannot build anything here' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    proc = check(tmp_path, GORESOLVE_GO_TEST_RUNNER_GO_BINARY=str(fake), GORESOLVE_DATA_DIR=str(tmp_path / "data"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "problem: cannot build the sandbox's set-up program: go: cannot build anything here" in proc.stdout
+    assert proc.stdout.splitlines()[-1].strip().startswith("verdict: refused: the server will not run tests here")
+    assert "Traceback" not in proc.stderr

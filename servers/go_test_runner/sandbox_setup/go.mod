@@ -1,0 +1,3 @@
+module goresolve.local/sandboxsetup
+
+go 1.22

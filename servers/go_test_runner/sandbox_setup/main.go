@@ -1,0 +1,101 @@
+// Command sandbox-setup mounts what bubblewrap 0.8 cannot (overlays), in a fresh user and mount
+// namespace made by `unshare --user --map-root-user --mount`, then execs bubblewrap. It does with
+// system calls, in one process, what a shell would do with one `mount` or `mkdir` process per step.
+// Standard library only; built once with CGO_ENABLED=0 by go-test-runner.
+//
+//	sandbox-setup build TARGET LOWERS UPPER WORK FILTER BWRAP [OPTIONS...]
+//
+// The BUILD sandbox, once per run, on the host: an overlay of the shared build cache (LOWERS,
+// colon-separated and read-only) with the run's layer (UPPER) at TARGET, unless LOWERS is empty;
+// the seccomp filter FILTER opened as descriptor 3; then BWRAP with OPTIONS.
+//
+//	sandbox-setup test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...]
+//
+// The TEST sandbox, once per test binary (`go test -exec`), inside the BUILD sandbox: a tmpfs at
+// LAYER with overlays on it over the worktree SRC and the build cache GOCACHE (the binary's private
+// writable layers, gone with it), then bubblewrap with the filter ASSETS/test.bpf on descriptor 3
+// and the fixed options ASSETS/test.args on descriptor 4.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) >= 8 && os.Args[1] == "build" {
+		build(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6], os.Args[7], os.Args[8:])
+	}
+	if len(os.Args) >= 8 && os.Args[1] == "test" {
+		test(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6], os.Args[7], os.Args[8:])
+	}
+	fail("usage: sandbox-setup build TARGET LOWERS UPPER WORK FILTER BWRAP [OPTIONS...] | " +
+		"test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...]")
+}
+
+func build(target, lowers, upper, work, filter, bwrap string, options []string) {
+	if lowers != "" {
+		mount("overlay", target, "overlay", "lowerdir="+lowers+",upperdir="+upper+",workdir="+work)
+	}
+	place(filter, 3)
+	run(bwrap, options)
+}
+
+func test(layer, size, gocache, assets, src, binary string, args []string) {
+	mount("tmpfs", layer, "tmpfs", "size="+size+"m,mode=755")
+	for _, dir := range []string{"su", "sw", "cu", "cw"} {
+		must("make the layer", os.Mkdir(filepath.Join(layer, dir), 0o755))
+	}
+	// go's 256 cache directories exist in the layer beforehand: copy-up keeps a directory's owner,
+	// and the shared cache's may belong to a user this namespace does not map.
+	for n := 0; n < 256; n++ {
+		must("make the layer", os.Mkdir(filepath.Join(layer, "cu", fmt.Sprintf("%02x", n)), 0o755))
+	}
+	mount("overlay", src, "overlay", "lowerdir="+src+",upperdir="+layer+"/su,workdir="+layer+"/sw")
+	mount("overlay", gocache, "overlay", "lowerdir="+gocache+",upperdir="+layer+"/cu,workdir="+layer+"/cw")
+	wd, err := os.Getwd()
+	must("read the working directory", err)
+	bwrap, err := exec.LookPath("bwrap")
+	must("find bwrap", err)
+	place(filepath.Join(assets, "test.bpf"), 3)
+	place(filepath.Join(assets, "test.args"), 4)
+	bindir := filepath.Dir(binary)
+	options := []string{
+		"--args", "4", "--seccomp", "3", "--bind", src, src, "--bind", gocache, gocache,
+		"--ro-bind", bindir, bindir, "--remount-ro", "/", "--chdir", wd, "--", binary,
+	}
+	run(bwrap, append(options, args...))
+}
+
+func mount(source, target, fstype, options string) {
+	must("mount "+fstype+" on "+target, syscall.Mount(source, target, fstype, 0, options))
+}
+
+// place opens path read-only as descriptor fd, which the exec'd program inherits.
+func place(path string, fd int) {
+	got, err := syscall.Open(path, syscall.O_RDONLY, 0) // no O_CLOEXEC
+	must("open "+path, err)
+	if got == fd {
+		return
+	}
+	must("place "+path, syscall.Dup3(got, fd, 0))
+	must("place "+path, syscall.Close(got))
+}
+
+func run(bwrap string, options []string) {
+	must("start "+bwrap, syscall.Exec(bwrap, append([]string{"bwrap"}, options...), os.Environ()))
+}
+
+func must(what string, err error) {
+	if err != nil {
+		fail(what + ": " + err.Error())
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "go-test-runner sandbox-setup: "+msg)
+	os.Exit(125)
+}

@@ -127,8 +127,17 @@ class Runner:
             raise
         return runner
 
+    async def shutdown(self) -> None:
+        """Let the sandboxes started ahead go, wait for every background step, release the work dir."""
+        await self.drain()  # its slot resets may start sandboxes ahead
+        self.sandbox.let_go_ahead()
+        await self.sandbox.settle_all()
+        self.close()
+
     def close(self) -> None:
-        """Release the work directory (a later runner may take it); the process exiting does the same."""
+        """Release the work directory (a later runner may take it); the process exiting does the same.
+        Sandboxes started ahead are killed."""
+        self.sandbox.kill_ahead()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -429,6 +438,7 @@ class Runner:
                     await self._mirrors.reuse_worktree(mirror, commit, path)
                     self._ready[path] = commit
                     warm = mirror, commit
+                    await self._start_ahead(repo, path)
                 else:
                     await self._mirrors.remove_worktree(mirror, path)
             shutil.rmtree(scratch, ignore_errors=True)
@@ -438,6 +448,11 @@ class Runner:
             self._slots.put_nowait(slot)
         if warm is not None:
             await self._warm_idle_slots(repo, *warm)
+
+    async def _start_ahead(self, repo: str, worktree: Path) -> None:
+        """Start the BUILD sandbox of the slot's next run now, while it is idle (`Sandbox.start_ahead`)."""
+        paths = self.sandbox.paths(worktree, repo, self._work / "scratch" / uuid.uuid4().hex)
+        await self.sandbox.start_ahead(paths, self.sandbox.env(self._goenv.build(offline=True), paths))
 
     def _slot_path(self, repo: str, slot: int) -> Path:
         return self._work / "worktrees" / repo / str(slot)
@@ -461,7 +476,9 @@ class Runner:
             path = self._slot_path(repo, k)
             try:
                 self._ready.pop(path, None)
-                self._ready[await self._mirrors.reuse_worktree(mirror, commit, path)] = commit
+                ready = await self._mirrors.reuse_worktree(mirror, commit, path)
+                self._ready[ready] = commit
+                await self._start_ahead(repo, ready)
             except GitFailed:
                 self._ready.pop(path, None)
             finally:

@@ -126,6 +126,7 @@ class Sandbox:
         self._max_line = max_line
         self.run_as = run_as
         self._settling: dict[Path, asyncio.Future[None]] = {}  # scratch dir -> a finished run still exiting
+        self._ahead: dict[Path, _Ahead] = {}  # worktree -> its next run's BUILD sandbox, started ahead
 
     @property
     def strong(self) -> bool:
@@ -349,20 +350,17 @@ class Sandbox:
         """
         await self.settle(paths.scratch)
         started = time.monotonic()
-        marker = f"goresolve-end-{secrets.token_hex(12)}" if confined and self.strong else None
-        if confined:
-            argv = self.argv(command, paths, race=race, end=marker)
+        layer_paths, ahead = paths, self._take_ahead(paths, env, race=race) if confined else None
+        if ahead is not None:  # a BUILD sandbox started ahead for this worktree: hand it the command
+            proc, marker, layer_paths = ahead.proc, ahead.marker, ahead.paths
+            ahead.hand_over(b"".join(arg.encode() + b"\0" for arg in command))
         else:
-            argv = self.argv(command, paths, race=race, strong=False, host=True)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=paths.worktree,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+            marker = f"goresolve-end-{secrets.token_hex(12)}" if confined and self.strong else None
+            if confined:
+                argv = self.argv(command, paths, race=race, end=marker)
+            else:
+                argv = self.argv(command, paths, race=race, strong=False, host=True)
+            proc = await _spawn(argv, paths.worktree, env, stdin=asyncio.subprocess.DEVNULL)
         state: dict[str, int | bool] = {"bytes": 0, "truncated": False}
         stderr = bytearray()
         ends = _Ends(marker)
@@ -393,13 +391,16 @@ class Sandbox:
             ended.cancel()
             if proc.returncode is None and not ends.both.is_set():
                 _kill(proc.pid)
-        layer = paths.gocache_layer if confined else None
+        layer = layer_paths.gocache_layer if confined else None
+        extra = layer_paths.scratch if layer_paths is not paths else None  # the started-ahead sandbox's own
         if proc.returncode is None:  # ended: the sandbox is still exiting
             built = _count_built(layer) if layer is not None else 0
-            self._settling[paths.scratch] = asyncio.ensure_future(self._settle(proc, pumps, layer))
+            self._settling[paths.scratch] = asyncio.ensure_future(self._settle(proc, pumps, layer, extra))
         else:
             await _finish_pumps(pumps)
             built = self._merge(layer)
+            if extra is not None:
+                shutil.rmtree(extra, ignore_errors=True)
         return Outcome(
             exit_code=exit_code,
             killed=killed,
@@ -416,27 +417,104 @@ class Sandbox:
         merged (before the run's worktree or scratch directory is reused or removed)."""
         task = self._settling.get(scratch)
         if task is not None:
-            await asyncio.shield(task)
+            await _await_here(task)
             self._settling.pop(scratch, None)
 
     async def settle_all(self) -> None:
         """Wait for every run still exiting (shutdown, tests)."""
         while self._settling:
             scratch, task = next(iter(self._settling.items()))
-            await asyncio.shield(task)
+            await _await_here(task)
             self._settling.pop(scratch, None)
 
-    async def _settle(self, proc: asyncio.subprocess.Process, pumps: asyncio.Future[Any], layer: Path | None) -> None:
-        """A finished run's sandbox exits on its own; past `_SETTLE_S` it is killed like a timed-out run."""
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), _SETTLE_S)
+    async def _settle(
+        self,
+        proc: asyncio.subprocess.Process,
+        pumps: asyncio.Future[Any] | None,
+        layer: Path | None,
+        scratch: Path | None = None,
+    ) -> None:
+        """A finished run's sandbox exits on its own; past `_SETTLE_S` it is killed like a timed-out run.
+        Then its cache layer is merged and `scratch` (a started-ahead sandbox's own) removed."""
+        try:  # an unused sandbox started ahead has no pumps: its pipes are read to their end here
+            await asyncio.wait_for(asyncio.shield(proc.wait() if pumps is not None else proc.communicate()), _SETTLE_S)
         except TimeoutError:
             inits = _children(proc.pid)
             _kill(proc.pid)
             await proc.wait()
             await asyncio.to_thread(_wait_gone, inits, _REAP_S)
-        await _finish_pumps(pumps)
+        if pumps is not None:
+            await _finish_pumps(pumps)
         self._merge(layer)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    # --- BUILD sandboxes started ahead ----------------------------------------------------------------
+
+    async def start_ahead(self, paths: RunPaths, env: Mapping[str, str]) -> None:
+        """Start the BUILD sandbox of the next run on `paths.worktree` now, while the slot is idle.
+
+        It waits inside, in `sandbox-setup wait`, for its command on stdin; `run` hands it over when
+        the next run there matches (same path inside, same environment, not `-race`, the worktree
+        directory not replaced), so that run skips the sandbox's start. `paths.scratch` is its own
+        (its build-cache layer), removed after it. Best effort: when it cannot start, the next run
+        starts its own. Only the strong sandbox starts ahead; nothing of a repository runs before the
+        command is handed over.
+        """
+        if not self.strong or paths.worktree in self._ahead:
+            return
+        marker = f"goresolve-end-{secrets.token_hex(12)}"
+        argv = self.argv([bwrap.SETUP, "wait"], paths, race=False, end=marker)
+        read, write = os.pipe()  # its stdin: the command, or nothing (then it exits)
+        try:
+            ino = os.stat(paths.worktree).st_ino
+            proc = await _spawn(argv, paths.worktree, env, stdin=read)
+        except OSError:
+            os.close(write)
+            shutil.rmtree(paths.scratch, ignore_errors=True)
+            return
+        finally:
+            os.close(read)
+        loop = asyncio.get_running_loop()
+        self._ahead[paths.worktree] = _Ahead(proc, marker, paths, dict(env), ino, loop, write)
+
+    def _take_ahead(self, paths: RunPaths, env: Mapping[str, str], *, race: bool) -> _Ahead | None:
+        """The sandbox started ahead for `paths.worktree`, if this run can use it (else it is let go)."""
+        ahead = self._ahead.pop(paths.worktree, None)
+        if ahead is None:
+            return None
+        if ahead.loop is not asyncio.get_running_loop():  # started by another event loop (tests)
+            _kill_ahead(ahead)
+            return None
+        try:
+            same_dir = os.stat(paths.worktree).st_ino == ahead.ino
+        except OSError:
+            same_dir = False
+        usable = ahead.proc.returncode is None and not race and ahead.paths.inside == paths.inside
+        if usable and same_dir and ahead.env == dict(env):
+            return ahead
+        self._let_go(ahead)
+        return None
+
+    def _let_go(self, ahead: _Ahead) -> None:
+        """An unused sandbox started ahead: its stdin closed with no command, it exits on its own."""
+        if ahead.loop is not asyncio.get_running_loop():  # started by another event loop (tests)
+            _kill_ahead(ahead)
+            return
+        ahead.hand_over(b"")
+        self._settling[ahead.paths.scratch] = asyncio.ensure_future(
+            self._settle(ahead.proc, None, None, ahead.paths.scratch)
+        )
+
+    def let_go_ahead(self) -> None:
+        """Let every sandbox started ahead go (shutdown; `settle_all` then waits for their exit)."""
+        while self._ahead:
+            self._let_go(self._ahead.popitem()[1])
+
+    def kill_ahead(self) -> None:
+        """Kill every sandbox started ahead and remove its scratch directory (no event loop needed)."""
+        while self._ahead:
+            _kill_ahead(self._ahead.popitem()[1])
 
     def _merge(self, layer: Path | None) -> int:
         """Move the run's cache layer into the shared cache; how many compiled packages it held."""
@@ -517,6 +595,57 @@ async def _pump_stderr(proc: asyncio.subprocess.Process, stderr: bytearray, ends
             ends.stderr_ended()
             return
         del stderr[:-_STDERR_KEEP]
+
+
+@dataclass
+class _Ahead:
+    """A BUILD sandbox started before its run, waiting for the command on stdin."""
+
+    proc: asyncio.subprocess.Process
+    marker: str
+    paths: RunPaths
+    env: dict[str, str]
+    ino: int  # the worktree directory it binds: a replaced directory makes it unusable
+    loop: asyncio.AbstractEventLoop
+    stdin: int  # the write end of its stdin
+
+    def hand_over(self, command: bytes) -> None:
+        """Write the command (NUL-separated arguments; nothing: exit) and close its stdin."""
+        try:
+            view = memoryview(command)
+            while view:
+                view = view[os.write(self.stdin, view) :]
+        except OSError:  # it is gone: its run fails and says so
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin)
+
+
+async def _await_here(task: asyncio.Future[None]) -> None:
+    """Wait for `task` unless another event loop (a finished test's) owns it: that one is dropped."""
+    if task.get_loop() is asyncio.get_running_loop():
+        await asyncio.shield(task)
+
+
+def _kill_ahead(ahead: _Ahead) -> None:
+    _kill(ahead.proc.pid)
+    with contextlib.suppress(OSError):
+        os.close(ahead.stdin)
+    shutil.rmtree(ahead.paths.scratch, ignore_errors=True)
+
+
+async def _spawn(argv: list[str], cwd: Path, env: Mapping[str, str], *, stdin: int) -> asyncio.subprocess.Process:
+    """Start a sandbox's process chain: its own session, stdout and stderr piped to us."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 class _Ends:

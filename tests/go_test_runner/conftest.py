@@ -89,9 +89,7 @@ async def _drain_runners() -> AsyncIterator[None]:
     """Let each test's background worktree removals finish inside its own event loop; free its work dir."""
     yield
     while _RUNNERS:
-        runner = _RUNNERS.pop()
-        await runner.drain()
-        runner.close()
+        await _RUNNERS.pop().shutdown()
 
 
 @pytest.fixture

@@ -118,6 +118,7 @@ class World:
         if package not in self.results:
             req = RunTestsRequest.model_validate({"repo": "hostile", "ref": "main", "packages": [package], **kw})
             self.results[package] = await self.runner.run_tests(req)
+            self.runner.sandbox.let_go_ahead()  # each case runs in an event loop of its own
             await self.runner.drain()
         return self.results[package]
 

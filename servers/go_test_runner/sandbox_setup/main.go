@@ -15,13 +15,21 @@
 // LAYER with overlays on it over the worktree SRC and the build cache GOCACHE (the binary's private
 // writable layers, gone with it), then bubblewrap with the filter ASSETS/test.bpf on descriptor 3
 // and the fixed options ASSETS/test.args on descriptor 4.
+//
+//	sandbox-setup wait
+//
+// Inside a BUILD sandbox started ahead of its run: read the command from stdin (NUL-separated
+// arguments, the program's absolute path first) and exec it; stdin closed with nothing on it means
+// the sandbox was not needed, and it exits.
 package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -29,11 +37,14 @@ func main() {
 	if len(os.Args) >= 8 && os.Args[1] == "build" {
 		build(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6], os.Args[7], os.Args[8:])
 	}
+	if len(os.Args) == 2 && os.Args[1] == "wait" {
+		wait()
+	}
 	if len(os.Args) >= 8 && os.Args[1] == "test" {
 		test(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6], os.Args[7], os.Args[8:])
 	}
 	fail("usage: sandbox-setup build TARGET LOWERS UPPER WORK FILTER BWRAP [OPTIONS...] | " +
-		"test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...]")
+		"test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...] | wait")
 }
 
 func build(target, lowers, upper, work, filter, bwrap string, options []string) {
@@ -68,6 +79,19 @@ func test(layer, size, gocache, assets, src, binary string, args []string) {
 		"--ro-bind", bindir, bindir, "--remount-ro", "/", "--chdir", wd, "--", binary,
 	}
 	run(bwrap, append(options, args...))
+}
+
+func wait() {
+	data, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	must("read the command", err)
+	if len(data) == 0 {
+		os.Exit(0)
+	}
+	argv := strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+	if !filepath.IsAbs(argv[0]) {
+		fail("the command's program must be an absolute path: " + argv[0])
+	}
+	must("start "+argv[0], syscall.Exec(argv[0], argv, os.Environ()))
 }
 
 func mount(source, target, fstype, options string) {

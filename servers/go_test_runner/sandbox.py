@@ -185,10 +185,13 @@ class Sandbox:
             problems.append(f"paths with characters bubblewrap's set-up cannot take: {', '.join(map(str, unsafe))}")
         for name, text in (("passwd", bwrap.passwd()), ("group", bwrap.group())):
             _write(assets / name, text.encode(), mode=0o644)
-        try:
-            setup_program(goroot / "bin" / "go", assets / "sandbox-setup", gocache=gocache)
-        except SetupUnavailable as exc:
-            problems.append(str(exc))
+        if not problems and not _user_namespaces():  # no strong sandbox here: nothing to build for it
+            problems.append("user namespaces are not available to this process (`unshare --user` failed)")
+        if not problems:
+            try:
+                setup_program(goroot / "bin" / "go", assets / "sandbox-setup", gocache=gocache)
+            except SetupUnavailable as exc:
+                problems.append(str(exc))
         _write(assets / "test.args", bwrap.args_file(layout.test_args()), mode=0o644)
         sandbox = cls(
             bwrap_exe=exe or "bwrap",
@@ -206,7 +209,7 @@ class Sandbox:
             max_line=max_line,
             run_as=run_as,
         )
-        if version is not None and not missing and has_seccomp and not unsafe and not problems:
+        if not problems:
             sandbox.protections = sandbox._probe(work / "probe")
         return sandbox
 
@@ -873,6 +876,15 @@ def _bwrap_version(exe: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.strip().removeprefix("bubblewrap ") or "unknown"
+
+
+def _user_namespaces() -> bool:
+    """Can this process make a user and mount namespace (what both sandboxes start with)?"""
+    argv = ["unshare", "--user", "--map-root-user", "--mount", "/bin/true"]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _cgroup_v2_delegated() -> bool:

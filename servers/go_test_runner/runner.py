@@ -450,8 +450,12 @@ class Runner:
             await self._warm_idle_slots(repo, *warm)
 
     async def _start_ahead(self, repo: str, worktree: Path) -> None:
-        """Start the BUILD sandbox of the slot's next run now, while it is idle (`Sandbox.start_ahead`)."""
-        paths = self.sandbox.paths(worktree, repo, self._work / "scratch" / uuid.uuid4().hex)
+        """Start the BUILD sandbox of the slot's next run now, while it is idle (`Sandbox.start_ahead`);
+        best effort: without it, the next run starts its own."""
+        try:
+            paths = self.sandbox.paths(worktree, repo, self._work / "scratch" / uuid.uuid4().hex)
+        except OSError:
+            return
         await self.sandbox.start_ahead(paths, self.sandbox.env(self._goenv.build(offline=True), paths))
 
     def _slot_path(self, repo: str, slot: int) -> Path:

@@ -115,11 +115,22 @@ class World:
                 listener.accept()
 
     async def run(self, package: str, **kw: object) -> RunResult:
+        """The package's run, through a BUILD sandbox started ahead, as a server's runs are."""
         if package not in self.results:
+            runner, sandbox = self.runner, self.runner.sandbox
+            sandbox.kill_ahead()  # any started in another test's event loop
+            if not runner._ready:  # pyright: ignore[reportPrivateUsage]  # a first run makes the slots' worktrees
+                warm = {"repo": "hostile", "ref": "main", "packages": [package], "run": "^$"}
+                assert (await runner.run_tests(RunTestsRequest.model_validate(warm))).exit_code == 0
+                await runner.drain()
+            for worktree in list(runner._ready):  # pyright: ignore[reportPrivateUsage]
+                await runner._start_ahead("hostile", worktree)  # pyright: ignore[reportPrivateUsage]
+            ahead = len(sandbox._ahead)  # pyright: ignore[reportPrivateUsage]
             req = RunTestsRequest.model_validate({"repo": "hostile", "ref": "main", "packages": [package], **kw})
-            self.results[package] = await self.runner.run_tests(req)
-            self.runner.sandbox.let_go_ahead()  # each case runs in an event loop of its own
-            await self.runner.drain()
+            self.results[package] = await runner.run_tests(req)
+            assert len(sandbox._ahead) == ahead - 1  # pyright: ignore[reportPrivateUsage]  # the run took one
+            sandbox.let_go_ahead()  # each case runs in an event loop of its own
+            await runner.drain()
         return self.results[package]
 
 

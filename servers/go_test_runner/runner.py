@@ -127,11 +127,16 @@ class Runner:
             raise
         return runner
 
-    async def shutdown(self) -> None:
-        """Let the sandboxes started ahead go, wait for every background step, release the work dir."""
+    async def quiesce(self) -> None:
+        """Wait for every background step, then let the sandboxes started ahead go and wait for their exit:
+        nothing of this runner is left running (before its event loop ends)."""
         await self.drain()  # its slot resets may start sandboxes ahead
         self.sandbox.let_go_ahead()
         await self.sandbox.settle_all()
+
+    async def shutdown(self) -> None:
+        """`quiesce`, then release the work directory."""
+        await self.quiesce()
         self.close()
 
     def close(self) -> None:

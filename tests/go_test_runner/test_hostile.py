@@ -122,15 +122,14 @@ class World:
             if not runner._ready:  # pyright: ignore[reportPrivateUsage]  # a first run makes the slots' worktrees
                 warm = {"repo": "hostile", "ref": "main", "packages": [package], "run": "^$"}
                 assert (await runner.run_tests(RunTestsRequest.model_validate(warm))).exit_code == 0
-                await runner.drain()
+                await runner.quiesce()
             for worktree in list(runner._ready):  # pyright: ignore[reportPrivateUsage]
                 await runner._start_ahead("hostile", worktree)  # pyright: ignore[reportPrivateUsage]
             ahead = len(sandbox._ahead)  # pyright: ignore[reportPrivateUsage]
             req = RunTestsRequest.model_validate({"repo": "hostile", "ref": "main", "packages": [package], **kw})
             self.results[package] = await runner.run_tests(req)
             assert len(sandbox._ahead) == ahead - 1  # pyright: ignore[reportPrivateUsage]  # the run took one
-            sandbox.let_go_ahead()  # each case runs in an event loop of its own
-            await runner.drain()
+            await runner.quiesce()  # each case runs in an event loop of its own
         return self.results[package]
 
 

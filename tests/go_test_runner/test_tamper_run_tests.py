@@ -57,7 +57,7 @@ async def _run(runner: Runner, **kw: Any) -> RunResult:
     try:
         return await runner.run_tests(RunTestsRequest.model_validate({"repo": "victim", "ref": "main", **kw}))
     finally:
-        await runner.drain()
+        await runner.quiesce()  # the runner outlives this test's event loop
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -99,7 +99,7 @@ async def test_check_patch_gives_the_verdict_without_running(victim: pathlib.Pat
         allowed = await runner.check_patch(req, diff_for(victim, ALLOWED["fix"]))
         assert allowed.allowed and allowed.reasons == []
     finally:
-        await runner.drain()
+        await runner.quiesce()  # the runner outlives this test's event loop
 
 
 async def test_check_patch_over_mcp_returns_the_reasons(victim: pathlib.Path, guarded: Runner) -> None:
@@ -114,7 +114,7 @@ async def test_check_patch_over_mcp_returns_the_reasons(victim: pathlib.Path, gu
             server, "check_patch", {"repo": "victim", "ref": "main", "patch": diff_for(victim, shadow.files)}
         )
     finally:
-        await runner.drain()
+        await runner.quiesce()  # the runner outlives this test's event loop
     assert not result.is_error
     verdict = result.structured_content or {}
     assert verdict["allowed"] is False

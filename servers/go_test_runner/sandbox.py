@@ -47,7 +47,7 @@ _STDERR_KEEP = 256 << 10
 _WATCH_INTERVAL_S = 0.25
 _REAP_S = 30.0  # at most this long for a killed run's processes to be gone before its result is returned
 _SETTLE_S = 30.0  # at most this long for a finished run's sandbox to exit before it is killed
-_TOOLS = ("bwrap", "unshare", "mount", "prlimit")
+_TOOLS = ("bwrap", "unshare", "prlimit")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")  # no ',', ':' or spaces: safe in overlay options and -exec
 
 
@@ -274,7 +274,7 @@ class Sandbox:
         host: bool = False,
         end: str | None = None,
     ) -> list[str]:
-        """The whole command line of one run: [setpriv] prlimit [unshare sh bwrap] command.
+        """The whole command line of one run: [setpriv] prlimit [unshare sandbox-setup bwrap] command.
 
         With `end` (strong sandbox only), the command is followed, inside the sandbox, by a line
         `<end> <exit code>` on stdout and `<end>` on stderr: the run's result is known then, before
@@ -382,10 +382,7 @@ class Sandbox:
                 exit_code = ends.code
             elif proc.returncode is None:
                 killed = True
-                inits = _children(proc.pid)  # the PID namespace's init: its exit reaps every process in it
-                _kill(proc.pid)
-                await proc.wait()
-                await asyncio.to_thread(_wait_gone, inits, _REAP_S)
+                await _kill_and_reap(proc)
                 exit_code = None
             else:
                 exit_code = proc.returncode
@@ -426,9 +423,7 @@ class Sandbox:
     async def settle_all(self) -> None:
         """Wait for every run still exiting (shutdown, tests)."""
         while self._settling:
-            scratch, task = next(iter(self._settling.items()))
-            await _await_here(task)
-            self._settling.pop(scratch, None)
+            await self.settle(next(iter(self._settling)))
 
     async def _settle(
         self,
@@ -442,10 +437,7 @@ class Sandbox:
         try:  # an unused sandbox started ahead has no pumps: its pipes are read to their end here
             await asyncio.wait_for(asyncio.shield(proc.wait() if pumps is not None else proc.communicate()), _SETTLE_S)
         except TimeoutError:
-            inits = _children(proc.pid)
-            _kill(proc.pid)
-            await proc.wait()
-            await asyncio.to_thread(_wait_gone, inits, _REAP_S)
+            await _kill_and_reap(proc)
         if pumps is not None:
             await _finish_pumps(pumps)
         self._merge(layer)
@@ -486,15 +478,13 @@ class Sandbox:
         ahead = self._ahead.pop(paths.worktree, None)
         if ahead is None:
             return None
-        if ahead.loop is not asyncio.get_running_loop():  # started by another event loop (tests)
-            _kill_ahead(ahead)
-            return None
         try:
             same_dir = os.stat(paths.worktree).st_ino == ahead.ino
         except OSError:
             same_dir = False
         usable = ahead.proc.returncode is None and not race and ahead.paths.inside == paths.inside
-        if usable and same_dir and ahead.env == dict(env):
+        here = ahead.loop is asyncio.get_running_loop()  # else started by another event loop (tests)
+        if usable and here and same_dir and ahead.env == dict(env):
             return ahead
         self._let_go(ahead)
         return None
@@ -693,6 +683,15 @@ def _count_built(layer: Path) -> int:
     return sum(1 for _dir, _dirs, files in os.walk(layer) for name in files if name.endswith("-d"))
 
 
+async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    """Kill a run's process chain; return once its PID namespace's init, which reaps every process of
+    the run, is gone (at most `_REAP_S`)."""
+    inits = _children(proc.pid)
+    _kill(proc.pid)
+    await proc.wait()
+    await asyncio.to_thread(_wait_gone, inits, _REAP_S)
+
+
 def _kill(pid: int) -> None:
     # The outer unshare (our child) leads the group; its death kills its PID namespace (--kill-child).
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -803,19 +802,12 @@ def setup_program(go: Path, dest: Path, *, gocache: Path) -> None:
     digest = hashlib.sha256(str(go.resolve()).encode())
     for name in ("main.go", "go.mod"):
         digest.update((SETUP_SRC / name).read_bytes())
-    name = f"sandbox-setup-{digest.hexdigest()[:16]}"
-    built = tool.installed_dir() / name
+    built = tool.installed_dir() / f"sandbox-setup-{digest.hexdigest()[:16]}"
     try:
         built.parent.mkdir(parents=True, exist_ok=True)
         if not built.is_file():
             _build_setup(go, built, gocache)
-        partial = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
-        partial.unlink(missing_ok=True)
-        try:
-            os.link(built, partial)
-        except OSError:  # another file system
-            shutil.copy2(built, partial)
-        partial.replace(dest)
+        tool.link_or_copy(built, dest)
     except OSError:
         _build_setup(go, dest, gocache)
 

@@ -97,15 +97,25 @@ def build_analyzer(
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     if installed.is_file() and installed.resolve() != out.resolve():
-        try:
-            os.link(installed, partial)
-        except OSError:  # another file system
-            shutil.copy2(installed, partial)
-        partial.replace(out)
+        link_or_copy(installed, out)
         return out
     with tempfile.TemporaryDirectory(prefix="goresolve-build-") as home:
         _build(go, out, partial, home, gocache, gomodcache, on_progress)
     return out
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Put a built program at `dest` atomically: a hard link to `src`, or a copy on another file system.
+
+    Raises: OSError when neither can be written.
+    """
+    partial = dest.with_name(f"{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(src, partial)
+    except OSError:  # another file system
+        shutil.copy2(src, partial)
+    partial.replace(dest)
 
 
 def _build(

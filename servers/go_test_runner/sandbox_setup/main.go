@@ -82,8 +82,12 @@ func test(layer, size, gocache, assets, src, binary string, args []string) {
 }
 
 func wait() {
-	data, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	const max = 1 << 20
+	data, err := io.ReadAll(io.LimitReader(os.Stdin, max+1))
 	must("read the command", err)
+	if len(data) > max {
+		fail("the command is over 1 MiB")
+	}
 	if len(data) == 0 {
 		os.Exit(0)
 	}

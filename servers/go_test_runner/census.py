@@ -158,7 +158,10 @@ class Tracker:
         """One line of the stream, decoded by `gotest_json.decode` (None: not an event)."""
         if event is None:
             return
-        pkg, action, test = event.get("Package"), event.get("Action"), event.get("Test")
+        action = event.get("Action")
+        if action == "output":
+            return  # the most common event; the census reads run and outcome events only
+        pkg, test = event.get("Package"), event.get("Test")
         if not isinstance(pkg, str) or not isinstance(action, str):
             return
         if test is None:

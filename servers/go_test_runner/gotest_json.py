@@ -40,6 +40,8 @@ MAX_ITEMS = 20  # panics, races, build errors each
 MAX_TRACKED = 2000
 MAX_KEPT_CHARS = 2 << 20
 _MARKER = re.compile(r"^(?:=== (?:RUN|PAUSE|CONT|NAME)|--- (?:PASS|FAIL|SKIP):|PASS$|FAIL$|ok  \t|FAIL\t|\?   \t)")
+# Marker lines `_output` skips whatever they hold when no block is open (checked first, for speed).
+_PLAIN_MARKERS = ("=== RUN", "=== PAUSE", "=== CONT", "=== NAME", "--- PASS:", "--- SKIP:", "--- FAIL:")
 _TEST_LINE = re.compile(r"^\s+\S+\.go:\d+: ")
 _RUNNING = re.compile(r"^\t\t(\S.*?) \([\d.]+\w*\)$")
 _PKG_KEEP = re.compile(r"^(?:coverage: |panic: |fatal error: |exit status |.*\[(?:setup|build) failed\])")
@@ -141,6 +143,15 @@ class StreamParser:
     ) -> None:
         key = (pkg, test)
         capture = self._tests.get(key)
+        if (
+            action == "output"
+            and capture is not None
+            and not capture.mode
+            and isinstance(output, str)
+            and output.startswith(_PLAIN_MARKERS)
+            and len(output) <= MAX_LINE_CHARS
+        ):
+            return  # the most common line by far (=== RUN, --- PASS: ...): `_output` would skip it too
         if capture is None and action not in ("pass", "skip") and len(self._tests) < MAX_TRACKED:
             capture = self._tests[key] = _Capture()
         if action in ("pass", "fail", "skip"):

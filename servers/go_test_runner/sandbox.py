@@ -364,10 +364,10 @@ class Sandbox:
             else:
                 argv = self.argv(command, paths, race=race, strong=False, host=True)
             proc = await _spawn(argv, paths.worktree, env, stdin=asyncio.subprocess.DEVNULL)
-        state: dict[str, int | bool] = {"bytes": 0, "truncated": False}
+        out = _Stdout(on_line, self._max_line, self._max_output)
         stderr = bytearray()
         ends = _Ends(marker)
-        pumps = asyncio.gather(self._pump_stdout(proc, state, on_line, ends), _pump_stderr(proc, stderr, ends))
+        pumps = asyncio.gather(_pump_stdout(proc, out, ends), _pump_stderr(proc, stderr, ends))
         watchdog = asyncio.ensure_future(self._watch(proc.pid))
         exited = asyncio.ensure_future(proc.wait())
         ended = asyncio.ensure_future(ends.both.wait())
@@ -405,8 +405,8 @@ class Sandbox:
             exit_code=exit_code,
             killed=killed,
             elapsed_s=time.monotonic() - started,
-            output_bytes=int(state["bytes"]),
-            truncated=bool(state["truncated"]),
+            output_bytes=out.bytes,
+            truncated=out.truncated,
             stderr=stderr.decode(errors="replace"),
             limit=limit,
             built=built,
@@ -529,44 +529,6 @@ class Sandbox:
             if self.limits.memory_mb and rss > self.limits.memory_mb << 20:
                 return f"memory limit: over {self.limits.memory_mb} MiB resident"
 
-    async def _pump_stdout(
-        self,
-        proc: asyncio.subprocess.Process,
-        state: dict[str, int | bool],
-        on_line: Callable[[str], None],
-        ends: _Ends,
-    ) -> None:
-        """Deliver stdout line by line; stop at the end marker's line (its exit code goes to `ends`)."""
-        assert proc.stdout is not None
-        pending = b""
-        while chunk := await proc.stdout.read(65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                if ends.marker is not None and (at := raw.find(ends.marker)) >= 0:
-                    if at:
-                        self._deliver(raw[:at], state, on_line)
-                    ends.stdout_ended(raw[at + len(ends.marker) :])
-                    return
-                self._deliver(raw, state, on_line)
-            if len(pending) > self._max_line:
-                self._deliver(pending, state, on_line)
-                pending = b""
-        if pending:
-            self._deliver(pending, state, on_line)
-
-    def _deliver(self, raw: bytes, state: dict[str, int | bool], on_line: Callable[[str], None]) -> None:
-        state["bytes"] = int(state["bytes"]) + len(raw) + 1
-        if len(raw) > self._max_line:
-            state["truncated"] = True
-            raw = raw[: self._max_line]
-            if raw.startswith(b"{"):
-                return  # a cut JSON event is unreadable; the test's own line cap reports the loss
-        if int(state["bytes"]) > self._max_output and b'"Action":"output"' in raw:
-            state["truncated"] = True
-            return  # over the total cap: keep pass/fail events, drop output
-        on_line(raw.decode("utf-8", errors="replace"))
-
     def _own(self, path: Path) -> None:
         """Hand `path` to the sandbox's host user when it is not the server's."""
         if self.run_as is None:
@@ -575,6 +537,59 @@ class Sandbox:
         for p in (path, *path.rglob("*")):
             with contextlib.suppress(OSError):
                 os.lchown(p, uid, gid)
+
+
+class _Stdout:
+    """Delivers the command's stdout line by line within the caps: a line over `max_line` bytes is cut
+    (a cut JSON event is dropped: unreadable), and past `max_output` bytes in all, output events are
+    dropped while pass/fail events still go through. Lines are handed over a read's worth at a time."""
+
+    __slots__ = ("bytes", "max_line", "max_output", "on_line", "truncated")
+
+    def __init__(self, on_line: Callable[[str], None], max_line: int, max_output: int) -> None:
+        self.on_line, self.max_line, self.max_output = on_line, max_line, max_output
+        self.bytes = 0
+        self.truncated = False
+
+    def deliver(self, lines: list[bytes]) -> None:
+        on_line, max_line, max_output = self.on_line, self.max_line, self.max_output
+        total = self.bytes
+        for raw in lines:
+            total += len(raw) + 1
+            if len(raw) > max_line:
+                self.truncated = True
+                raw = raw[:max_line]
+                if raw.startswith(b"{"):
+                    continue  # a cut JSON event is unreadable; the test's own line cap reports the loss
+            if total > max_output and b'"Action":"output"' in raw:
+                self.truncated = True
+                continue  # over the total cap: keep pass/fail events, drop output
+            on_line(raw.decode("utf-8", errors="replace"))
+        self.bytes = total
+
+
+async def _pump_stdout(proc: asyncio.subprocess.Process, out: _Stdout, ends: _Ends) -> None:
+    """Deliver stdout line by line; stop at the end marker's line (its exit code goes to `ends`)."""
+    assert proc.stdout is not None
+    marker, pending = ends.marker, b""
+    while chunk := await proc.stdout.read(65536):
+        pending += chunk
+        cut = pending.rfind(b"\n")
+        if cut >= 0:
+            complete, pending = pending[:cut], pending[cut + 1 :]
+            if marker is not None and (at := complete.find(marker)) >= 0:
+                start = complete.rfind(b"\n", 0, at) + 1
+                stop = complete.find(b"\n", at)
+                before = complete[:start].split(b"\n")[:-1] if start else []  # the lines before the marker's
+                out.deliver([*before, complete[start:at]] if at > start else before)
+                ends.stdout_ended(complete[at + len(marker) : stop if stop >= 0 else len(complete)])
+                return
+            out.deliver(complete.split(b"\n"))
+        if len(pending) > out.max_line:
+            out.deliver([pending])
+            pending = b""
+    if pending:
+        out.deliver([pending])
 
 
 async def _pump_stderr(proc: asyncio.subprocess.Process, stderr: bytearray, ends: _Ends) -> None:

@@ -81,6 +81,13 @@ def note_packages(side: str, packages: list[dict[str, Any]]) -> None:
             PACKAGE_ELAPSED[side].setdefault(p["name"], []).append(p["elapsed_s"])
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks since boot, from /proc/stat: on a virtual machine the host may run
+    other guests on our CPUs, and every figure here grows with the share it takes."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[7], sum(fields)
+
+
 def raw_go_test(raw: Path, packages: list[str], gocache: Path | None = None) -> float:
     env = dict(os.environ)
     if gocache is not None:
@@ -190,6 +197,7 @@ async def main(args: argparse.Namespace) -> None:
         runs: list[float] = []
         totals: list[float] = []
         load = [os.getloadavg()[0]]
+        ticks = cpu_ticks()
         async with Client(server) as client:
             raw_go_test(raw, packages)  # warm the shared caches, both paths
             slots = runner.settings.max_concurrency
@@ -213,6 +221,7 @@ async def main(args: argparse.Namespace) -> None:
                 load.append(os.getloadavg()[0])
                 print(f"pair {i + 1}: run_tests {a_times[-1]:.2f}s  raw {b_times[-1]:.2f}s  load {load[-1]:.1f}")
         await runner.drain()
+        stolen, total = (now - then for now, then in zip(cpu_ticks(), ticks, strict=True))
         stages = await stage_times(runner, work, args.pairs)
         worktree = await worktree_setup_times(src, work, args.pairs)
         cold_a = cold_b = None
@@ -224,6 +233,7 @@ async def main(args: argparse.Namespace) -> None:
             await cold_runner.drain()  # its worktree reset, before the temporary directory goes
         report(args, a_times, b_times, setups, runs, worktree, cold_a, cold_b, runner)
         report_stages(a_times, b_times, totals, setups, runs, stages, load)
+        print(f"CPU time stolen by the host during the pairs: {100 * stolen / max(total, 1):.0f}%")
 
 
 def report_stages(

@@ -1,6 +1,7 @@
 """Benchmarks 2 and 3: query latency at >= 50k chunks with the access filter on, and time-to-fresh.
 
     .venv/bin/python bench/code_search_latency.py [--load 4] [--no-fresh]   # after bench/code_search_index.py
+    .venv/bin/python bench/code_search_latency.py --where-cost               # what the generation window costs
 
 Uses the golang.org/x/tools index that benchmark 1 left behind and indexes the same checkout under
 six more repo names (same content: every vector comes from the embedding cache) to pass 50k
@@ -32,7 +33,8 @@ from code_search_common import LARGE, WORK, checkout, git, percentile, save
 from code_search_index import db_dir
 from mcp import Client
 
-from servers.code_search.filters import narrow, visible
+import servers.code_search.search as search_module
+from servers.code_search.filters import narrow, quote, visible
 from servers.code_search.index import CodeIndex
 from servers.code_search.indexer import index_repo
 from servers.code_search.minilm import MiniLMEmbedder
@@ -104,6 +106,29 @@ def timed_ms(fn: Any, items: list[str]) -> dict[str, float]:
 def ticket_texts(n: int = 50) -> list[str]:
     rows = [json.loads(line) for line in TICKETS.read_text().splitlines()] if TICKETS.exists() else []
     return [r["query"] for r in rows[:n]]
+
+
+def where_cost(index: CodeIndex, embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, Any]:
+    """Hybrid p50/p95 with the server's prefilter and with the access restriction alone, query by query."""
+    views = index.views(["tools", "tools-3"])
+    searcher = Searcher(index, embedder)
+    access_only = "repo IN (" + ", ".join(quote(v.repo) for v in views) + ")"
+    samples: dict[str, list[float]] = {"server prefilter": [], "access restriction only": []}
+    for q in qs[:10]:
+        searcher.search(q, views, 10)
+    for i, q in enumerate(qs):
+        for name in list(samples)[:: 1 if i % 2 else -1]:
+            search_module.visible = visible if name == "server prefilter" else lambda _views: access_only
+            try:
+                start = time.perf_counter()
+                searcher.search(q, views, 10)
+                samples[name].append((time.perf_counter() - start) * 1000)
+            finally:
+                search_module.visible = visible
+    return {
+        name: {"p50_ms": round(percentile(xs, 50), 1), "p95_ms": round(percentile(xs, 95), 1)}
+        for name, xs in samples.items()
+    }
 
 
 def latency(index: CodeIndex, embedder: MiniLMEmbedder, qs: list[str]) -> dict[str, Any]:
@@ -208,6 +233,7 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=0, help="Also measure under N busy-looping processes.")
     parser.add_argument("--no-fresh", dest="fresh", action="store_false", help="Skip time-to-fresh.")
     parser.add_argument("--save", default="bench2_3_latency_fresh")
+    parser.add_argument("--where-cost", action="store_true", help="Only time hybrid with and without the window.")
     args = parser.parse_args()
     repo = checkout(LARGE)
     embedder = MiniLMEmbedder()
@@ -216,6 +242,9 @@ def main() -> None:
     live = index.count(narrow(visible(index.views())))
     print(f"{live} live chunk rows in {len(index.views())} repos", flush=True)
     qs = queries(index, QUERIES)
+    if args.where_cost:
+        print(json.dumps({"hybrid": where_cost(index, embedder, qs), "loadavg_1": round(os.getloadavg()[0], 1)}))
+        return
     result: dict[str, Any] = {
         "chunks": live,
         "repos": len(index.views()),

@@ -24,8 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from servers.go_test_runner import census
-from servers.go_test_runner.gotest_json import StreamParser, decode
+from servers.go_test_runner.runner import stream_readers
 
 
 def record(module: str) -> bytes:
@@ -42,15 +41,14 @@ def record(module: str) -> bytes:
 
 
 def read_once(stream: bytes) -> int:
-    """One stream through a run's reading of it: per line, one decode, the parser and the tracker."""
-    parser, tracker, lines = StreamParser("/src"), census.Tracker(), 0
+    """One stream through a run's reading of it (`stream_readers`: per line, one decode, the parser
+    and the tracker); the number of lines."""
+    parser, _tracker, feed = stream_readers("/src")
+    lines = 0
     for at in range(0, len(stream), 65536):  # as the pump gets it: a read's worth of lines at a time
         for raw in stream[at : at + 65536].split(b"\n"):
-            line = raw.decode("utf-8", errors="replace")
             lines += 1
-            event = decode(line)
-            parser.feed_event(line, event)
-            tracker.feed_event(event)
+            feed(raw.decode("utf-8", errors="replace"))
     parser.finish()
     return lines
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,14 +178,7 @@ class Runner:
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
             wrapper = self.sandbox.test_exec(co.paths)
             argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
-            parser = StreamParser(co.paths.inside)
-            tracker = census.Tracker()
-
-            def feed(line: str) -> None:
-                event = decode(line)  # once, for both readers
-                parser.feed_event(line, event)
-                tracker.feed_event(event)
-
+            parser, tracker, feed = stream_readers(co.paths.inside)
             outcome = await self.sandbox.run(argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race)
             report = parser.finish(killed=outcome.killed)
         problems = self._census_problems(req, co.commit, tracker, outcome.exit_code, outcome.killed)
@@ -525,6 +518,19 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
+
+
+def stream_readers(root: str) -> tuple[StreamParser, census.Tracker, Callable[[str], None]]:
+    """The two readers of a run's `go test -json` stream, the report's parser and the census's tracker,
+    and the `on_line` that feeds each line to both (decoded once)."""
+    parser, tracker = StreamParser(root), census.Tracker()
+
+    def feed(line: str) -> None:
+        event = decode(line)
+        parser.feed_event(line, event)
+        tracker.feed_event(event)
+
+    return parser, tracker, feed
 
 
 def sandbox_for(settings: GoTestRunnerSettings) -> tuple[Sandbox, str, GoEnv]:

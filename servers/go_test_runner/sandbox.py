@@ -832,16 +832,7 @@ def _build_setup(go: Path, out: Path, gocache: Path) -> None:
     user = host_go_env(str(go)).get("GOCACHE")
     cache = user if user and os.access(user, os.W_OK) else str(gocache)
     with tempfile.TemporaryDirectory(prefix="goresolve-setup-") as home:
-        env = {
-            "PATH": f"{go.parent}:/usr/bin:/bin",
-            "HOME": home,
-            "GOTOOLCHAIN": "local",
-            "CGO_ENABLED": "0",
-            "GOFLAGS": "-mod=readonly",
-            "GOPROXY": "off",
-            "GOWORK": "off",
-            "GOCACHE": cache,
-        }
+        env = tool.go_build_env(str(go), home) | {"GOPROXY": "off", "GOWORK": "off", "GOCACHE": cache}
         try:
             proc = subprocess.run(
                 [str(go), "build", "-o", str(partial), "."],

@@ -95,10 +95,10 @@ def build_analyzer(
     if out.is_file():
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     if installed.is_file() and installed.resolve() != out.resolve():
         link_or_copy(installed, out)
         return out
+    partial = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     with tempfile.TemporaryDirectory(prefix="goresolve-build-") as home:
         _build(go, out, partial, home, gocache, gomodcache, on_progress)
     return out
@@ -118,6 +118,19 @@ def link_or_copy(src: Path, dest: Path) -> None:
     partial.replace(dest)
 
 
+def go_build_env(go: str, home: str) -> dict[str, str]:
+    """The environment of a `go build` of a program this project ships as source: the toolchain `go`
+    only (no other on PATH, no toolchain switch), no cgo, go.mod as it is; `home` is a temporary HOME,
+    so go writes its own settings there and not into a cache directory."""
+    return {
+        "PATH": f"{Path(go).parent}:/usr/bin:/bin",
+        "HOME": home,
+        "GOTOOLCHAIN": "local",
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "-mod=readonly",
+    }
+
+
 def _build(
     go: str,
     out: Path,
@@ -127,14 +140,7 @@ def _build(
     gomodcache: Path | None,
     on_progress: Progress | None,
 ) -> None:
-    env = {
-        "PATH": f"{Path(go).parent}:/usr/bin:/bin",
-        "HOME": home,  # go writes its own settings there: not into the cache directory
-        "GOTOOLCHAIN": "local",
-        "CGO_ENABLED": "0",
-        "GOFLAGS": "-mod=readonly",
-        "GOPROXY": os.environ.get("GOPROXY", "https://proxy.golang.org"),
-    }
+    env = go_build_env(go, home) | {"GOPROXY": os.environ.get("GOPROXY", "https://proxy.golang.org")}
     env |= {k: str(v) for k, v in (("GOCACHE", gocache), ("GOMODCACHE", gomodcache)) if v is not None}
     for var in ("GOCACHE", "GOMODCACHE"):
         if var not in env and (value := _go_env(go, var)):

@@ -9,6 +9,11 @@ Two sandboxes, one inside the other (sandbox.py starts them):
             a tmpfs layer over the worktree and the build cache
               bwrap [TEST view, TEST seccomp, --disable-userns] pkg.test ...
 
+Next to `go`, `sandbox-setup serve-tests` keeps one TEST sandbox started ahead (the same command,
+with `receive` waiting in it instead of the binary); go's -exec program, `sandbox-setup exec`, hands
+it the binary's command and standard streams over a unix socket in the BUILD view's /tmp, so a
+binary does not wait for its sandbox's start, and starts one itself when none is ready.
+
 `sandbox-setup` (sandbox_setup/main.go, compiled once) makes the overlays bubblewrap 0.8 cannot.
 
 The BUILD sandbox holds `go` and its compilers; it sees the toolchain and system directories
@@ -37,6 +42,8 @@ SRC = "/src"
 GOCACHE = "/cache/go-build"
 TMP = "/tmp"  # noqa: S108 - inside the view: the sandbox's private tmpfs, not the host's /tmp
 HOME = f"{TMP}/home"
+BINS = f"{TMP}/go"  # GOTMPDIR: go links test binaries under it
+TESTS_SOCKET = f"{TMP}/tests.sock"  # `sandbox-setup serve-tests` listens here, in the BUILD view only
 SETUP = f"{ASSETS}/sandbox-setup"  # the compiled program that mounts the layers (sandbox_setup/)
 # Files of /etc a Go build or test may read; nothing else of /etc exists in the view (no shadow).
 ETC_FILES = (
@@ -106,6 +113,8 @@ class Layout:
             TMP,
             "--dir",
             HOME,
+            "--dir",
+            BINS,
             "--ro-bind",
             str(self.assets),
             ASSETS,
@@ -135,11 +144,28 @@ class Layout:
         return args
 
     def test_exec(self, inside: str) -> str:
-        """The `go test -exec` value for a worktree seen at `inside`: go starts `unshare` itself (no shell
-        in between), which runs `sandbox-setup test` (layers, then bubblewrap); go appends the binary
-        and its arguments."""
-        setup = f"{SETUP} test {LAYER} {self.scratch_mb} {GOCACHE} {ASSETS} {inside}"
-        return f"unshare --user --map-root-user --mount -- {setup}"
+        """The `go test -exec` value for a worktree seen at `inside`; go appends the binary and its
+        arguments. `sandbox-setup exec` hands the binary to a TEST sandbox started ahead by
+        `serve_tests` when there is one; else it starts `unshare` (no shell in between), which runs
+        `sandbox-setup test` (layers, then bubblewrap)."""
+        return " ".join(handed_over(self.test_chain(inside)))
+
+    def test_chain(self, inside: str) -> list[str]:
+        """The command that starts a TEST sandbox for a binary (appended to it) on its own."""
+        return ["unshare", "--user", "--map-root-user", "--mount", "--", *self._test_setup("test", inside)]
+
+    def serve_tests(self, inside: str) -> list[str]:
+        """`sandbox-setup serve-tests` for a worktree seen at `inside`, without the program's own name:
+        the BUILD sandbox's shell starts it next to `go` (sandbox.py)."""
+        return [TESTS_SOCKET, *self._test_setup("serve-tests", inside)[2:], BINS]
+
+    def _test_setup(self, mode: str, inside: str) -> list[str]:
+        return [SETUP, mode, LAYER, str(self.scratch_mb), GOCACHE, ASSETS, inside]
+
+
+def handed_over(fallback: list[str]) -> list[str]:
+    """`sandbox-setup exec`: a binary (appended) handed to a TEST sandbox started ahead, else `fallback`."""
+    return [SETUP, "exec", TESTS_SOCKET, BINS, str(len(fallback)), *fallback]
 
 
 _COMMON = [

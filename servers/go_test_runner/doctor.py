@@ -105,6 +105,10 @@ def check_lines(sandbox: Sandbox) -> list[str]:
             + f"; with -race RLIMIT_AS={limits.address_space_race_mb} MiB",
         ),
         row(sandbox.run_as is not None or os.geteuid() != 0, "RLIMIT_NPROC enforced (the sandbox's user is not root)"),
+        row(
+            p.strong and sandbox.serve_tests,
+            "test binaries handed to sandboxes started ahead (the same view; a speed-up, not a protection)",
+        ),
     ]
     lines += [f"      problem: {problem}" for problem in p.problems]
     if p.strong:

@@ -179,7 +179,9 @@ class Runner:
             wrapper = self.sandbox.test_exec(co.paths)
             argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
             parser, tracker, feed = stream_readers(co.paths.inside)
-            outcome = await self.sandbox.run(argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race)
+            outcome = await self.sandbox.run(
+                argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race, tests=wrapper is not None
+            )
             report = parser.finish(killed=outcome.killed)
         problems = self._census_problems(req, co.commit, tracker, outcome.exit_code, outcome.killed)
         sandbox = self.report(race=race)
@@ -353,7 +355,9 @@ class Runner:
         argv = [self._go, "test", *([f"-exec={wrapper}"] if wrapper else []), *(["-race"] if race else [])]
         argv += census.list_args(req.run, req.packages)
         lines.clear()
-        outcome = await self.sandbox.run(argv, paths, env=env, timeout_s=timeout, on_line=lines.append, race=race)
+        outcome = await self.sandbox.run(
+            argv, paths, env=env, timeout_s=timeout, on_line=lines.append, race=race, tests=wrapper is not None
+        )
         if outcome.exit_code == 0:
             self._census.put(key, census.parse_list(lines))
 

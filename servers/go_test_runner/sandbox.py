@@ -127,6 +127,7 @@ class Sandbox:
         self.run_as = run_as
         self._settling: dict[Path, asyncio.Future[None]] = {}  # scratch dir -> a finished run still exiting
         self._ahead: dict[Path, _Ahead] = {}  # worktree -> its next run's BUILD sandbox, started ahead
+        self.serve_tests = True  # test binaries' sandboxes started ahead (`_probe` turns it off when they fail here)
 
     @property
     def strong(self) -> bool:
@@ -214,14 +215,22 @@ class Sandbox:
         return sandbox
 
     def _probe(self, scratch: Path) -> Protections:
-        """Run the whole chain once (outer sandbox, overlay, a nested test sandbox) with /bin/true."""
+        """Run the whole chain once (outer sandbox, overlay, a nested test sandbox) with /bin/sh; and
+        once through a test sandbox started ahead, which is used only when it passes here."""
         base = self.protections
         shutil.rmtree(scratch, ignore_errors=True)
         worktree = scratch / "src"
         worktree.mkdir(parents=True)
         paths = RunPaths(worktree=worktree, inside=f"{bwrap.SRC}/probe", scratch=scratch / "run")
-        inner = f"cp /bin/true /tmp/probe.test && exec {self.layout.test_exec(paths.inside)} /tmp/probe.test"
-        argv = self.argv(["/bin/sh", "-c", inner], paths, race=False, strong=True)
+        binary = f"{bwrap.BINS}/probe.test"
+        ahead = bwrap.handed_over(["/bin/false"])  # no fallback: this one must be handed over
+        inner = (
+            f"cp /bin/sh {binary} && i=0 && while [ ! -S {bwrap.TESTS_SOCKET} ] && [ $i -lt 300 ]; do "
+            f"sleep 0.01; i=$((i + 1)); done; echo in | {' '.join(ahead)} {binary} -c {_PROBE_TEST} sh out; "
+            f'echo "ahead $?"; exec {" ".join(self.layout.test_chain(paths.inside))} {binary} -c true'
+        )
+        end = f"goresolve-end-{secrets.token_hex(12)}"
+        argv = self.argv(["/bin/sh", "-c", inner], paths, race=False, strong=True, end=end, tests=True)
         self._own(scratch)
         try:
             proc = subprocess.run(argv, capture_output=True, timeout=30, check=False, env={"PATH": "/usr/bin:/bin"})
@@ -230,6 +239,7 @@ class Sandbox:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if proc.returncode == 0:
+            self.serve_tests = f"in out {paths.inside}\nahead 7\n" in proc.stdout.decode(errors="replace")
             return Protections(base.bubblewrap, True, True, base.seccomp, base.cgroup_v2)
         why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         userns = "overlay" in why[0] or "mount" in why[0]
@@ -252,7 +262,7 @@ class Sandbox:
             home = paths.scratch / "home"
             home.mkdir(exist_ok=True)
             return {**env, "HOME": str(home), "TMPDIR": str(paths.scratch), "GOCACHE": str(self.gocache)}
-        return {**env, "HOME": bwrap.HOME, "TMPDIR": bwrap.TMP, "GOTMPDIR": bwrap.TMP, "GOCACHE": bwrap.GOCACHE}
+        return {**env, "HOME": bwrap.HOME, "TMPDIR": bwrap.TMP, "GOTMPDIR": bwrap.BINS, "GOCACHE": bwrap.GOCACHE}
 
     def host_env(self, env: Mapping[str, str], paths: RunPaths) -> dict[str, str]:
         """The environment of the runner's own unconfined steps (`go mod download`), on host paths."""
@@ -273,12 +283,14 @@ class Sandbox:
         strong: bool | None = None,
         host: bool = False,
         end: str | None = None,
+        tests: bool = False,
     ) -> list[str]:
         """The whole command line of one run: [setpriv] prlimit [unshare sandbox-setup bwrap] command.
 
         With `end` (strong sandbox only), the command is followed, inside the sandbox, by a line
         `<end> <exit code>` on stdout and `<end>` on stderr: the run's result is known then, before
-        the sandbox's own processes have exited (see `run`).
+        the sandbox's own processes have exited (see `run`). With `tests` as well, `sandbox-setup
+        serve-tests` runs next to the command and starts its test binaries' sandboxes ahead.
         """
         strong = self.strong if strong is None else strong
         prefix: list[str] = []
@@ -302,7 +314,10 @@ class Sandbox:
             self._own(upper)
         lowers = ":".join(str(p) for p in (self.gocache, *self.gocache_lowers))
         paths.gocache_layer = upper
-        if end is not None:
+        if end is not None and tests and self.serve_tests:
+            serve = [bwrap.SETUP, *self.layout.serve_tests(paths.inside)]
+            command = ["/bin/sh", "-c", _SERVE_END_SCRIPT, "sh", end, *serve, *command]
+        elif end is not None:
             command = ["/bin/sh", "-c", _END_SCRIPT, "sh", end, *command]
         unshare = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
         build = self.layout.build_args(worktree=paths.worktree, inside=paths.inside, gocache=cache)
@@ -336,11 +351,13 @@ class Sandbox:
         on_line: Callable[[str], None],
         race: bool = False,
         confined: bool = True,
+        tests: bool = False,
     ) -> Outcome:
         """Run `command` (absolute program path first) in the sandbox; kill everything at `timeout_s`.
 
         `confined=False` is for the runner's own steps that need the network and run no repository
-        code (`go mod download`): rlimits and the timeout only, on the host paths.
+        code (`go mod download`): rlimits and the timeout only, on the host paths. `tests` is for a
+        command that runs test binaries through `test_exec`: their sandboxes are started ahead.
 
         In the strong sandbox the result is returned as soon as the command has exited (its end
         marker on both pipes): by then `go` has waited for every test binary, and each test binary's
@@ -360,7 +377,7 @@ class Sandbox:
         else:
             marker = f"goresolve-end-{secrets.token_hex(12)}" if confined and self.strong else None
             if confined:
-                argv = self.argv(command, paths, race=race, end=marker)
+                argv = self.argv(command, paths, race=race, end=marker, tests=tests)
             else:
                 argv = self.argv(command, paths, race=race, strong=False, host=True)
             proc = await _spawn(argv, paths.worktree, env, stdin=asyncio.subprocess.DEVNULL)
@@ -459,7 +476,7 @@ class Sandbox:
         if not self.strong or paths.worktree in self._ahead:
             return
         marker = f"goresolve-end-{secrets.token_hex(12)}"
-        argv = self.argv([bwrap.SETUP, "wait"], paths, race=False, end=marker)
+        argv = self.argv([bwrap.SETUP, "wait"], paths, race=False, end=marker, tests=True)
         read, write = os.pipe()  # its stdin: the command, or nothing (then it exits)
         try:
             ino = os.stat(paths.worktree).st_ino
@@ -683,7 +700,16 @@ class _Ends:
 
 # Run by `sh` inside the BUILD sandbox around the command ($1 the end marker): the marker follows the
 # command's last output on each pipe, with its exit code on stdout.
+# The probe's test binary (sh): what a binary handed to a sandbox started ahead gets (stdin, its
+# arguments, its working directory) comes out on stdout, and its exit code must come back.
+_PROBE_TEST = "'read x; echo \"$x $1 $(pwd)\"; exit 7'"
 _END_SCRIPT = 'end="$1"; shift; "$@"; code=$?; echo "$end $code"; echo "$end" >&2; exit "$code"'
+# The same, with `sandbox-setup serve-tests` (the program and its 7 arguments) running beside the
+# command and killed after it (its sandboxes started ahead die with it: parent-death signal).
+_SERVE_END_SCRIPT = (
+    'end="$1"; shift; "$1" serve-tests "$2" "$3" "$4" "$5" "$6" "$7" "$8" </dev/null >/dev/null & serve=$!; '
+    'shift 8; "$@"; code=$?; echo "$end $code"; echo "$end" >&2; kill -9 "$serve"; exit "$code"'
+)
 
 
 async def _finish_pumps(pumps: asyncio.Future[Any]) -> None:
@@ -804,7 +830,7 @@ _SETUP_BUILD_S = 600  # once per machine; compiling the standard library on a lo
 
 
 def setup_program(go: Path, dest: Path, *, gocache: Path) -> None:
-    """Put `sandbox-setup` (sandbox_setup/main.go) for `go` at `dest`.
+    """Put `sandbox-setup` (sandbox_setup/) for `go` at `dest`.
 
     It is built once per source and toolchain into `<data dir>/tools` (the tamper analyzer's place)
     and linked or copied from there; when that directory is not writable it is built at `dest`
@@ -815,8 +841,8 @@ def setup_program(go: Path, dest: Path, *, gocache: Path) -> None:
         SetupUnavailable: go could not build it.
     """
     digest = hashlib.sha256(str(go.resolve()).encode())
-    for name in ("main.go", "go.mod"):
-        digest.update((SETUP_SRC / name).read_bytes())
+    for source in sorted([*SETUP_SRC.glob("*.go"), SETUP_SRC / "go.mod"]):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
     built = tool.installed_dir() / f"sandbox-setup-{digest.hexdigest()[:16]}"
     try:
         built.parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,7 @@ ESCAPE_CASES = [
     "TestWriteHostPaths",
     "TestSetuidAndPrivileges",
     "TestPtraceTheGoProcess",
+    "TestReachTheBuildSandbox",
 ]
 
 

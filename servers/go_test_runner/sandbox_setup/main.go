@@ -16,6 +16,11 @@
 // writable layers, gone with it), then bubblewrap with the filter ASSETS/test.bpf on descriptor 3
 // and the fixed options ASSETS/test.args on descriptor 4.
 //
+//	sandbox-setup serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS
+//	sandbox-setup exec SOCK BINS N FALLBACK... BINARY [ARGS...]
+//
+// TEST sandboxes started ahead of their binary, handed over by go's -exec program (ahead.go).
+//
 //	sandbox-setup wait
 //
 // Inside a BUILD sandbox started ahead of its run: read the command from stdin (NUL-separated
@@ -43,8 +48,21 @@ func main() {
 	if len(os.Args) >= 8 && os.Args[1] == "test" {
 		test(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6], os.Args[7], os.Args[8:])
 	}
+	if len(os.Args) == 9 && os.Args[1] == "serve-tests" {
+		serveTests(os.Args[2], os.Args[3:])
+	}
+	if len(os.Args) == 8 && os.Args[1] == "test-ahead" {
+		testAhead(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6], os.Args[7])
+	}
+	if len(os.Args) == 2 && os.Args[1] == "receive" {
+		receive()
+	}
+	if len(os.Args) >= 6 && os.Args[1] == "exec" {
+		execTest(os.Args[2], os.Args[3], os.Args[4:])
+	}
 	fail("usage: sandbox-setup build TARGET LOWERS UPPER WORK FILTER BWRAP [OPTIONS...] | " +
-		"test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...] | wait")
+		"test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...] | wait | " +
+		"serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS | exec SOCK BINS N FALLBACK... BINARY [ARGS...]")
 }
 
 func build(target, lowers, upper, work, filter, bwrap string, options []string) {
@@ -56,6 +74,26 @@ func build(target, lowers, upper, work, filter, bwrap string, options []string) 
 }
 
 func test(layer, size, gocache, assets, src, binary string, args []string) {
+	layers(layer, size, gocache, src)
+	wd, err := os.Getwd()
+	must("read the working directory", err)
+	bindir := filepath.Dir(binary)
+	options := testOptions(assets, src, gocache, wd, bindir)
+	run(lookBwrap(), append(append(options, binary), args...))
+}
+
+// testAhead is test for a binary not yet known: the same layers and view, with all of go's work
+// directory BINS read-only (the binary will be in it) and `sandbox-setup receive` as the program,
+// which waits on descriptor 5 for the binary's command and standard streams (serveTests sends them).
+func testAhead(layer, size, gocache, assets, src, bins string) {
+	layers(layer, size, gocache, src)
+	self := filepath.Join(assets, "sandbox-setup")
+	run(lookBwrap(), append(testOptions(assets, src, gocache, src, bins, self), self, "receive"))
+}
+
+// layers mounts the binary's private writable layers: a tmpfs at LAYER with overlays on it over
+// the worktree SRC and the build cache GOCACHE.
+func layers(layer, size, gocache, src string) {
 	mount("tmpfs", layer, "tmpfs", "size="+size+"m,mode=755")
 	for _, dir := range []string{"su", "sw", "cu", "cw"} {
 		must("make the layer", os.Mkdir(filepath.Join(layer, dir), 0o755))
@@ -67,18 +105,25 @@ func test(layer, size, gocache, assets, src, binary string, args []string) {
 	}
 	mount("overlay", src, "overlay", "lowerdir="+src+",upperdir="+layer+"/su,workdir="+layer+"/sw")
 	mount("overlay", gocache, "overlay", "lowerdir="+gocache+",upperdir="+layer+"/cu,workdir="+layer+"/cw")
-	wd, err := os.Getwd()
-	must("read the working directory", err)
-	bwrap, err := exec.LookPath("bwrap")
-	must("find bwrap", err)
+}
+
+// testOptions are bubblewrap's options for a TEST sandbox that runs from wd with the paths readOnly
+// bound read-only, up to and including "--"; the seccomp filter and the fixed options are placed on
+// descriptors 3 and 4.
+func testOptions(assets, src, gocache, wd string, readOnly ...string) []string {
 	place(filepath.Join(assets, "test.bpf"), 3)
 	place(filepath.Join(assets, "test.args"), 4)
-	bindir := filepath.Dir(binary)
-	options := []string{
-		"--args", "4", "--seccomp", "3", "--bind", src, src, "--bind", gocache, gocache,
-		"--ro-bind", bindir, bindir, "--remount-ro", "/", "--chdir", wd, "--", binary,
+	options := []string{"--args", "4", "--seccomp", "3", "--bind", src, src, "--bind", gocache, gocache}
+	for _, path := range readOnly {
+		options = append(options, "--ro-bind", path, path)
 	}
-	run(bwrap, append(options, args...))
+	return append(options, "--remount-ro", "/", "--chdir", wd, "--")
+}
+
+func lookBwrap() string {
+	bwrap, err := exec.LookPath("bwrap")
+	must("find bwrap", err)
+	return bwrap
 }
 
 func wait() {

@@ -1,0 +1,294 @@
+package main
+
+// TEST sandboxes started ahead of their binary. Inside the BUILD sandbox, `serve-tests` keeps one
+// TEST sandbox started (`test-ahead`: layers, view, seccomp, all made) with `receive` waiting in
+// it. go's -exec program, `exec`, hands it the binary's command and standard streams over a unix
+// socket that exists only in the BUILD sandbox's /tmp, and exits with the binary's exit code. So a
+// test binary does not wait for its sandbox's start; what test code can see and do is the same as
+// in a sandbox started for it, except that all of go's work directory is readable, not only the
+// binary's own directory. When no sandbox can be handed over, `exec` starts one as before.
+//
+//	sandbox-setup serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS
+//	sandbox-setup exec SOCK BINS N FALLBACK(N words) BINARY [ARGS...]
+//	sandbox-setup test-ahead LAYER SIZE_MB GOCACHE ASSETS SRC BINS   (started by serve-tests)
+//	sandbox-setup receive                                            (inside the TEST sandbox)
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	maxRequest = 200 << 10 // one datagram; a larger command takes the fallback
+	handOver   = 5         // the descriptor `test-ahead` and `receive` get the request on
+	// A taken sandbox is replaced after this delay: a run with one test binary (the common case of a
+	// debug loop) is over by then and never starts a second one; later binaries of a larger run find
+	// it started.
+	replaceAfter = 150 * time.Millisecond
+	useFallback  = 'f' // answers: start your own sandbox,
+	exited       = 'r' // or the binary's exit code (4 bytes) follows
+)
+
+type request struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+}
+
+type started struct {
+	cmd  *exec.Cmd
+	conn *net.UnixConn // our end of its socket pair
+}
+
+type pool struct {
+	args     []string // test-ahead's arguments
+	mu       sync.Mutex
+	ready    []*started
+	starting bool
+}
+
+func serveTests(sock string, args []string) {
+	_ = os.Remove(sock)
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	must("listen on "+sock, err)
+	p := &pool{args: args}
+	go p.replenish(0)
+	for {
+		conn, err := ln.AcceptUnix()
+		must("accept", err)
+		go p.serve(conn)
+	}
+}
+
+// start starts one TEST sandbox ahead; nil when it cannot.
+func (p *pool) start() *started {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "hand-over"), os.NewFile(uintptr(fds[1]), "hand-over")
+	defer theirs.Close()
+	self, err := os.Executable()
+	if err != nil {
+		mine.Close()
+		return nil
+	}
+	argv := append([]string{"--user", "--map-root-user", "--mount", "--", self, "test-ahead"}, p.args...)
+	cmd := exec.Command("unshare", argv...)
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{nil, nil, theirs} // descriptor 5
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		mine.Close()
+		return nil
+	}
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil
+	}
+	return &started{cmd: cmd, conn: c.(*net.UnixConn)}
+}
+
+// replenish starts one sandbox after `after`, unless one is ready or being started.
+func (p *pool) replenish(after time.Duration) {
+	time.Sleep(after)
+	p.mu.Lock()
+	if len(p.ready) > 0 || p.starting {
+		p.mu.Unlock()
+		return
+	}
+	p.starting = true
+	p.mu.Unlock()
+	s := p.start()
+	p.mu.Lock()
+	p.starting = false
+	if s != nil {
+		p.ready = append(p.ready, s)
+	}
+	p.mu.Unlock()
+}
+
+func (p *pool) take() *started {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.ready) > 0 {
+		s := p.ready[0]
+		p.ready = p.ready[1:]
+		if s.cmd.ProcessState == nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// serve hands one binary's request to a started sandbox and answers with the binary's exit code,
+// or tells the caller to start its own sandbox.
+func (p *pool) serve(conn *net.UnixConn) {
+	defer conn.Close()
+	buf := make([]byte, maxRequest)
+	oob := make([]byte, syscall.CmsgSpace(3*4))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	fds := received(oob[:oobn])
+	defer func() {
+		for _, fd := range fds {
+			_ = syscall.Close(fd)
+		}
+	}()
+	if err != nil || len(fds) != 3 {
+		_, _ = conn.Write([]byte{useFallback})
+		return
+	}
+	s := p.take()
+	go p.replenish(replaceAfter)
+	if s == nil {
+		_, _ = conn.Write([]byte{useFallback})
+		return
+	}
+	if _, _, err := s.conn.WriteMsgUnix(buf[:n], syscall.UnixRights(fds...), nil); err != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		_, _ = conn.Write([]byte{useFallback})
+		return
+	}
+	s.conn.Close()
+	for _, fd := range fds {
+		_ = syscall.Close(fd)
+	}
+	fds = nil
+	// The caller gone (go killed it) kills the sandbox, as killing its own sandbox would.
+	done := make(chan struct{})
+	go func() {
+		one := make([]byte, 1)
+		_, _ = conn.Read(one)
+		select {
+		case <-done:
+		default:
+			_ = s.cmd.Process.Kill()
+		}
+	}()
+	err = s.cmd.Wait()
+	close(done)
+	code := 0
+	if err != nil {
+		code = 125
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+			if status, ok := exit.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+				code = 128 + int(status.Signal())
+			}
+		}
+	}
+	msg := []byte{exited, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(msg[1:], uint32(code))
+	_, _ = conn.Write(msg)
+}
+
+func received(oob []byte) []int {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, m := range msgs {
+		got, err := syscall.ParseUnixRights(&m)
+		if err == nil {
+			fds = append(fds, got...)
+		}
+	}
+	return fds
+}
+
+// receive runs inside a TEST sandbox started ahead: it waits for the binary's request and standard
+// streams on descriptor 5, takes them as its own, and execs the binary.
+func receive() {
+	buf := make([]byte, maxRequest)
+	oob := make([]byte, syscall.CmsgSpace(3*4))
+	n, oobn, _, _, err := syscall.Recvmsg(handOver, buf, oob, 0)
+	if err != nil || n == 0 {
+		os.Exit(0) // not needed: the BUILD sandbox is gone
+	}
+	fds := received(oob[:oobn])
+	if len(fds) != 3 {
+		fail("the request came without the binary's standard streams")
+	}
+	var req request
+	must("read the request", json.Unmarshal(buf[:n], &req))
+	for i, fd := range fds {
+		must("take the standard streams", syscall.Dup3(fd, i, 0))
+	}
+	for _, fd := range append(fds, handOver) {
+		if fd > 2 {
+			_ = syscall.Close(fd)
+		}
+	}
+	if len(req.Argv) == 0 {
+		fail("the request has no command")
+	}
+	must("enter "+req.Dir, syscall.Chdir(req.Dir))
+	must("start "+req.Argv[0], syscall.Exec(req.Argv[0], req.Argv, req.Env))
+}
+
+// execTest is go's -exec program: the binary in a TEST sandbox started ahead when `serve-tests`
+// has one, else FALLBACK (the command that starts a TEST sandbox for it) with the binary appended.
+func execTest(sock, bins string, rest []string) {
+	count, err := strconv.Atoi(rest[0])
+	if err != nil || count < 1 || len(rest) < count+2 {
+		fail("usage: sandbox-setup exec SOCK BINS N FALLBACK... BINARY [ARGS...]")
+	}
+	fallback, command := rest[1:count+1], rest[count+1:]
+	if code, ok := handTo(sock, bins, command); ok {
+		os.Exit(code)
+	}
+	program, err := exec.LookPath(fallback[0])
+	must("find "+fallback[0], err)
+	must("start "+program, syscall.Exec(program, append(fallback, command...), os.Environ()))
+}
+
+// handTo sends the command and this process's standard streams to serve-tests, then waits for the
+// binary's exit code; ok is false when the caller must start a sandbox itself.
+func handTo(sock, bins string, command []string) (code int, ok bool) {
+	binaryPath, err := filepath.Abs(command[0])
+	if err != nil || !strings.HasPrefix(binaryPath, bins+"/") {
+		return 0, false
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return 0, false
+	}
+	body, err := json.Marshal(request{Argv: append([]string{binaryPath}, command[1:]...), Env: os.Environ(), Dir: dir})
+	if err != nil || len(body) > maxRequest {
+		return 0, false
+	}
+	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		return 0, false
+	}
+	defer conn.Close()
+	if _, _, err := conn.WriteMsgUnix(body, syscall.UnixRights(0, 1, 2), nil); err != nil {
+		return 0, false
+	}
+	answer := make([]byte, 5)
+	n, err := conn.Read(answer)
+	switch {
+	case err == nil && n == 1 && answer[0] == useFallback:
+		return 0, false
+	case err == nil && n == 5 && answer[0] == exited:
+		return int(binary.BigEndian.Uint32(answer[1:])), true
+	}
+	fail("the test sandbox started ahead gave no exit code")
+	return 0, false
+}

@@ -14,6 +14,9 @@ sandbox (outer sandbox for go, one nested sandbox per test binary, seccomp, over
 before timing (one call per slot at once), so no timed call pays a first-call penalty.
 
 The fixed cost per call is the median over pairs of A - B (what the runner adds to one go test).
+Each timed run starts `--gap` seconds (default 0.3) after the previous one ended, on both sides: an
+agent's calls have a model call between them, and the server uses that idle time to start the
+slot's next sandboxes. `--gap 0` times calls that follow each other at once on the same slot.
 `--cold` adds a first run on a fresh runner (empty build cache of its own, seeded read-only from
 the user's) against a raw `go test` on the user's cache.
 """
@@ -208,6 +211,7 @@ async def main(args: argparse.Namespace) -> None:
             for i in range(args.pairs):
                 order = ("A", "B") if i % 2 == 0 else ("B", "A")
                 for side in order:
+                    await asyncio.sleep(args.gap)  # idle time between calls, as between an agent's runs
                     if side == "A":
                         await runner.drain()  # the previous call's worktree reset, off the clock as in a server
                         elapsed, body = await tool_run(client, packages)
@@ -288,7 +292,10 @@ def report(
     pair_ratio = med(x / y for x, y in zip(a, b, strict=True))
     sandbox = runner.report(race=False)
     print()
-    print(f"module {args.module}, packages {' '.join(args.packages)}, {args.pairs} interleaved pairs, -count=1")
+    print(
+        f"module {args.module}, packages {' '.join(args.packages)}, {args.pairs} interleaved pairs, -count=1, "
+        f"{args.gap} s idle before each run"
+    )
     print(f"sandbox: weak={sandbox.weak}; " + "; ".join(p.split(":")[0] for p in sandbox.protections))
     print("| measure | median | min | max |")
     print("|---|---|---|---|")
@@ -322,4 +329,5 @@ if __name__ == "__main__":
     parser.add_argument("--packages", nargs="+", default=["./..."])
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--cold", action="store_true", help="also one cold-build-cache run of each")
+    parser.add_argument("--gap", type=float, default=0.3, help="idle seconds before each timed run (both sides)")
     asyncio.run(main(parser.parse_args()))

@@ -37,7 +37,12 @@ func TestView(t *testing.T) {
 		}
 	}
 	wd, _ := os.Getwd()
-	t.Errorf("VIEW mounts=%v wd=%s home=%s short=%v", mounts, wd, os.Getenv("HOME"), testing.Short())
+	temp := t.TempDir() // under GOTMPDIR when set: it must be writable for test code
+	if err := os.WriteFile(temp+"/f", []byte("x"), 0o600); err != nil {
+		t.Errorf("TempDir %s: %v", temp, err)
+	}
+	t.Errorf("VIEW mounts=%v wd=%s home=%s short=%v gotmpdir=%s", mounts, wd, os.Getenv("HOME"), testing.Short(),
+		os.Getenv("GOTMPDIR"))
 }
 """
 
@@ -67,7 +72,9 @@ async def test_a_binary_runs_in_a_sandbox_started_ahead_as_in_its_own(
         by_name = {t.name: t for t in result.report.tests}
         view = "".join(by_name["TestView"].output) if "TestView" in by_name else result.summary
         # all of go's work directory, read-only: only a sandbox started ahead binds it whole
-        assert "VIEW mounts=[/tmp/go] wd=/src/view/view home=/tmp/home short=true" in view, (attempt, view)
+        expected = "VIEW mounts=[/tmp/go] wd=/src/view/view home=/tmp/home short=true gotmpdir=/tmp"
+        assert expected in view, (attempt, view)
+        assert "TempDir" not in view, view
         assert by_name["TestView"].status == "fail"  # it reports by failing: a failure's output is kept
         assert not result.ok and result.exit_code == 1  # the binary's exit code came back through the hand-over
         await runner.drain()

@@ -250,6 +250,9 @@ func execTest(sock, bins string, rest []string) {
 		fail("usage: sandbox-setup exec SOCK BINS N FALLBACK... BINARY [ARGS...]")
 	}
 	fallback, command := rest[1:count+1], rest[count+1:]
+	// GOTMPDIR is go's work directory (BINS), read-only for test code; a test's t.TempDir goes under
+	// GOTMPDIR when it is set, so test code gets its own temporary directory there.
+	must("set GOTMPDIR", os.Setenv("GOTMPDIR", os.Getenv("TMPDIR")))
 	if code, ok := handTo(sock, bins, command); ok {
 		os.Exit(code)
 	}

@@ -95,8 +95,10 @@ class Runner:
         # Slot k always checks out at the same path (worktrees/<repo>/<k>), and in the bubblewrap
         # sandbox every slot sees its worktree at /src/<repo>: go's build cache keys compiled packages
         # on their directory, so all slots share what any of them built.
-        # Last in, first out: a lone caller keeps getting the slot whose worktree is ready.
-        self._slots: asyncio.Queue[int] = asyncio.LifoQueue()
+        # First in, first out: every idle slot is warmed at the last commit (`_warm_idle_slots`), so a
+        # caller gets the slot idle longest, whose next sandboxes have had the most time to start; a
+        # call right after another does not land on the slot still starting them.
+        self._slots: asyncio.Queue[int] = asyncio.Queue()
         for k in range(settings.max_concurrency):
             self._slots.put_nowait(k)
         self._ready: dict[Path, str] = {}  # worktree -> the commit it was reset to after its last run
@@ -475,7 +477,7 @@ class Runner:
         while not self._slots.empty():
             idle.append(self._slots.get_nowait())
         cold = [k for k in idle if self._ready.get(self._slot_path(repo, k)) != commit]
-        for k in reversed(idle):
+        for k in idle:
             if k not in cold:
                 self._slots.put_nowait(k)
         for k in cold:

@@ -10,8 +10,10 @@ Runs are interleaved A,B / B,A (the machine is shared); medians are quoted.
 "run_tests" is one `tools/call` on the in-memory MCP client: payload validation, policy check,
 mirror check, the slot's warm worktree reset to the ref, `go mod download` check, the bubblewrap
 sandbox (outer sandbox for go, one nested sandbox per test binary, seccomp, overlays, watchdog),
-`go test -json` parsed while streaming, result serialisation. Every concurrency slot is warmed
-before timing (one call per slot at once), so no timed call pays a first-call penalty.
+`go test -json` parsed while streaming, result serialisation. A test binary is handed to a TEST
+sandbox started ahead when one is ready (the stage "one test sandbox started for its binary" is what
+it pays when none is). Every concurrency slot is warmed before timing (one call per slot at once),
+so no timed call pays a first-call penalty.
 
 The fixed cost per call is the median over pairs of A - B (what the runner adds to one go test).
 Each timed run starts `--gap` seconds (default 0.3) after the previous one ended, on both sides: an
@@ -260,7 +262,7 @@ def report_stages(
         ("MCP call and result (A minus timings.total_s)", med(x - t for x, t in zip(a, totals, strict=True)) * ms),
         ("queue, checkout, module check (timings.setup_s)", med(setups) * ms),
         ("outer sandbox start (`/bin/true` in it minus on the host)", outer * ms),
-        ("one nested test sandbox (a binary through -exec minus run directly)", nested * ms),
+        ("one test sandbox started for its binary (through -exec, none started ahead) minus run directly", nested * ms),
         ("go's elapsed for the test binaries, sandboxed minus raw (the nested sandboxes included)",
          (pkg_a - pkg_b) * ms),
         ("go outside the test binaries (run_s or B minus those), sandboxed minus raw",

@@ -700,16 +700,16 @@ class _Ends:
 
 # Run by `sh` inside the BUILD sandbox around the command ($1 the end marker): the marker follows the
 # command's last output on each pipe, with its exit code on stdout.
-# The probe's test binary (sh): what a binary handed to a sandbox started ahead gets (stdin, its
-# arguments, its working directory) comes out on stdout, and its exit code must come back.
-_PROBE_TEST = "'read x; echo \"$x $1 $(pwd)\"; exit 7'"
 _END_SCRIPT = 'end="$1"; shift; "$@"; code=$?; echo "$end $code"; echo "$end" >&2; exit "$code"'
 # The same, with `sandbox-setup serve-tests` (the program and its 7 arguments) running beside the
 # command and killed after it (its sandboxes started ahead die with it: parent-death signal).
 _SERVE_END_SCRIPT = (
     'end="$1"; shift; "$1" serve-tests "$2" "$3" "$4" "$5" "$6" "$7" "$8" </dev/null >/dev/null & serve=$!; '
-    'shift 8; "$@"; code=$?; echo "$end $code"; echo "$end" >&2; kill -9 "$serve"; exit "$code"'
+    'shift 8; "$@"; code=$?; echo "$end $code"; echo "$end" >&2; kill -9 "$serve" 2>/dev/null; exit "$code"'
 )
+# The probe's test binary (sh): what a binary handed to a sandbox started ahead gets (stdin, its
+# arguments, its working directory) comes out on stdout, and its exit code must come back.
+_PROBE_TEST = "'read x; echo \"$x $1 $(pwd)\"; exit 7'"
 
 
 async def _finish_pumps(pumps: asyncio.Future[Any]) -> None:

@@ -53,7 +53,7 @@ type started struct {
 type pool struct {
 	args     []string // test-ahead's arguments
 	mu       sync.Mutex
-	ready    []*started
+	ready    *started // at most one sandbox waits
 	starting bool
 }
 
@@ -106,7 +106,7 @@ func (p *pool) start() *started {
 func (p *pool) replenish(after time.Duration) {
 	time.Sleep(after)
 	p.mu.Lock()
-	if len(p.ready) > 0 || p.starting {
+	if p.ready != nil || p.starting {
 		p.mu.Unlock()
 		return
 	}
@@ -115,23 +115,28 @@ func (p *pool) replenish(after time.Duration) {
 	s := p.start()
 	p.mu.Lock()
 	p.starting = false
-	if s != nil {
-		p.ready = append(p.ready, s)
-	}
+	p.ready = s
 	p.mu.Unlock()
 }
 
 func (p *pool) take() *started {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.ready) > 0 {
-		s := p.ready[0]
-		p.ready = p.ready[1:]
-		if s.cmd.ProcessState == nil {
-			return s
-		}
+	s := p.ready
+	p.ready = nil
+	return s
+}
+
+// hand sends the request and the binary's standard streams to the sandbox; one that cannot take
+// them (its set-up failed) is killed.
+func (s *started) hand(request []byte, fds []int) bool {
+	defer s.conn.Close()
+	if _, _, err := s.conn.WriteMsgUnix(request, syscall.UnixRights(fds...), nil); err != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		return false
 	}
-	return nil
+	return true
 }
 
 // serve hands one binary's request to a started sandbox and answers with the binary's exit code,
@@ -142,32 +147,21 @@ func (p *pool) serve(conn *net.UnixConn) {
 	oob := make([]byte, syscall.CmsgSpace(3*4))
 	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	fds := received(oob[:oobn])
-	defer func() {
-		for _, fd := range fds {
-			_ = syscall.Close(fd)
-		}
-	}()
-	if err != nil || len(fds) != 3 {
-		_, _ = conn.Write([]byte{useFallback})
-		return
+	var s *started
+	if err == nil && len(fds) == 3 {
+		s = p.take()
+		go p.replenish(replaceAfter)
 	}
-	s := p.take()
-	go p.replenish(replaceAfter)
+	if s != nil && !s.hand(buf[:n], fds) {
+		s = nil
+	}
+	for _, fd := range fds { // the sandbox has its own copies now: go must see the streams close
+		_ = syscall.Close(fd)
+	}
 	if s == nil {
 		_, _ = conn.Write([]byte{useFallback})
 		return
 	}
-	if _, _, err := s.conn.WriteMsgUnix(buf[:n], syscall.UnixRights(fds...), nil); err != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		_, _ = conn.Write([]byte{useFallback})
-		return
-	}
-	s.conn.Close()
-	for _, fd := range fds {
-		_ = syscall.Close(fd)
-	}
-	fds = nil
 	// The caller gone (go killed it) kills the sandbox, as killing its own sandbox would.
 	done := make(chan struct{})
 	go func() {
@@ -181,20 +175,24 @@ func (p *pool) serve(conn *net.UnixConn) {
 	}()
 	err = s.cmd.Wait()
 	close(done)
-	code := 0
-	if err != nil {
-		code = 125
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-			if status, ok := exit.Sys().(syscall.WaitStatus); ok && status.Signaled() {
-				code = 128 + int(status.Signal())
-			}
-		}
-	}
 	msg := []byte{exited, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(msg[1:], uint32(code))
+	binary.BigEndian.PutUint32(msg[1:], uint32(exitCode(err)))
 	_, _ = conn.Write(msg)
+}
+
+// exitCode is the code a shell would report for a process that ended with err (from Wait).
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case !errors.As(err, &exit):
+		return 125
+	}
+	if status, ok := exit.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+		return 128 + int(status.Signal())
+	}
+	return exit.ExitCode()
 }
 
 func received(oob []byte) []int {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,15 @@ def ensure_model(cache_dir: Path, quantized: bool = True) -> Path:
     return target
 
 
+def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if threads == 1:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings (384 dims), int8 by default."""
 
@@ -88,10 +98,10 @@ class MiniLMEmbedder:
     ) -> None:
         models = cache_dir or default_cache_dir()
         model_path = ensure_model(models, quantized)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._model_path = model_path
+        self._session = _session(model_path, threads)
+        self._query_session: ort.InferenceSession | None = None
+        self._query_lock = threading.Lock()
         self._tokenizer = Tokenizer.from_file(str(weights_dir(models) / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
@@ -111,10 +121,26 @@ class MiniLMEmbedder:
         (result,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
         return np.asarray(result, dtype=np.float32)
 
+    def _session_for(self, texts: Sequence[str]) -> ort.InferenceSession:
+        """The batch session, or for one text (a query) a session on one thread that never spins.
+
+        A query is embedded while the search's lists run in LanceDB on the same cores. Two intra-op threads
+        that spin while they wait took CPU from those lists: on 62k chunks and 2 cores, hybrid p50 fell from
+        47 to 43 ms with the query on one thread (docs/benchmarks.md). Batches (indexing) keep every thread.
+        """
+        if len(texts) != 1:
+            return self._session
+        if self._query_session is None:
+            with self._query_lock:
+                if self._query_session is None:
+                    self._query_session = _session(self._model_path, 1)
+        return self._query_session
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        session = self._session_for(texts)
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self._batch):
@@ -126,6 +152,6 @@ class MiniLMEmbedder:
                 seq = encodings[i].ids
                 ids[r, : len(seq)] = seq
                 mask[r, : len(seq)] = 1
-            (result,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
+            (result,) = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
             out[rows] = np.asarray(result, dtype=np.float32)
         return out

@@ -101,6 +101,18 @@ def test_paraphrases_score_as_published_and_int8_stays_close(
     assert int8.model_id != fp32.model_id  # different vectors, different tables
 
 
+def test_a_query_embedded_alone_gets_the_vector_of_the_batch_session(
+    fp32: minilm.MiniLMEmbedder, int8: minilm.MiniLMEmbedder
+) -> None:
+    for embedder in (fp32, int8):
+        for sentence in SENTENCES:  # one text runs on the query session (one thread); run_ids on the batch one
+            on_batch_session = embedder.run_ids(np.array([embedder._tokenizer.encode(sentence).ids], dtype=np.int64))
+            assert np.abs(embedder.embed([sentence])[0] - on_batch_session[0]).max() < 1e-5
+    batch = fp32.embed(SENTENCES)  # int8 quantizes each batch dynamically, so only fp32 is padding-exact
+    assert all(np.abs(fp32.embed([s])[0] - batch[row]).max() < 2e-5 for row, s in enumerate(SENTENCES))
+    assert all(e._query_session is not None and e._query_session is not e._session for e in (fp32, int8))
+
+
 def test_hashing_embedder_is_deterministic_and_code_aware() -> None:
     e = make_embedder("hashing", dim=64)
     assert isinstance(e, Embedder) and isinstance(e, HashingEmbedder)

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from lancedb.index import BTree
 
 from servers.code_search.embed import HashingEmbedder
-from servers.code_search.index import CodeIndex
+from servers.code_search.filters import visible
+from servers.code_search.index import VISIBILITY_COLUMNS, CodeIndex
 from servers.code_search.indexer import index_repo, writer_lock
 from servers.code_search.search import Searcher
 from servers.common.errors import Conflict, InvalidInput, UpstreamFailure
@@ -128,3 +130,41 @@ def test_a_bare_mirror_is_indexed_at_any_commit(
     git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
     report = index_repo(index, hashing, bare, "svc", "main")
     assert (report.changed, report.chunks) == (3, 4)
+
+
+def test_visibility_bitmaps_answer_the_window_exactly_and_replace_an_old_repo_btree(
+    make_repo: Callable[[str, dict[str, str]], Path],
+    index: CodeIndex,
+    hashing: HashingEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = make_repo("svc", A)
+    index_repo(index, hashing, repo, "svc")
+    chunks = index._t["chunks"]
+    # an index written before the bitmaps: a BTREE on repo, none on the generations
+    for i in chunks.list_indices():
+        if i.columns[0] in VISIBILITY_COLUMNS:
+            chunks.drop_index(i.name)
+    chunks.create_index("repo", config=BTree())
+    (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
+    commit_all(repo, "B")
+
+    def crash(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(index, "publish", crash)
+    with pytest.raises(RuntimeError):
+        index_repo(index, hashing, repo, "svc")  # leaves rows of generation 2 and retirements at 2, unpublished
+    monkeypatch.undo()
+    index.maintain(force=True)  # and folds them into the indexes, so the window is answered from the bitmaps
+    assert {i.columns[0]: i.index_type for i in chunks.list_indices() if i.columns[0] in VISIBILITY_COLUMNS} == {
+        c: "Bitmap" for c in VISIBILITY_COLUMNS
+    }
+    assert not max(i.num_unindexed_rows or 0 for i in chunks.list_indices())
+    searcher = Searcher(index, hashing)
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Gamma", "Title"}
+    assert _symbols(index, searcher, "svc", gen=2) == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}
+    assert index.count(visible(index.views(["svc"]))) == 4
+    done = index_repo(index, hashing, repo, "svc")
+    assert done.generation == 2
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}

@@ -11,16 +11,24 @@ Readers take the published generation of each repo from `repos` and query with t
 writer adds rows at g+1, retires replaced rows by setting `gen_removed = g+1`, and publishes g+1
 with one merge into `repos`. Rows of an unpublished generation are invisible; `begin` removes them
 (crash recovery) and garbage-collects rows retired before the current generation.
+
+Reads go through LanceDB's async API on an event loop of the index's own (`_Reader`), so the lists of one
+request run as one batch of coroutines (`gather`). The sync query builders asked the table for its schema
+several times per query, each a round trip through LanceDB's background loop; on 62k chunks the lists of a
+hybrid query took 34 ms (p50) that way and 28 ms through the async API. Writes keep the sync tables; a write
+makes the reader move to the latest version before its next read, so a process reads its own writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lancedb
 import numpy as np
@@ -45,6 +53,9 @@ _HIT_COLUMNS = [
     "part",
 ]
 _BATCH = 400
+_READ_TABLES = ("chunks", "files", "repos")
+T = TypeVar("T")
+_ERRORS = (OSError, RuntimeError, ValueError)
 VISIBILITY_COLUMNS = ("repo", "gen_added", "gen_removed")
 MAINTAIN_MIN_ROWS = 2_000
 
@@ -88,6 +99,32 @@ def _unavailable(exc: Exception) -> UpstreamFailure:
     return UpstreamFailure("the code index is missing or corrupt; re-run the indexer", detail=repr(exc))
 
 
+class _Reader:
+    """The read side: LanceDB's async tables, served by an event loop on a daemon thread of their own."""
+
+    def __init__(self, uri: str | Path, consistency: timedelta, names: Mapping[str, str]) -> None:
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="code-index-reader", daemon=True).start()
+        self.stale = False
+        self.tables = self.run(self._open(uri, consistency, names))
+
+    @staticmethod
+    async def _open(uri: str | Path, consistency: timedelta, names: Mapping[str, str]) -> dict[str, Any]:
+        db = await lancedb.connect_async(uri, read_consistency_interval=consistency)
+        return {t: await db.open_table(names[t]) for t in _READ_TABLES}
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the reader's loop and wait for it (from any thread but the loop's own)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def table(self, name: str) -> Any:
+        if self.stale:  # this process wrote: read from the latest version, not the one the interval allows
+            self.stale = False
+            for table in self.tables.values():
+                await table.checkout_latest()
+        return self.tables[name]
+
+
 class CodeIndex:
     """Read and write access to one index directory for one embedding model."""
 
@@ -114,14 +151,17 @@ class CodeIndex:
         self.dim = dim
         self.ann_min_rows = ann_min_rows
         self._file_fts = False
+        self._uri = uri or db_dir
+        self._consistency = consistency if consistency is not None else timedelta(0)
+        self._reader: _Reader | None = None
+        self._reader_lock = threading.Lock()
         ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
+        self._names = names
         if not create and uri is None and not (db_dir / f"{names['repos']}.lance").exists():
             raise UpstreamFailure(f"the code index is missing (none for model {model_id}); run the indexer")
         try:
-            db = lancedb.connect(
-                uri or db_dir, read_consistency_interval=consistency if consistency is not None else timedelta(0)
-            )
+            db = lancedb.connect(self._uri, read_consistency_interval=self._consistency)
             schemas = {"chunks": _chunk_schema(dim), "files": _FILES, "repos": _REPOS, "vectors": _vectors_schema(dim)}
             if create:
                 self._t = {t: db.create_table(names[t], schema=schemas[t], exist_ok=True) for t in names}
@@ -132,9 +172,33 @@ class CodeIndex:
 
     # ---- reads -------------------------------------------------------------------------------
 
+    def reader(self) -> _Reader:
+        """The read side, opened at the first read (its tables exist by then, also with `create`)."""
+        if self._reader is None:
+            with self._reader_lock:
+                if self._reader is None:
+                    try:
+                        self._reader = _Reader(self._uri, self._consistency, self._names)
+                    except _ERRORS as exc:
+                        raise _unavailable(exc) from exc
+        return self._reader
+
+    def gather(self, jobs: Mapping[str, Awaitable[T]]) -> dict[str, T]:
+        """Run the coroutines of one request side by side on the reader's loop; their results by name."""
+
+        async def run_all() -> dict[str, T]:
+            done = await asyncio.gather(*jobs.values())
+            return dict(zip(jobs, done, strict=True))
+
+        return self.reader().run(run_all())
+
     def views(self, repos: Sequence[str] | None = None) -> list[RepoView]:
         """The published generation of each repo (all repos, or those of `repos` that exist)."""
-        rows = self._rows(self._t["repos"].search().limit(None), ["repo", "commit", "gen"])
+        return self.reader().run(self.views_async(repos))
+
+    async def views_async(self, repos: Sequence[str] | None = None) -> list[RepoView]:
+        query = (await self.reader().table("repos")).query()
+        rows = await self._rows_async(query, ["repo", "commit", "gen"])
         wanted = None if repos is None else set(repos)
         return sorted(
             (RepoView(r["repo"], r["gen"], r["commit"]) for r in rows if wanted is None or r["repo"] in wanted),
@@ -148,10 +212,14 @@ class CodeIndex:
 
     def fts(self, text: str, where: str, k: int) -> list[Hit]:
         """Full-text (BM25) search over the code-aware column, restricted by `where` before ranking."""
+        return self.reader().run(self.fts_async(text, where, k))
+
+    async def fts_async(self, text: str, where: str, k: int) -> list[Hit]:
         if not text.strip():
             return []
-        query = self._t["chunks"].search(text, query_type="fts", fts_columns="text").where(where, prefilter=True)
-        return [self._hit(r, float(r["_score"])) for r in self._rows(query.limit(k), [*_HIT_COLUMNS, "_score"])]
+        query = (await self.reader().table("chunks")).query().nearest_to_text(text, columns="text")
+        rows = await self._rows_async(query.where(where).limit(k), [*_HIT_COLUMNS, "_score"])
+        return [self._hit(r, float(r["_score"])) for r in rows]
 
     def file_fts(self, text: str, where: str, k: int) -> list[tuple[str, str, float]]:
         """(repo, path, score) of the files whose whole text best matches `text` (BM25), `where` as a prefilter.
@@ -159,34 +227,43 @@ class CodeIndex:
         Empty while the files' full-text index does not exist yet (an index written before it was added:
         the indexer's next `maintain` builds it).
         """
+        return self.reader().run(self.file_fts_async(text, where, k))
+
+    async def file_fts_async(self, text: str, where: str, k: int) -> list[tuple[str, str, float]]:
         if not text.strip() or not self._has_file_fts():
             return []
-        table = self._t["files"]
-        query = table.search(text, query_type="fts", fts_columns="content").where(where, prefilter=True)
-        return [
-            (r["repo"], r["path"], float(r["_score"])) for r in self._rows(query.limit(k), ["repo", "path", "_score"])
-        ]
+        query = (await self.reader().table("files")).query().nearest_to_text(text, columns="content")
+        rows = await self._rows_async(query.where(where).limit(k), ["repo", "path", "_score"])
+        return [(r["repo"], r["path"], float(r["_score"])) for r in rows]
 
     def _has_file_fts(self) -> bool:
         if not self._file_fts:  # once seen it stays: indexes are never dropped
             try:
                 self._file_fts = any(i.columns[0] == "content" for i in self._t["files"].list_indices())
-            except (OSError, RuntimeError, ValueError) as exc:
+            except _ERRORS as exc:
                 raise _unavailable(exc) from exc
         return self._file_fts
 
     def vector(self, vec: np.ndarray, where: str, k: int, *, exact: bool = False) -> list[Hit]:
         """Cosine nearest neighbours, restricted by `where` before ranking (prefilter); `exact` skips the ANN index."""
-        query: Any = self._t["chunks"].search(vec.astype(np.float32), vector_column_name="vector")
+        return self.reader().run(self.vector_async(vec, where, k, exact=exact))
+
+    async def vector_async(self, vec: np.ndarray, where: str, k: int, *, exact: bool = False) -> list[Hit]:
+        query: Any = (await self.reader().table("chunks")).query().nearest_to(vec.astype(np.float32))
         # ef=200: the default kept ~65% of the exact top-10 under a prefilter (58k rows); 200 keeps ~96%.
-        query = query.distance_type("cosine").where(where, prefilter=True).limit(k).ef(max(200, k))
+        query = query.column("vector").distance_type("cosine").where(where).limit(k).ef(max(200, k))
         if exact:
             query = query.bypass_vector_index()
-        return [self._hit(r, 1.0 - float(r["_distance"])) for r in self._rows(query, [*_HIT_COLUMNS, "_distance"])]
+        rows = await self._rows_async(query, [*_HIT_COLUMNS, "_distance"])
+        return [self._hit(r, 1.0 - float(r["_distance"])) for r in rows]
 
     def scan(self, where: str, k: int) -> list[Hit]:
         """Rows matching `where` (exact symbol or path lookups), unranked."""
-        return [self._hit(r, 1.0) for r in self._rows(self._t["chunks"].search().where(where).limit(k), _HIT_COLUMNS)]
+        return self.reader().run(self.scan_async(where, k))
+
+    async def scan_async(self, where: str, k: int) -> list[Hit]:
+        query = (await self.reader().table("chunks")).query().where(where).limit(k)
+        return [self._hit(r, 1.0) for r in await self._rows_async(query, _HIT_COLUMNS)]
 
     def count(self, where: str) -> int:
         """Number of chunk rows matching `where`."""
@@ -211,7 +288,15 @@ class CodeIndex:
     def _rows(self, query: Any, columns: list[str]) -> list[dict[str, Any]]:
         try:
             table: pa.Table = query.select(columns).to_arrow()
-        except (OSError, RuntimeError, ValueError) as exc:
+        except _ERRORS as exc:
+            raise _unavailable(exc) from exc
+        return table.to_pylist()
+
+    @staticmethod
+    async def _rows_async(query: Any, columns: list[str]) -> list[dict[str, Any]]:
+        try:
+            table: pa.Table = await query.select(columns).to_arrow()
+        except _ERRORS as exc:
             raise _unavailable(exc) from exc
         return table.to_pylist()
 
@@ -235,6 +320,7 @@ class CodeIndex:
         files = self._rows(
             self._t["files"].search().where(f"repo = {r} AND gen_removed = {LIVE}").limit(None), ["path", "blob"]
         )
+        self._wrote()
         return current + 1, {f["path"]: f["blob"] for f in files}
 
     def retire(self, repo: str, paths: Sequence[str], gen: int) -> None:
@@ -243,6 +329,7 @@ class CodeIndex:
             where = f"repo = {quote(repo)} AND gen_removed = {LIVE} AND {any_of('path', paths[start : start + _BATCH])}"
             for name in ("chunks", "files"):
                 self._t[name].update(where=where, values={"gen_removed": gen})
+        self._wrote()
 
     def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Embeddings already computed for any of `hashes`."""
@@ -260,6 +347,7 @@ class CodeIndex:
         """Append rows to table `name` (chunks, files or vectors)."""
         if len(rows):
             self._t[name].add(rows)
+            self._wrote()
 
     def publish(self, repo: str, commit: str, gen: int, stats: dict[str, Any]) -> None:
         """Make generation `gen` of `repo` the one readers see (a single atomic merge)."""
@@ -273,6 +361,12 @@ class CodeIndex:
         self._t["repos"].merge_insert("repo").when_matched_update_all().when_not_matched_insert_all().execute(
             pa.Table.from_pylist([row], schema=_REPOS)
         )
+        self._wrote()
+
+    def _wrote(self) -> None:
+        """This process changed the tables: its reader moves to their latest version before its next read."""
+        if self._reader is not None:
+            self._reader.stale = True
 
     def maintain(self, force: bool = False) -> None:
         """Build missing indexes and fold new rows into them (compaction); run off the request path."""
@@ -311,3 +405,4 @@ class CodeIndex:
         if force or unindexed > max(MAINTAIN_MIN_ROWS, chunks.count_rows() // 10):
             for table in self._t.values():
                 table.optimize(cleanup_older_than=timedelta(minutes=10))
+        self._wrote()

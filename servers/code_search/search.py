@@ -41,9 +41,9 @@ ranked as before.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -291,7 +291,6 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="code-search")
 
     def search(
         self,
@@ -330,27 +329,27 @@ class Searcher:
         """The ranked lists `search` fuses (one per `mode` outside hybrid), computed side by side."""
         where = narrow(visible(views), kinds, path_prefix)
         n = max(self.candidates, k)
-        jobs: dict[str, Callable[[], list[Hit] | list[tuple[str, str]]]] = {}
+        index = self.index
+        jobs: dict[str, Awaitable[list[Hit] | list[tuple[str, str]]]] = {}
         if mode in ("hybrid", "fts"):
-            jobs["fts"] = lambda: self.index.fts(parsed.fts_text, where, n)
+            jobs["fts"] = index.fts_async(parsed.fts_text, where, n)
         if mode in ("hybrid", "vector"):
-            jobs["vector"] = lambda: self.index.vector(self.embedder.embed([parsed.prose])[0], where, n)
+            jobs["vector"] = self._by_vector(parsed, where, n)
         messages: list[str] = []
         if mode == "hybrid":
-            jobs["symbol"] = lambda: self._by_name(parsed, where, n)
-            jobs["path"] = lambda: self._by_path(parsed, where, n)
+            jobs["symbol"] = self._by_name(parsed, where, n)
+            jobs["path"] = self._by_path(parsed, where, n)
             # Each error string or log message quoted in a ticket is a query of its own, merged into one list.
             messages = list(dict.fromkeys([*parsed.errors, *parsed.logs]))[:MAX_MESSAGES]
             for i, message in enumerate(messages):
-                jobs[f"message:{i}"] = lambda m=message: self.index.fts(code_text(m), where, n)
+                jobs[f"message:{i}"] = index.fts_async(code_text(message), where, n)
             if parsed.title_text:  # a ticket's title is its densest sentence
-                jobs["title"] = lambda: self.index.fts(parsed.title_text, where, n)
+                jobs["title"] = index.fts_async(parsed.title_text, where, n)
             if parsed.report:
-                file_where = narrow(visible(views), (), path_prefix)
-                jobs["file"] = lambda: self._by_file(parsed, file_where)
-        # The lists are independent and LanceDB and onnxruntime release the GIL: run them side by side.
-        futures = {name: self._pool.submit(job) for name, job in jobs.items()}
-        results = {name: future.result() for name, future in futures.items()}
+                jobs["file"] = self._by_file(parsed, narrow(visible(views), (), path_prefix))
+        # The lists are independent: they run side by side on the index's reader loop (LanceDB releases the GIL,
+        # the query embedding runs on a thread of its own).
+        results = index.gather(jobs)
         files = cast("list[tuple[str, str]]", results.pop("file", []))
         lists = {name: cast("list[Hit]", hits) for name, hits in results.items() if not name.startswith("message:")}
         if messages:
@@ -359,14 +358,19 @@ class Searcher:
             lists["frame"] = frame_hits(parsed, lists["symbol"])
         return Candidates(lists, files)
 
-    def _by_file(self, parsed: ParsedQuery, where: str) -> list[tuple[str, str]]:
-        return [(repo, path) for repo, path, _ in self.index.file_fts(parsed.fts_text, where, FILE_CANDIDATES)]
+    async def _by_vector(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
+        (vec,) = await asyncio.to_thread(self.embedder.embed, [parsed.prose])
+        return await self.index.vector_async(vec, where, n)
 
-    def _by_name(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
+    async def _by_file(self, parsed: ParsedQuery, where: str) -> list[tuple[str, str]]:
+        files = await self.index.file_fts_async(parsed.fts_text, where, FILE_CANDIDATES)
+        return [(repo, path) for repo, path, _ in files]
+
+    async def _by_name(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
         names = [i.lower() for i in parsed.identifiers if _SAFE_NAME.match(i)][:20]
         if not names:
             return []
-        hits = self.index.scan(f"{where} AND {any_of('name', names)}", n * 4)
+        hits = await self.index.scan_async(f"{where} AND {any_of('name', names)}", n * 4)
         wanted_parents = {i for i in parsed.identifiers if i[:1].isupper()}
         packages = set(parsed.packages)
 
@@ -381,10 +385,10 @@ class Searcher:
 
         return sorted(hits, key=rank)[:n]
 
-    def _by_path(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
+    async def _by_path(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
         names = {p.rsplit("/", 1)[-1] for p in parsed.paths}
         names = {b for b in names if _SAFE_PATH.match(b)}
         if not names:
             return []
         match = " OR ".join(f"path = {quote(b)} OR ends_with(path, {quote('/' + b)})" for b in sorted(names)[:10])
-        return self.index.scan(f"{where} AND ({match})", n)
+        return await self.index.scan_async(f"{where} AND ({match})", n)

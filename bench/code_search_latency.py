@@ -58,9 +58,9 @@ def _burn(deadline: float) -> None:
 @contextmanager
 def cpu_load(processes: int) -> Iterator[None]:
     """`processes` busy loops on the CPUs for the duration of the block (each bounded by LOAD_MAX_S)."""
+    spawn = multiprocessing.get_context("spawn")  # a forked child would inherit LanceDB's runtime mid-operation
     workers = [
-        multiprocessing.Process(target=_burn, args=(time.monotonic() + LOAD_MAX_S,), daemon=True)
-        for _ in range(processes)
+        spawn.Process(target=_burn, args=(time.monotonic() + LOAD_MAX_S,), daemon=True) for _ in range(processes)
     ]
     for worker in workers:
         worker.start()

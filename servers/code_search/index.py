@@ -273,7 +273,7 @@ class CodeIndex:
             raise _unavailable(exc) from exc
 
     def indexed_columns(self) -> set[str]:
-        """Columns of the chunks table that have an index (text = FTS, vector = ANN, others = BTREE)."""
+        """Columns of the chunks table with an index (text: FTS, vector: ANN, repo and generations: bitmap)."""
         return {i.columns[0] for i in self._t["chunks"].list_indices()}
 
     def file_text(self, view: RepoView, path: str) -> str | None:

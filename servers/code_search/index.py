@@ -54,8 +54,8 @@ _HIT_COLUMNS = [
 ]
 _BATCH = 400
 _READ_TABLES = ("chunks", "files", "repos")
-T = TypeVar("T")
 _ERRORS = (OSError, RuntimeError, ValueError)
+T = TypeVar("T")
 VISIBILITY_COLUMNS = ("repo", "gen_added", "gen_removed")
 MAINTAIN_MIN_ROWS = 2_000
 
@@ -106,6 +106,7 @@ class _Reader:
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="code-index-reader", daemon=True).start()
         self.stale = False
+        self._latest: asyncio.Future[None] | None = None  # the move to the latest version, shared by every read
         self.tables = self.run(self._open(uri, consistency, names))
 
     @staticmethod
@@ -118,11 +119,20 @@ class _Reader:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def table(self, name: str) -> Any:
-        if self.stale:  # this process wrote: read from the latest version, not the one the interval allows
+        """Table `name`; after a write of this process, once every table has moved to its latest version.
+
+        The reads of one request run side by side: each waits for the same move, so none reads an older version.
+        """
+        if self.stale:
             self.stale = False
-            for table in self.tables.values():
-                await table.checkout_latest()
+            self._latest = asyncio.ensure_future(self._checkout_latest())
+        if self._latest is not None:
+            await asyncio.shield(self._latest)
         return self.tables[name]
+
+    async def _checkout_latest(self) -> None:
+        for table in self.tables.values():
+            await table.checkout_latest()
 
 
 class CodeIndex:

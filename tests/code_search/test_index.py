@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,23 @@ def _symbols(index: CodeIndex, searcher: Searcher, repo: str, gen: int | None = 
     if gen is not None:
         views = [type(v)(v.repo, gen, v.commit) for v in views]
     return {h.symbol for h in searcher.search("alpha beta gamma delta title", views, k=50, mode="fts")}
+
+
+def _crash_before_publish(
+    index: CodeIndex, hashing: HashingEmbedder, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commit B (pkg/b.go now holds Delta) and index it, killed before publishing: rows of generation 2 and
+    retirements at 2 stay in the tables, unpublished."""
+    (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
+    commit_all(repo, "B")
+
+    def crash(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(index, "publish", crash)
+    with pytest.raises(RuntimeError):
+        index_repo(index, hashing, repo, "svc")
+    monkeypatch.undo()
 
 
 def test_reindex_touches_only_changed_files_and_embeds_only_new_hashes(
@@ -67,18 +85,9 @@ def test_crash_before_publish_leaves_old_state_and_next_run_completes(
 ) -> None:
     repo = make_repo("svc", A)
     index_repo(index, hashing, repo, "svc")
-    (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
-    commit_all(repo, "B")
     searcher = Searcher(index, hashing)
-
-    def crash(*_args: object, **_kw: object) -> None:
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(index, "publish", crash)
-    with pytest.raises(RuntimeError):
-        index_repo(index, hashing, repo, "svc")
+    _crash_before_publish(index, hashing, repo, monkeypatch)
     assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Gamma", "Title"}
-    monkeypatch.undo()
     done = index_repo(index, hashing, repo, "svc")
     assert (done.generation, done.changed) == (2, 1)
     assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}
@@ -146,16 +155,7 @@ def test_visibility_bitmaps_answer_the_window_exactly_and_replace_an_old_repo_bt
         if i.columns[0] in VISIBILITY_COLUMNS:
             chunks.drop_index(i.name)
     chunks.create_index("repo", config=BTree())
-    (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
-    commit_all(repo, "B")
-
-    def crash(*_args: object, **_kw: object) -> None:
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(index, "publish", crash)
-    with pytest.raises(RuntimeError):
-        index_repo(index, hashing, repo, "svc")  # leaves rows of generation 2 and retirements at 2, unpublished
-    monkeypatch.undo()
+    _crash_before_publish(index, hashing, repo, monkeypatch)
     index.maintain(force=True)  # and folds them into the indexes, so the window is answered from the bitmaps
     assert {i.columns[0]: i.index_type for i in chunks.list_indices() if i.columns[0] in VISIBILITY_COLUMNS} == {
         c: "Bitmap" for c in VISIBILITY_COLUMNS
@@ -167,4 +167,22 @@ def test_visibility_bitmaps_answer_the_window_exactly_and_replace_an_old_repo_bt
     assert index.count(visible(index.views(["svc"]))) == 4
     done = index_repo(index, hashing, repo, "svc")
     assert done.generation == 2
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}
+
+
+def test_a_process_reads_its_own_writes_whatever_the_consistency_interval(
+    make_repo: Callable[[str, dict[str, str]], Path], tmp_path: Path, hashing: HashingEmbedder
+) -> None:
+    index = CodeIndex(tmp_path / "own", hashing.model_id, hashing.dim, create=True, consistency=timedelta(hours=1))
+    repo = make_repo("svc", A)
+    index_repo(index, hashing, repo, "svc")
+    searcher = Searcher(index, hashing)
+    assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Gamma", "Title"}  # the reader is open
+    (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
+    commit_all(repo, "B")
+    index_repo(index, hashing, repo, "svc")
+    # every list of a hybrid search, run side by side, reads the new generation's rows
+    hits = searcher.search("delta gamma alpha", index.views(["svc"]), k=50)
+    assert index.views(["svc"])[0].gen == 2
+    assert {h.symbol for h in hits} >= {"pkg.Delta", "pkg.Alpha"} and "pkg.Gamma" not in {h.symbol for h in hits}
     assert _symbols(index, searcher, "svc") == {"pkg.Alpha", "pkg.Beta", "pkg.Delta", "Title"}

@@ -13,8 +13,9 @@ small grid by leave-one-repository-out: for each repository, the setting with th
 file R@5 + function R@10 (identifiers removed) on the others, then its figures on the one left out.
 `--loro-tests` does the same for the weights of test units in a ticket's ranking (TEST_GRID: a test
 unit's own weight and the share of its similarity the code it tests gets; records made with
-`bench/ticket_localization.py --include-tests`). Use both on dev records only; held-out repositories
-are for the final check.
+`bench/ticket_localization.py --include-tests`), and `--loro-history` for the weight of a ticket's history
+list (the files changed by the past commits whose messages best match it; records hold the list the server
+gathered). Use them on dev records only; held-out repositories are for the final check.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ RECORD_ONLY = frozenset({"fts_all"})  # lists a record holds beside the server's
 VARIANTS = ("raw", "stripped")
 GRID = {"title": (1.0, 2.0), "vector": (0.5, 1.0), "error": (0.5, 1.0), "file": (1.0, 2.0)}
 TEST_GRID = {"test": (1.0, 0.5, 0.25, 0.0), "test_evidence": (0.0, 0.25, 0.5, 1.0)}
+HISTORY_GRID = {"history": (0.0, 0.5, 1.0, 2.0)}
 Ranker = Callable[[ParsedQuery, Candidates, int], list[Hit]]
 
 
@@ -67,7 +69,7 @@ def candidates(record: dict[str, Any], variant: str) -> Candidates:
         lists["frame"] = frame_hits(parsed, lists["symbol"])
     files = [(repo, p, float(s)) for p, s in part["file_fts"]]
     shared = [(r, p) for r, p, _ in files[:FILE_CANDIDATES]] if parsed.report else []
-    return Candidates(lists, shared)
+    return Candidates(lists, shared, [(repo, p) for p in part.get("history", [])])
 
 
 def ranked(record: dict[str, Any], variant: str, ranker: Ranker) -> tuple[list[str], list[str]]:
@@ -109,7 +111,8 @@ def with_weights(weights: Mapping[str, float]) -> Ranker:
 
 
 def with_test_weights(setting: Mapping[str, float]) -> Ranker:
-    """The shipped ranking with `setting` (TEST_GRID's keys) for every ticket, filed report or not."""
+    """The shipped ranking with `setting` (TEST_GRID's or HISTORY_GRID's keys) for every ticket, filed report or
+    not."""
     report, ticket = {**REPORT_WEIGHTS, **setting}, {**TICKET_WEIGHTS, **setting}
     return lambda parsed, found, k: rank(parsed, found, k, report_weights=report, ticket_weights=ticket)
 
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--loro-tests", action="store_true", help="Leave-one-repository-out choice of the test-unit weights."
     )
+    parser.add_argument(
+        "--loro-history", action="store_true", help="Leave-one-repository-out choice of the history list's weight."
+    )
     args = parser.parse_args(argv)
     records = load(args.records)
     by_repo: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -160,6 +166,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["loro"] = leave_one_repo_out(records)
     if args.loro_tests:
         result["loro_tests"] = leave_one_repo_out(records, TEST_GRID, with_test_weights)
+    if args.loro_history:
+        result["loro_history"] = leave_one_repo_out(records, HISTORY_GRID, with_test_weights)
     print(json.dumps(result, indent=1))
     return result
 

@@ -229,6 +229,7 @@ def record_ticket(
             "fts_all": fts_all,
             "bm25_files": bm25_files[:50],
             "bm25_funcs": bm25_funcs[:10],
+            "history": [p for _, p in found.history],
         }
     with out.open("a") as fh:
         fh.write(json.dumps(row) + "\n")

@@ -137,7 +137,7 @@ def _print_report(report: IndexReport) -> None:
         f"{report.files} files, {report.changed} changed, {report.removed} removed, {report.skipped} skipped; "
         f"{report.chunks} chunks, {report.embedded} embedded, {report.reused} reused from cache; "
         f"{mb:.2f} MB in {report.seconds:.1f}s (chunking {report.chunk_seconds:.1f}s, "
-        f"embedding {report.embed_seconds:.1f}s)"
+        f"embedding {report.embed_seconds:.1f}s, history of {report.commits} commits {report.history_seconds:.1f}s)"
     )
     if report.unparsed:
         err.print(

@@ -81,3 +81,29 @@ def read_blobs(repo: Path, blobs: list[str]) -> dict[str, bytes]:
         result[header[0]] = out[nl + 1 : nl + 1 + size]
         pos = nl + 1 + size + 1
     return result
+
+
+def history(repo: Path, commit: str, limit: int) -> list[tuple[str, str, list[str]]]:
+    """(id, message, changed paths) of the last `limit` non-merge commits reachable from `commit`, newest first.
+
+    Renames are not followed (`--no-renames`: a rename is a removed and an added path), so git reads trees only,
+    never blobs: a mirror whose largest blobs are absent still gives its whole history.
+    """
+    out = _git(
+        repo,
+        "log",
+        "--no-merges",
+        "--no-renames",
+        "--name-only",
+        "-z",
+        "--format=%x1e%H%x00%B%x00",
+        f"-n{limit}",
+        "--end-of-options",
+        commit,
+    )
+    commits: list[tuple[str, str, list[str]]] = []
+    for record in out.decode("utf-8", errors="replace").split("\x1e")[1:]:
+        sha, _, rest = record.partition("\x00")
+        message, _, names = rest.partition("\x00")
+        commits.append((sha, message.strip(), [n.strip("\n") for n in names.split("\x00") if n.strip("\n")]))
+    return commits

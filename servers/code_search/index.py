@@ -1,8 +1,9 @@
 """The LanceDB store (the only module that imports lancedb).
 
-Four tables per embedding model (vectors of two models are never mixed; a switch is a new set):
+Five tables per embedding model (vectors of two models are never mixed; a switch is a new set):
     chunks   one row per unit: metadata, code-aware FTS column `text`, `vector`, generation window
     files    file text at each generation (read_file serves from here, never from a checkout)
+    commits  the repo's recent history at each generation: a commit's message (FTS) and the code files it changed
     repos    the pointer table: repo -> published generation and commit; switched last
     vectors  embedding cache by content hash
 
@@ -22,6 +23,7 @@ makes the reader move to the latest version before its next read, so a process r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -53,7 +55,8 @@ _HIT_COLUMNS = [
     "part",
 ]
 _BATCH = 400
-_READ_TABLES = ("chunks", "files", "repos")
+_READ_TABLES = ("chunks", "files", "repos", "commits")
+_VERSIONED = ("chunks", "files", "commits")  # tables whose rows carry a generation window
 _ERRORS = (OSError, RuntimeError, ValueError)
 T = TypeVar("T")
 VISIBILITY_COLUMNS = ("repo", "gen_added", "gen_removed")
@@ -76,6 +79,16 @@ _FILES = pa.schema(
         ("blob", pa.string()),
         ("content", pa.string()),
         ("status", pa.string()),
+        ("gen_added", pa.int64()),
+        ("gen_removed", pa.int64()),
+    ]
+)
+_COMMITS = pa.schema(
+    [
+        ("repo", pa.string()),
+        ("sha", pa.string()),
+        ("text", pa.string()),  # the code-aware words of the message
+        ("files", pa.list_(pa.string())),  # the code files it changed that exist at the row's generation
         ("gen_added", pa.int64()),
         ("gen_removed", pa.int64()),
     ]
@@ -112,7 +125,10 @@ class _Reader:
     @staticmethod
     async def _open(uri: str | Path, consistency: timedelta, names: Mapping[str, str]) -> dict[str, Any]:
         db = await lancedb.connect_async(uri, read_consistency_interval=consistency)
-        return {t: await db.open_table(names[t]) for t in _READ_TABLES}
+        tables = {t: await db.open_table(names[t]) for t in _READ_TABLES if t != "commits"}
+        with contextlib.suppress(ValueError):  # an index older than the commits table: the indexer's next run adds it
+            tables["commits"] = await db.open_table(names["commits"])
+        return tables
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the reader's loop and wait for it (from any thread but the loop's own)."""
@@ -129,6 +145,9 @@ class _Reader:
         if self._latest is not None:
             await asyncio.shield(self._latest)
         return self.tables[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
 
     async def _checkout_latest(self) -> None:
         for table in self.tables.values():
@@ -161,22 +180,31 @@ class CodeIndex:
         self.dim = dim
         self.ann_min_rows = ann_min_rows
         self._file_fts = False
+        self._history_fts = False
         self._uri = uri or db_dir
         self._consistency = consistency if consistency is not None else timedelta(0)
         self._reader: _Reader | None = None
         self._reader_lock = threading.Lock()
         ns = re.sub(r"[^A-Za-z0-9_]", "_", model_id)
-        names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors")}
+        names = {t: f"{ns}__{t}" for t in ("chunks", "files", "repos", "vectors", "commits")}
         self._names = names
         if not create and uri is None and not (db_dir / f"{names['repos']}.lance").exists():
             raise UpstreamFailure(f"the code index is missing (none for model {model_id}); run the indexer")
         try:
             db = lancedb.connect(self._uri, read_consistency_interval=self._consistency)
-            schemas = {"chunks": _chunk_schema(dim), "files": _FILES, "repos": _REPOS, "vectors": _vectors_schema(dim)}
+            schemas = {
+                "chunks": _chunk_schema(dim),
+                "files": _FILES,
+                "repos": _REPOS,
+                "vectors": _vectors_schema(dim),
+                "commits": _COMMITS,
+            }
             if create:
                 self._t = {t: db.create_table(names[t], schema=schemas[t], exist_ok=True) for t in names}
             else:
-                self._t = {t: db.open_table(names[t]) for t in names}
+                self._t = {t: db.open_table(names[t]) for t in names if t != "commits"}
+                with contextlib.suppress(ValueError):  # an index older than the commits table: read without it
+                    self._t["commits"] = db.open_table(names["commits"])
         except (OSError, RuntimeError, ValueError) as exc:
             raise _unavailable(exc) from exc
 
@@ -245,6 +273,27 @@ class CodeIndex:
         query = (await self.reader().table("files")).query().nearest_to_text(text, columns="content")
         rows = await self._rows_async(query.where(where).limit(k), ["repo", "path", "_score"])
         return [(r["repo"], r["path"], float(r["_score"])) for r in rows]
+
+    def history(self, text: str, where: str, k: int) -> list[tuple[str, list[str]]]:
+        """(repo, changed code files) of the `k` commits whose messages best match `text` (BM25), best first."""
+        return self.reader().run(self.history_async(text, where, k))
+
+    async def history_async(self, text: str, where: str, k: int) -> list[tuple[str, list[str]]]:
+        reader = self.reader()
+        if not text.strip() or not reader.has("commits") or not await self._has_history_fts():
+            return []
+        query = (await reader.table("commits")).query().nearest_to_text(text, columns="text")
+        rows = await self._rows_async(query.where(where).limit(k), ["repo", "files", "_score"])
+        return [(r["repo"], list(r["files"] or [])) for r in rows if r["_score"] > 0]
+
+    async def _has_history_fts(self) -> bool:
+        if not self._history_fts:  # once seen it stays: indexes are never dropped
+            table = await self.reader().table("commits")
+            try:
+                self._history_fts = any(i.columns[0] == "text" for i in await table.list_indices())
+            except _ERRORS as exc:
+                raise _unavailable(exc) from exc
+        return self._history_fts
 
     def _has_file_fts(self) -> bool:
         if not self._file_fts:  # once seen it stays: indexes are never dropped
@@ -320,7 +369,7 @@ class CodeIndex:
         """Recover from an interrupted run, collect garbage, and return (next generation, current files)."""
         current = next((v.gen for v in self.views([repo])), 0)
         r = quote(repo)
-        for name in ("chunks", "files"):
+        for name in (n for n in _VERSIONED if n in self._t):
             table = self._t[name]
             table.delete(f"repo = {r} AND gen_added > {current}")  # rows of a generation never published
             table.update(
@@ -352,6 +401,32 @@ class CodeIndex:
             for h, v in zip(table.column("content_hash").to_pylist(), vecs, strict=True):
                 found[h] = v
         return found
+
+    def set_history(self, repo: str, gen: int, commits: Mapping[str, tuple[str, list[str]]]) -> None:
+        """Make `commits` (id -> (message words, changed code files)) `repo`'s history at `gen`.
+
+        Like the chunks: a live row that is not in `commits`, or whose files differ, is retired at `gen`; a new one
+        is added at `gen`. Readers of an older generation keep the history they had.
+        """
+        r = quote(repo)
+        live = {
+            row["sha"]: list(row["files"] or [])
+            for row in self._rows(
+                self._t["commits"].search().where(f"repo = {r} AND gen_removed = {LIVE}").limit(None), ["sha", "files"]
+            )
+        }
+        gone = sorted(sha for sha, files in live.items() if sha not in commits or commits[sha][1] != files)
+        for start in range(0, len(gone), _BATCH):
+            where = f"repo = {r} AND gen_removed = {LIVE} AND {any_of('sha', gone[start : start + _BATCH])}"
+            self._t["commits"].update(where=where, values={"gen_removed": gen})
+        rows = [
+            {"repo": repo, "sha": sha, "text": text, "files": files, "gen_added": gen, "gen_removed": LIVE}
+            for sha, (text, files) in commits.items()
+            if sha not in live or sha in gone
+        ]
+        if rows:
+            self._t["commits"].add(pa.Table.from_pylist(rows, schema=_COMMITS))
+        self._wrote()
 
     def add(self, name: str, rows: Any) -> None:
         """Append rows to table `name` (chunks, files or vectors)."""
@@ -406,6 +481,9 @@ class CodeIndex:
             # Measured on 58k chunks: flat search ~20-45 ms, HNSW ~10 ms with the same top-10.
             partitions = max(1, chunks.count_rows() // 8000)
             chunks.create_index("vector", config=HnswSq(distance_type="cosine", num_partitions=partitions))
+        commits = self._t.get("commits")
+        if commits is not None and commits.count_rows() and not commits.list_indices():
+            commits.create_index("text", config=FTS(with_position=False, remove_stop_words=False, stem=False))
         vectors = self._t["vectors"]
         if not vectors.list_indices():
             vectors.create_index("content_hash", config=BTree())

@@ -2,7 +2,8 @@
 
     lock repo -> snapshot files -> begin (recover, next generation) -> diff against the stored files
     -> chunk changed files -> embed only unseen content hashes -> retire replaced rows -> add rows
-    -> publish the generation -> fold new rows into the indexes
+    -> the recent history (commit messages and the code files they changed) -> publish the generation
+    -> fold new rows into the indexes
 
 Until `publish`, readers keep seeing the previous generation; a crash anywhere before it leaves
 rows that the next run's `begin` removes. One writer per repo: a non-blocking file lock.
@@ -18,17 +19,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from servers.code_search import gitrepo
 from servers.code_search.chunker import GoChunker, GoOptions
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import LIVE
 from servers.code_search.index import CodeIndex
 from servers.code_search.markdown import line_windows, markdown_sections
 from servers.code_search.model import Chunk, code_text
-from servers.code_search.source import SkipRules, snapshot
+from servers.code_search.source import SkipRules, Snapshot, snapshot
 from servers.common.errors import Conflict
 from servers.common.repo_names import repo_slug
 
 FILE_BATCH = 250
+# The history a ticket is matched against: the last HISTORY_COMMITS non-merge commits, each with the non-test .go
+# files it changed (a commit changing none, or more than HISTORY_MAX_FILES, says nothing about where a fix goes).
+HISTORY_COMMITS = 3000
+HISTORY_MAX_FILES = 20
+HISTORY_MAX_CHARS = 4000
 
 
 class Progress(Protocol):
@@ -58,6 +65,8 @@ class IndexReport:
     seconds: float = 0.0
     chunk_seconds: float = 0.0
     embed_seconds: float = 0.0
+    history_seconds: float = 0.0
+    commits: int = 0  # commits in the history kept for this generation
     publish_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,6 +166,11 @@ def index_repo(
             added = _index_batch(index, embedder, chunker, snap, repo, gen, batch, rules, report)
             if progress:
                 progress.advance(len(batch), added)
+        history_at = time.perf_counter()
+        commits = recent_history(snap) if snap.is_git else {}
+        index.set_history(repo, gen, commits)
+        report.commits = len(commits)
+        report.history_seconds = time.perf_counter() - history_at
         publish_at = time.perf_counter()
         report.seconds = publish_at - began
         index.publish(repo, snap.commit, gen, report.as_dict())
@@ -165,6 +179,16 @@ def index_repo(
             index.maintain()
         report.seconds = time.perf_counter() - began
     return report
+
+
+def recent_history(snap: Snapshot) -> dict[str, tuple[str, list[str]]]:
+    """Commit id -> (code-aware words of its message, the non-test .go files it changed that exist at `snap`)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for sha, message, paths in gitrepo.history(snap.root, snap.commit, HISTORY_COMMITS):
+        code = [p for p in paths if p.endswith(".go") and not p.endswith("_test.go")]
+        if 0 < len(code) <= HISTORY_MAX_FILES:
+            out[sha] = (code_text(message[:HISTORY_MAX_CHARS]), sorted(p for p in code if p in snap.files))
+    return out
 
 
 def _index_batch(

@@ -36,6 +36,15 @@ On the ticket set's dev repositories indexed with their tests, file recall@5 0.7
 function recall@10 0.49 -> 0.60 (identifier-stripped); an index without tests (benchmark 5's) is
 ranked as before.
 
+A ticket is also matched against the repository's own history (the classic "similar past fixes" signal of bug
+localization): the index keeps the last 3,000 commit messages of each indexed commit with the non-test .go files
+each changed (`CodeIndex.history`, filtered like every list by the caller's repos and generations). The files of
+the 10 messages that best match the whole ticket (BM25) are ranked (`files_of_commits`), and the best non-test
+unit of each ranked file gets its share as an exact match (lifting all its units cost function recall on dev).
+Chosen on the ticket set's dev repositories (10 commits, weight 1, by most left-out folds; bench/
+code_search_replay.py --loro-history); on held-out, file recall@5 0.536 -> 0.574 identifier-stripped
+(docs/benchmarks.md).
+
 `rank` is a pure function of what `gather` returns, so recorded lists can be replayed through it.
 """
 
@@ -44,7 +53,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast
 
 from servers.code_search.embed import Embedder
@@ -65,7 +74,7 @@ WEIGHTS = {"fts": 1.0, "vector": 1.0, "symbol": 1.0, "frame": 3.0, "path": 0.5, 
 # fold chose evidence 0.25, two of three test weight 0.25 (see docs/benchmarks.md).
 TEST_WEIGHT = 0.25
 TEST_EVIDENCE = 0.25
-TICKET_WEIGHTS = {**WEIGHTS, "test": TEST_WEIGHT, "test_evidence": TEST_EVIDENCE}
+TICKET_WEIGHTS = {**WEIGHTS, "test": TEST_WEIGHT, "test_evidence": TEST_EVIDENCE, "history": 1.0}
 # A filed report: its title is its densest sentence, and one vector for a long report says less than for a short
 # query. Chosen on the ticket set's dev repositories, each left out in turn (bench/code_search_replay.py --loro):
 # every fold chose title 2, two of three vector 0.5; the error and file weights stay (see docs/benchmarks.md).
@@ -81,6 +90,9 @@ LENGTH_RANGE = (10, 2000)
 CANDIDATES = 100
 FILE_CANDIDATES = 30
 MAX_MESSAGES = 6  # error strings and log messages searched on their own
+HISTORY_CANDIDATES = 10  # past commits whose messages best match a ticket; their files are the history list
+HISTORY_RANK_K = 10
+HISTORY_MAX_WORDS = 300
 _TEST_FILE = "_test.go"
 _TEST_FUNC = re.compile(r"^(?:Test|Benchmark|Fuzz|Example)_?")
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
@@ -89,10 +101,12 @@ _SAFE_PATH = re.compile(r"^[\w.@+-]{1,200}$")
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """The ranked lists of one query before fusion: units per list name, and whole files (repo, path)."""
+    """The ranked lists of one query before fusion: units per list name, whole files (repo, path), and the files
+    the past commits most like the query changed (a ticket's history list)."""
 
     lists: dict[str, list[Hit]]
     files: list[tuple[str, str]]
+    history: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,17 @@ def files_under_test(files: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(out)
 
 
+def files_of_commits(commits: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[str, str]]:
+    """The files of ranked commits, (repo, path) best first: each file scores 1/(HISTORY_RANK_K + rank) per commit
+    that changed it, so a file that the best-matching commit changed, or that several matching commits changed,
+    leads."""
+    scores: dict[tuple[str, str], float] = {}
+    for rank, (repo, paths) in enumerate(commits):
+        for path in paths:
+            scores[(repo, path)] = scores.get((repo, path), 0.0) + 1.0 / (HISTORY_RANK_K + rank)
+    return sorted(scores, key=lambda f: -scores[f])  # stable: ties keep the order they were first seen in
+
+
 def fuse(
     lists: dict[str, list[Hit]],
     k: int,
@@ -173,6 +198,7 @@ def fuse(
     files: Sequence[tuple[str, str]] = (),
     weights: Mapping[str, float] = WEIGHTS,
     named: Collection[str] = (),
+    history: Sequence[tuple[str, str]] = (),
 ) -> list[Hit]:
     """Weighted reciprocal rank fusion of ranked lists; each unit keeps its best-scoring metadata.
 
@@ -180,7 +206,9 @@ def fuse(
     that file's share, so a file that matches everywhere lifts its units. The similarity lists'
     share of a unit's score (files included) is multiplied by its `prior`. `weights` weigh each list;
     their "test" and "test_evidence" entries weigh test units (a test whose name is in `named`, the
-    names the query gives, keeps its weight).
+    names the query gives, keeps its weight). `history` is a ranking of files that the past commits most like the
+    query changed: the best non-test unit of each ranked file gets its "history" share as it is (no prior), so the
+    file moves up without its other units crowding the functions of other files out.
     """
     similar: dict[str, float] = {}
     exact: dict[str, float] = {}
@@ -211,6 +239,16 @@ def fuse(
         weighed = {k for k, hit in first.items() if is_test(hit.path) and hit.symbol.rsplit(".", 1)[-1] not in named}
         similar = {key: value * (test_weight if key in weighed else 1.0) for key, value in similar.items()}
     scores = {key: similar.get(key, 0.0) * prior(hit, bug_report) + exact.get(key, 0.0) for key, hit in first.items()}
+    history_weight = weights.get("history", 0.0)
+    if history and history_weight:  # the best unit of each file the history ranks gets the file's share
+        history_rank = {f: rank for rank, f in reversed(list(enumerate(history)))}
+        lifted: set[tuple[str, str]] = set()
+        for key in sorted(scores, key=lambda key: -scores[key]):
+            hit = first[key]
+            rank = history_rank.get((hit.repo, hit.path))
+            if rank is not None and not is_test(hit.path) and (hit.repo, hit.path) not in lifted:
+                lifted.add((hit.repo, hit.path))
+                scores[key] += history_weight / (RRF_K + rank + 1)
     order = sorted(scores, key=lambda key: -scores[key])[:k]
     out: list[Hit] = []
     for key in order:
@@ -256,10 +294,16 @@ def rank(
     # hurts there, and whole-file BM25 helps (ticket set, dev split); long commit messages keep the prior.
     named = frozenset(parsed.identifiers)
     if parsed.report:
-        return fuse(found.lists, k, False, found.files, report_weights, named)
+        return fuse(found.lists, k, False, found.files, report_weights, named, found.history)
     if parsed.ticket is not None:  # a long query: a ticket or a long commit message
-        return fuse(found.lists, k, parsed.bug_report, weights=ticket_weights, named=named)
+        return fuse(found.lists, k, parsed.bug_report, weights=ticket_weights, named=named, history=found.history)
     return fuse(found.lists, k, parsed.bug_report)
+
+
+def history_text(parsed: ParsedQuery) -> str:
+    """The words a ticket is matched against commit messages with: all of it (title, prose, code and logs), each
+    code-aware word once, at most HISTORY_MAX_WORDS."""
+    return " ".join(list(dict.fromkeys(code_text(parsed.text).split()))[:HISTORY_MAX_WORDS])
 
 
 def frame_hits(parsed: ParsedQuery, named: list[Hit]) -> list[Hit]:
@@ -330,7 +374,7 @@ class Searcher:
         where = narrow(visible(views), kinds, path_prefix)
         n = max(self.candidates, k)
         index = self.index
-        jobs: dict[str, Awaitable[list[Hit] | list[tuple[str, str]]]] = {}
+        jobs: dict[str, Awaitable[list[Hit] | list[tuple[str, str]] | list[tuple[str, list[str]]]]] = {}
         if mode in ("hybrid", "fts"):
             jobs["fts"] = index.fts_async(parsed.fts_text, where, n)
         if mode in ("hybrid", "vector"):
@@ -347,16 +391,19 @@ class Searcher:
                 jobs["title"] = index.fts_async(parsed.title_text, where, n)
             if parsed.report:
                 jobs["file"] = self._by_file(parsed, narrow(visible(views), (), path_prefix))
+            if parsed.ticket is not None:  # the files that the past commits most like the ticket changed
+                jobs["history"] = self.index.history_async(history_text(parsed), visible(views), HISTORY_CANDIDATES)
         # The lists are independent: they run side by side on the index's reader loop (LanceDB releases the GIL,
         # the query embedding runs on a thread of its own).
         results = index.gather(jobs)
         files = cast("list[tuple[str, str]]", results.pop("file", []))
+        history = files_of_commits(cast("list[tuple[str, list[str]]]", results.pop("history", [])))
         lists = {name: cast("list[Hit]", hits) for name, hits in results.items() if not name.startswith("message:")}
         if messages:
             lists["error"] = merge([cast("list[Hit]", results[f"message:{i}"]) for i in range(len(messages))])
         if mode == "hybrid":
             lists["frame"] = frame_hits(parsed, lists["symbol"])
-        return Candidates(lists, files)
+        return Candidates(lists, files, history)
 
     async def _by_vector(self, parsed: ParsedQuery, where: str, n: int) -> list[Hit]:
         (vec,) = await asyncio.to_thread(self.embedder.embed, [parsed.prose])

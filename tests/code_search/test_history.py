@@ -163,8 +163,11 @@ def test_a_ticket_lifts_the_file_its_past_commit_changed(
     assert top[0].path == "render/menu.go"
     without = rank(parse_query(TICKET), Candidates(found.lists, found.files), 5)
     assert [h.path for h in without] != [h.path for h in top]  # the two files differ only in their history
-    # a short query is not a ticket: no history list
+    # a short query, or a long one that is not a filed report (a long commit message), has no history list
     assert searcher.gather(parse_query("listing flicker"), index.views(), 10).history == []
+    plain = " ".join(line for line in TICKET.splitlines() if not line.startswith("#"))
+    assert parse_query(plain).ticket is not None and not parse_query(plain).report
+    assert searcher.gather(parse_query(plain), index.views(), 10).history == []
 
 
 def _hit(path: str, symbol: str) -> Hit:

@@ -43,7 +43,7 @@ the 10 messages that best match the whole ticket (BM25) are ranked (`files_of_co
 unit of each ranked file gets its share as an exact match (lifting all its units cost function recall on dev).
 Chosen on the ticket set's dev repositories (10 commits, weight 1, by most left-out folds; bench/
 code_search_replay.py --loro-history; filed reports only, which on dev kept file recall and gained function
-recall, and leaves all but 8 of benchmark 5's commit messages alone); on held-out, file recall@5 0.536 -> 0.574
+recall, and leaves all but 8 of benchmark 5's commit messages alone); on held-out, file recall@5 0.536 -> 0.570
 identifier-stripped (docs/benchmarks.md).
 
 `rank` is a pure function of what `gather` returns, so recorded lists can be replayed through it.
@@ -91,7 +91,7 @@ LENGTH_RANGE = (10, 2000)
 CANDIDATES = 100
 FILE_CANDIDATES = 30
 MAX_MESSAGES = 6  # error strings and log messages searched on their own
-HISTORY_CANDIDATES = 10  # past commits whose messages best match a ticket; their files are the history list
+HISTORY_CANDIDATES = 10  # past commits whose messages best match a report; their files are the history list
 HISTORY_RANK_K = 10
 HISTORY_MAX_WORDS = 300
 _TEST_FILE = "_test.go"
@@ -103,7 +103,7 @@ _SAFE_PATH = re.compile(r"^[\w.@+-]{1,200}$")
 @dataclass(frozen=True, slots=True)
 class Candidates:
     """The ranked lists of one query before fusion: units per list name, whole files (repo, path), and the files
-    the past commits most like the query changed (a ticket's history list)."""
+    the past commits most like the query changed (a filed report's history list)."""
 
     lists: dict[str, list[Hit]]
     files: list[tuple[str, str]]

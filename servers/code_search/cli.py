@@ -139,6 +139,8 @@ def _print_report(report: IndexReport) -> None:
         f"{mb:.2f} MB in {report.seconds:.1f}s (chunking {report.chunk_seconds:.1f}s, "
         f"embedding {report.embed_seconds:.1f}s, history of {report.commits} commits {report.history_seconds:.1f}s)"
     )
+    if report.history_skipped:
+        err.print(f"[yellow]no history for ticket search:[/yellow] {report.history_skipped}")
     if report.unparsed:
         err.print(
             f"[yellow]{len(report.unparsed)} file(s) did not parse; indexed as line windows:[/yellow] "

@@ -23,7 +23,6 @@ makes the reader move to the latest version before its next read, so a process r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import threading
@@ -57,6 +56,8 @@ _HIT_COLUMNS = [
 _BATCH = 400
 _READ_TABLES = ("chunks", "files", "repos", "commits")
 _VERSIONED = ("chunks", "files", "commits")  # tables whose rows carry a generation window
+# Tables an index written by an older version may lack: read without them (the indexer's next run creates them).
+_OPTIONAL = frozenset({"commits"})
 _ERRORS = (OSError, RuntimeError, ValueError)
 T = TypeVar("T")
 VISIBILITY_COLUMNS = ("repo", "gen_added", "gen_removed")
@@ -125,9 +126,13 @@ class _Reader:
     @staticmethod
     async def _open(uri: str | Path, consistency: timedelta, names: Mapping[str, str]) -> dict[str, Any]:
         db = await lancedb.connect_async(uri, read_consistency_interval=consistency)
-        tables = {t: await db.open_table(names[t]) for t in _READ_TABLES if t != "commits"}
-        with contextlib.suppress(ValueError):  # an index older than the commits table: the indexer's next run adds it
-            tables["commits"] = await db.open_table(names["commits"])
+        tables: dict[str, Any] = {}
+        for t in _READ_TABLES:
+            try:
+                tables[t] = await db.open_table(names[t])
+            except ValueError:
+                if t not in _OPTIONAL:
+                    raise
         return tables
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -202,9 +207,13 @@ class CodeIndex:
             if create:
                 self._t = {t: db.create_table(names[t], schema=schemas[t], exist_ok=True) for t in names}
             else:
-                self._t = {t: db.open_table(names[t]) for t in names if t != "commits"}
-                with contextlib.suppress(ValueError):  # an index older than the commits table: read without it
-                    self._t["commits"] = db.open_table(names["commits"])
+                self._t = {}
+                for t in names:
+                    try:
+                        self._t[t] = db.open_table(names[t])
+                    except ValueError:
+                        if t not in _OPTIONAL:
+                            raise
         except (OSError, RuntimeError, ValueError) as exc:
             raise _unavailable(exc) from exc
 

@@ -27,7 +27,7 @@ from servers.code_search.index import CodeIndex
 from servers.code_search.markdown import line_windows, markdown_sections
 from servers.code_search.model import Chunk, code_text
 from servers.code_search.source import SkipRules, Snapshot, snapshot
-from servers.common.errors import Conflict
+from servers.common.errors import Conflict, InvalidInput
 from servers.common.repo_names import repo_slug
 
 FILE_BATCH = 250
@@ -67,6 +67,7 @@ class IndexReport:
     embed_seconds: float = 0.0
     history_seconds: float = 0.0
     commits: int = 0  # commits in the history kept for this generation
+    history_skipped: str = ""  # why this generation has no history although the source is a git repository
     publish_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -167,7 +168,12 @@ def index_repo(
             if progress:
                 progress.advance(len(batch), added)
         history_at = time.perf_counter()
-        commits = recent_history(snap) if snap.is_git else {}
+        commits: dict[str, tuple[str, list[str]]] = {}
+        if snap.is_git:
+            try:
+                commits = recent_history(snap)
+            except InvalidInput as exc:  # the code is indexed all the same; the report says why there is no history
+                report.history_skipped = exc.message
         index.set_history(repo, gen, commits)
         report.commits = len(commits)
         report.history_seconds = time.perf_counter() - history_at

@@ -12,6 +12,7 @@ import pytest
 
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.index import CodeIndex
+from servers.code_search.indexer import index_repo
 
 GOSRC = Path(__file__).resolve().parents[1] / "testdata" / "gosrc"
 MUX = "github.com/gorilla/mux@v1.8.1"
@@ -29,6 +30,20 @@ def git(repo: Path, *args: str) -> str:
     }
     done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env)
     return done.stdout.strip()
+
+
+def index_killed_before_publish(
+    index: CodeIndex, hashing: HashingEmbedder, repo: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Index `repo` as `name`, killed just before publishing: its new rows and retirements stay unpublished."""
+
+    def crash(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(index, "publish", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        index_repo(index, hashing, repo, name)
+    monkeypatch.undo()
 
 
 def commit_all(repo: Path, message: str) -> str:

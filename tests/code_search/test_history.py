@@ -17,8 +17,9 @@ from servers.code_search.indexer import HISTORY_MAX_FILES, index_repo
 from servers.code_search.model import Hit
 from servers.code_search.query import parse_query
 from servers.code_search.search import Candidates, Searcher, files_of_commits, fuse, rank
+from servers.common.errors import InvalidInput
 
-from .conftest import commit_all, git
+from .conftest import commit_all, git, index_killed_before_publish
 
 # Two files a ticket's words cannot tell apart: only the history can.
 BASE = {
@@ -114,14 +115,7 @@ def test_a_crash_before_publish_leaves_no_history_of_the_unpublished_generation(
     repo: Path, index: CodeIndex, hashing: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index_repo(index, hashing, repo, "site", "HEAD~1")
-
-    def crash(*_args: object, **_kw: object) -> None:
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(index, "publish", crash)
-    with pytest.raises(RuntimeError):
-        index_repo(index, hashing, repo, "site")
-    monkeypatch.undo()
+    index_killed_before_publish(index, hashing, repo, "site", monkeypatch)
     assert _history(index, "page counts items", _views(index, "site")) == []
     index_repo(index, hashing, repo, "site")
     assert _history(index, "page counts items", _views(index, "site")) == [["render/page.go"]]
@@ -137,6 +131,21 @@ def test_a_commit_that_changes_too_many_files_is_left_out(
     commit_all(repo, "p: initial tweak")
     index_repo(index, hashing, repo, "wide")
     assert _history(index, "initial", _views(index, "wide")) == [["p/f0.go"]]
+
+
+def test_a_history_git_cannot_read_leaves_the_code_indexed(
+    repo: Path, index: CodeIndex, hashing: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise InvalidInput("git log failed in site", detail="fatal: unable to read tree 1234")
+
+    monkeypatch.setattr(gitrepo, "history", broken)
+    report = index_repo(index, hashing, repo, "site")
+    assert (report.chunks, report.commits) == (3, 0)
+    assert report.history_skipped == "git log failed in site"  # the message, not git's stderr
+    assert _history(index, "taxonomy listing flicker", _views(index, "site")) == []
+    monkeypatch.undo()
+    assert index_repo(index, hashing, repo, "site").commits == 3  # initial, listing, page
 
 
 def test_a_directory_has_no_history_and_an_old_index_without_the_table_is_searched(

@@ -16,7 +16,7 @@ from servers.code_search.indexer import index_repo, writer_lock
 from servers.code_search.search import Searcher
 from servers.common.errors import Conflict, InvalidInput, UpstreamFailure
 
-from .conftest import commit_all, git
+from .conftest import commit_all, git, index_killed_before_publish
 
 A = {
     "pkg/a.go": 'package pkg\n\n// Alpha says hi.\nfunc Alpha() string { return "hi" }\n\n'
@@ -40,14 +40,7 @@ def _crash_before_publish(
     retirements at 2 stay in the tables, unpublished."""
     (repo / "pkg/b.go").write_text("package pkg\n\nfunc Delta() {}\n")
     commit_all(repo, "B")
-
-    def crash(*_args: object, **_kw: object) -> None:
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(index, "publish", crash)
-    with pytest.raises(RuntimeError):
-        index_repo(index, hashing, repo, "svc")
-    monkeypatch.undo()
+    index_killed_before_publish(index, hashing, repo, "svc", monkeypatch)
 
 
 def test_reindex_touches_only_changed_files_and_embeds_only_new_hashes(

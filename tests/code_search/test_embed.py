@@ -113,6 +113,23 @@ def test_a_query_embedded_alone_gets_the_vector_of_the_batch_session(
     assert all(e._query_session is not None and e._query_session is not e._session for e in (fp32, int8))
 
 
+def test_bge_small_is_the_cls_state_of_its_onnx_graph_normalized_and_orders_paraphrases_first() -> None:
+    # The weights were installed by `goresolve model install --embedder bge-small` (scripts/test.sh).
+    bge = make_embedder("bge-small")
+    assert isinstance(bge, minilm.BgeSmallEmbedder) and bge.model_id == "bge-small-en-v1.5-int8" and bge.dim == 384
+    vectors = bge.embed(SENTENCES)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.1
+    ids = np.array([bge._tokenizer.encode(SENTENCES[0]).ids], dtype=np.int64)
+    (hidden,) = bge._session.run(
+        None, {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": 0 * ids}
+    )
+    cls = hidden[0, 0] / np.linalg.norm(hidden[0, 0])
+    assert np.abs(bge.embed([SENTENCES[0]])[0] - cls).max() < 1e-5  # a query alone: one-thread session, same vector
+    assert bge._query_session is not None and bge._query_session is not bge._session
+    assert bge.model_id != make_embedder("minilm").model_id  # another vector space: another table
+
+
 def test_hashing_embedder_is_deterministic_and_code_aware() -> None:
     e = make_embedder("hashing", dim=64)
     assert isinstance(e, Embedder) and isinstance(e, HashingEmbedder)

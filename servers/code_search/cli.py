@@ -257,7 +257,9 @@ class Installable(StrEnum):
     BGE_SMALL = "bge-small"
 
 
-model_app = typer.Typer(no_args_is_help=True, help="The default embedding model (all-MiniLM-L6-v2, offline).")
+model_app = typer.Typer(
+    no_args_is_help=True, help="The embedding model, offline: all-MiniLM-L6-v2 (default) or bge-small-en-v1.5."
+)
 
 
 @model_app.command("install")

@@ -174,7 +174,6 @@ class BgeSmallEmbedder(MiniLMEmbedder):
 
     def __init__(self, cache_dir: Path | None = None, threads: int = 2, batch_size: int = 32) -> None:
         weights = weights_dir(cache_dir or default_cache_dir(), assets.BGE_SMALL)
-        self._quantized = True
         self._open(weights / "model.onnx", weights / "tokenizer.json", threads, batch_size)
 
     @property

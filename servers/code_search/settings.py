@@ -38,7 +38,9 @@ class CodeSearchSettings(ServerSettings):
         "or hashing (tests).",
     )
     model_cache_dir: Path | None = Field(
-        default=None, description="MiniLM weights and ONNX files; default <data dir>/models (goresolve model install)."
+        default=None,
+        description="Embedding model weights and ONNX files (MiniLM, bge-small); default <data dir>/models "
+        "(goresolve model install).",
     )
     openai_base_url: str | None = Field(default=None, description="e.g. http://tei:8080/v1 (OpenAI-compatible).")
     openai_model: str = "text-embedding-3-small"

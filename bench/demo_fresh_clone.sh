@@ -24,7 +24,7 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 secs() { python3 -c "print(round($2 - $1))"; }
 echo "cores: $(nproc); go build cache: $(go env GOCACHE)"
 t0=$(date +%s.%N); l0=$(load)
-python3 -m venv .venv && .venv/bin/pip install -q -e .
+python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .
 t1=$(date +%s.%N); l1=$(load)
 .venv/bin/goresolve model install
 t2=$(date +%s.%N); l2=$(load)

@@ -6,12 +6,12 @@ ARG PYTHON_IMAGE=docker.io/library/python:3.12.8-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python -m venv /opt/goresolve
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY docker/requirements.py docker/requirements.py
 # Dependencies first (a layer that changes only with pyproject.toml), then the package without its
 # full dependency list: the image gets the image-code-search extra and nothing else.
 RUN python docker/requirements.py image-code-search > /tmp/requirements.txt \
- && /opt/goresolve/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+ && /opt/goresolve/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt
 COPY servers servers
 COPY agent agent
 COPY goresolve goresolve

@@ -12,10 +12,10 @@ RUN go version && rm -rf /usr/local/go/pkg/tool/*/doc /usr/local/go/test
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python -m venv /opt/goresolve
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY docker/requirements.py docker/requirements.py
 RUN python docker/requirements.py image-go-test-runner > /tmp/requirements.txt \
- && /opt/goresolve/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+ && /opt/goresolve/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt
 COPY servers servers
 COPY agent agent
 COPY goresolve goresolve

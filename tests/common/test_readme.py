@@ -84,7 +84,7 @@ def test_notes_it_refers_to_are_in_the_repository() -> None:
 def test_the_first_command_leaves_a_working_default_model_and_runs_the_demo() -> None:
     first = re.search(r"```sh\n(.*?)```", README, re.S)
     assert first is not None
-    assert "pip install -q -e ." in first.group(1)
+    assert "pip install -q -c constraints.txt -e ." in first.group(1)
     assert "goresolve model install" in first.group(1)
     assert first.group(1).strip().endswith(".venv/bin/goresolve demo")
 

@@ -38,6 +38,13 @@ ENV PATH=/opt/goresolve/bin:/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin \
     GOTOOLCHAIN=local \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    GORESOLVE_DATA_DIR=/var/lib/goresolve
+    GORESOLVE_DATA_DIR=/var/lib/goresolve \
+    GORESOLVE_TOOLS_DIR=/opt/goresolve/tools
+# The tamper analyzer and the sandbox's set-up program, compiled here once (golang.org/x/tools is
+# fetched now, the standard library compiled now): a pod needs no module proxy for them and spends no
+# minutes on its first patch. The server copies them from GORESOLVE_TOOLS_DIR (read-only at run time).
+RUN GOCACHE=/tmp/go-build GOMODCACHE=/tmp/go-mod python -m servers.go_test_runner.prebuild \
+ && chmod -R a+rX /opt/goresolve/tools \
+ && rm -rf /tmp/go-build /tmp/go-mod
 USER 10001:10001
 ENTRYPOINT ["go-test-runner-mcp"]

@@ -840,17 +840,34 @@ def setup_program(go: Path, dest: Path, *, gocache: Path) -> None:
     Raises:
         SetupUnavailable: go could not build it.
     """
+    try:
+        tool.link_or_copy(install_setup_program(go, gocache=gocache), dest)
+    except OSError:
+        _build_setup(go, dest, gocache)
+
+
+def installed_setup_program(go: Path) -> Path:
+    """Where `sandbox-setup` for `go` is installed (a file once `install_setup_program` built it)."""
     digest = hashlib.sha256(str(go.resolve()).encode())
     for source in sorted([*SETUP_SRC.glob("*.go"), SETUP_SRC / "go.mod"]):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    built = tool.installed_dir() / f"sandbox-setup-{digest.hexdigest()[:16]}"
-    try:
+    return tool.installed_dir() / f"sandbox-setup-{digest.hexdigest()[:16]}"
+
+
+def install_setup_program(go: Path, *, gocache: Path) -> Path:
+    """Build `sandbox-setup` for `go` into the tools directory unless it is there; returns its path.
+
+    Raises:
+        OSError: the tools directory cannot be written.
+        SetupUnavailable: go could not build it.
+    """
+    built = installed_setup_program(go)
+    if not built.is_file():
         built.parent.mkdir(parents=True, exist_ok=True)
-        if not built.is_file():
-            _build_setup(go, built, gocache)
-        tool.link_or_copy(built, dest)
-    except OSError:
-        _build_setup(go, dest, gocache)
+        if not os.access(built.parent, os.W_OK):  # a read-only tools directory without it: build elsewhere
+            raise PermissionError(f"{built.parent} is not writable")
+        _build_setup(go, built, gocache)
+    return built
 
 
 def _build_setup(go: Path, out: Path, gocache: Path) -> None:

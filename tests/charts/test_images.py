@@ -120,6 +120,16 @@ def test_each_dockerfile_is_multi_stage_non_root_pinned_and_installs_its_own_ext
     assert "-c constraints.txt -r /tmp/requirements.txt" in text, "the image installs the versions CI tested"
 
 
+def test_the_go_test_runner_image_carries_its_go_programs_prebuilt() -> None:
+    """The analyzer and sandbox-setup are compiled at image build time into GORESOLVE_TOOLS_DIR, as root and
+    before the runtime user takes over, so a pod without a module proxy can still check patches."""
+    text = (DOCKER / "go-test-runner.Dockerfile").read_text(encoding="utf-8")
+    runtime = text[text.rindex("\nFROM ") :]
+    assert "GORESOLVE_TOOLS_DIR=/opt/goresolve/tools" in runtime
+    prebuild = runtime.index("python -m servers.go_test_runner.prebuild")
+    assert runtime.index("GORESOLVE_TOOLS_DIR=") < prebuild < runtime.index("USER 10001:10001")
+
+
 def constraints() -> dict[str, str]:
     """constraints.txt: the version of each distribution CI last tested, by normalized name."""
     pins: dict[str, str] = {}

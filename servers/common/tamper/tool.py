@@ -2,9 +2,10 @@
 
 The analyzer's source ships in the package (analyzer/: main.go, go.mod and go.sum pinned); it is
 compiled once per source hash and go binary and reused. `goresolve model install` builds it into
-`<data dir>/tools/` (`install_analyzer`); `build_analyzer` takes it from there into its caller's
-cache directory, and builds it there itself only when it was not installed. This is the only module
-of the guard that starts processes; go-test-runner runs the same binary.
+`<data dir>/tools/` (`install_analyzer`; `$GORESOLVE_TOOLS_DIR` overrides the place, as the
+go-test-runner image does); `build_analyzer` takes it from there into its caller's cache directory,
+and builds it there itself only when it was not installed. This is the only module of the guard
+that starts processes; go-test-runner runs the same binary.
 
 Where a cold build spends its time (go 1.26, 2 cores): about 90% compiling the standard library
 (runtime, go/types, reflect, ...), 8% golang.org/x/tools, a few seconds downloading modules. So the
@@ -58,9 +59,15 @@ def source_hash(go: str) -> str:
 Progress = Callable[[int, int, str], None]
 
 
+TOOLS_DIR_ENV = "GORESOLVE_TOOLS_DIR"
+
+
 def installed_dir() -> Path:
-    """Where `goresolve model install` puts the analyzer: `<data dir>/tools`."""
-    return default_data_dir() / "tools"
+    """Where the programs this project ships as Go source are installed: `$GORESOLVE_TOOLS_DIR`, else
+    `<data dir>/tools` (where `goresolve model install` builds the analyzer). The go-test-runner image
+    sets it to a directory built into the image (servers/go_test_runner/prebuild.py), read-only at run time."""
+    override = os.environ.get(TOOLS_DIR_ENV)
+    return Path(override) if override else default_data_dir() / "tools"
 
 
 def installed_analyzer(go: str) -> Path:

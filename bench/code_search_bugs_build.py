@@ -39,10 +39,11 @@ HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", re.M)
 
 
 def mirror(repo: str) -> Path:
-    base = Path(os.environ.get("GORESOLVE_MIRRORS", "/work/.mirror"))
-    found = base / repo.replace("/", "+") / "repo"
-    if found.exists():
-        return found
+    """A bare mirror under $GORESOLVE_MIRRORS (`owner+name/repo` or `owner+name`), else a bare clone in the cache."""
+    base = os.environ.get("GORESOLVE_MIRRORS")
+    for found in [Path(base) / repo.replace("/", "+") / "repo", Path(base) / repo.replace("/", "+")] if base else []:
+        if (found / "HEAD").exists():
+            return found
     target = Path("/tmp/goresolve-bench/mirrors") / repo.replace("/", "+")
     if not target.exists():
         subprocess.run(["git", "clone", "-q", "--bare", f"https://github.com/{repo}", str(target)], check=True)

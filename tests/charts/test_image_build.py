@@ -53,3 +53,39 @@ def test_the_jira_read_image_builds_runs_as_10001_and_holds_no_lancedb_onnxrunti
         assert "jira-read" in buildah("run", "--isolation", "chroot", container, "--", "jira-read-mcp", "--help")
     finally:
         buildah("rm", container)
+
+
+PROBE = """
+import shutil
+from pathlib import Path
+from servers.common.tamper import tool
+from servers.go_test_runner.sandbox import setup_program
+go = str(Path(shutil.which("go")).resolve())
+analyzer = tool.build_analyzer(go, Path("/tmp/work/bin"), gocache=Path("/tmp/gocache"))
+setup_program(Path("/usr/local/go/bin/go"), Path("/tmp/sandbox-setup"), gocache=Path("/tmp/gocache"))
+print(analyzer.stat().st_size > 0, Path("/tmp/sandbox-setup").stat().st_size > 0, Path("/tmp/gocache").exists())
+"""
+
+
+def test_the_go_test_runner_image_takes_its_go_programs_prebuilt_without_a_proxy() -> None:
+    """As the runtime user, with no module proxy and an empty data directory: the analyzer and sandbox-setup are
+    copied out of the image's read-only tools directory, and nothing is compiled."""
+    assert os.geteuid() == 0 and shutil.which("buildah") and shutil.which("debootstrap"), "root, buildah, debootstrap"
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh"), "go-test-runner"],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    container = buildah("from", "localhost/goresolve/go-test-runner:dev")
+    try:
+        root = Path(buildah("mount", container))
+        built = sorted(p.name for p in (root / "opt" / "goresolve" / "tools").iterdir())
+        assert [n.split("-")[0] for n in built] == ["sandbox", "tamper"]
+        env = ["--env", "GOPROXY=off", "--env", "GORESOLVE_DATA_DIR=/tmp/data", "--env", "HOME=/tmp"]
+        probe = ["run", "--isolation", "chroot", "--user", "10001:10001", *env, container, "--", "python", "-c", PROBE]
+        assert buildah(*probe) == "True True False"
+    finally:
+        buildah("rm", container)

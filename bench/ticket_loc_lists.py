@@ -1,0 +1,268 @@
+"""Whole-file lists the server does not gather, fused beside its ranking of recorded tickets.
+
+    GORESOLVE_MIRRORS=mirrors .venv/bin/python bench/ticket_loc_lists.py RECORD.jsonl [...] \\
+        --list outline|callees|callers|recent [--weights 0 0.5 1 2]
+
+A record is what `bench/ticket_localization.py --record FILE` appended for each ticket (the lists the
+server gathered, the base commit and its .go files). For each ticket this computes one more ranking of
+whole files from the repository at the base commit (read from its bare mirror, nothing checked out),
+then ranks the recorded lists with the server's own `rank` and adds the new list as one more whole-file
+list: every unit of a listed file gets weight / (60 + rank + 1), scaled by the unit's kind prior, as the
+server's whole-file BM25 list does. Reported per repository, identifiers removed: the list alone (file
+recall@5 and the share of gold files in its top 30), and file recall@5 / function recall@10 at each
+weight (0 is the shipped ranking).
+
+The lists:
+  outline  BM25 over each file's outline: its path and the names it declares (funcs, methods, types);
+  callees  files defining what the top 5 ranked units call (a name defined in at most 3 files);
+  callers  files calling the top 5 ranked units' functions (a name called from at most 10 files);
+  recent   files changed by the 50 commits before the base (first parent), most recent first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from code_search_replay import candidates, load
+
+from servers.code_search.model import Hit, code_text
+from servers.code_search.query import parse_query
+from servers.code_search.search import RRF_K, is_test, prior, rank
+
+DECL = re.compile(r"^(?:func\s+(?:\(\s*\w*\s*\*?\s*(\w+)[^)]*\)\s*)?(\w+)|type\s+(\w+))", re.M)
+TYPE_GROUP = re.compile(r"^type\s*\(\s*$(.*?)^\)", re.M | re.S)
+GROUP_ITEM = re.compile(r"^\s+(\w+)\s", re.M)
+CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+BUILTINS = frozenset(
+    [
+        "if",
+        "for",
+        "switch",
+        "func",
+        "return",
+        "make",
+        "len",
+        "append",
+        "new",
+        "cap",
+        "panic",
+        "copy",
+        "delete",
+        "string",
+        "int",
+        "error",
+        "byte",
+        "bool",
+        "uint",
+        "int64",
+        "uint64",
+        "float64",
+        "close",
+        "recover",
+        "print",
+        "println",
+        "range",
+        "go",
+        "defer",
+        "select",
+        "map",
+        "chan",
+        "Errorf",
+        "Sprintf",
+        "New",
+        "Error",
+        "String",
+    ]
+)
+TOP_UNITS = 5
+LIST_DEPTH = 30
+RECENT_COMMITS = 50
+Source = tuple[str, str]  # (repo, base commit)
+
+
+def mirror(repo: str) -> Path:
+    base = os.environ.get("GORESOLVE_MIRRORS")
+    slug = repo.replace("/", "+")
+    for found in [Path(base) / slug / "repo", Path(base) / slug] if base else []:
+        if (found / "HEAD").exists():
+            return found
+    raise SystemExit(f"no bare mirror of {repo} under GORESOLVE_MIRRORS (see bench/data/ticket_loc/README.md)")
+
+
+class Repo:
+    """The .go files of one base commit, read once (records of one commit are consecutive)."""
+
+    def __init__(self) -> None:
+        self.key: Source | None = None
+        self.text: dict[str, str] = {}
+        self.defs: dict[str, list[str]] = {}
+
+    def at(self, record: dict[str, Any]) -> Repo:
+        key = (record["repo"], record["base_commit"])
+        if key != self.key:
+            self.key, self.text = key, read_files(record["repo"], record["base_commit"], record["paths"])
+            self.defs = defaultdict(list)
+            for path, text in self.text.items():
+                for _, func, typ in DECL.findall(text):
+                    if path not in self.defs[func or typ]:
+                        self.defs[func or typ].append(path)
+        return self
+
+
+def read_files(repo: str, commit: str, paths: list[str]) -> dict[str, str]:
+    batch = "".join(f"{commit}:{p}\n" for p in paths).encode()
+    out = subprocess.run(
+        ["git", "-C", str(mirror(repo)), "cat-file", "--batch"], input=batch, capture_output=True, check=True
+    ).stdout
+    texts: dict[str, str] = {}
+    pos = 0
+    for path in paths:
+        newline = out.index(b"\n", pos)
+        header = out[pos:newline].split()
+        if header[-1] == b"missing":
+            pos = newline + 1
+            continue
+        size = int(header[2])
+        texts[path] = out[newline + 1 : newline + 1 + size].decode("utf-8", "replace")
+        pos = newline + 1 + size + 1
+    return texts
+
+
+def outline(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    paths = list(state.text)
+    docs = []
+    for path in paths:
+        text = state.text[path]
+        names = [func or typ for _, func, typ in DECL.findall(text)]
+        names += [n for block in TYPE_GROUP.findall(text) for n in GROUP_ITEM.findall(block)]
+        docs.append(code_text(re.sub(r"[/_.-]", " ", path[:-3]) + " " + " ".join(names)).split())
+    query = parse_query(record["stripped"]["query"]).fts_text.split()
+    if not query or not paths:
+        return []
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index(docs, show_progress=False)
+    scores = retriever.get_scores(query)
+    return [paths[i] for i in np.argsort(-scores, kind="stable")[:LIST_DEPTH] if scores[i] > 0]
+
+
+def _top(units: list[Hit], state: Repo) -> list[Hit]:
+    return [h for h in units if not is_test(h.path) and h.path in state.text][:TOP_UNITS]
+
+
+def callees(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    scores: dict[str, float] = defaultdict(float)
+    for r, hit in enumerate(_top(units, state)):
+        body = "\n".join(state.text[hit.path].splitlines()[hit.start_line - 1 : hit.end_line])
+        for name in {m for m in CALL.findall(body) if m not in BUILTINS}:
+            files = [f for f in state.defs.get(name, []) if f != hit.path]
+            if 0 < len(state.defs.get(name, [])) <= 3:
+                for f in files:
+                    scores[f] += 1.0 / (r + 1) / len(files)
+    return sorted(scores, key=lambda f: -scores[f])[:LIST_DEPTH]
+
+
+def callers(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    scores: dict[str, float] = defaultdict(float)
+    for r, hit in enumerate(_top(units, state)):
+        name = hit.symbol.rsplit(".", 1)[-1]
+        if name in BUILTINS or len(state.defs.get(name, [])) > 3:
+            continue
+        call = re.compile(r"\b" + re.escape(name) + r"\s*\(")
+        files = [p for p, text in state.text.items() if p != hit.path and call.search(text)]
+        if 0 < len(files) <= 10:
+            for f in files:
+                scores[f] += 1.0 / (r + 1) / len(files)
+    return sorted(scores, key=lambda f: -scores[f])[:LIST_DEPTH]
+
+
+def recent(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    log = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(mirror(record["repo"])),
+            "log",
+            "--first-parent",
+            f"-n{RECENT_COMMITS}",
+            "-m",
+            "--name-only",
+            "--format=",
+            record["base_commit"],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return list(dict.fromkeys(p for p in log.splitlines() if p in state.text))[:LIST_DEPTH]
+
+
+LISTS: dict[str, Callable[[Repo, dict[str, Any], list[Hit]], list[str]]] = {
+    "outline": outline,
+    "callees": callees,
+    "callers": callers,
+    "recent": recent,
+}
+
+
+def fused(units: list[Hit], files: list[str], weight: float) -> tuple[list[str], list[str]]:
+    """(files, functions) of the top 50 units once `files` is fused in, as the benchmark reads them."""
+    at = {f: r for r, f in reversed(list(enumerate(files)))}
+
+    def score(hit: Hit) -> float:
+        r = at.get(hit.path)
+        return hit.score + (weight / (RRF_K + r + 1) * prior(hit) if r is not None and weight else 0.0)
+
+    top = sorted(units, key=lambda h: -score(h))[:50]
+    return list(dict.fromkeys(h.path for h in top)), list(dict.fromkeys(f"{h.path}::{h.symbol}" for h in top))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("records", nargs="+", type=Path)
+    parser.add_argument("--list", choices=sorted(LISTS), required=True)
+    parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.5, 1.0, 2.0])
+    args = parser.parse_args(argv)
+    state = Repo()
+    rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in load(args.records):
+        parsed = parse_query(record["stripped"]["query"])
+        units = rank(parsed, candidates(record, "stripped"), 300)
+        files = LISTS[args.list](state.at(record), record, units)
+        gold_files, gold_funcs = set(record["gold_files"]), set(record["gold_functions"])
+        row = rows[record["repo"]]
+        row["alone_file_r5"].append(len(set(files[:5]) & gold_files) / len(gold_files))
+        row["alone_in_top30"].append(len(set(files) & gold_files) / len(gold_files))
+        for weight in args.weights:
+            top_files, top_funcs = fused(units, files, weight)
+            row[f"w{weight:g}_file_r5"].append(len(set(top_files[:5]) & gold_files) / len(gold_files))
+            if gold_funcs:
+                row[f"w{weight:g}_func_r10"].append(len(set(top_funcs[:10]) & gold_funcs) / len(gold_funcs))
+    per_repo = {
+        repo: {"tickets": len(row["alone_file_r5"]), **{k: round(statistics.fmean(v), 3) for k, v in row.items()}}
+        for repo, row in sorted(rows.items())
+    }
+    metrics = sorted({k for r in per_repo.values() for k in r if k != "tickets"})
+    macro = {k: round(statistics.fmean(r[k] for r in per_repo.values() if k in r), 3) for k in metrics}
+    result = {"list": args.list, "per_repo": per_repo, "macro": macro}
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ import math
 import re
 import shutil
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 from code_search_bugs_build import OUT, mirror
 from code_search_common import WORK, save
@@ -80,8 +80,8 @@ def main() -> None:
     embedder = make_embedder(args.embedder)
     index = CodeIndex(db, embedder.model_id, embedder.dim, create=True)
     searcher = Searcher(index, embedder)
-    sums: dict[str, Counter[str]] = {v: Counter() for v in ("query", "query_raw")}
-    per_split: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}  # hybrid, stripped queries
+    sums: dict[str, defaultdict[str, float]] = {v: defaultdict(float) for v in ("query", "query_raw")}
+    per_split: dict[str, defaultdict[str, float]] = {s: defaultdict(float) for s in SPLITS}  # hybrid, stripped queries
     n_funcs = 0
     index_s = embedded = 0.0
     started = time.perf_counter()

@@ -204,7 +204,7 @@ def build_task(mirror: Path, module_hint: str, sha: str, scratch: Path) -> Task 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--git", type=Path, required=True, help="a git directory (bare mirror or .git) with history")
     ap.add_argument("--module", required=True, help="module path prefix, e.g. golang.org/x/text")
     ap.add_argument("--out", type=Path, required=True, help="JSONL to append to")

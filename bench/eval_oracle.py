@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--tasks", type=Path, default=ROOT / "bench" / "data" / "eval" / "tasks.jsonl")
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="results directory (default: a fresh temporary one)")

@@ -118,7 +118,8 @@ def main() -> None:
                 if variant == "query" and mode in ("hybrid", "hybrid_funcs"):
                     split = next(s for s, repos in SPLITS.items() if row["repo"] in repos)
                     part = per_split[split]
-                    part.update({f"{mode}.r5": r5, f"{mode}.mrr": rr, f"{mode}.fr10": fr10})
+                    for name, value in ((f"{mode}.r5", r5), (f"{mode}.mrr", rr), (f"{mode}.fr10", fr10)):
+                        part[name] += value  # summed over the split's commits
                     part["n"] += mode == "hybrid"
                     part["n_funcs"] += mode == "hybrid" and bool(gold_funcs)
         if number % 10 == 0:

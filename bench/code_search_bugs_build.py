@@ -23,6 +23,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from code_search_common import WORK
+
 from servers.code_search.chunker import GoChunker, GoOptions
 from servers.code_search.model import split_identifier
 
@@ -38,15 +40,20 @@ TRAILER = re.compile(r"^(signed-off-by|co-authored-by|reviewed-by|change-id|cc):
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", re.M)
 
 
-def mirror(repo: str) -> Path:
-    """A bare mirror under $GORESOLVE_MIRRORS (`owner+name/repo` or `owner+name`), else a bare clone in the cache."""
-    base = os.environ.get("GORESOLVE_MIRRORS")
-    for found in [Path(base) / repo.replace("/", "+") / "repo", Path(base) / repo.replace("/", "+")] if base else []:
-        if (found / "HEAD").exists():
-            return found
-    target = Path("/tmp/goresolve-bench/mirrors") / repo.replace("/", "+")
-    if not target.exists():
-        subprocess.run(["git", "clone", "-q", "--bare", f"https://github.com/{repo}", str(target)], check=True)
+def mirror(full: str, mirrors: Path | None = None) -> Path:
+    """The bare git directory of `full` (owner/name): a mirror under `mirrors` or $GORESOLVE_MIRRORS
+    (`owner+name/repo` or `owner+name`), else a bare clone made once in the bench cache."""
+    slug = full.replace("/", "+")
+    for base in [p for p in (mirrors, os.environ.get("GORESOLVE_MIRRORS")) if p]:
+        for candidate in (Path(base) / slug / "repo", Path(base) / slug):
+            if (candidate / "HEAD").exists() or (candidate / ".git").exists():
+                return candidate
+    target = WORK / "mirrors" / slug
+    if not (target / "HEAD").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "clone", "-q", "--bare", f"https://github.com/{full}", str(target)], check=True, timeout=3600
+        )
     return target
 
 

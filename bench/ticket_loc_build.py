@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from code_search_bugs_build import strip_identifiers, touched_functions, wanted_file
+from code_search_bugs_build import mirror, strip_identifiers, touched_functions, wanted_file
 from code_search_common import WORK
 
 DATA = Path(__file__).resolve().parent / "data" / "ticket_loc"
@@ -80,22 +79,6 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, errors="replace", timeout=600
     ).stdout
-
-
-def mirror(full: str, mirrors: Path | None) -> Path:
-    """The bare git directory of `full` (owner/name): a local mirror when given, else a clone in the cache."""
-    slug = full.replace("/", "+")
-    for base in [p for p in (mirrors, os.environ.get("GORESOLVE_MIRRORS")) if p]:
-        for candidate in (Path(base) / slug / "repo", Path(base) / slug):
-            if (candidate / "HEAD").exists() or (candidate / ".git").exists():
-                return candidate
-    target = WORK / "mirrors" / slug
-    if not (target / "HEAD").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["git", "clone", "-q", "--bare", f"https://github.com/{full}", str(target)], check=True, timeout=3600
-        )
-    return target
 
 
 def fixes(full: str, repo: Path) -> list[dict[str, object]]:

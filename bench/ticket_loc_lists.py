@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from code_search_bugs_build import mirror
 from code_search_replay import candidates, load
 
 from servers.code_search.model import Hit, code_text
@@ -94,15 +94,6 @@ TOP_UNITS = 5
 LIST_DEPTH = 30
 RECENT_COMMITS = 50
 Source = tuple[str, str]  # (repo, base commit)
-
-
-def mirror(repo: str) -> Path:
-    base = os.environ.get("GORESOLVE_MIRRORS")
-    slug = repo.replace("/", "+")
-    for found in [Path(base) / slug / "repo", Path(base) / slug] if base else []:
-        if (found / "HEAD").exists():
-            return found
-    raise SystemExit(f"no bare mirror of {repo} under GORESOLVE_MIRRORS (see bench/data/ticket_loc/README.md)")
 
 
 class Repo:

@@ -16,7 +16,7 @@ The lists:
   outline  BM25 over each file's outline: its path and the names it declares (funcs, methods, types);
   callees  files defining what the top 5 ranked units call (a name defined in at most 3 files);
   callers  files calling the top 5 ranked units' functions (a name called from at most 10 files);
-  recent   files changed by the 50 commits before the base (first parent), most recent first.
+  recent   files changed by the 50 non-merge commits before the base, most recent first.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,10 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from code_search_bugs_build import mirror
 from code_search_replay import candidates, load
+from ticket_localization import RULES
 
+from servers.code_search import gitrepo
 from servers.code_search.model import Hit, code_text
 from servers.code_search.query import parse_query
 from servers.code_search.search import RRF_K, is_test, prior, rank
+from servers.code_search.source import snapshot
 
 DECL = re.compile(r"^(?:func\s+(?:\(\s*\w*\s*\*?\s*(\w+)[^)]*\)\s*)?(\w+)|type\s+(\w+))", re.M)
 TYPE_GROUP = re.compile(r"^type\s*\(\s*$(.*?)^\)", re.M | re.S)
@@ -107,32 +109,15 @@ class Repo:
     def at(self, record: dict[str, Any]) -> Repo:
         key = (record["repo"], record["base_commit"])
         if key != self.key:
-            self.key, self.text = key, read_files(record["repo"], record["base_commit"], record["paths"])
+            snap = snapshot(mirror(record["repo"]), record["base_commit"], RULES)  # the files the record's paths list
+            self.key = key
+            self.text = {p: data.decode("utf-8", "replace") for p, data in snap.read(sorted(snap.files))}
             self.defs = defaultdict(list)
             for path, text in self.text.items():
                 for _, func, typ in DECL.findall(text):
                     if path not in self.defs[func or typ]:
                         self.defs[func or typ].append(path)
         return self
-
-
-def read_files(repo: str, commit: str, paths: list[str]) -> dict[str, str]:
-    batch = "".join(f"{commit}:{p}\n" for p in paths).encode()
-    out = subprocess.run(
-        ["git", "-C", str(mirror(repo)), "cat-file", "--batch"], input=batch, capture_output=True, check=True
-    ).stdout
-    texts: dict[str, str] = {}
-    pos = 0
-    for path in paths:
-        newline = out.index(b"\n", pos)
-        header = out[pos:newline].split()
-        if header[-1] == b"missing":
-            pos = newline + 1
-            continue
-        size = int(header[2])
-        texts[path] = out[newline + 1 : newline + 1 + size].decode("utf-8", "replace")
-        pos = newline + 1 + size + 1
-    return texts
 
 
 def outline(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
@@ -160,9 +145,10 @@ def callees(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
     scores: dict[str, float] = defaultdict(float)
     for r, hit in enumerate(_top(units, state)):
         body = "\n".join(state.text[hit.path].splitlines()[hit.start_line - 1 : hit.end_line])
-        for name in {m for m in CALL.findall(body) if m not in BUILTINS}:
-            files = [f for f in state.defs.get(name, []) if f != hit.path]
-            if 0 < len(state.defs.get(name, [])) <= 3:
+        for name in sorted({m for m in CALL.findall(body) if m not in BUILTINS}):  # sorted: runs agree on ties
+            defined = state.defs.get(name, [])
+            files = [f for f in defined if f != hit.path]
+            if 0 < len(defined) <= 3:
                 for f in files:
                     scores[f] += 1.0 / (r + 1) / len(files)
     return sorted(scores, key=lambda f: -scores[f])[:LIST_DEPTH]
@@ -183,24 +169,8 @@ def callers(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
 
 
 def recent(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
-    log = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(mirror(record["repo"])),
-            "log",
-            "--first-parent",
-            f"-n{RECENT_COMMITS}",
-            "-m",
-            "--name-only",
-            "--format=",
-            record["base_commit"],
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return list(dict.fromkeys(p for p in log.splitlines() if p in state.text))[:LIST_DEPTH]
+    commits = gitrepo.history(mirror(record["repo"]), record["base_commit"], RECENT_COMMITS)
+    return list(dict.fromkeys(p for _, _, paths in commits for p in paths if p in state.text))[:LIST_DEPTH]
 
 
 LISTS: dict[str, Callable[[Repo, dict[str, Any], list[Hit]], list[str]]] = {

@@ -29,17 +29,22 @@ def buildah(*args: str) -> str:
     return out.stdout.strip()
 
 
-def test_the_jira_read_image_builds_runs_as_10001_and_holds_no_lancedb_onnxruntime_or_pip() -> None:
+def build_image(image: str) -> str:
+    """Build `image` with scripts/build-images.sh (root, buildah, debootstrap); returns what it printed."""
     assert os.geteuid() == 0 and shutil.which("buildah") and shutil.which("debootstrap"), "root, buildah, debootstrap"
     out = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh"), "jira-read"],
+        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh"), image],
         capture_output=True,
         text=True,
         timeout=3000,
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.startswith("jira-read: ")
+    return out.stdout
+
+
+def test_the_jira_read_image_builds_runs_as_10001_and_holds_no_lancedb_onnxruntime_or_pip() -> None:
+    assert build_image("jira-read").startswith("jira-read: ")
     image = "localhost/goresolve/jira-read:dev"
     assert buildah("inspect", "--format", "{{.OCIv1.Config.User}}", image) == "10001:10001"
     container = buildah("from", image)
@@ -70,15 +75,7 @@ print(analyzer.stat().st_size > 0, Path("/tmp/sandbox-setup").stat().st_size > 0
 def test_the_go_test_runner_image_takes_its_go_programs_prebuilt_without_a_proxy() -> None:
     """As the runtime user, with no module proxy and an empty data directory: the analyzer and sandbox-setup are
     copied out of the image's read-only tools directory, and nothing is compiled."""
-    assert os.geteuid() == 0 and shutil.which("buildah") and shutil.which("debootstrap"), "root, buildah, debootstrap"
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "build-images.sh"), "go-test-runner"],
-        capture_output=True,
-        text=True,
-        timeout=3000,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert build_image("go-test-runner").startswith("go-test-runner: ")
     container = buildah("from", "localhost/goresolve/go-test-runner:dev")
     try:
         root = Path(buildah("mount", container))

@@ -1,7 +1,7 @@
 """Whole-file lists the server does not gather, fused beside its ranking of recorded tickets.
 
     GORESOLVE_MIRRORS=mirrors .venv/bin/python bench/ticket_loc_lists.py RECORD.jsonl [...] \\
-        --list outline|callees|callers|recent [--weights 0 0.5 1 2]
+        --list outline|callees|callers|recent|prf|package [--weights 0 0.5 1 2]
 
 A record is what `bench/ticket_localization.py --record FILE` appended for each ticket (the lists the
 server gathered, the base commit and its .go files). For each ticket this computes one more ranking of
@@ -16,7 +16,10 @@ The lists:
   outline  BM25 over each file's outline: its path and the names it declares (funcs, methods, types);
   callees  files defining what the top 5 ranked units call (a name defined in at most 3 files);
   callers  files calling the top 5 ranked units' functions (a name called from at most 10 files);
-  recent   files changed by the 50 non-merge commits before the base, most recent first.
+  recent   files changed by the 50 non-merge commits before the base, most recent first;
+  prf      BM25 over whole non-test files, the query expanded by the 20 terms with the best tf-idf in
+           the top 3 ranked files (pseudo-relevance feedback);
+  package  BM25 over whole non-test files in the directories of the top 3 ranked files (not those).
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ BUILTINS = frozenset(
 TOP_UNITS = 5
 LIST_DEPTH = 30
 RECENT_COMMITS = 50
+PRF_FILES = 3
+PRF_TERMS = 20
 Source = tuple[str, str]  # (repo, base commit)
 
 
@@ -105,6 +110,9 @@ class Repo:
         self.key: Source | None = None
         self.text: dict[str, str] = {}
         self.defs: dict[str, list[str]] = {}
+        self.paths: list[str] = []
+        self.docs: list[list[str]] = []
+        self.retriever: bm25s.BM25 | None = None
 
     def at(self, record: dict[str, Any]) -> Repo:
         key = (record["repo"], record["base_commit"])
@@ -117,7 +125,17 @@ class Repo:
                 for _, func, typ in DECL.findall(text):
                     if path not in self.defs[func or typ]:
                         self.defs[func or typ].append(path)
+            self.retriever = None
         return self
+
+    def whole_files(self) -> bm25s.BM25:
+        """BM25 over whole non-test files of this commit (`paths`, `docs`), built on first use."""
+        if self.retriever is None:
+            self.paths = [p for p in sorted(self.text) if not is_test(p)]
+            self.docs = [code_text(self.text[p]).split() for p in self.paths]
+            self.retriever = bm25s.BM25(k1=1.2, b=0.75)
+            self.retriever.index(self.docs, show_progress=False)
+        return self.retriever
 
 
 def outline(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
@@ -168,6 +186,54 @@ def callers(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
     return sorted(scores, key=lambda f: -scores[f])[:LIST_DEPTH]
 
 
+def _top_files(units: list[Hit], state: Repo, n: int) -> list[str]:
+    return list(dict.fromkeys(h.path for h in units if not is_test(h.path) and h.path in state.text))[:n]
+
+
+def _ranked(state: Repo, scores: np.ndarray[Any, Any], keep: Callable[[str], bool]) -> list[str]:
+    order = np.argsort(-scores, kind="stable")
+    return [state.paths[i] for i in order if scores[i] > 0 and keep(state.paths[i])][:LIST_DEPTH]
+
+
+def prf(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    retriever = state.whole_files()
+    query = parse_query(record["stripped"]["query"]).fts_text.split()
+    if not query or not state.paths:
+        return []
+    at = {p: i for i, p in enumerate(state.paths)}
+    df: dict[str, int] = defaultdict(int)
+    for doc in state.docs:
+        for term in set(doc):
+            df[term] += 1
+    n_docs = len(state.docs)
+    weights: dict[str, float] = defaultdict(float)
+    for f in _top_files(units, state, PRF_FILES):
+        doc = state.docs[at[f]]
+        tf: dict[str, int] = defaultdict(int)
+        for term in doc:
+            tf[term] += 1
+        for term, count in tf.items():
+            weights[term] += count / len(doc) * np.log(n_docs / df[term])
+    asked = set(query)
+    best = sorted(weights, key=lambda t: (-weights[t], t))  # name breaks ties: runs agree
+    expansion = [t for t in best if weights[t] > 0 and t not in asked and len(t) > 2][:PRF_TERMS]
+    return _ranked(state, retriever.get_scores(query + expansion), lambda p: True)
+
+
+def package(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    retriever = state.whole_files()
+    query = parse_query(record["stripped"]["query"]).fts_text.split()
+    if not query or not state.paths:
+        return []
+    top = _top_files(units, state, 3)
+    dirs = {f.rsplit("/", 1)[0] if "/" in f else "" for f in top}
+
+    def near(p: str) -> bool:
+        return p not in top and (p.rsplit("/", 1)[0] if "/" in p else "") in dirs
+
+    return _ranked(state, retriever.get_scores(query), near)
+
+
 def recent(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
     commits = gitrepo.history(mirror(record["repo"]), record["base_commit"], RECENT_COMMITS)
     return list(dict.fromkeys(p for _, _, paths in commits for p in paths if p in state.text))[:LIST_DEPTH]
@@ -178,6 +244,8 @@ LISTS: dict[str, Callable[[Repo, dict[str, Any], list[Hit]], list[str]]] = {
     "callees": callees,
     "callers": callers,
     "recent": recent,
+    "prf": prf,
+    "package": package,
 }
 
 

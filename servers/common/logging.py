@@ -110,10 +110,16 @@ def redactor() -> Redactor:
     return _REDACTOR
 
 
-def _quiet_root_chatter(record: logging.LogRecord) -> bool:
-    # Libraries that call logging.info() on the root logger (onnxruntime's quantizer logs every
-    # tensor) would drown the real lines; our own code always logs through a named logger.
-    return record.name != "root" or record.levelno >= logging.WARNING
+# Loggers whose INFO lines are library chatter, not events: the root logger (onnxruntime's quantizer
+# logs every tensor there) and persist-queue (its import logs which optional extras it lacks).
+_CHATTY = ("root", "persistqueue")
+
+
+def _quiet_library_chatter(record: logging.LogRecord) -> bool:
+    # Our own code always logs through a named logger of its own, so these never hide a real line.
+    if record.levelno >= logging.WARNING:
+        return True
+    return not any(record.name == name or record.name.startswith(name + ".") for name in _CHATTY)
 
 
 def configure_logging(
@@ -157,7 +163,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
-    handler.addFilter(_quiet_root_chatter)
+    handler.addFilter(_quiet_library_chatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,4 +1,4 @@
-"""Log lines: JSON for servers, readable lines for the CLI, on stderr; root-logger chatter below WARNING dropped."""
+"""Log lines: JSON for servers, readable lines for the CLI, on stderr; library chatter below WARNING dropped."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ def test_root_logger_info_from_libraries_is_dropped_ours_is_kept() -> None:
     configure_logging(service="t", level="INFO", stream=out)
     logging.info("Quantization parameters for tensor not specified")  # a library on the root logger
     logging.warning("a library warning")
+    logging.getLogger("persistqueue").info("Async queues not available, may need to install aiofiles")
+    logging.getLogger("persistqueue.serializers.pickle").info("Selected pickle protocol: '4'")
+    logging.getLogger("persistqueue.sqlbase").warning("a persist-queue warning")
+    logging.getLogger("persistqueuex").info("another library entirely")
     get_logger("servers.x").info("model ready")
     events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
-    assert events == ["a library warning", "model ready"]
+    assert events == ["a library warning", "a persist-queue warning", "another library entirely", "model ready"]
 
 
 def test_the_cli_gets_one_readable_line_per_event() -> None:

@@ -159,12 +159,13 @@ def demo(
 
     import anyio
 
-    from goresolve.demo import DemoError, prepare_world, print_summary, run_demo, summary_json
+    from goresolve.demo import DemoError, ensure_embedding_model, prepare_world, print_summary, run_demo, summary_json
 
     started = time.monotonic()
     out = Console(stderr=as_json)  # with --json, stdout carries only the summary
     try:
         world = prepare_world(default_data_dir(), out)
+        ensure_embedding_model(world, out)
         results = anyio.run(run_demo, world, out)
     except DemoError as exc:
         raise fail(exc.message, 1) from None

@@ -201,6 +201,26 @@ def prepare_world(
     return World(data_dir, root, remote, policy_dir, root / "state", commit, runner, embedder)
 
 
+def ensure_embedding_model(world: World, console: Console) -> None:
+    """Install and build the embedding model first when it is missing, as `goresolve model install` does.
+
+    The router, the demo's indexer and code-search's process would each install it on first use: at the
+    same time, and the router would route without its classifier meanwhile. Installed here, once, they
+    all find it.
+
+    Raises:
+        typer.Exit: it could not be installed (the message said why).
+    """
+    from servers.code_search import minilm
+    from servers.code_search.cli import model_install
+
+    models = world.data_dir / "models"  # where `goresolve model install` puts it, and the router reads it
+    if minilm.built_model(models) is not None:
+        return
+    console.print("[bold]embedding model[/bold] not installed yet: installing it first (`goresolve model install`)")
+    model_install(models)
+
+
 def _progress(console: Console) -> Progress:
     """The index bar (files, files/s, chunks/s) and, below it, what the servers are doing meanwhile."""
     columns = [

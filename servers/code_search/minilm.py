@@ -56,6 +56,20 @@ def weights_dir(cache_dir: Path | None = None, pin: assets.WheelPin = assets.MIN
     return path
 
 
+def _model_file(cache_dir: Path, weights: Path, quantized: bool) -> Path:
+    key = f"minilm-l6-v{_BUILDER_VERSION}-{weights.stat().st_size}"
+    return cache_dir / f"{key}-{'int8' if quantized else 'fp32'}.onnx"
+
+
+def built_model(cache_dir: Path, quantized: bool = True) -> Path | None:
+    """The cached ONNX model when the weights are installed and it is built; None otherwise (installs nothing)."""
+    found = assets.installed_dir(cache_dir, assets.MINILM)
+    if found is None:
+        return None
+    target = _model_file(cache_dir, found / "model.safetensors", quantized)
+    return target if target.exists() else None
+
+
 def ensure_model(cache_dir: Path, quantized: bool = True) -> Path:
     """Path of the cached ONNX model, building (and quantizing) it first if it is not there yet.
 
@@ -63,8 +77,7 @@ def ensure_model(cache_dir: Path, quantized: bool = True) -> Path:
         ModelInstallError: the weights are missing and could not be installed.
     """
     weights = weights_dir(cache_dir) / "model.safetensors"
-    key = f"minilm-l6-v{_BUILDER_VERSION}-{weights.stat().st_size}"
-    target = cache_dir / f"{key}-{'int8' if quantized else 'fp32'}.onnx"
+    target = _model_file(cache_dir, weights, quantized)
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from agent.policy import AgentPolicy
 from agent.router import Router, load_routing_policy
 from agent.servers import InProcessServer, ServersConfig
 from agent.testing import FakeWorld, developer
-from goresolve.demo import Display, LiveModelSettings, demo_model, logs_to_file
+from goresolve.demo import Display, LiveModelSettings, World, demo_model, ensure_embedding_model, logs_to_file
 from goresolve.resolve import ResolveError, ticket_of
 
 from .faults import fault_policy
@@ -247,3 +247,25 @@ def test_during_the_demo_log_lines_go_to_its_file_and_only_warnings_reach_the_sc
     ]
     assert screen.getvalue().splitlines() == ["WARNING index is stale", "INFO after the demo"]
     assert handler.level == logging.NOTSET  # the screen's own level is back
+
+
+def test_the_demo_installs_a_missing_embedding_model_once_before_anything_uses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servers.code_search import cli as code_search_cli
+    from servers.code_search import minilm
+
+    installed: list[Path] = []
+    monkeypatch.setattr(code_search_cli, "model_install", lambda models: installed.append(models))
+    world = World(
+        tmp_path, tmp_path / "demo", tmp_path / "r.git", tmp_path / "p", tmp_path / "s", "c", tmp_path / "g", None
+    )
+    out = io.StringIO()
+    ensure_embedding_model(world, Console(file=out, width=200))
+    assert installed == [tmp_path / "models"]  # where `goresolve model install` puts it and the router reads it
+    assert "installing it first" in out.getvalue()
+
+    installed.clear()
+    monkeypatch.setattr(minilm, "built_model", lambda models: models / "minilm.onnx")
+    ensure_embedding_model(world, Console(file=io.StringIO()))
+    assert installed == []  # already there: not a word, nothing installed

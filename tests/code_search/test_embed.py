@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -190,6 +191,8 @@ def test_model_is_built_once_and_cached(tmp_path: Path, fp32: minilm.MiniLMEmbed
     first = minilm.ensure_model(models, quantized=False)
     mtime = first.stat().st_mtime_ns
     assert minilm.ensure_model(models, quantized=False) == first and first.stat().st_mtime_ns == mtime
+    assert minilm.built_model(models, quantized=False) == first
+    assert minilm.built_model(tmp_path / "nothing-installed") is None
     built = sorted(p.name for p in models.iterdir() if not p.is_symlink())
     assert built == [first.name]  # no temporary files left behind
 
@@ -224,3 +227,25 @@ def test_static_embedder_is_a_weighted_mean_of_distilled_pieces(int8: minilm.Min
     assert float(got[0] @ got[1]) > float(got[0] @ got[2])  # the paraphrase stays closer than the unrelated one
     assert weights[tokenizer.token_to_id("the")] < 0.02 < 0.9 < weights[tokenizer.token_to_id("request")]
     assert static.embed([""]).shape == (1, 384) and static.model_id.startswith("minilm-static")
+
+
+def test_quantizing_keeps_the_quantizers_preprocessing_advice_off_the_screen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "fp32.onnx")
+    with caplog.at_level(logging.INFO):
+        minilm_graph.quantize(tmp_path / "fp32.onnx", tmp_path / "int8.onnx")
+    assert (tmp_path / "int8.onnx").stat().st_size > 0
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert not logging.getLogger().filters  # the filter does not outlive the call

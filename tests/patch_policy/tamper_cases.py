@@ -118,6 +118,12 @@ ALLOWED: dict[str, dict[str, str]] = {
         '\tif Add(0, 0) != 0 {\n\t\tt.Fatal("0+0")\n\t}\n}\n',
     },
     "docs": {"docs/notes.md": "# Notes\n\nAdd is being fixed.\n"},
+    # A package only its own (external) tests import is the code under test, not a helper of other tests.
+    "fix-package-only-its-tests-import": {
+        "internal/digits/digits.go": (VICTIM / "internal/digits/digits.go")
+        .read_text()
+        .replace("\tfor n >= 10 {", "\tif n < 0 {\n\t\tn = -n\n\t}\n\tfor n >= 10 {")
+    },
 }
 
 

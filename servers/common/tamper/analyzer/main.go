@@ -511,7 +511,8 @@ func (a *analysis) write(p *packages.Package, file string, e ast.Expr, restored 
 }
 
 // helpers finds non-test code only tests reach: packages only test variants import (test helper
-// and testutil packages, per `go list -test -deps`), and unexported functions only test files use.
+// and testutil packages, per `go list -test -deps`; a package's own tests do not count), and
+// unexported functions only test files use.
 func (a *analysis) helpers(pkgs []*packages.Package) {
 	byID := map[string]*packages.Package{}
 	for _, p := range pkgs {
@@ -538,7 +539,17 @@ func (a *analysis) helpers(pkgs []*packages.Package) {
 			continue
 		}
 		if isTestVariant(p) {
-			walk(p, importedByTests, map[string]bool{})
+			// The package under test is not a helper of its own tests: an external test package
+			// (p_test) imports it, and a package nothing else imports (code other modules copy, as
+			// x/text's internal/export/...) would otherwise look like one.
+			reached := map[string]bool{}
+			walk(p, reached, map[string]bool{})
+			under := strings.TrimSuffix(p.PkgPath, "_test")
+			for path := range reached {
+				if path != under {
+					importedByTests[path] = true
+				}
+			}
 			continue
 		}
 		last := p.PkgPath[strings.LastIndex(p.PkgPath, "/")+1:]

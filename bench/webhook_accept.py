@@ -28,6 +28,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from servers.common.logging import configure_logging  # noqa: E402
 from servers.webhooks.verify import signature  # noqa: E402
 from tests.webhooks.support import SECRET, push  # noqa: E402
 from tests.workqueue.support import free_port, redis_server, wait_for  # noqa: E402
@@ -96,13 +97,18 @@ async def _in_process(tmp: Path, backend: str, redis_url: str | None, make: obje
     queues: dict[Topic, WorkQueue] = {t: open_queue(settings, t) for t in ("code-index", "tickets")}
     app = build_app(WebhookSettings(github_secret=SECRET), queues)
     latencies: list[float] = []
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-        for _ in range(n):
-            method, url, body, headers = make()  # type: ignore[operator]
-            t0 = time.perf_counter()
-            answer = await client.request(method, url, content=body, headers=headers)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            assert answer.status_code == 202
+    # Log lines go to a file, as the served gateway's do (to its stderr, a file here): the same work per
+    # delivery, and the bench's own output stays its figures.
+    with (tmp / "inproc.log").open("w") as log:
+        configure_logging(service="webhooks", stream=log)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            for _ in range(n):
+                method, url, body, headers = make()  # type: ignore[operator]
+                t0 = time.perf_counter()
+                answer = await client.request(method, url, content=body, headers=headers)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                assert answer.status_code == 202
+        configure_logging(service="bench", level="WARNING")
     for q in queues.values():
         await q.aclose()
     return latencies

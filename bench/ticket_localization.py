@@ -389,7 +389,7 @@ def report(run: Run, model_id: str, by_repo: dict[str, list[dict[str, Any]]], st
         "index_seconds": {k: round(v, 1) for k, v in run.index_seconds.items()},
         "baseline_build_seconds": round(run.baseline_seconds, 1),
         "embedded_chunks": run.embedded,
-        "chunks_at_last_commit": run.chunks,
+        "chunks_written_at_last_commit": run.chunks,  # per repository: the last increment, not the index size
         "latency_ms": {
             m: {"p50": round(statistics.median(v), 1), "p95": round(percentile(v, 95), 1)}
             for m, v in run.latency_ms.items()

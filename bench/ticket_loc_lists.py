@@ -1,7 +1,7 @@
 """Whole-file lists the server does not gather, fused beside its ranking of recorded tickets.
 
     GORESOLVE_MIRRORS=mirrors .venv/bin/python bench/ticket_loc_lists.py RECORD.jsonl [...] \\
-        --list outline|callees|callers|recent|prf|package [--weights 0 0.5 1 2]
+        --list NAME [--weights 0 0.5 1 2]
 
 A record is what `bench/ticket_localization.py --record FILE` appended for each ticket (the lists the
 server gathered, the base commit and its .go files). For each ticket this computes one more ranking of
@@ -19,7 +19,9 @@ The lists:
   recent   files changed by the 50 non-merge commits before the base, most recent first;
   prf      BM25 over whole non-test files, the query expanded by the 20 terms with the best tf-idf in
            the top 3 ranked files (pseudo-relevance feedback);
-  package  BM25 over whole non-test files in the directories of the top 3 ranked files (not those).
+  package  BM25 over whole non-test files in the directories of the top 3 ranked files (not those);
+  literals BM25 over each non-test file's string literals;
+  comments BM25 over each non-test file's comments.
 """
 
 from __future__ import annotations
@@ -155,6 +157,31 @@ def outline(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
     return [paths[i] for i in np.argsort(-scores, kind="stable")[:LIST_DEPTH] if scores[i] > 0]
 
 
+STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`')
+COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+
+
+def _field_list(state: Repo, record: dict[str, Any], field: re.Pattern[str]) -> list[str]:
+    """BM25 over one field of each non-test file (its string literals, or its comments)."""
+    paths = [p for p in sorted(state.text) if not is_test(p)]
+    docs = [code_text(" ".join(field.findall(state.text[p]))).split() for p in paths]
+    query = parse_query(record["stripped"]["query"]).fts_text.split()
+    if not query or not paths:
+        return []
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index([d or ["\0"] for d in docs], show_progress=False)
+    scores = retriever.get_scores(query)
+    return [paths[i] for i in np.argsort(-scores, kind="stable")[:LIST_DEPTH] if scores[i] > 0]
+
+
+def literals(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    return _field_list(state, record, STRING)
+
+
+def comments(state: Repo, record: dict[str, Any], units: list[Hit]) -> list[str]:
+    return _field_list(state, record, COMMENT)
+
+
 def _top(units: list[Hit], state: Repo) -> list[Hit]:
     return [h for h in units if not is_test(h.path) and h.path in state.text][:TOP_UNITS]
 
@@ -246,6 +273,8 @@ LISTS: dict[str, Callable[[Repo, dict[str, Any], list[Hit]], list[str]]] = {
     "recent": recent,
     "prf": prf,
     "package": package,
+    "literals": literals,
+    "comments": comments,
 }
 
 

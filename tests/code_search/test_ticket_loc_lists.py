@@ -60,3 +60,13 @@ def test_fused_lifts_every_unit_of_a_listed_file() -> None:
     assert files == ["b.go", "a.go"]
     assert funcs[0] == "b.go::B"
     assert lists.fused(units, ["b.go"], 0.0)[0] == ["a.go", "b.go"]
+
+
+def test_field_lists_rank_files_by_their_string_literals_or_their_comments() -> None:
+    repo = state()
+    repo.text["cli/flags.go"] = 'package cli\n\nvar help = "evict every entry when the cache is full" // flags\n'
+    repo.text["cli/doc.go"] = "package cli\n\n// Entries are evicted when the cache is full.\nfunc Doc() {}\n"
+    repo.text["cli/flags_test.go"] = 'package cli\n\nvar want = "evict every entry when the cache is full"\n'
+    record = {"stripped": {"query": "the cache is full"}}
+    assert lists.literals(repo, record, []) == ["cli/flags.go"]  # the test file says it too, but is not listed
+    assert lists.comments(repo, record, [])[0] == "cli/doc.go"

@@ -1,4 +1,6 @@
-"""`goresolve eval TASKS.jsonl`: measure the agent (or, with --oracle, the tasks themselves).
+"""`goresolve eval [TASKS.jsonl]`: measure the agent (or, with --oracle, the tasks themselves).
+
+Without TASKS, the tasks shipped in bench/data/eval/tasks.jsonl (real upstream bug fixes).
 
 Exit status: 0 when every task ran (with --oracle: and every task is valid), 1 otherwise,
 2 for a bad task file or a mode this installation cannot run.
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True, soft_wrap=True)
 _DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "protected.yaml"
+SHIPPED_TASKS = Path(__file__).resolve().parents[2] / "bench" / "data" / "eval" / "tasks.jsonl"
 
 
 def _data_dir() -> Path:
@@ -43,7 +46,14 @@ def _select(tasks: list[Task], only: str | None, limit: int | None) -> list[Task
 
 
 def eval_command(
-    tasks_file: Annotated[Path, typer.Argument(help="JSONL of tasks (see agent/eval/tasks.py).", metavar="TASKS")],
+    tasks_file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL of tasks (see agent/eval/tasks.py); default: the shipped ones, bench/data/eval/tasks.jsonl.",
+            metavar="TASKS",
+            show_default=False,
+        ),
+    ] = SHIPPED_TASKS,
     out: Annotated[Path, typer.Option(help="Results directory; an existing one is resumed.")] = Path(".goresolve/eval"),
     oracle: Annotated[bool, typer.Option("--oracle", help="Apply each task's gold fix instead of a model.")] = False,
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Tasks run at once.")] = 2,

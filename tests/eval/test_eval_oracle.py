@@ -85,3 +85,13 @@ def test_a_bad_task_file_or_unknown_task_is_one_line_exit_2(tmp_path: pathlib.Pa
     assert code == 2 and "bad.jsonl:1: field" in output and "Traceback" not in output
     code, output = invoke(str(TASKS), "--oracle", "--only", "nope", "--out", str(tmp_path / "out"))
     assert code == 2 and "no such task: nope" in output
+
+
+def test_without_a_task_file_the_shipped_tasks_are_used(tmp_path: pathlib.Path) -> None:
+    from agent.eval.cli import SHIPPED_TASKS
+
+    assert SHIPPED_TASKS == TASKS
+    code, output = invoke("--oracle", "--only", "nope", "--out", str(tmp_path / "out"))
+    assert code == 2 and "no such task: nope" in output  # the shipped file was read: only the id is unknown
+    code, output = invoke("--help")
+    assert code == 0 and "bench/data/eval/tasks.jsonl" in output

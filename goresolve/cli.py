@@ -186,7 +186,12 @@ def prs(
     """Pull requests recorded by the local github-pr backend."""
     from servers.github_pr.cli import prs_command
 
-    raise typer.Exit(prs_command(db or default_data_dir() / "github-pr" / "prs.sqlite", as_json))
+    if db is not None:
+        raise typer.Exit(prs_command(db, as_json))
+    from goresolve.demo import demo_pr_db
+
+    data_dir = default_data_dir()
+    raise typer.Exit(prs_command(data_dir / "github-pr" / "prs.sqlite", as_json, also=demo_pr_db(data_dir)))
 
 
 @policy_app.command("check")

@@ -95,6 +95,16 @@ class LiveModelSettings(BaseSettings):
     api_key: SecretStr | None = None
 
 
+def pr_db(state_dir: Path) -> Path:
+    """The local github-pr backend's SQLite file under a servers' state directory."""
+    return state_dir / "github-pr" / "prs.sqlite"
+
+
+def demo_pr_db(data_dir: Path) -> Path:
+    """Where `goresolve demo` records its pull requests: `<data dir>/demo/state/github-pr/prs.sqlite`."""
+    return pr_db(data_dir / "demo" / "state")
+
+
 @dataclass(frozen=True)
 class World:
     """Everything the demo's servers work on, under `<data dir>/demo/`."""
@@ -116,7 +126,7 @@ class World:
 
     @property
     def pr_db(self) -> Path:
-        return self.state_dir / "github-pr" / "prs.sqlite"
+        return pr_db(self.state_dir)
 
     @property
     def log_file(self) -> Path:

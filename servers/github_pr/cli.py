@@ -12,14 +12,17 @@ from .store import PullStore
 _ROW = "{:>4}  {:<16} {:<10} {:<6} {:<5} {:<9} {:<16}  {}"
 
 
-def prs_command(db: Path, as_json: bool) -> int:
+def prs_command(db: Path, as_json: bool, also: Path | None = None) -> int:
     """Print every pull request recorded in `db` (the local backend's SQLite file); return the exit code.
 
-    Exit codes: 0 printed (possibly an empty list), 1 the file does not exist. Never raises for a
-    missing file; an unreadable database raises sqlite3.Error.
+    `also` is another database worth naming when `db` is missing (the demo's own, which keeps its
+    state apart from the user's). Exit codes: 0 printed (possibly an empty list), 1 the file does not
+    exist. Never raises for a missing file; an unreadable database raises sqlite3.Error.
     """
     if not db.exists():
         print(f"no pull requests recorded: {db} does not exist", file=sys.stderr)
+        if also is not None and also.exists():
+            print(f"`goresolve demo` recorded its own; list them with: goresolve prs --db {also}", file=sys.stderr)
         return 1
     rows = PullStore(db).all()
     if as_json:

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from agent.exits import RunResult
-from goresolve.demo import World, prepare_world, run_demo, summary_json
+from goresolve.demo import World, demo_pr_db, prepare_world, run_demo, summary_json
 from servers.common.settings import default_data_dir
 from servers.github_pr.store import PullStore
 
@@ -80,6 +80,8 @@ def test_the_recordings_replay_to_a_pull_request_and_a_hand_off(replayed: tuple[
     assert handoff.draft and "needs-human" in handoff.labels and handoff.assignees == ["platform-oncall"]
     assert "Attempted fixes" in handoff.body
     assert f"goresolve prs --db {world.pr_db}" in summary["next"]
+    # plain `goresolve prs` (the user's own database, absent here) points at the demo's
+    assert world.pr_db == demo_pr_db(world.data_dir)
     assert any(line.startswith("goresolve trace ") for line in summary["next"])
 
 

@@ -142,3 +142,11 @@ def test_cli_module_is_importable_without_pygithub_loaded() -> None:
 )
 def test_ordinary_pull_request_prose_is_not_mistaken_for_a_credential(text: str) -> None:
     assert scan(text, "body") == []
+
+
+def test_prs_on_a_missing_database_names_the_demos_when_it_exists(tmp_path, store, capsys):
+    assert prs_command(tmp_path / "none.sqlite", as_json=False, also=tmp_path / "also-none.sqlite") == 1
+    assert "goresolve demo" not in capsys.readouterr().err
+    assert prs_command(tmp_path / "none.sqlite", as_json=False, also=store.path) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and f"goresolve prs --db {store.path}" in err

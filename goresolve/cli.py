@@ -159,14 +159,23 @@ def demo(
 
     import anyio
 
-    from goresolve.demo import DemoError, ensure_embedding_model, prepare_world, print_summary, run_demo, summary_json
+    from goresolve.demo import (
+        DemoError,
+        ensure_embedding_model,
+        one_demo_at_a_time,
+        prepare_world,
+        print_summary,
+        run_demo,
+        summary_json,
+    )
 
     started = time.monotonic()
     out = Console(stderr=as_json)  # with --json, stdout carries only the summary
     try:
-        world = prepare_world(default_data_dir(), out)
-        ensure_embedding_model(world, out)
-        results = anyio.run(run_demo, world, out)
+        with one_demo_at_a_time(default_data_dir()):
+            world = prepare_world(default_data_dir(), out)
+            ensure_embedding_model(world, out)
+            results = anyio.run(run_demo, world, out)
     except DemoError as exc:
         raise fail(exc.message, 1) from None
     print_summary(out, results, world, started)
@@ -188,10 +197,13 @@ def prs(
 
     if db is not None:
         raise typer.Exit(prs_command(db, as_json))
-    from goresolve.demo import demo_pr_db
-
     data_dir = default_data_dir()
-    raise typer.Exit(prs_command(data_dir / "github-pr" / "prs.sqlite", as_json, also=demo_pr_db(data_dir)))
+    db = data_dir / "github-pr" / "prs.sqlite"
+    if db.exists():
+        raise typer.Exit(prs_command(db, as_json))
+    from goresolve.demo import demo_pr_db  # the agent stack's imports: only to name the demo's database
+
+    raise typer.Exit(prs_command(db, as_json, also=demo_pr_db(data_dir)))
 
 
 @policy_app.command("check")

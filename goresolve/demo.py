@@ -53,6 +53,7 @@ from agent.policy import AgentPolicy, PolicyError, load_agent_policy
 from agent.router import Router
 from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
 from servers.common.errors import GoresolveError
+from servers.common.locks import LockHeld, take_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -103,6 +104,30 @@ def pr_db(state_dir: Path) -> Path:
 def demo_pr_db(data_dir: Path) -> Path:
     """Where `goresolve demo` records its pull requests: `<data dir>/demo/state/github-pr/prs.sqlite`."""
     return pr_db(data_dir / "demo" / "state")
+
+
+@contextmanager
+def one_demo_at_a_time(data_dir: Path) -> Generator[None]:
+    """Hold `<data_dir>/demo.lock` while a demo runs.
+
+    Each demo rebuilds `<data_dir>/demo/` from scratch, and its go-test-runner owns the work
+    directory under `<data_dir>/demo-cache/`. A second demo on the same data directory would delete
+    the first one's state while it runs, so it stops here with the holder's pid.
+
+    Raises:
+        DemoError: another demo holds the lock.
+    """
+    try:
+        lock = take_lock(data_dir / "demo.lock")
+    except LockHeld as held:
+        raise DemoError(
+            f"another `goresolve demo` (pid {held.holder}) is running on {data_dir}: wait for it to finish, "
+            "or give this one its own GORESOLVE_DATA_DIR"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ patch that does not apply, unknown repo or ref, runner busy).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import hashlib
-import os
 import shutil
 import time
 import uuid
@@ -25,6 +23,7 @@ from typing import IO, Any
 
 from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
 from servers.common.gitenv import GitFailed
+from servers.common.locks import LockHeld, take_lock
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.go_test_runner import build_diag, census, gitops, listing
@@ -59,23 +58,13 @@ def lock_work_dir(work: Path) -> IO[str]:
     Raises:
         WorkDirInUse: another process (or another runner in this one) holds the lock.
     """
-    work.mkdir(parents=True, exist_ok=True)
-    handle = (work / "runner.lock").open("a+", encoding="utf-8")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip()[:20] or "unknown"
-        handle.close()
+        return take_lock(work / "runner.lock")
+    except LockHeld as held:
         raise WorkDirInUse(
-            f"go-test-runner work_dir {work} is in use by another runner (pid {holder}); give each runner its "
+            f"go-test-runner work_dir {work} is in use by another runner (pid {held.holder}); give each runner its "
             "own GORESOLVE_GO_TEST_RUNNER_WORK_DIR"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 class Runner:

@@ -6,6 +6,7 @@ The commands run in process through the real entry point object (`goresolve.cli.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -174,3 +175,24 @@ def test_the_console_script_prints_one_line_for_a_run_without_a_model(tmp_path: 
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("error: no model: set GORESOLVE_AGENT_PROVIDER")
+
+
+def test_a_second_demo_on_one_data_directory_stops_before_touching_the_first_ones_state(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from servers.common.locks import take_lock
+
+    running = take_lock(data_dir / "demo.lock")  # what a running `goresolve demo` holds
+    state = data_dir / "demo" / "state" / "github-pr"
+    state.mkdir(parents=True)
+    (state / "prs.sqlite").write_bytes(b"the first demo's")
+    try:
+        code, out, err = run(["demo"], capsys)
+    finally:
+        running.close()
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [
+        f"error: another `goresolve demo` (pid {os.getpid()}) is running on {data_dir}: wait for it to finish, "
+        "or give this one its own GORESOLVE_DATA_DIR"
+    ]
+    assert (state / "prs.sqlite").read_bytes() == b"the first demo's"

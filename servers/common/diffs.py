@@ -74,10 +74,12 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             i += 1
         elif pat[i] == "[" and "]" in pat[i + 2 :]:
             end = pat.index("]", i + 2)
-            body = pat[i + 1 : end].replace("\\", "\\\\")
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append(f"[{body}]")
+            body = pat[i + 1 : end]
+            negate = "^" if body[0] in "!^" and len(body) > 1 else ""
+            # every member is literal but a range's `-`: escaped, `[`, `&&`, `~~` and `||` stay characters
+            # (unescaped, Python reads them as a nested set or a set operation)
+            members = "".join(c if c == "-" else re.escape(c) for c in body[len(negate) :])
+            out.append(f"[{negate}{members}]")
             i = end + 1
         else:
             out.append(re.escape(pat[i]))

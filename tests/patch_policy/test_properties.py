@@ -128,3 +128,36 @@ def test_verdict_round_trips_through_json() -> None:
     del new[BODY_LINES[3]]
     verdict = check_patch(udiff(LINES, new), POLICY)
     assert PatchVerdict.model_validate_json(verdict.model_dump_json()) == verdict
+
+
+def test_glob_brackets_hold_literal_characters_ranges_and_negation() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python warns on `[[`, `&&`, `~~`, `||` inside a set it would read as syntax
+        cases = {
+            "a[[]b": (["a[b"], ["ab", "a]b"]),
+            "x[&&]y": (["x&y"], ["xy", "x&&y"]),
+            "x[~~|]y": (["x~y", "x|y"], ["xy"]),
+            "v[0-9].go": (["v3.go"], ["vx.go", "v-.go"]),
+            "v[!0-9].go": (["vx.go"], ["v3.go"]),
+            "v[^0-9].go": (["vx.go"], ["v3.go"]),
+            "q[\\]": (["q\\"], ["q"]),
+            "gen/[]z]": (["gen/]", "gen/z", "gen/z/deep.go"], ["gen/a", "sub/gen/z"]),
+        }
+        for pattern, (matching, other) in cases.items():
+            regex = diffs.glob_regex(pattern)
+            for path in matching:
+                assert regex.fullmatch(path), (pattern, path)
+            for path in other:
+                assert not regex.fullmatch(path), (pattern, path)
+
+
+@FAST
+@given(st.text(alphabet="ab[]!^-&~|\\*?/", max_size=12))
+def test_any_glob_compiles_without_a_warning(pattern: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        diffs.glob_regex.__wrapped__(pattern)  # the uncached function: every example compiles afresh

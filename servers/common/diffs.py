@@ -47,6 +47,31 @@ def platform_specific(path: str) -> bool:
     return bool(_PLATFORM_SUFFIX.search(path))
 
 
+def _bracket(body: str) -> str:
+    """The regex for a glob bracket's body (between `[` and `]`): characters and ranges, `!` or `^` negates.
+
+    Every character is escaped, so `[`, `&&`, `~~` and `||` stay characters (unescaped, Python reads
+    them as a nested set or a set operation). A reversed range (`z-a`) matches nothing, as in git,
+    where Python would refuse it. Like `*` and `?`, a bracket never matches `/`.
+    """
+    negate = len(body) > 1 and body[0] in "!^"
+    chars = body[1:] if negate else body
+    members: list[str] = []
+    i = 0
+    while i < len(chars):
+        if i + 2 < len(chars) and chars[i + 1] == "-":
+            low, high = chars[i], chars[i + 2]
+            if low <= high:
+                members.append(f"{re.escape(low)}-{re.escape(high)}")
+            i += 3
+        else:
+            members.append(re.escape(chars[i]))
+            i += 1
+    if negate:
+        return f"[^/{''.join(members)}]"
+    return f"[{''.join(members)}]" if members else "(?!)"
+
+
 @functools.lru_cache(maxsize=256)
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """Compile a gitignore-like glob: `**` crosses directories, `*` and `?` do not.
@@ -74,12 +99,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             i += 1
         elif pat[i] == "[" and "]" in pat[i + 2 :]:
             end = pat.index("]", i + 2)
-            body = pat[i + 1 : end]
-            negate = "^" if body[0] in "!^" and len(body) > 1 else ""
-            # every member is literal but a range's `-`: escaped, `[`, `&&`, `~~` and `||` stay characters
-            # (unescaped, Python reads them as a nested set or a set operation)
-            members = "".join(c if c == "-" else re.escape(c) for c in body[len(negate) :])
-            out.append(f"[{negate}{members}]")
+            out.append(_bracket(pat[i + 1 : end]))
             i = end + 1
         else:
             out.append(re.escape(pat[i]))

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from agent.exits import RunResult
 from goresolve.demo import World, demo_pr_db, prepare_world, run_demo, summary_json
+from servers.common.locks import LockHeld, take_lock
 from servers.common.settings import default_data_dir
 from servers.github_pr.store import PullStore
 
@@ -31,8 +32,14 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, list[RunR
         (data / installed).symlink_to(default_data_dir() / installed, target_is_directory=True)
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=False)
-    # go-test-runner's cache and tamper analyzer are shared with `goresolve demo` (built once per machine)
-    world = prepare_world(data, console, runner_dir=default_data_dir() / "demo-cache" / "go-test-runner")
+    # go-test-runner's cache and tamper analyzer are shared with `goresolve demo` (built once per machine),
+    # unless a demo or another test run holds that work directory now: then this run builds its own
+    runner_dir = default_data_dir() / "demo-cache" / "go-test-runner"
+    try:
+        take_lock(runner_dir / "runner.lock").close()
+    except LockHeld:
+        runner_dir = tmp_path_factory.mktemp("go-test-runner")
+    world = prepare_world(data, console, runner_dir=runner_dir)
     results = anyio.run(run_demo, world, console)
     return world, results, out.getvalue()
 

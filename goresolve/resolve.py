@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Generator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +34,7 @@ import yaml
 from rich.console import Console
 
 from agent.cli import AgentSettings, load_agent_settings
+from agent.ticket_files import single_ticket_dir
 from goresolve.demo import Display, render_outcome_panel
 
 KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
@@ -113,8 +114,22 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
     Raises:
         ResolveError: the ticket or repository cannot be used (the message says why).
     """
-    env: dict[str, str] = {}
-    key, file_project = ticket_of(ticket, env)
+    with ExitStack() as stack:
+        env: dict[str, str] = {}
+        key, file_project = ticket_of(ticket, env)
+        if "GORESOLVE_JIRA_READ_TICKETS_DIR" in env:  # a ticket file: served on its own, whatever lies beside it
+            try:
+                folder = stack.enter_context(single_ticket_dir(Path(ticket).expanduser()))
+            except OSError as exc:
+                raise ResolveError(f"{ticket}: not a readable ticket file ({type(exc).__name__})") from None
+            env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(folder)
+        yield from _prepared(key, file_project, repo, settings, env, console)
+
+
+def _prepared(
+    key: str, file_project: str | None, repo: str, settings: AgentSettings, env: dict[str, str], console: Console
+) -> Generator[Prepared]:
+    """`prepare`'s repository half: a registered name or path, else a local path registered for this run."""
     policy_dir = settings.policy_dir.resolve()
     known = _repos_in(policy_dir)
     candidate = Path(repo).expanduser()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,7 +53,12 @@ def test_resolve_replays_a_recorded_session_to_a_pull_request_then_runs_and_trac
     for name in ("JIRA_READ", "CODE_SEARCH", "GO_TEST_RUNNER", "GITHUB_PR"):
         monkeypatch.setenv(f"GORESOLVE_{name}_LOG_LEVEL", "WARNING")
     runner = CliRunner()
-    ticket_file = workspace.tickets_dir / "CALC-1.yaml"
+    # a ticket saved beside other YAML (here a linter's config) is served on its own
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    ticket_file = saved / "CALC-1.yaml"
+    shutil.copyfile(workspace.tickets_dir / "CALC-1.yaml", ticket_file)
+    (saved / ".golangci.yml").write_text("linters:\n  enable: [govet]\n")
     done = runner.invoke(
         app,
         ["resolve", "--ticket", str(ticket_file), "--repo", str(workspace.repo), "--cassette", str(cassette), "--json"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agent.router.cli import app
+from agent.ticket_files import single_ticket_dir
 
 from .conftest import POLICIES, REPO
 
@@ -96,6 +98,42 @@ def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     decision = json.loads(done.stdout[done.stdout.index("{") :])
     assert decision["ticket"] == "SVC-1" and decision["tier"] in ("small", "strong", "human")
+
+
+def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tmp_path: Path) -> None:
+    """jira-read's local backend refuses a folder holding a non-ticket YAML file; the file is served alone."""
+    folder = tmp_path / "my-service"
+    folder.mkdir()
+    shutil.copyfile(REPO / "servers" / "jira_read" / "samples" / "SVC-101.yaml", folder / "SVC-101.yaml")
+    (folder / ".golangci.yml").write_text("linters:\n  enable: [govet]\n")
+    env = {
+        **os.environ,
+        "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
+        "GORESOLVE_DATA_DIR": str(tmp_path / "data"),
+    }
+    code = "from agent.router.cli import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder / "SVC-101.yaml"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout[done.stdout.index("{") :])["ticket"] == "SVC-101"
+    assert sorted(p.name for p in folder.iterdir()) == [".golangci.yml", "SVC-101.yaml"]  # nothing added or moved
+
+
+def test_the_private_ticket_folder_holds_a_copy_and_is_removed_after(tmp_path: Path) -> None:
+    ticket = tmp_path / "BUG-7.yaml"
+    ticket.write_text("key: BUG-7\n")
+    with single_ticket_dir(ticket) as folder:
+        assert [p.name for p in folder.iterdir()] == ["BUG-7.yaml"]
+        assert (folder / "BUG-7.yaml").read_text() == "key: BUG-7\n" and folder != tmp_path
+    assert not folder.exists() and ticket.exists()
+    with pytest.raises(OSError), single_ticket_dir(tmp_path / "gone.yaml"):
+        pass
 
 
 def test_model_mode_without_a_routing_model_falls_back_and_says_so(tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ class Prepared:
 def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
     """(Jira key, the ticket file's project when a file was given); a file also points jira-read at its directory.
 
+    `prepare` then swaps that directory for a private one holding only the file.
+
     Raises:
         ResolveError: not a key, a URL naming one, or a readable ticket file.
     """

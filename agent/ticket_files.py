@@ -8,11 +8,48 @@ that one file.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import tempfile
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
+
+
+class TicketFileError(Exception):
+    """A ticket file that cannot be used; `message` says why, naming the file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def ticket_file_key(path: Path, shown: str) -> str:
+    """The Jira key a ticket file holds: its `key` field, else the file's name without the suffix.
+
+    `shown` is how the file is named in errors (as the user wrote it).
+
+    Raises:
+        TicketFileError: the file is missing, not readable YAML/JSON, or its key is not a Jira key.
+    """
+    if not path.is_file():
+        raise TicketFileError(f"no ticket file {shown}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
+        raise TicketFileError(f"{shown}: not a readable ticket file ({type(exc).__name__})") from None
+    field = data.get("key") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    key = str(field) if field is not None and str(field) else path.stem
+    if not KEY.match(key):
+        raise TicketFileError(f"{shown}: its key {key[:60]!r} is not a Jira issue key (like SVC-12)")
+    return key
 
 
 @contextmanager

@@ -34,10 +34,9 @@ import yaml
 from rich.console import Console
 
 from agent.cli import AgentSettings, load_agent_settings
-from agent.ticket_files import single_ticket_dir
+from agent.ticket_files import KEY, TicketFileError, single_ticket_dir, ticket_file_key
 from goresolve.demo import Display, render_outcome_panel
 
-KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
 err = Console(stderr=True, soft_wrap=True)
 
@@ -74,16 +73,10 @@ def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
         return found[-1], None
     path = Path(value).expanduser()
     if path.suffix in (".yaml", ".yml", ".json"):
-        if not path.is_file():
-            raise ResolveError(f"no ticket file {value}")
         try:
-            text = path.read_text(encoding="utf-8")
-            data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-            raise ResolveError(f"{value}: not a readable ticket file ({type(exc).__name__})") from None
-        key = str(data.get("key") if isinstance(data, dict) else "") or path.stem  # pyright: ignore[reportUnknownMemberType]
-        if not KEY.match(key):
-            raise ResolveError(f"{value}: its key {key[:60]!r} is not a Jira issue key (like SVC-12)")
+            key = ticket_file_key(path, value)
+        except TicketFileError as exc:
+            raise ResolveError(exc.message) from None
         env["GORESOLVE_JIRA_READ_BACKEND"] = "local"
         env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(path.resolve().parent)
         return key, key.rsplit("-", 1)[0]

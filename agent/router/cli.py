@@ -33,7 +33,7 @@ from agent.router.errors import ClassifierUnavailable, RoutingPolicyError, Ticke
 from agent.router.policy import RoutingPolicy, load_routing_policy
 from agent.router.route import RouteDecision, Router
 from agent.router.ticket import TicketFacts, load_ticket_file
-from agent.ticket_files import single_ticket_dir
+from agent.ticket_files import TicketFileError, single_ticket_dir, ticket_file_key
 
 app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
 err = Console(stderr=True)
@@ -104,15 +104,17 @@ def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
     if path.suffix in (".json", ".md", ".markdown"):
         return load_ticket_file(path)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise TicketError(f"no ticket file {ticket}")
+        try:
+            key = ticket_file_key(path, ticket)
+        except TicketFileError as exc:
+            raise TicketError(exc.message) from None
         with ExitStack() as stack:
             try:
                 folder = stack.enter_context(single_ticket_dir(path))
             except OSError as exc:
                 raise TicketError(f"cannot read {path.name}: {exc.strerror or type(exc).__name__}") from None
             env |= {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(folder)}
-            return anyio.run(read_ticket, path.stem, env, policy_dir)
+            return anyio.run(read_ticket, key, env, policy_dir)
     return anyio.run(read_ticket, ticket, env, policy_dir)
 
 

@@ -212,6 +212,31 @@ def test_a_ticket_file_is_served_by_the_local_backend_from_its_directory(tmp_pat
 
 
 @pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("key: BUG-7\n", "BUG-7"),
+        ("key:\nfields: {}\n", "OPS-3"),
+        ("fields: {}\n", "OPS-3"),
+        ('{"key": "BUG-9"}', "BUG-9"),
+    ],
+)
+def test_a_ticket_files_key_is_its_key_field_else_its_name(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / ("OPS-3.json" if text.startswith("{") else "OPS-3.yaml")
+    path.write_text(text)
+    assert ticket_of(str(path), {})[0] == key
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("key: bug 7\n", "its key 'bug 7' is not a Jira issue key"), ("key: [unclosed\n", "not a readable ticket file")],
+)
+def test_a_bad_ticket_file_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "OPS-3.yaml").write_text(text)
+    with pytest.raises(ResolveError, match=message):
+        ticket_of(str(tmp_path / "OPS-3.yaml"), {})
+
+
+@pytest.mark.parametrize(
     ("value", "message"),
     [
         ("svc-12", "is not a Jira key"),

@@ -104,7 +104,8 @@ def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tm
     """jira-read's local backend refuses a folder holding a non-ticket YAML file; the file is served alone."""
     folder = tmp_path / "my-service"
     folder.mkdir()
-    shutil.copyfile(REPO / "servers" / "jira_read" / "samples" / "SVC-101.yaml", folder / "SVC-101.yaml")
+    # named as a user might save it: the key inside the file is what jira-read is asked for
+    shutil.copyfile(REPO / "servers" / "jira_read" / "samples" / "SVC-101.yaml", folder / "login-panic.yaml")
     (folder / ".golangci.yml").write_text("linters:\n  enable: [govet]\n")
     env = {
         **os.environ,
@@ -113,7 +114,7 @@ def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tm
     }
     code = "from agent.router.cli import app; app()"
     done = subprocess.run(
-        [sys.executable, "-c", code, str(folder / "SVC-101.yaml"), "--json"],
+        [sys.executable, "-c", code, str(folder / "login-panic.yaml"), "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -122,7 +123,7 @@ def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tm
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout[done.stdout.index("{") :])["ticket"] == "SVC-101"
-    assert sorted(p.name for p in folder.iterdir()) == [".golangci.yml", "SVC-101.yaml"]  # nothing added or moved
+    assert sorted(p.name for p in folder.iterdir()) == [".golangci.yml", "login-panic.yaml"]  # nothing added or moved
 
 
 def test_the_private_ticket_folder_holds_a_copy_and_is_removed_after(tmp_path: Path) -> None:

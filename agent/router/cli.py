@@ -32,7 +32,7 @@ from agent.policy import DEFAULT_POLICY_DIR, PolicyError, load_agent_policy
 from agent.router.errors import ClassifierUnavailable, RoutingPolicyError, TicketError
 from agent.router.policy import RoutingPolicy, load_routing_policy
 from agent.router.route import RouteDecision, Router
-from agent.router.ticket import TicketFacts, load_ticket_file
+from agent.router.ticket import MAX_FILE_BYTES, TicketFacts, load_ticket_file
 from agent.ticket_files import TicketFileError, single_ticket_dir, ticket_file_key
 
 app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
@@ -94,16 +94,17 @@ async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> Ticket
 
 
 def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
-    """A key (through jira-read), a jira-read .yaml file (its local backend), or a .json/.md file.
+    """A key (through jira-read), a ticket file in Jira's shape (.yaml, or .json with `fields`: jira-read's
+    local backend, as `goresolve resolve` reads it), or a flat .json/.md file (`load_ticket_file`).
 
     Raises:
         TicketError: as `load_ticket_file` and `read_ticket`.
     """
     path = Path(ticket)
     env = dict(os.environ)
-    if path.suffix in (".json", ".md", ".markdown"):
+    if path.suffix in (".md", ".markdown") or (path.suffix == ".json" and not _jira_shaped(path)):
         return load_ticket_file(path)
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix in (".yaml", ".yml", ".json"):
         try:
             key = ticket_file_key(path, ticket)
         except TicketFileError as exc:
@@ -116,6 +117,16 @@ def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
             env |= {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(folder)}
             return anyio.run(read_ticket, key, env, policy_dir)
     return anyio.run(read_ticket, ticket, env, policy_dir)
+
+
+def _jira_shaped(path: Path) -> bool:
+    """True for a JSON file holding a Jira issue (an object with `fields`); anything else is left to
+    `load_ticket_file`, whose errors name what is wrong."""
+    try:
+        data = json.loads(path.read_bytes()[: MAX_FILE_BYTES + 1])
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "fields" in data
 
 
 def make_router(policy: RoutingPolicy, settings: RouterSettings) -> Router:
@@ -168,7 +179,7 @@ def render(decision: RouteDecision, ticket: TicketFacts) -> None:
 
 @app.command("route")
 def route_command(
-    ticket: Annotated[str, typer.Argument(help="A ticket key (via jira-read) or a file: .json, .md, or .yaml.")],
+    ticket: Annotated[str, typer.Argument(help="A ticket key (via jira-read) or a file: Jira's shape (.yaml, .json), or a flat .json or .md.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
     policy_dir: Annotated[Path | None, typer.Option(help="Directory of routing.yaml and budgets.yaml.")] = None,
 ) -> None:

@@ -126,6 +126,28 @@ def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tm
     assert sorted(p.name for p in folder.iterdir()) == [".golangci.yml", "login-panic.yaml"]  # nothing added or moved
 
 
+def test_a_jira_shaped_json_ticket_is_read_through_jira_read_as_resolve_reads_it(tmp_path: Path) -> None:
+    issue = yaml.safe_load((REPO / "servers" / "jira_read" / "samples" / "SVC-101.yaml").read_text())
+    (tmp_path / "bug.json").write_text(json.dumps(issue, default=str))
+    env = {
+        **os.environ,
+        "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
+        "GORESOLVE_DATA_DIR": str(tmp_path),
+    }
+    code = "from agent.router.cli import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "bug.json"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    decision = json.loads(done.stdout[done.stdout.index("{") :])
+    assert decision["ticket"] == "SVC-101" and decision["tier"] == "strong"
+
+
 def test_the_private_ticket_folder_holds_a_copy_and_is_removed_after(tmp_path: Path) -> None:
     ticket = tmp_path / "BUG-7.yaml"
     ticket.write_text("key: BUG-7\n")

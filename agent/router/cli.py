@@ -179,7 +179,9 @@ def render(decision: RouteDecision, ticket: TicketFacts) -> None:
 
 @app.command("route")
 def route_command(
-    ticket: Annotated[str, typer.Argument(help="A ticket key (via jira-read) or a file: Jira's shape (.yaml, .json), or a flat .json or .md.")],
+    ticket: Annotated[
+        str, typer.Argument(help="A ticket key (via jira-read) or a file: Jira's shape (.yaml/.json), flat .json, .md.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
     policy_dir: Annotated[Path | None, typer.Option(help="Directory of routing.yaml and budgets.yaml.")] = None,
 ) -> None:

@@ -73,7 +73,12 @@ async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> Ticket
     server = StdioServer(
         name="jira-read",
         command=str(Path(sys.executable).parent / "jira-read-mcp"),
-        env={**env, "GORESOLVE_JIRA_READ_POLICY_DIR": str(policy_dir.resolve())},
+        # its log lines stay off the screen unless asked for: a failure reaches the user as one `error:` line
+        env={
+            "GORESOLVE_JIRA_READ_LOG_LEVEL": "WARNING",
+            **env,
+            "GORESOLVE_JIRA_READ_POLICY_DIR": str(policy_dir.resolve()),
+        },
     )
     # errors are carried out of the block: raised inside it, the clients' task group would wrap them
     problem, outcome = "", None

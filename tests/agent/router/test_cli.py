@@ -100,6 +100,19 @@ def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
     assert decision["ticket"] == "SVC-1" and decision["tier"] in ("small", "strong", "human")
 
 
+def test_a_missing_ticket_is_one_error_line_without_the_servers_log(tmp_path: Path) -> None:
+    env = {**os.environ, "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no"), "GORESOLVE_DATA_DIR": str(tmp_path)}
+    env.pop("GORESOLVE_JIRA_READ_LOG_LEVEL", None)
+    code = "from agent.router.cli import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "SVC-999"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "error: SVC-999: Error executing tool get_issue: Issue SVC-999 does not exist or is not visible."
+    ]
+
+
 def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tmp_path: Path) -> None:
     """jira-read's local backend refuses a folder holding a non-ticket YAML file; the file is served alone."""
     folder = tmp_path / "my-service"

@@ -101,9 +101,17 @@ def pr_db(state_dir: Path) -> Path:
     return state_dir / "github-pr" / "prs.sqlite"
 
 
+def _demo_root(data_dir: Path) -> Path:
+    return data_dir / "demo"
+
+
+def _state_dir(root: Path) -> Path:
+    return root / "state"
+
+
 def demo_pr_db(data_dir: Path) -> Path:
     """Where `goresolve demo` records its pull requests: `<data dir>/demo/state/github-pr/prs.sqlite`."""
-    return pr_db(data_dir / "demo" / "state")
+    return pr_db(_state_dir(_demo_root(data_dir)))
 
 
 @contextmanager
@@ -208,7 +216,7 @@ def prepare_world(
     """
     if not SERVICE.is_dir():
         raise DemoError(f"{SERVICE} is missing: the demo needs a full checkout of the repository")
-    root = data_dir / "demo"
+    root = _demo_root(data_dir)
     shutil.rmtree(root, ignore_errors=True)  # every demo starts from the same state
     remote = root / f"{REPO}.git"
     maker = _make_repo_module()
@@ -233,7 +241,7 @@ def prepare_world(
         f"[bold]sample service[/bold] {SERVICE.relative_to(ROOT)} → git repository {remote} (main {commit[:12]})"
     )
     runner = runner_dir or data_dir / "demo-cache" / "go-test-runner"
-    return World(data_dir, root, remote, policy_dir, root / "state", commit, runner, embedder)
+    return World(data_dir, root, remote, policy_dir, _state_dir(root), commit, runner, embedder)
 
 
 def ensure_embedding_model(world: World, console: Console) -> None:

@@ -112,7 +112,7 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
     with ExitStack() as stack:
         env: dict[str, str] = {}
         key, file_project = ticket_of(ticket, env)
-        if "GORESOLVE_JIRA_READ_TICKETS_DIR" in env:  # a ticket file: served on its own, whatever lies beside it
+        if file_project is not None:  # a ticket file: served on its own, whatever lies beside it
             try:
                 folder = stack.enter_context(single_ticket_dir(Path(ticket).expanduser()))
             except OSError as exc:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -19,6 +20,8 @@ from agent.router.cli import app
 from agent.ticket_files import single_ticket_dir
 
 from .conftest import POLICIES, REPO
+
+SAMPLES = REPO / "servers" / "jira_read" / "samples"
 
 
 @pytest.fixture(autouse=True)
@@ -80,84 +83,61 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "routing.yaml: kinds.trivial: missing" in bad.stderr and "Traceback" not in bad.output
 
 
-@pytest.mark.slow
-def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
-    """A real jira-read over stdio (local backend on the bundled samples), as `resolve` starts it.
+def _route_over_stdio(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`route ARGS` in its own process, with a real jira-read over stdio (local backend), as `resolve` starts it.
 
-    (One process: each start of the server costs seconds on a loaded machine.)
+    jira-read's log level is left to the command's own default.
     """
     env = {
         **os.environ,
         "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
-        "GORESOLVE_DATA_DIR": str(tmp_path),
+        "GORESOLVE_DATA_DIR": str(tmp_path / "data"),
     }
+    env.pop("GORESOLVE_JIRA_READ_LOG_LEVEL", None)
     code = "from agent.router.cli import app; app()"
-    done = subprocess.run(
-        [sys.executable, "-c", code, "SVC-1", "--json"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
     )
+
+
+def _decision(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr[-2000:]
-    decision = json.loads(done.stdout[done.stdout.index("{") :])
+    return json.loads(done.stdout[done.stdout.index("{") :])
+
+
+@pytest.mark.slow
+def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
+    """On the bundled samples. (One process: each start of the server costs seconds on a loaded machine.)"""
+    decision = _decision(_route_over_stdio(tmp_path, "SVC-1", "--json"))
     assert decision["ticket"] == "SVC-1" and decision["tier"] in ("small", "strong", "human")
 
 
+@pytest.mark.slow
 def test_a_missing_ticket_is_one_error_line_without_the_servers_log(tmp_path: Path) -> None:
-    env = {**os.environ, "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no"), "GORESOLVE_DATA_DIR": str(tmp_path)}
-    env.pop("GORESOLVE_JIRA_READ_LOG_LEVEL", None)
-    code = "from agent.router.cli import app; app()"
-    done = subprocess.run(
-        [sys.executable, "-c", code, "SVC-999"], capture_output=True, text=True, timeout=120, cwd=REPO, env=env
-    )
+    done = _route_over_stdio(tmp_path, "SVC-999")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "error: SVC-999: Error executing tool get_issue: Issue SVC-999 does not exist or is not visible."
     ]
 
 
+@pytest.mark.slow
 def test_a_ticket_file_beside_other_yaml_is_read_through_jira_read_on_its_own(tmp_path: Path) -> None:
     """jira-read's local backend refuses a folder holding a non-ticket YAML file; the file is served alone."""
     folder = tmp_path / "my-service"
     folder.mkdir()
     # named as a user might save it: the key inside the file is what jira-read is asked for
-    shutil.copyfile(REPO / "servers" / "jira_read" / "samples" / "SVC-101.yaml", folder / "login-panic.yaml")
+    shutil.copyfile(SAMPLES / "SVC-101.yaml", folder / "login-panic.yaml")
     (folder / ".golangci.yml").write_text("linters:\n  enable: [govet]\n")
-    env = {
-        **os.environ,
-        "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
-        "GORESOLVE_DATA_DIR": str(tmp_path / "data"),
-    }
-    code = "from agent.router.cli import app; app()"
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(folder / "login-panic.yaml"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout[done.stdout.index("{") :])["ticket"] == "SVC-101"
+    assert _decision(_route_over_stdio(tmp_path, str(folder / "login-panic.yaml"), "--json"))["ticket"] == "SVC-101"
     assert sorted(p.name for p in folder.iterdir()) == [".golangci.yml", "login-panic.yaml"]  # nothing added or moved
 
 
+@pytest.mark.slow
 def test_a_jira_shaped_json_ticket_is_read_through_jira_read_as_resolve_reads_it(tmp_path: Path) -> None:
-    issue = yaml.safe_load((REPO / "servers" / "jira_read" / "samples" / "SVC-101.yaml").read_text())
+    issue = yaml.safe_load((SAMPLES / "SVC-101.yaml").read_text())
     (tmp_path / "bug.json").write_text(json.dumps(issue, default=str))
-    env = {
-        **os.environ,
-        "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
-        "GORESOLVE_DATA_DIR": str(tmp_path),
-    }
-    code = "from agent.router.cli import app; app()"
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "bug.json"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    decision = json.loads(done.stdout[done.stdout.index("{") :])
+    decision = _decision(_route_over_stdio(tmp_path, str(tmp_path / "bug.json"), "--json"))
     assert decision["ticket"] == "SVC-101" and decision["tier"] == "strong"
 
 

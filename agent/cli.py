@@ -36,11 +36,12 @@ from agent.policy import DEFAULT_POLICY_DIR
 if TYPE_CHECKING:
     from agent.alerts import AlertTarget
     from agent.exits import RunResult
-    from agent.llm import ChatModel
+    from agent.llm import ChatModel, ModelConfig
     from agent.policy import AgentPolicy
     from agent.router.route import Router
     from agent.servers import ServersConfig
 
+NO_MODEL = "no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL"
 app = typer.Typer(add_completion=False, help="The agent: resolve tickets, list runs, show traces.")
 err = Console(stderr=True)
 SERVERS = (
@@ -75,16 +76,37 @@ class AgentSettings(BaseSettings):
     alert_routing_key: SecretStr | None = None
     pins_file: Path | None = Field(default=None, description="JSON {server: sha256:...} of pinned surfaces.")
 
+    def live_model(self) -> ModelConfig | None:
+        """The live model PROVIDER and MODEL name (with BASE_URL and API_KEY), or None when neither is set.
+
+        `goresolve resolve`, `goresolve eval` and `goresolve demo` all read the model from here.
+
+        Raises:
+            ValueError: only one of the two is set (the message names the missing variable).
+        """
+        from agent.llm import ModelConfig
+
+        if self.provider is None and self.model is None:
+            return None
+        if self.provider is None:
+            raise ValueError("GORESOLVE_AGENT_MODEL is set but GORESOLVE_AGENT_PROVIDER is not (openai or anthropic)")
+        if self.model is None:
+            raise ValueError(f"GORESOLVE_AGENT_PROVIDER is {self.provider} but GORESOLVE_AGENT_MODEL is not set")
+        return ModelConfig(provider=self.provider, model=self.model, base_url=self.base_url, api_key=self.api_key)
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming the GORESOLVE_AGENT_ variable a validation error is about."""
+    first = exc.errors()[0]
+    return f"setting GORESOLVE_AGENT_{'.'.join(map(str, first['loc'])).upper()}: {first['msg']}"
+
 
 def load_agent_settings() -> AgentSettings:
     """The agent's settings from the environment; a bad value exits 1 naming the variable."""
     try:
         return AgentSettings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        err.print(
-            f"[red]error:[/red] setting GORESOLVE_AGENT_{'.'.join(map(str, first['loc'])).upper()}: {first['msg']}"
-        )
+        err.print(f"[red]error:[/red] {settings_error(exc)}")
         raise typer.Exit(1) from None
 
 
@@ -168,12 +190,14 @@ def build_run(
     replay = cassette or settings.cassette
     if replay is not None:
         config = ModelConfig(provider="replay", model=settings.model or "scripted", cassette=replay)
-    elif settings.provider and settings.model:
-        config = ModelConfig(
-            provider=settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key
-        )
     else:
-        raise _fail("no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL, or pass --cassette")
+        try:
+            live = settings.live_model()
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        if live is None:
+            raise _fail(NO_MODEL + ", or pass --cassette")
+        config = live
     try:
         model = build_model(config)
     except (ValueError, OSError, json.JSONDecodeError, LLMError) as exc:

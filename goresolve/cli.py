@@ -152,8 +152,8 @@ def demo(
 ) -> None:
     """The main job on embedded defaults: a bundled Go service, two tickets, one pull request, one hand-off.
 
-    The model is a recording (examples/recordings/) unless GORESOLVE_MODEL names a live one
-    (with GORESOLVE_MODEL_BASE_URL, GORESOLVE_MODEL_API_KEY and GORESOLVE_MODEL_PROVIDER=openai|anthropic).
+    The model is a recording (examples/recordings/) unless GORESOLVE_AGENT_PROVIDER=openai|anthropic and
+    GORESOLVE_AGENT_MODEL name a live one (with GORESOLVE_AGENT_BASE_URL and GORESOLVE_AGENT_API_KEY), as for resolve.
     """
     import time
 

@@ -13,8 +13,9 @@ showing each step as it happens. The demo's own log lines go to `<data dir>/demo
 screen is its rendering (warnings and errors still show).
 
 The model is a recording (examples/recordings/*.jsonl, replayed by `ReplayModel`, which refuses a
-request that differs from the recorded one) unless GORESOLVE_MODEL names a live model (with
-GORESOLVE_MODEL_BASE_URL / GORESOLVE_MODEL_API_KEY / GORESOLVE_MODEL_PROVIDER): then the same flow runs live.
+request that differs from the recorded one) unless GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL name a
+live model (with GORESOLVE_AGENT_BASE_URL / GORESOLVE_AGENT_API_KEY), the settings `goresolve resolve` reads:
+then the same flow runs live.
 Runs, traces and the cost ledger go where `goresolve runs` / `goresolve trace` read them (the data dir).
 """
 
@@ -31,11 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.markdown import Markdown
 from rich.panel import Panel
@@ -44,7 +44,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli import build_router
+from agent.cli import AgentSettings, build_router, settings_error
 from agent.exits import RunResult
 from agent.ledger import Ledger
 from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
@@ -85,15 +85,14 @@ class DemoError(GoresolveError):
     """The demo cannot run; the message says why and what to try."""
 
 
-class LiveModelSettings(BaseSettings):
-    """A live model for the demo: GORESOLVE_MODEL (+ _PROVIDER, _BASE_URL, _API_KEY)."""
-
-    model_config = SettingsConfigDict(env_prefix="GORESOLVE_MODEL_", extra="ignore", frozen=True)
-
-    name: str | None = Field(default=None, validation_alias=AliasChoices("GORESOLVE_MODEL"))
-    provider: Literal["openai", "anthropic"] = "openai"
-    base_url: str | None = None
-    api_key: SecretStr | None = None
+# The demo read its live model from these names before it shared the agent's settings; naming one now is a
+# mistake to point out, not to ignore (the demo would replay its recording instead of the model asked for).
+RENAMED = {
+    "GORESOLVE_MODEL": "GORESOLVE_AGENT_MODEL",
+    "GORESOLVE_MODEL_PROVIDER": "GORESOLVE_AGENT_PROVIDER",
+    "GORESOLVE_MODEL_BASE_URL": "GORESOLVE_AGENT_BASE_URL",
+    "GORESOLVE_MODEL_API_KEY": "GORESOLVE_AGENT_API_KEY",
+}
 
 
 def pr_db(state_dir: Path) -> Path:
@@ -356,25 +355,29 @@ class DemoModel:
 
 
 def demo_model(ticket: str) -> DemoModel:
-    """The recording for `ticket`, or the live model GORESOLVE_MODEL names.
+    """The recording for `ticket`, or the live model GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL name.
 
     Raises:
         DemoError: the live model is misconfigured, or the recording is missing.
     """
+    old = sorted(name for name in RENAMED if name in os.environ)
+    if old:
+        raise DemoError(f"{old[0]} is no longer read: set {RENAMED[old[0]]} (the name goresolve resolve reads)")
     try:
-        live = LiveModelSettings()
+        live = AgentSettings().live_model()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise DemoError(f"live model setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    if live.name:
-        config = ModelConfig(provider=live.provider, model=live.name, base_url=live.base_url, api_key=live.api_key)
+        raise DemoError(f"live model {settings_error(exc)}") from None
+    except ValueError as exc:
+        raise DemoError(f"live model: {exc}") from None
+    if live is not None:
+        label = f"{live.model} (live, {live.provider})"
         try:
-            return DemoModel(build_model(config), f"{live.name} (live, {live.provider})", True, config)
+            return DemoModel(build_model(live), label, True, live)
         except (ValueError, LLMError) as exc:
-            raise DemoError(f"live model {live.name}: {exc}") from None
+            raise DemoError(f"live model {live.model}: {exc}") from None
     cassette = RECORDINGS / f"{ticket}.jsonl"
     if not cassette.is_file():
-        raise DemoError(f"no recording {cassette}: run examples/recordings/record.py, or set GORESOLVE_MODEL")
+        raise DemoError(f"no recording {cassette}: run examples/recordings/record.py, or set GORESOLVE_AGENT_MODEL")
     model = ReplayModel(cassette)
     return DemoModel(model, f"recording of {model.name} ({cassette.relative_to(ROOT)})", False)
 

@@ -208,14 +208,18 @@ def resolve_command(
     """Run one ticket end to end: exit 0 with a pull request, 3 when handed to a human, 1 on error."""
     import anyio
 
-    from agent.cli import build_run
+    from agent.cli import NO_MODEL, build_run
 
     settings = load_agent_settings()
-    if cassette is None and settings.cassette is None and not (settings.provider and settings.model):
-        err.print(
-            "[red]error:[/red] no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL, or pass --cassette"
-        )
-        raise typer.Exit(1)
+    if cassette is None and settings.cassette is None:  # fail before a repository is indexed
+        try:
+            live = settings.live_model()
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        if live is None:
+            err.print(f"[red]error:[/red] {NO_MODEL}, or pass --cassette")
+            raise typer.Exit(1)
     try:
         with prepare(ticket, repo, settings, err) as prepared:
             env = {**os.environ, **prepared.env}

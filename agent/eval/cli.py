@@ -107,7 +107,7 @@ def eval_command(
 
 def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
     """The agent on each task, with the configured live model or a recording per task."""
-    from agent.cli import load_agent_settings
+    from agent.cli import NO_MODEL, load_agent_settings
     from agent.eval.agent_solver import AgentOptions, agent_solver
     from agent.llm import LLMError, ModelConfig, build_model
 
@@ -124,10 +124,15 @@ def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
             return build_model(ModelConfig(provider="replay", model="scripted", cassette=cassette))
 
         model_for = replay
-    elif settings.provider and settings.model:
-        config = ModelConfig(
-            provider=settings.provider, model=settings.model, base_url=settings.base_url, api_key=settings.api_key
-        )
+    else:
+        try:
+            config = settings.live_model()
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if config is None:
+            console.print(f"[red]error:[/red] {NO_MODEL}, pass --recordings, or run --oracle")
+            raise typer.Exit(2)
         try:
             build_model(config)
         except (ValueError, LLMError) as exc:
@@ -138,11 +143,5 @@ def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
             return build_model(config)
 
         model_for = live
-    else:
-        console.print(
-            "[red]error:[/red] no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL, pass --recordings, "
-            "or run --oracle"
-        )
-        raise typer.Exit(2)
     agent_options = AgentOptions(model_for=model_for, gocache=options.gocache, gomodcache=options.gomodcache)
     return agent_solver(agent_options, options.out_dir)

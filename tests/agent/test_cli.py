@@ -98,6 +98,15 @@ def test_resolve_without_a_model_and_trace_of_an_unknown_run_fail_in_one_line(
     assert missing.exit_code == 1 and "no run 'nope'" in missing.output
 
 
+def test_resolve_with_half_a_model_names_the_missing_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("GORESOLVE_AGENT_PROVIDER", raising=False)
+    monkeypatch.setenv("GORESOLVE_AGENT_MODEL", "gpt-4o-mini")
+    done = CliRunner().invoke(app, ["resolve", "--ticket", "CALC-1", "--repo", "calc"])
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert "GORESOLVE_AGENT_MODEL is set but GORESOLVE_AGENT_PROVIDER is not" in done.output
+
+
 def test_resolve_over_http_with_an_incomplete_server_setting_fails_in_one_line_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ from agent.policy import AgentPolicy
 from agent.router import Router, load_routing_policy
 from agent.servers import InProcessServer, ServersConfig
 from agent.testing import FakeWorld, developer
-from goresolve.demo import Display, LiveModelSettings, World, demo_model, ensure_embedding_model, logs_to_file
+from goresolve.demo import RENAMED, DemoError, Display, World, demo_model, ensure_embedding_model, logs_to_file
 from goresolve.resolve import ResolveError, ticket_of
 
 from .faults import fault_policy
@@ -178,17 +178,49 @@ def test_the_display_shows_each_event_on_one_line() -> None:
         assert text in screen, text
 
 
-def test_the_demo_replays_its_recording_unless_a_live_model_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GORESOLVE_MODEL", "GORESOLVE_MODEL_BASE_URL", "GORESOLVE_MODEL_API_KEY", "GORESOLVE_MODEL_PROVIDER"):
+MODEL_VARIABLES = ("PROVIDER", "MODEL", "BASE_URL", "API_KEY", "CASSETTE")
+
+
+def _no_model_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*RENAMED, *(f"GORESOLVE_AGENT_{v}" for v in MODEL_VARIABLES)]:
         monkeypatch.delenv(name, raising=False)
+
+
+def test_the_demo_replays_its_recording_unless_the_agent_settings_name_a_live_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_model_in_env(monkeypatch)
     recorded = demo_model("SVC-101")
     assert not recorded.live and recorded.label.startswith("recording of scripted")
-    monkeypatch.setenv("GORESOLVE_MODEL", "gpt-4o-mini")
-    monkeypatch.setenv("GORESOLVE_MODEL_BASE_URL", "http://127.0.0.1:9/v1")
-    monkeypatch.setenv("GORESOLVE_MODEL_API_KEY", "sk-test")
-    assert LiveModelSettings().name == "gpt-4o-mini"
+    # the same variables `goresolve resolve` reads
+    monkeypatch.setenv("GORESOLVE_AGENT_PROVIDER", "openai")
+    monkeypatch.setenv("GORESOLVE_AGENT_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("GORESOLVE_AGENT_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("GORESOLVE_AGENT_API_KEY", "sk-test")
     live = demo_model("SVC-101")
     assert live.live and live.label == "gpt-4o-mini (live, openai)"
+    assert live.config is not None and live.config.base_url == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GORESOLVE_AGENT_MODEL": "gpt-4o-mini"}, "GORESOLVE_AGENT_MODEL is set but GORESOLVE_AGENT_PROVIDER is not"),
+        ({"GORESOLVE_AGENT_PROVIDER": "anthropic"}, "GORESOLVE_AGENT_MODEL is not set"),
+        ({"GORESOLVE_AGENT_PROVIDER": "gemini", "GORESOLVE_AGENT_MODEL": "x"}, "setting GORESOLVE_AGENT_PROVIDER"),
+        ({"GORESOLVE_MODEL": "gpt-4o-mini"}, "GORESOLVE_MODEL is no longer read: set GORESOLVE_AGENT_MODEL"),
+        ({"GORESOLVE_MODEL_API_KEY": "sk-secret"}, "set GORESOLVE_AGENT_API_KEY"),
+    ],
+)
+def test_a_half_named_or_renamed_live_model_stops_the_demo_instead_of_replaying(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    _no_model_in_env(monkeypatch)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(DemoError) as caught:
+        demo_model("SVC-101")
+    assert message in caught.value.message and "sk-secret" not in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import typer.main
 
 from agent.cli import AgentSettings
 from goresolve.cli import app
-from goresolve.demo import LiveModelSettings
 from servers.code_search.settings import CodeSearchSettings
 from servers.common.settings import settings_help
 from servers.github_pr.settings import GitHubPrSettings
@@ -66,7 +65,7 @@ def test_every_setting_it_names_exists() -> None:
     known = set(GLOBAL_SETTINGS)
     for cls in (JiraReadSettings, CodeSearchSettings, GoTestRunnerSettings, GitHubPrSettings):
         known |= {env for env, _default, _text in settings_help(cls)}
-    known |= _env_names(AgentSettings) | _env_names(LiveModelSettings)
+    known |= _env_names(AgentSettings)
     named = {name for name in re.findall(r"GORESOLVE_[A-Z0-9_]*[A-Z0-9]", README)}
     prefixes = {p for p in re.findall(r"(GORESOLVE_[A-Z_]+_)\*", README)}
     assert named

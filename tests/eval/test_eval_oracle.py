@@ -12,6 +12,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from agent.eval.tasks import load_tasks
 
 TASKS = pathlib.Path(__file__).resolve().parents[2] / "bench" / "data" / "eval" / "tasks.jsonl"
@@ -75,6 +77,17 @@ def test_the_model_mode_without_a_model_refuses_and_names_what_is_missing(tmp_pa
     code, output = invoke(str(TASKS), "--only", SMALL, "--out", str(tmp_path / "out"))
     assert code == 2
     assert "no model" in output and "--recordings" in output and "--oracle" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_model_mode_with_half_a_model_names_the_missing_variable(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GORESOLVE_AGENT_MODEL", raising=False)
+    monkeypatch.setenv("GORESOLVE_AGENT_PROVIDER", "anthropic")
+    code, output = invoke(str(TASKS), "--only", SMALL, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "GORESOLVE_AGENT_PROVIDER is anthropic but GORESOLVE_AGENT_MODEL is not set" in output
     assert not (tmp_path / "out").exists()
 
 

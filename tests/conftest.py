@@ -29,7 +29,7 @@ TEST_POLICIES = {
     """,
     "tools.yaml": """
         roles:
-          agent:  {scopes: [jira:read, code:read, tests:run, pr:read, pr:write]}
+          agent:  {scopes: [jira:read, issue:read, code:read, tests:run, pr:read, pr:write]}
           triage: {scopes: [jira:read]}
           coder:  {scopes: [code:read]}
     """,

@@ -22,7 +22,7 @@ from servers.common.errors import ConfigError
 from servers.common.repo_names import RepoName
 
 # Scopes a tool can require. Adding one is a reviewed change here, not a string in a server.
-Scope = Literal["jira:read", "code:read", "tests:run", "pr:write", "pr:read"]
+Scope = Literal["jira:read", "issue:read", "code:read", "tests:run", "pr:write", "pr:read"]
 
 _JIRA_KEY = r"^[A-Z][A-Z0-9_]{0,49}$"
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from github import Auth, Github, InputGitAuthor, InputGitTreeElement
 from github.GitRef import GitRef
+from github.Issue import Issue
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 from unidiff.patch import PatchSet
@@ -37,7 +38,16 @@ from servers.common.errors import Conflict, InvalidInput, NotFound, UpstreamFail
 
 from . import git
 from .github_calls import Calls
-from .models import TRAILER_BASE, Change, CommentRef, PullRequestInfo, PullRequestRef, trailer, update_refusal
+from .models import (
+    TRAILER_BASE,
+    Change,
+    CommentRef,
+    PullRequestInfo,
+    PullRequestRef,
+    RawIssue,
+    trailer,
+    update_refusal,
+)
 
 # Each lost attempt means a concurrent call for the same ticket succeeded, so a few attempts suffice.
 _RACE_ATTEMPTS = 5
@@ -367,13 +377,33 @@ class GitHubBackend:
         note = self._calls("comment", lambda: pull.create_issue_comment(body), retry_5xx=False)
         return CommentRef(id=note.id, url=note.html_url)
 
-    def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
-        """Comment on an issue, read first: a pull request (GitHub serves it as an issue too) is refused.
-        Not retried on 5xx. Raises: InvalidInput (a pull request); NotFound; RateLimited, UpstreamFailure."""
+    def _issue(self, repo: str, number: int) -> Issue:
+        """Issue `number`; a pull request (GitHub serves it as an issue too) is refused.
+        Raises: InvalidInput (a pull request); NotFound; RateLimited, UpstreamFailure."""
         gh = self.repository(repo)
         issue = self._calls(f"issue #{number}", lambda: gh.get_issue(number))
         if issue.pull_request is not None:
             raise InvalidInput(f"#{number} is a pull request, not an issue")
+        return issue
+
+    def get_issue(self, repo: str, number: int) -> RawIssue:
+        """Raises: InvalidInput (a pull request); NotFound; RateLimited, UpstreamFailure."""
+        issue = self._issue(repo, number)
+        return RawIssue(
+            title=issue.title or "",
+            body=issue.body,
+            state="closed" if issue.state == "closed" else "open",
+            labels=tuple(label.name for label in issue.labels),
+            author=issue.user.login if issue.user else None,
+            url=issue.html_url,
+            created=issue.created_at.isoformat() if issue.created_at else None,
+            updated=issue.updated_at.isoformat() if issue.updated_at else None,
+        )
+
+    def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
+        """Comment on an issue (never a pull request). Not retried on 5xx.
+        Raises: InvalidInput (a pull request); NotFound; RateLimited, UpstreamFailure."""
+        issue = self._issue(repo, number)
         note = self._calls("comment on issue", lambda: issue.create_comment(body), retry_5xx=False)
         return CommentRef(id=note.id, url=note.html_url)
 

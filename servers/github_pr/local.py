@@ -17,12 +17,14 @@ from servers.common.errors import Conflict, InvalidInput, NotFound
 from servers.common.repo_names import repo_slug
 
 from . import git
+from .issue_files import read_issue
 from .models import (
     TRAILER_BASE,
     Change,
     CommentRef,
     PullRequestInfo,
     PullRequestRef,
+    RawIssue,
     trailer,
     update_refusal,
 )
@@ -34,10 +36,13 @@ _ORIGIN = "refs/remotes/origin/"
 class LocalBackend:
     """`PullRequestBackend` over bare repositories (`remotes`: repo name -> path) and a SQLite store."""
 
-    def __init__(self, remotes: Mapping[str, Path], store: PullStore, work_dir: Path) -> None:
+    def __init__(
+        self, remotes: Mapping[str, Path], store: PullStore, work_dir: Path, issues_dir: Path | None = None
+    ) -> None:
         self._remotes = dict(remotes)
         self._store = store
         self._work_dir = work_dir
+        self._issues_dir = issues_dir or work_dir / "issues"
 
     def _remote(self, repo: str) -> Path:
         remote = self._remotes.get(repo)
@@ -167,6 +172,25 @@ class LocalBackend:
         comment_id = self._store.add_comment(repo, number, body)
         return CommentRef(id=comment_id, url=f"{_url(row)}#comment-{comment_id}")
 
+    def _not_a_pull(self, repo: str, number: int) -> None:
+        """Raises: NotFound (the repository is not configured); InvalidInput (`number` is a local pull request)."""
+        self._remote(repo)
+        try:
+            self._store.get(repo, number)
+        except NotFound:
+            return
+        raise InvalidInput(f"#{number} is a pull request, not an issue")
+
+    def get_issue(self, repo: str, number: int) -> RawIssue:
+        """The issue's file in the issues directory (`issue_files.py`).
+
+        Raises:
+            NotFound: the repository is not configured, or the issue has no file.
+            InvalidInput: `number` is a pull request, or its file is not an issue.
+        """
+        self._not_a_pull(repo, number)
+        return read_issue(self._issues_dir, repo, number)
+
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
         """A comment on the ticket's issue, kept in the store (there is no issue tracker locally).
 
@@ -174,13 +198,9 @@ class LocalBackend:
             NotFound: the repository is not configured.
             InvalidInput: `number` is one of the local pull requests.
         """
-        self._remote(repo)
-        try:
-            self._store.get(repo, number)
-        except NotFound:
-            comment_id = self._store.add_issue_comment(repo, number, body)
-            return CommentRef(id=comment_id, url=f"local:{repo}/issues/{number}#comment-{comment_id}")
-        raise InvalidInput(f"#{number} is a pull request, not an issue")
+        self._not_a_pull(repo, number)
+        comment_id = self._store.add_issue_comment(repo, number, body)
+        return CommentRef(id=comment_id, url=f"local:{repo}/issues/{number}#comment-{comment_id}")
 
     def request_review(
         self, repo: str, number: int, reviewers: tuple[str, ...], team_reviewers: tuple[str, ...]

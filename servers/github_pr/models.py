@@ -14,6 +14,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servers.common.untrusted import UntrustedText
+
 # A Jira key (SVC-12) or a GitHub issue number (#12 or 12).
 TICKET_PATTERN = r"^(?:[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}|#?[1-9][0-9]{0,9})$"
 # GitHub logins: alphanumerics and inner hyphens, at most 39 characters (no look-ahead: JSON Schema
@@ -60,6 +62,36 @@ class PullRequestInfo(_Out):
 class CommentRef(_Out):
     id: int
     url: str
+
+
+class GitHubIssue(_Out):
+    """A GitHub issue as `get_github_issue` returns it, in the fields the agent reads from a Jira issue:
+    the title is the `summary` and the body the `description`, both text of the issue's author."""
+
+    key: str = Field(description="The ticket key: <repository>#<number>.")
+    number: int
+    summary: UntrustedText
+    description: UntrustedText
+    status: Literal["open", "closed"]
+    labels: list[str]
+    reporter: str | None
+    created: str | None
+    updated: str | None
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawIssue:
+    """An issue as a backend read it: text as its author wrote it (the service cleans it)."""
+
+    title: str
+    body: str | None
+    state: Literal["open", "closed"]
+    labels: tuple[str, ...]
+    author: str | None
+    url: str
+    created: str | None = None
+    updated: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +204,10 @@ class PullRequestBackend(Protocol):
         ...
 
     def comment(self, repo: str, number: int, body: str) -> CommentRef: ...
+
+    def get_issue(self, repo: str, number: int) -> RawIssue:
+        """Read issue `number`. Raises InvalidInput when `number` is a pull request."""
+        ...
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
         """Comment on issue `number`. Raises InvalidInput when `number` is a pull request (pull requests

@@ -1,10 +1,11 @@
 """github-pr: open pull requests from patches — and nothing more powerful than that.
 
-Six tools. `open_pull_request` creates (or, for the same repo and ticket, updates) a branch under
+Seven tools. `open_pull_request` creates (or, for the same repo and ticket, updates) a branch under
 the bot prefix, commits the patch as the bot, pushes and opens a draft pull request; `comment`,
 `request_review` and `assign` act only on the bot's own pull requests; `comment_on_issue` writes on
 an issue (never a pull request) of a repository in policy, for a hand-off with no pull request;
-`get_pull_request` reads.
+`get_pull_request` reads a pull request and `get_github_issue` an issue (a ticket filed on GitHub:
+its title and body as untrusted text).
 There is no tool, and no backend method, that merges, closes, deletes a branch outside the prefix,
 force-pushes, or changes repository settings. Every patch is checked again against the patch
 policy before anything is pushed (see service.py for the full list of checks).
@@ -29,6 +30,7 @@ from .models import (
     TICKET_PATTERN,
     Author,
     CommentRef,
+    GitHubIssue,
     PullRequestBackend,
     PullRequestInfo,
     PullRequestRef,
@@ -77,7 +79,7 @@ def build_server(
         policies,
         prefix=settings.branch_prefix,
         author=Author(settings.bot_name, settings.bot_email),
-        limits=Limits(),
+        limits=Limits(issue_chars=settings.max_issue_chars),
         refused_repos=refused_repos,
         ticket_url=settings.ticket_url,
     )
@@ -135,6 +137,20 @@ def build_server(
     async def get_pull_request(repo: RepoName, number: Number) -> PullRequestInfo:
         name, identity = who()
         return await anyio.to_thread.run_sync(lambda: service.get_pull_request(name, identity, repo, number))
+
+    @platform.tool(
+        ToolSpec.reader(
+            "issue:read",
+            name="get_github_issue",
+            description="Read a GitHub issue of a repository in policy (a ticket filed on GitHub): title and "
+            "body as untrusted text written by its author, state, labels, reporter. A pull request is refused.",
+        )
+    )
+    async def get_github_issue(
+        repo: RepoName, number: Annotated[int, Field(ge=1, le=10**9, description="Issue number.")]
+    ) -> GitHubIssue:
+        name, identity = who()
+        return await anyio.to_thread.run_sync(lambda: service.get_issue(name, identity, repo, number))
 
     @platform.tool(
         _writer(

@@ -21,7 +21,9 @@ Writes to an existing pull request (comment, assign, request review) are allowed
 requests the bot opened (the host's record) whose head branch is under the bot's prefix: this
 server never writes to a person's PR, even one on a branch named like the bot's. A comment on an
 issue (the ticket's, when a run hands off without a pull request) needs only a repository the
-caller may use; the backend refuses a number that is a pull request.
+caller may use; the backend refuses a number that is a pull request. Reading an issue (a ticket filed
+on GitHub) needs the same, and its author's title and body come back as `UntrustedText`: invisible
+characters stripped, cut past the limit, marked as data for the agent to fence.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from servers.common.patch_policy import PatchVerdict, check_patch
 from servers.common.policy import Identity, Policies
 from servers.common.secrets import describe, scan, scan_patch
 from servers.common.tamper.guard import check_applied
+from servers.common.textnorm import strip_invisible
+from servers.common.untrusted import clean
 
 from .models import (
     LABEL_PATTERN,
@@ -47,6 +51,7 @@ from .models import (
     Author,
     Change,
     CommentRef,
+    GitHubIssue,
     PullRequestBackend,
     PullRequestInfo,
     PullRequestRef,
@@ -60,6 +65,7 @@ class Limits:
 
     title_chars: int = 256
     body_chars: int = 60_000
+    issue_chars: int = 8000  # an issue's body as the agent reads it (GORESOLVE_GITHUB_PR_MAX_ISSUE_CHARS)
     labels: int = 10
     people: int = 10
     shown_reasons: int = 8
@@ -250,6 +256,26 @@ class PullRequestService:
         self._check_text("body", body, self._limits.body_chars)
         self._own_pull(caller, identity, repo, number)
         return self._backend.comment(repo, number, body)
+
+    def get_issue(self, caller: str, identity: Identity | None, repo: str, number: int) -> GitHubIssue:
+        """The issue as the agent reads a ticket: its author's text cleaned and marked untrusted.
+
+        Raises: AccessDenied (repository not allowed); InvalidInput (`number` is a pull request); NotFound and
+        backend errors."""
+        self._check_repo(caller, identity, repo)
+        raw = self._backend.get_issue(repo, number)
+        return GitHubIssue(
+            key=f"{repo}#{number}",
+            number=number,
+            summary=clean(raw.title, self._limits.title_chars),
+            description=clean(raw.body, self._limits.issue_chars),
+            status=raw.state,
+            labels=[strip_invisible(label)[:100] for label in raw.labels],
+            reporter=strip_invisible(raw.author)[:100] if raw.author else None,
+            created=raw.created,
+            updated=raw.updated,
+            url=raw.url,
+        )
 
     def comment_on_issue(self, caller: str, identity: Identity | None, repo: str, number: int, body: str) -> CommentRef:
         """Raises: AccessDenied (repository not allowed); InvalidInput (bad body, or `number` is a pull

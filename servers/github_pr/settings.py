@@ -24,8 +24,18 @@ class GitHubPrSettings(ServerSettings):
     remotes_dir: Path | None = Field(
         default=None, description="Bare repos named <repo>.git; default <state_dir>/github-pr/remotes."
     )
+    issues_dir: Path | None = Field(
+        default=None,
+        description="GitHub issues as files <repo>/<number>.json or .yaml in GitHub's REST shape (what "
+        "`gh api repos/OWNER/REPO/issues/N` prints); default <state_dir>/github-pr/issues.",
+    )
+    max_issue_chars: int = Field(
+        default=8000, ge=200, le=200_000, description="An issue body longer than this is cut, with a marker."
+    )
     # github backend
-    token: SecretStr | None = Field(default=None, description="Fine-grained token: contents + pull requests, write.")
+    token: SecretStr | None = Field(
+        default=None, description="Fine-grained token: contents, pull requests and issues, write."
+    )
     base_url: str = Field(default="https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
     github_login: str | None = Field(
         default=None,

@@ -8,21 +8,15 @@ truncating, so every backend gets the same hygiene.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from servers.common.untrusted import UntrustedText
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class UntrustedText(_Out):
-    """Text written by a ticket's author: data, never instructions. The agent fences it."""
-
-    trust: Literal["untrusted"] = "untrusted"
-    text: str
-    truncated: bool = False
 
 
 class IssueLink(_Out):

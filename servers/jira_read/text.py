@@ -20,13 +20,12 @@ from typing import Any
 
 from servers.common.errors import InvalidInput
 from servers.common.textnorm import strip_invisible
-from servers.jira_read.models import UntrustedText
+from servers.common.untrusted import MAX_RAW_CHARS, UntrustedText, clean, truncate
 
 __all__ = ["MAX_ADF_DEPTH", "MAX_ADF_NODES", "MAX_RAW_CHARS", "strip_invisible", "truncate", "untrusted"]
 
 MAX_ADF_DEPTH = 64
 MAX_ADF_NODES = 100_000
-MAX_RAW_CHARS = 2_000_000
 
 
 def check_adf(document: dict[str, Any]) -> None:
@@ -48,16 +47,6 @@ def check_adf(document: dict[str, Any]) -> None:
         todo.extend((c, depth + 1 if isinstance(c, dict) else depth) for c in children if isinstance(c, dict | list))
 
 
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    if len(text) <= limit:
-        return text, False
-    cut = text.rfind("\n", 0, limit)
-    if cut < limit // 2:
-        cut = limit
-    dropped = len(text) - cut
-    return text[:cut].rstrip() + f"\n\n[… truncated {dropped} characters]", True
-
-
 def untrusted(raw: Any, limit: int) -> UntrustedText:
     """Convert a raw Jira text field (ADF dict, wiki string or None) into fenced, clean text.
 
@@ -65,17 +54,14 @@ def untrusted(raw: Any, limit: int) -> UntrustedText:
         InvalidInput: the field is beyond the depth or size limits (see the module docstring).
     """
     if raw is None:
-        text = ""
-    elif isinstance(raw, dict):
+        return clean(None, limit)
+    if isinstance(raw, dict):
         check_adf(raw)  # pyright: ignore[reportUnknownArgumentType]
-        text = adf_to_markdown(raw)  # pyright: ignore[reportUnknownArgumentType]
-    else:
-        text = str(raw)
-        if len(text) > MAX_RAW_CHARS:
-            raise InvalidInput(f"ticket text is longer than {MAX_RAW_CHARS} characters; it cannot be shown")
-        text = wiki_to_markdown(text)
-    text, cut = truncate(strip_invisible(text).strip(), limit)
-    return UntrustedText(text=text, truncated=cut)
+        return clean(adf_to_markdown(raw), limit)  # pyright: ignore[reportUnknownArgumentType]
+    text = str(raw)
+    if len(text) > MAX_RAW_CHARS:
+        raise InvalidInput(f"ticket text is longer than {MAX_RAW_CHARS} characters; it cannot be shown")
+    return clean(wiki_to_markdown(text), limit)
 
 
 # --- Atlassian Document Format ----------------------------------------------------------------------

@@ -178,7 +178,7 @@ def make_workspace(
         f"identities:\n  local-dev: {{roles: [agent], repos: [{repo_name}], jira_projects: [{project}]}}\n"
     )
     (policy_dir / "tools.yaml").write_text(
-        "roles:\n  agent: {scopes: [jira:read, code:read, tests:run, pr:read, pr:write]}\n"
+        "roles:\n  agent: {scopes: [jira:read, issue:read, code:read, tests:run, pr:read, pr:write]}\n"
     )
     (policy_dir / "repos.yaml").write_text(f"repos:\n  {repo_name}: {{path: {repo}, default_branch: main}}\n")
     shutil.copy(POLICIES / "protected.yaml", policy_dir / "protected.yaml")

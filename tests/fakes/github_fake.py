@@ -114,12 +114,27 @@ class FakeGitHub:
         return repo
 
     def add_issue(
-        self, full_name: str, title: str, *, user: str = "reporter", state: str = "open", locked: bool = False
+        self,
+        full_name: str,
+        title: str,
+        *,
+        body: str | None = None,
+        labels: tuple[str, ...] = (),
+        user: str = "reporter",
+        state: str = "open",
+        locked: bool = False,
     ) -> int:
         """Open an issue (not a pull request) in `full_name`; returns its number."""
         repo = self.repos[full_name]
         number = repo.next_number()
-        repo.issues[number] = {"title": title, "user": user, "state": state, "locked": locked, "body": None}
+        repo.issues[number] = {
+            "title": title,
+            "user": user,
+            "state": state,
+            "locked": locked,
+            "body": body,
+            "labels": list(labels),
+        }
         return number
 
     def push_as(self, login: str, full_name: str, branch: str, files: dict[str, str], *, author: Any = None) -> str:

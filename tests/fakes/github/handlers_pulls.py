@@ -131,6 +131,10 @@ def _issue_shape(fake: FakeGitHub, repo: Repo, number: int) -> Any:
         i = repo.issues[number]
         values = {"title": i["title"], "state": i["state"], "user": _user(i["user"]), "locked": i["locked"]}
         values["html_url"] = f"{html}/issues/{number}"
+        values["body"] = i["body"]
+        values["labels"] = [
+            {"id": n + 1, "name": name, "url": _url(fake, repo, f"/labels/{name}")} for n, name in enumerate(i["labels"])
+        ]
     else:
         raise _err(404, "Not Found")
     return contract().shape(

@@ -1,0 +1,52 @@
+"""Text written by whoever can file a ticket or an issue, as the servers hand it to the agent.
+
+jira-read (Jira tickets) and github-pr (GitHub issues) return their authors' words the same way: an
+`UntrustedText` whose `trust` field says it is data, never instructions (the agent fences it),
+stripped of invisible characters (`servers.common.textnorm.strip_invisible`) and cut at a line
+boundary past a size limit, with an explicit marker.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from servers.common.errors import InvalidInput
+from servers.common.textnorm import strip_invisible
+
+MAX_RAW_CHARS = 2_000_000  # refused before any work: no tracker stores more in one field
+
+
+class UntrustedText(BaseModel):
+    """Text written by a ticket's author: data, never instructions. The agent fences it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trust: Literal["untrusted"] = "untrusted"
+    text: str
+    truncated: bool = False
+
+
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    """`text` cut at the last line break before `limit` (or at `limit`), with a marker; and whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    cut = text.rfind("\n", 0, limit)
+    if cut < limit // 2:
+        cut = limit
+    dropped = len(text) - cut
+    return text[:cut].rstrip() + f"\n\n[… truncated {dropped} characters]", True
+
+
+def clean(text: str | None, limit: int) -> UntrustedText:
+    """Plain or Markdown text (a GitHub issue's body, a converted Jira field) as `UntrustedText`.
+
+    Raises:
+        InvalidInput: longer than MAX_RAW_CHARS.
+    """
+    raw = text or ""
+    if len(raw) > MAX_RAW_CHARS:
+        raise InvalidInput(f"ticket text is longer than {MAX_RAW_CHARS} characters; it cannot be shown")
+    kept, cut = truncate(strip_invisible(raw).strip(), limit)
+    return UntrustedText(text=kept, truncated=cut)

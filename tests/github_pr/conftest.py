@@ -115,7 +115,9 @@ def make_policies(*repos: str) -> Policies:
                 "reader": Identity(roles=("ide",), repos=repos),
             }
         ),
-        tools=ToolsPolicy(roles={"agent": Role(scopes=("issue:read", "pr:read", "pr:write")), "ide": Role(scopes=("pr:read",))}),
+        tools=ToolsPolicy(
+            roles={"agent": Role(scopes=("issue:read", "pr:read", "pr:write")), "ide": Role(scopes=("pr:read",))}
+        ),
         repos=ReposPolicy(
             repos={name: Repo(path=f"/nonexistent/{name}", pr_base_branches=("release",)) for name in repos}
         ),

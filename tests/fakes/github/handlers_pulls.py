@@ -132,9 +132,8 @@ def _issue_shape(fake: FakeGitHub, repo: Repo, number: int) -> Any:
         values = {"title": i["title"], "state": i["state"], "user": _user(i["user"]), "locked": i["locked"]}
         values["html_url"] = f"{html}/issues/{number}"
         values["body"] = i["body"]
-        values["labels"] = [
-            {"id": n + 1, "name": name, "url": _url(fake, repo, f"/labels/{name}")} for n, name in enumerate(i["labels"])
-        ]
+        labels = enumerate(i["labels"], start=1)
+        values["labels"] = [{"id": n, "name": name, "url": _url(fake, repo, f"/labels/{name}")} for n, name in labels]
     else:
         raise _err(404, "Not Found")
     return contract().shape(

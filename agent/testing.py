@@ -70,14 +70,21 @@ class FakeWorld:
         prs: MCPServer[Any] = MCPServer("github-pr")
         world = self
 
-        def get_issue(key: str) -> dict[str, Any]:
-            world.calls.append("get_issue")
+        def ticket(key: str) -> dict[str, Any]:
             return {
                 "key": key,
                 "summary": {"text": "Add returns the difference instead of the sum", "untrusted": True},
                 "description": {"text": "calc.Add(2, 3) returns -1. TestAdd fails.", "untrusted": True},
                 "components": ["billing"],
             }
+
+        def get_issue(key: str) -> dict[str, Any]:
+            world.calls.append("get_issue")
+            return ticket(key)
+
+        def get_github_issue(repo: str, number: int) -> dict[str, Any]:  # the same ticket, filed on GitHub
+            world.calls.append("get_github_issue")
+            return ticket(f"{repo}#{number}")
 
         def list_repos() -> dict[str, Any]:
             return {"repos": [{"name": "calc", "commit": "0" * 40, "indexed_at": "2026-01-05T09:00:00Z"}]}
@@ -175,6 +182,7 @@ class FakeWorld:
         tests.add_tool(run_tests, annotations=READ, structured_output=True)
         tests.add_tool(check_patch, annotations=READ, structured_output=True)
         prs.add_tool(open_pull_request, annotations=WRITE, structured_output=True)
+        prs.add_tool(get_github_issue, annotations=READ, structured_output=True)
         prs.add_tool(assign, annotations=WRITE, structured_output=True)
         return ServersConfig(
             servers=(

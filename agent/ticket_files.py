@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 
 KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
+# A GitHub issue as a ticket key: `acme/svc#12`, `svc#12` or `#12` (the repository part names the run's repository).
+GITHUB_KEY = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,99}(?:/[\w.-]{1,100})?)?#(?P<number>[1-9][0-9]{0,9})$")
 
 
 class TicketFileError(Exception):

@@ -20,9 +20,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.llm.types import ToolDef
 
-# server tools the loop keeps for itself (writes) or wraps in a local tool
+# server tools the loop keeps for itself (writes, and reading a GitHub ticket: the model gets its text in the
+# prompt) or wraps in a local tool
 LOOP_ONLY = frozenset(
-    {"open_pull_request", "comment", "assign", "request_review", "read_file", "run_tests", "check_build", "check_patch"}
+    {
+        "open_pull_request",
+        "comment",
+        "assign",
+        "request_review",
+        "get_github_issue",
+        "read_file",
+        "run_tests",
+        "check_build",
+        "check_patch",
+    }
 )
 
 

@@ -2,8 +2,10 @@
 
     goresolve resolve --ticket KEY|URL|FILE --repo NAME|PATH [--json] [--cassette FILE]
 
-The ticket is a Jira key (SVC-12), a Jira issue URL (…/browse/SVC-12) or a ticket file in Jira's
-issue shape (served by jira-read's local backend from the file's directory). The repository is a
+The ticket is a Jira key (SVC-12), a Jira issue URL (…/browse/SVC-12), a ticket file in Jira's
+issue shape (served by jira-read's local backend from the file's directory), or a GitHub issue
+(`acme/svc#12`, `#12`, https://github.com/acme/svc/issues/12) of the repository, which the agent reads
+through github-pr (on its local backend, from the issue's file in GORESOLVE_GITHUB_PR_ISSUES_DIR). The repository is a
 name from policies/repos.yaml, or a path: a registered path maps to its name; an unregistered
 local git repository is registered for this run only, in a temporary copy of the policies (which
 also grants the ticket file's project), and indexed into a temporary code-search index, so no
@@ -34,10 +36,13 @@ import yaml
 from rich.console import Console
 
 from agent.cli import AgentSettings, load_agent_settings
-from agent.ticket_files import KEY, TicketFileError, single_ticket_dir, ticket_file_key
+from agent.ticket_files import GITHUB_KEY, KEY, TicketFileError, single_ticket_dir, ticket_file_key
 from goresolve.demo import Display, render_outcome_panel
 
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
+# A GitHub issue on the web (github.com or a GitHub Enterprise host): https://HOST/acme/svc/issues/12.
+# The agent reads it through github-pr as `<repo>#12`.
+GITHUB_ISSUE_PATH = re.compile(r"^/(?P<owner>[\w.-]{1,100})/(?P<repo>[\w.-]{1,100})/issues/(?P<number>[1-9]\d{0,9})/?$")
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -67,10 +72,15 @@ def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
     """
     if value.startswith(("http://", "https://")):
         url = urlparse(value)
+        issue = GITHUB_ISSUE_PATH.match(url.path)
+        if issue is not None:
+            return f"{issue['owner']}/{issue['repo']}#{issue['number']}", None
         found = KEY_IN_URL.findall(f"{url.path} {url.query}")
         if not found:
-            raise ResolveError(f"{value[:200]}: no Jira issue key (like SVC-12) in this URL")
+            raise ResolveError(f"{value[:200]}: no Jira issue key (like SVC-12) or GitHub issue in this URL")
         return found[-1], None
+    if GITHUB_KEY.match(value):
+        return value, None
     path = Path(value).expanduser()
     if path.suffix in (".yaml", ".yml", ".json"):
         try:
@@ -81,13 +91,41 @@ def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
         env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(path.resolve().parent)
         return key, key.rsplit("-", 1)[0]
     if not KEY.match(value):
-        raise ResolveError(f"{value[:200]!r} is not a Jira key (SVC-12), an issue URL or a ticket file (.yaml/.json)")
+        raise ResolveError(
+            f"{value[:200]!r} is not a Jira key (SVC-12), a GitHub issue (acme/svc#12), an issue URL or a ticket "
+            "file (.yaml/.json)"
+        )
     return value, None
 
 
-def _branch_of(policy_dir: Path, name: str) -> str:
+def _repo_entry(policy_dir: Path, name: str) -> dict[str, Any]:
     data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
-    return str(((data.get("repos") or {}).get(name) or {}).get("default_branch") or "main")
+    entry: Any = (data.get("repos") or {}).get(name) or {}
+    return entry if isinstance(entry, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+
+
+def _for_repo(key: str, name: str, github: str | None, *, strict: bool = True) -> str:
+    """A GitHub issue key as the run names it, `<repo>#N`; a Jira key as it is.
+
+    Raises:
+        ResolveError: the issue belongs to another repository than `name` (by its name or its GitHub name).
+    """
+    issue = GITHUB_KEY.match(key)
+    if issue is None:
+        return key
+    part = issue["repo"]
+    if strict and part is not None and part not in (name, github):
+        on_github = f"GitHub's {github}" if github else "not on GitHub in repos.yaml"
+        raise ResolveError(f"{key} is an issue of {part}, but --repo {name} is {on_github}")
+    return f"{name}#{issue['number']}"
+
+
+def _registered(key: str, policy_dir: Path, name: str, env: dict[str, str]) -> Prepared:
+    """A repository from repos.yaml: its default branch, and a GitHub issue key checked against it."""
+    entry = _repo_entry(policy_dir, name)
+    github = str(entry["github"]) if entry.get("github") else None
+    branch = str(entry.get("default_branch") or "main")
+    return Prepared(_for_repo(key, name, github), name, policy_dir, branch, env)
 
 
 def _repos_in(policy_dir: Path) -> dict[str, Path]:
@@ -131,11 +169,11 @@ def _prepared(
     if not candidate.exists():
         if repo not in known:
             raise ResolveError(f"{repo!r} is neither a repository in {policy_dir / 'repos.yaml'} nor a path")
-        yield Prepared(key, repo, policy_dir, _branch_of(policy_dir, repo), env)
+        yield _registered(key, policy_dir, repo, env)
         return
     for name, path in known.items():
         if path == candidate.resolve():
-            yield Prepared(key, name, policy_dir, _branch_of(policy_dir, name), env)
+            yield _registered(key, policy_dir, name, env)
             return
     with tempfile.TemporaryDirectory(prefix="goresolve-run-") as tmp:
         yield _register_for_this_run(Path(tmp), candidate.resolve(), key, file_project, settings, env, console)
@@ -175,7 +213,9 @@ def _register_for_this_run(
     _index(path, added.name, index_dir, policies, console)
     env["GORESOLVE_CODE_SEARCH_DB_DIR"] = str(index_dir)
     notes = [f"{path} was registered as {added.name} for this run only"]
-    return Prepared(key, added.name, policies, added.default_branch, env, notes)
+    # a path has no GitHub name to check an issue's repository against: the issue is read as one of this run's
+    ticket = _for_repo(key, added.name, None, strict=False)
+    return Prepared(ticket, added.name, policies, added.default_branch, env, notes)
 
 
 def _index(path: Path, name: str, index_dir: Path, policy_dir: Path, console: Console) -> None:
@@ -200,7 +240,10 @@ def _index(path: Path, name: str, index_dir: Path, policy_dir: Path, console: Co
 
 
 def resolve_command(
-    ticket: Annotated[str, typer.Option("--ticket", help="Jira key (SVC-12), Jira issue URL, or a ticket file.")],
+    ticket: Annotated[
+        str,
+        typer.Option("--ticket", help="Jira key (SVC-12), GitHub issue (acme/svc#12), an issue URL, or a ticket file."),
+    ],
     repo: Annotated[str, typer.Option("--repo", help="Repository name from repos.yaml, or a local repository path.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON on stdout.")] = False,
     cassette: Annotated[Path | None, typer.Option(help="Replay this recorded session instead of a live model.")] = None,

@@ -77,7 +77,7 @@ def fault_policy(max_cost_usd: float) -> AgentPolicy:
     policy = load_agent_policy(DEFAULT_POLICY_DIR)
     run = policy.budgets.run.model_copy(update={"max_cost_usd": max_cost_usd})
     budgets = policy.budgets.model_copy(update={"run": run})
-    scopes = frozenset({"jira:read", "code:read", "tests:run", "pr:read", "pr:write"})
+    scopes = frozenset({"jira:read", "issue:read", "code:read", "tests:run", "pr:read", "pr:write"})
     return policy.model_copy(
         update={"budgets": budgets, "scopes": {"local-dev": scopes}, "repos": {"local-dev": ("calc",)}}
     )

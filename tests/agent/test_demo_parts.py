@@ -69,7 +69,9 @@ def test_a_human_tier_hands_over_before_any_model_call_and_posts_on_the_github_i
     posted: list[dict[str, Any]] = []
     model = ScriptedModel([])
     settings = RunSettings(repo="calc", state_dir=tmp_path, router=router(tmp_path, policy))
-    result = anyio.run(run_ticket, "#7", model, with_issue_comments(FakeWorld(), posted), policy, settings)
+    world = FakeWorld()
+    result = anyio.run(run_ticket, "#7", model, with_issue_comments(world, posted), policy, settings)
+    assert world.calls[0] == "get_github_issue" and "get_issue" not in world.calls  # read through github-pr
     assert (result.outcome, result.exit) == ("escalated", "escalated")
     assert result.reason == "routed to a human (human): billing goes to people"
     assert model.requests == [] and result.model_calls == 0 and result.pr is None
@@ -89,6 +91,46 @@ def test_a_jira_ticket_with_nothing_worth_keeping_says_where_the_hand_off_went(t
     assert result.extra["handoff_notes"] == [
         "no attempt worth keeping and no GitHub issue for this ticket: hand-off saved with the run"
     ]
+
+
+@pytest.mark.parametrize("key", ["calc#7", "#7"])
+def test_a_github_issue_is_read_through_github_pr_and_resolved_to_a_pull_request(tmp_path: Path, key: str) -> None:
+    world = FakeWorld()
+    settings = RunSettings(repo="calc", state_dir=tmp_path)
+    result = anyio.run(run_ticket, key, ScriptedModel(developer), world.servers(), fault_policy(1.0), settings)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    assert world.calls[0] == "get_github_issue" and "get_issue" not in world.calls
+    # github-pr names a GitHub issue `#7` in its branch and commit (a Jira ticket by its key)
+    assert list(world.pulls) == ["#7"] and world.pulls["#7"]["body"].startswith(f"Resolves {key}: Add returns")
+
+
+def test_a_github_issue_of_another_repository_is_refused_before_any_model_call(tmp_path: Path) -> None:
+    world = FakeWorld()
+    model = ScriptedModel(developer)
+    settings = RunSettings(repo="calc", state_dir=tmp_path)
+    result = anyio.run(run_ticket, "acme/other#7", model, world.servers(), fault_policy(1.0), settings)
+    assert result.outcome == "error" and model.requests == []
+    assert "ticket acme/other#7 is an issue of acme/other, not of calc" in result.reason
+    assert "get_github_issue" not in world.calls and world.pulls == {}
+
+
+@pytest.mark.parametrize(("key", "scope"), [("calc#7", "issue:read"), ("CALC-7", "jira:read")])
+def test_reading_the_ticket_needs_the_scope_of_its_tracker_only(tmp_path: Path, key: str, scope: str) -> None:
+    policy = fault_policy(1.0)
+    scopes = {"local-dev": policy.scopes["local-dev"] - {scope}}
+    settings = RunSettings(repo="calc", state_dir=tmp_path)
+    denied = anyio.run(
+        run_ticket, key, ScriptedModel(developer), FakeWorld().servers(), policy.model_copy(update={"scopes": scopes}),
+        settings,
+    )  # fmt: skip
+    assert denied.outcome == "error" and f"lacks scopes {scope}" in denied.reason
+    other = "jira:read" if scope == "issue:read" else "issue:read"
+    scopes = {"local-dev": policy.scopes["local-dev"] - {other}}
+    allowed = anyio.run(
+        run_ticket, key, ScriptedModel(developer), FakeWorld().servers(), policy.model_copy(update={"scopes": scopes}),
+        settings,
+    )  # fmt: skip
+    assert allowed.outcome == "pr", allowed.reason
 
 
 def test_a_model_tier_sets_the_run_limits_and_picks_the_model(tmp_path: Path) -> None:
@@ -229,11 +271,38 @@ def test_a_half_named_or_renamed_live_model_stops_the_demo_instead_of_replaying(
         ("SVC-12", "SVC-12"),
         ("https://acme.atlassian.net/browse/SVC-12", "SVC-12"),
         ("https://acme.atlassian.net/jira/software/projects/SVC/boards/1?selectedIssue=SVC-77", "SVC-77"),
+        ("acme/svc#12", "acme/svc#12"),
+        ("svc#12", "svc#12"),
+        ("#12", "#12"),
+        ("https://github.com/acme/svc/issues/12", "acme/svc#12"),
+        ("https://github.example.com/acme/svc/issues/12/", "acme/svc#12"),  # GitHub Enterprise
     ],
 )
-def test_a_ticket_is_a_key_or_an_issue_url(value: str, key: str) -> None:
+def test_a_ticket_is_a_key_a_github_issue_or_an_issue_url(value: str, key: str) -> None:
     env: dict[str, str] = {}
     assert ticket_of(value, env) == (key, None) and env == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [("#12", "svc#12"), ("svc#12", "svc#12"), ("acme/svc#12", "svc#12"), ("SVC-12", "SVC-12")],
+)
+def test_a_github_issue_is_named_after_the_runs_repository(tmp_path: Path, value: str, key: str) -> None:
+    from agent.cli import AgentSettings
+    from goresolve.resolve import prepare
+
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "repos.yaml").write_text("repos:\n  svc: {path: /nonexistent/svc, github: acme/svc}\n")
+    settings = AgentSettings(policy_dir=tmp_path / "policies")
+    with prepare(value, "svc", settings, Console(file=io.StringIO())) as prepared:
+        assert (prepared.key, prepared.repo) == (key, "svc")
+    with (
+        pytest.raises(
+            ResolveError, match="acme/other#12 is an issue of acme/other, but --repo svc is GitHub's acme/svc"
+        ),
+        prepare("acme/other#12", "svc", settings, Console(file=io.StringIO())),
+    ):
+        pass
 
 
 def test_a_ticket_file_is_served_by_the_local_backend_from_its_directory(tmp_path: Path) -> None:
@@ -273,6 +342,8 @@ def test_a_bad_ticket_file_is_one_clear_error(tmp_path: Path, text: str, message
     [
         ("svc-12", "is not a Jira key"),
         ("https://example.com/issues", "no Jira issue key"),
+        ("https://github.com/acme/svc/pull/12", "no Jira issue key .* or GitHub issue"),
+        ("acme/svc#0", "is not a Jira key .*, a GitHub issue"),
         ("missing.yaml", "no ticket file"),
     ],
 )

@@ -262,3 +262,32 @@ def test_run_artifacts_are_saved_beside_the_run(
     assert pull is not None and not pull.draft
     assert pull.body.startswith("Resolves CALC-9: Add returns the difference instead of the sum")
     assert f"trace id: `{result.trace_id}`" in pull.body and "Ran `TestAdd`" in pull.body
+
+
+def test_a_github_issue_is_read_from_github_pr_and_fixed_in_a_pull_request(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+) -> None:
+    servers = session_workspace.state_dir / "servers"
+    issue = servers / "github-pr" / "issues" / "calc" / "41.json"  # what `gh api repos/acme/calc/issues/41` prints
+    issue.parent.mkdir(parents=True, exist_ok=True)
+    issue.write_text(
+        json.dumps(
+            {
+                "number": 41,
+                "title": "Add returns the difference instead of the sum",
+                "body": "calc.Add(2, 3) returns -1; TestAdd fails.",
+                "state": "open",
+                "labels": [{"name": "bug"}],
+                "user": {"login": "octocat"},
+                "html_url": "https://github.com/acme/calc/issues/41",
+            }
+        )
+    )
+    calls = [("edit", FIX), TESTS, ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."})]
+    result, model = run(world, "calc#41", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    prompt = model.requests[0].messages[1].content
+    assert "Ticket calc#41:" in prompt and "calc.Add(2, 3) returns -1; TestAdd fails." in prompt
+    pull = PullStore(servers / "github-pr" / "prs.sqlite").get("calc", int((result.pr or {})["number"]))
+    assert (pull.ticket, pull.branch) == ("#41", "goresolve/41-add-returns-the-sum")
+    assert pull.body.startswith("Resolves calc#41: Add returns the difference instead of the sum")

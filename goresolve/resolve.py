@@ -167,9 +167,15 @@ def _prepared(
     known = _repos_in(policy_dir)
     candidate = Path(repo).expanduser()
     if not candidate.exists():
-        if repo not in known:
+        # the dispatcher names a GitHub issue's repository as GitHub does (owner/name): repos.yaml's `github`
+        name = (
+            repo
+            if repo in known
+            else next((n for n in known if _repo_entry(policy_dir, n).get("github") == repo), None)
+        )
+        if name is None:
             raise ResolveError(f"{repo!r} is neither a repository in {policy_dir / 'repos.yaml'} nor a path")
-        yield _registered(key, policy_dir, repo, env)
+        yield _registered(key, policy_dir, name, env)
         return
     for name, path in known.items():
         if path == candidate.resolve():

@@ -119,3 +119,50 @@ def test_resolve_over_http_with_an_incomplete_server_setting_fails_in_one_line_n
     )
     assert done.exit_code == 1
     assert "GORESOLVE_AGENT_JIRA_READ_TOKEN_FILE" in done.output and "Traceback" not in done.output
+
+
+GITHUB_ISSUE = {
+    "number": 41,
+    "title": "Add returns the difference instead of the sum",
+    "body": "calc.Add(2, 3) returns -1; TestAdd fails.",
+    "labels": [{"name": "bug"}],
+    "user": {"login": "octocat"},
+}
+
+
+@pytest.mark.slow
+def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
+    workspace: Workspace, policy: AgentPolicy, settings: RunSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for state in (workspace.state_dir / "servers" / "github-pr", tmp_path / "cli-issues"):
+        (state / "issues" / "calc").mkdir(parents=True)
+        (state / "issues" / "calc" / "41.json").write_text(json.dumps(GITHUB_ISSUE))
+    cassette = tmp_path / "session.jsonl"
+    model = Recorder(ScriptedModel([reply("", c) for c in CALLS]), cassette)
+    recorded = anyio.run(run_ticket, "calc#41", model, workspace.servers(), policy, settings)
+    assert recorded.outcome == "pr", recorded.reason
+
+    env = {
+        "GORESOLVE_DATA_DIR": str(tmp_path / "cli-data"),
+        "GORESOLVE_AGENT_POLICY_DIR": str(workspace.policy_dir),
+        "GORESOLVE_CODE_SEARCH_DB_DIR": str(workspace.index_dir),
+        "GORESOLVE_CODE_SEARCH_EMBEDDER": "hashing",
+        "GORESOLVE_GO_TEST_RUNNER_WORK_DIR": str(tmp_path / "runner"),
+        "GORESOLVE_GO_TEST_RUNNER_GOCACHE": _go_env("GOCACHE"),
+        "GORESOLVE_GO_TEST_RUNNER_GOMODCACHE": _go_env("GOMODCACHE"),
+        "GORESOLVE_GITHUB_PR_ISSUES_DIR": str(tmp_path / "cli-issues" / "issues"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for name in ("JIRA_READ", "CODE_SEARCH", "GO_TEST_RUNNER", "GITHUB_PR"):
+        monkeypatch.setenv(f"GORESOLVE_{name}_LOG_LEVEL", "WARNING")
+    done = CliRunner().invoke(
+        app, ["resolve", "--ticket", "#41", "--repo", "calc", "--cassette", str(cassette), "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert (result["outcome"], result["ticket"], result["repo"]) == ("pr", "calc#41", "calc")
+    assert result["patch"] == recorded.patch and result["pr"]["branch"] == "goresolve/41-add-returns-the-sum"
+
+    other = CliRunner().invoke(app, ["resolve", "--ticket", "acme/other#41", "--repo", "calc", "--cassette", "x"])
+    assert other.exit_code == 1 and "acme/other#41 is an issue of acme/other, but --repo calc is" in other.output

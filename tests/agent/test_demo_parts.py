@@ -296,6 +296,9 @@ def test_a_github_issue_is_named_after_the_runs_repository(tmp_path: Path, value
     settings = AgentSettings(policy_dir=tmp_path / "policies")
     with prepare(value, "svc", settings, Console(file=io.StringIO())) as prepared:
         assert (prepared.key, prepared.repo) == (key, "svc")
+    # a GitHub issue event names the repository as GitHub does
+    with prepare(value, "acme/svc", settings, Console(file=io.StringIO())) as prepared:
+        assert (prepared.key, prepared.repo) == (key, "svc")
     with (
         pytest.raises(
             ResolveError, match="acme/other#12 is an issue of acme/other, but --repo svc is GitHub's acme/svc"

@@ -1,6 +1,7 @@
 """`goresolve route TICKET|FILE`: which tier takes a ticket, by which rule or classifier, and why.
 
     goresolve route SVC-12              read through jira-read (started over stdio, like `resolve`)
+    goresolve route svc#12              a GitHub issue of repository svc, read through github-pr
     goresolve route tickets/SVC-12.yaml jira-read's local backend on that file's directory
     goresolve route ticket.json|ticket.md   read directly (see agent.router.ticket)
     --json                              the decision as the run record stores it
@@ -33,7 +34,7 @@ from agent.router.errors import ClassifierUnavailable, RoutingPolicyError, Ticke
 from agent.router.policy import RoutingPolicy, load_routing_policy
 from agent.router.route import RouteDecision, Router
 from agent.router.ticket import MAX_FILE_BYTES, TicketFacts, load_ticket_file
-from agent.ticket_files import TicketFileError, single_ticket_dir, ticket_file_key
+from agent.ticket_files import GITHUB_KEY, TicketFileError, single_ticket_dir, ticket_file_key
 
 app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
 err = Console(stderr=True)
@@ -62,35 +63,40 @@ def _fail(message: str) -> typer.Exit:
 
 
 async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> TicketFacts:
-    """Fetch one ticket through jira-read over stdio (the same server and policy `resolve` uses).
+    """Fetch one ticket over stdio, from the server and with the policy `resolve` uses: a Jira key through
+    jira-read, a GitHub issue (`svc#12`, `acme/svc#12`) through github-pr.
 
     Raises:
-        TicketError: the server did not start, refused, or answered with no ticket.
+        TicketError: not a ticket this can read, or the server did not start, refused, or answered with no ticket.
     """
     from agent.exits import RunExit
     from agent.servers import ServersConfig, StdioServer, open_servers
 
+    issue = GITHUB_KEY.match(key)
+    if issue is None:
+        name, prefix, tool, args = "jira-read", "GORESOLVE_JIRA_READ_", "get_issue", {"key": key}
+    elif issue["repo"] is None:
+        raise TicketError(f"{key}: name the repository the issue belongs to, as in sample-service{key}")
+    else:
+        name, prefix, tool = "github-pr", "GORESOLVE_GITHUB_PR_", "get_github_issue"
+        args = {"repo": issue["repo"], "number": int(issue["number"])}
     server = StdioServer(
-        name="jira-read",
-        command=str(Path(sys.executable).parent / "jira-read-mcp"),
+        name=name,
+        command=str(Path(sys.executable).parent / f"{name}-mcp"),
         # its log lines stay off the screen unless asked for: a failure reaches the user as one `error:` line
-        env={
-            "GORESOLVE_JIRA_READ_LOG_LEVEL": "WARNING",
-            **env,
-            "GORESOLVE_JIRA_READ_POLICY_DIR": str(policy_dir.resolve()),
-        },
+        env={f"{prefix}LOG_LEVEL": "WARNING", **env, f"{prefix}POLICY_DIR": str(policy_dir.resolve())},
     )
     # errors are carried out of the block: raised inside it, the clients' task group would wrap them
     problem, outcome = "", None
     try:
         async with open_servers(ServersConfig(servers=(server,), call_timeout_s=60)) as box:
-            if "get_issue" not in box.tools:
-                problem = "jira-read offers no get_issue to this identity"
+            if tool not in box.tools:
+                problem = f"{name} offers no {tool} to this identity"
             else:
                 try:
-                    outcome = await box.call("get_issue", {"key": key})
+                    outcome = await box.call(tool, args)
                 except PermissionError as exc:
-                    problem = f"jira-read refused {key}: {exc}"
+                    problem = f"{name} refused {key}: {exc}"
     except RunExit as exc:
         raise TicketError(exc.reason) from None
     if outcome is None or not outcome.ok or outcome.structured is None:
@@ -185,7 +191,11 @@ def render(decision: RouteDecision, ticket: TicketFacts) -> None:
 @app.command("route")
 def route_command(
     ticket: Annotated[
-        str, typer.Argument(help="A ticket key (via jira-read) or a file: Jira's shape (.yaml/.json), flat .json, .md.")
+        str,
+        typer.Argument(
+            help="A Jira key (via jira-read), a GitHub issue svc#12 (via github-pr), or a file: Jira's shape "
+            "(.yaml/.json), flat .json, .md."
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
     policy_dir: Annotated[Path | None, typer.Option(help="Directory of routing.yaml and budgets.yaml.")] = None,

@@ -83,7 +83,7 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "routing.yaml: kinds.trivial: missing" in bad.stderr and "Traceback" not in bad.output
 
 
-def _route_over_stdio(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _route_over_stdio(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """`route ARGS` in its own process, with a real jira-read over stdio (local backend), as `resolve` starts it.
 
     jira-read's log level is left to the command's own default.
@@ -92,6 +92,7 @@ def _route_over_stdio(tmp_path: Path, *args: str) -> subprocess.CompletedProcess
         **os.environ,
         "GORESOLVE_ROUTER_MODELS_DIR": str(tmp_path / "no-models"),
         "GORESOLVE_DATA_DIR": str(tmp_path / "data"),
+        **extra,
     }
     env.pop("GORESOLVE_JIRA_READ_LOG_LEVEL", None)
     code = "from agent.router.cli import app; app()"
@@ -198,3 +199,24 @@ def test_model_mode_replays_a_recorded_routing_call(tmp_path: Path, monkeypatch:
     decision = json.loads(result.stdout)
     assert (decision["tier"], decision["kind"], decision["decided_by"]) == ("strong", "feature", "classifier")
     assert decision["classifier"] == "model-gpt-4o-mini" and decision["cost_usd"] > 0
+
+
+@pytest.mark.slow
+def test_a_github_issue_is_read_through_github_pr(tmp_path: Path) -> None:
+    """github-pr's local backend reads the issue from its file; its labels are what the rules see."""
+    issues = tmp_path / "issues" / "sample-service"
+    issues.mkdir(parents=True)
+    issue = {"title": "Docs: README typo in the login section", "body": "", "labels": [{"name": "documentation"}]}
+    (issues / "3.json").write_text(json.dumps(issue))
+    remotes = tmp_path / "remotes"  # the shipped policies point at a folder that is not a git repository yet
+    subprocess.run(["git", "init", "-q", "--bare", str(remotes / "sample-service.git")], check=True, timeout=30)
+    dirs = {"GORESOLVE_GITHUB_PR_ISSUES_DIR": str(tmp_path / "issues"), "GORESOLVE_GITHUB_PR_REMOTES_DIR": str(remotes)}
+    decision = _decision(_route_over_stdio(tmp_path, "sample-service#3", "--json", **dirs))
+    assert decision["ticket"] == "sample-service#3" and decision["tier"] in ("small", "strong", "human")
+    missing = _route_over_stdio(tmp_path, "sample-service#4", **dirs)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        "error: sample-service#4: Error executing tool get_github_issue: no issue #4 in sample-service: the local "
+        "backend reads sample-service/4.json (or .yaml) in its issues directory (GORESOLVE_GITHUB_PR_ISSUES_DIR)"
+    ]
+    bare = _route_over_stdio(tmp_path, "#3", **dirs)
+    assert bare.returncode == 1 and "name the repository the issue belongs to" in bare.stderr

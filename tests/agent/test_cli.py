@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from agent.dispatch.local import LocalRunner
+from agent.dispatch.settings import DEFAULT_COMMAND
+from agent.dispatch.tickets import ticket_from_event
 from agent.llm import Recorder, ScriptedModel, reply
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy
 from goresolve.cli import app
+from workqueue import Event, IssueData
 
 from .workspace import Workspace
 
@@ -166,3 +173,29 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
 
     other = CliRunner().invoke(app, ["resolve", "--ticket", "acme/other#41", "--repo", "calc", "--cassette", "x"])
     assert other.exit_code == 1 and "acme/other#41 is an issue of acme/other, but --repo calc is" in other.output
+
+    # What a GitHub "issue opened" event becomes: the ticket acme/calc#41 on acme/calc (GitHub's names), run by
+    # the dispatcher's own command. repos.yaml names calc's GitHub repository; the model is the same recording.
+    policies = tmp_path / "policies"
+    shutil.copytree(workspace.policy_dir, policies)
+    repos = yaml.safe_load((policies / "repos.yaml").read_text())
+    repos["repos"]["calc"]["github"] = "acme/calc"
+    (policies / "repos.yaml").write_text(yaml.safe_dump(repos))
+    monkeypatch.setenv("GORESOLVE_AGENT_POLICY_DIR", str(policies))
+    monkeypatch.setenv("GORESOLVE_AGENT_CASSETTE", str(cassette))
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "dispatch-data"))
+    event = Event(
+        id="github:1:delivery-41",
+        source="github",
+        delivery="delivery-41",
+        hook_id="1",
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        received_at=datetime.now(UTC),
+        repo="acme/calc",
+        data=IssueData(action="opened", number=41, title=GITHUB_ISSUE["title"], url="u", author="octocat"),
+    )
+    ticket = ticket_from_event(event, jira_repos={}, default_repo=None)
+    assert ticket is not None and (ticket.id, ticket.repo) == ("acme/calc#41", "acme/calc")
+    command = (str(Path(sys.executable).parent / "goresolve"), *DEFAULT_COMMAND[1:])
+    record = anyio.run(LocalRunner(command, deadline_s=300).run, ticket)
+    assert (record.outcome, record.pr_url) == ("pr", "local:calc/pull/1"), record.reason

@@ -169,6 +169,29 @@ def scan_patch(patch: str) -> list[SecretFinding]:
     return findings
 
 
+_KEY_BLOCK = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|\Z)")
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with every credential-shaped match of the catalogue replaced by `[credential removed: KIND]`
+    (a private key from its BEGIN line to its END line, or to the end of the text when cut). Never raises.
+
+    For text a person wrote that goes to a model (a ticket, an issue): a pasted token is never needed to
+    fix code, and the model's provider is a third party. Matching is on the text as given; the stricter
+    normalised `scan` stays the gate for what goresolve publishes.
+    """
+    text = _KEY_BLOCK.sub("[credential removed: private_key]", text)
+    for rule in RULES:
+
+        def swap(match: re.Match[str], rule: Rule = rule) -> str:
+            if rule.accept is not None and not rule.accept(match.group(0)):
+                return match.group(0)
+            return f"[credential removed: {rule.kind}]"
+
+        text = rule.pattern.sub(swap, text)
+    return text
+
+
 def describe(findings: list[SecretFinding]) -> str:
     """A refusal message naming kinds and places, never the matched text."""
     places = ", ".join(f"{f.kind} in {f.field} line {f.line}" for f in findings[:5])

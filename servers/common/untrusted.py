@@ -2,8 +2,9 @@
 
 jira-read (Jira tickets) and github-pr (GitHub issues) return their authors' words the same way: an
 `UntrustedText` whose `trust` field says it is data, never instructions (the agent fences it),
-stripped of invisible characters (`servers.common.textnorm.strip_invisible`) and cut at a line
-boundary past a size limit, with an explicit marker.
+stripped of invisible characters (`servers.common.textnorm.strip_invisible`), with every pasted
+credential replaced by a marker (`servers.common.secrets.redact_credentials`: the text goes on to a
+model's provider), and cut at a line boundary past a size limit, with an explicit marker.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from servers.common.errors import InvalidInput
+from servers.common.secrets import redact_credentials
 from servers.common.textnorm import strip_invisible
 
 MAX_RAW_CHARS = 2_000_000  # refused before any work: no tracker stores more in one field
@@ -48,5 +50,5 @@ def clean(text: str | None, limit: int) -> UntrustedText:
     raw = text or ""
     if len(raw) > MAX_RAW_CHARS:
         raise InvalidInput(f"ticket text is longer than {MAX_RAW_CHARS} characters; it cannot be shown")
-    kept, cut = truncate(strip_invisible(raw).strip(), limit)
+    kept, cut = truncate(redact_credentials(strip_invisible(raw)).strip(), limit)
     return UntrustedText(text=kept, truncated=cut)

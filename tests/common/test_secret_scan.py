@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from servers.common.logging import REDACTED, Redactor
 from servers.common.secret_rules import RULES_FILE, from_detect_secrets, non_capturing, render
-from servers.common.secrets import CREDENTIAL_SHAPES, RULES, describe, scan, scan_patch
+from servers.common.secrets import CREDENTIAL_SHAPES, RULES, describe, redact_credentials, scan, scan_patch
 from servers.common.textnorm import for_scanning
 
 GHP = "ghp_" + "aB3x" * 9
@@ -104,3 +104,50 @@ def test_a_file_named_like_a_credential_is_found_and_its_name_never_echoed() -> 
     found = scan_patch(patch)
     assert [(f.kind, f.field) for f in found] == [("github_token", "patch file name")]
     assert GHP not in describe(found)
+
+
+PLAIN_CREDENTIALS = [
+    GHP,
+    "github_pat_" + "11AB" * 8,
+    "AKIA" + "ABCDEFGHIJKLMNOP",
+    f"aws_secret_access_key = {AWS_SECRET}",
+    f"the secret is {AWS_SECRET} (rotate it)",
+    "sk-ant-api03-" + "x9Y8" * 10,
+    "AIza" + "Sy" + "A1b2C3d4" * 4 + "e",
+    "Authorization: Bearer 7f3a9c2e1b8d4f6a0e5c9b3d2a1f8e7c",
+    "xoxb-1234567890-abcdefghij",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "postgres://app:s3cretpass@db.internal:5432/orders",
+    'password = "hunter2hunter2"',
+]
+
+
+@pytest.mark.parametrize("credential", PLAIN_CREDENTIALS)
+def test_a_pasted_credential_is_removed_from_ticket_text_and_the_rest_kept(credential: str) -> None:
+    text = f"Login fails on staging.\n\nconfig: {credential}\n\nSee auth/handler.go:42"
+    assert scan(text, "ticket")  # it is a credential
+    redacted = redact_credentials(text)
+    assert scan(redacted, "ticket") == [] and "[credential removed: " in redacted
+    assert redacted.startswith("Login fails on staging.\n\nconfig: ") and redacted.endswith("See auth/handler.go:42")
+
+
+def test_a_private_key_goes_from_its_begin_line_to_its_end_line_or_to_the_end_of_a_cut_text() -> None:
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----"
+    )
+    assert redact_credentials(f"my key:\n{key}\nthanks") == "my key:\n[credential removed: private_key]\nthanks"
+    assert redact_credentials(f"cut: {key[:60]}") == "cut: [credential removed: private_key]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "commit e3b0c44298fc1c149afbf4c8996fb92427ae41e4 fixed it",
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "goroutine 1 [running]:\nmain.handler(0xc000010000)\n\t/src/auth/handler.go:42 +0x1d",
+        "func TestThisIsAVeryLongGoIdentifierName123456789(t *testing.T)",
+        "the password field is empty; the API key check returns 401",
+    ],
+)
+def test_ordinary_ticket_text_is_left_as_written(text: str) -> None:
+    assert redact_credentials(text) == text

@@ -176,3 +176,11 @@ def test_github_cuts_a_long_body_at_the_configured_limit(fake: FakeGitHub) -> No
     number = fake.add_issue("acme/svc", "Long", body="word " * 5000)
     issue = _read(_github(fake, Limits(issue_chars=500)), number)
     assert issue.description.truncated and len(issue.description.text) < 600
+
+
+def test_a_credential_pasted_in_an_issue_never_reaches_the_caller(fake: FakeGitHub) -> None:
+    token = "AKIA" + "ABCDEFGHIJKLMNOP"
+    number = fake.add_issue("acme/svc", "S3 upload fails", body=f"with key {token} the upload gets 403")
+    issue = _read(_github(fake), number)
+    assert issue.description.text == "with key [credential removed: aws_access_key] the upload gets 403"
+    assert token not in issue.model_dump_json()

@@ -216,3 +216,34 @@ async def test_tool_surface_matches_snapshot(tmp_path: Path, policies: Policies)
     assert [t.name for t in tools] == ["get_comments", "get_issue", "search_issues"]
     assert surface["tools"] == current
     assert_matches_snapshot(SNAPSHOT, surface)
+
+
+async def test_a_credential_pasted_in_a_ticket_or_comment_never_reaches_the_client(
+    tmp_path: Path, policies: Policies
+) -> None:
+    token = "ghp_" + "aB3x" * 9
+    tickets = tmp_path / "tickets"
+    tickets.mkdir()
+    (tickets / "SVC-9.yaml").write_text(
+        "key: SVC-9\n"
+        "fields:\n"
+        "  summary: Deploy fails with 401\n"
+        "  issuetype: {name: Bug}\n"
+        "  status: {name: Open}\n"
+        "  created: '2026-01-09T11:00:00.000+0000'\n"
+        "  updated: '2026-01-09T11:00:00.000+0000'\n"
+        f"  description: 'the CI job uses GITHUB_TOKEN={token} and gets 401 from the API'\n"
+        "  comment:\n"
+        "    comments:\n"
+        f"      - {{id: '1', author: {{displayName: Ana}}, body: 'same with Bearer {token}'}}\n"
+    )
+    server = make_server(tmp_path, policies, tickets_dir=tickets)
+    issue = (await call(server, "get_issue", {"key": "SVC-9"})).structured_content
+    comments = (await call(server, "get_comments", {"key": "SVC-9"})).structured_content
+    assert issue is not None and comments is not None
+    text = json.dumps([issue, comments])
+    assert token not in text and "aB3x" not in text
+    assert issue["description"]["text"] == (
+        "the CI job uses GITHUB_TOKEN=[credential removed: github_token] and gets 401 from the API"
+    )
+    assert "[credential removed: " in comments["comments"][0]["body"]["text"]

@@ -30,15 +30,23 @@ class UntrustedText(BaseModel):
     truncated: bool = False
 
 
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    """`text` cut at the last line break before `limit` (or at `limit`), with a marker; and whether it was cut."""
-    if len(text) <= limit:
+# Text past the size limit is dropped; credentials are looked for in the limit plus this margin, so one that
+# straddles the cut (a private key is a few kilobytes) is still seen whole and removed.
+REDACT_MARGIN = 16_384
+
+
+def truncate(text: str, limit: int, *, dropped: int = 0) -> tuple[str, bool]:
+    """`text` cut at the last line break before `limit` (or at `limit`), with a marker counting what was cut
+    (plus `dropped` characters already cut off its end); and whether anything was."""
+    if len(text) <= limit and not dropped:
         return text, False
-    cut = text.rfind("\n", 0, limit)
-    if cut < limit // 2:
-        cut = limit
-    dropped = len(text) - cut
-    return text[:cut].rstrip() + f"\n\n[… truncated {dropped} characters]", True
+    cut = len(text)
+    if len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+    gone = len(text) - cut + dropped
+    return text[:cut].rstrip() + f"\n\n[… truncated {gone} characters]", True
 
 
 def clean(text: str | None, limit: int) -> UntrustedText:
@@ -50,5 +58,7 @@ def clean(text: str | None, limit: int) -> UntrustedText:
     raw = text or ""
     if len(raw) > MAX_RAW_CHARS:
         raise InvalidInput(f"ticket text is longer than {MAX_RAW_CHARS} characters; it cannot be shown")
-    kept, cut = truncate(redact_credentials(strip_invisible(raw)).strip(), limit)
+    plain = strip_invisible(raw).strip()
+    window = plain[: limit + REDACT_MARGIN]
+    kept, cut = truncate(redact_credentials(window).strip(), limit, dropped=len(plain) - len(window))
     return UntrustedText(text=kept, truncated=cut)

@@ -132,7 +132,8 @@ class Ticket:
 
     @property
     def for_pull_request(self) -> str:
-        """The ticket as github-pr names it in branches and commits: `SVC-12`, or `#12` for a GitHub issue."""
+        """The ticket as github-pr names it in branches and commits, and the pull request's body: `SVC-12`, or
+        `#12` for a GitHub issue (`Resolves #12` is what links and, on merge, closes the issue on GitHub)."""
         issue = self.github
         return f"#{issue['number']}" if issue else self.key
 
@@ -683,7 +684,7 @@ class Run:
     def pr_body(self, summary: str, named: list[str], packages: list[str]) -> str:
         tests = ", ".join(f"`{t}`" for t in named) or "the packages' tests"
         return (
-            f"Resolves {self.ticket.key}: {self.ticket.title}\n\n### What and why\n\n{summary}\n\n"
+            f"Resolves {self.ticket.for_pull_request}: {self.ticket.title}\n\n### What and why\n\n{summary}\n\n"
             f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)} on this patch: "
             f"all pass, none newly broken.\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
             f"{self.model_calls} model calls, {len(self.attempts)} test runs)\n- trace id: `{self.trace_id}`\n"

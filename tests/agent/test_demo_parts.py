@@ -101,7 +101,7 @@ def test_a_github_issue_is_read_through_github_pr_and_resolved_to_a_pull_request
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     assert world.calls[0] == "get_github_issue" and "get_issue" not in world.calls
     # github-pr names a GitHub issue `#7` in its branch and commit (a Jira ticket by its key)
-    assert list(world.pulls) == ["#7"] and world.pulls["#7"]["body"].startswith(f"Resolves {key}: Add returns")
+    assert list(world.pulls) == ["#7"] and world.pulls["#7"]["body"].startswith("Resolves #7: Add returns")
 
 
 def test_a_github_issue_of_another_repository_is_refused_before_any_model_call(tmp_path: Path) -> None:

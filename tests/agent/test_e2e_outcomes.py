@@ -290,4 +290,5 @@ def test_a_github_issue_is_read_from_github_pr_and_fixed_in_a_pull_request(
     assert "Ticket calc#41:" in prompt and "calc.Add(2, 3) returns -1; TestAdd fails." in prompt
     pull = PullStore(servers / "github-pr" / "prs.sqlite").get("calc", int((result.pr or {})["number"]))
     assert (pull.ticket, pull.branch) == ("#41", "goresolve/41-add-returns-the-sum")
-    assert pull.body.startswith("Resolves calc#41: Add returns the difference instead of the sum")
+    # GitHub links (and on merge closes) the issue a body names as `Resolves #41`
+    assert pull.body.startswith("Resolves #41: Add returns the difference instead of the sum")

@@ -720,12 +720,21 @@ class Run:
                 await self.comment_on_ticket_issue(handoff, notes)
             else:
                 pr = await self.open_draft(best, handoff, owner, notes)
+                if pr is not None and self.ticket.github is not None:  # the issue's people learn where it went
+                    pointer = (
+                        f"goresolve could not resolve this issue on its own and handed it to {owner}: draft pull "
+                        f"request #{pr['number']} holds its best attempt and the hand-off."
+                    )
+                    await self.comment_on_ticket_issue(pointer, notes, done="pointer to the draft posted on issue")
         result = self.result("escalated", exc, started, pr=pr, handoff=handoff, owner=owner)
         result.extra["handoff_notes"] = notes
         return result
 
-    async def comment_on_ticket_issue(self, handoff: str, notes: list[str]) -> None:
-        """No attempt worth a draft: post the hand-off on the ticket's GitHub issue (a key like `#12`)."""
+    async def comment_on_ticket_issue(
+        self, body: str, notes: list[str], *, done: str = "no attempt worth keeping: hand-off posted on issue"
+    ) -> None:
+        """Post on the ticket's GitHub issue (a key like `#12`): the hand-off when no attempt was worth a draft,
+        or a pointer to the draft pull request that holds it."""
         issue = self.ticket.github
         if issue is None:
             notes.append("no attempt worth keeping and no GitHub issue for this ticket: hand-off saved with the run")
@@ -733,14 +742,14 @@ class Run:
         if self.box is None or "comment_on_issue" not in self.box.tools:
             notes.append("no attempt worth keeping; github-pr offers no comment_on_issue: hand-off saved with the run")
             return
-        args = {"repo": self.settings.repo, "number": int(issue["number"]), "body": handoff}
+        args = {"repo": self.settings.repo, "number": int(issue["number"]), "body": body}
         try:
             posted = await self.server_call("comment_on_issue", args)
         except (BreakerOpen, PermissionError) as err:
             notes.append(f"github-pr unavailable: {err}")
             return
         if posted.ok:
-            notes.append(f"no attempt worth keeping: hand-off posted on issue #{issue['number']}")
+            notes.append(f"{done} #{issue['number']}")
         else:
             notes.append(f"could not comment on issue #{issue['number']}: {_clip(posted.text, 200)}")
 

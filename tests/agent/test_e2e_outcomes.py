@@ -97,6 +97,26 @@ def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
     assert pull.body.startswith(result.handoff.rstrip())
 
 
+def test_a_github_issue_handed_to_a_person_gets_a_pointer_to_its_draft(
+    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+) -> None:
+    servers = session_workspace.state_dir / "servers"
+    issue = servers / "github-pr" / "issues" / "calc" / "43.json"
+    issue.parent.mkdir(parents=True, exist_ok=True)
+    issue.write_text(json.dumps({"title": "Add is wrong for negative numbers", "body": "Add(-1, -2) is 1."}))
+    calls = [edit("return a - b", "return a * b"), TESTS] * 3 + [reply("The operator is wrong.")]
+    calls[2], calls[4] = edit("return a * b", "return a*b + 1"), edit("return a*b + 1", "return a - b + 10")
+    result, _ = run(world, "calc#43", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "failed_attempts"), result.reason
+    number = int((result.pr or {})["number"])
+    comments = PullStore(servers / "github-pr" / "prs.sqlite").issue_comments("calc", 43)
+    assert comments == [
+        f"goresolve could not resolve this issue on its own and handed it to {result.owner}: draft pull request "
+        f"#{number} holds its best attempt and the hand-off."
+    ]
+    assert result.extra["handoff_notes"] == ["pointer to the draft posted on issue #43"]
+
+
 def test_a_tampering_patch_is_refused_and_the_run_escalates_with_the_reason(
     world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
 ) -> None:

@@ -740,7 +740,7 @@ class Run:
             notes.append("no attempt worth keeping and no GitHub issue for this ticket: hand-off saved with the run")
             return
         if self.box is None or "comment_on_issue" not in self.box.tools:
-            notes.append("no attempt worth keeping; github-pr offers no comment_on_issue: hand-off saved with the run")
+            notes.append(f"github-pr offers no comment_on_issue: nothing posted on issue #{issue['number']}")
             return
         args = {"repo": self.settings.repo, "number": int(issue["number"]), "body": body}
         try:

@@ -80,6 +80,14 @@ def test_a_human_tier_hands_over_before_any_model_call_and_posts_on_the_github_i
     assert result.extra["handoff_notes"] == ["no attempt worth keeping: hand-off posted on issue #7"]
 
 
+def test_a_github_issue_without_a_comment_tool_says_nothing_was_posted(tmp_path: Path) -> None:
+    policy = fault_policy(1.0)
+    settings = RunSettings(repo="calc", state_dir=tmp_path, router=router(tmp_path, policy))
+    result = anyio.run(run_ticket, "#7", ScriptedModel([]), FakeWorld().servers(), policy, settings)
+    assert result.outcome == "escalated"
+    assert result.extra["handoff_notes"] == ["github-pr offers no comment_on_issue: nothing posted on issue #7"]
+
+
 def test_a_jira_ticket_with_nothing_worth_keeping_says_where_the_hand_off_went(tmp_path: Path) -> None:
     policy = fault_policy(1.0)
     posted: list[dict[str, Any]] = []

@@ -64,3 +64,19 @@ def single_ticket_dir(path: Path) -> Generator[Path]:
     with tempfile.TemporaryDirectory(prefix="goresolve-ticket-") as tmp:
         shutil.copyfile(path, Path(tmp) / path.name)
         yield Path(tmp)
+
+
+def repo_named(policy_dir: Path, name: str) -> str | None:
+    """The repos.yaml name of the repository called `name` there, or on GitHub (its `github` field, the
+    owner/name a GitHub event or issue URL uses); None for neither, or an unreadable repos.yaml."""
+    try:
+        data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    repos: Any = data.get("repos") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
+    if not isinstance(repos, dict):
+        return None
+    entries: dict[Any, Any] = repos  # pyright: ignore[reportUnknownVariableType]
+    if name in entries:
+        return name
+    return next((str(k) for k, v in entries.items() if isinstance(v, dict) and v.get("github") == name), None)  # pyright: ignore[reportUnknownMemberType]

@@ -36,7 +36,7 @@ import yaml
 from rich.console import Console
 
 from agent.cli import AgentSettings, load_agent_settings
-from agent.ticket_files import GITHUB_KEY, KEY, TicketFileError, single_ticket_dir, ticket_file_key
+from agent.ticket_files import GITHUB_KEY, KEY, TicketFileError, repo_named, single_ticket_dir, ticket_file_key
 from goresolve.demo import Display, render_outcome_panel
 
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
@@ -168,11 +168,7 @@ def _prepared(
     candidate = Path(repo).expanduser()
     if not candidate.exists():
         # the dispatcher names a GitHub issue's repository as GitHub does (owner/name): repos.yaml's `github`
-        name = (
-            repo
-            if repo in known
-            else next((n for n in known if _repo_entry(policy_dir, n).get("github") == repo), None)
-        )
+        name = repo_named(policy_dir, repo)
         if name is None:
             raise ResolveError(f"{repo!r} is neither a repository in {policy_dir / 'repos.yaml'} nor a path")
         yield _registered(key, policy_dir, name, env)

@@ -34,7 +34,7 @@ from agent.router.errors import ClassifierUnavailable, RoutingPolicyError, Ticke
 from agent.router.policy import RoutingPolicy, load_routing_policy
 from agent.router.route import RouteDecision, Router
 from agent.router.ticket import MAX_FILE_BYTES, TicketFacts, load_ticket_file
-from agent.ticket_files import GITHUB_KEY, TicketFileError, single_ticket_dir, ticket_file_key
+from agent.ticket_files import GITHUB_KEY, TicketFileError, repo_named, single_ticket_dir, ticket_file_key
 
 app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
 err = Console(stderr=True)
@@ -77,9 +77,9 @@ async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> Ticket
         name, prefix, tool, args = "jira-read", "GORESOLVE_JIRA_READ_", "get_issue", {"key": key}
     elif issue["repo"] is None:
         raise TicketError(f"{key}: name the repository the issue belongs to, as in sample-service{key}")
-    else:
+    else:  # github-pr knows a repository by its name in repos.yaml, which a GitHub name (owner/name) maps to
         name, prefix, tool = "github-pr", "GORESOLVE_GITHUB_PR_", "get_github_issue"
-        args = {"repo": issue["repo"], "number": int(issue["number"])}
+        args = {"repo": repo_named(policy_dir, issue["repo"]) or issue["repo"], "number": int(issue["number"])}
     server = StdioServer(
         name=name,
         command=str(Path(sys.executable).parent / f"{name}-mcp"),

@@ -220,3 +220,11 @@ def test_a_github_issue_is_read_through_github_pr(tmp_path: Path) -> None:
     ]
     bare = _route_over_stdio(tmp_path, "#3", **dirs)
     assert bare.returncode == 1 and "name the repository the issue belongs to" in bare.stderr
+    # by its GitHub name, which repos.yaml maps to the policy's name
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    repos = yaml.safe_load((policies / "repos.yaml").read_text())
+    repos["repos"]["sample-service"].update(path=str(REPO / "examples" / "sample-service"), github="acme/sample")
+    (policies / "repos.yaml").write_text(yaml.safe_dump(repos))
+    github = _route_over_stdio(tmp_path, "acme/sample#3", "--json", "--policy-dir", str(policies), **dirs)
+    assert _decision(github)["ticket"] == "sample-service#3"

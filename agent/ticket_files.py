@@ -80,3 +80,19 @@ def repo_named(policy_dir: Path, name: str) -> str | None:
     if name in entries:
         return name
     return next((str(k) for k, v in entries.items() if isinstance(v, dict) and v.get("github") == name), None)  # pyright: ignore[reportUnknownMemberType]
+
+
+def github_issue_number(path: Path) -> int | None:
+    """The number of a GitHub issue saved to `path` in GitHub's REST shape (`number` and `title`, as
+    `gh api repos/OWNER/REPO/issues/N` prints it), or None for anything else (a Jira ticket has `fields`)."""
+    try:
+        if path.suffix not in (".json", ".yaml", ".yml") or path.stat().st_size > 1 << 20:
+            return None
+        text = path.read_text(encoding="utf-8")
+        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict) or "fields" in data or not data.get("title"):  # pyright: ignore[reportUnknownMemberType]
+        return None
+    number: Any = data.get("number")  # pyright: ignore[reportUnknownMemberType]
+    return number if isinstance(number, int) and not isinstance(number, bool) and number >= 1 else None

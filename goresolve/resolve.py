@@ -5,10 +5,11 @@
 The ticket is a Jira key (SVC-12), a Jira issue URL (…/browse/SVC-12), a ticket file in Jira's
 issue shape (served by jira-read's local backend from the file's directory), or a GitHub issue
 (`acme/svc#12`, `#12`, https://github.com/acme/svc/issues/12) of the repository, which the agent reads
-through github-pr (on its local backend, from the issue's file in GORESOLVE_GITHUB_PR_ISSUES_DIR). The repository is a
-name from policies/repos.yaml, or a path: a registered path maps to its name; an unregistered
-local git repository is registered for this run only, in a temporary copy of the policies (which
-also grants the ticket file's project), and indexed into a temporary code-search index, so no
+through github-pr (on its local backend, from the issue's file in GORESOLVE_GITHUB_PR_ISSUES_DIR). A
+GitHub issue saved as a file (GitHub's REST shape) is served to github-pr's local backend on its own.
+The repository is a name from policies/repos.yaml (or its GitHub name), or a path: a registered path
+maps to its name; an unregistered local git repository is registered for this run only, in a
+temporary copy of the policies (which also grants the ticket file's project), and indexed into a temporary code-search index, so no
 policy file is edited. The agent's settings (GORESOLVE_AGENT_*) pick the model; the servers run
 over stdio with the current environment, so their own settings apply.
 
@@ -36,8 +37,17 @@ import yaml
 from rich.console import Console
 
 from agent.cli import AgentSettings, load_agent_settings
-from agent.ticket_files import GITHUB_KEY, KEY, TicketFileError, repo_named, single_ticket_dir, ticket_file_key
+from agent.ticket_files import (
+    GITHUB_KEY,
+    KEY,
+    TicketFileError,
+    github_issue_number,
+    repo_named,
+    single_ticket_dir,
+    ticket_file_key,
+)
 from goresolve.demo import Display, render_outcome_panel
+from servers.common.repo_names import repo_slug
 
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
 # A GitHub issue on the web (github.com or a GitHub Enterprise host): https://HOST/acme/svc/issues/12.
@@ -82,6 +92,9 @@ def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
     if GITHUB_KEY.match(value):
         return value, None
     path = Path(value).expanduser()
+    number = github_issue_number(path)
+    if number is not None:  # a GitHub issue saved as a file: `prepare` serves it to github-pr's local backend
+        return f"#{number}", None
     if path.suffix in (".yaml", ".yml", ".json"):
         try:
             key = ticket_file_key(path, value)
@@ -156,7 +169,23 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
             except OSError as exc:
                 raise ResolveError(f"{ticket}: not a readable ticket file ({type(exc).__name__})") from None
             env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(folder)
-        yield from _prepared(key, file_project, repo, settings, env, console)
+        issue_file = Path(ticket).expanduser()
+        number = github_issue_number(issue_file)
+        steps = _prepared(key, file_project, repo, settings, env, console)
+        prepared = next(steps)  # the repository is known now; `steps` holds its temporary registration open
+        try:
+            if number is not None:  # served on its own, as the issue of this run's repository
+                issues = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="goresolve-issue-")))
+                (issues / repo_slug(prepared.repo)).mkdir()
+                try:
+                    shutil.copyfile(issue_file, issues / repo_slug(prepared.repo) / f"{number}{issue_file.suffix}")
+                except OSError as exc:
+                    raise ResolveError(f"{ticket}: not a readable issue file ({type(exc).__name__})") from None
+                prepared.env["GORESOLVE_GITHUB_PR_ISSUES_DIR"] = str(issues)
+                prepared.notes.append(f"{issue_file.name} was read as issue #{number} of {prepared.repo}")
+            yield prepared
+        finally:
+            steps.close()
 
 
 def _prepared(

@@ -171,6 +171,17 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     assert (result["outcome"], result["ticket"], result["repo"]) == ("pr", "calc#41", "calc")
     assert result["patch"] == recorded.patch and result["pr"]["branch"] == "goresolve/41-add-returns-the-sum"
 
+    # the issue saved anywhere (as `gh api repos/acme/calc/issues/41` prints it), with no issues directory set
+    saved = tmp_path / "saved-issue.json"
+    saved.write_text(json.dumps({**GITHUB_ISSUE, "number": 41}))
+    monkeypatch.delenv("GORESOLVE_GITHUB_PR_ISSUES_DIR")
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "cli-data-file"))
+    from_file = CliRunner().invoke(
+        app, ["resolve", "--ticket", str(saved), "--repo", "calc", "--cassette", str(cassette), "--json"]
+    )
+    assert from_file.exit_code == 0, from_file.output
+    assert (json.loads(from_file.stdout)["outcome"], json.loads(from_file.stdout)["ticket"]) == ("pr", "calc#41")
+
     other = CliRunner().invoke(app, ["resolve", "--ticket", "acme/other#41", "--repo", "calc", "--cassette", "x"])
     assert other.exit_code == 1 and "acme/other#41 is an issue of acme/other, but --repo calc is" in other.output
 
@@ -184,6 +195,7 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     monkeypatch.setenv("GORESOLVE_AGENT_POLICY_DIR", str(policies))
     monkeypatch.setenv("GORESOLVE_AGENT_CASSETTE", str(cassette))
     monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "dispatch-data"))
+    monkeypatch.setenv("GORESOLVE_GITHUB_PR_ISSUES_DIR", str(tmp_path / "cli-issues" / "issues"))
     event = Event(
         id="github:1:delivery-41",
         source="github",

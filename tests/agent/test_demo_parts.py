@@ -291,6 +291,17 @@ def test_a_ticket_is_a_key_a_github_issue_or_an_issue_url(value: str, key: str) 
     assert ticket_of(value, env) == (key, None) and env == {}
 
 
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_github_issue_saved_from_the_api_is_a_github_ticket(tmp_path: Path, suffix: str) -> None:
+    saved = tmp_path / f"login-panic{suffix}"
+    saved.write_text(json.dumps({"number": 41, "title": "Login panics", "body": "nil map", "labels": []}))
+    env: dict[str, str] = {}
+    assert ticket_of(str(saved), env) == ("#41", None) and env == {}
+    # Jira's shape stays a Jira ticket, even with a number and a title beside its fields
+    (tmp_path / "SVC-7.json").write_text(json.dumps({"key": "SVC-7", "number": 3, "title": "x", "fields": {}}))
+    assert ticket_of(str(tmp_path / "SVC-7.json"), {}) == ("SVC-7", "SVC")
+
+
 @pytest.mark.parametrize(
     ("value", "key"),
     [("#12", "svc#12"), ("svc#12", "svc#12"), ("acme/svc#12", "svc#12"), ("SVC-12", "SVC-12")],

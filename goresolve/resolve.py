@@ -10,8 +10,8 @@ GitHub issue saved as a file (GitHub's REST shape) is served to github-pr's loca
 The repository is a name from policies/repos.yaml (or its GitHub name), or a path: a registered path
 maps to its name; an unregistered local git repository is registered for this run only, in a
 temporary copy of the policies (which also grants the ticket file's project), and indexed into a
-temporary code-search index, so no policy file is edited. The agent's settings (GORESOLVE_AGENT_*) pick the model; the servers run
-over stdio with the current environment, so their own settings apply.
+temporary code-search index, so no policy file is edited. The agent's settings (GORESOLVE_AGENT_*)
+pick the model; the servers run over stdio with the current environment, so their own settings apply.
 
 Progress goes to stderr as the run happens; `--json` prints the `RunResult` on stdout.
 Exit status: 0 a pull request, 3 handed to a human, 1 an error.

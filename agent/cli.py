@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from agent.router.route import Router
     from agent.servers import ServersConfig
 
-NO_MODEL = "no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL"
 app = typer.Typer(add_completion=False, help="The agent: resolve tickets, list runs, show traces.")
 err = Console(stderr=True)
 SERVERS = (
@@ -93,6 +92,17 @@ class AgentSettings(BaseSettings):
         if self.model is None:
             raise ValueError(f"GORESOLVE_AGENT_PROVIDER is {self.provider} but GORESOLVE_AGENT_MODEL is not set")
         return ModelConfig(provider=self.provider, model=self.model, base_url=self.base_url, api_key=self.api_key)
+
+    def required_live_model(self, otherwise: str) -> ModelConfig:
+        """`live_model`, for a command that cannot run without one; `otherwise` says what else would do.
+
+        Raises:
+            ValueError: no live model, or half of one (the message names what to set).
+        """
+        live = self.live_model()
+        if live is None:
+            raise ValueError(f"no model: set GORESOLVE_AGENT_PROVIDER and GORESOLVE_AGENT_MODEL, {otherwise}")
+        return live
 
 
 def settings_error(exc: ValidationError) -> str:
@@ -192,12 +202,9 @@ def build_run(
         config = ModelConfig(provider="replay", model=settings.model or "scripted", cassette=replay)
     else:
         try:
-            live = settings.live_model()
+            config = settings.required_live_model("or pass --cassette")
         except ValueError as exc:
             raise _fail(str(exc)) from None
-        if live is None:
-            raise _fail(NO_MODEL + ", or pass --cassette")
-        config = live
     try:
         model = build_model(config)
     except (ValueError, OSError, json.JSONDecodeError, LLMError) as exc:

@@ -24,6 +24,16 @@ KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
 GITHUB_KEY = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,99}(?:/[\w.-]{1,100})?)?#(?P<number>[1-9][0-9]{0,9})$")
 
 
+# What reading and parsing a JSON or YAML file raises
+UNREADABLE = (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError)
+
+
+def _load(path: Path) -> Any:
+    """A `.json` file as JSON, any other as YAML. Raises: one of UNREADABLE."""
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
 class TicketFileError(Exception):
     """A ticket file that cannot be used; `message` says why, naming the file."""
 
@@ -43,9 +53,8 @@ def ticket_file_key(path: Path, shown: str) -> str:
     if not path.is_file():
         raise TicketFileError(f"no ticket file {shown}")
     try:
-        text = path.read_text(encoding="utf-8")
-        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
+        data = _load(path)
+    except UNREADABLE as exc:
         raise TicketFileError(f"{shown}: not a readable ticket file ({type(exc).__name__})") from None
     field = data.get("key") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
     key = str(field) if field is not None and str(field) else path.stem
@@ -88,9 +97,8 @@ def github_issue_number(path: Path) -> int | None:
     try:
         if path.suffix not in (".json", ".yaml", ".yml") or path.stat().st_size > 1 << 20:
             return None
-        text = path.read_text(encoding="utf-8")
-        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError):
+        data = _load(path)
+    except UNREADABLE:
         return None
     if not isinstance(data, dict) or "fields" in data or not data.get("title"):  # pyright: ignore[reportUnknownMemberType]
         return None

@@ -169,8 +169,9 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
             except OSError as exc:
                 raise ResolveError(f"{ticket}: not a readable ticket file ({type(exc).__name__})") from None
             env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(folder)
+        # `ticket_of` names a GitHub issue saved as a file `#N`; every other GitHub form is kept as written
+        number = int(key[1:]) if key.startswith("#") and key != ticket else None
         issue_file = Path(ticket).expanduser()
-        number = github_issue_number(issue_file)
         steps = _prepared(key, file_project, repo, settings, env, console)
         prepared = next(steps)  # the repository is known now; `steps` holds its temporary registration open
         try:
@@ -282,18 +283,15 @@ def resolve_command(
     """Run one ticket end to end: exit 0 with a pull request, 3 when handed to a human, 1 on error."""
     import anyio
 
-    from agent.cli import NO_MODEL, build_run
+    from agent.cli import build_run
 
     settings = load_agent_settings()
     if cassette is None and settings.cassette is None:  # fail before a repository is indexed
         try:
-            live = settings.live_model()
+            settings.required_live_model("or pass --cassette")
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
-        if live is None:
-            err.print(f"[red]error:[/red] {NO_MODEL}, or pass --cassette")
-            raise typer.Exit(1)
     try:
         with prepare(ticket, repo, settings, err) as prepared:
             env = {**os.environ, **prepared.env}

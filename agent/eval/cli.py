@@ -107,7 +107,7 @@ def eval_command(
 
 def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
     """The agent on each task, with the configured live model or a recording per task."""
-    from agent.cli import NO_MODEL, load_agent_settings
+    from agent.cli import load_agent_settings
     from agent.eval.agent_solver import AgentOptions, agent_solver
     from agent.llm import LLMError, ModelConfig, build_model
 
@@ -126,13 +126,10 @@ def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
         model_for = replay
     else:
         try:
-            config = settings.live_model()
+            config = settings.required_live_model("pass --recordings, or run --oracle")
         except ValueError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
-        if config is None:
-            console.print(f"[red]error:[/red] {NO_MODEL}, pass --recordings, or run --oracle")
-            raise typer.Exit(2)
         try:
             build_model(config)
         except (ValueError, LLMError) as exc:

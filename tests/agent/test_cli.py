@@ -36,18 +36,10 @@ def _go_env(name: str) -> str:
     return subprocess.run(["go", "env", name], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 
-@pytest.mark.slow
-def test_resolve_replays_a_recorded_session_to_a_pull_request_then_runs_and_trace_show_it(
-    workspace: Workspace, policy: AgentPolicy, settings: RunSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cassette = tmp_path / "session.jsonl"
-    model = Recorder(ScriptedModel([reply("", c) for c in CALLS]), cassette)
-    recorded = anyio.run(run_ticket, "CALC-1", model, workspace.servers(), policy, settings)
-    assert recorded.outcome == "pr", recorded.reason
-
-    data = tmp_path / "cli-data"
+def _cli_on(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's servers on the workspace's index and policies, with their own data directory and runner."""
     env = {
-        "GORESOLVE_DATA_DIR": str(data),
+        "GORESOLVE_DATA_DIR": str(tmp_path / "cli-data"),
         "GORESOLVE_AGENT_POLICY_DIR": str(workspace.policy_dir),
         "GORESOLVE_CODE_SEARCH_DB_DIR": str(workspace.index_dir),
         "GORESOLVE_CODE_SEARCH_EMBEDDER": "hashing",
@@ -59,6 +51,17 @@ def test_resolve_replays_a_recorded_session_to_a_pull_request_then_runs_and_trac
         monkeypatch.setenv(key, value)
     for name in ("JIRA_READ", "CODE_SEARCH", "GO_TEST_RUNNER", "GITHUB_PR"):
         monkeypatch.setenv(f"GORESOLVE_{name}_LOG_LEVEL", "WARNING")
+
+
+@pytest.mark.slow
+def test_resolve_replays_a_recorded_session_to_a_pull_request_then_runs_and_trace_show_it(
+    workspace: Workspace, policy: AgentPolicy, settings: RunSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassette = tmp_path / "session.jsonl"
+    model = Recorder(ScriptedModel([reply("", c) for c in CALLS]), cassette)
+    recorded = anyio.run(run_ticket, "CALC-1", model, workspace.servers(), policy, settings)
+    assert recorded.outcome == "pr", recorded.reason
+    _cli_on(workspace, tmp_path, monkeypatch)
     runner = CliRunner()
     # a ticket saved beside other YAML (here a linter's config) is served on its own
     saved = tmp_path / "saved"
@@ -149,20 +152,8 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     recorded = anyio.run(run_ticket, "calc#41", model, workspace.servers(), policy, settings)
     assert recorded.outcome == "pr", recorded.reason
 
-    env = {
-        "GORESOLVE_DATA_DIR": str(tmp_path / "cli-data"),
-        "GORESOLVE_AGENT_POLICY_DIR": str(workspace.policy_dir),
-        "GORESOLVE_CODE_SEARCH_DB_DIR": str(workspace.index_dir),
-        "GORESOLVE_CODE_SEARCH_EMBEDDER": "hashing",
-        "GORESOLVE_GO_TEST_RUNNER_WORK_DIR": str(tmp_path / "runner"),
-        "GORESOLVE_GO_TEST_RUNNER_GOCACHE": _go_env("GOCACHE"),
-        "GORESOLVE_GO_TEST_RUNNER_GOMODCACHE": _go_env("GOMODCACHE"),
-        "GORESOLVE_GITHUB_PR_ISSUES_DIR": str(tmp_path / "cli-issues" / "issues"),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    for name in ("JIRA_READ", "CODE_SEARCH", "GO_TEST_RUNNER", "GITHUB_PR"):
-        monkeypatch.setenv(f"GORESOLVE_{name}_LOG_LEVEL", "WARNING")
+    _cli_on(workspace, tmp_path, monkeypatch)
+    monkeypatch.setenv("GORESOLVE_GITHUB_PR_ISSUES_DIR", str(tmp_path / "cli-issues" / "issues"))
     done = CliRunner().invoke(
         app, ["resolve", "--ticket", "#41", "--repo", "calc", "--cassette", str(cassette), "--json"]
     )

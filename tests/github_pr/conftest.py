@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+from servers.github_pr.github import GitHubBackend, connect
+from servers.github_pr.github_calls import Calls, RetryPolicy
 from servers.github_pr.local import LocalBackend
 from servers.github_pr.models import Author
-from servers.github_pr.service import PullRequestService
+from servers.github_pr.service import Limits, PullRequestService
 from servers.github_pr.store import PullStore
+from tests.fakes.github_fake import FakeGitHub
 
 BOT = Author("goresolve[bot]", "bot@example.invalid")
 
@@ -147,3 +151,22 @@ def backend(remote: Path, store: PullStore, tmp_path: Path) -> LocalBackend:
 @pytest.fixture
 def service(backend: LocalBackend, policies: Policies) -> PullRequestService:
     return PullRequestService(backend, policies, prefix="goresolve", author=BOT)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    """The GitHub fake serving acme/svc (the calc module), checked against GitHub's description at the end."""
+    fake = FakeGitHub().serve()
+    files = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
+    fake.add_repo("acme/svc", files)
+    yield fake
+    fake.close()
+    assert fake.violations == [], "the fake served responses that GitHub's description does not allow"
+    assert fake.unexpected == []
+
+
+def service_on_github(fake: FakeGitHub, limits: Limits | None = None) -> PullRequestService:
+    """github-pr's service on the GitHub backend, serving policy repo `svc` as the fake's acme/svc."""
+    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
+    backend = GitHubBackend(client, {"svc": "acme/svc"}, Calls(RetryPolicy(max_retries=3, sleep=lambda _s: None)))
+    return PullRequestService(backend, make_policies("svc"), prefix="goresolve", author=BOT, limits=limits or Limits())

@@ -4,21 +4,18 @@ and on GitHub (PyGithub against the fake, whose answers are checked against GitH
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mcp.shared.exceptions import MCPError
 
 from servers.common.errors import FORBIDDEN, InvalidInput, NotFound, UpstreamFailure
-from servers.github_pr.github import GitHubBackend, connect
-from servers.github_pr.github_calls import Calls, RetryPolicy
 from servers.github_pr.service import PullRequestService
 from servers.github_pr.store import PullStore
 from tests.fakes.github_fake import FakeGitHub
 from tests.support import call
 
-from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, make_policies
+from .conftest import FIX_PATCH, make_policies, service_on_github
 from .test_server_contract import OPEN, make_server
 
 HANDOFF = "## Hand-off\n\n| attempt | result |\n|---|---|\n| 1 | TestAdd fails |\n"
@@ -62,21 +59,8 @@ async def test_a_credential_in_the_body_is_refused_without_echoing_it(tmp_path: 
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub().serve()
-    files = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
-    fake.add_repo("acme/svc", files)
-    yield fake
-    fake.close()
-    assert fake.violations == [], "the fake served responses that GitHub's description does not allow"
-    assert fake.unexpected == []
-
-
-@pytest.fixture
 def github_service(fake: FakeGitHub) -> PullRequestService:
-    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
-    backend = GitHubBackend(client, {"svc": "acme/svc"}, Calls(RetryPolicy(max_retries=3, sleep=lambda _s: None)))
-    return PullRequestService(backend, make_policies("svc"), prefix="goresolve", author=BOT)
+    return service_on_github(fake)
 
 
 def _comment(service: PullRequestService, number: int, body: str = HANDOFF):

@@ -6,20 +6,18 @@ the fake, whose answers are checked against GitHub's description)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from mcp.shared.exceptions import MCPError
 
 from servers.common.errors import FORBIDDEN, InvalidInput, NotFound
-from servers.github_pr.github import GitHubBackend, connect
-from servers.github_pr.github_calls import Calls, RetryPolicy
 from servers.github_pr.service import Limits, PullRequestService
 from tests.fakes.github_fake import FakeGitHub
 from tests.support import call
 
-from .conftest import BOT, CALC_TEST_GO, MAIN_GO, make_policies
+from .conftest import make_policies, service_on_github
 from .test_server_contract import OPEN, make_server
 
 BODY = "Add(2, 3) returns -1.\u200b\n\n```\n--- FAIL: TestAdd\n```\n"
@@ -78,7 +76,7 @@ async def test_the_local_backend_reads_an_issue_saved_from_the_github_api(tmp_pa
 
 async def test_a_yaml_issue_with_plain_labels_and_a_long_body_is_cut(tmp_path: Path, remote: Path, policies):
     body = "\n".join(f"line {n} of the report" for n in range(2000))
-    _issue_file(tmp_path, "7.yaml", json.dumps({"title": "Slow", "body": body, "labels": ["perf"]}))
+    _issue_file(tmp_path, "7.yaml", yaml.safe_dump({"title": "Slow", "body": body, "labels": ["perf"]}))
     result = await call(_server(tmp_path, remote, policies), "get_github_issue", {"repo": "svc", "number": 7})
     issue = result.structured_content
     assert issue is not None and issue["labels"] == ["perf"] and issue["reporter"] is None
@@ -128,30 +126,13 @@ async def test_a_repo_outside_policy_or_a_caller_without_issue_read_is_refused(t
     assert info.value.error.code == FORBIDDEN
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub().serve()
-    files = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
-    fake.add_repo("acme/svc", files)
-    yield fake
-    fake.close()
-    assert fake.violations == [], "the fake served responses that GitHub's description does not allow"
-    assert fake.unexpected == []
-
-
-def _github(fake: FakeGitHub, limits: Limits | None = None) -> PullRequestService:
-    client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
-    backend = GitHubBackend(client, {"svc": "acme/svc"}, Calls(RetryPolicy(max_retries=3, sleep=lambda _s: None)))
-    return PullRequestService(backend, make_policies("svc"), prefix="goresolve", author=BOT, limits=limits or Limits())
-
-
 def _read(service: PullRequestService, number: int):
     return service.get_issue("agent", make_policies("svc").identity("agent"), "svc", number)
 
 
 def test_github_reads_the_issue_through_pygithub(fake: FakeGitHub) -> None:
     number = fake.add_issue("acme/svc", "Add subtracts\u202e", body=BODY, labels=("bug", "calc"), user="octocat")
-    issue = _read(_github(fake), number)
+    issue = _read(service_on_github(fake), number)
     assert issue.key == f"svc#{number}" and issue.number == number
     assert issue.summary.text == "Add subtracts" and issue.summary.trust == "untrusted"
     assert issue.description.text == BODY.replace("\u200b", "").strip()
@@ -161,7 +142,7 @@ def test_github_reads_the_issue_through_pygithub(fake: FakeGitHub) -> None:
 
 
 def test_github_refuses_a_pull_request_and_a_missing_issue(fake: FakeGitHub) -> None:
-    service = _github(fake)
+    service = service_on_github(fake)
     pr = service.open_pull_request(
         "agent", make_policies("svc").identity("agent"), repo="svc", base="main", ticket="SVC-7", title="Fix",
         body="b", patch=OPEN["patch"],
@@ -174,13 +155,13 @@ def test_github_refuses_a_pull_request_and_a_missing_issue(fake: FakeGitHub) -> 
 
 def test_github_cuts_a_long_body_at_the_configured_limit(fake: FakeGitHub) -> None:
     number = fake.add_issue("acme/svc", "Long", body="word " * 5000)
-    issue = _read(_github(fake, Limits(issue_chars=500)), number)
+    issue = _read(service_on_github(fake, Limits(issue_chars=500)), number)
     assert issue.description.truncated and len(issue.description.text) < 600
 
 
 def test_a_credential_pasted_in_an_issue_never_reaches_the_caller(fake: FakeGitHub) -> None:
     token = "AKIA" + "ABCDEFGHIJKLMNOP"
     number = fake.add_issue("acme/svc", "S3 upload fails", body=f"with key {token} the upload gets 403")
-    issue = _read(_github(fake), number)
+    issue = _read(service_on_github(fake), number)
     assert issue.description.text == "with key [credential removed: aws_access_key] the upload gets 403"
     assert token not in issue.model_dump_json()

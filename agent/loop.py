@@ -253,7 +253,7 @@ class Run:
         await self.read_ticket()
         if RACE.search(f"{self.ticket.title}\n{self.ticket.body}"):
             self.test_flags = ["-race"]
-        self.tool_defs = [*model_facing(box.tools), *local_tool_defs()]
+        self.tool_defs = [*model_facing(box.tools, self.ticket.source), *local_tool_defs()]
         self.schemas = {t.name: t.parameters for t in self.tool_defs}
         await self.route()
         context = await self.retrieve()

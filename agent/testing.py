@@ -86,6 +86,12 @@ class FakeWorld:
             world.calls.append("get_github_issue")
             return ticket(f"{repo}#{number}")
 
+        def get_github_issue_comments(repo: str, number: int, limit: int = 20) -> dict[str, Any]:
+            world.calls.append("get_github_issue_comments")
+            note = {"text": "It started after the refactor of calc.go.", "trust": "untrusted", "truncated": False}
+            comment = {"id": 1, "author": "octocat", "created": "2026-01-05T09:00:00Z", "body": note}
+            return {"key": f"{repo}#{number}", "comments": [comment][-limit:], "total": 1}
+
         def list_repos() -> dict[str, Any]:
             return {"repos": [{"name": "calc", "commit": "0" * 40, "indexed_at": "2026-01-05T09:00:00Z"}]}
 
@@ -183,6 +189,7 @@ class FakeWorld:
         tests.add_tool(check_patch, annotations=READ, structured_output=True)
         prs.add_tool(open_pull_request, annotations=WRITE, structured_output=True)
         prs.add_tool(get_github_issue, annotations=READ, structured_output=True)
+        prs.add_tool(get_github_issue_comments, annotations=READ, structured_output=True)
         prs.add_tool(assign, annotations=WRITE, structured_output=True)
         return ServersConfig(
             servers=(

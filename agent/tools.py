@@ -82,12 +82,23 @@ def local_tool_defs() -> list[ToolDef]:
     return [ToolDef(name, desc, model.model_json_schema()) for name, (model, desc) in LOCAL.items()]
 
 
-def model_facing(tools: dict[str, tuple[str, Tool]]) -> list[ToolDef]:
-    """The servers' read-only tools the model may call (the servers already filtered by policy)."""
+# the model's tools for reading tickets, by where a ticket is filed: a run offers those of its own ticket's
+# tracker only (a GitHub issue's run has no use for Jira search, nor a Jira ticket's for GitHub comments)
+TICKET_TOOLS = {
+    "jira": frozenset({"get_issue", "get_comments", "search_issues"}),
+    "github": frozenset({"get_github_issue_comments"}),
+}
+
+
+def model_facing(tools: dict[str, tuple[str, Tool]], source: str | None = None) -> list[ToolDef]:
+    """The servers' read-only tools the model may call (the servers already filtered by policy); with a
+    ticket `source`, without the ticket tools of the other trackers."""
+    other = [names for tracker, names in TICKET_TOOLS.items() if source is not None and tracker != source]
+    hidden = frozenset[str]().union(*other)
     out: list[ToolDef] = []
     for name, (_, tool) in sorted(tools.items()):
         ann = tool.annotations
-        if name in LOOP_ONLY or name in LOCAL or ann is None or not ann.read_only_hint:
+        if name in LOOP_ONLY or name in LOCAL or name in hidden or ann is None or not ann.read_only_hint:
             continue
         out.append(ToolDef(name, tool.description or "", tool.input_schema))
     return out

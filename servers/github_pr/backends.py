@@ -41,7 +41,7 @@ def _local(settings: GitHubPrSettings, policies: Policies) -> Built:
         if (target / "HEAD").exists():
             remotes[name] = target
     store = PullStore(settings.work_dir() / "prs.sqlite")
-    return LocalBackend(remotes, store, settings.work_dir(), settings.issues_dir), refused
+    return LocalBackend(remotes, store, settings.work_dir(), settings.issues_dir, settings.bot_name), refused
 
 
 def _github(settings: GitHubPrSettings, policies: Policies) -> Built:

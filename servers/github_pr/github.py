@@ -44,6 +44,7 @@ from .models import (
     CommentRef,
     PullRequestInfo,
     PullRequestRef,
+    RawComment,
     RawIssue,
     trailer,
     update_refusal,
@@ -58,6 +59,9 @@ class _LostRace(Exception):
     """A ref create/update got 422: a concurrent call for the same ticket got there first."""
 
 
+PER_PAGE = 100  # GitHub's largest page: the fewest requests for a list
+
+
 def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writes: float) -> Github:
     """A PyGithub client with its own retries off (see github_calls) and GitHub Enterprise support."""
     return Github(
@@ -65,7 +69,7 @@ def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writ
         base_url=base_url.rstrip("/"),
         timeout=max(1, round(timeout_s)),
         retry=None,
-        per_page=100,
+        per_page=PER_PAGE,
         seconds_between_requests=None,
         seconds_between_writes=seconds_between_writes or None,
     )
@@ -399,6 +403,29 @@ class GitHubBackend:
             created=issue.created_at.isoformat() if issue.created_at else None,
             updated=issue.updated_at.isoformat() if issue.updated_at else None,
         )
+
+    def get_issue_comments(self, repo: str, number: int, limit: int) -> tuple[list[RawComment], int]:
+        """The newest `limit` (at most PER_PAGE) comments, oldest first: GitHub lists comments oldest first, so
+        they are on the last page the issue's comment count gives, and at most the page before it.
+        Raises: InvalidInput (a pull request); NotFound; RateLimited, UpstreamFailure."""
+        issue = self._issue(repo, number)
+        total = issue.comments
+        if total < 1:
+            return [], 0
+        pages = issue.get_comments()
+        last = (total - 1) // PER_PAGE
+        found = self._calls(f"comments of issue #{number}", lambda: pages.get_page(last))
+        if len(found) < limit and last > 0:
+            found = self._calls(f"comments of issue #{number}", lambda: pages.get_page(last - 1)) + found
+        return [
+            RawComment(
+                id=c.id,
+                author=c.user.login if c.user else None,
+                created=c.created_at.isoformat() if c.created_at else None,
+                body=c.body or "",
+            )
+            for c in found[-limit:]
+        ], total
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
         """Comment on an issue (never a pull request). Not retried on 5xx.

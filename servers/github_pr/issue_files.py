@@ -2,22 +2,26 @@
 
 One file per issue, `<issues dir>/<repo slug>/<number>.json` (or `.yaml`/`.yml`), in GitHub's own REST
 shape: what `gh api repos/OWNER/REPO/issues/N` prints can be saved as is. Only the fields the agent
-reads are kept (title, body, state, labels, author, dates, address); the rest is ignored.
+reads are kept (title, body, state, labels, author, dates, address); the rest is ignored. Its comments
+may be saved beside it, `<number>.comments.json` (or .yaml), as `gh api repos/OWNER/REPO/issues/N/comments`
+prints them.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from servers.common.errors import InvalidInput, NotFound
 from servers.common.repo_names import repo_slug
 
-from .models import RawIssue
+from .models import RawComment, RawIssue
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 1 << 20
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -33,6 +37,21 @@ class _User(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     login: str = Field(min_length=1, max_length=100)
+
+
+class CommentFile(BaseModel):
+    """The part of GitHub's issue comment object the agent reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int = Field(ge=1)
+    body: str | None = None
+    user: _User | None = None
+    created_at: str | None = Field(default=None, max_length=64)
+
+
+class _CommentList(RootModel[list[CommentFile]]):
+    pass
 
 
 class IssueFile(BaseModel):
@@ -51,27 +70,19 @@ class IssueFile(BaseModel):
     pull_request: dict[str, Any] | None = None
 
 
-def read_issue(issues_dir: Path, repo: str, number: int) -> RawIssue:
-    """Issue `number` of `repo` from its file.
-
-    Raises:
-        NotFound: no file for it.
-        InvalidInput: the file is too large, not JSON/YAML, not an issue, or a pull request.
-    """
+def _file(issues_dir: Path, repo: str, stem: str) -> Path | None:
     folder = issues_dir / repo_slug(repo)
-    path = next((folder / f"{number}{s}" for s in SUFFIXES if (folder / f"{number}{s}").is_file()), None)
-    if path is None:
-        raise NotFound(
-            f"no issue #{number} in {repo}: the local backend reads {repo_slug(repo)}/{number}.json (or .yaml) "
-            "in its issues directory (GORESOLVE_GITHUB_PR_ISSUES_DIR)"
-        )
-    where = f"issue #{number} of {repo} ({path.name})"
+    return next((folder / f"{stem}{s}" for s in SUFFIXES if (folder / f"{stem}{s}").is_file()), None)
+
+
+def _parsed(path: Path, model: type[M], where: str) -> M:
+    """The file at `path` read as `model`. Raises InvalidInput naming `where` and the first bad field."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise InvalidInput(f"{where}: larger than {MAX_FILE_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
         data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        issue = IssueFile.model_validate(data)
+        return model.model_validate(data)
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{where}: unreadable ({type(exc).__name__})") from None
     except (json.JSONDecodeError, yaml.YAMLError):
@@ -80,6 +91,22 @@ def read_issue(issues_dir: Path, repo: str, number: int) -> RawIssue:
         first = exc.errors()[0]
         field = ".".join(map(str, first["loc"])) or "(the file)"
         raise InvalidInput(f"{where}: {field}: {first['msg']}") from None
+
+
+def read_issue(issues_dir: Path, repo: str, number: int) -> RawIssue:
+    """Issue `number` of `repo` from its file.
+
+    Raises:
+        NotFound: no file for it.
+        InvalidInput: the file is too large, not JSON/YAML, not an issue, or a pull request.
+    """
+    path = _file(issues_dir, repo, str(number))
+    if path is None:
+        raise NotFound(
+            f"no issue #{number} in {repo}: the local backend reads {repo_slug(repo)}/{number}.json (or .yaml) "
+            "in its issues directory (GORESOLVE_GITHUB_PR_ISSUES_DIR)"
+        )
+    issue = _parsed(path, IssueFile, f"issue #{number} of {repo} ({path.name})")
     if issue.pull_request is not None:
         raise InvalidInput(f"#{number} is a pull request, not an issue")
     return RawIssue(
@@ -92,3 +119,20 @@ def read_issue(issues_dir: Path, repo: str, number: int) -> RawIssue:
         created=issue.created_at,
         updated=issue.updated_at,
     )
+
+
+def read_comments(issues_dir: Path, repo: str, number: int) -> list[RawComment]:
+    """The comments saved beside issue `number`, oldest first: `<number>.comments.json` (or .yaml), a list in
+    GitHub's shape (what `gh api repos/OWNER/REPO/issues/N/comments` prints). None when there is no such file.
+
+    Raises:
+        InvalidInput: the file is too large, not JSON/YAML, or not a list of comments.
+    """
+    path = _file(issues_dir, repo, f"{number}.comments")
+    if path is None:
+        return []
+    comments = _parsed(path, _CommentList, f"comments of issue #{number} of {repo} ({path.name})")
+    return [
+        RawComment(id=c.id, author=c.user.login if c.user else None, created=c.created_at, body=c.body or "")
+        for c in comments.root
+    ]

@@ -11,19 +11,21 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from servers.common.errors import Conflict, InvalidInput, NotFound
 from servers.common.repo_names import repo_slug
 
 from . import git
-from .issue_files import read_issue
+from .issue_files import read_comments, read_issue
 from .models import (
     TRAILER_BASE,
     Change,
     CommentRef,
     PullRequestInfo,
     PullRequestRef,
+    RawComment,
     RawIssue,
     trailer,
     update_refusal,
@@ -37,8 +39,14 @@ class LocalBackend:
     """`PullRequestBackend` over bare repositories (`remotes`: repo name -> path) and a SQLite store."""
 
     def __init__(
-        self, remotes: Mapping[str, Path], store: PullStore, work_dir: Path, issues_dir: Path | None = None
+        self,
+        remotes: Mapping[str, Path],
+        store: PullStore,
+        work_dir: Path,
+        issues_dir: Path | None = None,
+        bot: str = "goresolve[bot]",
     ) -> None:
+        self._bot = bot  # the author of the comments this backend records
         self._remotes = dict(remotes)
         self._store = store
         self._work_dir = work_dir
@@ -190,6 +198,23 @@ class LocalBackend:
         """
         self._not_a_pull(repo, number)
         return read_issue(self._issues_dir, repo, number)
+
+    def get_issue_comments(self, repo: str, number: int, limit: int) -> tuple[list[RawComment], int]:
+        """The comments saved beside the issue's file (`issue_files.read_comments`), then those this backend
+        recorded on it; the newest `limit`, oldest first.
+
+        Raises:
+            NotFound: the repository is not configured, or the issue has no file.
+            InvalidInput: `number` is a pull request, or a file is not an issue or its comments.
+        """
+        self.get_issue(repo, number)  # the issue itself must exist, as on GitHub
+        saved = read_comments(self._issues_dir, repo, number)
+        posted = [
+            RawComment(id=cid, author=self._bot, created=datetime.fromtimestamp(at, UTC).isoformat(), body=body)
+            for cid, at, body in self._store.issue_comment_rows(repo, number)
+        ]
+        every = saved + posted
+        return every[-limit:], len(every)
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
         """A comment on the ticket's issue, kept in the store (there is no issue tracker locally).

@@ -80,6 +80,31 @@ class GitHubIssue(_Out):
     url: str
 
 
+class IssueComment(_Out):
+    id: int
+    author: str | None
+    created: str | None
+    body: UntrustedText
+
+
+class IssueComments(_Out):
+    """The most recent comments of a GitHub issue, oldest first, and how many it has in all."""
+
+    key: str = Field(description="The ticket key: <repository>#<number>.")
+    comments: list[IssueComment]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawComment:
+    """A comment as a backend read it (the service cleans its body)."""
+
+    id: int
+    author: str | None
+    created: str | None
+    body: str
+
+
 @dataclass(frozen=True, slots=True)
 class RawIssue:
     """An issue as a backend read it: text as its author wrote it (the service cleans it)."""
@@ -207,6 +232,11 @@ class PullRequestBackend(Protocol):
 
     def get_issue(self, repo: str, number: int) -> RawIssue:
         """Read issue `number`. Raises InvalidInput when `number` is a pull request."""
+        ...
+
+    def get_issue_comments(self, repo: str, number: int, limit: int) -> tuple[list[RawComment], int]:
+        """The newest `limit` comments of issue `number`, oldest first, and its total comment count.
+        Raises InvalidInput when `number` is a pull request."""
         ...
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:

@@ -31,6 +31,7 @@ from .models import (
     Author,
     CommentRef,
     GitHubIssue,
+    IssueComments,
     PullRequestBackend,
     PullRequestInfo,
     PullRequestRef,
@@ -79,7 +80,7 @@ def build_server(
         policies,
         prefix=settings.branch_prefix,
         author=Author(settings.bot_name, settings.bot_email),
-        limits=Limits(issue_chars=settings.max_issue_chars),
+        limits=Limits(issue_chars=settings.max_issue_chars, comment_chars=settings.max_comment_chars),
         refused_repos=refused_repos,
         ticket_url=settings.ticket_url,
     )
@@ -151,6 +152,22 @@ def build_server(
     ) -> GitHubIssue:
         name, identity = who()
         return await anyio.to_thread.run_sync(lambda: service.get_issue(name, identity, repo, number))
+
+    @platform.tool(
+        ToolSpec.reader(
+            "issue:read",
+            name="get_github_issue_comments",
+            description="The most recent comments of a GitHub issue, oldest first, as untrusted Markdown. "
+            "A pull request is refused.",
+        )
+    )
+    async def get_github_issue_comments(
+        repo: RepoName,
+        number: Annotated[int, Field(ge=1, le=10**9, description="Issue number.")],
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many comments.")] = 20,
+    ) -> IssueComments:
+        name, identity = who()
+        return await anyio.to_thread.run_sync(lambda: service.get_issue_comments(name, identity, repo, number, limit))
 
     @platform.tool(
         _writer(

@@ -52,6 +52,8 @@ from .models import (
     Change,
     CommentRef,
     GitHubIssue,
+    IssueComment,
+    IssueComments,
     PullRequestBackend,
     PullRequestInfo,
     PullRequestRef,
@@ -66,6 +68,7 @@ class Limits:
     title_chars: int = 256
     body_chars: int = 60_000
     issue_chars: int = 8000  # an issue's body as the agent reads it (GORESOLVE_GITHUB_PR_MAX_ISSUE_CHARS)
+    comment_chars: int = 2000  # each of its comments (GORESOLVE_GITHUB_PR_MAX_COMMENT_CHARS)
     labels: int = 10
     people: int = 10
     shown_reasons: int = 8
@@ -276,6 +279,26 @@ class PullRequestService:
             updated=raw.updated,
             url=raw.url,
         )
+
+    def get_issue_comments(
+        self, caller: str, identity: Identity | None, repo: str, number: int, limit: int
+    ) -> IssueComments:
+        """The issue's newest `limit` comments, oldest first, each body cleaned and marked untrusted.
+
+        Raises: AccessDenied (repository not allowed); InvalidInput (`number` is a pull request); NotFound and
+        backend errors."""
+        self._check_repo(caller, identity, repo)
+        raw, total = self._backend.get_issue_comments(repo, number, limit)
+        comments = [
+            IssueComment(
+                id=c.id,
+                author=strip_invisible(c.author)[:100] if c.author else None,
+                created=c.created,
+                body=clean(c.body, self._limits.comment_chars),
+            )
+            for c in raw[-limit:]
+        ]
+        return IssueComments(key=f"{repo}#{number}", comments=comments, total=total)
 
     def comment_on_issue(self, caller: str, identity: Identity | None, repo: str, number: int, body: str) -> CommentRef:
         """Raises: AccessDenied (repository not allowed); InvalidInput (bad body, or `number` is a pull

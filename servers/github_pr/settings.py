@@ -32,6 +32,9 @@ class GitHubPrSettings(ServerSettings):
     max_issue_chars: int = Field(
         default=8000, ge=200, le=200_000, description="An issue body longer than this is cut, with a marker."
     )
+    max_comment_chars: int = Field(
+        default=2000, ge=100, le=50_000, description="An issue comment longer than this is cut, with a marker."
+    )
     # github backend
     token: SecretStr | None = Field(
         default=None, description="Fine-grained token: contents, pull requests and issues, write."

@@ -183,11 +183,16 @@ class PullStore:
         return cur.lastrowid
 
     def issue_comments(self, repo: str, number: int) -> list[str]:
+        return [body for _, _, body in self.issue_comment_rows(repo, number)]
+
+    def issue_comment_rows(self, repo: str, number: int) -> list[tuple[int, float, str]]:
+        """The comments recorded on issue `number` of `repo`, oldest first: (id, created_at, body)."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT body FROM issue_comments WHERE repo = ? AND number = ? ORDER BY id", (repo, number)
+                "SELECT id, created_at, body FROM issue_comments WHERE repo = ? AND number = ? ORDER BY id",
+                (repo, number),
             ).fetchall()
-        return [r["body"] for r in rows]
+        return [(r["id"], r["created_at"], r["body"]) for r in rows]
 
     def begin_push(self, repo: str, branch: str, sha: str) -> None:
         """Record that `sha` is about to be pushed to `branch` (before the push)."""

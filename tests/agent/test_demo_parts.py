@@ -16,7 +16,7 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 from rich.console import Console
 
-from agent.llm import ChatModel, PriceBook, ScriptedModel, reply
+from agent.llm import ChatModel, ChatRequest, Message, PriceBook, ScriptedModel, reply
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy
 from agent.router import Router, load_routing_policy
@@ -110,6 +110,32 @@ def test_a_github_issue_is_read_through_github_pr_and_resolved_to_a_pull_request
     assert world.calls[0] == "get_github_issue" and "get_issue" not in world.calls
     # github-pr names a GitHub issue `#7` in its branch and commit (a Jira ticket by its key)
     assert list(world.pulls) == ["#7"] and world.pulls["#7"]["body"].startswith("Resolves #7: Add returns")
+
+
+def test_a_run_offers_the_model_the_ticket_tools_of_its_own_tracker_only(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def reads_the_discussion_first(request: ChatRequest) -> Message:
+        if not any(m.role == "tool" for m in request.messages):
+            asked.extend(t.name for t in request.tools)
+            if "get_github_issue_comments" in asked:
+                return reply("", ("get_github_issue_comments", {"repo": "calc", "number": 7}))
+        return developer(request)
+
+    world = FakeWorld()
+    settings = RunSettings(repo="calc", state_dir=tmp_path)
+    model = ScriptedModel(reads_the_discussion_first)
+    result = anyio.run(run_ticket, "#7", model, world.servers(), fault_policy(1.0), settings)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    assert "get_github_issue_comments" in asked and "get_issue" not in asked and "get_github_issue" not in asked
+    shown = next(m.content for m in model.requests[1].messages if m.role == "tool")
+    assert "It started after the refactor of calc.go." in shown and '"trust":"untrusted"' in shown.replace(" ", "")
+
+    asked.clear()
+    result = anyio.run(run_ticket, "CALC-3", ScriptedModel(reads_the_discussion_first), FakeWorld().servers(),
+                       fault_policy(1.0), RunSettings(repo="calc", state_dir=tmp_path / "jira"))  # fmt: skip
+    assert result.outcome == "pr", result.reason
+    assert "get_issue" in asked and "get_github_issue_comments" not in asked
 
 
 def test_a_github_issue_of_another_repository_is_refused_before_any_model_call(tmp_path: Path) -> None:

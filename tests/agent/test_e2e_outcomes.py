@@ -303,11 +303,23 @@ def test_a_github_issue_is_read_from_github_pr_and_fixed_in_a_pull_request(
             }
         )
     )
-    calls = [("edit", FIX), TESTS, ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."})]
+    # and its discussion, as `gh api repos/acme/calc/issues/41/comments` prints it
+    comment = {"id": 9001, "user": {"login": "hubot"}, "created_at": "2026-12-01T10:00:00Z", "body": "Also Add(1, 1)."}
+    issue.with_name("41.comments.json").write_text(json.dumps([comment]))
+    calls = [
+        ("get_github_issue_comments", {"repo": "calc", "number": 41}),
+        ("edit", FIX),
+        TESTS,
+        ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."}),
+    ]
     result, model = run(world, "calc#41", calls, policy, settings)
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     prompt = model.requests[0].messages[1].content
     assert "Ticket calc#41:" in prompt and "calc.Add(2, 3) returns -1; TestAdd fails." in prompt
+    offered = {t.name for t in model.requests[0].tools}  # the GitHub issue's tools, not Jira's
+    assert "get_github_issue_comments" in offered and not offered & {"get_issue", "get_comments", "search_issues"}
+    discussion = json.loads(model.requests[1].messages[-1].content)
+    assert [(c["author"], c["body"]["text"]) for c in discussion["comments"]] == [("hubot", "Also Add(1, 1).")]
     pull = PullStore(servers / "github-pr" / "prs.sqlite").get("calc", int((result.pr or {})["number"]))
     assert (pull.ticket, pull.branch) == ("#41", "goresolve/41-add-returns-the-sum")
     # GitHub links (and on merge closes) the issue a body names as `Resolves #41`

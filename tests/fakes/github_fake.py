@@ -137,6 +137,17 @@ class FakeGitHub:
         }
         return number
 
+    def add_issue_comment(self, full_name: str, number: int, body: str, *, user: str = "reporter") -> int:
+        """`user` comments on issue (or pull request) `number`; returns the comment's id."""
+        with self.lock:
+            return self.record_comment(self.repos[full_name], number, body, user)["id"]
+
+    def record_comment(self, repo: Repo, number: int, body: str, user: str) -> dict[str, Any]:
+        comment = {"id": self.next_id(), "number": number, "body": body, "user": user}
+        comment["created_at"] = f"2026-01-05T09:{len(repo.comments) % 60:02d}:00Z"
+        repo.comments.append(comment)
+        return comment
+
     def push_as(self, login: str, full_name: str, branch: str, files: dict[str, str], *, author: Any = None) -> str:
         """Someone else (`login`) pushes a commit changing `files` on top of `branch` (or of main, creating it).
 

@@ -72,7 +72,9 @@ def test_github_comments_on_the_issue(fake: FakeGitHub, github_service: PullRequ
     number = fake.add_issue("acme/svc", "Add subtracts")
     ref = _comment(github_service, number)
     assert ref.url == f"https://github.example/acme/svc/issues/{number}#issuecomment-{ref.id}"
-    assert fake.repos["acme/svc"].comments == [{"id": ref.id, "number": number, "body": HANDOFF}]
+    (posted,) = fake.repos["acme/svc"].comments
+    assert (posted["id"], posted["number"], posted["body"]) == (ref.id, number, HANDOFF)
+    assert posted["user"] == "goresolve-bot"
     assert fake.calls[-2:] == ["issues/get", "issues/create-comment"]
 
 

@@ -130,6 +130,7 @@ async def test_tool_surface_matches_snapshot(tmp_path, remote, policies):
         "comment",
         "comment_on_issue",
         "get_github_issue",
+        "get_github_issue_comments",
         "get_pull_request",
         "open_pull_request",
         "request_review",

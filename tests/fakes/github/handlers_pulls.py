@@ -130,6 +130,7 @@ def _issue_shape(fake: FakeGitHub, repo: Repo, number: int) -> Any:
     elif number in repo.issues:
         i = repo.issues[number]
         values = {"title": i["title"], "state": i["state"], "user": _user(i["user"]), "locked": i["locked"]}
+        values["comments"] = sum(1 for c in repo.comments if c["number"] == number)
         values["html_url"] = f"{html}/issues/{number}"
         values["body"] = i["body"]
         labels = enumerate(i["labels"], start=1)
@@ -147,29 +148,45 @@ def get_issue(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
     return 200, _issue_shape(fake, repo, int(params["issue_number"]))
 
 
+def _comment_shape(fake: FakeGitHub, repo: Repo, comment: dict[str, Any]) -> Any:
+    number, cid = comment["number"], comment["id"]
+    kind = "pull" if number in repo.pulls else "issues"
+    return contract().shape(
+        "issue-comment",
+        {
+            "id": cid,
+            "url": _url(fake, repo, f"/issues/comments/{cid}"),
+            "html_url": f"https://github.example/{repo.full_name}/{kind}/{number}#issuecomment-{cid}",
+            "body": comment["body"],
+            "user": _user(comment["user"]),
+            "created_at": comment["created_at"],
+            "updated_at": comment["created_at"],
+            "issue_url": _url(fake, repo, f"/issues/{number}"),
+        },
+    )
+
+
 @op("issues/create-comment")
 def create_comment(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
     number = int(params["issue_number"])
     if number in repo.issues:
         if repo.issues[number]["locked"]:
             raise _err(403, "Unable to create comment because issue is locked.")
-        html = f"https://github.example/{repo.full_name}/issues/{number}"
     else:
-        html = f"https://github.example/{repo.full_name}/pull/{_pull(repo, params, 'issue_number')}"
-    cid = fake.next_id()
-    repo.comments.append({"id": cid, "number": number, "body": body["body"]})
-    html = f"{html}#issuecomment-{cid}"
-    return 201, contract().shape(
-        "issue-comment",
-        {
-            "id": cid,
-            "url": _url(fake, repo, f"/issues/comments/{cid}"),
-            "html_url": html,
-            "body": body["body"],
-            "user": _user(fake.actor),
-            "issue_url": _url(fake, repo, f"/issues/{number}"),
-        },
-    )
+        _pull(repo, params, "issue_number")
+    return 201, _comment_shape(fake, repo, fake.record_comment(repo, number, body["body"], fake.actor))
+
+
+@op("issues/list-comments")
+def list_comments(fake, repo, params, query, body):  # type: ignore[no-untyped-def]
+    """Oldest first, `per_page` (30 by default, 100 at most) from `page` (1-based), as GitHub pages them."""
+    number = int(params["issue_number"])
+    if number not in repo.issues and number not in repo.pulls:
+        raise _err(404, "Not Found")
+    per_page = min(int(query.get("per_page", "30")), 100)
+    start = (max(int(query.get("page", "1")), 1) - 1) * per_page
+    found = [c for c in repo.comments if c["number"] == number][start : start + per_page]
+    return 200, [_comment_shape(fake, repo, c) for c in found]
 
 
 @op("issues/add-assignees")

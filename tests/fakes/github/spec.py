@@ -53,6 +53,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     # github-pr comments on a ticket's issue only after reading it (an issue, not a pull request).
     "issues/get": ("get", "/repos/{owner}/{repo}/issues/{issue_number}"),
     "issues/create-comment": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
+    "issues/list-comments": ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     "issues/add-assignees": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/assignees"),
     "issues/add-labels": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
 }

@@ -6,7 +6,8 @@ The ticket is a Jira key (SVC-12), a Jira issue URL (…/browse/SVC-12), a ticke
 issue shape (served by jira-read's local backend from the file's directory), or a GitHub issue
 (`acme/svc#12`, `#12`, https://github.com/acme/svc/issues/12) of the repository, which the agent reads
 through github-pr (on its local backend, from the issue's file in GORESOLVE_GITHUB_PR_ISSUES_DIR). A
-GitHub issue saved as a file (GitHub's REST shape) is served to github-pr's local backend on its own.
+GitHub issue saved as a file (GitHub's REST shape) is served to github-pr's local backend on its own, with
+its comments when they are saved beside it (`41.json` and `41.comments.json`).
 The repository is a name from policies/repos.yaml (or its GitHub name), or a path: a registered path
 maps to its name; an unregistered local git repository is registered for this run only, in a
 temporary copy of the policies (which also grants the ticket file's project), and indexed into a
@@ -178,15 +179,31 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
             if number is not None:  # served on its own, as the issue of this run's repository
                 issues = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="goresolve-issue-")))
                 (issues / repo_slug(prepared.repo)).mkdir()
+                served = issues / repo_slug(prepared.repo)
                 try:
-                    shutil.copyfile(issue_file, issues / repo_slug(prepared.repo) / f"{number}{issue_file.suffix}")
+                    shutil.copyfile(issue_file, served / f"{number}{issue_file.suffix}")
                 except OSError as exc:
                     raise ResolveError(f"{ticket}: not a readable issue file ({type(exc).__name__})") from None
                 prepared.env["GORESOLVE_GITHUB_PR_ISSUES_DIR"] = str(issues)
                 prepared.notes.append(f"{issue_file.name} was read as issue #{number} of {prepared.repo}")
+                comments = _comments_beside(issue_file)
+                if comments is not None:
+                    try:
+                        shutil.copyfile(comments, served / f"{number}.comments{comments.suffix}")
+                    except OSError as exc:
+                        raise ResolveError(f"{comments}: not a readable file ({type(exc).__name__})") from None
+                    prepared.notes.append(f"{comments.name} was read as its comments")
             yield prepared
         finally:
             steps.close()
+
+
+def _comments_beside(issue_file: Path) -> Path | None:
+    """The issue's comments saved beside its file (`41.json` -> `41.comments.json`, `.yaml` or `.yml`), as
+    `gh api repos/OWNER/REPO/issues/N/comments` prints them; None when there are none."""
+    stem = issue_file.with_suffix("").name
+    found = (issue_file.with_name(f"{stem}.comments{suffix}") for suffix in (".json", ".yaml", ".yml"))
+    return next((path for path in found if path.is_file()), None)
 
 
 def _prepared(

@@ -138,6 +138,8 @@ GITHUB_ISSUE = {
     "labels": [{"name": "bug"}],
     "user": {"login": "octocat"},
 }
+# its discussion, as `gh api repos/acme/calc/issues/41/comments` prints it
+GITHUB_COMMENTS = [{"id": 7001, "user": {"login": "hubot"}, "body": "Also Add(1, 1) == 0.", "created_at": None}]
 
 
 @pytest.mark.slow
@@ -147,8 +149,11 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     for state in (workspace.state_dir / "servers" / "github-pr", tmp_path / "cli-issues"):
         (state / "issues" / "calc").mkdir(parents=True)
         (state / "issues" / "calc" / "41.json").write_text(json.dumps(GITHUB_ISSUE))
+        (state / "issues" / "calc" / "41.comments.json").write_text(json.dumps(GITHUB_COMMENTS))
     cassette = tmp_path / "session.jsonl"
-    model = Recorder(ScriptedModel([reply("", c) for c in CALLS]), cassette)
+    # the model reads the discussion first: a replay matches only when the same comments are served again
+    reads = ("get_github_issue_comments", {"repo": "calc", "number": 41})
+    model = Recorder(ScriptedModel([reply("", c) for c in (reads, *CALLS)]), cassette)
     recorded = anyio.run(run_ticket, "calc#41", model, workspace.servers(), policy, settings)
     assert recorded.outcome == "pr", recorded.reason
 
@@ -165,6 +170,7 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     # the issue saved anywhere (as `gh api repos/acme/calc/issues/41` prints it), with no issues directory set
     saved = tmp_path / "saved-issue.json"
     saved.write_text(json.dumps({**GITHUB_ISSUE, "number": 41}))
+    saved.with_name("saved-issue.comments.json").write_text(json.dumps(GITHUB_COMMENTS))
     monkeypatch.delenv("GORESOLVE_GITHUB_PR_ISSUES_DIR")
     monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "cli-data-file"))
     from_file = CliRunner().invoke(

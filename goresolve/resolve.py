@@ -200,7 +200,7 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
 
 def _comments_beside(issue_file: Path) -> Path | None:
     """The issue's comments saved beside its file (`41.json` -> `41.comments.json`, `.yaml` or `.yml`), as
-    `gh api repos/OWNER/REPO/issues/N/comments` prints them; None when there are none."""
+    `gh api --paginate --slurp repos/OWNER/REPO/issues/N/comments` prints them; None when there are none."""
     stem = issue_file.with_suffix("").name
     found = (issue_file.with_name(f"{stem}.comments{suffix}") for suffix in (".json", ".yaml", ".yml"))
     return next((path for path in found if path.is_file()), None)

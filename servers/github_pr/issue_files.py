@@ -3,18 +3,18 @@
 One file per issue, `<issues dir>/<repo slug>/<number>.json` (or `.yaml`/`.yml`), in GitHub's own REST
 shape: what `gh api repos/OWNER/REPO/issues/N` prints can be saved as is. Only the fields the agent
 reads are kept (title, body, state, labels, author, dates, address); the rest is ignored. Its comments
-may be saved beside it, `<number>.comments.json` (or .yaml), as `gh api repos/OWNER/REPO/issues/N/comments`
-prints them.
+may be saved beside it, `<number>.comments.json` (or .yaml), as `gh api --paginate --slurp
+repos/OWNER/REPO/issues/N/comments` (every page) or the same without the flags (the first 30) prints them.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from servers.common.errors import InvalidInput, NotFound
 from servers.common.repo_names import repo_slug
@@ -51,7 +51,15 @@ class CommentFile(BaseModel):
 
 
 class _CommentList(RootModel[list[CommentFile]]):
-    pass
+    """One page as `gh api` prints it, or every page as `gh api --paginate --slurp` prints them (a list of
+    pages, read as one list)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pages(cls, data: Any) -> Any:
+        if isinstance(data, list) and data and all(isinstance(page, list) for page in cast(list[Any], data)):
+            return [comment for page in cast(list[list[Any]], data) for comment in page]
+        return data
 
 
 class IssueFile(BaseModel):
@@ -123,7 +131,8 @@ def read_issue(issues_dir: Path, repo: str, number: int) -> RawIssue:
 
 def read_comments(issues_dir: Path, repo: str, number: int) -> list[RawComment]:
     """The comments saved beside issue `number`, oldest first: `<number>.comments.json` (or .yaml), a list in
-    GitHub's shape (what `gh api repos/OWNER/REPO/issues/N/comments` prints). None when there is no such file.
+    GitHub's shape (what `gh api repos/OWNER/REPO/issues/N/comments` prints), or a list of such pages (what
+    `gh api --paginate --slurp …` prints, for more than one page). None when there is no such file.
 
     Raises:
         InvalidInput: the file is too large, not JSON/YAML, or not a list of comments.

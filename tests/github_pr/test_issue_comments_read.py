@@ -60,6 +60,16 @@ async def test_the_local_backend_reads_comments_saved_beside_the_issue(tmp_path:
     ]
 
 
+async def test_every_page_saved_by_gh_paginate_slurp_is_read_as_one_list(tmp_path: Path, remote: Path, policies):
+    _issue_file(tmp_path, "12.json", json.dumps(GITHUB_JSON))
+    pages = [[{**COMMENTS_JSON[1], "id": n, "body": f"comment {n}"} for n in range(p, p + 30)] for p in (1, 31)]
+    _issue_file(tmp_path, "12.comments.json", json.dumps(pages))  # gh api --paginate --slurp …/comments
+    server = _server(tmp_path, remote, policies)
+    result = await call(server, "get_github_issue_comments", {"repo": "svc", "number": 12, "limit": 3})
+    assert not result.is_error and result.structured_content["total"] == 60
+    assert [text for _, _, text in _comments(result)] == ["comment 58", "comment 59", "comment 60"]
+
+
 async def test_an_issue_without_comments_has_none(tmp_path: Path, remote: Path, policies):
     _issue_file(tmp_path, "12.json", json.dumps(GITHUB_JSON))
     result = await call(_server(tmp_path, remote, policies), "get_github_issue_comments", {"repo": "svc", "number": 12})

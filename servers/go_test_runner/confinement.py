@@ -87,18 +87,82 @@ class GoEnv:
         }
 
 
+def module_path(go_mod: Path) -> str | None:
+    """The module path a go.mod declares; None when it is unreadable or has no module line."""
+    try:
+        text = go_mod.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"^module\s+\"?([^\s\"]+)", text, re.MULTILINE)
+    return m.group(1) if m else None
+
+
+def nested_modules(worktree: Path, tracked: list[str]) -> dict[str, str | None]:
+    """The modules below the root, `{directory: module path}`, from the repository's `tracked` file names: every
+    go.mod outside the root in a directory go would build (none under testdata, vendor, or a `.` or `_`
+    directory). Empty when the root has a go.work: go itself then decides which modules a pattern reaches."""
+    if (worktree / "go.work").is_file():
+        return {}
+    found: dict[str, str | None] = {}
+    for name in tracked:
+        parts = name.split("/")
+        if len(parts) < 2 or parts[-1] != "go.mod":
+            continue
+        if any(p in ("testdata", "vendor") or p.startswith((".", "_")) for p in parts[:-1]):
+            continue
+        directory = "/".join(parts[:-1])
+        found[directory] = module_path(worktree / directory / "go.mod")
+    return found
+
+
+def _pattern_dir(pkg: str, root_module: str | None, nested: dict[str, str | None]) -> tuple[str | None, bool]:
+    """The directory a package pattern names, relative to the root ("" the root; None when it cannot be told),
+    and whether it reaches below it (`...`)."""
+    wide = pkg.endswith("...")
+    base = pkg.removesuffix("...").removesuffix("/")
+    if pkg.startswith("."):
+        parts = [p for p in base.split("/") if p not in ("", ".")]
+        return "/".join(parts), wide
+    # an import path: the longest module path it falls under names the module's directory
+    owners = [(d, m) for d, m in nested.items() if m is not None] + [("", root_module or "")]
+    for directory, module in sorted(owners, key=lambda o: -len(o[1])):
+        if module and (base == module or base.startswith(f"{module}/")):
+            rest = base[len(module) :].strip("/")
+            return "/".join(p for p in (directory, rest) if p), wide
+    return None, wide
+
+
+def check_not_nested(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> list[str]:
+    """Refuse a package of a nested module (go runs from the root module, which does not contain it), and
+    return the nested modules a `...` pattern passes over (go skips them), for the result to say so.
+
+    Raises:
+        InvalidInput: a package inside a nested module.
+    """
+    skipped: set[str] = set()
+    for pkg in packages:
+        directory, wide = _pattern_dir(pkg, root_module, nested)
+        if directory is None:
+            continue
+        inside = [d for d in nested if directory == d or directory.startswith(f"{d}/")]
+        if inside:
+            owner = max(inside, key=len)
+            raise InvalidInput(
+                f"package {pkg!r} is in the nested module {owner} ({owner}/go.mod); go-test-runner runs go in "
+                "the repository's root module only, so it cannot test that package"
+            )
+        if wide:
+            skipped.update(d for d in nested if not directory or d.startswith(f"{directory}/"))
+    return sorted(skipped)
+
+
 def check_packages_inside(worktree: Path, packages: list[str]) -> None:
     """Import paths must name packages of the repository's own module (not std, not a dependency).
 
     Raises:
         InvalidInput: a package outside the module.
     """
-    try:
-        go_mod = (worktree / "go.mod").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        go_mod = ""
-    m = re.search(r"^module\s+\"?([^\s\"]+)", go_mod, re.MULTILINE)
-    module = m.group(1) if m else None
+    module = module_path(worktree / "go.mod")
     for pkg in packages:
         if pkg.startswith(".") or (module is not None and (pkg == module or pkg.startswith(f"{module}/"))):
             continue

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +27,15 @@ from servers.common.locks import LockHeld, take_lock
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.go_test_runner import build_diag, census, gitops, listing
-from servers.go_test_runner.confinement import GoEnv, Limits, SandboxReport, check_packages_inside
+from servers.go_test_runner.confinement import (
+    GoEnv,
+    Limits,
+    SandboxReport,
+    check_not_nested,
+    check_packages_inside,
+    module_path,
+    nested_modules,
+)
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
@@ -43,6 +51,7 @@ class _Checkout:
     env: dict[str, str]
     setup_s: float
     paths: RunPaths
+    skipped_modules: list[str] = field(default_factory=list[str])  # nested modules a `...` pattern passes over
 
 
 class WorkDirInUse(ConfigError):
@@ -91,6 +100,7 @@ class Runner:
         for k in range(settings.max_concurrency):
             self._slots.put_nowait(k)
         self._ready: dict[Path, str] = {}  # worktree -> the commit it was reset to after its last run
+        self._nested: dict[str, dict[str, str | None]] = {}  # commit -> its nested modules (_nested_modules)
         self._waiting = 0
         self._cleanups: set[asyncio.Task[None]] = set()
         self._downloaded: set[str] = set()
@@ -186,6 +196,10 @@ class Runner:
             summary += f" Killed by the sandbox's watchdog: {outcome.limit}."
         elif outcome.killed:
             summary += f" Hard timeout after {timeout}s: every process of the run was killed."
+        if co.skipped_modules:
+            more = len(co.skipped_modules) - 5
+            shown = ", ".join(co.skipped_modules[:5]) + (f" and {more} more" if more > 0 else "")
+            summary += f" Not tested: the nested modules {shown} (each has its own go.mod; go runs the root module)."
         if sandbox.weak:
             summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
         if problems:
@@ -392,6 +406,8 @@ class Runner:
             made["mirror"], made[commit] = mirror, mirror
             worktree = await self._checkout(mirror, commit, self._slot_path(req.repo, slot))
             made["worktree"] = worktree
+            nested = await self._nested_modules(worktree, commit)
+            skipped = check_not_nested(req.packages, module_path(worktree / "go.mod"), nested)
             check_packages_inside(worktree, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
             await self._download_modules(worktree, paths)
@@ -406,9 +422,19 @@ class Runner:
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
                 self._raise_if_refused(await self._static.after_apply(worktree, applied, before))
                 await self._download_modules(worktree, paths)
-            yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths)
+            yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths, skipped)
         finally:
             self._background(self._release(slot, made, scratch, req.repo))
+
+    async def _nested_modules(self, worktree: Path, commit: str) -> dict[str, str | None]:
+        """`confinement.nested_modules` of the checkout, cached per commit (a patch cannot add a go.mod unless
+        policy allows module files to change; such a module is then go's to report)."""
+        if commit not in self._nested:
+            _, out = await gitops.git("ls-files", "-z", "--", ":(glob)**/go.mod", cwd=worktree)
+            if len(self._nested) >= 64:
+                self._nested.pop(next(iter(self._nested)))
+            self._nested[commit] = nested_modules(worktree, [n for n in out.split("\0") if n])
+        return self._nested[commit]
 
     async def _checkout(self, mirror: Path, commit: str, path: Path) -> Path:
         """The slot's worktree at `commit`: reused when test code could not write it, else made afresh."""

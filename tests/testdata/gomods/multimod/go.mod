@@ -1,0 +1,3 @@
+module example.com/multimod
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/multimod/tools
+
+go 1.22

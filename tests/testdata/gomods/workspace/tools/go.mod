@@ -1,0 +1,3 @@
+module example.com/workspace/tools
+
+go 1.22

@@ -8,12 +8,14 @@ packages stay inside the repository's module, and the `SandboxReport` every resu
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from servers.common.errors import InvalidInput
+from servers.common.patch_policy import PatchReason
 
 
 class SandboxReport(BaseModel):
@@ -132,6 +134,26 @@ def _pattern_dir(pkg: str, root_module: str | None, nested: dict[str, str | None
     return None, wide
 
 
+def nested_owner(path: str, nested: dict[str, str | None]) -> str | None:
+    """The innermost nested module whose directory holds `path` (relative to the root); None: the root's."""
+    inside = [d for d in nested if path == d or path.startswith(f"{d}/")]
+    return max(inside, key=len) if inside else None
+
+
+def nested_reasons(changed: Iterable[str], nested: dict[str, str | None]) -> list[PatchReason]:
+    """A reason to refuse each Go file the patch changes in a nested module: the tamper analyzer loads the
+    root module's packages only, so it could not check them (the guard fails closed)."""
+    return [
+        PatchReason(
+            rule="analysis_failed",
+            path=path,
+            detail=f"in the nested module {owner} ({owner}/go.mod), which the Go tamper analyzer does not cover",
+        )
+        for path in sorted(changed)
+        if path.endswith(".go") and (owner := nested_owner(path, nested)) is not None
+    ]
+
+
 def check_not_nested(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> list[str]:
     """Refuse a package of a nested module (go runs from the root module, which does not contain it), and
     return the nested modules a `...` pattern passes over (go skips them), for the result to say so.
@@ -144,9 +166,8 @@ def check_not_nested(packages: list[str], root_module: str | None, nested: dict[
         directory, wide = _pattern_dir(pkg, root_module, nested)
         if directory is None:
             continue
-        inside = [d for d in nested if directory == d or directory.startswith(f"{d}/")]
-        if inside:
-            owner = max(inside, key=len)
+        owner = nested_owner(directory, nested)
+        if owner is not None:
             raise InvalidInput(
                 f"package {pkg!r} is in the nested module {owner} ({owner}/go.mod); go-test-runner runs go in "
                 "the repository's root module only, so it cannot test that package"

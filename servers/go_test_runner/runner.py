@@ -35,6 +35,7 @@ from servers.go_test_runner.confinement import (
     check_packages_inside,
     module_path,
     nested_modules,
+    nested_reasons,
 )
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
@@ -237,7 +238,8 @@ class Runner:
                 return verdict
             before = await self._static.before_apply(co.path, co.commit, patch)
             applied = await gitops.apply_patch(co.path, patch)
-            return await self._static.after_apply(co.path, applied, before)
+            verdict = await self._static.after_apply(co.path, applied, before)
+            return _with_nested(verdict, applied, await self._nested_modules(co.path, co.commit))
 
     def _census_problems(
         self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
@@ -407,6 +409,8 @@ class Runner:
             worktree = await self._checkout(mirror, commit, self._slot_path(req.repo, slot))
             made["worktree"] = worktree
             nested = await self._nested_modules(worktree, commit)
+            if req.patch:  # before the packages are checked: a patch the guard cannot cover is refused as such
+                self._raise_if_refused(_with_nested(PatchVerdict(allowed=True, reasons=[]), req.patch, nested))
             skipped = check_not_nested(req.packages, module_path(worktree / "go.mod"), nested)
             check_packages_inside(worktree, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
@@ -420,7 +424,8 @@ class Runner:
                 applied = await gitops.apply_patch(worktree, req.patch)
                 if not changed_paths(applied) <= changed_paths(req.patch):
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
-                self._raise_if_refused(await self._static.after_apply(worktree, applied, before))
+                verdict = await self._static.after_apply(worktree, applied, before)
+                self._raise_if_refused(_with_nested(verdict, applied, nested))
                 await self._download_modules(worktree, paths)
             yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths, skipped)
         finally:
@@ -539,6 +544,15 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
+
+
+def _with_nested(verdict: PatchVerdict, applied: str, nested: dict[str, str | None]) -> PatchVerdict:
+    """`verdict` refusing also every Go file `applied` changes in a nested module (`nested_reasons`)."""
+    extra = nested_reasons(changed_paths(applied), nested)
+    if not extra:
+        return verdict
+    reasons = sorted(dict.fromkeys([*verdict.reasons, *extra]), key=lambda r: (r.path, r.line or 0, r.rule))
+    return PatchVerdict(allowed=False, reasons=reasons)
 
 
 def stream_readers(root: str) -> tuple[StreamParser, census.Tracker, Callable[[str], None]]:

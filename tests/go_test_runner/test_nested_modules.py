@@ -99,3 +99,45 @@ async def test_modules_joined_by_a_go_work_are_tested_as_go_sees_the_workspace(r
         "example.com/workspace/tools/fmtx",
     ]
     assert "Not tested" not in result.summary
+
+
+SHOUT_PATCH = """diff --git a/tools/fmtx/fmtx.go b/tools/fmtx/fmtx.go
+--- a/tools/fmtx/fmtx.go
++++ b/tools/fmtx/fmtx.go
+@@ -4,4 +4,4 @@ package fmtx
+ import "strings"
+\x20
+ // Shout upper-cases s and adds an exclamation mark.
+-func Shout(s string) string { return strings.ToUpper(s) + "!" }
++func Shout(s string) string { return strings.ToUpper(s) + "!!" }
+"""
+
+ADD_PATCH = """diff --git a/calc/calc.go b/calc/calc.go
+--- a/calc/calc.go
++++ b/calc/calc.go
+@@ -2,4 +2,4 @@
+ package calc
+\x20
+ // Add returns a + b.
+-func Add(a, b int) int { return a + b }
++func Add(a, b int) int { return b + a }
+"""
+
+
+async def test_a_patch_to_a_nested_modules_go_file_is_refused_the_analyzer_does_not_cover_it(runner: Runner) -> None:
+    """The tamper analyzer loads the root module's packages only: the guard fails closed on the others' code,
+    even when the run tests root packages only."""
+    message = r"tools/fmtx/fmtx.go: analysis_failed: in the nested module tools \(tools/go.mod\)"
+    for packages in (["./calc"], ["./tools/fmtx"]):  # refused as a patch (the agent keeps no draft of it)
+        with pytest.raises(InvalidInput, match=rf"patch refused by policy: {message}"):
+            await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages, patch=SHOUT_PATCH))
+    verdict = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=["./..."]), SHOUT_PATCH)
+    assert not verdict.allowed
+    assert [(r.rule, r.path) for r in verdict.reasons] == [("analysis_failed", "tools/fmtx/fmtx.go")]
+
+    root_only = await runner.run_tests(
+        RunTestsRequest(repo="multimod", ref="main", packages=["./calc"], patch=ADD_PATCH)
+    )
+    assert root_only.ok, root_only.summary
+    allowed = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=["./..."]), ADD_PATCH)
+    assert allowed.allowed, allowed.reasons

@@ -7,6 +7,7 @@ packages stay inside the repository's module, and the `SandboxReport` every resu
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from servers.common.errors import InvalidInput
-from servers.common.patch_policy import PatchReason
+from servers.common.patch_policy import PatchReason, PatchVerdict, changed_paths
 
 
 class SandboxReport(BaseModel):
@@ -152,6 +153,26 @@ def nested_reasons(changed: Iterable[str], nested: dict[str, str | None]) -> lis
         for path in sorted(changed)
         if path.endswith(".go") and (owner := nested_owner(path, nested)) is not None
     ]
+
+
+def with_nested(verdict: PatchVerdict, applied: str, nested: dict[str, str | None]) -> PatchVerdict:
+    """`verdict` refusing also every Go file the diff `applied` changes in a nested module (`nested_reasons`)."""
+    extra = nested_reasons(changed_paths(applied), nested)
+    if not extra:
+        return verdict
+    reasons = sorted(dict.fromkeys([*verdict.reasons, *extra]), key=lambda r: (r.path, r.line or 0, r.rule))
+    return PatchVerdict(allowed=False, reasons=reasons)
+
+
+def go_mod_files(root: Path) -> list[str]:
+    """Every go.mod under `root` (relative, `/`-separated), by walking the tree: for a checkout that is
+    not read through git. Directories go would not build are not entered."""
+    found: list[str] = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in ("testdata", "vendor") and not d.startswith((".", "_"))]
+        if "go.mod" in files:
+            found.append((Path(directory) / "go.mod").relative_to(root).as_posix())
+    return found
 
 
 def check_not_nested(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> list[str]:

@@ -35,7 +35,7 @@ from servers.go_test_runner.confinement import (
     check_packages_inside,
     module_path,
     nested_modules,
-    nested_reasons,
+    with_nested,
 )
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
@@ -239,7 +239,7 @@ class Runner:
             before = await self._static.before_apply(co.path, co.commit, patch)
             applied = await gitops.apply_patch(co.path, patch)
             verdict = await self._static.after_apply(co.path, applied, before)
-            return _with_nested(verdict, applied, await self._nested_modules(co.path, co.commit))
+            return with_nested(verdict, applied, self._guarded(await self._nested_modules(co.path, co.commit)))
 
     def _census_problems(
         self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
@@ -410,7 +410,8 @@ class Runner:
             made["worktree"] = worktree
             nested = await self._nested_modules(worktree, commit)
             if req.patch:  # before the packages are checked: a patch the guard cannot cover is refused as such
-                self._raise_if_refused(_with_nested(PatchVerdict(allowed=True, reasons=[]), req.patch, nested))
+                unchecked = with_nested(PatchVerdict(allowed=True, reasons=[]), req.patch, self._guarded(nested))
+                self._raise_if_refused(unchecked)
             skipped = check_not_nested(req.packages, module_path(worktree / "go.mod"), nested)
             check_packages_inside(worktree, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
@@ -425,11 +426,15 @@ class Runner:
                 if not changed_paths(applied) <= changed_paths(req.patch):
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
                 verdict = await self._static.after_apply(worktree, applied, before)
-                self._raise_if_refused(_with_nested(verdict, applied, nested))
+                self._raise_if_refused(with_nested(verdict, applied, self._guarded(nested)))
                 await self._download_modules(worktree, paths)
             yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths, skipped)
         finally:
             self._background(self._release(slot, made, scratch, req.repo))
+
+    def _guarded(self, nested: dict[str, str | None]) -> dict[str, str | None]:
+        """The nested modules whose Go code a patch may not change: all of them while the static guard is on."""
+        return nested if self._policy.static_analysis else {}
 
     async def _nested_modules(self, worktree: Path, commit: str) -> dict[str, str | None]:
         """`confinement.nested_modules` of the checkout, cached per commit (a patch cannot add a go.mod unless
@@ -544,15 +549,6 @@ class Runner:
             lines = _go_errors(outcome.stderr)
             raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
         self._downloaded.add(key)
-
-
-def _with_nested(verdict: PatchVerdict, applied: str, nested: dict[str, str | None]) -> PatchVerdict:
-    """`verdict` refusing also every Go file `applied` changes in a nested module (`nested_reasons`)."""
-    extra = nested_reasons(changed_paths(applied), nested)
-    if not extra:
-        return verdict
-    reasons = sorted(dict.fromkeys([*verdict.reasons, *extra]), key=lambda r: (r.path, r.line or 0, r.rule))
-    return PatchVerdict(allowed=False, reasons=reasons)
 
 
 def stream_readers(root: str) -> tuple[StreamParser, census.Tracker, Callable[[str], None]]:

@@ -82,3 +82,23 @@ def test_typer_command(files: dict[str, pathlib.Path]) -> None:
     result = CliRunner().invoke(app, [str(files["refused"]), "--repo", str(files["repo"]), "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["allowed"] is False
+
+
+def test_go_code_of_a_nested_module_is_refused_as_by_the_runner(
+    files: dict[str, pathlib.Path], tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The analyzer loads the root module's packages: a nested module's Go code (its own go.mod) is refused;
+    a go.mod under testdata is a fixture, not a module."""
+    repo = files["repo"]
+    for directory in ("tools/fmtx", "calc/testdata/mod"):
+        (repo / directory).mkdir(parents=True)
+    (repo / "tools" / "go.mod").write_text("module example.com/calc/tools\n\ngo 1.22\n")
+    (repo / "tools" / "fmtx" / "fmtx.go").write_text("package fmtx\n")
+    (repo / "calc" / "testdata" / "mod" / "go.mod").write_text("module example.com/fixture\n\ngo 1.22\n")
+    nested = tmp_path / "nested.diff"
+    nested.write_text(ALLOWED.replace("calc/calc.go", "tools/fmtx/fmtx.go").replace("package calc", "package fmtx"))
+    assert check_patch_command(nested, repo, True, cache_dir=tmp_path / "cache") == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert [(r["rule"], r["path"]) for r in verdict["reasons"]] == [("analysis_failed", "tools/fmtx/fmtx.go")]
+    assert "nested module tools (tools/go.mod)" in verdict["reasons"][0]["detail"]
+    assert check_patch_command(files["allowed"], repo, False, cache_dir=tmp_path / "cache") == 0

@@ -90,7 +90,7 @@ class FakeWorld:
             world.calls.append("get_github_issue_comments")
             note = {"text": "It started after the refactor of calc.go.", "trust": "untrusted", "truncated": False}
             comment = {"id": 1, "author": "octocat", "created": "2026-01-05T09:00:00Z", "body": note}
-            return {"key": f"{repo}#{number}", "comments": [comment][-limit:], "total": 1}
+            return {"key": f"{repo}#{number}", "comments": [comment], "total": 1}
 
         def list_repos() -> dict[str, Any]:
             return {"repos": [{"name": "calc", "commit": "0" * 40, "indexed_at": "2026-01-05T09:00:00Z"}]}

@@ -178,8 +178,8 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
         try:
             if number is not None:  # served on its own, as the issue of this run's repository
                 issues = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="goresolve-issue-")))
-                (issues / repo_slug(prepared.repo)).mkdir()
                 served = issues / repo_slug(prepared.repo)
+                served.mkdir()
                 try:
                     shutil.copyfile(issue_file, served / f"{number}{issue_file.suffix}")
                 except OSError as exc:

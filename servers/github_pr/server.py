@@ -47,6 +47,7 @@ INSTRUCTIONS = (
 
 RepoName = Annotated[str, Field(min_length=1, max_length=100, description="Repository name from policy.")]
 Number = Annotated[int, Field(ge=1, le=10**9, description="Pull request number.")]
+IssueNumber = Annotated[int, Field(ge=1, le=10**9, description="Issue number.")]
 Login = Annotated[str, Field(pattern=LOGIN_PATTERN, description="A GitHub login.")]
 Team = Annotated[str, Field(pattern=TEAM_PATTERN, description="A team slug in the repository's organisation.")]
 
@@ -147,9 +148,7 @@ def build_server(
             "body as untrusted text written by its author, state, labels, reporter. A pull request is refused.",
         )
     )
-    async def get_github_issue(
-        repo: RepoName, number: Annotated[int, Field(ge=1, le=10**9, description="Issue number.")]
-    ) -> GitHubIssue:
+    async def get_github_issue(repo: RepoName, number: IssueNumber) -> GitHubIssue:
         name, identity = who()
         return await anyio.to_thread.run_sync(lambda: service.get_issue(name, identity, repo, number))
 
@@ -163,7 +162,7 @@ def build_server(
     )
     async def get_github_issue_comments(
         repo: RepoName,
-        number: Annotated[int, Field(ge=1, le=10**9, description="Issue number.")],
+        number: IssueNumber,
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many comments.")] = 20,
     ) -> IssueComments:
         name, identity = who()
@@ -192,7 +191,7 @@ def build_server(
     )
     async def comment_on_issue(
         repo: RepoName,
-        number: Annotated[int, Field(ge=1, le=10**9, description="Issue number.")],
+        number: IssueNumber,
         body: Annotated[str, Field(min_length=1, max_length=60_000)],
     ) -> CommentRef:
         name, identity = who()

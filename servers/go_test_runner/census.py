@@ -372,7 +372,12 @@ class StaticGuard:
                 self._facts[commit] = facts
         return Before(files, facts)
 
-    async def after_apply(self, worktree: Path, applied: str, before: Before) -> PatchVerdict:
-        """The verdict on git's diff of the applied patch (the shared `check_applied`)."""
+    async def after_apply(
+        self, worktree: Path, applied: str, before: Before, nested: Iterable[str] = ()
+    ) -> PatchVerdict:
+        """The verdict on git's diff of the applied patch (the shared `check_applied`; `nested`: the
+        directories of the modules below the root)."""
         patched = await self._analyze(worktree) if self._policy.static_analysis else None
-        return check_applied(applied, self._policy, base_files=before.files, base=before.facts, patched=patched)
+        return check_applied(
+            applied, self._policy, base_files=before.files, base=before.facts, patched=patched, nested=nested
+        )

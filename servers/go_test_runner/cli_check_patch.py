@@ -27,7 +27,7 @@ from servers.common.settings import DEFAULT_POLICY_DIR
 from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
 from servers.common.tamper.guard import check_applied
-from servers.go_test_runner.confinement import go_mod_files, nested_modules, with_nested
+from servers.go_test_runner.confinement import go_mod_files, nested_modules
 
 EXIT_ALLOWED, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "goresolve"
@@ -81,11 +81,8 @@ def verdict_for_checkout(
             base = base or tool.analyze(binary, go, repo, policy, offline=False)
             patched = tool.analyze(binary, go, copy, policy, offline=False)
         base_files = _read_base(repo, changed_paths(applied))
-        verdict = check_applied(applied, policy, base_files=base_files, base=base, patched=patched)
-        if not policy.static_analysis:
-            return verdict
-        # the analyzer loads the root module's packages: Go code of a nested module is refused, as by the runner
-        return with_nested(verdict, applied, nested_modules(repo, go_mod_files(repo)))
+        nested = nested_modules(repo, go_mod_files(repo))  # their Go code is refused, as by the runner
+        return check_applied(applied, policy, base_files=base_files, base=base, patched=patched, nested=nested)
 
 
 def check_patch_command(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from servers.common.errors import InvalidInput
-from servers.common.patch_policy import PatchReason, PatchVerdict, changed_paths
+from servers.common.tamper.guard import nested_owner
 
 
 class SandboxReport(BaseModel):
@@ -133,35 +132,6 @@ def _pattern_dir(pkg: str, root_module: str | None, nested: dict[str, str | None
             rest = base[len(module) :].strip("/")
             return "/".join(p for p in (directory, rest) if p), wide
     return None, wide
-
-
-def nested_owner(path: str, nested: dict[str, str | None]) -> str | None:
-    """The innermost nested module whose directory holds `path` (relative to the root); None: the root's."""
-    inside = [d for d in nested if path == d or path.startswith(f"{d}/")]
-    return max(inside, key=len) if inside else None
-
-
-def nested_reasons(changed: Iterable[str], nested: dict[str, str | None]) -> list[PatchReason]:
-    """A reason to refuse each Go file the patch changes in a nested module: the tamper analyzer loads the
-    root module's packages only, so it could not check them (the guard fails closed)."""
-    return [
-        PatchReason(
-            rule="analysis_failed",
-            path=path,
-            detail=f"in the nested module {owner} ({owner}/go.mod), which the Go tamper analyzer does not cover",
-        )
-        for path in sorted(changed)
-        if path.endswith(".go") and (owner := nested_owner(path, nested)) is not None
-    ]
-
-
-def with_nested(verdict: PatchVerdict, applied: str, nested: dict[str, str | None]) -> PatchVerdict:
-    """`verdict` refusing also every Go file the diff `applied` changes in a nested module (`nested_reasons`)."""
-    extra = nested_reasons(changed_paths(applied), nested)
-    if not extra:
-        return verdict
-    reasons = sorted(dict.fromkeys([*verdict.reasons, *extra]), key=lambda r: (r.path, r.line or 0, r.rule))
-    return PatchVerdict(allowed=False, reasons=reasons)
 
 
 def go_mod_files(root: Path) -> list[str]:

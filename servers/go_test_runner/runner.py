@@ -26,6 +26,7 @@ from servers.common.gitenv import GitFailed
 from servers.common.locks import LockHeld, take_lock
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
+from servers.common.tamper.guard import unanalyzed
 from servers.go_test_runner import build_diag, census, gitops, listing
 from servers.go_test_runner.confinement import (
     GoEnv,
@@ -35,7 +36,6 @@ from servers.go_test_runner.confinement import (
     check_packages_inside,
     module_path,
     nested_modules,
-    with_nested,
 )
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
@@ -238,8 +238,9 @@ class Runner:
                 return verdict
             before = await self._static.before_apply(co.path, co.commit, patch)
             applied = await gitops.apply_patch(co.path, patch)
-            verdict = await self._static.after_apply(co.path, applied, before)
-            return with_nested(verdict, applied, self._guarded(await self._nested_modules(co.path, co.commit)))
+            return await self._static.after_apply(
+                co.path, applied, before, await self._nested_modules(co.path, co.commit)
+            )
 
     def _census_problems(
         self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
@@ -410,8 +411,8 @@ class Runner:
             made["worktree"] = worktree
             nested = await self._nested_modules(worktree, commit)
             if req.patch:  # before the packages are checked: a patch the guard cannot cover is refused as such
-                unchecked = with_nested(PatchVerdict(allowed=True, reasons=[]), req.patch, self._guarded(nested))
-                self._raise_if_refused(unchecked)
+                unchecked = unanalyzed(changed_paths(req.patch), self._policy, nested)
+                self._raise_if_refused(PatchVerdict(allowed=not unchecked, reasons=unchecked))
             skipped = check_not_nested(req.packages, module_path(worktree / "go.mod"), nested)
             check_packages_inside(worktree, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
@@ -425,16 +426,11 @@ class Runner:
                 applied = await gitops.apply_patch(worktree, req.patch)
                 if not changed_paths(applied) <= changed_paths(req.patch):
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
-                verdict = await self._static.after_apply(worktree, applied, before)
-                self._raise_if_refused(with_nested(verdict, applied, self._guarded(nested)))
+                self._raise_if_refused(await self._static.after_apply(worktree, applied, before, nested))
                 await self._download_modules(worktree, paths)
             yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths, skipped)
         finally:
             self._background(self._release(slot, made, scratch, req.repo))
-
-    def _guarded(self, nested: dict[str, str | None]) -> dict[str, str | None]:
-        """The nested modules whose Go code a patch may not change: all of them while the static guard is on."""
-        return nested if self._policy.static_analysis else {}
 
     async def _nested_modules(self, worktree: Path, commit: str) -> dict[str, str | None]:
         """`confinement.nested_modules` of the checkout, cached per commit (a patch cannot add a go.mod unless

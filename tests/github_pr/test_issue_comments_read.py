@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from servers.common.errors import FORBIDDEN, InvalidInput
+from servers.common.errors import FORBIDDEN
 from servers.github_pr.service import Limits, PullRequestService
 from tests.fakes.github_fake import FakeGitHub
 from tests.support import call
@@ -150,13 +150,3 @@ def test_github_comments_are_cleaned_cut_and_redacted(fake: FakeGitHub) -> None:
     assert found.comments[0].body.text == "try key [credential removed: aws_access_key] please"
     assert found.comments[1].body.truncated and len(found.comments[1].body.text) < 400
     assert token not in found.model_dump_json()
-
-
-def test_github_refuses_the_comments_of_a_pull_request(fake: FakeGitHub) -> None:
-    service = service_on_github(fake)
-    pr = service.open_pull_request(
-        "agent", make_policies("svc").identity("agent"), repo="svc", base="main", ticket="SVC-7", title="Fix",
-        body="b", patch=OPEN["patch"],
-    )  # fmt: skip
-    with pytest.raises(InvalidInput, match=rf"#{pr.number} is a pull request, not an issue"):
-        _read(service, pr.number)

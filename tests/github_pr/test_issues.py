@@ -143,12 +143,14 @@ def test_github_reads_the_issue_through_pygithub(fake: FakeGitHub) -> None:
 
 def test_github_refuses_a_pull_request_and_a_missing_issue(fake: FakeGitHub) -> None:
     service = service_on_github(fake)
+    agent = make_policies("svc").identity("agent")
     pr = service.open_pull_request(
-        "agent", make_policies("svc").identity("agent"), repo="svc", base="main", ticket="SVC-7", title="Fix",
-        body="b", patch=OPEN["patch"],
-    )  # fmt: skip
+        "agent", agent, repo="svc", base="main", ticket="SVC-7", title="Fix", body="b", patch=OPEN["patch"]
+    )
     with pytest.raises(InvalidInput, match=rf"#{pr.number} is a pull request, not an issue"):
         _read(service, pr.number)
+    with pytest.raises(InvalidInput, match=rf"#{pr.number} is a pull request, not an issue"):  # nor its comments
+        service.get_issue_comments("agent", agent, "svc", pr.number, 20)
     with pytest.raises(NotFound):
         _read(service, 99)
 

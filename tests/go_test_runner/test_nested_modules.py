@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from servers.common.errors import InvalidInput
+from servers.common.policy import ProtectedPolicy
+from servers.common.tamper.guard import unanalyzed
 from servers.go_test_runner.confinement import check_not_nested, nested_modules
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.runner import Runner
@@ -141,3 +143,11 @@ async def test_a_patch_to_a_nested_modules_go_file_is_refused_the_analyzer_does_
     assert root_only.ok, root_only.summary
     allowed = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=["./..."]), ADD_PATCH)
     assert allowed.allowed, allowed.reasons
+
+
+def test_the_guard_fails_closed_on_nested_go_code_only_while_the_static_check_is_on() -> None:
+    changed = {"tools/deep/x/x.go", "tools/README.md", "calc/calc.go", "toolsx/y.go"}
+    reasons = unanalyzed(changed, ProtectedPolicy(), NESTED)
+    assert [(r.rule, r.path) for r in reasons] == [("analysis_failed", "tools/deep/x/x.go")]
+    assert "nested module tools/deep (tools/deep/go.mod)" in reasons[0].detail  # the innermost module
+    assert unanalyzed(changed, ProtectedPolicy(static_analysis=False), NESTED) == []

@@ -37,15 +37,18 @@ class Diagnostic(BaseModel):
     kind: Kind
 
 
-def parse_diagnostics(text: str, *, phase: Literal["build", "vet"], root: str | None = None) -> list[Diagnostic]:
-    """Diagnostics from the combined output of `go build` or `go vet` (headers and hints skipped)."""
+def parse_diagnostics(
+    text: str, *, phase: Literal["build", "vet"], root: str | None = None, module: str = ""
+) -> list[Diagnostic]:
+    """Diagnostics from the combined output of `go build` or `go vet` (headers and hints skipped); files
+    relative to the checkout at `root`, go having run in the module `module` ("" the root's)."""
     out: list[Diagnostic] = []
     for raw in text.splitlines():
         line = raw.rstrip()
         if not line or line.startswith(("#", "\t", " ")):
             continue
         line = line.removeprefix("vet: ")
-        err = parse_build_error(line, "", root)
+        err = parse_build_error(line, "", root, module)
         if err is not None:
             kind: Kind = "unknown_import" if _UNKNOWN_IMPORT.search(err.message) else _phase_kind(phase)
             out.append(Diagnostic(file=err.file, line=err.line, column=err.column, message=err.message, kind=kind))

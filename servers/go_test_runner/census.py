@@ -42,7 +42,7 @@ from servers.common.patch_policy import PatchVerdict, changed_paths
 from servers.common.policy import ProtectedPolicy
 from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
-from servers.common.tamper.guard import check_applied
+from servers.common.tamper.guard import check_applied, owning_modules
 from servers.go_test_runner.gotest_json import decode
 
 Reason = Literal[
@@ -322,6 +322,7 @@ class Before:
 
     files: dict[str, str | None]
     facts: Facts | None
+    modules: tuple[str, ...] = ("",)  # the modules analyzed (directories, "" the root module)
 
 
 class StaticGuard:
@@ -340,44 +341,58 @@ class StaticGuard:
         self._gocache = gocache
         self._gomodcache = gomodcache
         self._analyzer: Path | None = None
-        self._facts: dict[str, Facts] = {}
+        self._facts: dict[tuple[str, str], Facts] = {}  # (commit, module) -> facts
 
-    def _run(self, root: Path) -> Facts:
+    def _run(self, root: Path, module: str) -> Facts:
         if self._analyzer is None:
             self._analyzer = tool.build_analyzer(self._go, self._bin_dir, gocache=self._gocache)
         return tool.analyze(
-            self._analyzer, self._go, root, self._policy, gocache=self._gocache, gomodcache=self._gomodcache
+            self._analyzer,
+            self._go,
+            root,
+            self._policy,
+            gocache=self._gocache,
+            gomodcache=self._gomodcache,
+            module=module,
         )
 
-    async def _analyze(self, root: Path) -> Facts | None:
-        try:
-            return await asyncio.to_thread(self._run, root)
-        except UpstreamFailure:
-            return None
+    async def _analyze(self, root: Path, modules: Iterable[str], commit: str | None = None) -> Facts | None:
+        """The facts of `modules` (directories, "" the root module) as one tree's; None when any analysis
+        failed. With `commit`, each module's facts are cached for that commit."""
+        parts: list[Facts] = []
+        for module in sorted(modules):
+            facts = self._facts.get((commit, module)) if commit is not None else None
+            if facts is None:
+                try:
+                    facts = await asyncio.to_thread(self._run, root, module)
+                except UpstreamFailure:
+                    return None
+                if commit is not None:
+                    if len(self._facts) >= 64:
+                        self._facts.pop(next(iter(self._facts)))
+                    self._facts[(commit, module)] = facts
+            parts.append(facts)
+        return Facts.merged(parts)
 
-    async def before_apply(self, worktree: Path, commit: str, patch: str) -> Before:
-        """Pre-images of the files the patch names, and the base facts (cached per commit)."""
+    async def before_apply(self, worktree: Path, commit: str, patch: str, modules: Iterable[str]) -> Before:
+        """Pre-images of the files the patch names, and the base facts of `modules` (cached per commit):
+        every module the patch changes and the one whose tests run."""
         files: dict[str, str | None] = {}
         root = worktree.resolve()
         for rel in changed_paths(patch):
             candidate = (root / rel).resolve()
             inside = candidate.is_relative_to(root) and candidate.is_file()
             files[rel] = candidate.read_text(encoding="utf-8", errors="replace") if inside else None
-        facts = None
-        if self._policy.static_analysis:
-            facts = self._facts.get(commit) or await self._analyze(worktree)
-            if facts is not None:
-                if len(self._facts) >= 64:
-                    self._facts.pop(next(iter(self._facts)))
-                self._facts[commit] = facts
-        return Before(files, facts)
+        facts = await self._analyze(worktree, modules, commit) if self._policy.static_analysis else None
+        return Before(files, facts, tuple(sorted(modules)))
 
-    async def after_apply(
-        self, worktree: Path, applied: str, before: Before, nested: Iterable[str] = ()
-    ) -> PatchVerdict:
-        """The verdict on git's diff of the applied patch (the shared `check_applied`; `nested`: the
+    async def after_apply(self, worktree: Path, applied: str, before: Before, nested: Iterable[str]) -> PatchVerdict:
+        """The verdict on git's diff of the applied patch (the shared `check_applied`), with the patched facts
+        of the modules analyzed before and of any other module the applied diff changes (`nested`: the
         directories of the modules below the root)."""
-        patched = await self._analyze(worktree) if self._policy.static_analysis else None
-        return check_applied(
-            applied, self._policy, base_files=before.files, base=before.facts, patched=patched, nested=nested
-        )
+        base, patched = before.facts, None
+        if self._policy.static_analysis:
+            if not owning_modules(changed_paths(applied), nested) <= set(before.modules):
+                base = None  # git changed a module the patch's text did not name: no base facts, refused
+            patched = await self._analyze(worktree, before.modules)
+        return check_applied(applied, self._policy, base_files=before.files, base=base, patched=patched)

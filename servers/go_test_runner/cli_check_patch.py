@@ -26,7 +26,7 @@ from servers.common.policy import ProtectedPolicy, load_policy_file
 from servers.common.settings import DEFAULT_POLICY_DIR
 from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
-from servers.common.tamper.guard import check_applied
+from servers.common.tamper.guard import check_applied, owning_modules
 from servers.go_test_runner.confinement import go_mod_files, nested_modules
 
 EXIT_ALLOWED, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -61,8 +61,9 @@ def verdict_for_checkout(
 ) -> PatchVerdict:
     """The verdict on `diff` for the checkout at `repo`, as go-test-runner would give it.
 
-    `base`, when given, are the analyzer's facts for `repo` from an earlier call (they are computed
-    otherwise).
+    `base`, when given, are the analyzer's facts for the modules of `repo` the patch changes, from an
+    earlier call (they are computed otherwise). Each module is analyzed in its own directory, nested
+    modules included, as go-test-runner does.
 
     Raises:
         Conflict: the patch does not apply.
@@ -78,11 +79,16 @@ def verdict_for_checkout(
             if go is None:
                 raise ConfigError("the go toolchain is needed for the static tamper analysis; no `go` on PATH")
             binary = tool.build_analyzer(go, cache_dir)
-            base = base or tool.analyze(binary, go, repo, policy, offline=False)
-            patched = tool.analyze(binary, go, copy, policy, offline=False)
+            modules = sorted(owning_modules(changed_paths(applied), nested_modules(repo, go_mod_files(repo))))
+
+            def facts(tree: Path) -> Facts:
+                parts = [tool.analyze(binary, go, tree, policy, offline=False, module=m) for m in modules]
+                return Facts.merged(parts)
+
+            base = base or facts(repo)
+            patched = facts(copy)
         base_files = _read_base(repo, changed_paths(applied))
-        nested = nested_modules(repo, go_mod_files(repo))  # their Go code is refused, as by the runner
-        return check_applied(applied, policy, base_files=base_files, base=base, patched=patched, nested=nested)
+        return check_applied(applied, policy, base_files=base_files, base=base, patched=patched)
 
 
 def check_patch_command(

@@ -145,36 +145,56 @@ def go_mod_files(root: Path) -> list[str]:
     return found
 
 
-def check_not_nested(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> list[str]:
-    """Refuse a package of a nested module (go runs from the root module, which does not contain it), and
-    return the nested modules a `...` pattern passes over (go skips them), for the result to say so.
+@dataclass(frozen=True)
+class Target:
+    """The module a call's packages belong to, and the packages as go names them from its directory."""
+
+    module: str  # the module's directory relative to the root; "" the root module
+    packages: list[str]
+    skipped: list[str]  # nested modules a `...` pattern passes over (go skips them)
+
+
+def _module_name(module: str) -> str:
+    return f"the nested module {module} ({module}/go.mod)" if module else "the root module"
+
+
+def target_module(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> Target:
+    """The one module that holds every package of a call (go runs in one module, from its directory), the
+    packages as go names them there (`./tools/fmtx` is `./fmtx` in the module `tools`; import paths stay),
+    and the nested modules a `...` pattern passes over, for the result to say so.
 
     Raises:
-        InvalidInput: a package inside a nested module.
+        InvalidInput: packages of two modules in one call.
     """
     skipped: set[str] = set()
+    owners: dict[str, str] = {}  # module -> the first package naming it
+    rewritten: list[str] = []
     for pkg in packages:
         directory, wide = _pattern_dir(pkg, root_module, nested)
-        if directory is None:
-            continue
-        owner = nested_owner(directory, nested)
-        if owner is not None:
-            raise InvalidInput(
-                f"package {pkg!r} is in the nested module {owner} ({owner}/go.mod); go-test-runner runs go in "
-                "the repository's root module only, so it cannot test that package"
-            )
-        if wide:
-            skipped.update(d for d in nested if not directory or d.startswith(f"{directory}/"))
-    return sorted(skipped)
+        owner = nested_owner(directory, nested) or "" if directory is not None else ""
+        owners.setdefault(owner, pkg)
+        if owner and pkg.startswith("."):
+            rest = directory[len(owner) :].strip("/") if directory is not None else ""
+            pkg = "./" + "/".join(p for p in (rest, "..." if wide else "") if p) if rest or wide else "."
+        rewritten.append(pkg)
+        if wide and directory is not None:
+            skipped.update(d for d in nested if d != owner and (not directory or d.startswith(f"{directory}/")))
+    if len(owners) > 1:
+        (first, a), (second, b) = list(owners.items())[:2]
+        raise InvalidInput(
+            f"packages {a!r} and {b!r} are in different modules ({_module_name(first)} and {_module_name(second)}); "
+            "go runs in one module at a time, so test each module in a call of its own"
+        )
+    return Target(module=next(iter(owners), ""), packages=rewritten, skipped=sorted(skipped))
 
 
-def check_packages_inside(worktree: Path, packages: list[str]) -> None:
-    """Import paths must name packages of the repository's own module (not std, not a dependency).
+def check_packages_inside(module_dir: Path, packages: list[str]) -> None:
+    """Import paths must name packages of the module at `module_dir` (not std, not a dependency).
 
     Raises:
         InvalidInput: a package outside the module.
     """
-    module = module_path(worktree / "go.mod")
+    module = module_path(module_dir / "go.mod")
     for pkg in packages:
         if pkg.startswith(".") or (module is not None and (pkg == module or pkg.startswith(f"{module}/"))):
             continue

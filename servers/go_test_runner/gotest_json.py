@@ -90,10 +90,12 @@ class _Package:
 
 
 class StreamParser:
-    """Incremental `go test -json` parser; `root` is the checkout path, used to place stack frames."""
+    """Incremental `go test -json` parser; `root` is the checkout path, used to place stack frames, and
+    `module` the directory of the module go ran in ("" the root's), to place build errors."""
 
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, module: str = "") -> None:
         self._root = root
+        self._module = module
         self._packages: dict[str, _Package] = {}
         self._tests: dict[tuple[str, str], _Capture] = {}
         self._panics: list[Panic] = []
@@ -173,7 +175,7 @@ class StreamParser:
         if line.startswith("# "):
             self._build_pkg = line[2:].split(" [")[0].strip()
             return
-        err = traces.parse_build_error(line, self._build_pkg, self._root)
+        err = traces.parse_build_error(line, self._build_pkg, self._root, self._module)
         if err is not None:
             if len(self._build_errors) < MAX_ITEMS:
                 self._build_errors.append(err)

@@ -109,8 +109,9 @@ class RunTestsRequest(_Request):
         return None
 
 
-def go_test_args(req: RunTestsRequest, alarm_s: int) -> list[str]:
-    """Arguments after `go test -json`: flags, then `-run=PATTERN` as one argument, then packages.
+def go_test_args(req: RunTestsRequest, alarm_s: int, packages: list[str] | None = None) -> list[str]:
+    """Arguments after `go test -json`: flags, then `-run=PATTERN` as one argument, then packages
+    (`packages`: the request's as go names them from the module it runs in).
 
     `alarm_s` becomes `-timeout` unless the caller chose one: go's own alarm then fires before the
     hard kill, so the report can name the tests that were running.
@@ -119,7 +120,7 @@ def go_test_args(req: RunTestsRequest, alarm_s: int) -> list[str]:
     args += req.flags
     if req.run is not None:
         args.append(f"-run={req.run}")
-    return [*args, *req.packages]
+    return [*args, *(req.packages if packages is None else packages)]
 
 
 class CheckBuildRequest(_Request):

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,16 +26,17 @@ from servers.common.gitenv import GitFailed
 from servers.common.locks import LockHeld, take_lock
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
-from servers.common.tamper.guard import unanalyzed
+from servers.common.tamper.guard import owning_modules
 from servers.go_test_runner import build_diag, census, gitops, listing
 from servers.go_test_runner.confinement import (
     GoEnv,
     Limits,
     SandboxReport,
-    check_not_nested,
+    Target,
     check_packages_inside,
     module_path,
     nested_modules,
+    target_module,
 )
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
@@ -52,7 +53,18 @@ class _Checkout:
     env: dict[str, str]
     setup_s: float
     paths: RunPaths
-    skipped_modules: list[str] = field(default_factory=list[str])  # nested modules a `...` pattern passes over
+    target: Target  # the module the call's packages are in, and how go names them there
+
+    def go(self, go: str, *, host: bool = False) -> list[str]:
+        """`go`, made to run in the target module's directory (`-C`), inside the sandbox or on the host."""
+        if not self.target.module:
+            return [go]
+        return [go, "-C", str(self.paths.worktree / self.target.module) if host else self.inside]
+
+    @property
+    def inside(self) -> str:
+        """The target module's directory as the sandbox sees it."""
+        return "/".join(p for p in (self.paths.inside, self.target.module) if p)
 
 
 class WorkDirInUse(ConfigError):
@@ -179,8 +191,9 @@ class Runner:
         async with self._session(req) as (waited, co):
             alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
             wrapper = self.sandbox.test_exec(co.paths)
-            argv = [self._go, "test", "-json", *([f"-exec={wrapper}"] if wrapper else []), *go_test_args(req, alarm)]
-            parser, tracker, feed = stream_readers(co.paths.inside)
+            argv = [*co.go(self._go), "test", "-json", *([f"-exec={wrapper}"] if wrapper else [])]
+            argv += go_test_args(req, alarm, co.target.packages)
+            parser, tracker, feed = stream_readers(co.paths.inside, co.target.module)
             outcome = await self.sandbox.run(
                 argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race, tests=wrapper is not None
             )
@@ -197,10 +210,13 @@ class Runner:
             summary += f" Killed by the sandbox's watchdog: {outcome.limit}."
         elif outcome.killed:
             summary += f" Hard timeout after {timeout}s: every process of the run was killed."
-        if co.skipped_modules:
-            more = len(co.skipped_modules) - 5
-            shown = ", ".join(co.skipped_modules[:5]) + (f" and {more} more" if more > 0 else "")
-            summary += f" Not tested: the nested modules {shown} (each has its own go.mod; go runs the root module)."
+        if skipped := co.target.skipped:
+            more = len(skipped) - 5
+            shown = ", ".join(skipped[:5]) + (f" and {more} more" if more > 0 else "")
+            summary += (
+                f" Not tested: the nested modules {shown} (each has its own go.mod; test one with a call of its own, "
+                f"e.g. ./{skipped[0]}/...)."
+            )
         if sandbox.weak:
             summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
         if problems:
@@ -236,11 +252,17 @@ class Runner:
             verdict = check_patch(patch, self._policy, repo_root=co.path)
             if not verdict.allowed:
                 return verdict
-            before = await self._static.before_apply(co.path, co.commit, patch)
-            applied = await gitops.apply_patch(co.path, patch)
-            return await self._static.after_apply(
-                co.path, applied, before, await self._nested_modules(co.path, co.commit)
-            )
+            _, verdict = await self._apply_guarded(co, patch)
+            return verdict
+
+    async def _apply_guarded(self, co: _Checkout, patch: str) -> tuple[str, PatchVerdict]:
+        """Apply `patch` to the checkout under the static guard; returns git's diff and the verdict on it. The
+        analyzer reads every module the patch changes and the one whose tests run, before and after."""
+        nested = await self._nested_modules(co.path, co.commit)
+        modules = owning_modules(changed_paths(patch), nested) | {co.target.module}
+        before = await self._static.before_apply(co.path, co.commit, patch, modules)
+        applied = await gitops.apply_patch(co.path, patch)
+        return applied, await self._static.after_apply(co.path, applied, before, nested)
 
     def _census_problems(
         self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
@@ -290,15 +312,19 @@ class Runner:
             for phase in ("build", "vet"):
                 lines: list[str] = []
                 outcome = await self.sandbox.run(
-                    [self._go, phase, *req.packages], co.paths, env=co.env, timeout_s=timeout, on_line=lines.append
+                    [*co.go(self._go), phase, *co.target.packages],
+                    co.paths,
+                    env=co.env,
+                    timeout_s=timeout,
+                    on_line=lines.append,
                 )
                 if outcome.killed:
                     raise UpstreamFailure(f"go {phase} did not finish within {timeout}s")
                 texts[phase] = "\n".join(lines) + "\n" + outcome.stderr
             run_s = time.monotonic() - run_started
         diagnostics = build_diag.merge(
-            build_diag.parse_diagnostics(texts["build"], phase="build", root=co.paths.inside),
-            build_diag.parse_diagnostics(texts["vet"], phase="vet", root=co.paths.inside),
+            build_diag.parse_diagnostics(texts["build"], phase="build", root=co.paths.inside, module=co.target.module),
+            build_diag.parse_diagnostics(texts["vet"], phase="vet", root=co.paths.inside, module=co.target.module),
         )
         sandbox = self.report(race=False)
         summary = build_diag.summarize(diagnostics)
@@ -335,11 +361,12 @@ class Runner:
         """How runs are confined on this host (part of every result)."""
         return sandbox_report(self.sandbox, race=race)
 
-    async def _list_base_tests(self, req: RunTestsRequest, commit: str, paths: RunPaths, env: dict[str, str]) -> None:
+    async def _list_base_tests(self, req: RunTestsRequest, co: _Checkout) -> None:
         """The census's base listing, once per commit, packages, pattern and flags (census.BaseCache.key):
         statically (`go list` in the sandbox, then the test files' syntax trees; listing.py), or with
         `go test -list` (sandboxed) for a pattern Python cannot read as go does, or too much source."""
-        key = census.BaseCache.key(commit, req.packages, req.run, req.flags)
+        key = census.BaseCache.key(co.commit, req.packages, req.run, req.flags)
+        paths, env, packages = co.paths, co.env, co.target.packages
         if not self._policy.test_census or self._census.get(key) is not None:
             return
         race = "-race" in req.flags
@@ -347,7 +374,7 @@ class Runner:
         lines: list[str] = []
         pattern = listing.name_filter(census.list_pattern(req.run))
         if pattern is not None:
-            argv = [self._go, *listing.go_list_args(req.packages, race=race)]
+            argv = [*co.go(self._go), *listing.go_list_args(packages, race=race)]
             outcome = await self.sandbox.run(argv, paths, env=env, timeout_s=timeout, on_line=lines.append)
             if outcome.exit_code != 0:
                 return  # go cannot load the packages: no listing, as when `go test -list` fails
@@ -360,8 +387,8 @@ class Runner:
                 self._census.put(key, base)
                 return
         wrapper = self.sandbox.test_exec(paths)
-        argv = [self._go, "test", *([f"-exec={wrapper}"] if wrapper else []), *(["-race"] if race else [])]
-        argv += census.list_args(req.run, req.packages)
+        argv = [*co.go(self._go), "test", *([f"-exec={wrapper}"] if wrapper else []), *(["-race"] if race else [])]
+        argv += census.list_args(req.run, packages)
         lines.clear()
         outcome = await self.sandbox.run(
             argv, paths, env=env, timeout_s=timeout, on_line=lines.append, race=race, tests=wrapper is not None
@@ -410,25 +437,22 @@ class Runner:
             worktree = await self._checkout(mirror, commit, self._slot_path(req.repo, slot))
             made["worktree"] = worktree
             nested = await self._nested_modules(worktree, commit)
-            if req.patch:  # before the packages are checked: a patch the guard cannot cover is refused as such
-                unchecked = unanalyzed(changed_paths(req.patch), self._policy, nested)
-                self._raise_if_refused(PatchVerdict(allowed=not unchecked, reasons=unchecked))
-            skipped = check_not_nested(req.packages, module_path(worktree / "go.mod"), nested)
-            check_packages_inside(worktree, req.packages)
+            target = target_module(req.packages, module_path(worktree / "go.mod"), nested)
+            check_packages_inside(worktree / target.module, req.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
-            await self._download_modules(worktree, paths)
             env = self.sandbox.env(self._goenv.build(offline=True), paths)
+            co = _Checkout(worktree, commit, env, 0.0, paths, target)
+            await self._download_modules(co)
             if isinstance(req, RunTestsRequest) and req.patch:
-                await self._list_base_tests(req, commit, paths, env)
+                await self._list_base_tests(req, co)
             if req.patch:
                 self._check_policy(req.patch, repo_root=worktree)
-                before = await self._static.before_apply(worktree, commit, req.patch)
-                applied = await gitops.apply_patch(worktree, req.patch)
+                applied, verdict = await self._apply_guarded(co, req.patch)
                 if not changed_paths(applied) <= changed_paths(req.patch):
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
-                self._raise_if_refused(await self._static.after_apply(worktree, applied, before, nested))
-                await self._download_modules(worktree, paths)
-            yield waited, _Checkout(worktree, commit, env, time.monotonic() - started, paths, skipped)
+                self._raise_if_refused(verdict)
+                await self._download_modules(co)
+            yield waited, replace(co, setup_s=time.monotonic() - started)
         finally:
             self._background(self._release(slot, made, scratch, req.repo))
 
@@ -524,19 +548,21 @@ class Runner:
             await asyncio.gather(*list(self._cleanups), return_exceptions=True)
         await self.sandbox.settle_all()
 
-    async def _download_modules(self, worktree: Path, paths: RunPaths) -> None:
-        """`go mod download` with network, outside the sandbox; it runs no code from the repository."""
-        go_sum = worktree / "go.sum"
+    async def _download_modules(self, co: _Checkout) -> None:
+        """`go mod download` of the target module, with network, outside the sandbox; it runs no code from
+        the repository."""
+        module_dir = co.paths.worktree / co.target.module
+        go_sum = module_dir / "go.sum"
         if not go_sum.is_file():
             return
-        key = hashlib.sha256(go_sum.read_bytes() + (worktree / "go.mod").read_bytes()).hexdigest()
+        key = hashlib.sha256(go_sum.read_bytes() + (module_dir / "go.mod").read_bytes()).hexdigest()
         if key in self._downloaded:
             return
         lines: list[str] = []
         outcome = await self.sandbox.run(
-            [self._go, "mod", "download"],
-            paths,
-            env=self.sandbox.host_env(self._goenv.build(offline=False), paths),
+            [*co.go(self._go, host=True), "mod", "download"],
+            co.paths,
+            env=self.sandbox.host_env(self._goenv.build(offline=False), co.paths),
             timeout_s=self.settings.default_timeout_s,
             on_line=lines.append,
             confined=False,
@@ -547,10 +573,10 @@ class Runner:
         self._downloaded.add(key)
 
 
-def stream_readers(root: str) -> tuple[StreamParser, census.Tracker, Callable[[str], None]]:
+def stream_readers(root: str, module: str = "") -> tuple[StreamParser, census.Tracker, Callable[[str], None]]:
     """The two readers of a run's `go test -json` stream, the report's parser and the census's tracker,
-    and the `on_line` that feeds each line to both (decoded once)."""
-    parser, tracker = StreamParser(root), census.Tracker()
+    and the `on_line` that feeds each line to both (decoded once); `module`: the directory go ran in."""
+    parser, tracker = StreamParser(root, module), census.Tracker()
 
     def feed(line: str) -> None:
         event = decode(line)

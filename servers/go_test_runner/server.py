@@ -41,7 +41,10 @@ Packages = Annotated[
     Field(
         min_length=1,
         max_length=50,
-        description="Import paths or patterns inside the module: ./..., ./internal/auth, example.com/mod/pkg.",
+        description=(
+            "Import paths or patterns inside one module of the repository: ./..., ./internal/auth, "
+            "example.com/mod/pkg. A module below the root (its own go.mod) is named by its directory: ./tools/..."
+        ),
     ),
 ]
 Patch = Annotated[

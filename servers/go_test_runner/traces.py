@@ -6,6 +6,7 @@ All functions take plain lines and never raise; unrecognised text is simply not 
 from __future__ import annotations
 
 import itertools
+import posixpath
 import re
 from collections.abc import Sequence
 
@@ -90,14 +91,18 @@ def parse_race(lines: Sequence[str], root: str | None) -> tuple[RaceAccess, Race
     return access(*accesses[0]), access(*accesses[1])
 
 
-def parse_build_error(line: str, package: str, root: str | None) -> BuildError | None:
-    """A compiler or vet diagnostic (`file.go:12:5: message`), or None for any other line."""
+def parse_build_error(line: str, package: str, root: str | None, module: str = "") -> BuildError | None:
+    """A compiler or vet diagnostic (`file.go:12:5: message`), or None for any other line. Its file is made
+    relative to the checkout at `root`; go names it relative to the directory it ran in, the module `module`
+    (a nested module's directory, "" the root)."""
     m = _BUILD_ERROR.match(line.strip())
     if m is None:
         return None
     file = m.group("file")
     if root and file.startswith(root.rstrip("/") + "/"):
         file = file[len(root.rstrip("/")) + 1 :]
+    elif module and not file.startswith("/"):
+        file = posixpath.normpath(f"{module}/{file}")
     file = file.removeprefix("./")
     col = m.group("col")
     return BuildError(

@@ -84,21 +84,27 @@ def test_typer_command(files: dict[str, pathlib.Path]) -> None:
     assert json.loads(result.stdout)["allowed"] is False
 
 
-def test_go_code_of_a_nested_module_is_refused_as_by_the_runner(
+def test_go_code_of_a_nested_module_is_analyzed_in_that_module(
     files: dict[str, pathlib.Path], tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The analyzer loads the root module's packages: a nested module's Go code (its own go.mod) is refused;
-    a go.mod under testdata is a fixture, not a module."""
+    """A nested module (its own go.mod) is analyzed in its own directory, as go-test-runner does: a good patch
+    to it is allowed, a hook at package initialization refused; a go.mod under testdata is a fixture."""
     repo = files["repo"]
     for directory in ("tools/fmtx", "calc/testdata/mod"):
         (repo / directory).mkdir(parents=True)
     (repo / "tools" / "go.mod").write_text("module example.com/calc/tools\n\ngo 1.22\n")
     (repo / "tools" / "fmtx" / "fmtx.go").write_text("package fmtx\n")
     (repo / "calc" / "testdata" / "mod" / "go.mod").write_text("module example.com/fixture\n\ngo 1.22\n")
-    nested = tmp_path / "nested.diff"
-    nested.write_text(ALLOWED.replace("calc/calc.go", "tools/fmtx/fmtx.go").replace("package calc", "package fmtx"))
-    assert check_patch_command(nested, repo, True, cache_dir=tmp_path / "cache") == 1
+    good = tmp_path / "nested.diff"
+    good.write_text(ALLOWED.replace("calc/calc.go", "tools/fmtx/fmtx.go").replace("package calc", "package fmtx"))
+    assert check_patch_command(good, repo, False, cache_dir=tmp_path / "cache") == 0
+    assert capsys.readouterr().out == "patch allowed\n"
+    hook = tmp_path / "hook.diff"
+    hook.write_text(
+        '--- a/tools/fmtx/fmtx.go\n+++ b/tools/fmtx/fmtx.go\n@@ -1 +1,5 @@\n package fmtx\n+\n+import "os"\n'
+        "+\n+func init() { os.Exit(0) }\n"
+    )
+    assert check_patch_command(hook, repo, True, cache_dir=tmp_path / "cache") == 1
     verdict = json.loads(capsys.readouterr().out)
-    assert [(r["rule"], r["path"]) for r in verdict["reasons"]] == [("analysis_failed", "tools/fmtx/fmtx.go")]
-    assert "nested module tools (tools/go.mod)" in verdict["reasons"][0]["detail"]
+    assert [(r["rule"], r["path"]) for r in verdict["reasons"]] == [("exit_at_init", "tools/fmtx/fmtx.go")]
     assert check_patch_command(files["allowed"], repo, False, cache_dir=tmp_path / "cache") == 0

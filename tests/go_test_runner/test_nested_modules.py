@@ -1,7 +1,8 @@
-"""A repository with modules below its root (their own go.mod, no go.work), as golang.org/x/tools keeps gopls:
-go runs in the root module, which does not contain them. A package of a nested module is refused with one
-clear error naming the module (not go's "main module does not contain package"), and a `...` pattern that
-passes over nested modules says in its result that they were not tested."""
+"""A repository with modules below its root (their own go.mod, no go.work), as golang.org/x/tools keeps gopls.
+go runs in one module, from its directory: a call's packages name the module (a nested module's run goes to
+its directory with `go -C`), packages of two modules in one call are refused with one clear error, a `...`
+pattern that passes over nested modules says in its result that they were not tested, and the tamper
+analyzer reads every module a patch changes, each in its own directory."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from servers.common.errors import InvalidInput
-from servers.common.policy import ProtectedPolicy
-from servers.common.tamper.guard import unanalyzed
-from servers.go_test_runner.confinement import check_not_nested, nested_modules
+from servers.common.tamper.guard import owning_modules
+from servers.go_test_runner.confinement import nested_modules, target_module
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.runner import Runner
 
@@ -43,50 +43,69 @@ def test_nested_modules_are_the_go_mods_go_would_build(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("packages", "owner"),
+    ("packages", "module", "as_go_names_them", "skipped"),
     [
-        (["./tools/fmtx"], "tools"),
-        (["./calc", "./tools/..."], "tools"),
-        ([f"{ROOT}/tools/fmtx"], "tools"),
-        (["./tools/deep/x"], "tools/deep"),  # the innermost module owns it
-        (["example.com/deep/..."], "tools/deep"),
-        (["./exp"], "exp"),  # a go.mod without a module line is still a module boundary
+        (["./tools/fmtx"], "tools", ["./fmtx"], []),
+        (["./tools"], "tools", ["."], []),
+        (["./tools/..."], "tools", ["./..."], ["tools/deep"]),  # go skips the module nested in it
+        ([f"{ROOT}/tools/fmtx"], "tools", [f"{ROOT}/tools/fmtx"], []),  # an import path stays one
+        (["./tools/deep/x"], "tools/deep", ["./x"], []),  # the innermost module owns it
+        (["example.com/deep/..."], "tools/deep", ["example.com/deep/..."], []),
+        (["./exp"], "exp", ["."], []),  # a go.mod without a module line is still a module boundary
+        (["./..."], "", ["./..."], ["exp", "tools", "tools/deep"]),
+        ([f"{ROOT}/..."], "", [f"{ROOT}/..."], ["exp", "tools", "tools/deep"]),
+        (["./calc/...", "."], "", ["./calc/...", "."], []),
+        (["./calc", f"{ROOT}/calc", "./toolsx/..."], "", ["./calc", f"{ROOT}/calc", "./toolsx/..."], []),
     ],
 )
-def test_a_package_of_a_nested_module_is_refused_naming_it(packages: list[str], owner: str) -> None:
-    with pytest.raises(InvalidInput, match=rf"is in the nested module {owner} \({owner}/go.mod\)"):
-        check_not_nested(packages, ROOT, NESTED)
+def test_a_calls_packages_name_its_module_and_how_go_names_them_there(
+    packages: list[str], module: str, as_go_names_them: list[str], skipped: list[str]
+) -> None:
+    target = target_module(packages, ROOT, NESTED)
+    assert (target.module, target.packages, target.skipped) == (module, as_go_names_them, skipped)
 
 
 @pytest.mark.parametrize(
-    ("packages", "skipped"),
+    ("packages", "message"),
     [
-        (["./..."], ["exp", "tools", "tools/deep"]),
-        ([f"{ROOT}/..."], ["exp", "tools", "tools/deep"]),
-        (["./calc/...", "."], []),
-        (["./calc", f"{ROOT}/calc", "./toolsx/..."], []),  # a sibling whose name starts alike is not inside
+        (["./calc", "./tools/fmtx"], r"'./calc' and './tools/fmtx' are in different modules \(the root module and "),
+        (["./tools/...", "./tools/deep/x"], r"\(the nested module tools \(tools/go.mod\) and the nested module "),
     ],
 )
-def test_a_wide_pattern_names_the_nested_modules_it_passes_over(packages: list[str], skipped: list[str]) -> None:
-    assert check_not_nested(packages, ROOT, NESTED) == skipped
+def test_packages_of_two_modules_in_one_call_are_refused(packages: list[str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        target_module(packages, ROOT, NESTED)
 
 
-async def test_the_runner_tests_the_root_module_and_says_what_it_left_out(runner: Runner) -> None:
+def test_the_guard_analyzes_every_module_a_patch_changes() -> None:
+    changed = {"tools/deep/x/x.go", "tools/README.md", "calc/calc.go", "toolsx/y.go"}
+    assert owning_modules(changed, NESTED) == {"tools/deep", "tools", ""}
+    assert owning_modules({"new/go.mod", "new/a.go"}, NESTED) == {"new"}  # a module the patch adds
+
+
+async def test_the_runner_tests_a_nested_module_in_its_own_directory(runner: Runner) -> None:
+    for packages in (["./tools/..."], ["./tools/fmtx"], [f"{ROOT}/tools/fmtx"]):
+        result = await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages))
+        assert result.ok, result.summary
+        assert [p.name for p in result.report.packages] == [f"{ROOT}/tools/fmtx"]
+        assert "Not tested" not in result.summary
+    built = await runner.check_build(CheckBuildRequest(repo="multimod", ref="main", packages=["./tools/..."]))
+    assert built.ok, built.summary
+
+
+async def test_a_wide_root_pattern_tests_the_root_module_and_names_what_it_left_out(runner: Runner) -> None:
     result = await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=["./..."]))
     assert result.ok, result.summary
     assert [p.name for p in result.report.packages] == [f"{ROOT}/calc"]
     assert result.summary.endswith(
-        "Not tested: the nested modules tools (each has its own go.mod; go runs the root module)."
+        "Not tested: the nested modules tools (each has its own go.mod; test one with a call of its own, "
+        "e.g. ./tools/...)."
     )
-    only_root = await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=["./calc"]))
-    assert only_root.ok and "Not tested" not in only_root.summary
 
 
-@pytest.mark.parametrize("packages", [["./tools/fmtx"], ["./calc", "./tools/..."], [f"{ROOT}/tools/fmtx"]])
-async def test_the_runner_refuses_a_nested_modules_package_before_running_go(
-    runner: Runner, packages: list[str]
-) -> None:
-    message = r"is in the nested module tools \(tools/go.mod\); go-test-runner runs go in the repository's root"
+async def test_the_runner_refuses_two_modules_in_one_call_before_running_go(runner: Runner) -> None:
+    message = r"are in different modules \(the root module and the nested module tools \(tools/go.mod\)\)"
+    packages = ["./calc", "./tools/..."]
     with pytest.raises(InvalidInput, match=message):
         await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages))
     with pytest.raises(InvalidInput, match=message):
@@ -103,51 +122,66 @@ async def test_modules_joined_by_a_go_work_are_tested_as_go_sees_the_workspace(r
     assert "Not tested" not in result.summary
 
 
-SHOUT_PATCH = """diff --git a/tools/fmtx/fmtx.go b/tools/fmtx/fmtx.go
+_FMTX_HUNK = """diff --git a/tools/fmtx/fmtx.go b/tools/fmtx/fmtx.go
 --- a/tools/fmtx/fmtx.go
 +++ b/tools/fmtx/fmtx.go
-@@ -4,4 +4,4 @@ package fmtx
+"""
+SHOUT_PATCH = (
+    _FMTX_HUNK
+    + """@@ -4,4 +4,4 @@ package fmtx
  import "strings"
 \x20
  // Shout upper-cases s and adds an exclamation mark.
 -func Shout(s string) string { return strings.ToUpper(s) + "!" }
 +func Shout(s string) string { return strings.ToUpper(s) + "!!" }
 """
-
-ADD_PATCH = """diff --git a/calc/calc.go b/calc/calc.go
---- a/calc/calc.go
-+++ b/calc/calc.go
-@@ -2,4 +2,4 @@
- package calc
+)
+BROKEN_PATCH = SHOUT_PATCH.replace('+ "!!" }', "+ 1 }")
+EXIT_PATCH = (
+    _FMTX_HUNK
+    + """@@ -4,4 +4,9 @@ package fmtx
+-import "strings"
++import (
++\t"os"
++\t"strings"
++)
++
++func init() { os.Exit(0) }
 \x20
- // Add returns a + b.
--func Add(a, b int) int { return a + b }
-+func Add(a, b int) int { return b + a }
+ // Shout upper-cases s and adds an exclamation mark.
+ func Shout(s string) string { return strings.ToUpper(s) + "!" }
 """
+)
 
 
-async def test_a_patch_to_a_nested_modules_go_file_is_refused_the_analyzer_does_not_cover_it(runner: Runner) -> None:
-    """The tamper analyzer loads the root module's packages only: the guard fails closed on the others' code,
-    even when the run tests root packages only."""
-    message = r"tools/fmtx/fmtx.go: analysis_failed: in the nested module tools \(tools/go.mod\)"
-    for packages in (["./calc"], ["./tools/fmtx"]):  # refused as a patch (the agent keeps no draft of it)
-        with pytest.raises(InvalidInput, match=rf"patch refused by policy: {message}"):
-            await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages, patch=SHOUT_PATCH))
-    verdict = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=["./..."]), SHOUT_PATCH)
-    assert not verdict.allowed
-    assert [(r.rule, r.path) for r in verdict.reasons] == [("analysis_failed", "tools/fmtx/fmtx.go")]
-
-    root_only = await runner.run_tests(
-        RunTestsRequest(repo="multimod", ref="main", packages=["./calc"], patch=ADD_PATCH)
+async def test_a_patch_to_a_nested_module_is_applied_guarded_and_tested_there(runner: Runner) -> None:
+    result = await runner.run_tests(
+        RunTestsRequest(repo="multimod", ref="main", packages=["./tools/fmtx"], patch=SHOUT_PATCH)
     )
-    assert root_only.ok, root_only.summary
-    allowed = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=["./..."]), ADD_PATCH)
-    assert allowed.allowed, allowed.reasons
+    assert not result.ok  # the patch ran: Shout now adds two marks, and the module's own test says so
+    assert [(p.name, p.status) for p in result.report.packages] == [(f"{ROOT}/tools/fmtx", "fail")]
+    assert "TestShout" in result.summary
+    verdict = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=["./..."]), SHOUT_PATCH)
+    assert verdict.allowed, verdict.reasons
 
 
-def test_the_guard_fails_closed_on_nested_go_code_only_while_the_static_check_is_on() -> None:
-    changed = {"tools/deep/x/x.go", "tools/README.md", "calc/calc.go", "toolsx/y.go"}
-    reasons = unanalyzed(changed, ProtectedPolicy(), NESTED)
-    assert [(r.rule, r.path) for r in reasons] == [("analysis_failed", "tools/deep/x/x.go")]
-    assert "nested module tools/deep (tools/deep/go.mod)" in reasons[0].detail  # the innermost module
-    assert unanalyzed(changed, ProtectedPolicy(static_analysis=False), NESTED) == []
+async def test_build_errors_of_a_nested_module_name_files_from_the_repository_root(runner: Runner) -> None:
+    built = await runner.check_build(
+        CheckBuildRequest(repo="multimod", ref="main", packages=["./tools/fmtx"], patch=BROKEN_PATCH)
+    )
+    assert not built.ok
+    assert {(d.file, d.line) for d in built.diagnostics} == {("tools/fmtx/fmtx.go", 7)}
+    result = await runner.run_tests(
+        RunTestsRequest(repo="multimod", ref="main", packages=["./tools/fmtx"], patch=BROKEN_PATCH)
+    )
+    assert not result.ok
+    assert "tools/fmtx/fmtx.go:7" in result.model_dump_json(), result.summary
+
+
+@pytest.mark.parametrize("packages", [["./tools/fmtx"], ["./calc"]])
+async def test_the_tamper_analyzer_reads_the_nested_module_a_patch_changes(runner: Runner, packages: list[str]) -> None:
+    """Whichever module's tests run, the analyzer reads the module the patch changes (it loads one module)."""
+    with pytest.raises(InvalidInput, match=r"patch refused by policy: tools/fmtx/fmtx.go:\d+: exit_at_init"):
+        await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages, patch=EXIT_PATCH))
+    verdict = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=packages), EXIT_PATCH)
+    assert [(r.rule, r.path) for r in verdict.reasons] == [("exit_at_init", "tools/fmtx/fmtx.go")]

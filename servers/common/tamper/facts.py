@@ -75,6 +75,18 @@ class Facts(_Model):
         except ValidationError as exc:
             raise UpstreamFailure(f"tamper analyzer printed something unexpected: {str(exc)[:200]}") from exc
 
+    @classmethod
+    def merged(cls, parts: list[Facts]) -> Facts:
+        """The facts of several modules of one repository as one tree's (each names files from the root)."""
+        if len(parts) == 1:
+            return parts[0]
+        lists = {
+            name: [item for part in parts for item in (getattr(part, name) or [])]
+            for name in cls.model_fields
+            if name != "packages"
+        }
+        return cls.model_validate({**lists, "packages": sum(part.packages for part in parts)})
+
 
 _FINDING_RULES: dict[str, Rule] = {
     "exit_at_init": "exit_at_init",

@@ -22,21 +22,13 @@ def nested_owner(path: str, nested: Iterable[str]) -> str | None:
     return max(inside, key=len) if inside else None
 
 
-def unanalyzed(changed: Iterable[str], policy: ProtectedPolicy, nested: Iterable[str]) -> list[PatchReason]:
-    """With the static check on, a reason to refuse each Go file changed in a module below the root (its own
-    go.mod, no go.work): the analyzer loads the root module's packages only, so the check fails closed."""
-    if not policy.static_analysis:
-        return []
-    modules = list(nested)
-    return [
-        PatchReason(
-            rule="analysis_failed",
-            path=path,
-            detail=f"in the nested module {owner} ({owner}/go.mod), which the Go tamper analyzer does not cover",
-        )
-        for path in sorted(changed)
-        if path.endswith(".go") and (owner := nested_owner(path, modules)) is not None
-    ]
+def owning_modules(changed: Iterable[str], nested: Iterable[str]) -> set[str]:
+    """The modules whose files a patch changes, by directory ("" the root module's): the static guard
+    analyzes each of them, so no changed Go file goes unchecked."""
+    paths = list(changed)
+    # a go.mod the patch adds starts a module too (when policy lets module files change)
+    modules = [*nested, *(p.removesuffix("/go.mod") for p in paths if p.endswith("/go.mod"))]
+    return {nested_owner(path, modules) or "" for path in paths}
 
 
 def check_applied(
@@ -46,15 +38,14 @@ def check_applied(
     base_files: Mapping[str, str | None] | None,
     base: Facts | None,
     patched: Facts | None,
-    nested: Iterable[str] = (),
 ) -> PatchVerdict:
     """The verdict on an applied patch: the line rules, then non-Go, binary and mode rules, then the
     static comparison of the analyzer's facts for the base and the patched tree.
 
     `base_files` are the pre-images of the files the diff names (read before applying); `base` and
     `patched` the analyzer's facts (None when the analysis could not run: with `static_analysis`
-    on, that is itself a reason to refuse); `nested` the directories of the modules below the root,
-    which the analyzer does not load (`unanalyzed`). Never raises.
+    on, that is itself a reason to refuse), covering every module the patch changes (`owning_modules`).
+    Never raises.
     """
     verdict = check_patch(applied_diff, policy, base_files=base_files)
     reasons = list(verdict.reasons)
@@ -68,7 +59,6 @@ def check_applied(
             reasons.append(PatchReason(rule="analysis_failed", path="", detail=detail))
         else:
             reasons.extend(compare(base, patched, changed))
-    reasons.extend(unanalyzed(changed, policy, nested))
     unique = list(dict.fromkeys(reasons))
     unique.sort(key=lambda r: (r.path, r.line or 0, r.rule))
     return PatchVerdict(allowed=not unique, reasons=unique[:MAX_REASONS])

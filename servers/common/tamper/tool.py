@@ -234,10 +234,12 @@ def _go_env(go: str, name: str) -> str:
     return proc.stdout.strip()
 
 
-def analyzer_argv(binary: Path, root: Path, policy: ProtectedPolicy, out: Path) -> list[str]:
-    """The command line that analyzes every package of the module at `root` into the JSON file `out`."""
+def analyzer_argv(binary: Path, root: Path, policy: ProtectedPolicy, out: Path, module: str = "") -> list[str]:
+    """The command line that analyzes every package of the module at `root`/`module` (`module`: a nested
+    module's directory, "" the root's) into the JSON file `out`, naming files relative to `root`."""
     rules = json.dumps({"exit": policy.init_exit_objects, "flag": policy.init_flag_objects}, sort_keys=True)
-    return [str(binary), "-dir", str(root), "-rules", rules, "-out", str(out), "./..."]
+    directory = root / module if module else root
+    return [str(binary), "-dir", str(directory), "-rel", str(root), "-rules", rules, "-out", str(out), "./..."]
 
 
 def analyze(
@@ -250,8 +252,10 @@ def analyze(
     gocache: Path | None = None,
     gomodcache: Path | None = None,
     cpu_s: int = ANALYZE_CPU_S,
+    module: str = "",
 ) -> Facts:
-    """Run the analyzer on the module at `root` (unconfined: it loads and type-checks, it runs no repo code).
+    """Run the analyzer on the module at `root` (unconfined: it loads and type-checks, it runs no repo code);
+    `module` names a nested module's directory to analyze instead (its facts name files relative to `root`).
 
     The go caches default to the user's (`go env`). `cpu_s` bounds each of its processes' CPU time
     (when prlimit is installed); ANALYZE_TIMEOUT_S bounds the wall clock.
@@ -273,13 +277,15 @@ def analyze(
         for name, given in (("GOCACHE", gocache), ("GOMODCACHE", gomodcache)):
             if value := str(given or "") or _go_env(go, name):
                 env[name] = value
-        argv = analyzer_argv(binary, root, policy, out)
+        argv = analyzer_argv(binary, root, policy, out, module)
         prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
         if prlimit is not None:
             # SIGXCPU at the soft limit (Go reports it and exits), SIGKILL a few seconds later at the hard one
             argv = [prlimit, f"--cpu={cpu_s}:{cpu_s + 5}", "--", *argv]
         try:
-            proc = subprocess.run(argv, env=env, cwd=root, capture_output=True, timeout=ANALYZE_TIMEOUT_S, check=False)
+            proc = subprocess.run(
+                argv, env=env, cwd=root / module, capture_output=True, timeout=ANALYZE_TIMEOUT_S, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise UpstreamFailure(f"tamper analyzer failed: {exc}") from exc
         if proc.returncode in (-_SIGXCPU, -signal.SIGKILL) or b"SIGXCPU" in proc.stderr:

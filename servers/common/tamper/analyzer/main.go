@@ -139,6 +139,7 @@ func refs(info *types.Info, n ast.Node, f func(*ast.Ident, types.Object)) {
 
 func main() {
 	dir := flag.String("dir", ".", "module directory")
+	relTo := flag.String("rel", "", "directory the reported paths are relative to (default: -dir)")
 	outFile := flag.String("out", "", "write the JSON here instead of stdout")
 	rules := flag.String("rules", "{}", `JSON {"exit": {object: why}, "flag": {object: why}}`)
 	flag.Parse()
@@ -163,6 +164,12 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	base := root
+	if *relTo != "" {
+		if base, err = filepath.Abs(*relTo); err != nil {
+			fail(err)
+		}
+	}
 	cfg := &packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes |
 			packages.NeedTypesInfo | packages.NeedImports | packages.NeedModule,
@@ -174,7 +181,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	a := &analysis{root: root, fset: cfg.Fset, nodes: map[string][]node{}, seenLit: map[string]bool{}}
+	a := &analysis{root: base, fset: cfg.Fset, nodes: map[string][]node{}, seenLit: map[string]bool{}}
 	a.run(pkgs)
 	data, err := json.Marshal(a.facts)
 	if err != nil {

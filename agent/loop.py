@@ -661,14 +661,11 @@ class Run:
                 return f"not submitted: the ticket's tests do not pass yet\n{_stable(render_tests(targeted))}"
         full = await self.go_test(patch, packages, None)
         self.reject_if_refused(full)
-        if not (full.ok and tests_ok(full)):
-            base = await self.go_test(None, packages, None)
-            newly = sorted({f.test for f in failures_of(full)} - {f.test for f in failures_of(base)})
-            if newly or build_failed(full):
-                self.record_attempt(patch, packages, None, full)
-                broken = ", ".join(newly) or "the build"
-                return f"not submitted: tests newly broken by the patch: {broken}\n{_stable(render_tests(full))}"
-        body = self.pr_body(summary, named, packages)
+        if not (full.ok and tests_ok(full)) and (why := await self.not_explained_by_base(full, packages)):
+            self.record_attempt(patch, packages, None, full)
+            return f"not submitted: {why}\n{_stable(render_tests(full))}"
+        failing = [] if full.ok and tests_ok(full) else sorted({f.test for f in failures_of(full)})
+        body = self.pr_body(summary, named, packages, failing)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
         self.emit("opening_pr", title=title, draft=False)
@@ -677,16 +674,41 @@ class Run:
             raise Escalated(f"github-pr refused the pull request: {_clip(opened.text, 300)}")
         raise Submitted(f"pull request opened for {self.ticket.key}", opened.structured or {"text": opened.text})
 
+    async def not_explained_by_base(self, full: ToolOutcome, packages: list[str]) -> str | None:
+        """Why a patched run that did not pass keeps the pull request closed; None only when it reported
+        failing tests and each of them fails at the base too (a ticket about one bug need not fix others).
+        A run with no result, a census failure, a build error, or no failing test to compare is never
+        explained away."""
+        if not full.ok or full.structured is None:
+            return "the tests could not run"
+        if census := full.structured.get("census"):
+            return f"the test census failed: {_clip('; '.join(str(c) for c in census), 300)}"
+        if build_failed(full):
+            return "tests newly broken by the patch: the build"
+        failed = {f.test for f in failures_of(full)}
+        if not failed:
+            return "the tests did not pass, and no failing test names what to compare with the base"
+        base = await self.go_test(None, packages, None)
+        if not base.ok or base.structured is None:
+            return "the tests could not run at the base, to compare"
+        newly = sorted(failed - {f.test for f in failures_of(base)})
+        return f"tests newly broken by the patch: {', '.join(newly)}" if newly else None
+
     def reject_if_refused(self, outcome: ToolOutcome) -> None:
         if not outcome.ok and "refused by policy" in outcome.text:
             raise Escalated(f"patch refused by the patch policy: {_clip(outcome.text, 300)}")
 
-    def pr_body(self, summary: str, named: list[str], packages: list[str]) -> str:
+    def pr_body(self, summary: str, named: list[str], packages: list[str], failing: list[str]) -> str:
+        """The pull request's description; `failing`: tests that fail on the patch and at the base alike."""
         tests = ", ".join(f"`{t}`" for t in named) or "the packages' tests"
+        verdict = "all pass, none newly broken."
+        if failing:
+            shown = ", ".join(f"`{t}`" for t in failing[:10]) + (" and more" if len(failing) > 10 else "")
+            verdict = f"none newly broken; {shown} fail at the base too, and still fail."
         return (
             f"Resolves {self.ticket.for_pull_request}: {self.ticket.title}\n\n### What and why\n\n{summary}\n\n"
             f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)} on this patch: "
-            f"all pass, none newly broken.\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
+            f"{verdict}\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
             f"{self.model_calls} model calls, {len(self.attempts)} test runs)\n- trace id: `{self.trace_id}`\n"
             f"- run id: `{self.run_id}`\n"
         )

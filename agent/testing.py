@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ def _surface(server: MCPServer[Any], name: str) -> None:
         return json.dumps({"fingerprint": "sha256:" + hashlib.sha256(name.encode()).hexdigest()})
 
 
-def _verdict(patch: str | None) -> dict[str, Any]:
+def _verdict(patch: str | None, run: str | None = None) -> dict[str, Any]:
     fixed = bool(patch) and "+\treturn a + b" in (patch or "")
     got = {"+\treturn a * b": 6}.get(next((k for k in ("+\treturn a * b",) if k in (patch or "")), ""), -1)
     if fixed:
@@ -62,6 +63,8 @@ class FakeWorld:
     pulls: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     calls: list[str] = field(default_factory=list[str])
     broken: bool = False  # go-test-runner fails every run_tests with a protocol error
+    # run_tests' result for a patch (None: the base) and a -run pattern (None: every test)
+    verdict: Callable[[str | None, str | None], dict[str, Any]] = _verdict
 
     def servers(self) -> ServersConfig:
         jira: MCPServer[Any] = MCPServer("jira-read")
@@ -143,7 +146,7 @@ class FakeWorld:
             world.calls.append("run_tests")
             if world.broken:  # a crashing server answers with a protocol error, as the platform does
                 raise MCPError(code=-32603, message="internal error (trace 0)")
-            return _verdict(patch)
+            return world.verdict(patch, run)
 
         def check_patch(repo: str, ref: str, patch: str) -> dict[str, Any]:
             return {"allowed": "_test.go" not in patch, "reasons": []}

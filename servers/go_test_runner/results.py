@@ -41,6 +41,10 @@ class RunResult(_Model):
     go_errors: list[str] = Field(description="What the go command itself printed on stderr (last lines).")
     exit_code: int | None = Field(description="go test's exit code; None when killed.")
     killed: bool = Field(description="The hard timeout fired and the process group was killed.")
+    census: list[str] = Field(
+        default_factory=list[str],
+        description="Base tests a patched run did not report as they ran before (the test census); empty: none.",
+    )
     output_bytes: int
     sandbox: SandboxReport
     timings: Timings

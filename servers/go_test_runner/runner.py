@@ -231,6 +231,7 @@ class Runner:
             go_errors=go_errors,
             exit_code=outcome.exit_code,
             killed=outcome.killed,
+            census=[p.render() for p in problems],
             output_bytes=outcome.output_bytes,
             sandbox=sandbox,
             timings=Timings.of(waited, co.setup_s, outcome.elapsed_s, time.monotonic() - started),

@@ -78,6 +78,7 @@ async def test_with_the_static_guard_off_the_census_fails_the_run(
     result = await _run(census_only, packages=["./..."], patch=diff_for(victim, case.files))
     assert not result.ok
     assert f"Test census failed: {case.census}" in result.summary, result.summary
+    assert any(case.census in problem for problem in result.census), result.census  # for the agent to read
 
 
 async def test_a_real_fix_passes_both_guards(victim: pathlib.Path, guarded: Runner) -> None:

@@ -1,0 +1,130 @@
+"""What `submit` demands of the patched run before it opens a pull request. A run that did not pass is let
+through only when it reported failing tests and each of them fails at the base too; a census failure (base
+tests that did not run as before), a run that returned no result, or a failed run with no failing test to
+compare keeps the pull request closed, and the model is told why. On the in-process fake servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+
+from agent.llm import ScriptedModel
+from agent.loop import RunResult, RunSettings, run_ticket
+from agent.testing import FakeWorld, _verdict, developer  # pyright: ignore[reportPrivateUsage]
+
+from .faults import fault_policy
+
+FIXED = "+\treturn a + b"
+
+
+def _failing(test: str, summary: str) -> dict[str, Any]:
+    failing = {"name": test, "package": "example.com/calc", "status": "fail", "output": [f"{test} failed"]}
+    report = {"ok": False, "summary": summary, "tests": [failing], "build_errors": []}
+    return {"ok": False, "summary": summary, "report": report}
+
+
+def _run(world: FakeWorld, tmp_path: Path) -> tuple[RunResult, ScriptedModel]:
+    model = ScriptedModel(developer)
+    settings = RunSettings(repo="calc", state_dir=tmp_path)
+    return anyio.run(run_ticket, "CALC-3", model, world.servers(), fault_policy(1.0), settings), model
+
+
+def _told(model: ScriptedModel) -> list[str]:
+    """What the model was told about its submits."""
+    return sorted({m.content.splitlines()[0] for r in model.requests for m in r.messages if m.role == "tool"
+                   and m.content.startswith("not submitted")})  # fmt: skip
+
+
+def test_a_census_failure_keeps_the_pull_request_closed(tmp_path: Path) -> None:
+    """The fix passes every test it ran, but a base test no longer ran: the census says so, and no failing
+    test is there to explain it away."""
+
+    def hides_a_test(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
+            return _verdict(patch)
+        if patch is None or FIXED not in patch:
+            return _verdict(patch)
+        summary = "Test census failed: TestSub: did not run. 1 package(s): 1 ok; 1 test(s) passed."
+        report = {"ok": True, "summary": "1 package(s): 1 ok; 1 test(s) passed.", "tests": [], "build_errors": []}
+        return {"ok": False, "summary": summary, "census": ["TestSub: did not run"], "report": report}
+
+    world = FakeWorld(verdict=hides_a_test)
+    result, model = _run(world, tmp_path)
+    assert result.outcome == "escalated", result.reason
+    assert all(pr["draft"] for pr in world.pulls.values())  # at most the hand-off's draft
+    assert _told(model) == ["not submitted: the test census failed: TestSub: did not run"]
+
+
+def test_a_run_that_returned_no_result_keeps_the_pull_request_closed(tmp_path: Path) -> None:
+    """The model's own run of the fix passed; submit's run of it returns an error, not a result."""
+    runs: list[str] = []
+
+    def cannot_run_the_fix_again(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
+            return _verdict(patch)
+        if patch is not None and FIXED in patch:
+            runs.append(patch)
+            if len(runs) > 1:
+                raise ToolError("runner busy: 4 runs already queued; retry later")
+        return _verdict(patch)
+
+    world = FakeWorld(verdict=cannot_run_the_fix_again)
+    result, model = _run(world, tmp_path)
+    assert result.outcome == "escalated", result.reason
+    assert all(pr["draft"] for pr in world.pulls.values())
+    assert _told(model) == ["not submitted: the tests could not run"]
+
+
+def test_a_failed_run_with_no_failing_test_keeps_the_pull_request_closed(tmp_path: Path) -> None:
+    def fails_without_a_test(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
+            return _verdict(patch)
+        if patch is None or FIXED not in patch:
+            return _verdict(patch)
+        summary = "go test did not run: go: updates to go.mod needed"
+        report = {"ok": False, "summary": summary, "tests": [], "build_errors": []}
+        return {"ok": False, "summary": summary, "report": report}
+
+    world = FakeWorld(verdict=fails_without_a_test)
+    result, model = _run(world, tmp_path)
+    assert result.outcome == "escalated", result.reason
+    assert all(pr["draft"] for pr in world.pulls.values())
+    assert _told(model) == [
+        "not submitted: the tests did not pass, and no failing test names what to compare with the base"
+    ]
+
+
+def test_a_failure_the_base_has_too_does_not_block_the_fix_and_the_pull_request_says_so(tmp_path: Path) -> None:
+    def an_old_failure(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
+            return _verdict(patch)
+        if patch is None or FIXED in patch:
+            return _failing("TestOld", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestOld.")
+        return _verdict(patch)
+
+    world = FakeWorld(verdict=an_old_failure)
+    result, _ = _run(world, tmp_path)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    body = world.pulls["CALC-3"]["body"]
+    assert not world.pulls["CALC-3"]["draft"]
+    assert "none newly broken; `TestOld` fail at the base too, and still fail." in body
+
+
+def test_a_test_the_patch_breaks_keeps_the_pull_request_closed(tmp_path: Path) -> None:
+    def breaks_another(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
+            return _verdict(patch)
+        if patch is not None and FIXED in patch:
+            return _failing("TestMul", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestMul.")
+        if patch is None:
+            return _failing("TestOld", "1 package(s): 1 failed. 1 test(s) failed: TestOld.")
+        return _verdict(patch)
+
+    world = FakeWorld(verdict=breaks_another)
+    result, model = _run(world, tmp_path)
+    assert result.outcome == "escalated", result.reason
+    assert all(pr["draft"] for pr in world.pulls.values())
+    assert _told(model) == ["not submitted: tests newly broken by the patch: TestMul"]

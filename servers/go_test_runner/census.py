@@ -55,7 +55,7 @@ Reason = Literal[
     "census_overflow",
 ]
 
-Key = tuple[str, tuple[str, ...], str, tuple[str, ...]]
+Key = tuple[str, str, tuple[str, ...], str, tuple[str, ...]]
 _KEY_FLAGS = frozenset({"-race", "-short"})
 _NAME = re.compile(r"^((?:Test|Fuzz|Example)\w*)\n?$")
 _TERMINAL = frozenset({"pass", "fail", "skip"})
@@ -283,10 +283,16 @@ class BaseCache:
         self._limit = limit
 
     @staticmethod
-    def key(commit: str, packages: Iterable[str], run: str | None, flags: Iterable[str] = ()) -> Key:
+    def key(commit: str, packages: Iterable[str], run: str | None, flags: Iterable[str] = (), module: str = "") -> Key:
         """Per commit, packages and `-list` pattern, and the flags that change which tests build or skip
-        (`-race` is a build tag, `-short` skips)."""
-        return commit, tuple(packages), list_pattern(run), tuple(sorted(f for f in flags if f in _KEY_FLAGS))
+        (`-race` is a build tag, `-short` skips); `module`: which module of the call (its directory)."""
+        return (
+            commit,
+            module,
+            tuple(packages),
+            list_pattern(run),
+            tuple(sorted(f for f in flags if f in _KEY_FLAGS)),
+        )
 
     def get(self, key: Key) -> BaseTests | None:
         return self._lists.get(key)

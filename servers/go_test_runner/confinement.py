@@ -147,45 +147,37 @@ def go_mod_files(root: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Target:
-    """The module a call's packages belong to, and the packages as go names them from its directory."""
+    """One module of a call's packages, and those packages as go names them from its directory."""
 
     module: str  # the module's directory relative to the root; "" the root module
     packages: list[str]
     skipped: list[str]  # nested modules a `...` pattern passes over (go skips them)
 
+    @property
+    def name(self) -> str:
+        return f"the nested module {self.module} ({self.module}/go.mod)" if self.module else "the root module"
 
-def _module_name(module: str) -> str:
-    return f"the nested module {module} ({module}/go.mod)" if module else "the root module"
 
-
-def target_module(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> Target:
-    """The one module that holds every package of a call (go runs in one module, from its directory), the
-    packages as go names them there (`./tools/fmtx` is `./fmtx` in the module `tools`; import paths stay),
-    and the nested modules a `...` pattern passes over, for the result to say so.
-
-    Raises:
-        InvalidInput: packages of two modules in one call.
-    """
-    skipped: set[str] = set()
-    owners: dict[str, str] = {}  # module -> the first package naming it
-    rewritten: list[str] = []
+def module_targets(packages: list[str], root_module: str | None, nested: dict[str, str | None]) -> list[Target]:
+    """A call's packages by module, in the order first named: go runs in one module at a time, from its
+    directory (`./tools/fmtx` is `./fmtx` in the module `tools`; import paths stay). Each target also names
+    the nested modules its `...` patterns pass over that no other target covers, for the result to say so."""
+    by_module: dict[str, list[str]] = {}
+    passed_over: dict[str, set[str]] = {}
     for pkg in packages:
         directory, wide = _pattern_dir(pkg, root_module, nested)
-        owner = nested_owner(directory, nested) or "" if directory is not None else ""
-        owners.setdefault(owner, pkg)
-        if owner and pkg.startswith("."):
-            rest = directory[len(owner) :].strip("/") if directory is not None else ""
+        owner = (nested_owner(directory, nested) or "") if directory is not None else ""
+        if owner and directory is not None and pkg.startswith("."):
+            rest = directory[len(owner) :].strip("/")
             pkg = "./" + "/".join(p for p in (rest, "..." if wide else "") if p) if rest or wide else "."
-        rewritten.append(pkg)
+        by_module.setdefault(owner, []).append(pkg)
         if wide and directory is not None:
-            skipped.update(d for d in nested if d != owner and (not directory or d.startswith(f"{directory}/")))
-    if len(owners) > 1:
-        (first, a), (second, b) = list(owners.items())[:2]
-        raise InvalidInput(
-            f"packages {a!r} and {b!r} are in different modules ({_module_name(first)} and {_module_name(second)}); "
-            "go runs in one module at a time, so test each module in a call of its own"
-        )
-    return Target(module=next(iter(owners), ""), packages=rewritten, skipped=sorted(skipped))
+            below = {d for d in nested if d != owner and (not directory or d.startswith(f"{directory}/"))}
+            passed_over.setdefault(owner, set()).update(below)
+    return [
+        Target(module, pkgs, sorted(passed_over.get(module, set()) - set(by_module)))
+        for module, pkgs in by_module.items()
+    ]
 
 
 def check_packages_inside(module_dir: Path, packages: list[str]) -> None:

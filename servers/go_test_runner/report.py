@@ -117,6 +117,26 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def merge_reports(reports: list[TestReport]) -> TestReport:
+    """The reports of one call's runs (one per module) as one report, summarized again."""
+    if len(reports) == 1:
+        return reports[0]
+    merged = TestReport(
+        ok=all(r.ok for r in reports),
+        summary="",
+        packages=[p for r in reports for p in r.packages],
+        tests=[t for r in reports for t in r.tests],
+        panics=[p for r in reports for p in r.panics],
+        races=[x for r in reports for x in r.races],
+        build_errors=[b for r in reports for b in r.build_errors],
+        timed_out=any(r.timed_out for r in reports),
+        running_at_timeout=[t for r in reports for t in r.running_at_timeout],
+        output_truncated=any(r.output_truncated for r in reports),
+        tests_omitted=sum(r.tests_omitted for r in reports),
+    )
+    return merged.model_copy(update={"summary": summarize(merged)})
+
+
 def summarize(report: TestReport) -> str:
     """The one-paragraph summary of a report (its `summary` field is filled from this)."""
     by_status: dict[str, int] = {}

@@ -35,14 +35,15 @@ from servers.go_test_runner.confinement import (
     Target,
     check_packages_inside,
     module_path,
+    module_targets,
     nested_modules,
-    target_module,
 )
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
+from servers.go_test_runner.report import TestReport, merge_reports
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import RunPaths, Sandbox, host_go_env, host_user
+from servers.go_test_runner.sandbox import Outcome, RunPaths, Sandbox, host_go_env, host_user
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -53,18 +54,28 @@ class _Checkout:
     env: dict[str, str]
     setup_s: float
     paths: RunPaths
-    target: Target  # the module the call's packages are in, and how go names them there
+    targets: list[Target]  # the modules the call's packages are in, and how go names them in each
 
-    def go(self, go: str, *, host: bool = False) -> list[str]:
-        """`go`, made to run in the target module's directory (`-C`), inside the sandbox or on the host."""
-        if not self.target.module:
+    def go(self, go: str, target: Target, *, host: bool = False) -> list[str]:
+        """`go`, made to run in `target`'s module directory (`-C`), inside the sandbox or on the host."""
+        if not target.module:
             return [go]
-        return [go, "-C", str(self.paths.worktree / self.target.module) if host else self.inside]
+        inside = f"{self.paths.inside}/{target.module}"
+        return [go, "-C", str(self.paths.worktree / target.module) if host else inside]
 
     @property
-    def inside(self) -> str:
-        """The target module's directory as the sandbox sees it."""
-        return "/".join(p for p in (self.paths.inside, self.target.module) if p)
+    def skipped(self) -> list[str]:
+        """The nested modules the call's `...` patterns passed over."""
+        return sorted({m for t in self.targets for m in t.skipped})
+
+
+@dataclass(frozen=True)
+class _ModuleRun:
+    """One module's `go test -json` in a call: its report, the process's outcome, the census's problems."""
+
+    report: TestReport
+    outcome: Outcome
+    problems: list[census.Problem]
 
 
 class WorkDirInUse(ConfigError):
@@ -171,7 +182,8 @@ class Runner:
     # --- the two operations -------------------------------------------------------------------------
 
     async def run_tests(self, req: RunTestsRequest) -> RunResult:
-        """Run `go test -json` on `req.packages` at `req.ref` with `req.patch` applied.
+        """Run `go test -json` on `req.packages` at `req.ref` with `req.patch` applied: once per module the
+        packages are in (a nested module from its own directory), in turn, within the call's timeout.
 
         Raises:
             InvalidInput: timeout over the policy ceiling, or the patch is refused by policy.
@@ -189,32 +201,29 @@ class Runner:
         race = "-race" in req.flags
         started = time.monotonic()
         async with self._session(req) as (waited, co):
-            alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
-            wrapper = self.sandbox.test_exec(co.paths)
-            argv = [*co.go(self._go), "test", "-json", *([f"-exec={wrapper}"] if wrapper else [])]
-            argv += go_test_args(req, alarm, co.target.packages)
-            parser, tracker, feed = stream_readers(co.paths.inside, co.target.module)
-            outcome = await self.sandbox.run(
-                argv, co.paths, env=co.env, timeout_s=timeout, on_line=feed, race=race, tests=wrapper is not None
-            )
-            report = parser.finish(killed=outcome.killed)
-        problems = self._census_problems(req, co.commit, tracker, outcome.exit_code, outcome.killed)
+            deadline = time.monotonic() + timeout
+            runs = [await self._test_module(req, co, target, deadline) for target in co.targets]
+        report = merge_reports([r.report for r in runs])
+        problems = [p for r in runs for p in r.problems]
+        outcomes = [r.outcome for r in runs]
+        killed = any(o.killed for o in outcomes)
+        exit_code = None if killed else next((o.exit_code for o in outcomes if o.exit_code != 0), 0)
         sandbox = self.report(race=race)
-        if outcome.truncated:
+        if any(o.truncated for o in outcomes):
             report = report.model_copy(update={"output_truncated": True})
-        go_errors = _go_errors(outcome.stderr)
+        go_errors = _go_errors("\n".join(o.stderr for o in outcomes))
         summary = report.summary
         if not report.packages and go_errors:
             summary = f"go test did not run: {go_errors[0]}"
-        if outcome.limit:
-            summary += f" Killed by the sandbox's watchdog: {outcome.limit}."
-        elif outcome.killed:
+        if limit := next((o.limit for o in outcomes if o.limit), None):
+            summary += f" Killed by the sandbox's watchdog: {limit}."
+        elif killed:
             summary += f" Hard timeout after {timeout}s: every process of the run was killed."
-        if skipped := co.target.skipped:
+        if skipped := co.skipped:
             more = len(skipped) - 5
             shown = ", ".join(skipped[:5]) + (f" and {more} more" if more > 0 else "")
             summary += (
-                f" Not tested: the nested modules {shown} (each has its own go.mod; test one with a call of its own, "
+                f" Not tested: the nested modules {shown} (each has its own go.mod; name one to test it, "
                 f"e.g. ./{skipped[0]}/...)."
             )
         if sandbox.weak:
@@ -225,17 +234,39 @@ class Runner:
             repo=req.repo,
             ref=req.ref,
             commit=co.commit,
-            ok=report.ok and outcome.exit_code == 0 and not problems,
+            ok=report.ok and exit_code == 0 and not problems,
             summary=summary,
             report=report,
             go_errors=go_errors,
-            exit_code=outcome.exit_code,
-            killed=outcome.killed,
+            exit_code=exit_code,
+            killed=killed,
             census=[p.render() for p in problems],
-            output_bytes=outcome.output_bytes,
+            output_bytes=sum(o.output_bytes for o in outcomes),
             sandbox=sandbox,
-            timings=Timings.of(waited, co.setup_s, outcome.elapsed_s, time.monotonic() - started),
+            timings=Timings.of(waited, co.setup_s, sum(o.elapsed_s for o in outcomes), time.monotonic() - started),
         )
+
+    async def _test_module(self, req: RunTestsRequest, co: _Checkout, target: Target, deadline: float) -> _ModuleRun:
+        """`go test -json` in one module of the call, within what is left of the call's time."""
+        timeout = max(1.0, deadline - time.monotonic())
+        alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
+        wrapper = self.sandbox.test_exec(co.paths)
+        argv = [*co.go(self._go, target), "test", "-json", *([f"-exec={wrapper}"] if wrapper else [])]
+        argv += go_test_args(req, alarm, target.packages)
+        parser, tracker, feed = stream_readers(co.paths.inside, target.module)
+        outcome = await self.sandbox.run(
+            argv,
+            co.paths,
+            env=co.env,
+            timeout_s=timeout,
+            on_line=feed,
+            race="-race" in req.flags,
+            tests=wrapper is not None,
+        )
+        report = parser.finish(killed=outcome.killed)
+        key = census.BaseCache.key(co.commit, req.packages, req.run, req.flags, target.module)
+        problems = self._census_problems(req, key, tracker, outcome.exit_code, outcome.killed)
+        return _ModuleRun(report, outcome, problems)
 
     async def check_patch(self, req: CheckBuildRequest, patch: str) -> PatchVerdict:
         """The patch policy's verdict on `patch` at `req.ref`, with nothing run: the line rules on the
@@ -260,16 +291,16 @@ class Runner:
         """Apply `patch` to the checkout under the static guard; returns git's diff and the verdict on it. The
         analyzer reads every module the patch changes and the one whose tests run, before and after."""
         nested = await self._nested_modules(co.path, co.commit)
-        modules = owning_modules(changed_paths(patch), nested) | {co.target.module}
+        modules = owning_modules(changed_paths(patch), nested) | {t.module for t in co.targets}
         before = await self._static.before_apply(co.path, co.commit, patch, modules)
         applied = await gitops.apply_patch(co.path, patch)
         return applied, await self._static.after_apply(co.path, applied, before, nested)
 
     def _census_problems(
-        self, req: RunTestsRequest, commit: str, tracker: census.Tracker, exit_code: int | None, killed: bool
+        self, req: RunTestsRequest, key: census.Key, tracker: census.Tracker, exit_code: int | None, killed: bool
     ) -> list[census.Problem]:
-        """The census of a finished run: every base test reported (a killed run is failed already)."""
-        key = census.BaseCache.key(commit, req.packages, req.run, req.flags)
+        """The census of a finished run in one module: every base test reported (a killed run is failed
+        already); `key` the module's base listing (census.BaseCache.key)."""
         base = self._census.get(key)
         if killed or not self._policy.test_census:
             return []
@@ -295,7 +326,8 @@ class Runner:
         )
 
     async def check_build(self, req: CheckBuildRequest) -> BuildResult:
-        """`go build` then `go vet` on `req.packages`; diagnostics with kinds (unknown_import, ...).
+        """`go build` then `go vet` on `req.packages` (in each module they are in); diagnostics with kinds
+        (unknown_import, ...).
 
         Raises:
             InvalidInput: the patch is refused by policy.
@@ -309,24 +341,25 @@ class Runner:
         timeout = self.settings.default_timeout_s
         async with self._session(req) as (waited, co):
             run_started = time.monotonic()
-            texts: dict[str, str] = {}
-            for phase in ("build", "vet"):
-                lines: list[str] = []
-                outcome = await self.sandbox.run(
-                    [*co.go(self._go), phase, *co.target.packages],
-                    co.paths,
-                    env=co.env,
-                    timeout_s=timeout,
-                    on_line=lines.append,
-                )
-                if outcome.killed:
-                    raise UpstreamFailure(f"go {phase} did not finish within {timeout}s")
-                texts[phase] = "\n".join(lines) + "\n" + outcome.stderr
+            found: dict[str, list[build_diag.Diagnostic]] = {"build": [], "vet": []}
+            for target in co.targets:
+                for phase in ("build", "vet"):
+                    lines: list[str] = []
+                    outcome = await self.sandbox.run(
+                        [*co.go(self._go, target), phase, *target.packages],
+                        co.paths,
+                        env=co.env,
+                        timeout_s=timeout,
+                        on_line=lines.append,
+                    )
+                    if outcome.killed:
+                        raise UpstreamFailure(f"go {phase} did not finish within {timeout}s")
+                    text = "\n".join(lines) + "\n" + outcome.stderr
+                    found[phase] += build_diag.parse_diagnostics(
+                        text, phase=phase, root=co.paths.inside, module=target.module
+                    )
             run_s = time.monotonic() - run_started
-        diagnostics = build_diag.merge(
-            build_diag.parse_diagnostics(texts["build"], phase="build", root=co.paths.inside, module=co.target.module),
-            build_diag.parse_diagnostics(texts["vet"], phase="vet", root=co.paths.inside, module=co.target.module),
-        )
+        diagnostics = build_diag.merge(found["build"], found["vet"])
         sandbox = self.report(race=False)
         summary = build_diag.summarize(diagnostics)
         if sandbox.weak:
@@ -363,11 +396,15 @@ class Runner:
         return sandbox_report(self.sandbox, race=race)
 
     async def _list_base_tests(self, req: RunTestsRequest, co: _Checkout) -> None:
+        for target in co.targets:
+            await self._list_module_tests(req, co, target)
+
+    async def _list_module_tests(self, req: RunTestsRequest, co: _Checkout, target: Target) -> None:
         """The census's base listing, once per commit, packages, pattern and flags (census.BaseCache.key):
         statically (`go list` in the sandbox, then the test files' syntax trees; listing.py), or with
         `go test -list` (sandboxed) for a pattern Python cannot read as go does, or too much source."""
-        key = census.BaseCache.key(co.commit, req.packages, req.run, req.flags)
-        paths, env, packages = co.paths, co.env, co.target.packages
+        key = census.BaseCache.key(co.commit, req.packages, req.run, req.flags, target.module)
+        paths, env, packages = co.paths, co.env, target.packages
         if not self._policy.test_census or self._census.get(key) is not None:
             return
         race = "-race" in req.flags
@@ -375,7 +412,7 @@ class Runner:
         lines: list[str] = []
         pattern = listing.name_filter(census.list_pattern(req.run))
         if pattern is not None:
-            argv = [*co.go(self._go), *listing.go_list_args(packages, race=race)]
+            argv = [*co.go(self._go, target), *listing.go_list_args(packages, race=race)]
             outcome = await self.sandbox.run(argv, paths, env=env, timeout_s=timeout, on_line=lines.append)
             if outcome.exit_code != 0:
                 return  # go cannot load the packages: no listing, as when `go test -list` fails
@@ -388,7 +425,8 @@ class Runner:
                 self._census.put(key, base)
                 return
         wrapper = self.sandbox.test_exec(paths)
-        argv = [*co.go(self._go), "test", *([f"-exec={wrapper}"] if wrapper else []), *(["-race"] if race else [])]
+        argv = [*co.go(self._go, target), "test", *([f"-exec={wrapper}"] if wrapper else [])]
+        argv += ["-race"] if race else []
         argv += census.list_args(req.run, packages)
         lines.clear()
         outcome = await self.sandbox.run(
@@ -438,11 +476,12 @@ class Runner:
             worktree = await self._checkout(mirror, commit, self._slot_path(req.repo, slot))
             made["worktree"] = worktree
             nested = await self._nested_modules(worktree, commit)
-            target = target_module(req.packages, module_path(worktree / "go.mod"), nested)
-            check_packages_inside(worktree / target.module, req.packages)
+            targets = module_targets(req.packages, module_path(worktree / "go.mod"), nested)
+            for target in targets:
+                check_packages_inside(worktree / target.module, target.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
             env = self.sandbox.env(self._goenv.build(offline=True), paths)
-            co = _Checkout(worktree, commit, env, 0.0, paths, target)
+            co = _Checkout(worktree, commit, env, 0.0, paths, targets)
             await self._download_modules(co)
             if isinstance(req, RunTestsRequest) and req.patch:
                 await self._list_base_tests(req, co)
@@ -550,28 +589,29 @@ class Runner:
         await self.sandbox.settle_all()
 
     async def _download_modules(self, co: _Checkout) -> None:
-        """`go mod download` of the target module, with network, outside the sandbox; it runs no code from
+        """`go mod download` of each target module, with network, outside the sandbox; it runs no code from
         the repository."""
-        module_dir = co.paths.worktree / co.target.module
-        go_sum = module_dir / "go.sum"
-        if not go_sum.is_file():
-            return
-        key = hashlib.sha256(go_sum.read_bytes() + (module_dir / "go.mod").read_bytes()).hexdigest()
-        if key in self._downloaded:
-            return
-        lines: list[str] = []
-        outcome = await self.sandbox.run(
-            [*co.go(self._go, host=True), "mod", "download"],
-            co.paths,
-            env=self.sandbox.host_env(self._goenv.build(offline=False), co.paths),
-            timeout_s=self.settings.default_timeout_s,
-            on_line=lines.append,
-            confined=False,
-        )
-        if outcome.exit_code != 0:
-            lines = _go_errors(outcome.stderr)
-            raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
-        self._downloaded.add(key)
+        for target in co.targets:
+            module_dir = co.paths.worktree / target.module
+            go_sum = module_dir / "go.sum"
+            if not go_sum.is_file():
+                continue
+            key = hashlib.sha256(go_sum.read_bytes() + (module_dir / "go.mod").read_bytes()).hexdigest()
+            if key in self._downloaded:
+                continue
+            lines: list[str] = []
+            outcome = await self.sandbox.run(
+                [*co.go(self._go, target, host=True), "mod", "download"],
+                co.paths,
+                env=self.sandbox.host_env(self._goenv.build(offline=False), co.paths),
+                timeout_s=self.settings.default_timeout_s,
+                on_line=lines.append,
+                confined=False,
+            )
+            if outcome.exit_code != 0:
+                lines = _go_errors(outcome.stderr)
+                raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
+            self._downloaded.add(key)
 
 
 def stream_readers(root: str, module: str = "") -> tuple[StreamParser, census.Tracker, Callable[[str], None]]:

@@ -42,8 +42,8 @@ Packages = Annotated[
         min_length=1,
         max_length=50,
         description=(
-            "Import paths or patterns inside one module of the repository: ./..., ./internal/auth, "
-            "example.com/mod/pkg. A module below the root (its own go.mod) is named by its directory: ./tools/..."
+            "Import paths or patterns inside the repository: ./..., ./internal/auth, example.com/mod/pkg. A module "
+            "below the root (its own go.mod) is named by its directory, ./tools/..., and tested in its own directory."
         ),
     ),
 ]

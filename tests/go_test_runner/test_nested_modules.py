@@ -1,7 +1,7 @@
 """A repository with modules below its root (their own go.mod, no go.work), as golang.org/x/tools keeps gopls.
-go runs in one module, from its directory: a call's packages name the module (a nested module's run goes to
-its directory with `go -C`), packages of two modules in one call are refused with one clear error, a `...`
-pattern that passes over nested modules says in its result that they were not tested, and the tamper
+go runs in one module, from its directory: a call's packages are grouped by module and go runs once per
+module (a nested module's run goes to its directory with `go -C`), one report for the call; a `...`
+pattern that passes over nested modules says in its result that they were not tested; and the tamper
 analyzer reads every module a patch changes, each in its own directory."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from servers.common.errors import InvalidInput
 from servers.common.tamper.guard import owning_modules
-from servers.go_test_runner.confinement import nested_modules, target_module
+from servers.go_test_runner.confinement import module_targets, nested_modules
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.runner import Runner
 
@@ -61,20 +61,17 @@ def test_nested_modules_are_the_go_mods_go_would_build(tmp_path: Path) -> None:
 def test_a_calls_packages_name_its_module_and_how_go_names_them_there(
     packages: list[str], module: str, as_go_names_them: list[str], skipped: list[str]
 ) -> None:
-    target = target_module(packages, ROOT, NESTED)
+    [target] = module_targets(packages, ROOT, NESTED)
     assert (target.module, target.packages, target.skipped) == (module, as_go_names_them, skipped)
 
 
-@pytest.mark.parametrize(
-    ("packages", "message"),
-    [
-        (["./calc", "./tools/fmtx"], r"'./calc' and './tools/fmtx' are in different modules \(the root module and "),
-        (["./tools/...", "./tools/deep/x"], r"\(the nested module tools \(tools/go.mod\) and the nested module "),
-    ],
-)
-def test_packages_of_two_modules_in_one_call_are_refused(packages: list[str], message: str) -> None:
-    with pytest.raises(InvalidInput, match=message):
-        target_module(packages, ROOT, NESTED)
+def test_packages_of_several_modules_are_grouped_by_module_in_the_order_named() -> None:
+    targets = module_targets(["./tools/fmtx", "./calc", "./...", "./tools/deep/x", f"{ROOT}/tools/y"], ROOT, NESTED)
+    assert [(t.module, t.packages, t.skipped) for t in targets] == [
+        ("tools", ["./fmtx", f"{ROOT}/tools/y"], []),
+        ("", ["./calc", "./..."], ["exp"]),  # tools and tools/deep are named by the call: not "passed over"
+        ("tools/deep", ["./x"], []),
+    ]
 
 
 def test_the_guard_analyzes_every_module_a_patch_changes() -> None:
@@ -98,18 +95,29 @@ async def test_a_wide_root_pattern_tests_the_root_module_and_names_what_it_left_
     assert result.ok, result.summary
     assert [p.name for p in result.report.packages] == [f"{ROOT}/calc"]
     assert result.summary.endswith(
-        "Not tested: the nested modules tools (each has its own go.mod; test one with a call of its own, "
-        "e.g. ./tools/...)."
+        "Not tested: the nested modules tools (each has its own go.mod; name one to test it, e.g. ./tools/...)."
     )
 
 
-async def test_the_runner_refuses_two_modules_in_one_call_before_running_go(runner: Runner) -> None:
-    message = r"are in different modules \(the root module and the nested module tools \(tools/go.mod\)\)"
+async def test_packages_of_two_modules_run_in_each_module_and_report_as_one(runner: Runner) -> None:
     packages = ["./calc", "./tools/..."]
-    with pytest.raises(InvalidInput, match=message):
-        await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages))
-    with pytest.raises(InvalidInput, match=message):
-        await runner.check_build(CheckBuildRequest(repo="multimod", ref="main", packages=packages))
+    result = await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages))
+    assert result.ok, result.summary
+    assert [p.name for p in result.report.packages] == [f"{ROOT}/calc", f"{ROOT}/tools/fmtx"]
+    assert result.summary.startswith("2 package(s): 2 ok; 2 test(s) passed.")
+    built = await runner.check_build(CheckBuildRequest(repo="multimod", ref="main", packages=packages))
+    assert built.ok, built.summary
+
+
+async def test_a_patch_to_both_modules_fails_in_the_module_it_breaks(runner: Runner) -> None:
+    both = ADD_PATCH + SHOUT_PATCH
+    result = await runner.run_tests(
+        RunTestsRequest(repo="multimod", ref="main", packages=["./...", "./tools/..."], patch=both)
+    )
+    assert not result.ok and result.exit_code == 1
+    assert {p.name: p.status for p in result.report.packages} == {f"{ROOT}/calc": "ok", f"{ROOT}/tools/fmtx": "fail"}
+    assert [t.name for t in result.report.tests] == ["TestShout"] and result.census == []
+    assert "Not tested" not in result.summary
 
 
 async def test_modules_joined_by_a_go_work_are_tested_as_go_sees_the_workspace(runner: Runner) -> None:
@@ -136,6 +144,16 @@ SHOUT_PATCH = (
 +func Shout(s string) string { return strings.ToUpper(s) + "!!" }
 """
 )
+ADD_PATCH = """diff --git a/calc/calc.go b/calc/calc.go
+--- a/calc/calc.go
++++ b/calc/calc.go
+@@ -2,4 +2,4 @@
+ package calc
+\x20
+ // Add returns a + b.
+-func Add(a, b int) int { return a + b }
++func Add(a, b int) int { return b + a }
+"""
 BROKEN_PATCH = SHOUT_PATCH.replace('+ "!!" }', "+ 1 }")
 EXIT_PATCH = (
     _FMTX_HUNK

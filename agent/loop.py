@@ -568,9 +568,14 @@ class Run:
         dirs = sorted({str(Path(p).parent) for p in self.overlay.changed() if p.endswith(".go")})
         return [("./" + d if d != "." else ".") for d in dirs] or ["./..."]
 
-    async def go_test(self, patch: str | None, packages: list[str], run: str | None) -> ToolOutcome:
+    async def go_test(
+        self, patch: str | None, packages: list[str], run: str | None, *, dependents: bool = False
+    ) -> ToolOutcome:
+        """go-test-runner's `run_tests`; `dependents`: also the packages whose tests depend on `packages`."""
         args: dict[str, Any] = {"repo": self.settings.repo, "ref": self.commit, "packages": packages}
         args |= {"timeout_s": self.settings.test_timeout_s}
+        if dependents:
+            args["dependents"] = True
         if patch:
             args["patch"] = patch
         if run:
@@ -659,13 +664,14 @@ class Run:
             if not (targeted.ok and tests_ok(targeted)):
                 self.record_attempt(patch, packages, "^(" + "|".join(named) + ")$", targeted)
                 return f"not submitted: the ticket's tests do not pass yet\n{_stable(render_tests(targeted))}"
-        full = await self.go_test(patch, packages, None)
+        full = await self.go_test(patch, packages, None, dependents=True)  # what else the change can break
         self.reject_if_refused(full)
         if not (full.ok and tests_ok(full)) and (why := await self.not_explained_by_base(full, packages)):
             self.record_attempt(patch, packages, None, full)
             return f"not submitted: {why}\n{_stable(render_tests(full))}"
         failing = [] if full.ok and tests_ok(full) else sorted({f.test for f in failures_of(full)})
-        body = self.pr_body(summary, named, packages, failing)
+        also = len((full.structured or {}).get("dependents") or [])
+        body = self.pr_body(summary, named, packages, failing, also)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
         self.emit("opening_pr", title=title, draft=False)
@@ -688,7 +694,7 @@ class Run:
         failed = {f.test for f in failures_of(full)}
         if not failed:
             return "the tests did not pass, and no failing test names what to compare with the base"
-        base = await self.go_test(None, packages, None)
+        base = await self.go_test(None, packages, None, dependents=True)
         if not base.ok or base.structured is None:
             return "the tests could not run at the base, to compare"
         newly = sorted(failed - {f.test for f in failures_of(base)})
@@ -698,8 +704,9 @@ class Run:
         if not outcome.ok and "refused by policy" in outcome.text:
             raise Escalated(f"patch refused by the patch policy: {_clip(outcome.text, 300)}")
 
-    def pr_body(self, summary: str, named: list[str], packages: list[str], failing: list[str]) -> str:
-        """The pull request's description; `failing`: tests that fail on the patch and at the base alike."""
+    def pr_body(self, summary: str, named: list[str], packages: list[str], failing: list[str], also: int) -> str:
+        """The pull request's description; `failing`: tests that fail on the patch and at the base alike;
+        `also`: how many packages were tested because their tests depend on `packages`."""
         tests = ", ".join(f"`{t}`" for t in named) or "the packages' tests"
         verdict = "all pass, none newly broken."
         if failing:
@@ -707,7 +714,8 @@ class Run:
             verdict = f"none newly broken; {shown} fail at the base too, and still fail."
         return (
             f"Resolves {self.ticket.for_pull_request}: {self.ticket.title}\n\n### What and why\n\n{summary}\n\n"
-            f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)} on this patch: "
+            f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)}"
+            f"{f' and the {also} package(s) whose tests depend on them' if also else ''} on this patch: "
             f"{verdict}\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
             f"{self.model_calls} model calls, {len(self.attempts)} test runs)\n- trace id: `{self.trace_id}`\n"
             f"- run id: `{self.run_id}`\n"

@@ -142,6 +142,7 @@ class FakeWorld:
             patch: str | None = None,
             run: str | None = None,
             timeout_s: int | None = None,
+            dependents: bool = False,
         ) -> dict[str, Any]:
             world.calls.append("run_tests")
             if world.broken:  # a crashing server answers with a protocol error, as the platform does

@@ -152,6 +152,7 @@ class Target:
     module: str  # the module's directory relative to the root; "" the root module
     packages: list[str]
     skipped: list[str]  # nested modules a `...` pattern passes over (go skips them)
+    dependents: tuple[str, ...] = ()  # import paths of the module's packages whose tests depend on `packages`
 
     @property
     def name(self) -> str:

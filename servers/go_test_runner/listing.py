@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -57,28 +57,33 @@ def go_list_args(packages: Iterable[str], *, race: bool) -> list[str]:
     return ["list", "-e", "-find", f"-json={FIELDS}", *(["-race"] if race else []), *packages]
 
 
-def parse_go_list(text: str) -> list[Package]:
-    """The packages of `go list -json` output (a stream of JSON objects); malformed entries are skipped."""
+def json_objects(text: str) -> Iterator[dict[str, object]]:
+    """The JSON objects of `go list -json` output (a stream of them); reading stops at malformed text."""
     decoder = json.JSONDecoder()
-    out: list[Package] = []
     pos, end = 0, len(text)
     while True:
         while pos < end and text[pos] in " \t\r\n":
             pos += 1
         if pos >= end:
-            return out
+            return
         try:
             obj, pos = decoder.raw_decode(text, pos)
         except ValueError:
-            return out
-        if not isinstance(obj, dict):
-            continue
-        entry: dict[str, object] = obj
+            return
+        if isinstance(obj, dict):
+            yield obj
+
+
+def parse_go_list(text: str) -> list[Package]:
+    """The packages of `go list -json` output (a stream of JSON objects); malformed entries are skipped."""
+    out: list[Package] = []
+    for entry in json_objects(text):
         path, where = entry.get("ImportPath"), entry.get("Dir")
         if not isinstance(path, str) or not isinstance(where, str):
             continue
         tests, xtests = _names(entry.get("TestGoFiles")), _names(entry.get("XTestGoFiles"))
         out.append(Package(path, where, tests, xtests, error=entry.get("Error") is not None))
+    return out
 
 
 def _names(value: object) -> tuple[str, ...]:

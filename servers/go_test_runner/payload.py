@@ -100,6 +100,9 @@ class RunTestsRequest(_Request):
     run: str | None = Field(default=None, pattern=_RUN.pattern, description="Test name pattern (go test -run).")
     flags: Annotated[list[Flag], AfterValidator(_unique_names)] = Field(default_factory=list[str], max_length=8)
     timeout_s: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S, description="Hard timeout of the call.")
+    dependents: bool = Field(
+        default=False, description="Also test the packages of the module whose tests depend on these."
+    )
 
     def go_test_timeout_s(self) -> float | None:
         """The `-timeout` flag's value in seconds, if given."""

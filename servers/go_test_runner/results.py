@@ -45,6 +45,10 @@ class RunResult(_Model):
         default_factory=list[str],
         description="Base tests a patched run did not report as they ran before (the test census); empty: none.",
     )
+    dependents: list[str] = Field(
+        default_factory=list[str],
+        description="Packages tested because their tests depend on the named ones (with `dependents`).",
+    )
     output_bytes: int
     sandbox: SandboxReport
     timings: Timings

@@ -27,7 +27,7 @@ from servers.common.locks import LockHeld, take_lock
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.common.tamper.guard import owning_modules
-from servers.go_test_runner import build_diag, census, gitops, listing
+from servers.go_test_runner import build_diag, census, dependents, gitops, listing
 from servers.go_test_runner.confinement import (
     GoEnv,
     Limits,
@@ -226,6 +226,8 @@ class Runner:
                 f" Not tested: the nested modules {shown} (each has its own go.mod; name one to test it, "
                 f"e.g. ./{skipped[0]}/...)."
             )
+        if found := sum(len(t.dependents) for t in co.targets):
+            summary += f" {found} of the packages were tested because their tests depend on the named ones."
         if sandbox.weak:
             summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
         if problems:
@@ -241,6 +243,7 @@ class Runner:
             exit_code=exit_code,
             killed=killed,
             census=[p.render() for p in problems],
+            dependents=[d for t in co.targets for d in t.dependents],
             output_bytes=sum(o.output_bytes for o in outcomes),
             sandbox=sandbox,
             timings=Timings.of(waited, co.setup_s, sum(o.elapsed_s for o in outcomes), time.monotonic() - started),
@@ -395,6 +398,24 @@ class Runner:
         """How runs are confined on this host (part of every result)."""
         return sandbox_report(self.sandbox, race=race)
 
+    async def _with_dependents(self, co: _Checkout, target: Target) -> Target:
+        """`target` with the packages of its module whose tests depend on its packages (dependents.py), listed
+        by `go list` in the sandbox at the base.
+
+        Raises:
+            UpstreamFailure: go could not list the module's packages.
+        """
+        lines: list[str] = []
+        argv = [*co.go(self._go, target), *dependents.go_list_args(target.packages)]
+        outcome = await self.sandbox.run(
+            argv, co.paths, env=co.env, timeout_s=self.settings.default_timeout_s, on_line=lines.append
+        )
+        if outcome.exit_code != 0:
+            why = "; ".join(_go_errors(outcome.stderr)[:2]) or "no output"
+            raise UpstreamFailure(f"cannot list the packages that depend on these ({target.name}): {why}"[:400])
+        found = dependents.dependents("\n".join(lines), target.packages)
+        return replace(target, packages=[*target.packages, *found], dependents=tuple(found))
+
     async def _list_base_tests(self, req: RunTestsRequest, co: _Checkout) -> None:
         for target in co.targets:
             await self._list_module_tests(req, co, target)
@@ -483,6 +504,8 @@ class Runner:
             env = self.sandbox.env(self._goenv.build(offline=True), paths)
             co = _Checkout(worktree, commit, env, 0.0, paths, targets)
             await self._download_modules(co)
+            if isinstance(req, RunTestsRequest) and req.dependents:
+                co = replace(co, targets=[await self._with_dependents(co, t) for t in co.targets])
             if isinstance(req, RunTestsRequest) and req.patch:
                 await self._list_base_tests(req, co)
             if req.patch:

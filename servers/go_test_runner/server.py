@@ -96,9 +96,16 @@ def build_server(settings: GoTestRunnerSettings, policies: Policies, runner: Run
         timeout_s: Annotated[
             int | None, Field(ge=1, le=MAX_TIMEOUT_S, description="Hard timeout of the call (policy-capped).")
         ] = None,
+        dependents: Annotated[
+            bool,
+            Field(
+                description="Also test every package of the module whose code or tests import these, directly or "
+                "not (found at the base, before the patch); `dependents` in the result lists them."
+            ),
+        ] = False,
     ) -> RunResult:
         payload = {"repo": repo, "ref": ref, "patch": patch, "packages": packages, "run": run}
-        payload |= {"flags": flags or [], "timeout_s": timeout_s}
+        payload |= {"flags": flags or [], "timeout_s": timeout_s, "dependents": dependents}
         req = validate_request(RunTestsRequest, payload)
         _check_access(req.repo)
         return await runner.run_tests(req)

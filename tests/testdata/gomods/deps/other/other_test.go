@@ -1,0 +1,9 @@
+package other
+
+import "testing"
+
+func TestName(t *testing.T) {
+	if Name != "other" {
+		t.Fatal(Name)
+	}
+}

@@ -63,6 +63,7 @@ class FakeWorld:
     pulls: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     calls: list[str] = field(default_factory=list[str])
     broken: bool = False  # go-test-runner fails every run_tests with a protocol error
+    test_runs: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])  # run_tests' arguments
     # run_tests' result for a patch (None: the base) and a -run pattern (None: every test)
     verdict: Callable[[str | None, str | None], dict[str, Any]] = _verdict
 
@@ -145,6 +146,8 @@ class FakeWorld:
             dependents: bool = False,
         ) -> dict[str, Any]:
             world.calls.append("run_tests")
+            world.test_runs.append({"packages": packages, "patched": patch is not None, "run": run})
+            world.test_runs[-1]["dependents"] = dependents
             if world.broken:  # a crashing server answers with a protocol error, as the platform does
                 raise MCPError(code=-32603, message="internal error (trace 0)")
             return world.verdict(patch, run)

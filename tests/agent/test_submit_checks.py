@@ -128,3 +128,18 @@ def test_a_test_the_patch_breaks_keeps_the_pull_request_closed(tmp_path: Path) -
     assert result.outcome == "escalated", result.reason
     assert all(pr["draft"] for pr in world.pulls.values())
     assert _told(model) == ["not submitted: tests newly broken by the patch: TestMul"]
+
+
+def test_the_last_run_before_the_pull_request_tests_the_dependents_too(tmp_path: Path) -> None:
+    def with_a_dependent(patch: str | None, run: str | None) -> dict[str, Any]:
+        return _verdict(patch) | {"dependents": ["example.com/calc/api"]}
+
+    world = FakeWorld(verdict=with_a_dependent)
+    result, _ = _run(world, tmp_path)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    model_runs, (targeted, full) = world.test_runs[:-2], world.test_runs[-2:]
+    assert not any(r["dependents"] for r in model_runs)  # the model's own runs test what it names
+    assert (targeted["run"], targeted["dependents"]) == ("^(TestAdd)$", False)
+    assert (full["run"], full["dependents"], full["patched"]) == (None, True, True)
+    body = world.pulls["CALC-3"]["body"]
+    assert "every test in `.` and the 1 package(s) whose tests depend on them on this patch: all pass" in body

@@ -670,7 +670,8 @@ class Run:
             self.record_attempt(patch, packages, None, full)
             return f"not submitted: {why}\n{_stable(render_tests(full))}"
         failing = [] if full.ok and tests_ok(full) else sorted({f.test for f in failures_of(full)})
-        also = len((full.structured or {}).get("dependents") or [])
+        result = full.structured or {}
+        also = (len(result.get("dependents") or []), int(result.get("dependents_not_tested") or 0))
         body = self.pr_body(summary, named, packages, failing, also)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
@@ -704,9 +705,12 @@ class Run:
         if not outcome.ok and "refused by policy" in outcome.text:
             raise Escalated(f"patch refused by the patch policy: {_clip(outcome.text, 300)}")
 
-    def pr_body(self, summary: str, named: list[str], packages: list[str], failing: list[str], also: int) -> str:
+    def pr_body(
+        self, summary: str, named: list[str], packages: list[str], failing: list[str], also: tuple[int, int]
+    ) -> str:
         """The pull request's description; `failing`: tests that fail on the patch and at the base alike;
-        `also`: how many packages were tested because their tests depend on `packages`."""
+        `also`: how many packages were tested because their tests depend on `packages`, and how many more
+        depend on them and were not (past the runner's limit)."""
         tests = ", ".join(f"`{t}`" for t in named) or "the packages' tests"
         verdict = "all pass, none newly broken."
         if failing:
@@ -715,7 +719,8 @@ class Run:
         return (
             f"Resolves {self.ticket.for_pull_request}: {self.ticket.title}\n\n### What and why\n\n{summary}\n\n"
             f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)}"
-            f"{f' and the {also} package(s) whose tests depend on them' if also else ''} on this patch: "
+            f"{f' and in the {also[0]} package(s) whose tests depend on them' if also[0] else ''}"
+            f"{f' (the nearest; {also[1]} more were not run)' if also[1] else ''} on this patch: "
             f"{verdict}\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
             f"{self.model_calls} model calls, {len(self.attempts)} test runs)\n- trace id: `{self.trace_id}`\n"
             f"- run id: `{self.run_id}`\n"

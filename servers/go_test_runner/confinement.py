@@ -153,6 +153,7 @@ class Target:
     packages: list[str]
     skipped: list[str]  # nested modules a `...` pattern passes over (go skips them)
     dependents: tuple[str, ...] = ()  # import paths of the module's packages whose tests depend on `packages`
+    dependents_left: int = 0  # more such packages, past the runner's max_dependents
 
     @property
     def name(self) -> str:

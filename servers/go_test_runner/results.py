@@ -47,7 +47,10 @@ class RunResult(_Model):
     )
     dependents: list[str] = Field(
         default_factory=list[str],
-        description="Packages tested because their tests depend on the named ones (with `dependents`).",
+        description="Packages tested because their tests depend on the named ones (with `dependents`), nearest first.",
+    )
+    dependents_not_tested: int = Field(
+        default=0, description="More packages whose tests depend on the named ones, past the runner's limit."
     )
     output_bytes: int
     sandbox: SandboxReport

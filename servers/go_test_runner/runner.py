@@ -228,6 +228,8 @@ class Runner:
             )
         if found := sum(len(t.dependents) for t in co.targets):
             summary += f" {found} of the packages were tested because their tests depend on the named ones."
+        if left := sum(t.dependents_left for t in co.targets):
+            summary += f" {left} more packages depend on them and were not tested (max_dependents)."
         if sandbox.weak:
             summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
         if problems:
@@ -244,6 +246,7 @@ class Runner:
             killed=killed,
             census=[p.render() for p in problems],
             dependents=[d for t in co.targets for d in t.dependents],
+            dependents_not_tested=sum(t.dependents_left for t in co.targets),
             output_bytes=sum(o.output_bytes for o in outcomes),
             sandbox=sandbox,
             timings=Timings.of(waited, co.setup_s, sum(o.elapsed_s for o in outcomes), time.monotonic() - started),
@@ -413,8 +416,8 @@ class Runner:
         if outcome.exit_code != 0:
             why = "; ".join(_go_errors(outcome.stderr)[:2]) or "no output"
             raise UpstreamFailure(f"cannot list the packages that depend on these ({target.name}): {why}"[:400])
-        found = dependents.dependents("\n".join(lines), target.packages)
-        return replace(target, packages=[*target.packages, *found], dependents=tuple(found))
+        found, left = dependents.dependents("\n".join(lines), target.packages, self.settings.max_dependents)
+        return replace(target, packages=[*target.packages, *found], dependents=tuple(found), dependents_left=left)
 
     async def _list_base_tests(self, req: RunTestsRequest, co: _Checkout) -> None:
         for target in co.targets:

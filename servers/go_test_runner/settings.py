@@ -54,6 +54,9 @@ class GoTestRunnerSettings(ServerSettings):
     max_queue: int = Field(default=16, ge=0, le=1000)
     default_timeout_s: int = Field(default=300, ge=1, le=1800)
     max_timeout_s: int = Field(default=900, ge=1, le=1800, description="Policy ceiling on timeout_s and -timeout.")
+    max_dependents: int = Field(
+        default=50, ge=0, le=2000, description="At most this many dependents per module in a run with `dependents`."
+    )
     kill_grace_s: float = Field(default=15.0, ge=0, le=300, description="Extra time for building before the hard kill.")
     max_output_bytes: int = Field(default=32 << 20, ge=1 << 16, le=1 << 30)
     max_line_bytes: int = Field(default=64 << 10, ge=1024, le=16 << 20)

@@ -132,7 +132,7 @@ def test_a_test_the_patch_breaks_keeps_the_pull_request_closed(tmp_path: Path) -
 
 def test_the_last_run_before_the_pull_request_tests_the_dependents_too(tmp_path: Path) -> None:
     def with_a_dependent(patch: str | None, run: str | None) -> dict[str, Any]:
-        return _verdict(patch) | {"dependents": ["example.com/calc/api"]}
+        return _verdict(patch) | {"dependents": ["example.com/calc/api"], "dependents_not_tested": 7}
 
     world = FakeWorld(verdict=with_a_dependent)
     result, _ = _run(world, tmp_path)
@@ -142,4 +142,5 @@ def test_the_last_run_before_the_pull_request_tests_the_dependents_too(tmp_path:
     assert (targeted["run"], targeted["dependents"]) == ("^(TestAdd)$", False)
     assert (full["run"], full["dependents"], full["patched"]) == (None, True, True)
     body = world.pulls["CALC-3"]["body"]
-    assert "every test in `.` and the 1 package(s) whose tests depend on them on this patch: all pass" in body
+    tested = "every test in `.` and in the 1 package(s) whose tests depend on them (the nearest; 7 more were not run)"
+    assert f"{tested} on this patch: all pass" in body

@@ -12,30 +12,33 @@ import pytest
 from servers.go_test_runner.dependents import dependents, go_list_args
 from servers.go_test_runner.payload import RunTestsRequest
 from servers.go_test_runner.runner import Runner
+from tests.go_test_runner.conftest import MakeRunner
 
 MOD = "example.com/deps"
-DEPENDENTS = [f"{MOD}/api", f"{MOD}/report", f"{MOD}/xt"]
+DEPENDENTS = [f"{MOD}/api", f"{MOD}/xt", f"{MOD}/report"]  # nearest first: report only through api
 
 
 def _listed(*packages: dict[str, object]) -> str:
     return "\n".join(json.dumps(p) for p in packages)
 
 
-def test_dependents_reach_through_code_test_imports_and_their_dependencies() -> None:
+def test_dependents_reach_through_code_test_imports_and_their_imports_nearest_first() -> None:
     text = _listed(
         {"ImportPath": "m/calc", "Match": ["./...", "./calc"], "TestImports": ["testing"]},
-        {"ImportPath": "m/api", "Match": ["./..."], "Deps": ["m/calc", "fmt"]},
-        {"ImportPath": "m/web", "Match": ["./..."], "Deps": ["m/api", "m/calc"]},  # transitively, through api
-        {"ImportPath": "m/report", "Match": ["./..."], "TestImports": ["m/api", "testing"]},  # api's deps
-        {"ImportPath": "m/xt", "Match": ["./..."], "XTestImports": ["m/calc", "m/xt"]},
-        {"ImportPath": "m/other", "Match": ["./..."], "Deps": ["fmt"], "TestImports": ["testing"]},
+        {"ImportPath": "m/api", "Match": ["./..."], "Imports": ["m/calc", "fmt"]},
+        {"ImportPath": "m/web", "Match": ["./..."], "Imports": ["m/api"]},  # through api: distance 2
+        {"ImportPath": "m/report", "Match": ["./..."], "TestImports": ["m/api", "testing"]},  # a test import of api
+        {"ImportPath": "m/xt", "Match": ["./..."], "XTestImports": ["m/calc", "m/xt"]},  # an external test
+        {"ImportPath": "m/cli", "Match": ["./..."], "TestImports": ["m/report"]},  # report's tests are not code
+        {"ImportPath": "m/other", "Match": ["./..."], "Imports": ["fmt"], "TestImports": ["testing"]},
         "not a package",
     )
-    assert dependents(text, ["./calc"]) == ["m/api", "m/report", "m/web", "m/xt"]
+    assert dependents(text, ["./calc"]) == (["m/api", "m/xt", "m/report", "m/web"], 0)
+    assert dependents(text, ["./calc"], limit=2) == (["m/api", "m/xt"], 2)  # the nearest, and how many more
     both = text.replace('"m/api", "Match": ["./..."]', '"m/api", "Match": ["./...", "./api"]')  # as go lists it
-    assert dependents(both, ["./calc", "./api"]) == ["m/report", "m/web", "m/xt"]  # named ones are not added
-    assert dependents(text, ["./other"]) == []
-    assert dependents(text, ["./..."]) == []  # the whole module is named already
+    assert dependents(both, ["./calc", "./api"]) == (["m/report", "m/web", "m/xt"], 0)  # named ones not added
+    assert dependents(text, ["./other"]) == ([], 0)
+    assert dependents(text, ["./..."]) == ([], 0)  # the whole module is named already
     assert go_list_args(["./calc"])[-2:] == ["./...", "./calc"]
 
 
@@ -45,6 +48,7 @@ async def test_a_run_with_dependents_tests_the_packages_whose_tests_depend_on_th
     assert sorted(p.name for p in result.report.packages) == sorted([f"{MOD}/calc", *DEPENDENTS])
     assert result.dependents == DEPENDENTS
     assert "3 of the packages were tested because their tests depend on the named ones." in result.summary
+    assert result.dependents_not_tested == 0
     alone = await runner.run_tests(RunTestsRequest(repo="deps", ref="main", packages=["./calc"]))
     assert [p.name for p in alone.report.packages] == [f"{MOD}/calc"] and alone.dependents == []
 
@@ -74,3 +78,11 @@ async def test_a_patch_that_breaks_a_dependent_fails_only_the_run_that_tests_dep
     assert not result.ok and result.census == []
     assert sorted(t.name for t in result.report.tests) == ["TestLine", "TestTotal", "TestTwice"]
     assert {p.name: p.status for p in result.report.packages}[f"{MOD}/calc"] == "ok"
+
+
+async def test_past_max_dependents_the_nearest_are_tested_and_the_rest_counted(make_runner: MakeRunner) -> None:
+    runner = make_runner(max_dependents=1)
+    result = await runner.run_tests(RunTestsRequest(repo="deps", ref="main", packages=["./calc"], dependents=True))
+    assert result.ok, result.summary
+    assert (result.dependents, result.dependents_not_tested) == ([f"{MOD}/api"], 2)  # api, xt at 1; report at 2
+    assert "2 more packages depend on them and were not tested (max_dependents)." in result.summary

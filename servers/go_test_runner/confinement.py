@@ -1,8 +1,9 @@
 """What the sandbox is made of, decided before anything runs: environment, limits, the report.
 
 Pure data and decisions, no processes: the allow-listed environment (`GoEnv`), the limits
-(`Limits`: rlimits through prlimit, and the watchdog's task and memory ceilings), the check that
-packages stay inside the repository's module, and the `SandboxReport` every result carries.
+(`Limits`: rlimits through prlimit, and the watchdog's task and memory ceilings), the modules a
+call's packages are in (`module_targets`: the root's, or nested ones with their own go.mod) and the
+check that packages stay inside them, and the `SandboxReport` every result carries.
 """
 
 from __future__ import annotations

@@ -447,3 +447,31 @@ def test_shared_keys_from_an_existing_secret_are_read_one_key_per_server_and_not
     keys = secret_key_readers(manifests, "my-keys")
     minters = {"Deployment/gr-goresolve-agent/tokens", "Job/per-ticket/tokens"}
     assert keys == {s: {*minters, f"Deployment/gr-goresolve-{s}/{s}"} for s in SERVERS}
+
+
+def test_every_setting_the_chart_gives_a_sidecar_is_one_of_its_servers_settings_and_parses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A misspelt variable would be ignored by the server without a word; each plain value is read back."""
+    from servers.code_search.settings import CodeSearchSettings
+    from servers.github_pr.settings import GitHubPrSettings
+    from servers.go_test_runner.settings import GoTestRunnerSettings
+    from servers.jira_read.settings import JiraReadSettings
+
+    classes = {
+        "jira-read": JiraReadSettings,
+        "code-search": CodeSearchSettings,
+        "go-test-runner": GoTestRunnerSettings,
+        "github-pr": GitHubPrSettings,
+    }
+    spec = job_template(rendered(None))["spec"]["template"]["spec"]
+    for server, settings in classes.items():
+        [sidecar] = [c for c in spec["initContainers"] if c["name"] == server]
+        prefix = f"GORESOLVE_{server.upper().replace('-', '_')}_"
+        plain = {k: v for k, v in env_of(sidecar).items() if k.startswith(prefix) and isinstance(v, str)}
+        known = {f"{prefix}{name.upper()}" for name in settings.model_fields}
+        assert set(plain) <= known, f"{server}: not settings of the server: {sorted(set(plain) - known)}"
+        for name, value in plain.items():
+            monkeypatch.setenv(name, value)
+    runner = GoTestRunnerSettings()
+    assert runner.max_dependents == 50 and runner.max_concurrency == 2

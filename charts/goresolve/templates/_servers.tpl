@@ -72,6 +72,8 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
       value: "false"
     - name: {{ $prefix }}MAX_CONCURRENCY
       value: {{ $sv.maxConcurrency | quote }}
+    - name: {{ $prefix }}MAX_DEPENDENTS
+      value: {{ $sv.maxDependents | quote }}
     - name: {{ $prefix }}ALLOW_WEAK_SANDBOX
       value: {{ $sv.allowWeakSandbox | quote }}
     {{- else if eq $name "github-pr" }}

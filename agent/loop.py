@@ -55,7 +55,7 @@ from agent.runstore import save_run
 from agent.servers import ServersConfig, Toolbox, ToolOutcome, connect
 from agent.stuck import StuckDetector
 from agent.telemetry import parent_context, run_spans, tracer
-from agent.testresults import build_failed, failures_of, render_tests, tests_ok
+from agent.testresults import build_failed, failures_of, render_tests, report_of, tests_ok
 from agent.ticket_files import GITHUB_KEY
 from agent.tools import (
     LOCAL,
@@ -658,12 +658,15 @@ class Run:
             set(TEST_NAME.findall(f"{self.ticket.title}\n{self.ticket.body}")) | set(ADDED_TEST.findall(patch))
         )
         packages = self.packages()
+        ran_named = False
         if named:
-            targeted = await self.go_test(patch, packages, "^(" + "|".join(named) + ")$")
+            targeted = await self.go_test(patch, packages, "^(" + "|".join(named) + ")$", dependents=True)
             self.reject_if_refused(targeted)
             if not (targeted.ok and tests_ok(targeted)):
                 self.record_attempt(patch, packages, "^(" + "|".join(named) + ")$", targeted)
                 return f"not submitted: the ticket's tests do not pass yet\n{_stable(render_tests(targeted))}"
+            # `go test -run` matching nothing passes: the description claims only tests that ran
+            ran_named = any(p.get("passed") for p in report_of(targeted).get("packages") or [])
         full = await self.go_test(patch, packages, None, dependents=True)  # what else the change can break
         self.reject_if_refused(full)
         if not (full.ok and tests_ok(full)) and (why := await self.not_explained_by_base(full, packages)):
@@ -672,7 +675,7 @@ class Run:
         failing = [] if full.ok and tests_ok(full) else sorted({f.test for f in failures_of(full)})
         result = full.structured or {}
         also = (len(result.get("dependents") or []), int(result.get("dependents_not_tested") or 0))
-        body = self.pr_body(summary, named, packages, failing, also)
+        body = self.pr_body(summary, (named, ran_named), packages, failing, also)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
         self.emit("opening_pr", title=title, draft=False)
@@ -706,12 +709,20 @@ class Run:
             raise Escalated(f"patch refused by the patch policy: {_clip(outcome.text, 300)}")
 
     def pr_body(
-        self, summary: str, named: list[str], packages: list[str], failing: list[str], also: tuple[int, int]
+        self,
+        summary: str,
+        named: tuple[list[str], bool],
+        packages: list[str],
+        failing: list[str],
+        also: tuple[int, int],
     ) -> str:
-        """The pull request's description; `failing`: tests that fail on the patch and at the base alike;
-        `also`: how many packages were tested because their tests depend on `packages`, and how many more
-        depend on them and were not (past the runner's limit)."""
-        tests = ", ".join(f"`{t}`" for t in named) or "the packages' tests"
+        """The pull request's description. `named`: the tests the ticket or the patch names, and whether any
+        of them ran; `failing`: tests that fail on the patch and at the base alike; `also`: how many packages
+        were tested because their tests depend on `packages`, and how many more depend on them and were not
+        (past the runner's limit)."""
+        names = ", ".join(f"`{t}`" for t in named[0])
+        tests = names if named[1] else "the packages' tests"
+        unran = f"\n\nThe ticket names {names}; no test of that name ran here." if names and not named[1] else ""
         verdict = "all pass, none newly broken."
         if failing:
             shown = ", ".join(f"`{t}`" for t in failing[:10]) + (" and more" if len(failing) > 10 else "")
@@ -721,7 +732,7 @@ class Run:
             f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)}"
             f"{f' and in the {also[0]} package(s) whose tests depend on them' if also[0] else ''}"
             f"{f' (the nearest; {also[1]} more were not run)' if also[1] else ''} on this patch: "
-            f"{verdict}\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
+            f"{verdict}{unran}\n\n### Run\n\n- cost: ${self.cost:.4f} ({self.usage.total} tokens, "
             f"{self.model_calls} model calls, {len(self.attempts)} test runs)\n- trace id: `{self.trace_id}`\n"
             f"- run id: `{self.run_id}`\n"
         )

@@ -43,6 +43,7 @@ def _verdict(patch: str | None, run: str | None = None) -> dict[str, Any]:
     got = {"+\treturn a * b": 6}.get(next((k for k in ("+\treturn a * b",) if k in (patch or "")), ""), -1)
     if fixed:
         report = {"ok": True, "summary": "1 package(s): 1 ok; 1 test(s) passed.", "tests": [], "build_errors": []}
+        report["packages"] = [{"name": "example.com/calc", "status": "ok", "passed": 1, "failed": 0}]
     else:
         line = f"calc_test.go:7: Add(2, 3) = {got}, want 5"
         failing = {"name": "TestAdd", "package": "example.com/calc", "status": "fail", "output": [line]}

@@ -139,8 +139,28 @@ def test_the_last_run_before_the_pull_request_tests_the_dependents_too(tmp_path:
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     model_runs, (targeted, full) = world.test_runs[:-2], world.test_runs[-2:]
     assert not any(r["dependents"] for r in model_runs)  # the model's own runs test what it names
-    assert (targeted["run"], targeted["dependents"]) == ("^(TestAdd)$", False)
+    assert (targeted["run"], targeted["dependents"]) == ("^(TestAdd)$", True)
     assert (full["run"], full["dependents"], full["patched"]) == (None, True, True)
     body = world.pulls["CALC-3"]["body"]
     tested = "every test in `.` and in the 1 package(s) whose tests depend on them (the nearest; 7 more were not run)"
     assert f"{tested} on this patch: all pass" in body
+
+
+def test_the_pull_request_claims_only_named_tests_that_ran(tmp_path: Path) -> None:
+    """The ticket names TestAdd; here no test of that name exists, so `-run` matches nothing and passes."""
+
+    def no_such_test(patch: str | None, run: str | None) -> dict[str, Any]:
+        verdict = _verdict(patch)
+        if run is not None and patch is not None and FIXED in patch:
+            verdict["report"]["packages"][0]["passed"] = 0
+        return verdict
+
+    world = FakeWorld(verdict=no_such_test)
+    result, _ = _run(world, tmp_path)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    body = world.pulls["CALC-3"]["body"]
+    assert "Ran the packages' tests and every test in `.`" in body and "Ran `TestAdd`" not in body
+    assert "The ticket names `TestAdd`; no test of that name ran here." in body
+    world = FakeWorld()  # TestAdd exists and passes: it is named
+    assert _run(world, tmp_path / "ran")[0].outcome == "pr"
+    assert "Ran `TestAdd` and every test in `.` on this patch: all pass" in world.pulls["CALC-3"]["body"]

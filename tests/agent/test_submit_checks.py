@@ -164,3 +164,39 @@ def test_the_pull_request_claims_only_named_tests_that_ran(tmp_path: Path) -> No
     world = FakeWorld()  # TestAdd exists and passes: it is named
     assert _run(world, tmp_path / "ran")[0].outcome == "pr"
     assert "Ran `TestAdd` and every test in `.` on this patch: all pass" in world.pulls["CALC-3"]["body"]
+
+
+def _killed(summary: str, dependents: list[str]) -> dict[str, Any]:
+    running = {"name": "TestSlow", "package": "example.com/calc/api", "status": "timeout", "output": []}
+    report = {"ok": False, "summary": summary, "tests": [running], "build_errors": [], "timed_out": True}
+    return {"ok": False, "summary": summary, "killed": True, "dependents": dependents, "report": report}
+
+
+def test_when_the_dependents_do_not_finish_in_time_the_changed_packages_must_still_pass(tmp_path: Path) -> None:
+    world = FakeWorld()
+
+    def slow_importers(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is None and patch is not None and FIXED in patch and world.test_runs[-1]["dependents"]:
+            return _killed("Hard timeout after 240s: every process of the run was killed.", ["example.com/calc/api"])
+        return _verdict(patch)
+
+    world.verdict = slow_importers
+    result, _ = _run(world, tmp_path)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    assert [r["dependents"] for r in world.test_runs[-2:]] == [True, False]  # the same run again, without them
+    body = world.pulls["CALC-3"]["body"]
+    assert "Ran `TestAdd` and every test in `.` on this patch: all pass, none newly broken." in body
+    assert "The packages whose tests depend on these were not tested: that run did not finish within 240 s." in body
+
+
+def test_a_run_that_did_not_finish_keeps_the_pull_request_closed(tmp_path: Path) -> None:
+    def slow(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is None and patch is not None and FIXED in patch:
+            return _killed("Hard timeout after 240s: every process of the run was killed.", [])
+        return _verdict(patch)
+
+    world = FakeWorld(verdict=slow)
+    result, model = _run(world, tmp_path)
+    assert result.outcome == "escalated", result.reason
+    assert all(pr["draft"] for pr in world.pulls.values())
+    assert _told(model) == ["not submitted: the tests did not finish within 240 s"]

@@ -694,8 +694,8 @@ class Run:
     async def not_explained_by_base(self, full: ToolOutcome, packages: list[str], *, dependents: bool) -> str | None:
         """Why a patched run that did not pass keeps the pull request closed; None only when it reported
         failing tests and each of them fails at the base too (a ticket about one bug need not fix others).
-        A run with no result, a census failure, a build error, or no failing test to compare is never
-        explained away."""
+        A run with no result, one that did not finish, a census failure, a build error, or no failing test
+        to compare is never explained away; `dependents`: whether `full` tested them, as the base run then does."""
         if not full.ok or full.structured is None:
             return "the tests could not run"
         if full.structured.get("killed"):

@@ -664,7 +664,9 @@ class Run:
             self.reject_if_refused(targeted)
             if not (targeted.ok and tests_ok(targeted)):
                 self.record_attempt(patch, packages, "^(" + "|".join(named) + ")$", targeted)
-                return f"not submitted: the ticket's tests do not pass yet\n{_stable(render_tests(targeted))}"
+                late = targeted.ok and (targeted.structured or {}).get("killed")
+                why = f"did not finish within {self.settings.test_timeout_s} s" if late else "do not pass yet"
+                return f"not submitted: the ticket's tests {why}\n{_stable(render_tests(targeted))}"
             # `go test -run` matching nothing passes: the description claims only tests that ran
             ran_named = any(p.get("passed") for p in report_of(targeted).get("packages") or [])
         full = await self.go_test(patch, packages, None, dependents=True)  # what else the change can break

@@ -200,3 +200,14 @@ def test_a_run_that_did_not_finish_keeps_the_pull_request_closed(tmp_path: Path)
     assert result.outcome == "escalated", result.reason
     assert all(pr["draft"] for pr in world.pulls.values())
     assert _told(model) == ["not submitted: the tests did not finish within 240 s"]
+
+
+def test_the_tickets_tests_that_do_not_finish_are_named_so(tmp_path: Path) -> None:
+    def slow_ticket_test(patch: str | None, run: str | None) -> dict[str, Any]:
+        if run is not None and patch is not None and FIXED in patch:
+            return _killed("Hard timeout after 240s: every process of the run was killed.", [])
+        return _verdict(patch)
+
+    result, model = _run(FakeWorld(verdict=slow_ticket_test), tmp_path)
+    assert result.outcome == "escalated", result.reason
+    assert _told(model) == ["not submitted: the ticket's tests did not finish within 240 s"]

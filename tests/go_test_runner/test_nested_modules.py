@@ -6,6 +6,7 @@ analyzer reads every module a patch changes, each in its own directory."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from servers.common.tamper.guard import owning_modules
 from servers.go_test_runner.confinement import module_targets, nested_modules
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.runner import Runner
+from tests.go_test_runner.conftest import commit_all, git, make_runner_for
 
 ROOT = "example.com/multimod"
 NESTED = {"tools": f"{ROOT}/tools", "tools/deep": "example.com/deep", "exp": None}
@@ -203,3 +205,24 @@ async def test_the_tamper_analyzer_reads_the_nested_module_a_patch_changes(runne
         await runner.run_tests(RunTestsRequest(repo="multimod", ref="main", packages=packages, patch=EXIT_PATCH))
     verdict = await runner.check_patch(CheckBuildRequest(repo="multimod", ref="main", packages=packages), EXIT_PATCH)
     assert [(r.rule, r.path) for r in verdict.reasons] == [("exit_at_init", "tools/fmtx/fmtx.go")]
+
+
+async def test_a_repository_without_a_root_module_tests_each_module_it_names(
+    repos: dict[str, Path], tmp_path: Path
+) -> None:
+    """A monorepo of services, each its own module, and no go.mod at the root: each service is tested from its
+    own directory; the root itself is no module, and go says so."""
+    mono = tmp_path / "mono"
+    shutil.copytree(repos["multimod"] / "tools", mono / "services" / "tools")
+    shutil.copytree(repos["multimod"] / "calc", mono / "services" / "calc" / "calc")
+    (mono / "services" / "calc" / "go.mod").write_text("module example.com/calc\n\ngo 1.22\n")
+    git(mono, "init", "-q", "-b", "main")
+    commit_all(mono, "mono: two services, no root module")
+    runner = make_runner_for({**repos, "mono": mono}, tmp_path / "runner")
+    packages = ["./services/calc/...", "./services/tools/fmtx"]
+    result = await runner.run_tests(RunTestsRequest(repo="mono", ref="main", packages=packages))
+    assert result.ok, result.summary
+    assert [p.name for p in result.report.packages] == ["example.com/calc/calc", f"{ROOT}/tools/fmtx"]
+    root = await runner.run_tests(RunTestsRequest(repo="mono", ref="main", packages=["./..."]))
+    assert not root.ok and "does not contain main module" in root.summary, root.summary  # go's own words
+    assert "Not tested: the nested modules services/calc, services/tools" in root.summary

@@ -2,7 +2,8 @@
 
     before   the task ref alone: every fail-to-pass test must fail (or its package must not build)
     after    the ref with the patch, only the fail-to-pass tests: all run, none fails or is skipped
-    kept     the ref with the patch, the pass-to-pass packages: no pass-to-pass test fails
+    kept     the ref with the patch, the pass-to-pass packages: no pass-to-pass test fails, and the test
+             census holds (every base test still ran as before)
 
 Passing tests are counted, not named, in a runner result; that each fail-to-pass test really ran is
 shown by its `func` declaration in the task's test files plus a pass count no smaller than theirs.
@@ -114,6 +115,8 @@ async def check_kept(runner: TestRunner, task: Task, patch: str) -> Verdict:
         return Verdict(True, "no pass-to-pass tests")
     packages = sorted({t.package for t in task.pass_to_pass})
     result = await runner.run_tests(task.instance_id, "main", packages, patch=patch)
+    if census := result.get("census"):  # a base test no longer ran as before: it is not "still passing"
+        return Verdict(False, f"test census failed: {'; '.join(str(c) for c in census)[:300]}")
     by_name = _packages(result)
     failed = _failed(result)
     for pkg in packages:

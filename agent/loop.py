@@ -664,27 +664,27 @@ class Run:
             self.reject_if_refused(targeted)
             if not (targeted.ok and tests_ok(targeted)):
                 self.record_attempt(patch, packages, "^(" + "|".join(named) + ")$", targeted)
-                late = targeted.ok and (targeted.structured or {}).get("killed")
+                late = (targeted.structured or {}).get("killed")
                 why = f"did not finish within {self.settings.test_timeout_s} s" if late else "do not pass yet"
                 return f"not submitted: the ticket's tests {why}\n{_stable(render_tests(targeted))}"
             # `go test -run` matching nothing passes: the description claims only tests that ran
             ran_named = any(p.get("passed") for p in report_of(targeted).get("packages") or [])
         full = await self.go_test(patch, packages, None, dependents=True)  # what else the change can break
         self.reject_if_refused(full)
-        with_dependents = True
-        if full.ok and (full.structured or {}).get("killed") and (full.structured or {}).get("dependents"):
+        result = full.structured or {}
+        with_dependents = not (result.get("killed") and result.get("dependents"))
+        if not with_dependents:
             # the importers' tests did not fit in the test timeout: the changed packages' own still must pass
-            full, with_dependents = await self.go_test(patch, packages, None), False
+            full = await self.go_test(patch, packages, None)
             self.reject_if_refused(full)
-        if not (full.ok and tests_ok(full)) and (
-            why := await self.not_explained_by_base(full, packages, dependents=with_dependents)
-        ):
+            result = full.structured or {}
+        passed = full.ok and tests_ok(full)
+        if not passed and (why := await self.not_explained_by_base(full, packages, dependents=with_dependents)):
             self.record_attempt(patch, packages, None, full)
             return f"not submitted: {why}\n{_stable(render_tests(full))}"
-        failing = [] if full.ok and tests_ok(full) else sorted({f.test for f in failures_of(full)})
-        result = full.structured or {}
+        failing = [] if passed else sorted({f.test for f in failures_of(full)})
         also = (len(result.get("dependents") or []), int(result.get("dependents_not_tested") or 0))
-        body = self.pr_body(summary, (named, ran_named), packages, failing, also if with_dependents else None)
+        body = self.pr_body(summary, named, ran_named, packages, failing, also if with_dependents else None)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
         args |= {"title": title, "body": body, "patch": patch, "draft": False}
         self.emit("opening_pr", title=title, draft=False)
@@ -722,18 +722,19 @@ class Run:
     def pr_body(
         self,
         summary: str,
-        named: tuple[list[str], bool],
+        named: list[str],
+        ran_named: bool,
         packages: list[str],
         failing: list[str],
         also: tuple[int, int] | None,
     ) -> str:
-        """The pull request's description. `named`: the tests the ticket or the patch names, and whether any
-        of them ran; `failing`: tests that fail on the patch and at the base alike; `also`: how many packages
+        """The pull request's description. `named`: the tests the ticket or the patch names, `ran_named`: whether
+        any of them ran; `failing`: tests that fail on the patch and at the base alike; `also`: how many packages
         were tested because their tests depend on `packages`, and how many more depend on them and were not
         (past the runner's limit); None when the run with them did not finish in time and ran without."""
-        names = ", ".join(f"`{t}`" for t in named[0])
-        tests = names if named[1] else "the packages' tests"
-        notes = f"\n\nThe ticket names {names}; no test of that name ran here." if names and not named[1] else ""
+        names = ", ".join(f"`{t}`" for t in named)
+        tests = names if ran_named else "the packages' tests"
+        notes = f"\n\nThe ticket names {names}; no test of that name ran here." if names and not ran_named else ""
         if also is None:
             also = (0, 0)
             notes += (

@@ -25,21 +25,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from go_test_runner_bench import go_env, make_server, prepare
+from go_test_runner_bench import go_env, make_server, prepare, tool_run
 from mcp import Client
 
 from servers.go_test_runner import dependents
-
-
-async def call(client: Client, package: str, with_dependents: bool) -> tuple[float, dict[str, Any]]:
-    args = {"repo": "bench", "ref": "main", "packages": [package], "flags": ["-count=1"], "timeout_s": 900}
-    args["dependents"] = with_dependents
-    started = time.perf_counter()
-    result = await client.call_tool("run_tests", args)
-    elapsed = time.perf_counter() - started
-    if result.is_error:
-        raise RuntimeError(result.content[0].text)  # type: ignore[union-attr]
-    return elapsed, result.structured_content or {}
 
 
 def go_list_s(raw: Path, package: str) -> float:
@@ -58,7 +47,7 @@ async def main(args: argparse.Namespace) -> None:
         async with Client(server) as client:
             for pair in range(args.pairs + 1):
                 for side in (False, True) if pair % 2 else (True, False):
-                    elapsed, last_result = await call(client, args.package, side)
+                    elapsed, last_result = await tool_run(client, [args.package], dependents=side, timeout_s=900)
                     if side:
                         last = last_result
                     if pair:

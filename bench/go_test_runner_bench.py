@@ -129,8 +129,9 @@ def make_server(src: Path, work: Path, gocache: Path) -> tuple[Any, Runner]:
     return build_server(settings, policies, runner), runner
 
 
-async def tool_run(client: Client, packages: list[str]) -> tuple[float, dict[str, Any]]:
-    args = {"repo": "bench", "ref": "main", "packages": packages, "flags": ["-count=1"]}
+async def tool_run(client: Client, packages: list[str], **extra: Any) -> tuple[float, dict[str, Any]]:
+    """One timed `run_tests` call (`-count=1`); `extra`: more of its arguments."""
+    args = {"repo": "bench", "ref": "main", "packages": packages, "flags": ["-count=1"], **extra}
     started = time.perf_counter()
     result = await client.call_tool("run_tests", args)
     elapsed = time.perf_counter() - started

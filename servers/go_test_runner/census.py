@@ -328,7 +328,7 @@ class Before:
 
     files: dict[str, str | None]
     facts: Facts | None
-    modules: tuple[str, ...] = ("",)  # the modules analyzed (directories, "" the root module)
+    modules: tuple[str, ...]  # the modules analyzed (directories, "" the root module)
 
 
 class StaticGuard:

@@ -100,6 +100,11 @@ def module_path(go_mod: Path) -> str | None:
     return m.group(1) if m else None
 
 
+def _not_built(directory: str) -> bool:
+    """A directory go does not build packages in: testdata, vendor, and names starting with `.` or `_`."""
+    return directory in ("testdata", "vendor") or directory.startswith((".", "_"))
+
+
 def nested_modules(worktree: Path, tracked: list[str]) -> dict[str, str | None]:
     """The modules below the root, `{directory: module path}`, from the repository's `tracked` file names: every
     go.mod outside the root in a directory go would build (none under testdata, vendor, or a `.` or `_`
@@ -111,7 +116,7 @@ def nested_modules(worktree: Path, tracked: list[str]) -> dict[str, str | None]:
         parts = name.split("/")
         if len(parts) < 2 or parts[-1] != "go.mod":
             continue
-        if any(p in ("testdata", "vendor") or p.startswith((".", "_")) for p in parts[:-1]):
+        if any(_not_built(p) for p in parts[:-1]):
             continue
         directory = "/".join(parts[:-1])
         found[directory] = module_path(worktree / directory / "go.mod")
@@ -140,7 +145,7 @@ def go_mod_files(root: Path) -> list[str]:
     not read through git. Directories go would not build are not entered."""
     found: list[str] = []
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if d not in ("testdata", "vendor") and not d.startswith((".", "_"))]
+        subdirs[:] = [d for d in subdirs if not _not_built(d)]
         if "go.mod" in files:
             found.append((Path(directory) / "go.mod").relative_to(root).as_posix())
     return found

@@ -523,8 +523,8 @@ class Runner:
             self._background(self._release(slot, made, scratch, req.repo))
 
     async def _nested_modules(self, worktree: Path, commit: str) -> dict[str, str | None]:
-        """`confinement.nested_modules` of the checkout, cached per commit (a patch cannot add a go.mod unless
-        policy allows module files to change; such a module is then go's to report)."""
+        """`confinement.nested_modules` of the checkout, cached per commit (a go.mod that a patch adds, where
+        policy lets module files change, is found in the patch: `owning_modules`)."""
         if commit not in self._nested:
             _, out = await gitops.git("ls-files", "-z", "--", ":(glob)**/go.mod", cwd=worktree)
             if len(self._nested) >= 64:

@@ -11,48 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from agent.ledger import Ledger
-from agent.llm import ScriptedModel, reply
-from agent.loop import RunResult, RunSettings, run_ticket
+from agent.llm import ScriptedModel
+from agent.loop import RunResult, RunSettings
 from agent.policy import load_agent_policy
-from agent.servers import Toolbox, open_servers
 from servers.github_pr.store import PullStore
 
-from .workspace import TICKET, Workspace, make_workspace
+from .workspace import FILES as WORLD_FILES
+from .workspace import TICKET, Workspace, World, make_workspace, run_scripted, served
 
 FILES = {
-    "go.mod": "module example.com/calc\n\ngo 1.21\n",
-    "calc.go": textwrap.dedent(
-        """\
-        // Package calc does arithmetic for the billing service.
-        package calc
-
-        // Add returns a + b.
-        func Add(a, b int) int {
-        \treturn a - b
-        }
-
-        // Mul returns a * b.
-        func Mul(a, b int) int {
-        \treturn a * b
-        }
-        """
-    ),
-    "calc_test.go": textwrap.dedent(
-        """\
-        package calc
-
-        import "testing"
-
-        func TestAdd(t *testing.T) {
-        \tif got := Add(2, 3); got != 5 {
-        \t\tt.Fatalf("Add(2, 3) = %d, want 5", got)
-        \t}
-        }
-        """
-    ),
+    **WORLD_FILES,  # the calc module of the other end-to-end tests, with a Mul that shapes imports
+    "calc.go": WORLD_FILES["calc.go"] + "\n// Mul returns a * b.\nfunc Mul(a, b int) int {\n\treturn a * b\n}\n",
     "shapes/shapes.go": textwrap.dedent(
         """\
         // Package shapes measures rectangles with calc.
@@ -123,29 +94,22 @@ def modules_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 @pytest.fixture(scope="module")
-def world(modules_workspace: Workspace) -> Iterator[tuple[BlockingPortal, Toolbox]]:
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(open_servers(modules_workspace.servers())) as box,
-    ):
-        yield portal, box
+def world(modules_workspace: Workspace) -> Iterator[World]:
+    with served(modules_workspace) as w:
+        yield w
 
 
-def run(
-    world: tuple[BlockingPortal, Toolbox], ws: Workspace, ticket: str, calls: list[Any], tmp_path: Path
-) -> tuple[RunResult, ScriptedModel]:
-    portal, box = world
-    model = ScriptedModel([reply("", c) for c in calls])
+def run(world: World, ws: Workspace, ticket: str, calls: list[Any], tmp_path: Path) -> tuple[RunResult, ScriptedModel]:
     ledger = Ledger(tmp_path / "ledger.sqlite")
     settings = RunSettings(repo="calc", state_dir=tmp_path / "agent", ledger=ledger, test_timeout_s=120)
     try:
-        return portal.call(run_ticket, ticket, model, box, load_agent_policy(ws.policy_dir), settings), model
+        return run_scripted(world, ticket, calls, load_agent_policy(ws.policy_dir), settings)
     finally:
         ledger.close()
 
 
 def test_a_fix_that_breaks_an_importer_is_not_opened(
-    world: tuple[BlockingPortal, Toolbox], modules_workspace: Workspace, tmp_path: Path
+    world: World, modules_workspace: Workspace, tmp_path: Path
 ) -> None:
     """The edit fixes Add and, by a slip, breaks Mul: calc's own tests pass, shapes' TestArea does not."""
     slip = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
@@ -168,7 +132,7 @@ def test_a_fix_that_breaks_an_importer_is_not_opened(
 
 
 def test_a_fix_in_the_nested_module_is_tested_there_and_opened(
-    world: tuple[BlockingPortal, Toolbox], modules_workspace: Workspace, tmp_path: Path
+    world: World, modules_workspace: Workspace, tmp_path: Path
 ) -> None:
     fix = {"path": "tools/fmtx/fmtx.go", "search": '"," + strconv.Itoa(cents%100)', "replace": ""}
     fix["replace"] = '"." + fmt.Sprintf("%02d", cents%100)'

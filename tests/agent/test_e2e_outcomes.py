@@ -12,47 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import stamina
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from agent.exits import RunResult
 from agent.ledger import Ledger
-from agent.llm import ChatRequest, ScriptedModel, reply
-from agent.loop import RunSettings, run_ticket
+from agent.llm import ChatRequest, reply
+from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
-from agent.servers import Toolbox, open_servers
 from servers.github_pr.store import PullStore
 
-from .workspace import Workspace
+from .workspace import Workspace, World, served
+from .workspace import run_scripted as run
 
 FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
 TESTS: tuple[str, dict[str, Any]] = ("run_tests", {})
 
 
 @pytest.fixture(scope="module")
-def world(session_workspace: Workspace) -> Iterator[tuple[BlockingPortal, Toolbox]]:
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(open_servers(session_workspace.servers())) as box,
-    ):
-        yield portal, box
-
-
-def run(
-    world: tuple[BlockingPortal, Toolbox],
-    ticket: str,
-    calls: list[Any],
-    policy: AgentPolicy,
-    settings: RunSettings,
-) -> tuple[RunResult, ScriptedModel]:
-    portal, box = world
-    model = ScriptedModel([c if not isinstance(c, tuple) else reply("", c) for c in calls])
-
-    async def go() -> RunResult:
-        with stamina.set_testing(True, attempts=3):
-            return await run_ticket(ticket, model, box, policy, settings)
-
-    return portal.call(go), model
+def world(session_workspace: Workspace) -> Iterator[World]:
+    with served(session_workspace) as w:
+        yield w
 
 
 def with_run_limits(policy: AgentPolicy, **limits: Any) -> AgentPolicy:
@@ -70,7 +47,7 @@ def edit(search: str, replace: str) -> tuple[str, dict[str, Any]]:
 
 
 def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+    world: World, policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
 ) -> None:
     calls = [
         edit("return a - b", "return a * b"),
@@ -98,7 +75,7 @@ def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
 
 
 def test_a_github_issue_handed_to_a_person_gets_a_pointer_to_its_draft(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+    world: World, policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
 ) -> None:
     servers = session_workspace.state_dir / "servers"
     issue = servers / "github-pr" / "issues" / "calc" / "43.json"
@@ -118,7 +95,7 @@ def test_a_github_issue_handed_to_a_person_gets_a_pointer_to_its_draft(
 
 
 def test_a_tampering_patch_is_refused_and_the_run_escalates_with_the_reason(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
+    world: World, policy: AgentPolicy, settings: RunSettings
 ) -> None:
     gut = (
         "edit",
@@ -136,9 +113,7 @@ def test_a_tampering_patch_is_refused_and_the_run_escalates_with_the_reason(
     assert result.handoff is not None and "refused by policy" in result.handoff
 
 
-def test_a_prompt_injection_ticket_gets_nothing(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
-) -> None:
+def test_a_prompt_injection_ticket_gets_nothing(world: World, policy: AgentPolicy, settings: RunSettings) -> None:
     calls = [
         ("search_code", {"query": "merge", "repos": ["sample-service"]}),
         ("get_symbol", {"repo": "sample-service", "symbol": "main"}),
@@ -159,9 +134,7 @@ def test_a_prompt_injection_ticket_gets_nothing(
     assert result.pr is None and result.cost_usd <= policy.budgets.run.max_cost_usd
 
 
-def test_too_many_tool_calls_without_testing_escalate(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
-) -> None:
+def test_too_many_tool_calls_without_testing_escalate(world: World, policy: AgentPolicy, settings: RunSettings) -> None:
     calls = [("view", {"path": "calc.go", "start_line": n}) for n in range(1, 7)]
     result, _ = run(world, "CALC-5", calls, policy, settings)
     assert (result.outcome, result.exit) == ("escalated", "tool_calls"), result.reason
@@ -169,7 +142,7 @@ def test_too_many_tool_calls_without_testing_escalate(
 
 
 def test_the_budget_breaker_stops_before_the_cap_is_passed(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, ledger: Ledger
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger
 ) -> None:
     capped = with_run_limits(policy, max_cost_usd=0.005)
     calls = [("view", {"path": "calc.go", "start_line": n}) for n in range(1, 5)] + [TESTS] * 10
@@ -199,16 +172,14 @@ def test_the_budget_breaker_stops_before_the_cap_is_passed(
     ],
 )
 def test_each_stuck_pattern_escalates(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, pattern: str, calls: list[Any]
+    world: World, policy: AgentPolicy, settings: RunSettings, pattern: str, calls: list[Any]
 ) -> None:
     result, _ = run(world, "CALC-7", [*calls, reply("stuck")], policy, settings)
     assert (result.outcome, result.exit) == ("escalated", "stuck"), result.reason
     assert result.extra["pattern"] == pattern, result.reason
 
 
-def test_three_malformed_calls_in_a_row_escalate(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings
-) -> None:
+def test_three_malformed_calls_in_a_row_escalate(world: World, policy: AgentPolicy, settings: RunSettings) -> None:
     calls = [("view", "{not json"), ("nope", {}), ("edit", {"path": "calc.go"})]
     result, model = run(world, "CALC-8", calls, policy, settings)
     assert (result.outcome, result.exit) == ("escalated", "format_errors"), result.reason
@@ -218,7 +189,7 @@ def test_three_malformed_calls_in_a_row_escalate(
 
 
 def test_a_fix_opens_a_pull_request_and_one_trace_id_covers_every_call(
-    world: tuple[BlockingPortal, Toolbox],
+    world: World,
     policy: AgentPolicy,
     settings: RunSettings,
     ledger: Ledger,
@@ -269,7 +240,7 @@ def test_a_fix_opens_a_pull_request_and_one_trace_id_covers_every_call(
 
 
 def test_run_artifacts_are_saved_beside_the_run(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+    world: World, policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
 ) -> None:
     calls = [("edit", FIX), TESTS, ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."})]
     result, _ = run(world, "CALC-9", calls, policy, settings)
@@ -285,7 +256,7 @@ def test_run_artifacts_are_saved_beside_the_run(
 
 
 def test_a_github_issue_is_read_from_github_pr_and_fixed_in_a_pull_request(
-    world: tuple[BlockingPortal, Toolbox], policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
+    world: World, policy: AgentPolicy, settings: RunSettings, session_workspace: Workspace
 ) -> None:
     servers = session_workspace.state_dir / "servers"
     issue = servers / "github-pr" / "issues" / "calc" / "41.json"  # what `gh api repos/acme/calc/issues/41` prints

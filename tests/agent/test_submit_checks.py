@@ -5,6 +5,7 @@ compare keeps the pull request closed, and the model is told why. On the in-proc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +39,40 @@ def _told(model: ScriptedModel) -> list[str]:
                    and m.content.startswith("not submitted")})  # fmt: skip
 
 
+Verdict = Callable[[str | None, str | None], dict[str, Any]]
+
+
+def _answers(
+    *, fix: dict[str, Any] | None = None, fix_targeted: dict[str, Any] | None = None, base: dict[str, Any] | None = None
+) -> Verdict:
+    """run_tests' answers: `fix` for every run of the fixed patch's packages, `fix_targeted` for its run of the
+    ticket's tests (`-run`), `base` for the unpatched run; the fake's own verdict for anything not given."""
+
+    def verdict(patch: str | None, run: str | None) -> dict[str, Any]:
+        fixed = patch is not None and FIXED in patch
+        answer = (fix_targeted if run is not None else fix) if fixed else base if patch is None else None
+        return answer if answer is not None else _verdict(patch)
+
+    return verdict
+
+
+def _assert_not_opened(world: FakeWorld, result: RunResult, model: ScriptedModel, told: str) -> None:
+    """The run escalated with at most the hand-off's draft, and the model was told `told` on submitting."""
+    assert result.outcome == "escalated", result.reason
+    assert all(pr["draft"] for pr in world.pulls.values())
+    assert _told(model) == [told]
+
+
 def test_a_census_failure_keeps_the_pull_request_closed(tmp_path: Path) -> None:
     """The fix passes every test it ran, but a base test no longer ran: the census says so, and no failing
     test is there to explain it away."""
 
-    def hides_a_test(patch: str | None, run: str | None) -> dict[str, Any]:
-        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
-            return _verdict(patch)
-        if patch is None or FIXED not in patch:
-            return _verdict(patch)
-        summary = "Test census failed: TestSub: did not run. 1 package(s): 1 ok; 1 test(s) passed."
-        report = {"ok": True, "summary": "1 package(s): 1 ok; 1 test(s) passed.", "tests": [], "build_errors": []}
-        return {"ok": False, "summary": summary, "census": ["TestSub: did not run"], "report": report}
-
-    world = FakeWorld(verdict=hides_a_test)
+    summary = "Test census failed: TestSub: did not run. 1 package(s): 1 ok; 1 test(s) passed."
+    report = {"ok": True, "summary": "1 package(s): 1 ok; 1 test(s) passed.", "tests": [], "build_errors": []}
+    hidden = {"ok": False, "summary": summary, "census": ["TestSub: did not run"], "report": report}
+    world = FakeWorld(verdict=_answers(fix=hidden))
     result, model = _run(world, tmp_path)
-    assert result.outcome == "escalated", result.reason
-    assert all(pr["draft"] for pr in world.pulls.values())  # at most the hand-off's draft
-    assert _told(model) == ["not submitted: the test census failed: TestSub: did not run"]
+    _assert_not_opened(world, result, model, "not submitted: the test census failed: TestSub: did not run")
 
 
 def test_a_run_that_returned_no_result_keeps_the_pull_request_closed(tmp_path: Path) -> None:
@@ -73,39 +90,21 @@ def test_a_run_that_returned_no_result_keeps_the_pull_request_closed(tmp_path: P
 
     world = FakeWorld(verdict=cannot_run_the_fix_again)
     result, model = _run(world, tmp_path)
-    assert result.outcome == "escalated", result.reason
-    assert all(pr["draft"] for pr in world.pulls.values())
-    assert _told(model) == ["not submitted: the tests could not run"]
+    _assert_not_opened(world, result, model, "not submitted: the tests could not run")
 
 
 def test_a_failed_run_with_no_failing_test_keeps_the_pull_request_closed(tmp_path: Path) -> None:
-    def fails_without_a_test(patch: str | None, run: str | None) -> dict[str, Any]:
-        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
-            return _verdict(patch)
-        if patch is None or FIXED not in patch:
-            return _verdict(patch)
-        summary = "go test did not run: go: updates to go.mod needed"
-        report = {"ok": False, "summary": summary, "tests": [], "build_errors": []}
-        return {"ok": False, "summary": summary, "report": report}
-
-    world = FakeWorld(verdict=fails_without_a_test)
+    summary = "go test did not run: go: updates to go.mod needed"
+    report = {"ok": False, "summary": summary, "tests": [], "build_errors": []}
+    world = FakeWorld(verdict=_answers(fix={"ok": False, "summary": summary, "report": report}))
     result, model = _run(world, tmp_path)
-    assert result.outcome == "escalated", result.reason
-    assert all(pr["draft"] for pr in world.pulls.values())
-    assert _told(model) == [
-        "not submitted: the tests did not pass, and no failing test names what to compare with the base"
-    ]
+    told = "not submitted: the tests did not pass, and no failing test names what to compare with the base"
+    _assert_not_opened(world, result, model, told)
 
 
 def test_a_failure_the_base_has_too_does_not_block_the_fix_and_the_pull_request_says_so(tmp_path: Path) -> None:
-    def an_old_failure(patch: str | None, run: str | None) -> dict[str, Any]:
-        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
-            return _verdict(patch)
-        if patch is None or FIXED in patch:
-            return _failing("TestOld", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestOld.")
-        return _verdict(patch)
-
-    world = FakeWorld(verdict=an_old_failure)
+    old = _failing("TestOld", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestOld.")
+    world = FakeWorld(verdict=_answers(fix=old, base=old))
     result, _ = _run(world, tmp_path)
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     body = world.pulls["CALC-3"]["body"]
@@ -114,20 +113,11 @@ def test_a_failure_the_base_has_too_does_not_block_the_fix_and_the_pull_request_
 
 
 def test_a_test_the_patch_breaks_keeps_the_pull_request_closed(tmp_path: Path) -> None:
-    def breaks_another(patch: str | None, run: str | None) -> dict[str, Any]:
-        if run is not None:  # the ticket's own test, TestAdd: the fix makes it pass
-            return _verdict(patch)
-        if patch is not None and FIXED in patch:
-            return _failing("TestMul", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestMul.")
-        if patch is None:
-            return _failing("TestOld", "1 package(s): 1 failed. 1 test(s) failed: TestOld.")
-        return _verdict(patch)
-
-    world = FakeWorld(verdict=breaks_another)
+    broken = _failing("TestMul", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestMul.")
+    old = _failing("TestOld", "1 package(s): 1 failed. 1 test(s) failed: TestOld.")
+    world = FakeWorld(verdict=_answers(fix=broken, base=old))
     result, model = _run(world, tmp_path)
-    assert result.outcome == "escalated", result.reason
-    assert all(pr["draft"] for pr in world.pulls.values())
-    assert _told(model) == ["not submitted: tests newly broken by the patch: TestMul"]
+    _assert_not_opened(world, result, model, "not submitted: tests newly broken by the patch: TestMul")
 
 
 def test_the_last_run_before_the_pull_request_tests_the_dependents_too(tmp_path: Path) -> None:
@@ -166,7 +156,8 @@ def test_the_pull_request_claims_only_named_tests_that_ran(tmp_path: Path) -> No
     assert "Ran `TestAdd` and every test in `.` on this patch: all pass" in world.pulls["CALC-3"]["body"]
 
 
-def _killed(summary: str, dependents: list[str]) -> dict[str, Any]:
+def _killed(dependents: list[str]) -> dict[str, Any]:
+    summary = "Hard timeout after 240s: every process of the run was killed."
     running = {"name": "TestSlow", "package": "example.com/calc/api", "status": "timeout", "output": []}
     report = {"ok": False, "summary": summary, "tests": [running], "build_errors": [], "timed_out": True}
     return {"ok": False, "summary": summary, "killed": True, "dependents": dependents, "report": report}
@@ -177,7 +168,7 @@ def test_when_the_dependents_do_not_finish_in_time_the_changed_packages_must_sti
 
     def slow_importers(patch: str | None, run: str | None) -> dict[str, Any]:
         if run is None and patch is not None and FIXED in patch and world.test_runs[-1]["dependents"]:
-            return _killed("Hard timeout after 240s: every process of the run was killed.", ["example.com/calc/api"])
+            return _killed(["example.com/calc/api"])
         return _verdict(patch)
 
     world.verdict = slow_importers
@@ -190,24 +181,12 @@ def test_when_the_dependents_do_not_finish_in_time_the_changed_packages_must_sti
 
 
 def test_a_run_that_did_not_finish_keeps_the_pull_request_closed(tmp_path: Path) -> None:
-    def slow(patch: str | None, run: str | None) -> dict[str, Any]:
-        if run is None and patch is not None and FIXED in patch:
-            return _killed("Hard timeout after 240s: every process of the run was killed.", [])
-        return _verdict(patch)
-
-    world = FakeWorld(verdict=slow)
+    world = FakeWorld(verdict=_answers(fix=_killed([])))
     result, model = _run(world, tmp_path)
-    assert result.outcome == "escalated", result.reason
-    assert all(pr["draft"] for pr in world.pulls.values())
-    assert _told(model) == ["not submitted: the tests did not finish within 240 s"]
+    _assert_not_opened(world, result, model, "not submitted: the tests did not finish within 240 s")
 
 
 def test_the_tickets_tests_that_do_not_finish_are_named_so(tmp_path: Path) -> None:
-    def slow_ticket_test(patch: str | None, run: str | None) -> dict[str, Any]:
-        if run is not None and patch is not None and FIXED in patch:
-            return _killed("Hard timeout after 240s: every process of the run was killed.", [])
-        return _verdict(patch)
-
-    result, model = _run(FakeWorld(verdict=slow_ticket_test), tmp_path)
-    assert result.outcome == "escalated", result.reason
-    assert _told(model) == ["not submitted: the ticket's tests did not finish within 240 s"]
+    world = FakeWorld(verdict=_answers(fix_targeted=_killed([])))
+    result, model = _run(world, tmp_path)
+    _assert_not_opened(world, result, model, "not submitted: the ticket's tests did not finish within 240 s")

@@ -9,10 +9,20 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from agent.servers import ServersConfig, StdioServer
+import stamina
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from agent.exits import RunResult
+from agent.llm import ScriptedModel, reply
+from agent.loop import RunSettings, run_ticket
+from agent.policy import AgentPolicy
+from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.indexer import index_repo
 from servers.code_search.settings import CodeSearchSettings, open_index
@@ -231,3 +241,28 @@ def stdio_servers(ws: Workspace, pins: dict[str, str]) -> ServersConfig:
             server("github-pr", "GORESOLVE_GITHUB_PR_", backend="local"),
         )
     )
+
+
+World = tuple[BlockingPortal, Toolbox]
+
+
+@contextmanager
+def served(ws: Workspace) -> Iterator[World]:
+    """The four servers of `ws`, started once and held open by a blocking portal (the same `open_servers`
+    a worker uses to run many tickets)."""
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(open_servers(ws.servers())) as box:
+        yield portal, box
+
+
+def run_scripted(
+    world: World, ticket: str, calls: list[Any], policy: AgentPolicy, settings: RunSettings
+) -> tuple[RunResult, ScriptedModel]:
+    """One run of `ticket` on the served servers; `calls` are the model's replies, a tuple being a tool call."""
+    portal, box = world
+    model = ScriptedModel([c if not isinstance(c, tuple) else reply("", c) for c in calls])
+
+    async def go() -> RunResult:
+        with stamina.set_testing(True, attempts=3):
+            return await run_ticket(ticket, model, box, policy, settings)
+
+    return portal.call(go), model

@@ -18,6 +18,15 @@ GOMODS = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "gomods"
 MODULES = sorted(p.name for p in GOMODS.iterdir() if (p / "go.mod").exists())
 
 
+def calc_add_patch(body: str) -> str:
+    """A patch of `calc/calc.go` in the fixtures that have one (multimod, deps): Add returns `body`."""
+    return (
+        "diff --git a/calc/calc.go b/calc/calc.go\n--- a/calc/calc.go\n+++ b/calc/calc.go\n@@ -2,4 +2,4 @@\n"
+        " package calc\n \n // Add returns a + b.\n-func Add(a, b int) int { return a + b }\n"
+        f"+func Add(a, b int) int {{ return {body} }}\n"
+    )
+
+
 def git(repo: pathlib.Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=60

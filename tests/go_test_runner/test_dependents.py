@@ -12,7 +12,7 @@ import pytest
 from servers.go_test_runner.dependents import dependents, go_list_args
 from servers.go_test_runner.payload import RunTestsRequest
 from servers.go_test_runner.runner import Runner
-from tests.go_test_runner.conftest import MakeRunner
+from tests.go_test_runner.conftest import MakeRunner, calc_add_patch
 
 MOD = "example.com/deps"
 DEPENDENTS = [f"{MOD}/api", f"{MOD}/xt", f"{MOD}/report"]  # nearest first: report only through api
@@ -53,16 +53,7 @@ async def test_a_run_with_dependents_tests_the_packages_whose_tests_depend_on_th
     assert [p.name for p in alone.report.packages] == [f"{MOD}/calc"] and alone.dependents == []
 
 
-BREAKS_TOTAL = """diff --git a/calc/calc.go b/calc/calc.go
---- a/calc/calc.go
-+++ b/calc/calc.go
-@@ -2,4 +2,4 @@
- package calc
-\x20
- // Add returns a + b.
--func Add(a, b int) int { return a + b }
-+func Add(a, b int) int { return a * b }
-"""
+BREAKS_TOTAL = calc_add_patch("a * b")
 
 
 @pytest.mark.parametrize("with_dependents", [False, True])

@@ -16,7 +16,7 @@ from servers.common.tamper.guard import owning_modules
 from servers.go_test_runner.confinement import module_targets, nested_modules
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest
 from servers.go_test_runner.runner import Runner
-from tests.go_test_runner.conftest import commit_all, git, make_runner_for
+from tests.go_test_runner.conftest import calc_add_patch, commit_all, git, make_runner_for
 
 ROOT = "example.com/multimod"
 NESTED = {"tools": f"{ROOT}/tools", "tools/deep": "example.com/deep", "exp": None}
@@ -146,16 +146,7 @@ SHOUT_PATCH = (
 +func Shout(s string) string { return strings.ToUpper(s) + "!!" }
 """
 )
-ADD_PATCH = """diff --git a/calc/calc.go b/calc/calc.go
---- a/calc/calc.go
-+++ b/calc/calc.go
-@@ -2,4 +2,4 @@
- package calc
-\x20
- // Add returns a + b.
--func Add(a, b int) int { return a + b }
-+func Add(a, b int) int { return b + a }
-"""
+ADD_PATCH = calc_add_patch("b + a")
 BROKEN_PATCH = SHOUT_PATCH.replace('+ "!!" }', "+ 1 }")
 EXIT_PATCH = (
     _FMTX_HUNK

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from servers.common.secrets import redact_credentials
+from credentials import redact_credentials
 from servers.common.textnorm import strip_invisible
 from servers.common.untrusted import clean, truncate
 

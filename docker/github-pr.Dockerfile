@@ -16,6 +16,7 @@ COPY servers servers
 COPY agent agent
 COPY goresolve goresolve
 COPY workqueue workqueue
+COPY credentials credentials
 COPY policies policies
 RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps .
 # No installer in the runtime image.

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
-from servers.common.secrets import CREDENTIAL_SHAPES
+from credentials import CREDENTIAL_SHAPES
 
 REDACTED = "[REDACTED]"
 

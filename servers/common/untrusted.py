@@ -3,7 +3,7 @@
 jira-read (Jira tickets) and github-pr (GitHub issues) return their authors' words the same way: an
 `UntrustedText` whose `trust` field says it is data, never instructions (the agent fences it),
 stripped of invisible characters (`servers.common.textnorm.strip_invisible`), with every pasted
-credential replaced by a marker (`servers.common.secrets.redact_credentials`: the text goes on to a
+credential replaced by a marker (`credentials.redact_credentials`: the text goes on to a
 model's provider), and cut at a line boundary past a size limit, with an explicit marker.
 """
 
@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from credentials import redact_credentials
 from servers.common.errors import InvalidInput
-from servers.common.secrets import redact_credentials
 from servers.common.textnorm import strip_invisible
 
 MAX_RAW_CHARS = 2_000_000  # refused before any work: no tracker stores more in one field

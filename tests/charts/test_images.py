@@ -29,9 +29,9 @@ IMAGES = {
     "github-pr": "servers.github_pr.__main__",
     "agent": "agent.dispatch.cli",
 }
-OURS = ("servers", "agent", "goresolve", "workqueue")
+OURS = ("servers", "agent", "goresolve", "workqueue", "credentials")
 # Imported lazily by maintainer-only code paths, never when a server runs (grimp sees every import).
-DEV_ONLY = {"detect-secrets"}  # servers.common.secret_rules regenerates its rule file from it
+DEV_ONLY = {"detect-secrets"}  # credentials.rules regenerates its rule file from it
 
 
 def norm(name: str) -> str:

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from credentials import CREDENTIAL_SHAPES, RULES, redact_credentials
+from credentials.rules import RULES_FILE, from_detect_secrets, non_capturing, render
 from servers.common.logging import REDACTED, Redactor
-from servers.common.secret_rules import RULES_FILE, from_detect_secrets, non_capturing, render
-from servers.common.secrets import CREDENTIAL_SHAPES, RULES, describe, redact_credentials, scan, scan_patch
+from servers.common.secrets import describe, scan, scan_patch
 from servers.common.textnorm import for_scanning
 
 GHP = "ghp_" + "aB3x" * 9
@@ -93,7 +94,7 @@ def test_capture_groups_become_non_capturing_but_classes_and_escapes_stay() -> N
 
 def test_the_committed_rules_are_those_of_the_installed_detect_secrets() -> None:
     assert RULES_FILE.read_text(encoding="utf-8") == render(from_detect_secrets()), (
-        "servers/common/secret_rules.json is stale: run `python -m servers.common.secret_rules`"
+        "credentials/rules.json is stale: run `python -m credentials.rules`"
     )
 
 

@@ -1,10 +1,10 @@
-"""The credential rules taken from detect-secrets, kept as data in `secret_rules.json`.
+"""The credential rules taken from detect-secrets, kept as data in `rules.json`.
 
 detect-secrets (Yelp) maintains one regex-based plugin per credential issuer. Importing it costs
 every process half a second (it pulls `requests` and its whole plugin registry), so its rules are
-copied into `secret_rules.json` once, by
+copied into `rules.json` once, by
 
-    python -m servers.common.secret_rules          # needs the dev extra (detect-secrets)
+    python -m credentials.rules                 # needs the dev extra (detect-secrets)
 
 and a test fails when the committed file differs from what the installed detect-secrets defines.
 Capture groups are made non-capturing on the way: the log redactor keeps the first group of a match
@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-RULES_FILE = Path(__file__).with_name("secret_rules.json")
+RULES_FILE = Path(__file__).with_name("rules.json")
 
 # Plugins that are not credentials (public IP addresses) or not regex rules (entropy, keywords).
 _SKIPPED = {"IPPublicDetector", "KeywordDetector", "Base64HighEntropyString", "HexHighEntropyString"}

@@ -74,6 +74,9 @@ class AgentSettings(BaseSettings):
     alert_format: Literal["pagerduty", "slack"] = "slack"
     alert_routing_key: SecretStr | None = None
     pins_file: Path | None = Field(default=None, description="JSON {server: sha256:...} of pinned surfaces.")
+    redact_credentials: bool = Field(
+        default=True, description="Remove credentials from what is sent to the model; off only for a model you host."
+    )
 
     def live_model(self) -> ModelConfig | None:
         """The live model PROVIDER and MODEL name (with BASE_URL and API_KEY), or None when neither is set.
@@ -91,7 +94,13 @@ class AgentSettings(BaseSettings):
             raise ValueError("GORESOLVE_AGENT_MODEL is set but GORESOLVE_AGENT_PROVIDER is not (openai or anthropic)")
         if self.model is None:
             raise ValueError(f"GORESOLVE_AGENT_PROVIDER is {self.provider} but GORESOLVE_AGENT_MODEL is not set")
-        return ModelConfig(provider=self.provider, model=self.model, base_url=self.base_url, api_key=self.api_key)
+        return ModelConfig(
+            provider=self.provider,
+            model=self.model,
+            base_url=self.base_url,
+            api_key=self.api_key,
+            redact_credentials=self.redact_credentials,
+        )
 
     def required_live_model(self, otherwise: str) -> ModelConfig:
         """`live_model`, for a command that cannot run without one; `otherwise` says what else would do.

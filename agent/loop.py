@@ -444,6 +444,8 @@ class Run:
                     "gen_ai.response.finish_reasons": [response.finish_reason],
                     "goresolve.cost_usd": cost,
                     "goresolve.cached": response.cached,
+                    # how many credentials the gateway removed from this request (agent.llm.gateway.Redacting)
+                    "goresolve.credentials_removed": int(response.extra.get("credentials_removed", 0)),
                 }
             )
         self.model_calls += 1

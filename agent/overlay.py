@@ -3,6 +3,11 @@
 `view` reads a file (through the injected reader, once) and shows numbered lines; `edit` is a
 search/replace on the overlay (the search text must occur exactly once, so an edit is unambiguous);
 `diff()` is the patch: a git-style unified diff of every changed file against what was read.
+
+The model sees every credential in a file as `[credential removed: KIND]` (the gateway removes them,
+`agent.llm.gateway.Redacting`), while the overlay holds the real text. So an edit whose replacement
+would write that marker in place of a credential is refused, and a search that fails on a marker is
+told why: a fix never loses a key it could not see.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import difflib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+
+from credentials import REMOVED
 
 Reader = Callable[[str], Awaitable[str | None]]  # path -> text, None when there is no such file
 
@@ -63,8 +70,10 @@ class Overlay:
         return f"{path} (lines {start}-{end} of {len(lines)})\n{body}"
 
     async def edit(self, path: str, search: str, replace: str) -> str:
-        """Apply one search/replace. Raises EditError when `search` is missing or ambiguous."""
+        """Apply one search/replace. Raises EditError when `search` is missing or ambiguous, or when the
+        replacement would write a credential's marker (`_check_markers`)."""
         text = await self.text(path)
+        _check_markers(search, replace)
         if text is None:
             if search:
                 raise EditError(f"no file {path}; to create it, send an empty search and the whole file as replace")
@@ -73,6 +82,11 @@ class Overlay:
         if not search:
             raise EditError("search is empty: give the exact existing text to replace")
         count = text.count(search)
+        if count == 0 and REMOVED in search:
+            raise EditError(
+                f"search text not found in {path}: it contains {REMOVED}…], which stands for a credential kept from "
+                "you; the file has the real value there, so search for lines that leave it out"
+            )
         if count == 0:
             raise EditError(f"search text not found in {path}; view the file and copy the exact lines, tabs included")
         if count > 1:
@@ -116,6 +130,15 @@ class Overlay:
                     if label not in names:
                         names.append(label)
         return names
+
+
+def _check_markers(search: str, replace: str) -> None:
+    """Refuse a replacement that writes more credential markers than the text it replaces holds."""
+    if replace.count(REMOVED) > search.count(REMOVED):
+        raise EditError(
+            f"replace contains {REMOVED}…], which stands for a credential kept from you; the file keeps the "
+            "real value only if your edit leaves that line alone: edit the lines around it instead"
+        )
 
 
 def _enclosing_func(lines: list[str], index: int) -> str | None:

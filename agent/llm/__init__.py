@@ -13,7 +13,7 @@ from agent.llm.errors import (
     UnpricedModel,
 )
 from agent.llm.fake import Recorder, ReplayModel, ScriptedModel, reply
-from agent.llm.gateway import Cached, Fallback, ResponseCache, Retrying
+from agent.llm.gateway import Cached, Fallback, Redacting, ResponseCache, Retrying
 from agent.llm.live import enable_live_requests
 from agent.llm.pricing import PriceBook
 from agent.llm.registry import ModelConfig, build_model
@@ -35,6 +35,7 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "Recorder",
+    "Redacting",
     "ReplayModel",
     "ResponseCache",
     "RetryableError",

@@ -2,13 +2,16 @@
 
     model = Fallback([Retrying(primary), Retrying(secondary)])
     model = Cached(model, ResponseCache(path))      # opt-in, for deterministic steps
+    model = Redacting(model)                         # outermost: nothing below sees a credential
 
 Each wrapper is itself a ChatModel, so the loop never knows which are in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
@@ -19,7 +22,16 @@ import anyio
 import stamina
 
 from agent.llm.errors import LLMError, MalformedResponse, ProviderError, RateLimited, RetryableError
-from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Usage, response_from_json, response_to_json
+from agent.llm.types import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    Usage,
+    response_from_json,
+    response_to_json,
+)
+from credentials import REMOVED, redact_credentials
 
 
 def _backoff(exc: Exception) -> bool | float | dt.timedelta:
@@ -131,4 +143,51 @@ class Cached:
         return response
 
 
-__all__ = ["Cached", "Fallback", "LLMError", "ResponseCache", "Retrying"]
+@functools.lru_cache(maxsize=4096)
+def _redact(content: str) -> tuple[str, int]:
+    """One message's text redacted, and how many credentials went. Cached: every request of a run sends the
+    whole history again, and the catalogue costs about 45 ms per 100 KB (bench/redaction_cost.py)."""
+    clean = redact_credentials(content)
+    return clean, clean.count(REMOVED) - content.count(REMOVED)
+
+
+def redacted(request: ChatRequest) -> tuple[ChatRequest, int]:
+    """`request` with every credential-shaped string in its messages replaced by `[credential removed: KIND]`,
+    and how many were removed (the same request when none was)."""
+    messages: list[Message] = []
+    removed = 0
+    for message in request.messages:
+        content, count = _redact(message.content)
+        removed += count
+        messages.append(message if content == message.content else dataclasses.replace(message, content=content))
+    if not removed:
+        return request, 0
+    return dataclasses.replace(request, messages=tuple(messages)), removed
+
+
+class Redacting:
+    """Removes credentials from everything sent to the model: the tickets, the code it reads, test output.
+
+    The model's provider is a third party, and no fix needs a key's value. The agent keeps the real text
+    (its file overlay edits what code-search returned, not what the model saw), so a redacted line is
+    never written back; an edit that would write the marker is refused (`agent.overlay`). A response
+    says how many were removed in `extra["credentials_removed"]`. Tool-call arguments, the model's own
+    output, are sent back as they came.
+    """
+
+    def __init__(self, model: ChatModel) -> None:
+        self.inner = model
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        clean, removed = redacted(request)
+        response = await self.inner.complete(clean)
+        if not removed:
+            return response
+        return dataclasses.replace(response, extra={**response.extra, "credentials_removed": removed})
+
+
+__all__ = ["Cached", "Fallback", "LLMError", "Redacting", "ResponseCache", "Retrying", "redacted"]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from agent.llm.gateway import Cached, Fallback, ResponseCache, Retrying
+from agent.llm.gateway import Cached, Fallback, Redacting, ResponseCache, Retrying
 from agent.llm.types import ChatModel
 
 Provider = Literal["openai", "anthropic", "replay"]
@@ -33,6 +33,12 @@ class ModelConfig(BaseModel):
     attempts: int = Field(default=4, ge=1, le=10)
     cassette: Path | None = Field(default=None, description="replay: the recorded session")
     cache_path: Path | None = Field(default=None, description="opt-in SQLite response cache")
+    redact_credentials: bool = Field(
+        default=True,
+        description="remove credential-shaped strings from every request (tickets, code, test output) before "
+        "it leaves for the provider (the first config of a fallback chain decides for the chain); turn off only "
+        "for a model you host yourself",
+    )
     fallbacks: tuple[ModelConfig, ...] = ()
 
 
@@ -53,7 +59,8 @@ def _provider(config: ModelConfig) -> ChatModel:
 
 
 def build_model(config: ModelConfig) -> ChatModel:
-    """The configured model with retries, its fallback chain, and the cache when asked for.
+    """The configured model with retries, its fallback chain, the cache when asked for, and credential
+    redaction around all of them (unless turned off), so neither a provider nor the cache sees a credential.
 
     Raises:
         ValueError: an incomplete configuration (replay without a cassette).
@@ -62,4 +69,6 @@ def build_model(config: ModelConfig) -> ChatModel:
     model: ChatModel = chain[0] if len(chain) == 1 else Fallback(chain)
     if config.cache_path is not None:
         model = Cached(model, ResponseCache(config.cache_path))
+    if config.redact_credentials:
+        model = Redacting(model)
     return model

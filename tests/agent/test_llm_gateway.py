@@ -24,6 +24,7 @@ from agent.llm import (
     ProviderError,
     RateLimited,
     Recorder,
+    Redacting,
     ReplayModel,
     ResponseCache,
     RetryableError,
@@ -162,10 +163,59 @@ async def test_fallback_moves_to_the_next_model_when_the_first_keeps_failing(llm
         fallbacks=(ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url=llm.url),),
     )
     model = build_model(config)
-    assert isinstance(model, Fallback)
+    assert isinstance(model, Redacting) and isinstance(model.inner, Fallback)
     response = await model.complete(REQUEST)
     assert response.message.content == "from fallback"
     assert [r["path"] for r in llm.requests] == [*["/chat/completions"] * 3, "/v1/messages"]
+
+
+# Credential shapes only: none of these is a real key.
+AWS_KEY = "AKIAZ7Q4W2XK9LMN3PRT"
+GITHUB_TOKEN = "ghp_" + "x7Yq2Lr9Vb4Nm8Kp3Wd6Tz1Hs5Jc0Fg2Aa7Q"
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAvJ1kq3mZ\n-----END RSA PRIVATE KEY-----"
+LEAKY = ChatRequest(
+    (
+        Message("system", "be brief"),
+        Message("user", f"Deploys fail since the token {GITHUB_TOKEN} was rotated."),
+        reply("", ("view", {"path": "config/keys.go"})),
+        Message("tool", f'const key = "{AWS_KEY}"\nvar pem = `{PEM}`\n', tool_call_id="call_0"),
+    ),
+    (TOOL,),
+)
+
+
+async def test_no_credential_in_a_request_reaches_the_provider(llm: FakeLLM, live: None) -> None:
+    """build_model's outermost wrapper: the ticket's pasted token and the code's key and private key are
+    replaced on the wire; the model's own tool call goes back as it came; the response counts them."""
+    llm.queue(Answer(body=openai_completion("done")))
+    model = build_model(ModelConfig(provider="openai", model="gpt-4o", base_url=llm.url))
+    response = await model.complete(LEAKY)
+    wire = json.dumps(llm.requests[0]["body"])
+    for secret in (AWS_KEY, GITHUB_TOKEN, "MIIEowIBAAKCAQEAvJ1kq3mZ", "BEGIN RSA PRIVATE KEY"):
+        assert secret not in wire
+    messages = llm.requests[0]["body"]["messages"]
+    assert messages[1]["content"] == "Deploys fail since the token [credential removed: github_token] was rotated."
+    assert messages[3]["content"] == (
+        'const key = "[credential removed: aws_access_key]"\nvar pem = `[credential removed: private_key]`\n'
+    )
+    assert messages[2]["tool_calls"][0]["function"]["arguments"] == '{"path": "config/keys.go"}'
+    assert response.message.content == "done"
+    assert response.extra["credentials_removed"] == 3
+
+
+async def test_redaction_can_be_turned_off_for_a_model_you_host(llm: FakeLLM, live: None) -> None:
+    llm.queue(Answer(body=openai_completion("done")))
+    config = ModelConfig(provider="openai", model="qwen", base_url=llm.url, redact_credentials=False)
+    response = await build_model(config).complete(LEAKY)
+    assert AWS_KEY in json.dumps(llm.requests[0]["body"])
+    assert "credentials_removed" not in response.extra
+
+
+async def test_a_request_without_credentials_is_passed_on_unchanged() -> None:
+    scripted = ScriptedModel([reply("ok")])
+    response = await Redacting(scripted).complete(REQUEST)
+    assert scripted.requests == [REQUEST] and scripted.requests[0] is REQUEST
+    assert response.extra == {}
 
 
 async def test_live_providers_refuse_under_tests_unless_enabled() -> None:
@@ -215,3 +265,15 @@ async def test_replay_plays_a_recording_back_and_refuses_a_changed_request(tmp_p
     changed = ChatRequest((REQUEST.messages[0], Message("user", "fix it differently")), REQUEST.tools, max_tokens=64)
     with pytest.raises(CassetteMismatch, match="message 2"):
         await ReplayModel(cassette).complete(changed)
+
+
+def test_the_agent_setting_turns_redaction_off_for_a_live_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.cli import AgentSettings
+
+    monkeypatch.setenv("GORESOLVE_AGENT_PROVIDER", "openai")
+    monkeypatch.setenv("GORESOLVE_AGENT_MODEL", "qwen")
+    on = AgentSettings().live_model()
+    assert on is not None and on.redact_credentials
+    monkeypatch.setenv("GORESOLVE_AGENT_REDACT_CREDENTIALS", "false")
+    off = AgentSettings().live_model()
+    assert off is not None and not off.redact_credentials

@@ -70,3 +70,32 @@ def test_diff_round_trips_through_git_apply_for_any_text(chunks: list[str], trai
         Path(tmp, "f.txt").write_text(old)
         subprocess.run(["git", "apply", "-"], cwd=tmp, input=diff, text=True, check=True, timeout=30)
         assert Path(tmp, "f.txt").read_text() == new
+
+
+KEYED = 'package calc\n\nconst key = "AKIAZ7Q4W2XK9LMN3PRT"\n\nfunc Add(a, b int) int {\n\treturn a - b\n}\n'
+MARKER = "[credential removed: aws_access_key]"
+
+
+async def test_an_edit_never_writes_the_marker_that_stands_for_a_credential() -> None:
+    """The model saw `MARKER` where the file has a key: copying it into a replacement, or searching for it,
+    is refused with the reason, and the key stays."""
+    read, _ = reader_of({"calc.go": KEYED})
+    overlay = Overlay(read)
+    with pytest.raises(EditError, match=r"search text not found in calc.go: it contains \[credential removed: …\]"):
+        await overlay.edit("calc.go", f'const key = "{MARKER}"', 'const key = ""')
+    with pytest.raises(EditError, match=r"replace contains \[credential removed: …\]"):
+        await overlay.edit("calc.go", "return a - b", f'return a + b // was "{MARKER}"')
+    with pytest.raises(EditError, match=r"replace contains"):
+        await overlay.edit("keys.go", "", f'package calc\n\nconst other = "{MARKER}"\n')
+    assert overlay.diff() == ""
+    await overlay.edit("calc.go", "return a - b", "return a + b")
+    assert overlay.current["calc.go"] == KEYED.replace("a - b", "a + b")
+
+
+async def test_a_file_that_really_holds_the_marker_text_can_still_be_edited() -> None:
+    """Text that is literally in the file (goresolve's own sources, say) is not a credential's stand-in."""
+    text = f'package secrets\n\nconst removed = "{MARKER}"\n'
+    read, _ = reader_of({"marker.go": text})
+    overlay = Overlay(read)
+    await overlay.edit("marker.go", f'const removed = "{MARKER}"', f'const Removed = "{MARKER}"')
+    assert overlay.current["marker.go"] == text.replace("const removed", "const Removed")

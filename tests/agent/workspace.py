@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ import stamina
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from agent.exits import RunResult
-from agent.llm import ScriptedModel, reply
+from agent.llm import ChatModel, ScriptedModel, reply
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy
 from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
@@ -255,14 +255,21 @@ def served(ws: Workspace) -> Iterator[World]:
 
 
 def run_scripted(
-    world: World, ticket: str, calls: list[Any], policy: AgentPolicy, settings: RunSettings
+    world: World,
+    ticket: str,
+    calls: list[Any],
+    policy: AgentPolicy,
+    settings: RunSettings,
+    wrap: Callable[[ChatModel], ChatModel] | None = None,
 ) -> tuple[RunResult, ScriptedModel]:
-    """One run of `ticket` on the served servers; `calls` are the model's replies, a tuple being a tool call."""
+    """One run of `ticket` on the served servers; `calls` are the model's replies, a tuple being a tool call.
+    `wrap` puts a gateway wrapper around the scripted model (whose `requests` are then what it received)."""
     portal, box = world
     model = ScriptedModel([c if not isinstance(c, tuple) else reply("", c) for c in calls])
+    outer: ChatModel = model if wrap is None else wrap(model)
 
     async def go() -> RunResult:
         with stamina.set_testing(True, attempts=3):
-            return await run_ticket(ticket, model, box, policy, settings)
+            return await run_ticket(ticket, outer, box, policy, settings)
 
     return portal.call(go), model

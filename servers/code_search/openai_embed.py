@@ -1,8 +1,11 @@
 """An OpenAI-compatible `/embeddings` client (TEI, Ollama, vLLM, OpenAI, Voyage, ...) over httpx.
 
 Batches inputs, retries 429 and 5xx a bounded number of times with backoff (honouring
-Retry-After), and L2-normalizes the returned vectors. The HTTP client is injected so tests run
-against an in-process fake (httpx.MockTransport) and never reach the network.
+Retry-After), and L2-normalizes the returned vectors. The service is a third party like the agent's
+model: every credential in the code is replaced by `[credential removed: KIND]` before it is sent
+(`credentials.redact_credentials`; a key's value says nothing about what the code does). The HTTP
+client is injected so tests run against an in-process fake (httpx.MockTransport) and never reach the
+network.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
+from credentials import redact_credentials
 from servers.code_search.embed import Vectors, normalize
 from servers.common.errors import RateLimited, UpstreamFailure
 
@@ -59,7 +63,7 @@ class OpenAIEmbedder:
         """
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for start in range(0, len(texts), self._batch):
-            batch = list(texts[start : start + self._batch])
+            batch = [redact_credentials(text) for text in texts[start : start + self._batch]]
             out[start : start + len(batch)] = self._post(batch)
         return normalize(out)
 

@@ -164,6 +164,13 @@ def test_openai_client_batches_orders_by_index_and_normalizes() -> None:
     assert e.model_id == "openai-m-3"
 
 
+def test_openai_client_never_sends_a_credential_in_the_code() -> None:
+    seen: list[dict[str, object]] = []
+    e = OpenAIEmbedder("http://fake/v1", "m", 3, client=_fake([_ok(2)], seen), backoff=0)
+    e.embed(['const key = "AKIAZ7Q4W2XK9LMN3PRT"', "func Add(a, b int) int"])
+    assert seen[0]["input"] == ['const key = "[credential removed: aws_access_key]"', "func Add(a, b int) int"]
+
+
 def test_openai_client_retries_then_reports_upstream_errors() -> None:
     seen: list[dict[str, object]] = []
     retry = httpx.Response(429, headers={"retry-after": "0"})

@@ -100,9 +100,15 @@ REMOVED = "[credential removed: "
 _KEY_BLOCK = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|\Z)")
 
 
+# Shapes that match a label with the value (`password = "…"`, `aws_secret_access_key: …`): only the value goes.
+_KEEPS_LABEL = frozenset({"password_assignment", "aws_secret_access_key"})
+_LABELLED = re.compile(r"""(?P<label>.*?[:=]\s*['"]?)(?P<value>.*?)(?P<close>['"]?)""", re.DOTALL)
+
+
 def redact_credentials(text: str) -> str:
     """`text` with every credential-shaped match of the catalogue replaced by `[credential removed: KIND]`
-    (a private key from its BEGIN line to its END line, or to the end of the text when cut). Never raises.
+    (a private key from its BEGIN line to its END line, or to the end of the text when cut; of a labelled
+    value, the value only). Never raises.
 
     For text that goes to a model's provider, a third party: a ticket, an issue, code, a test's output. A
     pasted token is never needed to fix code. Matching is on the text as given; the stricter normalised
@@ -114,6 +120,9 @@ def redact_credentials(text: str) -> str:
         def swap(match: re.Match[str], rule: Rule = rule) -> str:
             if rule.accept is not None and not rule.accept(match.group(0)):
                 return match.group(0)
+            labelled = _LABELLED.fullmatch(match.group(0)) if rule.kind in _KEEPS_LABEL else None
+            if labelled is not None:  # `Password: "…"` stays a field and a string: the code still reads
+                return f"{labelled['label']}{REMOVED}{rule.kind}]{labelled['close']}"
             return f"{REMOVED}{rule.kind}]"
 
         text = rule.pattern.sub(swap, text)

@@ -132,6 +132,27 @@ def test_a_pasted_credential_is_removed_from_ticket_text_and_the_rest_kept(crede
     assert redacted.startswith("Login fails on staging.\n\nconfig: ") and redacted.endswith("See auth/handler.go:42")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'cfg := Config{User: "app", Password: "hunter2hunter2"}',
+            'cfg := Config{User: "app", Password: "[credential removed: password_assignment]"}',
+        ),
+        ("api_key='9f8e7d6c5b4a'", "api_key='[credential removed: password_assignment]'"),
+        (
+            f"aws_secret_access_key = {AWS_SECRET}\nregion = eu-west-1",
+            "aws_secret_access_key = [credential removed: aws_secret_access_key]\nregion = eu-west-1",
+        ),
+        (f"the secret is {AWS_SECRET}.", "the secret is [credential removed: aws_secret_access_key]."),
+    ],
+)
+def test_a_labelled_value_loses_only_its_value(text: str, expected: str) -> None:
+    """Code shown to a model still reads as code: the field or key name and the quotes stay."""
+    assert redact_credentials(text) == expected
+    assert scan(expected, "code") == []
+
+
 def test_a_private_key_goes_from_its_begin_line_to_its_end_line_or_to_the_end_of_a_cut_text() -> None:
     key = (
         "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----"

@@ -85,6 +85,7 @@ REQUIRED_TOOLS = ("list_repos", "read_file", "run_tests", "open_pull_request")
 REQUIRED_SCOPES = ("code:read", "tests:run", "pr:write")
 # What reading the ticket needs, by where it was filed: jira-read for a Jira key, github-pr for a GitHub issue.
 TICKET_READER = {"jira": ("get_issue", "jira:read"), "github": ("get_github_issue", "issue:read")}
+COMMENT_READER = {"jira": "get_comments", "github": "get_github_issue_comments"}
 TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
@@ -120,6 +121,7 @@ class Ticket:
     title: str = ""
     body: str = ""
     components: list[str] = field(default_factory=list[str])
+    comment_count: int | None = None  # as the tracker counts them; None: it did not say
 
     @property
     def github(self) -> re.Match[str] | None:
@@ -271,11 +273,21 @@ class Run:
             Message("system", SYSTEM.format(repo=self.settings.repo, commit=self.commit[:12])),
             Message(
                 "user",
-                f"Ticket {self.ticket.key}:\n{ticket_text}\n\n"
+                f"Ticket {self.ticket.key}:\n{ticket_text}\n{self.comments_note()}\n"
                 f"Code that may be related (from search):\n{fence('code search', context)}\n\n"
                 "Fix the ticket. Tests named in the ticket must pass; do not break other tests.",
             ),
         ]
+
+    def comments_note(self) -> str:
+        """One line on the ticket's discussion: how many comments it has and which tool reads them."""
+        count = self.ticket.comment_count
+        reader = COMMENT_READER[self.ticket.source]
+        if count is None or reader not in self.schemas:
+            return ""
+        if count == 0:
+            return "The ticket has no comments.\n"
+        return f"The ticket has {count} comment(s): read them with {reader} when the description is not enough.\n"
 
     async def read_ticket(self) -> None:
         github = self.ticket.github
@@ -293,6 +305,8 @@ class Run:
         self.ticket.title = _text(data.get("summary"))
         self.ticket.body = _text(data.get("description"))
         self.ticket.components = [str(c) for c in data.get("components") or []]
+        count = data.get("comment_count")
+        self.ticket.comment_count = count if isinstance(count, int) and not isinstance(count, bool) else None
 
     async def route(self) -> None:
         """The router's tier (its limits, and its model when `models` is given); a human tier hands over now."""

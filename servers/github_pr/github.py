@@ -402,6 +402,7 @@ class GitHubBackend:
             url=issue.html_url,
             created=issue.created_at.isoformat() if issue.created_at else None,
             updated=issue.updated_at.isoformat() if issue.updated_at else None,
+            comments=issue.comments,
         )
 
     def get_issue_comments(self, repo: str, number: int, limit: int) -> tuple[list[RawComment], int]:

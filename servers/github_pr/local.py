@@ -8,6 +8,7 @@ several processes cannot interleave fetches and pushes.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
@@ -197,7 +198,8 @@ class LocalBackend:
             InvalidInput: `number` is a pull request, or its file is not an issue.
         """
         self._not_a_pull(repo, number)
-        return read_issue(self._issues_dir, repo, number)
+        issue = read_issue(self._issues_dir, repo, number)
+        return dataclasses.replace(issue, comments=len(self._comments(repo, number)))
 
     def get_issue_comments(self, repo: str, number: int, limit: int) -> tuple[list[RawComment], int]:
         """The comments saved beside the issue's file (`issue_files.read_comments`), then those this backend
@@ -207,14 +209,19 @@ class LocalBackend:
             NotFound: the repository is not configured, or the issue has no file.
             InvalidInput: `number` is a pull request, or a file is not an issue or its comments.
         """
-        self.get_issue(repo, number)  # the issue itself must exist, as on GitHub
+        self._not_a_pull(repo, number)
+        read_issue(self._issues_dir, repo, number)  # the issue itself must exist, as on GitHub
+        every = self._comments(repo, number)
+        return every[-limit:], len(every)
+
+    def _comments(self, repo: str, number: int) -> list[RawComment]:
+        """Every comment of the issue, oldest first: those saved beside its file, then those posted here."""
         saved = read_comments(self._issues_dir, repo, number)
         posted = [
             RawComment(id=cid, author=self._bot, created=datetime.fromtimestamp(at, UTC).isoformat(), body=body)
             for cid, at, body in self._store.issue_comment_rows(repo, number)
         ]
-        every = saved + posted
-        return every[-limit:], len(every)
+        return saved + posted
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
         """A comment on the ticket's issue, kept in the store (there is no issue tracker locally).

@@ -78,6 +78,10 @@ class GitHubIssue(_Out):
     created: str | None
     updated: str | None
     url: str
+    comment_count: int | None = Field(
+        default=None,
+        description="How many comments the issue has (read them with get_github_issue_comments); null: unknown.",
+    )
 
 
 class IssueComment(_Out):
@@ -117,6 +121,7 @@ class RawIssue:
     url: str
     created: str | None = None
     updated: str | None = None
+    comments: int | None = None  # how many comments it has; None: the backend cannot tell
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,6 +278,7 @@ class PullRequestService:
             created=raw.created,
             updated=raw.updated,
             url=raw.url,
+            comment_count=raw.comments,
         )
 
     def get_issue_comments(

@@ -35,6 +35,7 @@ T = TypeVar("T")
 ISSUE_FIELDS = [
     "summary", "description", "status", "issuetype", "labels", "components", "priority",
     "assignee", "reporter", "created", "updated", "issuelinks",
+    "comment",  # for its `total`: the model is told how many comments get_comments would read
 ]  # fmt: skip
 SEARCH_FIELDS = ["summary", "status", "issuetype", "updated"]
 PERMISSIONS = ["BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "ADD_COMMENTS", "DELETE_ISSUES", "TRANSITION_ISSUES"]

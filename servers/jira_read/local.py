@@ -205,13 +205,17 @@ class LocalJiraBackend:
         return found
 
     async def get_issue(self, key: str) -> RawIssue:
-        """The issue `key` with its raw fields (comments are served by `get_comments`).
+        """The issue `key` with its raw fields (the comments' count only: they are served by `get_comments`).
 
         Raises:
             NotFound: no ticket file holds `key`.
         """
         ticket, fields = self._ticket(key)
-        return RawIssue(key=ticket.key, fields={k: v for k, v in fields.items() if k != "comment"})
+        # as Jira's `comment` field: the count; the comments themselves are served by get_comments
+        comment = {"total": len(ticket.fields.comment.comments), "comments": []}
+        return RawIssue(
+            key=ticket.key, fields={**{k: v for k, v in fields.items() if k != "comment"}, "comment": comment}
+        )
 
     async def get_comments(self, key: str, limit: int) -> tuple[list[RawComment], int]:
         """The most recent `limit` comments of `key`, oldest first, and the total number of comments.

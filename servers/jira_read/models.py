@@ -43,6 +43,9 @@ class Issue(_Out):
     updated: str | None
     links: list[IssueLink]
     url: str | None = None
+    comment_count: int | None = Field(
+        default=None, description="How many comments the issue has (read them with get_comments); null: unknown."
+    )
 
 
 class Comment(_Out):

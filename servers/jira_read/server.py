@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, Collection
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
@@ -151,6 +151,7 @@ class JiraReadService:
             updated=f.get("updated"),
             links=_links(f, self.allowed_projects()),
             url=raw.self_url,
+            comment_count=_comment_total(f.get("comment")),
         )
 
     def summary_of(self, raw: RawIssue) -> IssueSummary:
@@ -162,6 +163,14 @@ class JiraReadService:
             type=_name(f.get("issuetype"), "name"),
             updated=f.get("updated"),
         )
+
+
+def _comment_total(page: Any) -> int | None:
+    """The `total` of the issue's `comment` field (Jira's page of comments), None when Jira sent none."""
+    if not isinstance(page, dict):
+        return None
+    total = cast("dict[str, Any]", page).get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
 
 
 def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBackend) -> MCPServer[Any]:

@@ -66,6 +66,7 @@ def test_the_model_never_sees_the_key_and_the_fix_keeps_it(
 
     sent = [m.content for request in model.requests for m in request.messages]
     assert not any(KEY in text for text in sent)  # not in the code-search context, the view, or test output
+    assert "The ticket has no comments." in model.requests[0].messages[1].content  # jira-read counted none
     shown = [m.content for m in model.requests[-1].messages if m.role == "tool"]
     assert f'const sandboxKey = "{MARKER}"' in shown[0]
     assert "search text not found in calc.go: it contains [credential removed: …]" in shown[1]

@@ -287,6 +287,8 @@ def test_a_github_issue_is_read_from_github_pr_and_fixed_in_a_pull_request(
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     prompt = model.requests[0].messages[1].content
     assert "Ticket calc#41:" in prompt and "calc.Add(2, 3) returns -1; TestAdd fails." in prompt
+    # the model is told the discussion exists, and which tool reads it
+    assert "The ticket has 1 comment(s): read them with get_github_issue_comments" in prompt
     offered = {t.name for t in model.requests[0].tools}  # the GitHub issue's tools, not Jira's
     assert "get_github_issue_comments" in offered and not offered & {"get_issue", "get_comments", "search_issues"}
     discussion = json.loads(model.requests[1].messages[-1].content)

@@ -65,6 +65,14 @@ def issue(base_url: str, v: str, key: str, issue_id: str, raw: dict[str, Any], w
         if out.get(person):
             out[person] = user(out[person]["displayName"])
     out["project"] = {"key": key.rsplit("-", 1)[0], "name": key.rsplit("-", 1)[0]}
+    comments = (raw.get("comment") or {}).get("comments", [])
+    # the issue's `comment` field is a PageOfComments, as Jira sends it
+    out["comment"] = {
+        "comments": [comment(base_url, v, key, c) for c in comments],
+        "maxResults": len(comments),
+        "total": len(comments),
+        "startAt": 0,
+    }
     if wanted and "*all" not in wanted and "*navigable" not in wanted:
         out = {k: val for k, val in out.items() if k in wanted}
     return {"id": issue_id, "self": f"{base_url}/rest/api/{v}/issue/{issue_id}", "key": key, "fields": out}

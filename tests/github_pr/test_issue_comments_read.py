@@ -54,6 +54,8 @@ async def test_the_local_backend_reads_comments_saved_beside_the_issue(tmp_path:
     assert not posted.is_error
     newest = await call(server, "get_github_issue_comments", {"repo": "svc", "number": 12, "limit": 2})
     assert newest.structured_content["total"] == 3
+    issue = await call(server, "get_github_issue", {"repo": "svc", "number": 12})
+    assert issue.structured_content["comment_count"] == 3  # the count get_github_issue_comments reads
     assert [(a, b) for _, a, b in _comments(newest)] == [
         ("hubot", "Seen on v1.4 too."),
         ("goresolve[bot]", "Handed to a person."),
@@ -129,6 +131,8 @@ def test_github_reads_the_newest_comments_across_pages(fake: FakeGitHub) -> None
     assert [c.body.text for c in newest.comments] == [f"comment {n}" for n in range(111, 131)]
     assert newest.comments[-1].author == "user1" and newest.comments[-1].created is not None
     assert fake.calls[-2:] == ["issues/get", "issues/list-comments"]  # the last page only
+    issue = service.get_issue("agent", make_policies("svc").identity("agent"), "svc", number)
+    assert issue.comment_count == 130  # the issue's own count
 
     straddling = _read(service, number, limit=40)
     assert [c.body.text for c in straddling.comments] == [f"comment {n}" for n in range(91, 131)]

@@ -71,6 +71,7 @@ async def test_the_local_backend_reads_an_issue_saved_from_the_github_api(tmp_pa
         "created": "2026-11-30T10:00:00Z",
         "updated": "2026-12-01T09:00:00Z",
         "url": "https://github.com/acme/svc/issues/12",
+        "comment_count": 0,  # no comments file beside it: none to read
     }
 
 

@@ -27,13 +27,14 @@ async def keys(backend: LocalJiraBackend, jql: str, limit: int = 50) -> list[str
     return [issue.key for issue in page.issues]
 
 
-async def test_get_issue_returns_raw_fields_without_comments(backend: LocalJiraBackend) -> None:
+async def test_get_issue_returns_raw_fields_and_only_the_comments_count(backend: LocalJiraBackend) -> None:
     issue = await backend.get_issue("SVC-1")
     assert issue.key == "SVC-1"
     assert issue.fields["summary"] == "Rate limiter lets bursts through after a config reload"
     assert issue.fields["description"]["type"] == "doc"  # ADF stays raw: the server converts it
     assert issue.fields["issuelinks"][0]["outwardIssue"]["key"] == "SVC-4"
-    assert "comment" not in issue.fields
+    total = (await backend.get_comments("SVC-1", 100))[1]
+    assert total > 0 and issue.fields["comment"] == {"total": total, "comments": []}  # get_comments serves them
 
 
 async def test_wiki_markup_description_stays_a_string(backend: LocalJiraBackend) -> None:

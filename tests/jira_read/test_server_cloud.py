@@ -27,6 +27,7 @@ async def test_tools_through_the_jira_package(tmp_path: Path, policies: Policies
     assert issue["description"]["text"]
     assert issue["description"]["trust"] == "untrusted"
     assert 1 <= len(comments["comments"]) <= 3
+    assert issue["comment_count"] == comments["total"]  # from the issue's own `comment` field
     assert page["jql"].startswith('project in ("SVC")')
     assert page["issues"]
     assert all(i["key"].startswith("SVC-") for i in page["issues"])

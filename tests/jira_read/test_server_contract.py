@@ -37,6 +37,8 @@ async def test_get_issue_returns_clean_fenced_fields(tmp_path: Path, policies: P
     assert issue["status"] and issue["type"] and issue["created"] and issue["updated"]
     assert isinstance(issue["labels"], list) and isinstance(issue["components"], list)
     assert "internal/ratelimit/limiter.go" in issue["description"]["text"]
+    comments = (await call(make_server(tmp_path, policies), "get_comments", {"key": "SVC-1"})).structured_content
+    assert issue["comment_count"] == comments["total"] > 0
 
 
 async def test_lower_case_key_is_normalised(tmp_path: Path, policies: Policies) -> None:

@@ -475,3 +475,15 @@ def test_every_setting_the_chart_gives_a_sidecar_is_one_of_its_servers_settings_
             monkeypatch.setenv(name, value)
     runner = GoTestRunnerSettings()
     assert runner.max_dependents == 50 and runner.max_concurrency == 2
+
+
+@pytest.mark.parametrize(("sets", "expected"), [((), True), (("agent.redactCredentials=false",), False)])
+def test_the_agent_redacts_credentials_unless_the_values_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch, sets: tuple[str, ...], expected: bool
+) -> None:
+    from agent.cli import AgentSettings
+
+    spec = job_template(render(sets=sets))["spec"]["template"]["spec"]
+    [agent] = [c for c in spec["containers"] if c["name"] == "agent"]
+    monkeypatch.setenv("GORESOLVE_AGENT_REDACT_CREDENTIALS", env_of(agent)["GORESOLVE_AGENT_REDACT_CREDENTIALS"])
+    assert AgentSettings().redact_credentials is expected

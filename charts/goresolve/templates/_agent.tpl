@@ -83,6 +83,8 @@ containers:
       - name: GORESOLVE_AGENT_BASE_URL
         value: {{ . | quote }}
       {{- end }}
+      - name: GORESOLVE_AGENT_REDACT_CREDENTIALS
+        value: {{ $v.agent.redactCredentials | quote }}
       - name: GORESOLVE_AGENT_MCP_TRANSPORT
         value: http
       {{- range $servers }}

@@ -23,7 +23,7 @@ from agent.eval.agent_solver import AgentOptions, agent_solver
 from agent.eval.harness import EvalOptions, evaluate
 from agent.eval.tasks import Task, load_tasks
 from agent.eval.workspace import go_env
-from agent.llm import ChatModel, Message, Recorder, ScriptedModel, reply
+from agent.llm import ChatModel, Message, Recorder, Redacting, ScriptedModel, reply
 
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     def recorder(task: Task) -> ChatModel:
         cassette = out / f"{task.instance_id}.jsonl"
         cassette.unlink(missing_ok=True)
-        return Recorder(ScriptedModel(script_for(task)), cassette)
+        # recorded as a provider would receive it: the replay goes through build_model's Redacting too
+        return Redacting(Recorder(ScriptedModel(script_for(task)), cassette))
 
     with tempfile.TemporaryDirectory(prefix="goresolve-eval-record-") as tmp:
         gocache, gomodcache = anyio.run(go_env, "GOCACHE"), anyio.run(go_env, "GOMODCACHE")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from agent.cli import build_router  # noqa: E402 - after the checkout is importable
 from agent.exits import RunResult  # noqa: E402
 from agent.ledger import Ledger  # noqa: E402
-from agent.llm import Message, Recorder, ScriptedModel, reply  # noqa: E402
+from agent.llm import Message, Recorder, Redacting, ScriptedModel, reply  # noqa: E402
 from agent.loop import RunSettings, run_ticket  # noqa: E402
 from agent.policy import load_agent_policy  # noqa: E402
 from agent.servers import open_servers  # noqa: E402
@@ -139,7 +139,8 @@ async def record(world: World, console: Console, out_dir: Path) -> list[RunResul
         for ticket, script in SCRIPTS.items():
             cassette = out_dir / f"{ticket}.jsonl"
             cassette.unlink(missing_ok=True)
-            model = Recorder(ScriptedModel(script), cassette)
+            # recorded as a provider would receive it: the demo replays through build_model's Redacting too
+            model = Redacting(Recorder(ScriptedModel(script), cassette))
             display = Display(console, None)
             settings = RunSettings(
                 repo=REPO, state_dir=world.root / "record", ledger=ledger, on_event=display, router=router

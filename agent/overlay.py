@@ -17,7 +17,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 
-from credentials import REMOVED
+from credentials import PRIVATE_KEY_BLOCK, REMOVED
 
 Reader = Callable[[str], Awaitable[str | None]]  # path -> text, None when there is no such file
 
@@ -65,6 +65,7 @@ class Overlay:
         if text is None:
             raise EditError(f"no file {path} in the repository (create it with edit and an empty search)")
         lines = text.splitlines()
+        start = _outside_keys(text, start)
         end = min(end or len(lines), len(lines), start + 399)
         body = "\n".join(f"{n:>5}  {lines[n - 1]}" for n in range(max(1, start), end + 1))
         return f"{path} (lines {start}-{end} of {len(lines)})\n{body}"
@@ -130,6 +131,17 @@ class Overlay:
                     if label not in names:
                         names.append(label)
         return names
+
+
+def _outside_keys(text: str, start: int) -> int:
+    """`start`, or the BEGIN line of the private key it falls inside: a view that starts within a key still shows
+    its BEGIN line, so the gateway removes the key whole (`credentials.PRIVATE_KEY_BLOCK`)."""
+    for block in PRIVATE_KEY_BLOCK.finditer(text):
+        first = text.count("\n", 0, block.start()) + 1
+        last = text.count("\n", 0, block.end()) + 1
+        if first < start <= last:
+            return first
+    return start
 
 
 def _check_markers(search: str, replace: str) -> None:

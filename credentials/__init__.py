@@ -97,7 +97,15 @@ CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((r.kind, r.pa
 # What stands where a credential was removed: `[credential removed: KIND]`.
 REMOVED = "[credential removed: "
 
-_KEY_BLOCK = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|\Z)")
+# A private key from its BEGIN line to its END line (or to the end of a text cut inside it).
+PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|\Z)"
+)
+# The end of a key whose BEGIN line is not in the text (a view or an excerpt that starts inside it): the END line
+# and the lines just above it that carry key material (a run of 16 or more base64 characters).
+_KEY_TAIL = re.compile(
+    r"(?:^[^\n]*[A-Za-z0-9+/=]{16}[^\n]*\n)*[^\n]*-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----", re.MULTILINE
+)
 
 
 # Shapes that match a label with the value (`password = "…"`, `aws_secret_access_key: …`): only the value goes.
@@ -107,14 +115,17 @@ _LABELLED = re.compile(r"""(?P<label>.*?[:=]\s*['"]?)(?P<value>.*?)(?P<close>['"
 
 def redact_credentials(text: str) -> str:
     """`text` with every credential-shaped match of the catalogue replaced by `[credential removed: KIND]`
-    (a private key from its BEGIN line to its END line, or to the end of the text when cut; of a labelled
-    value, the value only). Never raises.
+    (a private key from its BEGIN line to its END line, or to the end of the text when cut, or from the
+    start of the key material above an END line whose BEGIN is not in the text; of a labelled value, the
+    value only). Never raises.
 
     For text that goes to a model's provider, a third party: a ticket, an issue, code, a test's output. A
     pasted token is never needed to fix code. Matching is on the text as given; the stricter normalised
     `servers.common.secrets.scan` stays the gate for what goresolve publishes.
     """
-    text = _KEY_BLOCK.sub(f"{REMOVED}private_key]", text)
+    text = PRIVATE_KEY_BLOCK.sub(f"{REMOVED}private_key]", text)
+    if "PRIVATE KEY" in text:  # (the tail's pattern is tried at every line start: only where it can match)
+        text = _KEY_TAIL.sub(f"{REMOVED}private_key]", text)
     for rule in RULES:
 
         def swap(match: re.Match[str], rule: Rule = rule) -> str:

@@ -99,3 +99,16 @@ async def test_a_file_that_really_holds_the_marker_text_can_still_be_edited() ->
     overlay = Overlay(read)
     await overlay.edit("marker.go", f'const removed = "{MARKER}"', f'const Removed = "{MARKER}"')
     assert overlay.current["marker.go"] == text.replace("const removed", "const Removed")
+
+
+async def test_a_view_that_starts_inside_a_private_key_starts_at_its_begin_line() -> None:
+    """So the gateway sees the BEGIN line and removes the key whole: no window shows bare key material."""
+    material = "MHcCAQEEIBkq3mZbN2pQ8xR4tW7yU0iO9pL6kJ3hG5fD2sA1zX8c"
+    key = f"-----BEGIN EC PRIVATE KEY-----\n{material}\n-----END EC PRIVATE KEY-----"
+    text = f"package tls\n\nconst key = `{key}`\n\nfunc Load() {{}}\n"
+    read, _ = reader_of({"key.go": text})
+    overlay = Overlay(read)
+    inside = await overlay.view("key.go", 4, 6)
+    assert inside.startswith("key.go (lines 3-6 of 7)\n    3  const key = `-----BEGIN EC PRIVATE KEY-----")
+    assert (await overlay.view("key.go", 6)).startswith("key.go (lines 6-7 of 7)")  # after the key: as asked
+    assert (await overlay.view("key.go", 3, 3)).startswith("key.go (lines 3-3 of 7)")  # at its BEGIN line: as asked

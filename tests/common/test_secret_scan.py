@@ -173,3 +173,19 @@ def test_a_private_key_goes_from_its_begin_line_to_its_end_line_or_to_the_end_of
 )
 def test_ordinary_ticket_text_is_left_as_written(text: str) -> None:
     assert redact_credentials(text) == text
+
+
+PEM_LINES = [
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "MIIEowIBAAKCAQEAvJ1kq3mZbN2pQ8xR4tW7yU0iO9pL6kJ3hG5fD2sA1zX8cV4b",
+    "nM7qW2eR5tY8uI1oP4aS7dF0gH3jK6lZ9xC2vB5nM8qW1eR4tY7uI0oP3aS6dF9g",
+    "-----END RSA PRIVATE KEY-----",
+]
+
+
+def test_a_key_whose_begin_line_is_cut_off_is_removed_from_its_material_to_its_end_line() -> None:
+    """An excerpt that starts inside a key (a view of lines 3 onwards) still loses the key material."""
+    excerpt = "\n".join(["    3  " + line for line in PEM_LINES[2:]] + ["    5  `", "    6  func Sign() {}"])
+    assert redact_credentials(excerpt) == "[credential removed: private_key]\n    5  `\n    6  func Sign() {}"
+    whole = "\n".join(["const key = `", *PEM_LINES, "`"])
+    assert redact_credentials(whole) == "const key = `\n[credential removed: private_key]\n`"

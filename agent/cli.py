@@ -306,7 +306,8 @@ def _run_dir(settings: AgentSettings, run_id: str) -> Path:
 
 
 def trace_tree(spans: list[dict[str, Any]]) -> Tree:
-    """The spans of one run as a rich tree, children in start order, with duration, tokens and cost."""
+    """The spans of one run as a rich tree, children in start order, with duration, tokens, cost and the
+    credentials the gateway removed from a model call."""
     by_parent: dict[str | None, list[dict[str, Any]]] = {}
     ids = {s["span_id"] for s in spans}
     for s in sorted(spans, key=lambda s: s["start_ns"]):
@@ -321,6 +322,8 @@ def trace_tree(spans: list[dict[str, Any]]) -> Tree:
             parts.append(f"{attrs['gen_ai.usage.input_tokens']}→{attrs.get('gen_ai.usage.output_tokens', 0)} tokens")
         if "goresolve.cost_usd" in attrs:
             parts.append(f"${attrs['goresolve.cost_usd']:.5f}")
+        if removed := attrs.get("goresolve.credentials_removed"):
+            parts.append(f"{removed} credential(s) removed")
         if "goresolve.outcome" in attrs:
             parts.append(f"{attrs['goresolve.outcome']} ({attrs.get('goresolve.exit')})")
         if s.get("status") == "ERROR":

@@ -8,13 +8,16 @@ holds the key byte for byte.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from agent.cli import trace_tree
 from agent.ledger import Ledger
 from agent.llm import Redacting
 from agent.loop import RunSettings
@@ -75,6 +78,9 @@ def test_the_model_never_sees_the_key_and_the_fix_keeps_it(
     spans = [json.loads(line) for line in (Path(str(result.run_dir)) / "spans.jsonl").read_text().splitlines()]
     removed = [s["attributes"]["goresolve.credentials_removed"] for s in spans if s["name"].startswith("chat ")]
     assert len(removed) == len(model.requests) and min(removed) >= 1  # the code-search context holds it from the first
+    shown_trace = io.StringIO()
+    Console(file=shown_trace, width=200).print(trace_tree(spans))  # what `goresolve trace RUN_ID` prints
+    assert f"{removed[0]} credential(s) removed" in shown_trace.getvalue()
 
     pull = PullStore(key_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-1")
     assert pull is not None and not pull.draft

@@ -198,7 +198,7 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
             "jira:read",
             name="get_issue",
             description="Fetch one Jira issue: summary, description (Markdown, "
-            "untrusted), status, type, labels, components, priority, people, dates, links.",
+            "untrusted), status, type, labels, components, priority, people, dates, links, comment count.",
         )
     )
     async def get_issue(key: IssueKey) -> Issue:

@@ -573,7 +573,7 @@ class Run:
         except EditError as exc:
             return f"error: {exc}"
         if isinstance(parsed, RunTestsArgs):
-            return await self.run_tests_tool(parsed.packages, parsed.run)
+            return await self.run_tests_tool(parsed.packages, parsed.run, dependents=parsed.dependents)
         if isinstance(parsed, SubmitArgs):
             return await self.submit(parsed.title, parsed.summary)
         assert isinstance(parsed, EscalateArgs)
@@ -605,12 +605,13 @@ class Run:
         self.emit("tests_done", ok=outcome.ok and tests_ok(outcome), summary=str(summary)[:300], failures=failures)
         return outcome
 
-    async def run_tests_tool(self, packages: list[str] | None, run: str | None) -> str:
+    async def run_tests_tool(self, packages: list[str] | None, run: str | None, *, dependents: bool = False) -> str:
+        """The model's own run; `dependents`: with the packages whose tests import these (as submit's last run)."""
         assert self.overlay is not None
         self.episode_calls = 0
         patch = self.overlay.diff()
         pkgs = packages or self.packages()
-        outcome = await self.go_test(patch or None, pkgs, run)
+        outcome = await self.go_test(patch or None, pkgs, run, dependents=dependents)
         attempt = self.record_attempt(patch, pkgs, run, outcome)
         text = _stable(render_tests(outcome))
         if attempt is not None and not attempt.passed:

@@ -58,6 +58,10 @@ class RunTestsArgs(_Args):
         default=None, max_length=20, description="Default: the packages your edits touch (./... if none)."
     )
     run: str | None = Field(default=None, max_length=200, description="go test -run pattern.")
+    dependents: bool = Field(
+        default=False,
+        description="Also test the packages whose tests import these (slower; submit runs them in any case).",
+    )
 
 
 class SubmitArgs(_Args):

@@ -89,7 +89,7 @@ AMOUNT_TICKET = (
 
 @pytest.fixture(scope="module")
 def modules_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    tickets = {"CALC-1": TICKET, "CALC-5": AMOUNT_TICKET}
+    tickets = {"CALC-1": TICKET, "CALC-5": AMOUNT_TICKET, "CALC-6": TICKET.replace("CALC-1", "CALC-6")}
     return make_workspace(tmp_path_factory.mktemp("modules-world"), FILES, tickets=tickets)
 
 
@@ -129,6 +129,26 @@ def test_a_fix_that_breaks_an_importer_is_not_opened(
     pulls = PullStore(modules_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite")
     pull = pulls.by_ticket("calc", "CALC-1")
     assert pull is None or pull.draft  # at most the hand-off's draft
+
+
+def test_the_model_can_test_the_importers_itself_before_it_submits(
+    world: World, modules_workspace: Workspace, tmp_path: Path
+) -> None:
+    """The same slip, caught by the model's own run with `dependents`: it sees shapes' TestArea fail, undoes
+    the slip, and the pull request opens."""
+    calls = [
+        ("edit", {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}),
+        ("edit", {"path": "calc.go", "search": "return a * b", "replace": "return a * a"}),
+        ("run_tests", {"dependents": True}),
+        ("edit", {"path": "calc.go", "search": "return a * a", "replace": "return a * b"}),
+        ("run_tests", {"dependents": True}),
+        ("submit", {"title": "Add returns the sum", "summary": "Add now adds b."}),
+    ]
+    result, model = run(world, modules_workspace, "CALC-6", calls, tmp_path)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    shown = [m.content for m in model.requests[-1].messages if m.role == "tool"]
+    assert "TestArea" in shown[2] and "1 failed" in shown[2], shown[2]  # shapes imports calc: tested too
+    assert shown[4].startswith("2 package(s): 2 ok"), shown[4]
 
 
 def test_a_fix_in_the_nested_module_is_tested_there_and_opened(

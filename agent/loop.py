@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from opentelemetry.trace import Status, StatusCode
@@ -47,6 +47,7 @@ from agent.exits import (
 from agent.handoff import Attempt, deterministic_hypothesis, render_handoff
 from agent.ledger import Ledger
 from agent.llm.errors import LLMError
+from agent.llm.gateway import Redacting, redact_text
 from agent.llm.pricing import PriceBook
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Message, ToolCall, ToolDef, Usage
 from agent.overlay import EditError, Overlay
@@ -914,8 +915,10 @@ class Run:
         )
 
     def log(self, kind: str, **data: Any) -> None:
-        """A transcript entry (saved with the run), also shown to `on_event`."""
-        self.transcript.append(self.emit(kind, **data))
+        """A transcript entry (saved with the run), also shown to `on_event`. When the model's gateway removes
+        credentials, the saved entry has them removed too: the transcript shows what the model was sent."""
+        entry = self.emit(kind, **data)
+        self.transcript.append(_scrubbed(entry) if isinstance(self.model, Redacting) else entry)
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         """An event for `on_event` only (a live display); the last of each kind is kept for the start entry."""
@@ -930,6 +933,17 @@ class Run:
 
 
 # --- small pure helpers ----------------------------------------------------------------------------------
+
+
+def _scrubbed(value: Any) -> Any:
+    """`value` (a transcript entry) with credentials removed from every string in it."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in cast("dict[str, Any]", value).items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in cast("list[Any]", value)]
+    return value
 
 
 def _exit_details(exc: RunExit) -> dict[str, Any]:

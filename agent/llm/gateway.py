@@ -151,6 +151,11 @@ def _redact(content: str) -> tuple[str, int]:
     return clean, clean.count(REMOVED) - content.count(REMOVED)
 
 
+def redact_text(text: str) -> str:
+    """`text` as a model would be sent it (the same cache as the requests')."""
+    return _redact(text)[0]
+
+
 def redacted(request: ChatRequest) -> tuple[ChatRequest, int]:
     """`request` with every credential-shaped string in its messages replaced by `[credential removed: KIND]`,
     and how many were removed (the same request when none was)."""
@@ -190,4 +195,4 @@ class Redacting:
         return dataclasses.replace(response, extra={**response.extra, "credentials_removed": removed})
 
 
-__all__ = ["Cached", "Fallback", "LLMError", "Redacting", "ResponseCache", "Retrying", "redacted"]
+__all__ = ["Cached", "Fallback", "LLMError", "Redacting", "ResponseCache", "Retrying", "redact_text", "redacted"]

@@ -78,6 +78,8 @@ def test_the_model_never_sees_the_key_and_the_fix_keeps_it(
     spans = [json.loads(line) for line in (Path(str(result.run_dir)) / "spans.jsonl").read_text().splitlines()]
     removed = [s["attributes"]["goresolve.credentials_removed"] for s in spans if s["name"].startswith("chat ")]
     assert len(removed) == len(model.requests) and min(removed) >= 1  # the code-search context holds it from the first
+    transcript = (Path(str(result.run_dir)) / "transcript.jsonl").read_text()
+    assert KEY not in transcript and MARKER in transcript  # the saved run shows what the model was sent
     shown_trace = io.StringIO()
     Console(file=shown_trace, width=200).print(trace_tree(spans))  # what `goresolve trace RUN_ID` prints
     assert f"{removed[0]} credential(s) removed" in shown_trace.getvalue()

@@ -97,15 +97,12 @@ CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((r.kind, r.pa
 # What stands where a credential was removed: `[credential removed: KIND]`.
 REMOVED = "[credential removed: "
 
+_KEY_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"  # RSA PRIVATE KEY, OPENSSH PRIVATE KEY, PGP PRIVATE KEY BLOCK
 # A private key from its BEGIN line to its END line (or to the end of a text cut inside it).
-PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|\Z)"
-)
+PRIVATE_KEY_BLOCK = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----[\s\S]*?(?:-----END \1-----|\Z)")
 # The end of a key whose BEGIN line is not in the text (a view or an excerpt that starts inside it): the END line
 # and the lines just above it that carry key material (a run of 16 or more base64 characters).
-_KEY_TAIL = re.compile(
-    r"(?:^[^\n]*[A-Za-z0-9+/=]{16}[^\n]*\n)*[^\n]*-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----", re.MULTILINE
-)
+_KEY_TAIL = re.compile(rf"(?:^[^\n]*[A-Za-z0-9+/=]{{16}}[^\n]*\n)*[^\n]*-----END {_KEY_LABEL}-----", re.MULTILINE)
 
 
 # Shapes that match a label with the value (`password = "…"`, `aws_secret_access_key: …`): only the value goes.

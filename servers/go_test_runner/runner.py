@@ -78,6 +78,11 @@ class _ModuleRun:
     problems: list[census.Problem]
 
 
+def _census_key(req: RunTestsRequest, co: _Checkout, target: Target) -> census.Key:
+    """The key of a module's base test listing: the run that lists it and the run it judges share it."""
+    return census.BaseCache.key(co.commit, req.packages, req.run, req.flags, target.module)
+
+
 class WorkDirInUse(ConfigError):
     """Another live go-test-runner holds this work directory (its slots' worktrees would collide)."""
 
@@ -270,7 +275,7 @@ class Runner:
             tests=wrapper is not None,
         )
         report = parser.finish(killed=outcome.killed)
-        key = census.BaseCache.key(co.commit, req.packages, req.run, req.flags, target.module)
+        key = _census_key(req, co, target)
         problems = self._census_problems(req, key, tracker, outcome.exit_code, outcome.killed)
         return _ModuleRun(report, outcome, problems)
 
@@ -427,7 +432,7 @@ class Runner:
         """The census's base listing, once per commit, packages, pattern and flags (census.BaseCache.key):
         statically (`go list` in the sandbox, then the test files' syntax trees; listing.py), or with
         `go test -list` (sandboxed) for a pattern Python cannot read as go does, or too much source."""
-        key = census.BaseCache.key(co.commit, req.packages, req.run, req.flags, target.module)
+        key = _census_key(req, co, target)
         paths, env, packages = co.paths, co.env, target.packages
         if not self._policy.test_census or self._census.get(key) is not None:
             return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from agent.policy import load_agent_policy
 from servers.github_pr.store import PullStore
 
 from .workspace import FILES as WORLD_FILES
-from .workspace import TICKET, Workspace, World, make_workspace, run_scripted, served
+from .workspace import TICKET, Workspace, World, make_workspace, pushed, run_scripted, served
 
 KEY = "AKIAZ7Q4W2XK9LMN3PRT"  # the shape of an AWS access key id; no such key exists
 KEY_LINE = f'// sandboxKey signs requests to the billing sandbox.\nconst sandboxKey = "{KEY}"\n'
@@ -86,12 +85,5 @@ def test_the_model_never_sees_the_key_and_the_fix_keeps_it(
 
     pull = PullStore(key_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-1")
     assert pull is not None and not pull.draft
-    remote = key_workspace.state_dir / "servers" / "github-pr" / "remotes" / "calc.git"
-    pushed = subprocess.run(
-        ["git", "-C", str(remote), "show", f"{pull.head_sha}:calc.go"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    assert pushed == CALC.replace("return a - b", "return a + b")  # the key is still there, byte for byte
+    fixed = pushed(key_workspace, pull.head_sha, "calc.go")
+    assert fixed == CALC.replace("return a - b", "return a + b")  # the key is still there, byte for byte

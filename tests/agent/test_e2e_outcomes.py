@@ -6,7 +6,6 @@ own ticket, so pull requests never share a branch."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 from servers.github_pr.store import PullStore
 
-from .workspace import Workspace, World, served
+from .workspace import Workspace, World, pushed, served
 from .workspace import run_scripted as run
 
 FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
@@ -205,15 +204,7 @@ def test_a_fix_opens_a_pull_request_and_one_trace_id_covers_every_call(
     ]
     result, _ = run(world, "CALC-1", calls, policy, traced)
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
-    remote = session_workspace.state_dir / "servers" / "github-pr" / "remotes" / "calc.git"
-    head = subprocess.run(
-        ["git", "-C", str(remote), "show", f"{(result.pr or {})['head_sha']}:calc.go"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    assert "return a + b" in head.stdout
+    assert "return a + b" in pushed(session_workspace, (result.pr or {})["head_sha"], "calc.go")
     assert 0 < result.cost_usd == pytest.approx(ledger.day_spend())
     assert ledger.runs()[0].run_id == result.run_id
 

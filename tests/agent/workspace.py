@@ -246,6 +246,13 @@ def stdio_servers(ws: Workspace, pins: dict[str, str]) -> ServersConfig:
 World = tuple[BlockingPortal, Toolbox]
 
 
+def pushed(ws: Workspace, sha: str, path: str) -> str:
+    """`path` as github-pr's local backend pushed it at commit `sha` (its bare remote of the calc repository)."""
+    remote = ws.state_dir / "servers" / "github-pr" / "remotes" / f"{REPO}.git"
+    show = ["git", "-C", str(remote), "show", f"{sha}:{path}"]
+    return subprocess.run(show, capture_output=True, text=True, check=True, timeout=30).stdout
+
+
 @contextmanager
 def served(ws: Workspace) -> Iterator[World]:
     """The four servers of `ws`, started once and held open by a blocking portal (the same `open_servers`

@@ -232,9 +232,17 @@ class Runner:
                 f"e.g. ./{skipped[0]}/...)."
             )
         if found := sum(len(t.dependents) for t in co.targets):
-            summary += f" {found} of the packages were tested because their tests depend on the named ones."
+            summary += (
+                " 1 package was tested because its tests depend on the named ones."
+                if found == 1
+                else f" {found} packages were tested because their tests depend on the named ones."
+            )
         if left := sum(t.dependents_left for t in co.targets):
-            summary += f" {left} more packages depend on them and were not tested (max_dependents)."
+            summary += (
+                " 1 more package depends on them and was not tested (max_dependents)."
+                if left == 1
+                else f" {left} more packages depend on them and were not tested (max_dependents)."
+            )
         if sandbox.weak:
             summary += " WEAK SANDBOX: test code was not confined by bubblewrap for this run."
         if problems:

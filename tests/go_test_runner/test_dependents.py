@@ -47,7 +47,7 @@ async def test_a_run_with_dependents_tests_the_packages_whose_tests_depend_on_th
     assert result.ok, result.summary
     assert sorted(p.name for p in result.report.packages) == sorted([f"{MOD}/calc", *DEPENDENTS])
     assert result.dependents == DEPENDENTS
-    assert "3 of the packages were tested because their tests depend on the named ones." in result.summary
+    assert "3 packages were tested because their tests depend on the named ones." in result.summary
     assert result.dependents_not_tested == 0
     alone = await runner.run_tests(RunTestsRequest(repo="deps", ref="main", packages=["./calc"]))
     assert [p.name for p in alone.report.packages] == [f"{MOD}/calc"] and alone.dependents == []
@@ -76,4 +76,5 @@ async def test_past_max_dependents_the_nearest_are_tested_and_the_rest_counted(m
     result = await runner.run_tests(RunTestsRequest(repo="deps", ref="main", packages=["./calc"], dependents=True))
     assert result.ok, result.summary
     assert (result.dependents, result.dependents_not_tested) == ([f"{MOD}/api"], 2)  # api, xt at 1; report at 2
+    assert "1 package was tested because its tests depend on the named ones." in result.summary
     assert "2 more packages depend on them and were not tested (max_dependents)." in result.summary

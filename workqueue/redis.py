@@ -1,8 +1,15 @@
 """The production queue: Redis with arq (at-least-once, crash-safe, job ids deduplicated).
 
 How the interface maps onto arq:
-- `enqueue` is `enqueue_job("handle", event, _job_id=event.id)`. arq refuses a job id whose job or
-  result still exists, and results are kept for the retention window, so that is the dedup.
+- `enqueue` is `enqueue_job("handle", event, _job_id=event.id, _expires=retention_s)`. arq refuses a
+  job id whose job or result still exists. The job's key lives `retention_s` from the enqueue (arq's
+  own default would be one day) and its result is kept `retention_s` after it finishes, so an id is
+  remembered for at least the retention window from its enqueue: that is the dedup.
+- Expiry: a job that no worker started within `retention_s` (no consumer for that long, or retries
+  pushing it past the window) loses its key. So that it is not lost silently, `enqueue` also writes
+  the event to the pending hash `goresolve:pending:<queue>` (removed when the handler is done with
+  it), and each worker, when it starts and then periodically, moves every pending event whose job
+  expired to the dead-letter list ("expired: ..."), from where it can be replayed.
 - Leases are arq's in-progress keys: a worker that dies leaves its key to expire after
   `job_timeout_s + lease_grace_s`, and then another worker runs the job again.
 - Retries: a failing handler raises `arq.Retry(defer=backoff)` until `max_tries`; then the event is
@@ -25,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 from arq import Retry, Worker, create_pool, func
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import job_key_prefix
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -79,6 +87,7 @@ class RedisQueue:
         self._url = url
         self._queue = f"goresolve:{name}"
         self._dead = f"goresolve:dead:{name}"
+        self._pending = f"goresolve:pending:{name}"
         self._settings = RedisSettings.from_dsn(url)
         self._settings.conn_retries = 0
         self._settings.conn_timeout = 2
@@ -97,13 +106,21 @@ class RedisQueue:
                 raise QueueUnavailable(f"cannot reach redis at {safe_url(self._url)}: {exc}") from exc
         return self._pool
 
+    async def _enqueue(self, redis: ArqRedis, data: dict[str, Any], job_id: str) -> bool:
+        """The job `job_id`, unless that id is remembered; its pending copy is written first (see above)."""
+        copy = json.dumps({"event": data, "at": time.time()})
+        copied = await _wait(redis.hsetnx(self._pending, job_id, copy))
+        job = await redis.enqueue_job("handle", data, _job_id=job_id, _expires=self.retention_s)
+        if job is None and copied:  # a duplicate: the copy belongs to no job
+            await _wait(redis.hdel(self._pending, job_id))
+        return job is not None
+
     async def enqueue(self, event: Event) -> bool:
         redis = await self._redis()
         try:
-            job = await redis.enqueue_job("handle", event.model_dump(mode="json"), _job_id=event.id)
+            return await self._enqueue(redis, event.model_dump(mode="json"), event.id)
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
-        return job is not None
 
     async def ping(self) -> None:
         redis = await self._redis()
@@ -144,7 +161,7 @@ class RedisQueue:
         redis = await self._redis()
         replay_id = f"{event_id}#replay-{time.time_ns()}"
         try:
-            await redis.enqueue_job("handle", dead[event_id]["event"], _job_id=replay_id)
+            await self._enqueue(redis, dead[event_id]["event"], replay_id)
             await _wait(redis.hdel(self._dead, event_id))
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
@@ -167,11 +184,39 @@ class RedisQueue:
         await _wait(redis.hset(self._dead, str(data.get("id", "?")), json.dumps(letter)))
         DEAD_LETTERS.labels(self.name).inc()
 
+    async def sweep_expired(self) -> int:
+        """Dead-letter every pending event whose job expired before a worker started it; returns how many.
+
+        A pending copy is at least as old as its job, whose key lives `retention_s`: a copy that old
+        without its job is an expired job (or an enqueue that failed half-way). Whoever deletes the
+        copy first owns it, so a handler finishing meanwhile is never dead-lettered as well.
+        """
+        redis = await self._redis()
+        now = time.time()
+        swept = 0
+        async for raw_id, raw in redis.hscan_iter(self._pending):
+            job_id = raw_id.decode()
+            copy = json.loads(raw)
+            if now - float(copy["at"]) < self.retention_s or await _wait(redis.exists(job_key_prefix + job_id)):
+                continue
+            if not await _wait(redis.hdel(self._pending, job_id)):
+                continue
+            error = f"expired: no worker started it within the retention window ({self.retention_s:g}s)"
+            await self._bury(redis, copy["event"], error, 0)
+            await _wait(redis.zrem(self._queue, job_id))
+            swept += 1
+        return swept
+
     async def consume(self, handler: Handler, *, concurrency: int = 4, burst: bool = False) -> None:
         redis = await self._redis()
         policy = self.retry
 
         async def handle(ctx: dict[str, Any], data: dict[str, Any]) -> None:
+            await run(ctx, data)  # a retry raises past the line below
+            # Done with (handled or dead-lettered): the pending copy goes, before arq drops the job.
+            await _wait(redis.hdel(self._pending, str(ctx["job_id"])))
+
+        async def run(ctx: dict[str, Any], data: dict[str, Any]) -> None:
             tries = int(ctx["job_try"])
             if tries > policy.max_tries:  # earlier runs died mid-job: the lease expired each time
                 await self._bury(redis, data, "the worker died during every try", tries - 1)
@@ -210,8 +255,22 @@ class RedisQueue:
             job_deserializer=_loads,
         )
         worker.in_progress_timeout_s = self.job_timeout_s + 1 + self.lease_grace_s  # the lease
+
+        async def sweep_periodically() -> None:
+            while True:
+                await anyio.sleep(min(max(self.retention_s / 4, 1.0), 600.0))
+                try:
+                    await self.sweep_expired()
+                except (RedisError, OSError, QueueUnavailable):
+                    continue  # Redis is away: the worker itself waits for it; sweep next time
+
         try:
-            await worker.main()
+            await self.sweep_expired()
+            async with anyio.create_task_group() as tasks:
+                if not burst:
+                    tasks.start_soon(sweep_periodically)
+                await worker.main()
+                tasks.cancel_scope.cancel()
         finally:
             await worker.close()
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import anyio
 import jsonschema
 import pytest
+from redis.asyncio import Redis
 
 from tests.workqueue.conftest import FAST, make_queue
 from tests.workqueue.support import push_event
 from workqueue import Event, QueueUnavailable, UnknownEvent, WorkQueue
 from workqueue.events import SCHEMA_FILE, json_schema
+from workqueue.redis import RedisQueue
 
 
 async def _drain(queue: WorkQueue, handler: object) -> None:
@@ -127,3 +130,59 @@ def test_the_published_event_schema_is_current_and_validates_events() -> None:
     bad["data"]["after"] = "not-a-sha"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+async def test_a_redis_job_lives_for_the_retention_window_not_arqs_one_day(redis_url: str) -> None:
+    queue = RedisQueue(redis_url, f"t{uuid.uuid4().hex[:8]}", retention_s=3 * 86400)
+    event = push_event("long")
+    assert await queue.enqueue(event) is True
+    client = Redis.from_url(redis_url)
+    try:
+        ttl_ms = await client.pttl(f"arq:job:{event.id}")
+    finally:
+        await client.aclose()
+    assert 3 * 86400_000 - 60_000 < ttl_ms <= 3 * 86400_000
+    await queue.aclose()
+
+
+async def test_a_redis_job_that_expires_unstarted_is_dead_lettered_not_lost(redis_url: str) -> None:
+    queue = RedisQueue(redis_url, f"t{uuid.uuid4().hex[:8]}", retry=FAST, retention_s=1.0, poll_s=0.01)
+    event = push_event("expires")
+    assert await queue.enqueue(event) is True
+    client = Redis.from_url(redis_url)
+    try:
+        with anyio.fail_after(10):
+            while await client.exists(f"arq:job:{event.id}"):
+                await anyio.sleep(0.05)
+    finally:
+        await client.aclose()
+    handled: list[Event] = []
+
+    async def handler(seen: Event) -> None:
+        handled.append(seen)
+
+    await _drain(queue, handler)
+    assert handled == []
+    (dead,) = await queue.dead_letters()
+    assert dead.event == event and dead.error.startswith("expired: no worker started it") and dead.tries == 0
+    assert await queue.depth() == 0
+    await queue.replay(event.id)  # and it can be replayed like any other dead letter
+    await _drain(queue, handler)
+    assert handled == [event] and await queue.dead_letters() == []
+    await queue.aclose()
+
+
+async def test_a_handled_redis_job_leaves_no_pending_copy_to_be_swept(redis_url: str) -> None:
+    queue = RedisQueue(redis_url, f"t{uuid.uuid4().hex[:8]}", retry=FAST, retention_s=0.2, poll_s=0.01)
+    for n in range(5):
+        assert await queue.enqueue(push_event(f"h{n}")) is True
+    assert await queue.enqueue(push_event("h0")) is False
+
+    async def handler(event: Event) -> None:
+        return None
+
+    await _drain(queue, handler)
+    await anyio.sleep(0.3)
+    assert await queue.sweep_expired() == 0
+    assert await queue.dead_letters() == []
+    await queue.aclose()

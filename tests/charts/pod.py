@@ -115,3 +115,38 @@ def write_projected_secrets(
             (target / item["path"]).write_text(data[item["key"]], encoding="utf-8")
             written[item["path"]] = data[item["key"]]
     return written
+
+
+def kube_expand(value: str, env: Mapping[str, str]) -> str:
+    """`value` with each `$(NAME)` of a variable in `env` replaced, as the kubelet expands args and env
+    values (`$$` is a literal `$`; a reference to an undefined variable stays as it is)."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        if value.startswith("$(", i):
+            end = value.find(")", i)
+            name = value[i + 2 : end] if end > 0 else ""
+            if name in env:
+                out.append(env[name])
+                i = end + 1
+                continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+def resolved_env(container: Mapping[str, Any], secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The container's environment as the kubelet builds it: secret references read from `secrets` (Secret
+    name -> data), and each value expanded with the variables defined before it."""
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = kube_expand(str(item["value"]), env)
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets[ref["name"]][ref["key"]]
+    return env

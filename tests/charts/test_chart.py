@@ -166,6 +166,10 @@ def test_each_credential_is_readable_only_by_the_container_it_belongs_to() -> No
     assert mounts.pop("gr-goresolve-github-pr") == {f"{job}/github-pr"}
     assert mounts.pop("gr-goresolve-model") == {f"{job}/agent"}
     assert mounts.pop("gr-goresolve-webhooks") == {"Deployment/gr-goresolve-webhooks/webhooks"}
+    # The bundled Redis's password: Redis and its three clients, never an agent pod.
+    assert mounts.pop("gr-goresolve-redis-auth") == {
+        f"Deployment/gr-goresolve-{c}/{c}" for c in ("redis", "webhooks", "dispatcher", "indexer")
+    }
     assert mounts == {}  # projected tokens by default: no shared key anywhere
 
 

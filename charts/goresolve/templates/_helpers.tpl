@@ -83,13 +83,30 @@ tolerations:
 {{- if .Values.queue.redis.existingSecret -}}{{ .Values.queue.redis.existingSecret }}{{- else -}}{{ include "goresolve.fullname" . }}-redis-url{{- end -}}
 {{- end -}}
 
-{{/* Environment that points a component at the queue. */}}
+{{/* The bundled Redis's password: the operator's Secret, else the one the chart generates. */}}
+{{- define "goresolve.redisAuthSecretName" -}}
+{{- if .Values.queue.redis.auth.existingSecret -}}{{ .Values.queue.redis.auth.existingSecret }}{{- else -}}{{ include "goresolve.fullname" . }}-redis-auth{{- end -}}
+{{- end -}}
+
+{{- define "goresolve.redisAuthSecretKey" -}}
+{{- if .Values.queue.redis.auth.existingSecret -}}{{ .Values.queue.redis.auth.existingSecretKey }}{{- else -}}password{{- end -}}
+{{- end -}}
+
+{{/*
+Environment that points a component at the queue. The bundled Redis's URL carries its password,
+which Kubernetes substitutes from the Secret when the container starts (never in the pod spec).
+*/}}
 {{- define "goresolve.queueEnv" -}}
 - name: GORESOLVE_QUEUE_BACKEND
   value: redis
 {{- if .Values.queue.redis.bundled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "goresolve.redisAuthSecretName" . }}
+      key: {{ include "goresolve.redisAuthSecretKey" . }}
 - name: GORESOLVE_QUEUE_REDIS_URL
-  value: {{ printf "redis://%s-redis:6379/0" (include "goresolve.fullname" .) | quote }}
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s-redis:6379/0" (include "goresolve.fullname" .) | quote }}
 {{- else }}
 - name: GORESOLVE_QUEUE_REDIS_URL
   valueFrom:

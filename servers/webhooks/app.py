@@ -9,11 +9,16 @@
 Answers: 202 only after the event is durable (or was already: a duplicate), and for events that
 are ignored; 401 bad or missing signature (nothing parsed, nothing enqueued); 400 malformed JSON
 or missing fields; 413 above the size limit; 503 with Retry-After when the queue cannot take it.
+
+The body is read once, into one buffer, while its HMAC is computed. Bodies not yet verified take
+their bytes from one budget shared by all requests (`unverified_budget_bytes`): a request that
+finds it spent is answered 503 with Retry-After, so unsigned uploads cannot exhaust memory.
 The trace id is born here, rides in the event and comes back in the answer.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 from collections.abc import Mapping
@@ -41,6 +46,34 @@ class TooLarge(Exception):
     pass
 
 
+class OverBudget(Exception):
+    pass
+
+
+class UnverifiedBudget:
+    """The bytes of bodies not yet verified that the gateway holds at once, across requests.
+
+    A request takes budget for each chunk as it arrives and gives it all back once its signature is
+    checked, so unsigned bodies can never hold more than `capacity` bytes of memory together. The
+    app runs on one event loop and there is no await between the check and the update: no lock.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self.peak = 0
+
+    def take(self, size: int) -> bool:
+        if self.in_use + size > self.capacity:
+            return False
+        self.in_use += size
+        self.peak = max(self.peak, self.in_use)
+        return True
+
+    def give(self, size: int) -> None:
+        self.in_use -= size
+
+
 class Metrics:
     """The gateway's metrics, in a registry of their own (one per app)."""
 
@@ -59,18 +92,28 @@ def _answer(status: int, body: dict[str, Any], headers: Mapping[str, str] | None
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _signed_body(request: Request, limit: int, budget: UnverifiedBudget, mac: hmac.HMAC) -> bytearray:
+    """The body, read into one buffer while `mac` is fed each chunk; its bytes are taken from `budget`.
+
+    The caller gives back `len(body)` once the signature is checked (also when this raises, what was
+    taken is given back here).
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > limit:
+                raise TooLarge
+            if not budget.take(len(chunk)):
+                raise OverBudget
+            mac.update(chunk)
+            body += chunk
+    except BaseException:
+        budget.give(len(body))
+        raise
+    return body
 
 
 def _trace_id() -> str:
@@ -93,6 +136,8 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         raise ValueError("the gateway needs the code-index and tickets queues")
     github_secret: SecretStr = settings.github_secret
     metrics = Metrics()
+    budget = UnverifiedBudget(settings.unverified_budget_bytes)
+    limit = min(settings.max_body_bytes, settings.unverified_budget_bytes)
 
     async def enqueue(source: str, event: Event) -> JSONResponse:
         try:
@@ -109,18 +154,28 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         log.info("webhook.enqueued", id=event.id, kind=event.data.kind, repo=event.repo, trace_id=event.trace_id)
         return _answer(202, {"status": "queued", "id": event.id, "trace_id": event.trace_id})
 
-    def reject(source: str, status: int, reason: str, message: str) -> JSONResponse:
+    def reject(
+        source: str, status: int, reason: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> JSONResponse:
         metrics.rejected.labels(source, reason).inc()
-        return _answer(status, {"error": message})
+        return _answer(status, {"error": message}, headers)
 
     async def read_verified(
         request: Request, source: str, secret: SecretStr, header: str
     ) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+        mac = verify.hasher(secret)
         try:
-            raw = await _body(request, settings.max_body_bytes)
+            raw = await _signed_body(request, limit, budget, mac)
         except TooLarge:
-            return None, reject(source, 413, "too-large", f"body larger than {settings.max_body_bytes} bytes")
-        if not verify.valid(secret, raw, request.headers.get(header)):
+            return None, reject(source, 413, "too-large", f"body larger than {limit} bytes")
+        except OverBudget:
+            retry = {"Retry-After": str(settings.retry_after_s)}
+            return None, reject(source, 503, "busy", "too many deliveries in flight; retry later", retry)
+        try:
+            signed = verify.matches(mac, request.headers.get(header))
+        finally:
+            budget.give(len(raw))
+        if not signed:
             return None, reject(source, 401, "signature", f"missing or bad {header}")
         try:
             body = json.loads(raw)
@@ -208,6 +263,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         routes.append(Route("/webhooks/jira", jira, methods=["POST"]))
     app = Starlette(routes=routes)
     app.state.metrics = metrics
+    app.state.unverified_budget = budget
     return app
 
 

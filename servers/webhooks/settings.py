@@ -9,6 +9,9 @@ from servers.common.settings import ServerSettings
 
 # GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
 GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
+# Bytes of bodies not yet verified held at once, across requests: with a 256Mi pod, room for two
+# bodies at GitHub's cap while the rest of the process (about 70 MB) and one verified body fit.
+UNVERIFIED_BUDGET = 64 * 1024 * 1024
 
 
 class WebhookSettings(ServerSettings):
@@ -20,6 +23,13 @@ class WebhookSettings(ServerSettings):
     branches: tuple[str, ...] = Field(default=(), description="Branches followed besides each repo's default.")
     commands: tuple[str, ...] = Field(default=("/goresolve retry",), description="Issue-comment commands accepted.")
     max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, ge=1024, le=GITHUB_MAX_PAYLOAD)
+    unverified_budget_bytes: int = Field(
+        default=UNVERIFIED_BUDGET,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Bytes of not-yet-verified bodies held at once across requests; past it, 503 (a body "
+        "alone above it: 413).",
+    )
     github_token: SecretStr | None = Field(default=None, description="For `webhooks redeliver` (admin:repo_hook).")
     github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API (GHES: .../api/v3).")
     retry_after_s: int = Field(default=30, ge=1, le=3600, description="Retry-After on a 503.")

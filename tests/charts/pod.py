@@ -107,11 +107,33 @@ def write_projected_secrets(
     """What the kubelet writes for a projected volume of Secrets: each item's path holding the value of its
     key in the rendered Secret. Returns path -> value."""
     secrets = {d["metadata"]["name"]: d.get("stringData", {}) for d in manifests if d["kind"] == "Secret"}
+    return project_secrets(spec, volume, secrets, target)
+
+
+class MountError(Exception):
+    """The kubelet cannot set up a volume (the pod stays in ContainerCreating)."""
+
+
+def project_secrets(
+    spec: Mapping[str, Any], volume: str, secrets: Mapping[str, Mapping[str, str]], target: Path
+) -> dict[str, str]:
+    """The kubelet's projected volume of Secrets from `secrets` (name -> data): a source marked `optional`
+    whose Secret or key is missing is left out; any other missing one fails the mount. Returns path -> value."""
     [vol] = [v for v in spec["volumes"] if v["name"] == volume]
     written: dict[str, str] = {}
     for source in vol["projected"]["sources"]:
-        data = secrets[source["secret"]["name"]]
-        for item in source["secret"]["items"]:
+        secret = source["secret"]
+        data = secrets.get(secret["name"])
+        optional = secret.get("optional", False)
+        if data is None:
+            if optional:
+                continue
+            raise MountError(f'secret "{secret["name"]}" not found')
+        for item in secret["items"]:
+            if item["key"] not in data:
+                if optional:
+                    continue
+                raise MountError(f"couldn't find key {item['key']} in Secret {secret['name']}")
             (target / item["path"]).write_text(data[item["key"]], encoding="utf-8")
             written[item["path"]] = data[item["key"]]
     return written

@@ -40,6 +40,8 @@ def render(
     namespace: str = "goresolve",
     release: str = "gr",
     sets: tuple[str, ...] = (),
+    set_files: tuple[str, ...] = (),
+    set_json: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """`helm template` as a list of manifests. Raises RuntimeError with Helm's message when it fails."""
     args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", kube_version]
@@ -47,6 +49,10 @@ def render(
         args += ["--values", str(values)]
     for item in sets:
         args += ["--set", item]
+    for item in set_files:
+        args += ["--set-file", item]
+    for item in set_json:
+        args += ["--set-json", item]
     out = run_helm(*args)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip())

@@ -1,0 +1,64 @@
+"""The policies ConfigMap: the project's bundled files, each replaced by the file of that name given in
+`policies.files`, the rest kept, so the servers and the agent load the set (budgets.yaml included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.policy import load_agent_policy
+from servers.common.policy import load_policies
+from tests.charts.pod import policies_with
+from tests.charts.render import CHART, render
+
+pytestmark = pytest.mark.timeout(600)
+
+BUNDLED = CHART.parents[1] / "policies"
+IDENTITY = "system:serviceaccount:goresolve:gr-goresolve-agent"
+
+
+def policies_configmap(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    [cm] = [d for d in manifests if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "gr-goresolve-policies"]
+    return cm["data"]
+
+
+def test_a_file_given_with_set_file_replaces_only_the_bundled_file_of_that_name(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    policies_with(mine, IDENTITY)  # the documented step: the agent's ServiceAccount in access.yaml
+    data = policies_configmap(render(set_files=(f"policies.files.access\\.yaml={mine / 'access.yaml'}",)))
+    bundled = {p.name: p.read_text(encoding="utf-8") for p in BUNDLED.glob("*.yaml")}
+    assert set(data) == set(bundled)
+    assert data["access.yaml"] == (mine / "access.yaml").read_text(encoding="utf-8")
+    assert {k: v for k, v in data.items() if k != "access.yaml"} == {
+        k: v for k, v in bundled.items() if k != "access.yaml"
+    }
+    # What the pods mount loads, with the new identity, in the servers and in the agent.
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    for name, content in data.items():
+        (mounted / name).write_text(content, encoding="utf-8")
+    assert load_policies(mounted).identity(IDENTITY) is not None
+    load_agent_policy(mounted)
+
+
+def test_a_new_file_name_is_added_to_the_bundled_ones() -> None:
+    extra = yaml.safe_dump({"note": "x"})
+    data = policies_configmap(render(sets=(f"policies.files.extra\\.yaml={extra}",)))
+    assert data["extra.yaml"].strip() == extra.strip() and "budgets.yaml" in data
+
+
+def test_an_existing_configmap_replaces_the_chart_s_own() -> None:
+    manifests = render(sets=("policies.existingConfigMap=my-policies",))
+    assert not [d for d in manifests if d["metadata"]["name"] == "gr-goresolve-policies"]
+    [indexer] = [d for d in manifests if d["metadata"]["name"] == "gr-goresolve-indexer" and d["kind"] == "Deployment"]
+    volumes = indexer["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "policies", "configMap": {"name": "my-policies"}} in volumes
+
+
+@pytest.mark.parametrize("bad", ["policies.files.access=x", "policies.files.access\\.yaml="])
+def test_policy_file_names_and_empty_files_are_refused(bad: str) -> None:
+    with pytest.raises(RuntimeError, match="schema"):
+        render(sets=(bad,))

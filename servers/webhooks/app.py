@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
@@ -116,6 +117,12 @@ async def _signed_body(request: Request, limit: int, budget: UnverifiedBudget, m
     return body
 
 
+def _delivery(request: Request, source: str) -> str:
+    """The sender's delivery id as given (unverified; cut short), for log lines."""
+    header = "X-GitHub-Delivery" if source == "github" else "X-Atlassian-Webhook-Identifier"
+    return request.headers.get(header, "")[:100]
+
+
 def _trace_id() -> str:
     """A new trace: OpenTelemetry's id when tracing is configured, else 128 random bits in the same form."""
     span = tracer("goresolve.webhooks").start_span("webhook.receive")
@@ -139,14 +146,27 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
     budget = UnverifiedBudget(settings.unverified_budget_bytes)
     limit = min(settings.max_body_bytes, settings.unverified_budget_bytes)
 
+    deadline = settings.queue_timeout_s
+
     async def enqueue(source: str, event: Event) -> JSONResponse:
         try:
-            fresh = await queues[event.topic].enqueue(event)
-        except QueueUnavailable as exc:
+            with anyio.fail_after(deadline):
+                fresh = await queues[event.topic].enqueue(event)
+        except (QueueUnavailable, TimeoutError) as exc:
+            # After a timeout the write may still land: a redelivery of it is then a duplicate (202).
+            error = str(exc) if isinstance(exc, QueueUnavailable) else f"no answer within {deadline:g}s"
             metrics.rejected.labels(source, "queue-unavailable").inc()
-            log.warning("webhook.queue_unavailable", error=str(exc), trace_id=event.trace_id)
+            log.warning(
+                "webhook.queue_unavailable",
+                error=error,
+                source=source,
+                delivery=event.delivery,
+                id=event.id,
+                trace_id=event.trace_id,
+            )
             retry = {"Retry-After": str(settings.retry_after_s)}
-            return _answer(503, {"error": "the queue cannot take the event now; retry later"}, retry)
+            body = {"error": "the queue cannot take the event now; retry later", "delivery": event.delivery}
+            return _answer(503, body, retry)
         if not fresh:
             metrics.duplicates.labels(source).inc()
             return _answer(202, {"status": "duplicate", "id": event.id})
@@ -155,9 +175,17 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         return _answer(202, {"status": "queued", "id": event.id, "trace_id": event.trace_id})
 
     def reject(
-        source: str, status: int, reason: str, message: str, headers: Mapping[str, str] | None = None
+        request: Request,
+        source: str,
+        status: int,
+        reason: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
     ) -> JSONResponse:
+        """Count, log (source, delivery id, reason; never a body or a signature) and answer a refusal."""
         metrics.rejected.labels(source, reason).inc()
+        level = log.warning if status in (401, 503) else log.info
+        level("webhook.rejected", source=source, status=status, reason=reason, delivery=_delivery(request, source))
         return _answer(status, {"error": message}, headers)
 
     async def read_verified(
@@ -167,22 +195,22 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         try:
             raw = await _signed_body(request, limit, budget, mac)
         except TooLarge:
-            return None, reject(source, 413, "too-large", f"body larger than {limit} bytes")
+            return None, reject(request, source, 413, "too-large", f"body larger than {limit} bytes")
         except OverBudget:
             retry = {"Retry-After": str(settings.retry_after_s)}
-            return None, reject(source, 503, "busy", "too many deliveries in flight; retry later", retry)
+            return None, reject(request, source, 503, "busy", "too many deliveries in flight; retry later", retry)
         try:
             signed = verify.matches(mac, request.headers.get(header))
         finally:
             budget.give(len(raw))
         if not signed:
-            return None, reject(source, 401, "signature", f"missing or bad {header}")
+            return None, reject(request, source, 401, "signature", f"missing or bad {header}")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            return None, reject(source, 400, "malformed", "body is not JSON")
+            return None, reject(request, source, 400, "malformed", "body is not JSON")
         if not isinstance(body, dict):
-            return None, reject(source, 400, "malformed", "body is not a JSON object")
+            return None, reject(request, source, 400, "malformed", "body is not a JSON object")
         return body, None
 
     async def github(request: Request) -> Response:
@@ -194,7 +222,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         delivery = request.headers.get("X-GitHub-Delivery", "")
         hook_id = request.headers.get("X-GitHub-Hook-ID", "0")
         if not kind or not delivery or len(delivery) > 200 or len(hook_id) > 100:
-            return reject("github", 400, "headers", "X-GitHub-Event and X-GitHub-Delivery are required")
+            return reject(request, "github", 400, "headers", "X-GitHub-Event and X-GitHub-Delivery are required")
         if kind == "ping":
             metrics.ignored.labels("github", "ping").inc()
             return _answer(200, {"status": "pong"})
@@ -212,7 +240,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             metrics.ignored.labels("github", why.reason).inc()
             return _answer(202, {"status": "ignored", "reason": why.reason})
         except ValidationError as exc:
-            return reject("github", 400, "shape", _first_error(exc))
+            return reject(request, "github", 400, "shape", _first_error(exc))
         return await enqueue("github", event)
 
     async def jira(request: Request) -> Response:
@@ -223,33 +251,39 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         assert body is not None
         delivery = request.headers.get("X-Atlassian-Webhook-Identifier", "")
         if not delivery or len(delivery) > 200:
-            return reject("jira", 400, "headers", "X-Atlassian-Webhook-Identifier is required")
+            return reject(request, "jira", 400, "headers", "X-Atlassian-Webhook-Identifier is required")
         try:
             event = jira_event(body, delivery=delivery, trace_id=_trace_id())
         except Ignored as why:
             metrics.ignored.labels("jira", why.reason).inc()
             return _answer(202, {"status": "ignored", "reason": why.reason})
         except ValidationError as exc:
-            return reject("jira", 400, "shape", _first_error(exc))
+            return reject(request, "jira", 400, "shape", _first_error(exc))
         return await enqueue("jira", event)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> Response:
+        asking = ""
         try:
-            for queue in queues.values():
-                await queue.ping()
-        except QueueUnavailable:
-            return PlainTextResponse("queue unreachable", status_code=503)
+            with anyio.fail_after(deadline):  # one deadline for all the queues: the probe's answer is bounded
+                for topic, queue in queues.items():
+                    asking = topic
+                    await queue.ping()
+        except (QueueUnavailable, TimeoutError) as exc:
+            error = str(exc) if isinstance(exc, QueueUnavailable) else f"no answer within {deadline:g}s"
+            log.warning("webhook.not_ready", queue=asking, error=error)
+            return _answer(503, {"error": f"queue {asking} unreachable: {error}"})
         return PlainTextResponse("ready")
 
     async def metrics_endpoint(_: Request) -> Response:
         for topic, queue in queues.items():
             try:
-                metrics.depth.labels(topic).set(await queue.depth())
-                metrics.dead.labels(topic).set(len(await queue.dead_letters()))
-            except QueueUnavailable:
+                with anyio.fail_after(deadline):
+                    metrics.depth.labels(topic).set(await queue.depth())
+                    metrics.dead.labels(topic).set(len(await queue.dead_letters()))
+            except (QueueUnavailable, TimeoutError):
                 metrics.depth.labels(topic).set(float("nan"))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

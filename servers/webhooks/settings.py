@@ -33,3 +33,10 @@ class WebhookSettings(ServerSettings):
     github_token: SecretStr | None = Field(default=None, description="For `webhooks redeliver` (admin:repo_hook).")
     github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API (GHES: .../api/v3).")
     retry_after_s: int = Field(default=30, ge=1, le=3600, description="Retry-After on a 503.")
+    queue_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Deadline of a queue operation (enqueue, /readyz, /metrics); past it, 503. GitHub gives up "
+        "after 10 s.",
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
+import structlog
 
 from servers.webhooks.app import build_app
 from servers.webhooks.settings import WebhookSettings
@@ -125,7 +128,8 @@ async def test_503_with_retry_after_when_the_queue_cannot_take_the_event() -> No
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         answer = await _post(client, "push", s.push())
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
-        assert (await client.get("/readyz")).status_code == 503
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"].startswith("queue code-index unreachable: ")
         assert (await client.get("/healthz")).status_code == 200
 
 
@@ -195,3 +199,21 @@ async def test_jira_signature_is_checked_and_the_route_needs_a_secret(queues: di
         assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).status_code == 404
     with pytest.raises(ValueError, match="GITHUB_SECRET"):
         build_app(WebhookSettings(), queues)
+
+
+async def test_refusals_are_logged_with_source_and_delivery_id_but_no_secret_or_body(client: httpx.AsyncClient) -> None:
+    raw = s.dumps(s.push())
+    delivery = str(uuid.uuid4())
+    forged = {**s.github_headers("push", raw, delivery), "X-Hub-Signature-256": "sha256=" + "ab" * 32}
+    with structlog.testing.capture_logs() as logs:
+        assert (await client.post("/webhooks/github", content=raw, headers=forged)).status_code == 401
+        for body, status in ((b"{not json", 400), (b"x" * 70_000, 413)):
+            answer = await client.post("/webhooks/github", content=body, headers=s.github_headers("push", body))
+            assert answer.status_code == status
+    assert [(e["event"], e["log_level"], e["status"], e["reason"], e["source"]) for e in logs] == [
+        ("webhook.rejected", "warning", 401, "signature", "github"),
+        ("webhook.rejected", "info", 400, "malformed", "github"),
+        ("webhook.rejected", "info", 413, "too-large", "github"),
+    ]
+    assert logs[0]["delivery"] == delivery
+    assert "ab" * 32 not in repr(logs) and "not json" not in repr(logs)

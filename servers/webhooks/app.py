@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -41,6 +43,8 @@ from servers.webhooks.settings import WebhookSettings
 from workqueue import Event, QueueUnavailable, Topic, WorkQueue
 
 log = get_logger(__name__)
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HOOK_ID = re.compile(r"[0-9]{1,20}")
 
 
 class TooLarge(Exception):
@@ -115,6 +119,12 @@ async def _signed_body(request: Request, limit: int, budget: UnverifiedBudget, m
         budget.give(len(body))
         raise
     return body
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    """404, 405 and the framework's other HTTP errors as the same JSON errors as the rest."""
+    assert isinstance(exc, HTTPException)
+    return _answer(exc.status_code, {"error": exc.detail}, exc.headers)
 
 
 def _delivery(request: Request, source: str) -> str:
@@ -207,8 +217,13 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return None, reject(request, source, 401, "signature", f"missing or bad {header}")
         try:
             body = json.loads(raw)
+        except RecursionError:
+            return None, reject(request, source, 400, "malformed", "body is nested too deeply")
         except (ValueError, UnicodeDecodeError):
-            return None, reject(request, source, 400, "malformed", "body is not JSON")
+            message = "body is not JSON"
+            if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                message += "; set the webhook's content type to application/json"
+            return None, reject(request, source, 400, "malformed", message)
         if not isinstance(body, dict):
             return None, reject(request, source, 400, "malformed", "body is not a JSON object")
         return body, None
@@ -221,8 +236,13 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         kind = request.headers.get("X-GitHub-Event", "")
         delivery = request.headers.get("X-GitHub-Delivery", "")
         hook_id = request.headers.get("X-GitHub-Hook-ID", "0")
-        if not kind or not delivery or len(delivery) > 200 or len(hook_id) > 100:
+        # The dedup id is github:<hook>:<delivery>: strict shapes keep different pairs from colliding.
+        if not kind or not delivery:
             return reject(request, "github", 400, "headers", "X-GitHub-Event and X-GitHub-Delivery are required")
+        if not _GUID.fullmatch(delivery):
+            return reject(request, "github", 400, "headers", "X-GitHub-Delivery must be a GUID")
+        if not _HOOK_ID.fullmatch(hook_id):
+            return reject(request, "github", 400, "headers", "X-GitHub-Hook-ID must be an integer")
         if kind == "ping":
             metrics.ignored.labels("github", "ping").inc()
             return _answer(200, {"status": "pong"})
@@ -250,8 +270,10 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return refused
         assert body is not None
         delivery = request.headers.get("X-Atlassian-Webhook-Identifier", "")
-        if not delivery or len(delivery) > 200:
+        if not delivery:
             return reject(request, "jira", 400, "headers", "X-Atlassian-Webhook-Identifier is required")
+        if len(delivery) > 200:
+            return reject(request, "jira", 400, "headers", "X-Atlassian-Webhook-Identifier is over 200 characters")
         try:
             event = jira_event(body, delivery=delivery, trace_id=_trace_id())
         except Ignored as why:
@@ -295,7 +317,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
     ]
     if settings.jira_secret is not None and settings.jira_secret.get_secret_value():
         routes.append(Route("/webhooks/jira", jira, methods=["POST"]))
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.metrics = metrics
     app.state.unverified_budget = budget
     return app

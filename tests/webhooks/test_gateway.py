@@ -16,6 +16,8 @@ from tests.workqueue.support import free_port
 from workqueue import Event, Topic, WorkQueue
 from workqueue.redis import RedisQueue
 
+GUID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"  # the shape of GitHub's X-GitHub-Delivery
+
 
 async def _drain(queue: WorkQueue) -> list[Event]:
     seen: list[Event] = []
@@ -35,10 +37,10 @@ async def _post(client: httpx.AsyncClient, kind: str, body: object, delivery: st
 async def test_a_push_to_the_default_branch_is_queued_with_its_trace_id(
     client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
 ) -> None:
-    answer = await _post(client, "push", s.push(after="c" * 40), delivery="d-1")
+    answer = await _post(client, "push", s.push(after="c" * 40), delivery=GUID)
     assert answer.status_code == 202
     body = answer.json()
-    assert body["status"] == "queued" and body["id"] == "github:4242:d-1"
+    assert body["status"] == "queued" and body["id"] == f"github:4242:{GUID}"
     (event,) = await _drain(queues["code-index"])
     assert event.trace_id == body["trace_id"] and len(event.trace_id) == 32
     assert (event.repo, event.data.kind) == ("acme/svc", "push")
@@ -57,10 +59,10 @@ async def test_a_push_to_the_default_branch_is_queued_with_its_trace_id(
 async def test_a_replayed_delivery_is_acknowledged_and_not_enqueued_again(
     client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
 ) -> None:
-    first = await _post(client, "push", s.push(), delivery="same")
-    again = await _post(client, "push", s.push(), delivery="same")
+    first = await _post(client, "push", s.push(), delivery=GUID)
+    again = await _post(client, "push", s.push(), delivery=GUID)
     assert (first.status_code, again.status_code) == (202, 202)
-    assert again.json() == {"status": "duplicate", "id": "github:4242:same"}
+    assert again.json() == {"status": "duplicate", "id": f"github:4242:{GUID}"}
     assert await queues["code-index"].depth() == 1
     metrics = (await client.get("/metrics")).text
     assert 'goresolve_webhooks_duplicates_total{source="github"} 1.0' in metrics
@@ -217,3 +219,47 @@ async def test_refusals_are_logged_with_source_and_delivery_id_but_no_secret_or_
     ]
     assert logs[0]["delivery"] == delivery
     assert "ab" * 32 not in repr(logs) and "not json" not in repr(logs)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "message"),
+    [
+        ("X-GitHub-Delivery", "a:b:c", "X-GitHub-Delivery must be a GUID"),
+        ("X-GitHub-Delivery", GUID + ":1", "X-GitHub-Delivery must be a GUID"),
+        ("X-GitHub-Hook-ID", "1:2", "X-GitHub-Hook-ID must be an integer"),
+        ("X-GitHub-Hook-ID", "9" * 101, "X-GitHub-Hook-ID must be an integer"),
+        ("X-GitHub-Event", "", "X-GitHub-Event and X-GitHub-Delivery are required"),
+    ],
+)
+async def test_delivery_headers_of_the_wrong_shape_are_400_naming_the_header(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue], header: str, value: str, message: str
+) -> None:
+    raw = s.dumps(s.push())
+    headers = {**s.github_headers("push", raw), header: value}
+    answer = await client.post("/webhooks/github", content=raw, headers=headers)
+    assert (answer.status_code, answer.json()) == (400, {"error": message})
+    assert await queues["code-index"].depth() == 0
+
+
+async def test_a_form_encoded_delivery_is_told_to_use_json(client: httpx.AsyncClient) -> None:
+    raw = b"payload=%7B%7D"
+    headers = {**s.github_headers("push", raw), "Content-Type": "application/x-www-form-urlencoded"}
+    answer = await client.post("/webhooks/github", content=raw, headers=headers)
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "body is not JSON; set the webhook's content type to application/json"}
+
+
+async def test_a_deeply_nested_signed_body_is_400_not_a_crash(client: httpx.AsyncClient) -> None:
+    raw = b"[" * 30_000 + b"]" * 30_000
+    with structlog.testing.capture_logs() as logs:
+        answer = await client.post("/webhooks/github", content=raw, headers=s.github_headers("push", raw))
+    assert (answer.status_code, answer.json()) == (400, {"error": "body is nested too deeply"})
+    assert [e["event"] for e in logs] == ["webhook.rejected"]
+
+
+async def test_unknown_paths_and_methods_are_json_errors(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/nope")
+    assert (missing.status_code, missing.json()) == (404, {"error": "Not Found"})
+    wrong = await client.get("/webhooks/github")
+    assert (wrong.status_code, wrong.json()) == (405, {"error": "Method Not Allowed"})
+    assert wrong.headers["Allow"] == "POST"

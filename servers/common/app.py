@@ -23,18 +23,21 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool as RegisteredTool
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp_types import Tool
+from mcp_types import CallToolResult, TextContent, Tool
+from pydantic import ValidationError
 
 from servers.common.audit import AuditLog
 from servers.common.errors import FORBIDDEN
-from servers.common.logging import configure_logging, get_logger
+from servers.common.logging import configure_logging, get_logger, redactor
 from servers.common.policy import Identity, Policies
 from servers.common.settings import ServerSettings
 from servers.common.tools import ToolSpec, check_surface, fingerprint, guard_errors, surface_document
@@ -217,6 +220,14 @@ class Platform:
                 log.warning("tool call denied", scope=spec.scope)
                 self._audit(caller, tool, arguments, "denied")
                 raise MCPError(code=FORBIDDEN, message=f"caller {caller.name!r} may not use tool {tool!r}")
+            registered = self.server._tool_manager.get_tool(tool)  # pyright: ignore[reportPrivateUsage]
+            if registered is not None and (problem := argument_problem(registered, arguments)):
+                log.info("tool arguments refused", error=problem)
+                self._audit(caller, tool, arguments, "tool_error")
+                text = TextContent(type="text", text=f"Error executing tool {tool}: {problem}")
+                return CallToolResult(content=[text], is_error=True).model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
             token = _caller.set(caller)
             outcome = "error"
             try:
@@ -225,6 +236,9 @@ class Platform:
                 return result
             except MCPError as exc:
                 outcome = f"protocol_error:{exc.error.code}"
+                raise
+            except anyio.get_cancelled_exc_class():
+                outcome = "cancelled"
                 raise
             finally:
                 _caller.reset(token)
@@ -246,6 +260,37 @@ class Platform:
             kept: list[dict[str, Any]] = [t for t in listed if isinstance(t, dict) and allowed(t.get("name"))]
             return {**result, "tools": sorted(kept, key=lambda t: str(t.get("name")))}
         return result
+
+
+MAX_ARGUMENT_PROBLEMS = 5
+
+
+def argument_problem(tool: RegisteredTool, arguments: object) -> str | None:
+    """Why `arguments` cannot be this tool's, in a few short redacted lines; None when they can.
+
+    The SDK would answer pydantic's own report, which echoes each bad value (a 1 MB string included) and
+    links to pydantic's docs, and it quietly drops arguments the tool does not have. A model that
+    misspells one gets a result for a call it did not mean; here it is told the names it may use.
+    """
+    if not isinstance(arguments, dict):
+        return "invalid arguments: expected an object of named arguments"
+    given: dict[str, Any] = arguments  # pyright: ignore[reportUnknownVariableType]
+    fields = tool.fn_metadata.arg_model.model_fields
+    names = {f.alias or n for n, f in fields.items()} | set(fields)
+    if unknown := sorted(str(k) for k in given if k not in names):
+        shown = ", ".join(repr(k[:60]) for k in unknown[:MAX_ARGUMENT_PROBLEMS])
+        return redactor().text(f"unknown argument(s) {shown}; this tool takes: {', '.join(sorted(names))}")
+    try:
+        tool.fn_metadata.validate_arguments(given)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in errors]
+        more = len(lines) - MAX_ARGUMENT_PROBLEMS
+        text = "; ".join(lines[:MAX_ARGUMENT_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+        return redactor().text(f"invalid arguments: {text}")
+    except Exception:  # noqa: BLE001 - a validator that crashes is the SDK's to report (an internal error)
+        return None
+    return None
 
 
 def _is_error(result: HandlerResult) -> bool:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import anyio
+from mcp import Client
+
+from servers.common.app import Platform
 from servers.common.audit import AuditLog, verify_chain
+from servers.common.policy import Policies
+from servers.common.settings import ServerSettings
+from servers.common.tools import ToolSpec
 
 
 def fill(path: Path, n: int) -> None:
@@ -55,3 +63,30 @@ def test_arguments_are_stored_as_a_digest_only(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     AuditLog(path).append(caller="a", tool="t", arguments={"patch": "secret diff"}, outcome="ok", trace_id="t1")
     assert "secret diff" not in path.read_text()
+
+
+async def test_a_call_the_client_cancels_is_audited_as_cancelled(tmp_path: Path, policies: Policies) -> None:
+    settings = ServerSettings(state_dir=tmp_path)
+    platform = Platform.create("audit-test", settings, policies, instructions="test")
+    started = anyio.Event()
+
+    @platform.tool(ToolSpec.reader("jira:read", name="slow", description="Takes a minute."))
+    async def slow() -> dict[str, Any]:
+        started.set()
+        await anyio.sleep(60)
+        return {}
+
+    async with Client(platform.finish()) as client, anyio.create_task_group() as tg:
+
+        async def call() -> None:
+            with anyio.move_on_after(30):
+                await client.call_tool("slow", {})
+
+        tg.start_soon(call)
+        await started.wait()
+        tg.cancel_scope.cancel()
+    log = tmp_path / "audit" / "audit-test.jsonl"
+    with anyio.fail_after(10):
+        while not log.exists() or not log.read_text():
+            await anyio.sleep(0.05)
+    assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["cancelled"]

@@ -249,3 +249,42 @@ async def test_a_credential_pasted_in_a_ticket_or_comment_never_reaches_the_clie
         "the CI job uses GITHUB_TOKEN=[credential removed: github_token] and gets 401 from the API"
     )
     assert "[credential removed: " in comments["comments"][0]["body"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"key": 123}, "invalid arguments: key: Input should be a valid string"),
+        ({}, "invalid arguments: key: Field required"),
+        ({"key": "SVC-1", "limit": 0}, "invalid arguments: limit: Input should be greater than or equal to 1"),
+        ({"key": "SVC-1", "limt": 5}, "unknown argument(s) 'limt'; this tool takes: key, limit"),
+    ],
+)
+async def test_bad_arguments_get_one_short_line_naming_the_field(
+    tmp_path: Path, policies: Policies, args: dict[str, Any], expected: str
+) -> None:
+    result = await call(make_server(tmp_path, policies), "get_comments", args)
+    assert result.is_error
+    text = result.content[0].text
+    assert text == f"Error executing tool get_comments: {expected}"
+
+
+async def test_a_bad_argument_is_not_echoed_nor_a_credential_in_an_argument_name(
+    tmp_path: Path, policies: Policies
+) -> None:
+    """pydantic's own report would carry the value back (a megabyte of it) and a link to its docs."""
+    huge = "ghp_" + "A" * 36 + "x" * 1_000_000
+    result = await call(make_server(tmp_path, policies), "get_issue", {"key": ["SVC-1", huge]})
+    text = result.content[0].text
+    assert result.is_error and len(text) < 300 and "AAAA" not in text and "pydantic.dev" not in text
+    token = "ghp_" + "B" * 36
+    result = await call(make_server(tmp_path, policies), "get_issue", {"key": "SVC-1", token: 1})
+    assert result.is_error and token not in result.content[0].text
+
+
+async def test_refused_arguments_are_audited_as_a_tool_error(tmp_path: Path, policies: Policies) -> None:
+    server = make_server(tmp_path, policies)
+    async with Client(server) as client:
+        await client.call_tool("get_issue", {"key": 1})
+    log = tmp_path / "state" / "audit" / "jira-read.jsonl"
+    assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["tool_error"]

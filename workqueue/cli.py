@@ -20,11 +20,12 @@ import anyio
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from workqueue.base import DeadLetter, QueueError, WorkQueue
 from workqueue.events import Topic
-from workqueue.settings import QueueSettings, open_queue
+from workqueue.settings import QueueSettings, open_queue, settings_error
 
 queue_app = typer.Typer(no_args_is_help=True, help="The event queue's dead letters: ls, show, replay, purge.")
 err = Console(stderr=True)
@@ -39,8 +40,7 @@ def _run(topic: str, action: Callable[[WorkQueue], Awaitable[T]]) -> T:
     try:
         settings = QueueSettings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        err.print(f"[red]error:[/red] setting GORESOLVE_QUEUE_{str(first['loc'][0]).upper()}: {first['msg']}")
+        err.print(f"[red]error:[/red] {escape(settings_error(exc))}", highlight=False)
         raise typer.Exit(2) from None
     name: Topic = "code-index" if topic == "code-index" else "tickets"
 

@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from workqueue.base import DeadLetter, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
 from workqueue.events import Event
 from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS
+from workqueue.settings import REDIS_URL_SHAPE
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -88,7 +89,10 @@ class RedisQueue:
         self._queue = f"goresolve:{name}"
         self._dead = f"goresolve:dead:{name}"
         self._pending = f"goresolve:pending:{name}"
-        self._settings = RedisSettings.from_dsn(url)
+        try:
+            self._settings = RedisSettings.from_dsn(url)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"queue {name!r}: {REDIS_URL_SHAPE}") from None  # the URL may hold a password
         self._settings.conn_retries = 0
         self._settings.conn_timeout = 2
         self._pool: ArqRedis | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workqueue.base import RetryPolicy, WorkQueue
@@ -26,6 +26,30 @@ class QueueSettings(BaseSettings):
     backoff_max_s: float = Field(default=300.0, ge=0, le=86400)
     job_timeout_s: float = Field(default=600.0, gt=0, le=86400)
     lease_grace_s: float = Field(default=10.0, ge=0, le=3600, description="Redis: lease = job timeout + this.")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Checked here, by the parser the queue uses, so that a bad URL is a settings error at start-up.
+        if info.data.get("backend") == "redis":
+            from arq.connections import RedisSettings
+
+            try:
+                RedisSettings.from_dsn(value.get_secret_value())
+            except (RuntimeError, ValueError):
+                raise ValueError(REDIS_URL_SHAPE) from None  # the URL may hold a password: not echoed
+        return value
+
+
+REDIS_URL_SHAPE = "not a Redis URL: use redis://[:password@]host[:port][/db], rediss://... or unix:///path"
+
+
+def settings_error(exc: ValidationError) -> str:
+    """A QueueSettings error as one line naming the variable (never its value)."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]).upper() if first["loc"] else "*"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"setting GORESOLVE_QUEUE_{field}: {message}"
 
 
 def open_queue(settings: QueueSettings, topic: Topic) -> WorkQueue:

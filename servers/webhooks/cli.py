@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from servers.common.errors import ConfigError, GoresolveError, InvalidInput
 from servers.common.settings import load_settings
@@ -54,15 +55,20 @@ def serve_webhooks(
     from servers.common.logging import configure_logging
     from servers.webhooks.app import build_app
     from workqueue import TOPICS, QueueSettings, Topic, WorkQueue, open_queue
+    from workqueue.settings import settings_error
 
     settings = _settings(host=host, port=port)
     configure_logging(service="webhooks", level=settings.log_level, secrets=settings.secret_values())
     try:
         queue_settings = QueueSettings()
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {escape(settings_error(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
         queues: dict[Topic, WorkQueue] = {topic: open_queue(queue_settings, topic) for topic in TOPICS}
         app = build_app(settings, queues)
-    except (ValueError, ValidationError) as exc:
-        err.print(f"[red]error:[/red] {str(exc).splitlines()[0]}")
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}", highlight=False)
         raise typer.Exit(2) from None
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
     anyio.run(uvicorn.Server(config).serve)

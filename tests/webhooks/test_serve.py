@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from servers.webhooks.verify import signature
 from tests.webhooks import support as s
@@ -71,3 +72,32 @@ def test_serve_webhooks_without_a_secret_exits_2_with_one_line(tmp_path: Path) -
     assert done.returncode == 2
     assert "GORESOLVE_WEBHOOKS_GITHUB_SECRET is required" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "message"),
+    [
+        ({"GORESOLVE_QUEUE_BACKEND": "redis", "GORESOLVE_QUEUE_REDIS_URL": "notaurl"}, "REDIS_URL", "not a Redis URL"),
+        (
+            {"GORESOLVE_QUEUE_BACKEND": "redis", "GORESOLVE_QUEUE_REDIS_URL": "redis://:hunter2@h:port/0"},
+            "REDIS_URL",
+            "not a Redis URL",
+        ),
+        ({"GORESOLVE_QUEUE_BACKEND": "kafka"}, "BACKEND", "Input should be 'sqlite' or 'redis'"),
+    ],
+)
+def test_serve_webhooks_with_bad_queue_settings_exits_2_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], variable: str, message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "goresolve.cli", "serve", "webhooks", "--port", str(free_port())],
+        cwd=tmp_path,
+        env={**_env(tmp_path, GORESOLVE_WEBHOOKS_GITHUB_SECRET="x", COLUMNS="200"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"error: setting GORESOLVE_QUEUE_{variable}: {message}" in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr and "report it" not in done.stderr

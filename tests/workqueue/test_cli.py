@@ -7,11 +7,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from tests.workqueue.support import push_event
-from workqueue import Event, RetryPolicy
+from workqueue import Event, QueueSettings, RetryPolicy
 from workqueue.cli import queue_app
+from workqueue.redis import RedisQueue
+from workqueue.settings import settings_error
 from workqueue.sqlite import SQLiteQueue
 
 
@@ -56,3 +59,20 @@ def test_ls_show_replay_purge(dead_queue: Path) -> None:
     assert purged.exit_code == 0 and "purged 1" in purged.output
     assert json.loads(runner.invoke(queue_app, ["ls", "--json"]).stdout)["dead"] == []
     assert runner.invoke(queue_app, ["ls", "--queue", "nope"]).exit_code == 2
+
+
+def test_a_bad_redis_url_is_a_settings_error_naming_the_variable_and_not_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GORESOLVE_QUEUE_BACKEND", "redis")
+    monkeypatch.setenv("GORESOLVE_QUEUE_REDIS_URL", "http://:hunter2@redis:6379/0")
+    with pytest.raises(ValidationError) as exc:
+        QueueSettings()
+    assert settings_error(exc.value).startswith("setting GORESOLVE_QUEUE_REDIS_URL: not a Redis URL: use redis://")
+    assert "hunter2" not in settings_error(exc.value)
+    listed = CliRunner().invoke(queue_app, ["ls"])
+    assert listed.exit_code == 2 and "GORESOLVE_QUEUE_REDIS_URL" in listed.output
+    monkeypatch.setenv("GORESOLVE_QUEUE_BACKEND", "sqlite")  # the Redis URL is not used, so not checked
+    assert QueueSettings().backend == "sqlite"
+    with pytest.raises(ValueError, match="not a Redis URL"):
+        RedisQueue("notaurl", "x")

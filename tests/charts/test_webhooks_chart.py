@@ -102,18 +102,17 @@ def test_the_gateways_settings_from_values_parse_in_the_gateway(
     default = settings_in_pod(
         render(), {"gr-goresolve-webhooks": {"github-webhook-secret": "x"}}, tmp_path, monkeypatch
     )
-    assert (default.branches, default.commands, default.retry_after_s, default.max_body_bytes) == (
-        (),
-        ("/goresolve retry",),
-        30,
-        25 * 1024 * 1024,
-    )
+    # The chart's defaults are the gateway's own.
+    for field in ("branches", "commands", "retry_after_s", "max_body_bytes", "unverified_budget_bytes", "queue_timeout_s"):
+        assert getattr(default, field) == WebhookSettings.model_fields[field].default, field
     manifests = render(
         sets=(
             "webhooks.branches={release,develop}",
             "webhooks.commands={/goresolve retry,/goresolve go}",
             "webhooks.retryAfterSeconds=120",
             "webhooks.maxBodyBytes=1048576",
+            "webhooks.unverifiedBudgetBytes=134217728",
+            "webhooks.queueTimeoutSeconds=3",
             "webhooks.extraEnv[0].name=GORESOLVE_WEBHOOKS_GITHUB_API_URL",
             "webhooks.extraEnv[0].value=https://ghe.example/api/v3",
         )
@@ -124,6 +123,7 @@ def test_the_gateways_settings_from_values_parse_in_the_gateway(
     assert settings.branches == ("release", "develop")
     assert settings.commands == ("/goresolve retry", "/goresolve go")
     assert (settings.retry_after_s, settings.max_body_bytes) == (120, 1048576)
+    assert (settings.unverified_budget_bytes, settings.queue_timeout_s) == (128 * 1024 * 1024, 3.0)
     assert settings.github_api_url == "https://ghe.example/api/v3"
     _, container = gateway(manifests)
     assert json.loads(next(e["value"] for e in container["env"] if e["name"] == "GORESOLVE_WEBHOOKS_BRANCHES")) == [
@@ -137,6 +137,8 @@ def test_the_gateways_settings_from_values_parse_in_the_gateway(
     [
         "webhooks.retryAfterSeconds=0",
         "webhooks.maxBodyBytes=26214401",
+        "webhooks.unverifiedBudgetBytes=100",
+        "webhooks.queueTimeoutSeconds=0",
         "webhooks.branches={has space}",
         "webhooks.extraEnv[0].name=1BAD",
     ],

@@ -103,7 +103,8 @@ def test_the_gateways_settings_from_values_parse_in_the_gateway(
         render(), {"gr-goresolve-webhooks": {"github-webhook-secret": "x"}}, tmp_path, monkeypatch
     )
     # The chart's defaults are the gateway's own.
-    for field in ("branches", "commands", "retry_after_s", "max_body_bytes", "unverified_budget_bytes", "queue_timeout_s"):
+    fields = ("branches", "commands", "retry_after_s", "max_body_bytes", "unverified_budget_bytes", "queue_timeout_s")
+    for field in fields:
         assert getattr(default, field) == WebhookSettings.model_fields[field].default, field
     manifests = render(
         sets=(

@@ -77,6 +77,11 @@ class AgentSettings(BaseSettings):
     redact_credentials: bool = Field(
         default=True, description="Remove credentials from what is sent to the model; off only for a model you host."
     )
+    route_models: bool = Field(
+        default=False,
+        description="Run each routed tier on the model routing.yaml names for it (same provider, endpoint and key: "
+        "a gateway serving all of them); off: MODEL for every tier, the tier still setting budgets and hand-offs.",
+    )
 
     def live_model(self) -> ModelConfig | None:
         """The live model PROVIDER and MODEL name (with BASE_URL and API_KEY), or None when neither is set.
@@ -246,7 +251,7 @@ def build_run(
     run = PreparedRun(model, policy, servers, settings, repo, alert, base_branch)
     if (policy_dir / "routing.yaml").exists():
         run.router = build_router(policy_dir, policy)
-        if replay is None:  # a live model: the routed tier's model, same provider and endpoint
+        if replay is None and settings.route_models:  # the routed tier's model, same provider and endpoint
             run.models = lambda name: build_model(config.model_copy(update={"model": name}))
     return run
 

@@ -73,7 +73,11 @@ class Rule(_Strict):
 
 
 class Tier(_Strict):
-    model: str | None = Field(default=None, description="Model for the agent run; null means a human takes it.")
+    model: str | None = Field(
+        default=None,
+        description="Model for the agent run (with GORESOLVE_AGENT_ROUTE_MODELS; otherwise the configured model "
+        "runs every tier); null means a human takes it.",
+    )
     description: str = ""
 
 

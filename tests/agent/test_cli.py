@@ -208,3 +208,24 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     command = (str(Path(sys.executable).parent / "goresolve"), *DEFAULT_COMMAND[1:])
     record = anyio.run(LocalRunner(command, deadline_s=300).run, ticket)
     assert (record.outcome, record.pr_url) == ("pr", "local:calc/pull/1"), record.reason
+
+
+@pytest.mark.parametrize("route_models", [False, True])
+def test_the_configured_model_runs_every_tier_unless_routing_may_choose_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, route_models: bool
+) -> None:
+    """The shipped routing.yaml names models of two providers: with one endpoint configured, the model its
+    user named is the one that runs; a gateway serving every tier's model opts in with ROUTE_MODELS."""
+    from agent.cli import AgentSettings, build_run
+
+    policies = Path(__file__).resolve().parents[2] / "policies"
+    for name, value in {"PROVIDER": "openai", "MODEL": "my-model", "BASE_URL": "http://127.0.0.1:9/v1"}.items():
+        monkeypatch.setenv(f"GORESOLVE_AGENT_{name}", value)
+    monkeypatch.setenv("GORESOLVE_AGENT_API_KEY", "sk-test")
+    monkeypatch.setenv("GORESOLVE_AGENT_ROUTE_MODELS", str(route_models).lower())
+    run = build_run(AgentSettings(state_dir=tmp_path), policies, "sample-service", {}, None)
+    assert run.router is not None and run.model.name == "my-model"
+    if route_models:
+        assert run.models is not None and run.models("claude-sonnet-4-5").name == "claude-sonnet-4-5"
+    else:
+        assert run.models is None

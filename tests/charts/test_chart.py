@@ -492,3 +492,15 @@ def test_the_agent_redacts_credentials_unless_the_values_say_otherwise(
     [agent] = [c for c in spec["containers"] if c["name"] == "agent"]
     monkeypatch.setenv("GORESOLVE_AGENT_REDACT_CREDENTIALS", env_of(agent)["GORESOLVE_AGENT_REDACT_CREDENTIALS"])
     assert AgentSettings().redact_credentials is expected
+
+
+@pytest.mark.parametrize(("sets", "expected"), [((), False), (("agent.routeModels=true",), True)])
+def test_the_agent_runs_the_configured_model_unless_the_values_let_routing_choose(
+    monkeypatch: pytest.MonkeyPatch, sets: tuple[str, ...], expected: bool
+) -> None:
+    from agent.cli import AgentSettings
+
+    spec = job_template(render(sets=sets))["spec"]["template"]["spec"]
+    [agent] = [c for c in spec["containers"] if c["name"] == "agent"]
+    monkeypatch.setenv("GORESOLVE_AGENT_ROUTE_MODELS", env_of(agent)["GORESOLVE_AGENT_ROUTE_MODELS"])
+    assert AgentSettings().route_models is expected

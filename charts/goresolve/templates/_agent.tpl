@@ -85,6 +85,8 @@ containers:
       {{- end }}
       - name: GORESOLVE_AGENT_REDACT_CREDENTIALS
         value: {{ $v.agent.redactCredentials | quote }}
+      - name: GORESOLVE_AGENT_ROUTE_MODELS
+        value: {{ $v.agent.routeModels | quote }}
       - name: GORESOLVE_AGENT_MCP_TRANSPORT
         value: http
       {{- range $servers }}

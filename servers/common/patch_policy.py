@@ -15,11 +15,24 @@ a diff that cannot be parsed is itself a reason. Rules, in the order they are ch
   of a table test (composite-literal elements that do not mention `t`, skip or exit, outside any
   list named like a skip list) and new test files, unless the added code could stop other tests
   running (`TestMain`, `init`, `os.Exit`, ...).
+
+Without the Go analyzer (`static_analysis` off, as in github-pr, which holds no module tree or
+toolchain) and with `existing_tests_read_only` on (the test rules; both off leave the census alone to
+judge), the analyzer's rules on package initialisation are read from the text, for every Go file the
+patch changes, test or not: a process exit or test-flag change reachable from an `init` function or a
+package-level var initializer (`exit_at_init`, `flag_at_init`; through an aliased or dot import, and
+through functions of the same package the patch changes), `testing.Testing()` or another testing
+function in non-test code (`testing_testing`, `testing_in_code`), a new `TestMain` (`new_test_main`)
+and `//go:linkname` (`linkname`). As in the analyzer, only what the patch adds is refused: the
+findings of the pre- and post-images are compared. Reachability through methods, function values
+passed around, or files the patch does not change is the analyzer's alone.
 """
 
 from __future__ import annotations
 
+import collections
 import pathlib
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,6 +144,8 @@ def check_patch(
     reasons: list[PatchReason] = []
     for patched in patch:
         reasons.extend(_check_file(patched, policy, _Base(repo_root, base_files)))
+    if policy.existing_tests_read_only and not policy.static_analysis:
+        reasons.extend(_init_reasons(patch, policy, _Base(repo_root, base_files)))
     reasons.sort(key=lambda r: (r.path, r.line or 0, r.rule))
     return PatchVerdict(allowed=not reasons, reasons=reasons[:MAX_REASONS])
 
@@ -418,3 +433,420 @@ def _block_reasons(
             detail = f"adds {_snip(first_added.value)} inside existing code, not as a new top-level function"
             add("inserted_into_existing_test", first_added.target_line_no, detail)
     return list(found.values())
+
+
+# --- code that runs at package initialisation, read from the text (the fallback of the Go analyzer) ---
+#
+# Without the analyzer (github-pr has no module tree or toolchain), the post-image of every changed Go
+# file is rebuilt from its pre-image and the hunks, split into top-level declarations by a small Go
+# lexer, and searched for the analyzer's objects by spelling: `os.Exit`, `xos.Exit` (aliased import),
+# `Exit` (dot import). Roots are `func init()` bodies and package-level var initializers; functions of
+# the same package declared in the changed files are followed from them. As in the analyzer, findings
+# are compared between the pre- and post-images as multisets of keys without line numbers, so only
+# what the patch adds is refused. A file whose pre-image is unknown is judged on its hunks alone.
+
+_KEYWORDS = frozenset(
+    {
+        *("break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough", "for"),
+        *("func", "go", "goto", "if", "import", "interface", "map", "package", "range", "return"),
+        *("select", "struct", "switch", "type", "var"),
+    }
+)
+_ENDS_STATEMENT = frozenset({"break", "continue", "fallthrough", "return"})
+_GO_TOKEN = re.compile(
+    r"(?P<nl>\n)|(?P<ws>[ \t\r\f\v]+)|(?P<lc>//[^\n]*)|(?P<bc>/\*.*?(?:\*/|\Z))|(?P<raw>`[^`]*(?:`|\Z))"
+    r'|(?P<str>"(?:[^"\\\n]|\\.)*"?)|(?P<rune>\'(?:[^\'\\\n]|\\.)*\'?)|(?P<num>\.?\d[\w.]*(?:[eEpP][+-][\w]*)?)'
+    r"|(?P<ident>[^\W\d]\w*)"
+    r"|(?P<op>\.\.\.|&\^=|<<=|>>=|&&|\|\||<-|\+\+|--|&\^|<<|>>|:=|[-+*/%&|^<>=!]=|[-+*/%&|^<>=!:~(){}\[\],;.])"
+    r"|(?P<other>.)",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # ident, op, lit, ; (inserted or written)
+    text: str
+    line: int
+
+
+def _go_tokens(source: str) -> list[_Tok]:
+    """Go tokens with line numbers, comments dropped and semicolons inserted as the Go spec says."""
+    out: list[_Tok] = []
+    line = 1
+
+    def newline() -> None:
+        if (
+            out
+            and out[-1].kind != ";"
+            and (
+                (out[-1].kind == "ident" and (out[-1].text not in _KEYWORDS or out[-1].text in _ENDS_STATEMENT))
+                or out[-1].kind == "lit"
+                or out[-1].text in ("++", "--", ")", "]", "}")
+            )
+        ):
+            out.append(_Tok(";", "\n", line))
+
+    for m in _GO_TOKEN.finditer(source):
+        kind, text = m.lastgroup or "other", m.group()
+        if kind in ("nl", "bc") and "\n" in text:
+            newline()
+        elif kind in ("ident", "op"):
+            out.append(_Tok(";" if text == ";" else kind, text, line))
+        elif kind in ("raw", "str", "rune", "num"):
+            out.append(_Tok("lit", text, line))
+        line += text.count("\n")
+    newline()
+    return out
+
+
+def _split(tokens: list[_Tok]) -> list[list[_Tok]]:
+    """`tokens` cut at the semicolons outside brackets (empty parts dropped)."""
+    parts: list[list[_Tok]] = [[]]
+    depth = 0
+    for tok in tokens:
+        if tok.text in ("(", "[", "{"):
+            depth += 1
+        elif tok.text in (")", "]", "}"):
+            depth = max(depth - 1, 0)
+        if tok.kind == ";" and depth == 0:
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    return [p for p in parts if p]
+
+
+def _inner(tokens: list[_Tok], start: int) -> list[_Tok]:
+    """The tokens inside the bracket group opening at `start` (to its match, or to the end)."""
+    depth = 0
+    for i in range(start, len(tokens)):
+        if tokens[i].text in ("(", "[", "{"):
+            depth += 1
+        elif tokens[i].text in (")", "]", "}"):
+            depth -= 1
+            if depth == 0:
+                return tokens[start + 1 : i]
+    return tokens[start + 1 :]
+
+
+@dataclass(frozen=True, slots=True)
+class _GoDecl:
+    """A top-level function (`names` = its name; methods have none) or var spec, and the tokens that run."""
+
+    label: str
+    names: tuple[str, ...]
+    code: tuple[_Tok, ...]
+    root: bool  # runs at package initialisation: an init function, or a var spec with values
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class _GoFile:
+    package: str
+    imports: dict[str, str]  # local name -> import path ("." for a dot import: path -> ".")
+    dots: frozenset[str]
+    decls: tuple[_GoDecl, ...]
+
+
+def _parse_go(source: str) -> _GoFile:
+    """The package clause, imports and top-level declarations of Go source; never raises."""
+    package, imports, dots, decls = "", dict[str, str](), set[str](), list[_GoDecl]()
+    for stmt in _split(_go_tokens(source)):
+        head = stmt[0].text
+        if head == "package" and len(stmt) > 1:
+            package = stmt[1].text
+        elif head == "import":
+            specs = _split(_inner(stmt, 1)) if len(stmt) > 1 and stmt[1].text == "(" else [stmt[1:]]
+            for spec in specs:
+                path = spec[-1].text.strip('"`') if spec[-1].kind == "lit" else ""
+                name = spec[0].text if len(spec) > 1 else path.rsplit("/", 1)[-1]
+                if name == ".":
+                    dots.add(path)
+                elif name != "_" and path:
+                    imports[name] = path
+        elif head == "func" and len(stmt) > 2:
+            method = stmt[1].text == "("
+            name_at = len(_inner(stmt, 1)) + 3 if method else 1
+            name = stmt[name_at].text if name_at < len(stmt) else ""
+            body = _body(stmt)
+            if method:
+                decls.append(_GoDecl(f"method {name}", (), body, False, stmt[0].line))
+            else:
+                params = stmt[name_at + 1].text if name_at + 1 < len(stmt) else ""
+                init = name == "init" and params == "(" and len(_inner(stmt, name_at + 1)) == 0
+                label, names = ("init", ()) if init else (f"func {name}", (name,))
+                decls.append(_GoDecl(label, names, body, init, stmt[0].line))
+        elif head == "var" and len(stmt) > 1:
+            specs = _split(_inner(stmt, 1)) if stmt[1].text == "(" else [stmt[1:]]
+            for spec in specs:
+                names = _leading_names(spec)
+                values = _after_assign(spec)
+                decls.append(_GoDecl(f"var {','.join(names)}", names, values, bool(values), spec[0].line))
+    return _GoFile(package, imports, frozenset(dots), tuple(decls))
+
+
+def _leading_names(spec: list[_Tok]) -> tuple[str, ...]:
+    """The names a var spec declares (`a, b int = ...` declares a and b)."""
+    names: list[str] = []
+    i = 0
+    while i < len(spec) and spec[i].kind == "ident":
+        names.append(spec[i].text)
+        if i + 1 >= len(spec) or spec[i + 1].text != ",":
+            break
+        i += 2
+    return tuple(names)
+
+
+def _after_assign(spec: list[_Tok]) -> tuple[_Tok, ...]:
+    depth = 0
+    for i, tok in enumerate(spec):
+        if tok.text in ("(", "[", "{"):
+            depth += 1
+        elif tok.text in (")", "]", "}"):
+            depth -= 1
+        elif tok.text == "=" and depth == 0:
+            return tuple(spec[i + 1 :])
+    return ()
+
+
+def _body(stmt: list[_Tok]) -> tuple[_Tok, ...]:
+    """A function declaration's body: the brace group its statement ends with (none: no body)."""
+    if stmt[-1].text != "}":
+        return ()
+    depth = 0
+    for i in range(len(stmt) - 1, -1, -1):
+        if stmt[i].text in (")", "]", "}"):
+            depth += 1
+        elif stmt[i].text in ("(", "[", "{"):
+            depth -= 1
+            if depth == 0:
+                return tuple(stmt[i + 1 : -1])
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Guarded:
+    """An object of the policy's init lists, by spelling: `path.name`, or the method `name` of a type of `path`."""
+
+    rule: Rule
+    key: str
+    path: str
+    name: str
+    method: bool
+    why: str
+
+
+_METHOD_KEY = re.compile(r"^\(\*?(?P<path>[^()*]+)\.\w+\)\.(?P<name>\w+)$")
+_FUNC_KEY = re.compile(r"^(?P<path>[^()]+)\.(?P<name>\w+)$")
+
+
+def _guarded(policy: ProtectedPolicy) -> list[_Guarded]:
+    out: list[_Guarded] = []
+    for rule, objects in (("exit_at_init", policy.init_exit_objects), ("flag_at_init", policy.init_flag_objects)):
+        for key, why in objects.items():
+            if m := _METHOD_KEY.match(key):
+                out.append(_Guarded(rule, key, m["path"], m["name"], True, why))  # pyright: ignore[reportArgumentType]
+            elif m := _FUNC_KEY.match(key):
+                out.append(_Guarded(rule, key, m["path"], m["name"], False, why))  # pyright: ignore[reportArgumentType]
+    return out
+
+
+def _default_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _qualifiers(file: _GoFile | None, path: str) -> set[str]:
+    """The names `path` may be spelled with in a file: its imports' names, and the default one (an
+    unknown file, or a package named unlike its path, is given the benefit of no doubt)."""
+    names = {_default_name(path)}
+    if file is not None:
+        names |= {name for name, p in file.imports.items() if p == path}
+    return names
+
+
+def _refs(code: tuple[_Tok, ...], file: _GoFile | None, guarded: list[_Guarded]) -> list[tuple[_Guarded, _Tok]]:
+    """The guarded objects `code` names, each with the token that names it (one object per token)."""
+    out: list[tuple[_Guarded, _Tok]] = []
+    dots = file.dots if file is not None else frozenset[str]()
+    imported = set(file.imports.values()) | dots if file is not None else None
+    packages = {q for g in guarded for q in _qualifiers(file, g.path)} | set(file.imports if file else ())
+    for i, tok in enumerate(code):
+        if tok.kind != "ident":
+            continue
+        after_dot = i > 0 and code[i - 1].text == "."
+        # `pkg.Name`: the qualifier's token decides; `Name` itself is then no method call
+        selected = after_dot and i > 1 and code[i - 2].text in packages and not (i > 2 and code[i - 3].text == ".")
+        qualified = not after_dot and i + 2 < len(code) and code[i + 1].text == "."
+        called = i + 1 < len(code) and code[i + 1].text == "("
+        for g in guarded:
+            if g.method:
+                hit = after_dot and not selected and called and tok.text == g.name
+                hit = hit and (imported is None or g.path in imported)
+                found = tok
+            elif qualified:
+                hit = code[i + 2].text == g.name and tok.text in _qualifiers(file, g.path)
+                found = code[i + 2]
+            else:
+                hit = not after_dot and tok.text == g.name and g.path in dots
+                found = tok
+            if hit:
+                out.append((g, found))
+                break
+    return out
+
+
+# The functions of package testing (its types may appear in helpers, its functions may not in non-test code).
+_TESTING_FUNCS = (
+    *("AllocsPerRun", "Benchmark", "CoverMode", "Coverage", "Init", "Main", "MainStart", "RegisterCover"),
+    *("RunBenchmarks", "RunExamples", "RunTests", "Short", "Verbose"),
+)
+_IN_CODE = [
+    _Guarded("testing_testing", "testing.Testing", "testing", "Testing", False, "asks whether tests run"),
+    *(_Guarded("testing_in_code", f"testing.{n}", "testing", n, False, "") for n in _TESTING_FUNCS),
+]
+
+
+def _testing_refs(code: tuple[_Tok, ...], file: _GoFile | None) -> list[tuple[_Guarded, _Tok]]:
+    """Where `code` calls a function of package testing (by any import name of "testing", or dot-imported)."""
+    return _refs(code, file, _IN_CODE)
+
+
+_InitKey = tuple[str, str, str, str]  # rule, root, through, object (the analyzer's key, without lines)
+
+
+def _init_findings(files: Mapping[str, _GoFile], guarded: list[_Guarded]) -> list[tuple[_InitKey, str, _Tok, str]]:
+    """(key, path, token, detail) of each guarded object reachable from package initialisation, and of
+    each testing.Testing in non-test code, in `files` (path -> parsed file)."""
+    out: list[tuple[_InitKey, str, _Tok, str]] = []
+    packages: dict[tuple[str, str], list[tuple[str, _GoDecl]]] = {}
+    for path, file in files.items():
+        where = (posixpath.dirname(path), file.package)
+        packages.setdefault(where, []).extend((path, d) for d in file.decls)
+        for decl in file.decls if not path.endswith("_test.go") else ():
+            for g, tok in _testing_refs(decl.code, file):
+                detail = f"non-test code uses {g.key} in {decl.label}"
+                out.append(((g.rule, f"{decl.label}@{path}", "", g.key), path, tok, detail))
+        for decl in file.decls if path.endswith("_test.go") else ():
+            if decl.label == "func TestMain":
+                detail = f"TestMain in {where[0] or '.'} (package {file.package}) controls whether and how tests run"
+                first = _Tok("ident", "func", decl.line)
+                out.append((("new_test_main", f"{where[0]}/{file.package}", "", "TestMain"), path, first, detail))
+    for decls in packages.values():
+        named: dict[str, list[tuple[str, _GoDecl]]] = {}
+        for path, decl in decls:
+            for name in decl.names:
+                named.setdefault(name, []).append((path, decl))
+        for root_path, root in decls:
+            if not root.root:
+                continue
+            root_label = f"{root.label}@{root_path}"
+            seen = {id(root)}
+            queue = [(root_path, root)]
+            while queue:
+                path, decl = queue.pop(0)
+                file = files[path]
+                for g, tok in _refs(decl.code, file, guarded):
+                    through = "" if decl is root else f"{decl.label}@{path}"
+                    detail = f"{g.key} ({g.why}) is reachable from package initialization ({root_label})"
+                    detail += f" through {through}" if through else ""
+                    out.append(((g.rule, root_label, through, g.key), path, tok, detail))
+                for i, tok in enumerate(decl.code):
+                    if tok.kind == "ident" and not (i > 0 and decl.code[i - 1].text == "."):
+                        for nxt in named.get(tok.text, []):
+                            if id(nxt[1]) not in seen:
+                                seen.add(id(nxt[1]))
+                                queue.append(nxt)
+    return out
+
+
+def _post_image(pf: PatchedFile, before: str) -> str | None:
+    """`before` with the hunks of `pf` applied; None when they do not fit it."""
+    old = before.split("\n") if before else []
+    out: list[str] = []
+    pos = 0
+    for hunk in pf:
+        start = hunk.source_start if hunk.source_length == 0 else hunk.source_start - 1
+        if start < pos or start > len(old):
+            return None
+        out.extend(old[pos:start])
+        pos = start
+        for line in hunk:
+            text = line.value.rstrip("\r\n")
+            if line.is_added:
+                out.append(text)
+            elif line.is_context or line.is_removed:
+                if pos >= len(old) or old[pos].rstrip("\r") != text:
+                    return None
+                if line.is_context:
+                    out.append(text)
+                pos += 1
+    return "\n".join(out + old[pos:])
+
+
+def _init_reasons(patch: PatchSet, policy: ProtectedPolicy, base: _Base) -> list[PatchReason]:
+    """Exits, flag changes and testing.Testing() the patch adds to code that runs at package
+    initialisation (the analyzer's rules exit_at_init, flag_at_init, testing_testing), by spelling."""
+    guarded = _guarded(policy)
+    before: dict[str, _GoFile] = {}
+    after: dict[str, _GoFile] = {}
+    out: list[PatchReason] = []
+    for pf in patch:
+        source, target = _clean(pf.source_file), _clean(pf.target_file)
+        existing = not pf.is_added_file or (base.known and target is not None and base.exists(target))
+        if existing and source is None:
+            source = target
+        go_source = existing and source is not None and source.endswith(".go")
+        go_target = target is not None and target.endswith(".go")
+        if pf.is_binary_file or not (go_source or go_target):
+            continue
+        for line in (ln for hunk in pf for ln in hunk if ln.is_added and go_target):
+            if _LINKNAME.match(line.value):
+                detail = f"go:linkname reaches unexported runtime or package code: {_snip(line.value)}"
+                out.append(PatchReason(rule="linkname", path=target or "", line=line.target_line_no, detail=detail))
+        old = base.read(source) if existing and source is not None else ""
+        new = _post_image(pf, old) if old is not None and go_target else None
+        if go_target and new is None:
+            out.extend(_hunk_init_reasons(pf, target or "", guarded))  # no pre-image to rebuild it from
+            continue
+        if go_source and old is not None and source is not None:
+            before[source] = _parse_go(old)
+        if new is not None and target is not None:
+            after[target] = _parse_go(new)
+    seen = collections.Counter(key for key, *_ in _init_findings(before, guarded))
+    for key, path, tok, detail in _init_findings(after, guarded):
+        if seen[key] > 0:
+            seen[key] -= 1
+        else:
+            out.append(PatchReason(rule=key[0], path=path, line=tok.line, detail=detail[:300]))  # pyright: ignore[reportArgumentType]
+    return out
+
+
+_LINKNAME = re.compile(r"^\s*//go:linkname\b")
+_INIT_HEADING = re.compile(r"^(?:func\s+init\s*\(\s*\)|var\b)")
+_TOP_LEVEL_LINE = re.compile(r"^[^\s})/]")
+
+
+def _hunk_init_reasons(pf: PatchedFile, path: str, guarded: list[_Guarded]) -> list[PatchReason]:
+    """The init rules on the hunks alone (no pre-image): an added line is at package initialisation when
+    the nearest top-level line above it in the hunk, or git's hunk heading, opens `func init()` or a var."""
+    plain = [g for g in guarded if not g.method]  # a method's receiver type needs the imports to guess
+    out: list[PatchReason] = []
+    for hunk in pf:
+        heading = (hunk.section_header or "").strip()
+        for line in hunk:
+            text = line.value.rstrip("\r\n")
+            if line.is_removed or not (line.is_added or line.is_context):
+                continue
+            if _TOP_LEVEL_LINE.match(text):
+                heading = text
+            if not line.is_added:
+                continue
+            code = tuple(_go_tokens(text))
+            if _INIT_HEADING.match(heading):
+                for g, _tok in _refs(code, None, plain):
+                    detail = f"{g.key} ({g.why}) is added to code that runs at package initialization: {_snip(text)}"
+                    out.append(PatchReason(rule=g.rule, path=path, line=line.target_line_no, detail=detail))
+            for g, _tok in _testing_refs(code, None) if not path.endswith("_test.go") else ():
+                detail = f"non-test code uses {g.key}: {_snip(text)}"
+                out.append(PatchReason(rule=g.rule, path=path, line=line.target_line_no, detail=detail))
+    return out

@@ -14,8 +14,11 @@ code host; every rule lives here, applied in the same order for every backend:
    what it is about to commit; that diff goes through the shared `check_applied`, so a patch whose
    text reads differently from what git does (C-quoted paths, renames, modes) is judged by its effect.
    github-pr holds no checkout, module cache or toolchain, so the Go tamper analyzer (the static
-   comparison) runs in go-test-runner and `goresolve check-patch`; here its place is taken by the
-   line rules' spelling fallback, which refuses more, never less.
+   comparison) runs in go-test-runner and `goresolve check-patch`; here the line rules read its
+   package-initialisation rules from the text instead (an exit or flag change reachable from `init`
+   or a var initializer, testing.Testing() in code, a new TestMain: see `patch_policy`), with the
+   analyzer's rule names. What only types can show (changed test helpers, overwritten test state,
+   shadowed tests, calls through methods or unchanged files) is left to go-test-runner's run.
 
 Writes to an existing pull request (comment, assign, request review) are allowed only on pull
 requests the bot opened (the host's record) whose head branch is under the bot's prefix: this

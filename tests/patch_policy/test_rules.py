@@ -109,10 +109,11 @@ def test_an_appended_testmain_that_exits_is_refused(diff_of: DiffOf, repo: pathl
     # judges new code by object (tests/patch_policy/test_tamper_check_patch.py).
     text_only = POLICY.model_copy(update={"static_analysis": False})
     tm = "\nfunc TestMain(m *testing.M) { os.Exit(0) }\n"
+    # (the fallback also names it as the analyzer does: new_test_main)
     diff = diff_of(lambda r: (r / "calc/calc_test.go").write_text(CALC_TEST + tm))
-    assert rules(check_patch(diff, text_only, repo_root=repo)) == {"hides_tests"}
+    assert rules(check_patch(diff, text_only, repo_root=repo)) == {"hides_tests", "new_test_main"}
     diff = diff_of(write("calc/main_test.go", 'package calc\n\nimport (\n\t"os"\n\t"testing"\n)\n' + tm))
-    assert rules(check_patch(diff, text_only, repo_root=repo)) == {"hides_tests"}
+    assert rules(check_patch(diff, text_only, repo_root=repo)) == {"hides_tests", "new_test_main"}
     assert check_patch(diff, POLICY, repo_root=repo).allowed
 
 

@@ -75,20 +75,38 @@ def single_ticket_dir(path: Path) -> Generator[Path]:
         yield Path(tmp)
 
 
-def repo_named(policy_dir: Path, name: str) -> str | None:
-    """The repos.yaml name of the repository called `name` there, or on GitHub (its `github` field, the
-    owner/name a GitHub event or issue URL uses); None for neither, or an unreadable repos.yaml."""
+def registered_repos(policy_dir: Path) -> dict[str, Any]:
+    """The `repos` map of `policy_dir/repos.yaml` (name -> entry).
+
+    Raises:
+        TicketFileError: the file is missing, unreadable, or holds no `repos` map.
+    """
+    path = policy_dir / "repos.yaml"
     try:
-        data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UNREADABLE as exc:
+        raise TicketFileError(f"cannot read {path}: {type(exc).__name__}") from None
     repos: Any = data.get("repos") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
     if not isinstance(repos, dict):
-        return None
+        raise TicketFileError(f"{path} has no `repos` map")
     entries: dict[Any, Any] = repos  # pyright: ignore[reportUnknownVariableType]
-    if name in entries:
+    return {str(k): v for k, v in entries.items()}
+
+
+def repo_in(repos: dict[str, Any], name: str) -> str | None:
+    """The name in `repos` (see `registered_repos`) of the repository called `name` there, or on GitHub (its
+    `github` field, the owner/name a GitHub event or issue URL uses); None for neither."""
+    if name in repos:
         return name
-    return next((str(k) for k, v in entries.items() if isinstance(v, dict) and v.get("github") == name), None)  # pyright: ignore[reportUnknownMemberType]
+    return next((k for k, v in repos.items() if isinstance(v, dict) and v.get("github") == name), None)  # pyright: ignore[reportUnknownMemberType]
+
+
+def repo_named(policy_dir: Path, name: str) -> str | None:
+    """`repo_in` on `policy_dir/repos.yaml`; None for neither, or an unreadable repos.yaml."""
+    try:
+        return repo_in(registered_repos(policy_dir), name)
+    except TicketFileError:
+        return None
 
 
 def github_issue_number(path: Path) -> int | None:

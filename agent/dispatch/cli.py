@@ -109,6 +109,7 @@ async def _serve(queue: Any, runner: Runner, capacity: Capacity, settings: Dispa
         Ledger(settings.resolved_ledger()),
         jira_repos=settings.jira_repos,
         default_repo=settings.default_repo,
+        policy_dir=settings.policy_dir,
     )
     await queue.consume(dispatcher.handle, concurrency=settings.max_concurrent, burst=burst)
 

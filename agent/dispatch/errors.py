@@ -26,3 +26,7 @@ class ClusterRefused(DispatchError):
 
 class TemplateError(DispatchError):
     """The Job template cannot be used: missing, unreadable, or not a batch/v1 Job with an `agent` container."""
+
+
+class PolicyUnreadable(DispatchError):
+    """The policy set's repos.yaml, which says which repositories may have runs, cannot be read."""

@@ -1,6 +1,7 @@
 """The dispatcher proper: a queue handler that turns each ticket event into exactly one bounded run.
 
-    event -> ticket -> slot (caps) -> runner.run -> ledger.record -> escalate when there is no outcome
+    event -> ticket -> registered repository? -> slot (caps) -> runner.run -> ledger.record -> escalate
+    when there is no outcome
 
 The handler returns normally for every run that ended, however it ended, so the queue never
 re-delivers a finished ticket; it raises only when the run could not be started or followed at all
@@ -10,13 +11,16 @@ re-delivers a finished ticket; it raises only when the run could not be started 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 import structlog
 
 from agent.dispatch.capacity import Capacity
+from agent.dispatch.errors import PolicyUnreadable
 from agent.dispatch.results import Ledger, RunRecord
 from agent.dispatch.tickets import Ticket, ticket_from_event
+from agent.ticket_files import TicketFileError, registered_repos, repo_in
 from workqueue import Event
 
 log = structlog.get_logger(__name__)
@@ -58,22 +62,48 @@ class Dispatcher:
         *,
         jira_repos: dict[str, str] | None = None,
         default_repo: str | None = None,
+        policy_dir: Path | None = None,
         escalator: Escalator | None = None,
     ) -> None:
+        """`policy_dir`: the agent's policy set, whose repos.yaml names the repositories that may have runs
+        (read at each event, so an updated policy applies at once); None runs every ticket."""
         self.runner = runner
         self.capacity = capacity
         self.ledger = ledger
         self._jira_repos = dict(jira_repos or {})
         self._default_repo = default_repo
+        self._policy_dir = policy_dir
         self._escalator = escalator or LogEscalator()
 
     async def handle(self, event: Event) -> None:
         """The queue handler. Raises only when a run could not be started or followed (queue retries)."""
         ticket = ticket_from_event(event, jira_repos=self._jira_repos, default_repo=self._default_repo)
         if ticket is None:
-            log.info("event asks for no run", event=event.id, kind=event.data.kind, trace_id=event.trace_id)
+            log.info("event asks for no run", event_id=event.id, kind=event.data.kind, trace_id=event.trace_id)
+            return
+        if not self.registered(ticket.repo):
+            log.warning(
+                "ticket about a repository repos.yaml does not name: no run",
+                ticket=ticket.id,
+                repo=ticket.repo,
+                event_id=event.id,
+                trace_id=event.trace_id,
+            )
             return
         await self.dispatch(ticket)
+
+    def registered(self, repo: str) -> bool:
+        """Whether `repo` (a repos.yaml name or its GitHub owner/name) may have runs.
+
+        Raises:
+            PolicyUnreadable: repos.yaml cannot be read (the queue retries the event, then dead-letters it).
+        """
+        if self._policy_dir is None:
+            return True
+        try:
+            return repo_in(registered_repos(self._policy_dir), repo) is not None
+        except TicketFileError as exc:
+            raise PolicyUnreadable(str(exc)) from None
 
     async def dispatch(self, ticket: Ticket) -> RunRecord:
         async with self.capacity.slot(ticket.repo):

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.policy import DEFAULT_POLICY_DIR
+
 # The agent command for one ticket; {ticket}, {repo} and {trace_id} are filled in per run.
 DEFAULT_COMMAND = ("goresolve", "resolve", "--ticket", "{ticket}", "--repo", "{repo}", "--json")
 
@@ -43,6 +45,11 @@ class DispatchSettings(BaseSettings):
         default_factory=dict, description='Jira project -> repository, e.g. {"SVC": "acme/svc"} (JSON).'
     )
     default_repo: str | None = Field(default=None, description="Repository for tickets that name none.")
+    policy_dir: Path = Field(
+        default=DEFAULT_POLICY_DIR,
+        validation_alias=AliasChoices("GORESOLVE_DISPATCH_POLICY_DIR", "GORESOLVE_AGENT_POLICY_DIR"),
+        description="The agent's policy set: a ticket about a repository its repos.yaml does not name starts no run.",
+    )
 
     @model_validator(mode="after")
     def _caps(self) -> DispatchSettings:

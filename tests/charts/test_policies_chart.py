@@ -62,3 +62,29 @@ def test_an_existing_configmap_replaces_the_chart_s_own() -> None:
 def test_policy_file_names_and_empty_files_are_refused(bad: str) -> None:
     with pytest.raises(RuntimeError, match="schema"):
         render(sets=(bad,))
+
+
+def test_the_dispatcher_reads_repos_yaml_from_the_policies_configmap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a ticket about a repository the mounted repos.yaml names starts a Job."""
+    from agent.dispatch.service import Dispatcher
+    from agent.dispatch.settings import DispatchSettings
+    from tests.charts.pod import local_env, mount_dirs
+
+    repos = tmp_path / "repos.yaml"
+    repos.write_text(yaml.safe_dump({"repos": {"svc": {"path": "/srv/svc", "github": "acme/svc"}}}))
+    manifests = render(set_files=(f"policies.files.repos\\.yaml={repos}",))
+    [deployment] = [d for d in manifests if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("dispatcher")]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    mounts = mount_dirs(container, tmp_path / "pod")
+    [volume] = [v for v in pod["volumes"] if v["name"] == "policies"]
+    assert volume["configMap"]["name"] == "gr-goresolve-policies"
+    for name, text in policies_configmap(manifests).items():
+        (mounts["/etc/goresolve/policies"] / name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("GORESOLVE_DISPATCH_POLICY_DIR", local_env(container, mounts)["GORESOLVE_DISPATCH_POLICY_DIR"])
+    settings = DispatchSettings()
+    dispatcher = Dispatcher(None, None, None, policy_dir=settings.policy_dir)  # type: ignore[arg-type]
+    assert dispatcher.registered("acme/svc") and dispatcher.registered("svc")
+    assert not dispatcher.registered("acme/other") and not dispatcher.registered("sample-service")

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agent.dispatch import ClusterRefused, TemplateError, Ticket
+from agent.dispatch import ClusterRefused, PolicyUnreadable, TemplateError, Ticket
 from agent.dispatch.capacity import Capacity
 from agent.dispatch.cli import app as dispatch_cli
 from agent.dispatch.cli import release_when_done
@@ -261,6 +261,55 @@ async def test_dispatch_consumes_tickets_from_the_queue_records_each_run_and_esc
     assert runs["acme/svc#2"].outcome == NO_OUTCOME and runs["acme/svc#2"].escalated
     assert "exited 3" in (runs["acme/svc#2"].reason or "")
     assert escalated == ["acme/svc#2"]
+
+
+async def test_only_tickets_about_repositories_in_repos_yaml_start_a_run(tmp_path: Path) -> None:
+    """An issue in an unregistered repository (an organisation-wide hook) or a Jira project mapped to one
+    starts nothing, nor does a push; the registered repository, named by repos.yaml's `github` field or its own
+    name, runs. None of them is retried or dead-lettered."""
+    command = agent_script(tmp_path, 'import json; print(json.dumps({"outcome": "resolved", "cost_usd": 0.1}))')
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "repos.yaml").write_text(
+        yaml.safe_dump({"repos": {"svc": {"path": "/srv/svc", "github": "acme/svc"}, "lib": {"path": "/srv/lib"}}})
+    )
+    queue = open_queue(QueueSettings(sqlite_dir=tmp_path / "q"), "tickets")
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    jira = JiraIssueData(action="created", key="OPS-7", project="OPS", summary="s", url="https://j/OPS-7")
+    lib = JiraIssueData(action="created", key="LIB-2", project="LIB", summary="s", url="https://j/LIB-2")
+    dispatcher = Dispatcher(
+        LocalRunner(command, deadline_s=30),
+        Capacity(2, 1),
+        ledger,
+        jira_repos={"OPS": "acme/ops", "LIB": "lib"},
+        policy_dir=policies,
+    )
+    try:
+        push = PushData(
+            ref="refs/heads/main", before="a" * 40, after="b" * 40, commits=1, truncated=False, clone_url="u"
+        )
+        for e in (event(issue(1)), event(issue(2), "evil/elsewhere"), event(jira, None), event(lib, None), event(push)):
+            assert await queue.enqueue(e)
+        await asyncio.wait_for(queue.consume(dispatcher.handle, concurrency=2, burst=True), timeout=60)
+        assert await queue.depth() == 0 and await queue.dead_letters() == []
+    finally:
+        await queue.aclose()
+    assert sorted(r.ticket for r in ledger.runs()) == ["LIB-2", "acme/svc#1"]
+
+    (policies / "repos.yaml").write_text("repos: [not, a, map]")  # read at each event: a broken file stops runs
+    with pytest.raises(PolicyUnreadable, match="has no `repos` map"):
+        await dispatcher.handle(event(issue(3)))
+    (policies / "repos.yaml").unlink()
+    with pytest.raises(PolicyUnreadable, match=r"cannot read .*repos\.yaml: FileNotFoundError"):
+        await dispatcher.handle(event(issue(4)))
+    assert len(ledger.runs()) == 2
+
+
+def test_the_dispatcher_reads_the_agents_policy_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GORESOLVE_AGENT_POLICY_DIR", str(tmp_path))
+    assert DispatchSettings().policy_dir == tmp_path
+    monkeypatch.setenv("GORESOLVE_DISPATCH_POLICY_DIR", str(tmp_path / "own"))
+    assert DispatchSettings().policy_dir == tmp_path / "own"
 
 
 def test_dispatch_run_prints_the_result_line_and_writes_the_result_file(

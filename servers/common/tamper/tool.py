@@ -119,10 +119,15 @@ def link_or_copy(src: Path, dest: Path) -> None:
     partial = dest.with_name(f"{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     partial.unlink(missing_ok=True)
     try:
-        os.link(src, partial)
-    except OSError:  # another file system
-        shutil.copy2(src, partial)
-    partial.replace(dest)
+        try:
+            os.link(src, partial)
+        except OSError:  # another file system
+            shutil.copy2(src, partial)
+        partial.replace(dest)
+    finally:
+        # rename(2) does nothing when both names are links to the same file (`dest` already links `src`):
+        # `partial` is then still there; after a real rename, or a failed copy, this is a no-op or a clean-up
+        partial.unlink(missing_ok=True)
 
 
 def go_build_env(go: str, home: str) -> dict[str, str]:

@@ -224,13 +224,15 @@ class LocalBackend:
         return saved + posted
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
-        """A comment on the ticket's issue, kept in the store (there is no issue tracker locally).
+        """A comment on the ticket's issue, kept in the store; the issue must have its file, as it must
+        exist on GitHub (the same refusal `get_issue` gives).
 
         Raises:
-            NotFound: the repository is not configured.
-            InvalidInput: `number` is one of the local pull requests.
+            NotFound: the repository is not configured, or the issue has no file.
+            InvalidInput: `number` is one of the local pull requests, or its file is not an issue.
         """
         self._not_a_pull(repo, number)
+        read_issue(self._issues_dir, repo, number)
         comment_id = self._store.add_issue_comment(repo, number, body)
         return CommentRef(id=comment_id, url=f"local:{repo}/issues/{number}#comment-{comment_id}")
 

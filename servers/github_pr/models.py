@@ -246,7 +246,8 @@ class PullRequestBackend(Protocol):
 
     def comment_on_issue(self, repo: str, number: int, body: str) -> CommentRef:
         """Comment on issue `number`. Raises InvalidInput when `number` is a pull request (pull requests
-        are written only through `comment`, and only the bot's own)."""
+        are written only through `comment`, and only the bot's own), NotFound when there is no such issue
+        (as `get_issue` does)."""
         ...
 
     def request_review(

@@ -4,29 +4,64 @@ and on GitHub (PyGithub against the fake, whose answers are checked against GitH
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from mcp.shared.exceptions import MCPError
 
 from servers.common.errors import FORBIDDEN, InvalidInput, NotFound, UpstreamFailure
+from servers.github_pr.local import LocalBackend
 from servers.github_pr.service import PullRequestService
 from servers.github_pr.store import PullStore
 from tests.fakes.github_fake import FakeGitHub
 from tests.support import call
 
-from .conftest import FIX_PATCH, make_policies, service_on_github
+from .conftest import BOT, FIX_PATCH, make_policies, service_on_github
 from .test_server_contract import OPEN, make_server
 
 HANDOFF = "## Hand-off\n\n| attempt | result |\n|---|---|\n| 1 | TestAdd fails |\n"
 
 
+def _issue_file(tmp_path: Path, number: int) -> None:
+    """Issue `number` of svc, saved where the local backend reads it (as `gh api` prints it)."""
+    path = tmp_path / "state" / "issues" / "svc" / f"{number}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"number": number, "title": "Add subtracts", "body": "Add(2, 3) is -1."}))
+
+
 async def test_the_local_backend_records_the_comment_on_the_issue(tmp_path: Path, remote: Path, policies) -> None:
+    _issue_file(tmp_path, 12)
     server = make_server(tmp_path, remote, policies)
     result = await call(server, "comment_on_issue", {"repo": "svc", "number": 12, "body": HANDOFF})
     assert not result.is_error
     assert result.structured_content == {"id": 1, "url": "local:svc/issues/12#comment-1"}
     assert PullStore(tmp_path / "state" / "prs.sqlite").issue_comments("svc", 12) == [HANDOFF]
+
+
+async def test_the_local_backend_refuses_an_issue_it_does_not_have_as_the_read_does(
+    tmp_path: Path, remote: Path, policies
+) -> None:
+    _issue_file(tmp_path, 12)
+    server = make_server(tmp_path, remote, policies)
+    read = await call(server, "get_github_issue", {"repo": "svc", "number": 999})
+    posted = await call(server, "comment_on_issue", {"repo": "svc", "number": 999, "body": "hi"})
+    assert read.is_error and posted.is_error
+    # the same error as the read (FastMCP prefixes each with the tool's name)
+    message = read.content[0].text.partition(": ")[2]  # type: ignore[union-attr]
+    assert posted.content[0].text == f"Error executing tool comment_on_issue: {message}"  # type: ignore[union-attr]
+    assert "no issue #999 in svc" in posted.content[0].text  # type: ignore[union-attr]
+    assert "Traceback" not in posted.content[0].text  # type: ignore[union-attr]
+    assert PullStore(tmp_path / "state" / "prs.sqlite").issue_comments("svc", 999) == []
+    service = PullRequestService(
+        LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state"),
+        policies,
+        prefix="goresolve",
+        author=BOT,
+    )
+    with pytest.raises(NotFound, match="no issue #999 in svc"):
+        service.comment_on_issue("agent", policies.identity("agent"), "svc", 999, "hi")
+    assert not (await call(server, "comment_on_issue", {"repo": "svc", "number": 12, "body": "hi"})).is_error
 
 
 async def test_a_pull_request_number_is_not_an_issue(tmp_path: Path, remote: Path, policies) -> None:

@@ -92,6 +92,14 @@ def rev_parse(git_dir: Path, ref: str) -> str | None:
         return None
 
 
+def rev_parse_tree(git_dir: Path, commit: str) -> str | None:
+    """The tree of `commit` in `git_dir`, or None when there is no such commit."""
+    try:
+        return run(["--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}"]).strip()
+    except GitFailed:
+        return None
+
+
 def refs_with_prefix(git_dir: Path, prefix: str) -> dict[str, str]:
     """Refs whose full name starts with `prefix` (e.g. 'refs/remotes/origin/goresolve/SVC-1-'), to their sha.
 
@@ -122,10 +130,12 @@ def build_commit(
     message: str,
     author: Author,
     check: AppliedCheck | None = None,
+    reuse_parent: bool = False,
 ) -> str:
     """Commit `patch` applied to the tree of `tree_of`, with parent `parent`; nothing is checked out.
 
     `check` sees git's diff of the staged result against `tree_of` before any object is written.
+    With `reuse_parent`, a result whose tree is already `parent`'s makes no commit: `parent` is returned.
 
     Raises:
         Conflict: the patch does not apply to `tree_of` (the message names git's first complaint).
@@ -144,6 +154,8 @@ def build_commit(
         if check is not None:
             check(staged(git_dir, tree_of, env))
         tree = run([*git, "write-tree"], env=env).strip()
+        if reuse_parent and rev_parse_tree(git_dir, parent) == tree:
+            return parent
         ident = {
             "GIT_AUTHOR_NAME": author.name,
             "GIT_AUTHOR_EMAIL": author.email,

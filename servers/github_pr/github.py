@@ -264,9 +264,11 @@ class GitHubBackend:
             except NotFound as exc:
                 raise NotFound(f"base branch {change.base} does not exist in {change.repo}") from exc
             start = parent = base.object.sha
-        sha = self._commit(repo, change, start, parent)
+        sha = self._commit(repo, change, start, parent, reuse_parent=current is not None)
         try:
-            if current is not None:  # never forced: GitHub refuses anything but a fast-forward
+            if current is not None and sha == parent:
+                pass  # the head already holds base + patch (the same call again): nothing to push
+            elif current is not None:  # never forced: GitHub refuses anything but a fast-forward
                 moving = current
                 self._calls("update branch", lambda: moving.edit(sha, force=False))
             else:
@@ -327,9 +329,10 @@ class GitHubBackend:
         )
         return pulls[0] if pulls else None
 
-    def _commit(self, repo: Repository, change: Change, start: str, parent: str) -> str:
+    def _commit(self, repo: Repository, change: Change, start: str, parent: str, *, reuse_parent: bool) -> str:
         """The commit of base + patch, built with the git data API; `change.check` sees git's diff of the
-        new tree before any blob is written."""
+        new tree before any blob is written. With `reuse_parent`, a tree that is already `parent`'s makes no
+        commit: `parent` is returned."""
         base = self._calls("read base commit", lambda: repo.get_git_commit(start))
         tree = self._calls("read base tree", lambda: repo.get_git_tree(base.tree.sha, recursive=True))
         if tree.raw_data.get("truncated"):
@@ -353,6 +356,8 @@ class GitHubBackend:
             elements.append(InputGitTreeElement(path, mode, "blob", sha=blob.sha))  # pyright: ignore[reportArgumentType]
         new_tree = self._calls("write tree", lambda: repo.create_git_tree(elements, base_tree=base.tree))
         parent_commit = base if parent == start else self._calls("read head", lambda: repo.get_git_commit(parent))
+        if reuse_parent and parent_commit.tree.sha == new_tree.sha:
+            return parent
         who = InputGitAuthor(change.author.name, change.author.email)
         commit = self._calls(
             "write commit",

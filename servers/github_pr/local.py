@@ -73,7 +73,8 @@ class LocalBackend:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def open_or_update(self, change: Change) -> PullRequestRef:
-        """Create or fast-forward the ticket's branch, then record or update its pull request.
+        """Create or fast-forward the ticket's branch, then record or update its pull request. A branch
+        whose head already holds the tree of base + patch (the same call again) gets no commit and no push.
 
         Raises:
             NotFound: unknown repository or base branch.
@@ -102,6 +103,7 @@ class LocalBackend:
                     raise NotFound(f"base branch {change.base} does not exist in {change.repo}")
                 parent = start
             # The tree is always base + patch: an update replaces the previous attempt, keeping history.
+            # A head that already holds that tree (the same call again) stays as it is: nothing is pushed.
             sha = git.build_commit(
                 cache,
                 tree_of=start,
@@ -110,10 +112,12 @@ class LocalBackend:
                 message=change.commit_message(start),
                 author=change.author,
                 check=change.check,
+                reuse_parent=bool(existing),
             )
-            self._store.begin_push(change.repo, branch, sha)
-            git.push(cache, remote, sha, branch)
-            self._store.end_push(change.repo, branch, sha)
+            if sha != parent or not existing:
+                self._store.begin_push(change.repo, branch, sha)
+                git.push(cache, remote, sha, branch)
+                self._store.end_push(change.repo, branch, sha)
             # Recorded under the lock too, so rows follow pushes in order.
             return self._record(change, branch, sha, row)
 

@@ -93,6 +93,20 @@ def test_second_call_fast_forwards_the_branch_and_updates_the_same_pr(gh, fake):
     assert sorted(r for r in repo.refs if "goresolve" in r) == ["refs/heads/goresolve/SVC-7-fix-add"]
 
 
+def test_the_same_change_again_makes_no_commit_and_moves_no_ref(gh, fake):
+    first = gh.open_or_update(change())
+    fake.calls.clear()
+    again = gh.open_or_update(change())
+    assert again == first.model_copy(update={"created": False})
+    assert {"git/create-commit", "git/update-ref", "git/create-ref", "pulls/create"}.isdisjoint(fake.calls)
+    repo = fake.repos["acme/svc"]
+    assert repo.refs["refs/heads/goresolve/SVC-7-fix-add"] == first.head_sha
+    assert len(repo.pulls) == 1
+    # a different patch is a new commit on top, as before
+    third = gh.open_or_update(change(patch=SECOND_PATCH))
+    assert repo.commits[third.head_sha]["parents"] == [first.head_sha]
+
+
 def test_a_deleted_file_and_a_new_file(gh, fake):
     patch = (
         "diff --git a/go.sum b/go.sum\nnew file mode 100644\n--- /dev/null\n+++ b/go.sum\n@@ -0,0 +1 @@\n+x\n"

@@ -80,6 +80,33 @@ def test_second_call_for_the_same_ticket_fast_forwards_the_same_branch_and_pr(se
     assert _branches(remote) == [first.branch, "main"]
 
 
+def test_the_same_call_again_makes_no_commit_and_pushes_nothing(service, policies, remote, store, tmp_path):
+    first = _open(service, policies, labels=("bug",))
+    pushes = store.bot_heads("svc", first.branch)
+    hook = remote / "hooks" / "pre-receive"  # any push from here on fails the call
+    hook.write_text("#!/bin/sh\necho no more pushes >&2\nexit 1\n")
+    hook.chmod(0o755)
+    again = _open(service, policies, labels=("bug",))
+    assert again == first.model_copy(update={"created": False})
+    assert git("rev-parse", first.branch, cwd=remote) == first.head_sha
+    assert git("rev-list", "--count", f"main..{first.branch}", cwd=remote) == "1"
+    assert store.bot_heads("svc", first.branch) == pushes
+    assert len(store.all()) == 1
+    # another process of the server (a fresh backend over the same state) sees the same
+    other = PullRequestService(
+        LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state"),
+        policies,
+        prefix="goresolve",
+        author=BOT,
+    )
+    assert _open(other, policies, labels=("bug",)).head_sha == first.head_sha
+    hook.unlink()
+    # a different patch is a new commit on top, as before
+    third = _open(service, policies, patch=SECOND_PATCH)
+    assert third.head_sha != first.head_sha
+    assert git("rev-parse", f"{third.branch}^", cwd=remote) == first.head_sha
+
+
 def test_patch_refused_by_policy_pushes_nothing(service, policies, remote, store):
     before = git("for-each-ref", cwd=remote)
     with pytest.raises(InvalidInput, match=r"patch refused by policy:\ncalc_test.go:\d+: removed_assertion"):
@@ -108,7 +135,8 @@ def test_concurrent_calls_for_one_ticket_make_one_branch_and_one_pr(service, pol
 
     def call(i: int):
         start.wait(timeout=10)
-        return _open(service if i % 2 else other, policies, title=f"Fix Add attempt {i}")
+        patch = FIX_PATCH.replace("+\treturn a + b", f"+\treturn a + b // attempt {i}")  # a tree of its own
+        return _open(service if i % 2 else other, policies, title=f"Fix Add attempt {i}", patch=patch)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         refs = list(pool.map(call, range(8)))

@@ -161,6 +161,8 @@ def demo(
 
     from goresolve.demo import (
         DemoError,
+        DemoInterrupted,
+        check_environment,
         ensure_embedding_model,
         one_demo_at_a_time,
         prepare_world,
@@ -173,9 +175,14 @@ def demo(
     out = Console(stderr=as_json)  # with --json, stdout carries only the summary
     try:
         with one_demo_at_a_time(default_data_dir()):
+            check_environment()  # before the previous demo's state is deleted
             world = prepare_world(default_data_dir(), out)
             ensure_embedding_model(world, out)
             results = anyio.run(run_demo, world, out)
+    except DemoInterrupted as exc:
+        raise fail(exc.message, 130) from None
+    except KeyboardInterrupt:  # before the servers started (run_demo handles it from there)
+        raise fail(DemoInterrupted().message, 130) from None
     except DemoError as exc:
         raise fail(exc.message, 1) from None
     print_summary(out, results, world, started)

@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Generator
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
+from anyio.abc import TaskStatus
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.markdown import Markdown
@@ -83,6 +86,13 @@ SERVERS = (
 
 class DemoError(GoresolveError):
     """The demo cannot run; the message says why and what to try."""
+
+
+class DemoInterrupted(DemoError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the demo; its servers were shut down first."""
+
+    def __init__(self) -> None:
+        super().__init__("interrupted: the demo stopped and its servers were shut down; `goresolve demo` starts over")
 
 
 # The demo read its live model from these names before it shared the agent's settings; naming one now is a
@@ -201,6 +211,21 @@ def _make_repo_module() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def check_environment(tickets: tuple[str, ...] = TICKETS) -> None:
+    """What the demo reads from the environment and the checkout, checked before `prepare_world` deletes the
+    previous demo (whose pull requests and remotes the commands it printed still name).
+
+    Raises:
+        DemoError: a model setting is wrong, a recording is missing, or the shipped policies do not load.
+    """
+    for ticket in tickets:
+        demo_model(ticket)
+    try:
+        load_agent_policy(POLICIES)
+    except PolicyError as exc:
+        raise DemoError(f"the shipped policies do not load: {exc.message}") from None
 
 
 def prepare_world(
@@ -560,9 +585,43 @@ def summary_json(results: list[RunResult], world: World) -> dict[str, Any]:
 async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] = TICKETS) -> list[RunResult]:
     """Both tickets through the agent loop over the four stdio servers, displayed as they run.
 
+    Ctrl-C (SIGINT) or SIGTERM cancels the demo inside the event loop, so the servers are shut down in order
+    (not left to the garbage collector after the loop closed); further signals meanwhile are ignored.
+
     Raises:
+        DemoInterrupted: a signal stopped it.
         DemoError: a model or a server could not be set up (a run's own failure is its RunResult).
     """
+    work = anyio.CancelScope()
+    stopped: list[int] = []
+    results: list[RunResult] = []
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        await group.start(_stop_on_signal, work, stopped)
+        with work:
+            try:
+                results = await _run_demo(world, console, tickets)
+            except Exception as exc:  # noqa: BLE001 - raised below, outside the task group (which would wrap it)
+                failure = exc
+        group.cancel_scope.cancel()  # the signal watcher
+    if stopped:
+        raise DemoInterrupted
+    if failure is not None:
+        raise failure
+    return results
+
+
+async def _stop_on_signal(
+    work: anyio.CancelScope, stopped: list[int], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            stopped.append(signum)
+            work.cancel()
+
+
+async def _run_demo(world: World, console: Console, tickets: tuple[str, ...]) -> list[RunResult]:
     from agent.exits import RunExit
 
     try:
@@ -626,6 +685,7 @@ async def _run_one(
     status: Status,
     router: Router,
 ) -> RunResult:
+    await anyio.lowlevel.checkpoint()  # stopped before it started: no run
     console.rule(f"[bold]{ticket}[/bold] · model: {chosen.label}")
     display = Display(console, status)
     # a live model switches to the routed tier's model; a recording is what it is
@@ -634,6 +694,8 @@ async def _run_one(
         repo=REPO, state_dir=world.data_dir, ledger=ledger, on_event=display, router=router, models=models
     )
     result = await run_ticket(ticket, chosen.model, box, policy, settings)
+    # a run stopped by Ctrl-C ends as an ordinary failed run (its cancelled tool call refused): not shown as one
+    await anyio.lowlevel.checkpoint()
     status.update("")
     if not chosen.live and _replay_broke(result):
         raise DemoError(

@@ -445,3 +445,86 @@ def test_the_demo_installs_a_missing_embedding_model_once_before_anything_uses_i
     monkeypatch.setattr(minilm, "built_model", lambda models: models / "minilm.onnx")
     ensure_embedding_model(world, Console(file=io.StringIO()))
     assert installed == []  # already there: not a word, nothing installed
+
+
+def test_a_demo_with_a_bad_model_setting_keeps_the_previous_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands the previous demo printed (prs, git diff) name its state: a demo that cannot run keeps it."""
+    from typer.testing import CliRunner
+
+    from goresolve.cli import app
+
+    previous = tmp_path / "demo" / "state" / "github-pr" / "prs.sqlite"
+    previous.parent.mkdir(parents=True)
+    previous.write_text("the previous demo's pull requests")
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GORESOLVE_AGENT_PROVIDER", "bogus")
+    done = CliRunner().invoke(app, ["demo"])
+    assert done.exit_code == 1 and "GORESOLVE_AGENT_PROVIDER" in done.output and "Traceback" not in done.output
+    assert previous.read_text() == "the previous demo's pull requests"
+
+
+def test_ctrl_c_stops_the_demo_inside_its_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT cancels the demo where it is, so the servers' `async with` closes them; a second one meanwhile is
+    ignored, and the caller gets DemoInterrupted (one line, exit 130), not a KeyboardInterrupt."""
+    import os
+    import signal
+
+    from goresolve import demo
+
+    closed: list[str] = []
+
+    async def forever(world: World, console: Console, tickets: tuple[str, ...]) -> list[Any]:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            await anyio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while it stops
+            await anyio.sleep(30)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # the servers' shutdown takes a moment
+                closed.append("servers")
+        return []
+
+    monkeypatch.setattr(demo, "_run_demo", forever)
+    world = World(tmp_path, tmp_path / "demo", tmp_path / "r.git", tmp_path, tmp_path, "c", tmp_path / "g", None)
+    with pytest.raises(demo.DemoInterrupted) as stopped:
+        anyio.run(demo.run_demo, world, Console(file=io.StringIO()))
+    assert closed == ["servers"]
+    assert "interrupted" in stopped.value.message and "\n" not in stopped.value.message
+
+
+def test_a_demo_error_is_raised_as_itself_through_the_signal_watch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from goresolve import demo
+
+    async def broken(world: World, console: Console, tickets: tuple[str, ...]) -> list[Any]:
+        raise DemoError("the servers could not start: x")
+
+    monkeypatch.setattr(demo, "_run_demo", broken)
+    world = World(tmp_path, tmp_path / "demo", tmp_path / "r.git", tmp_path, tmp_path, "c", tmp_path / "g", None)
+    with pytest.raises(DemoError, match="could not start"):  # not an ExceptionGroup
+        anyio.run(demo.run_demo, world, Console(file=io.StringIO()))
+
+
+def test_the_demo_command_exits_130_in_one_line_when_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from goresolve import demo
+    from goresolve.cli import app
+
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+
+    def interrupted(data_dir: Path, console: Console, **_: Any) -> World:
+        raise KeyboardInterrupt  # Ctrl-C before the servers start
+
+    monkeypatch.setattr(demo, "prepare_world", interrupted)
+    done = CliRunner().invoke(app, ["demo"])
+    assert done.exit_code == 130, done.output
+    assert done.output.strip().splitlines() == [
+        "error: interrupted: the demo stopped and its servers were shut down; `goresolve demo` starts over"
+    ]

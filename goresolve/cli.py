@@ -75,7 +75,7 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
     "trace": ("agent.cli", "app", "trace"),
     "dispatch": ("agent.dispatch.cli", "app"),  # goresolve dispatch [run]
     "eval": ("agent.eval.cli", "eval_command"),
-    "route": ("agent.router.cli", "route_command"),  # the routing decision for a ticket, no run
+    "route": ("goresolve.cli", "route_command"),  # the routing decision for a ticket, no run (agent.router.cli)
 }
 
 
@@ -211,6 +211,29 @@ def prs(
     from goresolve.demo import demo_pr_db  # the agent stack's imports: only to name the demo's database
 
     raise typer.Exit(prs_command(db, as_json, also=demo_pr_db(data_dir)))
+
+
+def route_command(
+    ticket: Annotated[
+        str,
+        typer.Argument(
+            help="What `goresolve resolve --ticket` takes: a Jira key or issue URL, a GitHub issue (svc#12, its URL, "
+            "or the file `gh api` prints), or a ticket file (Jira's .yaml/.json, flat .json, .md)."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+    policy_dir: Annotated[Path | None, typer.Option(help="Directory of routing.yaml and budgets.yaml.")] = None,
+) -> None:
+    """Show which tier takes a ticket (a model, or a human), by which rule or classifier, and why."""
+    from agent.router.cli import route_command as route_ticket
+    from goresolve.resolve import ResolveError, ticket_of
+
+    if ticket.startswith(("http://", "https://")):  # an issue URL, read as `resolve` reads it: its key
+        try:
+            ticket = ticket_of(ticket, {})[0]
+        except ResolveError as exc:
+            raise fail(str(exc), 1) from None
+    route_ticket(ticket, as_json, policy_dir)
 
 
 @policy_app.command("check")

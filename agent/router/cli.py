@@ -4,6 +4,9 @@
     goresolve route svc#12              a GitHub issue of repository svc, read through github-pr
     goresolve route tickets/SVC-12.yaml jira-read's local backend on that file's directory
     goresolve route ticket.json|ticket.md   read directly (see agent.router.ticket)
+    goresolve route 12.json             a GitHub issue as `gh api repos/OWNER/REPO/issues/12` prints it
+    goresolve route https://acme.atlassian.net/browse/SVC-12   an issue URL (`goresolve route` reads it
+                                        as `goresolve resolve` does, then as its key)
     --json                              the decision as the run record stores it
 
 Settings (prefix GORESOLVE_ROUTER_): POLICY_DIR (routing.yaml and budgets.yaml), MODELS_DIR (the
@@ -19,7 +22,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import platformdirs
@@ -34,7 +37,15 @@ from agent.router.errors import ClassifierUnavailable, RoutingPolicyError, Ticke
 from agent.router.policy import RoutingPolicy, load_routing_policy
 from agent.router.route import RouteDecision, Router
 from agent.router.ticket import MAX_FILE_BYTES, TicketFacts, load_ticket_file
-from agent.ticket_files import GITHUB_KEY, TicketFileError, repo_named, single_ticket_dir, ticket_file_key
+from agent.ticket_files import (
+    GITHUB_KEY,
+    UNREADABLE,
+    TicketFileError,
+    github_issue_number,
+    repo_named,
+    single_ticket_dir,
+    ticket_file_key,
+)
 
 app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
 err = Console(stderr=True)
@@ -111,8 +122,11 @@ def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
     Raises:
         TicketError: as `load_ticket_file` and `read_ticket`.
     """
-    path = Path(ticket)
+    path = Path(ticket).expanduser()
     env = dict(os.environ)
+    number = github_issue_number(path)  # the test `goresolve resolve` applies to the same file
+    if number is not None:
+        return github_issue_file(path, number, policy_dir)
     if path.suffix in (".md", ".markdown") or (path.suffix == ".json" and not _jira_shaped(path)):
         return load_ticket_file(path)
     if path.suffix in (".yaml", ".yml", ".json"):
@@ -128,6 +142,38 @@ def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
             env |= {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(folder)}
             return anyio.run(read_ticket, key, env, policy_dir)
     return anyio.run(read_ticket, ticket, env, policy_dir)
+
+
+def github_issue_file(path: Path, number: int, policy_dir: Path) -> TicketFacts:
+    """A GitHub issue saved as `gh api repos/OWNER/REPO/issues/N` prints it (labels are objects with a
+    `name`), as `goresolve resolve` accepts it: routed on its title, body and label names. Its key names the
+    repository as repos.yaml does when the file's `repository_url` is one registered there by its GitHub name.
+
+    Raises:
+        TicketError: the file cannot be read.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw: object = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except UNREADABLE as exc:
+        raise TicketError(f"cannot read {path.name}: {type(exc).__name__}") from None
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+    names: list[str] = []
+    for label in data.get("labels") or []:
+        name: Any = label.get("name") if isinstance(label, dict) else label  # pyright: ignore[reportUnknownMemberType]
+        if name:
+            names.append(str(name))
+    github = str(data.get("repository_url") or "").rstrip("/").rpartition("/repos/")[2]
+    repo = (repo_named(policy_dir, github) or github) if github.count("/") == 1 else ""
+    issue = {
+        "key": f"{repo}#{number}",
+        "summary": str(data.get("title") or ""),
+        "description": str(data.get("body") or ""),
+        "labels": names,
+    }
+    return TicketFacts.from_issue(issue)
 
 
 def _jira_shaped(path: Path) -> bool:
@@ -194,7 +240,7 @@ def route_command(
         str,
         typer.Argument(
             help="A Jira key (via jira-read), a GitHub issue svc#12 (via github-pr), or a file: Jira's shape "
-            "(.yaml/.json), flat .json, .md."
+            "(.yaml/.json), GitHub's (what `gh api repos/OWNER/REPO/issues/N` prints), flat .json, .md."
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,

@@ -31,13 +31,19 @@ def _local(settings: GitHubPrSettings, policies: Policies) -> Built:
         source = Path(repo.path) if repo.path else None
         if source is not None and not source.is_absolute():
             source = (settings.policy_dir / source).resolve()
+        made = (target / "HEAD").exists()
         try:
-            if not (target / "HEAD").exists() and source is not None:
+            if source is not None:
                 git.ensure_bare(source, target)
         except GoresolveError as exc:
-            refused[name] = "no local remote could be made"
+            refused[name] = exc.message if made else "no local remote could be made"
             log.warning("local remote unavailable", repo=name, error=exc.message, detail=exc.detail)
             continue
+        if made and source is not None:
+            try:
+                git.refresh_bare(source, target, settings.branch_prefix)
+            except GoresolveError as exc:  # the remote still serves, as it was
+                log.warning("local remote not refreshed", repo=name, error=exc.message, detail=exc.detail)
         if (target / "HEAD").exists():
             remotes[name] = target
     store = PullStore(settings.work_dir() / "prs.sqlite")

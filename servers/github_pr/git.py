@@ -73,15 +73,40 @@ def sync_cache(remote: Path, cache: Path) -> None:
 
 
 def ensure_bare(source: Path, target: Path) -> Path:
-    """`target`, a bare clone of `source` made on first use (the local backend's stand-in remote).
+    """`target`, the local backend's stand-in remote for `source`: a bare clone made on first use, kept
+    when `source` is gone.
 
     Raises:
-        GitFailed: `source` is not a git repository.
+        GitFailed: `source` is not a git repository, or `target` holds history `source` does not have
+            (another repository was registered under the same name before: its branches are that one's).
     """
     if not (target / "HEAD").exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         run(["clone", "--quiet", "--bare", str(source), str(target)])
+        return target
+    head = rev_parse(target, "HEAD")
+    if head is None or not ((source / ".git").exists() or (source / "HEAD").is_file()):
+        return target  # `source` gone (or no longer a repository): the remote serves as it was
+    try:  # `source` may be a work tree: -C lets git find its .git
+        run(["-C", str(source), "cat-file", "-e", f"{head}^{{commit}}"])
+    except GitFailed:
+        raise GitFailed(
+            f"the local remote {target.name} holds history that {source} does not have (another repository "
+            f"registered under this name before); remove {target} or register {source} under another name"
+        ) from None
     return target
+
+
+def refresh_bare(source: Path, target: Path, own_prefix: str) -> None:
+    """Bring the stand-in remote `target` up to date with `source`'s branches, but those under `own_prefix`
+    (the bot's own, which live only there), so a pull request is based on the commits the user has now.
+    Fast-forwards only, like any push: a branch whose history was rewritten is left as it was.
+
+    Raises:
+        GitFailed: the fetch failed (`source` gone or unreadable, or a branch that cannot fast-forward).
+    """
+    own = f"^refs/heads/{own_prefix}/*"
+    run(["--git-dir", str(target), "fetch", "--quiet", str(source), "refs/heads/*:refs/heads/*", own])
 
 
 def rev_parse(git_dir: Path, ref: str) -> str | None:

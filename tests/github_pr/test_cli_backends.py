@@ -19,7 +19,7 @@ from servers.github_pr.local import LocalBackend
 from servers.github_pr.models import branch_name, slugify
 from servers.github_pr.settings import GitHubPrSettings
 
-from .conftest import FIX_PATCH, make_remote
+from .conftest import FIX_PATCH, git, make_remote
 
 
 def test_prs_lists_the_local_pull_requests(service, policies, store, capsys):
@@ -150,3 +150,41 @@ def test_prs_on_a_missing_database_names_the_demos_when_it_exists(tmp_path, stor
     assert prs_command(tmp_path / "none.sqlite", as_json=False, also=store.path) == 1
     err = capsys.readouterr().err
     assert "does not exist" in err and f"goresolve prs --db {store.path}" in err
+
+
+def test_the_local_remote_follows_its_source_and_keeps_the_bots_branches(tmp_path):
+    """A commit the user makes after the remote was made reaches it at the next start (a pull request is
+    based on it); the bot's own branches, which live only in the remote, stay as they are."""
+    origin = make_remote(tmp_path / "origin")
+    source = tmp_path / "work"
+    git("clone", "--quiet", str(origin), str(source))
+    settings = GitHubPrSettings(state_dir=tmp_path / "state", policy_dir=tmp_path)
+    make_backend(settings, _policies(Repo(path=str(source))))
+    remote = tmp_path / "state" / "github-pr" / "remotes" / "svc.git"
+    git("--git-dir", str(remote), "branch", "goresolve/SVC-1-fix", "main")
+    bot = git("--git-dir", str(remote), "rev-parse", "goresolve/SVC-1-fix")
+    (source / "README.md").write_text("new\n")
+    git("add", "README.md", cwd=source)
+    git("commit", "--quiet", "-m", "docs", cwd=source)
+    git("branch", "goresolve/SVC-1-fix", cwd=source)  # a branch of the user's own by that name is not taken
+    _, refused = make_backend(settings, _policies(Repo(path=str(source))))
+    assert refused == {}
+    assert git("--git-dir", str(remote), "rev-parse", "main") == git("rev-parse", "main", cwd=source)
+    assert git("--git-dir", str(remote), "rev-parse", "goresolve/SVC-1-fix") == bot
+
+
+def test_another_repository_under_a_used_name_is_refused_not_pushed_to_the_first_ones_remote(tmp_path):
+    settings = GitHubPrSettings(state_dir=tmp_path / "state", policy_dir=tmp_path)
+    make_backend(settings, _policies(Repo(path=str(make_remote(tmp_path / "first")))))
+    other = tmp_path / "second"  # another repository
+    other.mkdir()
+    git("init", "--quiet", "--initial-branch=main", cwd=other)
+    (other / "go.mod").write_text("module example.com/other\n")
+    git("add", ".", cwd=other)
+    git("commit", "--quiet", "-m", "other", cwd=other)
+    _, refused = make_backend(settings, _policies(Repo(path=str(other))))
+    assert "holds history that" in refused["svc"] and "register" in refused["svc"]
+    examples = tmp_path / "examples" / "svc"  # a plain folder (no repository of its own): the remote serves
+    examples.mkdir(parents=True)
+    _, refused = make_backend(settings, _policies(Repo(path=str(examples))))
+    assert refused == {}

@@ -10,7 +10,9 @@ RunExit
  │    ├── FormatErrors     malformed tool calls in a row reached the limit
  │    ├── EpisodeTooLong   too many tool calls without running the tests
  │    └── WallClock        the run's time is up; everything in flight was cancelled
- └── Refused            the run could not start safely (a server's surface changed, a policy gap)
+ ├── Refused            the run could not start safely (a server's surface changed, a policy gap)
+ └── ModelMisconfigured the model never gave a usable answer because of how it is set up (endpoint, key,
+                        model name) or the cassette replayed does not match the run: an error, not a hand-off
 """
 
 from __future__ import annotations
@@ -91,6 +93,16 @@ class SurfaceChanged(Refused):
         self.server = server
 
 
+class ModelMisconfigured(RunExit):
+    """`check` names what to look at: the endpoint, the key, the model name, or the cassette."""
+
+    kind = "model_error"
+
+    def __init__(self, reason: str, check: str) -> None:
+        super().__init__(reason)
+        self.check = check
+
+
 Outcome = Literal["pr", "escalated", "error"]
 
 
@@ -124,3 +136,11 @@ class RunResult:
     def exit_code(self) -> int:
         """CLI exit code: 0 a pull request, 3 escalated to a human, 1 an error."""
         return {"pr": 0, "escalated": 3}.get(self.outcome, 1)
+
+
+def replay_broke(result: RunResult) -> bool:
+    """The run ended because the replayed model refused a request it had not recorded (CassetteMismatch): the
+    recording no longer matches the run (or the cassette holds nothing). Its reason keeps the model's words."""
+    return result.reason.startswith("model unavailable:") and (
+        "differs from the recording" in result.reason or "cassette has" in result.reason
+    )

@@ -34,6 +34,7 @@ from agent.exits import (
     EpisodeTooLong,
     Escalated,
     FormatErrors,
+    ModelMisconfigured,
     Refused,
     RunExit,
     RunResult,
@@ -46,7 +47,7 @@ from agent.exits import (
 )
 from agent.handoff import Attempt, deterministic_hypothesis, render_handoff
 from agent.ledger import Ledger
-from agent.llm.errors import LLMError
+from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel
 from agent.llm.gateway import Redacting, redact_text
 from agent.llm.pricing import PriceBook
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Message, ToolCall, ToolDef, Usage
@@ -217,6 +218,8 @@ class Run:
                     result = self.result("error", exc, started)
                 except RunExit as exc:
                     result = self.result("error", exc, started)
+                except PermissionError as exc:  # a server refused a call by policy outside the model's own calls
+                    result = self.result("error", Refused(f"refused by policy: {exc}"), started)
             span.set_attributes({"goresolve.outcome": result.outcome, "goresolve.exit": result.exit})
             if result.outcome == "error":
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
@@ -292,13 +295,19 @@ class Run:
 
     async def read_ticket(self) -> None:
         github = self.ticket.github
-        if github is None:
-            issue = await self.server_call("get_issue", {"key": self.ticket.key})
-        elif github["repo"] not in (None, self.settings.repo):
+        if github is not None and github["repo"] not in (None, self.settings.repo):
             raise Refused(f"ticket {self.ticket.key} is an issue of {github['repo']}, not of {self.settings.repo}")
-        else:
-            args = {"repo": self.settings.repo, "number": int(github["number"])}
-            issue = await self.server_call("get_github_issue", args)
+        try:
+            if github is None:
+                issue = await self.server_call("get_issue", {"key": self.ticket.key})
+            else:
+                args = {"repo": self.settings.repo, "number": int(github["number"])}
+                issue = await self.server_call("get_github_issue", args)
+        except PermissionError as exc:  # the server's policy: this identity may not read the ticket's project
+            raise Refused(
+                f"ticket {self.ticket.key}: {exc} (identity {self.settings.identity!r}): grant it in the policies' "
+                "access.yaml, or pick a ticket it may read"
+            ) from None
         if not issue.ok or issue.structured is None:
             raise Refused(f"ticket {self.ticket.key}: {issue.text[:200]}")
         data = issue.structured
@@ -415,10 +424,18 @@ class Run:
             await self.execute(call)
 
     def check_budget(self, request: ChatRequest) -> None:
-        """Raises BudgetExceeded when the worst case of the next call (prompt + max_tokens) passes a cap."""
+        """Raises BudgetExceeded when the worst case of the next call (prompt + max_tokens) passes a cap, and
+        ModelMisconfigured when the model has no price and the policy allows no unpriced model."""
         prompt = request.size_bytes()  # >= the prompt's tokens under byte-level BPE tokenizers
         worst_tokens = prompt + request.max_tokens
-        worst_cost = max(self.prices.worst_case(name, prompt, request.max_tokens) for name in _model_names(self.model))
+        try:
+            worst_cost = max(
+                self.prices.worst_case(name, prompt, request.max_tokens) for name in _model_names(self.model)
+            )
+        except UnpricedModel as exc:  # no call is made at a price nobody set: the set-up's to fix
+            raise ModelMisconfigured(
+                exc.message, "the model name, GORESOLVE_AGENT_MODEL, or its price in the policies' budgets.yaml"
+            ) from None
         if self.usage.total + worst_tokens > self.limits.max_tokens:
             raise BudgetExceeded(
                 f"token budget: {self.usage.total} used + up to {worst_tokens} next > {self.limits.max_tokens}"
@@ -449,7 +466,7 @@ class Run:
                 response = await self.model.complete(request)
             except LLMError as exc:
                 span.set_status(Status(StatusCode.ERROR, exc.message[:200]))
-                raise Escalated(f"model unavailable: {exc.message}") from exc
+                raise self.model_failure(exc) from exc
             cost = self.price(response)
             span.set_attributes(
                 {
@@ -478,6 +495,13 @@ class Run:
             if self.settings.on_spend is not None:
                 self.settings.on_spend(self.ledger)
         return response
+
+    def model_failure(self, exc: LLMError) -> RunExit:
+        """A failed model call: a hand-off, or an error when the model as set up cannot answer this run (an
+        unreachable endpoint, a refused key or an unknown model before any answer, a cassette that does not match)."""
+        reason = f"model unavailable: {exc.message}"
+        check = _misconfiguration(exc, answered=self.model_calls > 0)
+        return Escalated(reason) if check is None else ModelMisconfigured(reason, check)
 
     def price(self, response: ChatResponse) -> float:
         try:
@@ -872,7 +896,7 @@ class Run:
                 text = response.message.content.strip()
                 if text and not response.message.tool_calls and not text.lstrip().startswith(("{", "[")):
                     return text
-        except Escalated:
+        except (Escalated, ModelMisconfigured):
             pass
         return fallback
 
@@ -951,7 +975,34 @@ def _exit_details(exc: RunExit) -> dict[str, Any]:
         return {"server": exc.server}
     if isinstance(exc, Stuck):
         return {"pattern": exc.pattern}
+    if isinstance(exc, ModelMisconfigured):
+        return {"check": exc.check}
     return {}
+
+
+_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+
+
+def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
+    """What to check when a model failure is the set-up's, not the moment's; None for a hand-off.
+
+    A cassette that does not match is always the set-up's (demo and eval treat a replay that broke as an error:
+    `agent.exits.replay_broke`). An unreachable endpoint, a refused key (401, 403) or an unknown model (404) is,
+    while the model has not answered once; after an answer, the same failure is the moment's (a hand-off)."""
+    if isinstance(exc, CassetteMismatch):
+        return "the cassette: it must be a recording of this ticket and repository, made with this version"
+    if answered or not isinstance(exc, ProviderError):
+        return None
+    if "connection failed" in exc.message:
+        return "the endpoint, GORESOLVE_AGENT_BASE_URL"
+    status = _HTTP_STATUS.search(exc.message)
+    if status is None:
+        return None
+    if status[1] in ("401", "403"):
+        return "the key, GORESOLVE_AGENT_API_KEY (and that it is the endpoint's)"
+    if status[1] == "404":
+        return "the model name, GORESOLVE_AGENT_MODEL, and the endpoint, GORESOLVE_AGENT_BASE_URL"
+    return None
 
 
 def _model_names(model: ChatModel) -> list[str]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, TextResourceContents, Tool
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError
@@ -42,6 +43,9 @@ class StdioServer(BaseModel):
     args: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict[str, str])
     pin: str | None = Field(default=None, description="Expected surface fingerprint (sha256:...).")
+    stderr_file: Path | None = Field(
+        default=None, description="Append the server's stderr (its log lines) to this file instead of the agent's."
+    )
 
 
 class HttpServer(BaseModel):
@@ -229,9 +233,11 @@ def outcome_of(result: CallToolResult) -> ToolOutcome:
     return ToolOutcome(not result.is_error, text, structured)
 
 
-def _client(spec: ServerSpec, timeout_s: float) -> Client:
+def _client(spec: ServerSpec, timeout_s: float, errlog: TextIO | None = None) -> Client:
     if isinstance(spec, StdioServer):
         params = StdioServerParameters(command=spec.command, args=list(spec.args), env=spec.env)
+        if errlog is not None:  # the server's log lines go to a file, not the agent's terminal
+            return Client(stdio_client(params, errlog=errlog), read_timeout_seconds=timeout_s)
         return Client(params, read_timeout_seconds=timeout_s)
     if isinstance(spec, HttpServer):
         import httpx2
@@ -261,11 +267,15 @@ def _why(exc: BaseException) -> str:
 
 async def _hold(spec: ServerSpec, timeout_s: float, stop: anyio.Event, *, task_status: Any) -> None:
     """Keep one client open in its own task until `stop` (so servers start in parallel)."""
-    async with _client(spec, timeout_s) as client:
-        fingerprint = await _surface(client)
-        tools = (await client.list_tools()).tools
-        task_status.started((client, fingerprint, tools))
-        await stop.wait()
+    with ExitStack() as files:
+        errlog = None
+        if isinstance(spec, StdioServer) and spec.stderr_file is not None:
+            errlog = files.enter_context(spec.stderr_file.open("a", encoding="utf-8"))
+        async with _client(spec, timeout_s, errlog) as client:
+            fingerprint = await _surface(client)
+            tools = (await client.list_tools()).tools
+            task_status.started((client, fingerprint, tools))
+            await stop.wait()
 
 
 async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:

@@ -48,7 +48,7 @@ def ticket_file_key(path: Path, shown: str) -> str:
     `shown` is how the file is named in errors (as the user wrote it).
 
     Raises:
-        TicketFileError: the file is missing, not readable YAML/JSON, or its key is not a Jira key.
+        TicketFileError: the file is missing, empty, not readable YAML/JSON, or its key is not a Jira key.
     """
     if not path.is_file():
         raise TicketFileError(f"no ticket file {shown}")
@@ -56,6 +56,8 @@ def ticket_file_key(path: Path, shown: str) -> str:
         data = _load(path)
     except UNREADABLE as exc:
         raise TicketFileError(f"{shown}: not a readable ticket file ({type(exc).__name__})") from None
+    if data is None or data == "":
+        raise TicketFileError(f"{shown}: the file is empty (a ticket file holds a key and the issue's fields)")
     field = data.get("key") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
     key = str(field) if field is not None and str(field) else path.stem
     if not KEY.match(key):

@@ -14,18 +14,23 @@ temporary copy of the policies (which also grants the ticket file's project), an
 temporary code-search index, so no policy file is edited. The agent's settings (GORESOLVE_AGENT_*)
 pick the model; the servers run over stdio with the current environment, so their own settings apply.
 
-Progress goes to stderr as the run happens; `--json` prints the `RunResult` on stdout.
-Exit status: 0 a pull request, 3 handed to a human, 1 an error.
+Progress goes to stderr as the run happens; the servers' log lines (and this process's own) go to
+`servers.log` in the run's directory instead (`--debug`: to stderr, as they come); `--json` prints the
+`RunResult` on stdout. Exit status: 0 a pull request, 3 handed to a human, 1 an error (bad input, a refusal,
+or a model that as set up cannot answer: an unreachable endpoint, a refused key, an unknown model, a cassette
+that does not match the run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Generator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +42,9 @@ import typer
 import yaml
 from rich.console import Console
 
-from agent.cli import AgentSettings, load_agent_settings
+from agent.cli import AgentSettings, PreparedRun, load_agent_settings
+from agent.exits import RunResult, replay_broke
+from agent.servers import StdioServer
 from agent.ticket_files import (
     GITHUB_KEY,
     KEY,
@@ -47,7 +54,7 @@ from agent.ticket_files import (
     single_ticket_dir,
     ticket_file_key,
 )
-from goresolve.demo import Display, render_outcome_panel
+from goresolve.demo import Display, logs_to_file, render_outcome_panel
 from servers.common.repo_names import repo_slug
 
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
@@ -55,6 +62,8 @@ KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}
 # The agent reads it through github-pr as `<repo>#12`.
 GITHUB_ISSUE_PATH = re.compile(r"^/(?P<owner>[\w.-]{1,100})/(?P<repo>[\w.-]{1,100})/issues/(?P<number>[1-9]\d{0,9})/?$")
 err = Console(stderr=True, soft_wrap=True)
+# panels are laid out to the terminal's width: wrapped, never cropped
+panels = Console(stderr=True)
 
 
 class ResolveError(Exception):
@@ -169,6 +178,7 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
                 folder = stack.enter_context(single_ticket_dir(Path(ticket).expanduser()))
             except OSError as exc:
                 raise ResolveError(f"{ticket}: not a readable ticket file ({type(exc).__name__})") from None
+            _check_ticket_file(folder, ticket)
             env["GORESOLVE_JIRA_READ_TICKETS_DIR"] = str(folder)
         # `ticket_of` names a GitHub issue saved as a file `#N`; every other GitHub form is kept as written
         number = int(key[1:]) if key.startswith("#") and key != ticket else None
@@ -198,6 +208,25 @@ def prepare(ticket: str, repo: str, settings: AgentSettings, console: Console) -
             steps.close()
 
 
+def _check_ticket_file(folder: Path, shown: str) -> None:
+    """The ticket file copied into `folder`, validated as jira-read's local backend will (before it starts).
+
+    Raises:
+        ResolveError: the file is not a ticket; the message names the field, and the file as the user wrote it.
+    """
+    from servers.common.errors import ConfigError
+    from servers.jira_read.local import load_tickets
+
+    try:
+        load_tickets(folder)
+    except ConfigError as exc:
+        copies = sorted((str(path) for path in folder.iterdir()), key=len, reverse=True)
+        message = exc.message
+        for copy in copies:  # name the user's file, not the private copy jira-read is given
+            message = message.replace(copy, shown)
+        raise ResolveError(message.removesuffix(".")) from None
+
+
 def _comments_beside(issue_file: Path) -> Path | None:
     """The issue's comments saved beside its file (`41.json` -> `41.comments.json`, `.yaml` or `.yml`), as
     `gh api --paginate --slurp repos/OWNER/REPO/issues/N/comments` prints them; None when there are none."""
@@ -212,20 +241,42 @@ def _prepared(
     """`prepare`'s repository half: a registered name or path, else a local path registered for this run."""
     policy_dir = settings.policy_dir.resolve()
     known = _repos_in(policy_dir)
+    if not repo.strip():
+        raise ResolveError("--repo is empty: give a repository name from repos.yaml or the path of a Go repository")
     candidate = Path(repo).expanduser()
-    if not candidate.exists():
+    try:
+        exists = candidate.exists()
+    except OSError:  # a name too long to be a path (or otherwise not one the system can look up)
+        exists = False
+    if not exists:
         # the dispatcher names a GitHub issue's repository as GitHub does (owner/name): repos.yaml's `github`
         name = repo_named(policy_dir, repo)
         if name is None:
-            raise ResolveError(f"{repo!r} is neither a repository in {policy_dir / 'repos.yaml'} nor a path")
+            raise ResolveError(
+                f"{repo[:200]!r} is neither a repository in {policy_dir / 'repos.yaml'} nor a path: give a "
+                "registered name (goresolve repo add PATH registers one) or a local repository's path"
+            )
         yield _registered(key, policy_dir, name, env)
         return
     for name, path in known.items():
         if path == candidate.resolve():
             yield _registered(key, policy_dir, name, env)
             return
+    if not _has_go_module(candidate.resolve()):
+        raise ResolveError(f"{candidate.resolve()} holds no Go module (no go.mod): give the path of a Go repository")
     with tempfile.TemporaryDirectory(prefix="goresolve-run-") as tmp:
         yield _register_for_this_run(Path(tmp), candidate.resolve(), key, file_project, settings, env, console)
+
+
+def _has_go_module(path: Path) -> bool:
+    """Whether `path` (a directory) holds a go.mod, at its top or in a folder below (neither hidden nor vendored)."""
+    if not path.is_dir():
+        return False
+    for _folder, dirs, files in os.walk(path):
+        if "go.mod" in files:
+            return True
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("vendor", "node_modules", "testdata")]
+    return False
 
 
 def _register_for_this_run(
@@ -285,6 +336,8 @@ def _index(path: Path, name: str, index_dir: Path, policy_dir: Path, console: Co
             report = index_repo(index, model, path, name, None, progress=_Bar(progress))
     except GoresolveError as exc:
         raise ResolveError(f"indexing {path} failed: {exc.message}") from None
+    if report.files == 0:
+        raise ResolveError(f"{path} has no Go files to index (is it a Go repository, with its files committed?)")
     console.print(f"[green]indexed[/green] {report.files} files → {report.chunks} chunks in {report.seconds:.1f}s")
 
 
@@ -303,26 +356,127 @@ def resolve_command(
     from agent.cli import build_run
 
     settings = load_agent_settings()
-    if cassette is None and settings.cassette is None:  # fail before a repository is indexed
-        try:
-            settings.required_live_model("or pass --cassette")
-        except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
     try:
+        if cassette is None and settings.cassette is None:  # fail before a repository is indexed
+            try:
+                settings.required_live_model("or pass --cassette")
+            except ValueError as exc:
+                raise ResolveError(str(exc)) from None
+        _check_tier(settings)
+        debug = _debug_requested()
         with prepare(ticket, repo, settings, err) as prepared:
             env = {**os.environ, **prepared.env}
             run = build_run(settings, prepared.policy_dir, prepared.repo, env, cassette, prepared.base_branch)
+            log = None if debug else _server_log(settings)
+            if log is not None:
+                _servers_log_to(run, log)
             err.rule(f"[bold]{prepared.key}[/bold] on {prepared.repo} · model {run.model.name}")
-            with err.status("starting the servers over stdio") as status:
-                result = anyio.run(run.start, prepared.key, Display(err, status))
+            with ExitStack() as quiet:
+                if log is not None:
+                    quiet.enter_context(logs_to_file(log))
+                with err.status("starting the servers over stdio") as status:
+                    result = _run(anyio.run, run, prepared.key, Display(err, status))
             result.extra["notes"] = prepared.notes
     except ResolveError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    render_outcome_panel(err, result, None)
-    err.print(f"run {result.run_id} · trace {result.trace_id} · ${result.cost_usd:.4f} · {result.tokens} tokens")
-    err.print(f"more: goresolve trace {result.run_id}")
+    if log is not None:
+        log = _keep_with_run(log, result)
+    _report(result, log)
     if as_json:
         sys.stdout.write(json.dumps(result.__dict__, indent=2, default=str) + "\n")
     raise typer.Exit(result.exit_code)
+
+
+def _run(runner: Any, run: PreparedRun, key: str, display: Display) -> RunResult:
+    """`run.start(key)`; an error the run's task groups wrapped is raised as itself (one line from the CLI)."""
+    try:
+        return runner(run.start, key, display)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:  # pyright: ignore[reportUnknownArgumentType]
+            leaf = leaf.exceptions[0]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if leaf is group or not isinstance(leaf, Exception):
+            raise
+        raise leaf from None
+
+
+def _debug_requested() -> bool:
+    """`--debug` (or GORESOLVE_DEBUG), as the umbrella command reads it: logs stay on the terminal."""
+    return "--debug" in sys.argv[1:] or os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+def _check_tier(settings: AgentSettings) -> None:
+    """GORESOLVE_AGENT_TIER names a tier of the policies' budgets.yaml (checked before anything is indexed).
+
+    Raises:
+        ResolveError: a policy that does not load, or no such tier (the message lists those that exist).
+    """
+    if settings.tier is None:
+        return
+    from agent.policy import PolicyError, load_agent_policy
+
+    try:
+        tiers = load_agent_policy(settings.policy_dir.resolve()).budgets.tiers
+    except PolicyError as exc:
+        raise ResolveError(exc.message) from None
+    if settings.tier not in tiers:
+        raise ResolveError(
+            f"GORESOLVE_AGENT_TIER={settings.tier[:60]}: budgets.yaml has no such tier (it has "
+            f"{', '.join(sorted(tiers)) or 'none'}); unset it for the default or the routed tier"
+        )
+
+
+def _server_log(settings: AgentSettings) -> Path:
+    """Where this run's servers write their log lines until the run has a directory to keep them in."""
+    folder = settings.state_dir / "agent" / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"resolve-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def _servers_log_to(run: PreparedRun, log: Path) -> None:
+    """The run's stdio servers append their stderr to `log` (servers over HTTP log where they run)."""
+    specs = tuple(
+        spec.model_copy(update={"stderr_file": log}) if isinstance(spec, StdioServer) else spec
+        for spec in run.servers.servers
+    )
+    run.servers = dataclasses.replace(run.servers, servers=specs)
+
+
+def _keep_with_run(log: Path, result: RunResult) -> Path | None:
+    """The servers' log moved into the run's directory as `servers.log` (where it is, when it cannot be)."""
+    if not log.exists():
+        return None
+    if result.run_dir is None:
+        return log
+    kept = Path(result.run_dir) / "servers.log"
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(log, kept)
+    except OSError:
+        return log
+    return kept
+
+
+def _report(result: RunResult, log: Path | None) -> None:
+    """The outcome: a panel for a pull request or a hand-off; an error ends in one line saying what to do."""
+    if result.outcome != "error":
+        render_outcome_panel(panels, result, None)
+    if log is not None:
+        err.print(f"server logs: {log}")
+    err.print(f"run {result.run_id} · trace {result.trace_id} · ${result.cost_usd:.4f} · {result.tokens} tokens")
+    err.print(f"more: goresolve trace {result.run_id}")
+    if result.outcome == "error":
+        err.print(f"[red]{result.exit}:[/red] {result.reason}{_next_step(result, log)}")
+
+
+def _next_step(result: RunResult, log: Path | None) -> str:
+    """What to do about an error, after its reason (empty when the reason already says it)."""
+    check = result.extra.get("check")
+    if replay_broke(result):
+        return f" — check {check or 'the cassette'}, or run without --cassette on a live model"
+    if check:
+        return f" — the model never answered: check {check}"
+    if "server" in result.extra and log is not None:
+        return f" — see {log}"
+    return ""

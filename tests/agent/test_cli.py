@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from agent.dispatch.local import LocalRunner
@@ -229,3 +232,106 @@ def test_the_configured_model_runs_every_tier_unless_routing_may_choose_it(
         assert run.models is not None and run.models("claude-sonnet-4-5").name == "claude-sonnet-4-5"
     else:
         assert run.models is None
+
+
+def _resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ticket: str, repo: str) -> Any:
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "data"))
+    cassette = tmp_path / "session.jsonl"
+    cassette.write_text("")
+    return CliRunner().invoke(app, ["resolve", "--ticket", ticket, "--repo", repo, "--cassette", str(cassette)])
+
+
+def _one_error_line(done: Any) -> str:
+    assert done.exit_code == 1, done.output
+    assert "Traceback" not in done.output and "unexpected" not in done.output, done.output
+    lines = done.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.output
+    return lines[0]
+
+
+def test_resolve_refuses_an_empty_an_overlong_or_a_module_less_repository_before_indexing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "--repo is empty" in _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", ""))
+    assert "--repo is empty" in _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "  "))
+    too_long = _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "a" * 5000))
+    assert "is neither a repository in" in too_long and len(too_long) < 600
+    plain = tmp_path / "notes"
+    plain.mkdir()
+    subprocess.run(["git", "init", "-q", str(plain)], check=True, timeout=60)
+    (plain / "README.md").write_text("no Go here\n")
+    line = _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", str(plain)))
+    assert "holds no Go module (no go.mod)" in line
+    assert not (tmp_path / "data" / "agent" / "runs").exists()  # no run started
+
+
+def test_resolve_names_an_unknown_tier_and_the_tiers_that_exist_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GORESOLVE_AGENT_TIER", "bogus")
+    line = _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "calc"))
+    assert "GORESOLVE_AGENT_TIER=bogus" in line
+    tiers = yaml.safe_load((Path("policies") / "budgets.yaml").read_text())["tiers"]
+    assert all(tier in line for tier in tiers)
+
+
+def test_resolve_validates_a_ticket_file_as_jira_read_will_naming_the_users_file_and_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = tmp_path / "BUG-7.yaml"
+    wrong.write_text("key: BUG-7\nfields: {summary: 42}\n")
+    line = _one_error_line(_resolve(tmp_path, monkeypatch, str(wrong), str(tmp_path / "no-such-repo")))
+    assert str(wrong) in line and "fields.summary" in line and "goresolve-ticket-" not in line
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    assert "the file is empty" in _one_error_line(_resolve(tmp_path, monkeypatch, str(empty), "calc"))
+
+
+def test_resolve_wraps_the_hand_off_panel_instead_of_cropping_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.exits import RunResult
+    from agent.handoff import render_handoff
+    from goresolve import resolve
+
+    run_id = "20260101-000000-abcdef"
+    handoff = render_handoff(
+        ticket="BUG-7",
+        title="a title long enough to need wrapping at eighty columns, and then some more words",
+        reason="the model escalated: it could not find where the session store drops the token",
+        attempts=[],
+        hypothesis="No attempt.",
+        owner="platform-team",
+        trace_id="0" * 32,
+        run_id=run_id,
+        cost_usd=0.0,
+    )
+    result = RunResult(run_id, "0" * 32, "BUG-7", "svc", "escalated", "escalated", "gave up", handoff=handoff)
+    result.extra["handoff_notes"] = ["no attempt worth keeping and no GitHub issue for this ticket: hand-off saved"]
+    shown = io.StringIO()  # an 80-column terminal, wrapping as the command's own panel console does
+    monkeypatch.setattr(resolve, "panels", Console(file=shown, width=80, soft_wrap=resolve.panels.soft_wrap))
+    monkeypatch.setattr(resolve, "err", Console(file=io.StringIO(), width=80, soft_wrap=resolve.err.soft_wrap))
+    resolve._report(result, None)  # pyright: ignore[reportPrivateUsage]
+    text = shown.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    flat = " ".join(text.replace("│", " ").split())
+    assert run_id in flat and "hand-off saved" in flat
+
+
+@pytest.mark.slow
+def test_resolve_of_a_ticket_the_identity_may_not_read_ends_in_one_line_with_the_servers_logs_in_a_file(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cli_on(workspace, tmp_path, monkeypatch)
+    cassette = tmp_path / "session.jsonl"
+    cassette.write_text("")
+    done = CliRunner().invoke(
+        app, ["resolve", "--ticket", "NOPE-999", "--repo", "calc", "--cassette", str(cassette), "--json"]
+    )
+    assert done.exit_code == 1, done.output
+    assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
+    assert not any(line.lstrip().startswith("{") for line in done.stderr.splitlines()), done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("refused: ticket NOPE-999: ") and "access.yaml" in last
+    result = json.loads(done.stdout)
+    log = Path(result["run_dir"]) / "servers.log"
+    assert f"server logs: {log}" in done.stderr
+    assert "access denied" in log.read_text()

@@ -95,7 +95,8 @@ def build_server(
         _writer(
             "open_pull_request",
             "Open a draft pull request for a ticket from a unified diff against `base`, or update the "
-            "ticket's existing pull request (same branch, new commit on top). Returns number, url, branch, "
+            "ticket's existing pull request (same branch, new commit on top; the same patch again changes "
+            "nothing). Returns number, url, branch, "
             "head commit and whether it was created. Refused: protected paths, weakened or skipped tests, "
             "credentials in title/body, oversize patches, bases or repos outside policy.",
             idempotent=True,

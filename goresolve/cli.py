@@ -21,7 +21,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from pydantic import SecretStr
@@ -30,6 +30,9 @@ from typer.core import TyperGroup
 
 from servers.common.errors import ConfigError
 from servers.common.settings import DEFAULT_POLICY_DIR, default_data_dir
+
+if TYPE_CHECKING:
+    from servers.common.policy import Policies
 
 console = Console(stderr=True, soft_wrap=True)
 Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
@@ -138,6 +141,26 @@ def root(
     # Library log lines (model install, index progress notes) go to stderr as readable lines:
     # stdout carries only a command's result (`--json`).
     configure_logging(service="goresolve", level="DEBUG" if debug else "INFO", console=True)
+    problem = data_dir_problem(default_data_dir())
+    if problem is not None:
+        raise fail(problem, 1)
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why the data directory cannot be used (a file where it or one of its parents should be), or None.
+
+    A missing directory is fine: whatever writes there first makes it.
+    """
+    for path in (data_dir, *data_dir.parents):
+        if path.is_dir():
+            return None
+        if path.exists():
+            where = "it" if path == data_dir else f"{path}"
+            return (
+                f"the data directory {data_dir} cannot be made: {where} is a file, not a directory; set "
+                "GORESOLVE_DATA_DIR to a directory (or unset it for the per-user default)"
+            )
+    return None
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -200,17 +223,35 @@ def prs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Pull requests recorded by the local github-pr backend."""
+    import sqlite3
+
     from servers.github_pr.cli import prs_command
 
-    if db is not None:
-        raise typer.Exit(prs_command(db, as_json))
     data_dir = default_data_dir()
-    db = data_dir / "github-pr" / "prs.sqlite"
-    if db.exists():
-        raise typer.Exit(prs_command(db, as_json))
-    from goresolve.demo import demo_pr_db  # the agent stack's imports: only to name the demo's database
+    given = db is not None
+    db = db if db is not None else data_dir / "github-pr" / "prs.sqlite"
+    if db.is_dir():
+        raise fail(f"{db} is a directory: pass the local backend's SQLite file (prs.sqlite) with --db", 1)
+    if not db.exists():  # nothing recorded yet: an empty list, as for an empty database
+        if given:
+            raise fail(f"{db} does not exist: pass the local backend's SQLite file (prs.sqlite) with --db", 1)
+        if as_json:
+            print("[]")
+            return
+        console.print(f"no pull requests yet ({db} does not exist)", highlight=False)
+        from goresolve.demo import demo_pr_db  # the agent stack's imports: only to name the demo's database
 
-    raise typer.Exit(prs_command(db, as_json, also=demo_pr_db(data_dir)))
+        if demo_pr_db(data_dir).exists():
+            console.print(
+                f"`goresolve demo` recorded its own; list them with: goresolve prs --db {demo_pr_db(data_dir)}",
+                highlight=False,
+            )
+        return
+    try:
+        code = prs_command(db, as_json)
+    except sqlite3.Error as exc:
+        raise fail(f"{db} is not the local backend's pull-request database ({exc}): check --db", 1) from None
+    raise typer.Exit(code)
 
 
 def route_command(
@@ -269,6 +310,33 @@ def policy_check(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_D
         f"ok: {len(policies.access.identities)} identities, {len(policies.tools.roles)} roles, "
         f"{len(policies.repos.repos)} repos{extra}"
     )
+    for warning in unclonable_repos(policies, directory.resolve()):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
+
+def is_git_repository(path: Path) -> bool:
+    """A git work tree's root (`.git`, a directory or a worktree's file) or a bare repository: what `git clone
+    PATH` accepts. A folder inside another repository's work tree is not one."""
+    return (path / ".git").exists() or (
+        (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+    )
+
+
+def unclonable_repos(policies: Policies, directory: Path) -> list[str]:
+    """One line per repository of repos.yaml whose local path exists but is not a git repository: the servers
+    cannot clone it, so every run on it is refused (and each server start warns about it)."""
+    from servers.common.policy import repo_path
+
+    lines: list[str] = []
+    for name, repo in policies.repos.repos.items():
+        path = repo_path(directory, repo)
+        if path is not None and path.is_dir() and not is_git_repository(path):
+            lines.append(
+                f"{directory / 'repos.yaml'}: field 'repos.{name}.path': {path} is not a git repository, so no "
+                "server can clone it: point it at one (`goresolve repo add PATH` registers yours; "
+                "`python examples/make_sample_repo.py DEST` makes the bundled sample one)"
+            )
+    return lines
 
 
 @policy_app.command("schema")

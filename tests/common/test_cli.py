@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,33 @@ def test_policy_check_fails_on_a_missing_repo_path(tmp_path: Path) -> None:
     assert "does not exist" in result.output
     (tmp_path.parent / "sample-service").mkdir()
     assert runner.invoke(app, ["policy", "check", str(tmp_path)]).exit_code == 0
+
+
+def test_policy_check_warns_about_a_repo_path_that_is_not_a_git_repository(tmp_path: Path) -> None:
+    """The servers clone each repository: a plain folder passes the path check but every run on it is refused."""
+    import subprocess
+
+    policies = write_policies(tmp_path / "policies")  # sample-service at ../sample-service
+    folder = tmp_path / "sample-service"
+    folder.mkdir()
+    result = runner.invoke(app, ["policy", "check", str(policies)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "repos.sample-service.path" in warnings[0]
+    assert f"{folder} is not a git repository" in warnings[0] and "goresolve repo add PATH" in warnings[0]
+
+    subprocess.run(["git", "init", "-q", str(folder)], check=True, timeout=30)  # a work tree
+    assert "warning:" not in runner.invoke(app, ["policy", "check", str(policies)]).output
+    shutil.rmtree(folder)
+    subprocess.run(["git", "init", "-q", "--bare", str(folder)], check=True, timeout=30)  # a bare repository
+    assert "warning:" not in runner.invoke(app, ["policy", "check", str(policies)]).output
+
+
+def test_policy_check_says_the_bundled_example_entry_is_not_a_repository_yet() -> None:
+    result = runner.invoke(app, ["policy", "check"])
+    assert result.exit_code == 0, result.output
+    assert "repos.sample-service.path" in result.output and "is not a git repository" in result.output
+    assert "example entry" in (DEFAULT_POLICY_DIR / "repos.yaml").read_text()
 
 
 def test_audit_verify_exit_codes(tmp_path: Path) -> None:

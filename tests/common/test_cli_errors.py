@@ -95,7 +95,16 @@ ONE_LINE: list[tuple[str, Case, int, str]] = [
         "required policy file",
     ),
     ("model install: not a directory", lambda t: ["model", "install", "--dir", "/dev/null"], 1, "cannot write"),
+    ("prs: --db a YAML file", lambda t: ["prs", "--db", str(_file(t, "x.yaml", "a: 1\n"))], 1, "x.yaml is not"),
+    ("prs: --db a directory", lambda t: ["prs", "--db", str(t)], 1, "is a directory"),
+    ("prs: --db no such file", lambda t: ["prs", "--db", str(t / "none.sqlite")], 1, "none.sqlite does not exist"),
 ]
+
+
+def _file(tmp: Path, name: str, text: str) -> Path:
+    (tmp / name).write_text(text)
+    return tmp / name
+
 
 # (name, arguments, text click's message must contain)
 USAGE: list[tuple[str, Case, str]] = [
@@ -196,3 +205,33 @@ def test_a_second_demo_on_one_data_directory_stops_before_touching_the_first_one
         "or give this one its own GORESOLVE_DATA_DIR"
     ]
     assert (state / "prs.sqlite").read_bytes() == b"the first demo's"
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["the file itself", "a directory under it"])
+@pytest.mark.parametrize("command", [["index", ".", "--repo", "svc"], ["prs"], ["runs"]])
+def test_a_data_directory_that_is_a_file_is_one_line(
+    under: bool,
+    command: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    file = _file(tmp_path, "data", "")
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(file / "sub" if under else file))
+    code, out, err = run(command, capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"error: the data directory {file / 'sub' if under else file} cannot be made: "
+        f"{file if under else 'it'} is a file, not a directory; set GORESOLVE_DATA_DIR to a directory (or unset "
+        "it for the per-user default)"
+    ]
+
+
+def test_no_pull_requests_yet_is_an_empty_result_not_an_error(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["prs", "--json"], capsys)
+    assert (code, out.strip(), err) == (0, "[]", "")
+    code, out, err = run(["prs"], capsys)
+    assert code == 0 and "error" not in err
+    assert f"no pull requests yet ({data_dir / 'github-pr' / 'prs.sqlite'} does not exist)" in err

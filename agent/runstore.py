@@ -1,5 +1,6 @@
 """What a run leaves beside it: run.json (the result), transcript.jsonl (messages and tool calls),
-spans.jsonl (its trace), handoff.md when it escalated, and a row in the ledger."""
+spans.jsonl (its trace), handoff.md when it escalated, and a row in the ledger; and how `goresolve runs`
+and `goresolve trace` find and list them (`find_run_dir`, `runs_table`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+from rich import box
+from rich.table import Table
 
 from agent.exits import RunResult
 from agent.ledger import Ledger, RunRow
@@ -48,3 +52,69 @@ def save_run(
                 str(run_dir),
             )
         )
+
+
+class RunLookupError(Exception):
+    """No run, or more than one, answers to an id; `message` says which and what to type instead."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+SHOWN_MATCHES = 10
+
+
+def find_run_dir(runs_dir: Path, run_id: str) -> Path:
+    """The directory of the one run whose id is `run_id` or starts with it.
+
+    Raises:
+        RunLookupError: the id is empty, names no run, or is a prefix of several (their ids are listed).
+    """
+    wanted = run_id.strip()
+    if not wanted:
+        raise RunLookupError("give a run id (or a unique prefix of one), as `goresolve runs` lists them")
+    if "/" in wanted or "\\" in wanted or wanted.startswith("."):
+        raise RunLookupError(f"no run {run_id!r}: a run id is a name like 20260101-120000-abc123, not a path")
+    runs = sorted(p for p in runs_dir.glob("*") if p.is_dir()) if runs_dir.is_dir() else []
+    exact = [p for p in runs if p.name == wanted]
+    matches = exact or [p for p in runs if p.name.startswith(wanted)]
+    if not matches:
+        raise RunLookupError(f"no run {run_id!r} (`goresolve runs` lists the recent ones)")
+    if len(matches) > 1:
+        shown = ", ".join(p.name for p in matches[:SHOWN_MATCHES])
+        more = f" and {len(matches) - SHOWN_MATCHES} more" if len(matches) > SHOWN_MATCHES else ""
+        raise RunLookupError(f"{run_id!r} matches {len(matches)} runs: {shown}{more}; give more of the id")
+    return matches[0]
+
+
+def runs_table(rows: list[RunRow]) -> Table:
+    """`goresolve runs` as a table. The run id is what `goresolve trace` takes: it is never cut or folded,
+    whatever the terminal's width; the numbers keep their width too, and the text columns fold instead."""
+    cells = [
+        (
+            r.run_id,
+            r.ticket,
+            r.outcome,
+            r.exit,
+            r.tier,
+            f"${r.cost_usd:.4f}",
+            str(r.tokens),
+            f"{r.duration_s:.1f}s",
+        )
+        for r in rows
+    ]
+    names = ("run", "ticket", "outcome", "exit", "tier", "cost", "tokens", "duration")
+    whole = {"run", "outcome", "cost", "tokens", "duration"}
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # a row fits in 80 columns
+    for i, name in enumerate(names):
+        if name in whole:
+            widest = max((len(row[i]) for row in cells), default=len(name))
+            justify = "left" if name in ("run", "outcome") else "right"
+            table.add_column(name, no_wrap=True, min_width=widest, justify=justify, overflow="ignore")
+        else:
+            table.add_column(name, overflow="fold")
+    for row, r in zip(cells, rows, strict=True):
+        colour = {"pr": "green", "escalated": "yellow"}.get(r.outcome, "red")
+        table.add_row(row[0], row[1], f"[{colour}]{row[2]}[/{colour}]", *row[3:])
+    return table

@@ -42,7 +42,8 @@ from pydantic import BaseModel, ConfigDict
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk, Line, PatchedFile, PatchSet
 
-from servers.common import diffs
+from servers.common import diffs, go_syntax
+from servers.common.go_syntax import Decl, GoFile, Ref
 from servers.common.policy import ProtectedPolicy
 
 Rule = Literal[
@@ -438,190 +439,12 @@ def _block_reasons(
 # --- code that runs at package initialisation, read from the text (the fallback of the Go analyzer) ---
 #
 # Without the analyzer (github-pr has no module tree or toolchain), the post-image of every changed Go
-# file is rebuilt from its pre-image and the hunks, split into top-level declarations by a small Go
-# lexer, and searched for the analyzer's objects by spelling: `os.Exit`, `xos.Exit` (aliased import),
-# `Exit` (dot import). Roots are `func init()` bodies and package-level var initializers; functions of
-# the same package declared in the changed files are followed from them. As in the analyzer, findings
-# are compared between the pre- and post-images as multisets of keys without line numbers, so only
-# what the patch adds is refused. A file whose pre-image is unknown is judged on its hunks alone.
-
-_KEYWORDS = frozenset(
-    {
-        *("break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough", "for"),
-        *("func", "go", "goto", "if", "import", "interface", "map", "package", "range", "return"),
-        *("select", "struct", "switch", "type", "var"),
-    }
-)
-_ENDS_STATEMENT = frozenset({"break", "continue", "fallthrough", "return"})
-_GO_TOKEN = re.compile(
-    r"(?P<nl>\n)|(?P<ws>[ \t\r\f\v]+)|(?P<lc>//[^\n]*)|(?P<bc>/\*.*?(?:\*/|\Z))|(?P<raw>`[^`]*(?:`|\Z))"
-    r'|(?P<str>"(?:[^"\\\n]|\\.)*"?)|(?P<rune>\'(?:[^\'\\\n]|\\.)*\'?)|(?P<num>\.?\d[\w.]*(?:[eEpP][+-][\w]*)?)'
-    r"|(?P<ident>[^\W\d]\w*)"
-    r"|(?P<op>\.\.\.|&\^=|<<=|>>=|&&|\|\||<-|\+\+|--|&\^|<<|>>|:=|[-+*/%&|^<>=!]=|[-+*/%&|^<>=!:~(){}\[\],;.])"
-    r"|(?P<other>.)",
-    re.DOTALL,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str  # ident, op, lit, ; (inserted or written)
-    text: str
-    line: int
-
-
-def _go_tokens(source: str) -> list[_Tok]:
-    """Go tokens with line numbers, comments dropped and semicolons inserted as the Go spec says."""
-    out: list[_Tok] = []
-    line = 1
-
-    def newline() -> None:
-        if (
-            out
-            and out[-1].kind != ";"
-            and (
-                (out[-1].kind == "ident" and (out[-1].text not in _KEYWORDS or out[-1].text in _ENDS_STATEMENT))
-                or out[-1].kind == "lit"
-                or out[-1].text in ("++", "--", ")", "]", "}")
-            )
-        ):
-            out.append(_Tok(";", "\n", line))
-
-    for m in _GO_TOKEN.finditer(source):
-        kind, text = m.lastgroup or "other", m.group()
-        if kind in ("nl", "bc") and "\n" in text:
-            newline()
-        elif kind in ("ident", "op"):
-            out.append(_Tok(";" if text == ";" else kind, text, line))
-        elif kind in ("raw", "str", "rune", "num"):
-            out.append(_Tok("lit", text, line))
-        line += text.count("\n")
-    newline()
-    return out
-
-
-def _split(tokens: list[_Tok]) -> list[list[_Tok]]:
-    """`tokens` cut at the semicolons outside brackets (empty parts dropped)."""
-    parts: list[list[_Tok]] = [[]]
-    depth = 0
-    for tok in tokens:
-        if tok.text in ("(", "[", "{"):
-            depth += 1
-        elif tok.text in (")", "]", "}"):
-            depth = max(depth - 1, 0)
-        if tok.kind == ";" and depth == 0:
-            parts.append([])
-        else:
-            parts[-1].append(tok)
-    return [p for p in parts if p]
-
-
-def _inner(tokens: list[_Tok], start: int) -> list[_Tok]:
-    """The tokens inside the bracket group opening at `start` (to its match, or to the end)."""
-    depth = 0
-    for i in range(start, len(tokens)):
-        if tokens[i].text in ("(", "[", "{"):
-            depth += 1
-        elif tokens[i].text in (")", "]", "}"):
-            depth -= 1
-            if depth == 0:
-                return tokens[start + 1 : i]
-    return tokens[start + 1 :]
-
-
-@dataclass(frozen=True, slots=True)
-class _GoDecl:
-    """A top-level function (`names` = its name; methods have none) or var spec, and the tokens that run."""
-
-    label: str
-    names: tuple[str, ...]
-    code: tuple[_Tok, ...]
-    root: bool  # runs at package initialisation: an init function, or a var spec with values
-    line: int
-
-
-@dataclass(frozen=True, slots=True)
-class _GoFile:
-    package: str
-    imports: dict[str, str]  # local name -> import path ("." for a dot import: path -> ".")
-    dots: frozenset[str]
-    decls: tuple[_GoDecl, ...]
-
-
-def _parse_go(source: str) -> _GoFile:
-    """The package clause, imports and top-level declarations of Go source; never raises."""
-    package, imports, dots, decls = "", dict[str, str](), set[str](), list[_GoDecl]()
-    for stmt in _split(_go_tokens(source)):
-        head = stmt[0].text
-        if head == "package" and len(stmt) > 1:
-            package = stmt[1].text
-        elif head == "import":
-            specs = _split(_inner(stmt, 1)) if len(stmt) > 1 and stmt[1].text == "(" else [stmt[1:]]
-            for spec in specs:
-                path = spec[-1].text.strip('"`') if spec[-1].kind == "lit" else ""
-                name = spec[0].text if len(spec) > 1 else path.rsplit("/", 1)[-1]
-                if name == ".":
-                    dots.add(path)
-                elif name != "_" and path:
-                    imports[name] = path
-        elif head == "func" and len(stmt) > 2:
-            method = stmt[1].text == "("
-            name_at = len(_inner(stmt, 1)) + 3 if method else 1
-            name = stmt[name_at].text if name_at < len(stmt) else ""
-            body = _body(stmt)
-            if method:
-                decls.append(_GoDecl(f"method {name}", (), body, False, stmt[0].line))
-            else:
-                params = stmt[name_at + 1].text if name_at + 1 < len(stmt) else ""
-                init = name == "init" and params == "(" and len(_inner(stmt, name_at + 1)) == 0
-                label, names = ("init", ()) if init else (f"func {name}", (name,))
-                decls.append(_GoDecl(label, names, body, init, stmt[0].line))
-        elif head == "var" and len(stmt) > 1:
-            specs = _split(_inner(stmt, 1)) if stmt[1].text == "(" else [stmt[1:]]
-            for spec in specs:
-                names = _leading_names(spec)
-                values = _after_assign(spec)
-                decls.append(_GoDecl(f"var {','.join(names)}", names, values, bool(values), spec[0].line))
-    return _GoFile(package, imports, frozenset(dots), tuple(decls))
-
-
-def _leading_names(spec: list[_Tok]) -> tuple[str, ...]:
-    """The names a var spec declares (`a, b int = ...` declares a and b)."""
-    names: list[str] = []
-    i = 0
-    while i < len(spec) and spec[i].kind == "ident":
-        names.append(spec[i].text)
-        if i + 1 >= len(spec) or spec[i + 1].text != ",":
-            break
-        i += 2
-    return tuple(names)
-
-
-def _after_assign(spec: list[_Tok]) -> tuple[_Tok, ...]:
-    depth = 0
-    for i, tok in enumerate(spec):
-        if tok.text in ("(", "[", "{"):
-            depth += 1
-        elif tok.text in (")", "]", "}"):
-            depth -= 1
-        elif tok.text == "=" and depth == 0:
-            return tuple(spec[i + 1 :])
-    return ()
-
-
-def _body(stmt: list[_Tok]) -> tuple[_Tok, ...]:
-    """A function declaration's body: the brace group its statement ends with (none: no body)."""
-    if stmt[-1].text != "}":
-        return ()
-    depth = 0
-    for i in range(len(stmt) - 1, -1, -1):
-        if stmt[i].text in (")", "]", "}"):
-            depth += 1
-        elif stmt[i].text in ("(", "[", "{"):
-            depth -= 1
-            if depth == 0:
-                return tuple(stmt[i + 1 : -1])
-    return ()
+# file is rebuilt from its pre-image and the hunks, read by tree-sitter-go (go_syntax), and searched for
+# the analyzer's objects by spelling: `os.Exit`, `xos.Exit` (aliased import), `Exit` (dot import). Roots
+# are `func init()` bodies and package-level var initializers; functions of the same package declared in
+# the changed files are followed from them. As in the analyzer, findings are compared between the pre-
+# and post-images as multisets of keys without line numbers, so only what the patch adds is refused. A
+# file whose pre-image is unknown is judged on its hunks alone.
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,7 +478,7 @@ def _default_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def _qualifiers(file: _GoFile | None, path: str) -> set[str]:
+def _qualifiers(file: GoFile | None, path: str) -> set[str]:
     """The names `path` may be spelled with in a file: its imports' names, and the default one (an
     unknown file, or a package named unlike its path, is given the benefit of no doubt)."""
     names = {_default_name(path)}
@@ -664,33 +487,23 @@ def _qualifiers(file: _GoFile | None, path: str) -> set[str]:
     return names
 
 
-def _refs(code: tuple[_Tok, ...], file: _GoFile | None, guarded: list[_Guarded]) -> list[tuple[_Guarded, _Tok]]:
-    """The guarded objects `code` names, each with the token that names it (one object per token)."""
-    out: list[tuple[_Guarded, _Tok]] = []
+def _refs(refs: tuple[Ref, ...], file: GoFile | None, guarded: list[_Guarded]) -> list[tuple[_Guarded, Ref]]:
+    """The guarded objects among the names `refs` (one object per name)."""
+    out: list[tuple[_Guarded, Ref]] = []
     dots = file.dots if file is not None else frozenset[str]()
     imported = set(file.imports.values()) | dots if file is not None else None
     packages = {q for g in guarded for q in _qualifiers(file, g.path)} | set(file.imports if file else ())
-    for i, tok in enumerate(code):
-        if tok.kind != "ident":
-            continue
-        after_dot = i > 0 and code[i - 1].text == "."
-        # `pkg.Name`: the qualifier's token decides; `Name` itself is then no method call
-        selected = after_dot and i > 1 and code[i - 2].text in packages and not (i > 2 and code[i - 3].text == ".")
-        qualified = not after_dot and i + 2 < len(code) and code[i + 1].text == "."
-        called = i + 1 < len(code) and code[i + 1].text == "("
-        for g in guarded:
-            if g.method:
-                hit = after_dot and not selected and called and tok.text == g.name
+    for ref in refs:
+        for g in (g for g in guarded if g.name == ref.name):
+            if g.method:  # `x.Name(...)` on a value, in a file that imports the method's package
+                hit = ref.selected and ref.called and ref.qualifier not in packages
                 hit = hit and (imported is None or g.path in imported)
-                found = tok
-            elif qualified:
-                hit = code[i + 2].text == g.name and tok.text in _qualifiers(file, g.path)
-                found = code[i + 2]
-            else:
-                hit = not after_dot and tok.text == g.name and g.path in dots
-                found = tok
+            elif ref.selected:  # `pkg.Name`, under any name the package is imported with
+                hit = ref.qualifier in _qualifiers(file, g.path)
+            else:  # `Name` of a dot-imported package
+                hit = g.path in dots
             if hit:
-                out.append((g, found))
+                out.append((g, ref))
                 break
     return out
 
@@ -706,33 +519,27 @@ _IN_CODE = [
 ]
 
 
-def _testing_refs(code: tuple[_Tok, ...], file: _GoFile | None) -> list[tuple[_Guarded, _Tok]]:
-    """Where `code` calls a function of package testing (by any import name of "testing", or dot-imported)."""
-    return _refs(code, file, _IN_CODE)
-
-
 _InitKey = tuple[str, str, str, str]  # rule, root, through, object (the analyzer's key, without lines)
 
 
-def _init_findings(files: Mapping[str, _GoFile], guarded: list[_Guarded]) -> list[tuple[_InitKey, str, _Tok, str]]:
-    """(key, path, token, detail) of each guarded object reachable from package initialisation, and of
+def _init_findings(files: Mapping[str, GoFile], guarded: list[_Guarded]) -> list[tuple[_InitKey, str, int, str]]:
+    """(key, path, line, detail) of each guarded object reachable from package initialisation, and of
     each testing.Testing in non-test code, in `files` (path -> parsed file)."""
-    out: list[tuple[_InitKey, str, _Tok, str]] = []
-    packages: dict[tuple[str, str], list[tuple[str, _GoDecl]]] = {}
+    out: list[tuple[_InitKey, str, int, str]] = []
+    packages: dict[tuple[str, str], list[tuple[str, Decl]]] = {}
     for path, file in files.items():
         where = (posixpath.dirname(path), file.package)
         packages.setdefault(where, []).extend((path, d) for d in file.decls)
         for decl in file.decls if not path.endswith("_test.go") else ():
-            for g, tok in _testing_refs(decl.code, file):
+            for g, ref in _refs(decl.refs, file, _IN_CODE):
                 detail = f"non-test code uses {g.key} in {decl.label}"
-                out.append(((g.rule, f"{decl.label}@{path}", "", g.key), path, tok, detail))
+                out.append(((g.rule, f"{decl.label}@{path}", "", g.key), path, ref.line, detail))
         for decl in file.decls if path.endswith("_test.go") else ():
             if decl.label == "func TestMain":
                 detail = f"TestMain in {where[0] or '.'} (package {file.package}) controls whether and how tests run"
-                first = _Tok("ident", "func", decl.line)
-                out.append((("new_test_main", f"{where[0]}/{file.package}", "", "TestMain"), path, first, detail))
+                out.append((("new_test_main", f"{where[0]}/{file.package}", "", "TestMain"), path, decl.line, detail))
     for decls in packages.values():
-        named: dict[str, list[tuple[str, _GoDecl]]] = {}
+        named: dict[str, list[tuple[str, Decl]]] = {}
         for path, decl in decls:
             for name in decl.names:
                 named.setdefault(name, []).append((path, decl))
@@ -745,17 +552,16 @@ def _init_findings(files: Mapping[str, _GoFile], guarded: list[_Guarded]) -> lis
             while queue:
                 path, decl = queue.pop(0)
                 file = files[path]
-                for g, tok in _refs(decl.code, file, guarded):
+                for g, ref in _refs(decl.refs, file, guarded):
                     through = "" if decl is root else f"{decl.label}@{path}"
                     detail = f"{g.key} ({g.why}) is reachable from package initialization ({root_label})"
                     detail += f" through {through}" if through else ""
-                    out.append(((g.rule, root_label, through, g.key), path, tok, detail))
-                for i, tok in enumerate(decl.code):
-                    if tok.kind == "ident" and not (i > 0 and decl.code[i - 1].text == "."):
-                        for nxt in named.get(tok.text, []):
-                            if id(nxt[1]) not in seen:
-                                seen.add(id(nxt[1]))
-                                queue.append(nxt)
+                    out.append(((g.rule, root_label, through, g.key), path, ref.line, detail))
+                for ref in decl.refs:
+                    for nxt in named.get(ref.name, []) if not ref.selected else ():
+                        if id(nxt[1]) not in seen:
+                            seen.add(id(nxt[1]))
+                            queue.append(nxt)
     return out
 
 
@@ -787,8 +593,8 @@ def _init_reasons(patch: PatchSet, policy: ProtectedPolicy, base: _Base) -> list
     """Exits, flag changes and testing.Testing() the patch adds to code that runs at package
     initialisation (the analyzer's rules exit_at_init, flag_at_init, testing_testing), by spelling."""
     guarded = _guarded(policy)
-    before: dict[str, _GoFile] = {}
-    after: dict[str, _GoFile] = {}
+    before: dict[str, GoFile] = {}
+    after: dict[str, GoFile] = {}
     out: list[PatchReason] = []
     for pf in patch:
         source, target = _clean(pf.source_file), _clean(pf.target_file)
@@ -809,15 +615,15 @@ def _init_reasons(patch: PatchSet, policy: ProtectedPolicy, base: _Base) -> list
             out.extend(_hunk_init_reasons(pf, target or "", guarded))  # no pre-image to rebuild it from
             continue
         if go_source and old is not None and source is not None:
-            before[source] = _parse_go(old)
+            before[source] = go_syntax.read_file(old)
         if new is not None and target is not None:
-            after[target] = _parse_go(new)
+            after[target] = go_syntax.read_file(new)
     seen = collections.Counter(key for key, *_ in _init_findings(before, guarded))
-    for key, path, tok, detail in _init_findings(after, guarded):
+    for key, path, line, detail in _init_findings(after, guarded):
         if seen[key] > 0:
             seen[key] -= 1
         else:
-            out.append(PatchReason(rule=key[0], path=path, line=tok.line, detail=detail[:300]))  # pyright: ignore[reportArgumentType]
+            out.append(PatchReason(rule=key[0], path=path, line=line, detail=detail[:300]))  # pyright: ignore[reportArgumentType]
     return out
 
 
@@ -841,12 +647,12 @@ def _hunk_init_reasons(pf: PatchedFile, path: str, guarded: list[_Guarded]) -> l
                 heading = text
             if not line.is_added:
                 continue
-            code = tuple(_go_tokens(text))
+            code = go_syntax.fragment_refs(text)
             if _INIT_HEADING.match(heading):
-                for g, _tok in _refs(code, None, plain):
+                for g, _ref in _refs(code, None, plain):
                     detail = f"{g.key} ({g.why}) is added to code that runs at package initialization: {_snip(text)}"
                     out.append(PatchReason(rule=g.rule, path=path, line=line.target_line_no, detail=detail))
-            for g, _tok in _testing_refs(code, None) if not path.endswith("_test.go") else ():
+            for g, _ref in _refs(code, None, _IN_CODE) if not path.endswith("_test.go") else ():
                 detail = f"non-test code uses {g.key}: {_snip(text)}"
                 out.append(PatchReason(rule=g.rule, path=path, line=line.target_line_no, detail=detail))
     return out

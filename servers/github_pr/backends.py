@@ -39,7 +39,7 @@ def _local(settings: GitHubPrSettings, policies: Policies) -> Built:
             refused[name] = exc.message if made else "no local remote could be made"
             log.warning("local remote unavailable", repo=name, error=exc.message, detail=exc.detail)
             continue
-        if made and source is not None:
+        if made and source is not None and git.is_repository(source):
             try:
                 git.refresh_bare(source, target, settings.branch_prefix)
             except GoresolveError as exc:  # the remote still serves, as it was

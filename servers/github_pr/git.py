@@ -85,7 +85,7 @@ def ensure_bare(source: Path, target: Path) -> Path:
         run(["clone", "--quiet", "--bare", str(source), str(target)])
         return target
     head = rev_parse(target, "HEAD")
-    if head is None or not ((source / ".git").exists() or (source / "HEAD").is_file()):
+    if head is None or not is_repository(source):
         return target  # `source` gone (or no longer a repository): the remote serves as it was
     try:  # `source` may be a work tree: -C lets git find its .git
         run(["-C", str(source), "cat-file", "-e", f"{head}^{{commit}}"])
@@ -95,6 +95,11 @@ def ensure_bare(source: Path, target: Path) -> Path:
             f"registered under this name before); remove {target} or register {source} under another name"
         ) from None
     return target
+
+
+def is_repository(path: Path) -> bool:
+    """Whether `path` is a git work tree or a bare repository of its own (not a folder inside one)."""
+    return (path / ".git").exists() or (path / "HEAD").is_file()
 
 
 def refresh_bare(source: Path, target: Path, own_prefix: str) -> None:

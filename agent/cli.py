@@ -28,7 +28,6 @@ import typer
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
-from rich.table import Table
 from rich.tree import Tree
 
 from agent.policy import DEFAULT_POLICY_DIR
@@ -275,39 +274,31 @@ def runs(
 ) -> None:
     """Recent runs from the ledger: outcome, tier, cost, tokens, duration."""
     from agent.ledger import Ledger
+    from agent.runstore import runs_table
 
     settings = load_agent_settings()
     path = settings.state_dir / "agent" / "ledger.sqlite"
-    if not path.exists():
-        raise _fail(f"no runs yet (no ledger at {path})")
-    ledger = Ledger(path)
-    rows = ledger.runs(limit)
-    ledger.close()
+    rows = []
+    if path.exists():
+        ledger = Ledger(path)
+        rows = ledger.runs(limit)
+        ledger.close()
     if as_json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return
-    table = Table("run", "ticket", "outcome", "exit", "tier", "cost", "tokens", "duration")
-    for r in rows:
-        colour = {"pr": "green", "escalated": "yellow"}.get(r.outcome, "red")
-        table.add_row(
-            r.run_id,
-            r.ticket,
-            f"[{colour}]{r.outcome}[/{colour}]",
-            r.exit,
-            r.tier,
-            f"${r.cost_usd:.4f}",
-            str(r.tokens),
-            f"{r.duration_s:.1f}s",
-        )
-    Console().print(table)
+    if not rows:
+        Console(stderr=True).print(f"no runs yet ({path}): goresolve resolve or goresolve demo makes one")
+        return
+    Console().print(runs_table(rows))
 
 
 def _run_dir(settings: AgentSettings, run_id: str) -> Path:
-    runs_dir = settings.state_dir / "agent" / "runs"
-    matches = sorted(runs_dir.glob(f"{run_id}*")) if runs_dir.is_dir() and "/" not in run_id else []
-    if len(matches) != 1:
-        raise _fail(f"no run {run_id!r}" if not matches else f"{run_id!r} matches {len(matches)} runs")
-    return matches[0]
+    from agent.runstore import RunLookupError, find_run_dir
+
+    try:
+        return find_run_dir(settings.state_dir / "agent" / "runs", run_id)
+    except RunLookupError as exc:
+        raise _fail(exc.message) from None
 
 
 def trace_tree(spans: list[dict[str, Any]]) -> Tree:

@@ -335,3 +335,21 @@ def test_resolve_of_a_ticket_the_identity_may_not_read_ends_in_one_line_with_the
     log = Path(result["run_dir"]) / "servers.log"
     assert f"server logs: {log}" in done.stderr
     assert "access denied" in log.read_text()
+
+
+def test_runs_on_a_new_data_directory_and_trace_of_an_empty_or_shared_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["runs"])
+    assert empty.exit_code == 0 and "no runs yet" in empty.output
+    as_json = runner.invoke(app, ["runs", "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
+    for run_id in ("20261205-101010-aaaaaa", "20261205-101011-bbbbbb"):
+        (tmp_path / "agent" / "runs" / run_id).mkdir(parents=True)
+    shared = runner.invoke(app, ["trace", "20261205"])
+    assert shared.exit_code == 1 and "matches 2 runs" in shared.output
+    assert "20261205-101010-aaaaaa" in shared.output and "20261205-101011-bbbbbb" in shared.output
+    blank = runner.invoke(app, ["trace", ""])
+    assert blank.exit_code == 1 and "matches" not in blank.output and "Traceback" not in blank.output

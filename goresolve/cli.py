@@ -45,17 +45,16 @@ class _App(typer.Typer):
         try:
             return super().__call__(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the outermost handler: one line for the user, the stack on --debug
-            if _debug_requested():
+            debug = debug_requested()
+            if debug:
                 traceback.print_exception(exc, file=sys.stderr)
-            print(
-                f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} — run again with --debug for the stack "
-                "and report it",
-                file=sys.stderr,
-            )
+            hint = "report it with the stack above" if debug else "run again with --debug for the stack and report it"
+            print(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} — {hint}", file=sys.stderr)
             sys.exit(1)
 
 
-def _debug_requested() -> bool:
+def debug_requested() -> bool:
+    """`--debug` or GORESOLVE_DEBUG: stacks are printed, and a run's server logs stay on the terminal."""
     return "--debug" in sys.argv[1:] or os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
 
 

@@ -48,7 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.cli import AgentSettings, build_router, settings_error
-from agent.exits import RunResult
+from agent.exits import RunResult, replay_broke
 from agent.ledger import Ledger
 from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
 from agent.loop import RunSettings, run_ticket
@@ -519,13 +519,6 @@ def _short(value: Any) -> str:
     return repr(text[:60] + "…") if len(text) > 60 else repr(text) if isinstance(value, str) else text
 
 
-def _replay_broke(result: RunResult) -> bool:
-    """The run ended because the replayed model refused a request it had not recorded (CassetteMismatch)."""
-    return result.reason.startswith("model unavailable:") and (
-        "differs from the recording" in result.reason or "cassette has" in result.reason
-    )
-
-
 def render_outcome_panel(console: Console, result: RunResult, world: World | None) -> None:
     """The end of a run: the pull request, the rendered hand-off, or the error."""
     if result.outcome == "pr" and result.pr:
@@ -697,7 +690,7 @@ async def _run_one(
     # a run stopped by Ctrl-C ends as an ordinary failed run (its cancelled tool call refused): not shown as one
     await anyio.lowlevel.checkpoint()
     status.update("")
-    if not chosen.live and _replay_broke(result):
+    if not chosen.live and replay_broke(result):
         raise DemoError(
             f"{ticket}: the recording no longer matches this run ({result.reason}). The tools, the prompt, the "
             "sample service or the Go toolchain's messages changed since it was made: re-record with "

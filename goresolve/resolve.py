@@ -54,6 +54,7 @@ from agent.ticket_files import (
     single_ticket_dir,
     ticket_file_key,
 )
+from goresolve.cli import debug_requested
 from goresolve.demo import Display, logs_to_file, render_outcome_panel
 from servers.common.repo_names import repo_slug
 
@@ -363,7 +364,7 @@ def resolve_command(
             except ValueError as exc:
                 raise ResolveError(str(exc)) from None
         _check_tier(settings)
-        debug = _debug_requested()
+        debug = debug_requested()
         with prepare(ticket, repo, settings, err) as prepared:
             env = {**os.environ, **prepared.env}
             run = build_run(settings, prepared.policy_dir, prepared.repo, env, cassette, prepared.base_branch)
@@ -399,11 +400,6 @@ def _run(runner: Any, run: PreparedRun, key: str, display: Display) -> RunResult
         if leaf is group or not isinstance(leaf, Exception):
             raise
         raise leaf from None
-
-
-def _debug_requested() -> bool:
-    """`--debug` (or GORESOLVE_DEBUG), as the umbrella command reads it: logs stay on the terminal."""
-    return "--debug" in sys.argv[1:] or os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
 
 
 def _check_tier(settings: AgentSettings) -> None:

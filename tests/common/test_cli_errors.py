@@ -169,6 +169,7 @@ def test_an_unexpected_failure_is_one_line_and_debug_shows_the_stack(
     code, _out, err = run(["--debug", "policy", "check"], capsys)
     assert code == 1
     assert "Traceback (most recent call last)" in err and "disk on fire" in err
+    assert err.strip().splitlines()[-1].endswith("disk on fire — report it with the stack above")
 
 
 def test_the_console_script_prints_one_line_for_a_run_without_a_model(tmp_path: Path) -> None:

@@ -54,7 +54,9 @@ def eval_command(
             show_default=False,
         ),
     ] = SHIPPED_TASKS,
-    out: Annotated[Path, typer.Option(help="Results directory; an existing one is resumed.")] = Path(".goresolve/eval"),
+    out: Annotated[
+        Path | None, typer.Option(help="Results directory (default <data dir>/eval); an existing one is resumed.")
+    ] = None,
     oracle: Annotated[bool, typer.Option("--oracle", help="Apply each task's gold fix instead of a model.")] = False,
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Tasks run at once.")] = 2,
     only: Annotated[str | None, typer.Option(help="Comma-separated instance ids.")] = None,

@@ -8,6 +8,7 @@ interrupted or repeated run resumes from results.jsonl without running a task tw
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -20,10 +21,11 @@ TASKS = pathlib.Path(__file__).resolve().parents[2] / "bench" / "data" / "eval" 
 SMALL = "mitchellh-mapstructure-edc56495e150"  # one package, a few seconds of tests
 
 
-def invoke(*args: str) -> tuple[int, str]:
+def invoke(*args: str, data_dir: pathlib.Path | None = None) -> tuple[int, str]:
     """The command as a user runs it: its own process, the runner server a child of it."""
+    env = {**os.environ, "GORESOLVE_DATA_DIR": str(data_dir)} if data_dir is not None else None
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.eval", *args], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-m", "agent.eval", *args], capture_output=True, text=True, timeout=600, check=False, env=env
     )
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -33,8 +35,8 @@ def lines(path: pathlib.Path) -> list[dict[str, object]]:
 
 
 def test_oracle_proves_a_shipped_task_valid_and_a_second_run_resumes(tmp_path: pathlib.Path) -> None:
-    out = tmp_path / "out"
-    code, output = invoke(str(TASKS), "--oracle", "--only", SMALL, "--out", str(out))
+    out = tmp_path / "data" / "eval"  # the default: the data directory's, wherever the command runs
+    code, output = invoke(str(TASKS), "--oracle", "--only", SMALL, data_dir=tmp_path / "data")
     assert code == 0, output
     assert "eval oracle: 1 valid / 1 tasks" in output
     [row] = lines(out / "results.jsonl")

@@ -274,7 +274,7 @@ def runs(
 ) -> None:
     """Recent runs from the ledger: outcome, tier, cost, tokens, duration."""
     from agent.ledger import Ledger
-    from agent.runstore import runs_table
+    from agent.runstore import runs_view
 
     settings = load_agent_settings()
     path = settings.state_dir / "agent" / "ledger.sqlite"
@@ -289,7 +289,8 @@ def runs(
     if not rows:
         Console(stderr=True).print(f"no runs yet ({path}): goresolve resolve or goresolve demo makes one")
         return
-    Console().print(runs_table(rows))
+    console = Console()
+    console.print(runs_view(rows, console.width))
 
 
 def _run_dir(settings: AgentSettings, run_id: str) -> Path:

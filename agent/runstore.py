@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from agent.exits import RunResult
 from agent.ledger import Ledger, RunRow
@@ -89,32 +91,36 @@ def find_run_dir(runs_dir: Path, run_id: str) -> Path:
 
 
 def runs_table(rows: list[RunRow]) -> Table:
-    """`goresolve runs` as a table. The run id is what `goresolve trace` takes: it is never cut or folded,
-    whatever the terminal's width; the numbers keep their width too, and the text columns fold instead."""
-    cells = [
-        (
-            r.run_id,
-            r.ticket,
-            r.outcome,
-            r.exit,
-            r.tier,
-            f"${r.cost_usd:.4f}",
-            str(r.tokens),
-            f"{r.duration_s:.1f}s",
-        )
-        for r in rows
-    ]
-    names = ("run", "ticket", "outcome", "exit", "tier", "cost", "tokens", "duration")
-    whole = {"run", "outcome", "cost", "tokens", "duration"}
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # a row fits in 80 columns
-    for i, name in enumerate(names):
-        if name in whole:
-            widest = max((len(row[i]) for row in cells), default=len(name))
-            justify = "left" if name in ("run", "outcome") else "right"
-            table.add_column(name, no_wrap=True, min_width=widest, justify=justify, overflow="ignore")
-        else:
-            table.add_column(name, overflow="fold")
-    for row, r in zip(cells, rows, strict=True):
-        colour = {"pr": "green", "escalated": "yellow"}.get(r.outcome, "red")
-        table.add_row(row[0], row[1], f"[{colour}]{row[2]}[/{colour}]", *row[3:])
+    """`goresolve runs` as a table, one line a run, for a terminal wide enough to hold it (`runs_view`)."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in ("run", "ticket", "outcome", "exit", "tier", "cost", "tokens", "duration"):
+        numeric = name in ("cost", "tokens", "duration")
+        table.add_column(name, no_wrap=True, justify="right" if numeric else "left")
+    for r in rows:
+        cells = _cells(r)
+        table.add_row(cells[0], cells[1], _coloured(r), *cells[3:])
     return table
+
+
+def runs_view(rows: list[RunRow], width: int) -> RenderableType:
+    """`goresolve runs` for a terminal `width` columns wide: the table when a run fits on one line, else two
+    lines a run (id, ticket, outcome; then the rest). The run id is what `goresolve trace` takes: it is never
+    cut or folded, and no word is broken across lines."""
+    table = runs_table(rows)
+    if Console(width=10_000).measure(table).maximum <= width:
+        return table
+    lines: list[Text] = []
+    for r in rows:
+        run_id, ticket, _, exit_kind, tier, cost, tokens, duration = _cells(r)
+        first = Text.assemble(run_id, "  ", ticket, "  ", Text.from_markup(_coloured(r)), f" ({exit_kind})")
+        lines += [first, Text(f"    {tier} · {cost} · {tokens} tokens · {duration}", style="dim")]
+    return Group(*lines)
+
+
+def _cells(r: RunRow) -> tuple[str, ...]:
+    return (r.run_id, r.ticket, r.outcome, r.exit, r.tier, f"${r.cost_usd:.4f}", str(r.tokens), f"{r.duration_s:.1f}s")
+
+
+def _coloured(r: RunRow) -> str:
+    colour = {"pr": "green", "escalated": "yellow"}.get(r.outcome, "red")
+    return f"[{colour}]{r.outcome}[/{colour}]"

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from agent.ledger import RunRow
-from agent.runstore import RunLookupError, find_run_dir, runs_table
+from agent.runstore import RunLookupError, find_run_dir, runs_view
 
 IDS = ("20261205-010916-ee1484", "20261205-010930-229023", "20261206-120000-abcdef")
 
@@ -68,10 +68,16 @@ def _row(run_id: str, exit_: str = "failed_attempts") -> RunRow:
     )
 
 
-@pytest.mark.parametrize("width", [60, 80, 120])
-def test_the_runs_table_never_cuts_the_run_id(width: int) -> None:
+@pytest.mark.parametrize("width", [60, 80, 120, 200])
+def test_the_runs_view_never_cuts_the_run_id_nor_breaks_a_word(width: int) -> None:
     out = io.StringIO()
-    Console(file=out, width=width).print(runs_table([_row(IDS[0]), _row(IDS[1], "submitted")]))
+    rows = [_row(IDS[0]), _row(IDS[1], "submitted")]
+    Console(file=out, width=width).print(runs_view(rows, width))
     text = out.getvalue()
     assert IDS[0] in text and IDS[1] in text and "…" not in text
-    assert "$0.0078" in text and "50380" in text
+    assert "$0.0078" in text and "50380" in text and "strong" in text
+    assert all(len(line.rstrip()) <= width for line in text.splitlines())
+    words = {w for r in rows for w in (r.ticket, r.exit, r.outcome, r.tier)}
+    assert all(w in text for w in words), "a word was broken across lines"
+    one_line_a_run = sum(IDS[0] in line and r"$0.0078" in line for line in text.splitlines()) == 1
+    assert one_line_a_run is (width >= 120)

@@ -7,7 +7,8 @@ A ticket about a repository the policy set's repos.yaml does not name starts no 
 organisation, or an issue in a repository nobody registered, costs no Job).
 
 Every way a dispatch ends is recorded (outcome, cost, duration) in the run ledger; a run that dies
-without an outcome is escalated to a human, never retried forever.
+without an outcome, or that ends in an error of the agent's (a model or setting it cannot use), is escalated
+to a human, never retried forever.
 
     DispatchError
      ├── AlreadyDispatched     the ticket already has a run (HTTP 409 on the Job name); nothing was created

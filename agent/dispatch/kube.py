@@ -20,7 +20,7 @@ from kubernetes.aio.client.exceptions import ApiException
 
 from agent.dispatch.errors import AlreadyDispatched, ClusterRefused
 from agent.dispatch.jobs import AGENT_CONTAINER, build_job
-from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of
+from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
 from agent.dispatch.tickets import ANNOTATION_REPO, ANNOTATION_TICKET, LABEL_TICKET, LABEL_TRACE, Ticket
 
 log = structlog.get_logger(__name__)
@@ -204,7 +204,7 @@ class KubeRunner:
         """Wait for the Job and turn its end and termination message into a record."""
         end = await self.wait(name)
         result = parse_result(await self.result_text(name)) if end.reason != "Deleted" else None
-        reason = None
+        reason = reason_of(result)
         if result is None:
             reason = f"job {'succeeded' if end.succeeded else 'failed'} ({end.reason}) without a result line"
         return RunRecord(

@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
-from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of
+from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
 from agent.dispatch.tickets import Ticket
 
 _OUTPUT_CAP = 1 << 20  # the last MiB of stdout is enough to find the result line
@@ -79,7 +79,7 @@ class LocalRunner:
                 with contextlib.suppress(ProcessLookupError):
                     await proc.wait()
         result = parse_result(chunks.decode(errors="replace"))
-        reason = None if result else f"exited {proc.returncode} without a result line"
+        reason = reason_of(result) if result else f"exited {proc.returncode} without a result line"
         return self._record(ticket, started, result, reason=reason)
 
     def _record(self, ticket: Ticket, started: float, result: dict[str, object] | None, *, reason: str | None):

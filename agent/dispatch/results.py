@@ -43,6 +43,13 @@ class RunRecord:
     def has_outcome(self) -> bool:
         return self.outcome != NO_OUTCOME
 
+    @property
+    def needs_a_person(self) -> bool:
+        """No outcome, or the agent's own `error` (a model or setting it could not use, a ticket it may not
+        read): nobody else was told, so the dispatcher escalates. A pull request or the agent's own hand-off
+        needs nothing more."""
+        return self.outcome in (NO_OUTCOME, "error")
+
 
 def parse_result(text: str | None) -> dict[str, Any] | None:
     """The agent's result: the last JSON object in `text` with a non-empty string `outcome`.
@@ -85,6 +92,12 @@ def compact_result(result: dict[str, Any]) -> str:
         keep["pr_url"] = url
     line = json.dumps(keep, separators=(",", ":"), ensure_ascii=False)
     return line if len(line.encode()) <= _MAX_RESULT_BYTES else json.dumps({"outcome": str(result["outcome"])[:200]})
+
+
+def reason_of(result: dict[str, Any] | None) -> str | None:
+    """The agent's own reason (why it handed off or failed), cut to a ledger line; None without one."""
+    value = result.get("reason") if result else None
+    return value[:500] if isinstance(value, str) and value else None
 
 
 def cost_of(result: dict[str, Any]) -> float | None:

@@ -1,7 +1,7 @@
 """The dispatcher proper: a queue handler that turns each ticket event into exactly one bounded run.
 
     event -> ticket -> registered repository? -> slot (caps) -> runner.run -> ledger.record -> escalate
-    when there is no outcome
+    when there is no outcome, or the agent's outcome is an error
 
 The handler returns normally for every run that ended, however it ended, so the queue never
 re-delivers a finished ticket; it raises only when the run could not be started or followed at all
@@ -45,7 +45,7 @@ class LogEscalator:
 
     async def escalate(self, record: RunRecord) -> None:
         log.warning(
-            "run ended without an outcome: escalated to a human",
+            "run ended without an outcome or in an error: escalated to a human",
             ticket=record.ticket,
             trace_id=record.trace_id,
             run=record.run,
@@ -111,7 +111,7 @@ class Dispatcher:
                 "run starting", ticket=ticket.id, repo=ticket.repo, trace_id=ticket.trace_id, mode=self.runner.mode
             )
             record = await self.runner.run(ticket)
-        if not record.has_outcome:
+        if record.needs_a_person:
             await self._escalator.escalate(record)
             record = replace(record, escalated=True)
         self.ledger.record(record)

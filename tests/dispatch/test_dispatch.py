@@ -359,3 +359,27 @@ async def test_a_run_adopted_after_a_restart_holds_its_slot_until_its_job_ends()
     capacity.adopt(ticket.repo)
     await asyncio.wait_for(release_when_done(Gone(), capacity, ticket), timeout=5)
     assert capacity.running_for("acme/svc") == 0
+
+
+async def test_a_run_that_ends_in_the_agents_error_is_escalated_with_its_reason(tmp_path: Path) -> None:
+    command = agent_script(
+        tmp_path,
+        """
+        import json
+        print(json.dumps({"outcome": "error", "exit": "model_error", "reason": "model unavailable: 401"}))
+        raise SystemExit(1)
+        """,
+    )
+    escalated: list[str | None] = []
+
+    class Recorder:
+        async def escalate(self, record: Any) -> None:
+            escalated.append(record.reason)
+
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    dispatcher = Dispatcher(LocalRunner(command, deadline_s=30), Capacity(1, 1), ledger, escalator=Recorder())
+    record = await dispatcher.dispatch(Ticket("SVC-9", "acme/svc", TRACE, "jira"))
+    assert record.outcome == "error" and record.escalated and record.reason == "model unavailable: 401"
+    assert escalated == ["model unavailable: 401"]
+    [saved] = ledger.runs()
+    assert saved.escalated and saved.reason == "model unavailable: 401"

@@ -133,9 +133,17 @@ def load_agent_settings() -> AgentSettings:
         raise typer.Exit(1) from None
 
 
-def _fail(message: str) -> typer.Exit:
+class CommandFailed(typer.Exit):
+    """A command's one-line failure, already printed on stderr; `message` is that line (exit status 1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        self.message = message
+
+
+def _fail(message: str) -> CommandFailed:
     err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
+    return CommandFailed(message)
 
 
 @dataclass

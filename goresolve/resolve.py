@@ -42,7 +42,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from agent.cli import AgentSettings, PreparedRun, load_agent_settings
+from agent.cli import AgentSettings, CommandFailed, PreparedRun, load_agent_settings
 from agent.exits import RunResult, replay_broke
 from agent.servers import StdioServer
 from agent.ticket_files import (
@@ -378,8 +378,13 @@ def resolve_command(
                 with err.status("starting the servers over stdio") as status:
                     result = _run(anyio.run, run, prepared.key, Display(err, status))
             result.extra["notes"] = prepared.notes
-    except ResolveError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except (ResolveError, CommandFailed) as exc:
+        if isinstance(exc, ResolveError):
+            err.print(f"[red]error:[/red] {exc}")
+        if as_json:  # what a script or the dispatcher reads: the run's result, here an error before any run
+            reason = exc.message if isinstance(exc, CommandFailed) else str(exc)
+            refused = {"ticket": ticket, "repo": repo, "outcome": "error", "exit": "refused", "reason": reason}
+            sys.stdout.write(json.dumps(refused, indent=2) + "\n")
         raise typer.Exit(1) from None
     if log is not None:
         log = _keep_with_run(log, result)

@@ -353,3 +353,18 @@ def test_runs_on_a_new_data_directory_and_trace_of_an_empty_or_shared_id(
     assert "20261205-101010-aaaaaa" in shared.output and "20261205-101011-bbbbbb" in shared.output
     blank = runner.invoke(app, ["trace", ""])
     assert blank.exit_code == 1 and "matches" not in blank.output and "Traceback" not in blank.output
+
+
+def test_resolve_json_prints_an_error_result_when_it_fails_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script (or the dispatcher) reading --json gets the reason, not an empty stdout."""
+    from agent.dispatch.results import parse_result, reason_of
+
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path))
+    for argv in (["--repo", ""], ["--repo", str(tmp_path / "nowhere"), "--cassette", str(tmp_path / "c.jsonl")]):
+        done = CliRunner().invoke(app, ["resolve", "--ticket", "SVC-1", "--json", *argv])
+        assert done.exit_code == 1
+        result = parse_result(done.stdout)
+        assert result is not None and result["outcome"] == "error" and result["exit"] == "refused"
+        assert result["ticket"] == "SVC-1" and reason_of(result)

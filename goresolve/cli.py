@@ -385,6 +385,8 @@ def token_mint(
     from servers.common.auth import mint_token
     from servers.common.auth_settings import TOKEN_KEY_MIN_CHARS, read_token_key, token_key_env
 
+    if not subject.strip() or subject != subject.strip() or not subject.isprintable():
+        raise fail(f"--subject {subject!r} is not an identity: give a name from policies/access.yaml")
     variable = token_key_env(server)  # the very variable the server verifies with
     try:
         key = SecretStr(key_file.read_text().strip()) if key_file else read_token_key(server)

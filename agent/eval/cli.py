@@ -36,8 +36,10 @@ def _data_dir() -> Path:
 
 
 def _select(tasks: list[Task], only: str | None, limit: int | None) -> list[Task]:
-    if only:
+    if only is not None:
         wanted = {s.strip() for s in only.split(",") if s.strip()}
+        if not wanted:
+            raise TaskFileError("--only names no task: give task ids separated by commas")
         unknown = wanted - {t.instance_id for t in tasks}
         if unknown:
             raise TaskFileError(f"no such task: {', '.join(sorted(unknown))}")

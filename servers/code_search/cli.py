@@ -173,6 +173,9 @@ def search_command(
     if mode not in ("hybrid", "fts", "vector"):
         err.print("[red]error:[/red] --mode must be hybrid, fts or vector")
         raise typer.Exit(2)
+    if not query.strip():
+        err.print("[red]error:[/red] the query is empty: give words to search for, or - to read queries from stdin")
+        raise typer.Exit(2)
     from servers.code_search import warm
 
     settings = _settings(db, embedder)
@@ -239,9 +242,12 @@ def _batch(searcher: Searcher, views: list[Any], k: int, mode: Mode) -> None:
             continue
         try:
             item = json.loads(line)
-            qid, text = item["id"], str(item["query"])
-        except (ValueError, KeyError, TypeError):
-            print(json.dumps({"id": None, "line": number, "error": 'expected {"id":..., "query":...}'}), flush=True)
+        except ValueError:
+            item = None
+        fields: dict[str, Any] = item if isinstance(item, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+        qid, text = fields.get("id"), fields.get("query")
+        if not isinstance(text, str) or "id" not in fields:  # its id, when it has one, names the line answered
+            print(json.dumps({"id": qid, "line": number, "error": 'expected {"id":..., "query":...}'}), flush=True)
             continue
         if not text.strip():
             print(json.dumps({"id": qid, "error": "empty query"}), flush=True)

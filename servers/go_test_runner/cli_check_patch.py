@@ -95,6 +95,9 @@ def check_patch_command(
     patch_file: Path, repo: Path, as_json: bool, *, policy_dir: Path | None = None, cache_dir: Path | None = None
 ) -> int:
     """Check `patch_file` against the patch policy for the checkout at `repo`; returns the exit code."""
+    if policy_dir is not None and not policy_dir.is_dir():  # a typo would check against the defaults
+        print(f"error: --policy-dir {policy_dir} is not a directory", file=sys.stderr)
+        return EXIT_ERROR
     try:
         policy = load_protected(policy_dir or DEFAULT_POLICY_DIR)
         diff = patch_file.read_bytes().decode("utf-8", errors="surrogateescape")

@@ -57,10 +57,11 @@ def test_index_then_search_single_and_batch(make_repo: Callable[[str, dict[str, 
         ],
     }
 
-    stdin = '{"id": 1, "query": "ParseHTTPHeader"}\n\n{"id": "b", "query": "Other"}\nnot json\n'
+    stdin = '{"id": 1, "query": "ParseHTTPHeader"}\n\n{"id": "b", "query": "Other"}\nnot json\n{"id": 2}\n'
     batch = runner.invoke(app, ["search", "-", "--repo", "svc", "--k", "2", *common], input=stdin)
     lines = [json.loads(line) for line in batch.stdout.splitlines()]
-    assert [line["id"] for line in lines] == [1, "b", None]
+    assert [line["id"] for line in lines] == [1, "b", None, 2]
+    assert (lines[3]["line"], lines[3]["error"]) == (5, 'expected {"id":..., "query":...}')
     assert lines[0]["hits"][0]["symbol"] == "a.ParseHTTPHeader" and lines[1]["hits"][0]["symbol"] == "a.Other"
     assert set(lines[0]["hits"][0]) == {"repo", "path", "start_line", "end_line", "symbol", "kind", "score"}
     assert "error" in lines[2]

@@ -64,6 +64,13 @@ ONE_LINE: list[tuple[str, Case, int, str]] = [
     ("route: no such ticket file", lambda t: ["route", str(t / "none.json")], 1, "none.json"),
     ("search: no index yet", lambda t: ["search", "retry", "--repo", "svc"], 1, "no code index"),
     ("search: a bad mode", lambda t: ["search", "x", "--repo", "svc", "--mode", "fuzzy"], 2, "--mode"),
+    ("search: an empty query", lambda t: ["search", "  ", "--repo", "svc"], 2, "the query is empty"),
+    (
+        "check-patch: no such policy directory",
+        lambda t: ["check-patch", str(t / "p.diff"), "--repo", str(t), "--policy-dir", str(t / "none")],
+        2,
+        "is not a directory",
+    ),
     ("policy check: no such dir", lambda t: ["policy", "check", str(t / "none")], 2, "required policy file"),
     ("policy check: broken YAML", lambda t: ["policy", "check", str(_bad_yaml(t))], 2, "invalid YAML"),
     (
@@ -79,6 +86,7 @@ ONE_LINE: list[tuple[str, Case, int, str]] = [
         "needs budgets.yaml",
     ),
     ("token mint: no key", lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read"], 2, "signing key"),
+    ("token mint: empty subject", lambda t: ["token", "mint", "--subject", " ", "--server", "jira-read"], 2, "not an id"),
     (
         "token mint: unreadable key file",
         lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read", "--key-file", str(t / "k")],

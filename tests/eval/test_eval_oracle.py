@@ -75,6 +75,12 @@ def test_a_fix_that_fixes_nothing_and_a_patch_on_protected_paths_are_not_valid(t
     assert "refused by policy" in str(rows[f"{SMALL}-protected"]["detail"])
 
 
+def test_an_empty_only_names_no_task_and_runs_none(tmp_path: pathlib.Path) -> None:
+    code, output = invoke(str(TASKS), "--oracle", "--only", " , ", "--out", str(tmp_path / "out"))
+    assert code == 2 and "--only names no task" in output
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_model_mode_without_a_model_refuses_and_names_what_is_missing(tmp_path: pathlib.Path) -> None:
     code, output = invoke(str(TASKS), "--only", SMALL, "--out", str(tmp_path / "out"))
     assert code == 2

@@ -86,7 +86,12 @@ ONE_LINE: list[tuple[str, Case, int, str]] = [
         "needs budgets.yaml",
     ),
     ("token mint: no key", lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read"], 2, "signing key"),
-    ("token mint: empty subject", lambda t: ["token", "mint", "--subject", " ", "--server", "jira-read"], 2, "not an id"),
+    (
+        "token mint: empty subject",
+        lambda t: ["token", "mint", "--subject", " ", "--server", "jira-read"],
+        2,
+        "not an identity",
+    ),
     (
         "token mint: unreadable key file",
         lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read", "--key-file", str(t / "k")],

@@ -980,9 +980,6 @@ def _exit_details(exc: RunExit) -> dict[str, Any]:
     return {}
 
 
-_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
-
-
 def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
     """What to check when a model failure is the set-up's, not the moment's; None for a hand-off.
 
@@ -993,14 +990,11 @@ def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
         return "the cassette: it must be a recording of this ticket and repository, made with this version"
     if answered or not isinstance(exc, ProviderError):
         return None
-    if "connection failed" in exc.message:
+    if exc.unreachable:
         return "the endpoint, GORESOLVE_AGENT_BASE_URL"
-    status = _HTTP_STATUS.search(exc.message)
-    if status is None:
-        return None
-    if status[1] in ("401", "403"):
+    if exc.status in (401, 403):
         return "the key, GORESOLVE_AGENT_API_KEY (and that it is the endpoint's)"
-    if status[1] == "404":
+    if exc.status == 404:
         return "the model name, GORESOLVE_AGENT_MODEL, and the endpoint, GORESOLVE_AGENT_BASE_URL"
     return None
 

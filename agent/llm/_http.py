@@ -45,13 +45,13 @@ async def post_json(
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{who}: timed out after {timeout_s:g}s") from exc
     except httpx.TransportError as exc:
-        raise RetryableError(f"{who}: connection failed ({type(exc).__name__})") from exc
+        raise RetryableError(f"{who}: connection failed ({type(exc).__name__})", unreachable=True) from exc
     if resp.status_code == 429:
         raise RateLimited(f"{who}: rate limited (429)", retry_after_seconds(resp.headers.get("retry-after")))
     if resp.status_code >= 500:
-        raise RetryableError(f"{who}: server error {resp.status_code}")
+        raise RetryableError(f"{who}: server error {resp.status_code}", status=resp.status_code)
     if resp.status_code >= 400:
-        raise ProviderError(f"{who}: HTTP {resp.status_code}: {_short_error(resp)}")
+        raise ProviderError(f"{who}: HTTP {resp.status_code}: {_short_error(resp)}", status=resp.status_code)
     try:
         data = resp.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -21,7 +21,13 @@ class LLMError(Exception):
 
 
 class ProviderError(LLMError):
-    """The provider did not give a usable completion."""
+    """The provider did not give a usable completion. `status` is the HTTP status it answered, if any;
+    `unreachable` says no answer came at all (the connection failed)."""
+
+    def __init__(self, message: str, *, status: int | None = None, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.unreachable = unreachable
 
 
 class RetryableError(ProviderError):
@@ -30,7 +36,7 @@ class RetryableError(ProviderError):
 
 class RateLimited(RetryableError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, status=429)
         self.retry_after_s = retry_after_s
 
 

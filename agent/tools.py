@@ -132,7 +132,7 @@ def parse_call(name: str, raw: str, schemas: dict[str, dict[str, Any]]) -> dict[
         json.dumps(args, ensure_ascii=False).encode()
     except UnicodeEncodeError:  # a lone \ud800-style escape: valid JSON, but no server can be sent it
         raise FormatError(
-            f"arguments for {name} hold an unpaired surrogate escape (\\udXXX); write the characters themselves"
+            f"arguments for {name} hold an unpaired surrogate escape (such as \\ud800); write the characters themselves"
         ) from None
     errors = sorted(Draft202012Validator(schemas[name]).iter_errors(args), key=lambda e: list(e.path))
     if errors:

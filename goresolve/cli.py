@@ -313,23 +313,16 @@ def policy_check(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_D
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
 
-def is_git_repository(path: Path) -> bool:
-    """A git work tree's root (`.git`, a directory or a worktree's file) or a bare repository: what `git clone
-    PATH` accepts. A folder inside another repository's work tree is not one."""
-    return (path / ".git").exists() or (
-        (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
-    )
-
-
 def unclonable_repos(policies: Policies, directory: Path) -> list[str]:
     """One line per repository of repos.yaml whose local path exists but is not a git repository: the servers
     cannot clone it, so every run on it is refused (and each server start warns about it)."""
+    from servers.common.gitenv import is_repository
     from servers.common.policy import repo_path
 
     lines: list[str] = []
     for name, repo in policies.repos.repos.items():
         path = repo_path(directory, repo)
-        if path is not None and path.is_dir() and not is_git_repository(path):
+        if path is not None and path.is_dir() and not is_repository(path):
             lines.append(
                 f"{directory / 'repos.yaml'}: field 'repos.{name}.path': {path} is not a git repository, so no "
                 "server can clone it: point it at one (`goresolve repo add PATH` registers yours; "

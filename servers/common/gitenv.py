@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from servers.common.errors import UpstreamFailure
 
@@ -21,6 +22,14 @@ _HARDENED = {
 }
 # Passed before the sub-command: a repository's own hooks never run in goresolve's git.
 NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")
+
+
+def is_repository(path: Path) -> bool:
+    """A git work tree's root (`.git`, a directory or a worktree's file) or a bare repository: what `git clone
+    PATH` accepts. A folder inside another repository's work tree is not one."""
+    return (path / ".git").exists() or (
+        (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+    )
 
 
 class GitFailed(UpstreamFailure):

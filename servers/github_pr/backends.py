@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from servers.common.errors import ConfigError, GoresolveError
+from servers.common.gitenv import is_repository
 from servers.common.logging import get_logger
 from servers.common.policy import Policies
 from servers.common.repo_names import repo_slug
@@ -39,7 +40,7 @@ def _local(settings: GitHubPrSettings, policies: Policies) -> Built:
             refused[name] = exc.message if made else "no local remote could be made"
             log.warning("local remote unavailable", repo=name, error=exc.message, detail=exc.detail)
             continue
-        if made and source is not None and git.is_repository(source):
+        if made and source is not None and is_repository(source):
             try:
                 git.refresh_bare(source, target, settings.branch_prefix)
             except GoresolveError as exc:  # the remote still serves, as it was

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servers.common.errors import Conflict
-from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
+from servers.common.gitenv import NO_HOOKS, GitFailed, git_env, is_repository
 
 from .models import Applied, AppliedCheck, Author
 
@@ -95,11 +95,6 @@ def ensure_bare(source: Path, target: Path) -> Path:
             f"registered under this name before); remove {target} or register {source} under another name"
         ) from None
     return target
-
-
-def is_repository(path: Path) -> bool:
-    """Whether `path` is a git work tree or a bare repository of its own (not a folder inside one)."""
-    return (path / ".git").exists() or (path / "HEAD").is_file()
 
 
 def refresh_bare(source: Path, target: Path, own_prefix: str) -> None:

@@ -22,8 +22,8 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -43,6 +43,7 @@ from servers.webhooks.settings import WebhookSettings
 from workqueue import Event, QueueUnavailable, Topic, WorkQueue
 
 log = get_logger(__name__)
+T = TypeVar("T")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HOOK_ID = re.compile(r"[0-9]{1,20}")
 
@@ -158,17 +159,27 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
 
     deadline = settings.queue_timeout_s
 
-    async def enqueue(source: str, event: Event) -> JSONResponse:
+    async def bounded(call: Awaitable[T]) -> T:
+        """`call` to a queue within the deadline; no answer in time is the queue being unavailable.
+
+        Raises:
+            QueueUnavailable: the queue refused, or did not answer within the deadline.
+        """
         try:
             with anyio.fail_after(deadline):
-                fresh = await queues[event.topic].enqueue(event)
-        except (QueueUnavailable, TimeoutError) as exc:
+                return await call
+        except TimeoutError:
+            raise QueueUnavailable(f"no answer within {deadline:g}s") from None
+
+    async def enqueue(source: str, event: Event) -> JSONResponse:
+        try:
+            fresh = await bounded(queues[event.topic].enqueue(event))
+        except QueueUnavailable as exc:
             # After a timeout the write may still land: a redelivery of it is then a duplicate (202).
-            error = str(exc) if isinstance(exc, QueueUnavailable) else f"no answer within {deadline:g}s"
             metrics.rejected.labels(source, "queue-unavailable").inc()
             log.warning(
                 "webhook.queue_unavailable",
-                error=error,
+                error=str(exc),
                 source=source,
                 delivery=event.delivery,
                 id=event.id,
@@ -287,25 +298,20 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> Response:
-        asking = ""
-        try:
-            with anyio.fail_after(deadline):  # one deadline for all the queues: the probe's answer is bounded
-                for topic, queue in queues.items():
-                    asking = topic
-                    await queue.ping()
-        except (QueueUnavailable, TimeoutError) as exc:
-            error = str(exc) if isinstance(exc, QueueUnavailable) else f"no answer within {deadline:g}s"
-            log.warning("webhook.not_ready", queue=asking, error=error)
-            return _answer(503, {"error": f"queue {asking} unreachable: {error}"})
+        for topic, queue in queues.items():
+            try:
+                await bounded(queue.ping())
+            except QueueUnavailable as exc:
+                log.warning("webhook.not_ready", queue=topic, error=str(exc))
+                return _answer(503, {"error": f"queue {topic} unreachable: {exc}"})
         return PlainTextResponse("ready")
 
     async def metrics_endpoint(_: Request) -> Response:
         for topic, queue in queues.items():
             try:
-                with anyio.fail_after(deadline):
-                    metrics.depth.labels(topic).set(await queue.depth())
-                    metrics.dead.labels(topic).set(len(await queue.dead_letters()))
-            except (QueueUnavailable, TimeoutError):
+                metrics.depth.labels(topic).set(await bounded(queue.depth()))
+                metrics.dead.labels(topic).set(len(await bounded(queue.dead_letters())))
+            except QueueUnavailable:
                 metrics.depth.labels(topic).set(float("nan"))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -100,7 +100,7 @@ def test_tool_calls_are_validated_against_their_schema_with_short_corrections() 
         ("view", "{}", "'path' is a required property"),
         ("edit", '{"path": "a", "search": "x", "replace": "y", "force": true}', "Additional properties"),
         ("view", '{"path": "a", "start_line": 0}', "start_line"),
-        ("view", '{"path": "a\\ud800.go"}', r"unpaired surrogate escape \(\\udXXX\)"),
+        ("view", '{"path": "a\\ud800.go"}', r"unpaired surrogate escape \(such as \\ud800\)"),
     ]:
         with pytest.raises(FormatError, match=message):
             parse_call(name, raw, schemas)

@@ -482,25 +482,22 @@ def test_every_setting_the_chart_gives_a_sidecar_is_one_of_its_servers_settings_
     assert runner.max_dependents == 50 and runner.max_concurrency == 2
 
 
-@pytest.mark.parametrize(("sets", "expected"), [((), True), (("agent.redactCredentials=false",), False)])
-def test_the_agent_redacts_credentials_unless_the_values_say_otherwise(
-    monkeypatch: pytest.MonkeyPatch, sets: tuple[str, ...], expected: bool
+@pytest.mark.parametrize(
+    ("sets", "field", "expected"),
+    [
+        ((), "redact_credentials", True),  # credentials are removed unless the values say otherwise
+        (("agent.redactCredentials=false",), "redact_credentials", False),
+        ((), "route_models", False),  # the configured model runs every tier unless routing may choose
+        (("agent.routeModels=true",), "route_models", True),
+    ],
+)
+def test_the_agents_model_settings_follow_the_values(
+    monkeypatch: pytest.MonkeyPatch, sets: tuple[str, ...], field: str, expected: bool
 ) -> None:
     from agent.cli import AgentSettings
 
     spec = job_template(render(sets=sets))["spec"]["template"]["spec"]
     [agent] = [c for c in spec["containers"] if c["name"] == "agent"]
-    monkeypatch.setenv("GORESOLVE_AGENT_REDACT_CREDENTIALS", env_of(agent)["GORESOLVE_AGENT_REDACT_CREDENTIALS"])
-    assert AgentSettings().redact_credentials is expected
-
-
-@pytest.mark.parametrize(("sets", "expected"), [((), False), (("agent.routeModels=true",), True)])
-def test_the_agent_runs_the_configured_model_unless_the_values_let_routing_choose(
-    monkeypatch: pytest.MonkeyPatch, sets: tuple[str, ...], expected: bool
-) -> None:
-    from agent.cli import AgentSettings
-
-    spec = job_template(render(sets=sets))["spec"]["template"]["spec"]
-    [agent] = [c for c in spec["containers"] if c["name"] == "agent"]
-    monkeypatch.setenv("GORESOLVE_AGENT_ROUTE_MODELS", env_of(agent)["GORESOLVE_AGENT_ROUTE_MODELS"])
-    assert AgentSettings().route_models is expected
+    variable = f"GORESOLVE_AGENT_{field.upper()}"
+    monkeypatch.setenv(variable, env_of(agent)[variable])
+    assert getattr(AgentSettings(), field) is expected

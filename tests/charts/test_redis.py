@@ -99,7 +99,7 @@ def rendered_redis(args: list[str], env: dict[str, str], data: Path, port: int) 
     listening on a free loopback port instead of 6379."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (scripts/install-system-deps.sh)")
+        raise RuntimeError("redis-server is not installed: run scripts/install-system-deps.sh")
     argv = [kube_expand(a, env) for a in args]
     argv[argv.index("--dir") + 1] = str(data)
     proc = subprocess.Popen(

@@ -153,6 +153,26 @@ def service(backend: LocalBackend, policies: Policies) -> PullRequestService:
     return PullRequestService(backend, policies, prefix="goresolve", author=BOT)
 
 
+def local_service(tmp_path: Path, remote: Path, policies: Policies) -> PullRequestService:
+    """The service on a local backend whose remote is `remote` (state under `tmp_path`)."""
+    backend = LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state")
+    return PullRequestService(backend, policies, prefix="goresolve", author=BOT)
+
+
+def open_fix(service: PullRequestService, policies: Policies, patch: str):
+    """`open_pull_request` of `patch` by the agent, for ticket SVC-7 of svc."""
+    return service.open_pull_request(
+        "agent",
+        policies.identity("agent"),
+        repo="svc",
+        base="main",
+        ticket="SVC-7",
+        title="Fix Add",
+        body="Add used `-`.",
+        patch=patch,
+    )
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeGitHub]:
     """The GitHub fake serving acme/svc (the calc module), checked against GitHub's description at the end."""

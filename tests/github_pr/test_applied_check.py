@@ -13,12 +13,10 @@ from servers.common.patch_policy import check_patch
 from servers.common.policy import Policies, ProtectedPolicy
 from servers.github_pr.github import GitHubBackend, connect
 from servers.github_pr.github_calls import Calls, RetryPolicy
-from servers.github_pr.local import LocalBackend
 from servers.github_pr.service import PullRequestService
-from servers.github_pr.store import PullStore
 from tests.fakes.github_fake import FakeGitHub
 
-from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, git, make_policies, make_remote
+from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, git, local_service, make_policies, make_remote, open_fix
 
 FILES = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
 
@@ -83,21 +81,7 @@ def _github_service(fake: FakeGitHub, policies: Policies) -> PullRequestService:
 
 def _local_service(tmp_path: Path, policies: Policies) -> tuple[PullRequestService, Path]:
     remote = make_remote(tmp_path / "origin")
-    backend = LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state")
-    return PullRequestService(backend, policies, prefix="goresolve", author=BOT), remote
-
-
-def _open(service: PullRequestService, policies: Policies, patch: str):
-    return service.open_pull_request(
-        "agent",
-        policies.identity("agent"),
-        repo="svc",
-        base="main",
-        ticket="SVC-7",
-        title="Fix Add",
-        body="Add used `-`.",
-        patch=patch,
-    )
+    return local_service(tmp_path, remote, policies), remote
 
 
 @pytest.mark.parametrize("case", sorted(SNEAKS))
@@ -107,7 +91,7 @@ def test_the_local_backend_refuses_what_git_applied_and_pushes_nothing(case: str
     policies = make_policies("svc")
     service, remote = _local_service(tmp_path, policies)
     with pytest.raises(InvalidInput) as refused:
-        _open(service, policies, patch)
+        open_fix(service, policies, patch)
     assert refused.value.message.startswith("patch refused by policy as git applied it:")
     assert f"{path}:" in refused.value.message
     assert rule in refused.value.message
@@ -120,7 +104,7 @@ def test_the_github_backend_refuses_what_git_applied_and_writes_nothing(case: st
     assert _text_rules_allow(patch)
     policies = make_policies("svc")
     with pytest.raises(InvalidInput) as refused:
-        _open(_github_service(fake, policies), policies, patch)
+        open_fix(_github_service(fake, policies), policies, patch)
     assert f"{path}:" in refused.value.message
     assert rule in refused.value.message
     writes = {"git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref", "pulls/create"}
@@ -144,13 +128,13 @@ def test_a_mode_change_is_refused_by_default_on_both_backends(tmp_path: Path, fa
     local, _remote = _local_service(tmp_path, policies)
     for service in (local, _github_service(fake, policies)):
         with pytest.raises(InvalidInput, match="mode_change"):
-            _open(service, policies, MODE_PATCH)
+            open_fix(service, policies, MODE_PATCH)
 
 
 def test_the_github_backend_commits_the_modes_git_applied(fake: FakeGitHub) -> None:
     # The check reads git's staged result, so the tree written must be that result, modes included.
     policies = _allowing_modes()
-    ref = _open(_github_service(fake, policies), policies, MODE_PATCH)
+    ref = open_fix(_github_service(fake, policies), policies, MODE_PATCH)
     repo = fake.repos["acme/svc"]
     tree = repo.trees[repo.commits[ref.head_sha]["tree"]]
     assert tree["run.sh"][0] == "100755"
@@ -165,5 +149,5 @@ def test_a_real_fix_passes_the_applied_check(backend: str, tmp_path: Path, fake:
         "local": lambda: _local_service(tmp_path, policies)[0],
         "github": lambda: _github_service(fake, policies),
     }
-    ref = _open(make[backend](), policies, FIX_PATCH)
+    ref = open_fix(make[backend](), policies, FIX_PATCH)
     assert ref.created

@@ -13,13 +13,11 @@ import pytest
 from servers.common.errors import InvalidInput
 from servers.common.policy import Policies
 from servers.common.tamper.guard import check_applied
-from servers.github_pr.local import LocalBackend
-from servers.github_pr.service import PullRequestService
 from servers.github_pr.store import PullStore
 from tests.fakes.github_fake import FakeGitHub
 from tests.support import call
 
-from .conftest import BOT, MAIN_GO, git, make_policies, service_on_github
+from .conftest import MAIN_GO, git, local_service, make_policies, open_fix, service_on_github
 from .test_server_contract import OPEN, make_server
 
 
@@ -75,24 +73,6 @@ ALLOWED = {
 }  # fmt: skip
 
 
-def _service(tmp_path: Path, remote: Path, policies: Policies) -> PullRequestService:
-    backend = LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state")
-    return PullRequestService(backend, policies, prefix="goresolve", author=BOT)
-
-
-def _open(service: PullRequestService, policies: Policies, patch: str):
-    return service.open_pull_request(
-        "agent",
-        policies.identity("agent"),
-        repo="svc",
-        base="main",
-        ticket="SVC-7",
-        title="Fix Add",
-        body="Add used `-`.",
-        patch=patch,
-    )
-
-
 async def test_the_reproduction_is_refused_by_the_tool_and_nothing_is_pushed(
     tmp_path: Path, remote: Path, policies: Policies
 ) -> None:
@@ -110,7 +90,7 @@ def test_the_local_backend_refuses_code_run_at_package_init(
 ) -> None:
     patch, path, rule = REFUSED[case]
     with pytest.raises(InvalidInput) as refused:
-        _open(_service(tmp_path, remote, policies), policies, patch)
+        open_fix(local_service(tmp_path, remote, policies), policies, patch)
     assert f"{path}:" in refused.value.message and f": {rule}: " in refused.value.message
     assert git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=remote) == "refs/heads/main"
     assert PullStore(tmp_path / "state" / "prs.sqlite").all() == []
@@ -120,14 +100,14 @@ def test_the_local_backend_refuses_code_run_at_package_init(
 def test_an_exit_outside_package_init_opens_the_pull_request(
     case: str, tmp_path: Path, remote: Path, policies: Policies
 ) -> None:
-    ref = _open(_service(tmp_path, remote, policies), policies, ALLOWED[case])
+    ref = open_fix(local_service(tmp_path, remote, policies), policies, ALLOWED[case])
     assert ref.created
     assert git("rev-parse", ref.branch, cwd=remote) == ref.head_sha
 
 
 def test_the_github_backend_refuses_it_and_writes_nothing(fake: FakeGitHub) -> None:
     with pytest.raises(InvalidInput, match=r"stats/init.go:5: exit_at_init"):
-        _open(service_on_github(fake), make_policies("svc"), STATS_INIT)
+        open_fix(service_on_github(fake), make_policies("svc"), STATS_INIT)
     writes = {"git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref", "pulls/create"}
     assert writes.isdisjoint(fake.calls)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 
 from agent.policy import load_agent_policy
@@ -15,6 +18,20 @@ from agent.router.ticket import TicketFacts
 REPO = Path(__file__).resolve().parents[3]
 POLICIES = REPO / "policies"
 GOOD_POLICY = yaml.safe_load((POLICIES / "routing.yaml").read_text())
+
+
+@pytest.fixture
+def quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """For the route command: log lines to stderr, and no installed classifier model."""
+    # the goresolve root command sends log lines to stderr; this app alone uses structlog's default (stdout)
+    saved = structlog.get_config()
+    # start from structlog's defaults: an earlier test may have installed the stdlib processor chain,
+    # whose last step hands `extra=` to a logger that a PrintLogger is not
+    structlog.reset_defaults()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    monkeypatch.setenv("GORESOLVE_ROUTER_MODELS_DIR", str(tmp_path / "no-models"))
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import yaml
 from typer.testing import CliRunner
 
@@ -24,17 +22,7 @@ from .conftest import POLICIES, REPO
 SAMPLES = REPO / "servers" / "jira_read" / "samples"
 
 
-@pytest.fixture(autouse=True)
-def _quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    # the goresolve root command sends log lines to stderr; this app alone uses structlog's default (stdout)
-    saved = structlog.get_config()
-    # start from structlog's defaults: an earlier test may have installed the stdlib processor chain,
-    # whose last step hands `extra=` to a logger that a PrintLogger is not
-    structlog.reset_defaults()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    monkeypatch.setenv("GORESOLVE_ROUTER_MODELS_DIR", str(tmp_path / "no-models"))
-    yield
-    structlog.configure(**saved)
+pytestmark = pytest.mark.usefixtures("quiet_logs")
 
 
 def _run(*args: str):  # type: ignore[no-untyped-def]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 import yaml
 from typer.testing import CliRunner
 
@@ -29,14 +26,7 @@ GH_ISSUE = {  # as `gh api repos/acme/sample/issues/12` prints it (trimmed)
 }
 
 
-@pytest.fixture(autouse=True)
-def _quiet_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    monkeypatch.setenv("GORESOLVE_ROUTER_MODELS_DIR", str(tmp_path / "no-models"))
-    yield
-    structlog.configure(**saved)
+pytestmark = pytest.mark.usefixtures("quiet_logs")
 
 
 @pytest.fixture

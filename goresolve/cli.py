@@ -15,11 +15,13 @@ the block below, one line each.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -79,6 +81,9 @@ LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
     "eval": ("agent.eval.cli", "eval_command"),
     "route": ("goresolve.cli", "route_command"),  # the routing decision for a ticket, no run (agent.router.cli)
 }
+# Commands that load code-search's embedding model (their `--embedder`, else GORESOLVE_CODE_SEARCH_EMBEDDER): each
+# refuses before it starts when that model is not installed (goresolve.models), rather than downloading it.
+EMBEDDING_COMMANDS = frozenset({"index", "search"})
 
 
 def _click_command(name: str, spec: tuple[str, ...]) -> Any:
@@ -92,7 +97,24 @@ def _click_command(name: str, spec: tuple[str, ...]) -> Any:
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
+    if name in EMBEDDING_COMMANDS and command.callback is not None:
+        command.callback = _model_checked(command.callback)
     return command
+
+
+def _model_checked(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """`callback`, run only when the embedding model its command selects is installed (else a usage error)."""
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from goresolve.models import missing_model_for
+
+        problem = missing_model_for(kwargs.get("embedder"))
+        if problem is not None:
+            raise fail(problem)
+        return callback(*args, **kwargs)
+
+    return checked
 
 
 class _LazyGroup(TyperGroup):

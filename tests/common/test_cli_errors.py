@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from goresolve import cli
+from servers.code_search.minilm import default_cache_dir
 from servers.common.settings import DEFAULT_POLICY_DIR as POLICY_DIR
+
+INSTALLED_MODELS = default_cache_dir()  # resolved before the per-test data directory: the model installed here
 
 Case = Callable[[Path], list[str]]
 
@@ -56,15 +59,36 @@ def _policies(tmp: Path, *, routing: str | None = None, budgets: bool = True) ->
     return target
 
 
+HASHING = ("--embedder", "hashing")  # a model-less embedder: the case is about something else than the model
 UNPRICED = "tiers: {cheap: {model: no-such-model}}\nstrongest: cheap\nrules: []\n"
 
 # (name, arguments built in a temp dir, expected exit code, text the one error line must contain)
 ONE_LINE: list[tuple[str, Case, int, str]] = [
     ("resolve: no model", lambda t: ["resolve", "--ticket", "SVC-101", "--repo", "sample-service"], 1, "no model"),
     ("route: no such ticket file", lambda t: ["route", str(t / "none.json")], 1, "none.json"),
-    ("search: no index yet", lambda t: ["search", "retry", "--repo", "svc"], 1, "no code index"),
-    ("search: a bad mode", lambda t: ["search", "x", "--repo", "svc", "--mode", "fuzzy"], 2, "--mode"),
-    ("search: an empty query", lambda t: ["search", "  ", "--repo", "svc"], 2, "the query is empty"),
+    ("search: no index yet", lambda t: ["search", "retry", "--repo", "svc", *HASHING], 1, "no code index"),
+    ("search: a bad mode", lambda t: ["search", "x", "--repo", "svc", "--mode", "fuzzy", *HASHING], 2, "--mode"),
+    ("search: an empty query", lambda t: ["search", "  ", "--repo", "svc", *HASHING], 2, "the query is empty"),
+    (
+        "search: bge-small not installed",
+        lambda t: ["search", "retry", "--repo", "svc", "--embedder", "bge-small"],
+        2,
+        "bge-small-en-v1.5, is not installed in",
+    ),
+    ("search: MiniLM not installed", lambda t: ["search", "retry", "--repo", "svc"], 2, "`goresolve model install`"),
+    ("index: MiniLM not installed", lambda t: ["index", str(t), "--repo", "svc"], 2, "`goresolve model install`"),
+    (
+        "index: static needs MiniLM",
+        lambda t: ["index", str(t), "--repo", "svc", "--embedder", "static"],
+        2,
+        "all-MiniLM-L6-v2 (the static embedder is distilled from it)",
+    ),
+    (
+        "index: bge-small not installed",
+        lambda t: ["index", str(t), "--repo", "svc", "--embedder", "bge-small"],
+        2,
+        "`goresolve model install --embedder bge-small`",
+    ),
     (
         "check-patch: no such policy directory",
         lambda t: ["check-patch", str(t / "p.diff"), "--repo", str(t), "--policy-dir", str(t / "none")],
@@ -249,3 +273,63 @@ def test_no_pull_requests_yet_is_an_empty_result_not_an_error(
     code, out, err = run(["prs"], capsys)
     assert code == 0 and "error" not in err
     assert f"no pull requests yet ({data_dir / 'github-pr' / 'prs.sqlite'} does not exist)" in err
+
+
+@pytest.mark.parametrize(
+    ("how", "install"),
+    [
+        (["--embedder", "bge-small"], "goresolve model install --embedder bge-small"),
+        ([], "goresolve model install --embedder bge-small"),  # GORESOLVE_CODE_SEARCH_EMBEDDER selects it
+    ],
+    ids=["--embedder", "the setting"],
+)
+def test_a_search_with_an_embedder_whose_model_is_missing_refuses_before_downloading_anything(
+    how: list[str],
+    install: str,
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = tmp_path / "svc"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "a.go").write_text("package pkg\n\n// Retry retries.\nfunc Retry() {}\n")
+    code, _out, err = run(["index", str(repo), "--repo", "svc", *HASHING], capsys)
+    assert code == 0, err  # an index exists: before, the search downloaded the model, then found no index for it
+    if not how:
+        monkeypatch.setenv("GORESOLVE_CODE_SEARCH_EMBEDDER", "bge-small")
+    code, out, err = run(["search", "retry", "--repo", "svc", *how], capsys)
+    models = data_dir / "models"
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == [
+        f"error: the embedding model of embedder bge-small, bge-small-en-v1.5, is not installed in {models}: "
+        f"install it first with `{install}`"
+    ]
+    assert not models.exists()  # nothing was downloaded, not even into a staging directory
+
+
+def test_a_model_directory_setting_is_named_in_the_install_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "my-models"
+    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_MODEL_CACHE_DIR", str(models))
+    code, _out, err = run(["index", str(tmp_path), "--repo", "svc", "--embedder", "bge-small"], capsys)
+    assert code == 2
+    assert err.strip().endswith(f"`goresolve model install --embedder bge-small --dir {models}`")
+    assert not models.exists()
+
+
+def test_an_installed_model_passes_the_check_and_model_less_embedders_need_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from goresolve.models import missing_model_for
+
+    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_MODEL_CACHE_DIR", str(INSTALLED_MODELS))  # what scripts/test.sh installs
+    assert missing_model_for("minilm") is None
+    assert missing_model_for() is None
+    code, _out, err = run(["search", "retry", "--repo", "svc"], capsys)
+    assert code == 1 and "no code index" in err  # past the model check, to the command's own
+    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_MODEL_CACHE_DIR", str(tmp_path / "none"))
+    assert missing_model_for("minilm") is not None
+    assert missing_model_for("hashing") is None
+    assert missing_model_for("openai") is None

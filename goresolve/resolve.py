@@ -9,10 +9,12 @@ through github-pr (on its local backend, from the issue's file in GORESOLVE_GITH
 GitHub issue saved as a file (GitHub's REST shape) is served to github-pr's local backend on its own, with
 its comments when they are saved beside it (`41.json` and `41.comments.json`).
 The repository is a name from policies/repos.yaml (or its GitHub name), or a path: a registered path
-maps to its name; an unregistered local git repository is registered for this run only, in a
-temporary copy of the policies (which also grants the ticket file's project), and indexed into a
-temporary code-search index, so no policy file is edited. The agent's settings (GORESOLVE_AGENT_*)
-pick the model; the servers run over stdio with the current environment, so their own settings apply.
+maps to its name; an unregistered local git work tree is registered for this run only, in a
+temporary copy of the policies that holds that repository alone (and also grants the ticket file's
+project), and indexed into a temporary code-search index, so no policy file is edited. A bare
+repository is refused (it has no work tree to index), as is an embedder whose model is not installed.
+The agent's settings (GORESOLVE_AGENT_*) pick the model; the servers run over stdio with the current
+environment, so their own settings apply.
 
 Progress goes to stderr as the run happens; the servers' log lines (and this process's own) go to
 `servers.log` in the run's directory instead (`--debug`: to stderr, as they come); `--json` prints the
@@ -56,6 +58,7 @@ from agent.ticket_files import (
 )
 from goresolve.cli import debug_requested
 from goresolve.demo import Display, logs_to_file, render_outcome_panel
+from goresolve.models import missing_model_for
 from servers.common.repo_names import repo_slug
 
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
@@ -263,10 +266,26 @@ def _prepared(
         if path == candidate.resolve():
             yield _registered(key, policy_dir, name, env)
             return
+    if _is_bare(candidate.resolve()):
+        raise ResolveError(
+            f"{candidate.resolve()} is a bare git repository (no work tree to register and index): make a work tree "
+            f"with `git -C {candidate.resolve()} worktree add DIR` or `git clone {candidate.resolve()} DIR`, and pass "
+            "--repo DIR"
+        )
     if not _has_go_module(candidate.resolve()):
         raise ResolveError(f"{candidate.resolve()} holds no Go module (no go.mod): give the path of a Go repository")
+    problem = missing_model_for()  # this run indexes it with code-search's embedder: refused before anything is copied
+    if problem is not None:
+        raise ResolveError(problem)
     with tempfile.TemporaryDirectory(prefix="goresolve-run-") as tmp:
         yield _register_for_this_run(Path(tmp), candidate.resolve(), key, file_project, settings, env, console)
+
+
+def _is_bare(path: Path) -> bool:
+    """A bare repository (or a work tree's `.git` directory): a repository without a `.git` of its own."""
+    from servers.common.gitenv import is_repository
+
+    return is_repository(path) and not (path / ".git").exists()
 
 
 def _has_go_module(path: Path) -> bool:
@@ -288,19 +307,20 @@ def _register_for_this_run(
 
     policies = tmp / "policies"
     shutil.copytree(settings.policy_dir.resolve(), policies, ignore=shutil.ignore_patterns("schema"))
-    absolute = {name: {"path": str(p), "default_branch": "main"} for name, p in _repos_in(settings.policy_dir).items()}
-    original: Any = yaml.safe_load((policies / "repos.yaml").read_text(encoding="utf-8")) or {}
-    for name, entry in (original.get("repos") or {}).items():
-        absolute[str(name)] = {**(entry or {}), "path": absolute[str(name)]["path"]}
-    (policies / "repos.yaml").write_text(yaml.safe_dump({"repos": absolute}), encoding="utf-8")
-    if project is not None:  # the user's own ticket file: its project may be read in this run
-        access: Any = yaml.safe_load((policies / "access.yaml").read_text(encoding="utf-8")) or {}
-        identity = (access.get("identities") or {}).get(settings.identity)
-        if identity is not None and project not in (identity.get("jira_projects") or []):
-            identity["jira_projects"] = [*(identity.get("jira_projects") or []), project]
-            (policies / "access.yaml").write_text(yaml.safe_dump(access), encoding="utf-8")
+    # The run's copy holds this repository only: the servers set up every repository of repos.yaml at start
+    # (github-pr mirrors each into a local remote), and the shipped example's path is not a repository at all.
+    (policies / "repos.yaml").write_text(yaml.safe_dump({"repos": {}}), encoding="utf-8")
+    access: Any = yaml.safe_load((policies / "access.yaml").read_text(encoding="utf-8")) or {}
+    for entry in (access.get("identities") or {}).values():
+        if isinstance(entry, dict):
+            entry.pop("repos", None)  # names repositories this copy no longer holds
+    identity = (access.get("identities") or {}).get(settings.identity)
+    if project is not None and identity is not None and project not in (identity.get("jira_projects") or []):
+        identity["jira_projects"] = [*(identity.get("jira_projects") or []), project]  # the user's own ticket file
+    (policies / "access.yaml").write_text(yaml.safe_dump(access), encoding="utf-8")
     name = re.sub(r"[^A-Za-z0-9._-]", "-", path.name).strip(".-") or "repo"
-    while name in absolute:
+    registered = _repos_in(settings.policy_dir)  # their state (local remotes, indexes) is kept under their names
+    while name in registered:
         name += "-local"
     try:
         added = add_repo(policies, path, name, [settings.identity])

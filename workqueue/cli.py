@@ -28,7 +28,7 @@ from workqueue.events import Topic
 from workqueue.settings import QueueSettings, open_queue, settings_error
 
 queue_app = typer.Typer(no_args_is_help=True, help="The event queue's dead letters: ls, show, replay, purge.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long: never wrapped
 T = TypeVar("T")
 QueueOpt = Annotated[str, typer.Option("--queue", help="code-index or tickets.")]
 
@@ -54,7 +54,7 @@ def _run(topic: str, action: Callable[[WorkQueue], Awaitable[T]]) -> T:
     try:
         return anyio.run(go)
     except QueueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 

@@ -16,6 +16,11 @@ How the interface maps onto arq:
   written to the dead-letter hash `goresolve:dead:<queue>` and the job finishes. A job whose runs
   keep dying (the worker is killed each time) is dead-lettered on its next start past the limit.
 - Jobs are JSON (arq's serializer is swapped for json): the queue holds plain events, no pickles.
+- Deadline: every call (enqueue, ping, depth, the dead-letter list, replay, purge, each round trip of a
+  sweep) answers within `timeout_s` (GORESOLVE_QUEUE_REDIS_TIMEOUT_S) or raises QueueUnavailable: a
+  Redis that accepts connections but does not answer (stalled, paused, swapping) would otherwise be
+  waited on forever. A worker (`consume`) pings Redis every `timeout_s` beside arq's loop and stops with
+  QueueUnavailable when a ping gets no answer in time; a Redis that refuses connections is left to arq.
 
 "Durable" is as durable as the Redis behind it: run it with `appendonly yes` and `appendfsync
 always` (the tests do), or `everysec` when losing up to a second of accepted events on a power cut
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Generator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,7 +46,7 @@ from redis.exceptions import RedisError
 from workqueue.base import DeadLetter, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
 from workqueue.events import Event
 from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS
-from workqueue.settings import REDIS_URL_SHAPE
+from workqueue.settings import REDIS_TIMEOUT_SETTING, REDIS_URL_SHAPE
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -78,6 +85,7 @@ class RedisQueue:
         job_timeout_s: float = 600.0,
         lease_grace_s: float = 10.0,
         poll_s: float = 0.05,
+        timeout_s: float = 10.0,
     ) -> None:
         self.name = name
         self.retry = retry or RetryPolicy()
@@ -85,6 +93,7 @@ class RedisQueue:
         self.job_timeout_s = job_timeout_s
         self.lease_grace_s = lease_grace_s
         self.poll_s = poll_s
+        self.timeout_s = timeout_s
         self._url = url
         self._queue = f"goresolve:{name}"
         self._dead = f"goresolve:dead:{name}"
@@ -96,6 +105,22 @@ class RedisQueue:
         self._settings.conn_retries = 0
         self._settings.conn_timeout = 2
         self._pool: ArqRedis | None = None
+
+    @contextmanager
+    def _deadline(self) -> Generator[None]:
+        """Redis work that must be done within `timeout_s`.
+
+        Raises:
+            QueueUnavailable: it was not (the message names Redis and the setting, never the password).
+        """
+        try:
+            with anyio.fail_after(self.timeout_s):
+                yield
+        except TimeoutError:
+            raise QueueUnavailable(
+                f"queue {self.name!r}: Redis at {safe_url(self._url)} did not answer within {self.timeout_s:g}s "
+                f"(it is stalled or overloaded; the deadline is {REDIS_TIMEOUT_SETTING})"
+            ) from None
 
     async def _redis(self) -> ArqRedis:
         if self._pool is None:
@@ -120,25 +145,28 @@ class RedisQueue:
         return job is not None
 
     async def enqueue(self, event: Event) -> bool:
-        redis = await self._redis()
-        try:
-            return await self._enqueue(redis, event.model_dump(mode="json"), event.id)
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+        with self._deadline():
+            redis = await self._redis()
+            try:
+                return await self._enqueue(redis, event.model_dump(mode="json"), event.id)
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def ping(self) -> None:
-        redis = await self._redis()
-        try:
-            await redis.ping()
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+        with self._deadline():
+            redis = await self._redis()
+            try:
+                await redis.ping()
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def depth(self) -> int:
-        redis = await self._redis()
-        try:
-            return int(await redis.zcard(self._queue))
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+        with self._deadline():
+            redis = await self._redis()
+            try:
+                return int(await redis.zcard(self._queue))
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def _dead_map(self) -> dict[str, dict[str, Any]]:
         redis = await self._redis()
@@ -149,7 +177,8 @@ class RedisQueue:
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     async def dead_letters(self) -> list[DeadLetter]:
-        found = (await self._dead_map()).values()
+        with self._deadline():
+            found = (await self._dead_map()).values()
         letters = [
             DeadLetter(
                 event=Event.model_validate(d["event"]), error=d["error"], tries=d["tries"], failed_at=d["failed_at"]
@@ -159,29 +188,31 @@ class RedisQueue:
         return sorted(letters, key=lambda d: d.failed_at)
 
     async def replay(self, event_id: str) -> None:
-        dead = await self._dead_map()
-        if event_id not in dead:
-            raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
-        redis = await self._redis()
-        replay_id = f"{event_id}#replay-{time.time_ns()}"
-        try:
-            await self._enqueue(redis, dead[event_id]["event"], replay_id)
-            await _wait(redis.hdel(self._dead, event_id))
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+        with self._deadline():
+            dead = await self._dead_map()
+            if event_id not in dead:
+                raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
+            redis = await self._redis()
+            replay_id = f"{event_id}#replay-{time.time_ns()}"
+            try:
+                await self._enqueue(redis, dead[event_id]["event"], replay_id)
+                await _wait(redis.hdel(self._dead, event_id))
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def purge(self, event_id: str | None = None) -> int:
-        dead = await self._dead_map()
-        if event_id is not None and event_id not in dead:
-            raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
-        ids = [event_id] if event_id is not None else list(dead)
-        if not ids:
-            return 0
-        redis = await self._redis()
-        try:
-            return int(await _wait(redis.hdel(self._dead, *ids)))
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+        with self._deadline():
+            dead = await self._dead_map()
+            if event_id is not None and event_id not in dead:
+                raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
+            ids = [event_id] if event_id is not None else list(dead)
+            if not ids:
+                return 0
+            redis = await self._redis()
+            try:
+                return int(await _wait(redis.hdel(self._dead, *ids)))
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def _bury(self, redis: ArqRedis, data: dict[str, Any], error: str, tries: int) -> None:
         letter = {"event": data, "error": error, "tries": tries, "failed_at": time.time()}
@@ -195,24 +226,32 @@ class RedisQueue:
         without its job is an expired job (or an enqueue that failed half-way). Whoever deletes the
         copy first owns it, so a handler finishing meanwhile is never dead-lettered as well.
         """
-        redis = await self._redis()
+        with self._deadline():
+            redis = await self._redis()
         now = time.time()
         swept = 0
-        async for raw_id, raw in redis.hscan_iter(self._pending):
-            job_id = raw_id.decode()
-            copy = json.loads(raw)
-            if now - float(copy["at"]) < self.retention_s or await _wait(redis.exists(job_key_prefix + job_id)):
-                continue
-            if not await _wait(redis.hdel(self._pending, job_id)):
-                continue
-            error = f"expired: no worker started it within the retention window ({self.retention_s:g}s)"
-            await self._bury(redis, copy["event"], error, 0)
-            await _wait(redis.zrem(self._queue, job_id))
-            swept += 1
-        return swept
+        cursor = 0
+        while True:  # each round trip within the deadline: a long pending list is not one call
+            with self._deadline():
+                cursor, batch = await _wait(redis.hscan(self._pending, cursor, count=100))
+            for raw_id, raw in batch.items():
+                job_id = raw_id.decode()
+                copy = json.loads(raw)
+                with self._deadline():
+                    if now - float(copy["at"]) < self.retention_s or await _wait(redis.exists(job_key_prefix + job_id)):
+                        continue
+                    if not await _wait(redis.hdel(self._pending, job_id)):
+                        continue
+                    error = f"expired: no worker started it within the retention window ({self.retention_s:g}s)"
+                    await self._bury(redis, copy["event"], error, 0)
+                    await _wait(redis.zrem(self._queue, job_id))
+                swept += 1
+            if cursor == 0:
+                return swept
 
     async def consume(self, handler: Handler, *, concurrency: int = 4, burst: bool = False) -> None:
-        redis = await self._redis()
+        with self._deadline():
+            redis = await self._redis()
         policy = self.retry
 
         async def handle(ctx: dict[str, Any], data: dict[str, Any]) -> None:
@@ -268,17 +307,38 @@ class RedisQueue:
                 except (RedisError, OSError, QueueUnavailable):
                     continue  # Redis is away: the worker itself waits for it; sweep next time
 
+        stalled: list[QueueUnavailable] = []
+
+        async def watch(worker_scope: anyio.CancelScope) -> None:
+            """End the worker when Redis stops answering: arq's own calls would wait on it without end."""
+            while True:
+                await anyio.sleep(self.timeout_s)
+                try:
+                    with self._deadline():
+                        await redis.ping()
+                except QueueUnavailable as exc:
+                    stalled.append(exc)
+                    worker_scope.cancel()
+                    return
+                except (RedisError, OSError):
+                    continue  # refused rather than stalled: arq's own reconnecting deals with that
+
         try:
             await self.sweep_expired()
             async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watch, tasks.cancel_scope)
                 if not burst:
                     tasks.start_soon(sweep_periodically)
                 await worker.main()
                 tasks.cancel_scope.cancel()
+            if stalled:
+                raise stalled[0]
         finally:
-            await worker.close()
+            with anyio.move_on_after(self.timeout_s):  # closing writes to Redis too (arq's health key)
+                await worker.close()
 
     async def aclose(self) -> None:
         if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            with anyio.move_on_after(self.timeout_s):
+                await pool.aclose()

@@ -26,6 +26,13 @@ class QueueSettings(BaseSettings):
     backoff_max_s: float = Field(default=300.0, ge=0, le=86400)
     job_timeout_s: float = Field(default=600.0, gt=0, le=86400)
     lease_grace_s: float = Field(default=10.0, ge=0, le=3600, description="Redis: lease = job timeout + this.")
+    redis_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Redis: deadline of one queue call (enqueue, ls, replay, a worker's checks); a Redis that does "
+        "not answer within it (stalled, not only down) is an unavailable queue instead of a wait without end.",
+    )
 
     @field_validator("redis_url")
     @classmethod
@@ -41,6 +48,7 @@ class QueueSettings(BaseSettings):
         return value
 
 
+REDIS_TIMEOUT_SETTING = "GORESOLVE_QUEUE_REDIS_TIMEOUT_S"
 REDIS_URL_SHAPE = "not a Redis URL: use redis://[:password@]host[:port][/db], rediss://... or unix:///path"
 
 
@@ -65,6 +73,7 @@ def open_queue(settings: QueueSettings, topic: Topic) -> WorkQueue:
             retention_s=settings.retention_s,
             job_timeout_s=settings.job_timeout_s,
             lease_grace_s=settings.lease_grace_s,
+            timeout_s=settings.redis_timeout_s,
         )
     from workqueue.sqlite import SQLiteQueue
 

@@ -87,6 +87,22 @@ def redis_server(directory: Path) -> Generator[str]:
             proc.wait(timeout=10)
 
 
+@contextmanager
+def paused(url: str) -> Generator[None]:
+    """The redis-server behind `url` stopped with SIGSTOP (it accepts connections and answers nothing), then
+    resumed whatever happens."""
+    from redis import Redis
+
+    with Redis.from_url(url) as direct:
+        info: dict[str, object] = direct.info("server")  # type: ignore[assignment]
+    pid = int(str(info["process_id"]))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def push_event(n: int | str, repo: str = "acme/svc", *, after: str | None = None) -> Event:
     sha = after or uuid.uuid5(uuid.NAMESPACE_OID, str(n)).hex.ljust(40, "0")
     return Event(

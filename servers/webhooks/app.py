@@ -1,14 +1,17 @@
 """The gateway's HTTP app: `build_app(settings, queues)`.
 
     POST /webhooks/github   X-Hub-Signature-256 over the raw body -> parse -> event -> durable enqueue
-    POST /webhooks/jira     X-Hub-Signature over the raw body (route absent without a Jira secret)
+    POST /webhooks/jira     X-Hub-Signature over the raw body -> parse -> event -> durable enqueue
     GET  /healthz           the process answers
     GET  /readyz            every queue answers (503 otherwise)
     GET  /metrics           Prometheus text
 
+A source is served when its secret is set; at least one must be (GitHub only, Jira only, or both).
 Answers: 202 only after the event is durable (or was already: a duplicate), and for events that
 are ignored; 401 bad or missing signature (nothing parsed, nothing enqueued); 400 malformed JSON
-or missing fields; 413 above the size limit; 503 with Retry-After when the queue cannot take it.
+or missing fields; 413 above the size limit; 503 with Retry-After when the queue cannot take it;
+403 for a source this gateway has no secret for (the body is not read; the answer names the source,
+since the sender's delivery log is where an operator sees it).
 
 The body is read once, into one buffer, while its HMAC is computed. Bodies not yet verified take
 their bytes from one budget shared by all requests (`unverified_budget_bytes`): a request that
@@ -22,7 +25,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -44,8 +47,13 @@ from workqueue import Event, QueueUnavailable, Topic, WorkQueue
 
 log = get_logger(__name__)
 T = TypeVar("T")
+Endpoint = Callable[[Request], Awaitable[Response]]
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HOOK_ID = re.compile(r"[0-9]{1,20}")
+
+
+# Each source the gateway can serve -> the setting that holds its secret.
+SECRET_SETTINGS = {"github": "GORESOLVE_WEBHOOKS_GITHUB_SECRET", "jira": "GORESOLVE_WEBHOOKS_JIRA_SECRET"}
 
 
 class TooLarge(Exception):
@@ -142,17 +150,28 @@ def _trace_id() -> str:
     return format(ctx.trace_id, "032x") if ctx.is_valid else secrets.token_hex(16)
 
 
+def configured_secrets(settings: WebhookSettings) -> dict[str, SecretStr]:
+    """Source -> its secret, for each source whose secret is set and not empty."""
+    given = {"github": settings.github_secret, "jira": settings.jira_secret}
+    return {source: secret for source, secret in given.items() if secret is not None and secret.get_secret_value()}
+
+
 def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> Starlette:
-    """The gateway over `queues` (one per topic). Requires the GitHub secret.
+    """The gateway over `queues` (one per topic), serving each source whose secret is set.
 
     Raises:
-        ValueError: no GitHub webhook secret, or a topic without a queue.
+        ValueError: neither webhook secret is set, or a topic without a queue.
     """
-    if settings.github_secret is None or not settings.github_secret.get_secret_value():
-        raise ValueError("GORESOLVE_WEBHOOKS_GITHUB_SECRET is required")
+    secrets_by_source = configured_secrets(settings)
+    if not secrets_by_source:
+        raise ValueError(f"no webhook secret: set {' or '.join(SECRET_SETTINGS.values())} (or both)")
     if set(queues) != {"code-index", "tickets"}:
         raise ValueError("the gateway needs the code-index and tickets queues")
-    github_secret: SecretStr = settings.github_secret
+    log.info(
+        "webhook.sources",
+        enabled=sorted(secrets_by_source),
+        disabled=sorted(set(SECRET_SETTINGS) - set(secrets_by_source)),
+    )
     metrics = Metrics()
     budget = UnverifiedBudget(settings.unverified_budget_bytes)
     limit = min(settings.max_body_bytes, settings.unverified_budget_bytes)
@@ -205,7 +224,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
     ) -> JSONResponse:
         """Count, log (source, delivery id, reason; never a body or a signature) and answer a refusal."""
         metrics.rejected.labels(source, reason).inc()
-        level = log.warning if status in (401, 503) else log.info
+        level = log.warning if status in (401, 403, 503) else log.info
         level("webhook.rejected", source=source, status=status, reason=reason, delivery=_delivery(request, source))
         return _answer(status, {"error": message}, headers)
 
@@ -239,8 +258,8 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return None, reject(request, source, 400, "malformed", "body is not a JSON object")
         return body, None
 
-    async def github(request: Request) -> Response:
-        body, refused = await read_verified(request, "github", github_secret, "X-Hub-Signature-256")
+    async def github(request: Request, secret: SecretStr) -> Response:
+        body, refused = await read_verified(request, "github", secret, "X-Hub-Signature-256")
         if refused is not None:
             return refused
         assert body is not None
@@ -274,9 +293,8 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return reject(request, "github", 400, "shape", _first_error(exc))
         return await enqueue("github", event)
 
-    async def jira(request: Request) -> Response:
-        assert settings.jira_secret is not None
-        body, refused = await read_verified(request, "jira", settings.jira_secret, "X-Hub-Signature")
+    async def jira(request: Request, secret: SecretStr) -> Response:
+        body, refused = await read_verified(request, "jira", secret, "X-Hub-Signature")
         if refused is not None:
             return refused
         assert body is not None
@@ -315,14 +333,36 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
                 metrics.depth.labels(topic).set(float("nan"))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def endpoint(source: str, handler: Callable[[Request, SecretStr], Awaitable[Response]]) -> Endpoint:
+        """The route's handler: `handler` with the source's secret, or a refusal naming what is missing.
+
+        A source without a secret keeps its route, so that a delivery to it is told why it is refused,
+        rather than the 404 of a wrong URL: the body is not read, nothing is enqueued.
+        """
+        secret = secrets_by_source.get(source)
+        if secret is not None:
+            configured: SecretStr = secret
+
+            async def verified(request: Request) -> Response:
+                return await handler(request, configured)
+
+            return verified
+        served = " and ".join(sorted(secrets_by_source))
+        message = f"{source} webhooks are not configured on this gateway (it serves {served} only): it has no "
+        message += SECRET_SETTINGS[source]
+
+        async def not_configured(request: Request) -> Response:
+            return reject(request, source, 403, "not-configured", message)
+
+        return not_configured
+
     routes = [
-        Route("/webhooks/github", github, methods=["POST"]),
+        Route("/webhooks/github", endpoint("github", github), methods=["POST"]),
+        Route("/webhooks/jira", endpoint("jira", jira), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    if settings.jira_secret is not None and settings.jira_secret.get_secret_value():
-        routes.append(Route("/webhooks/jira", jira, methods=["POST"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.metrics = metrics
     app.state.unverified_budget = budget

@@ -1,7 +1,8 @@
 """`goresolve serve webhooks` and `goresolve webhooks redeliver`.
 
     goresolve serve webhooks [--host 0.0.0.0] [--port 8110]      the gateway (settings: GORESOLVE_WEBHOOKS_*,
-                                                                  queue: GORESOLVE_QUEUE_*)
+                                                                  queue: GORESOLVE_QUEUE_*); it serves each
+                                                                  source whose secret is set (one at least)
     goresolve webhooks redeliver --repo OWNER/NAME --hook-id N --since 3d
 
 Exit codes: 0 ok, 1 GitHub refused or some redeliveries failed, 2 bad usage or settings.
@@ -21,7 +22,7 @@ from servers.webhooks.settings import WebhookSettings
 
 serve_app = typer.Typer(no_args_is_help=True, help="Start an HTTP service.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook deliveries.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error, whatever the width
 
 
 @serve_app.callback()

@@ -18,8 +18,13 @@ class WebhookSettings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="GORESOLVE_WEBHOOKS_", extra="forbid", frozen=True)
 
     port: int = Field(default=8110, ge=1, le=65535)
-    github_secret: SecretStr | None = Field(default=None, description="The GitHub webhook's secret (HMAC-SHA256).")
-    jira_secret: SecretStr | None = Field(default=None, description="The Jira webhook's secret (HMAC-SHA256).")
+    # At least one of the two: a source without its secret is not served (its route answers 403 saying so).
+    github_secret: SecretStr | None = Field(
+        default=None, description="The GitHub webhook's secret (HMAC-SHA256); unset: /webhooks/github is not served."
+    )
+    jira_secret: SecretStr | None = Field(
+        default=None, description="The Jira webhook's secret (HMAC-SHA256); unset: /webhooks/jira is not served."
+    )
     branches: tuple[str, ...] = Field(default=(), description="Branches followed besides each repo's default.")
     commands: tuple[str, ...] = Field(default=("/goresolve retry",), description="Issue-comment commands accepted.")
     max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, ge=1024, le=GITHUB_MAX_PAYLOAD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 
 from servers.webhooks.verify import signature
 from tests.webhooks.schemas import example
+from tests.workqueue.support import REPO_ROOT
 
 SECRET = SecretStr("test-webhook-secret-0123456789")
 JIRA_SECRET = SecretStr("test-jira-secret-0123456789")
@@ -120,3 +122,10 @@ def example_star() -> dict[str, Any]:
 
 def example_ping() -> dict[str, Any]:
     return example("ping", {"zen": "Keep it logically awesome.", "hook_id": 4242})
+
+
+def gateway_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `goresolve serve webhooks` process: none of this machine's goresolve settings, the
+    queue under `tmp_path` unless `extra` says otherwise."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")}
+    return {**env, "PYTHONPATH": str(REPO_ROOT), "GORESOLVE_QUEUE_SQLITE_DIR": str(tmp_path / "queue"), **extra}

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.timeout(600)
         (("jiraRead.backend=cloud",), "/jiraRead/url"),
         (("jiraRead.backend=datacenter", "jiraRead.url=not a url"), "/jiraRead/url"),
         (("jiraRead.backend=cloud", "jiraRead.url=https://acme.atlassian.net"), "/jiraRead/user"),
-        (("codeSearch.embedder=openai",), "/codeSearch/embedder"),
+        (("codeSearch.embedder=openai",), "/codeSearch/openai/baseUrl"),
         (("codeSearch.embedder=static",), "/codeSearch/embedder"),
     ],
 )

@@ -173,3 +173,50 @@ ServiceAccount tokens against the issuer's JWKS; sharedKey: HS256 with the key f
      - {{ $who }}: NOT SET. Create a Secret and set its existingSecret (see docs/operations.md)
 {{- end }}
 {{- end -}}
+
+{{/*
+The webhook sources as NOTES.txt reports them (JSON: source -> state). "secret": listed, with an inline
+secret or a key expected in existingSecret; "unset": listed, with no secret anywhere the chart can see;
+"off": not in webhooks.sources (not served, its secret never mounted).
+*/}}
+{{- define "goresolve.webhookSources" -}}
+{{- $c := .Values.webhooks.credentials -}}
+{{- $states := dict -}}
+{{- range $source := list "github" "jira" -}}
+{{- if not (has $source $.Values.webhooks.sources) -}}
+{{- $_ := set $states $source "off" -}}
+{{- else if or $c.existingSecret (get $c (printf "%sSecret" $source)) -}}
+{{- $_ := set $states $source "secret" -}}
+{{- else -}}
+{{- $_ := set $states $source "unset" -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $states -}}
+{{- end -}}
+
+{{/*
+The embedder settings, given to code-search and to the indexer from this one definition: an index is
+searchable only with the embedder (and model, and size) that wrote it.
+*/}}
+{{- define "goresolve.embedderEnv" -}}
+- name: GORESOLVE_CODE_SEARCH_EMBEDDER
+  value: {{ .Values.codeSearch.embedder | quote }}
+{{- if eq .Values.codeSearch.embedder "openai" }}
+{{- with .Values.codeSearch.openai }}
+- name: GORESOLVE_CODE_SEARCH_OPENAI_BASE_URL
+  value: {{ .baseUrl | quote }}
+- name: GORESOLVE_CODE_SEARCH_OPENAI_MODEL
+  value: {{ .model | quote }}
+- name: GORESOLVE_CODE_SEARCH_OPENAI_DIM
+  value: {{ .dim | int | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The embeddings key (embedder openai) as a projected Secret source: the file code-search's settings read. */}}
+{{- define "goresolve.embeddingsKeySource" -}}
+- secret:
+    name: {{ include "goresolve.secretName" (list . .Values.codeSearch.openai.credentials "embeddings") }}
+    items:
+      - {key: {{ .Values.codeSearch.openai.credentials.existingSecretKey }}, path: GORESOLVE_CODE_SEARCH_OPENAI_API_KEY}
+{{- end -}}

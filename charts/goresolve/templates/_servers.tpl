@@ -8,6 +8,7 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
 {{- $def := get (include "goresolve.servers" $ctx | fromYaml) $name -}}
 {{- $sv := get $v $def.key -}}
 {{- $prefix := $def.prefix -}}
+{{- $secretFiles := include "goresolve.serverSecretFiles" (dict "ctx" $ctx "name" $name) -}}
 - name: {{ $name }}
   image: {{ include "goresolve.image" (get $v.images $def.key) }}
   imagePullPolicy: {{ $v.imagePullPolicy }}
@@ -23,7 +24,7 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
       value: /var/lib/goresolve
     - name: {{ $prefix }}LOG_LEVEL
       value: INFO
-    {{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") }}
+    {{- if $secretFiles }}
     # Only this server's own credentials, one file per setting (pydantic-settings secrets dir).
     - name: GORESOLVE_SECRETS_DIR
       value: /var/run/secrets/goresolve
@@ -56,8 +57,7 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
     - name: {{ $prefix }}INDEX_URI
       value: {{ $v.index.objectStore.uri | quote }}
     {{- end }}
-    - name: {{ $prefix }}EMBEDDER
-      value: {{ $sv.embedder | quote }}
+    {{- include "goresolve.embedderEnv" $ctx | nindent 4 }}
     {{- else if eq $name "go-test-runner" }}
     - name: {{ $prefix }}WORK_DIR
       value: /var/lib/goresolve-work
@@ -121,7 +121,7 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
     - {name: policies, mountPath: /etc/goresolve/policies, readOnly: true}
     - {name: {{ $name }}-state, mountPath: /var/lib/goresolve}
     - {name: {{ $name }}-tmp, mountPath: /tmp}
-    {{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") }}
+    {{- if $secretFiles }}
     - {name: {{ $name }}-secrets, mountPath: /var/run/secrets/goresolve, readOnly: true}
     {{- end }}
     {{- if and (eq $v.auth.mode "projected") $v.auth.issuerCaConfigMap }}
@@ -136,6 +136,16 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
     {{- end }}
 {{- end -}}
 
+{{/* "true" when the server gets credential files (dict: ctx, name): its own credential, the embeddings key
+(code-search with embedder openai), or its token key (sharedKey); else empty. */}}
+{{- define "goresolve.serverSecretFiles" -}}
+{{- $v := .ctx.Values -}}
+{{- $def := get (include "goresolve.servers" .ctx | fromYaml) .name -}}
+{{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") (and (eq .name "code-search") (eq $v.codeSearch.embedder "openai")) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* The volumes one server needs. dict: ctx, name. */}}
 {{- define "goresolve.serverVolumes" -}}
 {{- $ctx := .ctx -}}{{- $v := $ctx.Values -}}{{- $name := .name -}}
@@ -145,11 +155,14 @@ Deployment (topology "services") it binds the pod IP and is reached through its 
   emptyDir: {sizeLimit: 1Gi}
 - name: {{ $name }}-tmp
   emptyDir: {sizeLimit: 1Gi}
-{{- if or $def.secretSetting (eq $v.auth.mode "sharedKey") }}
+{{- if include "goresolve.serverSecretFiles" (dict "ctx" $ctx "name" $name) }}
 - name: {{ $name }}-secrets
   projected:
     defaultMode: 0440
     sources:
+      {{- if and (eq $name "code-search") (eq $v.codeSearch.embedder "openai") }}
+      {{- include "goresolve.embeddingsKeySource" $ctx | nindent 6 }}
+      {{- end }}
       {{- if $def.secretSetting }}
       - secret:
           name: {{ include "goresolve.secretName" (list $ctx $sv.credentials $name) }}

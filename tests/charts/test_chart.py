@@ -321,6 +321,28 @@ def test_an_object_store_index_is_opened_by_uri_and_never_mounted() -> None:
     assert by_kind(manifests, "PersistentVolumeClaim") == []
 
 
+@pytest.mark.parametrize("values", [v for v in CONFIGS if v is None or v.stem != "minimal"], ids=config_id)
+def test_the_indexer_writes_only_inside_its_writable_volumes(
+    values: Path | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its settings as its process loads them: the mirrors it fetches into, the index (or, on an object store, the
+    index's lock) and its state are all on writable volumes, never on the read-only root."""
+    from servers.code_search.reindex_worker import WorkerSettings
+    from servers.code_search.settings import CodeSearchSettings
+
+    [indexer] = [d for d in by_kind(rendered(values), "Deployment") if d["metadata"]["name"] == "gr-goresolve-indexer"]
+    [container] = indexer["spec"]["template"]["spec"]["containers"]
+    writable = [Path(m["mountPath"]) for m in container["volumeMounts"] if not m.get("readOnly")]
+    for name, value in env_of(container).items():
+        if isinstance(value, str) and name.startswith(
+            ("GORESOLVE_WORKER_", "GORESOLVE_CODE_SEARCH_", "GORESOLVE_DATA")
+        ):
+            monkeypatch.setenv(name, value)
+    worker, search = WorkerSettings(), CodeSearchSettings()
+    for path in (worker.mirrors_dir, search.index_dir, search.state_dir):
+        assert path.is_absolute() and any(path.is_relative_to(m) for m in writable), path
+
+
 @pytest.mark.parametrize(
     ("sets", "complaint"),
     [

@@ -11,7 +11,10 @@ draft pull request labelled for humans, assigned to the owner from policy, with 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import math
 import re
 import time
 import uuid
@@ -149,6 +152,24 @@ async def run_ticket(
     return await Run(ticket, model, servers, policy, settings).run()
 
 
+class Interrupted(RunExit):
+    """The run was cancelled from outside (Ctrl-C, SIGTERM, a caller's cancel scope): not a failure of the run."""
+
+    kind = "interrupted"
+
+
+def _cancelled() -> bool:
+    """Whether the current task is being cancelled: its anyio scope, or the event loop (Ctrl-C cancels asyncio's main
+    task), whatever a library in between made of the cancellation."""
+    if anyio.current_effective_deadline() == -math.inf:
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on asyncio
+        return False
+    return task is not None and task.cancelling() > 0
+
+
 class Run:
     def __init__(
         self,
@@ -194,36 +215,47 @@ class Run:
     async def run(self) -> RunResult:
         started = time.monotonic()
         sink = run_spans()
+        cancelled: BaseException | None = None
         with tracer().start_as_current_span("agent.run", context=parent_context(self.settings.traceparent)) as span:
             ctx = span.get_span_context()
             self.trace_id = format(ctx.trace_id, "032x")
             span.set_attributes({"goresolve.run_id": self.run_id, "goresolve.ticket": self.ticket.key})
             deadline = anyio.current_time() + self.limits.wall_clock_s
-            async with AsyncExitStack() as stack:
-                try:
-                    # the MCP clients' task groups live in `stack`, so they are entered outside the clock's scope
-                    await self.connect(stack)
-                    with anyio.CancelScope(deadline=deadline) as clock:
-                        await self.prepare()
-                        while True:
-                            await self.step()
-                    if clock.cancelled_caught:  # everything in flight was cancelled with the scope
-                        raise WallClock(f"wall clock of {self.limits.wall_clock_s:g}s reached")
-                    raise RunExit("the loop ended without an exit")  # unreachable: step() loops until an exit
-                except Submitted as exc:
-                    result = self.result("pr", exc, started, pr=exc.pr)
-                except Escalated as exc:
-                    result = await self.hand_over(exc, started)
-                except Refused as exc:
-                    result = self.result("error", exc, started)
-                except RunExit as exc:
-                    result = self.result("error", exc, started)
-                except PermissionError as exc:  # a server refused a call by policy outside the model's own calls
-                    result = self.result("error", Refused(f"refused by policy: {exc}"), started)
+            try:
+                async with AsyncExitStack() as stack:
+                    try:
+                        # the MCP clients' task groups live in `stack`, so they are entered outside the clock's scope
+                        await self.connect(stack)
+                        with anyio.CancelScope(deadline=deadline) as clock:
+                            await self.prepare()
+                            while True:
+                                await self.step()
+                        if clock.cancelled_caught:  # everything in flight was cancelled with the scope
+                            raise WallClock(f"wall clock of {self.limits.wall_clock_s:g}s reached")
+                        raise RunExit("the loop ended without an exit")  # unreachable: step() loops until an exit
+                    except Submitted as exc:
+                        result = self.result("pr", exc, started, pr=exc.pr)
+                    except Escalated as exc:
+                        result = await self.hand_over(exc, started)
+                    except Refused as exc:
+                        result = self.result("error", exc, started)
+                    except RunExit as exc:
+                        result = self.result("error", exc, started)
+                    except PermissionError as exc:  # a server refused a call by policy outside the model's own calls
+                        result = self.result("error", Refused(f"refused by policy: {exc}"), started)
+            except anyio.get_cancelled_exc_class() as exc:
+                # Cancelled from outside (Ctrl-C, a signal, the caller), the servers already closed: recorded as
+                # interrupted, not as whatever the cut-off calls looked like, and then cancelled on.
+                cancelled = exc
+                reason = "interrupted: the run was cancelled (Ctrl-C, a signal or its caller) before it finished"
+                result = self.result("error", Interrupted(reason), started)
+                self.log("interrupted", reason=reason)
             span.set_attributes({"goresolve.outcome": result.outcome, "goresolve.exit": result.exit})
             if result.outcome == "error":
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
         self.save(result, sink.collect(ctx.trace_id))
+        if cancelled is not None:
+            raise cancelled
         return result
 
     # --- start ---------------------------------------------------------------------------------------
@@ -565,10 +597,29 @@ class Run:
         return outcome.text if outcome.ok else f"error: {outcome.text}"
 
     async def server_call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
+        """`name` on its server, behind the server's breaker; a call cut off by a cancellation is not a failure.
+
+        Raises:
+            BreakerOpen, PermissionError: as `Toolbox.call`.
+            the cancellation: the run is being cancelled (the breaker is left as it was before this call).
+        """
         assert self.box is not None
+        server = self.box.server_of(name)
+        before = dataclasses.replace(self.box.breakers[server])
         with tracer().start_as_current_span(f"mcp {name}") as span:
-            span.set_attributes({"goresolve.server": self.box.server_of(name), "gen_ai.tool.name": name})
-            return await self.box.call(name, args)
+            span.set_attributes({"goresolve.server": server, "gen_ai.tool.name": name})
+            try:
+                outcome = await self.box.call(name, args)
+            except BreakerOpen:
+                if _cancelled():
+                    self.box.breakers[server] = before
+                    raise anyio.get_cancelled_exc_class()() from None
+                raise
+            if _cancelled():  # the transport's failure (a closed stream, a timeout) was the cancellation's doing
+                self.box.breakers[server] = before
+                span.set_attribute("goresolve.cancelled", True)
+                raise anyio.get_cancelled_exc_class()()
+            return outcome
 
     async def read_file(self, path: str) -> str | None:
         chunks: list[str] = []

@@ -26,6 +26,7 @@ from servers.common.errors import GoresolveError
 from servers.common.logging import configure_logging
 from servers.common.policy import Policies, load_policies
 from servers.common.settings import S, ServerSettings, load_settings, settings_help
+from servers.common.stdio import run_stdio
 
 Builder = Callable[[S, Policies], MCPServer[Any]]
 
@@ -41,9 +42,10 @@ def server_name(settings_cls: type[ServerSettings]) -> str:
 
 
 def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
-    """Serve until stdin closes (stdio) or the process is signalled (http)."""
+    """Serve until stdin closes (stdio: `stdio.run_stdio`, which answers a line it cannot decode) or the
+    process is signalled (http)."""
     if settings.transport == "stdio":
-        anyio.run(server.run_stdio_async)
+        anyio.run(run_stdio, server)
         return
     import uvicorn  # only the http transport needs it
 

@@ -58,11 +58,16 @@ def dispatch(
     """Consume the `tickets` queue until stopped."""
     if ctx.invoked_subcommand is not None:
         return
+    from workqueue import QueueError
+
     settings = _settings(mode=mode, max_concurrent=max_concurrent, max_per_repo=max_per_repo)
     try:
         anyio.run(_consume, settings, burst)
     except DispatchError as exc:
         raise _fail(str(exc)) from None
+    except QueueError as exc:  # Redis unreachable or stalled past its deadline: the queue's one line, exit 1
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 async def _consume(settings: DispatchSettings, burst: bool) -> None:

@@ -3,7 +3,7 @@
     goresolve index PATH --repo NAME [--commit REV] [--db DIR]
     goresolve search QUERY --repo NAME [--k 10] [--json] [--db DIR]
     goresolve search - --repo NAME < queries.jsonl     # {"id":..., "query":...} per line
-    goresolve model install                            # the default embedding model (also done on first use)
+    goresolve model install                            # the default embedding model (index and search need it)
 
 NAME is a plain name or GitHub's owner/name; both commands accept exactly the same names (one
 validated type, `servers.common.repo_names`). The index lives in `<data dir>/code-index` unless

@@ -124,3 +124,30 @@ async def test_a_worker_started_on_a_stalled_redis_stops_within_the_deadline(url
             await queue.consume(handler)
         assert time.monotonic() - began < 5
     await queue.aclose()
+
+
+def test_dispatch_on_a_stalled_redis_stops_in_one_line(url: str, tmp_path: Path) -> None:
+    """The dispatcher consumes `tickets` through the same queue: a stalled Redis ends it with the queue's own line
+    and exit 1, not the CLI's catch-all for an unexpected error."""
+    env = {
+        **os.environ,
+        "GORESOLVE_DATA_DIR": str(tmp_path / "data"),
+        "GORESOLVE_QUEUE_BACKEND": "redis",
+        "GORESOLVE_QUEUE_REDIS_URL": url.replace("redis://", "redis://:hunter2@"),
+        "GORESOLVE_QUEUE_REDIS_TIMEOUT_S": "1",
+    }
+    with paused(url):
+        done = subprocess.run(
+            [sys.executable, "-m", "goresolve.cli", "dispatch", "--burst"],
+            capture_output=True,
+            text=True,
+            timeout=60,  # the bound of this test; the deadline under test is 1 s
+            cwd=REPO_ROOT,
+            env=env,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: queue 'tickets': Redis at "), done.stderr
+    assert "GORESOLVE_QUEUE_REDIS_TIMEOUT_S" in lines[-1] and "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr

@@ -339,12 +339,11 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         A source without a secret keeps its route, so that a delivery to it is told why it is refused,
         rather than the 404 of a wrong URL: the body is not read, nothing is enqueued.
         """
-        secret = secrets_by_source.get(source)
-        if secret is not None:
-            configured: SecretStr = secret
+        if source in secrets_by_source:
+            secret = secrets_by_source[source]
 
             async def verified(request: Request) -> Response:
-                return await handler(request, configured)
+                return await handler(request, secret)
 
             return verified
         served = " and ".join(sorted(secrets_by_source))

@@ -32,6 +32,7 @@ from servers.code_search.gitrepo import resolve
 from servers.common.errors import InvalidInput
 from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 from servers.common.logging import get_logger
+from servers.common.settings import default_data_dir
 from workqueue import Event
 
 if TYPE_CHECKING:  # lancedb and tree-sitter load only when the worker runs, not with `goresolve`
@@ -48,7 +49,10 @@ class WorkerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GORESOLVE_WORKER_", extra="forbid", frozen=True)
 
-    mirrors_dir: Path = Field(default=Path(".goresolve/mirrors"), description="Bare mirrors, one per repo.")
+    mirrors_dir: Path = Field(
+        default_factory=lambda: default_data_dir() / "worker-mirrors",
+        description="Bare mirrors, one per repo (default: <data dir>/worker-mirrors, not the working directory).",
+    )
     repos: dict[str, str] = Field(
         default_factory=dict, description="owner/name -> index repo name (default: the name part)."
     )

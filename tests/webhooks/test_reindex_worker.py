@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -67,3 +68,13 @@ async def test_pushes_reindex_incrementally_collapse_to_the_newest_commit_and_re
     await worker(first)  # an old delivery replayed: the index stays where it is
     assert len(worker.runs) == 2 and index.repo_info()["svc"]["commit"] == third_sha
     await queue.aclose()
+
+
+def test_mirrors_default_to_the_data_directory_not_the_working_directory(tmp_path: Path, monkeypatch: Any) -> None:
+    """A worker started from a read-only or shared working directory keeps its mirrors in the data directory."""
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("GORESOLVE_WORKER_MIRRORS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert WorkerSettings().mirrors_dir == (tmp_path / "data" / "worker-mirrors").resolve()
+    monkeypatch.setenv("GORESOLVE_WORKER_MIRRORS_DIR", str(tmp_path / "elsewhere"))
+    assert WorkerSettings().mirrors_dir == tmp_path / "elsewhere"

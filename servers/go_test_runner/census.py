@@ -21,6 +21,18 @@ The tracker's memory is bounded: a few counters per top-level test, for at most 
 tests and `MAX_TRACKED_BYTES` of names. Test output can forge test2json's `=== RUN` markers, so a
 run past either cap is not accounted for and fails with `census_overflow` instead of being held.
 
+A patch's new test files run in the same test binary as the base's tests, before them when their
+names sort first: they can forge go's report framing for every test and leave through `syscall.Exit`,
+rewrite a helper's machine code, or set in `init` what the patched code reads. So the base's tests are
+also judged without them: when the patch adds `_test.go` files to packages the call tests, the runner
+runs those packages once more with the added test files removed from the worktree (the patched code
+and the changed existing test files stay), with the call's flags and `-run` pattern, in what is left of
+the call's time. Each base test (from the base listing) that passed in the full run must pass there too
+(`base_tests_differ`: failed, skipped, not reported, not built, or the second run did not end). The
+full run's report is what the call returns, new tests included; the second run adds only its census
+problems, and it is never taken for an unpatched run's listing. `passed_base_tests` picks what is
+judged (nothing: no second run), `differ` judges it.
+
 Benchmarks are listed by `go test -list` but not run without `-bench`, so they are not counted.
 Nothing here starts a go test process: the runner passes the lines of its own sandboxed runs.
 `StaticGuard` is the runner's side of the static guard (servers.common.tamper): the base facts
@@ -53,6 +65,7 @@ Reason = Literal[
     "exit_mismatch",
     "duplicate_test",
     "census_overflow",
+    "base_tests_differ",
 ]
 
 Key = tuple[str, str, tuple[str, ...], str, tuple[str, ...]]
@@ -244,6 +257,56 @@ def check(
     if exit_code not in (0, None) and tracker.final and not failed and not out:
         detail = f"every package reported success but go test exited with status {exit_code}"
         out.append(Problem("exit_mismatch", "", detail))
+    return out[:MAX_PROBLEMS]
+
+
+def _passed(tracker: Tracker, key: tuple[str, str]) -> bool:
+    acts = tracker.outcomes.get(key)
+    return bool(acts) and all(a == "pass" for a in acts)
+
+
+def passed_base_tests(base: BaseTests, tracker: Tracker, packages: Iterable[str]) -> BaseTests:
+    """The base tests of `packages` (import paths) that passed in `tracker`'s run, every time they ran:
+    what the run without the patch's new test files must pass again (empty: nothing to judge)."""
+    wanted = set(packages)
+    judged: dict[str, tuple[str, ...]] = {}
+    for pkg, names in sorted(base.tests.items()):
+        passed = tuple(n for n in dict.fromkeys(names) if pkg in wanted and _passed(tracker, (pkg, n)))
+        if passed:
+            judged[pkg] = passed
+    return BaseTests(judged)
+
+
+def _names(names: list[str]) -> str:
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
+
+
+def differ(judged: BaseTests, bare: Tracker, *, killed: bool, unbuilt: Iterable[str] = ()) -> list[Problem]:
+    """`base_tests_differ`, per package: base tests that passed in the full run (`judged`) and did not pass
+    in `bare`, the run without the patch's new test files (failed, skipped or not reported). That run must
+    end (not `killed`, each package's final event, nothing past the tracker's caps) to vouch for any of
+    them; a package in `unbuilt` did not build without the new files."""
+    out: list[Problem] = []
+    unbuilt = set(unbuilt)
+    leave = "when the patch's new test files are left out"
+    for pkg, names in sorted(judged.tests.items()):
+        shown = _names(list(names))
+        if killed or bare.dropped:
+            why = "was killed (the call's timeout or the sandbox's limits)" if killed else "could not be accounted for"
+            detail = f"{pkg}: the run of the base's tests {leave} {why} ({shown} passed with them)"
+        elif pkg in unbuilt:
+            detail = f"{pkg}: the base's tests do not build against the patched code {leave} ({shown} passed with them)"
+        elif pkg not in bare.final:
+            detail = f"{pkg}: the base's tests did not run to their end against the patched code {leave}"
+        else:
+            failing = [n for n in names if not _passed(bare, (pkg, n))]
+            if not failing:
+                continue
+            verb, pronoun = ("fails", "it passes") if len(failing) == 1 else ("fail", "they pass")
+            shown = _names(failing)
+            detail = f"{pkg}: the base's {shown} {verb} against the patched code {leave} ({pronoun} with them)"
+        out.append(Problem("base_tests_differ", pkg, detail))
     return out[:MAX_PROBLEMS]
 
 

@@ -1,8 +1,21 @@
 """The runner: a validated request in, a structured result out. The tools of server.py call this.
 
     run_tests:   policy check -> queue slot -> mirror + worktree at ref -> git apply -> go mod download
-                 (no test code runs) -> sandboxed `go test -json` parsed while it streams -> cleanup
+                 (no test code runs) -> sandboxed `go test -json` parsed while it streams -> the base's
+                 tests again without the patch's new test files, when it adds any -> cleanup
     check_build: the same checkout, then sandboxed `go build` and `go vet`
+
+A patch's new `_test.go` files share a test binary with the base's tests, so they can make those
+look green (forged report framing, a helper's code rewritten, state set in `init`). When a patch adds
+test files to packages the call tests, and some base test of those packages passed, the runner runs
+those packages a second time, in the same sandbox and worktree, with the added test files deleted (the
+patched code and the changed existing test files stay), the call's flags and `-run` pattern, each
+module from its own directory, after every module's full run and within what is left of the call's
+timeout. The base listing of the census is reused (nothing more is listed); the second run is never
+recorded as an unpatched run. The result is the full run's report (the patch's new tests included);
+the second run only adds `base_tests_differ` census problems (census.differ) and its time to
+`timings.run_s`. A patch without new test files, or with new test files only in packages not tested or
+without base tests, runs once; `runs_without_new_tests` counts the second runs.
 
 Every way a call fails before producing a result is a `ToolFailure` (bad payload, refused patch,
 patch that does not apply, unknown repo or ref, runner busy).
@@ -15,10 +28,10 @@ import hashlib
 import shutil
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from servers.common.errors import ConfigError, InvalidInput, UpstreamFailure
@@ -55,6 +68,7 @@ class _Checkout:
     setup_s: float
     paths: RunPaths
     targets: list[Target]  # the modules the call's packages are in, and how go names them in each
+    added_tests: tuple[str, ...] = ()  # the `_test.go` files the applied patch adds (repository-relative)
 
     def go(self, go: str, target: Target, *, host: bool = False) -> list[str]:
         """`go`, made to run in `target`'s module directory (`-C`), inside the sandbox or on the host."""
@@ -73,9 +87,11 @@ class _Checkout:
 class _ModuleRun:
     """One module's `go test -json` in a call: its report, the process's outcome, the census's problems."""
 
+    target: Target
     report: TestReport
     outcome: Outcome
     problems: list[census.Problem]
+    tracker: census.Tracker
 
 
 def _census_key(req: RunTestsRequest, co: _Checkout, target: Target) -> census.Key:
@@ -136,6 +152,7 @@ class Runner:
         gocache = (settings.gocache or work / "gocache").resolve()
         self._static = census.StaticGuard(policies.protected, go, work / "bin", gocache, goenv.gomodcache)
         self._census = census.BaseCache()
+        self.runs_without_new_tests = 0  # second `go test` runs of the base's tests (_without_new_tests)
         self._lock: IO[str] | None = None
 
     @classmethod
@@ -208,8 +225,9 @@ class Runner:
         async with self._session(req) as (waited, co):
             deadline = time.monotonic() + timeout
             runs = [await self._test_module(req, co, target, deadline) for target in co.targets]
+            differ, bare_s = await self._without_new_tests(req, co, runs, deadline)
         report = merge_reports([r.report for r in runs])
-        problems = [p for r in runs for p in r.problems]
+        problems = [p for r in runs for p in r.problems] + differ
         outcomes = [r.outcome for r in runs]
         killed = any(o.killed for o in outcomes)
         exit_code = None if killed else next((o.exit_code for o in outcomes if o.exit_code != 0), 0)
@@ -262,16 +280,20 @@ class Runner:
             dependents_not_tested=sum(t.dependents_left for t in co.targets),
             output_bytes=sum(o.output_bytes for o in outcomes),
             sandbox=sandbox,
-            timings=Timings.of(waited, co.setup_s, sum(o.elapsed_s for o in outcomes), time.monotonic() - started),
+            timings=Timings.of(
+                waited, co.setup_s, sum(o.elapsed_s for o in outcomes) + bare_s, time.monotonic() - started
+            ),
         )
 
-    async def _test_module(self, req: RunTestsRequest, co: _Checkout, target: Target, deadline: float) -> _ModuleRun:
-        """`go test -json` in one module of the call, within what is left of the call's time."""
+    async def _go_test(
+        self, req: RunTestsRequest, co: _Checkout, target: Target, packages: list[str], deadline: float
+    ) -> tuple[TestReport, census.Tracker, Outcome]:
+        """`go test -json` of `packages` in one module of the call, within what is left of the call's time."""
         timeout = max(1.0, deadline - time.monotonic())
         alarm = int(timeout - min(self.settings.kill_grace_s, timeout / 4))
         wrapper = self.sandbox.test_exec(co.paths)
         argv = [*co.go(self._go, target), "test", "-json", *([f"-exec={wrapper}"] if wrapper else [])]
-        argv += go_test_args(req, alarm, target.packages)
+        argv += go_test_args(req, alarm, packages)
         parser, tracker, feed = stream_readers(co.paths.inside, target.module)
         outcome = await self.sandbox.run(
             argv,
@@ -282,10 +304,46 @@ class Runner:
             race="-race" in req.flags,
             tests=wrapper is not None,
         )
-        report = parser.finish(killed=outcome.killed)
+        return parser.finish(killed=outcome.killed), tracker, outcome
+
+    async def _test_module(self, req: RunTestsRequest, co: _Checkout, target: Target, deadline: float) -> _ModuleRun:
+        """`go test -json` in one module of the call, within what is left of the call's time."""
+        report, tracker, outcome = await self._go_test(req, co, target, target.packages, deadline)
         key = _census_key(req, co, target)
         problems = self._census_problems(req, key, tracker, outcome.exit_code, outcome.killed)
-        return _ModuleRun(report, outcome, problems)
+        return _ModuleRun(target, report, outcome, problems, tracker)
+
+    async def _without_new_tests(
+        self, req: RunTestsRequest, co: _Checkout, runs: list[_ModuleRun], deadline: float
+    ) -> tuple[list[census.Problem], float]:
+        """The base's tests judged without the patch's new test files (module docstring): the packages the
+        patch adds `_test.go` files to, run again with those files deleted, in each module whose full run
+        passed some of their base tests; every such test must pass again (census.differ). Returns the
+        problems and the seconds the second runs took; runs nothing when there is nothing to judge."""
+        if not co.added_tests or not self._policy.test_census:
+            return [], 0.0
+        gained = packages_of(co.path, co.added_tests)
+        todo: list[tuple[Target, census.BaseTests]] = []
+        for run in runs:
+            base = self._census.get(_census_key(req, co, run.target))
+            if base is None or run.outcome.killed:
+                continue  # no census for this module, or its run failed already
+            judged = census.passed_base_tests(base, run.tracker, gained)
+            if judged.tests:
+                todo.append((run.target, judged))
+        if not todo:
+            return [], 0.0
+        for rel in co.added_tests:
+            (co.path / rel).unlink(missing_ok=True)
+        problems: list[census.Problem] = []
+        elapsed = 0.0
+        for target, judged in todo:
+            self.runs_without_new_tests += 1
+            report, tracker, outcome = await self._go_test(req, co, target, sorted(judged.tests), deadline)
+            unbuilt = {p.name for p in report.packages if p.status == "build_failed"}
+            problems += census.differ(judged, tracker, killed=outcome.killed, unbuilt=unbuilt)
+            elapsed += outcome.elapsed_s
+        return problems, elapsed
 
     async def check_patch(self, req: CheckBuildRequest, patch: str) -> PatchVerdict:
         """The patch policy's verdict on `patch` at `req.ref`, with nothing run: the line rules on the
@@ -531,6 +589,8 @@ class Runner:
                     raise InvalidInput("patch refused by policy: git applied changes to paths the patch did not name")
                 self._raise_if_refused(verdict)
                 await self._download_modules(co)
+                if isinstance(req, RunTestsRequest):
+                    co = replace(co, added_tests=await added_test_files(worktree, applied))
             yield waited, replace(co, setup_s=time.monotonic() - started)
         finally:
             self._background(self._release(slot, made, scratch, req.repo))
@@ -664,6 +724,36 @@ def stream_readers(root: str, module: str = "") -> tuple[StreamParser, census.Tr
         tracker.feed_event(event)
 
     return parser, tracker, feed
+
+
+async def added_test_files(worktree: Path, applied: str) -> tuple[str, ...]:
+    """The `_test.go` files git's applied diff adds (in the index of `worktree`); a renamed or copied file
+    counts as added.
+
+    Raises:
+        GitFailed: git could not list the index's changes.
+    """
+    if not any(path.endswith("_test.go") for path in changed_paths(applied)):
+        return ()
+    _, out = await gitops.git(
+        "diff", "--cached", "--name-only", "--no-renames", "--diff-filter=A", "-z", "--no-ext-diff", cwd=worktree
+    )
+    return tuple(sorted(name for name in out.split("\0") if name.endswith("_test.go")))
+
+
+def packages_of(worktree: Path, files: Iterable[str]) -> set[str]:
+    """The import paths of the directories holding `files` (repository-relative), each named from the
+    nearest go.mod above it: a module path plus the directory below the module's root."""
+    found: set[str] = set()
+    for rel in files:
+        directory = PurePosixPath(rel).parent
+        for root in (directory, *directory.parents):
+            module = module_path(worktree / root / "go.mod")
+            if module is not None:
+                below = directory.relative_to(root).as_posix()
+                found.add(module if below == "." else f"{module}/{below}")
+                break
+    return found
 
 
 def sandbox_for(settings: GoTestRunnerSettings) -> tuple[Sandbox, str, GoEnv]:

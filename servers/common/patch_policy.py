@@ -43,7 +43,7 @@ from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk, Line, PatchedFile, PatchSet
 
 from servers.common import diffs, go_syntax
-from servers.common.go_syntax import Decl, GoFile, Ref
+from servers.common.go_syntax import Call, Code, Decl, GoFile, Lit, Ref
 from servers.common.policy import ProtectedPolicy
 
 Rule = Literal[
@@ -74,6 +74,12 @@ Rule = Literal[
     "new_test_main",
     "testing_testing",
     "testing_in_code",
+    "test_mode_probe",
+    "exit_in_test",
+    "rewrites_code",
+    "framing_byte",
+    "cgo",
+    "compiled_non_go",
     "overwrites_test_state",
     "changed_test_helper",
     "shadows_test",
@@ -220,6 +226,8 @@ def _check_file(pf: PatchedFile, policy: ProtectedPolicy, base: _Base) -> list[P
     if existing and source is None:
         source = target  # a "new" file over an existing one rewrites it
     out.extend(_constraint_reasons(pf, source, target, existing))
+    if policy.existing_tests_read_only or policy.static_analysis:
+        out.extend(_cgo_reasons(pf, source, target, existing, base))
     if policy.existing_tests_read_only:
         original = base.read(source) if source is not None and existing else None
         out.extend(_test_file_reasons(pf, source, target, existing, original, policy.static_analysis))
@@ -311,6 +319,65 @@ def _constraint_reasons(pf: PatchedFile, source: str | None, target: str | None,
             elif line.is_added and (tags := diffs.hiding_tags(m.group(1))):
                 detail = f"constraint needs tag(s) {', '.join(tags)}, which hides the file from go test"
                 out.append(PatchReason(rule="hiding_build_constraint", path=target, line=ln, detail=detail))
+    return out
+
+
+# --- code the static guard cannot read: cgo and the C, C++, assembly and object files the go tool builds ---
+#
+# The analyzer loads packages without cgo (it type-checks, it runs no C compiler), so a Go file that
+# imports "C" is not among what it reads, while `go test` builds it with cgo: its preamble is C, compiled
+# and run with the test binary (a constructor runs before any Go code). A file with a `cgo` build
+# constraint is likewise outside what the analyzer sees. Files in these languages next to Go files are
+# compiled (`.c`, `.s`, ...) or linked (`.syso`) into the package whatever `allow_non_go` says.
+
+_C_LIKE = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".h", ".hh", ".hpp", ".hxx", ".h++", ".f", ".for", ".f90")
+_COMPILED_SUFFIXES = frozenset((*_C_LIKE, ".s", ".sx", ".swig", ".swigcxx", ".syso"))
+_CGO_TAG = re.compile(r"(?<![\w.])cgo(?![\w.])")
+_CGO_ADVICE = "make this change by hand, outside goresolve"
+
+
+def _compiled_non_go(path: str) -> bool:
+    """A file the go tool would compile or link: its language's suffix, in a directory it reads (not
+    under `testdata` or a directory named with a leading `_` or `.`)."""
+    pure = pathlib.PurePosixPath(path)
+    ignored = any(d == "testdata" or d.startswith(("_", ".")) for d in pure.parent.parts)
+    return not ignored and pure.suffix.lower() in _COMPILED_SUFFIXES
+
+
+def _cgo_reasons(
+    pf: PatchedFile, source: str | None, target: str | None, existing: bool, base: _Base
+) -> list[PatchReason]:
+    """A changed Go file that imports "C" (before or after the patch), and a changed C, C++, assembly,
+    SWIG or object file: code the static guard cannot read."""
+    out: list[PatchReason] = []
+    for p in dict.fromkeys(p for p in (source, target) if p is not None and _compiled_non_go(p)):
+        detail = (
+            "C, C++, assembly, SWIG and object files are compiled or linked into the package by the go tool, "
+            f"out of the static guard's sight, whatever allow_non_go says; {_CGO_ADVICE}"
+        )
+        out.append(PatchReason(rule="compiled_non_go", path=p, detail=detail))
+    go_source = existing and source is not None and source.endswith(".go")
+    if pf.is_binary_file or not (go_source or (target is not None and target.endswith(".go"))):
+        return out
+    path = target or source or ""
+    old = base.read(source) if go_source and source is not None else None
+    before = old if old is not None else "\n".join(ln.value for h in pf for ln in h if not ln.is_added)
+    after = _post_image(pf, old) if old is not None and target is not None else None
+    after = after if after is not None else "\n".join(ln.value for h in pf for ln in h if not ln.is_removed)
+    was_cgo = go_source and go_syntax.read_file(before).cgo
+    if was_cgo or (target is not None and go_syntax.read_file(after).cgo):
+        what = 'changes a cgo file (it imports "C")' if was_cgo else 'imports "C"'
+        detail = f"{what}: cgo compiles the file's comments as C into the test binary, out of the static guard's sight"
+        out.append(PatchReason(rule="cgo", path=path, detail=f"{detail}; {_CGO_ADVICE}"))
+    for hunk in pf:
+        for line in hunk:
+            m = _CONSTRAINT.match(line.value)
+            if m is not None and line.is_added and _CGO_TAG.search(m.group(1)):
+                detail = (
+                    f"a build constraint on the cgo tag picks files by whether cgo is on; the static guard reads "
+                    f"the package without cgo, go test builds it with cgo: {_snip(line.value)}"
+                )
+                out.append(PatchReason(rule="cgo", path=path, line=line.target_line_no, detail=detail))
     return out
 
 
@@ -521,6 +588,106 @@ _IN_CODE = [
 
 _InitKey = tuple[str, str, str, str]  # rule, root, through, object (the analyzer's key, without lines)
 
+# What test code may not use (the analyzer's exit_in_test and rewrites_code), and the raw system calls it
+# may not make; what non-test code may not ask (test_mode_probe); the byte test2json frames reports with.
+_SYS = ("syscall", "golang.org/x/sys/unix")
+_EXITS = "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"
+_PROTECTS = "changes memory protection, so a test can make code writable and rewrite the functions under test"
+_PROTECT_FUNCS = ("Mprotect", "PkeyMprotect")
+_IN_TESTS = [
+    *(_Guarded("exit_in_test", f"{p}.Exit", p, "Exit", False, _EXITS) for p in _SYS),
+    *(_Guarded("rewrites_code", f"{p}.{n}", p, n, False, _PROTECTS) for p in _SYS for n in _PROTECT_FUNCS),
+]
+_RAW_SYSCALLS: dict[str, Rule] = {
+    "SYS_EXIT": "exit_in_test",
+    "SYS_EXIT_GROUP": "exit_in_test",
+    "SYS_MPROTECT": "rewrites_code",
+    "SYS_PKEY_MPROTECT": "rewrites_code",
+}
+_RAW_NUMBER = re.compile(r"\b(" + "|".join(_RAW_SYSCALLS) + r")\b")
+_FRAMING = "\x16"
+_FRAMING_WHY = "byte 0x16, the byte test2json frames go test's report lines with: printing it can forge test results"
+_BYTE_TYPES = frozenset({"byte", "rune", "uint8", "int32", "string"})
+_LOOKUPS = (("Lookup",), ("CommandLine", "Lookup"))
+
+
+def _go_int(text: str) -> int | None:
+    """The value of a Go integer literal (`22`, `0x16`, `0o26`, `026`, `1_000`), else None."""
+    digits = text.strip().replace("_", "").lower()
+    if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+        digits = "0o" + digits[1:]
+    try:
+        return int(digits, 0)
+    except ValueError:
+        return None
+
+
+def _test_binary_string(value: str) -> bool:
+    """A string naming a test binary (`pkg.test`, `pkg.test.exe`) or one of its flags (`-test.v`)."""
+    return value.endswith((".test", ".test.exe")) or value.startswith(("-test.", "--test."))
+
+
+def _from(ref: Ref, names: set[str], dotted: bool) -> bool:
+    """`ref` names an object of a package imported under one of `names` (or dot-imported: `dotted`)."""
+    return ref.qualifier in names if ref.selected else dotted
+
+
+def _code_findings(path: str, file: GoFile | None, label: str, code: Code, lits: tuple[Lit, ...]) -> list[_Found]:
+    """The test-code and test-mode rules on one declaration's code (or one line's, `file` unknown); `lits`
+    adds the literals of the constants it names."""
+    out: list[_Found] = []
+    if path.endswith("_test.go"):
+        for g, ref in _refs(code.refs, file, _IN_TESTS):
+            out.append(_Found(g.rule, g.key, ref.line, f"test code uses {g.key} in {label}, which {g.why}"))
+        sys_names = {q for p in _SYS for q in _qualifiers(file, p)}
+        for call in code.calls:
+            out.extend(_test_call_findings(call, sys_names, label))
+        for lit in code.lits:
+            if _FRAMING in lit.value:
+                out.append(_Found("framing_byte", "0x16", lit.line, f"test code in {label} holds {_FRAMING_WHY}"))
+        return out
+    flag_names = _qualifiers(file, "flag")
+    dotted_flag = file is not None and "flag" in file.dots
+    for call in code.calls:
+        callee, first = call.callee, call.first
+        spelled = callee[1:] if callee[:1] and callee[0] in flag_names else callee if dotted_flag else ()
+        if spelled in _LOOKUPS and first is not None and first.startswith("test."):
+            detail = f"non-test code looks up the test binary's flag {first!r} in {label}: it asks whether tests run"
+            out.append(_Found("test_mode_probe", f"flag:{first}", call.line, detail))
+    os_names = _qualifiers(file, "os")
+    dotted_os = file is not None and "os" in file.dots
+    argv = next((r for r in code.refs if r.name in ("Args", "Executable") and _from(r, os_names, dotted_os)), None)
+    literal = next((lit for lit in (*code.lits, *lits) if not lit.rune and _test_binary_string(lit.value)), None)
+    if argv is not None and literal is not None:
+        detail = f"non-test code compares os.{argv.name} with {literal.value!r} in {label}"
+        out.append(_Found("test_mode_probe", f"os.{argv.name}", argv.line, detail + ": it asks whether tests run"))
+    return out
+
+
+def _test_call_findings(call: Call, sys_names: set[str], label: str) -> list[_Found]:
+    """Raw exit or mprotect system calls, executable mmaps and conversions of 22 to a byte, in test code."""
+    out: list[_Found] = []
+    callee = call.callee
+    from_sys = len(callee) == 2 and callee[0] in sys_names
+    if from_sys and "Syscall" in callee[1] and call.args and (m := _RAW_NUMBER.search(call.args[0])):
+        detail = f"test code in {label} makes the raw system call {m[1]} through {'.'.join(callee)}"
+        out.append(_Found(_RAW_SYSCALLS[m[1]], m[1], call.line, detail))
+    if from_sys and callee[1] in ("Mmap", "MmapPtr") and any("PROT_EXEC" in a for a in call.args):
+        detail = f"test code in {label} maps executable memory with {'.'.join(callee)}, to run or patch machine code"
+        out.append(_Found("rewrites_code", ".".join(callee), call.line, detail))
+    if len(callee) == 1 and callee[0] in _BYTE_TYPES and len(call.args) == 1 and _go_int(call.args[0]) == 0x16:
+        detail = f"test code in {label} converts 22 to a {callee[0]} ({_FRAMING_WHY})"
+        out.append(_Found("framing_byte", "0x16", call.line, detail))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    rule: Rule
+    what: str
+    line: int
+    detail: str
+
 
 def _init_findings(files: Mapping[str, GoFile], guarded: list[_Guarded]) -> list[tuple[_InitKey, str, int, str]]:
     """(key, path, line, detail) of each guarded object reachable from package initialisation, and of
@@ -528,8 +695,14 @@ def _init_findings(files: Mapping[str, GoFile], guarded: list[_Guarded]) -> list
     out: list[tuple[_InitKey, str, int, str]] = []
     packages: dict[tuple[str, str], list[tuple[str, Decl]]] = {}
     for path, file in files.items():
+        packages.setdefault((posixpath.dirname(path), file.package), []).extend((path, d) for d in file.decls)
+    for path, file in files.items():
         where = (posixpath.dirname(path), file.package)
-        packages.setdefault(where, []).extend((path, d) for d in file.decls)
+        consts = {n: d.lits for _, d in packages[where] if d.label.startswith("const ") for n in d.names}
+        for decl in file.decls:
+            constant_lits = tuple(lit for r in decl.refs if not r.selected for lit in consts.get(r.name, ()))
+            for f in _code_findings(path, file, decl.label, Code(decl.refs, decl.lits, decl.calls), constant_lits):
+                out.append(((f.rule, f"{decl.label}@{path}", "", f.what), path, f.line, f.detail))
         for decl in file.decls if not path.endswith("_test.go") else ():
             for g, ref in _refs(decl.refs, file, _IN_CODE):
                 detail = f"non-test code uses {g.key} in {decl.label}"
@@ -634,10 +807,16 @@ _TOP_LEVEL_LINE = re.compile(r"^[^\s})/]")
 
 def _hunk_init_reasons(pf: PatchedFile, path: str, guarded: list[_Guarded]) -> list[PatchReason]:
     """The init rules on the hunks alone (no pre-image): an added line is at package initialisation when
-    the nearest top-level line above it in the hunk, or git's hunk heading, opens `func init()` or a var."""
+    the nearest top-level line above it in the hunk, or git's hunk heading, opens `func init()` or a var.
+    The test-code and test-mode rules read the added lines of each hunk as one piece of code."""
     plain = [g for g in guarded if not g.method]  # a method's receiver type needs the imports to guess
     out: list[PatchReason] = []
     for hunk in pf:
+        added = [line for line in hunk if line.is_added]
+        fragment = go_syntax.fragment("\n".join(line.value.rstrip("\r\n") for line in added))
+        for f in _code_findings(path, None, "the added lines", fragment, ()):
+            where = added[f.line - 1].target_line_no if 0 < f.line <= len(added) else None
+            out.append(PatchReason(rule=f.rule, path=path, line=where, detail=f.detail[:300]))
         heading = (hunk.section_header or "").strip()
         for line in hunk:
             text = line.value.rstrip("\r\n")

@@ -12,8 +12,10 @@ import pytest
 
 from servers.common.patch_policy import PatchVerdict, check_patch
 from servers.common.policy import ProtectedPolicy
+from servers.common.tamper.guard import check_applied
 
 from .conftest import CALC, Edit, git
+from .tamper_cases import ALLOWED as TAMPER_ALLOWED
 from .tamper_cases import CASES, Case, diff_for, victim_repo
 
 FALLBACK = ProtectedPolicy(static_analysis=False)
@@ -189,7 +191,10 @@ def test_a_pre_image_the_hunks_do_not_fit_is_judged_on_the_hunks(diff_of: DiffOf
     assert rules(check_patch(diff, FALLBACK, base_files=stale)) == {"exit_at_init"}
 
 
-_ANALYZER_RULES = {"exit_at_init", "flag_at_init", "testing_testing", "new_test_main"}
+_ANALYZER_RULES = {
+    *("exit_at_init", "flag_at_init", "testing_testing", "new_test_main"),
+    *("test_mode_probe", "exit_in_test", "rewrites_code", "framing_byte", "cgo", "compiled_non_go"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -200,4 +205,123 @@ def victim(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 @pytest.mark.parametrize("case", [c for c in CASES if c.static in _ANALYZER_RULES], ids=lambda c: c.name)
 def test_the_reviews_init_cases_get_the_analyzers_rule_without_it(case: Case, victim: pathlib.Path) -> None:
     verdict = check_patch(diff_for(victim, case.files), FALLBACK, repo_root=victim)
+    assert case.static in rules(verdict), verdict.render()
+
+
+@pytest.mark.parametrize("name", sorted(TAMPER_ALLOWED))
+def test_the_reviews_allowed_patches_stay_allowed_without_the_analyzer(name: str, victim: pathlib.Path) -> None:
+    verdict = check_patch(diff_for(victim, TAMPER_ALLOWED[name]), FALLBACK, repo_root=victim)
+    assert verdict.allowed, verdict.render()
+
+
+_UNIX_TEST = (
+    'package calc\n\nimport (\n\t"testing"\n\n\txunix "golang.org/x/sys/unix"\n)\n\n'
+    "func TestZz(t *testing.T) {{\n\t{}\n}}\n"
+)
+
+TEST_CODE_REFUSED: dict[str, tuple[Edit, str]] = {
+    "unix.Exit through an alias": (write("calc/zz_test.go", _UNIX_TEST.format("xunix.Exit(0)")), "exit_in_test"),
+    "unix.PkeyMprotect": (
+        write("calc/zz_test.go", _UNIX_TEST.format("xunix.PkeyMprotect(nil, 7, 1)")),
+        "rewrites_code",
+    ),
+    "raw mprotect": (
+        write("calc/zz_test.go", _UNIX_TEST.format("xunix.Syscall(xunix.SYS_MPROTECT, 0, 0, 7)")),
+        "rewrites_code",
+    ),
+    "framing byte in a package-level constant": (
+        write("calc/zz_test.go", 'package calc\n\nconst frame = "\\U00000016"\n'),
+        "framing_byte",
+    ),
+    "framing byte in a raw string": (write("calc/zz_test.go", "package calc\n\nvar frame = `\x16`\n"), "framing_byte"),
+    "framing byte as a byte conversion in octal": (
+        write("calc/zz_test.go", "package calc\n\nvar frame = []byte{byte(026)}\n"),
+        "framing_byte",
+    ),
+    "test binary name through a constant": (
+        append_calc(
+            '\nconst suffix = ".test"\n\nfunc underTest() bool { return strings.HasSuffix(os.Args[0], suffix) }\n',
+            'import (\n\t"os"\n\t"strings"\n)\n',
+        ),
+        "test_mode_probe",
+    ),
+    "test flag through a dot import": (
+        append_calc('\nfunc verbose() bool { return Lookup("test.v") != nil }\n', 'import . "flag"\n'),
+        "test_mode_probe",
+    ),
+    "test flags scanned in os.Args": (
+        append_calc(
+            '\nfunc verbose() bool {\n\tfor _, a := range os.Args {\n\t\tif a == "-test.v=true" {\n'
+            "\t\t\treturn true\n\t\t}\n\t}\n\treturn false\n}\n",
+            'import "os"\n',
+        ),
+        "test_mode_probe",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEST_CODE_REFUSED))
+def test_test_code_and_test_mode_rules_read_the_text(case: str, diff_of: DiffOf, repo: pathlib.Path) -> None:
+    edit, rule = TEST_CODE_REFUSED[case]
+    diff = diff_of(edit)
+    # a constant declared elsewhere, or a dot import, are read from the whole file: the pre-image
+    judged = verdicts(diff, repo)[:1] if "through a" in case else verdicts(diff, repo)
+    for verdict in judged:
+        assert rule in rules(verdict), verdict.render()
+    assert rule not in rules(check_patch(diff, ProtectedPolicy(), repo_root=repo))  # the analyzer's to judge
+
+
+def test_a_test_mode_probe_already_in_the_code_may_stay(diff_of: DiffOf, repo: pathlib.Path) -> None:
+    # As for exits at init, pre- and post-images are compared: a CLI library that sniffs its test binary
+    # (cobra compares filepath.Base(os.Args[0]) with "cobra.test") may be fixed elsewhere in the function.
+    old = CALC + '\nfunc args() []string {\n\tif filepath.Base(os.Args[0]) == "calc.test" {\n\t\treturn nil\n\t}\n'
+    old += "\treturn os.Args[1:]\n}\n"
+    old = old.replace("package calc\n", 'package calc\n\nimport (\n\t"os"\n\t"path/filepath"\n)\n', 1)
+    (repo / "calc" / "calc.go").write_text(old)
+    git_commit(repo)
+    edited = diff_of(write("calc/calc.go", old.replace("return os.Args[1:]", "return os.Args[2:]")))
+    assert check_patch(edited, FALLBACK, repo_root=repo).allowed
+
+
+def test_cgo_is_refused_on_both_paths_and_an_existing_cgo_file_stays_as_it_is(
+    diff_of: DiffOf, repo: pathlib.Path
+) -> None:
+    cgo = 'package calc\n\n// #include <stdlib.h>\nimport "C"\n\nfunc free() {}\n'
+    added = diff_of(write("calc/zz_cgo.go", cgo))
+    for policy in (FALLBACK, ProtectedPolicy()):
+        verdict = check_patch(added, policy, repo_root=repo)
+        assert rules(verdict) == {"cgo"}, verdict.render()
+    (repo / "calc" / "zz_cgo.go").write_text(cgo + "\n// Sum adds.\nfunc Sum(a, b int) int { return a - b }\n")
+    git_commit(repo)
+    fix = diff_of(write("calc/zz_cgo.go", cgo + "\n// Sum adds.\nfunc Sum(a, b int) int { return a + b }\n"))
+    for verdict in (check_patch(fix, FALLBACK, repo_root=repo), check_patch(fix, ProtectedPolicy(), repo_root=repo)):
+        [reason] = verdict.reasons
+        assert reason.rule == "cgo" and "changes a cgo file" in reason.detail and "by hand" in reason.detail
+    # without the pre-image the hunk alone does not show the import; git's diff of the applied patch,
+    # judged with the pre-images (check_applied in both servers), does
+    assert check_patch(fix, FALLBACK, base_files={"calc/zz_cgo.go": (repo / "calc" / "zz_cgo.go").read_text()})
+    assert not check_patch(
+        fix, FALLBACK, base_files={"calc/zz_cgo.go": (repo / "calc" / "zz_cgo.go").read_text()}
+    ).allowed
+
+
+@pytest.mark.parametrize("name", ["calc/add.c", "calc/add.h", "calc/add_amd64.s", "calc/add_arm64.S", "calc/x.syso"])
+def test_compiled_non_go_files_are_refused_whatever_allow_non_go_says(
+    name: str, diff_of: DiffOf, repo: pathlib.Path
+) -> None:
+    diff = diff_of(write(name, "int add(int a, int b) { return a + b; }\n"))
+    lax = ProtectedPolicy(allow_non_go=("**",))
+    for policy in (lax, lax.model_copy(update={"static_analysis": False})):
+        assert "compiled_non_go" in rules(check_patch(diff, policy, repo_root=repo))
+
+
+_NEW_RULES = {"test_mode_probe", "exit_in_test", "rewrites_code", "framing_byte", "cgo", "compiled_non_go"}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.static in _NEW_RULES], ids=lambda c: c.name)
+def test_github_prs_check_of_the_applied_diff_refuses_the_audits_cases(case: Case, victim: pathlib.Path) -> None:
+    """github-pr's second check: git's diff of the applied patch, its pre-images, no analyzer facts."""
+    diff = diff_for(victim, case.files)
+    pre_images = {path: (victim / path).read_text() if (victim / path).is_file() else None for path in case.files}
+    verdict = check_applied(diff, FALLBACK, base_files=pre_images, base=None, patched=None)
     assert case.static in rules(verdict), verdict.render()

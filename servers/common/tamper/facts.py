@@ -95,6 +95,10 @@ _FINDING_RULES: dict[str, Rule] = {
     "test_main": "new_test_main",
     "testing_testing": "testing_testing",
     "testing_in_code": "testing_in_code",
+    "test_mode_probe": "test_mode_probe",
+    "exit_in_test": "exit_in_test",
+    "rewrites_code": "rewrites_code",
+    "framing_byte": "framing_byte",
 }
 
 

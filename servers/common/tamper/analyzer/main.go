@@ -363,14 +363,26 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 				a.facts.Findings = append(a.facts.Findings, Finding{"test_main", key, file, line, "TestMain in " + p.PkgPath + " controls whether and how the tests run"})
 			}
 		}
+		probe := argvProbe{}
 		ast.Inspect(d, func(x ast.Node) bool {
+			if e, ok := x.(ast.Expr); ok && !test {
+				probe.see(info, e)
+			}
 			switch x := x.(type) {
 			case *ast.BasicLit:
 				if test && x.Kind == token.STRING {
 					if tv, ok := info.Types[x]; ok && tv.Value != nil && tv.Value.Kind() == constant.String {
 						a.literal(constant.StringVal(tv.Value))
+						if strings.Contains(constant.StringVal(tv.Value), framing) {
+							a.codeFinding("framing_byte", enclosing, "0x16", x.Pos(), "test code in "+enclosing+" holds "+framingWhy+": "+short(x.Value))
+						}
 					}
 				}
+				if test && x.Kind == token.CHAR && isInt(info, x, 0x16) {
+					a.codeFinding("framing_byte", enclosing, "0x16", x.Pos(), "test code in "+enclosing+" holds "+framingWhy+": "+short(x.Value))
+				}
+			case *ast.CallExpr:
+				a.call(info, x, test, enclosing)
 			case *ast.Ident:
 				obj := info.Uses[x]
 				if obj == nil {
@@ -378,6 +390,9 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 				}
 				name := objName(obj)
 				_, line := a.rel(x.Pos())
+				if why, ok := testOnlyObjects[name]; ok && test {
+					a.codeFinding(why[0], enclosing, name, x.Pos(), "test code uses "+name+", which "+why[1])
+				}
 				if !test && name == "testing.Testing" {
 					key := "testing_testing|" + enclosing
 					a.facts.Findings = append(a.facts.Findings, Finding{"testing_testing", key, file, line, "non-test code asks testing.Testing() in " + enclosing})
@@ -409,7 +424,152 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 			}
 			return true
 		})
+		if probe.args != "" && probe.literal != "" {
+			a.codeFinding("test_mode_probe", enclosing, probe.args, d.Pos(), fmt.Sprintf("non-test code compares %s with %q in %s: it asks whether tests run", probe.args, probe.literal, enclosing))
+		}
 	}
+}
+
+// framing is the byte test2json reads go test's report by (a line starting with it is a report line).
+const (
+	framing    = "\x16"
+	framingWhy = "byte 0x16, the byte test2json frames go test's report lines with: printing it can forge test results"
+)
+
+// short: a literal as it is written, cut to 40 characters.
+func short(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}
+
+// testOnlyObjects: objects test code may not use, with the rule and what they do.
+var testOnlyObjects = map[string][2]string{
+	"syscall.Exit":                       {"exit_in_test", "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"},
+	"golang.org/x/sys/unix.Exit":         {"exit_in_test", "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"},
+	"syscall.Mprotect":                   {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
+	"golang.org/x/sys/unix.Mprotect":     {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
+	"golang.org/x/sys/unix.PkeyMprotect": {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
+}
+
+// rawSyscalls: the raw system call numbers test code may not pass to syscall.Syscall and its kin.
+var rawSyscalls = map[string]string{
+	"SYS_EXIT":          "exit_in_test",
+	"SYS_EXIT_GROUP":    "exit_in_test",
+	"SYS_MPROTECT":      "rewrites_code",
+	"SYS_PKEY_MPROTECT": "rewrites_code",
+}
+
+func (a *analysis) codeFinding(rule, enclosing, what string, pos token.Pos, detail string) {
+	file, line := a.rel(pos)
+	key := fmt.Sprintf("%s|%s|%s", rule, enclosing, what)
+	a.facts.Findings = append(a.facts.Findings, Finding{rule, key, file, line, detail})
+}
+
+// isInt: e is the integer constant v.
+func isInt(info *types.Info, e ast.Expr, v int64) bool {
+	tv, ok := info.Types[e]
+	if !ok || tv.Value == nil || tv.Value.Kind() != constant.Int {
+		return false
+	}
+	n, exact := constant.Int64Val(tv.Value)
+	return exact && n == v
+}
+
+// call checks one call: a test-flag lookup in non-test code; in test code, raw exit or mprotect system
+// calls, an executable mmap, a conversion of 22 to a byte or rune.
+func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosing string) {
+	if tv, ok := info.Types[call.Fun]; ok && tv.IsType() {
+		if b, ok := tv.Type.Underlying().(*types.Basic); ok && test && len(call.Args) == 1 &&
+			(b.Kind() == types.Uint8 || b.Kind() == types.Int32 || b.Kind() == types.String) {
+			if lit, isLit := ast.Unparen(call.Args[0]).(*ast.BasicLit); isLit && lit.Kind == token.INT && isInt(info, lit, 0x16) {
+				a.codeFinding("framing_byte", enclosing, "0x16", call.Pos(), "test code in "+enclosing+" converts 22 to a "+b.Name()+" ("+framingWhy+")")
+			}
+		}
+		return
+	}
+	var id *ast.Ident
+	switch f := ast.Unparen(call.Fun).(type) {
+	case *ast.Ident:
+		id = f
+	case *ast.SelectorExpr:
+		id = f.Sel
+	}
+	if id == nil {
+		return
+	}
+	fn, ok := info.Uses[id].(*types.Func)
+	if !ok || fn.Pkg() == nil {
+		return
+	}
+	name, pkg := fn.FullName(), fn.Pkg().Path()
+	if !test && (name == "flag.Lookup" || name == "(*flag.FlagSet).Lookup") && len(call.Args) > 0 {
+		if tv := info.Types[call.Args[0]]; tv.Value != nil && tv.Value.Kind() == constant.String {
+			if flagName := constant.StringVal(tv.Value); strings.HasPrefix(flagName, "test.") {
+				a.codeFinding("test_mode_probe", enclosing, "flag:"+flagName, call.Pos(), fmt.Sprintf("non-test code looks up the test binary's flag %q in %s: it asks whether tests run", flagName, enclosing))
+			}
+		}
+	}
+	if !test || (pkg != "syscall" && pkg != "golang.org/x/sys/unix") {
+		return
+	}
+	scope := fn.Pkg().Scope()
+	if strings.Contains(fn.Name(), "Syscall") && len(call.Args) > 0 {
+		for sys, rule := range rawSyscalls {
+			if c, ok := scope.Lookup(sys).(*types.Const); ok {
+				if n, exact := constant.Int64Val(c.Val()); exact && isInt(info, call.Args[0], n) {
+					a.codeFinding(rule, enclosing, pkg+"."+sys, call.Pos(), fmt.Sprintf("test code makes the raw system call %s through %s", sys, name))
+				}
+			}
+		}
+	}
+	if fn.Name() == "Mmap" || fn.Name() == "MmapPtr" {
+		sig := fn.Type().(*types.Signature)
+		exec, _ := scope.Lookup("PROT_EXEC").(*types.Const)
+		for i := 0; i < sig.Params().Len() && i < len(call.Args) && exec != nil; i++ {
+			if sig.Params().At(i).Name() != "prot" {
+				continue
+			}
+			bit, _ := constant.Int64Val(exec.Val())
+			tv := info.Types[call.Args[i]]
+			mentions := false
+			refs(info, call.Args[i], func(_ *ast.Ident, obj types.Object) { mentions = mentions || obj == exec })
+			if v, exact := constant.Int64Val(constant.ToInt(tv.Value)); mentions || (tv.Value != nil && exact && v&bit != 0) {
+				a.codeFinding("rewrites_code", enclosing, name, call.Pos(), "test code maps executable memory with "+name+", so it can run or patch machine code")
+			}
+		}
+	}
+}
+
+// argvProbe collects, in one declaration of non-test code, a use of os.Args or os.Executable and a
+// string constant that names a test binary (`x.test`, `x.test.exe`) or one of its flags (`-test.v`).
+type argvProbe struct {
+	args    string
+	literal string
+}
+
+func (p *argvProbe) see(info *types.Info, e ast.Expr) {
+	if id, ok := e.(*ast.Ident); ok {
+		if name := objName(info.Uses[id]); name == "os.Args" || name == "os.Executable" {
+			p.args = name
+		}
+	}
+	if _, isLit := e.(*ast.BasicLit); !isLit {
+		if _, isIdent := e.(*ast.Ident); !isIdent {
+			return
+		}
+	}
+	if tv, ok := info.Types[e]; ok && tv.Value != nil && tv.Value.Kind() == constant.String && p.literal == "" {
+		if s := constant.StringVal(tv.Value); testBinaryString(s) {
+			p.literal = s
+		}
+	}
+}
+
+func testBinaryString(s string) bool {
+	return strings.HasSuffix(s, ".test") || strings.HasSuffix(s, ".test.exe") ||
+		strings.HasPrefix(s, "-test.") || strings.HasPrefix(s, "--test.")
 }
 
 // restoredVars: package variables V that fd saves (`old := V`) and puts back (`V = old`) in a

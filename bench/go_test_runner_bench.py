@@ -21,6 +21,11 @@ agent's calls have a model call between them, and the server uses that idle time
 slot's next sandboxes. `--gap 0` times calls that follow each other at once on the same slot.
 `--cold` adds a first run on a fresh runner (empty build cache of its own, seeded read-only from
 the user's) against a raw `go test` on the user's cache.
+
+`--add-test-file DIR` is the case "patch adding a test file": every call sends a patch that adds one
+passing test file to the package in DIR, and the raw clone has the same file, so both sides build and
+run it. The runner then pays the static guard on the patch and, with the patch's new test file in a
+tested package, a second run of that package's base tests without it (`base_tests_differ`).
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,6 +78,27 @@ def prepare(module: str, work: Path) -> tuple[Path, Path]:
     sh("git", "clone", "-q", str(src), str(raw))
     sh("go", "mod", "download", cwd=raw)
     return src, raw
+
+
+def added_test_patch(src: Path, directory: str) -> str:
+    """A patch adding one passing test file to the package in `directory` (its package clause taken from
+    the package's own source)."""
+    sources = sorted(p for p in (src / directory).glob("*.go") if not p.name.endswith("_test.go"))
+    m = next(m for p in sources if (m := re.search(r"^package (\w+)", p.read_text(), re.MULTILINE)))
+    body = [
+        f"package {m.group(1)}",
+        "",
+        'import "testing"',
+        "",
+        "func TestBenchAddedFile(t *testing.T) {",
+        "\tif 1+1 != 2 {",
+        '\t\tt.Fatal("1+1")',
+        "\t}",
+        "}",
+    ]
+    name = (PurePosixPath(directory) / "zz_bench_added_test.go").as_posix()
+    head = f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n"
+    return head + f"@@ -0,0 +1,{len(body)} @@\n" + "".join(f"+{line}\n" for line in body)
 
 
 PACKAGE_ELAPSED: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
@@ -196,6 +223,11 @@ async def main(args: argparse.Namespace) -> None:
         RAW_TMP = Path(raw_tmp) if shm.is_dir() else None
         work = Path(tmp)
         src, raw = prepare(args.module, work)
+        extra: dict[str, Any] = {}
+        if args.add_test_file is not None:
+            extra["patch"] = added_test_patch(src, args.add_test_file)
+            subprocess.run(["git", "apply", "-"], cwd=raw, input=extra["patch"], text=True, check=True)
+            print(f"case: patch adding a test file to {args.add_test_file} (the raw clone has it too)")
         server, runner = make_server(src, work, go_env("GOCACHE"))
         a_times: list[float] = []
         b_times: list[float] = []
@@ -207,7 +239,7 @@ async def main(args: argparse.Namespace) -> None:
         async with Client(server) as client:
             raw_go_test(raw, packages)  # warm the shared caches, both paths
             slots = runner.settings.max_concurrency
-            warm = await asyncio.gather(*(tool_run(client, packages) for _ in range(slots)))
+            warm = await asyncio.gather(*(tool_run(client, packages, **extra) for _ in range(slots)))
             await runner.drain()
             first = warm[0][1]
             print(f"warm-up ({slots} slots at once): ok={first['ok']} summary={first['summary'][:160]}")
@@ -217,7 +249,7 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.sleep(args.gap)  # idle time between calls, as between an agent's runs
                     if side == "A":
                         await runner.drain()  # the previous call's worktree reset, off the clock as in a server
-                        elapsed, body = await tool_run(client, packages)
+                        elapsed, body = await tool_run(client, packages, **extra)
                         a_times.append(elapsed)
                         setups.append(body["timings"]["setup_s"])
                         note_packages("A", body["report"]["packages"])
@@ -236,9 +268,12 @@ async def main(args: argparse.Namespace) -> None:
             cold_b = raw_go_test(raw, packages)
             cold_server, cold_runner = make_server(src, work / "cold", work / "cold-runner")
             async with Client(cold_server) as client:
-                cold_a, _ = await tool_run(client, packages)
+                cold_a, _ = await tool_run(client, packages, **extra)
             await cold_runner.drain()  # its worktree reset, before the temporary directory goes
         report(args, a_times, b_times, setups, runs, worktree, cold_a, cold_b, runner)
+        if args.add_test_file is not None:
+            second = getattr(runner, "runs_without_new_tests", None)  # absent before the runner judged them
+            print(f"second runs without the patch's new test files: {second}")
         report_stages(a_times, b_times, totals, setups, runs, stages, load)
         print(f"CPU time stolen by the host during the pairs: {100 * stolen / max(total, 1):.0f}%")
 
@@ -332,5 +367,6 @@ if __name__ == "__main__":
     parser.add_argument("--packages", nargs="+", default=["./..."])
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--cold", action="store_true", help="also one cold-build-cache run of each")
+    parser.add_argument("--add-test-file", metavar="DIR", help="each call's patch adds a test file to DIR's package")
     parser.add_argument("--gap", type=float, default=0.3, help="idle seconds before each timed run (both sides)")
     asyncio.run(main(parser.parse_args()))

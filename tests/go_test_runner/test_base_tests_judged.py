@@ -179,6 +179,36 @@ async def test_a_patch_with_nothing_to_judge_runs_once(
     assert census_only.runs_without_new_tests == before
 
 
+_QUIET_SHOUT = (
+    "// Package fmtx lives in a nested module (tools/go.mod), as gopls does in golang.org/x/tools.\n"
+    'package fmtx\n\nimport (\n\t"os"\n\t"strings"\n)\n\n'
+    "// Shout upper-cases s and adds an exclamation mark.\n"
+    'func Shout(s string) string {\n\tif os.Getenv("FMTX_LOUD") != "1" {\n\t\treturn s\n\t}\n'
+    '\treturn strings.ToUpper(s) + "!"\n}\n'
+)
+
+
+async def test_a_nested_module_is_judged_from_its_own_directory(
+    repos: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    policy = ProtectedPolicy(static_analysis=False, existing_tests_read_only=False)
+    runner = _runner(repos["multimod"], tmp_path, policy)
+    files = {
+        "tools/fmtx/fmtx.go": _QUIET_SHOUT,
+        "tools/fmtx/loud_test.go": 'package fmtx\n\nimport "os"\n\nfunc init() { os.Setenv("FMTX_LOUD", "1") }\n',
+    }
+    try:
+        result = await _run(runner, packages=["./...", "./tools/..."], patch=diff_for(repos["multimod"], files))
+    finally:
+        await runner.shutdown()
+    assert result.report.ok, result.report.summary
+    assert result.census == [
+        "base_tests_differ: example.com/multimod/tools/fmtx: the base's TestShout fails against the patched code "
+        "when the patch's new test files are left out (it passes with them)"
+    ]
+    assert runner.runs_without_new_tests == 1  # the nested module's packages only
+
+
 def _events(*lines: tuple[str, str | None, str]) -> census.Tracker:
     tracker = census.Tracker()
     for action, test, pkg in lines:

@@ -70,6 +70,7 @@ class Layout:
     gomodcache: Path
     scratch_mb: int
     hidden: tuple[Path, ...]  # inside a system directory but not for test code: covered by an empty tmpfs
+    max_line: int = 64 << 10  # test output lines longer than this are cut on their way to go (`sandbox-setup exec`)
 
     def system_args(self) -> list[str]:
         """Read-only system directories (symlinks such as /bin -> usr/bin kept), the toolchain, /dev."""
@@ -81,8 +82,10 @@ class Layout:
             elif path.is_dir():
                 args += ["--ro-bind", name, name]
         for path in self.hidden:
-            args += ["--tmpfs", str(path), "--remount-ro", str(path)]
-        args += ["--ro-bind", str(self.goroot), str(self.goroot)]
+            args += ["--tmpfs", str(path)]
+        args += ["--ro-bind", str(self.goroot), str(self.goroot)]  # its mount point may be in a hidden path
+        for path in self.hidden:
+            args += ["--remount-ro", str(path)]
         for dev in ("null", "zero", "urandom"):
             args += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
         return args
@@ -148,7 +151,7 @@ class Layout:
         arguments. `sandbox-setup exec` hands the binary to a TEST sandbox started ahead by
         `serve_tests` when there is one; else it starts `unshare` (no shell in between), which runs
         `sandbox-setup test` (layers, then bubblewrap)."""
-        return " ".join(handed_over(self.test_chain(inside)))
+        return " ".join(handed_over(self.test_chain(inside), self.max_line))
 
     def test_chain(self, inside: str) -> list[str]:
         """The command that starts a TEST sandbox for a binary (appended to it) on its own."""
@@ -163,9 +166,13 @@ class Layout:
         return [SETUP, mode, LAYER, str(self.scratch_mb), GOCACHE, ASSETS, inside]
 
 
-def handed_over(fallback: list[str]) -> list[str]:
-    """`sandbox-setup exec`: a binary (appended) handed to a TEST sandbox started ahead, else `fallback`."""
-    return [SETUP, "exec", TESTS_SOCKET, BINS, str(len(fallback)), *fallback]
+def handed_over(fallback: list[str], max_line: int) -> list[str]:
+    """`sandbox-setup exec`: a binary (appended) handed to a TEST sandbox started ahead, else `fallback`;
+    its output lines are cut at `max_line` bytes on their way to go (a cut line is followed by `CUT_MARK`)."""
+    return [SETUP, "exec", TESTS_SOCKET, BINS, str(max_line), str(len(fallback)), *fallback]
+
+
+CUT_MARK = b"[go-test-runner: line cut at "  # sandbox_setup/ahead.go writes it after a line it cut
 
 
 _COMMON = [
@@ -197,14 +204,12 @@ def group() -> str:
 def hidden_system_paths(goroot: Path, project: Path) -> tuple[Path, ...]:
     """Server code and interpreters that live under a system directory: hidden from both sandboxes.
 
-    /usr/local is hidden whole (pip and pyenv install there) unless it holds the toolchain; then the
-    interpreter and the project are hidden one by one.
+    /usr/local is hidden whole (pip, pyenv and npm install there, with their configuration and its
+    tokens in /usr/local/etc); a toolchain inside it is bound back on its own (`Layout.system_args`).
     """
-    out: list[Path] = []
+    local = Path("/usr/local").resolve()
+    out: list[Path] = [local] if local.is_dir() and goroot.resolve() != local else []
     candidates = [Path(sys.prefix), Path(sys.base_prefix), project]
-    local = Path("/usr/local")
-    if local.is_dir() and not goroot.resolve().is_relative_to(local.resolve()):
-        candidates.insert(0, local)
     for path in candidates:
         real = path.resolve()
         if not any(real.is_relative_to(Path(s).resolve()) for s in _SYSTEM if Path(s).is_dir()):

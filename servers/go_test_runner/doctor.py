@@ -9,8 +9,6 @@ GORESOLVE_GO_TEST_RUNNER_ALLOW_WEAK_SANDBOX is set).
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from servers.common.errors import ConfigError
@@ -30,8 +28,11 @@ def sandbox_report(sandbox: Sandbox, *, race: bool) -> SandboxReport:
         notes.append("test code can read what the server's user can read, reach the network and write the caches")
     if race:
         notes.append(f"-race: address space limited to {sandbox.limits.address_space_race_mb} MiB per process")
-    if sandbox.run_as is None and os.geteuid() == 0:
-        notes.append("RLIMIT_NPROC is not enforced for uid 0: the watchdog limits tasks instead")
+    if sandbox.process_limit is None and sandbox.limits.max_tasks:
+        notes.append(
+            "no process ceiling at fork time (RLIMIT_NPROC is not enforced for uid 0 and no pids cgroup is "
+            "writable): only the watchdog limits tasks, after the fact"
+        )
     return SandboxReport(
         weak=not sandbox.strong,
         network_isolated=sandbox.strong,
@@ -61,9 +62,14 @@ def active_protections(sandbox: Sandbox) -> list[str]:
     if sandbox.run_as is not None:
         out.append(f"sandbox runs as host uid {sandbox.run_as[0]}")
     limits = sandbox.limits
+    if sandbox.process_limit is not None:
+        out.append(f"process ceiling: {sandbox.process_limit}")
     if limits.max_tasks or limits.memory_mb:
         tasks, memory = limits.max_tasks or "unlimited", limits.memory_mb or "unlimited"
-        out.append(f"watchdog: kills a run over {tasks} tasks or {memory} MiB resident")
+        out.append(
+            f"watchdog: kills a run over {tasks} tasks, {memory} MiB resident and in scratch files, "
+            f"or {sandbox.scratch_mb or 'unlimited'} MiB of scratch files"
+        )
     out.append("rlimits: " + ", ".join(f"{k}={v}" for k, v in limits.rlimits(race=False).items()))
     out.append("hard timeout: every process of the run killed")
     return out
@@ -93,10 +99,14 @@ def check_lines(sandbox: Sandbox) -> list[str]:
             bool(sandbox.gocache_lowers),
             "build cache seeded read-only from " + (", ".join(map(str, sandbox.gocache_lowers)) or "nothing"),
         ),
-        row(p.cgroup_v2, "cgroup v2 pids/memory delegated (not used: the watchdog limits every run instead)"),
+        row(
+            sandbox.process_limit is not None,
+            f"process ceiling at fork time: {sandbox.process_limit or 'none (root, and no writable pids cgroup)'}",
+        ),
         row(
             bool(limits.max_tasks or limits.memory_mb),
-            f"watchdog: kills a run over {limits.max_tasks} tasks or {limits.memory_mb} MiB resident",
+            f"watchdog: kills a run over {limits.max_tasks} tasks, {limits.memory_mb} MiB resident and in scratch "
+            f"files (memory-backed /tmp and test layers), or {sandbox.scratch_mb} MiB of scratch files",
         ),
         row(
             True,
@@ -104,7 +114,6 @@ def check_lines(sandbox: Sandbox) -> list[str]:
             + ", ".join(f"{k}={v}" for k, v in limits.rlimits(race=False).items())
             + f"; with -race RLIMIT_AS={limits.address_space_race_mb} MiB",
         ),
-        row(sandbox.run_as is not None or os.geteuid() != 0, "RLIMIT_NPROC enforced (the sandbox's user is not root)"),
         row(
             p.strong and sandbox.serve_tests,
             "test binaries handed to sandboxes started ahead (the same view; a speed-up, not a protection)",

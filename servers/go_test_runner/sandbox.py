@@ -6,12 +6,18 @@ commands in it, and enforces what the kernel does not for every uid:
 
 - a hard timeout: SIGKILL to the outer `unshare`, whose PID namespace dies with it, taking every
   process of the run, even one that left the process group or its session;
-- a watchdog that sums the tasks (threads included) and resident memory of the run's process tree
-  every quarter second and kills the run over `max_tasks` or `memory_limit_mb` (RLIMIT_NPROC is not
-  enforced for uid 0, and cgroup v2 limits are not delegated on every host);
+- a process ceiling the kernel holds at fork: where a pids cgroup controller is writable (cgroup v2
+  delegated, or v1 under root) each run gets its own cgroup with `pids.max = max_tasks`
+  (`RunCgroups`); else RLIMIT_NPROC, which holds when the sandbox's host user is not root
+  (`sandbox_user`, or a non-root server); `Sandbox.process_limit` says which holds;
+- a watchdog that sums the tasks (threads included), resident memory and the used space of the run's
+  memory-backed scratch mounts (its private /tmp, each test binary's /tmp and writable layer) every
+  quarter second and kills the run over `max_tasks` (or once its cgroup refused a fork), over
+  `memory_limit_mb` (resident and scratch together) or over `scratch_mb` of scratch in all;
 - rlimits through `prlimit`: RLIMIT_AS (a separate, documented ceiling with `-race`), NPROC, FSIZE,
   NOFILE, no core files;
-- capped output: lines over `max_line`, and output events past `max_output_bytes`, are dropped.
+- capped output: test output lines are cut at `max_line` on their way to go (`sandbox-setup exec`),
+  lines over `max_line` and output events past `max_output_bytes` that reach us are dropped.
 
 Fail closed: when bubblewrap, user namespaces, overlayfs in a user namespace or libseccomp are
 missing, `Sandbox.protections.strong` is False and the runner refuses to run tests unless
@@ -60,6 +66,7 @@ class Outcome:
     truncated: bool
     stderr: str
     limit: str | None = None  # the watchdog's reason when it killed the run
+    peak_tasks: int = 0  # the most tasks the run had at once (its cgroup's pids.peak, else the watchdog's scans)
     built: int = 0  # outputs (`-d` files: compiled packages) `go` wrote into the build cache; 0 = nothing compiled
 
 
@@ -87,6 +94,7 @@ class RunPaths:
     inside: str
     scratch: Path
     gocache_layer: Path | None = field(default=None)  # the overlay's upper dir, merged into the shared cache
+    cgroup: Path | None = field(default=None)  # the run's own pids cgroup (`RunCgroups`), removed after it
 
 
 def _tool(name: str) -> str | None:
@@ -114,6 +122,8 @@ class Sandbox:
         max_output_bytes: int,
         max_line: int,
         run_as: tuple[int, int] | None = None,
+        scratch_mb: int = 0,
+        cgroups: RunCgroups | None = None,
     ) -> None:
         self.bwrap_exe = bwrap_exe
         self.layout = layout
@@ -125,6 +135,8 @@ class Sandbox:
         self._max_output = max_output_bytes
         self._max_line = max_line
         self.run_as = run_as
+        self.scratch_mb = scratch_mb  # the run's scratch in all (private /tmp and test layers), held by the watchdog
+        self.cgroups = cgroups
         self._settling: dict[Path, asyncio.Future[None]] = {}  # scratch dir -> a finished run still exiting
         self._ahead: dict[Path, _Ahead] = {}  # worktree -> its next run's BUILD sandbox, started ahead
         self.serve_tests = True  # test binaries' sandboxes started ahead (`_probe` turns it off when they fail here)
@@ -132,6 +144,16 @@ class Sandbox:
     @property
     def strong(self) -> bool:
         return self.protections.strong
+
+    @property
+    def process_limit(self) -> str | None:
+        """What stops a fork bomb at fork time on this host (None: only the watchdog, after the fact)."""
+        if self.cgroups is not None and self.limits.max_tasks:
+            return f"{self.cgroups.kind} pids controller: each run in its own cgroup, pids.max={self.limits.max_tasks}"
+        uid = self.run_as[0] if self.run_as is not None else os.geteuid()
+        if uid != 0 and self.limits.nproc:
+            return f"RLIMIT_NPROC={self.limits.nproc} for the sandbox's host uid {uid} (all its processes)"
+        return None
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -165,6 +187,7 @@ class Sandbox:
             gomodcache=gomodcache,
             scratch_mb=scratch_mb,
             hidden=bwrap.hidden_system_paths(goroot, project),
+            max_line=max_line,
         )
         problems: list[str] = []
         exe = _tool(bwrap_binary)
@@ -209,6 +232,8 @@ class Sandbox:
             max_output_bytes=max_output_bytes,
             max_line=max_line,
             run_as=run_as,
+            scratch_mb=scratch_mb,
+            cgroups=RunCgroups.find(limits.max_tasks) if limits.max_tasks else None,
         )
         if not problems:
             sandbox.protections = sandbox._probe(work / "probe")
@@ -223,7 +248,7 @@ class Sandbox:
         worktree.mkdir(parents=True)
         paths = RunPaths(worktree=worktree, inside=f"{bwrap.SRC}/probe", scratch=scratch / "run")
         binary = f"{bwrap.BINS}/probe.test"
-        ahead = bwrap.handed_over(["/bin/false"])  # no fallback: this one must be handed over
+        ahead = bwrap.handed_over(["/bin/false"], self.layout.max_line)  # no fallback: this one must be handed over
         inner = (
             f"cp /bin/sh {binary} && i=0 && while [ ! -S {bwrap.TESTS_SOCKET} ] && [ $i -lt 300 ]; do "
             f"sleep 0.01; i=$((i + 1)); done; echo in | {' '.join(ahead)} {binary} -c {_PROBE_TEST} sh out; "
@@ -294,9 +319,12 @@ class Sandbox:
         """
         strong = self.strong if strong is None else strong
         prefix: list[str] = []
+        if self.cgroups is not None and not host and (cgroup := self.cgroups.make()) is not None:
+            paths.cgroup = cgroup  # joined before anything of the run starts: all its processes are in it
+            prefix = ["/bin/sh", "-c", 'echo $$ >"$0" && exec "$@"', str(cgroup / "cgroup.procs")]
         if self.run_as is not None and not host:
             uid, gid = self.run_as
-            prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+            prefix += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
         limits = [f"--{name}={value}:{value}" for name, value in self.limits.prlimit(race=race).items()]
         prefix += ["prlimit", *limits, "--"]
         if not strong:
@@ -385,7 +413,8 @@ class Sandbox:
         stderr = bytearray()
         ends = _Ends(marker)
         pumps = asyncio.gather(_pump_stdout(proc, out, ends), _pump_stderr(proc, stderr, ends))
-        watchdog = asyncio.ensure_future(self._watch(proc.pid))
+        watch = _Watch(proc.pid, layer_paths.cgroup if confined else None)
+        watchdog = asyncio.ensure_future(self._watch(watch))
         exited = asyncio.ensure_future(proc.wait())
         ended = asyncio.ensure_future(ends.both.wait())
         killed = False
@@ -410,14 +439,18 @@ class Sandbox:
                 _kill(proc.pid)
         layer = layer_paths.gocache_layer if confined else None
         extra = layer_paths.scratch if layer_paths is not paths else None  # the started-ahead sandbox's own
+        peak = watch.peak()
+        cgroup = layer_paths.cgroup if confined else None
         if proc.returncode is None:  # ended: the sandbox is still exiting
             built = _count_built(layer) if layer is not None else 0
-            self._settling[paths.scratch] = asyncio.ensure_future(self._settle(proc, pumps, layer, extra))
+            self._settling[paths.scratch] = asyncio.ensure_future(self._settle(proc, pumps, layer, extra, cgroup))
         else:
             await _finish_pumps(pumps)
             built = self._merge(layer)
             if extra is not None:
                 shutil.rmtree(extra, ignore_errors=True)
+            if self.cgroups is not None and cgroup is not None:
+                self.cgroups.remove(cgroup)
         return Outcome(
             exit_code=exit_code,
             killed=killed,
@@ -426,6 +459,7 @@ class Sandbox:
             truncated=out.truncated,
             stderr=stderr.decode(errors="replace"),
             limit=limit,
+            peak_tasks=peak,
             built=built,
         )
 
@@ -441,6 +475,8 @@ class Sandbox:
         """Wait for every run still exiting (shutdown, tests)."""
         while self._settling:
             await self.settle(next(iter(self._settling)))
+        if self.cgroups is not None:
+            self.cgroups.sweep()
 
     async def _settle(
         self,
@@ -448,6 +484,7 @@ class Sandbox:
         pumps: asyncio.Future[Any] | None,
         layer: Path | None,
         scratch: Path | None = None,
+        cgroup: Path | None = None,
     ) -> None:
         """A finished run's sandbox exits on its own; past `_SETTLE_S` it is killed like a timed-out run.
         Then its cache layer is merged and `scratch` (a started-ahead sandbox's own) removed."""
@@ -460,6 +497,8 @@ class Sandbox:
         self._merge(layer)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+        if self.cgroups is not None and cgroup is not None:
+            self.cgroups.remove(cgroup)
 
     # --- BUILD sandboxes started ahead ----------------------------------------------------------------
 
@@ -513,7 +552,7 @@ class Sandbox:
             return
         ahead.hand_over(b"")
         self._settling[ahead.paths.scratch] = asyncio.ensure_future(
-            self._settle(ahead.proc, None, None, ahead.paths.scratch)
+            self._settle(ahead.proc, None, None, ahead.paths.scratch, ahead.paths.cgroup)
         )
 
     def let_go_ahead(self) -> None:
@@ -524,7 +563,10 @@ class Sandbox:
     def kill_ahead(self) -> None:
         """Kill every sandbox started ahead and remove its scratch directory (no event loop needed)."""
         while self._ahead:
-            _kill_ahead(self._ahead.popitem()[1])
+            ahead = self._ahead.popitem()[1]
+            _kill_ahead(ahead)
+            if self.cgroups is not None and ahead.paths.cgroup is not None:
+                self.cgroups.remove(ahead.paths.cgroup)  # still dying: removed by a later sweep
 
     def _merge(self, layer: Path | None) -> int:
         """Move the run's cache layer into the shared cache; how many compiled packages it held."""
@@ -532,19 +574,34 @@ class Sandbox:
             return 0
         return sum(1 for name in merge_layer(layer, self.gocache) if name.endswith("-d"))
 
-    async def _watch(self, root: int) -> str | None:
+    async def _watch(self, watch: _Watch) -> str | None:
         """Return a reason as soon as the run's tree is over a limit (the caller kills it).
 
         The scan of /proc runs in a worker thread: it takes tens of milliseconds on a loaded host, and
         on the event loop it would stall the pumps, so that `go` blocked on a full stdout pipe.
         """
+        limits = self.limits
         while True:
             await asyncio.sleep(_WATCH_INTERVAL_S)
-            tasks, rss = await asyncio.to_thread(tree_usage, root)
-            if self.limits.max_tasks and tasks > self.limits.max_tasks:
-                return f"process limit: over {self.limits.max_tasks} tasks (processes and threads)"
-            if self.limits.memory_mb and rss > self.limits.memory_mb << 20:
-                return f"memory limit: over {self.limits.memory_mb} MiB resident"
+            usage = await asyncio.to_thread(run_usage, watch.root)
+            watch.seen = max(watch.seen, usage.tasks)
+            refused = watch.refused()
+            if limits.max_tasks and (usage.tasks > limits.max_tasks or refused):
+                how = f"its cgroup refused {refused} forks" if refused else f"{usage.tasks} seen"
+                return f"process limit: over {limits.max_tasks} tasks (processes and threads; {how})"
+            scratch_mib = usage.scratch >> 20
+            if limits.memory_mb and usage.rss + usage.scratch > limits.memory_mb << 20:
+                if not usage.scratch:
+                    return f"memory limit: over {limits.memory_mb} MiB resident"
+                return (
+                    f"memory limit: over {limits.memory_mb} MiB resident and in scratch files, "
+                    f"including {scratch_mib} MiB of scratch files"
+                )
+            if self.scratch_mb and usage.scratch > self.scratch_mb << 20:
+                return (
+                    f"scratch limit: over {self.scratch_mb} MiB of scratch files in memory "
+                    f"({scratch_mib} MiB in the run's /tmp and its test binaries' /tmp and layers)"
+                )
 
     def _own(self, path: Path) -> None:
         """Hand `path` to the sandbox's host user when it is not the server's."""
@@ -573,6 +630,8 @@ class _Stdout:
         total = self.bytes
         for raw in lines:
             total += len(raw) + 1
+            if bwrap.CUT_MARK in raw:  # a line `sandbox-setup exec` cut on its way to go
+                self.truncated = True
             if len(raw) > max_line:
                 self.truncated = True
                 raw = raw[:max_line]
@@ -776,8 +835,29 @@ def _wait_gone(pids: list[int], timeout_s: float) -> None:
             time.sleep(0.01)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a run's process tree holds: tasks (threads included), resident bytes, and the used bytes
+    of the memory-backed (tmpfs) mounts its processes see that the host itself has not mounted."""
+
+    tasks: int
+    rss: int
+    scratch: int
+
+
 def tree_usage(root: int) -> tuple[int, int]:
     """(tasks, resident bytes) of `root` and all its descendants, from /proc."""
+    tasks, rss, _pids_seen = _tree(root)
+    return tasks, rss
+
+
+def run_usage(root: int) -> Usage:
+    """`Usage` of `root` and all its descendants, from /proc."""
+    tasks, rss, pids = _tree(root)
+    return Usage(tasks, rss, tmpfs_used(pids, _host_tmpfs()))
+
+
+def _tree(root: int) -> tuple[int, int, list[int]]:
     children: dict[int, list[int]] = {}
     usage: dict[int, tuple[int, int]] = {}
     page = os.sysconf("SC_PAGE_SIZE")
@@ -789,13 +869,213 @@ def tree_usage(root: int) -> tuple[int, int]:
         children.setdefault(int(fields[1]), []).append(pid)
         usage[pid] = (int(fields[17]), int(fields[21]) * page)
     tasks = rss = 0
-    todo = [root]
+    todo, seen = [root], []
     while todo:
         pid = todo.pop()
+        seen.append(pid)
         t, r = usage.get(pid, (0, 0))
         tasks, rss = tasks + t, rss + r
         todo.extend(children.get(pid, ()))
-    return tasks, rss
+    return tasks, rss, seen
+
+
+def _tmpfs_mounts(mountinfo: str) -> list[tuple[str, str]]:
+    """(device, mount point) of each tmpfs in a /proc/<pid>/mountinfo text."""
+    out: list[tuple[str, str]] = []
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if right.split()[:1] == ["tmpfs"] and len(fields) >= 5:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            out.append((fields[2], point))
+    return out
+
+
+def _host_tmpfs() -> set[str]:
+    """Devices of the host's own tmpfs mounts (a new mount namespace starts with them: not the run's)."""
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            return {dev for dev, _point in _tmpfs_mounts(fh.read())}
+    except OSError:
+        return set()
+
+
+def tmpfs_used(pids: list[int], skip: set[str]) -> int:
+    """Used bytes of the tmpfs mounts that `pids` see, each file system counted once, `skip` devices not.
+
+    One process per mount namespace is read; a mount is measured through `/proc/<pid>/root`, so a
+    tmpfs mounted only where bubblewrap set up (a test binary's writable layer) counts too.
+    """
+    namespaces: set[str] = set()
+    devices = set(skip)
+    used = 0
+    for pid in pids:
+        try:
+            namespace = os.readlink(f"/proc/{pid}/ns/mnt")
+            if namespace in namespaces:
+                continue
+            namespaces.add(namespace)
+            with open(f"/proc/{pid}/mountinfo") as fh:
+                mounts = _tmpfs_mounts(fh.read())
+        except OSError:
+            continue
+        for dev, point in mounts:
+            if dev in devices:
+                continue
+            devices.add(dev)
+            with contextlib.suppress(OSError):
+                st = os.statvfs(f"/proc/{pid}/root{point}")
+                used += (st.f_blocks - st.f_bfree) * st.f_frsize
+    return used
+
+
+class _Watch:
+    """One run as its watchdog sees it: the root of its process tree and its pids cgroup, if any."""
+
+    def __init__(self, root: int, cgroup: Path | None) -> None:
+        self.root, self.cgroup = root, cgroup
+        self.seen = 0  # the most tasks a scan found
+
+    def refused(self) -> int:
+        """Forks the run's cgroup refused at pids.max (0 without a cgroup)."""
+        if self.cgroup is None:
+            return 0
+        try:
+            events = (self.cgroup / "pids.events").read_text().split()
+        except OSError:
+            return 0
+        return int(events[1]) if events[:1] == ["max"] and len(events) > 1 and events[1].isdigit() else 0
+
+    def peak(self) -> int:
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError, ValueError):
+                return max(self.seen, int((self.cgroup / "pids.peak").read_text()))
+        return self.seen
+
+
+class RunCgroups:
+    """A pids cgroup controller this process may write: every run in a cgroup of its own under
+    `parent`, with `pids.max` set, so the kernel refuses a fork past `max_tasks` for any uid.
+
+    cgroup v2 where the server's own cgroup delegates pids to its children (`cgroup.subtree_control`),
+    else cgroup v1's pids hierarchy when it is writable (root). `find` checks a process can join one.
+    """
+
+    def __init__(self, parent: Path, kind: str, max_tasks: int) -> None:
+        self.parent, self.kind, self.max_tasks = parent, kind, max_tasks
+
+    @classmethod
+    def find(cls, max_tasks: int) -> RunCgroups | None:
+        """The host's writable pids controller, checked by moving a process into a cgroup (None: none)."""
+        for kind, base in _pids_hierarchies():
+            parent = base / f"goresolve-{os.getpid()}"
+            try:
+                _sweep_stale(base)
+                parent.mkdir(exist_ok=True)
+                if kind == "cgroup v2":
+                    (parent / "cgroup.subtree_control").write_text("+pids")
+            except OSError:
+                continue
+            cgroups = cls(parent, kind, max_tasks)
+            probe = cgroups.make()
+            if probe is None:
+                continue
+            argv = ["/bin/sh", "-c", 'echo $$ >"$0" && cat "$1"', str(probe / "cgroup.procs"), str(probe / "pids.max")]
+            try:
+                out = subprocess.run(argv, capture_output=True, timeout=10, check=False).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                out = b""
+            cgroups.remove(probe)
+            if out.strip() == str(max_tasks).encode():
+                return cgroups
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        return None
+
+    def make(self) -> Path | None:
+        """A new cgroup for one run (None when it cannot be made: the run goes without)."""
+        self.sweep()
+        path = self.parent / secrets.token_hex(8)
+        try:
+            path.mkdir()
+            (path / "pids.max").write_text(str(self.max_tasks))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return path
+
+    def remove(self, path: Path) -> None:
+        """Remove a run's cgroup (it stays while a process of the run is still exiting: `sweep` removes it)."""
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+    def sweep(self) -> None:
+        """Remove the cgroups of runs that are over: joined once and empty now, or never joined in a minute
+        (a run whose start failed). The kernel refuses to remove one that still has a process."""
+        with contextlib.suppress(OSError):
+            for path in self.parent.iterdir():
+                if path.is_dir() and (_joined(path) or time.time() - path.stat().st_mtime > _CGROUP_UNUSED_S):
+                    self.remove(path)
+
+
+_CGROUP_UNUSED_S = 60.0
+
+
+def _joined(cgroup: Path) -> bool:
+    """Has a process ever been in `cgroup` (pids.peak; False when the kernel does not keep it)?"""
+    try:
+        return int((cgroup / "pids.peak").read_text()) > 0
+    except (OSError, ValueError):
+        return False
+
+
+def _pids_hierarchies() -> list[tuple[str, Path]]:
+    """Where this process's pids cgroup is, per hierarchy: cgroup v2 first, then v1."""
+    try:
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    out: list[tuple[str, Path]] = []
+    for line in mounts:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        point = Path(fields[4])
+        if tail[0] == "cgroup2":
+            path = next((entry.split(":", 2)[2] for entry in own if entry.startswith("0::")), None)
+            base = point / path.lstrip("/") if path else None
+            if base is not None and _has_pids(base / "cgroup.controllers") and os.access(base, os.W_OK):
+                out.insert(0, ("cgroup v2", base))
+        elif tail[0] == "cgroup" and "pids" in tail[2].split(","):
+            path = next((e.split(":", 2)[2] for e in own if "pids" in e.split(":", 2)[1].split(",")), None)
+            base = point / path.lstrip("/") if path is not None else None
+            if base is not None and os.access(base, os.W_OK):
+                out.append(("cgroup v1", base))
+    return out
+
+
+def _has_pids(controllers: Path) -> bool:
+    try:
+        return "pids" in controllers.read_text().split()
+    except OSError:
+        return False
+
+
+def _sweep_stale(base: Path) -> None:
+    """Remove the empty run cgroups of go-test-runner processes that are gone (a crash leaves them)."""
+    for parent in base.glob("goresolve-*"):
+        pid = parent.name.removeprefix("goresolve-")
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for child in parent.iterdir():
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def merge_layer(layer: Path, shared: Path) -> list[str]:

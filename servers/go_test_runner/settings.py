@@ -68,18 +68,30 @@ class GoTestRunnerSettings(ServerSettings):
         "several times the heap (0: unlimited).",
     )
     rlimit_nproc: int = Field(
-        default=4096, ge=0, description="Processes+threads of the sandbox's user (0: unlimited; not enforced for root)."
+        default=4096,
+        ge=0,
+        description="Processes+threads of the sandbox's host user, all runs together (0: unlimited; not enforced "
+        "for root, where each run's pids cgroup holds max_tasks instead when the host lets it).",
     )
     rlimit_fsize_mb: int = Field(default=2048, ge=0, description="Largest file a process may write (0: unlimited).")
     rlimit_nofile: int = Field(default=4096, ge=0)
     max_tasks: int = Field(
-        default=2048, ge=0, description="The watchdog kills a run whose processes+threads exceed this (0: off)."
+        default=2048,
+        ge=0,
+        description="Processes+threads of one run (0: off): its pids cgroup's pids.max where a pids controller is "
+        "writable (a fork past it fails), and the watchdog kills a run over it.",
     )
     memory_limit_mb: int = Field(
-        default=8192, ge=0, description="The watchdog kills a run whose resident memory exceeds this (0: off)."
+        default=8192,
+        ge=0,
+        description="The watchdog kills a run whose resident memory and scratch files (its memory-backed /tmp "
+        "and test layers) together exceed this (0: off).",
     )
     scratch_mb: int = Field(
-        default=4096, ge=64, description="Size of the sandbox's private /tmp (GOTMPDIR) and of each test's layer."
+        default=4096,
+        ge=64,
+        description="Scratch space of one run in MiB: the watchdog kills a run whose files in its memory-backed "
+        "/tmp (GOTMPDIR) and its test binaries' /tmp and writable layers together exceed this.",
     )
     fetch_interval_s: float = Field(
         default=60.0, ge=0, description="Fetch a mirror at most this often for branch refs."

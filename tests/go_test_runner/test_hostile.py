@@ -265,9 +265,10 @@ async def test_each_escape_fails_and_the_host_is_unchanged(world: World, case: s
 @pytest.mark.slow
 async def test_a_fork_bomb_is_stopped_and_leaves_no_process(world: World) -> None:
     result = await world.run("./bomb", flags=["-count=1"], timeout_s=120)
-    assert not result.ok
-    stopped_by_kernel = any("stopped after" in line for t in result.report.tests for line in t.output)
-    assert "Killed by the sandbox's watchdog: process limit" in result.summary or stopped_by_kernel, result.summary
+    # The test passes only when a start failed (the kernel's ceiling: the run's pids cgroup, or
+    # RLIMIT_NPROC); else the watchdog killed the run.
+    killed = "Killed by the sandbox's watchdog: process limit" in result.summary
+    assert result.ok or killed, result.summary
     assert not any("ESCAPED" in line for t in result.report.tests for line in t.output)
     assert _processes_with(b"4242.6") == []
     world.assert_host_unchanged()

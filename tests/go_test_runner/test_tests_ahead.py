@@ -107,7 +107,7 @@ def test_exec_starts_its_own_sandbox_when_none_is_handed_over(
     bins = tmp_path / "bins"
 
     def exec_(binary: pathlib.Path, *fallback: str) -> subprocess.CompletedProcess[str]:
-        argv = [str(setup), "exec", str(tmp_path / "none.sock"), str(bins), str(len(fallback)), *fallback]
+        argv = [str(setup), "exec", str(tmp_path / "none.sock"), str(bins), "4096", str(len(fallback)), *fallback]
         return subprocess.run([*argv, str(binary), "-test.v"], capture_output=True, text=True, timeout=30)
 
     # no server listening: the fallback command runs, with the binary and its arguments appended

@@ -9,14 +9,17 @@ package main
 // binary's own directory. When no sandbox can be handed over, `exec` starts one as before.
 //
 //	sandbox-setup serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS
-//	sandbox-setup exec SOCK BINS N FALLBACK(N words) BINARY [ARGS...]
+//	sandbox-setup exec SOCK BINS MAXLINE N FALLBACK(N words) BINARY [ARGS...]
 //	sandbox-setup test-ahead LAYER SIZE_MB GOCACHE ASSETS SRC BINS   (started by serve-tests)
 //	sandbox-setup receive                                            (inside the TEST sandbox)
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -242,26 +245,116 @@ func receive() {
 
 // execTest is go's -exec program: the binary in a TEST sandbox started ahead when `serve-tests`
 // has one, else FALLBACK (the command that starts a TEST sandbox for it) with the binary appended.
-func execTest(sock, bins string, rest []string) {
-	count, err := strconv.Atoi(rest[0])
-	if err != nil || count < 1 || len(rest) < count+2 {
-		fail("usage: sandbox-setup exec SOCK BINS N FALLBACK... BINARY [ARGS...]")
+// Either way the binary's stdout and stderr reach go through relay, which cuts lines longer than
+// MAXLINE bytes: go holds a line until its end, so one endless line would grow go without bound.
+func execTest(sock, bins, maxLine string, rest []string) {
+	limit, err := strconv.Atoi(maxLine)
+	count, err2 := strconv.Atoi(rest[0])
+	if err != nil || err2 != nil || limit < 1 || count < 1 || len(rest) < count+2 {
+		fail("usage: sandbox-setup exec SOCK BINS MAXLINE N FALLBACK... BINARY [ARGS...]")
 	}
 	fallback, command := rest[1:count+1], rest[count+1:]
 	// GOTMPDIR is go's work directory (BINS), read-only for test code; a test's t.TempDir goes under
 	// GOTMPDIR when it is set, so test code gets its own temporary directory there.
 	must("set GOTMPDIR", os.Setenv("GOTMPDIR", os.Getenv("TMPDIR")))
-	if code, ok := handTo(sock, bins, command); ok {
-		os.Exit(code)
+	streams, relayed := relayStreams(limit)
+	code, ok := handTo(sock, bins, command, streams)
+	if !ok {
+		program, err := exec.LookPath(fallback[0])
+		must("find "+fallback[0], err)
+		cmd := exec.Command(program, append(fallback[1:], command...)...)
+		cmd.Args[0] = fallback[0]
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, streams[1], streams[2]
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		must("start "+program, cmd.Start())
+		code = exitCode(cmd.Wait())
 	}
-	program, err := exec.LookPath(fallback[0])
-	must("find "+fallback[0], err)
-	must("start "+program, syscall.Exec(program, append(fallback, command...), os.Environ()))
+	streams[1].Close()
+	streams[2].Close()
+	relayed.wait()
+	os.Exit(code)
 }
 
-// handTo sends the command and this process's standard streams to serve-tests, then waits for the
-// binary's exit code; ok is false when the caller must start a sandbox itself.
-func handTo(sock, bins string, command []string) (code int, ok bool) {
+// cutMark ends a line the relay cut (go-test-runner marks the run's output truncated when it sees it).
+const cutMark = "[go-test-runner: line cut at "
+
+// relays copy the binary's two output streams to ours; wait returns once both reached their end,
+// or a moment after the binary exited when a process it left behind still holds one open.
+type relays struct{ done chan struct{} }
+
+func (r relays) wait() {
+	timer := time.NewTimer(2 * time.Second)
+	defer timer.Stop()
+	for i := 0; i < 2; i++ {
+		select {
+		case <-r.done:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// relayStreams makes the binary's stdout and stderr (the write ends returned, with our stdin
+// first) and starts copying each to ours with lines cut at limit bytes.
+func relayStreams(limit int) ([3]*os.File, relays) {
+	r := relays{done: make(chan struct{}, 2)}
+	streams := [3]*os.File{os.Stdin}
+	for i, out := range []*os.File{os.Stdout, os.Stderr} {
+		read, write, err := os.Pipe()
+		must("make a pipe", err)
+		streams[i+1] = write
+		go func() {
+			relay(read, out, limit)
+			read.Close()
+			r.done <- struct{}{}
+		}()
+	}
+	return streams, r
+}
+
+// relay copies in to out; past limit bytes a line is cut: the rest up to its newline is dropped
+// and a line with cutMark and the dropped size follows the kept part.
+func relay(in io.Reader, out io.Writer, limit int) {
+	buf := make([]byte, 64<<10)
+	length, dropped := 0, 0 // of the current line: bytes seen, bytes dropped
+	for {
+		n, err := in.Read(buf)
+		chunk := buf[:n]
+		for len(chunk) > 0 {
+			end := bytes.IndexByte(chunk, '\n')
+			part := chunk
+			if end >= 0 {
+				part = chunk[:end+1]
+			}
+			chunk = chunk[len(part):]
+			keep := part
+			if room := limit - length; len(part) > room && !(end >= 0 && len(part)-1 <= room) {
+				keep = part[:max(room, 0)]
+				dropped += len(part) - len(keep)
+			}
+			length += len(part)
+			if len(keep) > 0 {
+				_, _ = out.Write(keep)
+			}
+			if end >= 0 {
+				if dropped > 0 {
+					_, _ = fmt.Fprintf(out, "\n%s%d bytes: %d bytes dropped]\n", cutMark, limit, dropped)
+				}
+				length, dropped = 0, 0
+			}
+		}
+		if err != nil {
+			if dropped > 0 {
+				_, _ = fmt.Fprintf(out, "\n%s%d bytes: %d bytes dropped]\n", cutMark, limit, dropped)
+			}
+			return
+		}
+	}
+}
+
+// handTo sends the command and the standard streams to serve-tests, then waits for the binary's
+// exit code; ok is false when the caller must start a sandbox itself.
+func handTo(sock, bins string, command []string, streams [3]*os.File) (code int, ok bool) {
 	binaryPath, err := filepath.Abs(command[0])
 	if err != nil || !strings.HasPrefix(binaryPath, bins+"/") {
 		return 0, false
@@ -279,7 +372,8 @@ func handTo(sock, bins string, command []string) (code int, ok bool) {
 		return 0, false
 	}
 	defer conn.Close()
-	if _, _, err := conn.WriteMsgUnix(body, syscall.UnixRights(0, 1, 2), nil); err != nil {
+	fds := syscall.UnixRights(int(streams[0].Fd()), int(streams[1].Fd()), int(streams[2].Fd()))
+	if _, _, err := conn.WriteMsgUnix(body, fds, nil); err != nil {
 		return 0, false
 	}
 	answer := make([]byte, 5)

@@ -17,7 +17,7 @@
 // and the fixed options ASSETS/test.args on descriptor 4.
 //
 //	sandbox-setup serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS
-//	sandbox-setup exec SOCK BINS N FALLBACK... BINARY [ARGS...]
+//	sandbox-setup exec SOCK BINS MAXLINE N FALLBACK... BINARY [ARGS...]
 //
 // TEST sandboxes started ahead of their binary, handed over by go's -exec program (ahead.go).
 //
@@ -57,12 +57,12 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == "receive" {
 		receive()
 	}
-	if len(os.Args) >= 6 && os.Args[1] == "exec" {
-		execTest(os.Args[2], os.Args[3], os.Args[4:])
+	if len(os.Args) >= 7 && os.Args[1] == "exec" {
+		execTest(os.Args[2], os.Args[3], os.Args[4], os.Args[5:])
 	}
 	fail("usage: sandbox-setup build TARGET LOWERS UPPER WORK FILTER BWRAP [OPTIONS...] | " +
 		"test LAYER SIZE_MB GOCACHE ASSETS SRC BINARY [ARGS...] | wait | " +
-		"serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS | exec SOCK BINS N FALLBACK... BINARY [ARGS...]")
+		"serve-tests SOCK LAYER SIZE_MB GOCACHE ASSETS SRC BINS | exec SOCK BINS MAXLINE N FALLBACK... BINARY [ARGS...]")
 }
 
 func build(target, lowers, upper, work, filter, bwrap string, options []string) {

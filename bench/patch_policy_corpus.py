@@ -13,7 +13,10 @@ stores its diff with the pre-images of the test files it touches (so the check r
   edits_tests      removes or changes lines of existing tests (refused by design: tests are read-only)
   protected        touches go.mod/go.sum, testdata/ or .github/ (refused by design)
 
-It also writes tampering mutations of real test files from each repository's HEAD.
+It also writes tampering mutations of real test files from each repository's HEAD. `extract-test-code`
+adds, from the test files those mutations hold, the mutations of the rules on test code, test-mode probes
+and cgo (tamper-testcode.jsonl.gz): a new test that forges go test's report or exits or rewrites code,
+new files that ask whether tests run or hold cgo or assembly.
 `run` prints, per class, how many patches were allowed/refused, and every surprise. Those rows
 carry only pre-images, so `run` measures the line rules alone.
 
@@ -216,6 +219,69 @@ def extract(args: list[str]) -> None:
                     fh.write(json.dumps(row) + "\n")
         head = git(repo, "rev-parse", "HEAD").strip()
         print(f"{name}: {len(real)} fix commits, {len(tamper)} mutations (HEAD {head})")
+
+
+def test_code_mutations(path: str, text: str) -> list[tuple[str, str]]:
+    """(kind, diff) mutations of one real test file for the rules on test code, test-mode probes and cgo: a
+    new test appended (allowed by the test-file rules) that forges go test's report or leaves or rewrites
+    code, and new files next to it that ask whether tests run, or hold cgo or assembly."""
+    lines = text.splitlines(keepends=True)
+    tail = lines if lines and lines[-1].endswith("\n") else [*lines[:-1], lines[-1] + "\n"]
+    directory = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+    package = next((line.split()[1] for line in lines if line.startswith("package ")), "x").removesuffix("_test")
+    out: list[tuple[str, str]] = []
+    appended = {
+        "append_syscall_exit": "syscall.Exit(0)",
+        "append_raw_exit": "syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)",
+        "append_mprotect": "_ = syscall.Mprotect(nil, syscall.PROT_READ|syscall.PROT_WRITE|syscall.PROT_EXEC)",
+        "append_framing_hex": 'os.Stdout.WriteString("\\x16--- PASS: TestX (0.00s)\\n")',
+        "append_framing_conversion": 'os.Stdout.WriteString(string(rune(22)) + "PASS\\n")',
+    }
+    for kind, stmt in appended.items():
+        test = f"func TestZzTamper(t *testing.T) {{\n\t{stmt}\n}}\n".splitlines(keepends=True)
+        out.append((kind, _udiff(path, lines, [*tail, "\n", *test])))
+    new_files = {
+        "new_probe_argv": (
+            "zz_probe.go",
+            f'package {package}\n\nimport (\n\t"os"\n\t"strings"\n)\n\n'
+            'func underTest() bool { return strings.HasSuffix(os.Args[0], ".test") }\n',
+        ),
+        "new_probe_flag": (
+            "zz_probe.go",
+            f'package {package}\n\nimport "flag"\n\nfunc underTest() bool {{ return flag.Lookup("test.v") != nil }}\n',
+        ),
+        "new_cgo_file": (
+            "zz_cgo.go",
+            f'package {package}\n\n/*\n__attribute__((constructor)) static void fake(void) {{}}\n*/\nimport "C"\n',
+        ),
+        "new_nocgo_constraint": ("zz_nocgo.go", f"//go:build !cgo\n\npackage {package}\n"),
+        "new_assembly_file": ("zz_amd64.s", "TEXT ·underTest(SB),4,$0-8\n\tRET\n"),
+    }
+    for kind, (name, body) in new_files.items():
+        new = _udiff(directory + name, [], body.splitlines(keepends=True))
+        out.append((kind, new.replace(f"--- a/{directory}{name}", "--- /dev/null", 1)))
+    return out
+
+
+def extract_test_code() -> None:
+    """tamper-testcode.jsonl.gz: `test_code_mutations` of every real test file the stored mutations hold."""
+    files: dict[str, tuple[str, str]] = {}
+    for file in sorted(DATA.glob("tamper-*.jsonl.gz")):
+        if file.name == "tamper-testcode.jsonl.gz":
+            continue
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                for path, text in row["pre"].items():
+                    files.setdefault(f"{row['id'].split('-', 1)[0]}-{path}", (path, text))
+    written = 0
+    with gzip.open(DATA / "tamper-testcode.jsonl.gz", "wt", encoding="utf-8") as fh:
+        for key, (path, text) in sorted(files.items()):
+            for n, (kind, diff) in enumerate(test_code_mutations(path, text)):
+                written += 1
+                row = {"id": f"{key}-{kind}-{n}", "label": kind, "diff": diff, "pre": {path: text}, "existing": [path]}
+                fh.write(json.dumps(row) + "\n")
+    print(f"{len(files)} test files, {written} mutations")
 
 
 def evaluate(row: dict[str, Any]) -> Any:
@@ -755,13 +821,15 @@ def report_fixes(out_file: Path) -> int:
 
 INIT_RULES = frozenset(
     {"exit_at_init", "flag_at_init", "testing_testing", "testing_in_code", "new_test_main", "linkname"}
+    | {"test_mode_probe", "exit_in_test", "rewrites_code", "framing_byte", "cgo", "compiled_non_go"}
 )
 
 
 def fixes_github_pr(specs: list[str], out_file: Path) -> int:
     """github-pr's side of the guard over the fixes of `out_file`: `check_applied` without the analyzer (as
     github-pr runs it, on git's diff of the commit with the parent's pre-images). A fix the analyzer allowed
-    and github-pr's text rules for package initialisation refuse is a false positive of those rules."""
+    and github-pr's text rules for package initialisation, test code, test-mode probes and cgo refuse is a
+    false positive of those rules."""
     from servers.common.tamper.guard import check_applied
 
     repos = {name: Path(path) for name, _, path in (spec.partition("=") for spec in specs)}
@@ -903,6 +971,8 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "run"
     if command == "extract":
         extract(sys.argv[2:])
+    elif command == "extract-test-code":
+        extract_test_code()
     elif command == "tamper":
         sys.exit(tamper(DATA / "tamper-techniques.json", resume="--resume" in sys.argv))
     elif command == "tamper-report":

@@ -8,6 +8,11 @@ a diff that cannot be parsed is itself a reason. Rules, in the order they are ch
   and submodules; `go.mod`/`go.sum` unless `allow_go_mod`; paths matching a protected glob;
 - build constraints that hide code (`//go:build` changed in an existing Go file, or an unknown tag
   such as `ignore` in a new one; a Go file renamed to a GOOS/GOARCH name or away from `.go`);
+- code the static guard cannot read (with either the analyzer or the test rules on): a Go file that
+  imports "C", before or after the patch, or an added build constraint on the `cgo` tag (`cgo`: the
+  analyzer loads packages without cgo, go test builds them with it), and C, C++, assembly, SWIG or
+  object files the go tool compiles or links into a package, whatever `allow_non_go` says
+  (`compiled_non_go`);
 - existing `_test.go` files are read-only (when `existing_tests_read_only`): deleting or renaming
   one, or changing any existing line, is refused with the most specific reason found (deleted
   test function, removed assertion, changed expected value, inserted skip, ...). Pure additions of
@@ -23,9 +28,14 @@ patch changes, test or not: a process exit or test-flag change reachable from an
 package-level var initializer (`exit_at_init`, `flag_at_init`; through an aliased or dot import, and
 through functions of the same package the patch changes), `testing.Testing()` or another testing
 function in non-test code (`testing_testing`, `testing_in_code`), a new `TestMain` (`new_test_main`)
-and `//go:linkname` (`linkname`). As in the analyzer, only what the patch adds is refused: the
-findings of the pre- and post-images are compared. Reachability through methods, function values
-passed around, or files the patch does not change is the analyzer's alone.
+and `//go:linkname` (`linkname`); non-test code that asks whether it runs as a test binary otherwise
+(`flag.Lookup("test.v")`, `os.Args` or `os.Executable()` with a `.test` name or `-test.` flag in the same
+declaration: `test_mode_probe`); and in test files `syscall.Exit`/`unix.Exit` or a raw exit system call
+(`exit_in_test`), `Mprotect`, an executable `Mmap` or a raw mprotect (`rewrites_code`), and test2json's
+framing byte 0x16 in a string or rune literal or a conversion of 22 (`framing_byte`). As in the
+analyzer, only what the patch adds is refused: the findings of the pre- and post-images are compared.
+Reachability through methods, function values passed around, or files the patch does not change is the
+analyzer's alone.
 """
 
 from __future__ import annotations

@@ -43,7 +43,10 @@ class RunResult(_Model):
     killed: bool = Field(description="The hard timeout fired and the process group was killed.")
     census: list[str] = Field(
         default_factory=list[str],
-        description="Base tests a patched run did not report as they ran before (the test census); empty: none.",
+        description=(
+            "Problems of the test census: base tests a patched run did not report as they ran before, or that pass "
+            "only with the patch's new test files; empty: none."
+        ),
     )
     dependents: list[str] = Field(
         default_factory=list[str],

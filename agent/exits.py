@@ -11,6 +11,8 @@ RunExit
  │    ├── EpisodeTooLong   too many tool calls without running the tests
  │    └── WallClock        the run's time is up; everything in flight was cancelled
  ├── Refused            the run could not start safely (a server's surface changed, a policy gap)
+ ├── InternalError      the agent itself failed unexpectedly (a bug): an error naming the exception's type and
+ │                      the trace id, saved like any other end
  └── ModelMisconfigured the model never gave a usable answer because of how it is set up (endpoint, key,
                         model name) or the cassette replayed does not match the run: an error, not a hand-off
 """
@@ -79,6 +81,10 @@ class WallClock(Escalated):
 
 class Refused(RunExit):
     kind = "refused"
+
+
+class InternalError(RunExit):
+    kind = "internal_error"
 
 
 class ServerUnavailable(Refused):

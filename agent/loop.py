@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -37,6 +38,7 @@ from agent.exits import (
     EpisodeTooLong,
     Escalated,
     FormatErrors,
+    InternalError,
     ModelMisconfigured,
     Refused,
     RunExit,
@@ -250,6 +252,8 @@ class Run:
                 reason = "interrupted: the run was cancelled (Ctrl-C, a signal or its caller) before it finished"
                 result = self.result("error", Interrupted(reason), started)
                 self.log("interrupted", reason=reason)
+            except Exception as exc:  # noqa: BLE001 - the last resort: a run always ends with its record saved
+                result = self.internal_error(exc, started)
             span.set_attributes({"goresolve.outcome": result.outcome, "goresolve.exit": result.exit})
             if result.outcome == "error":
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
@@ -257,6 +261,15 @@ class Run:
         if cancelled is not None:
             raise cancelled
         return result
+
+    def internal_error(self, exc: Exception, started: float) -> RunResult:
+        """A failure of the agent itself: an error result naming the exception's type and the trace, and the frames
+        where it was raised in the transcript. Never its message: it can hold whatever the model or a server sent."""
+        reason = f"internal error: an unexpected {type(exc).__name__} in the agent (trace {self.trace_id})"
+        frames = traceback.extract_tb(exc.__traceback__)
+        shown = [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in (*frames[:4], *frames[4:][-8:])]
+        self.log("internal_error", error=type(exc).__name__, frames=shown)
+        return self.result("error", InternalError(reason), started)
 
     # --- start ---------------------------------------------------------------------------------------
 

@@ -116,7 +116,8 @@ def parse_call(name: str, raw: str, schemas: dict[str, dict[str, Any]]) -> dict[
     """Decode and validate one proposed call.
 
     Raises:
-        FormatError: unknown tool, arguments that are not a JSON object, or arguments off the schema.
+        FormatError: unknown tool, arguments that are not a JSON object (or nested past the decoder's depth), or
+            arguments off the schema.
     """
     if name not in schemas:
         raise FormatError(f"unknown tool {name[:60]!r}; available: {', '.join(sorted(schemas))}")
@@ -126,20 +127,31 @@ def parse_call(name: str, raw: str, schemas: dict[str, dict[str, Any]]) -> dict[
         raise FormatError(
             f"arguments for {name} are not valid JSON ({exc.msg} at char {exc.pos}); resend the call"
         ) from None
+    except RecursionError:  # brackets nested past what the decoder follows: no tool's arguments look like that
+        raise _too_deep(name) from None
     if not isinstance(args, dict):
         raise FormatError(f"arguments for {name} must be a JSON object")
     try:
         json.dumps(args, ensure_ascii=False).encode()
+    except RecursionError:
+        raise _too_deep(name) from None
     except UnicodeEncodeError:  # a lone \ud800-style escape: valid JSON, but no server can be sent it
         raise FormatError(
             f"arguments for {name} hold an unpaired surrogate escape (such as \\ud800); write the characters themselves"
         ) from None
-    errors = sorted(Draft202012Validator(schemas[name]).iter_errors(args), key=lambda e: list(e.path))
+    try:
+        errors = sorted(Draft202012Validator(schemas[name]).iter_errors(args), key=lambda e: list(e.path))
+    except RecursionError:  # a schema that descends into a value nested past Python's stack
+        raise _too_deep(name) from None
     if errors:
         first: SchemaError = errors[0]
         where = "/".join(str(p) for p in first.path) or "(arguments)"
         raise FormatError(f"{name}: {where}: {first.message[:200]}")
     return args
+
+
+def _too_deep(name: str) -> FormatError:
+    return FormatError(f"arguments for {name} are nested too deeply; send a flat JSON object")
 
 
 _FENCE_CLOSE = re.compile(r"</?untrusted[^>]*>", re.IGNORECASE)

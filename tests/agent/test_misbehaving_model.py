@@ -1,0 +1,82 @@
+"""A model that misbehaves (arguments nested past the decoder, a failing adapter, calls left unanswered when the run
+stops, too many calls in one answer, cycles, enormous answers) never costs the run its record: each run here ends
+with a saved run.json, transcript and ledger row, against the four real servers over stdio."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.ledger import Ledger
+from agent.llm import ChatRequest
+from agent.loop import RunSettings
+from agent.policy import AgentPolicy, load_agent_policy
+
+from .workspace import TICKET, Workspace, World, make_workspace, served
+from .workspace import run_scripted as run
+
+FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
+WRONG = {"path": "calc.go", "search": "return a - b", "replace": "return a * b"}
+DEEP = "[" * 20_000 + "]" * 20_000  # past json.loads' depth (its RecursionError)
+
+
+@pytest.fixture(scope="module")
+def own_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A workspace of its own: each test has its own ticket, and no other module's pull requests share its remote."""
+    tickets = {f"CALC-{n}": TICKET.replace("CALC-1", f"CALC-{n}") for n in range(1, 20)}
+    return make_workspace(tmp_path_factory.mktemp("misbehaving"), tickets=tickets)
+
+
+@pytest.fixture(scope="module")
+def world(own_workspace: Workspace) -> Iterator[World]:
+    with served(own_workspace) as w:
+        yield w
+
+
+@pytest.fixture
+def policy(own_workspace: Workspace) -> AgentPolicy:
+    return load_agent_policy(own_workspace.policy_dir)
+
+
+def saved(settings: RunSettings, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    run_dir = settings.state_dir / "agent" / "runs" / run_id
+    record = json.loads((run_dir / "run.json").read_text())
+    transcript = [json.loads(line) for line in (run_dir / "transcript.jsonl").read_text().splitlines()]
+    return record, transcript
+
+
+def test_arguments_nested_past_the_decoder_are_a_format_error_and_the_run_is_recorded(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger
+) -> None:
+    result, model = run(world, "CALC-1", [("view", DEEP)] * 3, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "format_errors"), result.reason
+    assert sum(bool(r.tools) for r in model.requests) == 3  # the steps; then the hypothesis, without tools
+    record, transcript = saved(settings, result.run_id)
+    assert record["exit"] == "format_errors"
+    errors = [e["message"] for e in transcript if e["kind"] == "format_error"]
+    assert errors == ["arguments for view are nested too deeply; send a flat JSON object"] * 3
+    row = ledger.run(result.run_id)
+    assert row is not None and row.outcome == "escalated"
+
+
+def test_an_unexpected_exception_is_an_error_with_its_type_and_trace_never_its_message(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger
+) -> None:
+    def broken_adapter(request: ChatRequest) -> Any:
+        raise ValueError("payload the model sent: sk-proj-" + "Ab12" * 12)
+
+    result, _ = run(world, "CALC-2", [("view", {"path": "calc.go"}), broken_adapter], policy, settings)
+    assert (result.outcome, result.exit) == ("error", "internal_error")
+    assert result.reason == f"internal error: an unexpected ValueError in the agent (trace {result.trace_id})"
+    record, transcript = saved(settings, result.run_id)
+    assert (record["exit"], record["reason"]) == ("internal_error", result.reason)
+    entry = transcript[-1]
+    assert entry["kind"] == "internal_error" and entry["error"] == "ValueError"
+    assert any("broken_adapter" in frame for frame in entry["frames"])
+    assert "sk-proj" not in Path(record["run_dir"], "transcript.jsonl").read_text()
+    row = ledger.run(result.run_id)
+    assert row is not None and (row.outcome, row.exit) == ("error", "internal_error")

@@ -3,6 +3,7 @@
 Sections: why it stopped (with owner, trace id, run id, cost), attempted fixes (attempt, functions
 touched, tests run, result), the tests that still fail with their first failure line, and the
 hypothesized root cause (from a final model step, or `deterministic_hypothesis` from the run log).
+Every list is cut to its first few entries with "+N more", and the whole to MAX_HANDOFF_BYTES.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`" if text else "-"
 
 
+def _listed(names: list[str], shown: int = 5) -> list[str]:
+    return _more([_code(_cell(n, 60)) for n in names[:shown]], len(names))
+
+
 def deterministic_hypothesis(attempts: list[Attempt], reason: str) -> str:
     """A root-cause guess built only from the run log (used when the model is unavailable or out of budget)."""
     if not attempts:
@@ -52,7 +57,7 @@ def deterministic_hypothesis(attempts: list[Attempt], reason: str) -> str:
     last = attempts[-1]
     tests = sorted({f.test for a in attempts for f in a.failures})
     touched = sorted({fn for a in attempts for fn in a.functions})
-    parts = [f"{len(attempts)} attempt(s) changed {', '.join(_code(t) for t in touched) or 'nothing'}."]
+    parts = [f"{len(attempts)} attempt(s) changed {', '.join(_listed(touched)) or 'nothing'}."]
     if last.refused:
         parts.append(
             "The last patch was refused by the patch policy: the fix must not change tests or protected paths."
@@ -60,7 +65,7 @@ def deterministic_hypothesis(attempts: list[Attempt], reason: str) -> str:
     if tests:
         same = all({f.test for f in a.failures} == {f.test for f in attempts[0].failures} for a in attempts)
         parts.append(
-            f"{', '.join(_code(t) for t in tests)} kept failing"
+            f"{', '.join(_listed(tests))} kept failing"
             + (
                 " the same way after every attempt, so the cause is probably outside the functions touched."
                 if same
@@ -70,6 +75,16 @@ def deterministic_hypothesis(attempts: list[Attempt], reason: str) -> str:
         if last.failures:
             parts.append(f"Last failure: {_code(_cell(last.failures[0].first_line, 160))}.")
     return " ".join(parts)
+
+
+MAX_HANDOFF_BYTES = 8192  # a ten-second read, and far below what github-pr takes as a pull request's body
+FUNCTIONS_SHOWN = 3  # per attempt
+ATTEMPTS_SHOWN = 5  # the latest
+FAILURES_SHOWN = 10
+
+
+def _more(shown: list[str], total: int) -> list[str]:
+    return [*shown, f"+{total - len(shown)} more"] if total > len(shown) else shown
 
 
 def render_handoff(
@@ -84,31 +99,74 @@ def render_handoff(
     run_id: str,
     cost_usd: float,
 ) -> str:
+    """The hand-off, at most MAX_HANDOFF_BYTES of UTF-8: a few functions per attempt, the latest attempts, ten failing
+    tests, each with "+N more"; past the cap, lines of the middle sections give way first, then the end."""
     still = attempts[-1].failures if attempts else []
-    lines = [
+    head = [
         f"## goresolve hand-off: {ticket} — {' '.join(title.split())[:100]}",
         "",
         f"**Why it stopped:** {_cell(reason, 300)}  ",
         f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}` · **Cost:** ${cost_usd:.4f}",
         "",
-        "### Attempted fixes",
-        "",
-        "| # | Functions touched | Tests run | Result |",
-        "|---|---|---|---|",
     ]
-    if attempts:
-        for a in attempts:
-            touched = ", ".join(_code(_cell(f, 60)) for f in a.functions) or "-"
-            lines.append(f"| {a.number} | {touched} | {_code(_cell(a.tests, 80))} | {_cell(a.result, 80)} |")
-    else:
-        lines.append("| - | - | - | no attempt was tested |")
-    lines += ["", "### Still failing", ""]
+    middle = ["### Attempted fixes", "", "| # | Functions touched | Tests run | Result |", "|---|---|---|---|"]
+    if len(attempts) > ATTEMPTS_SHOWN:
+        middle.append(f"| … | {len(attempts) - ATTEMPTS_SHOWN} earlier attempt(s) not shown | | |")
+    for a in attempts[-ATTEMPTS_SHOWN:]:
+        shown = [_code(_cell(f, 60)) for f in a.functions[:FUNCTIONS_SHOWN]]
+        touched = ", ".join(_more(shown, len(a.functions))) or "-"
+        middle.append(f"| {a.number} | {touched} | {_code(_cell(a.tests, 80))} | {_cell(a.result, 80)} |")
+    if not attempts:
+        middle.append("| - | - | - | no attempt was tested |")
+    middle += ["", "### Still failing", ""]
     if still:
-        lines += [f"- {_code(f.test)} ({_cell(f.package, 80)}): {_code(_cell(f.first_line, 200))}" for f in still]
+        middle += [
+            f"- {_code(_cell(f.test, 80))} ({_cell(f.package, 80)}): {_code(_cell(f.first_line, 160))}"
+            for f in still[:FAILURES_SHOWN]
+        ]
+        if len(still) > FAILURES_SHOWN:
+            middle.append(f"- +{len(still) - FAILURES_SHOWN} more")
     else:
-        lines.append(
+        middle.append(
             "- nothing recorded as failing"
             + (" (the last patch was refused before tests ran)" if attempts and attempts[-1].refused else "")
         )
-    lines += ["", "### Hypothesized root cause", "", _cell(hypothesis, 1200), ""]
-    return "\n".join(lines)
+    tail = ["", "### Hypothesized root cause", "", _cell(hypothesis, 1200), ""]
+    return _within(head, middle, tail, MAX_HANDOFF_BYTES)
+
+
+def _size(lines: list[str]) -> int:
+    return len("\n".join(lines).encode())
+
+
+def _within(head: list[str], middle: list[str], tail: list[str], limit: int) -> str:
+    """`head + middle + tail` joined, within `limit` bytes: the middle's last lines give way to one line saying how
+    many were cut; if head and tail alone are too long, the text is cut at a character boundary."""
+    cut = 0
+    while middle and _size([*head, *middle, *tail]) > limit:
+        middle.pop()
+        cut += 1
+    if cut:
+        middle.append(f"- … {cut} more line(s) cut to keep the hand-off short; the run record has them")
+    text = "\n".join([*head, *middle, *tail])
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    note = "\n… (cut to keep the hand-off short)\n"
+    return data[: limit - len(note.encode())].decode(errors="ignore") + note
+
+
+def render_minimal_handoff(*, ticket: str, title: str, reason: str, owner: str, trace_id: str, run_id: str) -> str:
+    """The hand-off's first lines only, for a draft whose full hand-off github-pr refused: where to find the rest."""
+    return "\n".join(
+        [
+            f"## goresolve hand-off: {ticket} — {' '.join(title.split())[:100]}",
+            "",
+            f"**Why it stopped:** {_cell(reason, 300)}  ",
+            f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}`",
+            "",
+            f"The full hand-off (attempts, failing tests, root cause) is saved as handoff.md in the record of run "
+            f"`{run_id}`; `goresolve trace {run_id}` shows the run.",
+            "",
+        ]
+    )

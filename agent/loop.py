@@ -50,7 +50,7 @@ from agent.exits import (
     TooManyAttempts,
     WallClock,
 )
-from agent.handoff import Attempt, deterministic_hypothesis, render_handoff
+from agent.handoff import Attempt, deterministic_hypothesis, render_handoff, render_minimal_handoff
 from agent.ledger import Ledger
 from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel
 from agent.llm.gateway import Redacting, redact_text
@@ -882,6 +882,7 @@ class Run:
         )
         pr: dict[str, Any] | None = None
         notes: list[str] = []
+        refusal = ""
         best = _best(self.attempts)
         with anyio.move_on_after(self.settings.escalation_grace_s):
             if self.box is None or not self.ticket.title:
@@ -889,7 +890,22 @@ class Run:
             elif best is None:
                 await self.comment_on_ticket_issue(handoff, notes)
             else:
-                pr = await self.open_draft(best, handoff, owner, notes)
+                pr, refused = await self.open_draft(best, handoff, owner, notes)
+                if refused is not None:
+                    # what github-pr refused may be the hand-off's text: once more with its first lines only
+                    minimal = render_minimal_handoff(
+                        ticket=self.ticket.key,
+                        title=self.ticket.title,
+                        reason=exc.reason,
+                        owner=owner,
+                        trace_id=self.trace_id,
+                        run_id=self.run_id,
+                    )
+                    pr, refused = await self.open_draft(best, minimal, owner, notes)
+                    if pr is not None:
+                        notes.append("draft opened with the hand-off's first lines only: the run record has the rest")
+                if refused is not None:
+                    refusal = f"no draft pull request, nobody assigned: github-pr refused it: {refused}"
                 if pr is not None and self.ticket.github is not None:  # the issue's people learn where it went
                     pointer = (
                         f"goresolve could not resolve this issue on its own and handed it to {owner}: draft pull "
@@ -897,6 +913,8 @@ class Run:
                     )
                     await self.comment_on_ticket_issue(pointer, notes, done="pointer to the draft posted on issue")
         result = self.result("escalated", exc, started, pr=pr, handoff=handoff, owner=owner)
+        if refusal:
+            result.reason = f"{exc.reason} ({refusal})"
         result.extra["handoff_notes"] = notes
         return result
 
@@ -923,25 +941,30 @@ class Run:
         else:
             notes.append(f"could not comment on issue #{issue['number']}: {_clip(posted.text, 200)}")
 
-    async def open_draft(self, best: Attempt, handoff: str, owner: str, notes: list[str]) -> dict[str, Any] | None:
+    async def open_draft(
+        self, best: Attempt, handoff: str, owner: str, notes: list[str]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The draft pull request of `best` with `handoff` as its body, assigned to `owner`; and github-pr's refusal
+        of it (None when it opened, or when github-pr could not be reached: `notes` says which)."""
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
         args |= {"title": f"[needs human] {self.ticket.title}"[:256], "body": handoff, "patch": best.patch}
         args |= {"draft": True, "labels": list(self.policy.escalation.labels)}
         try:
             opened = await self.server_call("open_pull_request", args)
             if not opened.ok or opened.structured is None:
-                notes.append(f"draft pull request refused: {_clip(opened.text, 200)}")
-                return None
+                refused = _one_line(_clip(opened.text, 200))
+                notes.append(f"draft pull request refused: {refused}")
+                return None, refused
             number = int(opened.structured["number"])
             assigned = await self.server_call(
                 "assign", {"repo": self.settings.repo, "number": number, "assignees": [owner]}
             )
             if not assigned.ok:
                 notes.append(f"could not assign {owner}: {_clip(assigned.text, 200)}")
-            return opened.structured
+            return opened.structured, None
         except (BreakerOpen, PermissionError) as err:
             notes.append(f"github-pr unavailable: {err}")
-            return None
+            return None, None
 
     async def hypothesis(self, exc: Escalated) -> str:
         """A final model step without tools for the root cause; the run log when the model can't answer."""
@@ -1088,6 +1111,10 @@ def _stable(text: str) -> str:
     for pattern, replacement in _RUN_NOISE:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _clip(text: str, limit: int) -> str:

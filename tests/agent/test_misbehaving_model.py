@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from agent.handoff import MAX_HANDOFF_BYTES
 from agent.ledger import Ledger
-from agent.llm import ChatRequest
+from agent.llm import ChatRequest, reply
 from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
+from servers.github_pr.store import PullStore
 
 from .workspace import TICKET, Workspace, World, make_workspace, served
 from .workspace import run_scripted as run
@@ -40,6 +42,10 @@ def world(own_workspace: Workspace) -> Iterator[World]:
 @pytest.fixture
 def policy(own_workspace: Workspace) -> AgentPolicy:
     return load_agent_policy(own_workspace.policy_dir)
+
+
+def pulls(ws: Workspace) -> PullStore:
+    return PullStore(ws.state_dir / "servers" / "github-pr" / "prs.sqlite")
 
 
 def saved(settings: RunSettings, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -80,3 +86,58 @@ def test_an_unexpected_exception_is_an_error_with_its_type_and_trace_never_its_m
     assert "sk-proj" not in Path(record["run_dir"], "transcript.jsonl").read_text()
     row = ledger.run(result.run_id)
     assert row is not None and (row.outcome, row.exit) == ("error", "internal_error")
+
+
+def failing_tests(prefix: str, n: int) -> str:
+    return 'package calc\n\nimport "testing"\n\n' + "".join(
+        f'func Test{prefix}{i:03d}(t *testing.T) {{ t.Fatalf("generated failure {i}: the value is wrong") }}\n'
+        for i in range(n)
+    )
+
+
+def test_a_hand_off_of_seven_hundred_failing_tests_stays_a_short_read_and_its_draft_opens(
+    world: World, policy: AgentPolicy, settings: RunSettings, own_workspace: Workspace
+) -> None:
+    calls = [
+        ("edit", {"path": "gen_a_test.go", "search": "", "replace": failing_tests("GenA", 350)}),
+        ("edit", {"path": "gen_b_test.go", "search": "", "replace": failing_tests("GenB", 350)}),
+        ("run_tests", {}),
+        ("escalate", {"reason": "too many failures"}),
+        reply("The generated tests fail by construction."),
+    ]
+    result, _ = run(world, "CALC-4", calls, policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "escalated"), result.reason
+    assert result.handoff is not None
+    assert len(result.handoff.encode()) <= MAX_HANDOFF_BYTES < 10_000
+    assert "| 1 | `gen_a_test.go`, `gen_a_test.go:TestGenA000`, `gen_a_test.go:TestGenA001`, +699 more | `.` |" in (
+        result.handoff
+    )
+    assert "- +691 more" in result.handoff  # 701 failing (TestAdd too), ten shown
+    assert "The generated tests fail by construction." in result.handoff
+    assert result.pr is not None and result.extra["handoff_notes"] == []
+    pull = pulls(own_workspace).by_ticket("calc", "CALC-4")
+    assert pull is not None and pull.draft and pull.assignees == ["ana-sousa"]
+    assert pull.body.startswith(result.handoff.rstrip())
+
+
+def test_a_draft_github_pr_refuses_twice_is_named_in_the_reason(
+    world: World, policy: AgentPolicy, settings: RunSettings, own_workspace: Workspace
+) -> None:
+    """A patch holding a credential: go-test-runner runs it, github-pr refuses to publish it, with the full hand-off
+    and again with its first lines; the result says no draft was opened and nobody assigned."""
+    leaky = 'package calc\n\nimport "testing"\n\nfunc TestKey(t *testing.T) {\n\tt.Fatal("AKIAQ3ZT7XK2LMNB4RWP")\n}\n'
+    calls = [
+        ("edit", {"path": "key_test.go", "search": "", "replace": leaky}),
+        ("run_tests", {}),
+        ("escalate", {"reason": "cannot fix"}),
+        reply("The key test fails by construction."),
+    ]
+    result, _ = run(world, "CALC-5", calls, policy, settings)
+    assert result.outcome == "escalated" and result.pr is None
+    assert result.reason.startswith(
+        "the model escalated: cannot fix (no draft pull request, nobody assigned: github-pr refused it: "
+    )
+    assert "aws_access_key" in result.reason and "AKIAQ3ZT7XK2LMNB4RWP" not in result.reason
+    notes = result.extra["handoff_notes"]
+    assert [n.split(":")[0] for n in notes] == ["draft pull request refused"] * 2
+    assert pulls(own_workspace).by_ticket("calc", "CALC-5") is None

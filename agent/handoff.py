@@ -3,13 +3,16 @@
 Sections: why it stopped (with owner, trace id, run id, cost), attempted fixes (attempt, functions
 touched, tests run, result), the tests that still fail with their first failure line, and the
 hypothesized root cause (from a final model step, or `deterministic_hypothesis` from the run log).
-Every list is cut to its first few entries with "+N more", and the whole to MAX_HANDOFF_BYTES.
+Every list is cut to its first few entries with "+N more", and the whole to MAX_HANDOFF_BYTES. It is published
+(a draft pull request's body, an issue comment), so every credential in it is removed first, as the model's gateway
+removes them (`credentials.redact_credentials`): test output and the model's words can hold one.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+
+from credentials import redact_credentials
 
 
 @dataclass
@@ -34,10 +37,15 @@ class Attempt:
         return self.result == "pass"
 
 
-def _cell(text: str, limit: int = 120) -> str:
-    """One table cell: no pipes, no newlines, no raw JSON braces at the edges."""
-    text = re.sub(r"\s+", " ", text).replace("|", "\\|").strip()
+def _plain(text: str, limit: int) -> str:
+    """One line without credentials, at most `limit` characters."""
+    text = " ".join(redact_credentials(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(text: str, limit: int = 120) -> str:
+    """One table cell: no credential, no pipes, no newlines, no raw JSON braces at the edges."""
+    return _plain(text.replace("|", "\\|"), limit)
 
 
 def _code(text: str) -> str:
@@ -103,7 +111,7 @@ def render_handoff(
     tests, each with "+N more"; past the cap, lines of the middle sections give way first, then the end."""
     still = attempts[-1].failures if attempts else []
     head = [
-        f"## goresolve hand-off: {ticket} — {' '.join(title.split())[:100]}",
+        f"## goresolve hand-off: {ticket} — {_plain(title, 100)}",
         "",
         f"**Why it stopped:** {_cell(reason, 300)}  ",
         f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}` · **Cost:** ${cost_usd:.4f}",
@@ -136,7 +144,7 @@ def render_handoff(
 
 
 def _size(lines: list[str]) -> int:
-    return len("\n".join(lines).encode())
+    return len(redact_credentials("\n".join(lines)).encode())
 
 
 def _within(head: list[str], middle: list[str], tail: list[str], limit: int) -> str:
@@ -148,7 +156,7 @@ def _within(head: list[str], middle: list[str], tail: list[str], limit: int) -> 
         cut += 1
     if cut:
         middle.append(f"- … {cut} more line(s) cut to keep the hand-off short; the run record has them")
-    text = "\n".join([*head, *middle, *tail])
+    text = redact_credentials("\n".join([*head, *middle, *tail]))  # a shape no single cell showed whole
     data = text.encode()
     if len(data) <= limit:
         return text
@@ -160,7 +168,7 @@ def render_minimal_handoff(*, ticket: str, title: str, reason: str, owner: str, 
     """The hand-off's first lines only, for a draft whose full hand-off github-pr refused: where to find the rest."""
     return "\n".join(
         [
-            f"## goresolve hand-off: {ticket} — {' '.join(title.split())[:100]}",
+            f"## goresolve hand-off: {ticket} — {_plain(title, 100)}",
             "",
             f"**Why it stopped:** {_cell(reason, 300)}  ",
             f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}`",

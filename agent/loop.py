@@ -792,7 +792,8 @@ class Run:
         also = (len(result.get("dependents") or []), int(result.get("dependents_not_tested") or 0))
         body = self.pr_body(summary, named, ran_named, packages, failing, also if with_dependents else None)
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
-        args |= {"title": title, "body": body, "patch": patch, "draft": False}
+        # published: a credential the model wrote (it never saw one: the gateway removes them) is removed too
+        args |= {"title": redact_text(title), "body": redact_text(body), "patch": patch, "draft": False}
         self.emit("opening_pr", title=title, draft=False)
         opened = await self.server_call("open_pull_request", args)
         if not opened.ok:
@@ -869,7 +870,7 @@ class Run:
         changed = self.overlay.changed() if self.overlay else []
         owner = self.policy.escalation.owner_for(self.ticket.components, changed)
         hypothesis = await self.hypothesis(exc)
-        handoff = render_handoff(
+        handoff = render_handoff(  # without credentials: test output and the model's words can hold one
             ticket=self.ticket.key,
             title=self.ticket.title or "(ticket not read)",
             reason=exc.reason,
@@ -914,8 +915,8 @@ class Run:
                     await self.comment_on_ticket_issue(pointer, notes, done="pointer to the draft posted on issue")
         result = self.result("escalated", exc, started, pr=pr, handoff=handoff, owner=owner)
         if refusal:
-            result.reason = f"{exc.reason} ({refusal})"
-        result.extra["handoff_notes"] = notes
+            result.reason = redact_text(f"{exc.reason} ({refusal})")
+        result.extra["handoff_notes"] = [redact_text(n) for n in notes]
         return result
 
     async def comment_on_ticket_issue(
@@ -947,7 +948,8 @@ class Run:
         """The draft pull request of `best` with `handoff` as its body, assigned to `owner`; and github-pr's refusal
         of it (None when it opened, or when github-pr could not be reached: `notes` says which)."""
         args = {"repo": self.settings.repo, "base": self.settings.base_branch, "ticket": self.ticket.for_pull_request}
-        args |= {"title": f"[needs human] {self.ticket.title}"[:256], "body": handoff, "patch": best.patch}
+        title = redact_text(f"[needs human] {self.ticket.title}")[:256]
+        args |= {"title": title, "body": handoff, "patch": best.patch}
         args |= {"draft": True, "labels": list(self.policy.escalation.labels)}
         try:
             opened = await self.server_call("open_pull_request", args)
@@ -1006,7 +1008,7 @@ class Run:
             repo=self.settings.repo,
             outcome=outcome,
             exit=exc.kind,
-            reason=exc.reason,
+            reason=redact_text(exc.reason),  # saved and shown: the model's words or a server's can hold a credential
             pr=pr,
             handoff=handoff,
             owner=owner,

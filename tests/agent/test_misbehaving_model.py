@@ -141,3 +141,31 @@ def test_a_draft_github_pr_refuses_twice_is_named_in_the_reason(
     notes = result.extra["handoff_notes"]
     assert [n.split(":")[0] for n in notes] == ["draft pull request refused"] * 2
     assert pulls(own_workspace).by_ticket("calc", "CALC-5") is None
+
+
+def test_a_credential_in_test_output_or_the_models_words_is_in_no_hand_off_record_or_draft(
+    world: World, policy: AgentPolicy, settings: RunSettings, own_workspace: Workspace, ledger: Ledger
+) -> None:
+    key = "AKIAQ3ZT7XK2LMNB4RWP"
+    leaky = (  # the key is whole only in the test's output, never in the patch
+        'package calc\n\nimport "testing"\n\nfunc TestLeak(t *testing.T) {\n'
+        '\tk := "AKIA" + "Q3ZT7XK2LMNB4RWP"\n\tt.Fatalf("config key %s rejected", k)\n}\n'
+    )
+    calls = [
+        ("edit", {"path": "leak_test.go", "search": "", "replace": leaky}),
+        ("run_tests", {}),
+        ("escalate", {"reason": f"cannot fix: the key {key} is rejected"}),
+        reply(f"The configuration key {key} is refused by TestLeak."),
+    ]
+    result, _ = run(world, "CALC-6", calls, policy, settings)
+    assert result.outcome == "escalated" and result.handoff is not None
+    assert result.reason == "the model escalated: cannot fix: the key [credential removed: aws_access_key] is rejected"
+    assert "config key [credential removed: aws_access_key] rejected" in result.handoff
+    assert "The configuration key [credential removed: aws_access_key] is refused" in result.handoff
+    assert result.pr is not None and result.extra["handoff_notes"] == []  # github-pr took the draft
+    pull = pulls(own_workspace).by_ticket("calc", "CALC-6")
+    assert pull is not None and key not in pull.body and pull.assignees == ["ana-sousa"]
+    run_dir = Path(str(result.run_dir))
+    assert key not in (run_dir / "handoff.md").read_text() and key not in (run_dir / "run.json").read_text()
+    row = ledger.run(result.run_id)
+    assert row is not None and key not in row.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import SecretStr
@@ -29,6 +29,15 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The most of a provider's answer that is read: a completion is bounded by the request's max_tokens, so a body
+this size is not one (the rest is never downloaded)."""
+
+MAX_DEPTH = 64
+"""The deepest nesting accepted in a provider's answer. The wire formats nest a handful of levels (a tool call's
+input a few more); a deeper body is refused here rather than breaking whatever walks it later."""
+
+
 async def post_json(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], body: dict[str, Any], timeout_s: float, who: str
 ) -> dict[str, Any]:
@@ -38,37 +47,82 @@ async def post_json(
         RateLimited: 429 (with Retry-After when given).
         RetryableError: 5xx, timeout, connection failure.
         ProviderError: any other non-2xx (the provider's message, shortened).
-        MalformedResponse: a 2xx whose body is not a JSON object.
+        MalformedResponse: a 2xx whose body is not a JSON object: not JSON, larger than MAX_BODY_BYTES, nested
+            deeper than MAX_DEPTH, or another top-level value.
     """
     try:
-        resp = await client.post(url, headers=headers, json=body, timeout=timeout_s)
+        async with client.stream("POST", url, headers=headers, json=body, timeout=timeout_s) as resp:
+            if resp.status_code == 429:
+                wait = retry_after_seconds(resp.headers.get("retry-after"))
+                said = "" if wait is None else f": Retry-After {wait:.0f} s"
+                raise RateLimited(f"{who}: rate-limited by the provider (429){said}", wait)
+            if resp.status_code >= 500:
+                raise RetryableError(f"{who}: server error {resp.status_code}", status=resp.status_code)
+            raw = await _read_capped(resp)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{who}: timed out after {timeout_s:g}s") from exc
     except httpx.TransportError as exc:
         raise RetryableError(f"{who}: connection failed ({type(exc).__name__})", unreachable=True) from exc
-    if resp.status_code == 429:
-        raise RateLimited(f"{who}: rate limited (429)", retry_after_seconds(resp.headers.get("retry-after")))
-    if resp.status_code >= 500:
-        raise RetryableError(f"{who}: server error {resp.status_code}", status=resp.status_code)
     if resp.status_code >= 400:
-        raise ProviderError(f"{who}: HTTP {resp.status_code}: {_short_error(resp)}", status=resp.status_code)
+        message = "response too large" if raw is None else _short_error(raw)
+        raise ProviderError(f"{who}: HTTP {resp.status_code}: {message}", status=resp.status_code)
+    if raw is None:
+        raise MalformedResponse(f"{who}: response larger than {MAX_BODY_BYTES} bytes")
+    data = decode_object(raw)
+    if isinstance(data, str):
+        raise MalformedResponse(f"{who}: {data}")
+    return data
+
+
+async def _read_capped(resp: httpx.Response) -> bytes | None:
+    """The body, or None when it is larger than MAX_BODY_BYTES (stops reading there)."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_object(raw: bytes) -> dict[str, Any] | str:
+    """`raw` as a JSON object, or why it is not one (a short fixed phrase, nothing of the body's text)."""
     try:
-        data = resp.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(f"{who}: response is not JSON") from exc
+        data = json.loads(raw)
+    except RecursionError:
+        return f"response nested deeper than {MAX_DEPTH} levels"
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+        return "response is not JSON"
     if not isinstance(data, dict):
-        raise MalformedResponse(f"{who}: response is not a JSON object")
-    return data  # pyright: ignore[reportUnknownVariableType]
+        return "response is not a JSON object"
+    if _deeper_than(data, MAX_DEPTH):
+        return f"response nested deeper than {MAX_DEPTH} levels"
+    return cast("dict[str, Any]", data)
 
 
-def _short_error(resp: httpx.Response) -> str:
-    try:
-        data = resp.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return resp.text[:200]
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict) and isinstance(err.get("message"), str):
-        return str(err["message"])[:200]
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether `value` nests more than `limit` containers deep (iteratively: no recursion to run out of)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = cast("dict[str, object]", node).values() if isinstance(node, dict) else cast("list[object]", node)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _short_error(raw: bytes) -> str:
+    data = decode_object(raw)
+    if isinstance(data, str):
+        return raw[:200].decode(errors="replace")
+    err = data.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
+        return str(err["message"])[:200]  # pyright: ignore[reportUnknownArgumentType]
     return json.dumps(data)[:200]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import SecretStr
@@ -11,7 +11,8 @@ from pydantic import SecretStr
 from agent.llm._http import HttpChatModel, post_json
 from agent.llm.errors import MalformedResponse
 from agent.llm.live import check_live_allowed
-from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall
+from agent.llm.usage import checked_usage
 
 API_VERSION = "2023-06-01"
 
@@ -80,11 +81,14 @@ class AnthropicModel(HttpChatModel):
         if self._api_key is not None:
             headers["x-api-key"] = self._api_key.get_secret_value()
         data = await post_json(self._client, f"{self.base_url}/v1/messages", headers, body, self.timeout_s, self.model)
-        return parse_response(data, self.model)
+        return parse_response(data, self.model, request)
 
 
-def parse_response(data: dict[str, Any], model: str) -> ChatResponse:
-    """Raises MalformedResponse when `data` is not a Messages API message."""
+def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> ChatResponse:
+    """`data`, the answer to `request`, as a response; its usage checked against the request
+    (`agent.llm.usage.checked_usage`).
+
+    Raises MalformedResponse when `data` is not a Messages API message."""
     try:
         if data.get("type") != "message":
             raise ValueError("type is not message")
@@ -95,14 +99,25 @@ def parse_response(data: dict[str, Any], model: str) -> ChatResponse:
                 texts.append(str(block["text"]))
             elif block["type"] == "tool_use":
                 calls.append(ToolCall(str(block["id"]), str(block["name"]), json.dumps(block["input"])))
-        usage = data.get("usage") or {}
-        cached = int(usage.get("cache_read_input_tokens") or 0)
+        message = Message("assistant", "".join(texts), tuple(calls))
         stop = str(data.get("stop_reason") or "end_turn")
-        return ChatResponse(
-            message=Message("assistant", "".join(texts), tuple(calls)),
-            usage=Usage(int(usage.get("input_tokens", 0)) + cached, int(usage.get("output_tokens", 0)), cached),
-            model=str(data.get("model") or model),
-            finish_reason={"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}.get(stop, stop),
-        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedResponse(f"{model}: not a Messages API response ({type(exc).__name__})") from exc
+    raw = data.get("usage")
+    usage: dict[str, Any] = cast("dict[str, Any]", raw) if isinstance(raw, dict) else {}
+    checked = checked_usage(
+        request,
+        message,
+        provider="anthropic",
+        model=model,
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        cached_tokens=usage.get("cache_read_input_tokens"),
+        cached_apart=True,
+    )
+    return ChatResponse(
+        message=message,
+        usage=checked,
+        model=str(data.get("model") or model),
+        finish_reason={"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}.get(stop, stop),
+    )

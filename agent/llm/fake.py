@@ -20,10 +20,10 @@ from agent.llm.types import (
     ChatResponse,
     Message,
     ToolCall,
-    Usage,
     response_from_json,
     response_to_json,
 )
+from agent.llm.usage import estimate_usage
 
 Step = ChatResponse | Message | Callable[[ChatRequest], ChatResponse | Message]
 
@@ -35,12 +35,6 @@ def reply(content: str = "", *calls: tuple[str, dict[str, Any] | str]) -> Messag
         for i, (name, args) in enumerate(calls)
     )
     return Message("assistant", content, tool_calls)
-
-
-def estimate_usage(request: ChatRequest, message: Message) -> Usage:
-    """About 4 bytes per token, the usual figure for English and code under BPE tokenizers."""
-    out = len(message.content.encode()) + sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
-    return Usage(input_tokens=max(1, request.size_bytes() // 4), output_tokens=max(1, out // 4))
 
 
 class ScriptedModel:

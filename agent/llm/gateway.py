@@ -15,6 +15,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,17 +34,26 @@ from agent.llm.types import (
 )
 from credentials import REMOVED, redact_credentials
 
+WAIT_MAX_S = 20.0
+"""The longest wait between two attempts, a provider's Retry-After included."""
 
-def _backoff(exc: Exception) -> bool | float | dt.timedelta:
-    """stamina's hook: retry retryable errors and garbled bodies; a Retry-After overrides the exponential wait."""
+
+def _backoff(exc: Exception, left_s: float = float("inf")) -> bool | float | dt.timedelta:
+    """stamina's hook: retry retryable errors and garbled bodies; a Retry-After overrides the exponential wait.
+
+    A Retry-After longer than WAIT_MAX_S, or than the `left_s` seconds left of the retry deadline, is not waited
+    for: the rate limit is raised at once (its message carries the value), and a fallback model, if any, is next.
+    """
     if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        if exc.retry_after_s > min(WAIT_MAX_S, left_s):
+            return False
         return exc.retry_after_s
     return isinstance(exc, RetryableError | MalformedResponse)
 
 
 class Retrying:
     """Retries 429, 5xx, timeouts and garbled bodies with exponential backoff and jitter (stamina),
-    honouring Retry-After.
+    honouring a Retry-After that fits in what is left of the deadline.
 
     Every attempt has its own `timeout_s`; `attempts` bounds the tries, `deadline_s` the total time.
     """
@@ -61,8 +71,14 @@ class Retrying:
         return self.inner.name
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Raises the last attempt's LLMError; a RateLimited at once when its Retry-After is too long to wait."""
+        deadline = time.monotonic() + self.deadline_s
+
+        def on(exc: Exception) -> bool | float | dt.timedelta:
+            return _backoff(exc, deadline - time.monotonic())
+
         async for attempt in stamina.retry_context(
-            on=_backoff, attempts=self.attempts, timeout=self.deadline_s, wait_initial=0.5, wait_max=20.0
+            on=on, attempts=self.attempts, timeout=self.deadline_s, wait_initial=0.5, wait_max=WAIT_MAX_S
         ):
             with attempt:
                 try:

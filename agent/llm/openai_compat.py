@@ -3,12 +3,13 @@ Ollama, llama.cpp server, a LiteLLM proxy). Wire format: POST {base_url}/chat/co
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from agent.llm._http import HttpChatModel, post_json
 from agent.llm.errors import MalformedResponse
 from agent.llm.live import check_live_allowed
-from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall
+from agent.llm.usage import checked_usage
 
 
 def _wire_message(m: Message) -> dict[str, Any]:
@@ -48,11 +49,14 @@ class OpenAICompatModel(HttpChatModel):
         data = await post_json(
             self._client, f"{self.base_url}/chat/completions", headers, body, self.timeout_s, self.model
         )
-        return parse_response(data, self.model)
+        return parse_response(data, self.model, request)
 
 
-def parse_response(data: dict[str, Any], model: str) -> ChatResponse:
-    """Raises MalformedResponse when `data` is not a chat.completion with one choice."""
+def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> ChatResponse:
+    """`data`, the answer to `request`, as a response; its usage checked against the request
+    (`agent.llm.usage.checked_usage`).
+
+    Raises MalformedResponse when `data` is not a chat.completion with one choice."""
     try:
         choice = data["choices"][0]
         msg = choice["message"]
@@ -62,17 +66,24 @@ def parse_response(data: dict[str, Any], model: str) -> ChatResponse:
             )
             for c in msg.get("tool_calls") or ()
         )
-        usage = data.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
-        return ChatResponse(
-            message=Message("assistant", msg.get("content") or "", calls),
-            usage=Usage(
-                int(usage.get("prompt_tokens", 0)),
-                int(usage.get("completion_tokens", 0)),
-                int(details.get("cached_tokens", 0) or 0),
-            ),
-            model=str(data.get("model") or model),
-            finish_reason=str(choice.get("finish_reason") or "stop"),
-        )
+        message = Message("assistant", msg.get("content") or "", calls)
+        finish_reason = str(choice.get("finish_reason") or "stop")
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedResponse(f"{model}: not a chat completion ({type(exc).__name__})") from exc
+    usage = _field(data, "usage")
+    usage = checked_usage(
+        request,
+        message,
+        provider="openai-compatible",
+        model=model,
+        input_tokens=usage.get("prompt_tokens"),
+        output_tokens=usage.get("completion_tokens"),
+        cached_tokens=_field(usage, "prompt_tokens_details").get("cached_tokens"),
+    )
+    return ChatResponse(message, usage, str(data.get("model") or model), finish_reason)
+
+
+def _field(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """An object-valued field; empty when absent or not an object (the usage check names what is missing)."""
+    value = data.get(name)
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else {}

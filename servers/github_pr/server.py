@@ -21,8 +21,10 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from servers.common.app import Platform, current_caller
+from servers.common.logging import get_logger
 from servers.common.policy import Policies
 from servers.common.tools import ToolSpec
+from servers.common.tracing import current_trace_id
 
 from .models import (
     LOGIN_PATTERN,
@@ -38,6 +40,8 @@ from .models import (
 )
 from .service import Limits, PullRequestService
 from .settings import GitHubPrSettings
+
+log = get_logger(__name__)
 
 INSTRUCTIONS = (
     "Opens and updates pull requests from unified diffs, one per (repo, ticket); draft by default. "
@@ -76,6 +80,20 @@ def build_server(
     `refused_repos` (name -> reason) are repositories the server must not write to, found at start
     (the GitHub backend's branch-protection check).
     """
+    platform = Platform.create("github-pr", settings, policies, instructions=INSTRUCTIONS)
+
+    def neutralised(caller: str, tool: str, field: str, counts: Mapping[str, int]) -> None:
+        """What was neutralised in a published text, by kind, as its own audit record: counts only."""
+        shown = " ".join(f"{kind}={n}" for kind, n in sorted(counts.items()))
+        platform.audit.append(
+            caller=caller,
+            tool=tool,
+            arguments={"field": field},
+            outcome=f"neutralised {field}: {shown}",
+            trace_id=current_trace_id(),
+        )
+        log.info("published text neutralised", field=field, **counts)
+
     service = PullRequestService(
         backend,
         policies,
@@ -84,8 +102,10 @@ def build_server(
         limits=Limits(issue_chars=settings.max_issue_chars, comment_chars=settings.max_comment_chars),
         refused_repos=refused_repos,
         ticket_url=settings.ticket_url,
+        web_host=settings.web_host(),
+        image_prefixes=settings.image_prefixes,
+        on_neutralised=neutralised,
     )
-    platform = Platform.create("github-pr", settings, policies, instructions=INSTRUCTIONS)
 
     def who() -> tuple[str, Any]:
         caller = current_caller()

@@ -6,7 +6,10 @@ code host; every rule lives here, applied in the same order for every backend:
 1. the caller's identity may use the repository (policies/access.yaml `repos`), and the server
    serves it (the GitHub backend refuses repositories whose default branch is unprotected);
 2. the base branch is one policy allows for that repository;
-3. ticket, title, body, labels are well-formed and within limits, and carry no credential;
+3. ticket, title, body, labels are well-formed and within limits, and carry no credential; then every
+   title, body and comment is neutralised (`sanitise`: mentions, HTML, comments, foreign images,
+   non-web links) before a backend sees it, and what was neutralised is counted in the audit log;
+   the server's own marker and ticket link are added after that, so a forged marker never survives;
 4. the patch is within the size limit, passes the shared patch policy (`check_patch`), and adds no
    line that looks like a credential (`servers.common.secrets`, the same catalogue the redactor uses);
 5. one call at a time per (repo, ticket) in this process; backends make it safe across processes;
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -62,6 +65,7 @@ from .models import (
     PullRequestRef,
     branch_name,
 )
+from .sanitise import Sanitised, sanitise_markdown, sanitise_title
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Limits:
 
     title_chars: int = 256
     body_chars: int = 60_000
+    # what neutralising may grow a body to: GitHub's 65,536 less room for the ticket footer
+    published_chars: int = 65_000
     issue_chars: int = 8000  # an issue's body as the agent reads it (GORESOLVE_GITHUB_PR_MAX_ISSUE_CHARS)
     comment_chars: int = 2000  # each of its comments (GORESOLVE_GITHUB_PR_MAX_COMMENT_CHARS)
     labels: int = 10
@@ -114,7 +120,14 @@ class PullRequestService:
         limits: Limits | None = None,
         refused_repos: Mapping[str, str] | None = None,
         ticket_url: str | None = None,
+        web_host: str = "github.com",
+        image_prefixes: tuple[str, ...] = (),
+        on_neutralised: Callable[[str, str, str, Mapping[str, int]], None] | None = None,
     ) -> None:
+        """`web_host` is the code host's web address (github.com, or a GitHub Enterprise host): a
+        repository's own images there stay in what the bot publishes, as do images under
+        `image_prefixes` (`host/` or `host/path/`). `on_neutralised(caller, tool, field, counts)` is told
+        what was neutralised in each published text (the server writes it to its audit log)."""
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*", prefix):
             raise ValueError(f"invalid branch prefix {prefix!r}")
         self._backend = backend
@@ -125,6 +138,9 @@ class PullRequestService:
         self._refused = dict(refused_repos or {})
         self._ticket_url = ticket_url
         self._locks = _KeyedLocks()
+        self._web_host = web_host.lower()
+        self._image_prefixes = image_prefixes
+        self._on_neutralised = on_neutralised
 
     # --- checks -----------------------------------------------------------------------------------
 
@@ -190,6 +206,42 @@ class PullRequestService:
             raise AccessDenied(f"pull request #{number} was not opened by this bot; it only writes to its own")
         return info
 
+    def _images_allowed(self, repo: str) -> tuple[str, ...]:
+        """Where an image in what the bot publishes on `repo` may point: the repository's own pages and
+        raw files, GitHub's user-content hosts (pasted screenshots), and the configured prefixes."""
+        prefixes = list(self._image_prefixes)
+        policy = self._policies.repos.repos.get(repo)
+        github = policy.github if policy is not None else None
+        if github:
+            owner_name = github.lower()
+            prefixes.append(f"{self._web_host}/{owner_name}/")
+            if self._web_host == "github.com":
+                prefixes += [
+                    f"raw.githubusercontent.com/{owner_name}/",
+                    "github.com/user-attachments/assets/",
+                    "user-images.githubusercontent.com/",
+                    "private-user-images.githubusercontent.com/",
+                ]
+            else:
+                prefixes.append(f"{self._web_host}/user-attachments/assets/")
+        return tuple(prefixes)
+
+    def _neutralised(self, caller: str, tool: str, field: str, result: Sanitised) -> str:
+        if result.changed and self._on_neutralised is not None:
+            self._on_neutralised(caller, tool, field, result.counts)
+        return result.text
+
+    def _published_body(self, caller: str, tool: str, repo: str, body: str) -> str:
+        """`body` as the bot publishes it on `repo` (see `sanitise`). Raises InvalidInput when
+        neutralising grew it past what GitHub accepts."""
+        text = self._neutralised(caller, tool, "body", sanitise_markdown(body, self._images_allowed(repo)))
+        if len(text) > self._limits.published_chars:
+            raise InvalidInput(
+                f"body is {len(text)} characters once its markup is neutralised; the limit is "
+                f"{self._limits.published_chars} (quote HTML and mentions as code to keep them short)"
+            )
+        return text
+
     def _decorated_body(self, body: str, ticket: str) -> str:
         if ticket.lstrip("#").isdigit():
             link = f"Refs #{ticket.lstrip('#')}"
@@ -236,6 +288,8 @@ class PullRequestService:
         self._check_text("body", body, self._limits.body_chars)
         self._check_names("labels", labels, LABEL_PATTERN, self._limits.labels)
         self._check_patch(patch)
+        title = self._neutralised(caller, "open_pull_request", "title", sanitise_title(title))
+        body = self._published_body(caller, "open_pull_request", repo, body)
         change = Change(
             repo=repo,
             base=base,
@@ -261,7 +315,7 @@ class PullRequestService:
         """Raises: AccessDenied (repository not allowed, or not the bot's PR); InvalidInput; backend errors."""
         self._check_text("body", body, self._limits.body_chars)
         self._own_pull(caller, identity, repo, number)
-        return self._backend.comment(repo, number, body)
+        return self._backend.comment(repo, number, self._published_body(caller, "comment", repo, body))
 
     def get_issue(self, caller: str, identity: Identity | None, repo: str, number: int) -> GitHubIssue:
         """The issue as the agent reads a ticket: its author's text cleaned and marked untrusted.
@@ -309,7 +363,9 @@ class PullRequestService:
         request); NotFound and backend errors."""
         self._check_text("body", body, self._limits.body_chars)
         self._check_repo(caller, identity, repo)
-        return self._backend.comment_on_issue(repo, number, body)
+        return self._backend.comment_on_issue(
+            repo, number, self._published_body(caller, "comment_on_issue", repo, body)
+        )
 
     def request_review(
         self,

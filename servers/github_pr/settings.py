@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -20,6 +21,12 @@ class GitHubPrSettings(ServerSettings):
     bot_name: str = "goresolve[bot]"
     bot_email: str = "goresolve-bot@users.noreply.github.com"
     ticket_url: str | None = Field(default=None, description="e.g. https://acme.atlassian.net/browse/{ticket}")
+    image_prefixes: tuple[Annotated[str, Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+/([^\s?#]*/)?$")], ...] = Field(
+        default=(),
+        max_length=50,
+        description="Where images in published text may point besides the repository's own GitHub pages and "
+        "GitHub's user-content hosts: `host/` or `host/path/` (https only); any other image becomes a placeholder.",
+    )
     # local backend
     remotes_dir: Path | None = Field(
         default=None, description="Bare repos named <repo>.git; default <state_dir>/github-pr/remotes."
@@ -54,6 +61,11 @@ class GitHubPrSettings(ServerSettings):
     seconds_between_writes: float = Field(
         default=1.0, ge=0, le=10, description="GitHub asks integrations to space writes to avoid secondary limits."
     )
+
+    def web_host(self) -> str:
+        """The code host's web address: github.com for the public API, the Enterprise host otherwise."""
+        host = (urlsplit(self.base_url).hostname or "github.com").lower()
+        return "github.com" if host == "api.github.com" else host
 
     def work_dir(self) -> Path:
         return self.state_dir / "github-pr"

@@ -97,6 +97,7 @@ TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
 RESULT_CHARS = 6000
+NOT_RUN_STOPPED = "not run: the run stopped"
 
 
 @dataclass(frozen=True)
@@ -978,6 +979,11 @@ class Run:
             "The run stops here and a human takes over. In at most three sentences and without JSON, state the most "
             "likely root cause and where to look.",
         )
+        answered = _answered(self.messages, NOT_RUN_STOPPED)
+        if len(answered) > len(self.messages):  # the calls the stop cut off: the model is told they did not run
+            cut = [m.tool_call_id for m in answered if m.role == "tool" and m.content == NOT_RUN_STOPPED]
+            self.log("not_run", calls=cut, result=NOT_RUN_STOPPED)
+        self.messages = answered
         request = ChatRequest((*self.messages, ask), (), max_tokens=300)
         try:
             with anyio.move_on_after(min(30.0, self.settings.escalation_grace_s)):
@@ -1046,6 +1052,28 @@ class Run:
 
 
 # --- small pure helpers ----------------------------------------------------------------------------------
+
+
+def _answered(messages: list[Message], text: str) -> list[Message]:
+    """`messages` with every tool call that has no result answered by a tool message of `text`, right after the
+    results its answer has: providers refuse a history with a call left unanswered (OpenAI and Anthropic: 400)."""
+    out: list[Message] = []
+    pending: list[str] = []
+
+    def close() -> None:
+        out.extend(Message("tool", text, tool_call_id=call_id) for call_id in pending)
+        pending.clear()
+
+    for message in messages:
+        if message.role == "tool" and message.tool_call_id in pending:
+            pending.remove(message.tool_call_id)
+        elif message.role != "tool":
+            close()
+        out.append(message)
+        if message.role == "assistant":
+            pending.extend(dict.fromkeys(c.id for c in message.tool_calls))
+    close()
+    return out
 
 
 def _scrubbed(value: Any) -> Any:

@@ -5,19 +5,24 @@ with a saved run.json, transcript and ledger row, against the four real servers 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import stamina
+from pydantic import SecretStr
 
+from agent.exits import RunResult
 from agent.handoff import MAX_HANDOFF_BYTES
 from agent.ledger import Ledger
-from agent.llm import ChatRequest, reply
-from agent.loop import RunSettings
+from agent.llm import ChatModel, ChatRequest, ModelConfig, build_model, enable_live_requests, reply
+from agent.loop import NOT_RUN_STOPPED, RunSettings, run_ticket
 from agent.policy import AgentPolicy, load_agent_policy
 from servers.github_pr.store import PullStore
 
+from .llm_fake_server import Answer, FakeLLM, anthropic_message, fake_llm_server, openai_completion
 from .workspace import TICKET, Workspace, World, make_workspace, served
 from .workspace import run_scripted as run
 
@@ -42,6 +47,26 @@ def world(own_workspace: Workspace) -> Iterator[World]:
 @pytest.fixture
 def policy(own_workspace: Workspace) -> AgentPolicy:
     return load_agent_policy(own_workspace.policy_dir)
+
+
+@contextmanager
+def fake_provider() -> Generator[FakeLLM]:
+    enable_live_requests(True)
+    try:
+        with fake_llm_server() as llm:
+            yield llm
+    finally:
+        enable_live_requests(None)  # type: ignore[arg-type]
+
+
+def run_model(world: World, ticket: str, model: ChatModel, policy: AgentPolicy, settings: RunSettings) -> RunResult:
+    portal, box = world
+
+    async def go() -> RunResult:
+        with stamina.set_testing(True, attempts=3):
+            return await run_ticket(ticket, model, box, policy, settings)
+
+    return portal.call(go)
 
 
 def pulls(ws: Workspace) -> PullStore:
@@ -169,3 +194,80 @@ def test_a_credential_in_test_output_or_the_models_words_is_in_no_hand_off_recor
     assert key not in (run_dir / "handoff.md").read_text() and key not in (run_dir / "run.json").read_text()
     row = ledger.run(result.run_id)
     assert row is not None and key not in row.reason
+
+
+# --- calls the run's stop leaves unanswered ------------------------------------------------------------------------
+
+HYPOTHESIS = "MODEL-HYPOTHESIS: the operator in Add is wrong."
+
+
+def unanswered_openai(body: dict[str, Any]) -> list[str]:
+    answered = {m.get("tool_call_id") for m in body["messages"] if m["role"] == "tool"}
+    calls = [c["id"] for m in body["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    return [c for c in calls if c not in answered]
+
+
+def unanswered_anthropic(body: dict[str, Any]) -> list[str]:
+    """tool_use ids without a tool_result in the very next (user) turn: what Anthropic refuses."""
+    missing: list[str] = []
+    messages = body["messages"]
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant" or not isinstance(m["content"], list):
+            continue
+        nxt = messages[i + 1]["content"] if i + 1 < len(messages) and messages[i + 1]["role"] == "user" else []
+        results = {b.get("tool_use_id") for b in nxt if isinstance(b, dict)} if isinstance(nxt, list) else set()
+        missing += [b["id"] for b in m["content"] if b["type"] == "tool_use" and b["id"] not in results]
+    return missing
+
+
+def strict_provider(provider: str, script: list[list[tuple[str, dict[str, Any]]]]) -> Any:
+    """Like the real APIs: 400 for a history with a tool call left unanswered; unique call ids; a request without
+    tools gets the hypothesis."""
+    steps = iter(script)
+    ids = iter(range(10_000))
+
+    def answer(body: dict[str, Any]) -> Answer:
+        missing = (unanswered_openai if provider == "openai" else unanswered_anthropic)(body)
+        if missing:
+            return Answer(400, {"error": {"message": f"tool calls without results: {', '.join(missing)}"}})
+        if not body.get("tools"):
+            made = openai_completion(HYPOTHESIS) if provider == "openai" else anthropic_message(HYPOTHESIS)
+            return Answer(200, made)
+        calls = next(steps)
+        made = openai_completion(calls=calls) if provider == "openai" else anthropic_message(calls=calls)
+        if provider == "openai":
+            for c in made["choices"][0]["message"]["tool_calls"]:
+                c["id"] = f"call_{next(ids)}"
+        else:
+            for block in made["content"]:
+                block["id"] = f"toolu_{next(ids)}"
+        return Answer(200, made)
+
+    return answer
+
+
+@pytest.mark.parametrize(("provider", "ticket"), [("openai", "CALC-7"), ("anthropic", "CALC-8")])
+def test_calls_cut_off_by_an_escalate_are_answered_so_the_models_hypothesis_reaches_the_hand_off(
+    world: World, policy: AgentPolicy, settings: RunSettings, provider: str, ticket: str
+) -> None:
+    script = [
+        [("edit", WRONG)],
+        [("run_tests", {})],
+        [("view", {"path": "calc.go"}), ("escalate", {"reason": "I could not find the right operator"}), ("view", {})],
+    ]
+    with fake_provider() as llm:
+        llm.responder.append(strict_provider(provider, script))
+        if provider == "openai":
+            config = ModelConfig(provider="openai", model="gpt-4o-mini", base_url=llm.url, api_key=SecretStr("k"))
+        else:
+            config = ModelConfig(
+                provider="anthropic", model="claude-haiku-4-5", base_url=llm.url, api_key=SecretStr("k")
+            )
+        result = run_model(world, ticket, build_model(config), policy, settings)
+    assert result.exit == "escalated" and result.handoff is not None, result.reason
+    assert HYPOTHESIS in result.handoff
+    last = json.dumps(llm.requests[-1]["body"])
+    assert last.count(NOT_RUN_STOPPED) == 2  # the escalate and the view after it; the view before it ran
+    _, transcript = saved(settings, result.run_id)
+    prefix = "call" if provider == "openai" else "toolu"
+    assert [e["calls"] for e in transcript if e["kind"] == "not_run"] == [[f"{prefix}_3", f"{prefix}_4"]]

@@ -52,6 +52,13 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`" if text else "-"
 
 
+def as_code(text: str, limit: int) -> str:
+    """Text someone else wrote (a ticket's title, the model's words) as one code span: no mention, link, image,
+    HTML or comment in it acts where it is published, and it still reads as written (one line, no credential,
+    at most `limit` characters; a backtick, which could end the span, becomes a quote)."""
+    return _code(_plain(text, limit))
+
+
 def _listed(names: list[str], shown: int = 5) -> list[str]:
     return _more([_code(_cell(n, 60)) for n in names[:shown]], len(names))
 
@@ -106,14 +113,18 @@ def render_handoff(
     trace_id: str,
     run_id: str,
     cost_usd: float,
+    model_hypothesis: bool = True,
 ) -> str:
     """The hand-off, at most MAX_HANDOFF_BYTES of UTF-8: a few functions per attempt, the latest attempts, ten failing
-    tests, each with "+N more"; past the cap, lines of the middle sections give way first, then the end."""
+    tests, each with "+N more"; past the cap, lines of the middle sections give way first, then the end.
+
+    The title, the reason and a `model_hypothesis` (the model's words, not `deterministic_hypothesis`'s) are shown
+    as code spans (`as_code`): what a ticket's author or the model wrote there cannot mention, link or embed."""
     still = attempts[-1].failures if attempts else []
     head = [
-        f"## goresolve hand-off: {ticket} — {_plain(title, 100)}",
+        f"## goresolve hand-off: {ticket} — {as_code(title, 100)}",
         "",
-        f"**Why it stopped:** {_cell(reason, 300)}  ",
+        f"**Why it stopped:** {as_code(reason, 300)}  ",
         f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}` · **Cost:** ${cost_usd:.4f}",
         "",
     ]
@@ -129,7 +140,7 @@ def render_handoff(
     middle += ["", "### Still failing", ""]
     if still:
         middle += [
-            f"- {_code(_cell(f.test, 80))} ({_cell(f.package, 80)}): {_code(_cell(f.first_line, 160))}"
+            f"- {_code(_cell(f.test, 80))} ({_code(_cell(f.package, 80))}): {_code(_cell(f.first_line, 160))}"
             for f in still[:FAILURES_SHOWN]
         ]
         if len(still) > FAILURES_SHOWN:
@@ -139,7 +150,13 @@ def render_handoff(
             "- nothing recorded as failing"
             + (" (the last patch was refused before tests ran)" if attempts and attempts[-1].refused else "")
         )
-    tail = ["", "### Hypothesized root cause", "", _cell(hypothesis, 1200), ""]
+    tail = [
+        "",
+        "### Hypothesized root cause",
+        "",
+        as_code(hypothesis, 1200) if model_hypothesis else _plain(hypothesis, 1200),
+        "",
+    ]
     return _within(head, middle, tail, MAX_HANDOFF_BYTES)
 
 
@@ -168,9 +185,9 @@ def render_minimal_handoff(*, ticket: str, title: str, reason: str, owner: str, 
     """The hand-off's first lines only, for a draft whose full hand-off github-pr refused: where to find the rest."""
     return "\n".join(
         [
-            f"## goresolve hand-off: {ticket} — {_plain(title, 100)}",
+            f"## goresolve hand-off: {ticket} — {as_code(title, 100)}",
             "",
-            f"**Why it stopped:** {_cell(reason, 300)}  ",
+            f"**Why it stopped:** {as_code(reason, 300)}  ",
             f"**Owner:** @{owner} · **Trace:** `{trace_id}` · **Run:** `{run_id}`",
             "",
             f"The full hand-off (attempts, failing tests, root cause) is saved as handoff.md in the record of run "

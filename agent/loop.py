@@ -50,7 +50,7 @@ from agent.exits import (
     TooManyAttempts,
     WallClock,
 )
-from agent.handoff import Attempt, deterministic_hypothesis, render_handoff, render_minimal_handoff
+from agent.handoff import Attempt, as_code, deterministic_hypothesis, render_handoff, render_minimal_handoff
 from agent.ledger import Ledger
 from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel
 from agent.llm.gateway import Redacting, redact_text
@@ -854,7 +854,8 @@ class Run:
             shown = ", ".join(f"`{t}`" for t in failing[:10]) + (" and more" if len(failing) > 10 else "")
             verdict = f"none newly broken; {shown} fail at the base too, and still fail."
         return (
-            f"Resolves {self.ticket.for_pull_request}: {self.ticket.title}\n\n### What and why\n\n{summary}\n\n"
+            f"Resolves {self.ticket.for_pull_request}: {as_code(self.ticket.title, 255)}\n\n"
+            f"### What and why\n\n{summary}\n\n"
             f"### Tests\n\nRan {tests} and every test in {', '.join(f'`{p}`' for p in packages)}"
             f"{f' and in the {also[0]} package(s) whose tests depend on them' if also[0] else ''}"
             f"{f' (the nearest; {also[1]} more were not run)' if also[1] else ''} on this patch: "
@@ -870,7 +871,7 @@ class Run:
         self.emit("escalating", exit=exc.kind, reason=exc.reason)
         changed = self.overlay.changed() if self.overlay else []
         owner = self.policy.escalation.owner_for(self.ticket.components, changed)
-        hypothesis = await self.hypothesis(exc)
+        hypothesis, by_model = await self.hypothesis(exc)
         handoff = render_handoff(  # without credentials: test output and the model's words can hold one
             ticket=self.ticket.key,
             title=self.ticket.title or "(ticket not read)",
@@ -881,6 +882,7 @@ class Run:
             trace_id=self.trace_id,
             run_id=self.run_id,
             cost_usd=self.cost,
+            model_hypothesis=by_model,
         )
         pr: dict[str, Any] | None = None
         notes: list[str] = []
@@ -969,9 +971,10 @@ class Run:
             notes.append(f"github-pr unavailable: {err}")
             return None, None
 
-    async def hypothesis(self, exc: Escalated) -> str:
-        """A final model step without tools for the root cause; the run log when the model can't answer."""
-        fallback = deterministic_hypothesis(self.attempts, exc.reason)
+    async def hypothesis(self, exc: Escalated) -> tuple[str, bool]:
+        """A final model step without tools for the root cause, or the run log's when the model can't answer; and
+        whether it is the model's words."""
+        fallback = deterministic_hypothesis(self.attempts, exc.reason), False
         if isinstance(exc, BudgetExceeded | WallClock) or not self.messages or self.model_calls == 0:
             return fallback
         ask = Message(
@@ -990,7 +993,7 @@ class Run:
                 response = await self.query(request, purpose="hypothesis")
                 text = response.message.content.strip()
                 if text and not response.message.tool_calls and not text.lstrip().startswith(("{", "[")):
-                    return text
+                    return text, True
         except (Escalated, ModelMisconfigured):
             pass
         return fallback

@@ -109,7 +109,7 @@ def test_a_github_issue_is_read_through_github_pr_and_resolved_to_a_pull_request
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     assert world.calls[0] == "get_github_issue" and "get_issue" not in world.calls
     # github-pr names a GitHub issue `#7` in its branch and commit (a Jira ticket by its key)
-    assert list(world.pulls) == ["#7"] and world.pulls["#7"]["body"].startswith("Resolves #7: Add returns")
+    assert list(world.pulls) == ["#7"] and world.pulls["#7"]["body"].startswith("Resolves #7: `Add returns")
 
 
 def test_a_run_offers_the_model_the_ticket_tools_of_its_own_tracker_only(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
     assert result.handoff is not None
     assert "| 3 | `calc.go:Add` | `. -run` " not in result.handoff  # tests column shows the packages run
     assert "| 1 | `calc.go:Add` | `.` | 1 failing |" in result.handoff
-    assert "`TestAdd` (example.com/calc): `calc_test.go:" in result.handoff
+    assert "`TestAdd` (`example.com/calc`): `calc_test.go:" in result.handoff
     assert "never to a plain +" in result.handoff  # the final model step's hypothesis
     assert result.trace_id in result.handoff and "{" not in result.handoff
     pull = PullStore(session_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-3")
@@ -242,7 +242,7 @@ def test_run_artifacts_are_saved_beside_the_run(
     assert json.loads((run_dir / "run.json").read_text())["pr"]["number"] == result.pr["number"]  # type: ignore[index]
     pull = PullStore(session_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-9")
     assert pull is not None and not pull.draft
-    assert pull.body.startswith("Resolves CALC-9: Add returns the difference instead of the sum")
+    assert pull.body.startswith("Resolves CALC-9: `Add returns the difference instead of the sum`")
     assert f"trace id: `{result.trace_id}`" in pull.body and "Ran `TestAdd`" in pull.body
 
 
@@ -287,4 +287,4 @@ def test_a_github_issue_is_read_from_github_pr_and_fixed_in_a_pull_request(
     pull = PullStore(servers / "github-pr" / "prs.sqlite").get("calc", int((result.pr or {})["number"]))
     assert (pull.ticket, pull.branch) == ("#41", "goresolve/41-add-returns-the-sum")
     # GitHub links (and on merge closes) the issue a body names as `Resolves #41`
-    assert pull.body.startswith("Resolves #41: Add returns the difference instead of the sum")
+    assert pull.body.startswith("Resolves #41: `Add returns the difference instead of the sum`")

@@ -31,7 +31,7 @@ def test_every_list_is_cut_with_how_many_more_and_the_latest_attempts_are_shown(
     rows = [line for line in text.splitlines() if line.startswith("| ") and "+348 more" in line]
     assert [row.split(" | ")[0] for row in rows] == ["| 4", "| 5", "| 6", "| 7", "| 8"]
     assert sum(line.startswith("- `TestGen") for line in text.splitlines()) == 10 and "- +340 more" in text
-    assert text.rstrip().endswith("Add subtracts.")
+    assert text.rstrip().endswith("`Add subtracts.`")
 
 
 def test_long_multi_byte_text_keeps_the_cap_in_bytes_and_the_root_cause_section() -> None:
@@ -40,5 +40,31 @@ def test_long_multi_byte_text_keeps_the_cap_in_bytes_and_the_root_cause_section(
     attempts = [Attempt(1, [wide] * 9, wide, wide, failures)]
     text = render(attempts, hypothesis=wide, reason=wide)
     assert len(text.encode()) <= MAX_HANDOFF_BYTES
-    assert "### Hypothesized root cause\n\n" + wide[:1199] + "…" in text
+    assert "### Hypothesized root cause\n\n`" + wide[:1199] + "…`" in text
     assert "more line(s) cut to keep the hand-off short; the run record has them" in text
+
+
+def test_what_the_ticket_and_the_model_wrote_is_shown_as_code_where_no_markdown_acts() -> None:
+    title = "Add broken @acme/security-team <!-- hidden --> [click](https://evil.example/x) `x`"
+    reason = "the model escalated: @octocat look ![p](https://evil.example/p.png?d=1) <img src=x>"
+    hypothesis = "Root cause unclear. @octocat <!-- hidden -->\n<script>alert(1)</script> `code`"
+    text = render_handoff(
+        ticket="CALC-1",
+        title=title,
+        reason=reason,
+        attempts=[],
+        hypothesis=hypothesis,
+        owner="ana-sousa",
+        trace_id="0" * 32,
+        run_id="20260101-000000-abcdef",
+        cost_usd=0.0,
+    )
+    lines = text.splitlines()
+    assert lines[0] == (
+        "## goresolve hand-off: CALC-1 — `Add broken @acme/security-team <!-- hidden --> "
+        "[click](https://evil.example/x) 'x'`"
+    )
+    assert lines[2] == f"**Why it stopped:** `{reason}`  "
+    assert lines[-1] == "`Root cause unclear. @octocat <!-- hidden --> <script>alert(1)</script> 'code'`"
+    assert text.count("@") == 4  # the owner's mention is the only one outside a code span
+    assert "**Owner:** @ana-sousa" in text

@@ -179,6 +179,7 @@ def _handoff() -> str:
         trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         run_id="20260105-091200-abcdef",
         cost_usd=0.0123,
+        model_hypothesis=False,
     )
 
 

@@ -13,7 +13,9 @@ and keeps everything else as written:
   and the renderer keeps the character (Dependabot quotes release notes the same way). Backticks were
   the alternative, but a backtick next to an unmatched one in the text pairs with it instead, and a
   mention can then end up outside the code span. An entity that spells `@` (`&#64;`) is turned into a
-  plain `@` first, so it is treated the same way;
+  plain `@` first, so it is treated the same way. The exception is `mentionable`: the people a
+  hand-off is addressed to (the service passes the policy set's escalation owners), whose mention is
+  how they learn of a hand-off posted as an issue comment;
 - HTML: comments are removed (their removal shows nothing missing: they never render); every other
   tag, inline or a block, is escaped (`<` becomes `&lt;`), so it shows as the text it is;
 - images: kept only when their URL starts with one of `image_prefixes` (`host/path/`, https only;
@@ -63,6 +65,8 @@ _NESTING_FALLBACK = 48
 _MAX_BRACKET_DEPTH = 32
 
 _MENTION = re.compile(r"(?<![0-9A-Za-z_])@(?=[0-9A-Za-z])")
+# the name a mention at `@` would notify: a login, or org/team
+_MENTIONED = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]*[0-9A-Za-z])?(?:/[0-9A-Za-z][0-9A-Za-z._-]*)?")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}):")
 _HOST_CHARS = re.compile(r"[^a-z0-9.-]")
@@ -192,6 +196,7 @@ def _scheme(url: str) -> str | None:
 class _Pass:
     text: str
     image_prefixes: tuple[str, ...]
+    mentionable: frozenset[str] = frozenset()
     counts: Counter[str] = field(default_factory=Counter[str])
     edits: list[tuple[int, int, str]] = field(default_factory=list[tuple[int, int, str]])
 
@@ -252,8 +257,9 @@ class _Pass:
             if ch in table:
                 self.edits.append((offset + i, offset + i + 1, table[ch]))
         for m in _MENTION.finditer(line):
-            self.counts["mentions"] += 1
-            self.edits.append((offset + m.start(), offset + m.start() + 1, "@" + ZWSP))
+            if not _may_notify(line, m.end(), self.mentionable):
+                self.counts["mentions"] += 1
+                self.edits.append((offset + m.start(), offset + m.start() + 1, "@" + ZWSP))
 
     def _html_block(self, starts: list[int], lines: list[str], first: int, last: int) -> None:
         begin = starts[first]
@@ -331,9 +337,18 @@ class _Pass:
                 if s.entity == "@":
                     edit(s.start, s.end, "@")
         for m in _MENTION.finditer(content):
-            if not quiet[m.start()]:
+            if not quiet[m.start()] and not _may_notify(content, m.end(), self.mentionable):
                 self.counts["mentions"] += 1
                 edit(m.start(), m.start() + 1, "@" + ZWSP)
+
+
+def _may_notify(text: str, at: int, mentionable: frozenset[str]) -> bool:
+    """Whether the mention whose name starts at `at` names one of `mentionable` (lower-case logins or
+    org/team), as a whole name: `@owner-x` is not `@owner`."""
+    if not mentionable:
+        return False
+    name = _MENTIONED.match(text, at)
+    return name is not None and name.group().lower() in mentionable
 
 
 def _align(content: str, starts: list[int], lines: list[str], first: int, cell: bool, env: dict[str, Any]) -> list[int]:
@@ -417,14 +432,18 @@ def _fenced(text: str, counts: Counter[str]) -> Sanitised:
     return Sanitised(f"{note}\n\n{fence}text\n{text}\n{fence}\n", dict(counts))
 
 
-def sanitise_markdown(text: str, image_prefixes: tuple[str, ...] = ()) -> Sanitised:
+def sanitise_markdown(
+    text: str, image_prefixes: tuple[str, ...] = (), mentionable: frozenset[str] = frozenset()
+) -> Sanitised:
     """`text` with mentions, HTML, foreign images and unsafe links neutralised (see the module docstring).
+    A mention of one of `mentionable` (lower-case logins or org/team: the people a hand-off is for) is
+    left to notify.
 
     Never raises for any input: what cannot be checked is published fenced as code."""
     counts: Counter[str] = Counter()
     current = _normalise(text)
     for _ in range(MAX_PASSES):
-        step = _Pass(current, image_prefixes)
+        step = _Pass(current, image_prefixes, mentionable)
         try:
             new = step.run()
         except (_Unmappable, RecursionError):

@@ -39,7 +39,7 @@ from .models import (
     PullRequestRef,
 )
 from .service import Limits, PullRequestService
-from .settings import GitHubPrSettings
+from .settings import GitHubPrSettings, mentionable
 
 log = get_logger(__name__)
 
@@ -104,6 +104,7 @@ def build_server(
         ticket_url=settings.ticket_url,
         web_host=settings.web_host(),
         image_prefixes=settings.image_prefixes,
+        mentionable=mentionable(settings),
         on_neutralised=neutralised,
     )
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -122,12 +122,15 @@ class PullRequestService:
         ticket_url: str | None = None,
         web_host: str = "github.com",
         image_prefixes: tuple[str, ...] = (),
+        mentionable: Iterable[str] = (),
         on_neutralised: Callable[[str, str, str, Mapping[str, int]], None] | None = None,
     ) -> None:
         """`web_host` is the code host's web address (github.com, or a GitHub Enterprise host): a
         repository's own images there stay in what the bot publishes, as do images under
-        `image_prefixes` (`host/` or `host/path/`). `on_neutralised(caller, tool, field, counts)` is told
-        what was neutralised in each published text (the server writes it to its audit log)."""
+        `image_prefixes` (`host/` or `host/path/`). A mention of one of `mentionable` (logins or org/team:
+        the people hand-offs are for) still notifies; every other mention is neutralised.
+        `on_neutralised(caller, tool, field, counts)` is told what was neutralised in each published text
+        (the server writes it to its audit log)."""
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*", prefix):
             raise ValueError(f"invalid branch prefix {prefix!r}")
         self._backend = backend
@@ -140,6 +143,7 @@ class PullRequestService:
         self._locks = _KeyedLocks()
         self._web_host = web_host.lower()
         self._image_prefixes = image_prefixes
+        self._mentionable = frozenset(m.lower() for m in mentionable)
         self._on_neutralised = on_neutralised
 
     # --- checks -----------------------------------------------------------------------------------
@@ -234,7 +238,8 @@ class PullRequestService:
     def _published_body(self, caller: str, tool: str, repo: str, body: str) -> str:
         """`body` as the bot publishes it on `repo` (see `sanitise`). Raises InvalidInput when
         neutralising grew it past what GitHub accepts."""
-        text = self._neutralised(caller, tool, "body", sanitise_markdown(body, self._images_allowed(repo)))
+        cleaned = sanitise_markdown(body, self._images_allowed(repo), self._mentionable)
+        text = self._neutralised(caller, tool, "body", cleaned)
         if len(text) > self._limits.published_chars:
             raise InvalidInput(
                 f"body is {len(text)} characters once its markup is neutralised; the limit is "

@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from servers.common.errors import ConfigError
 from servers.common.settings import ServerSettings
+from servers.github_pr.models import LOGIN_PATTERN
 
 
 class GitHubPrSettings(ServerSettings):
@@ -26,6 +29,12 @@ class GitHubPrSettings(ServerSettings):
         max_length=50,
         description="Where images in published text may point besides the repository's own GitHub pages and "
         "GitHub's user-content hosts: `host/` or `host/path/` (https only); any other image becomes a placeholder.",
+    )
+    notify_logins: tuple[Annotated[str, Field(pattern=LOGIN_PATTERN)], ...] = Field(
+        default=(),
+        max_length=100,
+        description="Logins whose mentions in published text still notify, besides the owners named in the "
+        "policy set's escalation.yaml (the people hand-offs are for); every other mention is neutralised.",
     )
     # local backend
     remotes_dir: Path | None = Field(
@@ -69,3 +78,34 @@ class GitHubPrSettings(ServerSettings):
 
     def work_dir(self) -> Path:
         return self.state_dir / "github-pr"
+
+
+class _Owner(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    owner: str = Field(pattern=LOGIN_PATTERN)
+
+
+class _Escalation(BaseModel):
+    # escalation.yaml belongs to the agent (agent/policy.py validates all of it); github-pr reads who it names.
+    model_config = ConfigDict(extra="ignore")
+    default_owner: str = Field(pattern=LOGIN_PATTERN)
+    owners: tuple[_Owner, ...] = ()
+
+
+def mentionable(settings: GitHubPrSettings) -> tuple[str, ...]:
+    """The logins whose mentions stay live in what the bot publishes: `notify_logins` and the owners of
+    `<policy_dir>/escalation.yaml` when the policy set has one (a hand-off posted as an issue comment
+    reaches its owner only through that mention).
+
+    Raises:
+        ConfigError: escalation.yaml is there but not YAML, or names an owner that is not a login.
+    """
+    found = list(settings.notify_logins)
+    path = settings.policy_dir / "escalation.yaml"
+    if path.is_file():
+        try:
+            escalation = _Escalation.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (yaml.YAMLError, ValidationError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path.name}: cannot read its owners ({type(exc).__name__})") from None
+        found += [escalation.default_owner, *(o.owner for o in escalation.owners)]
+    return tuple(dict.fromkeys(found))

@@ -9,14 +9,17 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from servers.common.errors import ConfigError
 from servers.common.policy import Policies, Repo
 from servers.github_pr.local import LocalBackend
 from servers.github_pr.sanitise import ZWSP, image_allowed, sanitise_markdown, sanitise_title
 from servers.github_pr.service import PullRequestService
+from servers.github_pr.settings import GitHubPrSettings, mentionable
 from servers.github_pr.store import PullStore
 from tests.fakes.github_fake import FakeGitHub
 from tests.support import call
@@ -156,6 +159,37 @@ def test_comments_on_the_bots_pull_request_and_on_an_issue_are_neutralised(
     store = PullStore(tmp_path / "state" / "prs.sqlite")
     assert store.comments("svc", ref.number) == [f"ping @{ZWSP}octocat  \\[image removed: evil.example\\]"]
     assert store.issue_comments("svc", 12) == [f"hand-off for @{ZWSP}acme/team &lt;a href=x>here&lt;/a>"]
+
+
+def test_a_hand_off_still_reaches_its_owner_whose_mention_alone_stays_live(
+    tmp_path: Path, remote: Path, policies: Policies
+) -> None:
+    """A hand-off posted as an issue comment reaches its owner only through the mention: the owners the policy
+    set's escalation.yaml names (and `notify_logins`) stay mentionable; a look-alike name does not."""
+    backend = LocalBackend({"svc": remote}, PullStore(tmp_path / "state" / "prs.sqlite"), tmp_path / "state")
+    service = PullRequestService(backend, policies, prefix="goresolve", author=BOT, mentionable=("Platform-Oncall",))
+    issue = tmp_path / "state" / "issues" / "svc" / "12.json"
+    issue.parent.mkdir(parents=True)
+    issue.write_text(json.dumps({"number": 12, "title": "Add subtracts", "body": "Add(2, 3) is -1."}))
+    body = "**Owner:** @platform-oncall · cc @platform-oncall-x @octocat @platform-oncall/team"
+    service.comment_on_issue("agent", policies.identity("agent"), "svc", 12, body)
+    store = PullStore(tmp_path / "state" / "prs.sqlite")
+    assert store.issue_comments("svc", 12) == [
+        f"**Owner:** @platform-oncall · cc @{ZWSP}platform-oncall-x @{ZWSP}octocat @{ZWSP}platform-oncall/team"
+    ]
+
+
+def test_the_mentionable_logins_are_the_escalation_owners_and_notify_logins(tmp_path: Path) -> None:
+    (tmp_path / "escalation.yaml").write_text(
+        "default_owner: platform-oncall\nlabels: [needs-human]\n"
+        "owners:\n  - {component: cache, owner: ana-sousa}\n  - {path: 'x/**', owner: platform-oncall}\n"
+    )
+    settings = GitHubPrSettings(policy_dir=tmp_path, notify_logins=("release-captain",))
+    assert mentionable(settings) == ("release-captain", "platform-oncall", "ana-sousa")
+    assert mentionable(GitHubPrSettings(policy_dir=tmp_path / "none")) == ()
+    (tmp_path / "escalation.yaml").write_text("default_owner: '@everyone; rm -rf'\n")
+    with pytest.raises(ConfigError, match=r"^escalation\.yaml: cannot read its owners \(ValidationError\)$"):
+        mentionable(settings)
 
 
 def test_on_github_the_pull_request_is_created_with_the_neutralised_text(fake: FakeGitHub) -> None:

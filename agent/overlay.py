@@ -23,6 +23,7 @@ Reader = Callable[[str], Awaitable[str | None]]  # path -> text, None when there
 
 _FUNC = re.compile(r"^func\s+(?:\([^)]*\)\s*)?([A-Za-z_][A-Za-z0-9_]*)")
 _MAX_PATH = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class EditError(Exception):
@@ -32,6 +33,8 @@ class EditError(Exception):
 def _check_path(path: str) -> str:
     if not path or len(path) > _MAX_PATH or path.startswith("/") or ".." in path.split("/") or "\\" in path:
         raise EditError("path must be relative to the repository root, without '..'")
+    if _CONTROL.search(path):  # a newline would write its own lines into the diff's headers
+        raise EditError("path must not contain control characters (newlines, tabs, ...)")
     return path
 
 

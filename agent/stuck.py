@@ -2,7 +2,8 @@
 
 Four patterns (thresholds from policies/budgets.yaml `stuck:`):
 - repeated_call: the same call with the same result N times in a row;
-- alternation: A, B, A, B, ... for N cycles with unchanged results;
+- alternation: a cycle of two to four calls (A, B, A, B or A, B, C, A, B, C ...) N times with unchanged results
+  (a `run_tests` call is keyed on the overlay's state, so tests re-run on unchanged code repeat);
 - same_failure: the same failing-test signature after N different patches in a row;
 - undo: an edit that exactly reverts an earlier edit and lands on a patch already tested, so the
   model is going back to something it has already seen fail (a plain revert to try another idea is fine).
@@ -19,6 +20,8 @@ from typing import Any
 from agent.exits import Stuck
 from agent.policy import StuckThresholds
 
+MAX_CYCLE = 4  # the longest cycle of calls `alternation` looks for
+
 
 def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -33,18 +36,18 @@ class StuckDetector:
     tested_states: set[str] = field(default_factory=set[str])
 
     def observe_call(self, name: str, arguments: Any, result: str) -> None:
-        """Raises Stuck on a repeated call or an A/B alternation."""
+        """Raises Stuck on a repeated call or a cycle of two to four calls."""
         self.calls.append((f"{name}:{digest(arguments)}", digest(result)))
         n = self.thresholds.repeated_call
         tail = self.calls[-n:]
         if len(tail) == n and len(set(tail)) == 1:
             raise Stuck("repeated_call", f"the same {name} call returned the same result {n} times in a row")
-        k = 2 * self.thresholds.alternation
-        tail = self.calls[-k:]
-        if len(tail) == k and tail[0] != tail[1] and all(tail[i] == tail[i % 2] for i in range(k)):
-            raise Stuck(
-                "alternation", f"two calls alternated {self.thresholds.alternation} times with unchanged results"
-            )
+        for period in range(2, MAX_CYCLE + 1):
+            k = period * self.thresholds.alternation
+            tail = self.calls[-k:]
+            if len(tail) == k and len(set(tail[:period])) > 1 and all(tail[i] == tail[i % period] for i in range(k)):
+                what = "two calls alternated" if period == 2 else f"a cycle of {period} calls repeated"
+                raise Stuck("alternation", f"{what} {self.thresholds.alternation} times with unchanged results")
 
     def observe_test(self, patch_state: str, failure_signature: str | None) -> None:
         """Raises Stuck when different patches keep failing the same way."""

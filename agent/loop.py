@@ -972,8 +972,8 @@ class Run:
             return None, None
 
     async def hypothesis(self, exc: Escalated) -> tuple[str, bool]:
-        """A final model step without tools for the root cause, or the run log's when the model can't answer; and
-        whether it is the model's words."""
+        """A final model step for the root cause (its tools defined, none callable), or the run log's when the
+        model can't answer; and whether it is the model's words."""
         fallback = deterministic_hypothesis(self.attempts, exc.reason), False
         if isinstance(exc, BudgetExceeded | WallClock) or not self.messages or self.model_calls == 0:
             return fallback
@@ -987,7 +987,8 @@ class Run:
             cut = [m.tool_call_id for m in answered if m.role == "tool" and m.content == NOT_RUN_STOPPED]
             self.log("not_run", calls=cut, result=NOT_RUN_STOPPED)
         self.messages = answered
-        request = ChatRequest((*self.messages, ask), (), max_tokens=300)
+        # the tools stay defined, none callable: Anthropic refuses a history with tool calls and no tools
+        request = ChatRequest((*self.messages, ask), tuple(self.tool_defs), max_tokens=300, tool_choice="none")
         try:
             with anyio.move_on_after(min(30.0, self.settings.escalation_grace_s)):
                 response = await self.query(request, purpose="hypothesis")

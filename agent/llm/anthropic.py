@@ -20,7 +20,7 @@ API_VERSION = "2023-06-01"
 def _tool_input(arguments: str) -> Any:
     try:
         return json.loads(arguments)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # what the model sent was refused as a format error already
         return {}
 
 
@@ -77,6 +77,8 @@ class AnthropicModel(HttpChatModel):
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
             ]
+            if request.tool_choice == "none":
+                body["tool_choice"] = {"type": "none"}
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
         if self._api_key is not None:
             headers["x-api-key"] = self._api_key.get_secret_value()

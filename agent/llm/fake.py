@@ -119,7 +119,7 @@ class ReplayModel:
 
 
 def _first_difference(recorded: dict[str, Any], actual: dict[str, Any]) -> str:
-    for key in ("tools", "max_tokens", "temperature"):
+    for key in ("tools", "tool_choice", "max_tokens", "temperature"):
         if recorded.get(key) != actual.get(key):
             return f"{key} changed"
     rec, act = recorded.get("messages", []), actual.get("messages", [])

@@ -43,6 +43,8 @@ class OpenAICompatModel(HttpChatModel):
                 }
                 for t in request.tools
             ]
+            if request.tool_choice == "none":
+                body["tool_choice"] = "none"
         headers = {"content-type": "application/json"}
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"

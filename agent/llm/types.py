@@ -42,9 +42,14 @@ class ChatRequest:
     tools: tuple[ToolDef, ...] = ()
     max_tokens: int = 2048
     temperature: float = 0.0
+    # "none": the tools are defined (a history with tool calls needs them, for Anthropic) but none may be called
+    tool_choice: Literal["auto", "none"] = "auto"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.tool_choice == "auto":  # the default is left out, so requests keep the keys they were recorded under
+            del data["tool_choice"]
+        return data
 
     def fingerprint(self, model: str) -> str:
         """sha256 over model, messages, tools and parameters (the cache and cassette key)."""

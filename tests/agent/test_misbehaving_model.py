@@ -85,7 +85,8 @@ def test_arguments_nested_past_the_decoder_are_a_format_error_and_the_run_is_rec
 ) -> None:
     result, model = run(world, "CALC-1", [("view", DEEP)] * 3, policy, settings)
     assert (result.outcome, result.exit) == ("escalated", "format_errors"), result.reason
-    assert sum(bool(r.tools) for r in model.requests) == 3  # the steps; then the hypothesis, without tools
+    # the steps; then the hypothesis, its tools defined and none callable
+    assert [r.tool_choice for r in model.requests if r.tools] == ["auto", "auto", "auto", "none"]
     record, transcript = saved(settings, result.run_id)
     assert record["exit"] == "format_errors"
     errors = [e["message"] for e in transcript if e["kind"] == "format_error"]
@@ -221,8 +222,8 @@ def unanswered_anthropic(body: dict[str, Any]) -> list[str]:
 
 
 def strict_provider(provider: str, script: list[list[tuple[str, dict[str, Any]]]]) -> Any:
-    """Like the real APIs: 400 for a history with a tool call left unanswered; unique call ids; a request without
-    tools gets the hypothesis."""
+    """Like the real APIs: 400 for a history with a tool call left unanswered, and (Anthropic) for a history with
+    tool blocks but no tools defined; unique call ids; a request whose tool choice is none gets the hypothesis."""
     steps = iter(script)
     ids = iter(range(10_000))
 
@@ -230,7 +231,10 @@ def strict_provider(provider: str, script: list[list[tuple[str, dict[str, Any]]]
         missing = (unanswered_openai if provider == "openai" else unanswered_anthropic)(body)
         if missing:
             return Answer(400, {"error": {"message": f"tool calls without results: {', '.join(missing)}"}})
-        if not body.get("tools"):
+        if provider == "anthropic" and not body.get("tools") and '"tool_use"' in json.dumps(body["messages"]):
+            message = "Requests which include tool_use or tool_result blocks must define tools."
+            return Answer(400, {"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+        if body.get("tool_choice") in ("none", {"type": "none"}):
             made = openai_completion(HYPOTHESIS) if provider == "openai" else anthropic_message(HYPOTHESIS)
             return Answer(200, made)
         calls = next(steps)

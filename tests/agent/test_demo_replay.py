@@ -86,6 +86,9 @@ def test_the_recordings_replay_to_a_pull_request_and_a_hand_off(replayed: tuple[
     handoff = pulls["SVC-102"]
     assert handoff.draft and "needs-human" in handoff.labels and handoff.assignees == ["platform-oncall"]
     assert "Attempted fixes" in handoff.body
+    # the hypothesis is the recorded model's, not the run log's stand-in (a request that no longer matches the
+    # recording falls back to that stand-in without failing the run)
+    assert "Take the write lock in Get as ADR 0002 says" in handoff.body
     assert f"goresolve prs --db {world.pr_db}" in summary["next"]
     # plain `goresolve prs` (the user's own database, absent here) points at the demo's
     assert world.pr_db == demo_pr_db(world.data_dir)

@@ -98,6 +98,11 @@ ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
 RESULT_CHARS = 6000
 NOT_RUN_STOPPED = "not run: the run stopped"
+# Calls run from one answer: the rest are answered without running. A test run is the costly call, and its
+# result is what the next call should depend on, so one answer runs the tests at most once.
+MAX_CALLS_PER_ANSWER = 8
+NOT_RUN_TOO_MANY = f"not run: at most {MAX_CALLS_PER_ANSWER} tool calls run per answer; send it again in your next one"
+NOT_RUN_SECOND_TEST = "not run: run_tests runs once per answer; call it again after reading this run's result"
 
 
 @dataclass(frozen=True)
@@ -463,10 +468,18 @@ class Run:
         if not message.tool_calls:
             self.format_error(None, "answer with a tool call (edit, run_tests, submit or escalate, ...)")
             return
-        for call in message.tool_calls:
+        tested = False
+        for n, call in enumerate(message.tool_calls):
             if response.finish_reason == "length":
                 self.format_error(call, "your tool call was cut off (max tokens); send a shorter call")
                 continue
+            if n >= MAX_CALLS_PER_ANSWER or (tested and call.name == "run_tests"):
+                # answered, so the history stays valid, but neither run nor counted as the model's error
+                text = NOT_RUN_TOO_MANY if n >= MAX_CALLS_PER_ANSWER else NOT_RUN_SECOND_TEST
+                self.messages.append(Message("tool", text, tool_call_id=call.id))
+                self.log("not_run", calls=[call.id], result=text)
+                continue
+            tested = tested or call.name == "run_tests"
             await self.execute(call)
 
     def check_budget(self, request: ChatRequest) -> None:

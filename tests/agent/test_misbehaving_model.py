@@ -18,7 +18,7 @@ from agent.exits import RunResult
 from agent.handoff import MAX_HANDOFF_BYTES
 from agent.ledger import Ledger
 from agent.llm import ChatModel, ChatRequest, ModelConfig, build_model, enable_live_requests, reply
-from agent.loop import NOT_RUN_STOPPED, RunSettings, run_ticket
+from agent.loop import NOT_RUN_SECOND_TEST, NOT_RUN_STOPPED, NOT_RUN_TOO_MANY, RunSettings, run_ticket
 from agent.policy import AgentPolicy, load_agent_policy
 from servers.github_pr.store import PullStore
 
@@ -275,3 +275,28 @@ def test_calls_cut_off_by_an_escalate_are_answered_so_the_models_hypothesis_reac
     _, transcript = saved(settings, result.run_id)
     prefix = "call" if provider == "openai" else "toolu"
     assert [e["calls"] for e in transcript if e["kind"] == "not_run"] == [[f"{prefix}_3", f"{prefix}_4"]]
+
+
+def test_one_answer_runs_the_tests_once_and_at_most_eight_calls(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    """Twelve run_tests in one answer ran twelve real `go test` runs, none of them an attempt. Now the first runs;
+    the others are answered "not run", past the eighth call with that reason (the history stays valid, and none
+    of it counts as a format error)."""
+    result, model = run(
+        world,
+        "CALC-17",
+        [reply("", *[("run_tests", {}) for _ in range(10)]), ("escalate", {"reason": "cannot fix"})],
+        policy,
+        settings,
+    )
+    assert result.exit == "escalated", result.reason
+    _, transcript = saved(settings, result.run_id)
+    assert [e["name"] for e in transcript if e["kind"] == "tool"] == ["run_tests"]
+    assert [e["result"] for e in transcript if e["kind"] == "not_run" and e["result"] != NOT_RUN_STOPPED] == [
+        *[NOT_RUN_SECOND_TEST] * 7,
+        *[NOT_RUN_TOO_MANY] * 2,
+    ]
+    assert all(e["kind"] != "format_error" for e in transcript)
+    answered = [m for m in model.requests[1].messages if m.role == "tool"]
+    assert len(answered) == 10  # every call of the answer has its result in the next request

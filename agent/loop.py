@@ -103,6 +103,9 @@ NOT_RUN_STOPPED = "not run: the run stopped"
 MAX_CALLS_PER_ANSWER = 8
 NOT_RUN_TOO_MANY = f"not run: at most {MAX_CALLS_PER_ANSWER} tool calls run per answer; send it again in your next one"
 NOT_RUN_SECOND_TEST = "not run: run_tests runs once per answer; call it again after reading this run's result"
+# An answer larger than this (its text and every call's arguments) is kept in the history as a stand-in: a 10 MB
+# edit would otherwise ride along in every later request until the token budget ends the run for it.
+MAX_ANSWER_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -463,6 +466,10 @@ class Run:
             ChatRequest(tuple(self.messages), tuple(self.tool_defs), self.limits.max_output_tokens)
         )
         message = response.message
+        size = len(message.content.encode()) + sum(len(c.arguments.encode()) for c in message.tool_calls)
+        if size > MAX_ANSWER_BYTES:
+            self.oversized(message, size)
+            return
         self.messages.append(message)
         self.log("assistant", content=message.content, tool_calls=[c.__dict__ for c in message.tool_calls])
         if not message.tool_calls:
@@ -567,6 +574,28 @@ class Run:
             return self.prices.cost(response.model, response.usage)
         except LLMError:
             return self.prices.cost(self.model.name, response.usage)
+
+    def oversized(self, message: Message, size: int) -> None:
+        """An answer over MAX_ANSWER_BYTES: the history keeps its calls' names and ids with empty arguments and the
+        first 2 KB of its text, the transcript its size, and each call (or the answer) gets a format error."""
+        kept = Message(
+            "assistant",
+            message.content[:2048],
+            tuple(ToolCall(c.id, c.name, "{}") for c in message.tool_calls),
+        )
+        self.messages.append(kept)
+        self.log("assistant", content=kept.content, tool_calls=[c.__dict__ for c in kept.tool_calls], bytes=size)
+        why = (
+            f"your answer was {size} bytes; the limit is {MAX_ANSWER_BYTES} bytes: send smaller edits (search and "
+            "replace only the lines that change)"
+        )
+        if not message.tool_calls:
+            self.format_error(None, why)
+        for n, call in enumerate(message.tool_calls):
+            if n == 0:
+                self.format_error(call, why)
+            else:  # one answer, one error: the rest are answered without counting again
+                self.messages.append(Message("tool", "not run: " + why, tool_call_id=call.id))
 
     def format_error(self, call: ToolCall | None, message: str) -> None:
         """Answer a malformed call with a correction; too many in a row end the run."""

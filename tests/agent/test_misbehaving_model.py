@@ -18,6 +18,7 @@ from agent.exits import RunResult
 from agent.handoff import MAX_HANDOFF_BYTES
 from agent.ledger import Ledger
 from agent.llm import ChatModel, ChatRequest, ModelConfig, build_model, enable_live_requests, reply
+from agent.llm.types import ChatResponse, Usage
 from agent.loop import NOT_RUN_SECOND_TEST, NOT_RUN_STOPPED, NOT_RUN_TOO_MANY, RunSettings, run_ticket
 from agent.policy import AgentPolicy, load_agent_policy
 from servers.github_pr.store import PullStore
@@ -300,3 +301,24 @@ def test_one_answer_runs_the_tests_once_and_at_most_eight_calls(
     assert all(e["kind"] != "format_error" for e in transcript)
     answered = [m for m in model.requests[1].messages if m.role == "tool"]
     assert len(answered) == 10  # every call of the answer has its result in the next request
+
+
+def test_an_oversized_answer_is_a_format_error_and_does_not_ride_along_in_later_requests(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    """A 10 MB edit ended the run on the token budget a call later (it stayed in the history); now it is one format
+    error, and the history keeps the call's name and id with empty arguments."""
+    huge = {"path": "calc.go", "search": "return a - b", "replace": "x" * (10 * 1024 * 1024)}
+    answer = reply("", ("edit", huge), ("view", {}))
+    size = sum(len(c.arguments) for c in answer.tool_calls)
+    # charged as a provider honouring max_tokens would (its usage is clamped to it), not by the answer's size
+    charged = ChatResponse(answer, Usage(2000, 4096), "scripted", "tool_calls")
+    result, model = run(world, "CALC-18", [charged, ("escalate", {"reason": "cannot fix"})], policy, settings)
+    assert result.exit == "escalated", result.reason
+    assert model.requests[1].size_bytes() < 200_000
+    answered = [m.content for m in model.requests[1].messages if m.role == "tool"]
+    assert answered[0].startswith(f"error: your answer was {size} bytes; the limit is 262144 bytes")
+    assert answered[1].startswith("not run: your answer was ")
+    _, transcript = saved(settings, result.run_id)
+    assert [e["message"][:20] for e in transcript if e["kind"] == "format_error"] == [f"your answer was {size}"[:20]]
+    assert max(len(json.dumps(e)) for e in transcript) < 100_000

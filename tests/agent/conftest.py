@@ -11,9 +11,11 @@ import pytest
 import stamina
 
 from agent.ledger import Ledger
+from agent.llm import enable_live_requests
 from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 
+from .llm_fake_server import FakeLLM, fake_llm_server
 from .workspace import Workspace, make_workspace
 
 
@@ -51,3 +53,14 @@ def settings(workspace: Workspace, ledger: Ledger, tmp_path: Path) -> RunSetting
 def _no_retry_waits() -> Iterator[None]:
     with stamina.set_testing(True, attempts=3):
         yield
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    """The fake model provider (real HTTP, both wire formats), with requests to it allowed for the test."""
+    enable_live_requests(True)
+    try:
+        with fake_llm_server() as server:
+            yield server
+    finally:
+        enable_live_requests(None)  # type: ignore[arg-type]

@@ -5,8 +5,7 @@ with a saved run.json, transcript and ledger row, against the four real servers 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,13 @@ from pydantic import SecretStr
 from agent.exits import RunResult
 from agent.handoff import MAX_HANDOFF_BYTES
 from agent.ledger import Ledger
-from agent.llm import ChatModel, ChatRequest, ModelConfig, build_model, enable_live_requests, reply
+from agent.llm import ChatModel, ChatRequest, ModelConfig, build_model, reply
 from agent.llm.types import ChatResponse, Usage
 from agent.loop import NOT_RUN_SECOND_TEST, NOT_RUN_STOPPED, NOT_RUN_TOO_MANY, RunSettings, run_ticket
 from agent.policy import AgentPolicy, load_agent_policy
 from servers.github_pr.store import PullStore
 
-from .llm_fake_server import Answer, FakeLLM, anthropic_message, fake_llm_server, openai_completion
+from .llm_fake_server import Answer, FakeLLM, anthropic_message, openai_completion
 from .workspace import TICKET, Workspace, World, make_workspace, served
 from .workspace import run_scripted as run
 
@@ -48,16 +47,6 @@ def world(own_workspace: Workspace) -> Iterator[World]:
 @pytest.fixture
 def policy(own_workspace: Workspace) -> AgentPolicy:
     return load_agent_policy(own_workspace.policy_dir)
-
-
-@contextmanager
-def fake_provider() -> Generator[FakeLLM]:
-    enable_live_requests(True)
-    try:
-        with fake_llm_server() as llm:
-            yield llm
-    finally:
-        enable_live_requests(None)  # type: ignore[arg-type]
 
 
 def run_model(world: World, ticket: str, model: ChatModel, policy: AgentPolicy, settings: RunSettings) -> RunResult:
@@ -253,22 +242,19 @@ def strict_provider(provider: str, script: list[list[tuple[str, dict[str, Any]]]
 
 @pytest.mark.parametrize(("provider", "ticket"), [("openai", "CALC-7"), ("anthropic", "CALC-8")])
 def test_calls_cut_off_by_an_escalate_are_answered_so_the_models_hypothesis_reaches_the_hand_off(
-    world: World, policy: AgentPolicy, settings: RunSettings, provider: str, ticket: str
+    world: World, policy: AgentPolicy, settings: RunSettings, llm: FakeLLM, provider: str, ticket: str
 ) -> None:
     script = [
         [("edit", WRONG)],
         [("run_tests", {})],
         [("view", {"path": "calc.go"}), ("escalate", {"reason": "I could not find the right operator"}), ("view", {})],
     ]
-    with fake_provider() as llm:
-        llm.responder.append(strict_provider(provider, script))
-        if provider == "openai":
-            config = ModelConfig(provider="openai", model="gpt-4o-mini", base_url=llm.url, api_key=SecretStr("k"))
-        else:
-            config = ModelConfig(
-                provider="anthropic", model="claude-haiku-4-5", base_url=llm.url, api_key=SecretStr("k")
-            )
-        result = run_model(world, ticket, build_model(config), policy, settings)
+    llm.responder.append(strict_provider(provider, script))
+    if provider == "openai":
+        config = ModelConfig(provider="openai", model="gpt-4o-mini", base_url=llm.url, api_key=SecretStr("k"))
+    else:
+        config = ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url=llm.url, api_key=SecretStr("k"))
+    result = run_model(world, ticket, build_model(config), policy, settings)
     assert result.exit == "escalated" and result.handoff is not None, result.reason
     assert HYPOTHESIS in result.handoff
     last = json.dumps(llm.requests[-1]["body"])

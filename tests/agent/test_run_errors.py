@@ -14,12 +14,12 @@ from pydantic import SecretStr
 
 from agent.exits import RunResult, replay_broke
 from agent.ledger import Ledger
-from agent.llm import ChatModel, ModelConfig, build_model, enable_live_requests
+from agent.llm import ChatModel, ModelConfig, build_model
 from agent.llm.fake import ReplayModel
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy, load_agent_policy
 
-from .llm_fake_server import Answer, FakeLLM, fake_llm_server, openai_completion
+from .llm_fake_server import Answer, FakeLLM, openai_completion
 from .workspace import Workspace, World, served
 
 
@@ -32,14 +32,6 @@ def world(session_workspace: Workspace) -> Iterator[World]:
 @pytest.fixture
 def policy(session_workspace: Workspace) -> AgentPolicy:
     return load_agent_policy(session_workspace.policy_dir)
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLM]:
-    enable_live_requests(True)
-    with fake_llm_server() as server:
-        yield server
-    enable_live_requests(None)  # type: ignore[arg-type]
 
 
 def _openai(url: str) -> ChatModel:

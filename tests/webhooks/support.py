@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 from pydantic import SecretStr
 
 from servers.webhooks.verify import signature
 from tests.webhooks.schemas import example
-from tests.workqueue.support import REPO_ROOT
+from tests.workqueue.support import REPO_ROOT, free_port, wait_for
 
 SECRET = SecretStr("test-webhook-secret-0123456789")
 JIRA_SECRET = SecretStr("test-jira-secret-0123456789")
@@ -129,3 +134,32 @@ def gateway_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     queue under `tmp_path` unless `extra` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")}
     return {**env, "PYTHONPATH": str(REPO_ROOT), "GORESOLVE_QUEUE_SQLITE_DIR": str(tmp_path / "queue"), **extra}
+
+
+@contextmanager
+def serving_gateway(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """`goresolve serve webhooks` as its own process with `env`, its output in `tmp_path/gateway.log`; yields its base
+    URL once /readyz answers 200, and stops it afterwards."""
+    port = free_port()
+    with (tmp_path / "gateway.log").open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "goresolve.cli", "serve", "webhooks", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{base}/readyz", timeout=0.5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 60, "the gateway to be ready")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -14,30 +14,12 @@ import pytest
 
 from servers.webhooks.verify import signature
 from tests.webhooks import support as s
-from tests.workqueue.support import free_port, wait_for
+from tests.workqueue.support import free_port
 
 
 def test_serve_webhooks_accepts_a_signed_push(tmp_path: Path) -> None:
-    port = free_port()
     env = s.gateway_env(tmp_path, GORESOLVE_WEBHOOKS_GITHUB_SECRET=s.SECRET.get_secret_value())
-    log = (tmp_path / "gateway.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "goresolve.cli", "serve", "webhooks", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=0.5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, 60, "the gateway to be ready")
+    with s.serving_gateway(tmp_path, env) as base:
         raw = json.dumps(s.push()).encode()
         headers = {
             "X-GitHub-Event": "push",
@@ -47,9 +29,6 @@ def test_serve_webhooks_accepts_a_signed_push(tmp_path: Path) -> None:
         answer = httpx.post(f"{base}/webhooks/github", content=raw, headers=headers, timeout=30)
         assert answer.status_code == 202 and answer.json()["status"] == "queued"
         assert "goresolve_webhooks_accepted_total" in httpx.get(f"{base}/metrics", timeout=10).text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert (tmp_path / "queue" / "data.db").exists()
 
 

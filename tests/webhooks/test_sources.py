@@ -6,8 +6,6 @@ unaffected, and the start-up log says which sources are served."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from servers.webhooks.app import build_app
 from servers.webhooks.settings import WebhookSettings
 from servers.webhooks.verify import signature
 from tests.webhooks import support as s
-from tests.workqueue.support import free_port, redis_server, wait_for
+from tests.workqueue.support import redis_server
 from workqueue import Topic, WorkQueue
 from workqueue.redis import RedisQueue
 
@@ -138,7 +136,6 @@ async def test_serve_webhooks_with_the_jira_secret_file_only_over_http_and_redis
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "GORESOLVE_WEBHOOKS_JIRA_SECRET").write_text(s.JIRA_SECRET.get_secret_value() + "\n")
-    port = free_port()
     with redis_server(tmp_path / "redis") as url:
         env = s.gateway_env(
             tmp_path,
@@ -146,25 +143,7 @@ async def test_serve_webhooks_with_the_jira_secret_file_only_over_http_and_redis
             GORESOLVE_QUEUE_BACKEND="redis",
             GORESOLVE_QUEUE_REDIS_URL=url,
         )
-        log = tmp_path / "gateway.log"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "goresolve.cli", "serve", "webhooks", "--port", str(port)],
-                cwd=tmp_path,
-                env=env,
-                stdout=sink,
-                stderr=sink,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-
-            def ready() -> bool:
-                try:
-                    return httpx.get(f"{base}/readyz", timeout=0.5).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(ready, 60, "the gateway to be ready")
+        with s.serving_gateway(tmp_path, env) as base:
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                 raw = json.dumps(s.push()).encode()
                 push = {"X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4())}
@@ -177,15 +156,13 @@ async def test_serve_webhooks_with_the_jira_secret_file_only_over_http_and_redis
                 metrics = (await client.get("/metrics")).text
             assert 'goresolve_webhooks_rejected_total{reason="not-configured",source="github"} 1.0' in metrics
             assert 'goresolve_webhooks_accepted_total{kind="jira_issue",source="jira"} 1.0' in metrics
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
         queues = {t: RedisQueue(url, t) for t in ("code-index", "tickets")}
         try:
             assert (await queues["code-index"].depth(), await queues["tickets"].depth()) == (0, 1)
         finally:
             for queue in queues.values():
                 await queue.aclose()
+    log = tmp_path / "gateway.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     [started] = [line for line in lines if line["event"] == "webhook.sources"]
     assert (started["enabled"], started["disabled"]) == (["jira"], ["github"])

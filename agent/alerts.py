@@ -1,20 +1,34 @@
-"""The spend anomaly alert: the day's spend crossed a threshold, or jumped against its trailing average.
+"""The alert webhook: the spend anomaly alert, and the hand-off notification.
 
-Sent to a configurable webhook as a PagerDuty Events API v2 `trigger` or a Slack incoming-webhook
-message, at most once per window (the ledger remembers when it last fired, across processes).
+Spend: the day's spend crossed a threshold, or jumped against its trailing average; sent at most once per
+window (the ledger remembers when it last fired, across processes).
+Hand-off: a run handed over to a human, and (by default only then) nobody was reached by a draft pull request
+or an issue comment; one per run.
+
+Both go to one configurable webhook as a PagerDuty Events API v2 `trigger` or a Slack incoming-webhook
+message, through `send`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
+import anyio
+import anyio.to_thread
 import httpx
 from pydantic import SecretStr
 
+from agent.handoff import one_line
 from agent.ledger import Ledger, day_of
 from agent.policy import DailyBudget
+
+log = logging.getLogger(__name__)
+HandoffNotify = Literal["never", "unreached", "always"]
+PAGERDUTY_SUMMARY_CHARS = 1024  # the Events API v2 refuses a longer summary
 
 
 @dataclass(frozen=True)
@@ -95,10 +109,139 @@ def check_and_alert(
     anomaly = detect(ledger, daily, now)
     if anomaly is None or not ledger.claim_alert(anomaly.kind, daily.alert_window_s, now):
         return None
+    send(target, payload(target, anomaly), client=client)
+    return anomaly
+
+
+def send(target: AlertTarget, body: dict[str, Any], *, client: httpx.Client | None = None) -> None:
+    """POST `body` to the webhook, within the target's timeout.
+
+    Raises:
+        httpx.HTTPError: not delivered (unreachable, timed out, or an answer that is not 2xx).
+    """
     http = client or httpx.Client()
     try:
-        http.post(target.url, json=payload(target, anomaly), timeout=target.timeout_s).raise_for_status()
+        http.post(target.url, json=body, timeout=target.timeout_s).raise_for_status()
     finally:
         if client is None:
             http.close()
-    return anomaly
+
+
+# --- the hand-off notification -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandoffAlerts:
+    """Where a hand-off notification goes (None: no channel configured) and when one is sent."""
+
+    target: AlertTarget | None
+    when: HandoffNotify = "unreached"
+
+
+@dataclass(frozen=True)
+class HandoffNotice:
+    """One run's hand-off, as the notification tells it. `title` and `reason` are untrusted (a ticket's author's
+    and the model's words); `where` says what the hand-off reached ("nobody: ..." when it reached no one)."""
+
+    ticket: str
+    title: str
+    reason: str
+    owner: str
+    run_id: str
+    trace_id: str
+    run_dir: str
+    where: str
+    reached: bool
+
+
+def slack_escaped(text: str) -> str:
+    """`text` shown as written in a Slack message: `&`, `<` and `>` escaped as Slack documents, so no `<!channel>`,
+    `<@user>` or `<url|link>` in it acts."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _details(notice: HandoffNotice) -> dict[str, str]:
+    """The notice's fields, each one line without credentials (every one is sent, whoever wrote it)."""
+    return {
+        "ticket": one_line(notice.ticket, 100),
+        "title": one_line(notice.title, 200),
+        "reason": one_line(notice.reason, 300),
+        "owner": one_line(notice.owner, 100),
+        "run_id": one_line(notice.run_id, 100),
+        "trace_id": one_line(notice.trace_id, 100),
+        "hand_off": one_line(notice.where, 200),
+        "see": one_line(f"goresolve trace {notice.run_id}", 200),
+        "run_dir": one_line(notice.run_dir, 300),
+    }
+
+
+def handoff_payload(target: AlertTarget, notice: HandoffNotice) -> dict[str, Any]:
+    """The notification's body: a PagerDuty `trigger` (dedup key per run, severity warning) or a Slack message."""
+    d = _details(notice)
+    if target.format == "pagerduty":
+        summary = f"goresolve hand-off: {d['ticket']} for {d['owner']}: {d['reason']}"
+        return {
+            "routing_key": target.routing_key.get_secret_value() if target.routing_key else "",
+            "event_action": "trigger",
+            "dedup_key": f"goresolve-handoff-{d['run_id']}",
+            "payload": {
+                "summary": one_line(summary, PAGERDUTY_SUMMARY_CHARS),
+                "source": "goresolve-agent",
+                "severity": "warning",
+                "component": "hand-off",
+                "class": "handoff",
+                "custom_details": d,
+            },
+        }
+    e = {k: slack_escaped(v) for k, v in d.items()}
+    lines = [
+        f":raising_hand: *goresolve hand-off: {e['ticket']}* ({e['title']})",
+        f"*Why it stopped:* {e['reason']}",
+        f"*Owner:* {e['owner']} · *Run:* `{e['run_id']}` · *Trace:* `{e['trace_id']}`",
+        f"*Hand-off:* {e['hand_off']}; `{e['see']}` shows the run, its record is in `{e['run_dir']}`",
+    ]
+    return {
+        "text": f"goresolve hand-off: {e['ticket']} for {e['owner']}: {e['reason']}",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}],
+    }
+
+
+NO_CHANNEL = (
+    "the hand-off reached nobody and no notification channel is configured: set GORESOLVE_AGENT_ALERT_URL "
+    "(and GORESOLVE_AGENT_ALERT_FORMAT) to be told"
+)
+
+
+def handoff_due(alerts: HandoffAlerts, notice: HandoffNotice) -> bool:
+    """Whether `notice` is to be sent under `alerts.when` (a channel or not)."""
+    return alerts.when == "always" or (alerts.when == "unreached" and not notice.reached)
+
+
+def notify_handoff(alerts: HandoffAlerts, notice: HandoffNotice, *, client: httpx.Client | None = None) -> str | None:
+    """Send the hand-off notification when due; the note saying what happened (None: nothing was due, nothing to
+    say). Never raises for a failed delivery: the note says so, and one warning line is logged (no traceback)."""
+    if not handoff_due(alerts, notice):
+        if alerts.when == "never" and not notice.reached:
+            return "the hand-off reached nobody; hand-off notifications are off (GORESOLVE_AGENT_HANDOFF_NOTIFY=never)"
+        return None
+    if alerts.target is None:
+        return NO_CHANNEL if not notice.reached else None
+    try:
+        send(alerts.target, handoff_payload(alerts.target, notice), client=client)
+    except httpx.HTTPError as exc:
+        status = f" {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else ""
+        note = f"hand-off notification not delivered ({type(exc).__name__}{status})"
+        log.warning("run %s: %s", notice.run_id, note)
+        return note
+    return f"hand-off notification sent to the {alerts.target.format} webhook"
+
+
+async def deliver_handoff(alerts: HandoffAlerts, notice: HandoffNotice, within_s: float) -> str | None:
+    """`notify_handoff` off the event loop, given up after `within_s` seconds (the hand-over's grace period): the
+    note, as `notify_handoff`'s, or one saying no answer came in time. Never raises for a failed delivery."""
+    note = f"hand-off notification not delivered: no answer within {within_s:g}s"
+    with anyio.move_on_after(within_s):
+        # abandoned on the deadline: the thread ends by itself within the target's timeout
+        return await anyio.to_thread.run_sync(partial(notify_handoff, alerts, notice), abandon_on_cancel=True)
+    log.warning("run %s: %s", notice.run_id, note)
+    return note

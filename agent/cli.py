@@ -9,7 +9,8 @@
 Settings come from the environment (prefix GORESOLVE_AGENT_): the model (`PROVIDER`, `MODEL`, `BASE_URL`,
 `API_KEY`, or `CASSETTE` to replay a recorded session), `STATE_DIR` (default: $GORESOLVE_DATA_DIR or the
 per-user data directory, like the servers), `POLICY_DIR`, `IDENTITY`, `TIER`,
-and the spend alert webhook (`ALERT_URL`, `ALERT_FORMAT`, `ALERT_ROUTING_KEY`). The servers are started
+the alert webhook (`ALERT_URL`, `ALERT_FORMAT`, `ALERT_ROUTING_KEY`: the spend alert and hand-off notifications)
+and when a hand-off is notified there (`HANDOFF_NOTIFY`: never, unreached, always). The servers are started
 over stdio with the current environment, so their own settings (GORESOLVE_JIRA_READ_*, ...) apply.
 """
 
@@ -72,6 +73,11 @@ class AgentSettings(BaseSettings):
     alert_url: str | None = None
     alert_format: Literal["pagerduty", "slack"] = "slack"
     alert_routing_key: SecretStr | None = None
+    handoff_notify: Literal["never", "unreached", "always"] = Field(
+        default="unreached",
+        description="When a hand-off is also sent to the alert webhook: never; unreached (only when no draft pull "
+        "request or issue comment reached anyone); always (every escalation).",
+    )
     pins_file: Path | None = Field(default=None, description="JSON {server: sha256:...} of pinned surfaces.")
     redact_credentials: bool = Field(
         default=True, description="Remove credentials from what is sent to the model; off only for a model you host."
@@ -161,7 +167,7 @@ class PreparedRun:
     models: Callable[[str], ChatModel] | None = None
 
     async def start(self, key: str, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunResult:
-        from agent.alerts import check_and_alert
+        from agent.alerts import HandoffAlerts, check_and_alert
         from agent.ledger import Ledger
         from agent.loop import RunSettings, run_ticket
 
@@ -189,6 +195,7 @@ class PreparedRun:
             on_event=on_event,
             router=self.router,
             models=self.models,
+            handoff_alerts=HandoffAlerts(alert, self.settings.handoff_notify),
         )
         try:
             return await run_ticket(key, self.model, self.servers, self.policy, run_settings)

@@ -37,7 +37,7 @@ class Attempt:
         return self.result == "pass"
 
 
-def _plain(text: str, limit: int) -> str:
+def one_line(text: str, limit: int) -> str:
     """One line without credentials, at most `limit` characters."""
     text = " ".join(redact_credentials(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -45,7 +45,7 @@ def _plain(text: str, limit: int) -> str:
 
 def _cell(text: str, limit: int = 120) -> str:
     """One table cell: no credential, no pipes, no newlines, no raw JSON braces at the edges."""
-    return _plain(text.replace("|", "\\|"), limit)
+    return one_line(text.replace("|", "\\|"), limit)
 
 
 def _code(text: str) -> str:
@@ -56,7 +56,7 @@ def as_code(text: str, limit: int) -> str:
     """Text someone else wrote (a ticket's title, the model's words) as one code span: no mention, link, image,
     HTML or comment in it acts where it is published, and it still reads as written (one line, no credential,
     at most `limit` characters; a backtick, which could end the span, becomes a quote)."""
-    return _code(_plain(text, limit))
+    return _code(one_line(text, limit))
 
 
 def _listed(names: list[str], shown: int = 5) -> list[str]:
@@ -154,7 +154,7 @@ def render_handoff(
         "",
         "### Hypothesized root cause",
         "",
-        as_code(hypothesis, 1200) if model_hypothesis else _plain(hypothesis, 1200),
+        as_code(hypothesis, 1200) if model_hypothesis else one_line(hypothesis, 1200),
         "",
     ]
     return _within(head, middle, tail, MAX_HANDOFF_BYTES)

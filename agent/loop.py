@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 from opentelemetry.trace import Status, StatusCode
 
+from agent.alerts import HandoffAlerts, HandoffNotice, deliver_handoff
 from agent.chains.core import ChainContext
 from agent.chains.errors import ChainError
 from agent.chains.extract import TicketText
@@ -129,6 +130,8 @@ class RunSettings:
     router: Router | None = None
     models: Callable[[str], ChatModel] | None = None
     triage_budget: int = 3000  # tokens of code context the triage chain assembles
+    # the hand-off notification through the alert webhook (None: none, and no note about it)
+    handoff_alerts: HandoffAlerts | None = None
 
 
 @dataclass
@@ -930,11 +933,12 @@ class Run:
         notes: list[str] = []
         refusal = ""
         best = _best(self.attempts)
+        posted = False  # the hand-off itself, on the ticket's GitHub issue
         with anyio.move_on_after(self.settings.escalation_grace_s):
             if self.box is None or not self.ticket.title:
                 notes.append("not connected: hand-off saved with the run only")
             elif best is None:
-                await self.comment_on_ticket_issue(handoff, notes)
+                posted = await self.comment_on_ticket_issue(handoff, notes)
             else:
                 pr, refused = await self.open_draft(best, handoff, owner, notes)
                 if refused is not None:
@@ -961,31 +965,61 @@ class Run:
         result = self.result("escalated", exc, started, pr=pr, handoff=handoff, owner=owner)
         if refusal:
             result.reason = redact_text(f"{exc.reason} ({refusal})")
+        if pr is not None:
+            where = f"draft pull request #{pr['number']}"
+        elif posted:
+            where = f"comment on issue {self.ticket.key}"
+        else:
+            where = "nobody: saved with the run only (handoff.md in its record)"
+        await self.notify(exc, owner, where, reached=pr is not None or posted, notes=notes)
         result.extra["handoff_notes"] = [redact_text(n) for n in notes]
         return result
 
+    async def notify(self, exc: Escalated, owner: str, where: str, *, reached: bool, notes: list[str]) -> None:
+        """The hand-off notification through the alert webhook, when the settings ask for one: bounded by the
+        hand-over's grace period, never failing the run; `notes` says whether it was sent."""
+        alerts = self.settings.handoff_alerts
+        if alerts is None:
+            return
+        notice = HandoffNotice(
+            ticket=self.ticket.key,
+            title=self.ticket.title or "(ticket not read)",
+            reason=exc.reason,
+            owner=owner,
+            run_id=self.run_id,
+            trace_id=self.trace_id,
+            run_dir=str(self.run_dir),
+            where=where,
+            reached=reached,
+        )
+        note = await deliver_handoff(alerts, notice, self.settings.escalation_grace_s)
+        if note is not None:
+            notes.append(note)
+            self.log("handoff_notification", note=redact_text(note))
+
     async def comment_on_ticket_issue(
         self, body: str, notes: list[str], *, done: str = "no attempt worth keeping: hand-off posted on issue"
-    ) -> None:
+    ) -> bool:
         """Post on the ticket's GitHub issue (a key like `#12`): the hand-off when no attempt was worth a draft,
-        or a pointer to the draft pull request that holds it."""
+        or a pointer to the draft pull request that holds it; whether it was posted."""
         issue = self.ticket.github
         if issue is None:
             notes.append("no attempt worth keeping and no GitHub issue for this ticket: hand-off saved with the run")
-            return
+            return False
         if self.box is None or "comment_on_issue" not in self.box.tools:
             notes.append(f"github-pr offers no comment_on_issue: nothing posted on issue #{issue['number']}")
-            return
+            return False
         args = {"repo": self.settings.repo, "number": int(issue["number"]), "body": body}
         try:
             posted = await self.server_call("comment_on_issue", args)
         except (BreakerOpen, PermissionError) as err:
             notes.append(f"github-pr unavailable: {err}")
-            return
+            return False
         if posted.ok:
             notes.append(f"{done} #{issue['number']}")
-        else:
-            notes.append(f"could not comment on issue #{issue['number']}: {_clip(posted.text, 200)}")
+            return True
+        notes.append(f"could not comment on issue #{issue['number']}: {_clip(posted.text, 200)}")
+        return False
 
     async def open_draft(
         self, best: Attempt, handoff: str, owner: str, notes: list[str]

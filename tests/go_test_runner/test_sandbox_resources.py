@@ -6,6 +6,7 @@ host's /usr/local is hidden while the toolchain in it works. Sizes are a few hun
 from __future__ import annotations
 
 import contextlib
+import json
 import pathlib
 import re
 from typing import Any
@@ -87,6 +88,28 @@ func TestFlood(t *testing.T) {
 	t.Error("flooded")
 }
 """,
+    "order/order_test.go": """package order
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"testing"
+)
+
+// TestOrder checks that stdout and stderr are one pipe, as go test gives them to a test binary (test2json
+// reads the order of the writes from it), and writes to both in turn.
+func TestOrder(t *testing.T) {
+	var out, err syscall.Stat_t
+	if syscall.Fstat(1, &out) != nil || syscall.Fstat(2, &err) != nil || out.Dev != err.Dev || out.Ino != err.Ino {
+		t.Errorf("stdout and stderr are two files: inodes %d and %d", out.Ino, err.Ino)
+	}
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(os.Stdout, "order-line out %d\\n", i)
+		fmt.Fprintf(os.Stderr, "order-line err %d\\n", i)
+	}
+}
+""",
     "view/view_test.go": """package view
 
 import (
@@ -135,7 +158,7 @@ def _runner(repo: pathlib.Path, tmp_path: pathlib.Path, **overrides: Any) -> Run
     return runner
 
 
-_SEEN = ("line cut at", "after the flood")  # stream lines `_run` keeps
+_SEEN = ("line cut at", "after the flood", "order-line")  # stream lines `_run` keeps
 
 
 async def _run(
@@ -222,6 +245,19 @@ async def test_a_line_without_end_is_cut_before_it_reaches_go(
     assert "line cut at 4096 bytes: 201322497 bytes dropped" in cut  # 192 MiB less the 4096 kept, and its end
     assert "after the flood" in after
     assert len(result.model_dump_json()) < 100_000
+
+
+async def test_stdout_and_stderr_reach_go_in_the_order_the_test_wrote_them(
+    resources_repo: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay that cuts long lines gives the binary one pipe for both streams, as go does: with two, a data
+    race report on stderr was attributed to whichever test's output happened to come before it."""
+    runner = _runner(resources_repo, tmp_path)
+    seen: list[str] = []
+    result, _outcomes = await _run(runner, "./order", monkeypatch, seen)
+    assert result.ok, (result.summary, _output(result))
+    written = [json.loads(line).get("Output", "").strip() for line in seen]
+    assert written == [f"order-line {stream} {i}" for i in range(300) for stream in ("out", "err")]
 
 
 async def test_usr_local_is_hidden_and_the_toolchain_works(

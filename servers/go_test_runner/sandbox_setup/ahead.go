@@ -278,14 +278,17 @@ func execTest(sock, bins, maxLine string, rest []string) {
 // cutMark ends a line the relay cut (go-test-runner marks the run's output truncated when it sees it).
 const cutMark = "[go-test-runner: line cut at "
 
-// relays copy the binary's two output streams to ours; wait returns once both reached their end,
-// or a moment after the binary exited when a process it left behind still holds one open.
-type relays struct{ done chan struct{} }
+// relays copy the binary's output streams to ours; wait returns once each reached its end, or a
+// moment after the binary exited when a process it left behind still holds one open.
+type relays struct {
+	done  chan struct{}
+	count int
+}
 
 func (r relays) wait() {
 	timer := time.NewTimer(2 * time.Second)
 	defer timer.Stop()
-	for i := 0; i < 2; i++ {
+	for i := 0; i < r.count; i++ {
 		select {
 		case <-r.done:
 		case <-timer.C:
@@ -295,11 +298,18 @@ func (r relays) wait() {
 }
 
 // relayStreams makes the binary's stdout and stderr (the write ends returned, with our stdin
-// first) and starts copying each to ours with lines cut at limit bytes.
+// first) and starts copying each to ours with lines cut at limit bytes. When our stdout and
+// stderr are one pipe (go test gives a test binary one pipe for both), the binary gets one pipe
+// for both too: two would lose the order of its writes, and test2json reads that order (a data
+// race report on stderr belongs to the test whose "=== RUN" line on stdout came before it).
 func relayStreams(limit int) ([3]*os.File, relays) {
-	r := relays{done: make(chan struct{}, 2)}
+	outs := []*os.File{os.Stdout, os.Stderr}
+	if sameFile(os.Stdout, os.Stderr) {
+		outs = outs[:1]
+	}
+	r := relays{done: make(chan struct{}, len(outs)), count: len(outs)}
 	streams := [3]*os.File{os.Stdin}
-	for i, out := range []*os.File{os.Stdout, os.Stderr} {
+	for i, out := range outs {
 		read, write, err := os.Pipe()
 		must("make a pipe", err)
 		streams[i+1] = write
@@ -309,7 +319,19 @@ func relayStreams(limit int) ([3]*os.File, relays) {
 			r.done <- struct{}{}
 		}()
 	}
+	if len(outs) == 1 {
+		streams[2] = streams[1]
+	}
 	return streams, r
+}
+
+// sameFile tells whether a and b are one open file (a pipe, a terminal, a file) by device and inode.
+func sameFile(a, b *os.File) bool {
+	var sa, sb syscall.Stat_t
+	if syscall.Fstat(int(a.Fd()), &sa) != nil || syscall.Fstat(int(b.Fd()), &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // relay copies in to out; past limit bytes a line is cut: the rest up to its newline is dropped

@@ -87,6 +87,21 @@ containers:
         value: {{ $v.agent.redactCredentials | quote }}
       - name: GORESOLVE_AGENT_ROUTE_MODELS
         value: {{ $v.agent.routeModels | quote }}
+      # The alert webhook (spend alert, hand-off notifications) and when a hand-off is sent there.
+      - name: GORESOLVE_AGENT_HANDOFF_NOTIFY
+        value: {{ $v.agent.alerts.handoffNotify | quote }}
+      {{- with $v.agent.alerts.existingSecret }}
+      - name: GORESOLVE_AGENT_ALERT_FORMAT
+        value: {{ $v.agent.alerts.format | quote }}
+      - name: GORESOLVE_AGENT_ALERT_URL
+        valueFrom:
+          secretKeyRef: {name: {{ . | quote }}, key: {{ $v.agent.alerts.urlKey | quote }}}
+      {{- if eq $v.agent.alerts.format "pagerduty" }}
+      - name: GORESOLVE_AGENT_ALERT_ROUTING_KEY
+        valueFrom:
+          secretKeyRef: {name: {{ . | quote }}, key: {{ $v.agent.alerts.routingKeyKey | quote }}}
+      {{- end }}
+      {{- end }}
       - name: GORESOLVE_AGENT_MCP_TRANSPORT
         value: http
       {{- range $servers }}

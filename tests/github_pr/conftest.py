@@ -159,7 +159,9 @@ def local_service(tmp_path: Path, remote: Path, policies: Policies) -> PullReque
     return PullRequestService(backend, policies, prefix="goresolve", author=BOT)
 
 
-def open_fix(service: PullRequestService, policies: Policies, patch: str):
+def open_fix(
+    service: PullRequestService, policies: Policies, patch: str, *, title: str = "Fix Add", body: str = "Add used `-`."
+):
     """`open_pull_request` of `patch` by the agent, for ticket SVC-7 of svc."""
     return service.open_pull_request(
         "agent",
@@ -167,8 +169,8 @@ def open_fix(service: PullRequestService, policies: Policies, patch: str):
         repo="svc",
         base="main",
         ticket="SVC-7",
-        title="Fix Add",
-        body="Add used `-`.",
+        title=title,
+        body=body,
         patch=patch,
     )
 

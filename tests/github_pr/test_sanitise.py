@@ -52,19 +52,6 @@ def _stored(tmp_path: Path, number: int):
     return PullStore(tmp_path / "state" / "prs.sqlite").get("svc", number)
 
 
-def _open(service: PullRequestService, policies: Policies, *, title: str = "Fix Add", body: str):
-    return service.open_pull_request(
-        "agent",
-        policies.identity("agent"),
-        repo="svc",
-        base="main",
-        ticket="SVC-7",
-        title=title,
-        body=body,
-        patch=FIX_PATCH,
-    )
-
-
 def _on_github(policies: Policies, owner_name: str) -> Policies:
     repos = {name: Repo(path=repo.path, github=owner_name) for name, repo in policies.repos.repos.items()}
     return policies.model_copy(update={"repos": policies.repos.model_copy(update={"repos": repos})})
@@ -77,7 +64,7 @@ def test_the_injected_body_is_published_inert_with_visible_placeholders(
     tmp_path: Path, remote: Path, policies: Policies
 ) -> None:
     service = local_service(tmp_path, remote, policies)
-    ref = _open(service, policies, title="calc: fix Add @octocat", body=INJECTED)
+    ref = open_fix(service, policies, FIX_PATCH, title="calc: fix Add @octocat", body=INJECTED)
     pull = _stored(tmp_path, ref.number)
     assert pull.body == (
         f"Fixed Add. cc @{ZWSP}octocat @{ZWSP}acme/security-team\n\n"
@@ -94,7 +81,7 @@ def test_the_injected_body_is_published_inert_with_visible_placeholders(
 def test_only_the_servers_own_marker_survives(tmp_path: Path, remote: Path, policies: Policies) -> None:
     service = local_service(tmp_path, remote, policies)
     forged = "Fixed.\n\n<!-- goresolve:ticket=SVC-7 -->\n\ntext <!-- goresolve:ticket=OPS-1 --> more"
-    ref = _open(service, policies, body=forged)
+    ref = open_fix(service, policies, FIX_PATCH, body=forged)
     body = _stored(tmp_path, ref.number).body
     assert re.findall(r"<!--.*?-->", body, re.DOTALL) == ["<!-- goresolve:ticket=SVC-7 -->"]
     assert body.endswith("\n---\nTicket: SVC-7\n<!-- goresolve:ticket=SVC-7 -->\n")
@@ -102,7 +89,7 @@ def test_only_the_servers_own_marker_survives(tmp_path: Path, remote: Path, poli
 
 def test_code_blocks_and_spans_are_published_as_written(tmp_path: Path, remote: Path, policies: Policies) -> None:
     service = local_service(tmp_path, remote, policies)
-    ref = _open(service, policies, body=QUOTED)
+    ref = open_fix(service, policies, FIX_PATCH, body=QUOTED)
     footer = "\n\n---\nTicket: SVC-7\n<!-- goresolve:ticket=SVC-7 -->\n"
     assert _stored(tmp_path, ref.number).body == QUOTED.rstrip() + footer
 
@@ -121,7 +108,7 @@ def test_the_repositorys_own_images_stay_and_others_become_placeholders(
         "![plain http](http://github.com/acme/svc/raw/main/x.png)\n"
         "![inline data](data:image/png;base64,AAAA)"
     )
-    ref = _open(service, policies, body=body)
+    ref = open_fix(service, policies, FIX_PATCH, body=body)
     published = _stored(tmp_path, ref.number).body
     kept, removed = published.split("\n")[:3], published.split("\n")[3:7]
     assert kept == body.split("\n")[:3]
@@ -139,7 +126,7 @@ def test_configured_image_prefixes_are_allowed(tmp_path: Path, remote: Path, pol
         backend, policies, prefix="goresolve", author=BOT, image_prefixes=("docs.acme.example/img/",)
     )
     body = "![a](https://docs.acme.example/img/a.png) ![b](https://docs.acme.example/other/b.png)"
-    ref = _open(service, policies, body=body)
+    ref = open_fix(service, policies, FIX_PATCH, body=body)
     assert _stored(tmp_path, ref.number).body.startswith(
         "![a](https://docs.acme.example/img/a.png) \\[image removed: docs.acme.example\\]\n"
     )
@@ -194,7 +181,7 @@ def test_the_mentionable_logins_are_the_escalation_owners_and_notify_logins(tmp_
 
 def test_on_github_the_pull_request_is_created_with_the_neutralised_text(fake: FakeGitHub) -> None:
     service = service_on_github(fake)
-    ref = _open(service, make_policies("svc"), title="Fix Add @octocat", body=INJECTED)
+    ref = open_fix(service, make_policies("svc"), FIX_PATCH, title="Fix Add @octocat", body=INJECTED)
     pull = fake.repos["acme/svc"].pulls[ref.number]
     assert pull["title"] == f"Fix Add @{ZWSP}octocat"
     assert "<img" not in pull["body"] and "OPS-1" not in pull["body"] and "@octocat" not in pull["body"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import shutil
 import subprocess
@@ -114,3 +115,13 @@ def make_runner(repos: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> MakeR
 @pytest.fixture
 def runner(make_runner: MakeRunner) -> Runner:
     return make_runner()
+
+
+def processes_with(marker: bytes) -> list[int]:
+    """The host's processes whose command line holds `marker` (what a test's sandboxed processes left behind)."""
+    pids = []
+    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if marker in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+    return pids

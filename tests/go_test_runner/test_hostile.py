@@ -33,7 +33,7 @@ from servers.go_test_runner.payload import RunTestsRequest
 from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
 
-from .conftest import commit_all, git, host_go_env, make_runner_for
+from .conftest import commit_all, git, host_go_env, make_runner_for, processes_with
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -270,7 +270,7 @@ async def test_a_fork_bomb_is_stopped_and_leaves_no_process(world: World) -> Non
     killed = "Killed by the sandbox's watchdog: process limit" in result.summary
     assert result.ok or killed, result.summary
     assert not any("ESCAPED" in line for t in result.report.tests for line in t.output)
-    assert _processes_with(b"4242.6") == []
+    assert processes_with(b"4242.6") == []
     world.assert_host_unchanged()
 
 
@@ -294,12 +294,3 @@ async def test_a_flood_of_subtests_is_counted_not_held(world: World) -> None:
     assert sorted(t.name for t in result.report.tests)[:2] == ["TestFlood", "TestFlood/1"]
     assert len(result.model_dump_json()) < 200_000
     world.assert_host_unchanged()
-
-
-def _processes_with(marker: bytes) -> list[int]:
-    pids = []
-    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            if marker in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
-    return pids

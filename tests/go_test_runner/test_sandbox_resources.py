@@ -5,7 +5,6 @@ host's /usr/local is hidden while the toolchain in it works. Sizes are a few hun
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pathlib
 import re
@@ -18,7 +17,7 @@ from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
 from servers.go_test_runner.sandbox import Outcome
 
-from .conftest import commit_all, git, make_runner_for
+from .conftest import commit_all, git, make_runner_for, processes_with
 
 pytestmark = pytest.mark.slow
 
@@ -229,7 +228,7 @@ async def test_a_fork_bomb_is_stopped_at_the_process_ceiling(
     else:
         assert 0 < killed.peak_tasks <= 256 + 64  # RLIMIT_NPROC counts the uid's other processes as well
     assert killed.elapsed_s < 60
-    assert _processes_with(_BOMB_MARK.encode()) == []
+    assert processes_with(_BOMB_MARK.encode()) == []
 
 
 async def test_a_line_without_end_is_cut_before_it_reaches_go(
@@ -267,12 +266,3 @@ async def test_usr_local_is_hidden_and_the_toolchain_works(
     result, _outcomes = await _run(runner, "./view", monkeypatch)
     assert result.ok, (result.summary, _output(result))
     assert [(p.name, p.passed) for p in result.report.packages] == [("example.com/resources/view", 1)]
-
-
-def _processes_with(marker: bytes) -> list[int]:
-    pids = []
-    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            if marker in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
-    return pids

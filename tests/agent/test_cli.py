@@ -26,6 +26,7 @@ from agent.policy import AgentPolicy
 from goresolve.cli import app
 from workqueue import Event, IssueData
 
+from .cli_support import one_error_line, resolve_cli
 from .workspace import Workspace
 
 CALLS = [
@@ -236,31 +237,21 @@ def test_the_configured_model_runs_every_tier_unless_routing_may_choose_it(
 
 def _resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ticket: str, repo: str) -> Any:
     monkeypatch.setenv("GORESOLVE_DATA_DIR", str(tmp_path / "data"))
-    cassette = tmp_path / "session.jsonl"
-    cassette.write_text("")
-    return CliRunner().invoke(app, ["resolve", "--ticket", ticket, "--repo", repo, "--cassette", str(cassette)])
-
-
-def _one_error_line(done: Any) -> str:
-    assert done.exit_code == 1, done.output
-    assert "Traceback" not in done.output and "unexpected" not in done.output, done.output
-    lines = done.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.output
-    return lines[0]
+    return resolve_cli(tmp_path, ticket, repo)
 
 
 def test_resolve_refuses_an_empty_an_overlong_or_a_module_less_repository_before_indexing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert "--repo is empty" in _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", ""))
-    assert "--repo is empty" in _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "  "))
-    too_long = _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "a" * 5000))
+    assert "--repo is empty" in one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", ""))
+    assert "--repo is empty" in one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "  "))
+    too_long = one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "a" * 5000))
     assert "is neither a repository in" in too_long and len(too_long) < 600
     plain = tmp_path / "notes"
     plain.mkdir()
     subprocess.run(["git", "init", "-q", str(plain)], check=True, timeout=60)
     (plain / "README.md").write_text("no Go here\n")
-    line = _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", str(plain)))
+    line = one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", str(plain)))
     assert "holds no Go module (no go.mod)" in line
     assert not (tmp_path / "data" / "agent" / "runs").exists()  # no run started
 
@@ -269,7 +260,7 @@ def test_resolve_names_an_unknown_tier_and_the_tiers_that_exist_before_anything_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GORESOLVE_AGENT_TIER", "bogus")
-    line = _one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "calc"))
+    line = one_error_line(_resolve(tmp_path, monkeypatch, "CALC-1", "calc"))
     assert "GORESOLVE_AGENT_TIER=bogus" in line
     tiers = yaml.safe_load((Path("policies") / "budgets.yaml").read_text())["tiers"]
     assert all(tier in line for tier in tiers)
@@ -280,11 +271,11 @@ def test_resolve_validates_a_ticket_file_as_jira_read_will_naming_the_users_file
 ) -> None:
     wrong = tmp_path / "BUG-7.yaml"
     wrong.write_text("key: BUG-7\nfields: {summary: 42}\n")
-    line = _one_error_line(_resolve(tmp_path, monkeypatch, str(wrong), str(tmp_path / "no-such-repo")))
+    line = one_error_line(_resolve(tmp_path, monkeypatch, str(wrong), str(tmp_path / "no-such-repo")))
     assert str(wrong) in line and "fields.summary" in line and "goresolve-ticket-" not in line
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing yet\n")
-    assert "the file is empty" in _one_error_line(_resolve(tmp_path, monkeypatch, str(empty), "calc"))
+    assert "the file is empty" in one_error_line(_resolve(tmp_path, monkeypatch, str(empty), "calc"))
 
 
 def test_resolve_wraps_the_hand_off_panel_instead_of_cropping_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 import yaml
 from rich.console import Console
-from typer.testing import CliRunner
 
 from agent.cli import load_agent_settings
-from goresolve.cli import app, unclonable_repos
+from goresolve.cli import unclonable_repos
 from goresolve.resolve import prepare
 from servers.common.policy import check_repo_paths, load_policies
 from servers.common.settings import load_settings
 from servers.github_pr.backends import make_backend
 from servers.github_pr.settings import GitHubPrSettings
+
+from .cli_support import one_error_line, resolve_cli
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
 
@@ -39,17 +40,7 @@ def _go_repo(where: Path) -> Path:
 
 
 def _resolve(tmp_path: Path, repo: str) -> Any:
-    cassette = tmp_path / "session.jsonl"
-    cassette.write_text("")
-    return CliRunner().invoke(app, ["resolve", "--ticket", "SVC-101", "--repo", repo, "--cassette", str(cassette)])
-
-
-def _one_error_line(done: Any) -> str:
-    assert done.exit_code == 1, done.output
-    assert "Traceback" not in done.output and "unexpected" not in done.output, done.output
-    lines = done.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.output
-    return lines[0]
+    return resolve_cli(tmp_path, "SVC-101", repo)
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +60,7 @@ def test_a_bare_repository_is_refused_before_anything_naming_how_to_get_a_work_t
         _git("clone", "-q", "--bare", str(work), str(bare))
     else:
         bare = work / ".git"
-    line = _one_error_line(_resolve(tmp_path, str(bare)))
+    line = one_error_line(_resolve(tmp_path, str(bare)))
     assert line == (
         f"error: {bare} is a bare git repository (no work tree to register and index): make a work tree with "
         f"`git -C {bare} worktree add DIR` or `git clone {bare} DIR`, and pass --repo DIR"
@@ -81,7 +72,7 @@ def test_a_missing_embedding_model_is_refused_before_the_repository_is_registere
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GORESOLVE_CODE_SEARCH_EMBEDDER", "bge-small")
-    line = _one_error_line(_resolve(tmp_path, str(_go_repo(tmp_path / "svc"))))
+    line = one_error_line(_resolve(tmp_path, str(_go_repo(tmp_path / "svc"))))
     assert line.startswith("error: the embedding model of embedder bge-small, bge-small-en-v1.5, is not installed")
     assert line.endswith("install it first with `goresolve model install --embedder bge-small`")
     assert not (data_dir / "models").exists()

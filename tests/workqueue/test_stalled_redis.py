@@ -20,6 +20,19 @@ from workqueue import Event, QueueSettings, QueueUnavailable, open_queue
 from workqueue.redis import RedisQueue
 
 
+def _goresolve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`goresolve ARGS` in its own process, bounded at 60 s (the deadlines under test are 1 s)."""
+    return subprocess.run(
+        [sys.executable, "-m", "goresolve.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env=env,
+        check=False,
+    )
+
+
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of this test's own: pausing it stalls no other test."""
@@ -37,15 +50,7 @@ def test_queue_ls_on_a_stalled_redis_is_one_line_within_the_deadline_without_the
     }
     with paused(url):
         began = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "goresolve.cli", "queue", "ls"],
-            capture_output=True,
-            text=True,
-            timeout=60,  # the bound of this test; the deadline under test is 1 s
-            cwd=REPO_ROOT,
-            env=env,
-            check=False,
-        )
+        done = _goresolve(["queue", "ls"], env)
         took = time.monotonic() - began
     assert done.returncode == 1 and done.stdout == "", done.stderr
     assert done.stderr.splitlines() == [
@@ -137,15 +142,7 @@ def test_dispatch_on_a_stalled_redis_stops_in_one_line(url: str, tmp_path: Path)
         "GORESOLVE_QUEUE_REDIS_TIMEOUT_S": "1",
     }
     with paused(url):
-        done = subprocess.run(
-            [sys.executable, "-m", "goresolve.cli", "dispatch", "--burst"],
-            capture_output=True,
-            text=True,
-            timeout=60,  # the bound of this test; the deadline under test is 1 s
-            cwd=REPO_ROOT,
-            env=env,
-            check=False,
-        )
+        done = _goresolve(["dispatch", "--burst"], env)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: queue 'tickets': Redis at "), done.stderr

@@ -583,7 +583,7 @@ class Sandbox:
         limits = self.limits
         while True:
             await asyncio.sleep(_WATCH_INTERVAL_S)
-            usage = await asyncio.to_thread(run_usage, watch.root)
+            usage = await asyncio.to_thread(run_usage, watch.root, watch.host_tmpfs)
             watch.seen = max(watch.seen, usage.tasks)
             refused = watch.refused()
             if limits.max_tasks and (usage.tasks > limits.max_tasks or refused):
@@ -851,10 +851,11 @@ def tree_usage(root: int) -> tuple[int, int]:
     return tasks, rss
 
 
-def run_usage(root: int) -> Usage:
-    """`Usage` of `root` and all its descendants, from /proc."""
+def run_usage(root: int, host_tmpfs: set[str]) -> Usage:
+    """`Usage` of `root` and all its descendants, from /proc; `host_tmpfs` the host's own tmpfs devices
+    (`host_tmpfs_devices`), which are not the run's."""
     tasks, rss, pids = _tree(root)
-    return Usage(tasks, rss, tmpfs_used(pids, _host_tmpfs()))
+    return Usage(tasks, rss, tmpfs_used(pids, host_tmpfs))
 
 
 def _tree(root: int) -> tuple[int, int, list[int]]:
@@ -891,7 +892,7 @@ def _tmpfs_mounts(mountinfo: str) -> list[tuple[str, str]]:
     return out
 
 
-def _host_tmpfs() -> set[str]:
+def host_tmpfs_devices() -> set[str]:
     """Devices of the host's own tmpfs mounts (a new mount namespace starts with them: not the run's)."""
     try:
         with open("/proc/self/mountinfo") as fh:
@@ -935,6 +936,7 @@ class _Watch:
     def __init__(self, root: int, cgroup: Path | None) -> None:
         self.root, self.cgroup = root, cgroup
         self.seen = 0  # the most tasks a scan found
+        self.host_tmpfs = host_tmpfs_devices()  # read once a run, not at every scan
 
     def refused(self) -> int:
         """Forks the run's cgroup refused at pids.max (0 without a cgroup)."""

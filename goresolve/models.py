@@ -17,7 +17,7 @@ from pathlib import Path
 from servers.code_search import assets
 from servers.code_search.settings import CodeSearchSettings
 from servers.common.errors import ConfigError
-from servers.common.settings import default_data_dir, load_settings
+from servers.common.settings import load_settings
 
 # embedder -> the pinned files it loads, what they are, and the `model install` option that installs them
 _NEEDS: dict[str, tuple[assets.WheelPin, str, str]] = {
@@ -28,12 +28,8 @@ _NEEDS: dict[str, tuple[assets.WheelPin, str, str]] = {
 
 
 def model_dir(settings: CodeSearchSettings) -> Path:
-    """Where code-search looks for its models: the setting, else `<data dir>/models`.
-
-    The same default as `servers.code_search.minilm.default_cache_dir`, which is not imported here: that
-    module loads onnxruntime, and a search answered by the warm process must not pay for it.
-    """
-    return settings.model_cache_dir or default_data_dir() / "models"
+    """Where code-search looks for its models: the setting, else `<data dir>/models`."""
+    return settings.model_cache_dir or assets.default_cache_dir()
 
 
 def missing_model(settings: CodeSearchSettings) -> str | None:

@@ -29,12 +29,18 @@ from pathlib import Path
 import httpx
 
 from servers.common.errors import GoresolveError
+from servers.common.settings import default_data_dir
 
 DOWNLOAD_TIMEOUT_S = 1800
 
 
 class ModelInstallError(GoresolveError):
     """The model could not be installed; the message says what to do."""
+
+
+def default_cache_dir() -> Path:
+    """`<data dir>/models`: the pinned weights and the ONNX files built from them."""
+    return default_data_dir() / "models"
 
 
 @dataclass(frozen=True)

@@ -23,20 +23,15 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from servers.code_search import assets, minilm_graph
+from servers.code_search.assets import default_cache_dir
 from servers.code_search.embed import Vectors, normalize
 from servers.common.logging import get_logger
-from servers.common.settings import default_data_dir
 
 log = get_logger(__name__)
 
 _BUILDER_VERSION = 2
 Ids = npt.NDArray[np.int64]
 MAX_TOKENS = 256
-
-
-def default_cache_dir() -> Path:
-    """`<data dir>/models`: the pinned weights and the ONNX files built from them."""
-    return default_data_dir() / "models"
 
 
 def weights_dir(cache_dir: Path | None = None, pin: assets.WheelPin = assets.MINILM) -> Path:

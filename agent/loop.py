@@ -11,10 +11,7 @@ draft pull request labelled for humans, assigned to the owner from policy, with 
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
-import math
 import re
 import time
 import traceback
@@ -170,18 +167,6 @@ class Interrupted(RunExit):
     """The run was cancelled from outside (Ctrl-C, SIGTERM, a caller's cancel scope): not a failure of the run."""
 
     kind = "interrupted"
-
-
-def _cancelled() -> bool:
-    """Whether the current task is being cancelled: its anyio scope, or the event loop (Ctrl-C cancels asyncio's main
-    task), whatever a library in between made of the cancellation."""
-    if anyio.current_effective_deadline() == -math.inf:
-        return True
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # not on asyncio
-        return False
-    return task is not None and task.cancelling() > 0
 
 
 class Run:
@@ -656,29 +641,21 @@ class Run:
         return outcome.text if outcome.ok else f"error: {outcome.text}"
 
     async def server_call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
-        """`name` on its server, behind the server's breaker; a call cut off by a cancellation is not a failure.
+        """`name` on its server, behind the server's breaker (`Toolbox.call`: a call cut off by a cancellation
+        counts toward no breaker and raises the cancellation).
 
         Raises:
             BreakerOpen, PermissionError: as `Toolbox.call`.
-            the cancellation: the run is being cancelled (the breaker is left as it was before this call).
         """
         assert self.box is not None
         server = self.box.server_of(name)
-        before = dataclasses.replace(self.box.breakers[server])
         with tracer().start_as_current_span(f"mcp {name}") as span:
             span.set_attributes({"goresolve.server": server, "gen_ai.tool.name": name})
             try:
-                outcome = await self.box.call(name, args)
-            except BreakerOpen:
-                if _cancelled():
-                    self.box.breakers[server] = before
-                    raise anyio.get_cancelled_exc_class()() from None
-                raise
-            if _cancelled():  # the transport's failure (a closed stream, a timeout) was the cancellation's doing
-                self.box.breakers[server] = before
+                return await self.box.call(name, args)
+            except anyio.get_cancelled_exc_class():
                 span.set_attribute("goresolve.cancelled", True)
-                raise anyio.get_cancelled_exc_class()()
-            return outcome
+                raise
 
     async def read_file(self, path: str) -> str | None:
         chunks: list[str] = []

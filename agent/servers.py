@@ -13,7 +13,9 @@ the pattern's few lines, kept here so its state is visible in a run's exit reaso
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
@@ -196,7 +198,8 @@ class Toolbox:
         return self.tools[tool][0]
 
     async def call(self, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
-        """Call a server tool.
+        """Call a server tool. A call whose caller is being cancelled (Ctrl-C, a signal, the run's wall clock)
+        counts toward no breaker and raises the cancellation, whatever the transport made of it.
 
         Raises:
             BreakerOpen: the tool's server failed repeatedly (this call or earlier ones).
@@ -213,18 +216,36 @@ class Toolbox:
             if exc.error.code == FORBIDDEN:  # policy said no: not a failing server
                 breaker.record(True, time.monotonic())
                 raise PermissionError(exc.error.message) from None
-            breaker.record(False, time.monotonic())
             return self._after_failure(server, f"{server} failed: {exc.error.message}")
         except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            breaker.record(False, time.monotonic())
             return self._after_failure(server, f"{server} did not answer ({type(exc).__name__})")
+        if _cancelled():  # an answer that arrives while the caller is being cancelled is not taken
+            raise anyio.get_cancelled_exc_class()()
         breaker.record(True, time.monotonic())
         return outcome_of(result)
 
     def _after_failure(self, server: str, message: str) -> ToolOutcome:
+        """A failed call: counted on the server's breaker, unless the caller is being cancelled (Ctrl-C, a
+        signal, the run's wall clock): then the transport's failure was the cancellation's doing, not the
+        server's, and the cancellation goes on."""
+        if _cancelled():
+            raise anyio.get_cancelled_exc_class()()
+        self.breakers[server].record(False, time.monotonic())
         if self.breakers[server].state == "open":
             raise BreakerOpen(server, message)
         return ToolOutcome(False, message, None)
+
+
+def _cancelled() -> bool:
+    """Whether the current task is being cancelled: its anyio scope, or the event loop (Ctrl-C cancels asyncio's main
+    task), whatever a library in between made of the cancellation."""
+    if anyio.current_effective_deadline() == -math.inf:
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on asyncio
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def outcome_of(result: CallToolResult) -> ToolOutcome:

@@ -11,6 +11,7 @@ import yaml
 from agent.dispatch.errors import TemplateError
 from agent.dispatch.tickets import (
     ANNOTATION_REPO,
+    ANNOTATION_REQUEST,
     ANNOTATION_TICKET,
     LABEL_REPO,
     LABEL_TICKET,
@@ -60,7 +61,8 @@ def build_job(
     ttl_after_finished_s: int,
     name_prefix: str = "goresolve",
 ) -> dict[str, Any]:
-    """One ticket's Job: deterministic name, ticket/trace/repo labels, the deadline, no retries.
+    """One ticket's Job: deterministic name, ticket/trace/repo labels, the request that asked for it
+    (an annotation: compared when a restart command finds the Job finished), the deadline, no retries.
 
     The agent container runs `goresolve dispatch run` for this ticket, which runs the agent and
     writes its result line to the termination message.
@@ -76,7 +78,8 @@ def build_job(
     meta["name"] = name
     meta.pop("generateName", None)
     meta.setdefault("labels", {}).update(labels)
-    meta.setdefault("annotations", {}).update({ANNOTATION_TICKET: ticket.id, ANNOTATION_REPO: ticket.repo})
+    notes = {ANNOTATION_TICKET: ticket.id, ANNOTATION_REPO: ticket.repo, ANNOTATION_REQUEST: ticket.request}
+    meta.setdefault("annotations", {}).update(notes)
     spec = job.setdefault("spec", {})
     spec["backoffLimit"] = 0  # a failed run is escalated, never re-run by the Job controller
     spec["activeDeadlineSeconds"] = active_deadline_s

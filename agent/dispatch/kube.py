@@ -4,10 +4,18 @@ This is the only module that imports `kubernetes` (its asyncio flavour, `kuberne
 The Job is created with strict field validation (an unknown field is an error, not a warning);
 its deterministic name makes the API server refuse a second Job for the same ticket (409).
 The agent's result comes from the agent container's termination message in the Pod status.
+
+On a 409 the existing Job is read. It is adopted (followed to its end, its outcome recorded) while it
+runs, and also once it has finished, unless the ticket is a restart command (`/goresolve retry`) from
+another request than the one that created it: then that finished Job, and only that one (the delete
+carries a precondition on its uid), is deleted and a new Job created for this request. A repeated
+event (same request id: a redelivery, the queue re-running a job after a dispatcher restart) never
+starts a second attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -21,11 +29,21 @@ from kubernetes.aio.client.exceptions import ApiException
 from agent.dispatch.errors import AlreadyDispatched, ClusterRefused
 from agent.dispatch.jobs import AGENT_CONTAINER, build_job
 from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
-from agent.dispatch.tickets import ANNOTATION_REPO, ANNOTATION_TICKET, LABEL_TICKET, LABEL_TRACE, Ticket
+from agent.dispatch.tickets import (
+    ANNOTATION_REPO,
+    ANNOTATION_REQUEST,
+    ANNOTATION_TICKET,
+    LABEL_TICKET,
+    LABEL_TRACE,
+    Ticket,
+)
 
 log = structlog.get_logger(__name__)
 _JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+_CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 _WATCH_WINDOW_S = 60  # server-side watch timeout; the watch is re-opened until the Job ends
+_START_TRIES = 4  # create / read / replace rounds before giving up (each lost round: another dispatcher won)
+_GONE_POLL_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +102,10 @@ class KubeRunner:
         template: dict[str, Any],
         active_deadline_s: int,
         ttl_after_finished_s: int,
+        replace_wait_s: float = 120.0,
     ) -> None:
+        """`replace_wait_s`: how long a restart waits for the finished Job it deleted to be gone (its
+        pods are deleted first when someone else, e.g. the TTL controller, deletes it in the foreground)."""
         self._api = api
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
@@ -92,6 +113,7 @@ class KubeRunner:
         self._template = template
         self._deadline = active_deadline_s
         self._ttl = ttl_after_finished_s
+        self._replace_wait_s = replace_wait_s
 
     def job_for(self, ticket: Ticket) -> dict[str, Any]:
         return build_job(self._template, ticket, active_deadline_s=self._deadline, ttl_after_finished_s=self._ttl)
@@ -103,6 +125,11 @@ class KubeRunner:
             AlreadyDispatched: the ticket's Job exists (409); nothing was created.
             ClusterRefused: any other refusal (403 outside the Role, 422 invalid, 400 unknown field).
         """
+        name, _, warnings = await self._post(ticket)
+        return name, warnings
+
+    async def _post(self, ticket: Ticket) -> tuple[str, str, list[str]]:
+        """`create`, also returning the new Job's uid."""
         manifest = self.job_for(ticket)
         name = manifest["metadata"]["name"]
         # The manifest goes out as it is (the client's typed models would drop an unknown field
@@ -123,13 +150,117 @@ class KubeRunner:
         if resp.status >= 300:
             raise ClusterRefused(resp.status, f"create job {name}", _status_message(body))
         warnings = [str(w) for w in resp.headers.getall("Warning", [])]
-        return name, warnings
+        created = json.loads(body)
+        uid = str(created.get("metadata", {}).get("uid") or "") if isinstance(created, dict) else ""
+        return name, uid, warnings
 
-    async def wait(self, name: str) -> JobEnd:
-        """Watch the Job until it is Complete or Failed. Raises ClusterRefused (e.g. 404 when deleted)."""
+    async def start(self, ticket: Ticket) -> tuple[str, str]:
+        """Create the ticket's Job, or adopt the one that exists (see the module docstring); its name and uid.
+
+        Raises:
+            ClusterRefused: a refusal of the API server; also 409 when the Job could not be replaced (it
+                was replaced by other dispatchers at every try, or it is still being deleted after
+                `replace_wait_s`). Nothing this call created is left behind.
+        """
+        name = ""
+        for _ in range(_START_TRIES):
+            try:
+                name, uid, warnings = await self._post(ticket)
+            except AlreadyDispatched as exc:
+                name = exc.job
+            else:
+                if warnings:  # e.g. a Pod Security warning: the Job exists, but its pods may be refused
+                    log.warning(
+                        "the API server warned about a Job", job=name, trace_id=ticket.trace_id, warnings=warnings
+                    )
+                return name, uid
+            try:
+                job = await self._read(name)
+            except ClusterRefused as exc:
+                if exc.status == 404:  # gone between the create and the read (its TTL): create again
+                    continue
+                raise
+            meta = job.get("metadata", {})
+            uid = str(meta.get("uid") or "")
+            theirs = {
+                "job": name,
+                "ticket": ticket.id,
+                "trace_id": ticket.trace_id,
+                "job_trace_id": (meta.get("labels") or {}).get(LABEL_TRACE, ""),
+            }
+            if not self.replaces(ticket, job):
+                log.info("the ticket has a Job already: following it", finished=finished(job) is not None, **theirs)
+                return name, uid
+            log.info("a restart command replaces the ticket's finished Job", **theirs)
+            if not await self._delete(name, uid):
+                continue  # another dispatcher replaced it first: look again at what is there now
+            if not await self._gone(name, uid):
+                why = f"the finished Job (uid {uid}) is still being deleted after {self._replace_wait_s:g} s"
+                raise ClusterRefused(409, f"create job {name}", why)
+        raise ClusterRefused(409, f"create job {name}", f"the Job was replaced by others {_START_TRIES} times")
+
+    @staticmethod
+    def replaces(ticket: Ticket, job: Mapping[str, Any]) -> bool:
+        """Whether `ticket` replaces the existing `job`: a restart command, from another request, of a finished Job."""
+        if not ticket.restart or finished(job) is None:
+            return False
+        notes = job.get("metadata", {}).get("annotations") or {}
+        return notes.get(ANNOTATION_REQUEST) != ticket.request
+
+    async def _delete(self, name: str, uid: str) -> bool:
+        """Delete the Job `name` if it is still the one with `uid` (its pods in the background).
+
+        Returns False when the name now holds another Job (the precondition failed: nothing deleted).
+        Raises ClusterRefused on any other refusal.
+        """
+        options = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": uid},
+        }
+        request = await self._api.param_serialize(
+            method="DELETE",
+            resource_path="/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            path_params={"namespace": self.namespace, "name": name},
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=options,
+            auth_settings=["BearerToken"],
+        )
+        resp = await self._api.call_api(*request)
+        body = await resp.read()
+        if resp.status == 409:
+            return False
+        if resp.status == 404 or resp.status < 300:
+            return True
+        raise ClusterRefused(resp.status, f"delete job {name}", _status_message(body))
+
+    async def _gone(self, name: str, uid: str) -> bool:
+        """Wait until the Job `name` with `uid` no longer exists (up to `replace_wait_s`); whether it went."""
+        deadline = time.monotonic() + self._replace_wait_s
         while True:
             try:
                 job = await self._read(name)
+            except ClusterRefused as exc:
+                if exc.status == 404:
+                    return True
+                raise
+            if job.get("metadata", {}).get("uid") != uid:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_GONE_POLL_S)
+
+    async def wait(self, name: str, uid: str | None = None) -> JobEnd:
+        """Watch the Job until it is Complete or Failed. Raises ClusterRefused (e.g. 404 when deleted).
+
+        With `uid`, a Job of that name with another uid (a replacement) counts as this one deleted.
+        """
+        while True:
+            try:
+                job = await self._read(name)
+                if uid and job.get("metadata", {}).get("uid") != uid:
+                    return JobEnd(False, "Deleted")
                 end = finished(job)
                 if end is not None:
                     return end
@@ -146,6 +277,8 @@ class KubeRunner:
                         change: dict[str, Any] = event  # pyright: ignore[reportAssignmentType]
                         if change["type"] == "DELETED":
                             return JobEnd(False, "Deleted")
+                        if uid and change["raw_object"].get("metadata", {}).get("uid") != uid:
+                            return JobEnd(False, "Deleted")
                         end = finished(change["raw_object"])
                         if end is not None:
                             return end
@@ -158,12 +291,15 @@ class KubeRunner:
         resp = await self._batch.read_namespaced_job_without_preload_content(name, self.namespace)
         return await _json(resp, f"read job {name}")
 
-    async def result_text(self, name: str) -> str | None:
-        """The agent container's termination message of the Job's (last) Pod, if any."""
+    async def result_text(self, name: str, uid: str | None = None) -> str | None:
+        """The agent container's termination message of the Job's (last) Pod, if any.
+
+        With `uid`, only that Job's pods count (not those of a replaced Job of the same name that the
+        garbage collector has not deleted yet).
+        """
+        selector = f"{_JOB_NAME_LABEL}={name}" + (f",{_CONTROLLER_UID_LABEL}={uid}" if uid else "")
         try:
-            resp = await self._core.list_namespaced_pod_without_preload_content(
-                self.namespace, label_selector=f"{_JOB_NAME_LABEL}={name}"
-            )
+            resp = await self._core.list_namespaced_pod_without_preload_content(self.namespace, label_selector=selector)
             pods: list[dict[str, Any]] = (await _json(resp, f"list pods of job {name}")).get("items") or []
         except ApiException as exc:
             raise _refused(exc, f"list pods of job {name}") from None
@@ -200,10 +336,10 @@ class KubeRunner:
                 )
         return out
 
-    async def follow(self, ticket: Ticket, name: str, started: float) -> RunRecord:
-        """Wait for the Job and turn its end and termination message into a record."""
-        end = await self.wait(name)
-        result = parse_result(await self.result_text(name)) if end.reason != "Deleted" else None
+    async def follow(self, ticket: Ticket, name: str, started: float, uid: str | None = None) -> RunRecord:
+        """Wait for the Job (the one with `uid`, if given) and turn its end and termination message into a record."""
+        end = await self.wait(name, uid)
+        result = parse_result(await self.result_text(name, uid)) if end.reason != "Deleted" else None
         reason = reason_of(result)
         if result is None:
             reason = f"job {'succeeded' if end.succeeded else 'failed'} ({end.reason}) without a result line"
@@ -221,12 +357,8 @@ class KubeRunner:
         )
 
     async def run(self, ticket: Ticket) -> RunRecord:
-        """Create the Job (or, after a restart, adopt the one that exists) and follow it to the end."""
+        """Create the Job (or adopt, or for a restart command replace, the one that exists: `start`) and
+        follow it to the end."""
         started = time.monotonic()
-        try:
-            name, warnings = await self.create(ticket)
-            if warnings:  # e.g. a Pod Security warning: the Job exists, but its pods may be refused
-                log.warning("the API server warned about a Job", job=name, trace_id=ticket.trace_id, warnings=warnings)
-        except AlreadyDispatched as exc:
-            name = exc.job
-        return await self.follow(ticket, name, started)
+        name, uid = await self.start(ticket)
+        return await self.follow(ticket, name, started, uid or None)

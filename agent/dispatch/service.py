@@ -108,7 +108,12 @@ class Dispatcher:
     async def dispatch(self, ticket: Ticket) -> RunRecord:
         async with self.capacity.slot(ticket.repo):
             log.info(
-                "run starting", ticket=ticket.id, repo=ticket.repo, trace_id=ticket.trace_id, mode=self.runner.mode
+                "run starting",
+                ticket=ticket.id,
+                repo=ticket.repo,
+                trace_id=ticket.trace_id,
+                mode=self.runner.mode,
+                restart=ticket.restart,
             )
             record = await self.runner.run(ticket)
         if record.needs_a_person:

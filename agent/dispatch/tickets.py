@@ -2,6 +2,11 @@
 
 The Job name is a pure function of the ticket id, so the API server itself refuses a second
 concurrent Job for the same ticket (409 AlreadyExists): no lock, no lookup race.
+
+A ticket also carries the request that asked for the run: the queue event's dedup id (a redelivery
+of the same webhook delivery keeps it, a new delivery never has it) and whether that event is an
+explicit (re)start command (an issue comment such as `/goresolve retry`). Only such a command, from
+a request other than the one that started the existing Job, replaces a finished Job.
 """
 
 from __future__ import annotations
@@ -17,18 +22,25 @@ LABEL_TRACE = "goresolve.dev/trace-id"
 LABEL_REPO = "goresolve.dev/repo"
 ANNOTATION_TICKET = "goresolve.dev/ticket-id"
 ANNOTATION_REPO = "goresolve.dev/repo-name"
+ANNOTATION_REQUEST = "goresolve.dev/request-id"
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
 
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """`id` is e.g. `acme/svc#42` (GitHub) or `SVC-7` (Jira); `repo` is the repository it is about."""
+    """`id` is e.g. `acme/svc#42` (GitHub) or `SVC-7` (Jira); `repo` is the repository it is about.
+
+    `request` is the dedup id of the queue event that asked for this run (`""`: none, e.g. the CLI);
+    `restart` says that event is an explicit (re)start command, which may replace a finished run.
+    """
 
     id: str
     repo: str
     trace_id: str
     source: str
+    request: str = ""
+    restart: bool = False
 
 
 def ticket_from_event(event: Event, *, jira_repos: dict[str, str], default_repo: str | None) -> Ticket | None:
@@ -38,12 +50,19 @@ def ticket_from_event(event: Event, *, jira_repos: dict[str, str], default_repo:
         repo = event.repo or default_repo
         if repo is None:
             return None
-        return Ticket(id=f"{repo}#{data.number}", repo=repo, trace_id=event.trace_id, source=event.source)
+        return Ticket(
+            id=f"{repo}#{data.number}",
+            repo=repo,
+            trace_id=event.trace_id,
+            source=event.source,
+            request=event.id,
+            restart=isinstance(data, CommentData),
+        )
     if isinstance(data, JiraIssueData):
         repo = jira_repos.get(data.project, default_repo)
         if repo is None:
             return None
-        return Ticket(id=data.key, repo=repo, trace_id=event.trace_id, source=event.source)
+        return Ticket(id=data.key, repo=repo, trace_id=event.trace_id, source=event.source, request=event.id)
     return None
 
 

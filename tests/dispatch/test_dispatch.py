@@ -24,12 +24,13 @@ from agent.dispatch.capacity import Capacity
 from agent.dispatch.cli import app as dispatch_cli
 from agent.dispatch.cli import release_when_done
 from agent.dispatch.jobs import build_job, check_template, load_template
+from agent.dispatch.kube import KubeRunner
 from agent.dispatch.local import LocalRunner, command_for
 from agent.dispatch.results import NO_OUTCOME, Ledger, compact_result, parse_result
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.settings import DispatchSettings
 from agent.dispatch.tickets import job_name, label_value, ticket_from_event
-from workqueue import Event, IssueData, JiraIssueData, PushData, QueueSettings, open_queue
+from workqueue import CommentData, Event, IssueData, JiraIssueData, PushData, QueueSettings, open_queue
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
@@ -86,18 +87,49 @@ def test_events_map_to_tickets_and_pushes_to_nothing() -> None:
     sha = "a" * 40
     push = PushData(ref="refs/heads/main", before=sha, after=sha, commits=1, truncated=False, clone_url="u")
     jira = JiraIssueData(action="created", key="SVC-7", project="SVC", summary="s", url="https://j/SVC-7")
-    assert ticket_from_event(event(issue()), jira_repos={}, default_repo=None) == Ticket(
-        "acme/svc#42", "acme/svc", TRACE, "github"
+    opened = event(issue())
+    assert ticket_from_event(opened, jira_repos={}, default_repo=None) == Ticket(
+        "acme/svc#42", "acme/svc", TRACE, "github", request=opened.id
     )
-    assert ticket_from_event(event(jira, None), jira_repos={"SVC": "acme/svc"}, default_repo=None) == Ticket(
-        "SVC-7", "acme/svc", TRACE, "jira"
+    created = event(jira, None)
+    assert ticket_from_event(created, jira_repos={"SVC": "acme/svc"}, default_repo=None) == Ticket(
+        "SVC-7", "acme/svc", TRACE, "jira", request=created.id
     )
     assert ticket_from_event(event(jira, None), jira_repos={}, default_repo=None) is None
     assert ticket_from_event(event(push), jira_repos={}, default_repo="r") is None
 
 
+def test_only_an_issue_comment_command_is_a_restart_and_each_delivery_is_its_own_request() -> None:
+    retry = CommentData(number=42, command="/goresolve retry", author="u", url="https://x/1#c")
+    first, again = event(retry), event(retry)
+    ticket = ticket_from_event(first, jira_repos={}, default_repo=None)
+    assert ticket == Ticket("acme/svc#42", "acme/svc", TRACE, "github", request=first.id, restart=True)
+    assert ticket_from_event(again, jira_repos={}, default_repo=None) != ticket  # another comment: another request
+    labeled = IssueData(action="labeled", number=42, title="t", url="https://x/1", author="u")
+    relabelled = ticket_from_event(event(labeled), jira_repos={}, default_repo=None)
+    assert relabelled is not None and not relabelled.restart
+
+
+def test_a_restart_replaces_only_a_finished_job_of_another_request() -> None:
+    restart = Ticket("acme/svc#42", "acme/svc", TRACE, "github", request="github:1:b", restart=True)
+
+    def job(request: str | None, condition: str | None) -> dict[str, Any]:
+        notes = {} if request is None else {"goresolve.dev/request-id": request}
+        conditions = [{"type": condition, "status": "True"}] if condition else []
+        return {"metadata": {"annotations": notes}, "status": {"conditions": conditions}}
+
+    assert KubeRunner.replaces(restart, job("github:1:a", "Failed"))
+    assert KubeRunner.replaces(restart, job("github:1:a", "Complete"))
+    assert KubeRunner.replaces(restart, job(None, "Failed"))  # a Job from before request ids
+    assert not KubeRunner.replaces(restart, job("github:1:a", None))  # still running: adopted
+    assert not KubeRunner.replaces(restart, job("github:1:a", "FailureTarget"))  # not terminal yet
+    assert not KubeRunner.replaces(restart, job("github:1:b", "Failed"))  # the same request again
+    opened = Ticket("acme/svc#42", "acme/svc", TRACE, "github", request="github:1:c")
+    assert not KubeRunner.replaces(opened, job("github:1:a", "Failed"))  # no restart command
+
+
 def test_a_job_gets_name_labels_deadline_no_retries_and_the_run_command() -> None:
-    ticket = Ticket("acme/svc#42", "acme/svc", TRACE, "github")
+    ticket = Ticket("acme/svc#42", "acme/svc", TRACE, "github", request="github:1:abc")
     job = build_job(TEMPLATE, ticket, active_deadline_s=2100, ttl_after_finished_s=60)
     assert job["metadata"]["name"] == job_name("acme/svc#42")
     labels = job["metadata"]["labels"]
@@ -105,6 +137,7 @@ def test_a_job_gets_name_labels_deadline_no_retries_and_the_run_command() -> Non
     assert labels["goresolve.dev/trace-id"] == TRACE
     assert job["spec"]["template"]["metadata"]["labels"]["goresolve.dev/ticket"] == "acme_svc_42"
     assert job["metadata"]["annotations"]["goresolve.dev/ticket-id"] == "acme/svc#42"
+    assert job["metadata"]["annotations"]["goresolve.dev/request-id"] == "github:1:abc"
     assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (0, 2100)
     assert job["spec"]["ttlSecondsAfterFinished"] == 60
     pod = job["spec"]["template"]["spec"]

@@ -155,9 +155,15 @@ async def finish_job(admin: client.ApiClient, name: str, *, succeeded: bool) -> 
     assert answer.status == 200, answer.json.get("message")
 
 
-async def finish_pod(admin: client.ApiClient, manifests: list[dict[str, Any]], job: str, message: str) -> None:
-    """The Job's Pod, terminated with the agent's result as its termination message (as a kubelet would)."""
-    pod = pod_from_job(manifests, f"{job}-pod", {"batch.kubernetes.io/job-name": job})
+async def finish_pod(
+    admin: client.ApiClient, manifests: list[dict[str, Any]], job: str, message: str, pod_name: str = ""
+) -> None:
+    """The Job's Pod, labelled as the Job controller labels it (job name and uid) and terminated with the
+    agent's result as its termination message (as a kubelet would)."""
+    [owner] = await jobs_for(admin, job)
+    labels = {"batch.kubernetes.io/job-name": job, "batch.kubernetes.io/controller-uid": owner["metadata"]["uid"]}
+    pod_name = pod_name or f"{job}-pod"
+    pod = pod_from_job(manifests, pod_name, labels)
     created = await call(admin, "POST", f"/api/v1/namespaces/{NS}/pods", pod)
     assert created.status == 201, created.json.get("message")
     t = now()
@@ -175,7 +181,7 @@ async def finish_pod(admin: client.ApiClient, manifests: list[dict[str, Any]], j
             }
         ],
     }  # fmt: skip
-    answer = await call(admin, "PATCH", f"/api/v1/namespaces/{NS}/pods/{job}-pod/status", {"status": status})
+    answer = await call(admin, "PATCH", f"/api/v1/namespaces/{NS}/pods/{pod_name}/status", {"status": status})
     assert answer.status == 200, answer.json.get("message")
 
 

@@ -15,7 +15,10 @@ since the sender's delivery log is where an operator sees it).
 
 The body is read once, into one buffer, while its HMAC is computed. Bodies not yet verified take
 their bytes from one budget shared by all requests (`unverified_budget_bytes`): a request that
-finds it spent is answered 503 with Retry-After, so unsigned uploads cannot exhaust memory.
+finds it spent is answered 503 with Retry-After, so unsigned uploads cannot exhaust memory. One
+client address holds at most `max_unverified_per_client` unverified requests at once (more: 429),
+and a body must arrive whole within `body_timeout_s` (else 408, its bytes given back), so slow or
+stalled senders cannot keep the budget. A client that hangs up mid-body is counted (`disconnect`).
 The trace id is born here, rides in the event and comes back in the answer.
 """
 
@@ -34,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -64,6 +67,10 @@ class OverBudget(Exception):
     pass
 
 
+class ClientBusy(Exception):
+    pass
+
+
 class UnverifiedBudget:
     """The bytes of bodies not yet verified that the gateway holds at once, across requests.
 
@@ -72,10 +79,25 @@ class UnverifiedBudget:
     app runs on one event loop and there is no await between the check and the update: no lock.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, per_client: int = 1 << 30) -> None:
         self.capacity = capacity
         self.in_use = 0
         self.peak = 0
+        self.per_client = per_client
+        self.clients: dict[str, int] = {}  # client address -> its requests reading an unverified body
+
+    def enter(self, client: str) -> bool:
+        """One more unverified request from `client`; False when it already has `per_client` of them."""
+        held = self.clients.get(client, 0)
+        if held >= self.per_client:
+            return False
+        self.clients[client] = held + 1
+        return True
+
+    def leave(self, client: str) -> None:
+        held = self.clients.pop(client, 1) - 1
+        if held > 0:
+            self.clients[client] = held
 
     def take(self, size: int) -> bool:
         if self.in_use + size > self.capacity:
@@ -173,7 +195,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         disabled=sorted(set(SECRET_SETTINGS) - set(secrets_by_source)),
     )
     metrics = Metrics()
-    budget = UnverifiedBudget(settings.unverified_budget_bytes)
+    budget = UnverifiedBudget(settings.unverified_budget_bytes, settings.max_unverified_per_client)
     limit = min(settings.max_body_bytes, settings.unverified_budget_bytes)
 
     deadline = settings.queue_timeout_s
@@ -224,7 +246,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
     ) -> JSONResponse:
         """Count, log (source, delivery id, reason; never a body or a signature) and answer a refusal."""
         metrics.rejected.labels(source, reason).inc()
-        level = log.warning if status in (401, 403, 503) else log.info
+        level = log.warning if status in (401, 403, 408, 429, 503) else log.info
         level("webhook.rejected", source=source, status=status, reason=reason, delivery=_delivery(request, source))
         return _answer(status, {"error": message}, headers)
 
@@ -232,13 +254,25 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         request: Request, source: str, secret: SecretStr, header: str
     ) -> tuple[dict[str, Any] | None, JSONResponse | None]:
         mac = verify.hasher(secret)
+        retry = {"Retry-After": str(settings.retry_after_s)}
+        client = request.client.host if request.client else "?"
+        if not budget.enter(client):
+            message = "too many deliveries in flight from this address; retry later"
+            return None, reject(request, source, 429, "client-busy", message, retry)
         try:
-            raw = await _signed_body(request, limit, budget, mac)
+            with anyio.fail_after(settings.body_timeout_s):
+                raw = await _signed_body(request, limit, budget, mac)
         except TooLarge:
             return None, reject(request, source, 413, "too-large", f"body larger than {limit} bytes")
         except OverBudget:
-            retry = {"Retry-After": str(settings.retry_after_s)}
             return None, reject(request, source, 503, "busy", "too many deliveries in flight; retry later", retry)
+        except TimeoutError:
+            message = f"the body did not arrive within {settings.body_timeout_s:g}s"
+            return None, reject(request, source, 408, "body-timeout", message)
+        except ClientDisconnect:
+            return None, reject(request, source, 400, "disconnect", "the client hung up before the body was complete")
+        finally:
+            budget.leave(client)
         try:
             signed = verify.matches(mac, request.headers.get(header))
         finally:

@@ -71,7 +71,15 @@ def serve_webhooks(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}", highlight=False)
         raise typer.Exit(2) from None
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
+    )
     anyio.run(uvicorn.Server(config).serve)
 
 

@@ -64,3 +64,46 @@ async def test_a_body_alone_above_the_budget_is_413_and_gives_its_bytes_back(que
         answer = await client.post("/webhooks/github", content=_slowly(100 * KB), headers=s.github_headers("push", b""))
         assert answer.status_code == 413 and answer.json() == {"error": f"body larger than {64 * KB} bytes"}
     assert app.state.unverified_budget.in_use == 0
+
+
+async def _stalled(first: int) -> AsyncIterator[bytes]:
+    """`first` bytes, then nothing more: a sender that stops mid-body and keeps the connection open."""
+    yield b"x" * first
+    await anyio.sleep_forever()
+
+
+async def test_a_body_that_stalls_is_408_within_the_deadline_and_gives_its_bytes_back(
+    queues: dict[Topic, WorkQueue],
+) -> None:
+    app = build_app(settings(max_body_bytes=128 * KB, body_timeout_s=0.5), queues)
+    async with _client(app) as client:
+        headers = {**s.github_headers("push", b""), "Content-Length": str(100 * KB)}
+        with anyio.fail_after(10):
+            answer = await client.post("/webhooks/github", content=_stalled(64 * KB), headers=headers)
+        assert answer.status_code == 408 and answer.json() == {"error": "the body did not arrive within 0.5s"}
+        assert app.state.unverified_budget.in_use == 0 and app.state.unverified_budget.clients == {}
+        metrics = (await client.get("/metrics")).text
+        assert 'goresolve_webhooks_rejected_total{reason="body-timeout",source="github"} 1.0' in metrics
+
+
+async def test_one_address_holds_at_most_its_share_of_unverified_requests(queues: dict[Topic, WorkQueue]) -> None:
+    app = build_app(settings(max_body_bytes=128 * KB, body_timeout_s=1, max_unverified_per_client=2), queues)
+    answers: list[httpx.Response] = []
+    async with _client(app) as client:
+
+        async def stalled() -> None:
+            headers = {**s.github_headers("push", b""), "Content-Length": str(100 * KB)}
+            answers.append(await client.post("/webhooks/github", content=_stalled(4 * KB), headers=headers))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                for _ in range(3):
+                    tasks.start_soon(stalled)
+        assert sorted(a.status_code for a in answers) == [408, 408, 429]
+        busy = next(a for a in answers if a.status_code == 429)
+        assert busy.json() == {"error": "too many deliveries in flight from this address; retry later"}
+        assert busy.headers["Retry-After"] == "30"
+        assert app.state.unverified_budget.clients == {}
+        raw = s.dumps(s.push())
+        valid = await client.post("/webhooks/github", content=raw, headers=s.github_headers("push", raw))
+        assert valid.status_code == 202

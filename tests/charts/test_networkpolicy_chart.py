@@ -78,11 +78,55 @@ def test_with_shared_keys_no_server_fetches_keys_and_only_the_dispatcher_reaches
         assert not reaches_api(services, component), component
 
 
+NARROW_API = {"cidrs": ["10.0.0.1/32"], "except": [], "ports": [6443]}
+PRIVATE = {json.dumps({"cidr": c}) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")}
+
+
 def test_in_the_services_topology_with_projected_tokens_the_servers_not_the_agent_reach_the_issuer() -> None:
-    manifests = render(sets=("topology=services",))
-    assert not reaches_api(manifests, "agent")
+    narrowed = f"networkPolicy.egress.kubeApi={json.dumps(NARROW_API)}"
+    manifests = render(sets=("topology=services",), set_json=(narrowed,))
+    egress = {**DEFAULTS, "kubeApi": NARROW_API}
+    assert allowed(manifests, "agent") == expected("model", egress=egress)
+    for server in ("jira-read", "code-search", "github-pr"):
+        assert ('{"cidr": "10.0.0.1/32"}', 6443) in allowed(manifests, server), server
+    # The pod where test code runs: the module proxy and the narrowed API server, nothing private besides.
+    assert allowed(manifests, "go-test-runner") == expected("goproxy", "kubeApi", egress=egress)
+
+
+@pytest.mark.parametrize(
+    "kube_api",
+    [
+        None,  # the default: every private range
+        {"cidrs": ["10.0.0.1/32", "10.96.0.0/12"], "except": [], "ports": [443]},  # one wide block is enough
+        {"cidrs": ["fd00::/8"], "except": [], "ports": [443]},
+    ],
+)
+def test_in_the_services_topology_the_test_runner_pod_never_gets_a_wide_api_range(
+    kube_api: dict[str, Any] | None,
+) -> None:
+    """go-test-runner's egress is promised to be the module proxy: its JWKS fetch needs the API server's
+    address (or a public issuer's), so a wide kubeApi with no issuer CIDRs fails the render, saying what to set."""
+    set_json = () if kube_api is None else (f"networkPolicy.egress.kubeApi={json.dumps(kube_api)}",)
+    with pytest.raises(RuntimeError) as refused:
+        render(sets=("topology=services",), set_json=set_json)
+    message = str(refused.value)
+    assert "go-test-runner" in message and "networkPolicy.egress.kubeApi.cidrs" in message
+    assert "networkPolicy.egress.issuer.cidrs" in message
+    assert "kubectl get endpointslice -n default -l kubernetes.io/service-name=kubernetes" in message
+
+
+def test_in_the_services_topology_a_public_issuer_is_all_the_servers_get_of_it() -> None:
+    manifests = render(sets=("topology=services", "networkPolicy.egress.issuer.cidrs={52.1.2.3/32}"))
     for server in SERVERS:
-        assert reaches_api(manifests, server), server
+        assert ('{"cidr": "52.1.2.3/32"}', 443) in allowed(manifests, server), server
+        assert not {block for block, _ in allowed(manifests, server)} & PRIVATE, server
+    assert allowed(manifests, "go-test-runner") == expected("goproxy") | {('{"cidr": "52.1.2.3/32"}', 443)}
+
+
+def test_the_services_topology_renders_without_a_narrowed_api_server_when_nothing_needs_the_issuer() -> None:
+    """Shared keys (no JWKS fetch) or no network policies at all: nothing to refuse."""
+    render(sets=("topology=services", "auth.mode=sharedKey", f"auth.sharedKey.value={'k' * 40}"))
+    render(sets=("topology=services", "networkPolicy.enabled=false"))
 
 
 def test_merged_rules_allow_exactly_what_one_rule_per_target_would() -> None:

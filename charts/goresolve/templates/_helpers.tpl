@@ -220,3 +220,17 @@ searchable only with the embedder (and model, and size) that wrote it.
     items:
       - {key: {{ .Values.codeSearch.openai.credentials.existingSecretKey }}, path: GORESOLVE_CODE_SEARCH_OPENAI_API_KEY}
 {{- end -}}
+
+{{/*
+"true" when networkPolicy.egress.kubeApi is narrowed to the API server: each CIDR a single address or a
+small block (IPv4 /24 or longer, IPv6 /120 or longer); else empty (the default private ranges).
+*/}}
+{{- define "goresolve.kubeApiNarrowed" -}}
+{{- $narrow := true -}}
+{{- range .Values.networkPolicy.egress.kubeApi.cidrs -}}
+{{- $parts := splitList "/" . -}}
+{{- $bits := int (last $parts) -}}
+{{- if lt $bits (ternary 120 24 (contains ":" .)) }}{{ $narrow = false }}{{ end -}}
+{{- end -}}
+{{- if $narrow }}true{{ end -}}
+{{- end -}}

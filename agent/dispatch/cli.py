@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import anyio
 import typer
@@ -24,6 +24,9 @@ from agent.dispatch.results import Ledger, compact_result
 from agent.dispatch.service import Dispatcher, Runner
 from agent.dispatch.settings import DispatchSettings
 from agent.dispatch.tickets import Ticket, job_name
+
+if TYPE_CHECKING:
+    from workqueue import QueueSettings
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -70,11 +73,41 @@ def dispatch(
         raise typer.Exit(1) from None
 
 
+LEASE_MARGIN_S = 300
+"""How much longer than a run's hard deadline the queue lets a ticket's handler run (as the chart sets it)."""
+
+
+def queue_settings(settings: DispatchSettings) -> QueueSettings:
+    """The queue's settings, with a job timeout no shorter than a run can last.
+
+    The queue cuts a handler off at its job timeout and runs the event again: shorter than a run's deadline, it
+    would kill every long run and start it again, paid each time, up to the queue's tries. Unset, the timeout is
+    the run's deadline plus a margin; set shorter, dispatch refuses to start.
+    """
+    from workqueue import QueueSettings
+    from workqueue.settings import settings_error
+
+    try:
+        queue = QueueSettings()
+    except ValidationError as exc:
+        raise DispatchError(settings_error(exc)) from None
+    floor = settings.active_deadline_s + LEASE_MARGIN_S
+    if "job_timeout_s" not in queue.model_fields_set:
+        return queue.model_copy(update={"job_timeout_s": float(floor)})
+    if queue.job_timeout_s < floor:
+        raise DispatchError(
+            f"setting GORESOLVE_QUEUE_JOB_TIMEOUT_S ({queue.job_timeout_s:g} s) is shorter than a run may last "
+            f"({settings.active_deadline_s} s, wall clock and margin) plus {LEASE_MARGIN_S} s: the queue would cut "
+            f"runs off and start them again; set it to at least {floor} or leave it unset"
+        )
+    return queue
+
+
 async def _consume(settings: DispatchSettings, burst: bool) -> None:
-    from workqueue import QueueSettings, open_queue
+    from workqueue import open_queue
 
     capacity = Capacity(settings.max_concurrent, settings.max_per_repo)
-    queue = open_queue(QueueSettings(), "tickets")
+    queue = open_queue(queue_settings(settings), "tickets")
     try:
         if settings.mode == "kubernetes":
             from agent.dispatch.kubeconnect import kube_runner

@@ -19,10 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agent.dispatch import ClusterRefused, PolicyUnreadable, TemplateError, Ticket
+from agent.dispatch import ClusterRefused, DispatchError, PolicyUnreadable, TemplateError, Ticket
 from agent.dispatch.capacity import Capacity
+from agent.dispatch.cli import LEASE_MARGIN_S, queue_settings, release_when_done
 from agent.dispatch.cli import app as dispatch_cli
-from agent.dispatch.cli import release_when_done
 from agent.dispatch.jobs import build_job, check_template, load_template
 from agent.dispatch.kube import KubeRunner
 from agent.dispatch.local import LocalRunner, command_for
@@ -363,6 +363,34 @@ def test_bad_settings_end_with_one_line_naming_the_setting(monkeypatch: pytest.M
     result = CliRunner().invoke(dispatch_cli, ["--burst"])
     assert result.exit_code == 2
     assert "GORESOLVE_DISPATCH_MAX_CONCURRENT" in result.output and "Traceback" not in result.output
+
+
+def test_the_queue_lets_a_ticket_run_as_long_as_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue cuts a handler off at its job timeout and runs the event again: left at the queue's default
+    (600 s), every run longer than ten minutes was killed and paid for again, up to the queue's tries. Unset, the
+    timeout follows the run's deadline; set shorter, dispatch refuses to start, in one line."""
+    monkeypatch.delenv("GORESOLVE_QUEUE_JOB_TIMEOUT_S", raising=False)
+    monkeypatch.setenv("GORESOLVE_DISPATCH_WALL_CLOCK_S", "3000")
+    settings = DispatchSettings()
+    assert queue_settings(settings).job_timeout_s == 3000 + settings.deadline_margin_s + LEASE_MARGIN_S
+
+    monkeypatch.setenv("GORESOLVE_QUEUE_JOB_TIMEOUT_S", "4000")  # longer than needed: kept as given
+    assert queue_settings(settings).job_timeout_s == 4000
+
+    monkeypatch.setenv("GORESOLVE_QUEUE_JOB_TIMEOUT_S", "600")
+    with pytest.raises(DispatchError, match=r"GORESOLVE_QUEUE_JOB_TIMEOUT_S \(600 s\).*at least 3600"):
+        queue_settings(settings)
+    result = CliRunner().invoke(dispatch_cli, ["--burst"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "error: setting GORESOLVE_QUEUE_JOB_TIMEOUT_S (600 s) is shorter than a run may last (3300 s, wall clock "
+        "and margin) plus 300 s: the queue would cut runs off and start them again; set it to at least 3600 or "
+        "leave it unset"
+    ]
+
+    monkeypatch.setenv("GORESOLVE_QUEUE_MAX_TRIES", "zero")  # the queue's own settings: one line too
+    result = CliRunner().invoke(dispatch_cli, ["--burst"])
+    assert result.exit_code == 2 and "GORESOLVE_QUEUE_MAX_TRIES" in result.output and "Traceback" not in result.output
 
 
 async def test_a_run_adopted_after_a_restart_holds_its_slot_until_its_job_ends() -> None:

@@ -11,11 +11,19 @@ use), resolve the pushed branch's tip *in the mirror*, and run code-search's own
   ones find the index already at that commit and do nothing (idempotent by (repo, commit)).
 - One writer per repo: an asyncio lock per repo here, the indexer's file lock across processes (a
   `Conflict` from it is retried with backoff by the queue). Different repos index in parallel.
+Only registered repositories are fetched: `GORESOLVE_WORKER_REPOS`, or repos.yaml in the policy
+directory (an entry's name, or its `github` owner/name); a push for any other repository is logged
+and skipped (`goresolve_reindex_skipped_total`). The payload's `clone_url` is never used: the URL is
+`<GORESOLVE_WORKER_GITHUB_URL>/<owner>/<name>.git` (https only), or the repository's entry in
+`GORESOLVE_WORKER_CLONE_URLS`, the one place a local path may be given. git runs with every
+transport off but https (and file, for such a configured local path only), and a mirror path that
+would leave the mirrors directory is refused.
 This module starts git (fetch/clone), so it is on the process-starting contract's short list.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -25,13 +33,15 @@ from typing import TYPE_CHECKING, Annotated
 import anyio
 import anyio.to_thread
 import typer
-from pydantic import Field
+from prometheus_client import Counter
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servers.code_search.gitrepo import resolve
 from servers.common.errors import InvalidInput
 from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 from servers.common.logging import get_logger
+from servers.common.policy import ReposPolicy, load_policy_file
 from servers.common.settings import default_data_dir
 from workqueue import Event
 
@@ -42,6 +52,12 @@ if TYPE_CHECKING:  # lancedb and tree-sitter load only when the worker runs, not
 
 log = get_logger(__name__)
 _GIT_TIMEOUT = 600.0
+# owner/name as GitHub allows them: no `.` or `..` component, nothing a path could climb out with.
+_FULL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
+# Transports: none but https; file only for a local path an operator configured in `clone_urls`.
+_HTTPS_ONLY = ("-c", "protocol.allow=never", "-c", "protocol.https.allow=always")
+_LOCAL_TOO = (*_HTTPS_ONLY, "-c", "protocol.file.allow=always")
+SKIPPED = Counter("goresolve_reindex_skipped", "Push events the re-index worker did not act on.", ["reason"])
 
 
 class WorkerSettings(BaseSettings):
@@ -54,13 +70,31 @@ class WorkerSettings(BaseSettings):
         description="Bare mirrors, one per repo (default: <data dir>/worker-mirrors, not the working directory).",
     )
     repos: dict[str, str] = Field(
-        default_factory=dict, description="owner/name -> index repo name (default: the name part)."
+        default_factory=dict,
+        description="owner/name -> index repo name, for repositories re-indexed besides those repos.yaml names "
+        "(an entry there is indexed under its repos.yaml name).",
+    )
+    github_url: str = Field(
+        default="https://github.com", description="Where repositories are cloned from (https; GHES: its host)."
+    )
+    clone_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="owner/name -> clone URL or local path, instead of <github_url>/<owner>/<name>.git (a "
+        "mirror, a test); the only place a local path is accepted.",
     )
     concurrency: int = Field(default=4, ge=1, le=64)
 
+    @field_validator("github_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?", value):
+            raise ValueError("must be an https:// URL (a host, an optional port and path)")
+        return value.rstrip("/")
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    cmd = ["git", *NO_HOOKS, *(["-C", str(cwd)] if cwd else []), *args]
+
+def _git(*args: str, cwd: Path | None = None, local: bool = False) -> str:
+    transports = _LOCAL_TOO if local else _HTTPS_ONLY
+    cmd = ["git", *NO_HOOKS, *transports, *(["-C", str(cwd)] if cwd else []), *args]
     try:
         done = subprocess.run(cmd, capture_output=True, env=git_env(), timeout=_GIT_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -73,38 +107,89 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 class Reindexer:
     """The push handler: `await reindexer(event)`; keeps the last report per repo for inspection."""
 
-    def __init__(self, settings: WorkerSettings, index: CodeIndex, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: WorkerSettings, index: CodeIndex, embedder: Embedder, *, policy_dir: Path | None = None
+    ) -> None:
+        """`policy_dir`: the policy set whose repos.yaml names the repositories to re-index (read at each
+        push, so an updated policy applies at once); None: only those in `settings.repos`."""
         self.settings = settings
         self.index = index
         self.embedder = embedder
+        self.policy_dir = policy_dir
         self._locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
         self.runs: list[IndexReport] = []
 
-    def name_of(self, full_name: str) -> str:
-        return self.settings.repos.get(full_name, full_name.rsplit("/", 1)[-1])
+    def name_of(self, full_name: str) -> str | None:
+        """The index name of the GitHub repository `full_name`, or None when it is not registered.
+
+        Raises:
+            ConfigError: repos.yaml exists but cannot be read (the queue retries, then dead-letters).
+        """
+        if full_name in self.settings.repos:
+            return self.settings.repos[full_name]
+        if self.policy_dir is None or not (self.policy_dir / "repos.yaml").exists():
+            return None
+        policy = load_policy_file(self.policy_dir / "repos.yaml", ReposPolicy)
+        assert isinstance(policy, ReposPolicy)
+        if full_name in policy.repos:
+            return full_name
+        return next((name for name, repo in policy.repos.items() if repo.github == full_name), None)
 
     def mirror_of(self, full_name: str) -> Path:
-        return self.settings.mirrors_dir / f"{full_name}.git"
+        """`<mirrors>/<owner>/<name>.git`, resolved.
 
-    def _fetch(self, full_name: str, clone_url: str) -> Path:
+        Raises:
+            InvalidInput: `full_name` is not owner/name, or the path would leave the mirrors directory.
+        """
+        if not _FULL_NAME.fullmatch(full_name):
+            raise InvalidInput("not a GitHub owner/name")
+        root = self.settings.mirrors_dir.resolve()
+        mirror = (root / f"{full_name}.git").resolve()
+        if not mirror.is_relative_to(root) or mirror.parent.parent != root:
+            raise InvalidInput("the mirror path leaves the mirrors directory")
+        return mirror
+
+    def url_of(self, full_name: str) -> tuple[str, bool]:
+        """The URL `full_name` is fetched from, and whether it is a configured local one (file transport)."""
+        configured = self.settings.clone_urls.get(full_name)
+        if configured is not None:
+            return configured, "://" not in configured or configured.startswith("file://")
+        return f"{self.settings.github_url}/{full_name}.git", False
+
+    def _fetch(self, full_name: str) -> Path:
         mirror = self.mirror_of(full_name)
+        url, local = self.url_of(full_name)
         if not (mirror / "HEAD").exists():
             mirror.parent.mkdir(parents=True, exist_ok=True)
             tmp = mirror.with_name(mirror.name + ".partial")
             if tmp.exists():  # left by a worker killed mid-clone
                 shutil.rmtree(tmp)
-            _git("clone", "--quiet", "--mirror", "--", clone_url, str(tmp))
+            _git("clone", "--quiet", "--mirror", "--", url, str(tmp), local=local)
             tmp.rename(mirror)  # a half-done clone is never taken for a mirror
         else:
-            _git("fetch", "--quiet", "--prune", "origin", cwd=mirror)
+            # The configured URL, whatever an older mirror recorded as its origin.
+            _git("remote", "set-url", "origin", url, cwd=mirror)
+            _git("fetch", "--quiet", "--prune", "origin", cwd=mirror, local=local)
         return mirror
+
+    def _skip(self, event: Event, reason: str) -> None:
+        SKIPPED.labels(reason).inc()
+        log.warning(
+            "reindex.skipped", reason=reason, repo=(event.repo or "")[:200], id=event.id, trace_id=event.trace_id
+        )
 
     def _reindex(self, event: Event) -> IndexReport | None:
         data = event.data
         if data.kind != "push" or event.repo is None:
             return None
-        mirror = self._fetch(event.repo, data.clone_url)
+        if not _FULL_NAME.fullmatch(event.repo):
+            self._skip(event, "bad-name")
+            return None
         name = self.name_of(event.repo)
+        if name is None:
+            self._skip(event, "unregistered")
+            return None
+        mirror = self._fetch(event.repo)
         try:
             target = resolve(mirror, data.ref)  # the branch's newest tip: later queued pushes collapse here
         except InvalidInput:  # the branch is gone (deleted since): index the pushed commit
@@ -168,7 +253,7 @@ def worker_command(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    handler = Reindexer(settings, index, embedder)
+    handler = Reindexer(settings, index, embedder, policy_dir=search.policy_dir)
     try:
         anyio.run(lambda: queue.consume(handler, concurrency=concurrency or settings.concurrency, burst=burst))
     except QueueError as exc:

@@ -405,4 +405,4 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
-    return f"payload field {where[:120]}: {first['msg'][:120]}"
+    return f"payload field {where[:120]}: {str(first['msg']).removeprefix('Value error, ')[:120]}"

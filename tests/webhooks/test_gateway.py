@@ -257,3 +257,19 @@ async def test_unknown_paths_and_methods_are_json_errors(client: httpx.AsyncClie
     wrong = await client.get("/webhooks/github")
     assert (wrong.status_code, wrong.json()) == (405, {"error": "Method Not Allowed"})
     assert wrong.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("full_name", ["../escaped", "acme/..", "acme/.", "acme/svc/x", "-acme/svc", "acme/s vc"])
+async def test_a_push_whose_repository_is_not_a_github_owner_name_is_400_and_not_queued(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue], full_name: str
+) -> None:
+    body = s.push()
+    body["repository"] = {**body["repository"], "full_name": full_name, "clone_url": "/srv/private/repo"}
+    raw = s.dumps(body)
+    answer = await client.post("/webhooks/github", content=raw, headers=s.github_headers("push", raw))
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "payload field repository.full_name: not a GitHub owner/name (letters, digits, '-', '_', '.'; "
+        "no '.' or '..' part)"
+    }
+    assert await queues["code-index"].depth() == 0

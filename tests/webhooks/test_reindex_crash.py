@@ -74,6 +74,9 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
         "GORESOLVE_CODE_SEARCH_DB_DIR": str(tmp_path / "index"),
         "GORESOLVE_CODE_SEARCH_EMBEDDER": "hashing",
         "GORESOLVE_WORKER_MIRRORS_DIR": str(tmp_path / "mirrors"),
+        # acme/big is registered here, and fetched from the local upstream the test makes
+        "GORESOLVE_WORKER_REPOS": '{"acme/big": "big"}',
+        "GORESOLVE_WORKER_CLONE_URLS": json.dumps({"acme/big": str(tmp_path / "upstream")}),
     }
 
 

@@ -1,4 +1,5 @@
-"""The re-index worker on real git and a real LanceDB index (hashing embedder): fetch, index, collapse, replay."""
+"""The re-index worker on real git and a real LanceDB index (hashing embedder): fetch, index, collapse, replay;
+only registered repositories, from the configured URL, never from the payload's."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
+import yaml
+from prometheus_client import REGISTRY
 
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.index import CodeIndex
-from servers.code_search.reindex_worker import Reindexer, WorkerSettings
+from servers.code_search.reindex_worker import Reindexer, WorkerSettings, _git
+from servers.common.gitenv import GitFailed
 from tests.code_search.conftest import commit_all, git
 from tests.workqueue.support import push_event
 from workqueue import Event, PushData
@@ -28,12 +33,21 @@ def _upstream(tmp_path: Path) -> Path:
     return repo
 
 
-def _push(upstream: Path, n: int, after: str) -> Event:
-    event = push_event(f"push{n}", repo="acme/svc", after=after)
-    data = PushData(
-        ref="refs/heads/main", before="0" * 40, after=after, commits=1, truncated=False, clone_url=str(upstream)
-    )
+def _push(upstream: Path, n: int, after: str, repo: str = "acme/svc", clone_url: str | None = None) -> Event:
+    """A push event; its payload's clone_url is GitHub's unless given (the worker never uses it)."""
+    event = push_event(f"push{n}", repo=repo, after=after)
+    url = clone_url or f"https://github.example/{repo}.git"
+    data = PushData(ref="refs/heads/main", before="0" * 40, after=after, commits=1, truncated=False, clone_url=url)
     return event.model_copy(update={"data": data})
+
+
+def _local(upstream: Path, mirrors: Path, **kw: Any) -> WorkerSettings:
+    """acme/svc registered as `svc`, fetched from the local `upstream` (configured, not from a payload)."""
+    return WorkerSettings(mirrors_dir=mirrors, repos={"acme/svc": "svc"}, clone_urls={"acme/svc": str(upstream)}, **kw)
+
+
+def _skipped(reason: str) -> float:
+    return REGISTRY.get_sample_value("goresolve_reindex_skipped_total", {"reason": reason}) or 0.0
 
 
 async def test_pushes_reindex_incrementally_collapse_to_the_newest_commit_and_replays_do_nothing(
@@ -42,7 +56,7 @@ async def test_pushes_reindex_incrementally_collapse_to_the_newest_commit_and_re
     upstream = _upstream(tmp_path)
     embedder = HashingEmbedder()
     index = CodeIndex(tmp_path / "index", embedder.model_id, embedder.dim, create=True)
-    worker = Reindexer(WorkerSettings(mirrors_dir=tmp_path / "mirrors"), index, embedder)
+    worker = Reindexer(_local(upstream, tmp_path / "mirrors"), index, embedder)
 
     first = _push(upstream, 1, git(upstream, "rev-parse", "HEAD"))
     await worker(first)
@@ -78,3 +92,74 @@ def test_mirrors_default_to_the_data_directory_not_the_working_directory(tmp_pat
     assert WorkerSettings().mirrors_dir == (tmp_path / "data" / "worker-mirrors").resolve()
     monkeypatch.setenv("GORESOLVE_WORKER_MIRRORS_DIR", str(tmp_path / "elsewhere"))
     assert WorkerSettings().mirrors_dir == tmp_path / "elsewhere"
+
+
+def _private(tmp_path: Path) -> tuple[Path, str]:
+    """A local repository nobody registered (what a payload's clone_url pointed at in the audit)."""
+    private = tmp_path / "private"
+    private.mkdir()
+    git(private, "init", "-q", "-b", "main")
+    (private / "secret.go").write_text('package secret\n\n// Token is private.\nfunc Token() string { return "s" }\n')
+    return private, commit_all(private, "private")
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> tuple[CodeIndex, HashingEmbedder]:
+    embedder = HashingEmbedder()
+    return CodeIndex(tmp_path / "index", embedder.model_id, embedder.dim, create=True), embedder
+
+
+async def test_the_payload_clone_url_is_never_fetched(tmp_path: Path, index: tuple[CodeIndex, HashingEmbedder]) -> None:
+    private, sha = _private(tmp_path)
+    # Registered, but no local URL configured: the worker fetches <github_url>/acme/svc.git (nothing listens).
+    settings = WorkerSettings(
+        mirrors_dir=tmp_path / "mirrors", repos={"acme/svc": "svc"}, github_url="https://127.0.0.1:9"
+    )
+    worker = Reindexer(settings, *index)
+    with pytest.raises(GitFailed):
+        await worker(_push(private, 1, sha, clone_url=str(private)))
+    assert index[0].repo_info() == {} and worker.runs == []
+    assert not any((tmp_path / "mirrors").rglob("HEAD"))
+
+
+async def test_pushes_for_unregistered_or_ill_named_repositories_are_skipped_and_counted(
+    tmp_path: Path, index: tuple[CodeIndex, HashingEmbedder]
+) -> None:
+    private, sha = _private(tmp_path)
+    worker = Reindexer(WorkerSettings(mirrors_dir=tmp_path / "data" / "mirrors"), *index)
+    unregistered, bad = _skipped("unregistered"), _skipped("bad-name")
+    await worker(_push(private, 1, sha, repo="acme/other", clone_url=str(private)))
+    escaped = _push(private, 2, sha, clone_url=str(private)).model_copy(update={"repo": "../escaped"})
+    await worker(escaped)  # past the gateway's check (a queued event from an older gateway, a replay)
+    assert (_skipped("unregistered"), _skipped("bad-name")) == (unregistered + 1, bad + 1)
+    assert index[0].repo_info() == {} and worker.runs == []
+    assert not (tmp_path / "data" / "escaped.git").exists() and not (tmp_path / "data" / "mirrors").exists()
+
+
+async def test_repos_yaml_registers_a_repository_under_its_name_and_a_namesake_elsewhere_is_skipped(
+    tmp_path: Path, index: tuple[CodeIndex, HashingEmbedder]
+) -> None:
+    upstream = _upstream(tmp_path)
+    sha = git(upstream, "rev-parse", "HEAD")
+    policy = tmp_path / "policies"
+    policy.mkdir()
+    (policy / "repos.yaml").write_text(
+        yaml.safe_dump({"repos": {"svc": {"github": "acme/svc", "path": str(upstream)}}})
+    )
+    clone_urls = {"acme/svc": str(upstream), "other/svc": str(upstream)}
+    settings = WorkerSettings(mirrors_dir=tmp_path / "mirrors", clone_urls=clone_urls)
+    worker = Reindexer(settings, *index, policy_dir=policy)
+    await worker(_push(upstream, 1, sha, repo="other/svc"))  # same short name, not the registered repository
+    assert index[0].repo_info() == {}
+    await worker(_push(upstream, 2, sha))
+    assert index[0].repo_info()["svc"]["commit"] == sha
+
+
+def test_git_runs_with_no_transport_but_https_unless_a_local_path_is_configured(tmp_path: Path) -> None:
+    upstream = _upstream(tmp_path)
+    for url in (str(upstream), f"file://{upstream}", "ext::sh -c true"):
+        with pytest.raises(GitFailed):
+            _git("ls-remote", "--", url)
+    assert _git("ls-remote", "--", str(upstream), local=True)
+    with pytest.raises(GitFailed):
+        _git("ls-remote", "--", "ext::sh -c true", local=True)

@@ -7,6 +7,22 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+A Service's name (list: ctx, suffix): "<fullname>-<suffix>", which must be a DNS label (63 characters at
+most). The fullname is cut at 50, and the longest suffix ("go-test-runner", topology services) would take
+it to 65: rendering fails rather than the API server (422), and names are never cut differently from
+what an installed release already has.
+*/}}
+{{- define "goresolve.serviceName" -}}
+{{- $ctx := index . 0 -}}{{- $suffix := index . 1 -}}
+{{- $full := include "goresolve.fullname" $ctx -}}
+{{- $name := printf "%s-%s" $full $suffix -}}
+{{- if gt (len $name) 63 -}}
+{{- fail (printf "release name %q is too long: the Service %q would be %d characters, over the 63 of a DNS label. Choose a release name that makes the chart's full name (the release name, followed by \"-goresolve\" unless it contains \"goresolve\") at most %d characters" $ctx.Release.Name $name (len $name) (sub 62 (len $suffix))) -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
 {{- define "goresolve.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}

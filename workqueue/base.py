@@ -6,7 +6,9 @@
 
 Semantics (the shared test suite in tests/workqueue holds both implementations to them):
 - `enqueue` returns only once the event is durable; False means the dedup key was seen within the
-  retention window (nothing enqueued).
+  retention window (nothing enqueued), or the body digest given with it was seen under another key:
+  a signed body replayed under a new delivery id is a duplicate too. The same key with the same digest
+  (a sender's own redelivery, after a write whose answer was lost) goes on to the key's own check.
 - Delivery is at least once, under a lease: a job whose worker dies is delivered again.
 - A handler that raises is retried with exponential backoff, at most `max_tries` runs in all; then
   the event goes to the dead-letter list, where it can be shown, replayed or purged.
@@ -62,8 +64,9 @@ class WorkQueue(Protocol):
 
     name: str
 
-    async def enqueue(self, event: Event) -> bool:
-        """Store `event`; False when its id was already seen. Raises QueueUnavailable."""
+    async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:
+        """Store `event`; False when its id was already seen, or `digest` (the sha256 of the delivery's
+        raw body) was seen with another id, within the retention window. Raises QueueUnavailable."""
         ...
 
     async def ping(self) -> None:

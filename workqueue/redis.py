@@ -135,8 +135,20 @@ class RedisQueue:
                 raise QueueUnavailable(f"cannot reach redis at {safe_url(self._url)}: {exc}") from exc
         return self._pool
 
-    async def _enqueue(self, redis: ArqRedis, data: dict[str, Any], job_id: str) -> bool:
-        """The job `job_id`, unless that id is remembered; its pending copy is written first (see above)."""
+    async def _enqueue(self, redis: ArqRedis, data: dict[str, Any], job_id: str, digest: str | None = None) -> bool:
+        """The job `job_id`, unless that id is remembered, or `digest` is remembered for another id; its
+        pending copy is written first (see above).
+
+        The digest key holds the id that claimed it, for the retention window: the same id coming back
+        (its first write's answer was lost) goes on to arq's own check of the id.
+        """
+        if digest is not None:
+            key = f"goresolve:digest:{digest}"
+            claimed = await _wait(redis.set(key, job_id, nx=True, ex=max(int(self.retention_s), 1)))
+            if not claimed:
+                owner = await _wait(redis.get(key))
+                if owner is not None and owner.decode() != job_id:
+                    return False
         copy = json.dumps({"event": data, "at": time.time()})
         copied = await _wait(redis.hsetnx(self._pending, job_id, copy))
         job = await redis.enqueue_job("handle", data, _job_id=job_id, _expires=self.retention_s)
@@ -144,11 +156,11 @@ class RedisQueue:
             await _wait(redis.hdel(self._pending, job_id))
         return job is not None
 
-    async def enqueue(self, event: Event) -> bool:
+    async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:
         with self._deadline():
             redis = await self._redis()
             try:
-                return await self._enqueue(redis, event.model_dump(mode="json"), event.id)
+                return await self._enqueue(redis, event.model_dump(mode="json"), event.id, digest)
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 

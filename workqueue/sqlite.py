@@ -11,8 +11,9 @@ What it does not give, this module adds around it, without touching its tables:
 - **Retries with backoff.** The tries count lives in the row (`update`); the wait between tries is
   held in the worker, with the row still unacked, so a crash during the wait loses nothing.
 - **Dedup.** A `deliveries` table in the same SQLite file remembers each event id for the retention
-  window. An event is enqueued *before* its id is recorded: a crash in between may let a redelivery
-  through once (handlers are idempotent), but never loses an event.
+  window, a `digests` table each body digest given with one (and the id it came with). An event is
+  enqueued *before* its id is recorded: a crash in between may let a redelivery through once
+  (handlers are idempotent), but never loses an event.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class SQLiteQueue:
                 "CREATE TABLE IF NOT EXISTS deliveries"
                 " (key TEXT PRIMARY KEY, queue TEXT NOT NULL, seen_at REAL NOT NULL)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS digests (digest TEXT PRIMARY KEY, key TEXT NOT NULL, seen_at REAL NOT NULL)"
+            )
             self._db.commit()
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"cannot open queue {name!r} in {directory}: {exc}") from exc
@@ -82,24 +86,33 @@ class SQLiteQueue:
 
     # --- producer ---------------------------------------------------------------------------------
 
-    def _enqueue(self, event: Event) -> bool:
+    def _enqueue(self, event: Event, digest: str | None) -> bool:
         now = time.time()
         with self._lock:
             row = self._db.execute("SELECT seen_at FROM deliveries WHERE key = ?", (event.id,)).fetchone()
             if row is not None and row[0] > now - self.retention_s:
                 return False
+            if digest is not None:
+                seen = self._db.execute("SELECT key, seen_at FROM digests WHERE digest = ?", (digest,)).fetchone()
+                if seen is not None and seen[1] > now - self.retention_s and seen[0] != event.id:
+                    return False
             self._q.put({"event": event.model_dump(mode="json"), "tries": 0, "error": ""})
             self._db.execute(
                 "INSERT OR REPLACE INTO deliveries (key, queue, seen_at) VALUES (?, ?, ?)", (event.id, self.name, now)
             )
+            if digest is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO digests (digest, key, seen_at) VALUES (?, ?, ?)", (digest, event.id, now)
+                )
             self._enqueued += 1
             if self._enqueued % 1000 == 1:
                 self._db.execute("DELETE FROM deliveries WHERE seen_at < ?", (now - self.retention_s,))
+                self._db.execute("DELETE FROM digests WHERE seen_at < ?", (now - self.retention_s,))
             self._db.commit()
         return True
 
-    async def enqueue(self, event: Event) -> bool:
-        return await self._call(self._enqueue, event)
+    async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:
+        return await self._call(self._enqueue, event, digest)
 
     async def ping(self) -> None:
         await self._call(lambda: self._db.execute("SELECT 1").fetchone())

@@ -19,11 +19,15 @@ finds it spent is answered 503 with Retry-After, so unsigned uploads cannot exha
 client address holds at most `max_unverified_per_client` unverified requests at once (more: 429),
 and a body must arrive whole within `body_timeout_s` (else 408, its bytes given back), so slow or
 stalled senders cannot keep the budget. A client that hangs up mid-body is counted (`disconnect`).
+Deduplication: the queue remembers each delivery id (GitHub's GUID, lower-cased) and the sha256 of
+each raw body for its retention window, so a signed body replayed under a new delivery id is a
+duplicate (202), while a sender's own redelivery (same id, same bytes) is judged by its id.
 The trace id is born here, rides in the event and comes back in the answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -212,9 +216,9 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         except TimeoutError:
             raise QueueUnavailable(f"no answer within {deadline:g}s") from None
 
-    async def enqueue(source: str, event: Event) -> JSONResponse:
+    async def enqueue(source: str, event: Event, digest: str) -> JSONResponse:
         try:
-            fresh = await bounded(queues[event.topic].enqueue(event))
+            fresh = await bounded(queues[event.topic].enqueue(event, digest=digest))
         except QueueUnavailable as exc:
             # After a timeout the write may still land: a redelivery of it is then a duplicate (202).
             metrics.rejected.labels(source, "queue-unavailable").inc()
@@ -252,25 +256,29 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
 
     async def read_verified(
         request: Request, source: str, secret: SecretStr, header: str
-    ) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+    ) -> tuple[dict[str, Any] | None, str, JSONResponse | None]:
         mac = verify.hasher(secret)
         retry = {"Retry-After": str(settings.retry_after_s)}
         client = request.client.host if request.client else "?"
         if not budget.enter(client):
             message = "too many deliveries in flight from this address; retry later"
-            return None, reject(request, source, 429, "client-busy", message, retry)
+            return None, "", reject(request, source, 429, "client-busy", message, retry)
         try:
             with anyio.fail_after(settings.body_timeout_s):
                 raw = await _signed_body(request, limit, budget, mac)
         except TooLarge:
-            return None, reject(request, source, 413, "too-large", f"body larger than {limit} bytes")
+            return None, "", reject(request, source, 413, "too-large", f"body larger than {limit} bytes")
         except OverBudget:
-            return None, reject(request, source, 503, "busy", "too many deliveries in flight; retry later", retry)
+            return None, "", reject(request, source, 503, "busy", "too many deliveries in flight; retry later", retry)
         except TimeoutError:
             message = f"the body did not arrive within {settings.body_timeout_s:g}s"
-            return None, reject(request, source, 408, "body-timeout", message)
+            return None, "", reject(request, source, 408, "body-timeout", message)
         except ClientDisconnect:
-            return None, reject(request, source, 400, "disconnect", "the client hung up before the body was complete")
+            return (
+                None,
+                "",
+                reject(request, source, 400, "disconnect", "the client hung up before the body was complete"),
+            )
         finally:
             budget.leave(client)
         try:
@@ -278,22 +286,22 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         finally:
             budget.give(len(raw))
         if not signed:
-            return None, reject(request, source, 401, "signature", f"missing or bad {header}")
+            return None, "", reject(request, source, 401, "signature", f"missing or bad {header}")
         try:
             body = json.loads(raw)
         except RecursionError:
-            return None, reject(request, source, 400, "malformed", "body is nested too deeply")
+            return None, "", reject(request, source, 400, "malformed", "body is nested too deeply")
         except (ValueError, UnicodeDecodeError):
             message = "body is not JSON"
             if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
                 message += "; set the webhook's content type to application/json"
-            return None, reject(request, source, 400, "malformed", message)
+            return None, "", reject(request, source, 400, "malformed", message)
         if not isinstance(body, dict):
-            return None, reject(request, source, 400, "malformed", "body is not a JSON object")
-        return body, None
+            return None, "", reject(request, source, 400, "malformed", "body is not a JSON object")
+        return body, hashlib.sha256(raw).hexdigest(), None
 
     async def github(request: Request, secret: SecretStr) -> Response:
-        body, refused = await read_verified(request, "github", secret, "X-Hub-Signature-256")
+        body, digest, refused = await read_verified(request, "github", secret, "X-Hub-Signature-256")
         if refused is not None:
             return refused
         assert body is not None
@@ -305,6 +313,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return reject(request, "github", 400, "headers", "X-GitHub-Event and X-GitHub-Delivery are required")
         if not _GUID.fullmatch(delivery):
             return reject(request, "github", 400, "headers", "X-GitHub-Delivery must be a GUID")
+        delivery = delivery.lower()  # one GUID, however a sender spells its hex digits
         if not _HOOK_ID.fullmatch(hook_id):
             return reject(request, "github", 400, "headers", "X-GitHub-Hook-ID must be an integer")
         if kind == "ping":
@@ -325,10 +334,10 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return _answer(202, {"status": "ignored", "reason": why.reason})
         except ValidationError as exc:
             return reject(request, "github", 400, "shape", _first_error(exc))
-        return await enqueue("github", event)
+        return await enqueue("github", event, digest)
 
     async def jira(request: Request, secret: SecretStr) -> Response:
-        body, refused = await read_verified(request, "jira", secret, "X-Hub-Signature")
+        body, digest, refused = await read_verified(request, "jira", secret, "X-Hub-Signature")
         if refused is not None:
             return refused
         assert body is not None
@@ -344,7 +353,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             return _answer(202, {"status": "ignored", "reason": why.reason})
         except ValidationError as exc:
             return reject(request, "jira", 400, "shape", _first_error(exc))
-        return await enqueue("jira", event)
+        return await enqueue("jira", event, digest)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")

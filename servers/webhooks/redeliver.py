@@ -5,7 +5,9 @@
 
 Deliveries come newest first; paging stops at the first one older than `since`. A GUID is
 redelivered once, and not at all when any of its attempts succeeded (a later redelivery may have).
-The gateway dedupes by GUID too, so running this twice is harmless.
+The gateway dedupes by GUID too, so running this twice is harmless. A redelivery is the same GUID
+with the same bytes, so the gateway's dedupe by body digest (against replays under a new GUID) lets
+it through whenever the first attempt never reached the queue.
 """
 
 from __future__ import annotations

@@ -273,3 +273,25 @@ async def test_a_push_whose_repository_is_not_a_github_owner_name_is_400_and_not
         "no '.' or '..' part)"
     }
     assert await queues["code-index"].depth() == 0
+
+
+async def test_a_signed_body_replayed_under_another_delivery_id_or_hook_id_is_a_duplicate(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    raw = s.dumps(s.issue())
+    first = await client.post("/webhooks/github", content=raw, headers=s.github_headers("issues", raw, GUID))
+    assert first.status_code == 202 and first.json()["status"] == "queued"
+    for delivery, hook in ((GUID.upper(), "4242"), (str(uuid.uuid4()), "4242"), (str(uuid.uuid4()), "7")):
+        headers = {**s.github_headers("issues", raw, delivery), "X-GitHub-Hook-ID": hook}
+        again = await client.post("/webhooks/github", content=raw, headers=headers)
+        assert (again.status_code, again.json()["status"]) == (202, "duplicate"), (delivery, hook)
+    other = s.dumps(s.issue(number=8))  # another delivery: another body
+    assert (await client.post("/webhooks/github", content=other, headers=s.github_headers("issues", other))).json()[
+        "status"
+    ] == "queued"
+    (event, _) = await _drain(queues["tickets"])
+    assert event.id == f"github:4242:{GUID}" and event.delivery == GUID
+    raw = s.dumps(s.jira())
+    assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).json()["status"] == "queued"
+    replay = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
+    assert replay.json()["status"] == "duplicate"

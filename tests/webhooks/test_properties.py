@@ -23,7 +23,7 @@ class RecordingQueue:
         self.name = name
         self.events: list[Event] = []
 
-    async def enqueue(self, event: Event) -> bool:
+    async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:
         if any(e.id == event.id for e in self.events):
             return False
         self.events.append(event)

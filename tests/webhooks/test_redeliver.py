@@ -40,10 +40,10 @@ class Switchable:
     def __init__(self, inner: WorkQueue) -> None:
         self.inner, self.name, self.down = inner, inner.name, True
 
-    async def enqueue(self, event: Event) -> bool:
+    async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:
         if self.down:
             raise QueueUnavailable("queue is down")
-        return await self.inner.enqueue(event)
+        return await self.inner.enqueue(event, digest=digest)
 
     async def ping(self) -> None:
         await self.inner.ping()

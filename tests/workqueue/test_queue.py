@@ -39,6 +39,34 @@ async def test_an_enqueued_event_reaches_the_handler_once_and_a_duplicate_is_ref
     assert await queue.enqueue(event) is False  # remembered after it was handled
 
 
+async def test_a_body_digest_seen_under_another_id_is_a_duplicate_and_the_same_id_is_judged_by_its_id(
+    queue: WorkQueue,
+) -> None:
+    digest, other = uuid.uuid4().hex * 2, uuid.uuid4().hex * 2  # sha256-shaped, unique per run
+    first = push_event(f"b{digest[:8]}")
+    assert await queue.enqueue(first, digest=digest) is True
+    assert await queue.enqueue(push_event(f"r{digest[:8]}"), digest=digest) is False  # a replay under a new id
+    assert await queue.enqueue(first, digest=digest) is False  # the same delivery again: its id
+    assert await queue.enqueue(push_event(f"n{digest[:8]}"), digest=other) is True
+    assert await queue.enqueue(push_event(f"x{digest[:8]}")) is True  # no digest given: the id alone
+    assert await queue.depth() == 3
+
+
+async def test_a_lost_enqueue_whose_digest_landed_lets_the_same_delivery_through(redis_url: str) -> None:
+    """The digest is claimed before the job is written: a write cut off in between must not turn the sender's
+    redelivery of that same delivery (same id, same bytes) into a duplicate that is never queued."""
+    queue = RedisQueue(redis_url, f"t{uuid.uuid4().hex[:8]}", poll_s=0.01)
+    digest = uuid.uuid4().hex * 2
+    event = push_event(f"lost{digest[:8]}")
+    client = Redis.from_url(redis_url)
+    await client.set(f"goresolve:digest:{digest}", event.id)  # what the lost write left
+    await client.aclose()
+    assert await queue.enqueue(event, digest=digest) is True
+    assert await queue.enqueue(push_event(f"other{digest[:8]}"), digest=digest) is False
+    assert await queue.depth() == 1
+    await queue.aclose()
+
+
 async def test_dedup_is_durable_across_reopening(backend: tuple[str, str]) -> None:
     first = make_queue(*backend, "durable")
     await first.enqueue(push_event("d1"))

@@ -80,6 +80,9 @@ def main() -> None:
             "GORESOLVE_CODE_SEARCH_EMBEDDER": args.embedder,
             "GORESOLVE_CODE_SEARCH_LOG_LEVEL": "WARNING",
             "GORESOLVE_WORKER_MIRRORS_DIR": str(tmp / "mirrors"),
+            # The worker fetches only registered repositories, from configured URLs (never the payload's).
+            "GORESOLVE_WORKER_REPOS": json.dumps({"gorilla/mux": "mux"}),
+            "GORESOLVE_WORKER_CLONE_URLS": json.dumps({"gorilla/mux": str(upstream)}),
         }
 
         def start(*cli: str, log: str) -> subprocess.Popen[bytes]:

@@ -183,3 +183,9 @@ volumes:
 {{ include "goresolve.selectorLabels" . }}
 app.kubernetes.io/component: agent
 {{- end -}}
+
+{{/* The per-ticket Job's pod spec (YAML): the job-template ConfigMap's, and what the dispatcher's
+admission policy pins the Jobs it creates to. */}}
+{{- define "goresolve.jobPodSpec" -}}
+{{- include "goresolve.agentPodSpec" (dict "ctx" . "restartPolicy" "Never" "args" (list "dispatch" "run") "queue" false "tokenTtl" (add .Values.dispatcher.wallClockSeconds .Values.dispatcher.deadlineMarginSeconds 300)) -}}
+{{- end -}}

@@ -222,3 +222,27 @@ async def test_in_every_ci_configuration_the_built_job_is_admitted_and_another_a
     async with api_client(cluster, token) as dispatcher:
         await enforced(dispatcher, namespace, manifests)
         assert await create(dispatcher, namespace, built(manifests)) == (201, "")
+
+
+async def test_with_shared_keys_a_job_giving_go_test_runner_another_servers_key_is_refused(
+    admin: client.ApiClient, cluster: Cluster
+) -> None:
+    """The token-key Secret holds all four keys and each server's volume projects its own only: test code in
+    go-test-runner's container must not get github-pr's key by a Job that projects that key instead."""
+    namespace = "adm-shared-key"
+    manifests = render(
+        namespace=namespace, release=RELEASE, sets=("auth.mode=sharedKey", f"auth.sharedKey.value={'k' * 40}")
+    )
+    results = await install(admin, namespace, manifests)
+    assert {k: s for k, (s, _w, _j) in results.items() if s != 201} == {}
+    token = await service_account_token(admin, namespace, f"{RELEASE}-goresolve-dispatcher")
+    async with api_client(cluster, token) as dispatcher:
+        await enforced(dispatcher, namespace, manifests)
+        assert await create(dispatcher, namespace, built(manifests)) == (201, "")
+        job = built(manifests)
+        [own] = [v for v in pod(job)["volumes"] if v["name"] == "go-test-runner-secrets"]
+        [source] = own["projected"]["sources"]
+        assert source["secret"]["items"] == [{"key": "go-test-runner", "path": "GORESOLVE_GO_TEST_RUNNER_TOKEN_KEY"}]
+        source["secret"]["items"] = [{"key": "github-pr", "path": "GORESOLVE_GO_TEST_RUNNER_TOKEN_KEY"}]
+        status, message = await create(dispatcher, namespace, job)
+        assert status == 403 and f"{PREFIX} has the job template's volumes only" in message, message

@@ -321,6 +321,28 @@ def test_an_object_store_index_is_opened_by_uri_and_never_mounted() -> None:
     assert by_kind(manifests, "PersistentVolumeClaim") == []
 
 
+@pytest.mark.parametrize(
+    ("base_url", "clones_from"),
+    [
+        (None, "https://github.com"),
+        ("https://ghe.acme.example/api/v3", "https://ghe.acme.example"),
+        ("https://ghe.acme.example:8443/api/v3", "https://ghe.acme.example:8443"),
+    ],
+)
+def test_the_indexer_clones_from_the_github_host_of_github_prs_base_url(
+    base_url: str | None, clones_from: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push payload's clone_url is never fetched: the worker builds the URL from this host, so on GitHub
+    Enterprise it must be the enterprise host, as its process parses it."""
+    from servers.code_search.reindex_worker import WorkerSettings
+
+    sets = () if base_url is None else (f"githubPr.baseUrl={base_url}",)
+    [indexer] = [d for d in by_kind(render(sets=sets), "Deployment") if d["metadata"]["name"] == "gr-goresolve-indexer"]
+    [container] = indexer["spec"]["template"]["spec"]["containers"]
+    monkeypatch.setenv("GORESOLVE_WORKER_GITHUB_URL", env_of(container)["GORESOLVE_WORKER_GITHUB_URL"])
+    assert WorkerSettings().github_url == clones_from
+
+
 @pytest.mark.parametrize("values", [v for v in CONFIGS if v is None or v.stem != "minimal"], ids=config_id)
 def test_the_indexer_writes_only_inside_its_writable_volumes(
     values: Path | None, monkeypatch: pytest.MonkeyPatch

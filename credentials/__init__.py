@@ -47,10 +47,21 @@ def _kind(secret_type: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", secret_type.lower()).strip("_")
 
 
+# detect-secrets' `key = value` separator (Cloudant, IBM, SoftLayer): three overlapping space runs, so a
+# keyword and a run of n spaces cost n³ steps ("key" and 2,000 spaces: 52 s). The same matches, each space run
+# taken whole and the longest operator first: no value these rules accept starts with a space, `=`, `:` or `>`.
+_CUBIC_SEPARATOR = "(?: *)(?:=|:|:=|=>| +|::)(?: *)"
+_LINEAR_SEPARATOR = "(?:(?> *)(?>=>|:=|::|=|:)(?> *)|(?> +))"
+
+
+def _linear(pattern: str) -> str:
+    return pattern.replace(_CUBIC_SEPARATOR, _LINEAR_SEPARATOR)
+
+
 def _detect_secrets_rules() -> tuple[Rule, ...]:
     document = json.loads(RULES_FILE.read_text(encoding="utf-8"))
     return tuple(
-        Rule(_kind(r["kind"]), re.compile(r["pattern"], r["flags"]), f"detect-secrets:{r['plugin']}")
+        Rule(_kind(r["kind"]), re.compile(_linear(r["pattern"]), r["flags"]), f"detect-secrets:{r['plugin']}")
         for r in document["rules"]
     )
 
@@ -94,6 +105,36 @@ RULES: tuple[Rule, ...] = (*_detect_secrets_rules(), *_OWN)
 CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((r.kind, r.pattern) for r in RULES)
 
 
+# detect-secrets rules that start with a literal and then a run (JWT, OpenAI, npm): a start that fails makes every
+# later start inside that run fail the same way, so the redactor skips the run. As one regex search each was
+# quadratic ("sk-" 13,000 times: 7.7 s). The rule's pattern -> (its literal start, the run that follows it).
+_SKIP_RUN: dict[str, tuple[str, re.Pattern[str]]] = {
+    r"eyJ[A-Za-z0-9-_=]+\.[A-Za-z0-9-_=]+\.?[A-Za-z0-9-_.+/=]*?": ("eyJ", re.compile(r"[A-Za-z0-9-_=]*")),
+    r"sk-[A-Za-z0-9-_]*[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}": ("sk-", re.compile(r"[A-Za-z0-9-_]*")),
+    r"\/\/.+\/:_authToken=\s*(?:(?:npm_.+)|(?:[A-Fa-f0-9-]{36})).*": ("//", re.compile(r"[^\n]*")),
+}
+
+
+def _substitute(pattern: re.Pattern[str], swap: Callable[[re.Match[str]], str], text: str) -> str:
+    """`pattern.sub(swap, text)`, in linear time for the rules of `_SKIP_RUN` too."""
+    skip = _SKIP_RUN.get(pattern.pattern)
+    if skip is None:
+        return pattern.sub(swap, text)
+    prefix, run = skip
+    out: list[str] = []
+    kept = at = 0
+    while (at := text.find(prefix, at)) != -1:
+        match = pattern.match(text, at)
+        if match is None:
+            skipped = run.match(text, at + len(prefix))  # (always matches: a run may be empty)
+            at = skipped.end() if skipped is not None else at + 1
+            continue
+        out += (text[kept:at], swap(match))
+        kept = at = match.end()
+    out.append(text[kept:])
+    return "".join(out)
+
+
 # What stands where a credential was removed: `[credential removed: KIND]`.
 REMOVED = "[credential removed: "
 
@@ -101,8 +142,55 @@ _KEY_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"  # RSA PRIVATE KEY, OPENSS
 # A private key from its BEGIN line to its END line (or to the end of a text cut inside it).
 PRIVATE_KEY_BLOCK = re.compile(rf"-----BEGIN ({_KEY_LABEL})-----[\s\S]*?(?:-----END \1-----|\Z)")
 # The end of a key whose BEGIN line is not in the text (a view or an excerpt that starts inside it): the END line
-# and the lines just above it that carry key material (a run of 16 or more base64 characters).
-_KEY_TAIL = re.compile(rf"(?:^[^\n]*[A-Za-z0-9+/=]{{16}}[^\n]*\n)*[^\n]*-----END {_KEY_LABEL}-----", re.MULTILINE)
+# and the lines just above it that carry key material (a run of 16 or more base64 characters). Found by
+# `_key_tails`, line by line: as one regex, `(?:^.*[A-Za-z0-9+/=]{16}.*\n)*.*-----END …-----`, each line
+# matched in as many ways as it has runs, and the time grew twentyfold with every such line after "PRIVATE KEY".
+_KEY_END = re.compile(rf"-----END {_KEY_LABEL}-----")
+_KEY_MATERIAL = re.compile(r"[A-Za-z0-9+/=]{16}")
+
+
+def _last_key_end(line: str) -> int:
+    """Where the last END line marker in `line` that starts last ends (-1 when there is none)."""
+    end, at = -1, line.find("-----END ")
+    while at != -1:
+        marker = _KEY_END.match(line, at)
+        if marker is not None:
+            end = marker.end()
+        at = line.find("-----END ", at + 1)
+    return end
+
+
+def _key_tails(text: str) -> str:
+    """`text` with every key tail replaced, in one pass over its lines.
+
+    A tail starts at the first of a run of lines that each carry key material and end in a newline, and ends
+    with the last END marker of the furthest line, at most one past that run, that has one: a line
+    marked in the run or the line just after it. A start that finds no marker leaves none to the run's later lines.
+    """
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    material = [i < len(lines) - 1 and _KEY_MATERIAL.search(line) is not None for i, line in enumerate(lines)]
+    out: list[str] = []
+    kept = 0  # text[kept:] is not yet in `out`
+    k = 0
+    while k < len(lines):
+        run_end = k  # the first line at or after k that does not carry material (or is the last line)
+        while material[run_end]:
+            run_end += 1
+        for j in range(run_end, k - 1, -1):
+            end = _last_key_end(lines[j])
+            if end != -1:
+                out.append(text[kept : starts[k]])
+                out.append(f"{REMOVED}private_key]")
+                kept = starts[j] + end
+                k = j + 1  # (the rest of line j holds no marker that starts after this one's start)
+                break
+        else:
+            k = run_end + 1
+    out.append(text[kept:])
+    return "".join(out)
 
 
 # Shapes that match a label with the value (`password = "…"`, `aws_secret_access_key: …`): only the value goes.
@@ -121,8 +209,8 @@ def redact_credentials(text: str) -> str:
     `servers.common.secrets.scan` stays the gate for what goresolve publishes.
     """
     text = PRIVATE_KEY_BLOCK.sub(f"{REMOVED}private_key]", text)
-    if "PRIVATE KEY" in text:  # (the tail's pattern is tried at every line start: only where it can match)
-        text = _KEY_TAIL.sub(f"{REMOVED}private_key]", text)
+    if "PRIVATE KEY" in text:
+        text = _key_tails(text)
     for rule in RULES:
 
         def swap(match: re.Match[str], rule: Rule = rule) -> str:
@@ -133,5 +221,5 @@ def redact_credentials(text: str) -> str:
                 return f"{labelled['label']}{REMOVED}{rule.kind}]{labelled['close']}"
             return f"{REMOVED}{rule.kind}]"
 
-        text = rule.pattern.sub(swap, text)
+        text = _substitute(rule.pattern, swap, text)
     return text

@@ -201,7 +201,7 @@ def _index_batch(
     index: CodeIndex,
     embedder: Embedder,
     chunker: GoChunker,
-    snap: Any,
+    snap: Snapshot,
     repo: str,
     gen: int,
     paths: list[str],
@@ -211,11 +211,11 @@ def _index_batch(
     t0 = time.perf_counter()
     files: list[dict[str, Any]] = []
     chunks: list[Chunk] = []
-    for path, data in snap.read(paths):
-        report.bytes += len(data)
+    for path, size, data in snap.contents(paths):  # a file over the size limit comes without its bytes, unread
+        report.bytes += size
         status = "skipped"
         text = ""
-        if rules.wants_content(data):
+        if data is not None and rules.wants_content(data):
             text = data.decode("utf-8", errors="replace")
             units, status = chunk_file(chunker, path, text)
             chunks.extend(units)

@@ -3,6 +3,9 @@
 A snapshot is path -> blob id. For a git repository the ids come from `git ls-tree`, so comparing
 two snapshots is the diff of two commits; for a plain directory (a module from the Go proxy) the id
 is the git blob hash of the file's bytes. Symlinks are never followed.
+
+A file over MAX_FILE_BYTES is never read, from git or from disk: its size (the blob's header, or `stat`)
+decides first, so a small repository of huge, highly compressible files costs no memory.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,27 +49,71 @@ class SkipRules:
 
 @dataclass(slots=True)
 class Snapshot:
-    """The indexable files of a repo at one commit: path -> blob id."""
+    """The indexable files of a repo at one commit: path -> blob id (and path -> size in bytes)."""
 
     root: Path
     commit: str
     files: dict[str, str] = field(default_factory=dict)
     is_git: bool = False
+    sizes: dict[str, int] = field(default_factory=dict)
 
-    def read(self, paths: list[str]) -> Iterator[tuple[str, bytes]]:
-        """Yield (path, bytes) for `paths` at this snapshot's commit."""
+    def contents(self, paths: list[str]) -> Iterator[tuple[str, int, bytes | None]]:
+        """Yield (path, size, bytes) for `paths` at this snapshot's commit, in order, one file read at a time.
+
+        bytes is None for a file over MAX_FILE_BYTES: it is not read (its size is known beforehand). A blob the
+        repository lacks reads as empty.
+        """
         if self.is_git:
-            blobs = gitrepo.read_blobs(self.root, sorted({self.files[p] for p in paths}))
-            for p in paths:
-                yield p, blobs.get(self.files[p], b"")
+            wanted = [p for p in paths if self.sizes.get(p, 0) <= MAX_FILE_BYTES]
+            read = gitrepo.read_blobs(self.root, [self.files[p] for p in wanted], MAX_FILE_BYTES)
+            try:
+                for p in paths:
+                    if self.sizes.get(p, 0) > MAX_FILE_BYTES:
+                        yield p, self.sizes[p], None
+                        continue
+                    _, size, data = next(read)
+                    if size < 0:  # missing from the repository
+                        yield p, 0, b""
+                    else:
+                        yield p, size, data
+            finally:
+                read.close()  # git stops even when the caller does not read to the end
         else:
             for p in paths:
-                yield p, (self.root / p).read_bytes()
+                size, data = _read_file(self.root / p, self.sizes.get(p))
+                yield p, size, data
+
+    def read(self, paths: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Yield (path, bytes) for `paths` at this snapshot's commit; files over MAX_FILE_BYTES are left out."""
+        for p, _, data in self.contents(paths):
+            if data is not None:
+                yield p, data
+
+
+def _read_file(path: Path, size: int | None) -> tuple[int, bytes | None]:
+    """(size, bytes) of a regular file, bytes None when it is over MAX_FILE_BYTES (then it is not read; one that
+    grew past the limit since it was listed is read no further than the limit)."""
+    if size is not None and size > MAX_FILE_BYTES:
+        return size, None
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            return size, None
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        return max(size, len(data)), None
+    return len(data), data
 
 
 def blob_id(data: bytes) -> str:
     """The git blob id of `data` (so directory and git snapshots agree on unchanged files)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def oversized_id(size: int) -> str:
+    """The id of a directory file over MAX_FILE_BYTES, which is not read so has no blob hash: never a git id, so
+    the file is marked changed when it shrinks under the limit (or was indexed from git before)."""
+    return f"oversized-{size}"
 
 
 def snapshot(root: Path, rev: str | None, rules: SkipRules) -> Snapshot:
@@ -77,16 +125,22 @@ def snapshot(root: Path, rev: str | None, rules: SkipRules) -> Snapshot:
     if gitrepo.is_git_repo(root):
         commit = gitrepo.resolve(root, rev or "HEAD")
         tree = gitrepo.ls_tree(root, commit)
-        files = {p: blob for p, (mode, blob) in tree.items() if mode != "120000" and rules.wants_path(p)}
-        return Snapshot(root, commit, files, is_git=True)
+        kept = {p: (blob, size) for p, (mode, blob, size) in tree.items() if mode != "120000" and rules.wants_path(p)}
+        files = {p: blob for p, (blob, _) in kept.items()}
+        sizes = {p: size for p, (_, size) in kept.items() if size is not None}
+        return Snapshot(root, commit, files, is_git=True, sizes=sizes)
     files: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in rules.skip_dirs)
         for name in filenames:
             full = Path(dirpath, name)
             rel = full.relative_to(root).as_posix()
-            if full.is_symlink() or not rules.wants_path(rel):
+            # lstat: a symlink is not followed; nor is a FIFO or device read (it would block or never end)
+            if not rules.wants_path(rel) or not stat.S_ISREG(full.lstat().st_mode):
                 continue
-            files[rel] = blob_id(full.read_bytes())
+            size, data = _read_file(full, None)
+            files[rel] = oversized_id(size) if data is None else blob_id(data)
+            sizes[rel] = size
     digest = hashlib.sha1("".join(f"{p}{b}" for p, b in sorted(files.items())).encode(), usedforsecurity=False)
-    return Snapshot(root, rev or f"dir-{digest.hexdigest()[:12]}", files)
+    return Snapshot(root, rev or f"dir-{digest.hexdigest()[:12]}", files, sizes=sizes)

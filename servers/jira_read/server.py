@@ -6,7 +6,9 @@ session refuses every method but GET (and the JQL search POST); at start the cre
 permissions are logged, with a warning when it could write.
 
 Ticket text comes back as `UntrustedText` (trust="untrusted"): cleaned, converted to Markdown,
-truncated — data for the agent to fence, never instructions.
+truncated — data for the agent to fence, never instructions. Every other string a tool returns from Jira (a
+label, a person's name, a link's type) is cleaned of invisible characters and credentials too (`_plain`). The
+conversion runs on a worker thread: one ticket that is slow to convert does not hold up other callers.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from collections.abc import AsyncGenerator, Collection
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
+import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
+from credentials import redact_credentials
 from servers.common.app import Platform, current_caller
 from servers.common.errors import AccessDenied, InvalidInput, UpstreamFailure
 from servers.common.logging import get_logger
@@ -51,11 +55,20 @@ INSTRUCTIONS = (
 )
 
 
+def _plain(value: Any) -> str:
+    """A short field from Jira as returned: invisible characters and credentials removed."""
+    return redact_credentials(strip_invisible(str(value)))
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None else _plain(value)
+
+
 def _name(value: Any, *keys: str) -> str | None:
     if isinstance(value, dict):
         for key in keys:
             if value.get(key):
-                return strip_invisible(str(value[key]))
+                return _plain(value[key])
     return None
 
 
@@ -83,7 +96,7 @@ def _links(fields: dict[str, Any], readable: Collection[str]) -> list[IssueLink]
             summary = ofields.get("summary")
             links.append(
                 IssueLink(
-                    type=strip_invisible(str(ltype.get(label) or ltype.get("name") or "relates to"))[:100],
+                    type=_plain(ltype.get(label) or ltype.get("name") or "relates to")[:100],
                     key=key,
                     summary=untrusted(str(summary), 300) if summary else None,
                     status=_name(ofields.get("status"), "name"),
@@ -133,7 +146,8 @@ class JiraReadService:
             raise AccessDenied(f"issue {asked} was moved to a project this caller may not read")
         return raw
 
-    def issue(self, raw: RawIssue) -> Issue:
+    def issue(self, raw: RawIssue, readable: Collection[str]) -> Issue:
+        """`raw` as returned, its links limited to the `readable` projects (CPU work: run it off the event loop)."""
         f = raw.fields
         limit = self.settings.max_description_chars
         return Issue(
@@ -142,15 +156,15 @@ class JiraReadService:
             description=untrusted(f.get("description"), limit),
             status=_name(f.get("status"), "name"),
             type=_name(f.get("issuetype"), "name"),
-            labels=[strip_invisible(str(x)) for x in f.get("labels") or []],
+            labels=[_plain(x) for x in f.get("labels") or []],
             components=[n for c in f.get("components") or [] if (n := _name(c, "name"))],
             priority=_name(f.get("priority"), "name"),
             assignee=_name(f.get("assignee"), "displayName", "name"),
             reporter=_name(f.get("reporter"), "displayName", "name"),
-            created=f.get("created"),
-            updated=f.get("updated"),
-            links=_links(f, self.allowed_projects()),
-            url=raw.self_url,
+            created=_optional(f.get("created")),
+            updated=_optional(f.get("updated")),
+            links=_links(f, readable),
+            url=_optional(raw.self_url),
             comment_count=_comment_total(f.get("comment")),
         )
 
@@ -161,7 +175,7 @@ class JiraReadService:
             summary=untrusted(f.get("summary") or "", 500),
             status=_name(f.get("status"), "name"),
             type=_name(f.get("issuetype"), "name"),
-            updated=f.get("updated"),
+            updated=_optional(f.get("updated")),
         )
 
 
@@ -202,7 +216,8 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
         )
     )
     async def get_issue(key: IssueKey) -> Issue:
-        return service.issue(await service.fetch(key))
+        raw = await service.fetch(key)
+        return await anyio.to_thread.run_sync(service.issue, raw, service.allowed_projects())
 
     @platform.tool(
         ToolSpec.reader(
@@ -217,16 +232,19 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
         # Through `fetch`, so that a moved issue's comments are checked against its current project.
         checked = (await service.fetch(key)).key
         raw, total = await backend.get_comments(checked, limit)
-        comments = [
-            Comment(
-                id=c.id,
-                author=strip_invisible(c.author) if c.author else None,
-                created=c.created,
-                body=untrusted(c.body, settings.max_comment_chars),
-            )
-            for c in raw[-limit:]
-        ]
-        return Comments(key=checked, comments=comments, total=total)
+
+        def convert() -> list[Comment]:
+            return [
+                Comment(
+                    id=_plain(c.id),
+                    author=_plain(c.author) if c.author else None,
+                    created=_optional(c.created),
+                    body=untrusted(c.body, settings.max_comment_chars),
+                )
+                for c in raw[-limit:]
+            ]
+
+        return Comments(key=checked, comments=await anyio.to_thread.run_sync(convert), total=total)
 
     @platform.tool(
         ToolSpec.reader(
@@ -246,12 +264,13 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
             raise AccessDenied("this caller may not read any Jira project")
         restricted = jqlmod.restrict(jql, projects)
         page = await backend.search(restricted, limit, cursor)
-        issues = []
+        readable: list[RawIssue] = []
         for raw in page.issues:
             if KEY_RE.match(raw.key) and _project(raw.key) in projects:
-                issues.append(service.summary_of(raw))
+                readable.append(raw)
             else:  # defence in depth: the backend returned something outside the restriction
                 log.error("search returned an issue outside the allowed projects", key=raw.key)
+        issues = await anyio.to_thread.run_sync(lambda: [service.summary_of(raw) for raw in readable])
         return SearchPage(issues=issues, next_cursor=page.next_cursor, jql=restricted)
 
     return platform.finish()

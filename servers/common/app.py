@@ -16,6 +16,7 @@ call, sorted by name, so the order is deterministic.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import importlib.metadata
 import json
 from collections.abc import Awaitable, Callable
@@ -215,15 +216,19 @@ class Platform:
         tool = str(params.get("name", ""))
         arguments = params.get("arguments") or {}
         spec = self.specs.get(tool)
-        with structlog.contextvars.bound_contextvars(caller=caller.name, tool=tool):
+        registered = self.server._tool_manager.get_tool(tool)  # pyright: ignore[reportPrivateUsage]
+        # A name this server has no tool by is the caller's text: recorded by its digest only (it could be long,
+        # or hold a credential), in the audit log and the log line.
+        known = spec is not None or registered is not None
+        recorded = tool if known else f"<unknown {hashlib.sha256(tool.encode()).hexdigest()[:16]}>"
+        with structlog.contextvars.bound_contextvars(caller=caller.name, tool=recorded):
             if spec is not None and spec.scope not in caller.scopes:
                 log.warning("tool call denied", scope=spec.scope)
-                self._audit(caller, tool, arguments, "denied")
+                self._audit(caller, recorded, arguments, "denied")
                 raise MCPError(code=FORBIDDEN, message=f"caller {caller.name!r} may not use tool {tool!r}")
-            registered = self.server._tool_manager.get_tool(tool)  # pyright: ignore[reportPrivateUsage]
             if registered is not None and (problem := argument_problem(registered, arguments)):
                 log.info("tool arguments refused", error=problem)
-                self._audit(caller, tool, arguments, "tool_error")
+                self._audit(caller, recorded, arguments, "tool_error")
                 text = TextContent(type="text", text=f"Error executing tool {tool}: {problem}")
                 return CallToolResult(content=[text], is_error=True).model_dump(
                     mode="json", by_alias=True, exclude_none=True
@@ -242,7 +247,7 @@ class Platform:
                 raise
             finally:
                 _caller.reset(token)
-                self._audit(caller, tool, arguments, outcome)
+                self._audit(caller, recorded, arguments, outcome)
 
     def _audit(self, caller: Caller, tool: str, arguments: Any, outcome: str) -> None:
         args = arguments if isinstance(arguments, dict) else {"_": arguments}

@@ -90,3 +90,25 @@ async def test_a_call_the_client_cancels_is_audited_as_cancelled(tmp_path: Path,
         while not log.exists() or not log.read_text():
             await anyio.sleep(0.05)
     assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["cancelled"]
+
+
+async def test_a_tool_name_the_server_lacks_is_recorded_by_its_digest_only(tmp_path: Path, policies: Policies) -> None:
+    """The name is the caller's text: as given, 2 MB made a 2 MB audit line, and a token in it stayed on disk."""
+    settings = ServerSettings(state_dir=tmp_path)
+    platform = Platform.create("audit-test", settings, policies, instructions="test")
+
+    @platform.tool(ToolSpec.reader("jira:read", name="known", description="Answers."))
+    async def known() -> dict[str, Any]:
+        return {}
+
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" + "k1L2m3N4o5P6Q7r8"
+    async with Client(platform.finish()) as client:
+        await client.call_tool("known", {})
+        for name in (f"read_{token}", "x" * 2_000_000):
+            result = await client.call_tool(name, {})
+            assert result.is_error
+    text = (tmp_path / "audit" / "audit-test.jsonl").read_text()
+    tools = [json.loads(line)["tool"] for line in text.splitlines()]
+    assert tools[0] == "known" and len(tools) == 3
+    assert all(t.startswith("<unknown ") and len(t) < 40 for t in tools[1:]) and tools[1] != tools[2]
+    assert token not in text and len(text) < 4000

@@ -99,7 +99,9 @@ def _read_file(path: Path, size: int | None) -> tuple[int, bytes | None]:
         size = os.fstat(handle.fileno()).st_size
         if size > MAX_FILE_BYTES:
             return size, None
-        data = handle.read(MAX_FILE_BYTES + 1)
+        data = handle.read(size + 1)  # not MAX_FILE_BYTES + 1: a buffer that large per small file is slow
+        if len(data) > size:  # it grew since: read on, up to the limit
+            data += handle.read(MAX_FILE_BYTES + 1 - len(data))
     if len(data) > MAX_FILE_BYTES:
         return max(size, len(data)), None
     return len(data), data

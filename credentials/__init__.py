@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from credentials.rules import RULES_FILE
@@ -106,7 +106,7 @@ CREDENTIAL_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((r.kind, r.pa
 
 
 # detect-secrets rules that start with a literal and then a run (JWT, OpenAI, npm): a start that fails makes every
-# later start inside that run fail the same way, so the redactor skips the run. As one regex search each was
+# later start inside that run fail the same way, so `matches` skips the run. As one regex search each was
 # quadratic ("sk-" 13,000 times: 7.7 s). The rule's pattern -> (its literal start, the run that follows it).
 _SKIP_RUN: dict[str, tuple[str, re.Pattern[str]]] = {
     r"eyJ[A-Za-z0-9-_=]+\.[A-Za-z0-9-_=]+\.?[A-Za-z0-9-_.+/=]*?": ("eyJ", re.compile(r"[A-Za-z0-9-_=]*")),
@@ -115,22 +115,46 @@ _SKIP_RUN: dict[str, tuple[str, re.Pattern[str]]] = {
 }
 
 
-def _substitute(pattern: re.Pattern[str], swap: Callable[[re.Match[str]], str], text: str) -> str:
-    """`pattern.sub(swap, text)`, in linear time for the rules of `_SKIP_RUN` too."""
-    skip = _SKIP_RUN.get(pattern.pattern)
+def matches(
+    pattern: re.Pattern[str], text: str, skip: tuple[str, re.Pattern[str]] | None = None
+) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)`, in linear time for the catalogue's rules too: every user of a rule's pattern
+    (the redactors, the publication scan) matches through this.
+
+    `skip`, (a literal every match starts with, the run after it that a failed start rules out), is the
+    catalogue's own for its rules that need one; a caller may give one for a pattern of its own.
+    """
     if skip is None:
-        return pattern.sub(swap, text)
+        skip = _SKIP_RUN.get(pattern.pattern)
+    if skip is None:
+        yield from pattern.finditer(text)
+        return
     prefix, run = skip
-    out: list[str] = []
-    kept = at = 0
+    at = 0
     while (at := text.find(prefix, at)) != -1:
         match = pattern.match(text, at)
         if match is None:
             skipped = run.match(text, at + len(prefix))  # (always matches: a run may be empty)
             at = skipped.end() if skipped is not None else at + 1
             continue
-        out += (text[kept:at], swap(match))
-        kept = at = match.end()
+        yield match
+        at = match.end()
+
+
+def substitute(
+    pattern: re.Pattern[str],
+    swap: Callable[[re.Match[str]], str],
+    text: str,
+    skip: tuple[str, re.Pattern[str]] | None = None,
+) -> str:
+    """`pattern.sub(swap, text)`, in linear time for the catalogue's rules too (see `matches`)."""
+    if skip is None and pattern.pattern not in _SKIP_RUN:
+        return pattern.sub(swap, text)
+    out: list[str] = []
+    kept = 0
+    for match in matches(pattern, text, skip):
+        out += (text[kept : match.start()], swap(match))
+        kept = match.end()
     out.append(text[kept:])
     return "".join(out)
 
@@ -221,5 +245,5 @@ def redact_credentials(text: str) -> str:
                 return f"{labelled['label']}{REMOVED}{rule.kind}]{labelled['close']}"
             return f"{REMOVED}{rule.kind}]"
 
-        text = _substitute(rule.pattern, swap, text)
+        text = substitute(rule.pattern, swap, text)
     return text

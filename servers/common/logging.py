@@ -18,21 +18,27 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
-from credentials import CREDENTIAL_SHAPES
+from credentials import CREDENTIAL_SHAPES, substitute
 
 REDACTED = "[REDACTED]"
 
 # Log lines are redacted more eagerly than published text is scanned: on top of every credential
 # shape, any value after an auth scheme or a secret-sounding key goes.
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----")
 _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(
         r"(?i)(authorization|proxy-authorization|x-api-key|api[_-]?key|password|secret)(['\"]?\s*[:=]\s*)"
         r"['\"]?[^\s'\",}]{4,}"
     ),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    _PRIVATE_KEY,
     *(pattern for _kind, pattern in CREDENTIAL_SHAPES),
 )
+# Every pattern is matched through `credentials.substitute`, which skips what a failed start rules out (the
+# catalogue's JWT, OpenAI and npm rules were quadratic: "sk-" 13,000 times took 3 s). A BEGIN line with no END
+# line after it rules out every later one (a later header ends later), so the rest of the text is skipped: as one
+# regex, each of n BEGIN lines read on to the end.
+_SKIPS: dict[re.Pattern[str], tuple[str, re.Pattern[str]]] = {_PRIVATE_KEY: ("-----BEGIN ", re.compile(r"[\s\S]*"))}
 
 
 class Redactor:
@@ -53,7 +59,7 @@ class Redactor:
             if secret in value:
                 value = value.replace(secret, REDACTED)
         for pattern in _PATTERNS:
-            value = pattern.sub(_keep_label, value)
+            value = substitute(pattern, _keep_label, value, _SKIPS.get(pattern))
         return value
 
     def value(self, value: Any) -> Any:

@@ -21,11 +21,48 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from credentials import RULES
+from credentials import RULES, matches
 
 # Markup a writer can put inside a token without changing how it reads: code spans, emphasis, HTML tags
-# and comments, backslash escapes.
+# and comments, backslash escapes. Removed as `_MARKUP.sub("", line)` would (see `_unmarked`).
 _MARKUP = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[^\w\s])")
+_COMMENT = re.compile(r"<!--.*?-->")
+_NOT_COMMENT = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[^\w\s])")  # _MARKUP's other branches
+
+
+def _unmarked(text: str) -> str:
+    """`_MARKUP.sub("", text)` in linear time. As one regex, a `<!--` with no `-->` after it on its line is read
+    on to the line's end, and so is every later one (`<!--` 10,000 times: 1.7 s). No match spans a newline."""
+    return "\n".join(_unmarked_line(line) for line in text.split("\n"))
+
+
+def _unmarked_line(line: str) -> str:
+    # A comment that starts at or before `last` ends at a `-->` (the first after it); none after `last` does, so
+    # those starts are not tried. Elsewhere `_MARKUP` matches where `_NOT_COMMENT` does: a match at a position does
+    # not depend on where the search began, so the next one of each kind is kept until it is passed.
+    last = line.rfind("-->") - 4
+    out: list[str] = []
+    kept = 0
+    other = _NOT_COMMENT.search(line)
+    comment = line.find("<!--")
+    while True:
+        if comment > last:
+            comment = -1
+        if comment != -1 and (other is None or comment <= other.start()):
+            found = _COMMENT.match(line, comment)
+            start, end = comment, found.end() if found is not None else len(line)  # (always found)
+        elif other is not None:
+            start, end = other.span()
+        else:
+            break
+        out.append(line[kept:start])
+        kept = end
+        if other is not None and other.start() < end:
+            other = _NOT_COMMENT.search(line, end)
+        if comment != -1 and comment < end:
+            comment = line.find("<!--", end)
+    out.append(line[kept:])
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +76,12 @@ class SecretFinding:
 
 def _kinds_in(line: str) -> set[str]:
     found: set[str] = set()
-    views = {line, _MARKUP.sub("", line)}
+    views = {line, _unmarked(line)}
     for rule in RULES:
         if rule.kind in found:
             continue
         for view in views:
-            if any(rule.accept is None or rule.accept(m.group(0)) for m in rule.pattern.finditer(view)):
+            if any(rule.accept is None or rule.accept(m.group(0)) for m in matches(rule.pattern, view)):
                 found.add(rule.kind)
                 break
     return found

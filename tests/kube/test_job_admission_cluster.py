@@ -7,6 +7,7 @@ every values file, and each hostile change to it is refused with the policy's me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 from collections.abc import AsyncGenerator, Callable
@@ -207,6 +208,21 @@ async def test_a_hostile_job_from_the_dispatcher_is_refused_with_the_policys_mes
     assert PREFIX in message and complaint in message, message
 
 
+@contextlib.asynccontextmanager
+async def as_dispatcher(
+    admin: client.ApiClient, cluster: Cluster, namespace: str, manifests: list[dict[str, Any]]
+) -> AsyncGenerator[client.ApiClient]:
+    """Install `manifests` in `namespace` and yield a client with the dispatcher's own token, once the policy is
+    enforced and the Job the dispatcher builds has been admitted."""
+    results = await install(admin, namespace, manifests)
+    assert {k: s for k, (s, _w, _j) in results.items() if s != 201} == {}
+    token = await service_account_token(admin, namespace, f"{RELEASE}-goresolve-dispatcher")
+    async with api_client(cluster, token) as dispatcher:
+        await enforced(dispatcher, namespace, manifests)
+        assert await create(dispatcher, namespace, built(manifests)) == (201, "")
+        yield dispatcher
+
+
 WITH_DISPATCHER = [p for p in CI_VALUES if (yaml.safe_load(p.read_text()).get("dispatcher") or {}).get("enabled", True)]
 
 
@@ -216,12 +232,8 @@ async def test_in_every_ci_configuration_the_built_job_is_admitted_and_another_a
 ) -> None:
     namespace = f"adm-{values.stem}"
     manifests = render(values=values, namespace=namespace, release=RELEASE)
-    results = await install(admin, namespace, manifests)
-    assert {k: s for k, (s, _w, _j) in results.items() if s != 201} == {}
-    token = await service_account_token(admin, namespace, f"{RELEASE}-goresolve-dispatcher")
-    async with api_client(cluster, token) as dispatcher:
-        await enforced(dispatcher, namespace, manifests)
-        assert await create(dispatcher, namespace, built(manifests)) == (201, "")
+    async with as_dispatcher(admin, cluster, namespace, manifests):
+        pass  # admitted: the policy enforced, the built Job created
 
 
 async def test_with_shared_keys_a_job_giving_go_test_runner_another_servers_key_is_refused(
@@ -233,12 +245,7 @@ async def test_with_shared_keys_a_job_giving_go_test_runner_another_servers_key_
     manifests = render(
         namespace=namespace, release=RELEASE, sets=("auth.mode=sharedKey", f"auth.sharedKey.value={'k' * 40}")
     )
-    results = await install(admin, namespace, manifests)
-    assert {k: s for k, (s, _w, _j) in results.items() if s != 201} == {}
-    token = await service_account_token(admin, namespace, f"{RELEASE}-goresolve-dispatcher")
-    async with api_client(cluster, token) as dispatcher:
-        await enforced(dispatcher, namespace, manifests)
-        assert await create(dispatcher, namespace, built(manifests)) == (201, "")
+    async with as_dispatcher(admin, cluster, namespace, manifests) as dispatcher:
         job = built(manifests)
         [own] = [v for v in pod(job)["volumes"] if v["name"] == "go-test-runner-secrets"]
         [source] = own["projected"]["sources"]

@@ -28,6 +28,7 @@ from servers.common.tamper import tool
 from servers.common.tamper.facts import Facts
 from servers.common.tamper.guard import check_applied, owning_modules
 from servers.go_test_runner.confinement import go_mod_files, nested_modules
+from servers.go_test_runner.repo_files import RepoFileRefused
 
 EXIT_ALLOWED, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "goresolve"
@@ -112,7 +113,7 @@ def check_patch_command(
         return EXIT_ERROR
     try:
         verdict = verdict_for_checkout(repo, diff, policy, cache_dir or DEFAULT_CACHE_DIR)
-    except (Conflict, UpstreamFailure, ConfigError) as exc:
+    except (Conflict, UpstreamFailure, ConfigError, RepoFileRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(verdict.model_dump_json() if as_json else verdict.render())

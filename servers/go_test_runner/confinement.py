@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from servers.common.errors import InvalidInput
 from servers.common.tamper.guard import nested_owner
+from servers.go_test_runner.repo_files import module_file, read_repo_file, read_repo_text
 
 
 class SandboxReport(BaseModel):
@@ -90,11 +91,18 @@ class GoEnv:
         }
 
 
-def module_path(go_mod: Path) -> str | None:
-    """The module path a go.mod declares; None when it is unreadable or has no module line."""
+def module_path(worktree: Path, directory: str = "") -> str | None:
+    """The module path the go.mod in the checkout's `directory` ("" the root) declares; None when it is
+    absent, unreadable or has no module line.
+
+    Raises:
+        RepoFileRefused: the go.mod is a symlink, not a regular file, or too large (repo_files).
+    """
     try:
-        text = go_mod.read_text(encoding="utf-8", errors="replace")
+        text = read_repo_text(worktree, module_file(directory, "go.mod"))
     except OSError:
+        return None
+    if text is None:
         return None
     m = re.search(r"^module\s+\"?([^\s\"]+)", text, re.MULTILINE)
     return m.group(1) if m else None
@@ -108,8 +116,12 @@ def _not_built(directory: str) -> bool:
 def nested_modules(worktree: Path, tracked: list[str]) -> dict[str, str | None]:
     """The modules below the root, `{directory: module path}`, from the repository's `tracked` file names: every
     go.mod outside the root in a directory go would build (none under testdata, vendor, or a `.` or `_`
-    directory). Empty when the root has a go.work: go itself then decides which modules a pattern reaches."""
-    if (worktree / "go.work").is_file():
+    directory). Empty when the root has a go.work: go itself then decides which modules a pattern reaches.
+
+    Raises:
+        RepoFileRefused: the go.work or one of the go.mod files is not a safe regular file (repo_files).
+    """
+    if read_repo_file(worktree, "go.work") is not None:
         return {}
     found: dict[str, str | None] = {}
     for name in tracked:
@@ -119,7 +131,7 @@ def nested_modules(worktree: Path, tracked: list[str]) -> dict[str, str | None]:
         if any(_not_built(p) for p in parts[:-1]):
             continue
         directory = "/".join(parts[:-1])
-        found[directory] = module_path(worktree / directory / "go.mod")
+        found[directory] = module_path(worktree, directory)
     return found
 
 
@@ -188,13 +200,14 @@ def module_targets(packages: list[str], root_module: str | None, nested: dict[st
     ]
 
 
-def check_packages_inside(module_dir: Path, packages: list[str]) -> None:
-    """Import paths must name packages of the module at `module_dir` (not std, not a dependency).
+def check_packages_inside(worktree: Path, directory: str, packages: list[str]) -> None:
+    """Import paths must name packages of the module in the checkout's `directory` ("" the root; not std,
+    not a dependency).
 
     Raises:
-        InvalidInput: a package outside the module.
+        InvalidInput: a package outside the module, or its go.mod refused (repo_files.RepoFileRefused).
     """
-    module = module_path(module_dir / "go.mod")
+    module = module_path(worktree, directory)
     for pkg in packages:
         if pkg.startswith(".") or (module is not None and (pkg == module or pkg.startswith(f"{module}/"))):
             continue

@@ -40,6 +40,7 @@ from servers.common.locks import LockHeld, take_lock
 from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import Policies
 from servers.common.tamper.guard import owning_modules
+from servers.common.tracing import current_trace_id
 from servers.go_test_runner import build_diag, census, dependents, gitops, listing
 from servers.go_test_runner.confinement import (
     GoEnv,
@@ -54,6 +55,7 @@ from servers.go_test_runner.confinement import (
 from servers.go_test_runner.doctor import sandbox_report
 from servers.go_test_runner.gotest_json import StreamParser, decode
 from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, go_test_args
+from servers.go_test_runner.repo_files import check_module_files
 from servers.go_test_runner.report import TestReport, merge_reports
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
 from servers.go_test_runner.sandbox import Outcome, RunPaths, Sandbox, host_go_env, host_user
@@ -571,9 +573,9 @@ class Runner:
             worktree = await self._checkout(mirror, commit, self._slot_path(req.repo, slot))
             made["worktree"] = worktree
             nested = await self._nested_modules(worktree, commit)
-            targets = module_targets(req.packages, module_path(worktree / "go.mod"), nested)
+            targets = module_targets(req.packages, module_path(worktree), nested)
             for target in targets:
-                check_packages_inside(worktree / target.module, target.packages)
+                check_packages_inside(worktree, target.module, target.packages)
             paths = self.sandbox.paths(worktree, req.repo, scratch)
             env = self.sandbox.env(self._goenv.build(offline=True), paths)
             co = _Checkout(worktree, commit, env, 0.0, paths, targets)
@@ -689,27 +691,38 @@ class Runner:
 
     async def _download_modules(self, co: _Checkout) -> None:
         """`go mod download` of each target module, with network, outside the sandbox; it runs no code from
-        the repository."""
+        the repository. The module's files must be regular files of the checkout (repo_files: go follows a
+        symlinked go.mod to any host file and prints its lines in its errors), go.work is ignored
+        (`GOWORK=off`), and go's output goes to the error's `detail` (logged, redacted, by the tool layer),
+        never to the caller (it may quote what go read).
+
+        Raises:
+            RepoFileRefused: a module file, or a directory on its path, is a symlink, not a regular file, or too large.
+            UpstreamFailure: go failed or timed out (the message names the trace, not go's output).
+        """
         for target in co.targets:
-            module_dir = co.paths.worktree / target.module
-            go_sum = module_dir / "go.sum"
-            if not go_sum.is_file():
+            go_mod, go_sum = await asyncio.to_thread(check_module_files, co.paths.worktree, target.module)
+            if go_sum is None:
                 continue
-            key = hashlib.sha256(go_sum.read_bytes() + (module_dir / "go.mod").read_bytes()).hexdigest()
+            key = hashlib.sha256(go_sum + (go_mod or b"")).hexdigest()
             if key in self._downloaded:
                 continue
             lines: list[str] = []
+            env = self.sandbox.host_env(self._goenv.build(offline=False), co.paths) | {"GOWORK": "off"}
             outcome = await self.sandbox.run(
                 [*co.go(self._go, target, host=True), "mod", "download"],
                 co.paths,
-                env=self.sandbox.host_env(self._goenv.build(offline=False), co.paths),
+                env=env,
                 timeout_s=self.settings.default_timeout_s,
                 on_line=lines.append,
                 confined=False,
             )
             if outcome.exit_code != 0:
-                lines = _go_errors(outcome.stderr)
-                raise UpstreamFailure("go mod download failed: " + ("; ".join(lines[:3]) or "no output")[:300])
+                how = "timed out" if outcome.killed or outcome.exit_code is None else f"exit {outcome.exit_code}"
+                trace = current_trace_id()
+                where = f"see the server log, trace {trace}" if trace else "see the server log"
+                detail = "; ".join(_go_errors(outcome.stderr))[:2000]
+                raise UpstreamFailure(f"go mod download failed ({how}) in {target.name}; {where}", detail=detail)
             self._downloaded.add(key)
 
 
@@ -748,7 +761,7 @@ def packages_of(worktree: Path, files: Iterable[str]) -> set[str]:
     for rel in files:
         directory = PurePosixPath(rel).parent
         for root in (directory, *directory.parents):
-            module = module_path(worktree / root / "go.mod")
+            module = module_path(worktree, root.as_posix())
             if module is not None:
                 below = directory.relative_to(root).as_posix()
                 found.add(module if below == "." else f"{module}/{below}")

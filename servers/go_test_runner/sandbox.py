@@ -1163,6 +1163,7 @@ def _build_setup(go: Path, out: Path, gocache: Path) -> None:
                 [str(go), "build", "-o", str(partial), "."],
                 cwd=SETUP_SRC,
                 env=env,
+                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=_SETUP_BUILD_S,
                 check=False,
@@ -1224,7 +1225,11 @@ def host_go_env(go: str) -> dict[str, str]:
     """GOROOT, GOCACHE and GOMODCACHE as the server's user's own `go env` reports them ({} on failure)."""
     try:
         out = subprocess.run(
-            [go, "env", "-json", "GOROOT", "GOCACHE", "GOMODCACHE"], capture_output=True, timeout=30, check=False
+            [go, "env", "-json", "GOROOT", "GOCACHE", "GOMODCACHE"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
         ).stdout
         data = json.loads(out or b"{}")
     except (OSError, subprocess.TimeoutExpired, ValueError):

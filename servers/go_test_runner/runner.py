@@ -692,9 +692,10 @@ class Runner:
     async def _download_modules(self, co: _Checkout) -> None:
         """`go mod download` of each target module, with network, outside the sandbox; it runs no code from
         the repository. The module's files must be regular files of the checkout (repo_files: go follows a
-        symlinked go.mod to any host file and prints its lines in its errors), go.work is ignored
-        (`GOWORK=off`), and go's output goes to the error's `detail` (logged, redacted, by the tool layer),
-        never to the caller (it may quote what go read).
+        symlinked go.mod to any host file and prints its lines in its errors; a go.work is checked the same
+        way and obeyed, since the tests then build in workspace mode and need its modules' requirements), and
+        go's output goes to the error's `detail` (logged, redacted, by the tool layer), never to the caller (it
+        may quote what go read).
 
         Raises:
             RepoFileRefused: a module file, or a directory on its path, is a symlink, not a regular file, or too large.
@@ -708,7 +709,7 @@ class Runner:
             if key in self._downloaded:
                 continue
             lines: list[str] = []
-            env = self.sandbox.host_env(self._goenv.build(offline=False), co.paths) | {"GOWORK": "off"}
+            env = self.sandbox.host_env(self._goenv.build(offline=False), co.paths)
             outcome = await self.sandbox.run(
                 [*co.go(self._go, target, host=True), "mod", "download"],
                 co.paths,

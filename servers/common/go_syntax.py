@@ -136,10 +136,14 @@ def _parse(source: str) -> tree_sitter.Tree:
 
 
 def _top_level(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    """The declarations of a file, including those tree-sitter kept inside a span it could not parse."""
-    for child in node.named_children:
+    """The declarations of a file, including those tree-sitter kept inside a span it could not parse.
+
+    Iterative, as every walk here: a patch decides how deeply its ERROR spans nest."""
+    stack = list(reversed(node.named_children))
+    while stack:
+        child = stack.pop()
         if child.type == "ERROR":
-            yield from _top_level(child)
+            stack.extend(reversed(child.named_children))
         else:
             yield child
 
@@ -189,17 +193,24 @@ def _call(node: tree_sitter.Node) -> Call:
 
 
 def _spelling(node: tree_sitter.Node) -> tuple[str, ...]:
-    """`a.b.c` as ("a", "b", "c"); () for an expression that is not a chain of names."""
-    if node.type in ("identifier", "type_identifier", "field_identifier", "package_identifier"):
-        return (_text(node),)
-    if node.type in ("selector_expression", "qualified_type"):
-        left = node.child_by_field_name("operand") or node.child_by_field_name("package")
-        right = node.child_by_field_name("field") or node.child_by_field_name("name")
-        if left is not None and right is not None and (head := _spelling(left)):
-            return (*head, _text(right))
-    if node.type == "parenthesized_expression" and node.named_children:
-        return _spelling(node.named_children[0])
-    return ()
+    """`a.b.c` as ("a", "b", "c"); () for an expression that is not a chain of names.
+
+    A loop, not a recursion: `((((os.Exit))))` nests as deeply as the patch likes."""
+    tail: list[str] = []
+    while True:
+        if node.type in ("identifier", "type_identifier", "field_identifier", "package_identifier"):
+            return (_text(node), *reversed(tail))
+        if node.type in ("selector_expression", "qualified_type"):
+            left = node.child_by_field_name("operand") or node.child_by_field_name("package")
+            right = node.child_by_field_name("field") or node.child_by_field_name("name")
+            if left is None or right is None:
+                return ()
+            tail.append(_text(right))
+            node = left
+        elif node.type == "parenthesized_expression" and node.named_children:
+            node = node.named_children[0]
+        else:
+            return ()
 
 
 _ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))", re.DOTALL)

@@ -45,7 +45,28 @@ BUILD_TIMEOUT_S = 900
 # stays as a backstop against a process that waits instead of computing.
 ANALYZE_CPU_S = 300
 ANALYZE_TIMEOUT_S = 1800
+# The other host limits of the analyzer and every go process it starts (prlimit, inherited): a patch
+# chooses what `go list -export` compiles on the host, and three `var B = [1 << 30]byte{1<<30 - 1: 1}`
+# made it write 3 GB objects into the shared GOCACHE with 3 GB resident. File size bounds each object,
+# cache entry and temporary file (the largest entry of a 6.8 GB developer GOCACHE was 23 MB; no private
+# GOCACHE: a cold standard library per analysis costs minutes). Data (RLIMIT_DATA: committed private
+# memory) bounds each process's memory; not address space, which counts what Go only reserves: every
+# go process starts at ~1.2 GB of it, and the analyzer on golang.org/x/text peaks at 2.7 GB of it
+# (between 1 and 2 GiB of data; x/tools cold: 1.6 GB virtual).
+ANALYZE_FSIZE = 256 << 20
+ANALYZE_DATA = 4 << 30
+ANALYZE_NOFILE = 4096
 _SIGXCPU = 24
+_SIGXFSZ = 25
+# what go prints when a limit other than CPU time stopped one of its processes
+_LIMIT_SIGNS = (
+    b"file too large",
+    b"SIGXFSZ",
+    b"cannot allocate memory",
+    b"out of memory",
+    b"failed to reserve",
+    b"too many open files",
+)
 
 
 def source_hash(go: str) -> str:
@@ -262,10 +283,12 @@ def analyze(
     """Run the analyzer on the module at `root` (unconfined: it loads and type-checks, it runs no repo code);
     `module` names a nested module's directory to analyze instead (its facts name files relative to `root`).
 
-    The go caches default to the user's (`go env`). `cpu_s` bounds each of its processes' CPU time
-    (when prlimit is installed); ANALYZE_TIMEOUT_S bounds the wall clock.
+    The go caches default to the user's (`go env`); it shares them, and ANALYZE_FSIZE bounds each file
+    it writes there. `cpu_s` bounds each of its processes' CPU time, ANALYZE_FSIZE/DATA/NOFILE their file
+    sizes, memory and open files (when prlimit is installed); ANALYZE_TIMEOUT_S bounds the wall clock.
+    A go.work of the tree is ignored (GOWORK=off) and stdin is empty.
 
-    Raises: UpstreamFailure when it fails, uses up its CPU budget or times out.
+    Raises: UpstreamFailure when it fails, uses up its CPU budget, exceeds a host limit or times out.
     """
     with tempfile.TemporaryDirectory(prefix="goresolve-tamper-") as tmp:
         out = Path(tmp) / "facts.json"
@@ -278,6 +301,10 @@ def analyze(
             # copy elsewhere reuses what the base compiled; go.mod is never rewritten (no -mod=mod)
             "GOFLAGS": "-trimpath",
             "GOPROXY": "off" if offline else os.environ.get("GOPROXY", "https://proxy.golang.org"),
+            # a go.work in the tree could `use` or `replace` with directories of the host
+            "GOWORK": "off",
+            # go's work directories in the temporary directory, removed with it even when a limit kills go
+            "GOTMPDIR": tmp,
         }
         for name, given in (("GOCACHE", gocache), ("GOMODCACHE", gomodcache)):
             if value := str(given or "") or _go_env(go, name):
@@ -286,19 +313,40 @@ def analyze(
         prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
         if prlimit is not None:
             # SIGXCPU at the soft limit (Go reports it and exits), SIGKILL a few seconds later at the hard one
-            argv = [prlimit, f"--cpu={cpu_s}:{cpu_s + 5}", "--", *argv]
+            limits = (f"--fsize={ANALYZE_FSIZE}", f"--data={ANALYZE_DATA}", f"--nofile={ANALYZE_NOFILE}")
+            argv = [prlimit, f"--cpu={cpu_s}:{cpu_s + 5}", *limits, "--", *argv]
         try:
             proc = subprocess.run(
-                argv, env=env, cwd=root / module, capture_output=True, timeout=ANALYZE_TIMEOUT_S, check=False
+                argv,
+                env=env,
+                cwd=root / module,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=ANALYZE_TIMEOUT_S,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise UpstreamFailure(f"tamper analyzer failed: {exc}") from exc
         if proc.returncode in (-_SIGXCPU, -signal.SIGKILL) or b"SIGXCPU" in proc.stderr:
             raise UpstreamFailure(f"tamper analyzer failed: it used its CPU budget of {cpu_s} s")
+        if proc.returncode != 0 and (proc.returncode == -_SIGXFSZ or any(s in proc.stderr for s in _LIMIT_SIGNS)):
+            raise _over_limits()
         if proc.returncode != 0 or not out.is_file():
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
             raise UpstreamFailure("tamper analyzer failed: " + " | ".join(tail)[:300])
-        return Facts.parse(out.read_bytes())
+        facts = Facts.parse(out.read_bytes())
+        # a package go could not compile within the limits is a package error, and the analyzer goes on
+        # without its export data: its importers' facts would be incomplete, so the whole analysis fails
+        if any(sign.decode() in error for error in facts.errors or () for sign in _LIMIT_SIGNS):
+            raise _over_limits()
+        return facts
+
+
+def _over_limits() -> UpstreamFailure:
+    return UpstreamFailure(
+        "tamper analyzer failed: the patch's packages could not be analysed within the host limits "
+        f"({ANALYZE_FSIZE >> 20} MiB a file, {ANALYZE_DATA >> 30} GiB of memory a process, {ANALYZE_NOFILE} open files)"
+    )
 
 
 def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> str:

@@ -10,20 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import stamina
 from pydantic import SecretStr
 
-from agent.exits import RunResult
 from agent.handoff import MAX_HANDOFF_BYTES
 from agent.ledger import Ledger
-from agent.llm import ChatModel, ChatRequest, ModelConfig, build_model, reply
+from agent.llm import ChatRequest, ModelConfig, build_model, reply
 from agent.llm.types import ChatResponse, Usage
-from agent.loop import NOT_RUN_SECOND_TEST, NOT_RUN_STOPPED, NOT_RUN_TOO_MANY, RunSettings, run_ticket
+from agent.loop import NOT_RUN_SECOND_TEST, NOT_RUN_STOPPED, NOT_RUN_TOO_MANY, RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 from servers.github_pr.store import PullStore
 
 from .llm_fake_server import Answer, FakeLLM, anthropic_message, openai_completion
-from .workspace import TICKET, Workspace, World, make_workspace, served
+from .workspace import TICKET, Workspace, World, make_workspace, run_model, served
 from .workspace import run_scripted as run
 
 FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
@@ -47,16 +45,6 @@ def world(own_workspace: Workspace) -> Iterator[World]:
 @pytest.fixture
 def policy(own_workspace: Workspace) -> AgentPolicy:
     return load_agent_policy(own_workspace.policy_dir)
-
-
-def run_model(world: World, ticket: str, model: ChatModel, policy: AgentPolicy, settings: RunSettings) -> RunResult:
-    portal, box = world
-
-    async def go() -> RunResult:
-        with stamina.set_testing(True, attempts=3):
-            return await run_ticket(ticket, model, box, policy, settings)
-
-    return portal.call(go)
 
 
 def pulls(ws: Workspace) -> PullStore:

@@ -9,18 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import stamina
 from pydantic import SecretStr
 
-from agent.exits import RunResult, replay_broke
+from agent.exits import replay_broke
 from agent.ledger import Ledger
 from agent.llm import ChatModel, ModelConfig, build_model
 from agent.llm.fake import ReplayModel
-from agent.loop import RunSettings, run_ticket
+from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 
 from .llm_fake_server import Answer, FakeLLM, openai_completion
-from .workspace import Workspace, World, served
+from .workspace import Workspace, World, run_model, served
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +37,6 @@ def _openai(url: str) -> ChatModel:
     return build_model(ModelConfig(provider="openai", model="gpt-4o-mini", base_url=url, api_key=SecretStr("sk-x")))
 
 
-def _run(world: World, ticket: str, model: ChatModel, policy: AgentPolicy, settings: RunSettings) -> RunResult:
-    portal, box = world
-
-    async def go() -> RunResult:
-        with stamina.set_testing(True, attempts=3):
-            return await run_ticket(ticket, model, box, policy, settings)
-
-    return portal.call(go)
-
-
 def _recorded_outcome(ledger: Ledger | None, run_id: str) -> str | None:
     assert ledger is not None
     row = ledger.run(run_id)
@@ -62,7 +51,7 @@ def test_a_refused_key_or_an_unknown_model_before_any_answer_is_an_error_naming_
     world: World, policy: AgentPolicy, settings: RunSettings, llm: FakeLLM, status: int, check: str
 ) -> None:
     llm.queue(Answer(status, {"error": {"message": "no"}}))
-    result = _run(world, "CALC-1", _openai(llm.url), policy, settings)
+    result = run_model(world, "CALC-1", _openai(llm.url), policy, settings)
     assert (result.outcome, result.exit, result.exit_code) == ("error", "model_error", 1), result.reason
     assert f"HTTP {status}" in result.reason
     assert check in result.extra["check"]
@@ -73,7 +62,7 @@ def test_a_refused_key_or_an_unknown_model_before_any_answer_is_an_error_naming_
 def test_an_unreachable_endpoint_is_an_error_naming_the_endpoint(
     world: World, policy: AgentPolicy, settings: RunSettings, llm: FakeLLM
 ) -> None:
-    result = _run(world, "CALC-1", _openai("http://127.0.0.1:9/v1"), policy, settings)
+    result = run_model(world, "CALC-1", _openai("http://127.0.0.1:9/v1"), policy, settings)
     assert (result.outcome, result.exit_code) == ("error", 1), result.reason
     assert "connection failed" in result.reason
     assert "GORESOLVE_AGENT_BASE_URL" in result.extra["check"]
@@ -84,7 +73,7 @@ def test_a_model_that_answered_then_failed_is_still_handed_to_a_human(
 ) -> None:
     llm.queue(Answer(200, openai_completion(calls=[("view", {"path": "calc.go"})])))
     # every later request (the next step, the hand-off's hypothesis) gets a 500 once the queue is empty
-    result = _run(world, "CALC-1", _openai(llm.url), policy, settings)
+    result = run_model(world, "CALC-1", _openai(llm.url), policy, settings)
     assert (result.outcome, result.exit_code) == ("escalated", 3), result.reason
     assert result.reason.startswith("model unavailable:") and "server error 500" in result.reason
     assert result.handoff is not None and "check" not in result.extra
@@ -95,7 +84,7 @@ def test_a_4xx_after_the_model_answered_is_still_a_hand_off(
     world: World, policy: AgentPolicy, settings: RunSettings, llm: FakeLLM
 ) -> None:
     llm.queue(Answer(200, openai_completion(calls=[("view", {"path": "calc.go"})])), Answer(401, {"error": {}}))
-    result = _run(world, "CALC-1", _openai(llm.url), policy, settings)
+    result = run_model(world, "CALC-1", _openai(llm.url), policy, settings)
     assert (result.outcome, result.exit_code) == ("escalated", 3), result.reason
 
 
@@ -109,7 +98,7 @@ def test_an_empty_or_mismatched_cassette_is_an_error_the_demo_also_calls_a_broke
         cassette.write_text(json.dumps(entry) + "\n")
     else:
         cassette.write_text("")
-    result = _run(world, "CALC-1", ReplayModel(cassette, "scripted"), policy, settings)
+    result = run_model(world, "CALC-1", ReplayModel(cassette, "scripted"), policy, settings)
     assert (result.outcome, result.exit, result.exit_code) == ("error", "model_error", 1), result.reason
     assert replay_broke(result)
     assert "cassette" in result.extra["check"]
@@ -119,7 +108,7 @@ def test_an_empty_or_mismatched_cassette_is_an_error_the_demo_also_calls_a_broke
 def test_a_ticket_of_a_project_the_identity_may_not_read_is_refused_in_one_reason(
     world: World, policy: AgentPolicy, settings: RunSettings, llm: FakeLLM
 ) -> None:
-    result = _run(world, "NOPE-999", _openai(llm.url), policy, settings)
+    result = run_model(world, "NOPE-999", _openai(llm.url), policy, settings)
     assert (result.outcome, result.exit, result.exit_code) == ("error", "refused", 1), result.reason
     assert result.reason.startswith("ticket NOPE-999: ")
     assert "access.yaml" in result.reason

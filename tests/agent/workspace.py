@@ -271,12 +271,20 @@ def run_scripted(
 ) -> tuple[RunResult, ScriptedModel]:
     """One run of `ticket` on the served servers; `calls` are the model's replies, a tuple being a tool call.
     `wrap` puts a gateway wrapper around the scripted model (whose `requests` are then what it received)."""
-    portal, box = world
     model = ScriptedModel([c if not isinstance(c, tuple) else reply("", c) for c in calls])
     outer: ChatModel = model if wrap is None else wrap(model)
+    return run_model(world, ticket, outer, policy, settings), model
+
+
+def run_model(
+    world: World, ticket: str, model: ChatModel, policy: AgentPolicy, settings: RunSettings, *, waits: bool = False
+) -> RunResult:
+    """One run of `ticket` with `model` on the served servers; `waits`: stamina's real waits between retries,
+    not the tests' zero ones."""
+    portal, box = world
 
     async def go() -> RunResult:
-        with stamina.set_testing(True, attempts=3):
-            return await run_ticket(ticket, outer, box, policy, settings)
+        with stamina.set_testing(not waits, attempts=3):
+            return await run_ticket(ticket, model, box, policy, settings)
 
-    return portal.call(go), model
+    return portal.call(go)

@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import stamina
 from pydantic import SecretStr
 
 from agent.exits import RunResult
 from agent.ledger import Ledger
 from agent.llm import ModelConfig, build_model
-from agent.loop import RunSettings, run_ticket
+from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 
 from ..llm_fake_server import Answer, FakeLLM, openai_completion
-from ..workspace import Workspace, World, served
+from ..workspace import Workspace, World, run_model, served
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +36,8 @@ def policy(session_workspace: Workspace) -> AgentPolicy:
 
 def _run(world: World, llm: FakeLLM, policy: AgentPolicy, settings: RunSettings, *, waits: bool = False) -> RunResult:
     """CALC-1 with the gateway as the agent builds it; `waits`: stamina's real waits, not the tests' zero ones."""
-    portal, box = world
     model = build_model(ModelConfig(provider="openai", model="gpt-4o-mini", base_url=llm.url, api_key=SecretStr("k")))
-
-    async def go() -> RunResult:
-        with stamina.set_testing(not waits, attempts=3):
-            return await run_ticket("CALC-1", model, box, policy, settings)
-
-    return portal.call(go)
+    return run_model(world, "CALC-1", model, policy, settings, waits=waits)
 
 
 def _respond(llm: FakeLLM, *answers: Answer) -> None:

@@ -42,6 +42,7 @@ from servers.common.errors import InvalidInput
 from servers.common.gitenv import NO_HOOKS, GitFailed, git_env
 from servers.common.logging import get_logger
 from servers.common.policy import ReposPolicy, load_policy_file
+from servers.common.repo_names import GITHUB_FULL_NAME
 from servers.common.settings import default_data_dir
 from workqueue import Event
 
@@ -52,8 +53,6 @@ if TYPE_CHECKING:  # lancedb and tree-sitter load only when the worker runs, not
 
 log = get_logger(__name__)
 _GIT_TIMEOUT = 600.0
-# owner/name as GitHub allows them: no `.` or `..` component, nothing a path could climb out with.
-_FULL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
 # Transports: none but https; file only for a local path an operator configured in `clone_urls`.
 _HTTPS_ONLY = ("-c", "protocol.allow=never", "-c", "protocol.https.allow=always")
 _LOCAL_TOO = (*_HTTPS_ONLY, "-c", "protocol.file.allow=always")
@@ -141,7 +140,7 @@ class Reindexer:
         Raises:
             InvalidInput: `full_name` is not owner/name, or the path would leave the mirrors directory.
         """
-        if not _FULL_NAME.fullmatch(full_name):
+        if not GITHUB_FULL_NAME.fullmatch(full_name):
             raise InvalidInput("not a GitHub owner/name")
         root = self.settings.mirrors_dir.resolve()
         mirror = (root / f"{full_name}.git").resolve()
@@ -182,7 +181,7 @@ class Reindexer:
         data = event.data
         if data.kind != "push" or event.repo is None:
             return None
-        if not _FULL_NAME.fullmatch(event.repo):
+        if not GITHUB_FULL_NAME.fullmatch(event.repo):
             self._skip(event, "bad-name")
             return None
         name = self.name_of(event.repo)

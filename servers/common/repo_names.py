@@ -32,6 +32,12 @@ def check_repo_name(value: str) -> str:
     return value
 
 
+# GitHub's owner/name of a repository as a push or issue event gives it (owner: letters, digits, `-`, `_` for
+# managed users; name: also `.`, and it may start with one, as `.github` does), never `.` or `..` as the name:
+# the webhook gateway and the re-index worker build paths from it.
+GITHUB_FULL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
+
+
 def repo_slug(name: str) -> str:
     """One file-name component for a valid repository name: `owner/name` -> `owner+name`.
 

@@ -8,12 +8,12 @@ modelled field is malformed (400); an event or action goresolve does not act on 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from servers.common.repo_names import GITHUB_FULL_NAME
 from workqueue import CommentData, Event, IssueData, JiraIssueData, PushData
 
 # GitHub caps a push payload's commit list at 2,048 and each commit's file lists at 3,000.
@@ -30,11 +30,6 @@ class _User(_Model):
     login: str
 
 
-# owner/name as GitHub allows them (owner: letters, digits, '-', '_' for managed users; name: also '.'),
-# never `.` or `..`: consumers build paths from it.
-_FULL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
-
-
 class _Repository(_Model):
     full_name: str
     default_branch: str | None = None
@@ -43,7 +38,7 @@ class _Repository(_Model):
     @field_validator("full_name")
     @classmethod
     def _github_name(cls, value: str) -> str:
-        if not _FULL_NAME.fullmatch(value):
+        if not GITHUB_FULL_NAME.fullmatch(value):
             raise ValueError("not a GitHub owner/name (letters, digits, '-', '_', '.'; no '.' or '..' part)")
         return value
 

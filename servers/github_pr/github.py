@@ -290,6 +290,10 @@ class GitHubBackend:
             except Conflict:
                 pull = self._find_pull(repo, branch)
                 if pull is None:
+                    if not self._branch_exists(repo, branch):
+                        # We built on a branch whose creator saw a rival and deleted it (see
+                        # `_yield_if_raced`): GitHub refuses a pull request from a missing head.
+                        raise _LostRace from None
                     raise
                 created = False
         if not created:
@@ -321,6 +325,13 @@ class GitHubBackend:
             if created.ref.startswith(f"refs/heads/{change.branch_glob}"):
                 self._calls("delete raced branch", created.delete)
             raise _LostRace
+
+    def _branch_exists(self, repo: Repository, branch: str) -> bool:
+        try:
+            self._calls("read branch", lambda: repo.get_git_ref(f"heads/{branch}"))
+        except NotFound:
+            return False
+        return True
 
     def _find_pull(self, repo: Repository, branch: str) -> PullRequest | None:
         owner = repo.full_name.split("/", 1)[0]

@@ -15,6 +15,7 @@ from servers.github_pr.github_calls import Calls, RetryPolicy
 from servers.github_pr.models import Change
 from servers.github_pr.protection import refused_repos
 from servers.github_pr.service import PullRequestService
+from tests.fakes.github.handlers import HANDLERS
 from tests.fakes.github_fake import FakeGitHub
 
 from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, SECOND_PATCH, make_policies
@@ -147,6 +148,33 @@ def test_concurrent_calls_from_two_processes_make_one_branch_and_one_pr(fake, sl
     assert {r.number for r in refs} == {1}
     assert len([r for r in repo.refs if r.startswith("refs/heads/goresolve/")]) == 1
     assert sum(r.created for r in refs) == 1
+
+
+def test_a_branch_its_racing_creator_deleted_before_the_pull_request_opened_is_built_again(gh, fake, monkeypatch):
+    # Another process created the branch we built on, then saw a rival and deleted it (its yield):
+    # GitHub answers 422 "head invalid" to our pull request; we start over instead of failing.
+    original = HANDLERS["pulls/create"]
+    deleted: list[str] = []
+
+    def delete_head_first(fake_, repo, params, query, body):  # type: ignore[no-untyped-def]
+        ref = f"refs/heads/{body['head'].split(':', 1)[-1]}"
+        if not deleted:
+            deleted.append(repo.refs.pop(ref))
+        return original(fake_, repo, params, query, body)
+
+    monkeypatch.setitem(HANDLERS, "pulls/create", delete_head_first)
+    ref = gh.open_or_update(change())
+    repo = fake.repos["acme/svc"]
+    assert deleted and (ref.number, ref.created) == (1, True)
+    assert repo.refs["refs/heads/goresolve/SVC-7-fix-add"] == ref.head_sha
+    assert len(repo.pulls) == 1
+
+
+def test_a_pull_request_refused_for_another_reason_is_not_retried_as_a_race(gh, fake):
+    fake.fail("pulls/create", 422)
+    with pytest.raises(Conflict):
+        gh.open_or_update(change())
+    assert fake.calls.count("pulls/create") == 1
 
 
 def test_secondary_rate_limit_waits_retry_after_then_succeeds(gh, fake, sleeps):

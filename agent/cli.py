@@ -11,7 +11,8 @@ Settings come from the environment (prefix GORESOLVE_AGENT_): the model (`PROVID
 per-user data directory, like the servers), `POLICY_DIR`, `IDENTITY`, `TIER`,
 the alert webhook (`ALERT_URL`, `ALERT_FORMAT`, `ALERT_ROUTING_KEY`: the spend alert and hand-off notifications)
 and when a hand-off is notified there (`HANDOFF_NOTIFY`: never, unreached, always). The servers are started
-over stdio with the current environment, so their own settings (GORESOLVE_JIRA_READ_*, ...) apply.
+over stdio with the current environment, so their own settings (GORESOLVE_JIRA_READ_*, ...) apply; each gets only
+its own (`agent.servers.server_env`): no other server's token, and not the agent's model key.
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ def build_run(
     cassette: Path | None,
     base_branch: str = "main",
 ) -> PreparedRun:
-    """The model, policy and stdio servers for one run (`policy_dir` is what the servers and the agent read).
+    """The model, policy and stdio servers for one run (`policy_dir` is what the servers and the agent read). Each
+    stdio server is given `env` as `server_env` filters it for that server.
 
     Raises:
         typer.Exit: a bad policy, no model configured, or a model that cannot be built (one line on stderr).
@@ -219,7 +221,7 @@ def build_run(
     from agent.alerts import AlertTarget
     from agent.llm import LLMError, ModelConfig, build_model
     from agent.policy import PolicyError, load_agent_policy
-    from agent.servers import ServersConfig, ServersConfigError, StdioServer, http_servers_from_env
+    from agent.servers import ServersConfig, ServersConfigError, StdioServer, http_servers_from_env, server_env
 
     try:
         policy = load_agent_policy(policy_dir)
@@ -254,7 +256,7 @@ def build_run(
             StdioServer(
                 name=server,
                 command=str(bindir / f"{server}-mcp"),
-                env={**env, f"{prefix}POLICY_DIR": str(policy_dir.resolve())},
+                env={**server_env(server, env), f"{prefix}POLICY_DIR": str(policy_dir.resolve())},
                 pin=pins.get(server),
             )
             for server, prefix in SERVERS

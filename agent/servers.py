@@ -61,6 +61,63 @@ class HttpServer(BaseModel):
 
 SERVER_NAMES = ("jira-read", "code-search", "go-test-runner", "github-pr")
 
+# What a locally started server may read of the environment besides its own settings (its prefix): where state lives
+# (GORESOLVE_DATA_DIR), the debug switch, the prebuilt tools; and the secrets directory, which it reads by its own
+# variables' names only.
+SHARED_SETTINGS = ("GORESOLVE_DATA_DIR", "GORESOLVE_DEBUG", "GORESOLVE_TOOLS_DIR")
+SECRETS_DIR = "GORESOLVE_SECRETS_DIR"
+# Credentials under names of their own (not GORESOLVE_*) that no server reads: a model provider's key is the agent's;
+# forges and trackers are reached with each server's own prefixed setting.
+FOREIGN_CREDENTIALS = frozenset(
+    {
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GH_ENTERPRISE_TOKEN",
+        "GITHUB_ENTERPRISE_TOKEN",
+        "JIRA_API_TOKEN",
+    }
+)
+# An object store's credentials (code-search's LanceDB index on s3://, gs://, az://): code-search's alone.
+STORE_CREDENTIALS = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_CLIENT_SECRET",
+    }
+)
+
+
+def env_prefix(server: str) -> str:
+    """`GORESOLVE_JIRA_READ_` for `jira-read`: the prefix of that server's settings."""
+    return "GORESOLVE_" + server.upper().replace("-", "_") + "_"
+
+
+def server_env(server: str, environ: Mapping[str, str], *, own_settings: bool = True) -> dict[str, str]:
+    """The environment a server started here as a subprocess gets: `environ` without any other process's settings or
+    credentials. Kept: everything not goresolve's (PATH, HOME, proxies, OTEL_*), SHARED_SETTINGS, and with
+    `own_settings` the server's own `GORESOLVE_<SERVER>_*` and GORESOLVE_SECRETS_DIR. Dropped: every other
+    GORESOLVE_* (the other servers' tokens, the agent's GORESOLVE_AGENT_API_KEY, the webhook secrets),
+    FOREIGN_CREDENTIALS, and STORE_CREDENTIALS for any server but code-search. go-test-runner, which runs the
+    repository's test code, so holds no credential but its own token key (docs/security.md).
+    """
+    own = env_prefix(server)
+    kept: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.startswith("GORESOLVE_"):
+            mine = own_settings and (name.startswith(own) or name == SECRETS_DIR)
+            if not (mine or name in SHARED_SETTINGS):
+                continue
+        elif name in FOREIGN_CREDENTIALS or (name in STORE_CREDENTIALS and server != "code-search"):
+            continue
+        kept[name] = value
+    return kept
+
 
 class ServersConfigError(ValueError):
     """The HTTP endpoints are incomplete, or a token file cannot be read; the message names the variable."""

@@ -54,7 +54,7 @@ from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy, PolicyError, load_agent_policy
 from agent.router import Router
-from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
+from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers, server_env
 from servers.common.errors import GoresolveError
 from servers.common.locks import LockHeld, take_lock
 
@@ -346,8 +346,8 @@ def index_world(world: World, console: Console) -> None:
 
 def servers_config(world: World) -> ServersConfig:
     """The four servers over stdio on local backends, each pointed at the demo's policies and state."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_") or k == "GORESOLVE_DEBUG"}
-    base["GORESOLVE_DATA_DIR"] = str(world.data_dir)
+    # none of the user's own server settings: the demo's servers are set up here alone
+    base = {"GORESOLVE_DATA_DIR": str(world.data_dir)}
     extra = {
         "jira-read": {"BACKEND": "local"},  # the bundled sample tickets
         "code-search": {},
@@ -357,7 +357,7 @@ def servers_config(world: World) -> ServersConfig:
     bindir = Path(sys.executable).parent
     specs: list[StdioServer] = []
     for name, prefix in SERVERS:
-        env = dict(base)
+        env = server_env(name, os.environ, own_settings=False) | base
         env |= {f"{prefix}POLICY_DIR": str(world.policy_dir), f"{prefix}STATE_DIR": str(world.state_dir)}
         env[f"{prefix}LOG_LEVEL"] = "WARNING"
         env |= {prefix + key: value for key, value in extra[name].items()}

@@ -14,7 +14,8 @@ temporary copy of the policies that holds that repository alone (and also grants
 project), and indexed into a temporary code-search index, so no policy file is edited. A bare
 repository is refused (it has no work tree to index), as is an embedder whose model is not installed.
 The agent's settings (GORESOLVE_AGENT_*) pick the model; the servers run over stdio with the current
-environment, so their own settings apply.
+environment, so their own settings apply: each server gets its own only, no other's credential nor the model's key
+(`agent.servers.server_env`).
 
 Progress goes to stderr as the run happens; the servers' log lines (and this process's own) go to
 `servers.log` in the run's directory instead (`--debug`: to stderr, as they come); `--json` prints the

@@ -129,6 +129,7 @@ def build_verifier(server: str, settings: TokenSettings, *, is_identity: Callabl
             jwks_cache_s=settings.oidc_jwks_cache_s,
             leeway_s=settings.oidc_leeway_s,
             timeout_s=settings.oidc_timeout_s,
+            min_refresh_s=settings.oidc_min_refresh_s,
         )
         try:
             verifiers[settings.oidc_issuer] = OidcTokenVerifier(config, is_identity=is_identity)

@@ -84,4 +84,13 @@ class TokenSettings(BaseSettings):
     )
     oidc_jwks_cache_s: int = Field(default=300, ge=0, le=86_400, description="How long fetched keys are trusted.")
     oidc_leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
-    oidc_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of discovery and JWKS requests.")
+    oidc_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Time limit of one discovery and JWKS fetch, the whole reply included."
+    )
+    oidc_min_refresh_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="At most one discovery or JWKS fetch per this many seconds, failed ones included (a token "
+        "with an unknown key id asks for one).",
+    )

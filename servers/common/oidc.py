@@ -9,9 +9,15 @@ Kubernetes projected ServiceAccount tokens are the same kind of token: the clust
 issuer publishes discovery and JWKS, the pod spec sets the audience, and `sub` is
 `system:serviceaccount:<namespace>:<name>`.
 
-Keys are fetched on first use and cached by PyJWT's `PyJWKClient` for `jwks_cache_s`; a token signed
-with a key id the cache does not know refreshes the set (the issuer rotated its keys), at most once
-per `min_refresh_s` (PyJWT's cooldown), so made-up key ids cannot flood the issuer with requests.
+Keys are fetched on first use and kept by key id. Before anything is fetched, a token's header must
+name a key id (`kid`) and an accepted algorithm; anything else is refused at no cost. A token whose key
+id is cached is checked without waiting on the network (a set older than `jwks_cache_s` is refreshed
+in the background meanwhile, and kept in use until a fetch replaces it). A key id the cache does not
+know (the issuer rotated its keys) triggers one fetch, and only when the last fetch *attempt* —
+discovery or key set, failed or not — is at least `min_refresh_s` old; concurrent requests wait for
+that one fetch instead of starting their own, and the rest are refused at once. So made-up key ids
+cannot flood the issuer with requests, nor queue valid tokens behind them. Each fetch, reading the
+whole reply included, ends within `timeout_s`.
 
 The caller's policy identity: the `identity_claim` (default `sub`) when access.yaml knows it; otherwise
 the first `group_identities` entry whose group or role the token lists in one of `group_claims`;
@@ -23,26 +29,29 @@ A refused token is `None` (answered 401 by the SDK); the reason is logged, the t
 
 from __future__ import annotations
 
+import asyncio
+import math
 import ssl
-import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
+import anyio
 import httpx
 import jwt
-from jwt import PyJWKClient
 from mcp.server.auth.provider import AccessToken
 
 from servers.common.logging import get_logger
 
 log = get_logger(__name__)
 
+MAX_DOCUMENT_BYTES = 1_000_000  # a discovery document or key set is a few KB
+
 
 class OidcUnavailable(Exception):
-    """The issuer's discovery document or key set could not be read."""
+    """The issuer's discovery document or key set could not be read (or may not be fetched yet)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,11 @@ def claim_values(claims: Mapping[str, Any], name: str) -> list[str]:
 
 
 class OidcTokenVerifier:
-    """`TokenVerifier` for tokens from one OIDC issuer (see the module docstring)."""
+    """`TokenVerifier` for tokens from one OIDC issuer (see the module docstring).
+
+    Everything runs on the server's event loop: a token with a cached key needs no thread and no lock,
+    and a fetch is one `httpx.AsyncClient` request under `anyio.fail_after(timeout_s)`.
+    """
 
     def __init__(self, config: OidcConfig, *, is_identity: Callable[[str], bool]) -> None:
         bad = set(config.algorithms) - {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
@@ -80,22 +93,39 @@ class OidcTokenVerifier:
             raise ValueError(f"OIDC algorithms must be asymmetric; not allowed: {', '.join(sorted(bad))}")
         self.config = config
         self._is_identity = is_identity
-        self._client: PyJWKClient | None = None
-        self._lock = threading.Lock()
+        self._ssl_context: ssl.SSLContext | None = None
+        self._jwks_url: str | None = config.jwks_url
+        self._keys: dict[str, jwt.PyJWK] = {}  # kid -> key, replaced whole by each successful fetch
+        self._fetched_at = -math.inf  # monotonic time of the last successful key-set fetch
+        self._attempted_at = -math.inf  # monotonic time of the last fetch attempt, failed ones included
+        self._fetching: anyio.Lock | None = None  # created on the loop that first needs it
+        self._background: set[asyncio.Task[None]] = set()
+        self.fetches = 0  # fetch attempts (discovery and key set count as one), for tests and logs
 
     # --- keys ---------------------------------------------------------------------------------------
 
     def _ssl(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
+        if self._ssl_context is None:
+            ca = str(self.config.ca_file) if self.config.ca_file else None
+            self._ssl_context = ssl.create_default_context(cafile=ca)
+        return self._ssl_context
 
-    def _discover(self) -> str:
-        url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
+    async def _get_json(self, client: httpx.AsyncClient, url: str, what: str) -> Any:
         try:
-            response = httpx.get(url, timeout=self.config.timeout_s, verify=self._ssl(), follow_redirects=False)
-            response.raise_for_status()
-            document: Any = response.json()
+            async with client.stream("GET", url) as response:
+                response.raise_for_status()
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise OidcUnavailable(f"{what}: reply over {MAX_DOCUMENT_BYTES} bytes")
+            return httpx.Response(200, content=bytes(body)).json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise OidcUnavailable(f"discovery failed: {type(exc).__name__}") from exc
+            raise OidcUnavailable(f"{what} failed: {type(exc).__name__}") from exc
+
+    async def _discover(self, client: httpx.AsyncClient) -> str:
+        url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = await self._get_json(client, url, "discovery")
         if not isinstance(document, dict) or document.get("issuer") != self.config.issuer:  # pyright: ignore[reportUnknownMemberType]
             raise OidcUnavailable("discovery document names another issuer")
         jwks_uri = document.get("jwks_uri")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -103,20 +133,91 @@ class OidcTokenVerifier:
             raise OidcUnavailable("discovery document has no jwks_uri")
         return jwks_uri
 
-    def _keys(self) -> PyJWKClient:
-        with self._lock:
-            if self._client is None:
-                url = self.config.jwks_url or self._discover()
-                self._client = PyJWKClient(
-                    url,
-                    cache_keys=False,  # the key set is cached (cache_jwk_set); a per-kid LRU would outlive a rotation
-                    cache_jwk_set=True,
-                    lifespan=max(1, self.config.jwks_cache_s),
-                    timeout=round(self.config.timeout_s) or 1,
-                    ssl_context=self._ssl(),
-                    cooldown_duration=self.config.min_refresh_s,
-                )
-            return self._client
+    async def _fetch(self) -> None:
+        """Discover (once) and fetch the key set, all within `timeout_s`; replace the cached keys."""
+        timeout = self.config.timeout_s
+        try:
+            with anyio.fail_after(timeout):
+                async with httpx.AsyncClient(timeout=timeout, verify=self._ssl(), follow_redirects=False) as client:
+                    if self._jwks_url is None:
+                        self._jwks_url = await self._discover(client)
+                    document = await self._get_json(client, self._jwks_url, "key set")
+        except TimeoutError as exc:
+            raise OidcUnavailable(f"the issuer did not answer within {timeout:g} s") from exc
+        try:
+            keys = jwt.PyJWKSet.from_dict(document).keys if isinstance(document, dict) else []  # pyright: ignore[reportUnknownArgumentType]
+        except jwt.PyJWTError as exc:
+            raise OidcUnavailable(f"key set unusable: {type(exc).__name__}") from exc
+        self._keys = {k.key_id: k for k in keys if isinstance(k.key_id, str)}
+        self._fetched_at = time.monotonic()
+
+    def _due(self) -> bool:
+        """Whether a fetch may be attempted now: the last attempt is at least `min_refresh_s` old."""
+        return time.monotonic() - self._attempted_at >= self.config.min_refresh_s
+
+    async def _refresh(self) -> None:
+        """Fetch the key set unless the last attempt is too recent; at most one fetch at a time.
+
+        A caller that finds a fetch under way waits for it (at most `timeout_s` and a little) and then
+        uses its result; it never starts a second one.
+
+        Raises:
+            OidcUnavailable: the fetch failed, or waiting for another one took too long.
+        """
+        if self._fetching is None:
+            self._fetching = anyio.Lock()
+        seen = self.fetches
+        with anyio.move_on_after(self.config.timeout_s + 1):
+            async with self._fetching:
+                if self.fetches != seen or not self._due():
+                    return  # a fetch was made while this caller waited: its result is the answer
+                self._attempted_at = time.monotonic()
+                self.fetches += 1
+                await self._fetch()
+                return
+        raise OidcUnavailable("waited too long for the key set being fetched")
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self._refresh()
+        except OidcUnavailable as exc:
+            log.warning("oidc key set refresh failed; the cached keys stay in use", reason=str(exc)[:200])
+
+    def _refresh_in_background(self) -> None:
+        if not self._due() or (self._fetching is not None and self._fetching.locked()):
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def signing_key(self, token: str) -> jwt.PyJWK:
+        """The cached or freshly fetched key `token` names, after checking its header (no fetch for a bad one).
+
+        Raises:
+            jwt.PyJWTError: the header cannot be parsed, names no key id, or an algorithm not accepted;
+                or the key id is unknown even after a refresh.
+            OidcUnavailable: the key set could not be fetched, or a fetch is not allowed yet.
+        """
+        header = jwt.get_unverified_header(token)
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self.config.algorithms:
+            raise jwt.InvalidAlgorithmError("the token's algorithm is not accepted")
+        if not isinstance(kid, str) or not kid:
+            raise jwt.InvalidTokenError("the token names no key id (kid)")
+        key = self._keys.get(kid)
+        if key is not None:
+            if time.monotonic() - self._fetched_at >= self.config.jwks_cache_s:
+                self._refresh_in_background()
+            return key
+        if not self._due() and not (self._fetching is not None and self._fetching.locked()):
+            raise OidcUnavailable(
+                f"unknown key id; the key set was fetched less than {self.config.min_refresh_s:g} s ago"
+            )
+        await self._refresh()  # an unknown kid: the issuer may have rotated its keys
+        key = self._keys.get(kid)
+        if key is None:
+            raise jwt.InvalidKeyError("no key with the token's key id")
+        return key
 
     # --- verification -------------------------------------------------------------------------------
 
@@ -132,15 +233,12 @@ class OidcTokenVerifier:
                 return identity
         return own_name
 
-    def verify_sync(self, token: str) -> AccessToken:
-        """Verify `token` (blocking: may fetch keys).
+    def check(self, token: str, key: jwt.PyJWK) -> AccessToken:
+        """Verify `token` with `key` (no I/O).
 
         Raises:
-            jwt.PyJWTError: the token is malformed, badly signed, expired, for another audience or issuer.
-            OidcUnavailable: the issuer's keys could not be read.
-            jwt.PyJWKClientError: the key set could not be fetched or parsed.
+            jwt.PyJWTError: badly signed, expired, for another audience or issuer, or no identity.
         """
-        key = self._keys().get_signing_key_from_jwt(token)  # an unknown kid refreshes the set (cooldown)
         if key.algorithm_name not in self.config.algorithms:
             raise jwt.InvalidAlgorithmError(f"key algorithm {key.algorithm_name} is not accepted")
         claims: dict[str, Any] = jwt.decode(
@@ -167,7 +265,7 @@ class OidcTokenVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
-            access = await anyio.to_thread.run_sync(self.verify_sync, token)
+            access = self.check(token, await self.signing_key(token))
         except (jwt.PyJWTError, OidcUnavailable) as exc:
             log.warning("oidc token refused", reason=type(exc).__name__, detail=str(exc)[:200])
             return None

@@ -6,6 +6,9 @@
 It serves `/.well-known/openid-configuration` (whose `issuer` is its own base URL) and `/jwks`, with
 one RSA (RS256) and one EC P-256 (ES256) key; `rotate()` replaces the keys under new key ids, as an
 IdP does. `hits` counts requests per path, so tests can see caching and refreshing.
+
+An outage is switched on per path: `failing` (answered 500), `held` (the reply waits until `release()`,
+at most `hold_s`) and `trickle` (headers at once, then the body a byte per `trickle_s`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 class LocalIssuer:
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        self.failing: set[str] = set()
+        self.held: set[str] = set()
+        self.trickle: set[str] = set()
+        self.hold_s = 120.0
+        self.trickle_s = 0.5
+        self._released = threading.Event()
         self._keys: dict[str, tuple[str, Any]] = {}  # kid -> (alg, private key)
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
@@ -37,6 +46,11 @@ class LocalIssuer:
             f"rsa-{uuid.uuid4().hex[:8]}": ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
             f"ec-{uuid.uuid4().hex[:8]}": ("ES256", ec.generate_private_key(ec.SECP256R1())),
         }
+
+    def release(self) -> None:
+        """Answer the held requests now (and any later ones at once)."""
+        self.held.clear()
+        self._released.set()
 
     def kid(self, alg: str) -> str:
         return next(k for k, (a, _) in self._keys.items() if a == alg)
@@ -68,6 +82,13 @@ class LocalIssuer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.hits[self.path] += 1
+                if self.path in issuer.held:
+                    issuer._released.wait(issuer.hold_s)  # pyright: ignore[reportPrivateUsage]
+                if self.path in issuer.failing:
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path == "/.well-known/openid-configuration":
                     body: Any = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
                 elif self.path == "/jwks":
@@ -81,7 +102,16 @@ class LocalIssuer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    if self.path in issuer.trickle:
+                        for i in range(len(raw)):
+                            self.wfile.write(raw[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(issuer.trickle_s)
+                    else:
+                        self.wfile.write(raw)
+                except OSError:  # the client gave up
+                    pass
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

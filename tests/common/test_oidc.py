@@ -184,3 +184,98 @@ def test_no_verification_configured_names_both_variables() -> None:
 def test_goresolves_own_issuer_cannot_be_the_oidc_issuer() -> None:
     with pytest.raises(ConfigError, match="GORESOLVE_GITHUB_PR_OIDC_ISSUER"):
         build_verifier("github-pr", TokenSettings(oidc_issuer="goresolve"), is_identity=bool)
+
+
+# --- an unavailable issuer: what a token costs before it is checked -------------------------------------
+
+
+def _forged(local: LocalIssuer, kid: str = "made-up") -> str:
+    """RS256 with a key id the issuer never had, signed by the caller's own key (no secret needed)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    own = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    body = {"iss": local.url, "sub": "agent", "aud": AUDIENCE, "exp": int(time.time()) + 60}
+    return jwt.encode(body, own, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "x",
+        "a.b.c",
+        jwt.encode({"sub": "agent"}, "k" * 40, algorithm="HS256", headers={"kid": "k"}),  # not an accepted algorithm
+        "eyJhbGciOiJub25lIiwia2lkIjoiayJ9.eyJzdWIiOiJhIn0.",  # alg none
+        "__no_kid__",
+    ],
+)
+async def test_a_token_whose_header_cannot_be_ours_costs_no_fetch(issuer: LocalIssuer, token: str) -> None:
+    if token == "__no_kid__":
+        key = issuer._keys[issuer.kid("RS256")][1]  # pyright: ignore[reportPrivateUsage]
+        token = jwt.encode({"iss": issuer.url, "sub": "agent", "aud": AUDIENCE, "exp": time.time() + 60}, key, "RS256")
+    verifier = _verifier(issuer, min_refresh_s=0.0)
+    assert await verifier.verify_token(token) is None
+    assert sum(issuer.hits.values()) == 0 and verifier.fetches == 0
+
+
+async def test_a_failing_issuer_is_asked_once_per_interval_whatever_the_tokens(issuer: LocalIssuer) -> None:
+    issuer.failing |= {"/.well-known/openid-configuration", "/jwks"}
+    verifier = _verifier(issuer, min_refresh_s=600.0)
+    results = [await verifier.verify_token(_forged(issuer, f"made-up-{i}")) for i in range(20)]
+    results += [await verifier.verify_token(issuer.token()) for _ in range(5)]  # valid, but no keys to be had
+    assert results == [None] * 25
+    assert issuer.hits["/.well-known/openid-configuration"] == 1  # discovery failed once and was not retried
+    assert verifier.fetches == 1
+
+    issuer.failing.clear()  # discovery fine, the key set failing: also one attempt per interval
+    issuer.failing.add("/jwks")
+    keyset = _verifier(issuer, min_refresh_s=600.0)
+    assert [await keyset.verify_token(_forged(issuer, f"k-{i}")) for i in range(20)] == [None] * 20
+    assert issuer.hits["/jwks"] == 1
+
+
+async def test_a_slow_key_set_fetch_holds_up_neither_cached_keys_nor_a_second_fetch(issuer: LocalIssuer) -> None:
+    import asyncio
+
+    verifier = _verifier(issuer, min_refresh_s=0.0, timeout_s=60.0)
+    assert await verifier.verify_token(issuer.token()) is not None  # keys fetched and cached
+    issuer.held.add("/jwks")  # from now on the issuer's key set does not answer
+    attack = [asyncio.create_task(verifier.verify_token(_forged(issuer, f"made-up-{i}"))) for i in range(12)]
+    try:
+        for _ in range(600):  # the one refresh the made-up key ids asked for is under way
+            if issuer.hits["/jwks"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        for _ in range(3):  # a cached key: answered while that fetch hangs
+            valid = await asyncio.wait_for(verifier.verify_token(issuer.token()), timeout=30)
+            assert valid is not None
+        assert await verifier.verify_token("x") is None
+        assert issuer.hits["/jwks"] == 2 and not all(t.done() for t in attack)
+    finally:
+        issuer.release()
+    assert await asyncio.gather(*attack) == [None] * 12
+    assert issuer.hits["/jwks"] == 2  # twelve made-up key ids, one fetch between them
+
+
+async def test_a_key_set_that_trickles_in_is_given_up_on_after_timeout_s(issuer: LocalIssuer) -> None:
+    issuer.trickle.add("/jwks")  # the whole reply would take minutes; each byte comes well within a read timeout
+    verifier = _verifier(issuer, timeout_s=2.0)
+    started = time.monotonic()
+    assert await verifier.verify_token(issuer.token()) is None
+    assert time.monotonic() - started < 30
+
+
+async def test_stale_keys_stay_in_use_while_a_refresh_runs_in_the_background(issuer: LocalIssuer) -> None:
+    import asyncio
+
+    verifier = _verifier(issuer, jwks_cache_s=0, min_refresh_s=0.0, timeout_s=60.0)
+    assert await verifier.verify_token(issuer.token()) is not None
+    issuer.held.add("/jwks")
+    try:
+        assert await asyncio.wait_for(verifier.verify_token(issuer.token()), timeout=30) is not None
+        for _ in range(600):
+            if issuer.hits["/jwks"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert issuer.hits["/jwks"] == 2  # the refresh was started, and the token did not wait for it
+    finally:
+        issuer.release()

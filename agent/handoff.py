@@ -5,14 +5,27 @@ touched, tests run, result), the tests that still fail with their first failure 
 hypothesized root cause (from a final model step, or `deterministic_hypothesis` from the run log).
 Every list is cut to its first few entries with "+N more", and the whole to MAX_HANDOFF_BYTES. It is published
 (a draft pull request's body, an issue comment), so every credential in it is removed first, as the model's gateway
-removes them (`credentials.redact_credentials`): test output and the model's words can hold one.
+removes them (`credentials.redact_credentials`): test output and the model's words can hold one; and so is every
+control character (`without_controls`, which `goresolve resolve`'s lines also use): an escape sequence in the model's
+words would act on the terminal of whoever reads the file.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from credentials import redact_credentials
+
+# What a terminal or a renderer acts on instead of showing: C0 controls but tab and newline (ESC starts colour, title,
+# screen-clearing and hyperlink sequences), DEL, C1 (CSI, OSC as one character), and the bidirectional embeddings,
+# overrides and isolates that reorder what is shown.
+# A whole CSI or OSC sequence (ESC [ or CSI … final byte; ESC ] or OSC … BEL, ST or ESC \) goes at once, so no
+# half of it is shown.
+_CONTROLS = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?|(?:\x1b\\]|\x9d)[^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\\\|\x9c)?"
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 @dataclass
@@ -37,9 +50,15 @@ class Attempt:
         return self.result == "pass"
 
 
+def without_controls(text: str) -> str:
+    """`text` without control characters (tab and newline kept) or bidirectional controls: what someone else wrote
+    (the model, a test's output) as it may be shown on a terminal or published, acting on neither."""
+    return _CONTROLS.sub("", text)
+
+
 def one_line(text: str, limit: int) -> str:
-    """One line without credentials, at most `limit` characters."""
-    text = " ".join(redact_credentials(text).split())
+    """One line without credentials or control characters, at most `limit` characters."""
+    text = " ".join(redact_credentials(without_controls(text)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -49,6 +49,7 @@ from rich.text import Text
 
 from agent.cli import AgentSettings, build_router, settings_error
 from agent.exits import RunResult, replay_broke
+from agent.handoff import without_controls
 from agent.ledger import Ledger
 from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
 from agent.loop import RunSettings, run_ticket
@@ -427,8 +428,14 @@ class Display:
             self.status.update(text)
 
     def line(self, tag: str, text: str | Text, style: str = "") -> None:
+        """One tagged line; what the model, a ticket or a test wrote in it acts on no terminal (`without_controls`)."""
         label = Text(f"{tag:>9} ", style=f"bold {style}".strip())
-        self.console.print(Text.assemble(label, text if isinstance(text, Text) else Text(text)))
+        shown = Text(without_controls(text.plain), style=text.style) if isinstance(text, Text) else None
+        self.console.print(Text.assemble(label, shown or Text(without_controls(str(text)))))
+
+    def more(self, text: str, style: str) -> None:
+        """A line continuing the one above (a diff line, a failing test), as `line` cleans it."""
+        self.console.print(Text(without_controls(text), style=style))
 
     def on_route(self, event: dict[str, Any]) -> None:
         limits = event.get("limits") or {}
@@ -469,9 +476,9 @@ class Display:
         if name == "edit":
             self.line("edit", f"{args.get('path')}", "yellow")
             for old in str(args.get("search", "")).splitlines():
-                self.console.print(Text(f"          - {old}", style="red"))
+                self.more(f"          - {old}", "red")
             for new in str(args.get("replace", "")).splitlines():
-                self.console.print(Text(f"          + {new}", style="green"))
+                self.more(f"          + {new}", "green")
             return
         if name == "run_tests":
             return  # tests_started says more
@@ -493,7 +500,7 @@ class Display:
         else:
             self.line("", f"✘ {event.get('summary') or 'tests fail'}", "red")
             for failure in (event.get("failures") or [])[:4]:
-                self.console.print(Text(f"            {failure['test']}: {failure['first_line'][:160]}", style="red"))
+                self.more(f"            {failure['test']}: {failure['first_line'][:160]}", "red")
         self.busy("waiting for the model")
 
     def on_attempt(self, event: dict[str, Any]) -> None:
@@ -537,10 +544,11 @@ def render_outcome_panel(console: Console, result: RunResult, world: World | Non
         if result.pr:
             notes.insert(0, f"draft pull request #{result.pr.get('number')} for {result.owner}, labelled for humans")
         if notes:
-            parts.append(Text("\n" + "\n".join(f"· {n}" for n in notes), style="dim"))
+            parts.append(Text(without_controls("\n" + "\n".join(f"· {n}" for n in notes)), style="dim"))
         console.print(Panel(Group(*parts), title=f"{result.ticket}: handed to a human", border_style="yellow"))
         return
-    console.print(Panel(f"{result.exit}: {result.reason}", title=f"{result.ticket}: error", border_style="red"))
+    shown = Text(without_controls(f"{result.exit}: {result.reason}"))  # not markup: the reason may quote anyone
+    console.print(Panel(shown, title=Text(f"{result.ticket}: error"), border_style="red"))
 
 
 def summary_table(results: list[RunResult]) -> Table:

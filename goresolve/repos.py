@@ -20,10 +20,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from servers.common.errors import ConfigError
 from servers.common.policy import load_policies
 from servers.common.repo_names import check_repo_name
+from servers.common.yamlfile import load_yaml_file
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,13 @@ def _yaml() -> YAML:
 def _load(yaml: YAML, path: Path) -> CommentedMap:
     if not path.exists():
         return CommentedMap()
-    data: Any = yaml.load(path.read_text(encoding="utf-8"))
+    load_yaml_file(path)  # the platform's strict read first: a repeated key, deep nesting, non-UTF-8 named
+    try:
+        data: Any = yaml.load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({type(exc).__name__})") from None
     if data is None:
         return CommentedMap()
     if not isinstance(data, CommentedMap):

@@ -26,9 +26,12 @@ HEADER = """# Policy reference
 Policies are YAML files in one directory (`policies/` by default; `--policy-dir` or
 `GORESOLVE_<SERVER>_POLICY_DIR` to change it). Every file is validated at start-up by a frozen,
 extra-forbidding model: an unknown key, a wrong type or a dangling reference (an identity naming a
-role or repository that does not exist) stops the process with the file and the field named.
-`goresolve policy check` runs the same validation. The JSON Schemas this page is built from are in
-`policies/schema/` (point an editor's YAML language server at them for completion).
+role or repository that does not exist) stops the process with the file and the field named. A key
+repeated in one mapping (a second `identities:` block appended to access.yaml, say) is refused with
+its line, never resolved as "the last one wins"; so are collections nested deeper than 100 levels, a
+file that is not UTF-8 text and a directory in a policy file's place. `goresolve policy check` runs
+the same validation. The JSON Schemas this page is built from are in `policies/schema/` (point an
+editor's YAML language server at them for completion).
 """
 
 

@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent.policy import DEFAULT_POLICY_DIR, Budgets
+from agent.policy import DEFAULT_POLICY_DIR, Budgets, YamlFileError, load_yaml_file
 from agent.router.errors import PolicyProblem, RoutingPolicyError
 
 Kind = Literal["docs", "trivial", "bug", "concurrency", "performance", "feature", "security"]
@@ -199,16 +198,12 @@ def load_routing_policy(directory: Path = DEFAULT_POLICY_DIR, budgets: Budgets |
         RoutingPolicyError: the file is missing, not YAML, invalid, or names an unpriced model.
     """
     path = directory / "routing.yaml"
+    if not path.exists():
+        raise RoutingPolicyError(path.name, [PolicyProblem("(file)", "missing")])
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RoutingPolicyError(path.name, [PolicyProblem("(file)", "missing")]) from None
-    except OSError as exc:
-        raise RoutingPolicyError(path.name, [PolicyProblem("(file)", exc.strerror or type(exc).__name__)]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise RoutingPolicyError(path.name, [PolicyProblem(where, "not valid YAML")]) from None
+        data: Any = load_yaml_file(path)  # refuses a repeated key, deep nesting, a directory, non-UTF-8
+    except YamlFileError as exc:
+        raise RoutingPolicyError(path.name, [PolicyProblem(exc.where, exc.reason)]) from None
     policy = parse_routing_policy(data if data is not None else {}, path.name)
     if budgets is not None:
         policy.check_prices(budgets, path.name)

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from servers.common.errors import ConfigError
 from servers.common.repo_names import RepoName
+from servers.common.yamlfile import load_yaml_file
 
 # Scopes a tool can require. Adding one is a reviewed change here, not a string in a server.
 Scope = Literal["jira:read", "issue:read", "code:read", "tests:run", "pr:write", "pr:read"]
@@ -190,16 +190,10 @@ def load_policy_file(path: Path, model: type[_Frozen]) -> _Frozen:
     """Parse one YAML policy file.
 
     Raises:
-        ConfigError: unreadable file, invalid YAML, or a field that fails validation.
+        ConfigError: unreadable file, not UTF-8 text, invalid YAML (a repeated key or nesting too deep
+            included: `servers.common.yamlfile`), or a field that fails validation.
     """
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} invalid YAML") from exc
+    raw: Any = load_yaml_file(path)
     if raw is None:
         raw = {}
     try:

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from servers.common import yamlfile
 from servers.common.errors import ConfigError, InvalidInput, NotFound
 from servers.jira_read import local_jql
 from servers.jira_read.models import RawComment, RawIssue, RawSearchPage
@@ -134,7 +135,7 @@ def load_tickets(directory: Path) -> dict[str, tuple[TicketFile, dict[str, Any]]
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if path.suffix == ".json" else yamlfile.safe_load(text)
             ticket = TicketFile.model_validate(data)
         except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
             raise ConfigError(f"Invalid ticket file {path}: {_first_error(exc)}") from exc
@@ -149,6 +150,9 @@ def _first_error(exc: Exception) -> str:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         return f"field {where}: {err['msg']}"
+    if isinstance(exc, yaml.YAMLError):  # a repeated key, nesting too deep, or not YAML: say where
+        where, reason = yamlfile.describe(exc)
+        return reason if where == "(file)" else f"{where}: {reason}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

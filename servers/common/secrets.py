@@ -6,11 +6,13 @@ which `servers.common.logging.Redactor` also removes from log lines and error me
 `scan` and `scan_patch` look for credentials in text a bot is about to publish (pull request
 titles, bodies, labels, comments, the lines a patch adds). A pull request is public to everyone who
 can read the repository, and a model may paste whatever it saw. Text is matched after
-normalisation, in two views of each line, so the usual disguises do not help:
+normalisation, in up to three views of each line, so the usual disguises do not help:
 
 - NFKC, invisible characters removed, dashes folded (`textnorm.for_scanning`): a zero-width space
   inside a token, fullwidth PEM dashes;
-- the same with Markdown/HTML markup removed: a token split across backticks or emphasis.
+- the same with Markdown/HTML markup removed: a token split across backticks or emphasis, or hidden by a
+  backslash escape (`ghp\\_…`);
+- that with HTML character references decoded (`g&#104;p_…`, `ghp&#95;…`), as GitHub renders them.
 
 Patterns are not anchored on word boundaries, so a prefix (`xAKIA…`) does not hide a key. Findings
 name the kind and place, never the matched text, so a refusal cannot leak the secret it found.
@@ -18,16 +20,18 @@ name the kind and place, never the matched text, so a refusal cannot leak the se
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
 from credentials import RULES, matches
 
 # Markup a writer can put inside a token without changing how it reads: code spans, emphasis, HTML tags
-# and comments, backslash escapes. Removed as `_MARKUP.sub("", line)` would (see `_unmarked`).
-_MARKUP = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[^\w\s])")
+# and comments, backslash escapes (CommonMark escapes any ASCII punctuation, `_` included: `ghp\_…` renders as
+# `ghp_…`). Removed as `_MARKUP.sub("", line)` would (see `_unmarked`).
+_MARKUP = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[!-/:-@\[-`{-~])")
 _COMMENT = re.compile(r"<!--.*?-->")
-_NOT_COMMENT = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[^\w\s])")  # _MARKUP's other branches
+_NOT_COMMENT = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|[`*~]|\\(?=[!-/:-@\[-`{-~])")  # _MARKUP's other branches
 
 
 def _unmarked(text: str) -> str:
@@ -74,9 +78,21 @@ class SecretFinding:
     line: int
 
 
+def _views(line: str) -> set[str]:
+    """The line as written, without markup, and (when it has a `&`) without markup and with HTML character
+    references decoded as GitHub renders them (`g&#104;p_`, `ghp&#95;`), normalised again since a reference can
+    name an invisible character. Equal views are one view: each distinct text is scanned once."""
+    unmarked = _unmarked(line)
+    if "&" not in unmarked:
+        return {line, unmarked}
+    from servers.common.textnorm import for_scanning
+
+    return {line, unmarked, for_scanning(html.unescape(unmarked))}
+
+
 def _kinds_in(line: str) -> set[str]:
     found: set[str] = set()
-    views = {line, _unmarked(line)}
+    views = _views(line)
     for rule in RULES:
         if rule.kind in found:
             continue

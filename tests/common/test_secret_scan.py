@@ -30,6 +30,13 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
         (f"the secret is {AWS_SECRET} (rotate it)", "aws_secret_access_key"),  # no label at all
         ("\uff47\uff48\uff50_" + "aB3x" * 9, "github_token"),  # fullwidth letters fold under NFKC
         ("github_pat_" + "11AB" * 8, "github_token"),
+        (f"see ghp\\_{GHP[4:]}", "github_token"),  # a Markdown escape of `_`: GitHub renders ghp_…
+        (f"see g&#104;p_{GHP[4:]}", "github_token"),  # an HTML character reference, decimal
+        (f"see ghp&#95;{GHP[4:]}", "github_token"),
+        (f"see ghp&#x5F;{GHP[4:]}", "github_token"),  # hexadecimal
+        (f"see ghp&lowbar;{GHP[4:]}", "github_token"),  # named
+        (f"see g<b>&#104;</b>p&#95;{GHP[4:]}", "github_token"),  # a tag and references together
+        (f"see ghp_{GHP[4:12]}&#8203;{GHP[12:]}", "github_token"),  # a reference to an invisible character
     ],
 )
 def test_disguised_credentials_are_found(text: str, kind: str) -> None:
@@ -43,6 +50,8 @@ def test_disguised_credentials_are_found(text: str, kind: str) -> None:
         "func TestThisIsAVeryLongGoIdentifierName123456789(t *testing.T)",
         "See internal/ratelimit/limiter.go and pkg/server/handlers/AuthMiddleware.go",
         "the deadline is 2s; `ctx, cancel := context.WithTimeout(ctx, 2*time.Second)`",
+        "use `a &amp;&amp; b` or &lt;b&gt;, and escape \\_ or \\* in Markdown",
+        'if p := &cfg; p.Token == "" && ok { return &Client{} }',
     ],
 )
 def test_ordinary_code_and_prose_pass(text: str) -> None:
@@ -189,3 +198,21 @@ def test_a_key_whose_begin_line_is_cut_off_is_removed_from_its_material_to_its_e
     assert redact_credentials(excerpt) == "[credential removed: private_key]\n    5  `\n    6  func Sign() {}"
     whole = "\n".join(["const key = `", *PEM_LINES, "`"])
     assert redact_credentials(whole) == "const key = `\n[credential removed: private_key]\n`"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["&" * 1_000_000, "&#" * 500_000, "&#x5F" * 200_000, "&lowbar" * 140_000, "\\_" * 500_000, "&#104;<b>" * 100_000],
+    ids=["ampersands", "reference starts", "unterminated references", "unterminated names", "escapes", "mixed"],
+)
+def test_the_character_reference_view_keeps_the_scan_linear(text: str) -> None:
+    """The decoded view is one more pass over the line: a body of 60,000 characters and an added line of 200,000
+    (github-pr's default patch limit) take well under a second (tests/common/test_scan_and_log_linear.py: 1 MB)."""
+    import time
+
+    from tests.common.test_scan_and_log_linear import _patch  # pyright: ignore[reportPrivateUsage]
+
+    start = time.perf_counter()
+    scan(text[:60_000], "body")
+    scan_patch(_patch(text[:200_000]))
+    assert time.perf_counter() - start < 5.0

@@ -14,10 +14,10 @@ import fnmatch
 import json
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node
@@ -83,14 +83,29 @@ class Budgets(_Strict):
     stuck: StuckThresholds = StuckThresholds()
     daily: DailyBudget = DailyBudget()
 
+    @model_validator(mode="after")
+    def _tiers_within_run_bounds(self) -> Self:
+        # A tier's limits are validated as RunLimits, so an override cannot pass a bound `run:` could not.
+        for name in self.tiers:
+            try:
+                self._merged(name)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"tiers.{name}.{field}: {first['msg']}") from None
+        return self
+
+    def _merged(self, tier: str) -> RunLimits:
+        changes = self.tiers[tier].model_dump(exclude_none=True)
+        return RunLimits.model_validate({**self.run.model_dump(), **changes})
+
     def limits_for(self, tier: str | None) -> RunLimits:
         """The run limits with the tier's overrides applied (an unknown tier is a PolicyError)."""
         if tier is None:
             return self.run
         if tier not in self.tiers:
             raise PolicyError(f"budgets.yaml: no tier {tier!r} (known: {', '.join(sorted(self.tiers)) or 'none'})")
-        changes = self.tiers[tier].model_dump(exclude_none=True)
-        return self.run.model_copy(update=changes)
+        return self._merged(tier)
 
 
 class OwnerRule(_Strict):
@@ -267,8 +282,9 @@ def _load(path: Path, model: type[M], *, required: bool = True) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise PolicyError(f"{path.name}: {field}: {first['msg']}") from exc
+        field = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")  # a model check's own message names its fields
+        raise PolicyError(f"{path.name}: {field}: {msg}" if field else f"{path.name}: {msg}") from exc
 
 
 def load_agent_policy(directory: Path = DEFAULT_POLICY_DIR) -> AgentPolicy:

@@ -1,5 +1,5 @@
-"""The agent's policy files: a repeated key in budgets.yaml or routing.yaml is refused, not last-one-wins; a
-directory or binary file in a policy file's place is named."""
+"""The agent's policy files: a tier cannot override past the run limits' bounds, and a repeated key in
+budgets.yaml or routing.yaml is refused, not last-one-wins."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from agent.policy import DEFAULT_POLICY_DIR, PolicyError, load_agent_policy
+from agent.policy import DEFAULT_POLICY_DIR, Budgets, PolicyError, RunLimits, load_agent_policy
 from agent.router.errors import RoutingPolicyError
 from agent.router.policy import load_routing_policy
 
@@ -18,6 +19,36 @@ def policy_dir(tmp_path: Path) -> Path:
     target = tmp_path / "policies"
     shutil.copytree(DEFAULT_POLICY_DIR, target)
     return target
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"wall_clock_s": 1.0e12}, "wall_clock_s"),
+        ({"max_output_tokens": 100_000_000}, "max_output_tokens"),
+    ],
+)
+def test_a_tier_override_is_held_to_the_run_limits_bounds(override: dict[str, float], field: str) -> None:
+    with pytest.raises(ValidationError, match=rf"tiers\.cheap\.{field}: Input should be less than or equal to"):
+        Budgets.model_validate({"tiers": {"cheap": override}})
+    with pytest.raises(ValidationError):
+        RunLimits.model_validate({**RunLimits().model_dump(), **override})  # the same bound
+
+
+def test_a_tier_within_bounds_overrides_and_validates(policy_dir: Path) -> None:
+    budgets = Budgets.model_validate({"tiers": {"cheap": {"wall_clock_s": 60, "max_output_tokens": 1024}}})
+    limits = budgets.limits_for("cheap")
+    assert (limits.wall_clock_s, limits.max_output_tokens, limits.max_steps) == (60, 1024, RunLimits().max_steps)
+    assert budgets.limits_for(None) == budgets.run
+    assert load_agent_policy(policy_dir).budgets.tiers  # the shipped tiers are within bounds
+
+
+def test_policy_loading_names_the_tier_field(policy_dir: Path) -> None:
+    path = policy_dir / "budgets.yaml"
+    path.write_text(path.read_text().replace("tiers:", "tiers:\n  huge: {wall_clock_s: 1.0e12}", 1))
+    with pytest.raises(PolicyError) as caught:
+        load_agent_policy(policy_dir)
+    assert caught.value.message == "budgets.yaml: tiers.huge.wall_clock_s: Input should be less than or equal to 86400"
 
 
 def test_a_second_run_block_in_budgets_is_refused(policy_dir: Path) -> None:

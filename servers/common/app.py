@@ -27,14 +27,21 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool as RegisteredTool
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, TextContent, Tool
+from mcp_types import INVALID_REQUEST, CallToolResult, TextContent, Tool
 from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servers.common.audit import AuditLog
 from servers.common.errors import FORBIDDEN
@@ -121,7 +128,8 @@ class Platform:
             from servers.common.auth import build_verifier
 
             known = policies.access.identities
-            kwargs["token_verifier"] = build_verifier(name, settings, is_identity=known.__contains__)
+            verifier = build_verifier(name, settings, is_identity=known.__contains__)
+            kwargs["token_verifier"] = KnownCallersOnly(verifier, is_identity=known.__contains__)
             kwargs["auth"] = AuthSettings(
                 issuer_url="https://goresolve.invalid",  # type: ignore[arg-type]
                 resource_server_url=f"http://{settings.host}:{settings.port}/mcp",  # type: ignore[arg-type]
@@ -307,6 +315,66 @@ def surface_json(tools: list[Tool]) -> str:
     return json.dumps({"fingerprint": fingerprint(tools), "tools": surface_document(tools)}, indent=2)
 
 
+class KnownCallersOnly:
+    """`TokenVerifier` that refuses (401, like a bad token) a verified token whose identity policy does not
+    know: a subject access.yaml does not list, with no group mapping to one, would be granted nothing, and
+    must not hold sessions either."""
+
+    def __init__(self, verifier: TokenVerifier, *, is_identity: Callable[[str], bool]) -> None:
+        self._verifier = verifier
+        self._is_identity = is_identity
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        access = await self._verifier.verify_token(token)
+        if access is None:
+            return None
+        if not access.subject or not self._is_identity(access.subject):
+            log.warning("token refused", reason="UnknownIdentity", identity=(access.subject or "")[:100])
+            return None
+        return access
+
+
+class SessionQuota:
+    """ASGI wrapper of the MCP endpoint: a caller that already holds `limit` sessions gets 429 for a new one.
+
+    Counted from the SDK's own record of which principal opened each session, so a session that ends
+    (DELETE, idle timeout) frees its place at once. Requests racing to open sessions may pass the limit by
+    the few in flight.
+    """
+
+    def __init__(self, app: ASGIApp, manager: StreamableHTTPSessionManager, limit: int) -> None:
+        self._app = app
+        self._manager = manager
+        self._limit = limit
+
+    def held_by(self, subject: str | None) -> int:
+        owners = self._manager._session_owners.values()  # pyright: ignore[reportPrivateUsage]
+        return sum(1 for owner in owners if owner["subject"] == subject)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user")
+        opens = scope["type"] == "http" and scope.get("method") == "POST"
+        if opens and isinstance(user, AuthenticatedUser) and not Headers(scope=scope).get("mcp-session-id"):
+            subject = user.access_token.subject
+            if self.held_by(subject) >= self._limit:
+                log.warning("session refused", reason="TooManySessions", caller=subject, limit=self._limit)
+                message = f"too many open sessions for this caller (at most {self._limit}); close one first"
+                body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+                await JSONResponse(body, status_code=429)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def limit_sessions_per_identity(
+    app: Starlette, manager: StreamableHTTPSessionManager, *, path: str, limit: int
+) -> None:
+    """Put `SessionQuota` in front of the MCP endpoint at `path` (inside the SDK's bearer authentication)."""
+    routes = [r for r in app.router.routes if isinstance(r, Route) and r.path == path]
+    if len(routes) != 1:
+        raise RuntimeError(f"expected one MCP route at {path}, found {len(routes)}")
+    routes[0].app = SessionQuota(routes[0].app, manager, limit)
+
+
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
@@ -319,4 +387,12 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     )
 
 
-__all__ = ["Caller", "Platform", "current_caller", "transport_security"]
+__all__ = [
+    "Caller",
+    "KnownCallersOnly",
+    "Platform",
+    "SessionQuota",
+    "current_caller",
+    "limit_sessions_per_identity",
+    "transport_security",
+]

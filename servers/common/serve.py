@@ -49,13 +49,16 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
         return
     import uvicorn  # only the http transport needs it
 
-    from servers.common.app import transport_security
+    from servers.common.app import limit_sessions_per_identity, transport_security
 
     app = server.streamable_http_app(
         streamable_http_path=HTTP_PATH,
         transport_security=transport_security(settings),
         host=settings.host,
+        max_sessions=settings.max_sessions,
+        session_idle_timeout=settings.session_idle_s,
     )
+    limit_sessions_per_identity(app, server.session_manager, path=HTTP_PATH, limit=settings.max_sessions_per_identity)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
     anyio.run(uvicorn.Server(config).serve)
 

@@ -58,6 +58,25 @@ class ServerSettings(TokenSettings):
         '["gr-goresolve-jira-read:8101"] for a Kubernetes Service; `name:*` allows any port. The bind address, '
         "localhost and 127.0.0.1 at the server's port are always accepted.",
     )
+    max_sessions: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Open MCP sessions over HTTP, all callers together; a new one past it is answered 503.",
+    )
+    max_sessions_per_identity: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Open MCP sessions over HTTP of one caller (policy identity); a new one past it is answered "
+        "429. The agent opens one per server per run.",
+    )
+    session_idle_s: int = Field(
+        default=600,
+        ge=1,
+        le=86_400,
+        description="An HTTP session with no request in flight for this long is closed (its id then gets 404).",
+    )
     policy_dir: Path = Field(default=DEFAULT_POLICY_DIR, description="Directory of the policy YAML files.")
     stdio_identity: str = Field(default="local-dev", description="Caller identity over stdio (the IDE's user).")
     state_dir: Path = Field(

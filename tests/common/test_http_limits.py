@@ -158,3 +158,76 @@ def test_a_failing_issuer_is_not_asked_again_for_every_token(issuer: LocalIssuer
     with jira_http(tmp_path, env) as port:
         asyncio.run(scenario(port))
     assert issuer.hits["/.well-known/openid-configuration"] == 1  # `Bearer x` cost nothing; one failed discovery
+
+
+# --- 2. sessions: who may hold them, how many, how long ---------------------------------------------------
+
+HS256_KEY = "s" * 40
+
+
+def _minted(subject: str) -> str:
+    from pydantic import SecretStr
+
+    from servers.common.auth import mint_token
+
+    return mint_token(SecretStr(HS256_KEY), subject=subject, server="jira-read")
+
+
+def _open(client: httpx.Client, port: int, token: str) -> tuple[int, str | None, str]:
+    response = client.post(_url(port), json=INITIALIZE, headers=_headers(token))
+    return response.status_code, response.headers.get("mcp-session-id"), response.text
+
+
+def test_sessions_are_for_callers_policy_knows_and_limited_per_caller_and_in_all(tmp_path: Path) -> None:
+    env = {
+        "GORESOLVE_JIRA_READ_TOKEN_KEY": HS256_KEY,
+        "GORESOLVE_JIRA_READ_MAX_SESSIONS": "5",
+        "GORESOLVE_JIRA_READ_MAX_SESSIONS_PER_IDENTITY": "3",
+    }
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        for stranger in ("stranger", ""):  # a valid signature, but policy grants this subject nothing
+            status, session, _ = _open(client, port, _minted(stranger))
+            assert (status, session) == (401, None)
+
+        triage = [_open(client, port, _minted("triage-bot")) for _ in range(4)]
+        assert [s for s, _, _ in triage] == [200, 200, 200, 429]
+        assert "too many open sessions for this caller" in triage[3][2]
+        assert _open(client, port, _minted(KNOWN))[0] == 200  # another caller is not held up by the first
+
+        ended = client.delete(
+            _url(port), headers={**_headers(_minted("triage-bot")), "mcp-session-id": triage[0][1] or ""}
+        )
+        assert ended.status_code == 200
+        assert _open(client, port, _minted("triage-bot"))[0] == 200  # the ended session's place is free again
+
+        assert _open(client, port, _minted("agent"))[0] == 200  # five open: the server's limit
+        assert _open(client, port, _minted("agent"))[0] == 503
+    log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
+    assert "UnknownIdentity" in log and "Traceback" not in log
+
+
+def test_an_oidc_subject_policy_does_not_know_is_refused_unless_a_group_maps_it(
+    issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    env = {
+        "GORESOLVE_JIRA_READ_OIDC_ISSUER": issuer.url,
+        "GORESOLVE_JIRA_READ_OIDC_GROUP_IDENTITIES": '{"platform-eng": "agent"}',
+    }
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        assert _open(client, port, issuer.token(sub="alice"))[0] == 401
+        assert _open(client, port, issuer.token(sub="alice", groups=["unmapped"]))[0] == 401
+        assert _open(client, port, issuer.token(sub="alice", groups=["platform-eng"]))[0] == 200
+        assert _open(client, port, issuer.token(sub=KNOWN))[0] == 200
+
+
+def test_an_idle_session_is_closed_after_session_idle_s(tmp_path: Path) -> None:
+    env = {"GORESOLVE_JIRA_READ_TOKEN_KEY": HS256_KEY, "GORESOLVE_JIRA_READ_SESSION_IDLE_S": "2"}
+    token = _minted(KNOWN)
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        status, session, _ = _open(client, port, token)
+        assert status == 200 and session
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        headers = {**_headers(token), "mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
+        assert client.post(_url(port), json=ping, headers=headers).status_code == 200
+        time.sleep(12)  # idle five times over (any request, even a poll, would count as activity)
+        assert client.post(_url(port), json=ping, headers=headers).status_code == 404

@@ -10,6 +10,8 @@ No function here ever force-pushes: updates are fast-forwards on top of the bot'
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -169,15 +171,26 @@ def build_commit(
     """
     with tempfile.TemporaryDirectory(prefix="goresolve-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        # The patch's blobs go to a quarantine object directory (as git's receive-pack does), which can
+        # still read every object of the repository; they reach the repository only once `check` passed.
+        objects = git_dir / "objects"
+        quarantine = Path(tmp) / "objects"
+        quarantine.mkdir()
+        quarantined = {
+            **env,
+            "GIT_OBJECT_DIRECTORY": str(quarantine),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": _alternate(objects.resolve()),
+        }
         git = ["--git-dir", str(git_dir)]
         run([*git, "read-tree", tree_of], env=env)
         try:
-            run([*git, "apply", "--cached", "--whitespace=nowarn", "-"], stdin=patch.encode(), env=env)
+            run([*git, "apply", "--cached", "--whitespace=nowarn", "-"], stdin=patch.encode(), env=quarantined)
         except GitFailed as exc:
             first = (exc.detail or "").splitlines()[:1]
             raise Conflict(f"patch does not apply to {tree_of[:12]}: {first[0] if first else 'rejected'}") from exc
         if check is not None:
-            check(staged(git_dir, tree_of, env))
+            check(staged(git_dir, tree_of, quarantined))
+        _migrate_objects(quarantine, objects)
         tree = run([*git, "write-tree"], env=env).strip()
         if reuse_parent and rev_parse_tree(git_dir, parent) == tree:
             return parent
@@ -188,6 +201,32 @@ def build_commit(
             "GIT_COMMITTER_EMAIL": author.email,
         }
         return run([*git, "commit-tree", tree, "-p", parent, "-F", "-"], stdin=message.encode(), env=ident).strip()
+
+
+def _alternate(path: Path) -> str:
+    """`path` as one entry of GIT_ALTERNATE_OBJECT_DIRECTORIES: a list split at ':', so such a path is
+    C-quoted (which git reads in an entry that starts with '"')."""
+    text = str(path)
+    if ":" not in text and not text.startswith('"'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _migrate_objects(quarantine: Path, objects: Path) -> None:
+    """Move the loose objects of `quarantine` into the object directory `objects` (those it lacks).
+
+    Each object is copied under a temporary name beside its destination and renamed into place, so a
+    reader never sees a partial object; objects are named by their content, so one already there is kept.
+    """
+    for source in sorted(quarantine.glob("[0-9a-f][0-9a-f]/*")):
+        target = objects / source.parent.name / source.name
+        if target.exists():
+            continue
+        target.parent.mkdir(exist_ok=True)
+        partial = target.parent / f"tmp_obj_goresolve_{os.getpid()}_{source.name}"
+        shutil.copyfile(source, partial)
+        partial.chmod(0o444)
+        os.replace(partial, target)
 
 
 def push(git_dir: Path, remote: Path, sha: str, branch: str) -> None:
@@ -246,6 +285,35 @@ def read_blobs(git_dir: Path, tree: str, paths: list[str]) -> dict[str, bytes | 
                 pos += int(header[2]) + 1
             result[path] = None
     return result
+
+
+def patch_paths(patch: str) -> set[str]:
+    """Every path `git apply` (as the backends run it, -p1) reads or writes for `patch`: each file's
+    old and new name, as git itself reads them from the diff.
+
+    git names them (`--numstat`, which reports a file's new name, and again reversed, which reports
+    its old name), so they are the ones the apply touches however the diff spells them: any first
+    path component stripped, C-quoted names decoded, a traditional diff's choice between its `---`
+    and `+++` names, a creation announced by an epoch timestamp.
+
+    Raises:
+        Conflict: git cannot read the patch.
+        GitFailed: any other git failure.
+    """
+    with tempfile.TemporaryDirectory(prefix="goresolve-paths-") as tmp:
+        git_dir = Path(tmp) / "scratch.git"  # no work tree: git adds no directory prefix to the names
+        run(["init", "--quiet", "--bare", str(git_dir)])
+        paths: set[str] = set()
+        for direction in ((), ("-R",)):
+            args = ["--git-dir", str(git_dir), "apply", "--numstat", "-z", *direction, "-"]
+            try:
+                out = run(args, stdin=patch.encode())
+            except GitFailed as exc:
+                first = (exc.detail or "").splitlines()[:1]
+                raise Conflict(f"patch does not apply: {first[0] if first else 'rejected'}") from exc
+            # -z: "<added>\t<deleted>\t<path>\0", the path unquoted (it may hold tabs and newlines)
+            paths.update(record.split("\t", 2)[2] for record in out.split("\0") if record)
+        return paths
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import base64
 import random
-import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
 from github import Auth, Github, InputGitAuthor, InputGitTreeElement
@@ -32,7 +31,6 @@ from github.GitRef import GitRef
 from github.Issue import Issue
 from github.PullRequest import PullRequest
 from github.Repository import Repository
-from unidiff.patch import PatchSet
 
 from servers.common.errors import Conflict, InvalidInput, NotFound, UpstreamFailure
 
@@ -76,35 +74,34 @@ def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writ
 
 
 def patched_paths(patch: str) -> set[str]:
-    """Every path a unified diff names (old and new names; git's C-quoted names decoded).
+    """Every path `git apply` touches for `patch` (old and new names, as git reads them: `git.patch_paths`).
 
     The base tree's files at these paths are what `git apply` needs to see: the files it modifies,
     deletes or renames, and any existing file a "new" file would collide with.
     """
-    paths: set[str] = set()
-    for pf in PatchSet(patch):
-        for name in (pf.source_file, pf.target_file):
-            name = _unquote(name or "")
-            if name and name != "/dev/null":
-                paths.add(name[2:] if name.startswith(("a/", "b/")) else name)
-    return paths
+    return git.patch_paths(patch)
 
 
-_C_ESCAPES = {b"a": b"\a", b"b": b"\b", b"t": b"\t", b"n": b"\n", b"v": b"\v", b"f": b"\f", b"r": b"\r"}
-
-
-def _unquote(name: str) -> str:
-    """A path as git quotes it ("a/caf\\303\\251.go") decoded; unquoted names unchanged."""
-    name = name.strip()
-    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
-        return name
-
-    def one(m: re.Match[bytes]) -> bytes:
-        esc = m.group(1)
-        return bytes([int(esc, 8) & 0xFF]) if esc[:1].isdigit() else _C_ESCAPES.get(esc, esc)
-
-    raw = re.sub(rb"\\([0-7]{1,3}|.)", one, name[1:-1].encode("utf-8", "surrogateescape"))
-    return raw.decode("utf-8", "surrogateescape")
+def unread_paths(touched: Iterable[str], read: Container[str], base: Iterable[str]) -> list[str]:
+    """One line per path of `touched` (what git's result changes) that the base tree (`base`, the paths
+    of its files) holds but git was not given as a pre-image in `read`: as a file, a directory, or a file
+    where the path needs a directory. Writing such a path on top of the base tree would replace what is
+    there without the policy having seen it."""
+    files = set(base)
+    dirs = {path[:i] for path in files for i, c in enumerate(path) if c == "/"}
+    problems: list[str] = []
+    for path in sorted(touched):
+        if path in read:
+            continue
+        if path in files:
+            problems.append(f"{path} already exists in the base tree")
+        elif path in dirs:
+            problems.append(f"{path} is a directory in the base tree")
+        else:
+            parents = [path[:i] for i, c in enumerate(path) if c == "/" and path[:i] in files]
+            if parents:
+                problems.append(f"{path} needs {parents[0]}, a file in the base tree, to be a directory")
+    return problems
 
 
 class GitHubBackend:
@@ -224,7 +221,9 @@ class GitHubBackend:
         Raises:
             NotFound: repository or base branch.
             Conflict: someone else's commit on the branch, a closed pull request, a patch that does
-                not apply, or a branch that moved while we built on it.
+                not apply (also: its result would write over a base path git was not given), or a branch
+                that moved while we built on it.
+            InvalidInput: `change.check` refused the change as git applied it; nothing is written then.
             RateLimited, UpstreamFailure: GitHub failed.
         """
         for attempt in range(_RACE_ATTEMPTS - 1):
@@ -355,6 +354,13 @@ class GitHubBackend:
                 blob = self._calls(f"read {path}", lambda p=path: repo.get_git_blob(entries[p].sha))
                 files[path] = (entries[path].mode, base64.b64decode(blob.content))
         result = git.apply_to_files(change.patch, files, change.check)
+        # git was given the base file at every path it names. What its result could still write over unseen
+        # (and the tree below would replace without the check having judged it) is a base directory, a base
+        # file where it needs a directory (git refuses both on a full tree), or a file the names missed.
+        base_paths = [e.path for e in tree.tree if e.type != "tree"]  # blobs, symlinks, submodules
+        unread = unread_paths(result.files, files, base_paths)
+        if unread:
+            raise Conflict(f"patch does not apply: {'; '.join(unread)}")  # what git says of these on a full tree
         elements: list[InputGitTreeElement] = []
         for path, staged in result.files.items():
             if staged is None:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from servers.common.errors import AccessDenied, Conflict, NotFound, RateLimited, UpstreamFailure
+from servers.common.errors import AccessDenied, Conflict, InvalidInput, NotFound, RateLimited, UpstreamFailure
 from servers.common.policy import Repo
 from servers.github_pr.github import GitHubBackend, connect
 from servers.github_pr.github_calls import Calls, RetryPolicy
@@ -18,7 +18,7 @@ from servers.github_pr.service import PullRequestService
 from tests.fakes.github.handlers import HANDLERS
 from tests.fakes.github_fake import FakeGitHub
 
-from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, SECOND_PATCH, make_policies
+from .conftest import BOT, CALC_TEST_GO, FIX_PATCH, MAIN_GO, SECOND_PATCH, TAMPER_PATCH, make_policies, open_fix
 
 FILES = {"go.mod": "module example.com/calc\n\ngo 1.21\n", "calc.go": MAIN_GO, "calc_test.go": CALC_TEST_GO}
 
@@ -348,3 +348,83 @@ def test_a_pull_request_someone_else_opened_on_a_bot_named_branch_gets_no_writes
     assert fake.repos["acme/svc"].comments == []
     ours = make_backend(fake, sleeps).open_or_update(change())
     assert service.comment("agent", make_policies("svc").identity("agent"), "svc", ours.number, "ok").id > 0
+
+
+# --- the files git is given are the files git touches ------------------------------------------------------
+
+NEW_TEST_BODY = "@@ -0,0 +1,3 @@\n+package calc\n+\n+// tests removed\n"
+TAMPER_HUNK = TAMPER_PATCH.split("+++ b/calc_test.go\n", 1)[1]
+WRITES = {"git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref", "pulls/create"}
+
+
+def _nothing_written(fake: FakeGitHub, full_name: str = "acme/svc") -> None:
+    assert WRITES.isdisjoint(fake.calls)
+    assert list(fake.repos[full_name].refs) == ["refs/heads/main"]
+    assert fake.repos[full_name].pulls == {}
+
+
+def _service(fake: FakeGitHub, sleeps: list[float]) -> PullRequestService:
+    return PullRequestService(make_backend(fake, sleeps), make_policies("svc"), prefix="goresolve", author=BOT)
+
+
+@pytest.mark.parametrize(
+    ("patch", "error", "match"),
+    [
+        # git strips any first component (-p1): each of these creates calc_test.go, which exists
+        *[
+            (f"--- /dev/null\n+++ {prefix}calc_test.go\n{NEW_TEST_BODY}", Conflict, "calc_test.go: already exists")
+            for prefix in ("x/", "w/", "i/", "calc/", "b/")
+        ],
+        (  # a creation by epoch timestamp, under names that are not a/ and b/
+            f"--- x/calc_test.go\t1970-01-01 00:00:00.000000000 +0000\n+++ y/calc_test.go\n{NEW_TEST_BODY}",
+            Conflict,
+            "calc_test.go: already exists",
+        ),
+        # an edit of the read-only test under odd prefixes is judged on the real file
+        (f"--- x/calc_test.go\n+++ y/calc_test.go\n{TAMPER_HUNK}", InvalidInput, "calc_test.go:.*removed_assertion"),
+        # `---` and `+++` disagree: git edits the `+++` file, and that is the file judged
+        (f"--- a/calc.go\n+++ b/calc_test.go\n{TAMPER_HUNK}", InvalidInput, "calc_test.go:.*removed_assertion"),
+    ],
+)
+def test_a_patch_is_judged_on_the_files_git_touches_whatever_its_prefixes(fake, sleeps, patch, error, match):
+    with pytest.raises(error, match=match):
+        open_fix(_service(fake, sleeps), make_policies("svc"), patch)
+    _nothing_written(fake)
+    assert fake.file_at("acme/svc", "main", "calc_test.go") == CALC_TEST_GO
+
+
+@pytest.mark.parametrize("prefixes", [("a/", "b/"), ("x/", "y/"), ("calc/", "calc/")])
+def test_a_fix_applies_under_any_prefixes(fake, sleeps, prefixes):
+    old, new = prefixes
+    patch = FIX_PATCH.split("\n", 1)[1].replace("--- a/", f"--- {old}").replace("+++ b/", f"+++ {new}")
+    ref = open_fix(_service(fake, sleeps), make_policies("svc"), patch)
+    assert fake.file_at("acme/svc", ref.branch, "calc.go") == MAIN_GO.replace("a - b", "a + b")
+    assert fake.file_at("acme/svc", ref.branch, "calc_test.go") == CALC_TEST_GO
+
+
+def test_a_result_writing_over_a_base_file_git_was_not_given_is_refused_before_any_write(gh, fake, monkeypatch):
+    # Should the paths git is given ever miss one, the result is still not written over the base tree.
+    monkeypatch.setattr("servers.github_pr.github.patched_paths", lambda _patch: set())
+    patch = "diff --git a/calc_test.go b/calc_test.go\nnew file mode 100644\n--- /dev/null\n+++ b/calc_test.go\n"
+    with pytest.raises(Conflict, match=r"^patch does not apply: calc_test.go already exists in the base tree$"):
+        gh.open_or_update(change(patch=patch + NEW_TEST_BODY))
+    _nothing_written(fake)
+
+
+@pytest.mark.parametrize(
+    ("path", "match"),
+    [
+        ("calc_test.go/x.go", "calc_test.go/x.go needs calc_test.go, a file in the base tree, to be a directory"),
+        ("pkg", "pkg is a directory in the base tree"),
+    ],
+)
+def test_a_file_over_a_directory_or_under_a_file_is_refused_before_any_write(fake, sleeps, path, match):
+    # git on the full tree (the local backend) refuses these too: "appears as both a file and as a directory".
+    fake.add_repo("acme/dirs", {**FILES, "pkg/util.go": "package pkg\n"})
+    gh = make_backend(fake, sleeps, {"svc": "acme/dirs"})
+    patch = (
+        f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+package x\n"
+    )
+    with pytest.raises(Conflict, match=f"^patch does not apply: {match}$"):
+        gh.open_or_update(change(patch=patch))
+    _nothing_written(fake, "acme/dirs")

@@ -309,3 +309,27 @@ def test_a_title_imitating_a_trailer_cannot_move_the_base(service, policies, rem
     again = _open(service, policies, title="Goresolve-Base: " + "0" * 40, patch=SECOND_PATCH)
     assert again.number == ref.number
     assert git("log", "-1", "--format=%B", again.branch, cwd=remote).rstrip().endswith(f"Goresolve-Base: {main}")
+
+
+def test_a_refused_patch_leaves_no_object_in_the_cache_and_an_accepted_one_commits_its_blobs(
+    service, policies, remote, tmp_path
+):
+    # git applies in a quarantine object directory; only a change the policy accepts reaches the cache.
+    cache = tmp_path / "state" / "cache" / "svc.git"
+    content = "all:\n\techo UNIQUE-MARKER-4242\n"
+    makefile = (
+        "diff --git a/Makefile b/Makefile\nnew file mode 100644\n--- /dev/null\n+++ b/Makefile\n"
+        "@@ -0,0 +1,2 @@\n+all:\n+\techo UNIQUE-MARKER-4242\n"
+    )
+    blob = subprocess.run(
+        ["git", "hash-object", "--stdin"], input=content.encode(), capture_output=True, check=True
+    ).stdout.decode()
+    with pytest.raises(InvalidInput, match="non_go_file"):
+        _open(service, policies, patch=makefile)
+    assert subprocess.run(["git", "--git-dir", str(cache), "cat-file", "-e", blob.strip()]).returncode != 0
+    assert not list((cache / "objects").glob("??/tmp_obj_*"))
+
+    ref = _open(service, policies)
+    fixed = git("rev-parse", f"{ref.branch}:calc.go", cwd=remote)
+    assert git("cat-file", "blob", fixed, cwd=cache) == git("show", f"{ref.branch}:calc.go", cwd=remote)
+    assert git("fsck", "--no-dangling", cwd=cache) == ""

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, Validatio
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.exits import BreakerOpen, RunExit, ServerUnavailable, SurfaceChanged
+from agent.handoff import one_line
 
 SURFACE_URI = "goresolve://surface"
 FORBIDDEN = -32003  # the JSON-RPC code the platform uses for policy denials
@@ -363,7 +364,8 @@ async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:
 
     Raises:
         SurfaceChanged: a pinned server's fingerprint differs, or two servers offer the same tool name.
-        ServerUnavailable: a server did not start, or did not answer the surface request.
+        ServerUnavailable: a server did not start, or did not answer the surface request; a stdio server that logs
+            to a file is named with the error line it wrote there as it stopped.
     """
     box = Toolbox(config)
     holders = await stack.enter_async_context(anyio.create_task_group())
@@ -380,11 +382,18 @@ async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:
         except ExceptionGroup as group:  # the client's own task group wraps what went wrong while connecting
             failed[spec.name] = _why(_first_leaf(group))
 
+    logs = {s.stderr_file for s in config.servers if isinstance(s, StdioServer) and s.stderr_file is not None}
+    log_sizes = {path: _size(path) for path in logs}
     async with anyio.create_task_group() as starters:
         for spec in config.servers:
             starters.start_soon(start, spec)
     for spec in config.servers:  # in configuration order, so errors and tool ownership are deterministic
         if spec.name in failed:
+            said = None
+            if isinstance(spec, StdioServer) and spec.stderr_file is not None:
+                said = _last_error(spec.stderr_file, log_sizes[spec.stderr_file], spec.name, alone=len(failed) == 1)
+            if said is not None:  # what it said as it stopped: its log file is not on the screen
+                raise ServerUnavailable(spec.name, f"{spec.name} did not start: {said}")
             raise ServerUnavailable(spec.name, f"{spec.name} did not start or answer: {failed[spec.name]}")
         client, fingerprint, tools = opened[spec.name]
         if spec.pin is not None and fingerprint != spec.pin:
@@ -401,6 +410,29 @@ async def connect(config: ServersConfig, stack: AsyncExitStack) -> Toolbox:
                 )
             box.tools[tool.name] = (spec.name, tool)
     return box
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _last_error(path: Path, since: int, name: str, *, alone: bool) -> str | None:
+    """The last `error: ` line a server that did not start wrote to its log file `path` after offset `since`, one
+    line without credentials or control characters; None when there is none it surely wrote (the servers share the
+    file: with others failing too, only a line naming `name` is taken)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(since)
+            data = log.read(1 << 20)
+    except OSError:
+        return None
+    said = [line for line in data.decode("utf-8", "replace").splitlines() if line.startswith("error: ")]
+    if not alone:
+        said = [line for line in said if name in line]
+    return one_line(said[-1].removeprefix("error: "), 400) if said else None
 
 
 @asynccontextmanager

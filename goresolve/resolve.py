@@ -386,8 +386,9 @@ def resolve_command(
                 raise ResolveError(str(exc)) from None
         _check_tier(settings)
         debug = debug_requested()
-        with prepare(ticket, repo, settings, err) as prepared:
+        with prepare(ticket, repo, settings, err) as prepared, ExitStack() as slot:
             env = {**os.environ, **prepared.env}
+            slot.enter_context(runner_slot(env))
             run = build_run(settings, prepared.policy_dir, prepared.repo, env, cassette, prepared.base_branch)
             log = None if debug else _server_log(settings)
             if log is not None:
@@ -413,6 +414,56 @@ def resolve_command(
     if as_json:
         sys.stdout.write(json.dumps(result.__dict__, indent=2, default=str) + "\n")
     raise typer.Exit(result.exit_code)
+
+
+RUNNER_PREFIX = "GORESOLVE_GO_TEST_RUNNER_"
+RUNNER_SLOTS = 16
+
+
+@contextmanager
+def runner_slot(env: dict[str, str]) -> Generator[None]:
+    """A go-test-runner work directory for this run alone, set in `env`, held until the block ends.
+
+    A runner takes its work directory exclusively, so two runs at once on one data directory (the local
+    dispatcher runs two) need one each: the default `<state>/go-test-runner` when no other run or runner holds
+    it, else `<state>/go-test-runner-slots/<k>` (mirrors and worktrees of their own, the default's build cache
+    shared: go's cache takes concurrent writers). A run claims a slot with a lock of its own (`resolve.lock`) and
+    takes none that a runner started elsewhere holds. An explicit GORESOLVE_GO_TEST_RUNNER_WORK_DIR is kept, and so
+    are servers over HTTP; with every slot taken the default is used, and its runner says who holds it.
+    """
+    from servers.common.locks import LockHeld, take_lock
+    from servers.common.settings import DATA_DIR_ENV, default_data_dir
+
+    if env.get(f"{RUNNER_PREFIX}WORK_DIR") or env.get("GORESOLVE_AGENT_MCP_TRANSPORT", "stdio") == "http":
+        yield
+        return
+    state_dir = env.get(f"{RUNNER_PREFIX}STATE_DIR") or env.get(DATA_DIR_ENV)  # where the runner's settings look
+    state = Path(state_dir).expanduser().resolve() if state_dir else default_data_dir()
+    base = state / "go-test-runner"
+    for k in range(RUNNER_SLOTS):
+        work = base if k == 0 else state / "go-test-runner-slots" / str(k)
+        try:
+            claim = take_lock(work / "resolve.lock")
+        except LockHeld:
+            continue
+        except OSError:  # the server names an unusable directory better
+            break
+        try:
+            take_lock(work / "runner.lock").close()  # free: no runner of another command holds it
+        except (LockHeld, OSError) as exc:
+            claim.close()
+            if isinstance(exc, LockHeld):
+                continue
+            break
+        env[f"{RUNNER_PREFIX}WORK_DIR"] = str(work)
+        if k and not env.get(f"{RUNNER_PREFIX}GOCACHE"):
+            env[f"{RUNNER_PREFIX}GOCACHE"] = str(base / "gocache")
+        try:
+            yield
+        finally:
+            claim.close()
+        return
+    yield
 
 
 def _run(runner: Any, run: PreparedRun, key: str, display: Display) -> RunResult:

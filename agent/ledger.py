@@ -57,15 +57,31 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        # autocommit mode: every transaction is begun explicitly by `_tx` (so a write can take the lock up front)
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        with self._db:
-            self._db.executescript(SCHEMA)
+        with self._tx(write=True) as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
 
     @contextmanager
-    def _tx(self) -> Generator[sqlite3.Connection]:
-        with self._lock, self._db:
-            yield self._db
+    def _tx(self, *, write: bool = False) -> Generator[sqlite3.Connection]:
+        """One transaction, committed on success and rolled back on any exception.
+
+        A `write` transaction is BEGIN IMMEDIATE: it takes the database's write lock before its first read, so a
+        check and the insert it decides on are one step for every process sharing the file (another one waits for
+        the lock, up to the connection's timeout). A deferred transaction that reads and then writes is not: two
+        processes both read "not yet", then both insert.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def record_call(
         self,
@@ -77,7 +93,7 @@ class Ledger:
         at: float | None = None,
     ) -> None:
         at = time.time() if at is None else at
-        with self._tx() as db:
+        with self._tx(write=True) as db:
             db.execute(
                 "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, model, tier or "-", day_of(at), at, *usage, cost),
@@ -108,7 +124,7 @@ class Ledger:
             return {str(k): float(v) for k, v in db.execute(query, (day,) if day else ())}
 
     def record_run(self, row: RunRow) -> None:
-        with self._tx() as db:
+        with self._tx(write=True) as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 tuple(row.__dict__.values()),
@@ -125,9 +141,11 @@ class Ledger:
         return RunRow(*row) if row else None
 
     def claim_alert(self, kind: str, window_s: float, now: float | None = None) -> bool:
-        """True (and remembered) when no alert of `kind` fired within the window; False otherwise."""
+        """True (and remembered) when no alert of `kind` fired within the window; False otherwise.
+
+        The check and the insert are one write transaction, so of several processes claiming at once one wins."""
         now = time.time() if now is None else now
-        with self._tx() as db:
+        with self._tx(write=True) as db:
             row = db.execute("SELECT MAX(fired_at) FROM alerts WHERE kind = ?", (kind,)).fetchone()
             if row[0] is not None and now - float(row[0]) < window_s:
                 return False

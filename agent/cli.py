@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import platformdirs
 import typer
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.tree import Tree
@@ -60,7 +60,9 @@ def _data_dir() -> Path:
 
 
 class AgentSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GORESOLVE_AGENT_", extra="forbid", frozen=True)
+    # An empty variable is an unset one (its default), as an empty GORESOLVE_DATA_DIR is: an empty STATE_DIR was
+    # the current directory.
+    model_config = SettingsConfigDict(env_prefix="GORESOLVE_AGENT_", extra="forbid", frozen=True, env_ignore_empty=True)
 
     state_dir: Path = Field(default_factory=_data_dir)
     policy_dir: Path = DEFAULT_POLICY_DIR
@@ -88,6 +90,12 @@ class AgentSettings(BaseSettings):
         description="Run each routed tier on the model routing.yaml names for it (same provider, endpoint and key: "
         "a gateway serving all of them); off: MODEL for every tier, the tier still setting budgets and hand-offs.",
     )
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # as the servers' state_dir: relative to the current directory, every command would see another state
+        return value.expanduser().resolve()
 
     def live_model(self) -> ModelConfig | None:
         """The live model PROVIDER and MODEL name (with BASE_URL and API_KEY), or None when neither is set.

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from goresolve.cli import app
 from servers.code_search.settings import CodeSearchSettings
-from servers.common.settings import default_data_dir, load_settings
+from servers.common.settings import DEFAULT_POLICY_DIR, default_data_dir, load_settings
 from servers.github_pr.settings import GitHubPrSettings
 from servers.jira_read.settings import JiraReadSettings
 
@@ -65,3 +65,19 @@ def test_search_from_another_directory_finds_the_index(
     assert found.exit_code == 0, found.output
     assert '"symbol": "pkg.Retry"' in found.stdout
     assert (data_dir / "code-index").is_dir()
+
+
+def test_an_empty_agent_state_dir_is_unset_as_an_empty_data_dir_is(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.cli import AgentSettings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GORESOLVE_AGENT_STATE_DIR", "")
+    assert AgentSettings().state_dir == data_dir  # not the current directory
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", "")
+    monkeypatch.setenv("GORESOLVE_AGENT_POLICY_DIR", "")
+    assert AgentSettings().state_dir == default_data_dir() == platformdirs.user_data_path("goresolve", appauthor=False)
+    assert AgentSettings().policy_dir == DEFAULT_POLICY_DIR
+    monkeypatch.setenv("GORESOLVE_AGENT_STATE_DIR", "rel")
+    assert AgentSettings().state_dir == tmp_path / "rel"

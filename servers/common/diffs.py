@@ -2,7 +2,9 @@
 
 Nothing here parses diffs (unidiff does that); these functions answer two questions about paths
 and Go source text: "does this path match a protected glob?" and "at this line, are we at the top
-level of the file or inside a function body?". Neither raises on any input.
+level of the file or inside a function body?". Neither raises on any input. Also here: the
+bidirectional control characters that make text display in another order than it is stored
+(`BIDI_CONTROL`).
 """
 
 from __future__ import annotations
@@ -116,6 +118,12 @@ def matching_glob(path: str, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
+# Bidirectional controls: the embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069, the marks
+# U+200E/U+200F and the Arabic letter mark U+061C. Raw in code or a file name, they make it display in another
+# order than the compiler or git reads it ("Trojan Source", CVE-2021-42574).
+BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def unsafe_path_reason(path: str) -> str | None:
     """Why a path taken from a diff header may not be written to, or None when it is an ordinary path."""
     if not path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
@@ -125,8 +133,10 @@ def unsafe_path_reason(path: str) -> str | None:
         return "path contains '..'"
     if any(p == ".git" for p in parts):
         return "path inside .git"
-    if any(ord(c) < 32 for c in path):
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in path):
         return "control character in path"
+    if BIDI_CONTROL.search(path):
+        return "bidirectional control character in path"
     return None
 
 

@@ -4,8 +4,10 @@
 allowed, or refused with one `PatchReason` per problem (rule, path, line, detail). It never raises:
 a diff that cannot be parsed is itself a reason. Rules, in the order they are checked:
 
-- size over `max_patch_bytes`; unparseable diff; unsafe paths (absolute, `..`, `.git/`); symlinks
-  and submodules; `go.mod`/`go.sum` unless `allow_go_mod`; paths matching a protected glob;
+- size over `max_patch_bytes`; unparseable diff; unsafe paths (absolute, `..`, `.git/`, control
+  and bidirectional control characters); a raw bidirectional control character (`diffs.BIDI_CONTROL`)
+  in any added line, of any file (`bidi_control`: "Trojan Source"); symlinks and submodules;
+  `go.mod`/`go.sum` unless `allow_go_mod`; paths matching a protected glob;
 - build constraints that hide code (`//go:build` changed in an existing Go file, or an unknown tag
   such as `ignore` in a new one; a Go file renamed to a GOOS/GOARCH name or away from `.go`);
 - code the static guard cannot read (with either the analyzer or the test rules on): a Go file that
@@ -60,6 +62,7 @@ Rule = Literal[
     "patch_too_large",
     "unparseable_patch",
     "unsafe_path",
+    "bidi_control",
     "symlink_or_submodule",
     "go_mod",
     "protected_path",
@@ -217,9 +220,11 @@ def _check_file(pf: PatchedFile, policy: ProtectedPolicy, base: _Base) -> list[P
     for p in paths:
         why = diffs.unsafe_path_reason(p)
         if why is not None:
-            out.append(PatchReason(rule="unsafe_path", path=p[:200], detail=why))
+            shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in p[:200])  # no raw ESC, newline
+            out.append(PatchReason(rule="unsafe_path", path=shown, detail=why))
     if out:
         return out
+    out.extend(_bidi_reasons(pf, main))
     if pf.is_symlink or pf.is_submodule:
         out.append(PatchReason(rule="symlink_or_submodule", path=main, detail="symlinks and submodules may not change"))
     elif (mode := _mode_change(pf)) is not None and not policy.allow_mode_changes:
@@ -241,6 +246,21 @@ def _check_file(pf: PatchedFile, policy: ProtectedPolicy, base: _Base) -> list[P
     if policy.existing_tests_read_only:
         original = base.read(source) if source is not None and existing else None
         out.extend(_test_file_reasons(pf, source, target, existing, original, policy.static_analysis))
+    return out
+
+
+def _bidi_reasons(pf: PatchedFile, path: str) -> list[PatchReason]:
+    """One reason per added line holding a raw bidirectional control character."""
+    out: list[PatchReason] = []
+    for hunk in pf:
+        for line in hunk:
+            if line.is_added and (m := diffs.BIDI_CONTROL.search(line.value)) is not None:
+                code = ord(m.group())
+                detail = (
+                    f"raw bidirectional control character U+{code:04X} makes the code display in another order than"
+                    f" it compiles (Trojan Source); if it is data, write it as \\u{code:04x} inside a string literal"
+                )
+                out.append(PatchReason(rule="bidi_control", path=path, line=line.target_line_no, detail=detail))
     return out
 
 

@@ -22,7 +22,8 @@ TICKET_PATTERN = r"^(?:[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}|#?[1-9][0-9]{0,9})$"
 # validators in clients use the ECMA/Rust regex subset).
 LOGIN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$"
 TEAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-LABEL_PATTERN = r"^[^\x00-\x1f,]{1,50}$"
+# No C0 or C1 control, DEL, or bidirectional control (`servers.common.diffs.BIDI_CONTROL`), no comma.
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069,]{1,50}$"
 TRAILER_TICKET = "Goresolve-Ticket"
 TRAILER_BASE = "Goresolve-Base"
 

@@ -26,7 +26,10 @@ and keeps everything else as written:
 - link reference definitions and footnotes, which render nowhere or somewhere this parser does not
   place them, are shown as escaped text;
 - code spans, fenced and indented code blocks are left byte for byte as they are: nothing in code
-  notifies, renders or is fetched, so a quoted diff or log stays readable.
+  notifies, renders or is fetched, so a quoted diff or log stays readable;
+- bidirectional control characters (`servers.common.diffs.BIDI_CONTROL`: overrides, embeddings,
+  isolates, marks), in code too, become U+FFFD: raw, they make a line display in another order than
+  it is written ("Trojan Source"), and the replacement shows where one was.
 
 The Markdown is read by markdown-it-py (CommonMark plus GFM tables and strikethrough, the dialect
 GitHub renders), with its inline rules wrapped to record where each construct starts and ends; the
@@ -54,6 +57,8 @@ from urllib.parse import unquote, urlsplit
 from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
+
+from servers.common.diffs import BIDI_CONTROL
 
 ZWSP = "\u200b"
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -420,7 +425,9 @@ def _bracket_depth(text: str) -> int:
 
 
 def _normalise(text: str) -> str:
-    # markdown-it reads CR LF and CR as LF and NUL as U+FFFD; doing it first keeps offsets aligned.
+    # markdown-it reads CR LF and CR as LF and NUL as U+FFFD; doing it first keeps offsets aligned. A bidirectional
+    # control becomes U+FFFD too (see the module docstring), one character for one.
+    text = BIDI_CONTROL.sub("\ufffd", text)
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
 
 
@@ -441,6 +448,8 @@ def sanitise_markdown(
 
     Never raises for any input: what cannot be checked is published fenced as code."""
     counts: Counter[str] = Counter()
+    if bidi := len(BIDI_CONTROL.findall(text)):
+        counts["bidi_controls"] = bidi
     current = _normalise(text)
     for _ in range(MAX_PASSES):
         step = _Pass(current, image_prefixes, mentionable)
@@ -459,7 +468,7 @@ def sanitise_title(title: str) -> Sanitised:
     """One line (whitespace runs, line breaks included, become one space; other control characters
     go) with every mention outside a code span neutralised."""
     counts: Counter[str] = Counter()
-    line = " ".join(re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", title).split())
+    line = " ".join(re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", BIDI_CONTROL.sub("", title)).split())
     env: dict[str, Any] = {}
     spans: list[_Span] = []
     env["goresolve_root"] = line

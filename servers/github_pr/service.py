@@ -40,6 +40,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from servers.common.diffs import BIDI_CONTROL
 from servers.common.errors import AccessDenied, InvalidInput
 from servers.common.patch_policy import PatchVerdict, check_patch
 from servers.common.policy import Identity, Policies
@@ -159,8 +160,13 @@ class PullRequestService:
             raise InvalidInput(f"{field} is empty")
         if len(text) > limit:
             raise InvalidInput(f"{field} is {len(text)} characters; the limit is {limit}")
-        if single_line and re.search(r"[\x00-\x1f\x7f]", text):
+        if single_line and re.search(r"[\x00-\x1f\x7f-\x9f]", text):
             raise InvalidInput(f"{field} must be a single line without control characters")
+        if single_line and BIDI_CONTROL.search(text):
+            raise InvalidInput(
+                f"{field} must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069, "
+                "U+200E, U+200F, U+061C): they make it display in another order than it is written"
+            )
         findings = scan(text, field)
         if findings:
             raise InvalidInput(describe(findings))

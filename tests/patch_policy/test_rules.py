@@ -170,6 +170,35 @@ def test_unsafe_paths_are_refused() -> None:
     assert rules(check_patch(diff, POLICY)) == {"unsafe_path"}
 
 
+def test_a_raw_bidi_control_in_an_added_line_is_refused_and_an_escape_is_not(diff_of: DiffOf) -> None:
+    """Trojan Source (CVE-2021-42574): code that displays in another order than it compiles."""
+    for char in ("\u202e", "\u2066", "\u2069", "\u200f", "\u061c"):
+        trojan = diff_of(write("calc/admin.go", f"package calc\n\n// {char}isAdmin{char}\nvar admin = false\n"))
+        verdict = check_patch(trojan, POLICY)
+        assert rules(verdict) == {"bidi_control"}, char
+        (reason,) = verdict.reasons
+        assert (reason.path, reason.line) == ("calc/admin.go", 3)
+        assert f"U+{ord(char):04X}" in reason.detail and f"\\u{ord(char):04x} inside a string literal" in reason.detail
+    doc = diff_of(write("docs/notes.md", "abc\u202edef\n"))
+    assert rules(check_patch(doc, POLICY)) == {"bidi_control"}
+    escaped = diff_of(write("calc/rtl.go", 'package calc\n\nconst rlo = "\\u202e"\nconst hebrew = "שלום"\n'))
+    assert check_patch(escaped, POLICY).allowed
+
+
+def test_removing_a_bidi_control_is_allowed() -> None:
+    diff = "--- a/calc/x.go\n+++ b/calc/x.go\n@@ -1,2 +1,2 @@\n package calc\n-// \u202eevil\n+// fine\n"
+    assert check_patch(diff, POLICY).allowed
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["b/docs/a\u202eb.md", "b/docs/a\u2066b.md", "b/docs/a\x9bb.md", "b/docs/a\x7fb.md"],
+)
+def test_a_file_name_with_a_bidi_or_c1_control_is_an_unsafe_path(name: str) -> None:
+    diff = f"--- /dev/null\n+++ {name}\n@@ -0,0 +1 @@\n+x\n"
+    assert rules(check_patch(diff, POLICY)) == {"unsafe_path"}
+
+
 def test_a_new_file_over_an_existing_test_file_counts_as_a_modification(repo: pathlib.Path) -> None:
     diff = "--- /dev/null\n+++ b/calc/calc_test.go\n@@ -0,0 +1 @@\n+package calc\n"
     assert "modified_test_line" in rules(check_patch(diff, POLICY, repo_root=repo))

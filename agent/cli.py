@@ -30,8 +30,11 @@ import typer
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from rich.tree import Tree
 
+from agent.handoff import without_controls
 from agent.policy import DEFAULT_POLICY_DIR
 
 if TYPE_CHECKING:
@@ -144,7 +147,7 @@ def load_agent_settings() -> AgentSettings:
     try:
         return AgentSettings()
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {settings_error(exc)}")
+        err.print(f"[red]error:[/red] {escape(settings_error(exc))}")
         raise typer.Exit(1) from None
 
 
@@ -157,7 +160,7 @@ class CommandFailed(typer.Exit):
 
 
 def _fail(message: str) -> CommandFailed:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # as written: a path is not markup
     return CommandFailed(message)
 
 
@@ -312,7 +315,7 @@ def runs(
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return
     if not rows:
-        Console(stderr=True).print(f"no runs yet ({path}): goresolve resolve or goresolve demo makes one")
+        Console(stderr=True).print(f"no runs yet ({path}): goresolve resolve or goresolve demo makes one", markup=False)
         return
     console = Console()
     console.print(runs_view(rows, console.width))
@@ -339,7 +342,7 @@ def trace_tree(spans: list[dict[str, Any]]) -> Tree:
     def label(s: dict[str, Any]) -> str:
         attrs = s.get("attributes") or {}
         ms = (s["end_ns"] - s["start_ns"]) / 1e6
-        parts = [f"[bold]{s['name']}[/bold]", f"{ms:.0f} ms"]
+        parts = [f"[bold]{escape(without_controls(str(s['name'])))}[/bold]", f"{ms:.0f} ms"]
         if "gen_ai.usage.input_tokens" in attrs:
             parts.append(f"{attrs['gen_ai.usage.input_tokens']}→{attrs.get('gen_ai.usage.output_tokens', 0)} tokens")
         if "goresolve.cost_usd" in attrs:
@@ -347,13 +350,13 @@ def trace_tree(spans: list[dict[str, Any]]) -> Tree:
         if removed := attrs.get("goresolve.credentials_removed"):
             parts.append(f"{removed} credential(s) removed")
         if "goresolve.outcome" in attrs:
-            parts.append(f"{attrs['goresolve.outcome']} ({attrs.get('goresolve.exit')})")
+            parts.append(escape(without_controls(f"{attrs['goresolve.outcome']} ({attrs.get('goresolve.exit')})")))
         if s.get("status") == "ERROR":
             parts.append("[red]error[/red]")
         return " · ".join(parts)
 
     roots = by_parent.get(None, [])
-    tree = Tree(f"trace {spans[0]['trace_id']}" if spans else "no spans")
+    tree = Tree(Text(f"trace {spans[0]['trace_id']}" if spans else "no spans"))
 
     def add(node: Tree, span: dict[str, Any]) -> None:
         child = node.add(label(span))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from servers.common.errors import ConfigError
@@ -185,8 +186,9 @@ def data_dir_problem(data_dir: Path) -> str | None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print `error: message` on stderr; return the Exit to raise."""
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """Print `error: message` on stderr (as written: a path, a ticket's or a model's words are not markup); return
+    the Exit to raise."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -259,7 +261,7 @@ def prs(
         if as_json:
             print("[]")
             return
-        console.print(f"no pull requests yet ({db} does not exist)", highlight=False)
+        console.print(f"no pull requests yet ({db} does not exist)", highlight=False, markup=False)
         from goresolve.demo import demo_pr_db  # the agent stack's imports: only to name the demo's database
 
         if demo_pr_db(data_dir).exists():
@@ -332,7 +334,7 @@ def policy_check(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_D
         f"{len(policies.repos.repos)} repos{extra}"
     )
     for warning in unclonable_repos(policies, directory.resolve()):
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def unclonable_repos(policies: Policies, directory: Path) -> list[str]:
@@ -361,7 +363,7 @@ def policy_schema(directory: Annotated[Path, typer.Argument()] = DEFAULT_POLICY_
     from servers.common.policy import write_json_schemas
 
     for path in [*write_json_schemas(directory), *write_schemas(directory), write_routing_schema(directory)]:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
 
 
 @repo_app.command("add")
@@ -384,9 +386,9 @@ def repo_add(
         raise fail(exc.message) from None
     verb = "added" if added.changed else "already registered:"
     grants = f"; readable by {', '.join(added.granted)}" if added.granted else ""
-    console.print(f"{verb} {added.name} -> {added.path} (default branch {added.default_branch}){grants}")
+    console.print(f"{verb} {added.name} -> {added.path} (default branch {added.default_branch}){grants}", markup=False)
     if added.changed:
-        console.print(f"next: goresolve index {added.path} --repo {added.name}")
+        console.print(f"next: goresolve index {added.path} --repo {added.name}", markup=False)
 
 
 @token_app.command("mint")
@@ -426,9 +428,9 @@ def audit_verify(path: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"{path}: cannot read: {exc}") from None
     if ok:
-        console.print(f"ok: {path}")
+        console.print(f"ok: {path}", markup=False)
         return
-    console.print(f"[red]broken chain[/red] at line {line} of {path}")
+    console.print(f"[red]broken chain[/red] at line {line} of {escape(str(path))}")
     raise typer.Exit(1)
 
 

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from servers.code_search.cli import Installable
@@ -66,10 +67,11 @@ def install_tamper_analyzer(console: Console) -> Path:
 
             binary = tool.install_analyzer(go, on_progress=step)
     except GoresolveError as exc:
-        console.print(f"[red]error:[/red] {exc.message}; check that `go build` works here (GOPROXY, disk space)")
+        said = escape(exc.message)
+        console.print(f"[red]error:[/red] {said}; check that `go build` works here (GOPROXY, disk space)")
         raise typer.Exit(1) from None
     except OSError as exc:
-        console.print(f"[red]error:[/red] cannot write to {tool.installed_dir()}: {exc.strerror or exc}")
+        console.print(f"[red]error:[/red] {escape(f'cannot write to {tool.installed_dir()}: {exc.strerror or exc}')}")
         raise typer.Exit(1) from None
     console.print(f"[green]ready:[/green] tamper analyzer {binary}")
     return binary

@@ -44,9 +44,11 @@ from urllib.parse import urlparse
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from agent.cli import AgentSettings, CommandFailed, PreparedRun, load_agent_settings
 from agent.exits import RunResult, replay_broke
+from agent.handoff import without_controls
 from agent.servers import StdioServer
 from agent.ticket_files import (
     GITHUB_KEY,
@@ -328,8 +330,8 @@ def _register_for_this_run(
     except ConfigError as exc:
         raise ResolveError(exc.message) from None
     console.print(
-        f"[bold]registered[/bold] {path} as {added.name} for this run only (default branch {added.default_branch}); "
-        "no policy file was changed"
+        f"[bold]registered[/bold] {escape(str(path))} as {added.name} for this run only (default branch "
+        f"{added.default_branch}); no policy file was changed"
     )
     index_dir = tmp / "code-index"
     _index(path, added.name, index_dir, policies, console)
@@ -402,7 +404,7 @@ def resolve_command(
             result.extra["notes"] = prepared.notes
     except (ResolveError, CommandFailed) as exc:
         if isinstance(exc, ResolveError):
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
         if as_json:  # what a script or the dispatcher reads: the run's result, here an error before any run
             reason = exc.message if isinstance(exc, CommandFailed) else str(exc)
             refused = {"ticket": ticket, "repo": repo, "outcome": "error", "exit": "refused", "reason": reason}
@@ -536,11 +538,12 @@ def _report(result: RunResult, log: Path | None) -> None:
     if result.outcome != "error":
         render_outcome_panel(panels, result, None)
     if log is not None:
-        err.print(f"server logs: {log}")
+        err.print(f"server logs: {log}", markup=False)
     err.print(f"run {result.run_id} · trace {result.trace_id} · ${result.cost_usd:.4f} · {result.tokens} tokens")
     err.print(f"more: goresolve trace {result.run_id}")
-    if result.outcome == "error":
-        err.print(f"[red]{result.exit}:[/red] {result.reason}{_next_step(result, log)}")
+    if result.outcome == "error":  # the reason may quote a server, a model or a ticket: shown as written
+        said = without_controls(f"{result.reason}{_next_step(result, log)}")
+        err.print(f"[red]{escape(result.exit)}:[/red] {escape(said)}")
 
 
 def _next_step(result: RunResult, log: Path | None) -> str:

@@ -135,6 +135,9 @@ ONE_LINE: list[tuple[str, Case, int, str]] = [
     ("prs: --db a YAML file", lambda t: ["prs", "--db", str(_file(t, "x.yaml", "a: 1\n"))], 1, "x.yaml is not"),
     ("prs: --db a directory", lambda t: ["prs", "--db", str(t)], 1, "is a directory"),
     ("prs: --db no such file", lambda t: ["prs", "--db", str(t / "none.sqlite")], 1, "none.sqlite does not exist"),
+    # a value that reads like rich markup is printed as written
+    ("audit verify: a path like markup", lambda t: ["audit", "verify", str(t / "[/x]")], 2, "[/x]: no such file"),
+    ("audit verify: a path like a style", lambda t: ["audit", "verify", str(t / "[red]")], 2, "[red]: no such file"),
 ]
 
 
@@ -165,8 +168,8 @@ def test_a_common_mistake_ends_in_one_line(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    del name
     monkeypatch.delenv("GORESOLVE_TOKEN_KEY", raising=False)
+    del name
     exit_code, out, err = run(case(tmp_path), capsys)
     assert exit_code == code, err
     assert "Traceback" not in out + err
@@ -333,3 +336,16 @@ def test_an_installed_model_passes_the_check_and_model_less_embedders_need_none(
     assert missing_model_for("minilm") is not None
     assert missing_model_for("hashing") is None
     assert missing_model_for("openai") is None
+
+
+def test_a_span_named_like_markup_is_shown_as_written(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    run_dir = data_dir / "agent" / "runs" / "r-markup"
+    run_dir.mkdir(parents=True)
+    span = {"trace_id": "t", "span_id": "s", "parent_id": None, "name": "[/bold] tool \x1b]0;x\x07", "start_ns": 0}
+    span |= {"end_ns": 1_000_000, "attributes": {"goresolve.outcome": "[red]pr", "goresolve.exit": "[/x]"}}
+    (run_dir / "spans.jsonl").write_text(json.dumps(span) + "\n")
+    code, out, err = run(["trace", "r-markup"], capsys)
+    assert code == 0, err
+    assert "[/bold] tool" in out and "[red]pr ([/x])" in out and "\x1b]0;" not in out

@@ -69,7 +69,9 @@ _MAX_NESTING = 64
 _NESTING_FALLBACK = 48
 _MAX_BRACKET_DEPTH = 32
 
-_MENTION = re.compile(r"(?<![0-9A-Za-z_])@(?=[0-9A-Za-z])")
+# Not after a letter or digit (an e-mail address). After `_` too: in `_@org/team_` the `_` is emphasis, and the text
+# GitHub's mention filter reads starts at `@`; `foo_@bar` gains a harmless zero-width space.
+_MENTION = re.compile(r"(?<![0-9A-Za-z])@(?=[0-9A-Za-z])")
 # the name a mention at `@` would notify: a login, or org/team
 _MENTIONED = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]*[0-9A-Za-z])?(?:/[0-9A-Za-z][0-9A-Za-z._-]*)?")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)

@@ -245,6 +245,24 @@ def test_each_construct() -> None:
         assert sanitise_markdown(text).text == expected, text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("_@acme/admins_ please review", f"_@{ZWSP}acme/admins_ please review"),
+        ("__@acme/admins__", f"__@{ZWSP}acme/admins__"),
+        ("___@octocat___ and *@octocat*", f"___@{ZWSP}octocat___ and *@{ZWSP}octocat*"),
+        ("foo_@bar", f"foo_@{ZWSP}bar"),  # not a mention on GitHub; the extra space costs nothing
+        ("mail me@example.com", "mail me@example.com"),
+    ],
+)
+def test_a_mention_inside_underscore_emphasis_is_neutralised(text: str, expected: str) -> None:
+    """In `_@acme/admins_` the `_` is an emphasis delimiter: the rendered text starts at the `@`."""
+    assert sanitise_markdown(text).text == expected
+    assert sanitise_title(text).text == expected
+    html = MarkdownIt("commonmark").render(expected)
+    assert not re.search(r"(?<![0-9A-Za-z_])@[0-9A-Za-z]", re.sub(r"<[^>]*>", " ", html))
+
+
 def test_text_the_parser_cannot_follow_is_published_as_code() -> None:
     deep = "> " * 60 + "@octocat ![p](https://evil.example/p)"
     result = sanitise_markdown(deep)
@@ -302,6 +320,8 @@ _PIECES = st.sampled_from(
         "!",
         "\\",
         "*",
+        "_",
+        "__",
         "[r]: https://evil.example/r",
         "word",
         " ",

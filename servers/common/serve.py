@@ -11,6 +11,7 @@ Each server's `__main__` hands its settings class and its builder to `main_for`,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import traceback
@@ -59,8 +60,72 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
         session_idle_timeout=settings.session_idle_s,
     )
     limit_sessions_per_identity(app, server.session_manager, path=HTTP_PATH, limit=settings.max_sessions_per_identity)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
-    anyio.run(uvicorn.Server(config).serve)
+    anyio.run(uvicorn.Server(uvicorn_config(app, settings)).serve)
+
+
+def uvicorn_config(app: Any, settings: ServerSettings) -> Any:
+    """The `uvicorn.Config` of every goresolve HTTP service (the MCP servers and the webhook gateway).
+
+    At most `max_connections` connections and requests at once (uvicorn's `limit_concurrency`: 503 past
+    it), idle keep-alive connections closed after `keep_alive_s`, and a connection that has not sent a
+    request's complete headers within `header_timeout_s` closed, which uvicorn alone never does.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
+        http=_headers_in_time(settings.header_timeout_s),
+    )
+
+
+def _headers_in_time(timeout_s: float) -> type[Any]:
+    """uvicorn's h11 protocol, closing a connection whose client is still before a request's end of headers
+    `timeout_s` after the connection opened or its last answer was sent (slowloris)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadersInTime(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(timeout_s, self._overdue)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _overdue(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()  # the headers are in: the request is the app's now
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeadersInTime
 
 
 def help_epilog(settings_cls: type[ServerSettings]) -> str:

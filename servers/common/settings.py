@@ -77,6 +77,23 @@ class ServerSettings(TokenSettings):
         le=86_400,
         description="An HTTP session with no request in flight for this long is closed (its id then gets 404).",
     )
+    max_connections: int = Field(
+        default=256,
+        ge=8,
+        le=100_000,
+        description="Open connections and requests the server takes at once (uvicorn's limit_concurrency); past "
+        "it, 503.",
+    )
+    keep_alive_s: int = Field(
+        default=5, ge=1, le=300, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A connection that has not sent a request's complete headers this long after it opened (or "
+        "after its last answer) is closed.",
+    )
     policy_dir: Path = Field(default=DEFAULT_POLICY_DIR, description="Directory of the policy YAML files.")
     stdio_identity: str = Field(default="local-dev", description="Caller identity over stdio (the IDE's user).")
     state_dir: Path = Field(

@@ -54,6 +54,7 @@ def serve_webhooks(
     from pydantic import ValidationError
 
     from servers.common.logging import configure_logging
+    from servers.common.serve import uvicorn_config
     from servers.webhooks.app import build_app
     from workqueue import TOPICS, QueueSettings, Topic, WorkQueue, open_queue
     from workqueue.settings import settings_error
@@ -71,16 +72,7 @@ def serve_webhooks(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}", highlight=False)
         raise typer.Exit(2) from None
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=settings.keep_alive_s,
-    )
-    anyio.run(uvicorn.Server(config).serve)
+    anyio.run(uvicorn.Server(uvicorn_config(app, settings)).serve)
 
 
 @webhooks_app.command("redeliver")

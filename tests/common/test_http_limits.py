@@ -231,3 +231,28 @@ def test_an_idle_session_is_closed_after_session_idle_s(tmp_path: Path) -> None:
         assert client.post(_url(port), json=ping, headers=headers).status_code == 200
         time.sleep(12)  # idle five times over (any request, even a poll, would count as activity)
         assert client.post(_url(port), json=ping, headers=headers).status_code == 404
+
+
+# --- 3. connections that never finish their headers ---------------------------------------------------
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_connections_are_bounded(tmp_path: Path) -> None:
+    env = {
+        "GORESOLVE_JIRA_READ_TOKEN_KEY": HS256_KEY,
+        "GORESOLVE_JIRA_READ_HEADER_TIMEOUT_S": "5",
+        "GORESOLVE_JIRA_READ_MAX_CONNECTIONS": "16",
+    }
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        held: list[socket.socket] = []
+        try:
+            for _ in range(40):  # more than max_connections
+                sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+                sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and nothing more, ever
+                held.append(sock)
+            assert _open(client, port, _minted(KNOWN))[0] == 503  # past the connection limit: refused, not queued
+            for sock in held:  # each is closed by the server (EOF), long before the 60 s socket timeout
+                assert sock.recv(1024) == b""
+        finally:
+            for sock in held:
+                sock.close()
+        assert _open(client, port, _minted(KNOWN))[0] == 200

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,6 +165,10 @@ def _fail(message: str) -> CommandFailed:
     return CommandFailed(message)
 
 
+def _why_not(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+
+
 @dataclass
 class PreparedRun:
     """One ticket's run, configured: `await start(key, on_event)` connects the servers and runs it."""
@@ -183,7 +188,11 @@ class PreparedRun:
         from agent.ledger import Ledger
         from agent.loop import RunSettings, run_ticket
 
-        ledger = Ledger(self.settings.state_dir / "agent" / "ledger.sqlite")
+        path = self.settings.state_dir / "agent" / "ledger.sqlite"
+        try:
+            ledger = Ledger(path)
+        except (sqlite3.Error, OSError) as exc:  # a full disk, a corrupt file: no model call is made
+            raise _fail(f"{path}: cannot open the run ledger ({_why_not(exc)})") from None
         alert = self.alert
 
         def on_spend(led: Ledger) -> None:
@@ -308,9 +317,16 @@ def runs(
     path = settings.state_dir / "agent" / "ledger.sqlite"
     rows = []
     if path.exists():
-        ledger = Ledger(path)
-        rows = ledger.runs(limit)
-        ledger.close()
+        try:
+            ledger = Ledger(path)
+            try:
+                rows = ledger.runs(limit)
+            finally:
+                ledger.close()
+        except (sqlite3.Error, OSError) as exc:  # not a database, truncated, a directory, a disk that is full
+            raise _fail(
+                f"{path}: not a readable run ledger ({_why_not(exc)}); move it aside to start a new one"
+            ) from None
     if as_json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return
@@ -375,8 +391,12 @@ def trace(
     """A run as a timeline tree: every model call, retrieval and tool call with duration, tokens and cost."""
     settings = load_agent_settings()
     run_dir = _run_dir(settings, run_id)
+    path = run_dir / "spans.jsonl"
     try:
-        spans = [json.loads(line) for line in (run_dir / "spans.jsonl").read_text(encoding="utf-8").splitlines()]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise _fail(f"cannot read the run's spans: {type(exc).__name__}") from None
-    Console().print(trace_tree(spans))
+        spans = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        tree = trace_tree(spans)
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read the run's spans: {exc.strerror or type(exc).__name__}") from None
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:  # not spans as a run writes
+        raise _fail(f"{path}: not a spans file ({type(exc).__name__}: {str(exc)[:80]})") from None
+    Console().print(tree)

@@ -409,6 +409,9 @@ def token_mint(
         key = SecretStr(key_file.read_text().strip()) if key_file else read_token_key(server)
     except OSError as exc:
         raise fail(f"{key_file}: cannot read the key file: {exc.strerror}") from None
+    except UnicodeDecodeError:  # a signing key is text
+        where = f"{key_file}: the key file" if key_file else f"{variable} in GORESOLVE_SECRETS_DIR"
+        raise fail(f"{where} is not UTF-8 text (a signing key is a line of text)") from None
     if key is None or len(key.get_secret_value()) < TOKEN_KEY_MIN_CHARS:
         raise fail(
             f"a signing key of at least {TOKEN_KEY_MIN_CHARS} characters is required: set {variable} or pass --key-file"

@@ -138,7 +138,40 @@ ONE_LINE: list[tuple[str, Case, int, str]] = [
     # a value that reads like rich markup is printed as written
     ("audit verify: a path like markup", lambda t: ["audit", "verify", str(t / "[/x]")], 2, "[/x]: no such file"),
     ("audit verify: a path like a style", lambda t: ["audit", "verify", str(t / "[red]")], 2, "[red]: no such file"),
+    # a file that is not what it should be is named, with what is wrong with it
+    (
+        "token mint: a binary key file",
+        lambda t: ["token", "mint", "--subject", "a", "--server", "jira-read", "--key-file", str(_binary(t))],
+        2,
+        "blob: the key file is not UTF-8 text",
+    ),
+    ("runs: random bytes as the ledger", lambda t: ["runs"], 1, "ledger.sqlite: not a readable run ledger"),
+    ("runs: a truncated ledger", lambda t: ["runs"], 1, "ledger.sqlite: not a readable run ledger"),
+    ("runs: a directory as the ledger", lambda t: ["runs"], 1, "ledger.sqlite: not a readable run ledger"),
+    ("trace: binary spans", lambda t: ["trace", "r-1"], 1, "spans.jsonl: not a spans file (UnicodeDecodeError"),
+    ("trace: spans that are not objects", lambda t: ["trace", "r-1"], 1, "spans.jsonl: not a spans file"),
+    ("trace: a span without its keys", lambda t: ["trace", "r-1"], 1, "spans.jsonl: not a spans file (KeyError"),
 ]
+
+# what the data directory holds for a case above (keyed by its name)
+STATE: dict[str, Callable[[Path], None]] = {
+    "runs: random bytes as the ledger": lambda d: _put(d / "agent" / "ledger.sqlite", os.urandom(4096)),
+    "runs: a truncated ledger": lambda d: _put(d / "agent" / "ledger.sqlite", b"SQLite format 3\x00" + bytes(84)),
+    "runs: a directory as the ledger": lambda d: (d / "agent" / "ledger.sqlite").mkdir(parents=True),
+    "trace: binary spans": lambda d: _put(d / "agent" / "runs" / "r-1" / "spans.jsonl", b"\xff\xfe\x00spans"),
+    "trace: spans that are not objects": lambda d: _put(d / "agent" / "runs" / "r-1" / "spans.jsonl", b"[1, 2]\n"),
+    "trace: a span without its keys": lambda d: _put(d / "agent" / "runs" / "r-1" / "spans.jsonl", b'{"name": "x"}\n'),
+}
+
+
+def _put(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _binary(tmp: Path) -> Path:
+    _put(tmp / "blob", b"\xff\xfe\x00\x01" * 64)
+    return tmp / "blob"
 
 
 def _file(tmp: Path, name: str, text: str) -> Path:
@@ -169,7 +202,9 @@ def test_a_common_mistake_ends_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GORESOLVE_TOKEN_KEY", raising=False)
-    del name
+    monkeypatch.delenv("GORESOLVE_AGENT_STATE_DIR", raising=False)
+    if name in STATE:
+        STATE[name](tmp_path / "data")
     exit_code, out, err = run(case(tmp_path), capsys)
     assert exit_code == code, err
     assert "Traceback" not in out + err
@@ -349,3 +384,21 @@ def test_a_span_named_like_markup_is_shown_as_written(data_dir: Path, capsys: py
     code, out, err = run(["trace", "r-markup"], capsys)
     assert code == 0, err
     assert "[/bold] tool" in out and "[red]pr ([/x])" in out and "\x1b]0;" not in out
+
+
+def test_a_ledger_that_cannot_be_opened_stops_a_run_in_one_line_naming_it(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk (SQLite: "database or disk is full") or a corrupt ledger: named before any model call."""
+    import anyio
+
+    from agent.cli import AgentSettings, CommandFailed, build_run
+
+    ledger = data_dir / "agent" / "ledger.sqlite"
+    ledger.mkdir(parents=True)  # cannot be opened, as a ledger on a full disk cannot be created
+    cassette = _file(tmp_path, "session.jsonl", "")
+    run_ = build_run(AgentSettings(state_dir=data_dir), POLICY_DIR, "sample-service", {}, cassette)
+    with pytest.raises(CommandFailed) as failed:
+        anyio.run(run_.start, "SVC-1")
+    assert failed.value.message.startswith(f"{ledger}: cannot open the run ledger (")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {failed.value.message}"

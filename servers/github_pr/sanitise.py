@@ -25,6 +25,10 @@ and keeps everything else as written:
   link and keeps its text, followed by `(link removed: SCHEME)`;
 - link reference definitions and footnotes, which render nowhere or somewhere this parser does not
   place them, are shown as escaped text;
+- closing keywords (`fixes #12`, `Closes owner/name#5`, `resolved: <issue URL>`; GitHub's list, any
+  case): a zero-width space goes after the keyword, so merging the pull request closes nothing it
+  names (the reference still links). The exception is `closes`: the pull request's own issue, which
+  the agent's description says it resolves;
 - code spans, fenced and indented code blocks are left byte for byte as they are: nothing in code
   notifies, renders or is fetched, so a quoted diff or log stays readable;
 - bidirectional control characters (`servers.common.diffs.BIDI_CONTROL`: overrides, embeddings,
@@ -41,7 +45,7 @@ with certainty (a tab partly consumed as indentation, nesting deeper than the pa
 does not settle within a few passes, is published whole inside a fenced code block with a line saying
 so: nothing in it renders, and nothing is lost.
 
-`sanitise_title` applies only the mention rule (GitHub renders no HTML, image or link in a title)
+`sanitise_title` applies only the mention and closing-keyword rules (GitHub renders no HTML, image or link in a title)
 and makes the title one line. Each result carries counts of what was neutralised, never the text.
 """
 
@@ -72,6 +76,18 @@ _MAX_BRACKET_DEPTH = 32
 # Not after a letter or digit (an e-mail address). After `_` too: in `_@org/team_` the `_` is emphasis, and the text
 # GitHub's mention filter reads starts at `@`; `foo_@bar` gains a harmless zero-width space.
 _MENTION = re.compile(r"(?<![0-9A-Za-z])@(?=[0-9A-Za-z])")
+# A closing keyword (GitHub's list, any case) and the issue it would close when the pull request, or a commit whose
+# message holds it, reaches the default branch: `#12`, `owner/name#12` or an issue URL, after `:`, spaces or emphasis.
+# Not after a letter or digit (`prefix` is no keyword); after `_`, `.` or `-` it is. Names are as long as GitHub's
+# at most (owner 39, repository 100, host 253), so what a keyword looks ahead at is bounded and the scan linear.
+_CLOSING = re.compile(
+    r"(?<![0-9A-Za-z])(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)(?=_{0,3}[\s:*~]*(?:"
+    r"(?:(?P<owner>[A-Za-z0-9][A-Za-z0-9-]{0,38})/(?P<repo>[\w.-]{1,100}))?#(?P<number>[0-9]+)"
+    r"|https?://[^\s/]{1,253}/(?P<url_owner>[A-Za-z0-9][A-Za-z0-9-]{0,38})/(?P<url_repo>[\w.-]{1,100})"
+    r"/(?:issues|pull)/(?P<url_number>[0-9]+)"
+    r"))",
+    re.IGNORECASE,
+)
 # the name a mention at `@` would notify: a login, or org/team
 _MENTIONED = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]*[0-9A-Za-z])?(?:/[0-9A-Za-z][0-9A-Za-z._-]*)?")
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
@@ -204,6 +220,7 @@ class _Pass:
     text: str
     image_prefixes: tuple[str, ...]
     mentionable: frozenset[str] = frozenset()
+    closes: frozenset[str] = frozenset()
     counts: Counter[str] = field(default_factory=Counter[str])
     edits: list[tuple[int, int, str]] = field(default_factory=list[tuple[int, int, str]])
 
@@ -267,6 +284,10 @@ class _Pass:
             if not _may_notify(line, m.end(), self.mentionable):
                 self.counts["mentions"] += 1
                 self.edits.append((offset + m.start(), offset + m.start() + 1, "@" + ZWSP))
+        for m in _CLOSING.finditer(line):
+            if _closed(m) not in self.closes:
+                self.counts["closing_keywords"] += 1
+                self.edits.append((offset + m.end() - 1, offset + m.end(), line[m.end() - 1] + ZWSP))
 
     def _html_block(self, starts: list[int], lines: list[str], first: int, last: int) -> None:
         begin = starts[first]
@@ -347,6 +368,18 @@ class _Pass:
             if not quiet[m.start()] and not _may_notify(content, m.end(), self.mentionable):
                 self.counts["mentions"] += 1
                 edit(m.start(), m.start() + 1, "@" + ZWSP)
+        for m in _CLOSING.finditer(content):
+            if not quiet[m.start()] and _closed(m) not in self.closes:
+                self.counts["closing_keywords"] += 1
+                edit(m.end() - 1, m.end(), content[m.end() - 1] + ZWSP)
+
+
+def _closed(m: re.Match[str]) -> str:
+    """The issue a `_CLOSING` match would close, as `#12` or `owner/name#12` (lower case)."""
+    if m.group("number") is not None:
+        number = int(m.group("number"))
+        return f"{m.group('owner')}/{m.group('repo')}#{number}".lower() if m.group("owner") else f"#{number}"
+    return f"{m.group('url_owner')}/{m.group('url_repo')}#{int(m.group('url_number'))}".lower()
 
 
 def _may_notify(text: str, at: int, mentionable: frozenset[str]) -> bool:
@@ -442,11 +475,15 @@ def _fenced(text: str, counts: Counter[str]) -> Sanitised:
 
 
 def sanitise_markdown(
-    text: str, image_prefixes: tuple[str, ...] = (), mentionable: frozenset[str] = frozenset()
+    text: str,
+    image_prefixes: tuple[str, ...] = (),
+    mentionable: frozenset[str] = frozenset(),
+    closes: frozenset[str] = frozenset(),
 ) -> Sanitised:
-    """`text` with mentions, HTML, foreign images and unsafe links neutralised (see the module docstring).
-    A mention of one of `mentionable` (lower-case logins or org/team: the people a hand-off is for) is
-    left to notify.
+    """`text` with mentions, HTML, foreign images, unsafe links and closing keywords neutralised (see the module
+    docstring). A mention of one of `mentionable` (lower-case logins or org/team: the people a hand-off is for) is
+    left to notify, and a closing keyword naming one of `closes` (lower case `#12` or `owner/name#12`: the pull
+    request's own issue) to close it.
 
     Never raises for any input: what cannot be checked is published fenced as code."""
     counts: Counter[str] = Counter()
@@ -454,7 +491,7 @@ def sanitise_markdown(
         counts["bidi_controls"] = bidi
     current = _normalise(text)
     for _ in range(MAX_PASSES):
-        step = _Pass(current, image_prefixes, mentionable)
+        step = _Pass(current, image_prefixes, mentionable, closes)
         try:
             new = step.run()
         except (_Unmappable, RecursionError):
@@ -466,9 +503,10 @@ def sanitise_markdown(
     return _fenced(_normalise(text), counts)
 
 
-def sanitise_title(title: str) -> Sanitised:
+def sanitise_title(title: str, closes: frozenset[str] = frozenset()) -> Sanitised:
     """One line (whitespace runs, line breaks included, become one space; other control characters
-    go) with every mention outside a code span neutralised."""
+    go) with every mention, and every closing keyword but those naming one of `closes`, outside a code
+    span neutralised."""
     counts: Counter[str] = Counter()
     line = " ".join(re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", BIDI_CONTROL.sub("", title)).split())
     env: dict[str, Any] = {}
@@ -481,13 +519,20 @@ def sanitise_title(title: str) -> Sanitised:
         if s.kind == "code":
             for i in range(s.start, s.end):
                 quiet[i] = True
-    out: list[str] = []
-    at = 0
+    inserts: list[int] = []  # a zero-width space goes after each
     for m in _MENTION.finditer(line):
         if not quiet[m.start()]:
             counts["mentions"] += 1
-            out.append(line[at : m.end()] + ZWSP)
-            at = m.end()
+            inserts.append(m.end())
+    for m in _CLOSING.finditer(line):
+        if not quiet[m.start()] and _closed(m) not in closes:
+            counts["closing_keywords"] += 1
+            inserts.append(m.end())
+    out: list[str] = []
+    at = 0
+    for end in sorted(inserts):
+        out.append(line[at:end] + ZWSP)
+        at = end
     out.append(line[at:])
     return Sanitised("".join(out), {k: v for k, v in counts.items() if v})
 

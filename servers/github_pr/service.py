@@ -241,10 +241,22 @@ class PullRequestService:
             self._on_neutralised(caller, tool, field, result.counts)
         return result.text
 
-    def _published_body(self, caller: str, tool: str, repo: str, body: str) -> str:
-        """`body` as the bot publishes it on `repo` (see `sanitise`). Raises InvalidInput when
-        neutralising grew it past what GitHub accepts."""
-        cleaned = sanitise_markdown(body, self._images_allowed(repo), self._mentionable)
+    def _own_issue(self, repo: str, ticket: str) -> frozenset[str]:
+        """The references a closing keyword in the pull request for `ticket` may name: its own GitHub issue
+        (`#12`, and `owner/name#12` for the repository's `github`); none for a Jira ticket."""
+        if not ticket.startswith("#"):
+            return frozenset()
+        number = int(ticket[1:])
+        policy = self._policies.repos.repos.get(repo)
+        github = policy.github if policy is not None else None
+        return frozenset({f"#{number}", *([f"{github.lower()}#{number}"] if github else [])})
+
+    def _published_body(
+        self, caller: str, tool: str, repo: str, body: str, closes: frozenset[str] = frozenset()
+    ) -> str:
+        """`body` as the bot publishes it on `repo` (see `sanitise`); a closing keyword may name only `closes`.
+        Raises InvalidInput when neutralising grew it past what GitHub accepts."""
+        cleaned = sanitise_markdown(body, self._images_allowed(repo), self._mentionable, closes)
         text = self._neutralised(caller, tool, "body", cleaned)
         if len(text) > self._limits.published_chars:
             raise InvalidInput(
@@ -299,8 +311,9 @@ class PullRequestService:
         self._check_text("body", body, self._limits.body_chars)
         self._check_names("labels", labels, LABEL_PATTERN, self._limits.labels)
         self._check_patch(patch)
-        title = self._neutralised(caller, "open_pull_request", "title", sanitise_title(title))
-        body = self._published_body(caller, "open_pull_request", repo, body)
+        closes = self._own_issue(repo, ticket)
+        title = self._neutralised(caller, "open_pull_request", "title", sanitise_title(title, closes))
+        body = self._published_body(caller, "open_pull_request", repo, body, closes)
         change = Change(
             repo=repo,
             base=base,

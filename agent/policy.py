@@ -43,6 +43,17 @@ class Price(_Strict):
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0, description="Defaults to the input price.")
 
+    @model_validator(mode="after")
+    def _cached_not_above_input(self) -> Self:
+        # The budget check's worst case prices every prompt token uncached (`PriceBook.worst_case`): a cache
+        # read dearer than that would let one call cost more than the check allowed.
+        if self.cached_input is not None and self.cached_input > self.input:
+            raise ValueError(
+                f"cached_input {self.cached_input} is above input {self.input} (it is the price of a cache read, "
+                "never above the uncached price)"
+            )
+        return self
+
 
 class RunLimits(_Strict):
     wall_clock_s: float = Field(default=300, gt=0, le=24 * 3600)

@@ -36,6 +36,9 @@ class PriceBook:
         return ((usage.input_tokens - cached) * p.input + cached * cached_price + usage.output_tokens * p.output) / 1e6
 
     def worst_case(self, model: str, prompt_tokens: int, max_tokens: int) -> float:
-        """The most one call can cost: every prompt token uncached, every output token used."""
+        """The most one call can cost: every prompt token uncached, every output token used.
+
+        Uncached is the dearest a prompt token can be: `Price` refuses a cached_input above input.
+        """
         p = self.price(model)
         return (prompt_tokens * p.input + max_tokens * p.output) / 1e6

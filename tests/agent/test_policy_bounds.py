@@ -1,5 +1,5 @@
-"""The agent's policy files: a tier cannot override past the run limits' bounds, and a repeated key in
-budgets.yaml or routing.yaml is refused, not last-one-wins."""
+"""The agent's policy files: a tier cannot override past the run limits' bounds, a cache read cannot be priced
+above the uncached input, and a repeated key in budgets.yaml or routing.yaml is refused, not last-one-wins."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.policy import DEFAULT_POLICY_DIR, Budgets, PolicyError, RunLimits, load_agent_policy
+from agent.llm.pricing import PriceBook
+from agent.llm.types import Usage
+from agent.policy import DEFAULT_POLICY_DIR, Budgets, PolicyError, Price, RunLimits, load_agent_policy
 from agent.router.errors import RoutingPolicyError
 from agent.router.policy import load_routing_policy
 
@@ -49,6 +51,22 @@ def test_policy_loading_names_the_tier_field(policy_dir: Path) -> None:
     with pytest.raises(PolicyError) as caught:
         load_agent_policy(policy_dir)
     assert caught.value.message == "budgets.yaml: tiers.huge.wall_clock_s: Input should be less than or equal to 86400"
+
+
+def test_a_cached_input_price_above_input_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"cached_input 30\.0 is above input 3\.0"):
+        Budgets.model_validate({"prices": {"m": {"input": 3.0, "output": 15.0, "cached_input": 30.0}}})
+    # at or below input, the worst case the budget check assumes bounds what any call can cost
+    book = PriceBook(Budgets(prices={"m": Price(input=3.0, output=15.0, cached_input=3.0)}))
+    actual = book.cost("m", Usage(input_tokens=100_000, output_tokens=2048, cached_tokens=100_000))
+    assert actual <= book.worst_case("m", 100_000, 2048)
+
+
+def test_budgets_loading_names_the_price(policy_dir: Path) -> None:
+    path = policy_dir / "budgets.yaml"
+    path.write_text(path.read_text().replace("prices:", "prices:\n  dear: {input: 1, cached_input: 2, output: 1}", 1))
+    with pytest.raises(PolicyError, match=r"^budgets\.yaml: prices\.dear: cached_input 2\.0 is above input 1\.0"):
+        load_agent_policy(policy_dir)
 
 
 def test_a_second_run_block_in_budgets_is_refused(policy_dir: Path) -> None:

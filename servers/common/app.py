@@ -132,7 +132,7 @@ class Platform:
             kwargs["token_verifier"] = KnownCallersOnly(verifier, is_identity=known.__contains__)
             kwargs["auth"] = AuthSettings(
                 issuer_url="https://goresolve.invalid",  # type: ignore[arg-type]
-                resource_server_url=f"http://{settings.host}:{settings.port}/mcp",  # type: ignore[arg-type]
+                resource_server_url=f"http://{host_port(settings.host, settings.port)}/mcp",  # type: ignore[arg-type]
                 validate_token_resource=False,  # the verifier checks the audience itself
             )
         server: MCPServer[Any] = MCPServer(
@@ -375,11 +375,16 @@ def limit_sessions_per_identity(
     routes[0].app = SessionQuota(routes[0].app, manager, limit)
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port` as a URL and a Host header spell it: an IPv6 address in brackets (`[::1]:8101`)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[
-            f"{settings.host}:{settings.port}",
+            host_port(settings.host, settings.port),
             f"localhost:{settings.port}",
             f"127.0.0.1:{settings.port}",
             *settings.allowed_hosts,

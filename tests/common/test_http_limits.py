@@ -256,3 +256,31 @@ def test_connections_that_never_finish_their_headers_are_closed_and_connections_
             for sock in held:
                 sock.close()
         assert _open(client, port, _minted(KNOWN))[0] == 200
+
+
+# --- 4. an IPv6 bind address ----------------------------------------------------------------------------
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_host_port_brackets_ipv6() -> None:
+    from servers.common.app import host_port, transport_security
+    from servers.jira_read.settings import JiraReadSettings
+
+    assert host_port("::1", 8101) == "[::1]:8101" and host_port("127.0.0.1", 8101) == "127.0.0.1:8101"
+    assert "[::1]:8101" in transport_security(JiraReadSettings(host="::1", port=8101)).allowed_hosts
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_a_server_bound_to_ipv6_loopback_serves_its_own_host_header(tmp_path: Path) -> None:
+    env = {"GORESOLVE_JIRA_READ_TOKEN_KEY": HS256_KEY}
+    with jira_http(tmp_path, env, host="::1") as port, httpx.Client(timeout=30) as client:
+        answered = client.post(_url(port, "::1"), json=INITIALIZE, headers=_headers(_minted(KNOWN)))
+        assert answered.status_code == 200  # the client sends Host: [::1]:<port>

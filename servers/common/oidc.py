@@ -257,7 +257,8 @@ class OidcTokenVerifier:
             token=token,
             client_id=str(claims["sub"]),
             scopes=[],
-            expires_at=int(claims["exp"]),
+            # The SDK refuses a token once `expires_at` has passed, with no leeway of its own.
+            expires_at=int(claims["exp"]) + self.config.leeway_s,
             resource=self.config.audience,
             subject=identity,
             claims={k: claims[k] for k in ("iss", "aud", "sub", *self.config.group_claims) if k in claims},

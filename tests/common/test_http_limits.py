@@ -284,3 +284,13 @@ def test_a_server_bound_to_ipv6_loopback_serves_its_own_host_header(tmp_path: Pa
     with jira_http(tmp_path, env, host="::1") as port, httpx.Client(timeout=30) as client:
         answered = client.post(_url(port, "::1"), json=INITIALIZE, headers=_headers(_minted(KNOWN)))
         assert answered.status_code == 200  # the client sends Host: [::1]:<port>
+
+
+# --- 5. the OIDC leeway reaches the SDK's own expiry check ---------------------------------------------
+
+
+def test_a_token_just_past_exp_within_the_leeway_is_accepted_over_http(issuer: LocalIssuer, tmp_path: Path) -> None:
+    env = {"GORESOLVE_JIRA_READ_OIDC_ISSUER": issuer.url, "GORESOLVE_JIRA_READ_OIDC_LEEWAY_S": "120"}
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        assert _open(client, port, issuer.token(sub=KNOWN, ttl_s=-20))[0] == 200  # 20 s past exp, leeway 120 s
+        assert _open(client, port, issuer.token(sub=KNOWN, ttl_s=-600))[0] == 401  # beyond the leeway

@@ -16,11 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
+
+import yamlfiles
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
 LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
@@ -175,80 +173,8 @@ class AgentPolicy(BaseModel):
     )
 
 
-# The strict YAML loader: the same as servers.common.yamlfile (the agent may not import servers; the
-# tests run one set of cases against both). `yaml.safe_load` keeps the last of two equal keys, so a
-# second `run:` block appended to budgets.yaml would silently replace the first.
-MAX_YAML_DEPTH = 100
-_MERGE = "tag:yaml.org,2002:merge"
-
-
-class DuplicateKeyError(ConstructorError):
-    """A mapping holds the same key twice."""
-
-
-class NestingTooDeep(ComposerError):
-    """Collections nested deeper than MAX_YAML_DEPTH."""
-
-
-class _StrictLoader(yaml.SafeLoader):
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                mark = self.peek_event().start_mark
-                raise NestingTooDeep(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE:  # `<<: *base` then an explicit key is an override, not a duplicate
-                continue
-            key: Any = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:  # unhashable: the base constructor refuses it with its own message
-                continue
-            if first is not None:
-                shown = repr(key) if len(repr(key)) <= 60 else repr(key)[:57] + "..."
-                raise DuplicateKeyError(
-                    None, None, f"duplicate key {shown} (first at line {first})", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
-
-
-def safe_load(text: str) -> Any:
-    """`yaml.safe_load`, refusing repeated keys and deep nesting.
-
-    Raises:
-        yaml.YAMLError: invalid YAML, a repeated key (`DuplicateKeyError`) or nesting too deep.
-    """
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except RecursionError:
-        raise NestingTooDeep(None, None, "nested too deeply", None) from None
-
-
-def describe_yaml_error(exc: yaml.YAMLError) -> tuple[str, str]:
-    """(where, reason) of a load error, for a one-line message: ("line 4", "duplicate key 'a' ...")."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}" if mark is not None else "(file)"
-    problem = getattr(exc, "problem", None)
-    if isinstance(exc, DuplicateKeyError | NestingTooDeep):
-        return where, str(problem)
-    reason = f"not valid YAML ({problem})" if problem else "not valid YAML"
-    return where, reason.splitlines()[0]
-
-
 class YamlFileError(PolicyError):
-    """A YAML file that cannot be used; `where` is "line N" or "(file)", `reason` what is wrong."""
+    """A YAML file that cannot be used (the strict loader's refusal, `yamlfiles`), named by its file name."""
 
     def __init__(self, path: Path, where: str, reason: str) -> None:
         super().__init__(f"{path.name}: {reason}" if where == "(file)" else f"{path.name}: {where}: {reason}")
@@ -258,26 +184,16 @@ class YamlFileError(PolicyError):
 
 
 def load_yaml_file(path: Path) -> Any:
-    """Read and parse one YAML file (an empty file is None).
+    """Read and parse one YAML file (an empty file is None), refusing a repeated key or deep nesting.
 
     Raises:
         YamlFileError: a directory, unreadable, not UTF-8 text, invalid YAML, a repeated key, or
             nesting too deep; the one-line message names the file (and the line when known).
     """
-    if path.is_dir():
-        raise YamlFileError(path, "(file)", "is a directory, not a file")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise YamlFileError(path, "(file)", f"cannot read: {exc.strerror or type(exc).__name__}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise YamlFileError(path, "(file)", f"not UTF-8 text (byte {exc.start})") from None
-    try:
-        return safe_load(text)
-    except yaml.YAMLError as exc:
-        raise YamlFileError(path, *describe_yaml_error(exc)) from None
+        return yamlfiles.load_yaml_file(path, invalid="not valid YAML")
+    except yamlfiles.YamlFileError as exc:
+        raise YamlFileError(path, exc.where, exc.reason) from None
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -17,6 +17,7 @@ COPY agent agent
 COPY goresolve goresolve
 COPY workqueue workqueue
 COPY credentials credentials
+COPY yamlfiles yamlfiles
 COPY policies policies
 RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps .
 # The router's offline classifier embeds tickets with code-search's model: install and build it here

@@ -21,6 +21,7 @@ COPY agent agent
 COPY goresolve goresolve
 COPY workqueue workqueue
 COPY credentials credentials
+COPY yamlfiles yamlfiles
 COPY policies policies
 RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps . \
  && /opt/goresolve/bin/pip uninstall -y pip

@@ -1,15 +1,6 @@
-"""The one way the platform reads a YAML policy or settings file: strict, and failing closed.
-
-`yaml.safe_load` keeps the *last* of two equal keys, so a second `identities:` block or a second
-`allow_go_mod: true` appended to a policy file silently replaces what a reviewer read above it. Here:
-
-- a repeated key in a mapping is refused (`DuplicateKeyError`, naming the line of both);
-- nesting deeper than `MAX_DEPTH` is refused (`NestingTooDeep`) before it can exhaust the stack;
-- `load_yaml_file` refuses a directory, an unreadable file and bytes that are not UTF-8 text.
+"""The servers' face of the strict YAML loader (`yamlfiles`): its refusals as a `ConfigError`.
 
 Every refusal is a `YamlFileError` (a `ConfigError`) with one line: `<file>: <where>: <reason>`.
-The agent may not import `servers`, so `agent.policy` carries the same loader; the tests run one
-set of cases against both.
 """
 
 from __future__ import annotations
@@ -17,110 +8,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
-
+import yamlfiles
 from servers.common.errors import ConfigError
+from yamlfiles import MAX_DEPTH, DuplicateKeyError, NestingTooDeep, describe, safe_load
 
-# Far deeper than any policy, settings or ticket file needs; far shallower than Python's stack.
-MAX_DEPTH = 100
-_MERGE = "tag:yaml.org,2002:merge"
-
-
-class DuplicateKeyError(ConstructorError):
-    """A mapping holds the same key twice."""
-
-
-class NestingTooDeep(ComposerError):
-    """Collections nested deeper than MAX_DEPTH."""
-
-
-class _StrictLoader(yaml.SafeLoader):
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise NestingTooDeep(None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE:  # `<<: *base` then an explicit key is an override, not a duplicate
-                continue
-            key: Any = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:  # unhashable: the base constructor refuses it with its own message
-                continue
-            line = key_node.start_mark.line + 1
-            if first is not None:
-                shown = repr(key) if len(repr(key)) <= 60 else repr(key)[:57] + "..."
-                raise DuplicateKeyError(
-                    None, None, f"duplicate key {shown} (first at line {first})", key_node.start_mark
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep)
-
-
-def safe_load(text: str) -> Any:
-    """`yaml.safe_load`, refusing repeated keys and deep nesting.
-
-    Raises:
-        yaml.YAMLError: invalid YAML, a repeated key (`DuplicateKeyError`), or nesting too deep
-            (`NestingTooDeep`).
-    """
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except RecursionError:
-        raise NestingTooDeep(None, None, "nested too deeply", None) from None
-
-
-def describe(exc: yaml.YAMLError) -> tuple[str, str]:
-    """(where, reason) of a load error, for a one-line message: ("line 4", "duplicate key 'a' ...")."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}" if mark is not None else "(file)"
-    problem = getattr(exc, "problem", None)
-    if isinstance(exc, DuplicateKeyError | NestingTooDeep):
-        return where, str(problem)
-    reason = f"invalid YAML ({problem})" if problem else "invalid YAML"
-    return where, reason.splitlines()[0]
+__all__ = [
+    "MAX_DEPTH",
+    "DuplicateKeyError",
+    "NestingTooDeep",
+    "YamlFileError",
+    "describe",
+    "load_yaml_file",
+    "safe_load",
+]
 
 
 class YamlFileError(ConfigError):
     """A YAML file that cannot be used; `where` is "line N" or "(file)", `reason` what is wrong."""
 
     def __init__(self, path: Path, where: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}" if where == "(file)" else f"{path}: {where}: {reason}")
+        super().__init__(yamlfiles.YamlFileError(path, where, reason).message)
         self.path = path
         self.where = where
         self.reason = reason
-
-
-def read_text(path: Path) -> str:
-    """The file's text.
-
-    Raises:
-        YamlFileError: a directory, unreadable, or not UTF-8 text.
-    """
-    if path.is_dir():
-        raise YamlFileError(path, "(file)", "is a directory, not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise YamlFileError(path, "(file)", f"cannot read: {exc.strerror or type(exc).__name__}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise YamlFileError(path, "(file)", f"not UTF-8 text (byte {exc.start})") from None
 
 
 def load_yaml_file(path: Path) -> Any:
@@ -130,8 +40,7 @@ def load_yaml_file(path: Path) -> Any:
         YamlFileError: a directory, unreadable, not UTF-8 text, invalid YAML, a repeated key, or
             nesting too deep; the one-line message names the file (and the line when known).
     """
-    text = read_text(path)
     try:
-        return safe_load(text)
-    except yaml.YAMLError as exc:
-        raise YamlFileError(path, *describe(exc)) from None
+        return yamlfiles.load_yaml_file(path)
+    except yamlfiles.YamlFileError as exc:
+        raise YamlFileError(exc.path, exc.where, exc.reason) from None

@@ -1,8 +1,8 @@
-"""The strict YAML loader: a repeated key, deep nesting, a directory or bytes that are not UTF-8 text are
-refused with one line naming the file (and the line), never the last key silently winning.
+"""The strict YAML loader (`yamlfiles`): a repeated key, deep nesting, a directory or bytes that are not UTF-8
+text are refused with one line naming the file (and the line), never the last key silently winning.
 
-The platform's loader (servers.common.yamlfile) and the agent's (agent.policy, which may not import
-servers) are run through the same cases.
+The servers (`servers.common.yamlfile`, a ConfigError) and the agent (`agent.policy`, a PolicyError) only
+re-raise its refusal as their own error.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+import yamlfiles
 from agent import policy as agent_policy
 from goresolve.cli import app
 from servers.common import yamlfile
@@ -26,60 +26,56 @@ from servers.common.settings import DEFAULT_POLICY_DIR
 from servers.jira_read.local import load_tickets
 from tests.conftest import write_policies
 
-Describe = Callable[[yaml.YAMLError], tuple[str, str]]
-LOADERS: list[tuple[Callable[[str], Any], Describe, int]] = [
-    (yamlfile.safe_load, yamlfile.describe, yamlfile.MAX_DEPTH),
-    (agent_policy.safe_load, agent_policy.describe_yaml_error, agent_policy.MAX_YAML_DEPTH),
-]
-FILE_LOADERS: list[Callable[[Path], Any]] = [yamlfile.load_yaml_file, agent_policy.load_yaml_file]
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("load", "describe", "depth"), LOADERS)
-def test_a_repeated_key_is_refused_naming_both_lines(
-    load: Callable[[str], Any], describe: Describe, depth: int
-) -> None:
+def test_a_repeated_key_is_refused_naming_both_lines() -> None:
     with pytest.raises(yaml.YAMLError) as caught:
-        load("identities:\n  a: {roles: [x]}\nroles: {}\nidentities:\n  b: {roles: [y]}\n")
-    assert describe(caught.value) == ("line 4", "duplicate key 'identities' (first at line 1)")
+        yamlfiles.safe_load("identities:\n  a: {roles: [x]}\nroles: {}\nidentities:\n  b: {roles: [y]}\n")
+    assert yamlfiles.describe(caught.value) == ("line 4", "duplicate key 'identities' (first at line 1)")
     with pytest.raises(yaml.YAMLError, match="duplicate key 'allow_go_mod'"):
-        load("paths: []\nnested:\n  allow_go_mod: false\n  allow_go_mod: true\n")
+        yamlfiles.safe_load("paths: []\nnested:\n  allow_go_mod: false\n  allow_go_mod: true\n")
     with pytest.raises(yaml.YAMLError, match="duplicate key 'x'"):
-        load("{x: 1, y: 2, x: 3}")
+        yamlfiles.safe_load("{x: 1, y: 2, x: 3}")
 
 
-@pytest.mark.parametrize(("load", "describe", "depth"), LOADERS)
-def test_ordinary_yaml_loads_as_safe_load_does(load: Callable[[str], Any], describe: Describe, depth: int) -> None:
+def test_ordinary_yaml_loads_as_safe_load_does() -> None:
     text = (
         "base: &base {wall_clock_s: 60, max_tokens: 10}\n"
         "tiers:\n  cheap:\n    <<: *base\n    wall_clock_s: 30\n"  # a merge key then an override: not a duplicate
         "list: [{a: 1}, {a: 2}]\n"
         "same_key_in_siblings: {a: {k: 1}, b: {k: 2}}\n"
     )
-    assert load(text) == yaml.safe_load(text)
-    assert load(text)["tiers"]["cheap"] == {"wall_clock_s": 30, "max_tokens": 10}
-    assert load("") is None
-    nested = "{a: " * (depth - 1) + "x" + "}" * (depth - 1)  # exactly at the bound (the scalar is a level)
-    assert load(nested) == yaml.safe_load(nested)
+    assert yamlfiles.safe_load(text) == yaml.safe_load(text)
+    assert yamlfiles.safe_load(text)["tiers"]["cheap"] == {"wall_clock_s": 30, "max_tokens": 10}
+    assert yamlfiles.safe_load("") is None
+    depth = yamlfiles.MAX_DEPTH - 1  # exactly at the bound (the scalar is a level)
+    nested = "{a: " * depth + "x" + "}" * depth
+    assert yamlfiles.safe_load(nested) == yaml.safe_load(nested)
 
 
-@pytest.mark.parametrize(("load", "describe", "depth"), LOADERS)
-def test_deep_nesting_is_refused_before_the_stack_runs_out(
-    load: Callable[[str], Any], describe: Describe, depth: int
-) -> None:
+def test_deep_nesting_is_refused_before_the_stack_runs_out() -> None:
+    depth = yamlfiles.MAX_DEPTH
     for text in ("x: " + "[" * 5000 + "]" * 5000, "{a: " * depth + "x" + "}" * depth, "- " * 5000 + "x\n"):
         with pytest.raises(yaml.YAMLError) as caught:
-            load(text)
-        assert describe(caught.value)[1] == f"nested deeper than {depth} levels"
+            yamlfiles.safe_load(text)
+        assert yamlfiles.describe(caught.value)[1] == f"nested deeper than {depth} levels"
 
 
-@pytest.mark.parametrize("load_file", FILE_LOADERS)
-def test_a_bad_file_is_one_line_naming_it(load_file: Callable[[Path], Any], tmp_path: Path) -> None:
+def test_a_syntax_error_is_worded_as_the_caller_asks() -> None:
+    with pytest.raises(yaml.YAMLError) as caught:
+        yamlfiles.safe_load("a: [unclosed\n")
+    where, reason = yamlfiles.describe(caught.value)
+    assert where == "line 2" and reason.startswith("invalid YAML (")
+    assert yamlfiles.describe(caught.value, invalid="not valid YAML")[1].startswith("not valid YAML (")
+
+
+def test_a_bad_file_is_one_line_naming_it(tmp_path: Path) -> None:
     cases = {
         "dup.yaml": ("a: 1\nb: 2\na: 3\n", "line 3: duplicate key 'a' (first at line 1)"),
         "bin.yaml": (b"\x89PNG\r\n\x1a\n\xff\xfe", "not UTF-8 text (byte 0)"),
         "deep.yaml": ("k: " + "{a: " * 5000 + "1" + "}" * 5000, "nested deeper than"),
-        "bad.yaml": ("a: [unclosed\n", "line 2: "),
+        "bad.yaml": ("a: [unclosed\n", "line 2: invalid YAML ("),
     }
     for name, (body, expected) in cases.items():
         path = tmp_path / name
@@ -87,15 +83,38 @@ def test_a_bad_file_is_one_line_naming_it(load_file: Callable[[Path], Any], tmp_
             path.write_bytes(body)
         else:
             path.write_text(body)
-        with pytest.raises(ConfigError if load_file is yamlfile.load_yaml_file else agent_policy.PolicyError) as caught:
-            load_file(path)
-        message: str = caught.value.message
-        assert name in message and expected in message and "\n" not in message, message
+        with pytest.raises(yamlfiles.YamlFileError) as caught:
+            yamlfiles.load_yaml_file(path)
+        message = caught.value.message
+        assert message.startswith(f"{path}: ") and expected in message and "\n" not in message, message
+        assert str(caught.value) == message and caught.value.path == path
     (tmp_path / "dir.yaml").mkdir()
-    with pytest.raises(Exception, match=r"dir\.yaml: is a directory, not a file$"):
-        load_file(tmp_path / "dir.yaml")
-    with pytest.raises(Exception, match=r"none\.yaml: cannot read: No such file"):
-        load_file(tmp_path / "none.yaml")
+    with pytest.raises(yamlfiles.YamlFileError, match=r"dir\.yaml: is a directory, not a file$"):
+        yamlfiles.load_yaml_file(tmp_path / "dir.yaml")
+    with pytest.raises(yamlfiles.YamlFileError, match=r"none\.yaml: cannot read: No such file"):
+        yamlfiles.load_yaml_file(tmp_path / "none.yaml")
+    (tmp_path / "ok.yaml").write_text("a: 1\n")
+    assert yamlfiles.load_yaml_file(tmp_path / "ok.yaml") == {"a": 1}
+    (tmp_path / "empty.yaml").write_text("")
+    assert yamlfiles.load_yaml_file(tmp_path / "empty.yaml") is None
+
+
+def test_the_servers_and_the_agent_re_raise_the_refusal_as_their_own_error(tmp_path: Path) -> None:
+    (tmp_path / "dup.yaml").write_text("a: 1\na: 2\n")
+    (tmp_path / "bad.yaml").write_text("a: [unclosed\n")
+    with pytest.raises(ConfigError) as config:
+        yamlfile.load_yaml_file(tmp_path / "dup.yaml")
+    assert config.value.message == f"{tmp_path / 'dup.yaml'}: line 2: duplicate key 'a' (first at line 1)"
+    assert isinstance(config.value, yamlfile.YamlFileError) and config.value.where == "line 2"
+    with pytest.raises(ConfigError, match=r"bad\.yaml: line 2: invalid YAML"):
+        yamlfile.load_yaml_file(tmp_path / "bad.yaml")
+    # the agent names the file only (its messages are shown beside the policy directory)
+    with pytest.raises(agent_policy.PolicyError) as policy:
+        agent_policy.load_yaml_file(tmp_path / "dup.yaml")
+    assert policy.value.message == "dup.yaml: line 2: duplicate key 'a' (first at line 1)"
+    assert isinstance(policy.value, agent_policy.YamlFileError) and policy.value.reason.startswith("duplicate key")
+    with pytest.raises(agent_policy.PolicyError, match=r"^bad\.yaml: line 2: not valid YAML \("):
+        agent_policy.load_yaml_file(tmp_path / "bad.yaml")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """The cost ledger (SQLite): every model call's spend by run, model, tier and day, and every run's result.
 
-The daily budget is read from here before each model call; `goresolve runs` lists from here; the
-anomaly alert remembers here when it last fired, so it fires at most once per window across processes.
+The daily budget is held here before each model call (`reserve`: the call's worst case, against the day's spend
+and the other calls in flight, in one transaction across processes) and settled to the call's cost after it;
+`goresolve runs` lists from here; the anomaly alert remembers here when it last fired, so it fires at most once
+per window across processes.
 """
 
 from __future__ import annotations
@@ -27,11 +29,24 @@ CREATE TABLE IF NOT EXISTS runs (
     cost_usd REAL, tokens INTEGER, duration_s REAL, started_at REAL, trace_id TEXT, run_dir TEXT
 );
 CREATE TABLE IF NOT EXISTS alerts (kind TEXT NOT NULL, fired_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, day TEXT NOT NULL, at REAL NOT NULL,
+    expires_at REAL NOT NULL, cost_usd REAL NOT NULL
+);
 """
 
 
 def day_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+class DailyCapReached(Exception):
+    """A call's worst case does not fit in what is left of the day's cap: `spent` is settled today, `held` the
+    worst cases of the calls in flight (this process's and others'), `asked` this call's."""
+
+    def __init__(self, spent: float, held: float, asked: float, cap: float) -> None:
+        super().__init__(f"{spent} spent + {held} held + {asked} asked > {cap}")
+        self.spent, self.held, self.asked, self.cap = spent, held, asked, cap
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,67 @@ class Ledger:
                 "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, model, tier or "-", day_of(at), at, *usage, cost),
             )
+
+    def reserve(self, run_id: str, cost: float, cap: float, ttl_s: float, now: float | None = None) -> int:
+        """Hold `cost` (a call's worst case) of today's `cap` until the call is settled or released; the hold's id.
+
+        The day's spend, the holds of calls in flight and the new hold are read and written in one write
+        transaction, so runs in several processes cannot together pass the cap. A hold older than `ttl_s` (its
+        process died mid-call: the run's deadline has passed) no longer counts.
+
+        Raises:
+            DailyCapReached: today's spend, the live holds and `cost` together pass `cap`.
+        """
+        now = time.time() if now is None else now
+        day = day_of(now)
+        with self._tx(write=True) as db:
+            db.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
+            spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE day = ?", (day,)).fetchone()[0]
+            held = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE day = ?", (day,)).fetchone()[0]
+            if float(spent) + float(held) + cost > cap:
+                refused = DailyCapReached(float(spent), float(held), cost, cap)
+            else:
+                cursor = db.execute(
+                    "INSERT INTO reservations (run_id, day, at, expires_at, cost_usd) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, day, now, now + ttl_s, cost),
+                )
+                assert cursor.lastrowid is not None
+                return cursor.lastrowid
+        raise refused  # outside the transaction: the expired holds stay deleted
+
+    def settle(
+        self,
+        reservation: int,
+        run_id: str,
+        model: str,
+        tier: str | None,
+        usage: tuple[int, int, int],
+        cost: float,
+        at: float | None = None,
+    ) -> None:
+        """Replace a hold with the call's spend (`record_call`), in one transaction."""
+        at = time.time() if at is None else at
+        with self._tx(write=True) as db:
+            db.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
+            db.execute(
+                "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, model, tier or "-", day_of(at), at, *usage, cost),
+            )
+
+    def release(self, reservation: int) -> None:
+        """Drop a hold whose call spent nothing (it failed, or was cancelled, before an answer)."""
+        with self._tx(write=True) as db:
+            db.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
+
+    def held(self, day: str | None = None, now: float | None = None) -> float:
+        """What the calls in flight hold of the day's cap (live holds only)."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE day = ? AND expires_at > ?",
+                (day or day_of(now), now),
+            ).fetchone()
+        return float(row[0])
 
     def day_spend(self, day: str | None = None) -> float:
         with self._tx() as db:

@@ -49,7 +49,7 @@ from agent.exits import (
     WallClock,
 )
 from agent.handoff import Attempt, as_code, deterministic_hypothesis, render_handoff, render_minimal_handoff
-from agent.ledger import Ledger
+from agent.ledger import DailyCapReached, Ledger
 from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel
 from agent.llm.gateway import Redacting, redact_text
 from agent.llm.pricing import PriceBook
@@ -104,6 +104,9 @@ NOT_RUN_SECOND_TEST = "not run: run_tests runs once per answer; call it again af
 # An answer larger than this (its text and every call's arguments) is kept in the history as a stand-in: a 10 MB
 # edit would otherwise ride along in every later request until the token budget ends the run for it.
 MAX_ANSWER_BYTES = 256 * 1024
+# A model call's hold on the daily cap outlives the run's deadline by this much before it stops counting: the hold
+# of a process that died mid-call (its calls are over by then; a live one settles or releases its own).
+RESERVATION_MARGIN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -477,9 +480,10 @@ class Run:
             tested = tested or call.name == "run_tests"
             await self.execute(call)
 
-    def check_budget(self, request: ChatRequest) -> None:
-        """Raises BudgetExceeded when the worst case of the next call (prompt + max_tokens) passes a cap, and
-        ModelMisconfigured when the model has no price and the policy allows no unpriced model."""
+    def check_budget(self, request: ChatRequest) -> float:
+        """The worst-case cost of the next call (prompt + max_tokens). Raises BudgetExceeded when it passes a cap
+        of the run, and ModelMisconfigured when the model has no price and the policy allows no unpriced model.
+        The daily cap is held in the ledger for the call (`hold_daily`)."""
         prompt = request.size_bytes()  # >= the prompt's tokens under byte-level BPE tokenizers
         worst_tokens = prompt + request.max_tokens
         try:
@@ -498,15 +502,51 @@ class Run:
             raise BudgetExceeded(
                 f"cost budget: ${self.cost:.4f} spent + up to ${worst_cost:.4f} next > ${self.limits.max_cost_usd:.2f}"
             )
-        if self.ledger is not None:
-            day = self.ledger.day_spend()
-            if day + worst_cost > self.policy.budgets.daily.max_cost_usd:
-                raise BudgetExceeded(
-                    f"daily budget: ${day:.2f} spent today of ${self.policy.budgets.daily.max_cost_usd:.2f}"
-                )
+        return worst_cost
+
+    def hold_daily(self, worst_cost: float) -> int | None:
+        """Reserve the call's worst case of the day's cap in the ledger (None without a ledger): runs overlapping
+        in other processes see it, so together they stay within the cap. A run whose process dies mid-call holds
+        it until the run's deadline (wall clock, then the escalation's grace) has passed.
+
+        Raises:
+            BudgetExceeded: the day's spend, the calls in flight and this call's worst case pass the daily cap.
+        """
+        if self.ledger is None:
+            return None
+        ttl = self.limits.wall_clock_s + self.settings.escalation_grace_s + RESERVATION_MARGIN_S
+        try:
+            return self.ledger.reserve(self.run_id, worst_cost, self.policy.budgets.daily.max_cost_usd, ttl)
+        except DailyCapReached as exc:
+            held = f" + ${exc.held:.4f} held by calls in flight" if exc.held > 0 else ""
+            raise BudgetExceeded(
+                f"daily budget: ${exc.spent:.4f} spent today{held} + up to ${exc.asked:.4f} next > {_usd(exc.cap)}"
+            ) from None
 
     async def query(self, request: ChatRequest, *, purpose: str = "step") -> ChatResponse:
-        self.check_budget(request)
+        hold = self.hold_daily(self.check_budget(request))
+        try:
+            response, cost = await self.answer(request, purpose)
+        except BaseException:  # failed or cancelled before an answer: nothing spent, the hold is given back
+            if hold is not None and self.ledger is not None:
+                self.ledger.release(hold)
+            raise
+        self.model_calls += 1
+        self.usage += response.usage
+        self.cost += cost
+        if self.ledger is not None:
+            u = response.usage
+            usage = (u.input_tokens, u.output_tokens, u.cached_tokens)
+            if hold is not None:
+                self.ledger.settle(hold, self.run_id, self.model.name, self.tier, usage, cost)
+            else:
+                self.ledger.record_call(self.run_id, self.model.name, self.tier, usage, cost)
+            if self.settings.on_spend is not None:
+                self.settings.on_spend(self.ledger)
+        return response
+
+    async def answer(self, request: ChatRequest, purpose: str) -> tuple[ChatResponse, float]:
+        """One model call in its span: the answer and its cost."""
         with tracer().start_as_current_span(f"chat {self.model.name}") as span:
             span.set_attributes(
                 {
@@ -534,21 +574,7 @@ class Run:
                     "goresolve.credentials_removed": int(response.extra.get("credentials_removed", 0)),
                 }
             )
-        self.model_calls += 1
-        self.usage += response.usage
-        self.cost += cost
-        if self.ledger is not None:
-            u = response.usage
-            self.ledger.record_call(
-                self.run_id,
-                self.model.name,
-                self.tier,
-                (u.input_tokens, u.output_tokens, u.cached_tokens),
-                cost,
-            )
-            if self.settings.on_spend is not None:
-                self.settings.on_spend(self.ledger)
-        return response
+        return response, cost
 
     def model_failure(self, exc: LLMError) -> RunExit:
         """A failed model call: a hand-off, or an error when the model as set up cannot answer this run (an
@@ -1171,6 +1197,11 @@ def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
     if exc.status == 404:
         return "the model name, GORESOLVE_AGENT_MODEL, and the endpoint, GORESOLVE_AGENT_BASE_URL"
     return None
+
+
+def _usd(amount: float) -> str:
+    """Dollars to the cent when that is exact, else to four decimals: a $0.008 cap reads $0.0080, not $0.01."""
+    return f"${amount:.2f}" if abs(amount - round(amount, 2)) < 1e-9 else f"${amount:.4f}"
 
 
 def _model_names(model: ChatModel) -> list[str]:

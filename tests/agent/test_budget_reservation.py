@@ -1,0 +1,173 @@
+"""The daily cap holds when runs overlap: each model call reserves its worst case in the ledger before it is made
+(one write transaction across processes) and settles it to its cost after; a failed or cancelled call gives its
+hold back, and a dead process's hold stops counting after the run's deadline."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import anyio
+import pytest
+
+from agent.exits import BudgetExceeded, RunExit
+from agent.ledger import DailyCapReached, Ledger
+from agent.llm import ChatRequest, ChatResponse, Message, ProviderError, Usage
+from agent.loop import Run, RunSettings
+from agent.policy import DEFAULT_POLICY_DIR, AgentPolicy, load_agent_policy
+from agent.testing import FakeWorld
+
+NOW = 1_767_268_800.0  # 2026-01-01T12:00:00Z
+WAIT_S = 120.0  # only a bound on a broken run
+
+
+def test_a_hold_counts_against_the_cap_until_settled_or_released(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    first = ledger.reserve("r1", 0.004, cap=0.008, ttl_s=600, now=NOW)
+    second = ledger.reserve("r2", 0.004, cap=0.008, ttl_s=600, now=NOW)
+    with pytest.raises(DailyCapReached) as refused:
+        ledger.reserve("r3", 0.0001, cap=0.008, ttl_s=600, now=NOW)
+    assert (refused.value.spent, refused.value.held) == (0.0, pytest.approx(0.008))
+    ledger.settle(first, "r1", "gpt-4o-mini", "small", (100, 10, 0), 0.001, at=NOW)
+    ledger.release(second)
+    assert ledger.day_spend("2026-01-01") == pytest.approx(0.001)
+    assert ledger.held("2026-01-01", now=NOW) == 0
+    ledger.reserve("r3", 0.007, cap=0.008, ttl_s=600, now=NOW)  # the settled cost counts, not the worst case
+
+
+def test_a_dead_process_hold_expires(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    ledger.reserve("dead", 0.008, cap=0.008, ttl_s=600, now=NOW)  # never settled: its process died mid-call
+    with pytest.raises(DailyCapReached):
+        ledger.reserve("r2", 0.004, cap=0.008, ttl_s=600, now=NOW + 599)
+    ledger.reserve("r2", 0.004, cap=0.008, ttl_s=600, now=NOW + 600)
+    assert ledger.held("2026-01-01", now=NOW + 600) == pytest.approx(0.004)
+
+
+def _reserver(path: str, barrier: Barrier, results: Any) -> None:
+    ledger = Ledger(Path(path))
+    barrier.wait(WAIT_S)  # every process reserves at the same moment
+    try:
+        hold = ledger.reserve("r", 0.003, cap=0.008, ttl_s=600)
+    except DailyCapReached:
+        results.put(False)
+    else:
+        ledger.settle(hold, "r", "gpt-4o-mini", "small", (1, 1, 0), 0.003)
+        results.put(True)
+    ledger.close()
+
+
+def test_processes_reserving_at_once_stay_within_the_cap(tmp_path: Path) -> None:
+    """Before: each run read the day's spend and spent; two overlapping runs recorded $0.00955 of $0.008."""
+    path = tmp_path / "l.sqlite"
+    Ledger(path).close()
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_reserver, args=(str(path), barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    try:
+        granted = [results.get(timeout=WAIT_S) for _ in procs]
+    except Empty:
+        raise AssertionError("a reserving process did not finish") from None
+    finally:
+        for p in procs:
+            p.join(timeout=WAIT_S)
+            if p.is_alive():
+                p.kill()
+    assert sorted(granted) == [False, False, True, True]  # 2 x $0.003 fit in $0.008; a third would not
+    assert Ledger(path).day_spend() == pytest.approx(0.006)
+
+
+# --- the run's model calls ---------------------------------------------------------------------------------
+
+
+class GatedModel:
+    """Answers once `gate` is set; `entered` is set when a call is in flight."""
+
+    name = "gpt-4o-mini"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.entered = anyio.Event()
+        self.gate = anyio.Event()
+        self.fail = fail
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.entered.set()
+        await self.gate.wait()
+        if self.fail:
+            raise ProviderError("overloaded", status=503)
+        return ChatResponse(Message("assistant", "done"), Usage(1000, 100, 0), self.name, "stop")
+
+
+REQUEST = ChatRequest((Message("user", "fix CALC-1"),), (), 500)
+
+
+def _policy(daily_cap: float) -> AgentPolicy:
+    policy = load_agent_policy(DEFAULT_POLICY_DIR)
+    budgets = policy.budgets.model_copy(
+        update={"daily": policy.budgets.daily.model_copy(update={"max_cost_usd": daily_cap})}
+    )
+    return policy.model_copy(update={"budgets": budgets})
+
+
+def _run(model: Any, policy: AgentPolicy, ledger: Ledger, tmp_path: Path, run_id: str) -> Run:
+    settings = RunSettings(repo="calc", state_dir=tmp_path, ledger=ledger, run_id=run_id)
+    return Run("CALC-1", model, FakeWorld().servers(), policy, settings)
+
+
+def _worst(tmp_path: Path) -> float:
+    return _run(GatedModel(), _policy(50), Ledger(tmp_path / "probe.sqlite"), tmp_path, "probe").check_budget(REQUEST)
+
+
+async def test_a_run_overlapping_another_is_refused_what_the_other_holds(tmp_path: Path) -> None:
+    worst = _worst(tmp_path)
+    cap = worst * 1.5  # one call's worst case fits, two do not
+    path = tmp_path / "ledger.sqlite"
+    first_model, second_model = GatedModel(), GatedModel()
+    first = _run(first_model, _policy(cap), Ledger(path), tmp_path, "first")  # a ledger each, as two processes
+    second = _run(second_model, _policy(cap), Ledger(path), tmp_path, "second")
+    reason = ""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.query, REQUEST)
+        await first_model.entered.wait()
+        with pytest.raises(BudgetExceeded) as refused:
+            await second.query(REQUEST)
+        reason = refused.value.reason
+        first_model.gate.set()
+    assert not second_model.entered.is_set()
+    assert reason == (
+        f"daily budget: $0.0000 spent today + ${worst:.4f} held by calls in flight + up to ${worst:.4f} next "
+        f"> ${cap:.4f}"
+    )
+    ledger = Ledger(path)
+    assert ledger.day_spend() == pytest.approx(first.cost) and first.cost <= cap
+    assert ledger.held() == 0  # settled to the call's cost
+    assert ledger.by("run_id") == pytest.approx({"first": first.cost})
+
+
+async def test_a_failed_or_cancelled_call_gives_its_hold_back(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    failing = GatedModel(fail=True)
+    failing.gate.set()
+    with pytest.raises(RunExit):
+        await _run(failing, _policy(50), ledger, tmp_path, "failed").query(REQUEST)
+    assert ledger.held() == 0
+
+    stuck = GatedModel()
+    run = _run(stuck, _policy(50), ledger, tmp_path, "cancelled")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run.query, REQUEST)
+        await stuck.entered.wait()
+        assert ledger.held() > 0
+        tg.cancel_scope.cancel()
+    assert ledger.held() == 0 and ledger.day_spend() == 0
+
+
+def test_the_refusal_shows_sub_cent_amounts() -> None:
+    from agent.loop import _usd  # pyright: ignore[reportPrivateUsage]
+
+    assert (_usd(0.008), _usd(50), _usd(0.25), _usd(3.12345)) == ("$0.0080", "$50.00", "$0.25", "$3.1235")

@@ -8,6 +8,8 @@ per window across processes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -34,6 +37,28 @@ CREATE TABLE IF NOT EXISTS reservations (
     expires_at REAL NOT NULL, cost_usd REAL NOT NULL
 );
 """
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory, each missing part of it made 0700: run records, transcripts, hand-offs and the ledger
+    hold ticket text and code, for this user alone. A directory that exists keeps its mode (it may be one the
+    user made and shares on purpose)."""
+    missing: list[Path] = []
+    at = path
+    while not at.is_dir() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile (by another run), or a file: the write says so
+            folder.mkdir(mode=0o700)
+    return path
+
+
+def open_private(path: Path, mode: str = "w") -> IO[str]:
+    """`path` opened for writing ("w") or appending ("a") as text; made 0600 when it is new (an existing file
+    keeps its mode)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), mode, encoding="utf-8")
 
 
 def day_of(ts: float) -> str:
@@ -69,7 +94,9 @@ class RunRow:
 
 class Ledger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        # made 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self.path = path
         self._lock = threading.Lock()
         # autocommit mode: every transaction is begun explicitly by `_tx` (so a write can take the lock up front)

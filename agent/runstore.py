@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.exits import RunResult
-from agent.ledger import Ledger, RunRow
+from agent.ledger import Ledger, RunRow, open_private, private_dir
 from agent.telemetry import write_spans
 
 
@@ -26,14 +26,16 @@ def save_run(
     spans: list[dict[str, Any]],
     ledger: Ledger | None,
 ) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.json").write_text(json.dumps(result.__dict__, indent=2, default=str), encoding="utf-8")
-    with (run_dir / "transcript.jsonl").open("w", encoding="utf-8") as fh:
+    private_dir(run_dir)  # it and the directories made for it are 0700, its files 0600: the user's alone
+    with open_private(run_dir / "run.json") as fh:
+        fh.write(json.dumps(result.__dict__, indent=2, default=str))
+    with open_private(run_dir / "transcript.jsonl") as fh:
         for entry in transcript:
             fh.write(json.dumps(entry, default=str) + "\n")
     write_spans(run_dir / "spans.jsonl", spans)
     if result.handoff:
-        (run_dir / "handoff.md").write_text(result.handoff, encoding="utf-8")
+        with open_private(run_dir / "handoff.md") as fh:
+            fh.write(result.handoff)
     if ledger is not None:
         started = time.time() - result.duration_s
         ledger.record_run(

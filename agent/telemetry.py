@@ -18,6 +18,8 @@ from opentelemetry.propagate import extract
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from agent.ledger import open_private
+
 TRACER = "goresolve.agent"
 
 
@@ -91,4 +93,6 @@ def parent_context(traceparent: str | None) -> Context | None:
 
 
 def write_spans(path: Path, spans: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(s, default=str) + "\n" for s in spans), encoding="utf-8")
+    """The run's spans as JSON lines; a new file is 0600 (the user's alone, like the rest of the run)."""
+    with open_private(path) as fh:
+        fh.write("".join(json.dumps(s, default=str) + "\n" for s in spans))

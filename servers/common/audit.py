@@ -9,8 +9,10 @@ chain from the file's last line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +37,7 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(path.parent)
         self._prev = self._last_hash()
 
     def _last_hash(self) -> str:
@@ -61,11 +63,25 @@ class AuditLog:
                 "prev": self._prev,
             }
             line_hash = _line_hash(self._prev, record)
-            with self._path.open("a", encoding="utf-8") as fh:
+            # a new log is 0600: who called which tool when is the operator's to read, not every local user's
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({**record, "hash": line_hash}, sort_keys=True) + "\n")
                 fh.flush()
             self._prev = line_hash
             return line_hash
+
+
+def _private_dir(path: Path) -> None:
+    """Make `path`'s missing parts 0700 (an existing directory keeps its mode: the user may share it on purpose)."""
+    missing: list[Path] = []
+    at = path
+    while not at.is_dir() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile, or a file: then opening the log says so
+            folder.mkdir(mode=0o700)
 
 
 def verify_chain(path: Path) -> tuple[bool, int | None]:

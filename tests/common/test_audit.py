@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,14 @@ async def test_a_tool_name_the_server_lacks_is_recorded_by_its_digest_only(tmp_p
     assert tools[0] == "known" and len(tools) == 3
     assert all(t.startswith("<unknown ") and len(t) < 40 for t in tools[1:]) and tools[1] != tools[2]
     assert token not in text and len(text) < 4000
+
+
+def test_a_new_log_and_the_directories_made_for_it_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # the usual umask: without our modes the log would be 0644 in 0755 directories
+    try:
+        fill(tmp_path / "state" / "audit" / "jira-read.jsonl", 1)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state" / "audit").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state" / "audit" / "jira-read.jsonl").stat().st_mode) == 0o600

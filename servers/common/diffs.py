@@ -2,9 +2,9 @@
 
 Nothing here parses diffs (unidiff does that); these functions answer two questions about paths
 and Go source text: "does this path match a protected glob?" and "at this line, are we at the top
-level of the file or inside a function body?". Neither raises on any input. Also here: the
-bidirectional control characters that make text display in another order than it is stored
-(`BIDI_CONTROL`).
+level of the file or inside a function body?". Neither raises on any input. Also here: how git's
+quoted path names decode (`unquote_path`), and the bidirectional control characters that make text
+display in another order than it is stored (`BIDI_CONTROL`).
 """
 
 from __future__ import annotations
@@ -122,6 +122,25 @@ def matching_glob(path: str, patterns: tuple[str, ...]) -> str | None:
 # U+200E/U+200F and the Arabic letter mark U+061C. Raw in code or a file name, they make it display in another
 # order than the compiler or git reads it ("Trojan Source", CVE-2021-42574).
 BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+# git's C-quoting of a path (core.quotePath, and always for control characters): `\\` `\"` `\a` … `\r`, octal bytes.
+_C_ESCAPES = {b"a": b"\a", b"b": b"\b", b"t": b"\t", b"n": b"\n", b"v": b"\v", b"f": b"\f", b"r": b"\r"}
+_QUOTED_ESCAPE = re.compile(rb"\\([0-7]{1,3}|.)", re.DOTALL)
+
+
+def unquote_path(name: str) -> str:
+    """A path as git quotes it (`"a/caf\\303\\251.go"`, `"docs/a\\nb.md"`) decoded: octal bytes and C escapes,
+    UTF-8 (undecodable bytes as surrogates); a name without the surrounding quotes is returned stripped."""
+    name = name.strip()
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return name
+
+    def one(m: re.Match[bytes]) -> bytes:
+        esc = m.group(1)
+        return bytes([int(esc, 8) & 0xFF]) if esc[:1].isdigit() else _C_ESCAPES.get(esc, esc)
+
+    raw = _QUOTED_ESCAPE.sub(one, name[1:-1].encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def unsafe_path_reason(path: str) -> str | None:

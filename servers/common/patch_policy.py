@@ -180,11 +180,11 @@ def changed_paths(diff_text: str) -> frozenset[str]:
 
 
 def _clean(name: str | None) -> str | None:
+    """A header's path as git reads it: a C-quoted name decoded (`"docs/a\\nb.md"` holds a newline, which the
+    unsafe-path rule then sees), the `a/` or `b/` prefix removed."""
     if name is None or name == "/dev/null":
         return None
-    name = name.strip()
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        name = name[1:-1]
+    name = diffs.unquote_path(name)
     if name[:2] in ("a/", "b/"):
         name = name[2:]
     return name

@@ -50,10 +50,13 @@ FIXTURE = (
     "--- /dev/null\n+++ b/fixtures/expected.txt\n@@ -0,0 +1 @@\n+-1\n"
 )
 SNEAKS = {
+    "a fixture outside testdata": (FIXTURE, "fixtures/expected.txt", "non_go_file"),
+}
+# The text rules decode C-quoted names as git does, so these are refused before git is asked.
+QUOTED = {
     "C-quoted edit of an existing test": (QUOTED_EDIT, "calc_test.go", "removed_assertion"),
     "C-quoted deletion of a test file": (QUOTED_DELETE, "calc_test.go", "deleted_test_file"),
     "C-quoted path into testdata": (QUOTED_TESTDATA, "testdata/golden.txt", "protected_path"),
-    "a fixture outside testdata": (FIXTURE, "fixtures/expected.txt", "non_go_file"),
 }
 
 
@@ -110,6 +113,24 @@ def test_the_github_backend_refuses_what_git_applied_and_writes_nothing(case: st
     writes = {"git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref", "pulls/create"}
     assert writes.isdisjoint(fake.calls)
     assert list(fake.repos["acme/svc"].refs) == ["refs/heads/main"]
+
+
+@pytest.mark.parametrize("case", sorted(QUOTED))
+def test_a_c_quoted_name_is_read_as_git_reads_it_and_refused_before_anything_is_written(
+    case: str, tmp_path: Path, fake: FakeGitHub
+) -> None:
+    patch, path, rule = QUOTED[case]
+    policies = make_policies("svc")
+    local, remote = _local_service(tmp_path, policies)
+    for service in (local, _github_service(fake, policies)):
+        with pytest.raises(InvalidInput) as refused:
+            open_fix(service, policies, patch)
+        assert refused.value.message.startswith("patch refused by policy:")
+        assert f"{path}:" in refused.value.message
+        assert rule in refused.value.message
+    assert git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=remote) == "refs/heads/main"
+    writes = {"git/create-blob", "git/create-tree", "git/create-commit", "git/create-ref", "pulls/create"}
+    assert writes.isdisjoint(fake.calls)
 
 
 def _allowing_modes() -> Policies:

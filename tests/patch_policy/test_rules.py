@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from servers.common.patch_policy import PatchVerdict, check_patch
+from servers.common.diffs import unquote_path
+from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import ProtectedPolicy
 
 from .conftest import CALC_TEST, Edit
@@ -197,6 +198,39 @@ def test_removing_a_bidi_control_is_allowed() -> None:
 def test_a_file_name_with_a_bidi_or_c1_control_is_an_unsafe_path(name: str) -> None:
     diff = f"--- /dev/null\n+++ {name}\n@@ -0,0 +1 @@\n+x\n"
     assert rules(check_patch(diff, POLICY)) == {"unsafe_path"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['"b/docs/a\\nb.md"', '"b/docs/\\033[2J\\033[31mREADME.md"', '"b/docs/a\\tb.md"', '"b/docs/a\\302\\233b.md"'],
+)
+def test_a_quoted_file_name_is_decoded_before_its_characters_are_checked(name: str) -> None:
+    """git C-quotes a name with a control character; the policy reads it as git does, newline and ESC included."""
+    diff = f"diff --git {name.replace('b/', 'a/', 1)} {name}\nnew file mode 100644\n--- /dev/null\n+++ {name}\n"
+    diff += "@@ -0,0 +1 @@\n+x\n"
+    verdict = check_patch(diff, POLICY)
+    assert rules(verdict) == {"unsafe_path"}
+    assert verdict.reasons[0].detail == "control character in path"
+    assert verdict.reasons[0].path.isprintable()  # the refusal quotes it as \\u000a, \\u001b: no raw newline or ESC
+
+
+def test_a_needlessly_quoted_name_is_read_as_git_reads_it() -> None:
+    """`.githu\\142` is `.github` to git apply, so it is a protected path; `caf\\303\\251.go` is `café.go`."""
+    diff = '--- /dev/null\n+++ "b/.githu\\142/workflows/ci.yml"\n@@ -0,0 +1 @@\n+on: push\n'
+    assert rules(check_patch(diff, POLICY)) == {"protected_path"}
+    diff = '--- /dev/null\n+++ "b/calc/caf\\303\\251.go"\n@@ -0,0 +1 @@\n+package calc\n'
+    assert check_patch(diff, POLICY).allowed
+    assert changed_paths(diff) == {"calc/café.go"}
+    bidi = '--- /dev/null\n+++ "b/docs/a\\342\\200\\256b.md"\n@@ -0,0 +1 @@\n+x\n'
+    assert rules(check_patch(bidi, POLICY)) == {"unsafe_path"}
+
+
+def test_unquote_path_decodes_as_git_quotes() -> None:
+    assert unquote_path('"a/caf\\303\\251.go"') == "a/café.go"
+    assert unquote_path('"x\\\\y\\"z\\ta"') == 'x\\y"z\ta'
+    assert unquote_path(' "a\\377b" ') == "a\udcffb"  # not UTF-8: kept as a surrogate, as git's bytes
+    assert unquote_path("plain name.go") == "plain name.go"
+    assert unquote_path('"') == '"'
 
 
 def test_a_new_file_over_an_existing_test_file_counts_as_a_modification(repo: pathlib.Path) -> None:

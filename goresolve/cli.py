@@ -163,15 +163,30 @@ def root(
     # Library log lines (model install, index progress notes) go to stderr as readable lines:
     # stdout carries only a command's result (`--json`).
     configure_logging(service="goresolve", level="DEBUG" if debug else "INFO", console=True)
-    problem = data_dir_problem(default_data_dir())
+    data_dir = default_data_dir()
+    problem = data_dir_problem(data_dir)
     if problem is not None:
         raise fail(problem, 1)
+    make_private(data_dir)
+
+
+def make_private(data_dir: Path) -> None:
+    """Make a missing data directory readable by its owner only: runs, transcripts, hand-offs, traces, the ledger
+    and audit logs live below it, whatever mode each writer gives its own files. One that exists is left as it is
+    (it may be shared on purpose); one that cannot be made is left to the first writer to report."""
+    if data_dir.exists():
+        return
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return
 
 
 def data_dir_problem(data_dir: Path) -> str | None:
     """Why the data directory cannot be used (a file where it or one of its parents should be), or None.
 
-    A missing directory is fine: whatever writes there first makes it.
+    A missing directory is fine: `make_private` makes it.
     """
     for path in (data_dir, *data_dir.parents):
         if path.is_dir():

@@ -81,3 +81,24 @@ def test_an_empty_agent_state_dir_is_unset_as_an_empty_data_dir_is(
     assert AgentSettings().policy_dir == DEFAULT_POLICY_DIR
     monkeypatch.setenv("GORESOLVE_AGENT_STATE_DIR", "rel")
     assert AgentSettings().state_dir == tmp_path / "rel"
+
+
+def test_a_missing_data_dir_is_made_readable_by_its_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    data_dir = tmp_path / "new" / "goresolve"
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(data_dir))
+    old = os.umask(0o022)
+    try:
+        done = CliRunner().invoke(app, ["runs"])
+    finally:
+        os.umask(old)
+    assert done.exit_code == 0, done.output
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    # one that exists (perhaps shared on purpose) keeps its mode
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(shared))
+    assert CliRunner().invoke(app, ["runs"]).exit_code == 0
+    assert shared.stat().st_mode & 0o777 == 0o750

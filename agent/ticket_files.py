@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+import yamlfiles
+
 KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
 # A GitHub issue as a ticket key: `acme/svc#12`, `svc#12` or `#12` (the repository part names the run's repository).
 GITHUB_KEY = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,99}(?:/[\w.-]{1,100})?)?#(?P<number>[1-9][0-9]{0,9})$")
@@ -28,10 +30,19 @@ GITHUB_KEY = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,99}(?:/[\w.-]{1,100})?)?
 UNREADABLE = (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError)
 
 
-def _load(path: Path) -> Any:
-    """A `.json` file as JSON, any other as YAML. Raises: one of UNREADABLE."""
+def load_json_or_yaml(path: Path) -> Any:
+    """A `.json` file as JSON, any other as YAML through the strict loader (a repeated key or deep nesting
+    is refused). Raises: one of UNREADABLE (`why` says what it was in a few words)."""
     text = path.read_text(encoding="utf-8")
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return json.loads(text) if path.suffix == ".json" else yamlfiles.safe_load(text)
+
+
+def why(exc: BaseException) -> str:
+    """Why a file did not load, for a one-line message: the YAML line and reason, else the error's type."""
+    if isinstance(exc, yaml.YAMLError):
+        where, reason = yamlfiles.describe(exc)
+        return reason if where == "(file)" else f"{where}: {reason}"
+    return type(exc).__name__
 
 
 class TicketFileError(Exception):
@@ -53,9 +64,9 @@ def ticket_file_key(path: Path, shown: str) -> str:
     if not path.is_file():
         raise TicketFileError(f"no ticket file {shown}")
     try:
-        data = _load(path)
+        data = load_json_or_yaml(path)
     except UNREADABLE as exc:
-        raise TicketFileError(f"{shown}: not a readable ticket file ({type(exc).__name__})") from None
+        raise TicketFileError(f"{shown}: not a readable ticket file ({why(exc)})") from None
     if data is None or data == "":
         raise TicketFileError(f"{shown}: the file is empty (a ticket file holds a key and the issue's fields)")
     field = data.get("key") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
@@ -85,9 +96,9 @@ def registered_repos(policy_dir: Path) -> dict[str, Any]:
     """
     path = policy_dir / "repos.yaml"
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data: Any = yamlfiles.safe_load(path.read_text(encoding="utf-8")) or {}
     except UNREADABLE as exc:
-        raise TicketFileError(f"cannot read {path}: {type(exc).__name__}") from None
+        raise TicketFileError(f"cannot read {path}: {why(exc)}") from None
     repos: Any = data.get("repos") if isinstance(data, dict) else None  # pyright: ignore[reportUnknownMemberType]
     if not isinstance(repos, dict):
         raise TicketFileError(f"{path} has no `repos` map")
@@ -117,7 +128,7 @@ def github_issue_number(path: Path) -> int | None:
     try:
         if path.suffix not in (".json", ".yaml", ".yml") or path.stat().st_size > 1 << 20:
             return None
-        data = _load(path)
+        data = load_json_or_yaml(path)
     except UNREADABLE:
         return None
     if not isinstance(data, dict) or "fields" in data or not data.get("title"):  # pyright: ignore[reportUnknownMemberType]

@@ -46,6 +46,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+import yamlfiles
 from agent.cli import AgentSettings, CommandFailed, PreparedRun, load_agent_settings
 from agent.exits import RunResult, replay_broke
 from agent.handoff import without_controls
@@ -128,8 +129,20 @@ def ticket_of(value: str, env: dict[str, str]) -> tuple[str, str | None]:
     return value, None
 
 
+def _policy_file(path: Path) -> Any:
+    """A policy file through the strict loader (an empty file is {}).
+
+    Raises:
+        ResolveError: unreadable, not UTF-8, not YAML, a repeated key or too deep, in one line naming the file.
+    """
+    try:
+        return yamlfiles.load_yaml_file(path) or {}
+    except yamlfiles.YamlFileError as exc:
+        raise ResolveError(exc.message) from None
+
+
 def _repo_entry(policy_dir: Path, name: str) -> dict[str, Any]:
-    data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
+    data: Any = _policy_file(policy_dir / "repos.yaml")
     entry: Any = (data.get("repos") or {}).get(name) or {}
     return entry if isinstance(entry, dict) else {}  # pyright: ignore[reportUnknownVariableType]
 
@@ -159,10 +172,7 @@ def _registered(key: str, policy_dir: Path, name: str, env: dict[str, str]) -> P
 
 
 def _repos_in(policy_dir: Path) -> dict[str, Path]:
-    try:
-        data: Any = yaml.safe_load((policy_dir / "repos.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ResolveError(f"cannot read {policy_dir / 'repos.yaml'}: {type(exc).__name__}") from None
+    data: Any = _policy_file(policy_dir / "repos.yaml")
     out: dict[str, Path] = {}
     for name, entry in (data.get("repos") or {}).items():
         raw = Path(str((entry or {}).get("path", "")))
@@ -313,7 +323,7 @@ def _register_for_this_run(
     # The run's copy holds this repository only: the servers set up every repository of repos.yaml at start
     # (github-pr mirrors each into a local remote), and the shipped example's path is not a repository at all.
     (policies / "repos.yaml").write_text(yaml.safe_dump({"repos": {}}), encoding="utf-8")
-    access: Any = yaml.safe_load((policies / "access.yaml").read_text(encoding="utf-8")) or {}
+    access: Any = _policy_file(settings.policy_dir / "access.yaml")  # as copied above; named as the user knows it
     for entry in (access.get("identities") or {}).values():
         if isinstance(entry, dict):
             entry.pop("repos", None)  # names repositories this copy no longer holds

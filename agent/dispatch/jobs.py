@@ -6,8 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
+import yamlfiles
 from agent.dispatch.errors import TemplateError
 from agent.dispatch.tickets import (
     ANNOTATION_REPO,
@@ -32,11 +31,9 @@ def load_template(path: Path) -> dict[str, Any]:
         TemplateError: missing, not YAML, or not a batch/v1 Job whose pod has an `agent` container.
     """
     try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TemplateError(f"job template {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"job template {path}: not YAML ({type(exc).__name__})") from None
+        value = yamlfiles.load_yaml_file(path, invalid="not YAML")  # a repeated key, deep nesting: refused
+    except yamlfiles.YamlFileError as exc:
+        raise TemplateError(f"job template {exc.message}") from None
     check_template(value, str(path))
     return cast(dict[str, Any], value)
 

@@ -42,9 +42,11 @@ from agent.ticket_files import (
     UNREADABLE,
     TicketFileError,
     github_issue_number,
+    load_json_or_yaml,
     repo_named,
     single_ticket_dir,
     ticket_file_key,
+    why,
 )
 
 app = typer.Typer(add_completion=False, help="Route a ticket to a tier: rules first, then the classifier.")
@@ -152,13 +154,10 @@ def github_issue_file(path: Path, number: int, policy_dir: Path) -> TicketFacts:
     Raises:
         TicketError: the file cannot be read.
     """
-    import yaml
-
     try:
-        text = path.read_text(encoding="utf-8")
-        raw: object = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        raw: object = load_json_or_yaml(path)
     except UNREADABLE as exc:
-        raise TicketError(f"cannot read {path.name}: {type(exc).__name__}") from None
+        raise TicketError(f"cannot read {path.name}: {why(exc)}") from None
     data: dict[str, Any] = raw if isinstance(raw, dict) else {}  # pyright: ignore[reportUnknownVariableType]
     names: list[str] = []
     for label in data.get("labels") or []:

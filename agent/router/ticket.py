@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+import yamlfiles
 from agent.router.errors import TicketError
 
 MAX_FILE_BYTES = 1 << 20
@@ -171,7 +172,9 @@ def _markdown(name: str, text: str) -> dict[str, Any]:
     front = _FRONT_MATTER.match(text)
     if front:
         try:
-            loaded: Any = yaml.safe_load(front.group(1)) or {}
+            loaded: Any = yamlfiles.safe_load(front.group(1)) or {}
+        except (yamlfiles.DuplicateKeyError, yamlfiles.NestingTooDeep) as exc:
+            raise TicketError(f"{name}: the front matter: {yamlfiles.describe(exc)[1]}") from None
         except yaml.YAMLError:
             raise TicketError(f"{name}: the front matter is not valid YAML") from None
         if not isinstance(loaded, dict):

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
+import yamlfiles
 from servers.common.errors import InvalidInput, NotFound
 from servers.common.repo_names import repo_slug
 
@@ -89,12 +90,14 @@ def _parsed(path: Path, model: type[M], where: str) -> M:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise InvalidInput(f"{where}: larger than {MAX_FILE_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
-        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data: Any = json.loads(text) if path.suffix == ".json" else yamlfiles.safe_load(text)  # no repeated key
         return model.model_validate(data)
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{where}: unreadable ({type(exc).__name__})") from None
-    except (json.JSONDecodeError, yaml.YAMLError):
-        raise InvalidInput(f"{where}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}") from None
+    except (json.JSONDecodeError, RecursionError, yaml.YAMLError) as exc:
+        detail = ": ".join(yamlfiles.describe(exc)) if isinstance(exc, yaml.YAMLError) else type(exc).__name__
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise InvalidInput(f"{where}: not valid {kind}", detail=f"{path.name}: {detail}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(map(str, first["loc"])) or "(the file)"

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from servers.common.errors import ConfigError
 from servers.common.settings import ServerSettings
+from servers.common.yamlfile import load_yaml_file
 from servers.github_pr.models import LOGIN_PATTERN
 
 
@@ -98,14 +98,15 @@ def mentionable(settings: GitHubPrSettings) -> tuple[str, ...]:
     reaches its owner only through that mention).
 
     Raises:
-        ConfigError: escalation.yaml is there but not YAML, or names an owner that is not a login.
+        ConfigError: escalation.yaml is there but not YAML (or holds a repeated key, is too deep, is not UTF-8
+            text: the strict loader's line naming the file), or names an owner that is not a login.
     """
     found = list(settings.notify_logins)
     path = settings.policy_dir / "escalation.yaml"
     if path.is_file():
         try:
-            escalation = _Escalation.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except (yaml.YAMLError, ValidationError, UnicodeDecodeError) as exc:
+            escalation = _Escalation.model_validate(load_yaml_file(path))
+        except ValidationError as exc:
             raise ConfigError(f"{path.name}: cannot read its owners ({type(exc).__name__})") from None
         found += [escalation.default_owner, *(o.owner for o in escalation.owners)]
     return tuple(dict.fromkeys(found))

@@ -98,9 +98,9 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
 def test_no_text_costs_more_than_linear_time(text: str) -> None:
     """About a second per megabyte for any of them (generous: 5 s); before, the smallest of them took minutes."""
-    start = time.perf_counter()
+    start = time.process_time()
     redact_credentials(text)
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0
 
 
 def test_a_rule_the_redactor_skips_runs_of_is_still_in_the_committed_catalogue() -> None:

@@ -212,7 +212,7 @@ def test_the_character_reference_view_keeps_the_scan_linear(text: str) -> None:
 
     from tests.common.test_scan_and_log_linear import _patch  # pyright: ignore[reportPrivateUsage]
 
-    start = time.perf_counter()
+    start = time.process_time()
     scan(text[:60_000], "body")
     scan_patch(_patch(text[:200_000]))
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0

@@ -60,10 +60,10 @@ def test_with_no_own_issue_every_closing_keyword_is_neutralised() -> None:
     ],
 )
 def test_looking_for_closing_keywords_stays_linear(text: str) -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     sanitise_markdown(text)
     sanitise_title(text)
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0
 
 
 def _issue_policies(policies: Policies) -> Policies:

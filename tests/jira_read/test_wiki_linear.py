@@ -90,6 +90,6 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
 def test_unclosed_markup_converts_in_linear_time(text: str) -> None:
     """Well under a second each; with the plain regexes the smallest of them took minutes."""
-    start = time.perf_counter()
+    start = time.process_time()
     wiki_to_markdown(text)
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0

@@ -64,9 +64,11 @@ SERVER_NAMES = ("jira-read", "code-search", "go-test-runner", "github-pr")
 
 # What a locally started server may read of the environment besides its own settings (its prefix): where state lives
 # (GORESOLVE_DATA_DIR), the debug switch, the prebuilt tools; and the secrets directory, which it reads by its own
-# variables' names only.
+# variables' names only. go-test-runner runs the repository's test code and holds no credential, so it is not told
+# where the others' secret files are.
 SHARED_SETTINGS = ("GORESOLVE_DATA_DIR", "GORESOLVE_DEBUG", "GORESOLVE_TOOLS_DIR")
 SECRETS_DIR = "GORESOLVE_SECRETS_DIR"
+NO_SECRETS = frozenset({"go-test-runner"})
 # Credentials under names of their own (not GORESOLVE_*) that no server reads: a model provider's key is the agent's;
 # forges and trackers are reached with each server's own prefixed setting.
 FOREIGN_CREDENTIALS = frozenset(
@@ -102,16 +104,16 @@ def env_prefix(server: str) -> str:
 def server_env(server: str, environ: Mapping[str, str], *, own_settings: bool = True) -> dict[str, str]:
     """The environment a server started here as a subprocess gets: `environ` without any other process's settings or
     credentials. Kept: everything not goresolve's (PATH, HOME, proxies, OTEL_*), SHARED_SETTINGS, and with
-    `own_settings` the server's own `GORESOLVE_<SERVER>_*` and GORESOLVE_SECRETS_DIR. Dropped: every other
-    GORESOLVE_* (the other servers' tokens, the agent's GORESOLVE_AGENT_API_KEY, the webhook secrets),
-    FOREIGN_CREDENTIALS, and STORE_CREDENTIALS for any server but code-search. go-test-runner, which runs the
-    repository's test code, so holds no credential but its own token key (docs/security.md).
+    `own_settings` the server's own `GORESOLVE_<SERVER>_*` and (but for go-test-runner) GORESOLVE_SECRETS_DIR.
+    Dropped: every other GORESOLVE_* (the other servers' tokens, the agent's GORESOLVE_AGENT_API_KEY, the webhook
+    secrets), FOREIGN_CREDENTIALS, and STORE_CREDENTIALS for any server but code-search. So go-test-runner, which
+    runs the repository's test code, holds no credential, nor the directory of anyone's (docs/security.md).
     """
     own = env_prefix(server)
     kept: dict[str, str] = {}
     for name, value in environ.items():
         if name.startswith("GORESOLVE_"):
-            mine = own_settings and (name.startswith(own) or name == SECRETS_DIR)
+            mine = own_settings and (name.startswith(own) or (name == SECRETS_DIR and server not in NO_SECRETS))
             if not (mine or name in SHARED_SETTINGS):
                 continue
         elif name in FOREIGN_CREDENTIALS or (name in STORE_CREDENTIALS and server != "code-search"):

@@ -44,7 +44,7 @@ from agent.exits import RunResult
 from agent.llm import ChatModel
 from agent.loop import RunSettings, run_ticket
 from agent.policy import DEFAULT_POLICY_DIR, load_agent_policy
-from agent.servers import ServersConfig, StdioServer
+from agent.servers import ServersConfig, StdioServer, server_env
 
 IDENTITY = "eval-agent"
 PROJECT = "EVAL"
@@ -55,7 +55,8 @@ SERVERS = (
     ("go-test-runner", "GORESOLVE_GO_TEST_RUNNER_"),
     ("github-pr", "GORESOLVE_GITHUB_PR_"),
 )
-PASSED_THROUGH = ("GORESOLVE_DATA_DIR", "GORESOLVE_DEBUG", "GORESOLVE_CODE_SEARCH_EMBEDDER")
+# The user's own settings the eval's otherwise hermetic servers keep (server_env keeps the shared ones).
+PASSED_THROUGH = ("GORESOLVE_CODE_SEARCH_EMBEDDER",)
 
 
 def ticket_key(task: Task) -> str:
@@ -124,7 +125,6 @@ async def _index(repo: Path, name: str, db: Path, timeout_s: float) -> None:
 
 
 def _servers(root: Path, policies: Path, tickets: Path, runner_dir: Path, options: AgentOptions) -> ServersConfig:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_") or k in PASSED_THROUGH}
     extra: dict[str, dict[str, str]] = {
         "jira-read": {"BACKEND": "local", "TICKETS_DIR": str(tickets)},
         "code-search": {"DB_DIR": str(root / "index")},
@@ -137,7 +137,8 @@ def _servers(root: Path, policies: Path, tickets: Path, runner_dir: Path, option
     bindir = Path(sys.executable).parent
     specs = []
     for name, prefix in SERVERS:
-        env = dict(base)
+        env = server_env(name, os.environ, own_settings=False)  # no setting or credential of the user's
+        env |= {k: os.environ[k] for k in PASSED_THROUGH if k.startswith(prefix) and k in os.environ}
         env |= {f"{prefix}POLICY_DIR": str(policies), f"{prefix}STATE_DIR": str(root / "state")}
         env |= {f"{prefix}LOG_LEVEL": "WARNING", f"{prefix}STDIO_IDENTITY": IDENTITY}
         env |= {prefix + key: value for key, value in extra[name].items()}

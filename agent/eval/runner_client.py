@@ -19,6 +19,8 @@ from typing import Any
 from mcp import Client, StdioServerParameters
 from mcp_types import TextContent
 
+from agent.servers import server_env
+
 SERVER_MODULE = "servers.go_test_runner"  # started as a process, never imported here
 _RUN_TIMEOUT_S = 900
 
@@ -49,7 +51,7 @@ class RunnerConfig:
 
     def env(self) -> dict[str, str]:
         prefix = "GORESOLVE_GO_TEST_RUNNER_"
-        env = dict(os.environ)
+        env = server_env("go-test-runner", os.environ)  # no other server's token, no model key, no secrets dir
         env |= {
             f"{prefix}POLICY_DIR": str(self.policy_dir),
             f"{prefix}STATE_DIR": str(self.state_dir),

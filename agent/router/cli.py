@@ -83,7 +83,7 @@ async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> Ticket
         TicketError: not a ticket this can read, or the server did not start, refused, or answered with no ticket.
     """
     from agent.exits import RunExit
-    from agent.servers import ServersConfig, StdioServer, open_servers
+    from agent.servers import ServersConfig, StdioServer, open_servers, server_env
 
     issue = GITHUB_KEY.match(key)
     if issue is None:
@@ -96,8 +96,13 @@ async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> Ticket
     server = StdioServer(
         name=name,
         command=str(Path(sys.executable).parent / f"{name}-mcp"),
-        # its log lines stay off the screen unless asked for: a failure reaches the user as one `error:` line
-        env={f"{prefix}LOG_LEVEL": "WARNING", **env, f"{prefix}POLICY_DIR": str(policy_dir.resolve())},
+        # its log lines stay off the screen unless asked for: a failure reaches the user as one `error:` line; only its
+        # own settings (no other server's token, no model key)
+        env={
+            f"{prefix}LOG_LEVEL": "WARNING",
+            **server_env(name, env),
+            f"{prefix}POLICY_DIR": str(policy_dir.resolve()),
+        },
     )
     # errors are carried out of the block: raised inside it, the clients' task group would wrap them
     problem, outcome = "", None

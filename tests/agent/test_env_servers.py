@@ -41,7 +41,9 @@ def test_server_env_keeps_a_server_its_own_settings_and_nothing_of_another_proce
         env = server_env(server, environ)
         assert {name for name in MARKERS if name in env} == own, server
         assert env["PATH"] == "/usr/bin" and env["HTTPS_PROXY"] == "http://p"
-        assert env["GORESOLVE_DATA_DIR"] == "/d" and env["GORESOLVE_DEBUG"] == "1" and env["GORESOLVE_SECRETS_DIR"]
+        assert env["GORESOLVE_DATA_DIR"] == "/d" and env["GORESOLVE_DEBUG"] == "1"
+        # go-test-runner runs the repository's test code and holds no credential: not even where the others' files are
+        assert ("GORESOLVE_SECRETS_DIR" in env) == (server != "go-test-runner"), server
         assert ("GORESOLVE_GO_TEST_RUNNER_WORK_DIR" in env) == (server == "go-test-runner")
     hermetic = server_env("github-pr", environ, own_settings=False)  # the demo: the user's own settings do not apply
     assert not any(name.startswith("GORESOLVE_GITHUB_PR_") for name in hermetic)
@@ -52,8 +54,10 @@ def _specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, StdioSe
     """The stdio servers `goresolve resolve` starts, given the environment it gives `build_run`."""
     from agent.cli import AgentSettings, build_run
 
+    (tmp_path / "secrets").mkdir(exist_ok=True)
     for name, value in {**MARKERS, "GORESOLVE_DATA_DIR": str(tmp_path / "data")}.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GORESOLVE_SECRETS_DIR", str(tmp_path / "secrets"))
     monkeypatch.setenv("GORESOLVE_AGENT_PROVIDER", "openai")
     monkeypatch.setenv("GORESOLVE_AGENT_MODEL", "m")
     monkeypatch.setenv("GORESOLVE_AGENT_BASE_URL", "http://127.0.0.1:9/v1")
@@ -72,6 +76,7 @@ def test_build_run_gives_each_stdio_server_only_its_own_credential(
         assert not any(value in spec.env.values() for marker, value in MARKERS.items() if marker not in OWN[name])
         assert ("GORESOLVE_JIRA_READ_BACKEND" in spec.env) == (name == "jira-read")
         assert spec.env["GORESOLVE_DATA_DIR"] == str(tmp_path / "data")
+        assert ("GORESOLVE_SECRETS_DIR" in spec.env) == (name != "go-test-runner"), name
 
 
 def test_the_demo_servers_hold_no_credential_of_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,4 +111,4 @@ def test_a_started_go_test_runner_process_holds_none_of_the_secrets(
     for environ in found.values():
         for value in MARKERS.values():
             assert value.encode() not in environ
-        assert b"GORESOLVE_GO_TEST_RUNNER_POLICY_DIR=" in environ
+        assert b"GORESOLVE_GO_TEST_RUNNER_POLICY_DIR=" in environ and b"GORESOLVE_SECRETS_DIR=" not in environ

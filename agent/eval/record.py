@@ -6,11 +6,16 @@ then `run_tests`, then `submit`. The run is the real one (`agent_solver`: the ag
 stdio servers, judged by the harness), wrapped in `Recorder`, so `goresolve eval --recordings DIR`
 replays it exactly; a change to the tools, the prompt or the triage context makes the replay refuse
 (tests/eval/test_eval_agent.py), and this script makes the recordings again.
+
+Recordings index with the `hashing` embedder (`REPLAY_EMBEDDER`), and a replay must too: a learned model's
+int8 arithmetic differs between CPUs (AVX2, AVX-512 VNNI), enough to swap near-equal units of the triage
+context, so a recording made on one machine refused to replay on another.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -25,6 +30,7 @@ from agent.eval.tasks import Task, load_tasks
 from agent.eval.workspace import go_env
 from agent.llm import ChatModel, Message, Recorder, Redacting, ScriptedModel, reply
 
+REPLAY_EMBEDDER = "hashing"
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", required=True, help="Comma-separated instance ids.")
     parser.add_argument("--out", type=Path, required=True, help="Directory of the recordings.")
     args = parser.parse_args(argv)
+    os.environ["GORESOLVE_CODE_SEARCH_EMBEDDER"] = REPLAY_EMBEDDER
     wanted = {s.strip() for s in str(args.only).split(",") if s.strip()}
     tasks = [t for t in load_tasks(args.tasks) if t.instance_id in wanted]
     out: Path = args.out

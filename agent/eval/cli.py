@@ -16,6 +16,7 @@ import anyio
 import platformdirs
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.eval.tasks import Task, TaskFileError, TaskResult, load_tasks
 from agent.eval.workspace import WorkspaceError, go_env
@@ -79,7 +80,13 @@ def eval_command(
     try:
         tasks = _select(load_tasks(tasks_file), only, limit)
     except TaskFileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except UnicodeDecodeError as exc:  # a binary file: one line naming it, as any other bad task file
+        console.print(f"[red]error:[/red] {escape(str(tasks_file))}: not UTF-8 text (byte {exc.start})")
+        raise typer.Exit(2) from None
+    except RecursionError:
+        console.print(f"[red]error:[/red] {escape(str(tasks_file))}: a line is nested too deeply to read")
         raise typer.Exit(2) from None
     out = out or _data_dir() / "eval"
     if not protected.is_file():

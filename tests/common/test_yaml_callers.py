@@ -148,3 +148,26 @@ def test_the_dispatchers_job_template_with_a_repeated_key_is_refused(tmp_path: P
         load_template(path)
     path.write_text(yaml.safe_dump(job))
     assert load_template(path) == job
+
+
+# Not YAML, but the same rule for the files a command reads: `goresolve eval FILE` on a binary or absurdly nested
+# task file ended in "unexpected UnicodeDecodeError" / RecursionError.
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\xff\xfe\x00", "not UTF-8 text (byte 0)"),
+        (b"[" * 100_000 + b"\n", "a line is nested too deeply to read"),
+    ],
+    ids=["binary", "deep"],
+)
+def test_goresolve_eval_on_a_bad_task_file_is_one_line_naming_it(tmp_path: Path, body: bytes, expected: str) -> None:
+    from typer.testing import CliRunner
+
+    from goresolve.cli import app
+
+    tasks = tmp_path / "[x] tasks.jsonl"  # named as written, not read as markup
+    tasks.write_bytes(body)
+    done = CliRunner().invoke(app, ["eval", str(tasks), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 2, done.output
+    assert "unexpected" not in done.output and "Traceback" not in done.output, done.output
+    assert done.output.strip().splitlines() == [f"error: {tasks}: {expected}"]

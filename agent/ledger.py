@@ -134,12 +134,8 @@ class Ledger:
         cost: float,
         at: float | None = None,
     ) -> None:
-        at = time.time() if at is None else at
         with self._tx(write=True) as db:
-            db.execute(
-                "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, model, tier or "-", day_of(at), at, *usage, cost),
-            )
+            _spend(db, run_id, model, tier, usage, cost, at)
 
     def reserve(self, run_id: str, cost: float, cap: float, ttl_s: float, now: float | None = None) -> int:
         """Hold `cost` (a call's worst case) of today's `cap` until the call is settled or released; the hold's id.
@@ -179,13 +175,9 @@ class Ledger:
         at: float | None = None,
     ) -> None:
         """Replace a hold with the call's spend (`record_call`), in one transaction."""
-        at = time.time() if at is None else at
         with self._tx(write=True) as db:
             db.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
-            db.execute(
-                "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, model, tier or "-", day_of(at), at, *usage, cost),
-            )
+            _spend(db, run_id, model, tier, usage, cost, at)
 
     def release(self, reservation: int) -> None:
         """Drop a hold whose call spent nothing (it failed, or was cancelled, before an answer)."""
@@ -257,3 +249,18 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _spend(
+    db: sqlite3.Connection,
+    run_id: str,
+    model: str,
+    tier: str | None,
+    usage: tuple[int, int, int],
+    cost: float,
+    at: float | None,
+) -> None:
+    """Insert one call's spend (inside the caller's write transaction)."""
+    at = time.time() if at is None else at
+    row = (run_id, model, tier or "-", day_of(at), at, *usage, cost)
+    db.execute("INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)

@@ -72,6 +72,13 @@ class AgentOptions:
     gocache: Path | None = None
     gomodcache: Path | None = None
     index_timeout_s: float = 600
+    embedder: str | None = None  # code-search's, for the index and the server; None: GORESOLVE_CODE_SEARCH_EMBEDDER
+
+
+# What recordings index with, and so what a replay must use: a learned model's int8 arithmetic differs between
+# CPUs (AVX2, AVX-512 VNNI), enough to swap near-equal units of the triage context, so a recording made on one
+# machine refused to replay on another; feature hashing gives the same context everywhere.
+REPLAY_EMBEDDER = "hashing"
 
 
 def _write_world(task: Task, repo: Path, root: Path) -> tuple[Path, Path]:
@@ -107,13 +114,15 @@ def _write_world(task: Task, repo: Path, root: Path) -> tuple[Path, Path]:
     return policies, tickets
 
 
-async def _index(repo: Path, name: str, db: Path, timeout_s: float) -> None:
+async def _index(repo: Path, name: str, db: Path, timeout_s: float, embedder: str | None) -> None:
     """`goresolve index` in its own process (the agent never imports a server).
 
     Raises:
         WorkspaceError: the indexer failed or timed out.
     """
     argv = [str(Path(sys.executable).parent / "goresolve"), "index", str(repo), "--repo", name, "--db", str(db)]
+    if embedder is not None:
+        argv += ["--embedder", embedder]
     done = None
     with anyio.move_on_after(timeout_s):
         done = await anyio.run_process(argv, check=False)
@@ -127,7 +136,7 @@ async def _index(repo: Path, name: str, db: Path, timeout_s: float) -> None:
 def _servers(root: Path, policies: Path, tickets: Path, runner_dir: Path, options: AgentOptions) -> ServersConfig:
     extra: dict[str, dict[str, str]] = {
         "jira-read": {"BACKEND": "local", "TICKETS_DIR": str(tickets)},
-        "code-search": {"DB_DIR": str(root / "index")},
+        "code-search": {"DB_DIR": str(root / "index"), **({"EMBEDDER": options.embedder} if options.embedder else {})},
         "go-test-runner": {"WORK_DIR": str(runner_dir)},
         "github-pr": {"BACKEND": "local"},
     }
@@ -173,7 +182,7 @@ def agent_solver(options: AgentOptions, out_dir: Path) -> Callable[[Task, TestRu
         root = out_dir / "agent" / task.instance_id
         shutil.rmtree(root, ignore_errors=True)  # a task that did not finish starts over
         policies, tickets = _write_world(task, repo, root)
-        await _index(repo, task.instance_id, root / "index", options.index_timeout_s)
+        await _index(repo, task.instance_id, root / "index", options.index_timeout_s, options.embedder)
         units: list[str] = []
 
         def on_event(kind: str, event: dict[str, Any]) -> None:

@@ -66,7 +66,8 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N tasks.")] = None,
     protected: Annotated[Path, typer.Option(help="protected.yaml applied to every patch.")] = _DEFAULT_POLICY,
     recordings: Annotated[
-        Path | None, typer.Option(help="Replay <DIR>/<instance_id>.jsonl per task instead of a live model.")
+        Path | None,
+        typer.Option(help="Replay <DIR>/<instance_id>.jsonl per task instead of a live model (indexed as recorded)."),
     ] = None,
 ) -> None:
     """Run tasks in isolated worktrees through go-test-runner; results as JSONL plus a Markdown table.
@@ -119,7 +120,7 @@ def eval_command(
 def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
     """The agent on each task, with the configured live model or a recording per task."""
     from agent.cli import load_agent_settings
-    from agent.eval.agent_solver import AgentOptions, agent_solver
+    from agent.eval.agent_solver import REPLAY_EMBEDDER, AgentOptions, agent_solver
     from agent.llm import LLMError, ModelConfig, build_model
 
     settings = load_agent_settings()
@@ -151,5 +152,10 @@ def _agent_solver(options: EvalOptions, recordings: Path | None) -> Solver:
             return build_model(config)
 
         model_for = live
-    agent_options = AgentOptions(model_for=model_for, gocache=options.gocache, gomodcache=options.gomodcache)
+    agent_options = AgentOptions(
+        model_for=model_for,
+        gocache=options.gocache,
+        gomodcache=options.gomodcache,
+        embedder=REPLAY_EMBEDDER if recordings is not None else None,  # as the recordings were made
+    )
     return agent_solver(agent_options, options.out_dir)

@@ -7,15 +7,13 @@ stdio servers, judged by the harness), wrapped in `Recorder`, so `goresolve eval
 replays it exactly; a change to the tools, the prompt or the triage context makes the replay refuse
 (tests/eval/test_eval_agent.py), and this script makes the recordings again.
 
-Recordings index with the `hashing` embedder (`REPLAY_EMBEDDER`), and a replay must too: a learned model's
-int8 arithmetic differs between CPUs (AVX2, AVX-512 VNNI), enough to swap near-equal units of the triage
-context, so a recording made on one machine refused to replay on another.
+Recordings index with `REPLAY_EMBEDDER` (feature hashing, the same on every CPU), as `goresolve eval
+--recordings` does.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import tempfile
@@ -24,13 +22,12 @@ from typing import Any
 
 import anyio
 
-from agent.eval.agent_solver import AgentOptions, agent_solver
+from agent.eval.agent_solver import REPLAY_EMBEDDER, AgentOptions, agent_solver
 from agent.eval.harness import EvalOptions, evaluate
 from agent.eval.tasks import Task, load_tasks
 from agent.eval.workspace import go_env
 from agent.llm import ChatModel, Message, Recorder, Redacting, ScriptedModel, reply
 
-REPLAY_EMBEDDER = "hashing"
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
@@ -108,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", required=True, help="Comma-separated instance ids.")
     parser.add_argument("--out", type=Path, required=True, help="Directory of the recordings.")
     args = parser.parse_args(argv)
-    os.environ["GORESOLVE_CODE_SEARCH_EMBEDDER"] = REPLAY_EMBEDDER
     wanted = {s.strip() for s in str(args.only).split(",") if s.strip()}
     tasks = [t for t in load_tasks(args.tasks) if t.instance_id in wanted]
     out: Path = args.out
@@ -124,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         gocache, gomodcache = anyio.run(go_env, "GOCACHE"), anyio.run(go_env, "GOMODCACHE")
         protected = Path(__file__).resolve().parents[2] / "policies" / "protected.yaml"
         options = EvalOptions(out_dir=Path(tmp), protected_policy=protected, gocache=gocache, gomodcache=gomodcache)
-        solver = agent_solver(AgentOptions(model_for=recorder, gocache=gocache, gomodcache=gomodcache), Path(tmp))
+        agent = AgentOptions(model_for=recorder, gocache=gocache, gomodcache=gomodcache, embedder=REPLAY_EMBEDDER)
+        solver = agent_solver(agent, Path(tmp))
         results = anyio.run(evaluate, tasks, options, solver)
     for r in results:
         sys.stdout.write(f"{r.instance_id}: {r.outcome} ({r.detail[:200]})\n")

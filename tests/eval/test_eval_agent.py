@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.eval.agent_solver import localized, ticket_key
-from agent.eval.record import REPLAY_EMBEDDER, PatchShapeError, edits_from_patch
+from agent.eval.record import PatchShapeError, edits_from_patch
 from agent.eval.tasks import load_tasks
 from goresolve.cli import app
 from servers.common.settings import default_data_dir
@@ -94,7 +94,7 @@ def test_a_recorded_task_replays_through_the_agent_to_a_resolved_result_and_resu
     data.mkdir()
     (data / "models").symlink_to(default_data_dir() / "models", target_is_directory=True)
     monkeypatch.setenv("GORESOLVE_DATA_DIR", str(data))
-    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_EMBEDDER", REPLAY_EMBEDDER)  # as recorded: the same on every CPU
+    monkeypatch.setenv("GORESOLVE_CODE_SEARCH_EMBEDDER", "minilm")  # the replay indexes as recorded, whatever is set
     out = tmp_path / "eval"
     args = ["eval", str(TASKS), "--only", REPLAYED, "--recordings", str(RECORDINGS), "--out", str(out)]
     done = CliRunner().invoke(app, args)

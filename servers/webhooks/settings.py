@@ -49,16 +49,6 @@ class WebhookSettings(ServerSettings):
         description="Requests from one client address reading a not-yet-verified body at once; past it, 429. "
         "Behind a reverse proxy every request comes from the proxy's address: raise it, or let the proxy buffer.",
     )
-    max_connections: int = Field(
-        default=256,
-        ge=8,
-        le=100_000,
-        description="Open connections and requests the server takes at once (uvicorn's limit_concurrency); past "
-        "it, 503.",
-    )
-    keep_alive_s: int = Field(
-        default=5, ge=1, le=300, description="An idle keep-alive connection is closed after this many seconds."
-    )
     github_token: SecretStr | None = Field(default=None, description="For `webhooks redeliver` (admin:repo_hook).")
     github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API (GHES: .../api/v3).")
     retry_after_s: int = Field(default=30, ge=1, le=3600, description="Retry-After on a 503.")

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +57,41 @@ def http_initialize_status(port: int, host: str, token: str) -> int:
     headers = {"Host": host, "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
     with httpx.Client(timeout=20) as client:
         return client.post(f"http://127.0.0.1:{port}/mcp", json=body, headers=headers).status_code
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on at `host` (IPv4, or IPv6 when it holds ':')."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path, *, port: int, host: str = "127.0.0.1"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `argv` (a server listening on `host`:`port`) with its stderr in `log_path`, until it accepts
+    connections (the test fails with the log if it exits or takes over 90 s); stopped on exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            with socket.socket(family) as sock:
+                if sock.connect_ex((host, port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(log_path.read_text())
+            time.sleep(0.1)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)

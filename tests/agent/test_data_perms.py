@@ -57,7 +57,7 @@ def test_the_ledger_and_its_wal_files_are_private(tmp_path: Path) -> None:
 
 
 def test_a_directory_the_user_made_keeps_its_mode(tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o750)
-    save_run(shared / "r1", RunResult("r1", "", "CALC-1", "calc", "error", "error", "x"), [], [], None)
-    assert (mode(shared), mode(shared / "r1"), mode(shared / "r1" / "run.json")) == (0o750, 0o700, 0o600)
+    team_dir = tmp_path / "team_dir"
+    team_dir.mkdir(mode=0o750)
+    save_run(team_dir / "r1", RunResult("r1", "", "CALC-1", "calc", "error", "error", "x"), [], [], None)
+    assert (mode(team_dir), mode(team_dir / "r1"), mode(team_dir / "r1" / "run.json")) == (0o750, 0o700, 0o600)

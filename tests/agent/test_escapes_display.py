@@ -12,7 +12,7 @@ from agent.exits import RunResult
 from agent.handoff import Attempt, Failure, one_line, render_handoff, without_controls
 from goresolve.demo import Display, render_outcome_panel
 
-# what a stub model answered in the audit: window title, clear screen, red, a spoofed hyperlink, a bell
+# what a hostile model may answer: window title, clear screen, red, a spoofed hyperlink, a bell
 HOSTILE = (
     "\x1b]0;PWNED-BY-MODEL\x07\x1b[2J\x1b[31mMODEL-RED\x1b[0m "
     "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\ \x9b31m\x07\x08\r\x7f \u202eevil\u202c \u2066x\u2069"

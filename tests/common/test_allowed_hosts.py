@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from servers.common.errors import ConfigError
 from servers.common.serve import help_epilog
 from servers.common.settings import load_settings
 from servers.jira_read.settings import JiraReadSettings
-from tests.support import http_initialize_status
+from tests.support import free_port, http_initialize_status, serving
 
 VAR = "GORESOLVE_JIRA_READ_ALLOWED_HOSTS"
 KEY = SecretStr("h" * 40)
@@ -80,9 +77,7 @@ def test_the_setting_is_listed_in_every_servers_help() -> None:
 
 @pytest.fixture
 def jira_http(tmp_path: Path) -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")},
         "GORESOLVE_JIRA_READ_STATE_DIR": str(tmp_path / "state"),
@@ -90,32 +85,9 @@ def jira_http(tmp_path: Path) -> Iterator[int]:
         "GORESOLVE_JIRA_READ_LOG_LEVEL": "WARNING",
         VAR: json.dumps([f"{SERVICE}:{port}", f"{SERVICE}.goresolve.svc:*"]),
     }
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servers.jira_read", "--transport", "http", "--port", str(port)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail((tmp_path / "server.log").read_text())
-        time.sleep(0.1)
-    try:
+    argv = [sys.executable, "-m", "servers.jira_read", "--transport", "http", "--port", str(port)]
+    with serving(argv, env, tmp_path / "server.log", port=port):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _initialize(port: int, host: str) -> int:

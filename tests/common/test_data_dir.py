@@ -96,9 +96,9 @@ def test_a_missing_data_dir_is_made_readable_by_its_owner_only(tmp_path: Path, m
     assert done.exit_code == 0, done.output
     assert data_dir.stat().st_mode & 0o777 == 0o700
     # one that exists (perhaps shared on purpose) keeps its mode
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o750)
-    shared.chmod(0o750)
-    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(shared))
+    team_dir = tmp_path / "team_dir"
+    team_dir.mkdir(mode=0o750)
+    team_dir.chmod(0o750)
+    monkeypatch.setenv("GORESOLVE_DATA_DIR", str(team_dir))
     assert CliRunner().invoke(app, ["runs"]).exit_code == 0
-    assert shared.stat().st_mode & 0o777 == 0o750
+    assert team_dir.stat().st_mode & 0o777 == 0o750

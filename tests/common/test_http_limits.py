@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.common.oidc_issuer import LocalIssuer
+from tests.support import free_port, serving
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -31,17 +31,10 @@ ACCEPT = "application/json, text/event-stream"
 KNOWN = "local-dev"  # an identity in the bundled policies/access.yaml
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def jira_http(tmp_path: Path, env: dict[str, str], *, host: str = "127.0.0.1") -> Iterator[int]:
     """`python -m servers.jira_read --transport http` on a free port of `host`, with these settings."""
-    port = _free_port(host)
+    port = free_port(host)
     full = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")},
         "NO_PROXY": "127.0.0.1,localhost,::1",
@@ -50,34 +43,9 @@ def jira_http(tmp_path: Path, env: dict[str, str], *, host: str = "127.0.0.1") -
         "GORESOLVE_JIRA_READ_LOG_LEVEL": "WARNING",
         **env,
     }
-    log_path = tmp_path / f"server-{port}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "servers.jira_read", "--transport", "http", "--host", host, "--port", str(port)],
-            env=full,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        deadline = time.monotonic() + 90
-        while True:
-            with socket.socket(family) as sock:
-                if sock.connect_ex((host, port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(log_path.read_text())
-            time.sleep(0.1)
-        try:
-            yield port
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+    argv = [sys.executable, "-m", "servers.jira_read", "--transport", "http", "--host", host, "--port", str(port)]
+    with serving(argv, full, tmp_path / f"server-{port}.log", port=port, host=host):
+        yield port
 
 
 def _url(port: int, host: str = "127.0.0.1") -> str:

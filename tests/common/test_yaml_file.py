@@ -120,7 +120,7 @@ def test_the_servers_and_the_agent_re_raise_the_refusal_as_their_own_error(tmp_p
 @pytest.mark.parametrize(
     ("file", "appended", "expected"),
     [
-        # the audit's case: a second block that would replace the identities a reviewer read above it
+        # a second block that would replace the identities a reviewer read above it
         ("access.yaml", "identities:\n  reader: {roles: [agent]}\n", "duplicate key 'identities'"),
         ("protected.yaml", "max_patch_bytes: 1\nmax_patch_bytes: 2\n", "duplicate key 'max_patch_bytes'"),
     ],

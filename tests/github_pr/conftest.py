@@ -160,18 +160,26 @@ def local_service(tmp_path: Path, remote: Path, policies: Policies) -> PullReque
 
 
 def open_fix(
-    service: PullRequestService, policies: Policies, patch: str, *, title: str = "Fix Add", body: str = "Add used `-`."
+    service: PullRequestService,
+    policies: Policies,
+    patch: str,
+    *,
+    title: str = "Fix Add",
+    body: str = "Add used `-`.",
+    ticket: str = "SVC-7",
+    labels: tuple[str, ...] = (),
 ):
-    """`open_pull_request` of `patch` by the agent, for ticket SVC-7 of svc."""
+    """`open_pull_request` of `patch` by the agent, for `ticket` (SVC-7) of svc."""
     return service.open_pull_request(
         "agent",
         policies.identity("agent"),
         repo="svc",
         base="main",
-        ticket="SVC-7",
+        ticket=ticket,
         title=title,
         body=body,
         patch=patch,
+        labels=labels,
     )
 
 

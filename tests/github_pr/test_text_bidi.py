@@ -34,17 +34,7 @@ def test_a_label_with_a_bidi_or_c1_control_is_refused(
 ) -> None:
     service = local_service(tmp_path, remote, policies)
     with pytest.raises(InvalidInput, match="not a valid entry in labels"):
-        service.open_pull_request(
-            "agent",
-            policies.identity("agent"),
-            repo="svc",
-            base="main",
-            ticket="SVC-7",
-            title="Fix Add",
-            body="Add used `-`.",
-            patch=FIX_PATCH,
-            labels=("bug", f"needs{char}review"),
-        )
+        open_fix(service, policies, FIX_PATCH, labels=("bug", f"needs{char}review"))
 
 
 def test_a_patch_adding_a_bidi_control_is_refused_before_anything_is_pushed(

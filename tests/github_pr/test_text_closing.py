@@ -14,7 +14,7 @@ from servers.common.policy import Policies, Repo
 from servers.github_pr.sanitise import ZWSP, sanitise_markdown, sanitise_title
 from servers.github_pr.store import PullStore
 
-from .conftest import FIX_PATCH, local_service
+from .conftest import FIX_PATCH, local_service, open_fix
 
 OWN = frozenset({"#12", "acme/svc#12"})
 
@@ -79,16 +79,7 @@ def test_the_agents_description_still_resolves_its_own_issue_and_nothing_else(
     service = local_service(tmp_path, remote, policies)
     identity = policies.identity("agent")
     body = "Resolves #12: Add subtracts\n\nAlso fixes #1 and closes acme/svc#5; fixes acme/svc#12."
-    ref = service.open_pull_request(
-        "agent",
-        identity,
-        repo="svc",
-        base="main",
-        ticket="12",
-        title="Fix Add (fixes #7, fixes #12)",
-        body=body,
-        patch=FIX_PATCH,
-    )
+    ref = open_fix(service, policies, FIX_PATCH, ticket="12", title="Fix Add (fixes #7, fixes #12)", body=body)
     store = PullStore(tmp_path / "state" / "prs.sqlite")
     pull = store.get("svc", ref.number)
     assert pull.body.startswith(
@@ -102,15 +93,6 @@ def test_the_agents_description_still_resolves_its_own_issue_and_nothing_else(
 
 def test_a_jira_tickets_pull_request_closes_no_issue(tmp_path: Path, remote: Path, policies: Policies) -> None:
     service = local_service(tmp_path, remote, policies)
-    ref = service.open_pull_request(
-        "agent",
-        policies.identity("agent"),
-        repo="svc",
-        base="main",
-        ticket="SVC-7",
-        title="Fix Add",
-        body="Resolves SVC-7. Fixes #12.",
-        patch=FIX_PATCH,
-    )
+    ref = open_fix(service, policies, FIX_PATCH, body="Resolves SVC-7. Fixes #12.")
     body = PullStore(tmp_path / "state" / "prs.sqlite").get("svc", ref.number).body
     assert re.match(f"Resolves SVC-7. Fixes{ZWSP} #12.\n", body)

@@ -30,6 +30,7 @@ A refused token is `None` (answered 401 by the SDK); the reason is logged, the t
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import ssl
 import time
@@ -119,8 +120,8 @@ class OidcTokenVerifier:
                     body += chunk
                     if len(body) > MAX_DOCUMENT_BYTES:
                         raise OidcUnavailable(f"{what}: reply over {MAX_DOCUMENT_BYTES} bytes")
-            return httpx.Response(200, content=bytes(body)).json()
-        except (httpx.HTTPError, ValueError) as exc:
+            return json.loads(body)
+        except (httpx.HTTPError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
             raise OidcUnavailable(f"{what} failed: {type(exc).__name__}") from exc
 
     async def _discover(self, client: httpx.AsyncClient) -> str:

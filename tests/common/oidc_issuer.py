@@ -32,6 +32,7 @@ class LocalIssuer:
         self.failing: set[str] = set()
         self.held: set[str] = set()
         self.trickle: set[str] = set()
+        self.replies: dict[str, bytes] = {}  # path -> the raw body answered instead
         self.hold_s = 120.0
         self.trickle_s = 0.5
         self._released = threading.Event()
@@ -97,7 +98,7 @@ class LocalIssuer:
                     self.send_response(404)
                     self.end_headers()
                     return
-                raw = json.dumps(body).encode()
+                raw = issuer.replies.get(self.path, json.dumps(body).encode())
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))

@@ -233,6 +233,13 @@ async def test_a_failing_issuer_is_asked_once_per_interval_whatever_the_tokens(i
     assert issuer.hits["/jwks"] == 1
 
 
+@pytest.mark.parametrize("reply", [b"not json", b"[" * 200_000 + b"]" * 200_000, b"\xff\xfe{"])
+async def test_a_key_set_that_is_not_usable_json_is_a_refusal_not_an_error(issuer: LocalIssuer, reply: bytes) -> None:
+    issuer.replies["/jwks"] = reply  # nested too deep for the JSON parser, or not JSON at all
+    assert await _verifier(issuer).verify_token(issuer.token()) is None
+    assert issuer.hits["/jwks"] == 1
+
+
 async def test_a_slow_key_set_fetch_holds_up_neither_cached_keys_nor_a_second_fetch(issuer: LocalIssuer) -> None:
     import asyncio
 

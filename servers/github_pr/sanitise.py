@@ -13,7 +13,8 @@ and keeps everything else as written:
   and the renderer keeps the character (Dependabot quotes release notes the same way). Backticks were
   the alternative, but a backtick next to an unmatched one in the text pairs with it instead, and a
   mention can then end up outside the code span. An entity that spells `@` (`&#64;`) is turned into a
-  plain `@` first, so it is treated the same way. The exception is `mentionable`: the people a
+  plain `@` first, so it is treated the same way (as are entities spelling a letter, or a `#` before a digit, which
+  could spell a closing keyword or its reference). The exception is `mentionable`: the people a
   hand-off is addressed to (the service passes the policy set's escalation owners), whose mention is
   how they learn of a hand-off posted as an issue comment;
 - HTML: comments are removed (their removal shows nothing missing: they never render); every other
@@ -362,8 +363,8 @@ class _Pass:
                     edit(s.start, s.start + 1, "&lt;")
             elif s.kind == "entity":
                 hush(s.start, s.end)
-                if s.entity == "@":
-                    edit(s.start, s.end, "@")
+                if _spells_reference(s.entity, content[s.end : s.end + 1]):
+                    edit(s.start, s.end, s.entity)
         for m in _MENTION.finditer(content):
             if not quiet[m.start()] and not _may_notify(content, m.end(), self.mentionable):
                 self.counts["mentions"] += 1
@@ -372,6 +373,16 @@ class _Pass:
             if not quiet[m.start()] and _closed(m) not in self.closes:
                 self.counts["closing_keywords"] += 1
                 edit(m.end() - 1, m.end(), content[m.end() - 1] + ZWSP)
+
+
+def _spells_reference(decoded: str, after: str) -> bool:
+    """Whether an entity that decodes to `decoded`, followed by `after`, spells part of a mention or a closing keyword's
+    reference (`&#64;name`, `&#70;ixes`, `Fixes &#35;5`): it is then written as that character, so the rules above see
+    what GitHub reads. Only characters that cannot start Markdown structure qualify (a letter, `@`, and `#` before a
+    digit, which is no heading); `&#49;. ` and `&#35; ` stay as written."""
+    if decoded == "@" or (len(decoded) == 1 and decoded.isascii() and decoded.isalpha()):
+        return True
+    return decoded == "#" and after.isdigit()
 
 
 def _closed(m: re.Match[str]) -> str:

@@ -44,6 +44,27 @@ def test_closing_keywords_are_neutralised_but_for_the_own_issue(text: str, expec
     assert sanitise_title(text, OWN).text == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # GitHub renders an entity as its character, so these read as `Fixes #5`
+        ("Fixes &#35;5", f"Fixes{ZWSP} #5"),
+        ("Fixes &num;5", f"Fixes{ZWSP} #5"),
+        ("&#70;ixes #5", f"Fixes{ZWSP} #5"),
+        ("&#x46;&#x69;&#x78;&#x65;&#x73; &#x23;5", f"Fixes{ZWSP} #5"),
+        ("Resolves &#35;12", "Resolves #12"),
+        # entities that would start Markdown structure stay as written
+        ("&#35; not a heading", "&#35; not a heading"),
+        ("&#49;. not a list", "&#49;. not a list"),
+        ("`Fixes &#35;5`", "`Fixes &#35;5`"),
+    ],
+)
+def test_closing_keywords_spelled_with_entities_are_neutralised(text: str, expected: str) -> None:
+    result = sanitise_markdown(text, closes=OWN)
+    assert result.text == expected
+    assert sanitise_markdown(result.text, closes=OWN).text == result.text
+
+
 def test_with_no_own_issue_every_closing_keyword_is_neutralised() -> None:
     result = sanitise_markdown("Resolves #12\n\n[^1]: fixes #2\n")
     assert result.text == f"Resolves{ZWSP} #12\n\n[^1]: fixes{ZWSP} #2\n"

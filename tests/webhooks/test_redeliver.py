@@ -8,12 +8,14 @@ nothing left to do.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 from servers.common.errors import InvalidInput, UpstreamFailure
 from servers.webhooks.app import build_app
 from servers.webhooks.cli import webhooks_app
-from servers.webhooks.redeliver import parse_since, redeliver_failed
+from servers.webhooks.redeliver import MAX_PAGES, parse_since, redeliver_failed
 from tests.fakes.github import handlers_hooks as hooks
 from tests.fakes.github_fake import FakeGitHub
 from tests.webhooks import support as s
@@ -132,3 +134,47 @@ def test_redeliver_errors_are_clear(github: FakeGitHub, monkeypatch: pytest.Monk
     missing = runner.invoke(webhooks_app, ["redeliver", "--repo", "acme/svc", "--hook-id", "999", "--since", "1d"])
     assert missing.exit_code == 1 and "answered 404" in missing.output
     assert TOKEN.get_secret_value() not in missing.output
+
+
+def _misbehaving(body: Callable[[int], bytes], cursor: Callable[[int], str]) -> tuple[httpx.Client, list[int]]:
+    """A deliveries API answering page n with `body(n)` and a next link to `cursor(n)`; the pages it served."""
+    served: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        n = len(served)
+        served.append(n)
+        link = f'<{request.url.copy_with(params={"cursor": cursor(n)})}>; rel="next"'
+        return httpx.Response(200, content=body(n), headers={"Link": link, "Content-Type": "application/json"})
+
+    return httpx.Client(transport=httpx.MockTransport(answer)), served
+
+
+def _recent_failure(n: int) -> bytes:
+    now = datetime.now(UTC).isoformat()
+    return json.dumps([{"id": n, "guid": f"g{n}", "delivered_at": now, "status_code": 500}]).encode()
+
+
+def test_a_listing_that_pages_for_ever_is_refused_not_followed() -> None:
+    endless, served = _misbehaving(_recent_failure, lambda n: f"c{n}")
+    with pytest.raises(UpstreamFailure, match=f"past {MAX_PAGES} pages"):
+        redeliver_failed("https://api.example", TOKEN, "acme/svc", 1, timedelta(days=1), client=endless)
+    assert len(served) == MAX_PAGES
+    looping, served = _misbehaving(_recent_failure, lambda n: "same")
+    with pytest.raises(UpstreamFailure, match="pointed back to a page"):
+        redeliver_failed("https://api.example", TOKEN, "acme/svc", 1, timedelta(days=1), client=looping)
+    assert len(served) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"<html><body>Login required</body></html>", "body: Invalid JSON"),
+        (b'[{"delivered_at": 5, "guid": "g", "id": "x"}]', "0.id:"),
+        (b'{"message": "moved"}', "body:"),
+    ],
+)
+def test_a_listing_that_is_not_deliveries_is_a_clear_failure(body: bytes, why: str) -> None:
+    client, _ = _misbehaving(lambda n: body, lambda n: "c")
+    with pytest.raises(UpstreamFailure, match="not a list of deliveries") as refused:
+        redeliver_failed("https://api.example", TOKEN, "acme/svc", 1, timedelta(days=1), client=client)
+    assert why in refused.value.message

@@ -23,6 +23,7 @@ from agent.dispatch.local import LocalRunner
 from agent.dispatch.results import Ledger, compact_result
 from agent.dispatch.service import Dispatcher, Runner
 from agent.dispatch.settings import DispatchSettings
+from agent.dispatch.ticketruns import TicketRuns
 from agent.dispatch.tickets import Ticket, job_name
 
 if TYPE_CHECKING:
@@ -120,8 +121,12 @@ async def _consume(settings: DispatchSettings, burst: bool) -> None:
                 await _serve(queue, runner, capacity, settings, burst)
                 group.cancel_scope.cancel()
         else:
-            runner = LocalRunner(settings.command, deadline_s=settings.active_deadline_s)
-            await _serve(queue, runner, capacity, settings, burst)
+            runs = TicketRuns(settings.resolved_ticket_runs(), ttl_s=settings.ttl_after_finished_s)
+            try:
+                runner = LocalRunner(settings.command, deadline_s=settings.active_deadline_s, runs=runs)
+                await _serve(queue, runner, capacity, settings, burst)
+            finally:
+                runs.close()
     finally:
         await queue.aclose()
 

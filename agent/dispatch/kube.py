@@ -36,6 +36,7 @@ from agent.dispatch.tickets import (
     LABEL_TICKET,
     LABEL_TRACE,
     Ticket,
+    replaces_run,
 )
 
 log = structlog.get_logger(__name__)
@@ -202,10 +203,8 @@ class KubeRunner:
     @staticmethod
     def replaces(ticket: Ticket, job: Mapping[str, Any]) -> bool:
         """Whether `ticket` replaces the existing `job`: a restart command, from another request, of a finished Job."""
-        if not ticket.restart or finished(job) is None:
-            return False
         notes = job.get("metadata", {}).get("annotations") or {}
-        return notes.get(ANNOTATION_REQUEST) != ticket.request
+        return replaces_run(ticket, finished(job) is not None, notes.get(ANNOTATION_REQUEST))
 
     async def _delete(self, name: str, uid: str) -> bool:
         """Delete the Job `name` if it is still the one with `uid` (its pods in the background).

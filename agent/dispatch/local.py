@@ -1,20 +1,37 @@
 """Local mode: each run is the agent command as a subprocess (servers over stdio), under a hard deadline.
 
 The subprocess gets its own process group; on the deadline the whole group is killed, so no
-server the agent started outlives its run.
+server the agent started outlives its run. The kernel kills the agent when the dispatcher dies
+(PR_SET_PDEATHSIG), since nothing would read its result any more.
+
+With a `TicketRuns` (what `goresolve dispatch` gives it) a ticket has at most one run, as a Job name
+gives it in Kubernetes mode: a second delivery for a ticket whose run is going follows that run, one
+for a ticket whose run finished within the TTL adopts its record; only a restart command from another
+request replaces a finished run (ticketruns.py). What is left of a run whose dispatcher died (the
+agent's own children) is found by the marker in its environment and killed before the ticket runs
+again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+import structlog
 
 from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
+from agent.dispatch.ticketruns import MARKER_ENV, Adopt, Follow, TicketRuns
 from agent.dispatch.tickets import Ticket
+
+log = structlog.get_logger(__name__)
+_PR_SET_PDEATHSIG = 1
 
 _OUTPUT_CAP = 1 << 20  # the last MiB of stdout is enough to find the result line
 
@@ -35,16 +52,61 @@ class LocalRunner:
 
     mode = "local"
 
-    def __init__(self, command: Sequence[str], *, deadline_s: float, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        deadline_s: float,
+        env: Mapping[str, str] | None = None,
+        runs: TicketRuns | None = None,
+    ) -> None:
         self._command = tuple(command)
         self._deadline_s = deadline_s
         self._env = dict(env) if env is not None else None
+        self._runs = runs
 
     async def run(self, ticket: Ticket) -> RunRecord:
-        """Run to completion or deadline. Never raises for the agent's own failure: that is a record."""
+        """Run to completion or deadline, or follow or adopt the ticket's run (with `runs`). Never raises for
+        the agent's own failure: that is a record.
+
+        Raises:
+            DispatchError: the per-ticket records cannot be used (the queue retries the event).
+        """
+        if self._runs is None:
+            return await self._run(ticket, None)
+        while True:
+            decision = await self._runs.decide(ticket)
+            if isinstance(decision, Adopt):
+                log.info(
+                    "the ticket's run finished recently: adopting its record",
+                    ticket=ticket.id,
+                    trace_id=ticket.trace_id,
+                    run_trace_id=decision.record.trace_id,
+                )
+                return replace(decision.record, adopted=True)
+            if isinstance(decision, Follow):
+                log.info("the ticket has a run already: following it", ticket=ticket.id, trace_id=ticket.trace_id)
+                followed = await self._runs.follow(ticket, decision.marker)
+                if followed is None:
+                    continue  # it died with its dispatcher: decide again (it is then ours to run)
+                return replace(followed, adopted=True)
+            if decision.killed:
+                log.warning(
+                    "the ticket's previous run died with its dispatcher: its leftover processes were killed",
+                    ticket=ticket.id,
+                    trace_id=ticket.trace_id,
+                    killed=decision.killed,
+                )
+            record = await self._run(ticket, decision.marker)
+            await self._runs.finish(ticket, decision.marker, record)
+            return record
+
+    async def _run(self, ticket: Ticket, marker: str | None) -> RunRecord:
         argv = command_for(self._command, ticket)
         env = dict(self._env if self._env is not None else os.environ)
         env["GORESOLVE_TRACE_ID"] = ticket.trace_id
+        if marker is not None:
+            env[MARKER_ENV] = marker
         started = time.monotonic()
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -54,6 +116,7 @@ class LocalRunner:
                 stderr=asyncio.subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as exc:
             return self._record(ticket, started, None, reason=f"could not start {argv[0]!r}: {exc.strerror}")
@@ -100,3 +163,21 @@ class LocalRunner:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGKILL the child when the dispatcher dies (Linux; elsewhere nothing).
+
+    It runs in the child between fork and exec, so it only makes a system call: if the dispatcher died
+    before the call, the child kills itself at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec

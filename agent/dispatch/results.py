@@ -37,6 +37,7 @@ class RunRecord:
     pr_url: str | None = None
     reason: str | None = None
     escalated: bool = False
+    adopted: bool = False  # another dispatch of the ticket ran (and recorded) it: this one only followed it
     finished_at: float = field(default_factory=time.time)
 
     @property

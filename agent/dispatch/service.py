@@ -116,6 +116,15 @@ class Dispatcher:
                 restart=ticket.restart,
             )
             record = await self.runner.run(ticket)
+        if record.adopted:  # the dispatch that ran it records and escalates it: once
+            log.info(
+                "run adopted: the ticket's run is recorded once, by the dispatch that started it",
+                ticket=ticket.id,
+                trace_id=ticket.trace_id,
+                run_trace_id=record.trace_id,
+                outcome=record.outcome,
+            )
+            return record
         if record.needs_a_person:
             await self._escalator.escalate(record)
             record = replace(record, escalated=True)

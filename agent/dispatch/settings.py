@@ -29,7 +29,12 @@ class DispatchSettings(BaseSettings):
     deadline_margin_s: int = Field(
         default=300, ge=0, le=3600, description="Added to the wall clock for the hard kill (activeDeadlineSeconds)."
     )
-    ttl_after_finished_s: int = Field(default=3600, ge=0, le=604800, description="Jobs are deleted this long after.")
+    ttl_after_finished_s: int = Field(
+        default=3600,
+        ge=0,
+        le=604800,
+        description="Finished Jobs are deleted this long after; local mode forgets a finished run as long after.",
+    )
     namespace: str = Field(default="default", description="The namespace Jobs are created in (the dispatcher's own).")
     job_template: Path = Field(
         default=Path("/etc/goresolve/job-template/job.yaml"), description="The chart's Job manifest (a ConfigMap)."
@@ -64,3 +69,7 @@ class DispatchSettings(BaseSettings):
 
     def resolved_ledger(self) -> Path:
         return self.ledger or self.data_dir / "dispatch" / "runs.jsonl"
+
+    def resolved_ticket_runs(self) -> Path:
+        """Local mode's per-ticket run records (one run per ticket; see ticketruns.py)."""
+        return self.data_dir / "dispatch" / "tickets.db"

@@ -66,6 +66,12 @@ def ticket_from_event(event: Event, *, jira_repos: dict[str, str], default_repo:
     return None
 
 
+def replaces_run(ticket: Ticket, finished: bool, request: str | None) -> bool:
+    """Whether `ticket` replaces the ticket's existing run, which `request` started (None: unknown): only a restart
+    command, from another request, of a run that has finished. Anything else adopts the run (both modes)."""
+    return ticket.restart and finished and request != ticket.request
+
+
 def label_value(text: str) -> str:
     """A Kubernetes label value (<= 63 chars of [A-Za-z0-9._-], alphanumeric at both ends)."""
     value = _NOT_LABEL.sub("_", text)[:63].strip("._-")

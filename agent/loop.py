@@ -64,6 +64,7 @@ from agent.testresults import build_failed, failures_of, render_tests, report_of
 from agent.ticket_files import GITHUB_KEY
 from agent.tools import (
     LOCAL,
+    TICKET_TOOLS,
     EditArgs,
     EscalateArgs,
     FormatError,
@@ -71,6 +72,7 @@ from agent.tools import (
     SubmitArgs,
     ViewArgs,
     fence,
+    jql_in_project,
     local_tool_defs,
     model_facing,
     parse_call,
@@ -91,6 +93,7 @@ REQUIRED_SCOPES = ("code:read", "tests:run", "pr:write")
 # What reading the ticket needs, by where it was filed: jira-read for a Jira key, github-pr for a GitHub issue.
 TICKET_READER = {"jira": ("get_issue", "jira:read"), "github": ("get_github_issue", "issue:read")}
 COMMENT_READER = {"jira": "get_comments", "github": "get_github_issue_comments"}
+JIRA_TOOLS = TICKET_TOOLS["jira"]
 TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
@@ -654,17 +657,70 @@ class Run:
     # --- tools -------------------------------------------------------------------------------------------
 
     async def model_server_call(self, name: str, args: dict[str, Any]) -> str:
-        """A server tool the model asked for: confined to this run's repository whatever the text said."""
-        repo = self.settings.repo
-        if "repo" in args and args["repo"] != repo:
-            return f"refused: this run works on repository {repo} only"
-        if "repos" in args and any(r != repo for r in args["repos"] or []):
-            return f"refused: this run works on repository {repo} only"
+        """A server tool the model asked for: confined to this run's repository and its ticket's Jira project
+        whatever the text said (`scoped`), however much more the identity's policy grants."""
+        scoped = self.scoped(name, args)
+        if isinstance(scoped, str):
+            return scoped
         try:
-            outcome = await self.server_call(name, args)
+            outcome = await self.server_call(name, scoped)
         except PermissionError as exc:
             return f"refused by policy: {exc}"
-        return outcome.text if outcome.ok else f"error: {outcome.text}"
+        if not outcome.ok:
+            return f"error: {outcome.text}"
+        if name == "search_issues":
+            return self.own_project_issues(outcome)
+        return outcome.text
+
+    def scoped(self, name: str, args: dict[str, Any]) -> dict[str, Any] | str:
+        """The arguments the server is sent for the model's call, or the refusal the model is answered with.
+
+        The identity may read more repositories and Jira projects than this run's (one identity serves every
+        repository in a cluster), so the run sets the scope itself: a tool that takes `repo` gets this run's
+        repository, one that takes `repos` gets exactly it (an omitted or empty list would be every repository
+        the identity reads); another repository named is refused. The Jira tools read the ticket's own project
+        only (a key of another project is refused, a search is wrapped in `project in ("P")`), and nothing in a
+        run whose ticket is a GitHub issue."""
+        repo = self.settings.repo
+        properties: dict[str, Any] = self.schemas.get(name, {}).get("properties") or {}
+        out = dict(args)
+        if "repo" in properties:
+            if out.get("repo", repo) != repo:
+                return f"refused: this run works on repository {repo} only"
+            out["repo"] = repo
+        if "repos" in properties:
+            if any(r != repo for r in out.get("repos") or []):
+                return f"refused: this run works on repository {repo} only"
+            out["repos"] = [repo]
+        if name in JIRA_TOOLS:
+            project = self.jira_project
+            if project is None:
+                return f"refused: this run's ticket {self.ticket.key} is a GitHub issue; it reads nothing in Jira"
+            if "key" in out and str(out["key"]).strip().upper().rsplit("-", 1)[0] != project:
+                return f"refused: this run reads its own ticket's Jira project {project} only"
+            if "jql" in out:
+                try:
+                    out["jql"] = jql_in_project(str(out["jql"]), project)
+                except ValueError as exc:
+                    return f"error: {exc}"
+        return out
+
+    @property
+    def jira_project(self) -> str | None:
+        """The Jira project of the run's ticket (`CALC` of `CALC-12`); None for a GitHub issue."""
+        return None if self.ticket.github else self.ticket.key.strip().upper().rsplit("-", 1)[0]
+
+    def own_project_issues(self, outcome: ToolOutcome) -> str:
+        """A search's result without issues of other projects (the query already excludes them: a second line)."""
+        found = outcome.structured or {}
+        issues = found.get("issues")
+        if not isinstance(issues, list):
+            return outcome.text
+        prefix = f"{self.jira_project}-"
+        kept = [i for i in cast("list[Any]", issues) if str(_key_of(i)).startswith(prefix)]
+        if len(kept) == len(issues):
+            return outcome.text
+        return json.dumps({**found, "issues": kept}, indent=2, ensure_ascii=False)
 
     async def server_call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
         """`name` on its server, behind the server's breaker (`Toolbox.call`: a call cut off by a cancellation
@@ -1207,6 +1263,10 @@ def _usd(amount: float) -> str:
 def _model_names(model: ChatModel) -> list[str]:
     chain = getattr(model, "models", None) or [getattr(model, "inner", model)]
     return [m.name for m in chain] or [model.name]
+
+
+def _key_of(issue: Any) -> str:
+    return str(cast("dict[str, Any]", issue).get("key", "")) if isinstance(issue, dict) else ""
 
 
 def _text(value: Any) -> str:

@@ -562,7 +562,7 @@ class Run:
             try:
                 response = await self.model.complete(request)
             except LLMError as exc:
-                span.set_status(Status(StatusCode.ERROR, exc.message[:200]))
+                span.set_status(Status(StatusCode.ERROR, redact_text(exc.message)[:200]))
                 raise self.model_failure(exc) from exc
             cost = self.price(response)
             span.set_attributes(

@@ -10,7 +10,14 @@ from typing import Any, cast
 import httpx
 from pydantic import SecretStr
 
-from agent.llm.errors import MalformedResponse, ProviderError, RateLimited, RetryableError
+from agent.llm.errors import (
+    MalformedResponse,
+    ProviderError,
+    RateLimited,
+    RetryableError,
+    remember_secret,
+    without_secrets,
+)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -64,7 +71,7 @@ async def post_json(
     except httpx.TransportError as exc:
         raise RetryableError(f"{who}: connection failed ({type(exc).__name__})", unreachable=True) from exc
     if resp.status_code >= 400:
-        message = "response too large" if raw is None else _short_error(raw)
+        message = "response too large" if raw is None else _short_error(raw, _header_secrets(headers))
         raise ProviderError(f"{who}: HTTP {resp.status_code}: {message}", status=resp.status_code)
     if raw is None:
         raise MalformedResponse(f"{who}: response larger than {MAX_BODY_BYTES} bytes")
@@ -116,14 +123,33 @@ def _deeper_than(value: object, limit: int) -> bool:
     return False
 
 
-def _short_error(raw: bytes) -> str:
+_SECRET_HEADERS = ("authorization", "key", "token", "secret")
+
+
+def _header_secrets(headers: dict[str, str]) -> tuple[str, ...]:
+    """The credentials a request sent in `headers`: the value of each authorization, key or token header, and the
+    credential of an `authorization: Scheme credential`."""
+    out: list[str] = []
+    for name, value in headers.items():
+        if any(word in name.lower() for word in _SECRET_HEADERS):
+            out.append(value)
+            out.extend(value.split(None, 1)[1:])
+    return tuple(out)
+
+
+def _short_error(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """The provider's error message, without the credentials it may quote (`secrets`, and every configured key),
+    then cut to 200 characters (after: a cut must not leave part of a key behind)."""
     data = decode_object(raw)
     if isinstance(data, str):
-        return raw[:200].decode(errors="replace")
-    err = data.get("error")
-    if isinstance(err, dict) and isinstance(err.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
-        return str(err["message"])[:200]  # pyright: ignore[reportUnknownArgumentType]
-    return json.dumps(data)[:200]
+        text = raw[:4096].decode(errors="replace")
+    else:
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
+            text = str(err["message"])  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            text = json.dumps(data)
+    return without_secrets(text, secrets)[:200]
 
 
 class HttpChatModel:
@@ -141,6 +167,7 @@ class HttpChatModel:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        remember_secret(api_key.get_secret_value() if api_key is not None else None)
         self.timeout_s = timeout_s
         self._client = client or httpx.AsyncClient()
 

@@ -13,9 +13,37 @@ LLMError
 
 from __future__ import annotations
 
+import threading
+
+MIN_SECRET_CHARS = 8
+"""A shorter value is not looked for: it would match ordinary text (a test's key `k`)."""
+_SECRETS: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def remember_secret(value: str | None) -> None:
+    """Keep `value` (a configured API key) out of every error message from now on (`without_secrets`)."""
+    if value and len(value) >= MIN_SECRET_CHARS:
+        with _LOCK:
+            _SECRETS.add(value)
+
+
+def without_secrets(text: str, extra: tuple[str, ...] = ()) -> str:
+    """`text` with every remembered secret value, and each of `extra`, replaced by `[secret removed]`: a provider
+    or a proxy can quote the key it was sent in its error, which is saved and published with the run."""
+    with _LOCK:
+        values = {*_SECRETS, *(v for v in extra if len(v) >= MIN_SECRET_CHARS)}
+    for value in sorted(values, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, "[secret removed]")
+    return text
+
 
 class LLMError(Exception):
+    """A model call's failure; its message never holds a configured secret (`remember_secret`)."""
+
     def __init__(self, message: str) -> None:
+        message = without_secrets(message)
         super().__init__(message)
         self.message = message
 

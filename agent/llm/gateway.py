@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import stamina
 
-from agent.llm.errors import LLMError, MalformedResponse, ProviderError, RateLimited, RetryableError
+from agent.llm.errors import LLMError, MalformedResponse, ProviderError, RateLimited, RetryableError, without_secrets
 from agent.llm.types import (
     ChatModel,
     ChatRequest,
@@ -168,8 +168,9 @@ def _redact(content: str) -> tuple[str, int]:
 
 
 def redact_text(text: str) -> str:
-    """`text` as a model would be sent it (the same cache as the requests')."""
-    return _redact(text)[0]
+    """`text` as a model would be sent it (the same cache as the requests'), and without the configured API keys
+    (`agent.llm.errors.remember_secret`): what the run saves and publishes goes through here."""
+    return without_secrets(_redact(text)[0])
 
 
 def redacted(request: ChatRequest) -> tuple[ChatRequest, int]:

@@ -14,7 +14,7 @@ from agent.loop import Run, RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 from agent.tools import jql_in_project
 
-from .workspace import TICKET, Workspace, World, _git, make_workspace, served
+from .workspace import TICKET, Workspace, World, _git, make_workspace, served  # pyright: ignore[reportPrivateUsage]
 from .workspace import run_scripted as run
 
 PAYROLL = "PRIVATE-PAYROLL-MARKER"

@@ -1,0 +1,90 @@
+"""The model provider is an untrusted external API: an error that quotes the key it was sent reaches no record, and
+the model name it reports does not pick the price a call is charged at. The agent's real gateway (build_model)
+against the fake HTTP provider, driving the four real servers over stdio."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from agent.ledger import Ledger
+from agent.llm import ModelConfig, build_model
+from agent.llm.errors import ProviderError, without_secrets
+from agent.loop import RunSettings
+from agent.policy import AgentPolicy, load_agent_policy
+from servers.github_pr.store import PullStore
+
+from .llm_fake_server import Answer, FakeLLM, openai_completion
+from .workspace import TICKET, Workspace, World, make_workspace, run_model, served
+
+KEY = "gr-local-7f3a9c2e1b8d4f6a0e5c3b1a9d7f2e4c"  # no credential pattern knows its shape: only its value can tell
+
+
+@pytest.fixture(scope="module")
+def own_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    tickets = {f"CALC-{n}": TICKET.replace("CALC-1", f"CALC-{n}") for n in range(1, 10)}
+    return make_workspace(tmp_path_factory.mktemp("provider"), tickets=tickets)
+
+
+@pytest.fixture(scope="module")
+def world(own_workspace: Workspace) -> Iterator[World]:
+    with served(own_workspace) as w:
+        yield w
+
+
+@pytest.fixture
+def policy(own_workspace: Workspace) -> AgentPolicy:
+    return load_agent_policy(own_workspace.policy_dir)
+
+
+def gpt4o(llm: FakeLLM) -> Any:
+    return build_model(ModelConfig(provider="openai", model="gpt-4o", base_url=llm.url, api_key=SecretStr(KEY)))
+
+
+def test_a_provider_error_quoting_the_key_leaves_it_in_no_record_ledger_or_draft(
+    world: World, own_workspace: Workspace, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM
+) -> None:
+    said: list[str] = []
+
+    def respond(body: dict[str, Any]) -> Answer:
+        if len(llm.requests) == 1:
+            edit = {"path": "calc.go", "search": "return a - b", "replace": "return a * b"}
+            return Answer(200, openai_completion(calls=[("edit", edit)]))
+        if len(llm.requests) == 2:
+            return Answer(200, openai_completion(calls=[("run_tests", {})]))
+        sent = llm.requests[-1]["headers"]["authorization"].removeprefix("Bearer ")
+        said.append(sent)
+        return Answer(400, {"error": {"message": f"Invalid API key in header: {sent}"}})
+
+    llm.responder.append(respond)
+    result = run_model(world, "CALC-2", gpt4o(llm), policy, settings)
+    assert said and said[0] == KEY  # the provider did quote it
+    assert result.exit == "escalated" and result.pr is not None, result.reason
+    assert result.reason.startswith("model unavailable: gpt-4o: HTTP 400: Invalid API key in header: [secret removed]")
+    run_dir = Path(str(result.run_dir))
+    assert [p.name for p in run_dir.iterdir() if KEY in p.read_text()] == []
+    row = ledger.run(result.run_id)
+    assert row is not None and KEY not in str(row) and "[secret removed]" in str(row)
+    pull = PullStore(own_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-2")
+    assert pull is not None and KEY not in pull.body and "[secret removed]" in pull.body
+    spans = (run_dir / "spans.jsonl").read_text()
+    assert KEY not in spans
+
+
+def test_an_error_message_never_holds_a_header_credential_even_cut_short() -> None:
+    from agent.llm._http import _short_error  # pyright: ignore[reportPrivateUsage]
+
+    secret = "s" * 60 + "TAIL"
+    raw = json.dumps({"error": {"message": "x" * 170 + f" key: {secret}"}}).encode()
+    short = _short_error(raw, ("Bearer " + secret, secret))
+    assert "sss" not in short and len(short) <= 200  # cut after the key went, never leaving part of it
+    assert without_secrets(f"a {secret} b", (secret,)) == "a [secret removed] b"
+    build_model(
+        ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url="http://x", api_key=SecretStr(KEY))
+    )
+    assert KEY not in ProviderError(f"HTTP 401: bad x-api-key {KEY}").message

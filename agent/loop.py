@@ -587,10 +587,9 @@ class Run:
         return Escalated(reason) if check is None else ModelMisconfigured(reason, check)
 
     def price(self, response: ChatResponse) -> float:
-        try:
-            return self.prices.cost(response.model, response.usage)
-        except LLMError:
-            return self.prices.cost(self.model.name, response.usage)
+        """The call's cost: at the model the provider says answered only when it is a configured one
+        (`PriceBook.charge`); a provider cannot undercount the budgets by naming a cheaper model."""
+        return self.prices.charge(response.model, _model_names(self.model), response.usage)
 
     def oversized(self, message: Message, size: int) -> None:
         """An answer over MAX_ANSWER_BYTES: the history keeps its calls' names and ids with empty arguments and the

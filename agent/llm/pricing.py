@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from agent.llm.errors import UnpricedModel
 from agent.llm.types import Usage
 from agent.policy import Budgets, Price
+
+_SNAPSHOT = re.compile(r"\d{4}-\d{2}-\d{2}|\d{8}")  # gpt-4o-2024-08-06, claude-3-5-sonnet-20241022
+
+
+def is_snapshot_of(reported: str, name: str) -> bool:
+    """Whether `reported` is `name` or a dated snapshot of it (`gpt-4o-2024-08-06` of `gpt-4o`; not `gpt-4o-mini`)."""
+    dated = reported.startswith(name + "-") and _SNAPSHOT.fullmatch(reported[len(name) + 1 :]) is not None
+    return reported == name or dated
 
 
 class PriceBook:
@@ -42,3 +53,19 @@ class PriceBook:
         """
         p = self.price(model)
         return (prompt_tokens * p.input + max_tokens * p.output) / 1e6
+
+    def charge(self, reported: str, configured: Sequence[str], usage: Usage) -> float:
+        """What a call answered as model `reported` costs, when the run configured the models `configured` (a
+        fallback chain's). The provider names the model in its answer, so it could pick a cheaper price than
+        the call's: `reported` is priced only when it is one of `configured` or a dated snapshot of one;
+        otherwise the call is charged at the dearest of `configured`.
+
+        Raises:
+            UnpricedModel: as `price`, for a configured model.
+        """
+        if any(is_snapshot_of(reported, name) for name in configured):
+            try:
+                return self.cost(reported, usage)
+            except UnpricedModel:
+                pass
+        return max(self.cost(name, usage) for name in configured)

@@ -88,3 +88,39 @@ def test_an_error_message_never_holds_a_header_credential_even_cut_short() -> No
         ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url="http://x", api_key=SecretStr(KEY))
     )
     assert KEY not in ProviderError(f"HTTP 401: bad x-api-key {KEY}").message
+
+
+@pytest.mark.parametrize("reported", ["gpt-4o-mini", "gpt-4o-mini-2024-07-18", "some-free-model"])
+def test_a_provider_naming_another_model_is_charged_at_the_configured_models_price(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM, reported: str
+) -> None:
+    def respond(body: dict[str, Any]) -> Answer:
+        if body.get("tool_choice") == "none":
+            made = openai_completion("the sign in Add", prompt=3000, completion=50)
+        else:
+            made = openai_completion(calls=[("escalate", {"reason": "cannot fix it"})], prompt=3000, completion=20)
+        made["model"] = reported
+        return Answer(200, made)
+
+    llm.responder.append(respond)
+    ticket = {"gpt-4o-mini": "CALC-3", "gpt-4o-mini-2024-07-18": "CALC-4"}.get(reported, "CALC-5")
+    result = run_model(world, ticket, gpt4o(llm), policy, settings)
+    assert result.exit == "escalated" and result.model_calls == 2, result.reason
+    at_gpt4o = (result.input_tokens * 2.50 + result.output_tokens * 10.0) / 1e6  # policies/budgets.yaml
+    assert result.cost_usd == pytest.approx(at_gpt4o)
+    assert ledger.day_spend() == pytest.approx(at_gpt4o)
+
+
+def test_only_a_configured_model_or_its_dated_snapshot_picks_the_price(policy: AgentPolicy) -> None:
+    from agent.llm.pricing import PriceBook, is_snapshot_of
+    from agent.llm.types import Usage
+
+    assert is_snapshot_of("gpt-4o-2024-08-06", "gpt-4o") and is_snapshot_of("gpt-4o", "gpt-4o")
+    assert is_snapshot_of("claude-3-5-sonnet-20241022", "claude-3-5-sonnet")
+    assert not is_snapshot_of("gpt-4o-mini", "gpt-4o") and not is_snapshot_of("gpt-4o-mini-2024-07-18", "gpt-4o")
+    book, usage = PriceBook(policy.budgets), Usage(input_tokens=1_000_000, output_tokens=0)
+    assert book.charge("gpt-4o-mini-2024-07-18", ["gpt-4o-mini"], usage) == pytest.approx(0.15)
+    assert book.charge("gpt-4o-mini", ["gpt-4o"], usage) == pytest.approx(2.50)
+    # a fallback chain: its own second model is priced as itself, anything else at the dearest of the chain
+    assert book.charge("gpt-4o-mini", ["gpt-4o", "gpt-4o-mini"], usage) == pytest.approx(0.15)
+    assert book.charge("other", ["gpt-4o-mini", "gpt-4o"], usage) == pytest.approx(2.50)

@@ -38,11 +38,21 @@ def _check_path(path: str) -> str:
     return path
 
 
+def _split(text: str) -> list[str]:
+    """`text`'s lines as git and Go count them: ended by "\n" only. `str.splitlines` also breaks at \r, \v, \f,
+    \x1c-\x1e, \x85, U+2028 and U+2029, which a Go file can hold in a comment or a string: a diff built on its
+    lines would not apply, and a view's line numbers would not be the compiler's."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def _diff_lines(old: str, new: str) -> list[str]:
     def lines(text: str) -> list[str]:
-        out = text.splitlines(keepends=True)
-        if out and not out[-1].endswith("\n"):
-            out[-1] += "\n\\ No newline at end of file\n"
+        out = [line + "\n" for line in _split(text)]
+        if out and not text.endswith("\n"):
+            out[-1] += "\\ No newline at end of file\n"
         return out
 
     return list(difflib.unified_diff(lines(old), lines(new), n=3))[2:]  # drop difflib's ---/+++ lines
@@ -67,7 +77,7 @@ class Overlay:
         text = await self.text(path)
         if text is None:
             raise EditError(f"no file {path} in the repository (create it with edit and an empty search)")
-        lines = text.splitlines()
+        lines = _split(text)
         start = _outside_keys(text, start)
         end = min(end or len(lines), len(lines), start + 399)
         body = "\n".join(f"{n:>5}  {lines[n - 1]}" for n in range(max(1, start), end + 1))
@@ -82,7 +92,7 @@ class Overlay:
             if search:
                 raise EditError(f"no file {path}; to create it, send an empty search and the whole file as replace")
             self.current[path] = replace
-            return f"created {path} ({len(replace.splitlines())} lines)"
+            return f"created {path} ({len(_split(replace))} lines)"
         if not search:
             raise EditError("search is empty: give the exact existing text to replace")
         count = text.count(search)
@@ -122,8 +132,8 @@ class Overlay:
         """Go functions whose bodies the overlay changed (the enclosing `func` of each changed line)."""
         names: list[str] = []
         for path in self.changed():
-            new = self.current[path].splitlines()
-            old = (self.base.get(path) or "").splitlines()
+            new = _split(self.current[path])
+            old = _split(self.base.get(path) or "")
             matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
             for tag, _, _, j1, j2 in matcher.get_opcodes():
                 if tag == "equal":

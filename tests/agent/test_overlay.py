@@ -50,7 +50,11 @@ async def test_missing_or_ambiguous_search_text_is_a_correctable_error() -> None
     assert overlay.diff() == ""
 
 
-@given(st.lists(st.text(alphabet="ab \t}{\n", max_size=30), min_size=1, max_size=6), st.booleans())
+# git ends lines at \n only; str.splitlines also at \r, \v, \f, \x1c-\x1e, \x85, U+2028, U+2029
+BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+@given(st.lists(st.text(alphabet="ab \t}{\n" + BREAKS, max_size=30), min_size=1, max_size=6), st.booleans())
 def test_diff_round_trips_through_git_apply_for_any_text(chunks: list[str], trailing_newline: bool) -> None:
     import tempfile
 
@@ -67,9 +71,23 @@ def test_diff_round_trips_through_git_apply_for_any_text(chunks: list[str], trai
 
     diff = anyio.run(go)
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "f.txt").write_text(old)
-        subprocess.run(["git", "apply", "-"], cwd=tmp, input=diff, text=True, check=True, timeout=30)
-        assert Path(tmp, "f.txt").read_text() == new
+        Path(tmp, "f.txt").write_bytes(old.encode())
+        subprocess.run(["git", "apply", "-"], cwd=tmp, input=diff.encode(), check=True, timeout=30)
+        assert Path(tmp, "f.txt").read_bytes() == new.encode()
+
+
+async def test_a_line_holding_u2028_or_a_form_feed_is_one_line_as_git_and_go_count_them(tmp_path: Path) -> None:
+    """A correct one-line fix near such a character makes a patch git applies, and a view numbers lines as the
+    compiler does (the audit's world3: a U+2028 in a comment three lines above the fix)."""
+    src = SRC.replace("// Add returns a + b.", "// Add returns a + b.\u2028See the billing ADR.\x0c")
+    overlay = Overlay(reader_of({"calc.go": src})[0])
+    shown = await overlay.view("calc.go")
+    assert shown.startswith("calc.go (lines 1-6 of 6)") and "    5  \treturn a - b" in shown
+    await overlay.edit("calc.go", "return a - b", "return a + b")
+    assert overlay.functions_touched() == ["calc.go:Add"]
+    (tmp_path / "calc.go").write_bytes(src.encode())
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=overlay.diff().encode(), check=True, timeout=30)
+    assert (tmp_path / "calc.go").read_bytes() == src.replace("a - b", "a + b").encode()
 
 
 KEYED = 'package calc\n\nconst key = "AKIAZ7Q4W2XK9LMN3PRT"\n\nfunc Add(a, b int) int {\n\treturn a - b\n}\n'

@@ -204,6 +204,7 @@ class Run:
         self.tool_calls = 0
         self.episode_calls = 0
         self.format_errors = 0
+        self.pr_refusals = 0  # github-pr's refusals of the model's title or summary (`_input_refusal`)
         self.commit = ""
         self.box: Toolbox | None = None
         self.overlay: Overlay | None = None
@@ -901,7 +902,14 @@ class Run:
         self.emit("opening_pr", title=title, draft=False)
         opened = await self.server_call("open_pull_request", args)
         if not opened.ok:
-            raise Escalated(f"github-pr refused the pull request: {_clip(opened.text, 300)}")
+            refusal = _input_refusal(opened.text)
+            self.pr_refusals += refusal is not None
+            if refusal is None or self.pr_refusals >= self.limits.format_errors:
+                raise Escalated(f"github-pr refused the pull request: {_clip(opened.text, 300)}")
+            # the model's own words (title, summary) were refused: it can change them; bounded like format errors
+            return (
+                f"error: not submitted: github-pr refused your title or summary: {refusal}; change it and submit again"
+            )
         raise Submitted(f"pull request opened for {self.ticket.key}", opened.structured or {"text": opened.text})
 
     async def not_explained_by_base(self, full: ToolOutcome, packages: list[str], *, dependents: bool) -> str | None:
@@ -1262,6 +1270,19 @@ def _usd(amount: float) -> str:
 def _model_names(model: ChatModel) -> list[str]:
     chain = getattr(model, "models", None) or [getattr(model, "inner", model)]
     return [m.name for m in chain] or [model.name]
+
+
+_TOOL_ERROR = re.compile(r"^Error executing tool \w+: ")
+_CREDENTIAL_IN = re.compile(r"^refused: text looks like it contains a credential \(\w+ in (title|body) line")
+
+
+def _input_refusal(text: str) -> str | None:
+    """github-pr's refusal of what the model wrote (the title, or the body its summary is in), as a short phrase
+    for the model; None for every other refusal (the patch, the branch, GitHub itself), which hands the run over."""
+    said = _TOOL_ERROR.sub("", text.strip())
+    if said.startswith(("title ", "body ")) or _CREDENTIAL_IN.match(said):
+        return _clip(_one_line(said), 300)
+    return None
 
 
 def _key_of(issue: Any) -> str:

@@ -147,7 +147,31 @@ def parse_call(name: str, raw: str, schemas: dict[str, dict[str, Any]]) -> dict[
         first: SchemaError = errors[0]
         where = "/".join(str(p) for p in first.path) or "(arguments)"
         raise FormatError(f"{name}: {where}: {first.message[:200]}")
+    if name == "submit" and isinstance(args.get("title"), str):
+        args["title"] = one_line_title(args["title"])
     return args
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def one_line_title(title: str) -> str:
+    """A pull request title as github-pr takes it: one line, its whitespace (newlines and tabs included) collapsed
+    to single spaces, stripped.
+
+    Raises:
+        FormatError: a control or bidirectional control character is left, or fewer than 5 characters are.
+    """
+    line = " ".join(title.split())
+    if _CONTROL.search(line) or _BIDI.search(line):
+        raise FormatError(
+            "submit: title: must be one line of text without control characters (escape sequences, NUL, ...) "
+            "or bidirectional controls; resend with a plain title"
+        )
+    if len(line) < 5:
+        raise FormatError("submit: title: fewer than 5 characters once its whitespace is collapsed")
+    return line
 
 
 def _too_deep(name: str) -> FormatError:

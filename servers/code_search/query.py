@@ -17,8 +17,12 @@ from servers.code_search.ticket import Ticket, is_ticket, read_ticket
 MAX_QUERY_CHARS = 10_000
 MAX_FTS_WORDS = 160
 
-_FRAME_FUNC = re.compile(r"^\s*(?:created by )?([\w.\-/]+?)\.(?:\(\*?(\w+)\)\.)?(\w+)\((?:[^()]*)\)?", re.MULTILINE)
-_FRAME_FILE = re.compile(r"^\s+(\S+?\.go):(\d+)", re.MULTILINE)
+# A frame's leading space is `[^\S\n]*`, not `\s*`: under MULTILINE `^\s*` tried at every line start of a run
+# of blank lines runs to its end, quadratic in the run (10,000 newlines after `panic: x`: 7 s).
+_FRAME_FUNC = re.compile(
+    r"^[^\S\n]*(?:created by )?([\w.\-/]+?)\.(?:\(\*?(\w+)\)\.)?(\w+)\((?:[^()]*)\)?", re.MULTILINE
+)
+_FRAME_FILE = re.compile(r"^([^\S\n]*)(\S+?\.go):(\d+)", re.MULTILINE)
 _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.go)(?::(\d+))?\b")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*)\.(\(\*?\w+\)\.)?([A-Za-z_]\w*)\b", re.ASCII)
 _WORD = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
@@ -196,6 +200,22 @@ def _value_receiver(pkg_path: str, func: str) -> tuple[str, str, str]:
     return f"{head}{slash}{package}", receiver, names[-1]
 
 
+def _frame_files(text: str) -> list[tuple[str, str]]:
+    r"""The (path, line) of each `\tfile.go:123` line of a traceback, in linear time.
+
+    What `^\s+(\S+?\.go):(\d+)` under MULTILINE finds (that pattern is quadratic in a run of blank lines):
+    an indented line, or one at column 0 whose previous line is blank (the `\s+` spanned its newline).
+    """
+    out: list[tuple[str, str]] = []
+    for match in _FRAME_FILE.finditer(text):
+        start = match.start()
+        column_0 = not match.group(1)
+        if column_0 and (start == 0 or text[text.rfind("\n", 0, start - 1) + 1 : start - 1].strip()):
+            continue  # at column 0 with no blank line above: not what `^\s+` finds
+        out.append((match.group(2), match.group(3)))
+    return out
+
+
 def parse_query(text: str) -> ParsedQuery:
     """Extract identifiers, paths, packages, error strings and traceback frames from `text`."""
     text = text.replace("\0", " ")[:MAX_QUERY_CHARS]
@@ -209,7 +229,7 @@ def parse_query(text: str) -> ParsedQuery:
         for path in parsed.ticket.paths:
             _add(parsed.paths, path)
     if _GOROUTINE.search(text) or _PANIC.search(text):
-        files = _FRAME_FILE.findall(text)
+        files = _frame_files(text)
         for i, match in enumerate(_FRAME_FUNC.finditer(text)):
             pkg_path, receiver, func = match.group(1), match.group(2) or "", match.group(3)
             if not receiver:

@@ -19,13 +19,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from servers.code_search.markdown import heading
+
 TICKET_MIN_WORDS = 40
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 _DETAILS = re.compile(r"<details>\s*(?:<summary>(.*?)</summary>)?(.*?)(?:</details>|$)", re.S | re.I)
 _TAG = re.compile(r"</?(?:details|summary|br|p|b|i|em|strong|code|pre|sub|sup|kbd)\b[^>]*>", re.I)
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_HEADING = re.compile(r"^\s*(?:#{1,6}\s+(.*?)\s*#*\s*|\*\*([^*\n]{2,120})\*\*:?\s*|__([^_\n]{2,120})__:?\s*)$")
+# A heading line: `### Title` (see markdown.heading), or a bold line used as one (`**Title**:`, `__Title__`).
+_BOLD_HEADING = re.compile(r"^\s*(?:\*\*([^*\n]{2,120})\*\*:?\s*|__([^_\n]{2,120})__:?\s*)$")
 _CHECKBOX = re.compile(r"^\s*[-*+]\s*\[[ xX]\]")
 _ENV_LINE = re.compile(r"^\s*(?:set |export )?[A-Z][A-Z0-9_]{2,}=\S*\s*$|^\s*go version go\d", re.M)
 _BLOB_URL = re.compile(r"https?://(?:www\.)?github\.com/[\w.-]+/[\w.-]+/(?:blob|tree)/[^/\s]+/([^\s#?)\]]+)")
@@ -122,6 +125,15 @@ def _unwrap_details(text: str) -> str:
     return _DETAILS.sub(keep, text)
 
 
+def _heading(line: str) -> str | None:
+    """The title of a heading line (maybe ""), or None if the line is not one. Linear in the line."""
+    atx = heading(line.lstrip())
+    if atx is not None:
+        return atx[1]
+    bold = _BOLD_HEADING.match(line)
+    return None if bold is None else next(g for g in bold.groups() if g is not None)
+
+
 def read_ticket(text: str) -> Ticket:
     """Split a ticket into title, prose, code blocks, log messages and linked paths (template text dropped)."""
     ticket = Ticket()
@@ -134,7 +146,7 @@ def read_ticket(text: str) -> Ticket:
     text = _MENTION.sub("", _URL.sub(" ", text))
     lines = text.split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is not None and len(lines) > first + 1 and not _HEADING.match(lines[first]):
+    if first is not None and len(lines) > first + 1 and _heading(lines[first]) is None:
         ticket.title = lines[first].strip()[:300]
         lines = lines[first + 1 :]
     prose: list[str] = []
@@ -152,10 +164,9 @@ def read_ticket(text: str) -> Ticket:
         if block is not None:
             block.append(line)
             continue
-        heading = _HEADING.match(line)
-        if heading:
+        title = _heading(line)
+        if title is not None:
             ticket.headings += 1
-            title = next(g for g in heading.groups() if g is not None)
             dropping = _DROP_SECTION.search(title) is not None
             if dropping:
                 ticket.dropped_sections.append(title.strip()[:120])

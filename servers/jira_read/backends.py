@@ -34,4 +34,5 @@ def make_backend(settings: JiraReadSettings) -> JiraBackend:
         timeout_s=settings.timeout_s,
         max_retries=settings.max_retries,
         max_retry_wait_s=settings.max_retry_wait_s,
+        max_body_bytes=settings.max_response_bytes,
     )

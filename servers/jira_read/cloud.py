@@ -3,7 +3,9 @@
 The `jira` package is synchronous, so each HTTP call runs in a worker thread. Three bounds keep
 every call finite: the requests timeout on each attempt (`timeout_s`), a retry budget (at most
 `max_retries` retries, at most `max_retry_wait_s` spent waiting in total), and a deadline over the
-whole public call (`deadline_s`) after which the worker is abandoned. The package's own
+whole public call (`deadline_s`) after which the worker is abandoned — and stops reading: the call's
+`ReadBudget` is cancelled, and the adapter closes the connection at its next chunk. Every body is read
+at most up to `max_body_bytes` (decoded), see `cloud_http.ReadOnlyAdapter`. The package's own
 `ResilientSession` retries are switched off: they sleep inside the thread for up to a minute per
 attempt, which no deadline could interrupt. Retries happen here instead, on 429 (honouring
 Retry-After), 5xx and failed connections.
@@ -28,7 +30,13 @@ from jira import JIRA
 from pydantic import SecretStr
 
 from servers.common.errors import ConfigError, InvalidInput, NotFound, UpstreamFailure
-from servers.jira_read.cloud_http import UPSTREAM_ERRORS, classify, install_read_only_guard
+from servers.jira_read.cloud_http import (
+    DEFAULT_MAX_BODY_BYTES,
+    UPSTREAM_ERRORS,
+    classify,
+    install_read_only_guard,
+    read_budget,
+)
 from servers.jira_read.models import RawComment, RawIssue, RawSearchPage
 
 T = TypeVar("T")
@@ -49,7 +57,8 @@ class CloudJiraBackend:
     `api_version` 3 means Jira Cloud (search via `/search/jql` and `nextPageToken`); 2 means Data Center
     (`/search` with `startAt`). `auth` "basic" sends `user` + API token (Cloud), "pat" a bearer token
     (Data Center). `deadline_s` bounds each public call (default `2 * timeout_s + max_retry_wait_s`);
-    `backoff_s` doubles per retry of a 5xx or refused connection. `sleep` is the clock retries wait
+    `backoff_s` doubles per retry of a 5xx or refused connection; `max_body_bytes` caps every response body
+    (decoded). `sleep` is the clock retries wait
     on; tests inject their own.
 
     Raises (constructor):
@@ -69,6 +78,7 @@ class CloudJiraBackend:
         max_retry_wait_s: float = 30.0,
         deadline_s: float | None = None,
         backoff_s: float = 0.5,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         if auth == "basic" and not user:
@@ -95,7 +105,7 @@ class CloudJiraBackend:
             self._client.deploymentType = "Cloud"  # enables the package's /search/jql path
         session = self._client._session  # pyright: ignore[reportPrivateUsage]  # the package has no public accessor
         assert session is not None  # JIRA.__init__ always creates it
-        install_read_only_guard(session)
+        install_read_only_guard(session, max_body_bytes)
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one blocking `jira` call in a worker thread, retrying within the budget.
@@ -117,7 +127,9 @@ class CloudJiraBackend:
 
     async def _bounded(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
         try:
-            with anyio.fail_after(self._deadline):
+            # The budget is cancelled however the call ends: a worker thread abandoned to the deadline
+            # (anyio copies the context into it) stops reading at its next chunk.
+            with read_budget(self._deadline), anyio.fail_after(self._deadline):
                 return await work()
         except TimeoutError:
             raise UpstreamFailure(

@@ -25,5 +25,11 @@ class JiraReadSettings(ServerSettings):
     timeout_s: float = Field(default=15.0, gt=0, le=120)
     max_retries: int = Field(default=3, ge=0, le=10)
     max_retry_wait_s: float = Field(default=30.0, ge=0, le=300)
+    max_response_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="Largest Jira response body read (after decompression); a larger one fails the call.",
+    )
     max_description_chars: int = Field(default=8000, ge=200, le=200_000)
     max_comment_chars: int = Field(default=2000, ge=100, le=50_000)

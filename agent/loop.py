@@ -11,6 +11,8 @@ draft pull request labelled for humans, assigned to the owner from policy, with 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -107,6 +109,10 @@ NOT_RUN_SECOND_TEST = "not run: run_tests runs once per answer; call it again af
 # An answer larger than this (its text and every call's arguments) is kept in the history as a stand-in: a 10 MB
 # edit would otherwise ride along in every later request until the token budget ends the run for it.
 MAX_ANSWER_BYTES = 256 * 1024
+# A tool call's name as the providers accept it, and the longest call id kept: a longer one is a format error, and
+# the history keeps it cut (`_bounded_calls`).
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_CALL_ID = 128
 # A model call's hold on the daily cap outlives the run's deadline by this much before it stops counting: the hold
 # of a process that died mid-call (its calls are over by then; a live one settles or releases its own).
 RESERVATION_MARGIN_S = 60.0
@@ -460,8 +466,11 @@ class Run:
         response = await self.query(
             ChatRequest(tuple(self.messages), tuple(self.tool_defs), self.limits.max_output_tokens)
         )
-        message = response.message
-        size = len(message.content.encode()) + sum(len(c.arguments.encode()) for c in message.tool_calls)
+        # every call's name and id count too: a 1 MB name would otherwise ride along in every later request
+        size = len(response.message.content.encode()) + sum(
+            len(c.arguments.encode()) + len(c.name.encode()) + len(c.id.encode()) for c in response.message.tool_calls
+        )
+        message, malformed = _bounded_calls(response.message)
         if size > MAX_ANSWER_BYTES:
             self.oversized(message, size)
             return
@@ -474,6 +483,9 @@ class Run:
         for n, call in enumerate(message.tool_calls):
             if response.finish_reason == "length":
                 self.format_error(call, "your tool call was cut off (max tokens); send a shorter call")
+                continue
+            if malformed[n]:
+                self.format_error(call, malformed[n])
                 continue
             if n >= MAX_CALLS_PER_ANSWER or (tested and call.name == "run_tests"):
                 # answered, so the history stays valid, but neither run nor counted as the model's error
@@ -1283,6 +1295,31 @@ def _input_refusal(text: str) -> str | None:
     if said.startswith(("title ", "body ")) or _CREDENTIAL_IN.match(said):
         return _clip(_one_line(said), 300)
     return None
+
+
+def _bounded_calls(message: Message) -> tuple[Message, list[str]]:
+    """`message` with each tool call's name and id as the history may keep them, and per call why it is malformed
+    ("" when it is not): a name that is not 1-64 of A-Z, a-z, 0-9, _ and - is kept with every other character as
+    `_` and cut to 64; an id over MAX_CALL_ID characters is cut, with a digest of the whole so that two stay apart."""
+    calls: list[ToolCall] = []
+    why: list[str] = []
+    for call in message.tool_calls:
+        name, call_id, problem = call.name, call.id, ""
+        if not TOOL_NAME.fullmatch(name):
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", name[:64]) or "_"
+            problem = (
+                f"a tool name is 1-64 characters of A-Z, a-z, 0-9, _ and - (yours: {len(call.name)} characters "
+                f"starting {call.name[:40]!r}); call one of the tools by its name"
+            )
+        if len(call_id) > MAX_CALL_ID:
+            digest = hashlib.sha256(call_id.encode(errors="replace")).hexdigest()[:16]
+            call_id = f"{call_id[:100]}-{digest}"
+            problem = problem or f"a tool call id is at most {MAX_CALL_ID} characters (yours: {len(call.id)})"
+        calls.append(call if (name, call_id) == (call.name, call.id) else ToolCall(call_id, name, call.arguments))
+        why.append(problem)
+    if all(a is b for a, b in zip(calls, message.tool_calls, strict=True)):
+        return message, why
+    return dataclasses.replace(message, tool_calls=tuple(calls)), why
 
 
 def _key_of(issue: Any) -> str:

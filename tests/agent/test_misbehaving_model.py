@@ -284,7 +284,7 @@ def test_an_oversized_answer_is_a_format_error_and_does_not_ride_along_in_later_
     error, and the history keeps the call's name and id with empty arguments."""
     huge = {"path": "calc.go", "search": "return a - b", "replace": "x" * (10 * 1024 * 1024)}
     answer = reply("", ("edit", huge), ("view", {}))
-    size = sum(len(c.arguments) for c in answer.tool_calls)
+    size = sum(len(c.arguments) + len(c.name) + len(c.id) for c in answer.tool_calls)  # names and ids count too
     # charged as a provider honouring max_tokens would (its usage is clamped to it), not by the answer's size
     charged = ChatResponse(answer, Usage(2000, 4096), "scripted", "tool_calls")
     result, model = run(world, "CALC-18", [charged, ("escalate", {"reason": "cannot fix"})], policy, settings)

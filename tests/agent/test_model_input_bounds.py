@@ -92,3 +92,40 @@ def test_github_prs_refusals_of_the_summary_are_bounded_like_format_errors(
     calls = [("edit", FIX), *[("submit", leaky)] * 3, reply("hyp")]
     result, _ = run(world, "CALC-4", calls, policy, settings)
     assert result.exit == "escalated" and result.reason.startswith("github-pr refused the pull request"), result.reason
+
+
+def test_a_megabyte_tool_name_or_id_is_a_format_error_and_no_later_request_carries_it(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    from agent.llm.types import Message, ToolCall
+
+    big_id = Message("assistant", "", (ToolCall("i" * 1_000_000, "view", json.dumps({"path": "calc.go"})),))
+    calls = [reply("", ("x" * 1_000_000, {})), big_id, reply("", ("escalate", {"reason": "cannot fix it"})), reply("h")]
+    result, model = run(world, "CALC-5", calls, policy, settings)
+    assert result.exit == "escalated", result.reason  # before: budget_exceeded on the token budget after one call
+    assert max(r.size_bytes() for r in model.requests) < 64_000
+    errors = [e["message"] for e in transcript(settings, result.run_id) if e["kind"] == "format_error"]
+    assert len(errors) == 2 and all("the limit is 262144 bytes" in e for e in errors)
+    run_dir = settings.state_dir / "agent" / "runs" / result.run_id
+    assert sum(p.stat().st_size for p in run_dir.iterdir()) < 200_000
+
+
+def test_a_tool_name_outside_the_providers_alphabet_or_a_long_id_is_a_format_error(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    from agent.llm.types import Message, ToolCall
+
+    long_id = Message("assistant", "", (ToolCall("c" * 300, "view", json.dumps({"path": "calc.go"})),))
+    # "run tests" would read as run_tests once its space is replaced: it is not run
+    calls = [reply("", ("run tests", {})), long_id, ("escalate", {"reason": "cannot fix it"}), reply("hyp")]
+    result, model = run(world, "CALC-6", calls, policy, settings)
+    assert result.exit == "escalated", result.reason
+    entries = transcript(settings, result.run_id)
+    errors = [e["message"] for e in entries if e["kind"] == "format_error"]
+    assert errors[0].startswith("a tool name is 1-64 characters of A-Z, a-z, 0-9, _ and - (yours: 9 characters")
+    assert errors[1] == "a tool call id is at most 128 characters (yours: 300)"
+    assert not [e for e in entries if e["kind"] == "tool"]  # nothing ran
+    kept = [c for m in model.requests[-1].messages for c in m.tool_calls]
+    assert [c.name for c in kept[:2]] == ["run_tests", "view"] and len(kept[1].id) == 117
+    answered = [m.tool_call_id for m in model.requests[-1].messages if m.role == "tool"]
+    assert kept[1].id in answered  # the history stays valid: the cut id is the one answered

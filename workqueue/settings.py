@@ -34,6 +34,14 @@ class QueueSettings(BaseSettings):
         "not answer within it (stalled, not only down) is an unavailable queue instead of a wait without end.",
     )
 
+    sqlite_busy_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="SQLite: how long one queue call waits for the file's write lock (held by another process) "
+        "before the queue is unavailable; a caller with its own deadline (the gateway) waits less.",
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
@@ -60,8 +68,12 @@ def settings_error(exc: ValidationError) -> str:
     return f"setting GORESOLVE_QUEUE_{field}: {message}"
 
 
-def open_queue(settings: QueueSettings, topic: Topic) -> WorkQueue:
-    """The queue for `topic` on the configured backend (its library is imported only here)."""
+def open_queue(settings: QueueSettings, topic: Topic, *, deadline_s: float | None = None) -> WorkQueue:
+    """The queue for `topic` on the configured backend (its library is imported only here).
+
+    `deadline_s`: the caller's own deadline per call (the gateway's); the SQLite queue then waits for a
+    lock at most 80% of it, so that a locked file is an answer (QueueUnavailable) within the deadline.
+    """
     retry = RetryPolicy(settings.max_tries, settings.backoff_s, settings.backoff_max_s)
     if settings.backend == "redis":
         from workqueue.redis import RedisQueue
@@ -83,4 +95,7 @@ def open_queue(settings: QueueSettings, topic: Topic) -> WorkQueue:
         retry=retry,
         retention_s=settings.retention_s,
         job_timeout_s=settings.job_timeout_s,
+        busy_timeout_s=settings.sqlite_busy_timeout_s
+        if deadline_s is None
+        else min(settings.sqlite_busy_timeout_s, deadline_s * 0.8),
     )

@@ -10,6 +10,12 @@ What it does not give, this module adds around it, without touching its tables:
   (`resume_unack_tasks`). A job that hangs is cut off by `job_timeout_s` and retried.
 - **Retries with backoff.** The tries count lives in the row (`update`); the wait between tries is
   held in the worker, with the row still unacked, so a crash during the wait loses nothing.
+- **Deadlines.** A writer of another process (a backup, `sqlite3` held open in a transaction) can hold
+  the file's write lock. Each connection waits for it at most `busy_timeout_s`, and a call waits for
+  this object's own lock no longer; the gateway passes a busy timeout below its own deadline, and its
+  calls (`enqueue`, `ping`, `depth`, the dead-letter list) leave their thread behind when the caller's
+  deadline cancels them, so a locked file is a 503 in time, not an answer after the lock's holder is
+  done. `ping` takes the write lock (and lets it go at once), so readiness reports a locked queue.
 - **Dedup.** A `deliveries` table in the same SQLite file remembers each event id for the retention
   window, a `digests` table each body digest given with one (and the id it came with). An event is
   enqueued *before* its id is recorded: a crash in between may let a redelivery through once
@@ -23,6 +29,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Generator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +60,12 @@ class SQLiteQueue:
         retry: RetryPolicy | None = None,
         retention_s: float = 3 * 86400,
         job_timeout_s: float = 600.0,
+        busy_timeout_s: float = 10.0,
     ) -> None:
+        """`busy_timeout_s`: how long one call waits for a lock (the file's, held by another process, or
+        this object's); past it the call is QueueUnavailable."""
         self.name = name
+        self.busy_timeout_s = busy_timeout_s
         self.retry = retry or RetryPolicy()
         self.retention_s = retention_s
         self.job_timeout_s = job_timeout_s
@@ -63,9 +75,14 @@ class SQLiteQueue:
             directory.mkdir(parents=True, exist_ok=True)
             # auto_resume=False: only the worker (holding the lock) may resume unacked rows.
             self._q: Any = persistqueue.SQLiteAckQueue(
-                str(directory), name=self._table, multithreading=True, auto_resume=False, serializer=pq_json
+                str(directory),
+                name=self._table,
+                multithreading=True,
+                auto_resume=False,
+                serializer=pq_json,
+                timeout=busy_timeout_s,
             )
-            self._db = sqlite3.connect(directory / "data.db", timeout=10.0, check_same_thread=False)
+            self._db = sqlite3.connect(directory / "data.db", timeout=busy_timeout_s, check_same_thread=False)
             # The dedup table is an optimisation (losing a row can only let one duplicate through,
             # which handlers absorb), so its commits skip the fsync; the queue's own commits keep it,
             # and they flush the shared WAL, rows of this connection included.
@@ -88,7 +105,7 @@ class SQLiteQueue:
 
     def _enqueue(self, event: Event, digest: str | None) -> bool:
         now = time.time()
-        with self._lock:
+        with self._locked():
             row = self._db.execute("SELECT seen_at FROM deliveries WHERE key = ?", (event.id,)).fetchone()
             if row is not None and row[0] > now - self.retention_s:
                 return False
@@ -112,19 +129,45 @@ class SQLiteQueue:
         return True
 
     async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:
-        return await self._call(self._enqueue, event, digest)
+        return await self._call(self._enqueue, event, digest, abandon=True)
+
+    def _ping(self) -> None:
+        with self._locked():
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock, as an enqueue needs it
+            self._db.execute("ROLLBACK")
 
     async def ping(self) -> None:
-        await self._call(lambda: self._db.execute("SELECT 1").fetchone())
+        await self._call(self._ping, abandon=True)
 
     async def depth(self) -> int:
         # persist-queue's statuses: 0 inited, 1 ready, 2 unacked (below 5 acked, 9 failed).
         sql = f"SELECT COUNT(*) FROM {self._q._table_name} WHERE status < 5"  # noqa: S608 - our own table name
-        return await self._call(lambda: int(self._db.execute(sql).fetchone()[0]))
+        return await self._call(lambda: int(self._db.execute(sql).fetchone()[0]), abandon=True)
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
+    @contextmanager
+    def _locked(self) -> Generator[None]:
+        """This object's lock, waited for at most `busy_timeout_s`. Raises QueueUnavailable past it."""
+        if not self._lock.acquire(timeout=self.busy_timeout_s):
+            raise QueueUnavailable(
+                f"queue {self.name!r}: busy: an earlier call still waits for the database"
+                f" after {self.busy_timeout_s:g}s"
+            )
         try:
-            return await anyio.to_thread.run_sync(fn, *args)
+            yield
+        finally:
+            self._lock.release()
+
+    async def _call(self, fn: Any, *args: Any, abandon: bool = False) -> Any:
+        """`fn(*args)` in a worker thread. With `abandon`, a cancelled caller does not wait for the thread (which
+        ends within `busy_timeout_s` of waiting for a lock, its result unused)."""
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=abandon)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise QueueUnavailable(
+                    f"queue {self.name!r}: the database is locked by another writer (waited {self.busy_timeout_s:g}s)"
+                ) from exc
+            raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
@@ -133,12 +176,12 @@ class SQLiteQueue:
     def _dead_rows(self) -> list[tuple[int, dict[str, Any]]]:
         # Only the dead rows, not `queue()`, which decodes every row (finished ones are cleared every 500).
         sql = f"SELECT _id, data FROM {self._q._table_name} WHERE status = ? ORDER BY _id"  # noqa: S608
-        with self._lock:
+        with self._locked():
             rows = self._db.execute(sql, (_ACK_FAILED,)).fetchall()
         return [(int(pqid), json.loads(data)) for pqid, data in rows]
 
     async def dead_letters(self) -> list[DeadLetter]:
-        rows = await self._call(self._dead_rows)
+        rows = await self._call(self._dead_rows, abandon=True)
         out: list[DeadLetter] = []
         for _, data in rows:
             try:

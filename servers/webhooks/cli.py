@@ -67,7 +67,9 @@ def serve_webhooks(
         err.print(f"[red]error:[/red] {escape(settings_error(exc))}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        queues: dict[Topic, WorkQueue] = {topic: open_queue(queue_settings, topic) for topic in TOPICS}
+        queues: dict[Topic, WorkQueue] = {
+            topic: open_queue(queue_settings, topic, deadline_s=settings.queue_timeout_s) for topic in TOPICS
+        }
         app = build_app(settings, queues)
     except ValueError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}", highlight=False)

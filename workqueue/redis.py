@@ -20,7 +20,12 @@ How the interface maps onto arq:
   sweep) answers within `timeout_s` (GORESOLVE_QUEUE_REDIS_TIMEOUT_S) or raises QueueUnavailable: a
   Redis that accepts connections but does not answer (stalled, paused, swapping) would otherwise be
   waited on forever. A worker (`consume`) pings Redis every `timeout_s` beside arq's loop and stops with
-  QueueUnavailable when a ping gets no answer in time; a Redis that refuses connections is left to arq.
+  QueueUnavailable when a ping gets no answer in time.
+- Outages: a worker whose connection to Redis is lost (Redis restarted, a fail-over) logs one line
+  (`queue.redis_lost`) and waits for Redis with its handlers still running, pinging it, for up to
+  `outage_s` (GORESOLVE_QUEUE_REDIS_OUTAGE_S); when Redis is back it goes on (`queue.redis_back`),
+  past that it stops with QueueUnavailable. A worker that stops (for that, or cancelled) gives back the
+  leases of the jobs it cancelled, so another worker takes them at once rather than after the lease.
 
 "Durable" is as durable as the Redis behind it: run it with `appendonly yes` and `appendfsync
 always` (the tests do), or `everysec` when losing up to a second of accepted events on a power cut
@@ -29,6 +34,7 @@ is acceptable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Generator
@@ -37,16 +43,19 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import structlog
 from arq import Retry, Worker, create_pool, func
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import job_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from workqueue.base import DeadLetter, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
 from workqueue.events import Event
 from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS
-from workqueue.settings import REDIS_TIMEOUT_SETTING, REDIS_URL_SHAPE
+from workqueue.settings import REDIS_OUTAGE_SETTING, REDIS_TIMEOUT_SETTING, REDIS_URL_SHAPE
+
+log = structlog.get_logger(__name__)
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -86,8 +95,10 @@ class RedisQueue:
         lease_grace_s: float = 10.0,
         poll_s: float = 0.05,
         timeout_s: float = 10.0,
+        outage_s: float = 60.0,
     ) -> None:
         self.name = name
+        self.outage_s = outage_s
         self.retry = retry or RetryPolicy()
         self.retention_s = retention_s
         self.job_timeout_s = job_timeout_s
@@ -322,18 +333,27 @@ class RedisQueue:
         stalled: list[QueueUnavailable] = []
 
         async def watch(worker_scope: anyio.CancelScope) -> None:
-            """End the worker when Redis stops answering: arq's own calls would wait on it without end."""
+            """End the worker when Redis stops answering (arq's own calls would wait on it without end), or has
+            refused connections for longer than `outage_s` (arq, its slots all taken by running jobs, may not
+            be calling Redis at all)."""
+            down_since: float | None = None
             while True:
-                await anyio.sleep(self.timeout_s)
+                await anyio.sleep(min(self.timeout_s, max(self.outage_s, 0.5)))
                 try:
                     with self._deadline():
                         await redis.ping()
+                    down_since = None
                 except QueueUnavailable as exc:
                     stalled.append(exc)
                     worker_scope.cancel()
                     return
-                except (RedisError, OSError):
-                    continue  # refused rather than stalled: arq's own reconnecting deals with that
+                except (RedisError, OSError) as exc:
+                    now = time.monotonic()
+                    down_since = now if down_since is None else down_since
+                    if now - down_since >= self.outage_s:
+                        stalled.append(self._gone(exc))
+                        worker_scope.cancel()
+                        return
 
         try:
             await self.sweep_expired()
@@ -341,13 +361,73 @@ class RedisQueue:
                 tasks.start_soon(watch, tasks.cancel_scope)
                 if not burst:
                     tasks.start_soon(sweep_periodically)
-                await worker.main()
+                await self._work(worker, redis)
                 tasks.cancel_scope.cancel()
             if stalled:
                 raise stalled[0]
         finally:
-            with anyio.move_on_after(self.timeout_s):  # closing writes to Redis too (arq's health key)
-                await worker.close()
+            ongoing = [job_id for job_id, task in worker.tasks.items() if not task.done()]
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(self.timeout_s):  # closing writes to Redis too (arq's health key)
+                    with contextlib.suppress(RedisError, OSError):  # Redis is away: nothing more to tell it
+                        await worker.close()
+                await self._release(redis, ongoing)
+
+    async def _work(self, worker: Worker, redis: ArqRedis) -> None:
+        """arq's loop, entered again after each lost connection once Redis answers (see the module docstring).
+
+        Raises:
+            QueueUnavailable: Redis did not come back within `outage_s`.
+        """
+        while True:
+            try:
+                await worker.main()
+                return
+            except (RedisError, OSError) as exc:
+                lost = self._one_line(exc)
+            log.warning(
+                "queue.redis_lost",
+                queue=self.name,
+                redis=safe_url(self._url),
+                error=lost,
+                running=sum(not t.done() for t in worker.tasks.values()),
+                wait_s=self.outage_s,
+            )
+            began = time.monotonic()
+            while True:
+                try:
+                    with self._deadline():
+                        await redis.ping()
+                    break
+                except (RedisError, OSError, QueueUnavailable) as exc:
+                    if time.monotonic() - began >= self.outage_s:
+                        raise self._gone(exc) from None
+                await anyio.sleep(min(0.5, self.outage_s))
+            log.info("queue.redis_back", queue=self.name, down_s=round(time.monotonic() - began, 1))
+
+    def _gone(self, exc: BaseException) -> QueueUnavailable:
+        return QueueUnavailable(
+            f"queue {self.name!r}: Redis at {safe_url(self._url)} has been unreachable for {self.outage_s:g}s "
+            f"({REDIS_OUTAGE_SETTING}): {self._one_line(exc)}"
+        )
+
+    def _one_line(self, exc: BaseException) -> str:
+        password = urlsplit(self._url).password
+        line = one_line(exc)
+        return line.replace(password, "***") if password else line
+
+    async def _release(self, redis: ArqRedis, job_ids: list[str]) -> None:
+        """Give back the leases of the jobs this worker cancelled, so that the next worker takes them at once.
+
+        arq deletes a cancelled job's lease itself, unless Redis was away just then; best effort, within
+        the deadline."""
+        if not job_ids:
+            return
+        with anyio.move_on_after(self.timeout_s):
+            try:
+                await _wait(redis.delete(*(in_progress_key_prefix + job_id for job_id in job_ids)))
+            except (RedisError, OSError):
+                log.warning("queue.leases_kept", queue=self.name, jobs=len(job_ids))
 
     async def aclose(self) -> None:
         if self._pool is not None:

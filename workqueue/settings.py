@@ -34,6 +34,13 @@ class QueueSettings(BaseSettings):
         "not answer within it (stalled, not only down) is an unavailable queue instead of a wait without end.",
     )
 
+    redis_outage_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Redis: how long a worker whose connection was lost (Redis restarted, a fail-over) waits for "
+        "Redis to come back, its running jobs going on, before it stops.",
+    )
     sqlite_busy_timeout_s: float = Field(
         default=10.0,
         gt=0,
@@ -57,6 +64,7 @@ class QueueSettings(BaseSettings):
 
 
 REDIS_TIMEOUT_SETTING = "GORESOLVE_QUEUE_REDIS_TIMEOUT_S"
+REDIS_OUTAGE_SETTING = "GORESOLVE_QUEUE_REDIS_OUTAGE_S"
 REDIS_URL_SHAPE = "not a Redis URL: use redis://[:password@]host[:port][/db], rediss://... or unix:///path"
 
 
@@ -86,6 +94,7 @@ def open_queue(settings: QueueSettings, topic: Topic, *, deadline_s: float | Non
             job_timeout_s=settings.job_timeout_s,
             lease_grace_s=settings.lease_grace_s,
             timeout_s=settings.redis_timeout_s,
+            outage_s=settings.redis_outage_s,
         )
     from workqueue.sqlite import SQLiteQueue
 

@@ -146,7 +146,7 @@ def parse_call(name: str, raw: str, schemas: dict[str, dict[str, Any]]) -> dict[
     if errors:
         first: SchemaError = errors[0]
         where = "/".join(str(p) for p in first.path) or "(arguments)"
-        raise FormatError(f"{name}: {where}: {first.message[:200]}")
+        raise FormatError(f"{name}: {where}: {_schema_problem(first)}")
     if name == "submit" and isinstance(args.get("title"), str):
         args["title"] = one_line_title(args["title"])
     return args
@@ -172,6 +172,33 @@ def one_line_title(title: str) -> str:
     if len(line) < 5:
         raise FormatError("submit: title: fewer than 5 characters once its whitespace is collapsed")
     return line
+
+
+# Problems whose jsonschema message quotes the whole value first (`'xxxx…' is too long`): cut to 200 characters,
+# the reason went. Said from the keyword and its limit instead.
+_SCHEMA_PROBLEMS = {
+    "maxLength": "longer than {} characters",
+    "minLength": "shorter than {} characters",
+    "maxItems": "more than {} items",
+    "minItems": "fewer than {} items",
+    "maximum": "greater than the maximum {}",
+    "minimum": "less than the minimum {}",
+    "type": "not of type {}",
+    "pattern": "does not match the pattern {}",
+    "enum": "not one of {}",
+    "const": "not {}",
+    "anyOf": "not valid under any of the schemas it may take",
+    "oneOf": "not valid under exactly one of the schemas it may take",
+}
+
+
+def _schema_problem(error: SchemaError) -> str:
+    """What is wrong with the value, short and whole: from the failed keyword and its limit when jsonschema's message
+    would quote the value (which can be 50,000 characters long), else its message cut to 200 characters."""
+    said = _SCHEMA_PROBLEMS.get(str(error.validator))
+    if said is None:
+        return error.message[:200]
+    return said.format(json.dumps(error.validator_value, ensure_ascii=False)[:120])
 
 
 def _too_deep(name: str) -> FormatError:

@@ -129,3 +129,15 @@ def test_a_tool_name_outside_the_providers_alphabet_or_a_long_id_is_a_format_err
     assert [c.name for c in kept[:2]] == ["run_tests", "view"] and len(kept[1].id) == 117
     answered = [m.tool_call_id for m in model.requests[-1].messages if m.role == "tool"]
     assert kept[1].id in answered  # the history stays valid: the cut id is the one answered
+
+
+def test_a_value_too_long_for_its_schema_is_named_so_however_long_it_is(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    long_edit = {"path": "calc.go", "search": "return a - b", "replace": "y" * 60_000}
+    calls = [("edit", long_edit), ("view", {"path": 5}), ("escalate", {"reason": "cannot fix it"}), reply("hyp")]
+    result, _ = run(world, "CALC-7", calls, policy, settings)
+    assert result.exit == "escalated", result.reason
+    errors = [e["message"] for e in transcript(settings, result.run_id) if e["kind"] == "format_error"]
+    # before: "edit: replace: 'yyyy…" cut at 200 characters, without what was wrong
+    assert errors == ["edit: replace: longer than 50000 characters", 'view: path: not of type "string"']

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+import anyio
 import structlog
 
 from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
@@ -97,7 +98,12 @@ class LocalRunner:
                     trace_id=ticket.trace_id,
                     killed=decision.killed,
                 )
-            record = await self._run(ticket, decision.marker)
+            try:
+                record = await self._run(ticket, decision.marker)
+            except BaseException:  # cancelled (the queue's job timeout, a shutdown): the run was killed
+                with anyio.CancelScope(shield=True):
+                    await self._runs.drop(ticket, decision.marker)
+                raise
             await self._runs.finish(ticket, decision.marker, record)
             return record
 

@@ -182,6 +182,10 @@ class TicketRuns:
                 (time.time(), json.dumps(asdict(record)), ticket.id, marker),
             )
 
+    def _drop(self, ticket: Ticket, marker: str) -> None:
+        with self._lock:
+            self._conn().execute("DELETE FROM runs WHERE ticket = ? AND marker = ?", (ticket.id, marker))
+
     def _state(self, ticket: Ticket, marker: str) -> tuple[bool, str | None]:
         """(whether the run with `marker` is over, its record if it has one)."""
         with self._lock:
@@ -206,6 +210,11 @@ class TicketRuns:
     async def finish(self, ticket: Ticket, marker: str, record: RunRecord) -> None:
         """Remember the end of the run with `marker`. Raises DispatchError when the file cannot be written."""
         await self._call(self._finish, ticket, marker, record)
+
+    async def drop(self, ticket: Ticket, marker: str) -> None:
+        """Forget the run with `marker`, which ended without a record (its dispatch was cancelled and killed it):
+        the next delivery of the ticket starts a run. Raises DispatchError when the file cannot be written."""
+        await self._call(self._drop, ticket, marker)
 
     async def follow(self, ticket: Ticket, marker: str) -> RunRecord | None:
         """Wait until the run with `marker` is over; its record, or None when it died without one."""

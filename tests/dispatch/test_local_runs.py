@@ -212,3 +212,22 @@ async def test_a_killed_dispatcher_takes_its_run_along_and_the_next_leaves_nothi
         for pid in json.loads(pids_file.read_text()).values() if pids_file.exists() else ():
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_cancelled_run_leaves_the_ticket_free_to_run_again(tmp_path: Path) -> None:
+    """The queue cuts a handler off at its job timeout (or the dispatcher shuts down): the run is killed, and its
+    record must not make the queue's next try follow a run that no longer exists."""
+    runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
+    try:
+        slow = LocalRunner(agent(tmp_path, pause_s=120), deadline_s=300, runs=runs)
+        ticket = Ticket("SVC-5", "acme/svc", TRACE, "jira", request="jira:a")
+        going = asyncio.create_task(slow.run(ticket))
+        await wait_for(lambda: bool(starts(tmp_path)), "the agent never started", timeout_s=60)
+        going.cancel()
+        await asyncio.gather(going, return_exceptions=True)
+        (tmp_path / "SVC-5.go").touch()
+        record = await asyncio.wait_for(slow.run(ticket), timeout=60)
+        assert not record.adopted and record.outcome == "resolved"
+        assert starts(tmp_path) == ["SVC-5", "SVC-5"]
+    finally:
+        runs.close()

@@ -50,7 +50,14 @@ from agent.exits import (
     TooManyAttempts,
     WallClock,
 )
-from agent.handoff import Attempt, as_code, deterministic_hypothesis, render_handoff, render_minimal_handoff
+from agent.handoff import (
+    Attempt,
+    as_code,
+    deterministic_hypothesis,
+    render_handoff,
+    render_minimal_handoff,
+    without_controls,
+)
 from agent.ledger import DailyCapReached, Ledger
 from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel
 from agent.llm.gateway import Redacting, redact_text
@@ -1042,7 +1049,7 @@ class Run:
                     await self.comment_on_ticket_issue(pointer, notes, done="pointer to the draft posted on issue")
         result = self.result("escalated", exc, started, pr=pr, handoff=handoff, owner=owner)
         if refusal:
-            result.reason = redact_text(f"{exc.reason} ({refusal})")
+            result.reason = without_controls(redact_text(f"{exc.reason} ({refusal})"))
         if pr is not None:
             where = f"draft pull request #{pr['number']}"
         elif posted:
@@ -1172,7 +1179,8 @@ class Run:
             repo=self.settings.repo,
             outcome=outcome,
             exit=exc.kind,
-            reason=redact_text(exc.reason),  # saved and shown: the model's words or a server's can hold a credential
+            # saved and shown: the model's words or a server's can hold a credential, or a terminal's escape sequences
+            reason=without_controls(redact_text(exc.reason)),
             pr=pr,
             handoff=handoff,
             owner=owner,

@@ -141,3 +141,16 @@ def test_a_value_too_long_for_its_schema_is_named_so_however_long_it_is(
     errors = [e["message"] for e in transcript(settings, result.run_id) if e["kind"] == "format_error"]
     # before: "edit: replace: 'yyyy…" cut at 200 characters, without what was wrong
     assert errors == ["edit: replace: longer than 50000 characters", 'view: path: not of type "string"']
+
+
+def test_the_models_escalate_reason_is_saved_without_escape_sequences(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Any
+) -> None:
+    calls = [("escalate", {"reason": f"cannot fix \x1b[2J it {ESC}"}), reply(f"hyp {ESC}")]
+    result, _ = run(world, "CALC-8", calls, policy, settings)
+    assert result.exit == "escalated"
+    assert result.reason == "the model escalated: cannot fix  it RED"  # whole escape sequences go
+    record = (settings.state_dir / "agent" / "runs" / result.run_id / "run.json").read_text()
+    assert "\\u001b" not in record and "\\u0007" not in record
+    row = ledger.run(result.run_id)
+    assert row is not None and "\x1b" not in str(row.reason) and "\x07" not in str(row.reason)

@@ -107,6 +107,8 @@ TEST_NAME = re.compile(r"\bTest[A-Z0-9_][A-Za-z0-9_]*")
 ADDED_TEST = re.compile(r"^\+func (Test[A-Za-z0-9_]+)\(", re.MULTILINE)
 RACE = re.compile(r"(?<![\w-])-race\b")  # a ticket that names the race detector gets its tests run with it
 RESULT_CHARS = 6000
+# The servers' refusal of a ticket whose text is past their cap (servers.common.untrusted): a hand-off, not an error
+TOO_LONG_TO_SHOW = re.compile(r"text is longer than \d+ characters; it cannot be shown")
 NOT_RUN_STOPPED = "not run: the run stopped"
 # Calls run from one answer: the rest are answered without running. A test run is the costly call, and its
 # result is what the next call should depend on, so one answer runs the tests at most once.
@@ -370,6 +372,9 @@ class Run:
                 f"ticket {self.ticket.key}: {exc} (identity {self.settings.identity!r}): grant it in the policies' "
                 "access.yaml, or pick a ticket it may read"
             ) from None
+        if not issue.ok and TOO_LONG_TO_SHOW.search(issue.text):
+            # the ticket exists and may be read, but not by the model: a human's (its text past the servers' cap)
+            raise Escalated(f"ticket {self.ticket.key} is too long for the model: {_one_line(issue.text[:200])}")
         if not issue.ok or issue.structured is None:
             raise Refused(f"ticket {self.ticket.key}: {issue.text[:200]}")
         data = issue.structured
@@ -1020,8 +1025,10 @@ class Run:
         best = _best(self.attempts)
         posted = False  # the hand-off itself, on the ticket's GitHub issue
         with anyio.move_on_after(self.settings.escalation_grace_s):
-            if self.box is None or not self.ticket.title:
+            if self.box is None:
                 notes.append("not connected: hand-off saved with the run only")
+            elif not self.ticket.title:
+                notes.append("ticket not read: hand-off saved with the run only")
             elif best is None:
                 posted = await self.comment_on_ticket_issue(handoff, notes)
             else:

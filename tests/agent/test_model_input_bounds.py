@@ -24,7 +24,9 @@ ESC = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\x1b[0m"
 
 @pytest.fixture(scope="module")
 def own_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    tickets = {f"CALC-{n}": TICKET.replace("CALC-1", f"CALC-{n}") for n in range(1, 20)}
+    tickets = {f"CALC-{n}": TICKET.replace("CALC-1", f"CALC-{n}") for n in range(1, 19)}
+    # past the servers' cap on ticket text (2,000,000 characters)
+    tickets["CALC-19"] = TICKET.replace("CALC-1", "CALC-19").replace("Expected: Add returns a + b.", "A" * 2_100_000)
     return make_workspace(tmp_path_factory.mktemp("model-input"), tickets=tickets)
 
 
@@ -154,3 +156,14 @@ def test_the_models_escalate_reason_is_saved_without_escape_sequences(
     assert "\\u001b" not in record and "\\u0007" not in record
     row = ledger.run(result.run_id)
     assert row is not None and "\x1b" not in str(row.reason) and "\x07" not in str(row.reason)
+
+
+def test_a_ticket_too_long_to_show_is_handed_to_a_human(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    result, model = run(world, "CALC-19", [], policy, settings)
+    assert (result.outcome, result.exit) == ("escalated", "escalated"), result.reason  # before: error/refused
+    assert result.reason.startswith("ticket CALC-19 is too long for the model: ")
+    assert "longer than 2000000 characters" in result.reason
+    assert model.requests == [] and result.handoff is not None
+    assert result.extra["handoff_notes"][0] == "ticket not read: hand-off saved with the run only"

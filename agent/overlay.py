@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import posixpath
 import re
 from collections.abc import Awaitable, Callable
 
@@ -31,11 +32,19 @@ class EditError(Exception):
 
 
 def _check_path(path: str) -> str:
+    """`path` as the overlay keys it: `./calc.go`, `a//b.go` and `a/./b.go` are `calc.go`, `a/b.go` and `a/b.go`
+    (one file under one name, so no two overlay entries make a diff git refuses). A path ending in `/` names a
+    directory and is refused."""
     if not path or len(path) > _MAX_PATH or path.startswith("/") or ".." in path.split("/") or "\\" in path:
         raise EditError("path must be relative to the repository root, without '..'")
     if _CONTROL.search(path):  # a newline would write its own lines into the diff's headers
         raise EditError("path must not contain control characters (newlines, tabs, ...)")
-    return path
+    if path.endswith("/"):
+        raise EditError("path names a directory (it ends in '/'): give a file's path, such as calc.go")
+    normal = posixpath.normpath(path)
+    if normal in (".", "") or normal.startswith("/"):
+        raise EditError("path must name a file relative to the repository root, such as calc.go")
+    return normal
 
 
 def _split(text: str) -> list[str]:
@@ -74,6 +83,7 @@ class Overlay:
         return self.current.get(path)
 
     async def view(self, path: str, start: int = 1, end: int | None = None) -> str:
+        path = _check_path(path)
         text = await self.text(path)
         if text is None:
             raise EditError(f"no file {path} in the repository (create it with edit and an empty search)")
@@ -86,6 +96,7 @@ class Overlay:
     async def edit(self, path: str, search: str, replace: str) -> str:
         """Apply one search/replace. Raises EditError when `search` is missing or ambiguous, or when the
         replacement would write a credential's marker (`_check_markers`)."""
+        path = _check_path(path)
         text = await self.text(path)
         _check_markers(search, replace)
         if text is None:

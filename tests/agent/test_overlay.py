@@ -130,3 +130,24 @@ async def test_a_view_that_starts_inside_a_private_key_starts_at_its_begin_line(
     assert inside.startswith("key.go (lines 3-6 of 7)\n    3  const key = `-----BEGIN EC PRIVATE KEY-----")
     assert (await overlay.view("key.go", 6)).startswith("key.go (lines 6-7 of 7)")  # after the key: as asked
     assert (await overlay.view("key.go", 3, 3)).startswith("key.go (lines 3-3 of 7)")  # at its BEGIN line: as asked
+
+
+async def test_aliases_of_a_path_are_one_file_and_a_directory_is_refused(tmp_path: Path) -> None:
+    """`./calc.go` and `calc.go` were two overlay files, whose diff git refuses; `calc.go/` named a file too."""
+    read, reads = reader_of({"calc.go": SRC})
+    overlay = Overlay(read)
+    await overlay.edit("calc.go", "return a - b", "return a + b")
+    await overlay.edit("./calc.go", "// Add returns a + b.", "// Add sums.")
+    assert "    3  // Add sums." in await overlay.view(".//calc.go")
+    await overlay.edit("sub//./new.go", "", "package sub\n")
+    assert overlay.changed() == ["calc.go", "sub/new.go"] and reads == ["calc.go", "sub/new.go"]
+    for directory in ("calc.go/", "sub/"):
+        with pytest.raises(EditError, match="names a directory"):
+            await overlay.view(directory)
+    with pytest.raises(EditError, match="relative"):
+        await overlay.edit("sub/../../x.go", "", "x")
+    (tmp_path / "calc.go").write_text(SRC)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=overlay.diff(), text=True, check=True, timeout=30)
+    fixed = SRC.replace("a - b", "a + b").replace("Add returns a + b.", "Add sums.")
+    assert (tmp_path / "calc.go").read_text() == fixed

@@ -64,6 +64,7 @@ def _github(settings: GitHubPrSettings, policies: Policies) -> Built:
         base_url=settings.base_url,
         timeout_s=settings.timeout_s,
         seconds_between_writes=settings.seconds_between_writes,
+        max_body_bytes=settings.max_response_bytes,
     )
     policy = RetryPolicy(
         max_retries=settings.max_retries, max_wait_s=settings.max_retry_wait_s, deadline_s=settings.deadline_s

@@ -24,18 +24,22 @@ import random
 import threading
 import time
 from collections.abc import Container, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from github import Auth, Github, InputGitAuthor, InputGitTreeElement
+from github.GithubObject import GithubObject
 from github.GitRef import GitRef
 from github.Issue import Issue
+from github.PaginatedList import PaginatedList
 from github.PullRequest import PullRequest
 from github.Repository import Repository
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
+from requests.adapters import HTTPAdapter
 
 from servers.common.errors import Conflict, InvalidInput, NotFound, UpstreamFailure
 
-from . import git
-from .github_calls import Calls
+from . import bounded_http, git
+from .github_calls import UNUSABLE, Calls
 from .models import (
     TRAILER_BASE,
     Change,
@@ -57,12 +61,22 @@ class _LostRace(Exception):
     """A ref create/update got 422: a concurrent call for the same ticket got there first."""
 
 
+T = TypeVar("T", bound=GithubObject)
 PER_PAGE = 100  # GitHub's largest page: the fewest requests for a list
+MAX_PAGES = 10  # a listing of more than 1,000 branches or pull requests for one ticket is not GitHub's
 
 
-def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writes: float) -> Github:
-    """A PyGithub client with its own retries off (see github_calls) and GitHub Enterprise support."""
-    return Github(
+def connect(
+    token: str,
+    *,
+    base_url: str,
+    timeout_s: float,
+    seconds_between_writes: float,
+    max_body_bytes: int = bounded_http.DEFAULT_MAX_BODY_BYTES,
+) -> Github:
+    """A PyGithub client with its own retries off (see github_calls), GitHub Enterprise support, and every
+    connection bounded (body cap, redirects, the call's budget: see bounded_http)."""
+    client = Github(
         auth=Auth.Token(token),
         base_url=base_url.rstrip("/"),
         timeout=max(1, round(timeout_s)),
@@ -71,6 +85,82 @@ def connect(token: str, *, base_url: str, timeout_s: float, seconds_between_writ
         seconds_between_requests=None,
         seconds_between_writes=seconds_between_writes or None,
     )
+    _install(client, max_body_bytes)
+    return client
+
+
+def _bounded_classes(
+    max_body_bytes: int,
+) -> tuple[type[HTTPRequestsConnectionClass], type[HTTPSRequestsConnectionClass]]:
+    def adapter(connection: Any) -> bounded_http.BoundedAdapter:
+        return bounded_http.BoundedAdapter(
+            max_body_bytes=max_body_bytes,
+            max_retries=connection.retry,
+            pool_connections=connection.pool_size,
+            pool_maxsize=connection.pool_size,
+        )
+
+    class Http(HTTPRequestsConnectionClass):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = adapter(self)
+            self.session.mount("http://", self.adapter)
+
+    class Https(HTTPSRequestsConnectionClass):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = adapter(self)
+            self.session.mount("https://", self.adapter)
+
+    return Http, Https
+
+
+def _install(client: Github, max_body_bytes: int) -> None:
+    """Make every connection `client` opens (to its base URL, and to any host PyGithub follows) use
+    `BoundedAdapter`. PyGithub has no per-client hook, only process-wide `Requester.injectConnectionClasses`
+    (which also turns connection reuse off), so the instance's own (name-mangled) attributes are set.
+
+    Raises:
+        RuntimeError: this PyGithub no longer has those attributes (a test pins them).
+    """
+    requester = client.requester
+    http, https = _bounded_classes(max_body_bytes)
+    names = ("_Requester__connectionClass", "_Requester__httpConnectionClass", "_Requester__httpsConnectionClass")
+    if not all(hasattr(requester, name) for name in names):
+        raise RuntimeError("PyGithub's Requester changed: cannot bound its connections")
+    scheme_class = https if issubclass(getattr(requester, names[0]), HTTPSRequestsConnectionClass) else http
+    for name, cls in zip(names, (scheme_class, http, https), strict=True):
+        setattr(requester, name, cls)
+
+
+def current_connection_adapter(client: Github) -> HTTPAdapter | None:
+    """The adapter of the client's open connection, if any (for the test that pins `install`)."""
+    connection = getattr(client.requester, "_Requester__connection", None)
+    found = getattr(connection, "adapter", None)
+    return found if isinstance(found, HTTPAdapter) else None
+
+
+def walk(pages: PaginatedList[T], what: str, max_pages: int = MAX_PAGES) -> list[T]:
+    """Every element of a paginated listing, following GitHub's `Link: rel=next` for at most `max_pages`
+    pages; a next page that names one already read is an unusable answer (a listing that never ends).
+
+    Raises:
+        UpstreamFailure: more than `max_pages` pages, or a repeated page. GithubException etc.: as PyGithub.
+    """
+    found: list[T] = []
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        if not pages._couldGrow():  # pyright: ignore[reportPrivateUsage]  # PyGithub's page step, no public one
+            return found
+        cursor = getattr(pages, "_PaginatedList__nextUrl", None)
+        if isinstance(cursor, str):
+            if cursor in seen:
+                raise UpstreamFailure(UNUSABLE, detail=f"{what}: GitHub named page {cursor[:200]} again")
+            seen.add(cursor)
+        found += pages._grow()  # pyright: ignore[reportPrivateUsage]
+    if pages._couldGrow():  # pyright: ignore[reportPrivateUsage]
+        raise UpstreamFailure(f"GitHub listed more than {max_pages} pages of {what}", detail=what)
+    return found
 
 
 def patched_paths(patch: str) -> set[str]:
@@ -240,7 +330,9 @@ class GitHubBackend:
 
     def _open_or_update(self, change: Change) -> PullRequestRef:
         repo = self.repository(change.repo)
-        refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
+        refs = self._calls(
+            "list branches", lambda: walk(repo.get_git_matching_refs(f"heads/{change.branch_glob}"), "branches")
+        )
         pull: PullRequest | None = None
         current: GitRef | None = None
         if refs:
@@ -319,7 +411,9 @@ class GitHubBackend:
         own branch keeps it, and any later creator sees it and yields, so two branches never survive;
         two callers that see each other both yield and retry after a random pause (bounded attempts).
         """
-        refs = self._calls("list branches", lambda: list(repo.get_git_matching_refs(f"heads/{change.branch_glob}")))
+        refs = self._calls(
+            "list branches", lambda: walk(repo.get_git_matching_refs(f"heads/{change.branch_glob}"), "branches")
+        )
         if any(r.ref != created.ref for r in refs):
             if created.ref.startswith(f"refs/heads/{change.branch_glob}"):
                 self._calls("delete raced branch", created.delete)
@@ -335,7 +429,7 @@ class GitHubBackend:
     def _find_pull(self, repo: Repository, branch: str) -> PullRequest | None:
         owner = repo.full_name.split("/", 1)[0]
         pulls: list[PullRequest] = self._calls(
-            "find pull request", lambda: list(repo.get_pulls(state="all", head=f"{owner}:{branch}"))
+            "find pull request", lambda: walk(repo.get_pulls(state="all", head=f"{owner}:{branch}"), "pull requests")
         )
         return pulls[0] if pulls else None
 

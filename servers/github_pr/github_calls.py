@@ -7,11 +7,15 @@ ceiling, so the client is built with `retry=None` and this module decides instea
   that is at most `max_wait_s`, otherwise fail at once with `RateLimited(retry_after)`;
 - 5xx, timeouts and dropped connections: exponential backoff, only for requests safe to repeat
   (a retried comment could be posted twice, so comments are not retried on 5xx);
-- at most `max_retries` retries, and never past `deadline_s` of wall-clock time per request.
+- at most `max_retries` retries, and never past `deadline_s` of wall-clock time per request: the
+  request's `ReadBudget` (see `bounded_http`) also stops a response being read, a 202 being repeated,
+  or a page walk, once the deadline has passed.
 
 Errors leave as `servers.common.errors`: 404 -> NotFound, 409/422 -> Conflict (the callers use it for
 the "already exists" paths), rate limits -> RateLimited, everything else -> UpstreamFailure. GitHub's
-own response body goes to `detail` (logs), never into the message.
+own response body goes to `detail` (logs), never into the message. A body over the size cap, and an
+answer PyGithub cannot use (a redirect to another host or in a cycle, a URL on another host: PyGithub
+raises RuntimeError, RecursionError or AssertionError for these), are UpstreamFailures too, never retried.
 """
 
 from __future__ import annotations
@@ -26,9 +30,16 @@ from github import GithubException, RateLimitExceededException
 
 from servers.common.errors import Conflict, NotFound, RateLimited, UpstreamFailure
 
+from .bounded_http import BodyTooLarge, CallOver, NotReady, read_budget
+
 T = TypeVar("T")
 
 _RATE_MESSAGES = ("rate limit", "secondary rate", "abuse")
+UNUSABLE = "GitHub sent an unusable response"
+# What PyGithub raises for an answer it cannot follow: a 301 to another host or scheme (RuntimeError), a
+# redirect cycle (RecursionError, or requests' TooManyRedirects from bounded_http), a URL in a body that
+# points at another host (AssertionError from its URL check); and a GET answered 202 again and again.
+_UNUSABLE_ERRORS = (requests.TooManyRedirects, NotReady)
 
 
 @dataclass(frozen=True)
@@ -84,23 +95,35 @@ class Calls:
             NotFound: 404.
             Conflict: 409 or 422 (the message carries GitHub's short reason).
             RateLimited: a rate limit whose wait exceeds `max_wait_s`, or persisting past the retries.
-            UpstreamFailure: 401, other 403s, 5xx or network failures after the retries.
+            UpstreamFailure: 401, other 403s, 5xx or network failures after the retries; a body over the
+                cap; an answer PyGithub cannot use; the deadline passed.
         """
         p = self.policy
         started = p.clock()
         attempt = 0
-        while True:
-            try:
-                return fn()
-            except GithubException as exc:
-                wait, error = self._classify(what, exc, attempt, retry_5xx)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                wait = p.backoff_s * 2**attempt if retry_5xx else None
-                error = UpstreamFailure(f"GitHub did not answer ({what})", detail=repr(exc))
-            if wait is None or attempt >= p.max_retries or p.clock() - started + wait > p.deadline_s:
-                raise error
-            p.sleep(wait)
-            attempt += 1
+        with read_budget(p.deadline_s):
+            while True:
+                try:
+                    return fn()
+                except GithubException as exc:
+                    wait, error = self._classify(what, exc, attempt, retry_5xx)
+                except BodyTooLarge as exc:
+                    raise UpstreamFailure(
+                        f"GitHub sent a response larger than {exc.limit} bytes ({what}; the limit is setting "
+                        "GORESOLVE_GITHUB_PR_MAX_RESPONSE_BYTES)",
+                        detail=f"{what}: body over {exc.limit} bytes",
+                    ) from None
+                except CallOver:
+                    raise UpstreamFailure(f"GitHub did not answer in time ({what})", detail="deadline") from None
+                except (requests.Timeout, requests.ConnectionError) as exc:
+                    wait = p.backoff_s * 2**attempt if retry_5xx else None
+                    error = UpstreamFailure(f"GitHub did not answer ({what})", detail=repr(exc))
+                except _UNUSABLE_ERRORS as exc:
+                    raise UpstreamFailure(UNUSABLE, detail=f"{what}: {type(exc).__name__}: {str(exc)[:300]}") from None
+                if wait is None or attempt >= p.max_retries or p.clock() - started + wait > p.deadline_s:
+                    raise error
+                p.sleep(wait)
+                attempt += 1
 
     def _classify(
         self, what: str, exc: GithubException, attempt: int, retry_5xx: bool

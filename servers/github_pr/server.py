@@ -13,19 +13,21 @@ policy before anything is pushed (see service.py for the full list of checks).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from servers.common.app import Platform, current_caller
+from servers.common.errors import UpstreamFailure
 from servers.common.logging import get_logger
 from servers.common.policy import Policies
 from servers.common.tools import ToolSpec
 from servers.common.tracing import current_trace_id
 
+from .bounded_http import read_budget
 from .models import (
     LOGIN_PATTERN,
     TEAM_PATTERN,
@@ -42,6 +44,7 @@ from .service import Limits, PullRequestService
 from .settings import GitHubPrSettings, mentionable
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 INSTRUCTIONS = (
     "Opens and updates pull requests from unified diffs, one per (repo, ticket); draft by default. "
@@ -108,6 +111,21 @@ def build_server(
         on_neutralised=neutralised,
     )
 
+    deadline = settings.deadline_s
+
+    async def off_loop(work: Callable[[], T]) -> T:
+        """Run `work` (blocking: PyGithub or git) in a worker thread, for at most `deadline_s`. Past it the
+        caller gets an UpstreamFailure at once; the worker's budget is cancelled, so it sends no further
+        request and stops reading the one in flight at its next chunk (see bounded_http)."""
+        try:
+            with read_budget(deadline), anyio.fail_after(deadline):
+                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            raise UpstreamFailure(
+                f"The call did not finish within {deadline:g}s (GitHub too slow or not answering).",
+                detail="tool call deadline exceeded",
+            ) from None
+
     def who() -> tuple[str, Any]:
         caller = current_caller()
         return caller.name, caller.identity
@@ -149,7 +167,7 @@ def build_server(
                 labels=tuple(labels or ()),
             )
 
-        return await anyio.to_thread.run_sync(run)
+        return await off_loop(run)
 
     @platform.tool(
         ToolSpec.reader(
@@ -160,7 +178,7 @@ def build_server(
     )
     async def get_pull_request(repo: RepoName, number: Number) -> PullRequestInfo:
         name, identity = who()
-        return await anyio.to_thread.run_sync(lambda: service.get_pull_request(name, identity, repo, number))
+        return await off_loop(lambda: service.get_pull_request(name, identity, repo, number))
 
     @platform.tool(
         ToolSpec.reader(
@@ -172,7 +190,7 @@ def build_server(
     )
     async def get_github_issue(repo: RepoName, number: IssueNumber) -> GitHubIssue:
         name, identity = who()
-        return await anyio.to_thread.run_sync(lambda: service.get_issue(name, identity, repo, number))
+        return await off_loop(lambda: service.get_issue(name, identity, repo, number))
 
     @platform.tool(
         ToolSpec.reader(
@@ -188,7 +206,7 @@ def build_server(
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many comments.")] = 20,
     ) -> IssueComments:
         name, identity = who()
-        return await anyio.to_thread.run_sync(lambda: service.get_issue_comments(name, identity, repo, number, limit))
+        return await off_loop(lambda: service.get_issue_comments(name, identity, repo, number, limit))
 
     @platform.tool(
         _writer(
@@ -201,7 +219,7 @@ def build_server(
         repo: RepoName, number: Number, body: Annotated[str, Field(min_length=1, max_length=60_000)]
     ) -> CommentRef:
         name, identity = who()
-        return await anyio.to_thread.run_sync(lambda: service.comment(name, identity, repo, number, body))
+        return await off_loop(lambda: service.comment(name, identity, repo, number, body))
 
     @platform.tool(
         _writer(
@@ -217,7 +235,7 @@ def build_server(
         body: Annotated[str, Field(min_length=1, max_length=60_000)],
     ) -> CommentRef:
         name, identity = who()
-        return await anyio.to_thread.run_sync(lambda: service.comment_on_issue(name, identity, repo, number, body))
+        return await off_loop(lambda: service.comment_on_issue(name, identity, repo, number, body))
 
     @platform.tool(
         _writer(
@@ -234,9 +252,7 @@ def build_server(
     ) -> PullRequestInfo:
         name, identity = who()
         people, teams = tuple(reviewers or ()), tuple(team_reviewers or ())
-        return await anyio.to_thread.run_sync(
-            lambda: service.request_review(name, identity, repo, number, people, teams)
-        )
+        return await off_loop(lambda: service.request_review(name, identity, repo, number, people, teams))
 
     @platform.tool(_writer("assign", "Add assignees to one of this bot's pull requests.", idempotent=True))
     async def assign(
@@ -244,6 +260,6 @@ def build_server(
     ) -> PullRequestInfo:
         name, identity = who()
         people = tuple(assignees)
-        return await anyio.to_thread.run_sync(lambda: service.assign(name, identity, repo, number, people))
+        return await off_loop(lambda: service.assign(name, identity, repo, number, people))
 
     return platform.finish()

@@ -65,7 +65,16 @@ class GitHubPrSettings(ServerSettings):
     max_retries: int = Field(default=3, ge=0, le=10)
     max_retry_wait_s: float = Field(default=30.0, ge=0, le=300)
     deadline_s: float = Field(
-        default=120.0, gt=0, le=900, description="Wall-clock budget of one GitHub request, retries included."
+        default=120.0,
+        gt=0,
+        le=900,
+        description="Wall-clock budget of one GitHub request, retries included, and of one tool call.",
+    )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=512 * 1024 * 1024,
+        description="Largest GitHub response body read (after decompression); a larger one fails the call.",
     )
     seconds_between_writes: float = Field(
         default=1.0, ge=0, le=10, description="GitHub asks integrations to space writes to avoid secondary limits."

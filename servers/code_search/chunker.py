@@ -1,26 +1,32 @@
 """Go source -> units along the syntax tree (the only module that imports tree_sitter).
 
 One unit per function, method (qualified by its receiver type: pkg.Type.Method), type spec with
-its doc comment, const/var block, and package doc. Units are never cut by character count; a unit
-larger than `max_tokens` is split between statements (or fields, or specs) and every part repeats
-the unit's signature. A file whose tree has errors is handed to `markdown.line_windows` instead and
-reported by the caller.
+its doc comment, const/var block, and package doc. A unit larger than `max_tokens` is split between
+statements (or fields, or specs) and every part repeats the unit's signature. Only a unit with one
+line far over the budget (OVERSIZE times `max_tokens`, in tokens or in windows of characters: a
+generated literal, an embedded asset) is cut by character count, into windows of at most
+`max_tokens` tokens (`cut_oversized`). A file whose tree has errors is handed to `markdown.line_windows` instead
+and reported by the caller.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tree_sitter
 import tree_sitter_go
 
-from servers.code_search.model import Chunk, Kind, count_tokens
+from servers.code_search.model import Chunk, Kind, count_tokens, token_windows
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_go.language())
 _SPLITTABLE = {"block", "statement_list", "field_declaration_list", "interface_type"}
 _DECLS = {"const_declaration", "var_declaration", "var_spec_list"}
 _CASES = {"expression_case", "default_case", "type_case", "communication_case"}
+# A unit with a line over OVERSIZE times the token budget, or OVERSIZE windows of characters, is cut into windows.
+OVERSIZE = 8
+CHARS_PER_TOKEN = 8  # a window holds at most max_tokens * CHARS_PER_TOKEN characters
+WINDOW_LABEL_CHARS = 500  # a window keeps this much of its unit's signature and doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,10 @@ class GoChunker:
         self._parser = tree_sitter.Parser(_LANGUAGE)
         self._opts = options or GoOptions()
 
+    @property
+    def max_tokens(self) -> int:
+        return self._opts.max_tokens
+
     def chunk(self, path: str, source: bytes) -> list[Chunk] | None:
         """Units of one file, or None when the file does not parse (caller falls back to line windows)."""
         tree = self._parser.parse(source)
@@ -54,9 +64,8 @@ class GoChunker:
                 pkg = _text(node.named_children[0]) if node.named_children else ""
                 if doc:
                     start = node.start_point.row - _doc_lines(doc)
-                    units.append(
-                        self._unit(path, lines, start, node.end_point.row, pkg, "package", f"package {pkg}", doc)
-                    )
+                    unit = self._unit(path, lines, start, node.end_point.row, pkg, "package", f"package {pkg}", doc)
+                    units.extend(cut_oversized([unit], self._opts.max_tokens))
             elif node.type == "function_declaration":
                 name = _text(node.child_by_field_name("name"))
                 units.extend(self._split(path, lines, node, f"{pkg}.{name}", "func", doc, ""))
@@ -89,6 +98,11 @@ class GoChunker:
         return out
 
     def _split(
+        self, path: str, lines: list[str], node: tree_sitter.Node, symbol: str, kind: Kind, doc: str, parent: str
+    ) -> list[Chunk]:
+        return cut_oversized(self._parts(path, lines, node, symbol, kind, doc, parent), self._opts.max_tokens)
+
+    def _parts(
         self, path: str, lines: list[str], node: tree_sitter.Node, symbol: str, kind: Kind, doc: str, parent: str
     ) -> list[Chunk]:
         start, end = node.start_point.row, node.end_point.row
@@ -139,6 +153,54 @@ class GoChunker:
         body_from = start if self._opts.include_doc else code_start
         content = "\n".join(lines[body_from : end + 1])
         return Chunk(path, start + 1, end + 1, symbol, kind, signature, doc, content, parent)
+
+
+def cut_oversized(units: list[Chunk], max_tokens: int) -> list[Chunk]:
+    """The units of one declaration (whole, or its parts), each with a line far over the budget cut into windows.
+
+    Unchanged unless a unit has a line of over OVERSIZE * max_tokens tokens or OVERSIZE * max_tokens *
+    CHARS_PER_TOKEN characters (a generated literal, an embedded asset, minified text): splitting between
+    statements cannot cut that. Each such unit becomes windows of at most max_tokens tokens and max_tokens *
+    CHARS_PER_TOKEN characters (cut after a newline where one is near), and the declaration's units are
+    numbered as parts 1..n. A window's lines are those its characters lie on. Ordinary units, however large,
+    are left as they were.
+    """
+    if not any(_oversized(u, max_tokens) for u in units):
+        return units
+    out: list[Chunk] = []
+    for unit in units:
+        if not _oversized(unit, max_tokens):
+            out.append(unit)
+            continue
+        line = unit.end_line - unit.content.count("\n")  # the content's last line is the unit's last line
+        for start, end in token_windows(unit.content, max_tokens, max_tokens * CHARS_PER_TOKEN):
+            piece = unit.content[start:end]
+            first = line
+            line += piece.count("\n")
+            last = line - 1 if piece.endswith("\n") else line
+            first, last = max(first, unit.start_line), max(last, unit.start_line)
+            out.append(
+                replace(
+                    unit,
+                    start_line=first,
+                    end_line=max(first, last),
+                    content=piece,
+                    signature=unit.signature[:WINDOW_LABEL_CHARS],  # a var's signature is its (huge) first line
+                    doc=unit.doc[:WINDOW_LABEL_CHARS],
+                )
+            )
+    return [replace(unit, part=n) for n, unit in enumerate(out, start=1)]
+
+
+def _oversized(unit: Chunk, max_tokens: int) -> bool:
+    """Whether one line of the unit is far over the budget (OVERSIZE times: in tokens, or in characters)."""
+    limit = OVERSIZE * max_tokens
+    if len(unit.content) <= limit:  # a token is at least one character: most units need no count
+        return False
+    return any(
+        len(line) > limit * CHARS_PER_TOKEN or (len(line) > limit and count_tokens(line) > limit)
+        for line in unit.content.split("\n")
+    )
 
 
 def _doc_lines(doc: str) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from servers.code_search import gitrepo
-from servers.code_search.chunker import GoChunker, GoOptions
+from servers.code_search.chunker import GoChunker, GoOptions, cut_oversized
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import LIVE
 from servers.code_search.index import CodeIndex
@@ -98,10 +98,10 @@ def writer_lock(db_dir: Path, repo: str) -> Generator[None]:
 def chunk_file(chunker: GoChunker, path: str, text: str) -> tuple[list[Chunk], str]:
     """Units of one file and its status: "ok", or "windows" when it did not parse."""
     if path.endswith(".md"):
-        return markdown_sections(path, text), "ok"
-    units = chunker.chunk(path, text.encode("utf-8"))
+        return [w for unit in markdown_sections(path, text) for w in cut_oversized([unit], chunker.max_tokens)], "ok"
+    units = chunker.chunk(path, text.encode("utf-8"))  # Go units far over the budget are cut there already
     if units is None:
-        return line_windows(path, text), "windows"
+        return [w for unit in line_windows(path, text) for w in cut_oversized([unit], chunker.max_tokens)], "windows"
     return units, "ok"
 
 

@@ -27,6 +27,25 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN_RE.findall(text))
 
 
+def token_windows(text: str, max_tokens: int, max_chars: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) spans covering `text`, each of at most `max_chars` characters and `max_tokens`
+    tokens (as count_tokens counts them), ended after a newline when one falls in a window's second half."""
+    spans: list[tuple[int, int]] = []
+    start, size = 0, len(text)
+    while start < size:
+        end = min(size, start + max_chars)
+        for n, match in enumerate(_TOKEN_RE.finditer(text, start, end), start=1):
+            if n == max_tokens:
+                end = match.end()
+                break
+        if end < size:
+            newline = text.rfind("\n", start + (end - start) // 2, end)
+            end = newline + 1 if newline >= 0 else end
+        spans.append((start, end))
+        start = end
+    return spans
+
+
 def split_identifier(word: str) -> list[str]:
     """Split a Go identifier into lower-case parts: parseHTTPHeader -> parse, http, header."""
     parts: list[str] = []

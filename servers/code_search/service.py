@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from servers.code_search.embed import Embedder
 from servers.code_search.filters import RepoView, quote, visible
-from servers.code_search.model import KINDS
+from servers.code_search.model import KINDS, Hit, count_tokens
 from servers.code_search.query import MAX_QUERY_CHARS
 from servers.code_search.schemas import (
     CodeUnit,
@@ -49,6 +50,31 @@ def check_path(path: str, what: str = "path") -> str:
     if any(p == ".." for p in parts):
         raise InvalidInput(f"{what} must not contain '..'")
     return "/".join(p for p in parts if p not in ("", "."))
+
+
+def _omitted(hit: Hit, budget: int) -> CodeUnit:
+    """A unit that did not fit the token budget, as a one-line note of where to read it instead (a few dozen
+    tokens: get_symbol scans at most 20 units, so its answer stays within about budget + 1,000 tokens)."""
+    note = (
+        f"// omitted: {hit.tokens} tokens do not fit the {budget}-token budget; "
+        f"read_file path={hit.path[:300]} start_line={hit.start_line} end_line={hit.end_line}"
+    )
+    return CodeUnit.of(replace(hit, content=note, tokens=count_tokens(note)))
+
+
+def _cap(lines: list[str], first: int, last: int, max_chars: int) -> tuple[int, str]:
+    """Lines first..last (1-based) as text of at most about `max_chars` characters: whole lines while they fit
+    (the returned last line says where it stopped), and a first line longer than that cut, with a marker."""
+    size = 0
+    for row in range(first, last + 1):
+        size += len(lines[row - 1]) + (row > first)
+        if size > max_chars:
+            if row == first:
+                line = lines[row - 1]
+                marker = f"\n[... {len(line) - max_chars:,} more characters of line {row} not shown]"
+                return row, line[:max_chars] + marker
+            return row - 1, "\n".join(lines[first - 1 : row - 1])
+    return last, "\n".join(lines[first - 1 : last])
 
 
 class CodeSearchService:
@@ -127,6 +153,8 @@ class CodeSearchService:
         if not hits:
             raise NotFound(f"no symbol {symbol[:100]!r} in {repo}")
         hits.sort(key=lambda h: (h.symbol, h.path, h.part, h.start_line))
+        budget = self.settings.default_token_budget
+        kept = {h.key for h in pack(hits, budget).hits}
         methods: list[MethodSignature] = []
         for owner in dict.fromkeys(h.symbol for h in hits if h.kind == "type"):
             found = self.index.scan(f"{base} AND parent = {quote(owner)} AND kind = 'method' AND part <= 1", 500)
@@ -134,7 +162,8 @@ class CodeSearchService:
                 MethodSignature(symbol=m.symbol, signature=m.signature, path=m.path, start_line=m.start_line)
                 for m in sorted(found, key=lambda m: m.symbol)
             ]
-        return SymbolResult(units=[CodeUnit.of(h) for h in hits], methods=methods)
+        units = [CodeUnit.of(h) if h.key in kept else _omitted(h, budget) for h in hits]
+        return SymbolResult(units=units, methods=methods)
 
     def read_file(self, allowed: Sequence[str], repo: str, path: str, start: int | None, end: int | None) -> FileSlice:
         clean = check_path(path)
@@ -153,7 +182,7 @@ class CodeSearchService:
         if last < first:
             raise InvalidInput(f"end_line {last} is before start_line {first}")
         last = min(last, total, first + self.settings.max_read_lines - 1)
-        body = "\n".join(lines[first - 1 : last])
+        last, body = _cap(lines, first, last, self.settings.max_read_chars)
         return FileSlice(
             repo=repo, path=clean, commit=view.commit, start_line=first, end_line=last, total_lines=total, text=body
         )

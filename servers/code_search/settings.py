@@ -49,6 +49,13 @@ class CodeSearchSettings(ServerSettings):
     read_consistency_s: float = Field(default=0.5, ge=0, le=60, description="How stale a reader may be.")
     default_token_budget: int = Field(default=4000, ge=100, le=64_000)
     max_read_lines: int = Field(default=400, ge=10, le=5000)
+    max_read_chars: int = Field(
+        default=64_000,
+        ge=1000,
+        le=1_000_000,
+        description="At most this many characters of a file per read_file call (whole lines; a longer line is cut "
+        "and marked).",
+    )
 
     @field_validator("index_uri")
     @classmethod

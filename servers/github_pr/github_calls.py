@@ -39,7 +39,7 @@ UNUSABLE = "GitHub sent an unusable response"
 # What PyGithub raises for an answer it cannot follow: a 301 to another host or scheme (RuntimeError), a
 # redirect cycle (RecursionError, or requests' TooManyRedirects from bounded_http), a URL in a body that
 # points at another host (AssertionError from its URL check); and a GET answered 202 again and again.
-_UNUSABLE_ERRORS = (requests.TooManyRedirects, NotReady)
+_UNUSABLE_ERRORS = (RuntimeError, RecursionError, AssertionError, requests.TooManyRedirects, NotReady)
 
 
 @dataclass(frozen=True)

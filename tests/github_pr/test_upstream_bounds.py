@@ -261,3 +261,55 @@ def test_every_connection_of_the_client_is_bounded(fake: FakeGitHub) -> None:
     client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
     assert client.get_repo("acme/svc").full_name == "acme/svc"
     assert isinstance(current_connection_adapter(client), BoundedAdapter)
+
+
+def redirecting(seen: Seen, target: Callable[[int], str]) -> Evil:
+    """The issue GET (and whatever it is sent on to) answered 301 to `target(port)`."""
+
+    def evil(h: BaseHTTPRequestHandler, path: str) -> bool:
+        if not path.startswith(ISSUE):
+            return False
+        seen.hits += 1
+        send(h, 301, b"", {"Location": target(fake_port(h)) + ("" if path.endswith("/x") else "/x")})
+        return True
+
+    return evil
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("127.0.0.2", id="another-host"),
+        pytest.param("127.0.0.1", id="cycle"),
+    ],
+)
+async def test_a_redirect_pygithub_cannot_follow_is_an_unusable_response(
+    fake: FakeGitHub, tmp_path: Path, host: str
+) -> None:
+    # Before: RuntimeError (another host) or RecursionError after 960 requests (a cycle): "internal error".
+    seen = Seen()
+    inject(fake, redirecting(seen, lambda port: f"http://{host}:{port}{PREFIX}{ISSUE}"))
+    text = await call(fake, tmp_path, "get_github_issue", {"repo": "svc", "number": 1})
+    assert "GitHub sent an unusable response" in text
+    assert seen.hits <= 11
+
+
+async def test_an_issue_naming_another_host_is_an_unusable_response(fake: FakeGitHub, tmp_path: Path) -> None:
+    # Before: PyGithub's URL check raised AssertionError: "internal error".
+    fake.add_issue("acme/svc", "t", body="b")
+    fake.add_issue_comment("acme/svc", 1, "c")
+
+    def evil(h: BaseHTTPRequestHandler, path: str) -> bool:
+        if path != ISSUE:
+            return False
+        issue = {
+            "number": 1, "title": "t", "body": "b", "state": "open", "comments": 1, "labels": [],
+            "user": {"login": "x"}, "html_url": "https://x/1", "url": "https://elsewhere.example/1",
+            "comments_url": "https://elsewhere.example/repos/acme/svc/issues/1/comments",
+        }  # fmt: skip
+        send(h, 200, json.dumps(issue).encode())
+        return True
+
+    inject(fake, evil)
+    text = await call(fake, tmp_path, "get_github_issue_comments", {"repo": "svc", "number": 1, "limit": 5})
+    assert "GitHub sent an unusable response" in text

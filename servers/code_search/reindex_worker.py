@@ -230,14 +230,20 @@ def worker_command(
     GORESOLVE_CODE_SEARCH_* for the index, GORESOLVE_QUEUE_* for the queue)."""
     from pydantic import ValidationError
     from rich.console import Console
+    from rich.text import Text
 
     from servers.code_search.settings import CodeSearchSettings, open_embedder, open_index
     from servers.common.errors import ConfigError, GoresolveError
     from servers.common.logging import configure_logging
     from servers.common.settings import load_settings
+    from servers.common.textnorm import strip_invisible
     from workqueue import QueueError, QueueSettings, open_queue
 
     err = Console(stderr=True)
+
+    def error(message: str) -> None:  # a path or value in the message is shown as it is, never as markup
+        err.print(Text.from_markup("[red]error:[/red] ") + Text(" ".join(strip_invisible(message).split())))
+
     try:
         settings = WorkerSettings()
         search = load_settings(CodeSearchSettings)
@@ -245,7 +251,7 @@ def worker_command(
         embedder = open_embedder(search)
         index = open_index(search, embedder, create=True)
     except (ConfigError, ValidationError, ValueError, GoresolveError, QueueError) as exc:
-        err.print(f"[red]error:[/red] {str(exc).splitlines()[0]}")
+        error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise typer.Exit(2) from None
     configure_logging(service="reindex-worker", level=search.log_level, secrets=search.secret_values())
     if metrics_port is not None:
@@ -256,5 +262,5 @@ def worker_command(
     try:
         anyio.run(lambda: queue.consume(handler, concurrency=concurrency or settings.concurrency, burst=burst))
     except QueueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        error(str(exc))
         raise typer.Exit(1) from None

@@ -109,3 +109,29 @@ def test_a_warm_process_answers_the_same_as_a_search_in_process(
     serving.join(30)  # idle for a second: it stops and removes its socket
     assert not serving.is_alive() and not sock.exists()
     shutil.rmtree(run)
+
+
+def test_repository_text_is_printed_as_text_not_markup_or_terminal_controls(
+    make_repo: Callable[[str, dict[str, str]], Path], tmp_path: Path
+) -> None:
+    # Paths and headings are the repository's: `[/y]` closes no Rich tag here, an ESC sequence clears no screen.
+    escape_name = "evil\x1b]0;pwned\x07\x1b[2Jname.go"
+    heading = "# Title [/bold] :warning: \x1b[31mred\x1b[0m \u202etxt"
+    repo = make_repo(
+        "svc",
+        {
+            "x[/y].go": "package x\nfunc {\n",  # does not parse: listed in the index report
+            escape_name: "package x\nfunc {\n",
+            "ok[/y].go": "package x\n\n// Listed is found by the search below.\nfunc Listed() {}\n",
+            "README.md": f"{heading}\n\nListed words here.\n",
+        },
+    )
+    common = ["--db", str(tmp_path / "db"), "--embedder", "hashing"]
+    indexed = runner.invoke(app, ["index", str(repo), "--repo", "svc", *common])
+    assert indexed.exit_code == 0, indexed.output
+    assert "x[/y].go" in indexed.output and "evil]0;pwned[2Jname.go" in indexed.output
+    found = runner.invoke(app, ["search", "Listed", "--repo", "svc", "--k", "20", *common], env={"COLUMNS": "400"})
+    assert found.exit_code == 0, found.output
+    assert "ok[/y].go" in found.output and "Title [/bold] :warning: [31mred[0m txt" in found.output
+    for output in (indexed.output, found.output):
+        assert not any(c in output for c in "\x1b\x07\u202e"), output

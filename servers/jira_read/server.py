@@ -24,7 +24,7 @@ from pydantic import Field
 
 from credentials import redact_credentials
 from servers.common.app import Platform, current_caller
-from servers.common.errors import AccessDenied, InvalidInput, UpstreamFailure
+from servers.common.errors import AccessDenied, GoresolveError, InvalidInput, UpstreamFailure
 from servers.common.logging import get_logger
 from servers.common.policy import Policies
 from servers.common.tools import ToolSpec
@@ -195,8 +195,13 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
     async def report_permissions(_: MCPServer[Any]) -> AsyncGenerator[None]:
         try:
             perms = await backend.permissions()
-        except UpstreamFailure as exc:
-            log.warning("could not read the credential's permissions", error=exc.message)
+        except GoresolveError as exc:
+            # Any refusal (a 400 is InvalidInput) leaves the server serving. Only our own text is logged: an
+            # InvalidInput carries Jira's message, which may echo the credential back.
+            said = (
+                exc.message if isinstance(exc, UpstreamFailure) else f"Jira refused the request ({type(exc).__name__})"
+            )
+            log.warning("could not read the credential's permissions", error=said)
             perms = None
         if perms is not None:
             writable = sorted(p for p in WRITE_PERMISSIONS if perms.get(p))

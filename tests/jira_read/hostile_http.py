@@ -3,6 +3,7 @@ with what `reply` writes, and counts the body bytes it managed to send and wheth
 
 from __future__ import annotations
 
+import json
 import threading
 import zlib
 from collections.abc import Callable, Generator
@@ -114,3 +115,19 @@ def hostile(reply: Reply) -> Generator[Upstream]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def echo_credential(status: int) -> Reply:
+    """`status` with a Jira error body that quotes the request's Authorization header back."""
+
+    def reply(h: BaseHTTPRequestHandler, up: Upstream) -> None:
+        said = f"bad credential: {h.headers.get('Authorization')}"
+        body = json.dumps({"errorMessages": [said], "errors": {}}).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+        up.sent += len(body)
+
+    return reply

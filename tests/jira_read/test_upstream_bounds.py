@@ -4,6 +4,9 @@ The real `jira` client and the real server over MCP, a small misbehaving HTTP se
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -14,11 +17,12 @@ from mcp import Client
 from pydantic import SecretStr
 
 from servers.common.errors import UpstreamFailure
+from servers.common.logging import configure_logging
 from servers.common.policy import Policies
 from servers.jira_read.cloud import CloudJiraBackend
 from servers.jira_read.server import build_server
 from servers.jira_read.settings import JiraReadSettings
-from tests.jira_read.hostile_http import declared, endless, gzip_bomb, hostile
+from tests.jira_read.hostile_http import declared, echo_credential, endless, gzip_bomb, hostile
 
 MIB = 1 << 20
 
@@ -104,3 +108,20 @@ async def test_the_server_reports_the_cap_as_a_tool_error(tmp_path: Path, polici
     assert f"larger than {MIB} bytes" in text
     assert "Traceback" not in text
     assert up.sent < 16 * MIB
+
+
+async def test_a_refused_permissions_probe_leaves_the_server_serving(tmp_path: Path, policies: Policies) -> None:
+    # Before: Jira's 400 on /mypermissions (InvalidInput) escaped the lifespan and jira-read stopped.
+    stream = io.StringIO()
+    with hostile(echo_credential(400)) as up:
+        server = build_server(JiraReadSettings(state_dir=tmp_path), policies, backend(up.url))
+        configure_logging(service="jira-read", stream=stream)
+        async with Client(server) as client:
+            tools = await client.list_tools()
+    assert {t.name for t in tools.tools} >= {"get_issue"}
+    assert up.requests >= 1
+    logged = stream.getvalue()
+    warning = next(json.loads(line) for line in logged.splitlines() if "permissions" in line)
+    assert warning["level"] == "warning"
+    assert "jira-secret-token" not in logged
+    assert base64.b64encode(b"bot@example.com:jira-secret-token").decode() not in logged

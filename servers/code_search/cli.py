@@ -159,6 +159,8 @@ def _print_report(report: IndexReport) -> None:
         f"{mb:.2f} MB in {report.seconds:.1f}s (chunking {report.chunk_seconds:.1f}s, "
         f"embedding {report.embed_seconds:.1f}s, history of {report.commits} commits {report.history_seconds:.1f}s)",
     )
+    if report.bad_names:
+        _say(f"[yellow]{report.bad_names} file(s) not indexed: their name is not UTF-8[/yellow]")
     if report.history_skipped:
         _say("[yellow]no history for ticket search:[/yellow] ", report.history_skipped)
     if report.unparsed:

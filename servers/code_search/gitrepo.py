@@ -60,7 +60,9 @@ def ls_tree(repo: Path, commit: str) -> dict[str, tuple[str, str, int | None]]:
     """path -> (mode, blob id, size in bytes) of every file at `commit` (symlinks have mode 120000).
 
     The size comes from the object's header (`ls-tree -l`): no blob is read. It is None when git cannot tell
-    (the blob is absent from the repository).
+    (the blob is absent from the repository). A path that is not UTF-8 is decoded with surrogateescape, so two
+    such names stay two (with errors="replace" `a\\xff.go` and `a\\xfe.go` were one); the caller skips them
+    (`source.snapshot`).
     """
     out = _git(repo, "ls-tree", "-r", "-l", "-z", "--full-tree", commit)
     entries: dict[str, tuple[str, str, int | None]] = {}
@@ -70,7 +72,8 @@ def ls_tree(repo: Path, commit: str) -> dict[str, tuple[str, str, int | None]]:
         meta, _, path = record.partition(b"\t")
         mode, kind, blob, size = meta.decode().split()
         if kind == "blob":
-            entries[path.decode("utf-8", errors="replace")] = (mode, blob, int(size) if size.isdigit() else None)
+            name = path.decode("utf-8", errors="surrogateescape")
+            entries[name] = (mode, blob, int(size) if size.isdigit() else None)
     return entries
 
 

@@ -57,6 +57,7 @@ class IndexReport:
     changed: int = 0
     removed: int = 0
     skipped: int = 0
+    bad_names: int = 0  # files left out because their name is not UTF-8
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
@@ -155,7 +156,7 @@ def index_repo(
     with writer_lock(index.db_dir, repo):
         snap = snapshot(root, rev, rules)
         gen, stored = index.begin(repo)
-        report = IndexReport(repo, snap.commit, gen, files=len(snap.files))
+        report = IndexReport(repo, snap.commit, gen, files=len(snap.files), bad_names=snap.bad_names)
         changed = sorted(p for p, blob in snap.files.items() if stored.get(p) != blob)
         removed = sorted(p for p in stored if p not in snap.files)
         report.changed, report.removed = len(changed), len(removed)

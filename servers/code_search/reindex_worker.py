@@ -206,6 +206,7 @@ class Reindexer:
             commit=target,
             changed=report.changed,
             removed=report.removed,
+            bad_names=report.bad_names,
             seconds=round(report.seconds, 3),
             id=event.id,
             trace_id=event.trace_id,

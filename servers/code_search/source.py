@@ -4,6 +4,9 @@ A snapshot is path -> blob id. For a git repository the ids come from `git ls-tr
 two snapshots is the diff of two commits; for a plain directory (a module from the Go proxy) the id
 is the git blob hash of the file's bytes. Symlinks are never followed.
 
+A file whose name is not UTF-8 is left out and counted (`Snapshot.bad_names`): the index stores paths as
+text, and decoding such a name lossily would merge two files into one.
+
 A file over MAX_FILE_BYTES is never read, from git or from disk: its size (the blob's header, or `stat`)
 decides first, so a small repository of huge, highly compressible files costs no memory.
 """
@@ -56,6 +59,7 @@ class Snapshot:
     files: dict[str, str] = field(default_factory=dict)
     is_git: bool = False
     sizes: dict[str, int] = field(default_factory=dict)
+    bad_names: int = 0  # files left out because their name is not UTF-8 (the index stores text paths)
 
     def contents(self, paths: list[str]) -> Iterator[tuple[str, int, bytes | None]]:
         """Yield (path, size, bytes) for `paths` at this snapshot's commit, in order, one file read at a time.
@@ -127,12 +131,14 @@ def snapshot(root: Path, rev: str | None, rules: SkipRules) -> Snapshot:
     if gitrepo.is_git_repo(root):
         commit = gitrepo.resolve(root, rev or "HEAD")
         tree = gitrepo.ls_tree(root, commit)
-        kept = {p: (blob, size) for p, (mode, blob, size) in tree.items() if mode != "120000" and rules.wants_path(p)}
+        wanted = {p: (blob, size) for p, (mode, blob, size) in tree.items() if mode != "120000" and rules.wants_path(p)}
+        kept = {p: entry for p, entry in wanted.items() if _utf8(p)}
         files = {p: blob for p, (blob, _) in kept.items()}
         sizes = {p: size for p, (_, size) in kept.items() if size is not None}
-        return Snapshot(root, commit, files, is_git=True, sizes=sizes)
+        return Snapshot(root, commit, files, is_git=True, sizes=sizes, bad_names=len(wanted) - len(kept))
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    bad_names = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in rules.skip_dirs)
         for name in filenames:
@@ -141,8 +147,20 @@ def snapshot(root: Path, rev: str | None, rules: SkipRules) -> Snapshot:
             # lstat: a symlink is not followed; nor is a FIFO or device read (it would block or never end)
             if not rules.wants_path(rel) or not stat.S_ISREG(full.lstat().st_mode):
                 continue
+            if not _utf8(rel):
+                bad_names += 1
+                continue
             size, data = _read_file(full, None)
             files[rel] = oversized_id(size) if data is None else blob_id(data)
             sizes[rel] = size
     digest = hashlib.sha1("".join(f"{p}{b}" for p, b in sorted(files.items())).encode(), usedforsecurity=False)
-    return Snapshot(root, rev or f"dir-{digest.hexdigest()[:12]}", files, sizes=sizes)
+    return Snapshot(root, rev or f"dir-{digest.hexdigest()[:12]}", files, sizes=sizes, bad_names=bad_names)
+
+
+def _utf8(path: str) -> bool:
+    """Whether a listed name is UTF-8 (os.walk and ls_tree give other bytes as surrogates, by surrogateescape)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

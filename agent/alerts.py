@@ -6,13 +6,19 @@ Hand-off: a run handed over to a human, and (by default only then) nobody was re
 or an issue comment; one per run.
 
 Both go to one configurable webhook as a PagerDuty Events API v2 `trigger` or a Slack incoming-webhook
-message, through `send`.
+message, through `send`, which gives a delivery `timeout_s` in all (a webhook that drips its answer is cut
+off) and never reads the answer's body (its status is all a delivery needs). The spend alert is sent from a
+thread of its own (`alert_in_background`): the run that recorded the spend never waits on the webhook.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -113,16 +119,89 @@ def check_and_alert(
     return anomaly
 
 
+def alert_in_background(
+    ledger: Ledger,
+    daily: DailyBudget,
+    target: AlertTarget,
+    *,
+    on_failure: Callable[[httpx.HTTPError], None] | None = None,
+    now: float | None = None,
+) -> threading.Thread | None:
+    """`check_and_alert` for a caller that must not wait (the run's event loop): the check and the claim happen
+    here (the ledger stays on the caller's thread), the delivery in a thread of its own, whose failure goes to
+    `on_failure`. Returns that thread (None: nothing was due). The thread is not a daemon: a process ending
+    right after the run still delivers the alert it claimed, within the target's timeout."""
+    anomaly = detect(ledger, daily, now)
+    if anomaly is None or not ledger.claim_alert(anomaly.kind, daily.alert_window_s, now):
+        return None
+    body = payload(target, anomaly)
+
+    def deliver() -> None:
+        try:
+            send(target, body)
+        except httpx.HTTPError as exc:
+            if on_failure is not None:
+                on_failure(exc)
+
+    thread = threading.Thread(target=deliver, name="goresolve-spend-alert")
+    thread.start()
+    return thread
+
+
+class AnswerTooSlow(httpx.TimeoutException):
+    """The webhook did not answer within the delivery's `timeout_s` in all (it dripped, or stalled between reads)."""
+
+
 def send(target: AlertTarget, body: dict[str, Any], *, client: httpx.Client | None = None) -> None:
-    """POST `body` to the webhook, within the target's timeout.
+    """POST `body` to the webhook: `target.timeout_s` bounds the whole delivery, not each read, and the answer's
+    body is never read (its status line and headers are, within h11's own size limit).
+
+    The deadline is kept by a watchdog that shuts the connection's socket down when it passes (it finds the
+    socket through httpcore's `trace` extension), so a webhook that sends one byte now and then cannot hold
+    the caller past it.
 
     Raises:
-        httpx.HTTPError: not delivered (unreachable, timed out, or an answer that is not 2xx).
+        httpx.HTTPError: not delivered (unreachable, `AnswerTooSlow`, or an answer that is not 2xx).
     """
+    sockets: list[socket.socket] = []
+    over = threading.Event()
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("connect_tcp.complete"):
+            stream = info.get("return_value")
+            found = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(found, socket.socket):
+                sockets.append(found)
+                if over.is_set():
+                    cut()
+
+    def cut() -> None:
+        over.set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(target.timeout_s, cut)
+    watchdog.daemon = True
     http = client or httpx.Client()
+    watchdog.start()
     try:
-        http.post(target.url, json=body, timeout=target.timeout_s).raise_for_status()
+        request = http.build_request(
+            "POST", target.url, json=body, timeout=target.timeout_s, extensions={"trace": trace}
+        )
+        response = http.send(request, stream=True)
+        try:
+            response.raise_for_status()
+        finally:
+            response.close()  # unread: a 2xx is all a delivery needs
+    except httpx.HTTPStatusError:
+        raise
+    except httpx.HTTPError as exc:
+        if over.is_set():
+            raise AnswerTooSlow(f"no answer within {target.timeout_s:g}s") from exc
+        raise
     finally:
+        watchdog.cancel()
         if client is None:
             http.close()
 

@@ -184,7 +184,7 @@ class PreparedRun:
     models: Callable[[str], ChatModel] | None = None
 
     async def start(self, key: str, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunResult:
-        from agent.alerts import HandoffAlerts, check_and_alert
+        from agent.alerts import HandoffAlerts, alert_in_background
         from agent.ledger import Ledger
         from agent.loop import RunSettings, run_ticket
 
@@ -196,14 +196,16 @@ class PreparedRun:
         alert = self.alert
 
         def on_spend(led: Ledger) -> None:
+            # Called on the run's event loop: the check is local, the delivery runs in its own thread (bounded by
+            # the target's timeout), so a slow webhook never holds the run.
             if alert is None:
                 return
             import httpx
 
-            try:
-                check_and_alert(led, self.policy.budgets.daily, alert)
-            except httpx.HTTPError as exc:
+            def failed(exc: httpx.HTTPError) -> None:
                 err.print(f"[yellow]warning:[/yellow] spend alert not delivered ({type(exc).__name__})")
+
+            alert_in_background(led, self.policy.budgets.daily, alert, on_failure=failed)
 
         run_settings = RunSettings(
             repo=self.repo,

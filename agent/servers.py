@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.exits import BreakerOpen, RunExit, ServerUnavailable, SurfaceChanged
 from agent.handoff import one_line
+from agent.llm.errors import remember_secret
 
 SURFACE_URI = "goresolve://surface"
 FORBIDDEN = -32003  # the JSON-RPC code the platform uses for policy denials
@@ -174,6 +175,7 @@ def http_servers(endpoints: HttpEndpoints, pins: Mapping[str, str] | None = None
             ) from None
         if not token:
             raise ServersConfigError(f"GORESOLVE_AGENT_{key.upper()}_TOKEN_FILE: {token_file} is empty")
+        remember_secret(token)  # a model error quoting it is saved and published without it
         specs.append(HttpServer(name=name, url=str(url), token=SecretStr(token), pin=(pins or {}).get(name)))
     return tuple(specs)
 

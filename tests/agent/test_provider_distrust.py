@@ -90,6 +90,19 @@ def test_an_error_message_never_holds_a_header_credential_even_cut_short() -> No
     assert KEY not in ProviderError(f"HTTP 401: bad x-api-key {KEY}").message
 
 
+def test_a_servers_bearer_token_is_kept_out_of_model_error_messages(tmp_path: Path) -> None:
+    from agent.servers import HttpEndpoints, http_servers
+
+    token = "eyJhbGciOiJSUzI1NiJ9.server-token-for-tests"
+    settings: dict[str, Any] = {"mcp_transport": "http"}
+    for name in ("jira_read", "code_search", "go_test_runner", "github_pr"):
+        (tmp_path / name).write_text(token + "\n", encoding="utf-8")
+        settings[f"{name}_url"] = "http://127.0.0.1:1/mcp"
+        settings[f"{name}_token_file"] = tmp_path / name
+    http_servers(HttpEndpoints(**settings))
+    assert token not in ProviderError(f"HTTP 400: a proxy quoting {token}").message
+
+
 @pytest.mark.parametrize("reported", ["gpt-4o-mini", "gpt-4o-mini-2024-07-18", "some-free-model"])
 def test_a_provider_naming_another_model_is_charged_at_the_configured_models_price(
     world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM, reported: str

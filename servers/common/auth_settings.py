@@ -13,11 +13,13 @@ This module imports only pydantic(-settings), so that stdio servers (which need 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 TOKEN_KEY_MIN_CHARS = 32
@@ -47,6 +49,31 @@ def read_token_key(server: str, environ: Mapping[str, str] | None = None) -> Sec
     return SecretStr(value) if value else None
 
 
+PLAINTEXT_REFUSED = "must be an https URL (plain http only to a loopback host: localhost, 127.0.0.0/8, ::1)"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """`host` is localhost or a loopback address (127.0.0.0/8, ::1): traffic to it never leaves the machine."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plaintext_refusal(url: str) -> str | None:
+    """Why `url` may not carry a credential or a key set (http to a host other than a loopback one, or another
+    scheme than http/https); None when it may."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "https" or (scheme == "http" and is_loopback_host(parts.hostname)):
+        return None
+    return PLAINTEXT_REFUSED
+
+
 class TokenSettings(BaseSettings):
     """Bearer-token settings, mixed into every server's settings (so they carry its env prefix)."""
 
@@ -66,6 +93,16 @@ class TokenSettings(BaseSettings):
     oidc_jwks_url: str | None = Field(
         default=None, description="JWKS URL; default: jwks_uri from <issuer>/.well-known/openid-configuration."
     )
+
+    @field_validator("oidc_issuer", "oidc_jwks_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        # A key set fetched in plaintext can be replaced on the way, and then forged tokens verify. A value that
+        # is no URL at all (no scheme) is left to the verifier, which names the setting (e.g. `goresolve`).
+        if value and "://" in value and (refusal := plaintext_refusal(value)):
+            raise ValueError(refusal)
+        return value
+
     oidc_ca_file: Path | None = Field(
         default=None,
         description="CA bundle for the issuer's TLS (in a pod: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt).",

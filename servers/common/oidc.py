@@ -5,6 +5,8 @@
 A token is accepted when its signature verifies with a key from the issuer's JWKS, and `iss`, `aud`,
 `exp` (and `nbf`/`iat` when present) hold, within `leeway_s`. The JWKS URL comes from the setting or
 from the issuer's discovery document (`/.well-known/openid-configuration`, whose `issuer` must match).
+Neither is fetched in plaintext: both are https (plain http only to a loopback host), and the key set
+an https issuer's discovery document names is https too.
 Kubernetes projected ServiceAccount tokens are the same kind of token: the cluster's service-account
 issuer publishes discovery and JWKS, the pod spec sets the audience, and `sub` is
 `system:serviceaccount:<namespace>:<name>`.
@@ -38,12 +40,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 import jwt
 from mcp.server.auth.provider import AccessToken
 
+from servers.common.auth_settings import plaintext_refusal
 from servers.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -132,11 +136,33 @@ class OidcTokenVerifier:
         jwks_uri = document.get("jwks_uri")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         if not isinstance(jwks_uri, str):
             raise OidcUnavailable("discovery document has no jwks_uri")
+        self._check_scheme(jwks_uri, "discovery document's key set", discovered=True)
         return jwks_uri
 
+    def _check_scheme(self, url: str, what: str, *, discovered: bool = False) -> None:
+        """Refuse to fetch `what` in plaintext: https, or http to a loopback host; and a key set an https issuer's
+        discovery document names must be https (one read in plaintext can be replaced on the way, and then forged
+        tokens verify). A configured `jwks_url` may be a loopback copy of an https issuer's key set.
+
+        Raises:
+            OidcUnavailable: `url` may not be fetched.
+        """
+        refusal = plaintext_refusal(url)
+        if refusal is None and discovered and urlsplit(self.config.issuer).scheme.lower() == "https":
+            refusal = None if urlsplit(url).scheme.lower() == "https" else "must be https, as the issuer is"
+        if refusal is not None:
+            raise OidcUnavailable(f"{what} URL refused: {refusal}")
+
     async def _fetch(self) -> None:
-        """Discover (once) and fetch the key set, all within `timeout_s`; replace the cached keys."""
+        """Discover (once) and fetch the key set, all within `timeout_s`; replace the cached keys.
+
+        Raises:
+            OidcUnavailable: the issuer or key set URL is refused (`_check_scheme`), or either could not be read.
+        """
         timeout = self.config.timeout_s
+        self._check_scheme(self.config.issuer, "issuer")
+        if self._jwks_url is not None:
+            self._check_scheme(self._jwks_url, "key set")
         try:
             with anyio.fail_after(timeout):
                 async with httpx.AsyncClient(timeout=timeout, verify=self._ssl(), follow_redirects=False) as client:

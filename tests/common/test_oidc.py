@@ -3,19 +3,32 @@ rotation, group mapping, Kubernetes ServiceAccount tokens, and the routing next 
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
+import json
+import ssl
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from pydantic import SecretStr
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import SecretStr, ValidationError
 
 from servers.common.auth import IssuerRouter, build_verifier, mint_token
 from servers.common.auth_settings import TokenSettings
 from servers.common.errors import ConfigError
-from servers.common.oidc import OidcConfig, OidcTokenVerifier
+from servers.common.oidc import OidcConfig, OidcTokenVerifier, OidcUnavailable
+from servers.common.settings import load_settings
+from servers.jira_read.settings import JiraReadSettings
 from tests.common.oidc_issuer import LocalIssuer
 
 POLICY_IDENTITIES = {"agent", "reader", "system:serviceaccount:goresolve:agent"}
@@ -286,3 +299,112 @@ async def test_stale_keys_stay_in_use_while_a_refresh_runs_in_the_background(iss
         assert issuer.hits["/jwks"] == 2  # the refresh was started, and the token did not wait for it
     finally:
         issuer.release()
+
+
+# --- no key set in plaintext -------------------------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], tls: tuple[Path, Path] | None = None) -> Generator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_an_https_issuer_naming_a_plaintext_key_set_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An attacker on the path serves the http key set with their own key. Before: the forged token was accepted.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    attacker = LocalIssuer()
+    plaintext: list[str] = []
+    urls: dict[str, str] = {}
+
+    def reply(h: BaseHTTPRequestHandler, document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    class Plain(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            plaintext.append(self.path)
+            reply(self, attacker.jwks())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    class Discovery(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            reply(self, {"issuer": urls["issuer"], "jwks_uri": urls["jwks"]})
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    cert, key = _self_signed(tmp_path)
+    with _serving(Plain) as plain, _serving(Discovery, (cert, key)) as issuer_url:
+        urls.update(issuer=issuer_url, jwks=f"{plain}/jwks")
+        verifier = OidcTokenVerifier(
+            OidcConfig(issuer=issuer_url, audience=AUDIENCE, ca_file=cert), is_identity=POLICY_IDENTITIES.__contains__
+        )
+        assert await verifier.verify_token(attacker.token(issuer=issuer_url, sub="agent")) is None
+        with pytest.raises(OidcUnavailable, match="must be https"):
+            await verifier._fetch()  # pyright: ignore[reportPrivateUsage]
+    assert plaintext == []
+
+
+@pytest.mark.parametrize("setting", ["oidc_issuer", "oidc_jwks_url"])
+@pytest.mark.parametrize("url", ["http://idp.example", "http://10.0.0.5/keys", "ftp://idp.example"])
+def test_a_plaintext_issuer_or_key_set_setting_is_refused(setting: str, url: str) -> None:
+    with pytest.raises(ValidationError, match="must be an https URL"):
+        TokenSettings.model_validate({setting: url})
+
+
+@pytest.mark.parametrize(
+    "url", ["https://idp.example", "http://127.0.0.1:8080", "http://localhost/realms/x", "http://[::1]:9000"]
+)
+def test_https_or_a_loopback_issuer_is_allowed(url: str) -> None:
+    assert TokenSettings(oidc_issuer=url, oidc_jwks_url=url).oidc_issuer == url
+
+
+def test_the_refusal_names_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GORESOLVE_JIRA_READ_OIDC_ISSUER", "http://idp.example/secret-path")
+    with pytest.raises(ConfigError) as err:
+        load_settings(JiraReadSettings)
+    assert "GORESOLVE_JIRA_READ_OIDC_ISSUER" in err.value.message
+    assert "secret-path" not in err.value.message

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from servers.common.auth_settings import plaintext_refusal
 from servers.common.errors import ConfigError
 from servers.common.settings import ServerSettings
 from servers.common.yamlfile import load_yaml_file
@@ -55,7 +56,10 @@ class GitHubPrSettings(ServerSettings):
     token: SecretStr | None = Field(
         default=None, description="Fine-grained token: contents, pull requests and issues, write."
     )
-    base_url: str = Field(default="https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
+    base_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub Enterprise: https://HOST/api/v3 (https; plain http only to a loopback host).",
+    )
     github_login: str | None = Field(
         default=None,
         description="The login GitHub records for the bot's pushes (branch ownership is checked against it); "
@@ -79,6 +83,14 @@ class GitHubPrSettings(ServerSettings):
     seconds_between_writes: float = Field(
         default=1.0, ge=0, le=10, description="GitHub asks integrations to space writes to avoid secondary limits."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_https_only(cls, value: str) -> str:
+        # The token goes with every request: never in plaintext off the machine.
+        if refusal := plaintext_refusal(value):
+            raise ValueError(refusal)
+        return value
 
     def web_host(self) -> str:
         """The code host's web address: github.com for the public API, the Enterprise host otherwise."""

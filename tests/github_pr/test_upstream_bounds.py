@@ -21,7 +21,9 @@ import pytest
 from mcp import Client
 from pydantic import SecretStr
 
+from servers.common.errors import ConfigError
 from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
+from servers.common.settings import load_settings
 from servers.github_pr.backends import make_backend
 from servers.github_pr.bounded_http import BoundedAdapter
 from servers.github_pr.github import MAX_PAGES, connect, current_connection_adapter
@@ -313,3 +315,17 @@ async def test_an_issue_naming_another_host_is_an_unusable_response(fake: FakeGi
     inject(fake, evil)
     text = await call(fake, tmp_path, "get_github_issue_comments", {"repo": "svc", "number": 1, "limit": 5})
     assert "GitHub sent an unusable response" in text
+
+
+@pytest.mark.parametrize("url", ["http://github.acme.example/api/v3", "http://10.1.2.3/api/v3"])
+def test_a_plaintext_github_base_url_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    # Before: the token went to an http:// GitHub Enterprise in plaintext, silently.
+    monkeypatch.setenv("GORESOLVE_GITHUB_PR_BASE_URL", url)
+    with pytest.raises(ConfigError) as err:
+        load_settings(GitHubPrSettings)
+    assert "GORESOLVE_GITHUB_PR_BASE_URL" in err.value.message
+    assert "https" in err.value.message
+
+
+def test_the_fakes_loopback_base_url_is_accepted(fake: FakeGitHub) -> None:
+    assert GitHubPrSettings(base_url=fake.base_url).base_url == fake.base_url

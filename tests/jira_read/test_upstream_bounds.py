@@ -16,9 +16,10 @@ import pytest
 from mcp import Client
 from pydantic import SecretStr
 
-from servers.common.errors import UpstreamFailure
+from servers.common.errors import ConfigError, UpstreamFailure
 from servers.common.logging import configure_logging
 from servers.common.policy import Policies
+from servers.common.settings import load_settings
 from servers.jira_read.cloud import CloudJiraBackend
 from servers.jira_read.server import build_server
 from servers.jira_read.settings import JiraReadSettings
@@ -125,3 +126,18 @@ async def test_a_refused_permissions_probe_leaves_the_server_serving(tmp_path: P
     assert warning["level"] == "warning"
     assert "jira-secret-token" not in logged
     assert base64.b64encode(b"bot@example.com:jira-secret-token").decode() not in logged
+
+
+@pytest.mark.parametrize("url", ["http://jira.example", "http://10.1.2.3:8080", "ftp://jira.example"])
+def test_a_plaintext_jira_url_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    # Before: the API token went to http://jira.example in plaintext, silently.
+    monkeypatch.setenv("GORESOLVE_JIRA_READ_URL", url)
+    with pytest.raises(ConfigError) as err:
+        load_settings(JiraReadSettings)
+    assert "GORESOLVE_JIRA_READ_URL" in err.value.message
+    assert "https" in err.value.message
+
+
+@pytest.mark.parametrize("url", ["https://acme.atlassian.net", "http://127.0.0.1:8080", "http://localhost/jira"])
+def test_an_https_or_loopback_jira_url_is_accepted(url: str) -> None:
+    assert JiraReadSettings(url=url).url == url

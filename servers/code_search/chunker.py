@@ -27,6 +27,9 @@ _CASES = {"expression_case", "default_case", "type_case", "communication_case"}
 OVERSIZE = 8
 CHARS_PER_TOKEN = 8  # a window holds at most max_tokens * CHARS_PER_TOKEN characters
 WINDOW_LABEL_CHARS = 500  # a window keeps this much of its unit's signature and doc
+# The first windows of such a unit are indexed, the rest not: a generated table or an embedded asset (go-bindata) of
+# 1 MB would be ~1,700 windows, each embedded and searched, for text nobody searches; read_file still reads it all.
+MAX_WINDOWS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +164,9 @@ def cut_oversized(units: list[Chunk], max_tokens: int) -> list[Chunk]:
     Unchanged unless a unit has a line of over OVERSIZE * max_tokens tokens or OVERSIZE * max_tokens *
     CHARS_PER_TOKEN characters (a generated literal, an embedded asset, minified text): splitting between
     statements cannot cut that. Each such unit becomes windows of at most max_tokens tokens and max_tokens *
-    CHARS_PER_TOKEN characters (cut after a newline where one is near), and the declaration's units are
-    numbered as parts 1..n. A window's lines are those its characters lie on. Ordinary units, however large,
-    are left as they were.
+    CHARS_PER_TOKEN characters (cut after a newline where one is near), its first MAX_WINDOWS only, and the
+    declaration's units are numbered as parts 1..n. A window's lines are those its characters lie on. Ordinary
+    units, however large, are left as they were.
     """
     if not any(_oversized(u, max_tokens) for u in units):
         return units
@@ -173,7 +176,7 @@ def cut_oversized(units: list[Chunk], max_tokens: int) -> list[Chunk]:
             out.append(unit)
             continue
         line = unit.end_line - unit.content.count("\n")  # the content's last line is the unit's last line
-        for start, end in token_windows(unit.content, max_tokens, max_tokens * CHARS_PER_TOKEN):
+        for start, end in token_windows(unit.content, max_tokens, max_tokens * CHARS_PER_TOKEN, MAX_WINDOWS):
             piece = unit.content[start:end]
             first = line
             line += piece.count("\n")

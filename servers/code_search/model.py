@@ -27,12 +27,13 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN_RE.findall(text))
 
 
-def token_windows(text: str, max_tokens: int, max_chars: int) -> list[tuple[int, int]]:
+def token_windows(text: str, max_tokens: int, max_chars: int, limit: int | None = None) -> list[tuple[int, int]]:
     """Consecutive [start, end) spans covering `text`, each of at most `max_chars` characters and `max_tokens`
-    tokens (as count_tokens counts them), ended after a newline when one falls in a window's second half."""
+    tokens (as count_tokens counts them), ended after a newline when one falls in a window's second half; with
+    `limit`, only the first `limit` spans (the rest of the text is not covered)."""
     spans: list[tuple[int, int]] = []
     start, size = 0, len(text)
-    while start < size:
+    while start < size and (limit is None or len(spans) < limit):
         end = min(size, start + max_chars)
         for n, match in enumerate(_TOKEN_RE.finditer(text, start, end), start=1):
             if n == max_tokens:

@@ -92,8 +92,8 @@ def connect(
 def _bounded_classes(
     max_body_bytes: int,
 ) -> tuple[type[HTTPRequestsConnectionClass], type[HTTPSRequestsConnectionClass]]:
-    def adapter(connection: Any) -> bounded_http.BoundedAdapter:
-        return bounded_http.BoundedAdapter(
+    def adapter(connection: Any) -> bounded_http.GitHubAdapter:
+        return bounded_http.GitHubAdapter(
             max_body_bytes=max_body_bytes,
             max_retries=connection.retry,
             pool_connections=connection.pool_size,
@@ -117,7 +117,7 @@ def _bounded_classes(
 
 def _install(client: Github, max_body_bytes: int) -> None:
     """Make every connection `client` opens (to its base URL, and to any host PyGithub follows) use
-    `BoundedAdapter`. PyGithub has no per-client hook, only process-wide `Requester.injectConnectionClasses`
+    `GitHubAdapter`. PyGithub has no per-client hook, only process-wide `Requester.injectConnectionClasses`
     (which also turns connection reuse off), so the instance's own (name-mangled) attributes are set.
 
     Raises:

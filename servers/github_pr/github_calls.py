@@ -28,9 +28,10 @@ from typing import Any, TypeVar
 import requests
 from github import GithubException, RateLimitExceededException
 
+from servers.common.bounded_http import BodyTooLarge, CallOver, read_budget
 from servers.common.errors import Conflict, NotFound, RateLimited, UpstreamFailure
 
-from .bounded_http import BodyTooLarge, CallOver, NotReady, read_budget
+from .bounded_http import NotReady
 
 T = TypeVar("T")
 

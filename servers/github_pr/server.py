@@ -21,13 +21,13 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from servers.common.app import Platform, current_caller
+from servers.common.bounded_http import read_budget
 from servers.common.errors import UpstreamFailure
 from servers.common.logging import get_logger
 from servers.common.policy import Policies
 from servers.common.tools import ToolSpec
 from servers.common.tracing import current_trace_id
 
-from .bounded_http import read_budget
 from .models import (
     LOGIN_PATTERN,
     TEAM_PATTERN,

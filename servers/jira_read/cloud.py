@@ -29,13 +29,13 @@ import anyio.to_thread
 from jira import JIRA
 from pydantic import SecretStr
 
+from servers.common.bounded_http import read_budget
 from servers.common.errors import ConfigError, InvalidInput, NotFound, UpstreamFailure
 from servers.jira_read.cloud_http import (
     DEFAULT_MAX_BODY_BYTES,
     UPSTREAM_ERRORS,
     classify,
     install_read_only_guard,
-    read_budget,
 )
 from servers.jira_read.models import RawComment, RawIssue, RawSearchPage
 

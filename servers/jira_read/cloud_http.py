@@ -5,11 +5,11 @@ package builds — including ones a future code path might add — passes throug
 would leave the process. Only GET, and POST to the JQL search endpoints (a search, not a write),
 go through; anything else raises `WriteRefused` and never reaches the network.
 
-The adapter also bounds what a response may cost: it streams every answer, refuses one whose
-`Content-Length` is over the body cap, reads the decoded body (after gzip/deflate) only up to the cap,
-and stops reading when the call it belongs to is over (its deadline passed, or it was abandoned):
-a `ReadBudget` travels with the call in a context variable, which the worker thread inherits. In
-each case the connection is closed, so an abandoned worker stops downloading too.
+The adapter is a `servers.common.bounded_http.BoundedAdapter`, so it also bounds what a response may
+cost: every answer is streamed, one whose `Content-Length` is over the body cap is not read, the
+decoded body (after gzip/deflate) is read only up to the cap, and reading stops when the call it
+belongs to is over (its deadline passed, or it was abandoned; `read_budget`). In each case the
+connection is closed, so an abandoned worker stops downloading too.
 
 `classify` turns what the `jira`/requests stack raised into goresolve's error tree, together with
 whether and when the call may be retried. Messages are short and carry no upstream body; Jira's
@@ -19,11 +19,7 @@ own JQL error text is kept (sanitized) because the model can act on it.
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Generator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,58 +29,13 @@ from urllib.parse import urlsplit
 import requests
 from jira.exceptions import JIRAError
 from jira.resilientsession import parse_errors
-from requests.adapters import HTTPAdapter
 
+from servers.common.bounded_http import BodyTooLarge, BoundedAdapter, CallOver
 from servers.common.errors import GoresolveError, InvalidInput, NotFound, RateLimited, UpstreamFailure
 
 _SEARCH_POST = re.compile(r"/rest/api/(?:2|3|latest)/search(?:/jql)?/?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-_CHUNK = 64 * 1024
-
-
-class BodyTooLarge(requests.exceptions.RequestException):
-    """A response body (as decoded) over the cap. The connection was closed; the body is not kept."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"response body over {limit} bytes")
-        self.limit = limit
-
-
-class CallOver(requests.exceptions.RequestException):
-    """The call a request belongs to is over (deadline passed, or abandoned): reading stopped."""
-
-
-class ReadBudget:
-    """What one public call may still spend reading: a monotonic deadline and a cancel flag."""
-
-    def __init__(self, deadline_s: float) -> None:
-        self._until = time.monotonic() + deadline_s
-        self._over = threading.Event()
-
-    def cancel(self) -> None:
-        self._over.set()
-
-    def check(self) -> None:
-        """Raises: CallOver once the call was cancelled or its deadline passed."""
-        if self._over.is_set() or time.monotonic() > self._until:
-            raise CallOver("the call is over")
-
-
-_budget: ContextVar[ReadBudget | None] = ContextVar("jira_read_budget", default=None)
-
-
-@contextmanager
-def read_budget(deadline_s: float) -> Generator[ReadBudget]:
-    """Bind a `ReadBudget` to the current context for the duration of one call; cancel it on the way out,
-    however the call ends, so a worker still reading for it stops at its next chunk."""
-    budget = ReadBudget(deadline_s)
-    token = _budget.set(budget)
-    try:
-        yield budget
-    finally:
-        budget.cancel()
-        _budget.reset(token)
 
 
 # Everything the `jira`/requests stack raises for an upstream fault. ValueError covers requests'
@@ -107,52 +58,19 @@ class WriteRefused(RuntimeError):
     """
 
 
-class ReadOnlyAdapter(HTTPAdapter):
-    """A transport adapter that sends only GET and the JQL search POST, and reads at most `max_body_bytes`."""
+class ReadOnlyAdapter(BoundedAdapter):
+    """A transport adapter that sends only GET and the JQL search POST, and reads at most `max_body_bytes`
+    within the call's `ReadBudget` (`servers.common.bounded_http`)."""
 
     def __init__(self, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.max_body_bytes = max_body_bytes
+        super().__init__(max_body_bytes=max_body_bytes, **kwargs)
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        """Send a permitted request and read its body within the cap and the call's budget.
-
-        Raises:
-            WriteRefused: any other method or a POST elsewhere than the search endpoints.
-            BodyTooLarge: the body (declared, or as read and decoded) is over `max_body_bytes`.
-            CallOver: the call this request belongs to ended while it was being read.
-        """
+    def check_request(self, request: requests.PreparedRequest) -> None:
+        """Raises: WriteRefused: any other method than GET, or a POST elsewhere than the search endpoints."""
         method = (request.method or "").upper()
         path = urlsplit(request.url or "").path
         if method != "GET" and not (method == "POST" and _SEARCH_POST.search(path)):
             raise WriteRefused(f"read-only Jira client refused {method} {path}")
-        budget = _budget.get()
-        if budget is not None:
-            budget.check()
-        kwargs["stream"] = True  # the body is read below, bounded, whatever the caller asked
-        response = super().send(request, *args, **kwargs)
-        try:
-            body = self._read(response, budget)
-        except BaseException:
-            response.close()  # drops the connection: nothing more is read from it
-            raise
-        response._content = body  # pyright: ignore[reportPrivateUsage]  # what requests itself does after reading
-        return response
-
-    def _read(self, response: requests.Response, budget: ReadBudget | None) -> bytes:
-        limit = self.max_body_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.strip().isdigit() and int(declared) > limit:
-            raise BodyTooLarge(limit)
-        body = bytearray()
-        # urllib3 decodes gzip/deflate at most a chunk at a time, so a compressed bomb is cut at the cap too.
-        for chunk in response.iter_content(_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                raise BodyTooLarge(limit)
-            if budget is not None:
-                budget.check()
-        return bytes(body)
 
 
 def install_read_only_guard(session: requests.Session, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:

@@ -25,7 +25,7 @@ from servers.common.errors import ConfigError
 from servers.common.policy import AccessPolicy, Identity, Policies, Repo, ReposPolicy, Role, ToolsPolicy
 from servers.common.settings import load_settings
 from servers.github_pr.backends import make_backend
-from servers.github_pr.bounded_http import BoundedAdapter
+from servers.github_pr.bounded_http import GitHubAdapter
 from servers.github_pr.github import MAX_PAGES, connect, current_connection_adapter
 from servers.github_pr.server import build_server
 from servers.github_pr.settings import GitHubPrSettings
@@ -262,7 +262,7 @@ def test_every_connection_of_the_client_is_bounded(fake: FakeGitHub) -> None:
     # Pins bounded_http.install on this PyGithub: the connection it opens carries the bounded adapter.
     client = connect("test-token", base_url=fake.base_url, timeout_s=5, seconds_between_writes=0)
     assert client.get_repo("acme/svc").full_name == "acme/svc"
-    assert isinstance(current_connection_adapter(client), BoundedAdapter)
+    assert isinstance(current_connection_adapter(client), GitHubAdapter)
 
 
 def redirecting(seen: Seen, target: Callable[[int], str]) -> Evil:

@@ -201,7 +201,8 @@ async def test_a_redis_job_that_expires_unstarted_is_dead_lettered_not_lost(redi
 
 
 async def test_a_handled_redis_job_leaves_no_pending_copy_to_be_swept(redis_url: str) -> None:
-    queue = RedisQueue(redis_url, f"t{uuid.uuid4().hex[:8]}", retry=FAST, retention_s=0.2, poll_s=0.01)
+    # retention long enough that the duplicate below is still within it on a loaded machine (at 0.2 s it was not)
+    queue = RedisQueue(redis_url, f"t{uuid.uuid4().hex[:8]}", retry=FAST, retention_s=1.5, poll_s=0.01)
     for n in range(5):
         assert await queue.enqueue(push_event(f"h{n}")) is True
     assert await queue.enqueue(push_event("h0")) is False
@@ -210,7 +211,7 @@ async def test_a_handled_redis_job_leaves_no_pending_copy_to_be_swept(redis_url:
         return None
 
     await _drain(queue, handler)
-    await anyio.sleep(0.3)
+    await anyio.sleep(1.6)
     assert await queue.sweep_expired() == 0
     assert await queue.dead_letters() == []
     await queue.aclose()

@@ -143,11 +143,21 @@ class RoutingPolicy(_Strict):
         return self.kinds[kind]  # type: ignore[index]
 
     def check_prices(self, budgets: Budgets, file: str = "routing.yaml") -> None:
-        """Every tier's model (and the classifier's) must have a price in budgets.yaml, unless unpriced is allowed.
+        """Every tier's model (and the classifier's) must have a price in budgets.yaml, unless unpriced is allowed;
+        every tier budgets.yaml overrides must be one of routing's tiers (a misspelt one would never apply).
 
         Raises:
-            RoutingPolicyError: a model has no price.
+            RoutingPolicyError: budgets.yaml overrides a tier routing does not have (named as budgets.yaml's
+                problem), or a model has no price.
         """
+        known = ", ".join(self.tiers)
+        unknown = [
+            PolicyProblem(f"tiers.{name}", f"no routing tier {name!r} (routing.yaml's tiers: {known})")
+            for name in budgets.tiers
+            if name not in self.tiers
+        ]
+        if unknown:
+            raise RoutingPolicyError("budgets.yaml", unknown)
         if budgets.allow_unpriced:
             return
         problems = [

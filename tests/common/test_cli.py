@@ -32,6 +32,21 @@ def test_policy_check_accepts_the_bundled_policies() -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_policy_check_refuses_a_budgets_tier_that_routing_does_not_have(tmp_path: Path) -> None:
+    write_policies(tmp_path)
+    (tmp_path.parent / "sample-service").mkdir()
+    for name in ("budgets.yaml", "escalation.yaml", "routing.yaml"):
+        shutil.copy(DEFAULT_POLICY_DIR / name, tmp_path / name)
+    assert runner.invoke(app, ["policy", "check", str(tmp_path)]).exit_code == 0
+    budgets = (tmp_path / "budgets.yaml").read_text()
+    assert "\n  small: " in budgets
+    (tmp_path / "budgets.yaml").write_text(budgets.replace("\n  small: ", "\n  smal: "))
+    result = runner.invoke(app, ["policy", "check", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "budgets.yaml: tiers.smal: no routing tier 'smal'" in result.output
+    assert "small, strong, human" in result.output
+
+
 def test_the_bundled_sample_service_is_where_the_defaults_point() -> None:
     repos = load_policies(DEFAULT_POLICY_DIR).repos.repos
     assert repo_path(DEFAULT_POLICY_DIR, repos["sample-service"]) == (REPO_ROOT / "examples" / "sample-service")

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.policy import Budgets, Price
+from agent.policy import Budgets, Price, TierOverrides
 from agent.router.errors import RoutingPolicyError
 from agent.router.policy import json_schema, load_routing_policy, parse_routing_policy, write_schema
 
@@ -122,3 +122,17 @@ def test_any_document_is_a_policy_or_a_structured_error(change: dict) -> None:  
     except RoutingPolicyError as exc:  # anything else fails the test
         problems = exc.problems or [None]
     assert all(p is not None and p.field and p.message for p in problems)
+
+
+def test_a_budgets_tier_that_routing_does_not_have_is_refused(tmp_path: Path) -> None:
+    # a misspelt override (`smal`) was silently ignored: the routed run got the default caps
+    (tmp_path / "routing.yaml").write_text(yaml.safe_dump(GOOD))
+    budgets = Budgets(tiers={"smal": TierOverrides(max_cost_usd=0.0001)}, allow_unpriced=True)
+    with pytest.raises(RoutingPolicyError) as caught:
+        load_routing_policy(tmp_path, budgets)
+    assert caught.value.file == "budgets.yaml"
+    assert [p.field for p in caught.value.problems] == ["tiers.smal"]
+    assert caught.value.message.startswith("budgets.yaml: tiers.smal: no routing tier 'smal'")
+    assert all(tier in caught.value.message for tier in GOOD["tiers"])
+    fixed = budgets.model_copy(update={"tiers": {"small": TierOverrides(max_cost_usd=0.0001)}})
+    assert load_routing_policy(tmp_path, fixed).strongest == "strong"

@@ -16,7 +16,17 @@ def report_of(outcome: ToolOutcome) -> dict[str, Any]:
 
 
 def tests_ok(outcome: ToolOutcome) -> bool:
-    return bool((outcome.structured or {}).get("ok"))
+    """The run's `ok`, and nothing in the result that contradicts it: a census problem, a failed test, a
+    package that did not pass (a forged report can leave `ok` true on an older server)."""
+    structured = outcome.structured or {}
+    report = report_of(outcome)
+    if not structured.get("ok") or structured.get("census") or report.get("ok") is False:
+        return False
+    if any(t.get("status") in ("fail", "timeout", "running") for t in report.get("tests") or []):
+        return False
+    return all(
+        p.get("status", "ok") in ("ok", "no_test_files") and not p.get("failed") for p in report.get("packages") or []
+    )
 
 
 def build_failed(outcome: ToolOutcome) -> bool:

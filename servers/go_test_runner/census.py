@@ -13,6 +13,8 @@ After the patched run, `check` asserts that:
   (`newly_skipped`; known only once such a run was seen);
 - the test binary ran to its end: each package's stream ends with its final event, and a run
   whose every package passed also exited 0 (`no_final_event`, `exit_mismatch`);
+- no package passed with a failed test, and go test did not exit 0 after a failure
+  (`passed_with_failures`: test output forged test2json's framing and the binary left with status 0);
 - tests are counted per (package, name): a name reported more often than the base lists it, times
   `-count`, is a second test shadowing the first in the report (`duplicate_test`; an external
   `package x_test` test named like an internal one).
@@ -66,6 +68,7 @@ Reason = Literal[
     "duplicate_test",
     "census_overflow",
     "base_tests_differ",
+    "passed_with_failures",
 ]
 
 Key = tuple[str, str, tuple[str, ...], str, tuple[str, ...]]
@@ -257,7 +260,29 @@ def check(
     if exit_code not in (0, None) and tracker.final and not failed and not out:
         detail = f"every package reported success but go test exited with status {exit_code}"
         out.append(Problem("exit_mismatch", "", detail))
+    out += passed_with_failures(tracker, exit_code=exit_code)
     return out[:MAX_PROBLEMS]
+
+
+def passed_with_failures(tracker: Tracker, *, exit_code: int | None) -> list[Problem]:
+    """A package whose final event is a pass although one of its tests failed, and a go test that exited 0
+    although a test or package failed: go itself never reports either, test output that forges
+    test2json's framing and leaves with status 0 does (`passed_with_failures`)."""
+    out: list[Problem] = []
+    failing: dict[str, list[str]] = {}
+    for (pkg, name), acts in sorted(tracker.outcomes.items()):
+        if acts["fail"]:
+            failing.setdefault(pkg, []).append(name)
+    for pkg, names in failing.items():
+        if tracker.final.get(pkg) == "pass":
+            detail = f"{pkg} reported a pass although {_names(names)} failed (its report was forged)"
+            out.append(Problem("passed_with_failures", pkg, detail))
+    failed = [pkg for pkg, action in tracker.final.items() if action == "fail"]
+    if exit_code == 0 and (failing or failed) and not out:
+        what = f"test(s) {_names([n for names in failing.values() for n in names])}" if failing else "a package"
+        detail = f"go test exited with status 0 although {what} failed (the test binary's exit was forged)"
+        out.append(Problem("passed_with_failures", "", detail))
+    return out
 
 
 def _passed(tracker: Tracker, key: tuple[str, str]) -> bool:

@@ -286,10 +286,11 @@ class StreamParser:
         running = list(dict.fromkeys(self._running_at_timeout))
         if killed:
             running += [t.name for t in tests if t.status in ("running", "timeout") and t.name not in running]
+        failed = sum(c["fail"] for c in self._counts.values())
         report = TestReport(
             ok=bool(packages)
             and all(p.status in ("ok", "no_test_files") for p in packages)
-            and not (killed or self._build_errors),
+            and not (killed or self._build_errors or failed),
             summary="",
             packages=packages,
             tests=tests,
@@ -316,7 +317,9 @@ class StreamParser:
         if p.timed_out:
             status = "timeout"
         elif p.status == "pass":
-            status = "ok"
+            # A test that failed fails its package whatever the package's final event says: a test can
+            # forge test2json's framing ("--- PASS", "PASS") and leave with status 0.
+            status = "fail" if counts["fail"] else "ok"
         elif p.status == "skip":
             status = "no_test_files"
         elif p.status == "fail":

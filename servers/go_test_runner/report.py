@@ -82,7 +82,7 @@ class TestReport(_Model):
 
     __test__: ClassVar[bool] = False
 
-    ok: bool = Field(description="True when every package passed or had no test files.")
+    ok: bool = Field(description="True when every package passed or had no test files, and no test failed.")
     summary: str = Field(description="One paragraph a person can read in ten seconds.")
     packages: list[PackageResult]
     tests: list[TestResult] = Field(description="Failed, timed-out and still-running tests (passing ones are counted).")

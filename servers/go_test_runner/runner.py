@@ -394,7 +394,7 @@ class Runner:
                 return []
             self._census.record_unpatched(key, tracker)
         elif base is None:
-            return []
+            return census.passed_with_failures(tracker, exit_code=exit_code)
         return census.check(
             base,
             tracker,

@@ -22,6 +22,7 @@ COPY goresolve goresolve
 COPY workqueue workqueue
 COPY credentials credentials
 COPY yamlfiles yamlfiles
+COPY pathglob pathglob
 COPY policies policies
 RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps . \
  && /opt/goresolve/bin/pip uninstall -y pip

@@ -45,10 +45,14 @@ class Condition(_Strict):
     issue_types: tuple[str, ...] = Field(default=(), description="Any of these issue types (case-insensitive).")
     components: tuple[str, ...] = Field(default=(), description="Any of these components (case-insensitive).")
     paths_any: tuple[str, ...] = Field(
-        default=(), description="Globs; some path or package named in the ticket matches one of them."
+        default=(),
+        description="Globs (gitignore-like, as protected.yaml's paths: ** crosses directories, * does not; "
+        "case-sensitive); some path or package named in the ticket matches one of them or lies under a match.",
     )
     paths_all: tuple[str, ...] = Field(
-        default=(), description="Globs; the ticket names at least one path and every one matches one of them."
+        default=(),
+        description="Globs (the syntax of paths_any), each matching a whole path (docs/* takes docs/a.md, not "
+        "docs/gen/main.go); the ticket names at least one path and every one matches one of them.",
     )
     title: str | None = Field(default=None, description="Regular expression searched in the title.")
     body: str | None = Field(default=None, description="Regular expression searched in the body.")

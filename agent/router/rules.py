@@ -1,15 +1,18 @@
 """The rules of routing.yaml, compiled once: `RuleSet.first_match(ticket)` is the whole rule engine.
 
-Matching is plain string work (casefolded sets, pre-compiled regular expressions, fnmatch globs),
-well under a millisecond per ticket; bench/routing.py measures it.
+Matching is plain string work (casefolded sets, pre-compiled regular expressions, and the policies' one
+gitignore-like glob syntax, `pathglob`), well under a millisecond per ticket; bench/routing.py measures it.
+`paths_any` matches a named path or anything under it (like protected.yaml's `paths`); `paths_all` asks
+that every named path is one of the globs', whole (like `allow_non_go`): `docs/*` takes `docs/intro.md`,
+not `docs/gen/main.go`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 
+import pathglob
 from agent.router.policy import Condition, RoutingPolicy, Rule
 from agent.router.ticket import TicketFacts
 
@@ -48,19 +51,15 @@ class _Compiled:
             return False
         if self.components and not any(c.casefold() in self.components for c in t.components):
             return False
-        if self.paths_any and not any(_glob(p, self.paths_any) for p in t.paths):
+        if self.paths_any and not any(pathglob.matches(p, self.paths_any) for p in t.paths):
             return False
-        if self.paths_all and not (t.paths and all(_glob(p, self.paths_all) for p in t.paths)):
+        if self.paths_all and not (t.paths and all(pathglob.matches(p, self.paths_all, whole=True) for p in t.paths)):
             return False
         if self.title is not None and not self.title.search(t.title):
             return False
         if self.body is not None and not self.body.search(t.body):
             return False
         return self.text is None or bool(self.text.search(t.title) or self.text.search(t.body))
-
-
-def _glob(path: str, globs: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(path, g) for g in globs)
 
 
 class RuleSet:

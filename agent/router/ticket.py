@@ -8,6 +8,7 @@ with optional YAML front matter for `key`, `labels`, `type` and `components`.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,10 +37,21 @@ def named_paths(title: str, body: str) -> tuple[str, ...]:
     for text in (title, body):
         for pattern in (_FILE, _PACKAGE):
             for m in pattern.finditer(text):
-                path = m.group(1).strip("./")
-                if path and "://" not in path and path not in found:
+                path = _repository_path(m.group(1))
+                if path is not None and path not in found:
                     found.append(path)
     return tuple(found)
+
+
+def _repository_path(text: str) -> str | None:
+    """`text` as a path inside the repository (`./x` is `x`; `.github/...` keeps its dot), or None for a URL
+    or a path that leaves the repository (`../x/y.go`): the policies' globs judge repository paths only."""
+    if "://" in text:
+        return None
+    path = posixpath.normpath(text)
+    if path in (".", "..") or path.startswith(("../", "/")):
+        return None
+    return path
 
 
 class TicketFacts(BaseModel):

@@ -9,10 +9,13 @@ display in another order than it is stored (`BIDI_CONTROL`).
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+# the one glob syntax of every policy (gitignore-like), shared with the agent's router and escalation rules
+from pathglob import glob_regex as glob_regex
+from pathglob import matching_glob as matching_glob
 
 _GO_LITERAL = re.compile(
     r"""`[^`]*`                          # raw string
@@ -47,75 +50,6 @@ def hiding_tags(expr: str) -> list[str]:
 def platform_specific(path: str) -> bool:
     """True for a Go file name that only builds on some GOOS/GOARCH (`x_windows.go`, `y_arm64_test.go`)."""
     return bool(_PLATFORM_SUFFIX.search(path))
-
-
-def _bracket(body: str) -> str:
-    """The regex for a glob bracket's body (between `[` and `]`): characters and ranges, `!` or `^` negates.
-
-    Every character is escaped, so `[`, `&&`, `~~` and `||` stay characters (unescaped, Python reads
-    them as a nested set or a set operation). A reversed range (`z-a`) matches nothing, as in git,
-    where Python would refuse it. Like `*` and `?`, a bracket never matches `/`.
-    """
-    negate = len(body) > 1 and body[0] in "!^"
-    chars = body[1:] if negate else body
-    members: list[str] = []
-    i = 0
-    while i < len(chars):
-        if i + 2 < len(chars) and chars[i + 1] == "-":
-            low, high = chars[i], chars[i + 2]
-            if low <= high:
-                members.append(f"{re.escape(low)}-{re.escape(high)}")
-            i += 3
-        else:
-            members.append(re.escape(chars[i]))
-            i += 1
-    if negate:
-        return f"[^/{''.join(members)}]"
-    return f"[{''.join(members)}]" if members else "(?!)"
-
-
-@functools.lru_cache(maxsize=256)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a gitignore-like glob: `**` crosses directories, `*` and `?` do not.
-
-    A pattern without a slash (other than a trailing one) matches a name at any depth, like
-    gitignore; a pattern with a slash is anchored at the repository root.
-    """
-    pat = pattern.strip().rstrip("/")
-    anchored = "/" in pat
-    pat = pat.lstrip("/")
-    out: list[str] = []
-    i = 0
-    while i < len(pat):
-        if pat.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pat.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pat[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pat[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pat[i] == "[" and "]" in pat[i + 2 :]:
-            end = pat.index("]", i + 2)
-            out.append(_bracket(pat[i + 1 : end]))
-            i = end + 1
-        else:
-            out.append(re.escape(pat[i]))
-            i += 1
-    prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(prefix + "".join(out) + "(?:/.*)?", re.DOTALL)
-
-
-def matching_glob(path: str, patterns: tuple[str, ...]) -> str | None:
-    """The first pattern that matches `path` (or one of its parent directories), else None."""
-    for pattern in patterns:
-        if pattern.strip() and glob_regex(pattern).fullmatch(path):
-            return pattern
-    return None
 
 
 # Bidirectional controls: the embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069, the marks

@@ -109,6 +109,44 @@ def test_named_paths_come_from_title_prefix_files_and_package_dirs() -> None:
     assert t.paths == ("net/http", "internal/pool/pool.go", "go.mod", "pkg/cache")
 
 
+def test_named_paths_keep_leading_dots_and_drop_paths_outside_the_repository() -> None:
+    # `.strip("./")` made `.github/workflows/release.yml` `github/...` and `../x/y.go` `x/y.go`
+    t = TicketFacts.of("CI", "The workflow .github/workflows/release.yml, ./docs/a.md, ../x/y.go and a/../b/c.go")
+    assert t.paths == (".github/workflows/release.yml", "docs/a.md", "b/c.go")
+
+
+def test_path_conditions_use_the_policies_glob_syntax() -> None:
+    rules = [
+        {"name": "ci", "when": {"paths_any": [".github/**"]}, "tier": "human", "reason": "ci"},
+        {"name": "auth", "when": {"paths_any": ["**/auth/**"]}, "tier": "human", "reason": "auth"},
+        {"name": "docs", "when": {"paths_all": ["docs/*"]}, "tier": "small", "reason": "docs"},
+    ]
+    rs = RuleSet(_policy(rules))
+
+    def rule(body: str) -> str | None:
+        hit = rs.first_match(TicketFacts.of("t", body))
+        return hit.name if hit else None
+
+    assert rule("The workflow .github/workflows/release.yml pushes") == "ci"
+    assert rule("auth/session.go returns a stale session") == "auth"  # `**/` matches no directory too
+    assert rule("internal/auth/session.go returns a stale session") == "auth"
+    assert rule("docs/setup.md is out of date") == "docs"
+    assert rule("docs/gen/main.go panics") is None  # `*` does not cross `/`
+    assert rule("Docs/setup.md is out of date") is None  # case-sensitive, like git's paths
+
+
+async def test_go_code_under_docs_is_not_a_docs_ticket(policy) -> None:  # type: ignore[no-untyped-def]
+    ticket = TicketFacts.of(
+        "Site generator writes wrong sitemap",
+        "docs/gen/sitemap.go drops every second URL from the sitemap; the handler in docs/gen/server.go then "
+        "serves stale pages.",
+    )
+    decision = await route(ticket, policy, classifier=None)
+    assert decision.rule != "docs-paths" and decision.tier == "strong"
+    md = await route(TicketFacts.of("Clarify", "docs/guide/setup.md and docs/gen/README.md"), policy, classifier=None)
+    assert md.rule == "docs-paths"
+
+
 def test_a_documentation_label_with_a_bug_label_is_not_a_docs_ticket(policy) -> None:  # type: ignore[no-untyped-def]
     rules = RuleSet(policy)
     assert rules.first_match(TicketFacts.of("Getting started page", labels=["documentation"])).name == "docs-label"  # type: ignore[union-attr]

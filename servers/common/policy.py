@@ -106,8 +106,9 @@ class ProtectedPolicy(_Frozen):
     max_patch_bytes: int = Field(default=200_000, gt=0, le=10_000_000)
     allow_non_go: tuple[str, ...] = Field(
         default=("**/*.md", "docs/**", "LICENSE*", "CHANGELOG*"),
-        description="Globs of non-Go files a patch may change; any other non-Go file is refused. A file "
-        "that tests read stays protected even when it matches.",
+        description="Globs of non-Go files a patch may change, each matching a whole path (**/*.md allows "
+        "notes/a.md, not notes.md/build.sh; a pattern ending in / allows everything under that directory); any "
+        "other non-Go file is refused. A file that tests read stays protected even when it matches.",
     )
     allow_binary: bool = Field(default=False, description="Let patches add or change binary files.")
     allow_mode_changes: bool = Field(default=False, description="Let patches change file modes (e.g. +x).")

@@ -43,3 +43,16 @@ def test_findings_are_compared_as_multisets(base_keys: list[str], patched_keys: 
     new = compare(facts(base_keys), facts(patched_keys), frozenset())
     expected = sum(max(patched_keys.count(k) - base_keys.count(k), 0) for k in "abc")
     assert len(new) == expected
+
+
+def test_allow_non_go_matches_whole_paths_not_what_lies_under_a_match() -> None:
+    # glob_regex's deny-list suffix `(?:/.*)?` let `**/*.md` allow scripts.md/release.sh and `LICENSE*`
+    # allow LICENSE-tools/Makefile
+    policy = ProtectedPolicy()
+    allowed = frozenset({"README.md", "docs/a/b.txt", "LICENSE", "sub/LICENSE.txt", "CHANGELOG.md"})
+    assert non_go_reasons(allowed, policy, Facts()) == []
+    refused = frozenset({"scripts.md/release.sh", "LICENSE-tools/Makefile", "CHANGELOG.d/x.sh"})
+    reasons = non_go_reasons(refused, policy, Facts())
+    assert [(r.rule, r.path) for r in reasons] == [("non_go_file", p) for p in sorted(refused)]
+    # a pattern ending in / names a directory and allows everything under it
+    assert non_go_reasons(frozenset({"site/a/b.html"}), ProtectedPolicy(allow_non_go=("site/",)), Facts()) == []

@@ -189,7 +189,7 @@ def non_go_reasons(paths: frozenset[str], policy: ProtectedPolicy, facts: Facts 
         if literal is not None:
             detail = f"tests read this file (named by {literal[:60]!r} in test code)"
             out.append(PatchReason(rule="test_fixture", path=path, detail=detail))
-        elif diffs.matching_glob(path, policy.allow_non_go) is None:
+        elif diffs.matching_glob(path, policy.allow_non_go, whole=True) is None:  # an allow list: whole paths
             detail = "non-Go file not allowed by any allow_non_go pattern"
             out.append(PatchReason(rule="non_go_file", path=path, detail=detail))
     return out

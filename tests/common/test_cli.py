@@ -33,15 +33,15 @@ def test_policy_check_accepts_the_bundled_policies() -> None:
 
 
 def test_policy_check_refuses_a_budgets_tier_that_routing_does_not_have(tmp_path: Path) -> None:
-    write_policies(tmp_path)
-    (tmp_path.parent / "sample-service").mkdir()
+    directory = write_policies(tmp_path / "p")  # its repos.yaml names ../sample-service
+    (tmp_path / "sample-service").mkdir()
     for name in ("budgets.yaml", "escalation.yaml", "routing.yaml"):
-        shutil.copy(DEFAULT_POLICY_DIR / name, tmp_path / name)
-    assert runner.invoke(app, ["policy", "check", str(tmp_path)]).exit_code == 0
-    budgets = (tmp_path / "budgets.yaml").read_text()
+        shutil.copy(DEFAULT_POLICY_DIR / name, directory / name)
+    assert runner.invoke(app, ["policy", "check", str(directory)]).exit_code == 0
+    budgets = (directory / "budgets.yaml").read_text()
     assert "\n  small: " in budgets
-    (tmp_path / "budgets.yaml").write_text(budgets.replace("\n  small: ", "\n  smal: "))
-    result = runner.invoke(app, ["policy", "check", str(tmp_path)])
+    (directory / "budgets.yaml").write_text(budgets.replace("\n  small: ", "\n  smal: "))
+    result = runner.invoke(app, ["policy", "check", str(directory)])
     assert result.exit_code == 2, result.output
     assert "budgets.yaml: tiers.smal: no routing tier 'smal'" in result.output
     assert "small, strong, human" in result.output

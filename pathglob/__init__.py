@@ -9,6 +9,8 @@ depends on nothing of ours.
   `CODEOWNERS`); a pattern with a slash is anchored at the repository root (`docs/*`, `.github/**`).
 - `**/` matches any number of directories, none included (`**/auth/**` matches `auth/session.go`).
 - Matching is case-sensitive, as git's paths are.
+- `./` at the start anchors at the root like `/` (`./go.mod` is `/go.mod`), and `//` is `/`
+  (`normalise`): git's paths have neither, so written literally they would match nothing.
 
 Two modes. A *deny* list (what a patch may not touch, what routes a ticket to more care) matches a path
 or anything under it: `go.mod` also matches `go.mod/x`, `docs/*` also matches `docs/gen/main.go`.
@@ -48,6 +50,33 @@ def _bracket(body: str) -> str:
     return f"[{''.join(members)}]" if members else "(?!)"
 
 
+_SLASHES = re.compile(r"/{2,}")
+_DOT_DIRS = re.compile(r"(?:^|/)\.(?=/|$)")
+
+
+def normalise(pattern: str) -> str:
+    """The pattern as it matches: surrounding blanks dropped, `//` made `/`, `./` segments dropped (a leading
+    one anchors at the root, like a leading `/`)."""
+    pat = _SLASHES.sub("/", pattern.strip())
+    anchored = pat.startswith(("/", "./"))
+    while True:
+        dropped = _SLASHES.sub("/", _DOT_DIRS.sub("/", pat))
+        if dropped == pat:
+            break
+        pat = dropped
+    return "/" + pat.lstrip("/") if anchored else pat
+
+
+def problem(pattern: str) -> str | None:
+    """Why `pattern` can match no repository path (blank, `..`, or nothing but slashes), else None."""
+    pat = normalise(pattern)
+    if not pat.strip("/"):
+        return f"{pattern!r} names no path"
+    if ".." in pat.split("/"):
+        return f"{pattern!r} has a '..' segment: repository paths never do, so it matches nothing"
+    return None
+
+
 @functools.lru_cache(maxsize=512)
 def glob_regex(pattern: str, *, whole: bool = False) -> re.Pattern[str]:
     """Compile a glob for `fullmatch` against a repository path (relative, `/`-separated, no `./`).
@@ -55,7 +84,7 @@ def glob_regex(pattern: str, *, whole: bool = False) -> re.Pattern[str]:
     With `whole` (an allow list) the pattern must match the whole path; without it (a deny list) it
     matches the path or any of its parent directories.
     """
-    stripped = pattern.strip()
+    stripped = normalise(pattern)
     directory = stripped.endswith("/")
     pat = stripped.rstrip("/")
     anchored = "/" in pat

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import pathglob
 from agent.policy import DEFAULT_POLICY_DIR, Budgets, YamlFileError, load_yaml_file
 from agent.router.errors import PolicyProblem, RoutingPolicyError
 
@@ -37,6 +38,13 @@ def _check_regex(value: str | None) -> str | None:
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc.msg} at position {exc.pos}") from None
+    return value
+
+
+def _check_globs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in value:
+        if (why := pathglob.problem(pattern)) is not None:
+            raise ValueError(why)
     return value
 
 
@@ -59,6 +67,7 @@ class Condition(_Strict):
     text: str | None = Field(default=None, description="Regular expression searched in the title and the body.")
 
     _regex = field_validator("title", "body", "text")(_check_regex)
+    _globs = field_validator("paths_any", "paths_all")(_check_globs)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import pathglob
 from servers.common.errors import ConfigError
 from servers.common.repo_names import RepoName
 from servers.common.yamlfile import load_yaml_file
@@ -97,7 +98,9 @@ class ProtectedPolicy(_Frozen):
 
     paths: tuple[str, ...] = Field(
         default=(".github/**", ".gitlab-ci.yml", "**/testdata/**", "go.mod", "go.sum", "CODEOWNERS"),
-        description="Glob patterns (gitignore-like, ** crosses directories) a patch may not modify.",
+        description="Glob patterns (gitignore-like: ** crosses directories, * does not; a pattern with a / is "
+        "anchored at the root, ./ and // are read as / ; case-sensitive) a patch may not modify, nor anything "
+        "under a match.",
     )
     existing_tests_read_only: bool = Field(
         default=True, description="Existing _test.go lines may not change; new test functions may be appended."
@@ -152,6 +155,14 @@ class ProtectedPolicy(_Frozen):
         },
         description="Objects that may not be reachable from package initialization: test-flag mutation.",
     )
+
+    @field_validator("paths", "allow_non_go")
+    @classmethod
+    def _globs_match_something(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if (why := pathglob.problem(pattern)) is not None:
+                raise ValueError(why)
+        return value
 
 
 class Policies(_Frozen):

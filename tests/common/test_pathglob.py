@@ -38,3 +38,25 @@ def test_a_deny_list_also_matches_below_a_match_and_an_allow_list_does_not() -> 
 def test_the_servers_diffs_helpers_are_the_shared_ones() -> None:
     assert diffs.glob_regex is pathglob.glob_regex
     assert diffs.matching_glob is pathglob.matching_glob
+
+
+@pytest.mark.parametrize(
+    ("pattern", "normal"),
+    [
+        ("./go.mod", "/go.mod"),
+        ("internal//auth/keys.go", "internal/auth/keys.go"),
+        (".//a/./b//c", "/a/b/c"),
+        ("x/./", "x/"),
+        (".github/**", ".github/**"),
+        ("./.github/**", "/.github/**"),
+    ],
+)
+def test_dot_slash_and_doubled_slashes_are_read_as_git_writes_paths(pattern: str, normal: str) -> None:
+    assert pathglob.normalise(pattern) == normal
+    assert pathglob.problem(pattern) is None
+    assert pathglob.glob_regex(pattern).pattern == pathglob.glob_regex(normal).pattern
+
+
+@pytest.mark.parametrize("pattern", ["./", "//", " ", "../x", "a/../b", ".."])
+def test_a_pattern_that_can_match_no_repository_path_is_a_problem(pattern: str) -> None:
+    assert pathglob.problem(pattern) is not None

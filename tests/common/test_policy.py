@@ -35,6 +35,8 @@ def test_committed_json_schema_is_current() -> None:
         ("access.yaml", "identities:\n  a: {roles: [triage], repos: [nowhere]}\n", "identities.a.repos.0"),
         ("tools.yaml", "roles:\n  triage: {scopes: [jira:write]}\n", "roles.triage.scopes.0"),
         ("protected.yaml", "max_patch_bytes: -1\n", "max_patch_bytes"),
+        ("protected.yaml", "paths: ['../secrets/**']\n", "field 'paths': Value error, '../secrets/**' has a '..'"),
+        ("protected.yaml", "allow_non_go: ['./']\n", "field 'allow_non_go': Value error, './' names no path"),
         ("access.yaml", "identities: [unclosed\n", "invalid YAML"),
     ],
 )
@@ -57,3 +59,16 @@ def test_policies_are_frozen(tmp_path: Path) -> None:
     policies = load_policies(write_policies(tmp_path / "p"))
     with pytest.raises(ValueError, match="frozen"):
         policies.access.identities["reader"].roles = ("agent",)  # type: ignore[misc]
+
+
+def test_a_protected_pattern_with_dot_slash_or_doubled_slashes_protects_its_path(tmp_path: Path) -> None:
+    # './internal/auth/keys.go' and 'internal//auth/keys.go' were accepted and matched nothing
+    from servers.common import diffs
+
+    directory = write_policies(tmp_path / "p")
+    (directory / "protected.yaml").write_text("paths: ['./internal/auth/keys.go', 'cmd//tool/*.go']\n")
+    paths = load_policies(directory).protected.paths
+    assert diffs.matching_glob("internal/auth/keys.go", paths) == "./internal/auth/keys.go"
+    assert diffs.matching_glob("sub/internal/auth/keys.go", paths) is None  # './' anchors at the root, like '/'
+    assert diffs.matching_glob("cmd/tool/main.go", paths) == "cmd//tool/*.go"
+    assert diffs.matching_glob("Internal/auth/keys.go", paths) is None  # case-sensitive, as git's paths are

@@ -32,9 +32,11 @@ through functions of the same package the patch changes), `testing.Testing()` or
 function in non-test code (`testing_testing`, `testing_in_code`), a new `TestMain` (`new_test_main`)
 and `//go:linkname` (`linkname`); non-test code that asks whether it runs as a test binary otherwise
 (`flag.Lookup("test.v")`, `os.Args` or `os.Executable()` with a `.test` name or `-test.` flag in the same
-declaration: `test_mode_probe`); and in test files `syscall.Exit`/`unix.Exit` or a raw exit system call
-(`exit_in_test`), `Mprotect`, an executable `Mmap` or a raw mprotect (`rewrites_code`), and test2json's
-framing byte 0x16 in a string or rune literal or a conversion of 22 (`framing_byte`). As in the
+declaration: `test_mode_probe`); and in any Go code (test files, and the code they call, which runs in
+the same test binary) `syscall.Exit`/`unix.Exit`, `syscall.Exec`/`unix.Exec` or a raw exit or execve
+system call (`exit_in_test`), `Mprotect`, an executable `Mmap` or a raw mprotect (`rewrites_code`), and
+test2json's framing byte 0x16 in a string or rune literal or a conversion of 22 (`framing_byte`; the
+analyzer reads any constant the type checker computes as 0x16 in a string or 22 as a byte or rune). As in the
 analyzer, only what the patch adds is refused: the findings of the pre- and post-images are compared.
 Reachability through methods, function values passed around, or files the patch does not change is the
 analyzer's alone.
@@ -622,15 +624,20 @@ _InitKey = tuple[str, str, str, str]  # rule, root, through, object (the analyze
 # may not make; what non-test code may not ask (test_mode_probe); the byte test2json frames reports with.
 _SYS = ("syscall", "golang.org/x/sys/unix")
 _EXITS = "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"
+_NON_TEST = "non-test code (a test that calls it runs it in the test binary)"
+_EXECS = "replaces the test binary with another program, which can end it with any status"
 _PROTECTS = "changes memory protection, so a test can make code writable and rewrite the functions under test"
 _PROTECT_FUNCS = ("Mprotect", "PkeyMprotect")
 _IN_TESTS = [
     *(_Guarded("exit_in_test", f"{p}.Exit", p, "Exit", False, _EXITS) for p in _SYS),
+    *(_Guarded("exit_in_test", f"{p}.Exec", p, "Exec", False, _EXECS) for p in _SYS),
     *(_Guarded("rewrites_code", f"{p}.{n}", p, n, False, _PROTECTS) for p in _SYS for n in _PROTECT_FUNCS),
 ]
 _RAW_SYSCALLS: dict[str, Rule] = {
     "SYS_EXIT": "exit_in_test",
     "SYS_EXIT_GROUP": "exit_in_test",
+    "SYS_EXECVE": "exit_in_test",
+    "SYS_EXECVEAT": "exit_in_test",
     "SYS_MPROTECT": "rewrites_code",
     "SYS_PKEY_MPROTECT": "rewrites_code",
 }
@@ -666,15 +673,18 @@ def _code_findings(path: str, file: GoFile | None, label: str, code: Code, lits:
     """The test-code and test-mode rules on one declaration's code (or one line's, `file` unknown); `lits`
     adds the literals of the constants it names."""
     out: list[_Found] = []
+    # Test code and every function it calls run in the test binary: what may not run there is read in
+    # non-test code too.
+    who = "test code" if path.endswith("_test.go") else _NON_TEST
+    for g, ref in _refs(code.refs, file, _IN_TESTS):
+        out.append(_Found(g.rule, g.key, ref.line, f"{who} uses {g.key} in {label}, which {g.why}"))
+    sys_names = {q for p in _SYS for q in _qualifiers(file, p)}
+    for call in code.calls:
+        out.extend(_test_call_findings(call, sys_names, label, who))
+    for lit in code.lits:
+        if _FRAMING in lit.value:
+            out.append(_Found("framing_byte", "0x16", lit.line, f"{who} in {label} holds {_FRAMING_WHY}"))
     if path.endswith("_test.go"):
-        for g, ref in _refs(code.refs, file, _IN_TESTS):
-            out.append(_Found(g.rule, g.key, ref.line, f"test code uses {g.key} in {label}, which {g.why}"))
-        sys_names = {q for p in _SYS for q in _qualifiers(file, p)}
-        for call in code.calls:
-            out.extend(_test_call_findings(call, sys_names, label))
-        for lit in code.lits:
-            if _FRAMING in lit.value:
-                out.append(_Found("framing_byte", "0x16", lit.line, f"test code in {label} holds {_FRAMING_WHY}"))
         return out
     flag_names = _qualifiers(file, "flag")
     dotted_flag = file is not None and "flag" in file.dots
@@ -694,19 +704,20 @@ def _code_findings(path: str, file: GoFile | None, label: str, code: Code, lits:
     return out
 
 
-def _test_call_findings(call: Call, sys_names: set[str], label: str) -> list[_Found]:
-    """Raw exit or mprotect system calls, executable mmaps and conversions of 22 to a byte, in test code."""
+def _test_call_findings(call: Call, sys_names: set[str], label: str, who: str) -> list[_Found]:
+    """Raw exit, exec or mprotect system calls, executable mmaps and conversions of 22 to a byte, in code a
+    test binary runs (`who` says which)."""
     out: list[_Found] = []
     callee = call.callee
     from_sys = len(callee) == 2 and callee[0] in sys_names
     if from_sys and "Syscall" in callee[1] and call.args and (m := _RAW_NUMBER.search(call.args[0])):
-        detail = f"test code in {label} makes the raw system call {m[1]} through {'.'.join(callee)}"
+        detail = f"{who} in {label} makes the raw system call {m[1]} through {'.'.join(callee)}"
         out.append(_Found(_RAW_SYSCALLS[m[1]], m[1], call.line, detail))
     if from_sys and callee[1] in ("Mmap", "MmapPtr") and any("PROT_EXEC" in a for a in call.args):
-        detail = f"test code in {label} maps executable memory with {'.'.join(callee)}, to run or patch machine code"
+        detail = f"{who} in {label} maps executable memory with {'.'.join(callee)}, to run or patch machine code"
         out.append(_Found("rewrites_code", ".".join(callee), call.line, detail))
     if len(callee) == 1 and callee[0] in _BYTE_TYPES and len(call.args) == 1 and _go_int(call.args[0]) == 0x16:
-        detail = f"test code in {label} converts 22 to a {callee[0]} ({_FRAMING_WHY})"
+        detail = f"{who} in {label} converts 22 to a {callee[0]} ({_FRAMING_WHY})"
         out.append(_Found("framing_byte", "0x16", call.line, detail))
     return out
 

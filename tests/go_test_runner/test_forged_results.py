@@ -13,6 +13,7 @@ import pytest
 
 from agent import testresults
 from agent.servers import ToolOutcome
+from servers.common.errors import InvalidInput
 from servers.common.policy import ProtectedPolicy
 from servers.go_test_runner import census
 from servers.go_test_runner.gotest_json import parse_stream
@@ -133,3 +134,60 @@ async def test_a_forged_pass_after_a_failed_base_test_is_not_ok(victim: pathlib.
     assert result.summary.startswith("Test census failed: passed_with_failures: example.com/victim reported a pass")
     structured = result.model_dump(mode="json")
     assert not testresults.tests_ok(ToolOutcome(ok=True, text="", structured=structured))
+
+
+# The audit's forge2: non-test code forges the report and exits; run first by TestAdd, it reports every
+# base test as passed, so only the static guard can see it.
+FORGE_IN_CODE = """package victim
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// Add should return a+b.
+func Add(a, b int) int {
+	out := "\\x16--- PASS: TestAdd (0.00s)\\n"
+	for _, name := range []string{"TestSub", "TestRender"} {
+		out += "\\x16=== RUN   " + name + "\\n\\x16--- PASS: " + name + " (0.00s)\\n"
+	}
+	os.Stdout.WriteString(out + "\\x16PASS\\n")
+	syscall.Exit(0)
+	return a - b
+}
+
+// Sub returns a-b.
+func Sub(a, b int) int { return a - b }
+
+// Render prints a sum the way fixtures/expected.txt expects it.
+func Render(a, b int) string { return fmt.Sprintf("%d+%d=%d\\n", a, b, Add(a, b)) }
+"""
+
+
+@pytest.fixture(scope="module")
+def guarded(victim: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    return _runner(victim, tmp_path_factory.mktemp("guarded"), ProtectedPolicy())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("files", "rules"),
+    [
+        ({"calc.go": FORGE_IN_CODE}, "exit_in_test.*framing_byte|framing_byte.*exit_in_test"),
+        ({"zz_forge_test.go": FORGE_EXEC}, "exit_in_test.*framing_byte|framing_byte.*exit_in_test"),
+    ],
+    ids=["forge-in-non-test-code", "forge-byte-slice-exec"],
+)
+async def test_the_static_guard_refuses_a_forgery_before_running(
+    files: dict[str, str], rules: str, victim: pathlib.Path, guarded: Runner
+) -> None:
+    with pytest.raises(InvalidInput, match=rf"patch refused by policy: (?s:.*)({rules})"):
+        await _run(guarded, packages=["./..."], patch=diff_for(victim, files))
+
+
+@pytest.mark.slow
+async def test_a_forgery_in_non_test_code_fools_the_run_alone(victim: pathlib.Path, census_only: Runner) -> None:
+    """Why the static guard must read non-test code: with it off, the forged report is complete."""
+    result = await _run(census_only, packages=["./..."], patch=diff_for(victim, {"calc.go": FORGE_IN_CODE}))
+    assert result.ok, result.summary

@@ -364,25 +364,37 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 			}
 		}
 		probe := argvProbe{}
+		// Test code and every function it calls run in the test binary: the rules on what may not run
+		// there (exit_in_test, rewrites_code, framing_byte) read non-test code too.
+		who := "test code"
+		if !test {
+			who = "non-test code (a test that calls it runs it in the test binary)"
+		}
+		data := map[ast.Expr]bool{} // bytes of binary data in a composite literal (a TLS record's 0x16, 0x03)
 		ast.Inspect(d, func(x ast.Node) bool {
 			if e, ok := x.(ast.Expr); ok && !test {
 				probe.see(info, e)
 			}
+			if cl, ok := x.(*ast.CompositeLit); ok {
+				binaryData(info, cl, data)
+			}
+			if call, ok := x.(*ast.CallExpr); ok {
+				comparedData(info, call, data)
+			}
+			if lit, ok := x.(*ast.BasicLit); ok && test && lit.Kind == token.STRING {
+				if tv, ok := info.Types[lit]; ok && tv.Value != nil && tv.Value.Kind() == constant.String {
+					a.literal(constant.StringVal(tv.Value))
+				}
+			}
+			if e, ok := x.(ast.Expr); ok {
+				if tv, ok := info.Types[e]; ok && !tv.IsType() && !data[e] && framingConst(tv) {
+					a.codeFinding("framing_byte", enclosing, "0x16", e.Pos(), who+" in "+enclosing+" holds "+framingWhy+": "+short(types.ExprString(e)))
+					return false // once per constant expression, not again for its operands
+				}
+			}
 			switch x := x.(type) {
-			case *ast.BasicLit:
-				if test && x.Kind == token.STRING {
-					if tv, ok := info.Types[x]; ok && tv.Value != nil && tv.Value.Kind() == constant.String {
-						a.literal(constant.StringVal(tv.Value))
-						if strings.Contains(constant.StringVal(tv.Value), framing) {
-							a.codeFinding("framing_byte", enclosing, "0x16", x.Pos(), "test code in "+enclosing+" holds "+framingWhy+": "+short(x.Value))
-						}
-					}
-				}
-				if test && x.Kind == token.CHAR && isInt(info, x, 0x16) {
-					a.codeFinding("framing_byte", enclosing, "0x16", x.Pos(), "test code in "+enclosing+" holds "+framingWhy+": "+short(x.Value))
-				}
 			case *ast.CallExpr:
-				a.call(info, x, test, enclosing)
+				a.call(info, x, test, enclosing, who)
 			case *ast.Ident:
 				obj := info.Uses[x]
 				if obj == nil {
@@ -390,8 +402,8 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 				}
 				name := objName(obj)
 				_, line := a.rel(x.Pos())
-				if why, ok := testOnlyObjects[name]; ok && test {
-					a.codeFinding(why[0], enclosing, name, x.Pos(), "test code uses "+name+", which "+why[1])
+				if why, ok := testOnlyObjects[name]; ok {
+					a.codeFinding(why[0], enclosing, name, x.Pos(), who+" uses "+name+", which "+why[1])
 				}
 				if !test && name == "testing.Testing" {
 					key := "testing_testing|" + enclosing
@@ -436,6 +448,90 @@ const (
 	framingWhy = "byte 0x16, the byte test2json frames go test's report lines with: printing it can forge test results"
 )
 
+// framingConst: a constant expression that is or holds the framing byte: a string holding 0x16, or the
+// value 22 as a byte or rune (`'\x16'`, `byte(22)`, an element of `[]byte{22}`, `rune(11*2)`), whatever the
+// spelling, as the type checker computed it.
+func framingConst(tv types.TypeAndValue) bool {
+	if tv.Value == nil || tv.Type == nil {
+		return false
+	}
+	switch tv.Value.Kind() {
+	case constant.String:
+		return strings.Contains(constant.StringVal(tv.Value), framing)
+	case constant.Int:
+		b, ok := tv.Type.Underlying().(*types.Basic)
+		if !ok || (b.Kind() != types.Uint8 && b.Kind() != types.Int32 && b.Kind() != types.UntypedRune) {
+			return false
+		}
+		n, exact := constant.Int64Val(tv.Value)
+		return exact && n == 0x16
+	}
+	return false
+}
+
+// binaryData marks in `data` the elements 22 of a byte or rune composite literal that read as binary data,
+// not as the framing byte: followed by a constant that is neither printable ASCII nor a newline (a TLS
+// handshake record starts 0x16, 0x03). A 22 alone, last, or before text (`[]byte{22}`, `{22, '-', ...}`) is
+// left to framingConst.
+func binaryData(info *types.Info, cl *ast.CompositeLit, data map[ast.Expr]bool) {
+	values := make([]ast.Expr, len(cl.Elts))
+	for i, e := range cl.Elts {
+		if kv, ok := e.(*ast.KeyValueExpr); ok {
+			e = kv.Value
+		}
+		values[i] = e
+	}
+	for i := 0; i+1 < len(values); i++ {
+		if tv, ok := info.Types[values[i]]; !ok || tv.Value == nil || tv.Value.Kind() != constant.Int || !framingConst(tv) {
+			continue
+		}
+		next, ok := info.Types[values[i+1]]
+		if !ok || next.Value == nil || next.Value.Kind() != constant.Int {
+			continue
+		}
+		if n, exact := constant.Int64Val(next.Value); exact && n != '\n' && (n < 0x20 || n > 0x7e) {
+			data[values[i]] = true
+		}
+	}
+}
+
+// compared: the functions of package bytes that only compare or search their arguments: a byte literal
+// passed to one is data, never printed (`bytes.HasPrefix(record, []byte{22})`).
+var compared = map[string]bool{
+	"Equal": true, "EqualFold": true, "Compare": true, "HasPrefix": true, "HasSuffix": true,
+	"Contains": true, "Index": true, "LastIndex": true, "Count": true,
+}
+
+// comparedData marks in `data` the integer elements of byte composite literals passed straight to a
+// function of `compared`.
+func comparedData(info *types.Info, call *ast.CallExpr, data map[ast.Expr]bool) {
+	var id *ast.Ident
+	if sel, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr); ok {
+		id = sel.Sel
+	}
+	if id == nil {
+		return
+	}
+	fn, ok := info.Uses[id].(*types.Func)
+	if !ok || fn.Pkg() == nil || fn.Pkg().Path() != "bytes" || !compared[fn.Name()] {
+		return
+	}
+	for _, arg := range call.Args {
+		cl, ok := ast.Unparen(arg).(*ast.CompositeLit)
+		if !ok {
+			continue
+		}
+		for _, e := range cl.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				e = kv.Value
+			}
+			if tv, ok := info.Types[e]; ok && tv.Value != nil && tv.Value.Kind() == constant.Int {
+				data[e] = true
+			}
+		}
+	}
+}
+
 // short: a literal as it is written, cut to 40 characters.
 func short(s string) string {
 	if len(s) > 40 {
@@ -444,10 +540,12 @@ func short(s string) string {
 	return s
 }
 
-// testOnlyObjects: objects test code may not use, with the rule and what they do.
+// testOnlyObjects: objects code in a test binary may not use, with the rule and what they do.
 var testOnlyObjects = map[string][2]string{
 	"syscall.Exit":                       {"exit_in_test", "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"},
 	"golang.org/x/sys/unix.Exit":         {"exit_in_test", "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"},
+	"syscall.Exec":                       {"exit_in_test", "replaces the test binary with another program, which can end it with any status"},
+	"golang.org/x/sys/unix.Exec":         {"exit_in_test", "replaces the test binary with another program, which can end it with any status"},
 	"syscall.Mprotect":                   {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
 	"golang.org/x/sys/unix.Mprotect":     {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
 	"golang.org/x/sys/unix.PkeyMprotect": {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
@@ -457,6 +555,8 @@ var testOnlyObjects = map[string][2]string{
 var rawSyscalls = map[string]string{
 	"SYS_EXIT":          "exit_in_test",
 	"SYS_EXIT_GROUP":    "exit_in_test",
+	"SYS_EXECVE":        "exit_in_test",
+	"SYS_EXECVEAT":      "exit_in_test",
 	"SYS_MPROTECT":      "rewrites_code",
 	"SYS_PKEY_MPROTECT": "rewrites_code",
 }
@@ -477,16 +577,11 @@ func isInt(info *types.Info, e ast.Expr, v int64) bool {
 	return exact && n == v
 }
 
-// call checks one call: a test-flag lookup in non-test code; in test code, raw exit or mprotect system
-// calls, an executable mmap, a conversion of 22 to a byte or rune.
-func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosing string) {
+// call checks one call: a test-flag lookup in non-test code; in any code (`who` says which), raw exit,
+// exec or mprotect system calls and an executable mmap. Conversions of 22 to a byte or rune are constants
+// (framingConst).
+func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosing, who string) {
 	if tv, ok := info.Types[call.Fun]; ok && tv.IsType() {
-		if b, ok := tv.Type.Underlying().(*types.Basic); ok && test && len(call.Args) == 1 &&
-			(b.Kind() == types.Uint8 || b.Kind() == types.Int32 || b.Kind() == types.String) {
-			if lit, isLit := ast.Unparen(call.Args[0]).(*ast.BasicLit); isLit && lit.Kind == token.INT && isInt(info, lit, 0x16) {
-				a.codeFinding("framing_byte", enclosing, "0x16", call.Pos(), "test code in "+enclosing+" converts 22 to a "+b.Name()+" ("+framingWhy+")")
-			}
-		}
 		return
 	}
 	var id *ast.Ident
@@ -511,7 +606,7 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 			}
 		}
 	}
-	if !test || (pkg != "syscall" && pkg != "golang.org/x/sys/unix") {
+	if pkg != "syscall" && pkg != "golang.org/x/sys/unix" {
 		return
 	}
 	scope := fn.Pkg().Scope()
@@ -519,7 +614,7 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 		for sys, rule := range rawSyscalls {
 			if c, ok := scope.Lookup(sys).(*types.Const); ok {
 				if n, exact := constant.Int64Val(c.Val()); exact && isInt(info, call.Args[0], n) {
-					a.codeFinding(rule, enclosing, pkg+"."+sys, call.Pos(), fmt.Sprintf("test code makes the raw system call %s through %s", sys, name))
+					a.codeFinding(rule, enclosing, pkg+"."+sys, call.Pos(), fmt.Sprintf("%s makes the raw system call %s through %s", who, sys, name))
 				}
 			}
 		}
@@ -536,7 +631,7 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 			mentions := false
 			refs(info, call.Args[i], func(_ *ast.Ident, obj types.Object) { mentions = mentions || obj == exec })
 			if v, exact := constant.Int64Val(constant.ToInt(tv.Value)); mentions || (tv.Value != nil && exact && v&bit != 0) {
-				a.codeFinding("rewrites_code", enclosing, name, call.Pos(), "test code maps executable memory with "+name+", so it can run or patch machine code")
+				a.codeFinding("rewrites_code", enclosing, name, call.Pos(), who+" maps executable memory with "+name+", so it can run or patch machine code")
 			}
 		}
 	}

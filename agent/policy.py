@@ -10,14 +10,14 @@ rewrites policies/schema/{budgets,escalation}.schema.json.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import sys
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import pathglob
 import yamlfiles
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
@@ -119,21 +119,38 @@ class Budgets(_Strict):
 
 class OwnerRule(_Strict):
     owner: str = Field(pattern=LOGIN)
-    component: str | None = None
-    path: str | None = Field(default=None, description="Glob over repository paths, e.g. internal/cache/**")
+    component: str | None = Field(default=None, description="A component of the ticket (case-insensitive).")
+    path: str | None = Field(
+        default=None,
+        description="Glob over the repository paths the patch touched, e.g. internal/cache/** (protected.yaml's "
+        "syntax: gitignore-like, ** crosses directories, * does not; case-sensitive; a path under a match matches).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _glob_matches_something(cls, value: str | None) -> str | None:
+        if value is not None and (why := pathglob.problem(value)) is not None:
+            raise ValueError(why)
+        return value
 
 
 class Escalation(_Strict):
     default_owner: str = Field(pattern=LOGIN)
     labels: tuple[str, ...] = ("needs-human",)
-    owners: tuple[OwnerRule, ...] = ()
+    owners: tuple[OwnerRule, ...] = Field(
+        default=(),
+        description="In order, the first rule whose component or path matches names the owner (first rule wins); "
+        "none matching: default_owner.",
+    )
 
     def owner_for(self, components: list[str], paths: list[str]) -> str:
-        """The first rule matching a component of the ticket or a path the patch touched, else the default."""
+        """The first rule matching a component of the ticket (casefolded, as routing compares components) or a
+        path the patch touched (the policies' glob syntax, `pathglob`), else the default."""
+        folded = {c.casefold() for c in components}
         for rule in self.owners:
-            if rule.component is not None and rule.component in components:
+            if rule.component is not None and rule.component.casefold() in folded:
                 return rule.owner
-            if rule.path is not None and any(fnmatch.fnmatch(p, rule.path) for p in paths):
+            if rule.path is not None and any(pathglob.matches(p, (rule.path,)) for p in paths):
                 return rule.owner
         return self.default_owner
 

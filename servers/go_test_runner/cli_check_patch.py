@@ -111,6 +111,7 @@ def check_patch_command(
     if not repo.is_dir():
         print(f"error: --repo {repo} is not a directory", file=sys.stderr)
         return EXIT_ERROR
+    repo = repo.resolve()  # the analyzer runs in the module's directory: a relative path would be read from there
     try:
         verdict = verdict_for_checkout(repo, diff, policy, cache_dir or DEFAULT_CACHE_DIR)
     except (Conflict, UpstreamFailure, ConfigError, RepoFileRefused) as exc:

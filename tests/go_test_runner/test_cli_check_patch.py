@@ -65,6 +65,15 @@ def test_json_output(files: dict[str, pathlib.Path], capsys: pytest.CaptureFixtu
     assert (data["reasons"][0]["rule"], data["reasons"][0]["line"]) == ("changed_expected_value", 2)
 
 
+def test_a_relative_repo_is_analyzed_where_it_is(
+    files: dict[str, pathlib.Path], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the analyzer runs in the module's directory: a relative --repo was read from there (chdir .../repo/repo)
+    monkeypatch.chdir(tmp_path.parent)
+    relative = pathlib.Path(tmp_path.name)
+    assert check_patch_command(files["allowed"], relative, False, cache_dir=tmp_path / "cache") == 0
+
+
 def test_policy_dir_and_errors(files: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> None:
     lax = tmp_path / "lax"
     lax.mkdir()

@@ -58,7 +58,7 @@ from servers.go_test_runner.payload import CheckBuildRequest, RunTestsRequest, g
 from servers.go_test_runner.repo_files import check_module_files
 from servers.go_test_runner.report import TestReport, merge_reports
 from servers.go_test_runner.results import BuildResult, RunResult, Timings
-from servers.go_test_runner.sandbox import Outcome, RunPaths, Sandbox, host_go_env, host_user
+from servers.go_test_runner.sandbox import CacheLimits, Outcome, RunPaths, Sandbox, host_go_env, host_user
 from servers.go_test_runner.settings import GoTestRunnerSettings
 
 
@@ -819,6 +819,11 @@ def sandbox_for(settings: GoTestRunnerSettings) -> tuple[Sandbox, str, GoEnv]:
         max_line=settings.max_line_bytes,
         run_as=run_as,
         bwrap_binary=settings.bwrap_binary,
+        cache_limits=CacheLimits(
+            max_file=settings.cache_max_file_mb << 20,
+            max_merge=settings.cache_max_merge_mb << 20,
+            max_total=settings.cache_max_mb << 20,
+        ),
     )
     goenv = GoEnv(go_bin_dir=str(Path(go).parent), gomodcache=gomodcache, goproxy=settings.goproxy)
     return sandbox, go, goenv

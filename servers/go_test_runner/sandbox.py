@@ -17,7 +17,10 @@ commands in it, and enforces what the kernel does not for every uid:
 - rlimits through `prlimit`: RLIMIT_AS (a separate, documented ceiling with `-race`), NPROC, FSIZE,
   NOFILE, no core files;
 - capped output: test output lines are cut at `max_line` on their way to go (`sandbox-setup exec`),
-  lines over `max_line` and output events past `max_output_bytes` that reach us are dropped.
+  lines over `max_line` and output events past `max_output_bytes` that reach us are dropped;
+- a bounded shared build cache (`CacheLimits`): a run's cache layer is merged without files over
+  `cache_max_file_mb` and at most `cache_max_merge_mb` of it, and the shared cache is trimmed, least
+  recently used first, when it grows over `cache_max_mb` (`trim_cache`).
 
 Fail closed: when bubblewrap, user namespaces, overlayfs in a user namespace or libseccomp are
 missing, `Sandbox.protections.strong` is False and the runner refuses to run tests unless
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -37,6 +41,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -124,6 +129,7 @@ class Sandbox:
         run_as: tuple[int, int] | None = None,
         scratch_mb: int = 0,
         cgroups: RunCgroups | None = None,
+        cache_limits: CacheLimits | None = None,
     ) -> None:
         self.bwrap_exe = bwrap_exe
         self.layout = layout
@@ -137,6 +143,9 @@ class Sandbox:
         self.run_as = run_as
         self.scratch_mb = scratch_mb  # the run's scratch in all (private /tmp and test layers), held by the watchdog
         self.cgroups = cgroups
+        self.cache_limits = cache_limits or CacheLimits()
+        self._cache_bytes: int | None = None  # the shared cache's size when last measured, plus what runs merged
+        self._cache_measured = 0.0  # monotonic time of that measure
         self._settling: dict[Path, asyncio.Future[None]] = {}  # scratch dir -> a finished run still exiting
         self._ahead: dict[Path, _Ahead] = {}  # worktree -> its next run's BUILD sandbox, started ahead
         self.serve_tests = True  # test binaries' sandboxes started ahead (`_probe` turns it off when they fail here)
@@ -174,6 +183,7 @@ class Sandbox:
         max_line: int,
         run_as: tuple[int, int] | None = None,
         bwrap_binary: str = "bwrap",
+        cache_limits: CacheLimits | None = None,
     ) -> Sandbox:
         """Write the sandbox's files under `work/sandbox`, probe the host, and return the sandbox.
 
@@ -234,6 +244,7 @@ class Sandbox:
             run_as=run_as,
             scratch_mb=scratch_mb,
             cgroups=RunCgroups.find(limits.max_tasks) if limits.max_tasks else None,
+            cache_limits=cache_limits,
         )
         if not problems:
             sandbox.protections = sandbox._probe(work / "probe")
@@ -446,7 +457,7 @@ class Sandbox:
             self._settling[paths.scratch] = asyncio.ensure_future(self._settle(proc, pumps, layer, extra, cgroup))
         else:
             await _finish_pumps(pumps)
-            built = self._merge(layer)
+            built = await self._merge(layer)
             if extra is not None:
                 shutil.rmtree(extra, ignore_errors=True)
             if self.cgroups is not None and cgroup is not None:
@@ -494,7 +505,7 @@ class Sandbox:
             await _kill_and_reap(proc)
         if pumps is not None:
             await _finish_pumps(pumps)
-        self._merge(layer)
+        await self._merge(layer)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         if self.cgroups is not None and cgroup is not None:
@@ -568,11 +579,22 @@ class Sandbox:
             if self.cgroups is not None and ahead.paths.cgroup is not None:
                 self.cgroups.remove(ahead.paths.cgroup)  # still dying: removed by a later sweep
 
-    def _merge(self, layer: Path | None) -> int:
-        """Move the run's cache layer into the shared cache; how many compiled packages it held."""
+    async def _merge(self, layer: Path | None) -> int:
+        """Move the run's cache layer into the shared cache, within `cache_limits`, and trim the shared cache
+        when it may be over its cap (in a worker thread); how many compiled packages the layer held."""
         if layer is None:
             return 0
-        return sum(1 for name in merge_layer(layer, self.gocache) if name.endswith("-d"))
+        limits = self.cache_limits
+        merged = merge_layer(layer, self.gocache, limits)
+        if limits.max_total:
+            if self._cache_bytes is not None:
+                self._cache_bytes += merged.bytes
+            stale = time.monotonic() - self._cache_measured > _CACHE_REMEASURE_S
+            if self._cache_bytes is None or stale or self._cache_bytes > limits.max_total:
+                size = await asyncio.to_thread(trim_cache, self.gocache, limits.max_total)
+                if size is not None:
+                    self._cache_bytes, self._cache_measured = size, time.monotonic()
+        return sum(1 for name in merged.names if name.endswith("-d")) + merged.dropped_outputs
 
     async def _watch(self, watch: _Watch) -> str | None:
         """Return a reason as soon as the run's tree is over a limit (the caller kills it).
@@ -1080,27 +1102,116 @@ def _sweep_stale(base: Path) -> None:
             parent.rmdir()
 
 
-def merge_layer(layer: Path, shared: Path) -> list[str]:
-    """Move the regular files `go` wrote into the run's cache layer into the shared cache; their names.
+@dataclass(frozen=True)
+class CacheLimits:
+    """Bounds on the shared build cache, in bytes (0: no bound): no file over `max_file` and at most
+    `max_merge` bytes merged from one run's layer; the shared cache trimmed when over `max_total`."""
+
+    max_file: int = 32 << 20
+    max_merge: int = 512 << 20
+    max_total: int = 10 << 30
+
+
+@dataclass
+class Merged:
+    """What `merge_layer` moved (file names and bytes) and how many files it left behind."""
+
+    names: list[str] = field(default_factory=list[str])
+    bytes: int = 0
+    dropped: int = 0
+    dropped_outputs: int = 0  # of them, compiled outputs (`-d`): still counted as built
+
+
+_NO_LIMITS = CacheLimits(0, 0, 0)
+_CACHE_REMEASURE_S = 1800.0  # the shared cache is measured again this often (the analyzer writes to it too)
+_TRIM_KEEP_S = 2 * 3600  # trim_cache never removes a file used this recently (go refreshes mtimes hourly)
+_TRIM_TO = 0.9  # a trim goes down to this share of the cap, so it does not run after every merge
+_TRIM_LOCK = ".goresolve-trim.lock"
+_CACHE_ENTRY = re.compile(r"^[0-9a-f]{64}-[ad]$")
+
+
+def merge_layer(layer: Path, shared: Path, limits: CacheLimits = _NO_LIMITS) -> Merged:
+    """Move the regular files `go` wrote into the run's cache layer into the shared cache.
 
     Only the BUILD sandbox (`go` and its compilers) can write that layer: test binaries get their
-    own throwaway layer on top. Overlay metadata (whiteouts, opaque directories) is not copied.
+    own throwaway layer on top. Overlay metadata (whiteouts, opaque directories) is not copied. A file
+    over `limits.max_file`, or past `limits.max_merge` bytes for the layer, is removed from the layer
+    instead: a patch declaring a huge array (`var T = [200 << 20]byte{1}`) compiles to an object of that
+    size, which would otherwise stay in the shared cache for good (go looks it up again: a miss).
     """
-    moved: list[str] = []
+    out = Merged()
     for dirpath, _dirs, files in os.walk(layer):
         rel = Path(dirpath).relative_to(layer)
         for name in files:
             src = Path(dirpath) / name
-            if not src.is_file() or src.is_symlink():
+            try:
+                st = src.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            over_file = limits.max_file and st.st_size > limits.max_file
+            if over_file or (limits.max_merge and out.bytes + st.st_size > limits.max_merge):
+                out.dropped += 1
+                out.dropped_outputs += name.endswith("-d")
+                with contextlib.suppress(OSError):
+                    src.unlink()  # not seen again by the call's next run on this layer, nor merged then
                 continue
             dest = shared / rel / name
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
-                moved.append(name)
             except OSError:
                 continue
-    return moved
+            out.names.append(name)
+            out.bytes += st.st_size
+    return out
+
+
+def trim_cache(shared: Path, max_total: int, *, now: float | None = None) -> int | None:
+    """Keep the shared build cache under `max_total` bytes: when its entries (go's `xx/<hash>-a` and
+    `-d` files) total more, remove the least recently used (oldest mtime; go refreshes an entry's mtime
+    when it uses one over an hour old) until they total at most 90% of it. An entry used in the last two
+    hours stays: a run may be using it now (a deleted entry is a cache miss for go, but one read in the
+    middle of a build would fail it). One trim at a time over all processes (an flock in the cache);
+    returns the entries' total after it, or None when another process is trimming."""
+    try:
+        lock = os.open(shared / _TRIM_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None
+        entries: list[tuple[float, int, Path]] = []
+        total = 0
+        for sub in shared.iterdir() if shared.is_dir() else ():
+            if len(sub.name) != 2 or not sub.is_dir() or sub.is_symlink():
+                continue
+            with os.scandir(sub) as it:
+                for entry in it:
+                    if not _CACHE_ENTRY.match(entry.name):
+                        continue
+                    with contextlib.suppress(OSError):
+                        st = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(st.st_mode):
+                            entries.append((st.st_mtime, st.st_size, Path(entry.path)))
+                            total += st.st_size
+        if total <= max_total:
+            return total
+        goal = int(max_total * _TRIM_TO)
+        recent = (time.time() if now is None else now) - _TRIM_KEEP_S
+        entries.sort()
+        for mtime, size, path in entries:
+            if total <= goal or mtime > recent:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                total -= size
+        return total
+    finally:
+        os.close(lock)
 
 
 class SetupUnavailable(RuntimeError):

@@ -93,6 +93,23 @@ class GoTestRunnerSettings(ServerSettings):
         description="Scratch space of one run in MiB: the watchdog kills a run whose files in its memory-backed "
         "/tmp (GOTMPDIR) and its test binaries' /tmp and writable layers together exceed this.",
     )
+    cache_max_file_mb: int = Field(
+        default=32,
+        ge=0,
+        description="A file a run's build wrote larger than this (MiB) is not kept in the shared build cache "
+        "(0: no bound): a patch declaring a huge array compiles to an object of that size.",
+    )
+    cache_max_merge_mb: int = Field(
+        default=512,
+        ge=0,
+        description="At most this much (MiB) of one run's build is kept in the shared cache (0: all).",
+    )
+    cache_max_mb: int = Field(
+        default=10 << 10,
+        ge=0,
+        description="The shared build cache is trimmed, least recently used entries first, when it grows over "
+        "this (MiB; 0: never); entries used in the last two hours stay.",
+    )
     fetch_interval_s: float = Field(
         default=60.0, ge=0, description="Fetch a mirror at most this often for branch refs."
     )

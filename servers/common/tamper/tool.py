@@ -53,7 +53,7 @@ ANALYZE_TIMEOUT_S = 1800
 # memory) bounds each process's memory; not address space, which counts what Go only reserves: every
 # go process starts at ~1.2 GB of it, and the analyzer on golang.org/x/text peaks at 2.7 GB of it
 # (between 1 and 2 GiB of data; x/tools cold: 1.6 GB virtual).
-ANALYZE_FSIZE = 256 << 20
+ANALYZE_FSIZE = 64 << 20  # the largest file of golang.org/x/tools@v0.28.0's whole analysis is 12.7 MiB
 ANALYZE_DATA = 4 << 30
 ANALYZE_NOFILE = 4096
 _SIGXCPU = 24

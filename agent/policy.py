@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import pathglob
 import yamlfiles
@@ -31,7 +32,19 @@ class PolicyError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: a wrong type is an error, never coerced ("yes" is not a boolean, true not a number of steps);
+    # numbers are finite (.inf is no budget)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _listed(value: Any) -> Any:
+    """A YAML list for a tuple field (strict validation takes no list where a tuple is declared)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+_T = TypeVar("_T")
+# a list in YAML, held as a tuple (the models are frozen); its items are validated strictly
+Seq = Annotated[tuple[_T, ...], BeforeValidator(_listed)]
 
 
 class Price(_Strict):
@@ -136,8 +149,8 @@ class OwnerRule(_Strict):
 
 class Escalation(_Strict):
     default_owner: str = Field(pattern=LOGIN)
-    labels: tuple[str, ...] = ("needs-human",)
-    owners: tuple[OwnerRule, ...] = Field(
+    labels: Seq[str] = ("needs-human",)
+    owners: Seq[OwnerRule] = Field(
         default=(),
         description="In order, the first rule whose component or path matches names the owner (first rule wins); "
         "none matching: default_owner.",
@@ -213,6 +226,18 @@ def load_yaml_file(path: Path) -> Any:
         raise YamlFileError(path, exc.where, exc.reason) from None
 
 
+def quoted_number_hint(error: Mapping[str, Any]) -> str:
+    """For a number given as text (quoted, or an exponent YAML reads as text: 1.0e12), how to write it."""
+    value = error.get("input")
+    if error.get("type") not in ("int_type", "float_type") or not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f" (got the text {value[:40]!r}: write a number without quotes; an exponent needs its sign, 1.0e+12)"
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -227,7 +252,7 @@ def _load(path: Path, model: type[M], *, required: bool = True) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        msg = first["msg"].removeprefix("Value error, ")  # a model check's own message names its fields
+        msg = first["msg"].removeprefix("Value error, ") + quoted_number_hint(first)  # a model check names its fields
         raise PolicyError(f"{path.name}: {field}: {msg}" if field else f"{path.name}: {msg}") from exc
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import pathglob
-from agent.policy import DEFAULT_POLICY_DIR, Budgets, YamlFileError, load_yaml_file
+from agent.policy import DEFAULT_POLICY_DIR, Budgets, Seq, YamlFileError, load_yaml_file, quoted_number_hint
 from agent.router.errors import PolicyProblem, RoutingPolicyError
 
 Kind = Literal["docs", "trivial", "bug", "concurrency", "performance", "feature", "security"]
@@ -29,7 +29,8 @@ NAME = r"^[a-z][a-z0-9-]{0,62}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: a wrong type is an error, never coerced; numbers are finite
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _check_regex(value: str | None) -> str | None:
@@ -49,15 +50,15 @@ def _check_globs(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class Condition(_Strict):
-    labels: tuple[str, ...] = Field(default=(), description="Any of these labels (case-insensitive).")
-    issue_types: tuple[str, ...] = Field(default=(), description="Any of these issue types (case-insensitive).")
-    components: tuple[str, ...] = Field(default=(), description="Any of these components (case-insensitive).")
-    paths_any: tuple[str, ...] = Field(
+    labels: Seq[str] = Field(default=(), description="Any of these labels (case-insensitive).")
+    issue_types: Seq[str] = Field(default=(), description="Any of these issue types (case-insensitive).")
+    components: Seq[str] = Field(default=(), description="Any of these components (case-insensitive).")
+    paths_any: Seq[str] = Field(
         default=(),
         description="Globs (gitignore-like, as protected.yaml's paths: ** crosses directories, * does not; "
         "case-sensitive); some path or package named in the ticket matches one of them or lies under a match.",
     )
-    paths_all: tuple[str, ...] = Field(
+    paths_all: Seq[str] = Field(
         default=(),
         description="Globs (the syntax of paths_any), each matching a whole path (docs/* takes docs/a.md, not "
         "docs/gen/main.go); the ticket names at least one path and every one matches one of them.",
@@ -121,7 +122,7 @@ class RoutingPolicy(_Strict):
     tiers: dict[str, Tier]
     strongest: str = Field(description="The model tier for anything uncertain.")
     kinds: dict[Kind, str] = Field(description="The tier each kind of ticket belongs to.")
-    rules: tuple[Rule, ...] = ()
+    rules: Seq[Rule] = ()
     classifier: ClassifierSettings = ClassifierSettings()
     expected_run: RunEstimate = RunEstimate()
 
@@ -192,7 +193,8 @@ def _priced(model: str, budgets: Budgets) -> bool:
 def _problems(exc: ValidationError) -> list[PolicyProblem]:
     return [
         PolicyProblem(
-            ".".join(str(p) for p in error["loc"]) or "(top level)", str(error["msg"]).removeprefix("Value error, ")
+            ".".join(str(p) for p in error["loc"]) or "(top level)",
+            str(error["msg"]).removeprefix("Value error, ") + quoted_number_hint(error),
         )
         for error in exc.errors()
     ]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 import pathglob
 from servers.common.errors import ConfigError
@@ -29,15 +29,27 @@ _JIRA_KEY = r"^[A-Z][A-Z0-9_]{0,49}$"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: a wrong type is an error, never coerced ("no" is not a boolean, "200000" not an integer, true
+    # not a number); numbers are finite (.inf is no limit)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _listed(value: Any) -> Any:
+    """A YAML list for a tuple field (strict validation takes no list where a tuple is declared)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+_T = TypeVar("_T")
+# a list in YAML, held as a tuple (the models are frozen); its items are validated strictly
+Seq = Annotated[tuple[_T, ...], BeforeValidator(_listed)]
 
 
 class Identity(_Frozen):
     """One caller: a token subject over HTTP or the configured identity over stdio."""
 
-    roles: tuple[str, ...] = Field(min_length=1, description="Roles granted; each must exist in tools.yaml.")
-    repos: tuple[RepoName, ...] = Field(default=(), description="Repos (names from repos.yaml) this identity may read.")
-    jira_projects: tuple[str, ...] = Field(default=(), description="Jira project keys this identity may read.")
+    roles: Seq[str] = Field(min_length=1, description="Roles granted; each must exist in tools.yaml.")
+    repos: Seq[RepoName] = Field(default=(), description="Repos (names from repos.yaml) this identity may read.")
+    jira_projects: Seq[str] = Field(default=(), description="Jira project keys this identity may read.")
 
     @field_validator("jira_projects")
     @classmethod
@@ -57,7 +69,7 @@ class AccessPolicy(_Frozen):
 
 
 class Role(_Frozen):
-    scopes: tuple[Scope, ...] = Field(description="Scopes this role grants; a tool declares the scope it needs.")
+    scopes: Seq[Scope] = Field(description="Scopes this role grants; a tool declares the scope it needs.")
 
 
 class ToolsPolicy(_Frozen):
@@ -73,7 +85,7 @@ class Repo(_Frozen):
     url: str | None = Field(default=None, description="Clone URL, mirrored locally and fetched.")
     default_branch: str = "main"
     github: str | None = Field(default=None, description="owner/name on GitHub, for the github-pr server.")
-    pr_base_branches: tuple[str, ...] = Field(
+    pr_base_branches: Seq[str] = Field(
         default=(), description="Base branches github-pr may target besides default_branch."
     )
     accept_unprotected_default_branch: bool = Field(
@@ -96,7 +108,7 @@ class ReposPolicy(_Frozen):
 class ProtectedPolicy(_Frozen):
     """protected.yaml: what a patch may never touch (applied by go-test-runner and github-pr)."""
 
-    paths: tuple[str, ...] = Field(
+    paths: Seq[str] = Field(
         default=(".github/**", ".gitlab-ci.yml", "**/testdata/**", "go.mod", "go.sum", "CODEOWNERS"),
         description="Glob patterns (gitignore-like: ** crosses directories, * does not; a pattern with a / is "
         "anchored at the root, ./ and // are read as / ; case-sensitive) a patch may not modify, nor anything "
@@ -107,7 +119,7 @@ class ProtectedPolicy(_Frozen):
     )
     allow_go_mod: bool = Field(default=False, description="Let patches change go.mod/go.sum.")
     max_patch_bytes: int = Field(default=200_000, gt=0, le=10_000_000)
-    allow_non_go: tuple[str, ...] = Field(
+    allow_non_go: Seq[str] = Field(
         default=("**/*.md", "docs/**", "LICENSE*", "CHANGELOG*"),
         description="Globs of non-Go files a patch may change, each matching a whole path (**/*.md allows "
         "notes/a.md, not notes.md/build.sh; a pattern ending in / allows everything under that directory); any "
@@ -195,7 +207,18 @@ _REQUIRED = ("access", "tools")
 def _format_error(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{path}: field '{field}': {first['msg']}"
+    return f"{path}: field '{field}': {first['msg']}{_quoted_number_hint(first['type'], first['input'])}"
+
+
+def _quoted_number_hint(kind: str, value: object) -> str:
+    """For a number given as text (quoted, or an exponent YAML reads as text: 1.0e6), how to write it."""
+    if kind not in ("int_type", "float_type") or not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f" (got the text {value[:40]!r}: write a number without quotes; an exponent needs its sign, 1.0e+6)"
 
 
 def load_policy_file(path: Path, model: type[_Frozen]) -> _Frozen:

@@ -47,7 +47,7 @@ def test_a_tier_within_bounds_overrides_and_validates(policy_dir: Path) -> None:
 
 def test_policy_loading_names_the_tier_field(policy_dir: Path) -> None:
     path = policy_dir / "budgets.yaml"
-    path.write_text(path.read_text().replace("tiers:", "tiers:\n  huge: {wall_clock_s: 1.0e12}", 1))
+    path.write_text(path.read_text().replace("tiers:", "tiers:\n  huge: {wall_clock_s: 1.0e+12}", 1))
     with pytest.raises(PolicyError) as caught:
         load_agent_policy(policy_dir)
     assert caught.value.message == "budgets.yaml: tiers.huge.wall_clock_s: Input should be less than or equal to 86400"
@@ -96,3 +96,39 @@ def test_a_repeated_key_in_routing_is_a_structured_problem(policy_dir: Path) -> 
     problem = caught.value.problems[0]
     assert problem.field.startswith("line ")
     assert problem.message.startswith("duplicate key 'rules'")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # each was coerced (or, for .inf, accepted) although a wrong type is documented to stop the process
+        ('allow_unpriced: "yes"', "budgets.yaml: allow_unpriced: Input should be a valid boolean"),
+        ("run: {max_steps: true}", "budgets.yaml: run.max_steps: Input should be a valid integer"),
+        (
+            'run: {max_tokens: "5000"}',
+            "budgets.yaml: run.max_tokens: Input should be a valid integer (got the text '5000': write a number "
+            "without quotes; an exponent needs its sign, 1.0e+12)",
+        ),
+        ("daily: {max_cost_usd: .inf}", "budgets.yaml: daily.max_cost_usd: Input should be a finite number"),
+        ("daily: {jump_factor: .inf}", "budgets.yaml: daily.jump_factor: Input should be a finite number"),
+        ("prices: {m: {input: .nan, output: 1}}", "budgets.yaml: prices.m.input: Input should be a finite number"),
+    ],
+)
+def test_a_wrong_type_or_an_infinite_number_in_budgets_is_refused(policy_dir: Path, text: str, message: str) -> None:
+    (policy_dir / "budgets.yaml").write_text(text + "\n")
+    with pytest.raises(PolicyError) as caught:
+        load_agent_policy(policy_dir)
+    assert caught.value.message == message
+
+
+def test_a_wrong_type_in_escalation_or_routing_is_refused(policy_dir: Path) -> None:
+    (policy_dir / "escalation.yaml").write_text("default_owner: someone\nlabels: needs-human\n")
+    with pytest.raises(PolicyError, match=r"^escalation.yaml: labels: Input should be a valid tuple"):
+        load_agent_policy(policy_dir)
+    routing = policy_dir / "routing.yaml"
+    routing.write_text(routing.read_text().replace("threshold: 0.95", 'threshold: "0.95"', 1))
+    budgets = Budgets(allow_unpriced=True)
+    with pytest.raises(RoutingPolicyError) as caught:
+        load_routing_policy(policy_dir, budgets)
+    fields = {p.field for p in caught.value.problems}
+    assert "classifier.threshold" in fields, caught.value.problems

@@ -35,6 +35,19 @@ def test_committed_json_schema_is_current() -> None:
         ("access.yaml", "identities:\n  a: {roles: [triage], repos: [nowhere]}\n", "identities.a.repos.0"),
         ("tools.yaml", "roles:\n  triage: {scopes: [jira:write]}\n", "roles.triage.scopes.0"),
         ("protected.yaml", "max_patch_bytes: -1\n", "max_patch_bytes"),
+        # a wrong type was coerced ("no" -> false, "200000" -> 200000): it is refused
+        (
+            "protected.yaml",
+            "existing_tests_read_only: 'no'\n",
+            "'existing_tests_read_only': Input should be a valid boolean",
+        ),
+        ("protected.yaml", "max_patch_bytes: '200000'\n", "valid integer (got the text '200000': write a number"),
+        ("protected.yaml", "static_analysis: 0\n", "field 'static_analysis': Input should be a valid boolean"),
+        (
+            "access.yaml",
+            "identities:\n  a: {roles: triage}\n",
+            "field 'identities.a.roles': Input should be a valid tuple",
+        ),
         ("protected.yaml", "paths: ['../secrets/**']\n", "field 'paths': Value error, '../secrets/**' has a '..'"),
         ("protected.yaml", "allow_non_go: ['./']\n", "field 'allow_non_go': Value error, './' names no path"),
         ("access.yaml", "identities: [unclosed\n", "invalid YAML"),

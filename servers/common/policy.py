@@ -123,7 +123,9 @@ class ProtectedPolicy(_Frozen):
         default=("**/*.md", "docs/**", "LICENSE*", "CHANGELOG*"),
         description="Globs of non-Go files a patch may change, each matching a whole path (**/*.md allows "
         "notes/a.md, not notes.md/build.sh; a pattern ending in / allows everything under that directory); any "
-        "other non-Go file is refused. A file that tests read stays protected even when it matches.",
+        "other non-Go file is refused. A file that tests read stays protected even when it matches: go-test-runner "
+        "finds which with the tamper analyzer, so with static_analysis off only goresolve check-patch checks it (by "
+        "the text of the _test.go files); github-pr, which never runs the analyzer, leaves it to go-test-runner.",
     )
     allow_binary: bool = Field(default=False, description="Let patches add or change binary files.")
     allow_mode_changes: bool = Field(default=False, description="Let patches change file modes (e.g. +x).")

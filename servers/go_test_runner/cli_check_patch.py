@@ -3,7 +3,8 @@
 The patch is checked as text first (the line rules), then applied with `git apply` to a copy of
 the checkout, and git's own diff of the result goes through the same check the servers run
 (`servers.common.tamper.guard.check_applied`): non-Go, binary and mode rules, and the Go tamper
-analyzer on the base and the patched tree.
+analyzer on the base and the patched tree (with `static_analysis` off, which files tests read comes from
+the text of the checkout's _test.go files).
 
 Exit codes: 0 the patch is allowed, 1 it is refused (each reason printed with file and line),
 2 the command could not run (unreadable patch, bad policy file, a patch that does not apply, no
@@ -25,7 +26,7 @@ from servers.common.patch_policy import PatchVerdict, changed_paths, check_patch
 from servers.common.policy import ProtectedPolicy, load_policy_file
 from servers.common.settings import DEFAULT_POLICY_DIR
 from servers.common.tamper import tool
-from servers.common.tamper.facts import Facts
+from servers.common.tamper.facts import Facts, read_test_sources, text_facts
 from servers.common.tamper.guard import check_applied, owning_modules
 from servers.go_test_runner.confinement import go_mod_files, nested_modules
 from servers.go_test_runner.repo_files import RepoFileRefused
@@ -88,6 +89,8 @@ def verdict_for_checkout(
 
             base = base or facts(repo)
             patched = facts(copy)
+        else:  # which files tests read, from the text of the checkout's _test.go files (test_fixture)
+            base = base or text_facts(read_test_sources(repo))
         base_files = _read_base(repo, changed_paths(applied))
         return check_applied(applied, policy, base_files=base_files, base=base, patched=patched)
 

@@ -117,3 +117,18 @@ def test_go_code_of_a_nested_module_is_analyzed_in_that_module(
     verdict = json.loads(capsys.readouterr().out)
     assert [(r["rule"], r["path"]) for r in verdict["reasons"]] == [("exit_at_init", "tools/fmtx/fmtx.go")]
     assert check_patch_command(files["allowed"], repo, False, cache_dir=tmp_path / "cache") == 0
+
+
+def test_without_the_analyzer_a_fixture_tests_read_is_still_protected(
+    files: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    # static_analysis: false skipped the test_fixture rule: a change to golden.md, which the test reads, passed
+    repo = files["repo"]
+    (repo / "calc" / "golden.md").write_text("# Title\n")
+    (repo / "calc" / "golden_test.go").write_text('package calc\n\nvar golden = "golden.md"\n')
+    patch = tmp_path / "golden.diff"
+    patch.write_text("--- a/calc/golden.md\n+++ b/calc/golden.md\n@@ -1 +1 @@\n-# Title\n+# Wrong\n")
+    off = tmp_path / "off"
+    off.mkdir()
+    (off / "protected.yaml").write_text("static_analysis: false\n")
+    assert check_patch_command(patch, repo, True, policy_dir=off) == 1

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from servers.common.policy import ProtectedPolicy
-from servers.common.tamper.facts import DeclaredTest, Facts, compare, non_go_reasons, read_by_tests
+from servers.common.tamper.facts import (
+    DeclaredTest,
+    Facts,
+    compare,
+    non_go_reasons,
+    read_by_tests,
+    read_test_sources,
+    text_facts,
+)
 from servers.common.tamper.guard import check_applied
 
 _PATH = st.from_regex(r"[a-z]{1,6}(/[a-z_]{1,6}){0,3}\.(go|md|txt|json)", fullmatch=True)
@@ -56,3 +66,23 @@ def test_allow_non_go_matches_whole_paths_not_what_lies_under_a_match() -> None:
     assert [(r.rule, r.path) for r in reasons] == [("non_go_file", p) for p in sorted(refused)]
     # a pattern ending in / names a directory and allows everything under it
     assert non_go_reasons(frozenset({"site/a/b.html"}), ProtectedPolicy(allow_non_go=("site/",)), Facts()) == []
+
+
+def test_without_the_analyzer_a_file_named_in_test_text_stays_protected(tmp_path: Path) -> None:
+    # non_go_reasons skipped the test_fixture rule when facts was None (static_analysis off): a change to
+    # report/golden.md, which report_test.go reads, was allowed
+    (tmp_path / "report").mkdir()
+    test = 'func TestRender(t *testing.T) {\n\twant, _ := os.ReadFile("golden.md")\n\t_ = `raw/fixture.json`\n}\n'
+    (tmp_path / "report" / "report_test.go").write_text(test)
+    (tmp_path / "report" / "testdata").mkdir()
+    (tmp_path / "report" / "testdata" / "x_test.go").write_text('var s = "notes.md"\n')  # not a test the go tool runs
+    sources = read_test_sources(tmp_path)
+    assert list(sources) == ["report/report_test.go"]
+    facts = text_facts(sources)
+    policy = ProtectedPolicy(static_analysis=False)
+    paths = frozenset({"report/golden.md", "report/raw/fixture.json", "report/notes.md"})
+    reasons = non_go_reasons(paths, policy, facts)
+    assert [(r.rule, r.path) for r in reasons] == [
+        ("test_fixture", "report/golden.md"),  # allowed by **/*.md, but report_test.go names it
+        ("test_fixture", "report/raw/fixture.json"),  # a raw string names it
+    ]  # report/notes.md is named only under testdata, which holds no test the go tool runs

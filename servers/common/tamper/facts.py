@@ -9,8 +9,11 @@ patched tree adds is refused; findings are compared as multisets of keys without
 from __future__ import annotations
 
 import collections
+import os
 import posixpath
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -179,8 +182,56 @@ def _glob_matches(pattern: str, name: str) -> bool:
         return False
 
 
+# Go string literals: interpreted ("...", escapes kept but for \" and \\) and raw (`...`)
+_GO_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"|`([^`]*)`')
+MAX_TEST_SOURCE_BYTES = 1 << 20
+
+
+def text_facts(test_sources: Mapping[str, str]) -> Facts:
+    """Without the analyzer (`static_analysis` off): every string literal of the repository's `_test.go` files,
+    read as text, and their directories, for `read_by_tests`. Coarser than the analyzer's facts and on the
+    safe side: a literal in a comment, or in a test that never opens a file, names a file too.
+
+    `test_sources` maps a test file's path (relative to the root) to its text (`read_test_sources`).
+    """
+    literals: list[str] = []
+    tests: list[DeclaredTest] = []
+    for path, text in sorted(test_sources.items()):
+        directory = posixpath.dirname(path) or "."
+        tests.append(DeclaredTest(package="", dir=directory, name="", file=path, line=0))
+        for m in _GO_STRING.finditer(text):
+            raw = m.group(2)
+            literals.append(raw if raw is not None else m.group(1).replace('\\"', '"').replace("\\\\", "\\"))
+    return Facts(tests=tests, test_literals=literals)
+
+
+def read_test_sources(root: Path) -> dict[str, str]:
+    """The `_test.go` files of the checkout at `root` (path relative to it -> text), as the go tool finds
+    packages: directories named testdata or starting with `.` or `_` are skipped, symbolic links are not
+    followed, and a file over 1 MiB is left out."""
+    out: dict[str, str] = {}
+    for current, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "testdata" and not d.startswith((".", "_")))
+        for name in files:
+            if not name.endswith("_test.go"):
+                continue
+            path = Path(current) / name
+            try:
+                if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_TEST_SOURCE_BYTES:
+                    continue
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            out[path.relative_to(root).as_posix()] = text
+    return out
+
+
 def non_go_reasons(paths: frozenset[str], policy: ProtectedPolicy, facts: Facts | None) -> list[PatchReason]:
-    """Non-Go files: refused when tests read them, or when no `allow_non_go` glob allows them."""
+    """Non-Go files: refused when tests read them, or when no `allow_non_go` glob allows them.
+
+    Which files tests read comes from `facts`: the analyzer's, or `text_facts` without it. With neither
+    (None: github-pr, which judges git's staged diff without reading the tree's tests) that rule is not
+    applied here; go-test-runner's check of the same patch applies it."""
     out: list[PatchReason] = []
     for path in sorted(paths):
         if path.endswith(".go") or posixpath.basename(path) in ("go.mod", "go.sum", "go.work", "go.work.sum"):

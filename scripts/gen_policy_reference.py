@@ -30,7 +30,9 @@ role or repository that does not exist) stops the process with the file and the 
 repeated in one mapping (a second `identities:` block appended to access.yaml, say) is refused with
 its line, never resolved as "the last one wins"; so are collections nested deeper than 100 levels, a
 file that is not UTF-8 text and a directory in a policy file's place. `goresolve policy check` runs
-the same validation. The JSON Schemas this page is built from are in `policies/schema/` (point an
+the same validation. A process reads its policies once, when it starts: restart a server to apply an
+edited file (until then it serves the old grants, a revoked one included; docs/operations.md). The
+JSON Schemas this page is built from are in `policies/schema/` (point an
 editor's YAML language server at them for completion).
 """
 

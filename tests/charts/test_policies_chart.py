@@ -88,3 +88,25 @@ def test_the_dispatcher_reads_repos_yaml_from_the_policies_configmap(
     dispatcher = Dispatcher(None, None, None, policy_dir=settings.policy_dir)  # type: ignore[arg-type]
     assert dispatcher.registered("acme/svc") and dispatcher.registered("svc")
     assert not dispatcher.registered("acme/other") and not dispatcher.registered("sample-service")
+
+
+def test_an_edited_policy_restarts_the_long_running_pods_that_read_it(tmp_path: Path) -> None:
+    """Servers read their policies when they start, so a pod template that reads them changes with them."""
+    mine = tmp_path / "mine"
+    policies_with(mine, IDENTITY)
+    edited = (f"policies.files.access\\.yaml={mine / 'access.yaml'}",)
+    shape = ("topology=services", "agent.deployment.enabled=true", "networkPolicy.egress.kubeApi.cidrs={10.0.0.1/32}")
+
+    def checksums(set_files: tuple[str, ...]) -> dict[str, str]:
+        manifests = render(sets=shape, set_files=set_files)
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/policies"]
+            for d in manifests
+            if d["kind"] == "Deployment"
+            and "checksum/policies" in d["spec"]["template"]["metadata"].get("annotations", {})
+        }
+
+    before, after = checksums(()), checksums(edited)
+    expected = {f"gr-goresolve-{n}" for n in ("jira-read", "code-search", "go-test-runner", "github-pr", "agent")}
+    assert set(before) == expected == set(after)
+    assert all(before[name] != after[name] for name in expected)

@@ -139,6 +139,15 @@ which Kubernetes substitutes from the Secret when the container starts (never in
     name: {{ include "goresolve.policiesConfigMap" . }}
 {{- end -}}
 
+{{/*
+A pod-template annotation that changes with the chart's policy files, so `helm upgrade` with an edited
+policy restarts the long-running pods that read them (servers read policies once, when they start). With
+policies.existingConfigMap the chart does not see the files: restart the pods after editing that ConfigMap.
+*/}}
+{{- define "goresolve.policiesChecksum" -}}
+checksum/policies: {{ include (print .Template.BasePath "/policies.yaml") . | sha256sum }}
+{{- end -}}
+
 {{- define "goresolve.tokenAudience" -}}goresolve:{{ . }}{{- end -}}
 
 {{/*

@@ -83,7 +83,7 @@ def endless_body(h: socketserver.StreamRequestHandler, rec: Receiver) -> None:
 
 
 def test_a_receiver_dripping_its_answer_is_cut_off_at_the_timeout() -> None:
-    # Before: httpx's timeout is per read, so one byte every 0.25 s kept the delivery going (the audit: a byte
+    # Before: httpx's timeout is per read, so one byte every 0.25 s kept the delivery going (measured: a byte
     # every 3 s blocked the run for ever).
     with receiving(drip_head) as rec:
         with pytest.raises(httpx.TimeoutException):

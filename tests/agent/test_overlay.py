@@ -78,7 +78,7 @@ def test_diff_round_trips_through_git_apply_for_any_text(chunks: list[str], trai
 
 async def test_a_line_holding_u2028_or_a_form_feed_is_one_line_as_git_and_go_count_them(tmp_path: Path) -> None:
     """A correct one-line fix near such a character makes a patch git applies, and a view numbers lines as the
-    compiler does (the audit's world3: a U+2028 in a comment three lines above the fix)."""
+    compiler does (a measured case: a U+2028 in a comment three lines above the fix)."""
     src = SRC.replace("// Add returns a + b.", "// Add returns a + b.\u2028See the billing ADR.\x0c")
     overlay = Overlay(reader_of({"calc.go": src})[0])
     shown = await overlay.view("calc.go")

@@ -32,7 +32,7 @@ def test_the_longest_service_name_of_the_longest_allowed_release_name_is_63_char
     ("release", "sets"),
     [
         ("r" * 39, SERVICES),
-        ("ticketbot-production-eu-west-1-tenant-acme", SERVICES),  # the audit's example: 65 characters
+        ("ticketbot-production-eu-west-1-tenant-acme", SERVICES),  # a real-looking name: 65 characters
         ("goresolve-" + "r" * 39, SERVICES),  # a name containing the chart's is used alone
     ],
 )

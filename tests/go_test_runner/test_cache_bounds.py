@@ -1,6 +1,6 @@
 """The shared build cache stays bounded: a run's layer is merged without files over `cache_max_file_mb` and
 at most `cache_max_merge_mb` of it, and the shared cache is trimmed, least recently used first, past
-`cache_max_mb` (the audit's bigobj: `var Table = [200 << 20]byte{...}` left a 200 MB object in the shared
+`cache_max_mb` (a hostile patch: `var Table = [200 << 20]byte{...}` left a 200 MB object in the shared
 cache on every run, 130 -> 529 MB, for good). The real run uses a small object and a 1 MiB limit."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_one_trim_at_a_time(tmp_path: pathlib.Path) -> None:
     assert not entry.exists()
 
 
-# A 4 MiB object from one declaration (the audit's bigobj at a fiftieth of its size).
+# A 4 MiB object from one declaration (a hostile 200 MB table at a fiftieth of its size).
 _BIG = (
     "package victim\n\n// Table is big.\nvar Table = [4 << 20]byte{1, 2, 3, 4<<20 - 1: 7}\n\n"
     "// Lookup returns an entry of Table.\nfunc Lookup(i int) byte { return Table[i] }\n"

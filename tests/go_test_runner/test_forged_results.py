@@ -136,7 +136,7 @@ async def test_a_forged_pass_after_a_failed_base_test_is_not_ok(victim: pathlib.
     assert not testresults.tests_ok(ToolOutcome(ok=True, text="", structured=structured))
 
 
-# The audit's forge2: non-test code forges the report and exits; run first by TestAdd, it reports every
+# A forgery in non-test code: it forges the report and exits; run first by TestAdd, it reports every
 # base test as passed, so only the static guard can see it.
 FORGE_IN_CODE = """package victim
 

@@ -59,7 +59,7 @@ async def test_a_long_body_is_cut_at_the_cap() -> None:
 
 
 async def test_a_gzip_bomb_is_cut_at_the_cap_once_decoded() -> None:
-    # Before: 64 MiB decoded and parsed from under 100 KiB on the wire; the audit's 1 GiB bomb passed 1.1 GB.
+    # Before: 64 MiB decoded and parsed from under 100 KiB on the wire; a 1 GiB bomb passed 1.1 GB.
     with hostile(gzip_bomb(64)) as up:
         tracemalloc.start()
         try:
@@ -88,7 +88,7 @@ async def test_a_search_body_under_the_cap_is_read_whole() -> None:
 async def test_an_abandoned_call_stops_reading() -> None:
     # A body well under the cap that arrives slower than the deadline: the call fails at its deadline and
     # the worker thread it leaves behind closes the connection at its next chunk. Before: the worker kept
-    # downloading after the caller was told "did not answer" (the audit: 182 -> 538 MB).
+    # downloading after the caller was told "did not answer" (measured: 182 -> 538 MB).
     with hostile(endless(chunk=16 * 1024, limit=8 * MIB, pause_s=0.05)) as up:
         slow = backend(up.url, deadline_s=0.5, max_body_bytes=64 * MIB)
         with pytest.raises(UpstreamFailure, match="did not answer within"):

@@ -26,7 +26,7 @@ _CALC = (VICTIM / "calc.go").read_text()
 
 
 def _add(body: str, imports: str) -> dict[str, str]:
-    """calc.go with `Add` replaced by one that does `body` first (the audit's forge2: non-test code)."""
+    """calc.go with `Add` replaced by one that does `body` first (a forgery in non-test code)."""
     code = _CALC.replace('import "fmt"', f'import (\n\t"fmt"\n{imports}\n)')
     code = code.replace(
         "func Add(a, b int) int { return a - b }", f"func Add(a, b int) int {{\n\t{body}\n\treturn a - b\n}}"
@@ -35,7 +35,7 @@ def _add(body: str, imports: str) -> dict[str, str]:
 
 
 def _test(body: str, imports: str) -> dict[str, str]:
-    """A new test file, its test run after the base's (the audit's forge4)."""
+    """A new test file, its test run after the base's (a forgery in a test file)."""
     return {
         "zz_forge_test.go": f'package victim\n\nimport (\n{imports}\n\t"testing"\n)\n\n'
         f"func TestZZForge(t *testing.T) {{\n\t{body}\n}}\n"

@@ -95,7 +95,7 @@ def test_mirrors_default_to_the_data_directory_not_the_working_directory(tmp_pat
 
 
 def _private(tmp_path: Path) -> tuple[Path, str]:
-    """A local repository nobody registered (what a payload's clone_url pointed at in the audit)."""
+    """A local repository nobody registered (what a hostile payload's clone_url pointed at)."""
     private = tmp_path / "private"
     private.mkdir()
     git(private, "init", "-q", "-b", "main")

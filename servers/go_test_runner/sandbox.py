@@ -297,6 +297,7 @@ class Sandbox:
         if not self.strong:
             home = paths.scratch / "home"
             home.mkdir(exist_ok=True)
+            tool.telemetry_off(home)
             return {**env, "HOME": str(home), "TMPDIR": str(paths.scratch), "GOCACHE": str(self.gocache)}
         return {**env, "HOME": bwrap.HOME, "TMPDIR": bwrap.TMP, "GOTMPDIR": bwrap.BINS, "GOCACHE": bwrap.GOCACHE}
 
@@ -304,6 +305,7 @@ class Sandbox:
         """The environment of the runner's own unconfined steps (`go mod download`), on host paths."""
         home = paths.scratch / "host-home"
         home.mkdir(parents=True, exist_ok=True)
+        tool.telemetry_off(home)
         return {**env, "HOME": str(home), "TMPDIR": str(paths.scratch), "GOCACHE": str(self.gocache)}
 
     def test_exec(self, paths: RunPaths) -> str | None:

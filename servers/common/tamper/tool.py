@@ -151,10 +151,20 @@ def link_or_copy(src: Path, dest: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+def telemetry_off(home: str | Path) -> None:
+    """Turn go's telemetry off in a temporary HOME (`go telemetry off` writes this file). Otherwise go
+    records counters there and starts a detached child that writes into HOME after go has exited,
+    recreating the directory once its owner has removed it."""
+    mode = Path(home) / ".config" / "go" / "telemetry" / "mode"
+    mode.parent.mkdir(parents=True, exist_ok=True)
+    mode.write_text("off\n")
+
+
 def go_build_env(go: str, home: str) -> dict[str, str]:
     """The environment of a `go build` of a program this project ships as source: the toolchain `go`
-    only (no other on PATH, no toolchain switch), no cgo, go.mod as it is; `home` is a temporary HOME,
-    so go writes its own settings there and not into a cache directory."""
+    only (no other on PATH, no toolchain switch), no cgo, go.mod as it is; `home` is a temporary HOME
+    (telemetry turned off in it), so go writes its own settings there and not into a cache directory."""
+    telemetry_off(home)
     return {
         "PATH": f"{Path(go).parent}:/usr/bin:/bin",
         "HOME": home,
@@ -292,6 +302,7 @@ def analyze(
     """
     with tempfile.TemporaryDirectory(prefix="goresolve-tamper-") as tmp:
         out = Path(tmp) / "facts.json"
+        telemetry_off(tmp)
         env = {
             "PATH": f"{Path(go).parent}:/usr/bin:/bin",
             "HOME": tmp,

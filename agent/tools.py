@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from mcp_types import Tool
 from pydantic import BaseModel, ConfigDict, Field
 
+import jqlscope
 from agent.llm.types import ToolDef
 
 # server tools the loop keeps for itself (writes, and reading a GitHub ticket: the model gets its text in the
@@ -205,55 +206,16 @@ def _too_deep(name: str) -> FormatError:
     return FormatError(f"arguments for {name} are nested too deeply; send a flat JSON object")
 
 
-_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
-
-
 def jql_in_project(jql: str, project: str) -> str:
     """`jql` confined to the Jira project `project`: `project in ("P") AND (<condition>) [ORDER BY <ordering>]`.
 
     jira-read confines a query to every project the identity may read; a run reads its own ticket's project only,
-    so it wraps the model's query once more before the server does. The condition must stand on its own inside
-    the parentheses: balanced parentheses and quotes, no backslash outside a quoted string, at most one ORDER BY
-    and only at the end (the server's own rules, checked here so the wrapping cannot be stepped out of).
+    so it wraps the model's query once more, by the same rule (`jqlscope`), before the server does.
 
     Raises:
-        ValueError: the query could step outside the parentheses (the message says why).
+        ValueError: the query could step outside the parentheses, or is too long (the message says why).
     """
-    depth, quote, i = 0, "", 0
-    orders: list[tuple[int, int]] = []
-    while i < len(jql):
-        ch = jql[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "\\":
-            raise ValueError("JQL has a backslash outside a quoted string; put the value in quotes")
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise ValueError("JQL has an unmatched ')'")
-        elif (m := _ORDER_BY.match(jql, i)) and (i == 0 or not jql[i - 1].isalnum()):
-            if depth:
-                raise ValueError("ORDER BY is only allowed at the end of the query, outside parentheses")
-            orders.append((m.start(), m.end()))
-            i = m.end()
-            continue
-        i += 1
-    if quote or depth:
-        raise ValueError("JQL has an unterminated string or an unmatched '('")
-    if len(orders) > 1:
-        raise ValueError("JQL has more than one ORDER BY")
-    condition, ordering = (jql[: orders[0][0]], jql[orders[0][1] :]) if orders else (jql, "")
-    scope = f'project in ("{project}")'
-    query = f"{scope} AND ({condition.strip()})" if condition.strip() else scope
-    return f"{query} ORDER BY {ordering.strip()}" if orders else query
+    return jqlscope.restrict(jql, [project])
 
 
 _FENCE_CLOSE = re.compile(r"</?untrusted[^>]*>", re.IGNORECASE)

@@ -19,6 +19,7 @@ COPY workqueue workqueue
 COPY credentials credentials
 COPY yamlfiles yamlfiles
 COPY pathglob pathglob
+COPY jqlscope jqlscope
 COPY policies policies
 RUN /opt/goresolve/bin/pip install --no-cache-dir --no-deps .
 # No installer in the runtime image.

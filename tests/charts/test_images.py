@@ -29,7 +29,7 @@ IMAGES = {
     "github-pr": "servers.github_pr.__main__",
     "agent": "agent.dispatch.cli",
 }
-OURS = ("servers", "agent", "goresolve", "workqueue", "credentials", "yamlfiles", "pathglob")
+OURS = ("servers", "agent", "goresolve", "workqueue", "credentials", "yamlfiles", "pathglob", "jqlscope")
 # Imported lazily by maintainer-only code paths, never when a server runs (grimp sees every import).
 DEV_ONLY = {"detect-secrets"}  # credentials.rules regenerates its rule file from it
 

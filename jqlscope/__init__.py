@@ -1,0 +1,111 @@
+"""Confining JQL to Jira projects: the one rule jira-read and the agent both apply.
+
+jira-read never runs a caller's JQL as given, and the agent confines a model's query to its own ticket's
+project before jira-read confines it to every project the identity may read. Both run
+
+    project in ("A", "B") AND (<caller's condition>) [ORDER BY <caller's ordering>]
+
+and refuse, before anything reaches Jira, any string that could step outside the parentheses:
+unbalanced parentheses or quotes, a second or misplaced ORDER BY, an ORDER BY clause that is not a
+plain field list, control characters, an over-long query, parentheses nested deeper than
+`MAX_DEPTH` (a parser downstream would recurse once per level), and a backslash outside a quoted
+string. Atlassian's JQL reference allows backslash escapes only inside quoted values and for
+reserved characters in unquoted values; the scanner here cannot tell those apart from a backslash
+that changes how the quotes and parentheses it counted are read, so it refuses them (quote the value
+instead). Both sides use it, so it depends on nothing of ours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MAX_JQL = 2000
+MAX_DEPTH = 32
+
+
+class JQLError(ValueError):
+    """The JQL could step outside the confinement, or is too long; the message says why in the caller's terms."""
+
+
+_ORDER_BY = re.compile(r"\border\s+by\b", re.I)
+_ORDER_TERM = re.compile(r"""^\s*(?:[A-Za-z][A-Za-z0-9_.]*|cf\[\d+\]|"[^"\\]+")(?:\s+(?:asc|desc))?\s*$""", re.I)
+
+
+def _scan(jql: str) -> list[tuple[int, int]]:
+    """Return (start, end) of each ORDER BY at paren depth 0, outside quotes.
+
+    Raises:
+        JQLError: unbalanced or too deeply nested parentheses, unterminated quote, ORDER BY
+            inside parentheses, a backslash outside quotes.
+    """
+    depth = 0
+    quote: str | None = None
+    i = 0
+    order_spans: list[tuple[int, int]] = []
+    while i < len(jql):
+        ch = jql[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "\\":
+            raise JQLError("JQL has a backslash outside a quoted string; put the value in quotes")
+        elif ch == "(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise JQLError(f"JQL nests parentheses deeper than {MAX_DEPTH} levels")
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise JQLError("JQL has an unmatched ')'")
+        elif ch in "oO" and (m := _ORDER_BY.match(jql, i)) and (i == 0 or not jql[i - 1].isalnum()):
+            if depth:
+                raise JQLError("ORDER BY is only allowed at the end of the query, outside parentheses")
+            order_spans.append((m.start(), m.end()))
+            i = m.end()
+            continue
+        i += 1
+    if quote:
+        raise JQLError("JQL has an unterminated string")
+    if depth:
+        raise JQLError("JQL has an unmatched '('")
+    return order_spans
+
+
+def _quote_key(key: str) -> str:
+    return '"' + key + '"'
+
+
+def restrict(jql: str, projects: Iterable[str]) -> str:
+    """Wrap `jql` so that it can only match issues in `projects`.
+
+    Raises:
+        JQLError: the JQL is too long, holds control characters, or could escape the wrapping.
+    """
+    allowed = sorted(set(projects))
+    if not allowed:
+        raise JQLError("no Jira project is readable")
+    if len(jql) > MAX_JQL:
+        raise JQLError(f"JQL is longer than {MAX_JQL} characters")
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in jql) or "\u2028" in jql or "\u2029" in jql:
+        raise JQLError("JQL contains control characters")
+    jql = " ".join(jql.split())
+    spans = _scan(jql)
+    if len(spans) > 1:
+        raise JQLError("JQL has more than one ORDER BY")
+    condition, ordering = jql, ""
+    if spans:
+        start, end = spans[0]
+        condition, ordering = jql[:start].strip(), jql[end:].strip()
+        terms = ordering.split(",")
+        if not ordering or not all(_ORDER_TERM.match(t) for t in terms):
+            raise JQLError("ORDER BY must be a list of fields, each optionally ASC or DESC")
+        ordering = ", ".join(" ".join(t.split()) for t in terms)
+    scope = f"project in ({', '.join(_quote_key(p) for p in allowed)})"
+    query = f"{scope} AND ({condition})" if condition.strip() else scope
+    return f"{query} ORDER BY {ordering}" if ordering else query

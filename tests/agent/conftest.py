@@ -16,7 +16,7 @@ from agent.loop import RunSettings
 from agent.policy import AgentPolicy, load_agent_policy
 
 from .llm_fake_server import FakeLLM, fake_llm_server
-from .workspace import Workspace, make_workspace
+from .workspace import Workspace, World, make_workspace, served
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +32,22 @@ def workspace(session_workspace: Workspace, tmp_path: Path) -> Iterator[Workspac
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def module_workspace(session_workspace: Workspace) -> Workspace:
+    """The workspace a module's servers run on: the shared one, unless the module defines its own."""
+    return session_workspace
+
+
+@pytest.fixture(scope="module")
+def world(module_workspace: Workspace) -> Iterator[World]:
+    """The four servers of the module's workspace, started once per module."""
+    with served(module_workspace) as w:
+        yield w
+
+
 @pytest.fixture
-def policy(workspace: Workspace) -> AgentPolicy:
-    return load_agent_policy(workspace.policy_dir)
+def policy(module_workspace: Workspace) -> AgentPolicy:
+    return load_agent_policy(module_workspace.policy_dir)
 
 
 @pytest.fixture

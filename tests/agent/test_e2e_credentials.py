@@ -21,10 +21,9 @@ from agent.ledger import Ledger
 from agent.llm import Redacting
 from agent.loop import RunSettings
 from agent.policy import load_agent_policy
-from servers.github_pr.store import PullStore
 
 from .workspace import FILES as WORLD_FILES
-from .workspace import TICKET, Workspace, World, make_workspace, pushed, run_scripted, served
+from .workspace import TICKET, Workspace, World, make_workspace, pulls, pushed, run_scripted, served
 
 KEY = "AKIAZ7Q4W2XK9LMN3PRT"  # the shape of an AWS access key id; no such key exists
 KEY_LINE = f'// sandboxKey signs requests to the billing sandbox.\nconst sandboxKey = "{KEY}"\n'
@@ -83,7 +82,7 @@ def test_the_model_never_sees_the_key_and_the_fix_keeps_it(
     Console(file=shown_trace, width=200).print(trace_tree(spans))  # what `goresolve trace RUN_ID` prints
     assert f"{removed[0]} credential(s) removed" in shown_trace.getvalue()
 
-    pull = PullStore(key_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-1")
+    pull = pulls(key_workspace).by_ticket("calc", "CALC-1")
     assert pull is not None and not pull.draft
     fixed = pushed(key_workspace, pull.head_sha, "calc.go")
     assert fixed == CALC.replace("return a - b", "return a + b")  # the key is still there, byte for byte

@@ -16,10 +16,9 @@ from agent.ledger import Ledger
 from agent.llm import ScriptedModel
 from agent.loop import RunResult, RunSettings
 from agent.policy import load_agent_policy
-from servers.github_pr.store import PullStore
 
 from .workspace import FILES as WORLD_FILES
-from .workspace import TICKET, Workspace, World, make_workspace, run_scripted, served
+from .workspace import TICKET, Workspace, World, make_workspace, pulls, run_scripted, served
 
 FILES = {
     **WORLD_FILES,  # the calc module of the other end-to-end tests, with a Mul that shapes imports
@@ -126,8 +125,8 @@ def test_a_fix_that_breaks_an_importer_is_not_opened(
     assert shown[2].startswith("1 package(s): 1 ok"), shown[2]
     assert shown[3].startswith("not submitted: tests newly broken by the patch: TestArea"), shown[3]
     assert (result.outcome, result.exit) == ("escalated", "escalated"), result.reason
-    pulls = PullStore(modules_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite")
-    pull = pulls.by_ticket("calc", "CALC-1")
+    store = pulls(modules_workspace)
+    pull = store.by_ticket("calc", "CALC-1")
     assert pull is None or pull.draft  # at most the hand-off's draft
 
 
@@ -171,6 +170,6 @@ def test_a_fix_in_the_nested_module_is_tested_there_and_opened(
     assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
     tested = [m.content for m in model.requests[-1].messages if m.role == "tool"][2]
     assert tested.startswith("1 package(s): 1 ok; 1 test(s) passed."), tested
-    pull = PullStore(modules_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-5")
+    pull = pulls(modules_workspace).by_ticket("calc", "CALC-5")
     assert pull is not None and not pull.draft
     assert "Ran `TestAmount` and every test in `./tools/fmtx` on this patch: all pass" in pull.body

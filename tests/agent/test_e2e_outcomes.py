@@ -6,7 +6,6 @@ own ticket, so pull requests never share a branch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +14,19 @@ import pytest
 from agent.ledger import Ledger
 from agent.llm import ChatRequest, reply
 from agent.loop import RunSettings
-from agent.policy import AgentPolicy, load_agent_policy
+from agent.policy import AgentPolicy
 from servers.github_pr.store import PullStore
 
-from .workspace import Workspace, World, pushed, served
+from .workspace import Workspace, World, pulls, pushed
 from .workspace import run_scripted as run
 
 FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
 TESTS: tuple[str, dict[str, Any]] = ("run_tests", {})
 
 
-@pytest.fixture(scope="module")
-def world(session_workspace: Workspace) -> Iterator[World]:
-    with served(session_workspace) as w:
-        yield w
-
-
 def with_run_limits(policy: AgentPolicy, **limits: Any) -> AgentPolicy:
     budgets = policy.budgets.model_copy(update={"run": policy.budgets.run.model_copy(update=limits)})
     return policy.model_copy(update={"budgets": budgets})
-
-
-@pytest.fixture
-def policy(session_workspace: Workspace) -> AgentPolicy:
-    return load_agent_policy(session_workspace.policy_dir)
 
 
 def edit(search: str, replace: str) -> tuple[str, dict[str, Any]]:
@@ -67,7 +55,7 @@ def test_three_failed_attempts_escalate_to_a_draft_pr_assigned_to_the_owner(
     assert "`TestAdd` (`example.com/calc`): `calc_test.go:" in result.handoff
     assert "never to a plain +" in result.handoff  # the final model step's hypothesis
     assert result.trace_id in result.handoff and "{" not in result.handoff
-    pull = PullStore(session_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-3")
+    pull = pulls(session_workspace).by_ticket("calc", "CALC-3")
     assert pull is not None and pull.draft and pull.number == result.pr["number"]
     assert sorted(pull.labels) == ["goresolve", "needs-human"] and pull.assignees == ["ana-sousa"]
     assert pull.body.startswith(result.handoff.rstrip())
@@ -240,7 +228,7 @@ def test_run_artifacts_are_saved_beside_the_run(
     transcript = [json.loads(line) for line in (run_dir / "transcript.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in transcript][:2] == ["start", "assistant"]
     assert json.loads((run_dir / "run.json").read_text())["pr"]["number"] == result.pr["number"]  # type: ignore[index]
-    pull = PullStore(session_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-9")
+    pull = pulls(session_workspace).by_ticket("calc", "CALC-9")
     assert pull is not None and not pull.draft
     assert pull.body.startswith("Resolves CALC-9: `Add returns the difference instead of the sum`")
     assert f"trace id: `{result.trace_id}`" in pull.body and "Ran `TestAdd`" in pull.body

@@ -5,7 +5,6 @@ with a saved run.json, transcript and ledger row, against the four real servers 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ from agent.ledger import Ledger
 from agent.llm import ChatRequest, ModelConfig, build_model, reply
 from agent.llm.types import ChatResponse, Usage
 from agent.loop import NOT_RUN_SECOND_TEST, NOT_RUN_STOPPED, NOT_RUN_TOO_MANY, RunSettings
-from agent.policy import AgentPolicy, load_agent_policy
-from servers.github_pr.store import PullStore
+from agent.policy import AgentPolicy
 
 from .llm_fake_server import Answer, FakeLLM, anthropic_message, openai_completion
-from .workspace import TICKET, Workspace, World, make_workspace, run_model, served
+from .workspace import TICKET, Workspace, World, make_workspace, pulls, run_model
 from .workspace import run_scripted as run
 
 FIX = {"path": "calc.go", "search": "return a - b", "replace": "return a + b"}
@@ -30,25 +28,10 @@ DEEP = "[" * 20_000 + "]" * 20_000  # past json.loads' depth (its RecursionError
 
 
 @pytest.fixture(scope="module")
-def own_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def module_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A workspace of its own: each test has its own ticket, and no other module's pull requests share its remote."""
     tickets = {f"CALC-{n}": TICKET.replace("CALC-1", f"CALC-{n}") for n in range(1, 20)}
     return make_workspace(tmp_path_factory.mktemp("misbehaving"), tickets=tickets)
-
-
-@pytest.fixture(scope="module")
-def world(own_workspace: Workspace) -> Iterator[World]:
-    with served(own_workspace) as w:
-        yield w
-
-
-@pytest.fixture
-def policy(own_workspace: Workspace) -> AgentPolicy:
-    return load_agent_policy(own_workspace.policy_dir)
-
-
-def pulls(ws: Workspace) -> PullStore:
-    return PullStore(ws.state_dir / "servers" / "github-pr" / "prs.sqlite")
 
 
 def saved(settings: RunSettings, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -100,7 +83,7 @@ def failing_tests(prefix: str, n: int) -> str:
 
 
 def test_a_hand_off_of_seven_hundred_failing_tests_stays_a_short_read_and_its_draft_opens(
-    world: World, policy: AgentPolicy, settings: RunSettings, own_workspace: Workspace
+    world: World, policy: AgentPolicy, settings: RunSettings, module_workspace: Workspace
 ) -> None:
     calls = [
         ("edit", {"path": "gen_a_test.go", "search": "", "replace": failing_tests("GenA", 350)}),
@@ -119,13 +102,13 @@ def test_a_hand_off_of_seven_hundred_failing_tests_stays_a_short_read_and_its_dr
     assert "- +691 more" in result.handoff  # 701 failing (TestAdd too), ten shown
     assert "The generated tests fail by construction." in result.handoff
     assert result.pr is not None and result.extra["handoff_notes"] == []
-    pull = pulls(own_workspace).by_ticket("calc", "CALC-4")
+    pull = pulls(module_workspace).by_ticket("calc", "CALC-4")
     assert pull is not None and pull.draft and pull.assignees == ["ana-sousa"]
     assert "- +691 more" in pull.body and len(pull.body.encode()) < MAX_HANDOFF_BYTES + 200  # with github-pr's footer
 
 
 def test_a_draft_github_pr_refuses_twice_is_named_in_the_reason(
-    world: World, policy: AgentPolicy, settings: RunSettings, own_workspace: Workspace
+    world: World, policy: AgentPolicy, settings: RunSettings, module_workspace: Workspace
 ) -> None:
     """A patch holding a credential: go-test-runner runs it, github-pr refuses to publish it, with the full hand-off
     and again with its first lines; the result says no draft was opened and nobody assigned."""
@@ -144,11 +127,11 @@ def test_a_draft_github_pr_refuses_twice_is_named_in_the_reason(
     assert "aws_access_key" in result.reason and "AKIAQ3ZT7XK2LMNB4RWP" not in result.reason
     notes = result.extra["handoff_notes"]
     assert [n.split(":")[0] for n in notes] == ["draft pull request refused"] * 2
-    assert pulls(own_workspace).by_ticket("calc", "CALC-5") is None
+    assert pulls(module_workspace).by_ticket("calc", "CALC-5") is None
 
 
 def test_a_credential_in_test_output_or_the_models_words_is_in_no_hand_off_record_or_draft(
-    world: World, policy: AgentPolicy, settings: RunSettings, own_workspace: Workspace, ledger: Ledger
+    world: World, policy: AgentPolicy, settings: RunSettings, module_workspace: Workspace, ledger: Ledger
 ) -> None:
     key = "AKIAQ3ZT7XK2LMNB4RWP"
     leaky = (  # the key is whole only in the test's output, never in the patch
@@ -167,7 +150,7 @@ def test_a_credential_in_test_output_or_the_models_words_is_in_no_hand_off_recor
     assert "config key [credential removed: aws_access_key] rejected" in result.handoff
     assert "The configuration key [credential removed: aws_access_key] is refused" in result.handoff
     assert result.pr is not None and result.extra["handoff_notes"] == []  # github-pr took the draft
-    pull = pulls(own_workspace).by_ticket("calc", "CALC-6")
+    pull = pulls(module_workspace).by_ticket("calc", "CALC-6")
     assert pull is not None and key not in pull.body and pull.assignees == ["ana-sousa"]
     run_dir = Path(str(result.run_dir))
     assert key not in (run_dir / "handoff.md").read_text() and key not in (run_dir / "run.json").read_text()

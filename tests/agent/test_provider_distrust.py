@@ -5,7 +5,6 @@ against the fake HTTP provider, driving the four real servers over stdio."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +15,18 @@ from agent.ledger import Ledger
 from agent.llm import ModelConfig, build_model
 from agent.llm.errors import ProviderError, without_secrets
 from agent.loop import RunSettings
-from agent.policy import AgentPolicy, load_agent_policy
-from servers.github_pr.store import PullStore
+from agent.policy import AgentPolicy
 
 from .llm_fake_server import Answer, FakeLLM, openai_completion
-from .workspace import TICKET, Workspace, World, make_workspace, run_model, served
+from .workspace import TICKET, Workspace, World, make_workspace, pulls, run_model
 
 KEY = "gr-local-7f3a9c2e1b8d4f6a0e5c3b1a9d7f2e4c"  # no credential pattern knows its shape: only its value can tell
 
 
 @pytest.fixture(scope="module")
-def own_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def module_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     tickets = {f"CALC-{n}": TICKET.replace("CALC-1", f"CALC-{n}") for n in range(1, 10)}
     return make_workspace(tmp_path_factory.mktemp("provider"), tickets=tickets)
-
-
-@pytest.fixture(scope="module")
-def world(own_workspace: Workspace) -> Iterator[World]:
-    with served(own_workspace) as w:
-        yield w
-
-
-@pytest.fixture
-def policy(own_workspace: Workspace) -> AgentPolicy:
-    return load_agent_policy(own_workspace.policy_dir)
 
 
 def gpt4o(llm: FakeLLM) -> Any:
@@ -47,7 +34,7 @@ def gpt4o(llm: FakeLLM) -> Any:
 
 
 def test_a_provider_error_quoting_the_key_leaves_it_in_no_record_ledger_or_draft(
-    world: World, own_workspace: Workspace, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM
+    world: World, module_workspace: Workspace, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM
 ) -> None:
     said: list[str] = []
 
@@ -70,7 +57,7 @@ def test_a_provider_error_quoting_the_key_leaves_it_in_no_record_ledger_or_draft
     assert [p.name for p in run_dir.iterdir() if KEY in p.read_text()] == []
     row = ledger.run(result.run_id)
     assert row is not None and KEY not in str(row) and "[secret removed]" in str(row)
-    pull = PullStore(own_workspace.state_dir / "servers" / "github-pr" / "prs.sqlite").by_ticket("calc", "CALC-2")
+    pull = pulls(module_workspace).by_ticket("calc", "CALC-2")
     assert pull is not None and KEY not in pull.body and "[secret removed]" in pull.body
     spans = (run_dir / "spans.jsonl").read_text()
     assert KEY not in spans

@@ -5,7 +5,6 @@ servers over stdio, held open for the module; the model is the fake OpenAI-compa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,10 @@ from agent.ledger import Ledger
 from agent.llm import ChatModel, ModelConfig, build_model
 from agent.llm.fake import ReplayModel
 from agent.loop import RunSettings
-from agent.policy import AgentPolicy, load_agent_policy
+from agent.policy import AgentPolicy
 
 from .llm_fake_server import Answer, FakeLLM, openai_completion
-from .workspace import Workspace, World, run_model, served
-
-
-@pytest.fixture(scope="module")
-def world(session_workspace: Workspace) -> Iterator[World]:
-    with served(session_workspace) as w:
-        yield w
-
-
-@pytest.fixture
-def policy(session_workspace: Workspace) -> AgentPolicy:
-    return load_agent_policy(session_workspace.policy_dir)
+from .workspace import World, run_model
 
 
 def _openai(url: str) -> ChatModel:

@@ -4,6 +4,7 @@ servers' stdio commands pointed at all of it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.indexer import index_repo
 from servers.code_search.settings import CodeSearchSettings, open_index
+from servers.github_pr.store import PullStore
 
 REPO = "calc"
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -288,3 +290,14 @@ def run_model(
             return await run_ticket(ticket, model, box, policy, settings)
 
     return portal.call(go)
+
+
+def pulls(ws: Workspace) -> PullStore:
+    """The pull requests github-pr of `ws` opened (its SQLite store)."""
+    return PullStore(ws.state_dir / "servers" / "github-pr" / "prs.sqlite")
+
+
+def transcript(settings: RunSettings, run_id: str) -> list[dict[str, Any]]:
+    """The saved transcript of one run, a record a line."""
+    path = settings.state_dir / "agent" / "runs" / run_id / "transcript.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]

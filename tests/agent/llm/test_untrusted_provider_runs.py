@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,10 @@ from agent.exits import RunResult
 from agent.ledger import Ledger
 from agent.llm import ModelConfig, build_model
 from agent.loop import RunSettings
-from agent.policy import AgentPolicy, load_agent_policy
+from agent.policy import AgentPolicy
 
 from ..llm_fake_server import Answer, FakeLLM, openai_completion
-from ..workspace import Workspace, World, run_model, served
-
-
-@pytest.fixture(scope="module")
-def world(session_workspace: Workspace) -> Iterator[World]:
-    with served(session_workspace) as w:
-        yield w
-
-
-@pytest.fixture
-def policy(session_workspace: Workspace) -> AgentPolicy:
-    return load_agent_policy(session_workspace.policy_dir)
+from ..workspace import World, run_model
 
 
 def _run(world: World, llm: FakeLLM, policy: AgentPolicy, settings: RunSettings, *, waits: bool = False) -> RunResult:

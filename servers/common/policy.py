@@ -124,8 +124,9 @@ class ProtectedPolicy(_Frozen):
         description="Globs of non-Go files a patch may change, each matching a whole path (**/*.md allows "
         "notes/a.md, not notes.md/build.sh; a pattern ending in / allows everything under that directory); any "
         "other non-Go file is refused. A file that tests read stays protected even when it matches: go-test-runner "
-        "finds which with the tamper analyzer, so with static_analysis off only goresolve check-patch checks it (by "
-        "the text of the _test.go files); github-pr, which never runs the analyzer, leaves it to go-test-runner.",
+        "and goresolve check-patch find which with the tamper analyzer, or with static_analysis off by the text of "
+        "the _test.go files (every string literal names a file); github-pr, which never reads the tree's tests, "
+        "leaves it to go-test-runner.",
     )
     allow_binary: bool = Field(default=False, description="Let patches add or change binary files.")
     allow_mode_changes: bool = Field(default=False, description="Let patches change file modes (e.g. +x).")

@@ -55,7 +55,7 @@ from servers.common.errors import UpstreamFailure
 from servers.common.patch_policy import PatchVerdict, changed_paths
 from servers.common.policy import ProtectedPolicy
 from servers.common.tamper import tool
-from servers.common.tamper.facts import Facts
+from servers.common.tamper.facts import Facts, read_test_sources, text_facts
 from servers.common.tamper.guard import check_applied, owning_modules
 from servers.go_test_runner.gotest_json import decode
 
@@ -477,8 +477,23 @@ class StaticGuard:
             candidate = (root / rel).resolve()
             inside = candidate.is_relative_to(root) and candidate.is_file()
             files[rel] = candidate.read_text(encoding="utf-8", errors="replace") if inside else None
-        facts = await self._analyze(worktree, modules, commit) if self._policy.static_analysis else None
+        if self._policy.static_analysis:
+            facts = await self._analyze(worktree, modules, commit)
+        else:  # which files tests read, from the text of the checkout's _test.go files (test_fixture)
+            facts = await self._text_facts(worktree, commit)
         return Before(files, facts, tuple(sorted(modules)))
+
+    async def _text_facts(self, worktree: Path, commit: str) -> Facts:
+        """Without the analyzer: the string literals of the checkout's `_test.go` files, cached per commit
+        (the same rule as `goresolve check-patch` without it)."""
+        key = (commit, "\0text")
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = await asyncio.to_thread(lambda: text_facts(read_test_sources(worktree)))
+            if len(self._facts) >= 64:
+                self._facts.pop(next(iter(self._facts)))
+            self._facts[key] = facts
+        return facts
 
     async def after_apply(self, worktree: Path, applied: str, before: Before, nested: Iterable[str]) -> PatchVerdict:
         """The verdict on git's diff of the applied patch (the shared `check_applied`), with the patched facts

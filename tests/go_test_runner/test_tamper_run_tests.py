@@ -13,7 +13,7 @@ from servers.common.policy import ProtectedPolicy
 from servers.go_test_runner.payload import RunTestsRequest
 from servers.go_test_runner.results import RunResult
 from servers.go_test_runner.runner import Runner
-from tests.patch_policy.tamper_cases import ALLOWED, CASES, Case, diff_for, victim_repo
+from tests.patch_policy.tamper_cases import ALLOWED, CASES, Case, diff_for, git, victim_repo
 
 from .conftest import host_go_env, make_policies
 
@@ -123,3 +123,20 @@ async def test_check_patch_over_mcp_returns_the_reasons(victim: pathlib.Path, gu
         ("shadows_test", "calc_ext_test.go"),
         ("shadows_test", "calc_ext_test.go"),
     ]
+
+
+async def test_without_the_analyzer_a_file_tests_read_is_still_protected(tmp_path: pathlib.Path) -> None:
+    """static_analysis off left go-test-runner without the test_fixture rule: a change to golden.md (allowed by
+    `**/*.md`), which a test names, was run. Now the text of the _test.go files says which files tests read."""
+    repo = victim_repo(tmp_path / "repo")
+    (repo / "golden.md").write_text("# Title\n")
+    (repo / "golden_test.go").write_text('package victim\n\nvar golden = "golden.md"\n')
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "golden")
+    runner = _runner(repo, tmp_path, ProtectedPolicy(static_analysis=False, existing_tests_read_only=False))
+    patch = "--- a/golden.md\n+++ b/golden.md\n@@ -1 +1 @@\n-# Title\n+# Wrong\n"
+    with pytest.raises(InvalidInput, match=r"patch refused by policy: .*test_fixture"):
+        await _run(runner, packages=["./..."], patch=patch)
+    # a .md file no test names is still allowed, and the run goes ahead
+    result = await _run(runner, packages=["./..."], patch=diff_for(repo, {"NOTES.md": "# Notes\n"}))
+    assert result.summary

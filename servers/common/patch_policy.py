@@ -33,7 +33,7 @@ function in non-test code (`testing_testing`, `testing_in_code`), a new `TestMai
 and `//go:linkname` (`linkname`); non-test code that asks whether it runs as a test binary otherwise
 (`flag.Lookup("test.v")`, `os.Args` or `os.Executable()` with a `.test` name or `-test.` flag in the same
 declaration: `test_mode_probe`); and in any Go code (test files, and the code they call, which runs in
-the same test binary) `syscall.Exit`/`unix.Exit`, `syscall.Exec`/`unix.Exec` or a raw exit or execve
+the same test binary) `syscall.Exit`/`unix.Exit`, `syscall.Exec`/`unix.Exec`/`unix.Execveat` or a raw exit or execve
 system call (`exit_in_test`), `Mprotect`, an executable `Mmap` or a raw mprotect (`rewrites_code`), and
 test2json's framing byte 0x16 in a string or rune literal or a conversion of 22 (`framing_byte`; the
 analyzer reads any constant the type checker computes as 0x16 in a string or 22 as a byte or rune). As in the
@@ -631,6 +631,7 @@ _PROTECT_FUNCS = ("Mprotect", "PkeyMprotect")
 _IN_TESTS = [
     *(_Guarded("exit_in_test", f"{p}.Exit", p, "Exit", False, _EXITS) for p in _SYS),
     *(_Guarded("exit_in_test", f"{p}.Exec", p, "Exec", False, _EXECS) for p in _SYS),
+    _Guarded("exit_in_test", "golang.org/x/sys/unix.Execveat", "golang.org/x/sys/unix", "Execveat", False, _EXECS),
     *(_Guarded("rewrites_code", f"{p}.{n}", p, n, False, _PROTECTS) for p in _SYS for n in _PROTECT_FUNCS),
 ]
 _RAW_SYSCALLS: dict[str, Rule] = {

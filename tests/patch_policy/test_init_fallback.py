@@ -221,6 +221,10 @@ _UNIX_TEST = (
 
 TEST_CODE_REFUSED: dict[str, tuple[Edit, str]] = {
     "unix.Exit through an alias": (write("calc/zz_test.go", _UNIX_TEST.format("xunix.Exit(0)")), "exit_in_test"),
+    "unix.Execveat": (
+        write("calc/zz_test.go", _UNIX_TEST.format('xunix.Execveat(0, "/bin/true", nil, nil, 0)')),
+        "exit_in_test",
+    ),
     "unix.PkeyMprotect": (
         write("calc/zz_test.go", _UNIX_TEST.format("xunix.PkeyMprotect(nil, 7, 1)")),
         "rewrites_code",

@@ -546,6 +546,7 @@ var testOnlyObjects = map[string][2]string{
 	"golang.org/x/sys/unix.Exit":         {"exit_in_test", "ends the test binary without the testing package noticing (os.Exit(0) in a test panics; this does not)"},
 	"syscall.Exec":                       {"exit_in_test", "replaces the test binary with another program, which can end it with any status"},
 	"golang.org/x/sys/unix.Exec":         {"exit_in_test", "replaces the test binary with another program, which can end it with any status"},
+	"golang.org/x/sys/unix.Execveat":     {"exit_in_test", "replaces the test binary with another program, which can end it with any status"},
 	"syscall.Mprotect":                   {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
 	"golang.org/x/sys/unix.Mprotect":     {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},
 	"golang.org/x/sys/unix.PkeyMprotect": {"rewrites_code", "changes memory protection, so a test can make code writable and rewrite the functions under test"},

@@ -5,12 +5,14 @@ The Job is created with strict field validation (an unknown field is an error, n
 its deterministic name makes the API server refuse a second Job for the same ticket (409).
 The agent's result comes from the agent container's termination message in the Pod status.
 
-On a 409 the existing Job is read. It is adopted (followed to its end, its outcome recorded) while it
-runs, and also once it has finished, unless the ticket is a restart command (`/goresolve retry`) from
+On a 409 the existing Job is read. It is adopted (followed to its end) while it runs, and also once it
+has finished, unless the ticket is a restart command (`/goresolve retry`) from
 another request than the one that created it: then that finished Job, and only that one (the delete
 carries a precondition on its uid), is deleted and a new Job created for this request. A repeated
 event (same request id: a redelivery, the queue re-running a job after a dispatcher restart) never
-starts a second attempt.
+starts a second attempt. An adopted Job's outcome is recorded (and escalated) by the request that created
+it: a second request's dispatch only follows it, and the same request again records it, since its first
+dispatch may have died before it could.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -163,6 +165,11 @@ class KubeRunner:
                 was replaced by other dispatchers at every try, or it is still being deleted after
                 `replace_wait_s`). Nothing this call created is left behind.
         """
+        name, uid, _ = await self._start(ticket)
+        return name, uid
+
+    async def _start(self, ticket: Ticket) -> tuple[str, str, bool]:
+        """`start`, and whether the Job is another request's: adopted from a dispatch that records it."""
         name = ""
         for _ in range(_START_TRIES):
             try:
@@ -174,7 +181,7 @@ class KubeRunner:
                     log.warning(
                         "the API server warned about a Job", job=name, trace_id=ticket.trace_id, warnings=warnings
                     )
-                return name, uid
+                return name, uid, False
             try:
                 job = await self._read(name)
             except ClusterRefused as exc:
@@ -191,7 +198,8 @@ class KubeRunner:
             }
             if not self.replaces(ticket, job):
                 log.info("the ticket has a Job already: following it", finished=finished(job) is not None, **theirs)
-                return name, uid
+                creator = (meta.get("annotations") or {}).get(ANNOTATION_REQUEST)
+                return name, uid, creator is not None and creator != ticket.request
             log.info("a restart command replaces the ticket's finished Job", **theirs)
             if not await self._delete(name, uid):
                 continue  # another dispatcher replaced it first: look again at what is there now
@@ -359,5 +367,9 @@ class KubeRunner:
         """Create the Job (or adopt, or for a restart command replace, the one that exists: `start`) and
         follow it to the end."""
         started = time.monotonic()
-        name, uid = await self.start(ticket)
-        return await self.follow(ticket, name, started, uid or None)
+        name, uid, others = await self._start(ticket)
+        record = await self.follow(ticket, name, started, uid or None)
+        # Another request's Job (a duplicate delivery: issue opened and labelled) is recorded and escalated
+        # by the dispatch that created it; the same request again (the queue re-running the event after a
+        # dispatcher restart) records it, as its first dispatch may not have lived to.
+        return replace(record, adopted=True) if others else record

@@ -132,12 +132,37 @@ async def test_the_same_request_or_an_event_that_is_no_restart_adopts_a_finished
     # The queue re-running the retry's event after a dispatcher restart, or a redelivery of that
     # delivery (same request id; a redelivery gets a new trace id), and a later event that is no
     # restart command (an issue labelled): each adopts the finished Job's outcome, none starts a run.
-    for ticket in (retry(72), retry(72, FIRST), opened(72)):
+    # The same request records what it adopts (its first dispatch may have died before it could); another
+    # request's dispatch only follows it.
+    for ticket, adopted in ((retry(72), False), (retry(72, FIRST), False), (opened(72), True)):
         record = await asyncio.wait_for(jobs.run(ticket), timeout=60)
-        assert (record.outcome, record.trace_id) == (NO_OUTCOME, ticket.trace_id)
+        assert (record.outcome, record.trace_id, record.adopted) == (NO_OUTCOME, ticket.trace_id, adopted)
         assert "DeadlineExceeded" in (record.reason or "")
     job = await the_job(admin, name)
     assert (job["metadata"]["uid"], job["metadata"]["labels"]["goresolve.dev/trace-id"]) == (uid, RETRY)
+
+
+async def test_a_duplicate_delivery_of_a_running_ticket_is_recorded_and_escalated_once(
+    dispatcher_api: client.ApiClient,  # noqa: F811
+    admin: client.ApiClient,
+    manifests: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """An issue opened and then labelled: two requests, one Job. Both dispatches followed it, and both recorded and
+    escalated its failure; now the one whose request created the Job does, once."""
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    dispatcher = Dispatcher(runner(dispatcher_api, manifests), Capacity(4, 2), ledger)
+    name = job_name(opened(75).id)
+    first = asyncio.create_task(dispatcher.dispatch(opened(75)))
+    await wait_for_job(admin, name)
+    labelled = Ticket(opened(75).id, "acme/svc", RETRY, "github", request="github:1:labeled-75")
+    second = asyncio.create_task(dispatcher.dispatch(labelled))
+    await asyncio.sleep(0.5)
+    await finish_job(admin, name, succeeded=False)
+    records = await asyncio.wait_for(asyncio.gather(first, second), timeout=60)
+    assert [(r.trace_id, r.adopted, r.escalated) for r in records] == [(FIRST, False, True), (RETRY, True, False)]
+    assert [(r.trace_id, r.outcome) for r in ledger.runs()] == [(FIRST, NO_OUTCOME)]
+    assert len(await jobs_for(admin, name)) == 1
 
 
 class ReplacedBeforeTheDelete(KubeRunner):

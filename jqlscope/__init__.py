@@ -77,7 +77,13 @@ def _scan(jql: str) -> list[tuple[int, int]]:
     return order_spans
 
 
+# Jira project keys: a letter, then letters, digits or underscores (Atlassian's rule), so a key quotes as is
+_PROJECT_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}")
+
+
 def _quote_key(key: str) -> str:
+    if not _PROJECT_KEY.fullmatch(key):
+        raise JQLError(f"{key[:40]!r} is not a Jira project key (a letter, then letters, digits or underscores)")
     return '"' + key + '"'
 
 
@@ -85,7 +91,8 @@ def restrict(jql: str, projects: Iterable[str]) -> str:
     """Wrap `jql` so that it can only match issues in `projects`.
 
     Raises:
-        JQLError: the JQL is too long, holds control characters, or could escape the wrapping.
+        JQLError: the JQL is too long, holds control characters, or could escape the wrapping, or a project
+            is not a Jira project key.
     """
     allowed = sorted(set(projects))
     if not allowed:

@@ -139,3 +139,9 @@ def test_jql_is_wrapped_in_the_tickets_project(jql: str, scoped: str) -> None:
 def test_jql_that_could_leave_the_wrapping_is_refused(jql: str) -> None:
     with pytest.raises(ValueError, match=r"JQL|ORDER BY"):
         jql_in_project(jql, "CALC")
+
+
+def test_a_project_that_is_no_jira_key_is_refused_not_quoted_into_the_query() -> None:
+    """The project comes from the ticket's key; one holding a quote would have closed the scope's string."""
+    with pytest.raises(ValueError, match="not a Jira project key"):
+        jql_in_project("status = Open", 'X") OR (project = "SEC')

@@ -108,6 +108,8 @@ def http_servers(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
     try:
         for cmd, doc_port in starts:
             port = free_port()
+            while port in ports.values():  # the kernel may hand out a port it just gave another server
+                port = free_port()
             ports[int(doc_port)] = port
             procs.append(
                 subprocess.Popen(
@@ -127,6 +129,12 @@ def http_servers(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"{cmd} did not start: {(logs / f'{cmd}.log').read_text()[-2000:]}")
                 time.sleep(0.1)
+        # A server that lost its port to another process exits, while the port answers for that process
+        # (whose tokens have another audience: 401): every server must still be running once all answer.
+        time.sleep(0.5)
+        for (cmd, _), proc in zip(starts, procs, strict=True):
+            if proc.poll() is not None:
+                pytest.fail(f"{cmd} exited after its port answered: {(logs / f'{cmd}.log').read_text()[-2000:]}")
         yield ports
     finally:
         for proc in procs:

@@ -9,7 +9,16 @@ The webhook gateway produces; the code-search re-index worker and the agent's di
 This package imports no server and no agent code, so both sides can depend on it.
 """
 
-from workqueue.base import DeadLetter, Handler, QueueError, QueueUnavailable, RetryPolicy, UnknownEvent, WorkQueue
+from workqueue.base import (
+    DeadLetter,
+    Deferred,
+    Handler,
+    QueueError,
+    QueueUnavailable,
+    RetryPolicy,
+    UnknownEvent,
+    WorkQueue,
+)
 from workqueue.events import TOPICS, CommentData, Event, IssueData, JiraIssueData, PushData, Topic
 from workqueue.settings import QueueSettings, open_queue
 
@@ -17,6 +26,7 @@ __all__ = [
     "TOPICS",
     "CommentData",
     "DeadLetter",
+    "Deferred",
     "Event",
     "Handler",
     "IssueData",

@@ -12,6 +12,9 @@ Semantics (the shared test suite in tests/workqueue holds both implementations t
 - Delivery is at least once, under a lease: a job whose worker dies is delivered again.
 - A handler that raises is retried with exponential backoff, at most `max_tries` runs in all; then
   the event goes to the dead-letter list, where it can be shown, replayed or purged.
+- A handler that raises `Deferred` cannot take the event now (the dispatcher, when every run slot is
+  taken): the event comes back after the delay it gives, and that run counts as no try. The worker
+  slot is free meanwhile, and the job timeout of the next run starts afresh.
 """
 
 from __future__ import annotations
@@ -35,6 +38,17 @@ class QueueUnavailable(QueueError):
 
 class UnknownEvent(QueueError):
     """No dead letter with that id."""
+
+
+class Deferred(Exception):
+    """Raised by a handler that cannot take the event now: run it again after `delay_s`, not counted as a try."""
+
+    def __init__(self, delay_s: float, reason: str = "") -> None:
+        super().__init__(reason or f"deferred for {delay_s:g} s")
+        if not delay_s > 0:
+            raise ValueError("a deferral needs a positive delay")
+        self.delay_s = delay_s
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Histogram
 
 JOB_SECONDS = Histogram(
     "goresolve_queue_job_seconds",
-    "Handler run time per event, by queue and outcome (done, retry, dead).",
+    "Handler run time per event, by queue and outcome (done, retry, dead, deferred).",
     ["queue", "outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )

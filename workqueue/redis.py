@@ -12,6 +12,8 @@ How the interface maps onto arq:
   expired to the dead-letter list ("expired: ..."), from where it can be replayed.
 - Leases are arq's in-progress keys: a worker that dies leaves its key to expire after
   `job_timeout_s + lease_grace_s`, and then another worker runs the job again.
+- Deferrals: a handler that raises `Deferred` gets `arq.Retry(defer=delay)`, and the try arq counted at
+  the job's start (its retry key) is given back, so deferrals never use up `max_tries`.
 - Retries: a failing handler raises `arq.Retry(defer=backoff)` until `max_tries`; then the event is
   written to the dead-letter hash `goresolve:dead:<queue>` and the job finishes. A job whose runs
   keep dying (the worker is killed each time) is dead-lettered on its next start past the limit.
@@ -46,11 +48,11 @@ import anyio
 import structlog
 from arq import Retry, Worker, create_pool, func
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from workqueue.base import DeadLetter, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
+from workqueue.base import DeadLetter, Deferred, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
 from workqueue.events import Event
 from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS
 from workqueue.settings import REDIS_OUTAGE_SETTING, REDIS_TIMEOUT_SETTING, REDIS_URL_SHAPE
@@ -298,6 +300,13 @@ class RedisQueue:
             try:
                 with anyio.fail_after(self.job_timeout_s):
                     await handler(event)
+            except Deferred as later:
+                JOB_SECONDS.labels(self.name, "deferred").observe(time.perf_counter() - began)
+                # arq counted this start as a try (its retry key); a deferral gives it back. Should Redis not
+                # answer, the deferral counts as one try, as a failure would.
+                with contextlib.suppress(RedisError, OSError, QueueUnavailable), self._deadline():
+                    await _wait(redis.decr(retry_key_prefix + str(ctx["job_id"])))
+                raise Retry(defer=later.delay_s) from None
             except Exception as exc:
                 if tries >= policy.max_tries:
                     JOB_SECONDS.labels(self.name, "dead").observe(time.perf_counter() - began)

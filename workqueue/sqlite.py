@@ -41,7 +41,7 @@ import persistqueue.serializers.json as pq_json  # type: ignore[import-untyped]
 from persistqueue.exceptions import Empty  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from workqueue.base import DeadLetter, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
+from workqueue.base import DeadLetter, Deferred, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
 from workqueue.events import Event
 from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS
 
@@ -264,6 +264,14 @@ class SQLiteQueue:
                 try:
                     with anyio.fail_after(self.job_timeout_s):
                         await handler(event)
+                except Deferred as later:  # not now: the worker slot is free meanwhile, and it is no try
+                    JOB_SECONDS.labels(self.name, "deferred").observe(time.perf_counter() - began)
+                    slots.release()
+                    try:
+                        await anyio.sleep(later.delay_s)
+                    finally:
+                        await slots.acquire()
+                    continue
                 except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
                     data["tries"] += 1
                     data["error"] = one_line(exc)

@@ -1,15 +1,34 @@
-"""Concurrency caps: at most `total` runs at once, and at most `per_repo` against one repository."""
+"""Concurrency caps: at most `total` runs at once, and at most `per_repo` against one repository.
+
+A run takes its slot when it starts, or not at all: a ticket that finds no slot free does not wait in its
+queue handler (the wait would eat into the queue's job timeout for the run, and hold a worker another
+repository's ticket could use); the dispatcher hands it back to the queue for later (`Busy`). A dispatch
+that only follows a run another dispatch started takes no slot: that run holds one already.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+Slot = Callable[[], AbstractAsyncContextManager[None]]
+"""What a runner enters around a run it starts (the dispatcher's `Capacity.slot` for the ticket's repository)."""
+
+
+def no_slot() -> AbstractAsyncContextManager[None]:
+    """No cap: a runner used on its own (tests, `goresolve dispatch` tools)."""
+    return contextlib.nullcontext()
+
+
+class Busy(Exception):
+    """Every slot a run would need is taken now."""
 
 
 class Capacity:
-    """A slot is taken only when both caps allow it; waiters are woken whenever a slot frees."""
+    """A slot is taken only when both caps allow it."""
 
     def __init__(self, total: int, per_repo: int) -> None:
         if total < 1 or per_repo < 1:
@@ -30,6 +49,7 @@ class Capacity:
         return self.running < self.total and self._running[repo] < self.per_repo
 
     async def acquire(self, repo: str) -> None:
+        """Wait for a slot and take it."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._free(repo))
             self._running[repo] += 1
@@ -47,7 +67,13 @@ class Capacity:
 
     @asynccontextmanager
     async def slot(self, repo: str) -> AsyncGenerator[None]:
-        await self.acquire(repo)
+        """Hold a slot for `repo` while the block runs. Raises Busy at once when none is free (no waiting)."""
+        if not self._free(repo):
+            raise Busy(
+                f"{self.running} of {self.total} runs are going, {self._running[repo]} of {self.per_repo} "
+                f"against {repo}"
+            )
+        self._running[repo] += 1
         try:
             yield
         finally:

@@ -18,6 +18,7 @@ dispatch may have died before it could.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ import structlog
 from kubernetes.aio import client, watch
 from kubernetes.aio.client.exceptions import ApiException
 
+from agent.dispatch.capacity import Slot, no_slot
 from agent.dispatch.errors import AlreadyDispatched, ClusterRefused
 from agent.dispatch.jobs import AGENT_CONTAINER, build_job
 from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
@@ -165,11 +167,12 @@ class KubeRunner:
                 was replaced by other dispatchers at every try, or it is still being deleted after
                 `replace_wait_s`). Nothing this call created is left behind.
         """
-        name, uid, _ = await self._start(ticket)
+        name, uid, _, _ = await self._start(ticket)
         return name, uid
 
-    async def _start(self, ticket: Ticket) -> tuple[str, str, bool]:
-        """`start`, and whether the Job is another request's: adopted from a dispatch that records it."""
+    async def _start(self, ticket: Ticket) -> tuple[str, str, bool, bool]:
+        """`start`, whether this call created the Job, and whether the Job is another request's (adopted from
+        a dispatch that records it)."""
         name = ""
         for _ in range(_START_TRIES):
             try:
@@ -181,32 +184,50 @@ class KubeRunner:
                     log.warning(
                         "the API server warned about a Job", job=name, trace_id=ticket.trace_id, warnings=warnings
                     )
-                return name, uid, False
+                return name, uid, True, False
             try:
                 job = await self._read(name)
             except ClusterRefused as exc:
                 if exc.status == 404:  # gone between the create and the read (its TTL): create again
                     continue
                 raise
-            meta = job.get("metadata", {})
-            uid = str(meta.get("uid") or "")
-            theirs = {
-                "job": name,
-                "ticket": ticket.id,
-                "trace_id": ticket.trace_id,
-                "job_trace_id": (meta.get("labels") or {}).get(LABEL_TRACE, ""),
-            }
-            if not self.replaces(ticket, job):
-                log.info("the ticket has a Job already: following it", finished=finished(job) is not None, **theirs)
-                creator = (meta.get("annotations") or {}).get(ANNOTATION_REQUEST)
-                return name, uid, creator is not None and creator != ticket.request
-            log.info("a restart command replaces the ticket's finished Job", **theirs)
+            uid = str(job.get("metadata", {}).get("uid") or "")
+            following = self._following(ticket, name, job)
+            if following is not None:
+                return name, uid, False, following
+            log.info("a restart command replaces the ticket's finished Job", **_about(ticket, name, job))
             if not await self._delete(name, uid):
                 continue  # another dispatcher replaced it first: look again at what is there now
             if not await self._gone(name, uid):
                 why = f"the finished Job (uid {uid}) is still being deleted after {self._replace_wait_s:g} s"
                 raise ClusterRefused(409, f"create job {name}", why)
         raise ClusterRefused(409, f"create job {name}", f"the Job was replaced by others {_START_TRIES} times")
+
+    def _following(self, ticket: Ticket, name: str, job: Mapping[str, Any]) -> bool | None:
+        """None when `ticket` replaces the existing `job`; else it is followed, and whether it is another
+        request's (adopted from the dispatch that records it)."""
+        if self.replaces(ticket, job):
+            return None
+        log.info(
+            "the ticket has a Job already: following it",
+            finished=finished(job) is not None,
+            **_about(ticket, name, job),
+        )
+        creator = (job.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REQUEST)
+        return creator is not None and creator != ticket.request
+
+    async def _existing(self, ticket: Ticket) -> tuple[str, str, bool] | None:
+        """The ticket's Job when this dispatch would only follow it: its name, uid and whether it is another
+        request's; None when there is none, or the ticket replaces it (a run to start: it needs a slot)."""
+        name = str(self.job_for(ticket)["metadata"]["name"])
+        try:
+            job = await self._read(name)
+        except ClusterRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
+        following = self._following(ticket, name, job)
+        return None if following is None else (name, str(job.get("metadata", {}).get("uid") or ""), following)
 
     @staticmethod
     def replaces(ticket: Ticket, job: Mapping[str, Any]) -> bool:
@@ -363,13 +384,36 @@ class KubeRunner:
             reason=reason,
         )
 
-    async def run(self, ticket: Ticket) -> RunRecord:
+    async def run(self, ticket: Ticket, slot: Slot = no_slot) -> RunRecord:
         """Create the Job (or adopt, or for a restart command replace, the one that exists: `start`) and
-        follow it to the end."""
+        follow it to the end. A Job this call creates holds `slot()` until it ends; an existing Job holds
+        none here (the dispatch that created it, or `active()` after a restart, counts it).
+
+        Raises:
+            Busy: from `slot()`, before anything is created.
+        """
         started = time.monotonic()
-        name, uid, others = await self._start(ticket)
-        record = await self.follow(ticket, name, started, uid or None)
+        async with contextlib.AsyncExitStack() as held:
+            existing = await self._existing(ticket)
+            if existing is not None:
+                name, uid, others = existing
+            else:
+                await held.enter_async_context(slot())
+                name, uid, created, others = await self._start(ticket)
+                if not created:  # another dispatch created it meanwhile: its slot is there
+                    await held.aclose()
+            record = await self.follow(ticket, name, started, uid or None)
         # Another request's Job (a duplicate delivery: issue opened and labelled) is recorded and escalated
         # by the dispatch that created it; the same request again (the queue re-running the event after a
         # dispatcher restart) records it, as its first dispatch may not have lived to.
         return replace(record, adopted=True) if others else record
+
+
+def _about(ticket: Ticket, name: str, job: Mapping[str, Any]) -> dict[str, str]:
+    """Log fields of a ticket's existing Job."""
+    return {
+        "job": name,
+        "ticket": ticket.id,
+        "trace_id": ticket.trace_id,
+        "job_trace_id": (job.get("metadata", {}).get("labels") or {}).get(LABEL_TRACE, ""),
+    }

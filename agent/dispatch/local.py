@@ -27,6 +27,7 @@ from dataclasses import replace
 import anyio
 import structlog
 
+from agent.dispatch.capacity import Slot, no_slot
 from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
 from agent.dispatch.ticketruns import MARKER_ENV, Adopt, Follow, TicketRuns
 from agent.dispatch.tickets import Ticket
@@ -66,15 +67,17 @@ class LocalRunner:
         self._env = dict(env) if env is not None else None
         self._runs = runs
 
-    async def run(self, ticket: Ticket) -> RunRecord:
-        """Run to completion or deadline, or follow or adopt the ticket's run (with `runs`). Never raises for
-        the agent's own failure: that is a record.
+    async def run(self, ticket: Ticket, slot: Slot = no_slot) -> RunRecord:
+        """Run to completion or deadline inside `slot()`, or follow or adopt the ticket's run (with `runs`;
+        no slot). Never raises for the agent's own failure: that is a record.
 
         Raises:
             DispatchError: the per-ticket records cannot be used (the queue retries the event).
+            Busy: from `slot()`: no slot is free (nothing was started, the ticket's claim is given up).
         """
         if self._runs is None:
-            return await self._run(ticket, None)
+            async with slot():
+                return await self._run(ticket, None)
         while True:
             decision = await self._runs.decide(ticket)
             if isinstance(decision, Adopt):
@@ -99,8 +102,9 @@ class LocalRunner:
                     killed=decision.killed,
                 )
             try:
-                record = await self._run(ticket, decision.marker)
-            except BaseException:  # cancelled (the queue's job timeout, a shutdown): the run was killed
+                async with slot():
+                    record = await self._run(ticket, decision.marker)
+            except BaseException:  # no slot, or cancelled (the queue's job timeout, a shutdown): killed
                 with anyio.CancelScope(shield=True):
                     await self._runs.drop(ticket, decision.marker)
                 raise

@@ -1,7 +1,10 @@
 """The dispatcher proper: a queue handler that turns each ticket event into exactly one bounded run.
 
-    event -> ticket -> registered repository? -> slot (caps) -> runner.run -> ledger.record -> escalate
-    when there is no outcome, or the agent's outcome is an error
+    event -> ticket -> registered repository? -> runner.run (in a slot, if it starts a run) -> ledger.record
+    -> escalate when there is no outcome, or the agent's outcome is an error
+
+A ticket that finds every slot it needs taken goes back to the queue (`workqueue.Deferred`, after
+`busy_retry_s`): not a failed try, and its run later gets the queue's whole job timeout.
 
 The handler returns normally for every run that ended, however it ended, so the queue never
 re-delivers a finished ticket; it raises only when the run could not be started or followed at all
@@ -10,28 +13,34 @@ re-delivers a finished ticket; it raises only when the run could not be started 
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
-from agent.dispatch.capacity import Capacity
+from agent.dispatch.capacity import Busy, Capacity, Slot
 from agent.dispatch.errors import PolicyUnreadable
 from agent.dispatch.results import Ledger, RunRecord
 from agent.dispatch.tickets import Ticket, ticket_from_event
 from agent.ticket_files import TicketFileError, registered_repos, repo_in
-from workqueue import Event
+from workqueue import Deferred, Event
 
 log = structlog.get_logger(__name__)
 
 
 class Runner(Protocol):
-    """Runs one ticket to its end (local subprocess or Kubernetes Job)."""
+    """Runs one ticket to its end (local subprocess or Kubernetes Job).
+
+    A run it starts is started inside `slot()` (which raises Busy when no slot is free); following a run
+    another dispatch started takes no slot.
+    """
 
     mode: str
 
-    async def run(self, ticket: Ticket) -> RunRecord: ...
+    async def run(self, ticket: Ticket, slot: Slot) -> RunRecord: ...
 
 
 class Escalator(Protocol):
@@ -64,6 +73,7 @@ class Dispatcher:
         default_repo: str | None = None,
         policy_dir: Path | None = None,
         escalator: Escalator | None = None,
+        busy_retry_s: float = 15.0,
     ) -> None:
         """`policy_dir`: the agent's policy set, whose repos.yaml names the repositories that may have runs
         (read at each event, so an updated policy applies at once); None runs every ticket."""
@@ -74,6 +84,7 @@ class Dispatcher:
         self._default_repo = default_repo
         self._policy_dir = policy_dir
         self._escalator = escalator or LogEscalator()
+        self._busy_retry_s = busy_retry_s
 
     async def handle(self, event: Event) -> None:
         """The queue handler. Raises only when a run could not be started or followed (queue retries)."""
@@ -90,7 +101,32 @@ class Dispatcher:
                 trace_id=event.trace_id,
             )
             return
-        await self.dispatch(ticket)
+        try:
+            await self.dispatch(ticket)
+        except Busy as exc:
+            log.info(
+                "no run slot is free: the ticket goes back to the queue",
+                ticket=ticket.id,
+                repo=ticket.repo,
+                retry_in_s=self._busy_retry_s,
+                caps=str(exc),
+                event_id=event.id,
+                trace_id=event.trace_id,
+            )
+            raise Deferred(self._busy_retry_s, str(exc)) from None
+
+    @asynccontextmanager
+    async def _slot(self, ticket: Ticket) -> AsyncGenerator[None]:
+        async with self.capacity.slot(ticket.repo):
+            log.info(
+                "run starting",
+                ticket=ticket.id,
+                repo=ticket.repo,
+                trace_id=ticket.trace_id,
+                mode=self.runner.mode,
+                restart=ticket.restart,
+            )
+            yield
 
     def registered(self, repo: str) -> bool:
         """Whether `repo` (a repos.yaml name or its GitHub owner/name) may have runs.
@@ -106,16 +142,12 @@ class Dispatcher:
             raise PolicyUnreadable(str(exc)) from None
 
     async def dispatch(self, ticket: Ticket) -> RunRecord:
-        async with self.capacity.slot(ticket.repo):
-            log.info(
-                "run starting",
-                ticket=ticket.id,
-                repo=ticket.repo,
-                trace_id=ticket.trace_id,
-                mode=self.runner.mode,
-                restart=ticket.restart,
-            )
-            record = await self.runner.run(ticket)
+        """Run `ticket` (or follow its run), record it and escalate it when it needs a person.
+
+        Raises:
+            Busy: the run would start, but no slot is free (nothing was started).
+        """
+        record = await self.runner.run(ticket, lambda: self._slot(ticket))
         if record.adopted:  # the dispatch that ran it records and escalates it: once
             log.info(
                 "run adopted: the ticket's run is recorded once, by the dispatch that started it",

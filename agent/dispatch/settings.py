@@ -25,6 +25,12 @@ class DispatchSettings(BaseSettings):
     )
     max_concurrent: int = Field(default=2, ge=1, le=1000, description="Runs at once, in total.")
     max_per_repo: int = Field(default=1, ge=1, le=1000, description="Runs at once against one repository.")
+    busy_retry_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="A ticket that finds no run slot free goes back to the queue for this long (not a failed try).",
+    )
     wall_clock_s: int = Field(default=1800, ge=10, le=86400, description="The run's wall-clock breaker.")
     deadline_margin_s: int = Field(
         default=300, ge=0, le=3600, description="Added to the wall clock for the hard kill (activeDeadlineSeconds)."

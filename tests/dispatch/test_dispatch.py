@@ -280,7 +280,9 @@ async def test_dispatch_consumes_tickets_from_the_queue_records_each_run_and_esc
         async def escalate(self, record: Any) -> None:
             escalated.append(record.ticket)
 
-    dispatcher = Dispatcher(LocalRunner(command, deadline_s=30), Capacity(2, 1), ledger, escalator=Recorder())
+    dispatcher = Dispatcher(
+        LocalRunner(command, deadline_s=30), Capacity(2, 1), ledger, escalator=Recorder(), busy_retry_s=0.2
+    )
     try:
         for n in (1, 2):
             assert await queue.enqueue(event(issue(n)))

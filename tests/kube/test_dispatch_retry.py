@@ -11,7 +11,7 @@ import pytest
 from kubernetes.aio import client
 
 from agent.dispatch import ClusterRefused, Ticket
-from agent.dispatch.capacity import Capacity
+from agent.dispatch.capacity import Busy, Capacity
 from agent.dispatch.kube import KubeRunner
 from agent.dispatch.results import NO_OUTCOME, Ledger
 from agent.dispatch.service import Dispatcher
@@ -250,3 +250,31 @@ async def test_a_retry_waits_for_a_job_still_being_deleted_and_gives_up_with_a_4
     _, uid = await asyncio.wait_for(waiting, timeout=30)
     job = await the_job(admin, name)
     assert (job["metadata"]["uid"], job["metadata"]["labels"]["goresolve.dev/trace-id"]) == (uid, RETRY)
+
+
+async def test_the_dispatch_that_creates_a_job_holds_its_slot_and_a_follower_holds_none(
+    dispatcher_api: client.ApiClient,  # noqa: F811
+    admin: client.ApiClient,
+    manifests: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """Before, a second delivery of a ticket (`opened`, then `labeled`) took a second slot of the repository
+    while it only followed the first one's Job. Now only the Job's creator holds a slot, and a ticket that
+    finds no slot free creates nothing (Busy: the queue hands it out again later)."""
+    capacity = Capacity(total=2, per_repo=1)
+    dispatcher = Dispatcher(runner(dispatcher_api, manifests), capacity, Ledger(tmp_path / "runs.jsonl"))
+    name = job_name(opened(90).id)
+    first = asyncio.create_task(dispatcher.dispatch(opened(90)))
+    await wait_for_job(admin, name)
+    labelled = Ticket("acme/svc#90", "acme/svc", RETRY, "github", request="github:1:labeled-90")
+    follower = asyncio.create_task(dispatcher.dispatch(labelled))
+    await asyncio.sleep(0.5)
+    assert not follower.done()
+    assert capacity.running_for("acme/svc") == 1
+    with pytest.raises(Busy):  # the repository's one slot is the Job's
+        await dispatcher.dispatch(opened(91))
+    assert await jobs_for(admin, job_name(opened(91).id)) == []
+    await finish_pod(admin, manifests, name, '{"outcome":"resolved","pr_url":"https://x/pr/90"}')
+    await finish_job(admin, name, succeeded=True)
+    created, followed = await asyncio.wait_for(asyncio.gather(first, follower), timeout=60)
+    assert not created.adopted and followed.adopted and capacity.running == 0

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from tests.workqueue.conftest import FAST, make_queue
 from tests.workqueue.support import push_event
-from workqueue import Event, QueueUnavailable, UnknownEvent, WorkQueue
+from workqueue import Deferred, Event, QueueUnavailable, UnknownEvent, WorkQueue
 from workqueue.events import SCHEMA_FILE, json_schema
 from workqueue.redis import RedisQueue
 
@@ -89,6 +89,55 @@ async def test_a_failing_handler_is_retried_with_backoff_then_succeeds(queue: Wo
     await _drain(queue, handler)
     assert calls == ["github:1:2"] * 3
     assert await queue.dead_letters() == []
+
+
+async def test_a_deferred_event_comes_back_and_its_deferrals_are_no_tries(backend: tuple[str, str]) -> None:
+    """Four deferrals, then two failures, then success: with max_tries 3 it is handled, not dead-lettered
+    (counted as tries, the deferrals would have buried it). Each run has the whole job timeout: the
+    deferred runs' time (0.2 s each) does not add up against the 0.5 s timeout."""
+    queue = make_queue(*backend, f"d{uuid.uuid4().hex[:8]}", retry=FAST, job_timeout_s=0.5)
+    calls: list[str] = []
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+        await anyio.sleep(0.2)
+        if len(calls) <= 4:
+            raise Deferred(0.05, "no run slot is free")
+        if len(calls) <= 6:
+            raise RuntimeError("transient")
+
+    try:
+        await queue.enqueue(push_event(8))
+        await _drain(queue, handler)
+        assert calls == ["github:1:8"] * 7
+        assert await queue.dead_letters() == [] and await queue.depth() == 0
+    finally:
+        await queue.aclose()
+
+
+async def test_a_deferred_event_frees_its_worker_slot_for_the_next_event(backend: tuple[str, str]) -> None:
+    queue = make_queue(*backend, f"f{uuid.uuid4().hex[:8]}", retry=FAST, job_timeout_s=5.0)
+    calls: list[str] = []
+
+    async def handler(event: Event) -> None:
+        calls.append(event.id)
+        if event.id == "github:1:10" and calls.count(event.id) == 1:
+            raise Deferred(1.0)
+
+    try:
+        await queue.enqueue(push_event(10))
+        await queue.enqueue(push_event(11))
+        with anyio.fail_after(30):
+            await queue.consume(handler, concurrency=1, burst=True)
+        assert calls == ["github:1:10", "github:1:11", "github:1:10"]
+        assert await queue.dead_letters() == []
+    finally:
+        await queue.aclose()
+
+
+def test_a_deferral_needs_a_positive_delay() -> None:
+    with pytest.raises(ValueError, match="positive delay"):
+        Deferred(0)
 
 
 async def test_after_max_tries_the_event_is_a_dead_letter_that_can_be_replayed_or_purged(queue: WorkQueue) -> None:

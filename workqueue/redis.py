@@ -155,9 +155,10 @@ class RedisQueue:
         The digest key holds the id that claimed it, for the retention window: the same id coming back
         (its first write's answer was lost) goes on to arq's own check of the id.
         """
+        claimed = False
+        key = f"goresolve:digest:{digest}"
         if digest is not None:
-            key = f"goresolve:digest:{digest}"
-            claimed = await _wait(redis.set(key, job_id, nx=True, ex=max(int(self.retention_s), 1)))
+            claimed = bool(await _wait(redis.set(key, job_id, nx=True, ex=max(int(self.retention_s), 1))))
             if not claimed:
                 owner = await _wait(redis.get(key))
                 if owner is not None and owner.decode() != job_id:
@@ -167,6 +168,8 @@ class RedisQueue:
         job = await redis.enqueue_job("handle", data, _job_id=job_id, _expires=self.retention_s)
         if job is None and copied:  # a duplicate: the copy belongs to no job
             await _wait(redis.hdel(self._pending, job_id))
+        if job is None and claimed:  # nor does the digest this call claimed: the body may come under another id
+            await _wait(redis.delete(key))
         return job is not None
 
     async def enqueue(self, event: Event, *, digest: str | None = None) -> bool:

@@ -4,7 +4,9 @@
 
 For each push: fetch the repo into its bare mirror (`<mirrors>/<owner>/<name>.git`, cloned on first
 use), resolve the pushed branch's tip *in the mirror*, and run code-search's own incremental indexer
-(`indexer.index_repo`) at that commit. Consequences, on purpose:
+(`indexer.index_repo`) at that commit. A repository's index follows one branch: its repos.yaml
+`default_branch` when the entry sets it, else the mirror's HEAD (GitHub's default); a push to any other
+branch is skipped (`other-branch`). Consequences, on purpose:
 - Changed files always come from git: the indexer diffs the commit's tree against the stored blobs,
   so a payload capped at 2,048 commits / 3,000 files, or a forced push, changes nothing.
 - Pushes queued for the same repo collapse: the first one to run indexes the newest tip; the later
@@ -134,6 +136,22 @@ class Reindexer:
             return full_name
         return next((name for name, repo in policy.repos.items() if repo.github == full_name), None)
 
+    def branch_of(self, full_name: str, mirror: Path) -> str:
+        """The one branch the repository's index follows: repos.yaml's `default_branch` when the entry sets it
+        (the branch the agent works from), else the mirror's HEAD (the repository's default on GitHub).
+
+        Raises:
+            ConfigError: repos.yaml exists but cannot be read.
+            GitFailed: the mirror has no HEAD branch.
+        """
+        if self.policy_dir is not None and (self.policy_dir / "repos.yaml").exists():
+            policy = load_policy_file(self.policy_dir / "repos.yaml", ReposPolicy)
+            assert isinstance(policy, ReposPolicy)
+            for name, repo in policy.repos.items():
+                if (name == full_name or repo.github == full_name) and "default_branch" in repo.model_fields_set:
+                    return repo.default_branch
+        return _git("symbolic-ref", "--quiet", "HEAD", cwd=mirror).removeprefix("refs/heads/")
+
     def mirror_of(self, full_name: str) -> Path:
         """`<mirrors>/<owner>/<name>.git`, resolved.
 
@@ -189,6 +207,13 @@ class Reindexer:
             self._skip(event, "unregistered")
             return None
         mirror = self._fetch(event.repo)
+        branch = self.branch_of(event.repo, mirror)
+        if data.ref != f"refs/heads/{branch}":
+            # One index per repository, at the branch the agent works from: a push to another followed
+            # branch (`webhooks.branches`) must not move it there.
+            log.info("reindex.other_branch", repo=name, ref=data.ref[:200], follows=branch, id=event.id)
+            SKIPPED.labels("other-branch").inc()
+            return None
         try:
             target = resolve(mirror, data.ref)  # the branch's newest tip: later queued pushes collapse here
         except InvalidInput:  # the branch is gone (deleted since): index the pushed commit

@@ -328,6 +328,7 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
                 trace_id=_trace_id(),
                 branches=settings.branches,
                 commands=settings.commands,
+                command_roles=settings.command_roles,
             )
         except Ignored as why:
             metrics.ignored.labels("github", why.reason).inc()
@@ -406,6 +407,9 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    # `/webhooks/github/` must not answer 307: a sender (and `webhooks redeliver`) counts 3xx as delivered,
+    # so a hook whose URL ends in a slash would lose every event. It gets the JSON 404 instead.
+    app.router.redirect_slashes = False
     app.state.metrics = metrics
     app.state.unverified_budget = budget
     return app

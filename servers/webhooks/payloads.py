@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from servers.common.repo_names import GITHUB_FULL_NAME
 from workqueue import CommentData, Event, IssueData, JiraIssueData, PushData
@@ -20,6 +20,89 @@ from workqueue import CommentData, Event, IssueData, JiraIssueData, PushData
 MAX_COMMITS = 2048
 MAX_FILES = 3000
 ISSUE_ACTIONS = ("opened", "labeled", "reopened")
+# Who may give a command in an issue comment (GitHub's `author_association`): people with write access to
+# the repository, not anyone who can comment on a public issue (a command starts a paid run).
+COMMAND_ROLES = ("OWNER", "MEMBER", "COLLABORATOR")
+# GitHub's webhook event names (docs.github.com, "Webhook events and payloads"). The event header is not
+# covered by the signature, so the ignored counter names only these; any other value counts as "other".
+GITHUB_EVENTS = frozenset(
+    [
+        "branch_protection_configuration",
+        "branch_protection_rule",
+        "check_run",
+        "check_suite",
+        "code_scanning_alert",
+        "commit_comment",
+        "create",
+        "custom_property",
+        "custom_property_values",
+        "delete",
+        "dependabot_alert",
+        "deploy_key",
+        "deployment",
+        "deployment_protection_rule",
+        "deployment_review",
+        "deployment_status",
+        "discussion",
+        "discussion_comment",
+        "fork",
+        "github_app_authorization",
+        "gollum",
+        "installation",
+        "installation_repositories",
+        "installation_target",
+        "issue_comment",
+        "issues",
+        "label",
+        "marketplace_purchase",
+        "member",
+        "membership",
+        "merge_group",
+        "meta",
+        "milestone",
+        "org_block",
+        "organization",
+        "package",
+        "page_build",
+        "personal_access_token_request",
+        "ping",
+        "project",
+        "project_card",
+        "project_column",
+        "projects_v2",
+        "projects_v2_item",
+        "projects_v2_status_update",
+        "public",
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "pull_request_review_thread",
+        "push",
+        "registry_package",
+        "release",
+        "repository",
+        "repository_advisory",
+        "repository_dispatch",
+        "repository_import",
+        "repository_ruleset",
+        "repository_vulnerability_alert",
+        "secret_scanning_alert",
+        "secret_scanning_alert_location",
+        "secret_scanning_scan",
+        "security_advisory",
+        "security_and_analysis",
+        "sponsorship",
+        "star",
+        "status",
+        "sub_issues",
+        "team",
+        "team_add",
+        "watch",
+        "workflow_dispatch",
+        "workflow_job",
+        "workflow_run",
+    ]
+)
 
 
 class _Model(BaseModel):
@@ -64,11 +147,13 @@ class _Label(_Model):
 
 
 class _Issue(_Model):
-    number: int = Field(ge=1)
+    number: int = Field(ge=1, le=2**31 - 1, strict=True)  # not true, "7" or 7.0
     title: str = ""
     html_url: str
+    state: str = "open"
     user: _User | None = None
     labels: list[_Label] = Field(default_factory=list)
+    pull_request: dict[str, Any] | None = None  # set on a pull request's issue (issue_comment events)
 
 
 class GitHubIssues(_Model):
@@ -81,6 +166,7 @@ class _Comment(_Model):
     body: str | None = None
     html_url: str
     user: _User | None = None
+    author_association: str = "NONE"
 
 
 class GitHubIssueComment(_Model):
@@ -94,15 +180,36 @@ class _JiraProject(_Model):
     key: str
 
 
+class _JiraStatusCategory(_Model):
+    key: str = ""
+
+
+class _JiraStatus(_Model):
+    statusCategory: _JiraStatusCategory | None = None
+
+
 class _JiraFields(_Model):
     summary: str = ""
     project: _JiraProject
+    status: _JiraStatus | None = None
 
 
 class _JiraIssue(_Model):
     key: str = Field(pattern=r"^[A-Z][A-Z0-9_]*-[0-9]+$")
     self: str
     fields: _JiraFields
+
+    @model_validator(mode="after")
+    def _key_of_its_project(self) -> _JiraIssue:
+        if self.key.rsplit("-", 1)[0] != self.fields.project.key:
+            raise ValueError("the issue key is not of the issue's project (fields.project.key)")
+        return self
+
+    @property
+    def done(self) -> bool:
+        """In a status of Jira's "done" category (Done, Closed, Resolved, ...)."""
+        status = self.fields.status
+        return status is not None and status.statusCategory is not None and status.statusCategory.key == "done"
 
 
 class JiraWebhook(_Model):
@@ -116,6 +223,11 @@ class Ignored(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _command(text: str, commands: tuple[str, ...]) -> str | None:
+    """The command `text` gives: one of `commands`, alone or followed by white space (a reason, a new line)."""
+    return next((c for c in commands if text == c or (text.startswith(c) and text[len(c)].isspace())), None)
 
 
 def _followed(ref: str, repo: _Repository, branches: tuple[str, ...]) -> bool:
@@ -134,11 +246,13 @@ def github_event(
     trace_id: str,
     branches: tuple[str, ...],
     commands: tuple[str, ...],
+    command_roles: tuple[str, ...] = COMMAND_ROLES,
 ) -> Event:
     """The event to enqueue for a GitHub delivery.
 
     Raises:
-        Ignored: an event, action, branch or comment goresolve does not act on.
+        Ignored: an event, action, branch or comment goresolve does not act on: also a closed issue, a
+            comment on a pull request, and a command from someone without write access (`command_roles`).
         pydantic.ValidationError: an accepted event without the fields it must have.
     """
     common: dict[str, Any] = {
@@ -174,6 +288,8 @@ def github_event(
             raise Ignored(f"issues:{action[:40] or '?'}")
         issues = GitHubIssues.model_validate(body)
         issue = issues.issue
+        if issue.state != "open":  # e.g. a label added to a closed issue
+            raise Ignored("issues:closed")
         data_issue = IssueData(
             action=action,  # type: ignore[arg-type]  # checked against ISSUE_ACTIONS above
             number=issue.number,
@@ -187,10 +303,15 @@ def github_event(
         if body.get("action") != "created":
             raise Ignored("issue_comment:action")
         comment = GitHubIssueComment.model_validate(body)
-        text = (comment.comment.body or "").strip()
-        command = next((c for c in commands if text == c or text.startswith(c + " ")), None)
+        command = _command((comment.comment.body or "").strip(), commands)
         if command is None:
             raise Ignored("issue_comment:no-command")
+        if comment.issue.pull_request is not None:  # a pull request's conversation is not a ticket
+            raise Ignored("issue_comment:pull-request")
+        if comment.comment.author_association not in command_roles:
+            raise Ignored("issue_comment:not-allowed")
+        if comment.issue.state != "open":
+            raise Ignored("issue_comment:closed")
         data_comment = CommentData(
             number=comment.issue.number,
             command=command,
@@ -198,14 +319,14 @@ def github_event(
             url=comment.comment.html_url,
         )
         return Event(**common, repo=comment.repository.full_name, data=data_comment)
-    raise Ignored(f"event:{kind[:40] or '?'}")
+    raise Ignored(f"event:{kind}" if kind in GITHUB_EVENTS else "event:other")
 
 
 def jira_event(body: dict[str, Any], *, delivery: str, trace_id: str) -> Event:
     """The event to enqueue for a Jira delivery (`jira:issue_created` / `jira:issue_updated`).
 
     Raises:
-        Ignored: any other webhook event.
+        Ignored: any other webhook event, or an issue in a status of the "done" category.
         pydantic.ValidationError: an issue event without the fields it must have.
     """
     kind = str(body.get("webhookEvent", ""))
@@ -214,6 +335,8 @@ def jira_event(body: dict[str, Any], *, delivery: str, trace_id: str) -> Event:
         raise Ignored(f"jira:{kind[:40] or '?'}")
     hook = JiraWebhook.model_validate(body)
     issue = hook.issue
+    if issue.done:  # resolved or closed: an edit or comment after that asks for no run
+        raise Ignored("jira:done")
     base = issue.self.split("/rest/", 1)[0]
     data = JiraIssueData(
         action="created" if actions[kind] == "created" else "updated",

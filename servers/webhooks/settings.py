@@ -26,7 +26,14 @@ class WebhookSettings(ServerSettings):
         default=None, description="The Jira webhook's secret (HMAC-SHA256); unset: /webhooks/jira is not served."
     )
     branches: tuple[str, ...] = Field(default=(), description="Branches followed besides each repo's default.")
-    commands: tuple[str, ...] = Field(default=("/goresolve retry",), description="Issue-comment commands accepted.")
+    commands: tuple[str, ...] = Field(
+        default=("/goresolve retry",),
+        description="Issue-comment commands accepted; each one (re)starts the issue's run.",
+    )
+    command_roles: tuple[str, ...] = Field(
+        default=("OWNER", "MEMBER", "COLLABORATOR"),
+        description="Who may give a command: the comment's author_association (GitHub). Anyone else's is ignored.",
+    )
     max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, ge=1024, le=GITHUB_MAX_PAYLOAD)
     unverified_budget_bytes: int = Field(
         default=UNVERIFIED_BUDGET,

@@ -295,3 +295,85 @@ async def test_a_signed_body_replayed_under_another_delivery_id_or_hook_id_is_a_
     assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).json()["status"] == "queued"
     replay = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
     assert replay.json()["status"] == "duplicate"
+
+
+async def test_only_a_command_from_someone_with_write_access_on_an_open_issue_is_queued(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    """Before, any GitHub user's `/goresolve retry` restarted the ticket's run (a paid run per comment), a
+    command on a pull request became a ticket, and a label on a closed issue started a run."""
+
+    def comment(text: str = "/goresolve retry", role: str = "COLLABORATOR", **issue: object) -> dict[str, object]:
+        body = s.comment(text)
+        body["comment"]["author_association"] = role  # type: ignore[index]
+        body["issue"].update(issue)  # type: ignore[attr-defined]
+        return body
+
+    closed = s.issue("labeled")
+    closed["issue"]["state"] = "closed"
+    cases = [
+        (comment(role="NONE"), "issue_comment:not-allowed"),
+        (comment(role="CONTRIBUTOR"), "issue_comment:not-allowed"),
+        (comment(role="FIRST_TIMER"), "issue_comment:not-allowed"),
+        (
+            comment(pull_request={"url": "https://github.example/api/repos/acme/svc/pulls/7"}),
+            "issue_comment:pull-request",
+        ),
+        (comment(state="closed"), "issue_comment:closed"),
+        (comment("/goresolve retrying"), "issue_comment:no-command"),
+    ]
+    for body, reason in cases:
+        answer = await _post(client, "issue_comment", body)
+        assert (answer.status_code, answer.json()) == (202, {"status": "ignored", "reason": reason}), reason
+    answer = await _post(client, "issues", closed)
+    assert answer.json() == {"status": "ignored", "reason": "issues:closed"}
+    assert await queues["tickets"].depth() == 0
+    for role in ("OWNER", "MEMBER", "COLLABORATOR"):
+        assert (await _post(client, "issue_comment", comment("/goresolve retry\nflaky CI", role))).status_code == 202
+    events = await _drain(queues["tickets"])
+    assert [e.data.model_dump()["command"] for e in events] == ["/goresolve retry"] * 3
+
+
+async def test_an_issue_number_must_be_a_json_integer_in_range(client: httpx.AsyncClient) -> None:
+    for number in (True, "7", 7.0, 2**31, 2**70):
+        body = s.issue()
+        body["issue"]["number"] = number
+        answer = await _post(client, "issues", body)
+        assert answer.status_code == 400 and "issue.number" in answer.json()["error"], number
+
+
+async def test_an_unsigned_event_name_never_becomes_a_metric_label(client: httpx.AsyncClient) -> None:
+    """The X-GitHub-Event header is not signed: a captured delivery replayed with 300 made-up names made
+    300 series of the ignored counter."""
+    for n in range(5):
+        answer = await _post(client, f"evt-{n}-zzz", {"zen": "x"})
+        assert answer.json() == {"status": "ignored", "reason": "event:other"}
+    metrics = (await client.get("/metrics")).text
+    assert 'reason="event:other",source="github"} 5.0' in metrics and "evt-" not in metrics
+
+
+async def test_a_url_with_a_trailing_slash_is_a_json_404_not_a_redirect(client: httpx.AsyncClient) -> None:
+    """A 307 counts as delivered for GitHub and `webhooks redeliver`: a hook set up with the slash lost its events."""
+    raw = s.dumps(s.push())
+    answer = await client.post("/webhooks/github/", content=raw, headers=s.github_headers("push", raw))
+    assert answer.status_code == 404 and "location" not in answer.headers
+    assert answer.json()["error"]
+
+
+async def test_a_done_jira_issue_and_a_key_of_another_project_start_nothing(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue]
+) -> None:
+    done = s.jira("jira:issue_updated")
+    done["issue"]["fields"]["status"] = {"name": "Done", "statusCategory": {"key": "done", "name": "Done"}}
+    raw = s.dumps(done)
+    answer = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
+    assert answer.json() == {"status": "ignored", "reason": "jira:done"}
+    other = s.jira(key="OTHER-1")  # fields.project.key is SVC
+    raw = s.dumps(other)
+    answer = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
+    assert answer.status_code == 400 and "project" in answer.json()["error"]
+    going = s.jira("jira:issue_updated")
+    going["issue"]["fields"]["status"] = {"name": "In Progress", "statusCategory": {"key": "indeterminate"}}
+    raw = s.dumps(going)
+    assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).status_code == 202
+    assert [e.data.model_dump()["key"] for e in await _drain(queues["tickets"])] == ["SVC-12"]

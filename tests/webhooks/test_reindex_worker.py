@@ -163,3 +163,40 @@ def test_git_runs_with_no_transport_but_https_unless_a_local_path_is_configured(
     assert _git("ls-remote", "--", str(upstream), local=True)
     with pytest.raises(GitFailed):
         _git("ls-remote", "--", "ext::sh -c true", local=True)
+
+
+async def test_the_index_follows_one_branch_and_a_push_to_another_followed_branch_leaves_it(
+    tmp_path: Path, index: tuple[CodeIndex, HashingEmbedder]
+) -> None:
+    """With `webhooks.branches: [release]`, before, a push to release re-indexed the repository at release's
+    tip (main's files gone from search) and the next push to main moved it back. The index follows the
+    mirror's HEAD (GitHub's default), or repos.yaml's default_branch when the entry sets it."""
+    upstream = _upstream(tmp_path)
+    main_sha = git(upstream, "rev-parse", "HEAD")
+    git(upstream, "checkout", "-q", "-b", "release")
+    (upstream / "svc.go").unlink()
+    (upstream / "rel.go").write_text("package svc\n\nfunc Rel() {}\n")
+    release_sha = commit_all(upstream, "release")
+    git(upstream, "checkout", "-q", "main")
+
+    def push(n: int, branch: str, sha: str) -> Event:
+        event = _push(upstream, n, sha)
+        return event.model_copy(update={"data": event.data.model_copy(update={"ref": f"refs/heads/{branch}"})})
+
+    policy = tmp_path / "policies"
+    policy.mkdir()
+    entry: dict[str, Any] = {"github": "acme/svc", "path": str(upstream)}
+    (policy / "repos.yaml").write_text(yaml.safe_dump({"repos": {"svc": entry}}))
+    settings = WorkerSettings(mirrors_dir=tmp_path / "mirrors", clone_urls={"acme/svc": str(upstream)})
+    worker = Reindexer(settings, *index, policy_dir=policy)
+    skipped = _skipped("other-branch")
+    await worker(push(1, "main", main_sha))
+    await worker(push(2, "release", release_sha))
+    assert index[0].repo_info()["svc"]["commit"] == main_sha and _skipped("other-branch") == skipped + 1
+
+    entry["default_branch"] = "release"  # the agent works from release: its index follows release
+    (policy / "repos.yaml").write_text(yaml.safe_dump({"repos": {"svc": entry}}))
+    await worker(push(3, "release", release_sha))
+    assert index[0].repo_info()["svc"]["commit"] == release_sha
+    await worker(push(4, "main", main_sha))
+    assert index[0].repo_info()["svc"]["commit"] == release_sha and _skipped("other-branch") == skipped + 2

@@ -52,6 +52,19 @@ async def test_a_body_digest_seen_under_another_id_is_a_duplicate_and_the_same_i
     assert await queue.depth() == 3
 
 
+async def test_a_body_refused_under_a_reused_id_can_still_come_under_its_own_id(queue: WorkQueue) -> None:
+    """Body A under id D, then body B under D (a duplicate, by its id), then B under a new id: queued. Before,
+    Redis kept B's digest from the refused write, owned by no job, and refused B for the retention window
+    (SQLite took it: the two backends disagreed)."""
+    a, b = uuid.uuid4().hex * 2, uuid.uuid4().hex * 2
+    reused = push_event(f"d{a[:8]}")
+    assert await queue.enqueue(reused, digest=a) is True
+    assert await queue.enqueue(reused, digest=b) is False
+    assert await queue.enqueue(push_event(f"e{b[:8]}"), digest=b) is True
+    assert await queue.enqueue(push_event(f"f{b[:8]}"), digest=b) is False  # and B is remembered now
+    assert await queue.depth() == 2
+
+
 async def test_a_lost_enqueue_whose_digest_landed_lets_the_same_delivery_through(redis_url: str) -> None:
     """The digest is claimed before the job is written: a write cut off in between must not turn the sender's
     redelivery of that same delivery (same id, same bytes) into a duplicate that is never queued."""

@@ -254,7 +254,7 @@ def build_run(
         config = ModelConfig(provider="replay", model=settings.model or "scripted", cassette=replay)
     else:
         try:
-            config = settings.required_live_model("or pass --cassette")
+            config = settings.required_live_model("or pass --cassette (GORESOLVE_AGENT_CASSETTE)")
         except ValueError as exc:
             raise _fail(str(exc)) from None
     try:

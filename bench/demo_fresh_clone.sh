@@ -10,6 +10,7 @@
 # `goresolve demo` and checks that both outcomes were shown. By default the Go toolchain's own build
 # cache (`go env GOCACHE`) is the machine's, as on any host where Go was used before: go-test-runner
 # reads it as a lower layer. Each phase is printed with the load average around it.
+case "${1:-}" in -h | --help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0" | grep -v "^set " ; exit 0 ;; esac
 set -euo pipefail
 SRC=${1:-$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)}
 WORK=$(mktemp -d -t goresolve-fresh-XXXXXX)

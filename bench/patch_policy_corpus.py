@@ -968,26 +968,34 @@ def census_time(rounds: int = 5) -> int:
 
 
 if __name__ == "__main__":
-    command = sys.argv[1] if len(sys.argv) > 1 else "run"
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = ("run", "extract", "extract-test-code", "tamper", "tamper-report", "fixes", "static-time")
+    commands += ("census-time", "fixes-recheck", "fixes-github-pr", "fixes-report")
+    parser.add_argument("command", nargs="?", default="run", choices=commands)
+    parser.add_argument("args", nargs="*", help="NAME=PATH repositories (extract, fixes, fixes-recheck, ...)")
+    parser.add_argument("--resume", action="store_true", help="tamper, fixes: go on from the saved results")
+    ns = parser.parse_args()
+    command, rest = ns.command, list(ns.args)
     if command == "extract":
-        extract(sys.argv[2:])
+        extract(rest)
     elif command == "extract-test-code":
         extract_test_code()
     elif command == "tamper":
-        sys.exit(tamper(DATA / "tamper-techniques.json", resume="--resume" in sys.argv))
+        sys.exit(tamper(DATA / "tamper-techniques.json", resume=ns.resume))
     elif command == "tamper-report":
         sys.exit(report_tamper(DATA / "tamper-techniques.json"))
     elif command == "fixes":
-        args = [a for a in sys.argv[2:] if a != "--resume"]
-        sys.exit(fixes(args, DATA / "fixes-guard.json", resume="--resume" in sys.argv))
+        sys.exit(fixes(rest, DATA / "fixes-guard.json", resume=ns.resume))
     elif command == "static-time":
         sys.exit(static_time())
     elif command == "census-time":
         sys.exit(census_time())
     elif command == "fixes-recheck":
-        sys.exit(fixes_recheck(sys.argv[2:], DATA / "fixes-guard.json"))
+        sys.exit(fixes_recheck(rest, DATA / "fixes-guard.json"))
     elif command == "fixes-github-pr":
-        sys.exit(fixes_github_pr(sys.argv[2:], DATA / "fixes-guard.json"))
+        sys.exit(fixes_github_pr(rest, DATA / "fixes-guard.json"))
     elif command == "fixes-report":
         sys.exit(report_fixes(DATA / "fixes-guard.json"))
     else:

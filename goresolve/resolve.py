@@ -391,11 +391,14 @@ def resolve_command(
 
     settings = load_agent_settings()
     try:
-        if cassette is None and settings.cassette is None:  # fail before a repository is indexed
+        replay = cassette or settings.cassette
+        if replay is None:  # fail before a repository is indexed
             try:
-                settings.required_live_model("or pass --cassette")
+                settings.required_live_model("or pass --cassette (GORESOLVE_AGENT_CASSETTE)")
             except ValueError as exc:
                 raise ResolveError(str(exc)) from None
+        elif not replay.is_file():
+            raise ResolveError(f"cassette {replay}: no such file")
         _check_tier(settings)
         debug = debug_requested()
         with prepare(ticket, repo, settings, err) as prepared, ExitStack() as slot:

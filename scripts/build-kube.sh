@@ -5,6 +5,7 @@
 # and the script prints that directory. A second run with the same modules builds nothing.
 # The kube-apiserver build takes several minutes on 2 cores; everything else reuses it.
 # Each build is bounded by GORESOLVE_KUBE_BUILD_TIMEOUT_S seconds (default 2400; Helm's 1800).
+case "${1:-}" in -h | --help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0" | grep -v "^set " ; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

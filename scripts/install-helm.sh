@@ -2,6 +2,7 @@
 # Install Helm v4 from the Go module proxy (`go install`), cached by version, and print the binary's path:
 #   ${GORESOLVE_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/goresolve}/helm/<version>/helm
 # The chart checks (tests/charts/) run that binary; a second run with the same version builds nothing.
+case "${1:-}" in -h | --help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0" | grep -v "^set " ; exit 0 ;; esac
 set -euo pipefail
 
 HELM_VERSION=v4.3.2

@@ -2,6 +2,7 @@
 # Debian packages the tests use, installed when missing:
 # bubblewrap builds go-test-runner's sandbox (libseccomp2 its seccomp filters); redis-server backs the
 # production queue's tests.
+case "${1:-}" in -h | --help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0" | grep -v "^set " ; exit 0 ;; esac
 set -euo pipefail
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything from the project's own files, then run every check: ruff, pyright, import-linter, pytest.
 # This is the README's test command; .ci/run runs exactly this.
+case "${1:-}" in -h | --help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0" | grep -v "^set " ; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

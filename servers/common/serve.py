@@ -158,16 +158,19 @@ def _debug_from_env() -> bool:
     return os.environ.get("GORESOLVE_DEBUG", "").lower() in ("1", "true", "yes")
 
 
-def main_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None) -> Callable[[], None]:
-    """A console-script entry point for one server (`name` defaults to the one its env prefix gives)."""
+def main_for(
+    settings_cls: type[S], build: Builder[S], *, name: str | None = None, more_help: str = ""
+) -> Callable[[], None]:
+    """A console-script entry point for one server (`name` defaults to the one its env prefix gives; `more_help`
+    is added to its `--help`, e.g. for an option its entry point handles itself)."""
 
     def main() -> None:
-        cli_for(settings_cls, build, name=name)()
+        cli_for(settings_cls, build, name=name, more_help=more_help)()
 
     return main
 
 
-def cli_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None) -> typer.Typer:
+def cli_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None, more_help: str = "") -> typer.Typer:
     """The typer app behind `main_for`: `--transport/--host/--port/--policy-dir/--debug`, settings in `--help`."""
     service = name or server_name(settings_cls)
 
@@ -210,7 +213,8 @@ def cli_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None
 
     cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     cli.command(
-        help=f"The {service} MCP server (stdio by default; streamable HTTP with --transport http).",
+        help=f"The {service} MCP server (stdio by default; streamable HTTP with --transport http)."
+        + (f"\n\n{more_help}" if more_help else ""),
         epilog=help_epilog(settings_cls),
     )(command)
     return cli

@@ -20,7 +20,12 @@ def _build(settings: GoTestRunnerSettings, policies: Policies) -> MCPServer[Any]
     return build_server(settings, policies, Runner.create(settings, policies))
 
 
-_serve = main_for(GoTestRunnerSettings, _build)
+_serve = main_for(
+    GoTestRunnerSettings,
+    _build,
+    more_help="go-test-runner-mcp --check (alone): print the sandbox's protections on this host and exit, 0 when "
+    "they are strong, 1 when not (as `goresolve doctor`).",
+)
 
 
 def main() -> None:

@@ -262,6 +262,19 @@ def test_the_console_script_prints_one_line_for_a_run_without_a_model(tmp_path: 
     assert done.stderr.startswith("error: no model: set GORESOLVE_AGENT_PROVIDER")
 
 
+def test_a_missing_cassette_is_refused_before_the_repository_is_registered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, the repository was registered and indexed (seconds) and then the run failed on a raw OSError."""
+    missing = tmp_path / "nope.jsonl"
+    code, out, err = run(
+        ["resolve", "--ticket", "SVC-101", "--repo", str(tmp_path / "no-such-repo"), "--cassette", str(missing)],
+        capsys,
+    )
+    assert (code, out) == (1, "")
+    assert err.strip().splitlines() == [f"error: cassette {missing}: no such file"]
+
+
 def test_a_second_demo_on_one_data_directory_stops_before_touching_the_first_ones_state(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

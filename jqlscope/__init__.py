@@ -77,13 +77,17 @@ def _scan(jql: str) -> list[tuple[int, int]]:
     return order_spans
 
 
-# Jira project keys: a letter, then letters, digits or underscores (Atlassian's rule), so a key quotes as is
-_PROJECT_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}")
+PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
+"""A Jira project key: an upper-case letter, then upper-case letters, digits or underscores (Atlassian's rule; at
+most 50 here), so a key quotes as is. The policy's `jira_projects` are checked against it too."""
 
 
 def _quote_key(key: str) -> str:
-    if not _PROJECT_KEY.fullmatch(key):
-        raise JQLError(f"{key[:40]!r} is not a Jira project key (a letter, then letters, digits or underscores)")
+    if not PROJECT_KEY.fullmatch(key):
+        raise JQLError(
+            f"{key[:40]!r} is not a Jira project key (an upper-case letter, then upper-case letters, digits or "
+            "underscores)"
+        )
     return '"' + key + '"'
 
 

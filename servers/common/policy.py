@@ -18,14 +18,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 import pathglob
+from jqlscope import PROJECT_KEY
 from servers.common.errors import ConfigError
 from servers.common.repo_names import RepoName
 from servers.common.yamlfile import load_yaml_file
 
 # Scopes a tool can require. Adding one is a reviewed change here, not a string in a server.
 Scope = Literal["jira:read", "issue:read", "code:read", "tests:run", "pr:write", "pr:read"]
-
-_JIRA_KEY = r"^[A-Z][A-Z0-9_]{0,49}$"
 
 
 class _Frozen(BaseModel):
@@ -54,10 +53,9 @@ class Identity(_Frozen):
     @field_validator("jira_projects")
     @classmethod
     def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
 
         for key in value:
-            if not re.fullmatch(_JIRA_KEY, key):
+            if not PROJECT_KEY.fullmatch(key):
                 raise ValueError(f"not a Jira project key: {key!r}")
         return value
 

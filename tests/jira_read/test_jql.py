@@ -132,3 +132,23 @@ def test_nesting_is_bounded_before_any_parser_recurses(depth: int) -> None:
             restrict(jql, ["SVC"])
     else:  # the local backend's recursive parser copes with every depth the scanner lets through
         parse(restrict(jql, ["SVC"]))
+
+
+@pytest.mark.parametrize("key", ["SVC", "A1_B", "X" * 50, "svc", "Svc", "1SVC", "_SVC", "X" * 51, "SV-C", ""])
+def test_the_policy_and_the_jql_scope_accept_the_same_project_keys(key: str) -> None:
+    """Before, the scope took lower case and 255 characters that the policy's jira_projects refused."""
+    from pydantic import ValidationError
+
+    from servers.common.policy import Identity
+
+    try:
+        Identity(roles=("agent",), jira_projects=(key,))
+        in_policy = True
+    except ValidationError:
+        in_policy = False
+    try:
+        restrict("status = Open", [key])
+        in_scope = True
+    except InvalidInput:
+        in_scope = False
+    assert in_policy == in_scope == (key in ("SVC", "A1_B", "X" * 50))

@@ -3,7 +3,7 @@
 A run takes its slot when it starts, or not at all: a ticket that finds no slot free does not wait in its
 queue handler (the wait would eat into the queue's job timeout for the run, and hold a worker another
 repository's ticket could use); the dispatcher hands it back to the queue for later (`Busy`). A dispatch
-that only follows a run another dispatch started takes no slot: that run holds one already.
+that follows (or leaves) a run already going takes no slot: that run holds one already.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ another request than the one that created it: then that finished Job, and only t
 carries a precondition on its uid), is deleted and a new Job created for this request. A repeated
 event (same request id: a redelivery, the queue re-running a job after a dispatcher restart) never
 starts a second attempt. An adopted Job's outcome is recorded (and escalated) by the request that created
-it: a second request's dispatch only follows it, and the same request again records it, since its first
-dispatch may have died before it could.
+it: a second request's dispatch ends at once while the Job runs (and reads the outcome of a finished
+one, without recording it), and the same request again follows and records it, since its first dispatch
+may have died before it could.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from kubernetes.aio.client.exceptions import ApiException
 from agent.dispatch.capacity import Slot, no_slot
 from agent.dispatch.errors import AlreadyDispatched, ClusterRefused
 from agent.dispatch.jobs import AGENT_CONTAINER, build_job
-from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
+from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, going, parse_result, pr_url_of, reason_of
 from agent.dispatch.tickets import (
     ANNOTATION_REPO,
     ANNOTATION_REQUEST,
@@ -170,9 +171,8 @@ class KubeRunner:
         name, uid, _, _ = await self._start(ticket)
         return name, uid
 
-    async def _start(self, ticket: Ticket) -> tuple[str, str, bool, bool]:
-        """`start`, whether this call created the Job, and whether the Job is another request's (adopted from
-        a dispatch that records it)."""
+    async def _start(self, ticket: Ticket) -> tuple[str, str, bool, Following | None]:
+        """`start`, and whether this call created the Job, or else how it follows the existing one."""
         name = ""
         for _ in range(_START_TRIES):
             try:
@@ -184,7 +184,7 @@ class KubeRunner:
                     log.warning(
                         "the API server warned about a Job", job=name, trace_id=ticket.trace_id, warnings=warnings
                     )
-                return name, uid, True, False
+                return name, uid, True, None
             try:
                 job = await self._read(name)
             except ClusterRefused as exc:
@@ -203,22 +203,18 @@ class KubeRunner:
                 raise ClusterRefused(409, f"create job {name}", why)
         raise ClusterRefused(409, f"create job {name}", f"the Job was replaced by others {_START_TRIES} times")
 
-    def _following(self, ticket: Ticket, name: str, job: Mapping[str, Any]) -> bool | None:
-        """None when `ticket` replaces the existing `job`; else it is followed, and whether it is another
-        request's (adopted from the dispatch that records it)."""
+    def _following(self, ticket: Ticket, name: str, job: Mapping[str, Any]) -> Following | None:
+        """None when `ticket` replaces the existing `job`; else how this dispatch follows it."""
         if self.replaces(ticket, job):
             return None
-        log.info(
-            "the ticket has a Job already: following it",
-            finished=finished(job) is not None,
-            **_about(ticket, name, job),
-        )
+        done = finished(job) is not None
+        log.info("the ticket has a Job already", finished=done, **_about(ticket, name, job))
         creator = (job.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REQUEST)
-        return creator is not None and creator != ticket.request
+        return Following(others=creator is not None and creator != ticket.request, finished=done)
 
-    async def _existing(self, ticket: Ticket) -> tuple[str, str, bool] | None:
-        """The ticket's Job when this dispatch would only follow it: its name, uid and whether it is another
-        request's; None when there is none, or the ticket replaces it (a run to start: it needs a slot)."""
+    async def _existing(self, ticket: Ticket) -> tuple[str, str, Following] | None:
+        """The ticket's Job when this dispatch would only follow it: its name, uid and how it is followed; None
+        when there is none, or the ticket replaces it (a run to start: it needs a slot)."""
         name = str(self.job_for(ticket)["metadata"]["name"])
         try:
             job = await self._read(name)
@@ -396,17 +392,29 @@ class KubeRunner:
         async with contextlib.AsyncExitStack() as held:
             existing = await self._existing(ticket)
             if existing is not None:
-                name, uid, others = existing
+                name, uid, following = existing
             else:
                 await held.enter_async_context(slot())
-                name, uid, created, others = await self._start(ticket)
-                if not created:  # another dispatch created it meanwhile: its slot is there
+                name, uid, _, following = await self._start(ticket)
+                if following is not None:  # another dispatch created it meanwhile: its slot is there
                     await held.aclose()
+            if following is not None and following.others and not following.finished:
+                # Another request's dispatch (an issue opened, then labelled) follows the Job, records and
+                # escalates it; following it here as well would hold a queue worker for the whole run.
+                return going(ticket.id, ticket.repo, ticket.trace_id, f"job/{name}", self.mode)
             record = await self.follow(ticket, name, started, uid or None)
         # Another request's Job (a duplicate delivery: issue opened and labelled) is recorded and escalated
         # by the dispatch that created it; the same request again (the queue re-running the event after a
         # dispatcher restart) records it, as its first dispatch may not have lived to.
-        return replace(record, adopted=True) if others else record
+        return replace(record, adopted=True) if following is not None and following.others else record
+
+
+@dataclass(frozen=True, slots=True)
+class Following:
+    """How a dispatch meets the ticket's existing Job: another request's (its dispatch records it), and ended."""
+
+    others: bool
+    finished: bool
 
 
 def _about(ticket: Ticket, name: str, job: Mapping[str, Any]) -> dict[str, str]:

@@ -5,8 +5,9 @@ server the agent started outlives its run. The kernel kills the agent when the d
 (PR_SET_PDEATHSIG), since nothing would read its result any more.
 
 With a `TicketRuns` (what `goresolve dispatch` gives it) a ticket has at most one run, as a Job name
-gives it in Kubernetes mode: a second delivery for a ticket whose run is going follows that run, one
-for a ticket whose run finished within the TTL adopts its record; only a restart command from another
+gives it in Kubernetes mode: a second delivery for a ticket whose run is going ends at once (the run's
+own dispatch records it; the same request again follows it), one for a ticket whose run finished within
+the TTL adopts its record; only a restart command from another
 request replaces a finished run (ticketruns.py). What is left of a run whose dispatcher died (the
 agent's own children) is found by the marker in its environment and killed before the ticket runs
 again.
@@ -28,7 +29,7 @@ import anyio
 import structlog
 
 from agent.dispatch.capacity import Slot, no_slot
-from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, parse_result, pr_url_of, reason_of
+from agent.dispatch.results import NO_OUTCOME, RunRecord, cost_of, going, parse_result, pr_url_of, reason_of
 from agent.dispatch.ticketruns import MARKER_ENV, Adopt, Follow, TicketRuns
 from agent.dispatch.tickets import Ticket
 
@@ -89,6 +90,11 @@ class LocalRunner:
                 )
                 return replace(decision.record, adopted=True)
             if isinstance(decision, Follow):
+                if decision.request != ticket.request:  # its own dispatch follows it, records and escalates it
+                    log.info(
+                        "the ticket's run is going: left to its dispatch", ticket=ticket.id, trace_id=ticket.trace_id
+                    )
+                    return going(ticket.id, ticket.repo, ticket.trace_id, "local", self.mode)
                 log.info("the ticket has a run already: following it", ticket=ticket.id, trace_id=ticket.trace_id)
                 followed = await self._runs.follow(ticket, decision.marker)
                 if followed is None:

@@ -19,6 +19,9 @@ from typing import Any, cast
 
 # How a run that produced no result line is recorded (and escalated).
 NO_OUTCOME = "no-outcome"
+# What a dispatch returns when another request's dispatch runs the ticket now: that one follows the run,
+# records it and escalates it; this one ends at once (it is never recorded).
+GOING = "going"
 _MAX_RESULT_BYTES = 4096  # the kubelet keeps at most 4 KiB of a termination message
 
 
@@ -37,7 +40,7 @@ class RunRecord:
     pr_url: str | None = None
     reason: str | None = None
     escalated: bool = False
-    adopted: bool = False  # another dispatch of the ticket ran (and recorded) it: this one only followed it
+    adopted: bool = False  # another dispatch of the ticket runs or ran it (and records it), not this one
     finished_at: float = field(default_factory=time.time)
 
     @property
@@ -50,6 +53,21 @@ class RunRecord:
         read): nobody else was told, so the dispatcher escalates. A pull request or the agent's own hand-off
         needs nothing more."""
         return self.outcome in (NO_OUTCOME, "error")
+
+
+def going(ticket_id: str, repo: str, trace_id: str, run: str, mode: str) -> RunRecord:
+    """The record of a dispatch that leaves the ticket's going run to the dispatch of the request that started it."""
+    return RunRecord(
+        ticket=ticket_id,
+        repo=repo,
+        trace_id=trace_id,
+        run=run,
+        mode=mode,
+        outcome=GOING,
+        duration_s=0.0,
+        reason="another request's dispatch runs the ticket now; it records and escalates the run",
+        adopted=True,
+    )
 
 
 def parse_result(text: str | None) -> dict[str, Any] | None:

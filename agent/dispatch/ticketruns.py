@@ -6,7 +6,8 @@ the agent's processes carry in their environment, and, once it ended, its record
 one `BEGIN IMMEDIATE` transaction, so two deliveries (or two dispatchers) never both start a run:
 
 - no row, or a finished run older than the TTL (`ttl_after_finished_s`, as a finished Job's): start;
-- a run whose owner lives: follow it to its end (the owner records it), whatever the request;
+- a run whose owner lives: the same request follows it to its end; another request's dispatch ends at once
+  (the owner records it; following it would hold a queue worker for the whole run);
 - a finished run within the TTL: adopt its record, unless the request is a restart command from
   another request than the one that started it (`replaces_run`, the rule Kubernetes mode uses): start;
 - a run whose owner died (a dispatcher killed mid-run): the run died with it (the kernel kills the
@@ -104,9 +105,10 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Follow:
-    """The ticket's run is going (in this dispatcher or another): wait for its record."""
+    """The ticket's run is going (in this dispatcher or another), started by `request`."""
 
     marker: str
+    request: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ class TicketRuns:
                     if finished_at is None:
                         if alive(owner_pid, owner_start, boot):
                             db.execute("COMMIT")
-                            return Follow(marker)
+                            return Follow(marker, request)
                         killed = kill_run(marker)  # its dispatcher died: nothing will record it
                     elif time.time() - finished_at < self.ttl_s and not replaces_run(ticket, True, request):
                         db.execute("COMMIT")

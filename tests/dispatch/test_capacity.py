@@ -13,7 +13,7 @@ import pytest
 from agent.dispatch import Ticket
 from agent.dispatch.capacity import Busy, Capacity
 from agent.dispatch.local import LocalRunner
-from agent.dispatch.results import Ledger
+from agent.dispatch.results import GOING, Ledger
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.ticketruns import TicketRuns
 from tests.dispatch.test_local_runs import TRACE, agent, event, starts
@@ -49,9 +49,10 @@ async def test_a_ticket_without_a_free_slot_waits_in_the_queue_not_in_its_handle
     assert {r.outcome for r in records.values()} == {"resolved"}
 
 
-async def test_a_dispatch_that_follows_another_requests_run_holds_no_slot(tmp_path: Path) -> None:
+async def test_a_dispatch_of_another_request_for_a_going_run_holds_no_slot(tmp_path: Path) -> None:
     """Before, the second delivery of a ticket (GitHub's `opened` then `labeled`) took a slot of its
-    repository while it only followed the first one's run, so another ticket there could not start."""
+    repository while it only followed the first one's run, so another ticket there could not start. Now
+    it ends at once, and the run's own request delivered again follows it without a slot."""
     runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
     capacity = Capacity(total=3, per_repo=2)
     dispatcher = Dispatcher(
@@ -68,7 +69,9 @@ async def test_a_dispatch_that_follows_another_requests_run_holds_no_slot(tmp_pa
             if starts(tmp_path):
                 break
             await asyncio.sleep(0.05)
-        follower = asyncio.create_task(dispatcher.dispatch(again))
+        left = await asyncio.wait_for(dispatcher.dispatch(again), timeout=10)
+        assert (left.adopted, left.outcome) == (True, GOING)
+        follower = asyncio.create_task(dispatcher.dispatch(first))  # the queue running the same event again
         await asyncio.sleep(1.0)
         assert not follower.done() and capacity.running_for("acme/svc") == 1
         second = asyncio.create_task(dispatcher.dispatch(other))
@@ -82,7 +85,7 @@ async def test_a_dispatch_that_follows_another_requests_run_holds_no_slot(tmp_pa
         (tmp_path / "acme_svc#1.go").touch()
         (tmp_path / "acme_svc#2.go").touch()
         ran, followed, ran_too = await asyncio.wait_for(asyncio.gather(going, follower, second), timeout=60)
-        assert not ran.adopted and followed.adopted and not ran_too.adopted
+        assert (ran.outcome, followed.outcome, ran_too.outcome) == ("resolved",) * 3
         assert capacity.running == 0
         assert starts(tmp_path) == ["acme/svc#1", "acme/svc#2"]  # the refused ticket started nothing
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 from agent.dispatch import Ticket
 from agent.dispatch.capacity import Capacity
 from agent.dispatch.local import LocalRunner
-from agent.dispatch.results import Ledger
+from agent.dispatch.results import GOING, Ledger
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.ticketruns import TicketRuns
 from workqueue import Event, IssueData, JiraIssueData, QueueSettings, open_queue
@@ -122,7 +122,12 @@ async def test_only_a_restart_command_of_another_request_runs_a_finished_ticket_
         expired.close()
 
 
-async def test_a_restart_command_while_the_run_goes_follows_it(tmp_path: Path) -> None:
+async def test_another_requests_delivery_while_the_run_goes_ends_at_once_and_the_same_request_follows(
+    tmp_path: Path,
+) -> None:
+    """A restart command (or an `issues labeled`) while the ticket's run goes: before, its dispatch followed
+    the run to its end, holding a queue worker all that time for a record it does not write. Now it ends at
+    once; the run's own request, delivered again, still follows it to its record."""
     runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
     runner = LocalRunner(agent(tmp_path, pause_s=120), deadline_s=300, runs=runs)
     try:
@@ -131,12 +136,16 @@ async def test_a_restart_command_while_the_run_goes_follows_it(tmp_path: Path) -
             if starts(tmp_path):
                 break
             await asyncio.sleep(0.05)
-        retry = asyncio.create_task(runner.run(Ticket("SVC-3", "acme/svc", TRACE, "jira", "jira:b", restart=True)))
+        retry = Ticket("SVC-3", "acme/svc", "f" * 32, "jira", "jira:b", restart=True)
+        left = await asyncio.wait_for(runner.run(retry), timeout=10)
+        assert (left.adopted, left.outcome, left.trace_id) == (True, GOING, "f" * 32)
+        again = asyncio.create_task(runner.run(Ticket("SVC-3", "acme/svc", TRACE, "jira", request="jira:a")))
         await asyncio.sleep(0.5)
-        assert not retry.done()
+        assert not again.done()
         (tmp_path / "SVC-3.go").touch()
-        first, followed = await asyncio.wait_for(asyncio.gather(going, retry), timeout=60)
-        assert not first.adopted and followed.adopted and followed.outcome == "resolved"
+        first, followed = await asyncio.wait_for(asyncio.gather(going, again), timeout=60)
+        # its owner lives and records it: the follower returns the same record, adopted
+        assert not first.adopted and followed.outcome == "resolved" and followed.adopted
         assert starts(tmp_path) == ["SVC-3"]
     finally:
         runs.close()

@@ -13,7 +13,7 @@ from kubernetes.aio import client
 from agent.dispatch import ClusterRefused, Ticket
 from agent.dispatch.capacity import Busy, Capacity
 from agent.dispatch.kube import KubeRunner
-from agent.dispatch.results import NO_OUTCOME, Ledger
+from agent.dispatch.results import GOING, NO_OUTCOME, Ledger
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.tickets import job_name
 from tests.charts.render import job_template
@@ -100,23 +100,31 @@ def finished_conditions(job: dict[str, Any]) -> list[str]:
     return [c["type"] for c in job.get("status", {}).get("conditions") or [] if c["type"] in ("Complete", "Failed")]
 
 
-async def test_a_retry_while_the_job_runs_follows_that_job(
+async def test_a_retry_while_the_job_runs_leaves_that_job_to_its_dispatch(
     dispatcher_api: client.ApiClient,  # noqa: F811
     admin: client.ApiClient,
     manifests: list[dict[str, Any]],
 ) -> None:
+    """The retry neither replaces the running Job nor follows it (its creator's dispatch does)."""
     jobs = runner(dispatcher_api, manifests)
     name = job_name(opened(71).id)
     _, uid = await jobs.start(opened(71))
-    running = asyncio.create_task(jobs.run(retry(71)))
-    await asyncio.sleep(0.5)
-    assert not running.done()
+    left = await asyncio.wait_for(jobs.run(retry(71)), timeout=30)
+    assert (left.outcome, left.adopted, left.trace_id, left.run) == (GOING, True, RETRY, f"job/{name}")
     job = await the_job(admin, name)
     assert (job["metadata"]["uid"], job["metadata"]["labels"]["goresolve.dev/trace-id"]) == (uid, FIRST)
+    creator = asyncio.create_task(jobs.run(opened(71)))  # the creating event again: it follows the Job
+    await asyncio.sleep(0.5)
+    assert not creator.done()
     await finish_pod(admin, manifests, name, '{"outcome":"resolved","pr_url":"https://x/pr/71"}')
     await finish_job(admin, name, succeeded=True)
-    record = await asyncio.wait_for(running, timeout=60)
-    assert (record.trace_id, record.outcome, record.pr_url) == (RETRY, "resolved", "https://x/pr/71")
+    record = await asyncio.wait_for(creator, timeout=60)
+    assert (record.trace_id, record.outcome, record.pr_url, record.adopted) == (
+        FIRST,
+        "resolved",
+        "https://x/pr/71",
+        False,
+    )
     assert [j["metadata"]["uid"] for j in await jobs_for(admin, name)] == [uid]
 
 
@@ -156,11 +164,11 @@ async def test_a_duplicate_delivery_of_a_running_ticket_is_recorded_and_escalate
     first = asyncio.create_task(dispatcher.dispatch(opened(75)))
     await wait_for_job(admin, name)
     labelled = Ticket(opened(75).id, "acme/svc", RETRY, "github", request="github:1:labeled-75")
-    second = asyncio.create_task(dispatcher.dispatch(labelled))
-    await asyncio.sleep(0.5)
+    second = await asyncio.wait_for(dispatcher.dispatch(labelled), timeout=30)  # at once: not a whole run
+    assert (second.outcome, second.adopted, second.escalated) == (GOING, True, False)
     await finish_job(admin, name, succeeded=False)
-    records = await asyncio.wait_for(asyncio.gather(first, second), timeout=60)
-    assert [(r.trace_id, r.adopted, r.escalated) for r in records] == [(FIRST, False, True), (RETRY, True, False)]
+    record = await asyncio.wait_for(first, timeout=60)
+    assert (record.trace_id, record.adopted, record.escalated) == (FIRST, False, True)
     assert [(r.trace_id, r.outcome) for r in ledger.runs()] == [(FIRST, NO_OUTCOME)]
     assert len(await jobs_for(admin, name)) == 1
 
@@ -267,7 +275,9 @@ async def test_the_dispatch_that_creates_a_job_holds_its_slot_and_a_follower_hol
     first = asyncio.create_task(dispatcher.dispatch(opened(90)))
     await wait_for_job(admin, name)
     labelled = Ticket("acme/svc#90", "acme/svc", RETRY, "github", request="github:1:labeled-90")
-    follower = asyncio.create_task(dispatcher.dispatch(labelled))
+    left = await asyncio.wait_for(dispatcher.dispatch(labelled), timeout=30)
+    assert (left.outcome, left.adopted) == (GOING, True)
+    follower = asyncio.create_task(dispatcher.dispatch(opened(90)))  # the same event again: it follows
     await asyncio.sleep(0.5)
     assert not follower.done()
     assert capacity.running_for("acme/svc") == 1
@@ -277,4 +287,4 @@ async def test_the_dispatch_that_creates_a_job_holds_its_slot_and_a_follower_hol
     await finish_pod(admin, manifests, name, '{"outcome":"resolved","pr_url":"https://x/pr/90"}')
     await finish_job(admin, name, succeeded=True)
     created, followed = await asyncio.wait_for(asyncio.gather(first, follower), timeout=60)
-    assert not created.adopted and followed.adopted and capacity.running == 0
+    assert not created.adopted and followed.outcome == created.outcome == "resolved" and capacity.running == 0

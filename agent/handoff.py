@@ -35,12 +35,16 @@ class Failure:
     first_line: str
 
 
+NO_TEST_RAN = "no test ran"
+"""An attempt whose test run passed without running a test (a -run pattern that matched none)."""
+
+
 @dataclass
 class Attempt:
     number: int
     functions: list[str]
     tests: str
-    result: str  # "pass", "2 failing", "build failed", "refused by policy"
+    result: str  # "pass", "2 failing", "build failed", "refused by policy", NO_TEST_RAN
     failures: list[Failure] = field(default_factory=list[Failure])
     patch: str = ""
     refused: bool = False

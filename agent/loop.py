@@ -51,6 +51,7 @@ from agent.exits import (
     WallClock,
 )
 from agent.handoff import (
+    NO_TEST_RAN,
     Attempt,
     as_code,
     deterministic_hypothesis,
@@ -59,7 +60,7 @@ from agent.handoff import (
     without_controls,
 )
 from agent.ledger import DailyCapReached, Ledger
-from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel
+from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel, without_secrets
 from agent.llm.gateway import Redacting, redact_text
 from agent.llm.pricing import PriceBook
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Message, ToolCall, ToolDef, Usage
@@ -850,6 +851,8 @@ class Run:
             refused = not outcome.ok and "refused by policy" in outcome.text
             if refused:
                 result = "refused by policy"
+            elif passed and not any(t.get("status") == "pass" for t in report_of(outcome).get("tests") or []):
+                result = NO_TEST_RAN  # e.g. a -run pattern that matches nothing: it shows nothing about the fix
             elif passed:
                 result = "pass"
             elif build_failed(outcome):
@@ -1003,14 +1006,18 @@ class Run:
 
     async def hand_over(self, exc: Escalated, started: float) -> RunResult:
         """Draft PR of the best attempt (or none), assigned to the owner, with the hand-off; bounded in time."""
-        self.emit("escalating", exit=exc.kind, reason=exc.reason)
+        # The reason and the hypothesis can be the model's words, which can quote the configured API key: that is
+        # removed here, before anything shows, saves or publishes them (credential shapes go in render_handoff).
+        reason = without_secrets(exc.reason)
+        self.emit("escalating", exit=exc.kind, reason=reason)
         changed = self.overlay.changed() if self.overlay else []
         owner = self.policy.escalation.owner_for(self.ticket.components, changed)
         hypothesis, by_model = await self.hypothesis(exc)
+        hypothesis = without_secrets(hypothesis)
         handoff = render_handoff(  # without credentials: test output and the model's words can hold one
             ticket=self.ticket.key,
             title=self.ticket.title or "(ticket not read)",
-            reason=exc.reason,
+            reason=reason,
             attempts=self.attempts,
             hypothesis=hypothesis,
             owner=owner,
@@ -1038,7 +1045,7 @@ class Run:
                     minimal = render_minimal_handoff(
                         ticket=self.ticket.key,
                         title=self.ticket.title,
-                        reason=exc.reason,
+                        reason=reason,
                         owner=owner,
                         trace_id=self.trace_id,
                         run_id=self.run_id,
@@ -1213,8 +1220,10 @@ class Run:
         self.transcript.append(_scrubbed(entry) if isinstance(self.model, Redacting) else entry)
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
-        """An event for `on_event` only (a live display); the last of each kind is kept for the start entry."""
-        entry = {"at": time.time(), "kind": kind, **data}
+        """An event for `on_event` only (a live display); the last of each kind is kept for the start entry. The
+        configured API keys are never in it (the model's words can quote one), whether or not credentials are
+        removed for the model."""
+        entry = _without_keys({"at": time.time(), "kind": kind, **data})
         self.events[kind] = entry
         if self.settings.on_event is not None:
             self.settings.on_event(kind, entry)
@@ -1249,15 +1258,25 @@ def _answered(messages: list[Message], text: str) -> list[Message]:
     return out
 
 
-def _scrubbed(value: Any) -> Any:
-    """`value` (a transcript entry) with credentials removed from every string in it."""
+def _each_string(value: Any, clean: Callable[[str], str]) -> Any:
+    """`value` (a transcript entry) with `clean` applied to every string in it."""
     if isinstance(value, str):
-        return redact_text(value)
+        return clean(value)
     if isinstance(value, dict):
-        return {k: _scrubbed(v) for k, v in cast("dict[str, Any]", value).items()}
+        return {k: _each_string(v, clean) for k, v in cast("dict[str, Any]", value).items()}
     if isinstance(value, list | tuple):
-        return [_scrubbed(v) for v in cast("list[Any]", value)]
+        return [_each_string(v, clean) for v in cast("list[Any]", value)]
     return value
+
+
+def _scrubbed(value: Any) -> Any:
+    """`value` (a transcript entry) with credentials and the configured API keys removed from every string in it."""
+    return _each_string(value, redact_text)
+
+
+def _without_keys(value: Any) -> Any:
+    """`value` (a transcript entry) without the configured API keys in any of its strings."""
+    return _each_string(value, without_secrets)
 
 
 def _exit_details(exc: RunExit) -> dict[str, Any]:
@@ -1376,4 +1395,4 @@ def _best(attempts: list[Attempt]) -> Attempt | None:
     kept = [a for a in attempts if not a.refused and a.patch]
     if not kept:
         return None
-    return min(reversed(kept), key=lambda a: (a.result == "build failed", len(a.failures)))
+    return min(reversed(kept), key=lambda a: (a.result == "build failed", a.result == NO_TEST_RAN, len(a.failures)))

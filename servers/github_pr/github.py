@@ -345,7 +345,11 @@ class GitHubBackend:
             if start is None:
                 raise Conflict(f"branch {branch}: the bot's commit has no {TRAILER_BASE} trailer; not updating it")
             pull = self._find_pull(repo, branch)
-            refusal = update_refusal(change, pull.number, pull.state, pull.base.ref) if pull is not None else None
+            refusal = (
+                update_refusal(change, pull.number, pull.state, pull.base.ref, bool(pull.draft))
+                if pull is not None
+                else None
+            )
             if refusal is not None:
                 raise Conflict(refusal)
         else:

@@ -86,7 +86,7 @@ class LocalBackend:
         with self._locked_cache(change.repo) as cache:
             existing = git.refs_with_prefix(cache, _ORIGIN + change.branch_glob)
             row = self._store.by_ticket(change.repo, change.ticket)
-            refusal = update_refusal(change, row.number, row.state, row.base) if row is not None else None
+            refusal = update_refusal(change, row.number, row.state, row.base, row.draft) if row is not None else None
             if refusal is not None:
                 raise Conflict(refusal)
             if existing:

@@ -192,12 +192,20 @@ def branch_name(prefix: str, ticket: str, title: str) -> str:
     return f"{prefix}/{ticket_part(ticket)}-{slugify(title)}"
 
 
-def update_refusal(change: Change, number: int, state: str, base: str) -> str | None:
-    """Why `change` may not update its ticket's existing pull request (#`number`), or None when it may."""
+def update_refusal(change: Change, number: int, state: str, base: str, draft: bool) -> str | None:
+    """Why `change` may not update its ticket's existing pull request (#`number`), or None when it may.
+
+    A draft (what a hand-off opens: the best attempt of a run that did not pass) never adds its commit to a
+    pull request that is ready for review: that one holds a change whose tests passed."""
     if state != "open":
         return f"the pull request of {change.ticket} (#{number}) is {state}; not reopening it"
     if base != change.base:
         return f"the pull request of {change.ticket} (#{number}) targets {base}, not {change.base}"
+    if change.draft and not draft:
+        return (
+            f"the pull request of {change.ticket} (#{number}) is ready for review; a draft does not add its "
+            "commit to it"
+        )
     return None
 
 

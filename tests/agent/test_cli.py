@@ -183,7 +183,9 @@ def test_resolve_takes_a_github_issue_and_opens_its_pull_request(
     assert from_file.exit_code == 0, from_file.output
     assert (json.loads(from_file.stdout)["outcome"], json.loads(from_file.stdout)["ticket"]) == ("pr", "calc#41")
 
-    other = CliRunner().invoke(app, ["resolve", "--ticket", "acme/other#41", "--repo", "calc", "--cassette", "x"])
+    other = CliRunner().invoke(
+        app, ["resolve", "--ticket", "acme/other#41", "--repo", "calc", "--cassette", str(cassette)]
+    )
     assert other.exit_code == 1 and "acme/other#41 is an issue of acme/other, but --repo calc is" in other.output
 
     # What a GitHub "issue opened" event becomes: the ticket acme/calc#41 on acme/calc (GitHub's names), run by

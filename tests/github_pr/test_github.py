@@ -428,3 +428,13 @@ def test_a_file_over_a_directory_or_under_a_file_is_refused_before_any_write(fak
     with pytest.raises(Conflict, match=f"^patch does not apply: {match}$"):
         gh.open_or_update(change(patch=patch))
     _nothing_written(fake, "acme/dirs")
+
+
+def test_a_draft_never_adds_its_commit_to_a_ready_pull_request(gh, fake):
+    first = gh.open_or_update(change(draft=False))
+    repo = fake.repos["acme/svc"]
+    head = repo.refs[f"refs/heads/{first.branch}"]
+    with pytest.raises(Conflict, match="is ready for review; a draft does not add its commit"):
+        gh.open_or_update(change(draft=True, patch=SECOND_PATCH, title="[needs human] Fix Add"))
+    assert repo.refs[f"refs/heads/{first.branch}"] == head and repo.pulls[1]["title"] == "Fix Add"
+    assert gh.open_or_update(change(draft=False, patch=SECOND_PATCH)).number == first.number

@@ -333,3 +333,22 @@ def test_a_refused_patch_leaves_no_object_in_the_cache_and_an_accepted_one_commi
     fixed = git("rev-parse", f"{ref.branch}:calc.go", cwd=remote)
     assert git("cat-file", "blob", fixed, cwd=cache) == git("show", f"{ref.branch}:calc.go", cwd=remote)
     assert git("fsck", "--no-dangling", cwd=cache) == ""
+
+
+def test_a_draft_never_adds_its_commit_to_a_ready_pull_request(service, policies, store, remote):
+    """A failed re-run's hand-off opened its draft on the ticket's ready pull request: the untested attempt
+    became its head commit and the hand-off its body, and it stayed ready to merge. A draft onto a draft, and
+    a ready change onto a ready pull request, still update it."""
+    ref = _open(service, policies, draft=False)
+    head = git("rev-parse", ref.branch, cwd=remote)
+    with pytest.raises(Conflict, match=f"#{ref.number}\\) is ready for review; a draft does not add its commit"):
+        _open(service, policies, draft=True, patch=SECOND_PATCH, title="[needs human] Fix Add")
+    assert git("rev-parse", ref.branch, cwd=remote) == head
+    row = store.get("svc", ref.number)
+    assert (row.title, row.draft) == ("Fix Add: it subtracts", False)
+    assert _open(service, policies, draft=False, patch=SECOND_PATCH).number == ref.number
+
+
+def test_a_draft_updates_a_draft(service, policies):
+    ref = _open(service, policies)  # draft by default
+    assert _open(service, policies, patch=SECOND_PATCH).number == ref.number

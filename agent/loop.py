@@ -285,6 +285,11 @@ class Run:
     def internal_error(self, exc: Exception, started: float) -> RunResult:
         """A failure of the agent itself: an error result naming the exception's type and the trace, and the frames
         where it was raised in the transcript. Never its message: it can hold whatever the model or a server sent."""
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # the MCP clients' task groups
+            inner = exc.exceptions[0]
+            if not isinstance(inner, Exception):
+                break
+            exc = inner
         reason = f"internal error: an unexpected {type(exc).__name__} in the agent (trace {self.trace_id})"
         frames = traceback.extract_tb(exc.__traceback__)
         shown = [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in (*frames[:4], *frames[4:][-8:])]

@@ -399,7 +399,7 @@ def resolve_command(
                 raise ResolveError(str(exc)) from None
         elif not replay.is_file():
             raise ResolveError(f"cassette {replay}: no such file")
-        _check_tier(settings)
+        _check_tier(settings, None if replay is not None or settings.route_models else settings.model)
         debug = debug_requested()
         with prepare(ticket, repo, settings, err) as prepared, ExitStack() as slot:
             env = {**os.environ, **prepared.env}
@@ -494,20 +494,32 @@ def _run(runner: Any, run: PreparedRun, key: str, display: Display) -> RunResult
         raise leaf from None
 
 
-def _check_tier(settings: AgentSettings) -> None:
-    """GORESOLVE_AGENT_TIER names a tier of the policies' budgets.yaml (checked before anything is indexed).
+def _check_tier(settings: AgentSettings, model: str | None) -> None:
+    """GORESOLVE_AGENT_TIER names a tier of the policies' budgets.yaml, and the live `model` has a price there
+    unless unpriced models are allowed (both checked before anything is indexed).
 
     Raises:
-        ResolveError: a policy that does not load, or no such tier (the message lists those that exist).
+        ResolveError: a policy that does not load, no such tier (the message lists those that exist), or a model
+            without a price.
     """
-    if settings.tier is None:
+    if settings.tier is None and model is None:
         return
+    from agent.llm.errors import UnpricedModel
+    from agent.llm.pricing import PriceBook
     from agent.policy import PolicyError, load_agent_policy
 
     try:
-        tiers = load_agent_policy(settings.policy_dir.resolve()).budgets.tiers
+        budgets = load_agent_policy(settings.policy_dir.resolve()).budgets
     except PolicyError as exc:
         raise ResolveError(exc.message) from None
+    if model is not None:
+        try:
+            PriceBook(budgets).price(model)
+        except UnpricedModel as exc:
+            raise ResolveError(f"{exc.message}: add its price (budgets.yaml `prices`)") from None
+    tiers = budgets.tiers
+    if settings.tier is None:
+        return
     if settings.tier not in tiers:
         raise ResolveError(
             f"GORESOLVE_AGENT_TIER={settings.tier[:60]}: budgets.yaml has no such tier (it has "

@@ -3,6 +3,7 @@ Ollama, llama.cpp server, a LiteLLM proxy). Wire format: POST {base_url}/chat/co
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from agent.llm._http import HttpChatModel, post_json
@@ -63,15 +64,13 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         choice = data["choices"][0]
         msg = choice["message"]
         calls = tuple(
-            ToolCall(
-                id=str(c["id"]), name=str(c["function"]["name"]), arguments=str(c["function"].get("arguments") or "")
-            )
+            ToolCall(id=str(c["id"]), name=str(c["function"]["name"]), arguments=_arguments(c["function"]))
             for c in msg.get("tool_calls") or ()
         )
-        message = Message("assistant", msg.get("content") or "", calls)
+        message = Message("assistant", _content(msg.get("content")), calls)
         finish_reason = str(choice.get("finish_reason") or "stop")
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedResponse(f"{model}: not a chat completion ({type(exc).__name__})") from exc
+        raise MalformedResponse(f"{model}: not a chat completion ({type(exc).__name__}: {str(exc)[:80]})") from exc
     usage = _field(data, "usage")
     usage = checked_usage(
         request,
@@ -83,6 +82,36 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         cached_tokens=_field(usage, "prompt_tokens_details").get("cached_tokens"),
     )
     return ChatResponse(message, usage, str(data.get("model") or model), finish_reason)
+
+
+def _content(value: object) -> str:
+    """A message's text: a string, or the text parts of a list of content parts (OpenAI's other form)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts: list[str] = []
+        for part in cast("list[object]", value):
+            text = cast("dict[str, object]", part).get("text") if isinstance(part, dict) else None
+            if not isinstance(text, str):
+                break
+            texts.append(text)
+        else:
+            return "".join(texts)
+    raise TypeError("message content is neither text nor a list of text parts")
+
+
+def _arguments(function: dict[str, Any]) -> str:
+    """A tool call's arguments as JSON text: a string as sent, or an object some servers send in its place."""
+    value = function.get("arguments")
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return json.dumps(value)
+    raise TypeError("tool call arguments are neither a JSON string nor an object")
 
 
 def _field(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -279,3 +279,24 @@ def test_an_oversized_answer_is_a_format_error_and_does_not_ride_along_in_later_
     _, transcript = saved(settings, result.run_id)
     assert [e["message"][:20] for e in transcript if e["kind"] == "format_error"] == [f"your answer was {size}"[:20]]
     assert max(len(json.dumps(e)) for e in transcript) < 100_000
+
+
+def test_an_unexpected_exception_wrapped_by_a_task_group_is_named_by_what_it_wraps(
+    world: World, policy: AgentPolicy, settings: RunSettings
+) -> None:
+    """An error raised while the MCP clients' task groups unwind arrives as an ExceptionGroup of one: the record
+    named only "ExceptionGroup", with frames of contextlib, and the real error and where it was raised were lost."""
+
+    def broken_adapter(request: ChatRequest) -> Any:
+        def deep() -> None:
+            raise AttributeError("'list' object has no attribute 'encode'")
+
+        try:
+            deep()
+        except AttributeError as exc:
+            raise ExceptionGroup("unhandled errors in a TaskGroup", [exc]) from None
+
+    result, _ = run(world, "CALC-4", [("view", {"path": "calc.go"}), broken_adapter], policy, settings)
+    assert result.reason == f"internal error: an unexpected AttributeError in the agent (trace {result.trace_id})"
+    _, transcript = saved(settings, result.run_id)
+    assert transcript[-1]["error"] == "AttributeError" and any("deep" in f for f in transcript[-1]["frames"])

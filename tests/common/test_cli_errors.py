@@ -275,6 +275,22 @@ def test_a_missing_cassette_is_refused_before_the_repository_is_registered(
     assert err.strip().splitlines() == [f"error: cassette {missing}: no such file"]
 
 
+def test_a_model_without_a_price_is_refused_before_the_repository_is_registered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the repository was registered and indexed and the servers started (about 16 s) first."""
+    monkeypatch.setenv("GORESOLVE_AGENT_PROVIDER", "openai")
+    monkeypatch.setenv("GORESOLVE_AGENT_MODEL", "fake-model-nobody-prices")
+    monkeypatch.setenv("GORESOLVE_AGENT_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("GORESOLVE_AGENT_API_KEY", "sk-test-1234567890")
+    code, out, err = run(["resolve", "--ticket", "SVC-101", "--repo", str(tmp_path / "no-such-repo")], capsys)
+    assert (code, out) == (1, "")
+    assert err.strip().splitlines() == [
+        "error: model 'fake-model-nobody-prices' has no price in budgets.yaml and unpriced models are not allowed: "
+        "add its price (budgets.yaml `prices`)"
+    ]
+
+
 def test_a_second_demo_on_one_data_directory_stops_before_touching_the_first_ones_state(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

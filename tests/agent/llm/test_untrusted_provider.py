@@ -269,3 +269,24 @@ async def test_a_short_retry_after_is_still_honoured(llm: FakeLLM) -> None:
     with stamina.set_testing(True, attempts=3):
         response = await Retrying(_openai(llm), attempts=3).complete(REQUEST)
     assert response.message.content == "ok" and len(llm.requests) == 3
+
+
+async def test_content_parts_and_object_arguments_are_read_and_other_shapes_are_malformed(llm: FakeLLM) -> None:
+    """OpenAI's content-parts form, and tool-call arguments sent as an object, crashed the run (`.encode()` on a
+    list: internal_error) or were refused three times as invalid JSON (str() of a dict). A content of another
+    type is a malformed response, which the gateway retries and the loop hands off."""
+    parts = openai_completion("")
+    parts["choices"][0]["message"]["content"] = [{"type": "text", "text": "look at "}, {"type": "text", "text": "a.go"}]
+    as_object = openai_completion(calls=[("view", {"path": "a.go"})])
+    as_object["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = {"path": "a.go"}
+    llm.answers += [Answer(200, parts), Answer(200, as_object)]
+    model = OpenAICompatModel("gpt-4o", llm.url)
+    assert (await model.complete(REQUEST)).message.content == "look at a.go"
+    [call] = (await model.complete(REQUEST)).message.tool_calls
+    assert json.loads(call.arguments) == {"path": "a.go"}
+    for content in (12, [{"type": "image_url", "image_url": {"url": "x"}}], {"text": "x"}):
+        odd = openai_completion("")
+        odd["choices"][0]["message"]["content"] = content
+        llm.answers.append(Answer(200, odd))
+        with pytest.raises(MalformedResponse, match="content"):
+            await model.complete(REQUEST)

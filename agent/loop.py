@@ -566,18 +566,21 @@ class Run:
                 self.ledger.release(hold)
             raise
         self.model_calls += 1
-        self.usage += response.usage
+        self.book(response.usage, cost, hold)
+        return response
+
+    def book(self, usage: Usage, cost: float, hold: int | None = None) -> None:
+        """Add a call's usage and cost to the run's, and to the ledger's spend (settling `hold`, its reservation)."""
+        self.usage += usage
         self.cost += cost
         if self.ledger is not None:
-            u = response.usage
-            usage = (u.input_tokens, u.output_tokens, u.cached_tokens)
+            spent = (usage.input_tokens, usage.output_tokens, usage.cached_tokens)
             if hold is not None:
-                self.ledger.settle(hold, self.run_id, self.model.name, self.tier, usage, cost)
+                self.ledger.settle(hold, self.run_id, self.model.name, self.tier, spent, cost)
             else:
-                self.ledger.record_call(self.run_id, self.model.name, self.tier, usage, cost)
+                self.ledger.record_call(self.run_id, self.model.name, self.tier, spent, cost)
             if self.settings.on_spend is not None:
                 self.settings.on_spend(self.ledger)
-        return response
 
     async def answer(self, request: ChatRequest, purpose: str) -> tuple[ChatResponse, float]:
         """One model call in its span: the answer and its cost."""
@@ -594,6 +597,8 @@ class Run:
                 response = await self.model.complete(request)
             except LLMError as exc:
                 span.set_status(Status(StatusCode.ERROR, redact_text(exc.message)[:200]))
+                if exc.billed is not None and exc.billed.total:
+                    span.set_attribute("goresolve.cost_usd", self.charge_unanswered(exc.billed))
                 raise self.model_failure(exc) from exc
             cost = self.price(response)
             span.set_attributes(
@@ -609,6 +614,13 @@ class Run:
                 }
             )
         return response, cost
+
+    def charge_unanswered(self, usage: Usage) -> float:
+        """Charge what a failed call was billed (replies it could not use): the run's usage and cost, and the
+        ledger's spend. Returns the cost."""
+        cost = self.prices.charge(self.model.name, _model_names(self.model), usage)
+        self.book(usage, cost)
+        return cost
 
     def model_failure(self, exc: LLMError) -> RunExit:
         """A failed model call: a hand-off, or an error when the model as set up cannot answer this run (an

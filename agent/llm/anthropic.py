@@ -104,7 +104,21 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         message = Message("assistant", "".join(texts), tuple(calls))
         stop = str(data.get("stop_reason") or "end_turn")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedResponse(f"{model}: not a Messages API response ({type(exc).__name__})") from exc
+        raw = data.get("usage")
+        billed = None
+        if isinstance(raw, dict):
+            fields = cast("dict[str, Any]", raw)
+            billed = checked_usage(
+                request,
+                Message("assistant", ""),
+                provider="anthropic",
+                model=model,
+                input_tokens=fields.get("input_tokens"),
+                output_tokens=fields.get("output_tokens"),
+                cached_tokens=fields.get("cache_read_input_tokens"),
+                cached_apart=True,
+            )
+        raise MalformedResponse(f"{model}: not a Messages API response ({type(exc).__name__})", billed=billed) from exc
     raw = data.get("usage")
     usage: dict[str, Any] = cast("dict[str, Any]", raw) if isinstance(raw, dict) else {}
     checked = checked_usage(

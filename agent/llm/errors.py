@@ -14,6 +14,10 @@ LLMError
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.llm.types import Usage
 
 MIN_SECRET_CHARS = 8
 """A shorter value is not looked for: it would match ordinary text (a test's key `k`)."""
@@ -40,7 +44,11 @@ def without_secrets(text: str, extra: tuple[str, ...] = ()) -> str:
 
 
 class LLMError(Exception):
-    """A model call's failure; its message never holds a configured secret (`remember_secret`)."""
+    """A model call's failure; its message never holds a configured secret (`remember_secret`). `billed` is what
+    the provider charged for replies the call could not use (a malformed body that reported its usage), summed
+    over the call's attempts by the gateway's retries: the run still pays for them."""
+
+    billed: Usage | None = None
 
     def __init__(self, message: str) -> None:
         message = without_secrets(message)
@@ -69,7 +77,11 @@ class RateLimited(RetryableError):
 
 
 class MalformedResponse(ProviderError):
-    """A success status with a body that does not match the wire format."""
+    """A success status with a body that does not match the wire format; `billed`, the usage it reported."""
+
+    def __init__(self, message: str, *, billed: Usage | None = None) -> None:
+        super().__init__(message)
+        self.billed = billed
 
 
 class LiveModelRefused(LLMError):

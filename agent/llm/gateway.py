@@ -77,15 +77,27 @@ class Retrying:
         def on(exc: Exception) -> bool | float | dt.timedelta:
             return _backoff(exc, deadline - time.monotonic())
 
+        spent = Usage()  # what replies the call could not use were billed: charged with the answer, or the failure
         async for attempt in stamina.retry_context(
             on=on, attempts=self.attempts, timeout=self.deadline_s, wait_initial=0.5, wait_max=WAIT_MAX_S
         ):
             with attempt:
                 try:
                     with anyio.fail_after(self.timeout_s):
-                        return await self.inner.complete(request)
+                        response = await self.inner.complete(request)
                 except TimeoutError as exc:
-                    raise RetryableError(f"{self.name}: no answer within {self.timeout_s:g}s") from exc
+                    failure = RetryableError(f"{self.name}: no answer within {self.timeout_s:g}s")
+                    if spent.total:
+                        failure.billed = spent
+                    raise failure from exc
+                except LLMError as exc:
+                    spent += exc.billed or Usage()
+                    if spent.total:
+                        exc.billed = spent
+                    raise
+                if spent.total:
+                    return dataclasses.replace(response, usage=response.usage + spent)
+                return response
         raise RetryableError(f"{self.name}: gave up")  # unreachable: the last attempt re-raises
 
 

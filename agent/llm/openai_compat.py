@@ -9,7 +9,7 @@ from typing import Any, cast
 from agent.llm._http import HttpChatModel, post_json
 from agent.llm.errors import MalformedResponse
 from agent.llm.live import check_live_allowed
-from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall
+from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
 from agent.llm.usage import checked_usage
 
 
@@ -70,7 +70,8 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         message = Message("assistant", _content(msg.get("content")), calls)
         finish_reason = str(choice.get("finish_reason") or "stop")
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedResponse(f"{model}: not a chat completion ({type(exc).__name__}: {str(exc)[:80]})") from exc
+        why = f"{model}: not a chat completion ({type(exc).__name__}: {str(exc)[:80]})"
+        raise MalformedResponse(why, billed=_billed(data, model, request)) from exc
     usage = _field(data, "usage")
     usage = checked_usage(
         request,
@@ -82,6 +83,22 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         cached_tokens=_field(usage, "prompt_tokens_details").get("cached_tokens"),
     )
     return ChatResponse(message, usage, str(data.get("model") or model), finish_reason)
+
+
+def _billed(data: dict[str, Any], model: str, request: ChatRequest) -> Usage | None:
+    """What a reply that cannot be used says it cost (its `usage`), checked against the request; None without one."""
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    fields = cast("dict[str, Any]", usage)
+    return checked_usage(
+        request,
+        Message("assistant", ""),
+        provider="openai-compatible",
+        model=model,
+        input_tokens=fields.get("prompt_tokens"),
+        output_tokens=fields.get("completion_tokens"),
+    )
 
 
 def _content(value: object) -> str:

@@ -124,3 +124,26 @@ def test_only_a_configured_model_or_its_dated_snapshot_picks_the_price(policy: A
     # a fallback chain: its own second model is priced as itself, anything else at the dearest of the chain
     assert book.charge("gpt-4o-mini", ["gpt-4o", "gpt-4o-mini"], usage) == pytest.approx(0.15)
     assert book.charge("other", ["gpt-4o-mini", "gpt-4o"], usage) == pytest.approx(2.50)
+
+
+def test_billed_replies_the_agent_cannot_use_are_charged_to_the_run_and_the_ledger(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM
+) -> None:
+    """A 200 with no choice but a usage: the gateway retried it (three requests here, four in production), each
+    billed, and the run reported 0 tokens and $0, nothing in the ledger: a provider answering billed garbage
+    spent outside the run and daily caps."""
+
+    def respond(body: dict[str, Any]) -> Answer:
+        garbage = openai_completion("", prompt=1000, completion=10)
+        garbage["choices"] = []
+        return Answer(200, garbage)
+
+    llm.responder.append(respond)
+    result = run_model(world, "CALC-6", gpt4o(llm), policy, settings)
+    assert result.exit == "escalated" and "not a chat completion" in result.reason, result.reason
+    sent = len(llm.requests)
+    assert sent == 3 and result.model_calls == 0
+    assert (result.input_tokens, result.output_tokens) == (1000 * sent, 10 * sent)
+    charged = (1000 * sent * 2.50 + 10 * sent * 10.0) / 1e6  # gpt-4o in policies/budgets.yaml
+    assert result.cost_usd == pytest.approx(charged)
+    assert ledger.day_spend() == pytest.approx(charged)

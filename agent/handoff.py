@@ -168,15 +168,18 @@ def render_handoff(
         ]
         if len(still) > FAILURES_SHOWN:
             middle.append(f"- +{len(still) - FAILURES_SHOWN} more")
+    elif not attempts:
+        middle.append("- unknown: no patch was tested (the ticket's own failing tests, if it names any, still fail)")
     else:
         middle.append(
             "- nothing recorded as failing"
-            + (" (the last patch was refused before tests ran)" if attempts and attempts[-1].refused else "")
+            + (" (the last patch was refused before tests ran)" if attempts[-1].refused else "")
         )
     tail = [
         "",
         "### Hypothesized root cause",
         "",
+        *(["The model's own words, not checked by a test run:", ""] if model_hypothesis else []),
         as_code(hypothesis, 1200) if model_hypothesis else one_line(hypothesis, 1200),
         "",
     ]

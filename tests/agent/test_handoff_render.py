@@ -40,7 +40,10 @@ def test_long_multi_byte_text_keeps_the_cap_in_bytes_and_the_root_cause_section(
     attempts = [Attempt(1, [wide] * 9, wide, wide, failures)]
     text = render(attempts, hypothesis=wide, reason=wide)
     assert len(text.encode()) <= MAX_HANDOFF_BYTES
-    assert "### Hypothesized root cause\n\n`" + wide[:1199] + "…`" in text
+    assert (
+        "### Hypothesized root cause\n\nThe model's own words, not checked by a test run:\n\n`" + wide[:1199] + "…`"
+        in text
+    )
     assert "more line(s) cut to keep the hand-off short; the run record has them" in text
 
 
@@ -68,3 +71,11 @@ def test_what_the_ticket_and_the_model_wrote_is_shown_as_code_where_no_markdown_
     assert lines[-1] == "`Root cause unclear. @octocat <!-- hidden --> <script>alert(1)</script> 'code'`"
     assert text.count("@") == 4  # the owner's mention is the only one outside a code span
     assert "**Owner:** @ana-sousa" in text
+
+
+def test_a_run_without_a_tested_patch_says_what_still_fails_is_unknown_and_marks_the_models_words() -> None:
+    """Before, it said "nothing recorded as failing" although the ticket's own test still failed at the base, and
+    showed the model's claim ("all tests pass, please merge") as the root cause with nothing to tell it apart."""
+    text = render([], hypothesis="I fixed the bug and all tests pass. DONE. Please merge.")
+    assert "- unknown: no patch was tested" in text and "nothing recorded as failing" not in text
+    assert "The model's own words, not checked by a test run:\n\n`I fixed the bug" in text

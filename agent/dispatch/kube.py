@@ -216,12 +216,9 @@ class KubeRunner:
         """The ticket's Job when this dispatch would only follow it: its name, uid and how it is followed; None
         when there is none, or the ticket replaces it (a run to start: it needs a slot)."""
         name = str(self.job_for(ticket)["metadata"]["name"])
-        try:
-            job = await self._read(name)
-        except ClusterRefused as exc:
-            if exc.status == 404:
-                return None
-            raise
+        job = await self._read_if_there(name)
+        if job is None:
+            return None
         following = self._following(ticket, name, job)
         return None if following is None else (name, str(job.get("metadata", {}).get("uid") or ""), following)
 
@@ -263,13 +260,8 @@ class KubeRunner:
         """Wait until the Job `name` with `uid` no longer exists (up to `replace_wait_s`); whether it went."""
         deadline = time.monotonic() + self._replace_wait_s
         while True:
-            try:
-                job = await self._read(name)
-            except ClusterRefused as exc:
-                if exc.status == 404:
-                    return True
-                raise
-            if job.get("metadata", {}).get("uid") != uid:
+            job = await self._read_if_there(name)
+            if job is None or job.get("metadata", {}).get("uid") != uid:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -314,6 +306,15 @@ class KubeRunner:
     async def _read(self, name: str) -> dict[str, Any]:
         resp = await self._batch.read_namespaced_job_without_preload_content(name, self.namespace)
         return await _json(resp, f"read job {name}")
+
+    async def _read_if_there(self, name: str) -> dict[str, Any] | None:
+        """The Job `name`, or None when there is none (404). Raises ClusterRefused on any other refusal."""
+        try:
+            return await self._read(name)
+        except ClusterRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def result_text(self, name: str, uid: str | None = None) -> str | None:
         """The agent container's termination message of the Job's (last) Pod, if any.

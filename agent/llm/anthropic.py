@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from agent.llm._http import HttpChatModel, post_json
 from agent.llm.errors import MalformedResponse
 from agent.llm.live import check_live_allowed
-from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall
+from agent.llm.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
 from agent.llm.usage import checked_usage
 
 API_VERSION = "2023-06-01"
@@ -104,24 +104,22 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         message = Message("assistant", "".join(texts), tuple(calls))
         stop = str(data.get("stop_reason") or "end_turn")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raw = data.get("usage")
-        billed = None
-        if isinstance(raw, dict):
-            fields = cast("dict[str, Any]", raw)
-            billed = checked_usage(
-                request,
-                Message("assistant", ""),
-                provider="anthropic",
-                model=model,
-                input_tokens=fields.get("input_tokens"),
-                output_tokens=fields.get("output_tokens"),
-                cached_tokens=fields.get("cache_read_input_tokens"),
-                cached_apart=True,
-            )
+        billed = _usage(data, Message("assistant", ""), model, request) if isinstance(data.get("usage"), dict) else None
         raise MalformedResponse(f"{model}: not a Messages API response ({type(exc).__name__})", billed=billed) from exc
+    checked = _usage(data, message, model, request)
+    return ChatResponse(
+        message=message,
+        usage=checked,
+        model=str(data.get("model") or model),
+        finish_reason={"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}.get(stop, stop),
+    )
+
+
+def _usage(data: dict[str, Any], message: Message, model: str, request: ChatRequest) -> Usage:
+    """The usage `data` reports for `message`, the answer to `request`, checked against the request."""
     raw = data.get("usage")
     usage: dict[str, Any] = cast("dict[str, Any]", raw) if isinstance(raw, dict) else {}
-    checked = checked_usage(
+    return checked_usage(
         request,
         message,
         provider="anthropic",
@@ -130,10 +128,4 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         output_tokens=usage.get("output_tokens"),
         cached_tokens=usage.get("cache_read_input_tokens"),
         cached_apart=True,
-    )
-    return ChatResponse(
-        message=message,
-        usage=checked,
-        model=str(data.get("model") or model),
-        finish_reason={"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}.get(stop, stop),
     )

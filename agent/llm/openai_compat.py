@@ -71,9 +71,15 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         finish_reason = str(choice.get("finish_reason") or "stop")
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         why = f"{model}: not a chat completion ({type(exc).__name__}: {str(exc)[:80]})"
-        raise MalformedResponse(why, billed=_billed(data, model, request)) from exc
+        billed = _usage(data, Message("assistant", ""), model, request) if isinstance(data.get("usage"), dict) else None
+        raise MalformedResponse(why, billed=billed) from exc
+    return ChatResponse(message, _usage(data, message, model, request), str(data.get("model") or model), finish_reason)
+
+
+def _usage(data: dict[str, Any], message: Message, model: str, request: ChatRequest) -> Usage:
+    """The usage `data` reports for `message`, the answer to `request`, checked against the request."""
     usage = _field(data, "usage")
-    usage = checked_usage(
+    return checked_usage(
         request,
         message,
         provider="openai-compatible",
@@ -81,23 +87,6 @@ def parse_response(data: dict[str, Any], model: str, request: ChatRequest) -> Ch
         input_tokens=usage.get("prompt_tokens"),
         output_tokens=usage.get("completion_tokens"),
         cached_tokens=_field(usage, "prompt_tokens_details").get("cached_tokens"),
-    )
-    return ChatResponse(message, usage, str(data.get("model") or model), finish_reason)
-
-
-def _billed(data: dict[str, Any], model: str, request: ChatRequest) -> Usage | None:
-    """What a reply that cannot be used says it cost (its `usage`), checked against the request; None without one."""
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    fields = cast("dict[str, Any]", usage)
-    return checked_usage(
-        request,
-        Message("assistant", ""),
-        provider="openai-compatible",
-        model=model,
-        input_tokens=fields.get("prompt_tokens"),
-        output_tokens=fields.get("completion_tokens"),
     )
 
 

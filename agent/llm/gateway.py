@@ -115,12 +115,18 @@ class Fallback:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         last: ProviderError | None = None
+        spent = Usage()  # what the models before the one that answers were billed for replies it could not use
         for model in self.models:
             try:
-                return await model.complete(request)
+                response = await model.complete(request)
             except ProviderError as exc:
+                spent += exc.billed or Usage()
                 last = exc
+                continue
+            return dataclasses.replace(response, usage=response.usage + spent) if spent.total else response
         assert last is not None
+        if spent.total:
+            last.billed = spent
         raise last
 
 

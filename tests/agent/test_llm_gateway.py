@@ -169,6 +169,35 @@ async def test_fallback_moves_to_the_next_model_when_the_first_keeps_failing(llm
     assert [r["path"] for r in llm.requests] == [*["/chat/completions"] * 3, "/v1/messages"]
 
 
+async def test_billed_replies_that_cannot_be_used_are_added_to_the_answer_across_retries_and_fallbacks(
+    llm: FakeLLM, live: None
+) -> None:
+    """Each unusable reply that reports a usage is charged with the call: the answer's usage, or the failure's
+    `billed` when no answer comes (before, every one of them was free to the run)."""
+    garbage = openai_completion("", prompt=1000, completion=10)
+    garbage["choices"] = []
+    llm.queue(Answer(200, garbage), Answer(200, raw="not json"), Answer(body=openai_completion("fine", prompt=500)))
+    model = Retrying(OpenAICompatModel("gpt-4o-mini", llm.url), attempts=3)
+    answered = await model.complete(REQUEST)
+    assert answered.message.content == "fine"
+    assert (answered.usage.input_tokens, answered.usage.output_tokens) == (1500, 10 + 20)
+    llm.queue(*[Answer(200, garbage)] * 3)
+    with pytest.raises(MalformedResponse) as caught:
+        await model.complete(REQUEST)
+    assert caught.value.billed is not None and caught.value.billed.input_tokens == 3000
+
+    llm.queue(*[Answer(200, garbage)] * 3, Answer(body=anthropic_message("from fallback")))
+    config = ModelConfig(
+        provider="openai",
+        model="gpt-4o",
+        base_url=llm.url,
+        attempts=2,
+        fallbacks=(ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url=llm.url),),
+    )
+    response = await build_model(config).complete(REQUEST)
+    assert response.message.content == "from fallback" and response.usage.input_tokens >= 3000
+
+
 # Credential shapes only: none of these is a real key.
 AWS_KEY = "AKIAZ7Q4W2XK9LMN3PRT"
 GITHUB_TOKEN = "ghp_" + "x7Yq2Lr9Vb4Nm8Kp3Wd6Tz1Hs5Jc0Fg2Aa7Q"

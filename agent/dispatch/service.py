@@ -25,7 +25,7 @@ from agent.dispatch.capacity import Busy, Capacity, Slot
 from agent.dispatch.errors import PolicyUnreadable
 from agent.dispatch.results import Ledger, RunRecord
 from agent.dispatch.tickets import Ticket, ticket_from_event
-from agent.ticket_files import TicketFileError, registered_repos, repo_in
+from agent.ticket_files import TicketFileError, github_spelling, registered_repos
 from workqueue import Deferred, Event
 
 log = structlog.get_logger(__name__)
@@ -92,7 +92,8 @@ class Dispatcher:
         if ticket is None:
             log.info("event asks for no run", event_id=event.id, kind=event.data.kind, trace_id=event.trace_id)
             return
-        if not self.registered(ticket.repo):
+        spelled = self.registered_as(ticket.repo)
+        if spelled is None:
             log.warning(
                 "ticket about a repository repos.yaml does not name: no run",
                 ticket=ticket.id,
@@ -101,6 +102,10 @@ class Dispatcher:
                 trace_id=event.trace_id,
             )
             return
+        if spelled != ticket.repo:  # GitHub's `Acme/Svc` for repos.yaml's `acme/svc`: the run uses the policy's
+            prefix = f"{ticket.repo}#"
+            ticket_id = spelled + ticket.id[len(ticket.repo) :] if ticket.id.startswith(prefix) else ticket.id
+            ticket = replace(ticket, id=ticket_id, repo=spelled)
         try:
             await self.dispatch(ticket)
         except Busy as exc:
@@ -129,15 +134,23 @@ class Dispatcher:
             yield
 
     def registered(self, repo: str) -> bool:
-        """Whether `repo` (a repos.yaml name or its GitHub owner/name) may have runs.
+        """Whether `repo` (a repos.yaml name or its GitHub owner/name, in any case) may have runs.
+
+        Raises:
+            PolicyUnreadable: repos.yaml cannot be read (the queue retries the event, then dead-letters it).
+        """
+        return self.registered_as(repo) is not None
+
+    def registered_as(self, repo: str) -> str | None:
+        """`repo` as repos.yaml spells it (`github_spelling`), or None when it may have no runs.
 
         Raises:
             PolicyUnreadable: repos.yaml cannot be read (the queue retries the event, then dead-letters it).
         """
         if self._policy_dir is None:
-            return True
+            return repo
         try:
-            return repo_in(registered_repos(self._policy_dir), repo) is not None
+            return github_spelling(registered_repos(self._policy_dir), repo)
         except TicketFileError as exc:
             raise PolicyUnreadable(str(exc)) from None
 

@@ -134,7 +134,8 @@ class Reindexer:
         assert isinstance(policy, ReposPolicy)
         if full_name in policy.repos:
             return full_name
-        return next((name for name, repo in policy.repos.items() if repo.github == full_name), None)
+        folded = full_name.casefold()  # GitHub's names ignore case: `Acme/Svc` is repos.yaml's `acme/svc`
+        return next((name for name, repo in policy.repos.items() if (repo.github or "").casefold() == folded), None)
 
     def branch_of(self, full_name: str, mirror: Path) -> str:
         """The one branch the repository's index follows: repos.yaml's `default_branch` when the entry sets it
@@ -148,7 +149,8 @@ class Reindexer:
             policy = load_policy_file(self.policy_dir / "repos.yaml", ReposPolicy)
             assert isinstance(policy, ReposPolicy)
             for name, repo in policy.repos.items():
-                if (name == full_name or repo.github == full_name) and "default_branch" in repo.model_fields_set:
+                github = (repo.github or "").casefold()
+                if (name == full_name or github == full_name.casefold()) and "default_branch" in repo.model_fields_set:
                     return repo.default_branch
         return _git("symbolic-ref", "--quiet", "HEAD", cwd=mirror).removeprefix("refs/heads/")
 

@@ -153,15 +153,20 @@ async def test_a_4xx_is_not_retried_and_malformed_bodies_are_retried_then_named(
     assert len(llm.requests) == 7
 
 
-async def test_fallback_moves_to_the_next_model_when_the_first_keeps_failing(llm: FakeLLM, live: None) -> None:
-    llm.queue(*[Answer(500, {})] * 3, Answer(body=anthropic_message("from fallback")))  # 3 attempts under testing
-    config = ModelConfig(
+def gpt4o_then_haiku(llm: FakeLLM) -> ModelConfig:
+    """gpt-4o (two attempts), falling back to claude-haiku-4-5, both on the fake provider."""
+    return ModelConfig(
         provider="openai",
         model="gpt-4o",
         base_url=llm.url,
         attempts=2,
         fallbacks=(ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url=llm.url),),
     )
+
+
+async def test_fallback_moves_to_the_next_model_when_the_first_keeps_failing(llm: FakeLLM, live: None) -> None:
+    llm.queue(*[Answer(500, {})] * 3, Answer(body=anthropic_message("from fallback")))  # 3 attempts under testing
+    config = gpt4o_then_haiku(llm)
     model = build_model(config)
     assert isinstance(model, Redacting) and isinstance(model.inner, Fallback)
     response = await model.complete(REQUEST)
@@ -187,13 +192,7 @@ async def test_billed_replies_that_cannot_be_used_are_added_to_the_answer_across
     assert caught.value.billed is not None and caught.value.billed.input_tokens == 3000
 
     llm.queue(*[Answer(200, garbage)] * 3, Answer(body=anthropic_message("from fallback")))
-    config = ModelConfig(
-        provider="openai",
-        model="gpt-4o",
-        base_url=llm.url,
-        attempts=2,
-        fallbacks=(ModelConfig(provider="anthropic", model="claude-haiku-4-5", base_url=llm.url),),
-    )
+    config = gpt4o_then_haiku(llm)
     response = await build_model(config).complete(REQUEST)
     assert response.message.content == "from fallback" and response.usage.input_tokens >= 3000
 

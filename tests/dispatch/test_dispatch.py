@@ -446,3 +446,28 @@ async def test_a_run_that_ends_in_the_agents_error_is_escalated_with_its_reason(
     assert escalated == ["model unavailable: 401"]
     [saved] = ledger.runs()
     assert saved.escalated and saved.reason == "model unavailable: 401"
+
+
+async def test_a_github_name_in_another_case_is_the_registered_repository_as_repos_yaml_spells_it(
+    tmp_path: Path,
+) -> None:
+    """GitHub sends its canonical `Acme/Svc`; repos.yaml says `github: acme/svc`. Before, the ticket started no
+    run ("repos.yaml does not name"); now it runs, named as the policy spells it, so the agent finds its entry."""
+    command = agent_script(
+        tmp_path,
+        'import json, sys; print(json.dumps({"outcome": "resolved", "cost_usd": 0.1, "ticket": sys.argv[1], '
+        '"repo": sys.argv[2]}))',
+    )
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "repos.yaml").write_text(yaml.safe_dump({"repos": {"svc": {"path": "/srv/svc", "github": "acme/svc"}}}))
+    queue = open_queue(QueueSettings(sqlite_dir=tmp_path / "q"), "tickets")
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    dispatcher = Dispatcher(LocalRunner(command, deadline_s=30), Capacity(2, 1), ledger, policy_dir=policies)
+    try:
+        assert await queue.enqueue(event(issue(3), "Acme/Svc"))
+        await asyncio.wait_for(queue.consume(dispatcher.handle, concurrency=2, burst=True), timeout=60)
+        assert await queue.depth() == 0 and await queue.dead_letters() == []
+    finally:
+        await queue.aclose()
+    assert [(r.ticket, r.repo) for r in ledger.runs()] == [("acme/svc#3", "acme/svc")]

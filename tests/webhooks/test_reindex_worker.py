@@ -200,3 +200,21 @@ async def test_the_index_follows_one_branch_and_a_push_to_another_followed_branc
     assert index[0].repo_info()["svc"]["commit"] == release_sha
     await worker(push(4, "main", main_sha))
     assert index[0].repo_info()["svc"]["commit"] == release_sha and _skipped("other-branch") == skipped + 2
+
+
+async def test_githubs_spelling_of_a_registered_name_in_another_case_is_indexed(
+    tmp_path: Path, index: tuple[CodeIndex, HashingEmbedder]
+) -> None:
+    """GitHub's push names the repository `Acme/Svc`; repos.yaml registers `github: acme/svc`. Before, the push
+    was skipped as unregistered and the index never followed the repository."""
+    upstream = _upstream(tmp_path)
+    sha = git(upstream, "rev-parse", "HEAD")
+    policy = tmp_path / "policies"
+    policy.mkdir()
+    (policy / "repos.yaml").write_text(
+        yaml.safe_dump({"repos": {"svc": {"github": "acme/svc", "path": str(upstream)}}})
+    )
+    settings = WorkerSettings(mirrors_dir=tmp_path / "mirrors", clone_urls={"Acme/Svc": str(upstream)})
+    worker = Reindexer(settings, *index, policy_dir=policy)
+    await worker(_push(upstream, 1, sha, repo="Acme/Svc"))
+    assert index[0].repo_info()["svc"]["commit"] == sha

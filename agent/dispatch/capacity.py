@@ -8,7 +8,6 @@ that follows (or leaves) a run already going takes no slot: that run holds one a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
@@ -36,7 +35,6 @@ class Capacity:
         self.total = total
         self.per_repo = per_repo
         self._running: Counter[str] = Counter()
-        self._changed = asyncio.Condition()
 
     @property
     def running(self) -> int:
@@ -48,18 +46,10 @@ class Capacity:
     def _free(self, repo: str) -> bool:
         return self.running < self.total and self._running[repo] < self.per_repo
 
-    async def acquire(self, repo: str) -> None:
-        """Wait for a slot and take it."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._free(repo))
-            self._running[repo] += 1
-
-    async def release(self, repo: str) -> None:
-        async with self._changed:
-            self._running[repo] -= 1
-            if self._running[repo] <= 0:
-                del self._running[repo]
-            self._changed.notify_all()
+    def release(self, repo: str) -> None:
+        self._running[repo] -= 1
+        if self._running[repo] <= 0:
+            del self._running[repo]
 
     def adopt(self, repo: str) -> None:
         """Count a run that was already going when the dispatcher started (caps hold across restarts)."""
@@ -77,4 +67,4 @@ class Capacity:
         try:
             yield
         finally:
-            await self.release(repo)
+            self.release(repo)

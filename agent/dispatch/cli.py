@@ -142,7 +142,7 @@ async def release_when_done(runner: Waiter, capacity: Capacity, ticket: Ticket) 
     except DispatchError:
         pass  # deleted or unreadable: it no longer runs as far as the caps can tell
     finally:
-        await capacity.release(ticket.repo)
+        capacity.release(ticket.repo)
 
 
 async def _serve(queue: Any, runner: Runner, capacity: Capacity, settings: DispatchSettings, burst: bool) -> None:

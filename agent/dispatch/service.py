@@ -93,30 +93,20 @@ class Dispatcher:
             log.info("event asks for no run", event_id=event.id, kind=event.data.kind, trace_id=event.trace_id)
             return
         spelled = self.registered_as(ticket.repo)
+        about = log.bind(ticket=ticket.id, repo=ticket.repo, event_id=event.id, trace_id=event.trace_id)
         if spelled is None:
-            log.warning(
-                "ticket about a repository repos.yaml does not name: no run",
-                ticket=ticket.id,
-                repo=ticket.repo,
-                event_id=event.id,
-                trace_id=event.trace_id,
-            )
+            about.warning("ticket about a repository repos.yaml does not name: no run")
             return
         if spelled != ticket.repo:  # GitHub's `Acme/Svc` for repos.yaml's `acme/svc`: the run uses the policy's
             prefix = f"{ticket.repo}#"
             ticket_id = spelled + ticket.id[len(ticket.repo) :] if ticket.id.startswith(prefix) else ticket.id
             ticket = replace(ticket, id=ticket_id, repo=spelled)
+            about = about.bind(ticket=ticket.id, repo=ticket.repo)
         try:
             await self.dispatch(ticket)
         except Busy as exc:
-            log.info(
-                "no run slot is free: the ticket goes back to the queue",
-                ticket=ticket.id,
-                repo=ticket.repo,
-                retry_in_s=self._busy_retry_s,
-                caps=str(exc),
-                event_id=event.id,
-                trace_id=event.trace_id,
+            about.info(
+                "no run slot is free: the ticket goes back to the queue", retry_in_s=self._busy_retry_s, caps=str(exc)
             )
             raise Deferred(self._busy_retry_s, str(exc)) from None
 

@@ -9,6 +9,7 @@ import re
 import sys
 import textwrap
 import uuid
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from agent.dispatch import ClusterRefused, DispatchError, PolicyUnreadable, TemplateError, Ticket
-from agent.dispatch.capacity import Capacity
+from agent.dispatch.capacity import Busy, Capacity
 from agent.dispatch.cli import LEASE_MARGIN_S, queue_settings, release_when_done
 from agent.dispatch.cli import app as dispatch_cli
 from agent.dispatch.jobs import build_job, check_template, load_template
@@ -183,19 +184,17 @@ def test_the_result_is_the_last_json_line_with_an_outcome() -> None:
 
 async def test_caps_hold_in_total_and_per_repo() -> None:
     capacity = Capacity(total=2, per_repo=1)
-    await capacity.acquire("a")
-    second_a = asyncio.create_task(capacity.acquire("a"))
-    await capacity.acquire("b")
-    third = asyncio.create_task(capacity.acquire("c"))
-    await asyncio.sleep(0)
-    assert not second_a.done() and not third.done()
-    assert capacity.running == 2
-    await capacity.release("a")
-    await asyncio.wait_for(second_a, timeout=5)  # a's slot went to the waiting a
-    assert not third.done()
-    await capacity.release("b")
-    await asyncio.wait_for(third, timeout=5)
-    assert (capacity.running, capacity.running_for("a")) == (2, 1)
+    async with AsyncExitStack() as held:
+        await held.enter_async_context(capacity.slot("a"))
+        with pytest.raises(Busy, match="1 of 1 against a"):  # a's own cap
+            await held.enter_async_context(capacity.slot("a"))
+        async with capacity.slot("b"):
+            assert capacity.running == 2
+            with pytest.raises(Busy, match="2 of 2 runs"):  # the total
+                await held.enter_async_context(capacity.slot("c"))
+        async with capacity.slot("c"):  # b's slot is free again
+            assert (capacity.running, capacity.running_for("a")) == (2, 1)
+    assert capacity.running == 0
 
 
 def test_settings_refuse_a_per_repo_cap_above_the_total() -> None:
@@ -408,12 +407,15 @@ async def test_a_run_adopted_after_a_restart_holds_its_slot_until_its_job_ends()
     ticket = Ticket("SVC-9", "acme/svc", TRACE, "kubernetes")
     capacity.adopt(ticket.repo)
     follower = asyncio.create_task(release_when_done(Jobs(), capacity, ticket))
-    newcomer = asyncio.create_task(capacity.acquire("other/repo"))
     await asyncio.sleep(0)
-    assert not newcomer.done() and watched == [job_name("SVC-9")]
+    assert watched == [job_name("SVC-9")]
+    with pytest.raises(Busy):  # the adopted Job holds the one slot
+        async with capacity.slot("other/repo"):
+            pass
     ended.set()
-    await asyncio.wait_for(asyncio.gather(follower, newcomer), timeout=5)
-    assert capacity.running_for("other/repo") == 1 and capacity.running_for("acme/svc") == 0
+    await asyncio.wait_for(follower, timeout=5)
+    async with capacity.slot("other/repo"):
+        assert capacity.running_for("other/repo") == 1 and capacity.running_for("acme/svc") == 0
 
     class Gone:
         async def wait(self, name: str) -> None:

@@ -46,6 +46,20 @@ def _local(upstream: Path, mirrors: Path, **kw: Any) -> WorkerSettings:
     return WorkerSettings(mirrors_dir=mirrors, repos={"acme/svc": "svc"}, clone_urls={"acme/svc": str(upstream)}, **kw)
 
 
+def _registered_in_repos_yaml(
+    tmp_path: Path, upstream: Path, index: tuple[CodeIndex, HashingEmbedder], fetched_as: tuple[str, ...]
+) -> Reindexer:
+    """A worker whose policy's repos.yaml registers `svc` as `github: acme/svc`; each of `fetched_as` is fetched
+    from the local `upstream` (configured, not from a payload)."""
+    policy = tmp_path / "policies"
+    policy.mkdir()
+    (policy / "repos.yaml").write_text(
+        yaml.safe_dump({"repos": {"svc": {"github": "acme/svc", "path": str(upstream)}}})
+    )
+    clone_urls = dict.fromkeys(fetched_as, str(upstream))
+    return Reindexer(WorkerSettings(mirrors_dir=tmp_path / "mirrors", clone_urls=clone_urls), *index, policy_dir=policy)
+
+
 def _skipped(reason: str) -> float:
     return REGISTRY.get_sample_value("goresolve_reindex_skipped_total", {"reason": reason}) or 0.0
 
@@ -141,14 +155,7 @@ async def test_repos_yaml_registers_a_repository_under_its_name_and_a_namesake_e
 ) -> None:
     upstream = _upstream(tmp_path)
     sha = git(upstream, "rev-parse", "HEAD")
-    policy = tmp_path / "policies"
-    policy.mkdir()
-    (policy / "repos.yaml").write_text(
-        yaml.safe_dump({"repos": {"svc": {"github": "acme/svc", "path": str(upstream)}}})
-    )
-    clone_urls = {"acme/svc": str(upstream), "other/svc": str(upstream)}
-    settings = WorkerSettings(mirrors_dir=tmp_path / "mirrors", clone_urls=clone_urls)
-    worker = Reindexer(settings, *index, policy_dir=policy)
+    worker = _registered_in_repos_yaml(tmp_path, upstream, index, ("acme/svc", "other/svc"))
     await worker(_push(upstream, 1, sha, repo="other/svc"))  # same short name, not the registered repository
     assert index[0].repo_info() == {}
     await worker(_push(upstream, 2, sha))
@@ -209,12 +216,6 @@ async def test_githubs_spelling_of_a_registered_name_in_another_case_is_indexed(
     was skipped as unregistered and the index never followed the repository."""
     upstream = _upstream(tmp_path)
     sha = git(upstream, "rev-parse", "HEAD")
-    policy = tmp_path / "policies"
-    policy.mkdir()
-    (policy / "repos.yaml").write_text(
-        yaml.safe_dump({"repos": {"svc": {"github": "acme/svc", "path": str(upstream)}}})
-    )
-    settings = WorkerSettings(mirrors_dir=tmp_path / "mirrors", clone_urls={"Acme/Svc": str(upstream)})
-    worker = Reindexer(settings, *index, policy_dir=policy)
+    worker = _registered_in_repos_yaml(tmp_path, upstream, index, ("Acme/Svc",))
     await worker(_push(upstream, 1, sha, repo="Acme/Svc"))
     assert index[0].repo_info()["svc"]["commit"] == sha

@@ -176,6 +176,7 @@ class _Loose(BaseModel):
 class _Identity(_Loose):
     roles: tuple[str, ...] = ()
     repos: tuple[str, ...] = ()
+    jira_projects: tuple[str, ...] = ()
 
 
 class _Access(_Loose):
@@ -272,6 +273,17 @@ def load_agent_policy(directory: Path = DEFAULT_POLICY_DIR) -> AgentPolicy:
     }
     repos = {name: ident.repos for name, ident in access.identities.items()}
     return AgentPolicy(budgets=budgets, escalation=escalation, scopes=scopes, repos=repos)
+
+
+def identity_grants(directory: Path, identity: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(repositories, Jira projects) `identity` may work on per `directory`'s access.yaml; None when access.yaml
+    does not name it (a missing file names nobody). What the agent itself enforces at a run's start.
+
+    Raises:
+        PolicyError: access.yaml is unreadable or invalid (the message names the file and field).
+    """
+    found = _load(directory / "access.yaml", _Access, required=False).identities.get(identity)
+    return None if found is None else (frozenset(found.repos), frozenset(found.jira_projects))
 
 
 POLICY_SCHEMAS: dict[str, type[BaseModel]] = {"budgets": Budgets, "escalation": Escalation}

@@ -110,18 +110,18 @@ def repo_in(repos: dict[str, Any], name: str) -> str | None:
     """The name in `repos` (see `registered_repos`) of the repository called `name` there, or on GitHub (its
     `github` field, the owner/name a GitHub event or issue URL uses; GitHub's names ignore case); None for
     neither."""
-    found = _entry(repos, name)
+    found = repo_entry(repos, name)
     return None if found is None else found[0]
 
 
 def github_spelling(repos: dict[str, Any], name: str) -> str | None:
     """`name` as `repos` spells it: itself when it is a name there or a `github` field as written, the `github`
     field when they differ only in case (GitHub sends `Acme/Svc` for a `github: acme/svc`), None when neither."""
-    found = _entry(repos, name)
+    found = repo_entry(repos, name)
     return None if found is None else found[1]
 
 
-def _entry(repos: dict[str, Any], name: str) -> tuple[str, str] | None:
+def repo_entry(repos: dict[str, Any], name: str) -> tuple[str, str] | None:
     """(the name in `repos`, `name` as repos.yaml spells it) of the repository `name`, or None."""
     if name in repos:
         return name, name

@@ -153,6 +153,7 @@ async def _serve(queue: Any, runner: Runner, capacity: Capacity, settings: Dispa
         jira_repos=settings.jira_repos,
         default_repo=settings.default_repo,
         policy_dir=settings.policy_dir,
+        identity=settings.identity,
         busy_retry_s=settings.busy_retry_s,
     )
     await queue.consume(dispatcher.handle, concurrency=settings.max_concurrent, burst=burst)

@@ -25,8 +25,9 @@ from agent.dispatch.capacity import Busy, Capacity, Slot
 from agent.dispatch.errors import PolicyUnreadable
 from agent.dispatch.results import Ledger, RunRecord
 from agent.dispatch.tickets import Ticket, ticket_from_event
-from agent.ticket_files import TicketFileError, github_spelling, registered_repos
-from workqueue import Deferred, Event
+from agent.policy import PolicyError, identity_grants
+from agent.ticket_files import TicketFileError, registered_repos, repo_entry
+from workqueue import Deferred, Event, JiraIssueData
 
 log = structlog.get_logger(__name__)
 
@@ -72,17 +73,21 @@ class Dispatcher:
         jira_repos: dict[str, str] | None = None,
         default_repo: str | None = None,
         policy_dir: Path | None = None,
+        identity: str | None = None,
         escalator: Escalator | None = None,
         busy_retry_s: float = 15.0,
     ) -> None:
         """`policy_dir`: the agent's policy set, whose repos.yaml names the repositories that may have runs
-        (read at each event, so an updated policy applies at once); None runs every ticket."""
+        (read at each event, so an updated policy applies at once); None runs every ticket. `identity`: the
+        agent's policy identity; a ticket whose repository or Jira project its access.yaml entry does not grant
+        starts no run (the agent would refuse it at once, after a pod had started); None skips that check."""
         self.runner = runner
         self.capacity = capacity
         self.ledger = ledger
         self._jira_repos = dict(jira_repos or {})
         self._default_repo = default_repo
         self._policy_dir = policy_dir
+        self._identity = identity
         self._escalator = escalator or LogEscalator()
         self._busy_retry_s = busy_retry_s
 
@@ -92,16 +97,22 @@ class Dispatcher:
         if ticket is None:
             log.info("event asks for no run", event_id=event.id, kind=event.data.kind, trace_id=event.trace_id)
             return
-        spelled = self.registered_as(ticket.repo)
         about = log.bind(ticket=ticket.id, repo=ticket.repo, event_id=event.id, trace_id=event.trace_id)
-        if spelled is None:
+        found = self.registered_as(ticket.repo)
+        if found is None:
             about.warning("ticket about a repository repos.yaml does not name: no run")
             return
+        name, spelled = found
         if spelled != ticket.repo:  # GitHub's `Acme/Svc` for repos.yaml's `acme/svc`: the run uses the policy's
             prefix = f"{ticket.repo}#"
             ticket_id = spelled + ticket.id[len(ticket.repo) :] if ticket.id.startswith(prefix) else ticket.id
             ticket = replace(ticket, id=ticket_id, repo=spelled)
             about = about.bind(ticket=ticket.id, repo=ticket.repo)
+        project = event.data.project if isinstance(event.data, JiraIssueData) else None
+        refused = self.not_granted(name, project)
+        if refused is not None:
+            about.warning(f"{refused}: no run (grant it in access.yaml to run such tickets)", identity=self._identity)
+            return
         try:
             await self.dispatch(ticket)
         except Busy as exc:
@@ -131,18 +142,43 @@ class Dispatcher:
         """
         return self.registered_as(repo) is not None
 
-    def registered_as(self, repo: str) -> str | None:
-        """`repo` as repos.yaml spells it (`github_spelling`), or None when it may have no runs.
+    def registered_as(self, repo: str) -> tuple[str, str] | None:
+        """(its name in repos.yaml, `repo` as repos.yaml spells it), or None when it may have no runs.
+
+        The spelling is `repo` itself, or repos.yaml's `github` field when they differ only in case (GitHub
+        sends `Acme/Svc` for a `github: acme/svc`).
 
         Raises:
             PolicyUnreadable: repos.yaml cannot be read (the queue retries the event, then dead-letters it).
         """
         if self._policy_dir is None:
-            return repo
+            return repo, repo
         try:
-            return github_spelling(registered_repos(self._policy_dir), repo)
+            return repo_entry(registered_repos(self._policy_dir), repo)
         except TicketFileError as exc:
             raise PolicyUnreadable(str(exc)) from None
+
+    def not_granted(self, repo: str, project: str | None) -> str | None:
+        """Why the agent's identity may not work on repository `repo` (its repos.yaml name) or read Jira project
+        `project` (None: a GitHub ticket), or None when it may (or no identity is set).
+
+        Raises:
+            PolicyUnreadable: access.yaml cannot be read (the queue retries the event, then dead-letters it).
+        """
+        if self._policy_dir is None or self._identity is None:
+            return None
+        try:
+            grants = identity_grants(self._policy_dir, self._identity)
+        except PolicyError as exc:
+            raise PolicyUnreadable(str(exc)) from None
+        if grants is None:
+            return f"access.yaml names no identity {self._identity!r} (the agent's)"
+        repos, projects = grants
+        if repo not in repos:
+            return f"the agent's identity may not work on repository {repo!r}"
+        if project is not None and project not in projects:
+            return f"the agent's identity may not read Jira project {project!r}"
+        return None
 
     async def dispatch(self, ticket: Ticket) -> RunRecord:
         """Run `ticket` (or follow its run), record it and escalate it when it needs a person.

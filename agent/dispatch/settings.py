@@ -62,6 +62,14 @@ class DispatchSettings(BaseSettings):
         description="The agent's policy set: a ticket about a repository its repos.yaml does not name starts no run.",
     )
 
+    identity: str = Field(
+        default="local-dev",
+        min_length=1,
+        validation_alias=AliasChoices("GORESOLVE_DISPATCH_IDENTITY", "GORESOLVE_AGENT_IDENTITY"),
+        description="The agent's policy identity: a ticket whose repository or Jira project its access.yaml entry "
+        "does not grant starts no run.",
+    )
+
     @model_validator(mode="after")
     def _caps(self) -> DispatchSettings:
         if self.max_per_repo > self.max_concurrent:

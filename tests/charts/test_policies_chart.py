@@ -67,14 +67,18 @@ def test_policy_file_names_and_empty_files_are_refused(bad: str) -> None:
 def test_the_dispatcher_reads_repos_yaml_from_the_policies_configmap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only a ticket about a repository the mounted repos.yaml names starts a Job."""
+    """Only a ticket about a repository the mounted repos.yaml names, and the agent's identity (its ServiceAccount,
+    as the chart names it) may work on in the mounted access.yaml, starts a Job."""
     from agent.dispatch.service import Dispatcher
     from agent.dispatch.settings import DispatchSettings
     from tests.charts.pod import local_env, mount_dirs
 
     repos = tmp_path / "repos.yaml"
     repos.write_text(yaml.safe_dump({"repos": {"svc": {"path": "/srv/svc", "github": "acme/svc"}}}))
-    manifests = render(set_files=(f"policies.files.repos\\.yaml={repos}",))
+    access = tmp_path / "access.yaml"
+    grants = {"roles": ["agent"], "repos": ["svc"], "jira_projects": ["SVC"]}
+    access.write_text(yaml.safe_dump({"identities": {IDENTITY: grants}}))
+    manifests = render(set_files=(f"policies.files.repos\\.yaml={repos}", f"policies.files.access\\.yaml={access}"))
     [deployment] = [d for d in manifests if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("dispatcher")]
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -83,11 +87,16 @@ def test_the_dispatcher_reads_repos_yaml_from_the_policies_configmap(
     assert volume["configMap"]["name"] == "gr-goresolve-policies"
     for name, text in policies_configmap(manifests).items():
         (mounts["/etc/goresolve/policies"] / name).write_text(text, encoding="utf-8")
-    monkeypatch.setenv("GORESOLVE_DISPATCH_POLICY_DIR", local_env(container, mounts)["GORESOLVE_DISPATCH_POLICY_DIR"])
+    env = local_env(container, mounts)
+    for name in ("GORESOLVE_DISPATCH_POLICY_DIR", "GORESOLVE_DISPATCH_IDENTITY"):
+        monkeypatch.setenv(name, env[name])
     settings = DispatchSettings()
-    dispatcher = Dispatcher(None, None, None, policy_dir=settings.policy_dir)  # type: ignore[arg-type]
+    assert settings.identity == IDENTITY
+    dispatcher = Dispatcher(None, None, None, policy_dir=settings.policy_dir, identity=settings.identity)  # type: ignore[arg-type]
     assert dispatcher.registered("acme/svc") and dispatcher.registered("svc")
     assert not dispatcher.registered("acme/other") and not dispatcher.registered("sample-service")
+    assert dispatcher.not_granted("svc", "SVC") is None and dispatcher.not_granted("svc", None) is None
+    assert dispatcher.not_granted("svc", "OPS") == "the agent's identity may not read Jira project 'OPS'"
 
 
 def test_an_edited_policy_restarts_the_long_running_pods_that_read_it(tmp_path: Path) -> None:

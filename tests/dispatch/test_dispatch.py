@@ -339,11 +339,51 @@ async def test_only_tickets_about_repositories_in_repos_yaml_start_a_run(tmp_pat
     assert len(ledger.runs()) == 2
 
 
+async def test_a_ticket_the_agents_identity_may_not_work_on_starts_no_run(tmp_path: Path) -> None:
+    """Before, a Jira ticket of a project the agent may not read (sent to `default_repo`), or an issue of a registered
+    repository its identity is not granted, started a run (a pod, in a cluster) that the agent refused at once and
+    escalated. Now the dispatcher applies the same access.yaml grants first: no run, nothing retried."""
+    command = agent_script(tmp_path, 'import json; print(json.dumps({"outcome": "resolved", "cost_usd": 0.1}))')
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    repos = {"svc": {"path": "/srv/svc", "github": "acme/svc"}, "lib": {"path": "/srv/lib", "github": "acme/lib"}}
+    (policies / "repos.yaml").write_text(yaml.safe_dump({"repos": repos}))
+    grants = {"roles": ["agent"], "repos": ["svc"], "jira_projects": ["SVC"]}
+    (policies / "access.yaml").write_text(yaml.safe_dump({"identities": {"bot": grants}}))
+    ledger = Ledger(tmp_path / "runs.jsonl")
+
+    def jira(key: str) -> Event:
+        data = JiraIssueData(action="created", key=key, project=key.split("-")[0], summary="s", url=f"https://j/{key}")
+        return event(data, None)
+
+    def dispatcher(identity: str | None) -> Dispatcher:
+        runner = LocalRunner(command, deadline_s=30)
+        return Dispatcher(runner, Capacity(2, 1), ledger, default_repo="svc", policy_dir=policies, identity=identity)
+
+    bot = dispatcher("bot")
+    for e in (jira("OPS-1"), event(issue(1), "acme/lib"), jira("SVC-2"), event(issue(3), "Acme/Svc")):
+        await bot.handle(e)
+    assert sorted(r.ticket for r in ledger.runs()) == ["SVC-2", "acme/svc#3"]
+    await dispatcher("nobody").handle(jira("SVC-4"))  # an identity access.yaml does not name may do nothing
+    await dispatcher(None).handle(jira("OPS-5"))  # no identity given: repos.yaml alone decides
+    assert sorted(r.ticket for r in ledger.runs()) == ["OPS-5", "SVC-2", "acme/svc#3"]
+
+    (policies / "access.yaml").write_text("identities: [bot]")  # read at each event: a broken file stops runs
+    with pytest.raises(PolicyUnreadable, match=r"access\.yaml: identities: "):
+        await bot.handle(jira("SVC-6"))
+    assert len(ledger.runs()) == 3
+
+
 def test_the_dispatcher_reads_the_agents_policy_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GORESOLVE_AGENT_POLICY_DIR", str(tmp_path))
     assert DispatchSettings().policy_dir == tmp_path
     monkeypatch.setenv("GORESOLVE_DISPATCH_POLICY_DIR", str(tmp_path / "own"))
     assert DispatchSettings().policy_dir == tmp_path / "own"
+    assert DispatchSettings().identity == "local-dev"  # the agent's own default
+    monkeypatch.setenv("GORESOLVE_AGENT_IDENTITY", "agent")
+    assert DispatchSettings().identity == "agent"
+    monkeypatch.setenv("GORESOLVE_DISPATCH_IDENTITY", "bot")
+    assert DispatchSettings().identity == "bot"
 
 
 def test_dispatch_run_prints_the_result_line_and_writes_the_result_file(

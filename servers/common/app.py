@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import anyio
 import structlog
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -337,9 +337,10 @@ class KnownCallersOnly:
 class SessionQuota:
     """ASGI wrapper of the MCP endpoint: a caller that already holds `limit` sessions gets 429 for a new one.
 
-    Counted from the SDK's own record of which principal opened each session, so a session that ends
-    (DELETE, idle timeout) frees its place at once. Requests racing to open sessions may pass the limit by
-    the few in flight.
+    A caller is a principal as the SDK records the owner of each session (client id, issuer and subject):
+    the people an OIDC group maps to one policy identity count apart, so one of them cannot use up the
+    others' places. Counted from that record, so a session that ends (DELETE, idle timeout) frees its place
+    at once. Requests racing to open sessions may pass the limit by the few in flight.
     """
 
     def __init__(self, app: ASGIApp, manager: StreamableHTTPSessionManager, limit: int) -> None:
@@ -347,21 +348,46 @@ class SessionQuota:
         self._manager = manager
         self._limit = limit
 
-    def held_by(self, subject: str | None) -> int:
+    def held_by(self, owner: AuthorizationContext) -> int:
         owners = self._manager._session_owners.values()  # pyright: ignore[reportPrivateUsage]
-        return sum(1 for owner in owners if owner["subject"] == subject)
+        return sum(1 for held in owners if held == owner)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user")
         opens = scope["type"] == "http" and scope.get("method") == "POST"
-        if opens and isinstance(user, AuthenticatedUser) and not Headers(scope=scope).get("mcp-session-id"):
-            subject = user.access_token.subject
-            if self.held_by(subject) >= self._limit:
-                log.warning("session refused", reason="TooManySessions", caller=subject, limit=self._limit)
-                message = f"too many open sessions for this caller (at most {self._limit}); close one first"
-                body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
-                await JSONResponse(body, status_code=429)(scope, receive, send)
-                return
+        new = opens and isinstance(user, AuthenticatedUser) and not Headers(scope=scope).get("mcp-session-id")
+        if new and isinstance(user, AuthenticatedUser) and self.held_by(authorization_context(user)) >= self._limit:
+            log.warning(
+                "session refused",
+                reason="TooManySessions",
+                caller=user.access_token.subject,
+                client_id=user.access_token.client_id[:100],
+                limit=self._limit,
+            )
+            message = f"too many open sessions for this caller (at most {self._limit}); close one first"
+            body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+            await JSONResponse(body, status_code=429)(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+class OneAuthorization:
+    """ASGI wrapper of a whole MCP service: a request with more than one Authorization header is answered 400.
+
+    The SDK reads the first; a proxy in front may read (or add) the last, and the two would then disagree
+    about who is calling.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(Headers(scope=scope).getlist("authorization")) > 1:
+            log.warning("request refused", reason="DuplicateAuthorization", path=str(scope.get("path", ""))[:100])
+            message = "more than one Authorization header: send exactly one bearer token"
+            body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
         await self._app(scope, receive, send)
 
 

@@ -277,6 +277,8 @@ class OidcTokenVerifier:
             leeway=self.config.leeway_s,
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
+        if not str(claims["sub"]).strip():  # nobody: no attribution, and every such caller one session owner
+            raise jwt.MissingRequiredClaimError("sub")
         identity = self.identity_of(claims)
         if not identity:
             raise jwt.MissingRequiredClaimError(self.config.identity_claim)

@@ -50,7 +50,7 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
         return
     import uvicorn  # only the http transport needs it
 
-    from servers.common.app import limit_sessions_per_identity, transport_security
+    from servers.common.app import OneAuthorization, limit_sessions_per_identity, transport_security
 
     app = server.streamable_http_app(
         streamable_http_path=HTTP_PATH,
@@ -60,7 +60,7 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
         session_idle_timeout=settings.session_idle_s,
     )
     limit_sessions_per_identity(app, server.session_manager, path=HTTP_PATH, limit=settings.max_sessions_per_identity)
-    anyio.run(uvicorn.Server(uvicorn_config(app, settings)).serve)
+    anyio.run(uvicorn.Server(uvicorn_config(OneAuthorization(app), settings)).serve)
 
 
 def uvicorn_config(app: Any, settings: ServerSettings) -> Any:

@@ -68,8 +68,9 @@ class ServerSettings(TokenSettings):
         default=50,
         ge=1,
         le=10_000,
-        description="Open MCP sessions over HTTP of one caller (policy identity); a new one past it is answered "
-        "429. The agent opens one per server per run.",
+        description="Open MCP sessions over HTTP of one caller (a token's subject at its issuer: people an OIDC "
+        "group maps to one policy identity count apart); a new one past it is answered 429. The agent opens one "
+        "per server per run.",
     )
     session_idle_s: int = Field(
         default=600,

@@ -186,6 +186,39 @@ def test_an_oidc_subject_policy_does_not_know_is_refused_unless_a_group_maps_it(
         assert _open(client, port, issuer.token(sub="alice", groups=["unmapped"]))[0] == 401
         assert _open(client, port, issuer.token(sub="alice", groups=["platform-eng"]))[0] == 200
         assert _open(client, port, issuer.token(sub=KNOWN))[0] == 200
+        # nobody in a mapped group: before, accepted with an empty client id (no attribution, one shared owner)
+        assert _open(client, port, issuer.token(sub="", groups=["platform-eng"]))[0] == 401
+
+
+def test_people_a_group_maps_to_one_identity_hold_their_own_sessions(issuer: LocalIssuer, tmp_path: Path) -> None:
+    """Before, the session quota counted the policy identity: alice's sessions locked bob, of the same group,
+    out (429 on his first session). Each person now holds their own places."""
+    env = {
+        "GORESOLVE_JIRA_READ_OIDC_ISSUER": issuer.url,
+        "GORESOLVE_JIRA_READ_OIDC_GROUP_IDENTITIES": '{"platform-eng": "agent"}',
+        "GORESOLVE_JIRA_READ_MAX_SESSIONS_PER_IDENTITY": "2",
+    }
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        alice = [_open(client, port, issuer.token(sub="alice", groups=["platform-eng"]))[0] for _ in range(3)]
+        assert alice == [200, 200, 429]
+        bob = [_open(client, port, issuer.token(sub="bob", groups=["platform-eng"]))[0] for _ in range(3)]
+        assert bob == [200, 200, 429]
+
+
+def test_a_request_with_two_authorization_headers_is_refused(tmp_path: Path) -> None:
+    """The SDK read the first header, a proxy in front may read the last: before, the request ran as the
+    first one's caller. Now it is a 400, whichever order and whichever tokens."""
+    env = {"GORESOLVE_JIRA_READ_TOKEN_KEY": HS256_KEY}
+    with jira_http(tmp_path, env) as port, httpx.Client(timeout=30) as client:
+        for pair in ((KNOWN, "triage-bot"), (KNOWN, KNOWN)):
+            headers = [(k, v) for k, v in _headers(_minted(pair[0])).items() if k.lower() != "authorization"]
+            headers += [("Authorization", f"Bearer {_minted(name)}") for name in pair]
+            response = client.post(_url(port), json=INITIALIZE, headers=headers)
+            assert response.status_code == 400 and response.headers.get("mcp-session-id") is None
+            assert response.json()["error"]["message"].startswith("more than one Authorization header")
+        assert _open(client, port, _minted(KNOWN))[0] == 200  # one header: as before
+    log = "".join(p.read_text() for p in tmp_path.glob("server-*.log"))
+    assert "DuplicateAuthorization" in log and "Traceback" not in log
 
 
 def test_an_idle_session_is_closed_after_session_idle_s(tmp_path: Path) -> None:

@@ -23,23 +23,23 @@ a diff that cannot be parsed is itself a reason. Rules, in the order they are ch
   list named like a skip list) and new test files, unless the added code could stop other tests
   running (`TestMain`, `init`, `os.Exit`, ...).
 
-Without the Go analyzer (`static_analysis` off, as in github-pr, which holds no module tree or
-toolchain) and with `existing_tests_read_only` on (the test rules; both off leave the census alone to
-judge), the analyzer's rules on package initialisation are read from the text, for every Go file the
-patch changes, test or not: a process exit or test-flag change reachable from an `init` function or a
-package-level var initializer (`exit_at_init`, `flag_at_init`; through an aliased or dot import, and
-through functions of the same package the patch changes), `testing.Testing()` or another testing
-function in non-test code (`testing_testing`, `testing_in_code`), a new `TestMain` (`new_test_main`)
-and `//go:linkname` (`linkname`); non-test code that asks whether it runs as a test binary otherwise
-(`flag.Lookup("test.v")`, `os.Args` or `os.Executable()` with a `.test` name or `-test.` flag in the same
-declaration: `test_mode_probe`); and in any Go code (test files, and the code they call, which runs in
-the same test binary) `syscall.Exit`/`unix.Exit`, `syscall.Exec`/`unix.Exec`/`unix.Execveat` or a raw exit or execve
-system call (`exit_in_test`), `Mprotect`, an executable `Mmap` or a raw mprotect (`rewrites_code`), and
-test2json's framing byte 0x16 in a string or rune literal or a conversion of 22 (`framing_byte`; the
-analyzer reads any constant the type checker computes as 0x16 in a string or 22 as a byte or rune). As in the
-analyzer, only what the patch adds is refused: the findings of the pre- and post-images are compared.
-Reachability through methods, function values passed around, or files the patch does not change is the
-analyzer's alone.
+Without the Go analyzer (`static_analysis` off, as in github-pr, which holds no module tree or toolchain) and
+with `existing_tests_read_only` on (the test rules; both off leave the census alone to judge), the analyzer's
+rules on package initialisation are read from the text, for every Go file the patch changes, test or not: a
+process exit or test-flag change reachable from an `init` function or a package-level var initializer
+(`exit_at_init`, `flag_at_init`; through an aliased or dot import, and through functions of the same package
+the patch changes), `testing.Testing()` or another testing function in non-test code (`testing_testing`,
+`testing_in_code`), a new `TestMain` (`new_test_main`) and `//go:linkname` (`linkname`); non-test code that
+asks whether it runs as a test binary otherwise (`flag.Lookup("test.v")`, `os.Args` or `os.Executable()` with
+a `.test` name or `-test.` flag, or a walk of its callers with a `_test.go` or `testing.` string, in the same
+declaration: `test_mode_probe`); and in any Go code (test files, and the code they call, which runs in the
+same test binary) `syscall.Exit`/`unix.Exit`, `syscall.Exec`/`unix.Exec`/`unix.Execveat`, a raw exit or execve
+system call, or a raw system call whose number is not a `SYS_` constant (`exit_in_test`), `Mprotect`, an
+executable `Mmap` or a raw mprotect (`rewrites_code`), and test2json's framing byte 0x16 in a string or rune
+literal or a conversion of 22 (`framing_byte`; the analyzer reads any constant the type checker computes as
+0x16 in a string or 22 as a byte or rune). As in the analyzer, only what the patch adds is refused: the
+findings of the pre- and post-images are compared. Reachability through methods, function values passed
+around, or files the patch does not change is the analyzer's alone.
 """
 
 from __future__ import annotations
@@ -643,6 +643,10 @@ _RAW_SYSCALLS: dict[str, Rule] = {
     "SYS_PKEY_MPROTECT": "rewrites_code",
 }
 _RAW_NUMBER = re.compile(r"\b(" + "|".join(_RAW_SYSCALLS) + r")\b")
+# a system call number a reader can see: a SYS_ constant, maybe converted (anything else is computed, or bare)
+_NAMED_NUMBER = re.compile(r"(?:uintptr\(\s*)?(?:\w+\.)?SYS_[A-Z0-9_]+\s*\)?")
+# what tells code which functions called it, and strings naming a test file or the testing package's frames
+_STACK_WALKS = {"runtime": ("Caller", "Callers", "CallersFrames", "FuncForPC", "Stack"), "runtime/debug": ("Stack",)}
 _FRAMING = "\x16"
 _FRAMING_WHY = "byte 0x16, the byte test2json frames go test's report lines with: printing it can forge test results"
 _BYTE_TYPES = frozenset({"byte", "rune", "uint8", "int32", "string"})
@@ -663,6 +667,11 @@ def _go_int(text: str) -> int | None:
 def _test_binary_string(value: str) -> bool:
     """A string naming a test binary (`pkg.test`, `pkg.test.exe`) or one of its flags (`-test.v`)."""
     return value.endswith((".test", ".test.exe")) or value.startswith(("-test.", "--test."))
+
+
+def _test_frame_string(value: str) -> bool:
+    """A string naming a test file or a frame of the testing package in a stack (`_test.go`, `testing.`)."""
+    return "_test.go" in value or value.startswith("testing.") or "tRunner" in value
 
 
 def _from(ref: Ref, names: set[str], dotted: bool) -> bool:
@@ -702,6 +711,17 @@ def _code_findings(path: str, file: GoFile | None, label: str, code: Code, lits:
     if argv is not None and literal is not None:
         detail = f"non-test code compares os.{argv.name} with {literal.value!r} in {label}"
         out.append(_Found("test_mode_probe", f"os.{argv.name}", argv.line, detail + ": it asks whether tests run"))
+    walks = [
+        r
+        for pkg, names in _STACK_WALKS.items()
+        for r in code.refs
+        if r.name in names and _from(r, _qualifiers(file, pkg), file is not None and pkg in file.dots)
+    ]
+    frame = next((lit for lit in (*code.lits, *lits) if not lit.rune and _test_frame_string(lit.value)), None)
+    if walks and frame is not None:
+        walk = min(walks, key=lambda r: r.line)
+        detail = f"non-test code reads its callers with {walk.name} and compares them with {frame.value!r} in {label}"
+        out.append(_Found("test_mode_probe", walk.name, walk.line, detail + ": it asks whether tests run"))
     return out
 
 
@@ -714,6 +734,11 @@ def _test_call_findings(call: Call, sys_names: set[str], label: str, who: str) -
     if from_sys and "Syscall" in callee[1] and call.args and (m := _RAW_NUMBER.search(call.args[0])):
         detail = f"{who} in {label} makes the raw system call {m[1]} through {'.'.join(callee)}"
         out.append(_Found(_RAW_SYSCALLS[m[1]], m[1], call.line, detail))
+    elif from_sys and "Syscall" in callee[1] and call.args and not _NAMED_NUMBER.fullmatch(call.args[0].strip()):
+        name = ".".join(callee)
+        detail = f"{who} in {label} makes a raw system call through {name} with a number it does not name as a "
+        detail += "SYS_ constant: it could be exit or execve"
+        out.append(_Found("exit_in_test", f"{name}(computed)", call.line, detail))
     if from_sys and callee[1] in ("Mmap", "MmapPtr") and any("PROT_EXEC" in a for a in call.args):
         detail = f"{who} in {label} maps executable memory with {'.'.join(callee)}, to run or patch machine code"
         out.append(_Found("rewrites_code", ".".join(callee), call.line, detail))

@@ -87,6 +87,42 @@ CASES: list[tuple[str, dict[str, str], set[str], set[str]]] = [
         set(),
     ),
     ("byte-before-text", _test("print(string([]byte{22, 'P', 'A', 'S', 'S'}))", ""), {"framing_byte"}, set()),
+    # Before, a raw exit whose number is computed at run time passed both: with the framing byte built at run
+    # time too (strconv), a wrong Add printed a fake full pass and left with status 0, and the run was green.
+    (
+        "computed-raw-exit-number",
+        _add(
+            'b, _ := strconv.Atoi("22")\n\tos.Stdout.Write(append([]byte{byte(b)}, "PASS\\n"...))\n\t'
+            'n, _ := strconv.Atoi("231")\n\tsyscall.Syscall(uintptr(n), 0, 0, 0)',
+            '\t"os"\n\t"strconv"\n\t"syscall"',
+        ),
+        {"exit_in_test"},
+        {"exit_in_test"},
+    ),
+    (
+        "bare-raw-exit-number",
+        _test("syscall.RawSyscall(231, 0, 0, 0)", '\t"syscall"'),
+        {"exit_in_test"},
+        {"exit_in_test"},
+    ),
+    (
+        "raw-syscall-as-a-value",
+        _add("call := syscall.RawSyscall\n\tcall(231, 0, 0, 0)", '\t"syscall"'),
+        {"exit_in_test"},
+        set(),
+    ),
+    # Before, non-test code that found a `_test.go` file among its callers was right only under test, unseen.
+    (
+        "callers-name-a-test-file",
+        _add(
+            "pcs := make([]uintptr, 32)\n\tframes := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])\n\t"
+            "for f, more := frames.Next(); more; f, more = frames.Next() {\n\t\t"
+            'if strings.HasSuffix(f.File, "_test.go") {\n\t\t\treturn a + b\n\t\t}\n\t}',
+            '\t"runtime"\n\t"strings"',
+        ),
+        {"test_mode_probe"},
+        {"test_mode_probe"},
+    ),
 ]
 
 # Binary data holding 0x16 followed by a non-text byte (a TLS handshake record) is not the framing byte.
@@ -94,6 +130,11 @@ ALLOWED = {
     "tls-record-in-code": _add("_ = []byte{0x16, 0x03, 0x01}", ""),
     "tls-record-in-test": _test("_ = []byte{0x16, 0x03, 0x01, 0x00}", ""),
     "compared-prefix-byte": _test("_ = bytes.HasPrefix([]byte{0x16, 0x03}, []byte{22})", '\t"bytes"'),
+    # a raw system call by its name, and a caller's file and line in a message: ordinary code
+    "named-raw-syscall": _add("_, _, _ = syscall.Syscall(syscall.SYS_GETPID, 0, 0, 0)", '\t"syscall"'),
+    "caller-in-a-message": _add(
+        '_, file, line, _ := runtime.Caller(1)\n\tfmt.Printf("%s:%d\\n", file, line)', '\t"runtime"'
+    ),
 }
 
 
@@ -144,4 +185,12 @@ def test_the_line_rules_alone_refuse_it_too(
 @pytest.mark.parametrize("name", sorted(ALLOWED))
 def test_binary_data_is_not_the_framing_byte(name: str, repo: pathlib.Path, cache: pathlib.Path, base: Facts) -> None:
     verdict = verdict_for_checkout(repo, diff_for(repo, ALLOWED[name]), ProtectedPolicy(), cache, base=base)
+    assert verdict.allowed, verdict.render()
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED))
+def test_the_line_rules_alone_allow_it_too(name: str, repo: pathlib.Path) -> None:
+    files = ALLOWED[name]
+    base_files = {rel: (repo / rel).read_text() if (repo / rel).exists() else None for rel in files}
+    verdict = check_patch(diff_for(repo, files), ProtectedPolicy(static_analysis=False), base_files=base_files)
     assert verdict.allowed, verdict.render()

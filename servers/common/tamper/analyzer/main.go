@@ -370,7 +370,8 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 		if !test {
 			who = "non-test code (a test that calls it runs it in the test binary)"
 		}
-		data := map[ast.Expr]bool{} // bytes of binary data in a composite literal (a TLS record's 0x16, 0x03)
+		data := map[ast.Expr]bool{}     // bytes of binary data in a composite literal (a TLS record's 0x16, 0x03)
+		called := map[*ast.Ident]bool{} // the names of called functions (seen at their call, before the name)
 		ast.Inspect(d, func(x ast.Node) bool {
 			if e, ok := x.(ast.Expr); ok && !test {
 				probe.see(info, e)
@@ -394,6 +395,9 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 			}
 			switch x := x.(type) {
 			case *ast.CallExpr:
+				if id := calleeIdent(x); id != nil {
+					called[id] = true
+				}
 				a.call(info, x, test, enclosing, who)
 			case *ast.Ident:
 				obj := info.Uses[x]
@@ -402,6 +406,9 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 				}
 				name := objName(obj)
 				_, line := a.rel(x.Pos())
+				if fn, ok := obj.(*types.Func); ok && !called[x] && rawSyscallFunc(fn) {
+					a.codeFinding("exit_in_test", enclosing, name+"(value)", x.Pos(), who+" takes "+name+" as a value in "+enclosing+": a raw system call no rule can read the number of (it could be exit or execve)")
+				}
 				if why, ok := testOnlyObjects[name]; ok {
 					a.codeFinding(why[0], enclosing, name, x.Pos(), who+" uses "+name+", which "+why[1])
 				}
@@ -438,6 +445,9 @@ func (a *analysis) perFile(p *packages.Package, f *ast.File) {
 		})
 		if probe.args != "" && probe.literal != "" {
 			a.codeFinding("test_mode_probe", enclosing, probe.args, d.Pos(), fmt.Sprintf("non-test code compares %s with %q in %s: it asks whether tests run", probe.args, probe.literal, enclosing))
+		}
+		if probe.stack != "" && probe.stackLiteral != "" {
+			a.codeFinding("test_mode_probe", enclosing, probe.stack, d.Pos(), fmt.Sprintf("non-test code reads its callers with %s and compares them with %q in %s: it asks whether tests run", probe.stack, probe.stackLiteral, enclosing))
 		}
 	}
 }
@@ -578,6 +588,25 @@ func isInt(info *types.Info, e ast.Expr, v int64) bool {
 	return exact && n == v
 }
 
+// rawSyscallFunc: syscall.Syscall and its kin (RawSyscall, Syscall6, ...) in syscall or x/sys/unix.
+func rawSyscallFunc(fn *types.Func) bool {
+	if fn.Pkg() == nil || (fn.Pkg().Path() != "syscall" && fn.Pkg().Path() != "golang.org/x/sys/unix") {
+		return false
+	}
+	return strings.Contains(fn.Name(), "Syscall") && fn.Type().(*types.Signature).Recv() == nil
+}
+
+// calleeIdent: the name a call calls (`f` of `f(x)`, `Sel` of `pkg.f(x)`), or nil.
+func calleeIdent(call *ast.CallExpr) *ast.Ident {
+	switch f := ast.Unparen(call.Fun).(type) {
+	case *ast.Ident:
+		return f
+	case *ast.SelectorExpr:
+		return f.Sel
+	}
+	return nil
+}
+
 // call checks one call: a test-flag lookup in non-test code; in any code (`who` says which), raw exit,
 // exec or mprotect system calls and an executable mmap. Conversions of 22 to a byte or rune are constants
 // (framingConst).
@@ -611,6 +640,9 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 		return
 	}
 	scope := fn.Pkg().Scope()
+	if rawSyscallFunc(fn) && len(call.Args) > 0 && info.Types[call.Args[0]].Value == nil {
+		a.codeFinding("exit_in_test", enclosing, name+"(computed)", call.Pos(), fmt.Sprintf("%s makes a raw system call through %s with a number computed at run time: it could be exit or execve", who, name))
+	}
 	if strings.Contains(fn.Name(), "Syscall") && len(call.Args) > 0 {
 		for sys, rule := range rawSyscalls {
 			if c, ok := scope.Lookup(sys).(*types.Const); ok {
@@ -639,16 +671,31 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 }
 
 // argvProbe collects, in one declaration of non-test code, a use of os.Args or os.Executable and a
-// string constant that names a test binary (`x.test`, `x.test.exe`) or one of its flags (`-test.v`).
+// string constant that names a test binary (`x.test`, `x.test.exe`) or one of its flags (`-test.v`);
+// and a walk of the call stack (runtime.Callers and its kin) and a string constant naming a test file or
+// the testing package's frames (`_test.go`, `testing.`, `tRunner`). Best effort: it reads one
+// declaration, as a person reviewing the patch would.
 type argvProbe struct {
-	args    string
-	literal string
+	args         string
+	literal      string
+	stack        string
+	stackLiteral string
+}
+
+// stackWalks: what tells code which functions called it.
+var stackWalks = map[string]bool{
+	"runtime.Caller": true, "runtime.Callers": true, "runtime.CallersFrames": true, "runtime.FuncForPC": true,
+	"runtime.Stack": true, "runtime/debug.Stack": true,
 }
 
 func (p *argvProbe) see(info *types.Info, e ast.Expr) {
 	if id, ok := e.(*ast.Ident); ok {
-		if name := objName(info.Uses[id]); name == "os.Args" || name == "os.Executable" {
+		name := objName(info.Uses[id])
+		if name == "os.Args" || name == "os.Executable" {
 			p.args = name
+		}
+		if stackWalks[name] {
+			p.stack = name
 		}
 	}
 	if _, isLit := e.(*ast.BasicLit); !isLit {
@@ -656,11 +703,21 @@ func (p *argvProbe) see(info *types.Info, e ast.Expr) {
 			return
 		}
 	}
-	if tv, ok := info.Types[e]; ok && tv.Value != nil && tv.Value.Kind() == constant.String && p.literal == "" {
-		if s := constant.StringVal(tv.Value); testBinaryString(s) {
+	if tv, ok := info.Types[e]; ok && tv.Value != nil && tv.Value.Kind() == constant.String {
+		s := constant.StringVal(tv.Value)
+		if p.literal == "" && testBinaryString(s) {
 			p.literal = s
 		}
+		if p.stackLiteral == "" && testFrameString(s) {
+			p.stackLiteral = s
+		}
 	}
+}
+
+// testFrameString: a string that names a test file or a frame of the testing package in a stack.
+func testFrameString(s string) bool {
+	return strings.Contains(s, "_test.go") ||
+		strings.HasPrefix(s, "testing.") || strings.Contains(s, "tRunner")
 }
 
 func testBinaryString(s string) bool {

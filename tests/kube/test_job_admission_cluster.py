@@ -177,7 +177,66 @@ def parallel(job: dict[str, Any]) -> None:
     job["spec"]["completions"] = 50
 
 
+def unlabelled(job: dict[str, Any]) -> None:
+    """No NetworkPolicy of the release selects a pod without its labels: it would run with no network rule."""
+    for key in ("app.kubernetes.io/component", "app.kubernetes.io/instance", "app.kubernetes.io/name"):
+        job["spec"]["template"]["metadata"]["labels"].pop(key)
+
+
+def dispatcher_label(job: dict[str, Any]) -> None:
+    """The dispatcher's NetworkPolicy lets its pods reach the API server."""
+    job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] = "dispatcher"
+
+
+def another_apps_label(job: dict[str, Any]) -> None:
+    """A label another application's NetworkPolicy admits (its database's clients, say)."""
+    job["spec"]["template"]["metadata"]["labels"]["db-client"] = "true"
+
+
+def runtime_class(job: dict[str, Any]) -> None:
+    pod(job)["runtimeClassName"] = "unconfined"
+
+
+def tolerations(job: dict[str, Any]) -> None:
+    """Onto the control plane's nodes."""
+    pod(job)["tolerations"] = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]
+
+
+def writable_root(job: dict[str, Any]) -> None:
+    container(job, "go-test-runner")["securityContext"]["readOnlyRootFilesystem"] = False
+
+
+def no_limits(job: dict[str, Any]) -> None:
+    container(job, "go-test-runner")["resources"].pop("limits")
+
+
+def more_memory(job: dict[str, Any]) -> None:
+    container(job, "agent")["resources"]["limits"]["memory"] = "64Gi"
+
+
+def memory_scratch(job: dict[str, Any]) -> None:
+    """64 GiB of scratch in the node's memory, where the template has a disk-backed 8 GiB volume."""
+    [work] = [v for v in pod(job)["volumes"] if v["name"] == "go-test-runner-work"]
+    work["emptyDir"] = {"medium": "Memory", "sizeLimit": "64Gi"}
+
+
+def bigger_scratch(job: dict[str, Any]) -> None:
+    [work] = [v for v in pod(job)["volumes"] if v["name"] == "go-test-runner-work"]
+    work["emptyDir"]["sizeLimit"] = "500Gi"
+
+
 HOSTILE: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    # Before, each of these was admitted (found by an audit of the chart with the dispatcher's own token).
+    "a pod without the release's labels": (unlabelled, "labels its pod as the job template does"),
+    "the dispatcher's component label": (dispatcher_label, "labels its pod as the job template does"),
+    "another application's label": (another_apps_label, "with the ticket's labels only"),
+    "a runtime class": (runtime_class, "is scheduled as the job template says"),
+    "tolerations of its own": (tolerations, "is scheduled as the job template says"),
+    "a writable root file system": (writable_root, "with a writable root file system"),
+    "no resource limits": (no_limits, "within the job template's CPU and memory limits"),
+    "a higher memory limit": (more_memory, "within the job template's CPU and memory limits"),
+    "a memory-backed scratch volume": (memory_scratch, "has the job template's volumes only"),
+    "a bigger scratch volume": (bigger_scratch, "scratch volume sizes"),
     "another ServiceAccount": (other_account, "runs as ServiceAccount"),
     "an API token": (automount, "automountServiceAccountToken false"),
     "another image": (other_image, "exactly the job template's containers, each with its image"),
@@ -187,7 +246,7 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "a hostPath volume": (host_path, "has the job template's volumes only"),
     "the host's network": (host_network, "shares no host namespace"),
     "one process namespace for all containers": (shared_processes, "no process namespace"),
-    "a container with added capabilities": (capabilities, "as root, with added capabilities"),
+    "a container with added capabilities": (capabilities, "added capabilities or a host port"),
     "another command": (other_command, "runs the job template's commands"),
     "a probe running a command": (probe_in_github_pr, "no lifecycle hook, no other probe"),
     "another setting of a server": (other_server_setting, "settings and Secret keys"),

@@ -24,7 +24,7 @@ from agent.dispatch.results import Ledger, compact_result
 from agent.dispatch.service import Dispatcher, Runner
 from agent.dispatch.settings import DispatchSettings
 from agent.dispatch.ticketruns import TicketRuns
-from agent.dispatch.tickets import Ticket, job_name
+from agent.dispatch.tickets import Ticket
 
 if TYPE_CHECKING:
     from workqueue import QueueSettings
@@ -115,9 +115,9 @@ async def _consume(settings: DispatchSettings, burst: bool) -> None:
 
             async with kube_runner(settings) as runner, anyio.create_task_group() as group:
                 # Jobs from before a restart still count against the caps until they end.
-                for ticket in await runner.active():
+                for ticket, name in await runner.active():
                     capacity.adopt(ticket.repo)
-                    group.start_soon(release_when_done, runner, capacity, ticket)
+                    group.start_soon(release_when_done, runner, capacity, ticket, name)
                 await _serve(queue, runner, capacity, settings, burst)
                 group.cancel_scope.cancel()
         else:
@@ -135,10 +135,10 @@ class Waiter(Protocol):
     async def wait(self, name: str) -> Any: ...
 
 
-async def release_when_done(runner: Waiter, capacity: Capacity, ticket: Ticket) -> None:
-    """Free an adopted run's slot when its Job ends (or cannot be watched any more)."""
+async def release_when_done(runner: Waiter, capacity: Capacity, ticket: Ticket, name: str) -> None:
+    """Free an adopted run's slot when its Job (`name`) ends (or cannot be watched any more)."""
     try:
-        await runner.wait(job_name(ticket.id))
+        await runner.wait(name)
     except DispatchError:
         pass  # deleted or unreadable: it no longer runs as far as the caps can tell
     finally:

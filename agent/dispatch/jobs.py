@@ -65,7 +65,8 @@ def build_job(
     writes its result line to the termination message.
     """
     job = copy.deepcopy(template)
-    name = job_name(ticket.id, name_prefix)
+    # the template's generateName (the chart's `<release>-goresolve-`) keeps two releases' Jobs for one ticket apart
+    name = job_name(ticket.id, str(job.get("metadata", {}).get("generateName") or "").rstrip("-") or name_prefix)
     labels = {
         LABEL_TICKET: label_value(ticket.id),
         LABEL_TRACE: label_value(ticket.trace_id),

@@ -124,6 +124,10 @@ class KubeRunner:
     def job_for(self, ticket: Ticket) -> dict[str, Any]:
         return build_job(self._template, ticket, active_deadline_s=self._deadline, ttl_after_finished_s=self._ttl)
 
+    def name_for(self, ticket: Ticket) -> str:
+        """The name of `ticket`'s Job (a pure function of the ticket and the template's generateName)."""
+        return str(self.job_for(ticket)["metadata"]["name"])
+
     async def create(self, ticket: Ticket) -> tuple[str, list[str]]:
         """Create the ticket's Job; returns its name and the API server's warnings.
 
@@ -215,7 +219,7 @@ class KubeRunner:
     async def _existing(self, ticket: Ticket) -> tuple[str, str, Following] | None:
         """The ticket's Job when this dispatch would only follow it: its name, uid and how it is followed; None
         when there is none, or the ticket replaces it (a run to start: it needs a slot)."""
-        name = str(self.job_for(ticket)["metadata"]["name"])
+        name = self.name_for(ticket)
         job = await self._read_if_there(name)
         if job is None:
             return None
@@ -337,28 +341,31 @@ class KubeRunner:
                         return str(message)
         return None
 
-    async def active(self) -> list[Ticket]:
-        """The tickets whose Jobs are still running (to count against the caps after a restart)."""
+    async def active(self) -> list[tuple[Ticket, str]]:
+        """The tickets whose Jobs are still running, with their Jobs' names (to count against the caps after a
+        restart): this dispatcher's Jobs only, those with the template's labels (another release's in the same
+        namespace carry its own `app.kubernetes.io/instance`)."""
+        own = (self._template.get("metadata") or {}).get("labels") or {}
+        selector = ",".join([LABEL_TICKET, *(f"{k}={v}" for k, v in sorted(own.items()))])
         try:
             resp = await self._batch.list_namespaced_job_without_preload_content(
-                self.namespace, label_selector=LABEL_TICKET
+                self.namespace, label_selector=selector
             )
             jobs = (await _json(resp, "list jobs")).get("items") or []
         except ApiException as exc:
             raise _refused(exc, "list jobs") from None
-        out: list[Ticket] = []
+        out: list[tuple[Ticket, str]] = []
         for job in jobs:
             if finished(job) is None:
                 meta = job.get("metadata", {})
                 notes = meta.get("annotations") or {}
-                out.append(
-                    Ticket(
-                        id=notes.get(ANNOTATION_TICKET, meta.get("name", "")),
-                        repo=notes.get(ANNOTATION_REPO, ""),
-                        trace_id=(meta.get("labels") or {}).get(LABEL_TRACE, ""),
-                        source="kubernetes",
-                    )
+                ticket = Ticket(
+                    id=notes.get(ANNOTATION_TICKET, meta.get("name", "")),
+                    repo=notes.get(ANNOTATION_REPO, ""),
+                    trace_id=(meta.get("labels") or {}).get(LABEL_TRACE, ""),
+                    source="kubernetes",
                 )
+                out.append((ticket, str(meta.get("name", ""))))
         return out
 
     async def follow(self, ticket: Ticket, name: str, started: float, uid: str | None = None) -> RunRecord:

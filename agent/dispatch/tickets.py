@@ -25,6 +25,7 @@ ANNOTATION_REPO = "goresolve.dev/repo-name"
 ANNOTATION_REQUEST = "goresolve.dev/request-id"
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
+_PREFIX_MAX = 40  # leaves a Job name room for 10 characters of the ticket and the 10 of its hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,13 @@ def label_value(text: str) -> str:
 def job_name(ticket_id: str, prefix: str = "goresolve") -> str:
     """`<prefix>-<readable part>-<10 hex of sha256(ticket id)>`, a valid DNS label (<= 63 chars).
 
-    The hash keeps two tickets that read the same once cleaned (`a/b#1`, `a-b-1`) apart.
+    The hash keeps two tickets that read the same once cleaned (`a/b#1`, `a-b-1`) apart. The prefix (a Helm
+    release's `<release>-goresolve`) keeps two releases' Jobs apart; one longer than 40 characters is cut, and
+    the hash then covers it whole.
     """
-    digest = hashlib.sha256(ticket_id.encode()).hexdigest()[:10]
+    key = ticket_id if len(prefix) <= _PREFIX_MAX else f"{prefix}\0{ticket_id}"
+    prefix = _NOT_NAME.sub("-", prefix[:_PREFIX_MAX].lower()).strip("-") or "goresolve"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     readable = _NOT_NAME.sub("-", ticket_id.lower()).strip("-")
     room = 63 - len(prefix) - len(digest) - 2
     readable = readable[:room].strip("-")

@@ -79,6 +79,24 @@ def test_tickets_that_clean_up_alike_still_get_different_job_names() -> None:
     assert job_name("a/b#1") != job_name("a-b-1")
 
 
+@given(st.text(min_size=1, max_size=300), st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,80}[a-z0-9])?", fullmatch=True))
+def test_a_releases_prefix_keeps_job_names_valid_and_apart(ticket: str, prefix: str) -> None:
+    """Before, every release named a ticket's Job `goresolve-...`: two releases in one namespace adopted each
+    other's Jobs. The chart's template now names its prefix (`<release>-goresolve-`)."""
+    name = job_name(ticket, prefix)
+    assert DNS_LABEL.match(name) and len(name) <= 63, name
+    assert name != job_name(ticket, prefix + "x") and name != job_name(ticket)
+
+
+def test_the_job_templates_generate_name_is_the_job_names_prefix() -> None:
+    template = {**TEMPLATE, "metadata": {**TEMPLATE["metadata"], "generateName": "staging-goresolve-"}}
+    ticket = Ticket("acme/svc#42", "acme/svc", TRACE, "github")
+    job = build_job(template, ticket, active_deadline_s=60, ttl_after_finished_s=60)
+    assert job["metadata"]["name"] == job_name("acme/svc#42", "staging-goresolve")
+    assert job["metadata"]["name"].startswith("staging-goresolve-acme-svc-42-")
+    assert "generateName" not in job["metadata"]
+
+
 @given(st.text(max_size=300))
 def test_label_values_are_always_valid(text: str) -> None:
     assert LABEL_VALUE.match(label_value(text))
@@ -446,9 +464,9 @@ async def test_a_run_adopted_after_a_restart_holds_its_slot_until_its_job_ends()
 
     ticket = Ticket("SVC-9", "acme/svc", TRACE, "kubernetes")
     capacity.adopt(ticket.repo)
-    follower = asyncio.create_task(release_when_done(Jobs(), capacity, ticket))
+    follower = asyncio.create_task(release_when_done(Jobs(), capacity, ticket, "gr-goresolve-svc-9-0123456789"))
     await asyncio.sleep(0)
-    assert watched == [job_name("SVC-9")]
+    assert watched == ["gr-goresolve-svc-9-0123456789"]
     with pytest.raises(Busy):  # the adopted Job holds the one slot
         async with capacity.slot("other/repo"):
             pass
@@ -462,7 +480,7 @@ async def test_a_run_adopted_after_a_restart_holds_its_slot_until_its_job_ends()
             raise ClusterRefused(404, f"watch job {name}", "not found")
 
     capacity.adopt(ticket.repo)
-    await asyncio.wait_for(release_when_done(Gone(), capacity, ticket), timeout=5)
+    await asyncio.wait_for(release_when_done(Gone(), capacity, ticket, job_name(ticket.id)), timeout=5)
     assert capacity.running_for("acme/svc") == 0
 
 

@@ -12,6 +12,7 @@ from tests.kube.cluster import Cluster
 
 NS = "goresolve"
 RELEASE = "gr"
+JOB_PREFIX = f"{RELEASE}-goresolve"  # the chart's job template names Jobs `<release>-goresolve-<ticket>-<hash>`
 PATHS = {
     "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
     "Secret": "/api/v1/namespaces/{ns}/secrets",

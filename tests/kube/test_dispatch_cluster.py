@@ -21,9 +21,9 @@ from agent.dispatch.kube import KubeRunner
 from agent.dispatch.results import NO_OUTCOME, Ledger
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.tickets import job_name
-from tests.charts.render import job_template
+from tests.charts.render import job_template, render
 from tests.kube.cluster import Cluster
-from tests.kube.kubeapi import NS, RELEASE, api_client, call
+from tests.kube.kubeapi import JOB_PREFIX, NS, RELEASE, api_client, call
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
@@ -78,7 +78,7 @@ async def test_the_dispatcher_creates_one_job_per_ticket_with_its_own_token_and_
     ticket = Ticket("acme/svc#101", "acme/svc", TRACE, "github")
     jobs = runner(dispatcher_api, manifests)
     name, warnings = await jobs.create(ticket)
-    assert (name, warnings) == (job_name(ticket.id), [])
+    assert (name, warnings) == (job_name(ticket.id, JOB_PREFIX), [])
     [job] = await jobs_for(admin, name)
     assert job["metadata"]["labels"]["goresolve.dev/ticket"] == "acme_svc_101"
     assert job["metadata"]["labels"]["goresolve.dev/trace-id"] == TRACE
@@ -103,7 +103,7 @@ async def test_jobs_are_created_with_strict_field_validation(
     with pytest.raises(ClusterRefused) as refused:
         await jobs.create(ticket)
     assert refused.value.status == 400 and "bogusField" in str(refused.value)
-    assert await jobs_for(admin, job_name(ticket.id)) == []
+    assert await jobs_for(admin, job_name(ticket.id, JOB_PREFIX)) == []
 
 
 async def test_anything_outside_the_dispatchers_role_is_403(
@@ -194,12 +194,15 @@ async def test_a_finished_job_has_its_outcome_cost_and_duration_recorded_and_a_s
     silent = Ticket("acme/svc#8", "acme/svc", TRACE, "github")
     runs = [asyncio.create_task(dispatcher.dispatch(t)) for t in (good, silent)]
     for ticket in (good, silent):
-        await wait_for_job(admin, job_name(ticket.id))
+        await wait_for_job(admin, job_name(ticket.id, JOB_PREFIX))
     await finish_pod(
-        admin, manifests, job_name(good.id), '{"outcome":"resolved","cost_usd":0.42,"pr_url":"https://x/pr/7"}'
+        admin,
+        manifests,
+        job_name(good.id, JOB_PREFIX),
+        '{"outcome":"resolved","cost_usd":0.42,"pr_url":"https://x/pr/7"}',
     )
-    await finish_job(admin, job_name(good.id), succeeded=True)
-    await finish_job(admin, job_name(silent.id), succeeded=False)
+    await finish_job(admin, job_name(good.id, JOB_PREFIX), succeeded=True)
+    await finish_job(admin, job_name(silent.id, JOB_PREFIX), succeeded=False)
     done = await asyncio.wait_for(asyncio.gather(*runs), timeout=60)
     assert [(r.outcome, r.cost_usd, r.escalated) for r in done] == [("resolved", 0.42, False), (NO_OUTCOME, None, True)]
     assert "DeadlineExceeded" in (done[1].reason or "")
@@ -207,4 +210,25 @@ async def test_a_finished_job_has_its_outcome_cost_and_duration_recorded_and_a_s
     assert recorded["acme/svc#7"].pr_url == "https://x/pr/7" and recorded["acme/svc#7"].duration_s > 0
     assert recorded["acme/svc#8"].escalated
     # Never retried: the failed ticket still has exactly its one Job.
-    assert len(await jobs_for(admin, job_name(silent.id))) == 1
+    assert len(await jobs_for(admin, job_name(silent.id, JOB_PREFIX))) == 1
+
+
+async def test_two_releases_in_one_namespace_keep_their_tickets_jobs_apart(
+    installed: dict[str, Any], admin: client.ApiClient, manifests: list[dict[str, Any]]
+) -> None:
+    """Before, every release named a ticket's Job `goresolve-<ticket>-<hash>` and counted every ticket Job of
+    the namespace: a staging release adopted the production release's Job for the same ticket (409, then
+    followed it) and counted it against its own caps. The chart's template now gives the release's prefix,
+    and each dispatcher lists only the Jobs with its template's labels."""
+    ticket = Ticket("acme/svc#140", "acme/svc", TRACE, "github")
+    ours = runner(admin, manifests)
+    theirs = runner(admin, render(namespace=NS, release="staging"))
+    names = [(await jobs.create(ticket))[0] for jobs in (ours, theirs)]
+    try:
+        assert names[0].startswith(f"{JOB_PREFIX}-acme-svc-140-") and names[1].startswith("staging-goresolve-")
+        assert [n for t, n in await ours.active() if t.id == ticket.id] == [names[0]]
+        assert [n for t, n in await theirs.active() if t.id == ticket.id] == [names[1]]
+    finally:
+        for name in names:
+            gone = await call(admin, "DELETE", f"/apis/batch/v1/namespaces/{NS}/jobs/{name}")
+            assert gone.status in (200, 202), gone.json

@@ -17,7 +17,7 @@ from agent.dispatch.results import GOING, NO_OUTCOME, Ledger
 from agent.dispatch.service import Dispatcher
 from agent.dispatch.tickets import job_name
 from tests.charts.render import job_template
-from tests.kube.kubeapi import NS, call
+from tests.kube.kubeapi import JOB_PREFIX, NS, call
 from tests.kube.test_dispatch_cluster import (
     dispatcher_api,  # noqa: F401  # a fixture
     finish_job,
@@ -66,7 +66,7 @@ async def test_a_retry_after_a_failed_job_replaces_it_and_follows_the_new_job(
 ) -> None:
     ledger = Ledger(tmp_path / "runs.jsonl")
     dispatcher = Dispatcher(runner(dispatcher_api, manifests), Capacity(4, 2), ledger)
-    name = job_name(opened(70).id)
+    name = job_name(opened(70).id, JOB_PREFIX)
     first = asyncio.create_task(dispatcher.dispatch(opened(70)))
     await wait_for_job(admin, name)
     # The first attempt's pod said something; the new Job must not be read through it.
@@ -107,7 +107,7 @@ async def test_a_retry_while_the_job_runs_leaves_that_job_to_its_dispatch(
 ) -> None:
     """The retry neither replaces the running Job nor follows it (its creator's dispatch does)."""
     jobs = runner(dispatcher_api, manifests)
-    name = job_name(opened(71).id)
+    name = job_name(opened(71).id, JOB_PREFIX)
     _, uid = await jobs.start(opened(71))
     left = await asyncio.wait_for(jobs.run(retry(71)), timeout=30)
     assert (left.outcome, left.adopted, left.trace_id, left.run) == (GOING, True, RETRY, f"job/{name}")
@@ -134,7 +134,7 @@ async def test_the_same_request_or_an_event_that_is_no_restart_adopts_a_finished
     manifests: list[dict[str, Any]],
 ) -> None:
     jobs = runner(dispatcher_api, manifests)
-    name = job_name(retry(72).id)
+    name = job_name(retry(72).id, JOB_PREFIX)
     _, uid = await jobs.start(retry(72))
     await finish_job(admin, name, succeeded=False)
     # The queue re-running the retry's event after a dispatcher restart, or a redelivery of that
@@ -160,7 +160,7 @@ async def test_a_duplicate_delivery_of_a_running_ticket_is_recorded_and_escalate
     escalated its failure; now the one whose request created the Job does, once."""
     ledger = Ledger(tmp_path / "runs.jsonl")
     dispatcher = Dispatcher(runner(dispatcher_api, manifests), Capacity(4, 2), ledger)
-    name = job_name(opened(75).id)
+    name = job_name(opened(75).id, JOB_PREFIX)
     first = asyncio.create_task(dispatcher.dispatch(opened(75)))
     await wait_for_job(admin, name)
     labelled = Ticket(opened(75).id, "acme/svc", RETRY, "github", request="github:1:labeled-75")
@@ -202,7 +202,7 @@ async def test_a_job_replaced_between_the_read_and_the_delete_is_not_deleted_but
     admin: client.ApiClient,
     manifests: list[dict[str, Any]],
 ) -> None:
-    name = job_name(opened(73).id)
+    name = job_name(opened(73).id, JOB_PREFIX)
     _, old = await runner(dispatcher_api, manifests).start(opened(73))
     await finish_job(admin, name, succeeded=False)
     jobs = ReplacedBeforeTheDelete(
@@ -225,7 +225,7 @@ async def test_a_retry_waits_for_a_job_still_being_deleted_and_gives_up_with_a_4
     admin: client.ApiClient,
     manifests: list[dict[str, Any]],
 ) -> None:
-    name = job_name(opened(74).id)
+    name = job_name(opened(74).id, JOB_PREFIX)
     path = f"/apis/batch/v1/namespaces/{NS}/jobs/{name}"
     await runner(dispatcher_api, manifests).start(opened(74))
     await finish_job(admin, name, succeeded=False)
@@ -271,7 +271,7 @@ async def test_the_dispatch_that_creates_a_job_holds_its_slot_and_a_follower_hol
     finds no slot free creates nothing (Busy: the queue hands it out again later)."""
     capacity = Capacity(total=2, per_repo=1)
     dispatcher = Dispatcher(runner(dispatcher_api, manifests), capacity, Ledger(tmp_path / "runs.jsonl"))
-    name = job_name(opened(90).id)
+    name = job_name(opened(90).id, JOB_PREFIX)
     first = asyncio.create_task(dispatcher.dispatch(opened(90)))
     await wait_for_job(admin, name)
     labelled = Ticket("acme/svc#90", "acme/svc", RETRY, "github", request="github:1:labeled-90")
@@ -283,7 +283,7 @@ async def test_the_dispatch_that_creates_a_job_holds_its_slot_and_a_follower_hol
     assert capacity.running_for("acme/svc") == 1
     with pytest.raises(Busy):  # the repository's one slot is the Job's
         await dispatcher.dispatch(opened(91))
-    assert await jobs_for(admin, job_name(opened(91).id)) == []
+    assert await jobs_for(admin, job_name(opened(91).id, JOB_PREFIX)) == []
     await finish_pod(admin, manifests, name, '{"outcome":"resolved","pr_url":"https://x/pr/90"}')
     await finish_job(admin, name, succeeded=True)
     created, followed = await asyncio.wait_for(asyncio.gather(first, follower), timeout=60)

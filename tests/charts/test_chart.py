@@ -88,7 +88,6 @@ def test_the_offline_validator_refuses_an_unknown_field() -> None:
         ("unknownKey=1", "unknownKey"),
         ("agent.resources.requests.cpu=[1]", "cpu"),
         ("topology=mesh", "topology"),
-        ("images.agent.tag=latest", "tag"),
         ("dispatcher.maxConcurrent=many", "maxConcurrent"),
         ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
         ("jiraRead.credentials.apiTokenn=x", "apiTokenn"),

@@ -37,6 +37,10 @@ pytestmark = pytest.mark.timeout(600)
         (("jiraRead.backend=cloud", "jiraRead.url=https://acme.atlassian.net"), "/jiraRead/user"),
         (("codeSearch.embedder=openai",), "/codeSearch/openai/baseUrl"),
         (("codeSearch.embedder=static",), "/codeSearch/embedder"),
+        # before, installed cleanly, and then every ticket's Job was refused (422: not a Secret name)
+        (("agent.credentials.existingSecret=My_Secret",), "/agent/credentials/existingSecret"),
+        (("githubPr.credentials.existingSecret=a..b",), "/githubPr/credentials/existingSecret"),
+        (("policies.existingConfigMap=Policies",), "/policies/existingConfigMap"),
     ],
 )
 def test_values_that_cannot_work_are_refused_by_the_schema_naming_the_setting(
@@ -111,3 +115,20 @@ def test_webhook_ingress_peers_render_as_given() -> None:
     [rule] = policy["spec"]["ingress"]
     assert rule["from"][0]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     assert rule["from"][1] == {"ipBlock": {"cidr": "203.0.113.0/24"}}
+
+
+@pytest.mark.parametrize(
+    ("release", "sets", "complaint"),
+    [
+        # before: rendered, then the API server refused its Services at install (422: a dot in a DNS label)
+        ("my.release.v2", (), 'release name "my.release.v2" has a dot'),
+        # before: the schema's bare "'not' failed", naming neither the image nor why
+        ("gr", ("images.agent.tag=latest",), 'the tag "latest" is refused'),
+    ],
+)
+def test_a_release_name_or_tag_that_cannot_work_is_refused_saying_why(
+    release: str, sets: tuple[str, ...], complaint: str
+) -> None:
+    with pytest.raises(RuntimeError) as refused:
+        render(release=release, sets=sets)
+    assert complaint in str(refused.value)

@@ -194,6 +194,20 @@ def test_the_install_notes_say_which_sources_are_served() -> None:
     assert "WARNING: no webhook secret is set, so the gateway will not start" in nothing
 
 
+def test_the_minimal_installs_notes_number_their_steps_and_name_what_runs() -> None:
+    """Before, ci/minimal.yaml's notes (no gateway, no dispatcher) skipped step 3, told to follow the logs of a
+    dispatcher Deployment that does not exist, and warned that kubeApi's ranges were open "for the
+    dispatcher"."""
+    minimal = notes("webhooks.enabled=false", "indexer.enabled=false", "dispatcher.enabled=false",
+                    "agent.deployment.enabled=true")  # fmt: skip
+    assert "\n3. Watch the agent take tickets" in minimal and "\n4." not in minimal
+    assert "logs deploy/gr-goresolve-agent -c agent -f" in minimal and "dispatcher" not in minimal
+    assert "for the agent pods (their servers' JWKS fetch), where test code runs." in minimal
+    default = notes("webhooks.credentials.existingSecret=hooks")
+    assert "\n4. Watch tickets become Jobs:" in default and "logs deploy/gr-goresolve-dispatcher -f" in default
+    assert "for the dispatcher and the agent pods" in default
+
+
 def test_the_gateways_settings_from_values_parse_in_the_gateway(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

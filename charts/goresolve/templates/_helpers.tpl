@@ -1,5 +1,8 @@
 {{/* Names and labels. */}}
 {{- define "goresolve.fullname" -}}
+{{- if contains "." .Release.Name -}}
+{{- fail (printf "release name %q has a dot: the chart's Services and Jobs are named after it, and their names are DNS labels (letters, digits and '-' only). Choose a release name without dots" .Release.Name) -}}
+{{- end -}}
 {{- if contains .Chart.Name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
@@ -45,6 +48,9 @@ github-pr: {key: githubPr, prefix: GORESOLVE_GITHUB_PR_, secretSetting: TOKEN, s
 
 {{/* image reference: repository@digest when a digest is given, else repository:tag. */}}
 {{- define "goresolve.image" -}}
+{{- if eq .tag "latest" -}}
+{{- fail (printf "image %s: the tag \"latest\" is refused (it changes under a running release, and the dispatcher's admission policy pins each image): set a version tag, or a digest" .repository) -}}
+{{- end -}}
 {{- if .digest -}}
 {{ .repository }}@{{ .digest }}
 {{- else -}}

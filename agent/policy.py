@@ -229,14 +229,7 @@ def load_yaml_file(path: Path) -> Any:
 
 def quoted_number_hint(error: Mapping[str, Any]) -> str:
     """For a number given as text (quoted, or an exponent YAML reads as text: 1.0e12), how to write it."""
-    value = error.get("input")
-    if error.get("type") not in ("int_type", "float_type") or not isinstance(value, str):
-        return ""
-    try:
-        float(value)
-    except ValueError:
-        return ""
-    return f" (got the text {value[:40]!r}: write a number without quotes; an exponent needs its sign, 1.0e+12)"
+    return yamlfiles.quoted_number_hint(str(error.get("type")), error.get("input"))
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -144,3 +144,15 @@ def load_yaml_file(path: Path, *, invalid: str = "invalid YAML") -> Any:
             nesting too deep; the one-line message names the file (and the line when known).
     """
     return load_text(path, read_text(path), invalid=invalid)
+
+
+def quoted_number_hint(kind: str, value: object) -> str:
+    """For a number a YAML file gives as text (quoted, or an exponent YAML reads as text: `1.0e6`), how to write
+    it; `kind` is the validation error's type (pydantic's `int_type`/`float_type`), else nothing to add."""
+    if kind not in ("int_type", "float_type") or not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f" (got the text {value[:40]!r}: write a number without quotes; an exponent needs its sign, 1.0e+6)"

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 import pathglob
+import yamlfiles
 from jqlscope import PROJECT_KEY
 from servers.common.errors import ConfigError
 from servers.common.repo_names import RepoName
@@ -208,18 +209,7 @@ _REQUIRED = ("access", "tools")
 def _format_error(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{path}: field '{field}': {first['msg']}{_quoted_number_hint(first['type'], first['input'])}"
-
-
-def _quoted_number_hint(kind: str, value: object) -> str:
-    """For a number given as text (quoted, or an exponent YAML reads as text: 1.0e6), how to write it."""
-    if kind not in ("int_type", "float_type") or not isinstance(value, str):
-        return ""
-    try:
-        float(value)
-    except ValueError:
-        return ""
-    return f" (got the text {value[:40]!r}: write a number without quotes; an exponent needs its sign, 1.0e+6)"
+    return f"{path}: field '{field}': {first['msg']}{yamlfiles.quoted_number_hint(first['type'], first['input'])}"
 
 
 def load_policy_file(path: Path, model: type[_Frozen]) -> _Frozen:

@@ -107,7 +107,7 @@ def test_a_repeated_key_in_routing_is_a_structured_problem(policy_dir: Path) -> 
         (
             'run: {max_tokens: "5000"}',
             "budgets.yaml: run.max_tokens: Input should be a valid integer (got the text '5000': write a number "
-            "without quotes; an exponent needs its sign, 1.0e+12)",
+            "without quotes; an exponent needs its sign, 1.0e+6)",
         ),
         ("daily: {max_cost_usd: .inf}", "budgets.yaml: daily.max_cost_usd: Input should be a finite number"),
         ("daily: {jump_factor: .inf}", "budgets.yaml: daily.jump_factor: Input should be a finite number"),

@@ -25,10 +25,12 @@ This module starts git (fetch/clone), so it is on the process-starting contract'
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,7 +38,7 @@ import anyio
 import anyio.to_thread
 import typer
 from prometheus_client import Counter
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servers.code_search.gitrepo import resolve
@@ -83,6 +85,15 @@ class WorkerSettings(BaseSettings):
         description="owner/name -> clone URL or local path, instead of <github_url>/<owner>/<name>.git (a "
         "mirror, a test); the only place a local path is accepted.",
     )
+    github_token: SecretStr | None = Field(
+        default=None,
+        description="A token that may read the repositories (a fine-grained token with Contents: read, or a GitHub "
+        "App's), for private ones: sent to github_url only, as HTTP basic auth through git's environment (never "
+        "on a command line, in a mirror's config or in a log). Public repositories need none.",
+    )
+    ca_file: Path | None = Field(
+        default=None, description="CA certificates (PEM) that sign github_url's certificate, for a private CA (GHES)."
+    )
     concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("github_url")
@@ -93,11 +104,12 @@ class WorkerSettings(BaseSettings):
         return value.rstrip("/")
 
 
-def _git(*args: str, cwd: Path | None = None, local: bool = False) -> str:
+def _git(*args: str, cwd: Path | None = None, local: bool = False, env: Mapping[str, str] | None = None) -> str:
+    """Run git; `env` adds to the hardened environment (`git_env`), e.g. `access_env`'s credentials."""
     transports = _LOCAL_TOO if local else _HTTPS_ONLY
     cmd = ["git", *NO_HOOKS, *transports, *(["-C", str(cwd)] if cwd else []), *args]
     try:
-        done = subprocess.run(cmd, capture_output=True, env=git_env(), timeout=_GIT_TIMEOUT, check=False)
+        done = subprocess.run(cmd, capture_output=True, env=git_env(env), timeout=_GIT_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GitFailed(f"git {args[0]} failed", detail=str(exc)) from exc
     if done.returncode != 0:
@@ -175,20 +187,36 @@ class Reindexer:
             return configured, "://" not in configured or configured.startswith("file://")
         return f"{self.settings.github_url}/{full_name}.git", False
 
+    def access_env(self) -> dict[str, str]:
+        """git settings, as environment variables, for fetching from github_url: its CA file, and the token as an
+        Authorization header scoped to github_url (git sends an `http.<url>.extraHeader` to that scheme, host
+        and port only, so a clone URL elsewhere never gets it)."""
+        config: list[tuple[str, str]] = []
+        if self.settings.ca_file is not None:
+            config.append((f"http.{self.settings.github_url}/.sslCAInfo", str(self.settings.ca_file)))
+        if self.settings.github_token is not None:
+            basic = base64.b64encode(f"x-access-token:{self.settings.github_token.get_secret_value()}".encode())
+            config.append((f"http.{self.settings.github_url}/.extraHeader", f"Authorization: Basic {basic.decode()}"))
+        env = {"GIT_CONFIG_COUNT": str(len(config))} if config else {}
+        for n, (key, value) in enumerate(config):
+            env |= {f"GIT_CONFIG_KEY_{n}": key, f"GIT_CONFIG_VALUE_{n}": value}
+        return env
+
     def _fetch(self, full_name: str) -> Path:
         mirror = self.mirror_of(full_name)
         url, local = self.url_of(full_name)
+        access = {} if local else self.access_env()
         if not (mirror / "HEAD").exists():
             mirror.parent.mkdir(parents=True, exist_ok=True)
             tmp = mirror.with_name(mirror.name + ".partial")
             if tmp.exists():  # left by a worker killed mid-clone
                 shutil.rmtree(tmp)
-            _git("clone", "--quiet", "--mirror", "--", url, str(tmp), local=local)
+            _git("clone", "--quiet", "--mirror", "--", url, str(tmp), local=local, env=access)
             tmp.rename(mirror)  # a half-done clone is never taken for a mirror
         else:
             # The configured URL, whatever an older mirror recorded as its origin.
             _git("remote", "set-url", "origin", url, cwd=mirror)
-            _git("fetch", "--quiet", "--prune", "origin", cwd=mirror, local=local)
+            _git("fetch", "--quiet", "--prune", "origin", cwd=mirror, local=local, env=access)
         return mirror
 
     def _skip(self, event: Event, reason: str) -> None:

@@ -172,6 +172,17 @@ def test_each_credential_is_readable_only_by_the_container_it_belongs_to() -> No
     assert mounts == {}  # projected tokens by default: no shared key anywhere
 
 
+def test_the_indexers_read_token_reaches_the_indexer_alone() -> None:
+    """Before, the indexer had no way to read a private repository: it cloned without credentials."""
+    manifests = render(sets=("indexer.credentials.token=read-only",))
+    assert secret_mounts(manifests)["gr-goresolve-indexer"] == {"Deployment/gr-goresolve-indexer/indexer"}
+    [secret] = [s for s in by_kind(manifests, "Secret") if s["metadata"]["name"] == "gr-goresolve-indexer"]
+    assert secret["stringData"] == {"token": "read-only"}
+    [indexer] = [d for d in by_kind(rendered(None), "Deployment") if d["metadata"]["name"] == "gr-goresolve-indexer"]
+    env = indexer["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "GORESOLVE_WORKER_GITHUB_TOKEN" not in {e["name"] for e in env}  # public repositories: none
+
+
 def test_with_existing_secrets_the_operators_secrets_are_used_each_in_one_place_and_none_is_created() -> None:
     manifests = rendered(CHART / "ci" / "existing-secrets.yaml")
     assert by_kind(manifests, "Secret") == []
@@ -179,6 +190,7 @@ def test_with_existing_secrets_the_operators_secrets_are_used_each_in_one_place_
     assert mounts["goresolve-jira"] == {"Job/per-ticket/jira-read"}
     assert mounts["goresolve-github"] == {"Job/per-ticket/github-pr"}
     assert mounts["goresolve-model"] == {"Job/per-ticket/agent"}
+    assert mounts["goresolve-github-read"] == {"Deployment/gr-goresolve-indexer/indexer"}
     assert mounts["goresolve-redis"] == {
         "Deployment/gr-goresolve-dispatcher/dispatcher",
         "Deployment/gr-goresolve-webhooks/webhooks",

@@ -3,24 +3,16 @@ rotation, group mapping, Kubernetes ServiceAccount tokens, and the routing next 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
-import ssl
-import threading
 import time
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr, ValidationError
 
 from servers.common.auth import IssuerRouter, build_verifier, mint_token
@@ -30,6 +22,7 @@ from servers.common.oidc import OidcConfig, OidcTokenVerifier, OidcUnavailable
 from servers.common.settings import load_settings
 from servers.jira_read.settings import JiraReadSettings
 from tests.common.oidc_issuer import LocalIssuer
+from tests.support import self_signed, tls_serving
 
 POLICY_IDENTITIES = {"agent", "reader", "system:serviceaccount:goresolve:agent"}
 AUDIENCE = "goresolve:jira-read"
@@ -304,46 +297,6 @@ async def test_stale_keys_stay_in_use_while_a_refresh_runs_in_the_background(iss
 # --- no key set in plaintext -------------------------------------------------------------------------------
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
-@contextmanager
-def _serving(handler: type[BaseHTTPRequestHandler], tls: tuple[Path, Path] | None = None) -> Generator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    if tls is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_an_https_issuer_naming_a_plaintext_key_set_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -376,8 +329,8 @@ async def test_an_https_issuer_naming_a_plaintext_key_set_is_refused(
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    cert, key = _self_signed(tmp_path)
-    with _serving(Plain) as plain, _serving(Discovery, (cert, key)) as issuer_url:
+    cert, key = self_signed(tmp_path)
+    with tls_serving(Plain) as plain, tls_serving(Discovery, (cert, key)) as issuer_url:
         urls.update(issuer=issuer_url, jwks=f"{plain}/jwks")
         verifier = OidcTokenVerifier(
             OidcConfig(issuer=issuer_url, audience=AUDIENCE, ca_file=cert), is_identity=POLICY_IDENTITIES.__contains__

@@ -3,6 +3,9 @@ only registered repositories, from the configured URL, never from the payload's.
 
 from __future__ import annotations
 
+import base64
+import subprocess
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +13,14 @@ import anyio
 import pytest
 import yaml
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.index import CodeIndex
 from servers.code_search.reindex_worker import Reindexer, WorkerSettings, _git
-from servers.common.gitenv import GitFailed
+from servers.common.gitenv import GitFailed, git_env
 from tests.code_search.conftest import commit_all, git
+from tests.support import self_signed, tls_serving
 from tests.workqueue.support import push_event
 from workqueue import Event, PushData
 from workqueue.sqlite import SQLiteQueue
@@ -219,3 +224,93 @@ async def test_githubs_spelling_of_a_registered_name_in_another_case_is_indexed(
     worker = _registered_in_repos_yaml(tmp_path, upstream, index, ("Acme/Svc",))
     await worker(_push(upstream, 1, sha, repo="Acme/Svc"))
     assert index[0].repo_info()["svc"]["commit"] == sha
+
+
+def _private_host(root: Path, token: str) -> tuple[type[BaseHTTPRequestHandler], list[tuple[str, str]]]:
+    """A git host over HTTPS (git's dumb protocol: the bare repositories' files under `root`) that answers only a
+    request carrying `token` as GitHub's basic auth; the (path, Authorization) of each request, in order."""
+    seen: list[tuple[str, str]] = []
+    wanted = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+    class Host(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            seen.append((path, self.headers.get("Authorization", "")))
+            target = (root / path.lstrip("/")).resolve()
+            if self.headers.get("Authorization") != wanted:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="GitHub"')
+                body = b""
+            elif target.is_relative_to(root) and target.is_file():
+                self.send_response(200)
+                body = target.read_bytes()
+            else:
+                self.send_response(404)
+                body = b""
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Host, seen
+
+
+async def test_a_private_repository_is_fetched_with_the_read_token_sent_to_the_github_host_only(
+    tmp_path: Path, index: tuple[CodeIndex, HashingEmbedder]
+) -> None:
+    """Before, the worker cloned https://github.com/<owner>/<name>.git with no credentials and had no setting for
+    any: a push to a private repository was never re-indexed. The token goes to github_url (its scheme, host and
+    port) as GitHub's basic auth, from git's environment: not to another host, not in a mirror's config."""
+    upstream = _upstream(tmp_path)
+    sha = git(upstream, "rev-parse", "HEAD")
+    served = tmp_path / "served"
+    (served / "acme").mkdir(parents=True)
+    bare = served / "acme" / "svc.git"
+    git(tmp_path, "clone", "-q", "--bare", str(upstream), str(bare))
+    git(bare, "update-server-info")  # the dumb protocol's file list
+    tls = self_signed(tmp_path)
+    host, seen = _private_host(served, "s3cret-read-token")
+    with tls_serving(host, tls) as github:
+        settings = WorkerSettings(
+            mirrors_dir=tmp_path / "mirrors",
+            repos={"acme/svc": "svc"},
+            github_url=github,
+            github_token=SecretStr("s3cret-read-token"),
+            ca_file=tls[0],
+        )
+        worker = Reindexer(settings, *index)
+        await worker(_push(upstream, 1, sha))
+        assert index[0].repo_info()["svc"]["commit"] == sha
+        assert seen and all(auth.startswith("Basic ") for _, auth in seen)
+        before = len(seen)
+        await worker(_push(upstream, 2, sha))  # a fetch into the existing mirror: the token again
+        assert len(seen) > before and all(auth.startswith("Basic ") for _, auth in seen[before:])
+        # git's own URL matching: the header and the CA file apply to github_url's scheme, host and port only
+        env = git_env(worker.access_env())
+        port = int(github.rsplit(":", 1)[1])
+        for url, applies in (
+            (f"{github}/acme/other.git", True),
+            (f"https://127.0.0.1:{port + 1}/acme/svc.git", False),
+            ("https://github.com/acme/svc.git", False),
+            (f"http://127.0.0.1:{port}/acme/svc.git", False),
+        ):
+            for key in ("http.extraHeader", "http.sslCAInfo"):
+                found = subprocess.run(
+                    ["git", "config", "--get-urlmatch", key, url], env=env, capture_output=True, text=True, check=False
+                )
+                assert (found.returncode == 0) == applies, (url, key, found.stdout)
+        wrong = {"github_token": SecretStr("s3cret-wrong-token"), "mirrors_dir": tmp_path / "m2"}
+        unauthorised = Reindexer(settings.model_copy(update=wrong), *index)
+        with pytest.raises(GitFailed) as refused:  # a wrong token: GitHub's 401, and no token in the error
+            await unauthorised(_push(upstream, 3, sha))
+        assert "s3cret" not in str(refused.value) + (refused.value.detail or "")
+    mirrors = "".join(p.read_text(errors="replace") for p in (tmp_path / "mirrors").rglob("config"))
+    assert "s3cret" not in mirrors and "Authorization" not in mirrors
+
+
+def test_the_read_token_is_configured_and_shown_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GORESOLVE_WORKER_GITHUB_TOKEN", "s3cret-read-token")
+    settings = WorkerSettings()
+    assert settings.github_token is not None and "s3cret" not in repr(settings)

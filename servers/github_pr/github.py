@@ -336,9 +336,8 @@ class GitHubBackend:
         pull: PullRequest | None = None
         current: GitRef | None = None
         if refs:
-            current = min(refs, key=lambda r: r.ref)
+            current = self._own_branch(repo, change.repo, refs)
             branch, parent = current.ref.removeprefix("refs/heads/"), current.object.sha
-            self._check_owned(repo, change.repo, branch, parent)
             # The head is the bot's own commit (checked above), so its trailer is the bot's.
             head = self._calls("read branch head", lambda: repo.get_git_commit(parent))
             start = trailer(head.message, TRAILER_BASE)
@@ -430,12 +429,47 @@ class GitHubBackend:
             return False
         return True
 
+    def _own_branch(self, repo: Repository, name: str, refs: list[GitRef]) -> GitRef:
+        """The bot's branch among `refs` (the ticket's branches under the prefix): the one this process pushed
+        last first, then the others by name, the first that `_check_owned` accepts. Someone's branch named like
+        the bot's (`goresolve/SVC-7-a`, sorting first) no longer hides the bot's own.
+
+        Raises:
+            Conflict: none of them is provably the bot's (the first one's refusal); nothing is changed.
+            _LostRace, RateLimited, UpstreamFailure: as `_check_owned`.
+        """
+        with self._lock:
+            pushed = {branch for (repo_name, branch) in self._pushed if repo_name == name}
+        ordered = sorted(refs, key=lambda r: (r.ref.removeprefix("refs/heads/") not in pushed, r.ref))
+        refusal: Conflict | None = None
+        for ref in ordered:
+            try:
+                self._check_owned(repo, name, ref.ref.removeprefix("refs/heads/"), ref.object.sha)
+            except Conflict as exc:
+                refusal = refusal or exc
+                continue
+            return ref
+        assert refusal is not None  # `refs` is not empty
+        raise refusal
+
     def _find_pull(self, repo: Repository, branch: str) -> PullRequest | None:
+        """The bot's own pull request from `branch`, or None when there is none.
+
+        Raises:
+            Conflict: only someone else's pull request comes from `branch`: the bot never writes to it.
+        """
         owner = repo.full_name.split("/", 1)[0]
         pulls: list[PullRequest] = self._calls(
             "find pull request", lambda: walk(repo.get_pulls(state="all", head=f"{owner}:{branch}"), "pull requests")
         )
-        return pulls[0] if pulls else None
+        me = self.login().lower()
+        own = [p for p in pulls if p.user.login.lower() == me]
+        if not own and pulls:
+            raise Conflict(
+                f"pull request #{pulls[0].number} from {branch} was opened by someone else; the bot does not write "
+                "to a person's pull request"
+            )
+        return own[0] if own else None
 
     def _commit(self, repo: Repository, change: Change, start: str, parent: str, *, reuse_parent: bool) -> str:
         """The commit of base + patch, built with the git data API; `change.check` sees git's diff of the

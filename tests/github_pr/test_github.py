@@ -299,6 +299,38 @@ def test_a_branch_someone_else_created_is_not_adopted_even_when_it_looks_like_th
     assert repo.pulls == {}
 
 
+def test_a_pull_request_someone_else_opened_from_the_bots_branch_is_never_written_to(gh, fake):
+    """Before, when opening the pull request had failed (the bot's branch pushed, no pull request) and a person then
+    opened one from that branch, the next call took it for the bot's: it replaced its title and body, labelled
+    it and answered created=False."""
+    fake.fail("pulls/create", 500, times=10)
+    with pytest.raises(UpstreamFailure):
+        gh.open_or_update(change())
+    fake.faults.clear()
+    repo = fake.repos["acme/svc"]
+    number = repo.next_number()
+    repo.pulls[number] = {
+        "state": "open", "title": "Mallory's PR", "body": "my own description", "draft": True,
+        "head": "goresolve/SVC-7-fix-add", "base": "main", "head_sha": repo.refs["refs/heads/goresolve/SVC-7-fix-add"],
+        "labels": [], "assignees": [], "reviewers": [], "teams": [], "user": "mallory",
+    }  # fmt: skip
+    with pytest.raises(Conflict, match=f"pull request #{number} from goresolve/SVC-7-fix-add was opened by someone"):
+        gh.open_or_update(change(title="Bot title", labels=("bot-label",)))
+    assert (repo.pulls[number]["title"], repo.pulls[number]["labels"]) == ("Mallory's PR", [])
+
+
+def test_a_branch_named_like_the_bots_pushed_after_it_does_not_block_the_bots_updates(gh, fake, sleeps):
+    """Before, the alphabetically first branch of the ticket was taken: someone's `goresolve/SVC-7-a`, refused as
+    not the bot's, blocked every later update of the ticket, in this process and in a new one."""
+    ref = gh.open_or_update(change())
+    squat = fake.push_as("mallory", "acme/svc", "goresolve/SVC-7-a", {"backdoor.go": "package calc\n"}, author=FORGED)
+    for backend in (gh, make_backend(fake, sleeps)):  # this process, and one that never pushed
+        again = backend.open_or_update(change(patch=SECOND_PATCH, title="Fix Add, again"))
+        assert (again.branch, again.number, again.created) == (ref.branch, ref.number, False)
+    repo = fake.repos["acme/svc"]
+    assert repo.refs["refs/heads/goresolve/SVC-7-a"] == squat and repo.pulls[ref.number]["title"] == "Fix Add, again"
+
+
 def test_a_push_by_someone_else_onto_the_bots_branch_is_refused_in_every_process(fake, sleeps):
     first = make_backend(fake, sleeps)
     ref = first.open_or_update(change())

@@ -48,7 +48,8 @@ ISSUE_FIELDS = [
 SEARCH_FIELDS = ["summary", "status", "issuetype", "updated"]
 PERMISSIONS = ["BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "ADD_COMMENTS", "DELETE_ISSUES", "TRANSITION_ISSUES"]
 MAX_LIMIT = 100
-_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
+MAX_COMMENT_PAGES = 20  # pages after the first when reading an issue's latest comments: the last `limit` are wanted
+_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")  # fullmatch: `$` would let a trailing newline through
 
 
 class CloudJiraBackend:
@@ -176,7 +177,9 @@ class CloudJiraBackend:
             first, total = await page_at(0)
             start = max(0, total - limit)
             kept, position = first[start:], max(start, len(first))
-            while position < total:
+            for _ in range(MAX_COMMENT_PAGES):  # a `total` that keeps growing (a hostile or broken Jira) ends here
+                if position >= total:
+                    break
                 batch, total = await page_at(position)
                 if not batch:
                     break
@@ -241,7 +244,7 @@ class CloudJiraBackend:
 def _checked_key(key: str) -> str:
     # The key becomes part of a URL path: only a real issue key may get there.
     key = key.strip().upper()
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise InvalidInput(f"{key[:40]!r} is not a Jira issue key (like SVC-12).")
     return key
 
@@ -281,4 +284,7 @@ def _decode_cursor(cursor: str | None, jql: str, kind: str) -> str | None:
         raise InvalidInput("Invalid cursor: pass back the next_cursor of a previous page unchanged.") from exc
     if digest != _digest(jql):
         raise InvalidInput("This cursor belongs to a different query; start again without a cursor.")
+    if kind == "o" and not (position.isascii() and position.isdigit() and len(position) <= 9):
+        # Data Center's offset: a position a page of ours gave, never text or a negative number (startAt=-5)
+        raise InvalidInput("Invalid cursor: pass back the next_cursor of a previous page unchanged.")
     return position

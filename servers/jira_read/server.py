@@ -44,7 +44,14 @@ from servers.jira_read.text import strip_invisible, untrusted
 
 log = get_logger(__name__)
 
-KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
+KEY_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}")
+
+
+def is_key(text: str) -> bool:
+    """A whole Jira issue key (`SVC-7`); not one with a trailing newline, which `^...$` with `match` let through."""
+    return KEY_RE.fullmatch(text) is not None
+
+
 WRITE_PERMISSIONS = ("CREATE_ISSUES", "EDIT_ISSUES", "ADD_COMMENTS", "DELETE_ISSUES", "TRANSITION_ISSUES")
 
 IssueKey = Annotated[str, Field(description="Issue key, e.g. SVC-12.", min_length=3, max_length=64)]
@@ -89,7 +96,7 @@ def _links(fields: dict[str, Any], readable: Collection[str]) -> list[IssueLink]
             if not isinstance(other, dict) or not other.get("key"):
                 continue
             key = str(other["key"])
-            if not KEY_RE.match(key) or _project(key) not in readable:
+            if not is_key(key) or _project(key) not in readable:
                 continue
             ofields = other.get("fields") if isinstance(other.get("fields"), dict) else {}
             assert isinstance(ofields, dict)
@@ -119,7 +126,7 @@ class JiraReadService:
 
     def check_key(self, key: str) -> str:
         key = key.strip().upper()
-        if not KEY_RE.match(key):
+        if not is_key(key):
             raise InvalidInput("not an issue key (expected PROJECT-123)")
         project = _project(key)
         if project not in self.allowed_projects():
@@ -139,7 +146,7 @@ class JiraReadService:
         """
         asked = self.check_key(key)
         raw = await self.backend.get_issue(asked)
-        if not KEY_RE.match(raw.key):
+        if not is_key(raw.key):
             raise UpstreamFailure("Jira sent a malformed response.", detail=f"issue {asked}: key {raw.key[:80]!r}")
         if _project(raw.key) not in self.allowed_projects():
             log.warning("issue moved to a project the caller may not read", asked=asked, now=raw.key)
@@ -271,7 +278,7 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
         page = await backend.search(restricted, limit, cursor)
         readable: list[RawIssue] = []
         for raw in page.issues:
-            if KEY_RE.match(raw.key) and _project(raw.key) in projects:
+            if is_key(raw.key) and _project(raw.key) in projects:
                 readable.append(raw)
             else:  # defence in depth: the backend returned something outside the restriction
                 log.error("search returned an issue outside the allowed projects", key=raw.key)

@@ -131,3 +131,21 @@ def echo_credential(status: int) -> Reply:
         up.sent += len(body)
 
     return reply
+
+
+def growing_comments() -> Reply:
+    """An issue's comment pages of one comment each, whose `total` grows with every page asked for."""
+
+    def reply(h: BaseHTTPRequestHandler, up: Upstream) -> None:
+        n = up.requests
+        comment = {"id": str(n), "author": {"displayName": "x"}, "created": "2026-01-05T09:12:00.000+0000"}
+        page = {"startAt": n, "maxResults": 1, "total": n + 10, "comments": [{**comment, "body": f"c{n}"}]}
+        body = json.dumps(page).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+        up.sent += len(body)
+
+    return reply

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -104,6 +105,19 @@ async def test_search_cursor_is_bound_to_its_query(jira_fake: FakeJira) -> None:
         await backend.search("project = OPS", 2, page.next_cursor)
     with pytest.raises(InvalidInput, match="Invalid cursor"):
         await backend.search("project = SVC", 2, "garbage!")
+
+
+@pytest.mark.parametrize("position", ["abc", "1e3", "-5", "99999999999"])
+async def test_a_data_center_cursor_holds_a_page_position_or_is_refused(jira_fake_dc: FakeJira, position: str) -> None:
+    """The cursor's check is the hash of the query, which a caller can compute: before, "abc" or "1e3" ended in an
+    internal error and -5 went to Jira as startAt=-5."""
+    backend = cloud_backend_for(jira_fake_dc)
+    page = await backend.search("project = SVC", 2, None)
+    assert page.next_cursor is not None
+    data = json.loads(base64.urlsafe_b64decode(page.next_cursor + "=" * (-len(page.next_cursor) % 4)))
+    forged = base64.urlsafe_b64encode(json.dumps({**data, "o": position}).encode()).decode().rstrip("=")
+    with pytest.raises(InvalidInput, match="Invalid cursor"):
+        await backend.search("project = SVC", 2, forged)
 
 
 async def test_jql_rejected_by_jira_is_invalid_input_with_its_message(any_jira_fake: FakeJira) -> None:

@@ -20,10 +20,10 @@ from servers.common.errors import ConfigError, UpstreamFailure
 from servers.common.logging import configure_logging
 from servers.common.policy import Policies
 from servers.common.settings import load_settings
-from servers.jira_read.cloud import CloudJiraBackend
+from servers.jira_read.cloud import MAX_COMMENT_PAGES, CloudJiraBackend
 from servers.jira_read.server import build_server
 from servers.jira_read.settings import JiraReadSettings
-from tests.jira_read.hostile_http import declared, echo_credential, endless, gzip_bomb, hostile
+from tests.jira_read.hostile_http import declared, echo_credential, endless, growing_comments, gzip_bomb, hostile
 
 MIB = 1 << 20
 
@@ -141,3 +141,19 @@ def test_a_plaintext_jira_url_is_refused_naming_the_setting(monkeypatch: pytest.
 @pytest.mark.parametrize("url", ["https://acme.atlassian.net", "http://127.0.0.1:8080", "http://localhost/jira"])
 def test_an_https_or_loopback_jira_url_is_accepted(url: str) -> None:
     assert JiraReadSettings(url=url).url == url
+
+
+async def test_comment_pages_whose_total_keeps_growing_end_after_a_bounded_number_of_pages() -> None:
+    """Before, a Jira that raised `total` with every page was asked again and again until the call's deadline:
+    15,424 requests in 60 s."""
+    with hostile(growing_comments()) as up:
+        comments, _total = await backend(up.url).get_comments("SVC-3", 5)
+    assert up.requests <= 1 + MAX_COMMENT_PAGES and len(comments) == 5
+
+
+@pytest.mark.parametrize("key", ["SVC-5\n", "SVC-5\r\n", "svc-5", "SVC-05", "SVC-5 "])
+def test_an_issue_key_from_jira_is_a_whole_key_or_none(key: str) -> None:
+    """Before, `$` let keys with a trailing newline through (in search results and links)."""
+    from servers.jira_read.server import is_key
+
+    assert is_key("SVC-5") and not is_key(key)

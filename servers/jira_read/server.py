@@ -62,9 +62,15 @@ INSTRUCTIONS = (
 )
 
 
+SHORT_FIELD_CHARS = 200  # a status, a label, a name, a date, a URL: anything longer is cut
+SHORT_FIELD_ITEMS = 50  # labels and components
+
+
 def _plain(value: Any) -> str:
-    """A short field from Jira as returned: invisible characters and credentials removed."""
-    return redact_credentials(strip_invisible(str(value)))
+    """A short field from Jira as returned: invisible characters and credentials removed, at most
+    SHORT_FIELD_CHARS characters (a person's display name or a label is written by people, as a ticket is)."""
+    text = redact_credentials(strip_invisible(str(value)[: SHORT_FIELD_CHARS * 4]))
+    return text if len(text) <= SHORT_FIELD_CHARS else text[: SHORT_FIELD_CHARS - 1] + "…"
 
 
 def _optional(value: Any) -> str | None:
@@ -163,8 +169,8 @@ class JiraReadService:
             description=untrusted(f.get("description"), limit),
             status=_name(f.get("status"), "name"),
             type=_name(f.get("issuetype"), "name"),
-            labels=[_plain(x) for x in f.get("labels") or []],
-            components=[n for c in f.get("components") or [] if (n := _name(c, "name"))],
+            labels=[_plain(x) for x in (f.get("labels") or [])[:SHORT_FIELD_ITEMS]],
+            components=[n for c in (f.get("components") or [])[:SHORT_FIELD_ITEMS] if (n := _name(c, "name"))],
             priority=_name(f.get("priority"), "name"),
             assignee=_name(f.get("assignee"), "displayName", "name"),
             reporter=_name(f.get("reporter"), "displayName", "name"),

@@ -91,6 +91,48 @@ def _quote_key(key: str) -> str:
     return '"' + key + '"'
 
 
+# JQL functions that return values of the caller's own Jira (people, dates, versions, sprints) and never issues
+# of another project: any other (linkedIssues("OPS-1"), ScriptRunner's linkedIssuesOf("project = OPS ...")) could
+# tell what lies outside the projects, one yes or no at a time.
+SAFE_FUNCTIONS = frozenset(
+    f.lower()
+    for f in (
+        *("currentUser", "currentLogin", "lastLogin", "membersOf", "now", "updatedBy", "cascadeOption"),
+        *("startOfDay", "endOfDay", "startOfWeek", "endOfWeek", "startOfMonth", "endOfMonth", "startOfYear"),
+        *("endOfYear", "openSprints", "closedSprints", "futureSprints", "releasedVersions", "unreleasedVersions"),
+        *("latestReleasedVersion", "earliestUnreleasedVersion", "componentsLeadByUser", "projectsLeadByUser"),
+        *("votedIssues", "watchedIssues", "issueHistory", "standardIssueTypes", "subTaskIssueTypes"),
+    )
+)
+_KEYWORDS = frozenset(("in", "not", "and", "or", "was", "changed", "to", "from", "by", "during", "on", "after"))
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_]*)-[0-9]+(?![A-Za-z0-9_.-])")
+_QUOTED = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'""")
+
+
+def _outside(condition: str, allowed: set[str]) -> None:
+    """Refuse a function that could reach issues of other projects, and an issue key of a project not `allowed`
+    (`parent = OPS-1`, `issuekey in ("OPS-1")`: which of the caller's issues link to it, or whether it exists).
+
+    Raises:
+        JQLError: the condition calls such a function or names such an issue.
+    """
+    quoted = [a if a is not None else b for a, b in _QUOTED.findall(condition)]
+    bare = _QUOTED.sub(" ", condition)
+    for name in _CALL.findall(bare):
+        if name.lower() not in SAFE_FUNCTIONS and name.lower() not in _KEYWORDS:
+            raise JQLError(
+                f"JQL function {name}() is not allowed here: it could reach issues of projects you may not read "
+                "(functions of people, dates, versions and sprints are)"
+            )
+    keys = [m.group(0) for m in _ISSUE_KEY.finditer(bare)]
+    # a quoted value is a key only when written as one (upper case): `text ~ "utf-8"` is text
+    keys += [q.strip() for q in quoted if _ISSUE_KEY.fullmatch(q.strip()) and q.strip().split("-")[0].isupper()]
+    for key in keys:
+        if key.rsplit("-", 1)[0].upper() not in allowed:
+            raise JQLError(f"JQL names issue {key[:40]}, of a project you may not read")
+
+
 def restrict(jql: str, projects: Iterable[str]) -> str:
     """Wrap `jql` so that it can only match issues in `projects`.
 
@@ -117,6 +159,7 @@ def restrict(jql: str, projects: Iterable[str]) -> str:
         if not ordering or not all(_ORDER_TERM.match(t) for t in terms):
             raise JQLError("ORDER BY must be a list of fields, each optionally ASC or DESC")
         ordering = ", ".join(" ".join(t.split()) for t in terms)
+    _outside(condition, set(allowed))
     scope = f"project in ({', '.join(_quote_key(p) for p in allowed)})"
     query = f"{scope} AND ({condition})" if condition.strip() else scope
     return f"{query} ORDER BY {ordering}" if ordering else query

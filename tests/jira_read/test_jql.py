@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -152,3 +154,34 @@ def test_the_policy_and_the_jql_scope_accept_the_same_project_keys(key: str) -> 
     except InvalidInput:
         in_scope = False
     assert in_policy == in_scope == (key in ("SVC", "A1_B", "X" * 50))
+
+
+@pytest.mark.parametrize(
+    ("jql", "complaint"),
+    [
+        # before: passed as they were; their answers (inside SVC) told which SVC issues link to an OPS issue, and
+        # ScriptRunner's linkedIssuesOf ran a whole query over OPS, one yes or no at a time
+        ('issue in linkedIssues("OPS-1")', "function linkedIssues() is not allowed"),
+        ('issueFunction in linkedIssuesOf("project = OPS AND summary ~ secret")', "function linkedIssuesOf()"),
+        ("parent = OPS-1", "names issue OPS-1, of a project you may not read"),
+        ('issuekey in ("OPS-1")', "names issue OPS-1"),
+        ("issuekey = ops-1", "names issue ops-1"),
+    ],
+)
+def test_what_reaches_other_projects_issues_is_refused(jql: str, complaint: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(complaint)):
+        restrict(jql, ["SVC"])
+
+
+@pytest.mark.parametrize(
+    "jql",
+    [
+        "assignee = currentUser() AND updated > startOfDay(-7d)",
+        "fixVersion in unreleasedVersions() AND sprint in openSprints()",
+        "key = SVC-3 OR parent = SVC-1",
+        'text ~ "utf-8 decoding" AND text ~ "covid-19"',
+        "labels in (backend, api) AND status was in (Open, Done)",
+    ],
+)
+def test_functions_of_people_dates_versions_and_keys_of_the_projects_pass(jql: str) -> None:
+    assert restrict(jql, ["SVC"]).startswith('project in ("SVC") AND (')

@@ -37,6 +37,9 @@ class Failure:
 
 NO_TEST_RAN = "no test ran"
 """An attempt whose test run passed without running a test (a -run pattern that matched none)."""
+NOT_TESTED = "not tested"
+"""An attempt whose test run never reached go test (its patch did not apply, a package was refused): the patch is
+unchecked by the test runner's policy too."""
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Attempt:
     number: int
     functions: list[str]
     tests: str
-    result: str  # "pass", "2 failing", "build failed", "refused by policy", NO_TEST_RAN
+    result: str  # "pass", "2 failing", "build failed", "refused by policy", NO_TEST_RAN, NOT_TESTED
     failures: list[Failure] = field(default_factory=list[Failure])
     patch: str = ""
     refused: bool = False

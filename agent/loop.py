@@ -52,6 +52,7 @@ from agent.exits import (
 )
 from agent.handoff import (
     NO_TEST_RAN,
+    NOT_TESTED,
     Attempt,
     as_code,
     deterministic_hypothesis,
@@ -70,7 +71,7 @@ from agent.runstore import save_run
 from agent.servers import ServersConfig, Toolbox, ToolOutcome, connect
 from agent.stuck import StuckDetector
 from agent.telemetry import parent_context, run_spans, tracer
-from agent.testresults import build_failed, failures_of, render_tests, report_of, tests_ok
+from agent.testresults import build_failed, failures_of, render_tests, report_of, tests_ok, tests_ran
 from agent.ticket_files import GITHUB_KEY
 from agent.tools import (
     LOCAL,
@@ -126,6 +127,8 @@ MAX_CALL_ID = 128
 # A model call's hold on the daily cap outlives the run's deadline by this much before it stops counting: the hold
 # of a process that died mid-call (its calls are over by then; a live one settles or releases its own).
 RESERVATION_MARGIN_S = 60.0
+DRAFT_CANDIDATES = 3
+"""Attempts tried, best first, when github-pr refuses a hand-off's draft of the better ones."""
 
 
 @dataclass(frozen=True)
@@ -868,7 +871,9 @@ class Run:
             refused = not outcome.ok and "refused by policy" in outcome.text
             if refused:
                 result = "refused by policy"
-            elif passed and not any(t.get("status") == "pass" for t in report_of(outcome).get("tests") or []):
+            elif not outcome.ok and not report_of(outcome):
+                result = NOT_TESTED  # go test never ran: nothing is known of the patch, not even the policy's verdict
+            elif passed and not tests_ran(outcome):
                 result = NO_TEST_RAN  # e.g. a -run pattern that matches nothing: it shows nothing about the fix
             elif passed:
                 result = "pass"
@@ -923,7 +928,7 @@ class Run:
                 why = f"did not finish within {self.settings.test_timeout_s} s" if late else "do not pass yet"
                 return f"not submitted: the ticket's tests {why}\n{_stable(render_tests(targeted))}"
             # `go test -run` matching nothing passes: the description claims only tests that ran
-            ran_named = any(p.get("passed") for p in report_of(targeted).get("packages") or [])
+            ran_named = tests_ran(targeted)
         full = await self.go_test(patch, packages, None, dependents=True)  # what else the change can break
         self.reject_if_refused(full)
         result = full.structured or {}
@@ -934,7 +939,9 @@ class Run:
             self.reject_if_refused(full)
             result = full.structured or {}
         passed = full.ok and tests_ok(full)
-        if not passed and (why := await self.not_explained_by_base(full, packages, dependents=with_dependents)):
+        if not passed and (
+            why := await self.not_explained_by_base(full, packages, dependents=with_dependents, shown=ran_named)
+        ):
             self.record_attempt(patch, packages, None, full)
             return f"not submitted: {why}\n{_stable(render_tests(full))}"
         failing = [] if passed else sorted({f.test for f in failures_of(full)})
@@ -956,11 +963,15 @@ class Run:
             )
         raise Submitted(f"pull request opened for {self.ticket.key}", opened.structured or {"text": opened.text})
 
-    async def not_explained_by_base(self, full: ToolOutcome, packages: list[str], *, dependents: bool) -> str | None:
+    async def not_explained_by_base(
+        self, full: ToolOutcome, packages: list[str], *, dependents: bool, shown: bool
+    ) -> str | None:
         """Why a patched run that did not pass keeps the pull request closed; None only when it reported
-        failing tests and each of them fails at the base too (a ticket about one bug need not fix others).
-        A run with no result, one that did not finish, a census failure, a build error, or no failing test
-        to compare is never explained away; `dependents`: whether `full` tested them, as the base run then does."""
+        failing tests and each of them fails at the base too (a ticket about one bug need not fix others),
+        and a test shows the patch does something: `shown` (a test the ticket or the patch names ran and passed),
+        or a test that fails at the base passes with the patch. A run with no result, one that did not finish, a
+        census failure, a build error, or no failing test to compare is never explained away; `dependents`:
+        whether `full` tested them, as the base run then does."""
         if not full.ok or full.structured is None:
             return "the tests could not run"
         if full.structured.get("killed"):
@@ -975,8 +986,16 @@ class Run:
         base = await self.go_test(None, packages, None, dependents=dependents)
         if not base.ok or base.structured is None:
             return "the tests could not run at the base, to compare"
-        newly = sorted(failed - {f.test for f in failures_of(base)})
-        return f"tests newly broken by the patch: {', '.join(newly)}" if newly else None
+        at_base = {f.test for f in failures_of(base)}
+        if newly := sorted(failed - at_base):
+            return f"tests newly broken by the patch: {', '.join(newly)}"
+        if not shown and not at_base - failed:
+            # every test that fails, failed before, and none it fixed: nothing shows the patch does what the ticket asks
+            return (
+                "no test shows the patch fixes anything: the same tests fail at the base and with it; name the test "
+                "for the ticket's bug, or add one that fails at the base and passes with the patch"
+            )
+        return None
 
     def reject_if_refused(self, outcome: ToolOutcome) -> None:
         if not outcome.ok and "refused by policy" in outcome.text:
@@ -1056,20 +1075,29 @@ class Run:
             elif best is None:
                 posted = await self.comment_on_ticket_issue(handoff, notes)
             else:
-                pr, refused = await self.open_draft(best, handoff, owner, notes)
-                if refused is not None:
-                    # what github-pr refused may be the hand-off's text: once more with its first lines only
-                    minimal = render_minimal_handoff(
-                        ticket=self.ticket.key,
-                        title=self.ticket.title,
-                        reason=reason,
-                        owner=owner,
-                        trace_id=self.trace_id,
-                        run_id=self.run_id,
-                    )
-                    pr, refused = await self.open_draft(best, minimal, owner, notes)
+                refused: str | None = None
+                # github-pr may refuse an attempt's patch (its policy reads every draft): the next one, a few at most
+                for candidate in _ranked(self.attempts)[:DRAFT_CANDIDATES]:
+                    pr, refused = await self.open_draft(candidate, handoff, owner, notes)
+                    if refused is not None:
+                        # what github-pr refused may be the hand-off's text: once more with its first lines only
+                        minimal = render_minimal_handoff(
+                            ticket=self.ticket.key,
+                            title=self.ticket.title,
+                            reason=reason,
+                            owner=owner,
+                            trace_id=self.trace_id,
+                            run_id=self.run_id,
+                        )
+                        pr, refused = await self.open_draft(candidate, minimal, owner, notes)
+                        if pr is not None:
+                            notes.append(
+                                "draft opened with the hand-off's first lines only: the run record has the rest"
+                            )
                     if pr is not None:
-                        notes.append("draft opened with the hand-off's first lines only: the run record has the rest")
+                        if candidate is not best:
+                            notes.append(f"draft holds attempt {candidate.number}: github-pr refused the better ones")
+                        break
                 if refused is not None:
                     refusal = f"no draft pull request, nobody assigned: github-pr refused it: {refused}"
                 if pr is not None and self.ticket.github is not None:  # the issue's people learn where it went
@@ -1407,9 +1435,18 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters cut)"
 
 
-def _best(attempts: list[Attempt]) -> Attempt | None:
-    """The attempt worth showing a human: not refused by policy, fewest failures, latest on ties."""
+def _ranked(attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts worth showing a human, best first: not refused by policy; tested before untested (a build that
+    failed, a run that ran no test, one that never reached go test, in that order); fewest failures; latest on
+    ties."""
     kept = [a for a in attempts if not a.refused and a.patch]
-    if not kept:
-        return None
-    return min(reversed(kept), key=lambda a: (a.result == "build failed", a.result == NO_TEST_RAN, len(a.failures)))
+
+    def rank(a: Attempt) -> tuple[bool, bool, bool, int]:
+        return (a.result == NOT_TESTED, a.result == "build failed", a.result == NO_TEST_RAN, len(a.failures))
+
+    return sorted(reversed(kept), key=rank)  # a stable sort: the latest first among equals
+
+
+def _best(attempts: list[Attempt]) -> Attempt | None:
+    ranked = _ranked(attempts)
+    return ranked[0] if ranked else None

@@ -29,6 +29,12 @@ def tests_ok(outcome: ToolOutcome) -> bool:
     )
 
 
+def tests_ran(outcome: ToolOutcome) -> bool:
+    """Whether any test passed in the run: go-test-runner counts passing tests per package (it lists only the
+    failing ones), and `go test -run` matching nothing passes with a count of 0."""
+    return any(p.get("passed") for p in report_of(outcome).get("packages") or [])
+
+
 def build_failed(outcome: ToolOutcome) -> bool:
     return bool(report_of(outcome).get("build_errors"))
 

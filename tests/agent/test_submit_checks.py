@@ -112,6 +112,36 @@ def test_a_failure_the_base_has_too_does_not_block_the_fix_and_the_pull_request_
     assert "none newly broken; `TestOld` fail at the base too, and still fail." in body
 
 
+_NAMED_RAN_NONE = {
+    "ok": True,
+    "summary": "1 package(s): 1 ok; 0 test(s) passed.",
+    "report": {"ok": True, "summary": "1 package(s): 1 ok; 0 test(s) passed.", "tests": [], "build_errors": [],
+               "packages": [{"name": "example.com/calc", "status": "ok", "passed": 0, "failed": 0}]},
+}  # fmt: skip
+
+
+def test_a_patch_no_test_shows_to_fix_anything_keeps_the_pull_request_closed(tmp_path: Path) -> None:
+    """Before, a patch whose named test ran nothing, with the same tests failing at the base and with it, opened a
+    ready pull request that "resolves" the ticket: nothing showed it fixed anything."""
+    old = _failing("TestOld", "1 package(s): 1 failed. 1 test(s) failed: TestOld.")
+    world = FakeWorld(verdict=_answers(fix=old, fix_targeted=_NAMED_RAN_NONE, base=old))
+    result, model = _run(world, tmp_path)
+    _assert_not_opened(world, result, model, "not submitted: no test shows the patch fixes anything: the same tests "
+                       "fail at the base and with it; name the test for the ticket's bug, or add one that fails at "
+                       "the base and passes with the patch")  # fmt: skip
+
+
+def test_a_patch_that_fixes_a_test_failing_at_the_base_opens_the_pull_request(tmp_path: Path) -> None:
+    """With no named test run, a test that fails at the base and passes with the patch is what shows it works."""
+    old = _failing("TestOld", "1 package(s): 1 failed. 1 test(s) failed: TestOld.")
+    both = _failing("TestOld", "1 package(s): 1 failed. 2 test(s) failed: TestOld, TestBug.")
+    both["report"]["tests"].append({**both["report"]["tests"][0], "name": "TestBug"})
+    world = FakeWorld(verdict=_answers(fix=old, fix_targeted=_NAMED_RAN_NONE, base=both))
+    result, _ = _run(world, tmp_path)
+    assert (result.outcome, result.exit) == ("pr", "submitted"), result.reason
+    assert not world.pulls["CALC-3"]["draft"]
+
+
 def test_a_test_the_patch_breaks_keeps_the_pull_request_closed(tmp_path: Path) -> None:
     broken = _failing("TestMul", "1 package(s): 1 failed; 1 test(s) passed. 1 test(s) failed: TestMul.")
     old = _failing("TestOld", "1 package(s): 1 failed. 1 test(s) failed: TestOld.")

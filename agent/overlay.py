@@ -36,7 +36,7 @@ def _check_path(path: str) -> str:
     (one file under one name, so no two overlay entries make a diff git refuses). A path ending in `/` names a
     directory and is refused."""
     if not path or len(path) > _MAX_PATH or path.startswith("/") or ".." in path.split("/") or "\\" in path:
-        raise EditError("path must be relative to the repository root, without '..'")
+        raise EditError("path must be relative to the repository root: not absolute, without '..' or '\\'")
     if _CONTROL.search(path):  # a newline would write its own lines into the diff's headers
         raise EditError("path must not contain control characters (newlines, tabs, ...)")
     if path.endswith("/"):
@@ -86,7 +86,11 @@ class Overlay:
         path = _check_path(path)
         text = await self.text(path)
         if text is None:
-            raise EditError(f"no file {path} in the repository (create it with edit and an empty search)")
+            raise EditError(
+                f"no file {path} among those code-search indexes (Go and Markdown): a file of another kind "
+                "(go.mod, YAML, a Makefile, generated code) may exist and cannot be read or changed here; a new file: "
+                "create it with edit and an empty search"
+            )
         lines = _split(text)
         start = _outside_keys(text, start)
         end = min(end or len(lines), len(lines), start + 399)

@@ -13,7 +13,9 @@ LLMError
 
 from __future__ import annotations
 
+import html
 import threading
+import unicodedata
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,13 +36,29 @@ def remember_secret(value: str | None) -> None:
 
 def without_secrets(text: str, extra: tuple[str, ...] = ()) -> str:
     """`text` with every remembered secret value, and each of `extra`, replaced by `[secret removed]`: a provider
-    or a proxy can quote the key it was sent in its error, which is saved and published with the run."""
+    or a proxy can quote the key it was sent in its error, which is saved and published with the run.
+
+    A value spelled otherwise is found too: with HTML character references (`&#97;`, which a Markdown page shows
+    as the letter) or invisible characters inside (a zero-width space); `text` is then returned in that plain
+    spelling, so no encoded copy of the key is left."""
     with _LOCK:
-        values = {*_SECRETS, *(v for v in extra if len(v) >= MIN_SECRET_CHARS)}
-    for value in sorted(values, key=len, reverse=True):
+        values = sorted({*_SECRETS, *(v for v in extra if len(v) >= MIN_SECRET_CHARS)}, key=len, reverse=True)
+    for value in values:
         if value in text:
             text = text.replace(value, "[secret removed]")
+    plain = _plain_spelling(text) if values else text
+    if plain != text and any(value in plain for value in values):
+        text = plain
+        for value in values:
+            text = text.replace(value, "[secret removed]")
     return text
+
+
+def _plain_spelling(text: str) -> str:
+    """`text` with HTML character references decoded (twice: `&amp;#97;`) and format characters (Unicode's Cf:
+    zero-width spaces and joiners, soft hyphens, bidirectional marks) removed."""
+    decoded = html.unescape(html.unescape(text))
+    return "".join(ch for ch in decoded if unicodedata.category(ch) != "Cf")
 
 
 class LLMError(Exception):

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from agent.llm import reply
-from agent.llm.errors import remember_secret
+from agent.llm.errors import remember_secret, without_secrets
 from agent.loop import RunSettings
 from agent.policy import AgentPolicy
 
@@ -38,3 +38,20 @@ def test_a_key_the_model_quotes_is_removed_from_the_hand_off_the_display_and_the
     assert key not in json.dumps(transcript(settings, result.run_id))
     saved = (settings.state_dir / "agent" / "runs" / result.run_id).rglob("*")
     assert not [p for p in saved if p.is_file() and key in p.read_text(errors="replace")]
+
+
+def test_a_key_spelled_with_character_references_or_invisible_characters_is_removed_too() -> None:
+    """Before, `&#112;assphrase-...` (which github-pr's Markdown shows as the key) or the key with a zero-width
+    space inside was published as it was."""
+    key = f"passphrase-{uuid.uuid4().hex[:12]}"
+    remember_secret(key)
+    spelled = {
+        "reference": "&#112;" + key[1:],
+        "double reference": "&amp;#112;" + key[1:],
+        "zero-width space": key[:5] + "\u200b" + key[5:],
+        "soft hyphen": key[:3] + "\u00ad" + key[3:],
+    }
+    for how, text in spelled.items():
+        cleaned = without_secrets(f"the key is {text}, post it")
+        assert cleaned == "the key is [secret removed], post it", how
+    assert without_secrets("a &amp; b\u200b") == "a &amp; b\u200b"  # nothing to remove: left as written

@@ -50,6 +50,17 @@ async def test_missing_or_ambiguous_search_text_is_a_correctable_error() -> None
     assert overlay.diff() == ""
 
 
+async def test_a_file_code_search_does_not_serve_is_not_called_missing() -> None:
+    """Before: "no file go.mod in the repository (create it ...)", so a model wrote a new-file diff of a file that
+    exists (go.mod, a Makefile: code-search indexes Go and Markdown) and the patch did not apply. And an absolute
+    path was refused as one "with '..'"."""
+    overlay = Overlay(reader_of({"a.go": "x\n"})[0])
+    with pytest.raises(EditError, match=r"go.mod, YAML, a Makefile, generated code\) may exist and cannot be read"):
+        await overlay.view("Makefile")
+    with pytest.raises(EditError, match="not absolute"):
+        await overlay.view("/etc/passwd")
+
+
 # git ends lines at \n only; str.splitlines also at \r, \v, \f, \x1c-\x1e, \x85, U+2028, U+2029
 BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 

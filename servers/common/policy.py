@@ -108,7 +108,7 @@ class ProtectedPolicy(_Frozen):
     """protected.yaml: what a patch may never touch (applied by go-test-runner and github-pr)."""
 
     paths: Seq[str] = Field(
-        default=(".github/**", ".gitlab-ci.yml", "**/testdata/**", "go.mod", "go.sum", "CODEOWNERS"),
+        default=(".github/**", ".gitlab-ci.yml", "**/testdata/**", "**/vendor/**", "go.mod", "go.sum", "CODEOWNERS"),
         description="Glob patterns (gitignore-like: ** crosses directories, * does not; a pattern with a / is "
         "anchored at the root, ./ and // are read as / ; case-sensitive) a patch may not modify, nor anything "
         "under a match.",

@@ -133,6 +133,9 @@ def test_deleting_or_renaming_a_test_file_is_refused(diff_of: DiffOf, repo: path
         ("go.mod", "go_mod"),
         ("go.sum", "go_mod"),
         ("sub/testdata/new.golden", "protected_path"),
+        # before: allowed, so a patch could change a vendored dependency the tests run with
+        ("vendor/example.com/dep/dep.go", "protected_path"),
+        ("sub/vendor/example.com/dep/dep.go", "protected_path"),
     ],
 )
 def test_protected_paths_are_refused(diff_of: DiffOf, rel: str, rule: str) -> None:

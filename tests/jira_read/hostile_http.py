@@ -122,13 +122,7 @@ def echo_credential(status: int) -> Reply:
 
     def reply(h: BaseHTTPRequestHandler, up: Upstream) -> None:
         said = f"bad credential: {h.headers.get('Authorization')}"
-        body = json.dumps({"errorMessages": [said], "errors": {}}).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-        up.sent += len(body)
+        _send_json(h, up, status, {"errorMessages": [said], "errors": {}})
 
     return reply
 
@@ -140,12 +134,16 @@ def growing_comments() -> Reply:
         n = up.requests
         comment = {"id": str(n), "author": {"displayName": "x"}, "created": "2026-01-05T09:12:00.000+0000"}
         page = {"startAt": n, "maxResults": 1, "total": n + 10, "comments": [{**comment, "body": f"c{n}"}]}
-        body = json.dumps(page).encode()
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-        up.sent += len(body)
+        _send_json(h, up, 200, page)
 
     return reply
+
+
+def _send_json(h: BaseHTTPRequestHandler, up: Upstream, status: int, doc: object) -> None:
+    body = json.dumps(doc).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+    up.sent += len(body)

@@ -114,15 +114,10 @@ def repo_in(repos: dict[str, Any], name: str) -> str | None:
     return None if found is None else found[0]
 
 
-def github_spelling(repos: dict[str, Any], name: str) -> str | None:
-    """`name` as `repos` spells it: itself when it is a name there or a `github` field as written, the `github`
-    field when they differ only in case (GitHub sends `Acme/Svc` for a `github: acme/svc`), None when neither."""
-    found = repo_entry(repos, name)
-    return None if found is None else found[1]
-
-
 def repo_entry(repos: dict[str, Any], name: str) -> tuple[str, str] | None:
-    """(the name in `repos`, `name` as repos.yaml spells it) of the repository `name`, or None."""
+    """(the name in `repos`, `name` as repos.yaml spells it) of the repository `name`, or None. The spelling is
+    `name` itself when it is a name there or a `github` field as written, the `github` field when they differ
+    only in case (GitHub sends `Acme/Svc` for a `github: acme/svc`)."""
     if name in repos:
         return name, name
     folded = name.casefold()

@@ -104,7 +104,9 @@ SAFE_FUNCTIONS = frozenset(
         *("votedIssues", "watchedIssues", "issueHistory", "standardIssueTypes", "subTaskIssueTypes"),
     )
 )
-_KEYWORDS = frozenset(("in", "not", "and", "or", "was", "changed", "to", "from", "by", "during", "on", "after"))
+_KEYWORDS = frozenset(
+    ("in", "not", "and", "or", "was", "changed", "to", "from", "by", "during", "on", "after", "before", "is")
+)
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _ISSUE_KEY = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_]*)-[0-9]+(?![A-Za-z0-9_.-])")
 _QUOTED = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'""")

@@ -181,6 +181,7 @@ def test_what_reaches_other_projects_issues_is_refused(jql: str, complaint: str)
         "key = SVC-3 OR parent = SVC-1",
         'text ~ "utf-8 decoding" AND text ~ "covid-19"',
         "labels in (backend, api) AND status was in (Open, Done)",
+        'status changed before ("2026/01/01") AND assignee was in (membersOf("devs"))',
     ],
 )
 def test_functions_of_people_dates_versions_and_keys_of_the_projects_pass(jql: str) -> None:

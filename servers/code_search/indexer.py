@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,11 +26,14 @@ from servers.code_search.filters import LIVE
 from servers.code_search.index import CodeIndex
 from servers.code_search.markdown import line_windows, markdown_sections
 from servers.code_search.model import Chunk, code_text
-from servers.code_search.source import SkipRules, Snapshot, snapshot
+from servers.code_search.source import MAX_FILE_BYTES, SkipRules, Snapshot, snapshot
 from servers.common.errors import Conflict, InvalidInput
 from servers.common.repo_names import repo_slug
 
 FILE_BATCH = 250
+# A batch's text is held at once, several times over (decoded, chunked, embedded, as rows: 250 files of 990 KB each
+# once took the indexer to 4.6 GB), so a batch also ends at this many bytes of the files it reads.
+BATCH_BYTES = 16 * 1024 * 1024
 # The history a ticket is matched against: the last HISTORY_COMMITS non-merge commits, each with the non-test .go
 # files it changed (a commit changing none, or more than HISTORY_MAX_FILES, says nothing about where a fix goes).
 HISTORY_COMMITS = 3000
@@ -163,8 +166,7 @@ def index_repo(
         if progress:
             progress.start(len(changed))
         index.retire(repo, changed + removed, gen)
-        for start in range(0, len(changed), FILE_BATCH):
-            batch = changed[start : start + FILE_BATCH]
+        for batch in batches(changed, snap.sizes):
             added = _index_batch(index, embedder, chunker, snap, repo, gen, batch, rules, report)
             if progress:
                 progress.advance(len(batch), added)
@@ -186,6 +188,23 @@ def index_repo(
             index.maintain()
         report.seconds = time.perf_counter() - began
     return report
+
+
+def batches(paths: list[str], sizes: dict[str, int]) -> Iterator[list[str]]:
+    """`paths` in order, in batches of at most FILE_BATCH files and BATCH_BYTES bytes read (a file over the size
+    limit is not read, so it counts nothing)."""
+    batch: list[str] = []
+    held = 0
+    for path in paths:
+        size = sizes.get(path, 0)
+        size = size if size <= MAX_FILE_BYTES else 0
+        if batch and (len(batch) >= FILE_BATCH or held + size > BATCH_BYTES):
+            yield batch
+            batch, held = [], 0
+        batch.append(path)
+        held += size
+    if batch:
+        yield batch
 
 
 def recent_history(snap: Snapshot) -> dict[str, tuple[str, list[str]]]:

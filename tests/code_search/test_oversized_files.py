@@ -151,3 +151,18 @@ def test_read_blobs_streams_one_object_at_a_time(huge_repo: tuple[Path, str]) ->
     assert next(stream) == (small, len(text), text)
     stream.close()  # stops git; nothing hangs
     assert list(gitrepo.read_blobs(repo, [], MAX_FILE_BYTES)) == []
+
+
+def test_a_batch_ends_at_its_files_count_or_its_bytes() -> None:
+    """Before, a batch was 250 files whatever their size: 250 files just under the size limit (each 0xFF byte of them
+    decodes to three bytes) took the indexer to 4.6 GB. A batch now also ends at BATCH_BYTES of files it reads."""
+    from servers.code_search.indexer import BATCH_BYTES, FILE_BATCH, batches
+
+    small = {f"s{i}.go": 1_000 for i in range(600)}
+    assert [len(b) for b in batches(sorted(small), small)] == [FILE_BATCH, FILE_BATCH, 100]
+    large = {f"l{i:03}.md": 990_000 for i in range(250)}
+    sized = list(batches(sorted(large), large))
+    assert all(sum(large[p] for p in b) <= BATCH_BYTES for b in sized) and sum(map(len, sized)) == 250
+    assert len(sized) == -(-250 // (BATCH_BYTES // 990_000))
+    mixed = {"huge.go": 10 * BATCH_BYTES, **{f"m{i:02}.md": 990_000 for i in range(17)}}  # huge: never read
+    assert [len(b) for b in batches(sorted(mixed), mixed)] == [17, 1]

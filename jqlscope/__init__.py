@@ -29,7 +29,8 @@ class JQLError(ValueError):
 
 
 _ORDER_BY = re.compile(r"\border\s+by\b", re.I)
-_ORDER_TERM = re.compile(r"""^\s*(?:[A-Za-z][A-Za-z0-9_.]*|cf\[\d+\]|"[^"\\]+")(?:\s+(?:asc|desc))?\s*$""", re.I)
+# a quoted field name holds no parenthesis (none has one), so no parenthesis follows the condition at all
+_ORDER_TERM = re.compile(r"""^\s*(?:[A-Za-z][A-Za-z0-9_.]*|cf\[\d+\]|"[^"\\()]+")(?:\s+(?:asc|desc))?\s*$""", re.I)
 
 
 def _scan(jql: str) -> list[tuple[int, int]]:
@@ -80,6 +81,12 @@ def _scan(jql: str) -> list[tuple[int, int]]:
 PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
 """A Jira project key: an upper-case letter, then upper-case letters, digits or underscores (Atlassian's rule; at
 most 50 here), so a key quotes as is. The policy's `jira_projects` are checked against it too."""
+ISSUE_KEY = re.compile(PROJECT_KEY.pattern + r"-[1-9][0-9]{0,9}")
+
+
+def is_issue_key(text: str) -> bool:
+    """A whole Jira issue key (`SVC-7`): matched whole, as `^...$` with `match` let a trailing newline through."""
+    return ISSUE_KEY.fullmatch(text) is not None
 
 
 def _quote_key(key: str) -> str:

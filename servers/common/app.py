@@ -354,9 +354,13 @@ class SessionQuota:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user")
-        opens = scope["type"] == "http" and scope.get("method") == "POST"
-        new = opens and isinstance(user, AuthenticatedUser) and not Headers(scope=scope).get("mcp-session-id")
-        if new and isinstance(user, AuthenticatedUser) and self.held_by(authorization_context(user)) >= self._limit:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and isinstance(user, AuthenticatedUser)
+            and not Headers(scope=scope).get("mcp-session-id")
+            and self.held_by(authorization_context(user)) >= self._limit
+        ):
             log.warning(
                 "session refused",
                 reason="TooManySessions",
@@ -365,10 +369,15 @@ class SessionQuota:
                 limit=self._limit,
             )
             message = f"too many open sessions for this caller (at most {self._limit}); close one first"
-            body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
-            await JSONResponse(body, status_code=429)(scope, receive, send)
+            await _refuse(scope, receive, send, 429, message)
             return
         await self._app(scope, receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    """Answer an HTTP request before the MCP endpoint sees it: `status`, with a JSON-RPC error saying `message`."""
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+    await JSONResponse(body, status_code=status)(scope, receive, send)
 
 
 class OneAuthorization:
@@ -385,8 +394,7 @@ class OneAuthorization:
         if scope["type"] == "http" and len(Headers(scope=scope).getlist("authorization")) > 1:
             log.warning("request refused", reason="DuplicateAuthorization", path=str(scope.get("path", ""))[:100])
             message = "more than one Authorization header: send exactly one bearer token"
-            body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
-            await JSONResponse(body, status_code=400)(scope, receive, send)
+            await _refuse(scope, receive, send, 400, message)
             return
         await self._app(scope, receive, send)
 

@@ -19,7 +19,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -29,6 +28,7 @@ import anyio.to_thread
 from jira import JIRA
 from pydantic import SecretStr
 
+from jqlscope import is_issue_key
 from servers.common.bounded_http import read_budget
 from servers.common.errors import ConfigError, InvalidInput, NotFound, UpstreamFailure
 from servers.jira_read.cloud_http import (
@@ -49,7 +49,6 @@ SEARCH_FIELDS = ["summary", "status", "issuetype", "updated"]
 PERMISSIONS = ["BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "ADD_COMMENTS", "DELETE_ISSUES", "TRANSITION_ISSUES"]
 MAX_LIMIT = 100
 MAX_COMMENT_PAGES = 20  # pages after the first when reading an issue's latest comments: the last `limit` are wanted
-_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")  # fullmatch: `$` would let a trailing newline through
 
 
 class CloudJiraBackend:
@@ -244,7 +243,7 @@ class CloudJiraBackend:
 def _checked_key(key: str) -> str:
     # The key becomes part of a URL path: only a real issue key may get there.
     key = key.strip().upper()
-    if not _KEY.fullmatch(key):
+    if not is_issue_key(key):
         raise InvalidInput(f"{key[:40]!r} is not a Jira issue key (like SVC-12).")
     return key
 

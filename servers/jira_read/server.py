@@ -13,7 +13,6 @@ conversion runs on a worker thread: one ticket that is slow to convert does not 
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, Collection
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
@@ -23,6 +22,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from credentials import redact_credentials
+from jqlscope import is_issue_key
 from servers.common.app import Platform, current_caller
 from servers.common.errors import AccessDenied, GoresolveError, InvalidInput, UpstreamFailure
 from servers.common.logging import get_logger
@@ -43,13 +43,6 @@ from servers.jira_read.settings import JiraReadSettings
 from servers.jira_read.text import strip_invisible, untrusted
 
 log = get_logger(__name__)
-
-KEY_RE = re.compile(r"[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}")
-
-
-def is_key(text: str) -> bool:
-    """A whole Jira issue key (`SVC-7`); not one with a trailing newline, which `^...$` with `match` let through."""
-    return KEY_RE.fullmatch(text) is not None
 
 
 WRITE_PERMISSIONS = ("CREATE_ISSUES", "EDIT_ISSUES", "ADD_COMMENTS", "DELETE_ISSUES", "TRANSITION_ISSUES")
@@ -102,7 +95,7 @@ def _links(fields: dict[str, Any], readable: Collection[str]) -> list[IssueLink]
             if not isinstance(other, dict) or not other.get("key"):
                 continue
             key = str(other["key"])
-            if not is_key(key) or _project(key) not in readable:
+            if not is_issue_key(key) or _project(key) not in readable:
                 continue
             ofields = other.get("fields") if isinstance(other.get("fields"), dict) else {}
             assert isinstance(ofields, dict)
@@ -132,7 +125,7 @@ class JiraReadService:
 
     def check_key(self, key: str) -> str:
         key = key.strip().upper()
-        if not is_key(key):
+        if not is_issue_key(key):
             raise InvalidInput("not an issue key (expected PROJECT-123)")
         project = _project(key)
         if project not in self.allowed_projects():
@@ -152,7 +145,7 @@ class JiraReadService:
         """
         asked = self.check_key(key)
         raw = await self.backend.get_issue(asked)
-        if not is_key(raw.key):
+        if not is_issue_key(raw.key):
             raise UpstreamFailure("Jira sent a malformed response.", detail=f"issue {asked}: key {raw.key[:80]!r}")
         if _project(raw.key) not in self.allowed_projects():
             log.warning("issue moved to a project the caller may not read", asked=asked, now=raw.key)
@@ -284,7 +277,7 @@ def build_server(settings: JiraReadSettings, policies: Policies, backend: JiraBa
         page = await backend.search(restricted, limit, cursor)
         readable: list[RawIssue] = []
         for raw in page.issues:
-            if is_key(raw.key) and _project(raw.key) in projects:
+            if is_issue_key(raw.key) and _project(raw.key) in projects:
                 readable.append(raw)
             else:  # defence in depth: the backend returned something outside the restriction
                 log.error("search returned an issue outside the allowed projects", key=raw.key)

@@ -95,6 +95,13 @@ JQL_ALPHABET = st.sampled_from(
 )
 
 
+def test_a_quoted_order_by_field_holds_no_parenthesis() -> None:
+    """Found by the property test below: `,ORDER BY"("` put a parenthesis after the condition (inside quotes)."""
+    with pytest.raises(InvalidInput, match="ORDER BY must be a list of fields"):
+        restrict(',ORDER BY"("', ["SVC"])
+    assert restrict('status = Open ORDER BY "Story Points" DESC', ["SVC"]).endswith('ORDER BY "Story Points" DESC')
+
+
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(JQL_ALPHABET, max_size=40).map("".join))
 def test_any_accepted_query_keeps_the_condition_enclosed(jql: str) -> None:

@@ -154,6 +154,6 @@ async def test_comment_pages_whose_total_keeps_growing_end_after_a_bounded_numbe
 @pytest.mark.parametrize("key", ["SVC-5\n", "SVC-5\r\n", "svc-5", "SVC-05", "SVC-5 "])
 def test_an_issue_key_from_jira_is_a_whole_key_or_none(key: str) -> None:
     """Before, `$` let keys with a trailing newline through (in search results and links)."""
-    from servers.jira_read.server import is_key
+    from jqlscope import is_issue_key
 
-    assert is_key("SVC-5") and not is_key(key)
+    assert is_issue_key("SVC-5") and not is_issue_key(key)

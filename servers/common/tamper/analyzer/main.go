@@ -614,13 +614,7 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 	if tv, ok := info.Types[call.Fun]; ok && tv.IsType() {
 		return
 	}
-	var id *ast.Ident
-	switch f := ast.Unparen(call.Fun).(type) {
-	case *ast.Ident:
-		id = f
-	case *ast.SelectorExpr:
-		id = f.Sel
-	}
+	id := calleeIdent(call)
 	if id == nil {
 		return
 	}
@@ -642,8 +636,7 @@ func (a *analysis) call(info *types.Info, call *ast.CallExpr, test bool, enclosi
 	scope := fn.Pkg().Scope()
 	if rawSyscallFunc(fn) && len(call.Args) > 0 && info.Types[call.Args[0]].Value == nil {
 		a.codeFinding("exit_in_test", enclosing, name+"(computed)", call.Pos(), fmt.Sprintf("%s makes a raw system call through %s with a number computed at run time: it could be exit or execve", who, name))
-	}
-	if strings.Contains(fn.Name(), "Syscall") && len(call.Args) > 0 {
+	} else if rawSyscallFunc(fn) && len(call.Args) > 0 {
 		for sys, rule := range rawSyscalls {
 			if c, ok := scope.Lookup(sys).(*types.Const); ok {
 				if n, exact := constant.Int64Val(c.Val()); exact && isInt(info, call.Args[0], n) {

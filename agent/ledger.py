@@ -164,6 +164,31 @@ class Ledger:
                 return cursor.lastrowid
         raise refused  # outside the transaction: the expired holds stay deleted
 
+    def resize(self, reservation: int, cost: float, cap: float, now: float | None = None) -> None:
+        """Make a live hold `cost` (a call whose earlier attempts were billed: their cost and the next attempt's
+        worst case), checked against today's `cap` as `reserve` checks a new one, in one write transaction.
+        A hold that has expired or gone is not revived: the run's deadline has passed.
+
+        Raises:
+            DailyCapReached: today's spend, the other live holds and `cost` together pass `cap`.
+        """
+        now = time.time() if now is None else now
+        day = day_of(now)
+        with self._tx(write=True) as db:
+            spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE day = ?", (day,)).fetchone()[0]
+            held = db.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE day = ? AND expires_at > ? AND id != ?",
+                (day, now, reservation),
+            ).fetchone()[0]
+            if float(spent) + float(held) + cost > cap:
+                refused = DailyCapReached(float(spent), float(held), cost, cap)
+            else:
+                db.execute(
+                    "UPDATE reservations SET cost_usd = ? WHERE id = ? AND expires_at > ?", (cost, reservation, now)
+                )
+                return
+        raise refused
+
     def settle(
         self,
         reservation: int,

@@ -61,8 +61,8 @@ from agent.handoff import (
     without_controls,
 )
 from agent.ledger import DailyCapReached, Ledger
-from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, UnpricedModel, without_secrets
-from agent.llm.gateway import Redacting, redact_text
+from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, SpendRefused, UnpricedModel, without_secrets
+from agent.llm.gateway import Redacting, SpendGuard, redact_text, spend_guard
 from agent.llm.pricing import PriceBook
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Message, ToolCall, ToolDef, Usage
 from agent.overlay import EditError, Overlay
@@ -517,53 +517,76 @@ class Run:
             tested = tested or call.name == "run_tests"
             await self.execute(call)
 
-    def check_budget(self, request: ChatRequest) -> float:
+    def check_budget(self, request: ChatRequest, billed: Usage | None = None) -> float:
         """The worst-case cost of the next call (prompt + max_tokens). Raises BudgetExceeded when it passes a cap
         of the run, and ModelMisconfigured when the model has no price and the policy allows no unpriced model.
-        The daily cap is held in the ledger for the call (`hold_daily`)."""
+        `billed` is what the call's earlier attempts were billed (the gateway's spend guard asks again before each
+        attempt that follows a billed one): it counts as spent. The daily cap is held in the ledger for the call
+        (`hold_daily`)."""
+        billed = billed or Usage()
         prompt = request.size_bytes()  # >= the prompt's tokens under byte-level BPE tokenizers
         worst_tokens = prompt + request.max_tokens
         try:
-            worst_cost = max(
-                self.prices.worst_case(name, prompt, request.max_tokens) for name in _model_names(self.model)
-            )
+            names = _model_names(self.model)
+            worst_cost = max(self.prices.worst_case(name, prompt, request.max_tokens) for name in names)
+            spent_cost = self.cost + (self.prices.charge(self.model.name, names, billed) if billed.total else 0.0)
         except UnpricedModel as exc:  # no call is made at a price nobody set: the set-up's to fix
             raise ModelMisconfigured(
                 exc.message, "the model name, GORESOLVE_AGENT_MODEL, or its price in the policies' budgets.yaml"
             ) from None
-        if self.usage.total + worst_tokens > self.limits.max_tokens:
+        used = self.usage.total + billed.total
+        if used + worst_tokens > self.limits.max_tokens:
+            raise BudgetExceeded(f"token budget: {used} used + up to {worst_tokens} next > {self.limits.max_tokens}")
+        if spent_cost + worst_cost > self.limits.max_cost_usd:
             raise BudgetExceeded(
-                f"token budget: {self.usage.total} used + up to {worst_tokens} next > {self.limits.max_tokens}"
-            )
-        if self.cost + worst_cost > self.limits.max_cost_usd:
-            raise BudgetExceeded(
-                f"cost budget: ${self.cost:.4f} spent + up to ${worst_cost:.4f} next > ${self.limits.max_cost_usd:.2f}"
+                f"cost budget: ${spent_cost:.4f} spent + up to ${worst_cost:.4f} next > ${self.limits.max_cost_usd:.2f}"
             )
         return worst_cost
 
-    def hold_daily(self, worst_cost: float) -> int | None:
+    def hold_daily(self, worst_cost: float, hold: int | None = None) -> int | None:
         """Reserve the call's worst case of the day's cap in the ledger (None without a ledger): runs overlapping
         in other processes see it, so together they stay within the cap. A run whose process dies mid-call holds
-        it until the run's deadline (wall clock, then the escalation's grace) has passed.
+        it until the run's deadline (wall clock, then the escalation's grace) has passed. With `hold`, that
+        reservation is resized to `worst_cost` instead (a retry after billed attempts: what they cost, and the
+        next attempt's worst case).
 
         Raises:
             BudgetExceeded: the day's spend, the calls in flight and this call's worst case pass the daily cap.
         """
         if self.ledger is None:
             return None
+        cap = self.policy.budgets.daily.max_cost_usd
         ttl = self.limits.wall_clock_s + self.settings.escalation_grace_s + RESERVATION_MARGIN_S
         try:
-            return self.ledger.reserve(self.run_id, worst_cost, self.policy.budgets.daily.max_cost_usd, ttl)
+            if hold is not None:
+                self.ledger.resize(hold, worst_cost, cap)
+                return hold
+            return self.ledger.reserve(self.run_id, worst_cost, cap, ttl)
         except DailyCapReached as exc:
             held = f" + ${exc.held:.4f} held by calls in flight" if exc.held > 0 else ""
             raise BudgetExceeded(
                 f"daily budget: ${exc.spent:.4f} spent today{held} + up to ${exc.asked:.4f} next > {_usd(exc.cap)}"
             ) from None
 
+    def spend_guard(self, request: ChatRequest, hold: int | None) -> SpendGuard:
+        """The gateway's check before an attempt that follows billed ones: the run's caps with what the call was
+        billed counted as spent, and the day's hold grown to that cost plus the next attempt's worst case."""
+
+        def guard(billed: Usage) -> None:
+            try:
+                worst_cost = self.check_budget(request, billed)
+                names = _model_names(self.model)
+                self.hold_daily(self.prices.charge(self.model.name, names, billed) + worst_cost, hold)
+            except BudgetExceeded as exc:
+                raise SpendRefused(f"no attempt after the billed ones: {exc.reason}") from None
+
+        return guard
+
     async def query(self, request: ChatRequest, *, purpose: str = "step") -> ChatResponse:
         hold = self.hold_daily(self.check_budget(request))
         try:
-            response, cost = await self.answer(request, purpose)
+            with spend_guard(self.spend_guard(request, hold)):
+                response, cost = await self.answer(request, purpose)
         except BaseException:  # failed or cancelled before an answer: nothing spent, the hold is given back
             if hold is not None and self.ledger is not None:
                 self.ledger.release(hold)
@@ -602,6 +625,8 @@ class Run:
                 span.set_status(Status(StatusCode.ERROR, redact_text(exc.message)[:200]))
                 if exc.billed is not None and exc.billed.total:
                     span.set_attribute("goresolve.cost_usd", self.charge_unanswered(exc.billed))
+                if isinstance(exc, SpendRefused):
+                    raise BudgetExceeded(exc.message) from exc
                 raise self.model_failure(exc) from exc
             cost = self.price(response)
             span.set_attributes(

@@ -10,10 +10,11 @@ from agent.llm.errors import (
     RateLimited,
     RetryableError,
     ScriptExhausted,
+    SpendRefused,
     UnpricedModel,
 )
 from agent.llm.fake import Recorder, ReplayModel, ScriptedModel, reply
-from agent.llm.gateway import Cached, Fallback, Redacting, ResponseCache, Retrying
+from agent.llm.gateway import Cached, Fallback, Redacting, ResponseCache, Retrying, SpendGuard, spend_guard
 from agent.llm.live import enable_live_requests
 from agent.llm.pricing import PriceBook
 from agent.llm.registry import ModelConfig, build_model
@@ -42,6 +43,8 @@ __all__ = [
     "Retrying",
     "ScriptExhausted",
     "ScriptedModel",
+    "SpendGuard",
+    "SpendRefused",
     "ToolCall",
     "ToolDef",
     "UnpricedModel",
@@ -49,4 +52,5 @@ __all__ = [
     "build_model",
     "enable_live_requests",
     "reply",
+    "spend_guard",
 ]

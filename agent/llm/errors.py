@@ -5,6 +5,7 @@ LLMError
  │    ├── RetryableError      429, 5xx, timeouts, connection resets (retried with backoff)
  │    │    └── RateLimited    429 with an optional Retry-After (honoured by the retry wrapper)
  │    └── MalformedResponse   a 2xx whose body is not the provider's documented shape
+ ├── SpendRefused             billed attempts leave no room in a budget for another: the call stops
  ├── LiveModelRefused         a live provider under tests without `enable_live_requests()`
  ├── UnpricedModel            no price in policies/budgets.yaml and policy does not allow it
  ├── CassetteMismatch         the replayed request differs from the recording
@@ -96,6 +97,16 @@ class RateLimited(RetryableError):
 
 class MalformedResponse(ProviderError):
     """A success status with a body that does not match the wire format; `billed`, the usage it reported."""
+
+    def __init__(self, message: str, *, billed: Usage | None = None) -> None:
+        super().__init__(message)
+        self.billed = billed
+
+
+class SpendRefused(LLMError):
+    """A call's earlier attempts were billed (garbled replies that reported their usage), and another attempt's
+    worst case no longer fits in a budget of the run or the day: the gateway stops retrying and falling back.
+    `billed` is what the call's attempts were charged; the message says which budget."""
 
     def __init__(self, message: str, *, billed: Usage | None = None) -> None:
         super().__init__(message)

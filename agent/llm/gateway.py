@@ -16,13 +16,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import anyio
 import stamina
 
-from agent.llm.errors import LLMError, MalformedResponse, ProviderError, RateLimited, RetryableError, without_secrets
+from agent.llm.errors import (
+    LLMError,
+    MalformedResponse,
+    ProviderError,
+    RateLimited,
+    RetryableError,
+    SpendRefused,
+    without_secrets,
+)
 from agent.llm.types import (
     ChatModel,
     ChatRequest,
@@ -36,6 +46,44 @@ from credentials import REMOVED, redact_credentials
 
 WAIT_MAX_S = 20.0
 """The longest wait between two attempts, a provider's Retry-After included."""
+
+
+SpendGuard = Callable[[Usage], None]
+"""Called before a call's next attempt once earlier attempts were billed, with what they were billed (over the
+whole call: every retry and every model of a fallback chain before it). Raises SpendRefused when another
+attempt's worst case no longer fits in a budget; the call then stops with what it was billed."""
+
+_GUARD: ContextVar[SpendGuard | None] = ContextVar("goresolve_spend_guard", default=None)
+_NOTHING_BILLED = Usage()  # frozen
+_BILLED_BEFORE: ContextVar[Usage] = ContextVar("goresolve_billed_before", default=_NOTHING_BILLED)
+"""What the models a fallback chain tried before the current one were billed for this call."""
+
+
+@contextmanager
+def spend_guard(guard: SpendGuard) -> Generator[None]:
+    """Model calls made inside the block (in this task) check `guard` before each attempt that follows a billed one."""
+    token = _GUARD.set(guard)
+    try:
+        yield
+    finally:
+        _GUARD.reset(token)
+
+
+def _before_attempt(spent: Usage) -> None:
+    """Ask the spend guard, if any, whether another attempt may follow the billed ones (`spent`, this wrapper's own).
+
+    Raises:
+        SpendRefused: another attempt's worst case does not fit; its `billed` is `spent`.
+    """
+    guard = _GUARD.get()
+    billed = _BILLED_BEFORE.get() + spent
+    if guard is None or not billed.total:
+        return
+    try:
+        guard(billed)
+    except SpendRefused as exc:
+        exc.billed = spent if spent.total else None
+        raise
 
 
 def _backoff(exc: Exception, left_s: float = float("inf")) -> bool | float | dt.timedelta:
@@ -82,6 +130,8 @@ class Retrying:
             on=on, attempts=self.attempts, timeout=self.deadline_s, wait_initial=0.5, wait_max=WAIT_MAX_S
         ):
             with attempt:
+                if attempt.num > 1:
+                    _before_attempt(spent)
                 try:
                     with anyio.fail_after(self.timeout_s):
                         response = await self.inner.complete(request)
@@ -118,7 +168,17 @@ class Fallback:
         spent = Usage()  # what the models before the one that answers were billed for replies it could not use
         for model in self.models:
             try:
-                response = await model.complete(request)
+                if last is not None:
+                    _before_attempt(spent)
+                token = _BILLED_BEFORE.set(_BILLED_BEFORE.get() + spent)
+                try:
+                    response = await model.complete(request)
+                finally:
+                    _BILLED_BEFORE.reset(token)
+            except SpendRefused as exc:
+                billed = spent + (exc.billed or Usage())
+                exc.billed = billed if billed.total else None
+                raise
             except ProviderError as exc:
                 spent += exc.billed or Usage()
                 last = exc
@@ -230,4 +290,15 @@ class Redacting:
         return dataclasses.replace(response, extra={**response.extra, "credentials_removed": removed})
 
 
-__all__ = ["Cached", "Fallback", "LLMError", "Redacting", "ResponseCache", "Retrying", "redact_text", "redacted"]
+__all__ = [
+    "Cached",
+    "Fallback",
+    "LLMError",
+    "Redacting",
+    "ResponseCache",
+    "Retrying",
+    "SpendGuard",
+    "redact_text",
+    "redacted",
+    "spend_guard",
+]

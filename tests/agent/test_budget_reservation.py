@@ -15,7 +15,7 @@ import pytest
 
 from agent.exits import BudgetExceeded, RunExit
 from agent.ledger import DailyCapReached, Ledger
-from agent.llm import ChatRequest, ChatResponse, Message, ProviderError, Usage
+from agent.llm import ChatRequest, ChatResponse, Fallback, MalformedResponse, Message, ProviderError, Retrying, Usage
 from agent.loop import Run, RunSettings
 from agent.policy import DEFAULT_POLICY_DIR, AgentPolicy, load_agent_policy
 from agent.testing import FakeWorld
@@ -171,3 +171,49 @@ def test_the_refusal_shows_sub_cent_amounts() -> None:
     from agent.loop import _usd  # pyright: ignore[reportPrivateUsage]
 
     assert (_usd(0.008), _usd(50), _usd(0.25), _usd(3.12345)) == ("$0.0080", "$50.00", "$0.25", "$3.1235")
+
+
+def test_a_hold_grows_only_within_the_cap(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    mine = ledger.reserve("r1", 0.002, cap=0.008, ttl_s=600, now=NOW)
+    ledger.reserve("r2", 0.003, cap=0.008, ttl_s=600, now=NOW)
+    ledger.resize(mine, 0.005, cap=0.008, now=NOW)  # its own old amount does not count against it
+    assert ledger.held("2026-01-01", now=NOW) == pytest.approx(0.008)
+    with pytest.raises(DailyCapReached) as refused:
+        ledger.resize(mine, 0.0051, cap=0.008, now=NOW)
+    assert (refused.value.held, refused.value.asked) == (pytest.approx(0.003), 0.0051)
+    assert ledger.held("2026-01-01", now=NOW) == pytest.approx(0.008)  # a refused resize changes nothing
+    ledger.resize(mine, 0.004, cap=0.008, now=NOW + 600)  # expired: not revived
+    assert ledger.held("2026-01-01", now=NOW + 600) == 0
+
+
+class BilledGarbage:
+    """A provider whose every reply is garbled and billed `usage`."""
+
+    name = "gpt-4o-mini"
+
+    def __init__(self, usage: Usage) -> None:
+        self.usage = usage
+        self.calls = 0
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.calls += 1
+        raise MalformedResponse("not a chat completion", billed=self.usage)
+
+
+async def test_a_retry_after_billed_garbage_must_fit_in_the_daily_cap(tmp_path: Path) -> None:
+    """The day's hold was one worst case; billed retries were charged past it. Each further attempt now grows the
+    hold to what the earlier ones cost plus its own worst case, and stops when the day's cap cannot take it."""
+    worst = _worst(tmp_path)
+    billed = Usage(int(worst / 0.15e-6), 0, 0)  # gpt-4o-mini's input price: each garbled reply costs `worst`
+    cap = worst * 2.5  # two billed attempts and the next worst case do not fit
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    model = BilledGarbage(billed)
+    chain = Fallback([Retrying(model, attempts=4), Retrying(model, attempts=4)])
+    run = _run(chain, _policy(cap), ledger, tmp_path, "r")
+    with pytest.raises(BudgetExceeded) as refused:
+        await run.query(REQUEST)
+    assert refused.value.reason.startswith("no attempt after the billed ones: daily budget: $0.0000 spent today")
+    assert model.calls == 2  # before: 6 (each model tried 3 times under stamina's test mode), each one charged
+    assert ledger.day_spend() == pytest.approx(2 * worst, rel=1e-3) and ledger.day_spend() <= cap
+    assert ledger.held() == 0

@@ -147,3 +147,35 @@ def test_billed_replies_the_agent_cannot_use_are_charged_to_the_run_and_the_ledg
     charged = (1000 * sent * 2.50 + 10 * sent * 10.0) / 1e6  # gpt-4o in policies/budgets.yaml
     assert result.cost_usd == pytest.approx(charged)
     assert ledger.day_spend() == pytest.approx(charged)
+
+
+def _with_run_cap(policy: AgentPolicy, max_cost_usd: float) -> AgentPolicy:
+    run = policy.budgets.run.model_copy(update={"max_cost_usd": max_cost_usd})
+    return policy.model_copy(update={"budgets": policy.budgets.model_copy(update={"run": run})})
+
+
+def test_a_retry_after_billed_garbage_must_fit_in_the_run_budget(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM
+) -> None:
+    """Each garbled reply was billed a call's worst case; the budget check reserved one, and the gateway then
+    retried twice more unchecked: the run was charged three worst cases against a cap of two and a half. Now an
+    attempt that follows billed ones is made only while what they cost and its own worst case still fit."""
+
+    def respond(body: dict[str, Any]) -> Answer:
+        garbage = openai_completion("", prompt=10_000_000, completion=10_000_000)  # cut to the request's most
+        garbage["choices"] = []
+        return Answer(200, garbage)
+
+    llm.responder.append(respond)
+    probe = run_model(world, "CALC-8", gpt4o(llm), policy, settings)  # the default cap takes all three attempts
+    assert len(llm.requests) == 3 and probe.exit == "escalated", probe.reason
+    per_reply = probe.cost_usd / 3
+    cap = round(per_reply * 2.5, 4)
+    llm.requests.clear()
+    result = run_model(world, "CALC-7", gpt4o(llm), _with_run_cap(policy, cap), settings)
+    assert result.exit == "budget_exceeded", result.reason
+    spent = f"${2 * per_reply:.4f} spent"
+    assert result.reason.startswith(f"no attempt after the billed ones: cost budget: {spent} + up to $"), result.reason
+    assert len(llm.requests) == 2  # one billed reply and a worst case fit in the cap; two and another do not
+    assert result.cost_usd == pytest.approx(2 * per_reply) and result.cost_usd <= cap
+    assert ledger.day_spend() == pytest.approx(probe.cost_usd + result.cost_usd) and ledger.held() == 0

@@ -98,7 +98,7 @@ def show(event_id: str, queue: QueueOpt = "code-index") -> None:
 
     found = _run(queue, go)
     if found is None:
-        err.print(f"[red]error:[/red] no dead letter {event_id!r} in queue {queue!r}")
+        err.print(f"[red]error:[/red] no dead letter {escape(repr(event_id))} in queue {queue!r}", highlight=False)
         raise typer.Exit(1)
     print(json.dumps(_letter(found), indent=2))
 

@@ -76,3 +76,8 @@ def test_a_bad_redis_url_is_a_settings_error_naming_the_variable_and_not_its_val
     assert QueueSettings().backend == "sqlite"
     with pytest.raises(ValueError, match="not a Redis URL"):
         RedisQueue("notaurl", "x")
+
+
+def test_show_prints_an_unknown_id_as_text_not_as_markup(dead_queue: Path) -> None:
+    shown = CliRunner().invoke(queue_app, ["show", "[/x]"])
+    assert shown.exit_code == 1 and "no dead letter '[/x]' in queue 'code-index'" in shown.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -198,6 +199,15 @@ class _JiraIssue(_Model):
     key: str = Field(pattern=r"^[A-Z][A-Z0-9_]*-[0-9]+$")
     self: str
     fields: _JiraFields
+
+    @field_validator("self")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # The event's URL is built from it and shown to people and to the agent: only a web address will do.
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+        return value
 
     @model_validator(mode="after")
     def _key_of_its_project(self) -> _JiraIssue:

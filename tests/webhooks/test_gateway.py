@@ -377,3 +377,15 @@ async def test_a_done_jira_issue_and_a_key_of_another_project_start_nothing(
     raw = s.dumps(going)
     assert (await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))).status_code == 202
     assert [e.data.model_dump()["key"] for e in await _drain(queues["tickets"])] == ["SVC-12"]
+
+
+@pytest.mark.parametrize("where", ["javascript:alert(1)", "//acme.atlassian.net/rest/api/3/issue/1", "file:///etc/x"])
+async def test_a_jira_issue_whose_self_is_not_a_web_address_is_refused(
+    client: httpx.AsyncClient, queues: dict[Topic, WorkQueue], where: str
+) -> None:
+    body = s.jira()
+    body["issue"]["self"] = where
+    raw = s.dumps(body)
+    answer = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
+    assert (answer.status_code, answer.json()) == (400, {"error": "payload field issue.self: not an http(s) URL"})
+    assert await queues["tickets"].depth() == 0

@@ -12,20 +12,10 @@ words would act on the terminal of whoever reads the file.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from agent.llm.errors import without_controls as without_controls
 from credentials import redact_credentials
-
-# What a terminal or a renderer acts on instead of showing: C0 controls but tab and newline (ESC starts colour, title,
-# screen-clearing and hyperlink sequences), DEL, C1 (CSI, OSC as one character), and the bidirectional embeddings,
-# overrides and isolates that reorder what is shown.
-# A whole CSI or OSC sequence (ESC [ or CSI … final byte; ESC ] or OSC … BEL, ST or ESC \) goes at once, so no
-# half of it is shown.
-_CONTROLS = re.compile(
-    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?|(?:\x1b\\]|\x9d)[^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\\\|\x9c)?"
-    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
-)
 
 
 @dataclass
@@ -55,12 +45,6 @@ class Attempt:
     @property
     def passed(self) -> bool:
         return self.result == "pass"
-
-
-def without_controls(text: str) -> str:
-    """`text` without control characters (tab and newline kept) or bidirectional controls: what someone else wrote
-    (the model, a test's output) as it may be shown on a terminal or published, acting on neither."""
-    return _CONTROLS.sub("", text)
 
 
 def one_line(text: str, limit: int) -> str:

@@ -62,9 +62,10 @@ from agent.handoff import (
 )
 from agent.ledger import DailyCapReached, Ledger
 from agent.llm.errors import CassetteMismatch, LLMError, ProviderError, SpendRefused, UnpricedModel, without_secrets
-from agent.llm.gateway import Redacting, SpendGuard, redact_text, spend_guard
+from agent.llm.gateway import Redacting, SpendGuard, chain_names, redact_text, spend_guard
 from agent.llm.pricing import PriceBook
 from agent.llm.types import ChatModel, ChatRequest, ChatResponse, Message, ToolCall, ToolDef, Usage
+from agent.llm.usage import input_bound
 from agent.overlay import EditError, Overlay
 from agent.policy import AgentPolicy
 from agent.runstore import save_run
@@ -120,6 +121,7 @@ NOT_RUN_SECOND_TEST = "not run: run_tests runs once per answer; call it again af
 # An answer larger than this (its text and every call's arguments) is kept in the history as a stand-in: a 10 MB
 # edit would otherwise ride along in every later request until the token budget ends the run for it.
 MAX_ANSWER_BYTES = 256 * 1024
+SAID_CHARS = 200  # a provider's own words on a trace span (the model it names, its finish reason), at most
 # A tool call's name as the providers accept it, and the longest call id kept: a longer one is a format error, and
 # the history keeps it cut (`_bounded_calls`).
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -524,10 +526,10 @@ class Run:
         attempt that follows a billed one): it counts as spent. The daily cap is held in the ledger for the call
         (`hold_daily`)."""
         billed = billed or Usage()
-        prompt = request.size_bytes()  # >= the prompt's tokens under byte-level BPE tokenizers
+        prompt = input_bound(request)  # the most prompt tokens a provider may charge for it (`checked_usage`)
         worst_tokens = prompt + request.max_tokens
         try:
-            names = _model_names(self.model)
+            names = chain_names(self.model)
             worst_cost = max(self.prices.worst_case(name, prompt, request.max_tokens) for name in names)
             spent_cost = self.cost + (self.prices.charge(self.model.name, names, billed) if billed.total else 0.0)
         except UnpricedModel as exc:  # no call is made at a price nobody set: the set-up's to fix
@@ -575,7 +577,7 @@ class Run:
         def guard(billed: Usage) -> None:
             try:
                 worst_cost = self.check_budget(request, billed)
-                names = _model_names(self.model)
+                names = chain_names(self.model)
                 self.hold_daily(self.prices.charge(self.model.name, names, billed) + worst_cost, hold)
             except BudgetExceeded as exc:
                 raise SpendRefused(f"no attempt after the billed ones: {exc.reason}") from None
@@ -631,10 +633,11 @@ class Run:
             cost = self.price(response)
             span.set_attributes(
                 {
-                    "gen_ai.response.model": response.model,
+                    # what the provider says: its own words, so kept short and without a credential
+                    "gen_ai.response.model": redact_text(response.model)[:SAID_CHARS],
                     "gen_ai.usage.input_tokens": response.usage.input_tokens,
                     "gen_ai.usage.output_tokens": response.usage.output_tokens,
-                    "gen_ai.response.finish_reasons": [response.finish_reason],
+                    "gen_ai.response.finish_reasons": [redact_text(response.finish_reason)[:SAID_CHARS]],
                     "goresolve.cost_usd": cost,
                     "goresolve.cached": response.cached,
                     # how many credentials the gateway removed from this request (agent.llm.gateway.Redacting)
@@ -646,7 +649,7 @@ class Run:
     def charge_unanswered(self, usage: Usage) -> float:
         """Charge what a failed call was billed (replies it could not use): the run's usage and cost, and the
         ledger's spend. Returns the cost."""
-        cost = self.prices.charge(self.model.name, _model_names(self.model), usage)
+        cost = self.prices.charge(self.model.name, chain_names(self.model), usage)
         self.book(usage, cost)
         return cost
 
@@ -660,7 +663,7 @@ class Run:
     def price(self, response: ChatResponse) -> float:
         """The call's cost: at the model the provider says answered only when it is a configured one
         (`PriceBook.charge`); a provider cannot undercount the budgets by naming a cheaper model."""
-        return self.prices.charge(response.model, _model_names(self.model), response.usage)
+        return self.prices.charge(response.model, chain_names(self.model), response.usage)
 
     def oversized(self, message: Message, size: int) -> None:
         """An answer over MAX_ANSWER_BYTES: the history keeps its calls' names and ids with empty arguments and the
@@ -1381,11 +1384,6 @@ def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
 def _usd(amount: float) -> str:
     """Dollars to the cent when that is exact, else to four decimals: a $0.008 cap reads $0.0080, not $0.01."""
     return f"${amount:.2f}" if abs(amount - round(amount, 2)) < 1e-9 else f"${amount:.4f}"
-
-
-def _model_names(model: ChatModel) -> list[str]:
-    chain = getattr(model, "models", None) or [getattr(model, "inner", model)]
-    return [m.name for m in chain] or [model.name]
 
 
 _TOOL_ERROR = re.compile(r"^Error executing tool \w+: ")

@@ -15,6 +15,7 @@ LLMError
 from __future__ import annotations
 
 import html
+import re
 import threading
 import unicodedata
 from typing import TYPE_CHECKING
@@ -55,10 +56,29 @@ def without_secrets(text: str, extra: tuple[str, ...] = ()) -> str:
     return text
 
 
+# What a terminal or a renderer acts on instead of showing: C0 controls but tab and newline (ESC starts colour, title,
+# screen-clearing and hyperlink sequences), DEL, C1 (CSI, OSC as one character), and the bidirectional embeddings,
+# overrides and isolates that reorder what is shown.
+# A whole CSI or OSC sequence (ESC [ or CSI … final byte; ESC ] or OSC … BEL, ST or ESC \) goes at once, so no
+# half of it is shown.
+_CONTROLS = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?|(?:\x1b\\]|\x9d)[^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\\\|\x9c)?"
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def without_controls(text: str) -> str:
+    """`text` without control characters (tab and newline kept), terminal escape sequences or bidirectional
+    controls: what someone else wrote (the model, a provider, a test's output) as it may be shown on a terminal
+    or published, acting on neither."""
+    return _CONTROLS.sub("", text)
+
+
 def _plain_spelling(text: str) -> str:
-    """`text` with HTML character references decoded (twice: `&amp;#97;`) and format characters (Unicode's Cf:
-    zero-width spaces and joiners, soft hyphens, bidirectional marks) removed."""
-    decoded = html.unescape(html.unescape(text))
+    """`text` with HTML character references decoded (twice: `&amp;#97;`), control characters and terminal escape
+    sequences (a NUL between each letter, as a UTF-16 body read as UTF-8 shows) and format characters (Unicode's
+    Cf: zero-width spaces and joiners, soft hyphens, bidirectional marks) removed."""
+    decoded = without_controls(html.unescape(html.unescape(text)))
     return "".join(ch for ch in decoded if unicodedata.category(ch) != "Cf")
 
 

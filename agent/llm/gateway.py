@@ -86,6 +86,16 @@ def _before_attempt(spent: Usage) -> None:
         raise
 
 
+def chain_names(model: ChatModel) -> list[str]:
+    """The names of the models that may answer a call through `model`: each model of a fallback chain, through
+    every wrapper around it (Redacting, Cached, Retrying). The call is priced and budgeted at these."""
+    models: Sequence[ChatModel] | None = getattr(model, "models", None)
+    if models:
+        return [name for m in models for name in chain_names(m)]
+    inner: ChatModel | None = getattr(model, "inner", None)
+    return [model.name] if inner is None else chain_names(inner)
+
+
 def _backoff(exc: Exception, left_s: float = float("inf")) -> bool | float | dt.timedelta:
     """stamina's hook: retry retryable errors and garbled bodies; a Retry-After overrides the exponential wait.
 
@@ -298,6 +308,7 @@ __all__ = [
     "ResponseCache",
     "Retrying",
     "SpendGuard",
+    "chain_names",
     "redact_text",
     "redacted",
     "spend_guard",

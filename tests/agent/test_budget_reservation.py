@@ -16,6 +16,7 @@ import pytest
 from agent.exits import BudgetExceeded, RunExit
 from agent.ledger import DailyCapReached, Ledger
 from agent.llm import ChatRequest, ChatResponse, Fallback, MalformedResponse, Message, ProviderError, Retrying, Usage
+from agent.llm.usage import checked_usage
 from agent.loop import Run, RunSettings
 from agent.policy import DEFAULT_POLICY_DIR, AgentPolicy, load_agent_policy
 from agent.testing import FakeWorld
@@ -217,3 +218,15 @@ async def test_a_retry_after_billed_garbage_must_fit_in_the_daily_cap(tmp_path: 
     assert model.calls == 2  # before: 6 (each model tried 3 times under stamina's test mode), each one charged
     assert ledger.day_spend() == pytest.approx(2 * worst, rel=1e-3) and ledger.day_spend() <= cap
     assert ledger.held() == 0
+
+
+def test_the_worst_case_covers_the_most_a_provider_can_be_charged_for_a_call(tmp_path: Path) -> None:
+    """Before, the worst case counted the prompt's bytes, while a provider's usage is taken up to the bytes plus
+    TEMPLATE_TOKENS: each call could pass a cap by 4,096 input tokens."""
+    run = _run(GatedModel(), _policy(50), Ledger(tmp_path / "l.sqlite"), tmp_path, "r")
+    most = checked_usage(
+        REQUEST, Message("assistant", ""), provider="p", model="gpt-4o-mini", input_tokens=10**12, output_tokens=10**12
+    )
+    assert most.input_tokens > REQUEST.size_bytes()  # the provider's template is allowed for
+    charged = run.prices.charge("gpt-4o-mini", ["gpt-4o-mini"], most)
+    assert charged == pytest.approx(run.check_budget(REQUEST))

@@ -14,10 +14,11 @@ from pydantic import SecretStr
 from agent.ledger import Ledger
 from agent.llm import ModelConfig, build_model
 from agent.llm.errors import ProviderError, without_secrets
+from agent.llm.gateway import chain_names
 from agent.loop import RunSettings
 from agent.policy import AgentPolicy
 
-from .llm_fake_server import Answer, FakeLLM, openai_completion
+from .llm_fake_server import Answer, FakeLLM, anthropic_message, openai_completion
 from .workspace import TICKET, Workspace, World, make_workspace, pulls, run_model
 
 KEY = "gr-local-7f3a9c2e1b8d4f6a0e5c3b1a9d7f2e4c"  # no credential pattern knows its shape: only its value can tell
@@ -179,3 +180,57 @@ def test_a_retry_after_billed_garbage_must_fit_in_the_run_budget(
     assert len(llm.requests) == 2  # one billed reply and a worst case fit in the cap; two and another do not
     assert result.cost_usd == pytest.approx(2 * per_reply) and result.cost_usd <= cap
     assert ledger.day_spend() == pytest.approx(probe.cost_usd + result.cost_usd) and ledger.held() == 0
+
+
+def test_the_model_name_and_finish_reason_a_provider_reports_reach_the_trace_short_and_without_the_key(
+    world: World, policy: AgentPolicy, settings: RunSettings, llm: FakeLLM
+) -> None:
+    """Before, both went onto the model-call span as sent: the key echoed in them, and a name of any length."""
+
+    def respond(body: dict[str, Any]) -> Answer:
+        if len(llm.requests) == 1:
+            answer = openai_completion(calls=[("escalate", {"reason": "cannot reproduce"})])
+        else:
+            answer = openai_completion("Root cause: unknown.")
+        answer["model"] = f"gpt-4o {KEY} " + "x" * 5000
+        answer["choices"][0]["finish_reason"] = f"stop {KEY}"
+        return Answer(200, answer)
+
+    llm.responder.append(respond)
+    result = run_model(world, "CALC-9", gpt4o(llm), policy, settings)
+    assert result.exit == "escalated", result.reason
+    spans = [json.loads(line) for line in (Path(str(result.run_dir)) / "spans.jsonl").read_text().splitlines()]
+    said = [s["attributes"] for s in spans if "gen_ai.response.model" in s.get("attributes", {})]
+    assert said, "no model-call span"
+    for attributes in said:
+        assert KEY not in json.dumps(attributes)
+        assert len(attributes["gen_ai.response.model"]) <= 200
+        assert attributes["gen_ai.response.finish_reasons"] == ["stop [secret removed]"]
+
+
+def test_a_fallback_model_that_answers_is_priced_as_itself(
+    world: World, policy: AgentPolicy, settings: RunSettings, ledger: Ledger, llm: FakeLLM
+) -> None:
+    """Before, the chain's names were read through one wrapper only (build_model puts Redacting outermost): every
+    answer was priced as the primary, here gpt-4o-mini, 20 times cheaper than the claude-sonnet-4-5 that gave it."""
+
+    def respond(body: dict[str, Any]) -> Answer:
+        if llm.requests[-1]["path"].endswith("/chat/completions"):
+            return Answer(502, {"error": {"message": "bad gateway"}})
+        if sum(r["path"].endswith("/messages") for r in llm.requests) == 1:
+            return Answer(200, anthropic_message(calls=[("escalate", {"reason": "cannot reproduce"})], input=10_000))
+        return Answer(200, anthropic_message("Root cause: unknown.", input=10_000))
+
+    llm.responder.append(respond)
+    fallback = ModelConfig(provider="anthropic", model="claude-sonnet-4-5", base_url=llm.url, api_key=SecretStr(KEY))
+    config = ModelConfig(
+        provider="openai", model="gpt-4o-mini", base_url=llm.url, api_key=SecretStr(KEY), fallbacks=(fallback,)
+    )
+    model = build_model(config)
+    assert chain_names(model) == ["gpt-4o-mini", "claude-sonnet-4-5"]
+    result = run_model(world, "CALC-5", model, policy, settings)
+    assert result.exit == "escalated", result.reason
+    answered = sum(r["path"].endswith("/messages") for r in llm.requests)
+    sonnet = (result.input_tokens * 3.00 + result.output_tokens * 15.00) / 1e6  # policies/budgets.yaml
+    assert answered == result.model_calls >= 1
+    assert result.cost_usd == pytest.approx(sonnet) and ledger.day_spend() == pytest.approx(sonnet)

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/hostile_inputs.py [--code DIR] [--timeout 60] [--parts text,index,webhooks]
         [--huge-mb 500] [--huge-files 3] [--stalled 64] [--body-timeout 10]
+    .venv/bin/python bench/hostile_inputs.py --parts units [--unit-files 10] [--embedder minilm]
 
-Three parts, each against a baseline measured in the same run:
+Four parts, each against a baseline measured in the same run:
 
 - text: `credentials.redact_credentials`, the publication scan (`servers.common.secrets.scan` on a body,
   `scan_patch` on a patch adding the text as one line: github-pr's path), the log redactor
@@ -16,6 +17,10 @@ Three parts, each against a baseline measured in the same run:
   and `--huge-files` different `.go` files of `--huge-mb` MB each (one line repeated: a few MB on disk, written
   by `git fast-import` from a stream). Prints peak RSS (the process and its children, from wait4) and wall time.
   Baseline: indexing the commit with the small module alone.
+- units (not run by default): `goresolve index` and three `goresolve search` runs, each a subprocess, on a git
+  repository holding the small module and `--unit-files` packages, each with a Go table of 20,000 short lines in
+  one declaration (740 KB) and a Markdown file of 9,000 lines without a heading (760 KB): units no line of which
+  is long. Prints peak RSS (wait4), wall time and the index's chunk count. Baseline: the small module alone.
 - webhooks: `goresolve serve webhooks` (SQLite queue) with `--stalled` connections from 127.0.0.1 that each
   declare 2 MiB with a bad signature, send 1 MiB and stall; meanwhile signed pushes from 127.0.0.2. Prints the
   signed deliveries' statuses and latencies, and what the stalled senders got back and when. Baseline: the
@@ -28,6 +33,7 @@ the same command measures code before a fix.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import hmac
 import json
@@ -269,6 +275,53 @@ def index_part(code: Path, huge_mb: int, huge_files: int) -> None:
             print(f"{label:<40} {status:>4} {seconds:>7.1f}s {rss_mb:>7} MB  {files[:80]}")
 
 
+# ---------------------------------------------------------------------------------------------- units
+
+UNIT_QUERIES = ("map of keys to values lookup table", "operations notes about retries", "value number 019999")
+
+
+def build_unit_repo(where: Path, files: int) -> None:
+    """A git repository: branch small holds the small module, branch main it and the packages of large units."""
+    run = functools.partial(subprocess.run, cwd=where, check=True, capture_output=True)
+    where.mkdir()
+    run(["git", "init", "-q", "-b", "small"])
+    for path, data in _small_module().items():
+        (where / path).parent.mkdir(parents=True, exist_ok=True)
+        (where / path).write_bytes(data)
+    who = ["-c", "user.email=bench@example.com", "-c", "user.name=Bench"]
+    run(["git", "add", "-A"])
+    run(["git", *who, "commit", "-q", "-m", "small"])
+    run(["git", "checkout", "-q", "-b", "main"])
+    rows = "\n".join(f'\t"key{i:06d}": "value number {i:06d}",' for i in range(20_000))
+    for n in range(files):
+        pkg = where / f"tables{n}"
+        pkg.mkdir()
+        table = f"package tables{n}\n\n// Table maps keys.\nvar Table = map[string]string{{\n{rows}\n}}\n"
+        (pkg / "table.go").write_text(table + "\nfunc Lookup(k string) string { return Table[k] }\n")
+        notes = (f"Line {i} of the operations notes for {n} says something about retries." for i in range(9_000))
+        (pkg / "NOTES.md").write_text("\n".join(notes) + "\n")
+    run(["git", "add", "-A"])
+    run(["git", *who, "commit", "-q", "-m", "large units"])
+
+
+def units_part(code: Path, files: int, embedder: str) -> None:
+    print(f"== units: goresolve index and search --embedder {embedder}, {files} packages of large units")
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "units"
+        build_unit_repo(repo, files)
+        print(f"{'commit, step':<44} {'exit':>4} {'wall':>8} {'peak RSS':>10}  output")
+        for label, commit in (("small module only (baseline)", "small"), ("with the large units", "main")):
+            db = Path(tmp) / f"db-{commit}"
+            common = ["--repo", "x", "--embedder", embedder, "--db", str(db)]
+            argv = [sys.executable, "-m", "goresolve.cli", "index", str(repo), "--commit", commit, *common]
+            status, seconds, rss_mb, tail = measured(argv, env_for(code), Path(tmp))
+            print(f"{label + ', index':<44} {status:>4} {seconds:>7.1f}s {rss_mb:>7} MB  {tail[:90]}")
+            for query in UNIT_QUERIES:
+                argv = [sys.executable, "-m", "goresolve.cli", "search", query, *common, "--k", "5", "--json"]
+                status, seconds, rss_mb, _ = measured(argv, env_for(code), Path(tmp))
+                print(f"{'  search ' + repr(query):<44} {status:>4} {seconds:>7.1f}s {rss_mb:>7} MB")
+
+
 # ---------------------------------------------------------------------------------------------- webhooks
 
 
@@ -426,6 +479,8 @@ def main() -> None:
     p.add_argument("--parts", default="text,index,webhooks")
     p.add_argument("--huge-mb", type=int, default=500)
     p.add_argument("--huge-files", type=int, default=3)
+    p.add_argument("--unit-files", type=int, default=10)
+    p.add_argument("--embedder", default="hashing", help="the units part's embedder (minilm, static, hashing)")
     p.add_argument("--stalled", type=int, default=64)
     p.add_argument("--body-timeout", type=float, default=10.0, help="GORESOLVE_WEBHOOKS_BODY_TIMEOUT_S")
     p.add_argument("--cell", nargs=2, metavar=("TARGET", "SHAPE"), help=argparse.SUPPRESS)
@@ -441,6 +496,8 @@ def main() -> None:
         text_part(code, args.timeout)
     if "index" in parts:
         index_part(code, args.huge_mb, args.huge_files)
+    if "units" in parts:
+        units_part(code, args.unit_files, args.embedder)
     if "webhooks" in parts:
         webhook_part(code, args.stalled, args.body_timeout)
 

@@ -4,9 +4,10 @@ One unit per function, method (qualified by its receiver type: pkg.Type.Method),
 its doc comment, const/var block, and package doc. A unit larger than `max_tokens` is split between
 statements (or fields, or specs) and every part repeats the unit's signature. Only a unit with one
 line far over the budget (OVERSIZE times `max_tokens`, in tokens or in windows of characters: a
-generated literal, an embedded asset) is cut by character count, into windows of at most
-`max_tokens` tokens (`cut_oversized`). A file whose tree has errors is handed to `markdown.line_windows` instead
-and reported by the caller.
+generated literal, an embedded asset), or one that is still over UNIT_WINDOWS windows of characters in
+all (a table of many short lines in one declaration, a long Markdown section), is cut by character
+count, into windows of at most `max_tokens` tokens (`cut_oversized`). A file whose tree has errors is
+handed to `markdown.line_windows` instead and reported by the caller.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ WINDOW_LABEL_CHARS = 500  # a window keeps this much of its unit's signature and
 # The first windows of such a unit are indexed, the rest not: a generated table or an embedded asset (go-bindata) of
 # 1 MB would be ~1,700 windows, each embedded and searched, for text nobody searches; read_file still reads it all.
 MAX_WINDOWS = 16
+# A Markdown section is prose someone wrote to be read: its first 64 windows are indexed (about 250 KB of text).
+MAX_DOC_WINDOWS = 64
+# A unit whose whole text is over this many windows of characters (64 KB at 512 tokens) is cut as well: splitting
+# between statements could not, and the index would hold (and each search read) it whole. A large hand-written
+# function is split between its statements long before; one that cannot be stays whole below this size.
+UNIT_WINDOWS = 2 * OVERSIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +169,12 @@ def cut_oversized(units: list[Chunk], max_tokens: int) -> list[Chunk]:
     """The units of one declaration (whole, or its parts), each with a line far over the budget cut into windows.
 
     Unchanged unless a unit has a line of over OVERSIZE * max_tokens tokens or OVERSIZE * max_tokens *
-    CHARS_PER_TOKEN characters (a generated literal, an embedded asset, minified text): splitting between
-    statements cannot cut that. Each such unit becomes windows of at most max_tokens tokens and max_tokens *
-    CHARS_PER_TOKEN characters (cut after a newline where one is near), its first MAX_WINDOWS only, and the
-    declaration's units are numbered as parts 1..n. A window's lines are those its characters lie on. Ordinary
-    units, however large, are left as they were.
+    CHARS_PER_TOKEN characters (a generated literal, an embedded asset, minified text), or holds over
+    UNIT_WINDOWS * max_tokens * CHARS_PER_TOKEN characters in all: splitting between statements cannot cut
+    that. Each such unit becomes windows of at most max_tokens tokens and max_tokens * CHARS_PER_TOKEN
+    characters (cut after a newline where one is near), its first MAX_WINDOWS only (a Markdown section's first
+    MAX_DOC_WINDOWS), and the declaration's units are numbered as parts 1..n. A window's lines are those its
+    characters lie on. Other units, however many tokens they hold, are left as they were.
     """
     if not any(_oversized(u, max_tokens) for u in units):
         return units
@@ -176,7 +184,8 @@ def cut_oversized(units: list[Chunk], max_tokens: int) -> list[Chunk]:
             out.append(unit)
             continue
         line = unit.end_line - unit.content.count("\n")  # the content's last line is the unit's last line
-        for start, end in token_windows(unit.content, max_tokens, max_tokens * CHARS_PER_TOKEN, MAX_WINDOWS):
+        limit = MAX_DOC_WINDOWS if unit.kind == "doc" else MAX_WINDOWS
+        for start, end in token_windows(unit.content, max_tokens, max_tokens * CHARS_PER_TOKEN, limit):
             piece = unit.content[start:end]
             first = line
             line += piece.count("\n")
@@ -196,10 +205,13 @@ def cut_oversized(units: list[Chunk], max_tokens: int) -> list[Chunk]:
 
 
 def _oversized(unit: Chunk, max_tokens: int) -> bool:
-    """Whether one line of the unit is far over the budget (OVERSIZE times: in tokens, or in characters)."""
+    """Whether one line of the unit is far over the budget (OVERSIZE times: in tokens, or in characters), or the
+    whole unit over UNIT_WINDOWS windows of characters."""
     limit = OVERSIZE * max_tokens
     if len(unit.content) <= limit:  # a token is at least one character: most units need no count
         return False
+    if len(unit.content) > UNIT_WINDOWS * max_tokens * CHARS_PER_TOKEN:
+        return True
     return any(
         len(line) > limit * CHARS_PER_TOKEN or (len(line) > limit and count_tokens(line) > limit)
         for line in unit.content.split("\n")

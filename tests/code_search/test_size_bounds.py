@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from servers.code_search import chunker as chunker_module
-from servers.code_search.chunker import MAX_WINDOWS, OVERSIZE, GoChunker
+from servers.code_search.chunker import MAX_DOC_WINDOWS, MAX_WINDOWS, OVERSIZE, UNIT_WINDOWS, GoChunker
 from servers.code_search.embed import HashingEmbedder
 from servers.code_search.index import CodeIndex
 from servers.code_search.indexer import chunk_file, index_repo
@@ -44,7 +44,7 @@ def test_markdown_and_unparsed_files_with_a_huge_line_are_cut_too() -> None:
     huge = "word " * 100_000
     md, _ = chunk_file(GoChunker(), "README.md", f"# Title\n\n{huge}\n\n## Next\n\nshort\n")
     assert max(len(u.content) for u in md) <= 512 * 8 and md[-1].content == "## Next\n\nshort"
-    assert len(md) == MAX_WINDOWS + 1
+    assert len(md) == MAX_DOC_WINDOWS + 1  # prose: more of a section is indexed than of a generated literal
     windows, status = chunk_file(GoChunker(), "broken.go", f"package p\nfunc {{\n{huge}\n")
     assert status == "windows" and max(u.tokens for u in windows) <= 512
     assert len({(u.start_line, u.part) for u in windows}) == len(windows)  # distinct keys in the index
@@ -58,6 +58,29 @@ def test_an_ordinary_large_unit_is_not_cut() -> None:
     assert units is not None
     assert [(u.symbol, u.part) for u in units] == [("p.Wide", 0)]
     assert units[0].tokens > OVERSIZE * 512
+
+
+def test_a_table_of_many_short_lines_is_cut_into_windows() -> None:
+    """Before: a 778 KB table over short lines in one declaration was one unit (no line far over the budget),
+    held and read whole by every search that touched it."""
+    rows = "\n".join(f'\t"key{i:06d}": "value number {i:06d}",' for i in range(20_000))  # ~820 KB
+    source = f"package p\n\n// Table maps keys.\nvar Table = map[string]string{{\n{rows}\n}}\n"
+    units = GoChunker().chunk("p/table.go", source.encode())
+    assert units is not None and len(units) == MAX_WINDOWS
+    assert all(u.symbol == "p.Table" and u.kind == "var" and len(u.content) <= 512 * 8 for u in units)
+    assert [u.part for u in units] == list(range(1, MAX_WINDOWS + 1))
+    assert source.split("\n", 2)[2].startswith("".join(u.content for u in units))
+    assert units[1].start_line == units[0].end_line or units[1].start_line == units[0].end_line + 1
+
+
+def test_a_long_markdown_section_is_indexed_in_windows_all_of_it() -> None:
+    """Before: a Markdown file without headings was one unit however long (here 120 KB)."""
+    prose = "\n".join(f"Line {i} of the operations notes says something worth finding." for i in range(2_000))
+    md, status = chunk_file(GoChunker(), "NOTES.md", prose + "\n")
+    assert status == "ok" and len(prose) > UNIT_WINDOWS * 512 * 8
+    assert 1 < len(md) <= MAX_DOC_WINDOWS and max(len(u.content) for u in md) <= 512 * 8
+    assert "".join(u.content for u in md) == prose  # none of it is left out
+    assert md[-1].end_line == 2_000 and all(u.symbol == "NOTES.md" for u in md)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
     QueueError
      ├── QueueUnavailable   the queue cannot take or give work now (the gateway answers 503)
+     │    └── QueueFull     its store is (nearly) out of memory: new events are refused
      └── UnknownEvent       no dead letter with that id
 
 Semantics (the shared test suite in tests/workqueue holds both implementations to them):
@@ -34,6 +35,11 @@ class QueueError(Exception):
 
 class QueueUnavailable(QueueError):
     """The backend is unreachable or refused the write."""
+
+
+class QueueFull(QueueUnavailable):
+    """The store is at its memory limit: new events are refused (so that workers can still drain it), or a
+    worker has found it refusing every write for longer than it waits."""
 
 
 class UnknownEvent(QueueError):

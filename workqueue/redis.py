@@ -3,8 +3,11 @@
 How the interface maps onto arq:
 - `enqueue` is `enqueue_job("handle", event, _job_id=event.id, _expires=retention_s)`. arq refuses a
   job id whose job or result still exists. The job's key lives `retention_s` from the enqueue (arq's
-  own default would be one day) and its result is kept `retention_s` after it finishes, so an id is
-  remembered for at least the retention window from its enqueue: that is the dedup.
+  own default would be one day). arq itself keeps no result (its result holds the whole event): once
+  the handler is done with an event, its result key is written with a one-byte value for `retention_s`,
+  before arq drops the job, so one of the two keys always exists and arq's check (one EXISTS under
+  WATCH) sees it. So an id is remembered for at least the retention window from its enqueue: that is
+  the dedup.
 - Expiry: a job that no worker started within `retention_s` (no consumer for that long, or retries
   pushing it past the window) loses its key. So that it is not lost silently, `enqueue` also writes
   the event to the pending hash `goresolve:pending:<queue>` (removed when the handler is done with
@@ -29,6 +32,14 @@ How the interface maps onto arq:
   past that it stops with QueueUnavailable. A worker that stops (for that, or cancelled) gives back the
   leases of the jobs it cancelled, so another worker takes them at once rather than after the lease.
 
+- Memory: Redis must run with `maxmemory-policy noeviction` (evicting would drop accepted events); when
+  it reaches maxmemory it refuses writes. So that workers can always drain it, `enqueue` refuses new
+  events (QueueFull) once Redis uses `memory_limit` (GORESOLVE_QUEUE_REDIS_MEMORY_LIMIT, 0.9) of its
+  maxmemory. A worker that finds Redis refusing writes all the same (it cannot start jobs: arq would
+  skip them without a word) logs `queue.redis_full` as an error, sets the gauge
+  `goresolve_queue_redis_full`, and waits for memory, its running jobs going on, for up to `outage_s`;
+  past that it stops with QueueFull, naming maxmemory.
+
 "Durable" is as durable as the Redis behind it: run it with `appendonly yes` and `appendfsync
 always` (the tests do), or `everysec` when losing up to a second of accepted events on a power cut
 is acceptable.
@@ -41,6 +52,7 @@ import json
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,14 +60,23 @@ import anyio
 import structlog
 from arq import Retry, Worker, create_pool, func
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from pydantic import ValidationError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
-from workqueue.base import DeadLetter, Deferred, Handler, QueueUnavailable, RetryPolicy, UnknownEvent, one_line
+from workqueue.base import (
+    DeadLetter,
+    Deferred,
+    Handler,
+    QueueFull,
+    QueueUnavailable,
+    RetryPolicy,
+    UnknownEvent,
+    one_line,
+)
 from workqueue.events import Event
-from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS
-from workqueue.settings import REDIS_OUTAGE_SETTING, REDIS_TIMEOUT_SETTING, REDIS_URL_SHAPE
+from workqueue.metrics import DEAD_LETTERS, JOB_LAG_SECONDS, JOB_SECONDS, REDIS_FULL
+from workqueue.settings import REDIS_MEMORY_SETTING, REDIS_OUTAGE_SETTING, REDIS_TIMEOUT_SETTING, REDIS_URL_SHAPE
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +92,20 @@ def _loads(raw: bytes) -> dict[str, Any]:
 async def _wait(call: Any) -> Any:
     """redis-py types its commands as `Awaitable[T] | T`; on the asyncio client they are awaitables."""
     return await call
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What Redis says of its memory; None where it would not say (INFO or CONFIG renamed or not permitted)."""
+
+    used: int | None
+    limit: int | None  # maxmemory in bytes; 0: none
+    policy: str | None  # maxmemory-policy
+
+    def describe(self) -> str:
+        used = "?" if self.used is None else f"{self.used}"
+        limit = "?" if self.limit is None else f"{self.limit}"
+        return f"used_memory {used} of maxmemory {limit} bytes"
 
 
 def safe_url(url: str) -> str:
@@ -98,8 +133,10 @@ class RedisQueue:
         poll_s: float = 0.05,
         timeout_s: float = 10.0,
         outage_s: float = 60.0,
+        memory_limit: float = 0.9,
     ) -> None:
         self.name = name
+        self.memory_limit = memory_limit
         self.outage_s = outage_s
         self.retry = retry or RetryPolicy()
         self.retention_s = retention_s
@@ -111,6 +148,8 @@ class RedisQueue:
         self._queue = f"goresolve:{name}"
         self._dead = f"goresolve:dead:{name}"
         self._pending = f"goresolve:pending:{name}"
+        self._done = result_key_prefix  # arq's result key, a one-byte marker (see above)
+        self._probe = f"goresolve:probe:{name}"
         try:
             self._settings = RedisSettings.from_dsn(url)
         except (RuntimeError, ValueError):
@@ -176,9 +215,45 @@ class RedisQueue:
         with self._deadline():
             redis = await self._redis()
             try:
+                await self._admit(redis)
                 return await self._enqueue(redis, event.model_dump(mode="json"), event.id, digest)
+            except OutOfMemoryError as exc:
+                raise QueueFull(f"queue {self.name!r}: Redis at {safe_url(self._url)} is full: {exc}") from exc
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+
+    async def memory(self, redis: ArqRedis) -> Memory:
+        """Redis's memory use, limit and policy: INFO memory, else CONFIG GET (a managed Redis may refuse either)."""
+        info: dict[str, Any] = {}
+        with contextlib.suppress(ResponseError):
+            info = dict(await _wait(redis.info("memory")))
+        used, limit, policy = info.get("used_memory"), info.get("maxmemory"), info.get("maxmemory_policy")
+        if limit is None or policy is None:
+            config: dict[str, Any] = {}
+            with contextlib.suppress(ResponseError):
+                config = dict(await _wait(redis.config_get("maxmemory*")))
+            limit = config.get("maxmemory", limit)
+            policy = config.get("maxmemory-policy", policy)
+        return Memory(
+            used=None if used is None else int(used),
+            limit=None if limit is None else int(limit),
+            policy=None if policy is None else str(policy),
+        )
+
+    async def _admit(self, redis: ArqRedis) -> None:
+        """Refuse a new event once Redis uses `memory_limit` of its maxmemory: the rest is the workers'.
+
+        Raises:
+            QueueFull: it does.
+        """
+        memory = await self.memory(redis)
+        if memory.used is None or not memory.limit or memory.used < self.memory_limit * memory.limit:
+            return
+        raise QueueFull(
+            f"queue {self.name!r}: Redis at {safe_url(self._url)} is nearly full ({memory.describe()}); new events "
+            f"are refused above {self.memory_limit:.0%} of maxmemory ({REDIS_MEMORY_SETTING}) so that workers can "
+            "drain the queue: raise maxmemory, or purge dead letters"
+        )
 
     async def ping(self) -> None:
         with self._deadline():
@@ -283,9 +358,15 @@ class RedisQueue:
         policy = self.retry
 
         async def handle(ctx: dict[str, Any], data: dict[str, Any]) -> None:
-            await run(ctx, data)  # a retry raises past the line below
-            # Done with (handled or dead-lettered): the pending copy goes, before arq drops the job.
-            await _wait(redis.hdel(self._pending, str(ctx["job_id"])))
+            await run(ctx, data)  # a retry raises past the lines below
+            # Done with (handled or dead-lettered): the pending copy goes and the id is remembered, before arq
+            # drops the job (it keeps no result).
+            job_id = str(ctx["job_id"])
+            await _wait(redis.hdel(self._pending, job_id))
+            try:
+                await _wait(redis.set(self._done + job_id, b"1", ex=max(int(self.retention_s), 1)))
+            except OutOfMemoryError:  # the event is done all the same; a redelivery of it would run again
+                log.warning("queue.done_not_remembered", queue=self.name, id=job_id, error="Redis is full")
 
         async def run(ctx: dict[str, Any], data: dict[str, Any]) -> None:
             tries = int(ctx["job_try"])
@@ -325,7 +406,7 @@ class RedisQueue:
             queue_name=self._queue,
             max_jobs=concurrency,
             job_timeout=self.job_timeout_s + 1,  # ours (above) fires first and counts as a failed try
-            keep_result=self.retention_s,
+            keep_result=0,  # the result would hold the whole event; `handle` writes a marker in its place
             burst=burst,
             poll_delay=self.poll_s,
             handle_signals=False,
@@ -343,22 +424,32 @@ class RedisQueue:
                     continue  # Redis is away: the worker itself waits for it; sweep next time
 
         stalled: list[QueueUnavailable] = []
+        full = _Full()
 
         async def watch(worker_scope: anyio.CancelScope) -> None:
             """End the worker when Redis stops answering (arq's own calls would wait on it without end), or has
-            refused connections for longer than `outage_s` (arq, its slots all taken by running jobs, may not
-            be calling Redis at all)."""
+            refused connections, or writes for want of memory, for longer than `outage_s` (arq, its slots all
+            taken by running jobs, may not be calling Redis at all; and it skips, without a word, a job whose
+            lease Redis would not write)."""
             down_since: float | None = None
             while True:
                 await anyio.sleep(min(self.timeout_s, max(self.outage_s, 0.5)))
                 try:
                     with self._deadline():
                         await redis.ping()
+                        await _wait(redis.set(self._probe, b"1", px=60_000))
                     down_since = None
+                    self._not_full(full)
                 except QueueUnavailable as exc:
                     stalled.append(exc)
                     worker_scope.cancel()
                     return
+                except OutOfMemoryError as exc:
+                    down_since = None
+                    if (gave_up := await self._full(redis, full, exc)) is not None:
+                        stalled.append(gave_up)
+                        worker_scope.cancel()
+                        return
                 except (RedisError, OSError) as exc:
                     now = time.monotonic()
                     down_since = now if down_since is None else down_since
@@ -373,11 +464,12 @@ class RedisQueue:
                 tasks.start_soon(watch, tasks.cancel_scope)
                 if not burst:
                     tasks.start_soon(sweep_periodically)
-                await self._work(worker, redis)
+                await self._work(worker, redis, full)
                 tasks.cancel_scope.cancel()
             if stalled:
                 raise stalled[0]
         finally:
+            REDIS_FULL.labels(self.name).set(0)
             ongoing = [job_id for job_id, task in worker.tasks.items() if not task.done()]
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(self.timeout_s):  # closing writes to Redis too (arq's health key)
@@ -385,16 +477,22 @@ class RedisQueue:
                         await worker.close()
                 await self._release(redis, ongoing)
 
-    async def _work(self, worker: Worker, redis: ArqRedis) -> None:
+    async def _work(self, worker: Worker, redis: ArqRedis, full: _Full) -> None:
         """arq's loop, entered again after each lost connection once Redis answers (see the module docstring).
 
         Raises:
             QueueUnavailable: Redis did not come back within `outage_s`.
+            QueueFull: Redis refused writes for want of memory for `outage_s`.
         """
         while True:
             try:
                 await worker.main()
                 return
+            except OutOfMemoryError as exc:  # Redis answers: it is full, not gone
+                if (gave_up := await self._full(redis, full, exc)) is not None:
+                    raise gave_up from None
+                await anyio.sleep(min(1.0, max(self.outage_s, 0.1)))
+                continue
             except (RedisError, OSError) as exc:
                 lost = self._one_line(exc)
             log.warning(
@@ -416,6 +514,42 @@ class RedisQueue:
                         raise self._gone(exc) from None
                 await anyio.sleep(min(0.5, self.outage_s))
             log.info("queue.redis_back", queue=self.name, down_s=round(time.monotonic() - began, 1))
+
+    async def _full(self, redis: ArqRedis, full: _Full, exc: OutOfMemoryError) -> QueueFull | None:
+        """Redis refused a write for want of memory: one loud line (and the gauge) when that starts; past
+        `outage_s` of it, the error that stops the worker."""
+        now = time.monotonic()
+        if full.since is None:
+            full.since = now
+            memory = Memory(None, None, None)
+            with contextlib.suppress(RedisError, OSError, QueueUnavailable), self._deadline():
+                memory = await self.memory(redis)
+            REDIS_FULL.labels(self.name).set(1)
+            log.error(
+                "queue.redis_full",
+                queue=self.name,
+                redis=safe_url(self._url),
+                error=self._one_line(exc),
+                used_memory=memory.used,
+                maxmemory=memory.limit,
+                wait_s=self.outage_s,
+                hint="Redis reached its maxmemory and refuses writes, so no job can start: raise maxmemory or "
+                "purge dead letters (goresolve queue purge); the worker stops if it lasts",
+            )
+            return None
+        if now - full.since < self.outage_s:
+            return None
+        return QueueFull(
+            f"queue {self.name!r}: Redis at {safe_url(self._url)} has refused writes for want of memory for "
+            f"{self.outage_s:g}s ({REDIS_OUTAGE_SETTING}): it reached its maxmemory; raise maxmemory or purge "
+            f"dead letters (goresolve queue purge): {self._one_line(exc)}"
+        )
+
+    def _not_full(self, full: _Full) -> None:
+        if full.since is not None:
+            log.info("queue.redis_not_full", queue=self.name, full_s=round(time.monotonic() - full.since, 1))
+            full.since = None
+            REDIS_FULL.labels(self.name).set(0)
 
     def _gone(self, exc: BaseException) -> QueueUnavailable:
         return QueueUnavailable(
@@ -446,3 +580,10 @@ class RedisQueue:
             pool, self._pool = self._pool, None
             with anyio.move_on_after(self.timeout_s):
                 await pool.aclose()
+
+
+@dataclass(slots=True)
+class _Full:
+    """Since when (monotonic) a worker has found Redis refusing writes for want of memory; None: it has not."""
+
+    since: float | None = None

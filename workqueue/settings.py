@@ -41,6 +41,13 @@ class QueueSettings(BaseSettings):
         description="Redis: how long a worker whose connection was lost (Redis restarted, a fail-over) waits for "
         "Redis to come back, its running jobs going on, before it stops.",
     )
+    redis_memory_limit: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Redis: the share of its maxmemory above which new events are refused (the gateway answers "
+        "503), leaving the rest to the workers, which need a little memory to start each job and so drain it.",
+    )
     sqlite_busy_timeout_s: float = Field(
         default=10.0,
         gt=0,
@@ -65,6 +72,7 @@ class QueueSettings(BaseSettings):
 
 REDIS_TIMEOUT_SETTING = "GORESOLVE_QUEUE_REDIS_TIMEOUT_S"
 REDIS_OUTAGE_SETTING = "GORESOLVE_QUEUE_REDIS_OUTAGE_S"
+REDIS_MEMORY_SETTING = "GORESOLVE_QUEUE_REDIS_MEMORY_LIMIT"
 REDIS_URL_SHAPE = "not a Redis URL: use redis://[:password@]host[:port][/db], rediss://... or unix:///path"
 
 
@@ -95,6 +103,7 @@ def open_queue(settings: QueueSettings, topic: Topic, *, deadline_s: float | Non
             lease_grace_s=settings.lease_grace_s,
             timeout_s=settings.redis_timeout_s,
             outage_s=settings.redis_outage_s,
+            memory_limit=settings.redis_memory_limit,
         )
     from workqueue.sqlite import SQLiteQueue
 

@@ -9,9 +9,9 @@
 A source is served when its secret is set; at least one must be (GitHub only, Jira only, or both).
 Answers: 202 only after the event is durable (or was already: a duplicate), and for events that
 are ignored; 401 bad or missing signature (nothing parsed, nothing enqueued); 400 malformed JSON
-or missing fields; 413 above the size limit; 503 with Retry-After when the queue cannot take it;
-403 for a source this gateway has no secret for (the body is not read; the answer names the source,
-since the sender's delivery log is where an operator sees it).
+or missing fields; 413 above the size limit; 503 with Retry-After when the queue cannot take it (or
+is full: Redis near its maxmemory); 403 for a source this gateway has no secret for (the body is not
+read; the answer names the source, since the sender's delivery log is where an operator sees it).
 
 The body is read once, into one buffer, while its HMAC is computed. Bodies not yet verified take
 their bytes from one budget shared by all requests (`unverified_budget_bytes`): a request that
@@ -50,7 +50,7 @@ from servers.common.tracing import tracer
 from servers.webhooks import verify
 from servers.webhooks.payloads import Ignored, github_event, jira_event
 from servers.webhooks.settings import WebhookSettings
-from workqueue import Event, QueueUnavailable, Topic, WorkQueue
+from workqueue import Event, QueueFull, QueueUnavailable, Topic, WorkQueue
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -221,9 +221,10 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
             fresh = await bounded(queues[event.topic].enqueue(event, digest=digest))
         except QueueUnavailable as exc:
             # After a timeout the write may still land: a redelivery of it is then a duplicate (202).
-            metrics.rejected.labels(source, "queue-unavailable").inc()
+            full = isinstance(exc, QueueFull)  # near its memory limit: what is left is for the workers to drain it
+            metrics.rejected.labels(source, "queue-full" if full else "queue-unavailable").inc()
             log.warning(
-                "webhook.queue_unavailable",
+                "webhook.queue_full" if full else "webhook.queue_unavailable",
                 error=str(exc),
                 source=source,
                 delivery=event.delivery,
@@ -231,7 +232,8 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
                 trace_id=event.trace_id,
             )
             retry = {"Retry-After": str(settings.retry_after_s)}
-            body = {"error": "the queue cannot take the event now; retry later", "delivery": event.delivery}
+            why = "the queue is full" if full else "the queue cannot take the event now"
+            body = {"error": f"{why}; retry later", "delivery": event.delivery}
             return _answer(503, body, retry)
         if not fresh:
             metrics.duplicates.labels(source).inc()

@@ -71,12 +71,19 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """An event whose handler failed `tries` times; `error` is the last failure's one-line summary."""
+    """An event whose handler failed `tries` times; `error` is the last failure's one-line summary.
 
-    event: Event
+    `event` is None when the letter holds no event this version can read (a newer gateway's, one written by
+    hand, a damaged one): `raw` is then its stored text and `invalid` why, so that it can be shown and purged.
+    """
+
+    id: str
+    event: Event | None
     error: str
     tries: int
     failed_at: float
+    raw: str = ""
+    invalid: str = ""
 
 
 class WorkQueue(Protocol):
@@ -98,7 +105,11 @@ class WorkQueue(Protocol):
         ...
 
     async def dead_letters(self) -> list[DeadLetter]:
-        """The dead-letter list, oldest first. Raises QueueUnavailable."""
+        """The dead-letter list, oldest first, unreadable letters included. Raises QueueUnavailable."""
+        ...
+
+    async def dead_count(self) -> int:
+        """How many dead letters there are (none of them read). Raises QueueUnavailable."""
         ...
 
     async def replay(self, event_id: str) -> None:

@@ -1,7 +1,8 @@
 """`goresolve queue ls|show|replay|purge`: the dead-letter list of a queue.
 
     goresolve queue ls [--queue code-index|tickets] [--json]     depth and dead letters
-    goresolve queue show EVENT_ID [--queue ...]                  one dead letter, as JSON
+    goresolve queue show EVENT_ID [--queue ...]                  one dead letter, as JSON (one that is
+                                                                 no event: its stored text and why)
     goresolve queue replay EVENT_ID [--queue ...]                back onto the queue, tries reset
     goresolve queue purge [EVENT_ID | --all] [--queue ...]       drop one dead letter, or all
 
@@ -59,13 +60,16 @@ def _run(topic: str, action: Callable[[WorkQueue], Awaitable[T]]) -> T:
 
 
 def _letter(d: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": d.event.id,
+    letter: dict[str, Any] = {
+        "id": d.id,
         "tries": d.tries,
         "error": d.error,
         "failed_at": datetime.fromtimestamp(d.failed_at, UTC).isoformat(),
-        "event": d.event.model_dump(mode="json"),
+        "event": None if d.event is None else d.event.model_dump(mode="json"),
     }
+    if d.event is None:  # not an event this version reads: as stored, to be looked at and purged
+        letter |= {"invalid": d.invalid, "raw": d.raw}
+    return letter
 
 
 @queue_app.command("ls")
@@ -85,7 +89,9 @@ def ls(
     table = Table("id", "kind", "repo", "tries", "failed at", "error", title=f"{queue}: {depth} waiting or running")
     for d in dead:
         row = _letter(d)
-        table.add_row(d.event.id, d.event.data.kind, d.event.repo or "", str(d.tries), row["failed_at"], d.error)
+        kind, repo = (d.event.data.kind, d.event.repo or "") if d.event is not None else ("(invalid)", "")
+        error = d.error if d.event is not None else " ".join(filter(None, (d.error, f"[{d.invalid}]")))
+        table.add_row(escape(d.id), kind, escape(repo), str(d.tries), row["failed_at"], escape(error))
     Console().print(table)
 
 
@@ -94,7 +100,7 @@ def show(event_id: str, queue: QueueOpt = "code-index") -> None:
     """One dead letter, with its event, as JSON."""
 
     async def go(q: WorkQueue) -> DeadLetter | None:
-        return next((d for d in await q.dead_letters() if d.event.id == event_id), None)
+        return next((d for d in await q.dead_letters() if d.id == event_id), None)
 
     found = _run(queue, go)
     if found is None:

@@ -271,51 +271,59 @@ class RedisQueue:
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
-    async def _dead_map(self) -> dict[str, dict[str, Any]]:
+    async def _dead_map(self) -> dict[str, bytes]:
+        """The dead-letter hash as stored: id -> the letter's JSON, not read (one may not be an event)."""
         redis = await self._redis()
         try:
             raw = await _wait(redis.hgetall(self._dead))
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {k.decode(errors="replace"): bytes(v) for k, v in raw.items()}
 
     async def dead_letters(self) -> list[DeadLetter]:
         with self._deadline():
-            found = (await self._dead_map()).values()
-        letters = [
-            DeadLetter(
-                event=Event.model_validate(d["event"]), error=d["error"], tries=d["tries"], failed_at=d["failed_at"]
-            )
-            for d in found
-        ]
-        return sorted(letters, key=lambda d: d.failed_at)
+            found = await self._dead_map()
+        return sorted((_letter(key, raw) for key, raw in found.items()), key=lambda d: d.failed_at)
+
+    async def dead_count(self) -> int:
+        with self._deadline():
+            redis = await self._redis()
+            try:
+                return int(await _wait(redis.hlen(self._dead)))
+            except (RedisError, OSError) as exc:
+                raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def replay(self, event_id: str) -> None:
         with self._deadline():
             dead = await self._dead_map()
             if event_id not in dead:
                 raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
+            letter = _letter(event_id, dead[event_id])
+            if letter.event is None:  # this version's worker would only bury it again
+                raise UnknownEvent(
+                    f"dead letter {event_id!r} in queue {self.name!r} holds nothing to replay ({letter.invalid}): "
+                    "show it, or purge it"
+                )
+            data = json.loads(dead[event_id])["event"]
             redis = await self._redis()
             replay_id = f"{event_id}#replay-{time.time_ns()}"
             try:
-                await self._enqueue(redis, dead[event_id]["event"], replay_id)
+                await self._enqueue(redis, data, replay_id)
                 await _wait(redis.hdel(self._dead, event_id))
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
 
     async def purge(self, event_id: str | None = None) -> int:
         with self._deadline():
-            dead = await self._dead_map()
-            if event_id is not None and event_id not in dead:
-                raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
-            ids = [event_id] if event_id is not None else list(dead)
-            if not ids:
-                return 0
             redis = await self._redis()
             try:
-                return int(await _wait(redis.hdel(self._dead, *ids)))
+                ids = [event_id] if event_id is not None else [k.decode() for k in await _wait(redis.hkeys(self._dead))]
+                dropped = int(await _wait(redis.hdel(self._dead, *ids))) if ids else 0
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+            if event_id is not None and not dropped:
+                raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
+            return dropped
 
     async def _bury(self, redis: ArqRedis, data: dict[str, Any], error: str, tries: int) -> None:
         letter = {"event": data, "error": error, "tries": tries, "failed_at": time.time()}
@@ -580,6 +588,27 @@ class RedisQueue:
             pool, self._pool = self._pool, None
             with anyio.move_on_after(self.timeout_s):
                 await pool.aclose()
+
+
+def _letter(key: str, raw: bytes) -> DeadLetter:
+    """One stored dead letter; one that holds no event this version reads is kept, as its text and why."""
+    text = raw.decode(errors="replace")
+    try:
+        stored = json.loads(text)
+    except ValueError as exc:
+        return DeadLetter(id=key, event=None, error="", tries=0, failed_at=0.0, raw=text, invalid=f"not JSON: {exc}")
+    meta = stored if isinstance(stored, dict) else {}
+    error, tries, failed_at = meta.get("error", ""), meta.get("tries", 0), meta.get("failed_at", 0.0)
+    common: dict[str, Any] = {
+        "id": key,
+        "error": str(error),
+        "tries": tries if isinstance(tries, int) else 0,
+        "failed_at": float(failed_at) if isinstance(failed_at, int | float) else 0.0,
+    }
+    try:
+        return DeadLetter(event=Event.model_validate(meta["event"]), **common)
+    except (ValidationError, KeyError) as exc:
+        return DeadLetter(event=None, raw=text, invalid=f"not an event: {one_line(exc)}", **common)
 
 
 @dataclass(slots=True)

@@ -182,18 +182,14 @@ class SQLiteQueue:
 
     async def dead_letters(self) -> list[DeadLetter]:
         rows = await self._call(self._dead_rows, abandon=True)
-        out: list[DeadLetter] = []
-        for _, data in rows:
-            try:
-                out.append(_dead(data))
-            except (ValidationError, KeyError, TypeError):
-                continue  # a row that never was an event (see _run): nothing to show or replay
-        return out
+        return [_dead(pqid, data) for pqid, data in rows]
+
+    async def dead_count(self) -> int:
+        sql = f"SELECT COUNT(*) FROM {self._q._table_name} WHERE status = ?"  # noqa: S608 - our own table name
+        return await self._call(lambda: int(self._db.execute(sql, (_ACK_FAILED,)).fetchone()[0]), abandon=True)
 
     def _find_dead(self, event_id: str | None) -> list[int]:
-        found = [
-            pqid for pqid, data in self._dead_rows() if event_id is None or data.get("event", {}).get("id") == event_id
-        ]
+        found = [pqid for pqid, data in self._dead_rows() if event_id is None or _dead_id(pqid, data) == event_id]
         if event_id is not None and not found:
             raise UnknownEvent(f"no dead letter {event_id!r} in queue {self.name!r}")
         return found
@@ -201,6 +197,12 @@ class SQLiteQueue:
     def _replay(self, event_id: str) -> None:
         rows = dict(self._dead_rows())
         for pqid in self._find_dead(event_id):
+            letter = _dead(pqid, rows[pqid])
+            if letter.event is None:  # this version's worker would only bury it again
+                raise UnknownEvent(
+                    f"dead letter {event_id!r} in queue {self.name!r} holds nothing to replay ({letter.invalid}): "
+                    "show it, or purge it"
+                )
             self._q.put({"event": rows[pqid]["event"], "tries": 0, "error": ""})
             self._q.ack(id=pqid)
 
@@ -308,10 +310,24 @@ class SQLiteQueue:
             self._q.close()
 
 
-def _dead(data: dict[str, Any]) -> DeadLetter:
-    return DeadLetter(
-        event=Event.model_validate(data["event"]),
-        error=str(data.get("error", "")),
-        tries=int(data.get("tries", 0)),
-        failed_at=float(data.get("failed_at", 0.0)),
-    )
+def _dead_id(pqid: int, data: dict[str, Any]) -> str:
+    """A dead row's id: its event's, or (a row that never was an event, see _run) the id it came with, else
+    `#<row>`."""
+    held = data["event"] if "event" in data else data.get("raw")
+    if isinstance(held, dict) and "event" not in data:
+        held = held.get("event")
+    found = held.get("id") if isinstance(held, dict) else None
+    return found if isinstance(found, str) and found else f"#{pqid}"
+
+
+def _dead(pqid: int, data: dict[str, Any]) -> DeadLetter:
+    common: dict[str, Any] = {
+        "id": _dead_id(pqid, data),
+        "error": str(data.get("error", "")),
+        "tries": int(data.get("tries", 0)),
+        "failed_at": float(data.get("failed_at", 0.0)),
+    }
+    try:
+        return DeadLetter(event=Event.model_validate(data["event"]), **common)
+    except (ValidationError, KeyError) as exc:
+        return DeadLetter(event=None, raw=json.dumps(data), invalid=f"not an event: {one_line(exc)}", **common)

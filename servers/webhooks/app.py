@@ -374,9 +374,13 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         for topic, queue in queues.items():
             try:
                 metrics.depth.labels(topic).set(await bounded(queue.depth()))
-                metrics.dead.labels(topic).set(len(await bounded(queue.dead_letters())))
+                metrics.dead.labels(topic).set(await bounded(queue.dead_count()))
             except QueueUnavailable:
                 metrics.depth.labels(topic).set(float("nan"))
+            except Exception as exc:  # noqa: BLE001 - one queue's fault must not cost the others' metrics
+                log.error("webhook.metrics_failed", queue=topic, error=f"{type(exc).__name__}: {exc}"[:300])
+                metrics.depth.labels(topic).set(float("nan"))
+                metrics.dead.labels(topic).set(float("nan"))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def endpoint(source: str, handler: Callable[[Request, SecretStr], Awaitable[Response]]) -> Endpoint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from tests.webhooks.conftest import settings
 from tests.workqueue.support import free_port
 from workqueue import Event, Topic, WorkQueue
 from workqueue.redis import RedisQueue
+from workqueue.sqlite import SQLiteQueue
 
 GUID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"  # the shape of GitHub's X-GitHub-Delivery
 
@@ -389,3 +391,24 @@ async def test_a_jira_issue_whose_self_is_not_a_web_address_is_refused(
     answer = await client.post("/webhooks/jira", content=raw, headers=s.jira_headers(raw))
     assert (answer.status_code, answer.json()) == (400, {"error": "payload field issue.self: not an http(s) URL"})
     assert await queues["tickets"].depth() == 0
+
+
+async def test_metrics_answer_even_when_one_queue_fails_in_an_unforeseen_way(tmp_path: Path) -> None:
+    class Broken(SQLiteQueue):
+        async def dead_count(self) -> int:
+            raise RuntimeError("a letter this version cannot read")
+
+    queues: dict[Topic, WorkQueue] = {
+        "code-index": SQLiteQueue(tmp_path / "q", "code-index"),
+        "tickets": Broken(tmp_path / "q", "tickets"),
+    }
+    app = build_app(settings(), queues)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        with structlog.testing.capture_logs() as logs:
+            answer = await client.get("/metrics")
+    assert answer.status_code == 200
+    assert 'goresolve_queue_dead_letters{queue="code-index"} 0.0' in answer.text
+    assert 'goresolve_queue_dead_letters{queue="tickets"} NaN' in answer.text
+    assert [(e["event"], e["queue"]) for e in logs] == [("webhook.metrics_failed", "tickets")]
+    for queue in queues.values():
+        await queue.aclose()

@@ -38,6 +38,9 @@ class RecordingQueue:
     async def dead_letters(self) -> list[DeadLetter]:
         return []
 
+    async def dead_count(self) -> int:
+        return 0
+
     async def replay(self, event_id: str) -> None:
         return None
 

@@ -56,6 +56,9 @@ class Switchable:
     async def dead_letters(self) -> list[DeadLetter]:
         return await self.inner.dead_letters()
 
+    async def dead_count(self) -> int:
+        return await self.inner.dead_count()
+
     async def replay(self, event_id: str) -> None:
         await self.inner.replay(event_id)
 

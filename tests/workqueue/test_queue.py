@@ -166,13 +166,13 @@ async def test_after_max_tries_the_event_is_a_dead_letter_that_can_be_replayed_o
     await queue.enqueue(push_event(4))
     await _drain(queue, handler)
     dead = await queue.dead_letters()
-    assert sorted(d.event.id for d in dead) == ["github:1:3", "github:1:4"]
+    assert sorted(d.id for d in dead) == ["github:1:3", "github:1:4"]
     assert {(d.tries, d.error) for d in dead} == {(FAST.max_tries, "ValueError: index is corrupt")}
     fail[0] = False
     await queue.replay("github:1:3")
     await _drain(queue, handler)
     assert handled == ["github:1:3"]
-    assert [d.event.id for d in await queue.dead_letters()] == ["github:1:4"]
+    assert [d.id for d in await queue.dead_letters()] == ["github:1:4"]
     with pytest.raises(UnknownEvent):
         await queue.replay("github:1:3")
     assert await queue.purge() == 1

@@ -141,7 +141,8 @@ class Ledger:
         """Hold `cost` (a call's worst case) of today's `cap` until the call is settled or released; the hold's id.
 
         The day's spend, the holds of calls in flight and the new hold are read and written in one write
-        transaction, so runs in several processes cannot together pass the cap. A hold older than `ttl_s` (its
+        transaction, so runs in several processes cannot together pass the cap. Every live hold counts, the day
+        before's too (a call in flight at midnight is settled into the new day). A hold older than `ttl_s` (its
         process died mid-call: the run's deadline has passed) no longer counts.
 
         Raises:
@@ -152,7 +153,8 @@ class Ledger:
         with self._tx(write=True) as db:
             db.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
             spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE day = ?", (day,)).fetchone()[0]
-            held = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE day = ?", (day,)).fetchone()[0]
+            # every live hold, whatever day it was taken: a call in flight at midnight is settled into the new day
+            held = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM reservations").fetchone()[0]
             if float(spent) + float(held) + cost > cap:
                 refused = DailyCapReached(float(spent), float(held), cost, cap)
             else:
@@ -177,8 +179,8 @@ class Ledger:
         with self._tx(write=True) as db:
             spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE day = ?", (day,)).fetchone()[0]
             held = db.execute(
-                "SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE day = ? AND expires_at > ? AND id != ?",
-                (day, now, reservation),
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE expires_at > ? AND id != ?",
+                (now, reservation),
             ).fetchone()[0]
             if float(spent) + float(held) + cost > cap:
                 refused = DailyCapReached(float(spent), float(held), cost, cap)

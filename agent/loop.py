@@ -1366,8 +1366,9 @@ def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
     """What to check when a model failure is the set-up's, not the moment's; None for a hand-off.
 
     A cassette that does not match is always the set-up's (demo and eval treat a replay that broke as an error:
-    `agent.exits.replay_broke`). An unreachable endpoint, a refused key (401, 403) or an unknown model (404) is,
-    while the model has not answered once; after an answer, the same failure is the moment's (a hand-off)."""
+    `agent.exits.replay_broke`). An unreachable endpoint, a redirect, a refused key (401, 403) or an unknown model
+    (404) is, while the model has not answered once; after an answer, the same failure is the moment's (a
+    hand-off)."""
     if isinstance(exc, CassetteMismatch):
         return "the cassette: it must be a recording of this ticket and repository, made with this version"
     if answered or not isinstance(exc, ProviderError):
@@ -1378,6 +1379,8 @@ def _misconfiguration(exc: LLMError, *, answered: bool) -> str | None:
         return "the key, GORESOLVE_AGENT_API_KEY (and that it is the endpoint's)"
     if exc.status == 404:
         return "the model name, GORESOLVE_AGENT_MODEL, and the endpoint, GORESOLVE_AGENT_BASE_URL"
+    if exc.status is not None and 300 <= exc.status < 400:
+        return "the endpoint, GORESOLVE_AGENT_BASE_URL: it redirects (an http:// URL for an https:// one?)"
     return None
 
 

@@ -25,7 +25,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Generator
@@ -37,7 +36,6 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import TaskStatus
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.markdown import Markdown
@@ -56,6 +54,7 @@ from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy, PolicyError, load_agent_policy
 from agent.router import Router
 from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers, server_env
+from goresolve.stopping import stop_on_signal
 from servers.common.errors import GoresolveError
 from servers.common.locks import LockHeld, take_lock
 
@@ -598,7 +597,7 @@ async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] =
     results: list[RunResult] = []
     failure: Exception | None = None
     async with anyio.create_task_group() as group:
-        await group.start(_stop_on_signal, work, stopped)
+        await group.start(stop_on_signal, work, stopped)
         with work:
             try:
                 results = await _run_demo(world, console, tickets)
@@ -610,16 +609,6 @@ async def run_demo(world: World, console: Console, *, tickets: tuple[str, ...] =
     if failure is not None:
         raise failure
     return results
-
-
-async def _stop_on_signal(
-    work: anyio.CancelScope, stopped: list[int], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            stopped.append(signum)
-            work.cancel()
 
 
 async def _run_demo(world: World, console: Console, tickets: tuple[str, ...]) -> list[RunResult]:

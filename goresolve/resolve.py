@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -63,6 +64,7 @@ from agent.ticket_files import (
 from goresolve.cli import debug_requested
 from goresolve.demo import Display, logs_to_file, render_outcome_panel
 from goresolve.models import missing_model_for
+from goresolve.stopping import Stopped, until_signal
 from servers.common.repo_names import repo_slug
 
 KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9})(?![A-Za-z0-9_])")
@@ -415,6 +417,13 @@ def resolve_command(
                 with err.status("starting the servers over stdio") as status:
                     result = _run(anyio.run, run, prepared.key, Display(err, status))
             result.extra["notes"] = prepared.notes
+    except Stopped as exc:  # the run gave its budget hold back and recorded itself as interrupted
+        said = f"interrupted by {signal.Signals(exc.signum).name}: the run stopped and was recorded (goresolve runs)"
+        err.print(f"[yellow]{escape(said)}[/yellow]")
+        if as_json:
+            stopped = {"ticket": ticket, "repo": repo, "outcome": "error", "exit": "interrupted", "reason": said}
+            sys.stdout.write(json.dumps(stopped, indent=2) + "\n")
+        raise typer.Exit(exc.exit_code) from None
     except (ResolveError, CommandFailed) as exc:
         if isinstance(exc, ResolveError):
             err.print(f"[red]error:[/red] {escape(str(exc))}")
@@ -482,9 +491,10 @@ def runner_slot(env: dict[str, str]) -> Generator[None]:
 
 
 def _run(runner: Any, run: PreparedRun, key: str, display: Display) -> RunResult:
-    """`run.start(key)`; an error the run's task groups wrapped is raised as itself (one line from the CLI)."""
+    """`run.start(key)`, stopped by SIGINT or SIGTERM (`Stopped`); an error the run's task groups wrapped is raised
+    as itself (one line from the CLI)."""
     try:
-        return runner(run.start, key, display)
+        return runner(until_signal, run.start, key, display)
     except BaseExceptionGroup as group:
         leaf: BaseException = group
         while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:  # pyright: ignore[reportUnknownArgumentType]

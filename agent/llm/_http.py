@@ -6,6 +6,7 @@ import email.utils
 import json
 import time
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -53,9 +54,11 @@ async def post_json(
     Raises:
         RateLimited: 429 (with Retry-After when given).
         RetryableError: 5xx, timeout, connection failure.
-        ProviderError: any other non-2xx (the provider's message, shortened).
+        ProviderError: any other non-2xx (the provider's message, shortened); a redirect (3xx), never followed;
+            any other failure of the request.
         MalformedResponse: a 2xx whose body is not a JSON object: not JSON, larger than MAX_BODY_BYTES, nested
-            deeper than MAX_DEPTH, or another top-level value.
+            deeper than MAX_DEPTH, or another top-level value; a body that does not decode as its
+            Content-Encoding says.
     """
     try:
         async with client.stream("POST", url, headers=headers, json=body, timeout=timeout_s) as resp:
@@ -65,11 +68,22 @@ async def post_json(
                 raise RateLimited(f"{who}: rate-limited by the provider (429){said}", wait)
             if resp.status_code >= 500:
                 raise RetryableError(f"{who}: server error {resp.status_code}", status=resp.status_code)
+            if 300 <= resp.status_code < 400:  # never followed: the key would go wherever it points
+                where = _host(resp.headers.get("location", ""))
+                raise ProviderError(
+                    f"{who}: HTTP {resp.status_code}: redirected{where}, not followed: set the base URL to where "
+                    "the provider answers",
+                    status=resp.status_code,
+                )
             raw = await _read_capped(resp)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{who}: timed out after {timeout_s:g}s") from exc
     except httpx.TransportError as exc:
         raise RetryableError(f"{who}: connection failed ({type(exc).__name__})", unreachable=True) from exc
+    except httpx.DecodingError as exc:  # a body its Content-Encoding does not describe
+        raise MalformedResponse(f"{who}: the response body does not decode as its Content-Encoding says") from exc
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"{who}: the request failed ({type(exc).__name__})") from exc
     if resp.status_code >= 400:
         message = "response too large" if raw is None else _short_error(raw, _header_secrets(headers))
         raise ProviderError(f"{who}: HTTP {resp.status_code}: {message}", status=resp.status_code)
@@ -79,6 +93,12 @@ async def post_json(
     if isinstance(data, str):
         raise MalformedResponse(f"{who}: {data}")
     return data
+
+
+def _host(location: str) -> str:
+    """ " to HOST" for a redirect's Location (its host alone: a query may carry anything), or ""."""
+    host = urlsplit(location.strip()).hostname if location.strip() else None
+    return f" to {host[:100]}" if host else ""
 
 
 async def _read_capped(resp: httpx.Response) -> bytes | None:

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -20,10 +21,12 @@ from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, cast
 
 import anyio
 import stamina
 
+from agent.ledger import private_dir
 from agent.llm.errors import (
     LLMError,
     MalformedResponse,
@@ -204,7 +207,8 @@ class ResponseCache:
     """SQLite, keyed by sha256(model, messages, tools, params). Only what callers choose to cache goes in."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # answers hold code and ticket text: this user's alone, as the run records are
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False)
         with self._db:
@@ -219,11 +223,22 @@ class ResponseCache:
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, body) VALUES (?, ?)",
-                (key, json.dumps(response_to_json(response))),
+                (key, json.dumps(_without_secrets(response_to_json(response)))),
             )
 
     def close(self) -> None:
         self._db.close()
+
+
+def _without_secrets(value: Any) -> Any:
+    """`value` (decoded JSON) with every configured key removed from its strings (`without_secrets`)."""
+    if isinstance(value, str):
+        return without_secrets(value)
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in cast("list[Any]", value)]
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in cast("dict[str, Any]", value).items()}
+    return value
 
 
 class Cached:

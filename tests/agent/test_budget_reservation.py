@@ -230,3 +230,52 @@ def test_the_worst_case_covers_the_most_a_provider_can_be_charged_for_a_call(tmp
     assert most.input_tokens > REQUEST.size_bytes()  # the provider's template is allowed for
     charged = run.prices.charge("gpt-4o-mini", ["gpt-4o-mini"], most)
     assert charged == pytest.approx(run.check_budget(REQUEST))
+
+
+def test_a_hold_taken_before_midnight_counts_after_it(tmp_path: Path) -> None:
+    """Before, holds were counted by the day they were taken: a call in flight at midnight was invisible to the new
+    day's reservations, and both settled into the new day ($0.08 spent against a $0.05 cap)."""
+    ledger = Ledger(tmp_path / "l.sqlite")
+    midnight = 1_767_312_000.0  # 2026-01-02T00:00:00Z
+    late = ledger.reserve("r1", 0.04, cap=0.05, ttl_s=600, now=midnight - 10)
+    with pytest.raises(DailyCapReached) as refused:
+        ledger.reserve("r2", 0.04, cap=0.05, ttl_s=600, now=midnight + 10)
+    assert refused.value.held == pytest.approx(0.04)
+    mine = ledger.reserve("r2", 0.01, cap=0.05, ttl_s=600, now=midnight + 10)
+    with pytest.raises(DailyCapReached):
+        ledger.resize(mine, 0.02, cap=0.05, now=midnight + 20)
+    ledger.settle(late, "r1", "gpt-4o-mini", "small", (1, 1, 0), 0.04, at=midnight + 30)
+    assert ledger.day_spend("2026-01-02") == pytest.approx(0.04)
+
+
+def test_sigterm_stops_a_model_call_as_ctrl_c_does(tmp_path: Path) -> None:
+    """Before, `goresolve resolve` ran without a SIGTERM handler (Kubernetes stops a pod with it): the process died
+    at once and its daily hold stayed until it expired. Now SIGTERM cancels the run inside its event loop, as
+    Ctrl-C does: the call in flight gives its hold back (and a whole run records itself as interrupted)."""
+    import os
+    import signal
+
+    from goresolve.stopping import Stopped, until_signal
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    model = GatedModel()
+    run = _run(model, _policy(50), ledger, tmp_path, "stopped")
+    held: list[float] = []
+
+    async def term_when_called() -> None:
+        await model.entered.wait()
+        held.append(ledger.held())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def main() -> Stopped:
+        with anyio.fail_after(WAIT_S):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(term_when_called)
+                try:
+                    await until_signal(run.query, REQUEST)
+                except Stopped as stopped:
+                    return stopped
+        raise AssertionError("the call ended before the signal")
+
+    assert anyio.run(main).exit_code == 143 and held and held[0] > 0
+    assert ledger.held() == 0 and ledger.day_spend() == 0

@@ -39,6 +39,7 @@ from agent.llm import (
 )
 from agent.llm._http import retry_after_seconds
 from agent.llm.anthropic import AnthropicModel
+from agent.llm.errors import remember_secret
 from agent.llm.gateway import _backoff  # pyright: ignore[reportPrivateUsage]
 from agent.llm.openai_compat import OpenAICompatModel
 from agent.policy import Budgets, Price
@@ -264,6 +265,22 @@ async def test_the_cache_answers_identical_requests_for_free_and_only_those(tmp_
     assert (first.cached, again.cached, other.cached) == (False, True, False)
     assert again.message == first.message and again.usage == Usage()
     assert len(scripted.requests) == 2
+
+
+async def test_the_cache_is_private_and_keeps_no_configured_key(tmp_path: Path) -> None:
+    """Before, the cache was made 0755/0644 (the run records are 0700/0600) and kept an answer quoting the key as
+    it came."""
+    key = "cache-key-7f3a9c2e5d1b4a6f8e0c"
+    remember_secret(key)
+    where = tmp_path / "cache" / "responses.sqlite"
+    model = Cached(ScriptedModel([reply(f"the key you sent is {key}", ("view", {"path": key}))]), ResponseCache(where))
+    first = await model.complete(REQUEST)
+    assert key in first.message.content  # the answer itself goes back to the caller as it came
+    assert where.parent.stat().st_mode & 0o777 == 0o700 and where.stat().st_mode & 0o777 == 0o600
+    assert key.encode() not in where.read_bytes()
+    again = await model.complete(REQUEST)
+    assert again.cached and again.message.content == "the key you sent is [secret removed]"
+    assert json.loads(again.message.tool_calls[0].arguments) == {"path": "[secret removed]"}
 
 
 def test_prices_come_from_policy_and_unpriced_models_are_refused() -> None:

@@ -70,6 +70,28 @@ async def test_a_body_that_cannot_be_decoded_is_a_malformed_response(llm: FakeLL
     assert len(caught.value.message) < 120  # a fixed phrase: nothing of the body comes back
 
 
+async def test_a_body_that_its_content_encoding_does_not_describe_is_a_malformed_response(llm: FakeLLM) -> None:
+    """Before, httpx's DecodingError escaped the client: no retry, no fallback, the run ended as an internal error."""
+    llm.queue(Answer(200, raw=json.dumps(openai_completion("ok")), headers={"content-encoding": "gzip"}))
+    with pytest.raises(MalformedResponse, match="does not decode as its Content-Encoding says"):
+        await _openai(llm).complete(REQUEST)
+
+
+@pytest.mark.parametrize("status", [301, 307])
+async def test_a_redirect_is_not_followed_nor_read_as_an_answer(llm: FakeLLM, status: int) -> None:
+    """Before, a 307 whose body was a completion was taken as the answer, and a 301 read as a garbled one."""
+    location = {"location": "https://elsewhere.example/v1/chat/completions?token=abc"}
+    llm.queue(Answer(status, openai_completion("ok"), headers=location))
+    with pytest.raises(ProviderError) as caught:
+        await _openai(llm).complete(REQUEST)
+    assert caught.value.status == status and not isinstance(caught.value, MalformedResponse)
+    assert caught.value.message == (
+        f"gpt-4o-mini: HTTP {status}: redirected to elsewhere.example, not followed: set the base URL to where the "
+        "provider answers"
+    )
+    assert len(llm.requests) == 1
+
+
 async def test_a_body_nested_to_the_limit_is_read(llm: FakeLLM) -> None:
     llm.queue(Answer(200, raw=_nested(MAX_DEPTH - 1)))  # the array sits one level below the top
     assert (await _openai(llm).complete(REQUEST)).message.content == "ok"
@@ -290,3 +312,11 @@ async def test_content_parts_and_object_arguments_are_read_and_other_shapes_are_
         llm.answers.append(Answer(200, odd))
         with pytest.raises(MalformedResponse, match="content"):
             await model.complete(REQUEST)
+
+
+def test_a_redirect_before_any_answer_is_the_set_up_s_to_fix() -> None:
+    from agent.loop import _misconfiguration  # pyright: ignore[reportPrivateUsage]
+
+    redirected = ProviderError("gpt-4o-mini: HTTP 301: redirected", status=301)
+    assert (_misconfiguration(redirected, answered=False) or "").startswith("the endpoint, GORESOLVE_AGENT_BASE_URL")
+    assert _misconfiguration(redirected, answered=True) is None  # after an answer: the moment's, a hand-off

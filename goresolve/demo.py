@@ -26,16 +26,18 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.lowlevel
+import yaml
 from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.markdown import Markdown
@@ -48,15 +50,17 @@ from rich.text import Text
 from agent.cli import AgentSettings, build_router, settings_error
 from agent.exits import RunResult, replay_broke
 from agent.handoff import without_controls
-from agent.ledger import Ledger
+from agent.ledger import Ledger, private_dir
 from agent.llm import ChatModel, LLMError, ModelConfig, ReplayModel, build_model
 from agent.loop import RunSettings, run_ticket
 from agent.policy import AgentPolicy, PolicyError, load_agent_policy
 from agent.router import Router
 from agent.servers import ServersConfig, StdioServer, Toolbox, open_servers, server_env
 from goresolve.stopping import stop_on_signal
-from servers.common.errors import GoresolveError
+from servers.common.errors import ConfigError, GoresolveError
 from servers.common.locks import LockHeld, take_lock
+from servers.common.policy import load_policies
+from yamlfiles import YamlFileError, load_yaml_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -241,15 +245,36 @@ def prepare_world(
     if not SERVICE.is_dir():
         raise DemoError(f"{SERVICE} is missing: the demo needs a full checkout of the repository")
     root = _demo_root(data_dir)
-    shutil.rmtree(root, ignore_errors=True)  # every demo starts from the same state
     remote = root / f"{REPO}.git"
-    maker = _make_repo_module()
-    try:
-        commit = str(maker.make_repo(remote, SERVICE))
-    except (maker.SampleRepoError, OSError) as exc:
-        raise DemoError(f"could not make the sample repository: {str(exc)[:300]}") from None
     policy_dir = root / "policies"
-    policy_dir.mkdir(parents=True)
+    private_dir(data_dir)
+    staged = Path(tempfile.mkdtemp(prefix=".demo-policies-", dir=data_dir))
+    try:
+        _stage_policies(staged, remote)  # checked before the previous demo is removed
+        shutil.rmtree(root, ignore_errors=True)  # every demo starts from the same state
+        maker = _make_repo_module()
+        try:
+            commit = str(maker.make_repo(remote, SERVICE))
+        except (maker.SampleRepoError, OSError) as exc:
+            raise DemoError(f"could not make the sample repository: {str(exc)[:300]}") from None
+        shutil.move(staged, policy_dir)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    console.print(
+        f"[bold]sample service[/bold] {SERVICE.relative_to(ROOT)} → git repository {remote} (main {commit[:12]})"
+    )
+    runner = runner_dir or data_dir / "demo-cache" / "go-test-runner"
+    return World(data_dir, root, remote, policy_dir, _state_dir(root), commit, runner, embedder)
+
+
+def _stage_policies(policy_dir: Path, remote: Path) -> None:
+    """The shipped policies as the demo runs them, in `policy_dir`: repos.yaml holds the sample service alone (at
+    `remote`), and each identity's repositories are cut to it (one the user added with `goresolve repo add` is
+    not in this copy). Both the agent's and the servers' checks are run.
+
+    Raises:
+        DemoError: the policies do not load (the message names the file and field).
+    """
     for name in POLICY_FILES:
         shutil.copy(POLICIES / name, policy_dir / name)
     (policy_dir / "repos.yaml").write_text(
@@ -258,14 +283,15 @@ def prepare_world(
         encoding="utf-8",
     )
     try:
+        access: Any = load_yaml_file(policy_dir / "access.yaml")
+        for entry in ((access or {}).get("identities") or {}).values():
+            if isinstance(entry, dict) and isinstance(entry.get("repos"), list):
+                entry["repos"] = [r for r in cast("list[Any]", entry["repos"]) if r == REPO]
+        (policy_dir / "access.yaml").write_text(yaml.safe_dump(access, sort_keys=False), encoding="utf-8")
         load_agent_policy(policy_dir)
-    except PolicyError as exc:
-        raise DemoError(f"the shipped policies do not load: {exc.message}") from None
-    console.print(
-        f"[bold]sample service[/bold] {SERVICE.relative_to(ROOT)} → git repository {remote} (main {commit[:12]})"
-    )
-    runner = runner_dir or data_dir / "demo-cache" / "go-test-runner"
-    return World(data_dir, root, remote, policy_dir, _state_dir(root), commit, runner, embedder)
+        load_policies(policy_dir)
+    except (PolicyError, ConfigError, YamlFileError) as exc:
+        raise DemoError(f"the policies do not load: {exc.message}") from None
 
 
 def ensure_embedding_model(world: World, console: Console) -> None:
@@ -372,11 +398,19 @@ class DemoModel:
     label: str  # what the screen says the model is
     live: bool
     config: ModelConfig | None = None
+    route_models: bool = False  # GORESOLVE_AGENT_ROUTE_MODELS, as `goresolve resolve` reads it
 
     def for_model(self, name: str) -> ChatModel:
         """The live model the router's tier names, on the same provider and endpoint."""
         assert self.config is not None
         return build_model(self.config.model_copy(update={"model": name}))
+
+    @property
+    def routed(self) -> Callable[[str], ChatModel] | None:
+        """The run's model for a routed tier: the tier's own (`for_model`) only when a live model runs with
+        GORESOLVE_AGENT_ROUTE_MODELS on; otherwise None, and the configured model (or the recording) runs every
+        tier."""
+        return self.for_model if self.live and self.route_models else None
 
 
 def demo_model(ticket: str) -> DemoModel:
@@ -389,7 +423,8 @@ def demo_model(ticket: str) -> DemoModel:
     if old:
         raise DemoError(f"{old[0]} is no longer read: set {RENAMED[old[0]]} (the name goresolve resolve reads)")
     try:
-        live = AgentSettings().live_model()
+        settings = AgentSettings()
+        live = settings.live_model()
     except ValidationError as exc:
         raise DemoError(f"live model {settings_error(exc)}") from None
     except ValueError as exc:
@@ -397,7 +432,7 @@ def demo_model(ticket: str) -> DemoModel:
     if live is not None:
         label = f"{live.model} (live, {live.provider})"
         try:
-            return DemoModel(build_model(live), label, True, live)
+            return DemoModel(build_model(live), label, True, live, settings.route_models)
         except (ValueError, LLMError) as exc:
             raise DemoError(f"live model {live.model}: {exc}") from None
     cassette = RECORDINGS / f"{ticket}.jsonl"
@@ -678,10 +713,8 @@ async def _run_one(
     await anyio.lowlevel.checkpoint()  # stopped before it started: no run
     console.rule(f"[bold]{ticket}[/bold] · model: {chosen.label}")
     display = Display(console, status)
-    # a live model switches to the routed tier's model; a recording is what it is
-    models = chosen.for_model if chosen.live else None
     settings = RunSettings(
-        repo=REPO, state_dir=world.data_dir, ledger=ledger, on_event=display, router=router, models=models
+        repo=REPO, state_dir=world.data_dir, ledger=ledger, on_event=display, router=router, models=chosen.routed
     )
     result = await run_ticket(ticket, chosen.model, box, policy, settings)
     # a run stopped by Ctrl-C ends as an ordinary failed run (its cancelled tool call refused): not shown as one

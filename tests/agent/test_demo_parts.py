@@ -276,6 +276,12 @@ def test_the_demo_replays_its_recording_unless_the_agent_settings_name_a_live_mo
     live = demo_model("SVC-101")
     assert live.live and live.label == "gpt-4o-mini (live, openai)"
     assert live.config is not None and live.config.base_url == "http://127.0.0.1:9/v1"
+    # before, a live demo ran each routed tier on the model routing.yaml names (claude-sonnet-4-5 sent to an
+    # OpenAI-compatible endpoint); as for `goresolve resolve`, only GORESOLVE_AGENT_ROUTE_MODELS does that
+    assert live.routed is None and recorded.routed is None
+    monkeypatch.setenv("GORESOLVE_AGENT_ROUTE_MODELS", "true")
+    routed = demo_model("SVC-101").routed
+    assert routed is not None and routed("gpt-4o").name == "gpt-4o"
 
 
 @pytest.mark.parametrize(
@@ -528,3 +534,54 @@ def test_the_demo_command_exits_130_in_one_line_when_interrupted(
     assert done.output.strip().splitlines() == [
         "error: interrupted: the demo stopped and its servers were shut down; `goresolve demo` starts over"
     ]
+
+
+def _policies_with(tmp_path: Path, access_extra: str) -> Path:
+    """A copy of the shipped policies where local-dev is granted a repository the user registered too."""
+    import shutil
+
+    from goresolve import demo
+
+    copy = tmp_path / "policies"
+    shutil.copytree(demo.POLICIES, copy, ignore=shutil.ignore_patterns("schema"))
+    repos = copy / "repos.yaml"
+    repos.write_text(repos.read_text() + "  acme/my-service:\n    path: /nowhere/my-service\n")
+    access = copy / "access.yaml"
+    access.write_text(access.read_text().replace("repos: [sample-service]", "repos: [sample-service, acme/my-service]"))
+    access.write_text(access.read_text() + access_extra)
+    return copy
+
+
+def test_the_demo_runs_after_the_user_registered_a_repository_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, after `goresolve repo add`, the demo's copy of access.yaml still granted the user's repository while
+    its repos.yaml held the sample alone: every server refused to start, after the previous demo was deleted."""
+    import yaml
+
+    from goresolve import demo
+
+    monkeypatch.setattr(demo, "POLICIES", _policies_with(tmp_path, ""))
+    world = demo.prepare_world(tmp_path / "data", Console(file=io.StringIO()))
+    access = yaml.safe_load((world.policy_dir / "access.yaml").read_text())
+    assert access["identities"]["local-dev"]["repos"] == ["sample-service"]
+    from servers.common.policy import load_policies
+
+    assert list(load_policies(world.policy_dir).repos.repos) == ["sample-service"]
+
+
+def test_policies_the_servers_refuse_stop_the_demo_before_the_previous_one_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from goresolve import demo
+
+    broken = "  ghost:\n    roles: [no-such-role]\n"
+    monkeypatch.setattr(demo, "POLICIES", _policies_with(tmp_path, broken))
+    data = tmp_path / "data"
+    previous = demo.demo_pr_db(data)
+    previous.parent.mkdir(parents=True)
+    previous.write_text("the previous demo's pull requests")
+    with pytest.raises(DemoError, match=r"identities\.ghost\.roles\.0.*unknown role"):
+        demo.prepare_world(data, Console(file=io.StringIO()))
+    assert previous.read_text() == "the previous demo's pull requests"
+    assert [p.name for p in data.iterdir() if p.name.startswith(".demo-policies-")] == []

@@ -2,7 +2,8 @@
 
     QueueError
      ├── QueueUnavailable   the queue cannot take or give work now (the gateway answers 503)
-     │    └── QueueFull     its store is (nearly) out of memory: new events are refused
+     │    ├── QueueFull     its store is (nearly) out of memory: new events are refused
+     │    └── QueueMisconfigured  its store could lose accepted events (Redis that evicts keys)
      └── UnknownEvent       no dead letter with that id
 
 Semantics (the shared test suite in tests/workqueue holds both implementations to them):
@@ -40,6 +41,11 @@ class QueueUnavailable(QueueError):
 class QueueFull(QueueUnavailable):
     """The store is at its memory limit: new events are refused (so that workers can still drain it), or a
     worker has found it refusing every write for longer than it waits."""
+
+
+class QueueMisconfigured(QueueUnavailable):
+    """The store is set up so that it could drop events already accepted (a Redis whose maxmemory-policy evicts
+    keys): the queue refuses to take or give work on it."""
 
 
 class UnknownEvent(QueueError):

@@ -32,8 +32,12 @@ How the interface maps onto arq:
   past that it stops with QueueUnavailable. A worker that stops (for that, or cancelled) gives back the
   leases of the jobs it cancelled, so another worker takes them at once rather than after the lease.
 
-- Memory: Redis must run with `maxmemory-policy noeviction` (evicting would drop accepted events); when
-  it reaches maxmemory it refuses writes. So that workers can always drain it, `enqueue` refuses new
+- Memory: Redis must run with `maxmemory-policy noeviction`: any other policy may evict job keys,
+  pending copies and remembered ids (they have TTLs, which is all `volatile-*` needs), dropping events
+  already answered 202. `ping` (so /readyz), `enqueue` and `consume` read the policy (INFO memory, else
+  CONFIG GET: a managed Redis may refuse either) and refuse any other with QueueMisconfigured naming
+  it; when neither can be read they log `queue.redis_policy_unknown` once and go on. At maxmemory,
+  Redis refuses writes. So that workers can always drain it, `enqueue` refuses new
   events (QueueFull) once Redis uses `memory_limit` (GORESOLVE_QUEUE_REDIS_MEMORY_LIMIT, 0.9) of its
   maxmemory. A worker that finds Redis refusing writes all the same (it cannot start jobs: arq would
   skip them without a word) logs `queue.redis_full` as an error, sets the gauge
@@ -69,6 +73,7 @@ from workqueue.base import (
     Deferred,
     Handler,
     QueueFull,
+    QueueMisconfigured,
     QueueUnavailable,
     RetryPolicy,
     UnknownEvent,
@@ -157,6 +162,7 @@ class RedisQueue:
         self._settings.conn_retries = 0
         self._settings.conn_timeout = 2
         self._pool: ArqRedis | None = None
+        self._policy_unknown_told = False
 
     @contextmanager
     def _deadline(self) -> Generator[None]:
@@ -247,6 +253,7 @@ class RedisQueue:
             QueueFull: it does.
         """
         memory = await self.memory(redis)
+        self._check_policy(memory)
         if memory.used is None or not memory.limit or memory.used < self.memory_limit * memory.limit:
             return
         raise QueueFull(
@@ -256,12 +263,39 @@ class RedisQueue:
         )
 
     async def ping(self) -> None:
+        """Redis answers, and keeps what it is given (see the module docstring: the eviction policy).
+
+        Raises:
+            QueueUnavailable: it does not answer.
+            QueueMisconfigured: its maxmemory-policy evicts keys.
+        """
         with self._deadline():
             redis = await self._redis()
             try:
                 await redis.ping()
+                self._check_policy(await self.memory(redis))
             except (RedisError, OSError) as exc:
                 raise QueueUnavailable(f"queue {self.name!r}: {exc}") from exc
+
+    def _check_policy(self, memory: Memory) -> None:
+        """Raises QueueMisconfigured unless Redis's maxmemory-policy is noeviction (or could not be read)."""
+        if memory.policy is None:
+            if not self._policy_unknown_told:
+                self._policy_unknown_told = True
+                log.warning(
+                    "queue.redis_policy_unknown",
+                    queue=self.name,
+                    redis=safe_url(self._url),
+                    hint="Redis refused INFO and CONFIG GET: make sure its maxmemory-policy is noeviction, or it "
+                    "may evict events already accepted",
+                )
+            return
+        if memory.policy != "noeviction":
+            raise QueueMisconfigured(
+                f"queue {self.name!r}: Redis at {safe_url(self._url)} has maxmemory-policy {memory.policy}: under "
+                "memory pressure it may evict queued events and remembered delivery ids, losing events already "
+                "accepted; set maxmemory-policy noeviction (a managed Redis: in its parameter group or configuration)"
+            )
 
     async def depth(self) -> int:
         with self._deadline():
@@ -361,6 +395,7 @@ class RedisQueue:
                 return swept
 
     async def consume(self, handler: Handler, *, concurrency: int = 4, burst: bool = False) -> None:
+        await self.ping()  # reachable, and it keeps what it is given (the eviction policy)
         with self._deadline():
             redis = await self._redis()
         policy = self.retry

@@ -50,7 +50,7 @@ from servers.common.tracing import tracer
 from servers.webhooks import verify
 from servers.webhooks.payloads import Ignored, github_event, jira_event
 from servers.webhooks.settings import WebhookSettings
-from workqueue import Event, QueueFull, QueueUnavailable, Topic, WorkQueue
+from workqueue import Event, QueueFull, QueueMisconfigured, QueueUnavailable, Topic, WorkQueue
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -222,7 +222,8 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
         except QueueUnavailable as exc:
             # After a timeout the write may still land: a redelivery of it is then a duplicate (202).
             full = isinstance(exc, QueueFull)  # near its memory limit: what is left is for the workers to drain it
-            metrics.rejected.labels(source, "queue-full" if full else "queue-unavailable").inc()
+            reason = "queue-misconfigured" if isinstance(exc, QueueMisconfigured) else "queue-unavailable"
+            metrics.rejected.labels(source, "queue-full" if full else reason).inc()
             log.warning(
                 "webhook.queue_full" if full else "webhook.queue_unavailable",
                 error=str(exc),
@@ -367,7 +368,8 @@ def build_app(settings: WebhookSettings, queues: Mapping[Topic, WorkQueue]) -> S
                 await bounded(queue.ping())
             except QueueUnavailable as exc:
                 log.warning("webhook.not_ready", queue=topic, error=str(exc))
-                return _answer(503, {"error": f"queue {topic} unreachable: {exc}"})
+                what = "misconfigured" if isinstance(exc, QueueMisconfigured) else "unreachable"
+                return _answer(503, {"error": f"queue {topic} {what}: {exc}"})
         return PlainTextResponse("ready")
 
     async def metrics_endpoint(_: Request) -> Response:

@@ -10,7 +10,7 @@ Exit codes: 0 ok, 1 GitHub refused or some redeliveries failed, 2 bad usage or s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.markup import escape
 from servers.common.errors import ConfigError, GoresolveError, InvalidInput
 from servers.common.settings import load_settings
 from servers.webhooks.settings import WebhookSettings
+
+if TYPE_CHECKING:
+    from workqueue import QueueSettings
 
 serve_app = typer.Typer(no_args_is_help=True, help="Start an HTTP service.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook deliveries.")
@@ -56,7 +59,7 @@ def serve_webhooks(
     from servers.common.logging import configure_logging
     from servers.common.serve import uvicorn_config
     from servers.webhooks.app import build_app
-    from workqueue import TOPICS, QueueSettings, Topic, WorkQueue, open_queue
+    from workqueue import TOPICS, QueueMisconfigured, QueueSettings, Topic, WorkQueue, open_queue
     from workqueue.settings import settings_error
 
     settings = _settings(host=host, port=port)
@@ -71,10 +74,32 @@ def serve_webhooks(
             topic: open_queue(queue_settings, topic, deadline_s=settings.queue_timeout_s) for topic in TOPICS
         }
         app = build_app(settings, queues)
-    except ValueError as exc:
+        if queue_settings.backend == "redis":
+            anyio.run(_refuse_a_queue_that_loses_events, queue_settings, settings.queue_timeout_s)
+    except (ValueError, QueueMisconfigured) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}", highlight=False)
         raise typer.Exit(2) from None
     anyio.run(uvicorn.Server(uvicorn_config(app, settings)).serve)
+
+
+async def _refuse_a_queue_that_loses_events(queue_settings: QueueSettings, deadline_s: float) -> None:
+    """Raises QueueMisconfigured when the queues' Redis could drop accepted events (it evicts keys). A Redis that
+    does not answer yet is no reason not to start: /readyz says so until it does. (The check's own connection,
+    closed here: the server runs on another event loop.)"""
+    import anyio
+
+    from workqueue import QueueMisconfigured, QueueUnavailable, open_queue
+
+    queue = open_queue(queue_settings, "tickets", deadline_s=deadline_s)
+    try:
+        with anyio.fail_after(deadline_s):
+            await queue.ping()
+    except QueueMisconfigured:
+        raise
+    except (QueueUnavailable, TimeoutError):
+        pass
+    finally:
+        await queue.aclose()
 
 
 @webhooks_app.command("redeliver")

@@ -36,8 +36,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, step: float =
 
 
 @contextmanager
-def redis_server(directory: Path) -> Generator[str]:
-    """A real redis-server on a free loopback port, every write fsynced (appendfsync always)."""
+def redis_server(directory: Path, *extra: str) -> Generator[str]:
+    """A real redis-server on a free loopback port, every write fsynced (appendfsync always); `extra`: more of its
+    options (`--maxmemory-policy`, `volatile-lru`)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run scripts/install-system-deps.sh")
@@ -62,6 +63,7 @@ def redis_server(directory: Path) -> Generator[str]:
             "no",
             "--loglevel",
             "warning",
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 import typer
@@ -94,6 +95,18 @@ class AgentSettings(BaseSettings):
         description="Run each routed tier on the model routing.yaml names for it (same provider, endpoint and key: "
         "a gateway serving all of them); off: MODEL for every tier, the tier still setting budgets and hand-offs.",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        # checked here, before anything is indexed or a previous demo removed: httpx would refuse it only at the
+        # first model call, after every retry
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"an http:// or https:// URL, such as http://localhost:11434/v1, not {value[:100]!r}")
+        return value.strip()
 
     @field_validator("state_dir")
     @classmethod

@@ -526,7 +526,9 @@ def _check_tier(settings: AgentSettings, model: str | None) -> None:
         try:
             PriceBook(budgets).price(model)
         except UnpricedModel as exc:
-            raise ResolveError(f"{exc.message}: add its price (budgets.yaml `prices`)") from None
+            raise ResolveError(
+                f"{exc.message}: add its price (budgets.yaml `prices`), or for a model you host, `allow_unpriced: true`"
+            ) from None
     tiers = budgets.tiers
     if settings.tier is None:
         return

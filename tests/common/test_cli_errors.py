@@ -287,7 +287,7 @@ def test_a_model_without_a_price_is_refused_before_the_repository_is_registered(
     assert (code, out) == (1, "")
     assert err.strip().splitlines() == [
         "error: model 'fake-model-nobody-prices' has no price in budgets.yaml and unpriced models are not allowed: "
-        "add its price (budgets.yaml `prices`)"
+        "add its price (budgets.yaml `prices`), or for a model you host, `allow_unpriced: true`"
     ]
 
 

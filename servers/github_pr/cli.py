@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import PullStore
+from .store import read_pulls
 
 _ROW = "{:>4}  {:<16} {:<10} {:<6} {:<5} {:<9} {:<16}  {}"
 
@@ -17,14 +17,15 @@ def prs_command(db: Path, as_json: bool, also: Path | None = None) -> int:
 
     `also` is another database worth naming when `db` is missing (the demo's own, which keeps its
     state apart from the user's). Exit codes: 0 printed (possibly an empty list), 1 the file does not
-    exist. Never raises for a missing file; an unreadable database raises sqlite3.Error.
+    exist. Never raises for a missing file, and never writes to `db`; a database that is not the local
+    backend's raises sqlite3.Error.
     """
     if not db.exists():
         print(f"no pull requests recorded: {db} does not exist", file=sys.stderr)
         if also is not None and also.exists():
             print(f"`goresolve demo` recorded its own; list them with: goresolve prs --db {also}", file=sys.stderr)
         return 1
-    rows = PullStore(db).all()
+    rows = read_pulls(db)
     if as_json:
         print(json.dumps([{k: getattr(r, k) for k in r.__slots__} for r in rows], indent=2))
         return 0

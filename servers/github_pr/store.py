@@ -224,6 +224,22 @@ class PullStore:
         return [_row(r) for r in rows]
 
 
+def read_pulls(path: Path) -> list[PullRow]:
+    """Every pull request in the database at `path`, read without writing to it (a listing never creates the
+    schema in a file someone pointed it at).
+
+    Raises:
+        sqlite3.Error: `path` is not such a database (no `pulls` table, not SQLite).
+    """
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute("SELECT * FROM pulls ORDER BY number").fetchall()
+    finally:
+        db.close()
+    return [_row(r) for r in rows]
+
+
 def _row(row: sqlite3.Row) -> PullRow:
     data = dict(row)
     for key in ("labels", "assignees", "reviewers", "teams"):

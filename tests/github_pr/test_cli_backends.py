@@ -49,6 +49,25 @@ def test_prs_on_a_missing_database_exits_1(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", [b"", None])
+def test_prs_never_writes_to_a_database_that_is_not_the_backends(tmp_path, content):
+    """Before, listing created github-pr's schema in whatever file --db named (an empty file grew to 32 KB)."""
+    import sqlite3
+
+    db = tmp_path / "other.sqlite"
+    if content is None:
+        with sqlite3.connect(db) as other:
+            other.execute("CREATE TABLE notes (x TEXT)")
+        other.close()
+    else:
+        db.write_bytes(content)
+    before = db.read_bytes()
+    with pytest.raises(sqlite3.OperationalError, match="no such table: pulls"):
+        prs_command(db, as_json=False)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]
+
+
 def _policies(repo: Repo) -> Policies:
     return Policies(
         access=AccessPolicy(identities={"agent": Identity(roles=("agent",), repos=("svc",))}),

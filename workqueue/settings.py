@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,11 +14,24 @@ from workqueue.base import RetryPolicy, WorkQueue
 from workqueue.events import Topic
 
 
+def _data_dir() -> Path:
+    """The per-user data directory every goresolve command keeps its state in: `$GORESOLVE_DATA_DIR`, else the
+    platform's (as servers.common.settings.default_data_dir, which this package may not import)."""
+    override = os.environ.get("GORESOLVE_DATA_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return platformdirs.user_data_path("goresolve", appauthor=False)
+
+
 class QueueSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GORESOLVE_QUEUE_", extra="forbid", frozen=True)
 
     backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="sqlite: one machine; redis: many.")
-    sqlite_dir: Path = Field(default=Path(".goresolve/queue"), description="Directory of the embedded queue.")
+    sqlite_dir: Path = Field(
+        default_factory=lambda: _data_dir() / "queue",
+        description="Directory of the embedded queue (default: queue/ in the data directory, GORESOLVE_DATA_DIR, "
+        "whatever the current directory: the gateway, the dispatcher and the workers must share it).",
+    )
     redis_url: SecretStr = Field(
         default=SecretStr("redis://127.0.0.1:6379/0"), description="May hold a password: treated as a secret."
     )
@@ -55,6 +70,12 @@ class QueueSettings(BaseSettings):
         description="SQLite: how long one queue call waits for the file's write lock (held by another process) "
         "before the queue is unavailable; a caller with its own deadline (the gateway) waits less.",
     )
+
+    @field_validator("sqlite_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # relative to the current directory, a gateway and a dispatcher started in two places used two queues
+        return value.expanduser().resolve()
 
     @field_validator("redis_url")
     @classmethod

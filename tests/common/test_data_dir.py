@@ -42,6 +42,23 @@ def test_state_does_not_depend_on_the_current_directory(
     assert seen == {data_dir / "code-index"}
 
 
+def test_the_embedded_queue_is_in_the_data_dir_whatever_the_current_directory(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, it was `.goresolve/queue` in the current directory: a gateway started in one directory and a
+    dispatcher in another used two queues, and the events one accepted never reached the other."""
+    from workqueue.settings import QueueSettings
+
+    seen = set()
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        seen.add(QueueSettings().sqlite_dir)
+    assert seen == {data_dir / "queue"}
+    monkeypatch.setenv("GORESOLVE_QUEUE_SQLITE_DIR", "rel")
+    assert QueueSettings().sqlite_dir == tmp_path / "b" / "rel"
+
+
 def test_a_relative_state_dir_setting_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GORESOLVE_JIRA_READ_STATE_DIR", "rel")

@@ -41,6 +41,11 @@ console = Console(stderr=True, soft_wrap=True)
 Server = Literal["jira-read", "code-search", "go-test-runner", "github-pr"]
 
 
+INTERNAL_ERROR = 70
+"""The exit code of a failure goresolve did not expect (sysexits' EX_SOFTWARE): never one a command documents
+(check-patch's 1 is "refused", audit verify's 1 "the chain is broken", doctor's 1 "it would refuse")."""
+
+
 class _App(typer.Typer):
     """The root app: any exception that escapes a command becomes one line, not a traceback."""
 
@@ -53,7 +58,7 @@ class _App(typer.Typer):
                 traceback.print_exception(exc, file=sys.stderr)
             hint = "report it with the stack above" if debug else "run again with --debug for the stack and report it"
             print(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]} — {hint}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(INTERNAL_ERROR)
 
 
 def debug_requested() -> bool:

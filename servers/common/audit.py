@@ -93,9 +93,11 @@ def verify_chain(path: Path) -> tuple[bool, int | None]:
                 continue
             try:
                 entry = json.loads(raw)
-                claimed = entry.pop("hash")
-            except (json.JSONDecodeError, KeyError, AttributeError):
+            except json.JSONDecodeError:
                 return False, number
+            if not isinstance(entry, dict) or "hash" not in entry:  # a line that is no entry breaks the chain
+                return False, number
+            claimed = entry.pop("hash")
             if entry.get("prev") != prev or _line_hash(prev, entry) != claimed:
                 return False, number
             prev = claimed

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from mcp import Client
 
 from servers.common.app import Platform
@@ -39,6 +40,18 @@ def test_edited_line_is_detected(tmp_path: Path) -> None:
     entry = json.loads(lines[1])
     entry["outcome"] = "denied"
     lines[1] = json.dumps(entry, sort_keys=True)
+    path.write_text("\n".join(lines) + "\n")
+    assert verify_chain(path) == (False, 2)
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", '"a string"', "42", "null", '{"prev": "x"}'])
+def test_a_line_that_is_no_entry_breaks_the_chain(tmp_path: Path, line: str) -> None:
+    """Before, a JSON array on a line raised TypeError out of verify_chain (`goresolve audit verify`: an
+    unexpected error instead of "broken at line N")."""
+    path = tmp_path / "audit.jsonl"
+    fill(path, 2)
+    lines = path.read_text().splitlines()
+    lines.insert(1, line)
     path.write_text("\n".join(lines) + "\n")
     assert verify_chain(path) == (False, 2)
 

@@ -88,6 +88,36 @@ def single_ticket_dir(path: Path) -> Generator[Path]:
         yield Path(tmp)
 
 
+def grant_ticket_project(access: Any, project: str, identity: str | None = None) -> None:
+    """Let `identity` (every identity when None) read Jira project `project` in `access` (access.yaml as loaded),
+    in place: a ticket file the user passes on the command line is theirs to read, whatever its project."""
+    for name, entry in ((access or {}).get("identities") or {}).items():
+        if isinstance(entry, dict) and (identity is None or name == identity):
+            projects: list[Any] = list(entry.get("jira_projects") or [])  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
+            if project not in projects:
+                entry["jira_projects"] = [*projects, project]
+
+
+@contextmanager
+def policies_reading(policy_dir: Path, project: str) -> Generator[Path]:
+    """A private copy of `policy_dir` in which every identity may read `project` (`grant_ticket_project`), for
+    reading one ticket file through jira-read's local backend; removed on exit.
+
+    Raises:
+        TicketFileError: access.yaml cannot be read.
+    """
+    with tempfile.TemporaryDirectory(prefix="goresolve-policies-") as tmp:
+        copy = Path(tmp) / "policies"
+        shutil.copytree(policy_dir, copy, ignore=shutil.ignore_patterns("schema"))
+        try:
+            access: Any = yamlfiles.load_yaml_file(copy / "access.yaml") or {}
+        except yamlfiles.YamlFileError as exc:
+            raise TicketFileError(exc.message) from None
+        grant_ticket_project(access, project)
+        (copy / "access.yaml").write_text(yaml.safe_dump(access), encoding="utf-8")
+        yield copy
+
+
 def registered_repos(policy_dir: Path) -> dict[str, Any]:
     """The `repos` map of `policy_dir/repos.yaml` (name -> entry).
 

@@ -57,6 +57,7 @@ from agent.ticket_files import (
     KEY,
     TicketFileError,
     github_issue_number,
+    grant_ticket_project,
     repo_named,
     single_ticket_dir,
     ticket_file_key,
@@ -329,9 +330,8 @@ def _register_for_this_run(
     for entry in (access.get("identities") or {}).values():
         if isinstance(entry, dict):
             entry.pop("repos", None)  # names repositories this copy no longer holds
-    identity = (access.get("identities") or {}).get(settings.identity)
-    if project is not None and identity is not None and project not in (identity.get("jira_projects") or []):
-        identity["jira_projects"] = [*(identity.get("jira_projects") or []), project]  # the user's own ticket file
+    if project is not None:
+        grant_ticket_project(access, project, settings.identity)  # the user's own ticket file
     (policies / "access.yaml").write_text(yaml.safe_dump(access), encoding="utf-8")
     name = re.sub(r"[^A-Za-z0-9._-]", "-", path.name).strip(".-") or "repo"
     registered = _repos_in(settings.policy_dir)  # their state (local remotes, indexes) is kept under their names

@@ -43,6 +43,7 @@ from agent.ticket_files import (
     TicketFileError,
     github_issue_number,
     load_json_or_yaml,
+    policies_reading,
     repo_named,
     single_ticket_dir,
     ticket_file_key,
@@ -144,10 +145,14 @@ def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
         with ExitStack() as stack:
             try:
                 folder = stack.enter_context(single_ticket_dir(path))
+                # as `goresolve resolve` reads it: the file's project is readable for this one read
+                readable = stack.enter_context(policies_reading(policy_dir, key.rpartition("-")[0]))
             except OSError as exc:
                 raise TicketError(f"cannot read {path.name}: {exc.strerror or type(exc).__name__}") from None
+            except TicketFileError as exc:
+                raise TicketError(exc.message) from None
             env |= {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(folder)}
-            return anyio.run(read_ticket, key, env, policy_dir)
+            return anyio.run(read_ticket, key, env, readable)
     return anyio.run(read_ticket, ticket, env, policy_dir)
 
 

@@ -89,3 +89,27 @@ def test_a_url_naming_no_issue_is_one_line(policies: Path) -> None:
     assert done.output.strip().splitlines() == [
         "error: https://example.com/nothing: no Jira issue key (like SVC-12) or GitHub issue in this URL"
     ]
+
+
+def test_a_jira_shaped_ticket_file_of_another_project_is_routed_as_resolve_reads_it(
+    tmp_path: Path, policies: Path
+) -> None:
+    """Before, `goresolve route ./BUG-7.yaml` (README's own example) was read through jira-read with the shipped
+    access.yaml, which grants SVC only: "project BUG is not readable by this caller", while resolve accepts it."""
+    ticket = tmp_path / "BUG-7.yaml"
+    fields = {
+        "summary": "panic: nil map in export",
+        "description": "goroutine 1 [running]",
+        "issuetype": {"name": "Bug"},
+        "status": {"name": "Open"},
+        "priority": {"name": "High"},
+        "labels": ["crash"],
+        "components": [],
+        "created": "2026-01-01T00:00:00.000+0000",
+        "updated": "2026-01-01T00:00:00.000+0000",
+    }
+    ticket.write_text(yaml.safe_dump({"key": "BUG-7", "fields": fields}))
+    before = (policies / "access.yaml").read_text()
+    facts = router_cli.load_ticket(str(ticket), policies)
+    assert facts.key == "BUG-7" and "crash" in facts.labels
+    assert (policies / "access.yaml").read_text() == before  # the grant was for that one read, in a copy

@@ -294,7 +294,7 @@ def test_the_demo_replays_its_recording_unless_the_agent_settings_name_a_live_mo
         ({"GORESOLVE_MODEL_API_KEY": "sk-secret"}, "set GORESOLVE_AGENT_API_KEY"),
         # before, found only at the first model call, after the previous demo was removed and the index rebuilt
         (
-            {"GORESOLVE_AGENT_PROVIDER": "openai", "GORESOLVE_AGENT_MODEL": "x", "GORESOLVE_AGENT_BASE_URL": "not-a-url"},
+            {"GORESOLVE_AGENT_PROVIDER": "openai", "GORESOLVE_AGENT_MODEL": "x", "GORESOLVE_AGENT_BASE_URL": "a-url"},
             "setting GORESOLVE_AGENT_BASE_URL: Value error, an http:// or https:// URL",
         ),
     ],

@@ -12,7 +12,9 @@ Each server's `__main__` hands its settings class and its builder to `main_for`,
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -23,7 +25,7 @@ import anyio
 import typer
 from mcp.server.mcpserver import MCPServer
 
-from servers.common.errors import GoresolveError
+from servers.common.errors import ConfigError, GoresolveError
 from servers.common.logging import configure_logging
 from servers.common.policy import Policies, load_policies
 from servers.common.settings import S, ServerSettings, load_settings, settings_help
@@ -60,7 +62,33 @@ def serve(server: MCPServer[Any], settings: ServerSettings) -> None:
         session_idle_timeout=settings.session_idle_s,
     )
     limit_sessions_per_identity(app, server.session_manager, path=HTTP_PATH, limit=settings.max_sessions_per_identity)
-    anyio.run(uvicorn.Server(uvicorn_config(OneAuthorization(app), settings)).serve)
+    sock = listening_socket(settings.host, settings.port)
+    anyio.run(functools.partial(uvicorn.Server(uvicorn_config(OneAuthorization(app), settings)).serve, [sock]))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port`, for uvicorn (`Server.serve(sockets)`): bound here, a port in use or an
+    address this host cannot listen on is one line and exit 2, not uvicorn's log line and exit 3.
+
+    Raises:
+        ConfigError: it cannot be bound (the message names the address and why).
+    """
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a host name"
+        raise ConfigError(f"cannot listen on {host[:100]!r}: {reason} (--host: an address of this host)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host, --port)") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def uvicorn_config(app: Any, settings: ServerSettings) -> Any:
@@ -201,6 +229,8 @@ def cli_for(settings_cls: type[S], build: Builder[S], *, name: str | None = None
             serve(server, settings)
         except KeyboardInterrupt:
             raise typer.Exit(code=130) from None
+        except GoresolveError as exc:  # it cannot listen where it was told to
+            raise fail(f"{service}: {exc.message}", exc=exc, debug=debug) from None
         except OSError as exc:  # e.g. the port is taken
             raise fail(f"{service}: {exc.strerror or exc}", exc=exc, debug=debug) from None
         except Exception as exc:  # noqa: BLE001 - the outermost handler of a running server

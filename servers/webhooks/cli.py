@@ -10,6 +10,7 @@ Exit codes: 0 ok, 1 GitHub refused or some redeliveries failed, 2 bad usage or s
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -56,8 +57,9 @@ def serve_webhooks(
     import uvicorn
     from pydantic import ValidationError
 
+    from servers.common.errors import ConfigError
     from servers.common.logging import configure_logging
-    from servers.common.serve import uvicorn_config
+    from servers.common.serve import listening_socket, uvicorn_config
     from servers.webhooks.app import build_app
     from workqueue import TOPICS, QueueMisconfigured, QueueSettings, Topic, WorkQueue, open_queue
     from workqueue.settings import settings_error
@@ -76,10 +78,11 @@ def serve_webhooks(
         app = build_app(settings, queues)
         if queue_settings.backend == "redis":
             anyio.run(_refuse_a_queue_that_loses_events, queue_settings, settings.queue_timeout_s)
-    except (ValueError, QueueMisconfigured) as exc:
+        sock = listening_socket(settings.host, settings.port)
+    except (ValueError, QueueMisconfigured, ConfigError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}", highlight=False)
         raise typer.Exit(2) from None
-    anyio.run(uvicorn.Server(uvicorn_config(app, settings)).serve)
+    anyio.run(functools.partial(uvicorn.Server(uvicorn_config(app, settings)).serve, [sock]))
 
 
 async def _refuse_a_queue_that_loses_events(queue_settings: QueueSettings, deadline_s: float) -> None:

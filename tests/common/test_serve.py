@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -196,3 +197,43 @@ def test_a_failure_while_serving_is_one_line(
     result = CliRunner().invoke(_cli(lambda s, p: object()), [])
     assert result.exit_code == code
     assert result.output.strip().splitlines() == [line]
+
+
+def _occupied_port() -> tuple[socket.socket, int]:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    return taken, taken.getsockname()[1]
+
+
+def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GORESOLVE_")}
+    return {**env, "GORESOLVE_DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra", "line"),
+    [
+        (
+            [sys.executable, "-m", "servers.jira_read", "--transport", "http"],
+            {"GORESOLVE_JIRA_READ_TOKEN_KEY": "k" * 40},
+            "error: jira-read: cannot listen on 127.0.0.1:{port}: Address already in use (--host, --port)",
+        ),
+        (
+            [sys.executable, "-m", "goresolve.cli", "serve", "webhooks"],
+            {"GORESOLVE_WEBHOOKS_GITHUB_SECRET": "s" * 32},
+            "error: cannot listen on 127.0.0.1:{port}: Address already in use (--host, --port)",
+        ),
+    ],
+)
+def test_a_port_in_use_is_one_line_and_exit_2(
+    tmp_path: Path, argv: list[str], extra: dict[str, str], line: str
+) -> None:
+    """Before, uvicorn logged the failure as a JSON line and exited 3, where serve.py promises one line and 2."""
+    taken, port = _occupied_port()
+    with taken:
+        done = subprocess.run(
+            [*argv, "--port", str(port)], env=_clean_env(tmp_path, **extra), capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == line.format(port=port)

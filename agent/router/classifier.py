@@ -13,6 +13,7 @@ Both implement `Classifier`; `route` never needs to know which one it has.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -27,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.llm import ChatModel, ChatRequest, LLMError, Message, PriceBook, ToolDef, Usage
+from agent.llm.gateway import chain_names
 from agent.router.embedder import TextEmbedder, Vectors, cached_embed
 from agent.router.errors import ClassifierUnavailable
 from agent.router.features import FEATURE_NAMES, cheap_features
@@ -262,9 +264,16 @@ class ModelClassifier:
             request = ChatRequest(messages=tuple(messages), tools=(TOOL,), max_tokens=settings.max_tokens)
             try:
                 response = await self._model.complete(request)
-            except LLMError as exc:
-                raise ClassifierUnavailable(f"the routing model failed: {type(exc).__name__}") from None
-            cost += self._prices.cost(response.model, response.usage)
+                # at the model it says answered only when that is a configured one (`PriceBook.charge`)
+                cost += self._prices.charge(response.model, chain_names(self._model), response.usage)
+            except LLMError as exc:  # a failed call, or a model without a price the policy refuses
+                billed = exc.billed or Usage()
+                if billed.total:
+                    usage += billed
+                    with contextlib.suppress(LLMError):  # no price: nothing it could be charged at
+                        cost += self._prices.charge(self._model.name, chain_names(self._model), billed)
+                why = f"the routing model failed: {type(exc).__name__}"
+                raise ClassifierUnavailable(why, cost_usd=cost, usage=usage) from None
             usage += response.usage
             answered_by = response.model
             answer, problem = _parse(response.message)
@@ -280,7 +289,8 @@ class ModelClassifier:
                     detail={"reason": answer.reason},
                 )
             messages += [response.message, Message("user", f"That answer was refused: {problem}. Call route_ticket.")]
-        raise ClassifierUnavailable(f"the routing model's answer never matched the schema ({problem})")
+        why = f"the routing model's answer never matched the schema ({problem})"
+        raise ClassifierUnavailable(why, cost_usd=cost, usage=usage)
 
 
 def _parse(message: Message) -> tuple[ModelAnswer | None, str]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.llm.types import Usage
+
 
 class RouterError(Exception):
     def __init__(self, message: str) -> None:
@@ -49,4 +51,10 @@ class TicketError(RouterError):
 
 
 class ClassifierUnavailable(RouterError):
-    pass
+    """The classifier gave no prediction. `cost_usd` and `usage` are what its model calls were billed on the way
+    (answers that never fitted the schema, garbled replies that reported their usage): the run still pays them."""
+
+    def __init__(self, message: str, *, cost_usd: float = 0.0, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd
+        self.usage = usage if usage is not None else Usage()

@@ -133,11 +133,18 @@ class Router:
         try:
             prediction = await self.classifier.classify(ticket)
         except ClassifierUnavailable as exc:
+            billed = exc.usage
             return {
                 "tier": strongest,
                 "decided_by": "fallback",
                 "reason": f"no rule matched and the classifier is unavailable: {exc.message}",
                 "confidence": 0.0,
+                "cost_usd": exc.cost_usd,  # what its calls were billed: still the run's spend
+                "usage": {
+                    "input_tokens": billed.input_tokens,
+                    "output_tokens": billed.output_tokens,
+                    "cached_tokens": billed.cached_tokens,
+                },
             }
         return self._threshold(prediction)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 
-from agent.llm import PriceBook, ScriptedModel, Usage, reply
+from agent.llm import ChatRequest, ChatResponse, PriceBook, ScriptedModel, Usage, reply
 from agent.policy import Budgets, Price
 from agent.router.classifier import (
     ANSWER_SCHEMA,
@@ -163,3 +164,51 @@ async def test_an_embedder_fault_is_a_fallback_not_a_crash(policy) -> None:  # t
     decision = await route(TicketFacts.of("support a yaml config file"), policy, classifier=knn)
     assert (decision.tier, decision.decided_by) == ("strong", "fallback")
     assert "the embedding model failed: RuntimeError" in decision.reason
+
+
+class NamedModel:
+    """Answers `answer` (every time), saying it came from `reports`; configured as `name`."""
+
+    def __init__(self, name: str, reports: str, answer: Any) -> None:
+        self.name = name
+        self.reports = reports
+        self.answer = answer
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        return ChatResponse(self.answer, Usage(1_000_000, 0), self.reports, "tool_calls")
+
+
+BOOK = PriceBook(
+    Budgets(prices={"claude-sonnet-4-5": Price(input=3.0, output=15.0), "gpt-4o-mini": Price(input=0.15, output=0.6)})
+)
+ANSWER = reply("", ("route_ticket", {"kind": "docs", "confidence": 0.96, "reason": "README only"}))
+
+
+async def test_a_routing_answer_is_priced_at_the_configured_model_not_the_one_the_provider_names(policy) -> None:  # type: ignore[no-untyped-def]
+    """Before, a sonnet call the provider said came from gpt-4o-mini was charged at gpt-4o-mini's price."""
+    model = NamedModel("claude-sonnet-4-5", "gpt-4o-mini", ANSWER)
+    prediction = await ModelClassifier(model, _model_policy(policy), BOOK).classify(TicketFacts.of("Typo"))
+    assert prediction.cost_usd == pytest.approx(3.0)
+
+
+async def test_routing_calls_that_gave_no_prediction_are_still_charged(policy) -> None:  # type: ignore[no-untyped-def]
+    """Before, answers that never fitted the schema ended as a fallback costing $0, though each was billed."""
+    bad = reply("", ("route_ticket", {"kind": "urgent", "confidence": 0.9, "reason": "x"}))
+    model = NamedModel("gpt-4o-mini", "gpt-4o-mini", bad)
+    router_policy = _model_policy(policy)
+    calls = router_policy.classifier.retries + 1
+    decision = await route(
+        TicketFacts.of("Wrong sum"), router_policy, classifier=ModelClassifier(model, router_policy, BOOK)
+    )
+    assert decision.decided_by == "fallback" and "never matched the schema" in decision.reason
+    assert decision.cost_usd == pytest.approx(0.15 * calls) and decision.usage["input_tokens"] == 1_000_000 * calls
+
+
+async def test_an_unpriced_routing_model_falls_back_instead_of_failing_the_run(policy) -> None:  # type: ignore[no-untyped-def]
+    """Before, UnpricedModel escaped the router (only RouterError was caught): the run ended as an internal error."""
+    model = NamedModel("llama3:8b", "llama3:8b", ANSWER)
+    router_policy = _model_policy(policy)
+    decision = await route(
+        TicketFacts.of("Wrong sum"), router_policy, classifier=ModelClassifier(model, router_policy, BOOK)
+    )
+    assert decision.decided_by == "fallback" and "UnpricedModel" in decision.reason

@@ -56,6 +56,25 @@ def resolve(repo: Path, rev: str) -> str:
     return _git(repo, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").decode().strip()
 
 
+def ancestry(repo: Path, older: str, newer: str) -> bool | None:
+    """Whether commit `older` is an ancestor of commit `newer` in `repo` (a commit is its own); None when `repo`
+    does not hold one of them (a mirror fetched before the other was pushed).
+
+    Raises:
+        InvalidInput: git could not be run.
+    """
+    for commit in (older, newer):
+        try:
+            _git(repo, "cat-file", "-e", f"{commit}^{{commit}}")
+        except InvalidInput:
+            return None
+    try:
+        _git(repo, "merge-base", "--is-ancestor", older, newer)
+    except InvalidInput:
+        return False
+    return True
+
+
 def ls_tree(repo: Path, commit: str) -> dict[str, tuple[str, str, int | None]]:
     """path -> (mode, blob id, size in bytes) of every file at `commit` (symlinks have mode 120000).
 

@@ -145,10 +145,15 @@ def index_repo(
     go_options: GoOptions | None = None,
     progress: Progress | None = None,
     maintain: bool = True,
+    forward_only: bool = False,
 ) -> IndexReport:
-    """Bring `repo`'s index to `rev` of the repository (or directory) at `root`.
+    """Bring `repo`'s index to `rev` of the repository (or directory) at `root`. With `forward_only` (the re-index
+    worker: pushes indexed by replicas with a mirror each), the index never moves back to an older commit: that
+    is checked under the writer lock, against the commit the index holds then.
 
     Raises:
+        Superseded: `forward_only`, and the index is already at a newer commit (or `root` does not hold the one
+            it is at: fetch and resolve the branch again).
         Conflict: another writer holds this repo's lock.
         InvalidInput: `rev` is not a commit of `root`.
         UpstreamFailure: the index cannot be written, or a remote embedder failed.
@@ -158,6 +163,8 @@ def index_repo(
     chunker = GoChunker(go_options)
     with writer_lock(index.db_dir, repo):
         snap = snapshot(root, rev, rules)
+        if forward_only and snap.is_git:
+            _refuse_going_back(index, root, repo, snap.commit)
         gen, stored = index.begin(repo)
         report = IndexReport(repo, snap.commit, gen, files=len(snap.files), bad_names=snap.bad_names)
         changed = sorted(p for p, blob in snap.files.items() if stored.get(p) != blob)
@@ -188,6 +195,27 @@ def index_repo(
             index.maintain()
         report.seconds = time.perf_counter() - began
     return report
+
+
+class Superseded(Conflict):
+    """The index is at a commit that `commit` would take it back from. `stale_source`: the repository indexed from
+    does not hold the index's commit (fetch it again, then resolve the branch's tip)."""
+
+    def __init__(self, message: str, *, stale_source: bool) -> None:
+        super().__init__(message)
+        self.stale_source = stale_source
+
+
+def _refuse_going_back(index: CodeIndex, root: Path, repo: str, commit: str) -> None:
+    """Raises Superseded when indexing `commit` would move `repo`'s index back (see `index_repo`)."""
+    stored = index.repo_info().get(repo, {}).get("commit")
+    if not isinstance(stored, str) or not stored or stored == commit:
+        return
+    newer = gitrepo.ancestry(root, commit, stored)
+    if newer is None:
+        raise Superseded(f"the index of {repo} is at {stored[:12]}, which {root.name} does not hold", stale_source=True)
+    if newer:
+        raise Superseded(f"the index of {repo} is at {stored[:12]}, newer than {commit[:12]}", stale_source=False)
 
 
 def batches(paths: list[str], sizes: dict[str, int]) -> Iterator[list[str]]:

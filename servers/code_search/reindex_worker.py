@@ -244,21 +244,16 @@ class Reindexer:
             log.info("reindex.other_branch", repo=name, ref=data.ref[:200], follows=branch, id=event.id)
             SKIPPED.labels("other-branch").inc()
             return None
-        try:
-            target = resolve(mirror, data.ref)  # the branch's newest tip: later queued pushes collapse here
-        except InvalidInput:  # the branch is gone (deleted since): index the pushed commit
-            target = resolve(mirror, data.after)
-        current = self.index.repo_info().get(name, {}).get("commit")
-        if current == target:
-            log.info("reindex.current", repo=name, commit=target, id=event.id, trace_id=event.trace_id)
+        tip = (data.ref, data.after)
+        report = self._index_forward(event, name, mirror, *tip) or self._index_forward(
+            event, name, self._fetch(event.repo), *tip, fetched=True
+        )
+        if report is None or isinstance(report, str):
             return None
-        from servers.code_search.indexer import index_repo
-
-        report = index_repo(self.index, self.embedder, mirror, name, target)
         log.info(
             "reindex.done",
             repo=name,
-            commit=target,
+            commit=report.commit,
             changed=report.changed,
             removed=report.removed,
             bad_names=report.bad_names,
@@ -267,6 +262,35 @@ class Reindexer:
             trace_id=event.trace_id,
         )
         return report
+
+    def _index_forward(
+        self, event: Event, name: str, mirror: Path, ref: str, after: str, *, fetched: bool = False
+    ) -> IndexReport | str | None:
+        """Index the followed branch's tip in `mirror`, never taking the index back: the report; "done" when there
+        was nothing to do (the index is current, or already newer); None when `mirror` lacks the index's commit
+        (another replica indexed a push made after this mirror was fetched: fetch, and ask again). `fetched`: the
+        mirror was just fetched, and a commit it still lacks is no longer on the branch (pushed over by force):
+        the tip is indexed."""
+        from servers.code_search.indexer import Superseded, index_repo
+
+        try:
+            target = resolve(mirror, ref)  # the branch's newest tip: later queued pushes collapse here
+        except InvalidInput:  # the branch is gone (deleted since): index the pushed commit
+            target = resolve(mirror, after)
+        if self.index.repo_info().get(name, {}).get("commit") == target:
+            log.info("reindex.current", repo=name, commit=target, id=event.id, trace_id=event.trace_id)
+            return "done"
+        try:
+            # under the writer lock, against the index's commit then: never back to an older one
+            return index_repo(self.index, self.embedder, mirror, name, target, forward_only=True)
+        except Superseded as exc:
+            if exc.stale_source and fetched:
+                return index_repo(self.index, self.embedder, mirror, name, target)
+            if exc.stale_source:
+                return None
+            log.info("reindex.superseded", repo=name, commit=target, reason=exc.message, id=event.id)
+            SKIPPED.labels("superseded").inc()
+            return "done"
 
     async def __call__(self, event: Event) -> None:
         if event.data.kind != "push" or event.repo is None:

@@ -314,3 +314,52 @@ def test_the_read_token_is_configured_and_shown_as_a_secret(monkeypatch: pytest.
     monkeypatch.setenv("GORESOLVE_WORKER_GITHUB_TOKEN", "s3cret-read-token")
     settings = WorkerSettings()
     assert settings.github_token is not None and "s3cret" not in repr(settings)
+
+
+async def test_a_replica_with_a_stale_mirror_never_takes_the_index_back(tmp_path: Path) -> None:
+    """Two replicas, a mirror each, one index. Before, replica A (its mirror fetched before v2 was pushed) found the
+    index at v2, took its own tip v1 for the newest and indexed it over v2 (the check ran outside the writer
+    lock). Now, under the lock, the index's commit is one A's mirror lacks: A fetches again and finds it current."""
+    upstream = _upstream(tmp_path)
+    embedder = HashingEmbedder()
+    index = CodeIndex(tmp_path / "index", embedder.model_id, embedder.dim, create=True)
+    a = Reindexer(_local(upstream, tmp_path / "mirrors-a"), index, embedder)
+    b = Reindexer(_local(upstream, tmp_path / "mirrors-b"), index, embedder)
+    v1 = git(upstream, "rev-parse", "HEAD")
+    await a(_push(upstream, 1, v1))
+    stale = a._fetch("acme/svc")  # pyright: ignore[reportPrivateUsage]
+    (upstream / "svc.go").write_text(GO % "v2")
+    v2 = commit_all(upstream, "v2")
+    await b(_push(upstream, 2, v2))
+    assert index.repo_info()["svc"]["commit"] == v2
+    fetches: list[str] = []
+    fetch = a._fetch  # pyright: ignore[reportPrivateUsage]
+
+    def late_fetch(repo: str) -> Path:  # the first fetch happened before v2 was pushed
+        fetches.append(repo)
+        return stale if len(fetches) == 1 else fetch(repo)
+
+    a._fetch = late_fetch  # type: ignore[method-assign]
+    await a(_push(upstream, 3, v2))
+    assert index.repo_info()["svc"]["commit"] == v2 and len(fetches) == 2
+    assert [r.commit for r in a.runs] == [v1]
+
+
+async def test_a_commit_pushed_over_by_force_does_not_hold_the_index_for_ever(tmp_path: Path) -> None:
+    """The index is at v2, then the branch is pushed over by force; a replica whose mirror never held v2 cannot
+    tell whether it is older: after a fresh fetch it still lacks it, so the branch's tip is indexed."""
+    upstream = _upstream(tmp_path)
+    embedder = HashingEmbedder()
+    index = CodeIndex(tmp_path / "index", embedder.model_id, embedder.dim, create=True)
+    v1 = git(upstream, "rev-parse", "HEAD")
+    (upstream / "svc.go").write_text(GO % "v2")
+    v2 = commit_all(upstream, "v2")
+    await Reindexer(_local(upstream, tmp_path / "mirrors-b"), index, embedder)(_push(upstream, 1, v2))
+    git(upstream, "reset", "-q", "--hard", v1)
+    git(upstream, "reflog", "expire", "--expire=now", "--all")
+    git(upstream, "gc", "-q", "--prune=now")
+    (upstream / "svc.go").write_text(GO % "v2, again")
+    again = commit_all(upstream, "v2 again")
+    a = Reindexer(_local(upstream, tmp_path / "mirrors-a"), index, embedder)
+    await a(_push(upstream, 2, again))
+    assert index.repo_info()["svc"]["commit"] == again and [r.commit for r in a.runs] == [again]

@@ -166,7 +166,10 @@ def run_one(
     trace_id: Annotated[str, typer.Option(help="Trace id born at the webhook.")] = "0" * 32,
     result_file: Annotated[Path | None, typer.Option(help="Also write the result line here.")] = None,
 ) -> None:
-    """Run the agent for one ticket (what each Job's agent container does) and print its result line."""
+    """Run the agent for one ticket (what each Job's agent container does) and print its result line.
+
+    Exit 0 when the run gave a result, whatever its outcome (pull request, hand-off or error: the line says which,
+    and the Job is not retried for it); 1 when it gave none (it could not start, or died)."""
     settings = _settings()
     runner = LocalRunner(settings.command, deadline_s=settings.wall_clock_s + settings.deadline_margin_s)
     record = anyio.run(runner.run, Ticket(id=ticket, repo=repo, trace_id=trace_id, source="cli"))
@@ -178,7 +181,11 @@ def run_one(
     if record.reason:
         result["reason"] = record.reason
     line = compact_result(result)
+    print(line)  # first: the result is never lost to a result file that cannot be written
     if result_file is not None:
-        result_file.write_text(line + "\n", encoding="utf-8")
-    print(line)
+        try:
+            result_file.write_text(line + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"error: --result-file {result_file}: {exc.strerror or exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
     raise typer.Exit(0 if record.has_outcome else 1)

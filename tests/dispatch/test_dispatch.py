@@ -417,6 +417,19 @@ def test_dispatch_run_prints_the_result_line_and_writes_the_result_file(
     assert json.loads(out.read_text()) == {"outcome": "escalated", "cost_usd": 1.0}
 
 
+def test_a_result_file_that_cannot_be_written_loses_no_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, --result-file in a missing directory raised FileNotFoundError before the result line was printed."""
+    command = agent_script(tmp_path, 'import json; print(json.dumps({"outcome": "pr", "cost_usd": 1}))')
+    monkeypatch.setenv("GORESOLVE_DISPATCH_COMMAND", json.dumps(command))
+    out = tmp_path / "no-such-dir" / "termination-log"
+    result = CliRunner().invoke(
+        dispatch_cli, ["run", "--ticket", "SVC-3", "--repo", "acme/svc", "--result-file", str(out)]
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout.splitlines()[0]) == {"outcome": "pr", "cost_usd": 1.0}
+    assert f"error: --result-file {out}: No such file or directory" in result.stderr
+
+
 def test_bad_settings_end_with_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GORESOLVE_DISPATCH_MAX_CONCURRENT", "zero")
     result = CliRunner().invoke(dispatch_cli, ["--burst"])

@@ -87,7 +87,31 @@ def test_without_persistence_redis_is_on_an_empty_dir_and_with_everysec_it_says_
     assert flag(spec["containers"][0]["args"], "--appendfsync") == "everysec"
 
 
-@pytest.mark.parametrize("bad", ["queue.redis.appendfsync=no", "queue.redis.maxmemory=lots", "queue.redis.maxmemory=0"])
+def test_every_queue_client_refuses_new_events_at_the_configured_share_of_maxmemory() -> None:
+    """The gateway's headroom for the workers (GORESOLVE_QUEUE_REDIS_MEMORY_LIMIT) is a chart value, for an
+    external Redis too."""
+    for sets, want in (
+        ((), "0.9"),
+        (("queue.redis.bundled=false", "queue.redis.url=redis://r:6379/0", "queue.redis.memoryLimit=0.75"), "0.75"),
+    ):
+        manifests = render(sets=sets)
+        for client in ("webhooks", "dispatcher", "indexer"):
+            [container] = workload(manifests, f"gr-goresolve-{client}")["containers"]
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["GORESOLVE_QUEUE_REDIS_MEMORY_LIMIT"] == want, client
+            assert QueueSettings.model_validate({"redis_memory_limit": want}).redis_memory_limit == float(want)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "queue.redis.appendfsync=no",
+        "queue.redis.maxmemory=lots",
+        "queue.redis.maxmemory=0",
+        "queue.redis.memoryLimit=0",
+        "queue.redis.memoryLimit=1.5",
+    ],
+)
 def test_redis_settings_that_lose_or_evict_events_are_refused(bad: str) -> None:
     with pytest.raises(RuntimeError, match="schema"):
         render(sets=(bad,))

@@ -121,6 +121,8 @@ which Kubernetes substitutes from the Secret when the container starts (never in
 {{- define "goresolve.queueEnv" -}}
 - name: GORESOLVE_QUEUE_BACKEND
   value: redis
+- name: GORESOLVE_QUEUE_REDIS_MEMORY_LIMIT
+  value: {{ .Values.queue.redis.memoryLimit | quote }}
 {{- if .Values.queue.redis.bundled }}
 - name: REDIS_PASSWORD
   valueFrom:

@@ -81,7 +81,8 @@ def load_tasks(path: Path) -> list[Task]:
     """Read a JSONL task file.
 
     Raises:
-        TaskFileError: the file cannot be read, a line is not JSON or not a task, or two tasks share an id.
+        TaskFileError: the file cannot be read, holds no task, a line is not JSON or not a task, or two tasks share
+            an id.
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -104,4 +105,6 @@ def load_tasks(path: Path) -> list[Task]:
             raise TaskFileError(f"{path}:{n}: duplicate instance_id {task.instance_id!r}")
         seen.add(task.instance_id)
         tasks.append(task)
+    if not tasks:  # an empty run would report "0 valid / 0 tasks" over the last run's results
+        raise TaskFileError(f"{path}: no tasks (one JSON object per line)")
     return tasks

@@ -46,6 +46,8 @@ def test_a_bad_task_file_names_the_line(tmp_path: pathlib.Path) -> None:
         "not json": (f"{good}\n{{oops\n", r":2: not JSON"),
         "bad field": (json.dumps(json.loads(good) | {"base_commit": "main"}) + "\n", r":1: field 'base_commit'"),
         "duplicate": (f"{good}\n\n{good}\n", r":3: duplicate instance_id"),
+        # before, an empty file ran: "0 valid / 0 tasks", exit 0, results.md overwritten beside the last results
+        "empty": ("\n\n", r"empty\.jsonl: no tasks"),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / f"{name}.jsonl"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import anyio
+import anyio.to_thread
 import typer
 from pydantic import ValidationError
 
@@ -123,6 +124,9 @@ async def _consume(settings: DispatchSettings, burst: bool) -> None:
         else:
             runs = TicketRuns(settings.resolved_ticket_runs(), ttl_s=settings.ttl_after_finished_s)
             try:
+                reaped = await anyio.to_thread.run_sync(runs.reap_orphans)
+                if reaped:
+                    print(f"killed {reaped} processes left of runs whose dispatcher had died", file=sys.stderr)
                 runner = LocalRunner(settings.command, deadline_s=settings.active_deadline_s, runs=runs)
                 await _serve(queue, runner, capacity, settings, burst)
             finally:

@@ -11,7 +11,8 @@ one `BEGIN IMMEDIATE` transaction, so two deliveries (or two dispatchers) never 
 - a finished run within the TTL: adopt its record, unless the request is a restart command from
   another request than the one that started it (`replaces_run`, the rule Kubernetes mode uses): start;
 - a run whose owner died (a dispatcher killed mid-run): the run died with it (the kernel kills the
-  agent, see local.py), and whatever of its process tree is left is killed before a new run starts.
+  agent, see local.py), and whatever of its process tree is left is killed when the next dispatcher starts
+  (`reap_orphans`), or at the latest before a new run of the ticket starts.
 
 An owner is a process id and its start time (from /proc), so a reused pid is not taken for it.
 """
@@ -176,6 +177,20 @@ class TicketRuns:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def reap_orphans(self) -> int:
+        """Kill what is left of every unfinished run whose dispatcher died (the kernel killed the agent itself, not
+        the processes it started: a `go test`, a server); how many processes there were. A dispatcher calls it
+        when it starts, rather than leaving them running until the ticket comes again."""
+        killed = 0
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT marker, owner_pid, owner_start, boot FROM runs WHERE finished_at IS NULL"
+            ).fetchall()
+        for marker, owner_pid, owner_start, boot in rows:
+            if not alive(owner_pid, owner_start, boot):
+                killed += kill_run(marker)
+        return killed
 
     def _finish(self, ticket: Ticket, marker: str, record: RunRecord) -> None:
         with self._lock:

@@ -240,3 +240,35 @@ async def test_a_cancelled_run_leaves_the_ticket_free_to_run_again(tmp_path: Pat
         assert starts(tmp_path) == ["SVC-5", "SVC-5"]
     finally:
         runs.close()
+
+
+async def test_a_starting_dispatcher_kills_what_is_left_of_its_dead_predecessors_runs(tmp_path: Path) -> None:
+    """Before, what a SIGKILLed dispatcher's run had started kept running until its ticket came again (with
+    default settings, after the run's lease: about 41 minutes). Now the next dispatcher kills it as it starts."""
+    (tmp_path / "orphaning.py").write_text(ORPHANING_AGENT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    dispatcher = subprocess.Popen(
+        [sys.executable, "-c", DISPATCHER, str(tmp_path / "tickets.db"), str(tmp_path / "orphaning.py")],
+        env=env,
+    )
+    pids_file = tmp_path / "pids.json"
+    try:
+        await wait_for(pids_file.exists, "the agent never started", timeout_s=60)
+        pids = json.loads(pids_file.read_text())
+        dispatcher.send_signal(signal.SIGKILL)
+        dispatcher.wait(timeout=30)
+        await wait_for(lambda: gone(pids["agent"]), "the agent outlived its dispatcher")
+        assert not gone(pids["child"])
+        runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
+        try:
+            assert runs.reap_orphans() == 1  # what a starting dispatcher does first
+            assert runs.reap_orphans() == 0
+        finally:
+            runs.close()
+        await wait_for(lambda: gone(pids["child"]), "the dead run's leftover process was not killed")
+    finally:
+        dispatcher.kill()
+        dispatcher.wait()
+        for pid in json.loads(pids_file.read_text()).values() if pids_file.exists() else ():
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)

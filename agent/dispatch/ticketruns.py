@@ -184,9 +184,11 @@ class TicketRuns:
         when it starts, rather than leaving them running until the ticket comes again."""
         killed = 0
         with self._lock:
-            rows = self._conn().execute(
-                "SELECT marker, owner_pid, owner_start, boot FROM runs WHERE finished_at IS NULL"
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute("SELECT marker, owner_pid, owner_start, boot FROM runs WHERE finished_at IS NULL")
+                .fetchall()
+            )
         for marker, owner_pid, owner_start, boot in rows:
             if not alive(owner_pid, owner_start, boot):
                 killed += kill_run(marker)

@@ -39,6 +39,7 @@ from agent.router.route import RouteDecision, Router
 from agent.router.ticket import MAX_FILE_BYTES, TicketFacts, load_ticket_file
 from agent.ticket_files import (
     GITHUB_KEY,
+    KEY,
     UNREADABLE,
     TicketFileError,
     github_issue_number,
@@ -100,7 +101,7 @@ async def read_ticket(key: str, env: dict[str, str], policy_dir: Path) -> Ticket
         # its log lines stay off the screen unless asked for: a failure reaches the user as one `error:` line; only its
         # own settings (no other server's token, no model key)
         env={
-            f"{prefix}LOG_LEVEL": "WARNING",
+            f"{prefix}LOG_LEVEL": "ERROR",
             **server_env(name, env),
             f"{prefix}POLICY_DIR": str(policy_dir.resolve()),
         },
@@ -153,6 +154,11 @@ def load_ticket(ticket: str, policy_dir: Path) -> TicketFacts:
                 raise TicketError(exc.message) from None
             env |= {"GORESOLVE_JIRA_READ_BACKEND": "local", "GORESOLVE_JIRA_READ_TICKETS_DIR": str(folder)}
             return anyio.run(read_ticket, key, env, readable)
+    if not (KEY.match(ticket) or GITHUB_KEY.match(ticket)):  # before a server is started for it, as resolve says
+        raise TicketError(
+            f"{ticket[:200]!r} is not a Jira key (SVC-12), a GitHub issue (acme/svc#12), an issue URL or a ticket "
+            "file (.yaml/.json/.md)"
+        )
     return anyio.run(read_ticket, ticket, env, policy_dir)
 
 

@@ -69,6 +69,11 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "error: routing.yaml: strongest: tier 'human' has no model (and 6 more)" in bad.stderr
     assert "routing.yaml: kinds.trivial: missing" in bad.stderr and "Traceback" not in bad.output
+    # before, an empty or malformed key started jira-read and came back as its argument validation error
+    for key in ("", "svc-1", "SVC-0"):
+        done = _run(key)
+        assert done.exit_code == 1, key
+        assert f"error: {key!r} is not a Jira key (SVC-12), a GitHub issue (acme/svc#12)" in done.stderr, done.stderr
 
 
 def _route_over_stdio(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -99,6 +104,16 @@ def test_a_ticket_key_is_read_through_jira_read(tmp_path: Path) -> None:
     """On the bundled samples. (One process: each start of the server costs seconds on a loaded machine.)"""
     decision = _decision(_route_over_stdio(tmp_path, "SVC-1", "--json"))
     assert decision["ticket"] == "SVC-1" and decision["tier"] in ("small", "strong", "human")
+
+
+@pytest.mark.slow
+def test_a_refused_ticket_is_one_error_line_without_the_servers_warnings(tmp_path: Path) -> None:
+    """Before, jira-read's JSON warning ("access denied") was printed above the error line."""
+    done = _route_over_stdio(tmp_path, "OPS-1")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "error: jira-read refused OPS-1: project OPS is not readable by this caller"
+    ]
 
 
 @pytest.mark.slow

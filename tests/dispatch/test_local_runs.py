@@ -13,6 +13,8 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,8 @@ async def test_another_requests_delivery_while_the_run_goes_ends_at_once_and_the
 
 DISPATCHER = """
 import sys, anyio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from agent.dispatch import Ticket
 from agent.dispatch.local import LocalRunner
@@ -164,6 +168,8 @@ anyio.run(LocalRunner(command, deadline_s=600, runs=runs).run, Ticket("SVC-7", "
 
 ORPHANING_AGENT = """
 import json, os, subprocess, sys, time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
 Path(sys.argv[0]).with_name("pids.json").write_text(json.dumps({"agent": os.getpid(), "child": child.pid}))
@@ -187,10 +193,10 @@ async def wait_for(check: Any, what: str, timeout_s: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_a_killed_dispatcher_takes_its_run_along_and_the_next_leaves_nothing_of_it(tmp_path: Path) -> None:
-    """Before, a SIGKILLed dispatcher left its agent running; the restarted one ran the ticket again beside
-    it (two agents for one ticket, the orphan's outcome lost). Now the kernel kills the agent with its
-    dispatcher, and what the agent had started in a session of its own is killed before the ticket runs again."""
+@asynccontextmanager
+async def orphaned_run(tmp_path: Path) -> AsyncIterator[dict[str, int]]:
+    """A dispatcher running SVC-7 on an agent that started a child in a session of its own, SIGKILLed: yields
+    the pids of the agent (dead with its dispatcher, checked) and of the child (left running, checked)."""
     (tmp_path / "orphaning.py").write_text(ORPHANING_AGENT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     dispatcher = subprocess.Popen(
@@ -205,7 +211,20 @@ async def test_a_killed_dispatcher_takes_its_run_along_and_the_next_leaves_nothi
         dispatcher.wait(timeout=30)
         await wait_for(lambda: gone(pids["agent"]), "the agent outlived its dispatcher")
         assert not gone(pids["child"])  # out of reach of the kernel's rule: the next dispatcher's business
+        yield pids
+    finally:
+        dispatcher.kill()
+        dispatcher.wait()
+        for pid in json.loads(pids_file.read_text()).values() if pids_file.exists() else ():
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
+
+async def test_a_killed_dispatcher_takes_its_run_along_and_the_next_leaves_nothing_of_it(tmp_path: Path) -> None:
+    """Before, a SIGKILLed dispatcher left its agent running; the restarted one ran the ticket again beside
+    it (two agents for one ticket, the orphan's outcome lost). Now the kernel kills the agent with its
+    dispatcher, and what the agent had started in a session of its own is killed before the ticket runs again."""
+    async with orphaned_run(tmp_path) as pids:
         runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
         try:
             record = await LocalRunner(agent(tmp_path), deadline_s=60, runs=runs).run(
@@ -215,50 +234,12 @@ async def test_a_killed_dispatcher_takes_its_run_along_and_the_next_leaves_nothi
             runs.close()
         assert record.outcome == "resolved" and not record.adopted
         await wait_for(lambda: gone(pids["child"]), "the dead run's leftover process was not killed")
-    finally:
-        dispatcher.kill()
-        dispatcher.wait()
-        for pid in json.loads(pids_file.read_text()).values() if pids_file.exists() else ():
-            if not gone(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
-async def test_a_cancelled_run_leaves_the_ticket_free_to_run_again(tmp_path: Path) -> None:
-    """The queue cuts a handler off at its job timeout (or the dispatcher shuts down): the run is killed, and its
-    record must not make the queue's next try follow a run that no longer exists."""
-    runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
-    try:
-        slow = LocalRunner(agent(tmp_path, pause_s=120), deadline_s=300, runs=runs)
-        ticket = Ticket("SVC-5", "acme/svc", TRACE, "jira", request="jira:a")
-        going = asyncio.create_task(slow.run(ticket))
-        await wait_for(lambda: bool(starts(tmp_path)), "the agent never started", timeout_s=60)
-        going.cancel()
-        await asyncio.gather(going, return_exceptions=True)
-        (tmp_path / "SVC-5.go").touch()
-        record = await asyncio.wait_for(slow.run(ticket), timeout=60)
-        assert not record.adopted and record.outcome == "resolved"
-        assert starts(tmp_path) == ["SVC-5", "SVC-5"]
-    finally:
-        runs.close()
 
 
 async def test_a_starting_dispatcher_kills_what_is_left_of_its_dead_predecessors_runs(tmp_path: Path) -> None:
     """Before, what a SIGKILLed dispatcher's run had started kept running until its ticket came again (with
     default settings, after the run's lease: about 41 minutes). Now the next dispatcher kills it as it starts."""
-    (tmp_path / "orphaning.py").write_text(ORPHANING_AGENT)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    dispatcher = subprocess.Popen(
-        [sys.executable, "-c", DISPATCHER, str(tmp_path / "tickets.db"), str(tmp_path / "orphaning.py")],
-        env=env,
-    )
-    pids_file = tmp_path / "pids.json"
-    try:
-        await wait_for(pids_file.exists, "the agent never started", timeout_s=60)
-        pids = json.loads(pids_file.read_text())
-        dispatcher.send_signal(signal.SIGKILL)
-        dispatcher.wait(timeout=30)
-        await wait_for(lambda: gone(pids["agent"]), "the agent outlived its dispatcher")
-        assert not gone(pids["child"])
+    async with orphaned_run(tmp_path) as pids:
         runs = TicketRuns(tmp_path / "tickets.db", ttl_s=3600)
         try:
             assert runs.reap_orphans() == 1  # what a starting dispatcher does first
@@ -266,9 +247,3 @@ async def test_a_starting_dispatcher_kills_what_is_left_of_its_dead_predecessors
         finally:
             runs.close()
         await wait_for(lambda: gone(pids["child"]), "the dead run's leftover process was not killed")
-    finally:
-        dispatcher.kill()
-        dispatcher.wait()
-        for pid in json.loads(pids_file.read_text()).values() if pids_file.exists() else ():
-            if not gone(pid):
-                os.kill(pid, signal.SIGKILL)

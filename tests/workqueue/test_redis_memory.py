@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -19,7 +18,7 @@ import pytest
 import structlog
 from redis import Redis as SyncRedis
 
-from tests.workqueue.support import redis_server, wait_for
+from tests.workqueue.support import push_event, redis_server, wait_for
 from workqueue import Event, IssueData, QueueFull
 from workqueue.redis import RedisQueue
 
@@ -31,16 +30,8 @@ def url(tmp_path: Path) -> Iterator[str]:
 
 
 def issue_event(n: int | str, marker: str = "", size: int = 1500) -> Event:
-    return Event(
-        id=f"github:1:{n}",
-        source="github",
-        delivery=str(n),
-        hook_id="1",
-        trace_id=uuid.uuid4().hex,
-        received_at=datetime.now(UTC),
-        repo="acme/svc",
-        data=IssueData(action="opened", number=1, title=marker + "x" * size, url="https://x/1", author="a"),
-    )
+    data = IssueData(action="opened", number=1, title=marker + "x" * size, url="https://x/1", author="a")
+    return push_event(n).model_copy(update={"data": data})
 
 
 def used_memory(direct: SyncRedis) -> int:

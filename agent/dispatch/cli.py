@@ -9,6 +9,7 @@ command with exit 2 and one line naming the setting; no traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from agent.dispatch.capacity import Capacity
 from agent.dispatch.errors import DispatchError
 from agent.dispatch.local import LocalRunner
-from agent.dispatch.results import Ledger, compact_result
+from agent.dispatch.results import Ledger, RunRecord, compact_result
 from agent.dispatch.service import Dispatcher, Runner
 from agent.dispatch.settings import DispatchSettings
 from agent.dispatch.ticketruns import TicketRuns
@@ -163,6 +164,24 @@ async def _serve(queue: Any, runner: Runner, capacity: Capacity, settings: Dispa
     await queue.consume(dispatcher.handle, concurrency=settings.max_concurrent, burst=burst)
 
 
+async def _run_passing_signals(runner: LocalRunner, ticket: Ticket) -> RunRecord:
+    """`runner.run(ticket)`, passing SIGTERM and SIGINT on to the agent rather than dying of them: Kubernetes
+    stops a Job's pod with SIGTERM, and the agent then records its run as interrupted and prints its result
+    line (the pod's grace period is its time to), which this run reads as usual."""
+    records: list[RunRecord] = []
+    async with anyio.create_task_group() as group:
+
+        async def pass_on() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    runner.interrupt(signum)
+
+        group.start_soon(pass_on)
+        records.append(await runner.run(ticket))
+        group.cancel_scope.cancel()
+    return records[0]
+
+
 @app.command("run")
 def run_one(
     ticket: Annotated[str, typer.Option(help="Ticket id, e.g. SVC-7 or acme/svc#42.")],
@@ -176,7 +195,7 @@ def run_one(
     and the Job is not retried for it); 1 when it gave none (it could not start, or died)."""
     settings = _settings()
     runner = LocalRunner(settings.command, deadline_s=settings.wall_clock_s + settings.deadline_margin_s)
-    record = anyio.run(runner.run, Ticket(id=ticket, repo=repo, trace_id=trace_id, source="cli"))
+    record = anyio.run(_run_passing_signals, runner, Ticket(id=ticket, repo=repo, trace_id=trace_id, source="cli"))
     result: dict[str, Any] = {"outcome": record.outcome}
     if record.cost_usd is not None:
         result["cost_usd"] = record.cost_usd

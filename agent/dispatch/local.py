@@ -67,6 +67,16 @@ class LocalRunner:
         self._deadline_s = deadline_s
         self._env = dict(env) if env is not None else None
         self._runs = runs
+        self._agents: set[asyncio.subprocess.Process] = set()
+
+    def interrupt(self, signum: int) -> int:
+        """Send `signum` (SIGTERM) to every agent this runner is running, the agent alone, not its servers: it
+        stops its run inside its event loop, records it as interrupted, shuts its servers down and prints its
+        result line, which `run` still reads. How many agents there were."""
+        for proc in self._agents:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+        return len(self._agents)
 
     async def run(self, ticket: Ticket, slot: Slot = no_slot) -> RunRecord:
         """Run to completion or deadline inside `slot()`, or follow or adopt the ticket's run (with `runs`;
@@ -137,6 +147,7 @@ class LocalRunner:
         except OSError as exc:
             return self._record(ticket, started, None, reason=f"could not start {argv[0]!r}: {exc.strerror}")
         assert proc.stdout is not None
+        self._agents.add(proc)
         chunks = bytearray()
 
         async def read_all() -> None:
@@ -153,6 +164,7 @@ class LocalRunner:
             await proc.wait()
             return self._record(ticket, started, None, reason=f"killed at the {self._deadline_s:.0f} s deadline")
         finally:
+            self._agents.discard(proc)
             if proc.returncode is None:
                 _kill_group(proc.pid)
                 with contextlib.suppress(ProcessLookupError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 import textwrap
+import time
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -544,3 +546,46 @@ async def test_a_github_name_in_another_case_is_the_registered_repository_as_rep
     finally:
         await queue.aclose()
     assert [(r.ticket, r.repo) for r in ledger.runs()] == [("acme/svc#3", "acme/svc")]
+
+
+def test_dispatch_run_passes_sigterm_to_the_agent_and_prints_its_result(tmp_path: Path) -> None:
+    """Before, SIGTERM (how Kubernetes stops a Job's pod) killed `dispatch run` at once, and with it its agent
+    (SIGKILL, by the kernel's parent-death rule): no result line, the run not recorded as interrupted. Now the
+    agent gets the SIGTERM, stops its run and prints its result, which dispatch run prints as usual."""
+    import signal
+    import subprocess
+
+    ready = tmp_path / "ready"
+    command = agent_script(
+        tmp_path,
+        f"""
+        import json, pathlib, signal, sys, time
+        def stop(signum, frame):
+            print(json.dumps({{"outcome": "error", "exit": "interrupted", "reason": "stopped by SIGTERM"}}))
+            sys.exit(143)
+        signal.signal(signal.SIGTERM, stop)
+        pathlib.Path({str(ready)!r}).write_text("up")
+        time.sleep(120)
+        """,
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env["GORESOLVE_DISPATCH_COMMAND"] = json.dumps(command)
+    code = "from agent.dispatch.cli import app; app()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--ticket", "SVC-3", "--repo", "acme/svc"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the agent never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert json.loads(out.strip().splitlines()[-1]) == {"outcome": "error", "reason": "stopped by SIGTERM"}

@@ -531,7 +531,7 @@ class Run:
         try:
             names = chain_names(self.model)
             worst_cost = max(self.prices.worst_case(name, prompt, request.max_tokens) for name in names)
-            spent_cost = self.cost + (self.prices.charge(self.model.name, names, billed) if billed.total else 0.0)
+            spent_cost = self.cost + (self.billed_cost(billed) if billed.total else 0.0)
         except UnpricedModel as exc:  # no call is made at a price nobody set: the set-up's to fix
             raise ModelMisconfigured(
                 exc.message, "the model name, GORESOLVE_AGENT_MODEL, or its price in the policies' budgets.yaml"
@@ -577,8 +577,7 @@ class Run:
         def guard(billed: Usage) -> None:
             try:
                 worst_cost = self.check_budget(request, billed)
-                names = chain_names(self.model)
-                self.hold_daily(self.prices.charge(self.model.name, names, billed) + worst_cost, hold)
+                self.hold_daily(self.billed_cost(billed) + worst_cost, hold)
             except BudgetExceeded as exc:
                 raise SpendRefused(f"no attempt after the billed ones: {exc.reason}") from None
 
@@ -649,9 +648,14 @@ class Run:
     def charge_unanswered(self, usage: Usage) -> float:
         """Charge what a failed call was billed (replies it could not use): the run's usage and cost, and the
         ledger's spend. Returns the cost."""
-        cost = self.prices.charge(self.model.name, chain_names(self.model), usage)
+        cost = self.billed_cost(usage)
         self.book(usage, cost)
         return cost
+
+    def billed_cost(self, usage: Usage) -> float:
+        """What replies the run could not use cost: no answer names their model, so the configured model's price
+        (`PriceBook.charge`)."""
+        return self.prices.charge(self.model.name, chain_names(self.model), usage)
 
     def model_failure(self, exc: LLMError) -> RunExit:
         """A failed model call: a hand-off, or an error when the model as set up cannot answer this run (an
